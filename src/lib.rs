@@ -1,0 +1,13 @@
+//! tacitrec's compute core: validated sparse views, batched top-k retrieval and ranking metrics,
+//! parallel with rayon. Pure Rust; the Python bindings live in `python/` behind the `python` feature.
+
+pub mod error;
+pub mod metrics;
+pub mod parallel;
+pub mod sparse;
+pub mod topk;
+
+#[cfg(feature = "python")]
+mod python;
+
+pub use error::{Error, Result};

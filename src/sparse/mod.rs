@@ -1,0 +1,225 @@
+//! Compressed sparse row matrices over borrowed slices.
+//!
+//! The canonical form at the boundary is indptr `i64`, indices `i32`, data `f32`, with every row's
+//! indices strictly increasing (sorted, no duplicates). [`CsrView::new`] is the one validation
+//! function every binding goes through; once a view exists its invariants hold, so kernels index
+//! it without further checks.
+
+mod ops;
+
+pub use ops::{col_norms, row_norms, transpose};
+
+use crate::error::{Error, Result};
+use std::ops::Range;
+
+/// A validated CSR matrix borrowing its three arrays.
+#[derive(Debug, Clone, Copy)]
+pub struct CsrView<'a> {
+    n_rows: usize,
+    n_cols: usize,
+    indptr: &'a [i64],
+    indices: &'a [i32],
+    data: &'a [f32],
+}
+
+impl<'a> CsrView<'a> {
+    /// Validates and wraps the arrays of an `n_rows x n_cols` CSR matrix. `what` names the argument
+    /// in error messages. Checks: `indptr` has `n_rows + 1` entries, starts at 0, never decreases and
+    /// ends at `indices.len() == data.len()`; every index is in `0..n_cols`; indices within a row are
+    /// strictly increasing.
+    pub fn new(
+        what: &str,
+        n_rows: usize,
+        n_cols: usize,
+        indptr: &'a [i64],
+        indices: &'a [i32],
+        data: &'a [f32],
+    ) -> Result<Self> {
+        if n_cols > i32::MAX as usize + 1 {
+            return Err(Error::invalid(
+                what,
+                format!("{n_cols} columns exceed the int32 index range"),
+            ));
+        }
+        if indptr.len() != n_rows + 1 {
+            return Err(Error::shape(
+                &format!("{what}.indptr length"),
+                n_rows + 1,
+                indptr.len(),
+            ));
+        }
+        if indices.len() != data.len() {
+            return Err(Error::shape(
+                &format!("{what}.data length (must equal indices length)"),
+                indices.len(),
+                data.len(),
+            ));
+        }
+        if indptr[0] != 0 {
+            return Err(Error::invalid_csr(
+                what,
+                format!("indptr[0] is {}, expected 0", indptr[0]),
+            ));
+        }
+        let nnz = indices.len();
+        if indptr[n_rows] != nnz as i64 {
+            return Err(Error::invalid_csr(
+                what,
+                format!(
+                    "indptr[-1] is {} but there are {nnz} stored entries",
+                    indptr[n_rows]
+                ),
+            ));
+        }
+        for r in 0..n_rows {
+            let (start, end) = (indptr[r], indptr[r + 1]);
+            if end < start {
+                return Err(Error::invalid_csr(
+                    what,
+                    format!("indptr decreases at row {r} ({start} -> {end})"),
+                ));
+            }
+            let row = &indices[start as usize..end as usize];
+            let mut prev: i64 = -1;
+            for &c in row {
+                if c < 0 || c as usize >= n_cols {
+                    return Err(Error::out_of_range(
+                        &format!("{what} column index in row {r}"),
+                        c as i64,
+                        n_cols,
+                    ));
+                }
+                if (c as i64) <= prev {
+                    return Err(Error::invalid_csr(
+                        what,
+                        format!("row {r} has unsorted or duplicate column indices"),
+                    ));
+                }
+                prev = c as i64;
+            }
+        }
+        Ok(CsrView {
+            n_rows,
+            n_cols,
+            indptr,
+            indices,
+            data,
+        })
+    }
+
+    pub fn n_rows(&self) -> usize {
+        self.n_rows
+    }
+
+    pub fn n_cols(&self) -> usize {
+        self.n_cols
+    }
+
+    pub fn nnz(&self) -> usize {
+        self.indices.len()
+    }
+
+    pub fn indptr(&self) -> &'a [i64] {
+        self.indptr
+    }
+
+    pub fn indices(&self) -> &'a [i32] {
+        self.indices
+    }
+
+    pub fn data(&self) -> &'a [f32] {
+        self.data
+    }
+
+    /// Positions of row `r`'s entries in `indices` / `data`.
+    #[inline]
+    pub fn row_range(&self, r: usize) -> Range<usize> {
+        self.indptr[r] as usize..self.indptr[r + 1] as usize
+    }
+
+    /// Column indices and values of row `r`.
+    #[inline]
+    pub fn row(&self, r: usize) -> (&'a [i32], &'a [f32]) {
+        let range = self.row_range(r);
+        (&self.indices[range.clone()], &self.data[range])
+    }
+
+    /// Iterates over `(column indices, values)` of every row in order.
+    pub fn rows(&self) -> impl ExactSizeIterator<Item = (&'a [i32], &'a [f32])> + '_ {
+        (0..self.n_rows).map(move |r| self.row(r))
+    }
+
+    /// Whether row `r` stores column `c` (binary search in the sorted row).
+    #[inline]
+    pub fn contains(&self, r: usize, c: i32) -> bool {
+        self.row(r).0.binary_search(&c).is_ok()
+    }
+}
+
+/// An owned CSR matrix in canonical form (produced by kernels such as [`transpose`]).
+#[derive(Debug, Clone, PartialEq)]
+pub struct Csr {
+    pub n_rows: usize,
+    pub n_cols: usize,
+    pub indptr: Vec<i64>,
+    pub indices: Vec<i32>,
+    pub data: Vec<f32>,
+}
+
+impl Csr {
+    /// Builds a canonical CSR from `(row, col, value)` triplets (summing duplicates). Meant for tests,
+    /// benchmarks and small inputs; kernels build their outputs directly.
+    pub fn from_triplets(
+        n_rows: usize,
+        n_cols: usize,
+        triplets: &[(usize, usize, f32)],
+    ) -> Result<Self> {
+        let mut t: Vec<(usize, usize, f32)> = triplets.to_vec();
+        for &(r, c, _) in &t {
+            if r >= n_rows {
+                return Err(Error::out_of_range("triplet row", r as i64, n_rows));
+            }
+            if c >= n_cols {
+                return Err(Error::out_of_range("triplet column", c as i64, n_cols));
+            }
+        }
+        t.sort_by_key(|&(r, c, _)| (r, c));
+        let mut indptr = vec![0i64; n_rows + 1];
+        let mut indices: Vec<i32> = Vec::with_capacity(t.len());
+        let mut data: Vec<f32> = Vec::with_capacity(t.len());
+        let mut last: Option<(usize, usize)> = None;
+        for (r, c, v) in t {
+            if last == Some((r, c)) {
+                if let Some(d) = data.last_mut() {
+                    *d += v;
+                }
+                continue;
+            }
+            last = Some((r, c));
+            indptr[r + 1] += 1;
+            indices.push(c as i32);
+            data.push(v);
+        }
+        for r in 0..n_rows {
+            indptr[r + 1] += indptr[r];
+        }
+        Ok(Csr {
+            n_rows,
+            n_cols,
+            indptr,
+            indices,
+            data,
+        })
+    }
+
+    /// A view of this matrix. Owned matrices are canonical by construction.
+    pub fn view(&self) -> CsrView<'_> {
+        CsrView {
+            n_rows: self.n_rows,
+            n_cols: self.n_cols,
+            indptr: &self.indptr,
+            indices: &self.indices,
+            data: &self.data,
+        }
+    }
+}

@@ -1,0 +1,109 @@
+//! Whole-matrix operations on CSR views: transpose, row and column norms.
+
+use super::{Csr, CsrView};
+use crate::error::Result;
+use crate::parallel;
+use rayon::prelude::*;
+
+/// A pointer that parallel tasks write through at positions no other task writes.
+#[derive(Clone, Copy)]
+struct DisjointWrites<T>(*mut T);
+// SAFETY: used only for writes to positions partitioned between tasks (see `transpose`).
+unsafe impl<T: Send> Send for DisjointWrites<T> {}
+unsafe impl<T: Send> Sync for DisjointWrites<T> {}
+
+/// The transpose of `m` (an `n_cols x n_rows` canonical CSR), built in parallel: each thread counts
+/// the columns of a contiguous band of rows, a prefix sum over (column, band) gives every band its
+/// write offsets, and the bands scatter their entries. Rows of the result come out sorted because
+/// the bands are in row order. The result does not depend on the thread count.
+pub fn transpose(m: &CsrView<'_>, num_threads: usize) -> Result<Csr> {
+    let (n_rows, n_cols, nnz) = (m.n_rows(), m.n_cols(), m.nnz());
+    let bands = parallel::resolve_threads(num_threads)
+        .min(n_rows.max(1))
+        .max(1);
+    let band_rows = n_rows.div_ceil(bands).max(1);
+    let band_range = |b: usize| (b * band_rows).min(n_rows)..((b + 1) * band_rows).min(n_rows);
+
+    parallel::install(num_threads, || {
+        // counts[b][c]: entries of column c in band b.
+        let mut counts: Vec<Vec<i64>> = (0..bands)
+            .into_par_iter()
+            .map(|b| {
+                let mut cnt = vec![0i64; n_cols];
+                let rows = band_range(b);
+                let (lo, hi) = (m.indptr()[rows.start] as usize, m.indptr()[rows.end] as usize);
+                for &c in &m.indices()[lo..hi] {
+                    cnt[c as usize] += 1;
+                }
+                cnt
+            })
+            .collect();
+
+        // Turn the counts into write offsets, column-major over (column, band).
+        let mut indptr = vec![0i64; n_cols + 1];
+        let mut pos = 0i64;
+        for c in 0..n_cols {
+            indptr[c] = pos;
+            for cnt in counts.iter_mut() {
+                let k = cnt[c];
+                cnt[c] = pos;
+                pos += k;
+            }
+        }
+        indptr[n_cols] = pos;
+
+        let mut indices = vec![0i32; nnz];
+        let mut data = vec![0f32; nnz];
+        let out_idx = DisjointWrites(indices.as_mut_ptr());
+        let out_val = DisjointWrites(data.as_mut_ptr());
+        counts.par_iter_mut().enumerate().for_each(|(b, next)| {
+            let (out_idx, out_val) = (out_idx, out_val);
+            for r in band_range(b) {
+                let (cols, vals) = m.row(r);
+                for (&c, &v) in cols.iter().zip(vals) {
+                    let p = next[c as usize] as usize;
+                    next[c as usize] += 1;
+                    // SAFETY: p < nnz, and the offsets of (column, band) pairs are disjoint ranges,
+                    // so no other band writes position p.
+                    unsafe {
+                        *out_idx.0.add(p) = r as i32;
+                        *out_val.0.add(p) = v;
+                    }
+                }
+            }
+        });
+        Csr {
+            n_rows: n_cols,
+            n_cols: n_rows,
+            indptr,
+            indices,
+            data,
+        }
+    })
+}
+
+/// The L2 norm of every row, in parallel.
+pub fn row_norms(m: &CsrView<'_>, num_threads: usize) -> Result<Vec<f32>> {
+    parallel::install(num_threads, || {
+        (0..m.n_rows())
+            .into_par_iter()
+            .map(|r| {
+                let (_, vals) = m.row(r);
+                vals.iter()
+                    .map(|&v| (v as f64) * (v as f64))
+                    .sum::<f64>()
+                    .sqrt() as f32
+            })
+            .collect()
+    })
+}
+
+/// The L2 norm of every column. One pass over the stored values in order (the sum order, and so
+/// the result, is fixed); accumulated in f64.
+pub fn col_norms(m: &CsrView<'_>) -> Vec<f32> {
+    let mut sq = vec![0f64; m.n_cols()];
+    for (&c, &v) in m.indices().iter().zip(m.data()) {
+        sq[c as usize] += (v as f64) * (v as f64);
+    }
+    sq.into_iter().map(|s| s.sqrt() as f32).collect()
+}

@@ -1,0 +1,312 @@
+//! Batched scoring + filtering + top-k selection, in bounded memory and in parallel over query
+//! blocks.
+
+use super::select::TopK;
+use crate::error::{Error, Result};
+use crate::parallel;
+use crate::sparse::CsrView;
+use rayon::prelude::*;
+
+/// The items a query may return, as a list of *positions* scanned in increasing item id order.
+///
+/// Without an `items` subset every item is a position; `filter_items` are then skipped at scan
+/// time. With a subset the positions are its sorted, de-duplicated ids minus `filter_items`.
+#[derive(Debug, Clone)]
+pub struct Candidates {
+    n_items: usize,
+    subset: Option<Vec<u32>>,
+    excluded: Vec<u32>,
+}
+
+fn sorted_ids(what: &str, ids: &[i32], n_items: usize) -> Result<Vec<u32>> {
+    let mut out = Vec::with_capacity(ids.len());
+    for &i in ids {
+        if i < 0 || i as usize >= n_items {
+            return Err(Error::out_of_range(what, i as i64, n_items));
+        }
+        out.push(i as u32);
+    }
+    out.sort_unstable();
+    out.dedup();
+    Ok(out)
+}
+
+impl Candidates {
+    /// Every one of `n_items` items.
+    pub fn all(n_items: usize) -> Self {
+        Candidates {
+            n_items,
+            subset: None,
+            excluded: Vec::new(),
+        }
+    }
+
+    /// Candidates `items` (all when `None`) minus `filter_items`; ids must be in `0..n_items`.
+    pub fn new(n_items: usize, items: Option<&[i32]>, filter_items: Option<&[i32]>) -> Result<Self> {
+        if n_items > u32::MAX as usize {
+            return Err(Error::invalid("n_items", "more than 2^32 items"));
+        }
+        let filter = sorted_ids("filter_items", filter_items.unwrap_or(&[]), n_items)?;
+        match items {
+            None => Ok(Candidates {
+                n_items,
+                subset: None,
+                excluded: filter,
+            }),
+            Some(items) => {
+                let mut subset = sorted_ids("items", items, n_items)?;
+                subset.retain(|i| filter.binary_search(i).is_err());
+                Ok(Candidates {
+                    n_items,
+                    subset: Some(subset),
+                    excluded: Vec::new(),
+                })
+            }
+        }
+    }
+
+    pub fn n_items(&self) -> usize {
+        self.n_items
+    }
+
+    /// Number of positions a scan covers.
+    pub fn n_positions(&self) -> usize {
+        self.subset.as_ref().map_or(self.n_items, Vec::len)
+    }
+
+    /// Number of items a query can return before its own exclusions.
+    pub fn available(&self) -> usize {
+        self.n_positions() - self.excluded.len()
+    }
+
+    /// The item ids of the positions, or `None` when position == item id.
+    pub fn subset(&self) -> Option<&[u32]> {
+        self.subset.as_deref()
+    }
+
+    /// Positions skipped for every query (sorted).
+    pub fn excluded(&self) -> &[u32] {
+        &self.excluded
+    }
+
+    #[inline]
+    pub fn item(&self, position: usize) -> u32 {
+        match &self.subset {
+            None => position as u32,
+            Some(s) => s[position],
+        }
+    }
+
+    #[inline]
+    pub fn position(&self, item: u32) -> Option<u32> {
+        match &self.subset {
+            None => ((item as usize) < self.n_items).then_some(item),
+            Some(s) => s.binary_search(&item).ok().map(|p| p as u32),
+        }
+    }
+}
+
+/// Computes scores for tiles of (queries x candidate positions).
+pub trait BlockScorer: Sync {
+    /// Per-thread scratch, created once per worker.
+    type Scratch: Send;
+
+    fn n_queries(&self) -> usize;
+
+    /// Number of candidate positions (must equal the `Candidates` used with this scorer).
+    fn n_positions(&self) -> usize;
+
+    /// `(queries per block, positions per tile)`: the tile the driver asks for at once.
+    fn tile_shape(&self) -> (usize, usize);
+
+    fn make_scratch(&self) -> Self::Scratch;
+
+    /// Writes the scores of queries `q0..q0 + m` at positions `p0..p0 + nt` into `out[..m * nt]`,
+    /// position-major: `out[(p - p0) * m + (q - q0)]`.
+    fn score_tile(
+        &self,
+        q0: usize,
+        m: usize,
+        p0: usize,
+        nt: usize,
+        out: &mut [f32],
+        scratch: &mut Self::Scratch,
+    );
+}
+
+/// Row-major `n_queries x k` ids (int32, -1 = padding) and scores (`-inf` for padding).
+#[derive(Debug, Clone, PartialEq)]
+pub struct TopKResult {
+    pub n_queries: usize,
+    pub k: usize,
+    pub ids: Vec<i32>,
+    pub scores: Vec<f32>,
+}
+
+/// Lanes compared at once when scanning a tile against the per-query thresholds.
+const LANES: usize = 16;
+
+struct Worker<S> {
+    scorer: S,
+    tile: Vec<f32>,
+    heaps: Vec<TopK>,
+    thresholds: Vec<f32>,
+    liked: Vec<Vec<u32>>,
+}
+
+/// For every query, the best `min(k, candidates.available())` candidates by score, skipping the
+/// candidates' excluded items and, when `liked` is given (one row per query), the items of the
+/// query's row. Ties go to the lower item id. Rows with fewer candidates left are padded.
+///
+/// Memory stays bounded by one tile per thread; the work is parallel over query blocks in a pool
+/// of `num_threads` threads (0 = all cores), and the result does not depend on the thread count.
+pub fn recommend_batch<S: BlockScorer>(
+    scorer: &S,
+    candidates: &Candidates,
+    liked: Option<&CsrView<'_>>,
+    k: usize,
+    num_threads: usize,
+) -> Result<TopKResult> {
+    let nq = scorer.n_queries();
+    let np = candidates.n_positions();
+    if scorer.n_positions() != np {
+        return Err(Error::shape(
+            "scorer positions",
+            np,
+            scorer.n_positions(),
+        ));
+    }
+    if let Some(l) = liked {
+        if l.n_rows() != nq {
+            return Err(Error::shape("user_items rows (one per query)", nq, l.n_rows()));
+        }
+        if l.n_cols() != candidates.n_items() {
+            return Err(Error::shape("user_items columns (items)", candidates.n_items(), l.n_cols()));
+        }
+    }
+    let k = k.min(candidates.available());
+    let mut ids = vec![-1i32; nq * k];
+    let mut scores = vec![f32::NEG_INFINITY; nq * k];
+    if k == 0 || nq == 0 {
+        return Ok(TopKResult {
+            n_queries: nq,
+            k,
+            ids,
+            scores,
+        });
+    }
+    let (m, nt) = scorer.tile_shape();
+    let (m, nt) = (m.max(1), nt.max(1).min(np.max(1)));
+    let excluded = candidates.excluded();
+
+    parallel::install(num_threads, || {
+        ids.par_chunks_mut(m * k)
+            .zip(scores.par_chunks_mut(m * k))
+            .enumerate()
+            .for_each_init(
+                || Worker {
+                    scorer: scorer.make_scratch(),
+                    tile: vec![0f32; m * nt],
+                    heaps: vec![TopK::new(k); m],
+                    thresholds: vec![f32::NEG_INFINITY; m],
+                    liked: vec![Vec::new(); m],
+                },
+                |w, (block, (ids_b, scores_b))| {
+                    let q0 = block * m;
+                    let mb = (nq - q0).min(m);
+                    for q in 0..mb {
+                        w.heaps[q].clear();
+                        w.thresholds[q] = f32::NEG_INFINITY;
+                        w.liked[q].clear();
+                        if let Some(l) = liked {
+                            let (cols, _) = l.row(q0 + q);
+                            w.liked[q].extend(
+                                cols.iter().filter_map(|&c| candidates.position(c as u32)),
+                            );
+                        }
+                    }
+                    for p0 in (0..np).step_by(nt) {
+                        let t = nt.min(np - p0);
+                        let tile = &mut w.tile[..mb * t];
+                        scorer.score_tile(q0, mb, p0, t, tile, &mut w.scorer);
+                        scan_tile(
+                            tile,
+                            mb,
+                            p0,
+                            candidates,
+                            excluded,
+                            &mut w.heaps[..mb],
+                            &mut w.thresholds[..mb],
+                            &w.liked[..mb],
+                        );
+                    }
+                    for q in 0..mb {
+                        let r = q * k..(q + 1) * k;
+                        w.heaps[q].write_sorted(&mut ids_b[r.clone()], &mut scores_b[r]);
+                    }
+                },
+            );
+    })?;
+    Ok(TopKResult {
+        n_queries: nq,
+        k,
+        ids,
+        scores,
+    })
+}
+
+/// Offers every score of a position-major tile that reaches its query's threshold to that query's
+/// selection. The threshold test runs `LANES` queries at a time into a bit mask (vectorised), so the
+/// exclusion checks and heap pushes only happen for the few scores that can enter.
+#[allow(clippy::too_many_arguments)]
+#[inline]
+fn scan_tile(
+    tile: &[f32],
+    m: usize,
+    p0: usize,
+    candidates: &Candidates,
+    excluded: &[u32],
+    heaps: &mut [TopK],
+    thresholds: &mut [f32],
+    liked: &[Vec<u32>],
+) {
+    for (pl, row) in tile.chunks_exact(m).enumerate() {
+        let p = (p0 + pl) as u32;
+        let mut c0 = 0;
+        while c0 < m {
+            let c1 = (c0 + LANES).min(m);
+            let mut mask = reaching(&row[c0..c1], &thresholds[c0..c1]);
+            while mask != 0 {
+                let q = c0 + mask.trailing_zeros() as usize;
+                mask &= mask - 1;
+                if excluded.binary_search(&p).is_ok() || liked[q].binary_search(&p).is_ok() {
+                    continue;
+                }
+                heaps[q].push(row[q], candidates.item(p as usize));
+                thresholds[q] = heaps[q].threshold();
+            }
+            c0 = c1;
+        }
+    }
+}
+
+/// Bit l is set when `scores[l] >= thresholds[l]` (at most `LANES` lanes).
+#[inline(always)]
+fn reaching(scores: &[f32], thresholds: &[f32]) -> u32 {
+    if let (Ok(s), Ok(t)) = (
+        <&[f32; LANES]>::try_from(scores),
+        <&[f32; LANES]>::try_from(thresholds),
+    ) {
+        // Fixed trip count: compiles to a vector compare and a move-mask.
+        let mut mask = 0u32;
+        for l in 0..LANES {
+            mask |= ((s[l] >= t[l]) as u32) << l;
+        }
+        return mask;
+    }
+    let mut mask = 0u32;
+    for (l, (s, t)) in scores.iter().zip(thresholds).enumerate() {
+        mask |= ((*s >= *t) as u32) << l;
+    }
+    mask
+}

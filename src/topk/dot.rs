@@ -1,0 +1,103 @@
+//! Scores as dot products of query vectors with item vectors (the factor models), computed tile by
+//! tile with faer's GEMM.
+
+use super::batch::{BlockScorer, Candidates};
+use crate::error::{Error, Result};
+use faer::{Accum, MatMut, MatRef, Par};
+use ndarray::ArrayView2;
+use std::borrow::Cow;
+
+/// Queries per block and positions per tile. 64 x 2048 keeps the tile (512 KiB) and, for up to 64
+/// factors, the item block in L2; measured fastest on 2 cores with the position-major layout.
+const BLOCK_QUERIES: usize = 64;
+const TILE_POSITIONS: usize = 2048;
+
+/// Dot-product scorer over row-major query (`n_queries x f`) and item (`n_items x f`) factors.
+pub struct DotScorer<'a> {
+    queries: &'a [f32],
+    n_queries: usize,
+    items: Cow<'a, [f32]>,
+    n_positions: usize,
+    factors: usize,
+}
+
+fn contiguous<'a>(what: &str, a: &ArrayView2<'a, f32>) -> Result<&'a [f32]> {
+    a.to_slice()
+        .ok_or_else(|| Error::invalid(what, "must be a C-contiguous (row-major) array"))
+}
+
+impl<'a> DotScorer<'a> {
+    /// A scorer for `queries` against the `candidates` rows of `item_factors`. With a candidate
+    /// subset the subset's rows are gathered once, so every tile is one contiguous GEMM.
+    pub fn new(
+        queries: ArrayView2<'a, f32>,
+        item_factors: ArrayView2<'a, f32>,
+        candidates: &Candidates,
+    ) -> Result<Self> {
+        let factors = queries.ncols();
+        if item_factors.ncols() != factors {
+            return Err(Error::shape(
+                "item factors columns (must equal the query factors)",
+                factors,
+                item_factors.ncols(),
+            ));
+        }
+        if item_factors.nrows() != candidates.n_items() {
+            return Err(Error::shape(
+                "item factors rows",
+                candidates.n_items(),
+                item_factors.nrows(),
+            ));
+        }
+        let q = contiguous("queries", &queries)?;
+        let all = contiguous("item_factors", &item_factors)?;
+        let items = match candidates.subset() {
+            None => Cow::Borrowed(all),
+            Some(ids) => Cow::Owned(
+                ids.iter()
+                    .flat_map(|&i| &all[i as usize * factors..(i as usize + 1) * factors])
+                    .copied()
+                    .collect(),
+            ),
+        };
+        Ok(DotScorer {
+            queries: q,
+            n_queries: queries.nrows(),
+            items,
+            n_positions: candidates.n_positions(),
+            factors,
+        })
+    }
+}
+
+impl BlockScorer for DotScorer<'_> {
+    type Scratch = ();
+
+    fn n_queries(&self) -> usize {
+        self.n_queries
+    }
+
+    fn n_positions(&self) -> usize {
+        self.n_positions
+    }
+
+    fn tile_shape(&self) -> (usize, usize) {
+        (BLOCK_QUERIES, TILE_POSITIONS)
+    }
+
+    fn make_scratch(&self) {}
+
+    fn score_tile(&self, q0: usize, m: usize, p0: usize, nt: usize, out: &mut [f32], _: &mut ()) {
+        let f = self.factors;
+        let out = &mut out[..m * nt];
+        if f == 0 {
+            out.fill(0.0);
+            return;
+        }
+        let a = MatRef::from_row_major_slice(&self.queries[q0 * f..(q0 + m) * f], m, f);
+        let b = MatRef::from_row_major_slice(&self.items[p0 * f..(p0 + nt) * f], nt, f);
+        // Column-major m x nt is the position-major layout the driver scans.
+        let c = MatMut::from_column_major_slice_mut(out, m, nt);
+        faer::linalg::matmul::matmul(c, Accum::Replace, a, b.transpose(), 1.0f32, Par::Seq);
+    }
+}

@@ -1,0 +1,11 @@
+//! Top-k retrieval: exact selection ([`TopK`]), candidate sets with filters ([`Candidates`]), and the
+//! one batched driver ([`recommend_batch`]) that every model uses, fed by a [`BlockScorer`] (the
+//! factor models' [`DotScorer`] computes scores with a GEMM per tile).
+
+mod batch;
+mod dot;
+mod select;
+
+pub use batch::{recommend_batch, BlockScorer, Candidates, TopKResult};
+pub use dot::DotScorer;
+pub use select::{top_k, TopK};

@@ -1,0 +1,152 @@
+//! Exact top-k selection with a bounded heap.
+//!
+//! Order: higher score first; equal scores are broken by the lower id. NaN scores never enter a
+//! selection (they only arise from non-finite model parameters, which the Python layer rejects).
+
+use std::cmp::Ordering;
+
+#[derive(Debug, Clone, Copy, PartialEq)]
+struct Entry {
+    score: f32,
+    id: u32,
+}
+
+/// Whether `a` ranks before `b`.
+#[inline(always)]
+fn better(a: Entry, b: Entry) -> bool {
+    a.score > b.score || (a.score == b.score && a.id < b.id)
+}
+
+/// The best `k` of the `(score, id)` pairs pushed so far. The heap keeps its worst entry at the
+/// root, so a push costs one comparison unless the new entry belongs in the selection.
+#[derive(Debug, Clone)]
+pub struct TopK {
+    k: usize,
+    heap: Vec<Entry>,
+}
+
+impl TopK {
+    pub fn new(k: usize) -> Self {
+        TopK {
+            k,
+            heap: Vec::with_capacity(k),
+        }
+    }
+
+    pub fn k(&self) -> usize {
+        self.k
+    }
+
+    pub fn len(&self) -> usize {
+        self.heap.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.heap.is_empty()
+    }
+
+    pub fn clear(&mut self) {
+        self.heap.clear();
+    }
+
+    /// Scores below this cannot enter the selection (`-inf` while it holds fewer than `k`, `+inf`
+    /// when `k == 0`). A score equal to it may still enter if its id is lower than the worst entry's.
+    #[inline(always)]
+    pub fn threshold(&self) -> f32 {
+        match self.heap.first() {
+            _ if self.heap.len() < self.k => f32::NEG_INFINITY,
+            Some(worst) => worst.score,
+            None => f32::INFINITY,
+        }
+    }
+
+    /// Offers `(score, id)` to the selection.
+    #[inline]
+    pub fn push(&mut self, score: f32, id: u32) {
+        if score.is_nan() || self.k == 0 {
+            return;
+        }
+        let e = Entry { score, id };
+        if self.heap.len() < self.k {
+            self.heap.push(e);
+            self.sift_up(self.heap.len() - 1);
+        } else if better(e, self.heap[0]) {
+            self.heap[0] = e;
+            self.sift_down(0);
+        }
+    }
+
+    fn sift_up(&mut self, mut i: usize) {
+        while i > 0 {
+            let parent = (i - 1) / 2;
+            if better(self.heap[parent], self.heap[i]) {
+                self.heap.swap(parent, i);
+                i = parent;
+            } else {
+                break;
+            }
+        }
+    }
+
+    fn sift_down(&mut self, mut i: usize) {
+        let n = self.heap.len();
+        loop {
+            let (l, r) = (2 * i + 1, 2 * i + 2);
+            let mut worst = i;
+            if l < n && better(self.heap[worst], self.heap[l]) {
+                worst = l;
+            }
+            if r < n && better(self.heap[worst], self.heap[r]) {
+                worst = r;
+            }
+            if worst == i {
+                break;
+            }
+            self.heap.swap(i, worst);
+            i = worst;
+        }
+    }
+
+    /// Writes the selection best-first into `ids` / `scores` (equal lengths, at least `len()`),
+    /// pads the rest with id -1 and score `-inf`, and empties the selection.
+    pub fn write_sorted(&mut self, ids: &mut [i32], scores: &mut [f32]) {
+        self.heap.sort_unstable_by(|a, b| {
+            if better(*a, *b) {
+                Ordering::Less
+            } else if better(*b, *a) {
+                Ordering::Greater
+            } else {
+                Ordering::Equal
+            }
+        });
+        for (i, (id, sc)) in ids.iter_mut().zip(scores.iter_mut()).enumerate() {
+            match self.heap.get(i) {
+                Some(e) => {
+                    *id = e.id as i32;
+                    *sc = e.score;
+                }
+                None => {
+                    *id = -1;
+                    *sc = f32::NEG_INFINITY;
+                }
+            }
+        }
+        self.heap.clear();
+    }
+}
+
+/// The best `k` entries of one score row, skipping the positions in `excluded` (sorted). Returns
+/// `(ids, scores)` of length `min(k, scores.len() - excluded)` (fewer only if scores hold NaN).
+pub fn top_k(scores: &[f32], k: usize, excluded: &[u32]) -> (Vec<i32>, Vec<f32>) {
+    let mut sel = TopK::new(k);
+    for (j, &s) in scores.iter().enumerate() {
+        if s >= sel.threshold() && excluded.binary_search(&(j as u32)).is_err() {
+            sel.push(s, j as u32);
+        }
+    }
+    let n = sel.len();
+    let mut ids = vec![0i32; n];
+    let mut out = vec![0f32; n];
+    sel.write_sorted(&mut ids, &mut out);
+    (ids, out)
+}

@@ -1,0 +1,140 @@
+//! CSR validation, transpose and norms against naive dense references.
+
+use proptest::prelude::*;
+use tacitrec::sparse::{col_norms, row_norms, transpose, Csr, CsrView};
+use tacitrec::Error;
+
+fn dense(m: &Csr) -> Vec<Vec<f32>> {
+    let mut d = vec![vec![0f32; m.n_cols]; m.n_rows];
+    for r in 0..m.n_rows {
+        for p in m.indptr[r] as usize..m.indptr[r + 1] as usize {
+            d[r][m.indices[p] as usize] += m.data[p];
+        }
+    }
+    d
+}
+
+fn arb_csr() -> impl Strategy<Value = Csr> {
+    (0usize..30, 1usize..30).prop_flat_map(|(rows, cols)| {
+        prop::collection::vec((0..rows.max(1), 0..cols, -5.0f32..5.0), 0..200).prop_map(move |t| {
+            let t: Vec<_> = t.into_iter().filter(|&(r, _, _)| r < rows).collect();
+            Csr::from_triplets(rows, cols, &t).unwrap()
+        })
+    })
+}
+
+proptest! {
+    #[test]
+    fn transpose_matches_dense(m in arb_csr(), threads in 1usize..5) {
+        let t = transpose(&m.view(), threads).unwrap();
+        let d = dense(&m);
+        let dt = dense(&t);
+        prop_assert_eq!(t.n_rows, m.n_cols);
+        prop_assert_eq!(t.n_cols, m.n_rows);
+        for r in 0..m.n_rows {
+            for c in 0..m.n_cols {
+                prop_assert_eq!(d[r][c], dt[c][r]);
+            }
+        }
+        // canonical: re-validates, and the transpose of the transpose is the input
+        prop_assert!(CsrView::new("t", t.n_rows, t.n_cols, &t.indptr, &t.indices, &t.data).is_ok());
+        prop_assert_eq!(transpose(&t.view(), threads).unwrap(), m.clone());
+        prop_assert_eq!(transpose(&m.view(), 1).unwrap(), t);
+    }
+
+    #[test]
+    fn norms_match_dense(m in arb_csr()) {
+        let d = dense(&m);
+        let rn = row_norms(&m.view(), 2).unwrap();
+        let cn = col_norms(&m.view());
+        for r in 0..m.n_rows {
+            let e: f32 = d[r].iter().map(|v| v * v).sum::<f32>().sqrt();
+            prop_assert!((rn[r] - e).abs() <= 1e-4 * (1.0 + e));
+        }
+        for c in 0..m.n_cols {
+            let e: f32 = d.iter().map(|row| row[c] * row[c]).sum::<f32>().sqrt();
+            prop_assert!((cn[c] - e).abs() <= 1e-4 * (1.0 + e));
+        }
+    }
+}
+
+#[test]
+fn validation_accepts_canonical_and_exposes_rows() {
+    let (indptr, indices, data) = ([0i64, 2, 2, 3], [0i32, 3, 1], [1.0f32, 2.0, 3.0]);
+    let v = CsrView::new("x", 3, 4, &indptr, &indices, &data).unwrap();
+    assert_eq!(v.nnz(), 3);
+    assert_eq!(v.row(0), (&[0i32, 3][..], &[1.0f32, 2.0][..]));
+    assert_eq!(v.row(1).0.len(), 0);
+    assert!(v.contains(0, 3) && !v.contains(0, 1) && v.contains(2, 1));
+    assert_eq!(v.rows().count(), 3);
+}
+
+#[test]
+fn validation_rejects_each_defect_with_its_kind() {
+    let d = [1.0f32; 3];
+    let check = |n_rows, n_cols, indptr: &[i64], indices: &[i32], data: &[f32]| {
+        CsrView::new("user_items", n_rows, n_cols, indptr, indices, data).unwrap_err()
+    };
+    // wrong indptr length
+    assert!(matches!(
+        check(3, 4, &[0, 3], &[0, 1, 2], &d),
+        Error::Shape { .. }
+    ));
+    // indptr not starting at 0
+    assert!(matches!(
+        check(1, 4, &[1, 3], &[0, 1, 2], &d),
+        Error::InvalidCsr { .. }
+    ));
+    // indptr end != nnz
+    assert!(matches!(
+        check(1, 4, &[0, 2], &[0, 1, 2], &d),
+        Error::InvalidCsr { .. }
+    ));
+    // decreasing indptr
+    assert!(matches!(
+        check(2, 4, &[0, 3, 2], &[0, 1, 2], &d),
+        Error::InvalidCsr { .. }
+    ));
+    // out-of-range and negative column
+    let e = check(1, 2, &[0, 3], &[0, 1, 2], &d);
+    assert!(
+        matches!(
+            e,
+            Error::OutOfRange {
+                index: 2,
+                bound: 2,
+                ..
+            }
+        ),
+        "{e}"
+    );
+    assert!(matches!(
+        check(1, 4, &[0, 3], &[0, -1, 2], &d),
+        Error::OutOfRange { index: -1, .. }
+    ));
+    // unsorted / duplicate columns
+    assert!(matches!(
+        check(1, 4, &[0, 3], &[0, 2, 1], &d),
+        Error::InvalidCsr { .. }
+    ));
+    assert!(matches!(
+        check(1, 4, &[0, 3], &[0, 1, 1], &d),
+        Error::InvalidCsr { .. }
+    ));
+    // data length differs from indices
+    assert!(matches!(
+        check(1, 4, &[0, 3], &[0, 1, 2], &d[..2]),
+        Error::Shape { .. }
+    ));
+    let msg = check(1, 2, &[0, 3], &[0, 1, 2], &d).to_string();
+    assert!(msg.contains("user_items") && msg.contains('2'), "{msg}");
+}
+
+#[test]
+fn from_triplets_sums_duplicates_and_rejects_out_of_range() {
+    let m = Csr::from_triplets(2, 3, &[(1, 2, 1.0), (0, 1, 2.0), (1, 2, 0.5)]).unwrap();
+    assert_eq!(m.indptr, vec![0, 1, 2]);
+    assert_eq!(m.indices, vec![1, 2]);
+    assert_eq!(m.data, vec![2.0, 1.5]);
+    assert!(Csr::from_triplets(2, 3, &[(2, 0, 1.0)]).is_err());
+}

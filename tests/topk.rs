@@ -1,0 +1,183 @@
+//! Top-k selection and the batched driver against full sorts of dense scores.
+
+use ndarray::Array2;
+use proptest::prelude::*;
+use tacitrec::sparse::Csr;
+use tacitrec::topk::{recommend_batch, top_k, Candidates, DotScorer, TopK};
+use tacitrec::Error;
+
+/// Reference: every allowed (score, id) sorted by score desc, id asc, cut at k.
+fn reference(scores: &[f32], allowed: impl Fn(usize) -> bool, k: usize) -> Vec<(i32, f32)> {
+    let mut all: Vec<(i32, f32)> = (0..scores.len())
+        .filter(|&j| allowed(j))
+        .map(|j| (j as i32, scores[j]))
+        .collect();
+    all.sort_by(|a, b| b.1.partial_cmp(&a.1).unwrap().then(a.0.cmp(&b.0)));
+    all.truncate(k);
+    all
+}
+
+proptest! {
+    #[test]
+    fn top_k_equals_head_of_full_sort(
+        // few distinct values so that ties are common
+        scores in prop::collection::vec((-4i32..4).prop_map(|v| v as f32 * 0.5), 0..300),
+        k in 0usize..40,
+        excluded in prop::collection::btree_set(0u32..300, 0..50),
+    ) {
+        let excluded: Vec<u32> = excluded.into_iter().collect();
+        let (ids, sc) = top_k(&scores, k, &excluded);
+        let want = reference(&scores, |j| excluded.binary_search(&(j as u32)).is_err(), k);
+        let got: Vec<(i32, f32)> = ids.into_iter().zip(sc).collect();
+        prop_assert_eq!(got, want);
+    }
+
+    #[test]
+    fn batch_equals_dense_reference(
+        n_users in 1usize..90,
+        n_items in 1usize..70,
+        factors in 0usize..5,
+        k in 1usize..20,
+        seed in 0u64..1000,
+        use_items in any::<bool>(),
+        use_filter in any::<bool>(),
+        use_liked in any::<bool>(),
+        threads in 1usize..4,
+    ) {
+        // small integer factors: exact dot products and many ties
+        let mut s = seed.wrapping_mul(2654435761).wrapping_add(1);
+        let mut next = move || { s ^= s << 13; s ^= s >> 7; s ^= s << 17; s };
+        let q = Array2::from_shape_fn((n_users, factors), |_| (next() % 5) as f32 - 2.0);
+        let it = Array2::from_shape_fn((n_items, factors), |_| (next() % 5) as f32 - 2.0);
+        let items: Vec<i32> = (0..n_items as i32).filter(|_| next() % 2 == 0).collect();
+        let filter: Vec<i32> = (0..n_items as i32).filter(|_| next() % 4 == 0).collect();
+        let mut trip = Vec::new();
+        for u in 0..n_users {
+            for j in 0..n_items {
+                if next() % 3 == 0 { trip.push((u, j, 1.0)); }
+            }
+        }
+        let liked = Csr::from_triplets(n_users, n_items, &trip).unwrap();
+        let cands = Candidates::new(
+            n_items,
+            use_items.then_some(&items[..]),
+            use_filter.then_some(&filter[..]),
+        ).unwrap();
+        let scorer = DotScorer::new(q.view(), it.view(), &cands).unwrap();
+        let lv = liked.view();
+        let res = recommend_batch(&scorer, &cands, use_liked.then_some(&lv), k, threads).unwrap();
+
+        let in_items = |j: usize| !use_items || items.contains(&(j as i32));
+        let in_filter = |j: usize| use_filter && filter.contains(&(j as i32));
+        let n_cand = (0..n_items).filter(|&j| in_items(j) && !in_filter(j)).count();
+        let kk = k.min(n_cand);
+        prop_assert_eq!(res.k, kk);
+        for u in 0..n_users {
+            let scores: Vec<f32> = (0..n_items).map(|j| q.row(u).dot(&it.row(j))).collect();
+            let want = reference(&scores, |j| {
+                in_items(j) && !in_filter(j) && !(use_liked && lv.contains(u, j as i32))
+            }, kk);
+            for (i, (id, sc)) in res.ids[u * kk..(u + 1) * kk].iter().zip(&res.scores[u * kk..(u + 1) * kk]).enumerate() {
+                match want.get(i) {
+                    Some(&(wid, wsc)) => { prop_assert_eq!(*id, wid); prop_assert_eq!(*sc, wsc); }
+                    None => { prop_assert_eq!(*id, -1); prop_assert_eq!(*sc, f32::NEG_INFINITY); }
+                }
+            }
+        }
+    }
+}
+
+#[test]
+fn heap_breaks_ties_by_lower_id_whatever_the_push_order() {
+    let mut t = TopK::new(3);
+    for &(s, id) in &[
+        (1.0, 9u32),
+        (2.0, 5),
+        (1.0, 3),
+        (1.0, 1),
+        (2.0, 7),
+        (0.5, 0),
+    ] {
+        t.push(s, id);
+    }
+    let (mut ids, mut sc) = ([0i32; 5], [0f32; 5]);
+    t.write_sorted(&mut ids, &mut sc);
+    assert_eq!(ids, [5, 7, 1, -1, -1]);
+    assert_eq!(sc[..3], [2.0, 2.0, 1.0]);
+    assert!(sc[3..].iter().all(|s| *s == f32::NEG_INFINITY));
+    assert!(t.is_empty());
+}
+
+#[test]
+fn nan_scores_are_never_selected() {
+    let (ids, _) = top_k(&[f32::NAN, 1.0, f32::NAN, 0.0], 4, &[]);
+    assert_eq!(ids, vec![1, 3]);
+}
+
+#[test]
+fn padding_when_user_has_fewer_candidates_than_k() {
+    // 3 items, the user liked 2 of them: k' = 3 but only one candidate remains.
+    let q = Array2::from_elem((1, 1), 1.0f32);
+    let it = Array2::from_shape_vec((3, 1), vec![3.0, 2.0, 1.0]).unwrap();
+    let liked = Csr::from_triplets(1, 3, &[(0, 0, 1.0), (0, 2, 1.0)]).unwrap();
+    let cands = Candidates::all(3);
+    let s = DotScorer::new(q.view(), it.view(), &cands).unwrap();
+    let r = recommend_batch(&s, &cands, Some(&liked.view()), 10, 1).unwrap();
+    assert_eq!(r.k, 3);
+    assert_eq!(r.ids, vec![1, -1, -1]);
+    assert_eq!(r.scores[0], 2.0);
+}
+
+#[test]
+fn large_batch_spans_many_blocks_and_tiles() {
+    // More than one 64-query block and one 2048-position tile, checked against a dense sort.
+    let (n_users, n_items, f) = (130usize, 5000usize, 8usize);
+    let q = Array2::from_shape_fn((n_users, f), |(i, j)| ((i * 7 + j * 3) % 11) as f32 - 5.0);
+    let it = Array2::from_shape_fn((n_items, f), |(i, j)| ((i * 5 + j * 13) % 17) as f32 - 8.0);
+    let cands = Candidates::new(n_items, None, Some(&[4999, 0, 17])).unwrap();
+    let s = DotScorer::new(q.view(), it.view(), &cands).unwrap();
+    let r = recommend_batch(&s, &cands, None, 25, 2).unwrap();
+    for u in 0..n_users {
+        let scores: Vec<f32> = (0..n_items).map(|j| q.row(u).dot(&it.row(j))).collect();
+        let want = reference(&scores, |j| ![4999, 0, 17].contains(&j), 25);
+        let got: Vec<(i32, f32)> = (0..25)
+            .map(|i| (r.ids[u * 25 + i], r.scores[u * 25 + i]))
+            .collect();
+        assert_eq!(got, want, "user {u}");
+    }
+}
+
+#[test]
+fn candidates_validate_ids_and_shapes() {
+    assert!(matches!(
+        Candidates::new(5, Some(&[1, 5]), None).unwrap_err(),
+        Error::OutOfRange {
+            index: 5,
+            bound: 5,
+            ..
+        }
+    ));
+    assert!(matches!(
+        Candidates::new(5, None, Some(&[-1])).unwrap_err(),
+        Error::OutOfRange { index: -1, .. }
+    ));
+    let c = Candidates::new(10, Some(&[7, 2, 2, 9, 4]), Some(&[9, 1])).unwrap();
+    assert_eq!(c.subset(), Some(&[2u32, 4, 7][..]));
+    assert_eq!(c.available(), 3);
+    assert_eq!(c.position(7), Some(2));
+    assert_eq!(c.position(9), None);
+    let q = Array2::<f32>::zeros((2, 3));
+    let it = Array2::<f32>::zeros((10, 4));
+    assert!(matches!(
+        DotScorer::new(q.view(), it.view(), &c),
+        Err(Error::Shape { .. })
+    ));
+    // liked rows must match the queries
+    let it = Array2::<f32>::zeros((10, 3));
+    let s = DotScorer::new(q.view(), it.view(), &c).unwrap();
+    let liked = Csr::from_triplets(3, 10, &[]).unwrap();
+    assert!(matches!(
+        recommend_batch(&s, &c, Some(&liked.view()), 2, 1),
+        Err(Error::Shape { .. })
+    ));
+}
