@@ -49,7 +49,11 @@ pub fn ranking_metrics(
         return Err(Error::invalid("K", "must be at least 1"));
     }
     if test.n_cols() > n_items {
-        return Err(Error::shape("test columns (at most n_items)", n_items, test.n_cols()));
+        return Err(Error::shape(
+            "test columns (at most n_items)",
+            n_items,
+            test.n_cols(),
+        ));
     }
     let discount: Vec<f64> = (0..k).map(|i| 1.0 / ((i + 2) as f64).log2()).collect();
     let ideal_dcg: Vec<f64> = discount
@@ -72,12 +76,12 @@ pub fn ranking_metrics(
                 let list = &recs[u * width..(u + 1) * width];
                 let (mut hits, mut misses) = (0usize, 0usize);
                 let (mut ap, mut dcg, mut auc, mut rr) = (0.0f64, 0.0f64, 0.0f64, 0.0f64);
-                for i in 0..k {
+                for (i, d) in discount.iter().enumerate() {
                     let id = list.get(i).copied().unwrap_or(-1);
                     if id >= 0 && liked.binary_search(&id).is_ok() {
                         hits += 1;
                         ap += hits as f64 / (i + 1) as f64;
-                        dcg += discount[i];
+                        dcg += d;
                         if hits == 1 {
                             rr = 1.0 / (i + 1) as f64;
                         }

@@ -1,4 +1,5 @@
 //! Ranking metrics against hand-computed cases.
+#![allow(clippy::needless_range_loop)] // index loops keep the references plain
 
 use tacitrec::metrics::{ranking_metrics, METRIC_NAMES, N_METRICS};
 use tacitrec::sparse::Csr;

@@ -1,4 +1,5 @@
 //! CSR validation, transpose and norms against naive dense references.
+#![allow(clippy::needless_range_loop)] // index loops keep the references plain
 
 use proptest::prelude::*;
 use tacitrec::sparse::{col_norms, row_norms, transpose, Csr, CsrView};

@@ -1,4 +1,5 @@
 //! Top-k selection and the batched driver against full sorts of dense scores.
+#![allow(clippy::needless_range_loop)] // index loops keep the references plain
 
 use ndarray::Array2;
 use proptest::prelude::*;

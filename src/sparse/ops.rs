@@ -31,7 +31,10 @@ pub fn transpose(m: &CsrView<'_>, num_threads: usize) -> Result<Csr> {
             .map(|b| {
                 let mut cnt = vec![0i64; n_cols];
                 let rows = band_range(b);
-                let (lo, hi) = (m.indptr()[rows.start] as usize, m.indptr()[rows.end] as usize);
+                let (lo, hi) = (
+                    m.indptr()[rows.start] as usize,
+                    m.indptr()[rows.end] as usize,
+                );
                 for &c in &m.indices()[lo..hi] {
                     cnt[c as usize] += 1;
                 }

@@ -42,7 +42,11 @@ impl Candidates {
     }
 
     /// Candidates `items` (all when `None`) minus `filter_items`; ids must be in `0..n_items`.
-    pub fn new(n_items: usize, items: Option<&[i32]>, filter_items: Option<&[i32]>) -> Result<Self> {
+    pub fn new(
+        n_items: usize,
+        items: Option<&[i32]>,
+        filter_items: Option<&[i32]>,
+    ) -> Result<Self> {
         if n_items > u32::MAX as usize {
             return Err(Error::invalid("n_items", "more than 2^32 items"));
         }
@@ -170,18 +174,22 @@ pub fn recommend_batch<S: BlockScorer>(
     let nq = scorer.n_queries();
     let np = candidates.n_positions();
     if scorer.n_positions() != np {
-        return Err(Error::shape(
-            "scorer positions",
-            np,
-            scorer.n_positions(),
-        ));
+        return Err(Error::shape("scorer positions", np, scorer.n_positions()));
     }
     if let Some(l) = liked {
         if l.n_rows() != nq {
-            return Err(Error::shape("user_items rows (one per query)", nq, l.n_rows()));
+            return Err(Error::shape(
+                "user_items rows (one per query)",
+                nq,
+                l.n_rows(),
+            ));
         }
         if l.n_cols() != candidates.n_items() {
-            return Err(Error::shape("user_items columns (items)", candidates.n_items(), l.n_cols()));
+            return Err(Error::shape(
+                "user_items columns (items)",
+                candidates.n_items(),
+                l.n_cols(),
+            ));
         }
     }
     let k = k.min(candidates.available());
@@ -220,9 +228,8 @@ pub fn recommend_batch<S: BlockScorer>(
                         w.liked[q].clear();
                         if let Some(l) = liked {
                             let (cols, _) = l.row(q0 + q);
-                            w.liked[q].extend(
-                                cols.iter().filter_map(|&c| candidates.position(c as u32)),
-                            );
+                            w.liked[q]
+                                .extend(cols.iter().filter_map(|&c| candidates.position(c as u32)));
                         }
                     }
                     for p0 in (0..np).step_by(nt) {

@@ -1,0 +1,22 @@
+"""tacitrec: recommendations from implicit feedback, with a parallel Rust core.
+
+Models follow implicit 0.7's API (``fit(user_items)``, ``recommend(userid, user_items[userid])``)
+with its defects fixed; see :mod:`tacitrec.base`.
+"""
+
+from . import datasets, evaluation
+from ._core import __version__
+from .base import MatrixFactorizationBase, RecommenderBase
+from .exceptions import ModelFormatError, NotFittedError
+from .popularity import PopularityRecommender
+
+__all__ = [
+    "__version__",
+    "RecommenderBase",
+    "MatrixFactorizationBase",
+    "PopularityRecommender",
+    "NotFittedError",
+    "ModelFormatError",
+    "datasets",
+    "evaluation",
+]

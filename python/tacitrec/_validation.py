@@ -1,0 +1,169 @@
+"""Input validation and coercion to the canonical form the Rust core borrows.
+
+Every public entry point goes through these functions, so that a bad argument gets the same
+clear message everywhere: the argument's name and what is wrong with it. Inputs are never
+modified; they are copied when conversion is needed.
+
+Canonical forms: CSR matrices as ``Csr`` (indptr int64, indices int32, data float32, every row's
+indices sorted and unique, all values finite); factor matrices as C-contiguous float32; id lists
+as int32.
+"""
+
+from __future__ import annotations
+
+import numbers
+from typing import NamedTuple, Optional, Tuple
+
+import numpy as np
+import scipy.sparse as sp
+
+
+class Csr(NamedTuple):
+    """A canonical CSR matrix (see the module docstring)."""
+
+    indptr: np.ndarray
+    indices: np.ndarray
+    data: np.ndarray
+    shape: Tuple[int, int]
+
+    @property
+    def nnz(self) -> int:
+        return int(self.indices.shape[0])
+
+    def triple(self) -> Tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """The ``(indptr, indices, data)`` arrays as the Rust core takes them."""
+        return self.indptr, self.indices, self.data
+
+    def take_rows(self, rows: np.ndarray) -> "Csr":
+        """The matrix made of ``rows`` (in that order), without a Python loop."""
+        rows = np.asarray(rows, dtype=np.int64)
+        starts = self.indptr[rows]
+        lengths = self.indptr[rows + 1] - starts
+        indptr = np.zeros(len(rows) + 1, dtype=np.int64)
+        np.cumsum(lengths, out=indptr[1:])
+        pos = np.repeat(starts - indptr[:-1], lengths) + np.arange(indptr[-1], dtype=np.int64)
+        return Csr(indptr, self.indices[pos], self.data[pos], (len(rows), self.shape[1]))
+
+    def to_scipy(self) -> sp.csr_matrix:
+        return sp.csr_matrix((self.data, self.indices, self.indptr), shape=self.shape)
+
+
+def as_csr(
+    X,
+    name: str,
+    *,
+    n_rows: Optional[int] = None,
+    n_cols: Optional[int] = None,
+) -> Csr:
+    """Converts any 2-D scipy sparse matrix or array to a canonical ``Csr`` (copying only what must
+    change). Dense input raises ``TypeError``; a wrong shape, NaN/inf values or invalid indices raise
+    ``ValueError`` naming ``name``."""
+    if isinstance(X, Csr):
+        csr_shape = X.shape
+    elif sp.issparse(X):
+        if X.ndim != 2:
+            raise ValueError(f"{name} must be 2-D, got a {X.ndim}-D sparse array")
+        csr_shape = tuple(int(s) for s in X.shape)
+    elif X is None:
+        raise TypeError(f"{name} is required (a scipy.sparse matrix), got None")
+    else:
+        kind = type(X).__name__
+        hint = ""
+        if isinstance(X, np.ndarray) or hasattr(X, "__array__"):
+            hint = f"; convert it with scipy.sparse.csr_matrix({name})"
+        raise TypeError(f"{name} must be a scipy.sparse matrix or array, got {kind}{hint}")
+
+    if n_rows is not None and csr_shape[0] != n_rows:
+        raise ValueError(f"{name} has {csr_shape[0]} rows, expected {n_rows}")
+    if n_cols is not None and csr_shape[1] != n_cols:
+        raise ValueError(f"{name} has {csr_shape[1]} columns, expected {n_cols} (one per item)")
+    if isinstance(X, Csr):
+        return X
+
+    m = X.tocsr()
+    if not m.has_canonical_format:
+        m = m.copy() if m is X else m
+        m.sum_duplicates()
+    indices = m.indices
+    if indices.size and (indices.min() < 0 or indices.max() >= csr_shape[1]):
+        raise ValueError(f"{name} has column indices outside 0..{csr_shape[1] - 1}")
+    real = np.issubdtype(m.dtype, np.number) and not np.issubdtype(m.dtype, np.complexfloating)
+    if not (real or m.dtype == np.bool_):
+        raise TypeError(f"{name} must hold real numbers, got dtype {m.dtype}")
+    data = np.ascontiguousarray(m.data, dtype=np.float32)
+    if not np.isfinite(data).all():
+        raise ValueError(f"{name} contains NaN or infinite values (or values beyond float32 range)")
+    return Csr(
+        np.ascontiguousarray(m.indptr, dtype=np.int64),
+        np.ascontiguousarray(indices, dtype=np.int32),
+        data,
+        csr_shape,
+    )
+
+
+def check_ids(ids, bound: Optional[int], name: str, what: str = "ids") -> Tuple[np.ndarray, bool]:
+    """``ids`` as a 1-D int32 array and whether it was a scalar. Ids must be integers in
+    ``0..bound`` (``bound=None`` skips the upper check); otherwise ``TypeError`` / ``IndexError``."""
+    if isinstance(ids, (bool, np.bool_)):
+        raise TypeError(f"{name} must be an integer or an array of integers, got a bool")
+    arr = np.asarray(ids)
+    if arr.ndim > 1:
+        raise ValueError(f"{name} must be a scalar or a 1-D array, got shape {arr.shape}")
+    if arr.size == 0 and arr.ndim == 1:
+        arr = arr.astype(np.int64)
+    if not np.issubdtype(arr.dtype, np.integer):
+        raise TypeError(f"{name} must be an integer or an array of integers, got dtype {arr.dtype}")
+    scalar = arr.ndim == 0
+    arr = arr.reshape(-1)
+    if arr.size:
+        low, high = int(arr.min()), int(arr.max())
+        if low < 0:
+            raise IndexError(f"{name} {low} is negative")
+        if bound is not None and high >= bound:
+            raise IndexError(f"{name} {high} is out of range: the model has {bound} {what}")
+    return np.ascontiguousarray(arr, dtype=np.int32), scalar
+
+
+def check_id_list(ids, bound: int, name: str, what: str = "items") -> Optional[np.ndarray]:
+    """An optional list of ids (``filter_items``, ``items``) as int32, range-checked."""
+    if ids is None:
+        return None
+    arr, _ = check_ids(ids, bound, name, what)
+    return arr
+
+
+def check_count(value, name: str, minimum: int = 1) -> int:
+    """A Python int >= ``minimum`` (``N``, ``K``)."""
+    if isinstance(value, (bool, np.bool_)) or not isinstance(value, numbers.Integral):
+        raise TypeError(f"{name} must be an integer, got {type(value).__name__}")
+    if value < minimum:
+        raise ValueError(f"{name} must be at least {minimum}, got {value}")
+    return int(value)
+
+
+def as_factors(value, name: str, n_factors: Optional[int] = None) -> np.ndarray:
+    """A finite 2-D float32 C-contiguous copy of ``value``."""
+    arr = np.array(value, dtype=np.float32, order="C", copy=True)
+    if arr.ndim != 2:
+        raise ValueError(f"{name} must be a 2-D array, got shape {arr.shape}")
+    if n_factors is not None and arr.shape[1] != n_factors:
+        raise ValueError(f"{name} has {arr.shape[1]} factors, expected {n_factors}")
+    if not np.isfinite(arr).all():
+        raise ValueError(f"{name} contains NaN or infinite values")
+    return arr
+
+
+def check_random_state(random_state) -> np.random.Generator:
+    """A NumPy Generator from None, an int seed, a Generator or a legacy RandomState."""
+    if random_state is None or isinstance(random_state, (numbers.Integral, np.random.SeedSequence)):
+        if isinstance(random_state, numbers.Integral) and random_state < 0:
+            raise ValueError(f"random_state must be non-negative, got {random_state}")
+        return np.random.default_rng(random_state)
+    if isinstance(random_state, np.random.Generator):
+        return random_state
+    if isinstance(random_state, np.random.RandomState):
+        return np.random.default_rng(random_state.randint(0, 2**31 - 1, size=4))
+    raise TypeError(
+        f"random_state must be None, an int, a numpy Generator or RandomState, "
+        f"got {type(random_state).__name__}"
+    )

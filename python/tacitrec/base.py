@@ -1,0 +1,333 @@
+"""The recommender API shared by every model: recommend, similar items/users, save/load, pickling.
+
+Conventions follow implicit 0.7 (``user_items`` is a CSR matrix with one row per user), with its
+known defects fixed:
+
+* already-liked and filtered items are removed from the candidates, never returned, and every row
+  holds ``N' = min(N, number of candidate items)`` results; a row whose user has fewer candidates
+  left is padded with id ``-1`` and score ``-inf``;
+* batch calls are computed in parallel in Rust, in bounded memory, with exact top-k (ties go to the
+  lower item id);
+* bad input raises an exception that names the argument.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from typing import Any, Dict, Optional, Tuple
+
+import numpy as np
+
+from . import _core
+from ._validation import Csr, as_csr, as_factors, check_count, check_id_list, check_ids
+from .exceptions import ModelFormatError, NotFittedError
+
+#: Version of the ``.npz`` layout written by :meth:`RecommenderBase.save`.
+FORMAT_VERSION = 1
+_META_KEY = "__tacitrec__"
+_REGISTRY: Dict[str, type] = {}
+
+
+def _encode_param(value):
+    if isinstance(value, (np.dtype, type)):
+        return {"__dtype__": np.dtype(value).name}
+    if isinstance(value, np.generic):
+        return value.item()
+    raise TypeError(f"cannot save parameter value {value!r}")
+
+
+def _decode_param(obj):
+    if isinstance(obj, dict) and set(obj) == {"__dtype__"}:
+        return np.dtype(obj["__dtype__"]).type
+    return obj
+
+
+class RecommenderBase:
+    """Base class of every tacitrec model.
+
+    Subclasses set their hyper-parameters as attributes named like their ``__init__`` arguments,
+    implement ``_shape()`` (numbers of users and items the model knows), ``_recommend(...)`` and
+    ``_get_state()`` / ``_set_state()`` (the fitted arrays); everything else comes from here.
+    """
+
+    def __init_subclass__(cls, **kwargs):
+        super().__init_subclass__(**kwargs)
+        _REGISTRY[cls.__name__] = cls
+
+    # ---- hyper-parameters ---------------------------------------------------------------------
+    def get_params(self) -> Dict[str, Any]:
+        """The hyper-parameters, as passed to ``__init__``."""
+        import inspect
+
+        sig = inspect.signature(type(self).__init__)
+        return {
+            name: getattr(self, name)
+            for name, p in sig.parameters.items()
+            if name != "self" and p.kind not in (p.VAR_POSITIONAL, p.VAR_KEYWORD)
+        }
+
+    def __repr__(self) -> str:
+        args = ", ".join(f"{k}={v!r}" for k, v in self.get_params().items())
+        return f"{type(self).__name__}({args})"
+
+    # ---- hooks for subclasses -----------------------------------------------------------------
+    def _shape(self) -> Tuple[int, int]:
+        """``(n_users, n_items)``; raises NotFittedError before fitting."""
+        raise NotImplementedError
+
+    def _recommend(
+        self,
+        userids: np.ndarray,
+        user_items: Optional[Csr],
+        N: int,
+        filter_liked: bool,
+        filter_items: Optional[np.ndarray],
+        items: Optional[np.ndarray],
+        recalculate_user: bool,
+    ) -> Tuple[np.ndarray, np.ndarray]:
+        raise NotImplementedError
+
+    def _get_state(self) -> Dict[str, np.ndarray]:
+        raise NotImplementedError
+
+    def _set_state(self, state: Dict[str, np.ndarray]) -> None:
+        raise NotImplementedError
+
+    # ---- public API ---------------------------------------------------------------------------
+    def recommend(
+        self,
+        userid,
+        user_items=None,
+        N: int = 10,
+        filter_already_liked_items: bool = True,
+        filter_items=None,
+        recalculate_user: bool = False,
+        items=None,
+    ) -> Tuple[np.ndarray, np.ndarray]:
+        """Recommends items for one user or a batch of users.
+
+        Parameters
+        ----------
+        userid : int or array of int
+            The user (1-D results) or users (2-D results, one row per user).
+        user_items : scipy.sparse matrix, optional
+            One row per requested user, in the order of ``userid``, with ``n_items`` columns: the
+            items each user already has. Required when ``filter_already_liked_items`` or
+            ``recalculate_user`` is true.
+        N : int
+            Number of results per user.
+        filter_already_liked_items : bool
+            Remove the items stored in each user's ``user_items`` row from its candidates.
+        filter_items : array of int, optional
+            Items never to return.
+        recalculate_user : bool
+            Compute the user's representation from its ``user_items`` row instead of using the
+            stored one (models that support it).
+        items : array of int, optional
+            Only rank these items (combined with ``filter_items``).
+
+        Returns
+        -------
+        (ids, scores) : int32 and float32 arrays of shape ``(N',)`` for a scalar ``userid`` or
+        ``(len(userid), N')``, where ``N' = min(N, number of candidate items)``. Best first; ties go
+        to the lower item id. Where a user has fewer than ``N'`` candidates left after removing
+        its liked items, its row is padded with id ``-1`` and score ``-inf``.
+        """
+        n_users, n_items = self._shape()
+        bound = None if recalculate_user else n_users
+        users, scalar = check_ids(userid, bound, "userid", "users")
+        N = check_count(N, "N")
+        liked = None
+        if user_items is not None:
+            liked = as_csr(user_items, "user_items", n_cols=n_items)
+            if liked.shape[0] != len(users):
+                raise ValueError(
+                    f"user_items has {liked.shape[0]} rows but {len(users)} users were requested: "
+                    "pass one row per requested user, e.g. user_items[userid]"
+                )
+        elif filter_already_liked_items or recalculate_user:
+            need = "recalculate_user=True" if recalculate_user else "filter_already_liked_items=True"
+            raise ValueError(
+                f"user_items is required with {need}: pass the requested users' rows "
+                "(e.g. user_items[userid]) or set filter_already_liked_items=False"
+            )
+        ids, scores = self._recommend(
+            users,
+            liked,
+            N,
+            bool(filter_already_liked_items),
+            check_id_list(filter_items, n_items, "filter_items"),
+            check_id_list(items, n_items, "items"),
+            bool(recalculate_user),
+        )
+        return (ids[0], scores[0]) if scalar else (ids, scores)
+
+    # ---- persistence --------------------------------------------------------------------------
+    def save(self, file) -> None:
+        """Saves the model to one ``.npz`` file (a path, to which ``.npz`` is appended if missing,
+        or a binary file object). Holds arrays, hyper-parameters, the class name and the format
+        version; loads with ``allow_pickle=False``."""
+        meta = {
+            "class": type(self).__name__,
+            "format_version": FORMAT_VERSION,
+            "params": self.get_params(),
+        }
+        try:
+            state = self._get_state()
+        except NotFittedError:
+            state = {}
+        np.savez(file, **{_META_KEY: np.array(json.dumps(meta, default=_encode_param))}, **state)
+
+    @classmethod
+    def load(cls, file):
+        """Loads a model saved by :meth:`save`. Called on a base class, returns whichever model the
+        file holds; called on a model class, the file must hold that class (or a subclass)."""
+        if isinstance(file, (str, os.PathLike)):
+            path = os.fspath(file)
+            if not os.path.exists(path) and os.path.exists(path + ".npz"):
+                file = path + ".npz"
+        with np.load(file, allow_pickle=False) as z:
+            if _META_KEY not in z.files:
+                raise ModelFormatError(f"{file!r} is not a tacitrec model file")
+            meta = json.loads(str(z[_META_KEY]), object_hook=_decode_param)
+            state = {k: z[k] for k in z.files if k != _META_KEY}
+        version = meta.get("format_version")
+        if not isinstance(version, int) or version > FORMAT_VERSION:
+            raise ModelFormatError(
+                f"model file has format version {version}; this tacitrec reads up to "
+                f"{FORMAT_VERSION}: upgrade tacitrec to load it"
+            )
+        target = _REGISTRY.get(meta.get("class"))
+        if target is None or not issubclass(target, cls):
+            raise ModelFormatError(
+                f"model file holds a {meta.get('class')}, which is not a {cls.__name__}"
+            )
+        model = target(**meta["params"])
+        if state:
+            model._set_state(state)
+        return model
+
+
+def _normalize_rows(factors: np.ndarray) -> np.ndarray:
+    norms = np.linalg.norm(factors, axis=1, keepdims=True)
+    norms[norms == 0] = 1.0
+    return np.ascontiguousarray(factors / norms, dtype=np.float32)
+
+
+class MatrixFactorizationBase(RecommenderBase):
+    """A model whose scores are dot products of user and item factors.
+
+    ``user_factors`` (n_users x f) and ``item_factors`` (n_items x f) are NumPy float32 arrays that
+    can be read and assigned (assignment copies and validates them). The class is usable on its
+    own to serve factors trained elsewhere::
+
+        model = MatrixFactorizationBase()
+        model.user_factors, model.item_factors = U, V
+        ids, scores = model.recommend(userids, user_items[userids], N=10)
+
+    ``similar_items`` / ``similar_users`` rank by cosine similarity of the factors. The
+    normalised factors are cached: assign new factors (rather than editing them in place) to
+    refresh the cache.
+    """
+
+    def __init__(self, num_threads: int = 0):
+        self.num_threads = num_threads
+        self._user_factors: Optional[np.ndarray] = None
+        self._item_factors: Optional[np.ndarray] = None
+        self._normed: Dict[str, np.ndarray] = {}
+
+    @property
+    def user_factors(self) -> Optional[np.ndarray]:
+        return self._user_factors
+
+    @user_factors.setter
+    def user_factors(self, value) -> None:
+        n = None if self._item_factors is None else self._item_factors.shape[1]
+        self._user_factors = None if value is None else as_factors(value, "user_factors", n)
+        self._normed.pop("user", None)
+
+    @property
+    def item_factors(self) -> Optional[np.ndarray]:
+        return self._item_factors
+
+    @item_factors.setter
+    def item_factors(self, value) -> None:
+        n = None if self._user_factors is None else self._user_factors.shape[1]
+        self._item_factors = None if value is None else as_factors(value, "item_factors", n)
+        self._normed.pop("item", None)
+
+    def _shape(self) -> Tuple[int, int]:
+        if self._user_factors is None or self._item_factors is None:
+            raise NotFittedError(
+                f"{type(self).__name__} has no factors yet: call fit() or assign "
+                "user_factors and item_factors"
+            )
+        return self._user_factors.shape[0], self._item_factors.shape[0]
+
+    def _user_vectors(self, userids, user_items, recalculate_user) -> np.ndarray:
+        if recalculate_user:
+            raise NotImplementedError(
+                f"{type(self).__name__} cannot recalculate user factors from user_items; "
+                "call recommend with recalculate_user=False"
+            )
+        return self._user_factors[userids]
+
+    def _recommend(self, userids, user_items, N, filter_liked, filter_items, items,
+                   recalculate_user):
+        queries = self._user_vectors(userids, user_items, recalculate_user)
+        liked = user_items.triple() if (filter_liked and user_items is not None) else None
+        return _core.topk_dot(
+            queries, self._item_factors, N, liked, items, filter_items, self.num_threads
+        )
+
+    def _normalized(self, side: str) -> np.ndarray:
+        if side not in self._normed:
+            factors = self._user_factors if side == "user" else self._item_factors
+            self._normed[side] = _normalize_rows(factors)
+        return self._normed[side]
+
+    def _similar(self, side, ids, N, filter_ids, subset, names):
+        n_users, n_items = self._shape()
+        bound = n_users if side == "user" else n_items
+        plural = side + "s"
+        ids, scalar = check_ids(ids, bound, names[0], plural)
+        N = check_count(N, "N")
+        normed = self._normalized(side)
+        res_ids, scores = _core.topk_dot(
+            normed[ids],
+            normed,
+            N,
+            None,
+            check_id_list(subset, bound, names[2], plural),
+            check_id_list(filter_ids, bound, names[1], plural),
+            self.num_threads,
+        )
+        return (res_ids[0], scores[0]) if scalar else (res_ids, scores)
+
+    def similar_items(self, itemid, N: int = 10, filter_items=None, items=None):
+        """The ``N`` items most similar to ``itemid`` (scalar or array) by cosine of the item
+        factors, the item itself included (it ranks first unless its factors are zero). Returns
+        ``(ids, scores)`` shaped like :meth:`recommend`'s."""
+        return self._similar("item", itemid, N, filter_items, items,
+                             ("itemid", "filter_items", "items"))
+
+    def similar_users(self, userid, N: int = 10, filter_users=None, users=None):
+        """The ``N`` users most similar to ``userid`` (scalar or array) by cosine of the user
+        factors, the user itself included. Returns ``(ids, scores)`` like :meth:`recommend`."""
+        return self._similar("user", userid, N, filter_users, users,
+                             ("userid", "filter_users", "users"))
+
+    def _get_state(self) -> Dict[str, np.ndarray]:
+        self._shape()
+        return {"user_factors": self._user_factors, "item_factors": self._item_factors}
+
+    def _set_state(self, state) -> None:
+        self._user_factors = self._item_factors = None
+        self.user_factors = state["user_factors"]
+        self.item_factors = state["item_factors"]
+
+    def __getstate__(self):
+        d = self.__dict__.copy()
+        d["_normed"] = {}
+        return d

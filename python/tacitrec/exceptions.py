@@ -1,0 +1,12 @@
+"""Exceptions raised by tacitrec. Each subclasses the builtin a caller would catch anyway."""
+
+
+class NotFittedError(ValueError, AttributeError):
+    """The model is used before ``fit`` (or before its factors are assigned)."""
+
+
+class ModelFormatError(ValueError):
+    """A saved model file is not a tacitrec model of the expected class or format version."""
+
+
+__all__ = ["NotFittedError", "ModelFormatError"]

@@ -1,0 +1,69 @@
+"""The popularity baseline: every user gets the most popular items they do not have yet."""
+
+from __future__ import annotations
+
+from typing import Dict, Optional, Tuple
+
+import numpy as np
+
+from . import _core
+from ._validation import as_csr
+from .base import RecommenderBase
+from .exceptions import NotFittedError
+
+
+class PopularityRecommender(RecommenderBase):
+    """Scores every item by its popularity in the training data, the same for every user.
+
+    Parameters
+    ----------
+    weighted : bool
+        False (default): popularity is the number of users with a stored interaction with the item.
+        True: the sum of the stored interaction values (e.g. total play count).
+    num_threads : int
+        Threads for batched recommendation (0 = all cores).
+
+    A strong baseline to beat: any personalised model worth its cost should beat it on held-out
+    data. ``recommend`` filters each user's liked items like every other model; since scores do
+    not depend on the user, ``recalculate_user=True`` gives the same result and any non-negative
+    user id is accepted with it. ``similar_items`` / ``similar_users`` do not exist: popularity
+    defines no similarity.
+    """
+
+    def __init__(self, weighted: bool = False, num_threads: int = 0):
+        self.weighted = weighted
+        self.num_threads = num_threads
+        self.item_popularity: Optional[np.ndarray] = None
+        self._n_users: Optional[int] = None
+
+    def fit(self, user_items, show_progress: bool = True) -> "PopularityRecommender":
+        """Counts item popularity in ``user_items`` (users x items, any scipy sparse format).
+        ``show_progress`` is accepted for API uniformity; the fit is one pass and shows no bar."""
+        X = as_csr(user_items, "user_items")
+        weights = X.data.astype(np.float64) if self.weighted else None
+        pop = np.bincount(X.indices, weights=weights, minlength=X.shape[1])
+        self.item_popularity = pop.astype(np.float32)
+        self._n_users = X.shape[0]
+        return self
+
+    def _shape(self) -> Tuple[int, int]:
+        if self.item_popularity is None:
+            raise NotFittedError("PopularityRecommender is not fitted: call fit(user_items) first")
+        return self._n_users, self.item_popularity.shape[0]
+
+    def _recommend(self, userids, user_items, N, filter_liked, filter_items, items,
+                   recalculate_user):
+        # A rank-1 dot product: every user's vector is [1], every item's is [popularity].
+        queries = np.ones((len(userids), 1), dtype=np.float32)
+        liked = user_items.triple() if (filter_liked and user_items is not None) else None
+        return _core.topk_dot(
+            queries, self.item_popularity[:, None], N, liked, items, filter_items, self.num_threads
+        )
+
+    def _get_state(self) -> Dict[str, np.ndarray]:
+        self._shape()
+        return {"item_popularity": self.item_popularity, "n_users": np.array(self._n_users)}
+
+    def _set_state(self, state) -> None:
+        self.item_popularity = np.ascontiguousarray(state["item_popularity"], dtype=np.float32)
+        self._n_users = int(state["n_users"])

@@ -1,0 +1,18 @@
+//! The Python extension module `tacitrec._core`. Each binding borrows and validates its arrays with
+//! the GIL held, runs the kernel with the GIL released, and hands the Rust-owned result to NumPy
+//! without copying. Logic belongs in the kernels, not here.
+
+mod convert;
+mod errors;
+mod metrics;
+mod topk;
+
+use pyo3::prelude::*;
+
+#[pymodule]
+fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
+    m.add("__version__", env!("CARGO_PKG_VERSION"))?;
+    topk::register(m)?;
+    metrics::register(m)?;
+    Ok(())
+}
