@@ -90,7 +90,8 @@ def as_csr(
     real = np.issubdtype(m.dtype, np.number) and not np.issubdtype(m.dtype, np.complexfloating)
     if not (real or m.dtype == np.bool_):
         raise TypeError(f"{name} must hold real numbers, got dtype {m.dtype}")
-    data = np.ascontiguousarray(m.data, dtype=np.float32)
+    with np.errstate(over="ignore"):  # values beyond float32 become inf, rejected below
+        data = np.ascontiguousarray(m.data, dtype=np.float32)
     if not np.isfinite(data).all():
         raise ValueError(f"{name} contains NaN or infinite values (or values beyond float32 range)")
     return Csr(

@@ -1,0 +1,225 @@
+"""The conformance suite every model runs: the base API's contract, checked against a dense
+NumPy reference of the model's own scores. Model issues add their models to MODELS."""
+
+import io
+import pickle
+
+import numpy as np
+import pytest
+import scipy.sparse as sp
+
+from tacitrec import MatrixFactorizationBase, PopularityRecommender
+from tacitrec.base import RecommenderBase
+from tacitrec.exceptions import ModelFormatError, NotFittedError
+from conftest import random_user_items, reference_topk
+
+
+def _factor_model(X, num_threads=0):
+    rng = np.random.default_rng(3)
+    m = MatrixFactorizationBase(num_threads=num_threads)
+    # small integer factors: exact scores with many ties
+    m.user_factors = rng.integers(-2, 3, size=(X.shape[0], 4))
+    m.item_factors = rng.integers(-2, 3, size=(X.shape[1], 4))
+    return m
+
+
+def _factor_scores(m, X):
+    return m.user_factors @ m.item_factors.T
+
+
+def _popularity(X, num_threads=0):
+    return PopularityRecommender(num_threads=num_threads).fit(X)
+
+
+def _popularity_scores(m, X):
+    return np.tile(np.asarray((X != 0).sum(axis=0), dtype=np.float32), (X.shape[0], 1))
+
+
+def _popularity_weighted(X, num_threads=0):
+    return PopularityRecommender(weighted=True, num_threads=num_threads).fit(X)
+
+
+def _popularity_weighted_scores(m, X):
+    return np.tile(np.asarray(X.sum(axis=0), dtype=np.float32), (X.shape[0], 1))
+
+
+# name -> (build(X, num_threads) -> fitted model, dense scores(model, X))
+MODELS = {
+    "factors": (_factor_model, _factor_scores),
+    "popularity": (_popularity, _popularity_scores),
+    "popularity_weighted": (_popularity_weighted, _popularity_weighted_scores),
+}
+
+
+@pytest.fixture(params=sorted(MODELS))
+def case(request):
+    X = random_user_items(n_users=50, n_items=30, density=0.2, seed=1)
+    # an empty user and a cold (never interacted) item
+    X = X.tolil()
+    X[4, :] = 0
+    X[:, 7] = 0
+    X = X.tocsr()
+    X.eliminate_zeros()
+    build, scores = MODELS[request.param]
+    model = build(X)
+    return model, X, scores(model, X), build
+
+
+def _check_rows(ids, sc, S, X, users, N, filter_items=(), items=None, filter_liked=True):
+    for row, u in enumerate(users):
+        liked = X[u].indices if filter_liked else []
+        want = reference_topk(S[u], N, excluded=list(liked) + list(filter_items), candidates=items)
+        n_cand = len([j for j in range(X.shape[1])
+                      if j not in set(filter_items) and (items is None or j in set(items))])
+        assert ids.shape[1] == min(N, n_cand)
+        got = [i for i in ids[row] if i >= 0]
+        assert got == want, f"user {u}"
+        np.testing.assert_allclose(sc[row][: len(got)], S[u][want], rtol=1e-6)
+        assert np.all(ids[row][len(got):] == -1) and np.all(np.isneginf(sc[row][len(got):]))
+
+
+def test_batch_matches_reference_and_single_calls(case):
+    model, X, S, _ = case
+    users = np.arange(X.shape[0])
+    ids, sc = model.recommend(users, X[users], N=5)
+    assert ids.dtype == np.int32 and sc.dtype == np.float32 and ids.shape == (50, 5)
+    _check_rows(ids, sc, S, X, users, 5)
+    for u in (0, 4, 17):
+        i1, s1 = model.recommend(u, X[u], N=5)
+        assert i1.ndim == 1
+        np.testing.assert_array_equal(i1, ids[u])
+        np.testing.assert_array_equal(s1, sc[u])
+
+
+def test_filters_items_and_unfiltered(case):
+    model, X, S, _ = case
+    users = np.array([3, 4, 3, 20])
+    flt, cand = [0, 5, 29], list(range(0, 30, 2))
+    ids, sc = model.recommend(users, X[users], N=6, filter_items=flt)
+    _check_rows(ids, sc, S, X, users, 6, filter_items=flt)
+    ids, sc = model.recommend(users, X[users], N=6, items=cand)
+    _check_rows(ids, sc, S, X, users, 6, items=cand)
+    ids, sc = model.recommend(users, X[users], N=6, items=cand, filter_items=flt)
+    _check_rows(ids, sc, S, X, users, 6, items=cand, filter_items=flt)
+    ids, sc = model.recommend(users, None, N=6, filter_already_liked_items=False)
+    _check_rows(ids, sc, S, X, users, 6, filter_liked=False)
+
+
+def test_n_larger_than_catalogue_pads_only_where_needed(case):
+    model, X, S, _ = case
+    users = np.array([0, 4])  # user 4 has no items: full row; user 0 has some: padded
+    ids, sc = model.recommend(users, X[users], N=100)
+    assert ids.shape == (2, 30)
+    assert np.all(ids[1] >= 0)
+    assert np.sum(ids[0] == -1) == X[0].nnz
+    _check_rows(ids, sc, S, X, users, 100)
+    ids, _ = model.recommend(users, X[users], N=100, items=[1, 2, 3])
+    assert ids.shape == (2, 3)
+    ids, _ = model.recommend(users, X[users], N=3, items=[])
+    assert ids.shape == (2, 0)
+
+
+def test_cold_item_is_still_recommendable(case):
+    model, X, S, _ = case
+    ids, _ = model.recommend(4, X[4], N=30)
+    assert 7 in ids
+
+
+def test_bad_input_errors(case):
+    model, X, _, _ = case
+    with pytest.raises(IndexError, match="userid 50"):
+        model.recommend(50, X[0])
+    with pytest.raises(IndexError, match="negative"):
+        model.recommend([-1, 2], X[[0, 2]])
+    with pytest.raises(ValueError, match="2 users were requested"):
+        model.recommend([1, 2], X)
+    with pytest.raises(ValueError, match="user_items is required"):
+        model.recommend(1)
+    with pytest.raises(ValueError, match="columns, expected 30"):
+        model.recommend(1, X[1][:, :20])
+    with pytest.raises(TypeError, match="user_items"):
+        model.recommend(1, X[1].toarray())
+    with pytest.raises(IndexError, match="filter_items 30"):
+        model.recommend(1, X[1], filter_items=[30])
+    with pytest.raises(IndexError, match="items -3"):
+        model.recommend(1, X[1], items=[-3])
+    with pytest.raises(ValueError, match="N must be at least 1"):
+        model.recommend(1, X[1], N=0)
+    bad = X[1].copy()
+    bad.data[:] = np.nan
+    with pytest.raises(ValueError, match="NaN"):
+        model.recommend(1, bad)
+
+
+def test_inputs_are_not_modified(case):
+    model, X, _, _ = case
+    Y = X[[3, 1]].astype(np.float64)
+    before = Y.toarray().copy()
+    flt = np.array([5, 2, 5])
+    model.recommend([3, 1], Y, N=4, filter_items=flt)
+    np.testing.assert_array_equal(Y.toarray(), before)
+    np.testing.assert_array_equal(flt, [5, 2, 5])
+
+
+def test_save_load_and_pickle_round_trip(case, tmp_path):
+    model, X, _, _ = case
+    users = np.arange(10)
+    want = model.recommend(users, X[users], N=5)
+    path = tmp_path / "model"
+    model.save(str(path))
+    assert (tmp_path / "model.npz").exists()
+    for loaded in (type(model).load(str(path)), RecommenderBase.load(tmp_path / "model.npz"),
+                   pickle.loads(pickle.dumps(model))):
+        assert type(loaded) is type(model)
+        assert loaded.get_params() == model.get_params()
+        got = loaded.recommend(users, X[users], N=5)
+        np.testing.assert_array_equal(got[0], want[0])
+        np.testing.assert_array_equal(got[1], want[1])
+    buf = io.BytesIO()
+    model.save(buf)
+    buf.seek(0)
+    np.testing.assert_array_equal(type(model).load(buf).recommend(users, X[users])[0],
+                                  model.recommend(users, X[users])[0])
+
+
+def test_threads_do_not_change_results(case):
+    model, X, _, build = case
+    users = np.arange(X.shape[0])
+    one = build(X, num_threads=1).recommend(users, X, N=7)
+    two = build(X, num_threads=2).recommend(users, X, N=7)
+    np.testing.assert_array_equal(one[0], two[0])
+    np.testing.assert_array_equal(one[1], two[1])
+
+
+def test_empty_batch(case):
+    model, X, _, _ = case
+    ids, sc = model.recommend(np.array([], dtype=np.int64), X[[]], N=5)
+    assert ids.shape == (0, 5) and sc.shape == (0, 5)
+
+
+def test_load_errors(tmp_path):
+    X = random_user_items()
+    pop = PopularityRecommender().fit(X)
+    pop.save(tmp_path / "pop.npz")
+    with pytest.raises(ModelFormatError, match="holds a PopularityRecommender"):
+        MatrixFactorizationBase.load(tmp_path / "pop.npz")
+    np.savez(tmp_path / "other.npz", a=np.ones(3))
+    with pytest.raises(ModelFormatError, match="not a tacitrec model"):
+        RecommenderBase.load(tmp_path / "other.npz")
+    import json
+    meta = {"class": "PopularityRecommender", "format_version": 99, "params": {}}
+    np.savez(tmp_path / "new.npz", __tacitrec__=np.array(json.dumps(meta)))
+    with pytest.raises(ModelFormatError, match="format version 99"):
+        RecommenderBase.load(tmp_path / "new.npz")
+
+
+def test_not_fitted_errors():
+    with pytest.raises(NotFittedError, match="fit"):
+        PopularityRecommender().recommend(0, sp.csr_matrix((1, 3)))
+    with pytest.raises(NotFittedError, match="user_factors"):
+        MatrixFactorizationBase().recommend(0, sp.csr_matrix((1, 3)))
+    # unfitted models still save and load their parameters
+    buf = io.BytesIO()
+    PopularityRecommender(weighted=True).save(buf)
+    buf.seek(0)
+    assert PopularityRecommender.load(buf).weighted is True

@@ -1,0 +1,201 @@
+"""Splits and ranking metrics, against a NumPy reference and hand-computed cases."""
+
+import numpy as np
+import pytest
+import scipy.sparse as sp
+
+from tacitrec import MatrixFactorizationBase, PopularityRecommender
+from tacitrec.evaluation import (AUC_at_k, leave_k_out_split, mean_average_precision_at_k,
+                                 ndcg_at_k, precision_at_k, ranking_metrics_at_k, recall_at_k,
+                                 train_test_split)
+from conftest import random_user_items, reference_topk
+
+
+def reference_metrics(S, train, test, K):
+    """Plain-Python metrics over dense scores S (users x items)."""
+    n_items = S.shape[1]
+    per = {k: [] for k in ("precision", "recall", "map", "ndcg", "auc", "mrr", "hit_rate")}
+    hits_total = ideal_total = 0
+    for u in range(S.shape[0]):
+        pos = set(test[u].indices)
+        if not pos:
+            continue
+        recs = reference_topk(S[u], K, excluded=train[u].indices)
+        recs += [-1] * (K - len(recs))
+        hits = ap = dcg = auc = rr = 0.0
+        misses = 0
+        for i, r in enumerate(recs):
+            if r in pos:
+                hits += 1
+                ap += hits / (i + 1)
+                dcg += 1 / np.log2(i + 2)
+                rr = rr or 1 / (i + 1)
+            else:
+                misses += 1
+                auc += hits
+        ideal = min(K, len(pos))
+        n_neg = n_items - len(pos)
+        auc = (auc + (hits + len(pos)) / 2 * (n_neg - misses)) / (len(pos) * n_neg)
+        per["precision"].append(hits / K)
+        per["recall"].append(hits / len(pos))
+        per["map"].append(ap / ideal)
+        per["ndcg"].append(dcg / sum(1 / np.log2(i + 2) for i in range(ideal)))
+        per["auc"].append(auc)
+        per["mrr"].append(rr)
+        per["hit_rate"].append(float(hits > 0))
+        hits_total += hits
+        ideal_total += ideal
+    out = {k: float(np.mean(v)) for k, v in per.items()}
+    out["implicit_precision"] = hits_total / ideal_total
+    return out
+
+
+@pytest.fixture
+def setup():
+    X = random_user_items(n_users=300, n_items=50, density=0.2, seed=4)
+    train, test = train_test_split(X, 0.7, random_state=1)
+    rng = np.random.default_rng(2)
+    model = MatrixFactorizationBase()
+    model.user_factors = rng.standard_normal((300, 8))
+    model.item_factors = rng.standard_normal((50, 8))
+    return model, train, test
+
+
+@pytest.mark.parametrize("K", [1, 5, 10, 60])
+def test_metrics_match_numpy_reference(setup, K):
+    model, train, test = setup
+    S = model.user_factors @ model.item_factors.T
+    want = reference_metrics(S, train, test, K)
+    got = ranking_metrics_at_k(model, train, test, K=K, show_progress=False)
+    assert set(got) == set(want)
+    for k in want:
+        assert got[k] == pytest.approx(want[k], rel=1e-9, abs=1e-12), k
+    assert precision_at_k(model, train, test, K, False) == pytest.approx(want["precision"])
+    assert recall_at_k(model, train, test, K, False) == pytest.approx(want["recall"])
+    assert mean_average_precision_at_k(model, train, test, K, False) == pytest.approx(want["map"])
+    assert ndcg_at_k(model, train, test, K, False) == pytest.approx(want["ndcg"])
+    assert AUC_at_k(model, train, test, K, False) == pytest.approx(want["auc"])
+
+
+def test_hand_computed_case():
+    # 2 users x 4 items; item scores 4 > 3 > 2 > 1 for everyone.
+    model = MatrixFactorizationBase()
+    model.user_factors = np.ones((2, 1))
+    model.item_factors = np.array([[4.0], [3.0], [2.0], [1.0]])
+    train = sp.csr_matrix(np.array([[1, 0, 0, 0], [0, 0, 0, 0]]))
+    test = sp.csr_matrix(np.array([[0, 0, 1, 1], [0, 1, 0, 0]]))
+    # user 0 ranks [1, 2] at K=2 (item 0 is training): one hit at rank 2
+    # user 1 ranks [0, 1]: one hit at rank 2
+    m = ranking_metrics_at_k(model, train, test, K=2, show_progress=False)
+    assert m["precision"] == pytest.approx(0.5)
+    assert m["recall"] == pytest.approx((0.5 + 1.0) / 2)
+    assert m["mrr"] == pytest.approx(0.5)
+    assert m["hit_rate"] == 1.0
+    assert m["map"] == pytest.approx((0.5 / 2 + 0.5 / 1) / 2)
+    assert m["ndcg"] == pytest.approx(((1 / np.log2(3)) / (1 + 1 / np.log2(3)) + 1 / np.log2(3)) / 2)
+    assert m["implicit_precision"] == pytest.approx(2 / 3)
+
+
+def test_users_without_test_items_are_skipped_and_threads_agree(setup):
+    model, train, test = setup
+    test = test.tolil()
+    test[:100] = 0
+    test = test.tocsr()
+    test.eliminate_zeros()
+    a = ranking_metrics_at_k(model, train, test, K=5, show_progress=False, num_threads=1)
+    b = ranking_metrics_at_k(model, train, test, K=5, show_progress=False, num_threads=2)
+    assert a == b
+    S = model.user_factors @ model.item_factors.T
+    assert a["ndcg"] == pytest.approx(reference_metrics(S, train, test, 5)["ndcg"])
+
+
+def test_metric_input_errors(setup):
+    model, train, test = setup
+    with pytest.raises(ValueError, match="train_user_items has 49 columns, expected 50"):
+        ranking_metrics_at_k(model, train[:, :49], test, show_progress=False)
+    with pytest.raises(ValueError, match="no interactions"):
+        ranking_metrics_at_k(model, train, sp.csr_matrix(test.shape), show_progress=False)
+    with pytest.raises(ValueError, match="K must be at least 1"):
+        ranking_metrics_at_k(model, train, test, K=0, show_progress=False)
+    with pytest.raises(TypeError, match="test_user_items"):
+        ranking_metrics_at_k(model, train, test.toarray(), show_progress=False)
+
+
+def test_popularity_beats_random_on_planted_data():
+    from tacitrec.datasets import synthetic
+    X = synthetic(n_users=800, n_items=300, random_state=3).user_items
+    train, test = train_test_split(X, 0.8, random_state=0)
+    pop = ranking_metrics_at_k(PopularityRecommender().fit(train), train, test, K=10,
+                               show_progress=False)
+    rnd = MatrixFactorizationBase()
+    rng = np.random.default_rng(0)
+    rnd.user_factors, rnd.item_factors = rng.random((800, 4)), rng.random((300, 4))
+    base = ranking_metrics_at_k(rnd, train, test, K=10, show_progress=False)
+    assert pop["ndcg"] > 2 * base["ndcg"]
+
+
+# ---- splits -----------------------------------------------------------------------------------
+
+def test_train_test_split_partitions_exactly_and_reproducibly():
+    X = random_user_items(n_users=200, n_items=80, density=0.1, seed=9, dtype=np.float64)
+    before = X.copy()
+    train, test = train_test_split(X, 0.75, random_state=42)
+    assert train.shape == test.shape == X.shape
+    assert train.dtype == X.dtype and isinstance(train, sp.csr_matrix)
+    assert train.nnz == round(0.75 * X.nnz) and train.nnz + test.nnz == X.nnz
+    assert train.multiply(test).nnz == 0
+    np.testing.assert_array_equal((train + test).toarray(), X.toarray())
+    np.testing.assert_array_equal(X.toarray(), before.toarray())
+    again = train_test_split(X, 0.75, random_state=42)
+    assert (again[0] != train).nnz == 0 and (again[1] != test).nnz == 0
+    other = train_test_split(X, 0.75, random_state=43)
+    assert (other[0] != train).nnz > 0
+    full, empty = train_test_split(X, 1.0, random_state=0)
+    assert full.nnz == X.nnz and empty.nnz == 0
+    with pytest.raises(ValueError, match="train_percentage"):
+        train_test_split(X, 1.5)
+
+
+def test_train_test_split_sums_duplicates_of_coo_input():
+    X = sp.coo_matrix((np.array([1.0, 2.0, 5.0]), (np.array([0, 0, 1]), np.array([1, 1, 0]))),
+                      shape=(2, 2))
+    train, test = train_test_split(X, 0.5, random_state=0)
+    np.testing.assert_array_equal((train + test).toarray(), [[0, 3], [5, 0]])
+
+
+def test_leave_k_out_split():
+    X = random_user_items(n_users=300, n_items=60, density=0.05, seed=3)
+    counts = np.diff(X.indptr)
+    train, test = leave_k_out_split(X, K=2, random_state=7)
+    np.testing.assert_array_equal((train + test).toarray(), X.toarray())
+    assert train.multiply(test).nnz == 0
+    test_counts = np.diff(test.indptr)
+    np.testing.assert_array_equal(test_counts, np.where(counts > 2, 2, 0))
+    again = leave_k_out_split(X, K=2, random_state=7)
+    assert (again[1] != test).nnz == 0
+    assert (leave_k_out_split(X, K=2, random_state=8)[1] != test).nnz > 0
+    # a share of the active users is kept in train only
+    _, test2 = leave_k_out_split(X, K=1, train_only_size=0.5, random_state=0)
+    active = np.sum(counts > 0)
+    tested = np.sum(np.diff(test2.indptr) > 0)
+    assert tested <= active - round(0.5 * active)
+    assert tested >= np.sum(counts > 1) - round(0.5 * active)
+    with pytest.raises(ValueError, match="train_only_size"):
+        leave_k_out_split(X, train_only_size=1.0)
+    with pytest.raises(ValueError, match="K must be at least 1"):
+        leave_k_out_split(X, K=0)
+
+
+def test_cross_check_with_implicit_when_installed(setup):
+    """Optional: implicit 0.7's metrics on the same factors (skipped where implicit is absent)."""
+    implicit_eval = pytest.importorskip("implicit.evaluation")
+    from implicit.cpu.als import AlternatingLeastSquares
+
+    model, train, test = setup
+    peer = AlternatingLeastSquares(factors=8)
+    peer.user_factors, peer.item_factors = model.user_factors, model.item_factors
+    theirs = implicit_eval.ranking_metrics_at_k(peer, train, test, K=10, show_progress=False)
+    ours = ranking_metrics_at_k(model, train, test, K=10, show_progress=False)
+    assert ours["implicit_precision"] == pytest.approx(theirs["precision"], rel=1e-6)
+    for k in ("map", "ndcg", "auc"):
+        assert ours[k] == pytest.approx(theirs[k], rel=1e-6), k

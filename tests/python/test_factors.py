@@ -1,0 +1,71 @@
+"""MatrixFactorizationBase specifics: factor assignment, similar items/users by cosine."""
+
+import numpy as np
+import pytest
+
+from tacitrec import MatrixFactorizationBase
+from conftest import reference_topk
+
+
+@pytest.fixture
+def model():
+    rng = np.random.default_rng(5)
+    m = MatrixFactorizationBase()
+    m.user_factors = rng.standard_normal((40, 6))
+    f = rng.standard_normal((25, 6))
+    f[3] = 0  # a zero vector has cosine 0 with everything
+    m.item_factors = f
+    return m
+
+
+def _cosine(F):
+    n = np.linalg.norm(F, axis=1)
+    n[n == 0] = 1
+    G = F / n[:, None]
+    return G @ G.T
+
+
+def test_similar_items_is_cosine_and_includes_the_item(model):
+    C = _cosine(model.item_factors.astype(np.float64))
+    ids, sc = model.similar_items([0, 3, 10], N=5)
+    for row, i in enumerate([0, 3, 10]):
+        if i != 3:
+            assert ids[row][0] == i and abs(sc[row][0] - 1) < 1e-5
+        assert list(ids[row]) == reference_topk(C[i], 5)
+        np.testing.assert_allclose(sc[row], C[i][ids[row]], atol=1e-5)
+    i1, s1 = model.similar_items(10, N=5, filter_items=[10], items=list(range(20)))
+    assert i1.ndim == 1 and 10 not in i1 and max(i1) < 20
+
+
+def test_similar_users(model):
+    C = _cosine(model.user_factors.astype(np.float64))
+    ids, sc = model.similar_users(7, N=4, filter_users=[7])
+    assert 7 not in ids
+    np.testing.assert_allclose(sc, np.sort(np.delete(C[7], 7))[::-1][:4], atol=1e-5)
+    with pytest.raises(IndexError, match="userid 40"):
+        model.similar_users(40)
+    with pytest.raises(IndexError, match="filter_users 99"):
+        model.similar_users(1, filter_users=[99])
+
+
+def test_assignment_copies_validates_and_refreshes_cache(model):
+    model.similar_items(0, N=3)  # fills the cache
+    f = model.item_factors.copy()
+    f[0] = -f[0]
+    model.item_factors = f
+    ids, sc = model.similar_items(1, N=25)
+    C = _cosine(f.astype(np.float64))
+    np.testing.assert_allclose(sc, C[1][ids], atol=1e-5)
+    assert list(ids) == reference_topk(C[1], 25)
+    f[1] = 100  # the model holds a copy
+    assert model.item_factors[1, 0] != 100
+    with pytest.raises(ValueError, match="user_factors has 5 factors, expected 6"):
+        model.user_factors = np.ones((3, 5))
+    with pytest.raises(ValueError, match="NaN"):
+        model.item_factors = np.full((3, 6), np.nan)
+
+
+def test_recalculate_user_is_refused_without_support(model):
+    import scipy.sparse as sp
+    with pytest.raises(NotImplementedError, match="recalculate"):
+        model.recommend(0, sp.csr_matrix((1, 25)), recalculate_user=True)
