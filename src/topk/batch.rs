@@ -147,7 +147,7 @@ pub struct TopKResult {
     pub scores: Vec<f32>,
 }
 
-/// Lanes compared at once when scanning a tile against the per-query thresholds.
+/// Queries whose scores are tested together in the scan.
 const LANES: usize = 16;
 
 struct Worker<S> {
@@ -263,8 +263,9 @@ pub fn recommend_batch<S: BlockScorer>(
 }
 
 /// Offers every score of a position-major tile that reaches its query's threshold to that query's
-/// selection. The threshold test runs `LANES` queries at a time into a bit mask (vectorised), so the
-/// exclusion checks and heap pushes only happen for the few scores that can enter.
+/// selection. Once the selections fill up almost no score reaches its threshold, so the scores of
+/// `LANES` queries are compared at once, branch-free (vector compares); only the lanes that pass
+/// pay for exclusion checks and a push.
 #[allow(clippy::too_many_arguments)]
 #[inline]
 fn scan_tile(
@@ -279,41 +280,65 @@ fn scan_tile(
 ) {
     for (pl, row) in tile.chunks_exact(m).enumerate() {
         let p = (p0 + pl) as u32;
-        let mut c0 = 0;
-        while c0 < m {
-            let c1 = (c0 + LANES).min(m);
-            let mut mask = reaching(&row[c0..c1], &thresholds[c0..c1]);
-            while mask != 0 {
-                let q = c0 + mask.trailing_zeros() as usize;
-                mask &= mask - 1;
-                if excluded.binary_search(&p).is_ok() || liked[q].binary_search(&p).is_ok() {
-                    continue;
+        let mut g = 0;
+        while g < m {
+            let n = LANES.min(m - g);
+            let mut hits = reaching(&row[g..g + n], &thresholds[g..g + n]);
+            while hits != 0 {
+                let q = g + hits.trailing_zeros() as usize;
+                hits &= hits - 1;
+                if excluded.binary_search(&p).is_err() && liked[q].binary_search(&p).is_err() {
+                    heaps[q].push(row[q], candidates.item(p as usize));
+                    thresholds[q] = heaps[q].threshold();
                 }
-                heaps[q].push(row[q], candidates.item(p as usize));
-                thresholds[q] = heaps[q].threshold();
             }
-            c0 = c1;
+            g += n;
         }
     }
 }
 
-/// Bit l is set when `scores[l] >= thresholds[l]` (at most `LANES` lanes).
+/// Bit l of the result is set when `scores[l] >= thresholds[l]` (at most `LANES` lanes).
 #[inline(always)]
 fn reaching(scores: &[f32], thresholds: &[f32]) -> u32 {
     if let (Ok(s), Ok(t)) = (
         <&[f32; LANES]>::try_from(scores),
         <&[f32; LANES]>::try_from(thresholds),
     ) {
-        // Fixed trip count: compiles to a vector compare and a move-mask.
-        let mut mask = 0u32;
-        for l in 0..LANES {
-            mask |= ((s[l] >= t[l]) as u32) << l;
-        }
-        return mask;
+        return reaching_full(s, t);
     }
     let mut mask = 0u32;
     for (l, (s, t)) in scores.iter().zip(thresholds).enumerate() {
-        mask |= ((*s >= *t) as u32) << l;
+        mask |= ((s >= t) as u32) << l;
+    }
+    mask
+}
+
+/// A full group: 4 SSE compares and move-masks. SSE2 is part of the x86-64 baseline, so this
+/// needs no runtime detection. The auto-vectorised forms of this loop measured 2-3x slower inside
+/// the scan (the compiler scalarises the bit assembly).
+#[cfg(all(target_arch = "x86_64", target_feature = "sse2"))]
+#[inline(always)]
+fn reaching_full(s: &[f32; LANES], t: &[f32; LANES]) -> u32 {
+    use std::arch::x86_64::{_mm_cmpge_ps, _mm_loadu_ps, _mm_movemask_ps};
+    let mut mask = 0u32;
+    for c in 0..LANES / 4 {
+        // SAFETY: SSE2 is enabled (cfg above); both loads read 4 floats inside the 16-float arrays.
+        let bits = unsafe {
+            let a = _mm_loadu_ps(s.as_ptr().add(4 * c));
+            let b = _mm_loadu_ps(t.as_ptr().add(4 * c));
+            _mm_movemask_ps(_mm_cmpge_ps(a, b))
+        };
+        mask |= (bits as u32) << (4 * c);
+    }
+    mask
+}
+
+#[cfg(not(all(target_arch = "x86_64", target_feature = "sse2")))]
+#[inline(always)]
+fn reaching_full(s: &[f32; LANES], t: &[f32; LANES]) -> u32 {
+    let mut mask = 0u32;
+    for l in 0..LANES {
+        mask |= ((s[l] >= t[l]) as u32) << l;
     }
     mask
 }
