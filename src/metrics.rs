@@ -21,14 +21,18 @@ pub const METRIC_NAMES: [&str; 9] = [
 /// Number of metric columns.
 pub const N_METRICS: usize = METRIC_NAMES.len();
 
-/// Per-user metrics of the lists `recs` (row-major `n_users x width`, ids; -1 or a width below `k`
-/// count as misses) against the test rows of `test` (row i belongs to recs row i), for a catalogue
-/// of `n_items` items. Returns row-major `n_users x N_METRICS` values; users without test items get
-/// NaN in every column (the caller skips them). Only the first `k` recommendations count.
+/// Per-user metrics of the lists `recs` (row-major `n_users x width`, ids; padding -1, or a width
+/// below `k`, holds no item and so no hit) against the test rows of `test` (row i belongs to recs
+/// row i), for a catalogue of `n_items` items. Returns row-major `n_users x N_METRICS` values; users
+/// without test items get NaN in every column (the caller skips them). Only the first `k`
+/// recommendations count; precision still divides by `k`.
 ///
-/// `auc` follows implicit 0.7: with h hits, m misses among the K slots, P test items and
-/// N = n_items - P negatives, `(sum over misses of the hits ranked above it + (h + P) / 2 * (N - m))
-/// / (P * N)`; a user whose test set holds every item has no negatives and gets AUC 1.
+/// `auc` follows implicit 0.7: with h hits and m misses among the recommended items, P test items
+/// and N = n_items - P negatives, `(sum over misses of the hits ranked above it + (h + P) / 2 *
+/// (N - m)) / (P * N)`: unranked items are assumed to rank half-way. implicit also counts empty
+/// slots as misses, which only happens when K exceeds the candidates and then drives its AUC
+/// towards nonsense (even below 0); here they are not items and do not count. A user whose test
+/// set holds every item has no negatives and gets AUC 1.
 pub fn ranking_metrics(
     recs: &[i32],
     width: usize,
@@ -55,7 +59,14 @@ pub fn ranking_metrics(
             test.n_cols(),
         ));
     }
-    let discount: Vec<f64> = (0..k).map(|i| 1.0 / ((i + 2) as f64).log2()).collect();
+    // Discounts are needed down to the deepest rank that can hold a hit or be ideal; ranks past
+    // the lists' width are all misses and are counted in closed form.
+    let longest = (0..n_users)
+        .map(|u| test.row_range(u).len())
+        .max()
+        .unwrap_or(0);
+    let depth = k.min(width.max(longest));
+    let discount: Vec<f64> = (0..depth).map(|i| 1.0 / ((i + 2) as f64).log2()).collect();
     let ideal_dcg: Vec<f64> = discount
         .iter()
         .scan(0.0, |acc, d| {
@@ -76,8 +87,9 @@ pub fn ranking_metrics(
                 let list = &recs[u * width..(u + 1) * width];
                 let (mut hits, mut misses) = (0usize, 0usize);
                 let (mut ap, mut dcg, mut auc, mut rr) = (0.0f64, 0.0f64, 0.0f64, 0.0f64);
-                for (i, d) in discount.iter().enumerate() {
-                    let id = list.get(i).copied().unwrap_or(-1);
+                let shown = k.min(width);
+                for (i, d) in discount.iter().enumerate().take(shown) {
+                    let id = list[i];
                     if id >= 0 && liked.binary_search(&id).is_ok() {
                         hits += 1;
                         ap += hits as f64 / (i + 1) as f64;
@@ -85,7 +97,7 @@ pub fn ranking_metrics(
                         if hits == 1 {
                             rr = 1.0 / (i + 1) as f64;
                         }
-                    } else {
+                    } else if id >= 0 {
                         misses += 1;
                         auc += hits as f64;
                     }

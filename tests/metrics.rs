@@ -29,13 +29,14 @@ fn hand_computed_user() {
     close("hit_rate", 1.0);
     close("hits", 2.0);
     close("ideal", 3.0);
-    // implicit's AUC: misses at ranks 2, 4, 5 see 1, 2, 2 hits above them; 7 negatives, 3 misses.
-    let auc = (1.0 + 2.0 + 2.0 + (2.0 + 3.0) / 2.0 * (7.0 - 3.0)) / (3.0 * 7.0);
+    // implicit's AUC: misses at ranks 2 and 4 see 1 and 2 hits above them (the -1 at rank 5 holds
+    // no item); 7 negatives, 2 misses.
+    let auc = (1.0 + 2.0 + (2.0 + 3.0) / 2.0 * (7.0 - 2.0)) / (3.0 * 7.0);
     close("auc", auc);
 }
 
 #[test]
-fn short_lists_count_as_misses_and_empty_users_are_nan() {
+fn short_lists_hold_no_items_and_empty_users_are_nan() {
     let test = Csr::from_triplets(2, 4, &[(1, 3, 1.0)]).unwrap();
     // width 1 < K = 3; user 0 has no test items
     let recs = [0, 3];
@@ -45,8 +46,8 @@ fn short_lists_count_as_misses_and_empty_users_are_nan() {
     assert_eq!(u1[col("precision")], 1.0 / 3.0);
     assert_eq!(u1[col("mrr")], 1.0);
     assert_eq!(u1[col("ndcg")], 1.0);
-    // misses at ranks 2 and 3 each see 1 hit; 3 negatives, 2 misses
-    assert!((u1[col("auc")] - (2.0 + 1.0 * 1.0) / 3.0).abs() < 1e-12);
+    // the two slots past the width-1 list hold no item: no misses; (1 + 1) / 2 * 3 negatives
+    assert!((u1[col("auc")] - (1.0 * 3.0) / 3.0).abs() < 1e-12);
 }
 
 #[test]

@@ -142,6 +142,15 @@ def check_count(value, name: str, minimum: int = 1) -> int:
     return int(value)
 
 
+def check_threads(value, name: str = "num_threads") -> int:
+    """A thread count: an int >= 0, where 0 means all cores."""
+    if isinstance(value, (bool, np.bool_)) or not isinstance(value, numbers.Integral):
+        raise TypeError(f"{name} must be an integer (0 = all cores), got {type(value).__name__}")
+    if value < 0:
+        raise ValueError(f"{name} must be >= 0 (0 = all cores), got {value}")
+    return int(value)
+
+
 def as_factors(value, name: str, n_factors: Optional[int] = None) -> np.ndarray:
     """A finite 2-D float32 C-contiguous copy of ``value``."""
     arr = np.array(value, dtype=np.float32, order="C", copy=True)

@@ -20,7 +20,8 @@ from typing import Any, Dict, Optional, Tuple
 import numpy as np
 
 from . import _core
-from ._validation import Csr, as_csr, as_factors, check_count, check_id_list, check_ids
+from ._validation import (Csr, as_csr, as_factors, check_count, check_id_list, check_ids,
+                          check_threads)
 from .exceptions import ModelFormatError, NotFittedError
 
 #: Version of the ``.npz`` layout written by :meth:`RecommenderBase.save`.
@@ -70,6 +71,9 @@ class RecommenderBase:
     def __repr__(self) -> str:
         args = ", ".join(f"{k}={v!r}" for k, v in self.get_params().items())
         return f"{type(self).__name__}({args})"
+
+    def _threads(self) -> int:
+        return check_threads(getattr(self, "num_threads", 0))
 
     # ---- hooks for subclasses -----------------------------------------------------------------
     def _shape(self) -> Tuple[int, int]:
@@ -278,7 +282,7 @@ class MatrixFactorizationBase(RecommenderBase):
         queries = self._user_vectors(userids, user_items, recalculate_user)
         liked = user_items.triple() if (filter_liked and user_items is not None) else None
         return _core.topk_dot(
-            queries, self._item_factors, N, liked, items, filter_items, self.num_threads
+            queries, self._item_factors, N, liked, items, filter_items, self._threads()
         )
 
     def _normalized(self, side: str) -> np.ndarray:
@@ -301,7 +305,7 @@ class MatrixFactorizationBase(RecommenderBase):
             None,
             check_id_list(subset, bound, names[2], plural),
             check_id_list(filter_ids, bound, names[1], plural),
-            self.num_threads,
+            self._threads(),
         )
         return (res_ids[0], scores[0]) if scalar else (res_ids, scores)
 

@@ -7,7 +7,9 @@ model ranks all items except the user's training items):
 * ``recall``: hits in the top K / number of test items
 * ``map``: average precision at K, normalised by min(K, number of test items)
 * ``ndcg``: DCG at K / ideal DCG at K (binary relevance, log2 discount)
-* ``auc``: implicit 0.7's AUC truncated at K (items beyond K are assumed to rank half-way)
+* ``auc``: implicit 0.7's AUC truncated at K (items beyond K are assumed to rank half-way).
+  Where K exceeds a user's candidate items, the padded slots hold no item and are not counted
+  as misses (implicit counts them, which makes its AUC meaningless, even negative, there)
 * ``mrr``: 1 / rank of the first hit in the top K (0 without one)
 * ``hit_rate``: share of users with at least one hit in the top K
 * ``implicit_precision``: total hits / sum over users of min(K, number of test items). This is
@@ -27,7 +29,7 @@ import scipy.sparse as sp
 from tqdm.auto import tqdm
 
 from . import _core
-from ._validation import as_csr, check_count, check_random_state
+from ._validation import as_csr, check_count, check_random_state, check_threads
 
 _BATCH_USERS = 4096
 
@@ -113,6 +115,7 @@ def ranking_metrics_at_k(model, train_user_items, test_user_items, K: int = 10,
     uses the model's own ``num_threads``.
     """
     K = check_count(K, "K")
+    num_threads = check_threads(num_threads)
     test = as_csr(test_user_items, "test_user_items")
     train = as_csr(train_user_items, "train_user_items", n_rows=test.shape[0], n_cols=test.shape[1])
     users = np.flatnonzero(np.diff(test.indptr))

@@ -57,7 +57,7 @@ class PopularityRecommender(RecommenderBase):
         queries = np.ones((len(userids), 1), dtype=np.float32)
         liked = user_items.triple() if (filter_liked and user_items is not None) else None
         return _core.topk_dot(
-            queries, self.item_popularity[:, None], N, liked, items, filter_items, self.num_threads
+            queries, self.item_popularity[:, None], N, liked, items, filter_items, self._threads()
         )
 
     def _get_state(self) -> Dict[str, np.ndarray]:

@@ -147,7 +147,23 @@ pub struct TopKResult {
     pub scores: Vec<f32>,
 }
 
-/// Queries whose scores are tested together in the scan.
+/// An `n x k` output buffer, or an error (instead of an abort) when it cannot be allocated.
+fn filled<T: Copy>(n: usize, k: usize, value: T) -> Result<Vec<T>> {
+    let len = n
+        .checked_mul(k)
+        .ok_or_else(|| Error::invalid("N", format!("{n} x {k} results overflow")))?;
+    let mut v = Vec::new();
+    v.try_reserve_exact(len).map_err(|_| {
+        Error::invalid(
+            "N",
+            format!("{n} queries x {k} results do not fit in memory; ask for fewer at a time"),
+        )
+    })?;
+    v.resize(len, value);
+    Ok(v)
+}
+
+/// Queries whose scores are compared at once in the scan.
 const LANES: usize = 16;
 
 struct Worker<S> {
@@ -193,8 +209,8 @@ pub fn recommend_batch<S: BlockScorer>(
         }
     }
     let k = k.min(candidates.available());
-    let mut ids = vec![-1i32; nq * k];
-    let mut scores = vec![f32::NEG_INFINITY; nq * k];
+    let mut ids = filled(nq, k, -1i32)?;
+    let mut scores = filled(nq, k, f32::NEG_INFINITY)?;
     if k == 0 || nq == 0 {
         return Ok(TopKResult {
             n_queries: nq,
@@ -341,4 +357,22 @@ fn reaching_full(s: &[f32; LANES], t: &[f32; LANES]) -> u32 {
         mask |= ((s[l] >= t[l]) as u32) << l;
     }
     mask
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn oversized_outputs_are_errors_not_aborts() {
+        assert!(matches!(
+            filled(usize::MAX, 2, 0i32),
+            Err(Error::InvalidArgument { .. })
+        ));
+        assert!(matches!(
+            filled(usize::MAX / 8, 1, 0i32),
+            Err(Error::InvalidArgument { .. })
+        ));
+        assert_eq!(filled(2, 3, 7i32).unwrap(), vec![7; 6]);
+    }
 }

@@ -29,7 +29,8 @@ impl TopK {
     pub fn new(k: usize) -> Self {
         TopK {
             k,
-            heap: Vec::with_capacity(k),
+            // grows on demand: a large k must not reserve k entries per query up front
+            heap: Vec::with_capacity(k.min(256)),
         }
     }
 

@@ -145,6 +145,10 @@ def test_bad_input_errors(case):
         model.recommend(1, X[1], items=[-3])
     with pytest.raises(ValueError, match="N must be at least 1"):
         model.recommend(1, X[1], N=0)
+    model.num_threads = -2
+    with pytest.raises(ValueError, match="num_threads must be >= 0"):
+        model.recommend(1, X[1])
+    model.num_threads = 0
     bad = X[1].copy()
     bad.data[:] = np.nan
     with pytest.raises(ValueError, match="NaN"):

@@ -30,7 +30,7 @@ def reference_metrics(S, train, test, K):
                 ap += hits / (i + 1)
                 dcg += 1 / np.log2(i + 2)
                 rr = rr or 1 / (i + 1)
-            else:
+            elif r >= 0:  # padding holds no item
                 misses += 1
                 auc += hits
         ideal = min(K, len(pos))
@@ -109,6 +109,16 @@ def test_users_without_test_items_are_skipped_and_threads_agree(setup):
     assert a["ndcg"] == pytest.approx(reference_metrics(S, train, test, 5)["ndcg"])
 
 
+def test_huge_k_needs_no_memory_and_keeps_auc_meaningful(setup):
+    model, train, test = setup
+    big = ranking_metrics_at_k(model, train, test, K=10**9, show_progress=False)
+    full = ranking_metrics_at_k(model, train, test, K=50, show_progress=False)
+    for k in ("recall", "map", "ndcg", "mrr", "hit_rate", "auc"):
+        assert big[k] == pytest.approx(full[k]), k
+    assert big["precision"] == pytest.approx(full["precision"] * 50 / 10**9)
+    assert 0.0 <= big["auc"] <= 1.0
+
+
 def test_metric_input_errors(setup):
     model, train, test = setup
     with pytest.raises(ValueError, match="train_user_items has 49 columns, expected 50"):
@@ -117,6 +127,8 @@ def test_metric_input_errors(setup):
         ranking_metrics_at_k(model, train, sp.csr_matrix(test.shape), show_progress=False)
     with pytest.raises(ValueError, match="K must be at least 1"):
         ranking_metrics_at_k(model, train, test, K=0, show_progress=False)
+    with pytest.raises(ValueError, match="num_threads must be >= 0"):
+        ranking_metrics_at_k(model, train, test, num_threads=-1, show_progress=False)
     with pytest.raises(TypeError, match="test_user_items"):
         ranking_metrics_at_k(model, train, test.toarray(), show_progress=False)
 
