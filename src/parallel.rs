@@ -54,13 +54,13 @@ mod tests {
 
     #[test]
     fn pool_has_requested_size_and_is_cached() {
-        let n = install(3, rayon::current_num_threads).unwrap();
+        let n = install(3, rayon::current_num_threads).unwrap(); // ok: test
         assert_eq!(n, 3);
-        let a = pool(3).unwrap();
-        let b = pool(3).unwrap();
+        let a = pool(3).unwrap(); // ok: test
+        let b = pool(3).unwrap(); // ok: test
         assert!(Arc::ptr_eq(&a, &b));
         assert_eq!(
-            install(0, rayon::current_num_threads).unwrap(),
+            install(0, rayon::current_num_threads).unwrap(), // ok: test
             resolve_threads(0)
         );
     }

@@ -373,6 +373,6 @@ mod tests {
             filled(usize::MAX / 8, 1, 0i32),
             Err(Error::InvalidArgument { .. })
         ));
-        assert_eq!(filled(2, 3, 7i32).unwrap(), vec![7; 6]);
+        assert_eq!(filled(2, 3, 7i32).unwrap(), vec![7; 6]); // ok: test
     }
 }
