@@ -3,6 +3,7 @@
 
 pub mod error;
 pub mod metrics;
+pub mod models;
 pub mod parallel;
 pub mod sparse;
 pub mod topk;

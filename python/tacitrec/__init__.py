@@ -4,10 +4,12 @@ Models follow implicit 0.7's API (``fit(user_items)``, ``recommend(userid, user_
 with its defects fixed; see :mod:`tacitrec.base`.
 """
 
-from . import datasets, evaluation
+from . import datasets, evaluation, knn
 from ._core import __version__
 from .base import MatrixFactorizationBase, RecommenderBase
 from .exceptions import ModelFormatError, NotFittedError
+from .knn import (BM25Recommender, CosineRecommender, ItemItemRecommender, PearsonRecommender,
+                  TFIDFRecommender)
 from .popularity import PopularityRecommender
 
 __all__ = [
@@ -15,8 +17,14 @@ __all__ = [
     "RecommenderBase",
     "MatrixFactorizationBase",
     "PopularityRecommender",
+    "ItemItemRecommender",
+    "CosineRecommender",
+    "TFIDFRecommender",
+    "BM25Recommender",
+    "PearsonRecommender",
     "NotFittedError",
     "ModelFormatError",
     "datasets",
+    "knn",
     "evaluation",
 ]

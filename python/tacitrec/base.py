@@ -76,8 +76,9 @@ class RecommenderBase:
         return check_threads(getattr(self, "num_threads", 0))
 
     # ---- hooks for subclasses -----------------------------------------------------------------
-    def _shape(self) -> Tuple[int, int]:
-        """``(n_users, n_items)``; raises NotFittedError before fitting."""
+    def _shape(self) -> Tuple[Optional[int], int]:
+        """``(n_users, n_items)``; raises NotFittedError before fitting. ``n_users`` is None for
+        models that serve any user from its ``user_items`` row."""
         raise NotImplementedError
 
     def _recommend(

@@ -4,6 +4,7 @@
 
 mod convert;
 mod errors;
+mod knn;
 mod metrics;
 mod topk;
 
@@ -14,5 +15,6 @@ fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add("__version__", env!("CARGO_PKG_VERSION"))?;
     topk::register(m)?;
     metrics::register(m)?;
+    knn::register(m)?;
     Ok(())
 }

@@ -6,6 +6,7 @@
 //! it without further checks.
 
 mod ops;
+pub mod weighting;
 
 pub use ops::{col_norms, row_norms, transpose};
 

@@ -69,3 +69,10 @@ def test_recalculate_user_is_refused_without_support(model):
     import scipy.sparse as sp
     with pytest.raises(NotImplementedError, match="recalculate"):
         model.recommend(0, sp.csr_matrix((1, 25)), recalculate_user=True)
+
+
+def test_user_items_may_be_omitted_when_nothing_needs_it(model):
+    ids, sc = model.recommend([1, 2], N=3, filter_already_liked_items=False)
+    S = model.user_factors @ model.item_factors.T
+    for row, u in enumerate([1, 2]):
+        assert list(ids[row]) == reference_topk(S[u], 3)

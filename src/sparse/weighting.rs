@@ -1,0 +1,182 @@
+//! Term weighting of sparse matrices (implicit 0.7's formulas): BM25, TF-IDF and L2
+//! normalisation, for either orientation.
+//!
+//! The matrix holds documents along one axis and terms along the other. For item-item kNN the
+//! items are the documents and the users the terms: N is the number of documents, the document
+//! frequency of a term is the number of stored entries it has, and a document's length is the
+//! sum of its values. Statistics are computed in f64; the weighted values are returned as a new
+//! `data` array in the order of the input's entries (the structure is unchanged).
+
+use super::CsrView;
+use crate::error::{Error, Result};
+use crate::parallel;
+use rayon::prelude::*;
+
+/// Which axis of the CSR matrix holds the documents.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Documents {
+    Rows,
+    Columns,
+}
+
+/// Per-document and per-term statistics of one matrix.
+struct Stats {
+    /// Number of documents.
+    n_docs: usize,
+    /// Sum of values per document.
+    doc_len: Vec<f64>,
+    /// Stored entries per term.
+    term_df: Vec<f64>,
+}
+
+fn stats(m: &CsrView<'_>, docs: Documents) -> Stats {
+    let mut row_sum = vec![0f64; m.n_rows()];
+    let mut col_sum = vec![0f64; m.n_cols()];
+    let mut row_cnt = vec![0f64; m.n_rows()];
+    let mut col_cnt = vec![0f64; m.n_cols()];
+    for r in 0..m.n_rows() {
+        let (cols, vals) = m.row(r);
+        row_cnt[r] = cols.len() as f64;
+        for (&c, &v) in cols.iter().zip(vals) {
+            row_sum[r] += v as f64;
+            col_sum[c as usize] += v as f64;
+            col_cnt[c as usize] += 1.0;
+        }
+    }
+    match docs {
+        Documents::Rows => Stats {
+            n_docs: m.n_rows(),
+            doc_len: row_sum,
+            term_df: col_cnt,
+        },
+        Documents::Columns => Stats {
+            n_docs: m.n_cols(),
+            doc_len: col_sum,
+            term_df: row_cnt,
+        },
+    }
+}
+
+/// Applies `f(value, doc, term)` to every entry, in parallel over rows.
+fn map_entries(
+    m: &CsrView<'_>,
+    docs: Documents,
+    num_threads: usize,
+    f: impl Fn(f64, usize, usize) -> f64 + Sync,
+) -> Result<Vec<f32>> {
+    let mut out = vec![0f32; m.nnz()];
+    parallel::install(num_threads, || {
+        let mut rest: &mut [f32] = &mut out;
+        let mut chunks = Vec::with_capacity(m.n_rows());
+        for r in 0..m.n_rows() {
+            let (head, tail) = rest.split_at_mut(m.row_range(r).len());
+            chunks.push((r, head));
+            rest = tail;
+        }
+        chunks.into_par_iter().for_each(|(r, dst)| {
+            let (cols, vals) = m.row(r);
+            for ((d, &c), &v) in dst.iter_mut().zip(cols).zip(vals) {
+                let (doc, term) = match docs {
+                    Documents::Rows => (r, c as usize),
+                    Documents::Columns => (c as usize, r),
+                };
+                *d = f(v as f64, doc, term) as f32;
+            }
+        });
+    })?;
+    Ok(out)
+}
+
+fn check_non_negative(what: &str, m: &CsrView<'_>) -> Result<()> {
+    match m.data().iter().position(|v| *v < 0.0) {
+        None => Ok(()),
+        Some(p) => Err(Error::invalid(
+            what,
+            format!(
+                "needs non-negative values, found {} at entry {p}",
+                m.data()[p]
+            ),
+        )),
+    }
+}
+
+/// `idf_t = ln N - ln(1 + df_t)`.
+fn idf(s: &Stats) -> Vec<f64> {
+    let ln_n = (s.n_docs as f64).ln();
+    s.term_df.iter().map(|df| ln_n - df.ln_1p()).collect()
+}
+
+/// BM25: `r (K1 + 1) / (K1 * len_d + r) * idf_t` with `len_d = (1 - B) + B * |d| / mean |d|`.
+pub fn bm25(
+    m: &CsrView<'_>,
+    docs: Documents,
+    k1: f64,
+    b: f64,
+    num_threads: usize,
+) -> Result<Vec<f32>> {
+    if !(k1.is_finite() && k1 >= 0.0) {
+        return Err(Error::invalid(
+            "K1",
+            format!("must be a finite number >= 0, got {k1}"),
+        ));
+    }
+    if !(b.is_finite() && (0.0..=1.0).contains(&b)) {
+        return Err(Error::invalid("B", format!("must be in [0, 1], got {b}")));
+    }
+    check_non_negative("bm25 weighting", m)?;
+    let s = stats(m, docs);
+    let idf = idf(&s);
+    let mean_len = if s.n_docs == 0 {
+        0.0
+    } else {
+        s.doc_len.iter().sum::<f64>() / s.n_docs as f64
+    };
+    let length_norm: Vec<f64> = s
+        .doc_len
+        .iter()
+        .map(|&l| {
+            (1.0 - b)
+                + if mean_len != 0.0 {
+                    b * l / mean_len
+                } else {
+                    0.0
+                }
+        })
+        .collect();
+    map_entries(m, docs, num_threads, |r, d, t| {
+        r * (k1 + 1.0) / (k1 * length_norm[d] + r) * idf[t]
+    })
+}
+
+/// TF-IDF: `sqrt(r) * idf_t` (not normalised; see [`normalize`]).
+pub fn tfidf(m: &CsrView<'_>, docs: Documents, num_threads: usize) -> Result<Vec<f32>> {
+    check_non_negative("tfidf weighting", m)?;
+    let s = stats(m, docs);
+    let idf = idf(&s);
+    map_entries(m, docs, num_threads, |r, _, t| r.sqrt() * idf[t])
+}
+
+/// Every document's vector divided by its L2 norm (documents with norm 0 are left at 0).
+pub fn normalize(m: &CsrView<'_>, docs: Documents, num_threads: usize) -> Result<Vec<f32>> {
+    let n_docs = match docs {
+        Documents::Rows => m.n_rows(),
+        Documents::Columns => m.n_cols(),
+    };
+    let mut sq = vec![0f64; n_docs];
+    for r in 0..m.n_rows() {
+        let (cols, vals) = m.row(r);
+        for (&c, &v) in cols.iter().zip(vals) {
+            let d = if docs == Documents::Rows {
+                r
+            } else {
+                c as usize
+            };
+            sq[d] += (v as f64) * (v as f64);
+        }
+    }
+    let inv: Vec<f64> = sq
+        .iter()
+        .map(|&s| if s > 0.0 { 1.0 / s.sqrt() } else { 0.0 })
+        .collect();
+    map_entries(m, docs, num_threads, |r, d, _| r * inv[d])
+}

@@ -1,0 +1,212 @@
+"""Item-item kNN: similarity against a SciPy/NumPy reference of implicit 0.7's formulas, Pearson
+against numpy.corrcoef, weighting functions, neighbour lists and kNN-specific behaviour."""
+
+import numpy as np
+import pytest
+import scipy.sparse as sp
+
+from tacitrec import (BM25Recommender, CosineRecommender, ItemItemRecommender,
+                      PearsonRecommender, TFIDFRecommender)
+from tacitrec.knn import bm25_weight, normalize, tfidf_weight
+
+
+def continuous_user_items(n_users=80, n_items=25, density=0.25, seed=0):
+    """Positive non-integer values: no exact ties in the similarities."""
+    rng = np.random.default_rng(seed)
+    X = sp.random(n_users, n_items, density=density, format="csr", random_state=rng,
+                  data_rvs=lambda n: rng.uniform(0.5, 5.0, n))
+    X.sort_indices()
+    return X
+
+
+# ---- reference formulas (items are documents, users terms), dense NumPy in float64 ----------
+
+def ref_idf(X):
+    n_items = X.shape[1]
+    df = np.diff(X.tocsr().indptr)  # items per user
+    return np.log(n_items) - np.log1p(df)
+
+
+def ref_weighted(X, kind, K1=1.2, B=0.75):
+    D = X.toarray().astype(np.float64)
+    mask = D != 0
+    if kind == "dot" or kind == "pearson":
+        return D
+    if kind == "cosine":
+        n = np.sqrt((D ** 2).sum(axis=0))
+        return np.divide(D, n, out=np.zeros_like(D), where=n > 0)
+    idf = ref_idf(X)[:, None]
+    if kind == "tfidf":
+        W = np.sqrt(D) * idf * mask
+        n = np.sqrt((W ** 2).sum(axis=0))
+        return np.divide(W, n, out=np.zeros_like(W), where=n > 0)
+    if kind == "bm25":
+        length = D.sum(axis=0)
+        norm = (1 - B) + B * length / length.mean()
+        return np.where(mask, D * (K1 + 1) / (K1 * norm[None, :] + D) * idf, 0.0)
+    raise ValueError(kind)
+
+
+def ref_topk_rows(S, K, allowed):
+    """Per row: the K largest allowed entries (ties to the lower id) as a dense matrix."""
+    out = np.zeros_like(S)
+    for i in range(S.shape[0]):
+        cand = [j for j in range(S.shape[1]) if allowed[i, j]]
+        cand.sort(key=lambda j: (-S[i, j], j))
+        for j in cand[:K]:
+            out[i, j] = S[i, j]
+    return out
+
+
+MODELS = [(ItemItemRecommender, "dot", {}), (CosineRecommender, "cosine", {}),
+          (TFIDFRecommender, "tfidf", {}), (BM25Recommender, "bm25", {"K1": 1.5, "B": 0.6})]
+
+
+@pytest.mark.parametrize("cls,kind,kw", MODELS)
+@pytest.mark.parametrize("K", [1, 5, 40])
+def test_similarity_matches_reference(cls, kind, kw, K):
+    X = continuous_user_items()
+    model = cls(K=K, num_threads=2, **kw).fit(X, show_progress=False)
+    W = ref_weighted(X, kind, **{k.replace("K1", "K1"): v for k, v in kw.items()})
+    S = W.T @ W
+    co = (X.T @ X).toarray() != 0  # only co-occurring pairs have a stored product
+    want = ref_topk_rows(S, K, co)
+    got = model.similarity
+    assert got.dtype == np.float32 and got.shape == (25, 25)
+    np.testing.assert_allclose(got.toarray(), want, rtol=2e-5, atol=1e-6)
+    assert np.array_equal(got.toarray() != 0, want != 0)
+    # the item itself is its own first neighbour for normalised similarities
+    if kind in ("cosine", "tfidf"):
+        for i in range(25):
+            row = got[i].toarray().ravel()
+            if row.any():
+                assert np.argmax(row) == i and row[i] == pytest.approx(1.0, rel=1e-5)
+
+
+def test_pearson_matches_corrcoef():
+    X = continuous_user_items(n_users=60, n_items=20, density=0.3, seed=3).tolil()
+    X[:, 4] = 2.0  # constant column: zero variance
+    X[:, 9] = 0.0  # empty column
+    X = X.tocsr()
+    X.eliminate_zeros()
+    model = PearsonRecommender(K=6).fit(X, show_progress=False)
+    with np.errstate(invalid="ignore", divide="ignore"):  # zero-variance columns give NaN
+        C = np.corrcoef(X.toarray(), rowvar=False)
+    co = (X.T @ X).toarray() != 0
+    varies = X.toarray().std(axis=0) > 0
+    allowed = co & varies[:, None] & varies[None, :]
+    want = ref_topk_rows(np.nan_to_num(C), 6, allowed)
+    got = model.similarity.toarray()
+    np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-6)
+    assert model.similarity[4].nnz == 0 and model.similarity[9].nnz == 0
+    assert np.all(model.similarity[:, 4].toarray() == 0)
+    assert got[0, 0] == pytest.approx(1.0, rel=1e-6)
+
+
+def test_weighting_functions_match_formulas_rows_as_documents():
+    X = continuous_user_items(seed=5).T.tocsr()  # items x users: rows are documents
+    D = X.toarray().astype(np.float64)
+    mask = D != 0
+    idf = np.log(X.shape[0]) - np.log1p((D != 0).sum(axis=0))
+    got = tfidf_weight(X)
+    assert isinstance(got, sp.csr_matrix) and got.dtype == np.float32 and got.shape == X.shape
+    np.testing.assert_allclose(got.toarray(), np.sqrt(D) * idf * mask, rtol=1e-5, atol=1e-6)
+    length = D.sum(axis=1)
+    norm = 0.2 + 0.8 * length / length.mean()
+    want = np.where(mask, D * 101 / (100 * norm[:, None] + D) * idf, 0)
+    np.testing.assert_allclose(bm25_weight(X).toarray(), want, rtol=1e-5, atol=1e-6)
+    want = D / np.linalg.norm(D, axis=1, keepdims=True)
+    np.testing.assert_allclose(normalize(X).toarray(), np.nan_to_num(want), rtol=1e-5, atol=1e-7)
+    # integer and COO input, not modified
+    Y = sp.coo_matrix(np.array([[0, 3], [4, 0], [0, 0]]))
+    before = Y.toarray().copy()
+    np.testing.assert_allclose(normalize(Y).toarray(), [[0, 1], [1, 0], [0, 0]])
+    np.testing.assert_array_equal(Y.toarray(), before)
+    with pytest.raises(ValueError, match="non-negative"):
+        tfidf_weight(sp.csr_matrix(np.array([[-1.0, 2.0]])))
+
+
+def test_recommend_uses_query_time_values_and_serves_new_users():
+    X = continuous_user_items(seed=7)
+    model = CosineRecommender(K=10).fit(X, show_progress=False)
+    S = model.similarity.toarray().astype(np.float64)
+    rows = sp.csr_matrix(np.array([[0] * 24 + [3.0], [2.0, 0, 1.0] + [0] * 22]))
+    ids, sc = model.recommend([500, 501], rows, N=6)  # ids beyond the training users
+    for r in range(2):
+        scores = rows[r].toarray().ravel() @ S
+        liked = set(rows[r].indices)
+        order = sorted((j for j in range(25) if j not in liked), key=lambda j: (-scores[j], j))
+        np.testing.assert_allclose(sc[r], scores[order[:6]], rtol=1e-5, atol=1e-7)
+        assert not liked & set(ids[r])
+
+
+def test_exactly_n_results_with_zero_scores_filling_in():
+    # user liked item 0 whose only neighbour is itself: every other item scores 0
+    X = sp.csr_matrix(np.array([[1.0, 0, 0, 0], [0, 1.0, 1.0, 0], [0, 0, 1.0, 1.0]]))
+    model = ItemItemRecommender(K=1).fit(X, show_progress=False)
+    ids, sc = model.recommend(0, X[0], N=3)
+    assert list(ids) == [1, 2, 3] and list(sc) == [0, 0, 0]
+
+
+def test_similar_items_returns_stored_neighbours_only():
+    X = continuous_user_items(seed=2)
+    model = BM25Recommender(K=4).fit(X, show_progress=False)
+    ids, sc = model.similar_items([0, 3], N=10)
+    assert ids.shape == (2, 10)
+    for r, i in enumerate([0, 3]):
+        row = model.similarity[i]
+        order = sorted(zip(row.indices, row.data), key=lambda e: (-e[1], e[0]))
+        n = len(order)
+        assert list(ids[r][:n]) == [j for j, _ in order]
+        np.testing.assert_allclose(sc[r][:n], [v for _, v in order], rtol=1e-6)
+        assert np.all(ids[r][n:] == -1)
+    one, _ = model.similar_items(3, N=2, filter_items=[3])
+    assert 3 not in one and one.ndim == 1
+    with pytest.raises(NotImplementedError, match="item-item"):
+        model.similar_users(0)
+
+
+def test_refit_other_shape_assignment_and_errors():
+    model = CosineRecommender(K=3)
+    model.fit(continuous_user_items(n_items=25), show_progress=False)
+    model.fit(continuous_user_items(n_items=12, seed=4), show_progress=False)
+    assert model.similarity.shape == (12, 12)
+    with pytest.raises(ValueError, match="user_items is required"):
+        model.recommend(0, None, filter_already_liked_items=False)
+    with pytest.raises(ValueError, match="square"):
+        model.similarity = sp.csr_matrix((3, 4))
+    S = sp.identity(12, format="csr", dtype=np.float64)
+    model.similarity = S
+    S.data[:] = 5  # the model keeps its own copy
+    assert model.similarity.data.max() == 1
+    with pytest.raises(ValueError, match="K must be at least 1"):
+        CosineRecommender(K=0).fit(continuous_user_items(), show_progress=False)
+    with pytest.raises(ValueError, match="B"):
+        BM25Recommender(B=2.0).fit(continuous_user_items(), show_progress=False)
+    with pytest.raises(ValueError, match="non-negative"):
+        TFIDFRecommender().fit(sp.csr_matrix(np.array([[-1.0, 1.0]])), show_progress=False)
+
+
+def test_integer_float64_and_coo_inputs_give_the_same_model():
+    X = continuous_user_items(seed=8)
+    Xi = X.copy()
+    Xi.data = np.ceil(Xi.data).astype(np.int64)
+    a = BM25Recommender(K=5).fit(Xi, show_progress=False).similarity
+    b = BM25Recommender(K=5).fit(Xi.astype(np.float64).tocoo(), show_progress=False).similarity
+    c = BM25Recommender(K=5).fit(Xi.astype(np.float32).tocsc(), show_progress=False).similarity
+    assert (a != b).nnz == 0 and (a != c).nnz == 0
+
+
+def test_neighbours_match_implicit_when_installed():
+    """Optional cross-check against implicit 0.7.3 (skipped where it is absent)."""
+    nn = pytest.importorskip("implicit.nearest_neighbours")
+    X = continuous_user_items(n_users=120, n_items=40, seed=11)
+    pairs = [(nn.CosineRecommender(K=7), CosineRecommender(K=7)),
+             (nn.TFIDFRecommender(K=7), TFIDFRecommender(K=7)),
+             (nn.BM25Recommender(K=7, K1=1.2, B=0.75), BM25Recommender(K=7, K1=1.2, B=0.75)),
+             (nn.ItemItemRecommender(K=7), ItemItemRecommender(K=7))]
+    for peer, ours in pairs:
+        peer.fit(X, show_progress=False)
+        ours.fit(X, show_progress=False)
+        np.testing.assert_allclose(ours.similarity.toarray(), peer.similarity.toarray(),
+                                   rtol=2e-5, atol=1e-6)
