@@ -47,3 +47,42 @@ def best_of(fn, repeat: int = 5):
 def machine() -> str:
     return f"{platform.processor() or platform.machine()}, {os.cpu_count()} cores, " \
            f"Python {platform.python_version()}"
+
+
+DATA = os.environ.get("TACITREC_DATA",
+                      os.path.join(os.path.dirname(__file__), "..", "..", "..", "shared", "data"))
+
+
+def _index(values):
+    uniq, inv = np.unique(values, return_inverse=True)
+    return inv, len(uniq)
+
+
+def load_real(name: str):
+    """users x items CSR float32 of a benchmark dataset in ``DATA``, or None when absent.
+    ``ml-100k``: ratings >= 4 as 1; ``lastfm-2k``: play counts as weights."""
+    if name == "ml-100k":
+        path = os.path.join(DATA, "ml-100k", "ml-100k.inter")
+        if not os.path.exists(path):
+            return None
+        raw = np.loadtxt(path, delimiter="\t", skiprows=1, usecols=(0, 1, 2))
+        raw = raw[raw[:, 2] >= 4]
+        values = np.ones(len(raw), dtype=np.float32)
+    elif name == "lastfm-2k":
+        path = os.path.join(DATA, "lastfm-2k", "user_artists.dat")
+        if not os.path.exists(path):
+            return None
+        raw = np.loadtxt(path, delimiter="\t", skiprows=1)
+        values = raw[:, 2].astype(np.float32)
+    else:
+        raise ValueError(name)
+    users, n_users = _index(raw[:, 0].astype(np.int64))
+    items, n_items = _index(raw[:, 1].astype(np.int64))
+    X = sp.csr_matrix((values, (users, items)), shape=(n_users, n_items))
+    X.sum_duplicates()
+    return X
+
+
+def peak_rss_mb() -> float:
+    import resource
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0

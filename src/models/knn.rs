@@ -5,9 +5,11 @@
 use crate::error::{Error, Result};
 use crate::parallel;
 use crate::sparse::weighting::{self, Documents};
-use crate::sparse::{transpose, Csr, CsrView};
+use crate::sparse::{transpose_with_positions, Csr, CsrView};
 use crate::topk::{BlockScorer, Candidates, TopK};
 use rayon::prelude::*;
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::Mutex;
 
 /// How item vectors are weighted (users are terms, items documents) and compared.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -44,28 +46,16 @@ impl Default for KnnParams {
 /// Items per parallel task of the fit.
 const ITEMS_PER_TASK: usize = 64;
 
-/// A per-thread accumulator over items: the running sum and the item (plus one) it was last reset
-/// for, so that a row only touches the entries it uses.
-#[derive(Clone, Copy, Default)]
-struct Slot {
-    sum: f64,
-    owner: u32,
-}
-
 struct FitScratch {
-    slots: Vec<Slot>,
+    /// Running sums per item, all zero between rows.
+    acc: Vec<f64>,
+    /// The row (plus one) that last touched each item, for light rows.
+    owner: Vec<u32>,
     touched: Vec<u32>,
-    top: TopK,
+    /// The best of the current row's upper part, merged into the shared selection at once.
+    own: TopK,
     ids: Vec<i32>,
     vals: Vec<f32>,
-    order: Vec<(i32, f32)>,
-}
-
-/// One task's rows of the similarity matrix.
-struct Band {
-    lens: Vec<i64>,
-    indices: Vec<i32>,
-    data: Vec<f32>,
 }
 
 /// The item x item similarity of `user_items` (users x items), keeping the `k` largest entries
@@ -115,7 +105,8 @@ pub fn item_knn(user_items: &CsrView<'_>, params: &KnnParams, num_threads: usize
         user_items.indices(),
         weights.as_deref().unwrap_or(user_items.data()),
     )?;
-    let items = transpose(&users, num_threads)?;
+    // items x users, and for each entry the position of the item within the user's row.
+    let (items, row_pos) = transpose_with_positions(&users, num_threads)?;
     let items = items.view();
 
     // Pearson: per-item sums and centred sums of squares over all users; items whose centred sum
@@ -137,93 +128,140 @@ pub fn item_knn(user_items: &CsrView<'_>, params: &KnnParams, num_threads: usize
     }
 
     let k = params.k;
+    let pearson = params.similarity == Similarity::Pearson;
+    let value = |i: usize, j: usize, dot: f64| -> Option<f32> {
+        // An exactly zero product counts as no co-occurrence.
+        if dot == 0.0 {
+            return None;
+        }
+        if !pearson {
+            return Some(dot as f32);
+        }
+        if !(varies[i] && varies[j]) {
+            return None;
+        }
+        Some(((dot - sums[i] * sums[j] / n) / (centred_sq[i] * centred_sq[j]).sqrt()) as f32)
+    };
+
+    // S is symmetric, so each row i accumulates only its upper part (j >= i) and offers every
+    // value S[i, j] to row j's selection as well as its own. The selections are shared (one lock
+    // per row, taken only when a value reaches the row's threshold, which is mirrored in an atomic
+    // for lock-free rejection). A bounded selection keeps the top k of everything offered whatever
+    // the order, so the result does not depend on the threads' interleaving.
+    let rows: Vec<Mutex<TopK>> = (0..n_items).map(|_| Mutex::new(TopK::new(k))).collect();
+    let thresholds: Vec<AtomicU32> = (0..n_items)
+        .map(|_| AtomicU32::new(f32::NEG_INFINITY.to_bits()))
+        .collect();
+    let offer = |row: usize, v: f32, id: u32| {
+        if v >= f32::from_bits(thresholds[row].load(Ordering::Relaxed)) {
+            let mut sel = rows[row].lock().unwrap_or_else(|e| e.into_inner());
+            sel.push(v, id);
+            thresholds[row].store(sel.threshold().to_bits(), Ordering::Relaxed);
+        }
+    };
+
     let n_tasks = n_items.div_ceil(ITEMS_PER_TASK);
-    let bands: Vec<Band> = parallel::install(num_threads, || {
-        (0..n_tasks)
-            .into_par_iter()
-            .map_init(
-                || FitScratch {
-                    slots: vec![Slot::default(); n_items],
-                    touched: Vec::new(),
-                    top: TopK::new(k),
-                    ids: vec![0; k],
-                    vals: vec![0.0; k],
-                    order: Vec::with_capacity(k),
-                },
-                |s, task| {
-                    let rows = task * ITEMS_PER_TASK..((task + 1) * ITEMS_PER_TASK).min(n_items);
-                    let mut band = Band {
-                        lens: Vec::with_capacity(rows.len()),
-                        indices: Vec::new(),
-                        data: Vec::new(),
+    parallel::install(num_threads, || {
+        (0..n_tasks).into_par_iter().for_each_init(
+            || FitScratch {
+                acc: vec![0.0; n_items],
+                owner: vec![0; n_items],
+                touched: Vec::new(),
+                own: TopK::new(k),
+                ids: vec![0; k],
+                vals: vec![0.0; k],
+            },
+            |s, task| {
+                let rows_of_task =
+                    task * ITEMS_PER_TASK..((task + 1) * ITEMS_PER_TASK).min(n_items);
+                for i in rows_of_task {
+                    let range = items.row_range(i);
+                    let (us, ws) = items.row(i);
+                    let starts = &row_pos[range];
+                    // The part of user u's row from item i on (i sits at `start` in that row).
+                    let upper = |u: i32, start: u32| {
+                        let (js, vs) = users.row(u as usize);
+                        (&js[start as usize..], &vs[start as usize..])
                     };
-                    for i in rows {
-                        let owner = i as u32 + 1;
-                        s.touched.clear();
-                        let (us, ws) = items.row(i);
-                        for (&u, &w1) in us.iter().zip(ws) {
+                    let work: usize = us
+                        .iter()
+                        .zip(starts)
+                        .map(|(&u, &st)| users.row_range(u as usize).len() - st as usize)
+                        .sum();
+                    s.touched.clear();
+                    // Heavy rows touch most items: accumulate densely and scan them all. Light
+                    // rows track the items they touch.
+                    if work * 4 >= n_items - i {
+                        let acc = &mut s.acc[..];
+                        for ((&u, &w1), &st) in us.iter().zip(ws).zip(starts) {
+                            let (js, ws2) = upper(u, st);
                             let w1 = w1 as f64;
-                            let (js, ws2) = users.row(u as usize);
                             for (&j, &w2) in js.iter().zip(ws2) {
-                                let slot = &mut s.slots[j as usize];
-                                if slot.owner != owner {
-                                    slot.owner = owner;
-                                    slot.sum = 0.0;
+                                acc[j as usize] += w1 * w2 as f64;
+                            }
+                        }
+                        s.touched.extend(i as u32..n_items as u32);
+                    } else {
+                        let tag = i as u32 + 1;
+                        for ((&u, &w1), &st) in us.iter().zip(ws).zip(starts) {
+                            let (js, ws2) = upper(u, st);
+                            let w1 = w1 as f64;
+                            for (&j, &w2) in js.iter().zip(ws2) {
+                                let j = j as usize;
+                                if s.owner[j] != tag {
+                                    s.owner[j] = tag;
                                     s.touched.push(j as u32);
                                 }
-                                slot.sum += w1 * w2 as f64;
+                                s.acc[j] += w1 * w2 as f64;
                             }
                         }
-                        s.top.clear();
-                        let pearson = params.similarity == Similarity::Pearson;
-                        if !pearson || varies[i] {
-                            for &j in &s.touched {
-                                let j = j as usize;
-                                let dot = s.slots[j].sum;
-                                let v = if pearson {
-                                    if !varies[j] {
-                                        continue;
-                                    }
-                                    (dot - sums[i] * sums[j] / n)
-                                        / (centred_sq[i] * centred_sq[j]).sqrt()
-                                } else {
-                                    dot
-                                };
-                                s.top.push(v as f32, j as u32);
-                            }
-                        }
-                        let kept = s.top.len();
-                        s.top.write_sorted(&mut s.ids[..kept], &mut s.vals[..kept]);
-                        s.order.clear();
-                        s.order.extend(
-                            s.ids[..kept]
-                                .iter()
-                                .copied()
-                                .zip(s.vals[..kept].iter().copied()),
-                        );
-                        s.order.sort_unstable_by_key(|e| e.0);
-                        band.lens.push(kept as i64);
-                        band.indices.extend(s.order.iter().map(|e| e.0));
-                        band.data.extend(s.order.iter().map(|e| e.1));
                     }
-                    band
-                },
-            )
-            .collect()
+                    s.own.clear();
+                    for &j in &s.touched {
+                        let j = j as usize;
+                        let dot = std::mem::take(&mut s.acc[j]);
+                        if let Some(v) = value(i, j, dot) {
+                            if v >= s.own.threshold() {
+                                s.own.push(v, j as u32);
+                            }
+                            if j != i {
+                                offer(j, v, i as u32);
+                            }
+                        }
+                    }
+                    let kept = s.own.len();
+                    s.own.write_sorted(&mut s.ids[..kept], &mut s.vals[..kept]);
+                    let mut sel = rows[i].lock().unwrap_or_else(|e| e.into_inner());
+                    for (&id, &v) in s.ids[..kept].iter().zip(&s.vals[..kept]) {
+                        sel.push(v, id as u32);
+                    }
+                    thresholds[i].store(sel.threshold().to_bits(), Ordering::Relaxed);
+                }
+            },
+        );
     })?;
 
-    let nnz: usize = bands.iter().map(|b| b.indices.len()).sum();
     let mut indptr = Vec::with_capacity(n_items + 1);
     indptr.push(0i64);
-    let mut indices = Vec::with_capacity(nnz);
-    let mut data = Vec::with_capacity(nnz);
-    for b in bands {
-        for len in b.lens {
-            let last = *indptr.last().unwrap_or(&0);
-            indptr.push(last + len);
-        }
-        indices.extend(b.indices);
-        data.extend(b.data);
+    let mut indices = Vec::with_capacity(n_items * k);
+    let mut data = Vec::with_capacity(n_items * k);
+    let (mut ids, mut vals) = (vec![0i32; k], vec![0f32; k]);
+    let mut order: Vec<(i32, f32)> = Vec::with_capacity(k);
+    for sel in rows {
+        let mut sel = sel.into_inner().unwrap_or_else(|e| e.into_inner());
+        let kept = sel.len();
+        sel.write_sorted(&mut ids[..kept], &mut vals[..kept]);
+        order.clear();
+        order.extend(
+            ids[..kept]
+                .iter()
+                .copied()
+                .zip(vals[..kept].iter().copied()),
+        );
+        order.sort_unstable_by_key(|e| e.0);
+        indices.extend(order.iter().map(|e| e.0));
+        data.extend(order.iter().map(|e| e.1));
+        indptr.push(indices.len() as i64);
     }
     Ok(Csr {
         n_rows: n_items,

@@ -8,7 +8,7 @@
 mod ops;
 pub mod weighting;
 
-pub use ops::{col_norms, row_norms, transpose};
+pub use ops::{col_norms, row_norms, transpose, transpose_with_positions};
 
 use crate::error::{Error, Result};
 use std::ops::Range;

@@ -17,6 +17,18 @@ unsafe impl<T: Send> Sync for DisjointWrites<T> {}
 /// write offsets, and the bands scatter their entries. Rows of the result come out sorted because
 /// the bands are in row order. The result does not depend on the thread count.
 pub fn transpose(m: &CsrView<'_>, num_threads: usize) -> Result<Csr> {
+    Ok(transpose_impl(m, num_threads, false)?.0)
+}
+
+/// [`transpose`], plus, for every entry of the transpose, its position within its row of `m`
+/// (entry `(c, r)` of the result is entry number `pos` of row `r` of `m`). Kernels that walk a
+/// row of `m` from a given column on use it instead of a binary search.
+pub fn transpose_with_positions(m: &CsrView<'_>, num_threads: usize) -> Result<(Csr, Vec<u32>)> {
+    let (t, pos) = transpose_impl(m, num_threads, true)?;
+    Ok((t, pos))
+}
+
+fn transpose_impl(m: &CsrView<'_>, num_threads: usize, positions: bool) -> Result<(Csr, Vec<u32>)> {
     let (n_rows, n_cols, nnz) = (m.n_rows(), m.n_cols(), m.nnz());
     let bands = parallel::resolve_threads(num_threads)
         .min(n_rows.max(1))
@@ -57,31 +69,39 @@ pub fn transpose(m: &CsrView<'_>, num_threads: usize) -> Result<Csr> {
 
         let mut indices = vec![0i32; nnz];
         let mut data = vec![0f32; nnz];
+        let mut pos = vec![0u32; if positions { nnz } else { 0 }];
         let out_idx = DisjointWrites(indices.as_mut_ptr());
         let out_val = DisjointWrites(data.as_mut_ptr());
+        let out_pos = DisjointWrites(pos.as_mut_ptr());
         counts.par_iter_mut().enumerate().for_each(|(b, next)| {
-            let (out_idx, out_val) = (out_idx, out_val);
+            let (out_idx, out_val, out_pos) = (out_idx, out_val, out_pos);
             for r in band_range(b) {
                 let (cols, vals) = m.row(r);
-                for (&c, &v) in cols.iter().zip(vals) {
+                for (k, (&c, &v)) in cols.iter().zip(vals).enumerate() {
                     let p = next[c as usize] as usize;
                     next[c as usize] += 1;
                     // SAFETY: p < nnz, and the offsets of (column, band) pairs are disjoint ranges,
-                    // so no other band writes position p.
+                    // so no other band writes position p; `pos` has nnz entries when written.
                     unsafe {
                         *out_idx.0.add(p) = r as i32;
                         *out_val.0.add(p) = v;
+                        if positions {
+                            *out_pos.0.add(p) = k as u32;
+                        }
                     }
                 }
             }
         });
-        Csr {
-            n_rows: n_cols,
-            n_cols: n_rows,
-            indptr,
-            indices,
-            data,
-        }
+        (
+            Csr {
+                n_rows: n_cols,
+                n_cols: n_rows,
+                indptr,
+                indices,
+                data,
+            },
+            pos,
+        )
     })
 }
 

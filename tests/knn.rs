@@ -1,0 +1,296 @@
+//! Item-item kNN kernels against naive dense references.
+#![allow(clippy::needless_range_loop)] // index loops keep the references plain
+
+use proptest::prelude::*;
+use tacitrec::models::knn::{item_knn, KnnParams, KnnScorer, NeighbourScorer, Similarity};
+use tacitrec::sparse::weighting::{bm25, normalize, tfidf, Documents};
+use tacitrec::sparse::Csr;
+use tacitrec::topk::{recommend_batch, Candidates};
+
+fn dense(m: &Csr) -> Vec<Vec<f64>> {
+    let mut d = vec![vec![0f64; m.n_cols]; m.n_rows];
+    for r in 0..m.n_rows {
+        for p in m.indptr[r] as usize..m.indptr[r + 1] as usize {
+            d[r][m.indices[p] as usize] = m.data[p] as f64;
+        }
+    }
+    d
+}
+
+/// Users x items weights per the formulas (items are documents, users terms).
+fn weighted(x: &Csr, sim: Similarity) -> Vec<Vec<f64>> {
+    let d = dense(x);
+    let (nu, ni) = (x.n_rows, x.n_cols);
+    let df: Vec<f64> = (0..nu)
+        .map(|u| d[u].iter().filter(|v| **v != 0.0).count() as f64)
+        .collect();
+    let idf: Vec<f64> = df.iter().map(|f| (ni as f64).ln() - f.ln_1p()).collect();
+    let mut w = d.clone();
+    let norm_cols = |w: &mut Vec<Vec<f64>>| {
+        for i in 0..ni {
+            let n: f64 = (0..nu).map(|u| w[u][i] * w[u][i]).sum::<f64>().sqrt();
+            for u in 0..nu {
+                if n > 0.0 {
+                    w[u][i] /= n;
+                }
+            }
+        }
+    };
+    match sim {
+        Similarity::Dot | Similarity::Pearson => {}
+        Similarity::Cosine => norm_cols(&mut w),
+        Similarity::TfIdf => {
+            for u in 0..nu {
+                for i in 0..ni {
+                    if d[u][i] != 0.0 {
+                        w[u][i] = d[u][i].sqrt() * idf[u];
+                    }
+                }
+            }
+            norm_cols(&mut w);
+        }
+        Similarity::Bm25 { k1, b } => {
+            let len: Vec<f64> = (0..ni).map(|i| (0..nu).map(|u| d[u][i]).sum()).collect();
+            let mean = len.iter().sum::<f64>() / ni as f64;
+            for u in 0..nu {
+                for i in 0..ni {
+                    let r = d[u][i];
+                    if r != 0.0 {
+                        let ln = (1.0 - b) + b * len[i] / mean;
+                        w[u][i] = r * (k1 + 1.0) / (k1 * ln + r) * idf[u];
+                    }
+                }
+            }
+        }
+    }
+    w
+}
+
+/// Every eligible similarity value (None where the pair has no co-occurrence or, for Pearson, an
+/// item has no variance).
+fn reference_values(x: &Csr, sim: Similarity) -> Vec<Vec<Option<f64>>> {
+    let w = weighted(x, sim);
+    let (nu, ni) = (x.n_rows, x.n_cols);
+    let d = dense(x);
+    let n = nu as f64;
+    let s = |c: usize| (0..nu).map(|u| d[u][c]).sum::<f64>();
+    let q = |c: usize| (0..nu).map(|u| d[u][c] * d[u][c]).sum::<f64>();
+    let mut out = vec![vec![None; ni]; ni];
+    for i in 0..ni {
+        for j in 0..ni {
+            let dot: f64 = (0..nu).map(|u| w[u][i] * w[u][j]).sum();
+            if dot == 0.0 {
+                continue;
+            }
+            out[i][j] = if sim == Similarity::Pearson {
+                let (ci, cj) = (q(i) - s(i) * s(i) / n, q(j) - s(j) * s(j) / n);
+                if ci <= 1e-9 * q(i) || cj <= 1e-9 * q(j) {
+                    None
+                } else {
+                    Some((dot - s(i) * s(j) / n) / (ci * cj).sqrt())
+                }
+            } else {
+                Some(dot)
+            };
+        }
+    }
+    out
+}
+
+fn close(a: f64, b: f64) -> bool {
+    (a - b).abs() <= 1e-4 * (1.0 + b.abs())
+}
+
+/// Distinct positive values (no exact ties) on a random sparsity pattern.
+fn arb_matrix() -> impl Strategy<Value = Csr> {
+    (1usize..25, 1usize..15, any::<u64>()).prop_map(|(nu, ni, seed)| {
+        let mut s = seed | 1;
+        let mut next = move || {
+            s ^= s << 13;
+            s ^= s >> 7;
+            s ^= s << 17;
+            s
+        };
+        let mut t = Vec::new();
+        for u in 0..nu {
+            for i in 0..ni {
+                if next() % 3 == 0 {
+                    t.push((u, i, 0.5 + (next() % 1000) as f32 / 137.0));
+                }
+            }
+        }
+        Csr::from_triplets(nu, ni, &t).unwrap()
+    })
+}
+
+fn all_kinds() -> Vec<Similarity> {
+    vec![
+        Similarity::Dot,
+        Similarity::Cosine,
+        Similarity::TfIdf,
+        Similarity::Bm25 { k1: 1.2, b: 0.75 },
+        Similarity::Pearson,
+    ]
+}
+
+proptest! {
+    #[test]
+    fn similarity_matches_naive_reference(x in arb_matrix(), k in 1usize..8, threads in 1usize..4) {
+        for sim in all_kinds() {
+            let params = KnnParams { k, similarity: sim };
+            let got = item_knn(&x.view(), &params, threads).unwrap();
+            let full = reference_values(&x, sim);
+            for i in 0..x.n_cols {
+                // every stored value is the right value of an eligible pair ...
+                let (cols, vals) = got.view().row(i);
+                for (&j, &v) in cols.iter().zip(vals) {
+                    let want = full[i][j as usize];
+                    prop_assert!(want.is_some_and(|w| close(v as f64, w)),
+                        "{:?} S[{}][{}] = {} vs {:?}", sim, i, j, v, want);
+                }
+                // ... and the row holds the k largest values (ids may differ only on ties)
+                let mut want: Vec<f64> = full[i].iter().flatten().copied().collect();
+                want.sort_by(|a, b| b.partial_cmp(a).unwrap());
+                want.truncate(k);
+                let mut have: Vec<f64> = vals.iter().map(|&v| v as f64).collect();
+                have.sort_by(|a, b| b.partial_cmp(a).unwrap());
+                prop_assert_eq!(have.len(), want.len(), "{:?} row {}", sim, i);
+                for (a, b) in have.iter().zip(&want) {
+                    prop_assert!(close(*a, *b), "{:?} row {}: {} vs {}", sim, i, a, b);
+                }
+            }
+            // identical for any thread count
+            prop_assert_eq!(&item_knn(&x.view(), &params, 1).unwrap(), &got);
+        }
+    }
+}
+
+#[test]
+fn weighting_rows_as_documents_matches_formulas() {
+    let x = Csr::from_triplets(
+        3,
+        4,
+        &[
+            (0, 0, 1.0),
+            (0, 2, 4.0),
+            (1, 2, 9.0),
+            (2, 1, 2.0),
+            (2, 2, 1.0),
+        ],
+    )
+    .unwrap();
+    let v = x.view();
+    // 3 documents (rows); df of terms: col0 1, col1 1, col2 3, col3 0
+    let idf = |df: f64| 3f64.ln() - df.ln_1p();
+    let t = tfidf(&v, Documents::Rows, 1).unwrap();
+    let want = [
+        1.0 * idf(1.0),
+        2.0 * idf(3.0),
+        3.0 * idf(3.0),
+        2f64.sqrt() * idf(1.0),
+        idf(3.0),
+    ];
+    for (a, b) in t.iter().zip(want) {
+        assert!((*a as f64 - b).abs() < 1e-6, "{a} {b}");
+    }
+    let n = normalize(&v, Documents::Rows, 2).unwrap();
+    let r0 = 17f64.sqrt();
+    assert!((n[0] as f64 - 1.0 / r0).abs() < 1e-7 && (n[2] - 1.0).abs() < 1e-7);
+    let b = bm25(&v, Documents::Rows, 100.0, 0.8, 1).unwrap();
+    let lens = [5.0, 9.0, 3.0];
+    let mean = 17.0 / 3.0;
+    let w = |r: f64, d: usize, df: f64| {
+        r * 101.0 / (100.0 * (0.2 + 0.8 * lens[d] / mean) + r) * idf(df)
+    };
+    let want = [
+        w(1.0, 0, 1.0),
+        w(4.0, 0, 3.0),
+        w(9.0, 1, 3.0),
+        w(2.0, 2, 1.0),
+        w(1.0, 2, 3.0),
+    ];
+    for (a, b) in b.iter().zip(want) {
+        assert!((*a as f64 - b).abs() < 1e-5 * (1.0 + b.abs()), "{a} {b}");
+    }
+    // columns as documents equals rows-as-documents of the transpose
+    let xt = tacitrec::sparse::transpose(&v, 1).unwrap();
+    let a = tfidf(&xt.view(), Documents::Columns, 1).unwrap();
+    let b = tfidf(&v, Documents::Rows, 1).unwrap();
+    let bt = tacitrec::sparse::transpose(
+        &tacitrec::sparse::CsrView::new("b", 3, 4, &x.indptr, &x.indices, &b).unwrap(),
+        1,
+    )
+    .unwrap();
+    assert_eq!(a, bt.data);
+    assert!(bm25(&v, Documents::Rows, 1.0, 2.0, 1).is_err());
+    let neg = Csr::from_triplets(1, 2, &[(0, 0, -1.0)]).unwrap();
+    assert!(tfidf(&neg.view(), Documents::Rows, 1).is_err());
+}
+
+#[test]
+fn scorers_match_dense_products() {
+    let x = Csr::from_triplets(
+        4,
+        5,
+        &[
+            (0, 0, 1.0),
+            (0, 1, 2.0),
+            (1, 1, 1.0),
+            (1, 2, 3.0),
+            (2, 3, 1.0),
+            (3, 0, 2.0),
+            (3, 4, 1.0),
+        ],
+    )
+    .unwrap();
+    let s = item_knn(
+        &x.view(),
+        &KnnParams {
+            k: 3,
+            similarity: Similarity::Dot,
+        },
+        2,
+    )
+    .unwrap();
+    let sd = dense(&s);
+    let q = Csr::from_triplets(2, 5, &[(0, 1, 2.0), (1, 0, 1.0), (1, 3, 1.0)]).unwrap();
+    let cands = Candidates::all(5);
+    let scorer = KnnScorer::new(q.view(), s.view(), &cands).unwrap();
+    let r = recommend_batch(&scorer, &cands, Some(&q.view()), 5, 1).unwrap();
+    assert_eq!(r.k, 5);
+    for u in 0..2 {
+        let row = dense(&q);
+        let scores: Vec<f64> = (0..5)
+            .map(|j| (0..5).map(|i| row[u][i] * sd[i][j]).sum())
+            .collect();
+        let mut want: Vec<usize> = (0..5).filter(|&j| row[u][j] == 0.0).collect();
+        want.sort_by(|&a, &b| scores[b].partial_cmp(&scores[a]).unwrap().then(a.cmp(&b)));
+        for (p, &j) in want.iter().enumerate() {
+            assert_eq!(r.ids[u * 5 + p], j as i32);
+            assert!((r.scores[u * 5 + p] as f64 - scores[j]).abs() < 1e-5);
+        }
+        assert!(r.ids[u * 5 + want.len()..(u + 1) * 5]
+            .iter()
+            .all(|&i| i == -1));
+    }
+    // neighbours: only stored entries, padded
+    let items = [1i32, 4];
+    let ns = NeighbourScorer::new(&items, s.view(), &cands).unwrap();
+    let r = recommend_batch(&ns, &cands, None, 5, 1).unwrap();
+    for (qi, &i) in items.iter().enumerate() {
+        let stored = (s.indptr[i as usize + 1] - s.indptr[i as usize]) as usize;
+        assert!(r.ids[qi * 5..qi * 5 + stored]
+            .iter()
+            .all(|&j| sd[i as usize][j as usize] != 0.0));
+        assert!(r.ids[qi * 5 + stored..(qi + 1) * 5]
+            .iter()
+            .all(|&j| j == -1));
+    }
+    // with a candidate subset the positions map back to item ids
+    let sub = Candidates::new(5, Some(&[4, 2]), None).unwrap();
+    let scorer = KnnScorer::new(q.view(), s.view(), &sub).unwrap();
+    let r = recommend_batch(&scorer, &sub, None, 5, 1).unwrap();
+    assert_eq!(r.k, 2);
+    assert!(r.ids.iter().all(|&i| i == 2 || i == 4));
+    assert!(NeighbourScorer::new(&[5], s.view(), &cands).is_err());
+}
