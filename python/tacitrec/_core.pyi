@@ -21,3 +21,43 @@ def topk_dot(
 def ranking_metrics_per_user(
     recs: np.ndarray, test: _Csr, k: int, n_items: int, num_threads: int = 0
 ) -> np.ndarray: ...
+def knn_fit(
+    user_items: _Csr,
+    n_users: int,
+    n_items: int,
+    k: int,
+    similarity: str,
+    k1: float = 1.2,
+    b: float = 0.75,
+    num_threads: int = 0,
+) -> Tuple[np.ndarray, np.ndarray, np.ndarray]: ...
+def knn_recommend(
+    user_items: _Csr,
+    n_queries: int,
+    similarity: _Csr,
+    n_items: int,
+    k: int,
+    filter_liked: bool = True,
+    items: Optional[np.ndarray] = None,
+    filter_items: Optional[np.ndarray] = None,
+    num_threads: int = 0,
+) -> Tuple[np.ndarray, np.ndarray]: ...
+def knn_similar_items(
+    itemids: np.ndarray,
+    similarity: _Csr,
+    n_items: int,
+    k: int,
+    items: Optional[np.ndarray] = None,
+    filter_items: Optional[np.ndarray] = None,
+    num_threads: int = 0,
+) -> Tuple[np.ndarray, np.ndarray]: ...
+def weight(
+    m: _Csr,
+    n_rows: int,
+    n_cols: int,
+    scheme: str,
+    docs: str = "rows",
+    k1: float = 100.0,
+    b: float = 0.8,
+    num_threads: int = 0,
+) -> np.ndarray: ...
