@@ -6,7 +6,7 @@ use crate::error::{Error, Result};
 use crate::parallel;
 use crate::sparse::weighting::{self, Documents};
 use crate::sparse::{transpose_with_positions, Csr, CsrView};
-use crate::topk::{BlockScorer, Candidates, TopK};
+use crate::topk::{BlockScorer, Candidates, TileLayout, TopK};
 use rayon::prelude::*;
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::Mutex;
@@ -284,15 +284,10 @@ fn positions(candidates: &Candidates) -> Option<Vec<u32>> {
     })
 }
 
-/// The tile height for a scorer writing whole rows of `n_positions` scores: about 1 MiB of
-/// scores, a multiple of 16 queries when possible, 1 to 64.
+/// Queries per block for scorers writing whole query rows of `n_positions` scores: about
+/// 256 KiB of scores (L2), 1 to 16 queries.
 fn rows_per_block(n_positions: usize) -> usize {
-    let m = ((1usize << 18) / n_positions.max(1)).clamp(1, 64);
-    if m >= 16 {
-        m / 16 * 16
-    } else {
-        m
-    }
+    ((1usize << 16) / n_positions.max(1)).clamp(1, 16)
 }
 
 /// Recommendation scores from a similarity matrix: `score_j = sum over the query's items i of
@@ -339,12 +334,10 @@ fn check_similarity(similarity: &CsrView<'_>, candidates: &Candidates) -> Result
     Ok(())
 }
 
-/// Scatters `weight * S[i, :]` into column `q` of a position-major tile.
+/// Scatters `weight * S[i, :]` (or, with `assign`, `S[i, :]`) into one query's row of scores.
 #[inline]
 fn scatter(
     out: &mut [f32],
-    m: usize,
-    q: usize,
     row: (&[i32], &[f32]),
     weight: f32,
     positions: Option<&[u32]>,
@@ -358,11 +351,10 @@ fn scatter(
                 p => p as usize,
             },
         };
-        let cell = &mut out[p * m + q];
         if assign {
-            *cell = s;
+            out[p] = s;
         } else {
-            *cell += weight * s;
+            out[p] += weight * s;
         }
     }
 }
@@ -384,15 +376,18 @@ impl BlockScorer for KnnScorer<'_> {
 
     fn make_scratch(&self) {}
 
+    fn layout(&self) -> TileLayout {
+        TileLayout::QueryMajor
+    }
+
     fn score_tile(&self, q0: usize, m: usize, p0: usize, nt: usize, out: &mut [f32], _: &mut ()) {
         debug_assert!(p0 == 0 && nt == self.n_positions, "rows are scored whole");
-        let out = &mut out[..m * nt];
-        out.fill(0.0);
-        for q in 0..m {
+        for (q, scores) in out[..m * nt].chunks_exact_mut(nt).enumerate() {
+            scores.fill(0.0);
             let (items, values) = self.queries.row(q0 + q);
             for (&i, &r) in items.iter().zip(values) {
                 let row = self.similarity.row(i as usize);
-                scatter(out, m, q, row, r, self.positions.as_deref(), false);
+                scatter(scores, row, r, self.positions.as_deref(), false);
             }
         }
     }
@@ -440,13 +435,16 @@ impl BlockScorer for NeighbourScorer<'_> {
 
     fn make_scratch(&self) {}
 
+    fn layout(&self) -> TileLayout {
+        TileLayout::QueryMajor
+    }
+
     fn score_tile(&self, q0: usize, m: usize, p0: usize, nt: usize, out: &mut [f32], _: &mut ()) {
         debug_assert!(p0 == 0 && nt == self.n_positions, "rows are scored whole");
-        let out = &mut out[..m * nt];
-        out.fill(f32::NAN);
-        for q in 0..m {
+        for (q, scores) in out[..m * nt].chunks_exact_mut(nt).enumerate() {
+            scores.fill(f32::NAN);
             let row = self.similarity.row(self.items[q0 + q] as usize);
-            scatter(out, m, q, row, 1.0, self.positions.as_deref(), true);
+            scatter(scores, row, 1.0, self.positions.as_deref(), true);
         }
     }
 }

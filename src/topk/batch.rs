@@ -110,6 +110,16 @@ impl Candidates {
     }
 }
 
+/// How a scorer lays out a tile of `m` queries x `nt` positions.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TileLayout {
+    /// `out[(p - p0) * m + (q - q0)]`: what a GEMM with a column-major output writes.
+    PositionMajor,
+    /// `out[(q - q0) * nt + (p - p0)]`: one contiguous row per query, for scorers that scatter
+    /// into a query's scores (kNN).
+    QueryMajor,
+}
+
 /// Computes scores for tiles of (queries x candidate positions).
 pub trait BlockScorer: Sync {
     /// Per-thread scratch, created once per worker.
@@ -125,8 +135,13 @@ pub trait BlockScorer: Sync {
 
     fn make_scratch(&self) -> Self::Scratch;
 
+    /// The layout `score_tile` writes.
+    fn layout(&self) -> TileLayout {
+        TileLayout::PositionMajor
+    }
+
     /// Writes the scores of queries `q0..q0 + m` at positions `p0..p0 + nt` into `out[..m * nt]`,
-    /// position-major: `out[(p - p0) * m + (q - q0)]`.
+    /// in the scorer's [`TileLayout`].
     fn score_tile(
         &self,
         q0: usize,
@@ -222,6 +237,7 @@ pub fn recommend_batch<S: BlockScorer>(
     let (m, nt) = scorer.tile_shape();
     let (m, nt) = (m.max(1), nt.max(1).min(np.max(1)));
     let excluded = candidates.excluded();
+    let layout = scorer.layout();
 
     parallel::install(num_threads, || {
         ids.par_chunks_mut(m * k)
@@ -252,16 +268,17 @@ pub fn recommend_batch<S: BlockScorer>(
                         let t = nt.min(np - p0);
                         let tile = &mut w.tile[..mb * t];
                         scorer.score_tile(q0, mb, p0, t, tile, &mut w.scorer);
-                        scan_tile(
-                            tile,
-                            mb,
-                            p0,
+                        let sel = Selections {
                             candidates,
                             excluded,
-                            &mut w.heaps[..mb],
-                            &mut w.thresholds[..mb],
-                            &w.liked[..mb],
-                        );
+                            heaps: &mut w.heaps[..mb],
+                            thresholds: &mut w.thresholds[..mb],
+                            liked: &w.liked[..mb],
+                        };
+                        match layout {
+                            TileLayout::PositionMajor => scan_position_major(tile, mb, p0, sel),
+                            TileLayout::QueryMajor => scan_query_major(tile, t, p0, sel),
+                        }
                     }
                     for q in 0..mb {
                         let r = q * k..(q + 1) * k;
@@ -278,34 +295,63 @@ pub fn recommend_batch<S: BlockScorer>(
     })
 }
 
+/// The per-query selections a scan feeds.
+struct Selections<'a> {
+    candidates: &'a Candidates,
+    excluded: &'a [u32],
+    heaps: &'a mut [TopK],
+    thresholds: &'a mut [f32],
+    liked: &'a [Vec<u32>],
+}
+
+impl Selections<'_> {
+    /// Offers position `p`'s score `s` to query `q` unless the position is excluded for it.
+    #[inline(always)]
+    fn offer(&mut self, q: usize, p: u32, s: f32) {
+        if self.excluded.binary_search(&p).is_err() && self.liked[q].binary_search(&p).is_err() {
+            self.heaps[q].push(s, self.candidates.item(p as usize));
+            self.thresholds[q] = self.heaps[q].threshold();
+        }
+    }
+}
+
 /// Offers every score of a position-major tile that reaches its query's threshold to that query's
 /// selection. Once the selections fill up almost no score reaches its threshold, so the scores of
 /// `LANES` queries are compared at once, branch-free (vector compares); only the lanes that pass
 /// pay for exclusion checks and a push.
-#[allow(clippy::too_many_arguments)]
 #[inline]
-fn scan_tile(
-    tile: &[f32],
-    m: usize,
-    p0: usize,
-    candidates: &Candidates,
-    excluded: &[u32],
-    heaps: &mut [TopK],
-    thresholds: &mut [f32],
-    liked: &[Vec<u32>],
-) {
+fn scan_position_major(tile: &[f32], m: usize, p0: usize, mut sel: Selections<'_>) {
     for (pl, row) in tile.chunks_exact(m).enumerate() {
         let p = (p0 + pl) as u32;
         let mut g = 0;
         while g < m {
             let n = LANES.min(m - g);
-            let mut hits = reaching(&row[g..g + n], &thresholds[g..g + n]);
+            let mut hits = reaching(&row[g..g + n], &sel.thresholds[g..g + n]);
             while hits != 0 {
                 let q = g + hits.trailing_zeros() as usize;
                 hits &= hits - 1;
-                if excluded.binary_search(&p).is_err() && liked[q].binary_search(&p).is_err() {
-                    heaps[q].push(row[q], candidates.item(p as usize));
-                    thresholds[q] = heaps[q].threshold();
+                sel.offer(q, p, row[q]);
+            }
+            g += n;
+        }
+    }
+}
+
+/// The same for a query-major tile: each query's row is compared `LANES` positions at a time
+/// against its threshold.
+#[inline]
+fn scan_query_major(tile: &[f32], nt: usize, p0: usize, mut sel: Selections<'_>) {
+    for (q, row) in tile.chunks_exact(nt).enumerate() {
+        let mut g = 0;
+        while g < nt {
+            let n = LANES.min(nt - g);
+            let mut hits = reaching(&row[g..g + n], &[sel.thresholds[q]; LANES][..n]);
+            while hits != 0 {
+                let l = g + hits.trailing_zeros() as usize;
+                hits &= hits - 1;
+                // an earlier push in this group may have raised the threshold
+                if row[l] >= sel.thresholds[q] {
+                    sel.offer(q, (p0 + l) as u32, row[l]);
                 }
             }
             g += n;

@@ -6,6 +6,6 @@ mod batch;
 mod dot;
 mod select;
 
-pub use batch::{recommend_batch, BlockScorer, Candidates, TopKResult};
+pub use batch::{recommend_batch, BlockScorer, Candidates, TileLayout, TopKResult};
 pub use dot::DotScorer;
 pub use select::{top_k, TopK};
