@@ -4,7 +4,7 @@
 use ndarray::Array2;
 use proptest::prelude::*;
 use tacitrec::sparse::Csr;
-use tacitrec::topk::{recommend_batch, top_k, Candidates, DotScorer, TopK};
+use tacitrec::topk::{recommend_batch, top_k, Candidates, DotScorer, TopK, TopKBuffer};
 use tacitrec::Error;
 
 /// Reference: every allowed (score, id) sorted by score desc, id asc, cut at k.
@@ -31,6 +31,26 @@ proptest! {
         let want = reference(&scores, |j| excluded.binary_search(&(j as u32)).is_err(), k);
         let got: Vec<(i32, f32)> = ids.into_iter().zip(sc).collect();
         prop_assert_eq!(got, want);
+    }
+
+    #[test]
+    fn buffered_selection_equals_heap_selection(
+        pushes in prop::collection::vec(((-4i32..4).prop_map(|v| v as f32 * 0.5), 0u32..500), 0..400),
+        k in 0usize..50,
+    ) {
+        let (mut heap, mut buf) = (TopK::new(k), TopKBuffer::new(k));
+        for &(s, id) in &pushes {
+            heap.push(s, id);
+            buf.push(s, id);
+            // the buffer's threshold may lag but never passes the heap's
+            prop_assert!(buf.threshold() <= heap.threshold() || k == 0);
+        }
+        prop_assert_eq!(heap.len(), buf.len());
+        let n = heap.len();
+        let (mut a, mut b) = ((vec![0i32; n], vec![0f32; n]), (vec![0i32; n], vec![0f32; n]));
+        heap.write_sorted(&mut a.0, &mut a.1);
+        buf.write_sorted(&mut b.0, &mut b.1);
+        prop_assert_eq!(a, b);
     }
 
     #[test]

@@ -6,7 +6,7 @@ use crate::error::{Error, Result};
 use crate::parallel;
 use crate::sparse::weighting::{self, Documents};
 use crate::sparse::{transpose_with_positions, Csr, CsrView};
-use crate::topk::{BlockScorer, Candidates, TileLayout, TopK};
+use crate::topk::{BlockScorer, Candidates, TileLayout, TopK, TopKBuffer};
 use rayon::prelude::*;
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::Mutex;
@@ -148,7 +148,9 @@ pub fn item_knn(user_items: &CsrView<'_>, params: &KnnParams, num_threads: usize
     // per row, taken only when a value reaches the row's threshold, which is mirrored in an atomic
     // for lock-free rejection). A bounded selection keeps the top k of everything offered whatever
     // the order, so the result does not depend on the threads' interleaving.
-    let rows: Vec<Mutex<TopK>> = (0..n_items).map(|_| Mutex::new(TopK::new(k))).collect();
+    let rows: Vec<Mutex<TopKBuffer>> = (0..n_items)
+        .map(|_| Mutex::new(TopKBuffer::new(k)))
+        .collect();
     let thresholds: Vec<AtomicU32> = (0..n_items)
         .map(|_| AtomicU32::new(f32::NEG_INFINITY.to_bits()))
         .collect();

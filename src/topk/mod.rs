@@ -8,4 +8,4 @@ mod select;
 
 pub use batch::{recommend_batch, BlockScorer, Candidates, TileLayout, TopKResult};
 pub use dot::DotScorer;
-pub use select::{top_k, TopK};
+pub use select::{top_k, TopK, TopKBuffer};
