@@ -59,9 +59,11 @@ struct FitScratch {
 }
 
 /// The item x item similarity of `user_items` (users x items), keeping the `k` largest entries
-/// of every row (ties to the lower item id), rows in canonical CSR order. Never materialises the
-/// full product: each item's row is accumulated in a per-thread scratch over the items it
-/// co-occurs with, then reduced to its top k. The result does not depend on the thread count.
+/// of every row (ties to the lower item id), rows in canonical CSR order. Only pairs of items with
+/// a non-zero product (co-occurring) are candidates. Never materialises the full product: each
+/// item accumulates the upper part of its row (the similarity is symmetric) in a per-thread
+/// scratch and offers every value to both rows' selections. The result does not depend on the
+/// thread count.
 pub fn item_knn(user_items: &CsrView<'_>, params: &KnnParams, num_threads: usize) -> Result<Csr> {
     if params.k == 0 {
         return Err(Error::invalid("K", "must be at least 1"));
