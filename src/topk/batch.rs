@@ -306,11 +306,20 @@ struct Selections<'a> {
 
 impl Selections<'_> {
     /// Offers position `p`'s score `s` to query `q` unless the position is excluded for it.
+    ///
+    /// A scan visits each query's positions in increasing item id, so once a selection is full a
+    /// later score equal to its worst one loses the tie: the scan threshold becomes the next float
+    /// above the worst score, and ties (common with integer scores) are rejected without a push.
     #[inline(always)]
     fn offer(&mut self, q: usize, p: u32, s: f32) {
         if self.excluded.binary_search(&p).is_err() && self.liked[q].binary_search(&p).is_err() {
-            self.heaps[q].push(s, self.candidates.item(p as usize));
-            self.thresholds[q] = self.heaps[q].threshold();
+            let heap = &mut self.heaps[q];
+            heap.push(s, self.candidates.item(p as usize));
+            self.thresholds[q] = if heap.len() == heap.k() {
+                heap.threshold().next_up()
+            } else {
+                heap.threshold()
+            };
         }
     }
 }
