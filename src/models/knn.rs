@@ -8,7 +8,7 @@ use crate::sparse::weighting::{self, Documents};
 use crate::sparse::{transpose_with_positions, Csr, CsrView};
 use crate::topk::{BlockScorer, Candidates, TileLayout, TopK, TopKBuffer};
 use rayon::prelude::*;
-use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::atomic::{AtomicU32, AtomicUsize, Ordering};
 use std::sync::Mutex;
 
 /// How item vectors are weighted (users are terms, items documents) and compared.
@@ -164,85 +164,100 @@ pub fn item_knn(user_items: &CsrView<'_>, params: &KnnParams, num_threads: usize
         }
     };
 
+    // Rows are processed in (roughly) decreasing order, handed out by a shared counter: a row's
+    // own upper part then reaches its selection before most of the offers from the rows below
+    // it, so its threshold starts high and fewer offers get through (measured 6.0M -> 2.2M
+    // on the 80k x 10k benchmark).
     let n_tasks = n_items.div_ceil(ITEMS_PER_TASK);
+    let next_task = AtomicUsize::new(n_tasks);
     parallel::install(num_threads, || {
-        (0..n_tasks).into_par_iter().for_each_init(
-            || FitScratch {
-                acc: vec![0.0; n_items],
-                owner: vec![0; n_items],
-                touched: Vec::new(),
-                own: TopK::new(k),
-                ids: vec![0; k],
-                vals: vec![0.0; k],
-            },
-            |s, task| {
-                let rows_of_task =
-                    task * ITEMS_PER_TASK..((task + 1) * ITEMS_PER_TASK).min(n_items);
-                for i in rows_of_task {
-                    let range = items.row_range(i);
-                    let (us, ws) = items.row(i);
-                    let starts = &row_pos[range];
-                    // The part of user u's row from item i on (i sits at `start` in that row).
-                    let upper = |u: i32, start: u32| {
-                        let (js, vs) = users.row(u as usize);
-                        (&js[start as usize..], &vs[start as usize..])
-                    };
-                    let work: usize = us
-                        .iter()
-                        .zip(starts)
-                        .map(|(&u, &st)| users.row_range(u as usize).len() - st as usize)
-                        .sum();
-                    s.touched.clear();
-                    // Heavy rows touch most items: accumulate densely and scan them all. Light
-                    // rows track the items they touch.
-                    if work * 4 >= n_items - i {
-                        let acc = &mut s.acc[..];
-                        for ((&u, &w1), &st) in us.iter().zip(ws).zip(starts) {
-                            let (js, ws2) = upper(u, st);
-                            let w1 = w1 as f64;
-                            for (&j, &w2) in js.iter().zip(ws2) {
-                                acc[j as usize] += w1 * w2 as f64;
-                            }
-                        }
-                        s.touched.extend(i as u32..n_items as u32);
-                    } else {
-                        let tag = i as u32 + 1;
-                        for ((&u, &w1), &st) in us.iter().zip(ws).zip(starts) {
-                            let (js, ws2) = upper(u, st);
-                            let w1 = w1 as f64;
-                            for (&j, &w2) in js.iter().zip(ws2) {
-                                let j = j as usize;
-                                if s.owner[j] != tag {
-                                    s.owner[j] = tag;
-                                    s.touched.push(j as u32);
+        (0..rayon::current_num_threads())
+            .into_par_iter()
+            .for_each(|_| {
+                let mut scratch = FitScratch {
+                    acc: vec![0.0; n_items],
+                    owner: vec![0; n_items],
+                    touched: Vec::new(),
+                    own: TopK::new(k),
+                    ids: vec![0; k],
+                    vals: vec![0.0; k],
+                };
+                let s = &mut scratch;
+                loop {
+                    let task =
+                        match next_task.fetch_update(Ordering::Relaxed, Ordering::Relaxed, |t| {
+                            t.checked_sub(1)
+                        }) {
+                            Ok(t) => t - 1,
+                            Err(_) => break,
+                        };
+                    let rows_of_task =
+                        task * ITEMS_PER_TASK..((task + 1) * ITEMS_PER_TASK).min(n_items);
+                    for i in rows_of_task.rev() {
+                        let range = items.row_range(i);
+                        let (us, ws) = items.row(i);
+                        let starts = &row_pos[range];
+                        // The part of user u's row from item i on (i sits at `start` in that row).
+                        let upper = |u: i32, start: u32| {
+                            let (js, vs) = users.row(u as usize);
+                            (&js[start as usize..], &vs[start as usize..])
+                        };
+                        let work: usize = us
+                            .iter()
+                            .zip(starts)
+                            .map(|(&u, &st)| users.row_range(u as usize).len() - st as usize)
+                            .sum();
+                        s.touched.clear();
+                        // Heavy rows touch most items: accumulate densely and scan them all. Light
+                        // rows track the items they touch.
+                        if work * 4 >= n_items - i {
+                            let acc = &mut s.acc[..];
+                            for ((&u, &w1), &st) in us.iter().zip(ws).zip(starts) {
+                                let (js, ws2) = upper(u, st);
+                                let w1 = w1 as f64;
+                                for (&j, &w2) in js.iter().zip(ws2) {
+                                    acc[j as usize] += w1 * w2 as f64;
                                 }
-                                s.acc[j] += w1 * w2 as f64;
+                            }
+                            s.touched.extend(i as u32..n_items as u32);
+                        } else {
+                            let tag = i as u32 + 1;
+                            for ((&u, &w1), &st) in us.iter().zip(ws).zip(starts) {
+                                let (js, ws2) = upper(u, st);
+                                let w1 = w1 as f64;
+                                for (&j, &w2) in js.iter().zip(ws2) {
+                                    let j = j as usize;
+                                    if s.owner[j] != tag {
+                                        s.owner[j] = tag;
+                                        s.touched.push(j as u32);
+                                    }
+                                    s.acc[j] += w1 * w2 as f64;
+                                }
                             }
                         }
-                    }
-                    s.own.clear();
-                    for &j in &s.touched {
-                        let j = j as usize;
-                        let dot = std::mem::take(&mut s.acc[j]);
-                        if let Some(v) = value(i, j, dot) {
-                            if v >= s.own.threshold() {
-                                s.own.push(v, j as u32);
-                            }
-                            if j != i {
-                                offer(j, v, i as u32);
+                        s.own.clear();
+                        for &j in &s.touched {
+                            let j = j as usize;
+                            let dot = std::mem::take(&mut s.acc[j]);
+                            if let Some(v) = value(i, j, dot) {
+                                if v >= s.own.threshold() {
+                                    s.own.push(v, j as u32);
+                                }
+                                if j != i {
+                                    offer(j, v, i as u32);
+                                }
                             }
                         }
+                        let kept = s.own.len();
+                        s.own.write_sorted(&mut s.ids[..kept], &mut s.vals[..kept]);
+                        let mut sel = rows[i].lock().unwrap_or_else(|e| e.into_inner());
+                        for (&id, &v) in s.ids[..kept].iter().zip(&s.vals[..kept]) {
+                            sel.push(v, id as u32);
+                        }
+                        thresholds[i].store(sel.threshold().to_bits(), Ordering::Relaxed);
                     }
-                    let kept = s.own.len();
-                    s.own.write_sorted(&mut s.ids[..kept], &mut s.vals[..kept]);
-                    let mut sel = rows[i].lock().unwrap_or_else(|e| e.into_inner());
-                    for (&id, &v) in s.ids[..kept].iter().zip(&s.vals[..kept]) {
-                        sel.push(v, id as u32);
-                    }
-                    thresholds[i].store(sel.threshold().to_bits(), Ordering::Relaxed);
                 }
-            },
-        );
+            });
     })?;
 
     let mut indptr = Vec::with_capacity(n_items + 1);
