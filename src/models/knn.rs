@@ -183,14 +183,11 @@ pub fn item_knn(user_items: &CsrView<'_>, params: &KnnParams, num_threads: usize
                     vals: vec![0.0; k],
                 };
                 let s = &mut scratch;
-                loop {
-                    let task =
-                        match next_task.fetch_update(Ordering::Relaxed, Ordering::Relaxed, |t| {
-                            t.checked_sub(1)
-                        }) {
-                            Ok(t) => t - 1,
-                            Err(_) => break,
-                        };
+                while let Ok(next) =
+                    next_task
+                        .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |t| t.checked_sub(1))
+                {
+                    let task = next - 1;
                     let rows_of_task =
                         task * ITEMS_PER_TASK..((task + 1) * ITEMS_PER_TASK).min(n_items);
                     for i in rows_of_task.rev() {
