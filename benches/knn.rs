@@ -56,7 +56,7 @@ fn bench_knn(c: &mut Criterion) {
     )
     .expect("a prefix of rows is valid");
     let cands = Candidates::all(x.n_cols);
-    let scorer = KnnScorer::new(q, s.view(), &cands).expect("shapes agree");
+    let scorer = KnnScorer::recommend(q, s.view(), &cands).expect("shapes agree");
     g.throughput(Throughput::Elements(5000));
     for threads in [1usize, 2] {
         g.bench_function(format!("recommend_5000_users_t{threads}"), |b| {

@@ -2,7 +2,7 @@
 #![allow(clippy::needless_range_loop)] // index loops keep the references plain
 
 use proptest::prelude::*;
-use tacitrec::models::knn::{item_knn, KnnParams, KnnScorer, NeighbourScorer, Similarity};
+use tacitrec::models::knn::{item_knn, KnnParams, KnnScorer, Similarity};
 use tacitrec::sparse::weighting::{bm25, normalize, tfidf, Documents};
 use tacitrec::sparse::Csr;
 use tacitrec::topk::{recommend_batch, Candidates};
@@ -255,7 +255,7 @@ fn scorers_match_dense_products() {
     let sd = dense(&s);
     let q = Csr::from_triplets(2, 5, &[(0, 1, 2.0), (1, 0, 1.0), (1, 3, 1.0)]).unwrap();
     let cands = Candidates::all(5);
-    let scorer = KnnScorer::new(q.view(), s.view(), &cands).unwrap();
+    let scorer = KnnScorer::recommend(q.view(), s.view(), &cands).unwrap();
     let r = recommend_batch(&scorer, &cands, Some(&q.view()), 5, 1).unwrap();
     assert_eq!(r.k, 5);
     for u in 0..2 {
@@ -275,7 +275,7 @@ fn scorers_match_dense_products() {
     }
     // neighbours: only stored entries, padded
     let items = [1i32, 4];
-    let ns = NeighbourScorer::new(&items, s.view(), &cands).unwrap();
+    let ns = KnnScorer::neighbours(&items, s.view(), &cands).unwrap();
     let r = recommend_batch(&ns, &cands, None, 5, 1).unwrap();
     for (qi, &i) in items.iter().enumerate() {
         let stored = (s.indptr[i as usize + 1] - s.indptr[i as usize]) as usize;
@@ -288,9 +288,9 @@ fn scorers_match_dense_products() {
     }
     // with a candidate subset the positions map back to item ids
     let sub = Candidates::new(5, Some(&[4, 2]), None).unwrap();
-    let scorer = KnnScorer::new(q.view(), s.view(), &sub).unwrap();
+    let scorer = KnnScorer::recommend(q.view(), s.view(), &sub).unwrap();
     let r = recommend_batch(&scorer, &sub, None, 5, 1).unwrap();
     assert_eq!(r.k, 2);
     assert!(r.ids.iter().all(|&i| i == 2 || i == 4));
-    assert!(NeighbourScorer::new(&[5], s.view(), &cands).is_err());
+    assert!(KnnScorer::neighbours(&[5], s.view(), &cands).is_err());
 }

@@ -306,28 +306,64 @@ fn rows_per_block(n_positions: usize) -> usize {
     ((1usize << 16) / n_positions.max(1)).clamp(1, 16)
 }
 
-/// Recommendation scores from a similarity matrix: `score_j = sum over the query's items i of
-/// r_i * S[i, j]`, with the values of the query rows as given. Items no neighbour reaches score 0.
+/// What a [`KnnScorer`]'s queries are.
+enum Queries<'a> {
+    /// Users' rows over the items: `score_j = sum over the row's items i of r_i * S[i, j]`, with
+    /// the row's values as given. Items no neighbour reaches score 0.
+    UserRows(CsrView<'a>),
+    /// Items: the stored row `S[i, :]` as scores, NaN (never selected) for items that are not
+    /// among its neighbours, so results hold only real neighbours.
+    Items(&'a [i32]),
+}
+
+/// Scores from a similarity matrix for the shared top-k driver: recommendations for users' rows
+/// ([`KnnScorer::recommend`]) or the neighbours of items ([`KnnScorer::neighbours`]). Each query's
+/// scores are scattered into a contiguous row (query-major tiles).
 pub struct KnnScorer<'a> {
-    queries: CsrView<'a>,
+    queries: Queries<'a>,
     similarity: CsrView<'a>,
     positions: Option<Vec<u32>>,
     n_positions: usize,
 }
 
 impl<'a> KnnScorer<'a> {
-    /// `queries`: one row per query over the items; `similarity`: items x items.
-    pub fn new(
+    /// Recommendations for `queries` (one row per query over the items) from `similarity`
+    /// (items x items).
+    pub fn recommend(
         queries: CsrView<'a>,
         similarity: CsrView<'a>,
         candidates: &Candidates,
     ) -> Result<Self> {
-        check_similarity(&similarity, candidates)?;
         if queries.n_cols() != similarity.n_rows() {
             return Err(Error::shape(
                 "user_items columns (items)",
                 similarity.n_rows(),
                 queries.n_cols(),
+            ));
+        }
+        Self::new(Queries::UserRows(queries), similarity, candidates)
+    }
+
+    /// The stored neighbours of `items`.
+    pub fn neighbours(
+        items: &'a [i32],
+        similarity: CsrView<'a>,
+        candidates: &Candidates,
+    ) -> Result<Self> {
+        let n = similarity.n_rows();
+        if let Some(&bad) = items.iter().find(|&&i| i < 0 || i as usize >= n) {
+            return Err(Error::out_of_range("itemid", bad as i64, n));
+        }
+        Self::new(Queries::Items(items), similarity, candidates)
+    }
+
+    fn new(queries: Queries<'a>, similarity: CsrView<'a>, candidates: &Candidates) -> Result<Self> {
+        if similarity.n_rows() != similarity.n_cols() || similarity.n_cols() != candidates.n_items()
+        {
+            return Err(Error::shape(
+                "similarity (items x items)",
+                format!("{0} x {0}", candidates.n_items()),
+                format!("{} x {}", similarity.n_rows(), similarity.n_cols()),
             ));
         }
         Ok(KnnScorer {
@@ -337,40 +373,24 @@ impl<'a> KnnScorer<'a> {
             n_positions: candidates.n_positions(),
         })
     }
-}
 
-fn check_similarity(similarity: &CsrView<'_>, candidates: &Candidates) -> Result<()> {
-    if similarity.n_rows() != similarity.n_cols() || similarity.n_cols() != candidates.n_items() {
-        return Err(Error::shape(
-            "similarity (items x items)",
-            format!("{0} x {0}", candidates.n_items()),
-            format!("{} x {}", similarity.n_rows(), similarity.n_cols()),
-        ));
-    }
-    Ok(())
-}
-
-/// Scatters `weight * S[i, :]` (or, with `assign`, `S[i, :]`) into one query's row of scores.
-#[inline]
-fn scatter(
-    out: &mut [f32],
-    row: (&[i32], &[f32]),
-    weight: f32,
-    positions: Option<&[u32]>,
-    assign: bool,
-) {
-    for (&j, &s) in row.0.iter().zip(row.1) {
-        let p = match positions {
-            None => j as usize,
-            Some(pos) => match pos[j as usize] {
-                u32::MAX => continue,
-                p => p as usize,
-            },
-        };
-        if assign {
-            out[p] = s;
-        } else {
-            out[p] += weight * s;
+    /// Adds `weight * S[i, :]` into one query's row of scores (or, with `assign`, writes `S[i, :]`).
+    #[inline]
+    fn scatter(&self, scores: &mut [f32], i: usize, weight: f32, assign: bool) {
+        let (cols, vals) = self.similarity.row(i);
+        for (&j, &s) in cols.iter().zip(vals) {
+            let p = match &self.positions {
+                None => j as usize,
+                Some(pos) => match pos[j as usize] {
+                    u32::MAX => continue,
+                    p => p as usize,
+                },
+            };
+            if assign {
+                scores[p] = s;
+            } else {
+                scores[p] += weight * s;
+            }
         }
     }
 }
@@ -379,7 +399,10 @@ impl BlockScorer for KnnScorer<'_> {
     type Scratch = ();
 
     fn n_queries(&self) -> usize {
-        self.queries.n_rows()
+        match &self.queries {
+            Queries::UserRows(rows) => rows.n_rows(),
+            Queries::Items(items) => items.len(),
+        }
     }
 
     fn n_positions(&self) -> usize {
@@ -399,68 +422,19 @@ impl BlockScorer for KnnScorer<'_> {
     fn score_tile(&self, q0: usize, m: usize, p0: usize, nt: usize, out: &mut [f32], _: &mut ()) {
         debug_assert!(p0 == 0 && nt == self.n_positions, "rows are scored whole");
         for (q, scores) in out[..m * nt].chunks_exact_mut(nt).enumerate() {
-            scores.fill(0.0);
-            let (items, values) = self.queries.row(q0 + q);
-            for (&i, &r) in items.iter().zip(values) {
-                let row = self.similarity.row(i as usize);
-                scatter(scores, row, r, self.positions.as_deref(), false);
+            match &self.queries {
+                Queries::UserRows(rows) => {
+                    scores.fill(0.0);
+                    let (items, values) = rows.row(q0 + q);
+                    for (&i, &r) in items.iter().zip(values) {
+                        self.scatter(scores, i as usize, r, false);
+                    }
+                }
+                Queries::Items(items) => {
+                    scores.fill(f32::NAN);
+                    self.scatter(scores, items[q0 + q] as usize, 1.0, true);
+                }
             }
-        }
-    }
-}
-
-/// The stored neighbours of query items: row `i` of S as scores, NaN (never selected) for the
-/// items that are not among its neighbours, so results hold only real neighbours.
-pub struct NeighbourScorer<'a> {
-    items: &'a [i32],
-    similarity: CsrView<'a>,
-    positions: Option<Vec<u32>>,
-    n_positions: usize,
-}
-
-impl<'a> NeighbourScorer<'a> {
-    pub fn new(items: &'a [i32], similarity: CsrView<'a>, candidates: &Candidates) -> Result<Self> {
-        check_similarity(&similarity, candidates)?;
-        let n = similarity.n_rows();
-        if let Some(&bad) = items.iter().find(|&&i| i < 0 || i as usize >= n) {
-            return Err(Error::out_of_range("itemid", bad as i64, n));
-        }
-        Ok(NeighbourScorer {
-            items,
-            similarity,
-            positions: positions(candidates),
-            n_positions: candidates.n_positions(),
-        })
-    }
-}
-
-impl BlockScorer for NeighbourScorer<'_> {
-    type Scratch = ();
-
-    fn n_queries(&self) -> usize {
-        self.items.len()
-    }
-
-    fn n_positions(&self) -> usize {
-        self.n_positions
-    }
-
-    fn tile_shape(&self) -> (usize, usize) {
-        (rows_per_block(self.n_positions), self.n_positions)
-    }
-
-    fn make_scratch(&self) {}
-
-    fn layout(&self) -> TileLayout {
-        TileLayout::QueryMajor
-    }
-
-    fn score_tile(&self, q0: usize, m: usize, p0: usize, nt: usize, out: &mut [f32], _: &mut ()) {
-        debug_assert!(p0 == 0 && nt == self.n_positions, "rows are scored whole");
-        for (q, scores) in out[..m * nt].chunks_exact_mut(nt).enumerate() {
-            scores.fill(f32::NAN);
-            let row = self.similarity.row(self.items[q0 + q] as usize);
-            scatter(scores, row, 1.0, self.positions.as_deref(), true);
         }
     }
 }

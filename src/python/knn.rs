@@ -2,7 +2,7 @@
 
 use super::convert::{csr, slice, to_numpy2, PyCsr};
 use crate::error::Error;
-use crate::models::knn::{item_knn, KnnParams, KnnScorer, NeighbourScorer, Similarity};
+use crate::models::knn::{item_knn, KnnParams, KnnScorer, Similarity};
 use crate::sparse::weighting::{self, Documents};
 use crate::topk::{recommend_batch, Candidates};
 use numpy::{PyArray1, PyArray2, PyReadonlyArray1};
@@ -78,7 +78,7 @@ fn knn_recommend<'py>(
     let sim = csr("similarity", &similarity, n_items, n_items)?;
     let queries = csr("user_items", &user_items, n_queries, n_items)?;
     let cands = candidates(n_items, &items, &filter_items)?;
-    let scorer = KnnScorer::new(queries, sim, &cands)?;
+    let scorer = KnnScorer::recommend(queries, sim, &cands)?;
     let liked = filter_liked.then_some(&queries);
     let res = py.detach(|| recommend_batch(&scorer, &cands, liked, k, num_threads))?;
     Ok((
@@ -104,7 +104,7 @@ fn knn_similar_items<'py>(
     let sim = csr("similarity", &similarity, n_items, n_items)?;
     let ids = slice("itemid", &itemids)?;
     let cands = candidates(n_items, &items, &filter_items)?;
-    let scorer = NeighbourScorer::new(ids, sim, &cands)?;
+    let scorer = KnnScorer::neighbours(ids, sim, &cands)?;
     let res = py.detach(|| recommend_batch(&scorer, &cands, None, k, num_threads))?;
     Ok((
         to_numpy2(py, res.ids, res.n_queries, res.k)?,

@@ -17,6 +17,33 @@ fn better(a: Entry, b: Entry) -> bool {
     a.score > b.score || (a.score == b.score && a.id < b.id)
 }
 
+/// Best-first order of entries.
+fn order(a: &Entry, b: &Entry) -> Ordering {
+    if better(*a, *b) {
+        Ordering::Less
+    } else if better(*b, *a) {
+        Ordering::Greater
+    } else {
+        Ordering::Equal
+    }
+}
+
+/// Writes sorted `entries` into `ids` / `scores`, padding with id -1 and score `-inf`.
+fn write_entries(entries: &[Entry], ids: &mut [i32], scores: &mut [f32]) {
+    for (i, (id, sc)) in ids.iter_mut().zip(scores.iter_mut()).enumerate() {
+        match entries.get(i) {
+            Some(e) => {
+                *id = e.id as i32;
+                *sc = e.score;
+            }
+            None => {
+                *id = -1;
+                *sc = f32::NEG_INFINITY;
+            }
+        }
+    }
+}
+
 /// The best `k` of the `(score, id)` pairs pushed so far. The heap keeps its worst entry at the
 /// root, so a push costs one comparison unless the new entry belongs in the selection.
 #[derive(Debug, Clone)]
@@ -111,27 +138,8 @@ impl TopK {
     /// Writes the selection best-first into `ids` / `scores` (equal lengths, at least `len()`),
     /// pads the rest with id -1 and score `-inf`, and empties the selection.
     pub fn write_sorted(&mut self, ids: &mut [i32], scores: &mut [f32]) {
-        self.heap.sort_unstable_by(|a, b| {
-            if better(*a, *b) {
-                Ordering::Less
-            } else if better(*b, *a) {
-                Ordering::Greater
-            } else {
-                Ordering::Equal
-            }
-        });
-        for (i, (id, sc)) in ids.iter_mut().zip(scores.iter_mut()).enumerate() {
-            match self.heap.get(i) {
-                Some(e) => {
-                    *id = e.id as i32;
-                    *sc = e.score;
-                }
-                None => {
-                    *id = -1;
-                    *sc = f32::NEG_INFINITY;
-                }
-            }
-        }
+        self.heap.sort_unstable_by(order);
+        write_entries(&self.heap, ids, scores);
         self.heap.clear();
     }
 }
@@ -149,16 +157,6 @@ pub struct TopKBuffer {
     cap: usize,
     buf: Vec<Entry>,
     threshold: f32,
-}
-
-fn order(a: &Entry, b: &Entry) -> Ordering {
-    if better(*a, *b) {
-        Ordering::Less
-    } else if better(*b, *a) {
-        Ordering::Greater
-    } else {
-        Ordering::Equal
-    }
 }
 
 impl TopKBuffer {
@@ -237,18 +235,7 @@ impl TopKBuffer {
     pub fn write_sorted(&mut self, ids: &mut [i32], scores: &mut [f32]) {
         self.buf.sort_unstable_by(order);
         self.buf.truncate(self.k);
-        for (i, (id, sc)) in ids.iter_mut().zip(scores.iter_mut()).enumerate() {
-            match self.buf.get(i) {
-                Some(e) => {
-                    *id = e.id as i32;
-                    *sc = e.score;
-                }
-                None => {
-                    *id = -1;
-                    *sc = f32::NEG_INFINITY;
-                }
-            }
-        }
+        write_entries(&self.buf, ids, scores);
         self.clear();
     }
 }
