@@ -1,0 +1,214 @@
+//! ALS solvers and loss against dense references of the normal equations.
+#![allow(clippy::needless_range_loop)] // index loops keep the references plain
+
+use tacitrec::models::als::{loss, solve, AlsParams, Solver};
+use tacitrec::sparse::Csr;
+
+fn lcg(seed: &mut u64) -> f32 {
+    *seed = seed
+        .wrapping_mul(6364136223846793005)
+        .wrapping_add(1442695040888963407);
+    ((*seed >> 33) as f32) / (1u64 << 31) as f32
+}
+
+/// Users x items confidences: mostly positive, a few negative (disliked), some empty rows.
+fn problem(nu: usize, ni: usize, f: usize, seed: u64) -> (Csr, Vec<f32>, Vec<f32>) {
+    let mut s = seed;
+    let mut t = Vec::new();
+    for u in 0..nu {
+        if u % 7 == 3 {
+            continue; // empty row
+        }
+        for i in 0..ni {
+            let v = lcg(&mut s);
+            if v < 0.3 {
+                let c = 1.0 + 10.0 * lcg(&mut s);
+                t.push((u, i, if v < 0.03 { -c } else { c }));
+            }
+        }
+    }
+    let c = Csr::from_triplets(nu, ni, &t).unwrap();
+    let x: Vec<f32> = (0..nu * f).map(|_| lcg(&mut s) * 0.1).collect();
+    let y: Vec<f32> = (0..ni * f).map(|_| lcg(&mut s) - 0.5).collect();
+    (c, x, y)
+}
+
+/// The exact solution of every row's normal equations, in f64 by Gaussian elimination.
+fn reference(c: &Csr, y: &[f32], f: usize, reg: f64) -> Vec<f64> {
+    let ni = c.n_cols;
+    let mut out = vec![0f64; c.n_rows * f];
+    for u in 0..c.n_rows {
+        let (lo, hi) = (c.indptr[u] as usize, c.indptr[u + 1] as usize);
+        if lo == hi {
+            continue;
+        }
+        let mut a = vec![vec![0f64; f + 1]; f];
+        for p in 0..f {
+            for q in 0..f {
+                a[p][q] = (0..ni)
+                    .map(|i| y[i * f + p] as f64 * y[i * f + q] as f64)
+                    .sum();
+            }
+            a[p][p] += reg;
+        }
+        for k in lo..hi {
+            let i = c.indices[k] as usize;
+            let v = c.data[k] as f64;
+            let (pref, conf) = if v > 0.0 { (1.0, v) } else { (0.0, -v) };
+            for p in 0..f {
+                a[p][f] += conf * pref * y[i * f + p] as f64;
+                for q in 0..f {
+                    a[p][q] += (conf - 1.0) * y[i * f + p] as f64 * y[i * f + q] as f64;
+                }
+            }
+        }
+        // Gaussian elimination with partial pivoting
+        for col in 0..f {
+            let piv = (col..f)
+                .max_by(|&a1, &b1| a[a1][col].abs().partial_cmp(&a[b1][col].abs()).unwrap())
+                .unwrap();
+            a.swap(col, piv);
+            for r in 0..f {
+                if r != col {
+                    let m = a[r][col] / a[col][col];
+                    for k in col..=f {
+                        a[r][k] -= m * a[col][k];
+                    }
+                }
+            }
+        }
+        for p in 0..f {
+            out[u * f + p] = a[p][f] / a[p][p];
+        }
+    }
+    out
+}
+
+fn max_rel_err(got: &[f32], want: &[f64]) -> f64 {
+    let scale = want.iter().fold(0f64, |m, v| m.max(v.abs())).max(1e-12);
+    got.iter()
+        .zip(want)
+        .map(|(g, w)| (*g as f64 - w).abs())
+        .fold(0.0, f64::max)
+        / scale
+}
+
+#[test]
+fn cholesky_solves_the_normal_equations() {
+    for (f, seed) in [(3usize, 1u64), (8, 2), (20, 3)] {
+        let (c, mut x, y) = problem(30, 25, f, seed);
+        let params = AlsParams {
+            regularization: 0.1,
+            solver: Solver::Cholesky,
+        };
+        solve(&c.view(), &mut x, &y, f, &params, 2).unwrap();
+        let want = reference(&c, &y, f, 0.1);
+        assert!(
+            max_rel_err(&x, &want) < 1e-4,
+            "f={f}: {}",
+            max_rel_err(&x, &want)
+        );
+        // empty rows are zero
+        assert!(x[3 * f..4 * f].iter().all(|v| *v == 0.0));
+    }
+}
+
+#[test]
+fn cg_converges_to_the_exact_solution() {
+    let f = 10;
+    let (c, x0, y) = problem(25, 30, f, 9);
+    let want = reference(&c, &y, f, 0.05);
+    let mut errs = Vec::new();
+    for steps in [1usize, 3, 10, 40] {
+        let mut x = x0.clone();
+        let params = AlsParams {
+            regularization: 0.05,
+            solver: Solver::ConjugateGradient { steps },
+        };
+        solve(&c.view(), &mut x, &y, f, &params, 1).unwrap();
+        errs.push(max_rel_err(&x, &want));
+    }
+    assert!(errs.windows(2).all(|w| w[1] <= w[0] * 1.0001), "{errs:?}");
+    assert!(errs[3] < 1e-3, "{errs:?}");
+    assert!(errs[0] > 10.0 * errs[3], "{errs:?}");
+}
+
+#[test]
+fn results_do_not_depend_on_threads() {
+    let f = 16;
+    let (c, x0, y) = problem(200, 60, f, 4);
+    for solver in [Solver::Cholesky, Solver::ConjugateGradient { steps: 3 }] {
+        let params = AlsParams {
+            regularization: 0.01,
+            solver,
+        };
+        let (mut a, mut b) = (x0.clone(), x0.clone());
+        solve(&c.view(), &mut a, &y, f, &params, 1).unwrap();
+        solve(&c.view(), &mut b, &y, f, &params, 3).unwrap();
+        assert_eq!(a, b);
+        assert_eq!(
+            loss(&c.view(), &a, &y, f, 0.01, 1).unwrap(),
+            loss(&c.view(), &a, &y, f, 0.01, 3).unwrap()
+        );
+    }
+}
+
+#[test]
+fn loss_matches_the_dense_definition() {
+    let f = 5;
+    let (c, x, y) = problem(12, 9, f, 7);
+    let reg = 0.3;
+    let mut dense = vec![vec![None; c.n_cols]; c.n_rows];
+    for u in 0..c.n_rows {
+        for k in c.indptr[u] as usize..c.indptr[u + 1] as usize {
+            dense[u][c.indices[k] as usize] = Some(c.data[k] as f64);
+        }
+    }
+    let (mut num, mut den) = (0f64, 0f64);
+    for u in 0..c.n_rows {
+        for i in 0..c.n_cols {
+            let s: f64 = (0..f)
+                .map(|p| x[u * f + p] as f64 * y[i * f + p] as f64)
+                .sum();
+            let (pref, conf) = match dense[u][i] {
+                None => (0.0, 1.0),
+                Some(v) if v > 0.0 => (1.0, v),
+                Some(v) => (0.0, -v),
+            };
+            num += conf * (pref - s) * (pref - s);
+            if let Some(v) = dense[u][i] {
+                if v < 0.0 {
+                    num += conf; // implicit's definition counts negatives' confidence too
+                }
+            }
+            den += conf;
+        }
+    }
+    let norms: f64 = x.iter().chain(&y).map(|v| (*v as f64) * (*v as f64)).sum();
+    let want = (num + reg * norms) / den;
+    let got = loss(&c.view(), &x, &y, f, reg as f32, 2).unwrap();
+    assert!((got - want).abs() < 1e-5 * want, "{got} vs {want}");
+}
+
+#[test]
+fn bad_shapes_and_singular_systems_are_errors() {
+    let f = 4;
+    let (c, mut x, y) = problem(10, 8, f, 5);
+    let p = AlsParams::default();
+    assert!(solve(&c.view(), &mut x[..f], &y, f, &p, 1).is_err());
+    assert!(solve(&c.view(), &mut x, &y[..f], f, &p, 1).is_err());
+    let bad = AlsParams {
+        regularization: -1.0,
+        ..p
+    };
+    assert!(solve(&c.view(), &mut x, &y, f, &bad, 1).is_err());
+    // no regularisation and a factor column of zeros: singular
+    let c2 = Csr::from_triplets(1, 2, &[(0, 0, 2.0), (0, 1, 1.0)]).unwrap();
+    let y2 = vec![1.0f32, 0.0, 1.0, 0.0];
+    let mut x2 = vec![0f32; 2];
+    let chol = AlsParams {
+        regularization: 0.0,
+        solver: Solver::Cholesky,
+    };
+    assert!(solve(&c2.view(), &mut x2, &y2, 2, &chol, 1).is_err());
+}
