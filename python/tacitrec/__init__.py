@@ -5,9 +5,10 @@ with its defects fixed; see :mod:`tacitrec.base`.
 """
 
 from . import datasets, evaluation, knn
+from .als import AlternatingLeastSquares
 from ._core import __version__
 from .base import MatrixFactorizationBase, RecommenderBase
-from .exceptions import ModelFormatError, NotFittedError
+from .exceptions import ModelFitError, ModelFormatError, NotFittedError
 from .knn import (BM25Recommender, CosineRecommender, ItemItemRecommender, PearsonRecommender,
                   TFIDFRecommender)
 from .popularity import PopularityRecommender
@@ -16,6 +17,7 @@ __all__ = [
     "__version__",
     "RecommenderBase",
     "MatrixFactorizationBase",
+    "AlternatingLeastSquares",
     "PopularityRecommender",
     "ItemItemRecommender",
     "CosineRecommender",
@@ -23,6 +25,7 @@ __all__ = [
     "BM25Recommender",
     "PearsonRecommender",
     "NotFittedError",
+    "ModelFitError",
     "ModelFormatError",
     "datasets",
     "knn",

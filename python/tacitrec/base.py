@@ -33,6 +33,8 @@ _REGISTRY: Dict[str, type] = {}
 def _encode_param(value):
     if isinstance(value, (np.dtype, type)):
         return {"__dtype__": np.dtype(value).name}
+    if isinstance(value, (np.random.Generator, np.random.RandomState)):
+        return None  # a generator's state is not saved; int seeds are
     if isinstance(value, np.generic):
         return value.item()
     raise TypeError(f"cannot save parameter value {value!r}")
@@ -172,7 +174,8 @@ class RecommenderBase:
     def save(self, file) -> None:
         """Saves the model to one ``.npz`` file (a path, to which ``.npz`` is appended if missing,
         or a binary file object). Holds arrays, hyper-parameters, the class name and the format
-        version; loads with ``allow_pickle=False``."""
+        version; loads with ``allow_pickle=False``. A ``random_state`` given as a numpy
+        Generator or RandomState is saved as None (int seeds are kept)."""
         meta = {
             "class": type(self).__name__,
             "format_version": FORMAT_VERSION,

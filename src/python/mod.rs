@@ -2,6 +2,7 @@
 //! the GIL held, runs the kernel with the GIL released, and hands the Rust-owned result to NumPy
 //! without copying. Logic belongs in the kernels, not here.
 
+mod als;
 mod convert;
 mod errors;
 mod knn;
@@ -14,6 +15,7 @@ use pyo3::prelude::*;
 fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add("__version__", env!("CARGO_PKG_VERSION"))?;
     topk::register(m)?;
+    als::register(m)?;
     metrics::register(m)?;
     knn::register(m)?;
     Ok(())
