@@ -61,3 +61,14 @@ def weight(
     b: float = 0.8,
     num_threads: int = 0,
 ) -> np.ndarray: ...
+def als_solve(
+    c: _Csr,
+    x: np.ndarray,
+    y: np.ndarray,
+    regularization: float,
+    cg_steps: int,
+    num_threads: int = 0,
+) -> None: ...
+def als_loss(
+    c: _Csr, x: np.ndarray, y: np.ndarray, regularization: float, num_threads: int = 0
+) -> float: ...

@@ -41,39 +41,94 @@ impl Default for AlsParams {
     }
 }
 
-/// `a . b`, with eight independent partial sums so that it vectorises.
-#[inline]
-pub(crate) fn dot(a: &[f32], b: &[f32]) -> f32 {
-    let mut acc = [0f32; 8];
-    let (ca, cb) = (a.chunks_exact(8), b.chunks_exact(8));
+/// `a . b` with sixteen independent partial sums, so that it vectorises (and, with `FMA`, fuses
+/// the multiply-adds; only instantiate `FMA = true` where the CPU has FMA, or it becomes a libm
+/// call).
+#[inline(always)]
+fn dot<const FMA: bool>(a: &[f32], b: &[f32]) -> f32 {
+    let mut acc = [0f32; 16];
+    let (ca, cb) = (a.chunks_exact(16), b.chunks_exact(16));
     let (ra, rb) = (ca.remainder(), cb.remainder());
     for (x, y) in ca.zip(cb) {
-        for l in 0..8 {
-            acc[l] += x[l] * y[l];
+        for l in 0..16 {
+            acc[l] = madd::<FMA>(x[l], y[l], acc[l]);
         }
     }
-    let mut s = (acc[0] + acc[4]) + (acc[1] + acc[5]) + ((acc[2] + acc[6]) + (acc[3] + acc[7]));
+    let mut s = 0f32;
     for (x, y) in ra.iter().zip(rb) {
-        s += x * y;
+        s = madd::<FMA>(*x, *y, s);
     }
-    s
+    let mut half = [0f32; 8];
+    for l in 0..8 {
+        half[l] = acc[l] + acc[l + 8];
+    }
+    s + ((half[0] + half[4]) + (half[1] + half[5])) + ((half[2] + half[6]) + (half[3] + half[7]))
+}
+
+#[inline(always)]
+fn madd<const FMA: bool>(a: f32, b: f32, c: f32) -> f32 {
+    if FMA {
+        a.mul_add(b, c)
+    } else {
+        a * b + c
+    }
 }
 
 /// `y += alpha * x`.
-#[inline]
-fn axpy(alpha: f32, x: &[f32], y: &mut [f32]) {
+#[inline(always)]
+fn axpy<const FMA: bool>(alpha: f32, x: &[f32], y: &mut [f32]) {
     for (yi, xi) in y.iter_mut().zip(x) {
-        *yi += alpha * xi;
+        *yi = madd::<FMA>(alpha, *xi, *yi);
     }
 }
 
 /// `out = A x` for a row-major `f x f` matrix.
-#[inline]
-fn symv(a: &[f32], x: &[f32], out: &mut [f32]) {
+#[inline(always)]
+fn symv<const FMA: bool>(a: &[f32], x: &[f32], out: &mut [f32]) {
     let f = x.len();
     for (o, row) in out.iter_mut().zip(a.chunks_exact(f)) {
-        *o = dot(row, x);
+        *o = dot::<FMA>(row, x);
     }
+}
+
+/// The vector instructions the row kernels are compiled for, chosen once per call at run time
+/// (wheels target baseline x86-64; the per-row loops need AVX2/FMA to keep up with BLAS).
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Simd {
+    Baseline,
+    #[cfg(target_arch = "x86_64")]
+    Avx2Fma,
+}
+
+impl Simd {
+    fn detect() -> Self {
+        #[cfg(target_arch = "x86_64")]
+        if is_x86_feature_detected!("avx2") && is_x86_feature_detected!("fma") {
+            return Simd::Avx2Fma;
+        }
+        Simd::Baseline
+    }
+}
+
+/// Instantiates a row kernel (a generic `fn name<const FMA: bool>(args)`) for each [`Simd`] level
+/// and dispatches to it.
+macro_rules! dispatch {
+    ($simd:expr, $kernel:ident, $avx2:ident, ($($arg:ident: $ty:ty),*) -> $ret:ty) => {{
+        #[cfg(target_arch = "x86_64")]
+        #[target_feature(enable = "avx2,fma")]
+        unsafe fn $avx2($($arg: $ty),*) -> $ret {
+            $kernel::<true>($($arg),*)
+        }
+        move |$($arg: $ty),*| -> $ret {
+            match $simd {
+                // SAFETY: the Avx2Fma level is only chosen when the CPU reports AVX2 and FMA.
+                #[cfg(target_arch = "x86_64")]
+                Simd::Avx2Fma => unsafe { $avx2($($arg),*) },
+                // aarch64 always has fused multiply-add
+                Simd::Baseline => $kernel::<{ cfg!(target_arch = "aarch64") }>($($arg),*),
+            }
+        }
+    }};
 }
 
 /// `Y^T Y` (row-major `f x f`) of a row-major `n x f` matrix, plus `reg` on the diagonal.
@@ -112,8 +167,12 @@ fn check_shapes(c: &CsrView<'_>, x: &[f32], y: &[f32], f: usize) -> Result<()> {
     Ok(())
 }
 
+/// Rows with at least this many items run the CG products through faer's matrix-vector kernels.
+const GEMV_MIN_ROWS: usize = 32;
+
 /// Per-thread buffers of a half-sweep.
 struct Scratch {
+    t: Vec<f32>,
     r: Vec<f32>,
     p: Vec<f32>,
     ap: Vec<f32>,
@@ -146,9 +205,13 @@ pub fn solve(
     }
     let yty = gram(y, f, reg);
     let llt_req = llt::factor::cholesky_in_place_scratch::<f32>(f, Par::Seq, Default::default());
+    let cg = dispatch!(Simd::detect(), cg_row, cg_row_avx2,
+        (items: &[i32], conf: &[f32], x: &mut [f32], y: &[f32], yty: &[f32], steps: usize,
+         s: &mut Scratch) -> ());
     parallel::install(num_threads, || {
         x.par_chunks_mut(f).enumerate().try_for_each_init(
             || Scratch {
+                t: Vec::new(),
                 r: vec![0.0; f],
                 p: vec![0.0; f],
                 ap: vec![0.0; f],
@@ -165,7 +228,7 @@ pub fn solve(
                 }
                 match params.solver {
                     Solver::ConjugateGradient { steps } => {
-                        cg_row(items, conf, xu, y, &yty, steps, s);
+                        cg(items, conf, xu, y, &yty, steps, s);
                         Ok(())
                     }
                     Solver::Cholesky => cholesky_row(u, items, conf, xu, y, &yty, s),
@@ -176,7 +239,8 @@ pub fn solve(
 }
 
 /// Conjugate gradient on one row, warm-started from `x` (implicit 0.7's algorithm).
-fn cg_row(
+#[inline(always)]
+fn cg_row<const FMA: bool>(
     items: &[i32],
     conf: &[f32],
     x: &mut [f32],
@@ -186,31 +250,53 @@ fn cg_row(
     s: &mut Scratch,
 ) {
     let f = x.len();
-    let row = |i: i32| &y[i as usize * f..(i as usize + 1) * f];
+    // The row's item factors, gathered once: the 2 * (steps + 1) passes over them below then
+    // stream contiguous memory instead of scattered rows of Y.
+    s.gathered.clear();
+    s.scaled.clear();
+    for &i in items {
+        s.gathered
+            .extend_from_slice(&y[i as usize * f..(i as usize + 1) * f]);
+    }
+    s.scaled.extend(conf.iter().map(|c| c.abs() - 1.0));
     // r = b - A x
-    symv(yty, x, &mut s.r);
+    symv::<FMA>(yty, x, &mut s.r);
     s.r.iter_mut().for_each(|v| *v = -*v);
-    for (&i, &c) in items.iter().zip(conf) {
-        let yi = row(i);
-        let (pref, c) = if c > 0.0 { (c, c) } else { (0.0, -c) };
-        axpy(pref - (c - 1.0) * dot(yi, x), yi, &mut s.r);
+    for ((yi, &c), &w) in s.gathered.chunks_exact(f).zip(conf).zip(&s.scaled) {
+        let pref = if c > 0.0 { c } else { 0.0 };
+        axpy::<FMA>(pref - w * dot::<FMA>(yi, x), yi, &mut s.r);
     }
     s.p.copy_from_slice(&s.r);
-    let mut rs_old = dot(&s.r, &s.r);
+    let mut rs_old = dot::<FMA>(&s.r, &s.r);
     if rs_old < 1e-20 {
         return;
     }
     for _ in 0..steps {
         // Ap without forming A
-        symv(yty, &s.p, &mut s.ap);
-        for (&i, &c) in items.iter().zip(conf) {
-            let yi = row(i);
-            axpy((c.abs() - 1.0) * dot(yi, &s.p), yi, &mut s.ap);
+        symv::<FMA>(yty, &s.p, &mut s.ap);
+        let n = s.scaled.len();
+        if n >= GEMV_MIN_ROWS {
+            // t = G p; t *= w; Ap += G^T t, as two matrix-vector products
+            s.t.resize(n, 0.0);
+            let g = MatRef::from_row_major_slice(&s.gathered, n, f);
+            let pv = MatRef::from_column_major_slice(&s.p, f, 1);
+            let tv = MatMut::from_column_major_slice_mut(&mut s.t, n, 1);
+            faer::linalg::matmul::matmul(tv, Accum::Replace, g, pv, 1.0f32, Par::Seq);
+            for (t, w) in s.t.iter_mut().zip(&s.scaled) {
+                *t *= w;
+            }
+            let tv = MatRef::from_column_major_slice(&s.t, n, 1);
+            let apv = MatMut::from_column_major_slice_mut(&mut s.ap, f, 1);
+            faer::linalg::matmul::matmul(apv, Accum::Add, g.transpose(), tv, 1.0f32, Par::Seq);
+        } else {
+            for (yi, &w) in s.gathered.chunks_exact(f).zip(&s.scaled) {
+                axpy::<FMA>(w * dot::<FMA>(yi, &s.p), yi, &mut s.ap);
+            }
         }
-        let alpha = rs_old / dot(&s.p, &s.ap);
-        axpy(alpha, &s.p, x);
-        axpy(-alpha, &s.ap, &mut s.r);
-        let rs_new = dot(&s.r, &s.r);
+        let alpha = rs_old / dot::<FMA>(&s.p, &s.ap);
+        axpy::<FMA>(alpha, &s.p, x);
+        axpy::<FMA>(-alpha, &s.ap, &mut s.r);
+        let rs_new = dot::<FMA>(&s.r, &s.r);
         if rs_new < 1e-20 {
             break;
         }
@@ -241,7 +327,7 @@ fn cholesky_row(
     for (&i, &c) in items.iter().zip(conf) {
         let yi = &y[i as usize * f..(i as usize + 1) * f];
         let (pref, c) = if c > 0.0 { (c, c) } else { (0.0, -c) };
-        axpy(pref, yi, x); // b, solved in place below
+        axpy::<false>(pref, yi, x); // b, solved in place below
         s.gathered.extend_from_slice(yi);
         s.scaled.extend(yi.iter().map(|v| v * (c - 1.0)));
     }
@@ -272,6 +358,34 @@ fn cholesky_row(
     Ok(())
 }
 
+/// One row's `(loss terms, confidence, |x_u|^2)`: `(A x - 2 b) . x` without forming A.
+#[inline(always)]
+fn loss_row<const FMA: bool>(
+    items: &[i32],
+    conf: &[f32],
+    xu: &[f32],
+    y: &[f32],
+    yty: &[f32],
+    r: &mut [f32],
+) -> (f64, f64, f64) {
+    let f = xu.len();
+    symv::<FMA>(yty, xu, r);
+    let (mut loss, mut total) = (0f64, 0f64);
+    for (&i, &cv) in items.iter().zip(conf) {
+        let yi = &y[i as usize * f..(i as usize + 1) * f];
+        let (pref, cv) = if cv > 0.0 {
+            (-2.0 * cv, cv)
+        } else {
+            (0.0, -cv)
+        };
+        axpy::<FMA>(pref + (cv - 1.0) * dot::<FMA>(yi, xu), yi, r);
+        total += cv as f64;
+        loss += cv as f64;
+    }
+    loss += dot::<FMA>(r, xu) as f64;
+    (loss, total, dot::<FMA>(xu, xu) as f64)
+}
+
 /// implicit 0.7's training loss: `(sum_ui c_ui (p_ui - x_u.y_i)^2 + reg (|X|^2 + |Y|^2)) /
 /// (sum of confidences + number of missing entries)`, missing entries having confidence 1 and
 /// preference 0. Like implicit, a stored negative entry adds its confidence to the numerator as if
@@ -287,34 +401,22 @@ pub fn loss(
 ) -> Result<f64> {
     check_shapes(c, x, y, f)?;
     let yty = gram(y, f, 0.0);
+    let row_loss = dispatch!(Simd::detect(), loss_row, loss_row_avx2,
+        (items: &[i32], conf: &[f32], xu: &[f32], y: &[f32], yty: &[f32], r: &mut [f32])
+        -> (f64, f64, f64));
     let per_row: Vec<(f64, f64, f64)> = parallel::install(num_threads, || {
         x.par_chunks(f)
             .enumerate()
             .map_init(
                 || vec![0f32; f],
                 |r, (u, xu)| {
-                    // (A x - 2 b) . x without forming A
-                    symv(&yty, xu, r);
-                    let (mut loss, mut total) = (0f64, 0f64);
                     let (items, conf) = c.row(u);
-                    for (&i, &cv) in items.iter().zip(conf) {
-                        let yi = &y[i as usize * f..(i as usize + 1) * f];
-                        let (pref, cv) = if cv > 0.0 {
-                            (-2.0 * cv, cv)
-                        } else {
-                            (0.0, -cv)
-                        };
-                        axpy(pref + (cv - 1.0) * dot(yi, xu), yi, r);
-                        total += cv as f64;
-                        loss += cv as f64;
-                    }
-                    loss += dot(r, xu) as f64;
-                    (loss, total, dot(xu, xu) as f64)
+                    row_loss(items, conf, xu, y, &yty, r)
                 },
             )
             .collect()
     })?;
-    let item_norm: f64 = y.chunks(f).map(|v| dot(v, v) as f64).sum();
+    let item_norm: f64 = y.chunks(f).map(|v| dot::<false>(v, v) as f64).sum();
     let (mut loss, mut total, mut user_norm) = (0f64, 0f64, 0f64);
     for (l, t, n) in per_row {
         loss += l;
