@@ -82,12 +82,14 @@ fn axpy<const FMA: bool>(alpha: f32, x: &[f32], y: &mut [f32]) {
     }
 }
 
-/// `out = A x` for a row-major `f x f` matrix.
+/// `out = A x` for a symmetric row-major `f x f` matrix, as `sum_j x_j A[j, :]` (row j of a
+/// symmetric matrix is its column j): vector multiply-adds without horizontal sums.
 #[inline(always)]
 fn symv<const FMA: bool>(a: &[f32], x: &[f32], out: &mut [f32]) {
     let f = x.len();
-    for (o, row) in out.iter_mut().zip(a.chunks_exact(f)) {
-        *o = dot::<FMA>(row, x);
+    out.fill(0.0);
+    for (&xj, row) in x.iter().zip(a.chunks_exact(f)) {
+        axpy::<FMA>(xj, row, out);
     }
 }
 
