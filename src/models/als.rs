@@ -169,6 +169,35 @@ fn check_shapes(c: &CsrView<'_>, x: &[f32], y: &[f32], f: usize) -> Result<()> {
     Ok(())
 }
 
+/// Copies the rows `items` of the row-major `n x f` matrix `y` into `out`, contiguously. The rows
+/// are scattered through a matrix that is often larger than the cache, so the lines of a row a few
+/// places ahead are requested early to overlap their memory latency with the copying.
+fn gather(items: &[i32], y: &[f32], f: usize, out: &mut Vec<f32>) {
+    const AHEAD: usize = 4;
+    out.clear();
+    for (k, &i) in items.iter().enumerate() {
+        if let Some(&next) = items.get(k + AHEAD) {
+            let row = &y[next as usize * f..(next as usize + 1) * f];
+            for line in row.chunks(16) {
+                prefetch(line.as_ptr());
+            }
+        }
+        out.extend_from_slice(&y[i as usize * f..(i as usize + 1) * f]);
+    }
+}
+
+/// A hint to load the cache line holding `p` (no-op where unsupported).
+#[inline(always)]
+fn prefetch(p: *const f32) {
+    #[cfg(all(target_arch = "x86_64", target_feature = "sse"))]
+    // SAFETY: prefetching is a hint and never faults, whatever the address.
+    unsafe {
+        std::arch::x86_64::_mm_prefetch::<{ std::arch::x86_64::_MM_HINT_T0 }>(p as *const i8);
+    }
+    #[cfg(not(all(target_arch = "x86_64", target_feature = "sse")))]
+    let _ = p;
+}
+
 /// Rows with at least this many items run the CG products through faer's matrix-vector kernels.
 const GEMV_MIN_ROWS: usize = 32;
 
@@ -255,12 +284,8 @@ fn cg_row<const FMA: bool>(
     let f = x.len();
     // The row's item factors, gathered once: the 2 * (steps + 1) passes over them below then
     // stream contiguous memory instead of scattered rows of Y.
-    s.gathered.clear();
+    gather(items, y, f, &mut s.gathered);
     s.scaled.clear();
-    for &i in items {
-        s.gathered
-            .extend_from_slice(&y[i as usize * f..(i as usize + 1) * f]);
-    }
     s.scaled.extend(conf.iter().map(|c| c.abs() - 1.0));
     // r = b - A x
     symv::<FMA>(yty, x, &mut s.r);
@@ -334,14 +359,12 @@ fn cholesky_row(
 ) -> Result<()> {
     let f = x.len();
     let n = items.len();
-    s.gathered.clear();
+    gather(items, y, f, &mut s.gathered);
     s.scaled.clear();
     x.fill(0.0);
-    for (&i, &c) in items.iter().zip(conf) {
-        let yi = &y[i as usize * f..(i as usize + 1) * f];
+    for (yi, &c) in s.gathered.chunks_exact(f).zip(conf) {
         let (pref, c) = if c > 0.0 { (c, c) } else { (0.0, -c) };
         axpy::<false>(pref, yi, x); // b, solved in place below
-        s.gathered.extend_from_slice(yi);
         s.scaled.extend(yi.iter().map(|v| v * (c - 1.0)));
     }
     s.a.copy_from_slice(yty);
