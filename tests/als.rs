@@ -212,3 +212,34 @@ fn bad_shapes_and_singular_systems_are_errors() {
     };
     assert!(solve(&c2.view(), &mut x2, &y2, 2, &chol, 1).is_err());
 }
+
+#[test]
+fn rows_longer_than_the_gather_buffer_are_exact() {
+    // 2 users with 5000 items each (more than one gathered chunk), one short user
+    let (f, ni) = (4usize, 5000usize);
+    let mut s = 3u64;
+    let mut t = Vec::new();
+    for u in 0..2 {
+        for i in 0..ni {
+            t.push((u, i, 1.0 + 3.0 * lcg(&mut s)));
+        }
+    }
+    t.push((2, 7, 2.0));
+    let c = Csr::from_triplets(3, ni, &t).unwrap();
+    let y: Vec<f32> = (0..ni * f).map(|_| (lcg(&mut s) - 0.5) * 0.2).collect();
+    let want = reference(&c, &y, f, 0.1);
+    let mut x = vec![0f32; 3 * f];
+    let chol = AlsParams {
+        regularization: 0.1,
+        solver: Solver::Cholesky,
+    };
+    solve(&c.view(), &mut x, &y, f, &chol, 2).unwrap();
+    assert!(max_rel_err(&x, &want) < 1e-3, "{}", max_rel_err(&x, &want));
+    let mut x = vec![0f32; 3 * f];
+    let cg = AlsParams {
+        regularization: 0.1,
+        solver: Solver::ConjugateGradient { steps: 30 },
+    };
+    solve(&c.view(), &mut x, &y, f, &cg, 2).unwrap();
+    assert!(max_rel_err(&x, &want) < 1e-3, "{}", max_rel_err(&x, &want));
+}

@@ -198,6 +198,9 @@ fn prefetch(p: *const f32) {
     let _ = p;
 }
 
+/// The most item rows gathered at once (a row of 2048 x 128 factors is 1 MiB).
+const GATHER_ROWS: usize = 2048;
+
 /// Rows with at least this many items run the CG products through faer's matrix-vector kernels.
 const GEMV_MIN_ROWS: usize = 32;
 
@@ -282,55 +285,74 @@ fn cg_row<const FMA: bool>(
     s: &mut Scratch,
 ) {
     let f = x.len();
-    // The row's item factors, gathered once: the 2 * (steps + 1) passes over them below then
-    // stream contiguous memory instead of scattered rows of Y.
-    gather(items, y, f, &mut s.gathered);
-    s.scaled.clear();
-    s.scaled.extend(conf.iter().map(|c| c.abs() - 1.0));
+    let Scratch {
+        t,
+        r,
+        p,
+        ap,
+        gathered,
+        scaled,
+        ..
+    } = s;
+    // The row's item factors are gathered (in chunks of at most GATHER_ROWS, so that the few
+    // very long rows do not need a huge buffer): the 2 * (steps + 1) passes over them then stream
+    // contiguous memory instead of scattered rows of Y. A row that fits is gathered once. (No
+    // closures here: they would not inherit this function's target features.)
+    let whole = items.len() <= GATHER_ROWS;
     // r = b - A x
-    symv::<FMA>(yty, x, &mut s.r);
-    s.r.iter_mut().for_each(|v| *v = -*v);
-    for ((yi, &c), &w) in s.gathered.chunks_exact(f).zip(conf).zip(&s.scaled) {
-        let pref = if c > 0.0 { c } else { 0.0 };
-        axpy::<FMA>(pref - w * dot::<FMA>(yi, x), yi, &mut s.r);
+    symv::<FMA>(yty, x, r);
+    r.iter_mut().for_each(|v| *v = -*v);
+    for (ids, cs) in items.chunks(GATHER_ROWS).zip(conf.chunks(GATHER_ROWS)) {
+        gather(ids, y, f, gathered);
+        for (yi, &c) in gathered.chunks_exact(f).zip(cs) {
+            let pref = if c > 0.0 { c } else { 0.0 };
+            axpy::<FMA>(pref - (c.abs() - 1.0) * dot::<FMA>(yi, x), yi, r);
+        }
     }
-    s.p.copy_from_slice(&s.r);
-    let mut rs_old = dot::<FMA>(&s.r, &s.r);
+    p.copy_from_slice(r);
+    let mut rs_old = dot::<FMA>(r, r);
     if rs_old < 1e-20 {
         return;
     }
     for _ in 0..steps {
         // Ap without forming A
-        symv::<FMA>(yty, &s.p, &mut s.ap);
-        let n = s.scaled.len();
-        if n >= GEMV_MIN_ROWS {
-            // t = G p; t *= w; Ap += G^T t, as two matrix-vector products
-            s.t.resize(n, 0.0);
-            let g = MatRef::from_row_major_slice(&s.gathered, n, f);
-            let pv = MatRef::from_column_major_slice(&s.p, f, 1);
-            let tv = MatMut::from_column_major_slice_mut(&mut s.t, n, 1);
-            faer::linalg::matmul::matmul(tv, Accum::Replace, g, pv, 1.0f32, Par::Seq);
-            for (t, w) in s.t.iter_mut().zip(&s.scaled) {
-                *t *= w;
+        symv::<FMA>(yty, p, ap);
+        for (ids, cs) in items.chunks(GATHER_ROWS).zip(conf.chunks(GATHER_ROWS)) {
+            if !whole {
+                gather(ids, y, f, gathered);
             }
-            let tv = MatRef::from_column_major_slice(&s.t, n, 1);
-            let apv = MatMut::from_column_major_slice_mut(&mut s.ap, f, 1);
-            faer::linalg::matmul::matmul(apv, Accum::Add, g.transpose(), tv, 1.0f32, Par::Seq);
-        } else {
-            for (yi, &w) in s.gathered.chunks_exact(f).zip(&s.scaled) {
-                axpy::<FMA>(w * dot::<FMA>(yi, &s.p), yi, &mut s.ap);
+            scaled.clear();
+            scaled.extend(cs.iter().map(|c| c.abs() - 1.0));
+            let n = ids.len();
+            if n >= GEMV_MIN_ROWS {
+                // t = G p; t *= w; Ap += G^T t, as two matrix-vector products
+                t.resize(n, 0.0);
+                let gm = MatRef::from_row_major_slice(gathered, n, f);
+                let pv = MatRef::from_column_major_slice(p, f, 1);
+                let tv = MatMut::from_column_major_slice_mut(t, n, 1);
+                faer::linalg::matmul::matmul(tv, Accum::Replace, gm, pv, 1.0f32, Par::Seq);
+                for (ti, w) in t.iter_mut().zip(scaled.iter()) {
+                    *ti *= w;
+                }
+                let tv = MatRef::from_column_major_slice(t, n, 1);
+                let apv = MatMut::from_column_major_slice_mut(ap, f, 1);
+                faer::linalg::matmul::matmul(apv, Accum::Add, gm.transpose(), tv, 1.0f32, Par::Seq);
+            } else {
+                for (yi, &w) in gathered.chunks_exact(f).zip(scaled.iter()) {
+                    axpy::<FMA>(w * dot::<FMA>(yi, p), yi, ap);
+                }
             }
         }
-        let alpha = rs_old / dot::<FMA>(&s.p, &s.ap);
-        axpy::<FMA>(alpha, &s.p, x);
-        axpy::<FMA>(-alpha, &s.ap, &mut s.r);
-        let rs_new = dot::<FMA>(&s.r, &s.r);
+        let alpha = rs_old / dot::<FMA>(p, ap);
+        axpy::<FMA>(alpha, p, x);
+        axpy::<FMA>(-alpha, ap, r);
+        let rs_new = dot::<FMA>(r, r);
         if rs_new < 1e-20 {
             break;
         }
         let beta = rs_new / rs_old;
-        for (p, r) in s.p.iter_mut().zip(&s.r) {
-            *p = r + beta * *p;
+        for (pi, ri) in p.iter_mut().zip(r.iter()) {
+            *pi = ri + beta * *pi;
         }
         rs_old = rs_new;
     }
@@ -358,20 +380,23 @@ fn cholesky_row(
     s: &mut Scratch,
 ) -> Result<()> {
     let f = x.len();
-    let n = items.len();
-    gather(items, y, f, &mut s.gathered);
-    s.scaled.clear();
     x.fill(0.0);
-    for (yi, &c) in s.gathered.chunks_exact(f).zip(conf) {
-        let (pref, c) = if c > 0.0 { (c, c) } else { (0.0, -c) };
-        axpy::<false>(pref, yi, x); // b, solved in place below
-        s.scaled.extend(yi.iter().map(|v| v * (c - 1.0)));
-    }
     s.a.copy_from_slice(yty);
     let mut a = MatMut::from_row_major_slice_mut(&mut s.a, f, f);
-    let g = MatRef::from_row_major_slice(&s.gathered, n, f);
-    let h = MatRef::from_row_major_slice(&s.scaled, n, f);
-    faer::linalg::matmul::matmul(a.rb_mut(), Accum::Add, g.transpose(), h, 1.0f32, Par::Seq);
+    // A += G^T diag(c - 1) G, one GEMM per chunk of at most GATHER_ROWS gathered rows
+    for (ids, cs) in items.chunks(GATHER_ROWS).zip(conf.chunks(GATHER_ROWS)) {
+        gather(ids, y, f, &mut s.gathered);
+        s.scaled.clear();
+        for (yi, &c) in s.gathered.chunks_exact(f).zip(cs) {
+            let (pref, c) = if c > 0.0 { (c, c) } else { (0.0, -c) };
+            axpy::<false>(pref, yi, x); // b, solved in place below
+            s.scaled.extend(yi.iter().map(|v| v * (c - 1.0)));
+        }
+        let n = ids.len();
+        let g = MatRef::from_row_major_slice(&s.gathered, n, f);
+        let h = MatRef::from_row_major_slice(&s.scaled, n, f);
+        faer::linalg::matmul::matmul(a.rb_mut(), Accum::Add, g.transpose(), h, 1.0f32, Par::Seq);
+    }
     let stack = MemStack::new(&mut s.stack);
     llt::factor::cholesky_in_place(
         a.rb_mut(),

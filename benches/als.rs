@@ -1,0 +1,54 @@
+//! ALS half-sweeps on seeded synthetic data: `cargo bench --bench als`.
+
+use criterion::{criterion_group, criterion_main, Criterion};
+use rand::rngs::SmallRng;
+use rand::{Rng, SeedableRng};
+use tacitrec::models::als::{solve, AlsParams, Solver};
+use tacitrec::sparse::Csr;
+
+/// Users with skewed activity choosing items with skewed popularity (item = n * x^3), counts 1..5.
+fn power_law(users: usize, items: usize, mean: usize, seed: u64) -> Csr {
+    let mut rng = SmallRng::seed_from_u64(seed);
+    let mut t = Vec::new();
+    for u in 0..users {
+        let x: f64 = rng.random();
+        let n = ((mean as f64 * 0.5 / (1.0 - x).max(0.01).sqrt()) as usize).clamp(1, items / 4);
+        for _ in 0..n {
+            let y: f64 = rng.random();
+            t.push((u, ((y * y * y) * items as f64) as usize % items, 1.0));
+        }
+    }
+    let mut m = Csr::from_triplets(users, items, &t).expect("valid triplets");
+    m.data.iter_mut().for_each(|v| *v = v.min(5.0));
+    m
+}
+
+fn bench_als(c: &mut Criterion) {
+    let (users, items) = (20_000usize, 5_000usize);
+    let x = power_law(users, items, 40, 9);
+    let mut g = c.benchmark_group("als_user_half_sweep");
+    g.sample_size(10);
+    for (name, solver, f) in [
+        ("cg3_f64", Solver::ConjugateGradient { steps: 3 }, 64usize),
+        ("cg3_f128", Solver::ConjugateGradient { steps: 3 }, 128),
+        ("cholesky_f64", Solver::Cholesky, 64),
+    ] {
+        let mut rng = SmallRng::seed_from_u64(1);
+        let y: Vec<f32> = (0..items * f).map(|_| rng.random::<f32>() * 0.1).collect();
+        let x0: Vec<f32> = (0..users * f).map(|_| rng.random::<f32>() * 0.1).collect();
+        let params = AlsParams {
+            regularization: 0.01,
+            solver,
+        };
+        for threads in [1usize, 2] {
+            g.bench_function(format!("{name}_t{threads}"), |b| {
+                let mut xs = x0.clone();
+                b.iter(|| solve(&x.view(), &mut xs, &y, f, &params, threads).expect("valid"))
+            });
+        }
+    }
+    g.finish();
+}
+
+criterion_group!(benches, bench_als);
+criterion_main!(benches);
