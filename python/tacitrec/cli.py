@@ -1,7 +1,7 @@
 """Command line: ``python -m tacitrec`` (or the ``tacitrec`` script).
 
-``demo`` (the default) generates a seeded synthetic dataset, fits the baseline, evaluates it on a
-held-out split and prints example recommendations.
+``demo`` (the default) generates a seeded synthetic dataset, fits the popularity baseline, BM25
+item-item kNN and ALS, evaluates them on a held-out split and prints example recommendations.
 """
 
 from __future__ import annotations
@@ -13,8 +13,10 @@ from typing import List, Optional
 
 import numpy as np
 
+from .als import AlternatingLeastSquares
 from .datasets import synthetic
 from .evaluation import ranking_metrics_at_k, train_test_split
+from .knn import BM25Recommender
 from .popularity import PopularityRecommender
 
 
@@ -25,11 +27,17 @@ def demo(args) -> int:
           f"(seed {args.seed})")
     train, test = train_test_split(X, 0.8, random_state=args.seed)
     rows = []
-    for name, model in [("popularity", PopularityRecommender(num_threads=args.threads)),
-                        ("popularity (weighted)",
-                         PopularityRecommender(weighted=True, num_threads=args.threads))]:
+    models = [
+        ("popularity", PopularityRecommender(num_threads=args.threads)),
+        ("popularity (weighted)", PopularityRecommender(weighted=True, num_threads=args.threads)),
+        ("bm25 knn (K=50)", BM25Recommender(K=50, num_threads=args.threads)),
+        ("als (64 factors)", AlternatingLeastSquares(factors=64, regularization=0.05, alpha=2.0,
+                                                     iterations=15, random_state=args.seed,
+                                                     num_threads=args.threads)),
+    ]
+    for name, model in models:
         t0 = time.perf_counter()
-        model.fit(train)
+        model.fit(train, show_progress=True)
         fit_s = time.perf_counter() - t0
         t0 = time.perf_counter()
         metrics = ranking_metrics_at_k(model, train, test, K=args.k, show_progress=True,
@@ -42,13 +50,13 @@ def demo(args) -> int:
     for name, fit_s, eval_s, m in rows:
         print(f"{name:<24}{fit_s:>8.3f}{eval_s:>8.3f}" + "".join(f"{m[k]:>10.4f}" for k in keys))
 
-    model = PopularityRecommender(num_threads=args.threads).fit(train)
     users = np.arange(3)
-    ids, scores = model.recommend(users, train[users], N=5)
-    print("\nexample recommendations (popularity, already-seen items removed):")
-    for u, row, sc in zip(users, ids, scores):
-        shown = ", ".join(f"{i} ({s:.0f})" for i, s in zip(row, sc))
-        print(f"  user {u}: {shown}")
+    for name, model in (models[0], models[-1]):
+        ids, scores = model.recommend(users, train[users], N=5)
+        print(f"\nexample recommendations ({name}, already-seen items removed):")
+        for u, row, sc in zip(users, ids, scores):
+            shown = ", ".join(f"{i} ({s:.3g})" for i, s in zip(row, sc))
+            print(f"  user {u}: {shown}")
     return 0
 
 

@@ -23,6 +23,10 @@ def test_demo_prints_the_metrics_the_library_computes():
     want = [m[k] for k in ("precision", "recall", "map", "ndcg", "auc", "mrr", "hit_rate")]
     assert printed == pytest.approx(want, abs=5e-5)
     assert "user 0:" in out.stdout
+    # the personalised models beat the baseline on the planted data (ndcg column)
+    ndcg = {l.split()[0]: float(l.split()[-4]) for l in out.stdout.splitlines()
+            if l.startswith(("popularity ", "bm25 ", "als "))}
+    assert ndcg["bm25"] > 1.5 * ndcg["popularity"] and ndcg["als"] > 1.2 * ndcg["popularity"]
 
 
 def test_synthetic_is_seeded_and_planted():
