@@ -2,6 +2,7 @@
 
 use crate::error::{Error, Result};
 use crate::sparse::CsrView;
+use crate::topk::{Candidates, TopKResult};
 use numpy::ndarray::Array2;
 use numpy::{IntoPyArray, PyArray2, PyReadonlyArray1};
 use pyo3::prelude::*;
@@ -41,4 +42,29 @@ pub fn to_numpy2<T: numpy::Element>(
     let a = Array2::from_shape_vec((rows, cols), v)
         .map_err(|e| Error::invalid("result", e.to_string()))?;
     Ok(a.into_pyarray(py))
+}
+
+/// `(ids, scores)` as returned by every top-k binding.
+pub type IdsScores<'py> = (Bound<'py, PyArray2<i32>>, Bound<'py, PyArray2<f32>>);
+
+/// The candidate set of `n_items` items from the optional `items` and `filter_items` arrays.
+pub fn candidates(
+    n_items: usize,
+    items: &Option<PyReadonlyArray1<'_, i32>>,
+    filter_items: &Option<PyReadonlyArray1<'_, i32>>,
+) -> Result<Candidates> {
+    let items = items.as_ref().map(|a| slice("items", a)).transpose()?;
+    let filter = filter_items
+        .as_ref()
+        .map(|a| slice("filter_items", a))
+        .transpose()?;
+    Candidates::new(n_items, items, filter)
+}
+
+/// A top-k result as two `(n_queries, k)` NumPy arrays that own the Rust buffers.
+pub fn ids_scores(py: Python<'_>, res: TopKResult) -> Result<IdsScores<'_>> {
+    Ok((
+        to_numpy2(py, res.ids, res.n_queries, res.k)?,
+        to_numpy2(py, res.scores, res.n_queries, res.k)?,
+    ))
 }

@@ -1,14 +1,13 @@
 //! Bindings of the item-item kNN kernels and the weighting functions.
 
-use super::convert::{csr, slice, to_numpy2, PyCsr};
+use super::convert::{candidates, csr, ids_scores, slice, IdsScores, PyCsr};
 use crate::error::Error;
 use crate::models::knn::{item_knn, KnnParams, KnnScorer, Similarity};
 use crate::sparse::weighting::{self, Documents};
-use crate::topk::{recommend_batch, Candidates};
-use numpy::{PyArray1, PyArray2, PyReadonlyArray1};
+use crate::topk::recommend_batch;
+use numpy::{PyArray1, PyReadonlyArray1};
 use pyo3::prelude::*;
 
-type IdsScores<'py> = (Bound<'py, PyArray2<i32>>, Bound<'py, PyArray2<f32>>);
 type CsrArrays<'py> = (
     Bound<'py, PyArray1<i64>>,
     Bound<'py, PyArray1<i32>>,
@@ -81,10 +80,7 @@ fn knn_recommend<'py>(
     let scorer = KnnScorer::recommend(queries, sim, &cands)?;
     let liked = filter_liked.then_some(&queries);
     let res = py.detach(|| recommend_batch(&scorer, &cands, liked, k, num_threads))?;
-    Ok((
-        to_numpy2(py, res.ids, res.n_queries, res.k)?,
-        to_numpy2(py, res.scores, res.n_queries, res.k)?,
-    ))
+    Ok(ids_scores(py, res)?)
 }
 
 /// The best `k` stored neighbours of each item in `itemids` (padded where a row holds fewer).
@@ -106,23 +102,7 @@ fn knn_similar_items<'py>(
     let cands = candidates(n_items, &items, &filter_items)?;
     let scorer = KnnScorer::neighbours(ids, sim, &cands)?;
     let res = py.detach(|| recommend_batch(&scorer, &cands, None, k, num_threads))?;
-    Ok((
-        to_numpy2(py, res.ids, res.n_queries, res.k)?,
-        to_numpy2(py, res.scores, res.n_queries, res.k)?,
-    ))
-}
-
-fn candidates(
-    n_items: usize,
-    items: &Option<PyReadonlyArray1<'_, i32>>,
-    filter_items: &Option<PyReadonlyArray1<'_, i32>>,
-) -> Result<Candidates, Error> {
-    let items = items.as_ref().map(|a| slice("items", a)).transpose()?;
-    let filter = filter_items
-        .as_ref()
-        .map(|a| slice("filter_items", a))
-        .transpose()?;
-    Candidates::new(n_items, items, filter)
+    Ok(ids_scores(py, res)?)
 }
 
 /// New values for the entries of `m` under `scheme` ("bm25", "tfidf", "normalize"), with the
