@@ -5,6 +5,7 @@ pub mod error;
 pub mod metrics;
 pub mod models;
 pub mod parallel;
+mod simd;
 pub mod sparse;
 pub mod topk;
 

@@ -8,6 +8,8 @@ from . import datasets, evaluation, knn
 from .als import AlternatingLeastSquares
 from ._core import __version__
 from .base import MatrixFactorizationBase, RecommenderBase
+from .bpr import BayesianPersonalizedRanking
+from .lmf import LogisticMatrixFactorization
 from .exceptions import ModelFitError, ModelFormatError, NotFittedError
 from .knn import (BM25Recommender, CosineRecommender, ItemItemRecommender, PearsonRecommender,
                   TFIDFRecommender)
@@ -18,6 +20,8 @@ __all__ = [
     "RecommenderBase",
     "MatrixFactorizationBase",
     "AlternatingLeastSquares",
+    "BayesianPersonalizedRanking",
+    "LogisticMatrixFactorization",
     "PopularityRecommender",
     "ItemItemRecommender",
     "CosineRecommender",

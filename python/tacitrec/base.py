@@ -289,10 +289,13 @@ class MatrixFactorizationBase(RecommenderBase):
             queries, self._item_factors, N, liked, items, filter_items, self._threads()
         )
 
+    def _similarity_factors(self, side: str) -> np.ndarray:
+        """The factors compared by ``similar_items`` / ``similar_users``."""
+        return self._user_factors if side == "user" else self._item_factors
+
     def _normalized(self, side: str) -> np.ndarray:
         if side not in self._normed:
-            factors = self._user_factors if side == "user" else self._item_factors
-            self._normed[side] = _normalize_rows(factors)
+            self._normed[side] = _normalize_rows(self._similarity_factors(side))
         return self._normed[side]
 
     def _similar(self, side, ids, N, filter_ids, subset, names):

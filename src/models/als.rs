@@ -9,6 +9,7 @@
 
 use crate::error::{Error, Result};
 use crate::parallel;
+use crate::simd::{axpy, dispatch, dot, Simd};
 use crate::sparse::CsrView;
 use faer::dyn_stack::{MemBuffer, MemStack};
 use faer::linalg::cholesky::llt;
@@ -41,47 +42,6 @@ impl Default for AlsParams {
     }
 }
 
-/// `a . b` with sixteen independent partial sums, so that it vectorises (and, with `FMA`, fuses
-/// the multiply-adds; only instantiate `FMA = true` where the CPU has FMA, or it becomes a libm
-/// call).
-#[inline(always)]
-fn dot<const FMA: bool>(a: &[f32], b: &[f32]) -> f32 {
-    let mut acc = [0f32; 16];
-    let (ca, cb) = (a.chunks_exact(16), b.chunks_exact(16));
-    let (ra, rb) = (ca.remainder(), cb.remainder());
-    for (x, y) in ca.zip(cb) {
-        for l in 0..16 {
-            acc[l] = madd::<FMA>(x[l], y[l], acc[l]);
-        }
-    }
-    let mut s = 0f32;
-    for (x, y) in ra.iter().zip(rb) {
-        s = madd::<FMA>(*x, *y, s);
-    }
-    let mut half = [0f32; 8];
-    for l in 0..8 {
-        half[l] = acc[l] + acc[l + 8];
-    }
-    s + ((half[0] + half[4]) + (half[1] + half[5])) + ((half[2] + half[6]) + (half[3] + half[7]))
-}
-
-#[inline(always)]
-fn madd<const FMA: bool>(a: f32, b: f32, c: f32) -> f32 {
-    if FMA {
-        a.mul_add(b, c)
-    } else {
-        a * b + c
-    }
-}
-
-/// `y += alpha * x`.
-#[inline(always)]
-fn axpy<const FMA: bool>(alpha: f32, x: &[f32], y: &mut [f32]) {
-    for (yi, xi) in y.iter_mut().zip(x) {
-        *yi = madd::<FMA>(alpha, *xi, *yi);
-    }
-}
-
 /// `out = A x` for a symmetric row-major `f x f` matrix, as `sum_j x_j A[j, :]` (row j of a
 /// symmetric matrix is its column j): vector multiply-adds without horizontal sums.
 #[inline(always)]
@@ -91,46 +51,6 @@ fn symv<const FMA: bool>(a: &[f32], x: &[f32], out: &mut [f32]) {
     for (&xj, row) in x.iter().zip(a.chunks_exact(f)) {
         axpy::<FMA>(xj, row, out);
     }
-}
-
-/// The vector instructions the row kernels are compiled for, chosen once per call at run time
-/// (wheels target baseline x86-64; the per-row loops need AVX2/FMA to keep up with BLAS).
-#[derive(Clone, Copy, PartialEq, Eq)]
-enum Simd {
-    Baseline,
-    #[cfg(target_arch = "x86_64")]
-    Avx2Fma,
-}
-
-impl Simd {
-    fn detect() -> Self {
-        #[cfg(target_arch = "x86_64")]
-        if is_x86_feature_detected!("avx2") && is_x86_feature_detected!("fma") {
-            return Simd::Avx2Fma;
-        }
-        Simd::Baseline
-    }
-}
-
-/// Instantiates a row kernel (a generic `fn name<const FMA: bool>(args)`) for each [`Simd`] level
-/// and dispatches to it.
-macro_rules! dispatch {
-    ($simd:expr, $kernel:ident, $avx2:ident, ($($arg:ident: $ty:ty),*) -> $ret:ty) => {{
-        #[cfg(target_arch = "x86_64")]
-        #[target_feature(enable = "avx2,fma")]
-        unsafe fn $avx2($($arg: $ty),*) -> $ret {
-            $kernel::<true>($($arg),*)
-        }
-        move |$($arg: $ty),*| -> $ret {
-            match $simd {
-                // SAFETY: the Avx2Fma level is only chosen when the CPU reports AVX2 and FMA.
-                #[cfg(target_arch = "x86_64")]
-                Simd::Avx2Fma => unsafe { $avx2($($arg),*) },
-                // aarch64 always has fused multiply-add
-                Simd::Baseline => $kernel::<{ cfg!(target_arch = "aarch64") }>($($arg),*),
-            }
-        }
-    }};
 }
 
 /// `Y^T Y` (row-major `f x f`) of a row-major `n x f` matrix, plus `reg` on the diagonal.

@@ -3,9 +3,11 @@
 //! without copying. Logic belongs in the kernels, not here.
 
 mod als;
+mod bpr;
 mod convert;
 mod errors;
 mod knn;
+mod lmf;
 mod metrics;
 mod topk;
 
@@ -18,5 +20,7 @@ fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
     als::register(m)?;
     metrics::register(m)?;
     knn::register(m)?;
+    bpr::register(m)?;
+    lmf::register(m)?;
     Ok(())
 }

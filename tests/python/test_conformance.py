@@ -8,8 +8,8 @@ import numpy as np
 import pytest
 import scipy.sparse as sp
 
-from tacitrec import (AlternatingLeastSquares, BM25Recommender, CosineRecommender,
-                      ItemItemRecommender,
+from tacitrec import (AlternatingLeastSquares, BayesianPersonalizedRanking, BM25Recommender,
+                      CosineRecommender, ItemItemRecommender, LogisticMatrixFactorization,
                       MatrixFactorizationBase, PearsonRecommender, PopularityRecommender,
                       TFIDFRecommender)
 from tacitrec.base import RecommenderBase
@@ -63,10 +63,23 @@ def _als(use_cg):
     return build
 
 
+def _bpr(X, num_threads=0):
+    return BayesianPersonalizedRanking(factors=4, iterations=5, deterministic=True,
+                                       random_state=0, num_threads=num_threads).fit(
+        X, show_progress=False)
+
+
+def _lmf(X, num_threads=0):
+    return LogisticMatrixFactorization(factors=4, iterations=3, random_state=0,
+                                       num_threads=num_threads).fit(X, show_progress=False)
+
+
 # name -> (build(X, num_threads) -> fitted model, dense scores(model, X))
 MODELS = {
     "als_cg": (_als(True), _factor_scores),
     "als_cholesky": (_als(False), _factor_scores),
+    "bpr": (_bpr, _factor_scores),
+    "lmf": (_lmf, _factor_scores),
     "itemitem": (_knn(ItemItemRecommender), _knn_scores),
     "cosine": (_knn(CosineRecommender), _knn_scores),
     "tfidf": (_knn(TFIDFRecommender), _knn_scores),

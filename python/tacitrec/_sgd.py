@@ -1,0 +1,89 @@
+"""What the SGD factorisation models (BPR, LMF) share: input checks, the factor layout with bias
+columns, per-epoch seeds, divergence checks and the item popularity kept for folding in users."""
+
+from __future__ import annotations
+
+from typing import Dict
+
+import numpy as np
+
+from ._validation import Csr, as_csr, check_count, check_threads
+from .base import MatrixFactorizationBase
+from .exceptions import ModelFitError
+
+
+class SGDFactorizationBase(MatrixFactorizationBase):
+    """Factors with ``_extra_columns`` bias/constant columns after the ``factors`` latent ones
+    (implicit's layout, so that a plain dot product scores with the biases). ``similar_items`` /
+    ``similar_users`` use the latent columns only (implicit includes the bias columns in the
+    cosine, so that popular items look alike)."""
+
+    _extra_columns = 0
+
+    def __init__(self, num_threads: int = 0):
+        super().__init__(num_threads=num_threads)
+        self._popularity = None
+
+    def _check_common(self) -> None:
+        check_count(self.factors, "factors")
+        check_count(self.iterations, "iterations", minimum=0)
+        check_threads(self.num_threads)
+        if np.dtype(self.dtype) != np.float32:
+            raise ValueError(f"dtype must be float32 (tacitrec's {type(self).__name__} computes "
+                             f"in float32), got {np.dtype(self.dtype).name}")
+        for name in ("learning_rate", "regularization"):
+            v = getattr(self, name)
+            if not isinstance(v, (int, float, np.number)) or not np.isfinite(v) or v < 0:
+                raise ValueError(f"{name} must be a finite number >= 0, got {v!r}")
+
+    @staticmethod
+    def _interactions(X, name: str, n_cols=None) -> Csr:
+        """``X`` as canonical CSR without explicit zeros; negative values are rejected."""
+        c = as_csr(X, name, n_cols=n_cols)
+        if (c.data < 0).any():
+            raise ValueError(f"{name} has negative values: {name} holds interaction weights, "
+                             "which must be >= 0")
+        if (c.data == 0).any():  # explicit zeros are not interactions
+            m = c.to_scipy().copy()
+            m.eliminate_zeros()
+            c = as_csr(m, name)
+        return c
+
+    def _same_shape(self, n_users: int, n_items: int) -> bool:
+        d = int(self.factors) + self._extra_columns
+        return (self._user_factors is not None and self._item_factors is not None
+                and self._user_factors.shape == (n_users, d)
+                and self._item_factors.shape == (n_items, d))
+
+    def _similarity_factors(self, side: str) -> np.ndarray:
+        factors = super()._similarity_factors(side)
+        return factors[:, :factors.shape[1] - self._extra_columns]
+
+    @staticmethod
+    def _seed(rng: np.random.Generator) -> int:
+        return int(rng.integers(0, 2**63))
+
+    def _check_finite(self, epoch: int, hint: str) -> None:
+        for name in ("user_factors", "item_factors"):
+            if not np.isfinite(getattr(self, "_" + name)).all():
+                raise ModelFitError(f"{name} became NaN or infinite in epoch {epoch}: {hint}")
+
+    def _set_popularity(self, c: Csr) -> None:
+        self._popularity = np.bincount(c.indices, minlength=c.shape[1]).astype(np.float32)
+
+    def _get_state(self) -> Dict[str, np.ndarray]:
+        state = super()._get_state()
+        if self._popularity is not None:
+            state["item_popularity"] = self._popularity
+        return state
+
+    def _set_state(self, state) -> None:
+        super()._set_state(state)
+        pop = state.get("item_popularity")
+        self._popularity = None if pop is None else np.asarray(pop, dtype=np.float32)
+
+    def _fold_in_seed(self) -> int:
+        """The seed of fold-in draws: fixed per model, so a user folds in the same way alone or
+        in a batch, and from call to call."""
+        seed = self.random_state if isinstance(self.random_state, (int, np.integer)) else 0
+        return int(seed) & (2**63 - 1)

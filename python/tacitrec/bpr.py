@@ -1,0 +1,182 @@
+"""Bayesian Personalized Ranking (Rendle et al. 2009) trained by parallel SGD, as implicit 0.7
+implements it, plus what implicit lacks.
+
+Factor layout (as implicit's): ``user_factors`` is ``n_users x (factors + 1)`` with a last column
+of ones, ``item_factors`` is ``n_items x (factors + 1)`` with the item bias last, so that
+``user_factors @ item_factors.T`` gives the scores ``x_u . y_i + b_i``.
+
+Each epoch draws ``nnz`` samples: a uniformly drawn stored interaction ``(u, i)`` and a negative
+item ``j``, then one SGD step on ``-ln sigma(x_u . (y_i - y_j) + b_i - b_j)`` with L2
+regularisation of the touched parameters (implicit's update rule). Differences from implicit:
+
+* a negative the user already has (found by binary search in the user's sorted row) is drawn
+  again, up to ``max_redraws`` times, instead of the whole sample being skipped. So every sample
+  trains and an epoch makes more updates than implicit's (18% more on MovieLens-100K, where
+  implicit skips 18% of its samples): with ``iterations`` tuned for implicit, train fewer epochs,
+  or set ``max_redraws=0`` to skip as implicit does (same quality as implicit then);
+* ``negative_sampling="uniform"`` as well as implicit's ``"popularity"`` (the item of another
+  random stored interaction);
+* ``use_weights=True`` multiplies each sample's loss gradient by the interaction's stored value
+  (keep the values around 1, e.g. ``log1p`` of counts); by default values are ignored;
+* ``deterministic=True``: a reproducible schedule (distributed SGD, Gemulla et al. 2011). Users
+  and items are split into 32 strata by id; each epoch runs 32 rounds in which blocks of distinct
+  user and item strata train in parallel, each on its own interactions with negatives from its
+  own item stratum. The factors are bit-identical for any ``num_threads`` given the same
+  ``random_state``. The default (hogwild: threads update shared factors without locks) is
+  faster but not reproducible;
+* ``recommend(..., recalculate_user=True)`` folds the user in (implicit raises): from zero, with
+  the item factors fixed, ``iterations`` passes of as many SGD steps as the user has items, with
+  the training's learning rate, regularisation and negative sampling (by the item popularity seen
+  in training);
+* ``similar_items`` / ``similar_users`` compare the latent factors only (implicit's cosine
+  includes the bias column).
+"""
+
+from __future__ import annotations
+
+import time
+
+import numpy as np
+from tqdm.auto import tqdm
+
+from . import _core
+from ._sgd import SGDFactorizationBase
+from ._validation import check_count, check_ids, check_random_state
+
+_SAMPLING = ("popularity", "uniform")
+
+
+class BayesianPersonalizedRanking(SGDFactorizationBase):
+    """Matrix factorisation for pairwise ranking (BPR) by SGD.
+
+    Parameters
+    ----------
+    factors : int
+        Latent factors (the factor matrices have one more column: ones / item biases).
+    learning_rate, regularization : float
+        SGD step size and L2 regularisation.
+    dtype : numpy dtype
+        Must be float32.
+    iterations : int
+        Epochs per ``fit`` (``nnz`` samples each).
+    num_threads : int
+        Threads (0 = all cores).
+    verify_negative_samples : bool
+        Redraw negatives the user has (up to ``max_redraws`` times; then the sample is skipped).
+    random_state : int, numpy Generator, RandomState or None
+        Seed of the initial factors (drawn as implicit draws them) and of the sampling.
+    negative_sampling : {"popularity", "uniform"}
+        How negatives are drawn.
+    use_weights : bool
+        Scale each sample's gradient by the interaction's stored value.
+    deterministic : bool
+        Reproducible schedule: the same ``random_state`` gives the same factors for any
+        ``num_threads`` (measured cost in the README).
+    max_redraws : int
+        Redraws of a negative the user has before the sample is skipped.
+    """
+
+    _extra_columns = 1
+
+    def __init__(self, factors: int = 100, learning_rate: float = 0.01,
+                 regularization: float = 0.01, dtype=np.float32, iterations: int = 100,
+                 num_threads: int = 0, verify_negative_samples: bool = True, random_state=None,
+                 negative_sampling: str = "popularity", use_weights: bool = False,
+                 deterministic: bool = False, max_redraws: int = 10):
+        super().__init__(num_threads=num_threads)
+        self.factors = factors
+        self.learning_rate = learning_rate
+        self.regularization = regularization
+        self.dtype = dtype
+        self.iterations = iterations
+        self.verify_negative_samples = verify_negative_samples
+        self.random_state = random_state
+        self.negative_sampling = negative_sampling
+        self.use_weights = use_weights
+        self.deterministic = deterministic
+        self.max_redraws = max_redraws
+
+    def _check_params(self) -> None:
+        self._check_common()
+        check_count(self.max_redraws, "max_redraws", minimum=0)
+        if self.negative_sampling not in _SAMPLING:
+            raise ValueError(f"negative_sampling must be one of {_SAMPLING}, "
+                             f"got {self.negative_sampling!r}")
+
+    def _args(self):
+        return (float(self.learning_rate), float(self.regularization),
+                bool(self.verify_negative_samples), int(self.max_redraws),
+                self.negative_sampling == "uniform")
+
+    def fit(self, user_items, show_progress: bool = True, callback=None):
+        """Trains on ``user_items`` (users x items, any scipy sparse format; stored entries are
+        the positives, explicit zeros dropped, negative values rejected).
+
+        A second ``fit`` on data of the same shape continues from the current factors (as
+        implicit); on another shape the factors are re-initialised. ``callback(epoch,
+        elapsed_seconds, correct, skipped)`` is called after every epoch (implicit's
+        signature). The progress bar shows the train AUC (share of trained samples whose
+        positive already outscored the negative) and the share of redrawn negatives. Raises
+        ModelFitError if the factors become NaN or infinite.
+        """
+        self._check_params()
+        c = self._interactions(user_items, "user_items")
+        n_users, n_items = c.shape
+        f = int(self.factors)
+        rng = check_random_state(self.random_state)
+        if not self._same_shape(n_users, n_items):
+            # drawn as implicit 0.7 draws them: items, then users
+            items = (rng.random((n_items, f + 1), dtype=np.float32) - np.float32(0.5))
+            items /= np.float32(f)
+            items[np.bincount(c.indices, minlength=n_items) == 0] = 0.0
+            users = (rng.random((n_users, f + 1), dtype=np.float32) - np.float32(0.5))
+            users /= np.float32(f)
+            users[np.diff(c.indptr) == 0] = 0.0
+            users[:, f] = 1.0
+            self._user_factors, self._item_factors = users, items
+        self._set_popularity(c)
+        self._normed.clear()
+        triple = c.triple()
+        with tqdm(total=int(self.iterations), disable=not show_progress, desc="BPR") as bar:
+            for epoch in range(int(self.iterations)):
+                start = time.perf_counter()
+                samples, correct, skipped, redrawn = _core.bpr_epoch(
+                    triple, self._user_factors, self._item_factors, *self._args(),
+                    bool(self.use_weights), bool(self.deterministic), self._seed(rng),
+                    self._threads())
+                self._normed.clear()
+                self._check_finite(epoch, f"learning_rate={self.learning_rate} is probably too "
+                                   "large (or the weights, with use_weights=True)")
+                if samples:
+                    trained = samples - skipped
+                    bar.set_postfix({"train_auc": f"{100.0 * correct / max(trained, 1):.2f}%",
+                                     "redrawn": f"{100.0 * redrawn / samples:.2f}%"})
+                bar.update(1)
+                if callback is not None:
+                    callback(epoch, time.perf_counter() - start, correct, skipped)
+        return self
+
+    def recalculate_user(self, userid, user_items):
+        """The folded-in factors of users (scalar or array) from their rows of ``user_items``
+        (one row per id), with the item factors fixed (see the module docstring); not stored.
+        Any non-negative id is accepted; it seeds the user's draws, so a user gets the same
+        vector alone or in a batch."""
+        self._check_params()
+        _, n_items = self._shape()
+        ids, scalar = check_ids(userid, None, "userid", "users")
+        c = self._interactions(user_items, "user_items", n_cols=n_items)
+        if c.shape[0] != len(ids):
+            raise ValueError(f"user_items has {c.shape[0]} rows but {len(ids)} ids were given: "
+                             "pass one row per id")
+        out = _core.bpr_fold_in(c.triple(), ids.astype(np.uint64), self._item_factors,
+                                *self._args(), self._popularity, int(self.iterations),
+                                self._fold_in_seed(), self._threads())
+        return out[0] if scalar else out
+
+    def _user_vectors(self, userids, user_items, recalculate_user):
+        if recalculate_user:
+            return self.recalculate_user(userids, user_items)
+        return self._user_factors[userids]
+
+
+__all__ = ["BayesianPersonalizedRanking"]

@@ -1,0 +1,464 @@
+//! Bayesian Personalised Ranking (Rendle et al. 2009) by SGD over sampled (user, positive,
+//! negative) triples, with implicit 0.7's update rule.
+//!
+//! Layout (as implicit's): user rows hold `f` factors and a constant 1, item rows `f` factors and
+//! the item bias, so `x_u . y_i = latent score + b_i`. For a triple (u, i, j) with
+//! `z = sigma(-(x_u . (y_i - y_j)))` and weight `w` (1, or the stored value):
+//! `x_u += lr (w z (y_i - y_j) - reg x_u)`, `y_i += lr (w z x_u - reg y_i)`,
+//! `y_j += lr (-w z x_u - reg y_j)` (old `x_u` on the right), the bias with `x_u`'s 1.
+//!
+//! Two schedules of an epoch (nnz samples):
+//! - hogwild: each thread draws its share of samples and updates shared rows without locks;
+//! - reproducible: users and items are split into [`STRATA`] strata (by id modulo); in each of
+//!   `STRATA` rounds the blocks (p, (p + round) mod STRATA) run in parallel, each drawing as many
+//!   samples as it holds interactions, its negatives from its own item stratum. Concurrent
+//!   blocks touch disjoint rows and every block has its own generator, so the factors are
+//!   bit-identical for any thread count (distributed SGD, Gemulla et al. 2011).
+
+use super::sgd::{stream, Negatives, SharedRows};
+use crate::error::{Error, Result};
+use crate::parallel;
+use crate::simd::{dispatch, dot, madd, Simd};
+use crate::sparse::CsrView;
+use rand::rngs::SmallRng;
+use rand::Rng;
+use rayon::prelude::*;
+
+/// Strata per side in the reproducible schedule (fixed, so results do not depend on threads).
+pub const STRATA: usize = 32;
+
+/// How negatives are drawn.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Sampling {
+    /// The item of a uniformly drawn stored interaction (by popularity; implicit's way).
+    Popularity,
+    /// Uniform over items.
+    Uniform,
+}
+
+/// Parameters of an epoch.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct BprParams {
+    pub learning_rate: f32,
+    pub regularization: f32,
+    /// Redraw a negative the user has (found by binary search in the sorted row).
+    pub verify_negative_samples: bool,
+    /// Redraws of such a negative before the sample is skipped.
+    pub max_redraws: usize,
+    pub sampling: Sampling,
+    /// Multiply each sample's loss gradient by the interaction's stored value.
+    pub use_weights: bool,
+    /// The reproducible schedule instead of hogwild.
+    pub deterministic: bool,
+}
+
+impl Default for BprParams {
+    fn default() -> Self {
+        BprParams {
+            learning_rate: 0.01,
+            regularization: 0.01,
+            verify_negative_samples: true,
+            max_redraws: 10,
+            sampling: Sampling::Popularity,
+            use_weights: false,
+            deterministic: false,
+        }
+    }
+}
+
+/// Counts of an epoch.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct EpochStats {
+    pub samples: u64,
+    /// Trained samples whose positive already outscored the negative.
+    pub correct: u64,
+    /// Samples dropped because every draw of the negative was an item the user has.
+    pub skipped: u64,
+    /// Negatives drawn again because the user has them.
+    pub redrawn: u64,
+}
+
+impl EpochStats {
+    fn add(mut self, o: EpochStats) -> Self {
+        self.samples += o.samples;
+        self.correct += o.correct;
+        self.skipped += o.skipped;
+        self.redrawn += o.redrawn;
+        self
+    }
+}
+
+/// One SGD step on a triple; returns whether the positive already ranked above the negative.
+#[inline(always)]
+fn step<const FMA: bool>(
+    x: &mut [f32],
+    yi: &mut [f32],
+    yj: &mut [f32],
+    lr: f32,
+    reg: f32,
+    w: f32,
+) -> bool {
+    let d = x.len();
+    let (yi, yj) = (&mut yi[..d], &mut yj[..d]);
+    let score = dot::<FMA>(x, yi) - dot::<FMA>(x, yj);
+    let z = 1.0 / (1.0 + score.exp());
+    let g = w * z;
+    let f = d - 1;
+    for ((xk, a), b) in x[..f]
+        .iter_mut()
+        .zip(yi[..f].iter_mut())
+        .zip(yj[..f].iter_mut())
+    {
+        let t = *xk;
+        let (ak, bk) = (*a, *b);
+        *xk = madd::<FMA>(lr, g * (ak - bk) - reg * t, t);
+        *a = madd::<FMA>(lr, g * t - reg * ak, ak);
+        *b = madd::<FMA>(lr, -g * t - reg * bk, bk);
+    }
+    yi[f] += lr * (g - reg * yi[f]);
+    yj[f] += lr * (-g - reg * yj[f]);
+    z < 0.5
+}
+
+/// A negative for user row `liked` (sorted item ids) and positive `i`: a draw that is not `i`
+/// (and, when verifying, not in `liked`), or `None` once `max_redraws` redraws are spent.
+#[inline(always)]
+fn negative(
+    rng: &mut SmallRng,
+    neg: &Negatives<'_>,
+    liked: &[i32],
+    i: u32,
+    p: &BprParams,
+    stats: &mut EpochStats,
+) -> Option<u32> {
+    for attempt in 0..=p.max_redraws {
+        if attempt > 0 {
+            stats.redrawn += 1;
+        }
+        let j = neg.draw(rng);
+        if j != i && !(p.verify_negative_samples && liked.binary_search(&(j as i32)).is_ok()) {
+            return Some(j);
+        }
+    }
+    None
+}
+
+struct Epoch<'a> {
+    m: &'a CsrView<'a>,
+    x: SharedRows,
+    y: SharedRows,
+    p: BprParams,
+}
+
+/// Runs one sample on (u, i) with weight `w`.
+#[inline(always)]
+fn sample<const FMA: bool>(
+    e: &Epoch<'_>,
+    rng: &mut SmallRng,
+    neg: &Negatives<'_>,
+    u: usize,
+    i: u32,
+    w: f32,
+    stats: &mut EpochStats,
+) {
+    stats.samples += 1;
+    let (liked, _) = e.m.row(u);
+    let Some(j) = negative(rng, neg, liked, i, &e.p, stats) else {
+        stats.skipped += 1;
+        return;
+    };
+    // SAFETY: three distinct rows (j != i, and x is another matrix); concurrent updates by other
+    // threads are the hogwild algorithm, or excluded by the reproducible schedule.
+    let (xu, yi, yj) = unsafe { (e.x.row(u), e.y.row(i as usize), e.y.row(j as usize)) };
+    let w = if e.p.use_weights { w } else { 1.0 };
+    if step::<FMA>(xu, yi, yj, e.p.learning_rate, e.p.regularization, w) {
+        stats.correct += 1;
+    }
+}
+
+/// A hogwild thread's share: `n` samples of uniformly drawn stored interactions.
+fn hogwild_share<const FMA: bool>(
+    e: &Epoch<'_>,
+    row_of: &[u32],
+    rng: &mut SmallRng,
+    n: u64,
+) -> EpochStats {
+    let (indices, data) = (e.m.indices(), e.m.data());
+    let neg = match e.p.sampling {
+        Sampling::Popularity => Negatives::Pool(indices),
+        Sampling::Uniform => Negatives::Uniform {
+            start: 0,
+            step: 1,
+            count: e.m.n_cols() as u32,
+        },
+    };
+    let mut stats = EpochStats::default();
+    for _ in 0..n {
+        let k = rng.random_range(0..indices.len());
+        sample::<FMA>(
+            e,
+            rng,
+            &neg,
+            row_of[k] as usize,
+            indices[k] as u32,
+            data[k],
+            &mut stats,
+        );
+    }
+    stats
+}
+
+/// The interactions of the reproducible schedule grouped by block, and the item pools of the
+/// strata.
+struct Blocks {
+    /// `(user, item, value)` of every interaction, block by block (block = p * STRATA + q).
+    entries: Vec<(u32, u32, f32)>,
+    starts: Vec<usize>,
+    /// Items of all interactions, stratum by stratum (popularity negatives).
+    pool: Vec<i32>,
+    pool_starts: Vec<usize>,
+}
+
+fn blocks(m: &CsrView<'_>) -> Blocks {
+    let s = STRATA;
+    let mut counts = vec![0usize; s * s + 1];
+    let mut pool_counts = vec![0usize; s + 1];
+    for u in 0..m.n_rows() {
+        for &i in m.row(u).0 {
+            counts[(u % s) * s + i as usize % s + 1] += 1;
+            pool_counts[i as usize % s + 1] += 1;
+        }
+    }
+    for b in 0..s * s {
+        counts[b + 1] += counts[b];
+    }
+    for q in 0..s {
+        pool_counts[q + 1] += pool_counts[q];
+    }
+    let (starts, pool_starts) = (counts.clone(), pool_counts.clone());
+    let mut entries = vec![(0u32, 0u32, 0f32); m.nnz()];
+    let mut pool = vec![0i32; m.nnz()];
+    for u in 0..m.n_rows() {
+        let (items, vals) = m.row(u);
+        for (&i, &v) in items.iter().zip(vals) {
+            let q = i as usize % s;
+            let b = (u % s) * s + q;
+            entries[counts[b]] = (u as u32, i as u32, v);
+            counts[b] += 1;
+            pool[pool_counts[q]] = i;
+            pool_counts[q] += 1;
+        }
+    }
+    Blocks {
+        entries,
+        starts,
+        pool,
+        pool_starts,
+    }
+}
+
+/// One block of the reproducible schedule: as many samples as it holds interactions.
+fn block<const FMA: bool>(
+    e: &Epoch<'_>,
+    bl: &Blocks,
+    p: usize,
+    q: usize,
+    rng: &mut SmallRng,
+) -> EpochStats {
+    let b = p * STRATA + q;
+    let entries = &bl.entries[bl.starts[b]..bl.starts[b + 1]];
+    let mut stats = EpochStats::default();
+    if entries.is_empty() {
+        return stats;
+    }
+    let n_items = e.m.n_cols();
+    let neg = match e.p.sampling {
+        Sampling::Popularity => Negatives::Pool(&bl.pool[bl.pool_starts[q]..bl.pool_starts[q + 1]]),
+        Sampling::Uniform => Negatives::Uniform {
+            start: q as u32,
+            step: STRATA as u32,
+            count: (n_items - q).div_ceil(STRATA) as u32,
+        },
+    };
+    for _ in 0..entries.len() {
+        let (u, i, w) = entries[rng.random_range(0..entries.len())];
+        sample::<FMA>(e, rng, &neg, u as usize, i, w, &mut stats);
+    }
+    stats
+}
+
+fn check_shapes(m: &CsrView<'_>, x: &[f32], y: &[f32], d: usize) -> Result<()> {
+    if d < 2 {
+        return Err(Error::invalid(
+            "factors",
+            "need at least one factor plus the bias column",
+        ));
+    }
+    if x.len() != m.n_rows() * d {
+        return Err(Error::shape(
+            "user_factors",
+            format!("{} x {d}", m.n_rows()),
+            format!("{} values", x.len()),
+        ));
+    }
+    if y.len() != m.n_cols() * d {
+        return Err(Error::shape(
+            "item_factors",
+            format!("{} x {d}", m.n_cols()),
+            format!("{} values", y.len()),
+        ));
+    }
+    if m.n_rows() > u32::MAX as usize {
+        return Err(Error::invalid("user_items", "more than 2^32 users"));
+    }
+    Ok(())
+}
+
+/// One epoch of nnz samples over `user_items` (users x items, rows sorted), updating `x`
+/// (users x `d`, last column 1) and `y` (items x `d`, last column the bias) in place. `seed`
+/// should differ between epochs.
+pub fn epoch(
+    user_items: &CsrView<'_>,
+    x: &mut [f32],
+    y: &mut [f32],
+    d: usize,
+    params: &BprParams,
+    seed: u64,
+    num_threads: usize,
+) -> Result<EpochStats> {
+    check_shapes(user_items, x, y, d)?;
+    if user_items.nnz() == 0 {
+        return Ok(EpochStats::default());
+    }
+    let e = Epoch {
+        m: user_items,
+        x: SharedRows::new(x, d),
+        y: SharedRows::new(y, d),
+        p: *params,
+    };
+    let simd = Simd::detect();
+    if params.deterministic {
+        let bl = blocks(user_items);
+        let run = dispatch!(simd, block, block_avx2,
+            (e: &Epoch<'_>, bl: &Blocks, p: usize, q: usize, rng: &mut SmallRng) -> EpochStats);
+        return parallel::install(num_threads, || {
+            (0..STRATA).fold(EpochStats::default(), |acc, round| {
+                let r = (0..STRATA)
+                    .into_par_iter()
+                    .map(|p| {
+                        let q = (p + round) % STRATA;
+                        run(&e, &bl, p, q, &mut stream(seed, p as u64, q as u64))
+                    })
+                    .reduce(EpochStats::default, EpochStats::add);
+                acc.add(r)
+            })
+        });
+    }
+    let mut row_of = vec![0u32; user_items.nnz()];
+    for u in 0..user_items.n_rows() {
+        row_of[user_items.row_range(u)].fill(u as u32);
+    }
+    let run = dispatch!(simd, hogwild_share, hogwild_share_avx2,
+        (e: &Epoch<'_>, row_of: &[u32], rng: &mut SmallRng, n: u64) -> EpochStats);
+    parallel::install(num_threads, || {
+        let t = rayon::current_num_threads() as u64;
+        let total = user_items.nnz() as u64;
+        (0..t)
+            .into_par_iter()
+            .map(|k| {
+                let n = total / t + u64::from(k < total % t);
+                run(&e, &row_of, &mut stream(seed, k, u64::MAX), n)
+            })
+            .reduce(EpochStats::default, EpochStats::add)
+    })
+}
+
+/// A user's update with the item factors fixed (the fold-in of [`fold_in`]).
+#[inline(always)]
+fn user_step<const FMA: bool>(x: &mut [f32], yi: &[f32], yj: &[f32], lr: f32, reg: f32) {
+    let d = x.len();
+    let (yi, yj) = (&yi[..d], &yj[..d]);
+    let score = dot::<FMA>(x, yi) - dot::<FMA>(x, yj);
+    let z = 1.0 / (1.0 + score.exp());
+    let f = d - 1;
+    for ((xk, a), b) in x[..f].iter_mut().zip(&yi[..f]).zip(&yj[..f]) {
+        let t = *xk;
+        *xk = madd::<FMA>(lr, z * (a - b) - reg * t, t);
+    }
+}
+
+fn fold_in_row<const FMA: bool>(
+    items: &[i32],
+    y: &[f32],
+    x: &mut [f32],
+    neg: &Negatives<'_>,
+    p: &BprParams,
+    epochs: usize,
+    rng: &mut SmallRng,
+) {
+    let d = x.len();
+    x.fill(0.0);
+    x[d - 1] = 1.0;
+    if items.is_empty() {
+        return;
+    }
+    let mut stats = EpochStats::default();
+    for _ in 0..epochs * items.len() {
+        let i = items[rng.random_range(0..items.len())] as u32;
+        if let Some(j) = negative(rng, neg, items, i, p, &mut stats) {
+            let (i, j) = (i as usize, j as usize);
+            user_step::<FMA>(
+                x,
+                &y[i * d..(i + 1) * d],
+                &y[j * d..(j + 1) * d],
+                p.learning_rate,
+                p.regularization,
+            );
+        }
+    }
+}
+
+/// The factors of users given only their rows of `user_items` (rows x items), with the item
+/// factors `y` fixed: from zero, `epochs` passes of as many SGD steps as the row has items, the
+/// training's learning rate and regularisation, negatives from `neg`. Row r's generator is seeded
+/// by `seed` and `ids[r]`, so a user gets the same vector alone or in a batch.
+#[allow(clippy::too_many_arguments)]
+pub fn fold_in(
+    user_items: &CsrView<'_>,
+    ids: &[u64],
+    y: &[f32],
+    d: usize,
+    params: &BprParams,
+    neg: &Negatives<'_>,
+    epochs: usize,
+    seed: u64,
+    num_threads: usize,
+) -> Result<Vec<f32>> {
+    let mut x = vec![0f32; user_items.n_rows() * d];
+    check_shapes(user_items, &x, y, d)?;
+    if ids.len() != user_items.n_rows() {
+        return Err(Error::shape(
+            "userids",
+            user_items.n_rows().to_string(),
+            ids.len().to_string(),
+        ));
+    }
+    let run = dispatch!(Simd::detect(), fold_in_row, fold_in_row_avx2,
+        (items: &[i32], y: &[f32], x: &mut [f32], neg: &Negatives<'_>, p: &BprParams,
+         epochs: usize, rng: &mut SmallRng) -> ());
+    parallel::install(num_threads, || {
+        x.par_chunks_mut(d).enumerate().for_each(|(r, xr)| {
+            let (items, _) = user_items.row(r);
+            run(
+                items,
+                y,
+                xr,
+                neg,
+                params,
+                epochs,
+                &mut stream(seed, ids[r], 1),
+            );
+        })
+    })?;
+    Ok(x)
+}

@@ -1,0 +1,70 @@
+//! Bindings of the LMF kernel.
+
+use super::convert::{csr, slice, PyCsr};
+use crate::error::Error;
+use crate::models::lmf::{half_step, LmfParams};
+use crate::models::sgd::{FoldInNegatives, Negatives};
+use numpy::{PyReadonlyArray1, PyReadonlyArray2, PyReadwriteArray2};
+use pyo3::prelude::*;
+
+/// One half-step: the rows of `x` (with adagrad accumulators `g2`) from `c` (rows x columns)
+/// against the fixed `y`. Negatives come from `c`'s own interactions (training), or, when
+/// `popularity` is given, from those weights (rows folded in later); `ids` seed the rows.
+#[pyfunction]
+#[pyo3(signature = (c, x, g2, y, fixed, learning_rate, regularization, neg_prop, max_negatives,
+                    popularity, ids, seed, num_threads=0))]
+#[allow(clippy::too_many_arguments)]
+fn lmf_half_step<'py>(
+    py: Python<'py>,
+    c: PyCsr<'py>,
+    mut x: PyReadwriteArray2<'py, f32>,
+    mut g2: PyReadwriteArray2<'py, f32>,
+    y: PyReadonlyArray2<'py, f32>,
+    fixed: usize,
+    learning_rate: f32,
+    regularization: f32,
+    neg_prop: usize,
+    max_negatives: Option<usize>,
+    popularity: Option<PyReadonlyArray1<'py, f32>>,
+    ids: Option<PyReadonlyArray1<'py, u64>>,
+    seed: u64,
+    num_threads: usize,
+) -> PyResult<()> {
+    let (rows, d) = x.as_array().dim();
+    let yv = y.as_array();
+    let m = csr("interactions", &c, rows, yv.nrows())?;
+    let ys = yv
+        .to_slice()
+        .ok_or_else(|| Error::invalid("fixed factors", "must be C-contiguous"))?;
+    let xs = x
+        .as_slice_mut()
+        .map_err(|_| Error::invalid("factors", "must be C-contiguous"))?;
+    let gs = g2
+        .as_slice_mut()
+        .map_err(|_| Error::invalid("adagrad accumulators", "must be C-contiguous"))?;
+    let pop = popularity
+        .as_ref()
+        .map(|a| slice("popularity", a))
+        .transpose()?;
+    let ids = ids.as_ref().map(|a| slice("ids", a)).transpose()?;
+    let p = LmfParams {
+        learning_rate,
+        regularization,
+        neg_prop,
+        max_negatives,
+    };
+    py.detach(|| {
+        let fold = pop
+            .map(|w| FoldInNegatives::new(Some(w), m.n_cols(), false))
+            .transpose()?;
+        let neg = fold
+            .as_ref()
+            .map_or(Negatives::Pool(m.indices()), FoldInNegatives::view);
+        half_step(&m, xs, gs, ys, d, fixed, &p, &neg, ids, seed, num_threads)
+    })?;
+    Ok(())
+}
+
+pub fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
+    m.add_function(wrap_pyfunction!(lmf_half_step, m)?)
+}

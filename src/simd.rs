@@ -1,0 +1,86 @@
+//! Runtime CPU-feature dispatch for the loops over factor vectors (ALS rows, SGD steps): kernels
+//! are written once, generic over `FMA`, with independent partial sums so that they vectorise, and
+//! [`dispatch!`] instantiates them for AVX2+FMA where the CPU has it (wheels target baseline
+//! x86-64).
+
+/// `a . b` with sixteen independent partial sums, so that it vectorises (and, with `FMA`, fuses
+/// the multiply-adds; only instantiate `FMA = true` where the CPU has FMA, or it becomes a libm
+/// call).
+#[inline(always)]
+pub(crate) fn dot<const FMA: bool>(a: &[f32], b: &[f32]) -> f32 {
+    let mut acc = [0f32; 16];
+    let (ca, cb) = (a.chunks_exact(16), b.chunks_exact(16));
+    let (ra, rb) = (ca.remainder(), cb.remainder());
+    for (x, y) in ca.zip(cb) {
+        for l in 0..16 {
+            acc[l] = madd::<FMA>(x[l], y[l], acc[l]);
+        }
+    }
+    let mut s = 0f32;
+    for (x, y) in ra.iter().zip(rb) {
+        s = madd::<FMA>(*x, *y, s);
+    }
+    let mut half = [0f32; 8];
+    for l in 0..8 {
+        half[l] = acc[l] + acc[l + 8];
+    }
+    s + ((half[0] + half[4]) + (half[1] + half[5])) + ((half[2] + half[6]) + (half[3] + half[7]))
+}
+
+#[inline(always)]
+pub(crate) fn madd<const FMA: bool>(a: f32, b: f32, c: f32) -> f32 {
+    if FMA {
+        a.mul_add(b, c)
+    } else {
+        a * b + c
+    }
+}
+
+/// `y += alpha * x`.
+#[inline(always)]
+pub(crate) fn axpy<const FMA: bool>(alpha: f32, x: &[f32], y: &mut [f32]) {
+    for (yi, xi) in y.iter_mut().zip(x) {
+        *yi = madd::<FMA>(alpha, *xi, *yi);
+    }
+}
+
+/// The vector instructions the row kernels are compiled for, chosen once per call at run time
+/// (wheels target baseline x86-64; the per-row loops over factor vectors need AVX2/FMA).
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Simd {
+    Baseline,
+    #[cfg(target_arch = "x86_64")]
+    Avx2Fma,
+}
+
+impl Simd {
+    pub(crate) fn detect() -> Self {
+        #[cfg(target_arch = "x86_64")]
+        if is_x86_feature_detected!("avx2") && is_x86_feature_detected!("fma") {
+            return Simd::Avx2Fma;
+        }
+        Simd::Baseline
+    }
+}
+
+/// Instantiates a row kernel (a generic `fn name<const FMA: bool>(args)`) for each [`Simd`] level
+/// and dispatches to it.
+macro_rules! dispatch {
+    ($simd:expr, $kernel:ident, $avx2:ident, ($($arg:ident: $ty:ty),*) -> $ret:ty) => {{
+        #[cfg(target_arch = "x86_64")]
+        #[target_feature(enable = "avx2,fma")]
+        unsafe fn $avx2($($arg: $ty),*) -> $ret {
+            $kernel::<true>($($arg),*)
+        }
+        move |$($arg: $ty),*| -> $ret {
+            match $simd {
+                // SAFETY: the Avx2Fma level is only chosen when the CPU reports AVX2 and FMA.
+                #[cfg(target_arch = "x86_64")]
+                $crate::simd::Simd::Avx2Fma => unsafe { $avx2($($arg),*) },
+                // aarch64 always has fused multiply-add
+                $crate::simd::Simd::Baseline => $kernel::<{ cfg!(target_arch = "aarch64") }>($($arg),*),
+            }
+        }
+    }};
+}
+pub(crate) use dispatch;
