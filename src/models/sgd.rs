@@ -20,11 +20,14 @@ pub(crate) fn stream(seed: u64, a: u64, b: u64) -> SmallRng {
 /// Where negative items are drawn from.
 #[derive(Debug, Clone, Copy)]
 pub enum Negatives<'a> {
-    /// The column of a uniformly drawn stored interaction: items in proportion to their
-    /// interaction counts (implicit's sampling). Never empty.
-    Pool(&'a [i32]),
-    /// Items in proportion to weights given as a cumulative sum (increasing, last entry > 0).
-    Cumulative(&'a [f64]),
+    /// Items `start + step * k` with `k` drawn from `table` (in proportion to its weights). With
+    /// interaction counts as the weights this is implicit's popularity sampling (the column of a
+    /// uniformly drawn interaction), from a table that stays in cache and costs O(1) per draw.
+    Weighted {
+        table: &'a Alias,
+        start: u32,
+        step: u32,
+    },
     /// Uniform over `start, start + step, ...` (`count >= 1` items).
     Uniform { start: u32, step: u32, count: u32 },
 }
@@ -33,22 +36,93 @@ impl Negatives<'_> {
     #[inline(always)]
     pub(crate) fn draw(&self, rng: &mut SmallRng) -> u32 {
         match *self {
-            Negatives::Pool(pool) => pool[rng.random_range(0..pool.len())] as u32,
-            Negatives::Cumulative(cum) => {
-                let total = cum[cum.len() - 1];
-                let r = rng.random::<f64>() * total;
-                // first entry above r; r < total, so it exists
-                cum.partition_point(|&c| c <= r).min(cum.len() - 1) as u32
-            }
+            Negatives::Weighted { table, start, step } => start + step * table.draw(rng) as u32,
             Negatives::Uniform { start, step, count } => start + step * rng.random_range(0..count),
         }
     }
 }
 
+/// A discrete distribution over `0..n` in proportion to non-negative weights, drawn in O(1) by
+/// Walker's alias method (Vose's construction): pick a slot uniformly, keep it with probability
+/// `keep[slot]`, else take `alias[slot]`.
+#[derive(Debug, Clone)]
+pub struct Alias {
+    keep: Vec<f32>,
+    alias: Vec<u32>,
+}
+
+impl Alias {
+    /// `None` when the weights are empty or sum to zero.
+    pub fn new(weights: &[f64]) -> Option<Self> {
+        let n = weights.len();
+        let total: f64 = weights.iter().sum();
+        if n == 0 || total <= 0.0 || n > u32::MAX as usize {
+            return None;
+        }
+        let mut scaled: Vec<f64> = weights.iter().map(|w| w * n as f64 / total).collect();
+        let (mut small, mut large): (Vec<usize>, Vec<usize>) =
+            (0..n).partition(|&k| scaled[k] < 1.0);
+        let mut keep = vec![1f32; n];
+        let mut alias: Vec<u32> = (0..n as u32).collect();
+        while let (Some(&s), Some(&l)) = (small.last(), large.last()) {
+            small.pop();
+            keep[s] = scaled[s] as f32;
+            alias[s] = l as u32;
+            scaled[l] -= 1.0 - scaled[s];
+            if scaled[l] < 1.0 {
+                large.pop();
+                small.push(l);
+            }
+        }
+        // what is left is 1 up to rounding: kept with certainty (zero weights never are, they
+        // always sit in `small` with keep 0 unless rounding exhausted `large`)
+        for k in small.into_iter().chain(large) {
+            if weights[k] > 0.0 {
+                keep[k] = 1.0;
+            }
+        }
+        Some(Alias { keep, alias })
+    }
+
+    #[inline(always)]
+    pub fn draw(&self, rng: &mut SmallRng) -> usize {
+        let r: u64 = rng.random();
+        // high half picks the slot (multiply-shift), low half is the coin
+        let slot = (((r >> 32) * self.keep.len() as u64) >> 32) as usize;
+        let coin = (r as u32 >> 8) as f32 * (1.0 / (1u32 << 24) as f32);
+        if coin < self.keep[slot] {
+            slot
+        } else {
+            self.alias[slot] as usize
+        }
+    }
+}
+
+/// The alias table of the interaction counts of the columns `start, start + step, ...`, from
+/// per-column `counts`; `None` when they are all zero.
+pub(crate) fn popularity(counts: &[u64], start: usize, step: usize) -> Option<Alias> {
+    let w: Vec<f64> = counts
+        .iter()
+        .skip(start)
+        .step_by(step)
+        .map(|&c| c as f64)
+        .collect();
+    Alias::new(&w)
+}
+
+/// Interactions per column of `indices` (valid column ids below `n_cols`).
+pub fn column_counts(indices: &[i32], n_cols: usize) -> Vec<u64> {
+    let mut counts = vec![0u64; n_cols];
+    for &i in indices {
+        counts[i as usize] += 1;
+    }
+    counts
+}
+
 /// Negatives for rows folded in after training, when the training interactions are gone: by
 /// item popularity (interaction counts kept from training) when known, else uniform.
 pub enum FoldInNegatives {
-    Cumulative(Vec<f64>),
+    Weighted(Alias),
     Uniform(u32),
 }
 
@@ -67,28 +141,23 @@ impl FoldInNegatives {
                 weights.len().to_string(),
             ));
         }
-        let mut acc = 0f64;
-        let mut cum = Vec::with_capacity(n_items);
-        for &w in weights {
-            if !(w >= 0.0 && w.is_finite()) {
-                return Err(Error::invalid(
-                    "item popularity",
-                    "must hold finite values >= 0",
-                ));
-            }
-            acc += w as f64;
-            cum.push(acc);
+        if weights.iter().any(|w| !(*w >= 0.0 && w.is_finite())) {
+            return Err(Error::invalid(
+                "item popularity",
+                "must hold finite values >= 0",
+            ));
         }
-        if acc > 0.0 {
-            Ok(FoldInNegatives::Cumulative(cum))
-        } else {
-            fallback
-        }
+        let w: Vec<f64> = weights.iter().map(|&w| w as f64).collect();
+        Alias::new(&w).map_or(fallback, |t| Ok(FoldInNegatives::Weighted(t)))
     }
 
     pub fn view(&self) -> Negatives<'_> {
         match self {
-            FoldInNegatives::Cumulative(c) => Negatives::Cumulative(c),
+            FoldInNegatives::Weighted(table) => Negatives::Weighted {
+                table,
+                start: 0,
+                step: 1,
+            },
             FoldInNegatives::Uniform(n) => Negatives::Uniform {
                 start: 0,
                 step: 1,

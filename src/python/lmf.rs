@@ -3,7 +3,7 @@
 use super::convert::{csr, slice, PyCsr};
 use crate::error::Error;
 use crate::models::lmf::{half_step, LmfParams};
-use crate::models::sgd::{FoldInNegatives, Negatives};
+use crate::models::sgd::{column_counts, popularity as by_counts, FoldInNegatives};
 use numpy::{PyReadonlyArray1, PyReadonlyArray2, PyReadwriteArray2};
 use pyo3::prelude::*;
 
@@ -54,12 +54,16 @@ fn lmf_half_step<'py>(
         max_negatives,
     };
     py.detach(|| {
-        let fold = pop
-            .map(|w| FoldInNegatives::new(Some(w), m.n_cols(), false))
-            .transpose()?;
-        let neg = fold
-            .as_ref()
-            .map_or(Negatives::Pool(m.indices()), FoldInNegatives::view);
+        // training draws by the interaction counts of `c` itself (implicit's sampling); with
+        // no interactions no row draws
+        let neg = match pop {
+            Some(w) => FoldInNegatives::new(Some(w), m.n_cols(), false)?,
+            None => match by_counts(&column_counts(m.indices(), m.n_cols()), 0, 1) {
+                Some(table) => FoldInNegatives::Weighted(table),
+                None => return Ok(()),
+            },
+        };
+        let neg = neg.view();
         half_step(&m, xs, gs, ys, d, fixed, &p, &neg, ids, seed, num_threads)
     })?;
     Ok(())

@@ -139,7 +139,7 @@ def test_batch_matches_reference_and_single_calls(case):
         assert i1.ndim == 1
         np.testing.assert_array_equal(i1, ids[u])
         # GEMM blocking may round the last bit differently for a single query
-        np.testing.assert_allclose(s1, sc[u], rtol=1e-6, atol=1e-7)
+        np.testing.assert_allclose(s1, sc[u], rtol=1e-5, atol=1e-6)
 
 
 def test_filters_items_and_unfiltered(case):
