@@ -86,8 +86,7 @@ fn lmf_half_step_ignores_the_thread_count() {
     .unwrap();
     let neg = Negatives::Weighted {
         table: &table,
-        start: 0,
-        step: 1,
+        ids: None,
     };
     let run = |threads| {
         let (mut x, mut g) = (init(300, d, 3), vec![0f32; 300 * d]);
@@ -121,9 +120,8 @@ fn bad_shapes_are_errors() {
     let mut y = vec![0f32; 90 * 5];
     assert!(bpr::epoch(&m.view(), &mut x, &mut y, 1, &BprParams::default(), 0, 1).is_err());
     let neg = Negatives::Uniform {
-        start: 0,
-        step: 1,
         count: 90,
+        ids: None,
     };
     let mut g = vec![0f32; 10];
     assert!(lmf::half_step(

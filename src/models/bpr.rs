@@ -9,10 +9,11 @@
 //!
 //! Two schedules of an epoch (nnz samples):
 //! - hogwild: each thread draws its share of samples and updates shared rows without locks;
-//! - reproducible: users and items are split into S strata by id modulo S ([`strata`]: one per
-//!   64 items, at most 32; it depends only on the data); in each of S rounds the blocks
-//!   (p, (p + round) mod S) run in parallel, each drawing as many samples as it holds
-//!   interactions, its negatives from its own item stratum. Concurrent blocks touch disjoint rows
+//! - reproducible: users and items are split into S strata ([`strata`]: one per 64 items, at
+//!   most 32; it depends only on the data; users by id modulo S, items by a shuffle drawn from
+//!   the epoch's seed); in each of S rounds the blocks (p, (p + round) mod S) run in parallel,
+//!   each drawing as many samples as it holds interactions, its negatives from its own item
+//!   stratum. Concurrent blocks touch disjoint rows
 //!   and every block has its own generator, so the factors are bit-identical for any thread
 //!   count (distributed SGD, Gemulla et al. 2011); and a block's rows stay in cache, which makes
 //!   this schedule the faster one.
@@ -23,6 +24,7 @@ use crate::parallel;
 use crate::simd::{dispatch, dot, madd, Simd};
 use crate::sparse::CsrView;
 use rand::rngs::SmallRng;
+use rand::seq::SliceRandom;
 use rand::Rng;
 use rayon::prelude::*;
 
@@ -194,15 +196,10 @@ fn hogwild_share<const FMA: bool>(
 ) -> EpochStats {
     let (indices, data) = (e.m.indices(), e.m.data());
     let neg = match e.p.sampling {
-        Sampling::Popularity => Negatives::Weighted {
-            table,
-            start: 0,
-            step: 1,
-        },
+        Sampling::Popularity => Negatives::Weighted { table, ids: None },
         Sampling::Uniform => Negatives::Uniform {
-            start: 0,
-            step: 1,
             count: e.m.n_cols() as u32,
+            ids: None,
         },
     };
     let mut stats = EpochStats::default();
@@ -224,11 +221,13 @@ fn hogwild_share<const FMA: bool>(
     stats
 }
 
-/// The interactions of the reproducible schedule grouped by block (block = p * s + q), and
-/// the item pools of the strata. Within a block the entries keep CSR order (by user, then item),
-/// so a user's items in the block's stratum are a short sorted run next to any of its entries:
-/// negatives (drawn from that stratum) are verified there, in cache, instead of in the user's
-/// whole row.
+/// The interactions of the reproducible schedule grouped by block (block = p * s + q), and the
+/// items of each stratum. Users fall in stratum `u mod s`; items are dealt into strata by a
+/// shuffle drawn from the epoch's seed, so that over the epochs a positive meets negatives from
+/// the whole catalogue (a fixed partition would only ever contrast items of the same stratum).
+/// Within a block the entries keep CSR order (by user, then item), so a user's items in the
+/// block's stratum are a short sorted run next to any of its entries: negatives (drawn from that
+/// stratum) are verified there, in cache, instead of in the user's whole row.
 struct Blocks {
     /// Strata per side.
     s: usize,
@@ -236,17 +235,28 @@ struct Blocks {
     items: Vec<i32>,
     values: Vec<f32>,
     starts: Vec<usize>,
+    /// The items of each stratum.
+    members: Vec<Vec<u32>>,
     /// Each stratum's items by interaction count (popularity negatives; `None`: no
     /// interactions, so no block of that stratum draws).
     popularity: Vec<Option<Alias>>,
 }
 
-fn blocks(m: &CsrView<'_>) -> Blocks {
-    let s = strata(m.n_cols());
+fn blocks(m: &CsrView<'_>, seed: u64) -> Blocks {
+    let (n_items, s) = (m.n_cols(), strata(m.n_cols()));
+    let mut order: Vec<u32> = (0..n_items as u32).collect();
+    order.shuffle(&mut stream(seed, u64::MAX, 3));
+    let mut stratum = vec![0usize; n_items];
+    for (k, &i) in order.iter().enumerate() {
+        stratum[i as usize] = k % s;
+    }
+    let members: Vec<Vec<u32>> = (0..s)
+        .map(|q| order.iter().skip(q).step_by(s).copied().collect())
+        .collect();
     let mut counts = vec![0usize; s * s + 1];
     for u in 0..m.n_rows() {
         for &i in m.row(u).0 {
-            counts[(u % s) * s + i as usize % s + 1] += 1;
+            counts[(u % s) * s + stratum[i as usize] + 1] += 1;
         }
     }
     for b in 0..s * s {
@@ -258,19 +268,23 @@ fn blocks(m: &CsrView<'_>) -> Blocks {
     for u in 0..m.n_rows() {
         let (row_items, vals) = m.row(u);
         for (&i, &v) in row_items.iter().zip(vals) {
-            let k = &mut counts[(u % s) * s + i as usize % s];
+            let k = &mut counts[(u % s) * s + stratum[i as usize]];
             (users[*k], items[*k], values[*k]) = (u as u32, i, v);
             *k += 1;
         }
     }
-    let item_counts = column_counts(m.indices(), m.n_cols());
+    let item_counts = column_counts(m.indices(), n_items);
     Blocks {
         s,
         users,
         items,
         values,
         starts,
-        popularity: (0..s).map(|q| popularity(&item_counts, q, s)).collect(),
+        popularity: members
+            .iter()
+            .map(|ids| popularity(&item_counts, Some(ids)))
+            .collect(),
+        members,
     }
 }
 
@@ -293,19 +307,16 @@ fn block<const FMA: bool>(
     if users.is_empty() {
         return stats;
     }
-    let n_items = e.m.n_cols();
     let neg = match (e.p.sampling, &bl.popularity[q]) {
         (Sampling::Popularity, Some(table)) => Negatives::Weighted {
             table,
-            start: q as u32,
-            step: bl.s as u32,
+            ids: Some(&bl.members[q]),
         },
         // a block holds interactions, so its stratum's table exists
         (Sampling::Popularity, None) => return stats,
         (Sampling::Uniform, _) => Negatives::Uniform {
-            start: q as u32,
-            step: bl.s as u32,
-            count: (n_items - q).div_ceil(bl.s) as u32,
+            count: bl.members[q].len() as u32,
+            ids: Some(&bl.members[q]),
         },
     };
     for _ in 0..users.len() {
@@ -385,7 +396,7 @@ pub fn epoch(
     };
     let simd = Simd::detect();
     if params.deterministic {
-        let bl = blocks(user_items);
+        let bl = blocks(user_items, seed);
         let run = dispatch!(simd, block, block_avx2,
             (e: &Epoch<'_>, bl: &Blocks, p: usize, q: usize, rng: &mut SmallRng) -> EpochStats);
         return parallel::install(num_threads, || {
@@ -408,8 +419,7 @@ pub fn epoch(
     // nnz > 0, so some column has interactions
     let Some(table) = popularity(
         &column_counts(user_items.indices(), user_items.n_cols()),
-        0,
-        1,
+        None,
     ) else {
         return Ok(EpochStats::default());
     };

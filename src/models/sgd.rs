@@ -17,28 +17,29 @@ pub(crate) fn stream(seed: u64, a: u64, b: u64) -> SmallRng {
     SmallRng::seed_from_u64(z ^ (z >> 31))
 }
 
-/// Where negative items are drawn from.
+/// Where negative items are drawn from: an index `k`, mapped to an item by `ids[k]` (`None`:
+/// the item is `k`).
 #[derive(Debug, Clone, Copy)]
 pub enum Negatives<'a> {
-    /// Items `start + step * k` with `k` drawn from `table` (in proportion to its weights). With
-    /// interaction counts as the weights this is implicit's popularity sampling (the column of a
-    /// uniformly drawn interaction), from a table that stays in cache and costs O(1) per draw.
+    /// `k` drawn from `table` (in proportion to its weights). With interaction counts as the
+    /// weights this is implicit's popularity sampling (the column of a uniformly drawn
+    /// interaction), from a table that stays in cache and costs O(1) per draw.
     Weighted {
         table: &'a Alias,
-        start: u32,
-        step: u32,
+        ids: Option<&'a [u32]>,
     },
-    /// Uniform over `start, start + step, ...` (`count >= 1` items).
-    Uniform { start: u32, step: u32, count: u32 },
+    /// `k` uniform below `count` (at least 1).
+    Uniform { count: u32, ids: Option<&'a [u32]> },
 }
 
 impl Negatives<'_> {
     #[inline(always)]
     pub(crate) fn draw(&self, rng: &mut SmallRng) -> u32 {
-        match *self {
-            Negatives::Weighted { table, start, step } => start + step * table.draw(rng) as u32,
-            Negatives::Uniform { start, step, count } => start + step * rng.random_range(0..count),
-        }
+        let (k, ids) = match *self {
+            Negatives::Weighted { table, ids } => (table.draw(rng), ids),
+            Negatives::Uniform { count, ids } => (rng.random_range(0..count) as usize, ids),
+        };
+        ids.map_or(k as u32, |ids| ids[k])
     }
 }
 
@@ -98,15 +99,13 @@ impl Alias {
     }
 }
 
-/// The alias table of the interaction counts of the columns `start, start + step, ...`, from
-/// per-column `counts`; `None` when they are all zero.
-pub(crate) fn popularity(counts: &[u64], start: usize, step: usize) -> Option<Alias> {
-    let w: Vec<f64> = counts
-        .iter()
-        .skip(start)
-        .step_by(step)
-        .map(|&c| c as f64)
-        .collect();
+/// The alias table of the interaction counts of the columns `ids` (all columns when `None`),
+/// from per-column `counts`; `None` when they are all zero.
+pub(crate) fn popularity(counts: &[u64], ids: Option<&[u32]>) -> Option<Alias> {
+    let w: Vec<f64> = match ids {
+        Some(ids) => ids.iter().map(|&i| counts[i as usize] as f64).collect(),
+        None => counts.iter().map(|&c| c as f64).collect(),
+    };
     Alias::new(&w)
 }
 
@@ -153,15 +152,10 @@ impl FoldInNegatives {
 
     pub fn view(&self) -> Negatives<'_> {
         match self {
-            FoldInNegatives::Weighted(table) => Negatives::Weighted {
-                table,
-                start: 0,
-                step: 1,
-            },
+            FoldInNegatives::Weighted(table) => Negatives::Weighted { table, ids: None },
             FoldInNegatives::Uniform(n) => Negatives::Uniform {
-                start: 0,
-                step: 1,
                 count: *n,
+                ids: None,
             },
         }
     }

@@ -58,7 +58,7 @@ fn lmf_half_step<'py>(
         // no interactions no row draws
         let neg = match pop {
             Some(w) => FoldInNegatives::new(Some(w), m.n_cols(), false)?,
-            None => match by_counts(&column_counts(m.indices(), m.n_cols()), 0, 1) {
+            None => match by_counts(&column_counts(m.indices(), m.n_cols()), None) {
                 Some(table) => FoldInNegatives::Weighted(table),
                 None => return Ok(()),
             },
