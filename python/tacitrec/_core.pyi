@@ -72,3 +72,46 @@ def als_solve(
 def als_loss(
     c: _Csr, x: np.ndarray, y: np.ndarray, regularization: float, num_threads: int = 0
 ) -> float: ...
+def bpr_epoch(
+    c: _Csr,
+    x: np.ndarray,
+    y: np.ndarray,
+    learning_rate: float,
+    regularization: float,
+    verify_negative_samples: bool,
+    max_redraws: int,
+    uniform: bool,
+    use_weights: bool,
+    deterministic: bool,
+    seed: int,
+    num_threads: int = 0,
+) -> Tuple[int, int, int, int]: ...
+def bpr_fold_in(
+    c: _Csr,
+    ids: np.ndarray,
+    y: np.ndarray,
+    learning_rate: float,
+    regularization: float,
+    verify_negative_samples: bool,
+    max_redraws: int,
+    uniform: bool,
+    popularity: Optional[np.ndarray],
+    epochs: int,
+    seed: int,
+    num_threads: int = 0,
+) -> np.ndarray: ...
+def lmf_half_step(
+    c: _Csr,
+    x: np.ndarray,
+    g2: np.ndarray,
+    y: np.ndarray,
+    fixed: int,
+    learning_rate: float,
+    regularization: float,
+    neg_prop: int,
+    max_negatives: Optional[int],
+    popularity: Optional[np.ndarray],
+    ids: Optional[np.ndarray],
+    seed: int,
+    num_threads: int = 0,
+) -> None: ...

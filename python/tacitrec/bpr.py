@@ -19,13 +19,15 @@ regularisation of the touched parameters (implicit's update rule). Differences f
 * ``use_weights=True`` multiplies each sample's loss gradient by the interaction's stored value
   (keep the values around 1, e.g. ``log1p`` of counts); by default values are ignored;
 * the default schedule is reproducible and cache-friendly (distributed SGD, Gemulla et al. 2011):
-  users and items are split into S strata by id (one per 64 items, at most 32); each epoch runs S
-  rounds in which blocks of distinct user and item strata train in parallel, each drawing as many samples as it holds
-  interactions, with negatives from its own item stratum (by popularity or uniformly within it).
-  The factors are bit-identical for any ``num_threads`` given the same ``random_state``, and
-  each block's factors stay in cache: measured 3-5x faster per epoch than hogwild here, at the
-  same quality. ``deterministic=False`` selects hogwild (implicit's schedule: threads draw from
-  all interactions and update shared factors without locks; not reproducible);
+  users and items are split into S strata (one per 64 items, at most 32; users by id, items
+  reshuffled every epoch); each epoch runs S rounds in which blocks of distinct user and item
+  strata train in parallel, each drawing as many samples as it holds interactions, with
+  negatives from its own item stratum (by popularity or uniformly within it). The factors are
+  bit-identical for any ``num_threads`` given the same ``random_state``, and each block's
+  factors stay in cache: measured 4.7x faster per epoch than hogwild (80,000 users x 10,000
+  items x 3.9M interactions, 64 factors, 2 threads) at the same quality. ``deterministic=False``
+  selects hogwild (implicit's schedule: threads draw from all interactions and update shared
+  factors without locks; not reproducible);
 * ``recommend(..., recalculate_user=True)`` folds the user in (implicit raises): from zero, with
   the item factors fixed, ``iterations`` passes of as many SGD steps as the user has items, with
   the training's learning rate, regularisation and negative sampling (by the item popularity seen
