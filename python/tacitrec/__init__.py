@@ -9,6 +9,7 @@ from .als import AlternatingLeastSquares
 from ._core import __version__
 from .base import MatrixFactorizationBase, RecommenderBase
 from .bpr import BayesianPersonalizedRanking
+from .lightfm import LightFM
 from .lmf import LogisticMatrixFactorization
 from .exceptions import ModelFitError, ModelFormatError, NotFittedError
 from .knn import (BM25Recommender, CosineRecommender, ItemItemRecommender, PearsonRecommender,
@@ -22,6 +23,7 @@ __all__ = [
     "AlternatingLeastSquares",
     "BayesianPersonalizedRanking",
     "LogisticMatrixFactorization",
+    "LightFM",
     "PopularityRecommender",
     "ItemItemRecommender",
     "CosineRecommender",

@@ -4,5 +4,6 @@
 pub mod als;
 pub mod bpr;
 pub mod knn;
+pub mod lightfm;
 pub mod lmf;
 pub mod sgd;

@@ -7,6 +7,7 @@ mod bpr;
 mod convert;
 mod errors;
 mod knn;
+mod lightfm;
 mod lmf;
 mod metrics;
 mod topk;
@@ -22,5 +23,6 @@ fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
     knn::register(m)?;
     bpr::register(m)?;
     lmf::register(m)?;
+    lightfm::register(m)?;
     Ok(())
 }

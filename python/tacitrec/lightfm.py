@@ -1,0 +1,394 @@
+"""The hybrid matrix factorisation of Kula (2015), with LightFM 1.17's API, trained in Rust.
+
+Every user and item is represented by the sum of the embeddings (and biases) of its features,
+weighted by the feature matrix: ``q_u = sum_p F_user[u, p] e_p`` and ``b_u = sum_p F_user[u, p]
+b_p`` (items alike), and the score is ``q_u . q_i + b_u + b_i``. Without feature matrices each
+user and item is its own (identity) feature, which is plain collaborative filtering; with
+metadata features the same model recommends for users and items never seen in training (cold
+start) from their feature rows alone.
+
+Losses and schedules as LightFM defines them: ``logistic`` (every stored entry; positive if its
+value is > 0), ``bpr`` (one negative per positive, the item of a random interaction), ``warp``
+(uniform negatives until one violates the margin, weighted by ``ln(floor((n_items - 1) /
+tries))`` capped at 10), ``warp-kos`` (the k-th best of n sampled positives, then a WARP step);
+``adagrad`` (accumulators start at 1) or ``adadelta`` (``rho``, ``epsilon``). Initial embeddings
+are drawn as LightFM draws them for the same integer seed (uniform in [-0.5/d, 0.5/d)).
+
+Differences from LightFM, fixing its known defects:
+
+* in the pairwise losses (bpr, warp, warp-kos) the user bias cancels from the score difference,
+  so it gets no gradient (LightFM updates it, and the biases drift to large negative values);
+* ``item_alpha`` / ``user_alpha`` are a true L2 penalty: each example's gradient includes
+  ``alpha * theta`` for every parameter it touches (LightFM's lazy regularisation multiplies the
+  parameters where it should divide them and diverges for alpha around 0.05);
+* ``recommend`` (not in LightFM) ranks the whole catalogue for many users with the shared
+  batched top-k kernel, including users and items known only by their feature rows;
+* ``predict`` / ``recommend`` without the feature matrices on a model fitted with features raise
+  an error (LightFM silently scores with the wrong representations);
+* training is parallel (hogwild) for any ``num_threads``; results with more than one thread are
+  not reproducible (LightFM's neither).
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Optional, Tuple
+
+import numpy as np
+import scipy.sparse as sp
+from tqdm.auto import tqdm
+
+from . import _core
+from ._validation import Csr, as_csr, check_count, check_ids, check_threads
+from .base import RecommenderBase
+from .exceptions import ModelFitError, NotFittedError
+
+_LOSSES = ("logistic", "bpr", "warp", "warp-kos")
+_SCHEDULES = ("adagrad", "adadelta")
+
+
+def _identity(n: int) -> Csr:
+    return Csr(np.arange(n + 1, dtype=np.int64), np.arange(n, dtype=np.int32),
+               np.ones(n, dtype=np.float32), (n, n))
+
+
+class LightFM(RecommenderBase):
+    """Hybrid matrix factorisation with user and item features (LightFM's API).
+
+    Parameters are LightFM 1.17's: ``no_components`` (embedding size), ``k`` and ``n``
+    (k-OS WARP), ``learning_schedule`` ("adagrad" or "adadelta"), ``loss`` ("logistic", "bpr",
+    "warp", "warp-kos"), ``learning_rate`` (adagrad), ``rho`` and ``epsilon`` (adadelta),
+    ``item_alpha`` and ``user_alpha`` (L2), ``max_sampled`` (WARP's tries), ``random_state``.
+    """
+
+    def __init__(self, no_components: int = 10, k: int = 5, n: int = 10,
+                 learning_schedule: str = "adagrad", loss: str = "logistic",
+                 learning_rate: float = 0.05, rho: float = 0.95, epsilon: float = 1e-6,
+                 item_alpha: float = 0.0, user_alpha: float = 0.0, max_sampled: int = 10,
+                 random_state=None):
+        self.no_components = no_components
+        self.k = k
+        self.n = n
+        self.learning_schedule = learning_schedule
+        self.loss = loss
+        self.learning_rate = learning_rate
+        self.rho = rho
+        self.epsilon = epsilon
+        self.item_alpha = item_alpha
+        self.user_alpha = user_alpha
+        self.max_sampled = max_sampled
+        self.random_state = random_state
+        self._reset()
+
+    def _reset(self) -> None:
+        self._user = None  # (params, grad_acc, step_acc), features x (d + 1)
+        self._item = None
+        self._with_features = {"user": False, "item": False}
+        self._rng = None
+        self._serving = None
+
+    def set_params(self, **params) -> "LightFM":
+        """Sets hyper-parameters by name (LightFM's ``set_params``); returns the model."""
+        valid = self.get_params()
+        for name, value in params.items():
+            if name not in valid:
+                raise ValueError(f"{name} is not a parameter of LightFM; valid: {sorted(valid)}")
+            setattr(self, name, value)
+        return self
+
+    # ---- validation ---------------------------------------------------------------------------
+    def _check_params(self) -> None:
+        check_count(self.no_components, "no_components")
+        check_count(self.k, "k")
+        check_count(self.n, "n")
+        check_count(self.max_sampled, "max_sampled")
+        if self.loss not in _LOSSES:
+            raise ValueError(f"loss must be one of {_LOSSES}, got {self.loss!r}")
+        if self.learning_schedule not in _SCHEDULES:
+            raise ValueError(f"learning_schedule must be one of {_SCHEDULES}, "
+                             f"got {self.learning_schedule!r}")
+        for name in ("learning_rate", "item_alpha", "user_alpha", "epsilon"):
+            v = getattr(self, name)
+            if not isinstance(v, (int, float, np.number)) or not np.isfinite(v) or v < 0:
+                raise ValueError(f"{name} must be a finite number >= 0, got {v!r}")
+        if not (isinstance(self.rho, (int, float, np.number)) and 0 < self.rho < 1):
+            raise ValueError(f"rho must be in (0, 1), got {self.rho!r}")
+
+    def _features(self, X, name: str, n_rows: int, side: str, fitting: bool) -> Csr:
+        if X is None:
+            if not fitting and self._with_features[side]:
+                raise ValueError(f"this model was fitted with {name}: pass the same {name} "
+                                 f"(without them the {side} representations would be wrong)")
+            return _identity(n_rows)
+        F = as_csr(X, name)
+        if F.shape[0] != n_rows:
+            raise ValueError(f"{name} has {F.shape[0]} rows but there are {n_rows} {side}s")
+        return F
+
+    # ---- parameters ---------------------------------------------------------------------------
+    def _fresh(self, n_features: int, rng: np.random.RandomState):
+        d = int(self.no_components)
+        params = np.zeros((n_features, d + 1), dtype=np.float32)
+        params[:, :d] = ((rng.rand(n_features, d) - 0.5) / d).astype(np.float32)
+        start = 1.0 if self.learning_schedule == "adagrad" else 0.0
+        return [params, np.full_like(params, start), np.zeros_like(params)]
+
+    def _grow(self, side: str, n_features: int, rng) -> None:
+        cur = getattr(self, "_" + side)
+        if cur is None:
+            setattr(self, "_" + side, self._fresh(n_features, rng))
+            return
+        have = cur[0].shape[0]
+        if n_features < have:
+            raise ValueError(f"{side}_features has {n_features} columns but the model has "
+                             f"{have} {side} features: feature matrices can only grow")
+        if n_features > have:
+            new = self._fresh(n_features - have, rng)
+            setattr(self, "_" + side, [np.vstack([a, b]) for a, b in zip(cur, new)])
+
+    # ---- training -----------------------------------------------------------------------------
+    def fit(self, interactions, user_features=None, item_features=None, sample_weight=None,
+            epochs: int = 1, num_threads: int = 1, verbose: bool = False) -> "LightFM":
+        """Fits from scratch (drops any previous parameters), then as :meth:`fit_partial`."""
+        self._reset()
+        return self.fit_partial(interactions, user_features, item_features, sample_weight,
+                                epochs, num_threads, verbose)
+
+    def fit_partial(self, interactions, user_features=None, item_features=None,
+                    sample_weight=None, epochs: int = 1, num_threads: int = 1,
+                    verbose: bool = False) -> "LightFM":
+        """Trains ``epochs`` more epochs on ``interactions`` (users x items; values > 0 are
+        positives, others negatives for the logistic loss). Feature matrices (users x user
+        features, items x item features) may have more columns than before: new features get
+        fresh parameters. ``sample_weight`` is a sparse matrix of the interactions' shape
+        holding a weight for every interaction (any order of entries). Raises ModelFitError if
+        the parameters become NaN or infinite."""
+        self._check_params()
+        check_count(epochs, "epochs", minimum=0)
+        threads = check_threads(num_threads)
+        X = as_csr(interactions, "interactions")
+        n_users, n_items = X.shape
+        if self._user is not None and (user_features is not None) != self._with_features["user"]:
+            raise ValueError("user_features must be given in every fit_partial call or in none")
+        if self._item is not None and (item_features is not None) != self._with_features["item"]:
+            raise ValueError("item_features must be given in every fit_partial call or in none")
+        Fu = self._features(user_features, "user_features", n_users, "user", True)
+        Fi = self._features(item_features, "item_features", n_items, "item", True)
+        weights = self._weights(sample_weight, X)
+        if self._rng is None:
+            seed = self.random_state
+            self._rng = (seed if isinstance(seed, np.random.RandomState)
+                         else np.random.RandomState(seed))
+        # LightFM's order: item parameters first
+        self._grow("item", Fi.shape[1], self._rng)
+        self._grow("user", Fu.shape[1], self._rng)
+        self._with_features = {"user": user_features is not None,
+                               "item": item_features is not None}
+        for epoch in tqdm(range(int(epochs)), disable=not verbose, desc="LightFM"):
+            _core.lightfm_epoch(
+                X.triple(), weights, Fu.triple(), Fi.triple(), *self._user, *self._item,
+                self.loss, int(self.k), int(self.n), self.learning_schedule,
+                float(self.learning_rate), float(self.rho), float(self.epsilon),
+                float(self.item_alpha), float(self.user_alpha), int(self.max_sampled),
+                int(self._rng.randint(0, 2**31 - 1)), threads)
+            for side in ("user", "item"):
+                if not np.isfinite(getattr(self, "_" + side)[0]).all():
+                    raise ModelFitError(
+                        f"the {side} parameters became NaN or infinite in epoch {epoch}: "
+                        f"lower learning_rate={self.learning_rate} or the feature weights "
+                        "(normalise feature rows)")
+        return self
+
+    def _weights(self, sample_weight, X: Csr) -> Optional[np.ndarray]:
+        if sample_weight is None:
+            return None
+        if self.loss == "warp-kos":
+            raise ValueError("sample_weight is not supported with loss='warp-kos' "
+                             "(it samples positives per user, not interactions)")
+        W = as_csr(sample_weight, "sample_weight")
+        if W.shape != X.shape:
+            raise ValueError(f"sample_weight has shape {W.shape} but interactions have {X.shape}")
+        if W.nnz != X.nnz or not (np.array_equal(W.indptr, X.indptr)
+                                   and np.array_equal(W.indices, X.indices)):
+            raise ValueError("sample_weight must have an entry for every interaction and no "
+                             "others (the same sparsity pattern)")
+        if (W.data < 0).any():
+            raise ValueError("sample_weight has negative values")
+        return W.data
+
+    # ---- representations and scores -----------------------------------------------------------
+    def _check_fitted(self) -> None:
+        if self._user is None or self._item is None:
+            raise NotFittedError("LightFM has no parameters yet: call fit() first")
+
+    def _represent(self, side: str, features, rows=None) -> np.ndarray:
+        """``[embeddings | bias]`` representations, float32 (rows x (d + 1))."""
+        self._check_fitted()
+        params = getattr(self, "_" + side)[0]
+        name = f"{side}_features"
+        if features is None:
+            if self._with_features[side]:
+                raise ValueError(f"this model was fitted with {name}: pass the same {name} "
+                                 f"(without them the {side} representations would be wrong)")
+            return params if rows is None else params[rows]
+        F = as_csr(features, name)
+        if F.shape[1] != params.shape[0]:
+            raise ValueError(f"{name} has {F.shape[1]} columns but the model has "
+                             f"{params.shape[0]} {side} features")
+        M = F.to_scipy()
+        if rows is not None:
+            M = M[rows]
+        return np.ascontiguousarray(M @ params, dtype=np.float32)
+
+    def get_user_representations(self, features=None) -> Tuple[np.ndarray, np.ndarray]:
+        """``(biases, embeddings)`` of the users given by ``features`` (users x user features;
+        identity when None), as LightFM."""
+        r = self._represent("user", features)
+        return r[:, -1].copy(), r[:, :-1].copy()
+
+    def get_item_representations(self, features=None) -> Tuple[np.ndarray, np.ndarray]:
+        """``(biases, embeddings)`` of the items given by ``features``, as LightFM."""
+        r = self._represent("item", features)
+        return r[:, -1].copy(), r[:, :-1].copy()
+
+    def predict(self, user_ids, item_ids, item_features=None, user_features=None,
+                num_threads: int = 1) -> np.ndarray:
+        """Scores of the (user, item) pairs (``user_ids`` may be a scalar), float32, as
+        LightFM."""
+        check_threads(num_threads)
+        self._check_fitted()
+        items = np.asarray(item_ids)
+        users = np.asarray(user_ids)
+        if users.ndim == 0:
+            users = np.full(items.shape, users)
+        if users.shape != items.shape or items.ndim != 1:
+            raise ValueError(f"user_ids and item_ids must be 1-D of the same length, got "
+                             f"{users.shape} and {items.shape}")
+        n_users = self._n_rows("user", user_features)
+        n_items = self._n_rows("item", item_features)
+        users, _ = check_ids(users, n_users, "user_ids", "users")
+        items, _ = check_ids(items, n_items, "item_ids", "items")
+        U = self._represent("user", user_features, users)
+        V = self._represent("item", item_features, items)
+        d = U.shape[1] - 1
+        return (np.einsum("ij,ij->i", U[:, :d], V[:, :d]) + U[:, d] + V[:, d]).astype(
+            np.float32)
+
+    def _n_rows(self, side: str, features) -> int:
+        self._check_fitted()
+        if features is None:
+            return getattr(self, "_" + side)[0].shape[0]
+        return int(features.shape[0])
+
+    def predict_rank(self, test_interactions, train_interactions=None, item_features=None,
+                     user_features=None, num_threads: int = 1,
+                     check_intersections: bool = True) -> sp.csr_matrix:
+        """For every test interaction, the number of items that score at least as high
+        (pessimistic ties; the item itself not counted), training items excluded: 0 is the top.
+        Same sparsity as ``test_interactions``, as LightFM."""
+        check_threads(num_threads)
+        self._check_fitted()
+        n_users = self._n_rows("user", user_features)
+        n_items = self._n_rows("item", item_features)
+        T = as_csr(test_interactions, "test_interactions", n_rows=n_users, n_cols=n_items)
+        Tr = None
+        if train_interactions is not None:
+            Tr = as_csr(train_interactions, "train_interactions", n_rows=n_users,
+                        n_cols=n_items).to_scipy()
+            if check_intersections and T.to_scipy().multiply(Tr).nnz:
+                raise ValueError("test_interactions and train_interactions share entries: "
+                                 "pass disjoint matrices (or check_intersections=False)")
+        V = self._represent("item", item_features)
+        ranks = np.zeros(T.nnz, dtype=np.float32)
+        block = max(1, 2**22 // max(n_items, 1))
+        for lo in range(0, n_users, block):
+            hi = min(n_users, lo + block)
+            a, b = T.indptr[lo], T.indptr[hi]
+            if a == b:
+                continue
+            U = self._represent("user", user_features, np.arange(lo, hi))
+            d = U.shape[1] - 1
+            S = U[:, :d] @ V[:, :d].T + U[:, d:] + V[:, d][None, :]
+            if Tr is not None:
+                t = Tr[lo:hi].tocoo()
+                S[t.row, t.col] = -np.inf
+            rows = np.repeat(np.arange(hi - lo), np.diff(T.indptr[lo:hi + 1]))
+            own = S[rows, T.indices[a:b]]
+            ranks[a:b] = (S[rows] >= own[:, None]).sum(axis=1) - 1
+        return sp.csr_matrix((ranks, T.indices.copy(), T.indptr.copy()), shape=T.shape)
+
+    # ---- the shared recommender API ------------------------------------------------------------
+    def recommend(self, userid, user_items=None, N: int = 10,
+                  filter_already_liked_items: bool = True, filter_items=None,
+                  recalculate_user: bool = False, items=None, user_features=None,
+                  item_features=None):
+        """The base API's recommend (see :class:`tacitrec.base.RecommenderBase`), plus the
+        feature matrices: with ``user_features`` any row of it can be recommended for,
+        including users not seen in training (cold start)."""
+        if recalculate_user:
+            raise NotImplementedError("LightFM represents users by their features: pass the "
+                                      "user's feature row in user_features instead")
+        self._serving = (user_features, item_features)
+        try:
+            return super().recommend(userid, user_items, N, filter_already_liked_items,
+                                     filter_items, False, items)
+        finally:
+            self._serving = None
+
+    def _shape(self):
+        self._check_fitted()
+        uf, itf = self._serving or (None, None)
+        return self._n_rows("user", uf), self._n_rows("item", itf)
+
+    def _recommend(self, userids, user_items, N, filter_liked, filter_items, items,
+                   recalculate_user):
+        uf, itf = self._serving or (None, None)
+        U = self._represent("user", uf, userids)
+        V = self._represent("item", itf)
+        d = U.shape[1] - 1
+        # [q_u, b_u, 1] . [q_i, 1, b_i] = q_u . q_i + b_u + b_i
+        Ua = np.hstack([U, np.ones((len(U), 1), np.float32)])
+        Va = np.ascontiguousarray(np.hstack([V[:, :d], np.ones((len(V), 1), np.float32),
+                                             V[:, d:]]))
+        liked = user_items.triple() if (filter_liked and user_items is not None) else None
+        return _core.topk_dot(np.ascontiguousarray(Ua), Va, N, liked, items, filter_items,
+                              self._threads())
+
+    # LightFM's attributes
+    def _part(self, side: str, k: int, bias: bool) -> Optional[np.ndarray]:
+        arrays = getattr(self, "_" + side)
+        if arrays is None:
+            return None
+        a = arrays[k]
+        return a[:, -1] if bias else a[:, :-1]
+
+    item_embeddings = property(lambda self: self._part("item", 0, False))
+    item_biases = property(lambda self: self._part("item", 0, True))
+    user_embeddings = property(lambda self: self._part("user", 0, False))
+    user_biases = property(lambda self: self._part("user", 0, True))
+
+    def _get_state(self):
+        self._check_fitted()
+        state = {}
+        for side in ("user", "item"):
+            for name, a in zip(("params", "grad_acc", "step_acc"), getattr(self, "_" + side)):
+                state[f"{side}_{name}"] = a
+            state[f"{side}_with_features"] = np.array(self._with_features[side])
+        return state
+
+    def _set_state(self, state) -> None:
+        for side in ("user", "item"):
+            arrays = [np.ascontiguousarray(state[f"{side}_{n}"], dtype=np.float32)
+                      for n in ("params", "grad_acc", "step_acc")]
+            if arrays[0].ndim != 2 or any(a.shape != arrays[0].shape for a in arrays):
+                raise ValueError(f"the saved {side} parameters have inconsistent shapes")
+            setattr(self, "_" + side, arrays)
+            self._with_features[side] = bool(state[f"{side}_with_features"])
+
+    def __getstate__(self):
+        d = self.__dict__.copy()
+        d["_serving"] = None
+        return d
+
+
+__all__ = ["LightFM"]

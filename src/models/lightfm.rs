@@ -1,0 +1,414 @@
+//! The hybrid matrix factorisation of Kula (2015), LightFM's model, trained by hogwild SGD.
+//!
+//! A user (item) is the weighted sum of its features' parameters: with a feature matrix F and
+//! per-feature rows `[e_p, b_p]` (d embedding components, then the bias), the representation of
+//! row r is `q = sum_p F[r, p] [e_p, b_p]`, and the score is `q_u[..d] . q_i[..d] + q_u[d] +
+//! q_i[d]`. Each side's parameters, optimiser accumulators and (adadelta) update accumulators are
+//! row-major `features x (d + 1)` matrices, the bias last.
+//!
+//! Losses as LightFM 1.17 defines them (logistic, BPR, WARP, k-OS WARP), with two corrections:
+//! in the pairwise losses the user bias cancels, so it gets no gradient (LightFM's drifts); and the
+//! L2 penalty `alpha / 2 |theta|^2` of every parameter an example touches is part of that
+//! example's gradient (LightFM's lazy scaling multiplies where it should divide and diverges for
+//! alpha near 0.05).
+
+use super::sgd::{sigmoid, stream, SharedRows};
+use crate::error::{Error, Result};
+use crate::parallel;
+use crate::simd::{dispatch, dot, Simd};
+use crate::sparse::CsrView;
+use rand::rngs::SmallRng;
+use rand::seq::SliceRandom;
+use rand::Rng;
+use rayon::prelude::*;
+
+/// The ranking loss.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Loss {
+    /// Sigmoid cross-entropy on every stored entry (value > 0 positive, else negative).
+    Logistic,
+    /// One negative per positive (the item of a random interaction, as LightFM).
+    Bpr,
+    /// Uniform negatives until one violates the margin (or `max_sampled` tries), weighted by
+    /// `ln(floor((n_items - 1) / tries))`, capped at [`MAX_LOSS`].
+    Warp,
+    /// k-OS WARP: per interaction, for its user the k-th highest scoring of n sampled
+    /// positives, then a WARP step.
+    WarpKos { k: usize, n: usize },
+}
+
+/// The per-parameter learning-rate schedule.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum Schedule {
+    /// `theta -= lr g / sqrt(G)`, `G += g^2` (G starts at 1).
+    Adagrad { learning_rate: f32 },
+    /// Zeiler's adadelta (accumulators start at 0).
+    Adadelta { rho: f32, epsilon: f32 },
+}
+
+/// Training parameters of an epoch.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct LightFmParams {
+    pub loss: Loss,
+    pub schedule: Schedule,
+    pub item_alpha: f32,
+    pub user_alpha: f32,
+    pub max_sampled: usize,
+}
+
+/// WARP's cap on the rank weight (LightFM's).
+pub const MAX_LOSS: f32 = 10.0;
+
+/// One side's trainable state: parameters, optimiser accumulators, adadelta's update
+/// accumulators (all `features x (d + 1)`).
+pub struct Side<'a> {
+    pub params: &'a mut [f32],
+    pub grad_acc: &'a mut [f32],
+    pub step_acc: &'a mut [f32],
+}
+
+struct Shared {
+    params: SharedRows,
+    grad_acc: SharedRows,
+    step_acc: SharedRows,
+}
+
+impl Shared {
+    fn new(s: Side<'_>, w: usize) -> Self {
+        Shared {
+            params: SharedRows::new(s.params, w),
+            grad_acc: SharedRows::new(s.grad_acc, w),
+            step_acc: SharedRows::new(s.step_acc, w),
+        }
+    }
+}
+
+struct Epoch<'a> {
+    interactions: &'a CsrView<'a>,
+    weights: Option<&'a [f32]>,
+    user_features: &'a CsrView<'a>,
+    item_features: &'a CsrView<'a>,
+    users: Shared,
+    items: Shared,
+    p: LightFmParams,
+    d: usize,
+}
+
+/// `out = sum_p F[r, p] params[p]` (d + 1 values).
+#[inline(always)]
+fn represent(f: &CsrView<'_>, r: usize, params: &SharedRows, out: &mut [f32]) {
+    out.fill(0.0);
+    let (feats, ws) = f.row(r);
+    for (&p, &w) in feats.iter().zip(ws) {
+        // SAFETY: read only; concurrent hogwild writes are part of the algorithm.
+        let row = unsafe { params.row(p as usize) };
+        for (o, v) in out.iter_mut().zip(row.iter()) {
+            *o += w * v;
+        }
+    }
+}
+
+#[inline(always)]
+fn score<const FMA: bool>(u: &[f32], i: &[f32], d: usize) -> f32 {
+    dot::<FMA>(&u[..d], &i[..d]) + u[d] + i[d]
+}
+
+/// Applies `g * F[r, p] * coeff + alpha * theta` to every feature row p of row r (the bias
+/// column only when `bias`), through the schedule.
+#[inline(always)]
+fn update(
+    f: &CsrView<'_>,
+    r: usize,
+    side: &Shared,
+    g: f32,
+    coeff: &[f32],
+    bias: bool,
+    alpha: f32,
+    schedule: Schedule,
+) {
+    let cols = if bias { coeff.len() } else { coeff.len() - 1 };
+    let (feats, ws) = f.row(r);
+    for (&p, &w) in feats.iter().zip(ws) {
+        // SAFETY: hogwild updates (see SharedRows); distinct matrices per reference.
+        let (theta, acc, mom) = unsafe {
+            (
+                side.params.row(p as usize),
+                side.grad_acc.row(p as usize),
+                side.step_acc.row(p as usize),
+            )
+        };
+        let gw = g * w;
+        let it = theta[..cols]
+            .iter_mut()
+            .zip(&mut acc[..cols])
+            .zip(&mut mom[..cols])
+            .zip(&coeff[..cols]);
+        match schedule {
+            Schedule::Adagrad { learning_rate } => {
+                for (((t, a), _), &c) in it {
+                    let grad = gw * c + alpha * *t;
+                    *t -= learning_rate / a.sqrt() * grad;
+                    *a += grad * grad;
+                }
+            }
+            Schedule::Adadelta { rho, epsilon } => {
+                for (((t, a), m), &c) in it {
+                    let grad = gw * c + alpha * *t;
+                    *a = rho * *a + (1.0 - rho) * grad * grad;
+                    let step = ((*m + epsilon) / (*a + epsilon)).sqrt() * grad;
+                    *m = rho * *m + (1.0 - rho) * step * step;
+                    *t -= step;
+                }
+            }
+        }
+    }
+}
+
+struct Scratch {
+    user: Vec<f32>,
+    pos: Vec<f32>,
+    neg: Vec<f32>,
+    coeff: Vec<f32>,
+    heap: Vec<(f32, u32)>,
+}
+
+/// A pairwise step (BPR, WARP): `g` is the loss's derivative with respect to
+/// `score(pos) - score(neg)`, already weighted.
+#[inline(always)]
+fn pairwise_update(e: &Epoch<'_>, s: &mut Scratch, u: usize, i: usize, j: usize, g: f32) {
+    let (p, d) = (&e.p, e.d);
+    // items: d score / d e_i = q_u, d score / d b_i = 1
+    s.coeff[..d].copy_from_slice(&s.user[..d]);
+    s.coeff[d] = 1.0;
+    update(e.item_features, i, &e.items, g, &s.coeff, true, p.item_alpha, p.schedule);
+    update(e.item_features, j, &e.items, -g, &s.coeff, true, p.item_alpha, p.schedule);
+    // the user: d / d e_u = q_i - q_j; its bias cancels
+    for c in 0..d {
+        s.coeff[c] = s.pos[c] - s.neg[c];
+    }
+    s.coeff[d] = 0.0;
+    update(e.user_features, u, &e.users, g, &s.coeff, false, p.user_alpha, p.schedule);
+}
+
+/// Whether user u has item j among its interactions (sorted row).
+#[inline(always)]
+fn has(m: &CsrView<'_>, u: usize, j: usize) -> bool {
+    m.row(u).0.binary_search(&(j as i32)).is_ok()
+}
+
+/// WARP negative search for user u with positive score `pos_score`: trains on the first
+/// uniformly drawn item that violates the margin and is not a positive.
+#[inline(always)]
+fn warp_step<const FMA: bool>(
+    e: &Epoch<'_>,
+    s: &mut Scratch,
+    rng: &mut SmallRng,
+    u: usize,
+    i: usize,
+    pos_score: f32,
+    weight: f32,
+) {
+    let n_items = e.item_features.n_rows();
+    for sampled in 1..=e.p.max_sampled {
+        let j = rng.random_range(0..n_items);
+        represent(e.item_features, j, &e.items.params, &mut s.neg);
+        if score::<FMA>(&s.user, &s.neg, e.d) > pos_score - 1.0 && !has(e.interactions, u, j) {
+            let rank = ((n_items - 1) / sampled).max(1) as f32;
+            let g = -(weight * rank.ln()).min(MAX_LOSS);
+            pairwise_update(e, s, u, i, j, g);
+            return;
+        }
+    }
+}
+
+/// One example (interaction `k` of user u, item i).
+#[inline(always)]
+fn example<const FMA: bool>(e: &Epoch<'_>, s: &mut Scratch, rng: &mut SmallRng, k: usize, u: usize) {
+    let m = e.interactions;
+    let (i, y) = (m.indices()[k] as usize, m.data()[k]);
+    let weight = e.weights.map_or(1.0, |w| w[k]);
+    let d = e.d;
+    represent(e.user_features, u, &e.users.params, &mut s.user);
+    represent(e.item_features, i, &e.items.params, &mut s.pos);
+    match e.p.loss {
+        Loss::Logistic => {
+            let target = if y > 0.0 { 1.0 } else { 0.0 };
+            let g = weight * (sigmoid(score::<FMA>(&s.user, &s.pos, d)) - target);
+            let p = &e.p;
+            s.coeff[..d].copy_from_slice(&s.user[..d]);
+            s.coeff[d] = 1.0;
+            update(e.item_features, i, &e.items, g, &s.coeff, true, p.item_alpha, p.schedule);
+            s.coeff[..d].copy_from_slice(&s.pos[..d]);
+            update(e.user_features, u, &e.users, g, &s.coeff, true, p.user_alpha, p.schedule);
+        }
+        Loss::Bpr => {
+            if y <= 0.0 {
+                return;
+            }
+            // the item of a random interaction that the user does not have (a bounded search)
+            let idx = m.indices();
+            let mut j = None;
+            for _ in 0..idx.len().min(1000) {
+                let c = idx[rng.random_range(0..idx.len())] as usize;
+                if !has(m, u, c) {
+                    j = Some(c);
+                    break;
+                }
+            }
+            let Some(j) = j else { return };
+            represent(e.item_features, j, &e.items.params, &mut s.neg);
+            let diff = score::<FMA>(&s.user, &s.pos, d) - score::<FMA>(&s.user, &s.neg, d);
+            let g = -weight * (1.0 - sigmoid(diff));
+            pairwise_update(e, s, u, i, j, g);
+        }
+        Loss::Warp => {
+            if y <= 0.0 {
+                return;
+            }
+            let pos_score = score::<FMA>(&s.user, &s.pos, d);
+            warp_step::<FMA>(e, s, rng, u, i, pos_score, weight);
+        }
+        Loss::WarpKos { .. } => {}
+    }
+}
+
+/// k-OS WARP for user u.
+#[inline(always)]
+fn kos_user<const FMA: bool>(e: &Epoch<'_>, s: &mut Scratch, rng: &mut SmallRng, u: usize) {
+    let Loss::WarpKos { k, n } = e.p.loss else {
+        return;
+    };
+    let (items, vals) = e.interactions.row(u);
+    if items.is_empty() {
+        return;
+    }
+    represent(e.user_features, u, &e.users.params, &mut s.user);
+    s.heap.clear();
+    for _ in 0..n.min(items.len()) {
+        let t = rng.random_range(0..items.len());
+        if vals[t] <= 0.0 {
+            continue;
+        }
+        let i = items[t] as usize;
+        represent(e.item_features, i, &e.items.params, &mut s.pos);
+        s.heap.push((score::<FMA>(&s.user, &s.pos, e.d), i as u32));
+    }
+    if s.heap.is_empty() {
+        return;
+    }
+    // the k-th highest scoring sample (the lowest one when fewer were drawn)
+    s.heap.sort_unstable_by(|a, b| b.0.total_cmp(&a.0).then(a.1.cmp(&b.1)));
+    let (pos_score, i) = s.heap[k.min(s.heap.len()) - 1];
+    represent(e.item_features, i as usize, &e.items.params, &mut s.pos);
+    warp_step::<FMA>(e, s, rng, u, i as usize, pos_score, 1.0);
+}
+
+/// A thread's share of the epoch: the interactions `order` (for k-OS WARP, their users: as in
+/// LightFM, a user is visited once per interaction).
+fn share<const FMA: bool>(
+    e: &Epoch<'_>,
+    order: &[u32],
+    row_of: &[u32],
+    rng: &mut SmallRng,
+) {
+    let w = e.d + 1;
+    let mut s = Scratch {
+        user: vec![0.0; w],
+        pos: vec![0.0; w],
+        neg: vec![0.0; w],
+        coeff: vec![0.0; w],
+        heap: Vec::new(),
+    };
+    for &k in order {
+        if matches!(e.p.loss, Loss::WarpKos { .. }) {
+            kos_user::<FMA>(e, &mut s, rng, row_of[k as usize] as usize);
+        } else {
+            example::<FMA>(e, &mut s, rng, k as usize, row_of[k as usize] as usize);
+        }
+    }
+}
+
+/// Inputs of an epoch.
+pub struct Data<'a> {
+    /// users x items interactions (stored values: > 0 positive; logistic also uses the rest).
+    pub interactions: &'a CsrView<'a>,
+    /// One weight per stored interaction, in CSR order.
+    pub weights: Option<&'a [f32]>,
+    pub user_features: &'a CsrView<'a>,
+    pub item_features: &'a CsrView<'a>,
+}
+
+/// One epoch of hogwild SGD over a shuffled order of the interactions, updating both sides in
+/// place. `d` is the number of embedding components.
+pub fn epoch(
+    data: &Data<'_>,
+    users: Side<'_>,
+    items: Side<'_>,
+    d: usize,
+    params: &LightFmParams,
+    seed: u64,
+    num_threads: usize,
+) -> Result<()> {
+    let m = data.interactions;
+    if m.n_rows() != data.user_features.n_rows() || m.n_cols() != data.item_features.n_rows() {
+        return Err(Error::shape(
+            "interactions",
+            format!(
+                "{} x {} (rows of the user and item features)",
+                data.user_features.n_rows(),
+                data.item_features.n_rows()
+            ),
+            format!("{} x {}", m.n_rows(), m.n_cols()),
+        ));
+    }
+    let w = d + 1;
+    for (name, side, f) in [
+        ("user parameters", &users, data.user_features),
+        ("item parameters", &items, data.item_features),
+    ] {
+        let want = f.n_cols() * w;
+        if side.params.len() != want || side.grad_acc.len() != want || side.step_acc.len() != want
+        {
+            return Err(Error::shape(
+                name,
+                format!("{} x {w}", f.n_cols()),
+                format!("{} values", side.params.len()),
+            ));
+        }
+    }
+    if data.weights.is_some_and(|x| x.len() != m.nnz()) {
+        return Err(Error::invalid(
+            "sample_weight",
+            "needs one weight per interaction",
+        ));
+    }
+    if m.nnz() > u32::MAX as usize || m.n_rows() > u32::MAX as usize {
+        return Err(Error::invalid("interactions", "more than 2^32 entries"));
+    }
+    let mut order: Vec<u32> = (0..m.nnz() as u32).collect();
+    order.shuffle(&mut stream(seed, u64::MAX, 4));
+    let mut row_of = vec![0u32; m.nnz()];
+    for u in 0..m.n_rows() {
+        row_of[m.row_range(u)].fill(u as u32);
+    }
+    let e = Epoch {
+        interactions: m,
+        weights: data.weights,
+        user_features: data.user_features,
+        item_features: data.item_features,
+        users: Shared::new(users, w),
+        items: Shared::new(items, w),
+        p: *params,
+        d,
+    };
+    let run = dispatch!(Simd::detect(), share, share_avx2,
+        (e: &Epoch<'_>, order: &[u32], row_of: &[u32], rng: &mut SmallRng) -> ());
+    parallel::install(num_threads, || {
+        let t = rayon::current_num_threads();
+        let chunk = order.len().div_ceil(t).max(1);
+        order
+            .par_chunks(chunk)
+            .enumerate()
+            .for_each(|(k, part)| run(&e, part, &row_of, &mut stream(seed, k as u64, 5)));
+    })
+}
