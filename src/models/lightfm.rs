@@ -116,6 +116,7 @@ fn score<const FMA: bool>(u: &[f32], i: &[f32], d: usize) -> f32 {
 /// Applies `g * F[r, p] * coeff + alpha * theta` to every feature row p of row r (the bias
 /// column only when `bias`), through the schedule.
 #[inline(always)]
+#[allow(clippy::too_many_arguments)]
 fn update(
     f: &CsrView<'_>,
     r: usize,
@@ -180,14 +181,41 @@ fn pairwise_update(e: &Epoch<'_>, s: &mut Scratch, u: usize, i: usize, j: usize,
     // items: d score / d e_i = q_u, d score / d b_i = 1
     s.coeff[..d].copy_from_slice(&s.user[..d]);
     s.coeff[d] = 1.0;
-    update(e.item_features, i, &e.items, g, &s.coeff, true, p.item_alpha, p.schedule);
-    update(e.item_features, j, &e.items, -g, &s.coeff, true, p.item_alpha, p.schedule);
+    update(
+        e.item_features,
+        i,
+        &e.items,
+        g,
+        &s.coeff,
+        true,
+        p.item_alpha,
+        p.schedule,
+    );
+    update(
+        e.item_features,
+        j,
+        &e.items,
+        -g,
+        &s.coeff,
+        true,
+        p.item_alpha,
+        p.schedule,
+    );
     // the user: d / d e_u = q_i - q_j; its bias cancels
     for c in 0..d {
         s.coeff[c] = s.pos[c] - s.neg[c];
     }
     s.coeff[d] = 0.0;
-    update(e.user_features, u, &e.users, g, &s.coeff, false, p.user_alpha, p.schedule);
+    update(
+        e.user_features,
+        u,
+        &e.users,
+        g,
+        &s.coeff,
+        false,
+        p.user_alpha,
+        p.schedule,
+    );
 }
 
 /// Whether user u has item j among its interactions (sorted row).
@@ -223,7 +251,13 @@ fn warp_step<const FMA: bool>(
 
 /// One example (interaction `k` of user u, item i).
 #[inline(always)]
-fn example<const FMA: bool>(e: &Epoch<'_>, s: &mut Scratch, rng: &mut SmallRng, k: usize, u: usize) {
+fn example<const FMA: bool>(
+    e: &Epoch<'_>,
+    s: &mut Scratch,
+    rng: &mut SmallRng,
+    k: usize,
+    u: usize,
+) {
     let m = e.interactions;
     let (i, y) = (m.indices()[k] as usize, m.data()[k]);
     let weight = e.weights.map_or(1.0, |w| w[k]);
@@ -237,9 +271,27 @@ fn example<const FMA: bool>(e: &Epoch<'_>, s: &mut Scratch, rng: &mut SmallRng, 
             let p = &e.p;
             s.coeff[..d].copy_from_slice(&s.user[..d]);
             s.coeff[d] = 1.0;
-            update(e.item_features, i, &e.items, g, &s.coeff, true, p.item_alpha, p.schedule);
+            update(
+                e.item_features,
+                i,
+                &e.items,
+                g,
+                &s.coeff,
+                true,
+                p.item_alpha,
+                p.schedule,
+            );
             s.coeff[..d].copy_from_slice(&s.pos[..d]);
-            update(e.user_features, u, &e.users, g, &s.coeff, true, p.user_alpha, p.schedule);
+            update(
+                e.user_features,
+                u,
+                &e.users,
+                g,
+                &s.coeff,
+                true,
+                p.user_alpha,
+                p.schedule,
+            );
         }
         Loss::Bpr => {
             if y <= 0.0 {
@@ -297,7 +349,8 @@ fn kos_user<const FMA: bool>(e: &Epoch<'_>, s: &mut Scratch, rng: &mut SmallRng,
         return;
     }
     // the k-th highest scoring sample (the lowest one when fewer were drawn)
-    s.heap.sort_unstable_by(|a, b| b.0.total_cmp(&a.0).then(a.1.cmp(&b.1)));
+    s.heap
+        .sort_unstable_by(|a, b| b.0.total_cmp(&a.0).then(a.1.cmp(&b.1)));
     let (pos_score, i) = s.heap[k.min(s.heap.len()) - 1];
     represent(e.item_features, i as usize, &e.items.params, &mut s.pos);
     warp_step::<FMA>(e, s, rng, u, i as usize, pos_score, 1.0);
@@ -305,12 +358,7 @@ fn kos_user<const FMA: bool>(e: &Epoch<'_>, s: &mut Scratch, rng: &mut SmallRng,
 
 /// A thread's share of the epoch: the interactions `order` (for k-OS WARP, their users: as in
 /// LightFM, a user is visited once per interaction).
-fn share<const FMA: bool>(
-    e: &Epoch<'_>,
-    order: &[u32],
-    row_of: &[u32],
-    rng: &mut SmallRng,
-) {
+fn share<const FMA: bool>(e: &Epoch<'_>, order: &[u32], row_of: &[u32], rng: &mut SmallRng) {
     let w = e.d + 1;
     let mut s = Scratch {
         user: vec![0.0; w],
@@ -367,8 +415,7 @@ pub fn epoch(
         ("item parameters", &items, data.item_features),
     ] {
         let want = f.n_cols() * w;
-        if side.params.len() != want || side.grad_acc.len() != want || side.step_acc.len() != want
-        {
+        if side.params.len() != want || side.grad_acc.len() != want || side.step_acc.len() != want {
             return Err(Error::shape(
                 name,
                 format!("{} x {w}", f.n_cols()),

@@ -60,7 +60,10 @@ fn lightfm_epoch<'py>(
     let m = csr("interactions", &interactions, n_users, n_items)?;
     let uf = csr("user_features", &user_features, n_users, n_user_features)?;
     let itf = csr("item_features", &item_features, n_items, n_item_features)?;
-    let weights = weights.as_ref().map(|a| slice("sample_weight", a)).transpose()?;
+    let weights = weights
+        .as_ref()
+        .map(|a| slice("sample_weight", a))
+        .transpose()?;
     let params = LightFmParams {
         loss: match loss {
             "logistic" => Loss::Logistic,
@@ -84,15 +87,35 @@ fn lightfm_epoch<'py>(
         user_alpha,
         max_sampled,
     };
-    let users = side("user parameters", &mut user_params, &mut user_grad, &mut user_step)?;
-    let items = side("item parameters", &mut item_params, &mut item_grad, &mut item_step)?;
+    let users = side(
+        "user parameters",
+        &mut user_params,
+        &mut user_grad,
+        &mut user_step,
+    )?;
+    let items = side(
+        "item parameters",
+        &mut item_params,
+        &mut item_grad,
+        &mut item_step,
+    )?;
     let data = Data {
         interactions: &m,
         weights,
         user_features: &uf,
         item_features: &itf,
     };
-    py.detach(|| epoch(&data, users, items, w.saturating_sub(1), &params, seed, num_threads))?;
+    py.detach(|| {
+        epoch(
+            &data,
+            users,
+            items,
+            w.saturating_sub(1),
+            &params,
+            seed,
+            num_threads,
+        )
+    })?;
     Ok(())
 }
 

@@ -9,7 +9,8 @@ import pytest
 import scipy.sparse as sp
 
 from tacitrec import (AlternatingLeastSquares, BayesianPersonalizedRanking, BM25Recommender,
-                      CosineRecommender, ItemItemRecommender, LogisticMatrixFactorization,
+                      CosineRecommender, ItemItemRecommender, LightFM,
+                      LogisticMatrixFactorization,
                       MatrixFactorizationBase, PearsonRecommender, PopularityRecommender,
                       TFIDFRecommender)
 from tacitrec.base import RecommenderBase
@@ -74,12 +75,26 @@ def _lmf(X, num_threads=0):
                                        num_threads=num_threads).fit(X, show_progress=False)
 
 
+def _lightfm(X, num_threads=0):
+    # trains on one thread (hogwild with more is not reproducible); serves on num_threads
+    m = LightFM(no_components=4, loss="warp", random_state=0).fit(X, epochs=3)
+    m.num_threads = num_threads
+    return m
+
+
+def _lightfm_scores(m, X):
+    ub, ue = m.get_user_representations()
+    ib, ie = m.get_item_representations()
+    return ue @ ie.T + ub[:, None] + ib[None, :]
+
+
 # name -> (build(X, num_threads) -> fitted model, dense scores(model, X))
 MODELS = {
     "als_cg": (_als(True), _factor_scores),
     "als_cholesky": (_als(False), _factor_scores),
     "bpr": (_bpr, _factor_scores),
     "lmf": (_lmf, _factor_scores),
+    "lightfm": (_lightfm, _lightfm_scores),
     "itemitem": (_knn(ItemItemRecommender), _knn_scores),
     "cosine": (_knn(CosineRecommender), _knn_scores),
     "tfidf": (_knn(TFIDFRecommender), _knn_scores),

@@ -1,0 +1,158 @@
+"""LightFM: single steps against NumPy, LightFM's fixed defects, features and cold start,
+predict/predict_rank against dense references, quality on planted data."""
+
+import numpy as np
+import pytest
+import scipy.sparse as sp
+
+from tacitrec import LightFM, ModelFitError, NotFittedError, PopularityRecommender
+from conftest import random_user_items
+
+
+def sigmoid(x):
+    return 1 / (1 + np.exp(-x))
+
+
+@pytest.mark.parametrize("schedule", ["adagrad", "adadelta"])
+@pytest.mark.parametrize("alpha", [0.0, 0.3])
+def test_one_logistic_step_matches_numpy(schedule, alpha):
+    X = sp.csr_matrix(np.array([[2.0]], dtype=np.float32))  # one positive, sample weight 1.5
+    W = sp.csr_matrix(np.array([[1.5]], dtype=np.float32))
+    m = LightFM(no_components=3, loss="logistic", learning_schedule=schedule, learning_rate=0.1,
+                rho=0.9, epsilon=1e-3, item_alpha=alpha, user_alpha=alpha, random_state=0)
+    m.fit(X, epochs=0)
+    m._user[0][0, -1] = 0.2  # a user bias, so that every term is visible
+    u0, i0 = m._user[0][0].astype(np.float64), m._item[0][0].astype(np.float64)
+    m.fit_partial(X, sample_weight=W, epochs=1)
+    g = 1.5 * (sigmoid(u0[:3] @ i0[:3] + u0[3] + i0[3]) - 1.0)
+    gi = g * np.append(u0[:3], 1.0) + alpha * i0
+    gu = g * np.append(i0[:3], 1.0) + alpha * u0
+    if schedule == "adagrad":
+        want_i, want_u = i0 - 0.1 * gi, u0 - 0.1 * gu  # accumulators start at 1
+    else:
+        def step(gr):
+            acc = 0.1 * gr * gr
+            return np.sqrt((0 + 1e-3) / (acc + 1e-3)) * gr
+        want_i, want_u = i0 - step(gi), u0 - step(gu)
+    np.testing.assert_allclose(m._item[0][0], want_i, rtol=1e-5, atol=1e-7)
+    np.testing.assert_allclose(m._user[0][0], want_u, rtol=1e-5, atol=1e-7)
+
+
+@pytest.mark.parametrize("loss", ["bpr", "warp", "warp-kos"])
+def test_pairwise_losses_leave_user_biases_alone(loss):
+    X = random_user_items(n_users=60, n_items=40, density=0.15, seed=1)
+    m = LightFM(no_components=4, loss=loss, random_state=0).fit(X, epochs=5)
+    assert np.all(m.user_biases == 0)  # the user bias cancels in a score difference
+    assert np.any(m.item_biases != 0)
+
+
+def test_l2_shrinks_instead_of_diverging():
+    X = random_user_items(n_users=80, n_items=50, density=0.15, seed=2)
+    free = LightFM(no_components=8, loss="warp", random_state=0).fit(X, epochs=10)
+    reg = LightFM(no_components=8, loss="warp", item_alpha=0.05, user_alpha=0.05,
+                  random_state=0).fit(X, epochs=10)
+    assert np.isfinite(reg.item_embeddings).all()
+    assert np.linalg.norm(reg.item_embeddings) < np.linalg.norm(free.item_embeddings)
+
+
+def features_data():
+    rng = np.random.default_rng(3)
+    X = random_user_items(n_users=50, n_items=30, density=0.2, seed=3)
+    tags = sp.csr_matrix((rng.random((30, 6)) < 0.3).astype(np.float32))
+    item_features = sp.hstack([sp.identity(30, dtype=np.float32, format="csr"), tags]).tocsr()
+    return X, item_features
+
+
+def test_predict_and_representations_match_numpy_with_features():
+    X, F = features_data()
+    m = LightFM(no_components=5, loss="warp", random_state=0).fit(X, item_features=F, epochs=3)
+    ib, ie = m.get_item_representations(F)
+    ub, ue = m.get_user_representations()
+    P = m._item[0].astype(np.float64)
+    np.testing.assert_allclose(ie, F.toarray() @ P[:, :5], rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(ib, F.toarray() @ P[:, 5], rtol=1e-5, atol=1e-6)
+    users, items = np.array([0, 3, 3, 49]), np.array([1, 0, 29, 7])
+    got = m.predict(users, items, item_features=F)
+    want = (ue[users] * ie[items]).sum(1) + ub[users] + ib[items]
+    np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-6)
+    # a cold item described by tags only
+    cold = sp.hstack([sp.csr_matrix((1, 30), dtype=np.float32), F[0, 30:]]).tocsr()
+    F2 = sp.vstack([F, cold]).tocsr()
+    s = m.predict(2, np.array([30]), item_features=F2)
+    np.testing.assert_allclose(s, ue[2] @ (cold.toarray() @ P[:, :5])[0] + ub[2]
+                               + (cold.toarray() @ P[:, 5])[0], rtol=1e-5, atol=1e-6)
+    ids, scores = m.recommend(2, None, N=5, filter_already_liked_items=False, item_features=F2)
+    all_scores = m.predict(2, np.arange(31), item_features=F2)
+    np.testing.assert_array_equal(ids, np.lexsort((np.arange(31), -all_scores))[:5])
+    with pytest.raises(ValueError, match="fitted with item_features"):
+        m.predict(0, np.array([1]))
+    wider = sp.csr_matrix((F.data, F.indices, F.indptr), shape=(30, 37))
+    with pytest.raises(ValueError, match="item_features has 37 columns but the model has 36"):
+        m.predict(0, np.array([1]), item_features=wider)
+
+
+def test_predict_rank_matches_dense_reference():
+    X = random_user_items(n_users=40, n_items=25, density=0.3, seed=4)
+    train = X.copy()
+    train.data[::3] = 0
+    train.eliminate_zeros()
+    test = (X - train).tocsr()
+    test.eliminate_zeros()
+    m = LightFM(no_components=4, loss="bpr", random_state=1).fit(train, epochs=3)
+    ranks = m.predict_rank(test, train)
+    ub, ue = m.get_user_representations()
+    ib, ie = m.get_item_representations()
+    S = ue @ ie.T + ub[:, None] + ib[None, :]
+    S[train.nonzero()] = -np.inf
+    t = test.tocoo()
+    want = np.array([(S[u] >= S[u, i]).sum() - 1 for u, i in zip(t.row, t.col)])
+    got = ranks.tocsr()[t.row, t.col].A1
+    np.testing.assert_array_equal(got, want)
+    with pytest.raises(ValueError, match="share entries"):
+        m.predict_rank(X, train)
+
+
+def test_growing_features_and_errors():
+    X, F = features_data()
+    m = LightFM(no_components=4, loss="warp", random_state=0).fit(X, item_features=F, epochs=1)
+    before = m._item[0].copy()
+    extra = sp.hstack([F, sp.csr_matrix(np.ones((30, 2), np.float32))]).tocsr()
+    m.fit_partial(X, item_features=extra, epochs=0)
+    assert m._item[0].shape == (38, 5) and np.array_equal(m._item[0][:36], before)
+    with pytest.raises(ValueError, match="can only grow"):
+        m.fit_partial(X, item_features=F[:, :10].tocsr(), epochs=1)
+    with pytest.raises(ValueError, match="item_features has 29 rows"):
+        m.fit_partial(X, item_features=F[:29], epochs=1)
+    with pytest.raises(ValueError, match="warp-kos"):
+        LightFM(loss="warp-kos").fit(X, sample_weight=X)
+    with pytest.raises(ValueError, match="same sparsity"):
+        LightFM().fit(X, sample_weight=sp.csr_matrix(np.ones(X.shape, np.float32)))
+    with pytest.raises(ValueError, match="loss must be one of"):
+        LightFM(loss="hinge").fit(X)
+    with pytest.raises(NotFittedError):
+        LightFM().predict(0, np.array([1]))
+    with pytest.raises(ModelFitError):
+        LightFM(loss="logistic", learning_rate=1e30, random_state=0).fit(X * 1e30, epochs=3)
+
+
+def test_one_thread_is_reproducible_and_set_params():
+    X = random_user_items(n_users=60, n_items=40, density=0.15, seed=5)
+    a, b = (LightFM(no_components=4, loss="warp", random_state=3).fit(X, epochs=3)
+            for _ in range(2))
+    assert np.array_equal(a.item_embeddings, b.item_embeddings)
+    assert a.set_params(loss="bpr", k=3) is a and a.loss == "bpr" and a.k == 3
+    with pytest.raises(ValueError, match="not a parameter"):
+        a.set_params(factors=3)
+
+
+def test_quality_on_planted_data():
+    from tacitrec.datasets import synthetic
+    from tacitrec.evaluation import ranking_metrics_at_k, train_test_split
+    X = synthetic(n_users=1500, n_items=500, random_state=1).user_items
+    train, test = train_test_split(X, 0.8, random_state=0)
+    m = LightFM(no_components=32, loss="warp", random_state=0).fit(train, epochs=15,
+                                                                    num_threads=2)
+    r = ranking_metrics_at_k(m, train, test, K=10, show_progress=False)
+    p = ranking_metrics_at_k(PopularityRecommender().fit(train), train, test, K=10,
+                             show_progress=False)
+    assert r["ndcg"] > 1.5 * p["ndcg"], (r, p)
