@@ -63,8 +63,22 @@ impl Simd {
     }
 }
 
+/// A hint to load the cache line holding `p` (no-op where unsupported).
+#[inline(always)]
+pub(crate) fn prefetch<T>(p: *const T) {
+    #[cfg(all(target_arch = "x86_64", target_feature = "sse"))]
+    // SAFETY: prefetching is a hint and never faults, whatever the address.
+    unsafe {
+        std::arch::x86_64::_mm_prefetch::<{ std::arch::x86_64::_MM_HINT_T0 }>(p as *const i8);
+    }
+    #[cfg(not(all(target_arch = "x86_64", target_feature = "sse")))]
+    let _ = p;
+}
+
 /// Instantiates a row kernel (a generic `fn name<const FMA: bool>(args)`) for each [`Simd`] level
-/// and dispatches to it.
+/// and dispatches to it. The kernel must be `#[inline(always)]`: a kernel that is not inlined
+/// into the `target_feature` wrapper is compiled for baseline x86-64, where `FMA = true` turns
+/// every multiply-add into a libm call.
 macro_rules! dispatch {
     ($simd:expr, $kernel:ident, $avx2:ident, ($($arg:ident: $ty:ty),*) -> $ret:ty) => {{
         #[cfg(target_arch = "x86_64")]

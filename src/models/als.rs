@@ -9,7 +9,7 @@
 
 use crate::error::{Error, Result};
 use crate::parallel;
-use crate::simd::{axpy, dispatch, dot, Simd};
+use crate::simd::{axpy, dispatch, dot, prefetch, Simd};
 use crate::sparse::CsrView;
 use faer::dyn_stack::{MemBuffer, MemStack};
 use faer::linalg::cholesky::llt;
@@ -104,18 +104,6 @@ fn gather(items: &[i32], y: &[f32], f: usize, out: &mut Vec<f32>) {
         }
         out.extend_from_slice(&y[i as usize * f..(i as usize + 1) * f]);
     }
-}
-
-/// A hint to load the cache line holding `p` (no-op where unsupported).
-#[inline(always)]
-fn prefetch(p: *const f32) {
-    #[cfg(all(target_arch = "x86_64", target_feature = "sse"))]
-    // SAFETY: prefetching is a hint and never faults, whatever the address.
-    unsafe {
-        std::arch::x86_64::_mm_prefetch::<{ std::arch::x86_64::_MM_HINT_T0 }>(p as *const i8);
-    }
-    #[cfg(not(all(target_arch = "x86_64", target_feature = "sse")))]
-    let _ = p;
 }
 
 /// The most item rows gathered at once (a row of 2048 x 128 factors is 1 MiB).

@@ -187,6 +187,7 @@ fn sample<const FMA: bool>(
 }
 
 /// A hogwild thread's share: `n` samples of uniformly drawn stored interactions.
+#[inline(always)] // so that dispatch! compiles it with the CPU features
 fn hogwild_share<const FMA: bool>(
     e: &Epoch<'_>,
     row_of: &[u32],
@@ -289,6 +290,7 @@ fn blocks(m: &CsrView<'_>, seed: u64) -> Blocks {
 }
 
 /// One block of the reproducible schedule: as many samples as it holds interactions.
+#[inline(always)] // so that dispatch! compiles it with the CPU features
 fn block<const FMA: bool>(
     e: &Epoch<'_>,
     bl: &Blocks,
@@ -453,6 +455,7 @@ fn user_step<const FMA: bool>(x: &mut [f32], yi: &[f32], yj: &[f32], lr: f32, re
     }
 }
 
+#[inline(always)] // so that dispatch! compiles it with the CPU features
 fn fold_in_row<const FMA: bool>(
     items: &[i32],
     y: &[f32],

@@ -15,7 +15,7 @@
 use super::sgd::{sigmoid, stream, SharedRows};
 use crate::error::{Error, Result};
 use crate::parallel;
-use crate::simd::{dispatch, dot, Simd};
+use crate::simd::{dispatch, dot, prefetch, Simd};
 use crate::sparse::CsrView;
 use rand::rngs::SmallRng;
 use rand::seq::SliceRandom;
@@ -358,6 +358,7 @@ fn kos_user<const FMA: bool>(e: &Epoch<'_>, s: &mut Scratch, rng: &mut SmallRng,
 
 /// A thread's share of the epoch: the interactions `order` (for k-OS WARP, their users: as in
 /// LightFM, a user is visited once per interaction).
+#[inline(always)] // so that dispatch! compiles it with the CPU features
 fn share<const FMA: bool>(e: &Epoch<'_>, order: &[u32], row_of: &[u32], rng: &mut SmallRng) {
     let w = e.d + 1;
     let mut s = Scratch {
@@ -367,7 +368,25 @@ fn share<const FMA: bool>(e: &Epoch<'_>, order: &[u32], row_of: &[u32], rng: &mu
         coeff: vec![0.0; w],
         heap: Vec::new(),
     };
-    for &k in order {
+    // The order is random, so every example starts with cache misses on its user's and item's
+    // parameter and accumulator rows: request those of the example AHEAD places on.
+    const AHEAD: usize = 4;
+    for (t, &k) in order.iter().enumerate() {
+        if let Some(&next) = order.get(t + AHEAD) {
+            let (m, next) = (e.interactions, next as usize);
+            let u = row_of[next] as usize;
+            let i = m.indices()[next] as usize;
+            for (f, side, r) in [
+                (e.user_features, &e.users, u),
+                (e.item_features, &e.items, i),
+            ] {
+                for &p in f.row(r).0.iter().take(4) {
+                    side.params.prefetch_row(p as usize);
+                    side.grad_acc.prefetch_row(p as usize);
+                }
+            }
+            prefetch(m.indices().as_ptr().wrapping_add(m.row_range(u).start));
+        }
         if matches!(e.p.loss, Loss::WarpKos { .. }) {
             kos_user::<FMA>(e, &mut s, rng, row_of[k as usize] as usize);
         } else {

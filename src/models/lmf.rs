@@ -43,6 +43,7 @@ impl Default for LmfParams {
     }
 }
 
+#[inline(always)] // so that dispatch! compiles it with the CPU features
 #[allow(clippy::too_many_arguments)]
 fn row_step<const FMA: bool>(
     items: &[i32],

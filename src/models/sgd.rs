@@ -195,6 +195,17 @@ impl SharedRows {
         }
     }
 
+    /// Requests the cache lines of row `i` (a hint; never reads the row).
+    #[inline(always)]
+    pub(crate) fn prefetch_row(&self, i: usize) {
+        if i < self.n {
+            let start = self.ptr.wrapping_add(i * self.d);
+            for k in (0..self.d).step_by(16) {
+                crate::simd::prefetch(start.wrapping_add(k));
+            }
+        }
+    }
+
     /// Row `i`.
     ///
     /// # Safety
