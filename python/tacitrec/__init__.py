@@ -8,6 +8,7 @@ from . import datasets, evaluation, knn
 from .als import AlternatingLeastSquares
 from ._core import __version__
 from .base import MatrixFactorizationBase, RecommenderBase
+from .data import Dataset
 from .bpr import BayesianPersonalizedRanking
 from .lightfm import LightFM
 from .lmf import LogisticMatrixFactorization
@@ -24,6 +25,7 @@ __all__ = [
     "BayesianPersonalizedRanking",
     "LogisticMatrixFactorization",
     "LightFM",
+    "Dataset",
     "PopularityRecommender",
     "ItemItemRecommender",
     "CosineRecommender",

@@ -1,0 +1,221 @@
+"""Building interaction and feature matrices from raw ids, as ``lightfm.data.Dataset`` does.
+
+``Dataset`` maps user ids, item ids and feature names to contiguous indices and builds the
+sparse matrices :class:`tacitrec.LightFM` takes. The method names and results are LightFM's;
+beyond LightFM: inverse mappings, vectorised builders from arrays
+(:meth:`Dataset.build_interactions_from_arrays`), an error naming any unknown id or feature
+(LightFM raises a bare ``ValueError`` or ``KeyError``), and no silent collision between an id and
+a feature of the same name (with identity features LightFM maps both to one column).
+"""
+
+from __future__ import annotations
+
+from typing import Dict, Hashable, Iterable, List, Optional, Tuple
+
+import numpy as np
+import scipy.sparse as sp
+
+
+def _indices(mapping: Dict[Hashable, int], values, what: str) -> np.ndarray:
+    """Indices of ``values`` (an array or iterable of ids) in ``mapping``, vectorised when the
+    ids are numbers or strings; raises ValueError naming the first unknown id."""
+    arr = np.asarray(values)
+    if arr.ndim != 1:
+        raise ValueError(f"{what} must be 1-D, got shape {arr.shape}")
+    if len(arr) == 0:
+        return np.zeros(0, dtype=np.int32)
+    keys = np.asarray(list(mapping.keys()))
+    values_of = np.fromiter(mapping.values(), dtype=np.int64, count=len(mapping))
+    if keys.dtype.kind in "iu" and arr.dtype.kind in "iu":
+        lo, hi = int(keys.min()), int(keys.max())
+        if hi - lo <= 4 * len(keys) + (1 << 20):  # compact integer ids: a lookup table
+            table = np.full(hi - lo + 1, -1, dtype=np.int32)
+            table[keys - lo] = values_of
+            inside = (arr >= lo) & (arr <= hi)
+            out = np.full(len(arr), -1, dtype=np.int32)
+            out[inside] = table[arr[inside] - lo]
+            if (out < 0).any():
+                bad = arr[np.argmax(out < 0)].item()
+                raise ValueError(f"unknown {what} {bad!r}: add it with Dataset.fit_partial "
+                                 "first")
+            return out
+    if keys.dtype.kind in "iufUS" and arr.dtype.kind == keys.dtype.kind:
+        order = np.argsort(keys, kind="stable")
+        sorted_keys = keys[order]
+        pos = np.searchsorted(sorted_keys, arr)
+        pos_c = np.minimum(pos, len(keys) - 1)
+        found = sorted_keys[pos_c] == arr
+        if not found.all():
+            bad = arr[np.argmin(found)].item()
+            raise ValueError(f"unknown {what} {bad!r}: add it with Dataset.fit_partial first")
+        return values_of[order[pos_c]].astype(np.int32)
+    out = np.empty(len(arr), dtype=np.int32)
+    for k, v in enumerate(arr.tolist()):
+        try:
+            out[k] = mapping[v]
+        except KeyError:
+            raise ValueError(f"unknown {what} {v!r}: add it with Dataset.fit_partial "
+                             "first") from None
+    return out
+
+
+class Dataset:
+    """Id and feature mappings, and the matrices built from them (LightFM's ``Dataset``).
+
+    With ``user_identity_features`` (``item_identity_features``) every user (item) is also its
+    own feature, registered when the id is (as LightFM).
+    """
+
+    def __init__(self, user_identity_features: bool = True,
+                 item_identity_features: bool = True):
+        self._user_identity = bool(user_identity_features)
+        self._item_identity = bool(item_identity_features)
+        self._user_ids: Dict[Hashable, int] = {}
+        self._item_ids: Dict[Hashable, int] = {}
+        self._user_features: Dict[Hashable, int] = {}
+        self._item_features: Dict[Hashable, int] = {}
+
+    # ---- mappings -----------------------------------------------------------------------------
+    def fit(self, users, items, user_features=None, item_features=None) -> "Dataset":
+        """Starts the mappings afresh from these ids and feature names."""
+        self.__init__(self._user_identity, self._item_identity)
+        return self.fit_partial(users, items, user_features, item_features)
+
+    def fit_partial(self, users=None, items=None, user_features=None,
+                    item_features=None) -> "Dataset":
+        """Adds ids and feature names not seen before (in order of first appearance)."""
+        for ids, mapping, feats, identity, what in (
+                (users, self._user_ids, self._user_features, self._user_identity, "user"),
+                (items, self._item_ids, self._item_features, self._item_identity, "item")):
+            if ids is None:
+                continue
+            for i in ids:
+                if i not in mapping:
+                    mapping[i] = len(mapping)
+                    if identity:
+                        if i in feats:
+                            raise ValueError(f"{what} id {i!r} is also a {what} feature name: "
+                                             "rename the feature (identity features would "
+                                             "share its column)")
+                        feats[i] = len(feats)
+        for names, feats, ids, identity, what in (
+                (user_features, self._user_features, self._user_ids, self._user_identity,
+                 "user"),
+                (item_features, self._item_features, self._item_ids, self._item_identity,
+                 "item")):
+            if names is None:
+                continue
+            for name in names:
+                if identity and name in ids:
+                    raise ValueError(f"{what} feature {name!r} is also a {what} id: rename the "
+                                     "feature (identity features would share its column)")
+                if name not in feats:
+                    feats[name] = len(feats)
+        return self
+
+    def mapping(self) -> Tuple[dict, dict, dict, dict]:
+        """``(user_id_map, user_feature_map, item_id_map, item_feature_map)`` (copies)."""
+        return (dict(self._user_ids), dict(self._user_features), dict(self._item_ids),
+                dict(self._item_features))
+
+    def inverse_mapping(self) -> Tuple[list, list, list, list]:
+        """Index -> id / feature name lists, in the order of :meth:`mapping`."""
+        return tuple(list(m.keys()) for m in self.mapping())
+
+    def interactions_shape(self) -> Tuple[int, int]:
+        return len(self._user_ids), len(self._item_ids)
+
+    def user_features_shape(self) -> Tuple[int, int]:
+        return len(self._user_ids), len(self._user_features)
+
+    def item_features_shape(self) -> Tuple[int, int]:
+        return len(self._item_ids), len(self._item_features)
+
+    def model_dimensions(self) -> Tuple[int, int]:
+        """``(number of user features, number of item features)``."""
+        return len(self._user_features), len(self._item_features)
+
+    # ---- matrices -----------------------------------------------------------------------------
+    def build_interactions(self, data: Iterable) -> Tuple[sp.coo_matrix, sp.coo_matrix]:
+        """``(interactions, weights)`` COO matrices (users x items) from ``(user, item)`` or
+        ``(user, item, weight)`` tuples: interactions hold 1 per pair, weights the given weight
+        (1 when absent), as LightFM. Repeated pairs add up when converted to CSR."""
+        users, items, weights = [], [], []
+        for row in data:
+            if len(row) == 2:
+                (u, i), w = row, 1.0
+            elif len(row) == 3:
+                u, i, w = row
+            else:
+                raise ValueError(f"interactions must be (user, item) or (user, item, weight) "
+                                 f"tuples, got {row!r}")
+            users.append(u)
+            items.append(i)
+            weights.append(w)
+        return self.build_interactions_from_arrays(users, items, weights)
+
+    def build_interactions_from_arrays(self, users, items, weights=None
+                                       ) -> Tuple[sp.coo_matrix, sp.coo_matrix]:
+        """:meth:`build_interactions` from parallel arrays (vectorised)."""
+        u = _indices(self._user_ids, users, "user id")
+        i = _indices(self._item_ids, items, "item id")
+        if len(u) != len(i):
+            raise ValueError(f"users and items have different lengths ({len(u)}, {len(i)})")
+        w = (np.ones(len(u), dtype=np.float32) if weights is None
+             else np.asarray(weights, dtype=np.float32))
+        if w.shape != u.shape:
+            raise ValueError(f"weights has {w.shape[0] if w.ndim else 0} entries for "
+                             f"{len(u)} interactions")
+        if not np.isfinite(w).all():
+            raise ValueError("weights contains NaN or infinite values")
+        shape = self.interactions_shape()
+        return (sp.coo_matrix((np.ones(len(u), dtype=np.int32), (u, i)), shape=shape),
+                sp.coo_matrix((w, (u, i)), shape=shape))
+
+    def _build_features(self, data, ids, feats, identity, what, normalize) -> sp.csr_matrix:
+        rows: List[int] = []
+        cols: List[int] = []
+        vals: List[float] = []
+        if identity:
+            for key, r in ids.items():
+                rows.append(r)
+                cols.append(feats[key])
+                vals.append(1.0)
+        for entry in data or ():
+            key, names = entry
+            if key not in ids:
+                raise ValueError(f"unknown {what} id {key!r}: add it with Dataset.fit_partial "
+                                 "first")
+            pairs = names.items() if isinstance(names, dict) else ((n, 1.0) for n in names)
+            for name, weight in pairs:
+                if name not in feats:
+                    raise ValueError(f"unknown {what} feature {name!r}: add it with "
+                                     "Dataset.fit_partial first")
+                rows.append(ids[key])
+                cols.append(feats[name])
+                vals.append(float(weight))
+        F = sp.coo_matrix((np.asarray(vals, dtype=np.float32), (rows, cols)),
+                          shape=(len(ids), len(feats))).tocsr()
+        F.sum_duplicates()
+        if normalize:
+            sums = np.asarray(F.sum(axis=1)).ravel()
+            if np.any(sums == 0):
+                raise ValueError(f"cannot normalize: some {what}s have no features (enable "
+                                 f"{what}_identity_features or pass normalize=False)")
+            F = sp.diags(1.0 / sums).dot(F).tocsr().astype(np.float32)
+        return F
+
+    def build_user_features(self, data=None, normalize: bool = True) -> sp.csr_matrix:
+        """Users x user features CSR from ``(user, [feature, ...])`` or ``(user, {feature:
+        weight})`` entries, identity features included; ``normalize`` divides every row by its
+        sum, as LightFM."""
+        return self._build_features(data, self._user_ids, self._user_features,
+                                    self._user_identity, "user", normalize)
+
+    def build_item_features(self, data=None, normalize: bool = True) -> sp.csr_matrix:
+        """Items x item features CSR, as :meth:`build_user_features`."""
+        return self._build_features(data, self._item_ids, self._item_features,
+                                    self._item_identity, "item", normalize)
+
+
+__all__ = ["Dataset"]

@@ -1,0 +1,74 @@
+"""Dataset against LightFM's documented behaviour and hand-built matrices."""
+
+import numpy as np
+import pytest
+
+from tacitrec import Dataset
+
+
+def dataset():
+    ds = Dataset()
+    ds.fit(["u1", "u2", "u3"], ["a", "b"], user_features=["young", "old"],
+           item_features=["drama"])
+    return ds
+
+
+def test_mappings_and_shapes_follow_lightfm():
+    ds = dataset()
+    users, ufeats, items, ifeats = ds.mapping()
+    assert users == {"u1": 0, "u2": 1, "u3": 2}
+    # identity features first (registered with the ids), then the named features
+    assert ufeats == {"u1": 0, "u2": 1, "u3": 2, "young": 3, "old": 4}
+    assert items == {"a": 0, "b": 1} and ifeats == {"a": 0, "b": 1, "drama": 2}
+    assert ds.interactions_shape() == (3, 2)
+    assert ds.user_features_shape() == (3, 5) and ds.item_features_shape() == (2, 3)
+    assert ds.model_dimensions() == (5, 3)
+    assert ds.inverse_mapping()[0] == ["u1", "u2", "u3"]
+    ds.fit_partial(users=["u4"], item_features=["comedy"])
+    assert ds.mapping()[1]["u4"] == 5 and ds.mapping()[3]["comedy"] == 3
+
+
+def test_build_interactions_tuples_and_arrays_agree():
+    ds = dataset()
+    inter, weights = ds.build_interactions([("u1", "a"), ("u3", "b", 2.5), ("u1", "a")])
+    assert inter.dtype == np.int32 and weights.dtype == np.float32
+    np.testing.assert_array_equal(inter.toarray(), [[2, 0], [0, 0], [0, 1]])
+    np.testing.assert_allclose(weights.toarray(), [[2, 0], [0, 0], [0, 2.5]])
+    i2, w2 = ds.build_interactions_from_arrays(np.array(["u1", "u3", "u1"]),
+                                               np.array(["a", "b", "a"]), [1.0, 2.5, 1.0])
+    np.testing.assert_array_equal(i2.toarray(), inter.toarray())
+    np.testing.assert_allclose(w2.toarray(), weights.toarray())
+    with pytest.raises(ValueError, match="unknown user id 'u9'"):
+        ds.build_interactions([("u9", "a")])
+    with pytest.raises(ValueError, match="unknown item id 'z'"):
+        ds.build_interactions_from_arrays(np.array(["u1"]), np.array(["z"]))
+
+
+def test_numeric_ids_are_vectorised():
+    ds = Dataset()
+    ds.fit(np.arange(100, 0, -1), np.arange(50) * 3)
+    inter, _ = ds.build_interactions_from_arrays(np.array([100, 1, 1]), np.array([0, 147, 3]))
+    assert inter.tocsr()[0, 0] == 1 and inter.tocsr()[99, 49] == 1 and inter.tocsr()[99, 1] == 1
+    with pytest.raises(ValueError, match="unknown item id 4"):
+        ds.build_interactions_from_arrays(np.array([1]), np.array([4]))
+
+
+def test_features_with_identity_and_normalisation():
+    ds = dataset()
+    F = ds.build_user_features([("u1", ["young"]), ("u2", {"old": 3.0})])
+    want = np.array([[0.5, 0, 0, 0.5, 0], [0, 0.25, 0, 0, 0.75], [0, 0, 1, 0, 0]])
+    np.testing.assert_allclose(F.toarray(), want)
+    raw = ds.build_user_features([("u1", ["young"])], normalize=False)
+    np.testing.assert_allclose(raw.toarray()[0], [1, 0, 0, 1, 0])
+    with pytest.raises(ValueError, match="unknown user feature 'tall'"):
+        ds.build_user_features([("u1", ["tall"])])
+    no_identity = Dataset(user_identity_features=False)
+    no_identity.fit(["u1", "u2"], ["a"], user_features=["x"])
+    with pytest.raises(ValueError, match="have no features"):
+        no_identity.build_user_features([("u1", ["x"])])
+
+
+def test_an_id_and_a_feature_may_not_share_a_name():
+    ds = Dataset()
+    with pytest.raises(ValueError, match="is also a user id"):
+        ds.fit(["u1", "young"], ["a"], user_features=["young"])
