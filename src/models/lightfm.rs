@@ -12,7 +12,7 @@
 //! example's gradient (LightFM's lazy scaling multiplies where it should divide and diverges for
 //! alpha near 0.05).
 
-use super::sgd::{sigmoid, stream, SharedRows};
+use super::sgd::{column_counts, popularity, sigmoid, stream, Alias, SharedRows};
 use crate::error::{Error, Result};
 use crate::parallel;
 use crate::simd::{dispatch, dot, prefetch, Simd};
@@ -92,6 +92,8 @@ struct Epoch<'a> {
     items: Shared,
     p: LightFmParams,
     d: usize,
+    /// Items by interaction count (BPR's negatives).
+    popularity: Option<Alias>,
 }
 
 /// `out = sum_p F[r, p] params[p]` (d + 1 values).
@@ -235,10 +237,15 @@ fn warp_step<const FMA: bool>(
     i: usize,
     pos_score: f32,
     weight: f32,
+    first: usize,
 ) {
     let n_items = e.item_features.n_rows();
     for sampled in 1..=e.p.max_sampled {
-        let j = rng.random_range(0..n_items);
+        let j = if sampled == 1 {
+            first
+        } else {
+            rng.random_range(0..n_items)
+        };
         represent(e.item_features, j, &e.items.params, &mut s.neg);
         if score::<FMA>(&s.user, &s.neg, e.d) > pos_score - 1.0 && !has(e.interactions, u, j) {
             let rank = ((n_items - 1) / sampled).max(1) as f32;
@@ -249,7 +256,8 @@ fn warp_step<const FMA: bool>(
     }
 }
 
-/// One example (interaction `k` of user u, item i).
+/// One example (interaction `k` of user u, item i); `first` is the first negative candidate
+/// (drawn ahead, so that its rows could be requested early).
 #[inline(always)]
 fn example<const FMA: bool>(
     e: &Epoch<'_>,
@@ -257,6 +265,7 @@ fn example<const FMA: bool>(
     rng: &mut SmallRng,
     k: usize,
     u: usize,
+    first: usize,
 ) {
     let m = e.interactions;
     let (i, y) = (m.indices()[k] as usize, m.data()[k]);
@@ -297,14 +306,16 @@ fn example<const FMA: bool>(
             if y <= 0.0 {
                 return;
             }
-            // the item of a random interaction that the user does not have (a bounded search)
-            let idx = m.indices();
+            // the item of a random interaction (by popularity, from an alias table that stays
+            // in cache) that the user does not have; a bounded search
             let mut j = None;
-            for _ in 0..idx.len().min(1000) {
-                let c = idx[rng.random_range(0..idx.len())] as usize;
-                if !has(m, u, c) {
-                    j = Some(c);
-                    break;
+            if let Some(table) = &e.popularity {
+                for t in 0..1000 {
+                    let c = if t == 0 { first } else { table.draw(rng) };
+                    if !has(m, u, c) {
+                        j = Some(c);
+                        break;
+                    }
                 }
             }
             let Some(j) = j else { return };
@@ -318,7 +329,7 @@ fn example<const FMA: bool>(
                 return;
             }
             let pos_score = score::<FMA>(&s.user, &s.pos, d);
-            warp_step::<FMA>(e, s, rng, u, i, pos_score, weight);
+            warp_step::<FMA>(e, s, rng, u, i, pos_score, weight, first);
         }
         Loss::WarpKos { .. } => {}
     }
@@ -353,7 +364,8 @@ fn kos_user<const FMA: bool>(e: &Epoch<'_>, s: &mut Scratch, rng: &mut SmallRng,
         .sort_unstable_by(|a, b| b.0.total_cmp(&a.0).then(a.1.cmp(&b.1)));
     let (pos_score, i) = s.heap[k.min(s.heap.len()) - 1];
     represent(e.item_features, i as usize, &e.items.params, &mut s.pos);
-    warp_step::<FMA>(e, s, rng, u, i as usize, pos_score, 1.0);
+    let first = rng.random_range(0..e.item_features.n_rows());
+    warp_step::<FMA>(e, s, rng, u, i as usize, pos_score, 1.0, first);
 }
 
 /// A thread's share of the epoch: the interactions `order` (for k-OS WARP, their users: as in
@@ -368,29 +380,48 @@ fn share<const FMA: bool>(e: &Epoch<'_>, order: &[u32], row_of: &[u32], rng: &mu
         coeff: vec![0.0; w],
         heap: Vec::new(),
     };
-    // The order is random, so every example starts with cache misses on its user's and item's
-    // parameter and accumulator rows: request those of the example AHEAD places on.
+    // The order is random, so every example starts with cache misses: on its interaction's
+    // entries, its user's and item's parameter and accumulator rows, its first negative's rows.
+    // Request the entries 2 * AHEAD examples on, the rows AHEAD on, with the first negative
+    // drawn that early (a ring of pending draws).
     const AHEAD: usize = 4;
-    for (t, &k) in order.iter().enumerate() {
-        if let Some(&next) = order.get(t + AHEAD) {
-            let (m, next) = (e.interactions, next as usize);
-            let u = row_of[next] as usize;
-            let i = m.indices()[next] as usize;
-            for (f, side, r) in [
-                (e.user_features, &e.users, u),
-                (e.item_features, &e.items, i),
-            ] {
-                for &p in f.row(r).0.iter().take(4) {
-                    side.params.prefetch_row(p as usize);
-                    side.grad_acc.prefetch_row(p as usize);
-                }
-            }
-            prefetch(m.indices().as_ptr().wrapping_add(m.row_range(u).start));
+    const RING: usize = 8;
+    let m = e.interactions;
+    let n_items = e.item_features.n_rows();
+    let draw = |rng: &mut SmallRng| match (&e.p.loss, &e.popularity) {
+        (Loss::Bpr, Some(table)) => table.draw(rng),
+        _ => rng.random_range(0..n_items),
+    };
+    let mut pending = [0usize; RING];
+    for slot in pending.iter_mut().take(AHEAD) {
+        *slot = draw(rng);
+    }
+    let warm = |side: &Shared, f: &CsrView<'_>, r: usize| {
+        for &p in f.row(r).0.iter().take(4) {
+            side.params.prefetch_row(p as usize);
+            side.grad_acc.prefetch_row(p as usize);
         }
+    };
+    for (t, &k) in order.iter().enumerate() {
+        if let Some(&far) = order.get(t + 2 * AHEAD) {
+            prefetch(row_of.as_ptr().wrapping_add(far as usize));
+            prefetch(m.indices().as_ptr().wrapping_add(far as usize));
+        }
+        if let Some(&next) = order.get(t + AHEAD) {
+            let next = next as usize;
+            let u = row_of[next] as usize;
+            warm(&e.users, e.user_features, u);
+            warm(&e.items, e.item_features, m.indices()[next] as usize);
+            prefetch(m.indices().as_ptr().wrapping_add(m.row_range(u).start));
+            let j = draw(rng);
+            pending[(t + AHEAD) % RING] = j;
+            warm(&e.items, e.item_features, j);
+        }
+        let u = row_of[k as usize] as usize;
         if matches!(e.p.loss, Loss::WarpKos { .. }) {
-            kos_user::<FMA>(e, &mut s, rng, row_of[k as usize] as usize);
+            kos_user::<FMA>(e, &mut s, rng, u);
         } else {
-            example::<FMA>(e, &mut s, rng, k as usize, row_of[k as usize] as usize);
+            example::<FMA>(e, &mut s, rng, k as usize, u, pending[t % RING]);
         }
     }
 }
@@ -466,6 +497,10 @@ pub fn epoch(
         items: Shared::new(items, w),
         p: *params,
         d,
+        popularity: match params.loss {
+            Loss::Bpr => popularity(&column_counts(m.indices(), m.n_cols()), None),
+            _ => None,
+        },
     };
     let run = dispatch!(Simd::detect(), share, share_avx2,
         (e: &Epoch<'_>, order: &[u32], row_of: &[u32], rng: &mut SmallRng) -> ());
