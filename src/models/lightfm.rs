@@ -229,6 +229,7 @@ fn has(m: &CsrView<'_>, u: usize, j: usize) -> bool {
 /// WARP negative search for user u with positive score `pos_score`: trains on the first
 /// uniformly drawn item that violates the margin and is not a positive.
 #[inline(always)]
+#[allow(clippy::too_many_arguments)]
 fn warp_step<const FMA: bool>(
     e: &Epoch<'_>,
     s: &mut Scratch,
