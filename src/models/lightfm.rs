@@ -173,6 +173,33 @@ struct Scratch {
     neg: Vec<f32>,
     coeff: Vec<f32>,
     heap: Vec<(f32, u32)>,
+    /// The items of user `liked_user` as a bitset (examples come grouped by user).
+    liked: Vec<u64>,
+    liked_user: usize,
+}
+
+impl Scratch {
+    /// Makes `liked` hold user u's items.
+    #[inline(always)]
+    fn load_user(&mut self, m: &CsrView<'_>, u: usize) {
+        if self.liked_user == u {
+            return;
+        }
+        if self.liked_user < m.n_rows() {
+            for &j in m.row(self.liked_user).0 {
+                self.liked[j as usize >> 6] = 0;
+            }
+        }
+        for &j in m.row(u).0 {
+            self.liked[j as usize >> 6] |= 1 << (j & 63);
+        }
+        self.liked_user = u;
+    }
+
+    #[inline(always)]
+    fn has(&self, j: usize) -> bool {
+        self.liked[j >> 6] >> (j & 63) & 1 == 1
+    }
 }
 
 /// A pairwise step (BPR, WARP): `g` is the loss's derivative with respect to
@@ -220,12 +247,6 @@ fn pairwise_update(e: &Epoch<'_>, s: &mut Scratch, u: usize, i: usize, j: usize,
     );
 }
 
-/// Whether user u has item j among its interactions (sorted row).
-#[inline(always)]
-fn has(m: &CsrView<'_>, u: usize, j: usize) -> bool {
-    m.row(u).0.binary_search(&(j as i32)).is_ok()
-}
-
 /// WARP negative search for user u with positive score `pos_score`: trains on the first
 /// uniformly drawn item that violates the margin and is not a positive.
 #[inline(always)]
@@ -241,14 +262,27 @@ fn warp_step<const FMA: bool>(
     first: usize,
 ) {
     let n_items = e.item_features.n_rows();
+    // Candidates are drawn LOOK tries ahead and their parameter rows requested, so that the
+    // cache misses of successive tries overlap.
+    const LOOK: usize = 3;
+    let mut cand = [first; LOOK + 1];
+    for c in cand.iter_mut().skip(1).take(LOOK - 1) {
+        *c = rng.random_range(0..n_items);
+        for &p in e.item_features.row(*c).0.iter().take(4) {
+            e.items.params.prefetch_row(p as usize);
+        }
+    }
     for sampled in 1..=e.p.max_sampled {
-        let j = if sampled == 1 {
-            first
-        } else {
-            rng.random_range(0..n_items)
-        };
+        let j = cand[(sampled - 1) % (LOOK + 1)];
+        if sampled + LOOK <= e.p.max_sampled {
+            let next = rng.random_range(0..n_items);
+            cand[(sampled + LOOK - 1) % (LOOK + 1)] = next;
+            for &p in e.item_features.row(next).0.iter().take(4) {
+                e.items.params.prefetch_row(p as usize);
+            }
+        }
         represent(e.item_features, j, &e.items.params, &mut s.neg);
-        if score::<FMA>(&s.user, &s.neg, e.d) > pos_score - 1.0 && !has(e.interactions, u, j) {
+        if score::<FMA>(&s.user, &s.neg, e.d) > pos_score - 1.0 && !s.has(j) {
             let rank = ((n_items - 1) / sampled).max(1) as f32;
             let g = -(weight * rank.ln()).min(MAX_LOSS);
             pairwise_update(e, s, u, i, j, g);
@@ -313,7 +347,7 @@ fn example<const FMA: bool>(
             if let Some(table) = &e.popularity {
                 for t in 0..1000 {
                     let c = if t == 0 { first } else { table.draw(rng) };
-                    if !has(m, u, c) {
+                    if !s.has(c) {
                         j = Some(c);
                         break;
                     }
@@ -380,6 +414,8 @@ fn share<const FMA: bool>(e: &Epoch<'_>, order: &[u32], row_of: &[u32], rng: &mu
         neg: vec![0.0; w],
         coeff: vec![0.0; w],
         heap: Vec::new(),
+        liked: vec![0; e.item_features.n_rows().div_ceil(64)],
+        liked_user: usize::MAX,
     };
     // The order is random, so every example starts with cache misses: on its interaction's
     // entries, its user's and item's parameter and accumulator rows, its first negative's rows.
@@ -419,6 +455,7 @@ fn share<const FMA: bool>(e: &Epoch<'_>, order: &[u32], row_of: &[u32], rng: &mu
             warm(&e.items, e.item_features, j);
         }
         let u = row_of[k as usize] as usize;
+        s.load_user(m, u);
         if matches!(e.p.loss, Loss::WarpKos { .. }) {
             kos_user::<FMA>(e, &mut s, rng, u);
         } else {
@@ -483,8 +520,17 @@ pub fn epoch(
     if m.nnz() > u32::MAX as usize || m.n_rows() > u32::MAX as usize {
         return Err(Error::invalid("interactions", "more than 2^32 entries"));
     }
-    let mut order: Vec<u32> = (0..m.nnz() as u32).collect();
-    order.shuffle(&mut stream(seed, u64::MAX, 4));
+    // Users in a random order, each user's interactions in a random order: the user's
+    // parameters and its set of items stay in cache while its examples train.
+    let mut rng = stream(seed, u64::MAX, 4);
+    let mut user_order: Vec<u32> = (0..m.n_rows() as u32).collect();
+    user_order.shuffle(&mut rng);
+    let mut order: Vec<u32> = Vec::with_capacity(m.nnz());
+    for &u in &user_order {
+        let start = order.len();
+        order.extend(m.row_range(u as usize).map(|k| k as u32));
+        order[start..].shuffle(&mut rng);
+    }
     let mut row_of = vec![0u32; m.nnz()];
     for u in 0..m.n_rows() {
         row_of[m.row_range(u)].fill(u as u32);
