@@ -11,6 +11,10 @@
 //! L2 penalty `alpha / 2 |theta|^2` of every parameter an example touches is part of that
 //! example's gradient (LightFM's lazy scaling multiplies where it should divide and diverges for
 //! alpha near 0.05).
+//!
+//! An epoch visits the users in a random order and each user's interactions in a random order
+//! (LightFM shuffles all interactions): the user's rows and a bitset of its items stay in cache,
+//! and negatives are checked against the bitset instead of a binary search in the user's row.
 
 use super::sgd::{column_counts, popularity, sigmoid, stream, Alias, SharedRows};
 use crate::error::{Error, Result};
@@ -474,8 +478,8 @@ pub struct Data<'a> {
     pub item_features: &'a CsrView<'a>,
 }
 
-/// One epoch of hogwild SGD over a shuffled order of the interactions, updating both sides in
-/// place. `d` is the number of embedding components.
+/// One epoch of hogwild SGD over the interactions (users in random order, each user's
+/// interactions shuffled), updating both sides in place. `d` is the number of embedding components.
 pub fn epoch(
     data: &Data<'_>,
     users: Side<'_>,

@@ -156,3 +156,17 @@ def test_quality_on_planted_data():
     p = ranking_metrics_at_k(PopularityRecommender().fit(train), train, test, K=10,
                              show_progress=False)
     assert r["ndcg"] > 1.5 * p["ndcg"], (r, p)
+
+
+def test_new_users_and_items_grow_the_identity_parameters():
+    X = random_user_items(n_users=40, n_items=30, density=0.2, seed=6)
+    m = LightFM(no_components=4, loss="warp", random_state=0).fit(X, epochs=2)
+    before = m._item[0].copy()
+    bigger = sp.vstack([sp.hstack([X, sp.csr_matrix((40, 3), dtype=np.float32)]),
+                        random_user_items(n_users=5, n_items=33, density=0.3, seed=7)]).tocsr()
+    m.fit_partial(bigger, epochs=0)
+    assert m._user[0].shape == (45, 5) and m._item[0].shape == (33, 5)
+    np.testing.assert_array_equal(m._item[0][:30], before)
+    assert np.all(m._item[1][30:] == 1.0)  # fresh adagrad accumulators
+    m.fit_partial(bigger, epochs=1)
+    assert m.predict(44, np.array([32])).shape == (1,)

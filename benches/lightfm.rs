@@ -1,0 +1,76 @@
+//! LightFM epochs on seeded synthetic data (identity features; WARP and BPR; 32/64/128
+//! components): `cargo bench --bench lightfm`.
+
+mod common;
+
+use common::power_law;
+use criterion::{criterion_group, criterion_main, Criterion, Throughput};
+use rand::rngs::SmallRng;
+use rand::{Rng, SeedableRng};
+use tacitrec::models::lightfm::{epoch, Data, LightFmParams, Loss, Schedule, Side};
+use tacitrec::sparse::Csr;
+
+fn identity(n: usize) -> Csr {
+    let t: Vec<_> = (0..n).map(|i| (i, i, 1.0)).collect();
+    Csr::from_triplets(n, n, &t).expect("valid")
+}
+
+fn bench_lightfm(c: &mut Criterion) {
+    let (users, items) = (20_000usize, 5_000usize);
+    let x = power_law(users, items, 40, 13);
+    let (uf, itf) = (identity(users), identity(items));
+    let mut g = c.benchmark_group("lightfm_epoch");
+    g.sample_size(10);
+    g.throughput(Throughput::Elements(x.indices.len() as u64));
+    for (name, loss) in [("warp", Loss::Warp), ("bpr", Loss::Bpr)] {
+        for d in [32usize, 64, 128] {
+            let w = d + 1;
+            let mut rng = SmallRng::seed_from_u64(4);
+            let mut init = |n: usize| -> Vec<f32> {
+                (0..n * w)
+                    .map(|_| (rng.random::<f32>() - 0.5) / d as f32)
+                    .collect()
+            };
+            let (u0, i0) = (init(users), init(items));
+            let params = LightFmParams {
+                loss,
+                schedule: Schedule::Adagrad {
+                    learning_rate: 0.05,
+                },
+                item_alpha: 0.0,
+                user_alpha: 0.0,
+                max_sampled: 10,
+            };
+            g.bench_function(format!("{name}_d{d}_t2"), |b| {
+                let (mut up, mut ip) = (u0.clone(), i0.clone());
+                let (mut ug, mut us) = (vec![1f32; up.len()], vec![0f32; up.len()]);
+                let (mut ig, mut is) = (vec![1f32; ip.len()], vec![0f32; ip.len()]);
+                let data = Data {
+                    interactions: &x.view(),
+                    weights: None,
+                    user_features: &uf.view(),
+                    item_features: &itf.view(),
+                };
+                let mut seed = 0;
+                b.iter(|| {
+                    seed += 1;
+                    let users = Side {
+                        params: &mut up,
+                        grad_acc: &mut ug,
+                        step_acc: &mut us,
+                    };
+                    let items = Side {
+                        params: &mut ip,
+                        grad_acc: &mut ig,
+                        step_acc: &mut is,
+                    };
+                    epoch(&data, users, items, d, &params, seed, 2).expect("valid")
+                })
+            });
+        }
+    }
+    g.finish();
+}
+
+criterion_group!(benches, bench_lightfm);
+criterion_main!(benches);
