@@ -7,7 +7,7 @@ from typing import Dict
 
 import numpy as np
 
-from ._validation import Csr, as_csr, check_count, check_threads
+from ._validation import Csr, as_csr, check_count, check_ids, check_threads
 from .base import MatrixFactorizationBase
 from .exceptions import ModelFitError
 
@@ -87,3 +87,28 @@ class SGDFactorizationBase(MatrixFactorizationBase):
         in a batch, and from call to call."""
         seed = self.random_state if isinstance(self.random_state, (int, np.integer)) else 0
         return int(seed) & (2**63 - 1)
+
+    # ---- folding users in ---------------------------------------------------------------------
+    def _fold_in(self, c: Csr, ids: np.ndarray) -> np.ndarray:
+        """Factors of the rows of ``c`` (one per id, uint64) with the item factors fixed."""
+        raise NotImplementedError
+
+    def recalculate_user(self, userid, user_items):
+        """The folded-in factors of users (scalar or array) from their rows of ``user_items``
+        (one row per id), with the item factors fixed (see the module docstring); not stored.
+        Any non-negative id is accepted; it seeds the user's draws, so a user gets the same
+        vector alone or in a batch."""
+        self._check_params()
+        _, n_items = self._shape()
+        ids, scalar = check_ids(userid, None, "userid", "users")
+        c = self._interactions(user_items, "user_items", n_cols=n_items)
+        if c.shape[0] != len(ids):
+            raise ValueError(f"user_items has {c.shape[0]} rows but {len(ids)} ids were given: "
+                             "pass one row per id")
+        out = self._fold_in(c, ids.astype(np.uint64))
+        return out[0] if scalar else out
+
+    def _user_vectors(self, userids, user_items, recalculate_user):
+        if recalculate_user:
+            return self.recalculate_user(userids, user_items)
+        return self._user_factors[userids]

@@ -45,7 +45,7 @@ from tqdm.auto import tqdm
 
 from . import _core
 from ._sgd import SGDFactorizationBase
-from ._validation import check_count, check_ids, check_random_state
+from ._validation import check_count, check_random_state
 
 _SAMPLING = ("popularity", "uniform")
 
@@ -160,27 +160,10 @@ class BayesianPersonalizedRanking(SGDFactorizationBase):
                     callback(epoch, time.perf_counter() - start, correct, skipped)
         return self
 
-    def recalculate_user(self, userid, user_items):
-        """The folded-in factors of users (scalar or array) from their rows of ``user_items``
-        (one row per id), with the item factors fixed (see the module docstring); not stored.
-        Any non-negative id is accepted; it seeds the user's draws, so a user gets the same
-        vector alone or in a batch."""
-        self._check_params()
-        _, n_items = self._shape()
-        ids, scalar = check_ids(userid, None, "userid", "users")
-        c = self._interactions(user_items, "user_items", n_cols=n_items)
-        if c.shape[0] != len(ids):
-            raise ValueError(f"user_items has {c.shape[0]} rows but {len(ids)} ids were given: "
-                             "pass one row per id")
-        out = _core.bpr_fold_in(c.triple(), ids.astype(np.uint64), self._item_factors,
-                                *self._args(), self._popularity, int(self.iterations),
-                                self._fold_in_seed(), self._threads())
-        return out[0] if scalar else out
-
-    def _user_vectors(self, userids, user_items, recalculate_user):
-        if recalculate_user:
-            return self.recalculate_user(userids, user_items)
-        return self._user_factors[userids]
+    def _fold_in(self, c, ids: np.ndarray) -> np.ndarray:
+        return _core.bpr_fold_in(c.triple(), ids, self._item_factors, *self._args(),
+                                 self._popularity, int(self.iterations), self._fold_in_seed(),
+                                 self._threads())
 
 
 __all__ = ["BayesianPersonalizedRanking"]

@@ -117,11 +117,10 @@ class LightFM(RecommenderBase):
         if not (isinstance(self.rho, (int, float, np.number)) and 0 < self.rho < 1):
             raise ValueError(f"rho must be in (0, 1), got {self.rho!r}")
 
-    def _features(self, X, name: str, n_rows: int, side: str, fitting: bool) -> Csr:
+    @staticmethod
+    def _features(X, name: str, n_rows: int, side: str) -> Csr:
+        """The training feature matrix of a side (identity when None)."""
         if X is None:
-            if not fitting and self._with_features[side]:
-                raise ValueError(f"this model was fitted with {name}: pass the same {name} "
-                                 f"(without them the {side} representations would be wrong)")
             return _identity(n_rows)
         F = as_csr(X, name)
         if F.shape[0] != n_rows:
@@ -175,8 +174,8 @@ class LightFM(RecommenderBase):
             raise ValueError("user_features must be given in every fit_partial call or in none")
         if self._item is not None and (item_features is not None) != self._with_features["item"]:
             raise ValueError("item_features must be given in every fit_partial call or in none")
-        Fu = self._features(user_features, "user_features", n_users, "user", True)
-        Fi = self._features(item_features, "item_features", n_items, "item", True)
+        Fu = self._features(user_features, "user_features", n_users, "user")
+        Fi = self._features(item_features, "item_features", n_items, "item")
         weights = self._weights(sample_weight, X)
         if self._rng is None:
             seed = self.random_state

@@ -35,7 +35,7 @@ from tqdm.auto import tqdm
 
 from . import _core
 from ._sgd import SGDFactorizationBase
-from ._validation import check_count, check_ids, check_random_state
+from ._validation import check_count, check_random_state
 
 
 class LogisticMatrixFactorization(SGDFactorizationBase):
@@ -138,34 +138,17 @@ class LogisticMatrixFactorization(SGDFactorizationBase):
                     callback(it, time.perf_counter() - start)
         return self
 
-    def recalculate_user(self, userid, user_items):
-        """The folded-in factors of users (scalar or array) from their rows of ``user_items``
-        (one row per id), with the item factors fixed (see the module docstring); not stored.
-        Any non-negative id is accepted; it seeds the user's draws, so a user gets the same
-        vector alone or in a batch."""
-        self._check_params()
-        _, n_items = self._shape()
-        ids, scalar = check_ids(userid, None, "userid", "users")
-        c = self._interactions(user_items, "user_items", n_cols=n_items)
-        if c.shape[0] != len(ids):
-            raise ValueError(f"user_items has {c.shape[0]} rows but {len(ids)} ids were given: "
-                             "pass one row per id")
+    def _fold_in(self, c, ids: np.ndarray) -> np.ndarray:
         f = int(self.factors)
         x = np.zeros((len(ids), f + 2), dtype=np.float32)
         x[:, f] = 1.0
         g2 = np.zeros_like(x)
         pop = (self._popularity if self._popularity is not None
-               else np.ones(n_items, dtype=np.float32))
-        uids = ids.astype(np.uint64)
+               else np.ones(c.shape[1], dtype=np.float32))
         seed = self._fold_in_seed()
         for it in range(int(self.iterations)):
-            self._step(c, x, g2, self._item_factors, f, seed + it, pop, uids)
-        return x[0] if scalar else x
-
-    def _user_vectors(self, userids, user_items, recalculate_user):
-        if recalculate_user:
-            return self.recalculate_user(userids, user_items)
-        return self._user_factors[userids]
+            self._step(c, x, g2, self._item_factors, f, seed + it, pop, ids)
+        return x
 
 
 __all__ = ["LogisticMatrixFactorization"]
