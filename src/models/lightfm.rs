@@ -121,9 +121,58 @@ fn score<const FMA: bool>(u: &[f32], i: &[f32], d: usize) -> f32 {
 
 /// Applies `g * F[r, p] * coeff + alpha * theta` to every feature row p of row r (the bias
 /// column only when `bias`), through the schedule.
+/// Adagrad on the leading multiple of 8 elements with AVX2 (`FMA` is only true where the CPU
+/// has AVX2 and FMA): `1 / sqrt(G)` from the approximate reciprocal square root refined by one
+/// Newton step (relative error ~1e-7, against the exact division's ~1e-7; the division and
+/// square root were the slowest part of the update). Returns how many elements it did.
+#[inline(always)]
+fn adagrad_avx2<const FMA: bool>(
+    theta: &mut [f32],
+    acc: &mut [f32],
+    coeff: &[f32],
+    gw: f32,
+    alpha: f32,
+    lr: f32,
+) -> usize {
+    #[cfg(target_arch = "x86_64")]
+    if FMA {
+        use std::arch::x86_64::*;
+        let n = theta.len().min(acc.len()).min(coeff.len()) / 8 * 8;
+        // SAFETY: FMA = true is only instantiated behind the AVX2+FMA runtime check
+        // (simd::dispatch!); every access is below n, within all three slices.
+        unsafe {
+            let (vgw, valpha, vlr) = (
+                _mm256_set1_ps(gw),
+                _mm256_set1_ps(alpha),
+                _mm256_set1_ps(lr),
+            );
+            let (half, three_halves) = (_mm256_set1_ps(0.5), _mm256_set1_ps(1.5));
+            for k in (0..n).step_by(8) {
+                let t = _mm256_loadu_ps(theta.as_ptr().add(k));
+                let a = _mm256_loadu_ps(acc.as_ptr().add(k));
+                let c = _mm256_loadu_ps(coeff.as_ptr().add(k));
+                let grad = _mm256_fmadd_ps(vgw, c, _mm256_mul_ps(valpha, t));
+                let y = _mm256_rsqrt_ps(a);
+                let y = _mm256_mul_ps(
+                    y,
+                    _mm256_fnmadd_ps(_mm256_mul_ps(half, a), _mm256_mul_ps(y, y), three_halves),
+                );
+                _mm256_storeu_ps(
+                    theta.as_mut_ptr().add(k),
+                    _mm256_fnmadd_ps(_mm256_mul_ps(vlr, y), grad, t),
+                );
+                _mm256_storeu_ps(acc.as_mut_ptr().add(k), _mm256_fmadd_ps(grad, grad, a));
+            }
+        }
+        return n;
+    }
+    let _ = (theta, acc, coeff, gw, alpha, lr);
+    0
+}
+
 #[inline(always)]
 #[allow(clippy::too_many_arguments)]
-fn update(
+fn update<const FMA: bool>(
     f: &CsrView<'_>,
     r: usize,
     side: &Shared,
@@ -145,21 +194,23 @@ fn update(
             )
         };
         let gw = g * w;
-        let it = theta[..cols]
-            .iter_mut()
-            .zip(&mut acc[..cols])
-            .zip(&mut mom[..cols])
-            .zip(&coeff[..cols]);
+        let (theta, acc, mom, coeff) = (
+            &mut theta[..cols],
+            &mut acc[..cols],
+            &mut mom[..cols],
+            &coeff[..cols],
+        );
         match schedule {
             Schedule::Adagrad { learning_rate } => {
-                for (((t, a), _), &c) in it {
+                let done = adagrad_avx2::<FMA>(theta, acc, coeff, gw, alpha, learning_rate);
+                for ((t, a), &c) in theta.iter_mut().zip(acc.iter_mut()).zip(coeff).skip(done) {
                     let grad = gw * c + alpha * *t;
                     *t -= learning_rate / a.sqrt() * grad;
                     *a += grad * grad;
                 }
             }
             Schedule::Adadelta { rho, epsilon } => {
-                for (((t, a), m), &c) in it {
+                for (((t, a), m), &c) in theta.iter_mut().zip(acc).zip(mom).zip(coeff) {
                     let grad = gw * c + alpha * *t;
                     *a = rho * *a + (1.0 - rho) * grad * grad;
                     let step = ((*m + epsilon) / (*a + epsilon)).sqrt() * grad;
@@ -209,12 +260,19 @@ impl Scratch {
 /// A pairwise step (BPR, WARP): `g` is the loss's derivative with respect to
 /// `score(pos) - score(neg)`, already weighted.
 #[inline(always)]
-fn pairwise_update(e: &Epoch<'_>, s: &mut Scratch, u: usize, i: usize, j: usize, g: f32) {
+fn pairwise_update<const FMA: bool>(
+    e: &Epoch<'_>,
+    s: &mut Scratch,
+    u: usize,
+    i: usize,
+    j: usize,
+    g: f32,
+) {
     let (p, d) = (&e.p, e.d);
     // items: d score / d e_i = q_u, d score / d b_i = 1
     s.coeff[..d].copy_from_slice(&s.user[..d]);
     s.coeff[d] = 1.0;
-    update(
+    update::<FMA>(
         e.item_features,
         i,
         &e.items,
@@ -224,7 +282,7 @@ fn pairwise_update(e: &Epoch<'_>, s: &mut Scratch, u: usize, i: usize, j: usize,
         p.item_alpha,
         p.schedule,
     );
-    update(
+    update::<FMA>(
         e.item_features,
         j,
         &e.items,
@@ -239,7 +297,7 @@ fn pairwise_update(e: &Epoch<'_>, s: &mut Scratch, u: usize, i: usize, j: usize,
         s.coeff[c] = s.pos[c] - s.neg[c];
     }
     s.coeff[d] = 0.0;
-    update(
+    update::<FMA>(
         e.user_features,
         u,
         &e.users,
@@ -289,7 +347,7 @@ fn warp_step<const FMA: bool>(
         if score::<FMA>(&s.user, &s.neg, e.d) > pos_score - 1.0 && !s.has(j) {
             let rank = ((n_items - 1) / sampled).max(1) as f32;
             let g = -(weight * rank.ln()).min(MAX_LOSS);
-            pairwise_update(e, s, u, i, j, g);
+            pairwise_update::<FMA>(e, s, u, i, j, g);
             return;
         }
     }
@@ -319,7 +377,7 @@ fn example<const FMA: bool>(
             let p = &e.p;
             s.coeff[..d].copy_from_slice(&s.user[..d]);
             s.coeff[d] = 1.0;
-            update(
+            update::<FMA>(
                 e.item_features,
                 i,
                 &e.items,
@@ -330,7 +388,7 @@ fn example<const FMA: bool>(
                 p.schedule,
             );
             s.coeff[..d].copy_from_slice(&s.pos[..d]);
-            update(
+            update::<FMA>(
                 e.user_features,
                 u,
                 &e.users,
@@ -361,7 +419,7 @@ fn example<const FMA: bool>(
             represent(e.item_features, j, &e.items.params, &mut s.neg);
             let diff = score::<FMA>(&s.user, &s.pos, d) - score::<FMA>(&s.user, &s.neg, d);
             let g = -weight * (1.0 - sigmoid(diff));
-            pairwise_update(e, s, u, i, j, g);
+            pairwise_update::<FMA>(e, s, u, i, j, g);
         }
         Loss::Warp => {
             if y <= 0.0 {
