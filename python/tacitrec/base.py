@@ -141,7 +141,15 @@ class RecommenderBase:
         to the lower item id. Where a user has fewer than ``N'`` candidates left after removing
         its liked items, its row is padded with id ``-1`` and score ``-inf``.
         """
-        n_users, n_items = self._shape()
+        return self._checked_recommend(self._shape(), self._recommend, userid, user_items, N,
+                                       filter_already_liked_items, filter_items,
+                                       recalculate_user, items)
+
+    def _checked_recommend(self, shape, run, userid, user_items, N, filter_already_liked_items,
+                           filter_items, recalculate_user, items):
+        """:meth:`recommend`'s validation, then ``run`` (a ``_recommend``-like callable) for a
+        model that knows ``shape = (n_users, n_items)``."""
+        n_users, n_items = shape
         bound = None if recalculate_user else n_users
         users, scalar = check_ids(userid, bound, "userid", "users")
         N = check_count(N, "N")
@@ -159,7 +167,7 @@ class RecommenderBase:
                 f"user_items is required with {need}: pass the requested users' rows "
                 "(e.g. user_items[userid]) or set filter_already_liked_items=False"
             )
-        ids, scores = self._recommend(
+        ids, scores = run(
             users,
             liked,
             N,

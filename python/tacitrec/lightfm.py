@@ -88,7 +88,6 @@ class LightFM(RecommenderBase):
         self._item = None
         self._with_features = {"user": False, "item": False}
         self._rng = None
-        self._serving = None
 
     def set_params(self, **params) -> "LightFM":
         """Sets hyper-parameters by name (LightFM's ``set_params``); returns the model."""
@@ -330,23 +329,27 @@ class LightFM(RecommenderBase):
         if recalculate_user:
             raise NotImplementedError("LightFM represents users by their features: pass the "
                                       "user's feature row in user_features instead")
-        self._serving = (user_features, item_features)
-        try:
-            return super().recommend(userid, user_items, N, filter_already_liked_items,
-                                     filter_items, False, items)
-        finally:
-            self._serving = None
+        shape = (self._n_rows("user", user_features), self._n_rows("item", item_features))
+
+        def run(users, liked, N, filter_liked, filter_items, items, _recalculate):
+            return self._score_top(users, liked, N, filter_liked, filter_items, items,
+                                   user_features, item_features)
+
+        return self._checked_recommend(shape, run, userid, user_items, N,
+                                       filter_already_liked_items, filter_items, False, items)
 
     def _shape(self):
-        self._check_fitted()
-        uf, itf = self._serving or (None, None)
-        return self._n_rows("user", uf), self._n_rows("item", itf)
+        return self._n_rows("user", None), self._n_rows("item", None)
 
     def _recommend(self, userids, user_items, N, filter_liked, filter_items, items,
                    recalculate_user):
-        uf, itf = self._serving or (None, None)
-        U = self._represent("user", uf, userids)
-        V = self._represent("item", itf)
+        return self._score_top(userids, user_items, N, filter_liked, filter_items, items,
+                               None, None)
+
+    def _score_top(self, userids, user_items, N, filter_liked, filter_items, items,
+                   user_features, item_features):
+        U = self._represent("user", user_features, userids)
+        V = self._represent("item", item_features)
         d = U.shape[1] - 1
         # [q_u, b_u, 1] . [q_i, 1, b_i] = q_u . q_i + b_u + b_i
         Ua = np.hstack([U, np.ones((len(U), 1), np.float32)])
@@ -386,11 +389,6 @@ class LightFM(RecommenderBase):
                 raise ValueError(f"the saved {side} parameters have inconsistent shapes")
             setattr(self, "_" + side, arrays)
             self._with_features[side] = bool(state[f"{side}_with_features"])
-
-    def __getstate__(self):
-        d = self.__dict__.copy()
-        d["_serving"] = None
-        return d
 
 
 __all__ = ["LightFM"]
