@@ -21,7 +21,7 @@
 use super::sgd::{column_counts, popularity, stream, Alias, Negatives, SharedRows};
 use crate::error::{Error, Result};
 use crate::parallel;
-use crate::simd::{dispatch, dot, madd, Simd};
+use crate::simd::{dispatch, dot, madd, prefetch, Simd};
 use crate::sparse::CsrView;
 use rand::rngs::SmallRng;
 use rand::seq::SliceRandom;
@@ -138,12 +138,16 @@ fn negative(
     i: u32,
     p: &BprParams,
     stats: &mut EpochStats,
+    first: Option<u32>,
 ) -> Option<u32> {
     for attempt in 0..=p.max_redraws {
         if attempt > 0 {
             stats.redrawn += 1;
         }
-        let j = neg.draw(rng);
+        let j = match first {
+            Some(j) if attempt == 0 => j,
+            _ => neg.draw(rng),
+        };
         if j != i && !(p.verify_negative_samples && liked.binary_search(&(j as i32)).is_ok()) {
             return Some(j);
         }
@@ -171,9 +175,10 @@ fn sample<const FMA: bool>(
     i: u32,
     w: f32,
     stats: &mut EpochStats,
+    first: Option<u32>,
 ) {
     stats.samples += 1;
-    let Some(j) = negative(rng, neg, liked, i, &e.p, stats) else {
+    let Some(j) = negative(rng, neg, liked, i, &e.p, stats, first) else {
         stats.skipped += 1;
         return;
     };
@@ -203,9 +208,44 @@ fn hogwild_share<const FMA: bool>(
             ids: None,
         },
     };
-    let mut stats = EpochStats::default();
-    for _ in 0..n {
+    // Random samples miss the cache on their entries and rows: draw each sample 2 * AHEAD
+    // samples early and request its entries; AHEAD samples early read them, draw the first
+    // negative and request the three factor rows and the user's CSR row.
+    const AHEAD: usize = 4;
+    const RING: usize = 16;
+    let n = n as usize;
+    let (mut ks, mut firsts) = ([0usize; RING], [0u32; RING]);
+    let stage1 = |rng: &mut SmallRng, ks: &mut [usize; RING], t: usize| {
         let k = rng.random_range(0..indices.len());
+        ks[t % RING] = k;
+        prefetch(row_of.as_ptr().wrapping_add(k));
+        prefetch(indices.as_ptr().wrapping_add(k));
+    };
+    let stage2 = |rng: &mut SmallRng, ks: &[usize; RING], firsts: &mut [u32; RING], t: usize| {
+        let k = ks[t % RING];
+        let u = row_of[k] as usize;
+        let j = neg.draw(rng);
+        firsts[t % RING] = j;
+        e.x.prefetch_row(u);
+        e.y.prefetch_row(indices[k] as usize);
+        e.y.prefetch_row(j as usize);
+        prefetch(indices.as_ptr().wrapping_add(e.m.row_range(u).start));
+    };
+    for t in 0..n.min(2 * AHEAD) {
+        stage1(rng, &mut ks, t);
+    }
+    for t in 0..n.min(AHEAD) {
+        stage2(rng, &ks, &mut firsts, t);
+    }
+    let mut stats = EpochStats::default();
+    for t in 0..n {
+        if t + 2 * AHEAD < n {
+            stage1(rng, &mut ks, t + 2 * AHEAD);
+        }
+        if t + AHEAD < n {
+            stage2(rng, &ks, &mut firsts, t + AHEAD);
+        }
+        let k = ks[t % RING];
         let u = row_of[k] as usize;
         let w = if e.p.use_weights { data[k] } else { 1.0 };
         sample::<FMA>(
@@ -217,6 +257,7 @@ fn hogwild_share<const FMA: bool>(
             indices[k] as u32,
             w,
             &mut stats,
+            Some(firsts[t % RING]),
         );
     }
     stats
@@ -342,6 +383,7 @@ fn block<const FMA: bool>(
             items[k] as u32,
             values[k],
             &mut stats,
+            None,
         );
     }
     stats
@@ -474,7 +516,7 @@ fn fold_in_row<const FMA: bool>(
     let mut stats = EpochStats::default();
     for _ in 0..epochs * items.len() {
         let i = items[rng.random_range(0..items.len())] as u32;
-        if let Some(j) = negative(rng, neg, items, i, p, &mut stats) {
+        if let Some(j) = negative(rng, neg, items, i, p, &mut stats, None) {
             let (i, j) = (i as usize, j as usize);
             user_step::<FMA>(
                 x,
