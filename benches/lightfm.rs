@@ -10,15 +10,10 @@ use rand::{Rng, SeedableRng};
 use tacitrec::models::lightfm::{epoch, Data, LightFmParams, Loss, Schedule, Side};
 use tacitrec::sparse::Csr;
 
-fn identity(n: usize) -> Csr {
-    let t: Vec<_> = (0..n).map(|i| (i, i, 1.0)).collect();
-    Csr::from_triplets(n, n, &t).expect("valid")
-}
-
 fn bench_lightfm(c: &mut Criterion) {
     let (users, items) = (20_000usize, 5_000usize);
     let x = power_law(users, items, 40, 13);
-    let (uf, itf) = (identity(users), identity(items));
+    let (uf, itf) = (Csr::identity(users), Csr::identity(items));
     let mut g = c.benchmark_group("lightfm_epoch");
     g.sample_size(10);
     g.throughput(Throughput::Elements(x.indices.len() as u64));

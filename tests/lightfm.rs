@@ -4,10 +4,6 @@
 use tacitrec::models::lightfm::{epoch, Data, LightFmParams, Loss, Schedule, Side};
 use tacitrec::sparse::Csr;
 
-fn identity(n: usize) -> Csr {
-    Csr::from_triplets(n, n, &(0..n).map(|i| (i, i, 1.0)).collect::<Vec<_>>()).unwrap()
-}
-
 fn params(loss: Loss) -> LightFmParams {
     LightFmParams {
         loss,
@@ -23,7 +19,7 @@ fn params(loss: Loss) -> LightFmParams {
 fn run(loss: Loss, n_user_features: usize) -> Result<Vec<f32>, tacitrec::Error> {
     let t: Vec<_> = (0..40usize).map(|k| (k % 10, (k * 7) % 12, 1.0)).collect();
     let x = Csr::from_triplets(10, 12, &t).unwrap();
-    let (uf, itf) = (identity(10), identity(12));
+    let (uf, itf) = (Csr::identity(10), Csr::identity(12));
     let d = 3;
     let mut up: Vec<f32> = (0..n_user_features * (d + 1))
         .map(|k| (k % 7) as f32 * 0.01)

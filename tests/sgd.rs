@@ -123,34 +123,24 @@ fn bad_shapes_are_errors() {
         count: 90,
         ids: None,
     };
-    let mut g = vec![0f32; 10];
-    assert!(lmf::half_step(
-        &m.view(),
-        &mut x,
-        &mut g,
-        &y,
-        5,
-        4,
-        &LmfParams::default(),
-        &neg,
-        None,
-        0,
-        1
-    )
-    .is_err());
-    let mut g = vec![0f32; 300 * 5];
-    assert!(lmf::half_step(
-        &m.view(),
-        &mut x,
-        &mut g,
-        &y,
-        5,
-        5,
-        &LmfParams::default(),
-        &neg,
-        None,
-        0,
-        1
-    )
-    .is_err());
+    let mut half_step = |g_len: usize, fixed: usize| {
+        let mut g = vec![0f32; g_len];
+        let p = LmfParams::default();
+        lmf::half_step(
+            &m.view(),
+            &mut x,
+            &mut g,
+            &y,
+            5,
+            fixed,
+            &p,
+            &neg,
+            None,
+            0,
+            1,
+        )
+    };
+    assert!(half_step(10, 4).is_err()); // accumulators of the wrong size
+    assert!(half_step(300 * 5, 5).is_err()); // the constant column out of range
+    assert!(half_step(300 * 5, 4).is_ok());
 }

@@ -119,8 +119,6 @@ fn score<const FMA: bool>(u: &[f32], i: &[f32], d: usize) -> f32 {
     dot::<FMA>(&u[..d], &i[..d]) + u[d] + i[d]
 }
 
-/// Applies `g * F[r, p] * coeff + alpha * theta` to every feature row p of row r (the bias
-/// column only when `bias`), through the schedule.
 /// Adagrad on the leading multiple of 8 elements with AVX2 (`FMA` is only true where the CPU
 /// has AVX2 and FMA): `1 / sqrt(G)` from the approximate reciprocal square root refined by one
 /// Newton step (relative error ~1e-7, against the exact division's ~1e-7; the division and
@@ -170,18 +168,29 @@ fn adagrad_avx2<const FMA: bool>(
     0
 }
 
+/// Which side an update goes to.
+#[derive(Clone, Copy)]
+enum Which {
+    User,
+    Item,
+}
+
+/// Applies `g * F[r, p] * coeff + alpha * theta` to every feature row p of row r of `which` side (the bias
+/// column only when `bias`), through the schedule.
 #[inline(always)]
-#[allow(clippy::too_many_arguments)]
 fn update<const FMA: bool>(
-    f: &CsrView<'_>,
+    e: &Epoch<'_>,
+    which: Which,
     r: usize,
-    side: &Shared,
     g: f32,
     coeff: &[f32],
     bias: bool,
-    alpha: f32,
-    schedule: Schedule,
 ) {
+    let (f, side, alpha) = match which {
+        Which::User => (e.user_features, &e.users, e.p.user_alpha),
+        Which::Item => (e.item_features, &e.items, e.p.item_alpha),
+    };
+    let schedule = e.p.schedule;
     let cols = if bias { coeff.len() } else { coeff.len() - 1 };
     let (feats, ws) = f.row(r);
     for (&p, &w) in feats.iter().zip(ws) {
@@ -268,45 +277,18 @@ fn pairwise_update<const FMA: bool>(
     j: usize,
     g: f32,
 ) {
-    let (p, d) = (&e.p, e.d);
+    let d = e.d;
     // items: d score / d e_i = q_u, d score / d b_i = 1
     s.coeff[..d].copy_from_slice(&s.user[..d]);
     s.coeff[d] = 1.0;
-    update::<FMA>(
-        e.item_features,
-        i,
-        &e.items,
-        g,
-        &s.coeff,
-        true,
-        p.item_alpha,
-        p.schedule,
-    );
-    update::<FMA>(
-        e.item_features,
-        j,
-        &e.items,
-        -g,
-        &s.coeff,
-        true,
-        p.item_alpha,
-        p.schedule,
-    );
+    update::<FMA>(e, Which::Item, i, g, &s.coeff, true);
+    update::<FMA>(e, Which::Item, j, -g, &s.coeff, true);
     // the user: d / d e_u = q_i - q_j; its bias cancels
     for c in 0..d {
         s.coeff[c] = s.pos[c] - s.neg[c];
     }
     s.coeff[d] = 0.0;
-    update::<FMA>(
-        e.user_features,
-        u,
-        &e.users,
-        g,
-        &s.coeff,
-        false,
-        p.user_alpha,
-        p.schedule,
-    );
+    update::<FMA>(e, Which::User, u, g, &s.coeff, false);
 }
 
 /// WARP negative search for user u with positive score `pos_score`: trains on the first
@@ -374,30 +356,11 @@ fn example<const FMA: bool>(
         Loss::Logistic => {
             let target = if y > 0.0 { 1.0 } else { 0.0 };
             let g = weight * (sigmoid(score::<FMA>(&s.user, &s.pos, d)) - target);
-            let p = &e.p;
             s.coeff[..d].copy_from_slice(&s.user[..d]);
             s.coeff[d] = 1.0;
-            update::<FMA>(
-                e.item_features,
-                i,
-                &e.items,
-                g,
-                &s.coeff,
-                true,
-                p.item_alpha,
-                p.schedule,
-            );
+            update::<FMA>(e, Which::Item, i, g, &s.coeff, true);
             s.coeff[..d].copy_from_slice(&s.pos[..d]);
-            update::<FMA>(
-                e.user_features,
-                u,
-                &e.users,
-                g,
-                &s.coeff,
-                true,
-                p.user_alpha,
-                p.schedule,
-            );
+            update::<FMA>(e, Which::User, u, g, &s.coeff, true);
         }
         Loss::Bpr => {
             if y <= 0.0 {

@@ -168,6 +168,17 @@ pub struct Csr {
 }
 
 impl Csr {
+    /// The `n x n` identity (every row its own feature, as LightFM's default features).
+    pub fn identity(n: usize) -> Csr {
+        Csr {
+            n_rows: n,
+            n_cols: n,
+            indptr: (0..=n as i64).collect(),
+            indices: (0..n as i32).collect(),
+            data: vec![1.0; n],
+        }
+    }
+
     /// Builds a canonical CSR from `(row, col, value)` triplets (summing duplicates). Meant for tests,
     /// benchmarks and small inputs; kernels build their outputs directly.
     pub fn from_triplets(
