@@ -27,16 +27,3 @@ def test_demo_prints_the_metrics_the_library_computes():
     ndcg = {l.split()[0]: float(l.split()[-4]) for l in out.stdout.splitlines()
             if l.startswith(("popularity ", "bm25 ", "als "))}
     assert ndcg["bm25"] > 1.5 * ndcg["popularity"] and ndcg["als"] > 1.2 * ndcg["popularity"]
-
-
-def test_synthetic_is_seeded_and_planted():
-    a = synthetic(n_users=300, n_items=100, n_clusters=5, random_state=1)
-    b = synthetic(n_users=300, n_items=100, n_clusters=5, random_state=1)
-    assert (a.user_items != b.user_items).nnz == 0
-    X = a.user_items.tocoo()
-    same = a.user_cluster[X.row] == a.item_cluster[X.col]
-    # draws (counts) from the user's own cluster: in_cluster=0.8 plus 1/5 of the global ones
-    share = X.data[same].sum() / X.data.sum()
-    assert share == pytest.approx(0.8 + 0.2 / 5, abs=0.03)
-    with pytest.raises(ValueError, match="n_clusters"):
-        synthetic(n_items=3, n_clusters=4)
