@@ -1,78 +1,430 @@
-"""Command line: ``python -m tacitrec`` (or the ``tacitrec`` script).
+"""Command line: ``tacitrec COMMAND`` (or ``python -m tacitrec COMMAND``).
 
-``demo`` (the default) generates a seeded synthetic dataset, fits the popularity baseline, BM25
-item-item kNN and ALS, evaluates them on a held-out split and prints example recommendations.
+commands:
+  demo       fit and evaluate several models on generated data (or --data PATH); the default
+  fit        fit a model on an interaction file and save it with the file's ids
+  recommend  top-N recommendations of a saved model, in the original ids, as CSV
+  evaluate   split an interaction file, fit a model, print ranking metrics
+
+Interaction files are CSV/TSV (any separator, with or without a header) or Parquet (with
+pyarrow) of user, item and optionally weight columns. `tacitrec COMMAND --help` for details.
 """
 
 from __future__ import annotations
 
 import argparse
+import ast
+import csv
+import os
 import sys
 import time
-from typing import List, Optional
+from typing import Dict, List, Optional
 
 import numpy as np
+import scipy.sparse as sp
 
+from . import _io
 from .als import AlternatingLeastSquares
-from .datasets import synthetic
-from .evaluation import ranking_metrics_at_k, train_test_split
-from .knn import BM25Recommender
+from .bpr import BayesianPersonalizedRanking
+from .evaluation import leave_k_out_split, ranking_metrics_at_k, train_test_split
+from .exceptions import ModelFitError, ModelFormatError, NotFittedError
+from .knn import (BM25Recommender, CosineRecommender, ItemItemRecommender, PearsonRecommender,
+                  TFIDFRecommender)
+from .lightfm import LightFM
+from .lmf import LogisticMatrixFactorization
 from .popularity import PopularityRecommender
 
+#: name on the command line -> (class, defaults that differ from the class's own)
+MODELS = {
+    "als": (AlternatingLeastSquares, {}),
+    "bpr": (BayesianPersonalizedRanking, {}),
+    "lmf": (LogisticMatrixFactorization, {}),
+    "itemitem": (ItemItemRecommender, {}),
+    "cosine": (CosineRecommender, {}),
+    "bm25": (BM25Recommender, {}),
+    "tfidf": (TFIDFRecommender, {}),
+    "pearson": (PearsonRecommender, {}),
+    "popularity": (PopularityRecommender, {}),
+    # LightFM's own default loss is logistic, which needs negative interactions
+    "lightfm": (LightFM, {"loss": "warp", "no_components": 32}),
+}
+#: parameters of LightFM's fit rather than of its constructor, with the command line's defaults
+LIGHTFM_FIT = {"epochs": 20}
+METRICS = ["precision", "recall", "map", "ndcg", "auc", "mrr", "hit_rate"]
 
-def demo(args) -> int:
-    data = synthetic(n_users=args.users, n_items=args.items, random_state=args.seed)
-    X = data.user_items
-    print(f"synthetic data: {X.shape[0]} users x {X.shape[1]} items, {X.nnz} interactions "
-          f"(seed {args.seed})")
-    train, test = train_test_split(X, 0.8, random_state=args.seed)
-    rows = []
-    models = [
-        ("popularity", PopularityRecommender(num_threads=args.threads)),
-        ("popularity (weighted)", PopularityRecommender(weighted=True, num_threads=args.threads)),
-        ("bm25 knn (K=50)", BM25Recommender(K=50, num_threads=args.threads)),
-        ("als (64 factors)", AlternatingLeastSquares(factors=64, regularization=0.05, alpha=2.0,
-                                                     iterations=15, random_state=args.seed,
-                                                     num_threads=args.threads)),
-    ]
-    for name, model in models:
-        t0 = time.perf_counter()
-        model.fit(train, show_progress=True)
-        fit_s = time.perf_counter() - t0
-        t0 = time.perf_counter()
-        metrics = ranking_metrics_at_k(model, train, test, K=args.k, show_progress=True,
-                                       num_threads=args.threads)
-        rows.append((name, fit_s, time.perf_counter() - t0, metrics))
 
-    keys = ["precision", "recall", "map", "ndcg", "auc", "mrr", "hit_rate"]
-    print(f"\nmetrics at K={args.k} on the held-out 20%:")
-    print(f"{'model':<24}{'fit s':>8}{'eval s':>8}" + "".join(f"{k:>10}" for k in keys))
-    for name, fit_s, eval_s, m in rows:
-        print(f"{name:<24}{fit_s:>8.3f}{eval_s:>8.3f}" + "".join(f"{m[k]:>10.4f}" for k in keys))
+class CliError(Exception):
+    """A usage problem reported as ``tacitrec CMD: error: ...`` with exit code 2."""
 
-    users = np.arange(3)
-    for name, model in (models[0], models[-1]):
-        ids, scores = model.recommend(users, train[users], N=5)
-        print(f"\nexample recommendations ({name}, already-seen items removed):")
-        for u, row, sc in zip(users, ids, scores):
-            shown = ", ".join(f"{i} ({s:.3g})" for i, s in zip(row, sc))
-            print(f"  user {u}: {shown}")
+
+# ---- models ------------------------------------------------------------------------------------
+def _parse_params(pairs: List[str]) -> Dict[str, object]:
+    params = {}
+    for pair in pairs:
+        key, sep, text = pair.partition("=")
+        if not sep or not key:
+            raise CliError(f"--param {pair!r}: expected NAME=VALUE")
+        try:
+            params[key.strip()] = ast.literal_eval(text)
+        except (ValueError, SyntaxError):
+            params[key.strip()] = text  # a bare string such as loss=warp
+    return params
+
+
+def make_model(name: str, pairs: List[str], threads: int, seed: Optional[int]):
+    """(model, extra fit keyword arguments) for a model name and NAME=VALUE parameters."""
+    if name not in MODELS:
+        raise CliError(f"unknown model {name!r}; choose from {', '.join(MODELS)}")
+    cls, defaults = MODELS[name]
+    valid = cls().get_params()
+    given = _parse_params(pairs)
+    fit_kw = dict(LIGHTFM_FIT) if cls is LightFM else {}
+    params = dict(defaults)
+    for key, value in given.items():
+        if key in fit_kw:
+            fit_kw[key] = value
+        elif key in valid:
+            params[key] = value
+        else:
+            known = sorted(valid) + sorted(fit_kw)
+            raise CliError(f"{key!r} is not a parameter of {name} ({cls.__name__}); "
+                           f"valid: {', '.join(known)}")
+    if "num_threads" in valid:
+        params.setdefault("num_threads", threads)
+    elif cls is LightFM:
+        fit_kw["num_threads"] = threads
+    if "random_state" in valid and seed is not None:
+        params.setdefault("random_state", seed)
+    return cls(**params), fit_kw
+
+
+def _fit(model, X, fit_kw, show_progress: bool, **features):
+    if isinstance(model, LightFM):
+        return model.fit(X, epochs=fit_kw["epochs"], num_threads=fit_kw["num_threads"],
+                         verbose=show_progress, **features)
+    return model.fit(X, show_progress=show_progress)
+
+
+def _read(path, args, min_weight=True) -> _io.Interactions:
+    return _io.read_interactions(path, sep=args.sep, header=args.header, user_col=args.user_col,
+                                 item_col=args.item_col, weight_col=args.weight_col,
+                                 min_weight=args.min_weight if min_weight else None)
+
+
+# ---- commands ----------------------------------------------------------------------------------
+def cmd_fit(args) -> int:
+    data = _read(args.interactions, args)
+    model, fit_kw = make_model(args.model, args.param, args.threads, args.seed)
+    _say(args, f"{os.path.basename(args.interactions)}: {data.matrix.shape[0]} users x "
+               f"{data.matrix.shape[1]} items, {data.matrix.nnz} interactions; fitting {model!r}")
+    t0 = time.perf_counter()
+    _fit(model, data.matrix, fit_kw, not args.quiet)
+    info = {"model": args.model, "fit": {k: v for k, v in fit_kw.items() if k != "num_threads"},
+            "source": os.path.abspath(args.interactions), "seconds": time.perf_counter() - t0}
+    _io.save_bundle(args.out, model, data, info)
+    _say(args, f"fitted in {info['seconds']:.2f} s; saved to {args.out}")
     return 0
 
 
-def main(argv: Optional[List[str]] = None) -> int:
+def _requested_users(args, data: _io.Interactions) -> np.ndarray:
+    if args.users is None:
+        return np.arange(data.matrix.shape[0])
+    path = _io._check_file(args.users, "users file")
+    with open(path, encoding="utf-8") as f:
+        wanted = [line.strip() for line in f if line.strip()]
+    pos = _io.lookup(data.user_ids, wanted)
+    unknown = [w for w, p in zip(wanted, pos) if p < 0]
+    if unknown and not args.skip_unknown:
+        shown = ", ".join(repr(u) for u in unknown[:5])
+        raise CliError(f"{len(unknown)} of {len(wanted)} users in {path} are not in the "
+                       f"model's training data (e.g. {shown}); pass --skip-unknown to skip them")
+    return pos[pos >= 0]
+
+
+def cmd_recommend(args) -> int:
+    model, data, info = _io.load_bundle(args.model)
+    users = _requested_users(args, data)
+    history = data.matrix
+    if args.filter_liked is not None:
+        extra = _io.restrict(_read(args.filter_liked, args, min_weight=False), data)
+        history = history.maximum(extra).tocsr()
+    n = args.n
+    if n < 1:
+        raise CliError(f"-n must be a positive integer, got {n}")
+    out = sys.stdout if args.out == "-" else open(args.out, "w", newline="", encoding="utf-8")
+    try:
+        writer = csv.writer(out, lineterminator="\n")
+        writer.writerow(["user", "item", "rank", "score"])
+        rank = np.tile(np.arange(1, n + 1), args.chunk_size)
+        for start in range(0, len(users), args.chunk_size):
+            chunk = users[start:start + args.chunk_size]
+            ids, scores = model.recommend(chunk, history[chunk], N=n,
+                                          filter_already_liked_items=not args.keep_liked)
+            valid = ids >= 0  # rows of users with fewer candidates are padded with -1
+            who = np.repeat(data.user_ids[chunk], valid.sum(axis=1))
+            writer.writerows(zip(who.tolist(), data.item_ids[ids[valid]].tolist(),
+                                 rank[:ids.size].reshape(ids.shape)[valid].tolist(),
+                                 _io.format_scores(scores[valid])))
+    finally:
+        if out is not sys.stdout:
+            out.close()
+    if args.out != "-":
+        _say(args, f"{len(users)} users x top {n} written to {args.out}")
+    return 0
+
+
+def cmd_evaluate(args) -> int:
+    data = _read(args.interactions, args)
+    model, fit_kw = make_model(args.model, args.param, args.threads, args.seed)
+    if args.split == "random":
+        train, test = train_test_split(data.matrix, args.train_fraction, random_state=args.seed)
+    else:
+        train, test = leave_k_out_split(data.matrix, args.leave_k, random_state=args.seed)
+    _say(args, f"{data.matrix.shape[0]} users x {data.matrix.shape[1]} items; train "
+               f"{train.nnz}, test {test.nnz} interactions ({args.split} split, seed {args.seed})")
+    t0 = time.perf_counter()
+    _fit(model, train, fit_kw, not args.quiet)
+    fit_s = time.perf_counter() - t0
+    m = ranking_metrics_at_k(model, train, test, K=args.k, show_progress=not args.quiet)
+    print(f"{args.model}: {model!r}, fitted in {fit_s:.2f} s")
+    for key in METRICS:
+        print(f"{key + '@' + str(args.k):<16}{m[key]:.6f}")
+    return 0
+
+
+def _with_identity(F: sp.csr_matrix) -> sp.csr_matrix:
+    """[I | F] with rows scaled to sum 1, as LightFM's Dataset builds feature matrices."""
+    M = sp.hstack([sp.identity(F.shape[0], dtype=np.float32, format="csr"), F], format="csr")
+    sums = np.asarray(M.sum(axis=1)).ravel()
+    return sp.diags(1.0 / sums).astype(np.float32) @ M
+
+
+def _demo_data(args):
+    """(name, user_items, user_features, item_features, synthetic data or None)."""
+    if args.data is None:
+        from .datasets import synthetic
+
+        d = synthetic(n_users=args.users, n_items=args.items, random_state=args.seed)
+        return (f"synthetic data (seed {args.seed})", d.user_items,
+                _with_identity(d.user_features), _with_identity(d.item_features), d)
+    if os.path.isfile(args.data) and not args.data.lower().endswith(".zip"):
+        d = _read(args.data, args)
+        return os.path.basename(args.data), d.matrix, None, None, None
+    from . import datasets
+
+    loaders = [getattr(datasets, name) for name in ("load_movielens", "load_lastfm")
+               if hasattr(datasets, name)]
+    errors = []
+    for load in loaders:
+        try:
+            d = load(args.data)
+        except ValueError as e:
+            errors.append(str(e))
+            continue
+        X = d.user_items
+        if args.min_weight is not None:
+            X = X.multiply(X >= args.min_weight).tocsr()
+            X.eliminate_zeros()
+        uf = None if d.user_features is None else _with_identity(d.user_features)
+        itf = None if d.item_features is None else _with_identity(d.item_features)
+        return os.path.basename(os.path.normpath(args.data)), X.astype(np.float32), uf, itf, None
+    raise CliError(f"--data {args.data!r} is neither an interaction file nor a dataset folder "
+                   "the loaders know: " + "; ".join(errors))
+
+
+def cmd_demo(args) -> int:
+    name, X, Fu, Fi, planted = _demo_data(args)
+    print(f"{name}: {X.shape[0]} users x {X.shape[1]} items, {X.nnz} interactions")
+    train, test = train_test_split(X, 0.8, random_state=args.seed)
+    feats = {k: v for k, v in (("user_features", Fu), ("item_features", Fi)) if v is not None}
+    threads = args.threads
+    lightfm_name = "lightfm warp" + (" + features" if feats else "")
+    models = [
+        ("popularity", PopularityRecommender(num_threads=threads), {}),
+        ("bm25 knn (K=50)", BM25Recommender(K=50, num_threads=threads), {}),
+        ("als (64 factors)", AlternatingLeastSquares(factors=64, regularization=0.05, alpha=2.0,
+                                                     iterations=15, random_state=args.seed,
+                                                     num_threads=threads), {}),
+        (lightfm_name, LightFM(no_components=32, loss="warp", random_state=args.seed), feats),
+    ]
+    rows = []
+    for label, model, fkw in models:
+        t0 = time.perf_counter()
+        if isinstance(model, LightFM):
+            model.fit(train, epochs=args.epochs, num_threads=threads, verbose=True, **fkw)
+        else:
+            model.fit(train, show_progress=True)
+        fit_s = time.perf_counter() - t0
+        t0 = time.perf_counter()
+        metrics = ranking_metrics_at_k(model, train, test, K=args.k, show_progress=True,
+                                       num_threads=threads, **fkw)
+        rows.append((label, fit_s, time.perf_counter() - t0, metrics))
+
+    print(f"\nmetrics at K={args.k} on the held-out 20%:")
+    print(f"{'model':<26}{'fit s':>8}{'eval s':>8}" + "".join(f"{k:>10}" for k in METRICS))
+    for label, fit_s, eval_s, m in rows:
+        print(f"{label:<26}{fit_s:>8.3f}{eval_s:>8.3f}"
+              + "".join(f"{m[k]:>10.4f}" for k in METRICS))
+
+    users = np.arange(min(3, X.shape[0]))
+    for label, model, fkw in (models[0], models[2], models[3]):
+        ids, scores = model.recommend(users, train[users], N=5, **fkw)
+        print(f"\nexample recommendations ({label}, already-seen items removed):")
+        for u, row, sc in zip(users, ids, scores):
+            shown = ", ".join(f"{i} ({s:.3g})" for i, s in zip(row, sc) if i >= 0)
+            print(f"  user {u}: {shown}")
+    if planted is not None:
+        _cold_start(models[3][1], planted, Fi)
+    return 0
+
+
+def _cold_start(model: LightFM, d, Fi) -> None:
+    """Recommends to a user who is not in the training data, described by one feature."""
+    n_users, n_features = d.user_features.shape
+    taste = int(np.bincount(d.user_cluster).argmax())
+    row = np.zeros((1, n_users + n_features), dtype=np.float32)
+    row[0, n_users + taste] = 1.0  # no identity feature: only the taste feature is known
+    ids, _ = model.recommend(0, None, N=10, filter_already_liked_items=False,
+                             user_features=sp.csr_matrix(row), item_features=Fi)
+    hits = int((d.item_cluster[ids] == taste).sum())
+    print(f"\ncold start (lightfm): a new user known only by the feature "
+          f"'{d.user_feature_names[taste]}' gets {', '.join(map(str, ids))}; {hits} of 10 are "
+          f"from cluster {taste} (a random item is with probability "
+          f"{np.mean(d.item_cluster == taste):.2f})")
+
+
+# ---- argument parsing --------------------------------------------------------------------------
+def _reader_options(p: argparse.ArgumentParser) -> None:
+    g = p.add_argument_group("interaction file format")
+    g.add_argument("--sep", help="field separator (default: guessed from the first line: tab, "
+                   "'::', comma, ';', '|', else whitespace); 'tab', 'comma', 'space' accepted")
+    g.add_argument("--header", choices=["auto", "yes", "no"], default="auto",
+                   help="whether the first line is a header (auto: yes when a column is given "
+                   "by name or the first line's weight/user field is not a number but the "
+                   "second line's is)")
+    g.add_argument("--user-col", default="0", help="user column: 0-based position or header "
+                   "name (default 0)")
+    g.add_argument("--item-col", default="1", help="item column (default 1)")
+    g.add_argument("--weight-col", default="auto", help="weight column, or 'none' for weight 1 "
+                   "(default: the third column if there is one)")
+    g.add_argument("--min-weight", type=float, help="drop interactions whose weight is below "
+                   "this (e.g. 4 to keep MovieLens ratings >= 4)")
+
+
+def _model_options(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--model", "-m", required=True, metavar="NAME",
+                   help="one of: " + ", ".join(MODELS))
+    p.add_argument("--param", "-p", action="append", default=[], metavar="NAME=VALUE",
+                   help="a hyper-parameter of the model (repeatable), e.g. -p factors=64; for "
+                   f"lightfm also epochs (default {LIGHTFM_FIT['epochs']})")
+    p.add_argument("--seed", type=int, default=0, help="random_state of the model and of the "
+                   "split (default 0)")
+
+
+def _common(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--threads", type=int, default=0, help="threads, 0 = all cores (default)")
+    p.add_argument("--quiet", "-q", action="store_true", help="no progress bars or messages")
+
+
+def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="tacitrec", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
-    sub = parser.add_subparsers(dest="command")
-    d = sub.add_parser("demo", help="fit and evaluate on generated data")
-    for p in (parser, d):
-        p.add_argument("--users", type=int, default=5000, help="synthetic users (default 5000)")
-        p.add_argument("--items", type=int, default=2000, help="synthetic items (default 2000)")
-        p.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
-        p.add_argument("-k", type=int, default=10, help="cut-off K of the metrics (default 10)")
-        p.add_argument("--threads", type=int, default=0, help="threads, 0 = all cores")
+    from . import __version__
+
+    parser.add_argument("--version", action="version", version=f"tacitrec {__version__}")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+
+    d = sub.add_parser("demo", help="fit and evaluate models on generated data",
+                       description="Generates seeded data with planted structure and user/item "
+                       "features (or reads --data), fits popularity, BM25 kNN, ALS and LightFM "
+                       "WARP with the features, and prints metrics on a held-out 20%% and "
+                       "example recommendations.")
+    d.add_argument("--data", metavar="PATH", help="an interaction file, or a MovieLens / "
+                   "Last.fm folder or archive, instead of generated data")
+    d.add_argument("--users", type=int, default=20000, help="generated users (default 20000)")
+    d.add_argument("--items", type=int, default=5000, help="generated items (default 5000)")
+    d.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
+    d.add_argument("-k", type=int, default=10, help="cut-off K of the metrics (default 10)")
+    d.add_argument("--epochs", type=int, default=20, help="LightFM epochs (default 20)")
+    d.add_argument("--threads", type=int, default=0, help="threads, 0 = all cores (default)")
+    _reader_options(d)
+
+    f = sub.add_parser("fit", help="fit a model on an interaction file and save it",
+                       description="Fits a model on user, item[, weight] rows and saves it, with "
+                       "the file's ids and the training interactions, to one .npz file for "
+                       "`tacitrec recommend`.")
+    f.add_argument("interactions", help="CSV/TSV/Parquet file of user, item[, weight]")
+    _model_options(f)
+    f.add_argument("--out", "-o", required=True, metavar="MODEL", help="output file (.npz)")
+    _reader_options(f)
+    _common(f)
+
+    r = sub.add_parser("recommend", help="top-N recommendations of a saved model as CSV",
+                       description="Writes user,item,rank,score rows (original ids), best "
+                       "first, computed in chunks of users so memory stays bounded. Items in "
+                       "the user's training interactions are not recommended.")
+    r.add_argument("model", help="a model file written by `tacitrec fit`")
+    who = r.add_mutually_exclusive_group()
+    who.add_argument("--users", metavar="FILE", help="file with one user id per line")
+    who.add_argument("--all", action="store_true", help="every user of the training data "
+                     "(the default)")
+    r.add_argument("-n", type=int, default=10, help="recommendations per user (default 10)")
+    r.add_argument("--filter-liked", metavar="INTERACTIONS", help="also remove the items of "
+                   "these interactions (e.g. newer than the training data) and use them as "
+                   "history; ids the model does not know are ignored")
+    r.add_argument("--keep-liked", action="store_true", help="do not remove already-seen items")
+    r.add_argument("--skip-unknown", action="store_true", help="skip --users ids the model "
+                   "does not know instead of failing")
+    r.add_argument("--out", "-o", default="-", help="output CSV (default: standard output)")
+    r.add_argument("--chunk-size", type=int, default=10000, help="users per batch "
+                   "(default 10000)")
+    _reader_options(r)
+    _common(r)
+
+    e = sub.add_parser("evaluate", help="split, fit and print ranking metrics",
+                       description="Splits the interactions, fits the model on the train part "
+                       "and prints ranking metrics at K on the test part (train items "
+                       "excluded from each user's ranking).")
+    e.add_argument("interactions", help="CSV/TSV/Parquet file of user, item[, weight]")
+    _model_options(e)
+    e.add_argument("--split", choices=["random", "leave-k-out"], default="random",
+                   help="random: a share of all interactions is held out; leave-k-out: k per "
+                   "user (default random)")
+    e.add_argument("--train-fraction", type=float, default=0.8, help="random split: share "
+                   "kept for training (default 0.8)")
+    e.add_argument("--leave-k", type=int, default=1, help="leave-k-out: test interactions per "
+                   "user (default 1)")
+    e.add_argument("-k", type=int, default=10, help="cut-off K of the metrics (default 10)")
+    _reader_options(e)
+    _common(e)
+    return parser
+
+
+def _say(args, message: str) -> None:
+    if not getattr(args, "quiet", False):
+        print(message, file=sys.stderr)
+
+
+def main(argv: Optional[List[str]] = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if not argv or (argv[0].startswith("-") and argv[0] not in ("-h", "--help", "--version")):
+        argv.insert(0, "demo")  # `tacitrec` alone runs the demo
+    parser = build_parser()
     args = parser.parse_args(argv)
-    return demo(args)
+    commands = {"demo": cmd_demo, "fit": cmd_fit, "recommend": cmd_recommend,
+                "evaluate": cmd_evaluate}
+    try:
+        return commands[args.command](args)
+    except CliError as e:
+        print(f"tacitrec {args.command}: error: {e}", file=sys.stderr)
+        return 2
+    except BrokenPipeError:  # e.g. `tacitrec recommend m.npz | head`
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 141
+    except (FileNotFoundError, ValueError, TypeError, IndexError, ImportError, ModelFormatError,
+            ModelFitError, NotFittedError, NotImplementedError) as e:
+        print(f"tacitrec {args.command}: error: {e}", file=sys.stderr)
+        return 1
 
 
 if __name__ == "__main__":

@@ -105,14 +105,17 @@ def leave_k_out_split(ratings, K: int = 1, train_only_size: float = 0.0,
 
 
 def ranking_metrics_at_k(model, train_user_items, test_user_items, K: int = 10,
-                         show_progress: bool = True, num_threads: int = 0) -> Dict[str, float]:
+                         show_progress: bool = True, num_threads: int = 0, *,
+                         user_features=None, item_features=None) -> Dict[str, float]:
     """Ranking metrics at ``K`` of a fitted ``model`` on held-out ``test_user_items``, excluding
     each user's ``train_user_items`` from its ranking. Users without test items are skipped.
 
     Returns a dict with ``precision``, ``recall``, ``map``, ``ndcg``, ``auc``, ``mrr``,
     ``hit_rate`` and ``implicit_precision`` (see the module docstring for the definitions).
     ``num_threads`` sets the threads of the metric computation (0 = all cores); recommendation
-    uses the model's own ``num_threads``.
+    uses the model's own ``num_threads``. ``user_features`` / ``item_features`` are passed on to
+    the model's ``recommend`` when given (a :class:`~tacitrec.LightFM` fitted with features needs
+    them, as in LightFM's evaluation functions).
     """
     K = check_count(K, "K")
     num_threads = check_threads(num_threads)
@@ -121,12 +124,14 @@ def ranking_metrics_at_k(model, train_user_items, test_user_items, K: int = 10,
     users = np.flatnonzero(np.diff(test.indptr))
     if users.size == 0:
         raise ValueError("test_user_items has no interactions: there is nothing to evaluate")
+    features = {name: F for name, F in (("user_features", user_features),
+                                        ("item_features", item_features)) if F is not None}
     tables = []
     with tqdm(total=len(users), disable=not show_progress, desc="evaluate") as bar:
         for start in range(0, len(users), _BATCH_USERS):
             batch = users[start:start + _BATCH_USERS]
             ids, _ = model.recommend(batch, train.take_rows(batch), N=K,
-                                     filter_already_liked_items=True)
+                                     filter_already_liked_items=True, **features)
             tables.append(_core.ranking_metrics_per_user(
                 np.ascontiguousarray(ids, dtype=np.int32), test.take_rows(batch).triple(), K,
                 test.shape[1], num_threads))
@@ -140,38 +145,39 @@ def ranking_metrics_at_k(model, train_user_items, test_user_items, K: int = 10,
 
 
 def precision_at_k(model, train_user_items, test_user_items, K: int = 10,
-                   show_progress: bool = True, num_threads: int = 0) -> float:
+                   show_progress: bool = True, num_threads: int = 0, **features) -> float:
     """Precision at K: mean over test users of hits / K (see :func:`ranking_metrics_at_k`)."""
     return ranking_metrics_at_k(model, train_user_items, test_user_items, K, show_progress,
-                                num_threads)["precision"]
+                                num_threads, **features)["precision"]
 
 
 def recall_at_k(model, train_user_items, test_user_items, K: int = 10,
-                show_progress: bool = True, num_threads: int = 0) -> float:
+                show_progress: bool = True, num_threads: int = 0, **features) -> float:
     """Recall at K: mean over test users of hits / number of test items."""
     return ranking_metrics_at_k(model, train_user_items, test_user_items, K, show_progress,
-                                num_threads)["recall"]
+                                num_threads, **features)["recall"]
 
 
 def mean_average_precision_at_k(model, train_user_items, test_user_items, K: int = 10,
-                                show_progress: bool = True, num_threads: int = 0) -> float:
+                                show_progress: bool = True, num_threads: int = 0,
+                                **features) -> float:
     """MAP at K (average precision normalised by min(K, number of test items))."""
     return ranking_metrics_at_k(model, train_user_items, test_user_items, K, show_progress,
-                                num_threads)["map"]
+                                num_threads, **features)["map"]
 
 
 def ndcg_at_k(model, train_user_items, test_user_items, K: int = 10,
-              show_progress: bool = True, num_threads: int = 0) -> float:
+              show_progress: bool = True, num_threads: int = 0, **features) -> float:
     """NDCG at K with binary relevance."""
     return ranking_metrics_at_k(model, train_user_items, test_user_items, K, show_progress,
-                                num_threads)["ndcg"]
+                                num_threads, **features)["ndcg"]
 
 
 def AUC_at_k(model, train_user_items, test_user_items, K: int = 10,
-             show_progress: bool = True, num_threads: int = 0) -> float:
+             show_progress: bool = True, num_threads: int = 0, **features) -> float:
     """implicit's AUC truncated at K."""
     return ranking_metrics_at_k(model, train_user_items, test_user_items, K, show_progress,
-                                num_threads)["auc"]
+                                num_threads, **features)["auc"]
 
 
 __all__ = [

@@ -1,0 +1,291 @@
+"""Reading interaction files and the command line's model bundles (private; used by the CLI).
+
+An interaction file is a table of user, item and optionally weight columns: CSV/TSV or any
+single-character separated text (quoted fields in comma-separated files), ``::``-separated text
+(MovieLens 1M), whitespace-separated text, or Parquet (needs pyarrow). Ids are kept as strings.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import itertools
+import json
+import math
+import os
+from array import array
+from dataclasses import dataclass
+from typing import List, Optional
+
+import numpy as np
+import scipy.sparse as sp
+
+_PARQUET = (".parquet", ".pq")
+_SEPARATORS = {"tab": "\t", "\\t": "\t", "comma": ",", "space": None, "whitespace": None}
+
+
+@dataclass
+class Interactions:
+    """A users x items matrix with the original ids of its rows and columns."""
+
+    matrix: sp.csr_matrix  # float32, duplicates summed
+    user_ids: np.ndarray  # str, sorted
+    item_ids: np.ndarray  # str, sorted
+
+
+def _check_file(path: str, what: str) -> str:
+    path = os.fspath(path)
+    if not os.path.exists(path):
+        raise FileNotFoundError(f"{what} {path!r} does not exist")
+    if os.path.isdir(path):
+        raise ValueError(f"{what} {path!r} is a directory, not a file")
+    return path
+
+
+def _column(spec: Optional[str], header: Optional[List[str]], what: str) -> Optional[int]:
+    """Index of a column given by 0-based position or by header name (None: no column)."""
+    if spec is None:
+        return None
+    spec = str(spec)
+    if spec.isdigit():
+        return int(spec)
+    if header is None:
+        raise ValueError(f"--{what}-col {spec!r} names a column but the file has no header: "
+                         "give a 0-based position, or --header yes")
+    if spec not in header:
+        raise ValueError(f"--{what}-col {spec!r} is not a column of the header "
+                         f"({', '.join(header)})")
+    return header.index(spec)
+
+
+def _is_number(text: str) -> bool:
+    try:
+        float(text)
+        return True
+    except ValueError:
+        return False
+
+
+def _sniff(line: str) -> Optional[str]:
+    for sep in ("\t", "::", ",", ";", "|"):
+        if sep in line:
+            return sep
+    return None  # whitespace
+
+
+def _splitter(sep: Optional[str]):
+    if sep == ",":
+        return lambda line: next(csv.reader([line]))
+    if sep is None:
+        return str.split
+    return lambda line: line.rstrip("\r\n").split(sep)
+
+
+class _Index:
+    """Ids to dense codes in order of appearance (memory: one entry per distinct id)."""
+
+    def __init__(self):
+        self.codes = {}
+
+    def __call__(self, key: str) -> int:
+        code = self.codes.get(key)
+        if code is None:
+            code = self.codes[key] = len(self.codes)
+        return code
+
+    def sorted(self, codes: np.ndarray):
+        """(sorted ids, codes renumbered to positions in them)."""
+        ids = np.array(list(self.codes), dtype=str)
+        order = np.argsort(ids, kind="stable")
+        rank = np.empty(len(ids), dtype=np.int64)
+        rank[order] = np.arange(len(ids))
+        return ids[order], rank[codes]
+
+
+def read_interactions(path, sep: Optional[str] = None, header: str = "auto", user_col="0",
+                      item_col="1", weight_col: Optional[str] = "auto",
+                      min_weight: Optional[float] = None) -> Interactions:
+    """The users x items matrix of an interaction file, with its ids (sorted as strings).
+
+    ``user_col`` / ``item_col`` / ``weight_col`` are 0-based positions or header names;
+    ``weight_col="auto"`` takes the third column when the file has one, ``None``/"none" gives
+    every interaction weight 1. ``header="auto"`` treats the first line as a header when a column
+    is chosen by name, or when its weight (else user) field is not a number but the next line's
+    is. Rows whose weight is below ``min_weight`` are dropped; duplicate pairs are summed.
+    Malformed rows raise ValueError naming the file and line.
+    """
+    path = _check_file(path, "interactions file")
+    if weight_col is not None and str(weight_col).lower() == "none":
+        weight_col = None
+    if header not in ("auto", "yes", "no"):
+        raise ValueError(f"header must be 'auto', 'yes' or 'no', got {header!r}")
+    reader = _read_parquet if path.lower().endswith(_PARQUET) else _read_text
+    (user_ids, rows), (item_ids, cols), weights = reader(path, sep, header, user_col, item_col,
+                                                          weight_col)
+    if min_weight is not None:
+        keep = weights >= float(min_weight)
+        rows, cols, weights = rows[keep], cols[keep], weights[keep]
+        user_ids, rows = _compact(user_ids, rows)  # ids left without interactions go
+        item_ids, cols = _compact(item_ids, cols)
+    if len(weights) == 0:
+        raise ValueError(f"{path}: no interactions" + (
+            f" with weight >= {min_weight}" if min_weight is not None else ""))
+    X = sp.csr_matrix((weights.astype(np.float32), (rows, cols)),
+                      shape=(len(user_ids), len(item_ids)))
+    X.sum_duplicates()
+    return Interactions(X, user_ids, item_ids)
+
+
+def _compact(ids: np.ndarray, codes: np.ndarray):
+    used, codes = np.unique(codes, return_inverse=True)
+    return ids[used], codes.ravel()
+
+
+def _read_text(path, sep, header, user_col, item_col, weight_col):
+    sep = _SEPARATORS.get(sep, sep) if sep is not None else None
+    with open(path, encoding="utf-8", newline="") as f:
+        numbered = ((n, line) for n, line in enumerate(f, 1) if line.strip())
+        head = [next(numbered, None), next(numbered, None)]
+        if head[0] is None:
+            raise ValueError(f"{path}: the file is empty")
+        if sep is None:
+            sep = _sniff(head[0][1])
+        split = _splitter(sep)
+        first = split(head[0][1])
+        has_header = header == "yes"
+        if header == "auto":
+            has_header = any(c is not None and not str(c).isdigit() and c != "auto"
+                             for c in (user_col, item_col, weight_col))
+            if not has_header and head[1] is not None:
+                second = split(head[1][1])
+                probe = 2 if weight_col is not None and min(len(first), len(second)) > 2 else 0
+                if str(weight_col).isdigit():
+                    probe = int(weight_col)
+                if probe < min(len(first), len(second)):
+                    has_header = not _is_number(first[probe]) and _is_number(second[probe])
+        names = [c.strip() for c in first] if has_header else None
+        if weight_col == "auto":
+            weight_col = "2" if len(first) > 2 else None
+        u, i, w = (_column(user_col, names, "user"), _column(item_col, names, "item"),
+                   _column(weight_col, names, "weight"))
+        need = max(c for c in (u, i, w) if c is not None) + 1
+        user_index, item_index = _Index(), _Index()
+        rows, cols, weights = array("q"), array("q"), array("d")
+        body = head[1:] if has_header else head
+        for n, line in itertools.chain((h for h in body if h is not None), numbered):
+            fields = split(line)
+            if len(fields) < need:
+                raise ValueError(f"{path}, line {n}: expected at least {need} fields separated "
+                                 f"by {_describe(sep)}, found {len(fields)}")
+            rows.append(user_index(fields[u].strip()))
+            cols.append(item_index(fields[i].strip()))
+            if w is not None:
+                try:
+                    value = float(fields[w])
+                except ValueError:
+                    raise ValueError(f"{path}, line {n}: weight {fields[w]!r} is not a "
+                                     "number") from None
+                if not math.isfinite(value):
+                    raise ValueError(f"{path}, line {n}: weight {fields[w]!r} is not finite")
+                weights.append(value)
+    if not rows:
+        raise ValueError(f"{path}: no rows after the header")
+    weights = np.frombuffer(weights, dtype=np.float64) if w is not None else \
+        np.ones(len(rows), dtype=np.float64)
+    return (user_index.sorted(np.frombuffer(rows, dtype=np.int64)),
+            item_index.sorted(np.frombuffer(cols, dtype=np.int64)), weights)
+
+
+def _describe(sep: Optional[str]) -> str:
+    return {"\t": "tabs", None: "whitespace"}.get(sep, repr(sep))
+
+
+def _read_parquet(path, sep, header, user_col, item_col, weight_col):
+    try:
+        import pyarrow.parquet as pq
+    except ImportError:
+        raise ImportError("reading Parquet files needs pyarrow: pip install pyarrow") from None
+    table = pq.read_table(path)
+    names = list(table.column_names)
+    if weight_col == "auto":
+        weight_col = "2" if len(names) > 2 else None
+
+    def get(spec, what):
+        c = _column(spec, names, what)
+        if c is None:
+            return None
+        if c >= len(names):
+            raise ValueError(f"--{what}-col {spec}: {path} has only {len(names)} columns")
+        return table.column(c).to_numpy(zero_copy_only=False)
+
+    def index(values):
+        ids, codes = np.unique(values.astype(str), return_inverse=True)
+        return ids, codes.ravel()
+
+    weights = get(weight_col, "weight")
+    if weights is None:
+        weights = np.ones(table.num_rows)
+    weights = np.asarray(weights, dtype=np.float64)
+    if not np.isfinite(weights).all():
+        raise ValueError(f"{path}: row {int(np.argmax(~np.isfinite(weights)))} has a weight "
+                         "that is not finite")
+    return index(get(user_col, "user")), index(get(item_col, "item")), weights
+
+
+def lookup(ids: np.ndarray, wanted) -> np.ndarray:
+    """Positions of ``wanted`` in the sorted id array ``ids`` (-1 where unknown)."""
+    wanted = np.asarray(wanted, dtype=str)
+    pos = np.minimum(np.searchsorted(ids, wanted), max(len(ids) - 1, 0))
+    known = (ids[pos] == wanted) if len(ids) else np.zeros(len(wanted), dtype=bool)
+    return np.where(known, pos, -1)
+
+
+def restrict(other: Interactions, data: Interactions) -> sp.csr_matrix:
+    """The interactions of ``other`` whose user and item ids ``data`` knows, as a matrix of
+    ``data``'s shape (the rest are dropped)."""
+    X = other.matrix.tocoo()
+    r = lookup(data.user_ids, other.user_ids)[X.row]
+    c = lookup(data.item_ids, other.item_ids)[X.col]
+    keep = (r >= 0) & (c >= 0)
+    return sp.csr_matrix((X.data[keep], (r[keep], c[keep])), shape=data.matrix.shape,
+                         dtype=np.float32)
+
+
+# ---- the command line's model bundle -----------------------------------------------------------
+def save_bundle(path, model, data: Interactions, info: dict) -> None:
+    """One ``.npz`` holding the model (as saved by ``model.save``), the id mappings and the
+    training interactions (user histories for filtering and for kNN scoring)."""
+    buf = io.BytesIO()
+    model.save(buf)
+    X = data.matrix
+    with open(path, "wb") as f:
+        np.savez(f, tacitrec_cli=np.array(json.dumps(info)),
+                 model=np.frombuffer(buf.getvalue(), dtype=np.uint8),
+                 user_ids=data.user_ids, item_ids=data.item_ids, data=X.data,
+                 indices=X.indices, indptr=X.indptr, shape=np.array(X.shape))
+
+
+def load_bundle(path):
+    """(model, Interactions, info) of a bundle written by :func:`save_bundle`."""
+    from .base import RecommenderBase
+    from .exceptions import ModelFormatError
+
+    path = _check_file(path, "model file")
+    try:
+        z = np.load(path, allow_pickle=False)
+    except (ValueError, OSError) as e:
+        raise ModelFormatError(f"{path!r} is not a model file written by `tacitrec fit` ({e})")
+    with z:
+        if "tacitrec_cli" not in z.files:
+            raise ModelFormatError(
+                f"{path!r} was not written by `tacitrec fit`: the command line needs the id "
+                "mappings and histories it stores (a file from Model.save() lacks them)")
+        info = json.loads(str(z["tacitrec_cli"]))
+        model = RecommenderBase.load(io.BytesIO(z["model"].tobytes()))
+        X = sp.csr_matrix((z["data"], z["indices"], z["indptr"]), shape=tuple(z["shape"]))
+        data = Interactions(X, z["user_ids"], z["item_ids"])
+    return model, data, info
+
+
+def format_scores(values: np.ndarray) -> List[str]:
+    return [f"{v:.6g}" if math.isfinite(v) else str(v) for v in values.tolist()]
