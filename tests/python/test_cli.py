@@ -169,6 +169,19 @@ def test_lightfm_through_the_cli(files, tmp_path):
     assert model.predict(users, users) == pytest.approx(ref.predict(users, users), rel=1e-5)
 
 
+def test_demo_on_a_file(files):
+    d, X = files
+    out = run("demo", "--data", d / "plays.tsv", "--epochs", 2, "-k", 5, "--seed", 2)
+    rows = metric_rows(out.stdout)
+    assert set(rows) == {"popularity", "bm25", "als", "lightfm"} and "cold start" not in out.stdout
+    order_u = np.argsort(np.arange(X.shape[0]).astype(str))
+    order_i = np.argsort(np.arange(X.shape[1]).astype(str))
+    train, test = train_test_split(X[order_u][:, order_i].tocsr(), 0.8, random_state=2)
+    m = ranking_metrics_at_k(PopularityRecommender().fit(train), train, test, K=5,
+                             show_progress=False)
+    assert rows["popularity"][3] == pytest.approx(m["ndcg"], abs=5e-5)
+
+
 def test_reader_formats(tmp_path):
     p = tmp_path / "a.dat"
     p.write_text("1::10::5::978300760\n1::20::3::978300760\n2::10::4::978300760\n")
