@@ -1,18 +1,20 @@
 """BPR and LMF: tacitrec against implicit 0.7.3 in one run.
 
-    python benches/compare/bpr_lmf.py [--threads 2] [--skip-speed] [--skip-quality]
+    python benches/compare/bpr_lmf.py [--threads 2] [--epochs 3] [--skip-speed] [--skip-quality]
+                                      [--json PATH] [--quick]
 
 Quality (when ../shared/data exists): same hyper-parameters on both libraries, averaged over seeds
 0, 1, 2, tacitrec's evaluator for both: precision@10 and ndcg@10 on MovieLens-100K (rating >= 4)
 and Last.fm-2K (play counts), 80/20 ``train_test_split`` with seed 42. BPR factors=64,
 iterations=100; LMF factors=30, iterations=30. tacitrec's variants are listed separately.
 Speed: seconds per epoch (BPR) and per iteration (LMF), best of the epochs run, on synthetic
-power-law data, 80,000 users x 10,000 items x ~4M interactions, at 32, 64 and 128 factors.
+power-law data, 80,000 users x 10,000 items x ~4M interactions, at 32, 64 and 128 factors, with
+the fit's peak resident memory above the data (each fit in a forked process). ``--quick``: a
+tenth of the synthetic data, 1 epoch, seed 0 only and a tenth of the iterations on the real data.
 """
 
 from __future__ import annotations
 
-import argparse
 import os
 import sys
 import warnings
@@ -21,7 +23,7 @@ sys.path.insert(0, os.path.dirname(__file__))
 
 import numpy as np  # noqa: E402
 
-from common import load_real, machine, power_law_user_items  # noqa: E402
+from common import cli, forked, load_real, machine, parse, record, synthetic  # noqa: E402
 
 SEEDS = (0, 1, 2)
 
@@ -53,7 +55,15 @@ VARIANTS = {
 PARAMS = {"bpr": dict(factors=64, iterations=100), "lmf": dict(factors=30, iterations=30)}
 
 
+def _model(kind, label, factors=None):
+    """The records' model name: "BPR (64 factors, max_redraws=0)"; no suffix for the default."""
+    parts = ([f"{factors} factors"] if factors else []) + (
+        [] if label.startswith("default") else [label.split(" (")[0]])
+    return kind.upper() + (f" ({', '.join(parts)})" if parts else "")
+
+
 def quality(args):
+    import implicit
     import tacitrec
     from tacitrec.evaluation import ranking_metrics_at_k, train_test_split
 
@@ -61,7 +71,10 @@ def quality(args):
         m = ranking_metrics_at_k(model, train, test, K=10, show_progress=False)
         return np.array([m["precision"], m["ndcg"]])
 
-    print(f"\n## quality (mean of seeds {SEEDS}, tacitrec's evaluator for both)")
+    seeds = SEEDS[:1] if args.quick else SEEDS
+    params = {k: dict(v, iterations=v["iterations"] // (10 if args.quick else 1))
+              for k, v in PARAMS.items()}
+    print(f"\n## quality (mean of seeds {seeds}, tacitrec's evaluator for both)")
     print("| data | model | variant | p@10 tacitrec / implicit | ndcg@10 tacitrec / implicit |")
     print("|---|---|---|---|---|")
     for name in ("ml-100k", "lastfm-2k"):
@@ -72,8 +85,8 @@ def quality(args):
         train, test = train_test_split(X, 0.8, random_state=42)
         for kind in ("bpr", "lmf"):
             peer = []
-            for seed in SEEDS:
-                p = _peer(kind, random_state=seed, num_threads=args.threads, **PARAMS[kind])
+            for seed in seeds:
+                p = _peer(kind, random_state=seed, num_threads=args.threads, **params[kind])
                 with warnings.catch_warnings():
                     warnings.simplefilter("ignore")
                     p.fit(train.astype(np.float32), show_progress=False)
@@ -83,61 +96,81 @@ def quality(args):
             peer = np.mean(peer, axis=0)
             for label, extra in VARIANTS[kind]:
                 ours = np.mean([metrics(_ours(kind, random_state=seed, num_threads=args.threads,
-                                              **PARAMS[kind], **extra)
+                                              **params[kind], **extra)
                                         .fit(train, show_progress=False), train, test)
-                                for seed in SEEDS], axis=0)
+                                for seed in seeds], axis=0)
                 r = ours / peer
+                for metric, o, pv in zip(("precision@10", "ndcg@10"), ours, peer):
+                    record("quality", _model(kind, label),
+                           f"{params[kind]['factors']} factors, {params[kind]['iterations']} "
+                           f"iterations, mean of seeds {','.join(map(str, seeds))}", metric, o, pv,
+                           f"implicit {implicit.__version__}", name)
                 print(f"| {name} | {kind.upper()} | {label} | {ours[0]:.4f} / {peer[0]:.4f} "
                       f"({r[0]:.3f}) | {ours[1]:.4f} / {peer[1]:.4f} ({r[1]:.3f}) |")
 
 
-def _epoch_seconds(kind, model, X, ours):
-    times = []
-    if kind == "bpr":
-        cb = lambda e, s, c, k: times.append(s)  # noqa: E731
-    else:
-        cb = lambda e, s, *rest: times.append(s)  # noqa: E731
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        model.fit(X, show_progress=False, callback=cb)
-    return min(times)
+def _epoch_seconds(kind, make, X):
+    """(best seconds per epoch, peak MB) of the fit of ``make()`` in a forked process."""
+    def run():
+        times = []
+        if kind == "bpr":
+            cb = lambda e, s, c, k: times.append(s)  # noqa: E731
+        else:
+            cb = lambda e, s, *rest: times.append(s)  # noqa: E731
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            make().fit(X, show_progress=False, callback=cb)
+        return min(times)
+
+    secs, _, mb = forked(run)
+    return secs, mb
 
 
 def speed(args):
-    X = power_law_user_items(80_000, 10_000, 50, seed=3)
+    import implicit
+
+    X, data = synthetic(args.quick)
     print(f"\n## speed: {X.shape[0]:,} users x {X.shape[1]:,} items, {X.nnz:,} interactions, "
-          f"{args.threads} threads, seconds per epoch/iteration (best of {args.epochs})")
-    print("| model | factors | tacitrec variant | tacitrec s | implicit s | speed-up |")
-    print("|---|---|---|---|---|---|")
+          f"{args.threads} threads, seconds per epoch/iteration (best of {args.epochs}), the "
+          "fit's peak resident memory above the data")
+    print("| model | factors | tacitrec variant | tacitrec s | implicit s | speed-up | "
+          "peak MB tacitrec / implicit |")
+    print("|---|---|---|---|---|---|---|")
     for kind in ("bpr", "lmf"):
+        unit = "epoch" if kind == "bpr" else "iteration"
         for factors in (32, 64, 128):
             kw = dict(factors=factors, iterations=args.epochs, num_threads=args.threads,
                       random_state=0)
-            peer = _epoch_seconds(kind, _peer(kind, **kw), X, False)
+            peer = _epoch_seconds(kind, lambda: _peer(kind, **kw), X)
             variants = VARIANTS[kind] if factors == 64 else VARIANTS[kind][:1]
             for label, extra in variants:
-                ours = _epoch_seconds(kind, _ours(kind, **kw, **extra), X, True)
-                print(f"| {kind.upper()} | {factors} | {label} | {ours:.3f} | {peer:.3f} | "
-                      f"{peer / ours:.2f}x |", flush=True)
+                ours = _epoch_seconds(kind, lambda: _ours(kind, **kw, **extra), X)
+                for section, case, metric, i in (("speed", f"fit, s/{unit}", "seconds", 0),
+                                                 ("memory", "fit, peak above data", "peak_mb", 1)):
+                    record(section, _model(kind, label, factors), case, metric, ours[i],
+                           peer[i], f"implicit {implicit.__version__}", data)
+                mb = "-" if ours[1] is None else f"{ours[1]:.0f} / {peer[1]:.0f}"
+                print(f"| {kind.upper()} | {factors} | {label} | {ours[0]:.3f} | {peer[0]:.3f} | "
+                      f"{peer[0] / ours[0]:.2f}x | {mb} |", flush=True)
 
 
 def main():
-    ap = argparse.ArgumentParser(description=__doc__,
-                                 formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--threads", type=int, default=2)
+    ap = cli(__doc__)
     ap.add_argument("--epochs", type=int, default=3)
     ap.add_argument("--skip-speed", action="store_true")
     ap.add_argument("--skip-quality", action="store_true")
-    args = ap.parse_args()
+    args = parse(ap)
+    if args.quick:
+        args.epochs = 1
     try:
         import implicit
     except ImportError:
         sys.exit("implicit is not installed: pip install implicit==0.7.3")
     print(f"# BPR / LMF: tacitrec vs implicit {implicit.__version__} ({machine()})")
+    if not args.skip_speed:  # first: it forks, and in-process thread pools do not survive a fork
+        speed(args)
     if not args.skip_quality:
         quality(args)
-    if not args.skip_speed:
-        speed(args)
 
 
 if __name__ == "__main__":

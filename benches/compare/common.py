@@ -2,9 +2,15 @@
 
 from __future__ import annotations
 
+import argparse
+import glob
+import json
 import os
+import pickle
 import platform
+import sys
 import time
+import traceback
 
 import numpy as np
 import scipy.sparse as sp
@@ -35,7 +41,7 @@ def _draw(n_users, n_items, mean_per_user, seed, item_skew, user_skew):
 
 
 def best_of(fn, repeat: int = 5):
-    """(min seconds, result of the last call) over ``repeat`` calls."""
+    """(min seconds, median seconds, result of the last call) over ``repeat`` calls."""
     times, out = [], None
     for _ in range(repeat):
         t = time.perf_counter()
@@ -83,6 +89,141 @@ def load_real(name: str):
     return X
 
 
-def peak_rss_mb() -> float:
-    import resource
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
+def cli(doc: str) -> argparse.ArgumentParser:
+    """The argument parser of a compare script with the options every script shares."""
+    ap = argparse.ArgumentParser(description=doc,
+                                 formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--json", metavar="PATH",
+                    help="also write the results as a JSON list of records (see record())")
+    ap.add_argument("--quick", action="store_true",
+                    help="smoke test: a tenth of the synthetic data, 1 repeat, few epochs; "
+                         "not results to publish")
+    return ap
+
+
+def parse(ap: argparse.ArgumentParser) -> argparse.Namespace:
+    global _JSON
+    args = ap.parse_args()
+    _JSON = args.json
+    _flush()
+    return args
+
+
+# metric -> whether a higher value is better
+HIGHER_IS_BETTER = {"seconds": False, "peak_mb": False, "mb": False, "users_per_s": True,
+                    "precision@10": True, "ndcg@10": True}
+RECORDS: list = []
+_JSON = None
+
+
+def record(section: str, model: str, case: str, metric: str, tacitrec, peer, peer_name: str,
+           data: str) -> None:
+    """Collects one measurement of a model pair; rewrites the ``--json`` file at once, so a run
+    that fails later keeps what it measured. ``peer`` is None where the peer has no such model;
+    nothing is recorded when ``tacitrec`` is None (a measurement this machine cannot take)."""
+    if tacitrec is None:
+        return
+    RECORDS.append(dict(
+        section=section, model=model, case=case, metric=metric, tacitrec=float(tacitrec),
+        peer=None if peer is None else float(peer), peer_name=peer_name, data=data,
+        higher_is_better=HIGHER_IS_BETTER[metric],
+        script=os.path.splitext(os.path.basename(sys.argv[0]))[0]))
+    _flush()
+
+
+def _flush():
+    if _JSON:
+        with open(_JSON + ".tmp", "w") as fh:
+            json.dump(RECORDS, fh, indent=1)
+        os.replace(_JSON + ".tmp", _JSON)
+
+
+def synthetic(quick: bool, users: int = 80_000, items: int = 10_000, per_user: float = 50.0,
+              seed: int = 3):
+    """The benchmarks' power-law data (a tenth of the users and items with ``--quick``) and its
+    label for the records."""
+    if quick:
+        users, items = users // 10, items // 10
+    X = power_law_user_items(users, items, per_user, seed=seed)
+    return X, data_label(X)
+
+
+def data_label(X) -> str:
+    return f"synthetic {X.shape[0] / 1000:g}k x {X.shape[1] / 1000:g}k x {X.nnz / 1e6:.1f}M"
+
+
+def _status_mb(key: str) -> float:
+    with open("/proc/self/status") as fh:
+        for line in fh:
+            if line.startswith(key + ":"):
+                return int(line.split()[1]) / 1024.0
+    raise KeyError(key)
+
+
+def _child(fn) -> tuple:
+    try:
+        with open("/proc/self/clear_refs", "w") as fh:
+            fh.write("5")  # resets VmHWM to the current VmRSS
+        base = _status_mb("VmRSS")
+    except (OSError, KeyError):
+        base = None
+    t = time.perf_counter()
+    out = fn()
+    secs = time.perf_counter() - t
+    return out, secs, None if base is None else _status_mb("VmHWM") - base
+
+
+def forked(fn, repeat: int = 1):
+    """Runs ``fn()`` ``repeat`` times, each in a forked child process, and returns (the last
+    call's result, which must pickle; the least seconds; the least peak MB). The peak is the
+    child's resident high-water mark above its resident memory at the call, so data made by the
+    parent before the fork is in the baseline, not in the peak; it is None where
+    /proc/self/clear_refs cannot be written (not Linux, some containers). Without os.fork the
+    calls run in this process, with no peak.
+
+    Fork before this process runs any tacitrec, implicit or LightFM parallel code: their thread
+    pools (rayon, GNU OpenMP) do not survive a fork, and the child would hang."""
+    if not hasattr(os, "fork"):
+        runs = [_child(fn) for _ in range(repeat)]  # no /proc either: no peak
+    elif any(_read(c).startswith("tacitrec-") for c in glob.glob("/proc/self/task/*/comm")):
+        raise RuntimeError("tacitrec's thread pools run in this process: a forked child would "
+                           "hang; take the forked measurements first")
+    else:
+        runs = [_fork_once(fn) for _ in range(repeat)]
+    peaks = [r[2] for r in runs if r[2] is not None]
+    return runs[-1][0], min(r[1] for r in runs), min(peaks) if peaks else None
+
+
+def _read(path: str) -> str:
+    try:
+        with open(path) as fh:
+            return fh.read()
+    except OSError:
+        return ""
+
+
+def _fork_once(fn):
+    sys.stdout.flush()
+    sys.stderr.flush()
+    r, w = os.pipe()
+    pid = os.fork()
+    if pid == 0:  # child: never returns
+        os.close(r)
+        try:
+            payload = pickle.dumps((True, _child(fn)))
+        except BaseException:  # noqa: BLE001 - reported by the parent
+            payload = pickle.dumps((False, traceback.format_exc()))
+        with os.fdopen(w, "wb") as fh:
+            fh.write(payload)
+        os._exit(0)
+    os.close(w)
+    with os.fdopen(r, "rb") as fh:
+        payload = fh.read()
+    _, status = os.waitpid(pid, 0)
+    if not payload:
+        raise RuntimeError(f"forked child died (wait status {status})")
+    ok, value = pickle.loads(payload)
+    if not ok:
+        raise RuntimeError(f"forked child failed:\n{value}")
+    return value

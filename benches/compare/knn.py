@@ -1,17 +1,19 @@
 """Item-item kNN: tacitrec against implicit 0.7.3 in one run.
 
-    python benches/compare/knn.py [--threads 2] [--skip-speed] [--skip-quality]
+    python benches/compare/knn.py [--threads 2] [--repeat 3] [--skip-speed] [--skip-quality]
+                                  [--json PATH] [--quick]
 
 Speed and memory (synthetic power-law data, 80,000 users x 10,000 items x ~4M interactions, K=100):
-fit time of each weighting, batch recommend of 20,000 users (N=10, liked filtered), and the bytes
-of the fitted similarity. Quality (when ../shared/data exists): precision@10 and ndcg@10 on
-MovieLens-100K (rating >= 4) and Last.fm-2K (play counts), 80/20 ``train_test_split`` with seed
-42, K=50, both libraries scored by tacitrec's evaluator.
+fit time of each weighting (best of ``--repeat``, each fit in a forked process) with the fit's
+peak resident memory above the data, batch recommend of 20,000 users (N=10, liked filtered), and
+the bytes of the fitted similarity. Quality (when ../shared/data exists): precision@10 and
+ndcg@10 on MovieLens-100K (rating >= 4) and Last.fm-2K (play counts), 80/20 ``train_test_split``
+with seed 42, K=50, both libraries scored by tacitrec's evaluator. ``--quick``: a tenth of the
+synthetic data and 1 repeat.
 """
 
 from __future__ import annotations
 
-import argparse
 import os
 import sys
 import warnings
@@ -20,7 +22,8 @@ sys.path.insert(0, os.path.dirname(__file__))
 
 import numpy as np  # noqa: E402
 
-from common import best_of, load_real, machine, power_law_user_items  # noqa: E402
+from common import (best_of, cli, forked, load_real, machine, parse,  # noqa: E402
+                    record, synthetic)
 
 KINDS = ["ItemItemRecommender", "CosineRecommender", "TFIDFRecommender", "BM25Recommender"]
 
@@ -46,34 +49,57 @@ def sim_bytes(m) -> int:
 
 
 def speed(args):
+    import implicit
     import implicit.nearest_neighbours as inn
     import tacitrec
 
-    X = power_law_user_items(80_000, 10_000, 50, seed=3)
+    X, data = synthetic(args.quick)
+    X64 = X.astype(np.float64)  # implicit's ItemItemRecommender rejects float32
+    peer_name = f"implicit {implicit.__version__}"
     print(f"\n## speed: {X.shape[0]} users x {X.shape[1]} items, {X.nnz:,} interactions, "
           f"K={args.K}, {args.threads} threads")
-    users = np.arange(20_000)
+    users = np.arange(min(20_000, X.shape[0]))
     rows = X[users]
     rows64 = rows.astype(np.float64)
-    print("| model | fit tacitrec s | fit implicit s | fit speed-up | recommend tacitrec users/s "
-          "| recommend implicit users/s | recommend speed-up | similarity MB tacitrec / implicit |")
-    print("|---|---|---|---|---|---|---|---|")
-    for kind in KINDS:
-        ours = getattr(tacitrec, kind)(K=args.K, num_threads=args.threads)
-        peer = getattr(inn, kind)(K=args.K, num_threads=args.threads)
-        X64 = X.astype(np.float64)  # implicit's ItemItemRecommender rejects float32
-        t_fit, _, _ = best_of(lambda: ours.fit(X, show_progress=False), args.repeat)
+
+    def fit(model, x):
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
-            p_fit, _, _ = best_of(lambda: peer.fit(X64, show_progress=False), args.repeat)
+            model.fit(x, show_progress=False)
+        return sim_bytes(model.similarity)
+
+    # forked fits first: the thread pools of in-process fits would not survive a fork
+    fits = {kind: [forked(lambda: fit(lib(K=args.K, num_threads=args.threads), x), args.repeat)
+                   for lib, x in ((getattr(tacitrec, kind), X), (getattr(inn, kind), X64))]
+            for kind in KINDS}
+    print("| model | fit tacitrec s | fit implicit s | fit speed-up | recommend tacitrec users/s "
+          "| recommend implicit users/s | recommend speed-up | similarity MB tacitrec / implicit "
+          "| fit peak MB tacitrec / implicit |")
+    print("|---|---|---|---|---|---|---|---|---|")
+    for kind in KINDS:
+        (o_sim, t_fit, o_mb), (p_sim, p_fit, p_mb) = fits[kind]
+        ours = getattr(tacitrec, kind)(K=args.K, num_threads=args.threads)
+        peer = getattr(inn, kind)(K=args.K, num_threads=args.threads)
+        fit(ours, X)
+        fit(peer, X64)
         t_rec, _, _ = best_of(lambda: ours.recommend(users, rows, N=10), args.repeat)
-        p_rec, _, _ = best_of(lambda: peer.recommend(users, rows64, N=10), 1)
+        p_rec, _, _ = best_of(lambda: peer.recommend(users, rows64, N=10), args.repeat)
+        model = kind.removesuffix("Recommender")
+        for section, case, metric, o, p in (
+                ("speed", "fit", "seconds", t_fit, p_fit),
+                ("speed", f"recommend {len(users):,} users, N=10", "users_per_s",
+                 len(users) / t_rec, len(users) / p_rec),
+                ("memory", "fit, peak above data", "peak_mb", o_mb, p_mb),
+                ("memory", "similarity matrix", "mb", o_sim / 2**20, p_sim / 2**20)):
+            record(section, model, case, metric, o, p, peer_name, data)
+        mb = "-" if o_mb is None else f"{o_mb:.0f} / {p_mb:.0f}"
         print(f"| {kind} | {t_fit:.3f} | {p_fit:.3f} | {p_fit / t_fit:.1f}x | "
               f"{len(users) / t_rec:,.0f} | {len(users) / p_rec:,.0f} | {p_rec / t_rec:.1f}x | "
-              f"{sim_bytes(ours.similarity) / 2**20:.1f} / {sim_bytes(peer.similarity) / 2**20:.1f} |")
+              f"{o_sim / 2**20:.1f} / {p_sim / 2**20:.1f} | {mb} |", flush=True)
 
 
 def quality(args):
+    import implicit
     import implicit.nearest_neighbours as inn
     import tacitrec
     from tacitrec.evaluation import ranking_metrics_at_k, train_test_split
@@ -93,39 +119,45 @@ def quality(args):
             ours = getattr(tacitrec, kind)(K=50, num_threads=args.threads)
             ours.fit(train, show_progress=False)
             m = ranking_metrics_at_k(ours, train, test, K=10, show_progress=False)
-            if not hasattr(inn, kind):
+            p = None
+            if hasattr(inn, kind):
+                peer = getattr(inn, kind)(K=50, num_threads=args.threads)
+                with warnings.catch_warnings():
+                    warnings.simplefilter("ignore")
+                    peer.fit(train.astype(np.float64), show_progress=False)  # it needs float64
+                    p = ranking_metrics_at_k(ImplicitAdapter(peer, X.shape[1]), train, test,
+                                             K=10, show_progress=False)
+            for metric in ("precision", "ndcg"):
+                record("quality", kind.removesuffix("Recommender"), "K=50 neighbours",
+                       f"{metric}@10", m[metric], p and p[metric],
+                       f"implicit {implicit.__version__}", name)
+            if p is None:
                 print(f"| {kind} | {m['precision']:.4f} | - | - | {m['ndcg']:.4f} | - | - |")
                 continue
-            peer = getattr(inn, kind)(K=50, num_threads=args.threads)
-            with warnings.catch_warnings():
-                warnings.simplefilter("ignore")
-                peer.fit(train.astype(np.float64), show_progress=False)  # it needs float64
-                p = ranking_metrics_at_k(ImplicitAdapter(peer, X.shape[1]), train, test, K=10,
-                                         show_progress=False)
             print(f"| {kind} | {m['precision']:.4f} | {p['precision']:.4f} | "
                   f"{m['precision'] / p['precision']:.3f} | {m['ndcg']:.4f} | {p['ndcg']:.4f} | "
                   f"{m['ndcg'] / p['ndcg']:.3f} |")
 
 
 def main():
-    ap = argparse.ArgumentParser(description=__doc__,
-                                 formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--threads", type=int, default=2)
+    ap = cli(__doc__)
     ap.add_argument("--K", type=int, default=100)
     ap.add_argument("--repeat", type=int, default=3)
     ap.add_argument("--skip-speed", action="store_true")
     ap.add_argument("--skip-quality", action="store_true")
-    args = ap.parse_args()
+    args = parse(ap)
+    if args.quick:
+        args.repeat = 1
     try:
         import implicit
     except ImportError:
         sys.exit("implicit is not installed: pip install implicit==0.7.3")
     import tacitrec
     print(f"machine: {machine()}; tacitrec {tacitrec.__version__}, implicit {implicit.__version__}")
+    if not args.skip_speed:  # first: it forks
+        speed(args)
     if not args.skip_quality:
         quality(args)
-    if not args.skip_speed:
-        speed(args)
 
 
 if __name__ == "__main__":

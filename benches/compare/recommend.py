@@ -1,6 +1,7 @@
 """Batched recommend: tacitrec against implicit 0.7.3 holding the same factors, in one run.
 
     python benches/compare/recommend.py [--users 20000] [--items 10000] [--factors 64] [--threads 2]
+                                        [--repeat 5] [--json PATH] [--quick]
 
 Both libraries get identical random factors and the same power-law ``user_items`` (about 50
 items per user); each call is ``recommend(userids, user_items[userids], N=10)`` with liked items
@@ -13,26 +14,26 @@ as implicit recommends (its fastest setting). implicit is a dev dependency:
 
 from __future__ import annotations
 
-import argparse
 import os
 import sys
 
 sys.path.insert(0, os.path.dirname(__file__))
 import numpy as np  # noqa: E402
 
-from common import best_of, machine, power_law_user_items  # noqa: E402
+from common import (best_of, cli, data_label, machine, parse,  # noqa: E402
+                    power_law_user_items, record)
 
 
 def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__,
-                                 formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap = cli(__doc__)
     ap.add_argument("--users", type=int, default=20000)
     ap.add_argument("--items", type=int, default=10000)
     ap.add_argument("--factors", type=int, default=64)
     ap.add_argument("--per-user", type=float, default=50.0)
-    ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--repeat", type=int, default=5)
-    args = ap.parse_args()
+    args = parse(ap)
+    if args.quick:
+        args.users, args.items, args.repeat = args.users // 10, args.items // 10, 1
 
     import tacitrec
     from tacitrec import MatrixFactorizationBase
@@ -46,6 +47,7 @@ def main() -> None:
     print(f"machine: {machine()}; threads: {args.threads}")
     print(f"data: {args.users} users x {args.items} items, {args.factors} factors, "
           f"{X.nnz / args.users:.1f} liked items per user")
+    model, case = f"MF serving ({args.factors} factors)", f"recommend {args.users:,} users, N=10"
 
     ours = MatrixFactorizationBase(num_threads=args.threads)
     ours.user_factors, ours.item_factors = U, V
@@ -76,6 +78,8 @@ def main() -> None:
         print(f"implicit {implicit.__version__} ({label}): {args.users / t_peer:12,.0f} users/s "
               f"(best {t_peer:.3f} s, median {med_peer:.3f} s); tacitrec is "
               f"{t_peer / t_ours:.1f}x faster (median {med_peer / med_ours:.1f}x)")
+        record("speed", model, f"{case} (implicit: {label})", "users_per_s", args.users / t_ours,
+               args.users / t_peer, f"implicit {implicit.__version__}", data_label(X))
     _, _, (pids, pscores) = results["1 BLAS thread"]
 
     # Agreement: same ids, or the same score where the order differs only by an exact tie.
