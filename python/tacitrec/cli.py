@@ -149,8 +149,9 @@ def cmd_recommend(args) -> int:
         extra = _io.restrict(_read(args.filter_liked, args, min_weight=False), data)
         history = history.maximum(extra).tocsr()
     n = args.n
-    if n < 1:
-        raise CliError(f"-n must be a positive integer, got {n}")
+    for name, value in (("-n", n), ("--chunk-size", args.chunk_size)):
+        if value < 1:
+            raise CliError(f"{name} must be a positive integer, got {value}")
     out = sys.stdout if args.out == "-" else open(args.out, "w", newline="", encoding="utf-8")
     try:
         writer = csv.writer(out, lineterminator="\n")
@@ -312,6 +313,7 @@ def _reader_options(p: argparse.ArgumentParser) -> None:
 
 
 def _model_options(p: argparse.ArgumentParser) -> None:
+    p.add_argument("interactions", help="CSV/TSV/Parquet file of user, item[, weight]")
     p.add_argument("--model", "-m", required=True, metavar="NAME",
                    help="one of: " + ", ".join(MODELS))
     p.add_argument("--param", "-p", action="append", default=[], metavar="NAME=VALUE",
@@ -353,7 +355,6 @@ def build_parser() -> argparse.ArgumentParser:
                        description="Fits a model on user, item[, weight] rows and saves it, with "
                        "the file's ids and the training interactions, to one .npz file for "
                        "`tacitrec recommend`.")
-    f.add_argument("interactions", help="CSV/TSV/Parquet file of user, item[, weight]")
     _model_options(f)
     f.add_argument("--out", "-o", required=True, metavar="MODEL", help="output file (.npz)")
     _reader_options(f)
@@ -385,7 +386,6 @@ def build_parser() -> argparse.ArgumentParser:
                        description="Splits the interactions, fits the model on the train part "
                        "and prints ranking metrics at K on the test part (train items "
                        "excluded from each user's ranking).")
-    e.add_argument("interactions", help="CSV/TSV/Parquet file of user, item[, weight]")
     _model_options(e)
     e.add_argument("--split", choices=["random", "leave-k-out"], default="random",
                    help="random: a share of all interactions is held out; leave-k-out: k per "
