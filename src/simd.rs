@@ -83,6 +83,7 @@ macro_rules! dispatch {
     ($simd:expr, $kernel:ident, $avx2:ident, ($($arg:ident: $ty:ty),*) -> $ret:ty) => {{
         #[cfg(target_arch = "x86_64")]
         #[target_feature(enable = "avx2,fma")]
+        #[allow(clippy::too_many_arguments)] // as many as the kernel it forwards to
         unsafe fn $avx2($($arg: $ty),*) -> $ret {
             $kernel::<true>($($arg),*)
         }

@@ -243,3 +243,108 @@ fn rows_longer_than_the_gather_buffer_are_exact() {
     solve(&c.view(), &mut x, &y, f, &cg, 2).unwrap();
     assert!(max_rel_err(&x, &want) < 1e-3, "{}", max_rel_err(&x, &want));
 }
+
+/// implicit's conjugate gradient for one row at a time, in f64: `steps` steps from `x0`.
+fn cg_reference(c: &Csr, x0: &[f32], y: &[f32], f: usize, reg: f64, steps: usize) -> Vec<f64> {
+    let ni = c.n_cols;
+    let mut yty = vec![0f64; f * f];
+    for p in 0..f {
+        for q in 0..f {
+            yty[p * f + q] = (0..ni)
+                .map(|i| y[i * f + p] as f64 * y[i * f + q] as f64)
+                .sum();
+        }
+        yty[p * f + p] += reg;
+    }
+    let yi = |i: usize| (0..f).map(move |p| y[i * f + p] as f64);
+    let mut out = vec![0f64; c.n_rows * f];
+    for u in 0..c.n_rows {
+        let (lo, hi) = (c.indptr[u] as usize, c.indptr[u + 1] as usize);
+        if lo == hi {
+            continue;
+        }
+        let entries: Vec<(usize, f64)> = (lo..hi)
+            .map(|k| (c.indices[k] as usize, c.data[k] as f64))
+            .collect();
+        let times_a = |v: &[f64]| -> Vec<f64> {
+            let mut out: Vec<f64> = (0..f)
+                .map(|p| (0..f).map(|q| yty[p * f + q] * v[q]).sum())
+                .collect();
+            for &(i, conf) in &entries {
+                let d: f64 = yi(i).zip(v).map(|(a, b)| a * b).sum();
+                for (o, a) in out.iter_mut().zip(yi(i)) {
+                    *o += (conf.abs() - 1.0) * d * a;
+                }
+            }
+            out
+        };
+        let mut x: Vec<f64> = x0[u * f..(u + 1) * f].iter().map(|&v| v as f64).collect();
+        let ax = times_a(&x);
+        let mut r: Vec<f64> = ax.iter().map(|v| -v).collect();
+        for &(i, conf) in &entries {
+            for (o, a) in r.iter_mut().zip(yi(i)) {
+                *o += conf.max(0.0) * a;
+            }
+        }
+        let mut p = r.clone();
+        let dot = |a: &[f64], b: &[f64]| a.iter().zip(b).map(|(x, y)| x * y).sum::<f64>();
+        let mut rs = dot(&r, &r);
+        for _ in 0..steps {
+            if rs < 1e-20 {
+                break;
+            }
+            let ap = times_a(&p);
+            let alpha = rs / dot(&p, &ap);
+            for k in 0..f {
+                x[k] += alpha * p[k];
+                r[k] -= alpha * ap[k];
+            }
+            let rs_new = dot(&r, &r);
+            let beta = rs_new / rs;
+            for k in 0..f {
+                p[k] = r[k] + beta * p[k];
+            }
+            rs = rs_new;
+        }
+        out[u * f..(u + 1) * f].copy_from_slice(&x);
+    }
+    out
+}
+
+#[test]
+fn cg_blocks_match_a_row_by_row_reference() {
+    // many blocks of rows solved in lockstep, with empty rows; then long rows (more than one
+    // gathered chunk) in the same block as short ones
+    let f = 16;
+    let (c, x0, y) = problem(300, 60, f, 11);
+    for steps in [1usize, 3] {
+        let want = cg_reference(&c, &x0, &y, f, 0.05, steps);
+        let mut x = x0.clone();
+        let params = AlsParams {
+            regularization: 0.05,
+            solver: Solver::ConjugateGradient { steps },
+        };
+        solve(&c.view(), &mut x, &y, f, &params, 2).unwrap();
+        assert!(max_rel_err(&x, &want) < 1e-4, "{}", max_rel_err(&x, &want));
+    }
+    let (f, ni) = (4usize, 3000usize);
+    let mut s = 5u64;
+    let mut t = Vec::new();
+    for u in 0..6 {
+        let n = if u % 2 == 0 { ni } else { 3 + u };
+        for i in 0..n {
+            t.push((u, (i * 7 + u) % ni, 1.0 + 3.0 * lcg(&mut s)));
+        }
+    }
+    let c = Csr::from_triplets(6, ni, &t).unwrap();
+    let y: Vec<f32> = (0..ni * f).map(|_| (lcg(&mut s) - 0.5) * 0.2).collect();
+    let x0: Vec<f32> = (0..6 * f).map(|_| lcg(&mut s) * 0.1).collect();
+    let want = cg_reference(&c, &x0, &y, f, 0.1, 3);
+    let mut x = x0.clone();
+    let params = AlsParams {
+        regularization: 0.1,
+        solver: Solver::ConjugateGradient { steps: 3 },
+    };
+    solve(&c.view(), &mut x, &y, f, &params, 1).unwrap();
+    assert!(max_rel_err(&x, &want) < 1e-4, "{}", max_rel_err(&x, &want));
+}
