@@ -251,22 +251,52 @@ def restrict(other: Interactions, data: Interactions) -> sp.csr_matrix:
                          dtype=np.float32)
 
 
+def aligned(ids: np.ndarray, features: Interactions) -> sp.csr_matrix:
+    """The rows of an id x feature file's matrix for the sorted ``ids`` (ids the file lacks get
+    empty rows; ids only in the file are dropped)."""
+    X = features.matrix.tocoo()
+    rows = lookup(ids, features.user_ids)[X.row]
+    keep = rows >= 0
+    return sp.csr_matrix((X.data[keep], (rows[keep], X.col[keep])),
+                         shape=(len(ids), X.shape[1]), dtype=np.float32)
+
+
+def with_identity(meta: sp.csr_matrix) -> sp.csr_matrix:
+    """LightFM's feature matrix ``[identity | meta]`` with each row scaled to sum 1 (as
+    LightFM's Dataset normalises)."""
+    n = meta.shape[0]
+    M = sp.hstack([sp.identity(n, dtype=np.float32, format="csr"), meta], format="csr")
+    sums = np.asarray(M.sum(axis=1)).ravel()
+    if (sums <= 0).any():
+        raise ValueError("feature weights must be positive: a row's weights sum to "
+                         f"{sums[sums <= 0][0]:g}")
+    return (sp.diags(1.0 / sums).astype(np.float32) @ M).tocsr()
+
+
 # ---- the command line's model bundle -----------------------------------------------------------
-def save_bundle(path, model, data: Interactions, info: dict) -> None:
-    """One ``.npz`` holding the model (as saved by ``model.save``), the id mappings and the
-    training interactions (user histories for filtering and for kNN scoring)."""
+_MATRICES = ("train", "user_features", "item_features")
+
+
+def save_bundle(path, model, data: Interactions, info: dict, **features) -> None:
+    """One ``.npz`` holding the model (as saved by ``model.save``), the id mappings, the training
+    interactions (user histories for filtering and for kNN scoring) and, for LightFM, the
+    ``user_features`` / ``item_features`` matrices it was fitted with."""
     buf = io.BytesIO()
     model.save(buf)
-    X = data.matrix
+    arrays = {}
+    for name, M in (("train", data.matrix), *features.items()):
+        if M is not None:
+            arrays.update({f"{name}_data": M.data, f"{name}_indices": M.indices,
+                           f"{name}_indptr": M.indptr, f"{name}_shape": np.array(M.shape)})
     with open(path, "wb") as f:
         np.savez(f, tacitrec_cli=np.array(json.dumps(info)),
                  model=np.frombuffer(buf.getvalue(), dtype=np.uint8),
-                 user_ids=data.user_ids, item_ids=data.item_ids, data=X.data,
-                 indices=X.indices, indptr=X.indptr, shape=np.array(X.shape))
+                 user_ids=data.user_ids, item_ids=data.item_ids, **arrays)
 
 
 def load_bundle(path):
-    """(model, Interactions, info) of a bundle written by :func:`save_bundle`."""
+    """(model, Interactions, info, features) of a bundle written by :func:`save_bundle`;
+    ``features`` maps ``user_features`` / ``item_features`` to the stored matrices."""
     from .base import RecommenderBase
     from .exceptions import ModelFormatError
 
@@ -282,9 +312,11 @@ def load_bundle(path):
                 "mappings and histories it stores (a file from Model.save() lacks them)")
         info = json.loads(str(z["tacitrec_cli"]))
         model = RecommenderBase.load(io.BytesIO(z["model"].tobytes()))
-        X = sp.csr_matrix((z["data"], z["indices"], z["indptr"]), shape=tuple(z["shape"]))
-        data = Interactions(X, z["user_ids"], z["item_ids"])
-    return model, data, info
+        matrices = {name: sp.csr_matrix((z[f"{name}_data"], z[f"{name}_indices"],
+                                         z[f"{name}_indptr"]), shape=tuple(z[f"{name}_shape"]))
+                    for name in _MATRICES if f"{name}_data" in z.files}
+        data = Interactions(matrices.pop("train"), z["user_ids"], z["item_ids"])
+    return model, data, info, matrices
 
 
 def format_scores(values: np.ndarray) -> List[str]:

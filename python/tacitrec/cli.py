@@ -98,6 +98,22 @@ def make_model(name: str, pairs: List[str], threads: int, seed: Optional[int]):
     return cls(**params), fit_kw
 
 
+def _features(args, data: _io.Interactions) -> Dict[str, sp.csr_matrix]:
+    """LightFM's feature matrices from --user-features / --item-features (empty otherwise)."""
+    given = {side: getattr(args, f"{side}_features") for side in ("user", "item")}
+    if not any(given.values()):
+        return {}
+    if args.model != "lightfm":
+        raise CliError("--user-features / --item-features are only used by --model lightfm")
+    out = {}
+    for side, ids in (("user", data.user_ids), ("item", data.item_ids)):
+        meta = sp.csr_matrix((len(ids), 0), dtype=np.float32)
+        if given[side] is not None:
+            meta = _io.aligned(ids, _io.read_interactions(given[side], sep=args.sep))
+        out[f"{side}_features"] = _io.with_identity(meta)
+    return out
+
+
 def _fit(model, X, fit_kw, show_progress: bool, **features):
     if isinstance(model, LightFM):
         return model.fit(X, epochs=fit_kw["epochs"], num_threads=fit_kw["num_threads"],
@@ -117,11 +133,12 @@ def cmd_fit(args) -> int:
     model, fit_kw = make_model(args.model, args.param, args.threads, args.seed)
     _say(args, f"{os.path.basename(args.interactions)}: {data.matrix.shape[0]} users x "
                f"{data.matrix.shape[1]} items, {data.matrix.nnz} interactions; fitting {model!r}")
+    features = _features(args, data)
     t0 = time.perf_counter()
-    _fit(model, data.matrix, fit_kw, not args.quiet)
+    _fit(model, data.matrix, fit_kw, not args.quiet, **features)
     info = {"model": args.model, "fit": {k: v for k, v in fit_kw.items() if k != "num_threads"},
             "source": os.path.abspath(args.interactions), "seconds": time.perf_counter() - t0}
-    _io.save_bundle(args.out, model, data, info)
+    _io.save_bundle(args.out, model, data, info, **features)
     _say(args, f"fitted in {info['seconds']:.2f} s; saved to {args.out}")
     return 0
 
@@ -142,7 +159,7 @@ def _requested_users(args, data: _io.Interactions) -> np.ndarray:
 
 
 def cmd_recommend(args) -> int:
-    model, data, info = _io.load_bundle(args.model)
+    model, data, info, features = _io.load_bundle(args.model)
     users = _requested_users(args, data)
     history = data.matrix
     if args.filter_liked is not None:
@@ -160,7 +177,8 @@ def cmd_recommend(args) -> int:
         for start in range(0, len(users), args.chunk_size):
             chunk = users[start:start + args.chunk_size]
             ids, scores = model.recommend(chunk, history[chunk], N=n,
-                                          filter_already_liked_items=not args.keep_liked)
+                                          filter_already_liked_items=not args.keep_liked,
+                                          **features)
             valid = ids >= 0  # rows of users with fewer candidates are padded with -1
             who = np.repeat(data.user_ids[chunk], valid.sum(axis=1))
             writer.writerows(zip(who.tolist(), data.item_ids[ids[valid]].tolist(),
@@ -177,6 +195,7 @@ def cmd_recommend(args) -> int:
 def cmd_evaluate(args) -> int:
     data = _read(args.interactions, args)
     model, fit_kw = make_model(args.model, args.param, args.threads, args.seed)
+    features = _features(args, data)
     if args.split == "random":
         train, test = train_test_split(data.matrix, args.train_fraction, random_state=args.seed)
     else:
@@ -184,20 +203,14 @@ def cmd_evaluate(args) -> int:
     _say(args, f"{data.matrix.shape[0]} users x {data.matrix.shape[1]} items; train "
                f"{train.nnz}, test {test.nnz} interactions ({args.split} split, seed {args.seed})")
     t0 = time.perf_counter()
-    _fit(model, train, fit_kw, not args.quiet)
+    _fit(model, train, fit_kw, not args.quiet, **features)
     fit_s = time.perf_counter() - t0
-    m = ranking_metrics_at_k(model, train, test, K=args.k, show_progress=not args.quiet)
+    m = ranking_metrics_at_k(model, train, test, K=args.k, show_progress=not args.quiet,
+                             **features)
     print(f"{args.model}: {model!r}, fitted in {fit_s:.2f} s")
     for key in METRICS:
         print(f"{key + '@' + str(args.k):<16}{m[key]:.6f}")
     return 0
-
-
-def _with_identity(F: sp.csr_matrix) -> sp.csr_matrix:
-    """[I | F] with rows scaled to sum 1, as LightFM's Dataset builds feature matrices."""
-    M = sp.hstack([sp.identity(F.shape[0], dtype=np.float32, format="csr"), F], format="csr")
-    sums = np.asarray(M.sum(axis=1)).ravel()
-    return sp.diags(1.0 / sums).astype(np.float32) @ M
 
 
 def _demo_data(args):
@@ -207,7 +220,7 @@ def _demo_data(args):
 
         d = synthetic(n_users=args.users, n_items=args.items, random_state=args.seed)
         return (f"synthetic data (seed {args.seed})", d.user_items,
-                _with_identity(d.user_features), _with_identity(d.item_features), d)
+                _io.with_identity(d.user_features), _io.with_identity(d.item_features), d)
     if os.path.isfile(args.data) and not args.data.lower().endswith(".zip"):
         d = _read(args.data, args)
         return os.path.basename(args.data), d.matrix, None, None, None
@@ -226,8 +239,8 @@ def _demo_data(args):
         if args.min_weight is not None:
             X = X.multiply(X >= args.min_weight).tocsr()
             X.eliminate_zeros()
-        uf = None if d.user_features is None else _with_identity(d.user_features)
-        itf = None if d.item_features is None else _with_identity(d.item_features)
+        uf = None if d.user_features is None else _io.with_identity(d.user_features)
+        itf = None if d.item_features is None else _io.with_identity(d.item_features)
         return os.path.basename(os.path.normpath(args.data)), X.astype(np.float32), uf, itf, None
     raise CliError(f"--data {args.data!r} is neither an interaction file nor a dataset folder "
                    "the loaders know: " + "; ".join(errors))
@@ -321,6 +334,10 @@ def _model_options(p: argparse.ArgumentParser) -> None:
                    f"lightfm also epochs (default {LIGHTFM_FIT['epochs']})")
     p.add_argument("--seed", type=int, default=0, help="random_state of the model and of the "
                    "split (default 0)")
+    for side in ("user", "item"):
+        p.add_argument(f"--{side}-features", metavar="FILE", help=f"lightfm: {side} id, feature"
+                       "[, weight] rows (same separators; header detected); each "
+                       f"{side} gets its identity feature plus these, rows scaled to sum 1")
 
 
 def _common(p: argparse.ArgumentParser) -> None:

@@ -9,7 +9,8 @@ import numpy as np
 import pytest
 import scipy.sparse as sp
 
-from tacitrec import (AlternatingLeastSquares, BM25Recommender, LightFM, PopularityRecommender)
+from tacitrec import (AlternatingLeastSquares, BM25Recommender, Dataset, LightFM,
+                      PopularityRecommender)
 from tacitrec import _io
 from tacitrec.cli import main
 from tacitrec.datasets import synthetic
@@ -158,8 +159,9 @@ def test_lightfm_through_the_cli(files, tmp_path):
     model_file = tmp_path / "lfm.npz"
     run("fit", d / "plays.tsv", "-m", "lightfm", "-p", "epochs=3", "-p", "no_components=8",
         "--seed", 1, "--threads", 1, "-o", model_file, "-q")  # 1 thread: reproducible
-    model, data, info = _io.load_bundle(model_file)
+    model, data, info, features = _io.load_bundle(model_file)
     assert isinstance(model, LightFM) and model.loss == "warp" and info["fit"] == {"epochs": 3}
+    assert features == {}
     order_u = np.argsort(np.arange(X.shape[0]).astype(str))
     order_i = np.argsort(np.arange(X.shape[1]).astype(str))
     M = X[order_u][:, order_i].tocsr()
@@ -167,6 +169,46 @@ def test_lightfm_through_the_cli(files, tmp_path):
     ref = LightFM(no_components=8, loss="warp", random_state=1).fit(M, epochs=3, num_threads=1)
     users = np.arange(5)
     assert model.predict(users, users) == pytest.approx(ref.predict(users, users), rel=1e-5)
+
+
+def test_lightfm_with_feature_files_matches_the_dataset_builder(files, tmp_path):
+    d, X = files
+    syn = synthetic(n_users=300, n_items=120, random_state=5)  # the fixture's data
+    present = {}
+    for side, F, names in (("user", syn.user_features, syn.user_feature_names),
+                           ("item", syn.item_features, syn.item_feature_names)):
+        C = F.tocoo()
+        pairs = [(r, names[c]) for r, c in zip(C.row, C.col) if r != 7]  # 7: identity only
+        pairs.append((9999, "x"))  # an id the interactions do not have
+        present[side] = np.unique([name for _, name in pairs])
+        (tmp_path / f"{side}.tsv").write_text(
+            "id\tfeature\n" + "".join(f"{r}\t{name}\n" for r, name in pairs))
+    model_file, recs = tmp_path / "lfm.npz", tmp_path / "recs.csv"
+    run("fit", d / "plays.tsv", "-m", "lightfm", "-p", "epochs=3", "-p", "no_components=8",
+        "--user-features", tmp_path / "user.tsv", "--item-features", tmp_path / "item.tsv",
+        "--seed", 2, "--threads", 1, "-o", model_file, "-q")
+    run("recommend", model_file, "-n", 3, "-o", recs, "-q")
+    # reference: LightFM's Dataset builder (identity + features, rows normalised) over the ids
+    # and the files' feature names in the CLI's order (sorted as strings)
+    users = np.sort(np.arange(X.shape[0]).astype(str)).astype(int)
+    items = np.sort(np.arange(X.shape[1]).astype(str)).astype(int)
+    ds = Dataset().fit(users, items, user_features=present["user"],
+                       item_features=present["item"])
+    def rows_of(F, names, ids):
+        return [(i, [] if i == 7 else list(names[F[i].indices])) for i in ids]
+    Fu = ds.build_user_features(rows_of(syn.user_features, syn.user_feature_names, users))
+    Fi = ds.build_item_features(rows_of(syn.item_features, syn.item_feature_names, items))
+    M = X[users][:, items].tocsr()
+    ref = LightFM(no_components=8, loss="warp", random_state=2).fit(
+        M, user_features=Fu, item_features=Fi, epochs=3, num_threads=1)
+    ids, scores = ref.recommend(np.arange(M.shape[0]), M, N=3, user_features=Fu,
+                                item_features=Fi)
+    got = read_recs(recs)
+    assert [r[1] for r in got] == [str(items[i]) for i in ids.ravel()]
+    assert np.array([float(r[3]) for r in got]) == pytest.approx(scores.ravel(), rel=1e-4)
+    out = run("fit", d / "plays.tsv", "-m", "als", "--item-features", tmp_path / "item.tsv",
+              "-o", model_file, check=False)
+    assert out.returncode == 2 and "only used by --model lightfm" in out.stderr
 
 
 def test_demo_on_a_file(files):
