@@ -173,7 +173,6 @@ def cmd_recommend(args) -> int:
     try:
         writer = csv.writer(out, lineterminator="\n")
         writer.writerow(["user", "item", "rank", "score"])
-        rank = np.tile(np.arange(1, n + 1), args.chunk_size)
         for start in range(0, len(users), args.chunk_size):
             chunk = users[start:start + args.chunk_size]
             ids, scores = model.recommend(chunk, history[chunk], N=n,
@@ -182,7 +181,8 @@ def cmd_recommend(args) -> int:
             valid = ids >= 0  # rows of users with fewer candidates are padded with -1
             who = np.repeat(data.user_ids[chunk], valid.sum(axis=1))
             writer.writerows(zip(who.tolist(), data.item_ids[ids[valid]].tolist(),
-                                 rank[:ids.size].reshape(ids.shape)[valid].tolist(),
+                                 np.broadcast_to(np.arange(1, ids.shape[1] + 1),
+                                                 ids.shape)[valid].tolist(),
                                  _io.format_scores(scores[valid])))
     finally:
         if out is not sys.stdout:

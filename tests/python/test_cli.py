@@ -121,8 +121,9 @@ def test_recommend_users_file_filters_and_chunks(files, tmp_path):
     assert not {str(i) for i in newer} & {r[1] for r in filtered[:20]}
     assert filtered[20:40] == base[20:40]  # user 12 has no newer interactions
     kept = read_recs_text(run("recommend", model_file, "--users", tmp_path / "users.txt",
-                              "-n", 120, "--keep-liked").stdout)
-    assert liked7 <= {r[1] for r in kept[:120]}
+                              "-n", 500, "--keep-liked").stdout)  # N' = all 120 items
+    assert len(kept) == 3 * 120 and liked7 <= {r[1] for r in kept[:120]}
+    assert [r[2] for r in kept[:120]] == [str(k) for k in range(1, 121)]
 
 
 def read_recs_text(text):
