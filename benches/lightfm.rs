@@ -7,7 +7,7 @@ use common::power_law;
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};
 use rand::rngs::SmallRng;
 use rand::{Rng, SeedableRng};
-use tacitrec::models::lightfm::{epoch, Data, LightFmParams, Loss, Schedule, Side};
+use tacitrec::models::lightfm::{epoch, Data, LightFmParams, Loss, Side};
 use tacitrec::sparse::Csr;
 
 fn bench_lightfm(c: &mut Criterion) {
@@ -29,12 +29,7 @@ fn bench_lightfm(c: &mut Criterion) {
             let (u0, i0) = (init(users), init(items));
             let params = LightFmParams {
                 loss,
-                schedule: Schedule::Adagrad {
-                    learning_rate: 0.05,
-                },
-                item_alpha: 0.0,
-                user_alpha: 0.0,
-                max_sampled: 10,
+                ..Default::default()
             };
             g.bench_function(format!("{name}_d{d}_t2"), |b| {
                 let (mut up, mut ip) = (u0.clone(), i0.clone());

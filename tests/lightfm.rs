@@ -1,18 +1,13 @@
 //! The LightFM epoch kernel: mismatched shapes are errors, not panics; one thread is
 //! reproducible.
 
-use tacitrec::models::lightfm::{epoch, Data, LightFmParams, Loss, Schedule, Side};
+use tacitrec::models::lightfm::{epoch, Data, LightFmParams, Loss, Side};
 use tacitrec::sparse::Csr;
 
 fn params(loss: Loss) -> LightFmParams {
     LightFmParams {
         loss,
-        schedule: Schedule::Adagrad {
-            learning_rate: 0.05,
-        },
-        item_alpha: 0.0,
-        user_alpha: 0.0,
-        max_sampled: 10,
+        ..Default::default()
     }
 }
 

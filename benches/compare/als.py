@@ -24,7 +24,8 @@ sys.path.insert(0, os.path.dirname(__file__))
 
 import numpy as np  # noqa: E402
 
-from common import cli, forked, load_real, machine, parse, record, synthetic  # noqa: E402
+from common import (cli, forked, load_real, machine, parse, peer, record,  # noqa: E402
+                    synthetic)
 
 
 def _implicit(**kw):
@@ -145,10 +146,7 @@ def main():
     ap.add_argument("--skip-quality", action="store_true")
     ap.add_argument("--skip-scaling", action="store_true")
     args = parse(ap)
-    try:
-        import implicit
-    except ImportError:
-        sys.exit("implicit is not installed: pip install implicit==0.7.3")
+    implicit = peer("implicit")
     import tacitrec
     print(f"machine: {machine()}; tacitrec {tacitrec.__version__}, implicit {implicit.__version__}")
     if not args.skip_speed:  # the forked fits first: in-process thread pools do not survive a fork

@@ -23,7 +23,8 @@ sys.path.insert(0, os.path.dirname(__file__))
 
 import numpy as np  # noqa: E402
 
-from common import cli, forked, load_real, machine, parse, record, synthetic  # noqa: E402
+from common import (cli, forked, load_real, machine, parse, peer, record,  # noqa: E402
+                    synthetic)
 
 SEEDS = (0, 1, 2)
 
@@ -164,10 +165,7 @@ def main():
     args = parse(ap)
     if args.quick:
         args.epochs = 1
-    try:
-        import implicit
-    except ImportError:
-        sys.exit("implicit is not installed: pip install implicit==0.7.3")
+    implicit = peer("implicit")
     print(f"# BPR / LMF: tacitrec vs implicit {implicit.__version__} ({machine()})")
     if not args.skip_speed:  # first: it forks, and in-process thread pools do not survive a fork
         speed(args)

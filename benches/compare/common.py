@@ -89,6 +89,22 @@ def load_real(name: str):
     return X
 
 
+#: how to install each peer library
+INSTALL = {"implicit": "pip install implicit==0.7.3",
+           "lightfm": "pip install setuptools wheel numpy scipy && "
+                      "pip install --no-build-isolation lightfm==1.17"}
+
+
+def peer(name: str):
+    """The peer library's module, or exit with how to install it."""
+    import importlib
+
+    try:
+        return importlib.import_module(name)
+    except ImportError:
+        sys.exit(f"{name} is not installed: {INSTALL[name]}")
+
+
 def cli(doc: str) -> argparse.ArgumentParser:
     """The argument parser of a compare script with the options every script shares."""
     ap = argparse.ArgumentParser(description=doc,

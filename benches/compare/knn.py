@@ -22,7 +22,7 @@ sys.path.insert(0, os.path.dirname(__file__))
 
 import numpy as np  # noqa: E402
 
-from common import (best_of, cli, forked, load_real, machine, parse,  # noqa: E402
+from common import (best_of, cli, forked, load_real, machine, parse, peer,  # noqa: E402
                     record, synthetic)
 
 KINDS = ["ItemItemRecommender", "CosineRecommender", "TFIDFRecommender", "BM25Recommender"]
@@ -148,10 +148,7 @@ def main():
     args = parse(ap)
     if args.quick:
         args.repeat = 1
-    try:
-        import implicit
-    except ImportError:
-        sys.exit("implicit is not installed: pip install implicit==0.7.3")
+    implicit = peer("implicit")
     import tacitrec
     print(f"machine: {machine()}; tacitrec {tacitrec.__version__}, implicit {implicit.__version__}")
     if not args.skip_speed:  # first: it forks

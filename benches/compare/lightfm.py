@@ -27,7 +27,7 @@ sys.path.insert(0, _HERE)
 import numpy as np  # noqa: E402
 import scipy.sparse as sp  # noqa: E402
 
-from common import (DATA, best_of, cli, forked, machine, parse, record,  # noqa: E402
+from common import (DATA, best_of, cli, forked, machine, parse, peer, record,  # noqa: E402
                     synthetic)
 
 # this file is named like the peer package: keep its folder off the path so that
@@ -249,11 +249,7 @@ def main():
     args = parse(ap)
     if args.quick:
         args.repeat = 1
-    try:
-        import lightfm
-    except ImportError:
-        sys.exit("LightFM is not installed: pip install setuptools wheel numpy scipy && "
-                 "pip install --no-build-isolation lightfm==1.17")
+    lightfm = peer("lightfm")
     print(f"# LightFM: tacitrec vs LightFM {lightfm.__version__} ({machine()})")
     if not args.skip_speed:  # first: it forks, and in-process thread pools do not survive a fork
         speed(args)

@@ -60,6 +60,22 @@ pub struct LightFmParams {
     pub max_sampled: usize,
 }
 
+impl Default for LightFmParams {
+    /// LightFM 1.17's defaults: logistic loss, adagrad with learning rate 0.05, no L2,
+    /// `max_sampled` 10.
+    fn default() -> Self {
+        LightFmParams {
+            loss: Loss::Logistic,
+            schedule: Schedule::Adagrad {
+                learning_rate: 0.05,
+            },
+            item_alpha: 0.0,
+            user_alpha: 0.0,
+            max_sampled: 10,
+        }
+    }
+}
+
 /// WARP's cap on the rank weight (LightFM's).
 pub const MAX_LOSS: f32 = 10.0;
 
