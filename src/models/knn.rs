@@ -4,6 +4,7 @@
 
 use crate::error::{Error, Result};
 use crate::parallel;
+use crate::simd::prefetch;
 use crate::sparse::weighting::{self, Documents};
 use crate::sparse::{transpose_with_positions, Csr, CsrView};
 use crate::topk::{BlockScorer, Candidates, TileLayout, TopK, TopKBuffer};
@@ -56,6 +57,23 @@ struct FitScratch {
     own: TopK,
     ids: Vec<i32>,
     vals: Vec<f32>,
+}
+
+/// Rows requested from memory ahead of their use: by the fit (users' rows) and the scorer
+/// (similarity rows).
+const AHEAD: usize = 4;
+
+/// Requests the first lines (at most 512 entries) of a CSR row. The fit reads millions of row
+/// segments (a few hundred entries each, starting anywhere in a matrix larger than the cache), and
+/// the hardware prefetcher only follows a stream after its first misses: the accumulation loop
+/// waited on memory (single-thread BM25 fit of the 80k x 10k benchmark 2.4-2.9 s -> 1.7-2.2 s).
+#[inline(always)]
+fn prefetch_row(js: &[i32], ws: &[f32]) {
+    const LINE: usize = 16; // 4-byte entries per 64-byte line
+    for l in (0..js.len().min(32 * LINE)).step_by(LINE) {
+        prefetch(js[l..].as_ptr());
+        prefetch(ws[l..].as_ptr());
+    }
 }
 
 /// The item x item similarity of `user_items` (users x items), keeping the `k` largest entries
@@ -207,21 +225,22 @@ pub fn item_knn(user_items: &CsrView<'_>, params: &KnnParams, num_threads: usize
                         s.touched.clear();
                         // Heavy rows touch most items: accumulate densely and scan them all. Light
                         // rows track the items they touch.
-                        if work * 4 >= n_items - i {
-                            let acc = &mut s.acc[..];
-                            for ((&u, &w1), &st) in us.iter().zip(ws).zip(starts) {
-                                let (js, ws2) = upper(u, st);
-                                let w1 = w1 as f64;
-                                for (&j, &w2) in js.iter().zip(ws2) {
-                                    acc[j as usize] += w1 * w2 as f64;
-                                }
+                        let dense = work * 4 >= n_items - i;
+                        let tag = i as u32 + 1;
+                        for (k, ((&u, &w1), &st)) in us.iter().zip(ws).zip(starts).enumerate() {
+                            if let (Some(&ua), Some(&sa)) =
+                                (us.get(k + AHEAD), starts.get(k + AHEAD))
+                            {
+                                let (ja, wa) = upper(ua, sa);
+                                prefetch_row(ja, wa);
                             }
-                            s.touched.extend(i as u32..n_items as u32);
-                        } else {
-                            let tag = i as u32 + 1;
-                            for ((&u, &w1), &st) in us.iter().zip(ws).zip(starts) {
-                                let (js, ws2) = upper(u, st);
-                                let w1 = w1 as f64;
+                            let (js, ws2) = upper(u, st);
+                            let w1 = w1 as f64;
+                            if dense {
+                                for (&j, &w2) in js.iter().zip(ws2) {
+                                    s.acc[j as usize] += w1 * w2 as f64;
+                                }
+                            } else {
                                 for (&j, &w2) in js.iter().zip(ws2) {
                                     let j = j as usize;
                                     if s.owner[j] != tag {
@@ -231,6 +250,9 @@ pub fn item_knn(user_items: &CsrView<'_>, params: &KnnParams, num_threads: usize
                                     s.acc[j] += w1 * w2 as f64;
                                 }
                             }
+                        }
+                        if dense {
+                            s.touched.extend(i as u32..n_items as u32);
                         }
                         s.own.clear();
                         for &j in &s.touched {
@@ -378,6 +400,14 @@ impl<'a> KnnScorer<'a> {
     #[inline]
     fn scatter(&self, scores: &mut [f32], i: usize, weight: f32, assign: bool) {
         let (cols, vals) = self.similarity.row(i);
+        if self.positions.is_none() && !assign {
+            assert!(scores.len() == self.similarity.n_cols());
+            for (&j, &s) in cols.iter().zip(vals) {
+                // SAFETY: the similarity is a validated `CsrView`, so j < n_cols == scores.len().
+                unsafe { *scores.get_unchecked_mut(j as usize) += weight * s };
+            }
+            return;
+        }
         for (&j, &s) in cols.iter().zip(vals) {
             let p = match &self.positions {
                 None => j as usize,
@@ -426,7 +456,11 @@ impl BlockScorer for KnnScorer<'_> {
                 Queries::UserRows(rows) => {
                     scores.fill(0.0);
                     let (items, values) = rows.row(q0 + q);
-                    for (&i, &r) in items.iter().zip(values) {
+                    for (k, (&i, &r)) in items.iter().zip(values).enumerate() {
+                        if let Some(&ahead) = items.get(k + AHEAD) {
+                            let (js, ws) = self.similarity.row(ahead as usize);
+                            prefetch_row(js, ws);
+                        }
                         self.scatter(scores, i as usize, r, false);
                     }
                 }
