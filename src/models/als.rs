@@ -94,7 +94,7 @@ fn check_shapes(c: &CsrView<'_>, x: &[f32], y: &[f32], f: usize) -> Result<()> {
 /// places ahead are requested early to overlap their memory latency with the copying.
 #[inline(always)]
 fn gather(items: &[i32], y: &[f32], f: usize, out: &mut Vec<f32>) {
-    const AHEAD: usize = 4;
+    const AHEAD: usize = 16;
     for (k, &i) in items.iter().enumerate() {
         if let Some(&next) = items.get(k + AHEAD) {
             let row = &y[next as usize * f..(next as usize + 1) * f];
@@ -129,6 +129,7 @@ struct Scratch {
     ap: Vec<f32>,
     rs: Vec<f32>,
     offsets: Vec<usize>,
+    ids: Vec<i32>,
     a: Vec<f32>,
     gathered: Vec<f32>,
     chunk: Vec<f32>,
@@ -145,6 +146,7 @@ impl Scratch {
             ap: Vec::new(),
             rs: Vec::new(),
             offsets: Vec::new(),
+            ids: Vec::new(),
             a: vec![0.0; f * f],
             gathered: Vec::new(),
             chunk: Vec::new(),
@@ -309,6 +311,7 @@ fn cg_block<const FMA: bool>(
         ap,
         rs,
         offsets,
+        ids,
         gathered,
         chunk,
         scaled,
@@ -323,20 +326,30 @@ fn cg_block<const FMA: bool>(
     // R = B - A X: the YtY part for the whole block, then each row's interaction terms. A row's
     // item factors are gathered once and kept for the steps, except for rows longer than
     // GATHER_ROWS, which are gathered again in chunks (so that no huge buffer is needed).
+    // The rows' items are gathered in one pass over the block, so that the requests for item rows
+    // ahead run across row boundaries (most rows are short).
+    ids.clear();
+    for b in 0..rows {
+        let items = c.row(first + b).0;
+        offsets.push(ids.len() * f);
+        if items.len() <= GATHER_ROWS {
+            ids.extend_from_slice(items);
+        }
+    }
+    offsets.push(ids.len() * f);
+    gather(ids, y, f, gathered);
     matmul_rows(x, yty, f, r, -1.0);
     for b in 0..rows {
         let (items, conf) = c.row(first + b);
         let (xb, rb) = (&mut x[b * f..(b + 1) * f], &mut r[b * f..(b + 1) * f]);
-        offsets.push(gathered.len());
         if items.is_empty() {
             xb.fill(0.0);
             rs.push(0.0); // done
             continue;
         }
         if items.len() <= GATHER_ROWS {
-            let start = gathered.len();
-            gather(items, y, f, gathered);
-            residual_terms::<FMA>(&gathered[start..], conf, xb, rb);
+            let g = &gathered[offsets[b]..offsets[b + 1]];
+            residual_terms::<FMA>(g, conf, xb, rb);
         } else {
             for (ids, cs) in items.chunks(GATHER_ROWS).zip(conf.chunks(GATHER_ROWS)) {
                 chunk.clear();
@@ -348,7 +361,6 @@ fn cg_block<const FMA: bool>(
         let norm = dot::<FMA>(rb, rb);
         rs.push(if norm < 1e-20 { 0.0 } else { norm });
     }
-    offsets.push(gathered.len());
     for _ in 0..steps {
         if rs.iter().all(|&v| v == 0.0) {
             break;
