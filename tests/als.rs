@@ -95,7 +95,7 @@ fn max_rel_err(got: &[f32], want: &[f64]) -> f64 {
 
 #[test]
 fn cholesky_solves_the_normal_equations() {
-    for (f, seed) in [(3usize, 1u64), (8, 2), (20, 3)] {
+    for (f, seed) in [(3usize, 1u64), (8, 2), (20, 3), (64, 4)] {
         let (c, mut x, y) = problem(30, 25, f, seed);
         let params = AlsParams {
             regularization: 0.1,
