@@ -323,11 +323,10 @@ fn cg_block<const FMA: bool>(
     rs.clear();
     offsets.clear();
     gathered.clear();
-    // R = B - A X: the YtY part for the whole block, then each row's interaction terms. A row's
-    // item factors are gathered once and kept for the steps, except for rows longer than
-    // GATHER_ROWS, which are gathered again in chunks (so that no huge buffer is needed).
-    // The rows' items are gathered in one pass over the block, so that the requests for item rows
-    // ahead run across row boundaries (most rows are short).
+    // R = B - A X: the YtY part for the whole block, then each row's interaction terms. The item
+    // factors of the block's rows are gathered once, in one pass over the block (so that the
+    // requests for rows ahead run across row boundaries: most rows are short), and kept for the
+    // steps; rows longer than GATHER_ROWS are gathered again in chunks (no huge buffer needed).
     ids.clear();
     for b in 0..rows {
         let items = c.row(first + b).0;
