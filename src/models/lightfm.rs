@@ -91,16 +91,142 @@ struct Shared {
     params: SharedRows,
     grad_acc: SharedRows,
     step_acc: SharedRows,
+    /// The features every thread keeps a private copy of (see [`Local`]), and each feature's
+    /// slot among them (`NOT_HOT` for the others).
+    hot: Vec<u32>,
+    slot: Vec<u32>,
 }
 
+const NOT_HOT: u32 = u32::MAX;
+
 impl Shared {
-    fn new(s: Side<'_>, w: usize) -> Self {
+    fn new(s: Side<'_>, w: usize, hot: Vec<u32>) -> Self {
+        let n = s.params.len() / w.max(1);
+        let mut slot = vec![NOT_HOT; if hot.is_empty() { 0 } else { n }];
+        for (k, &p) in hot.iter().enumerate() {
+            slot[p as usize] = k as u32;
+        }
         Shared {
             params: SharedRows::new(s.params, w),
             grad_acc: SharedRows::new(s.grad_acc, w),
             step_acc: SharedRows::new(s.step_acc, w),
+            hot,
+            slot,
         }
     }
+
+    /// The slot of feature p when it is hot.
+    #[inline(always)]
+    fn slot_of(&self, p: usize) -> Option<usize> {
+        match self.slot.get(p) {
+            Some(&s) if s != NOT_HOT => Some(s as usize),
+            _ => None,
+        }
+    }
+}
+
+/// Examples a thread trains between merges of its private rows.
+const MERGE_EVERY: usize = 4096;
+
+/// The most features of one side kept as private copies per thread.
+const MAX_HOT: usize = 2048;
+
+/// The features of one side updated at least `4 * nnz / MERGE_EVERY` times per epoch (about four
+/// updates per merge window), the most updated first, at most [`MAX_HOT`]. `updates[r]` is how
+/// often row r of the feature matrix is trained in an epoch.
+fn hot_features(f: &CsrView<'_>, updates: &[f64], nnz: usize) -> Vec<u32> {
+    let mut per_feature = vec![0f64; f.n_cols()];
+    for (r, &n) in updates.iter().enumerate() {
+        for &p in f.row(r).0 {
+            per_feature[p as usize] += n;
+        }
+    }
+    let min = 4.0 * nnz as f64 / MERGE_EVERY as f64;
+    let mut hot: Vec<u32> = (0..f.n_cols() as u32)
+        .filter(|&p| per_feature[p as usize] >= min)
+        .collect();
+    hot.sort_by(|&a, &b| {
+        per_feature[b as usize]
+            .total_cmp(&per_feature[a as usize])
+            .then(a.cmp(&b))
+    });
+    hot.truncate(MAX_HOT);
+    hot.sort_unstable();
+    hot
+}
+
+/// A thread's private copies of one side's hot feature rows (parameters and both accumulators,
+/// `3 (d + 1)` values per slot) and their values at the last merge. Hogwild threads that write
+/// the same rows (features shared by many items, such as tags) move the rows' cache lines between
+/// cores on every update; with private copies each thread trains on its own and adds its changes
+/// to the shared rows every [`MERGE_EVERY`] examples, taking the other threads' in return.
+struct Local {
+    w: usize,
+    rows: Vec<f32>,
+    base: Vec<f32>,
+}
+
+impl Local {
+    fn new(side: &Shared, w: usize) -> Self {
+        let mut rows = vec![0f32; side.hot.len() * 3 * w];
+        for (k, &p) in side.hot.iter().enumerate() {
+            for (m, shared) in [&side.params, &side.grad_acc, &side.step_acc]
+                .iter()
+                .enumerate()
+            {
+                // SAFETY: read only; concurrent hogwild writes are part of the algorithm.
+                let g = unsafe { shared.row(p as usize) };
+                rows[(3 * k + m) * w..(3 * k + m + 1) * w].copy_from_slice(g);
+            }
+        }
+        Local {
+            w,
+            base: rows.clone(),
+            rows,
+        }
+    }
+
+    #[inline(always)]
+    fn params(&self, slot: usize) -> &[f32] {
+        &self.rows[3 * slot * self.w..(3 * slot + 1) * self.w]
+    }
+
+    #[inline(always)]
+    fn rows_mut(&mut self, slot: usize) -> (&mut [f32], &mut [f32], &mut [f32]) {
+        let w = self.w;
+        let all = &mut self.rows[3 * slot * w..(3 * slot + 3) * w];
+        let (theta, rest) = all.split_at_mut(w);
+        let (acc, mom) = rest.split_at_mut(w);
+        (theta, acc, mom)
+    }
+
+    /// Adds this thread's changes since the last merge to the shared rows (parameters and
+    /// adagrad's sums of squares; changes add up because both are sums of updates) and takes the
+    /// merged values.
+    fn merge(&mut self, side: &Shared) {
+        let w = self.w;
+        for (k, &p) in side.hot.iter().enumerate() {
+            for (m, sh) in [&side.params, &side.grad_acc].iter().enumerate() {
+                // SAFETY: hogwild; a concurrent merge of the same row can lose a change, as a
+                // concurrent update can.
+                let g = unsafe { sh.row(p as usize) };
+                let range = (3 * k + m) * w..(3 * k + m + 1) * w;
+                let (l, b) = (&mut self.rows[range.clone()], &mut self.base[range]);
+                for ((g, l), b) in g.iter_mut().zip(l.iter_mut()).zip(b.iter_mut()) {
+                    let v = *g + (*l - *b);
+                    *g = v;
+                    *l = v;
+                    *b = v;
+                }
+            }
+        }
+    }
+}
+
+/// Each side's [`Local`] of one thread.
+struct Locals {
+    users: Local,
+    items: Local,
 }
 
 struct Epoch<'a> {
@@ -118,12 +244,15 @@ struct Epoch<'a> {
 
 /// `out = sum_p F[r, p] params[p]` (d + 1 values).
 #[inline(always)]
-fn represent(f: &CsrView<'_>, r: usize, params: &SharedRows, out: &mut [f32]) {
+fn represent(f: &CsrView<'_>, r: usize, side: &Shared, local: &Local, out: &mut [f32]) {
     out.fill(0.0);
     let (feats, ws) = f.row(r);
     for (&p, &w) in feats.iter().zip(ws) {
-        // SAFETY: read only; concurrent hogwild writes are part of the algorithm.
-        let row = unsafe { params.row(p as usize) };
+        let row: &[f32] = match side.slot_of(p as usize) {
+            Some(slot) => local.params(slot),
+            // SAFETY: read only; concurrent hogwild writes are part of the algorithm.
+            None => unsafe { side.params.row(p as usize) },
+        };
         for (o, v) in out.iter_mut().zip(row.iter()) {
             *o += w * v;
         }
@@ -196,27 +325,31 @@ enum Which {
 #[inline(always)]
 fn update<const FMA: bool>(
     e: &Epoch<'_>,
+    locals: &mut Locals,
     which: Which,
     r: usize,
     g: f32,
     coeff: &[f32],
     bias: bool,
 ) {
-    let (f, side, alpha) = match which {
-        Which::User => (e.user_features, &e.users, e.p.user_alpha),
-        Which::Item => (e.item_features, &e.items, e.p.item_alpha),
+    let (f, side, local, alpha) = match which {
+        Which::User => (e.user_features, &e.users, &mut locals.users, e.p.user_alpha),
+        Which::Item => (e.item_features, &e.items, &mut locals.items, e.p.item_alpha),
     };
     let schedule = e.p.schedule;
     let cols = if bias { coeff.len() } else { coeff.len() - 1 };
     let (feats, ws) = f.row(r);
     for (&p, &w) in feats.iter().zip(ws) {
-        // SAFETY: hogwild updates (see SharedRows); distinct matrices per reference.
-        let (theta, acc, mom) = unsafe {
-            (
-                side.params.row(p as usize),
-                side.grad_acc.row(p as usize),
-                side.step_acc.row(p as usize),
-            )
+        let (theta, acc, mom) = match side.slot_of(p as usize) {
+            Some(slot) => local.rows_mut(slot),
+            // SAFETY: hogwild updates (see SharedRows); distinct matrices per reference.
+            None => unsafe {
+                (
+                    side.params.row(p as usize),
+                    side.grad_acc.row(p as usize),
+                    side.step_acc.row(p as usize),
+                )
+            },
         };
         let gw = g * w;
         let (theta, acc, mom, coeff) = (
@@ -256,6 +389,7 @@ struct Scratch {
     /// The items of user `liked_user` as a bitset (examples come grouped by user).
     liked: Vec<u64>,
     liked_user: usize,
+    locals: Locals,
 }
 
 impl Scratch {
@@ -297,14 +431,14 @@ fn pairwise_update<const FMA: bool>(
     // items: d score / d e_i = q_u, d score / d b_i = 1
     s.coeff[..d].copy_from_slice(&s.user[..d]);
     s.coeff[d] = 1.0;
-    update::<FMA>(e, Which::Item, i, g, &s.coeff, true);
-    update::<FMA>(e, Which::Item, j, -g, &s.coeff, true);
+    update::<FMA>(e, &mut s.locals, Which::Item, i, g, &s.coeff, true);
+    update::<FMA>(e, &mut s.locals, Which::Item, j, -g, &s.coeff, true);
     // the user: d / d e_u = q_i - q_j; its bias cancels
     for c in 0..d {
         s.coeff[c] = s.pos[c] - s.neg[c];
     }
     s.coeff[d] = 0.0;
-    update::<FMA>(e, Which::User, u, g, &s.coeff, false);
+    update::<FMA>(e, &mut s.locals, Which::User, u, g, &s.coeff, false);
 }
 
 /// WARP negative search for user u with positive score `pos_score`: trains on the first
@@ -341,7 +475,7 @@ fn warp_step<const FMA: bool>(
                 e.items.params.prefetch_row(p as usize);
             }
         }
-        represent(e.item_features, j, &e.items.params, &mut s.neg);
+        represent(e.item_features, j, &e.items, &s.locals.items, &mut s.neg);
         if score::<FMA>(&s.user, &s.neg, e.d) > pos_score - 1.0 && !s.has(j) {
             let rank = ((n_items - 1) / sampled).max(1) as f32;
             let g = -(weight * rank.ln()).min(MAX_LOSS);
@@ -366,17 +500,17 @@ fn example<const FMA: bool>(
     let (i, y) = (m.indices()[k] as usize, m.data()[k]);
     let weight = e.weights.map_or(1.0, |w| w[k]);
     let d = e.d;
-    represent(e.user_features, u, &e.users.params, &mut s.user);
-    represent(e.item_features, i, &e.items.params, &mut s.pos);
+    represent(e.user_features, u, &e.users, &s.locals.users, &mut s.user);
+    represent(e.item_features, i, &e.items, &s.locals.items, &mut s.pos);
     match e.p.loss {
         Loss::Logistic => {
             let target = if y > 0.0 { 1.0 } else { 0.0 };
             let g = weight * (sigmoid(score::<FMA>(&s.user, &s.pos, d)) - target);
             s.coeff[..d].copy_from_slice(&s.user[..d]);
             s.coeff[d] = 1.0;
-            update::<FMA>(e, Which::Item, i, g, &s.coeff, true);
+            update::<FMA>(e, &mut s.locals, Which::Item, i, g, &s.coeff, true);
             s.coeff[..d].copy_from_slice(&s.pos[..d]);
-            update::<FMA>(e, Which::User, u, g, &s.coeff, true);
+            update::<FMA>(e, &mut s.locals, Which::User, u, g, &s.coeff, true);
         }
         Loss::Bpr => {
             if y <= 0.0 {
@@ -395,7 +529,7 @@ fn example<const FMA: bool>(
                 }
             }
             let Some(j) = j else { return };
-            represent(e.item_features, j, &e.items.params, &mut s.neg);
+            represent(e.item_features, j, &e.items, &s.locals.items, &mut s.neg);
             let diff = score::<FMA>(&s.user, &s.pos, d) - score::<FMA>(&s.user, &s.neg, d);
             let g = -weight * (1.0 - sigmoid(diff));
             pairwise_update::<FMA>(e, s, u, i, j, g);
@@ -421,7 +555,7 @@ fn kos_user<const FMA: bool>(e: &Epoch<'_>, s: &mut Scratch, rng: &mut SmallRng,
     if items.is_empty() {
         return;
     }
-    represent(e.user_features, u, &e.users.params, &mut s.user);
+    represent(e.user_features, u, &e.users, &s.locals.users, &mut s.user);
     s.heap.clear();
     for _ in 0..n.min(items.len()) {
         let t = rng.random_range(0..items.len());
@@ -429,7 +563,7 @@ fn kos_user<const FMA: bool>(e: &Epoch<'_>, s: &mut Scratch, rng: &mut SmallRng,
             continue;
         }
         let i = items[t] as usize;
-        represent(e.item_features, i, &e.items.params, &mut s.pos);
+        represent(e.item_features, i, &e.items, &s.locals.items, &mut s.pos);
         s.heap.push((score::<FMA>(&s.user, &s.pos, e.d), i as u32));
     }
     if s.heap.is_empty() {
@@ -439,7 +573,13 @@ fn kos_user<const FMA: bool>(e: &Epoch<'_>, s: &mut Scratch, rng: &mut SmallRng,
     s.heap
         .sort_unstable_by(|a, b| b.0.total_cmp(&a.0).then(a.1.cmp(&b.1)));
     let (pos_score, i) = s.heap[k.min(s.heap.len()) - 1];
-    represent(e.item_features, i as usize, &e.items.params, &mut s.pos);
+    represent(
+        e.item_features,
+        i as usize,
+        &e.items,
+        &s.locals.items,
+        &mut s.pos,
+    );
     let first = rng.random_range(0..e.item_features.n_rows());
     warp_step::<FMA>(e, s, rng, u, i as usize, pos_score, 1.0, first);
 }
@@ -457,6 +597,10 @@ fn share<const FMA: bool>(e: &Epoch<'_>, order: &[u32], row_of: &[u32], rng: &mu
         heap: Vec::new(),
         liked: vec![0; e.item_features.n_rows().div_ceil(64)],
         liked_user: usize::MAX,
+        locals: Locals {
+            users: Local::new(&e.users, w),
+            items: Local::new(&e.items, w),
+        },
     };
     // The order is random, so every example starts with cache misses: on its interaction's
     // entries, its user's and item's parameter and accumulator rows, its first negative's rows.
@@ -476,8 +620,10 @@ fn share<const FMA: bool>(e: &Epoch<'_>, order: &[u32], row_of: &[u32], rng: &mu
     }
     let warm = |side: &Shared, f: &CsrView<'_>, r: usize| {
         for &p in f.row(r).0.iter().take(4) {
-            side.params.prefetch_row(p as usize);
-            side.grad_acc.prefetch_row(p as usize);
+            if side.slot_of(p as usize).is_none() {
+                side.params.prefetch_row(p as usize);
+                side.grad_acc.prefetch_row(p as usize);
+            }
         }
     };
     for (t, &k) in order.iter().enumerate() {
@@ -502,7 +648,13 @@ fn share<const FMA: bool>(e: &Epoch<'_>, order: &[u32], row_of: &[u32], rng: &mu
         } else {
             example::<FMA>(e, &mut s, rng, k as usize, u, pending[t % RING]);
         }
+        if t % MERGE_EVERY == MERGE_EVERY - 1 {
+            s.locals.users.merge(&e.users);
+            s.locals.items.merge(&e.items);
+        }
     }
+    s.locals.users.merge(&e.users);
+    s.locals.items.merge(&e.items);
 }
 
 /// Inputs of an epoch.
@@ -572,6 +724,29 @@ pub fn epoch(
         order.extend(m.row_range(u as usize).map(|k| k as u32));
         order[start..].shuffle(&mut rng);
     }
+    // Private copies of the most updated feature rows, with more than one thread (one thread
+    // trains the shared rows directly, so its results stay exact and reproducible) and adagrad
+    // (adadelta's accumulators are moving averages: changes made by two threads do not add up).
+    // A user row trains once per interaction; an item row once per interaction as the positive
+    // and about as often as the average item as a negative.
+    let threads = parallel::resolve_threads(num_threads);
+    let adagrad = matches!(params.schedule, Schedule::Adagrad { .. });
+    let (hot_users, hot_items) = if threads > 1 && adagrad {
+        let user_updates: Vec<f64> = (0..m.n_rows())
+            .map(|u| m.row_range(u).len() as f64)
+            .collect();
+        let mean = m.nnz() as f64 / m.n_cols().max(1) as f64;
+        let item_updates: Vec<f64> = column_counts(m.indices(), m.n_cols())
+            .iter()
+            .map(|&c| c as f64 + mean)
+            .collect();
+        (
+            hot_features(data.user_features, &user_updates, m.nnz()),
+            hot_features(data.item_features, &item_updates, m.nnz()),
+        )
+    } else {
+        (Vec::new(), Vec::new())
+    };
     let mut row_of = vec![0u32; m.nnz()];
     for u in 0..m.n_rows() {
         row_of[m.row_range(u)].fill(u as u32);
@@ -581,8 +756,8 @@ pub fn epoch(
         weights: data.weights,
         user_features: data.user_features,
         item_features: data.item_features,
-        users: Shared::new(users, w),
-        items: Shared::new(items, w),
+        users: Shared::new(users, w, hot_users),
+        items: Shared::new(items, w, hot_items),
         p: *params,
         d,
         popularity: match params.loss {
@@ -600,4 +775,85 @@ pub fn epoch(
             .enumerate()
             .for_each(|(k, part)| run(&e, part, &row_of, &mut stream(seed, k as u64, 5)));
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::sparse::Csr;
+
+    #[test]
+    fn hot_features_are_the_most_updated_above_the_threshold() {
+        // 3 rows x 4 features: feature 3 is in every row, feature 0 in rows 0 and 1
+        let f = Csr::from_triplets(
+            3,
+            4,
+            &[
+                (0, 0, 1.0),
+                (0, 3, 1.0),
+                (1, 0, 1.0),
+                (1, 3, 1.0),
+                (2, 1, 1.0),
+                (2, 3, 1.0),
+            ],
+        )
+        .unwrap();
+        let nnz = MERGE_EVERY; // threshold: 4 updates per epoch
+                               // per feature: 0 -> 5, 1 -> 1, 2 -> 0, 3 -> 6
+        assert_eq!(hot_features(&f.view(), &[2.0, 3.0, 1.0], nnz), vec![0, 3]);
+        assert_eq!(
+            hot_features(&f.view(), &[1.0, 1.0, 1.0], nnz),
+            Vec::<u32>::new()
+        );
+        // more candidates than MAX_HOT: the most updated are kept, returned in id order
+        let n = MAX_HOT + 3;
+        let many = Csr::identity(n);
+        let updates: Vec<f64> = (0..n).map(|r| 10.0 + r as f64).collect();
+        let hot = hot_features(&many.view(), &updates, nnz);
+        assert_eq!(hot, (3..n as u32).collect::<Vec<_>>());
+    }
+
+    #[test]
+    fn merges_add_every_threads_changes() {
+        let w = 2;
+        let mut params = vec![1.0f32, 2.0, 5.0, 6.0];
+        let mut grad_acc = vec![1.0f32; 4];
+        let mut step_acc = vec![0.0f32; 4];
+        let side = Shared::new(
+            Side {
+                params: &mut params,
+                grad_acc: &mut grad_acc,
+                step_acc: &mut step_acc,
+            },
+            w,
+            vec![1],
+        );
+        assert_eq!(side.slot_of(0), None);
+        assert_eq!(side.slot_of(1), Some(0));
+        let (mut a, mut b) = (Local::new(&side, w), Local::new(&side, w));
+        assert_eq!(a.params(0), &[5.0, 6.0]);
+        {
+            let (theta, acc, _) = a.rows_mut(0);
+            theta[0] += 1.0;
+            acc[1] += 0.5;
+        }
+        {
+            let (theta, acc, _) = b.rows_mut(0);
+            theta[0] -= 3.0;
+            theta[1] += 2.0;
+            acc[1] += 0.25;
+        }
+        a.merge(&side);
+        b.merge(&side);
+        // SAFETY: no other thread
+        let (p, g) = unsafe { (side.params.row(1).to_vec(), side.grad_acc.row(1).to_vec()) };
+        assert_eq!(p, vec![3.0, 8.0]);
+        assert_eq!(g, vec![1.0, 1.75]);
+        // b merged last and holds the merged rows; a takes them at its next merge
+        assert_eq!(b.params(0), &[3.0, 8.0]);
+        a.merge(&side);
+        assert_eq!(a.params(0), &[3.0, 8.0]);
+        // the row that is not hot was never touched
+        assert_eq!(unsafe { side.params.row(0).to_vec() }, vec![1.0, 2.0]);
+    }
 }

@@ -158,6 +158,28 @@ def test_quality_on_planted_data():
     assert r["ndcg"] > 1.5 * p["ndcg"], (r, p)
 
 
+def test_threads_with_shared_features_train_as_well_as_one():
+    # item features shared by many items (genre, tag) are trained through per-thread copies
+    # merged every few thousand examples when there are several threads; quality must match the
+    # exact one-thread run on planted data
+    from tacitrec.datasets import synthetic
+    from tacitrec.evaluation import ranking_metrics_at_k, train_test_split
+    d = synthetic(n_users=1500, n_items=500, random_state=2)
+    train, test = train_test_split(d.user_items, 0.8, random_state=0)
+    F = sp.hstack([sp.identity(500, dtype=np.float32, format="csr"), d.item_features]).tocsr()
+    ndcg = {}
+    for threads in (1, 2):
+        m = LightFM(no_components=32, loss="warp", random_state=0).fit(
+            train, item_features=F, epochs=10, num_threads=threads)
+        assert np.isfinite(m.item_embeddings).all() and np.isfinite(m.item_biases).all()
+        ndcg[threads] = ranking_metrics_at_k(m, train, test, K=10, show_progress=False,
+                                             item_features=F)["ndcg"]
+    p = ranking_metrics_at_k(PopularityRecommender().fit(train), train, test, K=10,
+                             show_progress=False)["ndcg"]
+    assert ndcg[1] > 1.5 * p, (ndcg, p)
+    assert ndcg[2] > 0.9 * ndcg[1], (ndcg, p)
+
+
 def test_new_users_and_items_grow_the_identity_parameters():
     X = random_user_items(n_users=40, n_items=30, density=0.2, seed=6)
     m = LightFM(no_components=4, loss="warp", random_state=0).fit(X, epochs=2)
