@@ -32,7 +32,7 @@ Differences from LightFM, fixing its known defects:
   not reproducible (LightFM's neither). With adagrad and several threads, the most updated
   feature rows (features shared by many items or users, such as tags, and the rows of very
   popular items) are trained in per-thread copies whose changes are added to the shared rows
-  every 4,096 examples: threads writing the same rows otherwise slow each other down (2.3-6.5 s
+  every 4,096 examples: threads writing the same rows otherwise slow each other down (2.2-7.0 s
   against 2.0-2.9 s per epoch with ~10 shared features per item). ``num_threads=1`` trains the
   shared rows directly and is exact.
 """
