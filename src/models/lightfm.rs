@@ -123,6 +123,20 @@ impl Shared {
             _ => None,
         }
     }
+
+    /// Requests the shared parameter rows (and with `acc` the accumulator rows) of the first
+    /// features of row r of `f`, skipping hot features (trained in the thread's own copies).
+    #[inline(always)]
+    fn prefetch(&self, f: &CsrView<'_>, r: usize, acc: bool) {
+        for &p in f.row(r).0.iter().take(4) {
+            if self.slot_of(p as usize).is_none() {
+                self.params.prefetch_row(p as usize);
+                if acc {
+                    self.grad_acc.prefetch_row(p as usize);
+                }
+            }
+        }
+    }
 }
 
 /// Examples a thread trains between merges of its private rows.
@@ -462,18 +476,14 @@ fn warp_step<const FMA: bool>(
     let mut cand = [first; LOOK + 1];
     for c in cand.iter_mut().skip(1).take(LOOK - 1) {
         *c = rng.random_range(0..n_items);
-        for &p in e.item_features.row(*c).0.iter().take(4) {
-            e.items.params.prefetch_row(p as usize);
-        }
+        e.items.prefetch(e.item_features, *c, false);
     }
     for sampled in 1..=e.p.max_sampled {
         let j = cand[(sampled - 1) % (LOOK + 1)];
         if sampled + LOOK <= e.p.max_sampled {
             let next = rng.random_range(0..n_items);
             cand[(sampled + LOOK - 1) % (LOOK + 1)] = next;
-            for &p in e.item_features.row(next).0.iter().take(4) {
-                e.items.params.prefetch_row(p as usize);
-            }
+            e.items.prefetch(e.item_features, next, false);
         }
         represent(e.item_features, j, &e.items, &s.locals.items, &mut s.neg);
         if score::<FMA>(&s.user, &s.neg, e.d) > pos_score - 1.0 && !s.has(j) {
@@ -618,14 +628,6 @@ fn share<const FMA: bool>(e: &Epoch<'_>, order: &[u32], row_of: &[u32], rng: &mu
     for slot in pending.iter_mut().take(AHEAD) {
         *slot = draw(rng);
     }
-    let warm = |side: &Shared, f: &CsrView<'_>, r: usize| {
-        for &p in f.row(r).0.iter().take(4) {
-            if side.slot_of(p as usize).is_none() {
-                side.params.prefetch_row(p as usize);
-                side.grad_acc.prefetch_row(p as usize);
-            }
-        }
-    };
     for (t, &k) in order.iter().enumerate() {
         if let Some(&far) = order.get(t + 2 * AHEAD) {
             prefetch(row_of.as_ptr().wrapping_add(far as usize));
@@ -634,12 +636,13 @@ fn share<const FMA: bool>(e: &Epoch<'_>, order: &[u32], row_of: &[u32], rng: &mu
         if let Some(&next) = order.get(t + AHEAD) {
             let next = next as usize;
             let u = row_of[next] as usize;
-            warm(&e.users, e.user_features, u);
-            warm(&e.items, e.item_features, m.indices()[next] as usize);
+            e.users.prefetch(e.user_features, u, true);
+            e.items
+                .prefetch(e.item_features, m.indices()[next] as usize, true);
             prefetch(m.indices().as_ptr().wrapping_add(m.row_range(u).start));
             let j = draw(rng);
             pending[(t + AHEAD) % RING] = j;
-            warm(&e.items, e.item_features, j);
+            e.items.prefetch(e.item_features, j, true);
         }
         let u = row_of[k as usize] as usize;
         s.load_user(m, u);
@@ -797,7 +800,7 @@ mod tests {
                 (2, 3, 1.0),
             ],
         )
-        .unwrap();
+        .unwrap(); // ok: test data, valid triplets
         let nnz = MERGE_EVERY; // threshold: 4 updates per epoch
                                // per feature: 0 -> 5, 1 -> 1, 2 -> 0, 3 -> 6
         assert_eq!(hot_features(&f.view(), &[2.0, 3.0, 1.0], nnz), vec![0, 3]);
