@@ -99,3 +99,49 @@ macro_rules! dispatch {
     }};
 }
 pub(crate) use dispatch;
+
+// ---- explicit vector kernels -------------------------------------------------------------------
+// Kernels that the compiler does not vectorise well on its own (a dot product feeding a rank-1
+// update, several rows at a time) are written against pulp's `Simd` trait (faer's SIMD layer, so
+// no new dependency): one generic body, run by `pulp::Arch::new().dispatch` as AVX-512 (x86-64-v4),
+// AVX2+FMA (v3), NEON or scalar code, whichever the CPU has.
+
+pub(crate) use pulp::{Arch, Simd as Lanes, WithSimd};
+
+/// `a . b` in vector lanes, with two accumulators (the scalar tail is added last).
+#[inline(always)]
+pub(crate) fn vdot<S: Lanes>(simd: S, a: &[f32], b: &[f32]) -> f32 {
+    let n = a.len().min(b.len());
+    let (ah, at) = S::as_simd_f32s(&a[..n]);
+    let (bh, bt) = S::as_simd_f32s(&b[..n]);
+    let mut acc = [simd.splat_f32s(0.0); 2];
+    let (pa, pb) = (ah.chunks_exact(2), bh.chunks_exact(2));
+    let (ra, rb) = (pa.remainder(), pb.remainder());
+    for (x, y) in pa.zip(pb) {
+        acc[0] = simd.mul_add_f32s(x[0], y[0], acc[0]);
+        acc[1] = simd.mul_add_f32s(x[1], y[1], acc[1]);
+    }
+    if let (Some(&x), Some(&y)) = (ra.first(), rb.first()) {
+        acc[0] = simd.mul_add_f32s(x, y, acc[0]);
+    }
+    let mut s = simd.reduce_sum_f32s(simd.add_f32s(acc[0], acc[1]));
+    for (x, y) in at.iter().zip(bt) {
+        s += x * y;
+    }
+    s
+}
+
+/// `y += alpha * x` in vector lanes.
+#[inline(always)]
+pub(crate) fn vaxpy<S: Lanes>(simd: S, alpha: f32, x: &[f32], y: &mut [f32]) {
+    let n = x.len().min(y.len());
+    let (yh, yt) = S::as_mut_simd_f32s(&mut y[..n]);
+    let (xh, xt) = S::as_simd_f32s(&x[..n]);
+    let a = simd.splat_f32s(alpha);
+    for (yv, &xv) in yh.iter_mut().zip(xh) {
+        *yv = simd.mul_add_f32s(a, xv, *yv);
+    }
+    for (yv, xv) in yt.iter_mut().zip(xt) {
+        *yv += alpha * xv;
+    }
+}

@@ -9,7 +9,7 @@
 
 use crate::error::{Error, Result};
 use crate::parallel;
-use crate::simd::{axpy, dispatch, dot, prefetch, Simd};
+use crate::simd::{axpy, dispatch, dot, prefetch, vaxpy, vdot, Arch, Lanes, Simd, WithSimd};
 use crate::sparse::CsrView;
 use faer::dyn_stack::{MemBuffer, MemStack};
 use faer::linalg::cholesky::llt;
@@ -89,13 +89,14 @@ fn check_shapes(c: &CsrView<'_>, x: &[f32], y: &[f32], f: usize) -> Result<()> {
     Ok(())
 }
 
-/// Appends the rows `items` of the row-major `n x f` matrix `y` to `out`, contiguously. The rows
-/// are scattered through a matrix that is often larger than the cache, so the lines of a row a few
-/// places ahead are requested early to overlap their memory latency with the copying.
+/// Appends the rows `items[..n]` of the row-major `n x f` matrix `y` to `out`, contiguously. The
+/// rows are scattered through a matrix that is often larger than the cache, so the lines of a row
+/// a few places ahead (in all of `items`) are requested early to overlap their memory latency with
+/// the copying.
 #[inline(always)]
-fn gather(items: &[i32], y: &[f32], f: usize, out: &mut Vec<f32>) {
+fn gather(items: &[i32], n: usize, y: &[f32], f: usize, out: &mut Vec<f32>) {
     const AHEAD: usize = 16;
-    for (k, &i) in items.iter().enumerate() {
+    for (k, &i) in items[..n].iter().enumerate() {
         if let Some(&next) = items.get(k + AHEAD) {
             let row = &y[next as usize * f..(next as usize + 1) * f];
             for line in row.chunks(16) {
@@ -109,9 +110,6 @@ fn gather(items: &[i32], y: &[f32], f: usize, out: &mut Vec<f32>) {
 /// The most item rows gathered at once (a row of 2048 x 128 factors is 1 MiB).
 const GATHER_ROWS: usize = 2048;
 
-/// Rows with at least this many items run the CG products through faer's matrix-vector kernels.
-const GEMV_MIN_ROWS: usize = 32;
-
 /// The conjugate-gradient solver runs blocks of consecutive rows in lockstep, so that the `YtY p`
 /// products of a block are one matrix product instead of one matrix-vector product per row
 /// (`cargo bench --bench als`, 2 threads: user half-sweep 142 -> 67-77 ms at 128 factors,
@@ -123,7 +121,7 @@ const BLOCK_FLOATS: usize = 64 * 1024;
 
 /// Per-thread buffers of a half-sweep (the CG ones hold a block's rows, row-major).
 struct Scratch {
-    t: Vec<f32>,
+    terms: TermsScratch,
     r: Vec<f32>,
     p: Vec<f32>,
     ap: Vec<f32>,
@@ -132,7 +130,6 @@ struct Scratch {
     ids: Vec<i32>,
     a: Vec<f32>,
     gathered: Vec<f32>,
-    chunk: Vec<f32>,
     scaled: Vec<f32>,
     stack: MemBuffer,
 }
@@ -140,7 +137,7 @@ struct Scratch {
 impl Scratch {
     fn new(f: usize, stack: MemBuffer) -> Self {
         Scratch {
-            t: Vec::new(),
+            terms: TermsScratch::default(),
             r: Vec::new(),
             p: Vec::new(),
             ap: Vec::new(),
@@ -149,7 +146,6 @@ impl Scratch {
             ids: Vec::new(),
             a: vec![0.0; f * f],
             gathered: Vec::new(),
-            chunk: Vec::new(),
             scaled: Vec::new(),
             stack,
         }
@@ -215,9 +211,7 @@ pub fn solve(
             })?;
         }
     };
-    let cg = dispatch!(Simd::detect(), cg_block, cg_block_avx2,
-        (c: &CsrView<'_>, first: usize, x: &mut [f32], y: &[f32], yty: &[f32], f: usize,
-         steps: usize, s: &mut Scratch) -> ());
+    let arch = Arch::new();
     let starts = cg_blocks(c, f);
     let mut blocks = Vec::with_capacity(starts.len() - 1);
     let mut rest = x;
@@ -229,7 +223,18 @@ pub fn solve(
     parallel::install(num_threads, || {
         blocks.into_par_iter().for_each_init(
             || Scratch::new(0, MemBuffer::new(faer::dyn_stack::StackReq::EMPTY)),
-            |s, (first, xb)| cg(c, first, xb, y, &yty, f, steps, s),
+            |s, (first, x)| {
+                arch.dispatch(CgBlock {
+                    c,
+                    first,
+                    x,
+                    y,
+                    yty: &yty,
+                    f,
+                    steps,
+                    s,
+                })
+            },
         )
     })
 }
@@ -244,68 +249,239 @@ fn matmul_rows(a: &[f32], b: &[f32], k: usize, out: &mut [f32], sign: f32) {
     faer::linalg::matmul::matmul(ov, Accum::Replace, av, bv, sign, Par::Seq);
 }
 
-/// `r += sum_i (p_i c_i - (|c_i| - 1) y_i . x) y_i` over gathered rows `g` (the residual's
-/// interaction terms: `b - A x` without the `YtY x` part).
+/// Where a row's item factors are read from: copied out contiguously (the `k`-th item at `k * f`),
+/// or from the fixed factor matrix itself by id (rows too long to keep a copy of: it would not
+/// stay in cache from one CG step to the next anyway).
+#[derive(Clone, Copy)]
+enum Rows<'a> {
+    Gathered(&'a [f32]),
+    InPlace { ids: &'a [i32], y: &'a [f32] },
+}
+
+/// Per-thread buffers of [`rank_terms`].
+#[derive(Default)]
+struct TermsScratch {
+    /// the weights of a slice of items
+    w: Vec<f32>,
+    /// the factors of a slice of items read in place
+    slice: Vec<f32>,
+}
+
+/// `out += sum_k coef(c_k, y_k . v) y_k` over a row's items `k` (factors `rows`, confidences
+/// `conf`; `f = v.len()`): the interaction terms of the row's CG residual and of `A p`.
+/// In two passes over slices of items that stay in L1: all dot products first, four items at a
+/// time as independent chains, then the weighted sum with `out` held in registers. (One pass, each
+/// item's update waiting for its dot product and horizontal sum, kept the vector units idle:
+/// 10-11 ns per item against 9 at 128 factors on data in L1.) Items read in place are copied
+/// slice by slice (into L1) first.
 #[inline(always)]
-fn residual_terms<const FMA: bool>(g: &[f32], conf: &[f32], x: &[f32], r: &mut [f32]) {
-    for (yi, &c) in g.chunks_exact(x.len()).zip(conf) {
-        let pref = if c > 0.0 { c } else { 0.0 };
-        axpy::<FMA>(pref - (c.abs() - 1.0) * dot::<FMA>(yi, x), yi, r);
+fn rank_terms<S: Lanes>(
+    simd: S,
+    rows: Rows<'_>,
+    conf: &[f32],
+    v: &[f32],
+    out: &mut [f32],
+    s: &mut TermsScratch,
+    coef: impl Fn(f32, f32) -> f32,
+) {
+    let f = v.len();
+    let per_slice = (8192 / f.max(1)).max(8);
+    for start in (0..conf.len()).step_by(per_slice) {
+        let end = (start + per_slice).min(conf.len());
+        let g = match rows {
+            Rows::Gathered(g) => &g[start * f..end * f],
+            Rows::InPlace { ids, y } => {
+                s.slice.clear();
+                gather(&ids[start..], end - start, y, f, &mut s.slice);
+                &s.slice[..]
+            }
+        };
+        s.w.clear();
+        dots(simd, g, v, &mut s.w);
+        for (wk, &c) in s.w.iter_mut().zip(&conf[start..end]) {
+            *wk = coef(c, *wk);
+        }
+        weighted_sum(simd, g, &s.w, out);
     }
 }
 
-/// `ap += G^T diag(|c| - 1) G p` over gathered rows `g`.
+/// Appends `g_k . v` for every row `g_k` (of length `v.len()`) of `g` to `d`.
 #[inline(always)]
-fn confidence_terms<const FMA: bool>(
+fn dots<S: Lanes>(simd: S, g: &[f32], v: &[f32], d: &mut Vec<f32>) {
+    let f = v.len();
+    let (vh, vt) = S::as_simd_f32s(v);
+    let nv = vh.len();
+    let mut quads = g.chunks_exact(4 * f);
+    for quad in quads.by_ref() {
+        // named accumulators (an array of them was kept in memory, not in registers)
+        let (r0, r1, r2, r3) = (
+            &quad[..f],
+            &quad[f..2 * f],
+            &quad[2 * f..3 * f],
+            &quad[3 * f..],
+        );
+        let h0 = &S::as_simd_f32s(r0).0[..nv];
+        let h1 = &S::as_simd_f32s(r1).0[..nv];
+        let h2 = &S::as_simd_f32s(r2).0[..nv];
+        let h3 = &S::as_simd_f32s(r3).0[..nv];
+        let z = simd.splat_f32s(0.0);
+        let (mut a0, mut a1, mut a2, mut a3) = (z, z, z, z);
+        let (mut b0, mut b1, mut b2, mut b3) = (z, z, z, z);
+        let mut j = 0;
+        while j + 2 <= nv {
+            let (x, y) = (vh[j], vh[j + 1]);
+            a0 = simd.mul_add_f32s(h0[j], x, a0);
+            a1 = simd.mul_add_f32s(h1[j], x, a1);
+            a2 = simd.mul_add_f32s(h2[j], x, a2);
+            a3 = simd.mul_add_f32s(h3[j], x, a3);
+            b0 = simd.mul_add_f32s(h0[j + 1], y, b0);
+            b1 = simd.mul_add_f32s(h1[j + 1], y, b1);
+            b2 = simd.mul_add_f32s(h2[j + 1], y, b2);
+            b3 = simd.mul_add_f32s(h3[j + 1], y, b3);
+            j += 2;
+        }
+        if j < nv {
+            let x = vh[j];
+            a0 = simd.mul_add_f32s(h0[j], x, a0);
+            a1 = simd.mul_add_f32s(h1[j], x, a1);
+            a2 = simd.mul_add_f32s(h2[j], x, a2);
+            a3 = simd.mul_add_f32s(h3[j], x, a3);
+        }
+        let tail = nv * S::F32_LANES;
+        let sum = |r: &[f32], a, b| {
+            let mut s = simd.reduce_sum_f32s(simd.add_f32s(a, b));
+            for (x, y) in r[tail..].iter().zip(vt) {
+                s += x * y;
+            }
+            s
+        };
+        d.extend([
+            sum(r0, a0, b0),
+            sum(r1, a1, b1),
+            sum(r2, a2, b2),
+            sum(r3, a3, b3),
+        ]);
+    }
+    for row in quads.remainder().chunks_exact(f) {
+        d.push(crate::simd::vdot(simd, row, v));
+    }
+}
+
+/// `out += sum_k w_k g_k` over the rows `g_k` (of length `out.len()`) of `g`: `out` is held in
+/// registers, eight vectors at a time.
+#[inline(always)]
+fn weighted_sum<S: Lanes>(simd: S, g: &[f32], w: &[f32], out: &mut [f32]) {
+    let f = out.len();
+    let (oh, ot) = S::as_mut_simd_f32s(out);
+    let nv = oh.len();
+    let mut j = 0;
+    while j + 8 <= nv {
+        weighted_tile::<S, 8>(simd, g, w, f, j, &mut oh[j..j + 8]);
+        j += 8;
+    }
+    while j + 2 <= nv {
+        weighted_tile::<S, 2>(simd, g, w, f, j, &mut oh[j..j + 2]);
+        j += 2;
+    }
+    if j < nv {
+        weighted_tile::<S, 1>(simd, g, w, f, j, &mut oh[j..j + 1]);
+    }
+    let tail = nv * S::F32_LANES;
+    for (row, &wk) in g.chunks_exact(f).zip(w) {
+        for (o, &y) in ot.iter_mut().zip(&row[tail..]) {
+            *o += wk * y;
+        }
+    }
+}
+
+/// Vectors `j..j + T` of [`weighted_sum`]; even and odd rows go to separate accumulators (twice
+/// the independent chains: a tile of one or two vectors would otherwise wait on its own sums).
+#[inline(always)]
+fn weighted_tile<S: Lanes, const T: usize>(
+    simd: S,
     g: &[f32],
-    conf: &[f32],
-    p: &[f32],
-    ap: &mut [f32],
-    t: &mut Vec<f32>,
-    scaled: &mut Vec<f32>,
+    w: &[f32],
+    f: usize,
+    j: usize,
+    out: &mut [S::f32s],
 ) {
-    let f = p.len();
-    let n = conf.len();
-    scaled.clear();
-    scaled.extend(conf.iter().map(|c| c.abs() - 1.0));
-    if n >= GEMV_MIN_ROWS {
-        // t = G p; t *= w; Ap += G^T t, as two matrix-vector products
-        t.resize(n, 0.0);
-        let gm = MatRef::from_row_major_slice(g, n, f);
-        let pv = MatRef::from_column_major_slice(p, f, 1);
-        let tv = MatMut::from_column_major_slice_mut(t, n, 1);
-        faer::linalg::matmul::matmul(tv, Accum::Replace, gm, pv, 1.0f32, Par::Seq);
-        for (ti, w) in t.iter_mut().zip(scaled.iter()) {
-            *ti *= w;
+    let zero = simd.splat_f32s(0.0);
+    let mut acc = [[zero; T]; 2];
+    let mut pairs = g.chunks_exact(2 * f).zip(w.chunks_exact(2));
+    for (pair, wk) in pairs.by_ref() {
+        let r0 = &S::as_simd_f32s(&pair[..f]).0[j..j + T];
+        let r1 = &S::as_simd_f32s(&pair[f..]).0[j..j + T];
+        let (w0, w1) = (simd.splat_f32s(wk[0]), simd.splat_f32s(wk[1]));
+        for t in 0..T {
+            acc[0][t] = simd.mul_add_f32s(w0, r0[t], acc[0][t]);
+            acc[1][t] = simd.mul_add_f32s(w1, r1[t], acc[1][t]);
         }
-        let tv = MatRef::from_column_major_slice(t, n, 1);
-        let apv = MatMut::from_column_major_slice_mut(ap, f, 1);
-        faer::linalg::matmul::matmul(apv, Accum::Add, gm.transpose(), tv, 1.0f32, Par::Seq);
-    } else {
-        for (yi, &w) in g.chunks_exact(f).zip(scaled.iter()) {
-            axpy::<FMA>(w * dot::<FMA>(yi, p), yi, ap);
+    }
+    let n = w.len().min(g.len() / f);
+    if n % 2 == 1 {
+        let rh = &S::as_simd_f32s(&g[(n - 1) * f..n * f]).0[j..j + T];
+        let wv = simd.splat_f32s(w[n - 1]);
+        for t in 0..T {
+            acc[0][t] = simd.mul_add_f32s(wv, rh[t], acc[0][t]);
         }
+    }
+    for t in 0..T {
+        out[t] = simd.add_f32s(out[t], simd.add_f32s(acc[0][t], acc[1][t]));
+    }
+}
+
+/// The interaction terms of the residual `b - A x` (without its `YtY x` part):
+/// `p_i c_i - (|c_i| - 1) y_i . x` per item.
+#[inline(always)]
+fn residual_coef(c: f32, d: f32) -> f32 {
+    let pref = if c > 0.0 { c } else { 0.0 };
+    pref - (c.abs() - 1.0) * d
+}
+
+/// The interaction terms of `A p` (without its `YtY p` part): `(|c_i| - 1) y_i . p` per item.
+#[inline(always)]
+fn confidence_coef(c: f32, d: f32) -> f32 {
+    (c.abs() - 1.0) * d
+}
+
+/// One CG block's arguments, run by [`Arch::dispatch`] with the CPU's vector instructions.
+struct CgBlock<'a, 'c> {
+    c: &'a CsrView<'c>,
+    first: usize,
+    x: &'a mut [f32],
+    y: &'a [f32],
+    yty: &'a [f32],
+    f: usize,
+    steps: usize,
+    s: &'a mut Scratch,
+}
+
+impl WithSimd for CgBlock<'_, '_> {
+    type Output = ();
+    #[inline(always)]
+    fn with_simd<S: Lanes>(self, simd: S) {
+        cg_block(simd, self)
     }
 }
 
 /// Conjugate gradient on the block of rows `first..` of `x` (implicit 0.7's algorithm per row,
 /// warm-started from `x`), the rows in lockstep: each step's `YtY p` of all rows is one matrix
 /// product; a row stops when its residual vanishes, as it would alone.
-#[allow(clippy::too_many_arguments)]
 #[inline(always)]
-fn cg_block<const FMA: bool>(
-    c: &CsrView<'_>,
-    first: usize,
-    x: &mut [f32],
-    y: &[f32],
-    yty: &[f32],
-    f: usize,
-    steps: usize,
-    s: &mut Scratch,
-) {
+fn cg_block<S: Lanes>(simd: S, block: CgBlock<'_, '_>) {
+    let CgBlock {
+        c,
+        first,
+        x,
+        y,
+        yty,
+        f,
+        steps,
+        s,
+    } = block;
     let rows = x.len() / f;
     let Scratch {
-        t,
+        terms,
         r,
         p,
         ap,
@@ -313,8 +489,6 @@ fn cg_block<const FMA: bool>(
         offsets,
         ids,
         gathered,
-        chunk,
-        scaled,
         ..
     } = s;
     r.resize(rows * f, 0.0);
@@ -326,7 +500,7 @@ fn cg_block<const FMA: bool>(
     // R = B - A X: the YtY part for the whole block, then each row's interaction terms. The item
     // factors of the block's rows are gathered once, in one pass over the block (so that the
     // requests for rows ahead run across row boundaries: most rows are short), and kept for the
-    // steps; rows longer than GATHER_ROWS are gathered again in chunks (no huge buffer needed).
+    // steps; rows longer than GATHER_ROWS are read from `y` in place.
     ids.clear();
     for b in 0..rows {
         let items = c.row(first + b).0;
@@ -336,7 +510,15 @@ fn cg_block<const FMA: bool>(
         }
     }
     offsets.push(ids.len() * f);
-    gather(ids, y, f, gathered);
+    gather(ids, ids.len(), y, f, gathered);
+    // where row b's item factors are read from
+    let source = |b: usize, ids| {
+        if offsets[b] < offsets[b + 1] {
+            Rows::Gathered(&gathered[offsets[b]..offsets[b + 1]])
+        } else {
+            Rows::InPlace { ids, y }
+        }
+    };
     matmul_rows(x, yty, f, r, -1.0);
     for b in 0..rows {
         let (items, conf) = c.row(first + b);
@@ -346,18 +528,9 @@ fn cg_block<const FMA: bool>(
             rs.push(0.0); // done
             continue;
         }
-        if items.len() <= GATHER_ROWS {
-            let g = &gathered[offsets[b]..offsets[b + 1]];
-            residual_terms::<FMA>(g, conf, xb, rb);
-        } else {
-            for (ids, cs) in items.chunks(GATHER_ROWS).zip(conf.chunks(GATHER_ROWS)) {
-                chunk.clear();
-                gather(ids, y, f, chunk);
-                residual_terms::<FMA>(chunk, cs, xb, rb);
-            }
-        }
+        rank_terms(simd, source(b, items), conf, xb, rb, terms, residual_coef);
         p[b * f..(b + 1) * f].copy_from_slice(rb);
-        let norm = dot::<FMA>(rb, rb);
+        let norm = vdot(simd, rb, rb);
         rs.push(if norm < 1e-20 { 0.0 } else { norm });
     }
     for _ in 0..steps {
@@ -373,21 +546,20 @@ fn cg_block<const FMA: bool>(
             let (items, conf) = c.row(first + b);
             let pb = &mut p[b * f..(b + 1) * f];
             let apb = &mut ap[b * f..(b + 1) * f];
-            if items.len() <= GATHER_ROWS {
-                let g = &gathered[offsets[b]..offsets[b + 1]];
-                confidence_terms::<FMA>(g, conf, pb, apb, t, scaled);
-            } else {
-                for (ids, cs) in items.chunks(GATHER_ROWS).zip(conf.chunks(GATHER_ROWS)) {
-                    chunk.clear();
-                    gather(ids, y, f, chunk);
-                    confidence_terms::<FMA>(chunk, cs, pb, apb, t, scaled);
-                }
-            }
+            rank_terms(
+                simd,
+                source(b, items),
+                conf,
+                pb,
+                apb,
+                terms,
+                confidence_coef,
+            );
             let (xb, rb) = (&mut x[b * f..(b + 1) * f], &mut r[b * f..(b + 1) * f]);
-            let alpha = rs[b] / dot::<FMA>(pb, apb);
-            axpy::<FMA>(alpha, pb, xb);
-            axpy::<FMA>(-alpha, apb, rb);
-            let rs_new = dot::<FMA>(rb, rb);
+            let alpha = rs[b] / vdot(simd, pb, apb);
+            vaxpy(simd, alpha, pb, xb);
+            vaxpy(simd, -alpha, apb, rb);
+            let rs_new = vdot(simd, rb, rb);
             if rs_new < 1e-20 {
                 rs[b] = 0.0;
                 continue;
@@ -429,7 +601,7 @@ fn cholesky_row(
     // A += G^T diag(c - 1) G, one GEMM per chunk of at most GATHER_ROWS gathered rows
     for (ids, cs) in items.chunks(GATHER_ROWS).zip(conf.chunks(GATHER_ROWS)) {
         s.gathered.clear();
-        gather(ids, y, f, &mut s.gathered);
+        gather(ids, ids.len(), y, f, &mut s.gathered);
         s.scaled.clear();
         for (yi, &c) in s.gathered.chunks_exact(f).zip(cs) {
             let (pref, c) = if c > 0.0 { (c, c) } else { (0.0, -c) };
