@@ -7,7 +7,7 @@ from typing import Dict
 
 import numpy as np
 
-from ._validation import Csr, as_csr, check_count, check_ids, check_threads
+from ._validation import Csr, all_finite, as_csr, check_count, check_ids, check_threads
 from .base import MatrixFactorizationBase
 from .exceptions import ModelFitError
 
@@ -65,7 +65,7 @@ class SGDFactorizationBase(MatrixFactorizationBase):
 
     def _check_finite(self, epoch: int, hint: str) -> None:
         for name in ("user_factors", "item_factors"):
-            if not np.isfinite(getattr(self, "_" + name)).all():
+            if not all_finite(getattr(self, "_" + name)):
                 raise ModelFitError(f"{name} became NaN or infinite in epoch {epoch}: {hint}")
 
     def _set_popularity(self, c: Csr) -> None:

@@ -92,7 +92,7 @@ def as_csr(
         raise TypeError(f"{name} must hold real numbers, got dtype {m.dtype}")
     with np.errstate(over="ignore"):  # values beyond float32 become inf, rejected below
         data = np.ascontiguousarray(m.data, dtype=np.float32)
-    if not np.isfinite(data).all():
+    if not all_finite(data):
         raise ValueError(f"{name} contains NaN or infinite values (or values beyond float32 range)")
     return Csr(
         np.ascontiguousarray(m.indptr, dtype=np.int64),
@@ -151,6 +151,16 @@ def check_threads(value, name: str = "num_threads") -> int:
     return int(value)
 
 
+def all_finite(a: np.ndarray) -> bool:
+    """Whether every value of the float32 array ``a`` is finite, without a temporary the size of
+    ``a`` (``np.isfinite(a).all()`` makes one): the float64 sum of float32 values cannot overflow,
+    so it is finite exactly when they all are."""
+    if a.dtype != np.float32:
+        raise TypeError(f"all_finite takes float32 arrays, got {a.dtype}")
+    with np.errstate(invalid="ignore"):  # inf + -inf: NaN, which is the answer wanted
+        return bool(np.isfinite(np.add.reduce(a, axis=None, dtype=np.float64)))
+
+
 def as_factors(value, name: str, n_factors: Optional[int] = None) -> np.ndarray:
     """A finite 2-D float32 C-contiguous copy of ``value``."""
     arr = np.array(value, dtype=np.float32, order="C", copy=True)
@@ -158,7 +168,7 @@ def as_factors(value, name: str, n_factors: Optional[int] = None) -> np.ndarray:
         raise ValueError(f"{name} must be a 2-D array, got shape {arr.shape}")
     if n_factors is not None and arr.shape[1] != n_factors:
         raise ValueError(f"{name} has {arr.shape[1]} factors, expected {n_factors}")
-    if not np.isfinite(arr).all():
+    if not all_finite(arr):
         raise ValueError(f"{name} contains NaN or infinite values")
     return arr
 

@@ -28,7 +28,7 @@ import scipy.sparse as sp
 from tqdm.auto import tqdm
 
 from . import _core
-from ._validation import (Csr, as_csr, check_count, check_ids, check_random_state,
+from ._validation import (Csr, all_finite, as_csr, check_count, check_ids, check_random_state,
                           check_threads)
 from .base import MatrixFactorizationBase
 from .exceptions import ModelFitError, NotFittedError
@@ -109,7 +109,7 @@ class AlternatingLeastSquares(MatrixFactorizationBase):
 
     def _check_finite(self, iteration: int) -> None:
         for name in ("user_factors", "item_factors"):
-            if not np.isfinite(getattr(self, "_" + name)).all():
+            if not all_finite(getattr(self, "_" + name)):
                 raise ModelFitError(
                     f"{name} became NaN or infinite in iteration {iteration}: the confidences "
                     f"(values times alpha={self.alpha}) are probably too large for float32, or "

@@ -47,7 +47,7 @@ import scipy.sparse as sp
 from tqdm.auto import tqdm
 
 from . import _core
-from ._validation import Csr, as_csr, check_count, check_ids, check_threads
+from ._validation import Csr, all_finite, as_csr, check_count, check_ids, check_threads
 from .base import RecommenderBase
 from .exceptions import ModelFitError, NotFittedError
 
@@ -198,7 +198,7 @@ class LightFM(RecommenderBase):
                 float(self.item_alpha), float(self.user_alpha), int(self.max_sampled),
                 int(self._rng.randint(0, 2**31 - 1)), threads)
             for side in ("user", "item"):
-                if not np.isfinite(getattr(self, "_" + side)[0]).all():
+                if not all_finite(getattr(self, "_" + side)[0]):
                     raise ModelFitError(
                         f"the {side} parameters became NaN or infinite in epoch {epoch}: "
                         f"lower learning_rate={self.learning_rate} or the feature weights "

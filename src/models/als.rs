@@ -119,7 +119,8 @@ const GATHER_ROWS: usize = 2048;
 const BLOCK_ROWS: usize = 32;
 const BLOCK_FLOATS: usize = 64 * 1024;
 
-/// Per-thread buffers of a half-sweep (the CG ones hold a block's rows, row-major).
+/// Per-thread buffers of a half-sweep (the CG ones hold a block's rows, row-major). `f` is 0 for
+/// the CG solver, the number of factors for the Cholesky one.
 struct Scratch {
     terms: TermsScratch,
     r: Vec<f32>,
@@ -135,7 +136,9 @@ struct Scratch {
 }
 
 impl Scratch {
-    fn new(f: usize, stack: MemBuffer) -> Self {
+    /// `gather`: the capacity of the gathered factors (and, with `f > 0`, of their scaled copy),
+    /// reserved exactly (buffers grown by doubling took up to twice the memory).
+    fn new(f: usize, gather: usize, stack: MemBuffer) -> Self {
         Scratch {
             terms: TermsScratch::default(),
             r: Vec::new(),
@@ -145,28 +148,30 @@ impl Scratch {
             offsets: Vec::new(),
             ids: Vec::new(),
             a: vec![0.0; f * f],
-            gathered: Vec::new(),
-            scaled: Vec::new(),
+            gathered: Vec::with_capacity(gather),
+            scaled: Vec::with_capacity(if f > 0 { gather } else { 0 }),
             stack,
         }
     }
 }
 
-/// The first row of every CG block, then `c.n_rows()`.
-fn cg_blocks(c: &CsrView<'_>, f: usize) -> Vec<usize> {
+/// The first row of every CG block, then `c.n_rows()`; and the most floats a block gathers.
+fn cg_blocks(c: &CsrView<'_>, f: usize) -> (Vec<usize>, usize) {
     let mut starts = vec![0];
-    let (mut rows, mut floats) = (0, 0);
+    let (mut rows, mut floats, mut most) = (0, 0, 0);
     for u in 0..c.n_rows() {
-        let len = c.row_range(u).len().min(GATHER_ROWS) * f;
+        let len = c.row_range(u).len();
+        let len = if len <= GATHER_ROWS { len * f } else { 0 }; // longer rows: read in place
         if rows == BLOCK_ROWS || (rows > 0 && floats + len > BLOCK_FLOATS) {
             starts.push(u);
             (rows, floats) = (0, 0);
         }
         rows += 1;
         floats += len;
+        most = most.max(floats);
     }
     starts.push(c.n_rows());
-    starts
+    (starts, most)
 }
 
 /// Solves every row of `x` (`c.n_rows() x f`, row-major, updated in place) against the fixed
@@ -196,9 +201,11 @@ pub fn solve(
     let steps = match params.solver {
         Solver::ConjugateGradient { steps } => steps,
         Solver::Cholesky => {
+            let longest = (0..c.n_rows()).map(|u| c.row_range(u).len()).max();
+            let gather = longest.unwrap_or(0).min(GATHER_ROWS) * f;
             return parallel::install(num_threads, || {
                 x.par_chunks_mut(f).enumerate().try_for_each_init(
-                    || Scratch::new(f, MemBuffer::new(llt_req)),
+                    || Scratch::new(f, gather, MemBuffer::new(llt_req)),
                     |s, (u, xu)| {
                         let (items, conf) = c.row(u);
                         if items.is_empty() {
@@ -212,7 +219,7 @@ pub fn solve(
         }
     };
     let arch = Arch::new();
-    let starts = cg_blocks(c, f);
+    let (starts, gather) = cg_blocks(c, f);
     let mut blocks = Vec::with_capacity(starts.len() - 1);
     let mut rest = x;
     for w in starts.windows(2) {
@@ -222,7 +229,7 @@ pub fn solve(
     }
     parallel::install(num_threads, || {
         blocks.into_par_iter().for_each_init(
-            || Scratch::new(0, MemBuffer::new(faer::dyn_stack::StackReq::EMPTY)),
+            || Scratch::new(0, gather, MemBuffer::new(faer::dyn_stack::StackReq::EMPTY)),
             |s, (first, x)| {
                 arch.dispatch(CgBlock {
                     c,

@@ -6,7 +6,8 @@ import scipy.sparse as sp
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from tacitrec._validation import as_csr, as_factors, check_count, check_ids, check_random_state
+from tacitrec._validation import (all_finite, as_csr, as_factors, check_count, check_ids,
+                                  check_random_state)
 from conftest import random_user_items
 
 
@@ -57,6 +58,18 @@ def test_non_finite_values_are_rejected(bad):
     X = sp.csr_matrix(np.array([[1.0, 0.0], [0.0, bad]]))
     with pytest.raises(ValueError, match="user_items.*NaN or infinite"):
         as_csr(X, "user_items")
+
+
+@given(st.lists(st.sampled_from([0.0, -1.5, 2.0, 3e38, -3e38, np.inf, -np.inf, np.nan]),
+                max_size=12))
+@settings(max_examples=200, deadline=None)
+def test_all_finite_matches_numpy(values):
+    # no temporary the size of the array, same answer as np.isfinite(a).all(), also where float32
+    # sums would overflow (3e38 + 3e38) or infinities cancel (inf - inf)
+    a = np.array(values, dtype=np.float32).reshape(-1, 1)
+    assert all_finite(a) == bool(np.isfinite(a).all())
+    with pytest.raises(TypeError, match="float32"):
+        all_finite(a.astype(np.float64))
 
 
 def test_shape_checks_name_the_argument():
