@@ -11,9 +11,7 @@ use crate::error::{Error, Result};
 use crate::parallel;
 use crate::simd::{axpy, dispatch, dot, prefetch, vaxpy, vdot, Arch, Lanes, Simd, WithSimd};
 use crate::sparse::CsrView;
-use faer::dyn_stack::{MemBuffer, MemStack};
-use faer::linalg::cholesky::llt;
-use faer::reborrow::{Reborrow, ReborrowMut};
+use faer::reborrow::ReborrowMut;
 use faer::{Accum, MatMut, MatRef, Par};
 use rayon::prelude::*;
 
@@ -132,13 +130,14 @@ struct Scratch {
     a: Vec<f32>,
     gathered: Vec<f32>,
     scaled: Vec<f32>,
-    stack: MemBuffer,
+    batch: Vec<f32>,
+    rhs: Vec<f32>,
 }
 
 impl Scratch {
     /// `gather`: the capacity of the gathered factors (and, with `f > 0`, of their scaled copy),
     /// reserved exactly (buffers grown by doubling took up to twice the memory).
-    fn new(f: usize, gather: usize, stack: MemBuffer) -> Self {
+    fn new(f: usize, gather: usize) -> Self {
         Scratch {
             terms: TermsScratch::default(),
             r: Vec::new(),
@@ -150,7 +149,8 @@ impl Scratch {
             a: vec![0.0; f * f],
             gathered: Vec::with_capacity(gather),
             scaled: Vec::with_capacity(if f > 0 { gather } else { 0 }),
-            stack,
+            batch: Vec::new(),
+            rhs: Vec::new(),
         }
     }
 }
@@ -196,23 +196,26 @@ pub fn solve(
         ));
     }
     let yty = gram(y, f, reg);
-    let llt_params = llt_params();
-    let llt_req = llt::factor::cholesky_in_place_scratch::<f32>(f, Par::Seq, llt_params.into());
     let steps = match params.solver {
         Solver::ConjugateGradient { steps } => steps,
         Solver::Cholesky => {
             let longest = (0..c.n_rows()).map(|u| c.row_range(u).len()).max();
             let gather = longest.unwrap_or(0).min(GATHER_ROWS) * f;
+            let arch = Arch::new();
+            let lanes = arch.dispatch(LaneCount);
             return parallel::install(num_threads, || {
-                x.par_chunks_mut(f).enumerate().try_for_each_init(
-                    || Scratch::new(f, gather, MemBuffer::new(llt_req)),
-                    |s, (u, xu)| {
-                        let (items, conf) = c.row(u);
-                        if items.is_empty() {
-                            xu.fill(0.0);
-                            return Ok(());
-                        }
-                        cholesky_row(u, items, conf, xu, y, &yty, llt_params, s)
+                x.par_chunks_mut(lanes * f).enumerate().try_for_each_init(
+                    || Scratch::new(f, gather),
+                    |s, (batch, x)| {
+                        arch.dispatch(CholeskyBatch {
+                            c,
+                            first: batch * lanes,
+                            x,
+                            y,
+                            yty: &yty,
+                            f,
+                            s,
+                        })
                     },
                 )
             })?;
@@ -229,7 +232,7 @@ pub fn solve(
     }
     parallel::install(num_threads, || {
         blocks.into_par_iter().for_each_init(
-            || Scratch::new(0, gather, MemBuffer::new(faer::dyn_stack::StackReq::EMPTY)),
+            || Scratch::new(0, gather),
             |s, (first, x)| {
                 arch.dispatch(CgBlock {
                     c,
@@ -580,65 +583,183 @@ fn cg_block<S: Lanes>(simd: S, block: CgBlock<'_, '_>) {
     }
 }
 
-/// faer's Cholesky with a recursion threshold of 16: for the 32..256-sized systems of ALS it is
-/// 3.4x faster than the default of 64 (64 x 64 float32: 9.5 us against 32 us per factorisation).
-fn llt_params() -> llt::factor::LltParams {
-    let mut p = <llt::factor::LltParams as faer::Auto<f32>>::auto();
-    p.recursion_threshold = 16;
-    p
-}
-
-/// The exact solve of one row: `A = YtY + reg I + Y_u^T diag(c - 1) Y_u` by one GEMM over the
-/// row's gathered item factors, then a Cholesky factorisation and two triangular solves.
+/// Row `u`'s normal equations: `a = YtY + reg I + Y_u^T diag(|c| - 1) Y_u` (`f x f`, row-major, by
+/// one GEMM per chunk of gathered item factors) and `b = sum_i c_ui p_ui y_i`.
 #[allow(clippy::too_many_arguments)]
-fn cholesky_row(
-    u: usize,
+#[inline(always)] // into the callers' vector instructions
+fn normal_equations<S: Lanes>(
+    simd: S,
     items: &[i32],
     conf: &[f32],
-    x: &mut [f32],
     y: &[f32],
     yty: &[f32],
-    params: llt::factor::LltParams,
-    s: &mut Scratch,
-) -> Result<()> {
-    let f = x.len();
-    x.fill(0.0);
-    s.a.copy_from_slice(yty);
-    let mut a = MatMut::from_row_major_slice_mut(&mut s.a, f, f);
-    // A += G^T diag(c - 1) G, one GEMM per chunk of at most GATHER_ROWS gathered rows
+    a: &mut [f32],
+    b: &mut [f32],
+    gathered: &mut Vec<f32>,
+    scaled: &mut Vec<f32>,
+) {
+    let f = b.len();
+    b.fill(0.0);
+    a.copy_from_slice(yty);
+    let mut am = MatMut::from_row_major_slice_mut(a, f, f);
     for (ids, cs) in items.chunks(GATHER_ROWS).zip(conf.chunks(GATHER_ROWS)) {
-        s.gathered.clear();
-        gather(ids, ids.len(), y, f, &mut s.gathered);
-        s.scaled.clear();
-        for (yi, &c) in s.gathered.chunks_exact(f).zip(cs) {
+        gathered.clear();
+        gather(ids, ids.len(), y, f, gathered);
+        scaled.clear();
+        for (yi, &c) in gathered.chunks_exact(f).zip(cs) {
             let (pref, c) = if c > 0.0 { (c, c) } else { (0.0, -c) };
-            axpy::<false>(pref, yi, x); // b, solved in place below
-            s.scaled.extend(yi.iter().map(|v| v * (c - 1.0)));
+            vaxpy(simd, pref, yi, b);
+            scaled.extend(yi.iter().map(|v| v * (c - 1.0)));
         }
         let n = ids.len();
-        let g = MatRef::from_row_major_slice(&s.gathered, n, f);
-        let h = MatRef::from_row_major_slice(&s.scaled, n, f);
-        faer::linalg::matmul::matmul(a.rb_mut(), Accum::Add, g.transpose(), h, 1.0f32, Par::Seq);
+        let g = MatRef::from_row_major_slice(gathered, n, f);
+        let h = MatRef::from_row_major_slice(scaled, n, f);
+        faer::linalg::matmul::matmul(am.rb_mut(), Accum::Add, g.transpose(), h, 1.0f32, Par::Seq);
     }
-    let stack = MemStack::new(&mut s.stack);
-    llt::factor::cholesky_in_place(
-        a.rb_mut(),
-        Default::default(),
-        Par::Seq,
-        stack,
-        params.into(),
-    )
-    .map_err(|_| {
-        Error::invalid(
-            "user_items",
-            format!(
-                "the normal equations of row {u} are singular (the fixed factors are rank \
-                     deficient): use a regularization above 0"
-            ),
-        )
-    })?;
-    let rhs = MatMut::from_column_major_slice_mut(x, f, 1);
-    llt::solve::solve_in_place(a.rb(), rhs, Par::Seq, stack);
+}
+/// The number of `f32` lanes of the vectors [`Arch::dispatch`] runs kernels with.
+struct LaneCount;
+
+impl WithSimd for LaneCount {
+    type Output = usize;
+    #[inline(always)]
+    fn with_simd<S: Lanes>(self, _: S) -> usize {
+        S::F32_LANES
+    }
+}
+
+/// Exact solves of as many consecutive rows as the CPU's vectors have lanes, one row per lane:
+/// each row's normal equations are formed by GEMM, then laid out interleaved (element `(i, k)` of
+/// every row in one vector) and factorised and solved together, so that the Cholesky
+/// factorisation, whose per-row loops are too short and too dependent to vectorise, runs at full
+/// vector width. Lanes without a row, and empty rows, get the identity and a zero right-hand side.
+struct CholeskyBatch<'a, 'c> {
+    c: &'a CsrView<'c>,
+    first: usize,
+    x: &'a mut [f32],
+    y: &'a [f32],
+    yty: &'a [f32],
+    f: usize,
+    s: &'a mut Scratch,
+}
+
+impl WithSimd for CholeskyBatch<'_, '_> {
+    type Output = Result<()>;
+    #[inline(always)]
+    fn with_simd<S: Lanes>(self, simd: S) -> Result<()> {
+        cholesky_batch(simd, self)
+    }
+}
+
+#[inline(always)]
+fn cholesky_batch<S: Lanes>(simd: S, batch: CholeskyBatch<'_, '_>) -> Result<()> {
+    let CholeskyBatch {
+        c,
+        first,
+        x,
+        y,
+        yty,
+        f,
+        s,
+    } = batch;
+    let lanes = S::F32_LANES;
+    let rows = x.len() / f;
+    // column-major, interleaved: element (i, k) of lane l at (k * f + i) * lanes + l
+    s.batch.clear();
+    s.batch.resize(f * f * lanes, 0.0);
+    s.rhs.clear();
+    s.rhs.resize(f * lanes, 0.0);
+    for l in 0..lanes {
+        let (items, conf) = if l < rows {
+            c.row(first + l)
+        } else {
+            (&[][..], &[][..])
+        };
+        if items.is_empty() {
+            for k in 0..f {
+                s.batch[(k * f + k) * lanes + l] = 1.0;
+            }
+            continue;
+        }
+        let b = &mut x[l * f..(l + 1) * f];
+        normal_equations(
+            simd,
+            items,
+            conf,
+            y,
+            yty,
+            &mut s.a,
+            b,
+            &mut s.gathered,
+            &mut s.scaled,
+        );
+        for (k, &bk) in b.iter().enumerate() {
+            for i in k..f {
+                s.batch[(k * f + i) * lanes + l] = s.a[i * f + k];
+            }
+            s.rhs[k * lanes + l] = bk;
+        }
+    }
+    // right-looking Cholesky A = L L^T in place (the lower triangle), a vector of rows at a time
+    let one = simd.splat_f32s(1.0);
+    for j in 0..f {
+        let d = (j * f + j) * lanes;
+        if let Some(l) = s.batch[d..d + rows.min(lanes)]
+            .iter()
+            .position(|&v| v.is_nan() || v <= 0.0)
+        {
+            if !c.row(first + l).0.is_empty() {
+                return Err(Error::invalid(
+                    "user_items",
+                    format!(
+                        "the normal equations of row {} are singular (the fixed factors are rank \
+                         deficient): use a regularization above 0",
+                        first + l
+                    ),
+                ));
+            }
+        }
+        let av = S::as_mut_simd_f32s(&mut s.batch).0;
+        let (done, rest) = av.split_at_mut((j + 1) * f);
+        let col_j = &mut done[j * f..];
+        let ljj = simd.sqrt_f32s(col_j[j]);
+        col_j[j] = ljj;
+        let inv = simd.div_f32s(one, ljj);
+        for v in &mut col_j[j + 1..] {
+            *v = simd.mul_f32s(*v, inv);
+        }
+        let col_j = &col_j[..];
+        for (k, col_k) in (j + 1..f).zip(rest.chunks_exact_mut(f)) {
+            let lkj = col_j[k];
+            for (a, &lij) in col_k[k..].iter_mut().zip(&col_j[k..]) {
+                *a = simd.negate_mul_add_f32s(lij, lkj, *a);
+            }
+        }
+    }
+    // L z = b, then L^T x = z, in place in the right-hand sides
+    let av = &S::as_simd_f32s(&s.batch).0[..f * f];
+    let rv = &mut S::as_mut_simd_f32s(&mut s.rhs).0[..f];
+    for j in 0..f {
+        let col_j = &av[j * f..(j + 1) * f];
+        let zj = simd.div_f32s(rv[j], col_j[j]);
+        rv[j] = zj;
+        for (r, &lij) in rv[j + 1..].iter_mut().zip(&col_j[j + 1..]) {
+            *r = simd.negate_mul_add_f32s(lij, zj, *r);
+        }
+    }
+    for i in (0..f).rev() {
+        let col_i = &av[i * f..(i + 1) * f];
+        let mut acc = rv[i];
+        for (&lji, &xj) in col_i[i + 1..].iter().zip(&rv[i + 1..]) {
+            acc = simd.negate_mul_add_f32s(lji, xj, acc);
+        }
+        rv[i] = simd.div_f32s(acc, col_i[i]);
+    }
+    for (l, xl) in x.chunks_exact_mut(f).enumerate() {
+        for (k, v) in xl.iter_mut().enumerate() {
+            *v = s.rhs[k * lanes + l];
+        }
+    }
     Ok(())
 }
 
