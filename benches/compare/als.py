@@ -7,10 +7,10 @@ Quality (when ../shared/data exists): same hyper-parameters and seed in both lib
 tacitrec's evaluator for both: MovieLens-100K (rating >= 4, 80/20 split seed 42, factors=64,
 regularization=0.05, iterations=15) and Last.fm-2K (bm25_weight(K1=100, B=0.8) of the play counts,
 factors=64), precision@10, ndcg@10 and the training loss after 15 iterations.
-Speed: seconds per iteration (best of 3 iterations) on synthetic power-law data, 80,000 users x
-10,000 items x ~4M interactions, CG at 64 and 128 factors and Cholesky at 64, with the fit's peak
-resident memory above the data (each fit in a forked process); then the growth of the CG time
-from ~1M to ~16M interactions. implicit runs with one BLAS thread (its advice). ``--quick``: a
+Speed: seconds per iteration (best of 5 iterations: on a shared machine single iterations vary
+by up to 1.5x) on synthetic power-law data, 80,000 users x 10,000 items x ~4M interactions, CG at
+64 and 128 factors and Cholesky at 64, with the fit's peak resident memory above the data (each
+fit in a forked process); then the growth of the CG time from ~1M to ~16M interactions. implicit runs with one BLAS thread (its advice). ``--quick``: a
 tenth of the synthetic data, 1 iteration (3 on the real data).
 """
 
@@ -109,7 +109,7 @@ def _record(model, case, data, o, p):
 
 
 def speed(args):
-    its = 1 if args.quick else 3
+    its = 1 if args.quick else 5
     X, data = synthetic(args.quick)
     print(f"\n## speed: {X.shape[0]:,} users x {X.shape[1]:,} items, {args.threads} threads, "
           f"seconds per iteration (best of {its}) and the fit's peak resident memory above the "

@@ -121,7 +121,9 @@ def markdown(records, failures, meta, quick: bool) -> str:
     out += ["", "Ratio: above 1x tacitrec is better: peer / tacitrec for seconds and megabytes, "
             "tacitrec / peer for users per second, precision@10 and ndcg@10. Fit times and "
             "memory are taken in a forked process per fit, the peak being the resident memory "
-            "above the data already in memory; times are the best of the repeats. The scripts' "
+            "above the data already in memory (the free heap the child inherits is returned to "
+            "the OS first, so everything the fit allocates counts); times are the best of the "
+            "repeats. The scripts' "
             "docstrings give the exact settings.", "", "![speed-ups](speedups.png)", ""]
     by_section = collections.defaultdict(list)
     for r in records:

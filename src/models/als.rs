@@ -8,6 +8,7 @@
 //! `(YtY + reg I + sum_i (c_ui - 1) y_i y_i^T) x_u = sum_i c_ui p_ui y_i`; empty rows get zeros.
 
 use crate::error::{Error, Result};
+use crate::linalg::cholesky_solve_lanes;
 use crate::parallel;
 use crate::simd::{axpy, dispatch, dot, prefetch, vaxpy, vdot, Arch, Lanes, Simd, WithSimd};
 use crate::sparse::CsrView;
@@ -700,61 +701,16 @@ fn cholesky_batch<S: Lanes>(simd: S, batch: CholeskyBatch<'_, '_>) -> Result<()>
             s.rhs[k * lanes + l] = bk;
         }
     }
-    // right-looking Cholesky A = L L^T in place (the lower triangle), a vector of rows at a time
-    let one = simd.splat_f32s(1.0);
-    for j in 0..f {
-        let d = (j * f + j) * lanes;
-        if let Some(l) = s.batch[d..d + rows.min(lanes)]
-            .iter()
-            .position(|&v| v.is_nan() || v <= 0.0)
-        {
-            if !c.row(first + l).0.is_empty() {
-                return Err(Error::invalid(
-                    "user_items",
-                    format!(
-                        "the normal equations of row {} are singular (the fixed factors are rank \
-                         deficient): use a regularization above 0",
-                        first + l
-                    ),
-                ));
-            }
-        }
-        let av = S::as_mut_simd_f32s(&mut s.batch).0;
-        let (done, rest) = av.split_at_mut((j + 1) * f);
-        let col_j = &mut done[j * f..];
-        let ljj = simd.sqrt_f32s(col_j[j]);
-        col_j[j] = ljj;
-        let inv = simd.div_f32s(one, ljj);
-        for v in &mut col_j[j + 1..] {
-            *v = simd.mul_f32s(*v, inv);
-        }
-        let col_j = &col_j[..];
-        for (k, col_k) in (j + 1..f).zip(rest.chunks_exact_mut(f)) {
-            let lkj = col_j[k];
-            for (a, &lij) in col_k[k..].iter_mut().zip(&col_j[k..]) {
-                *a = simd.negate_mul_add_f32s(lij, lkj, *a);
-            }
-        }
-    }
-    // L z = b, then L^T x = z, in place in the right-hand sides
-    let av = &S::as_simd_f32s(&s.batch).0[..f * f];
-    let rv = &mut S::as_mut_simd_f32s(&mut s.rhs).0[..f];
-    for j in 0..f {
-        let col_j = &av[j * f..(j + 1) * f];
-        let zj = simd.div_f32s(rv[j], col_j[j]);
-        rv[j] = zj;
-        for (r, &lij) in rv[j + 1..].iter_mut().zip(&col_j[j + 1..]) {
-            *r = simd.negate_mul_add_f32s(lij, zj, *r);
-        }
-    }
-    for i in (0..f).rev() {
-        let col_i = &av[i * f..(i + 1) * f];
-        let mut acc = rv[i];
-        for (&lji, &xj) in col_i[i + 1..].iter().zip(&rv[i + 1..]) {
-            acc = simd.negate_mul_add_f32s(lji, xj, acc);
-        }
-        rv[i] = simd.div_f32s(acc, col_i[i]);
-    }
+    cholesky_solve_lanes(simd, &mut s.batch, &mut s.rhs, f, rows).map_err(|l| {
+        Error::invalid(
+            "user_items",
+            format!(
+                "the normal equations of row {} are singular (the fixed factors are rank \
+                 deficient): use a regularization above 0",
+                first + l
+            ),
+        )
+    })?;
     for (l, xl) in x.chunks_exact_mut(f).enumerate() {
         for (k, v) in xl.iter_mut().enumerate() {
             *v = s.rhs[k * lanes + l];

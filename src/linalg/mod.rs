@@ -1,0 +1,213 @@
+//! Small dense solves that the libraries do not do fast enough for ALS: many small symmetric
+//! positive definite systems, one per vector lane, factorised (Cholesky) and solved together.
+//!
+//! faer's LLT factorises one matrix at a time; at ALS sizes (32..256) its loops are short and
+//! dependent (64 x 64 float32: 9.5 us with a tuned recursion threshold). Interleaving as many
+//! systems as a vector has lanes runs the same scalar algorithm on all of them at full vector
+//! width (the ALS user half-sweep with the Cholesky solver at 64 factors: 1.35 -> 0.77 s on one
+//! thread, `benches/compare/als.py`).
+
+use crate::simd::Lanes;
+
+/// Solves `A_l x_l = b_l` for every lane `l` of the interleaved systems in place: `a` holds
+/// `f x f` matrices column-major and interleaved (element `(i, k)` of lane `l` at
+/// `(k * f + i) * lanes + l`; only the lower triangle is read, and it is overwritten by the
+/// Cholesky factor `L`), `b` the right-hand sides (`b_l[i]` at `i * lanes + l`), overwritten by
+/// the solutions. `lanes` is `S::F32_LANES`. Returns the first lane below `live` whose matrix is
+/// not positive definite (a pivot `<= 0` or NaN); lanes from `live` on are not checked (padding:
+/// give them the identity).
+#[inline(always)]
+pub(crate) fn cholesky_solve_lanes<S: Lanes>(
+    simd: S,
+    a: &mut [f32],
+    b: &mut [f32],
+    f: usize,
+    live: usize,
+) -> Result<(), usize> {
+    let lanes = S::F32_LANES;
+    let live = live.min(lanes);
+    let one = simd.splat_f32s(1.0);
+    // right-looking: column j is finished, then subtracted from the columns after it
+    for j in 0..f {
+        let d = (j * f + j) * lanes;
+        if let Some(l) = a[d..d + live].iter().position(|&v| v.is_nan() || v <= 0.0) {
+            return Err(l);
+        }
+        let av = &mut S::as_mut_simd_f32s(&mut a[..f * f * lanes]).0;
+        let (done, rest) = av.split_at_mut((j + 1) * f);
+        let col_j = &mut done[j * f..];
+        let ljj = simd.sqrt_f32s(col_j[j]);
+        col_j[j] = ljj;
+        let inv = simd.div_f32s(one, ljj);
+        for v in &mut col_j[j + 1..] {
+            *v = simd.mul_f32s(*v, inv);
+        }
+        let col_j = &col_j[..];
+        for (k, col_k) in (j + 1..f).zip(rest.chunks_exact_mut(f)) {
+            let lkj = col_j[k];
+            for (x, &lij) in col_k[k..].iter_mut().zip(&col_j[k..]) {
+                *x = simd.negate_mul_add_f32s(lij, lkj, *x);
+            }
+        }
+    }
+    // L z = b, then L^T x = z (as dot products down the columns of L)
+    let av = &S::as_simd_f32s(&a[..f * f * lanes]).0;
+    let rv = &mut S::as_mut_simd_f32s(&mut b[..f * lanes]).0;
+    for j in 0..f {
+        let col_j = &av[j * f..(j + 1) * f];
+        let zj = simd.div_f32s(rv[j], col_j[j]);
+        rv[j] = zj;
+        for (r, &lij) in rv[j + 1..].iter_mut().zip(&col_j[j + 1..]) {
+            *r = simd.negate_mul_add_f32s(lij, zj, *r);
+        }
+    }
+    for i in (0..f).rev() {
+        let col_i = &av[i * f..(i + 1) * f];
+        let mut acc = rv[i];
+        for (&lji, &xj) in col_i[i + 1..].iter().zip(&rv[i + 1..]) {
+            acc = simd.negate_mul_add_f32s(lji, xj, acc);
+        }
+        rv[i] = simd.div_f32s(acc, col_i[i]);
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::simd::{Arch, WithSimd};
+
+    struct Solve<'a> {
+        a: &'a mut [f32],
+        b: &'a mut [f32],
+        f: usize,
+        live: usize,
+    }
+
+    impl WithSimd for Solve<'_> {
+        type Output = (usize, Result<(), usize>);
+        fn with_simd<S: Lanes>(self, simd: S) -> Self::Output {
+            let r = cholesky_solve_lanes(simd, self.a, self.b, self.f, self.live);
+            (S::F32_LANES, r)
+        }
+    }
+
+    fn lanes() -> usize {
+        struct L;
+        impl WithSimd for L {
+            type Output = usize;
+            fn with_simd<S: Lanes>(self, _: S) -> usize {
+                S::F32_LANES
+            }
+        }
+        Arch::new().dispatch(L)
+    }
+
+    /// `M M^T + f I` for a pseudo-random `M`, row-major, in f64.
+    fn spd(f: usize, seed: u64) -> Vec<f64> {
+        let mut s = seed;
+        let mut next = || {
+            s = s
+                .wrapping_mul(6364136223846793005)
+                .wrapping_add(1442695040888963407);
+            ((s >> 33) as f64) / (1u64 << 31) as f64 - 0.5
+        };
+        let m: Vec<f64> = (0..f * f).map(|_| next()).collect();
+        let mut a = vec![0f64; f * f];
+        for i in 0..f {
+            for k in 0..f {
+                a[i * f + k] = (0..f).map(|t| m[i * f + t] * m[k * f + t]).sum::<f64>();
+            }
+            a[i * f + i] += f as f64;
+        }
+        a
+    }
+
+    /// Gaussian elimination in f64.
+    fn solve_dense(a: &[f64], b: &[f64]) -> Vec<f64> {
+        let f = b.len();
+        let mut m: Vec<Vec<f64>> = (0..f)
+            .map(|i| {
+                let mut r = a[i * f..(i + 1) * f].to_vec();
+                r.push(b[i]);
+                r
+            })
+            .collect();
+        for c in 0..f {
+            let pivot = m[c].clone();
+            for (r, row) in m.iter_mut().enumerate() {
+                if r != c {
+                    let q = row[c] / pivot[c];
+                    for (x, p) in row[c..].iter_mut().zip(&pivot[c..]) {
+                        *x -= q * p;
+                    }
+                }
+            }
+        }
+        (0..f).map(|i| m[i][f] / m[i][i]).collect()
+    }
+
+    #[test]
+    fn every_lane_matches_a_dense_solve() {
+        let lanes = lanes();
+        for f in [1usize, 2, 5, 16, 33, 64] {
+            let systems: Vec<(Vec<f64>, Vec<f64>)> = (0..lanes)
+                .map(|l| {
+                    let a = spd(f, (f * 100 + l) as u64);
+                    let b = (0..f).map(|i| ((i + l) % 7) as f64 - 3.0).collect();
+                    (a, b)
+                })
+                .collect();
+            let mut a = vec![0f32; f * f * lanes];
+            let mut b = vec![0f32; f * lanes];
+            for (l, (al, bl)) in systems.iter().enumerate() {
+                for k in 0..f {
+                    for i in k..f {
+                        a[(k * f + i) * lanes + l] = al[i * f + k] as f32;
+                    }
+                    b[k * lanes + l] = bl[k] as f32;
+                }
+            }
+            let (_, r) = Arch::new().dispatch(Solve {
+                a: &mut a,
+                b: &mut b,
+                f,
+                live: lanes,
+            });
+            assert_eq!(r, Ok(()));
+            for (l, (al, bl)) in systems.iter().enumerate() {
+                let want = solve_dense(al, bl);
+                for (i, w) in want.iter().enumerate() {
+                    let got = b[i * lanes + l] as f64;
+                    assert!((got - w).abs() < 1e-4 * (1.0 + w.abs()), "f={f} lane {l}");
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn the_first_lane_that_is_not_positive_definite_is_reported() {
+        let (lanes, f) = (lanes(), 3);
+        let identity = |a: &mut [f32], l: usize| {
+            for k in 0..f {
+                a[(k * f + k) * lanes + l] = 1.0;
+            }
+        };
+        let mut a = vec![0f32; f * f * lanes];
+        for l in 0..lanes {
+            identity(&mut a, l);
+        }
+        let last = lanes - 1;
+        a[(f + 1) * lanes + last] = -1.0; // lane `last`: second pivot negative
+        let mut b = vec![0f32; f * lanes];
+        let run =
+            |a: &mut [f32], b: &mut [f32], live| Arch::new().dispatch(Solve { a, b, f, live }).1;
+        assert_eq!(run(&mut a.clone(), &mut b, lanes), Err(last));
+        // padding lanes are not checked
+        assert_eq!(run(&mut a.clone(), &mut b, last), Ok(()));
+        let mut nan = a.clone();
+        nan[(f + 1) * lanes + last] = 1.0;
+        nan[last] = f32::NAN;
+        assert_eq!(run(&mut nan, &mut b, lanes), Err(last));
+    }
+}
