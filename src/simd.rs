@@ -101,10 +101,11 @@ macro_rules! dispatch {
 pub(crate) use dispatch;
 
 // ---- explicit vector kernels -------------------------------------------------------------------
-// Kernels that the compiler does not vectorise well on its own (a dot product feeding a rank-1
-// update, several rows at a time) are written against pulp's `Simd` trait (faer's SIMD layer, so
-// no new dependency): one generic body, run by `pulp::Arch::new().dispatch` as AVX-512 (x86-64-v4),
-// AVX2+FMA (v3), NEON or scalar code, whichever the CPU has.
+// Kernels that the compiler does not vectorise well on its own (ALS: dot products feeding rank-1
+// updates, several rows at a time; small Cholesky factorisations side by side, `linalg`) are
+// written against pulp's `Simd` trait (faer's SIMD layer, so no new dependency): one generic body,
+// run by `pulp::Arch::new().dispatch` as AVX-512 (x86-64-v4), AVX2+FMA (v3), NEON or scalar code,
+// whichever the CPU has.
 
 pub(crate) use pulp::{Arch, Simd as Lanes, WithSimd};
 
