@@ -208,13 +208,14 @@ pub fn solve(
                 x.par_chunks_mut(lanes * f).enumerate().try_for_each_init(
                     || Scratch::new(f, gather),
                     |s, (batch, x)| {
-                        arch.dispatch(CholeskyBatch {
+                        arch.dispatch(Block {
                             c,
                             first: batch * lanes,
                             x,
                             y,
                             yty: &yty,
                             f,
+                            steps: None,
                             s,
                         })
                     },
@@ -232,22 +233,22 @@ pub fn solve(
         rest = tail;
     }
     parallel::install(num_threads, || {
-        blocks.into_par_iter().for_each_init(
+        blocks.into_par_iter().try_for_each_init(
             || Scratch::new(0, gather),
             |s, (first, x)| {
-                arch.dispatch(CgBlock {
+                arch.dispatch(Block {
                     c,
                     first,
                     x,
                     y,
                     yty: &yty,
                     f,
-                    steps,
+                    steps: Some(steps),
                     s,
                 })
             },
         )
-    })
+    })?
 }
 
 /// `out = sign * a b` for row-major `a` (`m x k`) and `b` (`k x n`).
@@ -455,23 +456,31 @@ fn confidence_coef(c: f32, d: f32) -> f32 {
     (c.abs() - 1.0) * d
 }
 
-/// One CG block's arguments, run by [`Arch::dispatch`] with the CPU's vector instructions.
-struct CgBlock<'a, 'c> {
+/// A block of consecutive rows of a half-sweep (`x` holds them, the first is row `first` of `c`),
+/// run by [`Arch::dispatch`] with the CPU's vector instructions: `steps` CG steps, or (`None`)
+/// exact Cholesky solves.
+struct Block<'a, 'c> {
     c: &'a CsrView<'c>,
     first: usize,
     x: &'a mut [f32],
     y: &'a [f32],
     yty: &'a [f32],
     f: usize,
-    steps: usize,
+    steps: Option<usize>,
     s: &'a mut Scratch,
 }
 
-impl WithSimd for CgBlock<'_, '_> {
-    type Output = ();
+impl WithSimd for Block<'_, '_> {
+    type Output = Result<()>;
     #[inline(always)]
-    fn with_simd<S: Lanes>(self, simd: S) {
-        cg_block(simd, self)
+    fn with_simd<S: Lanes>(self, simd: S) -> Result<()> {
+        match self.steps {
+            Some(_) => {
+                cg_block(simd, self);
+                Ok(())
+            }
+            None => cholesky_batch(simd, self),
+        }
     }
 }
 
@@ -479,8 +488,8 @@ impl WithSimd for CgBlock<'_, '_> {
 /// warm-started from `x`), the rows in lockstep: each step's `YtY p` of all rows is one matrix
 /// product; a row stops when its residual vanishes, as it would alone.
 #[inline(always)]
-fn cg_block<S: Lanes>(simd: S, block: CgBlock<'_, '_>) {
-    let CgBlock {
+fn cg_block<S: Lanes>(simd: S, block: Block<'_, '_>) {
+    let Block {
         c,
         first,
         x,
@@ -490,6 +499,7 @@ fn cg_block<S: Lanes>(simd: S, block: CgBlock<'_, '_>) {
         steps,
         s,
     } = block;
+    let steps = steps.unwrap_or(0);
     let rows = x.len() / f;
     let Scratch {
         terms,
@@ -634,27 +644,9 @@ impl WithSimd for LaneCount {
 /// every row in one vector) and factorised and solved together, so that the Cholesky
 /// factorisation, whose per-row loops are too short and too dependent to vectorise, runs at full
 /// vector width. Lanes without a row, and empty rows, get the identity and a zero right-hand side.
-struct CholeskyBatch<'a, 'c> {
-    c: &'a CsrView<'c>,
-    first: usize,
-    x: &'a mut [f32],
-    y: &'a [f32],
-    yty: &'a [f32],
-    f: usize,
-    s: &'a mut Scratch,
-}
-
-impl WithSimd for CholeskyBatch<'_, '_> {
-    type Output = Result<()>;
-    #[inline(always)]
-    fn with_simd<S: Lanes>(self, simd: S) -> Result<()> {
-        cholesky_batch(simd, self)
-    }
-}
-
 #[inline(always)]
-fn cholesky_batch<S: Lanes>(simd: S, batch: CholeskyBatch<'_, '_>) -> Result<()> {
-    let CholeskyBatch {
+fn cholesky_batch<S: Lanes>(simd: S, block: Block<'_, '_>) -> Result<()> {
+    let Block {
         c,
         first,
         x,
@@ -662,7 +654,8 @@ fn cholesky_batch<S: Lanes>(simd: S, batch: CholeskyBatch<'_, '_>) -> Result<()>
         yty,
         f,
         s,
-    } = batch;
+        ..
+    } = block;
     let lanes = S::F32_LANES;
     let rows = x.len() / f;
     // column-major, interleaved: element (i, k) of lane l at (k * f + i) * lanes + l
