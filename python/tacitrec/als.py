@@ -97,8 +97,8 @@ class AlternatingLeastSquares(MatrixFactorizationBase):
         c = as_csr(X, name, n_cols=n_cols)
         if self.alpha != 1.0:
             with np.errstate(over="ignore"):
-                data = (c.data * np.float32(self.alpha)).astype(np.float32)
-            if not np.isfinite(data).all():
+                data = (c.data * np.float32(self.alpha)).astype(np.float32, copy=False)
+            if not all_finite(data):
                 raise ValueError(f"{name} times alpha={self.alpha} overflows float32")
             c = Csr(c.indptr, c.indices, data, c.shape)
         return c
