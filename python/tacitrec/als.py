@@ -30,7 +30,7 @@ from tqdm.auto import tqdm
 from . import _core
 from ._validation import (Csr, all_finite, as_csr, check_count, check_ids, check_random_state,
                           check_threads)
-from .base import MatrixFactorizationBase
+from .base import MatrixFactorizationBase, check_use_gpu
 from .exceptions import ModelFitError, NotFittedError
 
 
@@ -46,12 +46,16 @@ class AlternatingLeastSquares(MatrixFactorizationBase):
     alpha : float
         Confidence scale of the stored values (see the module docstring for the convention).
     dtype : numpy dtype
-        Must be float32: the Rust kernels compute in float32 (implicit also allows float64).
+        Must be float32: the Rust kernels compute in float32 (implicit also allows float64;
+        :mod:`tacitrec.compat.implicit` accepts it).
+    use_native : bool
+        Accepted for implicit's signature (its pure-Python solver); tacitrec always runs its
+        Rust solver.
     use_cg : bool
         Conjugate-gradient solver (fast, warm-started, ``cg_steps`` steps per row) instead of an
         exact Cholesky solve.
-    cg_steps : int
-        Conjugate-gradient steps per row and half-iteration.
+    use_gpu : bool
+        Must be False (implicit's keyword; tacitrec has no GPU path yet).
     iterations : int
         ALS iterations per ``fit``.
     calculate_training_loss : bool
@@ -62,13 +66,18 @@ class AlternatingLeastSquares(MatrixFactorizationBase):
     random_state : int, numpy Generator, RandomState or None
         Seed of the initial factors (uniform in [0, 0.01), drawn as implicit draws them, so the
         same seed gives the same starting point in both libraries).
+    cg_steps : int
+        Conjugate-gradient steps per row and half-iteration (implicit fixes 3).
     """
 
     def __init__(self, factors: int = 100, regularization: float = 0.01, alpha: float = 1.0,
-                 dtype=np.float32, use_cg: bool = True, cg_steps: int = 3, iterations: int = 15,
+                 dtype=np.float32, use_native: bool = True, use_cg: bool = True,
+                 use_gpu: bool = False, iterations: int = 15,
                  calculate_training_loss: bool = False, num_threads: int = 0,
-                 random_state=None):
+                 random_state=None, cg_steps: int = 3):
         super().__init__(num_threads=num_threads)
+        self.use_gpu = check_use_gpu(use_gpu)
+        self.use_native = bool(use_native)
         self.factors = factors
         self.regularization = regularization
         self.alpha = alpha

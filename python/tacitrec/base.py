@@ -225,6 +225,14 @@ class RecommenderBase:
         return model
 
 
+def check_use_gpu(use_gpu) -> bool:
+    """implicit's ``use_gpu`` keyword: accepted as False (tacitrec has no GPU path yet)."""
+    if use_gpu:
+        raise ValueError("use_gpu=True: tacitrec has no GPU path yet; its CPU kernels are "
+                         "parallel (see num_threads): pass use_gpu=False")
+    return False
+
+
 def _normalize_rows(factors: np.ndarray) -> np.ndarray:
     norms = np.linalg.norm(factors, axis=1, keepdims=True)
     norms[norms == 0] = 1.0

@@ -45,6 +45,7 @@ from tqdm.auto import tqdm
 
 from . import _core
 from ._sgd import SGDFactorizationBase
+from .base import check_use_gpu
 from ._validation import check_count, check_random_state
 
 _SAMPLING = ("popularity", "uniform")
@@ -63,6 +64,8 @@ class BayesianPersonalizedRanking(SGDFactorizationBase):
         Must be float32.
     iterations : int
         Epochs per ``fit`` (``nnz`` samples each).
+    use_gpu : bool
+        Must be False (implicit's keyword; tacitrec has no GPU path yet).
     num_threads : int
         Threads (0 = all cores).
     verify_negative_samples : bool
@@ -84,10 +87,12 @@ class BayesianPersonalizedRanking(SGDFactorizationBase):
 
     def __init__(self, factors: int = 100, learning_rate: float = 0.01,
                  regularization: float = 0.01, dtype=np.float32, iterations: int = 100,
-                 num_threads: int = 0, verify_negative_samples: bool = True, random_state=None,
+                 use_gpu: bool = False, num_threads: int = 0,
+                 verify_negative_samples: bool = True, random_state=None,
                  negative_sampling: str = "popularity", use_weights: bool = False,
                  deterministic: bool = True, max_redraws: int = 10):
         super().__init__(num_threads=num_threads)
+        self.use_gpu = check_use_gpu(use_gpu)
         self.factors = factors
         self.learning_rate = learning_rate
         self.regularization = regularization

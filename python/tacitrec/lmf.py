@@ -35,6 +35,7 @@ from tqdm.auto import tqdm
 
 from . import _core
 from ._sgd import SGDFactorizationBase
+from .base import check_use_gpu
 from ._validation import check_count, check_random_state
 
 
@@ -53,6 +54,8 @@ class LogisticMatrixFactorization(SGDFactorizationBase):
         Iterations (a user half-step and an item half-step each) per ``fit``.
     neg_prop : int
         Negatives sampled per positive.
+    use_gpu : bool
+        Must be False (implicit's keyword; tacitrec has no GPU path yet).
     num_threads : int
         Threads (0 = all cores). Results are identical for any value.
     random_state : int, numpy Generator, RandomState or None
@@ -66,9 +69,11 @@ class LogisticMatrixFactorization(SGDFactorizationBase):
 
     def __init__(self, factors: int = 30, learning_rate: float = 1.0,
                  regularization: float = 0.6, dtype=np.float32, iterations: int = 30,
-                 neg_prop: int = 30, num_threads: int = 0, random_state=None,
+                 neg_prop: int = 30, use_gpu: bool = False, num_threads: int = 0,
+                 random_state=None,
                  max_negatives: Union[str, int, None] = "auto"):
         super().__init__(num_threads=num_threads)
+        self.use_gpu = check_use_gpu(use_gpu)
         self.factors = factors
         self.learning_rate = learning_rate
         self.regularization = regularization
