@@ -39,7 +39,7 @@ Differences from LightFM, fixing its known defects:
 
 from __future__ import annotations
 
-import time
+import numbers
 from typing import Optional, Tuple
 
 import numpy as np
@@ -53,6 +53,40 @@ from .exceptions import ModelFitError, NotFittedError
 
 _LOSSES = ("logistic", "bpr", "warp", "warp-kos")
 _SCHEDULES = ("adagrad", "adadelta")
+
+
+def _check_positive_int(value, name: str) -> None:
+    """A Python or NumPy integer >= 1: ValueError for a number below 1 (whatever its type, so
+    that ``max_sampled=-1.0`` is reported as out of range), TypeError for a non-integer."""
+    if isinstance(value, (bool, np.bool_)) or not isinstance(value, numbers.Real):
+        raise TypeError(f"{name} must be an integer, got {type(value).__name__}")
+    if not value >= 1:
+        raise ValueError(f"{name} must be a positive integer, got {value!r}")
+    if not isinstance(value, numbers.Integral):
+        raise TypeError(f"{name} must be an integer, got {type(value).__name__} {value!r}")
+
+
+def _as_parameter(value, name: str, shape: Tuple[int, ...]) -> np.ndarray:
+    """A finite float32 copy of ``value`` of exactly ``shape``, for an assigned attribute."""
+    if value is None or isinstance(value, (str, bytes)):
+        raise ValueError(f"{name} must be an array of shape {shape}, got {value!r}")
+    arr = np.asarray(value)
+    if arr.dtype.kind not in "iuf":
+        raise ValueError(f"{name} must hold real numbers, got dtype {arr.dtype}")
+    if arr.shape != shape:
+        raise ValueError(f"{name} must have shape {shape} (the model's), got {arr.shape}")
+    with np.errstate(over="ignore"):  # beyond float32: inf, rejected below
+        out = np.array(arr, dtype=np.float32, order="C", copy=True)
+    if not all_finite(out):
+        raise ValueError(f"{name} contains NaN or infinite values (or values beyond float32 "
+                         "range)")
+    return out
+
+
+def _parameter_attribute(side: str, bias: bool, doc: str) -> property:
+    """One of LightFM's four parameter attributes: a view on get, a validated copy on set."""
+    return property(lambda self: self._part(side, 0, bias),
+                    lambda self, value: self._assign(side, bias, value), doc=doc)
 
 
 def _identity(n: int) -> Csr:
@@ -86,6 +120,7 @@ class LightFM(RecommenderBase):
         self.user_alpha = user_alpha
         self.max_sampled = max_sampled
         self.random_state = random_state
+        self._check_params()
         self._reset()
 
     def _reset(self) -> None:
@@ -95,20 +130,28 @@ class LightFM(RecommenderBase):
         self._rng = None
 
     def set_params(self, **params) -> "LightFM":
-        """Sets hyper-parameters by name (LightFM's ``set_params``); returns the model."""
+        """Sets hyper-parameters by name (LightFM's ``set_params``); returns the model. The new
+        values are validated as the constructor's; on an error none of them is set."""
         valid = self.get_params()
-        for name, value in params.items():
+        for name in params:
             if name not in valid:
                 raise ValueError(f"{name} is not a parameter of LightFM; valid: {sorted(valid)}")
+        for name, value in params.items():
             setattr(self, name, value)
+        try:
+            self._check_params()
+        except (TypeError, ValueError):
+            for name, value in valid.items():
+                setattr(self, name, value)
+            raise
         return self
 
     # ---- validation ---------------------------------------------------------------------------
     def _check_params(self) -> None:
-        check_count(self.no_components, "no_components")
-        check_count(self.k, "k")
-        check_count(self.n, "n")
-        check_count(self.max_sampled, "max_sampled")
+        """Raises ValueError naming the first hyper-parameter out of range (TypeError for one
+        of the wrong type); run by the constructor, ``set_params`` and ``fit_partial``."""
+        for name in ("no_components", "k", "n", "max_sampled"):
+            _check_positive_int(getattr(self, name), name)
         if self.loss not in _LOSSES:
             raise ValueError(f"loss must be one of {_LOSSES}, got {self.loss!r}")
         if self.learning_schedule not in _SCHEDULES:
@@ -233,9 +276,7 @@ class LightFM(RecommenderBase):
         params = getattr(self, "_" + side)[0]
         name = f"{side}_features"
         if features is None:
-            if self._with_features[side]:
-                raise ValueError(f"this model was fitted with {name}: pass the same {name} "
-                                 f"(without them the {side} representations would be wrong)")
+            self._check_without_features(side)
             return params if rows is None else params[rows]
         F = as_csr(features, name)
         if F.shape[1] != params.shape[0]:
@@ -245,6 +286,14 @@ class LightFM(RecommenderBase):
         if rows is not None:
             M = M[rows]
         return np.ascontiguousarray(M @ params, dtype=np.float32)
+
+    def _check_without_features(self, side: str) -> None:
+        """Raises the documented ValueError when ``{side}_features`` is omitted on a model
+        fitted with them."""
+        if self._with_features[side]:
+            name = f"{side}_features"
+            raise ValueError(f"this model was fitted with {name}: pass the same {name} "
+                             f"(without them the {side} representations would be wrong)")
 
     def get_user_representations(self, features=None) -> Tuple[np.ndarray, np.ndarray]:
         """``(biases, embeddings)`` of the users given by ``features`` (users x user features;
@@ -280,9 +329,15 @@ class LightFM(RecommenderBase):
         return (np.einsum("ij,ij->i", U[:, :d], V[:, :d]) + U[:, d] + V[:, d]).astype(
             np.float32)
 
-    def _n_rows(self, side: str, features) -> int:
+    def _n_rows(self, side: str, features, strict: bool = True) -> int:
+        """The number of users (items) that can be scored: the rows of ``features``, or the
+        identity range without them. ``strict`` first raises the "fitted with features" error
+        when they are omitted on a model fitted with them (so that it is reported before any
+        id is checked against the range)."""
         self._check_fitted()
         if features is None:
+            if strict:
+                self._check_without_features(side)
             return getattr(self, "_" + side)[0].shape[0]
         return int(features.shape[0])
 
@@ -291,7 +346,9 @@ class LightFM(RecommenderBase):
                      check_intersections: bool = True) -> sp.csr_matrix:
         """For every test interaction, the number of items that score at least as high
         (pessimistic ties; the item itself not counted), training items excluded: 0 is the top.
-        Same sparsity as ``test_interactions``, as LightFM."""
+        Same sparsity as ``test_interactions``, as LightFM. A test item that is also a training
+        item (possible with ``check_intersections=False``) keeps its score and is ranked among
+        the non-training items, as LightFM ranks it."""
         check_threads(num_threads)
         self._check_fitted()
         n_users = self._n_rows("user", user_features)
@@ -306,7 +363,7 @@ class LightFM(RecommenderBase):
                                  "pass disjoint matrices (or check_intersections=False)")
         V = self._represent("item", item_features)
         ranks = np.zeros(T.nnz, dtype=np.float32)
-        block = max(1, 2**22 // max(n_items, 1))
+        block = max(1, 2**22 // max(n_items, 1))  # rows of scores held at once
         for lo in range(0, n_users, block):
             hi = min(n_users, lo + block)
             a, b = T.indptr[lo], T.indptr[hi]
@@ -315,12 +372,18 @@ class LightFM(RecommenderBase):
             U = self._represent("user", user_features, np.arange(lo, hi))
             d = U.shape[1] - 1
             S = U[:, :d] @ V[:, :d].T + U[:, d:] + V[:, d][None, :]
+            rows = np.repeat(np.arange(hi - lo), np.diff(T.indptr[lo:hi + 1]))
+            cols = T.indices[a:b]
+            own = S[rows, cols]  # before masking: a training item keeps its score
             if Tr is not None:
                 t = Tr[lo:hi].tocoo()
-                S[t.row, t.col] = -np.inf
-            rows = np.repeat(np.arange(hi - lo), np.diff(T.indptr[lo:hi + 1]))
-            own = S[rows, T.indices[a:b]]
-            ranks[a:b] = (S[rows] >= own[:, None]).sum(axis=1) - 1
+                S[t.row, t.col] = -np.inf  # training items are not competitors
+            # the item itself is among the items >= its score unless it was masked
+            counted_self = S[rows, cols] >= own
+            for c in range(0, b - a, block):
+                e = slice(c, min(b - a, c + block))
+                ranks[a + e.start:a + e.stop] = (
+                    (S[rows[e]] >= own[e, None]).sum(axis=1) - counted_self[e])
         return sp.csr_matrix((ranks, T.indices.copy(), T.indptr.copy()), shape=T.shape)
 
     # ---- the shared recommender API ------------------------------------------------------------
@@ -344,7 +407,7 @@ class LightFM(RecommenderBase):
                                        filter_already_liked_items, filter_items, False, items)
 
     def _shape(self):
-        return self._n_rows("user", None), self._n_rows("item", None)
+        return self._n_rows("user", None, False), self._n_rows("item", None, False)
 
     def _recommend(self, userids, user_items, N, filter_liked, filter_items, items,
                    recalculate_user):
@@ -372,10 +435,36 @@ class LightFM(RecommenderBase):
         a = arrays[k]
         return a[:, -1] if bias else a[:, :-1]
 
-    item_embeddings = property(lambda self: self._part("item", 0, False))
-    item_biases = property(lambda self: self._part("item", 0, True))
-    user_embeddings = property(lambda self: self._part("user", 0, False))
-    user_biases = property(lambda self: self._part("user", 0, True))
+    def _assign(self, side: str, bias: bool, value) -> None:
+        name = f"{side}_{'biases' if bias else 'embeddings'}"
+        arrays = getattr(self, "_" + side)
+        if arrays is None:
+            raise NotFittedError(f"cannot assign {name} before the model has parameters: call "
+                                 "fit() first (fit(interactions, epochs=0) only initialises "
+                                 "them)")
+        params = arrays[0]
+        n, d = params.shape[0], params.shape[1] - 1
+        new = params.copy()  # views handed out before keep the old values, as in LightFM
+        if bias:
+            new[:, d] = _as_parameter(value, name, (n,))
+        else:
+            new[:, :d] = _as_parameter(value, name, (n, d))
+        arrays[0] = new
+
+    item_embeddings = _parameter_attribute(
+        "item", False, "Item feature embeddings (item features x no_components), float32. "
+        "Assignable on a fitted model (to warm-start or load external vectors): the value is "
+        "copied as float32 and must have this shape and finite values; the optimiser's "
+        "accumulators are kept.")
+    item_biases = _parameter_attribute(
+        "item", True, "Item feature biases (item features), float32; assignable as "
+        ":attr:`item_embeddings`.")
+    user_embeddings = _parameter_attribute(
+        "user", False, "User feature embeddings (user features x no_components), float32; "
+        "assignable as :attr:`item_embeddings`.")
+    user_biases = _parameter_attribute(
+        "user", True, "User feature biases (user features), float32; assignable as "
+        ":attr:`item_embeddings`.")
 
     def _get_state(self):
         self._check_fitted()

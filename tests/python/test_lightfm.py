@@ -192,3 +192,127 @@ def test_new_users_and_items_grow_the_identity_parameters():
     assert np.all(m._item[1][30:] == 1.0)  # fresh adagrad accumulators
     m.fit_partial(bigger, epochs=1)
     assert m.predict(44, np.array([32])).shape == (1,)
+
+
+# ---- issue 17: LightFM's API as its users write it ---------------------------------------------
+def lightfm_ranks(S, test, train):
+    """LightFM's predict_rank by its definition: for every test entry (u, i), the items j != i
+    that are not training items of u and score S[u, j] >= S[u, i] (the item keeps its own score
+    even when it is a training item)."""
+    test, train = test.tocsr(), train.tocsr()
+    out = {}
+    for u in range(S.shape[0]):
+        excluded = set(train[u].indices)
+        for i in test[u].indices:
+            out[u, i] = sum(1 for j in range(S.shape[1])
+                            if j != i and j not in excluded and S[u, j] >= S[u, i])
+    return out
+
+
+def test_parameter_attributes_can_be_assigned_and_are_used():
+    X = random_user_items(n_users=30, n_items=20, density=0.2, seed=8)
+    m = LightFM(no_components=3, loss="warp", random_state=0).fit(X, epochs=2)
+    rng = np.random.default_rng(0)
+    ue, ie = rng.normal(size=(30, 3)), rng.normal(size=(20, 3))  # float64, as users load them
+    ub, ib = rng.normal(size=30), rng.normal(size=20)
+    old = m.item_embeddings
+    old_values = old.copy()
+    m.user_embeddings, m.item_embeddings, m.user_biases, m.item_biases = ue, ie, ub, ib
+    for got, want in ((m.user_embeddings, ue), (m.item_embeddings, ie), (m.user_biases, ub),
+                      (m.item_biases, ib)):
+        assert got.dtype == np.float32
+        np.testing.assert_allclose(got, want, rtol=1e-6)
+    ie[0, 0] = 100.0  # the model holds a copy
+    assert m.item_embeddings[0, 0] != 100.0
+    np.testing.assert_array_equal(old, old_values)  # a view taken before keeps its values
+    S = (m.user_embeddings.astype(np.float64) @ m.item_embeddings.T + m.user_biases[:, None]
+         + m.item_biases[None, :])
+    np.testing.assert_allclose(m.predict(4, np.arange(20)), S[4], rtol=1e-5, atol=1e-5)
+    ids, _ = m.recommend(4, X[4], N=3)
+    liked = set(X[4].indices)
+    want = [j for j in np.argsort(-S[4], kind="stable") if j not in liked][:3]
+    np.testing.assert_array_equal(ids, want)
+    # all scores equal: LightFM's pessimistic ties give every item the last rank
+    m.user_embeddings = np.zeros_like(m.user_embeddings)
+    m.item_embeddings = np.zeros_like(m.item_embeddings)
+    m.user_biases = np.zeros_like(m.user_biases)
+    m.item_biases = np.zeros_like(m.item_biases)
+    ranks = m.predict_rank(sp.csr_matrix(np.ones((30, 20), np.float32)))
+    assert np.all(ranks.toarray() == 19)
+
+
+@pytest.mark.parametrize("name, value, message", [
+    ("user_embeddings", np.zeros((30, 4)), r"user_embeddings must have shape \(30, 3\)"),
+    ("item_embeddings", np.zeros(20), r"item_embeddings must have shape \(20, 3\)"),
+    ("item_biases", np.full(20, np.nan), "item_biases contains NaN"),
+    ("user_biases", np.full(30, 1e39), "user_biases contains NaN or infinite"),
+    ("user_biases", np.array(["a"] * 30), "user_biases must hold real numbers"),
+    ("item_embeddings", None, "item_embeddings must be an array"),
+])
+def test_assigned_parameters_are_validated(name, value, message):
+    X = random_user_items(n_users=30, n_items=20, density=0.2, seed=8)
+    m = LightFM(no_components=3, random_state=0).fit(X, epochs=1)
+    before = getattr(m, name).copy()
+    with pytest.raises(ValueError, match=message):
+        setattr(m, name, value)
+    np.testing.assert_array_equal(getattr(m, name), before)
+    with pytest.raises(NotFittedError, match="call fit"):
+        setattr(LightFM(), name, np.zeros(3))
+
+
+def test_predict_rank_ranks_training_items_in_test_among_the_others():
+    X = random_user_items(n_users=12, n_items=15, density=0.3, seed=9)
+    m = LightFM(no_components=4, loss="bpr", random_state=2).fit(X, epochs=2)
+    ub, ue = m.get_user_representations()
+    ib, ie = m.get_item_representations()
+    S = ue @ ie.T + ub[:, None] + ib[None, :]
+    everything = sp.csr_matrix(np.ones((12, 15), np.float32))
+    ranks = m.predict_rank(everything, train_interactions=X, check_intersections=False)
+    want = lightfm_ranks(S, everything, X)
+    got = ranks.toarray()
+    for (u, i), r in want.items():
+        assert got[u, i] == r, (u, i, got[u, i], r)
+    # the non-training items of a user take the ranks 0 .. n - 1 of the n non-training items
+    # (no ties here); a training item is ranked among them, so it can be rank n at worst
+    for u in range(12):
+        n = 15 - X[u].nnz
+        assert sorted(got[u, np.setdiff1d(np.arange(15), X[u].indices)]) == list(range(n))
+        assert got[u, X[u].indices].max(initial=0) <= n
+    # and with every item in train every rank is 0 (as LightFM's test_predict_ranks checks)
+    all_train = m.predict_rank(everything, train_interactions=everything,
+                               check_intersections=False)
+    assert np.all(all_train.toarray() == 0)
+
+
+@pytest.mark.parametrize("params, name", [
+    ({"no_components": -1}, "no_components"), ({"no_components": 0}, "no_components"),
+    ({"k": 0}, "k"), ({"n": -2}, "n"), ({"max_sampled": -1.0}, "max_sampled"),
+    ({"max_sampled": 0}, "max_sampled"), ({"user_alpha": -1.0}, "user_alpha"),
+    ({"item_alpha": -1e-3}, "item_alpha"), ({"learning_rate": -0.1}, "learning_rate"),
+    ({"rho": 1.0}, "rho"), ({"epsilon": -1.0}, "epsilon"), ({"loss": "hinge"}, "loss"),
+    ({"learning_schedule": "sgd"}, "learning_schedule"),
+])
+def test_invalid_hyper_parameters_are_rejected_by_the_constructor(params, name):
+    with pytest.raises(ValueError, match=name):
+        LightFM(**params)
+    m = LightFM(no_components=7, k=4)
+    valid = {"k": 3} if name != "k" else {"no_components": 5}
+    with pytest.raises(ValueError, match=name):
+        m.set_params(**valid, **params)
+    assert (m.no_components, m.k) == (7, 4)  # nothing is set when one value is invalid
+    with pytest.raises(TypeError, match="no_components must be an integer"):
+        LightFM(no_components=2.5)
+
+
+def test_features_are_required_before_ids_are_checked():
+    X = random_user_items(n_users=10, n_items=100, density=0.1, seed=10)
+    Fu = sp.csr_matrix(np.ones((10, 20), np.float32))
+    Fi = sp.csr_matrix(np.ones((100, 20), np.float32))
+    m = LightFM(no_components=3, random_state=0).fit(X, user_features=Fu, item_features=Fi)
+    # id 20 is beyond the 20 identity rows: still the features error, not an IndexError
+    with pytest.raises(ValueError, match="fitted with user_features"):
+        m.predict(np.array([20], np.int32), np.array([20], np.int32), item_features=Fi)
+    with pytest.raises(ValueError, match="fitted with item_features"):
+        m.predict(np.array([0]), np.array([25]), user_features=Fu)
+    with pytest.raises(ValueError, match="fitted with user_features"):
+        m.predict_rank(X, item_features=Fi)
