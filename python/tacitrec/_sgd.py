@@ -28,9 +28,7 @@ class SGDFactorizationBase(MatrixFactorizationBase):
         check_count(self.factors, "factors")
         check_count(self.iterations, "iterations", minimum=0)
         check_threads(self.num_threads)
-        if np.dtype(self.dtype) != np.float32:
-            raise ValueError(f"dtype must be float32 (tacitrec's {type(self).__name__} computes "
-                             f"in float32), got {np.dtype(self.dtype).name}")
+        self._check_dtype()
         for name in ("learning_rate", "regularization"):
             v = getattr(self, name)
             if not isinstance(v, (int, float, np.number)) or not np.isfinite(v) or v < 0:
@@ -55,8 +53,7 @@ class SGDFactorizationBase(MatrixFactorizationBase):
                 and self._user_factors.shape == (n_users, d)
                 and self._item_factors.shape == (n_items, d))
 
-    def _similarity_factors(self, side: str) -> np.ndarray:
-        factors = super()._similarity_factors(side)
+    def _latent(self, factors: np.ndarray) -> np.ndarray:
         return factors[:, :factors.shape[1] - self._extra_columns]
 
     @staticmethod
@@ -107,8 +104,3 @@ class SGDFactorizationBase(MatrixFactorizationBase):
                              "pass one row per id")
         out = self._fold_in(c, ids.astype(np.uint64))
         return out[0] if scalar else out
-
-    def _user_vectors(self, userids, user_items, recalculate_user):
-        if recalculate_user:
-            return self.recalculate_user(userids, user_items)
-        return self._user_factors[userids]

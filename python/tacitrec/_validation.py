@@ -122,6 +122,8 @@ def check_ids(ids, bound: Optional[int], name: str, what: str = "ids") -> Tuple[
             raise IndexError(f"{name} {low} is negative")
         if bound is not None and high >= bound:
             raise IndexError(f"{name} {high} is out of range: the model has {bound} {what}")
+        if high > np.iinfo(np.int32).max:
+            raise IndexError(f"{name} {high} is out of range: ids must be below 2**31")
     return np.ascontiguousarray(arr, dtype=np.int32), scalar
 
 

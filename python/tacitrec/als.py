@@ -46,8 +46,8 @@ class AlternatingLeastSquares(MatrixFactorizationBase):
     alpha : float
         Confidence scale of the stored values (see the module docstring for the convention).
     dtype : numpy dtype
-        Must be float32: the Rust kernels compute in float32 (implicit also allows float64;
-        :mod:`tacitrec.compat.implicit` accepts it).
+        float32 or float64 (implicit's choices); the Rust kernels compute in float32 and the
+        factors are float32 either way.
     use_native : bool
         Accepted for implicit's signature (its pure-Python solver); tacitrec always runs its
         Rust solver.
@@ -94,9 +94,7 @@ class AlternatingLeastSquares(MatrixFactorizationBase):
         check_count(self.iterations, "iterations", minimum=0)
         check_count(self.cg_steps, "cg_steps")
         check_threads(self.num_threads)
-        if np.dtype(self.dtype) != np.float32:
-            raise ValueError(f"dtype must be float32 (tacitrec's ALS computes in float32), "
-                             f"got {np.dtype(self.dtype).name}")
+        self._check_dtype()
         for name in ("regularization", "alpha"):
             v = getattr(self, name)
             if not np.isfinite(v) or v < 0:
@@ -168,10 +166,12 @@ class AlternatingLeastSquares(MatrixFactorizationBase):
     # ---- recalculation ------------------------------------------------------------------------
     def _recalculate(self, ids, rows, name_ids: str, name_rows: str, side: str):
         _, n_items = self._shape()
-        n_cols = n_items if side == "user" else self._user_factors.shape[0]
         fixed = self._item_factors if side == "user" else self._user_factors
         ids_arr, scalar = check_ids(ids, None, name_ids)
-        c = self._confidence(rows, name_rows, n_cols=n_cols)
+        c = self._confidence(rows, name_rows)
+        if c.shape[1] > fixed.shape[0]:
+            raise ValueError(f"{name_rows} has {c.shape[1]} columns, expected at most "
+                             f"{fixed.shape[0]} (one per {'item' if side == 'user' else 'user'})")
         if c.shape[0] != len(ids_arr):
             raise ValueError(f"{name_rows} has {c.shape[0]} rows but {len(ids_arr)} ids were "
                              f"given: pass one row per id")
@@ -182,18 +182,15 @@ class AlternatingLeastSquares(MatrixFactorizationBase):
     def recalculate_user(self, userid, user_items):
         """The exact factors of users (scalar or array) from their rows of ``user_items`` (one row
         per id), solved against the current item factors; not stored (see
-        :meth:`partial_fit_users`). Any non-negative id is accepted: new users included."""
+        :meth:`partial_fit_users`). Any non-negative id is accepted: new users included. The
+        rows may have fewer columns than the model has items (the items beyond have no
+        interactions), as in implicit."""
         return self._recalculate(userid, user_items, "userid", "user_items", "user")
 
     def recalculate_item(self, itemid, item_users):
         """The exact factors of items from their rows of ``item_users`` (items x users, one row
         per id), solved against the current user factors; not stored."""
         return self._recalculate(itemid, item_users, "itemid", "item_users", "item")
-
-    def _user_vectors(self, userids, user_items, recalculate_user):
-        if recalculate_user:
-            return self.recalculate_user(userids, user_items)
-        return self._user_factors[userids]
 
     def _partial_fit(self, ids, rows, side: str) -> None:
         ids_arr, _ = check_ids(ids, None, "userids" if side == "user" else "itemids")

@@ -54,9 +54,16 @@ class RecommenderBase:
     ``_get_state()`` / ``_set_state()`` (the fitted arrays); everything else comes from here.
     """
 
+    #: whether ``recommend`` scores from the ``user_items`` rows (kNN) rather than from stored
+    #: state: otherwise ``user_items`` is only read to filter or recalculate, and is ignored
+    #: (not even validated) when neither is asked for, as in implicit.
+    _scores_from_user_items = False
+
     def __init_subclass__(cls, **kwargs):
         super().__init_subclass__(**kwargs)
-        _REGISTRY[cls.__name__] = cls
+        # tacitrec's own class keeps its name: a compatibility subclass of the same name
+        # (tacitrec.compat) loads files of its base class through ``Subclass.load``.
+        _REGISTRY.setdefault(cls.__name__, cls)
 
     # ---- hyper-parameters ---------------------------------------------------------------------
     def get_params(self) -> Dict[str, Any]:
@@ -119,9 +126,11 @@ class RecommenderBase:
         userid : int or array of int
             The user (1-D results) or users (2-D results, one row per user).
         user_items : scipy.sparse matrix, optional
-            One row per requested user, in the order of ``userid``, with ``n_items`` columns: the
-            items each user already has. Required when ``filter_already_liked_items`` or
-            ``recalculate_user`` is true.
+            One row per requested user, in the order of ``userid``, with ``n_items`` columns (or
+            fewer: the items beyond are ones the user does not have, e.g. after
+            ``partial_fit_items`` grew the model): the items each user already has. Required
+            when ``filter_already_liked_items`` or ``recalculate_user`` is true (and by models
+            that score from it, kNN); otherwise ignored.
         N : int
             Number of results per user.
         filter_already_liked_items : bool
@@ -154,8 +163,14 @@ class RecommenderBase:
         users, scalar = check_ids(userid, bound, "userid", "users")
         N = check_count(N, "N")
         liked = None
+        if not (filter_already_liked_items or recalculate_user or self._scores_from_user_items):
+            user_items = None
         if user_items is not None:
-            liked = as_csr(user_items, "user_items", n_cols=n_items)
+            liked = as_csr(user_items, "user_items")
+            if liked.shape[1] > n_items:
+                raise ValueError(f"user_items has {liked.shape[1]} columns, expected at most "
+                                 f"{n_items} (one per item)")
+            liked = liked._replace(shape=(liked.shape[0], n_items))
             if liked.shape[0] != len(users):
                 raise ValueError(
                     f"user_items has {liked.shape[0]} rows but {len(users)} users were requested: "
@@ -198,7 +213,8 @@ class RecommenderBase:
     @classmethod
     def load(cls, file):
         """Loads a model saved by :meth:`save`. Called on a base class, returns whichever model the
-        file holds; called on a model class, the file must hold that class (or a subclass)."""
+        file holds; called on a model class, the file must hold that class, a subclass (which is
+        returned) or a base class of it (then ``cls`` is returned)."""
         if isinstance(file, (str, os.PathLike)):
             path = os.fspath(file)
             if not os.path.exists(path) and os.path.exists(path + ".npz"):
@@ -215,6 +231,8 @@ class RecommenderBase:
                 f"{FORMAT_VERSION}: upgrade tacitrec to load it"
             )
         target = _REGISTRY.get(meta.get("class"))
+        if target is not None and issubclass(cls, target):
+            target = cls  # e.g. a compatibility subclass loading its base class's file
         if target is None or not issubclass(target, cls):
             raise ModelFormatError(
                 f"model file holds a {meta.get('class')}, which is not a {cls.__name__}"
@@ -255,6 +273,10 @@ class MatrixFactorizationBase(RecommenderBase):
     refresh the cache.
     """
 
+    #: what the ``dtype`` hyper-parameter of a trained subclass may be (implicit's CPU choices);
+    #: the kernels compute in float32 and the factors are float32 either way.
+    _dtypes: Tuple[type, ...] = (np.float32, np.float64)
+
     def __init__(self, num_threads: int = 0):
         self.num_threads = num_threads
         self._user_factors: Optional[np.ndarray] = None
@@ -281,6 +303,16 @@ class MatrixFactorizationBase(RecommenderBase):
         self._item_factors = None if value is None else as_factors(value, "item_factors", n)
         self._normed.pop("item", None)
 
+    def _check_dtype(self) -> None:
+        try:
+            ok = np.dtype(self.dtype) in self._dtypes
+        except TypeError:
+            ok = False
+        if not ok:
+            names = " or ".join(np.dtype(t).name for t in self._dtypes)
+            raise ValueError(f"dtype must be {names} (tacitrec's {type(self).__name__} computes "
+                             f"in float32), got {self.dtype!r}")
+
     def _shape(self) -> Tuple[int, int]:
         if self._user_factors is None or self._item_factors is None:
             raise NotFittedError(
@@ -289,12 +321,25 @@ class MatrixFactorizationBase(RecommenderBase):
             )
         return self._user_factors.shape[0], self._item_factors.shape[0]
 
+    def recalculate_user(self, userid, user_items):
+        """The factors of users computed from their ``user_items`` rows (models that can fold
+        users in override this)."""
+        raise NotImplementedError(
+            f"{type(self).__name__} cannot recalculate user factors from user_items; "
+            "use the stored factors (recalculate_user=False)"
+        )
+
+    def recalculate_item(self, itemid, item_users):
+        """The factors of items computed from their ``item_users`` rows (models that can fold
+        items in override this)."""
+        raise NotImplementedError(
+            f"{type(self).__name__} cannot recalculate item factors from item_users; "
+            "use the stored factors (recalculate_item=False)"
+        )
+
     def _user_vectors(self, userids, user_items, recalculate_user) -> np.ndarray:
         if recalculate_user:
-            raise NotImplementedError(
-                f"{type(self).__name__} cannot recalculate user factors from user_items; "
-                "call recommend with recalculate_user=False"
-            )
+            return self.recalculate_user(userids, user_items)
         return self._user_factors[userids]
 
     def _recommend(self, userids, user_items, N, filter_liked, filter_items, items,
@@ -305,24 +350,34 @@ class MatrixFactorizationBase(RecommenderBase):
             queries, self._item_factors, N, liked, items, filter_items, self._threads()
         )
 
+    def _latent(self, factors: np.ndarray) -> np.ndarray:
+        """The columns of ``factors`` compared by ``similar_items`` / ``similar_users``."""
+        return factors
+
     def _similarity_factors(self, side: str) -> np.ndarray:
-        """The factors compared by ``similar_items`` / ``similar_users``."""
-        return self._user_factors if side == "user" else self._item_factors
+        return self._latent(self._user_factors if side == "user" else self._item_factors)
 
     def _normalized(self, side: str) -> np.ndarray:
         if side not in self._normed:
             self._normed[side] = _normalize_rows(self._similarity_factors(side))
         return self._normed[side]
 
-    def _similar(self, side, ids, N, filter_ids, subset, names):
+    def _similar(self, side, ids, N, filter_ids, subset, names, recalculate, rows):
         n_users, n_items = self._shape()
         bound = n_users if side == "user" else n_items
         plural = side + "s"
-        ids, scalar = check_ids(ids, bound, names[0], plural)
         N = check_count(N, "N")
         normed = self._normalized(side)
+        if recalculate:
+            fold_in = self.recalculate_user if side == "user" else self.recalculate_item
+            vectors = fold_in(ids, rows)
+            scalar = vectors.ndim == 1
+            queries = _normalize_rows(self._latent(np.atleast_2d(vectors)))
+        else:
+            ids, scalar = check_ids(ids, bound, names[0], plural)
+            queries = normed[ids]
         res_ids, scores = _core.topk_dot(
-            normed[ids],
+            queries,
             normed,
             N,
             None,
@@ -332,18 +387,27 @@ class MatrixFactorizationBase(RecommenderBase):
         )
         return (res_ids[0], scores[0]) if scalar else (res_ids, scores)
 
-    def similar_items(self, itemid, N: int = 10, filter_items=None, items=None):
+    def similar_items(self, itemid, N: int = 10, recalculate_item: bool = False,
+                      item_users=None, filter_items=None, items=None):
         """The ``N`` items most similar to ``itemid`` (scalar or array) by cosine of the item
         factors, the item itself included (it ranks first unless its factors are zero). Returns
-        ``(ids, scores)`` shaped like :meth:`recommend`'s."""
-        return self._similar("item", itemid, N, filter_items, items,
-                             ("itemid", "filter_items", "items"))
+        ``(ids, scores)`` shaped like :meth:`recommend`'s.
 
-    def similar_users(self, userid, N: int = 10, filter_users=None, users=None):
+        With ``recalculate_item=True`` the query items' factors are computed from their rows of
+        ``item_users`` (one row per id, users as columns) by :meth:`recalculate_item`, so an
+        item not seen in training can be compared (models that cannot fold items in raise
+        NotImplementedError, as implicit's). ``item_users`` is ignored otherwise."""
+        return self._similar("item", itemid, N, filter_items, items,
+                             ("itemid", "filter_items", "items"), recalculate_item, item_users)
+
+    def similar_users(self, userid, N: int = 10, filter_users=None, users=None,
+                      recalculate_user: bool = False, user_items=None):
         """The ``N`` users most similar to ``userid`` (scalar or array) by cosine of the user
-        factors, the user itself included. Returns ``(ids, scores)`` like :meth:`recommend`."""
+        factors, the user itself included. Returns ``(ids, scores)`` like :meth:`recommend`.
+        With ``recalculate_user=True`` the query users' factors are computed from their rows of
+        ``user_items`` by :meth:`recalculate_user` (implicit has no such option)."""
         return self._similar("user", userid, N, filter_users, users,
-                             ("userid", "filter_users", "users"))
+                             ("userid", "filter_users", "users"), recalculate_user, user_items)
 
     def _get_state(self) -> Dict[str, np.ndarray]:
         self._shape()

@@ -61,7 +61,8 @@ class BayesianPersonalizedRanking(SGDFactorizationBase):
     learning_rate, regularization : float
         SGD step size and L2 regularisation.
     dtype : numpy dtype
-        Must be float32.
+        float32 or float64 (implicit's choices); training runs in float32 and the factors are
+        float32 either way.
     iterations : int
         Epochs per ``fit`` (``nnz`` samples each).
     use_gpu : bool

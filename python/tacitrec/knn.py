@@ -55,6 +55,8 @@ class ItemItemRecommender(RecommenderBase):
 
     _kind = "dot"
 
+    _scores_from_user_items = True
+
     def __init__(self, K: int = 20, num_threads: int = 0):
         self.K = K
         self.num_threads = num_threads
@@ -65,10 +67,13 @@ class ItemItemRecommender(RecommenderBase):
     def _weighting_args(self) -> Tuple[float, float]:
         return 1.2, 0.75
 
-    def fit(self, user_items, show_progress: bool = True) -> "ItemItemRecommender":
+    def fit(self, user_items, show_progress: bool = True,
+            callback=None) -> "ItemItemRecommender":
         """Computes ``similarity`` from ``user_items`` (users x items, any scipy sparse format).
         Refitting on data of another shape starts afresh. The fit is one parallel call into Rust;
-        with ``show_progress`` a bar reports it when done."""
+        with ``show_progress`` a bar reports it when done. ``callback(0, elapsed_seconds, None)``
+        is called once when it is done (the signature of ALS's per-iteration callback; implicit
+        raises NotImplementedError for any callback)."""
         K = check_count(self.K, "K")
         X = as_csr(user_items, "user_items")
         k1, b = self._weighting_args()
@@ -80,6 +85,8 @@ class ItemItemRecommender(RecommenderBase):
             bar.update(X.shape[1])
         self._set_similarity(Csr(indptr, indices, data, (X.shape[1], X.shape[1])))
         self.fit_seconds_ = time.perf_counter() - start
+        if callback is not None:
+            callback(0, self.fit_seconds_, None)
         return self
 
     def _set_similarity(self, sim: Csr) -> None:
@@ -123,10 +130,17 @@ class ItemItemRecommender(RecommenderBase):
             user_items.triple(), len(userids), self._sim.triple(), self._sim.shape[0], N,
             filter_liked, items, filter_items, self._threads())
 
-    def similar_items(self, itemid, N: int = 10, filter_items=None, items=None):
+    def similar_items(self, itemid, N: int = 10, recalculate_item: bool = False,
+                      item_users=None, filter_items=None, items=None):
         """The stored neighbours of ``itemid`` (scalar or array), best first: row ``itemid`` of
         ``similarity`` (the item itself included). Rows with fewer than ``N'`` neighbours among
-        the candidates are padded with id -1 and score -inf."""
+        the candidates are padded with id -1 and score -inf. ``recalculate_item=True`` raises
+        NotImplementedError (as implicit: the model keeps no user vectors to compare a new
+        item's users with); ``item_users`` is ignored otherwise."""
+        if recalculate_item:
+            raise NotImplementedError(
+                f"{type(self).__name__} cannot recalculate items: it keeps only the item-item "
+                "similarity (refit with the new item's interactions)")
         _, n_items = self._shape()
         ids, scalar = check_ids(itemid, n_items, "itemid", "items")
         N = check_count(N, "N")
@@ -137,7 +151,8 @@ class ItemItemRecommender(RecommenderBase):
             self._threads())
         return (res_ids[0], scores[0]) if scalar else (res_ids, scores)
 
-    def similar_users(self, userid, N: int = 10, filter_users=None, users=None):
+    def similar_users(self, userid, N: int = 10, filter_users=None, users=None,
+                      recalculate_user: bool = False, user_items=None):
         """Not available: an item-item model has no user representation (as in implicit)."""
         raise NotImplementedError(
             f"{type(self).__name__} is an item-item model and has no user similarity"

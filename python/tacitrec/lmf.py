@@ -49,7 +49,8 @@ class LogisticMatrixFactorization(SGDFactorizationBase):
     learning_rate, regularization : float
         Adagrad step size and L2 regularisation.
     dtype : numpy dtype
-        Must be float32.
+        float32 or float64 (implicit's choices); training runs in float32 and the factors are
+        float32 either way.
     iterations : int
         Iterations (a user half-step and an item half-step each) per ``fit``.
     neg_prop : int

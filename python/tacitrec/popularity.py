@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from typing import Dict, Optional, Tuple
 
 import numpy as np
@@ -36,14 +37,19 @@ class PopularityRecommender(RecommenderBase):
         self.item_popularity: Optional[np.ndarray] = None
         self._n_users: Optional[int] = None
 
-    def fit(self, user_items, show_progress: bool = True) -> "PopularityRecommender":
+    def fit(self, user_items, show_progress: bool = True,
+            callback=None) -> "PopularityRecommender":
         """Counts item popularity in ``user_items`` (users x items, any scipy sparse format).
-        ``show_progress`` is accepted for API uniformity; the fit is one pass and shows no bar."""
+        ``show_progress`` is accepted for API uniformity; the fit is one pass and shows no bar.
+        ``callback(0, elapsed_seconds, None)`` is called once when it is done (as kNN's)."""
+        start = time.perf_counter()
         X = as_csr(user_items, "user_items")
         weights = X.data.astype(np.float64) if self.weighted else None
         pop = np.bincount(X.indices, weights=weights, minlength=X.shape[1])
         self.item_popularity = pop.astype(np.float32)
         self._n_users = X.shape[0]
+        if callback is not None:
+            callback(0, time.perf_counter() - start, None)
         return self
 
     def _shape(self) -> Tuple[int, int]:

@@ -36,7 +36,10 @@ def write_shim(folder: Path, modules: Mapping[str, str]) -> None:
     """Writes a package of re-exporting modules: ``{"implicit.als": "tacitrec.als", ...}``.
 
     Each module does ``from TARGET import *`` and forwards any other attribute to the target,
-    so private and non-``__all__`` names resolve as well."""
+    so private and non-``__all__`` names resolve as well. A package's own shimmed submodules
+    take precedence over the target's attributes of the same name: with ``{"lightfm":
+    "tacitrec", "lightfm.evaluation": "X"}``, ``from lightfm import evaluation`` gives the shim
+    of X, not ``tacitrec.evaluation``."""
     for name, target in modules.items():
         parts = name.split(".")
         pkg = folder.joinpath(*parts[:-1]) if len(parts) > 1 else folder
@@ -45,15 +48,21 @@ def write_shim(folder: Path, modules: Mapping[str, str]) -> None:
             init.parent.mkdir(parents=True, exist_ok=True)
             if not init.exists():
                 init.write_text("")
-        is_pkg = any(other.startswith(name + ".") for other in modules)
-        path = (folder.joinpath(*parts, "__init__.py") if is_pkg
+        children = sorted({other[len(name) + 1:].split(".")[0] for other in modules
+                           if other.startswith(name + ".")})
+        path = (folder.joinpath(*parts, "__init__.py") if children
                 else pkg / f"{parts[-1]}.py")
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_text(
             f"import importlib as _il\n"
             f"_t = _il.import_module({target!r})\n"
             f"from {target} import *  # noqa: F401,F403\n"
+            f"_children = {children!r}\n"
+            f"for _c in _children:  # the shimmed submodules, not the target's attributes\n"
+            f"    globals().pop(_c, None)\n"
             f"def __getattr__(name):\n"
+            f"    if name in _children:\n"
+            f"        return _il.import_module(__name__ + '.' + name)\n"
             f"    return getattr(_t, name)\n"
         )
 
@@ -72,11 +81,12 @@ def run_suite(root: Path, test_files: Iterable[str], modules: Mapping[str, str],
     report = work / "report.xml"
     env = dict(os.environ, PYTHONPATH=os.pathsep.join([str(shim), str(tests)]),
                PYTHONDONTWRITEBYTECODE="1")
-    subprocess.run(
+    proc = subprocess.run(
         [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "--rootdir", str(work),
          "-c", os.devnull, f"--junitxml={report}", *sorted(test_files)],
         cwd=tests, env=env, timeout=timeout, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
         check=False)
+    (work / "output.txt").write_bytes(proc.stdout)
     if not report.exists():
         raise AssertionError("the peer suite produced no report")
     outcomes: Dict[str, str] = {}

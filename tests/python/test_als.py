@@ -147,8 +147,10 @@ def test_explain_decomposes_the_recalculated_score():
 
 def test_bad_parameters_and_divergence():
     X = data()
-    with pytest.raises(ValueError, match="dtype must be float32"):
-        AlternatingLeastSquares(dtype=np.float64).fit(X, show_progress=False)
+    with pytest.raises(ValueError, match="dtype must be float32 or float64"):
+        AlternatingLeastSquares(dtype=np.int32).fit(X, show_progress=False)
+    with pytest.raises(ValueError, match="use_gpu=True: tacitrec has no GPU path"):
+        AlternatingLeastSquares(use_gpu=True)
     with pytest.raises(ValueError, match="factors must be at least 1"):
         AlternatingLeastSquares(factors=0).fit(X, show_progress=False)
     with pytest.raises(ValueError, match="regularization"):

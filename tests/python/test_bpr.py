@@ -159,7 +159,7 @@ def test_bad_parameters_and_input():
     with pytest.raises(ValueError, match="learning_rate"):
         BayesianPersonalizedRanking(learning_rate=float("nan")).fit(X, show_progress=False)
     with pytest.raises(ValueError, match="dtype"):
-        BayesianPersonalizedRanking(dtype=np.float64).fit(X, show_progress=False)
+        BayesianPersonalizedRanking(dtype=np.int32).fit(X, show_progress=False)
     bad = X.copy()
     bad.data[0] = -1
     with pytest.raises(ValueError, match="user_items has negative values"):

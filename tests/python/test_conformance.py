@@ -202,8 +202,13 @@ def test_bad_input_errors(case):
         model.recommend([1, 2], X)
     with pytest.raises(ValueError, match="user_items is required"):
         model.recommend(1)
-    with pytest.raises(ValueError, match="columns, expected 30"):
-        model.recommend(1, X[1][:, :20])
+    with pytest.raises(ValueError, match="columns, expected at most 30"):
+        model.recommend(1, sp.hstack([X[1], X[1]]).tocsr())
+    # fewer columns (a model grown by partial_fit_items): the items beyond are not the user's
+    narrow = X[1][:, :20]
+    padded = sp.csr_matrix((narrow.data, narrow.indices, narrow.indptr), shape=(1, 30))
+    for got, want in zip(model.recommend(1, narrow), model.recommend(1, padded)):
+        np.testing.assert_array_equal(got, want)
     with pytest.raises(TypeError, match="user_items"):
         model.recommend(1, X[1].toarray())
     with pytest.raises(IndexError, match="filter_items 30"):
