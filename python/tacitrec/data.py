@@ -3,9 +3,8 @@
 ``Dataset`` maps user ids, item ids and feature names to contiguous indices and builds the
 sparse matrices :class:`tacitrec.LightFM` takes. The method names and results are LightFM's;
 beyond LightFM: inverse mappings, vectorised builders from arrays
-(:meth:`Dataset.build_interactions_from_arrays`), an error naming any unknown id or feature
-(LightFM raises a bare ``ValueError`` or ``KeyError``), and no silent collision between an id and
-a feature of the same name (with identity features LightFM maps both to one column).
+(:meth:`Dataset.build_interactions_from_arrays`), and no silent collision between an id and a
+feature of the same name (with identity features LightFM maps both to one column).
 """
 
 from __future__ import annotations
@@ -198,17 +197,20 @@ class Dataset:
                           shape=(len(ids), len(feats))).tocsr()
         F.sum_duplicates()
         if normalize:
-            sums = np.asarray(F.sum(axis=1)).ravel()
-            if np.any(sums == 0):
-                raise ValueError(f"cannot normalize: some {what}s have no features (enable "
-                                 f"{what}_identity_features or pass normalize=False)")
-            F = sp.diags(1.0 / sums).dot(F).tocsr().astype(np.float32)
+            # l1, as LightFM: every row divided by the sum of its absolute weights (in float64)
+            row_of = np.repeat(np.arange(F.shape[0]), np.diff(F.indptr))
+            norms = np.bincount(row_of, weights=np.abs(F.data), minlength=F.shape[0])
+            if np.any(norms == 0):
+                raise ValueError(f"cannot normalize: some {what}s have no features or only zero "
+                                 f"weights (enable {what}_identity_features or pass "
+                                 "normalize=False)")
+            F.data = (F.data / norms[row_of]).astype(np.float32)
         return F
 
     def build_user_features(self, data=None, normalize: bool = True) -> sp.csr_matrix:
         """Users x user features CSR from ``(user, [feature, ...])`` or ``(user, {feature:
-        weight})`` entries, identity features included; ``normalize`` divides every row by its
-        sum, as LightFM."""
+        weight})`` entries, identity features included; ``normalize`` divides every row by the
+        sum of its absolute weights (l1), as LightFM."""
         return self._build_features(data, self._user_ids, self._user_features,
                                     self._user_identity, "user", normalize)
 

@@ -72,3 +72,14 @@ def test_an_id_and_a_feature_may_not_share_a_name():
     ds = Dataset()
     with pytest.raises(ValueError, match="is also a user id"):
         ds.fit(["u1", "young"], ["a"], user_features=["young"])
+
+
+def test_normalize_divides_by_the_absolute_sum_as_lightfm():
+    # LightFM normalises feature rows to unit l1 norm: negative weights count by their size
+    ds = Dataset(item_identity_features=False)
+    ds.fit(["u"], ["a", "b"], item_features=["x", "y", "z"])
+    F = ds.build_item_features([("a", {"x": 2.0, "y": -1.0}), ("b", {"z": 4.0})]).toarray()
+    np.testing.assert_allclose(F, [[2 / 3, -1 / 3, 0], [0, 0, 1]], rtol=1e-6)
+    assert F.dtype == np.float32
+    with pytest.raises(ValueError, match="cannot normalize"):
+        ds.build_item_features([("a", {"x": 0.0})])

@@ -1,0 +1,187 @@
+"""tacitrec.compat.lightfm: LightFM's module paths, exceptions and per-user metrics, against NumPy
+references computed from the model's scores."""
+
+import inspect
+import pickle
+
+import numpy as np
+import pytest
+import scipy.sparse as sp
+
+import tacitrec
+from tacitrec.compat import lightfm as compat
+from tacitrec.compat.lightfm import LightFM, evaluation
+from tacitrec.compat.lightfm.data import Dataset
+from conftest import random_user_items
+
+
+def split(n_users=25, n_items=30, seed=0):
+    """Disjoint train and test with every user in train, some without test items, one whose
+    every non-training item is a test item."""
+    X = random_user_items(n_users=n_users, n_items=n_items, density=0.35, seed=seed)
+    X.data[:] = 1
+    rng = np.random.default_rng(seed)
+    held = rng.random(X.nnz) < 0.3
+    rows = np.repeat(np.arange(n_users), np.diff(X.indptr))
+    held[np.isin(rows, [0, 1])] = False  # users 0 and 1: no test items
+    test = sp.csr_matrix((X.data[held], X.indices[held], np.r_[0, np.cumsum(
+        np.bincount(rows[held], minlength=n_users))]), shape=X.shape)
+    train = (X - test).tocsr()
+    train.eliminate_zeros()
+    full = np.ones(n_items, bool)
+    full[train[2].indices] = False
+    test = test.tolil()
+    test[2, np.flatnonzero(full)] = 1  # user 2: every candidate is a test item
+    return train, test.tocsr()
+
+
+def reference(model, train, test, k):
+    """Per-user precision, recall, AUC and reciprocal rank from the predicted scores: the
+    candidates are the items not in train, sorted by score (no ties with random scores)."""
+    n_users, n_items = test.shape
+    out = {name: np.zeros(n_users) for name in ("precision", "recall", "auc", "rr")}
+    for u in range(n_users):
+        scores = model.predict(u, np.arange(n_items)).astype(np.float64)
+        candidates = np.setdiff1d(np.arange(n_items), train[u].indices if train is not None
+                                  else [])
+        ranked = candidates[np.argsort(-scores[candidates], kind="stable")]
+        positives = set(test[u].indices)
+        negatives = [j for j in candidates if j not in positives]
+        hits = [j in positives for j in ranked]
+        out["precision"][u] = sum(hits[:k]) / k
+        out["recall"][u] = sum(hits[:k]) / len(positives) if positives else 0.0
+        out["rr"][u] = 1.0 / (1 + hits.index(True)) if positives else 0.0
+        if positives and negatives:
+            out["auc"][u] = np.mean([np.mean([scores[p] > scores[q] for q in negatives])
+                                     for p in positives])
+        else:
+            out["auc"][u] = 0.5  # one class only
+    return out
+
+
+@pytest.mark.parametrize("with_train", [False, True])
+@pytest.mark.parametrize("k", [1, 5])
+def test_metrics_match_the_numpy_reference(with_train, k):
+    train, test = split()
+    m = LightFM(no_components=6, loss="warp", random_state=0).fit(train, epochs=3)
+    tr = train if with_train else None
+    want = reference(m, tr, test, k)
+    has_test = test.getnnz(axis=1) > 0
+    for name, got in (
+            ("precision", evaluation.precision_at_k(m, test, tr, k=k, preserve_rows=True)),
+            ("recall", evaluation.recall_at_k(m, test, tr, k=k, preserve_rows=True)),
+            ("auc", evaluation.auc_score(m, test, tr, preserve_rows=True)),
+            ("rr", evaluation.reciprocal_rank(m, test, tr, preserve_rows=True))):
+        assert got.dtype == np.float32 and got.shape == (25,), name
+        np.testing.assert_allclose(got, want[name], rtol=1e-6, atol=1e-6, err_msg=name)
+    # LightFM's handling of users without test interactions: dropped by default, and
+    # precision 0, recall 0 (as LightFM documents), AUC 0.5, reciprocal rank 0 when kept
+    short = evaluation.precision_at_k(m, test, tr, k=k)
+    np.testing.assert_allclose(short, want["precision"][has_test], rtol=1e-6, atol=1e-6)
+    for f, value in ((evaluation.precision_at_k, 0), (evaluation.recall_at_k, 0),
+                     (evaluation.auc_score, 0.5), (evaluation.reciprocal_rank, 0)):
+        assert len(f(m, test, tr)) == has_test.sum()
+        assert np.all(f(m, test, tr, preserve_rows=True)[:2] == value), f.__name__
+
+
+def test_tacitrec_lightfm_is_evaluated_alike():
+    train, test = split(seed=1)
+    plain = tacitrec.LightFM(no_components=4, loss="bpr", random_state=3).fit(train)
+    wrapped = LightFM(no_components=4, loss="bpr", random_state=3).fit(train)
+    np.testing.assert_array_equal(plain.item_embeddings, wrapped.item_embeddings)
+    np.testing.assert_array_equal(evaluation.auc_score(plain, test, train),
+                                  evaluation.auc_score(wrapped, test, train))
+
+
+def test_auc_counts_a_test_item_in_train_once():
+    # one user, scores 5 4 3 2 1 0 (item biases); test {0, 2}, train {2, 4} overlap at item 2
+    m = LightFM(no_components=2, random_state=0).fit(sp.csr_matrix((1, 6), dtype=np.float32),
+                                                     epochs=0)
+    m.user_embeddings = np.zeros((1, 2))
+    m.item_embeddings = np.zeros((6, 2))
+    m.item_biases = np.arange(5, -1, -1)
+    test = sp.csr_matrix(np.array([[1, 0, 1, 0, 0, 0]], np.float32))
+    train = sp.csr_matrix(np.array([[0, 0, 1, 0, 1, 0]], np.float32))
+    ranks = m.predict_rank(test, train, check_intersections=False).toarray()
+    np.testing.assert_array_equal(ranks, [[0, 0, 2, 0, 0, 0]])  # item 2 among 0, 1, 3, 5
+    # negatives: items 1, 3, 5; item 0 beats all three, item 2 two of them
+    auc = evaluation.auc_score(m, test, train, check_intersections=False)
+    np.testing.assert_allclose(auc, [(1 + 2 / 3) / 2], rtol=1e-6)
+    with pytest.raises(ValueError, match="share"):
+        evaluation.auc_score(m, test, train)
+
+
+def test_exceptions_are_lightfm_s_and_tacitrec_s():
+    for params in ({"no_components": -1}, {"user_alpha": -1.0}, {"loss": "hinge"},
+                   {"max_sampled": -1.0}):
+        with pytest.raises(AssertionError):
+            LightFM(**params)
+        with pytest.raises(ValueError):
+            LightFM(**params)
+        with pytest.raises(ValueError) as plain:
+            tacitrec.LightFM(**params)
+        assert not isinstance(plain.value, AssertionError)
+    with pytest.raises(AssertionError, match="no_components"):
+        LightFM().set_params(no_components=0)
+    X = random_user_items(n_users=20, n_items=10, density=0.3, seed=4)
+    m = LightFM(random_state=0).fit(X)
+    with pytest.raises(ValueError):
+        m.predict("foo", np.arange(10))
+    with pytest.raises(IndexError, match="out of range"):  # tacitrec's class still matches
+        m.predict(np.array([20]), np.array([0]))
+    with pytest.raises(ValueError):
+        m.predict(np.array([20]), np.array([0]))
+    with pytest.raises(ValueError):
+        m.fit(X, sample_weight=np.ones(X.nnz))
+    with pytest.raises(NotImplementedError):
+        LightFM(loss="warp-kos").fit(X, sample_weight=X)
+    with pytest.raises(ValueError, match="NaN or infinite"):
+        LightFM(learning_rate=1e7, loss="warp", random_state=0).fit(X * 1e30, epochs=3)
+    with pytest.raises(tacitrec.ModelFitError):
+        LightFM(learning_rate=1e7, loss="warp", random_state=0).fit(X * 1e30, epochs=3)
+    with pytest.raises(ValueError, match="k must be at least 1"):
+        evaluation.precision_at_k(m, X, k=0)
+
+
+def test_lightfm_defects_stay_fixed():
+    X = random_user_items(n_users=40, n_items=30, density=0.2, seed=5)
+    m = LightFM(no_components=4, loss="bpr", random_state=0).fit(X, epochs=3)
+    assert np.all(m.user_biases == 0)  # no gradient for the user bias in pairwise losses
+    reg = LightFM(no_components=4, loss="warp", item_alpha=0.05, user_alpha=0.05,
+                  random_state=0).fit(X, epochs=5)
+    assert np.isfinite(reg.item_embeddings).all()
+    Fu = sp.csr_matrix(np.ones((40, 3), np.float32))
+    f = LightFM(no_components=4, random_state=0).fit(X, user_features=Fu)
+    with pytest.raises(ValueError, match="fitted with user_features"):
+        f.predict(0, np.arange(30))
+
+
+def test_module_paths_and_signatures_follow_lightfm():
+    assert compat.LightFM is compat.lightfm.LightFM is LightFM
+    assert issubclass(LightFM, tacitrec.LightFM) and issubclass(Dataset, tacitrec.Dataset)
+    assert compat.data.Dataset is Dataset and compat.evaluation is evaluation
+    common = ["model", "test_interactions", "train_interactions", "user_features",
+              "item_features", "preserve_rows", "num_threads", "check_intersections"]
+    for name in ("precision_at_k", "recall_at_k"):
+        params = list(inspect.signature(getattr(evaluation, name)).parameters)
+        assert params == common[:3] + ["k"] + common[3:], name
+    for name in ("auc_score", "reciprocal_rank"):
+        assert list(inspect.signature(getattr(evaluation, name)).parameters) == common, name
+    for cls in (LightFM, Dataset):
+        for name, member in vars(cls).items():
+            if callable(member) and not name.startswith("_"):
+                assert member.__doc__, f"{cls.__name__}.{name} has no docstring"
+        assert "differs from LightFM" in cls.__doc__
+
+
+def test_pickle_save_and_load_keep_the_class(tmp_path):
+    X = random_user_items(n_users=20, n_items=10, density=0.3, seed=6)
+    m = LightFM(no_components=3, random_state=0).fit(X)
+    back = pickle.loads(pickle.dumps(m))
+    assert type(back) is LightFM
+    np.testing.assert_array_equal(back.predict(1, np.arange(10)), m.predict(1, np.arange(10)))
+    m.save(tmp_path / "m")
+    assert type(LightFM.load(tmp_path / "m")) is LightFM
+    assert type(tacitrec.LightFM.load(tmp_path / "m")) is tacitrec.LightFM
+    tacitrec.LightFM(no_components=3, random_state=0).fit(X).save(tmp_path / "p")
+    assert type(tacitrec.LightFM.load(tmp_path / "p")) is tacitrec.LightFM
