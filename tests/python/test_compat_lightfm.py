@@ -185,3 +185,29 @@ def test_pickle_save_and_load_keep_the_class(tmp_path):
     assert type(tacitrec.LightFM.load(tmp_path / "m")) is tacitrec.LightFM
     tacitrec.LightFM(no_components=3, random_state=0).fit(X).save(tmp_path / "p")
     assert type(tacitrec.LightFM.load(tmp_path / "p")) is tacitrec.LightFM
+
+
+def test_random_train_test_split_shuffles_and_cuts_as_lightfm():
+    from tacitrec.compat.lightfm.cross_validation import random_train_test_split
+    X = random_user_items(n_users=30, n_items=20, density=0.3, seed=7).tocoo()
+    before = X.copy()
+    train, test = random_train_test_split(X, test_percentage=0.3, random_state=5)
+    # LightFM's procedure: shuffle the entries' positions with the seed, cut at (1 - p) * nnz
+    order = np.arange(X.nnz)
+    np.random.RandomState(5).shuffle(order)
+    cut = int(0.7 * X.nnz)
+    for part, idx in ((train, order[:cut]), (test, order[cut:])):
+        assert isinstance(part, sp.coo_matrix) and part.shape == X.shape
+        assert part.dtype == X.dtype
+        want = sp.coo_matrix((X.data[idx], (X.row[idx], X.col[idx])), shape=X.shape)
+        assert (part.tocsr() != want.tocsr()).nnz == 0
+    assert (X != before).nnz == 0
+    # a repeated pair is one interaction: it cannot be in both parts
+    dup = sp.coo_matrix((np.ones(4), ([0, 0, 1, 1], [2, 2, 3, 3])), shape=(2, 5))
+    tr, te = random_train_test_split(dup, test_percentage=0.5, random_state=0)
+    assert tr.nnz == te.nnz == 1 and tr.multiply(te).nnz == 0
+    assert tr.sum() + te.sum() == 4
+    with pytest.raises(ValueError, match="test_percentage"):
+        random_train_test_split(X, test_percentage=1.5)
+    with pytest.raises(ValueError, match="scipy.sparse"):
+        random_train_test_split(X.toarray())
