@@ -89,3 +89,12 @@ class ImplicitModel:
         ids, scores = super().similar_users(userid, N, filter_users=filter_users, users=users)
         return _trim(ids, scores) if np.ndim(userid) == 0 else (ids, scores)
 
+
+class NoUserFoldIn:
+    """Mixin for BPR and LMF: implicit's cannot recalculate users, so neither do these (tacitrec's
+    own classes fold users in)."""
+
+    def recalculate_user(self, userid, user_items):
+        raise NotImplementedError(
+            "recalculate_user is not supported with this model (as in implicit); "
+            f"tacitrec.{type(self).__name__} folds users in")

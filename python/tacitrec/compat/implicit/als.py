@@ -1,10 +1,5 @@
-"""``implicit.als``: :class:`AlternatingLeastSquares` with implicit 0.7's signature.
-
-Same model and solver as :class:`tacitrec.AlternatingLeastSquares` (implicit's confidence
-convention, CG or Cholesky). Differences from implicit, beside those of :mod:`._base`:
-``use_native`` is accepted and ignored (one Rust solver); ``use_gpu=True`` raises
-ValueError (no GPU path); ``cg_steps`` can be set (implicit fixes 3).
-"""
+"""``implicit.als``: :class:`AlternatingLeastSquares` with implicit 0.7's signature (its docstring
+says what differs)."""
 
 from __future__ import annotations
 
@@ -13,7 +8,14 @@ from ._base import ImplicitModel
 
 
 class AlternatingLeastSquares(ImplicitModel, _ALS):
-    __doc__ = _ALS.__doc__
+    """implicit's ``AlternatingLeastSquares`` (same arguments, in implicit's order) over
+    :class:`tacitrec.AlternatingLeastSquares`, whose docstring describes the parameters.
+
+    Differs from implicit as the package docstring of :mod:`tacitrec.compat.implicit._base`
+    says (liked items never returned, padded batches, shorter single-user results), and:
+    ``use_native`` is ignored (one Rust solver), ``dtype=np.float64`` computes and stores in
+    float32, ``use_gpu=True`` raises ValueError, ``cg_steps`` can be set (implicit fixes 3).
+    """
 
 
 __all__ = ["AlternatingLeastSquares"]

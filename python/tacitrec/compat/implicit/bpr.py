@@ -1,28 +1,22 @@
-"""``implicit.bpr``: :class:`BayesianPersonalizedRanking` with implicit 0.7's signature.
-
-Same model as :class:`tacitrec.BayesianPersonalizedRanking` (see its module docstring for the
-differences from implicit: the reproducible stratified schedule, fold-in with
-``recalculate_user=True``, cosine of the latent factors only). Beside those of :mod:`._base`:
-``use_gpu=True`` raises ValueError;
-``recalculate_user`` raises NotImplementedError as implicit's (tacitrec's own class folds the
-user in).
-"""
+"""``implicit.bpr``: :class:`BayesianPersonalizedRanking` with implicit 0.7's signature (its docstring
+says what differs)."""
 
 from __future__ import annotations
 
 from ...bpr import BayesianPersonalizedRanking as _BPR
-from ._base import ImplicitModel
+from ._base import ImplicitModel, NoUserFoldIn
 
 
-class BayesianPersonalizedRanking(ImplicitModel, _BPR):
-    __doc__ = _BPR.__doc__
+class BayesianPersonalizedRanking(ImplicitModel, NoUserFoldIn, _BPR):
+    """implicit's ``BayesianPersonalizedRanking`` (same arguments) over
+    :class:`tacitrec.BayesianPersonalizedRanking`, whose docstring describes the parameters and
+    the training differences (stratified reproducible schedule by default).
 
-    def recalculate_user(self, userid, user_items):
-        """Raises NotImplementedError, as implicit's BPR (``tacitrec.BayesianPersonalizedRanking``
-        folds users in)."""
-        raise NotImplementedError(
-            "recalculate_user is not supported with this model (as in implicit); "
-            "tacitrec.BayesianPersonalizedRanking folds users in")
+    Differs from implicit as :mod:`tacitrec.compat.implicit._base` says, and:
+    ``recalculate_user`` raises NotImplementedError as implicit's (tacitrec's own class folds
+    users in); ``similar_items`` compares the latent factors without the bias column;
+    ``use_gpu=True`` raises ValueError.
+    """
 
 
 __all__ = ["BayesianPersonalizedRanking"]

@@ -1,25 +1,21 @@
-"""``implicit.lmf``: :class:`LogisticMatrixFactorization` with implicit 0.7's signature.
-
-Same model as :class:`tacitrec.LogisticMatrixFactorization` (see its module docstring for the
-differences from implicit). Beside those of :mod:`._base`: ``use_gpu=True`` raises ValueError; ``recalculate_user`` raises
-NotImplementedError as implicit's (tacitrec's own class folds the user in).
-"""
+"""``implicit.lmf``: :class:`LogisticMatrixFactorization` with implicit 0.7's signature (its docstring
+says what differs)."""
 
 from __future__ import annotations
 
 from ...lmf import LogisticMatrixFactorization as _LMF
-from ._base import ImplicitModel
+from ._base import ImplicitModel, NoUserFoldIn
 
 
-class LogisticMatrixFactorization(ImplicitModel, _LMF):
-    __doc__ = _LMF.__doc__
+class LogisticMatrixFactorization(ImplicitModel, NoUserFoldIn, _LMF):
+    """implicit's ``LogisticMatrixFactorization`` (same arguments) over
+    :class:`tacitrec.LogisticMatrixFactorization`, whose docstring describes the parameters.
 
-    def recalculate_user(self, userid, user_items):
-        """Raises NotImplementedError, as implicit's LMF (``tacitrec.LogisticMatrixFactorization``
-        folds users in)."""
-        raise NotImplementedError(
-            "recalculate_user is not supported with this model (as in implicit); "
-            "tacitrec.LogisticMatrixFactorization folds users in")
+    Differs from implicit as :mod:`tacitrec.compat.implicit._base` says, and:
+    ``recalculate_user`` raises NotImplementedError as implicit's (tacitrec's own class folds
+    users in); ``similar_items`` compares the latent factors without the bias columns;
+    ``use_gpu=True`` raises ValueError.
+    """
 
 
 __all__ = ["LogisticMatrixFactorization"]

@@ -15,19 +15,23 @@ from ...knn import bm25_weight, normalize, tfidf_weight
 
 
 class ItemItemRecommender(ImplicitModel, _knn.ItemItemRecommender):
-    __doc__ = _knn.ItemItemRecommender.__doc__
+    """implicit's ``ItemItemRecommender`` over :class:`tacitrec.knn.ItemItemRecommender` (the module docstring
+    says what differs)."""
 
 
 class CosineRecommender(ImplicitModel, _knn.CosineRecommender):
-    __doc__ = _knn.CosineRecommender.__doc__
+    """implicit's ``CosineRecommender`` over :class:`tacitrec.knn.CosineRecommender` (the module docstring
+    says what differs)."""
 
 
 class TFIDFRecommender(ImplicitModel, _knn.TFIDFRecommender):
-    __doc__ = _knn.TFIDFRecommender.__doc__
+    """implicit's ``TFIDFRecommender`` over :class:`tacitrec.knn.TFIDFRecommender` (the module docstring
+    says what differs)."""
 
 
 class BM25Recommender(ImplicitModel, _knn.BM25Recommender):
-    __doc__ = _knn.BM25Recommender.__doc__
+    """implicit's ``BM25Recommender`` over :class:`tacitrec.knn.BM25Recommender` (the module docstring
+    says what differs)."""
 
 
 def all_pairs_knn(users, K: int = 100, num_threads: int = 0, show_progress: bool = True):
