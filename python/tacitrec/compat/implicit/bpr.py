@@ -1,5 +1,5 @@
-"""``implicit.bpr``: :class:`BayesianPersonalizedRanking` with implicit 0.7's signature (its docstring
-says what differs)."""
+"""``implicit.bpr``: :class:`BayesianPersonalizedRanking` with implicit 0.7's signature
+(its docstring says what differs)."""
 
 from __future__ import annotations
 

@@ -1,5 +1,5 @@
-"""``implicit.lmf``: :class:`LogisticMatrixFactorization` with implicit 0.7's signature (its docstring
-says what differs)."""
+"""``implicit.lmf``: :class:`LogisticMatrixFactorization` with implicit 0.7's signature
+(its docstring says what differs)."""
 
 from __future__ import annotations
 

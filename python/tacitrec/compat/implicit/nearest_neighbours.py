@@ -15,23 +15,23 @@ from ...knn import bm25_weight, normalize, tfidf_weight
 
 
 class ItemItemRecommender(ImplicitModel, _knn.ItemItemRecommender):
-    """implicit's ``ItemItemRecommender`` over :class:`tacitrec.knn.ItemItemRecommender` (the module docstring
-    says what differs)."""
+    """implicit's ``ItemItemRecommender`` over :class:`tacitrec.knn.ItemItemRecommender`
+    (the module docstring says what differs)."""
 
 
 class CosineRecommender(ImplicitModel, _knn.CosineRecommender):
-    """implicit's ``CosineRecommender`` over :class:`tacitrec.knn.CosineRecommender` (the module docstring
-    says what differs)."""
+    """implicit's ``CosineRecommender`` over :class:`tacitrec.knn.CosineRecommender`
+    (the module docstring says what differs)."""
 
 
 class TFIDFRecommender(ImplicitModel, _knn.TFIDFRecommender):
-    """implicit's ``TFIDFRecommender`` over :class:`tacitrec.knn.TFIDFRecommender` (the module docstring
-    says what differs)."""
+    """implicit's ``TFIDFRecommender`` over :class:`tacitrec.knn.TFIDFRecommender`
+    (the module docstring says what differs)."""
 
 
 class BM25Recommender(ImplicitModel, _knn.BM25Recommender):
-    """implicit's ``BM25Recommender`` over :class:`tacitrec.knn.BM25Recommender` (the module docstring
-    says what differs)."""
+    """implicit's ``BM25Recommender`` over :class:`tacitrec.knn.BM25Recommender`
+    (the module docstring says what differs)."""
 
 
 def all_pairs_knn(users, K: int = 100, num_threads: int = 0, show_progress: bool = True):
