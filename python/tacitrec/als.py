@@ -232,6 +232,9 @@ class AlternatingLeastSquares(MatrixFactorizationBase):
         """
         _, n_items = self._shape()
         N = check_count(N, "N")
+        (userid,), scalar = check_ids(userid, None, "userid", "users")
+        if not scalar:
+            raise ValueError("userid must be one user id: explain explains one user's score")
         (itemid,), _ = check_ids(itemid, n_items, "itemid", "items")
         c = self._confidence(user_items, "user_items", n_cols=n_items)
         row = 0 if c.shape[0] == 1 else int(userid)

@@ -143,6 +143,12 @@ def test_explain_decomposes_the_recalculated_score():
     assert len(top) == min(3, X[u].nnz) and top == sorted(top, key=lambda t: -t[1])
     again = m.explain(u, X[u], item, user_weights=weights, N=3)  # one row, reused weights
     assert again[0] == pytest.approx(total) and again[1] == top
+    # the one id validation: no negative, fractional, string or missing user ids
+    with pytest.raises(IndexError, match="userid -2 is negative"):
+        m.explain(-2, X, item)
+    for bad in (1.5, "1", None):
+        with pytest.raises(TypeError, match="userid must be an integer"):
+            m.explain(bad, X, item)
 
 
 def test_bad_parameters_and_divergence():
