@@ -9,7 +9,7 @@ feature of the same name (with identity features LightFM maps both to one column
 
 from __future__ import annotations
 
-from typing import Dict, Hashable, Iterable, List, Optional, Tuple
+from typing import Dict, Hashable, Iterable, List, Tuple
 
 import numpy as np
 import scipy.sparse as sp

@@ -101,6 +101,12 @@ class LightFM(RecommenderBase):
     (k-OS WARP), ``learning_schedule`` ("adagrad" or "adadelta"), ``loss`` ("logistic", "bpr",
     "warp", "warp-kos"), ``learning_rate`` (adagrad), ``rho`` and ``epsilon`` (adadelta),
     ``item_alpha`` and ``user_alpha`` (L2), ``max_sampled`` (WARP's tries), ``random_state``.
+    The constructor and :meth:`set_params` raise ValueError naming a parameter out of range
+    (LightFM asserts in the constructor only).
+
+    The fitted parameters are LightFM's attributes ``user_embeddings``, ``item_embeddings``,
+    ``user_biases`` and ``item_biases`` (one row per feature); assigning one (to warm-start or
+    load external vectors) stores a validated float32 copy used from then on.
     """
 
     def __init__(self, no_components: int = 10, k: int = 5, n: int = 10,
