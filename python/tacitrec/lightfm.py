@@ -135,6 +135,12 @@ class LightFM(RecommenderBase):
         self._with_features = {"user": False, "item": False}
         self._rng = None
 
+    def get_params(self, deep: bool = True) -> dict:
+        """The hyper-parameters, as passed to the constructor (LightFM's ``get_params``; ``deep``
+        is accepted, as scikit-learn passes it, and changes nothing: no parameter is an
+        estimator)."""
+        return super().get_params()
+
     def set_params(self, **params) -> "LightFM":
         """Sets hyper-parameters by name (LightFM's ``set_params``); returns the model. The new
         values are validated as the constructor's; on an error none of them is set."""

@@ -143,6 +143,7 @@ def test_one_thread_is_reproducible_and_set_params():
     assert a.set_params(loss="bpr", k=3) is a and a.loss == "bpr" and a.k == 3
     with pytest.raises(ValueError, match="not a parameter"):
         a.set_params(factors=3)
+    assert a.get_params(deep=False) == a.get_params() and a.get_params()["k"] == 3
 
 
 def test_quality_on_planted_data():
