@@ -1,12 +1,17 @@
 """BPR and LMF: tacitrec against implicit 0.7.3 in one run.
 
     python benches/compare/bpr_lmf.py [--threads 2] [--epochs 3] [--skip-speed] [--skip-quality]
-                                      [--json PATH] [--quick]
+                                      [--seeds 10] [--bpr-iterations 100] [--json PATH] [--quick]
 
-Quality (when ../shared/data exists): same hyper-parameters on both libraries, averaged over seeds
-0, 1, 2, tacitrec's evaluator for both: precision@10 and ndcg@10 on MovieLens-100K (rating >= 4)
-and Last.fm-2K (play counts), 80/20 ``train_test_split`` with seed 42. BPR factors=64,
-iterations=100; LMF factors=30, iterations=30. tacitrec's variants are listed separately.
+Quality (when ../shared/data exists): implicit 0.7.3's default hyper-parameters on both libraries
+(BPR: factors=100, learning_rate=0.01, regularization=0.01, iterations=100; LMF: factors=30,
+learning_rate=1.0, regularization=0.6, iterations=30, neg_prop=30), seeds 0..9 for both in the
+same run (``--seeds N``: 0..N-1), tacitrec's evaluator for both: mean and standard deviation over
+the seeds of precision@10 and ndcg@10 on MovieLens-100K (rating >= 4) and Last.fm-2K (play
+counts), 80/20 ``train_test_split`` with seed 42; for BPR also the share of samples trained (not
+skipped for a negative the user has), from each library's callback. tacitrec's variants are
+listed separately. ``--bpr-iterations 25,50,100`` repeats BPR at each length (the redraw
+trade-off in tacitrec.bpr's docstring). implicit runs with 1 BLAS thread.
 Speed: seconds per epoch (BPR) and per iteration (LMF), best of the epochs run, on synthetic
 power-law data, 80,000 users x 10,000 items x ~4M interactions, at 32, 64 and 128 factors, with
 the fit's peak resident memory above the data (each fit in a forked process). ``--quick``: a
@@ -25,8 +30,6 @@ import numpy as np  # noqa: E402
 
 from common import (cli, forked, load_real, machine, parse, peer, record,  # noqa: E402
                     synthetic)
-
-SEEDS = (0, 1, 2)
 
 
 def _peer(kind, **kw):
@@ -47,67 +50,94 @@ def _ours(kind, **kw):
 
 
 VARIANTS = {
-    "bpr": [("default (stratified, redraw)", {}),
-            ("max_redraws=0 (skip, as implicit)", dict(max_redraws=0)),
+    "bpr": [("default (stratified, skip as implicit)", {}),
+            ("max_redraws=10 (stratified, redraw)", dict(max_redraws=10)),
             ("deterministic=False (hogwild, as implicit)", dict(deterministic=False))],
     "lmf": [("default (max_negatives=auto)", {}),
             ("max_negatives=None (neg_prop x positives)", dict(max_negatives=None))],
 }
-PARAMS = {"bpr": dict(factors=64, iterations=100), "lmf": dict(factors=30, iterations=30)}
+#: implicit 0.7.3's defaults (tacitrec's are the same), passed to both libraries explicitly
+PARAMS = {"bpr": dict(factors=100, learning_rate=0.01, regularization=0.01, iterations=100),
+          "lmf": dict(factors=30, learning_rate=1.0, regularization=0.6, iterations=30,
+                      neg_prop=30)}
 
 
 def _model(kind, label, factors=None):
-    """The records' model name: "BPR (64 factors, max_redraws=0)"; no suffix for the default."""
+    """The records' model name: "BPR (64 factors, max_redraws=10)"; no suffix for the default."""
     parts = ([f"{factors} factors"] if factors else []) + (
         [] if label.startswith("default") else [label.split(" (")[0]])
     return kind.upper() + (f" ({', '.join(parts)})" if parts else "")
 
 
+def _fit(kind, make, train, test, seed, threads, peer_lib, kw):
+    """(precision@10, ndcg@10, share of the samples trained: BPR, else NaN) of one fit."""
+    import tacitrec
+    from tacitrec.evaluation import ranking_metrics_at_k
+    from threadpoolctl import threadpool_limits
+
+    stats = []
+    callback = lambda *a: stats.append(a)  # noqa: E731  BPR: (epoch, s, correct, skipped)
+    with warnings.catch_warnings(), threadpool_limits(1, "blas"):
+        warnings.simplefilter("ignore")
+        model = make(random_state=seed, num_threads=threads, **kw)
+        if peer_lib:
+            model.fit(train.astype(np.float32), show_progress=False, callback=callback)
+            fitted = tacitrec.MatrixFactorizationBase()
+            fitted.user_factors, fitted.item_factors = model.user_factors, model.item_factors
+        else:
+            fitted = model.fit(train, show_progress=False, callback=callback)
+    m = ranking_metrics_at_k(fitted, train, test, K=10, show_progress=False)
+    trained = (1.0 - np.mean([a[3] for a in stats]) / train.nnz
+               if kind == "bpr" else np.nan)
+    return m["precision"], m["ndcg"], trained
+
+
 def quality(args):
     import implicit
-    import tacitrec
-    from tacitrec.evaluation import ranking_metrics_at_k, train_test_split
+    import tacitrec  # noqa: F401
+    from tacitrec.evaluation import train_test_split
 
-    def metrics(model, train, test):
-        m = ranking_metrics_at_k(model, train, test, K=10, show_progress=False)
-        return np.array([m["precision"], m["ndcg"]])
-
-    seeds = SEEDS[:1] if args.quick else SEEDS
-    params = {k: dict(v, iterations=v["iterations"] // (10 if args.quick else 1))
-              for k, v in PARAMS.items()}
-    print(f"\n## quality (mean of seeds {seeds}, tacitrec's evaluator for both)")
-    print("| data | model | variant | p@10 tacitrec / implicit | ndcg@10 tacitrec / implicit |")
-    print("|---|---|---|---|---|")
+    seeds = list(range(1 if args.quick else args.seeds))
+    lengths = {"bpr": [int(x) for x in args.bpr_iterations.split(",")],
+               "lmf": [PARAMS["lmf"]["iterations"]]}
+    print(f"\n## quality (seeds {seeds[0]}..{seeds[-1]}: mean +- sd, tacitrec's evaluator for both;"
+          " trained: share of the samples not skipped, tacitrec / implicit)")
+    print("| data | model | iterations | variant | p@10 tacitrec / implicit (ratio) | "
+          "ndcg@10 tacitrec / implicit (ratio) | trained |")
+    print("|---|---|---|---|---|---|---|")
     for name in ("ml-100k", "lastfm-2k"):
         X = load_real(name)
         if X is None:
-            print(f"| {name} | data folder absent, skipped | | | |")
+            print(f"| {name} | data folder absent, skipped | | | | | |")
             continue
         train, test = train_test_split(X, 0.8, random_state=42)
         for kind in ("bpr", "lmf"):
-            peer = []
-            for seed in seeds:
-                p = _peer(kind, random_state=seed, num_threads=args.threads, **params[kind])
-                with warnings.catch_warnings():
-                    warnings.simplefilter("ignore")
-                    p.fit(train.astype(np.float32), show_progress=False)
-                pm = tacitrec.MatrixFactorizationBase()
-                pm.user_factors, pm.item_factors = p.user_factors, p.item_factors
-                peer.append(metrics(pm, train, test))
-            peer = np.mean(peer, axis=0)
-            for label, extra in VARIANTS[kind]:
-                ours = np.mean([metrics(_ours(kind, random_state=seed, num_threads=args.threads,
-                                              **params[kind], **extra)
-                                        .fit(train, show_progress=False), train, test)
-                                for seed in seeds], axis=0)
-                r = ours / peer
-                for metric, o, pv in zip(("precision@10", "ndcg@10"), ours, peer):
-                    record("quality", _model(kind, label),
-                           f"{params[kind]['factors']} factors, {params[kind]['iterations']} "
-                           f"iterations, mean of seeds {','.join(map(str, seeds))}", metric, o, pv,
-                           f"implicit {implicit.__version__}", name)
-                print(f"| {name} | {kind.upper()} | {label} | {ours[0]:.4f} / {peer[0]:.4f} "
-                      f"({r[0]:.3f}) | {ours[1]:.4f} / {peer[1]:.4f} ({r[1]:.3f}) |")
+            for iterations in lengths[kind]:
+                kw = dict(PARAMS[kind], iterations=max(1, iterations // (10 if args.quick else 1)))
+                peer = np.array([_fit(kind, lambda **k: _peer(kind, **k), train, test, seed,
+                                      args.threads, True, kw) for seed in seeds])
+                for label, extra in VARIANTS[kind]:
+                    ours = np.array([_fit(kind, lambda **k: _ours(kind, **k, **extra), train,
+                                          test, seed, args.threads, False, kw)
+                                     for seed in seeds])
+                    _report(name, kind, label, kw, seeds, ours, peer, implicit.__version__)
+
+
+def _report(name, kind, label, kw, seeds, ours, peer, version):
+    mo, mp = ours.mean(axis=0), peer.mean(axis=0)
+    sd = lambda a: a.std(axis=0, ddof=1) if len(a) > 1 else np.zeros(a.shape[1])  # noqa: E731
+    so, sp = sd(ours), sd(peer)
+    trained = "" if np.isnan(mo[2]) else f"{mo[2]:.1%} / {mp[2]:.1%}"
+    cells = [f"{mo[k]:.4f} +- {so[k]:.4f} / {mp[k]:.4f} +- {sp[k]:.4f} ({mo[k] / mp[k]:.3f})"
+             for k in (0, 1)]
+    print(f"| {name} | {kind.upper()} | {kw['iterations']} | {label} | {cells[0]} | {cells[1]} | "
+          f"{trained} |", flush=True)
+    for k, metric in enumerate(("precision@10", "ndcg@10")):
+        case = (f"{kw['factors']} factors, {kw['iterations']} iterations, mean of "
+                f"{len(seeds)} seeds (sd {so[k]:.4f} / {sp[k]:.4f})"
+                + (f", {trained} of samples trained" if trained else ""))
+        record("quality", _model(kind, label), case, metric, mo[k], mp[k],
+               f"implicit {version}", name)
 
 
 def _epoch_seconds(kind, make, X):
@@ -162,6 +192,9 @@ def main():
     ap.add_argument("--epochs", type=int, default=3)
     ap.add_argument("--skip-speed", action="store_true")
     ap.add_argument("--skip-quality", action="store_true")
+    ap.add_argument("--seeds", type=int, default=10, help="quality: seeds 0..N-1 (default 10)")
+    ap.add_argument("--bpr-iterations", default="100",
+                    help="quality: comma-separated BPR lengths (default 100, implicit's)")
     args = parse(ap)
     if args.quick:
         args.epochs = 1

@@ -1,5 +1,5 @@
-"""BPR: one SGD step against NumPy and finite differences, reproducibility, redraws, fold-in,
-quality on planted data."""
+"""BPR: one SGD step against NumPy and finite differences, reproducibility, skips and redraws,
+fold-in, quality on planted data."""
 
 import numpy as np
 import pytest
@@ -79,23 +79,57 @@ def test_hogwild_on_one_thread_is_reproducible():
     assert np.array_equal(a.item_factors, b.item_factors)
 
 
-def test_negatives_the_user_has_are_redrawn_not_skipped():
-    # every user has items 0..8 of 10 but one: a popularity draw often hits a liked item
+def test_default_skips_a_sample_whose_negative_the_user_has():
+    # one user who has item 0 of 2, uniform negatives: each epoch is one sample (u=0, i=0) whose
+    # negative is item 0, the user's own (skipped: no update), or item 1 (trained), half each
+    assert BayesianPersonalizedRanking().max_redraws == 0
+    X = sp.csr_matrix(np.array([[1.0, 0.0]], dtype=np.float32))
+    m = BayesianPersonalizedRanking(factors=3, iterations=0, random_state=0,
+                                    negative_sampling="uniform").fit(X, show_progress=False)
+    m.item_factors = np.float32(0.1) * np.arange(-4, 4, dtype=np.float32).reshape(2, 4)
+    seen = [(m.user_factors.copy(), m.item_factors.copy())]
+    skipped = []
+
+    def callback(epoch, seconds, correct, skips):
+        skipped.append(skips)
+        seen.append((m.user_factors.copy(), m.item_factors.copy()))
+
+    m.iterations = 200
+    m.fit(X, show_progress=False, callback=callback)
+    for k, s in enumerate(skipped):
+        assert s in (0, 1)
+        unchanged = all(np.array_equal(a, b) for a, b in zip(seen[k], seen[k + 1]))
+        assert unchanged == (s == 1), (k, s)
+    # Binomial(200, 1/2): 100 +- 7
+    assert 60 < sum(skipped) < 140, sum(skipped)
+    # with redraws every sample trains (a skip needs 101 draws of item 0 in a row)
+    m.max_redraws = 100
+    redrawn = []
+    m.fit(X, show_progress=False, callback=lambda e, t, c, s: redrawn.append(s))
+    assert redrawn == [0] * 200
+
+
+@pytest.mark.parametrize("deterministic", [True, False])
+def test_negatives_the_user_has_are_skipped_by_default_or_redrawn(deterministic):
+    # every user has 9 of 10 items: a popularity draw hits one of them (or the positive) 9 times
+    # in 10; the default skips such a sample (about 90% of them), max_redraws=50 redraws it (a
+    # skip needs 51 such draws in a row: 0.9^51 ~ 0.5%)
     rng = np.random.default_rng(0)
     dense = np.ones((50, 10), dtype=np.float32)
     dense[np.arange(50), rng.integers(0, 10, 50)] = 0
     X = sp.csr_matrix(dense)
-    stats = {}
-    for redraws in (0, 50):
+    stats, factors = {}, {}
+    for redraws in (None, 0, 50):
         got = []
-        BayesianPersonalizedRanking(factors=4, iterations=2, random_state=0, max_redraws=redraws,
-                                    num_threads=1).fit(
+        extra = {} if redraws is None else dict(max_redraws=redraws)
+        m = BayesianPersonalizedRanking(factors=4, iterations=2, random_state=0, num_threads=1,
+                                        deterministic=deterministic, **extra).fit(
             X, show_progress=False, callback=lambda e, t, c, s: got.append(s))
-        stats[redraws] = got
-    # with no redraws about 90% of samples hit a liked item and are skipped; with 50 redraws
-    # a sample is skipped only if 51 draws all miss the one free item (0.9^51 ~ 0.5%)
-    assert all(s > 0.8 * X.nnz for s in stats[0])
-    assert all(s < 0.02 * X.nnz for s in stats[50])
+        stats[redraws], factors[redraws] = got, m.item_factors
+    assert stats[None] == stats[0]
+    assert np.array_equal(factors[None], factors[0])
+    assert all(0.8 * X.nnz < s < 0.97 * X.nnz for s in stats[None]), stats[None]
+    assert all(s < 0.02 * X.nnz for s in stats[50]), stats[50]
 
 
 def test_fold_in_is_batch_independent_and_close_to_training():
