@@ -48,6 +48,55 @@ class Csr(NamedTuple):
         return sp.csr_matrix((self.data, self.indices, self.indptr), shape=self.shape)
 
 
+def _bad(name: str, problem: str) -> ValueError:
+    return ValueError(f"{name} is not a valid sparse matrix: {problem}")
+
+
+def check_sparse_arrays(X, name: str) -> None:
+    """Checks the index arrays of a sparse matrix with NumPy before any SciPy routine reads them.
+
+    SciPy trusts a matrix built from raw arrays (``csr_matrix((data, indices, indptr))``) and
+    reads out of bounds, crashing the interpreter, when they disagree. Compressed formats (CSR,
+    CSC, BSR) need an ``indptr`` of one entry per row (column) plus one, starting at 0, never
+    decreasing and ending at the number of stored entries, and indices within the shape; COO
+    needs row and column arrays as long as its data and within the shape. Other formats keep
+    no such arrays. Raises ValueError naming ``name``."""
+    fmt = getattr(X, "format", None)
+    n_rows, n_cols = (int(s) for s in X.shape)
+    if fmt in ("csr", "csc", "bsr"):
+        if fmt == "bsr":
+            r, c = X.blocksize
+            major, minor = n_rows // r, n_cols // c
+        else:
+            major, minor = (n_rows, n_cols) if fmt == "csr" else (n_cols, n_rows)
+        indptr, indices, data = np.asarray(X.indptr), np.asarray(X.indices), np.asarray(X.data)
+        if indptr.ndim != 1 or indptr.size != major + 1:
+            raise _bad(name, f"indptr has shape {indptr.shape}, expected ({major + 1},)")
+        if indices.ndim != 1 or data.ndim < 1 or data.shape[0] != indices.size:
+            raise _bad(name, f"{indices.size} indices but {data.shape[0] if data.ndim else 0} "
+                             "values")
+        for label, arr in (("indptr", indptr), ("indices", indices)):
+            if arr.size and not np.issubdtype(arr.dtype, np.integer):
+                raise _bad(name, f"{label} has dtype {arr.dtype}, expected integers")
+        if indptr[0] != 0 or indptr[-1] != indices.size:
+            raise _bad(name, f"indptr runs from {int(indptr[0])} to {int(indptr[-1])}, expected "
+                             f"0 to {indices.size} (the number of stored entries)")
+        if major and (np.diff(indptr) < 0).any():
+            raise _bad(name, "indptr decreases")
+        if indices.size and (indices.min() < 0 or indices.max() >= minor):
+            kind = {"csr": "column ", "csc": "row "}.get(fmt, "block ")
+            raise _bad(name, f"{kind}indices outside 0..{minor - 1}")
+    elif fmt == "coo":
+        data = np.asarray(X.data)
+        for label, arr, bound in (("row", X.row, n_rows), ("col", X.col, n_cols)):
+            arr = np.asarray(arr)
+            if arr.ndim != 1 or arr.size != data.size:
+                raise _bad(name, f"{label} has {arr.size} entries but there are {data.size} "
+                                 "values")
+            if arr.size and (arr.min() < 0 or arr.max() >= bound):
+                raise _bad(name, f"{label} indices outside 0..{bound - 1}")
+
+
 def as_csr(
     X,
     name: str,
@@ -63,6 +112,7 @@ def as_csr(
     elif sp.issparse(X):
         if X.ndim != 2:
             raise ValueError(f"{name} must be 2-D, got a {X.ndim}-D sparse array")
+        check_sparse_arrays(X, name)
         csr_shape = tuple(int(s) for s in X.shape)
     elif X is None:
         raise TypeError(f"{name} is required (a scipy.sparse matrix), got None")
@@ -85,8 +135,6 @@ def as_csr(
         m = m.copy() if m is X else m
         m.sum_duplicates()
     indices = m.indices
-    if indices.size and (indices.min() < 0 or indices.max() >= csr_shape[1]):
-        raise ValueError(f"{name} has column indices outside 0..{csr_shape[1] - 1}")
     real = np.issubdtype(m.dtype, np.number) and not np.issubdtype(m.dtype, np.complexfloating)
     if not (real or m.dtype == np.bool_):
         raise TypeError(f"{name} must hold real numbers, got dtype {m.dtype}")

@@ -29,7 +29,8 @@ import scipy.sparse as sp
 from tqdm.auto import tqdm
 
 from . import _core
-from ._validation import as_csr, check_count, check_random_state, check_threads
+from ._validation import (as_csr, check_count, check_random_state, check_sparse_arrays,
+                          check_threads)
 
 _BATCH_USERS = 4096
 
@@ -39,6 +40,7 @@ def _canonical_coo(ratings, name: str):
     without modifying the input; values keep their dtype."""
     if not sp.issparse(ratings) or ratings.ndim != 2:
         raise TypeError(f"{name} must be a 2-D scipy.sparse matrix, got {type(ratings).__name__}")
+    check_sparse_arrays(ratings, name)
     m = sp.csr_matrix(ratings, copy=True)
     m.sum_duplicates()
     rows = np.repeat(np.arange(m.shape[0]), np.diff(m.indptr))
