@@ -184,11 +184,14 @@ def check_id_list(ids, bound: int, name: str, what: str = "items") -> Optional[n
 
 
 def check_count(value, name: str, minimum: int = 1) -> int:
-    """A Python int >= ``minimum`` (``N``, ``K``)."""
-    if isinstance(value, (bool, np.bool_)) or not isinstance(value, numbers.Integral):
+    """A Python int >= ``minimum`` (``N``, ``K``). A number below ``minimum`` is a ValueError
+    whatever its type (``-1.0`` is out of range), any other non-integer a TypeError."""
+    if isinstance(value, (bool, np.bool_)) or not isinstance(value, numbers.Real):
         raise TypeError(f"{name} must be an integer, got {type(value).__name__}")
-    if value < minimum:
-        raise ValueError(f"{name} must be at least {minimum}, got {value}")
+    if not value >= minimum:
+        raise ValueError(f"{name} must be at least {minimum}, got {value!r}")
+    if not isinstance(value, numbers.Integral):
+        raise TypeError(f"{name} must be an integer, got {type(value).__name__} {value!r}")
     return int(value)
 
 
@@ -211,16 +214,41 @@ def all_finite(a: np.ndarray) -> bool:
         return bool(np.isfinite(np.add.reduce(a, axis=None, dtype=np.float64)))
 
 
+def as_float32_copy(value, name: str, shape: Optional[Tuple[int, ...]] = None) -> np.ndarray:
+    """A finite float32 C-contiguous copy of the real numbers in ``value`` (of exactly ``shape``
+    when given); ValueError naming ``name`` otherwise (complex, text or object values included:
+    converting them would drop or garble data)."""
+    arr = np.asarray(value) if not isinstance(value, (str, bytes)) else np.asarray(None)
+    if arr.dtype.kind not in "biuf":
+        raise ValueError(f"{name} must hold real numbers, got dtype {arr.dtype}")
+    if shape is not None and arr.shape != tuple(shape):
+        raise ValueError(f"{name} must have shape {tuple(shape)}, got {arr.shape}")
+    with np.errstate(over="ignore"):  # beyond float32: inf, rejected below
+        out = np.array(arr, dtype=np.float32, order="C", copy=True)
+    if not all_finite(out):
+        raise ValueError(f"{name} contains NaN or infinite values (or values beyond float32 "
+                         "range)")
+    return out
+
+
 def as_factors(value, name: str, n_factors: Optional[int] = None) -> np.ndarray:
     """A finite 2-D float32 C-contiguous copy of ``value``."""
-    arr = np.array(value, dtype=np.float32, order="C", copy=True)
+    arr = as_float32_copy(value, name)
     if arr.ndim != 2:
         raise ValueError(f"{name} must be a 2-D array, got shape {arr.shape}")
     if n_factors is not None and arr.shape[1] != n_factors:
         raise ValueError(f"{name} has {arr.shape[1]} factors, expected {n_factors}")
-    if not all_finite(arr):
-        raise ValueError(f"{name} contains NaN or infinite values")
     return arr
+
+
+def at_most_columns(c: Csr, n_cols: int, name: str, columns: str = "item") -> Csr:
+    """``c`` widened to ``n_cols`` columns: a matrix may have fewer columns than the model has
+    items (users), the ones beyond holding no interactions (after ``partial_fit_*`` grew the
+    model, as implicit allows); more columns raise ValueError naming ``name``."""
+    if c.shape[1] > n_cols:
+        raise ValueError(f"{name} has {c.shape[1]} columns, expected at most {n_cols} (one per "
+                         f"{columns})")
+    return c._replace(shape=(c.shape[0], n_cols))
 
 
 def check_random_state(random_state) -> np.random.Generator:

@@ -24,14 +24,13 @@ from typing import Optional
 
 import numpy as np
 import scipy.linalg
-import scipy.sparse as sp
 from tqdm.auto import tqdm
 
 from . import _core
-from ._validation import (Csr, all_finite, as_csr, check_count, check_ids, check_random_state,
-                          check_threads)
+from ._validation import (Csr, all_finite, as_csr, at_most_columns, check_count, check_ids,
+                          check_random_state, check_threads)
 from .base import MatrixFactorizationBase, check_use_gpu
-from .exceptions import ModelFitError, NotFittedError
+from .exceptions import ModelFitError
 
 
 class AlternatingLeastSquares(MatrixFactorizationBase):
@@ -165,13 +164,11 @@ class AlternatingLeastSquares(MatrixFactorizationBase):
 
     # ---- recalculation ------------------------------------------------------------------------
     def _recalculate(self, ids, rows, name_ids: str, name_rows: str, side: str):
-        _, n_items = self._shape()
+        self._shape()
         fixed = self._item_factors if side == "user" else self._user_factors
         ids_arr, scalar = check_ids(ids, None, name_ids)
-        c = self._confidence(rows, name_rows)
-        if c.shape[1] > fixed.shape[0]:
-            raise ValueError(f"{name_rows} has {c.shape[1]} columns, expected at most "
-                             f"{fixed.shape[0]} (one per {'item' if side == 'user' else 'user'})")
+        c = at_most_columns(self._confidence(rows, name_rows), fixed.shape[0], name_rows,
+                            "item" if side == "user" else "user")
         if c.shape[0] != len(ids_arr):
             raise ValueError(f"{name_rows} has {c.shape[0]} rows but {len(ids_arr)} ids were "
                              f"given: pass one row per id")

@@ -20,8 +20,8 @@ from typing import Any, Dict, Optional, Tuple
 import numpy as np
 
 from . import _core
-from ._validation import (Csr, as_csr, as_factors, check_count, check_id_list, check_ids,
-                          check_threads)
+from ._validation import (Csr, as_csr, as_factors, at_most_columns, check_count, check_id_list,
+                          check_ids, check_threads)
 from .exceptions import ModelFormatError, NotFittedError
 
 #: Version of the ``.npz`` layout written by :meth:`RecommenderBase.save`.
@@ -166,11 +166,7 @@ class RecommenderBase:
         if not (filter_already_liked_items or recalculate_user or self._scores_from_user_items):
             user_items = None
         if user_items is not None:
-            liked = as_csr(user_items, "user_items")
-            if liked.shape[1] > n_items:
-                raise ValueError(f"user_items has {liked.shape[1]} columns, expected at most "
-                                 f"{n_items} (one per item)")
-            liked = liked._replace(shape=(liked.shape[0], n_items))
+            liked = at_most_columns(as_csr(user_items, "user_items"), n_items, "user_items")
             if liked.shape[0] != len(users):
                 raise ValueError(
                     f"user_items has {liked.shape[0]} rows but {len(users)} users were requested: "

@@ -39,7 +39,6 @@ Differences from LightFM, fixing its known defects:
 
 from __future__ import annotations
 
-import numbers
 from typing import Optional, Tuple
 
 import numpy as np
@@ -47,40 +46,13 @@ import scipy.sparse as sp
 from tqdm.auto import tqdm
 
 from . import _core
-from ._validation import Csr, all_finite, as_csr, check_count, check_ids, check_threads
+from ._validation import (Csr, all_finite, as_csr, as_float32_copy, check_count, check_ids,
+                          check_threads)
 from .base import RecommenderBase
 from .exceptions import ModelFitError, NotFittedError
 
 _LOSSES = ("logistic", "bpr", "warp", "warp-kos")
 _SCHEDULES = ("adagrad", "adadelta")
-
-
-def _check_positive_int(value, name: str) -> None:
-    """A Python or NumPy integer >= 1: ValueError for a number below 1 (whatever its type, so
-    that ``max_sampled=-1.0`` is reported as out of range), TypeError for a non-integer."""
-    if isinstance(value, (bool, np.bool_)) or not isinstance(value, numbers.Real):
-        raise TypeError(f"{name} must be an integer, got {type(value).__name__}")
-    if not value >= 1:
-        raise ValueError(f"{name} must be a positive integer, got {value!r}")
-    if not isinstance(value, numbers.Integral):
-        raise TypeError(f"{name} must be an integer, got {type(value).__name__} {value!r}")
-
-
-def _as_parameter(value, name: str, shape: Tuple[int, ...]) -> np.ndarray:
-    """A finite float32 copy of ``value`` of exactly ``shape``, for an assigned attribute."""
-    if value is None or isinstance(value, (str, bytes)):
-        raise ValueError(f"{name} must be an array of shape {shape}, got {value!r}")
-    arr = np.asarray(value)
-    if arr.dtype.kind not in "iuf":
-        raise ValueError(f"{name} must hold real numbers, got dtype {arr.dtype}")
-    if arr.shape != shape:
-        raise ValueError(f"{name} must have shape {shape} (the model's), got {arr.shape}")
-    with np.errstate(over="ignore"):  # beyond float32: inf, rejected below
-        out = np.array(arr, dtype=np.float32, order="C", copy=True)
-    if not all_finite(out):
-        raise ValueError(f"{name} contains NaN or infinite values (or values beyond float32 "
-                         "range)")
-    return out
 
 
 def _parameter_attribute(side: str, bias: bool, doc: str) -> property:
@@ -163,7 +135,7 @@ class LightFM(RecommenderBase):
         """Raises ValueError naming the first hyper-parameter out of range (TypeError for one
         of the wrong type); run by the constructor, ``set_params`` and ``fit_partial``."""
         for name in ("no_components", "k", "n", "max_sampled"):
-            _check_positive_int(getattr(self, name), name)
+            check_count(getattr(self, name), name)
         if self.loss not in _LOSSES:
             raise ValueError(f"loss must be one of {_LOSSES}, got {self.loss!r}")
         if self.learning_schedule not in _SCHEDULES:
@@ -458,9 +430,9 @@ class LightFM(RecommenderBase):
         n, d = params.shape[0], params.shape[1] - 1
         new = params.copy()  # views handed out before keep the old values, as in LightFM
         if bias:
-            new[:, d] = _as_parameter(value, name, (n,))
+            new[:, d] = as_float32_copy(value, name, (n,))
         else:
-            new[:, :d] = _as_parameter(value, name, (n, d))
+            new[:, :d] = as_float32_copy(value, name, (n, d))
         arrays[0] = new
 
     item_embeddings = _parameter_attribute(

@@ -11,8 +11,6 @@ Set ``TACITREC_IMPLICIT_SRC`` to a checkout of implicit's repository at tag v0.7
 
 from __future__ import annotations
 
-import pytest
-
 from _peer import peer_root, run_suite, summarize
 
 FILES = ["recommender_base_test.py", "als_test.py", "bpr_test.py", "lmf_test.py",

@@ -248,7 +248,7 @@ def test_parameter_attributes_can_be_assigned_and_are_used():
     ("item_biases", np.full(20, np.nan), "item_biases contains NaN"),
     ("user_biases", np.full(30, 1e39), "user_biases contains NaN or infinite"),
     ("user_biases", np.array(["a"] * 30), "user_biases must hold real numbers"),
-    ("item_embeddings", None, "item_embeddings must be an array"),
+    ("item_embeddings", None, "item_embeddings must hold real numbers"),
 ])
 def test_assigned_parameters_are_validated(name, value, message):
     X = random_user_items(n_users=30, n_items=20, density=0.2, seed=8)

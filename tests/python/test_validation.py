@@ -141,3 +141,12 @@ def test_canonical_csr_matches_dense_property(n_rows, n_cols, triplets):
         assert np.all(np.diff(row) > 0)
     pick = np.array([r % n_rows for r in range(0, 3 * n_rows, 2)])
     np.testing.assert_array_equal(c.take_rows(pick).to_scipy().toarray(), X.toarray()[pick])
+
+
+def test_complex_and_text_factors_are_refused_not_truncated():
+    with pytest.raises(ValueError, match="user_factors must hold real numbers, got dtype complex"):
+        as_factors(np.ones((2, 3)) * (1 + 1j), "user_factors")
+    with pytest.raises(ValueError, match="must hold real numbers"):
+        as_factors("1", "user_factors")
+    with pytest.raises(ValueError, match="max_sampled must be at least 1, got -1.0"):
+        check_count(-1.0, "max_sampled")  # out of range reported before the type
