@@ -17,9 +17,13 @@ from .knn import (BM25Recommender, CosineRecommender, ItemItemRecommender, Pears
                   TFIDFRecommender)
 from .popularity import PopularityRecommender
 
+#: Opens a model directory written by ``save_dir``, memory-mapped (see RecommenderBase.load_dir).
+load_dir = RecommenderBase.load_dir
+
 __all__ = [
     "__version__",
     "RecommenderBase",
+    "load_dir",
     "MatrixFactorizationBase",
     "AlternatingLeastSquares",
     "BayesianPersonalizedRanking",

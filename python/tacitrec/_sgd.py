@@ -7,7 +7,8 @@ from typing import Dict
 
 import numpy as np
 
-from ._validation import Csr, all_finite, as_csr, check_count, check_ids, check_threads
+from ._validation import (Csr, all_finite, as_csr, as_state_array, check_count, check_ids,
+                          check_threads)
 from .base import MatrixFactorizationBase
 from .exceptions import ModelFitError
 
@@ -77,7 +78,8 @@ class SGDFactorizationBase(MatrixFactorizationBase):
     def _set_state(self, state) -> None:
         super()._set_state(state)
         pop = state.get("item_popularity")
-        self._popularity = None if pop is None else np.asarray(pop, dtype=np.float32)
+        self._popularity = (None if pop is None
+                            else as_state_array(pop, "item_popularity", np.float32, 1))
 
     def _fold_in_seed(self) -> int:
         """The seed of fold-in draws: fixed per model, so a user folds in the same way alone or

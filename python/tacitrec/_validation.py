@@ -52,6 +52,29 @@ def _bad(name: str, problem: str) -> ValueError:
     return ValueError(f"{name} is not a valid sparse matrix: {problem}")
 
 
+def check_compressed(indptr, indices, data, major: int, minor: int, name: str,
+                     kind: str = "") -> None:
+    """Checks compressed sparse arrays (``major`` rows of ``minor`` columns for CSR): ``indptr`` of
+    ``major + 1`` integers from 0, never decreasing, to the number of stored entries, as many
+    values as indices, and indices in ``0..minor - 1``. Raises ValueError naming ``name``."""
+    indptr, indices, data = np.asarray(indptr), np.asarray(indices), np.asarray(data)
+    if indptr.ndim != 1 or indptr.size != major + 1:
+        raise _bad(name, f"indptr has shape {indptr.shape}, expected ({major + 1},)")
+    if indices.ndim != 1 or data.ndim < 1 or data.shape[0] != indices.size:
+        raise _bad(name, f"{indices.size} indices but {data.shape[0] if data.ndim else 0} "
+                         "values")
+    for label, arr in (("indptr", indptr), ("indices", indices)):
+        if arr.size and not np.issubdtype(arr.dtype, np.integer):
+            raise _bad(name, f"{label} has dtype {arr.dtype}, expected integers")
+    if indptr[0] != 0 or indptr[-1] != indices.size:
+        raise _bad(name, f"indptr runs from {int(indptr[0])} to {int(indptr[-1])}, expected "
+                         f"0 to {indices.size} (the number of stored entries)")
+    if major and (np.diff(indptr) < 0).any():
+        raise _bad(name, "indptr decreases")
+    if indices.size and (indices.min() < 0 or indices.max() >= minor):
+        raise _bad(name, f"{kind}indices outside 0..{minor - 1}")
+
+
 def check_sparse_arrays(X, name: str) -> None:
     """Checks the index arrays of a sparse matrix with NumPy before any SciPy routine reads them.
 
@@ -69,23 +92,8 @@ def check_sparse_arrays(X, name: str) -> None:
             major, minor = n_rows // r, n_cols // c
         else:
             major, minor = (n_rows, n_cols) if fmt == "csr" else (n_cols, n_rows)
-        indptr, indices, data = np.asarray(X.indptr), np.asarray(X.indices), np.asarray(X.data)
-        if indptr.ndim != 1 or indptr.size != major + 1:
-            raise _bad(name, f"indptr has shape {indptr.shape}, expected ({major + 1},)")
-        if indices.ndim != 1 or data.ndim < 1 or data.shape[0] != indices.size:
-            raise _bad(name, f"{indices.size} indices but {data.shape[0] if data.ndim else 0} "
-                             "values")
-        for label, arr in (("indptr", indptr), ("indices", indices)):
-            if arr.size and not np.issubdtype(arr.dtype, np.integer):
-                raise _bad(name, f"{label} has dtype {arr.dtype}, expected integers")
-        if indptr[0] != 0 or indptr[-1] != indices.size:
-            raise _bad(name, f"indptr runs from {int(indptr[0])} to {int(indptr[-1])}, expected "
-                             f"0 to {indices.size} (the number of stored entries)")
-        if major and (np.diff(indptr) < 0).any():
-            raise _bad(name, "indptr decreases")
-        if indices.size and (indices.min() < 0 or indices.max() >= minor):
-            kind = {"csr": "column ", "csc": "row "}.get(fmt, "block ")
-            raise _bad(name, f"{kind}indices outside 0..{minor - 1}")
+        kind = {"csr": "column ", "csc": "row "}.get(fmt, "block ")
+        check_compressed(X.indptr, X.indices, X.data, major, minor, name, kind)
     elif fmt == "coo":
         data = np.asarray(X.data)
         for label, arr, bound in (("row", X.row, n_rows), ("col", X.col, n_cols)):
@@ -229,6 +237,30 @@ def as_float32_copy(value, name: str, shape: Optional[Tuple[int, ...]] = None) -
         raise ValueError(f"{name} contains NaN or infinite values (or values beyond float32 "
                          "range)")
     return out
+
+
+def as_state_array(value, name: str, dtype, ndim: int) -> np.ndarray:
+    """A model array read back from a file, an artefact directory or a pickle, checked like a
+    fitted one: kept as it is when it already has ``dtype``, C order and ``ndim`` dimensions (a
+    memory map stays mapped, a read-only array from an object store stays shared), converted
+    otherwise. Float arrays must be finite. Raises ModelFormatError naming ``name``."""
+    from .exceptions import ModelFormatError
+
+    arr = value if isinstance(value, np.ndarray) else np.asarray(value)
+    dtype = np.dtype(dtype)
+    if arr.ndim != ndim:
+        raise ModelFormatError(f"the saved {name} has {arr.ndim} dimensions, expected {ndim}")
+    if arr.dtype.kind not in ("f" if dtype.kind == "f" else "iu"):
+        raise ModelFormatError(f"the saved {name} has dtype {arr.dtype}, expected {dtype.name}")
+    if arr.dtype != dtype or not arr.flags.c_contiguous:
+        with np.errstate(over="ignore"):
+            converted = np.ascontiguousarray(arr, dtype=dtype)
+        if dtype.kind in "iu" and not np.array_equal(converted, arr):
+            raise ModelFormatError(f"the saved {name} holds values beyond {dtype.name}")
+        arr = converted
+    if dtype == np.float32 and not all_finite(arr):
+        raise ModelFormatError(f"the saved {name} contains NaN or infinite values")
+    return arr
 
 
 def as_factors(value, name: str, n_factors: Optional[int] = None) -> np.ndarray:

@@ -132,6 +132,7 @@ class AlternatingLeastSquares(MatrixFactorizationBase):
         if the factors become NaN or infinite.
         """
         self._check_params()
+        self._own_state()
         Cui = self._confidence(user_items, "user_items")
         Ciu = as_csr(Cui.to_scipy().T.tocsr(), "user_items (transposed)")
         n_users, n_items = Cui.shape
@@ -192,6 +193,7 @@ class AlternatingLeastSquares(MatrixFactorizationBase):
     def _partial_fit(self, ids, rows, side: str) -> None:
         ids_arr, _ = check_ids(ids, None, "userids" if side == "user" else "itemids")
         ids_arr = np.atleast_1d(ids_arr)
+        self._own_state()
         new = self._recalculate(ids_arr, rows, "userids" if side == "user" else "itemids",
                                 "user_items" if side == "user" else "item_users", side)
         attr = "_user_factors" if side == "user" else "_item_factors"

@@ -20,8 +20,8 @@ from typing import Any, Dict, Optional, Tuple
 import numpy as np
 
 from . import _core
-from ._validation import (Csr, as_csr, as_factors, at_most_columns, check_count, check_id_list,
-                          check_ids, check_threads)
+from ._validation import (Csr, as_csr, as_factors, as_state_array, at_most_columns, check_count,
+                          check_id_list, check_ids, check_threads)
 from .exceptions import ModelFormatError, NotFittedError
 
 #: Version of the ``.npz`` layout written by :meth:`RecommenderBase.save`.
@@ -189,30 +189,93 @@ class RecommenderBase:
         )
         return (ids[0], scores[0]) if scalar else (ids, scores)
 
+    # ---- original ids -------------------------------------------------------------------------
+    #: the original id of each user / item index (e.g. from :meth:`tacitrec.Dataset.mapping` or
+    #: the command line), or None; kept by :meth:`save` / :meth:`save_dir` and used by
+    #: :mod:`tacitrec.distributed` to take and return original ids. Set with :meth:`set_ids`.
+    user_ids_: Optional[np.ndarray] = None
+    item_ids_: Optional[np.ndarray] = None
+
+    def set_ids(self, user_ids=None, item_ids=None) -> "RecommenderBase":
+        """Records the original id of every user and item index (arrays of distinct integers or
+        strings, one per row / column of the training matrix; None leaves a side as it is).
+        Returns the model."""
+        for side, value in (("user", user_ids), ("item", item_ids)):
+            if value is not None:
+                setattr(self, f"{side}_ids_", _id_array(value, f"{side}_ids", self, side))
+        return self
+
     # ---- persistence --------------------------------------------------------------------------
+    def _meta(self) -> Dict[str, Any]:
+        return {"class": type(self).__name__, "format_version": FORMAT_VERSION,
+                "params": self.get_params()}
+
+    def _state_with_ids(self) -> Dict[str, np.ndarray]:
+        try:
+            state = dict(self._get_state())
+        except NotFittedError:
+            state = {}
+        for side in ("user", "item"):
+            ids = getattr(self, f"{side}_ids_")
+            if ids is not None:
+                state[f"{side}_ids"] = ids
+        return state
+
     def save(self, file) -> None:
         """Saves the model to one ``.npz`` file (a path, to which ``.npz`` is appended if missing,
         or a binary file object). Holds arrays, hyper-parameters, the class name and the format
         version; loads with ``allow_pickle=False``. A ``random_state`` given as a numpy
-        Generator or RandomState is saved as None (int seeds are kept)."""
-        meta = {
-            "class": type(self).__name__,
-            "format_version": FORMAT_VERSION,
-            "params": self.get_params(),
-        }
+        Generator or RandomState is saved as None (int seeds are kept). To serve from several
+        processes, :meth:`save_dir` writes a form that loads memory-mapped."""
+        meta = json.dumps(self._meta(), default=_encode_param)
+        np.savez(file, **{_META_KEY: np.array(meta)}, **self._state_with_ids())
+
+    def save_dir(self, path) -> None:
+        """Saves the model to the directory ``path``: one ``.npy`` file per array and a
+        ``manifest.json`` (class, format version, hyper-parameters, the arrays' names, dtypes and
+        shapes). :func:`tacitrec.load_dir` opens it memory-mapped, so every process of a machine
+        that serves the model shares one copy of it in the page cache. The directory is written
+        beside ``path`` and renamed into place, so readers never see a half-written model; an
+        existing model directory at ``path`` is replaced, anything else there is refused."""
+        import shutil
+        import tempfile
+
+        path = os.path.abspath(os.fspath(path))
+        if os.path.exists(path) and not os.path.isfile(os.path.join(path, _MANIFEST)):
+            if not os.path.isdir(path) or os.listdir(path):
+                raise FileExistsError(f"{path!r} exists and is not a tacitrec model directory: "
+                                      "choose another path or remove it")
+        state = self._state_with_ids()
+        manifest = dict(self._meta(), format=_DIR_FORMAT, arrays={})
+        tmp = tempfile.mkdtemp(prefix=".tacitrec-", dir=os.path.dirname(path))
         try:
-            state = self._get_state()
-        except NotFittedError:
-            state = {}
-        np.savez(file, **{_META_KEY: np.array(json.dumps(meta, default=_encode_param))}, **state)
+            for name, arr in state.items():
+                arr = _savable(arr, name)
+                np.save(os.path.join(tmp, name + ".npy"), arr, allow_pickle=False)
+                manifest["arrays"][name] = {"dtype": arr.dtype.str, "shape": list(arr.shape)}
+            with open(os.path.join(tmp, _MANIFEST), "w", encoding="utf-8") as f:
+                json.dump(manifest, f, default=_encode_param, indent=1)
+            old = None
+            if os.path.exists(path):
+                old = tempfile.mkdtemp(prefix=".tacitrec-old-", dir=os.path.dirname(path))
+                os.rename(path, os.path.join(old, "model"))
+            os.rename(tmp, path)
+            if old is not None:
+                shutil.rmtree(old, ignore_errors=True)
+        except BaseException:
+            shutil.rmtree(tmp, ignore_errors=True)
+            raise
 
     @classmethod
     def load(cls, file):
-        """Loads a model saved by :meth:`save`. Called on a base class, returns whichever model the
-        file holds; called on a model class, the file must hold that class, a subclass (which is
-        returned) or a base class of it (then ``cls`` is returned)."""
+        """Loads a model saved by :meth:`save` (or a directory written by :meth:`save_dir`, read
+        into memory). Called on a base class, returns whichever model the file holds; called on
+        a model class, the file must hold that class, a subclass (which is returned) or a base
+        class of it (then ``cls`` is returned)."""
         if isinstance(file, (str, os.PathLike)):
             path = os.fspath(file)
+            if os.path.isdir(path):
+                return cls.load_dir(path, mmap=False)
             if not os.path.exists(path) and os.path.exists(path + ".npz"):
                 file = path + ".npz"
         with np.load(file, allow_pickle=False) as z:
@@ -220,7 +283,49 @@ class RecommenderBase:
                 raise ModelFormatError(f"{file!r} is not a tacitrec model file")
             meta = json.loads(str(z[_META_KEY]), object_hook=_decode_param)
             state = {k: z[k] for k in z.files if k != _META_KEY}
-        version = meta.get("format_version")
+        return cls._from_saved(meta, state)
+
+    @classmethod
+    def load_dir(cls, path, mmap: bool = True):
+        """Opens a model directory written by :meth:`save_dir`. With ``mmap`` (the default) the
+        arrays are memory-mapped read-only (``np.load(mmap_mode="r")``): nothing is read until
+        used, and processes on one machine share the pages. Training such a model again copies
+        its arrays first. Class rules as :meth:`load`."""
+        path = os.fspath(path)
+        manifest_path = os.path.join(path, _MANIFEST)
+        if not os.path.isfile(manifest_path):
+            raise ModelFormatError(f"{path!r} is not a tacitrec model directory (no {_MANIFEST})")
+        try:
+            with open(manifest_path, encoding="utf-8") as f:
+                meta = json.load(f, object_hook=_decode_param)
+            arrays = meta["arrays"]
+            if meta.get("format") != _DIR_FORMAT or not isinstance(arrays, dict):
+                raise ValueError("not a model manifest")
+        except (ValueError, KeyError, TypeError, UnicodeDecodeError) as e:
+            raise ModelFormatError(f"{manifest_path!r} is not a valid model manifest ({e})")
+        state = {}
+        for name, spec in arrays.items():
+            if not isinstance(name, str) or not name.replace("_", "").isalnum():
+                raise ModelFormatError(f"{manifest_path!r} names an invalid array {name!r}")
+            file = os.path.join(path, name + ".npy")
+            try:
+                shape = tuple(spec["shape"])
+                size = int(np.prod(shape, dtype=np.int64))
+                arr = np.load(file, mmap_mode="r" if (mmap and size) else None,
+                              allow_pickle=False)
+            except (OSError, ValueError, KeyError, TypeError) as e:
+                raise ModelFormatError(f"cannot read the array {name!r} of {path!r} ({e})")
+            if arr.shape != shape or arr.dtype.str != spec["dtype"]:
+                raise ModelFormatError(f"the array {name!r} of {path!r} has dtype {arr.dtype.str} "
+                                       f"and shape {arr.shape}; the manifest says "
+                                       f"{spec['dtype']} and {shape}")
+            state[name] = arr
+        return cls._from_saved(meta, state)
+
+    @classmethod
+    def _from_saved(cls, meta, state):
+        """The model that ``meta`` (class, format version, params) and ``state`` describe."""
+        version = meta.get("format_version") if isinstance(meta, dict) else None
         if not isinstance(version, int) or version > FORMAT_VERSION:
             raise ModelFormatError(
                 f"model file has format version {version}; this tacitrec reads up to "
@@ -233,10 +338,61 @@ class RecommenderBase:
             raise ModelFormatError(
                 f"model file holds a {meta.get('class')}, which is not a {cls.__name__}"
             )
-        model = target(**meta["params"])
+        params = meta.get("params")
+        try:
+            model = target(**params)
+        except TypeError as e:
+            raise ModelFormatError(f"the saved parameters of the {meta.get('class')} do not fit "
+                                   f"this tacitrec ({e})")
+        ids = {side: state.pop(f"{side}_ids", None) for side in ("user", "item")}
         if state:
             model._set_state(state)
+        model.set_ids(ids["user"], ids["item"])
         return model
+
+    def _own_state(self) -> None:
+        """Replaces state arrays the model cannot write (memory-mapped by :meth:`load_dir`, or
+        shared read-only by an object store) with copies, before training updates them in
+        place."""
+        try:
+            state = self._get_state()
+        except NotFittedError:
+            return
+        if any(isinstance(a, np.ndarray) and not a.flags.writeable for a in state.values()):
+            self._set_state({k: np.array(a) for k, a in state.items()})
+
+
+_MANIFEST = "manifest.json"
+_DIR_FORMAT = "tacitrec-model-dir"
+
+
+def _savable(arr, name: str) -> np.ndarray:
+    """``arr`` as NumPy saves it without pickling (object arrays of strings become str arrays)."""
+    arr = np.asarray(arr)
+    if arr.dtype.kind == "O":
+        arr = arr.astype(str)
+    return arr
+
+
+def _id_array(value, name: str, model, side: str) -> np.ndarray:
+    """A 1-D array of distinct integer or string ids, as many as the model has users / items."""
+    arr = np.asarray(value)
+    if arr.dtype.kind == "O":
+        if not all(isinstance(v, str) for v in arr.ravel().tolist()):
+            raise ValueError(f"{name} must hold integers or strings (all of one kind)")
+        arr = arr.astype(str)
+    if arr.ndim != 1 or arr.dtype.kind not in "iuU":
+        raise ValueError(f"{name} must be a 1-D array of integers or strings, got dtype "
+                         f"{arr.dtype} and shape {arr.shape}")
+    if len(np.unique(arr)) != len(arr):
+        raise ValueError(f"{name} holds repeated ids: each index needs its own id")
+    try:
+        n = model._shape()[0 if side == "user" else 1]
+    except NotFittedError:
+        n = None
+    if n is not None and len(arr) != n:
+        raise ValueError(f"{name} has {len(arr)} ids but the model has {n} {side}s")
+    return arr
 
 
 def check_use_gpu(use_gpu) -> bool:
@@ -410,9 +566,13 @@ class MatrixFactorizationBase(RecommenderBase):
         return {"user_factors": self._user_factors, "item_factors": self._item_factors}
 
     def _set_state(self, state) -> None:
-        self._user_factors = self._item_factors = None
-        self.user_factors = state["user_factors"]
-        self.item_factors = state["item_factors"]
+        user = as_state_array(state["user_factors"], "user_factors", np.float32, 2)
+        item = as_state_array(state["item_factors"], "item_factors", np.float32, 2)
+        if user.shape[1] != item.shape[1]:
+            raise ModelFormatError(f"the saved user factors have {user.shape[1]} columns and the "
+                                   f"item factors {item.shape[1]}")
+        self._user_factors, self._item_factors = user, item
+        self._normed = {}
 
     def __getstate__(self):
         d = self.__dict__.copy()

@@ -159,6 +159,7 @@ class BayesianPersonalizedRanking(SGDFactorizationBase):
         ModelFitError if the factors become NaN or infinite.
         """
         self._check_params()
+        self._own_state()
         c = self._interactions(user_items, "user_items")
         n_users, n_items = c.shape
         f = int(self.factors)

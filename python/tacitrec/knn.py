@@ -31,9 +31,10 @@ import scipy.sparse as sp
 from tqdm.auto import tqdm
 
 from . import _core
-from ._validation import Csr, as_csr, check_count, check_id_list, check_ids
+from ._validation import (Csr, as_csr, as_state_array, check_compressed, check_count, check_id_list,
+                          check_ids)
 from .base import RecommenderBase
-from .exceptions import NotFittedError
+from .exceptions import ModelFormatError, NotFittedError
 
 
 class ItemItemRecommender(RecommenderBase):
@@ -166,10 +167,18 @@ class ItemItemRecommender(RecommenderBase):
                 "n_items": np.array(s.shape[0])}
 
     def _set_state(self, state) -> None:
-        n = int(state["n_items"])
-        m = sp.csr_matrix((state["sim_data"], state["sim_indices"], state["sim_indptr"]),
-                          shape=(n, n))
-        self.similarity = m
+        n = as_state_array(state["n_items"], "n_items", np.int64, 0)
+        arrays = [as_state_array(state[f"sim_{name}"], f"similarity {name}", dtype, 1)
+                  for name, dtype in (("indptr", np.int64), ("indices", np.int32),
+                                      ("data", np.float32))]
+        n = int(n)
+        if n < 0:
+            raise ModelFormatError(f"the saved model has {n} items")
+        try:
+            check_compressed(*arrays, n, n, "the saved similarity", "column ")
+        except ValueError as e:
+            raise ModelFormatError(str(e))
+        self._set_similarity(Csr(*arrays, (n, n)))
 
     def __getstate__(self):
         d = self.__dict__.copy()

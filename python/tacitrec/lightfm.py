@@ -46,10 +46,10 @@ import scipy.sparse as sp
 from tqdm.auto import tqdm
 
 from . import _core
-from ._validation import (Csr, all_finite, as_csr, as_float32_copy, check_count, check_ids,
-                          check_threads)
+from ._validation import (Csr, all_finite, as_csr, as_float32_copy, as_state_array, check_count,
+                          check_ids, check_threads)
 from .base import RecommenderBase
-from .exceptions import ModelFitError, NotFittedError
+from .exceptions import ModelFitError, ModelFormatError, NotFittedError
 
 _LOSSES = ("logistic", "bpr", "warp", "warp-kos")
 _SCHEDULES = ("adagrad", "adadelta")
@@ -197,6 +197,7 @@ class LightFM(RecommenderBase):
         holding a weight for every interaction (any order of entries). Raises ModelFitError if
         the parameters become NaN or infinite."""
         self._check_params()
+        self._own_state()
         check_count(epochs, "epochs", minimum=0)
         threads = check_threads(num_threads)
         X = as_csr(interactions, "interactions")
@@ -400,16 +401,33 @@ class LightFM(RecommenderBase):
 
     def _score_top(self, userids, user_items, N, filter_liked, filter_items, items,
                    user_features, item_features):
+        Ua, Va = self._scoring_factors(user_features, item_features, userids)
+        liked = user_items.triple() if (filter_liked and user_items is not None) else None
+        return _core.topk_dot(Ua, Va, N, liked, items, filter_items, self._threads())
+
+    def _scoring_factors(self, user_features, item_features, userids=None):
+        """User and item factors whose dot products are LightFM's scores:
+        ``[q_u, b_u, 1] . [q_i, 1, b_i] = q_u . q_i + b_u + b_i``."""
         U = self._represent("user", user_features, userids)
         V = self._represent("item", item_features)
         d = U.shape[1] - 1
-        # [q_u, b_u, 1] . [q_i, 1, b_i] = q_u . q_i + b_u + b_i
         Ua = np.hstack([U, np.ones((len(U), 1), np.float32)])
-        Va = np.ascontiguousarray(np.hstack([V[:, :d], np.ones((len(V), 1), np.float32),
-                                             V[:, d:]]))
-        liked = user_items.triple() if (filter_liked and user_items is not None) else None
-        return _core.topk_dot(np.ascontiguousarray(Ua), Va, N, liked, items, filter_items,
-                              self._threads())
+        Va = np.hstack([V[:, :d], np.ones((len(V), 1), np.float32), V[:, d:]])
+        return np.ascontiguousarray(Ua), np.ascontiguousarray(Va)
+
+    def as_factor_model(self, user_features=None, item_features=None):
+        """A :class:`~tacitrec.MatrixFactorizationBase` whose ``recommend`` returns the same ids
+        and scores as this model's with these feature matrices: the user and item
+        representations are computed once (users x (d + 2) and items x (d + 2) float32). This is
+        what to serve or ship to many workers (:mod:`tacitrec.distributed` does): it scores
+        without the feature matrices. Its ``similar_items`` compares the augmented
+        representations, not LightFM's embeddings."""
+        from .base import MatrixFactorizationBase
+
+        served = MatrixFactorizationBase(num_threads=getattr(self, "num_threads", 0))
+        Ua, Va = self._scoring_factors(user_features, item_features)
+        served._user_factors, served._item_factors = Ua, Va
+        return served
 
     # LightFM's attributes
     def _part(self, side: str, k: int, bias: bool) -> Optional[np.ndarray]:
@@ -461,10 +479,10 @@ class LightFM(RecommenderBase):
 
     def _set_state(self, state) -> None:
         for side in ("user", "item"):
-            arrays = [np.ascontiguousarray(state[f"{side}_{n}"], dtype=np.float32)
+            arrays = [as_state_array(state[f"{side}_{n}"], f"{side}_{n}", np.float32, 2)
                       for n in ("params", "grad_acc", "step_acc")]
-            if arrays[0].ndim != 2 or any(a.shape != arrays[0].shape for a in arrays):
-                raise ValueError(f"the saved {side} parameters have inconsistent shapes")
+            if any(a.shape != arrays[0].shape for a in arrays):
+                raise ModelFormatError(f"the saved {side} parameters have inconsistent shapes")
             setattr(self, "_" + side, arrays)
             self._with_features[side] = bool(state[f"{side}_with_features"])
 

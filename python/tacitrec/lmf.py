@@ -111,6 +111,7 @@ class LogisticMatrixFactorization(SGDFactorizationBase):
         infinite.
         """
         self._check_params()
+        self._own_state()
         cu = self._interactions(user_items, "user_items")
         ci = self._interactions(cu.to_scipy().T.tocsr(), "user_items (transposed)")
         n_users, n_items = cu.shape

@@ -8,7 +8,7 @@ from typing import Dict, Optional, Tuple
 import numpy as np
 
 from . import _core
-from ._validation import as_csr
+from ._validation import as_csr, as_state_array
 from .base import RecommenderBase
 from .exceptions import NotFittedError
 
@@ -71,5 +71,6 @@ class PopularityRecommender(RecommenderBase):
         return {"item_popularity": self.item_popularity, "n_users": np.array(self._n_users)}
 
     def _set_state(self, state) -> None:
-        self.item_popularity = np.ascontiguousarray(state["item_popularity"], dtype=np.float32)
-        self._n_users = int(state["n_users"])
+        self.item_popularity = as_state_array(state["item_popularity"], "item_popularity",
+                                              np.float32, 1)
+        self._n_users = int(as_state_array(state["n_users"], "n_users", np.int64, 0))
