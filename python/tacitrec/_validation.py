@@ -241,7 +241,8 @@ def as_float32_copy(value, name: str, shape: Optional[Tuple[int, ...]] = None) -
 
 def as_state_array(value, name: str, dtype, ndim: int) -> np.ndarray:
     """A model array read back from a file, an artefact directory or a pickle, checked like a
-    fitted one: kept as it is when it already has ``dtype``, C order and ``ndim`` dimensions (a
+    fitted one: kept as it is when it already has ``dtype``, C order, ``ndim`` dimensions and
+    aligned memory (Dask's deserialisation may hand out unaligned arrays, which kernels refuse; a
     memory map stays mapped, a read-only array from an object store stays shared), converted
     otherwise. Float arrays must be finite. Raises ModelFormatError naming ``name``."""
     from .exceptions import ModelFormatError
@@ -252,9 +253,9 @@ def as_state_array(value, name: str, dtype, ndim: int) -> np.ndarray:
         raise ModelFormatError(f"the saved {name} has {arr.ndim} dimensions, expected {ndim}")
     if arr.dtype.kind not in ("f" if dtype.kind == "f" else "iu"):
         raise ModelFormatError(f"the saved {name} has dtype {arr.dtype}, expected {dtype.name}")
-    if arr.dtype != dtype or not arr.flags.c_contiguous:
+    if arr.dtype != dtype or not (arr.flags.c_contiguous and arr.flags.aligned):
         with np.errstate(over="ignore"):
-            converted = np.ascontiguousarray(arr, dtype=dtype)
+            converted = np.array(arr, dtype=dtype, order="C", copy=True)
         if dtype.kind in "iu" and not np.array_equal(converted, arr):
             raise ModelFormatError(f"the saved {name} holds values beyond {dtype.name}")
         arr = converted

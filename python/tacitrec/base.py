@@ -350,6 +350,17 @@ class RecommenderBase:
         model.set_ids(ids["user"], ids["item"])
         return model
 
+    def __setstate__(self, d) -> None:
+        """Unpickling checks the arrays as :meth:`load` does (pickle protocol 5 hands them over
+        out-of-band: zero-copy from Ray's object store, possibly unaligned from Dask's frames,
+        which are then copied)."""
+        self.__dict__.update(d)
+        try:
+            state = self._get_state()
+        except NotFittedError:
+            return
+        self._set_state(state)
+
     def _own_state(self) -> None:
         """Replaces state arrays the model cannot write (memory-mapped by :meth:`load_dir`, or
         shared read-only by an object store) with copies, before training updates them in

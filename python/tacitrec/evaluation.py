@@ -128,21 +128,41 @@ def ranking_metrics_at_k(model, train_user_items, test_user_items, K: int = 10,
         raise ValueError("test_user_items has no interactions: there is nothing to evaluate")
     features = {name: F for name, F in (("user_features", user_features),
                                         ("item_features", item_features)) if F is not None}
-    tables = []
     with tqdm(total=len(users), disable=not show_progress, desc="evaluate") as bar:
-        for start in range(0, len(users), _BATCH_USERS):
-            batch = users[start:start + _BATCH_USERS]
-            ids, _ = model.recommend(batch, train.take_rows(batch), N=K,
-                                     filter_already_liked_items=True, **features)
-            tables.append(_core.ranking_metrics_per_user(
-                np.ascontiguousarray(ids, dtype=np.int32), test.take_rows(batch).triple(), K,
-                test.shape[1], num_threads))
+        sums = metric_sums(model, train, test, users, K, num_threads, features, bar)
+    return metrics_from_sums(sums)
+
+
+def metric_sums(model, train, test, users, K: int, num_threads: int, features=None,
+                bar=None) -> np.ndarray:
+    """The per-user metric table of ``users`` (rows of the canonical ``train`` / ``test``),
+    summed: ``[number of users, sum of each of _core.METRIC_NAMES]``, float64. Sums of
+    disjoint sets of users add up; :func:`metrics_from_sums` turns them into the metrics (the
+    distributed evaluation merges partitions this way)."""
+    out = np.zeros(1 + len(_core.METRIC_NAMES))
+    for start in range(0, len(users), _BATCH_USERS):
+        batch = users[start:start + _BATCH_USERS]
+        ids, _ = model.recommend(batch, train.take_rows(batch), N=K,
+                                 filter_already_liked_items=True, **(features or {}))
+        table = _core.ranking_metrics_per_user(
+            np.ascontiguousarray(ids, dtype=np.int32), test.take_rows(batch).triple(), K,
+            test.shape[1], num_threads)
+        out[0] += len(batch)
+        out[1:] += np.asarray(table, dtype=np.float64).sum(axis=0)
+        if bar is not None:
             bar.update(len(batch))
-    table = np.vstack(tables)
-    col = {name: table[:, i] for i, name in enumerate(_core.METRIC_NAMES)}
-    out = {name: float(col[name].mean())
+    return out
+
+
+def metrics_from_sums(sums) -> Dict[str, float]:
+    """The dict of :func:`ranking_metrics_at_k` from the summed table of :func:`metric_sums`."""
+    sums = np.asarray(sums, dtype=np.float64)
+    if sums[0] == 0:
+        raise ValueError("the test interactions have no user to evaluate")
+    col = dict(zip(_core.METRIC_NAMES, sums[1:]))
+    out = {name: float(col[name] / sums[0])
            for name in ("precision", "recall", "map", "ndcg", "auc", "mrr", "hit_rate")}
-    out["implicit_precision"] = float(col["hits"].sum() / col["ideal"].sum())
+    out["implicit_precision"] = float(col["hits"] / col["ideal"])
     return out
 
 
