@@ -184,6 +184,8 @@ class Scorer:
             self._check_found(keep_user, users, "user")
         item = table.column("item").combine_chunks()
         valid = _as_numpy(item.is_valid())
+        if pyarrow().types.is_floating(item.type):  # NaN: pandas' null of a float column
+            valid &= ~np.isnan(_as_numpy(item.fill_null(0)))
         item_idx = np.zeros(len(item), np.int64)
         if valid.any():
             present = item.filter(pyarrow().array(valid))
