@@ -387,11 +387,17 @@ def _savable(arr, name: str) -> np.ndarray:
 
 def _id_array(value, name: str, model, side: str) -> np.ndarray:
     """A 1-D array of distinct integer or string ids, as many as the model has users / items."""
-    arr = np.asarray(value)
-    if arr.dtype.kind == "O":
-        if not all(isinstance(v, str) for v in arr.ravel().tolist()):
+    import numbers
+
+    arr = value if isinstance(value, np.ndarray) else np.asarray(value, dtype=object)
+    if arr.dtype.kind == "O":  # a list, or an object array: all strings or all integers
+        values = arr.ravel().tolist()
+        if all(isinstance(v, str) for v in values):
+            arr = arr.astype(str)
+        elif all(isinstance(v, numbers.Integral) and not isinstance(v, bool) for v in values):
+            arr = arr.astype(np.int64)
+        else:
             raise ValueError(f"{name} must hold integers or strings (all of one kind)")
-        arr = arr.astype(str)
     if arr.ndim != 1 or arr.dtype.kind not in "iuU":
         raise ValueError(f"{name} must be a 1-D array of integers or strings, got dtype "
                          f"{arr.dtype} and shape {arr.shape}")

@@ -299,3 +299,119 @@ def test_not_fitted_errors():
     PopularityRecommender(weighted=True).save(buf)
     buf.seek(0)
     assert PopularityRecommender.load(buf).weighted is True
+
+
+def _mapped(a) -> bool:
+    """Whether ``a`` views a memory-mapped file."""
+    import mmap
+
+    while a is not None:
+        if isinstance(a, mmap.mmap):
+            return True
+        a = getattr(a, "base", None)
+    return False
+
+
+def test_model_directory_is_memory_mapped_and_stays_so(case, tmp_path):
+    model, X, _, _ = case
+    users = np.arange(12)
+    want = model.recommend(users, X[users], N=5)
+    model.set_ids(item_ids=np.array([f"item {j}" for j in range(X.shape[1])]))
+    path = tmp_path / "model-dir"
+    model.save_dir(path)
+    model.save_dir(path)  # replaces a model directory
+    loaded = RecommenderBase.load_dir(path)
+    assert type(loaded) is type(model) and loaded.get_params() == model.get_params()
+    state = [a for a in loaded._get_state().values() if a.size > 1]
+    assert state and all(_mapped(a) and not a.flags.writeable for a in state)
+    got = loaded.recommend(users, X[users], N=5)
+    np.testing.assert_array_equal(got[0], want[0])
+    np.testing.assert_array_equal(got[1], want[1])
+    assert all(_mapped(a) for a in loaded._get_state().values() if a.size > 1)
+    assert loaded.item_ids_.tolist() == model.item_ids_.tolist() and loaded.user_ids_ is None
+    in_memory = type(model).load(path)  # a directory given to load: read, not mapped
+    assert not any(_mapped(a) for a in in_memory._get_state().values())
+    np.testing.assert_array_equal(in_memory.recommend(users, X[users], N=5)[0], want[0])
+
+
+def test_pickle_protocol_5_hands_arrays_out_of_band(case):
+    model, X, _, _ = case
+    users = np.arange(12)
+    want = model.recommend(users, X[users], N=5)
+    buffers = []
+    data = pickle.dumps(model, protocol=5, buffer_callback=buffers.append)
+    state_bytes = sum(a.nbytes for a in model._get_state().values())
+    assert sum(b.raw().nbytes for b in buffers) >= state_bytes - 64
+    assert len(data) < 4096
+    # buffers handed back at odd addresses (Dask's frames do this) are accepted
+    odd = [memoryview(bytearray(b"\0" + bytes(b.raw())))[1:] for b in buffers]
+    got = pickle.loads(data, buffers=odd).recommend(users, X[users], N=5)
+    np.testing.assert_array_equal(got[0], want[0])
+    np.testing.assert_array_equal(got[1], want[1])
+
+
+def test_model_directory_errors(tmp_path):
+    import json
+
+    X = random_user_items()
+    model = AlternatingLeastSquares(factors=3, iterations=1).fit(X, show_progress=False)
+    (tmp_path / "other").mkdir()
+    (tmp_path / "other" / "notes.txt").write_text("mine")
+    with pytest.raises(FileExistsError, match="not a tacitrec model directory"):
+        model.save_dir(tmp_path / "other")
+    with pytest.raises(ModelFormatError, match="no manifest.json"):
+        RecommenderBase.load_dir(tmp_path / "other")
+    path = tmp_path / "m"
+    model.save_dir(path)
+    manifest = json.loads((path / "manifest.json").read_text())
+    (path / "manifest.json").write_text("{not json")
+    with pytest.raises(ModelFormatError, match="not a valid model manifest"):
+        RecommenderBase.load_dir(path)
+    manifest["arrays"]["user_factors"]["shape"] = [1, 1]
+    (path / "manifest.json").write_text(json.dumps(manifest))
+    with pytest.raises(ModelFormatError, match="user_factors"):
+        RecommenderBase.load_dir(path)
+    model.save_dir(path)
+    np.save(path / "item_factors.npy", np.full(model.item_factors.shape, np.nan, np.float32))
+    with pytest.raises(ModelFormatError, match="NaN"):
+        RecommenderBase.load_dir(path)
+    (path / "item_factors.npy").unlink()
+    with pytest.raises(ModelFormatError, match="item_factors"):
+        RecommenderBase.load_dir(path)
+
+
+def test_loaded_read_only_model_trains_on_copies(tmp_path):
+    X = random_user_items()
+    for model in (AlternatingLeastSquares(factors=3, iterations=1, random_state=0),
+                  BayesianPersonalizedRanking(factors=3, iterations=2, random_state=0),
+                  LogisticMatrixFactorization(factors=3, iterations=2, random_state=0)):
+        model.fit(X, show_progress=False)
+        model.save_dir(tmp_path / type(model).__name__)
+        loaded = RecommenderBase.load_dir(tmp_path / type(model).__name__)
+        before = np.array(loaded.item_factors)
+        loaded.fit(X, show_progress=False)  # continues from the mapped factors
+        assert loaded.item_factors.flags.writeable and not _mapped(loaded.item_factors)
+        assert not np.array_equal(loaded.item_factors, before)
+        np.testing.assert_array_equal(np.load(tmp_path / type(model).__name__ /
+                                              "item_factors.npy"), before)
+    lfm = LightFM(no_components=3, random_state=0).fit(X, epochs=1)
+    lfm.save_dir(tmp_path / "lfm")
+    loaded = RecommenderBase.load_dir(tmp_path / "lfm")
+    loaded.fit_partial(X, epochs=1)
+    assert not _mapped(loaded.item_embeddings)
+
+
+def test_set_ids_checks_and_persists(tmp_path):
+    X = random_user_items(n_users=5, n_items=4)
+    model = PopularityRecommender().fit(X)
+    with pytest.raises(ValueError, match="repeated"):
+        model.set_ids(item_ids=["a", "b", "a", "c"])
+    with pytest.raises(ValueError, match="4 items"):
+        model.set_ids(item_ids=["a", "b"])
+    with pytest.raises(ValueError, match="integers or strings"):
+        model.set_ids(user_ids=[1, "b", 3, 4, 5])
+    model.set_ids(user_ids=np.arange(10, 15), item_ids=["a", "b", "c", "d"])
+    model.save(tmp_path / "p.npz")
+    loaded = RecommenderBase.load(tmp_path / "p.npz")
+    assert loaded.user_ids_.tolist() == [10, 11, 12, 13, 14]
+    assert loaded.item_ids_.tolist() == ["a", "b", "c", "d"]
