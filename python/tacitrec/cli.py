@@ -169,6 +169,8 @@ def cmd_recommend(args) -> int:
     for name, value in (("-n", n), ("--chunk-size", args.chunk_size)):
         if value < 1:
             raise CliError(f"{name} must be a positive integer, got {value}")
+    if args.engine is not None:
+        return _recommend_on_engine(args, model, data, users, history, features)
     out = sys.stdout if args.out == "-" else open(args.out, "w", newline="", encoding="utf-8")
     try:
         writer = csv.writer(out, lineterminator="\n")
@@ -189,6 +191,32 @@ def cmd_recommend(args) -> int:
             out.close()
     if args.out != "-":
         _say(args, f"{len(users)} users x top {n} written to {args.out}")
+    return 0
+
+
+def _recommend_on_engine(args, model, data, users, history, features) -> int:
+    """``recommend --engine``: the users' rows go to the engine, Parquet comes out."""
+    import pandas as pd
+
+    from .distributed._engines import recommend_to_parquet
+
+    if args.out == "-":
+        raise CliError("--engine writes a Parquet folder: give it with --out")
+    if args.partitions is not None and args.partitions < 1:
+        raise CliError(f"--partitions must be a positive integer, got {args.partitions}")
+    rows = history[users].tocoo()
+    empty = users[np.diff(history[users].indptr) == 0]  # served too, from no history
+    frame = pd.DataFrame({
+        "user": np.concatenate([data.user_ids[users[rows.row]], data.user_ids[empty]]),
+        "item": np.concatenate([data.item_ids[rows.col], np.full(len(empty), None)]),
+        "weight": np.concatenate([rows.data, np.ones(len(empty), np.float32)]),
+    })
+    model.set_ids(user_ids=data.user_ids, item_ids=data.item_ids)
+    recommend_to_parquet(args.engine, model, frame, args.out, address=args.address,
+                         partitions=args.partitions, N=args.n,
+                         filter_already_liked_items=not args.keep_liked, **features)
+    _say(args, f"{len(users)} users x top {args.n} written to {args.out} (Parquet, "
+               f"{args.engine})")
     return 0
 
 
@@ -396,6 +424,13 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--out", "-o", default="-", help="output CSV (default: standard output)")
     r.add_argument("--chunk-size", type=int, default=10000, help="users per batch "
                    "(default 10000)")
+    r.add_argument("--engine", choices=["ray", "dask", "spark"], help="recommend on this "
+                   "engine (pip install \"tacitrec[ENGINE]\"); --out is then a Parquet folder")
+    r.add_argument("--address", metavar="URL", help="with --engine: the cluster to use (Ray "
+                   "address, Dask scheduler, Spark master); default: a local one on this "
+                   "machine's cores, on the loopback address")
+    r.add_argument("--partitions", type=int, help="with --engine: partitions of the users "
+                   "(default: twice the local cores)")
     _reader_options(r)
     _common(r)
 
@@ -438,7 +473,7 @@ def main(argv: Optional[List[str]] = None) -> int:
     except BrokenPipeError:  # e.g. `tacitrec recommend m.npz | head`
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         return 141
-    except (FileNotFoundError, ValueError, TypeError, IndexError, ImportError, ModelFormatError,
+    except (FileNotFoundError, FileExistsError, ValueError, TypeError, IndexError, ImportError, ModelFormatError,
             ModelFitError, NotFittedError, NotImplementedError) as e:
         print(f"tacitrec {args.command}: error: {e}", file=sys.stderr)
         return 1
