@@ -1,0 +1,235 @@
+"""tacitrec on Spark: recommend and evaluate from Spark DataFrames of interaction rows.
+
+The rows are shuffled by user (``repartition(n, "user")``) and sorted by user within each
+partition, then scored with ``mapInArrow`` (Spark 3.3 or later, classic or Spark Connect): each
+task streams its partition's Arrow batches, carrying the rows of the last user of a batch over
+to the next one, so its memory stays bounded by the batch size
+(``spark.sql.execution.arrow.maxRecordsPerBatch``) and every user is scored with all its rows.
+The local kernels run with ``spark.task.cpus`` threads (``TaskContext.cpus()``; keep
+``spark.task.cpus`` equal to the cores an executor gives each task).
+
+The model reaches the Python workers in one of two forms; ``SparkContext.broadcast`` is not
+used (Spark Connect lacks it):
+
+* a **model directory path** (``model.save_dir(path)`` on a file system every executor can
+  read): each Python worker process opens it memory-mapped once, so a machine holds one copy
+  of the arrays in its page cache, whatever the number of tasks. This is the form for large
+  models;
+* a **model object**: it travels in the task's closure (pickled with every task) and each
+  Python worker process builds its scorer from it once per call. Convenient for small models;
+  every worker process holds its own copy.
+
+See :mod:`tacitrec.distributed` for the arguments. Needs ``pip install "tacitrec[spark]"``
+(pyspark, a Java 17 runtime for Spark 4). Example, on the loopback address::
+
+    import os
+    os.environ["SPARK_LOCAL_IP"] = "127.0.0.1"
+    from pyspark.sql import SparkSession
+    spark = (SparkSession.builder.master("local[2]")
+             .config("spark.driver.bindAddress", "127.0.0.1")
+             .config("spark.driver.host", "127.0.0.1")
+             .config("spark.ui.enabled", "false").getOrCreate())
+    rows = spark.read.parquet("interactions/")        # user, item[, weight]
+    model.save_dir("/shared/models/als")
+    top = tacitrec.distributed.spark.recommend("/shared/models/als", rows, N=10)
+    top.write.parquet("recommendations/")
+"""
+
+from __future__ import annotations
+
+import functools
+import threading
+import uuid
+from collections import OrderedDict
+
+import numpy as np
+
+from . import _local, require
+
+
+def _sql():
+    require("pyspark", "spark")
+    return require("pyspark.sql", "spark")
+
+
+def _task_cpus() -> int:
+    """The cores Spark gave this task (``spark.task.cpus``); 1 outside a task."""
+    from pyspark import TaskContext
+
+    context = TaskContext.get()
+    if context is None:
+        return 1
+    try:
+        return max(1, int(context.cpus()))
+    except Exception:  # pragma: no cover - an old Spark without TaskContext.cpus()
+        return 1
+
+
+#: scorers built in this Python worker process, by (call token, threads); a few calls kept
+_SCORERS: "OrderedDict[tuple, _local.Scorer]" = OrderedDict()
+_SCORERS_KEPT = 4
+_SCORERS_LOCK = threading.Lock()
+
+
+def _scorer(token: str, model, options: dict) -> "_local.Scorer":
+    """The scorer of call ``token`` in this process, built at its first task here."""
+    threads = _task_cpus()
+    key = (token, threads)
+    with _SCORERS_LOCK:
+        scorer = _SCORERS.get(key)
+        if scorer is not None:
+            _SCORERS.move_to_end(key)
+            return scorer
+    scorer = _local.Scorer(model, num_threads=threads, **options)
+    with _SCORERS_LOCK:
+        _SCORERS[key] = scorer
+        while len(_SCORERS) > _SCORERS_KEPT:
+            _SCORERS.popitem(last=False)
+    return scorer
+
+
+def _whole_users(batches):
+    """Tables of whole users from the Arrow batches of a partition sorted by user: the rows of
+    the last user of a batch wait for the next batch (they may continue there)."""
+    pa = _local.pyarrow()
+    import pyarrow.compute as pc
+
+    carry = None
+    for batch in batches:
+        if batch.num_rows == 0:
+            continue
+        table = pa.Table.from_batches([batch])
+        if carry is not None:
+            table = pa.concat_tables([carry, table]).combine_chunks()
+        user = table.column("user")
+        last = user[len(user) - 1]
+        if not last.is_valid:
+            yield table  # null users: the scorer names the problem
+            carry = None
+            continue
+        tail = int(pc.sum(pc.equal(user, last)).as_py() or 0)
+        done = table.slice(0, len(table) - tail)
+        carry = table.slice(len(table) - tail)
+        if len(done):
+            _check_grouped(done.column("user"))
+            yield done
+    if carry is not None:
+        yield carry
+
+
+def _check_grouped(user) -> None:
+    """The rows of each user are together (the partition was sorted by user)."""
+    import pyarrow.compute as pc
+
+    user = user.combine_chunks()
+    if len(user) < 2 or user.null_count:
+        return
+    runs = 1 + int(pc.sum(pc.not_equal(user.slice(1), user.slice(0, len(user) - 1))).as_py())
+    if runs != pc.count_distinct(user).as_py():
+        raise RuntimeError("the rows of a user are not together in the partition: the frame "
+                           "must reach mapInArrow sorted by user")
+
+
+def _recommend_batches(batches, token, model, options, schema):
+    scorer = _scorer(token, model, options)
+    for table in _whole_users(batches):
+        out = scorer.recommend(table)
+        if len(out):
+            yield from out.cast(schema).to_batches()
+
+
+def _metric_batches(batches, token, model, K, unknown):
+    pa = _local.pyarrow()
+    scorer = _scorer(token, model, {"unknown": unknown})
+    sums = np.zeros(len(_sum_columns()))
+    for table in _whole_users(batches):
+        sums += scorer.metric_sums(table, K)
+    yield pa.RecordBatch.from_arrays([pa.array([s], pa.float64()) for s in sums],
+                                     names=_sum_columns())
+
+
+def _sum_columns():
+    from .. import _core
+
+    return ["users"] + list(_core.METRIC_NAMES)
+
+
+def _columns(frame, name: str, test: bool = False):
+    sql = _sql()
+    if not isinstance(frame, sql.DataFrame):
+        raise TypeError(f"{name} must be a Spark DataFrame, got {type(frame).__name__}")
+    missing = {"user", "item"} - set(frame.columns)
+    if missing:
+        raise ValueError(f"{name} needs the columns user and item (and optionally weight); "
+                         f"missing {sorted(missing)}")
+    keep = ["user", "item"] + (["weight"] if "weight" in frame.columns and not test else [])
+    return frame.select(*keep)
+
+
+def _by_user(frame, partitions):
+    """``frame`` with all the rows of a user in one partition, sorted by user there."""
+    if partitions is None:
+        shuffled = frame.repartition("user")
+    else:
+        from .._validation import check_count
+
+        shuffled = frame.repartition(check_count(partitions, "partitions"), "user")
+    return shuffled.sortWithinPartitions("user")
+
+
+def _arrow_schema(frame):
+    from pyspark.sql.pandas.types import to_arrow_schema
+
+    return to_arrow_schema(frame.schema)
+
+
+def recommend(model, interactions, N: int = 10, filter_already_liked_items: bool = True,
+              filter_items=None, items=None, *, unknown: str = "raise", user_features=None,
+              item_features=None, partitions=None):
+    """The top ``N`` of every user in the Spark DataFrame ``interactions``, as a Spark DataFrame
+    of ``user`` (the input's type), ``item`` (string for string ids, long for indices),
+    ``rank`` (int) and ``score`` (float); lazy, like every DataFrame: collect it or write it
+    (``.write.parquet``). ``partitions``: the number of partitions after the shuffle by user
+    (``spark.sql.shuffle.partitions`` by default)."""
+    _sql()
+    from pyspark.sql.pandas.types import from_arrow_schema, to_arrow_schema
+
+    frame = _columns(interactions, "interactions")
+    model = _local.serving_model(model, user_features, item_features)
+    options = dict(N=N, filter_already_liked_items=filter_already_liked_items,
+                   filter_items=filter_items, items=items, unknown=unknown)
+    # options and id types checked here, before any Spark work; the output schema with them
+    empty = _arrow_schema(frame).empty_table()
+    out_schema = from_arrow_schema(_local.Scorer(model, **options).recommend(empty).schema)
+    work = functools.partial(_recommend_batches, token=uuid.uuid4().hex, model=model,
+                             options=options, schema=to_arrow_schema(out_schema))
+    return _by_user(frame, partitions).mapInArrow(work, out_schema)
+
+
+def ranking_metrics_at_k(model, train, test, K: int = 10, *, unknown: str = "raise",
+                         user_features=None, item_features=None, partitions=None):
+    """:func:`tacitrec.evaluation.ranking_metrics_at_k` of ``model`` on the Spark DataFrames
+    ``train`` and ``test`` (rows of users and items), merged from per-partition sums."""
+    from ..evaluation import metrics_from_sums
+    from .._validation import check_count
+
+    sql = _sql()
+    from pyspark.sql import functions as F
+
+    train_rows = _columns(train, "train").withColumn(_local.TEST_COLUMN, F.lit(False))
+    test_rows = _columns(test, "test", True).withColumn(_local.TEST_COLUMN, F.lit(True))
+    model = _local.serving_model(model, user_features, item_features)
+    K = check_count(K, "K")
+    scorer = _local.Scorer(model, unknown=unknown)  # options and id types checked here
+    rows = train_rows.unionByName(test_rows, allowMissingColumns=True)
+    empty = _arrow_schema(rows).empty_table()
+    scorer.metric_sums(empty, K)
+    schema = sql.types.StructType([sql.types.StructField(c, sql.types.DoubleType(), False)
+                                   for c in _sum_columns()])
+    work = functools.partial(_metric_batches, token=uuid.uuid4().hex, model=model, K=K,
+                             unknown=unknown)
+    parts = _by_user(rows, partitions).mapInArrow(work, schema).collect()
+    sums = np.zeros(len(_sum_columns()))
+    for row in parts:
+        sums += np.array([row[c] for c in _sum_columns()], dtype=np.float64)
+    return metrics_from_sums(sums)
