@@ -30,3 +30,38 @@ def test_readme_block_runs(index, tmp_path, monkeypatch):
     assert (ids >= 0).all() and (scores[..., :-1] >= scores[..., 1:]).all()
     if "new_user" in namespace:  # LightFM cold start: a user known only by taste=3
         assert (namespace["d"].item_cluster[ids] == 3).mean() >= 0.8
+
+
+def engine_blocks():
+    """The Python blocks of "More than one machine": one example per engine."""
+    with open(README, encoding="utf-8") as f:
+        text = f.read()
+    section = text.split("\n## More than one machine\n")[1].split("\n## ")[0]
+    return re.findall(r"```python\n(.*?)```", section, flags=re.S)
+
+
+def test_readme_has_an_example_per_engine():
+    found = {m for block in engine_blocks()
+             for m in re.findall(r"tacitrec\.distributed import (\w+)", block)}
+    assert found == {"dask", "ray", "spark"}
+
+
+@pytest.mark.parametrize("index", range(len(engine_blocks())))
+def test_readme_engine_example_runs(index, tmp_path):
+    """Each example, in its own process (each starts its engine), on the loopback address;
+    skipped when its engine is not installed."""
+    import importlib.util
+    import subprocess
+    import sys
+
+    block = engine_blocks()[index]
+    engine = re.search(r"tacitrec\.distributed import (\w+)", block).group(1)
+    needs = {"dask": ["dask", "distributed"], "ray": ["ray"], "spark": ["pyspark"]}[engine]
+    missing = [m for m in needs if importlib.util.find_spec(m) is None]
+    if missing:
+        pytest.skip(f"{engine} is not installed")
+    if engine == "spark" and subprocess.run(["java", "-version"], capture_output=True).returncode:
+        pytest.skip("Spark needs a Java runtime")
+    done = subprocess.run([sys.executable, "-c", block], cwd=tmp_path, capture_output=True,
+                          text=True, timeout=300)
+    assert done.returncode == 0, done.stderr[-3000:]
