@@ -278,11 +278,24 @@ class RecommenderBase:
                 return cls.load_dir(path, mmap=False)
             if not os.path.exists(path) and os.path.exists(path + ".npz"):
                 file = path + ".npz"
-        with np.load(file, allow_pickle=False) as z:
-            if _META_KEY not in z.files:
-                raise ModelFormatError(f"{file!r} is not a tacitrec model file")
-            meta = json.loads(str(z[_META_KEY]), object_hook=_decode_param)
-            state = {k: z[k] for k in z.files if k != _META_KEY}
+        import zipfile
+
+        try:
+            z = np.load(file, allow_pickle=False)
+            if not isinstance(z, np.lib.npyio.NpzFile):
+                raise ModelFormatError(f"{file!r} holds a single array (.npy), not a tacitrec "
+                                       "model (.npz)")
+            with z:
+                if _META_KEY not in z.files:
+                    raise ModelFormatError(f"{file!r} is not a tacitrec model file")
+                meta = json.loads(str(z[_META_KEY]), object_hook=_decode_param)
+                state = {k: z[k] for k in z.files if k != _META_KEY}
+        except (FileNotFoundError, IsADirectoryError, PermissionError, ModelFormatError):
+            raise
+        except (zipfile.BadZipFile, ValueError, OSError, EOFError, KeyError, TypeError,
+                UnicodeDecodeError, NotImplementedError, zlib_error()) as e:
+            raise ModelFormatError(f"{file!r} is not a readable tacitrec model file "
+                                   f"({type(e).__name__}: {e})") from None
         return cls._from_saved(meta, state)
 
     @classmethod
@@ -345,9 +358,16 @@ class RecommenderBase:
             raise ModelFormatError(f"the saved parameters of the {meta.get('class')} do not fit "
                                    f"this tacitrec ({e})")
         ids = {side: state.pop(f"{side}_ids", None) for side in ("user", "item")}
-        if state:
-            model._set_state(state)
-        model.set_ids(ids["user"], ids["item"])
+        try:
+            if state:
+                model._set_state(state)
+            model.set_ids(ids["user"], ids["item"])
+        except ModelFormatError:
+            raise
+        except KeyError as e:
+            raise ModelFormatError(f"the saved {meta.get('class')} lacks the array {e}") from None
+        except (ValueError, TypeError, IndexError) as e:
+            raise ModelFormatError(f"the saved {meta.get('class')} is inconsistent ({e})") from None
         return model
 
     def __setstate__(self, d) -> None:
@@ -375,6 +395,12 @@ class RecommenderBase:
 
 _MANIFEST = "manifest.json"
 _DIR_FORMAT = "tacitrec-model-dir"
+
+
+def zlib_error():
+    import zlib
+
+    return zlib.error
 
 
 def _savable(arr, name: str) -> np.ndarray:

@@ -484,7 +484,11 @@ class LightFM(RecommenderBase):
             if any(a.shape != arrays[0].shape for a in arrays):
                 raise ModelFormatError(f"the saved {side} parameters have inconsistent shapes")
             setattr(self, "_" + side, arrays)
-            self._with_features[side] = bool(state[f"{side}_with_features"])
+            flag = np.asarray(state[f"{side}_with_features"])
+            if flag.shape != () or flag.dtype != np.bool_:
+                raise ModelFormatError(f"the saved {side}_with_features must be one boolean, got "
+                                       f"dtype {flag.dtype} and shape {flag.shape}")
+            self._with_features[side] = bool(flag)
 
 
 __all__ = ["LightFM"]

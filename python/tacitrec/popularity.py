@@ -10,7 +10,7 @@ import numpy as np
 from . import _core
 from ._validation import as_csr, as_state_array
 from .base import RecommenderBase
-from .exceptions import NotFittedError
+from .exceptions import ModelFormatError, NotFittedError
 
 
 class PopularityRecommender(RecommenderBase):
@@ -73,4 +73,7 @@ class PopularityRecommender(RecommenderBase):
     def _set_state(self, state) -> None:
         self.item_popularity = as_state_array(state["item_popularity"], "item_popularity",
                                               np.float32, 1)
-        self._n_users = int(as_state_array(state["n_users"], "n_users", np.int64, 0))
+        n_users = int(as_state_array(state["n_users"], "n_users", np.int64, 0))
+        if n_users < 0:
+            raise ModelFormatError(f"the saved model has {n_users} users")
+        self._n_users = n_users
