@@ -7,12 +7,15 @@ single-character separated text (quoted fields in comma-separated files), ``::``
 
 from __future__ import annotations
 
+import codecs
+import contextlib
 import csv
 import io
 import itertools
 import json
 import math
 import os
+import tempfile
 from array import array
 from dataclasses import dataclass
 from typing import List, Optional
@@ -104,7 +107,7 @@ class _Index:
 
 def read_interactions(path, sep: Optional[str] = None, header: str = "auto", user_col="0",
                       item_col="1", weight_col: Optional[str] = "auto",
-                      min_weight: Optional[float] = None) -> Interactions:
+                      min_weight: Optional[float] = None, encoding: str = "utf-8") -> Interactions:
     """The users x items matrix of an interaction file, with its ids (sorted as strings).
 
     ``user_col`` / ``item_col`` / ``weight_col`` are 0-based positions or header names;
@@ -112,16 +115,29 @@ def read_interactions(path, sep: Optional[str] = None, header: str = "auto", use
     every interaction weight 1. ``header="auto"`` treats the first line as a header when a column
     is chosen by name, or when its weight (else user) field is not a number but the next line's
     is. Rows whose weight is below ``min_weight`` are dropped; duplicate pairs are summed.
-    Malformed rows raise ValueError naming the file and line.
+    Text is read in ``encoding`` (a UTF-8 byte-order mark is skipped). Malformed rows, and ids
+    that NumPy's strings cannot keep (a trailing NUL character), raise ValueError naming the file
+    and line.
     """
     path = _check_file(path, "interactions file")
     if weight_col is not None and str(weight_col).lower() == "none":
         weight_col = None
     if header not in ("auto", "yes", "no"):
         raise ValueError(f"header must be 'auto', 'yes' or 'no', got {header!r}")
-    reader = _read_parquet if path.lower().endswith(_PARQUET) else _read_text
-    (user_ids, rows), (item_ids, cols), weights = reader(path, sep, header, user_col, item_col,
-                                                          weight_col)
+    if path.lower().endswith(_PARQUET):
+        parsed = _read_parquet(path, sep, header, user_col, item_col, weight_col)
+    else:
+        try:
+            codecs.lookup(encoding)
+        except LookupError:
+            raise ValueError(f"unknown encoding {encoding!r}") from None
+        try:
+            parsed = _read_text(path, sep, header, user_col, item_col, weight_col, encoding)
+        except UnicodeDecodeError as e:
+            raise ValueError(f"{path}: not {encoding} text (it holds the byte "
+                             f"{e.object[e.start]:#04x}): give the file's encoding, e.g. "
+                             "--encoding latin-1") from None
+    (user_ids, rows), (item_ids, cols), weights = parsed
     if min_weight is not None:
         keep = weights >= float(min_weight)
         rows, cols, weights = rows[keep], cols[keep], weights[keep]
@@ -141,9 +157,11 @@ def _compact(ids: np.ndarray, codes: np.ndarray):
     return ids[used], codes.ravel()
 
 
-def _read_text(path, sep, header, user_col, item_col, weight_col):
+def _read_text(path, sep, header, user_col, item_col, weight_col, encoding="utf-8"):
     sep = _SEPARATORS.get(sep, sep) if sep is not None else None
-    with open(path, encoding="utf-8", newline="") as f:
+    if codecs.lookup(encoding).name == "utf-8":
+        encoding = "utf-8-sig"  # skips a byte-order mark, which would join the first id
+    with open(path, encoding=encoding, newline="") as f:
         numbered = ((n, line) for n, line in enumerate(f, 1) if line.strip())
         head = [next(numbered, None), next(numbered, None)]
         if head[0] is None:
@@ -151,13 +169,13 @@ def _read_text(path, sep, header, user_col, item_col, weight_col):
         if sep is None:
             sep = _sniff(head[0][1])
         split = _splitter(sep)
-        first = split(head[0][1])
+        first = _fields(split, *head[0], path)
         has_header = header == "yes"
         if header == "auto":
             has_header = any(c is not None and not str(c).isdigit() and c != "auto"
                              for c in (user_col, item_col, weight_col))
             if not has_header and head[1] is not None:
-                second = split(head[1][1])
+                second = _fields(split, *head[1], path)
                 probe = 2 if weight_col is not None and min(len(first), len(second)) > 2 else 0
                 if str(weight_col).isdigit():
                     probe = int(weight_col)
@@ -173,12 +191,16 @@ def _read_text(path, sep, header, user_col, item_col, weight_col):
         rows, cols, weights = array("q"), array("q"), array("d")
         body = head[1:] if has_header else head
         for n, line in itertools.chain((h for h in body if h is not None), numbered):
-            fields = split(line)
+            fields = _fields(split, n, line, path)
             if len(fields) < need:
                 raise ValueError(f"{path}, line {n}: expected at least {need} fields separated "
                                  f"by {_describe(sep)}, found {len(fields)}")
-            rows.append(user_index(fields[u].strip()))
-            cols.append(item_index(fields[i].strip()))
+            user, item = fields[u].strip(), fields[i].strip()
+            if user.endswith("\0") or item.endswith("\0"):
+                raise ValueError(f"{path}, line {n}: an id ends with a NUL character, which "
+                                 "NumPy strings drop (two ids would become one): remove it")
+            rows.append(user_index(user))
+            cols.append(item_index(item))
             if w is not None:
                 try:
                     value = float(fields[w])
@@ -194,6 +216,13 @@ def _read_text(path, sep, header, user_col, item_col, weight_col):
         np.ones(len(rows), dtype=np.float64)
     return (user_index.sorted(np.frombuffer(rows, dtype=np.int64)),
             item_index.sorted(np.frombuffer(cols, dtype=np.int64)), weights)
+
+
+def _fields(split, n: int, line: str, path: str) -> List[str]:
+    try:
+        return split(line)
+    except csv.Error as e:  # e.g. a field over the csv module's size limit
+        raise ValueError(f"{path}, line {n}: {e}") from None
 
 
 def _describe(sep: Optional[str]) -> str:
@@ -273,6 +302,25 @@ def with_identity(meta: sp.csr_matrix) -> sp.csr_matrix:
     return (sp.diags(1.0 / sums).astype(np.float32) @ M).tocsr()
 
 
+@contextlib.contextmanager
+def atomic_output(path, mode: str = "w", **open_kw):
+    """A file object writing to a temporary file beside ``path`` that replaces ``path`` only when
+    the block ends normally: an error or Ctrl-C leaves no truncated output behind."""
+    path = os.fspath(path)
+    if os.path.isdir(path):
+        raise ValueError(f"output {path!r} is a directory: give a file name")
+    folder = os.path.dirname(os.path.abspath(path))
+    fd, tmp = tempfile.mkstemp(prefix=".tacitrec-", suffix=".part", dir=folder)
+    try:
+        with os.fdopen(fd, mode, **open_kw) as f:
+            yield f
+        os.replace(tmp, path)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            os.unlink(tmp)
+        raise
+
+
 # ---- the command line's model bundle -----------------------------------------------------------
 _MATRICES = ("train", "user_features", "item_features")
 
@@ -288,7 +336,7 @@ def save_bundle(path, model, data: Interactions, info: dict, **features) -> None
         if M is not None:
             arrays.update({f"{name}_data": M.data, f"{name}_indices": M.indices,
                            f"{name}_indptr": M.indptr, f"{name}_shape": np.array(M.shape)})
-    with open(path, "wb") as f:
+    with atomic_output(path, "wb") as f:
         np.savez(f, tacitrec_cli=np.array(json.dumps(info)),
                  model=np.frombuffer(buf.getvalue(), dtype=np.uint8),
                  user_ids=data.user_ids, item_ids=data.item_ids, **arrays)

@@ -14,10 +14,14 @@ from __future__ import annotations
 
 import argparse
 import ast
+import codecs
+import contextlib
 import csv
 import os
 import sys
+import tarfile
 import time
+import zipfile
 from typing import Dict, List, Optional
 
 import numpy as np
@@ -67,7 +71,11 @@ def _parse_params(pairs: List[str]) -> Dict[str, object]:
         try:
             params[key.strip()] = ast.literal_eval(text)
         except (ValueError, SyntaxError):
-            params[key.strip()] = text  # a bare string such as loss=warp
+            try:  # nan, inf: numbers that literal_eval does not read (and models refuse)
+                params[key.strip()] = float(text) if text.strip().lower().lstrip("+-") in (
+                    "nan", "inf", "infinity") else text
+            except ValueError:
+                params[key.strip()] = text
     return params
 
 
@@ -109,7 +117,8 @@ def _features(args, data: _io.Interactions) -> Dict[str, sp.csr_matrix]:
     for side, ids in (("user", data.user_ids), ("item", data.item_ids)):
         meta = sp.csr_matrix((len(ids), 0), dtype=np.float32)
         if given[side] is not None:
-            meta = _io.aligned(ids, _io.read_interactions(given[side], sep=args.sep))
+            meta = _io.aligned(ids, _io.read_interactions(given[side], sep=args.sep,
+                                                          encoding=args.encoding))
         out[f"{side}_features"] = _io.with_identity(meta)
     return out
 
@@ -124,7 +133,8 @@ def _fit(model, X, fit_kw, show_progress: bool, **features):
 def _read(path, args, min_weight=True) -> _io.Interactions:
     return _io.read_interactions(path, sep=args.sep, header=args.header, user_col=args.user_col,
                                  item_col=args.item_col, weight_col=args.weight_col,
-                                 min_weight=args.min_weight if min_weight else None)
+                                 min_weight=args.min_weight if min_weight else None,
+                                 encoding=args.encoding)
 
 
 # ---- commands ----------------------------------------------------------------------------------
@@ -147,7 +157,8 @@ def _requested_users(args, data: _io.Interactions) -> np.ndarray:
     if args.users is None:
         return np.arange(data.matrix.shape[0])
     path = _io._check_file(args.users, "users file")
-    with open(path, encoding="utf-8") as f:
+    encoding = "utf-8-sig" if codecs.lookup(args.encoding).name == "utf-8" else args.encoding
+    with open(path, encoding=encoding) as f:
         wanted = [line.strip() for line in f if line.strip()]
     pos = _io.lookup(data.user_ids, wanted)
     unknown = [w for w, p in zip(wanted, pos) if p < 0]
@@ -171,8 +182,8 @@ def cmd_recommend(args) -> int:
             raise CliError(f"{name} must be a positive integer, got {value}")
     if args.engine is not None:
         return _recommend_on_engine(args, model, data, users, history, features)
-    out = sys.stdout if args.out == "-" else open(args.out, "w", newline="", encoding="utf-8")
-    try:
+    with (contextlib.nullcontext(sys.stdout) if args.out == "-" else
+          _io.atomic_output(args.out, "w", newline="", encoding="utf-8")) as out:
         writer = csv.writer(out, lineterminator="\n")
         writer.writerow(["user", "item", "rank", "score"])
         for start in range(0, len(users), args.chunk_size):
@@ -186,9 +197,6 @@ def cmd_recommend(args) -> int:
                                  np.broadcast_to(np.arange(1, ids.shape[1] + 1),
                                                  ids.shape)[valid].tolist(),
                                  _io.format_scores(scores[valid])))
-    finally:
-        if out is not sys.stdout:
-            out.close()
     if args.out != "-":
         _say(args, f"{len(users)} users x top {n} written to {args.out}")
     return 0
@@ -351,6 +359,8 @@ def _reader_options(p: argparse.ArgumentParser) -> None:
                    "(default: the third column if there is one)")
     g.add_argument("--min-weight", type=float, help="drop interactions whose weight is below "
                    "this (e.g. 4 to keep MovieLens ratings >= 4)")
+    g.add_argument("--encoding", default="utf-8", help="text encoding of the files (default "
+                   "utf-8; a byte-order mark is skipped)")
 
 
 def _model_options(p: argparse.ArgumentParser) -> None:
@@ -473,8 +483,12 @@ def main(argv: Optional[List[str]] = None) -> int:
     except BrokenPipeError:  # e.g. `tacitrec recommend m.npz | head`
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         return 141
+    except KeyboardInterrupt:  # outputs are written to a temporary file: nothing half-written
+        print(f"tacitrec {args.command}: interrupted", file=sys.stderr)
+        return 130
     except (FileNotFoundError, FileExistsError, ValueError, TypeError, IndexError, ImportError, ModelFormatError,
-            ModelFitError, NotFittedError, NotImplementedError) as e:
+            ModelFitError, NotFittedError, NotImplementedError, OSError, csv.Error,
+            zipfile.BadZipFile, tarfile.TarError, EOFError) as e:
         print(f"tacitrec {args.command}: error: {e}", file=sys.stderr)
         return 1
 

@@ -307,3 +307,67 @@ def test_parquet_reads_like_csv(files, tmp_path):
                               weight_col="w")
     b = _io.read_interactions(d / "plays.tsv")
     assert (a.matrix != b.matrix).nnz == 0 and (a.user_ids == b.user_ids).all()
+
+
+def test_text_encodings_and_ids_numpy_would_alter(tmp_path, capsys):
+    bom = tmp_path / "bom.csv"
+    bom.write_bytes("\ufeffuser,item\nu1,i1\nu2,i1\nu2,i2\n".encode("utf-8"))
+    data = _io.read_interactions(str(bom), user_col="user", item_col="item")
+    assert data.user_ids.tolist() == ["u1", "u2"]  # the mark joined neither the header nor an id
+    latin = tmp_path / "latin.csv"
+    latin.write_bytes("u\xe9,i1\nu2,i1\n".encode("latin-1"))
+    assert main(["fit", "--model", "popularity", "--out", str(tmp_path / "m.npz"),
+                 str(latin), "-q"]) == 1
+    assert "--encoding latin-1" in capsys.readouterr().err
+    data = _io.read_interactions(str(latin), encoding="latin-1")
+    assert data.user_ids.tolist() == ["u2", "u\xe9"]
+    nul = tmp_path / "nul.csv"
+    nul.write_text("u1\0,i1\nu1,i2\n")
+    with pytest.raises(ValueError, match="line 1: an id ends with a NUL"):
+        _io.read_interactions(str(nul))
+    big = tmp_path / "big.csv"
+    big.write_text('u1,"' + "x" * 200_000 + '"\n')
+    assert main(["fit", "--model", "popularity", "--out", str(tmp_path / "m.npz"), str(big),
+                 "--sep", ",", "-q"]) == 1
+    assert "line 1" in capsys.readouterr().err
+
+
+def test_outputs_are_written_whole_or_not_at_all(tmp_path, capsys):
+    target = tmp_path / "out.csv"
+    target.write_text("previous")
+    with pytest.raises(RuntimeError):
+        with _io.atomic_output(target) as f:
+            f.write("half")
+            raise RuntimeError("interrupted")
+    assert target.read_text() == "previous" and len(list(tmp_path.iterdir())) == 1
+    rows = tmp_path / "rows.csv"
+    rows.write_text("".join(f"u{u},i{u % 7}\n" for u in range(50)))
+    model = tmp_path / "m.npz"
+    assert main(["fit", "--model", "popularity", "--out", str(model), str(rows), "-q"]) == 0
+    assert main(["recommend", str(model), "--out", str(tmp_path), "-q"]) == 1
+    assert "is a directory" in capsys.readouterr().err
+    assert main(["fit", "--model", "als", "-p", "regularization=nan", "--out", str(model),
+                 str(rows), "-q"]) == 1
+    assert "regularization" in capsys.readouterr().err
+    bad_zip = tmp_path / "data.zip"
+    bad_zip.write_bytes(b"PK\3\4 not really a zip")
+    assert main(["demo", "--data", str(bad_zip)]) == 1
+
+
+def test_ctrl_c_exits_130_and_leaves_no_output(tmp_path):
+    import signal
+    import time
+
+    rows = tmp_path / "rows.csv"
+    rows.write_text("".join(f"u{u},i{u % 13}\n" for u in range(60_000)))
+    run("fit", "--model", "popularity", "--out", str(tmp_path / "m.npz"), str(rows))
+    out = tmp_path / "recs.csv"
+    child = subprocess.Popen([sys.executable, "-m", "tacitrec", "recommend",
+                              str(tmp_path / "m.npz"), "--chunk-size", "1", "--out", str(out),
+                              "-q"], stderr=subprocess.PIPE, text=True)
+    time.sleep(2.0)
+    child.send_signal(signal.SIGINT)
+    _, err = child.communicate(timeout=60)
+    assert child.returncode == 130, err
+    assert "interrupted" in err
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["m.npz", "rows.csv"]  # no recs.csv
