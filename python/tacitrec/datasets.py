@@ -524,6 +524,11 @@ def load_movielens(path, min_rating=None) -> LoadedData:
             else:
                 rows = files.rows("movies.csv", ",", 3, skip=1)
             names, item_pairs = _titles(rows, 0, 1, 2, "|")
+    for column, what in ((u, "user id"), (i, "item id"), (r, "rating")):
+        bad = np.flatnonzero(~np.isfinite(table[:, column]))
+        if len(bad):
+            raise ValueError(f"{main}, data row {bad[0] + 1}: the {what} is "
+                             f"{table[bad[0], column]}, not a finite number")
     keep = None if min_rating is None else table[:, r] >= min_rating
     return _assemble(_index(table[:, u]), _index(table[:, i]), table[:, r], keep, names,
                      user_pairs, item_pairs)

@@ -383,3 +383,12 @@ def test_shared_benchmark_copies():
     assert load_movielens(SHARED / "ml-100k", min_rating=4).user_items.nnz == 55_375
     lastfm = load_lastfm(SHARED / "lastfm-2k" / "user_artists.dat")
     assert lastfm.user_items.shape == (1892, 17632) and lastfm.user_items.nnz == 92_834
+
+
+@pytest.mark.parametrize("value", ["nan", "inf", "-inf"])
+def test_load_movielens_refuses_non_finite_ratings(tmp_path, value):
+    folder = tmp_path / "ml-100k"
+    folder.mkdir()
+    (folder / "u.data").write_text(f"1\t2\t5\t881250949\n2\t3\t{value}\t881250949\n")
+    with pytest.raises(ValueError, match="data row 2: the rating is .*not a finite number"):
+        load_movielens(folder)
