@@ -31,8 +31,8 @@ import scipy.sparse as sp
 from tqdm.auto import tqdm
 
 from . import _core
-from ._validation import (Csr, as_csr, as_state_array, check_compressed, check_count, check_id_list,
-                          check_ids)
+from ._validation import (Csr, all_finite, as_csr, as_state_array, check_compressed, check_count,
+                          check_id_list, check_ids)
 from .base import RecommenderBase
 from .exceptions import ModelFormatError, NotFittedError
 
@@ -84,6 +84,11 @@ class ItemItemRecommender(RecommenderBase):
                 X.triple(), X.shape[0], X.shape[1], K, self._kind, k1, b, self._threads()
             )
             bar.update(X.shape[1])
+        if not all_finite(data):
+            raise ValueError(
+                f"the {type(self).__name__} similarity overflowed float32 (it sums products of "
+                f"two user_items values, up to {float(np.abs(X.data).max()):.3g} here): scale "
+                "user_items down, e.g. divide it by its largest value")
         self._set_similarity(Csr(indptr, indices, data, (X.shape[1], X.shape[1])))
         self.fit_seconds_ = time.perf_counter() - start
         if callback is not None:

@@ -210,3 +210,15 @@ def test_neighbours_match_implicit_when_installed():
         ours.fit(X, show_progress=False)
         np.testing.assert_allclose(ours.similarity.toarray(), peer.similarity.toarray(),
                                    rtol=2e-5, atol=1e-6)
+
+
+def test_similarity_overflow_is_an_error_not_inf():
+    from conftest import random_user_items
+
+    X = random_user_items() * np.float32(1e25)
+    model = ItemItemRecommender(K=5)
+    with pytest.raises(ValueError, match="overflowed float32"):
+        model.fit(X, show_progress=False)
+    assert model.similarity is None  # nothing half-fitted
+    fitted = BM25Recommender(K=5).fit(X, show_progress=False)  # weighting keeps it in range
+    assert np.isfinite(fitted.similarity.data).all()
