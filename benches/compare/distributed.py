@@ -16,7 +16,10 @@ liked items removed:
 * memory: the proportional set size (PSS, which splits shared pages between the processes that
   map them) of every process the driver started, sampled every 0.2 s; the peak above the
   cluster's idle baseline, against the model's size;
-* growth (``--growth``, first engine only): the same job on 1x, 2x, 4x the users.
+* growth (``--growth``, first engine only): the same job on 1x, 2x, 4x the users;
+* oversubscription (``--oversubscribe``, Dask): the same job with every worker's kernels on all
+  the machine's cores instead of the worker's one thread (what a library that ignores the
+  engine's allocation does).
 
 Prints a Markdown table and writes the numbers to ``--json``. Engines that are not installed are
 skipped. Needs psutil (installed with Dask and Ray).
@@ -104,14 +107,22 @@ class PssSampler:
         self._thread.join()
 
 
-def run_dask(model_dir, rows_dir, out_dir, workers, sampler, warm):
+def _all_cores():
+    import tacitrec.distributed.dask as tdask
+
+    tdask._worker_threads = lambda: 0  # 0: every core of the machine
+
+
+def run_dask(model_dir, rows_dir, out_dir, workers, sampler, warm, oversubscribe=False):
     import dask.dataframe as dd
     from distributed import Client, LocalCluster
 
     import tacitrec.distributed.dask as tdask
 
     with LocalCluster(n_workers=workers, threads_per_worker=1, host="127.0.0.1",
-                      dashboard_address=None, memory_limit=0) as cluster, Client(cluster):
+                      dashboard_address=None, memory_limit=0) as cluster, Client(cluster) as c:
+        if oversubscribe:
+            c.run(_all_cores)
         tdask.recommend(warm[0], dd.read_parquet(warm[1]), N=10).compute()
         base = sampler.total()
         with sampler:
@@ -179,6 +190,7 @@ def main():
     ap.add_argument("--engines", default="dask,ray,spark")
     ap.add_argument("--growth", default="1,2,4")
     ap.add_argument("--workers", type=int, default=2)
+    ap.add_argument("--oversubscribe", action="store_true")
     ap.add_argument("--json")
     args = ap.parse_args()
 
@@ -233,6 +245,13 @@ def main():
                       f"{(peak - base) / 2**20:.0f} MB above the idle cluster "
                       f"(model {model_bytes / 2**20:.0f} MB)", flush=True)
                 shutil.rmtree(out_dir, ignore_errors=True)
+            if args.oversubscribe and scale == growth[0] and "dask" in engines:
+                out_dir = os.path.join(tmp, "out-oversubscribed")
+                seconds, _, _ = run_dask(model_dir, rows_dir, out_dir, args.workers,
+                                         PssSampler(), warm, oversubscribe=True)
+                run["dask_all_cores_s"] = seconds
+                print(f"  dask, kernels on all cores in every worker: {seconds:.1f} s "
+                      f"({local / seconds:.2f}x local)", flush=True)
             results["runs"].append(run)
             shutil.rmtree(rows_dir, ignore_errors=True)
     finally:
