@@ -4,7 +4,7 @@ Models follow implicit 0.7's API (``fit(user_items)``, ``recommend(userid, user_
 with its defects fixed; see :mod:`tacitrec.base`.
 """
 
-from . import datasets, evaluation, knn
+from . import datasets, evaluation, knn, model_selection
 from .als import AlternatingLeastSquares
 from ._core import __version__
 from .base import MatrixFactorizationBase, RecommenderBase
@@ -42,4 +42,5 @@ __all__ = [
     "datasets",
     "knn",
     "evaluation",
+    "model_selection",
 ]

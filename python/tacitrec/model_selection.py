@@ -1,0 +1,379 @@
+"""Model selection: a validation split carved from the training data, grid and random search with
+early stopping, and a refit of the best setting.
+
+Published numbers come from tuned models; tuning on the test split overstates them. The tools
+here never see the test split::
+
+    fit_part, validation = validation_split(train, 0.2, random_state=0)
+    search = grid_search(AlternatingLeastSquares, {"factors": [32, 64, 128],
+                                                   "regularization": [0.01, 0.1, 1.0]},
+                         fit_part, validation, metric="ndcg", K=10)
+    print(search.table())                  # one row per setting, best first
+    model = search.refit(train)            # the best setting on all the training data
+    ranking_metrics_at_k(model, train, test, K=10)
+
+Iterative models (ALS, BPR, LMF: ``iterations``; LightFM: ``epochs``) are scored on the
+validation split every ``eval_every`` iterations through their fit callbacks (LightFM one
+``fit_partial`` epoch at a time) and stop after ``patience`` scores without improvement; the
+iteration count that scored best is part of the best setting, and the refit trains exactly
+that many. Optuna drives :func:`random_search` instead of independent draws when
+``sampler="optuna"`` and it is installed; nothing else needs it.
+"""
+
+from __future__ import annotations
+
+import itertools
+import math
+import time
+from dataclasses import dataclass, field
+from typing import Any, Callable, Dict, List, Optional, Sequence
+
+import numpy as np
+import scipy.sparse as sp
+
+from ._validation import check_count, check_random_state
+from .evaluation import _canonical_coo, _csr, ranking_metrics_at_k, train_test_split
+
+METRICS = ("precision", "recall", "map", "ndcg", "auc", "mrr", "hit_rate", "implicit_precision")
+
+
+def validation_split(train, fraction: float = 0.2, by: str = "user", timestamps=None,
+                     random_state=None):
+    """``(fit_part, validation)``: CSR matrices of ``train``'s shape that split its stored
+    interactions.
+
+    ``by``:
+
+    * ``"user"`` (default): each user with at least two interactions gives a random
+      ``fraction`` of them (at least one, never all) to validation; every user keeps history
+      to be scored from;
+    * ``"interaction"``: a random ``fraction`` of all interactions (as
+      :func:`~tacitrec.evaluation.train_test_split`);
+    * ``"time"``: each user's latest ``fraction`` of interactions (at least one, never all),
+      by ``timestamps``: a sparse matrix of ``train``'s shape holding each interaction's time
+      at the same positions.
+    """
+    if not 0.0 < float(fraction) < 1.0:
+        raise ValueError(f"fraction must be in (0, 1), got {fraction}")
+    if by not in ("user", "interaction", "time"):
+        raise ValueError(f"by must be 'user', 'interaction' or 'time', got {by!r}")
+    if by == "interaction":
+        return train_test_split(train, 1.0 - float(fraction), random_state=random_state)
+    rng = check_random_state(random_state)
+    m, rows = _canonical_coo(train, "train")
+    if by == "time":
+        if timestamps is None:
+            raise ValueError("by='time' needs timestamps (a sparse matrix of train's shape)")
+        t, _ = _canonical_coo(timestamps, "timestamps")
+        if t.shape != m.shape or not (np.array_equal(t.indptr, m.indptr)
+                                      and np.array_equal(t.indices, m.indices)):
+            raise ValueError("timestamps must hold a time at exactly the positions of train's "
+                             "interactions")
+        key = np.asarray(t.data, dtype=np.float64)
+    else:
+        key = rng.random(m.nnz)
+    counts = np.diff(m.indptr)
+    held = np.where(counts >= 2, np.clip(np.rint(counts * float(fraction)), 1, counts - 1), 0)
+    # within each row, order by the key: the last `held` (latest time / random) go to validation
+    order = np.lexsort((key, rows))
+    rank_from_end = m.indptr[rows[order] + 1] - 1 - np.arange(m.nnz)
+    valid = np.zeros(m.nnz, dtype=bool)
+    valid[order] = rank_from_end < held[rows[order]]
+    keep = ~valid
+    return (_csr(m.shape, rows[keep], m.indices[keep], m.data[keep]),
+            _csr(m.shape, rows[valid], m.indices[valid], m.data[valid]))
+
+
+class _Stop(Exception):
+    """Raised from a fit callback to end training early."""
+
+
+@dataclass
+class Trial:
+    """One evaluated setting: its parameters (with the best iteration count for iterative
+    models), its validation metrics at that point, and the seconds it took."""
+
+    params: Dict[str, Any]
+    metrics: Dict[str, float]
+    seconds: float
+    history: List[tuple] = field(default_factory=list)  # (iterations, score) of each check
+
+
+@dataclass
+class SearchResult:
+    """What a search found. ``trials`` in the order they ran; ``best`` the one with the highest
+    ``metric``."""
+
+    metric: str
+    K: int
+    trials: List[Trial]
+    make: Callable[..., Any]
+    fit_params: Dict[str, Any]
+
+    @property
+    def best(self) -> Trial:
+        return max(self.trials, key=lambda t: (t.metrics[self.metric], -self.trials.index(t)))
+
+    @property
+    def best_params(self) -> Dict[str, Any]:
+        return dict(self.best.params)
+
+    @property
+    def best_score(self) -> float:
+        return self.best.metrics[self.metric]
+
+    def table(self) -> List[Dict[str, Any]]:
+        """One dict per trial, best first: its parameters, metrics@K and seconds."""
+        rows = [dict(t.params, **{f"{k}@{self.K}": v for k, v in t.metrics.items()},
+                     seconds=round(t.seconds, 3)) for t in self.trials]
+        key = f"{self.metric}@{self.K}"
+        return sorted(rows, key=lambda r: -r[key])
+
+    def to_frame(self):
+        """:meth:`table` as a pandas DataFrame (needs pandas)."""
+        import pandas as pd
+
+        return pd.DataFrame(self.table())
+
+    def refit(self, train, **fit_params):
+        """The model of the best setting fitted on ``train`` (e.g. the full training data)."""
+        params = self.best_params
+        model = _construct(self.make, params)
+        _fit(model, train, dict(self.fit_params, **fit_params), params)
+        return model
+
+
+# ---- fitting with checkpoints ------------------------------------------------------------------
+def _iterations_name(model) -> Optional[str]:
+    from .lightfm import LightFM
+
+    if isinstance(model, LightFM):
+        return "epochs"
+    return "iterations" if hasattr(model, "iterations") else None
+
+
+def _construct(make, params):
+    """``make(**params)`` without ``epochs``, which is LightFM's fit argument."""
+    return make(**{k: v for k, v in params.items() if k != "epochs"})
+
+
+def _fit(model, train, fit_params, params):
+    from .lightfm import LightFM
+
+    if isinstance(model, LightFM):
+        kw = dict(fit_params)
+        kw["epochs"] = params.get("epochs", kw.get("epochs", 1))
+        return model.fit(train, **kw)
+    kw = dict(fit_params)
+    kw.setdefault("show_progress", False)
+    return model.fit(train, **kw)
+
+
+def _evaluate(model, fit_part, validation, K, features):
+    return ranking_metrics_at_k(model, fit_part, validation, K=K, show_progress=False,
+                                **features)
+
+
+def _run_trial(make, params, fit_part, validation, metric, K, fit_params, eval_every, patience,
+               features) -> Trial:
+    from .lightfm import LightFM
+
+    start = time.perf_counter()
+    model = _construct(make, params)
+    iters = _iterations_name(model)
+    history: List[tuple] = []
+    best = {"score": -math.inf, "metrics": None, "at": None}
+    misses = [0]
+
+    def check(done: int) -> None:
+        metrics = _evaluate(model, fit_part, validation, K, features)
+        history.append((done, metrics[metric]))
+        if metrics[metric] > best["score"]:
+            best.update(score=metrics[metric], metrics=metrics, at=done)
+            misses[0] = 0
+        else:
+            misses[0] += 1
+            if patience is not None and misses[0] >= patience:
+                raise _Stop
+
+    if iters is None or eval_every is None:
+        _fit(model, fit_part, fit_params, params)
+        metrics = _evaluate(model, fit_part, validation, K, features)
+        return Trial(dict(params), metrics, time.perf_counter() - start)
+    if isinstance(model, LightFM):
+        total = int(params.get("epochs", fit_params.get("epochs", 1)))
+        kw = {k: v for k, v in fit_params.items() if k != "epochs"}
+        model.fit(fit_part, epochs=0, **kw)
+        try:
+            for epoch in range(1, total + 1):
+                model.fit_partial(fit_part, epochs=1, **kw)
+                if epoch % eval_every == 0 or epoch == total:
+                    check(epoch)
+        except _Stop:
+            pass
+    else:
+        total = int(getattr(model, "iterations"))
+
+        def callback(iteration, *_):
+            done = iteration + 1
+            if done % eval_every == 0 or done == total:
+                check(done)
+
+        kw = dict(fit_params)
+        kw.setdefault("show_progress", False)
+        try:
+            model.fit(fit_part, callback=callback, **kw)
+        except _Stop:
+            pass
+    out = dict(params)
+    out[iters] = best["at"]
+    return Trial(out, best["metrics"], time.perf_counter() - start, history)
+
+
+def _search(make, settings, fit_part, validation, metric, K, fit_params, eval_every, patience,
+            show_progress, features) -> SearchResult:
+    if metric not in METRICS:
+        raise ValueError(f"metric must be one of {METRICS}, got {metric!r}")
+    K = check_count(K, "K")
+    if eval_every is not None:
+        eval_every = check_count(eval_every, "eval_every")
+    if patience is not None:
+        patience = check_count(patience, "patience")
+    if not callable(make):
+        raise TypeError(f"model must be a model class or a function returning a model, got "
+                        f"{type(make).__name__}")
+    for name, M in (("fit_part", fit_part), ("validation", validation)):
+        if not sp.issparse(M):
+            raise TypeError(f"{name} must be a scipy.sparse matrix, got {type(M).__name__}")
+    if fit_part.shape != validation.shape:
+        raise ValueError(f"fit_part has shape {fit_part.shape} and validation {validation.shape}:"
+                         " split one matrix with validation_split")
+    fit_params = dict(fit_params or {})
+    trials: List[Trial] = []
+    result = SearchResult(metric, K, trials, make, fit_params)
+    for n, params in enumerate(settings, 1):
+        trial = _run_trial(make, params, fit_part, validation, metric, K, fit_params,
+                           eval_every, patience, features)
+        trials.append(trial)
+        if show_progress:
+            shown = ", ".join(f"{k}={v!r}" for k, v in trial.params.items())
+            print(f"[{n}] {shown}: {metric}@{K} {trial.metrics[metric]:.5f} "
+                  f"(best {result.best_score:.5f}, {trial.seconds:.1f} s)", flush=True)
+    if not trials:
+        raise ValueError("the search has no setting to try (an empty grid)")
+    return result
+
+
+def _grid(param_grid: Dict[str, Sequence]) -> List[Dict[str, Any]]:
+    if not isinstance(param_grid, dict):
+        raise TypeError(f"param_grid must be a dict of name -> list of values, got "
+                        f"{type(param_grid).__name__}")
+    names = list(param_grid)
+    for name in names:
+        if isinstance(param_grid[name], (str, bytes)) or not hasattr(param_grid[name], "__iter__"):
+            raise TypeError(f"param_grid[{name!r}] must be a list of values")
+    return [dict(zip(names, values)) for values in
+            itertools.product(*(list(param_grid[n]) for n in names))]
+
+
+def grid_search(model, param_grid: Dict[str, Sequence], fit_part, validation, *,
+                metric: str = "ndcg", K: int = 10, fit_params=None, eval_every: Optional[int] = 1,
+                patience: Optional[int] = 3, show_progress: bool = True, user_features=None,
+                item_features=None) -> SearchResult:
+    """Fits ``model(**setting)`` (a class or a function returning a model) for every combination
+    of ``param_grid`` on ``fit_part`` and scores it on ``validation`` (from
+    :func:`validation_split`) by ``metric`` at ``K``. Iterative models are checked every
+    ``eval_every`` iterations and stop after ``patience`` checks without improvement (None: no
+    early stopping; ``eval_every=None``: score only the end). ``fit_params`` go to ``fit``
+    (LightFM: ``epochs``, ``num_threads``, feature matrices...)."""
+    features = _features(user_features, item_features, fit_params)
+    return _search(model, _grid(param_grid), fit_part, validation, metric, K, fit_params,
+                   eval_every, patience, show_progress, features)
+
+
+def random_search(model, distributions: Dict[str, Any], fit_part, validation, *,
+                  n_iter: int = 20, metric: str = "ndcg", K: int = 10, fit_params=None,
+                  eval_every: Optional[int] = 1, patience: Optional[int] = 3,
+                  random_state=None, sampler: str = "random", show_progress: bool = True,
+                  user_features=None, item_features=None) -> SearchResult:
+    """As :func:`grid_search`, for ``n_iter`` settings drawn from ``distributions``: per name a
+    list (drawn uniformly), a ``("log", low, high)`` or ``("uniform", low, high)`` float range,
+    or an ``("int", low, high)`` integer range (both ends included). ``sampler="optuna"`` lets
+    Optuna's TPE choose the settings (needs optuna); ``"random"`` draws them independently with
+    ``random_state``."""
+    n_iter = check_count(n_iter, "n_iter")
+    specs = {name: _spec(name, d) for name, d in distributions.items()}
+    features = _features(user_features, item_features, fit_params)
+    if sampler == "optuna":
+        return _optuna_search(model, specs, fit_part, validation, n_iter, metric, K,
+                              fit_params, eval_every, patience, random_state, show_progress,
+                              features)
+    if sampler != "random":
+        raise ValueError(f"sampler must be 'random' or 'optuna', got {sampler!r}")
+    rng = check_random_state(random_state)
+    settings = [{name: draw(rng) for name, (draw, _) in specs.items()} for _ in range(n_iter)]
+    return _search(model, settings, fit_part, validation, metric, K, fit_params, eval_every,
+                   patience, show_progress, features)
+
+
+def _features(user_features, item_features, fit_params):
+    """The feature matrices ``recommend`` needs while scoring a LightFM model."""
+    fit_params = fit_params or {}
+    out = {}
+    for name, value in (("user_features", user_features), ("item_features", item_features)):
+        value = value if value is not None else fit_params.get(name)
+        if value is not None:
+            out[name] = value
+    return out
+
+
+def _spec(name, d):
+    """(draw(rng), suggest(trial)) of one entry of ``distributions``."""
+    if isinstance(d, tuple) and len(d) == 3 and d[0] in ("log", "uniform", "int"):
+        kind, low, high = d
+        if not (np.isfinite(low) and np.isfinite(high) and low <= high):
+            raise ValueError(f"distributions[{name!r}]: need low <= high, got {low}, {high}")
+        if kind == "log":
+            if low <= 0:
+                raise ValueError(f"distributions[{name!r}]: a log range needs low > 0")
+            return (lambda rng: float(np.exp(rng.uniform(np.log(low), np.log(high)))),
+                    lambda t: t.suggest_float(name, low, high, log=True))
+        if kind == "uniform":
+            return (lambda rng: float(rng.uniform(low, high)),
+                    lambda t: t.suggest_float(name, low, high))
+        return (lambda rng: int(rng.integers(int(low), int(high) + 1)),
+                lambda t: t.suggest_int(name, int(low), int(high)))
+    if isinstance(d, (list, tuple)) and len(d) > 0:
+        values = list(d)
+        return (lambda rng: values[int(rng.integers(len(values)))],
+                lambda t: values[t.suggest_categorical(name, list(range(len(values))))])
+    raise ValueError(f"distributions[{name!r}] must be a non-empty list or a ('log' | 'uniform' "
+                     f"| 'int', low, high) tuple, got {d!r}")
+
+
+def _optuna_search(make, specs, fit_part, validation, n_iter, metric, K, fit_params,
+                   eval_every, patience, random_state, show_progress, features):
+    try:
+        import optuna
+    except ImportError as e:
+        raise ImportError("sampler='optuna' needs optuna: pip install optuna") from e
+    seed = random_state if isinstance(random_state, (int, np.integer)) else None
+    study = optuna.create_study(direction="maximize",
+                                sampler=optuna.samplers.TPESampler(seed=seed))
+    trials: List[Trial] = []
+
+    def objective(trial):
+        params = {name: suggest(trial) for name, (_, suggest) in specs.items()}
+        result = _search(make, [params], fit_part, validation, metric, K, fit_params,
+                         eval_every, patience, show_progress, features)
+        trials.append(result.trials[0])
+        return result.trials[0].metrics[metric]
+
+    if not show_progress:
+        optuna.logging.set_verbosity(optuna.logging.WARNING)
+    study.optimize(objective, n_trials=n_iter)
+    return SearchResult(metric, check_count(K, "K"), trials, make, dict(fit_params or {}))
+
+
+__all__ = ["validation_split", "grid_search", "random_search", "SearchResult", "Trial",
+           "METRICS"]

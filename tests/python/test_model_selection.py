@@ -1,0 +1,125 @@
+"""tacitrec.model_selection: splits checked against their definitions, searches against direct
+evaluations of the same settings."""
+
+import numpy as np
+import pytest
+import scipy.sparse as sp
+
+from tacitrec import AlternatingLeastSquares, BM25Recommender, LightFM, PopularityRecommender
+from tacitrec.datasets import synthetic
+from tacitrec.evaluation import ranking_metrics_at_k, train_test_split
+from tacitrec.model_selection import grid_search, random_search, validation_split
+
+
+@pytest.fixture(scope="module")
+def data():
+    X = synthetic(n_users=600, n_items=300, random_state=0).user_items
+    train, _ = train_test_split(X, 0.8, random_state=0)
+    return train
+
+
+def test_split_by_user_keeps_history_on_both_sides(data):
+    fit_part, valid = validation_split(data, 0.25, random_state=1)
+    assert (fit_part + valid - data).nnz == 0 and fit_part.multiply(valid).nnz == 0
+    counts, held = np.diff(data.indptr), np.diff(valid.indptr)
+    many = counts >= 2
+    assert (held[many] >= 1).all() and (held[many] < counts[many]).all()
+    assert (held[~many] == 0).all()
+    np.testing.assert_array_equal(held[many], np.clip(np.rint(counts[many] * 0.25), 1,
+                                                      counts[many] - 1))
+    again = validation_split(data, 0.25, random_state=1)[1]
+    assert (again != valid).nnz == 0
+
+
+def test_split_by_time_holds_out_each_users_latest():
+    X = sp.csr_matrix(np.array([[1, 1, 1, 1, 0], [0, 1, 1, 0, 0], [1, 0, 0, 0, 0]], np.float32))
+    T = sp.csr_matrix(np.array([[5, 9, 1, 7, 0], [0, 2, 3, 0, 0], [4, 0, 0, 0, 0]], np.float32))
+    fit_part, valid = validation_split(X, 0.5, by="time", timestamps=T)
+    assert valid.toarray().tolist() == [[0, 1, 0, 1, 0], [0, 0, 1, 0, 0], [0, 0, 0, 0, 0]]
+    assert (fit_part + valid - X).nnz == 0
+    with pytest.raises(ValueError, match="timestamps"):
+        validation_split(X, 0.5, by="time")
+    with pytest.raises(ValueError, match="positions"):
+        validation_split(X, 0.5, by="time", timestamps=sp.csr_matrix(np.ones((3, 5))))
+
+
+def test_split_by_interaction_is_train_test_split(data):
+    a = validation_split(data, 0.2, by="interaction", random_state=3)
+    b = train_test_split(data, 0.8, random_state=3)
+    assert (a[0] != b[0]).nnz == 0 and (a[1] != b[1]).nnz == 0
+
+
+def test_grid_search_scores_equal_direct_evaluation_and_best_wins(data):
+    fit_part, valid = validation_split(data, 0.2, random_state=0)
+    models = {"popularity": PopularityRecommender, "bm25": lambda: BM25Recommender(K=50)}
+    search = grid_search(lambda kind: models[kind](), {"kind": ["popularity", "bm25"]},
+                         fit_part, valid, metric="ndcg", K=5, show_progress=False)
+    direct = {}
+    for kind, make in models.items():
+        m = make()
+        m.fit(fit_part, show_progress=False)
+        direct[kind] = ranking_metrics_at_k(m, fit_part, valid, K=5, show_progress=False)
+    for trial in search.trials:
+        assert trial.metrics == pytest.approx(direct[trial.params["kind"]], abs=1e-12)
+    best = max(direct, key=lambda k: direct[k]["ndcg"])
+    assert search.best_params == {"kind": best}
+    table = search.table()
+    assert [row["kind"] for row in table][0] == best
+    assert table[0]["ndcg@5"] >= table[1]["ndcg@5"]
+
+
+def test_early_stopping_keeps_the_best_iteration_and_refits_it(data):
+    fit_part, valid = validation_split(data, 0.2, random_state=0)
+    search = grid_search(AlternatingLeastSquares,
+                         {"factors": [48], "regularization": [0.001], "iterations": [12],
+                          "random_state": [0], "num_threads": [1]},
+                         fit_part, valid, K=10, patience=2, show_progress=False)
+    trial = search.trials[0]
+    done, scores = zip(*trial.history)
+    assert list(done) == list(range(1, len(done) + 1))
+    assert trial.params["iterations"] == done[int(np.argmax(scores))]
+    assert len(done) == 12 or len(done) - 1 - int(np.argmax(scores)) == 2  # stopped by patience
+    refit = search.refit(fit_part)
+    again = ranking_metrics_at_k(refit, fit_part, valid, K=10, show_progress=False)["ndcg"]
+    assert again == pytest.approx(search.best_score, abs=1e-12)
+
+
+def test_lightfm_epochs_are_checked_one_at_a_time(data):
+    fit_part, valid = validation_split(data, 0.2, random_state=0)
+    search = grid_search(LightFM, {"no_components": [8], "epochs": [6], "random_state": [0]},
+                         fit_part, valid, K=10, eval_every=2, patience=None,
+                         show_progress=False)
+    assert [d for d, _ in search.trials[0].history] == [2, 4, 6]
+    best = search.best_params["epochs"]
+    model = LightFM(no_components=8, random_state=0).fit(fit_part, epochs=best)
+    assert ranking_metrics_at_k(model, fit_part, valid, K=10, show_progress=False)["ndcg"] == \
+        pytest.approx(search.best_score, abs=1e-12)
+
+
+def test_random_search_draws_in_range_and_reproducibly(data):
+    fit_part, valid = validation_split(data, 0.2, random_state=0)
+    spec = {"K": ("int", 5, 40), "K1": ("log", 0.5, 50.0), "B": ("uniform", 0.2, 0.9)}
+    a = random_search(BM25Recommender, spec, fit_part, valid, n_iter=4, random_state=5,
+                      show_progress=False)
+    b = random_search(BM25Recommender, spec, fit_part, valid, n_iter=4, random_state=5,
+                      show_progress=False)
+    assert [t.params for t in a.trials] == [t.params for t in b.trials]
+    for t in a.trials:
+        assert 5 <= t.params["K"] <= 40 and isinstance(t.params["K"], int)
+        assert 0.5 <= t.params["K1"] <= 50 and 0.2 <= t.params["B"] <= 0.9
+
+
+def test_bad_arguments(data):
+    fit_part, valid = validation_split(data, 0.2, random_state=0)
+    with pytest.raises(ValueError, match="metric"):
+        grid_search(BM25Recommender, {"K": [5]}, fit_part, valid, metric="accuracy")
+    with pytest.raises(ValueError, match="empty grid"):
+        grid_search(BM25Recommender, {"K": []}, fit_part, valid, show_progress=False)
+    with pytest.raises(ValueError, match="shape"):
+        grid_search(BM25Recommender, {"K": [5]}, fit_part, valid[:10], show_progress=False)
+    with pytest.raises(ValueError, match="fraction"):
+        validation_split(data, 1.0)
+    with pytest.raises(ValueError, match="distributions"):
+        random_search(BM25Recommender, {"K": ("log", -1, 5)}, fit_part, valid)
+    with pytest.raises(TypeError, match="param_grid"):
+        grid_search(BM25Recommender, {"K": 5}, fit_part, valid)
