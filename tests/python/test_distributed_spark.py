@@ -12,6 +12,12 @@ import tacitrec.distributed.spark as tspark
 from distributed_cases import *  # noqa: F401,F403
 from distributed_cases import N_USERS, X, assert_same, local_rows, model, rows
 
+pytestmark = [
+    pytest.mark.filterwarnings("ignore:PySpark does not yet fully support pandas"),
+    pytest.mark.filterwarnings("ignore:toPandas attempted Arrow optimization"),
+    pytest.mark.filterwarnings("ignore:The copy keyword is deprecated"),  # pyspark on pandas 3
+]
+
 #: small Arrow batches, so that many users' rows straddle two or more batches
 BATCH_ROWS = 7
 
@@ -51,9 +57,11 @@ def engine():
                .config("spark.python.worker.reuse", "true")
                .getOrCreate())
     session.sparkContext.setLogLevel("ERROR")
+    rows_per_call, tspark.ROWS_PER_CALL = tspark.ROWS_PER_CALL, 1  # a kernel call per batch
     try:
         yield _Spark(session)
     finally:
+        tspark.ROWS_PER_CALL = rows_per_call
         session.stop()
 
 
@@ -69,8 +77,11 @@ def _long_histories():
     return M
 
 
-def test_user_rows_straddle_batches(engine):
+@pytest.mark.parametrize("rows_per_call", [1, 20])
+def test_user_rows_straddle_batches(engine, monkeypatch, rows_per_call):
+    """Users whose rows span several 7-row batches, scored a batch at a time or gathered."""
     assert engine.session.conf.get("spark.sql.execution.arrow.maxRecordsPerBatch") == "7"
+    monkeypatch.setattr(tspark, "ROWS_PER_CALL", rows_per_call)
     M = _long_histories()
     m = model("als")
     users = np.arange(N_USERS)
@@ -145,11 +156,13 @@ def test_whole_users_carry_over():
     """Batches cut anywhere: every user comes out once, with all its rows, in order."""
     pa = pytest.importorskip("pyarrow")
     user = np.repeat(np.arange(6), [1, 9, 2, 15, 1, 3])
-    for size in (1, 2, 4, 7, 40):
+    for size, min_rows in ((1, 1), (2, 1), (4, 1), (7, 1), (40, 1), (1, 5), (3, 8), (7, 100)):
         batches = [pa.RecordBatch.from_pydict({"user": user[s:s + size],
                                                "item": np.arange(len(user))[s:s + size]})
                    for s in range(0, len(user), size)]
-        tables = list(tspark._whole_users(iter(batches)))
+        tables = list(tspark._whole_users(iter(batches), min_rows))
+        if min_rows > len(user):
+            assert len(tables) == 1
         seen = [t.column("user").to_numpy() for t in tables]
         assert np.array_equal(np.concatenate(seen), user)
         assert np.array_equal(np.concatenate([t.column("item").to_numpy() for t in tables]),

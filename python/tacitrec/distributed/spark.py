@@ -2,9 +2,11 @@
 
 The rows are shuffled by user (``repartition(n, "user")``) and sorted by user within each
 partition, then scored with ``mapInArrow`` (Spark 3.3 or later, classic or Spark Connect): each
-task streams its partition's Arrow batches, carrying the rows of the last user of a batch over
-to the next one, so its memory stays bounded by the batch size
-(``spark.sql.execution.arrow.maxRecordsPerBatch``) and every user is scored with all its rows.
+task streams its partition's Arrow batches, gathered into kernel calls of about
+:data:`ROWS_PER_CALL` rows, carrying the rows of the last user of a call over to the next one,
+so its memory stays bounded (about ``ROWS_PER_CALL`` rows plus one Arrow batch,
+``spark.sql.execution.arrow.maxRecordsPerBatch``, plus one user's rows) and every user is scored
+with all its rows.
 The local kernels run with ``spark.task.cpus`` threads (``TaskContext.cpus()``; keep
 ``spark.task.cpus`` equal to the cores an executor gives each task).
 
@@ -65,6 +67,12 @@ def _task_cpus() -> int:
         return 1
 
 
+#: the rows (of whole users) each call of the local kernels gets, about: Arrow batches
+#: (``spark.sql.execution.arrow.maxRecordsPerBatch``, 10,000 rows by default) are gathered up
+#: to it, since fewer, larger kernel calls cost less (measured: 15% less CPU than one call per
+#: 10,000-row batch); a task holds about this many rows plus one batch and one user at a time
+ROWS_PER_CALL = 65536
+
 #: scorers built in this Python worker process, by (call token, threads); a few calls kept
 _SCORERS: "OrderedDict[tuple, _local.Scorer]" = OrderedDict()
 _SCORERS_KEPT = 4
@@ -88,33 +96,38 @@ def _scorer(token: str, model, options: dict) -> "_local.Scorer":
     return scorer
 
 
-def _whole_users(batches):
-    """Tables of whole users from the Arrow batches of a partition sorted by user: the rows of
-    the last user of a batch wait for the next batch (they may continue there)."""
+def _whole_users(batches, min_rows: int = 1):
+    """Tables of whole users from the Arrow batches of a partition sorted by user: batches are
+    gathered until they hold ``min_rows`` rows, then the rows of the last user wait for the
+    next batch (they may continue there), the others go. Memory: ``min_rows`` plus one batch
+    plus one user's rows."""
     pa = _local.pyarrow()
     import pyarrow.compute as pc
 
-    carry = None
+    pending, rows = [], 0
     for batch in batches:
         if batch.num_rows == 0:
             continue
-        table = pa.Table.from_batches([batch])
-        if carry is not None:
-            table = pa.concat_tables([carry, table]).combine_chunks()
+        pending.append(batch)
+        rows += batch.num_rows
+        if rows < min_rows:
+            continue
+        table = pa.Table.from_batches(pending)
+        if len(pending) > 1:
+            table = table.combine_chunks()
         user = table.column("user")
         last = user[len(user) - 1]
-        if not last.is_valid:
-            yield table  # null users: the scorer names the problem
-            carry = None
-            continue
-        tail = int(pc.sum(pc.equal(user, last)).as_py() or 0)
+        tail = int(pc.sum(pc.equal(user, last)).as_py() or 0) if last.is_valid else 0
         done = table.slice(0, len(table) - tail)
-        carry = table.slice(len(table) - tail)
+        pending = table.slice(len(table) - tail).to_batches() if tail else []
+        rows = tail
         if len(done):
             _check_grouped(done.column("user"))
             yield done
-    if carry is not None:
-        yield carry
+    if pending:
+        table = pa.Table.from_batches(pending)
+        _check_grouped(table.column("user"))
+        yield table
 
 
 def _check_grouped(user) -> None:
@@ -130,19 +143,19 @@ def _check_grouped(user) -> None:
                            "must reach mapInArrow sorted by user")
 
 
-def _recommend_batches(batches, token, model, options, schema):
+def _recommend_batches(batches, token, model, options, schema, min_rows):
     scorer = _scorer(token, model, options)
-    for table in _whole_users(batches):
+    for table in _whole_users(batches, min_rows):
         out = scorer.recommend(table)
         if len(out):
             yield from out.cast(schema).to_batches()
 
 
-def _metric_batches(batches, token, model, K, unknown):
+def _metric_batches(batches, token, model, K, unknown, min_rows):
     pa = _local.pyarrow()
     scorer = _scorer(token, model, {"unknown": unknown})
     sums = np.zeros(len(_sum_columns()))
-    for table in _whole_users(batches):
+    for table in _whole_users(batches, min_rows):
         sums += scorer.metric_sums(table, K)
     yield pa.RecordBatch.from_arrays([pa.array([s], pa.float64()) for s in sums],
                                      names=_sum_columns())
@@ -202,7 +215,8 @@ def recommend(model, interactions, N: int = 10, filter_already_liked_items: bool
     empty = _arrow_schema(frame).empty_table()
     out_schema = from_arrow_schema(_local.Scorer(model, **options).recommend(empty).schema)
     work = functools.partial(_recommend_batches, token=uuid.uuid4().hex, model=model,
-                             options=options, schema=to_arrow_schema(out_schema))
+                             options=options, schema=to_arrow_schema(out_schema),
+                             min_rows=ROWS_PER_CALL)
     return _by_user(frame, partitions).mapInArrow(work, out_schema)
 
 
@@ -227,7 +241,7 @@ def ranking_metrics_at_k(model, train, test, K: int = 10, *, unknown: str = "rai
     schema = sql.types.StructType([sql.types.StructField(c, sql.types.DoubleType(), False)
                                    for c in _sum_columns()])
     work = functools.partial(_metric_batches, token=uuid.uuid4().hex, model=model, K=K,
-                             unknown=unknown)
+                             unknown=unknown, min_rows=ROWS_PER_CALL)
     parts = _by_user(rows, partitions).mapInArrow(work, schema).collect()
     sums = np.zeros(len(_sum_columns()))
     for row in parts:
