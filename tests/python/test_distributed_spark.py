@@ -172,3 +172,34 @@ def test_whole_users_carry_over():
     unsorted = [pa.RecordBatch.from_pydict({"user": np.array([1, 2, 1, 3])})]
     with pytest.raises(RuntimeError, match="not together"):
         list(tspark._whole_users(iter(unsorted)))
+
+
+def test_metrics_unknown_users(engine):
+    import pandas as pd
+    from tacitrec.evaluation import ranking_metrics_at_k, train_test_split
+
+    train, test = train_test_split(X, 0.75, random_state=5)
+    m = model("als")
+    want = ranking_metrics_at_k(m, train, test, K=5, show_progress=False)
+    stranger = pd.DataFrame({"user": [N_USERS + 3], "item": pd.array([2], "Int64"),
+                             "weight": [1.0]})
+    test_rows = pd.concat([rows(test), stranger], ignore_index=True)
+    with pytest.raises(Exception, match="not users of the model"):
+        tspark.ranking_metrics_at_k(m, engine.frame(rows(train), 2), engine.frame(test_rows, 2),
+                                    K=5)
+    got = tspark.ranking_metrics_at_k(m, engine.frame(rows(train), 2),
+                                      engine.frame(test_rows, 2), K=5, unknown="skip")
+    for key in want:
+        assert abs(got[key] - want[key]) <= 1e-9, key
+    with pytest.raises(TypeError, match="test must be a Spark DataFrame"):
+        tspark.ranking_metrics_at_k(m, engine.frame(rows(train), 1), rows(test))
+
+
+def test_scorer_built_once_per_call():
+    m = model("als")
+    first = tspark._scorer("call-a", m, {"N": 3})
+    assert tspark._scorer("call-a", m, {"N": 3}) is first
+    assert tspark._scorer("call-b", m, {"N": 3}) is not first
+    for i in range(tspark._SCORERS_KEPT + 2):  # a few calls kept, the oldest let go
+        tspark._scorer(f"call-{i}", m, {})
+    assert len(tspark._SCORERS) == tspark._SCORERS_KEPT

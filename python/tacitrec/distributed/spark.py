@@ -167,9 +167,19 @@ def _sum_columns():
     return ["users"] + list(_core.METRIC_NAMES)
 
 
+def _is_frame(frame) -> bool:
+    """A classic or Spark Connect DataFrame (separate classes before Spark 4)."""
+    if isinstance(frame, _sql().DataFrame):
+        return True
+    try:
+        from pyspark.sql.connect.dataframe import DataFrame as ConnectFrame
+    except Exception:  # Spark Connect's client dependencies not installed
+        return False
+    return isinstance(frame, ConnectFrame)
+
+
 def _columns(frame, name: str, test: bool = False):
-    sql = _sql()
-    if not isinstance(frame, sql.DataFrame):
+    if not _is_frame(frame):
         raise TypeError(f"{name} must be a Spark DataFrame, got {type(frame).__name__}")
     missing = {"user", "item"} - set(frame.columns)
     if missing:
