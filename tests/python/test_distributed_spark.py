@@ -47,7 +47,8 @@ def engine():
         pytest.skip('pyspark is not installed (pip install "tacitrec[spark]")')
     if shutil.which("java") is None and not os.environ.get("JAVA_HOME"):
         pytest.skip("no Java runtime (Spark 4 needs Java 17 or later): install a headless JRE")
-    os.environ["SPARK_LOCAL_IP"] = "127.0.0.1"
+    local_ip = os.environ.get("SPARK_LOCAL_IP")
+    os.environ["SPARK_LOCAL_IP"] = "127.0.0.1"  # read when the JVM starts
     session = (SparkSession.builder.master("local[2]").appName("tacitrec-tests")
                .config("spark.driver.bindAddress", "127.0.0.1")
                .config("spark.driver.host", "127.0.0.1")
@@ -63,6 +64,10 @@ def engine():
     finally:
         tspark.ROWS_PER_CALL = rows_per_call
         session.stop()
+        if local_ip is None:
+            os.environ.pop("SPARK_LOCAL_IP", None)
+        else:
+            os.environ["SPARK_LOCAL_IP"] = local_ip
 
 
 def _long_histories():
@@ -148,6 +153,7 @@ def test_task_threads(engine):
 def test_not_a_spark_frame():
     import pandas as pd
 
+    pytest.importorskip("pyspark")
     with pytest.raises(TypeError, match="interactions must be a Spark DataFrame"):
         tspark.recommend(model("als"), pd.DataFrame({"user": [1], "item": [2]}))
 
@@ -195,7 +201,16 @@ def test_metrics_unknown_users(engine):
         tspark.ranking_metrics_at_k(m, engine.frame(rows(train), 1), rows(test))
 
 
+def test_missing_pyspark_names_the_extra(monkeypatch):
+    import sys
+
+    monkeypatch.setitem(sys.modules, "pyspark", None)
+    with pytest.raises(ImportError, match=r"tacitrec\[spark\]"):
+        tspark.recommend(model("als"), None)
+
+
 def test_scorer_built_once_per_call():
+    pytest.importorskip("pyspark")
     m = model("als")
     first = tspark._scorer("call-a", m, {"N": 3})
     assert tspark._scorer("call-a", m, {"N": 3}) is first

@@ -17,9 +17,9 @@ used (Spark Connect lacks it):
   read): each Python worker process opens it memory-mapped once, so a machine holds one copy
   of the arrays in its page cache, whatever the number of tasks. This is the form for large
   models;
-* a **model object**: it travels in the task's closure (pickled with every task) and each
-  Python worker process builds its scorer from it once per call. Convenient for small models;
-  every worker process holds its own copy.
+* a **model object**: it travels in the function that ``mapInArrow`` ships (pickled once per
+  call, unpickled by every task) and each Python worker process builds its scorer from it
+  once per call. Convenient for small models; every worker process holds its own copy.
 
 See :mod:`tacitrec.distributed` for the arguments. Needs ``pip install "tacitrec[spark]"``
 (pyspark, a Java 17 runtime for Spark 4). Example, on the loopback address::
@@ -33,7 +33,8 @@ See :mod:`tacitrec.distributed` for the arguments. Needs ``pip install "tacitrec
              .config("spark.ui.enabled", "false").getOrCreate())
     rows = spark.read.parquet("interactions/")        # user, item[, weight]
     model.save_dir("/shared/models/als")
-    top = tacitrec.distributed.spark.recommend("/shared/models/als", rows, N=10)
+    from tacitrec.distributed import spark as tspark
+    top = tspark.recommend("/shared/models/als", rows, N=10)
     top.write.parquet("recommendations/")
 """
 
@@ -233,7 +234,8 @@ def recommend(model, interactions, N: int = 10, filter_already_liked_items: bool
 def ranking_metrics_at_k(model, train, test, K: int = 10, *, unknown: str = "raise",
                          user_features=None, item_features=None, partitions=None):
     """:func:`tacitrec.evaluation.ranking_metrics_at_k` of ``model`` on the Spark DataFrames
-    ``train`` and ``test`` (rows of users and items), merged from per-partition sums."""
+    ``train`` and ``test`` (rows of users and items), merged from per-partition sums;
+    ``partitions`` as for :func:`recommend`."""
     from ..evaluation import metrics_from_sums
     from .._validation import check_count
 
