@@ -61,6 +61,7 @@ class RecommenderBase:
 
     def __init_subclass__(cls, **kwargs):
         super().__init_subclass__(**kwargs)
+        _accept_datasets(cls)  # fit(Dataset.from_frame(...)): original ids end to end
         # tacitrec's own class keeps its name: a compatibility subclass of the same name
         # (tacitrec.compat) loads files of its base class through ``Subclass.load``.
         _REGISTRY.setdefault(cls.__name__, cls)
@@ -80,6 +81,11 @@ class RecommenderBase:
     def __repr__(self) -> str:
         args = ", ".join(f"{k}={v!r}" for k, v in self.get_params().items())
         return f"{type(self).__name__}({args})"
+
+    def __getstate__(self):
+        d = self.__dict__.copy()
+        d.pop("_dataset", None)  # the training data is not part of the model
+        return d
 
     def _threads(self) -> int:
         return check_threads(getattr(self, "num_threads", 0))
@@ -188,6 +194,33 @@ class RecommenderBase:
             bool(recalculate_user),
         )
         return (ids[0], scores[0]) if scalar else (ids, scores)
+
+    # ---- data frames --------------------------------------------------------------------------
+    def recommend_frame(self, users=None, N: int = 10, filter_already_liked_items: bool = True,
+                        filter_items=None, items=None, *, user_items=None,
+                        unknown: str = "raise", frame: Optional[str] = None):
+        """:meth:`recommend` in original ids, as a data frame of ``user_id, item_id, rank,
+        score`` (the column names of the :class:`~tacitrec.Dataset` the model was fitted from),
+        best first, padding left out.
+
+        ``users``: original ids (a list, array, Series or one-column frame); None: every user of
+        the Dataset. Histories (for filtering and kNN scoring) come from ``user_items``, a frame
+        of interaction rows in original ids, or else from the Dataset the model was fitted from
+        in this process. ``filter_items`` / ``items`` are original item ids. Ids the model does
+        not know raise ValueError, or are left out with ``unknown="skip"``. The frame is of the
+        library of ``users`` (or of the Dataset's frame; ``frame="pandas" | "polars" |
+        "pyarrow"`` chooses). Needs pyarrow."""
+        from .frames import recommend_frame
+
+        return recommend_frame(self, users, N, filter_already_liked_items, filter_items, items,
+                               user_items=user_items, unknown=unknown, frame=frame)
+
+    def similar_items_frame(self, items=None, N: int = 10, frame: Optional[str] = None):
+        """:meth:`similar_items` in original ids, as a frame of ``item_id, similar_item_id,
+        rank, score`` (``items`` None: every item); as :meth:`recommend_frame`."""
+        from .frames import similar_items_frame
+
+        return similar_items_frame(self, items, N, frame)
 
     # ---- original ids -------------------------------------------------------------------------
     #: the original id of each user / item index (e.g. from :meth:`tacitrec.Dataset.mapping` or
@@ -401,6 +434,47 @@ def zlib_error():
     import zlib
 
     return zlib.error
+
+
+def _accept_datasets(cls) -> None:
+    """Lets ``cls.fit`` take a :class:`~tacitrec.Dataset` built by ``Dataset.from_frame``: the
+    model fits its matrices (and, for LightFM, its features and weights), keeps the Dataset for
+    :meth:`RecommenderBase.recommend_frame` (not saved) and records its original ids."""
+    import functools
+
+    fit = cls.__dict__.get("fit")
+    if fit is None or getattr(fit, "_takes_datasets", False):
+        return
+
+    @functools.wraps(fit)
+    def fit_from_dataset(self, data, *args, **kwargs):
+        from .data import Dataset
+
+        if not isinstance(data, Dataset):
+            out = fit(self, data, *args, **kwargs)
+            self.__dict__.pop("_dataset", None)
+            _drop_stale_ids(self)
+            return out
+        matrix, extra = data._model_inputs(self)
+        out = fit(self, matrix, *args, **dict(extra, **kwargs))
+        self._dataset = data
+        self.set_ids(user_ids=data.user_id_array, item_ids=data.item_id_array)
+        return out
+
+    fit_from_dataset._takes_datasets = True
+    cls.fit = fit_from_dataset
+
+
+def _drop_stale_ids(model) -> None:
+    """Forgets original ids that no longer fit the model's shape (after a refit on other data)."""
+    try:
+        shape = model._shape()
+    except NotFittedError:
+        return
+    for side, n in zip(("user", "item"), shape):
+        ids = getattr(model, f"{side}_ids_")
+        if ids is not None and n is not None and len(ids) != n:
+            setattr(model, f"{side}_ids_", None)
 
 
 def _savable(arr, name: str) -> np.ndarray:
@@ -618,6 +692,6 @@ class MatrixFactorizationBase(RecommenderBase):
         self._normed = {}
 
     def __getstate__(self):
-        d = self.__dict__.copy()
+        d = super().__getstate__()
         d["_normed"] = {}
         return d

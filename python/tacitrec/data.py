@@ -158,6 +158,9 @@ class Dataset:
         """:meth:`build_interactions` from parallel arrays (vectorised)."""
         u = _indices(self._user_ids, users, "user id")
         i = _indices(self._item_ids, items, "item id")
+        return self._interaction_matrices(u, i, weights)
+
+    def _interaction_matrices(self, u, i, weights):
         if len(u) != len(i):
             raise ValueError(f"users and items have different lengths ({len(u)}, {len(i)})")
         w = (np.ones(len(u), dtype=np.float32) if weights is None
@@ -193,19 +196,114 @@ class Dataset:
                 rows.append(ids[key])
                 cols.append(feats[name])
                 vals.append(float(weight))
-        F = sp.coo_matrix((np.asarray(vals, dtype=np.float32), (rows, cols)),
-                          shape=(len(ids), len(feats))).tocsr()
-        F.sum_duplicates()
-        if normalize:
-            # l1, as LightFM: every row divided by the sum of its absolute weights (in float64)
-            row_of = np.repeat(np.arange(F.shape[0]), np.diff(F.indptr))
-            norms = np.bincount(row_of, weights=np.abs(F.data), minlength=F.shape[0])
-            if np.any(norms == 0):
-                raise ValueError(f"cannot normalize: some {what}s have no features or only zero "
-                                 f"weights (enable {what}_identity_features or pass "
-                                 "normalize=False)")
-            F.data = (F.data / norms[row_of]).astype(np.float32)
-        return F
+        return _feature_matrix((len(ids), len(feats)), rows, cols, vals, what, normalize)
+
+    # ---- data frames --------------------------------------------------------------------------
+    #: what :meth:`from_frame` builds (None on a Dataset built the LightFM way)
+    interactions = weights = user_feature_matrix = item_feature_matrix = None
+    frame_kind = user_col = item_col = weight_col = None
+
+    @classmethod
+    def from_frame(cls, interactions, user_col: str = "user_id", item_col: str = "item_id",
+                   weight_col=None, user_features=None, item_features=None,
+                   feature_col: str = "feature", feature_weight_col=None,
+                   user_identity_features: bool = True, item_identity_features: bool = True,
+                   normalize_features: bool = True) -> "Dataset":
+        """A Dataset built from a data frame of interaction rows (pandas, polars or a pyarrow
+        Table): ids of any type kept as they are, mapped in order of first appearance by
+        vectorised kernels (no Python loop over rows).
+
+        ``user_features`` / ``item_features`` are optional frames of ``(id, feature[,
+        weight])`` rows (columns ``user_col`` / ``item_col``, ``feature_col`` and
+        ``feature_weight_col`` when given); ids that appear only there are users / items without
+        interactions (cold). Sets ``interactions`` (1 per pair, repeated pairs add up),
+        ``weights`` (``weight_col``, or 1), ``user_feature_matrix`` / ``item_feature_matrix``
+        (identity features included, rows l1-normalised when ``normalize_features``; None
+        without a features frame), ``user_id_array`` / ``item_id_array`` and the frame kind.
+        Every model fits from it (``model.fit(dataset)``) and then serves in these ids
+        (``recommend_frame``)."""
+        from . import frames
+
+        pa = frames.pyarrow()
+        table = frames.to_arrow(interactions, "interactions")
+        users = frames.column(table, user_col, "interactions")
+        items = frames.column(table, item_col, "interactions")
+        side_frames = {}
+        for side, F, col in (("user", user_features, user_col), ("item", item_features, item_col)):
+            if F is not None:
+                F = frames.to_arrow(F, f"{side}_features")
+                side_frames[side] = (frames.column(F, col, f"{side}_features"),
+                                     frames.column(F, feature_col, f"{side}_features"),
+                                     None if feature_weight_col is None else frames.numbers(
+                                         frames.column(F, feature_weight_col, f"{side}_features"),
+                                         feature_weight_col, f"{side}_features"))
+        ids, names = {}, {}
+        for side, col in (("user", users), ("item", items)):
+            extra = side_frames.get(side)
+            ids[side], _ = frames.encode(col if extra is None else pa.concat_arrays(
+                [col, extra[0].cast(col.type)]))
+            names[side] = None if extra is None else frames.encode(extra[1])[0]
+        data = cls(user_identity_features, item_identity_features)
+        data.fit_partial(users=ids["user"].to_pylist(), items=ids["item"].to_pylist(),
+                         user_features=None if names["user"] is None else names["user"].to_pylist(),
+                         item_features=None if names["item"] is None else names["item"].to_pylist())
+        u = _codes(users, ids["user"])
+        i = _codes(items, ids["item"])
+        w = (None if weight_col is None
+             else frames.numbers(frames.column(table, weight_col, "interactions"), weight_col,
+                                 "interactions"))
+        X, W = data._interaction_matrices(u, i, w)
+        data.interactions, data.weights = X.tocsr(), W.tocsr()
+        for side, identity in (("user", user_identity_features), ("item", item_identity_features)):
+            extra = side_frames.get(side)
+            if extra is None:
+                continue
+            n = len(ids[side])
+            rows = _codes(extra[0], ids[side])
+            cols = _codes(extra[1], names[side]) + (n if identity else 0)
+            vals = np.ones(len(rows), np.float32) if extra[2] is None else extra[2]
+            if identity:
+                rows = np.concatenate([np.arange(n), rows])
+                cols = np.concatenate([np.arange(n), cols])
+                vals = np.concatenate([np.ones(n, np.float32), vals])
+            shape = data.user_features_shape() if side == "user" else data.item_features_shape()
+            setattr(data, f"{side}_feature_matrix",
+                    _feature_matrix(shape, rows, cols, vals, side, normalize_features))
+        data.frame_kind = frames.kind_of(interactions)
+        data.user_col, data.item_col, data.weight_col = user_col, item_col, weight_col
+        return data
+
+    def _model_inputs(self, model):
+        """``(matrix, fit keyword arguments)`` to fit ``model`` from this Dataset: LightFM gets
+        the interactions, the weights as ``sample_weight`` (with a weight column) and the
+        feature matrices; the other models the weights (1 per row without a weight column)."""
+        from .lightfm import LightFM
+
+        if self.interactions is None:
+            raise ValueError("this Dataset holds no interactions: build it with "
+                             "Dataset.from_frame, or pass build_interactions' matrix to fit")
+        if isinstance(model, LightFM):
+            extra = {"user_features": self.user_feature_matrix,
+                     "item_features": self.item_feature_matrix}
+            if self.weight_col is not None:
+                extra["sample_weight"] = self.weights.tocoo()
+            return self.interactions, {k: v for k, v in extra.items() if v is not None}
+        return self.weights, {}
+
+    @property
+    def user_id_array(self) -> np.ndarray:
+        """The user id of every row index (NumPy: integers, or str)."""
+        from .frames import ids_array
+
+        return ids_array(list(self._user_ids))
+
+    @property
+    def item_id_array(self) -> np.ndarray:
+        """The item id of every column index."""
+        from .frames import ids_array
+
+        return ids_array(list(self._item_ids))
+
 
     def build_user_features(self, data=None, normalize: bool = True) -> sp.csr_matrix:
         """Users x user features CSR from ``(user, [feature, ...])`` or ``(user, {feature:
@@ -218,6 +316,31 @@ class Dataset:
         """Items x item features CSR, as :meth:`build_user_features`."""
         return self._build_features(data, self._item_ids, self._item_features,
                                     self._item_identity, "item", normalize)
+
+
+def _codes(col, ids) -> np.ndarray:
+    from .frames import pyarrow
+    import pyarrow.compute as pc
+
+    pyarrow()
+    return pc.index_in(col.cast(ids.type) if not col.type.equals(ids.type) else col,
+                       value_set=ids).to_numpy(zero_copy_only=False).astype(np.int64)
+
+
+def _feature_matrix(shape, rows, cols, vals, what: str, normalize: bool) -> sp.csr_matrix:
+    """Rows x features CSR (duplicates summed), l1-normalised as LightFM when ``normalize``."""
+    F = sp.coo_matrix((np.asarray(vals, dtype=np.float32), (rows, cols)), shape=shape).tocsr()
+    F.sum_duplicates()
+    if normalize:
+        # l1, as LightFM: every row divided by the sum of its absolute weights (in float64)
+        row_of = np.repeat(np.arange(F.shape[0]), np.diff(F.indptr))
+        norms = np.bincount(row_of, weights=np.abs(F.data), minlength=F.shape[0])
+        if np.any(norms == 0):
+            raise ValueError(f"cannot normalize: some {what}s have no features or only zero "
+                             f"weights (enable {what}_identity_features or pass "
+                             "normalize=False)")
+        F.data = (F.data / norms[row_of]).astype(np.float32)
+    return F
 
 
 __all__ = ["Dataset"]

@@ -133,6 +133,19 @@ def ranking_metrics_at_k(model, train_user_items, test_user_items, K: int = 10,
     return metrics_from_sums(sums)
 
 
+def ranking_metrics_frame(model, test, K: int = 10, *, train=None, unknown: str = "raise",
+                          frame=None):
+    """Ranking metrics from data frames in original ids: ``test`` is a frame of held-out
+    ``user_id, item_id`` rows (the column names of the Dataset the model was fitted from);
+    histories (excluded from each ranking) come from ``train`` (a frame of rows) or the Dataset
+    the model was fitted from. Returns ``(per_user, means)``: a frame with one row per test user
+    (its id and ``precision``, ``recall``, ``map``, ``ndcg``, ``auc``, ``mrr``, ``hit_rate``) of
+    the test frame's library, and the dict of :func:`ranking_metrics_at_k`. Needs pyarrow."""
+    from .frames import ranking_metrics_frame
+
+    return ranking_metrics_frame(model, test, K, train=train, unknown=unknown, frame=frame)
+
+
 def metric_sums(model, train, test, users, K: int, num_threads: int, features=None,
                 bar=None) -> np.ndarray:
     """The per-user metric table of ``users`` (rows of the canonical ``train`` / ``test``),
@@ -140,6 +153,15 @@ def metric_sums(model, train, test, users, K: int, num_threads: int, features=No
     disjoint sets of users add up; :func:`metrics_from_sums` turns them into the metrics (the
     distributed evaluation merges partitions this way)."""
     out = np.zeros(1 + len(_core.METRIC_NAMES))
+    for table in metric_tables(model, train, test, users, K, num_threads, features, bar):
+        out[0] += len(table)
+        out[1:] += table.sum(axis=0)
+    return out
+
+
+def metric_tables(model, train, test, users, K: int, num_threads: int, features=None, bar=None):
+    """The per-user metric tables (float64, one row per user of ``users``, one column per
+    ``_core.METRIC_NAMES``), batch by batch."""
     for start in range(0, len(users), _BATCH_USERS):
         batch = users[start:start + _BATCH_USERS]
         ids, _ = model.recommend(batch, train.take_rows(batch), N=K,
@@ -147,11 +169,9 @@ def metric_sums(model, train, test, users, K: int, num_threads: int, features=No
         table = _core.ranking_metrics_per_user(
             np.ascontiguousarray(ids, dtype=np.int32), test.take_rows(batch).triple(), K,
             test.shape[1], num_threads)
-        out[0] += len(batch)
-        out[1:] += np.asarray(table, dtype=np.float64).sum(axis=0)
         if bar is not None:
             bar.update(len(batch))
-    return out
+        yield np.asarray(table, dtype=np.float64)
 
 
 def metrics_from_sums(sums) -> Dict[str, float]:

@@ -186,7 +186,7 @@ class ItemItemRecommender(RecommenderBase):
         self._set_similarity(Csr(*arrays, (n, n)))
 
     def __getstate__(self):
-        d = self.__dict__.copy()
+        d = super().__getstate__()
         d["_scipy"] = None
         return d
 

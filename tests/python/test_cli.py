@@ -365,7 +365,10 @@ def test_ctrl_c_exits_130_and_leaves_no_output(tmp_path):
     child = subprocess.Popen([sys.executable, "-m", "tacitrec", "recommend",
                               str(tmp_path / "m.npz"), "--chunk-size", "1", "--out", str(out),
                               "-q"], stderr=subprocess.PIPE, text=True)
-    time.sleep(2.0)
+    deadline = time.monotonic() + 120
+    while not list(tmp_path.glob(".tacitrec-*.part")):  # writing has begun
+        assert child.poll() is None and time.monotonic() < deadline
+        time.sleep(0.05)
     child.send_signal(signal.SIGINT)
     _, err = child.communicate(timeout=60)
     assert child.returncode == 130, err

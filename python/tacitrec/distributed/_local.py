@@ -20,7 +20,7 @@ import scipy.sparse as sp
 from .. import _core
 from .._validation import Csr, as_csr, check_count
 from ..base import RecommenderBase
-from ..evaluation import metric_sums
+from ..evaluation import metric_tables
 
 #: the columns of a recommendation frame
 OUTPUT_COLUMNS = ("user", "item", "rank", "score")
@@ -239,6 +239,14 @@ class Scorer:
     def metric_sums(self, table, K: int) -> np.ndarray:
         """:func:`tacitrec.evaluation.metric_sums` of a partition holding its users' training
         rows and test rows (``TEST_COLUMN`` true)."""
+        users, rows = self.metric_table(table, K)
+        return np.concatenate([[len(rows)], rows.sum(axis=0)]) if len(rows) else \
+            np.zeros(1 + len(_core.METRIC_NAMES))
+
+    def metric_table(self, table, K: int):
+        """``(users, per-user metric table)`` of a partition (as :meth:`metric_sums`): the
+        users with test rows (a pyarrow array of their ids) and one row of
+        ``_core.METRIC_NAMES`` each."""
         users, query, keep_user, row_user, valid, item_idx, weight = self._user_rows(table)
         is_test = _as_numpy(table.column(TEST_COLUMN).combine_chunks().fill_null(False))
         kept = np.flatnonzero(keep_user)
@@ -250,12 +258,13 @@ class Scorer:
         test = self._matrix(position[row_user[test_rows]], item_idx[test_rows],
                             np.ones(int(test_rows.sum()), np.float32), len(kept))
         with_test = np.flatnonzero(np.diff(test.indptr))
+        who = users.take(pyarrow().array(kept[with_test]))
         if len(with_test) == 0:
-            return np.zeros(1 + len(_core.METRIC_NAMES))
+            return who, np.zeros((0, len(_core.METRIC_NAMES)))
         # the model is asked for rows of its own users: query ids, rows re-ordered to match
         model = _Reindexed(self.model, query[kept])
-        return metric_sums(model, train, test, with_test, check_count(K, "K"),
-                           self.model.num_threads)
+        return who, np.vstack(list(metric_tables(model, train, test, with_test,
+                                                 check_count(K, "K"), self.model.num_threads)))
 
 
 class _Reindexed:

@@ -1,0 +1,153 @@
+"""Data frames in and out (pandas, polars, pyarrow): Dataset.from_frame against the LightFM-style
+builders, fit from a Dataset, recommend_frame / similar_items_frame / ranking_metrics_frame
+against the array API mapped to the original ids."""
+
+import pickle
+
+import numpy as np
+import pytest
+import scipy.sparse as sp
+
+pa = pytest.importorskip("pyarrow")
+pd = pytest.importorskip("pandas")
+
+from tacitrec import (AlternatingLeastSquares, BM25Recommender, Dataset, LightFM,  # noqa: E402
+                      PopularityRecommender)
+from tacitrec.datasets import synthetic  # noqa: E402
+from tacitrec.evaluation import (ranking_metrics_at_k, ranking_metrics_frame,  # noqa: E402
+                                 train_test_split)
+
+
+def _rows(M, users=None):
+    c = M.tocoo()
+    return pd.DataFrame({"user_id": [f"u{u}" for u in c.row], "item_id": c.col * 10 + 7,
+                         "plays": c.data.astype(np.float64)})
+
+
+@pytest.fixture(scope="module")
+def data():
+    X = synthetic(n_users=200, n_items=80, random_state=0).user_items
+    train, test = train_test_split(X, 0.8, random_state=0)
+    return train, test
+
+
+def _kinds(df):
+    out = {"pandas": df, "pyarrow": pa.Table.from_pandas(df, preserve_index=False)}
+    try:
+        import polars as pl
+
+        out["polars"] = pl.from_pandas(df)
+    except ImportError:
+        pass
+    return out
+
+
+def test_from_frame_equals_the_lightfm_style_builders():
+    df = pd.DataFrame({"user_id": ["b", "a", "b", "c", "a", "b"],
+                       "item_id": [3, 1, 1, 9, 1, 4], "w": [1.0, 2, 3, 4, 5, 6]})
+    feats = pd.DataFrame({"item_id": [1, 3, 12, 3], "feature": ["red", "blue", "red", "red"]})
+    ref = Dataset()
+    ref.fit(df.user_id, df.item_id.tolist() + [12], item_features=["red", "blue"])
+    X_ref, W_ref = ref.build_interactions(zip(df.user_id, df.item_id, df.w))
+    F_ref = ref.build_item_features([(1, ["red"]), (3, ["blue", "red"]), (12, ["red"])])
+    for kind, frame in _kinds(df).items():
+        got = Dataset.from_frame(frame, weight_col="w",
+                                 item_features=_kinds(feats)[kind])
+        assert got.mapping() == ref.mapping(), kind
+        assert (got.interactions != X_ref.tocsr()).nnz == 0
+        assert np.allclose(got.weights.toarray(), W_ref.toarray())
+        assert np.allclose(got.item_feature_matrix.toarray(), F_ref.toarray())
+        assert got.user_feature_matrix is None and got.frame_kind == kind
+        assert got.user_id_array.tolist() == ["b", "a", "c"]
+        assert got.item_id_array.dtype.kind == "i" and got.item_id_array.tolist() == [3, 1, 9, 4,
+                                                                                       12]
+
+
+def test_from_frame_errors():
+    df = pd.DataFrame({"user_id": ["a", None], "item_id": [1, 2], "w": ["x", "y"]})
+    with pytest.raises(ValueError, match="no column 'item'"):
+        Dataset.from_frame(df.fillna("b"), item_col="item")
+    with pytest.raises(ValueError, match="nulls"):
+        Dataset.from_frame(df)
+    with pytest.raises(ValueError, match="numbers"):
+        Dataset.from_frame(df.fillna("b"), weight_col="w")
+    with pytest.raises(TypeError, match="DataFrame"):
+        Dataset.from_frame([("a", 1)])
+
+
+@pytest.mark.parametrize("make", [lambda: AlternatingLeastSquares(factors=8, random_state=0),
+                                  lambda: BM25Recommender(K=30), PopularityRecommender,
+                                  lambda: LightFM(no_components=8, random_state=0)],
+                         ids=["als", "bm25", "popularity", "lightfm"])
+def test_recommend_frame_equals_recommend_in_original_ids(data, make):
+    train, _ = data
+    ds = Dataset.from_frame(_rows(train), weight_col="plays")
+    model = make()
+    model.fit(ds) if not isinstance(model, LightFM) else model.fit(ds, epochs=3)
+    users = ["u3", "u0", "u17"]
+    got = model.recommend_frame(users, N=5)
+    assert list(got.columns) == ["user_id", "item_id", "rank", "score"]
+    pos = [int(np.flatnonzero(ds.user_id_array == u)[0]) for u in users]
+    ids, scores = model.recommend(pos, ds.weights[pos], N=5)
+    for row, u in enumerate(users):
+        mine = got[got.user_id == u].sort_values("rank")
+        ok = ids[row] >= 0
+        assert mine.item_id.tolist() == ds.item_id_array[ids[row][ok]].tolist()
+        np.testing.assert_allclose(mine.score, scores[row][ok], atol=1e-6)
+    every = model.recommend_frame(N=2)
+    assert set(every.user_id) <= set(ds.user_id_array) and len(every) <= 2 * len(ds.user_id_array)
+
+
+def test_recommend_frame_options_and_errors(data):
+    train, _ = data
+    ds = Dataset.from_frame(_rows(train), weight_col="plays")
+    model = AlternatingLeastSquares(factors=8, random_state=0).fit(ds, show_progress=False)
+    banned = ds.item_id_array[:5]
+    got = model.recommend_frame(["u1"], N=10, filter_items=banned)
+    assert not set(got.item_id) & set(banned.tolist())
+    # histories from a frame instead of the Dataset: an empty history recommends liked items too
+    none_liked = model.recommend_frame(["u1"], N=10, user_items=_rows(train).iloc[:0])
+    unfiltered = model.recommend_frame(["u1"], N=10, filter_already_liked_items=False)
+    assert none_liked.item_id.tolist() == unfiltered.item_id.tolist()
+    with pytest.raises(ValueError, match="not users of the model"):
+        model.recommend_frame(["u1", "nobody"], N=3)
+    assert set(model.recommend_frame(["u1", "nobody"], N=3, unknown="skip").user_id) == {"u1"}
+    as_arrow = model.recommend_frame(pa.table({"user_id": ["u1"]}), N=3)
+    assert isinstance(as_arrow, pa.Table)
+    clone = pickle.loads(pickle.dumps(model))  # the training data does not travel with it
+    assert not hasattr(clone, "_dataset") and clone.user_ids_.tolist() == ds.user_id_array.tolist()
+    with pytest.raises(ValueError, match="user_items is required"):
+        clone.recommend_frame(["u1"], N=3)
+    model.fit(sp.random(7, 9, density=0.5, format="csr", random_state=0), show_progress=False)
+    assert model.user_ids_ is None and model.item_ids_ is None  # stale ids dropped
+
+
+def test_similar_items_frame(data):
+    train, _ = data
+    ds = Dataset.from_frame(_rows(train))
+    model = BM25Recommender(K=10).fit(ds, show_progress=False)
+    query = ds.item_id_array[[4, 0]]
+    got = model.similar_items_frame(query, N=3)
+    ids, scores = model.similar_items([4, 0], N=3)
+    for row, item in enumerate(query):
+        mine = got[got.item_id == item].sort_values("rank")
+        assert mine.similar_item_id.tolist() == ds.item_id_array[ids[row][ids[row] >= 0]].tolist()
+
+
+def test_ranking_metrics_frame_equals_the_matrix_metrics(data):
+    train, test = data
+    ds = Dataset.from_frame(_rows(train), weight_col="plays")
+    model = AlternatingLeastSquares(factors=8, random_state=0).fit(ds, show_progress=False)
+    test_rows = _rows(test)
+    per_user, means = ranking_metrics_frame(model, test_rows, K=5, unknown="skip")
+    uid = {u: i for i, u in enumerate(ds.user_id_array)}
+    iid = {v: j for j, v in enumerate(ds.item_id_array.tolist())}
+    known = test_rows[test_rows.user_id.isin(uid) & test_rows.item_id.isin(iid)]
+    T = sp.csr_matrix((np.ones(len(known)), ([uid[u] for u in known.user_id],
+                                             [iid[i] for i in known.item_id])),
+                      shape=ds.weights.shape)
+    want = ranking_metrics_at_k(model, ds.weights, T, K=5, show_progress=False)
+    for key in want:
+        assert means[key] == pytest.approx(want[key], abs=1e-12)
+    assert len(per_user) == len(set(known.user_id))
+    assert per_user.ndcg.mean() == pytest.approx(want["ndcg"], abs=1e-12)
