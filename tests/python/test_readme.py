@@ -65,3 +65,18 @@ def test_readme_engine_example_runs(index, tmp_path):
     done = subprocess.run([sys.executable, "-c", block], cwd=tmp_path, capture_output=True,
                           text=True, timeout=300)
     assert done.returncode == 0, done.stderr[-3000:]
+
+
+def frame_blocks():
+    with open(README, encoding="utf-8") as f:
+        text = f.read()
+    section = text.split("\n## Data frames in and out\n")[1].split("\n## ")[0]
+    return re.findall(r"```python\n(.*?)```", section, flags=re.S)
+
+
+@pytest.mark.parametrize("index", range(len(frame_blocks())))
+def test_readme_frame_example_runs(index, tmp_path, monkeypatch):
+    pytest.importorskip("pandas")
+    pytest.importorskip("pyarrow")
+    monkeypatch.chdir(tmp_path)
+    exec(compile(frame_blocks()[index], f"README.md frame block {index}", "exec"), {})
