@@ -67,9 +67,14 @@ def _spark(address):
         builder = (builder.config("spark.driver.bindAddress", "127.0.0.1")
                    .config("spark.driver.host", "127.0.0.1")
                    .config("spark.ui.enabled", "false"))
+    started = SparkSession.getActiveSession() is None
     spark = builder.config("spark.sql.execution.arrow.pyspark.enabled", "true").getOrCreate()
-    yield (lambda pdf, parts: spark.createDataFrame(pdf).repartition(parts),
-           lambda frame, out: frame.write.parquet(out))
+    try:
+        yield (lambda pdf, parts: spark.createDataFrame(pdf).repartition(parts),
+               lambda frame, out: frame.write.parquet(out))
+    finally:
+        if started:
+            spark.stop()
 
 
 def recommend_to_parquet(engine: str, model, rows, out: str, *, address=None,
