@@ -21,6 +21,13 @@ def topk_dot(
 def ranking_metrics_per_user(
     recs: np.ndarray, test: _Csr, k: int, n_items: int, num_threads: int = 0
 ) -> np.ndarray: ...
+def beyond_accuracy_per_user(
+    recs: np.ndarray,
+    k: int,
+    item_values: np.ndarray,
+    vectors: Optional[np.ndarray] = None,
+    num_threads: int = 0,
+) -> Tuple[np.ndarray, np.ndarray, np.ndarray]: ...
 def knn_fit(
     user_items: _Csr,
     n_users: int,

@@ -22,15 +22,15 @@ The per-user work runs in Rust, in parallel over users, and does not depend on t
 
 from __future__ import annotations
 
-from typing import Dict, Tuple
+from typing import Any, Dict, Tuple
 
 import numpy as np
 import scipy.sparse as sp
 from tqdm.auto import tqdm
 
 from . import _core
-from ._validation import (as_csr, check_count, check_random_state, check_sparse_arrays,
-                          check_threads)
+from ._validation import (as_csr, check_count, check_ids, check_random_state,
+                          check_sparse_arrays, check_threads)
 
 _BATCH_USERS = 4096
 
@@ -131,6 +131,118 @@ def ranking_metrics_at_k(model, train_user_items, test_user_items, K: int = 10,
     with tqdm(total=len(users), disable=not show_progress, desc="evaluate") as bar:
         sums = metric_sums(model, train, test, users, K, num_threads, features, bar)
     return metrics_from_sums(sums)
+
+
+def beyond_accuracy(model, train, K: int = 10, users=None, item_features=None,
+                    num_threads: int = 0, show_progress: bool = False, *, user_features=None,
+                    model_item_features=None) -> Dict[str, Any]:
+    """What the top ``K`` lists of ``model`` look like beyond accuracy, for ``users`` (rows of
+    ``train``; default: every user with an interaction), each list excluding the user's
+    ``train`` items:
+
+    * ``coverage``: the share of the catalogue that appears in some list;
+    * ``gini``: the Gini index of how often each item is listed (0: all items equally often,
+      1: one item takes every slot), over every item of the catalogue;
+    * ``popularity``: the mean over users of the mean popularity of their listed items, an
+      item's popularity being the share of ``train``'s users who have it;
+    * ``novelty``: the same mean of the items' self-information ``-log2(popularity)`` (an item
+      no training user has counts as had by one);
+    * ``diversity``: the mean over users of the intra-list diversity, the mean ``1 - cosine``
+      over pairs of listed items, from ``item_features`` (items x features, e.g. genres) when
+      given, else from the model's item factors (NaN for models with neither);
+    * ``by_activity_decile``: the same per-user means (and the users counted) for the users
+      grouped by their number of ``train`` interactions into ten equal-sized groups, least
+      active first.
+
+    Computed in Rust in parallel over users. ``user_features`` / ``model_item_features`` are the
+    feature matrices a LightFM model needs to recommend."""
+    K = check_count(K, "K")
+    num_threads = check_threads(num_threads)
+    X = as_csr(train, "train")
+    n_users, n_items = X.shape
+    activity = np.diff(X.indptr)
+    if users is None:
+        users = np.flatnonzero(activity)
+    else:
+        users, _ = check_ids(users, n_users, "users", "users")
+        users = np.atleast_1d(users)
+    if len(users) == 0:
+        raise ValueError("there are no users to evaluate (train has no interactions)")
+    had = np.bincount(X.indices, minlength=n_items).astype(np.float64)
+    popularity = had / max(int((activity > 0).sum()), 1)
+    information = -np.log2(np.maximum(had, 1.0) / max(int((activity > 0).sum()), 1))
+    values = np.ascontiguousarray(np.stack([popularity, information], axis=1), dtype=np.float32)
+    vectors = _diversity_vectors(model, item_features, n_items)
+    features = {name: F for name, F in (("user_features", user_features),
+                                        ("item_features", model_item_features))
+                if F is not None}
+    means, stats, counts = [], [], np.zeros(n_items, np.int64)
+    with tqdm(total=len(users), disable=not show_progress, desc="beyond accuracy") as bar:
+        for start in range(0, len(users), _BATCH_USERS):
+            batch = users[start:start + _BATCH_USERS]
+            ids, _ = model.recommend(batch, X.take_rows(batch), N=K,
+                                     filter_already_liked_items=True, **features)
+            m, s, c = _core.beyond_accuracy_per_user(
+                np.ascontiguousarray(ids, dtype=np.int32), K, values, vectors, num_threads)
+            means.append(m)
+            stats.append(s)
+            counts += c.astype(np.int64)
+            bar.update(len(batch))
+    means, stats = np.vstack(means), np.vstack(stats)
+    out = {"coverage": float((counts > 0).mean()), "gini": _gini(counts)}
+    out.update(_user_means(means, stats))
+    deciles = np.argsort(np.argsort(activity[users], kind="stable"), kind="stable")
+    group = (deciles * 10) // len(users)
+    out["by_activity_decile"] = [
+        dict(decile=d + 1, users=int((group == d).sum()),
+             **_user_means(means[group == d], stats[group == d]))
+        for d in range(10) if (group == d).any()]
+    return out
+
+
+def _user_means(means, stats) -> Dict[str, float]:
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)  # an all-NaN group: NaN
+        return {"popularity": float(np.nanmean(means[:, 0])) if len(means) else float("nan"),
+                "novelty": float(np.nanmean(means[:, 1])) if len(means) else float("nan"),
+                "diversity": float(np.nanmean(stats[:, 0])) if len(stats) else float("nan")}
+
+
+def _gini(counts) -> float:
+    """Gini index of non-negative counts (0 when all are equal or all zero)."""
+    x = np.sort(np.asarray(counts, dtype=np.float64))
+    n, total = len(x), x.sum()
+    if n == 0 or total == 0:
+        return 0.0
+    return float(np.sum((2 * np.arange(1, n + 1) - n - 1) * x) / (n * total))
+
+
+def _diversity_vectors(model, item_features, n_items):
+    """Row-normalised float32 item vectors for intra-list diversity, or None."""
+    if item_features is not None:
+        F = as_csr(item_features, "item_features", n_rows=n_items).to_scipy()
+        dense_bytes = F.shape[0] * F.shape[1] * 4
+        if dense_bytes > 2 * 1024**3:
+            raise MemoryError(f"item_features as dense vectors would take {dense_bytes / 2**30:.1f}"
+                              " GiB: reduce its columns (e.g. the most frequent features)")
+        V = F.toarray().astype(np.float64)
+    else:
+        V = getattr(model, "item_factors", None)
+        if V is None and hasattr(model, "get_item_representations"):
+            try:
+                V = model.get_item_representations()[1]
+            except Exception:
+                V = None
+        if V is None:
+            return None
+        V = np.asarray(V, dtype=np.float64)
+        if V.shape[0] != n_items:
+            return None
+    norms = np.linalg.norm(V, axis=1, keepdims=True)
+    norms[norms == 0] = 1.0
+    return np.ascontiguousarray(V / norms, dtype=np.float32)
 
 
 def ranking_metrics_frame(model, test, K: int = 10, *, train=None, unknown: str = "raise",
