@@ -246,7 +246,26 @@ def cmd_evaluate(args) -> int:
     print(f"{args.model}: {model!r}, fitted in {fit_s:.2f} s")
     for key in METRICS:
         print(f"{key + '@' + str(args.k):<16}{m[key]:.6f}")
+    if args.plot is not None:
+        _plot(args, model, train, test, features)
     return 0
+
+
+def _plot(args, model, train, test, features) -> None:
+    """``evaluate --plot``: ndcg@K curves and the long-tail picture, side by side, in one image."""
+    from . import plot
+
+    plt = plot._pyplot()
+    fig, (left, right) = plt.subplots(1, 2, figsize=(12, 4.5))
+    Ks = sorted({1, 5, 10, 20, 50, args.k})
+    plot.metric_curves({args.model: model}, train, test, metric="ndcg", Ks=Ks, ax=left,
+                       **features)
+    plot.popularity_curves({args.model: model}, train, K=args.k, ax=right, **features)
+    fig.tight_layout()
+    with _io.atomic_output(args.plot, "wb") as f:
+        fig.savefig(f, format=os.path.splitext(args.plot)[1].lstrip(".") or "png")
+    plt.close(fig)
+    _say(args, f"plots written to {args.plot}")
 
 
 def _demo_data(args):
@@ -457,6 +476,8 @@ def build_parser() -> argparse.ArgumentParser:
     e.add_argument("--leave-k", type=int, default=1, help="leave-k-out: test interactions per "
                    "user (default 1)")
     e.add_argument("-k", type=int, default=10, help="cut-off K of the metrics (default 10)")
+    e.add_argument("--plot", metavar="IMAGE", help="also draw ndcg@K curves and the long-tail "
+                   "picture (needs matplotlib) to this image file (.png, .svg, .pdf)")
     _reader_options(e)
     _common(e)
     return parser
