@@ -73,24 +73,35 @@ def write_rows(X, folder, parts):
 
 
 class PssSampler:
-    """Peak of the summed PSS of this process's descendants (the engine's processes)."""
+    """Peak of the summed PSS of this process's descendants (the engine's processes), and the
+    CPU seconds they and this process spend (each process's last sample; the machine is shared,
+    so CPU time is the steadier measure of the work done)."""
 
     def __init__(self):
         import psutil
 
         self.psutil, self.peak, self._stop = psutil, 0, threading.Event()
+        self.cpu = {}
 
     def total(self):
         total = 0
         for p in self.psutil.Process().children(recursive=True):
             try:
                 total += p.memory_full_info().pss
+                t = p.cpu_times()
+                self.cpu[p.pid] = t.user + t.system
             except (self.psutil.Error, OSError):
                 pass
         return total
 
+    def cpu_seconds(self):
+        t = self.psutil.Process().cpu_times()
+        return sum(self.cpu.values()) + t.user + t.system
+
     def __enter__(self):
         self.peak = 0
+        self.total()
+        self.cpu_start = self.cpu_seconds()
 
         def run():
             while not self._stop.is_set():
@@ -105,6 +116,8 @@ class PssSampler:
     def __exit__(self, *exc):
         self._stop.set()
         self._thread.join()
+        self.total()
+        self.cpu_used = self.cpu_seconds() - self.cpu_start
 
 
 def _all_cores():
@@ -226,22 +239,27 @@ def main():
             rows_dir = os.path.join(tmp, f"rows-{scale}")
             write_rows(X, rows_dir, parts=8 * scale)
             users = np.arange(n_users)
-            t = time.perf_counter()
+            t, c = time.perf_counter(), time.process_time()
             for s in range(0, n_users, 100_000):
                 model.recommend(users[s:s + 100_000], X[s:s + 100_000], N=10)
-            local = time.perf_counter() - t
+            local, local_cpu = time.perf_counter() - t, time.process_time() - c
             run = {"users": n_users, "nnz": int(X.nnz), "model_mb": model_bytes / 2**20,
-                   "local_s": local, "engines": {}}
+                   "local_s": local, "local_cpu_s": local_cpu, "engines": {}}
             print(f"{n_users} users, {X.nnz} rows: local {local:.1f} s "
                   f"({n_users / local:,.0f} users/s)", flush=True)
             for engine in engines if scale == growth[0] else engines[:1]:
                 out_dir = os.path.join(tmp, f"out-{engine}-{scale}")
+                sampler = PssSampler()
                 seconds, base, peak = RUNNERS[engine][0](model_dir, rows_dir, out_dir,
-                                                         args.workers, PssSampler(), warm)
+                                                         args.workers, sampler, warm)
                 run["engines"][engine] = {"seconds": seconds, "ratio": local / seconds,
+                                          "cpu_s": sampler.cpu_used,
+                                          "cpu_ratio": local_cpu / sampler.cpu_used,
                                           "pss_base_mb": base / 2**20,
                                           "pss_above_base_mb": (peak - base) / 2**20}
-                print(f"  {engine}: {seconds:.1f} s, {local / seconds:.2f}x local; PSS "
+                print(f"  {engine}: {seconds:.1f} s, {local / seconds:.2f}x local "
+                      f"(CPU {sampler.cpu_used:.1f} s against {local_cpu:.1f} s: "
+                      f"{local_cpu / sampler.cpu_used:.2f}x); PSS "
                       f"{(peak - base) / 2**20:.0f} MB above the idle cluster "
                       f"(model {model_bytes / 2**20:.0f} MB)", flush=True)
                 shutil.rmtree(out_dir, ignore_errors=True)
@@ -256,12 +274,15 @@ def main():
             shutil.rmtree(rows_dir, ignore_errors=True)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
-    print("\n| users | engine | seconds | vs local 2-thread call | PSS above idle / model |")
-    print("|---|---|---|---|---|")
+    print("\n| users | engine | seconds | vs local 2-thread call | CPU seconds (ratio) | "
+          "PSS above idle / model |")
+    print("|---|---|---|---|---|---|")
     for run in results["runs"]:
-        print(f"| {run['users']:,} | local | {run['local_s']:.1f} | 1.00x | |")
+        print(f"| {run['users']:,} | local | {run['local_s']:.1f} | 1.00x | "
+              f"{run['local_cpu_s']:.1f} | |")
         for engine, r in run["engines"].items():
             print(f"| {run['users']:,} | {engine} | {r['seconds']:.1f} | {r['ratio']:.2f}x | "
+                  f"{r['cpu_s']:.1f} ({r['cpu_ratio']:.2f}x) | "
                   f"{r['pss_above_base_mb']:.0f} MB / {run['model_mb']:.0f} MB |")
     if args.json:
         with open(args.json, "w") as f:
