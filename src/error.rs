@@ -36,6 +36,74 @@ pub enum Error {
     /// The thread pool could not be created (maps to `RuntimeError`).
     #[error("could not create a thread pool with {threads} threads: {reason}")]
     ThreadPool { threads: usize, reason: String },
+    /// An allocation of `bytes` for `what` failed, or exceeds what any machine can address;
+    /// `cause` names the parameter or input size that asks for it (maps to `MemoryError`).
+    #[error("cannot allocate {} for {what}: {cause}", human_bytes(*.bytes))]
+    OutOfMemory {
+        what: String,
+        bytes: u128,
+        cause: String,
+    },
+    /// The call was interrupted (a signal is pending in Python) and stopped early; its outputs
+    /// are partly written (maps to the pending exception, `KeyboardInterrupt` for Ctrl-C).
+    #[error("interrupted")]
+    Interrupted,
+}
+
+/// `bytes` for people: "74.5 GiB (80000000000 bytes)".
+fn human_bytes(bytes: u128) -> String {
+    const UNITS: [&str; 6] = ["bytes", "KiB", "MiB", "GiB", "TiB", "PiB"];
+    let mut v = bytes as f64;
+    let mut unit = 0;
+    while v >= 1024.0 && unit + 1 < UNITS.len() {
+        v /= 1024.0;
+        unit += 1;
+    }
+    if unit == 0 {
+        format!("{bytes} bytes")
+    } else {
+        format!("{v:.1} {} ({bytes} bytes)", UNITS[unit])
+    }
+}
+
+/// A vector of `len` copies of `value`, or [`Error::OutOfMemory`] (instead of an abort) naming
+/// `what` it is for and the `cause` (the parameter or input size that asks for it, computed only
+/// on failure). Every allocation whose size a user controls goes through here or
+/// [`try_with_capacity`].
+pub fn try_vec<T: Clone>(
+    len: usize,
+    value: T,
+    what: &str,
+    cause: impl FnOnce() -> String,
+) -> Result<Vec<T>> {
+    let mut v = try_with_capacity(len, what, cause)?;
+    v.resize(len, value);
+    Ok(v)
+}
+
+/// An empty vector with room for exactly `len` elements, or [`Error::OutOfMemory`].
+pub fn try_with_capacity<T>(
+    len: usize,
+    what: &str,
+    cause: impl FnOnce() -> String,
+) -> Result<Vec<T>> {
+    let mut v = Vec::new();
+    v.try_reserve_exact(len)
+        .map_err(|_| Error::out_of_memory::<T>(len as u128, what, cause()))?;
+    Ok(v)
+}
+
+/// `a * b` elements, or [`Error::OutOfMemory`] when the product overflows (no machine could
+/// hold it).
+pub fn checked_len<T>(
+    a: usize,
+    b: usize,
+    what: &str,
+    cause: impl FnOnce() -> String,
+) -> Result<usize> {
+    a.checked_mul(b)
+        .filter(|n| n.checked_mul(std::mem::size_of::<T>().max(1)).is_some())
+        .ok_or_else(|| Error::out_of_memory::<T>(a as u128 * b as u128, what, cause()))
 }
 
 impl Error {
@@ -62,6 +130,15 @@ impl Error {
         }
     }
 
+    /// [`Error::OutOfMemory`] for `len` elements of `T`.
+    pub fn out_of_memory<T>(len: u128, what: &str, cause: impl ToString) -> Self {
+        Error::OutOfMemory {
+            what: what.to_string(),
+            bytes: len.saturating_mul(std::mem::size_of::<T>() as u128),
+            cause: cause.to_string(),
+        }
+    }
+
     pub fn invalid(what: &str, reason: impl ToString) -> Self {
         Error::InvalidArgument {
             what: what.to_string(),
@@ -78,5 +155,26 @@ pub fn check_finite(what: &str, values: &[f32]) -> Result<()> {
             what: what.to_string(),
             position,
         }),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn failed_allocations_are_errors_naming_size_and_cause() {
+        let e = try_vec(usize::MAX / 2, 0u8, "a buffer", || "K=7".to_string());
+        let Err(e @ Error::OutOfMemory { .. }) = e else {
+            panic!("expected OutOfMemory, got {e:?}"); // ok: test
+        };
+        let msg = e.to_string();
+        assert!(msg.contains("a buffer") && msg.contains("K=7"), "{msg}");
+        assert!(msg.contains("EiB") || msg.contains("PiB"), "{msg}");
+        let e = checked_len::<u64>(usize::MAX / 4, 3, "x", || "N=3".to_string());
+        assert!(matches!(e, Err(Error::OutOfMemory { .. })));
+        assert_eq!(try_vec(3, 1u8, "x", String::new), Ok(vec![1, 1, 1]));
+        assert_eq!(human_bytes(10), "10 bytes");
+        assert_eq!(human_bytes(3 << 30), "3.0 GiB (3221225472 bytes)");
     }
 }

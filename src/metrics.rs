@@ -75,13 +75,14 @@ pub fn ranking_metrics(
         })
         .collect();
     let mut out = vec![f64::NAN; n_users * N_METRICS];
+    let stop = parallel::stop_flag();
     parallel::install(num_threads, || {
         out.par_chunks_mut(N_METRICS)
             .enumerate()
             .for_each(|(u, row)| {
                 let (liked, _) = test.row(u);
                 let n_pos = liked.len();
-                if n_pos == 0 {
+                if n_pos == 0 || stop.is_set() {
                     return;
                 }
                 let list = &recs[u * width..(u + 1) * width];
@@ -123,6 +124,7 @@ pub fn ranking_metrics(
                 ]);
             });
     })?;
+    stop.check()?;
     Ok(out)
 }
 

@@ -1,34 +1,88 @@
 //! Thread pools. Every parallel kernel takes `num_threads` (0 = all cores) and runs inside a rayon
-//! pool of exactly that size. Pools are created once per size and cached for the life of the
-//! process; library code never configures rayon's global pool.
+//! pool of that size, at most [`MAX_THREADS`]. Pools are created on first use and cached, at most
+//! [`CACHED_POOLS`] of them (the least recently used is dropped, its threads exit once idle);
+//! library code never configures rayon's global pool.
+//!
+//! Fork safety: a forked child has none of its parent's threads, so a pool cached before
+//! `fork()` would wait forever for workers that do not exist. [`forget_pools`] (called in the
+//! child, by the Python package's `os.register_at_fork` hook) drops the whole cache without
+//! touching it: the old pools and their lock are leaked, never joined or locked, and the child
+//! creates fresh pools on its next call.
 
 use crate::error::{Error, Result};
 use rayon::{ThreadPool, ThreadPoolBuilder};
-use std::collections::HashMap;
-use std::sync::{Arc, Mutex, OnceLock};
+use std::cell::RefCell;
+use std::ptr;
+use std::sync::atomic::{AtomicBool, AtomicPtr, Ordering};
+use std::sync::{Arc, Mutex};
 
-/// The number of threads `num_threads` stands for: itself, or all available cores when 0.
+/// The most threads a pool gets: larger requests are served by a pool of this size (a kernel
+/// gains nothing from more threads than cores, and thousands of threads exhaust the process's
+/// thread and memory limits).
+pub const MAX_THREADS: usize = 256;
+
+/// The most pools kept alive at once.
+pub const CACHED_POOLS: usize = 4;
+
+/// The number of threads `num_threads` stands for: itself, or all available cores when 0, at
+/// most [`MAX_THREADS`].
 pub fn resolve_threads(num_threads: usize) -> usize {
-    if num_threads > 0 {
+    let n = if num_threads > 0 {
         num_threads
     } else {
         std::thread::available_parallelism()
             .map(|n| n.get())
             .unwrap_or(1)
+    };
+    n.min(MAX_THREADS)
+}
+
+/// Cached pools by size, the most recently used last.
+type Cache = Mutex<Vec<(usize, Arc<ThreadPool>)>>;
+
+static CACHE: AtomicPtr<Cache> = AtomicPtr::new(ptr::null_mut());
+
+fn cache() -> &'static Cache {
+    let p = CACHE.load(Ordering::Acquire);
+    if !p.is_null() {
+        // SAFETY: a published cache is never freed (forget_pools leaks it).
+        return unsafe { &*p };
     }
+    let fresh = Box::into_raw(Box::new(Cache::default()));
+    match CACHE.compare_exchange(ptr::null_mut(), fresh, Ordering::AcqRel, Ordering::Acquire) {
+        // SAFETY: `fresh` was just published and is never freed.
+        Ok(_) => unsafe { &*fresh },
+        Err(existing) => {
+            // SAFETY: `fresh` was never published; `existing` is never freed.
+            drop(unsafe { Box::from_raw(fresh) });
+            unsafe { &*existing }
+        }
+    }
+}
+
+/// Forgets every cached pool without dropping, joining or locking anything: for a process just
+/// forked, whose copies of the pools have no threads (and whose cache lock may have been held by
+/// a thread that does not exist in it). Leaks the old pools' memory (a few KiB each).
+pub fn forget_pools() {
+    let fresh = Box::into_raw(Box::new(Cache::default()));
+    // the old cache (and the pools in it) is deliberately leaked
+    let _old = CACHE.swap(fresh, Ordering::AcqRel);
 }
 
 /// The cached pool with `resolve_threads(num_threads)` threads.
 pub fn pool(num_threads: usize) -> Result<Arc<ThreadPool>> {
-    static POOLS: OnceLock<Mutex<HashMap<usize, Arc<ThreadPool>>>> = OnceLock::new();
     let threads = resolve_threads(num_threads);
-    // A poisoned lock only means another thread panicked while inserting; the map is still valid.
-    let mut pools = POOLS
-        .get_or_init(Default::default)
-        .lock()
-        .unwrap_or_else(|e| e.into_inner());
-    if let Some(p) = pools.get(&threads) {
-        return Ok(Arc::clone(p));
+    // A poisoned lock only means another thread panicked while inserting; the list is still valid.
+    let mut pools = cache().lock().unwrap_or_else(|e| e.into_inner());
+    if let Some(at) = pools.iter().position(|(n, _)| *n == threads) {
+        let entry = pools.remove(at);
+        let p = Arc::clone(&entry.1);
+        pools.push(entry);
+        return Ok(p);
+    }
+    if pools.len() >= CACHED_POOLS {
+        // dropped here unless a running call still holds it; its threads exit once idle
+        pools.remove(0);
     }
     let p = ThreadPoolBuilder::new()
         .num_threads(threads)
@@ -39,8 +93,69 @@ pub fn pool(num_threads: usize) -> Result<Arc<ThreadPool>> {
             reason: e.to_string(),
         })?;
     let p = Arc::new(p);
-    pools.insert(threads, Arc::clone(&p));
+    pools.push((threads, Arc::clone(&p)));
     Ok(p)
+}
+
+/// A call's cancellation flag. The Python bindings set it when Ctrl-C (any signal whose handler
+/// raises) arrives during a kernel (`src/python/interrupt.rs`); every long kernel reads it once
+/// on entry ([`stop_flag`]) and checks it between chunks of work, skipping what is left and
+/// returning [`Error::Interrupted`]. Outside the bindings it is never set, and checking it costs
+/// one relaxed load.
+#[derive(Debug, Clone, Default)]
+pub struct Stop(Option<Arc<AtomicBool>>);
+
+impl Stop {
+    /// A flag that can be set.
+    pub fn new() -> Self {
+        Stop(Some(Arc::new(AtomicBool::new(false))))
+    }
+
+    pub fn set(&self) {
+        if let Some(f) = &self.0 {
+            f.store(true, Ordering::Relaxed);
+        }
+    }
+
+    #[inline(always)]
+    pub fn is_set(&self) -> bool {
+        self.0.as_ref().is_some_and(|f| f.load(Ordering::Relaxed))
+    }
+
+    /// `Err(Error::Interrupted)` once set.
+    #[inline]
+    pub fn check(&self) -> Result<()> {
+        if self.is_set() {
+            Err(Error::Interrupted)
+        } else {
+            Ok(())
+        }
+    }
+}
+
+thread_local! {
+    static CURRENT_STOP: RefCell<Stop> = RefCell::new(Stop::default());
+}
+
+/// The stop flag of the call running on this thread: the one [`with_stop`] installed, or one
+/// that is never set. Kernels read it on entry, on the thread that called them, and hand it to
+/// their workers.
+pub fn stop_flag() -> Stop {
+    CURRENT_STOP.with(|c| c.borrow().clone())
+}
+
+/// Runs `f` with `stop` as this thread's [`stop_flag`].
+pub fn with_stop<R>(stop: &Stop, f: impl FnOnce() -> R) -> R {
+    struct Restore(Stop);
+    impl Drop for Restore {
+        fn drop(&mut self) {
+            let old = std::mem::take(&mut self.0);
+            CURRENT_STOP.with(|c| *c.borrow_mut() = old);
+        }
+    }
+    let old = CURRENT_STOP.with(|c| c.replace(stop.clone()));
+    let _restore = Restore(old);
+    f()
 }
 
 /// Runs `f` inside the cached pool of `num_threads` threads; rayon iterators inside use that pool.
@@ -63,5 +178,33 @@ mod tests {
             install(0, rayon::current_num_threads).unwrap(), // ok: test
             resolve_threads(0)
         );
+    }
+
+    #[test]
+    fn stop_flags_are_per_call_and_restored() {
+        assert!(!stop_flag().is_set());
+        let stop = Stop::new();
+        with_stop(&stop, || {
+            let inner = stop_flag();
+            assert!(!inner.is_set());
+            stop.set();
+            assert!(inner.is_set());
+            assert_eq!(inner.check(), Err(Error::Interrupted));
+        });
+        assert!(!stop_flag().is_set());
+        Stop::default().set(); // a flag that cannot be set stays clear
+        assert!(!Stop::default().is_set());
+    }
+
+    #[test]
+    fn thread_counts_are_capped_and_pools_bounded() {
+        assert_eq!(resolve_threads(usize::MAX), MAX_THREADS);
+        assert_eq!(resolve_threads(MAX_THREADS + 1), MAX_THREADS);
+        // many sizes in turn: the cache keeps a bounded number, so threads do not pile up
+        for n in 1..=40 {
+            assert_eq!(install(n, rayon::current_num_threads).unwrap(), n); // ok: test
+        }
+        let len = cache().lock().map(|c| c.len()).unwrap_or(0);
+        assert!(len <= CACHED_POOLS, "{len} pools cached");
     }
 }

@@ -4,7 +4,9 @@ Models follow implicit 0.7's API (``fit(user_items)``, ``recommend(userid, user_
 with its defects fixed; see :mod:`tacitrec.base`.
 """
 
-from . import datasets, evaluation, knn, model_selection
+import os as _os
+
+from . import _core, datasets, evaluation, knn, model_selection
 from .als import AlternatingLeastSquares
 from ._core import __version__
 from .base import MatrixFactorizationBase, RecommenderBase
@@ -16,6 +18,12 @@ from .exceptions import ModelFitError, ModelFormatError, NotFittedError
 from .knn import (BM25Recommender, CosineRecommender, ItemItemRecommender, PearsonRecommender,
                   TFIDFRecommender)
 from .popularity import PopularityRecommender
+
+# A forked child has none of the parent's threads: forget the Rust thread pools cached before
+# the fork (their workers do not exist there), or the child's first parallel call would wait for
+# them forever (multiprocessing, Spark's and Dask's forked workers).
+if hasattr(_os, "register_at_fork"):
+    _os.register_at_fork(after_in_child=_core._after_fork_in_child)
 
 #: Opens a model directory written by ``save_dir``, memory-mapped (see RecommenderBase.load_dir).
 load_dir = RecommenderBase.load_dir

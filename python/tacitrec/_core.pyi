@@ -146,3 +146,8 @@ def lightfm_epoch(
     seed: int,
     num_threads: int = 1,
 ) -> None: ...
+
+#: The most threads a Rust thread pool gets (larger ``num_threads`` are served by this many).
+MAX_THREADS: int
+
+def _after_fork_in_child() -> None: ...

@@ -191,24 +191,41 @@ def check_id_list(ids, bound: int, name: str, what: str = "items") -> Optional[n
     return arr
 
 
-def check_count(value, name: str, minimum: int = 1) -> int:
-    """A Python int >= ``minimum`` (``N``, ``K``). A number below ``minimum`` is a ValueError
-    whatever its type (``-1.0`` is out of range), any other non-integer a TypeError."""
+#: The largest count the Rust kernels take (they index with 64-bit integers).
+MAX_COUNT = 2**63 - 1
+
+
+def check_count(value, name: str, minimum: int = 1, maximum: int = MAX_COUNT) -> int:
+    """A Python int in ``minimum..maximum`` (``N``, ``K``). A number out of range is a ValueError
+    naming ``name`` whatever its type (``-1.0`` is out of range, and so is ``2**70``: the kernels
+    take 64-bit counts), any other non-integer a TypeError."""
     if isinstance(value, (bool, np.bool_)) or not isinstance(value, numbers.Real):
         raise TypeError(f"{name} must be an integer, got {type(value).__name__}")
     if not value >= minimum:
         raise ValueError(f"{name} must be at least {minimum}, got {value!r}")
+    if not value <= maximum:
+        raise ValueError(f"{name}={value!r} is too large: at most {maximum}")
     if not isinstance(value, numbers.Integral):
         raise TypeError(f"{name} must be an integer, got {type(value).__name__} {value!r}")
     return int(value)
 
 
+#: The largest ``num_threads`` accepted; the Rust pools are capped lower (``_core.MAX_THREADS``,
+#: 256), so requests between the two run on that many threads.
+MAX_NUM_THREADS = 2**16
+
+
 def check_threads(value, name: str = "num_threads") -> int:
-    """A thread count: an int >= 0, where 0 means all cores."""
+    """A thread count: an int in ``0..MAX_NUM_THREADS``, where 0 means all cores. Pools are
+    capped at 256 threads (``_core.MAX_THREADS``): a larger count runs on 256 threads, and a
+    count beyond ``MAX_NUM_THREADS`` (65,536) is refused as a mistake."""
     if isinstance(value, (bool, np.bool_)) or not isinstance(value, numbers.Integral):
         raise TypeError(f"{name} must be an integer (0 = all cores), got {type(value).__name__}")
     if value < 0:
         raise ValueError(f"{name} must be >= 0 (0 = all cores), got {value}")
+    if value > MAX_NUM_THREADS:
+        raise ValueError(f"{name}={value} is not a usable thread count: at most "
+                         f"{MAX_NUM_THREADS} (0 = all cores; pools are capped at 256 threads)")
     return int(value)
 
 

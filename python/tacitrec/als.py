@@ -29,7 +29,7 @@ from tqdm.auto import tqdm
 from . import _core
 from ._validation import (Csr, all_finite, as_csr, at_most_columns, check_count, check_ids,
                           check_random_state, check_threads)
-from .base import MatrixFactorizationBase, check_use_gpu
+from .base import MatrixFactorizationBase, _Rollback, check_use_gpu
 from .exceptions import ModelFitError
 
 
@@ -146,12 +146,15 @@ class AlternatingLeastSquares(MatrixFactorizationBase):
             self._item_factors = rng.random((n_items, f), dtype=np.float32) * np.float32(0.01)
         self._normed.clear()
         loss = None
+        # Ctrl-C stops an iteration midway: its factors go back to the last completed one
+        rollback = _Rollback([self._user_factors, self._item_factors])
         with tqdm(total=int(self.iterations), disable=not show_progress,
                   desc="ALS") as progress:
             for iteration in range(int(self.iterations)):
                 start = time.perf_counter()
-                self._solve(Cui, self._user_factors, self._item_factors, exact=False)
-                self._solve(Ciu, self._item_factors, self._user_factors, exact=False)
+                with rollback:
+                    self._solve(Cui, self._user_factors, self._item_factors, exact=False)
+                    self._solve(Ciu, self._item_factors, self._user_factors, exact=False)
                 self._normed.clear()
                 self._check_finite(iteration)
                 if self.calculate_training_loss:

@@ -71,10 +71,13 @@ from tqdm.auto import tqdm
 
 from . import _core
 from ._sgd import SGDFactorizationBase
-from .base import check_use_gpu
+from .base import _Rollback, check_use_gpu
 from ._validation import check_count, check_random_state
 
 _SAMPLING = ("popularity", "uniform")
+#: The most redraws of a negative: 10 already train practically every sample, and a user who
+#: has (nearly) every item would otherwise redraw for minutes.
+MAX_REDRAWS = 1000
 
 
 class BayesianPersonalizedRanking(SGDFactorizationBase):
@@ -109,8 +112,9 @@ class BayesianPersonalizedRanking(SGDFactorizationBase):
         The stratified schedule (default): the same ``random_state`` gives the same factors for
         any ``num_threads``, and it is the faster one. False: hogwild, as implicit.
     max_redraws : int
-        Redraws of a negative the user has before the sample is skipped. Default 0: skipped at
-        once, as implicit; see the module docstring for the measured trade-off of redraws.
+        Redraws of a negative the user has before the sample is skipped (at most 1000). Default
+        0: skipped at once, as implicit; see the module docstring for the measured trade-off of
+        redraws. A user who has every item is skipped without drawing.
     """
 
     _extra_columns = 1
@@ -137,7 +141,7 @@ class BayesianPersonalizedRanking(SGDFactorizationBase):
 
     def _check_params(self) -> None:
         self._check_common()
-        check_count(self.max_redraws, "max_redraws", minimum=0)
+        check_count(self.max_redraws, "max_redraws", minimum=0, maximum=MAX_REDRAWS)
         if self.negative_sampling not in _SAMPLING:
             raise ValueError(f"negative_sampling must be one of {_SAMPLING}, "
                              f"got {self.negative_sampling!r}")
@@ -177,13 +181,16 @@ class BayesianPersonalizedRanking(SGDFactorizationBase):
         self._set_popularity(c)
         self._normed.clear()
         triple = c.triple()
+        # Ctrl-C stops an epoch midway: its factors go back to the last completed one
+        rollback = _Rollback([self._user_factors, self._item_factors])
         with tqdm(total=int(self.iterations), disable=not show_progress, desc="BPR") as bar:
             for epoch in range(int(self.iterations)):
                 start = time.perf_counter()
-                samples, correct, skipped, redrawn = _core.bpr_epoch(
-                    triple, self._user_factors, self._item_factors, *self._args(),
-                    bool(self.use_weights), bool(self.deterministic), self._seed(rng),
-                    self._threads())
+                with rollback:
+                    samples, correct, skipped, redrawn = _core.bpr_epoch(
+                        triple, self._user_factors, self._item_factors, *self._args(),
+                        bool(self.use_weights), bool(self.deterministic), self._seed(rng),
+                        self._threads())
                 self._normed.clear()
                 self._check_finite(epoch, f"learning_rate={self.learning_rate} is probably too "
                                    "large (or the weights, with use_weights=True)")

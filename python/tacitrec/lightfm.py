@@ -48,11 +48,14 @@ from tqdm.auto import tqdm
 from . import _core
 from ._validation import (Csr, all_finite, as_csr, as_float32_copy, as_state_array, check_count,
                           check_ids, check_threads)
-from .base import RecommenderBase
+from .base import RecommenderBase, _Rollback
 from .exceptions import ModelFitError, ModelFormatError, NotFittedError
 
 _LOSSES = ("logistic", "bpr", "warp", "warp-kos")
 _SCHEDULES = ("adagrad", "adadelta")
+#: The most WARP tries per positive (the kernel never makes more than ``n_items - 1``: later
+#: tries would carry weight ln(1) = 0).
+MAX_SAMPLED = 10**6
 
 
 def _parameter_attribute(side: str, bias: bool, doc: str) -> property:
@@ -72,7 +75,9 @@ class LightFM(RecommenderBase):
     Parameters are LightFM 1.17's: ``no_components`` (embedding size), ``k`` and ``n``
     (k-OS WARP), ``learning_schedule`` ("adagrad" or "adadelta"), ``loss`` ("logistic", "bpr",
     "warp", "warp-kos"), ``learning_rate`` (adagrad), ``rho`` and ``epsilon`` (adadelta),
-    ``item_alpha`` and ``user_alpha`` (L2), ``max_sampled`` (WARP's tries), ``random_state``.
+    ``item_alpha`` and ``user_alpha`` (L2), ``max_sampled`` (WARP's tries, at most 10**6; never
+    more than ``n_items - 1`` are made, and a user who has every item is skipped),
+    ``random_state``.
     The constructor and :meth:`set_params` raise ValueError naming a parameter out of range
     (LightFM asserts in the constructor only).
 
@@ -134,8 +139,9 @@ class LightFM(RecommenderBase):
     def _check_params(self) -> None:
         """Raises ValueError naming the first hyper-parameter out of range (TypeError for one
         of the wrong type); run by the constructor, ``set_params`` and ``fit_partial``."""
-        for name in ("no_components", "k", "n", "max_sampled"):
+        for name in ("no_components", "k", "n"):
             check_count(getattr(self, name), name)
+        check_count(self.max_sampled, "max_sampled", maximum=MAX_SAMPLED)
         if self.loss not in _LOSSES:
             raise ValueError(f"loss must be one of {_LOSSES}, got {self.loss!r}")
         if self.learning_schedule not in _SCHEDULES:
@@ -218,13 +224,17 @@ class LightFM(RecommenderBase):
         self._grow("user", Fu.shape[1], self._rng)
         self._with_features = {"user": user_features is not None,
                                "item": item_features is not None}
+        # Ctrl-C stops an epoch midway: the parameters and accumulators go back to the last
+        # completed one
+        rollback = _Rollback(self._user + self._item)
         for epoch in tqdm(range(int(epochs)), disable=not verbose, desc="LightFM"):
-            _core.lightfm_epoch(
-                X.triple(), weights, Fu.triple(), Fi.triple(), *self._user, *self._item,
-                self.loss, int(self.k), int(self.n), self.learning_schedule,
-                float(self.learning_rate), float(self.rho), float(self.epsilon),
-                float(self.item_alpha), float(self.user_alpha), int(self.max_sampled),
-                int(self._rng.randint(0, 2**31 - 1)), threads)
+            with rollback:
+                _core.lightfm_epoch(
+                    X.triple(), weights, Fu.triple(), Fi.triple(), *self._user, *self._item,
+                    self.loss, int(self.k), int(self.n), self.learning_schedule,
+                    float(self.learning_rate), float(self.rho), float(self.epsilon),
+                    float(self.item_alpha), float(self.user_alpha), int(self.max_sampled),
+                    int(self._rng.randint(0, 2**31 - 1)), threads)
             for side in ("user", "item"):
                 if not all_finite(getattr(self, "_" + side)[0]):
                     raise ModelFitError(

@@ -35,8 +35,13 @@ from tqdm.auto import tqdm
 
 from . import _core
 from ._sgd import SGDFactorizationBase
-from .base import check_use_gpu
+from .base import _Rollback, check_use_gpu
 from ._validation import check_count, check_random_state
+
+
+#: The most negatives per positive: more only slows the fit (uncapped, the default 30 already
+#: drowns the positives; see the module docstring).
+MAX_NEG_PROP = 1000
 
 
 class LogisticMatrixFactorization(SGDFactorizationBase):
@@ -54,7 +59,7 @@ class LogisticMatrixFactorization(SGDFactorizationBase):
     iterations : int
         Iterations (a user half-step and an item half-step each) per ``fit``.
     neg_prop : int
-        Negatives sampled per positive.
+        Negatives sampled per positive (at most 1000).
     use_gpu : bool
         Must be False (implicit's keyword; tacitrec has no GPU path yet).
     num_threads : int
@@ -86,7 +91,7 @@ class LogisticMatrixFactorization(SGDFactorizationBase):
 
     def _check_params(self) -> None:
         self._check_common()
-        check_count(self.neg_prop, "neg_prop", minimum=0)
+        check_count(self.neg_prop, "neg_prop", minimum=0, maximum=MAX_NEG_PROP)
         if self.max_negatives is not None and self.max_negatives != "auto":
             check_count(self.max_negatives, "max_negatives", minimum=0)
 
@@ -130,13 +135,16 @@ class LogisticMatrixFactorization(SGDFactorizationBase):
         self._normed.clear()
         g2_users = np.zeros_like(self._user_factors)
         g2_items = np.zeros_like(self._item_factors)
+        # Ctrl-C stops an iteration midway: its factors go back to the last completed one
+        rollback = _Rollback([self._user_factors, self._item_factors])
         with tqdm(total=int(self.iterations), disable=not show_progress, desc="LMF") as bar:
             for it in range(int(self.iterations)):
                 start = time.perf_counter()
-                self._step(cu, self._user_factors, g2_users, self._item_factors, f,
-                           self._seed(rng))
-                self._step(ci, self._item_factors, g2_items, self._user_factors, f + 1,
-                           self._seed(rng))
+                with rollback:
+                    self._step(cu, self._user_factors, g2_users, self._item_factors, f,
+                               self._seed(rng))
+                    self._step(ci, self._item_factors, g2_items, self._user_factors, f + 1,
+                               self._seed(rng))
                 self._normed.clear()
                 self._check_finite(it, f"learning_rate={self.learning_rate} is probably too "
                                    f"large or regularization={self.regularization} too small")

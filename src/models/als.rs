@@ -7,7 +7,7 @@
 //! (The caller scales the values by alpha.) Row u of X solves
 //! `(YtY + reg I + sum_i (c_ui - 1) y_i y_i^T) x_u = sum_i c_ui p_ui y_i`; empty rows get zeros.
 
-use crate::error::{Error, Result};
+use crate::error::{checked_len, try_vec, try_with_capacity, Error, Result};
 use crate::linalg::cholesky_solve_lanes;
 use crate::parallel;
 use crate::simd::{axpy, dispatch, dot, prefetch, vaxpy, vdot, Arch, Lanes, Simd, WithSimd};
@@ -53,9 +53,11 @@ fn symv<const FMA: bool>(a: &[f32], x: &[f32], out: &mut [f32]) {
 }
 
 /// `Y^T Y` (row-major `f x f`) of a row-major `n x f` matrix, plus `reg` on the diagonal.
-pub fn gram(y: &[f32], f: usize, reg: f32) -> Vec<f32> {
+pub fn gram(y: &[f32], f: usize, reg: f32) -> Result<Vec<f32>> {
     let n = y.len().checked_div(f).unwrap_or(0);
-    let mut out = vec![0f32; f * f];
+    let cause = || format!("factors={f} (f x f floats)");
+    let len = checked_len::<f32>(f, f, "the factors' Gram matrix", cause)?;
+    let mut out = try_vec(len, 0f32, "the factors' Gram matrix", cause)?;
     if f > 0 && n > 0 {
         let yv = MatRef::from_row_major_slice(y, n, f);
         let o = MatMut::from_row_major_slice_mut(&mut out, f, f);
@@ -64,7 +66,7 @@ pub fn gram(y: &[f32], f: usize, reg: f32) -> Vec<f32> {
     for d in 0..f {
         out[d * f + d] += reg;
     }
-    out
+    Ok(out)
 }
 
 fn check_shapes(c: &CsrView<'_>, x: &[f32], y: &[f32], f: usize) -> Result<()> {
@@ -137,9 +139,30 @@ struct Scratch {
 
 impl Scratch {
     /// `gather`: the capacity of the gathered factors (and, with `f > 0`, of their scaled copy),
-    /// reserved exactly (buffers grown by doubling took up to twice the memory).
-    fn new(f: usize, gather: usize) -> Self {
-        Scratch {
+    /// reserved exactly (buffers grown by doubling took up to twice the memory). With `f > 0`
+    /// the Cholesky solver's `lanes` interleaved systems are reserved too. Every buffer whose
+    /// size grows with the factors is allocated fallibly: a thread's scratch that does not fit
+    /// is a MemoryError naming `factors`, not an abort.
+    fn new(f: usize, gather: usize, lanes: usize) -> Result<Self> {
+        let what = "the solver's per-thread buffers";
+        let cause = || {
+            if f > 0 {
+                format!("factors={f} with the Cholesky solver ({lanes} f x f systems per thread)")
+            } else {
+                "the factors times the longest row of user_items".to_string()
+            }
+        };
+        let square = checked_len::<f32>(f, f, what, cause)?;
+        let systems = checked_len::<f32>(square, lanes, what, cause)?;
+        // a failure reports what the thread needs in all
+        let total = (square as u128 + systems as u128 + (f * lanes) as u128 + 2 * gather as u128)
+            * std::mem::size_of::<f32>() as u128;
+        let oom = |_| Error::OutOfMemory {
+            what: what.to_string(),
+            bytes: total,
+            cause: cause(),
+        };
+        Ok(Scratch {
             terms: TermsScratch::default(),
             r: Vec::new(),
             p: Vec::new(),
@@ -147,12 +170,13 @@ impl Scratch {
             rs: Vec::new(),
             offsets: Vec::new(),
             ids: Vec::new(),
-            a: vec![0.0; f * f],
-            gathered: Vec::with_capacity(gather),
-            scaled: Vec::with_capacity(if f > 0 { gather } else { 0 }),
-            batch: Vec::new(),
-            rhs: Vec::new(),
-        }
+            a: try_vec(square, 0.0, what, String::new).map_err(oom)?,
+            gathered: try_with_capacity(gather, what, String::new).map_err(oom)?,
+            scaled: try_with_capacity(if f > 0 { gather } else { 0 }, what, String::new)
+                .map_err(oom)?,
+            batch: try_with_capacity(systems, what, String::new).map_err(oom)?,
+            rhs: try_with_capacity(f * lanes, what, String::new).map_err(oom)?,
+        })
     }
 }
 
@@ -209,7 +233,8 @@ fn solve_on(
             format!("must be >= 0, got {reg}"),
         ));
     }
-    let yty = gram(y, f, reg);
+    let yty = gram(y, f, reg)?;
+    let stop = parallel::stop_flag();
     let steps = match params.solver {
         Solver::ConjugateGradient { steps } => steps,
         Solver::Cholesky => {
@@ -218,8 +243,10 @@ fn solve_on(
             let lanes = arch.dispatch(LaneCount);
             return parallel::install(num_threads, || {
                 x.par_chunks_mut(lanes * f).enumerate().try_for_each_init(
-                    || Scratch::new(f, gather),
+                    || Scratch::new(f, gather, lanes),
                     |s, (batch, x)| {
+                        stop.check()?;
+                        let s = s.as_mut().map_err(|e| e.clone())?;
                         arch.dispatch(Block {
                             c,
                             first: batch * lanes,
@@ -245,8 +272,10 @@ fn solve_on(
     }
     parallel::install(num_threads, || {
         blocks.into_par_iter().try_for_each_init(
-            || Scratch::new(0, gather),
+            || Scratch::new(0, gather, 0),
             |s, (first, x)| {
+                stop.check()?;
+                let s = s.as_mut().map_err(|e| e.clone())?;
                 arch.dispatch(Block {
                     c,
                     first,
@@ -767,7 +796,7 @@ pub fn loss(
     num_threads: usize,
 ) -> Result<f64> {
     check_shapes(c, x, y, f)?;
-    let yty = gram(y, f, 0.0);
+    let yty = gram(y, f, 0.0)?;
     let row_loss = dispatch!(Simd::detect(), loss_row, loss_row_avx2,
         (items: &[i32], conf: &[f32], xu: &[f32], y: &[f32], yty: &[f32], r: &mut [f32])
         -> (f64, f64, f64));

@@ -20,7 +20,7 @@
 
 use super::sgd::{column_counts, popularity, stream, Alias, Negatives, SharedRows};
 use crate::error::{Error, Result};
-use crate::parallel;
+use crate::parallel::{self, Stop};
 use crate::simd::{dispatch, dot, madd, prefetch, Simd};
 use crate::sparse::CsrView;
 use rand::rngs::SmallRng;
@@ -140,6 +140,11 @@ fn negative(
     stats: &mut EpochStats,
     first: Option<u32>,
 ) -> Option<u32> {
+    // a user who has every item `neg` can draw (all of them, or all of its stratum) has no
+    // negative: skipped at once, however many redraws are allowed
+    if p.verify_negative_samples && liked.len() >= neg.len() {
+        return None;
+    }
     for attempt in 0..=p.max_redraws {
         if attempt > 0 {
             stats.redrawn += 1;
@@ -160,7 +165,11 @@ struct Epoch<'a> {
     x: SharedRows,
     y: SharedRows,
     p: BprParams,
+    stop: Stop,
 }
+
+/// Samples between two checks of the stop flag.
+const CHECK_EVERY: usize = 4096;
 
 /// Runs one sample on (u, i) with weight `w`; `liked` holds (at least) the user's items among
 /// those `neg` can draw, sorted.
@@ -239,6 +248,9 @@ fn hogwild_share<const FMA: bool>(
     }
     let mut stats = EpochStats::default();
     for t in 0..n {
+        if t % CHECK_EVERY == 0 && e.stop.is_set() {
+            break;
+        }
         if t + 2 * AHEAD < n {
             stage1(rng, &mut ks, t + 2 * AHEAD);
         }
@@ -362,7 +374,10 @@ fn block<const FMA: bool>(
             ids: Some(&bl.members[q]),
         },
     };
-    for _ in 0..users.len() {
+    for t in 0..users.len() {
+        if t % CHECK_EVERY == 0 && e.stop.is_set() {
+            break;
+        }
         let k = rng.random_range(0..users.len());
         let u = users[k];
         // the user's run of entries around k: its items in this stratum
@@ -437,13 +452,14 @@ pub fn epoch(
         x: SharedRows::new(x, d),
         y: SharedRows::new(y, d),
         p: *params,
+        stop: parallel::stop_flag(),
     };
     let simd = Simd::detect();
     if params.deterministic {
         let bl = blocks(user_items, seed);
         let run = dispatch!(simd, block, block_avx2,
             (e: &Epoch<'_>, bl: &Blocks, p: usize, q: usize, rng: &mut SmallRng) -> EpochStats);
-        return parallel::install(num_threads, || {
+        let stats = parallel::install(num_threads, || {
             (0..bl.s).fold(EpochStats::default(), |acc, round| {
                 let r = (0..bl.s)
                     .into_par_iter()
@@ -454,7 +470,9 @@ pub fn epoch(
                     .reduce(EpochStats::default, EpochStats::add);
                 acc.add(r)
             })
-        });
+        })?;
+        e.stop.check()?;
+        return Ok(stats);
     }
     let mut row_of = vec![0u32; user_items.nnz()];
     for u in 0..user_items.n_rows() {
@@ -470,7 +488,7 @@ pub fn epoch(
     let run = dispatch!(simd, hogwild_share, hogwild_share_avx2,
         (e: &Epoch<'_>, row_of: &[u32], table: &Alias, rng: &mut SmallRng, n: u64)
         -> EpochStats);
-    parallel::install(num_threads, || {
+    let stats = parallel::install(num_threads, || {
         let t = rayon::current_num_threads() as u64;
         let total = user_items.nnz() as u64;
         (0..t)
@@ -480,7 +498,9 @@ pub fn epoch(
                 run(&e, &row_of, &table, &mut stream(seed, k, u64::MAX), n)
             })
             .reduce(EpochStats::default, EpochStats::add)
-    })
+    })?;
+    e.stop.check()?;
+    Ok(stats)
 }
 
 /// A user's update with the item factors fixed (the fold-in of [`fold_in`]).
@@ -557,8 +577,12 @@ pub fn fold_in(
     let run = dispatch!(Simd::detect(), fold_in_row, fold_in_row_avx2,
         (items: &[i32], y: &[f32], x: &mut [f32], neg: &Negatives<'_>, p: &BprParams,
          epochs: usize, rng: &mut SmallRng) -> ());
+    let stop = parallel::stop_flag();
     parallel::install(num_threads, || {
         x.par_chunks_mut(d).enumerate().for_each(|(r, xr)| {
+            if stop.is_set() {
+                return;
+            }
             let (items, _) = user_items.row(r);
             run(
                 items,
@@ -571,5 +595,6 @@ pub fn fold_in(
             );
         })
     })?;
+    stop.check()?;
     Ok(x)
 }

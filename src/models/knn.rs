@@ -2,7 +2,7 @@
 //! matrix with its transpose, keeping the top K per item) and the scorers that recommend from it
 //! through the shared top-k driver.
 
-use crate::error::{Error, Result};
+use crate::error::{try_vec, try_with_capacity, Error, Result};
 use crate::parallel;
 use crate::simd::prefetch;
 use crate::sparse::weighting::{self, Documents};
@@ -90,6 +90,9 @@ pub fn item_knn(user_items: &CsrView<'_>, params: &KnnParams, num_threads: usize
     if n_items >= u32::MAX as usize {
         return Err(Error::invalid("user_items", "too many items"));
     }
+    // a K beyond the catalogue keeps every neighbour
+    let k = params.k.min(n_items.max(1));
+    let per_item = || format!("user_items has {n_items} columns (items)");
     let weights = match params.similarity {
         Similarity::Dot | Similarity::Pearson => None,
         Similarity::Cosine => Some(weighting::normalize(
@@ -147,7 +150,6 @@ pub fn item_knn(user_items: &CsrView<'_>, params: &KnnParams, num_threads: usize
         }
     }
 
-    let k = params.k;
     let pearson = params.similarity == Similarity::Pearson;
     let value = |i: usize, j: usize, dot: f64| -> Option<f32> {
         // An exactly zero product counts as no co-occurrence.
@@ -168,12 +170,12 @@ pub fn item_knn(user_items: &CsrView<'_>, params: &KnnParams, num_threads: usize
     // per row, taken only when a value reaches the row's threshold, which is mirrored in an atomic
     // for lock-free rejection). A bounded selection keeps the top k of everything offered whatever
     // the order, so the result does not depend on the threads' interleaving.
-    let rows: Vec<Mutex<TopKBuffer>> = (0..n_items)
-        .map(|_| Mutex::new(TopKBuffer::new(k)))
-        .collect();
-    let thresholds: Vec<AtomicU32> = (0..n_items)
-        .map(|_| AtomicU32::new(f32::NEG_INFINITY.to_bits()))
-        .collect();
+    let mut rows: Vec<Mutex<TopKBuffer>> =
+        try_with_capacity(n_items, "the neighbour selections", per_item)?;
+    rows.extend((0..n_items).map(|_| Mutex::new(TopKBuffer::new(k))));
+    let mut thresholds: Vec<AtomicU32> =
+        try_with_capacity(n_items, "the neighbour selections", per_item)?;
+    thresholds.extend((0..n_items).map(|_| AtomicU32::new(f32::NEG_INFINITY.to_bits())));
     let offer = |row: usize, v: f32, id: u32| {
         if v >= f32::from_bits(thresholds[row].load(Ordering::Relaxed)) {
             let mut sel = rows[row].lock().unwrap_or_else(|e| e.into_inner());
@@ -188,23 +190,42 @@ pub fn item_knn(user_items: &CsrView<'_>, params: &KnnParams, num_threads: usize
     // on the 80k x 10k benchmark).
     let n_tasks = n_items.div_ceil(ITEMS_PER_TASK);
     let next_task = AtomicUsize::new(n_tasks);
+    // the first allocation failure of a thread's scratch (the other threads finish the work)
+    let failed: Mutex<Option<Error>> = Mutex::new(None);
+    let stop = parallel::stop_flag();
     parallel::install(num_threads, || {
         (0..rayon::current_num_threads())
             .into_par_iter()
             .for_each(|_| {
-                let mut scratch = FitScratch {
-                    acc: vec![0.0; n_items],
-                    owner: vec![0; n_items],
-                    touched: Vec::new(),
-                    own: TopK::new(k),
-                    ids: vec![0; k],
-                    vals: vec![0.0; k],
+                let what = "the similarity's per-thread accumulators";
+                let scratch = || -> Result<FitScratch> {
+                    Ok(FitScratch {
+                        acc: try_vec(n_items, 0.0, what, per_item)?,
+                        owner: try_vec(n_items, 0, what, per_item)?,
+                        touched: Vec::new(),
+                        own: TopK::new(k),
+                        ids: try_vec(k, 0, what, || format!("K={k}"))?,
+                        vals: try_vec(k, 0.0, what, || format!("K={k}"))?,
+                    })
+                };
+                let mut scratch = match scratch() {
+                    Ok(s) => s,
+                    Err(e) => {
+                        failed
+                            .lock()
+                            .unwrap_or_else(|e| e.into_inner())
+                            .get_or_insert(e);
+                        return;
+                    }
                 };
                 let s = &mut scratch;
                 while let Ok(next) =
                     next_task
                         .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |t| t.checked_sub(1))
                 {
+                    if stop.is_set() {
+                        break; // interrupted: tasks are left undone
+                    }
                     let task = next - 1;
                     let rows_of_task =
                         task * ITEMS_PER_TASK..((task + 1) * ITEMS_PER_TASK).min(n_items);
@@ -279,10 +300,27 @@ pub fn item_knn(user_items: &CsrView<'_>, params: &KnnParams, num_threads: usize
             });
     })?;
 
-    let mut indptr = Vec::with_capacity(n_items + 1);
+    stop.check()?;
+    let failed = failed.into_inner().unwrap_or_else(|e| e.into_inner());
+    if next_task.load(Ordering::Relaxed) > 0 {
+        // tasks left undone: every thread stopped (its scratch did not fit, or the call was
+        // interrupted)
+        return Err(failed.unwrap_or(Error::Interrupted));
+    }
+
+    let what = "the similarity matrix";
+    let kept: usize = rows
+        .iter_mut()
+        .map(|r| {
+            r.get_mut()
+                .map_or_else(|e| e.into_inner().len(), |r| r.len())
+        })
+        .sum();
+    let mut indptr = try_with_capacity(n_items + 1, what, per_item)?;
     indptr.push(0i64);
-    let mut indices = Vec::with_capacity(n_items * k);
-    let mut data = Vec::with_capacity(n_items * k);
+    let stored = || format!("K={k} neighbours for each of {n_items} items ({kept} kept)");
+    let mut indices = try_with_capacity(kept, what, stored)?;
+    let mut data = try_with_capacity(kept, what, stored)?;
     let (mut ids, mut vals) = (vec![0i32; k], vec![0f32; k]);
     let mut order: Vec<(i32, f32)> = Vec::with_capacity(k);
     for sel in rows {

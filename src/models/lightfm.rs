@@ -18,7 +18,7 @@
 
 use super::sgd::{column_counts, popularity, sigmoid, stream, Alias, SharedRows};
 use crate::error::{Error, Result};
-use crate::parallel;
+use crate::parallel::{self, Stop};
 use crate::simd::{dispatch, dot, prefetch, Simd};
 use crate::sparse::CsrView;
 use rand::rngs::SmallRng;
@@ -254,6 +254,8 @@ struct Epoch<'a> {
     d: usize,
     /// Items by interaction count (BPR's negatives).
     popularity: Option<Alias>,
+    /// Checked every `MERGE_EVERY` examples.
+    stop: Stop,
 }
 
 /// `out = sum_p F[r, p] params[p]` (d + 1 values).
@@ -470,6 +472,13 @@ fn warp_step<const FMA: bool>(
     first: usize,
 ) {
     let n_items = e.item_features.n_rows();
+    // A user who has every item has no negative to find. Tries beyond `n_items - 1` would be
+    // weighted ln(max(1, (n_items - 1) / tries)) = 0, so they are never made: a huge
+    // `max_sampled` costs no more than the catalogue.
+    if e.interactions.row_range(u).len() >= n_items {
+        return;
+    }
+    let max_sampled = e.p.max_sampled.min(n_items - 1);
     // Candidates are drawn LOOK tries ahead and their parameter rows requested, so that the
     // cache misses of successive tries overlap.
     const LOOK: usize = 3;
@@ -478,9 +487,9 @@ fn warp_step<const FMA: bool>(
         *c = rng.random_range(0..n_items);
         e.items.prefetch(e.item_features, *c, false);
     }
-    for sampled in 1..=e.p.max_sampled {
+    for sampled in 1..=max_sampled {
         let j = cand[(sampled - 1) % (LOOK + 1)];
-        if sampled + LOOK <= e.p.max_sampled {
+        if sampled + LOOK <= max_sampled {
             let next = rng.random_range(0..n_items);
             cand[(sampled + LOOK - 1) % (LOOK + 1)] = next;
             e.items.prefetch(e.item_features, next, false);
@@ -654,6 +663,9 @@ fn share<const FMA: bool>(e: &Epoch<'_>, order: &[u32], row_of: &[u32], rng: &mu
         if t % MERGE_EVERY == MERGE_EVERY - 1 {
             s.locals.users.merge(&e.users);
             s.locals.items.merge(&e.items);
+            if e.stop.is_set() {
+                break; // interrupted: this thread's local changes are merged below
+            }
         }
     }
     s.locals.users.merge(&e.users);
@@ -767,6 +779,7 @@ pub fn epoch(
             Loss::Bpr => popularity(&column_counts(m.indices(), m.n_cols()), None),
             _ => None,
         },
+        stop: parallel::stop_flag(),
     };
     let run = dispatch!(Simd::detect(), share, share_avx2,
         (e: &Epoch<'_>, order: &[u32], row_of: &[u32], rng: &mut SmallRng) -> ());
@@ -777,7 +790,8 @@ pub fn epoch(
             .par_chunks(chunk)
             .enumerate()
             .for_each(|(k, part)| run(&e, part, &row_of, &mut stream(seed, k as u64, 5)));
-    })
+    })?;
+    e.stop.check()
 }
 
 #[cfg(test)]

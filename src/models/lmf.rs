@@ -127,6 +127,7 @@ pub fn half_step(
     let run = dispatch!(Simd::detect(), row_step, row_step_avx2,
         (items: &[i32], vals: &[f32], x: &mut [f32], g2: &mut [f32], y: &[f32], fixed: usize,
          neg: &Negatives<'_>, p: &LmfParams, rng: &mut SmallRng, grad: &mut [f32]) -> ());
+    let stop = parallel::stop_flag();
     parallel::install(num_threads, || {
         x.par_chunks_mut(d)
             .zip(g2.par_chunks_mut(d))
@@ -135,7 +136,7 @@ pub fn half_step(
                 || vec![0f32; d],
                 |grad, (r, (xr, gr))| {
                     let (items, vals) = m.row(r);
-                    if items.is_empty() {
+                    if items.is_empty() || stop.is_set() {
                         return;
                     }
                     let id = ids.map_or(r as u64, |ids| ids[r]);
@@ -143,5 +144,6 @@ pub fn half_step(
                     run(items, vals, xr, gr, y, fixed, neg, params, &mut rng, grad);
                 },
             )
-    })
+    })?;
+    stop.check()
 }

@@ -33,6 +33,15 @@ pub enum Negatives<'a> {
 }
 
 impl Negatives<'_> {
+    /// How many distinct items a draw can return (at most).
+    #[inline(always)]
+    pub(crate) fn len(&self) -> usize {
+        match *self {
+            Negatives::Weighted { table, ids } => ids.map_or(table.len(), <[u32]>::len),
+            Negatives::Uniform { count, ids } => ids.map_or(count as usize, <[u32]>::len),
+        }
+    }
+
     #[inline(always)]
     pub(crate) fn draw(&self, rng: &mut SmallRng) -> u32 {
         let (k, ids) = match *self {
@@ -83,6 +92,15 @@ impl Alias {
             }
         }
         Some(Alias { keep, alias })
+    }
+
+    /// The number of outcomes (weights), zero weights included.
+    pub fn len(&self) -> usize {
+        self.keep.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.keep.is_empty()
     }
 
     #[inline(always)]

@@ -1,6 +1,7 @@
 //! Bindings of the ALS kernels.
 
 use super::convert::{csr, PyCsr};
+use super::interrupt;
 use crate::error::Error;
 use crate::models::als::{loss, solve, AlsParams, Solver};
 use numpy::{PyReadonlyArray2, PyReadwriteArray2};
@@ -36,7 +37,11 @@ fn als_solve<'py>(
             Solver::ConjugateGradient { steps: cg_steps }
         },
     };
-    py.detach(|| solve(&m, xs, ys, f, &params, num_threads))?;
+    // a row's solve: f x f (its system) plus f per interaction
+    let work = rows.saturating_mul(f).saturating_mul(f) + m.nnz().saturating_mul(f);
+    interrupt::run(py, num_threads, work, || {
+        solve(&m, xs, ys, f, &params, num_threads)
+    })?;
     Ok(())
 }
 
@@ -59,7 +64,10 @@ fn als_loss<'py>(
     let ys = yv
         .to_slice()
         .ok_or_else(|| Error::invalid("item_factors", "must be C-contiguous"))?;
-    Ok(py.detach(|| loss(&m, xs, ys, xv.ncols(), regularization, num_threads))?)
+    let work = m.nnz().saturating_mul(xv.ncols());
+    interrupt::run(py, num_threads, work, || {
+        loss(&m, xs, ys, xv.ncols(), regularization, num_threads)
+    })
 }
 
 pub fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {

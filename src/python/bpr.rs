@@ -1,6 +1,7 @@
 //! Bindings of the BPR kernels.
 
 use super::convert::{csr, slice, to_numpy2, PyCsr};
+use super::interrupt;
 use crate::error::Error;
 use crate::models::bpr::{epoch, fold_in, BprParams, Sampling};
 use crate::models::sgd::FoldInNegatives;
@@ -71,7 +72,9 @@ fn bpr_epoch<'py>(
         use_weights,
         deterministic,
     );
-    let s = py.detach(|| epoch(&m, xs, ys, d, &p, seed, num_threads))?;
+    let s = interrupt::run(py, num_threads, interrupt::LONG, || {
+        epoch(&m, xs, ys, d, &p, seed, num_threads)
+    })?;
     Ok((s.samples, s.correct, s.skipped, s.redrawn))
 }
 
@@ -115,7 +118,8 @@ fn bpr_fold_in<'py>(
         false,
         true,
     );
-    let out = py.detach(|| {
+    let work = m.nnz().saturating_mul(epochs).saturating_mul(d);
+    let out = interrupt::run(py, num_threads, work, || {
         let neg = FoldInNegatives::new(pop, n_items, uniform)?;
         fold_in(&m, ids, ys, d, &p, &neg.view(), epochs, seed, num_threads)
     })?;

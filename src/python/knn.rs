@@ -1,6 +1,7 @@
 //! Bindings of the item-item kNN kernels and the weighting functions.
 
 use super::convert::{candidates, csr, ids_scores, slice, IdsScores, PyCsr};
+use super::interrupt;
 use crate::error::Error;
 use crate::models::knn::{item_knn, KnnParams, KnnScorer, Similarity};
 use crate::sparse::weighting::{self, Documents};
@@ -50,7 +51,9 @@ fn knn_fit<'py>(
         k,
         similarity: similarity_kind(similarity, k1, b)?,
     };
-    let s = py.detach(|| item_knn(&m, &params, num_threads))?;
+    let s = interrupt::run(py, num_threads, interrupt::LONG, || {
+        item_knn(&m, &params, num_threads)
+    })?;
     Ok((
         PyArray1::from_vec(py, s.indptr),
         PyArray1::from_vec(py, s.indices),
@@ -79,7 +82,10 @@ fn knn_recommend<'py>(
     let cands = candidates(n_items, &items, &filter_items)?;
     let scorer = KnnScorer::recommend(queries, sim, &cands)?;
     let liked = filter_liked.then_some(&queries);
-    let res = py.detach(|| recommend_batch(&scorer, &cands, liked, k, num_threads))?;
+    let work = n_queries.saturating_mul(n_items);
+    let res = interrupt::run(py, num_threads, work, || {
+        recommend_batch(&scorer, &cands, liked, k, num_threads)
+    })?;
     Ok(ids_scores(py, res)?)
 }
 
@@ -101,7 +107,10 @@ fn knn_similar_items<'py>(
     let ids = slice("itemid", &itemids)?;
     let cands = candidates(n_items, &items, &filter_items)?;
     let scorer = KnnScorer::neighbours(ids, sim, &cands)?;
-    let res = py.detach(|| recommend_batch(&scorer, &cands, None, k, num_threads))?;
+    let work = ids.len().saturating_mul(n_items);
+    let res = interrupt::run(py, num_threads, work, || {
+        recommend_batch(&scorer, &cands, None, k, num_threads)
+    })?;
     Ok(ids_scores(py, res)?)
 }
 
@@ -127,7 +136,7 @@ fn weight<'py>(
         "columns" => Documents::Columns,
         other => return Err(Error::invalid("docs", format!("unknown axis {other:?}")).into()),
     };
-    let out = py.detach(|| match scheme {
+    let out = interrupt::run(py, num_threads, v.nnz(), || match scheme {
         "bm25" => weighting::bm25(&v, docs, k1, b, num_threads),
         "tfidf" => weighting::tfidf(&v, docs, num_threads),
         "normalize" => weighting::normalize(&v, docs, num_threads),

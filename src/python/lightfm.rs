@@ -1,6 +1,7 @@
 //! Binding of the LightFM epoch kernel.
 
 use super::convert::{csr, slice, PyCsr};
+use super::interrupt;
 use crate::error::Error;
 use crate::models::lightfm::{epoch, Data, LightFmParams, Loss, Schedule, Side};
 use numpy::{PyReadonlyArray1, PyReadwriteArray2};
@@ -105,7 +106,7 @@ fn lightfm_epoch<'py>(
         user_features: &uf,
         item_features: &itf,
     };
-    py.detach(|| {
+    interrupt::run(py, num_threads, interrupt::LONG, || {
         epoch(
             &data,
             users,

@@ -1,6 +1,7 @@
 //! Bindings of the LMF kernel.
 
 use super::convert::{csr, slice, PyCsr};
+use super::interrupt;
 use crate::error::Error;
 use crate::models::lmf::{half_step, LmfParams};
 use crate::models::sgd::{column_counts, popularity as by_counts, FoldInNegatives};
@@ -53,7 +54,11 @@ fn lmf_half_step<'py>(
         neg_prop,
         max_negatives,
     };
-    py.detach(|| {
+    let work = m
+        .nnz()
+        .saturating_mul(neg_prop.saturating_add(1))
+        .saturating_mul(d);
+    interrupt::run(py, num_threads, work, || {
         // training draws by the interaction counts of `c` itself (implicit's sampling); with
         // no interactions no row draws
         let neg = match pop {

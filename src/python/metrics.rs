@@ -1,6 +1,7 @@
 //! Bindings of the ranking metrics.
 
 use super::convert::{csr, to_numpy2, PyCsr};
+use super::interrupt;
 use crate::error::Error;
 use crate::metrics::{beyond_accuracy, ranking_metrics, METRIC_NAMES, N_METRICS};
 use numpy::{PyArray1, PyArray2, PyReadonlyArray2};
@@ -24,7 +25,10 @@ fn ranking_metrics_per_user<'py>(
         .to_slice()
         .ok_or_else(|| Error::invalid("recs", "must be a C-contiguous array"))?;
     let test = csr("test_user_items", &test, n_users, n_items)?;
-    let out = py.detach(|| ranking_metrics(flat, width, &test, k, n_items, num_threads))?;
+    let work = n_users.saturating_mul(width);
+    let out = interrupt::run(py, num_threads, work, || {
+        ranking_metrics(flat, width, &test, k, n_items, num_threads)
+    })?;
     Ok(to_numpy2(py, out, n_users, N_METRICS)?)
 }
 

@@ -6,6 +6,7 @@ mod als;
 mod bpr;
 mod convert;
 mod errors;
+mod interrupt;
 mod knn;
 mod lightfm;
 mod lmf;
@@ -14,9 +15,18 @@ mod topk;
 
 use pyo3::prelude::*;
 
+/// Forgets the cached thread pools: registered by the package with
+/// `os.register_at_fork(after_in_child=...)`, since a forked child has none of their threads.
+#[pyfunction]
+fn _after_fork_in_child() {
+    crate::parallel::forget_pools();
+}
+
 #[pymodule]
 fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add("__version__", env!("CARGO_PKG_VERSION"))?;
+    m.add("MAX_THREADS", crate::parallel::MAX_THREADS)?;
+    m.add_function(wrap_pyfunction!(_after_fork_in_child, m)?)?;
     topk::register(m)?;
     als::register(m)?;
     metrics::register(m)?;

@@ -1,6 +1,7 @@
 //! Bindings of the batched top-k kernels.
 
 use super::convert::{candidates, csr, ids_scores, IdsScores, PyCsr};
+use super::interrupt;
 use crate::topk::{recommend_batch, DotScorer};
 use numpy::{PyReadonlyArray1, PyReadonlyArray2};
 use pyo3::prelude::*;
@@ -28,7 +29,13 @@ fn topk_dot<'py>(
         .map(|m| csr("user_items", m, q.nrows(), it.nrows()))
         .transpose()?;
     let scorer = DotScorer::new(q, it, &cands)?;
-    let res = py.detach(|| recommend_batch(&scorer, &cands, liked.as_ref(), k, num_threads))?;
+    let work = q
+        .nrows()
+        .saturating_mul(it.nrows())
+        .saturating_mul(it.ncols());
+    let res = interrupt::run(py, num_threads, work, || {
+        recommend_batch(&scorer, &cands, liked.as_ref(), k, num_threads)
+    })?;
     Ok(ids_scores(py, res)?)
 }
 

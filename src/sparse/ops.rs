@@ -1,7 +1,7 @@
 //! Whole-matrix operations on CSR views: transpose, row and column norms.
 
 use super::{Csr, CsrView};
-use crate::error::Result;
+use crate::error::{try_vec, Result};
 use crate::parallel;
 use rayon::prelude::*;
 
@@ -36,12 +36,20 @@ fn transpose_impl(m: &CsrView<'_>, num_threads: usize, positions: bool) -> Resul
     let band_rows = n_rows.div_ceil(bands).max(1);
     let band_range = |b: usize| (b * band_rows).min(n_rows)..((b + 1) * band_rows).min(n_rows);
 
-    parallel::install(num_threads, || {
+    let stop = parallel::stop_flag();
+    let what = "the transposed matrix";
+    let per_col = || format!("the matrix has {n_cols} columns");
+    let per_entry = || format!("the matrix has {nnz} stored entries");
+    let mut indptr = try_vec(n_cols + 1, 0i64, what, per_col)?;
+    let mut indices = try_vec(nnz, 0i32, what, per_entry)?;
+    let mut data = try_vec(nnz, 0f32, what, per_entry)?;
+    let mut row_pos = try_vec(if positions { nnz } else { 0 }, 0u32, what, per_entry)?;
+    let out = parallel::install(num_threads, || {
         // counts[b][c]: entries of column c in band b.
         let mut counts: Vec<Vec<i64>> = (0..bands)
             .into_par_iter()
             .map(|b| {
-                let mut cnt = vec![0i64; n_cols];
+                let mut cnt = try_vec(n_cols, 0i64, what, per_col)?;
                 let rows = band_range(b);
                 let (lo, hi) = (
                     m.indptr()[rows.start] as usize,
@@ -50,12 +58,11 @@ fn transpose_impl(m: &CsrView<'_>, num_threads: usize, positions: bool) -> Resul
                 for &c in &m.indices()[lo..hi] {
                     cnt[c as usize] += 1;
                 }
-                cnt
+                Ok(cnt)
             })
-            .collect();
+            .collect::<Result<_>>()?;
 
         // Turn the counts into write offsets, column-major over (column, band).
-        let mut indptr = vec![0i64; n_cols + 1];
         let mut pos = 0i64;
         for c in 0..n_cols {
             indptr[c] = pos;
@@ -67,15 +74,15 @@ fn transpose_impl(m: &CsrView<'_>, num_threads: usize, positions: bool) -> Resul
         }
         indptr[n_cols] = pos;
 
-        let mut indices = vec![0i32; nnz];
-        let mut data = vec![0f32; nnz];
-        let mut pos = vec![0u32; if positions { nnz } else { 0 }];
         let out_idx = DisjointWrites(indices.as_mut_ptr());
         let out_val = DisjointWrites(data.as_mut_ptr());
-        let out_pos = DisjointWrites(pos.as_mut_ptr());
+        let out_pos = DisjointWrites(row_pos.as_mut_ptr());
         counts.par_iter_mut().enumerate().for_each(|(b, next)| {
             let (out_idx, out_val, out_pos) = (out_idx, out_val, out_pos);
             for r in band_range(b) {
+                if r % 4096 == 0 && stop.is_set() {
+                    return; // interrupted: checked below
+                }
                 let (cols, vals) = m.row(r);
                 for (k, (&c, &v)) in cols.iter().zip(vals).enumerate() {
                     let p = next[c as usize] as usize;
@@ -92,7 +99,7 @@ fn transpose_impl(m: &CsrView<'_>, num_threads: usize, positions: bool) -> Resul
                 }
             }
         });
-        (
+        Ok((
             Csr {
                 n_rows: n_cols,
                 n_cols: n_rows,
@@ -100,9 +107,11 @@ fn transpose_impl(m: &CsrView<'_>, num_threads: usize, positions: bool) -> Resul
                 indices,
                 data,
             },
-            pos,
-        )
-    })
+            row_pos,
+        ))
+    })??;
+    stop.check()?;
+    Ok(out)
 }
 
 /// The L2 norm of every row, in parallel.

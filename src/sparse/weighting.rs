@@ -8,9 +8,12 @@
 //! `data` array in the order of the input's entries (the structure is unchanged).
 
 use super::CsrView;
-use crate::error::{Error, Result};
+use crate::error::{try_vec, try_with_capacity, Error, Result};
 use crate::parallel;
 use rayon::prelude::*;
+
+/// Rows of a single-threaded pass between two checks of the stop flag.
+const ROWS_PER_CHECK: usize = 4096;
 
 /// Which axis of the CSR matrix holds the documents.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -29,12 +32,19 @@ struct Stats {
     term_df: Vec<f64>,
 }
 
-fn stats(m: &CsrView<'_>, docs: Documents) -> Stats {
-    let mut row_sum = vec![0f64; m.n_rows()];
-    let mut col_sum = vec![0f64; m.n_cols()];
-    let mut row_cnt = vec![0f64; m.n_rows()];
-    let mut col_cnt = vec![0f64; m.n_cols()];
+fn stats(m: &CsrView<'_>, docs: Documents) -> Result<Stats> {
+    let what = "the weighting statistics";
+    let rows = || format!("the matrix has {} rows", m.n_rows());
+    let cols = || format!("the matrix has {} columns", m.n_cols());
+    let mut row_sum = try_vec(m.n_rows(), 0f64, what, rows)?;
+    let mut col_sum = try_vec(m.n_cols(), 0f64, what, cols)?;
+    let mut row_cnt = try_vec(m.n_rows(), 0f64, what, rows)?;
+    let mut col_cnt = try_vec(m.n_cols(), 0f64, what, cols)?;
+    let stop = parallel::stop_flag();
     for r in 0..m.n_rows() {
+        if r % ROWS_PER_CHECK == 0 {
+            stop.check()?;
+        }
         let (cols, vals) = m.row(r);
         row_cnt[r] = cols.len() as f64;
         for (&c, &v) in cols.iter().zip(vals) {
@@ -43,7 +53,7 @@ fn stats(m: &CsrView<'_>, docs: Documents) -> Stats {
             col_cnt[c as usize] += 1.0;
         }
     }
-    match docs {
+    Ok(match docs {
         Documents::Rows => Stats {
             n_docs: m.n_rows(),
             doc_len: row_sum,
@@ -54,7 +64,7 @@ fn stats(m: &CsrView<'_>, docs: Documents) -> Stats {
             doc_len: col_sum,
             term_df: row_cnt,
         },
-    }
+    })
 }
 
 /// Applies `f(value, doc, term)` to every entry, in parallel over rows.
@@ -64,16 +74,23 @@ fn map_entries(
     num_threads: usize,
     f: impl Fn(f64, usize, usize) -> f64 + Sync,
 ) -> Result<Vec<f32>> {
-    let mut out = vec![0f32; m.nnz()];
+    let stop = parallel::stop_flag();
+    let what = "the weighted values";
+    let mut out = try_vec(m.nnz(), 0f32, what, || {
+        format!("{} stored entries", m.nnz())
+    })?;
+    let mut chunks = try_with_capacity(m.n_rows(), what, || format!("{} rows", m.n_rows()))?;
     parallel::install(num_threads, || {
         let mut rest: &mut [f32] = &mut out;
-        let mut chunks = Vec::with_capacity(m.n_rows());
         for r in 0..m.n_rows() {
             let (head, tail) = rest.split_at_mut(m.row_range(r).len());
             chunks.push((r, head));
             rest = tail;
         }
         chunks.into_par_iter().for_each(|(r, dst)| {
+            if stop.is_set() {
+                return;
+            }
             let (cols, vals) = m.row(r);
             for ((d, &c), &v) in dst.iter_mut().zip(cols).zip(vals) {
                 let (doc, term) = match docs {
@@ -84,6 +101,7 @@ fn map_entries(
             }
         });
     })?;
+    stop.check()?;
     Ok(out)
 }
 
@@ -100,10 +118,12 @@ fn check_non_negative(what: &str, m: &CsrView<'_>) -> Result<()> {
     }
 }
 
-/// `idf_t = ln N - ln(1 + df_t)`.
-fn idf(s: &Stats) -> Vec<f64> {
+/// `idf_t = ln N - ln(1 + df_t)`, in place of the document frequencies.
+fn idf(s: Stats) -> (Vec<f64>, Vec<f64>, usize) {
     let ln_n = (s.n_docs as f64).ln();
-    s.term_df.iter().map(|df| ln_n - df.ln_1p()).collect()
+    let mut idf = s.term_df;
+    idf.iter_mut().for_each(|df| *df = ln_n - df.ln_1p());
+    (idf, s.doc_len, s.n_docs)
 }
 
 /// BM25: `r (K1 + 1) / (K1 * len_d + r) * idf_t` with `len_d = (1 - B) + B * |d| / mean |d|`.
@@ -124,25 +144,20 @@ pub fn bm25(
         return Err(Error::invalid("B", format!("must be in [0, 1], got {b}")));
     }
     check_non_negative("bm25 weighting", m)?;
-    let s = stats(m, docs);
-    let idf = idf(&s);
-    let mean_len = if s.n_docs == 0 {
+    let (idf, mut length_norm, n_docs) = idf(stats(m, docs)?);
+    let mean_len = if n_docs == 0 {
         0.0
     } else {
-        s.doc_len.iter().sum::<f64>() / s.n_docs as f64
+        length_norm.iter().sum::<f64>() / n_docs as f64
     };
-    let length_norm: Vec<f64> = s
-        .doc_len
-        .iter()
-        .map(|&l| {
-            (1.0 - b)
-                + if mean_len != 0.0 {
-                    b * l / mean_len
-                } else {
-                    0.0
-                }
-        })
-        .collect();
+    length_norm.iter_mut().for_each(|l| {
+        *l = (1.0 - b)
+            + if mean_len != 0.0 {
+                b * *l / mean_len
+            } else {
+                0.0
+            }
+    });
     map_entries(m, docs, num_threads, |r, d, t| {
         r * (k1 + 1.0) / (k1 * length_norm[d] + r) * idf[t]
     })
@@ -151,8 +166,7 @@ pub fn bm25(
 /// TF-IDF: `sqrt(r) * idf_t` (not normalised; see [`normalize`]).
 pub fn tfidf(m: &CsrView<'_>, docs: Documents, num_threads: usize) -> Result<Vec<f32>> {
     check_non_negative("tfidf weighting", m)?;
-    let s = stats(m, docs);
-    let idf = idf(&s);
+    let (idf, _, _) = idf(stats(m, docs)?);
     map_entries(m, docs, num_threads, |r, _, t| r.sqrt() * idf[t])
 }
 
@@ -162,8 +176,14 @@ pub fn normalize(m: &CsrView<'_>, docs: Documents, num_threads: usize) -> Result
         Documents::Rows => m.n_rows(),
         Documents::Columns => m.n_cols(),
     };
-    let mut sq = vec![0f64; n_docs];
+    let mut sq = try_vec(n_docs, 0f64, "the document norms", || {
+        format!("the matrix has {n_docs} documents")
+    })?;
+    let stop = parallel::stop_flag();
     for r in 0..m.n_rows() {
+        if r % ROWS_PER_CHECK == 0 {
+            stop.check()?;
+        }
         let (cols, vals) = m.row(r);
         for (&c, &v) in cols.iter().zip(vals) {
             let d = if docs == Documents::Rows {
@@ -174,9 +194,8 @@ pub fn normalize(m: &CsrView<'_>, docs: Documents, num_threads: usize) -> Result
             sq[d] += (v as f64) * (v as f64);
         }
     }
-    let inv: Vec<f64> = sq
-        .iter()
-        .map(|&s| if s > 0.0 { 1.0 / s.sqrt() } else { 0.0 })
-        .collect();
+    let mut inv = sq;
+    inv.iter_mut()
+        .for_each(|s| *s = if *s > 0.0 { 1.0 / s.sqrt() } else { 0.0 });
     map_entries(m, docs, num_threads, |r, d, _| r * inv[d])
 }

@@ -2,7 +2,7 @@
 //! blocks.
 
 use super::select::TopK;
-use crate::error::{Error, Result};
+use crate::error::{checked_len, try_vec, Error, Result};
 use crate::parallel;
 use crate::sparse::CsrView;
 use rayon::prelude::*;
@@ -162,20 +162,12 @@ pub struct TopKResult {
     pub scores: Vec<f32>,
 }
 
-/// An `n x k` output buffer, or an error (instead of an abort) when it cannot be allocated.
+/// An `n x k` output buffer, or a MemoryError naming N (instead of an abort) when it cannot be
+/// allocated.
 fn filled<T: Copy>(n: usize, k: usize, value: T) -> Result<Vec<T>> {
-    let len = n
-        .checked_mul(k)
-        .ok_or_else(|| Error::invalid("N", format!("{n} x {k} results overflow")))?;
-    let mut v = Vec::new();
-    v.try_reserve_exact(len).map_err(|_| {
-        Error::invalid(
-            "N",
-            format!("{n} queries x {k} results do not fit in memory; ask for fewer at a time"),
-        )
-    })?;
-    v.resize(len, value);
-    Ok(v)
+    let cause = || format!("N={k} results for each of {n} queries; ask for fewer at a time");
+    let len = checked_len::<T>(n, k, "the recommendations", cause)?;
+    try_vec(len, value, "the recommendations", cause)
 }
 
 /// Queries whose scores are compared at once in the scan.
@@ -238,6 +230,7 @@ pub fn recommend_batch<S: BlockScorer>(
     let (m, nt) = (m.max(1), nt.max(1).min(np.max(1)));
     let excluded = candidates.excluded();
     let layout = scorer.layout();
+    let stop = parallel::stop_flag();
 
     parallel::install(num_threads, || {
         ids.par_chunks_mut(m * k)
@@ -252,6 +245,9 @@ pub fn recommend_batch<S: BlockScorer>(
                     liked: vec![Vec::new(); m],
                 },
                 |w, (block, (ids_b, scores_b))| {
+                    if stop.is_set() {
+                        return; // interrupted: the remaining blocks are skipped
+                    }
                     let q0 = block * m;
                     let mb = (nq - q0).min(m);
                     for q in 0..mb {
@@ -287,6 +283,7 @@ pub fn recommend_batch<S: BlockScorer>(
                 },
             );
     })?;
+    stop.check()?;
     Ok(TopKResult {
         n_queries: nq,
         k,
@@ -422,11 +419,11 @@ mod tests {
     fn oversized_outputs_are_errors_not_aborts() {
         assert!(matches!(
             filled(usize::MAX, 2, 0i32),
-            Err(Error::InvalidArgument { .. })
+            Err(Error::OutOfMemory { .. })
         ));
         assert!(matches!(
             filled(usize::MAX / 8, 1, 0i32),
-            Err(Error::InvalidArgument { .. })
+            Err(Error::OutOfMemory { .. })
         ));
         assert_eq!(filled(2, 3, 7i32).unwrap(), vec![7; 6]); // ok: test
     }

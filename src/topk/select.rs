@@ -165,7 +165,9 @@ impl TopKBuffer {
         TopKBuffer {
             k,
             cap,
-            buf: Vec::with_capacity(cap),
+            // allocated on the first push: most selections of a large catalogue (or of a K
+            // beyond it) never receive one, and would otherwise each hold 2K entries
+            buf: Vec::new(),
             threshold: if k == 0 {
                 f32::INFINITY
             } else {
@@ -208,6 +210,10 @@ impl TopKBuffer {
     pub fn push(&mut self, score: f32, id: u32) {
         if self.k == 0 || score.is_nan() || score < self.threshold {
             return;
+        }
+        if self.buf.capacity() == 0 {
+            // a small selection gets its whole buffer at once; a large one grows as it fills
+            self.buf.reserve_exact(self.cap.min(256));
         }
         self.buf.push(Entry { score, id });
         if self.buf.len() == self.cap {

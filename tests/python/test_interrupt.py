@@ -1,0 +1,149 @@
+"""Ctrl-C during long Rust calls: one test per model family. Each runs in a child interpreter that
+starts a call taking several seconds, sends itself SIGINT 0.4 s in, and checks that the call
+raises KeyboardInterrupt within 0.5 s of the signal, and that the model is left as before the
+call or as after its last completed iteration, and still works. The data are sized so that every
+call runs 2-10 s uninterrupted on a 2-core machine (measured when the tests were written)."""
+
+import subprocess
+import sys
+import textwrap
+
+import pytest
+
+pytestmark = pytest.mark.skipif(sys.platform == "win32", reason="SIGINT via os.kill is POSIX")
+
+PRELUDE = """
+import os, signal, threading, time
+import numpy as np, scipy.sparse as sp, tacitrec
+
+DELAY, PROMPT = 0.4, 0.5
+
+def interactions(n_users, n_items, per_user, seed=0):
+    rng = np.random.default_rng(seed)
+    idx = np.sort(rng.integers(0, n_items, size=(n_users, per_user), dtype=np.int32), axis=1)
+    X = sp.csr_matrix((np.ones(idx.size, np.float32), idx.ravel(),
+                       np.arange(0, idx.size + 1, per_user)), shape=(n_users, n_items))
+    X.sum_duplicates()
+    return X
+
+def interrupted(call):
+    # runs call(), sending SIGINT after DELAY; it must raise KeyboardInterrupt within PROMPT
+    fired = []
+    def fire():
+        fired.append(time.perf_counter())
+        os.kill(os.getpid(), signal.SIGINT)
+    timer = threading.Timer(DELAY, fire)
+    timer.start()
+    try:
+        call()
+    except KeyboardInterrupt:
+        latency = time.perf_counter() - fired[0]
+    else:
+        timer.cancel()
+        raise AssertionError("the call ended before the signal: make it longer")
+    timer.join()
+    print(f"latency {latency:.3f} s", flush=True)
+    assert latency < PROMPT, f"KeyboardInterrupt came {latency:.2f} s after the signal"
+
+def same(a, b):
+    assert a.shape == b.shape and np.array_equal(a, b)
+"""
+
+
+def run(script: str, timeout: float = 120.0) -> None:
+    code = PRELUDE + textwrap.dedent(script) + "\nprint('ok')\n"
+    res = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         timeout=timeout)
+    print(res.stdout)  # the latencies (pytest -s shows them)
+    assert res.returncode == 0 and res.stdout.strip().endswith("ok"), res.stdout + res.stderr
+
+
+def test_knn_fit():
+    run("""
+    X = interactions(60000, 20000, 250)
+    small = interactions(50, 20000, 20, seed=1)
+    model = tacitrec.BM25Recommender(K=20, num_threads=2).fit(small, show_progress=False)
+    before = model.similarity.copy()
+    interrupted(lambda: model.fit(X, show_progress=False))
+    assert (model.similarity != before).nnz == 0  # as before the call
+    model.recommend(np.arange(5), small[:5], N=5)
+    """)
+
+
+def test_als_iteration():
+    run("""
+    X = interactions(4000, 5000, 200)
+    model = tacitrec.AlternatingLeastSquares(factors=256, iterations=0, use_cg=False,
+                                             num_threads=2, random_state=0)
+    model.fit(X, show_progress=False)  # the initial factors
+    done = [(model.user_factors.copy(), model.item_factors.copy())]
+    model.iterations = 100
+    cb = lambda *a: done.append((model.user_factors.copy(), model.item_factors.copy()))
+    interrupted(lambda: model.fit(X, show_progress=False, callback=cb))
+    same(model.user_factors, done[-1][0])  # as after the last completed iteration
+    same(model.item_factors, done[-1][1])
+    model.recommend(np.arange(5), X[:5], N=5)
+    """)
+
+
+@pytest.mark.parametrize("deterministic", [True, False])
+def test_bpr_epoch(deterministic):
+    run(f"""
+    X = interactions(20000, 5000, 200)
+    model = tacitrec.BayesianPersonalizedRanking(factors=1024, iterations=0, num_threads=2,
+                                                 random_state=0, deterministic={deterministic})
+    model.fit(X, show_progress=False)
+    done = [(model.user_factors.copy(), model.item_factors.copy())]
+    model.iterations = 100
+    cb = lambda *a: done.append((model.user_factors.copy(), model.item_factors.copy()))
+    interrupted(lambda: model.fit(X, show_progress=False, callback=cb))
+    same(model.user_factors, done[-1][0])
+    same(model.item_factors, done[-1][1])
+    model.recommend(np.arange(5), X[:5], N=5)
+    """)
+
+
+def test_lmf_iteration():
+    run("""
+    X = interactions(2000, 5000, 100)
+    model = tacitrec.LogisticMatrixFactorization(factors=64, iterations=0, neg_prop=1000,
+                                                 max_negatives=None, num_threads=2,
+                                                 random_state=0)
+    model.fit(X, show_progress=False)
+    done = [(model.user_factors.copy(), model.item_factors.copy())]
+    model.iterations = 100
+    cb = lambda *a: done.append((model.user_factors.copy(), model.item_factors.copy()))
+    interrupted(lambda: model.fit(X, show_progress=False, callback=cb))
+    same(model.user_factors, done[-1][0])
+    same(model.item_factors, done[-1][1])
+    model.recommend(np.arange(5), X[:5], N=5)
+    """)
+
+
+def test_lightfm_epoch():
+    run("""
+    X = interactions(20000, 5000, 200)
+    model = tacitrec.LightFM(no_components=1024, random_state=0).fit(X, epochs=0)
+    before = [a.copy() for a in model._user + model._item]
+    interrupted(lambda: model.fit_partial(X, epochs=5, num_threads=2))
+    for a, b in zip(model._user + model._item, before):  # no epoch completed
+        same(a, b)
+    model.recommend(np.arange(5), X[:5], N=5)
+    """)
+
+
+def test_batch_recommend_and_metrics():
+    run("""
+    rng = np.random.default_rng(0)
+    model = tacitrec.MatrixFactorizationBase(num_threads=2)
+    model.user_factors = rng.random((200000, 64), dtype=np.float32)
+    model.item_factors = rng.random((20000, 64), dtype=np.float32)
+    users = np.arange(200000)
+    interrupted(lambda: model.recommend(users, N=10, filter_already_liked_items=False))
+    test = interactions(200000, 20000, 2)
+    from tacitrec.evaluation import ranking_metrics_at_k
+    train = sp.csr_matrix(test.shape, dtype=np.float32)
+    interrupted(lambda: ranking_metrics_at_k(model, train, test, K=10, show_progress=False))
+    ids, _ = model.recommend(np.arange(3), N=3, filter_already_liked_items=False)
+    assert ids.shape == (3, 3)
+    """)

@@ -1,0 +1,205 @@
+"""Limits: absurd thread counts, sampling parameters and sizes are refused with a ValueError that
+names the argument, or served within bounds; memory exhaustion raises MemoryError. Anything that
+could hang or exhaust the machine runs in a child interpreter with a timeout (and, for memory, an
+address-space limit), so a failure fails the test instead of the run."""
+
+import subprocess
+import sys
+import textwrap
+
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+import tacitrec
+from tacitrec._validation import MAX_COUNT, MAX_NUM_THREADS, check_count, check_threads
+from tacitrec.evaluation import ranking_metrics_at_k
+
+from conftest import random_user_items
+
+
+def run(script: str, timeout: float = 120.0, memory_limit: int = 0) -> str:
+    """Runs ``script`` in a child interpreter (with an address-space limit of ``memory_limit``
+    bytes set before anything is imported); fails on a crash, a hang or a non-zero exit."""
+    prelude = "import resource\n"
+    if memory_limit:
+        prelude += (f"resource.setrlimit(resource.RLIMIT_AS, ({memory_limit}, {memory_limit}))\n")
+    code = prelude + textwrap.dedent(script) + "\nprint('ok')\n"
+    res = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         timeout=timeout)
+    assert res.returncode == 0 and res.stdout.strip().endswith("ok"), (
+        f"exit {res.returncode}\n{res.stdout}\n{res.stderr}")
+    return res.stdout
+
+
+# ---- thread counts ----------------------------------------------------------------------------
+
+@settings(max_examples=40, deadline=None)
+@given(st.integers(min_value=-2**70, max_value=2**70))
+def test_check_threads_accepts_exactly_the_usable_range(n):
+    if 0 <= n <= MAX_NUM_THREADS:
+        assert check_threads(n) == n
+    else:
+        with pytest.raises(ValueError, match="num_threads"):
+            check_threads(n)
+
+
+@pytest.mark.parametrize("n", [100000, 2**62, 2**70])
+def test_absurd_thread_counts_are_value_errors(n):
+    X = random_user_items()
+    with pytest.raises(ValueError, match="num_threads"):
+        tacitrec.AlternatingLeastSquares(factors=4, iterations=1, num_threads=n).fit(
+            X, show_progress=False)
+    with pytest.raises(ValueError, match="num_threads"):
+        tacitrec.LightFM().fit(X, num_threads=n)
+    model = tacitrec.CosineRecommender(K=5).fit(X, show_progress=False)
+    model.num_threads = n
+    with pytest.raises(ValueError, match="num_threads"):
+        model.recommend(0, X[0])
+
+
+def test_large_thread_counts_run_on_capped_pools():
+    # 1..120 threads in turn, then the largest accepted count: bounded pools, no thread pile-up
+    run(f"""
+    import numpy as np, tacitrec
+    from tacitrec.datasets import synthetic
+    X = synthetic(n_users=200, n_items=100, random_state=0).user_items
+    model = tacitrec.AlternatingLeastSquares(factors=4, iterations=1, random_state=0).fit(
+        X, show_progress=False)
+    expected = model.recommend(np.arange(20), X[:20], N=5)[0]
+    for n in list(range(1, 121)) + [{MAX_NUM_THREADS}]:
+        model.num_threads = n
+        assert (model.recommend(np.arange(20), X[:20], N=5)[0] == expected).all(), n
+    assert tacitrec._core.MAX_THREADS == 256
+    """, timeout=240)
+
+
+# ---- counts past 64 bits and sampling bounds ----------------------------------------------------
+
+@settings(max_examples=40, deadline=None)
+@given(st.integers(min_value=-2**80, max_value=2**80))
+def test_check_count_names_out_of_range_integers(v):
+    if 1 <= v <= MAX_COUNT:
+        assert check_count(v, "N") == v
+    else:
+        with pytest.raises(ValueError, match="N"):
+            check_count(v, "N")
+
+
+def test_huge_integers_are_value_errors_naming_the_argument():
+    X = random_user_items()
+    als = tacitrec.AlternatingLeastSquares(factors=4, iterations=1).fit(X, show_progress=False)
+    with pytest.raises(ValueError, match="N="):
+        als.recommend(0, X[0], N=2**70)
+    with pytest.raises(ValueError, match="N="):
+        als.similar_items(0, N=2**70)
+    with pytest.raises(ValueError, match="neg_prop"):
+        tacitrec.LogisticMatrixFactorization(neg_prop=2**70).fit(X, show_progress=False)
+    with pytest.raises(ValueError, match="K="):
+        tacitrec.CosineRecommender(K=2**70).fit(X, show_progress=False)
+    with pytest.raises(ValueError, match="K="):
+        ranking_metrics_at_k(als, X, X, K=2**70, show_progress=False)
+    for name in ("factors", "iterations", "cg_steps"):
+        with pytest.raises(ValueError, match=name):
+            tacitrec.AlternatingLeastSquares(**{name: 2**70}).fit(X, show_progress=False)
+    with pytest.raises(ValueError, match="epochs"):
+        tacitrec.LightFM().fit(X, epochs=2**70)
+
+
+def test_sampling_parameters_are_bounded():
+    X = random_user_items()
+    with pytest.raises(ValueError, match="max_redraws"):
+        tacitrec.BayesianPersonalizedRanking(max_redraws=10**9).fit(X, show_progress=False)
+    with pytest.raises(ValueError, match="max_sampled"):
+        tacitrec.LightFM(loss="warp", max_sampled=10**9)
+    with pytest.raises(ValueError, match="neg_prop"):
+        tacitrec.LogisticMatrixFactorization(neg_prop=10**9, max_negatives=None).fit(
+            X, show_progress=False)
+
+
+def test_users_with_every_item_are_skipped_not_searched():
+    # one user holds every item: no negative exists for it. At the largest accepted bounds the
+    # epochs must stay quick (they ran for minutes when every sample searched its budget).
+    run("""
+    import numpy as np, scipy.sparse as sp, tacitrec
+    from tacitrec.datasets import synthetic
+    X = synthetic(n_users=500, n_items=300, random_state=0).user_items.tolil()
+    X[:5, :] = 1.0  # five users with every item
+    X = X.tocsr()
+    bpr = tacitrec.BayesianPersonalizedRanking(factors=8, iterations=2, max_redraws=1000,
+                                               random_state=0)
+    for det in (True, False):
+        bpr.deterministic = det
+        bpr.fit(X, show_progress=False)
+        bpr.recommend(np.arange(10), X[:10], N=5, recalculate_user=True)
+    full = sp.csr_matrix(np.ones((3, 300), dtype=np.float32))
+    for loss in ("warp", "warp-kos"):
+        tacitrec.LightFM(loss=loss, max_sampled=10**6).fit(X, epochs=2, num_threads=2)
+        tacitrec.LightFM(loss=loss, max_sampled=10**6).fit(full, epochs=2)
+    lmf = tacitrec.LogisticMatrixFactorization(factors=8, iterations=2, neg_prop=1000,
+                                               max_negatives=None, random_state=0)
+    lmf.fit(X[:60], show_progress=False)
+    """, timeout=60)
+
+
+def test_n_beyond_the_catalogue_means_all_items():
+    X = random_user_items()
+    for model in (tacitrec.AlternatingLeastSquares(factors=4, iterations=1),
+                  tacitrec.CosineRecommender(K=5)):
+        model.fit(X, show_progress=False)
+        ids, _ = model.recommend(np.arange(3), X[:3], N=2**62, filter_already_liked_items=False)
+        assert ids.shape == (3, X.shape[1])
+
+
+# ---- memory exhaustion ---------------------------------------------------------------------------
+
+MEMORY_PRELUDE = """
+import numpy as np, scipy.sparse as sp, tacitrec
+from tacitrec.datasets import synthetic
+
+def refused(fn, *words):
+    # fn must raise MemoryError whose message names the size and every word (the parameter)
+    try:
+        fn()
+    except MemoryError as e:
+        msg = str(e)
+        assert "bytes" in msg and all(w in msg for w in words), msg
+        return
+    raise AssertionError(f"{fn} did not raise MemoryError")
+"""
+
+
+def test_memory_exhaustion_raises_memory_error_naming_the_parameter():
+    # under a 3 GiB address-space limit every one of these asked for more and aborted the
+    # interpreter ("memory allocation of N bytes failed")
+    run(MEMORY_PRELUDE + """
+    small = synthetic(n_users=100, n_items=50, random_state=0).user_items
+    ALS = tacitrec.AlternatingLeastSquares
+    refused(lambda: ALS(factors=100000, iterations=1, num_threads=2).fit(
+        small, show_progress=False), "factors=100000")
+    refused(lambda: ALS(factors=20000, iterations=1, use_cg=False, num_threads=2).fit(
+        small, show_progress=False), "factors=20000", "Cholesky")
+    model = ALS(factors=20000, iterations=0).fit(small, show_progress=False)
+    refused(lambda: model.recalculate_user(0, small[0]), "factors=20000")
+    # kNN on 2*10^8 columns and 5 interactions: per-column arrays do not fit
+    wide = sp.csr_matrix((np.ones(5, np.float32), np.array([0, 7, 10**8, 2 * 10**8 - 1, 5]),
+                          np.array([0, 2, 3, 3, 3, 3, 4, 4, 4, 4, 5])), shape=(10, 2 * 10**8))
+    for cls in (tacitrec.CosineRecommender, tacitrec.BM25Recommender,
+                tacitrec.ItemItemRecommender):
+        refused(lambda: cls(K=10, num_threads=2).fit(wide, show_progress=False), "200000000")
+    # the model is still usable after a refused call
+    ALS(factors=8, iterations=1, num_threads=2).fit(small, show_progress=False)
+    """, memory_limit=3 * 2**30, timeout=120)
+
+
+def test_k_beyond_the_catalogue_keeps_every_neighbour():
+    # K of 10**7 / 10**9 / 2*10**6 on 5k items held 2K entries per item up front
+    run(MEMORY_PRELUDE + """
+    X = synthetic(n_users=2000, n_items=5000, random_state=0).user_items
+    full = tacitrec.CosineRecommender(K=5000, num_threads=2).fit(X, show_progress=False)
+    for K in (10**7, 10**9):
+        m = tacitrec.CosineRecommender(K=K, num_threads=2).fit(X, show_progress=False)
+        assert (m.similarity != full.similarity).nnz == 0
+    tacitrec.BM25Recommender(K=2 * 10**6, num_threads=2).fit(X, show_progress=False)
+    """, memory_limit=3 * 2**30, timeout=120)
