@@ -9,12 +9,29 @@ known defects fixed:
 * batch calls are computed in parallel in Rust, in bounded memory, with exact top-k (ties go to the
   lower item id);
 * bad input raises an exception that names the argument.
+
+Concurrency: many readers or one writer per model. Any number of threads may call the serving
+methods (``recommend``, ``similar_items``, ``similar_users``, ``recalculate_*``, ``explain``,
+``predict``, ``predict_rank``, ``save``...) of one model at once; a training call (``fit``,
+``fit_partial``, ``partial_fit_users``, ``partial_fit_items``) waits for the running ones to end and
+makes new ones wait until it ends, so no reader sees a half-trained model; two training calls run
+one after the other. A fit's callback may serve from the model it trains; a serving call that tries
+to train the same model raises RuntimeError naming both calls. To keep serving while a model
+retrains, train a copy (``copy.deepcopy(model)``) and swap it in. The lock is per model object,
+created on first use, and never pickled, copied or saved.
+
+Interruption: Ctrl-C during a long Rust call (a fit iteration, a batch ``recommend``, metrics)
+stops it within a fraction of a second and raises KeyboardInterrupt; the model is left as after
+its last completed iteration (or as before the call).
 """
 
 from __future__ import annotations
 
+import contextlib
+import functools
 import json
 import os
+import threading
 from typing import Any, Dict, Optional, Tuple
 
 import numpy as np
@@ -62,6 +79,7 @@ class RecommenderBase:
     def __init_subclass__(cls, **kwargs):
         super().__init_subclass__(**kwargs)
         _accept_datasets(cls)  # fit(Dataset.from_frame(...)): original ids end to end
+        _guard_methods(cls)  # many readers or one writer (see the module docstring)
         # tacitrec's own class keeps its name: a compatibility subclass of the same name
         # (tacitrec.compat) loads files of its base class through ``Subclass.load``.
         _REGISTRY.setdefault(cls.__name__, cls)
@@ -85,6 +103,7 @@ class RecommenderBase:
     def __getstate__(self):
         d = self.__dict__.copy()
         d.pop("_dataset", None)  # the training data is not part of the model
+        d.pop(_LOCK_KEY, None)  # a copy gets its own lock
         return d
 
     def _threads(self) -> int:
@@ -512,6 +531,119 @@ def _id_array(value, name: str, model, side: str) -> np.ndarray:
     return arr
 
 
+# ---- concurrency: many readers or one writer per model --------------------------------------
+
+class _ReadersWriter:
+    """The lock of one model: any number of threads may read it (``recommend`` and the other
+    serving methods) at once, or one thread may write it (``fit``, ``fit_partial``,
+    ``partial_fit_*``). A writer waits for the running reads to end, and reads arriving during a
+    write wait for it to end (waiting writers go first, so a stream of reads cannot starve a fit).
+    The writing thread may read (a fit's callback evaluating the model) and write again (a fit
+    calling ``fit_partial``); a thread that is reading may not start writing the same model, which
+    would wait for itself: that raises RuntimeError naming both calls."""
+
+    def __init__(self):
+        self._cond = threading.Condition(threading.Lock())
+        self._readers: Dict[int, list] = {}  # thread -> names of the calls it is in
+        self._writer: Optional[int] = None
+        self._writes: list = []  # the writer's calls, outermost first
+        self._waiting_writers = 0
+
+    @contextlib.contextmanager
+    def reading(self, what: str):
+        me = threading.get_ident()
+        with self._cond:
+            if self._writer == me:
+                nested = True  # the writer reads what it writes
+            else:
+                nested = False
+                if me not in self._readers:  # a nested read never waits (it would deadlock)
+                    while self._writer is not None or self._waiting_writers:
+                        self._cond.wait()
+                self._readers.setdefault(me, []).append(what)
+        try:
+            yield
+        finally:
+            if not nested:
+                with self._cond:
+                    calls = self._readers[me]
+                    calls.pop()
+                    if not calls:
+                        del self._readers[me]
+                        self._cond.notify_all()
+
+    @contextlib.contextmanager
+    def writing(self, what: str):
+        me = threading.get_ident()
+        with self._cond:
+            if self._writer != me:
+                if me in self._readers:
+                    raise RuntimeError(
+                        f"{what} was called while the same thread is in "
+                        f"{self._readers[me][-1]} on this model: a model cannot be trained "
+                        "from inside one of its own serving calls (many readers or one writer "
+                        "per model)")
+                self._waiting_writers += 1
+                try:
+                    while self._writer is not None or self._readers:
+                        self._cond.wait()
+                finally:
+                    self._waiting_writers -= 1
+                self._writer = me
+            self._writes.append(what)
+        try:
+            yield
+        finally:
+            with self._cond:
+                self._writes.pop()
+                if not self._writes:
+                    self._writer = None
+                    self._cond.notify_all()
+
+
+def _model_lock(model) -> _ReadersWriter:
+    """The model's lock, created on first use (``dict.setdefault`` is atomic, so two threads
+    never get different locks). Kept out of pickles, copies and saved files."""
+    lock = model.__dict__.get(_LOCK_KEY)
+    if lock is None:
+        lock = model.__dict__.setdefault(_LOCK_KEY, _ReadersWriter())
+    return lock
+
+
+_LOCK_KEY = "_readers_writer"
+
+#: Methods that read a model (many threads at once) and that write it (one thread, alone).
+_READERS = ("recommend", "similar_items", "similar_users", "recalculate_user",
+            "recalculate_item", "explain", "predict", "predict_rank",
+            "get_user_representations", "get_item_representations", "as_factor_model", "save",
+            "save_dir", "recommend_frame", "similar_items_frame")
+_WRITERS = ("fit", "fit_partial", "partial_fit_users", "partial_fit_items")
+
+
+def _guarded(method, mode: str):
+    if getattr(method, "_tacitrec_guard", None):
+        return method
+
+    @functools.wraps(method)
+    def guarded(self, *args, **kwargs):
+        lock = _model_lock(self)
+        with (lock.reading if mode == "read" else lock.writing)(
+                f"{type(self).__name__}.{method.__name__}"):
+            return method(self, *args, **kwargs)
+
+    guarded._tacitrec_guard = mode
+    return guarded
+
+
+def _guard_methods(cls) -> None:
+    """Wraps the reading and writing methods that ``cls`` defines itself in the model's lock."""
+    for names, mode in ((_READERS, "read"), (_WRITERS, "write")):
+        for name in names:
+            method = cls.__dict__.get(name)
+            if callable(method):
+                setattr(cls, name, _guarded(method, mode))
+
+
 class _Rollback:
     """Restores arrays that one training iteration updates in place when the iteration is
     interrupted (Ctrl-C stops the Rust kernels between chunks of work, leaving them partly
@@ -723,3 +855,6 @@ class MatrixFactorizationBase(RecommenderBase):
         d = super().__getstate__()
         d["_normed"] = {}
         return d
+
+
+_guard_methods(RecommenderBase)
