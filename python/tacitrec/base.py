@@ -549,31 +549,31 @@ class _ReadersWriter:
         self._writes: list = []  # the writer's calls, outermost first
         self._waiting_writers = 0
 
-    @contextlib.contextmanager
-    def reading(self, what: str):
+    def start_read(self, what: str) -> bool:
+        """Enters a read (waiting while a writer runs or waits); returns what
+        :meth:`end_read` takes."""
         me = threading.get_ident()
         with self._cond:
             if self._writer == me:
-                nested = True  # the writer reads what it writes
-            else:
-                nested = False
-                if me not in self._readers:  # a nested read never waits (it would deadlock)
-                    while self._writer is not None or self._waiting_writers:
-                        self._cond.wait()
-                self._readers.setdefault(me, []).append(what)
-        try:
-            yield
-        finally:
-            if not nested:
-                with self._cond:
-                    calls = self._readers[me]
-                    calls.pop()
-                    if not calls:
-                        del self._readers[me]
-                        self._cond.notify_all()
+                return False  # the writer reads what it writes: nothing to register
+            if me not in self._readers:  # a nested read never waits (it would deadlock)
+                while self._writer is not None or self._waiting_writers:
+                    self._cond.wait()
+            self._readers.setdefault(me, []).append(what)
+            return True
 
-    @contextlib.contextmanager
-    def writing(self, what: str):
+    def end_read(self, registered: bool) -> None:
+        if registered:
+            me = threading.get_ident()
+            with self._cond:
+                calls = self._readers[me]
+                calls.pop()
+                if not calls:
+                    del self._readers[me]
+                    self._cond.notify_all()
+
+    def start_write(self, what: str) -> None:
+        """Enters a write (waiting until no other thread reads or writes)."""
         me = threading.get_ident()
         with self._cond:
             if self._writer != me:
@@ -591,14 +591,29 @@ class _ReadersWriter:
                     self._waiting_writers -= 1
                 self._writer = me
             self._writes.append(what)
+
+    def end_write(self) -> None:
+        with self._cond:
+            self._writes.pop()
+            if not self._writes:
+                self._writer = None
+                self._cond.notify_all()
+
+    @contextlib.contextmanager
+    def reading(self, what: str):
+        registered = self.start_read(what)
         try:
             yield
         finally:
-            with self._cond:
-                self._writes.pop()
-                if not self._writes:
-                    self._writer = None
-                    self._cond.notify_all()
+            self.end_read(registered)
+
+    @contextlib.contextmanager
+    def writing(self, what: str):
+        self.start_write(what)
+        try:
+            yield
+        finally:
+            self.end_write()
 
 
 def _model_lock(model) -> _ReadersWriter:
@@ -624,12 +639,25 @@ def _guarded(method, mode: str):
     if getattr(method, "_tacitrec_guard", None):
         return method
 
-    @functools.wraps(method)
-    def guarded(self, *args, **kwargs):
-        lock = _model_lock(self)
-        with (lock.reading if mode == "read" else lock.writing)(
-                f"{type(self).__name__}.{method.__name__}"):
-            return method(self, *args, **kwargs)
+    name = method.__name__
+    if mode == "read":
+        @functools.wraps(method)
+        def guarded(self, *args, **kwargs):
+            lock = _model_lock(self)
+            registered = lock.start_read(f"{type(self).__name__}.{name}")
+            try:
+                return method(self, *args, **kwargs)
+            finally:
+                lock.end_read(registered)
+    else:
+        @functools.wraps(method)
+        def guarded(self, *args, **kwargs):
+            lock = _model_lock(self)
+            lock.start_write(f"{type(self).__name__}.{name}")
+            try:
+                return method(self, *args, **kwargs)
+            finally:
+                lock.end_write()
 
     guarded._tacitrec_guard = mode
     return guarded

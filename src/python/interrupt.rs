@@ -17,10 +17,11 @@ use std::time::Duration;
 /// How often the waiting thread checks for a pending signal.
 const POLL: Duration = Duration::from_millis(20);
 
-/// Calls estimated below this many elementary steps (about a millisecond) run directly, without
-/// the handoff to a worker: it costs a few microseconds, which a single-user `recommend` (tens of
-/// microseconds in all) would notice, and such a call ends before a poll could see a signal.
-pub const SHORT: usize = 1 << 22;
+/// Calls estimated below this many elementary steps (a few milliseconds of scoring, well under
+/// 0.1 s of anything else: they end before Ctrl-C would need them to) run directly, without
+/// the handoff to a worker and back (two thread wake-ups: tens of microseconds, far more on a
+/// loaded machine), which a single-user `recommend` would notice.
+pub const SHORT: usize = 1 << 26;
 
 /// Work estimate of a call that always runs with interruption (fits, metrics).
 pub const LONG: usize = usize::MAX;

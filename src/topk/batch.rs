@@ -6,6 +6,7 @@ use crate::error::{checked_len, try_vec, Error, Result};
 use crate::parallel;
 use crate::sparse::CsrView;
 use rayon::prelude::*;
+use std::sync::Mutex;
 
 /// The items a query may return, as a list of *positions* scanned in increasing item id order.
 ///
@@ -231,22 +232,41 @@ pub fn recommend_batch<S: BlockScorer>(
     let excluded = candidates.excluded();
     let layout = scorer.layout();
     let stop = parallel::stop_flag();
+    // the first failure to allocate a thread's tile (a kNN tile holds whole catalogue rows)
+    let failed: Mutex<Option<Error>> = Mutex::new(None);
+    let tile_len = checked_len::<f32>(m, nt, "the scoring tiles", || {
+        format!("{m} queries x {nt} items per thread")
+    })?;
 
     parallel::install(num_threads, || {
         ids.par_chunks_mut(m * k)
             .zip(scores.par_chunks_mut(m * k))
             .enumerate()
             .for_each_init(
-                || Worker {
-                    scorer: scorer.make_scratch(),
-                    tile: vec![0f32; m * nt],
-                    heaps: vec![TopK::new(k); m],
-                    thresholds: vec![f32::NEG_INFINITY; m],
-                    liked: vec![Vec::new(); m],
+                || {
+                    let tile = try_vec(tile_len, 0f32, "the scoring tiles", || {
+                        format!("{m} queries x {nt} items per thread")
+                    });
+                    tile.map(|tile| Worker {
+                        scorer: scorer.make_scratch(),
+                        tile,
+                        heaps: vec![TopK::new(k); m],
+                        thresholds: vec![f32::NEG_INFINITY; m],
+                        liked: vec![Vec::new(); m],
+                    })
+                    .map_err(|e| {
+                        failed
+                            .lock()
+                            .unwrap_or_else(|e| e.into_inner())
+                            .get_or_insert(e);
+                    })
                 },
                 |w, (block, (ids_b, scores_b))| {
+                    // interrupted, or this thread has no tile: the block is skipped (and the
+                    // call fails below)
+                    let Ok(w) = w else { return };
                     if stop.is_set() {
-                        return; // interrupted: the remaining blocks are skipped
+                        return;
                     }
                     let q0 = block * m;
                     let mb = (nq - q0).min(m);
@@ -284,6 +304,9 @@ pub fn recommend_batch<S: BlockScorer>(
             );
     })?;
     stop.check()?;
+    if let Some(e) = failed.into_inner().unwrap_or_else(|e| e.into_inner()) {
+        return Err(e);
+    }
     Ok(TopKResult {
         n_queries: nq,
         k,
