@@ -81,6 +81,40 @@ pub fn try_vec<T: Clone>(
     Ok(v)
 }
 
+/// Numbers whose all-zero bit pattern is the value zero.
+pub trait Zeroable: Copy {}
+impl Zeroable for f32 {}
+impl Zeroable for f64 {}
+impl Zeroable for i32 {}
+impl Zeroable for i64 {}
+impl Zeroable for u32 {}
+impl Zeroable for u64 {}
+
+/// A vector of `len` zeros, or [`Error::OutOfMemory`] as [`try_vec`]. Allocated zeroed, as
+/// `vec![0; len]` is: the operating system's pages come zero-filled, so no time is spent writing
+/// zeros to memory the caller may only partly touch (a kNN accumulator, a scoring tile).
+pub fn try_zeroed<T: Zeroable>(
+    len: usize,
+    what: &str,
+    cause: impl FnOnce() -> String,
+) -> Result<Vec<T>> {
+    let oom = || Error::out_of_memory::<T>(len as u128, what, cause());
+    if len == 0 || std::mem::size_of::<T>() == 0 {
+        return Ok(Vec::new());
+    }
+    let Ok(layout) = std::alloc::Layout::array::<T>(len) else {
+        return Err(oom());
+    };
+    // SAFETY: the layout has a non-zero size (len > 0 and T is not zero-sized).
+    let ptr = unsafe { std::alloc::alloc_zeroed(layout) }.cast::<T>();
+    if ptr.is_null() {
+        return Err(oom());
+    }
+    // SAFETY: `ptr` was allocated by the global allocator with the layout of `len` values of T,
+    // and all-zero bits are a valid T (Zeroable), so all `len` values are initialised.
+    Ok(unsafe { Vec::from_raw_parts(ptr, len, len) })
+}
+
 /// An empty vector with room for exactly `len` elements, or [`Error::OutOfMemory`].
 pub fn try_with_capacity<T>(
     len: usize,
@@ -174,6 +208,12 @@ mod tests {
         let e = checked_len::<u64>(usize::MAX / 4, 3, "x", || "N=3".to_string());
         assert!(matches!(e, Err(Error::OutOfMemory { .. })));
         assert_eq!(try_vec(3, 1u8, "x", String::new), Ok(vec![1, 1, 1]));
+        assert_eq!(try_zeroed::<f64>(3, "x", String::new), Ok(vec![0.0; 3]));
+        assert_eq!(try_zeroed::<i32>(0, "x", String::new), Ok(vec![]));
+        assert!(matches!(
+            try_zeroed::<u64>(usize::MAX / 4, "x", String::new),
+            Err(Error::OutOfMemory { .. })
+        ));
         assert_eq!(human_bytes(10), "10 bytes");
         assert_eq!(human_bytes(3 << 30), "3.0 GiB (3221225472 bytes)");
     }

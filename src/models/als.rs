@@ -7,7 +7,7 @@
 //! (The caller scales the values by alpha.) Row u of X solves
 //! `(YtY + reg I + sum_i (c_ui - 1) y_i y_i^T) x_u = sum_i c_ui p_ui y_i`; empty rows get zeros.
 
-use crate::error::{checked_len, try_vec, try_with_capacity, Error, Result};
+use crate::error::{checked_len, try_with_capacity, try_zeroed, Error, Result};
 use crate::linalg::cholesky_solve_lanes;
 use crate::parallel;
 use crate::simd::{axpy, dispatch, dot, prefetch, vaxpy, vdot, Arch, Lanes, Simd, WithSimd};
@@ -57,7 +57,7 @@ pub fn gram(y: &[f32], f: usize, reg: f32) -> Result<Vec<f32>> {
     let n = y.len().checked_div(f).unwrap_or(0);
     let cause = || format!("factors={f} (f x f floats)");
     let len = checked_len::<f32>(f, f, "the factors' Gram matrix", cause)?;
-    let mut out = try_vec(len, 0f32, "the factors' Gram matrix", cause)?;
+    let mut out = try_zeroed::<f32>(len, "the factors' Gram matrix", cause)?;
     if f > 0 && n > 0 {
         let yv = MatRef::from_row_major_slice(y, n, f);
         let o = MatMut::from_row_major_slice_mut(&mut out, f, f);
@@ -170,7 +170,7 @@ impl Scratch {
             rs: Vec::new(),
             offsets: Vec::new(),
             ids: Vec::new(),
-            a: try_vec(square, 0.0, what, String::new).map_err(oom)?,
+            a: try_zeroed(square, what, String::new).map_err(oom)?,
             gathered: try_with_capacity(gather, what, String::new).map_err(oom)?,
             scaled: try_with_capacity(if f > 0 { gather } else { 0 }, what, String::new)
                 .map_err(oom)?,

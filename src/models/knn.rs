@@ -2,7 +2,7 @@
 //! matrix with its transpose, keeping the top K per item) and the scorers that recommend from it
 //! through the shared top-k driver.
 
-use crate::error::{try_vec, try_with_capacity, Error, Result};
+use crate::error::{try_with_capacity, try_zeroed, Error, Result};
 use crate::parallel;
 use crate::simd::prefetch;
 use crate::sparse::weighting::{self, Documents};
@@ -200,12 +200,12 @@ pub fn item_knn(user_items: &CsrView<'_>, params: &KnnParams, num_threads: usize
                 let what = "the similarity's per-thread accumulators";
                 let scratch = || -> Result<FitScratch> {
                     Ok(FitScratch {
-                        acc: try_vec(n_items, 0.0, what, per_item)?,
-                        owner: try_vec(n_items, 0, what, per_item)?,
+                        acc: try_zeroed(n_items, what, per_item)?,
+                        owner: try_zeroed(n_items, what, per_item)?,
                         touched: Vec::new(),
                         own: TopK::new(k),
-                        ids: try_vec(k, 0, what, || format!("K={k}"))?,
-                        vals: try_vec(k, 0.0, what, || format!("K={k}"))?,
+                        ids: try_zeroed(k, what, || format!("K={k}"))?,
+                        vals: try_zeroed(k, what, || format!("K={k}"))?,
                     })
                 };
                 let mut scratch = match scratch() {

@@ -1,7 +1,7 @@
 //! Whole-matrix operations on CSR views: transpose, row and column norms.
 
 use super::{Csr, CsrView};
-use crate::error::{try_vec, Result};
+use crate::error::{try_zeroed, Result};
 use crate::parallel;
 use rayon::prelude::*;
 
@@ -40,16 +40,16 @@ fn transpose_impl(m: &CsrView<'_>, num_threads: usize, positions: bool) -> Resul
     let what = "the transposed matrix";
     let per_col = || format!("the matrix has {n_cols} columns");
     let per_entry = || format!("the matrix has {nnz} stored entries");
-    let mut indptr = try_vec(n_cols + 1, 0i64, what, per_col)?;
-    let mut indices = try_vec(nnz, 0i32, what, per_entry)?;
-    let mut data = try_vec(nnz, 0f32, what, per_entry)?;
-    let mut row_pos = try_vec(if positions { nnz } else { 0 }, 0u32, what, per_entry)?;
+    let mut indptr = try_zeroed::<i64>(n_cols + 1, what, per_col)?;
+    let mut indices = try_zeroed::<i32>(nnz, what, per_entry)?;
+    let mut data = try_zeroed::<f32>(nnz, what, per_entry)?;
+    let mut row_pos = try_zeroed::<u32>(if positions { nnz } else { 0 }, what, per_entry)?;
     let out = parallel::install(num_threads, || {
         // counts[b][c]: entries of column c in band b.
         let mut counts: Vec<Vec<i64>> = (0..bands)
             .into_par_iter()
             .map(|b| {
-                let mut cnt = try_vec(n_cols, 0i64, what, per_col)?;
+                let mut cnt = try_zeroed::<i64>(n_cols, what, per_col)?;
                 let rows = band_range(b);
                 let (lo, hi) = (
                     m.indptr()[rows.start] as usize,

@@ -8,7 +8,7 @@
 //! `data` array in the order of the input's entries (the structure is unchanged).
 
 use super::CsrView;
-use crate::error::{try_vec, try_with_capacity, Error, Result};
+use crate::error::{try_with_capacity, try_zeroed, Error, Result};
 use crate::parallel;
 use rayon::prelude::*;
 
@@ -36,10 +36,10 @@ fn stats(m: &CsrView<'_>, docs: Documents) -> Result<Stats> {
     let what = "the weighting statistics";
     let rows = || format!("the matrix has {} rows", m.n_rows());
     let cols = || format!("the matrix has {} columns", m.n_cols());
-    let mut row_sum = try_vec(m.n_rows(), 0f64, what, rows)?;
-    let mut col_sum = try_vec(m.n_cols(), 0f64, what, cols)?;
-    let mut row_cnt = try_vec(m.n_rows(), 0f64, what, rows)?;
-    let mut col_cnt = try_vec(m.n_cols(), 0f64, what, cols)?;
+    let mut row_sum = try_zeroed::<f64>(m.n_rows(), what, rows)?;
+    let mut col_sum = try_zeroed::<f64>(m.n_cols(), what, cols)?;
+    let mut row_cnt = try_zeroed::<f64>(m.n_rows(), what, rows)?;
+    let mut col_cnt = try_zeroed::<f64>(m.n_cols(), what, cols)?;
     let stop = parallel::stop_flag();
     for r in 0..m.n_rows() {
         if r % ROWS_PER_CHECK == 0 {
@@ -76,9 +76,7 @@ fn map_entries(
 ) -> Result<Vec<f32>> {
     let stop = parallel::stop_flag();
     let what = "the weighted values";
-    let mut out = try_vec(m.nnz(), 0f32, what, || {
-        format!("{} stored entries", m.nnz())
-    })?;
+    let mut out = try_zeroed::<f32>(m.nnz(), what, || format!("{} stored entries", m.nnz()))?;
     let mut chunks = try_with_capacity(m.n_rows(), what, || format!("{} rows", m.n_rows()))?;
     parallel::install(num_threads, || {
         let mut rest: &mut [f32] = &mut out;
@@ -176,7 +174,7 @@ pub fn normalize(m: &CsrView<'_>, docs: Documents, num_threads: usize) -> Result
         Documents::Rows => m.n_rows(),
         Documents::Columns => m.n_cols(),
     };
-    let mut sq = try_vec(n_docs, 0f64, "the document norms", || {
+    let mut sq = try_zeroed::<f64>(n_docs, "the document norms", || {
         format!("the matrix has {n_docs} documents")
     })?;
     let stop = parallel::stop_flag();

@@ -2,7 +2,7 @@
 //! blocks.
 
 use super::select::TopK;
-use crate::error::{checked_len, try_vec, Error, Result};
+use crate::error::{checked_len, try_vec, try_zeroed, Error, Result};
 use crate::parallel;
 use crate::sparse::CsrView;
 use rayon::prelude::*;
@@ -244,7 +244,7 @@ pub fn recommend_batch<S: BlockScorer>(
             .enumerate()
             .for_each_init(
                 || {
-                    let tile = try_vec(tile_len, 0f32, "the scoring tiles", || {
+                    let tile = try_zeroed::<f32>(tile_len, "the scoring tiles", || {
                         format!("{m} queries x {nt} items per thread")
                     });
                     tile.map(|tile| Worker {
