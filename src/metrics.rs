@@ -189,6 +189,7 @@ pub fn beyond_accuracy(
     let shown = k.min(width);
     let mut means = vec![f64::NAN; n_users * m.max(1)];
     let mut per_user = vec![f64::NAN; n_users * 2];
+    let stop = parallel::stop_flag();
     let counts = parallel::install(num_threads, || {
         means
             .par_chunks_mut(m.max(1))
@@ -197,6 +198,9 @@ pub fn beyond_accuracy(
             .fold(
                 || vec![0u64; n_items],
                 |mut counts, (u, (mean, stats))| {
+                    if stop.is_set() {
+                        return counts; // interrupted: checked below
+                    }
                     let list: Vec<usize> = recs[u * width..u * width + shown]
                         .iter()
                         .filter(|&&id| id >= 0)
@@ -243,6 +247,7 @@ pub fn beyond_accuracy(
                 },
             )
     })?;
+    stop.check()?;
     means.truncate(n_users * m);
     Ok((means, per_user, counts))
 }

@@ -75,8 +75,10 @@ fn beyond_accuracy_per_user<'py>(
         }
         None => None,
     };
-    let (means, stats, counts) =
-        py.detach(|| beyond_accuracy(flat, width, k, values, m, vecs, n_items, num_threads))?;
+    let work = n_users.saturating_mul(width).saturating_mul(width.max(m));
+    let (means, stats, counts) = interrupt::run(py, num_threads, work, || {
+        beyond_accuracy(flat, width, k, values, m, vecs, n_items, num_threads)
+    })?;
     Ok((
         to_numpy2(py, means, n_users, m)?,
         to_numpy2(py, stats, n_users, 2)?,
