@@ -190,64 +190,60 @@ pub fn beyond_accuracy(
     let mut means = vec![f64::NAN; n_users * m.max(1)];
     let mut per_user = vec![f64::NAN; n_users * 2];
     let stop = parallel::stop_flag();
-    let counts = parallel::install(num_threads, || {
+    parallel::install(num_threads, || {
         means
             .par_chunks_mut(m.max(1))
             .zip(per_user.par_chunks_mut(2))
             .enumerate()
-            .fold(
-                || vec![0u64; n_items],
-                |mut counts, (u, (mean, stats))| {
-                    if stop.is_set() {
-                        return counts; // interrupted: checked below
-                    }
-                    let list: Vec<usize> = recs[u * width..u * width + shown]
-                        .iter()
-                        .filter(|&&id| id >= 0)
-                        .map(|&id| id as usize)
-                        .collect();
-                    stats[1] = list.len() as f64;
-                    for &i in &list {
-                        counts[i] += 1;
-                    }
-                    if list.is_empty() {
-                        return counts;
-                    }
-                    for (j, slot) in mean.iter_mut().enumerate().take(m) {
-                        let total: f64 = list.iter().map(|&i| item_values[i * m + j] as f64).sum();
-                        *slot = total / list.len() as f64;
-                    }
-                    if let (Some((v, dim)), true) = (vectors, list.len() >= 2) {
-                        let mut distance = 0.0f64;
-                        for (a, &i) in list.iter().enumerate() {
-                            let vi = &v[i * dim..(i + 1) * dim];
-                            for &j in &list[a + 1..] {
-                                let vj = &v[j * dim..(j + 1) * dim];
-                                let cos: f64 = vi
-                                    .iter()
-                                    .zip(vj)
-                                    .map(|(x, y)| (*x as f64) * (*y as f64))
-                                    .sum();
-                                distance += 1.0 - cos;
-                            }
+            .for_each(|(u, (mean, stats))| {
+                if stop.is_set() {
+                    return; // interrupted: checked below
+                }
+                let list: Vec<usize> = recs[u * width..u * width + shown]
+                    .iter()
+                    .filter(|&&id| id >= 0)
+                    .map(|&id| id as usize)
+                    .collect();
+                stats[1] = list.len() as f64;
+                if list.is_empty() {
+                    return;
+                }
+                for (j, slot) in mean.iter_mut().enumerate().take(m) {
+                    let total: f64 = list.iter().map(|&i| item_values[i * m + j] as f64).sum();
+                    *slot = total / list.len() as f64;
+                }
+                if let (Some((v, dim)), true) = (vectors, list.len() >= 2) {
+                    let mut distance = 0.0f64;
+                    for (a, &i) in list.iter().enumerate() {
+                        let vi = &v[i * dim..(i + 1) * dim];
+                        for &j in &list[a + 1..] {
+                            let vj = &v[j * dim..(j + 1) * dim];
+                            let cos: f64 = vi
+                                .iter()
+                                .zip(vj)
+                                .map(|(x, y)| (*x as f64) * (*y as f64))
+                                .sum();
+                            distance += 1.0 - cos;
                         }
-                        let pairs = (list.len() * (list.len() - 1) / 2) as f64;
-                        stats[0] = distance / pairs;
                     }
-                    counts
-                },
-            )
-            .reduce(
-                || vec![0u64; n_items],
-                |mut a, b| {
-                    for (x, y) in a.iter_mut().zip(b) {
-                        *x += y;
-                    }
-                    a
-                },
-            )
+                    let pairs = (list.len() * (list.len() - 1) / 2) as f64;
+                    stats[0] = distance / pairs;
+                }
+            })
     })?;
     stop.check()?;
+    // the listing counts in one pass (n_users x k increments): one counter, not one per task
+    let mut counts = crate::error::try_zeroed::<u64>(n_items, "item counts", || {
+        format!("beyond-accuracy metrics over {n_items} items")
+    })?;
+    for u in 0..n_users {
+        for &id in recs[u * width..u * width + shown]
+            .iter()
+            .filter(|&&id| id >= 0)
+        {
+            counts[id as usize] += 1;
+        }
+    }
     means.truncate(n_users * m);
     Ok((means, per_user, counts))
 }
