@@ -1,0 +1,255 @@
+"""tacitrec on Ray: recommend and evaluate from Ray Datasets of interaction rows.
+
+The rows are hash-partitioned by user (``Dataset.repartition(num_blocks, keys=["user"])``, or a
+sort by user where the dataset's ``DataContext.shuffle_strategy`` cannot partition by key), so
+every block holds all the rows of its users, and each block is one batch of ``map_batches``
+(``batch_size=None``, ``batch_format="pyarrow"``) scored by the local kernels in an actor of a
+fixed pool. A model object goes to the object store once (``ray.put``) and every actor on a node
+maps the same arrays, read-only and zero-copy (pickle protocol 5); a model directory path is
+opened memory-mapped once per actor process instead (one copy per machine in the page cache).
+
+The shuffle runs when ``recommend`` is called (it is materialized in the object store, which
+spills to disk when it is full): a fixed actor pool holds its CPUs from the start, and on a
+cluster it fills it would starve a shuffle streaming into it. With ``unknown="raise"`` the ids
+are checked on the way into the shuffle, so an unknown id raises from ``recommend`` itself. The
+scoring is lazy: the returned Dataset runs when it is consumed (``write_parquet``, iteration).
+
+Sizing: each actor asks for ``num_cpus_per_worker`` CPUs (1 by default) and its kernels run
+with as many threads as the CPUs Ray assigned to it; the pool has ``concurrency`` actors (by
+default as many as the cluster's CPUs allow, ``CPU // num_cpus_per_worker``). Fewer, wider
+actors (``num_cpus_per_worker=4``) score larger batches with more threads each. ``num_blocks``
+(default 4 per actor) is the number of user partitions of the shuffle: each batch holds the
+rows of about ``users / num_blocks`` users, so raise it for large inputs (a few hundred thousand
+to a million rows per block is a good size).
+
+Example, on a local Ray bound to the loopback address (Ray on Linux resolves a node IP of
+127.0.0.1 to the machine's routable address unless ``RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER=0`` is in
+the environment before ``import ray``; the processes it starts inherit it)::
+
+    import os
+    os.environ.setdefault("RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER", "0")
+    import ray
+    from tacitrec.distributed import ray as tray
+
+    ray.init(num_cpus=2, include_dashboard=False, _node_ip_address="127.0.0.1")
+    rows = ray.data.from_pandas(interactions_df)   # columns user, item[, weight]
+    top = tray.recommend(model, rows, N=10)       # a Ray Dataset: user, item, rank, score
+    top.write_parquet("/tmp/recommendations")
+
+See :mod:`tacitrec.distributed` for the arguments. Needs ``pip install "tacitrec[ray]"``.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from .._validation import check_count
+from . import _local, require
+
+#: ``DataContext.shuffle_strategy`` values that can partition a dataset by key
+_KEYED_SHUFFLES = ("hash_shuffle", "shuffle_v2")
+#: default user partitions per actor of the pool: enough to even out the actors' load
+_BLOCKS_PER_ACTOR = 4
+
+
+def _ray():
+    ray = require("ray", "ray")
+    require("ray.data", "ray")
+    return ray
+
+
+def _assigned_threads() -> int:
+    """The CPUs Ray assigned to this actor (at least 1 thread)."""
+    import ray
+
+    cpus = ray.get_runtime_context().get_assigned_resources().get("CPU", 1.0)
+    return max(1, int(cpus))
+
+
+def _model_of(shipped):
+    """The model an actor serves: the object-store value (zero-copy, read-only arrays), or the
+    directory path (opened by the Scorer, memory-mapped once per process)."""
+    if isinstance(shipped, list):  # [ObjectRef], kept nested so Ray hands the ref over as is
+        import ray
+
+        return ray.get(shipped[0])
+    return shipped
+
+
+class _Recommend:
+    """One actor of the pool: a Scorer built once, called on each block of users."""
+
+    def __init__(self, shipped, options):
+        self.scorer = _local.Scorer(_model_of(shipped), num_threads=_assigned_threads(),
+                                    **options)
+
+    def __call__(self, batch):
+        return self.scorer.recommend(batch)
+
+
+class _MetricSums:
+    """One actor of the pool: per-block metric sums, one row of ``users`` and each metric."""
+
+    def __init__(self, shipped, K, unknown):
+        self.scorer = _local.Scorer(_model_of(shipped), unknown=unknown,
+                                    num_threads=_assigned_threads())
+        self.K = K
+
+    def __call__(self, batch):
+        pa = _local.pyarrow()
+        sums = self.scorer.metric_sums(batch, self.K)
+        return pa.table({name: pa.array([float(v)], pa.float64())
+                         for name, v in zip(_sum_columns(), sums)})
+
+
+def _sum_columns():
+    from .. import _core
+
+    return ["users"] + list(_core.METRIC_NAMES)
+
+
+def _check_dataset(ds, name: str):
+    ray = _ray()
+    if not isinstance(ds, ray.data.Dataset):
+        raise TypeError(f"{name} must be a ray.data.Dataset, got {type(ds).__name__}")
+    names = ds.columns()
+    if names is None:  # pragma: no cover - a dataset whose schema Ray cannot tell cheaply
+        names = ds.schema().names
+    missing = {"user", "item"} - set(names)
+    if missing:
+        raise ValueError(f"{name} needs the columns user and item (and optionally weight); "
+                         f"missing {sorted(missing)}")
+    return names
+
+
+def _check_ids(batch, shipped):
+    """The rows as they are, once their user and item ids are known to the model (ValueError
+    otherwise, naming them)."""
+    _local.Scorer(_model_of(shipped), unknown="raise")._user_rows(batch)
+    return batch
+
+
+def _by_user(ds, num_blocks, pool_size: int, shipped, unknown: str):
+    """``ds`` in blocks that each hold all the rows of their users, materialized: the shuffle
+    runs to its end before the actor pool starts (a fixed pool holding the cluster's CPUs from
+    the start would starve the shuffle's tasks, and Ray Data would wait forever).
+
+    With ``unknown="raise"`` the ids are checked by tasks on the way into the shuffle, so an
+    unknown id raises here, from ``recommend`` itself, and never inside an actor (Ray Data keeps
+    a failed pool's actors, and their CPUs, for as long as the exception is referenced)."""
+    if num_blocks is None:
+        num_blocks = _BLOCKS_PER_ACTOR * pool_size
+    num_blocks = check_count(num_blocks, "num_blocks")
+    if unknown == "raise":
+        ds = ds.map_batches(_check_ids, batch_size=None, batch_format="pyarrow",
+                            zero_copy_batch=True, fn_args=(shipped,))
+    strategy = getattr(ds.context.shuffle_strategy, "value", ds.context.shuffle_strategy)
+    if strategy in _KEYED_SHUFFLES:
+        return ds.repartition(num_blocks, keys=["user"]).materialize()
+    # a sort shuffle range-partitions by user: equal users land in one output block
+    return ds.sort("user").materialize()
+
+
+def _pool(concurrency, num_cpus_per_worker):
+    """``(concurrency, num_cpus)`` of the actor pool: by default 1 CPU per actor and as many
+    actors as the cluster's CPUs."""
+    ray = _ray()
+    try:
+        cpus = float(num_cpus_per_worker)
+    except (TypeError, ValueError):
+        raise TypeError(f"num_cpus_per_worker must be a number, got "
+                        f"{type(num_cpus_per_worker).__name__}") from None
+    if not cpus > 0:
+        raise ValueError(f"num_cpus_per_worker must be positive, got {num_cpus_per_worker}")
+    if concurrency is None:
+        total = ray.cluster_resources().get("CPU", 1.0)
+        concurrency = max(1, int(total // cpus))
+    else:
+        concurrency = check_count(concurrency, "concurrency")
+    return concurrency, cpus
+
+
+def _actors(size: int):
+    from ray.data import ActorPoolStrategy
+
+    return ActorPoolStrategy(size=size)
+
+
+def _shipped(model):
+    """What the actors receive: the path, or the model put in the object store once."""
+    if isinstance(model, str):
+        return model
+    return [_ray().put(model)]
+
+
+def _columns(ds, names, name: str, test: bool = False):
+    keep = ["user", "item"] + (["weight"] if "weight" in names and not test else [])
+    return ds.select_columns(keep) if list(names) != keep else ds
+
+
+def recommend(model, interactions, N: int = 10, filter_already_liked_items: bool = True,
+              filter_items=None, items=None, *, unknown: str = "raise", user_features=None,
+              item_features=None, num_cpus_per_worker: float = 1, concurrency=None,
+              num_blocks=None):
+    """The top ``N`` of every user in the Ray Dataset ``interactions``, as a Ray Dataset of
+    ``user, item, rank, score`` (lazy: iterate it, ``materialize`` it or ``write_parquet``).
+
+    ``num_cpus_per_worker``: CPUs (and kernel threads) of each actor, 1 by default;
+    ``concurrency``: actors in the pool, by default the cluster's CPUs over
+    ``num_cpus_per_worker``; ``num_blocks``: user partitions of the shuffle."""
+    names = _check_dataset(interactions, "interactions")
+    model = _local.serving_model(model, user_features, item_features)
+    options = dict(N=N, filter_already_liked_items=filter_already_liked_items,
+                   filter_items=filter_items, items=items, unknown=unknown)
+    _local.Scorer(model, **options)  # options checked here, before any engine work
+    size, cpus = _pool(concurrency, num_cpus_per_worker)
+    shipped = _shipped(model)
+    rows = _by_user(_columns(interactions, names, "interactions"), num_blocks, size, shipped,
+                    unknown)
+    return rows.map_batches(_Recommend, batch_size=None, batch_format="pyarrow",
+                            zero_copy_batch=True, fn_constructor_args=(shipped, options),
+                            compute=_actors(size), num_cpus=cpus)
+
+
+def ranking_metrics_at_k(model, train, test, K: int = 10, *, unknown: str = "raise",
+                         user_features=None, item_features=None, num_cpus_per_worker: float = 1,
+                         concurrency=None, num_blocks=None):
+    """:func:`tacitrec.evaluation.ranking_metrics_at_k` of ``model`` on the Ray Datasets
+    ``train`` and ``test`` (rows of users and items), merged from per-block sums. The sizing
+    keywords are those of :func:`recommend`."""
+    from ..evaluation import metrics_from_sums
+
+    pa = _local.pyarrow()
+    train_names = _check_dataset(train, "train")
+    test_names = _check_dataset(test, "test")
+    model = _local.serving_model(model, user_features, item_features)
+    _local.Scorer(model, unknown=unknown)  # options checked before any work
+    check_count(K, "K")
+    size, cpus = _pool(concurrency, num_cpus_per_worker)
+
+    weighted = "weight" in train_names
+
+    def marked(ds, names, name, is_test):
+        """user, item, (weight,) test marker: the same columns and types on both sides."""
+        ds = _columns(ds, names, name, is_test)
+
+        def mark(t):
+            if weighted:
+                weight = (pa.array(np.ones(len(t))) if is_test
+                          else t.column("weight").cast(pa.float64()))
+                t = t.select(["user", "item"]).append_column("weight", weight)
+            return t.append_column(_local.TEST_COLUMN, pa.array(np.full(len(t), is_test)))
+
+        return ds.map_batches(mark, batch_format="pyarrow", batch_size=None,
+                              zero_copy_batch=True)
+
+    rows = marked(train, train_names, "train", False).union(
+        marked(test, test_names, "test", True))
+    shipped = _shipped(model)
+    sums = _by_user(rows, num_blocks, size, shipped, unknown).map_batches(
+        _MetricSums, batch_size=None, batch_format="pyarrow", zero_copy_batch=True,
+        fn_constructor_args=(shipped, K, unknown), compute=_actors(size), num_cpus=cpus)
+    total = np.zeros(len(_sum_columns()))
+    for block in sums.iter_batches(batch_size=None, batch_format="pyarrow"):
+        total += np.array([np.sum(block.column(c).to_numpy()) for c in _sum_columns()])
+    return metrics_from_sums(total)

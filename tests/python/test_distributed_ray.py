@@ -1,0 +1,137 @@
+"""tacitrec.distributed.ray on a real local Ray: 2 CPUs, a 100 MB object store, no dashboard,
+every process bound to the loopback address; the shared checks of distributed_cases, and the
+Ray-specific ones (users never split across blocks, either shuffle, zero-copy model arrays,
+actor threads)."""
+
+import os
+
+# Ray on Linux resolves a node IP of 127.0.0.1 to the machine's routable address unless this is
+# off; it must be in the environment before ray is imported (its constants are read then) and is
+# inherited by the processes ray.init starts, so they all listen on 127.0.0.1 only.
+os.environ.setdefault("RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER", "0")
+
+import numpy as np  # noqa: E402
+import pandas as pd  # noqa: E402
+import pytest  # noqa: E402
+
+ray = pytest.importorskip("ray")
+pytest.importorskip("ray.data")
+
+import sys  # noqa: E402
+
+import tacitrec.distributed.ray as tray  # noqa: E402
+from distributed_cases import *  # noqa: E402,F401,F403
+from distributed_cases import (N_USERS, X, assert_same, local_rows, model,  # noqa: E402
+                               rows)
+
+
+class _Ray:
+    module = tray
+
+    def frame(self, pdf, partitions):
+        chunks = np.array_split(np.arange(len(pdf)), partitions)
+        return ray.data.from_pandas([pdf.iloc[c].reset_index(drop=True) for c in chunks])
+
+    def collect(self, result):
+        return result.to_pandas()
+
+
+@pytest.fixture(scope="session")
+def engine():
+    if ray.is_initialized():  # pragma: no cover - another module started one
+        ray.shutdown()
+    ray.init(num_cpus=2, include_dashboard=False, object_store_memory=100 * 2**20,
+             _node_ip_address="127.0.0.1", log_to_driver=False, configure_logging=False)
+    try:
+        # every Ray process listens on the loopback address only
+        assert ray.util.get_node_ip_address() == "127.0.0.1"
+        yield _Ray()
+    finally:
+        ray.shutdown()
+
+
+def _scattered(pdf, blocks):
+    """``pdf`` in ``blocks`` one-or-two-row blocks, each user's rows spread over many blocks."""
+    pdf = pdf.sample(frac=1.0, random_state=1).reset_index(drop=True)
+    return ray.data.from_pandas([pdf.iloc[c].reset_index(drop=True)
+                                 for c in np.array_split(np.arange(len(pdf)), blocks)])
+
+
+def test_users_never_split(engine):
+    """Rows of each user spread over hundreds of tiny blocks come together in one batch: a user
+    split across two batches would get two top lists and lose part of its liked-item filter."""
+    m = model("als")
+    pdf = rows(X)
+    ds = _scattered(pdf, len(pdf) // 2)
+    got = tray.recommend(m, ds, N=5, num_blocks=7).to_pandas()
+    assert_same(got, local_rows(m, X, np.arange(N_USERS)))
+
+
+def test_sort_shuffle_fallback(engine):
+    """A dataset whose context asks for a sort shuffle (no keyed repartition) is sorted by user
+    instead, with the same result."""
+    from ray.data.context import ShuffleStrategy
+
+    m = model("bm25")
+    ds = _scattered(rows(X), 150)
+    ds.context.shuffle_strategy = ShuffleStrategy.SORT_SHUFFLE_PULL_BASED
+    got = tray.recommend(m, ds, N=5).to_pandas()
+    assert_same(got, local_rows(m, X, np.arange(N_USERS)))
+
+
+# the workers cannot import this test module: what it sends them (_Probe) goes by value
+ray.cloudpickle.register_pickle_by_value(sys.modules[__name__])
+
+
+class _Probe:
+    """What an actor sees of the shipped model: array flags and its kernel threads."""
+
+    def __init__(self, shipped):
+        self.model = tray._model_of(shipped)
+        self.threads = tray._assigned_threads()
+
+    def __call__(self, batch):
+        f = self.model.item_factors
+        return pd.DataFrame({"writeable": [f.flags.writeable], "owndata": [f.flags.owndata],
+                             "threads": [self.threads], "pid": [os.getpid()]})
+
+
+def test_actors_share_the_model_arrays(engine):
+    """Each actor maps the model's arrays from the object store: read-only views, no copy; its
+    kernels use the CPUs Ray gave it (1 here)."""
+    m = model("als")
+    shipped = tray._shipped(m)
+    out = ray.data.range(2, override_num_blocks=2).map_batches(
+        _Probe, batch_size=None, fn_constructor_args=(shipped,), compute=tray._actors(1),
+        num_cpus=1, batch_format="pandas").to_pandas()
+    assert not out["writeable"].any() and not out["owndata"].any()
+    assert set(out["threads"]) == {1}
+    # the Scorer of an actor keeps those same arrays (a shallow copy of the model)
+    from tacitrec.distributed import _local
+
+    got = ray.get(shipped[0])
+    scorer = _local.Scorer(got, num_threads=1)
+    assert np.shares_memory(scorer.model.item_factors, got.item_factors)
+    assert scorer.model.item_factors.flags.writeable is False
+    assert np.array_equal(scorer.model.item_factors, m.item_factors)
+
+
+def test_pool_sizing(engine):
+    """1 CPU per actor and as many actors as the cluster's CPUs by default; wider actors, fewer
+    of them."""
+    assert tray._pool(None, 1) == (2, 1.0)
+    assert tray._pool(None, 2) == (1, 2.0)
+    assert tray._pool(3, 0.5) == (3, 0.5)
+    with pytest.raises(ValueError, match="num_cpus_per_worker"):
+        tray._pool(None, 0)
+    with pytest.raises(ValueError, match="concurrency"):
+        tray._pool(0, 1)
+    with pytest.raises(ValueError, match="num_blocks"):
+        tray.recommend(model("als"), engine.frame(rows(X, [1]), 1), num_blocks=0)
+
+
+def test_not_a_dataset(engine):
+    with pytest.raises(TypeError, match="interactions"):
+        tray.recommend(model("als"), rows(X))
+    with pytest.raises(ValueError, match="columns user and item"):
+        tray.recommend(model("als"), ray.data.from_pandas(rows(X).rename(columns={"item": "i"})))
