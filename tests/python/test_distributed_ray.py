@@ -19,10 +19,26 @@ pytest.importorskip("ray.data")
 
 import sys  # noqa: E402
 
+import distributed_cases  # noqa: E402
 import tacitrec.distributed.ray as tray  # noqa: E402
 from distributed_cases import *  # noqa: E402,F401,F403
 from distributed_cases import (N_USERS, X, assert_same, local_rows, model,  # noqa: E402
                                rows)
+
+# Every Ray call pays a shuffle in tasks and a fresh actor pool (5-12 s on 2 cores), so by
+# default the shared checks that exercise engine-neutral code (_local) run on two model
+# families and one metric case here, and the filter checks not at all (Dask and Spark run them
+# all); TACITREC_ENGINE_TESTS=full runs every shared check on Ray too.
+if os.environ.get("TACITREC_ENGINE_TESTS") != "full":
+    @pytest.mark.parametrize("name", ["als", "lightfm"])
+    def test_recommend_equals_local(engine, name):  # noqa: F811
+        distributed_cases.test_recommend_equals_local(engine, name)
+
+    @pytest.mark.parametrize("name", ["als"])
+    def test_metrics_equal_local(engine, name):  # noqa: F811
+        distributed_cases.test_metrics_equal_local(engine, name)
+
+    del test_filters  # noqa: F821
 
 
 class _Ray:

@@ -40,6 +40,8 @@ def _dask(address):
 
 @contextlib.contextmanager
 def _ray(address):
+    if not address:  # read when ray is imported: every process of a local Ray on 127.0.0.1
+        os.environ.setdefault("RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER", "0")
     ray = require("ray", "ray")
     started = not ray.is_initialized()
     if started:
