@@ -168,6 +168,12 @@ class Scorer:
             raise ValueError(f"{int((~found).sum())} {side} ids are not {side}s of the model "
                              f"(e.g. {bad}): pass unknown='skip' to leave them out")
 
+    def check_ids(self, table) -> None:
+        """Raises ValueError (as :meth:`recommend` would) when the rows hold user or item ids the
+        model does not know and ``unknown`` is ``"raise"``; an adapter can check rows before
+        they reach its workers."""
+        self._user_rows(table)
+
     def _user_rows(self, table):
         """``(users, query ids, csr of their interactions, kept row mask)`` of a partition."""
         import pyarrow.compute as pc

@@ -125,7 +125,7 @@ def _check_dataset(ds, name: str):
 def _check_ids(batch, shipped):
     """The rows as they are, once their user and item ids are known to the model (ValueError
     otherwise, naming them)."""
-    _local.Scorer(_model_of(shipped), unknown="raise")._user_rows(batch)
+    _local.Scorer(_model_of(shipped), unknown="raise").check_ids(batch)
     return batch
 
 
