@@ -100,14 +100,19 @@ class _Ids:
         self.ids, self.n, self.side = ids, n, side
         self._value_set = None
 
+    def arrow(self):
+        """The original ids as one pyarrow array (built once)."""
+        if self._value_set is None:
+            self._value_set = pyarrow().array(self.ids)
+        return self._value_set
+
     def index(self, values) -> Tuple[np.ndarray, np.ndarray]:
         """``(indices, found)`` of a pyarrow array without nulls."""
         pa = pyarrow()
         import pyarrow.compute as pc
 
         if self.ids is not None:
-            if self._value_set is None:
-                self._value_set = pa.array(self.ids)
+            self.arrow()
             if not values.type.equals(self._value_set.type):
                 try:
                     values = values.cast(self._value_set.type)
@@ -175,7 +180,9 @@ class Scorer:
         self._user_rows(table)
 
     def _user_rows(self, table):
-        """``(users, query ids, csr of their interactions, kept row mask)`` of a partition."""
+        """A partition's rows, decoded: ``(users`` (distinct, a pyarrow array), ``query`` (their
+        model indices), ``keep_user`` (known users), ``row_user`` (each row's user position),
+        ``valid`` (rows with a known item of a kept user), ``item_idx``, ``weight)``."""
         import pyarrow.compute as pc
 
         user = table.column("user").combine_chunks()
@@ -232,7 +239,7 @@ class Scorer:
         rank = np.broadcast_to(np.arange(1, ids.shape[1] + 1, dtype=np.int32), ids.shape)[ok]
         item_ids = ids[ok].astype(np.int64)
         if self.items.ids is not None:
-            item_col = pa.array(self.items.ids).take(pa.array(item_ids))
+            item_col = self.items.arrow().take(pa.array(item_ids))
         else:
             item_col = pa.array(item_ids)
         return pa.table({"user": users.take(pa.array(who)), "item": item_col,
@@ -240,7 +247,7 @@ class Scorer:
 
     def _item_type(self):
         pa = pyarrow()
-        return pa.array(self.items.ids).type if self.items.ids is not None else pa.int64()
+        return self.items.arrow().type if self.items.ids is not None else pa.int64()
 
     def metric_sums(self, table, K: int) -> np.ndarray:
         """:func:`tacitrec.evaluation.metric_sums` of a partition holding its users' training
