@@ -11,6 +11,7 @@ from .als import AlternatingLeastSquares
 from ._core import __version__
 from .base import MatrixFactorizationBase, RecommenderBase
 from .data import Dataset
+from .ease import EASERecommender
 from .bpr import BayesianPersonalizedRanking
 from .lightfm import LightFM
 from .lmf import LogisticMatrixFactorization

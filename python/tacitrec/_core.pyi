@@ -151,3 +151,23 @@ def lightfm_epoch(
 MAX_THREADS: int
 
 def _after_fork_in_child() -> None: ...
+def ease_memory(n_items: int, dtype: str) -> Optional[int]: ...
+def ease_fit_weights(
+    user_items: _Csr,
+    n_users: int,
+    n_items: int,
+    regularization: float,
+    dtype: str = "float32",
+    num_threads: int = 0,
+) -> np.ndarray: ...
+def ease_recommend(
+    user_items: _Csr,
+    n_queries: int,
+    weights: np.ndarray,
+    n_items: int,
+    k: int,
+    filter_liked: bool = True,
+    items: Optional[np.ndarray] = None,
+    filter_items: Optional[np.ndarray] = None,
+    num_threads: int = 0,
+) -> Tuple[np.ndarray, np.ndarray]: ...

@@ -3,6 +3,7 @@
 
 pub mod als;
 pub mod bpr;
+pub mod ease;
 pub mod knn;
 pub mod lightfm;
 pub mod lmf;

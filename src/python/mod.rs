@@ -5,6 +5,7 @@
 mod als;
 mod bpr;
 mod convert;
+mod ease;
 mod errors;
 mod interrupt;
 mod knn;
@@ -34,5 +35,6 @@ fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
     bpr::register(m)?;
     lmf::register(m)?;
     lightfm::register(m)?;
+    ease::register(m)?;
     Ok(())
 }

@@ -9,7 +9,7 @@ import pytest
 import scipy.sparse as sp
 
 from tacitrec import (AlternatingLeastSquares, BayesianPersonalizedRanking, BM25Recommender,
-                      CosineRecommender, ItemItemRecommender, LightFM,
+                      CosineRecommender, EASERecommender, ItemItemRecommender, LightFM,
                       LogisticMatrixFactorization,
                       MatrixFactorizationBase, PearsonRecommender, PopularityRecommender,
                       TFIDFRecommender)
@@ -88,6 +88,15 @@ def _lightfm_scores(m, X):
     return ue @ ie.T + ub[:, None] + ib[None, :]
 
 
+def _ease(X, num_threads=0):
+    return EASERecommender(regularization=4.0, num_threads=num_threads).fit(
+        X, show_progress=False)
+
+
+def _ease_scores(m, X):
+    return X.toarray().astype(np.float64) @ m.weights.astype(np.float64)
+
+
 # name -> (build(X, num_threads) -> fitted model, dense scores(model, X))
 MODELS = {
     "als_cg": (_als(True), _factor_scores),
@@ -101,6 +110,7 @@ MODELS = {
     "bm25": (_knn(BM25Recommender, K1=1.5, B=0.5), _knn_scores),
     "pearson": (_knn(PearsonRecommender), _knn_scores),
     "factors": (_factor_model, _factor_scores),
+    "ease": (_ease, _ease_scores),
     "popularity": (_popularity, _popularity_scores),
     "popularity_weighted": (_popularity_weighted, _popularity_weighted_scores),
 }
