@@ -18,6 +18,7 @@ from .lmf import LogisticMatrixFactorization
 from .exceptions import ModelFitError, ModelFormatError, NotFittedError
 from .knn import (BM25Recommender, CosineRecommender, ItemItemRecommender, PearsonRecommender,
                   TFIDFRecommender)
+from .knn import RP3BetaRecommender
 from .popularity import PopularityRecommender
 
 # A forked child has none of the parent's threads: forget the Rust thread pools cached before

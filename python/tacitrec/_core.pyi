@@ -171,3 +171,13 @@ def ease_recommend(
     filter_items: Optional[np.ndarray] = None,
     num_threads: int = 0,
 ) -> Tuple[np.ndarray, np.ndarray]: ...
+def rp3beta_fit(
+    user_items: _Csr,
+    n_users: int,
+    n_items: int,
+    k: int,
+    alpha: float,
+    beta: float,
+    normalize: bool,
+    num_threads: int = 0,
+) -> Tuple[np.ndarray, np.ndarray, np.ndarray]: ...

@@ -6,7 +6,7 @@ use crate::error::{try_with_capacity, try_zeroed, Error, Result};
 use crate::parallel;
 use crate::simd::prefetch;
 use crate::sparse::weighting::{self, Documents};
-use crate::sparse::{transpose_with_positions, Csr, CsrView};
+use crate::sparse::{transpose, transpose_with_positions, Csr, CsrView};
 use crate::topk::{BlockScorer, Candidates, TileLayout, TopK, TopKBuffer};
 use rayon::prelude::*;
 use std::sync::atomic::{AtomicU32, AtomicUsize, Ordering};
@@ -338,6 +338,210 @@ pub fn item_knn(user_items: &CsrView<'_>, params: &KnnParams, num_threads: usize
         indices.extend(order.iter().map(|e| e.0));
         data.extend(order.iter().map(|e| e.1));
         indptr.push(indices.len() as i64);
+    }
+    Ok(Csr {
+        n_rows: n_items,
+        n_cols: n_items,
+        indptr,
+        indices,
+        data,
+    })
+}
+
+/// Parameters of [`rp3beta_knn`] (Paudel et al. 2017; defaults of Dacrema et al. 2019's
+/// reference implementation).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Rp3BetaParams {
+    /// Neighbours kept per item (the item itself is never one).
+    pub k: usize,
+    /// Exponent of both transition probabilities.
+    pub alpha: f64,
+    /// Exponent of the popularity of the item walked to (divides the weight).
+    pub beta: f64,
+    /// L1-normalise every row after the top-K selection.
+    pub normalize: bool,
+}
+
+impl Default for Rp3BetaParams {
+    fn default() -> Self {
+        Rp3BetaParams {
+            k: 100,
+            alpha: 1.0,
+            beta: 0.6,
+            normalize: false,
+        }
+    }
+}
+
+/// RP3beta's item x item weights, the top `k` of every row (ties to the lower item id), rows in
+/// canonical CSR order:
+///
+/// `W[i, j] = sum_u P_iu^alpha P_uj^alpha / pop_j^beta` for `j != i`, where `P_uj = r_uj / sum_j
+/// r_uj` (a user's row L1-normalised, values as given), `P_iu = 1 / pop_i` for the users of `i`
+/// (the binary item column L1-normalised) and `pop_j` the number of users with item `j`, as in
+/// Dacrema et al.'s `RP3betaRecommender`: the diagonal is dropped and only non-zero weights are
+/// kept; with `normalize`, each kept row is divided by its sum.
+///
+/// The same sparse product as [`item_knn`] (per-thread accumulators over the users of an item),
+/// but the walk is not symmetric, so every row accumulates all of its entries itself; no locks.
+/// The result does not depend on the thread count.
+pub fn rp3beta_knn(
+    user_items: &CsrView<'_>,
+    params: &Rp3BetaParams,
+    num_threads: usize,
+) -> Result<Csr> {
+    let k = params.k;
+    if k == 0 {
+        return Err(Error::invalid("K", "must be at least 1"));
+    }
+    if !(params.alpha.is_finite() && params.alpha >= 0.0) {
+        return Err(Error::invalid(
+            "alpha",
+            format!("must be a finite number >= 0, got {}", params.alpha),
+        ));
+    }
+    if !params.beta.is_finite() {
+        return Err(Error::invalid(
+            "beta",
+            format!("must be finite, got {}", params.beta),
+        ));
+    }
+    if let Some(p) = user_items.data().iter().position(|&v| v < 0.0) {
+        return Err(Error::invalid(
+            "user_items",
+            format!(
+                "RP3beta's walk needs values >= 0, got {} at entry {p}",
+                user_items.data()[p]
+            ),
+        ));
+    }
+    let n_items = user_items.n_cols();
+    if n_items >= u32::MAX as usize {
+        return Err(Error::invalid("user_items", "too many items"));
+    }
+    let (alpha, beta) = (params.alpha, params.beta);
+    let mut pop = vec![0u64; n_items];
+    for &j in user_items.indices() {
+        pop[j as usize] += 1;
+    }
+    let degree: Vec<f64> = pop
+        .iter()
+        .map(|&p| if p == 0 { 0.0 } else { (p as f64).powf(-beta) })
+        .collect();
+    // P_uj^alpha / pop_j^beta for every stored entry
+    let mut walk = vec![0f32; user_items.nnz()];
+    parallel::install(num_threads, || {
+        let rows: Vec<_> = (0..user_items.n_rows()).collect();
+        let mut parts: Vec<&mut [f32]> = Vec::with_capacity(rows.len());
+        let mut rest: &mut [f32] = &mut walk;
+        for u in &rows {
+            let (head, tail) = rest.split_at_mut(user_items.row_range(*u).len());
+            parts.push(head);
+            rest = tail;
+        }
+        parts.into_par_iter().enumerate().for_each(|(u, out)| {
+            let (js, rs) = user_items.row(u);
+            let total: f64 = rs.iter().map(|&r| r as f64).sum();
+            for ((o, &j), &r) in out.iter_mut().zip(js).zip(rs) {
+                let p = if total > 0.0 { r as f64 / total } else { 0.0 };
+                *o = (p.powf(alpha) * degree[j as usize]) as f32;
+            }
+        });
+    })?;
+    let users = CsrView::new(
+        "user_items",
+        user_items.n_rows(),
+        n_items,
+        user_items.indptr(),
+        user_items.indices(),
+        &walk,
+    )?;
+    let items = transpose(&users, num_threads)?;
+    let items = items.view();
+
+    let chunks: Vec<(Vec<i64>, Vec<i32>, Vec<f32>)> = parallel::install(num_threads, || {
+        (0..n_items.div_ceil(ITEMS_PER_TASK))
+            .into_par_iter()
+            .map_init(
+                || FitScratch {
+                    acc: vec![0.0; n_items],
+                    owner: vec![0; n_items],
+                    touched: Vec::new(),
+                    own: TopK::new(k),
+                    ids: vec![0; k],
+                    vals: vec![0.0; k],
+                },
+                |s, task| {
+                    let (mut lens, mut cols, mut vals) = (Vec::new(), Vec::new(), Vec::new());
+                    let mut order: Vec<(i32, f32)> = Vec::with_capacity(k);
+                    for i in task * ITEMS_PER_TASK..((task + 1) * ITEMS_PER_TASK).min(n_items) {
+                        let (us, _) = items.row(i);
+                        let tag = i as u32 + 1;
+                        s.touched.clear();
+                        for (n, &u) in us.iter().enumerate() {
+                            if let Some(&ahead) = us.get(n + AHEAD) {
+                                let (ja, wa) = users.row(ahead as usize);
+                                prefetch_row(ja, wa);
+                            }
+                            let (js, ws) = users.row(u as usize);
+                            for (&j, &w) in js.iter().zip(ws) {
+                                let j = j as usize;
+                                if s.owner[j] != tag {
+                                    s.owner[j] = tag;
+                                    s.touched.push(j as u32);
+                                }
+                                s.acc[j] += w as f64;
+                            }
+                        }
+                        // P_iu^alpha = pop_i^-alpha for each of i's users
+                        let scale = if us.is_empty() {
+                            0.0
+                        } else {
+                            (us.len() as f64).powf(-alpha)
+                        };
+                        s.own.clear();
+                        for &j in &s.touched {
+                            let sum = std::mem::take(&mut s.acc[j as usize]);
+                            let v = (sum * scale) as f32;
+                            if j as usize != i && v != 0.0 && v >= s.own.threshold() {
+                                s.own.push(v, j);
+                            }
+                        }
+                        let kept = s.own.len();
+                        s.own.write_sorted(&mut s.ids[..kept], &mut s.vals[..kept]);
+                        order.clear();
+                        order.extend(
+                            s.ids[..kept]
+                                .iter()
+                                .copied()
+                                .zip(s.vals[..kept].iter().copied()),
+                        );
+                        order.sort_unstable_by_key(|e| e.0);
+                        let total: f64 = order.iter().map(|e| e.1 as f64).sum();
+                        let norm = if params.normalize && total > 0.0 {
+                            total
+                        } else {
+                            1.0
+                        };
+                        cols.extend(order.iter().map(|e| e.0));
+                        vals.extend(order.iter().map(|e| (e.1 as f64 / norm) as f32));
+                        lens.push(kept as i64);
+                    }
+                    (lens, cols, vals)
+                },
+            )
+            .collect()
+    })?;
+    let mut indptr = Vec::with_capacity(n_items + 1);
+    indptr.push(0i64);
+    let nnz: usize = chunks.iter().map(|c| c.1.len()).sum();
+    let (mut indices, mut data) = (Vec::with_capacity(nnz), Vec::with_capacity(nnz));
+    for (lens, cols, vals) in chunks {
+        for l in lens {
+            indptr.push(indptr[indptr.len() - 1] + l);
+        }
+        indices.extend(cols);
+        data.extend(vals);
     }
     Ok(Csr {
         n_rows: n_items,

@@ -3,7 +3,7 @@
 use super::convert::{candidates, csr, ids_scores, slice, IdsScores, PyCsr};
 use super::interrupt;
 use crate::error::Error;
-use crate::models::knn::{item_knn, KnnParams, KnnScorer, Similarity};
+use crate::models::knn::{item_knn, rp3beta_knn, KnnParams, KnnScorer, Rp3BetaParams, Similarity};
 use crate::sparse::weighting::{self, Documents};
 use crate::topk::recommend_batch;
 use numpy::{PyArray1, PyReadonlyArray1};
@@ -54,6 +54,36 @@ fn knn_fit<'py>(
     let s = interrupt::run(py, num_threads, interrupt::LONG, || {
         item_knn(&m, &params, num_threads)
     })?;
+    Ok((
+        PyArray1::from_vec(py, s.indptr),
+        PyArray1::from_vec(py, s.indices),
+        PyArray1::from_vec(py, s.data),
+    ))
+}
+
+/// RP3beta's top-`k` item x item weights of `user_items` (`n_users x n_items`) as CSR arrays.
+#[pyfunction]
+#[pyo3(signature = (user_items, n_users, n_items, k, alpha, beta, normalize, num_threads=0))]
+#[allow(clippy::too_many_arguments)]
+fn rp3beta_fit<'py>(
+    py: Python<'py>,
+    user_items: PyCsr<'py>,
+    n_users: usize,
+    n_items: usize,
+    k: usize,
+    alpha: f64,
+    beta: f64,
+    normalize: bool,
+    num_threads: usize,
+) -> PyResult<CsrArrays<'py>> {
+    let m = csr("user_items", &user_items, n_users, n_items)?;
+    let params = Rp3BetaParams {
+        k,
+        alpha,
+        beta,
+        normalize,
+    };
+    let s = py.detach(|| rp3beta_knn(&m, &params, num_threads))?;
     Ok((
         PyArray1::from_vec(py, s.indptr),
         PyArray1::from_vec(py, s.indices),
@@ -150,6 +180,7 @@ fn weight<'py>(
 
 pub fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(knn_fit, m)?)?;
+    m.add_function(wrap_pyfunction!(rp3beta_fit, m)?)?;
     m.add_function(wrap_pyfunction!(knn_recommend, m)?)?;
     m.add_function(wrap_pyfunction!(knn_similar_items, m)?)?;
     m.add_function(wrap_pyfunction!(weight, m)?)

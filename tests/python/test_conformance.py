@@ -12,6 +12,7 @@ from tacitrec import (AlternatingLeastSquares, BayesianPersonalizedRanking, BM25
                       CosineRecommender, EASERecommender, ItemItemRecommender, LightFM,
                       LogisticMatrixFactorization,
                       MatrixFactorizationBase, PearsonRecommender, PopularityRecommender,
+                      RP3BetaRecommender,
                       TFIDFRecommender)
 from tacitrec.base import RecommenderBase
 from tacitrec.exceptions import ModelFormatError, NotFittedError
@@ -109,6 +110,7 @@ MODELS = {
     "tfidf": (_knn(TFIDFRecommender), _knn_scores),
     "bm25": (_knn(BM25Recommender, K1=1.5, B=0.5), _knn_scores),
     "pearson": (_knn(PearsonRecommender), _knn_scores),
+    "rp3beta": (_knn(RP3BetaRecommender, alpha=0.8, beta=0.5), _knn_scores),
     "factors": (_factor_model, _factor_scores),
     "ease": (_ease, _ease_scores),
     "popularity": (_popularity, _popularity_scores),
