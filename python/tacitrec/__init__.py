@@ -12,6 +12,7 @@ from ._core import __version__
 from .base import MatrixFactorizationBase, RecommenderBase
 from .data import Dataset
 from .ease import EASERecommender
+from .spectral import SpectralFilterRecommender
 from .bpr import BayesianPersonalizedRanking
 from .lightfm import LightFM
 from .lmf import LogisticMatrixFactorization

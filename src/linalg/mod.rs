@@ -7,6 +7,8 @@
 //! width (the ALS user half-sweep with the Cholesky solver at 64 factors: 1.35 -> 0.77 s on one
 //! thread, `benches/compare/als.py`).
 
+pub(crate) mod svd;
+
 use crate::simd::Lanes;
 
 /// Solves `A_l x_l = b_l` for every lane `l` of the interleaved systems in place: `a` holds

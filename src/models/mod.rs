@@ -8,3 +8,4 @@ pub mod knn;
 pub mod lightfm;
 pub mod lmf;
 pub mod sgd;
+pub mod spectral;

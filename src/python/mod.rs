@@ -12,6 +12,7 @@ mod knn;
 mod lightfm;
 mod lmf;
 mod metrics;
+mod spectral;
 mod topk;
 
 use pyo3::prelude::*;
@@ -36,5 +37,6 @@ fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
     lmf::register(m)?;
     lightfm::register(m)?;
     ease::register(m)?;
+    spectral::register(m)?;
     Ok(())
 }

@@ -12,7 +12,7 @@ from tacitrec import (AlternatingLeastSquares, BayesianPersonalizedRanking, BM25
                       CosineRecommender, EASERecommender, ItemItemRecommender, LightFM,
                       LogisticMatrixFactorization,
                       MatrixFactorizationBase, PearsonRecommender, PopularityRecommender,
-                      RP3BetaRecommender,
+                      RP3BetaRecommender, SpectralFilterRecommender,
                       TFIDFRecommender)
 from tacitrec.base import RecommenderBase
 from tacitrec.exceptions import ModelFormatError, NotFittedError
@@ -98,6 +98,23 @@ def _ease_scores(m, X):
     return X.toarray().astype(np.float64) @ m.weights.astype(np.float64)
 
 
+def _spectral(method, **kw):
+    def build(X, num_threads=0):
+        return SpectralFilterRecommender(method=method, factors=6, num_threads=num_threads,
+                                         **kw).fit(X, show_progress=False)
+    return build
+
+
+def _spectral_scores(m, X):
+    # the model's own filter on every row (checked against the papers' formulas in
+    # test_spectral.py); the suite checks the API contract around it
+    ids, sc = m.recommend(np.arange(X.shape[0]), X, N=X.shape[1],
+                          filter_already_liked_items=False)
+    S = np.empty(X.shape)
+    np.put_along_axis(S, ids, sc, 1)
+    return S
+
+
 # name -> (build(X, num_threads) -> fitted model, dense scores(model, X))
 MODELS = {
     "als_cg": (_als(True), _factor_scores),
@@ -113,6 +130,9 @@ MODELS = {
     "rp3beta": (_knn(RP3BetaRecommender, alpha=0.8, beta=0.5), _knn_scores),
     "factors": (_factor_model, _factor_scores),
     "ease": (_ease, _ease_scores),
+    "gf-cf": (_spectral("gf-cf"), _spectral_scores),
+    "bspm": (_spectral("bspm", t_point_combination=True), _spectral_scores),
+    "chebycf": (_spectral("chebycf"), _spectral_scores),
     "popularity": (_popularity, _popularity_scores),
     "popularity_weighted": (_popularity_weighted, _popularity_weighted_scores),
 }

@@ -1,0 +1,162 @@
+//! The top right singular vectors of a sparse matrix by randomized subspace iteration (Halko,
+//! Martinsson and Tropp 2011, algorithms 4.4 and 5.1), with faer's Householder QR and a small dense
+//! SVD, and the sparse x dense product (`spmm`) it and the spectral filters run on.
+
+use crate::error::{Error, Result};
+use crate::parallel;
+use crate::simd::{vaxpy, Arch, Lanes, WithSimd};
+use crate::sparse::CsrView;
+use faer::{Mat, MatRef};
+use rand::rngs::SmallRng;
+use rand::{Rng, SeedableRng};
+use rayon::prelude::*;
+
+struct RowsTimes<'a> {
+    a: &'a CsrView<'a>,
+    rows: std::ops::Range<usize>,
+    x: &'a [f32],
+    m: usize,
+    out: &'a mut [f32],
+}
+
+impl WithSimd for RowsTimes<'_> {
+    type Output = ();
+    #[inline(always)]
+    fn with_simd<S: Lanes>(self, simd: S) {
+        let m = self.m;
+        for (r, out) in self.rows.zip(self.out.chunks_exact_mut(m)) {
+            out.fill(0.0);
+            let (cols, vals) = self.a.row(r);
+            for (&c, &v) in cols.iter().zip(vals) {
+                let c = c as usize;
+                vaxpy(simd, v, &self.x[c * m..(c + 1) * m], out);
+            }
+        }
+    }
+}
+
+/// `out = A X` for a sparse `A` (`n_rows x n_cols`) and a dense row-major `X` (`n_cols x m`),
+/// `out` row-major `n_rows x m`, on the calling thread.
+pub(crate) fn spmm(a: &CsrView<'_>, x: &[f32], m: usize, out: &mut [f32]) {
+    if m == 0 {
+        return;
+    }
+    Arch::new().dispatch(RowsTimes {
+        a,
+        rows: 0..a.n_rows(),
+        x,
+        m,
+        out: &mut out[..a.n_rows() * m],
+    });
+}
+
+/// [`spmm`] in parallel over blocks of rows (inside the caller's pool).
+pub(crate) fn spmm_par(a: &CsrView<'_>, x: &[f32], m: usize, out: &mut [f32]) {
+    const ROWS: usize = 256;
+    if m == 0 {
+        return;
+    }
+    out[..a.n_rows() * m]
+        .par_chunks_mut(ROWS * m)
+        .enumerate()
+        .for_each(|(b, chunk)| {
+            let r0 = b * ROWS;
+            Arch::new().dispatch(RowsTimes {
+                a,
+                rows: r0..r0 + chunk.len() / m,
+                x,
+                m,
+                out: chunk,
+            });
+        });
+}
+
+/// Orthonormal columns spanning the `n x l` row-major `y` (replaced).
+fn orthonormalize(y: &mut [f32], n: usize, l: usize) {
+    let q = MatRef::from_row_major_slice(y, n, l).qr().compute_thin_Q();
+    for (i, row) in y.chunks_exact_mut(l).enumerate() {
+        for (c, v) in row.iter_mut().enumerate() {
+            *v = q[(i, c)];
+        }
+    }
+}
+
+/// Parameters of [`top_right_singular_vectors`].
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct RandomizedSvdParams {
+    /// Singular vectors wanted.
+    pub k: usize,
+    /// Extra dimensions of the sampled subspace (`k + oversampling` in all, at most the smaller
+    /// dimension of the matrix).
+    pub oversampling: usize,
+    /// Subspace (power) iterations, each re-orthonormalised.
+    pub iterations: usize,
+    pub seed: u64,
+}
+
+/// The `k` leading right singular vectors of `a` (`n_rows x n_cols`; `at` its transpose) as a
+/// row-major `n_cols x k` float32 matrix, best first. Deterministic for a seed whatever the thread
+/// count (the products are parallel over rows, the factorisations sequential).
+pub fn top_right_singular_vectors(
+    a: &CsrView<'_>,
+    at: &CsrView<'_>,
+    params: &RandomizedSvdParams,
+    num_threads: usize,
+) -> Result<Vec<f32>> {
+    let (n_rows, n_cols) = (a.n_rows(), a.n_cols());
+    if at.n_rows() != n_cols || at.n_cols() != n_rows {
+        return Err(Error::shape(
+            "transposed matrix",
+            format!("{n_cols} x {n_rows}"),
+            format!("{} x {}", at.n_rows(), at.n_cols()),
+        ));
+    }
+    let k = params.k;
+    let small = n_rows.min(n_cols);
+    if k > small {
+        return Err(Error::invalid(
+            "factors",
+            format!("at most min(users, items) = {small}, got {k}"),
+        ));
+    }
+    if k == 0 {
+        return Ok(Vec::new());
+    }
+    let l = (k + params.oversampling).min(small);
+    let mut rng = SmallRng::seed_from_u64(params.seed);
+    let mut z: Vec<f32> = (0..n_cols * l)
+        .map(|_| rng.random::<f32>() * 2.0 - 1.0)
+        .collect();
+    let mut y = vec![0f32; n_rows * l];
+    parallel::install(num_threads, || {
+        spmm_par(a, &z, l, &mut y);
+        orthonormalize(&mut y, n_rows, l);
+        for _ in 0..params.iterations {
+            spmm_par(at, &y, l, &mut z);
+            orthonormalize(&mut z, n_cols, l);
+            spmm_par(a, &z, l, &mut y);
+            orthonormalize(&mut y, n_rows, l);
+        }
+        // B^T = A^T Q (n_cols x l) = Q2 R2, R2 = U S W^T: the right singular vectors are Q2 U
+        spmm_par(at, &y, l, &mut z);
+    })?;
+    let bt = MatRef::from_row_major_slice(&z, n_cols, l);
+    let qr = bt.qr();
+    let q2 = qr.compute_thin_Q();
+    let r2: Mat<f32> = qr.thin_R().to_owned();
+    let svd = r2
+        .svd()
+        .map_err(|_| Error::invalid("factors", "the small dense SVD did not converge"))?;
+    let s = svd.S().column_vector();
+    let mut order: Vec<usize> = (0..l).collect();
+    order.sort_by(|&x, &w| s[w].total_cmp(&s[x]));
+    let u = svd.U();
+    let qu = &q2 * u;
+    let mut v = vec![0f32; n_cols * k];
+    for (i, row) in v.chunks_exact_mut(k).enumerate() {
+        for (c, o) in row.iter_mut().zip(&order) {
+            *c = qu[(i, *o)];
+        }
+    }
+    Ok(v)
+}

@@ -1,0 +1,559 @@
+//! Graph spectral filters for collaborative filtering on the normalised interaction graph
+//! `R~ = D_U^-a R D_I^-b`: GF-CF (Shen et al., CIKM 2021), BSPM (Choi et al., SIGIR 2023) and
+//! ChebyCF (Kim et al., SIGIR 2025). Every filter is a polynomial in the linear filter
+//! `P = R~^T R~`, applied per user batch as two sparse products (`(X R~^T) R~`, never
+//! materialised), plus an ideal low-pass term `x D^-b V V^T D^b` from the `k` leading right
+//! singular vectors `V` of `R~` (`crate::linalg::svd`). Memory: O(nnz + items x k), plus a few
+//! `items x 64` blocks per thread when scoring.
+
+use crate::error::{Error, Result};
+use crate::linalg::svd::spmm;
+use crate::sparse::CsrView;
+use crate::topk::{BlockScorer, Candidates};
+use faer::{Accum, MatMut, MatRef, Par};
+
+/// Explicit fixed-step solvers of the papers' ODEs (torchdiffeq's `euler` and `rk4` on a uniform
+/// grid). On the linear ODEs here every 4-stage 4th-order method (torchdiffeq's 3/8 rule
+/// included) gives the same step polynomial.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Solver {
+    Euler,
+    Rk4,
+}
+
+/// `steps` steps of `solver` from time 0 to `time`.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Ode {
+    pub solver: Solver,
+    pub time: f64,
+    pub steps: usize,
+}
+
+impl Ode {
+    fn h(&self) -> f32 {
+        (self.time / self.steps.max(1) as f64) as f32
+    }
+}
+
+/// Which filter, with its published options.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Filter {
+    /// `x P + w x D^-b V V^T D^b`.
+    GfCf { ideal_weight: f32 },
+    /// Blurring `dx/dt = x P - x`, the ideal low-pass ODE `dx/dt = x D^-b V V^T D^b - x`,
+    /// sharpening `dx/dt = -x P`, merged early (the sharpening starts from `blur + w ideal`) or
+    /// late (`sharpened + w ideal`), optionally averaging the states at every time point, as in
+    /// the authors' `BSPM.getUsersRating`.
+    Bspm {
+        ideal_weight: f32,
+        blur: Ode,
+        ideal: Ode,
+        sharpen: Option<Ode>,
+        final_sharpening: bool,
+        t_point_combination: bool,
+    },
+    /// `D^b (sum_n c_n T_n(L) + w V V^T) D^-b x` with `L = I - 2P` and Chebyshev polynomials
+    /// `T_n` (coefficients from the paper's interpolation, computed by the caller).
+    ChebyCf { coeffs: Vec<f32>, ideal_weight: f32 },
+}
+
+impl Filter {
+    fn check(&self) -> Result<()> {
+        let ode_ok = |what: &str, o: &Ode| {
+            if o.steps == 0 || !(o.time.is_finite() && o.time > 0.0) {
+                Err(Error::invalid(
+                    what,
+                    format!("needs at least one step and a positive time, got {o:?}"),
+                ))
+            } else {
+                Ok(())
+            }
+        };
+        match self {
+            Filter::GfCf { ideal_weight } | Filter::ChebyCf { ideal_weight, .. }
+                if !ideal_weight.is_finite() =>
+            {
+                Err(Error::invalid("ideal_weight", "must be finite"))
+            }
+            Filter::ChebyCf { coeffs, .. } if coeffs.is_empty() => Err(Error::invalid(
+                "order",
+                "ChebyCF needs at least one coefficient",
+            )),
+            Filter::Bspm {
+                ideal_weight,
+                blur,
+                ideal,
+                sharpen,
+                ..
+            } => {
+                if !ideal_weight.is_finite() {
+                    return Err(Error::invalid("ideal_weight", "must be finite"));
+                }
+                ode_ok("blur", blur)?;
+                ode_ok("ideal", ideal)?;
+                if let Some(s) = sharpen {
+                    ode_ok("sharpen", s)?;
+                }
+                Ok(())
+            }
+            _ => Ok(()),
+        }
+    }
+
+    /// The number of `n x m` state buffers the filter needs.
+    fn buffers(&self) -> usize {
+        match self {
+            Filter::GfCf { .. } => 2,
+            Filter::ChebyCf { .. } => 5,
+            Filter::Bspm { .. } => 7,
+        }
+    }
+}
+
+/// Queries per block: the state is `items x BLOCK` per buffer.
+const BLOCK: usize = 64;
+
+/// Scores of a spectral filter for users' rows, a block of users at a time, for the shared top-k
+/// driver (position-major tiles: the item-major state is what the scan reads).
+pub struct SpectralScorer<'a> {
+    queries: CsrView<'a>,
+    graph: CsrView<'a>,
+    graph_t: CsrView<'a>,
+    /// `pre * V` and `post * V` (items x k row-major) for the ideal term, or nothing.
+    left: Vec<f32>,
+    right: Vec<f32>,
+    k: usize,
+    /// ChebyCF's degree normalisation of the signal and of the output.
+    signal_scale: Option<(Vec<f32>, Vec<f32>)>,
+    filter: Filter,
+    subset: Option<Vec<u32>>,
+    n_positions: usize,
+}
+
+impl<'a> SpectralScorer<'a> {
+    /// `graph` is `R~` (users x items) and `graph_t` its transpose; `factors` the row-major
+    /// `items x k` right singular vectors; `pre`/`post` the item scalings (`D^-b`, `D^b`).
+    #[allow(clippy::too_many_arguments)]
+    pub fn new(
+        queries: CsrView<'a>,
+        graph: CsrView<'a>,
+        graph_t: CsrView<'a>,
+        factors: &[f32],
+        k: usize,
+        pre: &[f32],
+        post: &[f32],
+        filter: Filter,
+        candidates: &Candidates,
+    ) -> Result<Self> {
+        filter.check()?;
+        let n = candidates.n_items();
+        let nu = graph.n_rows();
+        if graph.n_cols() != n || graph_t.n_rows() != n || graph_t.n_cols() != nu {
+            return Err(Error::shape(
+                "graph (users x items) and its transpose",
+                format!("{nu} x {n} and {n} x {nu}"),
+                format!(
+                    "{} x {} and {} x {}",
+                    graph.n_rows(),
+                    graph.n_cols(),
+                    graph_t.n_rows(),
+                    graph_t.n_cols()
+                ),
+            ));
+        }
+        if queries.n_cols() != n {
+            return Err(Error::shape(
+                "user_items columns (items)",
+                n,
+                queries.n_cols(),
+            ));
+        }
+        if factors.len() != n * k {
+            return Err(Error::shape(
+                "factors (items x k)",
+                format!("{n} x {k}"),
+                format!("{} values", factors.len()),
+            ));
+        }
+        if pre.len() != n || post.len() != n {
+            return Err(Error::shape("item scalings", n, pre.len().min(post.len())));
+        }
+        let chebycf = matches!(filter, Filter::ChebyCf { .. });
+        let scaled = |s: &[f32]| -> Vec<f32> {
+            factors
+                .chunks_exact(k.max(1))
+                .zip(s)
+                .flat_map(|(row, &d)| row.iter().map(move |&v| if chebycf { v } else { v * d }))
+                .collect()
+        };
+        let (left, right) = if k == 0 {
+            (Vec::new(), Vec::new())
+        } else {
+            (scaled(pre), scaled(post))
+        };
+        Ok(SpectralScorer {
+            queries,
+            graph,
+            graph_t,
+            left,
+            right,
+            k,
+            signal_scale: chebycf.then(|| (pre.to_vec(), post.to_vec())),
+            filter,
+            subset: candidates.subset().map(<[u32]>::to_vec),
+            n_positions: candidates.n_positions(),
+        })
+    }
+
+    fn n_items(&self) -> usize {
+        self.graph.n_cols()
+    }
+
+    /// `y = P x` (`x`, `y`: items x m), through `z` (users x m).
+    fn linear(&self, x: &[f32], y: &mut [f32], z: &mut [f32], m: usize) {
+        spmm(&self.graph, x, m, z);
+        spmm(&self.graph_t, z, m, y);
+    }
+
+    /// `y (+)= w * right (left^T x)`, through `t` (k x m).
+    fn ideal(&self, x: &[f32], y: &mut [f32], t: &mut [f32], m: usize, w: f32, accumulate: bool) {
+        let (n, k) = (self.n_items(), self.k);
+        let mut ym = MatMut::from_row_major_slice_mut(&mut y[..n * m], n, m);
+        if k == 0 || w == 0.0 {
+            if !accumulate {
+                ym.fill(0.0);
+            }
+            return;
+        }
+        let xm = MatRef::from_row_major_slice(&x[..n * m], n, m);
+        let l = MatRef::from_row_major_slice(&self.left, n, k);
+        let r = MatRef::from_row_major_slice(&self.right, n, k);
+        let mut tm = MatMut::from_row_major_slice_mut(&mut t[..k * m], k, m);
+        faer::linalg::matmul::matmul(
+            tm.as_mut(),
+            Accum::Replace,
+            l.transpose(),
+            xm,
+            1.0f32,
+            Par::Seq,
+        );
+        let acc = if accumulate {
+            Accum::Add
+        } else {
+            Accum::Replace
+        };
+        faer::linalg::matmul::matmul(ym, acc, r, tm.as_ref(), w, Par::Seq);
+    }
+
+    /// One solver step of `dx/dt = a P x + b x` on `x` in place.
+    fn ode_step(
+        &self,
+        ode: &Ode,
+        a: f32,
+        b: f32,
+        x: &mut [f32],
+        bufs: &mut [Vec<f32>],
+        z: &mut [f32],
+        m: usize,
+    ) {
+        let len = self.n_items() * m;
+        let h = ode.h();
+        let [k, stage, acc, ..] = bufs else { return };
+        let f = |s: &Self, input: &[f32], out: &mut [f32], z: &mut [f32]| {
+            s.linear(input, out, z, m);
+            for (o, &i) in out[..len].iter_mut().zip(&input[..len]) {
+                *o = a * *o + b * i;
+            }
+        };
+        match ode.solver {
+            Solver::Euler => {
+                f(self, x, k, z);
+                for (xv, &kv) in x[..len].iter_mut().zip(&k[..len]) {
+                    *xv += h * kv;
+                }
+            }
+            Solver::Rk4 => {
+                // classical RK4: k1..k4 summed into acc with weights 1, 2, 2, 1
+                let (c, w) = ([0.5f32, 0.5, 1.0], [2.0f32, 2.0, 1.0]);
+                f(self, x, k, z);
+                acc[..len].copy_from_slice(&k[..len]);
+                for s in 0..3 {
+                    for ((st, &xv), &kv) in stage[..len].iter_mut().zip(&x[..len]).zip(&k[..len]) {
+                        *st = xv + c[s] * h * kv;
+                    }
+                    f(self, stage, k, z);
+                    for (av, &kv) in acc[..len].iter_mut().zip(&k[..len]) {
+                        *av += w[s] * kv;
+                    }
+                }
+                for (xv, &av) in x[..len].iter_mut().zip(&acc[..len]) {
+                    *xv += h / 6.0 * av;
+                }
+            }
+        }
+    }
+}
+
+/// Per-thread state buffers.
+pub struct Scratch {
+    bufs: Vec<Vec<f32>>,
+    z: Vec<f32>,
+    t: Vec<f32>,
+}
+
+fn add_scaled(y: &mut [f32], x: &[f32], w: f32) {
+    for (a, &b) in y.iter_mut().zip(x) {
+        *a += w * b;
+    }
+}
+
+/// `p(z)^steps` for the solver's step polynomial `p` (the stability function) at `z`.
+fn step_factor(ode: &Ode, z: f64) -> f32 {
+    let p = match ode.solver {
+        Solver::Euler => 1.0 + z,
+        Solver::Rk4 => 1.0 + z + z * z / 2.0 + z * z * z / 6.0 + z * z * z * z / 24.0,
+    };
+    p.powi(ode.steps as i32) as f32
+}
+
+impl BlockScorer for SpectralScorer<'_> {
+    type Scratch = Scratch;
+
+    fn n_queries(&self) -> usize {
+        self.queries.n_rows()
+    }
+
+    fn n_positions(&self) -> usize {
+        self.n_positions
+    }
+
+    fn tile_shape(&self) -> (usize, usize) {
+        (BLOCK, self.n_positions)
+    }
+
+    fn make_scratch(&self) -> Scratch {
+        let n = self.n_items();
+        Scratch {
+            bufs: (0..self.filter.buffers())
+                .map(|_| vec![0f32; n * BLOCK])
+                .collect(),
+            z: vec![0f32; self.graph.n_rows() * BLOCK],
+            t: vec![0f32; self.k * BLOCK],
+        }
+    }
+
+    fn score_tile(
+        &self,
+        q0: usize,
+        m: usize,
+        p0: usize,
+        nt: usize,
+        out: &mut [f32],
+        sc: &mut Scratch,
+    ) {
+        debug_assert!(p0 == 0 && nt == self.n_positions, "rows are scored whole");
+        let n = self.n_items();
+        let len = n * m;
+        let Scratch { bufs, z, t } = sc;
+        // the signal: the users' rows, item-major
+        let (sig, rest) = bufs.split_at_mut(1);
+        let sig = &mut sig[0][..len];
+        sig.fill(0.0);
+        for q in 0..m {
+            let (items, values) = self.queries.row(q0 + q);
+            for (&i, &v) in items.iter().zip(values) {
+                sig[i as usize * m + q] = v;
+            }
+        }
+        let result: &[f32] = match &self.filter {
+            Filter::GfCf { ideal_weight } => {
+                let y = &mut rest[0];
+                self.linear(sig, y, z, m);
+                self.ideal(sig, y, t, m, *ideal_weight, true);
+                &y[..len]
+            }
+            Filter::ChebyCf {
+                coeffs,
+                ideal_weight,
+            } => {
+                if let Some((pre, _)) = &self.signal_scale {
+                    for (row, &d) in sig.chunks_exact_mut(m).zip(pre) {
+                        row.iter_mut().for_each(|v| *v *= d);
+                    }
+                }
+                let [outb, prev, cur, next, ..] = rest else {
+                    return;
+                };
+                // L x = x - 2 P x
+                let lap = |s: &Self, x: &[f32], y: &mut [f32], z: &mut [f32]| {
+                    s.linear(x, y, z, m);
+                    for (yv, &xv) in y[..len].iter_mut().zip(&x[..len]) {
+                        *yv = xv - 2.0 * *yv;
+                    }
+                };
+                self.ideal(sig, outb, t, m, *ideal_weight, false);
+                add_scaled(&mut outb[..len], sig, coeffs[0]);
+                if coeffs.len() > 1 {
+                    prev[..len].copy_from_slice(sig);
+                    lap(self, sig, cur, z);
+                    add_scaled(&mut outb[..len], &cur[..len], coeffs[1]);
+                    for &c in &coeffs[2..] {
+                        lap(self, cur, next, z);
+                        for (nv, &pv) in next[..len].iter_mut().zip(&prev[..len]) {
+                            *nv = 2.0 * *nv - pv;
+                        }
+                        add_scaled(&mut outb[..len], &next[..len], c);
+                        std::mem::swap(prev, cur);
+                        std::mem::swap(cur, next);
+                    }
+                }
+                if let Some((_, post)) = &self.signal_scale {
+                    for (row, &d) in outb.chunks_exact_mut(m).zip(post) {
+                        row.iter_mut().for_each(|v| *v *= d);
+                    }
+                }
+                &outb[..len]
+            }
+            Filter::Bspm {
+                ideal_weight,
+                blur,
+                ideal,
+                sharpen,
+                final_sharpening,
+                t_point_combination,
+            } => {
+                let (state, rest) = rest.split_at_mut(1);
+                let (idl, rest) = rest.split_at_mut(1);
+                let (sum, work) = rest.split_at_mut(1);
+                let (x, idl, sum) = (&mut state[0], &mut idl[0], &mut sum[0]);
+                let w = *ideal_weight;
+                // ideal low-pass ODE: M = D^-b V V^T D^b is a projection (M^2 = M), so K steps
+                // of the solver give c x + (1 - c) x M with c = p(-h)^K exactly
+                let c = step_factor(ideal, -(ideal.h() as f64));
+                if w != 0.0 {
+                    self.ideal(sig, idl, t, m, 1.0 - c, false);
+                    add_scaled(&mut idl[..len], sig, c);
+                }
+                // blurring
+                x[..len].copy_from_slice(sig);
+                sum[..len].fill(0.0);
+                let mut points = 0usize;
+                for _ in 0..blur.steps {
+                    self.ode_step(blur, 1.0, -1.0, x, work, z, m);
+                    add_scaled(&mut sum[..len], &x[..len], 1.0);
+                    points += 1;
+                }
+                let late_ideal = match sharpen {
+                    Some(sh) => {
+                        if *final_sharpening && w != 0.0 {
+                            add_scaled(&mut x[..len], &idl[..len], w);
+                        }
+                        for _ in 0..sh.steps {
+                            self.ode_step(sh, -1.0, 0.0, x, work, z, m);
+                            add_scaled(&mut sum[..len], &x[..len], 1.0);
+                            points += 1;
+                        }
+                        !*final_sharpening
+                    }
+                    None => true,
+                };
+                if *t_point_combination {
+                    let inv = 1.0 / points.max(1) as f32;
+                    for (xv, &s) in x[..len].iter_mut().zip(&sum[..len]) {
+                        *xv = s * inv;
+                    }
+                }
+                if late_ideal && w != 0.0 {
+                    add_scaled(&mut x[..len], &idl[..len], w);
+                }
+                &x[..len]
+            }
+        };
+        match &self.subset {
+            None => out[..len].copy_from_slice(result),
+            Some(ids) => {
+                for (p, &i) in ids.iter().enumerate() {
+                    let i = i as usize;
+                    out[p * m..(p + 1) * m].copy_from_slice(&result[i * m..(i + 1) * m]);
+                }
+            }
+        }
+    }
+}
+
+/// The normalised graph `R~ = D_U^-a R D_I^-b` of `user_items` (its values, same structure) and
+/// the item degrees (column sums of `R`). Zero degrees give zero scalings.
+pub fn normalized_graph(user_items: &CsrView<'_>, a: f64, b: f64) -> Result<(Vec<f32>, Vec<f32>)> {
+    if !(a.is_finite() && b.is_finite()) {
+        return Err(Error::invalid(
+            "user_exponent / item_exponent",
+            "must be finite",
+        ));
+    }
+    if let Some(p) = user_items.data().iter().position(|&v| v < 0.0) {
+        return Err(Error::invalid(
+            "user_items",
+            format!(
+                "the graph filters need values >= 0, got {} at entry {p}",
+                user_items.data()[p]
+            ),
+        ));
+    }
+    let n = user_items.n_cols();
+    let mut item_deg = vec![0f64; n];
+    for (&j, &v) in user_items.indices().iter().zip(user_items.data()) {
+        item_deg[j as usize] += v as f64;
+    }
+    let scale = |d: f64, e: f64| if d > 0.0 { d.powf(-e) } else { 0.0 };
+    let item_scale: Vec<f64> = item_deg.iter().map(|&d| scale(d, b)).collect();
+    let mut data = Vec::with_capacity(user_items.nnz());
+    for u in 0..user_items.n_rows() {
+        let (js, vs) = user_items.row(u);
+        let du: f64 = vs.iter().map(|&v| v as f64).sum();
+        let su = scale(du, a);
+        data.extend(
+            js.iter()
+                .zip(vs)
+                .map(|(&j, &v)| (v as f64 * su * item_scale[j as usize]) as f32),
+        );
+    }
+    Ok((data, item_deg.iter().map(|&d| d as f32).collect()))
+}
+
+/// What [`spectral_fit`] returns: `R~`'s values (the structure of `user_items`), its transpose,
+/// the leading right singular vectors (items x k, row-major) and the item degrees.
+pub struct SpectralFit {
+    pub graph_data: Vec<f32>,
+    pub graph_t: crate::sparse::Csr,
+    pub factors: Vec<f32>,
+    pub item_degree: Vec<f32>,
+}
+
+/// Builds `R~ = D_U^-a R D_I^-b`, its transpose and its `params.k` leading right singular vectors
+/// (randomized subspace iteration; `k = 0` skips it).
+pub fn spectral_fit(
+    user_items: &CsrView<'_>,
+    a: f64,
+    b: f64,
+    params: &crate::linalg::svd::RandomizedSvdParams,
+    num_threads: usize,
+) -> Result<SpectralFit> {
+    let (graph_data, item_degree) = normalized_graph(user_items, a, b)?;
+    let g = CsrView::new(
+        "graph",
+        user_items.n_rows(),
+        user_items.n_cols(),
+        user_items.indptr(),
+        user_items.indices(),
+        &graph_data,
+    )?;
+    let graph_t = crate::sparse::transpose(&g, num_threads)?;
+    let factors =
+        crate::linalg::svd::top_right_singular_vectors(&g, &graph_t.view(), params, num_threads)?;
+    Ok(SpectralFit {
+        graph_data,
+        graph_t,
+        factors,
+        item_degree,
+    })
+}

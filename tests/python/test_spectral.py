@@ -1,0 +1,174 @@
+"""SpectralFilterRecommender against dense NumPy transcriptions of the authors' code (GF-CF's
+``GF_CF.getUsersRating``, BSPM's ``BSPM.getUsersRating`` with torchdiffeq's fixed-grid solvers,
+ChebyCF's ``ChebyCF.forward``) and the randomized SVD against NumPy's."""
+
+import numpy as np
+import pytest
+
+from tacitrec import SpectralFilterRecommender
+from tacitrec.spectral import chebycf_coefficients
+from conftest import random_user_items
+
+
+def _graph(X, a=0.5, b=0.5):
+    R = (X.toarray() != 0).astype(np.float64)
+    du, di = R.sum(1), R.sum(0)
+    with np.errstate(divide="ignore"):
+        su, si = np.where(du > 0, du ** -a, 0), np.where(di > 0, di ** -b, 0)
+        sinv = np.where(di > 0, di ** b, 0)
+    return R, su[:, None] * R * si[None, :], si, sinv, di
+
+
+def _odeint(f, y0, T, K, method):
+    """torchdiffeq.odeint on linspace(0, T, K + 1) with a fixed-grid solver: all states."""
+    h, ys, y = T / K, [y0], y0
+    for _ in range(K):
+        if method == "euler":
+            y = y + h * f(y)
+        else:  # torchdiffeq's rk4: the 3/8 rule
+            k1 = f(y)
+            k2 = f(y + h * k1 / 3)
+            k3 = f(y + h * (k2 - k1 / 3))
+            k4 = f(y + h * (k1 - k2 + k3))
+            y = y + (k1 + 3 * (k2 + k3) + k4) * h / 8
+        ys.append(y)
+    return ys
+
+
+def _bspm_reference(R, Rt, V, si, sinv, w, blur, idl, sharp, final_sharpening, t_point,
+                    sharpening=True):
+    P = Rt.T @ Rt
+    M = np.diag(si) @ V @ V.T @ np.diag(sinv)
+    idl_out = _odeint(lambda r: r @ M - r, R, *idl)
+    blurred = _odeint(lambda r: r @ P - r, R, *blur)
+    sharpen = lambda r: -(r @ P)  # noqa: E731
+    if sharpening:
+        y0 = w * idl_out[-1] + blurred[-1] if final_sharpening else blurred[-1]
+        sharpened = _odeint(sharpen, y0, *sharp)
+    if t_point:
+        U2 = np.mean(blurred[1:] + (sharpened[1:] if sharpening else []), axis=0)
+    else:
+        U2 = sharpened[-1] if sharpening else blurred[-1]
+    if final_sharpening and sharpening:
+        return U2
+    return U2 + w * idl_out[-1]
+
+
+def _scores(m, X, N=None):
+    N = N or X.shape[1]
+    ids, sc = m.recommend(np.arange(X.shape[0]), X, N=N, filter_already_liked_items=False)
+    out = np.full(X.shape, np.nan)
+    np.put_along_axis(out, ids, sc, 1)
+    return out
+
+
+@pytest.fixture
+def X():
+    return random_user_items(n_users=90, n_items=40, density=0.12, seed=3)
+
+
+def test_gfcf_matches_the_authors_formula(X):
+    m = SpectralFilterRecommender(method="gf-cf", factors=12, svd_iterations=20).fit(
+        X, show_progress=False)
+    R, Rt, si, sinv, _ = _graph(X)
+    V = m.singular_vectors.astype(np.float64)
+    want = R @ Rt.T @ Rt + 0.3 * R @ np.diag(si) @ V @ V.T @ np.diag(sinv)
+    np.testing.assert_allclose(_scores(m, X), want, atol=2e-6)
+    lin = SpectralFilterRecommender(method="gf-cf", ideal_weight=0.0, factors=0).fit(
+        X, show_progress=False)
+    np.testing.assert_allclose(_scores(lin, X), R @ Rt.T @ Rt, atol=2e-6)
+
+
+@pytest.mark.parametrize("setting", [
+    dict(),  # Gowalla: rk4, one step to 2.5, early merge
+    dict(sharpen_solver="euler", sharpen_time=1.2, t_point_combination=True, ideal_weight=0.3),
+    dict(sharpen_steps=2, sharpen_time=2.2, final_sharpening=False, ideal_weight=0.0),
+    dict(blur_solver="rk4", blur_steps=2, blur_time=1.5, ideal_solver="rk4", ideal_steps=3,
+         ideal_time=0.7, sharpen_steps=2, final_sharpening=False, t_point_combination=True),
+    dict(sharpening=False, t_point_combination=True, blur_steps=2),
+])
+def test_bspm_matches_the_authors_process(X, setting):
+    m = SpectralFilterRecommender(method="bspm", factors=10, **setting).fit(
+        X, show_progress=False)
+    R, Rt, si, sinv, _ = _graph(X)
+    V = m.singular_vectors.astype(np.float64)
+    w = setting.get("ideal_weight", 0.2)
+    ode = lambda name, s, T: (T, setting.get(f"{name}_steps", 1),  # noqa: E731
+                              setting.get(f"{name}_solver", s))
+    want = _bspm_reference(R, Rt, V, si, sinv, w, ode("blur", "euler", setting.get("blur_time", 1.0)),
+                           ode("ideal", "euler", setting.get("ideal_time", 1.0)),
+                           ode("sharpen", "rk4", setting.get("sharpen_time", 2.5)),
+                           setting.get("final_sharpening", True),
+                           setting.get("t_point_combination", False),
+                           setting.get("sharpening", True))
+    np.testing.assert_allclose(_scores(m, X), want, atol=5e-6)
+
+
+def test_chebycf_coefficients_and_filter(X):
+    # the plateau is 1 on the low end of the spectrum and 0 on the high end
+    c = chebycf_coefficients(8, 1.5)
+    T = np.polynomial.chebyshev.chebval
+    assert abs(T(-1.0, c) - 1) < 0.05 and abs(T(1.0, c)) < 0.05
+    for setting in (dict(), dict(flatness=10, degree_power=0.0), dict(order=3, flatness=15,
+                                                                        ideal_weight=0.1,
+                                                                        degree_power=0.2)):
+        m = SpectralFilterRecommender(method="chebycf", factors=10, **setting).fit(
+            X, show_progress=False)
+        R, Rt, _, _, di = _graph(X)
+        g = setting.get("degree_power", 0.4)
+        pre = np.where(di > 0, di ** -g, 0) if g > 0 else np.ones_like(di)
+        post = np.where(di > 0, di ** g, 0) if g > 0 else np.ones_like(di)
+        L = np.eye(X.shape[1]) - 2 * Rt.T @ Rt
+        coeffs = chebycf_coefficients(setting.get("order", 8), setting.get("flatness", 1.5))
+        s = R * pre
+        bases = [s, s @ L]
+        for _ in range(2, len(coeffs)):
+            bases.append(2 * bases[-1] @ L - bases[-2])
+        V = m.singular_vectors.astype(np.float64)
+        out = sum(ck * bk for ck, bk in zip(coeffs, bases))
+        out = (out + setting.get("ideal_weight", 0.2) * s @ V @ V.T) * post
+        np.testing.assert_allclose(_scores(m, X), out, atol=1e-5)
+
+
+def test_randomized_svd_spans_the_leading_singular_vectors():
+    X = random_user_items(n_users=400, n_items=120, density=0.05, seed=8)
+    _, Rt, _, _, _ = _graph(X)
+    _, s, Vt = np.linalg.svd(Rt)
+    for k in (8, 30):
+        m = SpectralFilterRecommender(factors=k, svd_iterations=10).fit(X, show_progress=False)
+        V = m.singular_vectors.astype(np.float64)
+        np.testing.assert_allclose(V.T @ V, np.eye(k), atol=1e-4)
+        ref = Vt[:k].T
+        # the projections agree up to the gap between singular values k and k + 1
+        gap = (s[k - 1] - s[k]) / s[k - 1]
+        err = np.abs(V @ V.T - ref @ ref.T).max()
+        assert err < 0.05 or gap < 0.01, (k, err, gap)
+        # each found vector is a singular vector: R~ v has the right length
+        np.testing.assert_allclose(np.linalg.norm(Rt @ V, axis=0), s[:k], rtol=2e-2)
+
+
+def test_factors_are_cut_to_the_matrix_and_threads_agree(X):
+    a = SpectralFilterRecommender(factors=500, num_threads=1).fit(X, show_progress=False)
+    assert a.singular_vectors.shape == (40, 40)
+    b = SpectralFilterRecommender(factors=500, num_threads=2).fit(X, show_progress=False)
+    np.testing.assert_array_equal(a.singular_vectors, b.singular_vectors)
+
+
+def test_bad_arguments_name_themselves(X):
+    for kw, exc, match in [
+        (dict(method="lightgcn"), ValueError, "method"),
+        (dict(factors=-1), ValueError, "factors"),
+        (dict(ideal_weight=np.nan), ValueError, "ideal_weight"),
+        (dict(method="bspm", sharpen_solver="dopri5"), ValueError, "sharpen_solver"),
+        (dict(method="bspm", blur_steps=0), ValueError, "blur_steps"),
+        (dict(method="bspm", sharpen_time=-1.0), ValueError, "sharpen_time"),
+        (dict(method="chebycf", order=0), ValueError, "order"),
+        (dict(method="chebycf", flatness="flat"), TypeError, "flatness"),
+        (dict(user_exponent=np.inf), ValueError, "user_exponent"),
+    ]:
+        with pytest.raises(exc, match=match):
+            SpectralFilterRecommender(**kw).fit(X, show_progress=False)
+    neg = X.copy()
+    neg.data[0] = -1
+    with pytest.raises(ValueError, match="user_items"):
+        SpectralFilterRecommender().fit(neg, show_progress=False)
