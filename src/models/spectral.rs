@@ -183,7 +183,7 @@ impl<'a> SpectralScorer<'a> {
             factors
                 .chunks_exact(k.max(1))
                 .zip(s)
-                .flat_map(|(row, &d)| row.iter().map(move |&v| if chebycf { v } else { v * d }))
+                .flat_map(|(row, &d)| row.iter().map(move |&v| v * d))
                 .collect()
         };
         let (left, right) = if k == 0 {
@@ -215,8 +215,10 @@ impl<'a> SpectralScorer<'a> {
         spmm(&self.graph_t, z, m, y);
     }
 
-    /// `y (+)= w * right (left^T x)`, through `t` (k x m).
-    fn ideal(&self, x: &[f32], y: &mut [f32], t: &mut [f32], m: usize, w: f32, accumulate: bool) {
+    /// `y (+)= w * right (left^T x)` for the queries' rows `x` (sparse: `left^T x` gathers the
+    /// rows of `left` of each query's items), through `t` (k x m).
+    #[allow(clippy::too_many_arguments)]
+    fn ideal(&self, q0: usize, m: usize, y: &mut [f32], t: &mut [f32], w: f32, accumulate: bool) {
         let (n, k) = (self.n_items(), self.k);
         let mut ym = MatMut::from_row_major_slice_mut(&mut y[..n * m], n, m);
         if k == 0 || w == 0.0 {
@@ -225,24 +227,51 @@ impl<'a> SpectralScorer<'a> {
             }
             return;
         }
-        let xm = MatRef::from_row_major_slice(&x[..n * m], n, m);
-        let l = MatRef::from_row_major_slice(&self.left, n, k);
+        let t = &mut t[..k * m];
+        t.fill(0.0);
+        for q in 0..m {
+            let (items, values) = self.queries.row(q0 + q);
+            for (&i, &v) in items.iter().zip(values) {
+                let row = &self.left[i as usize * k..(i as usize + 1) * k];
+                for (c, &l) in row.iter().enumerate() {
+                    t[c * m + q] += v * l;
+                }
+            }
+        }
         let r = MatRef::from_row_major_slice(&self.right, n, k);
-        let mut tm = MatMut::from_row_major_slice_mut(&mut t[..k * m], k, m);
-        faer::linalg::matmul::matmul(
-            tm.as_mut(),
-            Accum::Replace,
-            l.transpose(),
-            xm,
-            1.0f32,
-            Par::Seq,
-        );
+        let tm = MatRef::from_row_major_slice(t, k, m);
         let acc = if accumulate {
             Accum::Add
         } else {
             Accum::Replace
         };
-        faer::linalg::matmul::matmul(ym, acc, r, tm.as_ref(), w, Par::Seq);
+        faer::linalg::matmul::matmul(ym, acc, r, tm, w, Par::Seq);
+    }
+
+    /// `y = P x` for the queries' rows `x` (times `scale` per item when given): `R~ x` is
+    /// scattered from the users of each query's items (sparse, cheap), then `R~^T (R~ x)` is a
+    /// dense product as in [`Self::linear`].
+    fn linear_rows(
+        &self,
+        q0: usize,
+        m: usize,
+        scale: Option<&[f32]>,
+        y: &mut [f32],
+        z: &mut [f32],
+    ) {
+        let z = &mut z[..self.graph.n_rows() * m];
+        z.fill(0.0);
+        for q in 0..m {
+            let (items, values) = self.queries.row(q0 + q);
+            for (&i, &v) in items.iter().zip(values) {
+                let v = scale.map_or(v, |s| v * s[i as usize]);
+                let (us, rs) = self.graph_t.row(i as usize);
+                for (&u, &r) in us.iter().zip(rs) {
+                    z[u as usize * m + q] += r * v;
+                }
+            }
+        }
+        spmm(&self.graph_t, z, m, y);
     }
 
     /// One solver step of `dx/dt = a P x + b x` on `x` in place.
@@ -255,6 +284,7 @@ impl<'a> SpectralScorer<'a> {
         bufs: &mut [Vec<f32>],
         z: &mut [f32],
         m: usize,
+        rows: Option<usize>,
     ) {
         let len = self.n_items() * m;
         let h = ode.h();
@@ -265,9 +295,20 @@ impl<'a> SpectralScorer<'a> {
                 *o = a * *o + b * i;
             }
         };
+        // the first evaluation, from the queries' rows when x still holds them
+        let first =
+            |s: &Self, x: &[f32], out: &mut [f32], z: &mut [f32], rows: Option<usize>| match rows {
+                Some(q0) => {
+                    s.linear_rows(q0, m, None, out, z);
+                    for (o, &i) in out[..len].iter_mut().zip(&x[..len]) {
+                        *o = a * *o + b * i;
+                    }
+                }
+                None => f(s, x, out, z),
+            };
         match ode.solver {
             Solver::Euler => {
-                f(self, x, k, z);
+                first(self, x, k, z, rows);
                 for (xv, &kv) in x[..len].iter_mut().zip(&k[..len]) {
                     *xv += h * kv;
                 }
@@ -275,7 +316,7 @@ impl<'a> SpectralScorer<'a> {
             Solver::Rk4 => {
                 // classical RK4: k1..k4 summed into acc with weights 1, 2, 2, 1
                 let (c, w) = ([0.5f32, 0.5, 1.0], [2.0f32, 2.0, 1.0]);
-                f(self, x, k, z);
+                first(self, x, k, z, rows);
                 acc[..len].copy_from_slice(&k[..len]);
                 for s in 0..3 {
                     for ((st, &xv), &kv) in stage[..len].iter_mut().zip(&x[..len]).zip(&k[..len]) {
@@ -368,8 +409,8 @@ impl BlockScorer for SpectralScorer<'_> {
         let result: &[f32] = match &self.filter {
             Filter::GfCf { ideal_weight } => {
                 let y = &mut rest[0];
-                self.linear(sig, y, z, m);
-                self.ideal(sig, y, t, m, *ideal_weight, true);
+                self.linear_rows(q0, m, None, y, z);
+                self.ideal(q0, m, y, t, *ideal_weight, true);
                 &y[..len]
             }
             Filter::ChebyCf {
@@ -391,11 +432,16 @@ impl BlockScorer for SpectralScorer<'_> {
                         *yv = xv - 2.0 * *yv;
                     }
                 };
-                self.ideal(sig, outb, t, m, *ideal_weight, false);
+                outb[..len].fill(0.0);
                 add_scaled(&mut outb[..len], sig, coeffs[0]);
                 if coeffs.len() > 1 {
                     prev[..len].copy_from_slice(sig);
-                    lap(self, sig, cur, z);
+                    // L x = x - 2 P x, the first from the (scaled) rows
+                    let pre = self.signal_scale.as_ref().map(|s| &s.0[..]);
+                    self.linear_rows(q0, m, pre, cur, z);
+                    for (cv, &xv) in cur[..len].iter_mut().zip(&sig[..len]) {
+                        *cv = xv - 2.0 * *cv;
+                    }
                     add_scaled(&mut outb[..len], &cur[..len], coeffs[1]);
                     for &c in &coeffs[2..] {
                         lap(self, cur, next, z);
@@ -412,6 +458,7 @@ impl BlockScorer for SpectralScorer<'_> {
                         row.iter_mut().for_each(|v| *v *= d);
                     }
                 }
+                self.ideal(q0, m, outb, t, *ideal_weight, true);
                 &outb[..len]
             }
             Filter::Bspm {
@@ -431,15 +478,16 @@ impl BlockScorer for SpectralScorer<'_> {
                 // of the solver give c x + (1 - c) x M with c = p(-h)^K exactly
                 let c = step_factor(ideal, -(ideal.h() as f64));
                 if w != 0.0 {
-                    self.ideal(sig, idl, t, m, 1.0 - c, false);
+                    self.ideal(q0, m, idl, t, 1.0 - c, false);
                     add_scaled(&mut idl[..len], sig, c);
                 }
                 // blurring
                 x[..len].copy_from_slice(sig);
                 sum[..len].fill(0.0);
                 let mut points = 0usize;
-                for _ in 0..blur.steps {
-                    self.ode_step(blur, 1.0, -1.0, x, work, z, m);
+                for step in 0..blur.steps {
+                    let rows = (step == 0).then_some(q0);
+                    self.ode_step(blur, 1.0, -1.0, x, work, z, m, rows);
                     add_scaled(&mut sum[..len], &x[..len], 1.0);
                     points += 1;
                 }
@@ -449,7 +497,7 @@ impl BlockScorer for SpectralScorer<'_> {
                             add_scaled(&mut x[..len], &idl[..len], w);
                         }
                         for _ in 0..sh.steps {
-                            self.ode_step(sh, -1.0, 0.0, x, work, z, m);
+                            self.ode_step(sh, -1.0, 0.0, x, work, z, m, None);
                             add_scaled(&mut sum[..len], &x[..len], 1.0);
                             points += 1;
                         }
