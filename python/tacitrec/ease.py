@@ -61,9 +61,9 @@ class EASERecommender(RecommenderBase):
     regularization : float
         ``lambda``, added to the diagonal of the Gram matrix ``X^T X``. Steck's setting for
         MovieLens-20M, Netflix and the Million Song Data (0/1 data, 10k-40k items) is 500 (the
-        default here). It scales with the counts in ``X^T X``: on small data sets a smaller value
-        is better (MovieLens-100K with 0/1 data: about 50-200 on a validation split; tune it with
-        :mod:`tacitrec.model_selection`).
+        default here). It scales with the counts in ``X^T X``; tune it on a validation split with
+        :mod:`tacitrec.model_selection` (MovieLens-100K, ratings >= 4 as 0/1: 500 was best of
+        10..1000, with 200 close; data with far fewer interactions per item wants less).
     dtype : numpy.float32 or numpy.float64
         Precision of the factorisation (the weights are stored as float32 either way). float32
         is twice as fast and needs half the memory; float64 is for very small ``regularization``,

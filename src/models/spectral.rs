@@ -217,7 +217,6 @@ impl<'a> SpectralScorer<'a> {
 
     /// `y (+)= w * right (left^T x)` for the queries' rows `x` (sparse: `left^T x` gathers the
     /// rows of `left` of each query's items), through `t` (k x m).
-    #[allow(clippy::too_many_arguments)]
     fn ideal(&self, q0: usize, m: usize, y: &mut [f32], t: &mut [f32], w: f32, accumulate: bool) {
         let (n, k) = (self.n_items(), self.k);
         let mut ym = MatMut::from_row_major_slice_mut(&mut y[..n * m], n, m);
@@ -275,6 +274,7 @@ impl<'a> SpectralScorer<'a> {
     }
 
     /// One solver step of `dx/dt = a P x + b x` on `x` in place.
+    #[allow(clippy::too_many_arguments)] // the state and its scratch, borrowed separately
     fn ode_step(
         &self,
         ode: &Ode,
