@@ -67,25 +67,20 @@ pub fn ease_peak_bytes(n_items: usize, precision: Precision) -> Option<usize> {
     }
 }
 
-fn alloc_zeroed<T: Copy + Default>(len: usize, n_items: usize, what: &str) -> Result<Vec<T>> {
-    let mut v = Vec::new();
-    v.try_reserve_exact(len).map_err(|_| {
-        Error::invalid(
-            "user_items",
-            format!(
-                "EASE needs a {n_items} x {n_items} {what} matrix ({} bytes) and it could not be \
-                 allocated",
-                len * std::mem::size_of::<T>()
-            ),
-        )
-    })?;
-    v.resize(len, T::default());
-    Ok(v)
+fn alloc_zeroed<T: crate::error::Zeroable>(
+    len: usize,
+    n_items: usize,
+    what: &str,
+) -> Result<Vec<T>> {
+    crate::error::try_zeroed(len, &format!("the EASE {what} matrix"), || {
+        format!("{n_items} x {n_items} items (user_items' columns)")
+    })
 }
 
 /// The arithmetic the fit needs from its working type (f32 or f64).
 trait Real:
     faer::traits::RealField
+    + crate::error::Zeroable
     + Copy
     + Default
     + Send
