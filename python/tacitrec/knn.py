@@ -101,10 +101,16 @@ class ItemItemRecommender(RecommenderBase):
 
     @property
     def similarity(self) -> Optional[sp.csr_matrix]:
+        """The items x items similarity (float32 CSR), read-only: its arrays are the model's,
+        which a kernel may be reading from another thread, so writing them would race with it
+        (assign a new matrix instead, which is copied)."""
         if self._sim is None:
             return None
         if self._scipy is None:
-            self._scipy = self._sim.to_scipy()
+            m = self._sim.to_scipy()
+            for a in (m.data, m.indices, m.indptr):
+                a.flags.writeable = False
+            self._scipy = m
         return self._scipy
 
     @similarity.setter

@@ -222,3 +222,22 @@ def test_similarity_overflow_is_an_error_not_inf():
     assert model.similarity is None  # nothing half-fitted
     fitted = BM25Recommender(K=5).fit(X, show_progress=False)  # weighting keeps it in range
     assert np.isfinite(fitted.similarity.data).all()
+
+
+def test_similarity_is_handed_out_read_only():
+    """A kernel may read the similarity from another thread: writing its arrays in place (which
+    crashed a concurrent recommend) is refused; assigning a new matrix copies it."""
+    from conftest import random_user_items
+
+    X = random_user_items()
+    model = BM25Recommender(K=5).fit(X, show_progress=False)
+    before = model.recommend(np.arange(5), X[:5], N=3)
+    for name in ("data", "indices", "indptr"):
+        with pytest.raises(ValueError, match="read-only"):
+            getattr(model.similarity, name)[:3] = 2**30
+    after = model.recommend(np.arange(5), X[:5], N=3)
+    np.testing.assert_array_equal(before[0], after[0])
+    edited = model.similarity.copy()
+    edited.data[:] = 1.0
+    model.similarity = edited
+    assert model.similarity.data.max() == 1.0 and edited.data.flags.writeable
