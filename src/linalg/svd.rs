@@ -128,10 +128,12 @@ pub fn top_right_singular_vectors(
         .map(|_| rng.random::<f32>() * 2.0 - 1.0)
         .collect();
     let mut y = vec![0f32; n_rows * l];
+    let stop = parallel::stop_flag(); // Ctrl-C: noticed between the passes over the matrix
     parallel::install(num_threads, || {
         spmm_par(a, &z, l, &mut y);
         orthonormalize(&mut y, n_rows, l);
         for _ in 0..params.iterations {
+            stop.check()?;
             spmm_par(at, &y, l, &mut z);
             orthonormalize(&mut z, n_cols, l);
             spmm_par(a, &z, l, &mut y);
@@ -139,7 +141,8 @@ pub fn top_right_singular_vectors(
         }
         // B^T = A^T Q (n_cols x l) = Q2 R2, R2 = U S W^T: the right singular vectors are Q2 U
         spmm_par(at, &y, l, &mut z);
-    })?;
+        stop.check()
+    })??;
     let bt = MatRef::from_row_major_slice(&z, n_cols, l);
     let qr = bt.qr();
     let q2 = qr.compute_thin_Q();

@@ -226,8 +226,11 @@ fn inverse_in<T: Real>(users: &CsrView<'_>, lambda: f64, num_threads: usize) -> 
     let len = n
         .checked_mul(n)
         .ok_or_else(|| Error::invalid("user_items", format!("{n} x {n} items overflow")))?;
+    // Ctrl-C is noticed between the phases (faer's factorisation runs to its end)
+    let stop = parallel::stop_flag();
     let mut a: Vec<T> = alloc_zeroed(len, n, "Gram")?;
     gram(users, lambda, &mut a, num_threads)?;
+    stop.check()?;
     let mut scratch: Vec<T> = alloc_zeroed(len, n, "inverse")?;
     let threads = parallel::resolve_threads(num_threads);
     let par = if threads > 1 {
@@ -236,6 +239,7 @@ fn inverse_in<T: Real>(users: &CsrView<'_>, lambda: f64, num_threads: usize) -> 
         Par::Seq
     };
     parallel::install(num_threads, || spd_inverse(&mut a, &mut scratch, n, par))??;
+    stop.check()?;
     Ok(a)
 }
 

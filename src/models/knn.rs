@@ -459,6 +459,7 @@ pub fn rp3beta_knn(
     let items = transpose(&users, num_threads)?;
     let items = items.view();
 
+    let stop = parallel::stop_flag(); // Ctrl-C: tasks left after it do nothing
     let chunks: Vec<(Vec<i64>, Vec<i32>, Vec<f32>)> = parallel::install(num_threads, || {
         (0..n_items.div_ceil(ITEMS_PER_TASK))
             .into_par_iter()
@@ -473,6 +474,9 @@ pub fn rp3beta_knn(
                 },
                 |s, task| {
                     let (mut lens, mut cols, mut vals) = (Vec::new(), Vec::new(), Vec::new());
+                    if stop.is_set() {
+                        return (lens, cols, vals);
+                    }
                     let mut order: Vec<(i32, f32)> = Vec::with_capacity(k);
                     for i in task * ITEMS_PER_TASK..((task + 1) * ITEMS_PER_TASK).min(n_items) {
                         let (us, _) = items.row(i);
@@ -532,6 +536,7 @@ pub fn rp3beta_knn(
             )
             .collect()
     })?;
+    stop.check()?;
     let mut indptr = Vec::with_capacity(n_items + 1);
     indptr.push(0i64);
     let nnz: usize = chunks.iter().map(|c| c.1.len()).sum();

@@ -1,6 +1,7 @@
 //! Bindings of the EASE kernels.
 
 use super::convert::{candidates, csr, ids_scores, IdsScores, PyCsr};
+use super::interrupt;
 use crate::error::Error;
 use crate::models::ease::{ease_fit, ease_peak_bytes, EaseParams, EaseScorer, Precision};
 use crate::topk::recommend_batch;
@@ -41,7 +42,9 @@ fn ease_fit_weights<'py>(
         regularization,
         precision: precision(dtype)?,
     };
-    let b = py.detach(|| ease_fit(&m, &params, num_threads))?;
+    let b = interrupt::run(py, num_threads, interrupt::LONG, || {
+        ease_fit(&m, &params, num_threads)
+    })?;
     Ok(PyArray1::from_vec(py, b))
 }
 
@@ -66,7 +69,10 @@ fn ease_recommend<'py>(
     let cands = candidates(n_items, &items, &filter_items)?;
     let scorer = EaseScorer::new(queries, w, &cands)?;
     let liked = filter_liked.then_some(&queries);
-    let res = py.detach(|| recommend_batch(&scorer, &cands, liked, k, num_threads))?;
+    let work = n_queries.saturating_mul(n_items).saturating_mul(8);
+    let res = interrupt::run(py, num_threads, work, || {
+        recommend_batch(&scorer, &cands, liked, k, num_threads)
+    })?;
     Ok(ids_scores(py, res)?)
 }
 

@@ -83,7 +83,9 @@ fn rp3beta_fit<'py>(
         beta,
         normalize,
     };
-    let s = py.detach(|| rp3beta_knn(&m, &params, num_threads))?;
+    let s = interrupt::run(py, num_threads, interrupt::LONG, || {
+        rp3beta_knn(&m, &params, num_threads)
+    })?;
     Ok((
         PyArray1::from_vec(py, s.indptr),
         PyArray1::from_vec(py, s.indices),

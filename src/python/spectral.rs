@@ -1,6 +1,7 @@
 //! Bindings of the graph spectral filters (GF-CF, BSPM, ChebyCF).
 
 use super::convert::{candidates, csr, ids_scores, slice, to_numpy2, IdsScores, PyCsr};
+use super::interrupt;
 use crate::error::Error;
 use crate::linalg::svd::RandomizedSvdParams;
 use crate::models::spectral::{spectral_fit as fit_graph, Filter, Ode, Solver, SpectralScorer};
@@ -42,7 +43,9 @@ fn spectral_fit<'py>(
         iterations,
         seed,
     };
-    let fit = py.detach(|| fit_graph(&m, user_exponent, item_exponent, &params, num_threads))?;
+    let fit = interrupt::run(py, num_threads, interrupt::LONG, || {
+        fit_graph(&m, user_exponent, item_exponent, &params, num_threads)
+    })?;
     let (data, degree, t, v) = (fit.graph_data, fit.item_degree, fit.graph_t, fit.factors);
     Ok((
         PyArray1::from_vec(py, data),
@@ -137,7 +140,10 @@ fn spectral_recommend<'py>(
         &cands,
     )?;
     let liked = filter_liked.then_some(&queries);
-    let res = py.detach(|| recommend_batch(&scorer, &cands, liked, k, num_threads))?;
+    // every query costs passes over the graph: always interruptible
+    let res = interrupt::run(py, num_threads, interrupt::LONG, || {
+        recommend_batch(&scorer, &cands, liked, k, num_threads)
+    })?;
     Ok(ids_scores(py, res)?)
 }
 

@@ -147,3 +147,22 @@ def test_batch_recommend_and_metrics():
     ids, _ = model.recommend(np.arange(3), N=3, filter_already_liked_items=False)
     assert ids.shape == (3, 3)
     """)
+
+
+def test_newer_models():
+    """RP3beta's fit stops between item tasks, the spectral filters' scoring between blocks of
+    64 users (coarser: BSPM's ODE steps take up to ~1 s per block on 2 cores)."""
+    run("""
+    X = interactions(200_000, 50_000, 60)
+    rp3 = tacitrec.RP3BetaRecommender(K=100)
+    interrupted(lambda: rp3.fit(X, show_progress=False))
+    assert rp3.similarity is None  # nothing half-fitted
+    small = interactions(30_000, 20_000, 40, seed=1)
+    gf = tacitrec.SpectralFilterRecommender(method="bspm", factors=64).fit(small)
+    users = np.arange(small.shape[0])
+    # a block of 64 users is the unit here, and BSPM spends up to ~1 s on one: a looser bound
+    PROMPT = 2.0
+    interrupted(lambda: gf.recommend(users, small, N=10))
+    ids, _ = gf.recommend(users[:3], small[:3], N=5)
+    assert (ids >= 0).all()
+    """)
