@@ -32,6 +32,7 @@ import functools
 import json
 import os
 import threading
+import weakref
 from typing import Any, Dict, Optional, Tuple
 
 import numpy as np
@@ -617,15 +618,21 @@ class _ReadersWriter:
 
 
 def _model_lock(model) -> _ReadersWriter:
-    """The model's lock, created on first use (``dict.setdefault`` is atomic, so two threads
-    never get different locks). Kept out of pickles, copies and saved files."""
-    lock = model.__dict__.get(_LOCK_KEY)
+    """The model's lock, created on first use. It lives beside the model (a weak-keyed table),
+    not in its ``__dict__``, so pickles, copies, saved files and comparisons of ``__dict__``
+    (implicit's tests compare a reloaded model's) never see it; a copy gets its own."""
+    lock = _LOCKS.get(model)
     if lock is None:
-        lock = model.__dict__.setdefault(_LOCK_KEY, _ReadersWriter())
+        with _LOCKS_GUARD:  # two threads never get different locks
+            lock = _LOCKS.get(model)
+            if lock is None:
+                lock = _LOCKS[model] = _ReadersWriter()
     return lock
 
 
-_LOCK_KEY = "_readers_writer"
+_LOCK_KEY = "_readers_writer"  # where older pickles kept it (dropped when pickling)
+_LOCKS: "weakref.WeakKeyDictionary" = weakref.WeakKeyDictionary()
+_LOCKS_GUARD = threading.Lock()
 
 #: Methods that read a model (many threads at once) and that write it (one thread, alone).
 _READERS = ("recommend", "similar_items", "similar_users", "recalculate_user",
