@@ -115,6 +115,33 @@ def assert_same(got: pd.DataFrame, want: pd.DataFrame):
                                want["score"].to_numpy(np.float64), rtol=0, atol=1e-6)
 
 
+def command_line_matches_local(tmp_path, engine_name):
+    """`tacitrec recommend --engine NAME` (in a child process, as users run it) writes the rows
+    the local command writes as CSV, as Parquet in the original ids."""
+    import subprocess
+    import sys
+
+    rng = np.random.default_rng(0)
+    pd.DataFrame({"user": [f"u{u}" for u in rng.integers(0, 60, 600)],
+                  "item": [f"i{i}" for i in rng.integers(0, 30, 600)]}).to_csv(
+        tmp_path / "rows.csv", index=False)
+
+    def cli(*args):
+        done = subprocess.run([sys.executable, "-m", "tacitrec", *map(str, args), "-q"],
+                              cwd=tmp_path, timeout=240, capture_output=True, text=True)
+        assert done.returncode == 0, done.stderr[-3000:]
+
+    cli("fit", "--model", "bm25", "--out", "m.npz", "rows.csv")
+    cli("recommend", "m.npz", "-n", "4", "--out", "local.csv")
+    cli("recommend", "m.npz", "-n", "4", "--engine", engine_name, "--partitions", "3", "--out",
+        "parquet")
+    want = pd.read_csv(tmp_path / "local.csv").sort_values(["user", "rank"])
+    got = pd.read_parquet(tmp_path / "parquet").sort_values(["user", "rank"])
+    assert got["user"].tolist() == want["user"].tolist()
+    assert got["item"].tolist() == want["item"].tolist()
+    np.testing.assert_allclose(got["score"], want["score"], rtol=1e-5)
+
+
 def _run(engine, m, pdf, partitions=3, N=5, **kw):
     return engine.collect(engine.module.recommend(m, engine.frame(pdf, partitions), N=N, **kw))
 

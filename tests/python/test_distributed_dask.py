@@ -6,6 +6,7 @@ import pytest
 dd = pytest.importorskip("dask.dataframe")
 distributed = pytest.importorskip("distributed")
 
+import distributed_cases  # noqa: E402
 import tacitrec.distributed.dask as tdask  # noqa: E402
 from distributed_cases import *  # noqa: E402,F401,F403
 
@@ -42,29 +43,5 @@ def test_workers_use_their_threads(engine):
 
 
 def test_command_line_writes_parquet_in_original_ids(tmp_path):
-    """`tacitrec recommend --engine dask` (its own local cluster, in a child process) writes the
-    rows the local command writes as CSV, in original ids."""
-    import subprocess
-    import sys
-
-    import numpy as np
-    import pandas as pd
-
-    rng = np.random.default_rng(0)
-    pd.DataFrame({"user": [f"u{u}" for u in rng.integers(0, 60, 600)],
-                  "item": [f"i{i}" for i in rng.integers(0, 30, 600)]}).to_csv(
-        tmp_path / "rows.csv", index=False)
-
-    def cli(*args):
-        subprocess.run([sys.executable, "-m", "tacitrec", *map(str, args), "-q"], check=True,
-                       cwd=tmp_path, timeout=120)
-
-    cli("fit", "--model", "bm25", "--out", "m.npz", "rows.csv")
-    cli("recommend", "m.npz", "-n", "4", "--out", "local.csv")
-    cli("recommend", "m.npz", "-n", "4", "--engine", "dask", "--partitions", "3", "--out",
-        "parquet")
-    want = pd.read_csv(tmp_path / "local.csv").sort_values(["user", "rank"])
-    got = pd.read_parquet(tmp_path / "parquet").sort_values(["user", "rank"])
-    assert got["user"].tolist() == want["user"].tolist()
-    assert got["item"].tolist() == want["item"].tolist()
-    np.testing.assert_allclose(got["score"], want["score"], rtol=1e-5)
+    """`tacitrec recommend --engine dask` starts its own local cluster in a child process."""
+    distributed_cases.command_line_matches_local(tmp_path, "dask")

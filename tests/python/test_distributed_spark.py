@@ -8,6 +8,7 @@ import shutil
 import numpy as np
 import pytest
 
+import distributed_cases
 import tacitrec.distributed.spark as tspark
 from distributed_cases import *  # noqa: F401,F403
 from distributed_cases import N_USERS, X, assert_same, local_rows, model, rows
@@ -221,28 +222,5 @@ def test_scorer_built_once_per_call():
 
 
 def test_command_line_writes_parquet_in_original_ids(engine, tmp_path):
-    """`tacitrec recommend --engine spark` (its own local[*] Spark on the loopback address, in a
-    child process) writes the rows the local command writes as CSV, in original ids."""
-    import subprocess
-    import sys
-
-    import pandas as pd
-
-    rng = np.random.default_rng(0)
-    pd.DataFrame({"user": [f"u{u}" for u in rng.integers(0, 60, 600)],
-                  "item": [f"i{i}" for i in rng.integers(0, 30, 600)]}).to_csv(
-        tmp_path / "rows.csv", index=False)
-
-    def cli(*args):
-        subprocess.run([sys.executable, "-m", "tacitrec", *map(str, args), "-q"], check=True,
-                       cwd=tmp_path, timeout=240, capture_output=True)
-
-    cli("fit", "--model", "bm25", "--out", "m.npz", "rows.csv")
-    cli("recommend", "m.npz", "-n", "4", "--out", "local.csv")
-    cli("recommend", "m.npz", "-n", "4", "--engine", "spark", "--partitions", "3", "--out",
-        "parquet")
-    want = pd.read_csv(tmp_path / "local.csv").sort_values(["user", "rank"])
-    got = pd.read_parquet(tmp_path / "parquet").sort_values(["user", "rank"])
-    assert got["user"].tolist() == want["user"].tolist()
-    assert got["item"].tolist() == want["item"].tolist()
-    np.testing.assert_allclose(got["score"], want["score"], rtol=1e-5)
+    """`tacitrec recommend --engine spark` starts its own local[*] Spark in a child process."""
+    distributed_cases.command_line_matches_local(tmp_path, "spark")
