@@ -1,5 +1,5 @@
-"""What the SGD factorisation models (BPR, LMF) share: input checks, the factor layout with bias
-columns, per-epoch seeds, divergence checks and the item popularity kept for folding in users."""
+"""What the SGD factorisation models (BPR, LMF) share beyond :class:`MatrixFactorizationBase`:
+their interaction input, per-epoch seeds and the item popularity kept for folding in users."""
 
 from __future__ import annotations
 
@@ -7,10 +7,8 @@ from typing import Dict
 
 import numpy as np
 
-from ._validation import (Csr, all_finite, as_csr, as_state_array, check_count, check_ids,
-                          check_threads)
+from ._validation import Csr, as_csr, as_state_array
 from .base import MatrixFactorizationBase
-from .exceptions import ModelFitError
 
 
 class SGDFactorizationBase(MatrixFactorizationBase):
@@ -19,21 +17,12 @@ class SGDFactorizationBase(MatrixFactorizationBase):
     ``similar_users`` use the latent columns only (implicit includes the bias columns in the
     cosine, so that popular items look alike)."""
 
-    _extra_columns = 0
+    _count_params = {"factors": (1, None), "iterations": (0, None)}
+    _nonnegative_params = ("learning_rate", "regularization")
 
     def __init__(self, num_threads: int = 0):
         super().__init__(num_threads=num_threads)
         self._popularity = None
-
-    def _check_common(self) -> None:
-        check_count(self.factors, "factors")
-        check_count(self.iterations, "iterations", minimum=0)
-        check_threads(self.num_threads)
-        self._check_dtype()
-        for name in ("learning_rate", "regularization"):
-            v = getattr(self, name)
-            if not isinstance(v, (int, float, np.number)) or not np.isfinite(v) or v < 0:
-                raise ValueError(f"{name} must be a finite number >= 0, got {v!r}")
 
     @staticmethod
     def _interactions(X, name: str, n_cols=None) -> Csr:
@@ -48,23 +37,9 @@ class SGDFactorizationBase(MatrixFactorizationBase):
             c = as_csr(m, name)
         return c
 
-    def _same_shape(self, n_users: int, n_items: int) -> bool:
-        d = int(self.factors) + self._extra_columns
-        return (self._user_factors is not None and self._item_factors is not None
-                and self._user_factors.shape == (n_users, d)
-                and self._item_factors.shape == (n_items, d))
-
-    def _latent(self, factors: np.ndarray) -> np.ndarray:
-        return factors[:, :factors.shape[1] - self._extra_columns]
-
     @staticmethod
     def _seed(rng: np.random.Generator) -> int:
         return int(rng.integers(0, 2**63))
-
-    def _check_finite(self, epoch: int, hint: str) -> None:
-        for name in ("user_factors", "item_factors"):
-            if not all_finite(getattr(self, "_" + name)):
-                raise ModelFitError(f"{name} became NaN or infinite in epoch {epoch}: {hint}")
 
     def _set_popularity(self, c: Csr) -> None:
         self._popularity = np.bincount(c.indices, minlength=c.shape[1]).astype(np.float32)
@@ -99,10 +74,8 @@ class SGDFactorizationBase(MatrixFactorizationBase):
         vector alone or in a batch."""
         self._check_params()
         _, n_items = self._shape()
-        ids, scalar = check_ids(userid, None, "userid", "users")
-        c = self._interactions(user_items, "user_items", n_cols=n_items)
-        if c.shape[0] != len(ids):
-            raise ValueError(f"user_items has {c.shape[0]} rows but {len(ids)} ids were given: "
-                             "pass one row per id")
+        ids, scalar, c = self._rows_per_id(
+            userid, user_items, ("userid", "user_items"),
+            lambda m, name: self._interactions(m, name, n_cols=n_items))
         out = self._fold_in(c, ids.astype(np.uint64))
         return out[0] if scalar else out

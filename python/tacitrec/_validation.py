@@ -12,7 +12,7 @@ as int32.
 from __future__ import annotations
 
 import numbers
-from typing import NamedTuple, Optional, Tuple
+from typing import Dict, NamedTuple, Optional, Tuple
 
 import numpy as np
 import scipy.sparse as sp
@@ -229,6 +229,14 @@ def check_threads(value, name: str = "num_threads") -> int:
     return int(value)
 
 
+def check_nonnegative(value, name: str) -> float:
+    """A finite real number >= 0 (a learning rate, a regularisation weight) as a float; any other
+    value is a ValueError naming ``name``."""
+    if not isinstance(value, (int, float, np.number)) or not np.isfinite(value) or value < 0:
+        raise ValueError(f"{name} must be a finite number >= 0, got {value!r}")
+    return float(value)
+
+
 def all_finite(a: np.ndarray) -> bool:
     """Whether every value of the float32 array ``a`` is finite, without a temporary the size of
     ``a`` (``np.isfinite(a).all()`` makes one): the float64 sum of float32 values cannot overflow,
@@ -237,6 +245,17 @@ def all_finite(a: np.ndarray) -> bool:
         raise TypeError(f"all_finite takes float32 arrays, got {a.dtype}")
     with np.errstate(invalid="ignore"):  # inf + -inf: NaN, which is the answer wanted
         return bool(np.isfinite(np.add.reduce(a, axis=None, dtype=np.float64)))
+
+
+def check_trained_finite(arrays: Dict[str, np.ndarray], when: str, hint: str) -> None:
+    """Raises ModelFitError when one of the float32 ``arrays`` (name -> array) a fit has just
+    updated holds NaN or infinite values: "<name> became NaN or infinite in <when>: <hint>",
+    where ``hint`` says which hyper-parameter or data to change."""
+    from .exceptions import ModelFitError
+
+    for name, a in arrays.items():
+        if not all_finite(a):
+            raise ModelFitError(f"{name} became NaN or infinite in {when}: {hint}")
 
 
 def as_float32_copy(value, name: str, shape: Optional[Tuple[int, ...]] = None) -> np.ndarray:

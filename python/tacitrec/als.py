@@ -19,18 +19,15 @@ constant regularisation; users are solved, then items, every iteration.
 
 from __future__ import annotations
 
-import time
 from typing import Optional
 
 import numpy as np
 import scipy.linalg
-from tqdm.auto import tqdm
 
 from . import _core
 from ._validation import (Csr, all_finite, as_csr, at_most_columns, check_count, check_ids,
-                          check_random_state, check_threads)
-from .base import MatrixFactorizationBase, _Rollback, check_use_gpu
-from .exceptions import ModelFitError
+                          check_random_state)
+from .base import MatrixFactorizationBase, check_use_gpu
 
 
 class AlternatingLeastSquares(MatrixFactorizationBase):
@@ -87,18 +84,10 @@ class AlternatingLeastSquares(MatrixFactorizationBase):
         self.calculate_training_loss = calculate_training_loss
         self.random_state = random_state
 
-    # ---- helpers ------------------------------------------------------------------------------
-    def _check_params(self) -> None:
-        check_count(self.factors, "factors")
-        check_count(self.iterations, "iterations", minimum=0)
-        check_count(self.cg_steps, "cg_steps")
-        check_threads(self.num_threads)
-        self._check_dtype()
-        for name in ("regularization", "alpha"):
-            v = getattr(self, name)
-            if not np.isfinite(v) or v < 0:
-                raise ValueError(f"{name} must be a finite number >= 0, got {v}")
+    _count_params = {"factors": (1, None), "iterations": (0, None), "cg_steps": (1, None)}
+    _nonnegative_params = ("regularization", "alpha")
 
+    # ---- helpers ------------------------------------------------------------------------------
     def _confidence(self, X, name: str, n_cols: Optional[int] = None) -> Csr:
         c = as_csr(X, name, n_cols=n_cols)
         if self.alpha != 1.0:
@@ -112,15 +101,6 @@ class AlternatingLeastSquares(MatrixFactorizationBase):
     def _solve(self, c: Csr, x: np.ndarray, y: np.ndarray, exact: bool) -> None:
         steps = 0 if (exact or not self.use_cg) else int(self.cg_steps)
         _core.als_solve(c.triple(), x, y, float(self.regularization), steps, self._threads())
-
-    def _check_finite(self, iteration: int) -> None:
-        for name in ("user_factors", "item_factors"):
-            if not all_finite(getattr(self, "_" + name)):
-                raise ModelFitError(
-                    f"{name} became NaN or infinite in iteration {iteration}: the confidences "
-                    f"(values times alpha={self.alpha}) are probably too large for float32, or "
-                    f"regularization={self.regularization} too small; scale the data down "
-                    "(e.g. log1p or bm25_weight) or raise regularization")
 
     # ---- fit ----------------------------------------------------------------------------------
     def fit(self, user_items, show_progress: bool = True, callback=None):
@@ -136,46 +116,39 @@ class AlternatingLeastSquares(MatrixFactorizationBase):
         Cui = self._confidence(user_items, "user_items")
         Ciu = as_csr(Cui.to_scipy().T.tocsr(), "user_items (transposed)")
         n_users, n_items = Cui.shape
-        f = int(self.factors)
-        same = (self._user_factors is not None and self._item_factors is not None
-                and self._user_factors.shape == (n_users, f)
-                and self._item_factors.shape == (n_items, f))
-        if not same:
+        if not self._same_shape(n_users, n_items):
+            f = int(self.factors)
             rng = check_random_state(self.random_state)
             self._user_factors = rng.random((n_users, f), dtype=np.float32) * np.float32(0.01)
             self._item_factors = rng.random((n_items, f), dtype=np.float32) * np.float32(0.01)
-        self._normed.clear()
-        loss = None
-        # Ctrl-C stops an iteration midway: its factors go back to the last completed one
-        rollback = _Rollback([self._user_factors, self._item_factors])
-        with tqdm(total=int(self.iterations), disable=not show_progress,
-                  desc="ALS") as progress:
-            for iteration in range(int(self.iterations)):
-                start = time.perf_counter()
-                with rollback:
-                    self._solve(Cui, self._user_factors, self._item_factors, exact=False)
-                    self._solve(Ciu, self._item_factors, self._user_factors, exact=False)
-                self._normed.clear()
-                self._check_finite(iteration)
-                if self.calculate_training_loss:
-                    loss = _core.als_loss(Cui.triple(), self._user_factors, self._item_factors,
-                                          float(self.regularization), self._threads())
-                    progress.set_postfix({"loss": f"{loss:.5f}"})
-                progress.update(1)
-                if callback is not None:
-                    callback(iteration, time.perf_counter() - start, loss)
-        return self
+
+        def step(iteration):
+            self._solve(Cui, self._user_factors, self._item_factors, exact=False)
+            self._solve(Ciu, self._item_factors, self._user_factors, exact=False)
+
+        def summary(iteration, _):
+            if not self.calculate_training_loss:
+                return None, (None,)
+            loss = _core.als_loss(Cui.triple(), self._user_factors, self._item_factors,
+                                  float(self.regularization), self._threads())
+            return {"loss": f"{loss:.5f}"}, (loss,)
+
+        return self._fit_epochs(
+            step, summary=summary, desc="ALS", show_progress=show_progress, callback=callback,
+            unit="iteration",
+            hint=(f"the confidences (values times alpha={self.alpha}) are probably too large "
+                  f"for float32, or regularization={self.regularization} too small; scale the "
+                  "data down (e.g. log1p or bm25_weight) or raise regularization"))
 
     # ---- recalculation ------------------------------------------------------------------------
     def _recalculate(self, ids, rows, name_ids: str, name_rows: str, side: str):
         self._shape()
         fixed = self._item_factors if side == "user" else self._user_factors
-        ids_arr, scalar = check_ids(ids, None, name_ids)
-        c = at_most_columns(self._confidence(rows, name_rows), fixed.shape[0], name_rows,
-                            "item" if side == "user" else "user")
-        if c.shape[0] != len(ids_arr):
-            raise ValueError(f"{name_rows} has {c.shape[0]} rows but {len(ids_arr)} ids were "
-                             f"given: pass one row per id")
+        other = "item" if side == "user" else "user"
+        ids_arr, scalar, c = self._rows_per_id(
+            ids, rows, (name_ids, name_rows),
+            lambda m, name: at_most_columns(self._confidence(m, name), fixed.shape[0], name,
+                                            other))
         out = np.zeros((len(ids_arr), fixed.shape[1]), dtype=np.float32)
         self._solve(c, out, fixed, exact=True)
         return out[0] if scalar else out

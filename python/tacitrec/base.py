@@ -32,14 +32,17 @@ import functools
 import json
 import os
 import threading
+import time
 import weakref
 from typing import Any, Dict, Optional, Tuple
 
 import numpy as np
+from tqdm.auto import tqdm
 
 from . import _core
-from ._validation import (Csr, as_csr, as_factors, as_state_array, at_most_columns, check_count,
-                          check_id_list, check_ids, check_threads)
+from ._validation import (MAX_COUNT, Csr, as_csr, as_factors, as_state_array, at_most_columns,
+                          check_count, check_id_list, check_ids, check_nonnegative,
+                          check_threads, check_trained_finite)
 from .exceptions import ModelFormatError, NotFittedError
 
 #: Version of the ``.npz`` layout written by :meth:`RecommenderBase.save`.
@@ -86,8 +89,9 @@ class RecommenderBase:
         _REGISTRY.setdefault(cls.__name__, cls)
 
     # ---- hyper-parameters ---------------------------------------------------------------------
-    def get_params(self) -> Dict[str, Any]:
-        """The hyper-parameters, as passed to ``__init__``."""
+    def get_params(self, deep: bool = True) -> Dict[str, Any]:
+        """The hyper-parameters, as passed to ``__init__`` (``deep`` is accepted, as
+        scikit-learn and LightFM pass it, and changes nothing: no parameter is an estimator)."""
         import inspect
 
         sig = inspect.signature(type(self).__init__)
@@ -96,6 +100,32 @@ class RecommenderBase:
             for name, p in sig.parameters.items()
             if name != "self" and p.kind not in (p.VAR_POSITIONAL, p.VAR_KEYWORD)
         }
+
+    def set_params(self, **params) -> "RecommenderBase":
+        """Sets hyper-parameters by name (scikit-learn's and LightFM's ``set_params``); returns
+        the model. A name that is not a parameter raises ValueError; the new values are checked
+        as ``fit`` checks them (ValueError or TypeError naming the parameter), and on an error
+        none of them is set."""
+        valid = self.get_params()
+        for name in params:
+            if name not in valid:
+                raise ValueError(f"{name} is not a parameter of {type(self).__name__}; "
+                                 f"valid: {sorted(valid)}")
+        for name, value in params.items():
+            setattr(self, name, value)
+        try:
+            self._check_params()
+        except (TypeError, ValueError):
+            for name in params:
+                setattr(self, name, valid[name])
+            raise
+        return self
+
+    def _check_params(self) -> None:
+        """Raises ValueError (TypeError for a value of the wrong type) naming the first
+        hyper-parameter out of range; run by ``fit`` and :meth:`set_params`. Models extend it
+        with their own parameters."""
+        self._threads()
 
     def __repr__(self) -> str:
         args = ", ".join(f"{k}={v!r}" for k, v in self.get_params().items())
@@ -121,11 +151,15 @@ class RecommenderBase:
         userids: np.ndarray,
         user_items: Optional[Csr],
         N: int,
+        *,
         filter_liked: bool,
         filter_items: Optional[np.ndarray],
         items: Optional[np.ndarray],
         recalculate_user: bool,
     ) -> Tuple[np.ndarray, np.ndarray]:
+        """Ids and scores of the validated request (see :meth:`recommend`); ``filter_items``
+        and ``items`` are checked int32 id lists or None, and are passed by keyword at every
+        layer (to the Rust kernels too)."""
         raise NotImplementedError
 
     def _get_state(self) -> Dict[str, np.ndarray]:
@@ -176,14 +210,16 @@ class RecommenderBase:
         to the lower item id. Where a user has fewer than ``N'`` candidates left after removing
         its liked items, its row is padded with id ``-1`` and score ``-inf``.
         """
-        return self._checked_recommend(self._shape(), self._recommend, userid, user_items, N,
-                                       filter_already_liked_items, filter_items,
-                                       recalculate_user, items)
+        return self._checked_recommend(
+            self._shape(), self._recommend, userid, user_items, N,
+            filter_already_liked_items=filter_already_liked_items, filter_items=filter_items,
+            recalculate_user=recalculate_user, items=items)
 
-    def _checked_recommend(self, shape, run, userid, user_items, N, filter_already_liked_items,
-                           filter_items, recalculate_user, items):
-        """:meth:`recommend`'s validation, then ``run`` (a ``_recommend``-like callable) for a
-        model that knows ``shape = (n_users, n_items)``."""
+    def _checked_recommend(self, shape, run, userid, user_items, N, *,
+                           filter_already_liked_items, filter_items, recalculate_user, items):
+        """:meth:`recommend`'s validation, then ``run`` (a ``_recommend``-like callable, given
+        the flags and id lists by keyword) for a model that knows ``shape = (n_users,
+        n_items)``."""
         n_users, n_items = shape
         bound = None if recalculate_user else n_users
         users, scalar = check_ids(userid, bound, "userid", "users")
@@ -208,10 +244,10 @@ class RecommenderBase:
             users,
             liked,
             N,
-            bool(filter_already_liked_items),
-            check_id_list(filter_items, n_items, "filter_items"),
-            check_id_list(items, n_items, "items"),
-            bool(recalculate_user),
+            filter_liked=bool(filter_already_liked_items),
+            filter_items=check_id_list(filter_items, n_items, "filter_items"),
+            items=check_id_list(items, n_items, "items"),
+            recalculate_user=bool(recalculate_user),
         )
         return (ids[0], scores[0]) if scalar else (ids, scores)
 
@@ -707,6 +743,35 @@ class _Rollback:
         return False
 
 
+def _train_epochs(n_epochs: int, step, *, rollback, check, desc: str, show_progress: bool,
+                  summary=None, callback=None) -> None:
+    """The fit loop every trained model shares. For each epoch:
+
+    * ``step(epoch)`` updates the model (in Rust, in place) under ``rollback`` (a
+      :class:`_Rollback` over the arrays it updates), so that Ctrl-C midway leaves the model as
+      after the last completed epoch;
+    * ``check(epoch)`` raises if the epoch diverged (ModelFitError naming the epoch);
+    * ``summary(epoch, result)`` (``result`` is what ``step`` returned) gives the progress bar's
+      postfix (a dict, or None) and the values the callback gets after the epoch and the
+      elapsed time (a tuple); without it, none;
+    * the progress bar (``desc``, shown with ``show_progress``) advances and
+      ``callback(epoch, elapsed_seconds, *values)`` is called, the time running from the start
+      of the epoch to here.
+    """
+    with tqdm(total=n_epochs, disable=not show_progress, desc=desc) as bar:
+        for epoch in range(n_epochs):
+            start = time.perf_counter()
+            with rollback:
+                result = step(epoch)
+            check(epoch)
+            postfix, values = summary(epoch, result) if summary is not None else (None, ())
+            if postfix:
+                bar.set_postfix(postfix)
+            bar.update(1)
+            if callback is not None:
+                callback(epoch, time.perf_counter() - start, *values)
+
+
 def check_use_gpu(use_gpu) -> bool:
     """implicit's ``use_gpu`` keyword: accepted as False (tacitrec has no GPU path yet)."""
     if use_gpu:
@@ -740,6 +805,15 @@ class MatrixFactorizationBase(RecommenderBase):
     #: what the ``dtype`` hyper-parameter of a trained subclass may be (implicit's CPU choices);
     #: the kernels compute in float32 and the factors are float32 either way.
     _dtypes: Tuple[type, ...] = (np.float32, np.float64)
+    #: the hyper-parameters a trained subclass checks before fitting, in this order: counts
+    #: (name -> (minimum, maximum or None)), then ``num_threads``, ``dtype`` and ``use_gpu``
+    #: where the model has them, then finite numbers >= 0 (names).
+    _count_params: Dict[str, Tuple[int, Optional[int]]] = {}
+    _nonnegative_params: Tuple[str, ...] = ()
+    #: bias / constant columns after the ``factors`` latent ones (implicit's layout for BPR and
+    #: LMF, so that a plain dot product scores with the biases); ``similar_items`` /
+    #: ``similar_users`` compare the latent columns only.
+    _extra_columns = 0
 
     def __init__(self, num_threads: int = 0):
         self.num_threads = num_threads
@@ -766,6 +840,18 @@ class MatrixFactorizationBase(RecommenderBase):
         n = None if self._user_factors is None else self._user_factors.shape[1]
         self._item_factors = None if value is None else as_factors(value, "item_factors", n)
         self._normed.pop("item", None)
+
+    def _check_params(self) -> None:
+        for name, (low, high) in self._count_params.items():
+            check_count(getattr(self, name), name, minimum=low,
+                        maximum=MAX_COUNT if high is None else high)
+        check_threads(self.num_threads)
+        if hasattr(self, "dtype"):
+            self._check_dtype()
+        if hasattr(self, "use_gpu"):
+            check_use_gpu(self.use_gpu)
+        for name in self._nonnegative_params:
+            check_nonnegative(getattr(self, name), name)
 
     def _check_dtype(self) -> None:
         try:
@@ -801,22 +887,64 @@ class MatrixFactorizationBase(RecommenderBase):
             "use the stored factors (recalculate_item=False)"
         )
 
+    def _rows_per_id(self, ids, rows, names: Tuple[str, str], convert) -> Tuple[np.ndarray,
+                                                                                bool, Csr]:
+        """What :meth:`recalculate_user` / :meth:`recalculate_item` start from: ``ids`` (any
+        non-negative ids, scalar or 1-D) as int32 and whether it was a scalar, and ``rows``
+        converted by ``convert(rows, name)`` to one row per id. ``names`` are the arguments'
+        names (ids, rows), used in the errors."""
+        ids_arr, scalar = check_ids(ids, None, names[0])
+        c = convert(rows, names[1])
+        if c.shape[0] != len(ids_arr):
+            raise ValueError(f"{names[1]} has {c.shape[0]} rows but {len(ids_arr)} ids were "
+                             "given: pass one row per id")
+        return ids_arr, scalar, c
+
     def _user_vectors(self, userids, user_items, recalculate_user) -> np.ndarray:
         if recalculate_user:
             return self.recalculate_user(userids, user_items)
         return self._user_factors[userids]
 
-    def _recommend(self, userids, user_items, N, filter_liked, filter_items, items,
+    def _recommend(self, userids, user_items, N, *, filter_liked, filter_items, items,
                    recalculate_user):
         queries = self._user_vectors(userids, user_items, recalculate_user)
         liked = user_items.triple() if (filter_liked and user_items is not None) else None
-        return _core.topk_dot(
-            queries, self._item_factors, N, liked, items, filter_items, self._threads()
-        )
+        return _core.topk_dot(queries, self._item_factors, N, liked, items=items,
+                              filter_items=filter_items, num_threads=self._threads())
+
+    # ---- training (what every trained subclass's fit shares) ----------------------------------
+    def _same_shape(self, n_users: int, n_items: int) -> bool:
+        """Whether the current factors fit ``n_users`` x ``n_items`` with this model's width
+        (``factors`` plus the extra columns): then a second ``fit`` continues from them, as
+        implicit's does; otherwise it draws new ones."""
+        d = int(self.factors) + self._extra_columns
+        return (self._user_factors is not None and self._item_factors is not None
+                and self._user_factors.shape == (n_users, d)
+                and self._item_factors.shape == (n_items, d))
+
+    def _fit_epochs(self, step, *, desc: str, show_progress: bool, callback, unit: str,
+                    hint: str, summary=None) -> "MatrixFactorizationBase":
+        """Runs ``iterations`` epochs of ``step(epoch)``, which updates the factors in place, in
+        the shared fit loop (:func:`_train_epochs`: rollback on Ctrl-C, progress bar, callback).
+        After every epoch the cached normalised factors are dropped and the factors are checked:
+        NaN or infinite values raise ModelFitError "<factors> became NaN or infinite in <unit>
+        <epoch>: <hint>". Returns the model."""
+        self._normed.clear()
+
+        def check(epoch: int) -> None:
+            self._normed.clear()
+            check_trained_finite({"user_factors": self._user_factors,
+                                  "item_factors": self._item_factors}, f"{unit} {epoch}", hint)
+
+        _train_epochs(int(self.iterations), step,
+                      rollback=_Rollback([self._user_factors, self._item_factors]),
+                      check=check, desc=desc, show_progress=show_progress, summary=summary,
+                      callback=callback)
+        return self
 
     def _latent(self, factors: np.ndarray) -> np.ndarray:
         """The columns of ``factors`` compared by ``similar_items`` / ``similar_users``."""
-        return factors
+        return factors[:, :factors.shape[1] - self._extra_columns]
 
     def _similarity_factors(self, side: str) -> np.ndarray:
         return self._latent(self._user_factors if side == "user" else self._item_factors)
@@ -845,9 +973,9 @@ class MatrixFactorizationBase(RecommenderBase):
             normed,
             N,
             None,
-            check_id_list(subset, bound, names[2], plural),
-            check_id_list(filter_ids, bound, names[1], plural),
-            self._threads(),
+            items=check_id_list(subset, bound, names[2], plural),
+            filter_items=check_id_list(filter_ids, bound, names[1], plural),
+            num_threads=self._threads(),
         )
         return (res_ids[0], scores[0]) if scalar else (res_ids, scores)
 

@@ -13,28 +13,14 @@ no update, counted in the ``skipped`` the callback gets.
 
 Redraws (``max_redraws``, default 0): ``max_redraws=n`` draws such a negative again, up to ``n``
 times, before skipping; with ``n=10`` practically every sample trains. That is more updates per
-epoch (MovieLens-100K: 28% more than the default, which trains 78% of the samples; Last.fm-2K:
-6.5% more than 94%), which helps a model that is still learning and hurts one that over-trains, as
-implicit's 100 epochs do on MovieLens-100K. Measured at implicit's defaults (100 factors,
-learning rate and regularisation 0.01, popularity negatives), 80/20 split, mean of 10 seeds,
-precision@10 / ndcg@10 as ratios to implicit 0.7.3's (which trains 82% and 96% of its samples):
-
-==============  ==========  ===============  ===============  ===============
-data            iterations  default (skip)   max_redraws=10   hogwild (skip)
-==============  ==========  ===============  ===============  ===============
-MovieLens-100K  25          0.991 / 0.982    1.115 / 1.086    0.992 / 0.986
-MovieLens-100K  50          0.997 / 0.986    1.023 / 1.028    1.004 / 0.999
-MovieLens-100K  100         1.024 / 1.029    0.915 / 0.920    0.998 / 1.001
-Last.fm-2K      25          0.902 / 0.905    1.167 / 1.140    1.022 / 1.017
-Last.fm-2K      50          0.969 / 0.975    1.048 / 1.044    0.992 / 0.998
-Last.fm-2K      100         1.008 / 1.004    1.035 / 1.034    1.000 / 0.998
-==============  ==========  ===============  ===============  ===============
-
-"hogwild" is ``deterministic=False``: implicit's schedule and rule, which tracks implicit at every
-length (and trains the same share of samples). The default's stratified schedule draws each
-negative from the sample's item stratum, where it is more often one of the user's items (fewer
-samples trained), and learns Last.fm-2K more slowly in the first epochs. ``python
-benches/compare/bpr_lmf.py --skip-speed --bpr-iterations 25,50,100`` reproduces the table.
+epoch, which helps a model that is still learning and hurts one that over-trains, as implicit's
+100 epochs do on MovieLens-100K. ``deterministic=False`` (hogwild) is implicit's schedule and rule,
+and tracks implicit at every length (training the same share of samples). The default's stratified
+schedule draws each negative from the sample's item stratum, where it is more often one of the
+user's items (fewer samples trained), and learns Last.fm-2K more slowly in the first epochs. The
+measurements (quality against implicit's at 25, 50 and 100 epochs, and the share of samples
+trained) are in benches/compare/RESULTS.md; ``python benches/compare/bpr_lmf.py --skip-speed
+--bpr-iterations 25,50,100`` reproduces them.
 
 Differences from implicit:
 
@@ -49,9 +35,8 @@ Differences from implicit:
   strata train in parallel, each drawing as many samples as it holds interactions, with
   negatives from its own item stratum (by popularity or uniformly within it). The factors are
   bit-identical for any ``num_threads`` given the same ``random_state``, and each block's
-  factors stay in cache: measured 2.3x faster per epoch than hogwild (80,000 users x 10,000
-  items x 3.9M interactions, 64 factors, 2 threads) at the same quality there (on
-  Last.fm-2K it learns more slowly in the first epochs: table above). ``deterministic=False``
+  factors stay in cache, so an epoch is faster than hogwild's (benches/compare/RESULTS.md; on
+  Last.fm-2K it learns more slowly in the first epochs, above). ``deterministic=False``
   selects hogwild (implicit's schedule: threads draw from all interactions and update shared
   factors without locks; not reproducible);
 * ``recommend(..., recalculate_user=True)`` folds the user in (implicit raises): from zero, with
@@ -64,14 +49,11 @@ Differences from implicit:
 
 from __future__ import annotations
 
-import time
-
 import numpy as np
-from tqdm.auto import tqdm
 
 from . import _core
 from ._sgd import SGDFactorizationBase
-from .base import _Rollback, check_use_gpu
+from .base import check_use_gpu
 from ._validation import check_count, check_random_state
 
 _SAMPLING = ("popularity", "uniform")
@@ -113,7 +95,7 @@ class BayesianPersonalizedRanking(SGDFactorizationBase):
         any ``num_threads``, and it is the faster one. False: hogwild, as implicit.
     max_redraws : int
         Redraws of a negative the user has before the sample is skipped (at most 1000). Default
-        0: skipped at once, as implicit; see the module docstring for the measured trade-off of
+        0: skipped at once, as implicit; see the module docstring for the trade-off of
         redraws. A user who has every item is skipped without drawing.
     """
 
@@ -140,7 +122,7 @@ class BayesianPersonalizedRanking(SGDFactorizationBase):
         self.max_redraws = max_redraws
 
     def _check_params(self) -> None:
-        self._check_common()
+        super()._check_params()
         check_count(self.max_redraws, "max_redraws", minimum=0, maximum=MAX_REDRAWS)
         if self.negative_sampling not in _SAMPLING:
             raise ValueError(f"negative_sampling must be one of {_SAMPLING}, "
@@ -166,10 +148,10 @@ class BayesianPersonalizedRanking(SGDFactorizationBase):
         self._own_state()
         c = self._interactions(user_items, "user_items")
         n_users, n_items = c.shape
-        f = int(self.factors)
         rng = check_random_state(self.random_state)
         if not self._same_shape(n_users, n_items):
             # drawn as implicit 0.7 draws them: items, then users
+            f = int(self.factors)
             items = (rng.random((n_items, f + 1), dtype=np.float32) - np.float32(0.5))
             items /= np.float32(f)
             items[np.bincount(c.indices, minlength=n_items) == 0] = 0.0
@@ -179,29 +161,27 @@ class BayesianPersonalizedRanking(SGDFactorizationBase):
             users[:, f] = 1.0
             self._user_factors, self._item_factors = users, items
         self._set_popularity(c)
-        self._normed.clear()
         triple = c.triple()
-        # Ctrl-C stops an epoch midway: its factors go back to the last completed one
-        rollback = _Rollback([self._user_factors, self._item_factors])
-        with tqdm(total=int(self.iterations), disable=not show_progress, desc="BPR") as bar:
-            for epoch in range(int(self.iterations)):
-                start = time.perf_counter()
-                with rollback:
-                    samples, correct, skipped, redrawn = _core.bpr_epoch(
-                        triple, self._user_factors, self._item_factors, *self._args(),
-                        bool(self.use_weights), bool(self.deterministic), self._seed(rng),
-                        self._threads())
-                self._normed.clear()
-                self._check_finite(epoch, f"learning_rate={self.learning_rate} is probably too "
-                                   "large (or the weights, with use_weights=True)")
-                if samples:
-                    trained = samples - skipped
-                    bar.set_postfix({"train_auc": f"{100.0 * correct / max(trained, 1):.2f}%",
-                                     "redrawn": f"{100.0 * redrawn / samples:.2f}%"})
-                bar.update(1)
-                if callback is not None:
-                    callback(epoch, time.perf_counter() - start, correct, skipped)
-        return self
+
+        def step(epoch):
+            return _core.bpr_epoch(
+                triple, self._user_factors, self._item_factors, *self._args(),
+                bool(self.use_weights), bool(self.deterministic), self._seed(rng),
+                self._threads())
+
+        def summary(epoch, counts):
+            samples, correct, skipped, redrawn = counts
+            postfix = None
+            if samples:
+                trained = samples - skipped
+                postfix = {"train_auc": f"{100.0 * correct / max(trained, 1):.2f}%",
+                           "redrawn": f"{100.0 * redrawn / samples:.2f}%"}
+            return postfix, (correct, skipped)
+
+        return self._fit_epochs(
+            step, summary=summary, desc="BPR", show_progress=show_progress, callback=callback,
+            unit="epoch", hint=(f"learning_rate={self.learning_rate} is probably too large (or "
+                                "the weights, with use_weights=True)"))
 
     def _fold_in(self, c, ids: np.ndarray) -> np.ndarray:
         return _core.bpr_fold_in(c.triple(), ids, self._item_factors, *self._args(),

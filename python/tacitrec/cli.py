@@ -99,7 +99,7 @@ def make_model(name: str, pairs: List[str], threads: int, seed: Optional[int]):
                            f"valid: {', '.join(known)}")
     if "num_threads" in valid:
         params.setdefault("num_threads", threads)
-    elif cls is LightFM:
+    if cls is LightFM:  # LightFM's fit takes the training threads itself
         fit_kw["num_threads"] = threads
     if "random_state" in valid and seed is not None:
         params.setdefault("random_state", seed)

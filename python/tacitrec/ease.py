@@ -62,8 +62,8 @@ class EASERecommender(RecommenderBase):
         ``lambda``, added to the diagonal of the Gram matrix ``X^T X``. Steck's setting for
         MovieLens-20M, Netflix and the Million Song Data (0/1 data, 10k-40k items) is 500 (the
         default here). It scales with the counts in ``X^T X``; tune it on a validation split with
-        :mod:`tacitrec.model_selection` (MovieLens-100K, ratings >= 4 as 0/1: 500 was best of
-        10..1000, with 200 close; data with far fewer interactions per item wants less).
+        :mod:`tacitrec.model_selection` (data with far fewer interactions per item wants less;
+        benches/compare/RESULTS.md has a MovieLens-100K search).
     dtype : numpy.float32 or numpy.float64
         Precision of the factorisation (the weights are stored as float32 either way). float32
         is twice as fast and needs half the memory; float64 is for very small ``regularization``,
@@ -95,14 +95,20 @@ class EASERecommender(RecommenderBase):
         self.num_threads = num_threads
         self._weights: Optional[np.ndarray] = None
 
-    def fit(self, user_items, show_progress: bool = True, callback=None) -> "EASERecommender":
-        """Computes ``weights`` from ``user_items`` (users x items, any scipy sparse format).
-        ``callback(0, elapsed_seconds, None)`` is called once when done (as kNN's)."""
+    def _check_params(self) -> None:
         lam = self.regularization
         if isinstance(lam, (bool, np.bool_)) or not isinstance(lam, (int, float, np.number)):
             raise TypeError(f"regularization must be a number, got {type(lam).__name__}")
         if not (np.isfinite(lam) and lam > 0):
             raise ValueError(f"regularization must be a positive number, got {lam!r}")
+        _dtype_name(self.dtype)
+        super()._check_params()
+
+    def fit(self, user_items, show_progress: bool = True, callback=None) -> "EASERecommender":
+        """Computes ``weights`` from ``user_items`` (users x items, any scipy sparse format).
+        ``callback(0, elapsed_seconds, None)`` is called once when done (as kNN's)."""
+        self._check_params()
+        lam = self.regularization
         dtype = _dtype_name(self.dtype)
         threads = self._threads()
         X = as_csr(user_items, "user_items")
@@ -137,7 +143,7 @@ class EASERecommender(RecommenderBase):
         # Scores come from the user_items rows passed in, so any user id is servable.
         return None, self._weights.shape[0]
 
-    def _recommend(self, userids, user_items, N, filter_liked, filter_items, items,
+    def _recommend(self, userids, user_items, N, *, filter_liked, filter_items, items,
                    recalculate_user):
         if user_items is None:
             raise ValueError(
@@ -145,7 +151,8 @@ class EASERecommender(RecommenderBase):
                 "(pass user_items[userid])")
         n = self._weights.shape[0]
         return _core.ease_recommend(user_items.triple(), len(userids), self._weights.reshape(-1),
-                                    n, N, filter_liked, items, filter_items, self._threads())
+                                    n, N, filter_liked, items=items, filter_items=filter_items,
+                                    num_threads=self._threads())
 
     def similar_items(self, itemid, N: int = 10, recalculate_item: bool = False,
                       item_users=None, filter_items=None, items=None):
@@ -161,9 +168,9 @@ class EASERecommender(RecommenderBase):
         one_hot = (np.arange(len(ids) + 1, dtype=np.int64), ids,
                    np.ones(len(ids), dtype=np.float32))
         res = _core.ease_recommend(one_hot, len(ids), self._weights.reshape(-1), n, N, True,
-                                   check_id_list(items, n, "items"),
-                                   check_id_list(filter_items, n, "filter_items"),
-                                   self._threads())
+                                   items=check_id_list(items, n, "items"),
+                                   filter_items=check_id_list(filter_items, n, "filter_items"),
+                                   num_threads=self._threads())
         return (res[0][0], res[1][0]) if scalar else res
 
     def similar_users(self, userid, N: int = 10, filter_users=None, users=None,

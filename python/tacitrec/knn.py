@@ -65,6 +65,10 @@ class ItemItemRecommender(RecommenderBase):
         self._scipy: Optional[sp.csr_matrix] = None
 
     # ---- fitting ------------------------------------------------------------------------------
+    def _check_params(self) -> None:
+        super()._check_params()
+        check_count(self.K, "K")
+
     def _weighting_args(self) -> Tuple[float, float]:
         return 1.2, 0.75
 
@@ -75,7 +79,8 @@ class ItemItemRecommender(RecommenderBase):
         with ``show_progress`` a bar reports it when done. ``callback(0, elapsed_seconds, None)``
         is called once when it is done (the signature of ALS's per-iteration callback; implicit
         raises NotImplementedError for any callback)."""
-        K = check_count(self.K, "K")
+        self._check_params()
+        K = int(self.K)
         X = as_csr(user_items, "user_items")
         k1, b = self._weighting_args()
         start = time.perf_counter()
@@ -131,7 +136,7 @@ class ItemItemRecommender(RecommenderBase):
         # Scores come from the user_items rows passed in, so any user id is servable.
         return None, self._sim.shape[0]
 
-    def _recommend(self, userids, user_items, N, filter_liked, filter_items, items,
+    def _recommend(self, userids, user_items, N, *, filter_liked, filter_items, items,
                    recalculate_user):
         if user_items is None:
             raise ValueError(
@@ -140,7 +145,7 @@ class ItemItemRecommender(RecommenderBase):
             )
         return _core.knn_recommend(
             user_items.triple(), len(userids), self._sim.triple(), self._sim.shape[0], N,
-            filter_liked, items, filter_items, self._threads())
+            filter_liked, items=items, filter_items=filter_items, num_threads=self._threads())
 
     def similar_items(self, itemid, N: int = 10, recalculate_item: bool = False,
                       item_users=None, filter_items=None, items=None):
@@ -158,9 +163,9 @@ class ItemItemRecommender(RecommenderBase):
         N = check_count(N, "N")
         res_ids, scores = _core.knn_similar_items(
             ids, self._sim.triple(), n_items, N,
-            check_id_list(items, n_items, "items"),
-            check_id_list(filter_items, n_items, "filter_items"),
-            self._threads())
+            items=check_id_list(items, n_items, "items"),
+            filter_items=check_id_list(filter_items, n_items, "filter_items"),
+            num_threads=self._threads())
         return (res_ids[0], scores[0]) if scalar else (res_ids, scores)
 
     def similar_users(self, userid, N: int = 10, filter_users=None, users=None,
@@ -285,12 +290,8 @@ class RP3BetaRecommender(ItemItemRecommender):
         self.beta = beta
         self.normalize_similarity = normalize_similarity
 
-    def fit(self, user_items, show_progress: bool = True,
-            callback=None) -> "RP3BetaRecommender":
-        """Computes ``similarity`` (the RP3beta weights) from ``user_items`` (users x items, any
-        scipy sparse format, values >= 0). ``callback(0, elapsed_seconds, None)`` is called once
-        when done."""
-        K = check_count(self.K, "K")
+    def _check_params(self) -> None:
+        super()._check_params()
         for name in ("alpha", "beta"):
             v = getattr(self, name)
             if isinstance(v, (bool, np.bool_)) or not isinstance(v, (int, float, np.number)):
@@ -298,6 +299,14 @@ class RP3BetaRecommender(ItemItemRecommender):
             if not np.isfinite(v) or (name == "alpha" and v < 0):
                 raise ValueError(f"{name} must be a finite number{' >= 0' * (name == 'alpha')}, "
                                  f"got {v!r}")
+
+    def fit(self, user_items, show_progress: bool = True,
+            callback=None) -> "RP3BetaRecommender":
+        """Computes ``similarity`` (the RP3beta weights) from ``user_items`` (users x items, any
+        scipy sparse format, values >= 0). ``callback(0, elapsed_seconds, None)`` is called once
+        when done."""
+        self._check_params()
+        K = int(self.K)
         X = as_csr(user_items, "user_items")
         if X.nnz and float(X.data.min()) < 0:
             raise ValueError("user_items must hold values >= 0 (transition probabilities of "

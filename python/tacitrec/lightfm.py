@@ -27,14 +27,14 @@ Differences from LightFM, fixing its known defects:
   an error (LightFM silently scores with the wrong representations);
 * an epoch visits the users in a random order and each user's interactions in a random order
   (LightFM shuffles all interactions), so the user's parameters and its set of items stay in
-  cache: measured 3-5x faster per epoch, and equal or better precision on MovieLens-100K;
+  cache (faster per epoch, at equal or better precision: see benches/compare/RESULTS.md);
 * training is parallel (hogwild) for any ``num_threads``; results with more than one thread are
   not reproducible (LightFM's neither). With adagrad and several threads, the most updated
   feature rows (features shared by many items or users, such as tags, and the rows of very
   popular items) are trained in per-thread copies whose changes are added to the shared rows
-  every 4,096 examples: threads writing the same rows otherwise slow each other down (2.2-7.0 s
-  against 2.0-2.9 s per epoch with ~10 shared features per item). ``num_threads=1`` trains the
-  shared rows directly and is exact.
+  every 4,096 examples: threads writing the same rows otherwise slow each other down, each
+  write invalidating the row in the others' caches. ``num_threads=1`` trains the shared rows
+  directly and is exact.
 """
 
 from __future__ import annotations
@@ -43,13 +43,12 @@ from typing import Optional, Tuple
 
 import numpy as np
 import scipy.sparse as sp
-from tqdm.auto import tqdm
 
 from . import _core
-from ._validation import (Csr, all_finite, as_csr, as_float32_copy, as_state_array, check_count,
-                          check_ids, check_threads)
-from .base import RecommenderBase, _Rollback
-from .exceptions import ModelFitError, ModelFormatError, NotFittedError
+from ._validation import (Csr, as_csr, as_float32_copy, as_state_array, check_count, check_ids,
+                          check_nonnegative, check_threads, check_trained_finite)
+from .base import RecommenderBase, _Rollback, _train_epochs
+from .exceptions import ModelFormatError, NotFittedError
 
 _LOSSES = ("logistic", "bpr", "warp", "warp-kos")
 _SCHEDULES = ("adagrad", "adadelta")
@@ -77,7 +76,9 @@ class LightFM(RecommenderBase):
     "warp", "warp-kos"), ``learning_rate`` (adagrad), ``rho`` and ``epsilon`` (adadelta),
     ``item_alpha`` and ``user_alpha`` (L2), ``max_sampled`` (WARP's tries, at most 10**6; never
     more than ``n_items - 1`` are made, and a user who has every item is skipped),
-    ``random_state``.
+    ``random_state``; and ``num_threads``, the threads that serve :meth:`recommend` and the
+    model of :meth:`as_factor_model` (0 = all cores; LightFM has no such parameter: training
+    takes ``fit``'s own ``num_threads``, LightFM's, default 1).
     The constructor and :meth:`set_params` raise ValueError naming a parameter out of range
     (LightFM asserts in the constructor only).
 
@@ -90,7 +91,7 @@ class LightFM(RecommenderBase):
                  learning_schedule: str = "adagrad", loss: str = "logistic",
                  learning_rate: float = 0.05, rho: float = 0.95, epsilon: float = 1e-6,
                  item_alpha: float = 0.0, user_alpha: float = 0.0, max_sampled: int = 10,
-                 random_state=None):
+                 random_state=None, num_threads: int = 0):
         self.no_components = no_components
         self.k = k
         self.n = n
@@ -103,6 +104,7 @@ class LightFM(RecommenderBase):
         self.user_alpha = user_alpha
         self.max_sampled = max_sampled
         self.random_state = random_state
+        self.num_threads = num_threads
         self._check_params()
         self._reset()
 
@@ -111,29 +113,6 @@ class LightFM(RecommenderBase):
         self._item = None
         self._with_features = {"user": False, "item": False}
         self._rng = None
-
-    def get_params(self, deep: bool = True) -> dict:
-        """The hyper-parameters, as passed to the constructor (LightFM's ``get_params``; ``deep``
-        is accepted, as scikit-learn passes it, and changes nothing: no parameter is an
-        estimator)."""
-        return super().get_params()
-
-    def set_params(self, **params) -> "LightFM":
-        """Sets hyper-parameters by name (LightFM's ``set_params``); returns the model. The new
-        values are validated as the constructor's; on an error none of them is set."""
-        valid = self.get_params()
-        for name in params:
-            if name not in valid:
-                raise ValueError(f"{name} is not a parameter of LightFM; valid: {sorted(valid)}")
-        for name, value in params.items():
-            setattr(self, name, value)
-        try:
-            self._check_params()
-        except (TypeError, ValueError):
-            for name, value in valid.items():
-                setattr(self, name, value)
-            raise
-        return self
 
     # ---- validation ---------------------------------------------------------------------------
     def _check_params(self) -> None:
@@ -148,9 +127,8 @@ class LightFM(RecommenderBase):
             raise ValueError(f"learning_schedule must be one of {_SCHEDULES}, "
                              f"got {self.learning_schedule!r}")
         for name in ("learning_rate", "item_alpha", "user_alpha", "epsilon"):
-            v = getattr(self, name)
-            if not isinstance(v, (int, float, np.number)) or not np.isfinite(v) or v < 0:
-                raise ValueError(f"{name} must be a finite number >= 0, got {v!r}")
+            check_nonnegative(getattr(self, name), name)
+        check_threads(self.num_threads)
         if not (isinstance(self.rho, (int, float, np.number)) and 0 < self.rho < 1):
             raise ValueError(f"rho must be in (0, 1), got {self.rho!r}")
 
@@ -224,23 +202,24 @@ class LightFM(RecommenderBase):
         self._grow("user", Fu.shape[1], self._rng)
         self._with_features = {"user": user_features is not None,
                                "item": item_features is not None}
-        # Ctrl-C stops an epoch midway: the parameters and accumulators go back to the last
-        # completed one
-        rollback = _Rollback(self._user + self._item)
-        for epoch in tqdm(range(int(epochs)), disable=not verbose, desc="LightFM"):
-            with rollback:
-                _core.lightfm_epoch(
-                    X.triple(), weights, Fu.triple(), Fi.triple(), *self._user, *self._item,
-                    self.loss, int(self.k), int(self.n), self.learning_schedule,
-                    float(self.learning_rate), float(self.rho), float(self.epsilon),
-                    float(self.item_alpha), float(self.user_alpha), int(self.max_sampled),
-                    int(self._rng.randint(0, 2**31 - 1)), threads)
-            for side in ("user", "item"):
-                if not all_finite(getattr(self, "_" + side)[0]):
-                    raise ModelFitError(
-                        f"the {side} parameters became NaN or infinite in epoch {epoch}: "
-                        f"lower learning_rate={self.learning_rate} or the feature weights "
-                        "(normalise feature rows)")
+
+        def step(epoch):
+            _core.lightfm_epoch(
+                X.triple(), weights, Fu.triple(), Fi.triple(), *self._user, *self._item,
+                self.loss, int(self.k), int(self.n), self.learning_schedule,
+                float(self.learning_rate), float(self.rho), float(self.epsilon),
+                float(self.item_alpha), float(self.user_alpha), int(self.max_sampled),
+                int(self._rng.randint(0, 2**31 - 1)), threads)
+
+        def check(epoch):
+            check_trained_finite(
+                {"the user parameters": self._user[0], "the item parameters": self._item[0]},
+                f"epoch {epoch}", f"lower learning_rate={self.learning_rate} or the feature "
+                "weights (normalise feature rows)")
+
+        # the accumulators are rolled back with the parameters
+        _train_epochs(int(epochs), step, rollback=_Rollback(self._user + self._item),
+                      check=check, desc="LightFM", show_progress=verbose)
         return self
 
     def _weights(self, sample_weight, X: Csr) -> Optional[np.ndarray]:
@@ -394,26 +373,30 @@ class LightFM(RecommenderBase):
                                       "user's feature row in user_features instead")
         shape = (self._n_rows("user", user_features), self._n_rows("item", item_features))
 
-        def run(users, liked, N, filter_liked, filter_items, items, _recalculate):
-            return self._score_top(users, liked, N, filter_liked, filter_items, items,
-                                   user_features, item_features)
+        def run(users, liked, N, *, filter_liked, filter_items, items, recalculate_user):
+            return self._score_top(users, liked, N, filter_liked=filter_liked,
+                                   filter_items=filter_items, items=items,
+                                   user_features=user_features, item_features=item_features)
 
-        return self._checked_recommend(shape, run, userid, user_items, N,
-                                       filter_already_liked_items, filter_items, False, items)
+        return self._checked_recommend(
+            shape, run, userid, user_items, N,
+            filter_already_liked_items=filter_already_liked_items, filter_items=filter_items,
+            recalculate_user=False, items=items)
 
     def _shape(self):
         return self._n_rows("user", None, False), self._n_rows("item", None, False)
 
-    def _recommend(self, userids, user_items, N, filter_liked, filter_items, items,
+    def _recommend(self, userids, user_items, N, *, filter_liked, filter_items, items,
                    recalculate_user):
-        return self._score_top(userids, user_items, N, filter_liked, filter_items, items,
-                               None, None)
+        return self._score_top(userids, user_items, N, filter_liked=filter_liked,
+                               filter_items=filter_items, items=items)
 
-    def _score_top(self, userids, user_items, N, filter_liked, filter_items, items,
-                   user_features, item_features):
+    def _score_top(self, userids, user_items, N, *, filter_liked, filter_items, items,
+                   user_features=None, item_features=None):
         Ua, Va = self._scoring_factors(user_features, item_features, userids)
         liked = user_items.triple() if (filter_liked and user_items is not None) else None
-        return _core.topk_dot(Ua, Va, N, liked, items, filter_items, self._threads())
+        return _core.topk_dot(Ua, Va, N, liked, items=items, filter_items=filter_items,
+                              num_threads=self._threads())
 
     def _scoring_factors(self, user_features, item_features, userids=None):
         """User and item factors whose dot products are LightFM's scores:
@@ -434,7 +417,7 @@ class LightFM(RecommenderBase):
         representations, not LightFM's embeddings."""
         from .base import MatrixFactorizationBase
 
-        served = MatrixFactorizationBase(num_threads=getattr(self, "num_threads", 0))
+        served = MatrixFactorizationBase(num_threads=self._threads())
         Ua, Va = self._scoring_factors(user_features, item_features)
         served._user_factors, served._item_factors = Ua, Va
         return served

@@ -17,7 +17,8 @@ Differences from implicit:
   keeps implicit's effective ``factors + 2``, an int sets another cap, ``None`` samples exactly
   ``neg_prop`` times the positives. The default stays at implicit's behaviour because its default
   hyper-parameters only work with it: uncapped, the unit-weight negatives outweigh the positives
-  thirtyfold and the model collapses (MovieLens-100K precision@10 0.003 against 0.150);
+  thirtyfold and the model collapses (the ``max_negatives=None`` rows of
+  benches/compare/RESULTS.md);
 * the result does not depend on ``num_threads``: each row draws from its own generator;
 * ``recommend(..., recalculate_user=True)`` folds the user in (implicit raises): from zero with
   the item factors fixed, ``iterations`` user steps with fresh adagrad accumulators, negatives
@@ -27,15 +28,13 @@ Differences from implicit:
 
 from __future__ import annotations
 
-import time
 from typing import Optional, Union
 
 import numpy as np
-from tqdm.auto import tqdm
 
 from . import _core
 from ._sgd import SGDFactorizationBase
-from .base import _Rollback, check_use_gpu
+from .base import check_use_gpu
 from ._validation import check_count, check_random_state
 
 
@@ -90,7 +89,7 @@ class LogisticMatrixFactorization(SGDFactorizationBase):
         self.max_negatives = max_negatives
 
     def _check_params(self) -> None:
-        self._check_common()
+        super()._check_params()
         check_count(self.neg_prop, "neg_prop", minimum=0, maximum=MAX_NEG_PROP)
         if self.max_negatives is not None and self.max_negatives != "auto":
             check_count(self.max_negatives, "max_negatives", minimum=0)
@@ -132,26 +131,18 @@ class LogisticMatrixFactorization(SGDFactorizationBase):
             users[np.diff(cu.indptr) == 0] = 0.0
             self._user_factors, self._item_factors = users, items
         self._set_popularity(cu)
-        self._normed.clear()
         g2_users = np.zeros_like(self._user_factors)
         g2_items = np.zeros_like(self._item_factors)
-        # Ctrl-C stops an iteration midway: its factors go back to the last completed one
-        rollback = _Rollback([self._user_factors, self._item_factors])
-        with tqdm(total=int(self.iterations), disable=not show_progress, desc="LMF") as bar:
-            for it in range(int(self.iterations)):
-                start = time.perf_counter()
-                with rollback:
-                    self._step(cu, self._user_factors, g2_users, self._item_factors, f,
-                               self._seed(rng))
-                    self._step(ci, self._item_factors, g2_items, self._user_factors, f + 1,
-                               self._seed(rng))
-                self._normed.clear()
-                self._check_finite(it, f"learning_rate={self.learning_rate} is probably too "
-                                   f"large or regularization={self.regularization} too small")
-                bar.update(1)
-                if callback is not None:
-                    callback(it, time.perf_counter() - start)
-        return self
+
+        def step(iteration):
+            self._step(cu, self._user_factors, g2_users, self._item_factors, f, self._seed(rng))
+            self._step(ci, self._item_factors, g2_items, self._user_factors, f + 1,
+                       self._seed(rng))
+
+        return self._fit_epochs(
+            step, desc="LMF", show_progress=show_progress, callback=callback, unit="epoch",
+            hint=(f"learning_rate={self.learning_rate} is probably too large or "
+                  f"regularization={self.regularization} too small"))
 
     def _fold_in(self, c, ids: np.ndarray) -> np.ndarray:
         f = int(self.factors)

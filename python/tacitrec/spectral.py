@@ -213,12 +213,9 @@ class SpectralFilterRecommender(RecommenderBase):
                 ode["sharpen"] if self.sharpening else None, bool(self.final_sharpening),
                 bool(self.t_point_combination))
 
-    # ---- fitting ------------------------------------------------------------------------------
-    def fit(self, user_items, show_progress: bool = True,
-            callback=None) -> "SpectralFilterRecommender":
-        """Builds the normalised graph and its truncated SVD from ``user_items`` (users x items,
-        any scipy sparse format, values >= 0). ``callback(0, elapsed_seconds, None)`` is called
-        once when done."""
+    def _fit_args(self):
+        """The Rust fit's arguments after validation (the filter's are checked too): the
+        exponents, the SVD's rank, oversampling and passes, and the seed."""
         method = self._method()
         self._filter_args()
         a = _number(self.user_exponent, "user_exponent")
@@ -230,6 +227,19 @@ class SpectralFilterRecommender(RecommenderBase):
             self.svd_oversampling, "svd_oversampling", 0)
         iters = check_count(self.svd_iterations, "svd_iterations", 0)
         seed = check_count(self.random_state, "random_state", 0)
+        return a, b, k, over, iters, seed
+
+    def _check_params(self) -> None:
+        self._fit_args()
+        super()._check_params()
+
+    # ---- fitting ------------------------------------------------------------------------------
+    def fit(self, user_items, show_progress: bool = True,
+            callback=None) -> "SpectralFilterRecommender":
+        """Builds the normalised graph and its truncated SVD from ``user_items`` (users x items,
+        any scipy sparse format, values >= 0). ``callback(0, elapsed_seconds, None)`` is called
+        once when done."""
+        a, b, k, over, iters, seed = self._fit_args()
         threads = self._threads()
         X = as_csr(user_items, "user_items")
         if X.nnz and float(X.data.min()) < 0:
@@ -273,7 +283,7 @@ class SpectralFilterRecommender(RecommenderBase):
             post = np.where(d > 0, d ** e, 0.0).astype(np.float32)
         return pre, post
 
-    def _run(self, queries: Csr, n_queries, N, filter_liked, filter_items, items):
+    def _run(self, queries: Csr, n_queries, N, *, filter_liked, filter_items, items):
         args = self._filter_args()
         if self.binary:
             queries = queries._replace(data=np.ones_like(queries.data))
@@ -281,16 +291,17 @@ class SpectralFilterRecommender(RecommenderBase):
         g, gt = self._graph, self._graph_t
         return _core.spectral_recommend(
             queries.triple(), n_queries, g.triple(), gt.triple(), g.shape[0], g.shape[1],
-            self._factors, pre, post, *args, N, filter_liked, items, filter_items,
-            self._threads())
+            self._factors, pre, post, *args, N, filter_liked, items=items,
+            filter_items=filter_items, num_threads=self._threads())
 
-    def _recommend(self, userids, user_items, N, filter_liked, filter_items, items,
+    def _recommend(self, userids, user_items, N, *, filter_liked, filter_items, items,
                    recalculate_user):
         if user_items is None:
             raise ValueError(
                 f"user_items is required: {type(self).__name__} scores items from each user's "
                 "row (pass user_items[userid])")
-        return self._run(user_items, len(userids), N, filter_liked, filter_items, items)
+        return self._run(user_items, len(userids), N, filter_liked=filter_liked,
+                         filter_items=filter_items, items=items)
 
     def similar_items(self, itemid, N: int = 10, recalculate_item: bool = False,
                       item_users=None, filter_items=None, items=None):
@@ -304,9 +315,9 @@ class SpectralFilterRecommender(RecommenderBase):
         N = check_count(N, "N")
         one_hot = Csr(np.arange(len(ids) + 1, dtype=np.int64), ids,
                       np.ones(len(ids), dtype=np.float32), (len(ids), n))
-        res = self._run(one_hot, len(ids), N, True, check_id_list(filter_items, n,
-                                                                   "filter_items"),
-                        check_id_list(items, n, "items"))
+        res = self._run(one_hot, len(ids), N, filter_liked=True,
+                        filter_items=check_id_list(filter_items, n, "filter_items"),
+                        items=check_id_list(items, n, "items"))
         return (res[0][0], res[1][0]) if scalar else res
 
     def similar_users(self, userid, N: int = 10, filter_users=None, users=None,
