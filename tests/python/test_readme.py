@@ -80,3 +80,31 @@ def test_readme_frame_example_runs(index, tmp_path, monkeypatch):
     pytest.importorskip("pyarrow")
     monkeypatch.chdir(tmp_path)
     exec(compile(frame_blocks()[index], f"README.md frame block {index}", "exec"), {})
+
+
+def get_started():
+    """The commands of the README's "Get started" block."""
+    with open(README, encoding="utf-8") as f:
+        text = f.read()
+    section = text.split("\n## Get started\n")[1].split("\n## ")[0]
+    (block,) = re.findall(r"```bash\n(.*?)```", section, flags=re.S)
+    return block.strip().splitlines()
+
+
+def test_get_started_is_two_commands_and_ci_runs_the_second():
+    install_demo, install_test = get_started()
+    assert install_demo == "pip install . && tacitrec demo"
+    ci = os.path.join(os.path.dirname(README), ".ci", "run")
+    if not os.path.exists(ci):
+        pytest.skip("no .ci/run beside this copy of the tests")
+    with open(ci, encoding="utf-8") as f:  # verbatim, with at most an exit-code capture after it
+        assert any(line == install_test or line.startswith(install_test + " || ")
+                   for line in f.read().splitlines())
+
+
+def test_the_version_is_the_package_metadata_version():
+    from importlib.metadata import version
+
+    import tacitrec
+
+    assert tacitrec.__version__ == version("tacitrec")
