@@ -3,13 +3,14 @@
 An interaction file is a table of user, item and optionally weight columns: CSV/TSV or any
 single-character separated text (quoted fields in comma-separated files), ``::``-separated text
 (MovieLens 1M), whitespace-separated text, or Parquet (needs pyarrow). Ids are kept as strings.
+Text goes through the package's one delimited-file reader (:mod:`tacitrec._delimited`), ids
+through its one id encoder (:mod:`tacitrec._ids`).
 """
 
 from __future__ import annotations
 
 import codecs
 import contextlib
-import csv
 import io
 import itertools
 import json
@@ -22,6 +23,8 @@ from typing import List, Optional
 
 import numpy as np
 import scipy.sparse as sp
+
+from . import _delimited, _ids
 
 _PARQUET = (".parquet", ".pq")
 _SEPARATORS = {"tab": "\t", "\\t": "\t", "comma": ",", "space": None, "whitespace": None}
@@ -67,42 +70,6 @@ def _is_number(text: str) -> bool:
         return True
     except ValueError:
         return False
-
-
-def _sniff(line: str) -> Optional[str]:
-    for sep in ("\t", "::", ",", ";", "|"):
-        if sep in line:
-            return sep
-    return None  # whitespace
-
-
-def _splitter(sep: Optional[str]):
-    if sep == ",":
-        return lambda line: next(csv.reader([line]))
-    if sep is None:
-        return str.split
-    return lambda line: line.rstrip("\r\n").split(sep)
-
-
-class _Index:
-    """Ids to dense codes in order of appearance (memory: one entry per distinct id)."""
-
-    def __init__(self):
-        self.codes = {}
-
-    def __call__(self, key: str) -> int:
-        code = self.codes.get(key)
-        if code is None:
-            code = self.codes[key] = len(self.codes)
-        return code
-
-    def sorted(self, codes: np.ndarray):
-        """(sorted ids, codes renumbered to positions in them)."""
-        ids = np.array(list(self.codes), dtype=str)
-        order = np.argsort(ids, kind="stable")
-        rank = np.empty(len(ids), dtype=np.int64)
-        rank[order] = np.arange(len(ids))
-        return ids[order], rank[codes]
 
 
 def read_interactions(path, sep: Optional[str] = None, header: str = "auto", user_col="0",
@@ -153,29 +120,27 @@ def read_interactions(path, sep: Optional[str] = None, header: str = "auto", use
 
 
 def _compact(ids: np.ndarray, codes: np.ndarray):
-    used, codes = np.unique(codes, return_inverse=True)
-    return ids[used], codes.ravel()
+    used, codes = _ids.encode(codes)
+    return ids[used], codes
 
 
 def _read_text(path, sep, header, user_col, item_col, weight_col, encoding="utf-8"):
     sep = _SEPARATORS.get(sep, sep) if sep is not None else None
-    if codecs.lookup(encoding).name == "utf-8":
-        encoding = "utf-8-sig"  # skips a byte-order mark, which would join the first id
-    with open(path, encoding=encoding, newline="") as f:
-        numbered = ((n, line) for n, line in enumerate(f, 1) if line.strip())
-        head = [next(numbered, None), next(numbered, None)]
-        if head[0] is None:
+    with open(path, "rb") as f:
+        numbered = _delimited.lines(f, encoding)
+        head = list(itertools.islice(numbered, 2))
+        if not head:
             raise ValueError(f"{path}: the file is empty")
         if sep is None:
-            sep = _sniff(head[0][1])
-        split = _splitter(sep)
-        first = _fields(split, *head[0], path)
+            sep = _delimited.sniff(head[0][1])
+        parsed = [fields for _, fields in _delimited.records(head, path, sep)]
+        first = parsed[0]
         has_header = header == "yes"
         if header == "auto":
             has_header = any(c is not None and not str(c).isdigit() and c != "auto"
                              for c in (user_col, item_col, weight_col))
-            if not has_header and head[1] is not None:
-                second = _fields(split, *head[1], path)
+            if not has_header and len(parsed) > 1:
+                second = parsed[1]
                 probe = 2 if weight_col is not None and min(len(first), len(second)) > 2 else 0
                 if str(weight_col).isdigit():
                     probe = int(weight_col)
@@ -187,20 +152,16 @@ def _read_text(path, sep, header, user_col, item_col, weight_col, encoding="utf-
         u, i, w = (_column(user_col, names, "user"), _column(item_col, names, "item"),
                    _column(weight_col, names, "weight"))
         need = max(c for c in (u, i, w) if c is not None) + 1
-        user_index, item_index = _Index(), _Index()
+        users, items = _ids.Encoder(), _ids.Encoder()
         rows, cols, weights = array("q"), array("q"), array("d")
         body = head[1:] if has_header else head
-        for n, line in itertools.chain((h for h in body if h is not None), numbered):
-            fields = _fields(split, n, line, path)
-            if len(fields) < need:
-                raise ValueError(f"{path}, line {n}: expected at least {need} fields separated "
-                                 f"by {_describe(sep)}, found {len(fields)}")
+        for n, fields in _delimited.records(itertools.chain(body, numbered), path, sep, need):
             user, item = fields[u].strip(), fields[i].strip()
             if user.endswith("\0") or item.endswith("\0"):
                 raise ValueError(f"{path}, line {n}: an id ends with a NUL character, which "
                                  "NumPy strings drop (two ids would become one): remove it")
-            rows.append(user_index(user))
-            cols.append(item_index(item))
+            rows.append(users.code(user))
+            cols.append(items.code(item))
             if w is not None:
                 try:
                     value = float(fields[w])
@@ -214,19 +175,9 @@ def _read_text(path, sep, header, user_col, item_col, weight_col, encoding="utf-
         raise ValueError(f"{path}: no rows after the header")
     weights = np.frombuffer(weights, dtype=np.float64) if w is not None else \
         np.ones(len(rows), dtype=np.float64)
-    return (user_index.sorted(np.frombuffer(rows, dtype=np.int64)),
-            item_index.sorted(np.frombuffer(cols, dtype=np.int64)), weights)
-
-
-def _fields(split, n: int, line: str, path: str) -> List[str]:
-    try:
-        return split(line)
-    except csv.Error as e:  # e.g. a field over the csv module's size limit
-        raise ValueError(f"{path}, line {n}: {e}") from None
-
-
-def _describe(sep: Optional[str]) -> str:
-    return {"\t": "tabs", None: "whitespace"}.get(sep, repr(sep))
+    user_ids, rows, _ = users.sorted(np.frombuffer(rows, dtype=np.int64))
+    item_ids, cols, _ = items.sorted(np.frombuffer(cols, dtype=np.int64))
+    return (user_ids, rows), (item_ids, cols), weights
 
 
 def _read_parquet(path, sep, header, user_col, item_col, weight_col):
@@ -247,10 +198,6 @@ def _read_parquet(path, sep, header, user_col, item_col, weight_col):
             raise ValueError(f"--{what}-col {spec}: {path} has only {len(names)} columns")
         return table.column(c).to_numpy(zero_copy_only=False)
 
-    def index(values):
-        ids, codes = np.unique(values.astype(str), return_inverse=True)
-        return ids, codes.ravel()
-
     weights = get(weight_col, "weight")
     if weights is None:
         weights = np.ones(table.num_rows)
@@ -258,23 +205,16 @@ def _read_parquet(path, sep, header, user_col, item_col, weight_col):
     if not np.isfinite(weights).all():
         raise ValueError(f"{path}: row {int(np.argmax(~np.isfinite(weights)))} has a weight "
                          "that is not finite")
-    return index(get(user_col, "user")), index(get(item_col, "item")), weights
-
-
-def lookup(ids: np.ndarray, wanted) -> np.ndarray:
-    """Positions of ``wanted`` in the sorted id array ``ids`` (-1 where unknown)."""
-    wanted = np.asarray(wanted, dtype=str)
-    pos = np.minimum(np.searchsorted(ids, wanted), max(len(ids) - 1, 0))
-    known = (ids[pos] == wanted) if len(ids) else np.zeros(len(wanted), dtype=bool)
-    return np.where(known, pos, -1)
+    return (_ids.encode(get(user_col, "user").astype(str)),
+            _ids.encode(get(item_col, "item").astype(str)), weights)
 
 
 def restrict(other: Interactions, data: Interactions) -> sp.csr_matrix:
     """The interactions of ``other`` whose user and item ids ``data`` knows, as a matrix of
     ``data``'s shape (the rest are dropped)."""
     X = other.matrix.tocoo()
-    r = lookup(data.user_ids, other.user_ids)[X.row]
-    c = lookup(data.item_ids, other.item_ids)[X.col]
+    r = _ids.lookup(data.user_ids, other.user_ids)[X.row]
+    c = _ids.lookup(data.item_ids, other.item_ids)[X.col]
     keep = (r >= 0) & (c >= 0)
     return sp.csr_matrix((X.data[keep], (r[keep], c[keep])), shape=data.matrix.shape,
                          dtype=np.float32)
@@ -284,7 +224,7 @@ def aligned(ids: np.ndarray, features: Interactions) -> sp.csr_matrix:
     """The rows of an id x feature file's matrix for the sorted ``ids`` (ids the file lacks get
     empty rows; ids only in the file are dropped)."""
     X = features.matrix.tocoo()
-    rows = lookup(ids, features.user_ids)[X.row]
+    rows = _ids.lookup(ids, features.user_ids)[X.row]
     keep = rows >= 0
     return sp.csr_matrix((X.data[keep], (rows[keep], X.col[keep])),
                          shape=(len(ids), X.shape[1]), dtype=np.float32)

@@ -27,7 +27,7 @@ from typing import Dict, List, Optional
 import numpy as np
 import scipy.sparse as sp
 
-from . import _io
+from . import _ids, _io
 from .als import AlternatingLeastSquares
 from .bpr import BayesianPersonalizedRanking
 from .evaluation import leave_k_out_split, ranking_metrics_at_k, train_test_split
@@ -130,7 +130,8 @@ def _fit(model, X, fit_kw, show_progress: bool, **features):
     return model.fit(X, show_progress=show_progress)
 
 
-def _read(path, args, min_weight=True) -> _io.Interactions:
+def read(path, args, min_weight=True) -> _io.Interactions:
+    """The interaction file at ``path`` read with the command's file-format options."""
     return _io.read_interactions(path, sep=args.sep, header=args.header, user_col=args.user_col,
                                  item_col=args.item_col, weight_col=args.weight_col,
                                  min_weight=args.min_weight if min_weight else None,
@@ -139,7 +140,7 @@ def _read(path, args, min_weight=True) -> _io.Interactions:
 
 # ---- commands ----------------------------------------------------------------------------------
 def cmd_fit(args) -> int:
-    data = _read(args.interactions, args)
+    data = read(args.interactions, args)
     model, fit_kw = make_model(args.model, args.param, args.threads, args.seed)
     _say(args, f"{os.path.basename(args.interactions)}: {data.matrix.shape[0]} users x "
                f"{data.matrix.shape[1]} items, {data.matrix.nnz} interactions; fitting {model!r}")
@@ -160,7 +161,7 @@ def _requested_users(args, data: _io.Interactions) -> np.ndarray:
     encoding = "utf-8-sig" if codecs.lookup(args.encoding).name == "utf-8" else args.encoding
     with open(path, encoding=encoding) as f:
         wanted = [line.strip() for line in f if line.strip()]
-    pos = _io.lookup(data.user_ids, wanted)
+    pos = _ids.lookup(data.user_ids, np.asarray(wanted, dtype=str))
     unknown = [w for w, p in zip(wanted, pos) if p < 0]
     if unknown and not args.skip_unknown:
         shown = ", ".join(repr(u) for u in unknown[:5])
@@ -174,7 +175,7 @@ def cmd_recommend(args) -> int:
     users = _requested_users(args, data)
     history = data.matrix
     if args.filter_liked is not None:
-        extra = _io.restrict(_read(args.filter_liked, args, min_weight=False), data)
+        extra = _io.restrict(read(args.filter_liked, args, min_weight=False), data)
         history = history.maximum(extra).tocsr()
     n = args.n
     for name, value in (("-n", n), ("--chunk-size", args.chunk_size)):
@@ -229,7 +230,7 @@ def _recommend_on_engine(args, model, data, users, history, features) -> int:
 
 
 def cmd_evaluate(args) -> int:
-    data = _read(args.interactions, args)
+    data = read(args.interactions, args)
     model, fit_kw = make_model(args.model, args.param, args.threads, args.seed)
     features = _features(args, data)
     if args.split == "random":
@@ -268,102 +269,8 @@ def _plot(args, model, train, test, features) -> None:
     _say(args, f"plots written to {args.plot}")
 
 
-def _demo_data(args):
-    """(name, user_items, user_features, item_features, synthetic data or None)."""
-    if args.data is None:
-        from .datasets import synthetic
-
-        d = synthetic(n_users=args.users, n_items=args.items, random_state=args.seed)
-        return (f"synthetic data (seed {args.seed})", d.user_items,
-                _io.with_identity(d.user_features), _io.with_identity(d.item_features), d)
-    if os.path.isfile(args.data) and not args.data.lower().endswith(".zip"):
-        d = _read(args.data, args)
-        return os.path.basename(args.data), d.matrix, None, None, None
-    from . import datasets
-
-    loaders = [getattr(datasets, name) for name in ("load_movielens", "load_lastfm")
-               if hasattr(datasets, name)]
-    errors = []
-    for load in loaders:
-        try:
-            d = load(args.data)
-        except ValueError as e:
-            errors.append(str(e))
-            continue
-        X = d.user_items
-        if args.min_weight is not None:
-            X = X.multiply(X >= args.min_weight).tocsr()
-            X.eliminate_zeros()
-        uf = None if d.user_features is None else _io.with_identity(d.user_features)
-        itf = None if d.item_features is None else _io.with_identity(d.item_features)
-        return os.path.basename(os.path.normpath(args.data)), X.astype(np.float32), uf, itf, None
-    raise CliError(f"--data {args.data!r} is neither an interaction file nor a dataset folder "
-                   "the loaders know: " + "; ".join(errors))
-
-
-def cmd_demo(args) -> int:
-    name, X, Fu, Fi, planted = _demo_data(args)
-    print(f"{name}: {X.shape[0]} users x {X.shape[1]} items, {X.nnz} interactions")
-    train, test = train_test_split(X, 0.8, random_state=args.seed)
-    feats = {k: v for k, v in (("user_features", Fu), ("item_features", Fi)) if v is not None}
-    threads = args.threads
-    lightfm_name = "lightfm warp" + (" + features" if feats else "")
-    models = [
-        ("popularity", PopularityRecommender(num_threads=threads), {}),
-        ("bm25 knn (K=50)", BM25Recommender(K=50, num_threads=threads), {}),
-        ("als (64 factors)", AlternatingLeastSquares(factors=64, regularization=0.05, alpha=2.0,
-                                                     iterations=15, random_state=args.seed,
-                                                     num_threads=threads), {}),
-        (lightfm_name, LightFM(no_components=32, loss="warp", random_state=args.seed), feats),
-    ]
-    rows = []
-    for label, model, fkw in models:
-        t0 = time.perf_counter()
-        if isinstance(model, LightFM):
-            model.fit(train, epochs=args.epochs, num_threads=threads, verbose=True, **fkw)
-        else:
-            model.fit(train, show_progress=True)
-        fit_s = time.perf_counter() - t0
-        t0 = time.perf_counter()
-        metrics = ranking_metrics_at_k(model, train, test, K=args.k, show_progress=True,
-                                       num_threads=threads, **fkw)
-        rows.append((label, fit_s, time.perf_counter() - t0, metrics))
-
-    print(f"\nmetrics at K={args.k} on the held-out 20%:")
-    print(f"{'model':<26}{'fit s':>8}{'eval s':>8}" + "".join(f"{k:>10}" for k in METRICS))
-    for label, fit_s, eval_s, m in rows:
-        print(f"{label:<26}{fit_s:>8.3f}{eval_s:>8.3f}"
-              + "".join(f"{m[k]:>10.4f}" for k in METRICS))
-
-    users = np.arange(min(3, X.shape[0]))
-    for label, model, fkw in (models[0], models[2], models[3]):
-        ids, scores = model.recommend(users, train[users], N=5, **fkw)
-        print(f"\nexample recommendations ({label}, already-seen items removed):")
-        for u, row, sc in zip(users, ids, scores):
-            shown = ", ".join(f"{i} ({s:.3g})" for i, s in zip(row, sc) if i >= 0)
-            print(f"  user {u}: {shown}")
-    if planted is not None:
-        _cold_start(models[3][1], planted, Fi)
-    return 0
-
-
-def _cold_start(model: LightFM, d, Fi) -> None:
-    """Recommends to a user who is not in the training data, described by one feature."""
-    n_users, n_features = d.user_features.shape
-    taste = int(np.bincount(d.user_cluster).argmax())
-    row = np.zeros((1, n_users + n_features), dtype=np.float32)
-    row[0, n_users + taste] = 1.0  # no identity feature: only the taste feature is known
-    ids, _ = model.recommend(0, None, N=10, filter_already_liked_items=False,
-                             user_features=sp.csr_matrix(row), item_features=Fi)
-    hits = int((d.item_cluster[ids] == taste).sum())
-    print(f"\ncold start (lightfm): a new user known only by the feature "
-          f"'{d.user_feature_names[taste]}' gets {', '.join(map(str, ids))}; {hits} of 10 are "
-          f"from cluster {taste} (a random item is with probability "
-          f"{np.mean(d.item_cluster == taste):.2f})")
-
-
 # ---- argument parsing --------------------------------------------------------------------------
-def _reader_options(p: argparse.ArgumentParser) -> None:
+def reader_options(p: argparse.ArgumentParser) -> None:
     g = p.add_argument_group("interaction file format")
     g.add_argument("--sep", help="field separator (default: guessed from the first line: tab, "
                    "'::', comma, ';', '|', else whitespace); 'tab', 'comma', 'space' accepted")
@@ -405,25 +312,12 @@ def _common(p: argparse.ArgumentParser) -> None:
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="tacitrec", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
-    from . import __version__
+    from . import __version__, demo  # demo imports this module: it is imported here
 
     parser.add_argument("--version", action="version", version=f"tacitrec {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
 
-    d = sub.add_parser("demo", help="fit and evaluate models on generated data",
-                       description="Generates seeded data with planted structure and user/item "
-                       "features (or reads --data), fits popularity, BM25 kNN, ALS and LightFM "
-                       "WARP with the features, and prints metrics on a held-out 20%% and "
-                       "example recommendations.")
-    d.add_argument("--data", metavar="PATH", help="an interaction file, or a MovieLens / "
-                   "Last.fm folder or archive, instead of generated data")
-    d.add_argument("--users", type=int, default=20000, help="generated users (default 20000)")
-    d.add_argument("--items", type=int, default=5000, help="generated items (default 5000)")
-    d.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
-    d.add_argument("-k", type=int, default=10, help="cut-off K of the metrics (default 10)")
-    d.add_argument("--epochs", type=int, default=20, help="LightFM epochs (default 20)")
-    d.add_argument("--threads", type=int, default=0, help="threads, 0 = all cores (default)")
-    _reader_options(d)
+    demo.add_parser(sub)
 
     f = sub.add_parser("fit", help="fit a model on an interaction file and save it",
                        description="Fits a model on user, item[, weight] rows and saves it, with "
@@ -431,7 +325,7 @@ def build_parser() -> argparse.ArgumentParser:
                        "`tacitrec recommend`.")
     _model_options(f)
     f.add_argument("--out", "-o", required=True, metavar="MODEL", help="output file (.npz)")
-    _reader_options(f)
+    reader_options(f)
     _common(f)
 
     r = sub.add_parser("recommend", help="top-N recommendations of a saved model as CSV",
@@ -460,7 +354,7 @@ def build_parser() -> argparse.ArgumentParser:
                    "machine's cores, on the loopback address")
     r.add_argument("--partitions", type=int, help="with --engine: partitions of the users "
                    "(default: twice the local cores)")
-    _reader_options(r)
+    reader_options(r)
     _common(r)
 
     e = sub.add_parser("evaluate", help="split, fit and print ranking metrics",
@@ -478,7 +372,7 @@ def build_parser() -> argparse.ArgumentParser:
     e.add_argument("-k", type=int, default=10, help="cut-off K of the metrics (default 10)")
     e.add_argument("--plot", metavar="IMAGE", help="also draw ndcg@K curves and the long-tail "
                    "picture (needs matplotlib) to this image file (.png, .svg, .pdf)")
-    _reader_options(e)
+    reader_options(e)
     _common(e)
     return parser
 
@@ -494,7 +388,9 @@ def main(argv: Optional[List[str]] = None) -> int:
         argv.insert(0, "demo")  # `tacitrec` alone runs the demo
     parser = build_parser()
     args = parser.parse_args(argv)
-    commands = {"demo": cmd_demo, "fit": cmd_fit, "recommend": cmd_recommend,
+    from . import demo
+
+    commands = {"demo": demo.run, "fit": cmd_fit, "recommend": cmd_recommend,
                 "evaluate": cmd_evaluate}
     try:
         return commands[args.command](args)

@@ -14,48 +14,21 @@ from typing import Dict, Hashable, Iterable, List, Tuple
 import numpy as np
 import scipy.sparse as sp
 
+from . import _ids
+
 
 def _indices(mapping: Dict[Hashable, int], values, what: str) -> np.ndarray:
-    """Indices of ``values`` (an array or iterable of ids) in ``mapping``, vectorised when the
-    ids are numbers or strings; raises ValueError naming the first unknown id."""
+    """Indices of ``values`` (an array or iterable of ids) in ``mapping``, whose indices are its
+    insertion order (vectorised by :func:`tacitrec._ids.lookup`); raises ValueError naming the
+    first unknown id."""
     arr = np.asarray(values)
-    if arr.ndim != 1:
-        raise ValueError(f"{what} must be 1-D, got shape {arr.shape}")
-    if len(arr) == 0:
-        return np.zeros(0, dtype=np.int32)
-    keys = np.asarray(list(mapping.keys()))
-    values_of = np.fromiter(mapping.values(), dtype=np.int64, count=len(mapping))
-    if keys.dtype.kind in "iu" and arr.dtype.kind in "iu":
-        lo, hi = int(keys.min()), int(keys.max())
-        if hi - lo <= 4 * len(keys) + (1 << 20):  # compact integer ids: a lookup table
-            table = np.full(hi - lo + 1, -1, dtype=np.int32)
-            table[keys - lo] = values_of
-            inside = (arr >= lo) & (arr <= hi)
-            out = np.full(len(arr), -1, dtype=np.int32)
-            out[inside] = table[arr[inside] - lo]
-            if (out < 0).any():
-                bad = arr[np.argmax(out < 0)].item()
-                raise ValueError(f"unknown {what} {bad!r}: add it with Dataset.fit_partial "
-                                 "first")
-            return out
-    if keys.dtype.kind in "iufUS" and arr.dtype.kind == keys.dtype.kind:
-        order = np.argsort(keys, kind="stable")
-        sorted_keys = keys[order]
-        pos = np.searchsorted(sorted_keys, arr)
-        pos_c = np.minimum(pos, len(keys) - 1)
-        found = sorted_keys[pos_c] == arr
-        if not found.all():
-            bad = arr[np.argmin(found)].item()
-            raise ValueError(f"unknown {what} {bad!r}: add it with Dataset.fit_partial first")
-        return values_of[order[pos_c]].astype(np.int32)
-    out = np.empty(len(arr), dtype=np.int32)
-    for k, v in enumerate(arr.tolist()):
-        try:
-            out[k] = mapping[v]
-        except KeyError:
-            raise ValueError(f"unknown {what} {v!r}: add it with Dataset.fit_partial "
-                             "first") from None
-    return out
+    pos = _ids.lookup(list(mapping), arr, what=what)
+    unknown = pos < 0
+    if unknown.any():
+        k = int(np.argmax(unknown))
+        bad = arr[k:k + 1].tolist()[0]
+        raise ValueError(f"unknown {what} {bad!r}: add it with Dataset.fit_partial first")
+    return pos.astype(np.int32)
 
 
 class Dataset:
@@ -237,18 +210,18 @@ class Dataset:
                                      None if feature_weight_col is None else frames.numbers(
                                          frames.column(F, feature_weight_col, f"{side}_features"),
                                          feature_weight_col, f"{side}_features"))
-        ids, names = {}, {}
+        ids, codes, names, name_codes = {}, {}, {}, {}
         for side, col in (("user", users), ("item", items)):
             extra = side_frames.get(side)
-            ids[side], _ = frames.encode(col if extra is None else pa.concat_arrays(
-                [col, extra[0].cast(col.type)]))
-            names[side] = None if extra is None else frames.encode(extra[1])[0]
+            ids[side], codes[side] = _ids.encode(col if extra is None else pa.concat_arrays(
+                [col, extra[0].cast(col.type)]), order="appearance")
+            if extra is not None:
+                names[side], name_codes[side] = _ids.encode(extra[1], order="appearance")
         data = cls(user_identity_features, item_identity_features)
         data.fit_partial(users=ids["user"].to_pylist(), items=ids["item"].to_pylist(),
-                         user_features=None if names["user"] is None else names["user"].to_pylist(),
-                         item_features=None if names["item"] is None else names["item"].to_pylist())
-        u = _codes(users, ids["user"])
-        i = _codes(items, ids["item"])
+                         user_features=names["user"].to_pylist() if "user" in names else None,
+                         item_features=names["item"].to_pylist() if "item" in names else None)
+        u, i = codes["user"][:len(users)], codes["item"][:len(items)]
         w = (None if weight_col is None
              else frames.numbers(frames.column(table, weight_col, "interactions"), weight_col,
                                  "interactions"))
@@ -258,9 +231,9 @@ class Dataset:
             extra = side_frames.get(side)
             if extra is None:
                 continue
-            n = len(ids[side])
-            rows = _codes(extra[0], ids[side])
-            cols = _codes(extra[1], names[side]) + (n if identity else 0)
+            n, n_rows = len(ids[side]), len(users if side == "user" else items)
+            rows = codes[side][n_rows:]
+            cols = name_codes[side] + (n if identity else 0)
             vals = np.ones(len(rows), np.float32) if extra[2] is None else extra[2]
             if identity:
                 rows = np.concatenate([np.arange(n), rows])
@@ -316,15 +289,6 @@ class Dataset:
         """Items x item features CSR, as :meth:`build_user_features`."""
         return self._build_features(data, self._item_ids, self._item_features,
                                     self._item_identity, "item", normalize)
-
-
-def _codes(col, ids) -> np.ndarray:
-    from .frames import pyarrow
-    import pyarrow.compute as pc
-
-    pyarrow()
-    return pc.index_in(col.cast(ids.type) if not col.type.equals(ids.type) else col,
-                       value_set=ids).to_numpy(zero_copy_only=False).astype(np.int64)
 
 
 def _feature_matrix(shape, rows, cols, vals, what: str, normalize: bool) -> sp.csr_matrix:

@@ -1,8 +1,9 @@
 """Data frames in and out: pandas, polars and pyarrow tables, whichever is installed.
 
 Frames are converted through Arrow (pyarrow is needed for any frame; pandas and polars only when
-their frames are used), so ids of any type keep their type end to end and the id mapping is
-vectorised (pyarrow's hash kernels), never a Python loop over rows.
+their frames are used), so ids of any type keep their type end to end and ids are mapped to
+indices by the package's one id encoder (:mod:`tacitrec._ids`, pyarrow's hash kernels), never a
+Python loop over rows.
 """
 
 from __future__ import annotations
@@ -10,6 +11,8 @@ from __future__ import annotations
 from typing import Any, Optional
 
 import numpy as np
+
+from . import _ids
 
 KINDS = ("pandas", "polars", "pyarrow")
 
@@ -95,18 +98,6 @@ def ids_array(values: Any) -> np.ndarray:
     return arr
 
 
-def encode(col, known=None):
-    """``(ids, codes)``: the distinct values of an Arrow array in order of first appearance
-    (after the ``known`` ones, an Arrow array, when given) and each value's index in them."""
-    pa = pyarrow()
-    import pyarrow.compute as pc
-
-    ids = pc.unique(col) if known is None else pc.unique(pa.concat_arrays(
-        [known.cast(col.type) if not known.type.equals(col.type) else known, col]))
-    codes = pc.index_in(col, value_set=ids)
-    return ids, codes.to_numpy(zero_copy_only=False).astype(np.int64)
-
-
 # ---- models in and out of frames ---------------------------------------------------------------
 def _default_kind(model, *inputs) -> str:
     for x in inputs:
@@ -174,12 +165,10 @@ def history_rows(model, users, user_items=None):
                              "Dataset.from_frame in this process (pass the users' interaction "
                              "rows as a frame, or filter_already_liked_items=False)")
         W = data.weights.tocsr()
-        pos = pc.index_in(users.cast(pa.array(data.user_id_array).type)
-                          if users.type != pa.array(data.user_id_array).type else users,
-                          value_set=pa.array(data.user_id_array))
-        found = pos.is_valid().to_numpy(zero_copy_only=False)
-        rows_idx = pos.fill_null(0).to_numpy(zero_copy_only=False).astype(np.int64)
-        sub = W[rows_idx[found]].tocoo()
+        pos = _ids.lookup(pa.array(data.user_id_array), users, what="users",
+                          known_as="the Dataset's user ids")
+        found = pos >= 0
+        sub = W[pos[found]].tocoo()
         who = users.filter(pa.array(found)).take(pa.array(sub.row.astype(np.int64)))
         item_ids = pa.array(data.item_id_array).take(pa.array(sub.col.astype(np.int64)))
         rows = pa.table({"user": who, "item": item_ids,

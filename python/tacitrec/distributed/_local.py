@@ -17,7 +17,7 @@ from typing import Dict, Optional, Tuple
 import numpy as np
 import scipy.sparse as sp
 
-from .. import _core
+from .. import _core, _ids
 from .._validation import Csr, as_csr, check_count
 from ..base import RecommenderBase
 from ..evaluation import metric_tables
@@ -107,22 +107,12 @@ class _Ids:
         return self._value_set
 
     def index(self, values) -> Tuple[np.ndarray, np.ndarray]:
-        """``(indices, found)`` of a pyarrow array without nulls."""
+        """``(indices, found)`` of a pyarrow array without nulls (indices -1 where not found)."""
         pa = pyarrow()
-        import pyarrow.compute as pc
-
         if self.ids is not None:
-            self.arrow()
-            if not values.type.equals(self._value_set.type):
-                try:
-                    values = values.cast(self._value_set.type)
-                except (pa.ArrowInvalid, pa.ArrowNotImplementedError, TypeError):
-                    raise ValueError(f"{self.side} ids of type {values.type} cannot be compared "
-                                     f"with the model's {self.side} ids "
-                                     f"({self._value_set.type})") from None
-            pos = pc.index_in(values, value_set=self._value_set)
-            found = _as_numpy(pos.is_valid())
-            return _as_numpy(pos.fill_null(0)).astype(np.int64), found
+            idx = _ids.lookup(self.arrow(), values, what=f"{self.side} ids",
+                              known_as=f"the model's {self.side} ids")
+            return idx, idx >= 0
         if not (pa.types.is_integer(values.type) or pa.types.is_floating(values.type)):
             raise ValueError(f"the model has no original {self.side} ids (set_ids), so {self.side} "
                              f"values must be integer indices, got {values.type}")
@@ -131,7 +121,7 @@ class _Ids:
         if arr.dtype.kind == "f" and not np.array_equal(idx, arr):
             raise ValueError(f"{self.side} values must be integer indices, got fractions")
         found = (idx >= 0) & (idx < self.n) if self.n is not None else idx >= 0
-        return np.where(found, idx, 0), found
+        return np.where(found, idx, -1), found
 
 
 class Scorer:
@@ -183,13 +173,10 @@ class Scorer:
         """A partition's rows, decoded: ``(users`` (distinct, a pyarrow array), ``query`` (their
         model indices), ``keep_user`` (known users), ``row_user`` (each row's user position),
         ``valid`` (rows with a known item of a kept user), ``item_idx``, ``weight)``."""
-        import pyarrow.compute as pc
-
         user = table.column("user").combine_chunks()
         if user.null_count:
             raise ValueError("the user column holds nulls: every row needs a user")
-        encoded = pc.dictionary_encode(user)
-        users, row_user = encoded.dictionary, _as_numpy(encoded.indices).astype(np.int64)
+        users, row_user = _ids.encode(user, order="appearance")
         if self.users is None:  # kNN: any user, scored from its rows
             query, keep_user = np.arange(len(users)), np.ones(len(users), bool)
         else:
