@@ -185,6 +185,8 @@ def numeric(f, label, sep: str, n_fields: int, skip: int = 0) -> np.ndarray:
         if len(sep) > 1:
             data = data.replace(sep.encode(), one)
         n_rows = _count(data, one, n_fields, label, line, sep)
+        if n_rows == 0:  # blank lines only
+            continue
         try:
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore", DeprecationWarning)  # numpy < 2 on bad data

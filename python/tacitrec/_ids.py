@@ -97,9 +97,11 @@ def lookup(ids, values, what: str = "ids", known_as: str = "the known ids") -> n
         raise ValueError(f"{what} must be 1-D, got shape {arr.shape}")
     if len(arr) == 0:
         return np.zeros(0, np.int64)
-    keys = ids if isinstance(ids, np.ndarray) else np.asarray(ids)
-    if len(keys) == 0:
+    if len(ids) == 0:
         return np.full(len(arr), -1, np.int64)
+    keys = ids if isinstance(ids, np.ndarray) else _array_or_none(ids)
+    if keys is None:
+        return _lookup_dict(ids, arr)
     if keys.dtype.kind in "iu" and arr.dtype.kind in "iu":
         lo, hi = int(keys.min()), int(keys.max())
         if hi - lo <= 4 * len(keys) + (1 << 20):  # compact integer ids: a lookup table
@@ -122,6 +124,19 @@ def lookup(ids, values, what: str = "ids", known_as: str = "the known ids") -> n
         if order is not None:
             pos = order[pos]
         return np.where(found, pos, -1).astype(np.int64, copy=False)
+    return _lookup_dict(ids, arr)
+
+
+def _array_or_none(ids) -> Optional[np.ndarray]:
+    """A list of ids as a 1-D NumPy array, or None where NumPy cannot make one (tuples, ...)."""
+    try:
+        keys = np.asarray(ids)
+    except ValueError:
+        return None
+    return keys if keys.ndim == 1 else None
+
+
+def _lookup_dict(ids, arr: np.ndarray) -> np.ndarray:
     index = {k: j for j, k in enumerate(ids.tolist() if isinstance(ids, np.ndarray) else ids)}
     return np.fromiter((index.get(v, -1) for v in arr.tolist()), np.int64, len(arr))
 
