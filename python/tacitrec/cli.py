@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import argparse
 import ast
-import codecs
 import contextlib
 import csv
 import os
@@ -27,7 +26,7 @@ from typing import Dict, List, Optional
 import numpy as np
 import scipy.sparse as sp
 
-from . import _ids, _io
+from . import _delimited, _ids, _io
 from .als import AlternatingLeastSquares
 from .bpr import BayesianPersonalizedRanking
 from .evaluation import leave_k_out_split, ranking_metrics_at_k, train_test_split
@@ -158,9 +157,8 @@ def _requested_users(args, data: _io.Interactions) -> np.ndarray:
     if args.users is None:
         return np.arange(data.matrix.shape[0])
     path = _io._check_file(args.users, "users file")
-    encoding = "utf-8-sig" if codecs.lookup(args.encoding).name == "utf-8" else args.encoding
-    with open(path, encoding=encoding) as f:
-        wanted = [line.strip() for line in f if line.strip()]
+    with open(path, "rb") as f:
+        wanted = [text.strip() for _, text in _delimited.lines(f, args.encoding)]
     pos = _ids.lookup(data.user_ids, np.asarray(wanted, dtype=str))
     unknown = [w for w, p in zip(wanted, pos) if p < 0]
     if unknown and not args.skip_unknown:
