@@ -45,8 +45,9 @@ def encode(values, order: str = "sorted", known=None):
 
     ``values`` is a 1-D NumPy array or a pyarrow array without nulls; ``ids`` is of the same
     kind. ``order="sorted"``: the ids sorted (numbers by value, strings by code point);
-    ``order="appearance"``: in order of first appearance, after the ``known`` ids (an array of
-    the same kind, distinct) when they are given, so that ``ids[:len(known)]`` equals them.
+    ``order="appearance"``: in order of first appearance. ``known`` (distinct ids, an array of
+    the same kind) are ids whether the values hold them or not; in order of appearance they come
+    first, so that ``ids[:len(known)]`` equals them.
     """
     if order not in ORDERS:
         raise ValueError(f"order must be one of {ORDERS}, got {order!r}")
