@@ -34,6 +34,8 @@ def test_encode_after_known_ids(known, values):
     ids, codes = _ids.encode(arr, order="appearance", known=np.array(known, dtype=np.int64))
     assert ids.tolist() == appearance(known + values)
     assert len(codes) == len(values) and ids[codes].tolist() == values
+    ids, codes = _ids.encode(arr, known=np.array(known, dtype=np.int64))
+    assert ids.tolist() == sorted(set(known + values)) and ids[codes].tolist() == values
 
 
 @pytest.mark.parametrize("values", [[3, 1, 3, 7, 1], ["b", "a", "b", "c"], []])
