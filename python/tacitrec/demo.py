@@ -81,7 +81,8 @@ def run(args) -> int:
         ("als (64 factors)", AlternatingLeastSquares(factors=64, regularization=0.05, alpha=2.0,
                                                      iterations=15, random_state=args.seed,
                                                      num_threads=threads), {}),
-        (lightfm_name, LightFM(no_components=32, loss="warp", random_state=args.seed), feats),
+        (lightfm_name, LightFM(no_components=32, loss="warp", random_state=args.seed,
+                              num_threads=threads), feats),
     ]
     rows = []
     for label, model, fkw in models:
