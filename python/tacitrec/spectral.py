@@ -73,24 +73,24 @@ class SpectralFilterRecommender(RecommenderBase):
     row and column sums of ``R``, 0/1 with ``binary``), ``P = R~^T R~``, ``V`` the ``factors``
     leading right singular vectors of ``R~``, ``D = D_I``, and ``r`` a user's (0/1) row:
 
-    ============ ==================================================================================
-    method       scores
-    ============ ==================================================================================
-    ``"gf-cf"``  Shen et al., "How Powerful is Graph Convolution for Recommendation?", CIKM 2021:
-                 ``r P + w r D^-b V V^T D^b``.
-    ``"bspm"``   Choi et al., "Blurring-Sharpening Process Models for Collaborative Filtering",
-                 SIGIR 2023: blurring ``dx/dt = x P - x`` (``blur_*``) from ``r``; the ideal
-                 low-pass ODE ``dx/dt = x D^-b V V^T D^b - x`` (``ideal_*``); sharpening
-                 ``dx/dt = -x P`` (``sharpen_*``) started from ``blur + w ideal``
-                 (``final_sharpening=True``, "early merge") or from ``blur`` with ``w ideal``
-                 added after ("late merge"); ``t_point_combination`` averages the states at every
-                 time point instead of taking the last. Fixed-step ``euler``/``rk4`` on the grid
-                 ``linspace(0, T, steps + 1)``, as torchdiffeq in the authors' code.
+    ============= ==================================================================================
+    method        scores
+    ============= ==================================================================================
+    ``"gf-cf"``   Shen et al., "How Powerful is Graph Convolution for Recommendation?", CIKM 2021:
+                  ``r P + w r D^-b V V^T D^b``.
+    ``"bspm"``    Choi et al., "Blurring-Sharpening Process Models for Collaborative Filtering",
+                  SIGIR 2023: blurring ``dx/dt = x P - x`` (``blur_*``) from ``r``; the ideal
+                  low-pass ODE ``dx/dt = x D^-b V V^T D^b - x`` (``ideal_*``); sharpening
+                  ``dx/dt = -x P`` (``sharpen_*``) started from ``blur + w ideal``
+                  (``final_sharpening=True``, "early merge") or from ``blur`` with ``w ideal``
+                  added after ("late merge"); ``t_point_combination`` averages the states at every
+                  time point instead of taking the last. Fixed-step ``euler``/``rk4`` on the grid
+                  ``linspace(0, T, steps + 1)``, as torchdiffeq in the authors' code.
     ``"chebycf"`` Kim et al., "Graph Spectral Filtering with Chebyshev Interpolation for
-                 Recommendation", SIGIR 2025: ``D^g (sum_n c_n T_n(I - 2P) + w V V^T) D^-g r``,
-                 the degree-``order`` Chebyshev interpolant of a plateau with ``flatness``
-                 (``g = degree_power``).
-    ============ ==================================================================================
+                  Recommendation", SIGIR 2025: ``D^g (sum_n c_n T_n(I - 2P) + w V V^T) D^-g r``,
+                  the degree-``order`` Chebyshev interpolant of a plateau with ``flatness``
+                  (``g = degree_power``).
+    ============= ==================================================================================
 
     Published settings (Recall@20 / NDCG@20 on the LightGCN splits; Gowalla is the default):
 
