@@ -7,7 +7,10 @@
 //! width (the ALS user half-sweep with the Cholesky solver at 64 factors: 1.35 -> 0.77 s on one
 //! thread, `benches/compare/als.py`).
 
+mod gemv;
 pub(crate) mod svd;
+
+pub(crate) use gemv::{dots, weighted_sum};
 
 use crate::simd::Lanes;
 

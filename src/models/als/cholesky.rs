@@ -1,0 +1,225 @@
+//! The Cholesky solver: exact solves of each row's normal equations, formed by GEMM and
+//! factorised as many rows at a time as the CPU's vectors have lanes (`linalg`).
+
+use super::{gather, GATHER_ROWS};
+use crate::error::{checked_len, try_with_capacity, try_zeroed, Error, Result};
+use crate::linalg::cholesky_solve_lanes;
+use crate::parallel;
+use crate::simd::{vaxpy, Arch, Lanes, WithSimd};
+use crate::sparse::CsrView;
+use faer::reborrow::ReborrowMut;
+use faer::{Accum, MatMut, MatRef, Par};
+use rayon::prelude::*;
+
+/// Per-thread buffers of the solver: one row's normal equations, its gathered item factors and
+/// their scaled copy, and the interleaved systems of a batch of rows.
+struct Scratch {
+    a: Vec<f32>,
+    gathered: Vec<f32>,
+    scaled: Vec<f32>,
+    batch: Vec<f32>,
+    rhs: Vec<f32>,
+}
+
+impl Scratch {
+    /// `gather`: the capacity of the gathered factors and of their scaled copy, reserved exactly
+    /// (buffers grown by doubling took up to twice the memory); `lanes` interleaved `f x f`
+    /// systems. Every buffer whose size grows with the factors is allocated fallibly: a thread's
+    /// scratch that does not fit is a MemoryError naming `factors`, not an abort.
+    fn new(f: usize, gather: usize, lanes: usize) -> Result<Self> {
+        let what = "the solver's per-thread buffers";
+        let cause =
+            || format!("factors={f} with the Cholesky solver ({lanes} f x f systems per thread)");
+        let square = checked_len::<f32>(f, f, what, cause)?;
+        let systems = checked_len::<f32>(square, lanes, what, cause)?;
+        // a failure reports what the thread needs in all
+        let total = (square as u128 + systems as u128 + (f * lanes) as u128 + 2 * gather as u128)
+            * std::mem::size_of::<f32>() as u128;
+        let oom = |_| Error::OutOfMemory {
+            what: what.to_string(),
+            bytes: total,
+            cause: cause(),
+        };
+        Ok(Scratch {
+            a: try_zeroed(square, what, String::new).map_err(oom)?,
+            gathered: try_with_capacity(gather, what, String::new).map_err(oom)?,
+            scaled: try_with_capacity(gather, what, String::new).map_err(oom)?,
+            batch: try_with_capacity(systems, what, String::new).map_err(oom)?,
+            rhs: try_with_capacity(f * lanes, what, String::new).map_err(oom)?,
+        })
+    }
+}
+
+/// Exact solves of every row of `x` against the fixed factors `y` and their Gram matrix plus the
+/// regularisation, `yty` (see [`super::solve`]).
+pub(super) fn solve_rows(
+    arch: Arch,
+    c: &CsrView<'_>,
+    x: &mut [f32],
+    y: &[f32],
+    yty: &[f32],
+    f: usize,
+    num_threads: usize,
+) -> Result<()> {
+    let stop = parallel::stop_flag();
+    let longest = (0..c.n_rows()).map(|u| c.row_range(u).len()).max();
+    let gather = longest.unwrap_or(0).min(GATHER_ROWS) * f;
+    let lanes = arch.dispatch(LaneCount);
+    parallel::install(num_threads, || {
+        x.par_chunks_mut(lanes * f).enumerate().try_for_each_init(
+            || Scratch::new(f, gather, lanes),
+            |s, (batch, x)| {
+                stop.check()?;
+                let s = s.as_mut().map_err(|e| e.clone())?;
+                arch.dispatch(Batch {
+                    c,
+                    first: batch * lanes,
+                    x,
+                    y,
+                    yty,
+                    f,
+                    s,
+                })
+            },
+        )
+    })?
+}
+
+/// Row `u`'s normal equations: `a = YtY + reg I + Y_u^T diag(|c| - 1) Y_u` (`f x f`, row-major, by
+/// one GEMM per chunk of gathered item factors) and `b = sum_i c_ui p_ui y_i`.
+#[allow(clippy::too_many_arguments)]
+#[inline(always)] // into the callers' vector instructions
+fn normal_equations<S: Lanes>(
+    simd: S,
+    items: &[i32],
+    conf: &[f32],
+    y: &[f32],
+    yty: &[f32],
+    a: &mut [f32],
+    b: &mut [f32],
+    gathered: &mut Vec<f32>,
+    scaled: &mut Vec<f32>,
+) {
+    let f = b.len();
+    b.fill(0.0);
+    a.copy_from_slice(yty);
+    let mut am = MatMut::from_row_major_slice_mut(a, f, f);
+    for (ids, cs) in items.chunks(GATHER_ROWS).zip(conf.chunks(GATHER_ROWS)) {
+        gathered.clear();
+        gather(ids, ids.len(), y, f, gathered);
+        scaled.clear();
+        for (yi, &c) in gathered.chunks_exact(f).zip(cs) {
+            let (pref, c) = if c > 0.0 { (c, c) } else { (0.0, -c) };
+            vaxpy(simd, pref, yi, b);
+            scaled.extend(yi.iter().map(|v| v * (c - 1.0)));
+        }
+        let n = ids.len();
+        let g = MatRef::from_row_major_slice(gathered, n, f);
+        let h = MatRef::from_row_major_slice(scaled, n, f);
+        faer::linalg::matmul::matmul(am.rb_mut(), Accum::Add, g.transpose(), h, 1.0f32, Par::Seq);
+    }
+}
+/// The number of `f32` lanes of the vectors [`Arch::dispatch`] runs kernels with.
+struct LaneCount;
+
+impl WithSimd for LaneCount {
+    type Output = usize;
+    #[inline(always)]
+    fn with_simd<S: Lanes>(self, _: S) -> usize {
+        S::F32_LANES
+    }
+}
+
+/// A batch of consecutive rows, one per vector lane (`x` holds them, the first is row `first` of
+/// `c`), run by [`Arch::dispatch`] with the CPU's vector instructions.
+struct Batch<'a, 'c> {
+    c: &'a CsrView<'c>,
+    first: usize,
+    x: &'a mut [f32],
+    y: &'a [f32],
+    yty: &'a [f32],
+    f: usize,
+    s: &'a mut Scratch,
+}
+
+impl WithSimd for Batch<'_, '_> {
+    type Output = Result<()>;
+    #[inline(always)]
+    fn with_simd<S: Lanes>(self, simd: S) -> Result<()> {
+        cholesky_batch(simd, self)
+    }
+}
+
+/// Exact solves of as many consecutive rows as the CPU's vectors have lanes, one row per lane:
+/// each row's normal equations are formed by GEMM, then laid out interleaved (element `(i, k)` of
+/// every row in one vector) and factorised and solved together, so that the Cholesky
+/// factorisation, whose per-row loops are too short and too dependent to vectorise, runs at full
+/// vector width. Lanes without a row, and empty rows, get the identity and a zero right-hand side.
+/// The interleaved systems take `f * f` floats per lane and thread (1 MiB at 128 factors with
+/// AVX-512's 16 lanes).
+#[inline(always)]
+fn cholesky_batch<S: Lanes>(simd: S, batch: Batch<'_, '_>) -> Result<()> {
+    let Batch {
+        c,
+        first,
+        x,
+        y,
+        yty,
+        f,
+        s,
+    } = batch;
+    let lanes = S::F32_LANES;
+    let rows = x.len() / f;
+    // column-major, interleaved: element (i, k) of lane l at (k * f + i) * lanes + l
+    s.batch.clear();
+    s.batch.resize(f * f * lanes, 0.0);
+    s.rhs.clear();
+    s.rhs.resize(f * lanes, 0.0);
+    for l in 0..lanes {
+        let (items, conf) = if l < rows {
+            c.row(first + l)
+        } else {
+            (&[][..], &[][..])
+        };
+        if items.is_empty() {
+            for k in 0..f {
+                s.batch[(k * f + k) * lanes + l] = 1.0;
+            }
+            continue;
+        }
+        let b = &mut x[l * f..(l + 1) * f];
+        normal_equations(
+            simd,
+            items,
+            conf,
+            y,
+            yty,
+            &mut s.a,
+            b,
+            &mut s.gathered,
+            &mut s.scaled,
+        );
+        for (k, &bk) in b.iter().enumerate() {
+            for i in k..f {
+                s.batch[(k * f + i) * lanes + l] = s.a[i * f + k];
+            }
+            s.rhs[k * lanes + l] = bk;
+        }
+    }
+    cholesky_solve_lanes(simd, &mut s.batch, &mut s.rhs, f, rows).map_err(|l| {
+        Error::invalid(
+            "user_items",
+            format!(
+                "the normal equations of row {} are singular (the fixed factors are rank \
+                 deficient): use a regularization above 0",
+                first + l
+            ),
+        )
+    })?;
+    for (l, xl) in x.chunks_exact_mut(f).enumerate() {
+        for (k, v) in xl.iter_mut().enumerate() {
+            *v = s.rhs[k * lanes + l];
+        }
+    }
+    Ok(())
+}

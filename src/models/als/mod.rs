@@ -1,0 +1,216 @@
+//! Implicit ALS (Hu, Koren & Volinsky 2008) as implicit 0.7 implements it: half-sweeps solved
+//! per row by conjugate gradient (warm-started, without forming the f x f matrix, [`cg`]) or by
+//! Cholesky (rows batched across vector lanes, [`cholesky`]), and the training loss ([`loss`]).
+//!
+//! Confidence and preference: a stored value `r > 0` means preference 1 with confidence `r`; `r < 0`
+//! means preference 0 with confidence `|r|`; a missing entry means preference 0 with confidence 1.
+//! (The caller scales the values by alpha.) Row u of X solves
+//! `(YtY + reg I + sum_i (c_ui - 1) y_i y_i^T) x_u = sum_i c_ui p_ui y_i`; empty rows get zeros.
+
+mod cg;
+mod cholesky;
+mod loss;
+
+pub use loss::loss;
+
+use crate::error::{checked_len, try_zeroed, Error, Result};
+use crate::simd::{prefetch, Arch};
+use crate::sparse::CsrView;
+use faer::{Accum, MatMut, MatRef, Par};
+
+/// How each row's normal equations are solved.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Solver {
+    /// `steps` conjugate-gradient steps from the current factors.
+    ConjugateGradient { steps: usize },
+    /// An exact solve by Cholesky factorisation (faer).
+    Cholesky,
+}
+
+/// Parameters of a half-sweep.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct AlsParams {
+    pub regularization: f32,
+    pub solver: Solver,
+}
+
+impl Default for AlsParams {
+    fn default() -> Self {
+        AlsParams {
+            regularization: 0.01,
+            solver: Solver::ConjugateGradient { steps: 3 },
+        }
+    }
+}
+
+/// `Y^T Y` (row-major `f x f`) of a row-major `n x f` matrix, plus `reg` on the diagonal.
+pub fn gram(y: &[f32], f: usize, reg: f32) -> Result<Vec<f32>> {
+    let n = y.len().checked_div(f).unwrap_or(0);
+    let cause = || format!("factors={f} (f x f floats)");
+    let len = checked_len::<f32>(f, f, "the factors' Gram matrix", cause)?;
+    let mut out = try_zeroed::<f32>(len, "the factors' Gram matrix", cause)?;
+    if f > 0 && n > 0 {
+        let yv = MatRef::from_row_major_slice(y, n, f);
+        let o = MatMut::from_row_major_slice_mut(&mut out, f, f);
+        faer::linalg::matmul::matmul(o, Accum::Replace, yv.transpose(), yv, 1.0f32, Par::Seq);
+    }
+    for d in 0..f {
+        out[d * f + d] += reg;
+    }
+    Ok(out)
+}
+
+fn check_shapes(c: &CsrView<'_>, x: &[f32], y: &[f32], f: usize) -> Result<()> {
+    if f == 0 {
+        return Err(Error::invalid("factors", "must be at least 1"));
+    }
+    if x.len() != c.n_rows() * f {
+        return Err(Error::shape(
+            "factors being solved (rows x factors)",
+            format!("{} x {f}", c.n_rows()),
+            format!("{} values", x.len()),
+        ));
+    }
+    if y.len() != c.n_cols() * f {
+        return Err(Error::shape(
+            "fixed factors (columns x factors)",
+            format!("{} x {f}", c.n_cols()),
+            format!("{} values", y.len()),
+        ));
+    }
+    Ok(())
+}
+
+/// Appends the rows `items[..n]` of the row-major `n x f` matrix `y` to `out`, contiguously. The
+/// rows are scattered through a matrix that is often larger than the cache, so the lines of a row
+/// a few places ahead (in all of `items`) are requested early to overlap their memory latency with
+/// the copying.
+#[inline(always)]
+fn gather(items: &[i32], n: usize, y: &[f32], f: usize, out: &mut Vec<f32>) {
+    const AHEAD: usize = 16;
+    for (k, &i) in items[..n].iter().enumerate() {
+        if let Some(&next) = items.get(k + AHEAD) {
+            let row = &y[next as usize * f..(next as usize + 1) * f];
+            for line in row.chunks(16) {
+                prefetch(line.as_ptr());
+            }
+        }
+        out.extend_from_slice(&y[i as usize * f..(i as usize + 1) * f]);
+    }
+}
+
+/// The most item rows gathered at once (a row of 2048 x 128 factors is 1 MiB).
+const GATHER_ROWS: usize = 2048;
+
+/// Solves every row of `x` (`c.n_rows() x f`, row-major, updated in place) against the fixed
+/// factors `y` (`c.n_cols() x f`). Rows are independent, so the result does not depend on the
+/// thread count. The systems are positive semi-definite (confidences are `|r|`), positive definite
+/// for `reg > 0`; a singular Cholesky system (`reg == 0` and rank-deficient factors) is an error,
+/// as is a `reg` that is not finite and non-negative.
+pub fn solve(
+    c: &CsrView<'_>,
+    x: &mut [f32],
+    y: &[f32],
+    f: usize,
+    params: &AlsParams,
+    num_threads: usize,
+) -> Result<()> {
+    solve_on(Arch::new(), c, x, y, f, params, num_threads)
+}
+
+/// [`solve`] with the kernels run on `arch`'s vector instructions.
+fn solve_on(
+    arch: Arch,
+    c: &CsrView<'_>,
+    x: &mut [f32],
+    y: &[f32],
+    f: usize,
+    params: &AlsParams,
+    num_threads: usize,
+) -> Result<()> {
+    check_shapes(c, x, y, f)?;
+    let reg = params.regularization;
+    if !(reg.is_finite() && reg >= 0.0) {
+        return Err(Error::invalid(
+            "regularization",
+            format!("must be >= 0, got {reg}"),
+        ));
+    }
+    let yty = gram(y, f, reg)?;
+    match params.solver {
+        Solver::ConjugateGradient { steps } => {
+            cg::solve_rows(arch, c, x, y, &yty, f, steps, num_threads)
+        }
+        Solver::Cholesky => cholesky::solve_rows(arch, c, x, y, &yty, f, num_threads),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::sparse::Csr;
+
+    /// Every instruction set this CPU has (scalar, AVX2, AVX-512) gives the same solutions up to
+    /// rounding: the integration tests check the widest against f64 references.
+    #[test]
+    fn every_instruction_set_gives_the_same_solution() {
+        let mut archs = vec![Arch::Scalar];
+        #[cfg(target_arch = "x86_64")]
+        {
+            if let Some(v3) = pulp::x86::V3::try_new() {
+                archs.push(Arch::V3(v3));
+            }
+            if let Some(v4) = pulp::x86::V4::try_new() {
+                archs.push(Arch::V4(v4));
+            }
+        }
+        let mut seed = 7u64;
+        let mut next = || {
+            seed = seed
+                .wrapping_mul(6364136223846793005)
+                .wrapping_add(1442695040888963407);
+            ((seed >> 33) as f32) / (1u64 << 31) as f32
+        };
+        let (rows, cols) = (37, 2100);
+        let mut t = Vec::new();
+        for u in 0..rows {
+            // row 3 is longer than GATHER_ROWS (read in place), row 5 empty, one disliked item
+            let n = match u {
+                3 => cols,
+                5 => 0,
+                _ => 3 + (u * 7) % 40,
+            };
+            for i in 0..n {
+                let c = 1.0 + 4.0 * next();
+                t.push((u, (i * 13 + u) % cols, if i == 1 { -c } else { c }));
+            }
+        }
+        let c = Csr::from_triplets(rows, cols, &t).unwrap(); // ok: test
+        for f in [7usize, 20, 64] {
+            let y: Vec<f32> = (0..cols * f).map(|_| (next() - 0.5) * 0.3).collect();
+            let x0: Vec<f32> = (0..rows * f).map(|_| next() * 0.1).collect();
+            for solver in [Solver::ConjugateGradient { steps: 3 }, Solver::Cholesky] {
+                let params = AlsParams {
+                    regularization: 0.1,
+                    solver,
+                };
+                let results: Vec<Vec<f32>> = archs
+                    .iter()
+                    .map(|&arch| {
+                        let mut x = x0.clone();
+                        solve_on(arch, &c.view(), &mut x, &y, f, &params, 2).unwrap(); // ok: test
+                        x
+                    })
+                    .collect();
+                let scale = results[0].iter().fold(0f32, |m, v| m.max(v.abs()));
+                for (a, x) in results.iter().enumerate().skip(1) {
+                    let err = x
+                        .iter()
+                        .zip(&results[0])
+                        .fold(0f32, |m, (p, q)| m.max((p - q).abs()));
+                    assert!(err <= 1e-4 * scale, "f={f} {solver:?} arch {a}: {err}");
+                }
+            }
+        }
+    }
+}

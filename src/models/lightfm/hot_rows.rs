@@ -1,0 +1,243 @@
+//! Per-thread private copies of the most updated feature rows of one side (hogwild with adagrad
+//! and several threads), merged into the shared rows every [`MERGE_EVERY`] examples.
+
+use super::Side;
+use crate::models::sgd::SharedRows;
+use crate::sparse::CsrView;
+
+pub(super) struct Shared {
+    pub(super) params: SharedRows,
+    pub(super) grad_acc: SharedRows,
+    pub(super) step_acc: SharedRows,
+    /// The features every thread keeps a private copy of (see [`Local`]), and each feature's
+    /// slot among them (`NOT_HOT` for the others).
+    hot: Vec<u32>,
+    slot: Vec<u32>,
+}
+
+const NOT_HOT: u32 = u32::MAX;
+
+impl Shared {
+    pub(super) fn new(s: Side<'_>, w: usize, hot: Vec<u32>) -> Self {
+        let n = s.params.len() / w.max(1);
+        let mut slot = vec![NOT_HOT; if hot.is_empty() { 0 } else { n }];
+        for (k, &p) in hot.iter().enumerate() {
+            slot[p as usize] = k as u32;
+        }
+        Shared {
+            params: SharedRows::new(s.params, w),
+            grad_acc: SharedRows::new(s.grad_acc, w),
+            step_acc: SharedRows::new(s.step_acc, w),
+            hot,
+            slot,
+        }
+    }
+
+    /// The slot of feature p when it is hot.
+    #[inline(always)]
+    pub(super) fn slot_of(&self, p: usize) -> Option<usize> {
+        match self.slot.get(p) {
+            Some(&s) if s != NOT_HOT => Some(s as usize),
+            _ => None,
+        }
+    }
+
+    /// Requests the shared parameter rows (and with `acc` the accumulator rows) of the first
+    /// features of row r of `f`, skipping hot features (trained in the thread's own copies).
+    #[inline(always)]
+    pub(super) fn prefetch(&self, f: &CsrView<'_>, r: usize, acc: bool) {
+        for &p in f.row(r).0.iter().take(4) {
+            if self.slot_of(p as usize).is_none() {
+                self.params.prefetch_row(p as usize);
+                if acc {
+                    self.grad_acc.prefetch_row(p as usize);
+                }
+            }
+        }
+    }
+}
+
+/// Examples a thread trains between merges of its private rows.
+pub(super) const MERGE_EVERY: usize = 4096;
+
+/// The most features of one side kept as private copies per thread.
+const MAX_HOT: usize = 2048;
+
+/// The features of one side updated at least `4 * nnz / MERGE_EVERY` times per epoch (about four
+/// updates per merge window), the most updated first, at most [`MAX_HOT`]. `updates[r]` is how
+/// often row r of the feature matrix is trained in an epoch.
+pub(super) fn hot_features(f: &CsrView<'_>, updates: &[f64], nnz: usize) -> Vec<u32> {
+    let mut per_feature = vec![0f64; f.n_cols()];
+    for (r, &n) in updates.iter().enumerate() {
+        for &p in f.row(r).0 {
+            per_feature[p as usize] += n;
+        }
+    }
+    let min = 4.0 * nnz as f64 / MERGE_EVERY as f64;
+    let mut hot: Vec<u32> = (0..f.n_cols() as u32)
+        .filter(|&p| per_feature[p as usize] >= min)
+        .collect();
+    hot.sort_by(|&a, &b| {
+        per_feature[b as usize]
+            .total_cmp(&per_feature[a as usize])
+            .then(a.cmp(&b))
+    });
+    hot.truncate(MAX_HOT);
+    hot.sort_unstable();
+    hot
+}
+
+/// A thread's private copies of one side's hot feature rows (parameters and both accumulators,
+/// `3 (d + 1)` values per slot) and their values at the last merge. Hogwild threads that write
+/// the same rows (features shared by many items, such as tags) move the rows' cache lines between
+/// cores on every update; with private copies each thread trains on its own and adds its changes
+/// to the shared rows every [`MERGE_EVERY`] examples, taking the other threads' in return.
+pub(super) struct Local {
+    w: usize,
+    rows: Vec<f32>,
+    base: Vec<f32>,
+}
+
+impl Local {
+    pub(super) fn new(side: &Shared, w: usize) -> Self {
+        let mut rows = vec![0f32; side.hot.len() * 3 * w];
+        for (k, &p) in side.hot.iter().enumerate() {
+            for (m, shared) in [&side.params, &side.grad_acc, &side.step_acc]
+                .iter()
+                .enumerate()
+            {
+                // SAFETY: read only; concurrent hogwild writes are part of the algorithm.
+                let g = unsafe { shared.row(p as usize) };
+                rows[(3 * k + m) * w..(3 * k + m + 1) * w].copy_from_slice(g);
+            }
+        }
+        Local {
+            w,
+            base: rows.clone(),
+            rows,
+        }
+    }
+
+    #[inline(always)]
+    pub(super) fn params(&self, slot: usize) -> &[f32] {
+        &self.rows[3 * slot * self.w..(3 * slot + 1) * self.w]
+    }
+
+    #[inline(always)]
+    pub(super) fn rows_mut(&mut self, slot: usize) -> (&mut [f32], &mut [f32], &mut [f32]) {
+        let w = self.w;
+        let all = &mut self.rows[3 * slot * w..(3 * slot + 3) * w];
+        let (theta, rest) = all.split_at_mut(w);
+        let (acc, mom) = rest.split_at_mut(w);
+        (theta, acc, mom)
+    }
+
+    /// Adds this thread's changes since the last merge to the shared rows (parameters and
+    /// adagrad's sums of squares; changes add up because both are sums of updates) and takes the
+    /// merged values.
+    pub(super) fn merge(&mut self, side: &Shared) {
+        let w = self.w;
+        for (k, &p) in side.hot.iter().enumerate() {
+            for (m, sh) in [&side.params, &side.grad_acc].iter().enumerate() {
+                // SAFETY: hogwild; a concurrent merge of the same row can lose a change, as a
+                // concurrent update can.
+                let g = unsafe { sh.row(p as usize) };
+                let range = (3 * k + m) * w..(3 * k + m + 1) * w;
+                let (l, b) = (&mut self.rows[range.clone()], &mut self.base[range]);
+                for ((g, l), b) in g.iter_mut().zip(l.iter_mut()).zip(b.iter_mut()) {
+                    let v = *g + (*l - *b);
+                    *g = v;
+                    *l = v;
+                    *b = v;
+                }
+            }
+        }
+    }
+}
+
+/// Each side's [`Local`] of one thread.
+pub(super) struct Locals {
+    pub(super) users: Local,
+    pub(super) items: Local,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::sparse::Csr;
+
+    #[test]
+    fn hot_features_are_the_most_updated_above_the_threshold() {
+        // 3 rows x 4 features: feature 3 is in every row, feature 0 in rows 0 and 1
+        let f = Csr::from_triplets(
+            3,
+            4,
+            &[
+                (0, 0, 1.0),
+                (0, 3, 1.0),
+                (1, 0, 1.0),
+                (1, 3, 1.0),
+                (2, 1, 1.0),
+                (2, 3, 1.0),
+            ],
+        )
+        .unwrap(); // ok: test data, valid triplets
+        let nnz = MERGE_EVERY; // threshold: 4 updates per epoch
+                               // per feature: 0 -> 5, 1 -> 1, 2 -> 0, 3 -> 6
+        assert_eq!(hot_features(&f.view(), &[2.0, 3.0, 1.0], nnz), vec![0, 3]);
+        assert_eq!(
+            hot_features(&f.view(), &[1.0, 1.0, 1.0], nnz),
+            Vec::<u32>::new()
+        );
+        // more candidates than MAX_HOT: the most updated are kept, returned in id order
+        let n = MAX_HOT + 3;
+        let many = Csr::identity(n);
+        let updates: Vec<f64> = (0..n).map(|r| 10.0 + r as f64).collect();
+        let hot = hot_features(&many.view(), &updates, nnz);
+        assert_eq!(hot, (3..n as u32).collect::<Vec<_>>());
+    }
+
+    #[test]
+    fn merges_add_every_threads_changes() {
+        let w = 2;
+        let mut params = vec![1.0f32, 2.0, 5.0, 6.0];
+        let mut grad_acc = vec![1.0f32; 4];
+        let mut step_acc = vec![0.0f32; 4];
+        let side = Shared::new(
+            Side {
+                params: &mut params,
+                grad_acc: &mut grad_acc,
+                step_acc: &mut step_acc,
+            },
+            w,
+            vec![1],
+        );
+        assert_eq!(side.slot_of(0), None);
+        assert_eq!(side.slot_of(1), Some(0));
+        let (mut a, mut b) = (Local::new(&side, w), Local::new(&side, w));
+        assert_eq!(a.params(0), &[5.0, 6.0]);
+        {
+            let (theta, acc, _) = a.rows_mut(0);
+            theta[0] += 1.0;
+            acc[1] += 0.5;
+        }
+        {
+            let (theta, acc, _) = b.rows_mut(0);
+            theta[0] -= 3.0;
+            theta[1] += 2.0;
+            acc[1] += 0.25;
+        }
+        a.merge(&side);
+        b.merge(&side);
+        // SAFETY: no other thread
+        let (p, g) = unsafe { (side.params.row(1).to_vec(), side.grad_acc.row(1).to_vec()) };
+        assert_eq!(p, vec![3.0, 8.0]);
+        assert_eq!(g, vec![1.0, 1.75]);
+        // b merged last and holds the merged rows; a takes them at its next merge
+        assert_eq!(b.params(0), &[3.0, 8.0]);
+        a.merge(&side);
+        assert_eq!(a.params(0), &[3.0, 8.0]);
+        // the row that is not hot was never touched
+        assert_eq!(unsafe { side.params.row(0).to_vec() }, vec![1.0, 2.0]);
+    }
+}

@@ -1,0 +1,183 @@
+//! The step of each loss: logistic, BPR and WARP per interaction, k-OS WARP per user.
+
+use super::optim::{update, Which};
+use super::{represent, score, Epoch, Loss, Scratch, MAX_LOSS};
+use crate::models::sgd::sigmoid;
+use rand::rngs::SmallRng;
+use rand::Rng;
+
+/// A pairwise step (BPR, WARP): `g` is the loss's derivative with respect to
+/// `score(pos) - score(neg)`, already weighted.
+#[inline(always)]
+fn pairwise_update<const FMA: bool>(
+    e: &Epoch<'_>,
+    s: &mut Scratch,
+    u: usize,
+    i: usize,
+    j: usize,
+    g: f32,
+) {
+    let d = e.d;
+    // items: d score / d e_i = q_u, d score / d b_i = 1
+    s.coeff[..d].copy_from_slice(&s.user[..d]);
+    s.coeff[d] = 1.0;
+    update::<FMA>(e, &mut s.locals, Which::Item, i, g, &s.coeff, true);
+    update::<FMA>(e, &mut s.locals, Which::Item, j, -g, &s.coeff, true);
+    // the user: d / d e_u = q_i - q_j; its bias cancels
+    for c in 0..d {
+        s.coeff[c] = s.pos[c] - s.neg[c];
+    }
+    s.coeff[d] = 0.0;
+    update::<FMA>(e, &mut s.locals, Which::User, u, g, &s.coeff, false);
+}
+
+/// WARP negative search for user u with positive score `pos_score`: trains on the first
+/// uniformly drawn item that violates the margin and is not a positive.
+#[inline(always)]
+#[allow(clippy::too_many_arguments)]
+fn warp_step<const FMA: bool>(
+    e: &Epoch<'_>,
+    s: &mut Scratch,
+    rng: &mut SmallRng,
+    u: usize,
+    i: usize,
+    pos_score: f32,
+    weight: f32,
+    first: usize,
+) {
+    let n_items = e.item_features.n_rows();
+    // A user who has every item has no negative to find. Tries beyond `n_items - 1` would be
+    // weighted ln(max(1, (n_items - 1) / tries)) = 0, so they are never made: a huge
+    // `max_sampled` costs no more than the catalogue.
+    if e.interactions.row_range(u).len() >= n_items {
+        return;
+    }
+    let max_sampled = e.p.max_sampled.min(n_items - 1);
+    // Candidates are drawn LOOK tries ahead and their parameter rows requested, so that the
+    // cache misses of successive tries overlap.
+    const LOOK: usize = 3;
+    let mut cand = [first; LOOK + 1];
+    for c in cand.iter_mut().skip(1).take(LOOK - 1) {
+        *c = rng.random_range(0..n_items);
+        e.items.prefetch(e.item_features, *c, false);
+    }
+    for sampled in 1..=max_sampled {
+        let j = cand[(sampled - 1) % (LOOK + 1)];
+        if sampled + LOOK <= max_sampled {
+            let next = rng.random_range(0..n_items);
+            cand[(sampled + LOOK - 1) % (LOOK + 1)] = next;
+            e.items.prefetch(e.item_features, next, false);
+        }
+        represent(e.item_features, j, &e.items, &s.locals.items, &mut s.neg);
+        if score::<FMA>(&s.user, &s.neg, e.d) > pos_score - 1.0 && !s.has(j) {
+            let rank = ((n_items - 1) / sampled).max(1) as f32;
+            let g = -(weight * rank.ln()).min(MAX_LOSS);
+            pairwise_update::<FMA>(e, s, u, i, j, g);
+            return;
+        }
+    }
+}
+
+/// One example (interaction `k` of user u, item i); `first` is the first negative candidate
+/// (drawn ahead, so that its rows could be requested early).
+#[inline(always)]
+pub(super) fn example<const FMA: bool>(
+    e: &Epoch<'_>,
+    s: &mut Scratch,
+    rng: &mut SmallRng,
+    k: usize,
+    u: usize,
+    first: usize,
+) {
+    let m = e.interactions;
+    let (i, y) = (m.indices()[k] as usize, m.data()[k]);
+    let weight = e.weights.map_or(1.0, |w| w[k]);
+    let d = e.d;
+    represent(e.user_features, u, &e.users, &s.locals.users, &mut s.user);
+    represent(e.item_features, i, &e.items, &s.locals.items, &mut s.pos);
+    match e.p.loss {
+        Loss::Logistic => {
+            let target = if y > 0.0 { 1.0 } else { 0.0 };
+            let g = weight * (sigmoid(score::<FMA>(&s.user, &s.pos, d)) - target);
+            s.coeff[..d].copy_from_slice(&s.user[..d]);
+            s.coeff[d] = 1.0;
+            update::<FMA>(e, &mut s.locals, Which::Item, i, g, &s.coeff, true);
+            s.coeff[..d].copy_from_slice(&s.pos[..d]);
+            update::<FMA>(e, &mut s.locals, Which::User, u, g, &s.coeff, true);
+        }
+        Loss::Bpr => {
+            if y <= 0.0 {
+                return;
+            }
+            // the item of a random interaction (by popularity, from an alias table that stays
+            // in cache) that the user does not have; a bounded search
+            let mut j = None;
+            if let Some(table) = &e.popularity {
+                for t in 0..1000 {
+                    let c = if t == 0 { first } else { table.draw(rng) };
+                    if !s.has(c) {
+                        j = Some(c);
+                        break;
+                    }
+                }
+            }
+            let Some(j) = j else { return };
+            represent(e.item_features, j, &e.items, &s.locals.items, &mut s.neg);
+            let diff = score::<FMA>(&s.user, &s.pos, d) - score::<FMA>(&s.user, &s.neg, d);
+            let g = -weight * (1.0 - sigmoid(diff));
+            pairwise_update::<FMA>(e, s, u, i, j, g);
+        }
+        Loss::Warp => {
+            if y <= 0.0 {
+                return;
+            }
+            let pos_score = score::<FMA>(&s.user, &s.pos, d);
+            warp_step::<FMA>(e, s, rng, u, i, pos_score, weight, first);
+        }
+        Loss::WarpKos { .. } => {}
+    }
+}
+
+/// k-OS WARP for user u.
+#[inline(always)]
+pub(super) fn kos_user<const FMA: bool>(
+    e: &Epoch<'_>,
+    s: &mut Scratch,
+    rng: &mut SmallRng,
+    u: usize,
+) {
+    let Loss::WarpKos { k, n } = e.p.loss else {
+        return;
+    };
+    let (items, vals) = e.interactions.row(u);
+    if items.is_empty() {
+        return;
+    }
+    represent(e.user_features, u, &e.users, &s.locals.users, &mut s.user);
+    s.heap.clear();
+    for _ in 0..n.min(items.len()) {
+        let t = rng.random_range(0..items.len());
+        if vals[t] <= 0.0 {
+            continue;
+        }
+        let i = items[t] as usize;
+        represent(e.item_features, i, &e.items, &s.locals.items, &mut s.pos);
+        s.heap.push((score::<FMA>(&s.user, &s.pos, e.d), i as u32));
+    }
+    if s.heap.is_empty() {
+        return;
+    }
+    // the k-th highest scoring sample (the lowest one when fewer were drawn)
+    s.heap
+        .sort_unstable_by(|a, b| b.0.total_cmp(&a.0).then(a.1.cmp(&b.1)));
+    let (pos_score, i) = s.heap[k.min(s.heap.len()) - 1];
+    represent(
+        e.item_features,
+        i as usize,
+        &e.items,
+        &s.locals.items,
+        &mut s.pos,
+    );
+    let first = rng.random_range(0..e.item_features.n_rows());
+    warp_step::<FMA>(e, s, rng, u, i as usize, pos_score, 1.0, first);
+}

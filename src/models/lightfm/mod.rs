@@ -1,0 +1,361 @@
+//! The hybrid matrix factorisation of Kula (2015), LightFM's model, trained by hogwild SGD.
+//!
+//! A user (item) is the weighted sum of its features' parameters: with a feature matrix F and
+//! per-feature rows `[e_p, b_p]` (d embedding components, then the bias), the representation of
+//! row r is `q = sum_p F[r, p] [e_p, b_p]`, and the score is `q_u[..d] . q_i[..d] + q_u[d] +
+//! q_i[d]`. Each side's parameters, optimiser accumulators and (adadelta) update accumulators are
+//! row-major `features x (d + 1)` matrices, the bias last.
+//!
+//! Losses as LightFM 1.17 defines them (logistic, BPR, WARP, k-OS WARP), with two corrections:
+//! in the pairwise losses the user bias cancels, so it gets no gradient (LightFM's drifts); and the
+//! L2 penalty `alpha / 2 |theta|^2` of every parameter an example touches is part of that
+//! example's gradient (LightFM's lazy scaling multiplies where it should divide and diverges for
+//! alpha near 0.05).
+//!
+//! An epoch visits the users in a random order and each user's interactions in a random order
+//! (LightFM shuffles all interactions): the user's rows and a bitset of its items stay in cache,
+//! and negatives are checked against the bitset instead of a binary search in the user's row.
+//!
+//! The epoch driver is here; [`hot_rows`] holds the per-thread copies of the most updated feature
+//! rows, [`optim`] the learning-rate schedules, [`loss`] the steps of each loss.
+
+mod hot_rows;
+mod loss;
+mod optim;
+
+use super::sgd::{column_counts, popularity, stream, Alias};
+use crate::error::{Error, Result};
+use crate::parallel::{self, Stop};
+use crate::simd::{dispatch, dot, prefetch, Simd};
+use crate::sparse::CsrView;
+use hot_rows::{hot_features, Local, Locals, Shared, MERGE_EVERY};
+use loss::{example, kos_user};
+use rand::rngs::SmallRng;
+use rand::seq::SliceRandom;
+use rand::Rng;
+use rayon::prelude::*;
+
+/// The ranking loss.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Loss {
+    /// Sigmoid cross-entropy on every stored entry (value > 0 positive, else negative).
+    Logistic,
+    /// One negative per positive (the item of a random interaction, as LightFM).
+    Bpr,
+    /// Uniform negatives until one violates the margin (or `max_sampled` tries), weighted by
+    /// `ln(floor((n_items - 1) / tries))`, capped at [`MAX_LOSS`].
+    Warp,
+    /// k-OS WARP: per interaction, for its user the k-th highest scoring of n sampled
+    /// positives, then a WARP step.
+    WarpKos { k: usize, n: usize },
+}
+
+/// The per-parameter learning-rate schedule.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum Schedule {
+    /// `theta -= lr g / sqrt(G)`, `G += g^2` (G starts at 1).
+    Adagrad { learning_rate: f32 },
+    /// Zeiler's adadelta (accumulators start at 0).
+    Adadelta { rho: f32, epsilon: f32 },
+}
+
+/// Training parameters of an epoch.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct LightFmParams {
+    pub loss: Loss,
+    pub schedule: Schedule,
+    pub item_alpha: f32,
+    pub user_alpha: f32,
+    pub max_sampled: usize,
+}
+
+impl Default for LightFmParams {
+    /// LightFM 1.17's defaults: logistic loss, adagrad with learning rate 0.05, no L2,
+    /// `max_sampled` 10.
+    fn default() -> Self {
+        LightFmParams {
+            loss: Loss::Logistic,
+            schedule: Schedule::Adagrad {
+                learning_rate: 0.05,
+            },
+            item_alpha: 0.0,
+            user_alpha: 0.0,
+            max_sampled: 10,
+        }
+    }
+}
+
+/// WARP's cap on the rank weight (LightFM's).
+pub const MAX_LOSS: f32 = 10.0;
+
+/// One side's trainable state: parameters, optimiser accumulators, adadelta's update
+/// accumulators (all `features x (d + 1)`).
+pub struct Side<'a> {
+    pub params: &'a mut [f32],
+    pub grad_acc: &'a mut [f32],
+    pub step_acc: &'a mut [f32],
+}
+
+struct Epoch<'a> {
+    interactions: &'a CsrView<'a>,
+    weights: Option<&'a [f32]>,
+    user_features: &'a CsrView<'a>,
+    item_features: &'a CsrView<'a>,
+    users: Shared,
+    items: Shared,
+    p: LightFmParams,
+    d: usize,
+    /// Items by interaction count (BPR's negatives).
+    popularity: Option<Alias>,
+    /// Checked every `MERGE_EVERY` examples.
+    stop: Stop,
+}
+
+/// `out = sum_p F[r, p] params[p]` (d + 1 values).
+#[inline(always)]
+fn represent(f: &CsrView<'_>, r: usize, side: &Shared, local: &Local, out: &mut [f32]) {
+    out.fill(0.0);
+    let (feats, ws) = f.row(r);
+    for (&p, &w) in feats.iter().zip(ws) {
+        let row: &[f32] = match side.slot_of(p as usize) {
+            Some(slot) => local.params(slot),
+            // SAFETY: read only; concurrent hogwild writes are part of the algorithm.
+            None => unsafe { side.params.row(p as usize) },
+        };
+        for (o, v) in out.iter_mut().zip(row.iter()) {
+            *o += w * v;
+        }
+    }
+}
+
+#[inline(always)]
+fn score<const FMA: bool>(u: &[f32], i: &[f32], d: usize) -> f32 {
+    dot::<FMA>(&u[..d], &i[..d]) + u[d] + i[d]
+}
+
+struct Scratch {
+    user: Vec<f32>,
+    pos: Vec<f32>,
+    neg: Vec<f32>,
+    coeff: Vec<f32>,
+    heap: Vec<(f32, u32)>,
+    /// The items of user `liked_user` as a bitset (examples come grouped by user).
+    liked: Vec<u64>,
+    liked_user: usize,
+    locals: Locals,
+}
+
+impl Scratch {
+    /// Makes `liked` hold user u's items.
+    #[inline(always)]
+    fn load_user(&mut self, m: &CsrView<'_>, u: usize) {
+        if self.liked_user == u {
+            return;
+        }
+        if self.liked_user < m.n_rows() {
+            for &j in m.row(self.liked_user).0 {
+                self.liked[j as usize >> 6] = 0;
+            }
+        }
+        for &j in m.row(u).0 {
+            self.liked[j as usize >> 6] |= 1 << (j & 63);
+        }
+        self.liked_user = u;
+    }
+
+    #[inline(always)]
+    fn has(&self, j: usize) -> bool {
+        self.liked[j >> 6] >> (j & 63) & 1 == 1
+    }
+}
+
+/// A thread's share of the epoch: the interactions `order` (for k-OS WARP, their users: as in
+/// LightFM, a user is visited once per interaction).
+#[inline(always)] // so that dispatch! compiles it with the CPU features
+fn share<const FMA: bool>(e: &Epoch<'_>, order: &[u32], row_of: &[u32], rng: &mut SmallRng) {
+    let w = e.d + 1;
+    let mut s = Scratch {
+        user: vec![0.0; w],
+        pos: vec![0.0; w],
+        neg: vec![0.0; w],
+        coeff: vec![0.0; w],
+        heap: Vec::new(),
+        liked: vec![0; e.item_features.n_rows().div_ceil(64)],
+        liked_user: usize::MAX,
+        locals: Locals {
+            users: Local::new(&e.users, w),
+            items: Local::new(&e.items, w),
+        },
+    };
+    // The order is random, so every example starts with cache misses: on its interaction's
+    // entries, its user's and item's parameter and accumulator rows, its first negative's rows.
+    // Request the entries 2 * AHEAD examples on, the rows AHEAD on, with the first negative
+    // drawn that early (a ring of pending draws).
+    const AHEAD: usize = 4;
+    const RING: usize = 8;
+    let m = e.interactions;
+    let n_items = e.item_features.n_rows();
+    let draw = |rng: &mut SmallRng| match (&e.p.loss, &e.popularity) {
+        (Loss::Bpr, Some(table)) => table.draw(rng),
+        _ => rng.random_range(0..n_items),
+    };
+    let mut pending = [0usize; RING];
+    for slot in pending.iter_mut().take(AHEAD) {
+        *slot = draw(rng);
+    }
+    for (t, &k) in order.iter().enumerate() {
+        if let Some(&far) = order.get(t + 2 * AHEAD) {
+            prefetch(row_of.as_ptr().wrapping_add(far as usize));
+            prefetch(m.indices().as_ptr().wrapping_add(far as usize));
+        }
+        if let Some(&next) = order.get(t + AHEAD) {
+            let next = next as usize;
+            let u = row_of[next] as usize;
+            e.users.prefetch(e.user_features, u, true);
+            e.items
+                .prefetch(e.item_features, m.indices()[next] as usize, true);
+            prefetch(m.indices().as_ptr().wrapping_add(m.row_range(u).start));
+            let j = draw(rng);
+            pending[(t + AHEAD) % RING] = j;
+            e.items.prefetch(e.item_features, j, true);
+        }
+        let u = row_of[k as usize] as usize;
+        s.load_user(m, u);
+        if matches!(e.p.loss, Loss::WarpKos { .. }) {
+            kos_user::<FMA>(e, &mut s, rng, u);
+        } else {
+            example::<FMA>(e, &mut s, rng, k as usize, u, pending[t % RING]);
+        }
+        if t % MERGE_EVERY == MERGE_EVERY - 1 {
+            s.locals.users.merge(&e.users);
+            s.locals.items.merge(&e.items);
+            if e.stop.is_set() {
+                break; // interrupted: this thread's local changes are merged below
+            }
+        }
+    }
+    s.locals.users.merge(&e.users);
+    s.locals.items.merge(&e.items);
+}
+
+/// Inputs of an epoch.
+pub struct Data<'a> {
+    /// users x items interactions (stored values: > 0 positive; logistic also uses the rest).
+    pub interactions: &'a CsrView<'a>,
+    /// One weight per stored interaction, in CSR order.
+    pub weights: Option<&'a [f32]>,
+    pub user_features: &'a CsrView<'a>,
+    pub item_features: &'a CsrView<'a>,
+}
+
+/// One epoch of hogwild SGD over the interactions (users in random order, each user's
+/// interactions shuffled), updating both sides in place. `d` is the number of embedding components.
+pub fn epoch(
+    data: &Data<'_>,
+    users: Side<'_>,
+    items: Side<'_>,
+    d: usize,
+    params: &LightFmParams,
+    seed: u64,
+    num_threads: usize,
+) -> Result<()> {
+    let m = data.interactions;
+    if m.n_rows() != data.user_features.n_rows() || m.n_cols() != data.item_features.n_rows() {
+        return Err(Error::shape(
+            "interactions",
+            format!(
+                "{} x {} (rows of the user and item features)",
+                data.user_features.n_rows(),
+                data.item_features.n_rows()
+            ),
+            format!("{} x {}", m.n_rows(), m.n_cols()),
+        ));
+    }
+    let w = d + 1;
+    for (name, side, f) in [
+        ("user parameters", &users, data.user_features),
+        ("item parameters", &items, data.item_features),
+    ] {
+        let want = f.n_cols() * w;
+        if side.params.len() != want || side.grad_acc.len() != want || side.step_acc.len() != want {
+            return Err(Error::shape(
+                name,
+                format!("{} x {w}", f.n_cols()),
+                format!("{} values", side.params.len()),
+            ));
+        }
+    }
+    if data.weights.is_some_and(|x| x.len() != m.nnz()) {
+        return Err(Error::invalid(
+            "sample_weight",
+            "needs one weight per interaction",
+        ));
+    }
+    if m.nnz() > u32::MAX as usize || m.n_rows() > u32::MAX as usize {
+        return Err(Error::invalid("interactions", "more than 2^32 entries"));
+    }
+    // Users in a random order, each user's interactions in a random order: the user's
+    // parameters and its set of items stay in cache while its examples train.
+    let mut rng = stream(seed, u64::MAX, 4);
+    let mut user_order: Vec<u32> = (0..m.n_rows() as u32).collect();
+    user_order.shuffle(&mut rng);
+    let mut order: Vec<u32> = Vec::with_capacity(m.nnz());
+    for &u in &user_order {
+        let start = order.len();
+        order.extend(m.row_range(u as usize).map(|k| k as u32));
+        order[start..].shuffle(&mut rng);
+    }
+    // Private copies of the most updated feature rows, with more than one thread (one thread
+    // trains the shared rows directly, so its results stay exact and reproducible) and adagrad
+    // (adadelta's accumulators are moving averages: changes made by two threads do not add up).
+    // A user row trains once per interaction; an item row once per interaction as the positive
+    // and about as often as the average item as a negative.
+    let threads = parallel::resolve_threads(num_threads);
+    let adagrad = matches!(params.schedule, Schedule::Adagrad { .. });
+    let (hot_users, hot_items) = if threads > 1 && adagrad {
+        let user_updates: Vec<f64> = (0..m.n_rows())
+            .map(|u| m.row_range(u).len() as f64)
+            .collect();
+        let mean = m.nnz() as f64 / m.n_cols().max(1) as f64;
+        let item_updates: Vec<f64> = column_counts(m.indices(), m.n_cols())
+            .iter()
+            .map(|&c| c as f64 + mean)
+            .collect();
+        (
+            hot_features(data.user_features, &user_updates, m.nnz()),
+            hot_features(data.item_features, &item_updates, m.nnz()),
+        )
+    } else {
+        (Vec::new(), Vec::new())
+    };
+    let mut row_of = vec![0u32; m.nnz()];
+    for u in 0..m.n_rows() {
+        row_of[m.row_range(u)].fill(u as u32);
+    }
+    let e = Epoch {
+        interactions: m,
+        weights: data.weights,
+        user_features: data.user_features,
+        item_features: data.item_features,
+        users: Shared::new(users, w, hot_users),
+        items: Shared::new(items, w, hot_items),
+        p: *params,
+        d,
+        popularity: match params.loss {
+            Loss::Bpr => popularity(&column_counts(m.indices(), m.n_cols()), None),
+            _ => None,
+        },
+        stop: parallel::stop_flag(),
+    };
+    let run = dispatch!(Simd::detect(), share, share_avx2,
+        (e: &Epoch<'_>, order: &[u32], row_of: &[u32], rng: &mut SmallRng) -> ());
+    parallel::install(num_threads, || {
+        let t = rayon::current_num_threads();
+        let chunk = order.len().div_ceil(t).max(1);
+        order
+            .par_chunks(chunk)
+            .enumerate()
+            .for_each(|(k, part)| run(&e, part, &row_of, &mut stream(seed, k as u64, 5)));
+    })?;
+    e.stop.check()
+}
