@@ -25,7 +25,7 @@ class LightFM(_LightFM):
       regularisation multiplies where it should divide and diverges for alpha around 0.05).
       Models therefore differ from LightFM's for the same seed; quality is equal or better.
     * An epoch visits users in a random order and each user's interactions in a random order
-      (LightFM shuffles all interactions): 3-5x faster per epoch. Training is hogwild for any
+      (LightFM shuffles all interactions), which is faster per epoch. Training is hogwild for any
       ``num_threads`` (LightFM's too); ``num_threads=1`` is reproducible. ``num_threads=0``
       means all cores (LightFM raises ValueError for it).
     * Invalid hyper-parameters raise :class:`LightFMParameterError`, which is both the
