@@ -182,7 +182,7 @@ def _run_trial(make, params, fit_part, validation, metric, K, fit_params, eval_e
     model = _construct(make, params)
     iters = _iterations_name(model)
     history: List[tuple] = []
-    best = {"score": -math.inf, "metrics": None, "at": None}
+    best: Dict[str, Any] = {"score": -math.inf, "metrics": None, "at": None}
     misses = [0]
 
     def check(done: int) -> None:
@@ -212,7 +212,7 @@ def _run_trial(make, params, fit_part, validation, metric, K, fit_params, eval_e
         except _Stop:
             pass
     else:
-        total = int(getattr(model, "iterations"))
+        total = int(model.iterations)
 
         def callback(iteration, *_):
             done = iteration + 1
@@ -225,6 +225,8 @@ def _run_trial(make, params, fit_part, validation, metric, K, fit_params, eval_e
             model.fit(fit_part, callback=callback, **kw)
         except _Stop:
             pass
+    if best["metrics"] is None:  # no iteration ran (iterations=0, epochs=0): score the model
+        check(0)
     out = dict(params)
     out[iters] = best["at"]
     return Trial(out, best["metrics"], time.perf_counter() - start, history)

@@ -96,6 +96,25 @@ def test_lightfm_epochs_are_checked_one_at_a_time(data):
         pytest.approx(search.best_score, abs=1e-12)
 
 
+def test_zero_iterations_are_scored_as_fitted(data):
+    # a setting with no iteration was a TypeError (no check ran, so no best metrics)
+    fit_part, valid = validation_split(data, 0.2, random_state=0)
+    for make, grid in ((AlternatingLeastSquares, {"iterations": [0], "random_state": [0]}),
+                       (LightFM, {"epochs": [0], "random_state": [0]})):
+        trial = grid_search(make, grid, fit_part, valid, K=10, eval_every=1,
+                            show_progress=False).trials[0]
+        assert trial.history == [(0, trial.metrics["ndcg"])]
+        assert trial.params[next(iter(grid))] == 0
+        model = make(random_state=0)
+        if make is LightFM:
+            model.fit(fit_part, epochs=0)
+        else:
+            model.iterations = 0
+            model.fit(fit_part, show_progress=False)
+        direct = ranking_metrics_at_k(model, fit_part, valid, K=10, show_progress=False)
+        assert trial.metrics == pytest.approx(direct, abs=1e-12)
+
+
 def test_random_search_draws_in_range_and_reproducibly(data):
     fit_part, valid = validation_split(data, 0.2, random_state=0)
     spec = {"K": ("int", 5, 40), "K1": ("log", 0.5, 50.0), "B": ("uniform", 0.2, 0.9)}
