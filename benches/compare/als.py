@@ -10,8 +10,9 @@ factors=64), precision@10, ndcg@10 and the training loss after 15 iterations.
 Speed: seconds per iteration (best of 5 iterations: on a shared machine single iterations vary
 by up to 1.5x) on synthetic power-law data, 80,000 users x 10,000 items x ~4M interactions, CG at
 64 and 128 factors and Cholesky at 64, with the fit's peak resident memory above the data (each
-fit in a forked process); then the growth of the CG time from ~1M to ~16M interactions. implicit runs with one BLAS thread (its advice). ``--quick``: a
-tenth of the synthetic data, 1 iteration (3 on the real data).
+fit in a forked process); then the growth of the CG time from ~1M to ~16M interactions.
+implicit runs with one BLAS thread (its advice). ``--quick``: a tenth of the synthetic data,
+1 iteration (3 on the real data).
 """
 
 from __future__ import annotations
@@ -60,11 +61,12 @@ def quality(args):
             kw = dict(params, use_cg=use_cg, random_state=0, calculate_training_loss=True,
                       num_threads=args.threads)
             ours, losses = tacitrec.AlternatingLeastSquares(**kw), []
-            ours.fit(fit_on, show_progress=False, callback=lambda i, s, l: losses.append(l))
+            ours.fit(fit_on, show_progress=False,
+                     callback=lambda i, s, loss, out=losses: out.append(loss))
             peer, plosses = _implicit(**kw), []
             with threadpool_limits(1, "blas"):
                 peer.fit(fit_on.astype(np.float32), show_progress=False,
-                         callback=lambda i, s, l: plosses.append(l))
+                         callback=lambda i, s, loss, out=plosses: out.append(loss))
             peer_model = tacitrec.MatrixFactorizationBase()
             peer_model.user_factors, peer_model.item_factors = peer.user_factors, peer.item_factors
             m = ranking_metrics_at_k(ours, train, test, K=10, show_progress=False)
@@ -90,11 +92,11 @@ def fit(lib, X, factors, solver, threads, iterations):
         if lib == "tacitrec":
             import tacitrec
             tacitrec.AlternatingLeastSquares(**kw).fit(
-                X, show_progress=False, callback=lambda i, s, l: times.append(s))
+                X, show_progress=False, callback=lambda i, s, loss: times.append(s))
         else:
             with threadpool_limits(1, "blas"):
                 _implicit(**kw).fit(X, show_progress=False,
-                                    callback=lambda i, s, l: times.append(s))
+                                    callback=lambda i, s, loss: times.append(s))
         return min(times)
 
     s_per_it, _, mb = forked(run)

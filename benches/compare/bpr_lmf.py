@@ -114,10 +114,11 @@ def quality(args):
         for kind in ("bpr", "lmf"):
             for iterations in lengths[kind]:
                 kw = dict(PARAMS[kind], iterations=max(1, iterations // (10 if args.quick else 1)))
-                peer = np.array([_fit(kind, lambda **k: _peer(kind, **k), train, test, seed,
-                                      args.threads, True, kw) for seed in seeds])
+                peer = np.array([_fit(kind, lambda kind=kind, **k: _peer(kind, **k), train, test,
+                                      seed, args.threads, True, kw) for seed in seeds])
                 for label, extra in VARIANTS[kind]:
-                    ours = np.array([_fit(kind, lambda **k: _ours(kind, **k, **extra), train,
+                    ours = np.array([_fit(kind, lambda kind=kind, extra=extra, **k:
+                                          _ours(kind, **k, **extra), train,
                                           test, seed, args.threads, False, kw)
                                      for seed in seeds])
                     _report(name, kind, label, kw, seeds, ours, peer, implicit.__version__)
@@ -172,12 +173,13 @@ def speed(args):
         for factors in (32, 64, 128):
             kw = dict(factors=factors, iterations=args.epochs, num_threads=args.threads,
                       random_state=0)
-            peer = _epoch_seconds(kind, lambda: _peer(kind, **kw), X)
+            peer = _epoch_seconds(kind, lambda kind=kind, kw=kw: _peer(kind, **kw), X)
             variants = VARIANTS[kind] if factors == 64 else VARIANTS[kind][:1]
             # uncapped LMF does another amount of work than implicit (which caps): no pair
             variants = [v for v in variants if "max_negatives" not in v[1]]
             for label, extra in variants:
-                ours = _epoch_seconds(kind, lambda: _ours(kind, **kw, **extra), X)
+                ours = _epoch_seconds(
+                    kind, lambda kind=kind, kw=kw, extra=extra: _ours(kind, **kw, **extra), X)
                 for section, case, metric, i in (("speed", f"fit, s/{unit}", "seconds", 0),
                                                  ("memory", "fit, peak above data", "peak_mb", 1)):
                     record(section, _model(kind, label, factors), case, metric, ours[i],

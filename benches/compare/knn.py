@@ -69,7 +69,8 @@ def speed(args):
         return sim_bytes(model.similarity)
 
     # forked fits first: the thread pools of in-process fits would not survive a fork
-    fits = {kind: [forked(lambda: fit(lib(K=args.K, num_threads=args.threads), x), args.repeat)
+    fits = {kind: [forked(lambda lib=lib, x=x: fit(lib(K=args.K, num_threads=args.threads), x),
+                          args.repeat)
                    for lib, x in ((getattr(tacitrec, kind), X), (getattr(inn, kind), X64))]
             for kind in KINDS}
     print("| model | fit tacitrec s | fit implicit s | fit speed-up | recommend tacitrec users/s "
@@ -82,8 +83,8 @@ def speed(args):
         peer = getattr(inn, kind)(K=args.K, num_threads=args.threads)
         fit(ours, X)
         fit(peer, X64)
-        t_rec, _, _ = best_of(lambda: ours.recommend(users, rows, N=10), args.repeat)
-        p_rec, _, _ = best_of(lambda: peer.recommend(users, rows64, N=10), args.repeat)
+        t_rec, _, _ = best_of(lambda m=ours: m.recommend(users, rows, N=10), args.repeat)
+        p_rec, _, _ = best_of(lambda m=peer: m.recommend(users, rows64, N=10), args.repeat)
         model = kind.removesuffix("Recommender")
         for section, case, metric, o, p in (
                 ("speed", "fit", "seconds", t_fit, p_fit),

@@ -180,12 +180,12 @@ def speed(args):
                              ("bpr epoch, identity", "bpr", {}),
                              ("warp epoch, ~10 item features per item", "warp",
                               dict(item_features=Fi))):
-        def epoch(lib):
+        def epoch(lib, loss=loss, fkw=fkw):
             lib.LightFM(no_components=64, loss=loss, random_state=0).fit(
                 X, epochs=1, num_threads=args.threads, **fkw)
 
         (_, t_ours, mb_ours), (_, t_peer, mb_peer) = [
-            forked(lambda: epoch(lib), args.repeat) for lib in (tacitrec, lightfm)]
+            forked(lambda lib=lib: epoch(lib), args.repeat) for lib in (tacitrec, lightfm)]
         model = f"LightFM {loss} (64 components{', item features' if fkw else ''})"
         record("speed", model, "fit, s/epoch", "seconds", t_ours, t_peer, peer_name, data)
         record("memory", model, "fit 1 epoch, peak above data", "peak_mb", mb_ours, mb_peer,

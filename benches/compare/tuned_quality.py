@@ -97,7 +97,7 @@ class Wrapped:
     def fit(self, user_items, show_progress=False, callback=None):
         X = _weigh(user_items, self.weighting)
         if hasattr(self.inner, "fit_partial") and hasattr(self, "iterations"):  # LightFM
-            fresh = getattr(self.inner, "fit_partial").__module__.startswith("tacitrec")
+            fresh = self.inner.fit_partial.__module__.startswith("tacitrec")
             if fresh:
                 self.inner.fit(X, epochs=0, **self.fit_kwargs)
             for epoch in range(self.iterations):

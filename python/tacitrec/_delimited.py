@@ -20,7 +20,7 @@ import codecs
 import csv
 import io
 import warnings
-from typing import Iterable, Iterator, List, Optional, Tuple
+from typing import Iterable, Iterator, List, NoReturn, Optional, Tuple
 
 import numpy as np
 
@@ -64,12 +64,14 @@ def lines(f, encoding: Optional[str] = None, skip: int = 0) -> Iterator[Tuple[in
     ``encoding=None``: each line UTF-8, else Latin-1. A codec name: the whole file in that
     encoding (UnicodeDecodeError where it is not), lines also ended by a lone ``\\r`` (as
     Python's text mode)."""
+    source: Iterator[str]
+    wrapper = None
     if encoding is None:
         source = map(decode, f)
     else:
         if codecs.lookup(encoding).name == "utf-8":
             encoding = "utf-8-sig"
-        source = io.TextIOWrapper(f, encoding=encoding, newline="")
+        source = wrapper = io.TextIOWrapper(f, encoding=encoding, newline="")
     try:
         for number, text in enumerate(source, 1):
             if number == 1 and text.startswith(_BOM):
@@ -77,8 +79,8 @@ def lines(f, encoding: Optional[str] = None, skip: int = 0) -> Iterator[Tuple[in
             if number > skip and text.strip():
                 yield number, text.rstrip("\r\n")
     finally:
-        if encoding is not None and not f.closed:
-            source.detach()  # f stays open: the caller closes it
+        if wrapper is not None and not f.closed:
+            wrapper.detach()  # f stays open: the caller closes it
 
 
 def _splitter(sep: Optional[str]):
@@ -113,7 +115,7 @@ def rows(f, label, sep: str, min_fields: int, ints=(), skip: int = 0) -> List[li
     for number, fields in records(lines(f, skip=skip), label, sep, min_fields):
         for j in ints:
             try:
-                fields[j] = int(fields[j])
+                fields[j] = int(fields[j])  # type: ignore[call-overload]  # the row's ints
             except ValueError:
                 raise line_error(label, number, f"field {j + 1} ({fields[j]!r}) is not an "
                                  "integer id") from None
@@ -163,7 +165,7 @@ def _count(data: bytes, one: bytes, n_fields: int, label, line: int, sep: str) -
     return len(ends) - len(bad)
 
 
-def bad_number(data: bytes, one: bytes, label, line: int, columns=None):
+def bad_number(data: bytes, one: bytes, label, line: int, columns=None) -> NoReturn:
     """Raises for the first field of a block (in ``columns``, default all) that is not a
     number."""
     for i, text in enumerate(data.split(b"\n")):

@@ -151,6 +151,8 @@ def _read_text(path, sep, header, user_col, item_col, weight_col, encoding="utf-
             weight_col = "2" if len(first) > 2 else None
         u, i, w = (_column(user_col, names, "user"), _column(item_col, names, "item"),
                    _column(weight_col, names, "weight"))
+        if u is None or i is None:
+            raise ValueError("user_col and item_col must be given (a position or a header name)")
         need = max(c for c in (u, i, w) if c is not None) + 1
         users, items = _ids.Encoder(), _ids.Encoder()
         rows, cols, weights = array("q"), array("q"), array("d")
@@ -173,11 +175,11 @@ def _read_text(path, sep, header, user_col, item_col, weight_col, encoding="utf-
                 weights.append(value)
     if not rows:
         raise ValueError(f"{path}: no rows after the header")
-    weights = np.frombuffer(weights, dtype=np.float64) if w is not None else \
+    values = np.frombuffer(weights, dtype=np.float64) if w is not None else \
         np.ones(len(rows), dtype=np.float64)
     user_ids, rows, _ = users.sorted(np.frombuffer(rows, dtype=np.int64))
     item_ids, cols, _ = items.sorted(np.frombuffer(cols, dtype=np.int64))
-    return (user_ids, rows), (item_ids, cols), weights
+    return (user_ids, rows), (item_ids, cols), values
 
 
 def _read_parquet(path, sep, header, user_col, item_col, weight_col):
@@ -292,7 +294,8 @@ def load_bundle(path):
     try:
         z = np.load(path, allow_pickle=False)
     except (ValueError, OSError) as e:
-        raise ModelFormatError(f"{path!r} is not a model file written by `tacitrec fit` ({e})")
+        raise ModelFormatError(
+            f"{path!r} is not a model file written by `tacitrec fit` ({e})") from e
     with z:
         if "tacitrec_cli" not in z.files:
             raise ModelFormatError(

@@ -3,7 +3,7 @@ their interaction input, per-epoch seeds and the item popularity kept for foldin
 
 from __future__ import annotations
 
-from typing import Dict
+from typing import Any, Dict, Optional
 
 import numpy as np
 
@@ -19,10 +19,11 @@ class SGDFactorizationBase(MatrixFactorizationBase):
 
     _count_params = {"factors": (1, None), "iterations": (0, None)}
     _nonnegative_params = ("learning_rate", "regularization")
+    random_state: Any  # a hyper-parameter of the subclasses
 
     def __init__(self, num_threads: int = 0):
         super().__init__(num_threads=num_threads)
-        self._popularity = None
+        self._popularity: Optional[np.ndarray] = None
 
     @staticmethod
     def _interactions(X, name: str, n_cols=None) -> Csr:

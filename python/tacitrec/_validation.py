@@ -112,16 +112,16 @@ def as_csr(
     n_rows: Optional[int] = None,
     n_cols: Optional[int] = None,
 ) -> Csr:
-    """Converts any 2-D scipy sparse matrix or array to a canonical ``Csr`` (copying only what must
-    change). Dense input raises ``TypeError``; a wrong shape, NaN/inf values or invalid indices raise
-    ``ValueError`` naming ``name``."""
+    """Converts any 2-D scipy sparse matrix or array to a canonical ``Csr`` (copying only what
+    must change). Dense input raises ``TypeError``; a wrong shape, NaN/inf values or invalid
+    indices raise ``ValueError`` naming ``name``."""
     if isinstance(X, Csr):
         csr_shape = X.shape
     elif sp.issparse(X):
         if X.ndim != 2:
             raise ValueError(f"{name} must be 2-D, got a {X.ndim}-D sparse array")
         check_sparse_arrays(X, name)
-        csr_shape = tuple(int(s) for s in X.shape)
+        csr_shape = (int(X.shape[0]), int(X.shape[1]))
     elif X is None:
         raise TypeError(f"{name} is required (a scipy.sparse matrix), got None")
     else:
@@ -160,7 +160,8 @@ def as_csr(
 
 def check_ids(ids, bound: Optional[int], name: str, what: str = "ids") -> Tuple[np.ndarray, bool]:
     """``ids`` as a 1-D int32 array and whether it was a scalar. Ids must be integers in
-    ``0..bound`` (``bound=None`` skips the upper check); otherwise ``TypeError`` / ``IndexError``."""
+    ``0..bound`` (``bound=None`` skips the upper check); otherwise ``TypeError`` /
+    ``IndexError``."""
     if isinstance(ids, (bool, np.bool_)):
         raise TypeError(f"{name} must be an integer or an array of integers, got a bool")
     arr = np.asarray(ids)
@@ -201,7 +202,7 @@ def check_count(value, name: str, minimum: int = 1, maximum: int = MAX_COUNT) ->
     take 64-bit counts), any other non-integer a TypeError."""
     if isinstance(value, (bool, np.bool_)) or not isinstance(value, numbers.Real):
         raise TypeError(f"{name} must be an integer, got {type(value).__name__}")
-    if not value >= minimum:
+    if not value >= minimum:  # type: ignore[operator]  # numbers.Real declares no >=; NaN fails
         raise ValueError(f"{name} must be at least {minimum}, got {value!r}")
     if not value <= maximum:
         raise ValueError(f"{name}={value!r} is too large: at most {maximum}")
@@ -223,7 +224,7 @@ def check_threads(value, name: str = "num_threads") -> int:
         raise TypeError(f"{name} must be an integer (0 = all cores), got {type(value).__name__}")
     if value < 0:
         raise ValueError(f"{name} must be >= 0 (0 = all cores), got {value}")
-    if value > MAX_NUM_THREADS:
+    if not value <= MAX_NUM_THREADS:  # (numbers.Integral declares <= but not >)
         raise ValueError(f"{name}={value} is not a usable thread count: at most "
                          f"{MAX_NUM_THREADS} (0 = all cores; pools are capped at 256 threads)")
     return int(value)
@@ -325,7 +326,7 @@ def check_random_state(random_state) -> np.random.Generator:
     if random_state is None or isinstance(random_state, (numbers.Integral, np.random.SeedSequence)):
         if isinstance(random_state, numbers.Integral) and random_state < 0:
             raise ValueError(f"random_state must be non-negative, got {random_state}")
-        return np.random.default_rng(random_state)
+        return np.random.default_rng(random_state)  # type: ignore[arg-type]  # any Integral
     if isinstance(random_state, np.random.Generator):
         return random_state
     if isinstance(random_state, np.random.RandomState):

@@ -123,10 +123,12 @@ class AlternatingLeastSquares(MatrixFactorizationBase):
             self._item_factors = rng.random((n_items, f), dtype=np.float32) * np.float32(0.01)
 
         def step(iteration):
+            assert self._user_factors is not None and self._item_factors is not None  # drawn
             self._solve(Cui, self._user_factors, self._item_factors, exact=False)
             self._solve(Ciu, self._item_factors, self._user_factors, exact=False)
 
         def summary(iteration, _):
+            assert self._user_factors is not None and self._item_factors is not None  # drawn
             if not self.calculate_training_loss:
                 return None, (None,)
             loss = _core.als_loss(Cui.triple(), self._user_factors, self._item_factors,
@@ -144,6 +146,7 @@ class AlternatingLeastSquares(MatrixFactorizationBase):
     def _recalculate(self, ids, rows, name_ids: str, name_rows: str, side: str):
         self._shape()
         fixed = self._item_factors if side == "user" else self._user_factors
+        assert fixed is not None  # _shape() raised otherwise
         other = "item" if side == "user" else "user"
         ids_arr, scalar, c = self._rows_per_id(
             ids, rows, (name_ids, name_rows),
@@ -211,6 +214,7 @@ class AlternatingLeastSquares(MatrixFactorizationBase):
         if not scalar:
             raise ValueError("userid must be one user id: explain explains one user's score")
         (itemid,), _ = check_ids(itemid, n_items, "itemid", "items")
+        assert self._item_factors is not None  # _shape() raised otherwise
         c = self._confidence(user_items, "user_items", n_cols=n_items)
         row = 0 if c.shape[0] == 1 else int(userid)
         if row >= c.shape[0]:

@@ -34,7 +34,7 @@ import os
 import threading
 import time
 import weakref
-from typing import Any, Dict, Optional, Tuple
+from typing import Any, Dict, Optional, Tuple, TypeVar
 
 import numpy as np
 from tqdm.auto import tqdm
@@ -49,6 +49,7 @@ from .exceptions import ModelFormatError, NotFittedError
 FORMAT_VERSION = 1
 _META_KEY = "__tacitrec__"
 _REGISTRY: Dict[str, type] = {}
+_Model = TypeVar("_Model", bound="RecommenderBase")  # methods that return the model itself
 
 
 def _encode_param(value):
@@ -101,7 +102,7 @@ class RecommenderBase:
             if name != "self" and p.kind not in (p.VAR_POSITIONAL, p.VAR_KEYWORD)
         }
 
-    def set_params(self, **params) -> "RecommenderBase":
+    def set_params(self: _Model, **params) -> _Model:
         """Sets hyper-parameters by name (scikit-learn's and LightFM's ``set_params``); returns
         the model. A name that is not a parameter raises ValueError; the new values are checked
         as ``fit`` checks them (ValueError or TypeError naming the parameter), and on an error
@@ -235,7 +236,8 @@ class RecommenderBase:
                     "pass one row per requested user, e.g. user_items[userid]"
                 )
         elif filter_already_liked_items or recalculate_user:
-            need = "recalculate_user=True" if recalculate_user else "filter_already_liked_items=True"
+            need = ("recalculate_user=True" if recalculate_user
+                    else "filter_already_liked_items=True")
             raise ValueError(
                 f"user_items is required with {need}: pass the requested users' rows "
                 "(e.g. user_items[userid]) or set filter_already_liked_items=False"
@@ -317,7 +319,8 @@ class RecommenderBase:
         Generator or RandomState is saved as None (int seeds are kept). To serve from several
         processes, :meth:`save_dir` writes a form that loads memory-mapped."""
         meta = json.dumps(self._meta(), default=_encode_param)
-        np.savez(file, **{_META_KEY: np.array(meta)}, **self._state_with_ids())
+        arrays: Dict[str, Any] = {_META_KEY: np.array(meta), **self._state_with_ids()}
+        np.savez(file, **arrays)
 
     def save_dir(self, path) -> None:
         """Saves the model to the directory ``path``: one ``.npy`` file per array and a
@@ -404,7 +407,8 @@ class RecommenderBase:
             if meta.get("format") != _DIR_FORMAT or not isinstance(arrays, dict):
                 raise ValueError("not a model manifest")
         except (ValueError, KeyError, TypeError, UnicodeDecodeError) as e:
-            raise ModelFormatError(f"{manifest_path!r} is not a valid model manifest ({e})")
+            raise ModelFormatError(
+                f"{manifest_path!r} is not a valid model manifest ({e})") from e
         state = {}
         for name, spec in arrays.items():
             if not isinstance(name, str) or not name.replace("_", "").isalnum():
@@ -416,7 +420,8 @@ class RecommenderBase:
                 arr = np.load(file, mmap_mode="r" if (mmap and size) else None,
                               allow_pickle=False)
             except (OSError, ValueError, KeyError, TypeError) as e:
-                raise ModelFormatError(f"cannot read the array {name!r} of {path!r} ({e})")
+                raise ModelFormatError(
+                    f"cannot read the array {name!r} of {path!r} ({e})") from e
             if arr.shape != shape or arr.dtype.str != spec["dtype"]:
                 raise ModelFormatError(f"the array {name!r} of {path!r} has dtype {arr.dtype.str} "
                                        f"and shape {arr.shape}; the manifest says "
@@ -445,7 +450,7 @@ class RecommenderBase:
             model = target(**params)
         except TypeError as e:
             raise ModelFormatError(f"the saved parameters of the {meta.get('class')} do not fit "
-                                   f"this tacitrec ({e})")
+                                   f"this tacitrec ({e})") from e
         ids = {side: state.pop(f"{side}_ids", None) for side in ("user", "item")}
         try:
             if state:
@@ -517,7 +522,7 @@ def _accept_datasets(cls) -> None:
         self.set_ids(user_ids=data.user_id_array, item_ids=data.item_id_array)
         return out
 
-    fit_from_dataset._takes_datasets = True
+    fit_from_dataset._takes_datasets = True  # type: ignore[attr-defined]  # a marker
     cls.fit = fit_from_dataset
 
 
@@ -702,7 +707,7 @@ def _guarded(method, mode: str):
             finally:
                 lock.end_write()
 
-    guarded._tacitrec_guard = mode
+    guarded._tacitrec_guard = mode  # type: ignore[attr-defined]  # a marker
     return guarded
 
 
@@ -814,6 +819,11 @@ class MatrixFactorizationBase(RecommenderBase):
     #: LMF, so that a plain dot product scores with the biases); ``similar_items`` /
     #: ``similar_users`` compare the latent columns only.
     _extra_columns = 0
+    # hyper-parameters of the trained subclasses, read by the shared fit helpers below
+    # (annotations only: the class itself has none of them)
+    factors: int
+    iterations: int
+    dtype: Any
 
     def __init__(self, num_threads: int = 0):
         self.num_threads = num_threads
@@ -903,10 +913,12 @@ class MatrixFactorizationBase(RecommenderBase):
     def _user_vectors(self, userids, user_items, recalculate_user) -> np.ndarray:
         if recalculate_user:
             return self.recalculate_user(userids, user_items)
+        assert self._user_factors is not None  # the caller's _shape() raised otherwise
         return self._user_factors[userids]
 
     def _recommend(self, userids, user_items, N, *, filter_liked, filter_items, items,
                    recalculate_user):
+        assert self._item_factors is not None  # the caller's _shape() raised otherwise
         queries = self._user_vectors(userids, user_items, recalculate_user)
         liked = user_items.triple() if (filter_liked and user_items is not None) else None
         return _core.topk_dot(queries, self._item_factors, N, liked, items=items,
@@ -933,6 +945,7 @@ class MatrixFactorizationBase(RecommenderBase):
 
         def check(epoch: int) -> None:
             self._normed.clear()
+            assert self._user_factors is not None and self._item_factors is not None  # fitted
             check_trained_finite({"user_factors": self._user_factors,
                                   "item_factors": self._item_factors}, f"{unit} {epoch}", hint)
 
@@ -947,7 +960,9 @@ class MatrixFactorizationBase(RecommenderBase):
         return factors[:, :factors.shape[1] - self._extra_columns]
 
     def _similarity_factors(self, side: str) -> np.ndarray:
-        return self._latent(self._user_factors if side == "user" else self._item_factors)
+        factors = self._user_factors if side == "user" else self._item_factors
+        assert factors is not None  # the caller's _shape() raised otherwise
+        return self._latent(factors)
 
     def _normalized(self, side: str) -> np.ndarray:
         if side not in self._normed:
@@ -1003,6 +1018,7 @@ class MatrixFactorizationBase(RecommenderBase):
 
     def _get_state(self) -> Dict[str, np.ndarray]:
         self._shape()
+        assert self._user_factors is not None and self._item_factors is not None  # _shape()
         return {"user_factors": self._user_factors, "item_factors": self._item_factors}
 
     def _set_state(self, state) -> None:

@@ -49,6 +49,8 @@ Differences from implicit:
 
 from __future__ import annotations
 
+from typing import Tuple
+
 import numpy as np
 
 from . import _core
@@ -128,7 +130,7 @@ class BayesianPersonalizedRanking(SGDFactorizationBase):
             raise ValueError(f"negative_sampling must be one of {_SAMPLING}, "
                              f"got {self.negative_sampling!r}")
 
-    def _args(self):
+    def _args(self) -> Tuple[float, float, bool, int, bool]:
         return (float(self.learning_rate), float(self.regularization),
                 bool(self.verify_negative_samples), int(self.max_redraws),
                 self.negative_sampling == "uniform")
@@ -164,6 +166,7 @@ class BayesianPersonalizedRanking(SGDFactorizationBase):
         triple = c.triple()
 
         def step(epoch):
+            assert self._user_factors is not None and self._item_factors is not None  # drawn
             return _core.bpr_epoch(
                 triple, self._user_factors, self._item_factors, *self._args(),
                 bool(self.use_weights), bool(self.deterministic), self._seed(rng),
@@ -184,6 +187,7 @@ class BayesianPersonalizedRanking(SGDFactorizationBase):
                                 "the weights, with use_weights=True)"))
 
     def _fold_in(self, c, ids: np.ndarray) -> np.ndarray:
+        assert self._item_factors is not None  # the caller's _shape() raised otherwise
         return _core.bpr_fold_in(c.triple(), ids, self._item_factors, *self._args(),
                                  self._popularity, int(self.iterations), self._fold_in_seed(),
                                  self._threads())

@@ -85,7 +85,7 @@ def make_model(name: str, pairs: List[str], threads: int, seed: Optional[int]):
     cls, defaults = MODELS[name]
     valid = cls().get_params()
     given = _parse_params(pairs)
-    fit_kw = dict(LIGHTFM_FIT) if cls is LightFM else {}
+    fit_kw: Dict[str, object] = dict(LIGHTFM_FIT) if cls is LightFM else {}
     params = dict(defaults)
     for key, value in given.items():
         if key in fit_kw:
@@ -401,9 +401,9 @@ def main(argv: Optional[List[str]] = None) -> int:
     except KeyboardInterrupt:  # outputs are written to a temporary file: nothing half-written
         print(f"tacitrec {args.command}: interrupted", file=sys.stderr)
         return 130
-    except (FileNotFoundError, FileExistsError, ValueError, TypeError, IndexError, ImportError, ModelFormatError,
-            ModelFitError, NotFittedError, NotImplementedError, OSError, csv.Error,
-            zipfile.BadZipFile, tarfile.TarError, EOFError) as e:
+    except (FileNotFoundError, FileExistsError, ValueError, TypeError, IndexError, ImportError,
+            ModelFormatError, ModelFitError, NotFittedError, NotImplementedError, OSError,
+            csv.Error, zipfile.BadZipFile, tarfile.TarError, EOFError) as e:
         print(f"tacitrec {args.command}: error: {e}", file=sys.stderr)
         return 1
 

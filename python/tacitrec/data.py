@@ -9,7 +9,7 @@ feature of the same name (with identity features LightFM maps both to one column
 
 from __future__ import annotations
 
-from typing import Dict, Hashable, Iterable, List, Tuple
+from typing import Dict, Hashable, Iterable, List, Optional, Tuple, cast
 
 import numpy as np
 import scipy.sparse as sp
@@ -50,7 +50,7 @@ class Dataset:
     # ---- mappings -----------------------------------------------------------------------------
     def fit(self, users, items, user_features=None, item_features=None) -> "Dataset":
         """Starts the mappings afresh from these ids and feature names."""
-        self.__init__(self._user_identity, self._item_identity)
+        type(self).__init__(self, self._user_identity, self._item_identity)
         return self.fit_partial(users, items, user_features, item_features)
 
     def fit_partial(self, users=None, items=None, user_features=None,
@@ -92,7 +92,7 @@ class Dataset:
 
     def inverse_mapping(self) -> Tuple[list, list, list, list]:
         """Index -> id / feature name lists, in the order of :meth:`mapping`."""
-        return tuple(list(m.keys()) for m in self.mapping())
+        return cast(Tuple[list, list, list, list], tuple(list(m.keys()) for m in self.mapping()))
 
     def interactions_shape(self) -> Tuple[int, int]:
         return len(self._user_ids), len(self._item_ids)
@@ -174,7 +174,10 @@ class Dataset:
     # ---- data frames --------------------------------------------------------------------------
     #: what :meth:`from_frame` builds (None on a Dataset built the LightFM way)
     interactions = weights = user_feature_matrix = item_feature_matrix = None
-    frame_kind = user_col = item_col = weight_col = None
+    frame_kind: Optional[str] = None
+    user_col: Optional[str] = None
+    item_col: Optional[str] = None
+    weight_col: Optional[str] = None
 
     @classmethod
     def from_frame(cls, interactions, user_col: str = "user_id", item_col: str = "item_id",

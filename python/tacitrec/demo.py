@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import os
 import time
+from typing import Any, Dict, List, Tuple
 
 import numpy as np
 import scipy.sparse as sp
@@ -43,12 +44,12 @@ def _data(args):
     from .datasets import load_lastfm, load_movielens, synthetic
 
     if args.data is None:
-        d = synthetic(n_users=args.users, n_items=args.items, random_state=args.seed)
-        return (f"synthetic data (seed {args.seed})", d.user_items,
-                _io.with_identity(d.user_features), _io.with_identity(d.item_features), d)
+        s = synthetic(n_users=args.users, n_items=args.items, random_state=args.seed)
+        return (f"synthetic data (seed {args.seed})", s.user_items,
+                _io.with_identity(s.user_features), _io.with_identity(s.item_features), s)
     if os.path.isfile(args.data) and not args.data.lower().endswith(".zip"):
-        d = read(args.data, args)
-        return os.path.basename(args.data), d.matrix, None, None, None
+        interactions = read(args.data, args)
+        return os.path.basename(args.data), interactions.matrix, None, None, None
     errors = []
     for load in (load_movielens, load_lastfm):
         try:
@@ -75,7 +76,7 @@ def run(args) -> int:
     feats = {k: v for k, v in (("user_features", Fu), ("item_features", Fi)) if v is not None}
     threads = args.threads
     lightfm_name = "lightfm warp" + (" + features" if feats else "")
-    models = [
+    models: List[Tuple[str, Any, Dict[str, Any]]] = [  # (label, model, fit/score keywords)
         ("popularity", PopularityRecommender(num_threads=threads), {}),
         ("bm25 knn (K=50)", BM25Recommender(K=50, num_threads=threads), {}),
         ("als (64 factors)", AlternatingLeastSquares(factors=64, regularization=0.05, alpha=2.0,

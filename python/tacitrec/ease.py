@@ -145,6 +145,7 @@ class EASERecommender(RecommenderBase):
 
     def _recommend(self, userids, user_items, N, *, filter_liked, filter_items, items,
                    recalculate_user):
+        assert self._weights is not None  # the caller's _shape() raised otherwise
         if user_items is None:
             raise ValueError(
                 "user_items is required: EASERecommender scores items from each user's row "
@@ -163,6 +164,7 @@ class EASERecommender(RecommenderBase):
             raise NotImplementedError("EASERecommender cannot recalculate items: refit with the "
                                       "new item's interactions")
         _, n = self._shape()
+        assert self._weights is not None  # _shape() raised otherwise
         ids, scalar = check_ids(itemid, n, "itemid", "items")
         N = check_count(N, "N")
         one_hot = (np.arange(len(ids) + 1, dtype=np.int64), ids,
@@ -181,6 +183,7 @@ class EASERecommender(RecommenderBase):
 
     def _get_state(self) -> Dict[str, np.ndarray]:
         self._shape()
+        assert self._weights is not None  # _shape() raised otherwise
         return {"weights": self._weights, "n_items": np.array(self._weights.shape[0])}
 
     def _set_state(self, state) -> None:

@@ -188,14 +188,14 @@ def beyond_accuracy(model, train, K: int = 10, users=None, item_features=None,
             stats.append(s)
             counts += c.astype(np.int64)
             bar.update(len(batch))
-    means, stats = np.vstack(means), np.vstack(stats)
-    out = {"coverage": float((counts > 0).mean()), "gini": _gini(counts)}
-    out.update(_user_means(means, stats))
+    user_means, user_stats = np.vstack(means), np.vstack(stats)
+    out: Dict[str, Any] = {"coverage": float((counts > 0).mean()), "gini": _gini(counts)}
+    out.update(_user_means(user_means, user_stats))
     deciles = np.argsort(np.argsort(activity[users], kind="stable"), kind="stable")
     group = (deciles * 10) // len(users)
     out["by_activity_decile"] = [
         dict(decile=d + 1, users=int((group == d).sum()),
-             **_user_means(means[group == d], stats[group == d]))
+             **_user_means(user_means[group == d], user_stats[group == d]))
         for d in range(10) if (group == d).any()]
     return out
 

@@ -100,7 +100,7 @@ class ItemItemRecommender(RecommenderBase):
             callback(0, self.fit_seconds_, None)
         return self
 
-    def _set_similarity(self, sim: Csr) -> None:
+    def _set_similarity(self, sim: Optional[Csr]) -> None:
         self._sim = sim
         self._scipy = None
 
@@ -143,6 +143,7 @@ class ItemItemRecommender(RecommenderBase):
                 f"user_items is required: {type(self).__name__} scores items from each user's "
                 "row (pass user_items[userid])"
             )
+        assert self._sim is not None  # the caller's _shape() raised otherwise
         return _core.knn_recommend(
             user_items.triple(), len(userids), self._sim.triple(), self._sim.shape[0], N,
             filter_liked, items=items, filter_items=filter_items, num_threads=self._threads())
@@ -159,6 +160,7 @@ class ItemItemRecommender(RecommenderBase):
                 f"{type(self).__name__} cannot recalculate items: it keeps only the item-item "
                 "similarity (refit with the new item's interactions)")
         _, n_items = self._shape()
+        assert self._sim is not None  # _shape() raised otherwise
         ids, scalar = check_ids(itemid, n_items, "itemid", "items")
         N = check_count(N, "N")
         res_ids, scores = _core.knn_similar_items(
@@ -179,22 +181,24 @@ class ItemItemRecommender(RecommenderBase):
     def _get_state(self) -> Dict[str, np.ndarray]:
         self._shape()
         s = self._sim
+        assert s is not None  # _shape() raised otherwise
         return {"sim_indptr": s.indptr, "sim_indices": s.indices, "sim_data": s.data,
                 "n_items": np.array(s.shape[0])}
 
     def _set_state(self, state) -> None:
-        n = as_state_array(state["n_items"], "n_items", np.int64, 0)
-        arrays = [as_state_array(state[f"sim_{name}"], f"similarity {name}", dtype, 1)
-                  for name, dtype in (("indptr", np.int64), ("indices", np.int32),
-                                      ("data", np.float32))]
-        n = int(n)
+        n_saved = as_state_array(state["n_items"], "n_items", np.int64, 0)
+        indptr, indices, data = [
+            as_state_array(state[f"sim_{name}"], f"similarity {name}", dtype, 1)
+            for name, dtype in (("indptr", np.int64), ("indices", np.int32),
+                                ("data", np.float32))]
+        n = int(n_saved)
         if n < 0:
             raise ModelFormatError(f"the saved model has {n} items")
         try:
-            check_compressed(*arrays, n, n, "the saved similarity", "column ")
+            check_compressed(indptr, indices, data, n, n, "the saved similarity", "column ")
         except ValueError as e:
-            raise ModelFormatError(str(e))
-        self._set_similarity(Csr(*arrays, (n, n)))
+            raise ModelFormatError(str(e)) from e
+        self._set_similarity(Csr(indptr, indices, data, (n, n)))
 
     def __getstate__(self):
         d = super().__getstate__()

@@ -39,7 +39,7 @@ Differences from LightFM, fixing its known defects:
 
 from __future__ import annotations
 
-from typing import Optional, Tuple
+from typing import List, Optional, Tuple, TypeVar
 
 import numpy as np
 import scipy.sparse as sp
@@ -55,6 +55,8 @@ _SCHEDULES = ("adagrad", "adadelta")
 #: The most WARP tries per positive (the kernel never makes more than ``n_items - 1``: later
 #: tries would carry weight ln(1) = 0).
 MAX_SAMPLED = 10**6
+
+_Self = TypeVar("_Self", bound="LightFM")  # fit and fit_partial return the model itself
 
 
 def _parameter_attribute(side: str, bias: bool, doc: str) -> property:
@@ -109,10 +111,11 @@ class LightFM(RecommenderBase):
         self._reset()
 
     def _reset(self) -> None:
-        self._user = None  # (params, grad_acc, step_acc), features x (d + 1)
-        self._item = None
+        # [params, grad_acc, step_acc], features x (d + 1)
+        self._user: Optional[List[np.ndarray]] = None
+        self._item: Optional[List[np.ndarray]] = None
         self._with_features = {"user": False, "item": False}
-        self._rng = None
+        self._rng: Optional[np.random.RandomState] = None
 
     # ---- validation ---------------------------------------------------------------------------
     def _check_params(self) -> None:
@@ -164,16 +167,16 @@ class LightFM(RecommenderBase):
             setattr(self, "_" + side, [np.vstack([a, b]) for a, b in zip(cur, new)])
 
     # ---- training -----------------------------------------------------------------------------
-    def fit(self, interactions, user_features=None, item_features=None, sample_weight=None,
-            epochs: int = 1, num_threads: int = 1, verbose: bool = False) -> "LightFM":
+    def fit(self: _Self, interactions, user_features=None, item_features=None, sample_weight=None,
+            epochs: int = 1, num_threads: int = 1, verbose: bool = False) -> _Self:
         """Fits from scratch (drops any previous parameters), then as :meth:`fit_partial`."""
         self._reset()
         return self.fit_partial(interactions, user_features, item_features, sample_weight,
                                 epochs, num_threads, verbose)
 
-    def fit_partial(self, interactions, user_features=None, item_features=None,
+    def fit_partial(self: _Self, interactions, user_features=None, item_features=None,
                     sample_weight=None, epochs: int = 1, num_threads: int = 1,
-                    verbose: bool = False) -> "LightFM":
+                    verbose: bool = False) -> _Self:
         """Trains ``epochs`` more epochs on ``interactions`` (users x items; values > 0 are
         positives, others negatives for the logistic loss). Feature matrices (users x user
         features, items x item features) may have more columns than before: new features get
@@ -204,20 +207,24 @@ class LightFM(RecommenderBase):
                                "item": item_features is not None}
 
         def step(epoch):
-            _core.lightfm_epoch(
-                X.triple(), weights, Fu.triple(), Fi.triple(), *self._user, *self._item,
+            assert self._user is not None and self._item is not None and self._rng is not None
+            # (mypy cannot count the lists' items: three arrays each)
+            _core.lightfm_epoch(  # type: ignore[call-arg]
+                X.triple(), weights, Fu.triple(), Fi.triple(), *self._user, *self._item,  # type: ignore[arg-type]
                 self.loss, int(self.k), int(self.n), self.learning_schedule,
                 float(self.learning_rate), float(self.rho), float(self.epsilon),
                 float(self.item_alpha), float(self.user_alpha), int(self.max_sampled),
                 int(self._rng.randint(0, 2**31 - 1)), threads)
 
         def check(epoch):
+            assert self._user is not None and self._item is not None  # grown above
             check_trained_finite(
                 {"the user parameters": self._user[0], "the item parameters": self._item[0]},
                 f"epoch {epoch}", f"lower learning_rate={self.learning_rate} or the feature "
                 "weights (normalise feature rows)")
 
         # the accumulators are rolled back with the parameters
+        assert self._user is not None and self._item is not None  # grown above
         _train_epochs(int(epochs), step, rollback=_Rollback(self._user + self._item),
                       check=check, desc="LightFM", show_progress=verbose)
         return self

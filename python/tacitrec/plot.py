@@ -12,7 +12,7 @@ saved (``ax.figure.savefig(path)``).
 from __future__ import annotations
 
 import time
-from typing import Dict, Optional, Sequence
+from typing import Any, Dict, List, Optional, Sequence
 
 import numpy as np
 
@@ -69,7 +69,7 @@ def metric_curves(models: Dict[str, object], train, test, metric: str = "ndcg",
     return ax
 
 
-def popularity_curves(models: Dict[str, object], train, K: int = 10, ax=None, **features):
+def popularity_curves(models: Dict[str, Any], train, K: int = 10, ax=None, **features):
     """The long tail: items ordered by training popularity (most popular first) against the
     cumulative share of the training interactions and, per model, of its top-``K``
     recommendation slots (every user with an interaction, training items excluded). A model
@@ -106,7 +106,7 @@ class TrainingHistory:
 
     def __init__(self, model=None, validation=None, metric: str = "ndcg", K: int = 10):
         self.model, self.validation, self.metric, self.K = model, validation, metric, K
-        self.records = []
+        self.records: List[dict] = []
         self._start = time.perf_counter()
 
     def __call__(self, iteration, elapsed=None, *values):

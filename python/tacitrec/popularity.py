@@ -52,13 +52,14 @@ class PopularityRecommender(RecommenderBase):
             callback(0, time.perf_counter() - start, None)
         return self
 
-    def _shape(self) -> Tuple[int, int]:
+    def _shape(self) -> Tuple[Optional[int], int]:
         if self.item_popularity is None:
             raise NotFittedError("PopularityRecommender is not fitted: call fit(user_items) first")
         return self._n_users, self.item_popularity.shape[0]
 
     def _recommend(self, userids, user_items, N, filter_liked, filter_items, items,
                    recalculate_user):
+        assert self.item_popularity is not None  # the caller's _shape() raised otherwise
         # A rank-1 dot product: every user's vector is [1], every item's is [popularity].
         queries = np.ones((len(userids), 1), dtype=np.float32)
         liked = user_items.triple() if (filter_liked and user_items is not None) else None
@@ -68,6 +69,7 @@ class PopularityRecommender(RecommenderBase):
 
     def _get_state(self) -> Dict[str, np.ndarray]:
         self._shape()
+        assert self.item_popularity is not None  # _shape() raised otherwise
         return {"item_popularity": self.item_popularity, "n_users": np.array(self._n_users)}
 
     def _set_state(self, state) -> None:

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import numbers
 import time
-from typing import Dict, Optional, Tuple
+from typing import Dict, List, Optional, Tuple
 
 import numpy as np
 from tqdm.auto import tqdm
@@ -29,6 +29,7 @@ METHODS = ("gf-cf", "bspm", "chebycf")
 #: Published settings on Gowalla (the defaults when ``factors`` / ``ideal_weight`` are None).
 _DEFAULT_FACTORS = {"gf-cf": 256, "bspm": 448, "chebycf": 512}
 _DEFAULT_IDEAL_WEIGHT = {"gf-cf": 0.3, "bspm": 0.2, "chebycf": 0.2}
+_Ode = Tuple[str, float, int]  # an ODE's solver, time and steps
 
 
 def chebycf_coefficients(order: int, flatness: float) -> np.ndarray:
@@ -94,22 +95,24 @@ class SpectralFilterRecommender(RecommenderBase):
 
     Published settings (Recall@20 / NDCG@20 on the LightGCN splits; Gowalla is the default):
 
-    ======================= =========================================================================
+    ======================= ========================================================================
     data set                settings
-    ======================= =========================================================================
+    ======================= ========================================================================
     GF-CF Gowalla, Yelp2018 ``factors=256, ideal_weight=0.3`` (0.1849 / 0.1518 on Gowalla)
     GF-CF Amazon-book       ``ideal_weight=0`` (linear filter only)
     BSPM Gowalla            ``factors=448, ideal_weight=0.2, sharpen_solver="rk4", sharpen_steps=1,
                             sharpen_time=2.5, final_sharpening=True`` (0.1920 / 0.1597)
-    BSPM Yelp2018           ``factors=384, ideal_weight=0.3, sharpen_solver="euler", sharpen_steps=1,
-                            sharpen_time=1.2, final_sharpening=True, t_point_combination=True``
+    BSPM Yelp2018           ``factors=384, ideal_weight=0.3, sharpen_solver="euler",
+                            sharpen_steps=1, sharpen_time=1.2, final_sharpening=True,
+                            t_point_combination=True``
     BSPM Amazon-book        ``ideal_weight=0, sharpen_solver="rk4", sharpen_steps=2,
                             sharpen_time=2.2, final_sharpening=False``
     ChebyCF Gowalla         ``order=8, flatness=1.5, factors=512, ideal_weight=0.2,
                             degree_power=0.4`` (0.1941 / 0.1616)
     ChebyCF Amazon-book     ``order=8, flatness=10, factors=512, ideal_weight=0.2, degree_power=0``
-    ChebyCF Last.fm         ``order=8, flatness=15, factors=256, ideal_weight=0.1, degree_power=0.2``
-    ======================= =========================================================================
+    ChebyCF Last.fm         ``order=8, flatness=15, factors=256, ideal_weight=0.1,
+                            degree_power=0.2``
+    ======================= ========================================================================
 
     (BSPM's blurring and ideal ODEs are one Euler step to ``T = 1`` in every published setting, so
     that blurring gives ``r P`` and the ideal term ``r D^-b V V^T D^b``.)
@@ -194,17 +197,18 @@ class SpectralFilterRecommender(RecommenderBase):
             raise ValueError(f"method must be one of {', '.join(METHODS)}, got {self.method!r}")
         return self.method
 
-    def _filter_args(self):
+    def _filter_args(
+            self) -> Tuple[str, float, List[float], _Ode, _Ode, Optional[_Ode], bool, bool]:
         """The Rust filter's arguments after validation."""
         method = self._method()
         w = self.ideal_weight
         w = _DEFAULT_IDEAL_WEIGHT[method] if w is None else _number(w, "ideal_weight")
-        coeffs = []
+        coeffs: List[float] = []
         if method == "chebycf":
             order = check_count(self.order, "order")
             coeffs = [float(c) for c in chebycf_coefficients(order, _number(
                 self.flatness, "flatness", 0.0, strict=True))]
-        ode = {}
+        ode: Dict[str, _Ode] = {}
         for name in ("blur", "ideal", "sharpen"):
             ode[name] = (_solver(getattr(self, f"{name}_solver"), f"{name}_solver"),
                          _number(getattr(self, f"{name}_time"), f"{name}_time", 0.0, strict=True),
@@ -274,6 +278,7 @@ class SpectralFilterRecommender(RecommenderBase):
 
     def _scalings(self, method: str) -> Tuple[np.ndarray, np.ndarray]:
         e = float(self.degree_power if method == "chebycf" else self.item_exponent)
+        assert self._item_degree is not None  # the caller's _shape() raised otherwise
         d = self._item_degree.astype(np.float64)
         if method == "chebycf" and e == 0:  # ChebyCF without its DegreeNorm
             ones = np.ones_like(self._item_degree)
@@ -289,6 +294,7 @@ class SpectralFilterRecommender(RecommenderBase):
             queries = queries._replace(data=np.ones_like(queries.data))
         pre, post = self._scalings(args[0])
         g, gt = self._graph, self._graph_t
+        assert g is not None and gt is not None and self._factors is not None  # by _shape()
         return _core.spectral_recommend(
             queries.triple(), n_queries, g.triple(), gt.triple(), g.shape[0], g.shape[1],
             self._factors, pre, post, *args, N, filter_liked, items=items,
@@ -330,6 +336,8 @@ class SpectralFilterRecommender(RecommenderBase):
     def _get_state(self) -> Dict[str, np.ndarray]:
         self._shape()
         g, gt = self._graph, self._graph_t
+        assert g is not None and gt is not None  # _shape() raised otherwise
+        assert self._factors is not None and self._item_degree is not None  # set with the graph
         return {"graph_indptr": g.indptr, "graph_indices": g.indices, "graph_data": g.data,
                 "graph_t_indptr": gt.indptr, "graph_t_indices": gt.indices,
                 "graph_t_data": gt.data, "singular_vectors": self._factors,
@@ -347,14 +355,16 @@ class SpectralFilterRecommender(RecommenderBase):
                                    f"{n_items} rows and at most {min(n_users, n_items)} columns")
         mats = []
         for prefix, shape in (("graph", (n_users, n_items)), ("graph_t", (n_items, n_users))):
-            arrays = [as_state_array(state[f"{prefix}_{name}"], f"{prefix} {name}", dtype, 1)
-                      for name, dtype in (("indptr", np.int64), ("indices", np.int32),
-                                          ("data", np.float32))]
+            indptr, indices, data = [
+                as_state_array(state[f"{prefix}_{name}"], f"{prefix} {name}", dtype, 1)
+                for name, dtype in (("indptr", np.int64), ("indices", np.int32),
+                                    ("data", np.float32))]
             try:
-                check_compressed(*arrays, shape[0], shape[1], f"the saved {prefix}", "column ")
+                check_compressed(indptr, indices, data, shape[0], shape[1], f"the saved {prefix}",
+                                 "column ")
             except ValueError as e:
-                raise ModelFormatError(str(e))
-            mats.append(Csr(*arrays, shape))
+                raise ModelFormatError(str(e)) from e
+            mats.append(Csr(indptr, indices, data, shape))
         if mats[0].nnz != mats[1].nnz:
             raise ModelFormatError("the saved graph and its transpose differ in size")
         self._graph, self._graph_t = mats

@@ -103,7 +103,8 @@ def test_deterministic_for_any_thread_count_and_continuing_fit():
     np.testing.assert_array_equal(fits[0].user_factors, fits[1].user_factors)
     np.testing.assert_array_equal(fits[0].item_factors, fits[1].item_factors)
     # a second fit on the same shape continues from the current factors
-    m = AlternatingLeastSquares(factors=16, iterations=2, random_state=7).fit(X, show_progress=False)
+    m = AlternatingLeastSquares(factors=16, iterations=2, random_state=7).fit(X,
+                                                                              show_progress=False)
     m.fit(X, show_progress=False)
     np.testing.assert_array_equal(m.item_factors, fits[0].item_factors)
     # another shape re-initialises instead of failing
@@ -184,7 +185,8 @@ def test_quality_on_planted_data():
 
 
 def test_matches_implicit_when_installed():
-    """Optional: same seed and hyper-parameters give implicit 0.7.3's losses (skipped without it)."""
+    """Optional: same seed and hyper-parameters give implicit 0.7.3's losses (skipped without
+    it)."""
     pytest.importorskip("implicit")
     import warnings
     from implicit.cpu.als import AlternatingLeastSquares as Peer
@@ -193,10 +195,10 @@ def test_matches_implicit_when_installed():
         ours, theirs = [], []
         AlternatingLeastSquares(factors=8, regularization=0.05, use_cg=use_cg, iterations=5,
                                 calculate_training_loss=True, random_state=4).fit(
-            X, show_progress=False, callback=lambda i, s, l: ours.append(l))
+            X, show_progress=False, callback=lambda i, s, loss, out=ours: out.append(loss))
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
             Peer(factors=8, regularization=0.05, use_cg=use_cg, iterations=5,
                  calculate_training_loss=True, random_state=4).fit(
-                X, show_progress=False, callback=lambda i, s, l: theirs.append(l))
+                X, show_progress=False, callback=lambda i, s, loss, out=theirs: out.append(loss))
         np.testing.assert_allclose(ours, theirs, rtol=1e-4)

@@ -124,7 +124,7 @@ def test_negatives_the_user_has_are_skipped_by_default_or_redrawn(deterministic)
         extra = {} if redraws is None else dict(max_redraws=redraws)
         m = BayesianPersonalizedRanking(factors=4, iterations=2, random_state=0, num_threads=1,
                                         deterministic=deterministic, **extra).fit(
-            X, show_progress=False, callback=lambda e, t, c, s: got.append(s))
+            X, show_progress=False, callback=lambda e, t, c, s, out=got: out.append(s))
         stats[redraws], factors[redraws] = got, m.item_factors
     assert stats[None] == stats[0]
     assert np.array_equal(factors[None], factors[0])

@@ -26,8 +26,9 @@ def run(*args, check=True):
 
 
 def metric_rows(stdout):
-    return {l.split()[0]: [float(v) for v in l.split()[-7:]] for l in stdout.splitlines()
-            if l.startswith(("popularity ", "bm25 ", "als ", "lightfm "))}
+    return {line.split()[0]: [float(v) for v in line.split()[-7:]]
+            for line in stdout.splitlines()
+            if line.startswith(("popularity ", "bm25 ", "als ", "lightfm "))}
 
 
 def test_demo_prints_the_metrics_the_library_computes():
@@ -48,7 +49,7 @@ def test_demo_prints_the_metrics_the_library_computes():
 
 def test_default_demo_cold_start_finds_the_users_cluster():
     out = run("demo", "--epochs", 10)  # the README's command: 20,000 users x 5,000 items
-    line = next(l for l in out.stdout.splitlines() if l.startswith("cold start"))
+    line = next(x for x in out.stdout.splitlines() if x.startswith("cold start"))
     hits = int(line.split("; ")[1].split()[0])
     assert hits >= 8, line  # a random item is in the cluster with probability 0.05
 
@@ -136,8 +137,8 @@ def test_evaluate_prints_the_library_metrics(files):
     d, X = files
     out = run("evaluate", d / "plays.tsv", "-m", "als", "-p", "factors=8", "--seed", 4,
               "-k", 5, "-q")
-    printed = {l.split()[0]: float(l.split()[1]) for l in out.stdout.splitlines()
-               if "@5 " in l}
+    printed = {line.split()[0]: float(line.split()[1]) for line in out.stdout.splitlines()
+               if "@5 " in line}
     # the TSV's ids are 0..n-1, sorted as strings by the CLI
     order_u = np.argsort(np.arange(X.shape[0]).astype(str))
     order_i = np.argsort(np.arange(X.shape[1]).astype(str))
@@ -242,6 +243,8 @@ def test_reader_formats(tmp_path):
     p.write_text("3;4\n5;6\n")
     data = _io.read_interactions(p, weight_col="none", header="no")
     assert data.matrix.nnz == 2 and data.item_ids.tolist() == ["4", "6"]
+    with pytest.raises(ValueError, match="user_col and item_col must be given"):
+        _io.read_interactions(p, user_col=None)  # was a TypeError from a list index
 
 
 @pytest.mark.parametrize("content, args, message", [

@@ -92,7 +92,8 @@ def test_hand_computed_case():
     assert m["mrr"] == pytest.approx(0.5)
     assert m["hit_rate"] == 1.0
     assert m["map"] == pytest.approx((0.5 / 2 + 0.5 / 1) / 2)
-    assert m["ndcg"] == pytest.approx(((1 / np.log2(3)) / (1 + 1 / np.log2(3)) + 1 / np.log2(3)) / 2)
+    assert m["ndcg"] == pytest.approx(
+        ((1 / np.log2(3)) / (1 + 1 / np.log2(3)) + 1 / np.log2(3)) / 2)
     assert m["implicit_precision"] == pytest.approx(2 / 3)
 
 

@@ -95,7 +95,8 @@ def test_bspm_matches_the_authors_process(X, setting):
     w = setting.get("ideal_weight", 0.2)
     ode = lambda name, s, T: (T, setting.get(f"{name}_steps", 1),  # noqa: E731
                               setting.get(f"{name}_solver", s))
-    want = _bspm_reference(R, Rt, V, si, sinv, w, ode("blur", "euler", setting.get("blur_time", 1.0)),
+    want = _bspm_reference(R, Rt, V, si, sinv, w,
+                           ode("blur", "euler", setting.get("blur_time", 1.0)),
                            ode("ideal", "euler", setting.get("ideal_time", 1.0)),
                            ode("sharpen", "rk4", setting.get("sharpen_time", 2.5)),
                            setting.get("final_sharpening", True),

@@ -29,7 +29,8 @@ def test_any_sparse_format_and_dtype_gives_the_same_canonical_csr(fmt, array_api
 
 
 def test_duplicates_are_summed_and_input_is_not_modified():
-    rows, cols, vals = np.array([1, 0, 1, 1]), np.array([2, 1, 0, 2]), np.array([1.0, 2.0, 3.0, 4.0])
+    rows, cols = np.array([1, 0, 1, 1]), np.array([2, 1, 0, 2])
+    vals = np.array([1.0, 2.0, 3.0, 4.0])
     X = sp.csr_matrix((vals, (rows, cols)), shape=(2, 3))
     # build an unsorted CSR with a duplicate by hand
     Y = sp.csr_matrix((np.array([5.0, 1.0, 2.0, 2.0]), np.array([2, 0, 2, 1]), np.array([0, 0, 4])),

@@ -8,6 +8,7 @@ import fnmatch
 import os
 import tarfile
 import zipfile
+from typing import IO, Any, Callable, Dict, Optional, Union
 
 from .. import _delimited
 
@@ -17,6 +18,9 @@ _TARS = (".tar", ".tar.gz", ".tgz", ".tar.bz2", ".tar.xz")
 class DataFiles:
     """The files of one data set (see the module); a context manager closing the archive."""
 
+    _archive: Union[zipfile.ZipFile, tarfile.TarFile, None]
+    _open: Callable[[Any], Optional[IO[bytes]]]  # a member's binary reader
+
     def __init__(self, path):
         self.path = os.fspath(path)
         if not os.path.exists(self.path):
@@ -25,13 +29,14 @@ class DataFiles:
         low = self.path.lower()
         if low.endswith(".zip"):
             self._archive = zipfile.ZipFile(self.path)
-            members = {n: n for n in self._archive.namelist() if not n.endswith("/")}
+            members: Dict[str, Any] = {n: n for n in self._archive.namelist()
+                                       if not n.endswith("/")}  # name -> what _open takes
             self._open = self._archive.open
         elif low.endswith(_TARS):
-            self._archive = tarfile.open(self.path)
+            self._archive = tar = tarfile.open(self.path)
             members = {m.name[2:] if m.name.startswith("./") else m.name: m
-                       for m in self._archive.getmembers() if m.isfile()}
-            self._open = self._archive.extractfile
+                       for m in tar.getmembers() if m.isfile()}
+            self._open = tar.extractfile
         else:
             root = self.path
             if not os.path.isdir(root):

@@ -35,8 +35,9 @@ class SyntheticData:
 
 
 def synthetic(n_users: int = 5000, n_items: int = 2000, n_clusters: int = 20,
-              interactions_per_user: int = 40, in_cluster: float = 0.8, popularity_skew: float = 1.0,
-              feature_noise: float = 0.2, random_state=0) -> SyntheticData:
+              interactions_per_user: int = 40, in_cluster: float = 0.8,
+              popularity_skew: float = 1.0, feature_noise: float = 0.2,
+              random_state=0) -> SyntheticData:
     """Implicit-feedback data with planted structure.
 
     Items belong to ``n_clusters`` equal clusters, and so does every user's taste. Each user draws

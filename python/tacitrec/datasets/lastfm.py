@@ -60,7 +60,10 @@ def load_lastfm(path) -> LoadedData:
                 first = new[np.unique(cols[-1][new], return_index=True)[1]]
                 first_names += [name[k] for k in first]
         profile = files.rows("usersha1-profile.tsv", "\t", 5, ints=())
-    cat = (lambda parts: np.concatenate(parts) if parts else np.empty(0, np.int64))
+
+    def cat(parts):
+        return np.concatenate(parts) if parts else np.empty(0, np.int64)
+
     user_ids, rows, _ = users.sorted(cat(rows), object, _delimited.decode)
     item_ids, cols, order = items.sorted(cat(cols), object, _delimited.decode)
     names = {item_ids[k]: _delimited.decode(first_names[j]) for k, j in enumerate(order)}

@@ -65,9 +65,9 @@ def load_movielens(path, min_rating=None) -> LoadedData:
             sep, skip = {"100k": ("\t", 0), "1m": ("::", 0), "csv": (",", 1)}[layout]
             table, (u, i, r) = files.numeric(main, sep, 4, skip), (0, 1, 2)
             if layout == "100k":
-                genre = {j: g for g, j in files.rows("u.genre", "|", 2, ints=(1,)) or []}
+                genres = {j: g for g, j in files.rows("u.genre", "|", 2, ints=(1,)) or []}
                 rows = files.rows("u.item", "|", 24)
-                rows = rows and [[row[0], row[1], "|".join(genre.get(j, str(j)) for j, flag
+                rows = rows and [[row[0], row[1], "|".join(genres.get(j, str(j)) for j, flag
                                                            in enumerate(row[5:24]) if flag == "1")]
                                  for row in rows]
                 fields = {"age": 1, "gender": 2, "occupation": 3}

@@ -58,35 +58,39 @@ def _fill_requested(ids, scores, items, filter_items):
 class ImplicitModel:
     """Mixin placed before a tacitrec model class: implicit's input and output conventions."""
 
+    # (its super() calls reach the model class after it in the MRO, which mypy cannot see; its
+    # recommend and similar_users keep implicit's signatures, which differ from tacitrec's)
+
     def fit(self, user_items, show_progress: bool = True, callback=None):
         if not _is_csr(user_items):
             warnings.warn(f"Method expects CSR input, and was passed {type(user_items).__name__} "
                           "instead: converting it to CSR", ParameterWarning, stacklevel=2)
-        return super().fit(user_items, show_progress=show_progress, callback=callback)
+        return super().fit(  # type: ignore[misc]
+            user_items, show_progress=show_progress, callback=callback)
 
     def recommend(self, userid, user_items, N: int = 10, filter_already_liked_items: bool = True,
                   filter_items=None, recalculate_user: bool = False, items=None):
         if (filter_already_liked_items or recalculate_user) and not _is_csr(user_items):
             raise ValueError("user_items needs to be a CSR sparse matrix")
-        ids, scores = super().recommend(userid, user_items, N=N,
-                                        filter_already_liked_items=filter_already_liked_items,
-                                        filter_items=filter_items,
-                                        recalculate_user=recalculate_user, items=items)
+        ids, scores = super().recommend(  # type: ignore[misc]
+            userid, user_items, N=N, filter_already_liked_items=filter_already_liked_items,
+            filter_items=filter_items, recalculate_user=recalculate_user, items=items)
         if items is not None:
             ids, scores = _fill_requested(ids, scores, items, filter_items)
         return _trim(ids, scores) if np.ndim(userid) == 0 else (ids, scores)
 
     def similar_items(self, itemid, N: int = 10, recalculate_item: bool = False,
                       item_users=None, filter_items=None, items=None):
-        ids, scores = super().similar_items(itemid, N, recalculate_item=recalculate_item,
-                                            item_users=item_users, filter_items=filter_items,
-                                            items=items)
+        ids, scores = super().similar_items(  # type: ignore[misc]
+            itemid, N, recalculate_item=recalculate_item, item_users=item_users,
+            filter_items=filter_items, items=items)
         if items is not None:
             ids, scores = _fill_requested(ids, scores, items, filter_items)
         return _trim(ids, scores) if np.ndim(itemid) == 0 else (ids, scores)
 
     def similar_users(self, userid, N: int = 10, filter_users=None, users=None):
-        ids, scores = super().similar_users(userid, N, filter_users=filter_users, users=users)
+        ids, scores = super().similar_users(  # type: ignore[misc]
+            userid, N, filter_users=filter_users, users=users)
         return _trim(ids, scores) if np.ndim(userid) == 0 else (ids, scores)
 
 

@@ -7,7 +7,7 @@ from ...als import AlternatingLeastSquares as _ALS
 from ._base import ImplicitModel
 
 
-class AlternatingLeastSquares(ImplicitModel, _ALS):
+class AlternatingLeastSquares(ImplicitModel, _ALS):  # type: ignore[misc]  # implicit's signatures
     """implicit's ``AlternatingLeastSquares`` (same arguments, in implicit's order) over
     :class:`tacitrec.AlternatingLeastSquares`, whose docstring describes the parameters.
 

@@ -7,7 +7,7 @@ from ...bpr import BayesianPersonalizedRanking as _BPR
 from ._base import ImplicitModel, NoUserFoldIn
 
 
-class BayesianPersonalizedRanking(ImplicitModel, NoUserFoldIn, _BPR):
+class BayesianPersonalizedRanking(ImplicitModel, NoUserFoldIn, _BPR):  # type: ignore[misc]  # implicit's signatures
     """implicit's ``BayesianPersonalizedRanking`` (same arguments) over
     :class:`tacitrec.BayesianPersonalizedRanking`, whose docstring describes the parameters and
     the training differences (stratified reproducible schedule by default).

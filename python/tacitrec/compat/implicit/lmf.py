@@ -7,7 +7,7 @@ from ...lmf import LogisticMatrixFactorization as _LMF
 from ._base import ImplicitModel, NoUserFoldIn
 
 
-class LogisticMatrixFactorization(ImplicitModel, NoUserFoldIn, _LMF):
+class LogisticMatrixFactorization(ImplicitModel, NoUserFoldIn, _LMF):  # type: ignore[misc]  # implicit's signatures
     """implicit's ``LogisticMatrixFactorization`` (same arguments) over
     :class:`tacitrec.LogisticMatrixFactorization`, whose docstring describes the parameters.
 

@@ -14,22 +14,22 @@ from ._base import ImplicitModel
 from ...knn import bm25_weight, normalize, tfidf_weight
 
 
-class ItemItemRecommender(ImplicitModel, _knn.ItemItemRecommender):
+class ItemItemRecommender(ImplicitModel, _knn.ItemItemRecommender):  # type: ignore[misc]  # implicit's signatures
     """implicit's ``ItemItemRecommender`` over :class:`tacitrec.knn.ItemItemRecommender`
     (the module docstring says what differs)."""
 
 
-class CosineRecommender(ImplicitModel, _knn.CosineRecommender):
+class CosineRecommender(ImplicitModel, _knn.CosineRecommender):  # type: ignore[misc]  # implicit's signatures
     """implicit's ``CosineRecommender`` over :class:`tacitrec.knn.CosineRecommender`
     (the module docstring says what differs)."""
 
 
-class TFIDFRecommender(ImplicitModel, _knn.TFIDFRecommender):
+class TFIDFRecommender(ImplicitModel, _knn.TFIDFRecommender):  # type: ignore[misc]  # implicit's signatures
     """implicit's ``TFIDFRecommender`` over :class:`tacitrec.knn.TFIDFRecommender`
     (the module docstring says what differs)."""
 
 
-class BM25Recommender(ImplicitModel, _knn.BM25Recommender):
+class BM25Recommender(ImplicitModel, _knn.BM25Recommender):  # type: ignore[misc]  # implicit's signatures
     """implicit's ``BM25Recommender`` over :class:`tacitrec.knn.BM25Recommender`
     (the module docstring says what differs)."""
 
@@ -39,7 +39,9 @@ def all_pairs_knn(users, K: int = 100, num_threads: int = 0, show_progress: bool
     item itself included), as implicit's ``all_pairs_knn``: the similarity an
     :class:`ItemItemRecommender` fitted on ``users`` holds."""
     model = _knn.ItemItemRecommender(K=K, num_threads=num_threads)
-    return model.fit(users, show_progress=show_progress).similarity.copy()
+    similarity = model.fit(users, show_progress=show_progress).similarity
+    assert similarity is not None  # fitted
+    return similarity.copy()
 
 
 __all__ = ["ItemItemRecommender", "CosineRecommender", "TFIDFRecommender", "BM25Recommender",

@@ -25,7 +25,7 @@ def random_train_test_split(interactions, test_percentage=0.2, random_state=None
         raise ValueError(f"interactions must be a 2-D scipy.sparse matrix, got "
                          f"{type(interactions).__name__}")
     if (isinstance(test_percentage, bool) or not isinstance(test_percentage, numbers.Real)
-            or not 0.0 <= test_percentage <= 1.0):
+            or not 0.0 <= float(test_percentage) <= 1.0):
         raise ValueError(f"test_percentage must be a number in [0, 1], got {test_percentage!r}")
     if not isinstance(random_state, np.random.RandomState):
         random_state = np.random.RandomState(random_state)
