@@ -7,7 +7,7 @@ use common::power_law;
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};
 use rand::rngs::SmallRng;
 use rand::{Rng, SeedableRng};
-use tacitrec::models::lmf::{half_step, LmfParams};
+use tacitrec::models::lmf::{half_step, LmfParams, MaxNegatives};
 use tacitrec::models::sgd::{column_counts, Alias, Negatives};
 
 fn bench_lmf(c: &mut Criterion) {
@@ -28,7 +28,7 @@ fn bench_lmf(c: &mut Criterion) {
     for f in [32usize, 64, 128] {
         let d = f + 2;
         let params = LmfParams {
-            max_negatives: Some(d),
+            max_negatives: MaxNegatives::At(d),
             ..LmfParams::default()
         };
         let mut rng = SmallRng::seed_from_u64(3);

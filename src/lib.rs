@@ -5,6 +5,7 @@ pub mod error;
 mod linalg;
 pub mod metrics;
 pub mod models;
+mod names;
 pub mod parallel;
 mod simd;
 pub mod sparse;

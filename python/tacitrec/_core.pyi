@@ -1,83 +1,79 @@
 """Type stubs of the Rust extension module."""
 
-from typing import List, Optional, Tuple
+from typing import Any, Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
 
 __version__: str
 METRIC_NAMES: List[str]
 
-_Csr = Tuple[np.ndarray, np.ndarray, np.ndarray]
+#: The core's defaults under the Python names, keyed by ``"module.name"`` within the package
+#: (compared with the Python signatures by the test suite).
+DEFAULTS: Dict[str, Dict[str, Any]]
+
+#: ``(indptr int64, indices int32, data float32, (n_rows, n_cols))``: a ``Csr`` or such a tuple.
+_Csr = Tuple[np.ndarray, np.ndarray, np.ndarray, Tuple[int, int]]
+#: ``[parameters, gradient accumulators, step accumulators]`` of one LightFM side.
+_Side = Sequence[np.ndarray]
+#: An ODE of the spectral filters: ``(solver, time, steps)``.
+_Ode = Tuple[str, float, int]
 
 def topk_dot(
     queries: np.ndarray,
     item_factors: np.ndarray,
     k: int,
-    liked: Optional[_Csr] = None,
-    items: Optional[np.ndarray] = None,
-    filter_items: Optional[np.ndarray] = None,
-    num_threads: int = 0,
+    liked: Optional[_Csr],
+    items: Optional[np.ndarray],
+    filter_items: Optional[np.ndarray],
+    num_threads: int,
 ) -> Tuple[np.ndarray, np.ndarray]: ...
 def ranking_metrics_per_user(
-    recs: np.ndarray, test: _Csr, k: int, n_items: int, num_threads: int = 0
+    recs: np.ndarray, test: _Csr, k: int, n_items: int, num_threads: int
 ) -> np.ndarray: ...
 def beyond_accuracy_per_user(
     recs: np.ndarray,
     k: int,
     item_values: np.ndarray,
-    vectors: Optional[np.ndarray] = None,
-    num_threads: int = 0,
+    vectors: Optional[np.ndarray],
+    num_threads: int,
 ) -> Tuple[np.ndarray, np.ndarray, np.ndarray]: ...
 def knn_fit(
-    user_items: _Csr,
-    n_users: int,
-    n_items: int,
-    k: int,
-    similarity: str,
-    k1: float = 1.2,
-    b: float = 0.75,
-    num_threads: int = 0,
-) -> Tuple[np.ndarray, np.ndarray, np.ndarray]: ...
+    user_items: _Csr, k: int, similarity: str, k1: float, b: float, num_threads: int
+) -> _Csr: ...
+def rp3beta_fit(
+    user_items: _Csr, k: int, alpha: float, beta: float, normalize: bool, num_threads: int
+) -> _Csr: ...
 def knn_recommend(
     user_items: _Csr,
-    n_queries: int,
     similarity: _Csr,
-    n_items: int,
     k: int,
-    filter_liked: bool = True,
-    items: Optional[np.ndarray] = None,
-    filter_items: Optional[np.ndarray] = None,
-    num_threads: int = 0,
+    filter_liked: bool,
+    items: Optional[np.ndarray],
+    filter_items: Optional[np.ndarray],
+    num_threads: int,
 ) -> Tuple[np.ndarray, np.ndarray]: ...
 def knn_similar_items(
     itemids: np.ndarray,
     similarity: _Csr,
-    n_items: int,
     k: int,
-    items: Optional[np.ndarray] = None,
-    filter_items: Optional[np.ndarray] = None,
-    num_threads: int = 0,
+    items: Optional[np.ndarray],
+    filter_items: Optional[np.ndarray],
+    num_threads: int,
 ) -> Tuple[np.ndarray, np.ndarray]: ...
 def weight(
-    m: _Csr,
-    n_rows: int,
-    n_cols: int,
-    scheme: str,
-    docs: str = "rows",
-    k1: float = 100.0,
-    b: float = 0.8,
-    num_threads: int = 0,
+    m: _Csr, scheme: str, docs: str, k1: float, b: float, num_threads: int
 ) -> np.ndarray: ...
 def als_solve(
     c: _Csr,
     x: np.ndarray,
     y: np.ndarray,
     regularization: float,
+    solver: str,
     cg_steps: int,
-    num_threads: int = 0,
+    num_threads: int,
 ) -> None: ...
 def als_loss(
-    c: _Csr, x: np.ndarray, y: np.ndarray, regularization: float, num_threads: int = 0
+    c: _Csr, x: np.ndarray, y: np.ndarray, regularization: float, num_threads: int
 ) -> float: ...
 def bpr_epoch(
     c: _Csr,
@@ -87,11 +83,11 @@ def bpr_epoch(
     regularization: float,
     verify_negative_samples: bool,
     max_redraws: int,
-    uniform: bool,
+    negative_sampling: str,
     use_weights: bool,
     deterministic: bool,
     seed: int,
-    num_threads: int = 0,
+    num_threads: int,
 ) -> Tuple[int, int, int, int]: ...
 def bpr_fold_in(
     c: _Csr,
@@ -101,11 +97,11 @@ def bpr_fold_in(
     regularization: float,
     verify_negative_samples: bool,
     max_redraws: int,
-    uniform: bool,
+    negative_sampling: str,
     popularity: Optional[np.ndarray],
     epochs: int,
     seed: int,
-    num_threads: int = 0,
+    num_threads: int,
 ) -> np.ndarray: ...
 def lmf_half_step(
     c: _Csr,
@@ -116,35 +112,32 @@ def lmf_half_step(
     learning_rate: float,
     regularization: float,
     neg_prop: int,
-    max_negatives: Optional[int],
+    max_negatives: "str | int | None",
     popularity: Optional[np.ndarray],
     ids: Optional[np.ndarray],
     seed: int,
-    num_threads: int = 0,
+    num_threads: int,
 ) -> None: ...
 def lightfm_epoch(
     interactions: _Csr,
     weights: Optional[np.ndarray],
     user_features: _Csr,
     item_features: _Csr,
-    user_params: np.ndarray,
-    user_grad: np.ndarray,
-    user_step: np.ndarray,
-    item_params: np.ndarray,
-    item_grad: np.ndarray,
-    item_step: np.ndarray,
+    user: _Side,
+    item: _Side,
+    seed: int,
+    num_threads: int,
+    *,
     loss: str,
     k: int,
     n: int,
-    schedule: str,
+    learning_schedule: str,
     learning_rate: float,
     rho: float,
     epsilon: float,
     item_alpha: float,
     user_alpha: float,
     max_sampled: int,
-    seed: int,
-    num_threads: int = 1,
 ) -> None: ...
 
 #: The most threads a Rust thread pool gets (larger ``num_threads`` are served by this many).
@@ -153,67 +146,46 @@ MAX_THREADS: int
 def _after_fork_in_child() -> None: ...
 def ease_memory(n_items: int, dtype: str) -> Optional[int]: ...
 def ease_fit_weights(
-    user_items: _Csr,
-    n_users: int,
-    n_items: int,
-    regularization: float,
-    dtype: str = "float32",
-    num_threads: int = 0,
+    user_items: _Csr, regularization: float, dtype: str, num_threads: int
 ) -> np.ndarray: ...
 def ease_recommend(
     user_items: _Csr,
-    n_queries: int,
     weights: np.ndarray,
-    n_items: int,
     k: int,
-    filter_liked: bool = True,
-    items: Optional[np.ndarray] = None,
-    filter_items: Optional[np.ndarray] = None,
-    num_threads: int = 0,
+    filter_liked: bool,
+    items: Optional[np.ndarray],
+    filter_items: Optional[np.ndarray],
+    num_threads: int,
 ) -> Tuple[np.ndarray, np.ndarray]: ...
-def rp3beta_fit(
-    user_items: _Csr,
-    n_users: int,
-    n_items: int,
-    k: int,
-    alpha: float,
-    beta: float,
-    normalize: bool,
-    num_threads: int = 0,
-) -> Tuple[np.ndarray, np.ndarray, np.ndarray]: ...
 def spectral_fit(
     user_items: _Csr,
-    n_users: int,
-    n_items: int,
     user_exponent: float,
     item_exponent: float,
     k: int,
     oversampling: int,
     iterations: int,
     seed: int,
-    num_threads: int = 0,
-) -> Tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]: ...
+    num_threads: int,
+) -> Tuple[np.ndarray, _Csr, np.ndarray, np.ndarray]: ...
 def spectral_recommend(
     user_items: _Csr,
-    n_queries: int,
     graph: _Csr,
     graph_t: _Csr,
-    n_users: int,
-    n_items: int,
     factors: np.ndarray,
     pre: np.ndarray,
     post: np.ndarray,
+    k: int,
+    filter_liked: bool,
+    items: Optional[np.ndarray],
+    filter_items: Optional[np.ndarray],
+    num_threads: int,
+    *,
     method: str,
     ideal_weight: float,
     coeffs: List[float],
-    blur: Tuple[str, float, int],
-    ideal: Tuple[str, float, int],
-    sharpen: Optional[Tuple[str, float, int]],
+    blur: _Ode,
+    ideal: _Ode,
+    sharpen: Optional[_Ode],
     final_sharpening: bool,
     t_point_combination: bool,
-    k: int,
-    filter_liked: bool = True,
-    items: Optional[np.ndarray] = None,
-    filter_items: Optional[np.ndarray] = None,
-    num_threads: int = 0,
 ) -> Tuple[np.ndarray, np.ndarray]: ...

@@ -19,7 +19,8 @@ import scipy.sparse as sp
 
 
 class Csr(NamedTuple):
-    """A canonical CSR matrix (see the module docstring)."""
+    """A canonical CSR matrix (see the module docstring); the Rust core takes it as it is,
+    shape included."""
 
     indptr: np.ndarray
     indices: np.ndarray
@@ -29,10 +30,6 @@ class Csr(NamedTuple):
     @property
     def nnz(self) -> int:
         return int(self.indices.shape[0])
-
-    def triple(self) -> Tuple[np.ndarray, np.ndarray, np.ndarray]:
-        """The ``(indptr, indices, data)`` arrays as the Rust core takes them."""
-        return self.indptr, self.indices, self.data
 
     def take_rows(self, rows: np.ndarray) -> "Csr":
         """The matrix made of ``rows`` (in that order), without a Python loop."""

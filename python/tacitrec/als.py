@@ -99,8 +99,9 @@ class AlternatingLeastSquares(MatrixFactorizationBase):
         return c
 
     def _solve(self, c: Csr, x: np.ndarray, y: np.ndarray, exact: bool) -> None:
-        steps = 0 if (exact or not self.use_cg) else int(self.cg_steps)
-        _core.als_solve(c.triple(), x, y, float(self.regularization), steps, self._threads())
+        solver = "cholesky" if (exact or not self.use_cg) else "cg"
+        _core.als_solve(c, x, y, float(self.regularization), solver, int(self.cg_steps),
+                        self._threads())
 
     # ---- fit ----------------------------------------------------------------------------------
     def fit(self, user_items, show_progress: bool = True, callback=None):
@@ -131,7 +132,7 @@ class AlternatingLeastSquares(MatrixFactorizationBase):
             assert self._user_factors is not None and self._item_factors is not None  # drawn
             if not self.calculate_training_loss:
                 return None, (None,)
-            loss = _core.als_loss(Cui.triple(), self._user_factors, self._item_factors,
+            loss = _core.als_loss(Cui, self._user_factors, self._item_factors,
                                   float(self.regularization), self._threads())
             return {"loss": f"{loss:.5f}"}, (loss,)
 

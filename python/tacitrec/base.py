@@ -920,7 +920,7 @@ class MatrixFactorizationBase(RecommenderBase):
                    recalculate_user):
         assert self._item_factors is not None  # the caller's _shape() raised otherwise
         queries = self._user_vectors(userids, user_items, recalculate_user)
-        liked = user_items.triple() if (filter_liked and user_items is not None) else None
+        liked = user_items if (filter_liked and user_items is not None) else None
         return _core.topk_dot(queries, self._item_factors, N, liked, items=items,
                               filter_items=filter_items, num_threads=self._threads())
 

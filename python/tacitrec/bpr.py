@@ -130,10 +130,10 @@ class BayesianPersonalizedRanking(SGDFactorizationBase):
             raise ValueError(f"negative_sampling must be one of {_SAMPLING}, "
                              f"got {self.negative_sampling!r}")
 
-    def _args(self) -> Tuple[float, float, bool, int, bool]:
+    def _args(self) -> Tuple[float, float, bool, int, str]:
         return (float(self.learning_rate), float(self.regularization),
                 bool(self.verify_negative_samples), int(self.max_redraws),
-                self.negative_sampling == "uniform")
+                self.negative_sampling)
 
     def fit(self, user_items, show_progress: bool = True, callback=None):
         """Trains on ``user_items`` (users x items, any scipy sparse format; stored entries are
@@ -163,12 +163,11 @@ class BayesianPersonalizedRanking(SGDFactorizationBase):
             users[:, f] = 1.0
             self._user_factors, self._item_factors = users, items
         self._set_popularity(c)
-        triple = c.triple()
 
         def step(epoch):
             assert self._user_factors is not None and self._item_factors is not None  # drawn
             return _core.bpr_epoch(
-                triple, self._user_factors, self._item_factors, *self._args(),
+                c, self._user_factors, self._item_factors, *self._args(),
                 bool(self.use_weights), bool(self.deterministic), self._seed(rng),
                 self._threads())
 
@@ -188,7 +187,7 @@ class BayesianPersonalizedRanking(SGDFactorizationBase):
 
     def _fold_in(self, c, ids: np.ndarray) -> np.ndarray:
         assert self._item_factors is not None  # the caller's _shape() raised otherwise
-        return _core.bpr_fold_in(c.triple(), ids, self._item_factors, *self._args(),
+        return _core.bpr_fold_in(c, ids, self._item_factors, *self._args(),
                                  self._popularity, int(self.iterations), self._fold_in_seed(),
                                  self._threads())
 

@@ -125,9 +125,9 @@ class EASERecommender(RecommenderBase):
                 "interactions (BM25Recommender, RP3BetaRecommender, SpectralFilterRecommender)")
         start = time.perf_counter()
         with tqdm(total=1, disable=not show_progress, desc="EASERecommender") as bar:
-            flat = _core.ease_fit_weights(X.triple(), X.shape[0], n, float(lam), dtype, threads)
+            weights = _core.ease_fit_weights(X, float(lam), dtype, threads)
             bar.update(1)
-        self._weights = flat.reshape(n, n)
+        self._weights = weights
         self.fit_seconds_ = time.perf_counter() - start
         if callback is not None:
             callback(0, self.fit_seconds_, None)
@@ -150,10 +150,8 @@ class EASERecommender(RecommenderBase):
             raise ValueError(
                 "user_items is required: EASERecommender scores items from each user's row "
                 "(pass user_items[userid])")
-        n = self._weights.shape[0]
-        return _core.ease_recommend(user_items.triple(), len(userids), self._weights.reshape(-1),
-                                    n, N, filter_liked, items=items, filter_items=filter_items,
-                                    num_threads=self._threads())
+        return _core.ease_recommend(user_items, self._weights, N, filter_liked, items=items,
+                                    filter_items=filter_items, num_threads=self._threads())
 
     def similar_items(self, itemid, N: int = 10, recalculate_item: bool = False,
                       item_users=None, filter_items=None, items=None):
@@ -168,8 +166,8 @@ class EASERecommender(RecommenderBase):
         ids, scalar = check_ids(itemid, n, "itemid", "items")
         N = check_count(N, "N")
         one_hot = (np.arange(len(ids) + 1, dtype=np.int64), ids,
-                   np.ones(len(ids), dtype=np.float32))
-        res = _core.ease_recommend(one_hot, len(ids), self._weights.reshape(-1), n, N, True,
+                   np.ones(len(ids), dtype=np.float32), (len(ids), n))
+        res = _core.ease_recommend(one_hot, self._weights, N, True,
                                    items=check_id_list(items, n, "items"),
                                    filter_items=check_id_list(filter_items, n, "filter_items"),
                                    num_threads=self._threads())

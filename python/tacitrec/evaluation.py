@@ -279,7 +279,7 @@ def metric_tables(model, train, test, users, K: int, num_threads: int, features=
         ids, _ = model.recommend(batch, train.take_rows(batch), N=K,
                                  filter_already_liked_items=True, **(features or {}))
         table = _core.ranking_metrics_per_user(
-            np.ascontiguousarray(ids, dtype=np.int32), test.take_rows(batch).triple(), K,
+            np.ascontiguousarray(ids, dtype=np.int32), test.take_rows(batch), K,
             test.shape[1], num_threads)
         if bar is not None:
             bar.update(len(batch))

@@ -85,16 +85,14 @@ class ItemItemRecommender(RecommenderBase):
         k1, b = self._weighting_args()
         start = time.perf_counter()
         with tqdm(total=X.shape[1], disable=not show_progress, desc=type(self).__name__) as bar:
-            indptr, indices, data = _core.knn_fit(
-                X.triple(), X.shape[0], X.shape[1], K, self._kind, k1, b, self._threads()
-            )
+            sim = Csr(*_core.knn_fit(X, K, self._kind, k1, b, self._threads()))
             bar.update(X.shape[1])
-        if not all_finite(data):
+        if not all_finite(sim.data):
             raise ValueError(
                 f"the {type(self).__name__} similarity overflowed float32 (it sums products of "
                 f"two user_items values, up to {float(np.abs(X.data).max()):.3g} here): scale "
                 "user_items down, e.g. divide it by its largest value")
-        self._set_similarity(Csr(indptr, indices, data, (X.shape[1], X.shape[1])))
+        self._set_similarity(sim)
         self.fit_seconds_ = time.perf_counter() - start
         if callback is not None:
             callback(0, self.fit_seconds_, None)
@@ -145,8 +143,8 @@ class ItemItemRecommender(RecommenderBase):
             )
         assert self._sim is not None  # the caller's _shape() raised otherwise
         return _core.knn_recommend(
-            user_items.triple(), len(userids), self._sim.triple(), self._sim.shape[0], N,
-            filter_liked, items=items, filter_items=filter_items, num_threads=self._threads())
+            user_items, self._sim, N, filter_liked, items=items, filter_items=filter_items,
+            num_threads=self._threads())
 
     def similar_items(self, itemid, N: int = 10, recalculate_item: bool = False,
                       item_users=None, filter_items=None, items=None):
@@ -164,7 +162,7 @@ class ItemItemRecommender(RecommenderBase):
         ids, scalar = check_ids(itemid, n_items, "itemid", "items")
         N = check_count(N, "N")
         res_ids, scores = _core.knn_similar_items(
-            ids, self._sim.triple(), n_items, N,
+            ids, self._sim, N,
             items=check_id_list(items, n_items, "items"),
             filter_items=check_id_list(filter_items, n_items, "filter_items"),
             num_threads=self._threads())
@@ -317,11 +315,10 @@ class RP3BetaRecommender(ItemItemRecommender):
                              "RP3beta's random walk)")
         start = time.perf_counter()
         with tqdm(total=X.shape[1], disable=not show_progress, desc=type(self).__name__) as bar:
-            arrays = _core.rp3beta_fit(X.triple(), X.shape[0], X.shape[1], K, float(self.alpha),
-                                       float(self.beta), bool(self.normalize_similarity),
-                                       self._threads())
+            sim = _core.rp3beta_fit(X, K, float(self.alpha), float(self.beta),
+                                    bool(self.normalize_similarity), self._threads())
             bar.update(X.shape[1])
-        self._set_similarity(Csr(*arrays, (X.shape[1], X.shape[1])))
+        self._set_similarity(Csr(*sim))
         self.fit_seconds_ = time.perf_counter() - start
         if callback is not None:
             callback(0, self.fit_seconds_, None)
@@ -330,7 +327,7 @@ class RP3BetaRecommender(ItemItemRecommender):
 
 def _reweighted(X, scheme: str, K1: float = 100.0, B: float = 0.8) -> sp.csr_matrix:
     m = as_csr(X, "X")
-    data = _core.weight(m.triple(), m.shape[0], m.shape[1], scheme, "rows", float(K1), float(B))
+    data = _core.weight(m, scheme, "rows", float(K1), float(B), 0)
     return sp.csr_matrix((data, m.indices, m.indptr), shape=m.shape)
 
 

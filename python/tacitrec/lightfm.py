@@ -208,13 +208,14 @@ class LightFM(RecommenderBase):
 
         def step(epoch):
             assert self._user is not None and self._item is not None and self._rng is not None
-            # (mypy cannot count the lists' items: three arrays each)
-            _core.lightfm_epoch(  # type: ignore[call-arg]
-                X.triple(), weights, Fu.triple(), Fi.triple(), *self._user, *self._item,  # type: ignore[arg-type]
-                self.loss, int(self.k), int(self.n), self.learning_schedule,
-                float(self.learning_rate), float(self.rho), float(self.epsilon),
-                float(self.item_alpha), float(self.user_alpha), int(self.max_sampled),
-                int(self._rng.randint(0, 2**31 - 1)), threads)
+            _core.lightfm_epoch(
+                X, weights, Fu, Fi, self._user, self._item,
+                int(self._rng.randint(0, 2**31 - 1)), threads,
+                loss=self.loss, k=int(self.k), n=int(self.n),
+                learning_schedule=self.learning_schedule,
+                learning_rate=float(self.learning_rate), rho=float(self.rho),
+                epsilon=float(self.epsilon), item_alpha=float(self.item_alpha),
+                user_alpha=float(self.user_alpha), max_sampled=int(self.max_sampled))
 
         def check(epoch):
             assert self._user is not None and self._item is not None  # grown above
@@ -401,7 +402,7 @@ class LightFM(RecommenderBase):
     def _score_top(self, userids, user_items, N, *, filter_liked, filter_items, items,
                    user_features=None, item_features=None):
         Ua, Va = self._scoring_factors(user_features, item_features, userids)
-        liked = user_items.triple() if (filter_liked and user_items is not None) else None
+        liked = user_items if (filter_liked and user_items is not None) else None
         return _core.topk_dot(Ua, Va, N, liked, items=items, filter_items=filter_items,
                               num_threads=self._threads())
 

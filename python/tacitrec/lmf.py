@@ -28,7 +28,7 @@ Differences from implicit:
 
 from __future__ import annotations
 
-from typing import Optional, Union
+from typing import Union
 
 import numpy as np
 
@@ -94,15 +94,10 @@ class LogisticMatrixFactorization(SGDFactorizationBase):
         if self.max_negatives is not None and self.max_negatives != "auto":
             check_count(self.max_negatives, "max_negatives", minimum=0)
 
-    def _cap(self) -> Optional[int]:
-        if self.max_negatives == "auto":
-            return int(self.factors) + 2
-        return None if self.max_negatives is None else int(self.max_negatives)
-
     def _step(self, c, x, g2, y, fixed, seed, popularity=None, ids=None) -> None:
-        _core.lmf_half_step(c.triple(), x, g2, y, fixed, float(self.learning_rate),
-                            float(self.regularization), int(self.neg_prop), self._cap(), popularity,
-                            ids, seed, self._threads())
+        _core.lmf_half_step(c, x, g2, y, fixed, float(self.learning_rate),
+                            float(self.regularization), int(self.neg_prop), self.max_negatives,
+                            popularity, ids, seed, self._threads())
 
     def fit(self, user_items, show_progress: bool = True, callback=None):
         """Trains on ``user_items`` (users x items, any scipy sparse format; the stored values

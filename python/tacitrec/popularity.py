@@ -62,7 +62,7 @@ class PopularityRecommender(RecommenderBase):
         assert self.item_popularity is not None  # the caller's _shape() raised otherwise
         # A rank-1 dot product: every user's vector is [1], every item's is [popularity].
         queries = np.ones((len(userids), 1), dtype=np.float32)
-        liked = user_items.triple() if (filter_liked and user_items is not None) else None
+        liked = user_items if (filter_liked and user_items is not None) else None
         return _core.topk_dot(
             queries, self.item_popularity[:, None], N, liked, items, filter_items, self._threads()
         )

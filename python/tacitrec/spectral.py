@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import numbers
 import time
-from typing import Dict, List, Optional, Tuple
+from typing import Any, Dict, List, Optional, Tuple
 
 import numpy as np
 from tqdm.auto import tqdm
@@ -197,9 +197,8 @@ class SpectralFilterRecommender(RecommenderBase):
             raise ValueError(f"method must be one of {', '.join(METHODS)}, got {self.method!r}")
         return self.method
 
-    def _filter_args(
-            self) -> Tuple[str, float, List[float], _Ode, _Ode, Optional[_Ode], bool, bool]:
-        """The Rust filter's arguments after validation."""
+    def _filter_args(self) -> Dict[str, Any]:
+        """The Rust filter's keyword arguments after validation."""
         method = self._method()
         w = self.ideal_weight
         w = _DEFAULT_IDEAL_WEIGHT[method] if w is None else _number(w, "ideal_weight")
@@ -213,9 +212,10 @@ class SpectralFilterRecommender(RecommenderBase):
             ode[name] = (_solver(getattr(self, f"{name}_solver"), f"{name}_solver"),
                          _number(getattr(self, f"{name}_time"), f"{name}_time", 0.0, strict=True),
                          check_count(getattr(self, f"{name}_steps"), f"{name}_steps"))
-        return (method, float(w), coeffs, ode["blur"], ode["ideal"],
-                ode["sharpen"] if self.sharpening else None, bool(self.final_sharpening),
-                bool(self.t_point_combination))
+        return dict(method=method, ideal_weight=float(w), coeffs=coeffs, blur=ode["blur"],
+                    ideal=ode["ideal"], sharpen=ode["sharpen"] if self.sharpening else None,
+                    final_sharpening=bool(self.final_sharpening),
+                    t_point_combination=bool(self.t_point_combination))
 
     def _fit_args(self):
         """The Rust fit's arguments after validation (the filter's are checked too): the
@@ -253,11 +253,10 @@ class SpectralFilterRecommender(RecommenderBase):
         k = min(k, *X.shape)
         start = time.perf_counter()
         with tqdm(total=1, disable=not show_progress, desc=type(self).__name__) as bar:
-            data, t_indptr, t_indices, t_data, V, degree = _core.spectral_fit(
-                X.triple(), X.shape[0], X.shape[1], a, b, k, over, iters, seed, threads)
+            data, graph_t, V, degree = _core.spectral_fit(X, a, b, k, over, iters, seed, threads)
             bar.update(1)
         self._graph = Csr(X.indptr, X.indices, data, X.shape)
-        self._graph_t = Csr(t_indptr, t_indices, t_data, (X.shape[1], X.shape[0]))
+        self._graph_t = Csr(*graph_t)
         self._factors = V
         self._item_degree = degree
         self.fit_seconds_ = time.perf_counter() - start
@@ -288,17 +287,16 @@ class SpectralFilterRecommender(RecommenderBase):
             post = np.where(d > 0, d ** e, 0.0).astype(np.float32)
         return pre, post
 
-    def _run(self, queries: Csr, n_queries, N, *, filter_liked, filter_items, items):
-        args = self._filter_args()
+    def _run(self, queries: Csr, N, *, filter_liked, filter_items, items):
+        options = self._filter_args()
         if self.binary:
             queries = queries._replace(data=np.ones_like(queries.data))
-        pre, post = self._scalings(args[0])
+        pre, post = self._scalings(options["method"])
         g, gt = self._graph, self._graph_t
         assert g is not None and gt is not None and self._factors is not None  # by _shape()
         return _core.spectral_recommend(
-            queries.triple(), n_queries, g.triple(), gt.triple(), g.shape[0], g.shape[1],
-            self._factors, pre, post, *args, N, filter_liked, items=items,
-            filter_items=filter_items, num_threads=self._threads())
+            queries, g, gt, self._factors, pre, post, N, filter_liked,
+            items=items, filter_items=filter_items, num_threads=self._threads(), **options)
 
     def _recommend(self, userids, user_items, N, *, filter_liked, filter_items, items,
                    recalculate_user):
@@ -306,7 +304,7 @@ class SpectralFilterRecommender(RecommenderBase):
             raise ValueError(
                 f"user_items is required: {type(self).__name__} scores items from each user's "
                 "row (pass user_items[userid])")
-        return self._run(user_items, len(userids), N, filter_liked=filter_liked,
+        return self._run(user_items, N, filter_liked=filter_liked,
                          filter_items=filter_items, items=items)
 
     def similar_items(self, itemid, N: int = 10, recalculate_item: bool = False,
@@ -321,7 +319,7 @@ class SpectralFilterRecommender(RecommenderBase):
         N = check_count(N, "N")
         one_hot = Csr(np.arange(len(ids) + 1, dtype=np.int64), ids,
                       np.ones(len(ids), dtype=np.float32), (len(ids), n))
-        res = self._run(one_hot, len(ids), N, filter_liked=True,
+        res = self._run(one_hot, N, filter_liked=True,
                         filter_items=check_id_list(filter_items, n, "filter_items"),
                         items=check_id_list(items, n, "items"))
         return (res[0][0], res[1][0]) if scalar else res

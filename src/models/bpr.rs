@@ -44,6 +44,11 @@ pub enum Sampling {
     Uniform,
 }
 
+crate::names::by_name! { Sampling, "negative_sampling",
+    "popularity" => Popularity,
+    "uniform" => Uniform,
+}
+
 /// Parameters of an epoch.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct BprParams {
@@ -66,10 +71,10 @@ impl Default for BprParams {
             learning_rate: 0.01,
             regularization: 0.01,
             verify_negative_samples: true,
-            max_redraws: 10,
+            max_redraws: 0,
             sampling: Sampling::Popularity,
             use_weights: false,
-            deterministic: false,
+            deterministic: true,
         }
     }
 }

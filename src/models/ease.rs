@@ -28,6 +28,11 @@ pub enum Precision {
     F64,
 }
 
+crate::names::by_name! { Precision, "dtype",
+    "float32" => F32,
+    "float64" => F64,
+}
+
 impl Precision {
     fn bytes(self) -> usize {
         match self {

@@ -27,6 +27,14 @@ pub enum Similarity {
     Pearson,
 }
 
+crate::names::by_name! { Similarity, "similarity",
+    "dot" => Dot,
+    "cosine" => Cosine,
+    "tfidf" => TfIdf,
+    "bm25" => Bm25 { k1: 1.2, b: 0.75 },
+    "pearson" => Pearson,
+}
+
 /// Parameters of [`item_knn`].
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct KnnParams {

@@ -28,8 +28,45 @@ pub struct LmfParams {
     pub regularization: f32,
     /// Negatives per positive.
     pub neg_prop: usize,
-    /// At most this many negatives per row (`None`: no cap; implicit 0.7 caps at `f + 2`).
-    pub max_negatives: Option<usize>,
+    pub max_negatives: MaxNegatives,
+}
+
+/// The cap on a row's negatives.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum MaxNegatives {
+    /// implicit 0.7's: the width of the factor rows (`factors + 2`; its loop bound reads the
+    /// number of factor columns where the number of items was meant).
+    Auto,
+    /// None: `neg_prop` times the row's positives.
+    Unlimited,
+    /// At most this many.
+    At(usize),
+}
+
+impl MaxNegatives {
+    /// The cap for factor rows of `width` values (`None`: no cap).
+    pub fn cap(self, width: usize) -> Option<usize> {
+        match self {
+            MaxNegatives::Auto => Some(width),
+            MaxNegatives::Unlimited => None,
+            MaxNegatives::At(n) => Some(n),
+        }
+    }
+}
+
+/// `"auto"` (the other caps are not names: Python passes `None` or a count).
+impl std::str::FromStr for MaxNegatives {
+    type Err = Error;
+
+    fn from_str(s: &str) -> Result<Self> {
+        match s {
+            "auto" => Ok(MaxNegatives::Auto),
+            other => Err(Error::invalid(
+                "max_negatives",
+                format!("must be 'auto', None or a count, got '{other}'"),
+            )),
+        }
+    }
 }
 
 impl Default for LmfParams {
@@ -38,7 +75,7 @@ impl Default for LmfParams {
             learning_rate: 1.0,
             regularization: 0.6,
             neg_prop: 30,
-            max_negatives: None,
+            max_negatives: MaxNegatives::Auto,
         }
     }
 }
@@ -65,7 +102,7 @@ fn row_step<const FMA: bool>(
         axpy::<FMA>(z, yi, grad);
     }
     let mut n_neg = p.neg_prop.saturating_mul(items.len());
-    if let Some(cap) = p.max_negatives {
+    if let Some(cap) = p.max_negatives.cap(d) {
         n_neg = n_neg.min(cap);
     }
     for _ in 0..n_neg {

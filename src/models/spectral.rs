@@ -21,6 +21,11 @@ pub enum Solver {
     Rk4,
 }
 
+crate::names::by_name! { Solver, "solver",
+    "euler" => Euler,
+    "rk4" => Rk4,
+}
+
 /// `steps` steps of `solver` from time 0 to `time`.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct Ode {
@@ -55,6 +60,21 @@ pub enum Filter {
     /// `D^b (sum_n c_n T_n(L) + w V V^T) D^-b x` with `L = I - 2P` and Chebyshev polynomials
     /// `T_n` (coefficients from the paper's interpolation, computed by the caller).
     ChebyCf { coeffs: Vec<f32>, ideal_weight: f32 },
+}
+
+// the papers' settings (ChebyCF's coefficients are computed by the caller from its order and
+// flatness)
+crate::names::by_name! { Filter, "method",
+    "gf-cf" => GfCf { ideal_weight: 0.3 },
+    "bspm" => Bspm {
+        ideal_weight: 0.2,
+        blur: Ode { solver: Solver::Euler, time: 1.0, steps: 1 },
+        ideal: Ode { solver: Solver::Euler, time: 1.0, steps: 1 },
+        sharpen: Some(Ode { solver: Solver::Rk4, time: 2.5, steps: 1 }),
+        final_sharpening: true,
+        t_point_combination: false,
+    },
+    "chebycf" => ChebyCf { coeffs: Vec::new(), ideal_weight: 0.2 },
 }
 
 impl Filter {

@@ -1,53 +1,50 @@
 //! Bindings of the ALS kernels.
 
-use super::convert::{csr, PyCsr};
+use super::convert::{mat, mat_mut, Named, PyCsr};
 use super::interrupt;
-use crate::error::Error;
 use crate::models::als::{loss, solve, AlsParams, Solver};
 use numpy::{PyReadonlyArray2, PyReadwriteArray2};
 use pyo3::prelude::*;
 
 /// Solves every row of `x` (updated in place) against the fixed factors `y` for the confidences
-/// `c` (`x.shape[0] x y.shape[0]` CSR). `cg_steps=0` selects the Cholesky solver.
+/// `c` (`x.shape[0] x y.shape[0]` CSR) with `solver` ("cg": `cg_steps` conjugate-gradient
+/// steps from the current rows, or "cholesky").
 #[pyfunction]
-#[pyo3(signature = (c, x, y, regularization, cg_steps, num_threads=0))]
+#[pyo3(signature = (c, x, y, regularization, solver, cg_steps, num_threads))]
+#[allow(clippy::too_many_arguments)]
 fn als_solve<'py>(
     py: Python<'py>,
     c: PyCsr<'py>,
     mut x: PyReadwriteArray2<'py, f32>,
     y: PyReadonlyArray2<'py, f32>,
     regularization: f32,
+    solver: Named<Solver>,
     cg_steps: usize,
     num_threads: usize,
 ) -> PyResult<()> {
-    let (rows, f) = x.as_array().dim();
-    let yv = y.as_array();
-    let m = csr("user_items", &c, rows, yv.nrows())?;
-    let ys = yv
-        .to_slice()
-        .ok_or_else(|| Error::invalid("item_factors", "must be C-contiguous"))?;
-    let xs = x
-        .as_slice_mut()
-        .map_err(|_| Error::invalid("user_factors", "must be C-contiguous"))?;
+    let m = c.view("user_items")?;
+    let x = mat_mut("user_factors", &mut x)?;
+    let y = mat("item_factors", &y)?;
+    x.same_cols(&y)?;
+    let mut solver = solver.0;
+    if let Solver::ConjugateGradient { steps } = &mut solver {
+        *steps = cg_steps;
+    }
     let params = AlsParams {
         regularization,
-        solver: if cg_steps == 0 {
-            Solver::Cholesky
-        } else {
-            Solver::ConjugateGradient { steps: cg_steps }
-        },
+        solver,
     };
+    let f = x.cols;
     // a row's solve: f x f (its system) plus f per interaction
-    let work = rows.saturating_mul(f).saturating_mul(f) + m.nnz().saturating_mul(f);
+    let work = x.rows.saturating_mul(f).saturating_mul(f) + m.nnz().saturating_mul(f);
     interrupt::run(py, num_threads, work, || {
-        solve(&m, xs, ys, f, &params, num_threads)
-    })?;
-    Ok(())
+        solve(&m, x.data, y.data, f, &params, num_threads)
+    })
 }
 
 /// implicit's ALS training loss of factors `x`, `y` on confidences `c`.
 #[pyfunction]
-#[pyo3(signature = (c, x, y, regularization, num_threads=0))]
+#[pyo3(signature = (c, x, y, regularization, num_threads))]
 fn als_loss<'py>(
     py: Python<'py>,
     c: PyCsr<'py>,
@@ -56,17 +53,13 @@ fn als_loss<'py>(
     regularization: f32,
     num_threads: usize,
 ) -> PyResult<f64> {
-    let (xv, yv) = (x.as_array(), y.as_array());
-    let m = csr("user_items", &c, xv.nrows(), yv.nrows())?;
-    let xs = xv
-        .to_slice()
-        .ok_or_else(|| Error::invalid("user_factors", "must be C-contiguous"))?;
-    let ys = yv
-        .to_slice()
-        .ok_or_else(|| Error::invalid("item_factors", "must be C-contiguous"))?;
-    let work = m.nnz().saturating_mul(xv.ncols());
+    let m = c.view("user_items")?;
+    let x = mat("user_factors", &x)?;
+    let y = mat("item_factors", &y)?;
+    x.same_cols(&y)?;
+    let work = m.nnz().saturating_mul(x.cols);
     interrupt::run(py, num_threads, work, || {
-        loss(&m, xs, ys, xv.ncols(), regularization, num_threads)
+        loss(&m, x.data, y.data, x.cols, regularization, num_threads)
     })
 }
 

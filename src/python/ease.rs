@@ -1,79 +1,60 @@
 //! Bindings of the EASE kernels.
 
-use super::convert::{candidates, csr, ids_scores, IdsScores, PyCsr};
+use super::convert::{candidates, mat, to_numpy2, IdsScores, Named, PyCsr};
 use super::interrupt;
-use crate::error::Error;
+use super::topk::top_k;
 use crate::models::ease::{ease_fit, ease_peak_bytes, EaseParams, EaseScorer, Precision};
-use crate::topk::recommend_batch;
-use numpy::{PyArray1, PyReadonlyArray1};
+use numpy::{PyArray2, PyReadonlyArray1, PyReadonlyArray2};
 use pyo3::prelude::*;
-
-fn precision(dtype: &str) -> Result<Precision, Error> {
-    match dtype {
-        "float32" => Ok(Precision::F32),
-        "float64" => Ok(Precision::F64),
-        other => Err(Error::invalid(
-            "dtype",
-            format!("must be float32 or float64, got {other:?}"),
-        )),
-    }
-}
 
 /// Bytes the fit holds at its peak for `n_items` items in `dtype` (None on overflow).
 #[pyfunction]
-fn ease_memory(n_items: usize, dtype: &str) -> PyResult<Option<usize>> {
-    Ok(ease_peak_bytes(n_items, precision(dtype)?))
+fn ease_memory(n_items: usize, dtype: Named<Precision>) -> Option<usize> {
+    ease_peak_bytes(n_items, dtype.0)
 }
 
-/// The EASE weights of `user_items` as a flat row-major `n_items x n_items` float32 array.
+/// The EASE weights of `user_items` (`n_items x n_items` float32), computed in `dtype`.
 #[pyfunction]
-#[pyo3(signature = (user_items, n_users, n_items, regularization, dtype="float32", num_threads=0))]
+#[pyo3(signature = (user_items, regularization, dtype, num_threads))]
 fn ease_fit_weights<'py>(
     py: Python<'py>,
     user_items: PyCsr<'py>,
-    n_users: usize,
-    n_items: usize,
     regularization: f64,
-    dtype: &str,
+    dtype: Named<Precision>,
     num_threads: usize,
-) -> PyResult<Bound<'py, PyArray1<f32>>> {
-    let m = csr("user_items", &user_items, n_users, n_items)?;
+) -> PyResult<Bound<'py, PyArray2<f32>>> {
+    let m = user_items.view("user_items")?;
     let params = EaseParams {
         regularization,
-        precision: precision(dtype)?,
+        precision: dtype.0,
     };
     let b = interrupt::run(py, num_threads, interrupt::LONG, || {
         ease_fit(&m, &params, num_threads)
     })?;
-    Ok(PyArray1::from_vec(py, b))
+    Ok(to_numpy2(py, b, m.n_cols(), m.n_cols())?)
 }
 
 /// Recommendations `x_u B` for the rows of `user_items` (one per query).
 #[pyfunction]
-#[pyo3(signature = (user_items, n_queries, weights, n_items, k, filter_liked=true, items=None, filter_items=None, num_threads=0))]
+#[pyo3(signature = (user_items, weights, k, filter_liked, items, filter_items, num_threads))]
 #[allow(clippy::too_many_arguments)]
 fn ease_recommend<'py>(
     py: Python<'py>,
     user_items: PyCsr<'py>,
-    n_queries: usize,
-    weights: PyReadonlyArray1<'py, f32>,
-    n_items: usize,
+    weights: PyReadonlyArray2<'py, f32>,
     k: usize,
     filter_liked: bool,
     items: Option<PyReadonlyArray1<'py, i32>>,
     filter_items: Option<PyReadonlyArray1<'py, i32>>,
     num_threads: usize,
 ) -> PyResult<IdsScores<'py>> {
-    let queries = csr("user_items", &user_items, n_queries, n_items)?;
-    let w = super::convert::slice("weights", &weights)?;
-    let cands = candidates(n_items, &items, &filter_items)?;
-    let scorer = EaseScorer::new(queries, w, &cands)?;
+    let queries = user_items.view("user_items")?;
+    let w = mat("weights", &weights)?;
+    let cands = candidates(w.cols, &items, &filter_items)?;
+    let work = queries.n_rows().saturating_mul(w.cols).saturating_mul(8);
+    let scorer = EaseScorer::new(queries, w.data, &cands)?;
     let liked = filter_liked.then_some(&queries);
-    let work = n_queries.saturating_mul(n_items).saturating_mul(8);
-    let res = interrupt::run(py, num_threads, work, || {
-        recommend_batch(&scorer, &cands, liked, k, num_threads)
-    })?;
-    Ok(ids_scores(py, res)?)
+    top_k(py, &scorer, &cands, liked, k, work, num_threads)
 }
 
 pub fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {

@@ -1,181 +1,145 @@
-//! Bindings of the item-item kNN kernels and the weighting functions.
+//! Bindings of the item-item kNN and RP3beta kernels and the weighting functions.
 
-use super::convert::{candidates, csr, ids_scores, slice, IdsScores, PyCsr};
+use super::convert::{candidates, csr_arrays, slice, CsrArrays, IdsScores, Named, PyCsr};
 use super::interrupt;
-use crate::error::Error;
+use super::topk::top_k;
+use crate::error::Result;
 use crate::models::knn::{item_knn, rp3beta_knn, KnnParams, KnnScorer, Rp3BetaParams, Similarity};
-use crate::sparse::weighting::{self, Documents};
-use crate::topk::recommend_batch;
+use crate::sparse::weighting::{self, Documents, Weighting};
+use crate::sparse::{Csr, CsrView};
 use numpy::{PyArray1, PyReadonlyArray1};
 use pyo3::prelude::*;
 
-type CsrArrays<'py> = (
-    Bound<'py, PyArray1<i64>>,
-    Bound<'py, PyArray1<i32>>,
-    Bound<'py, PyArray1<f32>>,
-);
-
-fn similarity_kind(name: &str, k1: f64, b: f64) -> Result<Similarity, Error> {
-    Ok(match name {
-        "dot" => Similarity::Dot,
-        "cosine" => Similarity::Cosine,
-        "tfidf" => Similarity::TfIdf,
-        "bm25" => Similarity::Bm25 { k1, b },
-        "pearson" => Similarity::Pearson,
-        other => {
-            return Err(Error::invalid(
-                "similarity",
-                format!("unknown kind {other:?}"),
-            ))
-        }
-    })
+/// The shared body of the item x item fits: `kernel` on `user_items` (users x items) with the
+/// GIL released and interruptible, its result handed to NumPy.
+fn fit<'py>(
+    py: Python<'py>,
+    user_items: &PyCsr<'_>,
+    num_threads: usize,
+    kernel: impl FnOnce(&CsrView<'_>) -> Result<Csr> + Send,
+) -> PyResult<CsrArrays<'py>> {
+    let m = user_items.view("user_items")?;
+    let s = interrupt::run(py, num_threads, interrupt::LONG, || kernel(&m))?;
+    Ok(csr_arrays(py, s))
 }
 
-/// The top-`k` item x item similarity of `user_items` (`n_users x n_items`) as CSR arrays.
+/// The top-`k` item x item `similarity` of `user_items` (`k1` and `b` are BM25's).
 #[pyfunction]
-#[pyo3(signature = (user_items, n_users, n_items, k, similarity, k1=1.2, b=0.75, num_threads=0))]
-#[allow(clippy::too_many_arguments)]
+#[pyo3(signature = (user_items, k, similarity, k1, b, num_threads))]
 fn knn_fit<'py>(
     py: Python<'py>,
     user_items: PyCsr<'py>,
-    n_users: usize,
-    n_items: usize,
     k: usize,
-    similarity: &str,
+    similarity: Named<Similarity>,
     k1: f64,
     b: f64,
     num_threads: usize,
 ) -> PyResult<CsrArrays<'py>> {
-    let m = csr("user_items", &user_items, n_users, n_items)?;
-    let params = KnnParams {
-        k,
-        similarity: similarity_kind(similarity, k1, b)?,
-    };
-    let s = interrupt::run(py, num_threads, interrupt::LONG, || {
-        item_knn(&m, &params, num_threads)
-    })?;
-    Ok((
-        PyArray1::from_vec(py, s.indptr),
-        PyArray1::from_vec(py, s.indices),
-        PyArray1::from_vec(py, s.data),
-    ))
+    let mut similarity = similarity.0;
+    if let Similarity::Bm25 {
+        k1: bm25_k1,
+        b: bm25_b,
+    } = &mut similarity
+    {
+        (*bm25_k1, *bm25_b) = (k1, b);
+    }
+    let params = KnnParams { k, similarity };
+    fit(py, &user_items, num_threads, |m| {
+        item_knn(m, &params, num_threads)
+    })
 }
 
-/// RP3beta's top-`k` item x item weights of `user_items` (`n_users x n_items`) as CSR arrays.
+/// RP3beta's top-`k` item x item weights of `user_items`.
 #[pyfunction]
-#[pyo3(signature = (user_items, n_users, n_items, k, alpha, beta, normalize, num_threads=0))]
-#[allow(clippy::too_many_arguments)]
+#[pyo3(signature = (user_items, k, alpha, beta, normalize, num_threads))]
 fn rp3beta_fit<'py>(
     py: Python<'py>,
     user_items: PyCsr<'py>,
-    n_users: usize,
-    n_items: usize,
     k: usize,
     alpha: f64,
     beta: f64,
     normalize: bool,
     num_threads: usize,
 ) -> PyResult<CsrArrays<'py>> {
-    let m = csr("user_items", &user_items, n_users, n_items)?;
     let params = Rp3BetaParams {
         k,
         alpha,
         beta,
         normalize,
     };
-    let s = interrupt::run(py, num_threads, interrupt::LONG, || {
-        rp3beta_knn(&m, &params, num_threads)
-    })?;
-    Ok((
-        PyArray1::from_vec(py, s.indptr),
-        PyArray1::from_vec(py, s.indices),
-        PyArray1::from_vec(py, s.data),
-    ))
+    fit(py, &user_items, num_threads, |m| {
+        rp3beta_knn(m, &params, num_threads)
+    })
 }
 
-/// Recommendations from `similarity` for the rows of `user_items` (one per query).
+/// Recommendations from `similarity` (items x items) for the rows of `user_items` (one per
+/// query).
 #[pyfunction]
-#[pyo3(signature = (user_items, n_queries, similarity, n_items, k, filter_liked=true, items=None, filter_items=None, num_threads=0))]
+#[pyo3(signature = (user_items, similarity, k, filter_liked, items, filter_items, num_threads))]
 #[allow(clippy::too_many_arguments)]
 fn knn_recommend<'py>(
     py: Python<'py>,
     user_items: PyCsr<'py>,
-    n_queries: usize,
     similarity: PyCsr<'py>,
-    n_items: usize,
     k: usize,
     filter_liked: bool,
     items: Option<PyReadonlyArray1<'py, i32>>,
     filter_items: Option<PyReadonlyArray1<'py, i32>>,
     num_threads: usize,
 ) -> PyResult<IdsScores<'py>> {
-    let sim = csr("similarity", &similarity, n_items, n_items)?;
-    let queries = csr("user_items", &user_items, n_queries, n_items)?;
-    let cands = candidates(n_items, &items, &filter_items)?;
+    let sim = similarity.view("similarity")?;
+    let queries = user_items.view("user_items")?;
+    let cands = candidates(sim.n_cols(), &items, &filter_items)?;
+    let work = queries.n_rows().saturating_mul(sim.n_cols());
     let scorer = KnnScorer::recommend(queries, sim, &cands)?;
     let liked = filter_liked.then_some(&queries);
-    let work = n_queries.saturating_mul(n_items);
-    let res = interrupt::run(py, num_threads, work, || {
-        recommend_batch(&scorer, &cands, liked, k, num_threads)
-    })?;
-    Ok(ids_scores(py, res)?)
+    top_k(py, &scorer, &cands, liked, k, work, num_threads)
 }
 
 /// The best `k` stored neighbours of each item in `itemids` (padded where a row holds fewer).
 #[pyfunction]
-#[pyo3(signature = (itemids, similarity, n_items, k, items=None, filter_items=None, num_threads=0))]
-#[allow(clippy::too_many_arguments)]
+#[pyo3(signature = (itemids, similarity, k, items, filter_items, num_threads))]
 fn knn_similar_items<'py>(
     py: Python<'py>,
     itemids: PyReadonlyArray1<'py, i32>,
     similarity: PyCsr<'py>,
-    n_items: usize,
     k: usize,
     items: Option<PyReadonlyArray1<'py, i32>>,
     filter_items: Option<PyReadonlyArray1<'py, i32>>,
     num_threads: usize,
 ) -> PyResult<IdsScores<'py>> {
-    let sim = csr("similarity", &similarity, n_items, n_items)?;
+    let sim = similarity.view("similarity")?;
     let ids = slice("itemid", &itemids)?;
-    let cands = candidates(n_items, &items, &filter_items)?;
+    let cands = candidates(sim.n_cols(), &items, &filter_items)?;
+    let work = ids.len().saturating_mul(sim.n_cols());
     let scorer = KnnScorer::neighbours(ids, sim, &cands)?;
-    let work = ids.len().saturating_mul(n_items);
-    let res = interrupt::run(py, num_threads, work, || {
-        recommend_batch(&scorer, &cands, None, k, num_threads)
-    })?;
-    Ok(ids_scores(py, res)?)
+    top_k(py, &scorer, &cands, None, k, work, num_threads)
 }
 
-/// New values for the entries of `m` under `scheme` ("bm25", "tfidf", "normalize"), with the
-/// documents along `docs` ("rows" or "columns").
+/// New values for the entries of `m` under `scheme` ("bm25" with `k1` and `b`, "tfidf",
+/// "normalize"), with the documents along `docs` ("rows" or "columns").
 #[pyfunction]
-#[pyo3(signature = (m, n_rows, n_cols, scheme, docs="rows", k1=100.0, b=0.8, num_threads=0))]
-#[allow(clippy::too_many_arguments)]
+#[pyo3(signature = (m, scheme, docs, k1, b, num_threads))]
 fn weight<'py>(
     py: Python<'py>,
     m: PyCsr<'py>,
-    n_rows: usize,
-    n_cols: usize,
-    scheme: &str,
-    docs: &str,
+    scheme: Named<Weighting>,
+    docs: Named<Documents>,
     k1: f64,
     b: f64,
     num_threads: usize,
 ) -> PyResult<Bound<'py, PyArray1<f32>>> {
-    let v = csr("X", &m, n_rows, n_cols)?;
-    let docs = match docs {
-        "rows" => Documents::Rows,
-        "columns" => Documents::Columns,
-        other => return Err(Error::invalid("docs", format!("unknown axis {other:?}")).into()),
-    };
-    let out = interrupt::run(py, num_threads, v.nnz(), || match scheme {
-        "bm25" => weighting::bm25(&v, docs, k1, b, num_threads),
-        "tfidf" => weighting::tfidf(&v, docs, num_threads),
-        "normalize" => weighting::normalize(&v, docs, num_threads),
-        other => Err(Error::invalid(
-            "scheme",
-            format!("unknown weighting {other:?}"),
-        )),
+    let v = m.view("X")?;
+    let mut scheme = scheme.0;
+    if let Weighting::Bm25 {
+        k1: bm25_k1,
+        b: bm25_b,
+    } = &mut scheme
+    {
+        (*bm25_k1, *bm25_b) = (k1, b);
+    }
+    let out = interrupt::run(py, num_threads, v.nnz(), || {
+        weighting::weight(&v, scheme, docs.0, num_threads)
     })?;
     Ok(PyArray1::from_vec(py, out))
 }

@@ -1,33 +1,69 @@
 //! Binding of the LightFM epoch kernel.
 
-use super::convert::{csr, slice, PyCsr};
+use super::convert::{mat_mut, slice, Kwargs, Mat, Named, PyCsr};
 use super::interrupt;
 use crate::error::Error;
 use crate::models::lightfm::{epoch, Data, LightFmParams, Loss, Schedule, Side};
 use numpy::{PyReadonlyArray1, PyReadwriteArray2};
 use pyo3::prelude::*;
+use pyo3::types::PyDict;
 
-fn side<'a>(
-    what: &str,
-    params: &'a mut PyReadwriteArray2<'_, f32>,
-    grad_acc: &'a mut PyReadwriteArray2<'_, f32>,
-    step_acc: &'a mut PyReadwriteArray2<'_, f32>,
-) -> Result<Side<'a>, Error> {
-    let contiguous = || Error::invalid(what, "must be C-contiguous");
-    Ok(Side {
-        params: params.as_slice_mut().map_err(|_| contiguous())?,
-        grad_acc: grad_acc.as_slice_mut().map_err(|_| contiguous())?,
-        step_acc: step_acc.as_slice_mut().map_err(|_| contiguous())?,
+/// One side's `[parameters, gradient accumulators, step accumulators]`, each
+/// `features x (d + 1)`.
+type PySide<'py> = [PyReadwriteArray2<'py, f32>; 3];
+
+fn side<'a>(name: &'static str, arrays: &'a mut PySide<'_>) -> Result<Mat<Side<'a>>, Error> {
+    let [params, grad_acc, step_acc] = arrays;
+    let params = mat_mut(name, params)?;
+    let (rows, cols) = (params.rows, params.cols);
+    Ok(Mat {
+        name,
+        data: Side {
+            params: params.data,
+            grad_acc: mat_mut(name, grad_acc)?.data,
+            step_acc: mat_mut(name, step_acc)?.data,
+        },
+        rows,
+        cols,
     })
 }
 
+/// The hyper-parameters, from keyword arguments named as the estimator's.
+fn params(kw: Kwargs<'_>) -> PyResult<LightFmParams> {
+    let mut loss = kw.take::<Named<Loss>>("loss")?.0;
+    let (kos_k, kos_n) = (kw.take("k")?, kw.take("n")?);
+    if let Loss::WarpKos { k, n } = &mut loss {
+        (*k, *n) = (kos_k, kos_n);
+    }
+    let mut schedule = kw.take::<Named<Schedule>>("learning_schedule")?.0;
+    let (lr, rho, eps) = (
+        kw.take("learning_rate")?,
+        kw.take("rho")?,
+        kw.take("epsilon")?,
+    );
+    match &mut schedule {
+        Schedule::Adagrad { learning_rate } => *learning_rate = lr,
+        Schedule::Adadelta { rho: r, epsilon } => (*r, *epsilon) = (rho, eps),
+    }
+    let params = LightFmParams {
+        loss,
+        schedule,
+        item_alpha: kw.take("item_alpha")?,
+        user_alpha: kw.take("user_alpha")?,
+        max_sampled: kw.take("max_sampled")?,
+    };
+    kw.finish()?;
+    Ok(params)
+}
+
 /// One epoch over `interactions` (users x items) with the user/item feature matrices, updating
-/// each side's `[embeddings | bias]` parameters and optimiser accumulators in place.
+/// each side's `[parameters, gradient accumulators, step accumulators]` in place. The
+/// hyper-parameters come as keyword arguments named as `LightFM`'s: `loss`, `k`, `n`,
+/// `learning_schedule`, `learning_rate`, `rho`, `epsilon`, `item_alpha`, `user_alpha`,
+/// `max_sampled`.
 #[pyfunction]
-#[pyo3(signature = (interactions, weights, user_features, item_features, user_params, user_grad,
-                    user_step, item_params, item_grad, item_step, loss, k, n, schedule,
-                    learning_rate, rho, epsilon, item_alpha, user_alpha, max_sampled, seed,
-                    num_threads=1))]
+#[pyo3(signature = (interactions, weights, user_features, item_features, user, item, seed,
+                    num_threads, **hyper_parameters))]
 #[allow(clippy::too_many_arguments)]
 fn lightfm_epoch<'py>(
     py: Python<'py>,
@@ -35,89 +71,29 @@ fn lightfm_epoch<'py>(
     weights: Option<PyReadonlyArray1<'py, f32>>,
     user_features: PyCsr<'py>,
     item_features: PyCsr<'py>,
-    mut user_params: PyReadwriteArray2<'py, f32>,
-    mut user_grad: PyReadwriteArray2<'py, f32>,
-    mut user_step: PyReadwriteArray2<'py, f32>,
-    mut item_params: PyReadwriteArray2<'py, f32>,
-    mut item_grad: PyReadwriteArray2<'py, f32>,
-    mut item_step: PyReadwriteArray2<'py, f32>,
-    loss: &str,
-    k: usize,
-    n: usize,
-    schedule: &str,
-    learning_rate: f32,
-    rho: f32,
-    epsilon: f32,
-    item_alpha: f32,
-    user_alpha: f32,
-    max_sampled: usize,
+    mut user: PySide<'py>,
+    mut item: PySide<'py>,
     seed: u64,
     num_threads: usize,
+    hyper_parameters: Option<&Bound<'py, PyDict>>,
 ) -> PyResult<()> {
-    let (n_user_features, w) = user_params.as_array().dim();
-    let n_item_features = item_params.as_array().nrows();
-    let n_users = user_features.0.as_array().len().saturating_sub(1);
-    let n_items = item_features.0.as_array().len().saturating_sub(1);
-    let m = csr("interactions", &interactions, n_users, n_items)?;
-    let uf = csr("user_features", &user_features, n_users, n_user_features)?;
-    let itf = csr("item_features", &item_features, n_items, n_item_features)?;
-    let weights = weights
-        .as_ref()
-        .map(|a| slice("sample_weight", a))
-        .transpose()?;
-    let params = LightFmParams {
-        loss: match loss {
-            "logistic" => Loss::Logistic,
-            "bpr" => Loss::Bpr,
-            "warp" => Loss::Warp,
-            "warp-kos" => Loss::WarpKos { k, n },
-            _ => return Err(Error::invalid("loss", format!("unknown loss {loss:?}")).into()),
-        },
-        schedule: match schedule {
-            "adagrad" => Schedule::Adagrad { learning_rate },
-            "adadelta" => Schedule::Adadelta { rho, epsilon },
-            _ => {
-                return Err(Error::invalid(
-                    "learning_schedule",
-                    format!("unknown schedule {schedule:?}"),
-                )
-                .into())
-            }
-        },
-        item_alpha,
-        user_alpha,
-        max_sampled,
-    };
-    let users = side(
-        "user parameters",
-        &mut user_params,
-        &mut user_grad,
-        &mut user_step,
-    )?;
-    let items = side(
-        "item parameters",
-        &mut item_params,
-        &mut item_grad,
-        &mut item_step,
-    )?;
+    let params = params(Kwargs::new(py, hyper_parameters))?;
     let data = Data {
-        interactions: &m,
-        weights,
-        user_features: &uf,
-        item_features: &itf,
+        interactions: &interactions.view("interactions")?,
+        weights: weights
+            .as_ref()
+            .map(|a| slice("sample_weight", a))
+            .transpose()?,
+        user_features: &user_features.view("user_features")?,
+        item_features: &item_features.view("item_features")?,
     };
+    let users = side("user parameters", &mut user)?;
+    let items = side("item parameters", &mut item)?;
+    users.same_cols(&items)?;
+    let d = users.cols.saturating_sub(1);
     interrupt::run(py, num_threads, interrupt::LONG, || {
-        epoch(
-            &data,
-            users,
-            items,
-            w.saturating_sub(1),
-            &params,
-            seed,
-            num_threads,
-        )
-    })?;
-    Ok(())
+        epoch(&data, users.data, items.data, d, &params, seed, num_threads)
+    })
 }
 
 pub fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {

@@ -1,19 +1,36 @@
 //! Bindings of the LMF kernel.
 
-use super::convert::{csr, slice, PyCsr};
+use super::convert::{mat, mat_mut, slice, PyCsr};
 use super::interrupt;
-use crate::error::Error;
-use crate::models::lmf::{half_step, LmfParams};
+use crate::models::lmf::{half_step, LmfParams, MaxNegatives};
 use crate::models::sgd::{column_counts, popularity as by_counts, FoldInNegatives};
 use numpy::{PyReadonlyArray1, PyReadonlyArray2, PyReadwriteArray2};
 use pyo3::prelude::*;
+use pyo3::pybacked::PyBackedStr;
+
+/// `max_negatives` as Python gives it: `"auto"`, `None` (no cap) or a count.
+struct PyMaxNegatives(MaxNegatives);
+
+impl<'a, 'py> FromPyObject<'a, 'py> for PyMaxNegatives {
+    type Error = PyErr;
+
+    fn extract(obj: Borrowed<'a, 'py, PyAny>) -> PyResult<Self> {
+        Ok(PyMaxNegatives(if obj.is_none() {
+            MaxNegatives::Unlimited
+        } else if let Ok(name) = obj.extract::<PyBackedStr>() {
+            name.parse()?
+        } else {
+            MaxNegatives::At(obj.extract()?)
+        }))
+    }
+}
 
 /// One half-step: the rows of `x` (with adagrad accumulators `g2`) from `c` (rows x columns)
 /// against the fixed `y`. Negatives come from `c`'s own interactions (training), or, when
 /// `popularity` is given, from those weights (rows folded in later); `ids` seed the rows.
 #[pyfunction]
 #[pyo3(signature = (c, x, g2, y, fixed, learning_rate, regularization, neg_prop, max_negatives,
-                    popularity, ids, seed, num_threads=0))]
+                    popularity, ids, seed, num_threads))]
 #[allow(clippy::too_many_arguments)]
 fn lmf_half_step<'py>(
     py: Python<'py>,
@@ -25,24 +42,18 @@ fn lmf_half_step<'py>(
     learning_rate: f32,
     regularization: f32,
     neg_prop: usize,
-    max_negatives: Option<usize>,
+    max_negatives: PyMaxNegatives,
     popularity: Option<PyReadonlyArray1<'py, f32>>,
     ids: Option<PyReadonlyArray1<'py, u64>>,
     seed: u64,
     num_threads: usize,
 ) -> PyResult<()> {
-    let (rows, d) = x.as_array().dim();
-    let yv = y.as_array();
-    let m = csr("interactions", &c, rows, yv.nrows())?;
-    let ys = yv
-        .to_slice()
-        .ok_or_else(|| Error::invalid("fixed factors", "must be C-contiguous"))?;
-    let xs = x
-        .as_slice_mut()
-        .map_err(|_| Error::invalid("factors", "must be C-contiguous"))?;
-    let gs = g2
-        .as_slice_mut()
-        .map_err(|_| Error::invalid("adagrad accumulators", "must be C-contiguous"))?;
+    let m = c.view("interactions")?;
+    let x = mat_mut("factors", &mut x)?;
+    let g2 = mat_mut("adagrad accumulators", &mut g2)?;
+    let y = mat("fixed factors", &y)?;
+    x.same_cols(&g2)?;
+    x.same_cols(&y)?;
     let pop = popularity
         .as_ref()
         .map(|a| slice("popularity", a))
@@ -52,8 +63,9 @@ fn lmf_half_step<'py>(
         learning_rate,
         regularization,
         neg_prop,
-        max_negatives,
+        max_negatives: max_negatives.0,
     };
+    let d = x.cols;
     let work = m
         .nnz()
         .saturating_mul(neg_prop.saturating_add(1))
@@ -69,9 +81,20 @@ fn lmf_half_step<'py>(
             },
         };
         let neg = neg.view();
-        half_step(&m, xs, gs, ys, d, fixed, &p, &neg, ids, seed, num_threads)
-    })?;
-    Ok(())
+        half_step(
+            &m,
+            x.data,
+            g2.data,
+            y.data,
+            d,
+            fixed,
+            &p,
+            &neg,
+            ids,
+            seed,
+            num_threads,
+        )
+    })
 }
 
 pub fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {

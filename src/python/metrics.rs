@@ -1,6 +1,6 @@
 //! Bindings of the ranking metrics.
 
-use super::convert::{csr, to_numpy2, PyCsr};
+use super::convert::{mat, to_numpy2, PyCsr};
 use super::interrupt;
 use crate::error::Error;
 use crate::metrics::{beyond_accuracy, ranking_metrics, METRIC_NAMES, N_METRICS};
@@ -10,7 +10,7 @@ use pyo3::prelude::*;
 /// Per-user metrics (rows: users of `test`; columns: `METRIC_NAMES`) of the recommendation lists
 /// `recs` (one row per test row) at `k`, for a catalogue of `n_items` items.
 #[pyfunction]
-#[pyo3(signature = (recs, test, k, n_items, num_threads=0))]
+#[pyo3(signature = (recs, test, k, n_items, num_threads))]
 fn ranking_metrics_per_user<'py>(
     py: Python<'py>,
     recs: PyReadonlyArray2<'py, i32>,
@@ -19,23 +19,19 @@ fn ranking_metrics_per_user<'py>(
     n_items: usize,
     num_threads: usize,
 ) -> PyResult<Bound<'py, PyArray2<f64>>> {
-    let r = recs.as_array();
-    let (n_users, width) = r.dim();
-    let flat = r
-        .to_slice()
-        .ok_or_else(|| Error::invalid("recs", "must be a C-contiguous array"))?;
-    let test = csr("test_user_items", &test, n_users, n_items)?;
-    let work = n_users.saturating_mul(width);
+    let recs = mat("recs", &recs)?;
+    let test = test.view("test_user_items")?;
+    let work = recs.rows.saturating_mul(recs.cols);
     let out = interrupt::run(py, num_threads, work, || {
-        ranking_metrics(flat, width, &test, k, n_items, num_threads)
+        ranking_metrics(recs.data, recs.cols, &test, k, n_items, num_threads)
     })?;
-    Ok(to_numpy2(py, out, n_users, N_METRICS)?)
+    Ok(to_numpy2(py, out, recs.rows, N_METRICS)?)
 }
 
 /// Beyond-accuracy statistics of the lists `recs` at `k`: `(means of the columns of
 /// item_values per user, [diversity, listed] per user, times each item is listed)`.
 #[pyfunction]
-#[pyo3(signature = (recs, k, item_values, vectors=None, num_threads=0))]
+#[pyo3(signature = (recs, k, item_values, vectors, num_threads))]
 #[allow(clippy::type_complexity)]
 fn beyond_accuracy_per_user<'py>(
     py: Python<'py>,
@@ -49,35 +45,30 @@ fn beyond_accuracy_per_user<'py>(
     Bound<'py, PyArray2<f64>>,
     Bound<'py, PyArray1<u64>>,
 )> {
-    let r = recs.as_array();
-    let (n_users, width) = r.dim();
-    let flat = r
-        .to_slice()
-        .ok_or_else(|| Error::invalid("recs", "must be a C-contiguous array"))?;
-    let values = item_values.as_array();
-    let (n_items, m) = values.dim();
-    let values = values
-        .to_slice()
-        .ok_or_else(|| Error::invalid("item_values", "must be a C-contiguous array"))?;
-    let vecs = match &vectors {
-        Some(v) => {
-            let a = v.as_array();
-            if a.dim().0 != n_items {
-                return Err(
-                    Error::shape("item vectors (one row per item)", n_items, a.dim().0).into(),
-                );
-            }
-            let dim = a.dim().1;
-            let s = a
-                .to_slice()
-                .ok_or_else(|| Error::invalid("vectors", "must be a C-contiguous array"))?;
-            Some((s, dim))
+    let recs = mat("recs", &recs)?;
+    let values = mat("item_values", &item_values)?;
+    let vectors = vectors.as_ref().map(|v| mat("vectors", v)).transpose()?;
+    if let Some(v) = &vectors {
+        if v.rows != values.rows {
+            return Err(
+                Error::shape("item vectors (one row per item)", values.rows, v.rows).into(),
+            );
         }
-        None => None,
-    };
+    }
+    let (n_users, width, m) = (recs.rows, recs.cols, values.cols);
     let work = n_users.saturating_mul(width).saturating_mul(width.max(m));
     let (means, stats, counts) = interrupt::run(py, num_threads, work, || {
-        beyond_accuracy(flat, width, k, values, m, vecs, n_items, num_threads)
+        let vecs = vectors.as_ref().map(|v| (v.data, v.cols));
+        beyond_accuracy(
+            recs.data,
+            width,
+            k,
+            values.data,
+            m,
+            vecs,
+            values.rows,
+            num_threads,
+        )
     })?;
     Ok((
         to_numpy2(py, means, n_users, m)?,

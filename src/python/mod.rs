@@ -5,6 +5,7 @@
 mod als;
 mod bpr;
 mod convert;
+mod defaults;
 mod ease;
 mod errors;
 mod interrupt;
@@ -28,6 +29,7 @@ fn _after_fork_in_child() {
 fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add("__version__", env!("CARGO_PKG_VERSION"))?;
     m.add("MAX_THREADS", crate::parallel::MAX_THREADS)?;
+    m.add("DEFAULTS", defaults::defaults(m.py())?)?;
     m.add_function(wrap_pyfunction!(_after_fork_in_child, m)?)?;
     topk::register(m)?;
     als::register(m)?;

@@ -1,16 +1,35 @@
-//! Bindings of the batched top-k kernels.
+//! Bindings of the batched top-k kernels, and the tail every recommend binding shares.
 
-use super::convert::{candidates, csr, ids_scores, IdsScores, PyCsr};
+use super::convert::{candidates, ids_scores, IdsScores, PyCsr};
 use super::interrupt;
-use crate::topk::{recommend_batch, DotScorer};
+use crate::sparse::CsrView;
+use crate::topk::{recommend_batch, BlockScorer, Candidates, DotScorer};
 use numpy::{PyReadonlyArray1, PyReadonlyArray2};
 use pyo3::prelude::*;
+
+/// The top `k` candidates of every query of `scorer`, skipping `liked` (one row per query), run
+/// with the GIL released (interruptible when `work`, the call's elementary steps, makes it
+/// long; see [`interrupt::run`]) and returned as NumPy `(ids, scores)`.
+pub(super) fn top_k<'py>(
+    py: Python<'py>,
+    scorer: &impl BlockScorer,
+    cands: &Candidates,
+    liked: Option<&CsrView<'_>>,
+    k: usize,
+    work: usize,
+    num_threads: usize,
+) -> PyResult<IdsScores<'py>> {
+    let res = interrupt::run(py, num_threads, work, || {
+        recommend_batch(scorer, cands, liked, k, num_threads)
+    })?;
+    Ok(ids_scores(py, res)?)
+}
 
 /// Top-`k` items by dot product of each row of `queries` with `item_factors`, skipping `liked`
 /// (CSR, one row per query), `filter_items`, and anything outside `items`. Returns `(ids, scores)`
 /// of shape `(n_queries, min(k, candidates))`, padded with -1 / -inf.
 #[pyfunction]
-#[pyo3(signature = (queries, item_factors, k, liked=None, items=None, filter_items=None, num_threads=0))]
+#[pyo3(signature = (queries, item_factors, k, liked, items, filter_items, num_threads))]
 #[allow(clippy::too_many_arguments)]
 fn topk_dot<'py>(
     py: Python<'py>,
@@ -24,19 +43,13 @@ fn topk_dot<'py>(
 ) -> PyResult<IdsScores<'py>> {
     let (q, it) = (queries.as_array(), item_factors.as_array());
     let cands = candidates(it.nrows(), &items, &filter_items)?;
-    let liked = liked
-        .as_ref()
-        .map(|m| csr("user_items", m, q.nrows(), it.nrows()))
-        .transpose()?;
+    let liked = liked.as_ref().map(|m| m.view("user_items")).transpose()?;
     let scorer = DotScorer::new(q, it, &cands)?;
     let work = q
         .nrows()
         .saturating_mul(it.nrows())
         .saturating_mul(it.ncols());
-    let res = interrupt::run(py, num_threads, work, || {
-        recommend_batch(&scorer, &cands, liked.as_ref(), k, num_threads)
-    })?;
-    Ok(ids_scores(py, res)?)
+    top_k(py, &scorer, &cands, liked.as_ref(), k, work, num_threads)
 }
 
 pub fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {

@@ -22,6 +22,39 @@ pub enum Documents {
     Columns,
 }
 
+crate::names::by_name! { Documents, "docs",
+    "rows" => Rows,
+    "columns" => Columns,
+}
+
+/// A weighting scheme: [`bm25`], [`tfidf`] or [`normalize`].
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum Weighting {
+    Bm25 { k1: f64, b: f64 },
+    TfIdf,
+    Normalize,
+}
+
+crate::names::by_name! { Weighting, "scheme",
+    "bm25" => Bm25 { k1: 100.0, b: 0.8 },
+    "tfidf" => TfIdf,
+    "normalize" => Normalize,
+}
+
+/// New values for the entries of `m` under `scheme`, the documents along `docs`.
+pub fn weight(
+    m: &CsrView<'_>,
+    scheme: Weighting,
+    docs: Documents,
+    num_threads: usize,
+) -> Result<Vec<f32>> {
+    match scheme {
+        Weighting::Bm25 { k1, b } => bm25(m, docs, k1, b, num_threads),
+        Weighting::TfIdf => tfidf(m, docs, num_threads),
+        Weighting::Normalize => normalize(m, docs, num_threads),
+    }
+}
+
 /// Per-document and per-term statistics of one matrix.
 struct Stats {
     /// Number of documents.

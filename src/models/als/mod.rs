@@ -27,6 +27,11 @@ pub enum Solver {
     Cholesky,
 }
 
+crate::names::by_name! { Solver, "solver",
+    "cg" => ConjugateGradient { steps: 3 },
+    "cholesky" => Cholesky,
+}
+
 /// Parameters of a half-sweep.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct AlsParams {

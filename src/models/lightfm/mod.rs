@@ -50,6 +50,13 @@ pub enum Loss {
     WarpKos { k: usize, n: usize },
 }
 
+crate::names::by_name! { Loss, "loss",
+    "logistic" => Logistic,
+    "bpr" => Bpr,
+    "warp" => Warp,
+    "warp-kos" => WarpKos { k: 5, n: 10 },
+}
+
 /// The per-parameter learning-rate schedule.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub enum Schedule {
@@ -57,6 +64,11 @@ pub enum Schedule {
     Adagrad { learning_rate: f32 },
     /// Zeiler's adadelta (accumulators start at 0).
     Adadelta { rho: f32, epsilon: f32 },
+}
+
+crate::names::by_name! { Schedule, "learning_schedule",
+    "adagrad" => Adagrad { learning_rate: 0.05 },
+    "adadelta" => Adadelta { rho: 0.95, epsilon: 1e-6 },
 }
 
 /// Training parameters of an epoch.

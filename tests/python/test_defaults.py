@@ -1,0 +1,69 @@
+"""The Python defaults equal the Rust core's (``_core.DEFAULTS``, read from the core's
+``Default`` impls and its named options), so that neither can change alone."""
+
+import importlib
+import inspect
+
+import numpy as np
+import pytest
+
+from tacitrec import _core
+from tacitrec import spectral
+
+
+def _same(python, rust) -> bool:
+    if isinstance(rust, float):  # the core holds float32 hyper-parameters
+        return (isinstance(python, (int, float)) and not isinstance(python, bool)
+                and np.float32(python) == np.float32(rust))
+    if isinstance(rust, str) and not isinstance(python, str):  # dtype=np.float32
+        return np.dtype(python).name == rust
+    return type(python) is type(rust) and python == rust
+
+
+def _signature_defaults(qualified: str) -> dict:
+    module, name = qualified.split(".")
+    obj = getattr(importlib.import_module(f"tacitrec.{module}"), name)
+    return {p.name: p.default for p in inspect.signature(obj).parameters.values()}
+
+
+def test_the_core_lists_every_model_with_rust_defaults():
+    assert set(_core.DEFAULTS) == {
+        "als.AlternatingLeastSquares", "bpr.BayesianPersonalizedRanking",
+        "lmf.LogisticMatrixFactorization", "lightfm.LightFM", "knn.ItemItemRecommender",
+        "knn.CosineRecommender", "knn.BM25Recommender", "knn.bm25_weight",
+        "knn.RP3BetaRecommender", "ease.EASERecommender", "spectral.SpectralFilterRecommender",
+    }
+
+
+@pytest.mark.parametrize("qualified", sorted(_core.DEFAULTS))
+def test_python_defaults_equal_the_cores(qualified):
+    python = _signature_defaults(qualified)
+    for name, rust in _core.DEFAULTS[qualified].items():
+        if "[" in name:  # spectral's per-method ideal weight (the signature's None)
+            continue
+        assert name in python, f"{qualified} has no parameter {name}"
+        assert _same(python[name], rust), f"{qualified}({name}={python[name]!r}), Rust {rust!r}"
+
+
+def test_spectral_ideal_weights_equal_the_cores():
+    rust = {k[len("ideal_weight["):-1]: v
+            for k, v in _core.DEFAULTS["spectral.SpectralFilterRecommender"].items()
+            if k.startswith("ideal_weight[")}
+    assert set(rust) == set(spectral._DEFAULT_IDEAL_WEIGHT)
+    for method, w in spectral._DEFAULT_IDEAL_WEIGHT.items():
+        assert np.float32(w) == np.float32(rust[method]), method
+
+
+def test_the_values_that_once_drifted():
+    """BPR's reproducible schedule without redraws, LMF's implicit cap, as the core has them."""
+    bpr = _core.DEFAULTS["bpr.BayesianPersonalizedRanking"]
+    assert bpr["deterministic"] is True and bpr["max_redraws"] == 0
+    assert _core.DEFAULTS["lmf.LogisticMatrixFactorization"]["max_negatives"] == "auto"
+
+
+def test_a_drifted_default_is_caught():
+    assert not _same(False, True)
+    assert not _same(0.02, 0.01)
+    assert not _same(None, "auto")
+    assert not _same(1, True)
+    assert _same(np.float32, "float32")
