@@ -150,7 +150,14 @@ impl<'py> Kwargs<'py> {
             .get_item(key)?
             .ok_or_else(|| PyTypeError::new_err(format!("missing keyword argument '{key}'")))?;
         self.0.del_item(key)?;
-        value.extract().map_err(Into::into)
+        value.extract::<T>().map_err(|e| {
+            let e: PyErr = e.into();
+            // as PyO3 marks the failures of a function's own arguments
+            let _ = e
+                .value(self.0.py())
+                .call_method1("add_note", (format!("while processing '{key}'"),));
+            e
+        })
     }
 
     /// Errors if an argument was not taken.

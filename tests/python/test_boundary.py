@@ -1,5 +1,7 @@
-"""The Python defaults equal the Rust core's (``_core.DEFAULTS``, read from the core's
-``Default`` impls and its named options), so that neither can change alone."""
+"""The boundary with the Rust core: the Python defaults equal the core's (``_core.DEFAULTS``,
+read from the core's ``Default`` impls and its named options), so that neither can change
+alone; named options are parsed once, with errors naming the argument; a CSR matrix carries its
+shape."""
 
 import importlib
 import inspect
@@ -67,3 +69,33 @@ def test_a_drifted_default_is_caught():
     assert not _same(None, "auto")
     assert not _same(1, True)
     assert _same(np.float32, "float32")
+
+
+@pytest.mark.parametrize("call,argument,allowed", [
+    (lambda: _core.ease_memory(3, "float16"), "dtype", "'float32', 'float64'"),
+    (lambda: _core.weight(_csr(), "okapi", "rows", 1.2, 0.75, 1), "scheme",
+     "'bm25', 'tfidf', 'normalize'"),
+    (lambda: _core.weight(_csr(), "bm25", "diagonal", 1.2, 0.75, 1), "docs",
+     "'rows', 'columns'"),
+    (lambda: _core.knn_fit(_csr(), 2, "jaccard", 1.2, 0.75, 1), "similarity",
+     "'dot', 'cosine', 'tfidf', 'bm25', 'pearson'"),
+])
+def test_a_bad_name_is_a_value_error_naming_the_argument_and_the_choices(call, argument, allowed):
+    with pytest.raises(ValueError, match=f"^{argument}: must be one of {allowed}, got"):
+        call()
+
+
+def _csr():
+    return (np.array([0, 1, 2], dtype=np.int64), np.array([0, 1], dtype=np.int32),
+            np.ones(2, dtype=np.float32), (2, 2))
+
+
+def test_a_csr_carries_its_shape():
+    """The declared shape, not one inferred from indptr, bounds the column indices."""
+    indptr, indices, data, _ = _csr()
+    assert _core.weight((indptr, indices, data, (2, 2)), "normalize", "rows", 0, 0, 1).tolist() \
+        == [1.0, 1.0]
+    with pytest.raises(IndexError, match="X"):
+        _core.weight((indptr, indices, data, (2, 1)), "normalize", "rows", 0, 0, 1)
+    with pytest.raises(ValueError, match="X.indptr length"):
+        _core.weight((indptr, indices, data, (3, 2)), "normalize", "rows", 0, 0, 1)
