@@ -328,6 +328,8 @@ def main():
         threadpool_limits(1, "blas")  # implicit's advice; the models thread themselves
     except ImportError:
         pass
+    # implicit's kNN fit converts its own intermediate matrix and warns about it every call
+    warnings.filterwarnings("ignore", message="Method expects CSR input")
     table = models(args.threads)
     out = []
     cpu0 = time.process_time()
