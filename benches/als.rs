@@ -24,6 +24,7 @@ fn bench_als(c: &mut Criterion) {
         let params = AlsParams {
             regularization: 0.01,
             solver,
+            ..Default::default()
         };
         for threads in [1usize, 2] {
             g.bench_function(format!("{name}_t{threads}"), |b| {

@@ -100,6 +100,7 @@ fn cholesky_solves_the_normal_equations() {
         let params = AlsParams {
             regularization: 0.1,
             solver: Solver::Cholesky,
+            ..Default::default()
         };
         solve(&c.view(), &mut x, &y, f, &params, 2).unwrap();
         let want = reference(&c, &y, f, 0.1);
@@ -124,6 +125,7 @@ fn cg_converges_to_the_exact_solution() {
         let params = AlsParams {
             regularization: 0.05,
             solver: Solver::ConjugateGradient { steps },
+            ..Default::default()
         };
         solve(&c.view(), &mut x, &y, f, &params, 1).unwrap();
         errs.push(max_rel_err(&x, &want));
@@ -141,6 +143,7 @@ fn results_do_not_depend_on_threads() {
         let params = AlsParams {
             regularization: 0.01,
             solver,
+            ..Default::default()
         };
         let (mut a, mut b) = (x0.clone(), x0.clone());
         solve(&c.view(), &mut a, &y, f, &params, 1).unwrap();
@@ -209,6 +212,7 @@ fn bad_shapes_and_singular_systems_are_errors() {
     let chol = AlsParams {
         regularization: 0.0,
         solver: Solver::Cholesky,
+        ..Default::default()
     };
     assert!(solve(&c2.view(), &mut x2, &y2, 2, &chol, 1).is_err());
 }
@@ -232,6 +236,7 @@ fn rows_longer_than_the_gather_buffer_are_exact() {
     let chol = AlsParams {
         regularization: 0.1,
         solver: Solver::Cholesky,
+        ..Default::default()
     };
     solve(&c.view(), &mut x, &y, f, &chol, 2).unwrap();
     assert!(max_rel_err(&x, &want) < 1e-3, "{}", max_rel_err(&x, &want));
@@ -239,6 +244,7 @@ fn rows_longer_than_the_gather_buffer_are_exact() {
     let cg = AlsParams {
         regularization: 0.1,
         solver: Solver::ConjugateGradient { steps: 30 },
+        ..Default::default()
     };
     solve(&c.view(), &mut x, &y, f, &cg, 2).unwrap();
     assert!(max_rel_err(&x, &want) < 1e-3, "{}", max_rel_err(&x, &want));
@@ -323,6 +329,7 @@ fn cg_blocks_match_a_row_by_row_reference() {
         let params = AlsParams {
             regularization: 0.05,
             solver: Solver::ConjugateGradient { steps },
+            ..Default::default()
         };
         solve(&c.view(), &mut x, &y, f, &params, 2).unwrap();
         assert!(max_rel_err(&x, &want) < 1e-4, "{}", max_rel_err(&x, &want));
@@ -346,6 +353,7 @@ fn cg_blocks_match_a_row_by_row_reference() {
         let params = AlsParams {
             regularization: 0.1,
             solver: Solver::ConjugateGradient { steps: 3 },
+            ..Default::default()
         };
         solve(&c.view(), &mut x, &y, f, &params, 1).unwrap();
         let err = max_rel_err(&x, &want);
@@ -364,6 +372,7 @@ fn cg_matches_the_reference_for_any_factor_count() {
         let params = AlsParams {
             regularization: 0.5,
             solver: Solver::ConjugateGradient { steps: 3 },
+            ..Default::default()
         };
         solve(&c.view(), &mut x, &y, f, &params, 2).unwrap();
         let err = max_rel_err(&x, &want);

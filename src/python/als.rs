@@ -33,6 +33,7 @@ fn als_solve<'py>(
     let params = AlsParams {
         regularization,
         solver,
+        ..Default::default()
     };
     let f = x.cols;
     // a row's solve: f x f (its system) plus f per interaction

@@ -10,6 +10,8 @@
 mod cg;
 mod cholesky;
 mod loss;
+mod objective;
+pub mod subspace;
 
 pub use loss::loss;
 
@@ -32,11 +34,17 @@ crate::names::by_name! { Solver, "solver",
     "cholesky" => Cholesky,
 }
 
-/// Parameters of a half-sweep.
+/// Parameters of a half-sweep: the objective (implicit's convention or Rendle et al.'s, and the
+/// regularisation; see [`objective`]) and the solver.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct AlsParams {
     pub regularization: f32,
     pub solver: Solver,
+    /// `None`: implicit's convention (a missing entry weighs 1, an observed one its confidence);
+    /// `Some(alpha_0)`: every entry is pushed to 0 with weight `alpha_0` (Rendle et al. 2022).
+    pub unobserved_weight: Option<f32>,
+    /// `nu` of the row regularisation `regularization * (n + alpha_0 N)^nu`; 0: constant.
+    pub regularization_exponent: f32,
 }
 
 impl Default for AlsParams {
@@ -44,6 +52,8 @@ impl Default for AlsParams {
         AlsParams {
             regularization: 0.01,
             solver: Solver::ConjugateGradient { steps: 3 },
+            unobserved_weight: None,
+            regularization_exponent: 0.0,
         }
     }
 }
@@ -198,6 +208,7 @@ mod tests {
                 let params = AlsParams {
                     regularization: 0.1,
                     solver,
+                    ..Default::default()
                 };
                 let results: Vec<Vec<f32>> = archs
                     .iter()
