@@ -1,7 +1,7 @@
 //! The conjugate-gradient solver: implicit 0.7's algorithm per row, warm-started from the current
 //! factors and without forming the `f x f` matrix, run on blocks of consecutive rows in lockstep.
 
-use super::{gather, GATHER_ROWS};
+use super::{gather, System, GATHER_ROWS};
 use crate::error::{try_with_capacity, Result};
 use crate::linalg::{dots, weighted_sum};
 use crate::parallel;
@@ -78,7 +78,7 @@ pub(super) fn solve_rows(
     c: &CsrView<'_>,
     x: &mut [f32],
     y: &[f32],
-    yty: &[f32],
+    system: &System<'_>,
     f: usize,
     steps: usize,
     num_threads: usize,
@@ -103,7 +103,7 @@ pub(super) fn solve_rows(
                     first,
                     x,
                     y,
-                    yty,
+                    system,
                     f,
                     steps,
                     s,
@@ -180,18 +180,18 @@ fn rank_terms<S: Lanes>(
     }
 }
 
-/// The interaction terms of the residual `b - A x` (without its `YtY x` part):
-/// `p_i c_i - (|c_i| - 1) y_i . x` per item.
+/// The interaction terms of the residual `b - A x` (without its `g YtY x` part):
+/// `p_i c_i - (|c_i| - o) y_i . x` per item (`o`: the observed offset, [`System`]).
 #[inline(always)]
-fn residual_coef(c: f32, d: f32) -> f32 {
+fn residual_coef(c: f32, d: f32, o: f32) -> f32 {
     let pref = if c > 0.0 { c } else { 0.0 };
-    pref - (c.abs() - 1.0) * d
+    pref - (c.abs() - o) * d
 }
 
-/// The interaction terms of `A p` (without its `YtY p` part): `(|c_i| - 1) y_i . p` per item.
+/// The interaction terms of `A p` (without its `g YtY p` part): `(|c_i| - o) y_i . p` per item.
 #[inline(always)]
-fn confidence_coef(c: f32, d: f32) -> f32 {
-    (c.abs() - 1.0) * d
+fn confidence_coef(c: f32, d: f32, o: f32) -> f32 {
+    (c.abs() - o) * d
 }
 
 /// A block of consecutive rows (`x` holds them, the first is row `first` of `c`) and its `steps`
@@ -201,7 +201,7 @@ struct Block<'a, 'c> {
     first: usize,
     x: &'a mut [f32],
     y: &'a [f32],
-    yty: &'a [f32],
+    system: &'a System<'a>,
     f: usize,
     steps: usize,
     s: &'a mut Scratch,
@@ -225,11 +225,12 @@ fn cg_block<S: Lanes>(simd: S, block: Block<'_, '_>) {
         first,
         x,
         y,
-        yty,
+        system,
         f,
         steps,
         s,
     } = block;
+    let (yty, o) = (system.yty, system.offset);
     let rows = x.len() / f;
     let Scratch {
         terms,
@@ -278,7 +279,11 @@ fn cg_block<S: Lanes>(simd: S, block: Block<'_, '_>) {
             rs.push(0.0); // done
             continue;
         }
-        rank_terms(simd, source(b, items), conf, xb, rb, terms, residual_coef);
+        let coef = |c, d| residual_coef(c, d, o);
+        rank_terms(simd, source(b, items), conf, xb, rb, terms, coef);
+        if let Some(reg) = system.extra_reg(first + b) {
+            vaxpy(simd, -reg, xb, rb);
+        }
         p[b * f..(b + 1) * f].copy_from_slice(rb);
         let norm = vdot(simd, rb, rb);
         rs.push(if norm < 1e-20 { 0.0 } else { norm });
@@ -303,8 +308,11 @@ fn cg_block<S: Lanes>(simd: S, block: Block<'_, '_>) {
                 pb,
                 apb,
                 terms,
-                confidence_coef,
+                |c, d| confidence_coef(c, d, o),
             );
+            if let Some(reg) = system.extra_reg(first + b) {
+                vaxpy(simd, reg, pb, apb);
+            }
             let (xb, rb) = (&mut x[b * f..(b + 1) * f], &mut r[b * f..(b + 1) * f]);
             let alpha = rs[b] / vdot(simd, pb, apb);
             vaxpy(simd, alpha, pb, xb);

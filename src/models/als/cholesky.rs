@@ -1,7 +1,7 @@
 //! The Cholesky solver: exact solves of each row's normal equations, formed by GEMM and
 //! factorised as many rows at a time as the CPU's vectors have lanes (`linalg`).
 
-use super::{gather, GATHER_ROWS};
+use super::{gather, System, GATHER_ROWS};
 use crate::error::{checked_len, try_with_capacity, try_zeroed, Error, Result};
 use crate::linalg::cholesky_solve_lanes;
 use crate::parallel;
@@ -57,7 +57,7 @@ pub(super) fn solve_rows(
     c: &CsrView<'_>,
     x: &mut [f32],
     y: &[f32],
-    yty: &[f32],
+    system: &System<'_>,
     f: usize,
     num_threads: usize,
 ) -> Result<()> {
@@ -76,7 +76,7 @@ pub(super) fn solve_rows(
                     first: batch * lanes,
                     x,
                     y,
-                    yty,
+                    system,
                     f,
                     s,
                 })
@@ -85,8 +85,9 @@ pub(super) fn solve_rows(
     })?
 }
 
-/// Row `u`'s normal equations: `a = YtY + reg I + Y_u^T diag(|c| - 1) Y_u` (`f x f`, row-major, by
-/// one GEMM per chunk of gathered item factors) and `b = sum_i c_ui p_ui y_i`.
+/// Row `u`'s normal equations: `a = yty + Y_u^T diag(|c| - o) Y_u` (`f x f`, row-major, by one
+/// GEMM per chunk of gathered item factors; `yty` is `g YtY`, plus the regularisation when it is
+/// constant, and `o` the observed offset, see [`System`]) and `b = sum_i c_ui p_ui y_i`.
 #[allow(clippy::too_many_arguments)]
 #[inline(always)] // into the callers' vector instructions
 fn normal_equations<S: Lanes>(
@@ -95,6 +96,7 @@ fn normal_equations<S: Lanes>(
     conf: &[f32],
     y: &[f32],
     yty: &[f32],
+    offset: f32,
     a: &mut [f32],
     b: &mut [f32],
     gathered: &mut Vec<f32>,
@@ -111,7 +113,7 @@ fn normal_equations<S: Lanes>(
         for (yi, &c) in gathered.chunks_exact(f).zip(cs) {
             let (pref, c) = if c > 0.0 { (c, c) } else { (0.0, -c) };
             vaxpy(simd, pref, yi, b);
-            scaled.extend(yi.iter().map(|v| v * (c - 1.0)));
+            scaled.extend(yi.iter().map(|v| v * (c - offset)));
         }
         let n = ids.len();
         let g = MatRef::from_row_major_slice(gathered, n, f);
@@ -137,7 +139,7 @@ struct Batch<'a, 'c> {
     first: usize,
     x: &'a mut [f32],
     y: &'a [f32],
-    yty: &'a [f32],
+    system: &'a System<'a>,
     f: usize,
     s: &'a mut Scratch,
 }
@@ -164,7 +166,7 @@ fn cholesky_batch<S: Lanes>(simd: S, batch: Batch<'_, '_>) -> Result<()> {
         first,
         x,
         y,
-        yty,
+        system,
         f,
         s,
     } = batch;
@@ -193,12 +195,18 @@ fn cholesky_batch<S: Lanes>(simd: S, batch: Batch<'_, '_>) -> Result<()> {
             items,
             conf,
             y,
-            yty,
+            system.yty,
+            system.offset,
             &mut s.a,
             b,
             &mut s.gathered,
             &mut s.scaled,
         );
+        if let Some(reg) = system.extra_reg(first + l) {
+            for k in 0..f {
+                s.a[k * f + k] += reg;
+            }
+        }
         for (k, &bk) in b.iter().enumerate() {
             for i in k..f {
                 s.batch[(k * f + i) * lanes + l] = s.a[i * f + k];

@@ -1,6 +1,7 @@
-//! implicit 0.7's training loss of a factorisation.
+//! The training loss of a factorisation: implicit 0.7's, or Rendle et al.'s objective (see
+//! [`super::objective`]).
 
-use super::{check_shapes, gram};
+use super::{check_shapes, weighted_gram, AlsParams};
 use crate::error::Result;
 use crate::parallel;
 use crate::simd::{axpy, dispatch, dot, Simd};
@@ -18,7 +19,9 @@ fn symv<const FMA: bool>(a: &[f32], x: &[f32], out: &mut [f32]) {
     }
 }
 
-/// One row's `(loss terms, confidence, |x_u|^2)`: `(A x - 2 b) . x` without forming A.
+/// One row's `(loss terms, confidence, |x_u|^2)`: `(A x - 2 b) . x` without forming A, plus the
+/// constant `sum c+` (`sum |c|` with `implicit`, see [`loss`]). `yty` is `g YtY` and `o` the
+/// observed offset.
 #[inline(always)]
 fn loss_row<const FMA: bool>(
     items: &[i32],
@@ -26,6 +29,8 @@ fn loss_row<const FMA: bool>(
     xu: &[f32],
     y: &[f32],
     yty: &[f32],
+    o: f32,
+    implicit: bool,
     r: &mut [f32],
 ) -> (f64, f64, f64) {
     let f = xu.len();
@@ -38,9 +43,11 @@ fn loss_row<const FMA: bool>(
         } else {
             (0.0, -cv)
         };
-        axpy::<FMA>(pref + (cv - 1.0) * dot::<FMA>(yi, xu), yi, r);
+        axpy::<FMA>(pref + (cv - o) * dot::<FMA>(yi, xu), yi, r);
         total += cv as f64;
-        loss += cv as f64;
+        if implicit || pref != 0.0 {
+            loss += cv as f64;
+        }
     }
     loss += dot::<FMA>(r, xu) as f64;
     (loss, total, dot::<FMA>(xu, xu) as f64)
@@ -59,10 +66,35 @@ pub fn loss(
     reg: f32,
     num_threads: usize,
 ) -> Result<f64> {
+    let params = AlsParams {
+        regularization: reg,
+        ..AlsParams::default()
+    };
+    objective_loss(c, x, y, f, &params, num_threads)
+}
+
+/// The loss of `params`'s objective (its `solver` is not used), divided by the total weight of
+/// the entries. With `unobserved_weight = None`, [`loss`] with each row's regularisation
+/// (`regularization * n^nu`). With `Some(alpha_0)`, Rendle et al.'s
+/// `(sum_obs |c| (p - x_u.y_i)^2 + alpha_0 sum_all (x_u.y_i)^2 + sum_u reg_u |x_u|^2 +
+/// sum_i reg_i |y_i|^2) / (sum_obs |c| + alpha_0 n_users n_items)`, exactly (no count of negative
+/// entries as positive), `reg_u = reg (|I_u| + alpha_0 n_items)^nu` and
+/// `reg_i = reg (|U_i| + alpha_0 n_users)^nu`.
+pub fn objective_loss(
+    c: &CsrView<'_>,
+    x: &[f32],
+    y: &[f32],
+    f: usize,
+    params: &AlsParams,
+    num_threads: usize,
+) -> Result<f64> {
     check_shapes(c, x, y, f)?;
-    let yty = gram(y, f, 0.0)?;
+    params.check()?;
+    let yty = weighted_gram(y, f, params.gram_weight(), 0.0)?;
+    let (o, implicit) = (params.observed_offset(), params.unobserved_weight.is_none());
     let row_loss = dispatch!(Simd::detect(), loss_row, loss_row_avx2,
-        (items: &[i32], conf: &[f32], xu: &[f32], y: &[f32], yty: &[f32], r: &mut [f32])
+        (items: &[i32], conf: &[f32], xu: &[f32], y: &[f32], yty: &[f32], o: f32,
+         implicit: bool, r: &mut [f32])
         -> (f64, f64, f64));
     let per_row: Vec<(f64, f64, f64)> = parallel::install(num_threads, || {
         x.par_chunks(f)
@@ -71,19 +103,38 @@ pub fn loss(
                 || vec![0f32; f],
                 |r, (u, xu)| {
                     let (items, conf) = c.row(u);
-                    row_loss(items, conf, xu, y, &yty, r)
+                    row_loss(items, conf, xu, y, &yty, o, implicit, r)
                 },
             )
             .collect()
     })?;
-    let item_norm: f64 = y.chunks(f).map(|v| dot::<false>(v, v) as f64).sum();
+    let norms = y.chunks(f).map(|v| dot::<false>(v, v) as f64);
     let (mut loss, mut total, mut user_norm) = (0f64, 0f64, 0f64);
-    for (l, t, n) in per_row {
-        loss += l;
-        total += t;
-        user_norm += n;
+    if params.scaled_regularization() {
+        let mut counts = vec![0usize; c.n_cols()];
+        for &i in c.indices() {
+            counts[i as usize] += 1;
+        }
+        let n_rows = c.n_rows();
+        for (n, v) in counts.into_iter().zip(norms) {
+            loss += params.row_regularization(n, n_rows) as f64 * v;
+        }
+        for (u, (l, t, n)) in per_row.into_iter().enumerate() {
+            loss += l + params.row_regularization(c.row_range(u).len(), c.n_cols()) as f64 * n;
+            total += t;
+        }
+    } else {
+        let item_norm: f64 = norms.sum();
+        for (l, t, n) in per_row {
+            loss += l;
+            total += t;
+            user_norm += n;
+        }
+        loss += params.regularization as f64 * (item_norm + user_norm);
     }
-    loss += reg as f64 * (item_norm + user_norm);
-    let missing = (c.n_rows() * c.n_cols() - c.nnz()) as f64;
-    Ok(loss / (total + missing))
+    let unobserved = match params.unobserved_weight {
+        None => (c.n_rows() * c.n_cols() - c.nnz()) as f64,
+        Some(a0) => a0 as f64 * c.n_rows() as f64 * c.n_cols() as f64,
+    };
+    Ok(loss / (total + unobserved))
 }

@@ -13,7 +13,7 @@ mod loss;
 mod objective;
 pub mod subspace;
 
-pub use loss::loss;
+pub use loss::{loss, objective_loss};
 
 use crate::error::{checked_len, try_zeroed, Error, Result};
 use crate::simd::{prefetch, Arch};
@@ -60,6 +60,11 @@ impl Default for AlsParams {
 
 /// `Y^T Y` (row-major `f x f`) of a row-major `n x f` matrix, plus `reg` on the diagonal.
 pub fn gram(y: &[f32], f: usize, reg: f32) -> Result<Vec<f32>> {
+    weighted_gram(y, f, 1.0, reg)
+}
+
+/// `g Y^T Y + reg I` (row-major `f x f`) of a row-major `n x f` matrix.
+fn weighted_gram(y: &[f32], f: usize, g: f32, reg: f32) -> Result<Vec<f32>> {
     let n = y.len().checked_div(f).unwrap_or(0);
     let cause = || format!("factors={f} (f x f floats)");
     let len = checked_len::<f32>(f, f, "the factors' Gram matrix", cause)?;
@@ -67,7 +72,7 @@ pub fn gram(y: &[f32], f: usize, reg: f32) -> Result<Vec<f32>> {
     if f > 0 && n > 0 {
         let yv = MatRef::from_row_major_slice(y, n, f);
         let o = MatMut::from_row_major_slice_mut(&mut out, f, f);
-        faer::linalg::matmul::matmul(o, Accum::Replace, yv.transpose(), yv, 1.0f32, Par::Seq);
+        faer::linalg::matmul::matmul(o, Accum::Replace, yv.transpose(), yv, g, Par::Seq);
     }
     for d in 0..f {
         out[d * f + d] += reg;
@@ -144,19 +149,39 @@ fn solve_on(
     num_threads: usize,
 ) -> Result<()> {
     check_shapes(c, x, y, f)?;
-    let reg = params.regularization;
-    if !(reg.is_finite() && reg >= 0.0) {
-        return Err(Error::invalid(
-            "regularization",
-            format!("must be >= 0, got {reg}"),
-        ));
-    }
-    let yty = gram(y, f, reg)?;
+    params.check()?;
+    // a constant regularisation is added to the Gram matrix once, a row's own in its solve
+    let scaled = params.scaled_regularization();
+    let reg = if scaled { 0.0 } else { params.regularization };
+    let yty = weighted_gram(y, f, params.gram_weight(), reg)?;
+    let regs = scaled.then(|| params.row_regularizations(c));
+    let system = System {
+        yty: &yty,
+        offset: params.observed_offset(),
+        regs: regs.as_deref(),
+    };
     match params.solver {
         Solver::ConjugateGradient { steps } => {
-            cg::solve_rows(arch, c, x, y, &yty, f, steps, num_threads)
+            cg::solve_rows(arch, c, x, y, &system, f, steps, num_threads)
         }
-        Solver::Cholesky => cholesky::solve_rows(arch, c, x, y, &yty, f, num_threads),
+        Solver::Cholesky => cholesky::solve_rows(arch, c, x, y, &system, f, num_threads),
+    }
+}
+
+/// What the rows of a half-sweep share (see [`objective`]): `g YtY`, plus the regularisation when
+/// it is the same for every row; the offset `o` of the observed confidences; and every row's
+/// regularisation when it depends on the row (then not in `yty`).
+struct System<'a> {
+    yty: &'a [f32],
+    offset: f32,
+    regs: Option<&'a [f32]>,
+}
+
+impl System<'_> {
+    /// Row `r`'s regularisation beyond what `yty` holds.
+    #[inline(always)]
+    fn extra_reg(&self, r: usize) -> Option<f32> {
+        self.regs.map(|regs| regs[r])
     }
 }
 
