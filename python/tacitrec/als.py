@@ -15,6 +15,45 @@ with ``alpha=1``::
 
 Each row solves ``(YtY + reg I + sum_i (c_ui - 1) y_i y_i^T) x_u = sum_i c_ui p_ui y_i`` with a
 constant regularisation; users are solved, then items, every iteration.
+
+iALS as Rendle, Zhang & Koren tuned it
+--------------------------------------
+Rendle, Zhang & Koren (2022), "Revisiting the Performance of iALS on Item Recommendation
+Benchmarks" (RecSys 2022, arXiv:2110.14037) show that iALS is competitive with far newer models
+given three options, all available here:
+
+* ``unobserved_weight`` (their alpha_0): the objective becomes
+  ``sum_obs c_ui (p_ui - s_ui)^2 + alpha_0 sum_all_ui s_ui^2`` (``s_ui = x_u . y_i``): observed
+  pairs are pulled to their preference with weight ``c_ui`` (the value times ``alpha``; 1 for
+  binary data with ``alpha=1``, the paper's setting) and *every* pair, observed ones included, is
+  pushed to 0 with weight alpha_0. Each row solves
+  ``(alpha_0 YtY + sum_obs |c_ui| y_i y_i^T + reg_u I) x_u = sum_obs c_ui p_ui y_i``.
+* ``regularization_exponent`` (nu): frequency-scaled regularisation,
+  ``reg_u = regularization * (|I_u| + alpha_0 |I|)^nu`` for a user with ``|I_u|`` items out of
+  ``|I|`` (items likewise with ``|U_i| + alpha_0 |U|``). Without ``unobserved_weight`` it is
+  ``regularization * |I_u|^nu``: ``nu=1`` is Spark MLlib's count-scaled regularisation
+  (``regParam * numRatings``, Zhou et al. 2008's ALS-WR).
+* ``init_std`` (their ``stddev``): initial factors drawn from ``N(0, init_std / sqrt(factors))``.
+
+How today's (implicit's) objective relates. With ``unobserved_weight=None`` the objective is
+``sum_obs c (p - s)^2 + sum_missing s^2``: a missing pair weighs 1 and an observed one weighs
+its confidence *instead* (``YtY`` counts it once, so its system has ``c - 1``). On binary data
+with confidence ``c = alpha > 1``, dividing by ``c - 1`` and completing the square gives
+``sum_obs (t - s)^2 + alpha_0 sum_all s^2 + (reg / (c - 1)) (|X|^2 + |Y|^2)`` with
+``t = c / (c - 1)`` and ``alpha_0 = 1 / (c - 1)``; scaling the factors by ``sqrt(t)`` turns the
+target ``t`` into 1. So implicit's ALS with ``alpha = c`` and ``regularization = reg`` has the
+same minimisers, with every score multiplied by ``t``, as the paper's objective with
+``unobserved_weight = 1 / (c - 1)`` and ``regularization = reg / c`` (``nu = 0``); one exact ALS
+step of the one maps onto the other (``tests/python/test_ials.py`` checks it). Non-binary values
+or ``c <= 1`` have no such counterpart.
+
+The iALS++ solver (``solver="ials++"``; Rendle, Zhang & Koren 2021, "iALS++: Speeding up Matrix
+Factorization with Subspace Optimization", arXiv:2110.14044) minimises the same objective by block
+coordinate descent: every epoch visits the factors in blocks of ``block_size`` and sets each
+user's block to its exact minimiser with everything else fixed, then each item's. Its cost per
+epoch grows with ``factors * block_size`` per interaction instead of ``factors^2`` (Cholesky), so
+it is the solver for large embeddings (``factors`` of 256 and more); with
+``block_size >= factors`` an epoch is an exact (Cholesky) ALS epoch.
 """
 
 from __future__ import annotations
@@ -26,7 +65,7 @@ import scipy.linalg
 
 from . import _core
 from ._validation import (Csr, all_finite, as_csr, at_most_columns, check_count, check_ids,
-                          check_random_state)
+                          check_nonnegative, check_random_state)
 from .base import MatrixFactorizationBase, check_use_gpu
 
 
@@ -64,13 +103,37 @@ class AlternatingLeastSquares(MatrixFactorizationBase):
         same seed gives the same starting point in both libraries).
     cg_steps : int
         Conjugate-gradient steps per row and half-iteration (implicit fixes 3).
+    unobserved_weight : float or None
+        alpha_0 of Rendle et al. (2022): the weight with which every user-item pair, observed ones
+        included, is pushed to 0 (see the module docstring); the paper tunes it around 0.1 to 1
+        with binary data and ``alpha=1``. None (default) keeps implicit's convention (missing
+        pairs weigh 1, observed ones their confidence instead).
+    regularization_exponent : float
+        nu >= 0 of the frequency-scaled regularisation
+        ``regularization * (|I_u| + alpha_0 |I|)^nu`` (without ``unobserved_weight``:
+        ``regularization * |I_u|^nu``); 0 (default) is a constant ``regularization``. Rendle et
+        al. use 1.
+    init_std : float or None
+        Draw the initial factors from ``N(0, init_std / sqrt(factors))`` (the paper's ``stddev``,
+        0.1 in its experiments) with ``random_state``. None (default): implicit's uniform
+        ``[0, 0.01)``.
+    solver : {"cg", "cholesky", "ials++"} or None
+        The solver; None (default) follows ``use_cg`` ("cg" or "cholesky"); when given it
+        overrides ``use_cg``. "ials++" is the subspace solver of Rendle et al. (2021), for large
+        ``factors``.
+    block_size : int
+        Factors per block of the "ials++" solver (capped at ``factors``); 128, the default of the
+        paper's code. Smaller blocks make an epoch cheaper and each epoch's progress smaller.
     """
 
     def __init__(self, factors: int = 100, regularization: float = 0.01, alpha: float = 1.0,
                  dtype=np.float32, use_native: bool = True, use_cg: bool = True,
                  use_gpu: bool = False, iterations: int = 15,
                  calculate_training_loss: bool = False, num_threads: int = 0,
-                 random_state=None, cg_steps: int = 3):
+                 random_state=None, cg_steps: int = 3,
+                 unobserved_weight: Optional[float] = None,
+                 regularization_exponent: float = 0.0, init_std: Optional[float] = None,
+                 solver: Optional[str] = None, block_size: int = 128):
         super().__init__(num_threads=num_threads)
         self.use_gpu = check_use_gpu(use_gpu)
         self.use_native = bool(use_native)
@@ -83,9 +146,35 @@ class AlternatingLeastSquares(MatrixFactorizationBase):
         self.iterations = iterations
         self.calculate_training_loss = calculate_training_loss
         self.random_state = random_state
+        self.unobserved_weight = unobserved_weight
+        self.regularization_exponent = regularization_exponent
+        self.init_std = init_std
+        self.solver = solver
+        self.block_size = block_size
 
-    _count_params = {"factors": (1, None), "iterations": (0, None), "cg_steps": (1, None)}
-    _nonnegative_params = ("regularization", "alpha")
+    _count_params = {"factors": (1, None), "iterations": (0, None), "cg_steps": (1, None),
+                     "block_size": (1, None)}
+    _nonnegative_params = ("regularization", "alpha", "regularization_exponent")
+    _solvers = ("cg", "cholesky", "ials++")
+
+    def _check_params(self) -> None:
+        super()._check_params()
+        for name in ("unobserved_weight", "init_std"):
+            if getattr(self, name) is not None:
+                check_nonnegative(getattr(self, name), name)
+        if self.solver is not None and self.solver not in self._solvers:
+            raise ValueError(f"solver must be one of {', '.join(map(repr, self._solvers))} or "
+                             f"None (follow use_cg), got {self.solver!r}")
+
+    def _solver(self) -> str:
+        if self.solver is not None:
+            return self.solver
+        return "cg" if self.use_cg else "cholesky"
+
+    def _objective(self) -> tuple:
+        """``(unobserved_weight, regularization_exponent)`` for the Rust kernels."""
+        w = self.unobserved_weight
+        return None if w is None else float(w), float(self.regularization_exponent)
 
     # ---- helpers ------------------------------------------------------------------------------
     def _confidence(self, X, name: str, n_cols: Optional[int] = None) -> Csr:
@@ -99,9 +188,15 @@ class AlternatingLeastSquares(MatrixFactorizationBase):
         return c
 
     def _solve(self, c: Csr, x: np.ndarray, y: np.ndarray, exact: bool) -> None:
-        solver = "cholesky" if (exact or not self.use_cg) else "cg"
+        solver = "cholesky" if (exact or self._solver() != "cg") else "cg"
         _core.als_solve(c, x, y, float(self.regularization), solver, int(self.cg_steps),
-                        self._threads())
+                        self._threads(), *self._objective())
+
+    def _init_factors(self, n: int, f: int, rng: np.random.Generator) -> np.ndarray:
+        if self.init_std is None:
+            return rng.random((n, f), dtype=np.float32) * np.float32(0.01)
+        scale = float(self.init_std) / np.sqrt(f)
+        return rng.normal(0.0, scale, size=(n, f)).astype(np.float32)
 
     # ---- fit ----------------------------------------------------------------------------------
     def fit(self, user_items, show_progress: bool = True, callback=None):
@@ -120,11 +215,17 @@ class AlternatingLeastSquares(MatrixFactorizationBase):
         if not self._same_shape(n_users, n_items):
             f = int(self.factors)
             rng = check_random_state(self.random_state)
-            self._user_factors = rng.random((n_users, f), dtype=np.float32) * np.float32(0.01)
-            self._item_factors = rng.random((n_items, f), dtype=np.float32) * np.float32(0.01)
+            self._user_factors = self._init_factors(n_users, f, rng)
+            self._item_factors = self._init_factors(n_items, f, rng)
+        subspace = self._solver() == "ials++"
 
         def step(iteration):
             assert self._user_factors is not None and self._item_factors is not None  # drawn
+            if subspace:
+                _core.als_ials_epoch(Cui, self._user_factors, self._item_factors,
+                                     float(self.regularization), int(self.block_size),
+                                     self._threads(), *self._objective())
+                return
             self._solve(Cui, self._user_factors, self._item_factors, exact=False)
             self._solve(Ciu, self._item_factors, self._user_factors, exact=False)
 
@@ -133,7 +234,8 @@ class AlternatingLeastSquares(MatrixFactorizationBase):
             if not self.calculate_training_loss:
                 return None, (None,)
             loss = _core.als_loss(Cui, self._user_factors, self._item_factors,
-                                  float(self.regularization), self._threads())
+                                  float(self.regularization), self._threads(),
+                                  *self._objective())
             return {"loss": f"{loss:.5f}"}, (loss,)
 
         return self._fit_epochs(
@@ -225,9 +327,16 @@ class AlternatingLeastSquares(MatrixFactorizationBase):
         items, conf = c.indices[lo:hi], c.data[lo:hi].astype(np.float64)
         Y = self._item_factors.astype(np.float64)
         if user_weights is None:
-            A = Y.T @ Y + self.regularization * np.eye(Y.shape[1])
+            # the user's normal equations under the model's objective (module docstring)
+            w = self.unobserved_weight
+            g, offset = (1.0, 1.0) if w is None else (float(w), 0.0)
+            reg = float(self.regularization)
+            if self.regularization_exponent:
+                n = len(items) + (0.0 if w is None else float(w) * n_items)
+                reg *= n ** float(self.regularization_exponent)
+            A = g * (Y.T @ Y) + reg * np.eye(Y.shape[1])
             Yu = Y[items]
-            A += Yu.T @ ((np.abs(conf) - 1)[:, None] * Yu)
+            A += Yu.T @ ((np.abs(conf) - offset)[:, None] * Yu)
             user_weights = scipy.linalg.cho_factor(A)
         weighted_item = scipy.linalg.cho_solve(user_weights, Y[itemid])
         keep = conf > 0

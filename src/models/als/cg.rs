@@ -301,15 +301,9 @@ fn cg_block<S: Lanes>(simd: S, block: Block<'_, '_>) {
             let (items, conf) = c.row(first + b);
             let pb = &mut p[b * f..(b + 1) * f];
             let apb = &mut ap[b * f..(b + 1) * f];
-            rank_terms(
-                simd,
-                source(b, items),
-                conf,
-                pb,
-                apb,
-                terms,
-                |c, d| confidence_coef(c, d, o),
-            );
+            rank_terms(simd, source(b, items), conf, pb, apb, terms, |c, d| {
+                confidence_coef(c, d, o)
+            });
             if let Some(reg) = system.extra_reg(first + b) {
                 vaxpy(simd, reg, pb, apb);
             }
