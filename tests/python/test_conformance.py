@@ -65,6 +65,16 @@ def _als(use_cg):
     return build
 
 
+def _ials(solver):
+    # Rendle et al.'s objective (unobserved_weight, frequency-scaled regularisation, normal init)
+    def build(X, num_threads=0):
+        return AlternatingLeastSquares(factors=4, iterations=3, solver=solver, block_size=2,
+                                       unobserved_weight=0.2, regularization_exponent=1.0,
+                                       init_std=0.1, random_state=0,
+                                       num_threads=num_threads).fit(X, show_progress=False)
+    return build
+
+
 def _bpr(X, num_threads=0):
     return BayesianPersonalizedRanking(factors=4, iterations=5, deterministic=True,
                                        random_state=0, num_threads=num_threads).fit(
@@ -119,6 +129,8 @@ def _spectral_scores(m, X):
 MODELS = {
     "als_cg": (_als(True), _factor_scores),
     "als_cholesky": (_als(False), _factor_scores),
+    "ials_cholesky": (_ials("cholesky"), _factor_scores),
+    "ials_pp": (_ials("ials++"), _factor_scores),
     "bpr": (_bpr, _factor_scores),
     "lmf": (_lmf, _factor_scores),
     "lightfm": (_lightfm, _lightfm_scores),
