@@ -1,7 +1,7 @@
 //! ALS solvers and loss against dense references of the normal equations.
 #![allow(clippy::needless_range_loop)] // index loops keep the references plain
 
-use tacitrec::models::als::{loss, solve, AlsParams, Solver};
+use tacitrec::models::als::{loss, objective_loss, solve, subspace, AlsParams, Solver};
 use tacitrec::sparse::Csr;
 
 fn lcg(seed: &mut u64) -> f32 {
@@ -35,6 +35,12 @@ fn problem(nu: usize, ni: usize, f: usize, seed: u64) -> (Csr, Vec<f32>, Vec<f32
 
 /// The exact solution of every row's normal equations, in f64 by Gaussian elimination.
 fn reference(c: &Csr, y: &[f32], f: usize, reg: f64) -> Vec<f64> {
+    reference_with(c, y, f, 1.0, 1.0, &vec![reg; c.n_rows])
+}
+
+/// Every row's exact solution of `(g YtY + sum_obs (|c| - offset) y y^T + regs[u] I) x =
+/// sum_obs c+ y` (implicit's convention: g = offset = 1; Rendle et al.'s: g = alpha_0, offset 0).
+fn reference_with(c: &Csr, y: &[f32], f: usize, g: f64, offset: f64, regs: &[f64]) -> Vec<f64> {
     let ni = c.n_cols;
     let mut out = vec![0f64; c.n_rows * f];
     for u in 0..c.n_rows {
@@ -45,11 +51,12 @@ fn reference(c: &Csr, y: &[f32], f: usize, reg: f64) -> Vec<f64> {
         let mut a = vec![vec![0f64; f + 1]; f];
         for p in 0..f {
             for q in 0..f {
-                a[p][q] = (0..ni)
-                    .map(|i| y[i * f + p] as f64 * y[i * f + q] as f64)
-                    .sum();
+                a[p][q] = g
+                    * (0..ni)
+                        .map(|i| y[i * f + p] as f64 * y[i * f + q] as f64)
+                        .sum::<f64>();
             }
-            a[p][p] += reg;
+            a[p][p] += regs[u];
         }
         for k in lo..hi {
             let i = c.indices[k] as usize;
@@ -58,7 +65,7 @@ fn reference(c: &Csr, y: &[f32], f: usize, reg: f64) -> Vec<f64> {
             for p in 0..f {
                 a[p][f] += conf * pref * y[i * f + p] as f64;
                 for q in 0..f {
-                    a[p][q] += (conf - 1.0) * y[i * f + p] as f64 * y[i * f + q] as f64;
+                    a[p][q] += (conf - offset) * y[i * f + p] as f64 * y[i * f + q] as f64;
                 }
             }
         }
@@ -378,4 +385,80 @@ fn cg_matches_the_reference_for_any_factor_count() {
         let err = max_rel_err(&x, &want);
         assert!(err < 1e-4, "f={f}: {err}");
     }
+}
+
+/// Rendle et al.'s objective (alpha_0, frequency-scaled regularisation): Cholesky exactly, CG
+/// approaching it; implicit's convention with nu = 1 scales by the count only (Spark's).
+#[test]
+fn the_papers_objective_and_scaled_regularization() {
+    let f = 6;
+    let (c, x0, y) = problem(30, 25, f, 11);
+    for (a0, nu) in [(Some(0.3f32), 1.0f32), (Some(0.05), 0.0), (None, 1.0)] {
+        let regs: Vec<f64> = (0..c.n_rows)
+            .map(|u| {
+                let n = (c.indptr[u + 1] - c.indptr[u]) as f64;
+                0.05 * (n + a0.unwrap_or(0.0) as f64 * c.n_cols as f64).powf(nu as f64)
+            })
+            .collect();
+        let (g, offset) = match a0 {
+            Some(w) => (w as f64, 0.0),
+            None => (1.0, 1.0),
+        };
+        let want = reference_with(&c, &y, f, g, offset, &regs);
+        for solver in [Solver::Cholesky, Solver::ConjugateGradient { steps: 40 }] {
+            let params = AlsParams {
+                regularization: 0.05,
+                solver,
+                unobserved_weight: a0,
+                regularization_exponent: nu,
+            };
+            let mut x = x0.clone();
+            solve(&c.view(), &mut x, &y, f, &params, 2).unwrap();
+            let err = max_rel_err(&x, &want);
+            assert!(err < 1e-3, "{a0:?} {nu} {solver:?}: {err}");
+        }
+    }
+}
+
+/// With one block, an iALS++ epoch is a Cholesky epoch (users, then items); smaller blocks never
+/// raise the objective.
+#[test]
+fn subspace_epoch_with_one_block_is_an_exact_epoch() {
+    let f = 9;
+    let (c, x0, y0) = problem(30, 25, f, 12);
+    let ct = tacitrec::sparse::transpose(&c.view(), 1).unwrap();
+    for a0 in [None, Some(0.2f32)] {
+        let params = AlsParams {
+            regularization: 0.05,
+            solver: Solver::Cholesky,
+            unobserved_weight: a0,
+            regularization_exponent: 1.0,
+        };
+        let (mut x, mut y) = (x0.clone(), y0.clone());
+        solve(&c.view(), &mut x, &y, f, &params, 2).unwrap();
+        solve(&ct.view(), &mut y, &x, f, &params, 2).unwrap();
+        for block in [f, 100] {
+            let (mut xs, mut ys) = (x0.clone(), y0.clone());
+            subspace::epoch(&c.view(), &mut xs, &mut ys, f, &params, block, 2).unwrap();
+            let want: Vec<f64> = y.iter().map(|&v| v as f64).collect();
+            assert!(max_rel_err(&ys, &want) < 1e-3, "{a0:?} block {block}");
+        }
+        let (mut xs, mut ys) = (x0.clone(), y0.clone());
+        let mut last = objective_loss(&c.view(), &xs, &ys, f, &params, 1).unwrap();
+        for _ in 0..4 {
+            subspace::epoch(&c.view(), &mut xs, &mut ys, f, &params, 2, 2).unwrap();
+            let now = objective_loss(&c.view(), &xs, &ys, f, &params, 1).unwrap();
+            assert!(now <= last * (1.0 + 1e-5), "{a0:?}: {now} > {last}");
+            last = now;
+        }
+    }
+    let (mut xs, mut ys) = (x0.clone(), y0.clone());
+    let err = subspace::epoch(&c.view(), &mut xs, &mut ys, f, &AlsParams::default(), 0, 1);
+    assert!(format!("{}", err.unwrap_err()).contains("block_size"));
+    let bad = AlsParams {
+        unobserved_weight: Some(-1.0),
+        ..AlsParams::default()
+    };
+    let err = subspace::epoch(&c.view(), &mut xs, &mut ys, f, &bad, 2, 1);
+    assert!(format!("{}", err.unwrap_err()).contains("unobserved_weight"));
 }
