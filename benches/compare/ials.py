@@ -65,10 +65,9 @@ def speed(args):
 
             last[0] = time.process_time()
             m.fit(X, show_progress=False, callback=cb)
-            loss = _core.als_loss(m._confidence(X, "X").triple(), m.user_factors,
-                                  m.item_factors, PAPER["regularization"], args.threads,
-                                  unobserved_weight=PAPER["unobserved_weight"],
-                                  regularization_exponent=PAPER["regularization_exponent"])
+            loss = _core.als_loss(m._confidence(X, "X"), m.user_factors, m.item_factors,
+                                  PAPER["regularization"], args.threads,
+                                  PAPER["unobserved_weight"], PAPER["regularization_exponent"])
             cells.append(f"{min(cpu):.2f} s ({loss:.5f})")
             print(f"  d={d} {solver} block={block}: {cells[-1]}", file=sys.stderr, flush=True)
         print(f"| {d} | " + " | ".join(cells) + " |", flush=True)

@@ -71,10 +71,28 @@ def als_solve(
     solver: str,
     cg_steps: int,
     num_threads: int,
+    unobserved_weight: Optional[float],
+    regularization_exponent: float,
 ) -> None: ...
 def als_loss(
-    c: _Csr, x: np.ndarray, y: np.ndarray, regularization: float, num_threads: int
+    c: _Csr,
+    x: np.ndarray,
+    y: np.ndarray,
+    regularization: float,
+    num_threads: int,
+    unobserved_weight: Optional[float],
+    regularization_exponent: float,
 ) -> float: ...
+def als_ials_epoch(
+    c: _Csr,
+    x: np.ndarray,
+    y: np.ndarray,
+    regularization: float,
+    block_size: int,
+    num_threads: int,
+    unobserved_weight: Optional[float],
+    regularization_exponent: float,
+) -> None: ...
 def bpr_epoch(
     c: _Csr,
     x: np.ndarray,

@@ -42,6 +42,9 @@ pub fn defaults(py: Python<'_>) -> PyResult<Bound<'_, PyDict>> {
             "regularization" => als.regularization,
             "use_cg" => cg_steps.is_some(),
             "cg_steps" => cg_steps,
+            "unobserved_weight" => als.unobserved_weight,
+            "regularization_exponent" => als.regularization_exponent,
+            "block_size" => crate::models::als::subspace::DEFAULT_BLOCK_SIZE,
         ),
     )?;
 

@@ -22,6 +22,7 @@ fn symv<const FMA: bool>(a: &[f32], x: &[f32], out: &mut [f32]) {
 /// One row's `(loss terms, confidence, |x_u|^2)`: `(A x - 2 b) . x` without forming A, plus the
 /// constant `sum c+` (`sum |c|` with `implicit`, see [`loss`]). `yty` is `g YtY` and `o` the
 /// observed offset.
+#[allow(clippy::too_many_arguments)]
 #[inline(always)]
 fn loss_row<const FMA: bool>(
     items: &[i32],
