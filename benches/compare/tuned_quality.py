@@ -210,9 +210,12 @@ def models(threads):
     }
     params = inspect.signature(tacitrec.AlternatingLeastSquares.__init__).parameters
     if "unobserved_weight" in params:  # iALS (Rendle et al. 2022), when ALS has the options
-        space = dict(ALS_SPACE, unobserved_weight=("log", 1e-3, 1.0))
-        if "regularization_exponent" in params:
-            space["regularization_exponent"] = ("uniform", 0.0, 1.0)
+        # the paper's parameters: observed pairs weigh 1 (binary data, alpha=1), the unobserved
+        # weight alpha_0 and lambda searched on log scales, frequency-scaled regularisation
+        # (nu = 1, the paper's choice) or none (nu = 0)
+        space = {"factors": ("int", 32, 256), "regularization": ("log", 1e-3, 0.1),
+                 "unobserved_weight": ("log", 0.01, 1.0), "regularization_exponent": [0.0, 1.0],
+                 "alpha": [1.0], "weighting": ["none"], "iterations": [30]}
         out["iALS"] = (ours, _factor(tacitrec.AlternatingLeastSquares, threads), space, 2)
     out.update({
         "BPR ": (ours, _factor(tacitrec.BayesianPersonalizedRanking, threads), BPR_SPACE, 10),
