@@ -23,14 +23,23 @@ import warnings
 
 sys.path.insert(0, os.path.dirname(__file__))
 
-import numpy as np  # noqa: E402
+import numpy as np
 
-from common import (cli, forked, load_real, machine, parse, peer, record,  # noqa: E402
-                    synthetic)
+from common import (
+    cli,
+    forked,
+    load_real,
+    machine,
+    parse,
+    peer,
+    record,
+    synthetic,
+)
 
 
 def _implicit(**kw):
     from implicit.cpu.als import AlternatingLeastSquares
+
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         return AlternatingLeastSquares(**kw)
@@ -44,11 +53,15 @@ def quality(args):
     from threadpoolctl import threadpool_limits
 
     its = 3 if args.quick else 15
-    cases = [("ml-100k", dict(factors=64, regularization=0.05, iterations=its), False),
-             ("lastfm-2k", dict(factors=64, iterations=its), True)]
+    cases = [
+        ("ml-100k", dict(factors=64, regularization=0.05, iterations=its), False),
+        ("lastfm-2k", dict(factors=64, iterations=its), True),
+    ]
     print("\n## quality (same seed 0 and hyper-parameters, tacitrec's evaluator for both)")
-    print("| data | solver | p@10 tacitrec / implicit | ndcg@10 tacitrec / implicit | "
-          "loss tacitrec / implicit |")
+    print(
+        "| data | solver | p@10 tacitrec / implicit | ndcg@10 tacitrec / implicit | "
+        "loss tacitrec / implicit |"
+    )
     print("|---|---|---|---|---|")
     for name, params, bm25 in cases:
         X = load_real(name)
@@ -58,27 +71,47 @@ def quality(args):
         train, test = train_test_split(X, 0.8, random_state=42)
         fit_on = bm25_weight(train.T, K1=100, B=0.8).T.tocsr() if bm25 else train
         for use_cg in (True, False):
-            kw = dict(params, use_cg=use_cg, random_state=0, calculate_training_loss=True,
-                      num_threads=args.threads)
+            kw = dict(
+                params,
+                use_cg=use_cg,
+                random_state=0,
+                calculate_training_loss=True,
+                num_threads=args.threads,
+            )
             ours, losses = tacitrec.AlternatingLeastSquares(**kw), []
-            ours.fit(fit_on, show_progress=False,
-                     callback=lambda i, s, loss, out=losses: out.append(loss))
+            ours.fit(
+                fit_on,
+                show_progress=False,
+                callback=lambda i, s, loss, out=losses: out.append(loss),
+            )
             peer, plosses = _implicit(**kw), []
             with threadpool_limits(1, "blas"):
-                peer.fit(fit_on.astype(np.float32), show_progress=False,
-                         callback=lambda i, s, loss, out=plosses: out.append(loss))
+                peer.fit(
+                    fit_on.astype(np.float32),
+                    show_progress=False,
+                    callback=lambda i, s, loss, out=plosses: out.append(loss),
+                )
             peer_model = tacitrec.MatrixFactorizationBase()
             peer_model.user_factors, peer_model.item_factors = peer.user_factors, peer.item_factors
             m = ranking_metrics_at_k(ours, train, test, K=10, show_progress=False)
             p = ranking_metrics_at_k(peer_model, train, test, K=10, show_progress=False)
             for metric in ("precision", "ndcg"):
-                record("quality", f"ALS ({'CG' if use_cg else 'Cholesky'})",
-                       f"64 factors, {its} iterations", f"{metric}@10", m[metric], p[metric],
-                       f"implicit {implicit.__version__}", name)
-            print(f"| {name} | {'CG' if use_cg else 'Cholesky'} | {m['precision']:.4f} / "
-                  f"{p['precision']:.4f} ({m['precision'] / p['precision']:.3f}) | "
-                  f"{m['ndcg']:.4f} / {p['ndcg']:.4f} ({m['ndcg'] / p['ndcg']:.3f}) | "
-                  f"{losses[-1]:.6f} / {plosses[-1]:.6f} ({losses[-1] / plosses[-1]:.4f}) |")
+                record(
+                    "quality",
+                    f"ALS ({'CG' if use_cg else 'Cholesky'})",
+                    f"64 factors, {its} iterations",
+                    f"{metric}@10",
+                    m[metric],
+                    p[metric],
+                    f"implicit {implicit.__version__}",
+                    name,
+                )
+            print(
+                f"| {name} | {'CG' if use_cg else 'Cholesky'} | {m['precision']:.4f} / "
+                f"{p['precision']:.4f} ({m['precision'] / p['precision']:.3f}) | "
+                f"{m['ndcg']:.4f} / {p['ndcg']:.4f} ({m['ndcg'] / p['ndcg']:.3f}) | "
+                f"{losses[-1]:.6f} / {plosses[-1]:.6f} ({losses[-1] / plosses[-1]:.4f}) |"
+            )
 
 
 def fit(lib, X, factors, solver, threads, iterations):
@@ -86,17 +119,25 @@ def fit(lib, X, factors, solver, threads, iterations):
     from threadpoolctl import threadpool_limits
 
     def run():
-        kw = dict(factors=factors, use_cg=solver == "cg", iterations=iterations,
-                  random_state=0, num_threads=threads)
+        kw = dict(
+            factors=factors,
+            use_cg=solver == "cg",
+            iterations=iterations,
+            random_state=0,
+            num_threads=threads,
+        )
         times = []
         if lib == "tacitrec":
             import tacitrec
+
             tacitrec.AlternatingLeastSquares(**kw).fit(
-                X, show_progress=False, callback=lambda i, s, loss: times.append(s))
+                X, show_progress=False, callback=lambda i, s, loss: times.append(s)
+            )
         else:
             with threadpool_limits(1, "blas"):
-                _implicit(**kw).fit(X, show_progress=False,
-                                    callback=lambda i, s, loss: times.append(s))
+                _implicit(**kw).fit(
+                    X, show_progress=False, callback=lambda i, s, loss: times.append(s)
+                )
         return min(times)
 
     s_per_it, _, mb = forked(run)
@@ -105,6 +146,7 @@ def fit(lib, X, factors, solver, threads, iterations):
 
 def _record(model, case, data, o, p):
     import implicit
+
     peer = f"implicit {implicit.__version__}"
     record("speed", model, f"{case}fit, s/iteration", "seconds", o[0], p[0], peer, data)
     record("memory", model, f"{case}fit, peak above data", "peak_mb", o[1], p[1], peer, data)
@@ -113,20 +155,27 @@ def _record(model, case, data, o, p):
 def speed(args):
     its = 1 if args.quick else 5
     X, data = synthetic(args.quick)
-    print(f"\n## speed: {X.shape[0]:,} users x {X.shape[1]:,} items, {args.threads} threads, "
-          f"seconds per iteration (best of {its}) and the fit's peak resident memory above the "
-          "data")
-    print("| solver | factors | tacitrec s/it | implicit s/it | speed-up | peak MB tacitrec / "
-          "implicit |")
+    print(
+        f"\n## speed: {X.shape[0]:,} users x {X.shape[1]:,} items, {args.threads} threads, "
+        f"seconds per iteration (best of {its}) and the fit's peak resident memory above the "
+        "data"
+    )
+    print(
+        "| solver | factors | tacitrec s/it | implicit s/it | speed-up | peak MB tacitrec / "
+        "implicit |"
+    )
     print("|---|---|---|---|---|---|")
     for solver, factors in (("cg", 64), ("cg", 128), ("cholesky", 64)):
         o = fit("tacitrec", X, factors, solver, args.threads, its)
         p = fit("implicit", X, factors, solver, args.threads, its)
-        _record(f"ALS ({'CG' if solver == 'cg' else 'Cholesky'}, {factors} factors)", "", data,
-                o, p)
+        _record(
+            f"ALS ({'CG' if solver == 'cg' else 'Cholesky'}, {factors} factors)", "", data, o, p
+        )
         mb = "-" if o[1] is None else f"{o[1]:.0f} / {p[1]:.0f}"
-        print(f"| {solver} | {factors} | {o[0]:.3f} | {p[0]:.3f} | {p[0] / o[0]:.2f}x | {mb} |",
-              flush=True)
+        print(
+            f"| {solver} | {factors} | {o[0]:.3f} | {p[0]:.3f} | {p[0] / o[0]:.2f}x | {mb} |",
+            flush=True,
+        )
 
 
 def scaling(args):
@@ -150,6 +199,7 @@ def main():
     args = parse(ap)
     implicit = peer("implicit")
     import tacitrec
+
     print(f"machine: {machine()}; tacitrec {tacitrec.__version__}, implicit {implicit.__version__}")
     if not args.skip_speed:  # the forked fits first: in-process thread pools do not survive a fork
         speed(args)

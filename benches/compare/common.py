@@ -17,8 +17,14 @@ import numpy as np
 import scipy.sparse as sp
 
 
-def power_law_user_items(n_users: int, n_items: int, mean_per_user: float, seed: int = 0,
-                         item_skew: float = 0.8, user_skew: float = 1.8) -> sp.csr_matrix:
+def power_law_user_items(
+    n_users: int,
+    n_items: int,
+    mean_per_user: float,
+    seed: int = 0,
+    item_skew: float = 0.8,
+    user_skew: float = 1.8,
+) -> sp.csr_matrix:
     """Users with power-law activity (Zipf counts) choosing items with power-law popularity; binary
     CSR float32 with about ``mean_per_user`` distinct items per user (repeat draws of popular items
     collapse, so the draw count is corrected once)."""
@@ -52,12 +58,15 @@ def best_of(fn, repeat: int = 5):
 
 
 def machine() -> str:
-    return f"{platform.processor() or platform.machine()}, {os.cpu_count()} cores, " \
-           f"Python {platform.python_version()}"
+    return (
+        f"{platform.processor() or platform.machine()}, {os.cpu_count()} cores, "
+        f"Python {platform.python_version()}"
+    )
 
 
-DATA = os.environ.get("TACITREC_DATA",
-                      os.path.join(os.path.dirname(__file__), "..", "..", "..", "shared", "data"))
+DATA = os.environ.get(
+    "TACITREC_DATA", os.path.join(os.path.dirname(__file__), "..", "..", "..", "shared", "data")
+)
 
 
 def _index(values):
@@ -91,9 +100,11 @@ def load_real(name: str):
 
 
 #: how to install each peer library
-INSTALL = {"implicit": "pip install implicit==0.7.3",
-           "lightfm": "pip install setuptools wheel numpy scipy && "
-                      "pip install --no-build-isolation lightfm==1.17"}
+INSTALL = {
+    "implicit": "pip install implicit==0.7.3",
+    "lightfm": "pip install setuptools wheel numpy scipy && "
+    "pip install --no-build-isolation lightfm==1.17",
+}
 
 
 def peer(name: str):
@@ -108,14 +119,21 @@ def peer(name: str):
 
 def cli(doc: str) -> argparse.ArgumentParser:
     """The argument parser of a compare script with the options every script shares."""
-    ap = argparse.ArgumentParser(description=doc,
-                                 formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap = argparse.ArgumentParser(
+        description=doc, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     ap.add_argument("--threads", type=int, default=2)
-    ap.add_argument("--json", metavar="PATH",
-                    help="also write the results as a JSON list of records (see record())")
-    ap.add_argument("--quick", action="store_true",
-                    help="smoke test: a tenth of the synthetic data, 1 repeat, few epochs; "
-                         "not results to publish")
+    ap.add_argument(
+        "--json",
+        metavar="PATH",
+        help="also write the results as a JSON list of records (see record())",
+    )
+    ap.add_argument(
+        "--quick",
+        action="store_true",
+        help="smoke test: a tenth of the synthetic data, 1 repeat, few epochs; "
+        "not results to publish",
+    )
     return ap
 
 
@@ -128,24 +146,40 @@ def parse(ap: argparse.ArgumentParser) -> argparse.Namespace:
 
 
 # metric -> whether a higher value is better
-HIGHER_IS_BETTER = {"seconds": False, "peak_mb": False, "mb": False, "users_per_s": True,
-                    "precision@10": True, "ndcg@10": True}
+HIGHER_IS_BETTER = {
+    "seconds": False,
+    "peak_mb": False,
+    "mb": False,
+    "users_per_s": True,
+    "precision@10": True,
+    "ndcg@10": True,
+}
 RECORDS: list = []
 _JSON = None
 
 
-def record(section: str, model: str, case: str, metric: str, tacitrec, peer, peer_name: str,
-           data: str) -> None:
+def record(
+    section: str, model: str, case: str, metric: str, tacitrec, peer, peer_name: str, data: str
+) -> None:
     """Collects one measurement of a model pair; rewrites the ``--json`` file at once, so a run
     that fails later keeps what it measured. ``peer`` is None where the peer has no such model;
     nothing is recorded when ``tacitrec`` is None (a measurement this machine cannot take)."""
     if tacitrec is None:
         return
-    RECORDS.append(dict(
-        section=section, model=model, case=case, metric=metric, tacitrec=float(tacitrec),
-        peer=None if peer is None else float(peer), peer_name=peer_name, data=data,
-        higher_is_better=HIGHER_IS_BETTER[metric],
-        script=os.path.splitext(os.path.basename(sys.argv[0]))[0]))
+    RECORDS.append(
+        dict(
+            section=section,
+            model=model,
+            case=case,
+            metric=metric,
+            tacitrec=float(tacitrec),
+            peer=None if peer is None else float(peer),
+            peer_name=peer_name,
+            data=data,
+            higher_is_better=HIGHER_IS_BETTER[metric],
+            script=os.path.splitext(os.path.basename(sys.argv[0]))[0],
+        )
+    )
     _flush()
 
 
@@ -156,8 +190,9 @@ def _flush():
         os.replace(_JSON + ".tmp", _JSON)
 
 
-def synthetic(quick: bool, users: int = 80_000, items: int = 10_000, per_user: float = 50.0,
-              seed: int = 3):
+def synthetic(
+    quick: bool, users: int = 80_000, items: int = 10_000, per_user: float = 50.0, seed: int = 3
+):
     """The benchmarks' power-law data (a tenth of the users and items with ``--quick``) and its
     label for the records."""
     if quick:
@@ -218,8 +253,10 @@ def forked(fn, repeat: int = 1):
     if not hasattr(os, "fork"):
         runs = [_child(fn) for _ in range(repeat)]  # no /proc either: no peak
     elif any(_read(c).startswith("tacitrec-") for c in glob.glob("/proc/self/task/*/comm")):
-        raise RuntimeError("tacitrec's thread pools run in this process: a forked child would "
-                           "hang; take the forked measurements first")
+        raise RuntimeError(
+            "tacitrec's thread pools run in this process: a forked child would "
+            "hang; take the forked measurements first"
+        )
     else:
         runs = [_fork_once(fn) for _ in range(repeat)]
     peaks = [r[2] for r in runs if r[2] is not None]

@@ -51,8 +51,7 @@ def histories(n_users, n_items, per_user, seed=0):
     pop = 1.0 / np.arange(1, n_items + 1)
     items = rng.choice(n_items, size=int(counts.sum()), p=pop / pop.sum()).astype(np.int32)
     users = np.repeat(np.arange(n_users, dtype=np.int64), counts)
-    X = sp.csr_matrix((np.ones(len(items), np.float32), (users, items)),
-                      shape=(n_users, n_items))
+    X = sp.csr_matrix((np.ones(len(items), np.float32), (users, items)), shape=(n_users, n_items))
     X.sum_duplicates()
     X.data[:] = 1.0
     return X
@@ -67,9 +66,10 @@ def write_rows(X, folder, parts):
     bounds = np.linspace(0, coo.nnz, parts + 1).astype(np.int64)
     for p in range(parts):
         s = slice(bounds[p], bounds[p + 1])
-        pq.write_table(pa.table({"user": coo.row[s].astype(np.int64),
-                                 "item": coo.col[s].astype(np.int64)}),
-                       os.path.join(folder, f"part-{p:04d}.parquet"))
+        pq.write_table(
+            pa.table({"user": coo.row[s].astype(np.int64), "item": coo.col[s].astype(np.int64)}),
+            os.path.join(folder, f"part-{p:04d}.parquet"),
+        )
 
 
 class PssSampler:
@@ -132,8 +132,16 @@ def run_dask(model_dir, rows_dir, out_dir, workers, sampler, warm, oversubscribe
 
     import tacitrec.distributed.dask as tdask
 
-    with LocalCluster(n_workers=workers, threads_per_worker=1, host="127.0.0.1",
-                      dashboard_address=None, memory_limit=0) as cluster, Client(cluster) as c:
+    with (
+        LocalCluster(
+            n_workers=workers,
+            threads_per_worker=1,
+            host="127.0.0.1",
+            dashboard_address=None,
+            memory_limit=0,
+        ) as cluster,
+        Client(cluster) as c,
+    ):
         if oversubscribe:
             c.run(_all_cores)
         tdask.recommend(warm[0], dd.read_parquet(warm[1]), N=10).compute()
@@ -151,8 +159,13 @@ def run_ray(model_dir, rows_dir, out_dir, workers, sampler, warm):
 
     import tacitrec.distributed.ray as tray
 
-    ray.init(num_cpus=workers, include_dashboard=False, log_to_driver=False,
-             _node_ip_address="127.0.0.1", object_store_memory=2 * 1024**3)
+    ray.init(
+        num_cpus=workers,
+        include_dashboard=False,
+        log_to_driver=False,
+        _node_ip_address="127.0.0.1",
+        object_store_memory=2 * 1024**3,
+    )
     try:
         tray.recommend(warm[0], ray.data.read_parquet(warm[1]), N=10).materialize()
         base = sampler.total()
@@ -171,12 +184,15 @@ def run_spark(model_dir, rows_dir, out_dir, workers, sampler, warm):
 
     import tacitrec.distributed.spark as tspark
 
-    spark = (SparkSession.builder.master(f"local[{workers}]")
-             .config("spark.driver.bindAddress", "127.0.0.1")
-             .config("spark.driver.host", "127.0.0.1")
-             .config("spark.ui.enabled", "false")
-             .config("spark.driver.memory", "4g")
-             .config("spark.sql.shuffle.partitions", str(4 * workers)).getOrCreate())
+    spark = (
+        SparkSession.builder.master(f"local[{workers}]")
+        .config("spark.driver.bindAddress", "127.0.0.1")
+        .config("spark.driver.host", "127.0.0.1")
+        .config("spark.ui.enabled", "false")
+        .config("spark.driver.memory", "4g")
+        .config("spark.sql.shuffle.partitions", str(4 * workers))
+        .getOrCreate()
+    )
     try:
         tspark.recommend(warm[0], spark.read.parquet(warm[1]), N=10).count()
         base = sampler.total()
@@ -190,8 +206,11 @@ def run_spark(model_dir, rows_dir, out_dir, workers, sampler, warm):
         spark.stop()
 
 
-RUNNERS = {"dask": (run_dask, ["dask", "distributed"]), "ray": (run_ray, ["ray"]),
-           "spark": (run_spark, ["pyspark"])}
+RUNNERS = {
+    "dask": (run_dask, ["dask", "distributed"]),
+    "ray": (run_ray, ["ray"]),
+    "spark": (run_spark, ["pyspark"]),
+}
 
 
 def main():
@@ -212,8 +231,11 @@ def main():
     from tacitrec import MatrixFactorizationBase
 
     engines = [e for e in args.engines.split(",") if e]
-    skipped = {e: "not installed" for e in engines
-               if any(importlib.util.find_spec(m) is None for m in RUNNERS[e][1])}
+    skipped = {
+        e: "not installed"
+        for e in engines
+        if any(importlib.util.find_spec(m) is None for m in RUNNERS[e][1])
+    }
     engines = [e for e in engines if e not in skipped]
     growth = [int(g) for g in args.growth.split(",") if g]
     results = {"config": vars(args), "skipped": skipped, "runs": []}
@@ -241,49 +263,81 @@ def main():
             users = np.arange(n_users)
             t, c = time.perf_counter(), time.process_time()
             for s in range(0, n_users, 100_000):
-                model.recommend(users[s:s + 100_000], X[s:s + 100_000], N=10)
+                model.recommend(users[s : s + 100_000], X[s : s + 100_000], N=10)
             local, local_cpu = time.perf_counter() - t, time.process_time() - c
-            run = {"users": n_users, "nnz": int(X.nnz), "model_mb": model_bytes / 2**20,
-                   "local_s": local, "local_cpu_s": local_cpu, "engines": {}}
-            print(f"{n_users} users, {X.nnz} rows: local {local:.1f} s "
-                  f"({n_users / local:,.0f} users/s)", flush=True)
+            run = {
+                "users": n_users,
+                "nnz": int(X.nnz),
+                "model_mb": model_bytes / 2**20,
+                "local_s": local,
+                "local_cpu_s": local_cpu,
+                "engines": {},
+            }
+            print(
+                f"{n_users} users, {X.nnz} rows: local {local:.1f} s "
+                f"({n_users / local:,.0f} users/s)",
+                flush=True,
+            )
             for engine in engines if scale == growth[0] else engines[:1]:
                 out_dir = os.path.join(tmp, f"out-{engine}-{scale}")
                 sampler = PssSampler()
-                seconds, base, peak = RUNNERS[engine][0](model_dir, rows_dir, out_dir,
-                                                         args.workers, sampler, warm)
-                run["engines"][engine] = {"seconds": seconds, "ratio": local / seconds,
-                                          "cpu_s": sampler.cpu_used,
-                                          "cpu_ratio": local_cpu / sampler.cpu_used,
-                                          "pss_base_mb": base / 2**20,
-                                          "pss_above_base_mb": (peak - base) / 2**20}
-                print(f"  {engine}: {seconds:.1f} s, {local / seconds:.2f}x local "
-                      f"(CPU {sampler.cpu_used:.1f} s against {local_cpu:.1f} s: "
-                      f"{local_cpu / sampler.cpu_used:.2f}x); PSS "
-                      f"{(peak - base) / 2**20:.0f} MB above the idle cluster "
-                      f"(model {model_bytes / 2**20:.0f} MB)", flush=True)
+                seconds, base, peak = RUNNERS[engine][0](
+                    model_dir, rows_dir, out_dir, args.workers, sampler, warm
+                )
+                run["engines"][engine] = {
+                    "seconds": seconds,
+                    "ratio": local / seconds,
+                    "cpu_s": sampler.cpu_used,
+                    "cpu_ratio": local_cpu / sampler.cpu_used,
+                    "pss_base_mb": base / 2**20,
+                    "pss_above_base_mb": (peak - base) / 2**20,
+                }
+                print(
+                    f"  {engine}: {seconds:.1f} s, {local / seconds:.2f}x local "
+                    f"(CPU {sampler.cpu_used:.1f} s against {local_cpu:.1f} s: "
+                    f"{local_cpu / sampler.cpu_used:.2f}x); PSS "
+                    f"{(peak - base) / 2**20:.0f} MB above the idle cluster "
+                    f"(model {model_bytes / 2**20:.0f} MB)",
+                    flush=True,
+                )
                 shutil.rmtree(out_dir, ignore_errors=True)
             if args.oversubscribe and scale == growth[0] and "dask" in engines:
                 out_dir = os.path.join(tmp, "out-oversubscribed")
-                seconds, _, _ = run_dask(model_dir, rows_dir, out_dir, args.workers,
-                                         PssSampler(), warm, oversubscribe=True)
+                seconds, _, _ = run_dask(
+                    model_dir,
+                    rows_dir,
+                    out_dir,
+                    args.workers,
+                    PssSampler(),
+                    warm,
+                    oversubscribe=True,
+                )
                 run["dask_all_cores_s"] = seconds
-                print(f"  dask, kernels on all cores in every worker: {seconds:.1f} s "
-                      f"({local / seconds:.2f}x local)", flush=True)
+                print(
+                    f"  dask, kernels on all cores in every worker: {seconds:.1f} s "
+                    f"({local / seconds:.2f}x local)",
+                    flush=True,
+                )
             results["runs"].append(run)
             shutil.rmtree(rows_dir, ignore_errors=True)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
-    print("\n| users | engine | seconds | vs local 2-thread call | CPU seconds (ratio) | "
-          "PSS above idle / model |")
+    print(
+        "\n| users | engine | seconds | vs local 2-thread call | CPU seconds (ratio) | "
+        "PSS above idle / model |"
+    )
     print("|---|---|---|---|---|---|")
     for run in results["runs"]:
-        print(f"| {run['users']:,} | local | {run['local_s']:.1f} | 1.00x | "
-              f"{run['local_cpu_s']:.1f} | |")
+        print(
+            f"| {run['users']:,} | local | {run['local_s']:.1f} | 1.00x | "
+            f"{run['local_cpu_s']:.1f} | |"
+        )
         for engine, r in run["engines"].items():
-            print(f"| {run['users']:,} | {engine} | {r['seconds']:.1f} | {r['ratio']:.2f}x | "
-                  f"{r['cpu_s']:.1f} ({r['cpu_ratio']:.2f}x) | "
-                  f"{r['pss_above_base_mb']:.0f} MB / {run['model_mb']:.0f} MB |")
+            print(
+                f"| {run['users']:,} | {engine} | {r['seconds']:.1f} | {r['ratio']:.2f}x | "
+                f"{r['cpu_s']:.1f} ({r['cpu_ratio']:.2f}x) | "
+                f"{r['pss_above_base_mb']:.0f} MB / {run['model_mb']:.0f} MB |"
+            )
     if args.json:
         with open(args.json, "w") as f:
             json.dump(results, f, indent=1)

@@ -27,12 +27,10 @@ import time
 
 sys.path.insert(0, os.path.dirname(__file__))
 
-import numpy as np  # noqa: E402
 
-from common import cli, load_real, parse, power_law_user_items  # noqa: E402
+from common import cli, load_real, parse, power_law_user_items
 
-PAPER = dict(unobserved_weight=0.1, regularization=0.003, regularization_exponent=1.0,
-             init_std=0.1)
+PAPER = dict(unobserved_weight=0.1, regularization=0.003, regularization_exponent=1.0, init_std=0.1)
 
 
 def speed(args):
@@ -41,11 +39,16 @@ def speed(args):
 
     users, items = (2000, 500) if args.quick else (20000, 5000)
     X = power_law_user_items(users, items, 30, seed=0)
-    print(f"\n## iALS++ speed: {X.shape[0]} x {X.shape[1]} x {X.nnz} interactions, "
-          f"{args.threads} threads, CPU seconds per epoch (objective after 2 epochs)")
+    print(
+        f"\n## iALS++ speed: {X.shape[0]} x {X.shape[1]} x {X.nnz} interactions, "
+        f"{args.threads} threads, CPU seconds per epoch (objective after 2 epochs)"
+    )
     solvers = [("cg", 128), ("cholesky", 128), ("ials++", 128), ("ials++", 32)]
-    print("| factors | " + " | ".join(f"{s}" + (f" (block {b})" if s == "ials++" else "")
-                                       for s, b in solvers) + " |")
+    print(
+        "| factors | "
+        + " | ".join(f"{s}" + (f" (block {b})" if s == "ials++" else "") for s, b in solvers)
+        + " |"
+    )
     print("|---" * (len(solvers) + 1) + "|")
     for d in args.factors:
         cells = []
@@ -54,20 +57,32 @@ def speed(args):
                 cells.append("skipped")
                 continue
             m = tacitrec.AlternatingLeastSquares(
-                factors=d, iterations=2, solver=solver, block_size=block, random_state=0,
-                num_threads=args.threads, **PAPER)
+                factors=d,
+                iterations=2,
+                solver=solver,
+                block_size=block,
+                random_state=0,
+                num_threads=args.threads,
+                **PAPER,
+            )
             cpu, last = [], [time.process_time()]
 
-            def cb(i, s, l):
+            def cb(i, s, loss, cpu=cpu, last=last):
                 now = time.process_time()
                 cpu.append(now - last[0])
                 last[0] = now
 
             last[0] = time.process_time()
             m.fit(X, show_progress=False, callback=cb)
-            loss = _core.als_loss(m._confidence(X, "X"), m.user_factors, m.item_factors,
-                                  PAPER["regularization"], args.threads,
-                                  PAPER["unobserved_weight"], PAPER["regularization_exponent"])
+            loss = _core.als_loss(
+                m._confidence(X, "X"),
+                m.user_factors,
+                m.item_factors,
+                PAPER["regularization"],
+                args.threads,
+                PAPER["unobserved_weight"],
+                PAPER["regularization_exponent"],
+            )
             cells.append(f"{min(cpu):.2f} s ({loss:.5f})")
             print(f"  d={d} {solver} block={block}: {cells[-1]}", file=sys.stderr, flush=True)
         print(f"| {d} | " + " | ".join(cells) + " |", flush=True)
@@ -75,6 +90,7 @@ def speed(args):
 
 def _ndcg(model, train, test):
     from tacitrec.evaluation import ranking_metrics_at_k
+
     return ranking_metrics_at_k(model, train, test, K=10, show_progress=False)["ndcg"]
 
 
@@ -84,8 +100,11 @@ def quality(args):
     from tacitrec.knn import bm25_weight
 
     its = 3 if args.quick else 15
-    grid = dict(unobserved_weight=[0.03, 0.1, 0.3, 1.0], regularization=[1e-3, 3e-3, 1e-2],
-                factors=[64, 128])
+    grid = dict(
+        unobserved_weight=[0.03, 0.1, 0.3, 1.0],
+        regularization=[1e-3, 3e-3, 1e-2],
+        factors=[64, 128],
+    )
     if args.quick:
         grid = dict(unobserved_weight=[0.1], regularization=[3e-3], factors=[64])
     print("\n## iALS quality: ndcg@10 on test (80/20 split, seed 42)")
@@ -104,32 +123,50 @@ def quality(args):
             base["regularization"] = 0.05
         for use_cg in (True, False):
             m = tacitrec.AlternatingLeastSquares(use_cg=use_cg, **base).fit(
-                fit_on, show_progress=False)
+                fit_on, show_progress=False
+            )
             today.append(_ndcg(m, train, test))
         binary = train.copy()
         binary.data[:] = 1.0
         fit_part, valid = train_test_split(binary, 0.9, random_state=1)
         best = None
         for w, reg, d in itertools.product(*grid.values()):
-            kw = dict(PAPER, unobserved_weight=w, regularization=reg, factors=d,
-                      iterations=its, solver="cholesky", random_state=0,
-                      num_threads=args.threads)
-            v = _ndcg(tacitrec.AlternatingLeastSquares(**kw).fit(fit_part, show_progress=False),
-                      fit_part, valid)
+            kw = dict(
+                PAPER,
+                unobserved_weight=w,
+                regularization=reg,
+                factors=d,
+                iterations=its,
+                solver="cholesky",
+                random_state=0,
+                num_threads=args.threads,
+            )
+            v = _ndcg(
+                tacitrec.AlternatingLeastSquares(**kw).fit(fit_part, show_progress=False),
+                fit_part,
+                valid,
+            )
             if best is None or v > best[0]:
                 best = (v, kw)
         m = tacitrec.AlternatingLeastSquares(**best[1]).fit(binary, show_progress=False)
         ours = _ndcg(m, train, test)
         chosen = {k: best[1][k] for k in ("factors", "unobserved_weight", "regularization")}
-        print(f"| {name} | {today[0]:.4f} / {today[1]:.4f} | {ours:.4f} "
-              f"({ours / max(today):.3f}x the better; {chosen}) |", flush=True)
+        print(
+            f"| {name} | {today[0]:.4f} / {today[1]:.4f} | {ours:.4f} "
+            f"({ours / max(today):.3f}x the better; {chosen}) |",
+            flush=True,
+        )
 
 
 def main():
     ap = cli(__doc__)
     ap.add_argument("--factors", type=int, nargs="+", default=[128, 256, 512])
-    ap.add_argument("--max-cholesky", type=int, default=512,
-                    help="skip the Cholesky solver above this many factors")
+    ap.add_argument(
+        "--max-cholesky",
+        type=int,
+        default=512,
+        help="skip the Cholesky solver above this many factors",
+    )
     ap.add_argument("--skip-speed", action="store_true")
     ap.add_argument("--skip-quality", action="store_true")
     args = parse(ap)

@@ -20,10 +20,19 @@ import warnings
 
 sys.path.insert(0, os.path.dirname(__file__))
 
-import numpy as np  # noqa: E402
+import numpy as np
 
-from common import (best_of, cli, forked, load_real, machine, parse, peer,  # noqa: E402
-                    record, synthetic)
+from common import (
+    best_of,
+    cli,
+    forked,
+    load_real,
+    machine,
+    parse,
+    peer,
+    record,
+    synthetic,
+)
 
 KINDS = ["ItemItemRecommender", "CosineRecommender", "TFIDFRecommender", "BM25Recommender"]
 
@@ -39,8 +48,12 @@ class ImplicitAdapter:
         return None, self.n_items
 
     def recommend(self, userid, user_items, N=10, filter_already_liked_items=True, **_):
-        ids, scores = self.model.recommend(userid, user_items.to_scipy().astype(np.float64), N=N,
-                                           filter_already_liked_items=filter_already_liked_items)
+        ids, scores = self.model.recommend(
+            userid,
+            user_items.to_scipy().astype(np.float64),
+            N=N,
+            filter_already_liked_items=filter_already_liked_items,
+        )
         return np.asarray(ids), np.asarray(scores)
 
 
@@ -56,8 +69,10 @@ def speed(args):
     X, data = synthetic(args.quick)
     X64 = X.astype(np.float64)  # implicit's ItemItemRecommender rejects float32
     peer_name = f"implicit {implicit.__version__}"
-    print(f"\n## speed: {X.shape[0]} users x {X.shape[1]} items, {X.nnz:,} interactions, "
-          f"K={args.K}, {args.threads} threads")
+    print(
+        f"\n## speed: {X.shape[0]} users x {X.shape[1]} items, {X.nnz:,} interactions, "
+        f"K={args.K}, {args.threads} threads"
+    )
     users = np.arange(min(20_000, X.shape[0]))
     rows = X[users]
     rows64 = rows.astype(np.float64)
@@ -69,13 +84,20 @@ def speed(args):
         return sim_bytes(model.similarity)
 
     # forked fits first: the thread pools of in-process fits would not survive a fork
-    fits = {kind: [forked(lambda lib=lib, x=x: fit(lib(K=args.K, num_threads=args.threads), x),
-                          args.repeat)
-                   for lib, x in ((getattr(tacitrec, kind), X), (getattr(inn, kind), X64))]
-            for kind in KINDS}
-    print("| model | fit tacitrec s | fit implicit s | fit speed-up | recommend tacitrec users/s "
-          "| recommend implicit users/s | recommend speed-up | similarity MB tacitrec / implicit "
-          "| fit peak MB tacitrec / implicit |")
+    fits = {
+        kind: [
+            forked(
+                lambda lib=lib, x=x: fit(lib(K=args.K, num_threads=args.threads), x), args.repeat
+            )
+            for lib, x in ((getattr(tacitrec, kind), X), (getattr(inn, kind), X64))
+        ]
+        for kind in KINDS
+    }
+    print(
+        "| model | fit tacitrec s | fit implicit s | fit speed-up | recommend tacitrec users/s "
+        "| recommend implicit users/s | recommend speed-up | similarity MB tacitrec / implicit "
+        "| fit peak MB tacitrec / implicit |"
+    )
     print("|---|---|---|---|---|---|---|---|---|")
     for kind in KINDS:
         (o_sim, t_fit, o_mb), (p_sim, p_fit, p_mb) = fits[kind]
@@ -87,16 +109,25 @@ def speed(args):
         p_rec, _, _ = best_of(lambda m=peer: m.recommend(users, rows64, N=10), args.repeat)
         model = kind.removesuffix("Recommender")
         for section, case, metric, o, p in (
-                ("speed", "fit", "seconds", t_fit, p_fit),
-                ("speed", f"recommend {len(users):,} users, N=10", "users_per_s",
-                 len(users) / t_rec, len(users) / p_rec),
-                ("memory", "fit, peak above data", "peak_mb", o_mb, p_mb),
-                ("memory", "similarity matrix", "mb", o_sim / 2**20, p_sim / 2**20)):
+            ("speed", "fit", "seconds", t_fit, p_fit),
+            (
+                "speed",
+                f"recommend {len(users):,} users, N=10",
+                "users_per_s",
+                len(users) / t_rec,
+                len(users) / p_rec,
+            ),
+            ("memory", "fit, peak above data", "peak_mb", o_mb, p_mb),
+            ("memory", "similarity matrix", "mb", o_sim / 2**20, p_sim / 2**20),
+        ):
             record(section, model, case, metric, o, p, peer_name, data)
         mb = "-" if o_mb is None else f"{o_mb:.0f} / {p_mb:.0f}"
-        print(f"| {kind} | {t_fit:.3f} | {p_fit:.3f} | {p_fit / t_fit:.1f}x | "
-              f"{len(users) / t_rec:,.0f} | {len(users) / p_rec:,.0f} | {p_rec / t_rec:.1f}x | "
-              f"{o_sim / 2**20:.1f} / {p_sim / 2**20:.1f} | {mb} |", flush=True)
+        print(
+            f"| {kind} | {t_fit:.3f} | {p_fit:.3f} | {p_fit / t_fit:.1f}x | "
+            f"{len(users) / t_rec:,.0f} | {len(users) / p_rec:,.0f} | {p_rec / t_rec:.1f}x | "
+            f"{o_sim / 2**20:.1f} / {p_sim / 2**20:.1f} | {mb} |",
+            flush=True,
+        )
 
 
 def quality(args):
@@ -111,10 +142,14 @@ def quality(args):
             print(f"\n{name}: data folder absent, skipped")
             continue
         train, test = train_test_split(X, 0.8, random_state=42)
-        print(f"\n## quality: {name} ({X.shape[0]} users x {X.shape[1]} items, {X.nnz} "
-              f"interactions), K=50, 80/20 split seed 42")
-        print("| model | p@10 tacitrec | p@10 implicit | ratio | ndcg@10 tacitrec | "
-              "ndcg@10 implicit | ratio |")
+        print(
+            f"\n## quality: {name} ({X.shape[0]} users x {X.shape[1]} items, {X.nnz} "
+            f"interactions), K=50, 80/20 split seed 42"
+        )
+        print(
+            "| model | p@10 tacitrec | p@10 implicit | ratio | ndcg@10 tacitrec | "
+            "ndcg@10 implicit | ratio |"
+        )
         print("|---|---|---|---|---|---|---|")
         for kind in KINDS + ["PearsonRecommender"]:
             ours = getattr(tacitrec, kind)(K=50, num_threads=args.threads)
@@ -126,18 +161,28 @@ def quality(args):
                 with warnings.catch_warnings():
                     warnings.simplefilter("ignore")
                     peer.fit(train.astype(np.float64), show_progress=False)  # it needs float64
-                    p = ranking_metrics_at_k(ImplicitAdapter(peer, X.shape[1]), train, test,
-                                             K=10, show_progress=False)
+                    p = ranking_metrics_at_k(
+                        ImplicitAdapter(peer, X.shape[1]), train, test, K=10, show_progress=False
+                    )
             for metric in ("precision", "ndcg"):
-                record("quality", kind.removesuffix("Recommender"), "K=50 neighbours",
-                       f"{metric}@10", m[metric], p and p[metric],
-                       f"implicit {implicit.__version__}", name)
+                record(
+                    "quality",
+                    kind.removesuffix("Recommender"),
+                    "K=50 neighbours",
+                    f"{metric}@10",
+                    m[metric],
+                    p and p[metric],
+                    f"implicit {implicit.__version__}",
+                    name,
+                )
             if p is None:
                 print(f"| {kind} | {m['precision']:.4f} | - | - | {m['ndcg']:.4f} | - | - |")
                 continue
-            print(f"| {kind} | {m['precision']:.4f} | {p['precision']:.4f} | "
-                  f"{m['precision'] / p['precision']:.3f} | {m['ndcg']:.4f} | {p['ndcg']:.4f} | "
-                  f"{m['ndcg'] / p['ndcg']:.3f} |")
+            print(
+                f"| {kind} | {m['precision']:.4f} | {p['precision']:.4f} | "
+                f"{m['precision'] / p['precision']:.3f} | {m['ndcg']:.4f} | {p['ndcg']:.4f} | "
+                f"{m['ndcg'] / p['ndcg']:.3f} |"
+            )
 
 
 def main():
@@ -151,6 +196,7 @@ def main():
         args.repeat = 1
     implicit = peer("implicit")
     import tacitrec
+
     print(f"machine: {machine()}; tacitrec {tacitrec.__version__}, implicit {implicit.__version__}")
     if not args.skip_speed:  # first: it forks
         speed(args)

@@ -40,21 +40,26 @@ def main():
         X = synthetic(60_000, 10_000, 3_000_000, seed=1)
         t = time.perf_counter()
         EASERecommender(num_threads=args.threads).fit(X, show_progress=False)
-        print(f"EASE fit, {X.shape[0]:,} users x {X.shape[1]:,} items x {X.nnz:,}: "
-              f"{time.perf_counter() - t:.1f} s")
+        print(
+            f"EASE fit, {X.shape[0]:,} users x {X.shape[1]:,} items x {X.nnz:,}: "
+            f"{time.perf_counter() - t:.1f} s"
+        )
     X = synthetic(30_000, 40_000, 800_000, seed=2)
     users = np.arange(X.shape[0])
     for method in ("gf-cf", "bspm", "chebycf"):
         if method not in args.models:
             continue
         t = time.perf_counter()
-        m = SpectralFilterRecommender(method=method, factors=args.factors,
-                                      num_threads=args.threads).fit(X, show_progress=False)
+        m = SpectralFilterRecommender(
+            method=method, factors=args.factors, num_threads=args.threads
+        ).fit(X, show_progress=False)
         fit = time.perf_counter() - t
         m.recommend(users, X, N=20)
         total = time.perf_counter() - t
-        print(f"{method} (k={args.factors}), {X.shape[0]:,} x {X.shape[1]:,} x {X.nnz:,}: "
-              f"fit {fit:.1f} s, fit + scoring every user {total:.1f} s")
+        print(
+            f"{method} (k={args.factors}), {X.shape[0]:,} x {X.shape[1]:,} x {X.nnz:,}: "
+            f"fit {fit:.1f} s, fit + scoring every user {total:.1f} s"
+        )
 
 
 if __name__ == "__main__":

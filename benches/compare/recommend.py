@@ -18,10 +18,17 @@ import os
 import sys
 
 sys.path.insert(0, os.path.dirname(__file__))
-import numpy as np  # noqa: E402
+import numpy as np
 
-from common import (best_of, cli, data_label, machine, parse,  # noqa: E402
-                    power_law_user_items, record)
+from common import (
+    best_of,
+    cli,
+    data_label,
+    machine,
+    parse,
+    power_law_user_items,
+    record,
+)
 
 
 def main() -> None:
@@ -45,16 +52,21 @@ def main() -> None:
     userids = np.arange(args.users)
     rows = X[userids]
     print(f"machine: {machine()}; threads: {args.threads}")
-    print(f"data: {args.users} users x {args.items} items, {args.factors} factors, "
-          f"{X.nnz / args.users:.1f} liked items per user")
+    print(
+        f"data: {args.users} users x {args.items} items, {args.factors} factors, "
+        f"{X.nnz / args.users:.1f} liked items per user"
+    )
     model, case = f"MF serving ({args.factors} factors)", f"recommend {args.users:,} users, N=10"
 
     ours = MatrixFactorizationBase(num_threads=args.threads)
     ours.user_factors, ours.item_factors = U, V
     t_ours, med_ours, (ids, scores) = best_of(
-        lambda: ours.recommend(userids, rows, N=10), args.repeat)
-    print(f"tacitrec {tacitrec.__version__}: {args.users / t_ours:12,.0f} users/s "
-          f"(best {t_ours:.3f} s, median {med_ours:.3f} s)")
+        lambda: ours.recommend(userids, rows, N=10), args.repeat
+    )
+    print(
+        f"tacitrec {tacitrec.__version__}: {args.users / t_ours:12,.0f} users/s "
+        f"(best {t_ours:.3f} s, median {med_ours:.3f} s)"
+    )
 
     try:
         import implicit
@@ -75,11 +87,21 @@ def main() -> None:
         with threadpool_limits(limits=limit, user_api="blas"):
             results[label] = best_of(lambda: peer.recommend(userids, rows, N=10), args.repeat)
         t_peer, med_peer, _ = results[label]
-        print(f"implicit {implicit.__version__} ({label}): {args.users / t_peer:12,.0f} users/s "
-              f"(best {t_peer:.3f} s, median {med_peer:.3f} s); tacitrec is "
-              f"{t_peer / t_ours:.1f}x faster (median {med_peer / med_ours:.1f}x)")
-        record("speed", model, f"{case} (implicit: {label})", "users_per_s", args.users / t_ours,
-               args.users / t_peer, f"implicit {implicit.__version__}", data_label(X))
+        print(
+            f"implicit {implicit.__version__} ({label}): {args.users / t_peer:12,.0f} users/s "
+            f"(best {t_peer:.3f} s, median {med_peer:.3f} s); tacitrec is "
+            f"{t_peer / t_ours:.1f}x faster (median {med_peer / med_ours:.1f}x)"
+        )
+        record(
+            "speed",
+            model,
+            f"{case} (implicit: {label})",
+            "users_per_s",
+            args.users / t_ours,
+            args.users / t_peer,
+            f"implicit {implicit.__version__}",
+            data_label(X),
+        )
     _, _, (pids, pscores) = results["1 BLAS thread"]
 
     # Agreement: same ids, or the same score where the order differs only by an exact tie.

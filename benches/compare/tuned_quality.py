@@ -43,10 +43,10 @@ import warnings
 _HERE = os.path.abspath(os.path.dirname(__file__))
 sys.path.insert(0, _HERE)
 
-import numpy as np  # noqa: E402
-import scipy.sparse as sp  # noqa: E402
+import numpy as np
+import scipy.sparse as sp
 
-from common import DATA, load_real  # noqa: E402
+from common import DATA, load_real
 
 # `import lightfm` must find LightFM, not benches/compare/lightfm.py
 sys.path[:] = [p for p in sys.path if os.path.abspath(p or ".") != _HERE]
@@ -75,6 +75,7 @@ def _weigh(X, weighting):
         X.data = np.log1p(X.data).astype(np.float32)
     elif weighting == "bm25":
         from tacitrec.knn import bm25_weight
+
         X = bm25_weight(X.T.tocsr(), K1=K1_BM25, B=B_BM25).T.tocsr().astype(np.float32)
     elif weighting != "none":
         raise ValueError(f"weighting must be binary, none, log or bm25, got {weighting!r}")
@@ -114,8 +115,9 @@ class Wrapped:
     def recommend(self, userid, user_items, N=10, filter_already_liked_items=True):
         rows = _binary(user_items)
         if hasattr(self.inner, "recommend"):
-            return self.inner.recommend(userid, rows, N=N,
-                                        filter_already_liked_items=filter_already_liked_items)
+            return self.inner.recommend(
+                userid, rows, N=N, filter_already_liked_items=filter_already_liked_items
+            )
         # LightFM 1.17: scores of every item from its representations (what predict computes;
         # the user bias does not change a user's ranking)
         _, users = self.inner.get_user_representations()
@@ -136,14 +138,20 @@ def _quiet(cls):
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
             return cls(**kw)
+
     return make
 
 
 def _factor(cls, threads, weighting=None):
     """An iterative factor model: ``weighting`` and ``iterations`` go to the wrapper."""
+
     def make(iterations, weighting=weighting or "binary", **kw):
-        return Wrapped(_quiet(cls)(iterations=iterations, random_state=0, num_threads=threads,
-                                   **kw), weighting, iterations)
+        return Wrapped(
+            _quiet(cls)(iterations=iterations, random_state=0, num_threads=threads, **kw),
+            weighting,
+            iterations,
+        )
+
     return make
 
 
@@ -152,6 +160,7 @@ def _lightfm(cls, loss, threads, ours):
         extra = {"num_threads": threads} if ours else {}
         model = cls(loss=loss, item_alpha=alpha, user_alpha=alpha, random_state=0, **extra, **kw)
         return Wrapped(model, "binary", iterations, {"num_threads": threads})
+
     return make
 
 
@@ -159,22 +168,39 @@ def _plain(cls, threads=None, **fixed):
     def make(**kw):
         extra = {"num_threads": threads} if threads is not None else {}
         return Wrapped(_quiet(cls)(**fixed, **extra, **kw))
+
     return make
 
 
-ALS_SPACE = {"factors": ("int", 32, 256), "regularization": ("log", 1e-3, 10.0),
-             "alpha": ("log", 1.0, 50.0), "weighting": ["none", "log", "bm25"],
-             "iterations": [30]}
-BPR_SPACE = {"factors": ("int", 32, 256), "learning_rate": ("log", 1e-3, 0.1),
-             "regularization": ("log", 1e-4, 0.1), "iterations": [300]}
-LMF_SPACE = {"factors": ("int", 16, 128), "learning_rate": ("log", 0.1, 3.0),
-             "regularization": ("log", 0.01, 10.0), "neg_prop": ("int", 5, 50),
-             "iterations": [100]}
+ALS_SPACE = {
+    "factors": ("int", 32, 256),
+    "regularization": ("log", 1e-3, 10.0),
+    "alpha": ("log", 1.0, 50.0),
+    "weighting": ["none", "log", "bm25"],
+    "iterations": [30],
+}
+BPR_SPACE = {
+    "factors": ("int", 32, 256),
+    "learning_rate": ("log", 1e-3, 0.1),
+    "regularization": ("log", 1e-4, 0.1),
+    "iterations": [300],
+}
+LMF_SPACE = {
+    "factors": ("int", 16, 128),
+    "learning_rate": ("log", 0.1, 3.0),
+    "regularization": ("log", 0.01, 10.0),
+    "neg_prop": ("int", 5, 50),
+    "iterations": [100],
+}
 KNN_SPACE = {"K": ("int", 20, 500)}
 BM25_SPACE = {"K": ("int", 20, 500), "K1": ("log", 0.5, 200.0), "B": ("uniform", 0.0, 1.0)}
-LIGHTFM_SPACE = {"no_components": ("int", 16, 128), "learning_rate": ("log", 0.005, 0.2),
-                 "alpha": ("log", 1e-8, 1e-4), "max_sampled": ("int", 10, 100),
-                 "iterations": [200]}
+LIGHTFM_SPACE = {
+    "no_components": ("int", 16, 128),
+    "learning_rate": ("log", 0.005, 0.2),
+    "alpha": ("log", 1e-8, 1e-4),
+    "max_sampled": ("int", 10, 100),
+    "iterations": [200],
+}
 SPECTRAL_COMMON = {"factors": ("int", 16, 512), "ideal_weight": ("uniform", 0.0, 1.0)}
 
 
@@ -193,6 +219,7 @@ def models(threads):
 
     imp = f"implicit {implicit.__version__}"
     from importlib.metadata import version
+
     lfm = f"LightFM {version('lightfm')}"
     ours = "tacitrec"
     out = {
@@ -202,10 +229,8 @@ def models(threads):
         "Cosine kNN": (imp, _plain(iCos, threads), KNN_SPACE, None),
         "TF-IDF kNN": (imp, _plain(iTFIDF, threads), KNN_SPACE, None),
         "BM25 kNN": (imp, _plain(iBM25, threads), BM25_SPACE, None),
-        "LightFM warp": (lfm, _lightfm(lightfm.LightFM, "warp", threads, False),
-                         LIGHTFM_SPACE, 5),
-        "LightFM bpr": (lfm, _lightfm(lightfm.LightFM, "bpr", threads, False),
-                        LIGHTFM_SPACE, 5),
+        "LightFM warp": (lfm, _lightfm(lightfm.LightFM, "warp", threads, False), LIGHTFM_SPACE, 5),
+        "LightFM bpr": (lfm, _lightfm(lightfm.LightFM, "bpr", threads, False), LIGHTFM_SPACE, 5),
         "ALS ": (ours, _factor(tacitrec.AlternatingLeastSquares, threads), ALS_SPACE, 2),
     }
     params = inspect.signature(tacitrec.AlternatingLeastSquares.__init__).parameters
@@ -213,33 +238,79 @@ def models(threads):
         # the paper's parameters: observed pairs weigh 1 (binary data, alpha=1), the unobserved
         # weight alpha_0 and lambda searched on log scales, frequency-scaled regularisation
         # (nu = 1, the paper's choice) or none (nu = 0)
-        space = {"factors": ("int", 32, 256), "regularization": ("log", 1e-3, 0.1),
-                 "unobserved_weight": ("log", 0.01, 1.0), "regularization_exponent": [0.0, 1.0],
-                 "alpha": [1.0], "weighting": ["none"], "iterations": [30]}
+        space = {
+            "factors": ("int", 32, 256),
+            "regularization": ("log", 1e-3, 0.1),
+            "unobserved_weight": ("log", 0.01, 1.0),
+            "regularization_exponent": [0.0, 1.0],
+            "alpha": [1.0],
+            "weighting": ["none"],
+            "iterations": [30],
+        }
         out["iALS"] = (ours, _factor(tacitrec.AlternatingLeastSquares, threads), space, 2)
-    out.update({
-        "BPR ": (ours, _factor(tacitrec.BayesianPersonalizedRanking, threads), BPR_SPACE, 10),
-        "LMF ": (ours, _factor(tacitrec.LogisticMatrixFactorization, threads), LMF_SPACE, 5),
-        "BM25 kNN ": (ours, _plain(tacitrec.BM25Recommender, threads), BM25_SPACE, None),
-        "LightFM warp ": (ours, _lightfm(tacitrec.LightFM, "warp", threads, True),
-                          LIGHTFM_SPACE, 5),
-        "LightFM bpr ": (ours, _lightfm(tacitrec.LightFM, "bpr", threads, True),
-                         LIGHTFM_SPACE, 5),
-        "RP3beta": (ours, _plain(tacitrec.RP3BetaRecommender, threads),
-                    {"K": ("int", 50, 500), "alpha": ("uniform", 0.3, 1.5),
-                     "beta": ("uniform", 0.0, 1.0)}, None),
-        "EASE": (ours, _plain(tacitrec.EASERecommender, threads),
-                 {"regularization": ("log", 10.0, 5000.0)}, None),
-        "GF-CF": (ours, _plain(tacitrec.SpectralFilterRecommender, threads, method="gf-cf"),
-                  SPECTRAL_COMMON, None),
-        "BSPM": (ours, _plain(tacitrec.SpectralFilterRecommender, threads, method="bspm"),
-                 dict(SPECTRAL_COMMON, sharpen_solver=["rk4", "euler"],
-                      sharpen_steps=("int", 1, 2), sharpen_time=("uniform", 0.5, 3.0),
-                      final_sharpening=[True, False]), None),
-        "ChebyCF": (ours, _plain(tacitrec.SpectralFilterRecommender, threads, method="chebycf"),
-                    dict(SPECTRAL_COMMON, flatness=("uniform", 1.0, 20.0),
-                         degree_power=("uniform", 0.0, 0.5)), None),
-    })
+    out.update(
+        {
+            "BPR ": (ours, _factor(tacitrec.BayesianPersonalizedRanking, threads), BPR_SPACE, 10),
+            "LMF ": (ours, _factor(tacitrec.LogisticMatrixFactorization, threads), LMF_SPACE, 5),
+            "BM25 kNN ": (ours, _plain(tacitrec.BM25Recommender, threads), BM25_SPACE, None),
+            "LightFM warp ": (
+                ours,
+                _lightfm(tacitrec.LightFM, "warp", threads, True),
+                LIGHTFM_SPACE,
+                5,
+            ),
+            "LightFM bpr ": (
+                ours,
+                _lightfm(tacitrec.LightFM, "bpr", threads, True),
+                LIGHTFM_SPACE,
+                5,
+            ),
+            "RP3beta": (
+                ours,
+                _plain(tacitrec.RP3BetaRecommender, threads),
+                {
+                    "K": ("int", 50, 500),
+                    "alpha": ("uniform", 0.3, 1.5),
+                    "beta": ("uniform", 0.0, 1.0),
+                },
+                None,
+            ),
+            "EASE": (
+                ours,
+                _plain(tacitrec.EASERecommender, threads),
+                {"regularization": ("log", 10.0, 5000.0)},
+                None,
+            ),
+            "GF-CF": (
+                ours,
+                _plain(tacitrec.SpectralFilterRecommender, threads, method="gf-cf"),
+                SPECTRAL_COMMON,
+                None,
+            ),
+            "BSPM": (
+                ours,
+                _plain(tacitrec.SpectralFilterRecommender, threads, method="bspm"),
+                dict(
+                    SPECTRAL_COMMON,
+                    sharpen_solver=["rk4", "euler"],
+                    sharpen_steps=("int", 1, 2),
+                    sharpen_time=("uniform", 0.5, 3.0),
+                    final_sharpening=[True, False],
+                ),
+                None,
+            ),
+            "ChebyCF": (
+                ours,
+                _plain(tacitrec.SpectralFilterRecommender, threads, method="chebycf"),
+                dict(
+                    SPECTRAL_COMMON,
+                    flatness=("uniform", 1.0, 20.0),
+                    degree_power=("uniform", 0.0, 0.5),
+                ),
+                None,
+            ),
+        }
+    )
     return out
 
 
@@ -259,9 +330,11 @@ def run_dataset(name, X, args, table):
 
     train, test = train_test_split(X, 0.8, random_state=42)
     fit_part, validation = validation_split(train, 0.2, by="interaction", random_state=0)
-    print(f"\n{name}: {X.shape[0]} users x {X.shape[1]} items, {X.nnz} interactions; train "
-          f"{train.nnz} (fit {fit_part.nnz} + validation {validation.nnz}), test {test.nnz}",
-          flush=True)
+    print(
+        f"\n{name}: {X.shape[0]} users x {X.shape[1]} items, {X.nnz} interactions; train "
+        f"{train.nnz} (fit {fit_part.nnz} + validation {validation.nnz}), test {test.nnz}",
+        flush=True,
+    )
     chosen = [m.strip() for m in args.models.split(",")] if args.models else None
     rows = []
     for key, (library, make, space, eval_every) in table.items():
@@ -269,37 +342,67 @@ def run_dataset(name, X, args, table):
         if chosen and label not in chosen and key not in chosen:
             continue
         cpu0, wall0 = time.process_time(), time.perf_counter()
-        search = random_search(make, space, fit_part, validation, n_iter=args.trials,
-                               metric="ndcg", K=10, eval_every=eval_every, patience=3,
-                               random_state=args.seed, show_progress=args.verbose)
+        search = random_search(
+            make,
+            space,
+            fit_part,
+            validation,
+            n_iter=args.trials,
+            metric="ndcg",
+            K=10,
+            eval_every=eval_every,
+            patience=3,
+            random_state=args.seed,
+            show_progress=args.verbose,
+        )
         search_cpu = time.process_time() - cpu0
         t = time.perf_counter()
         model = search.refit(train)
         fit_s = time.perf_counter() - t
         m10 = ranking_metrics_at_k(model, train, test, K=10, show_progress=False)
         m20 = ranking_metrics_at_k(model, train, test, K=20, show_progress=False)
-        best = {k: v for k, v in search.best_params.items() if not (k == "iterations"
-                                                                     and eval_every is None)}
-        row = dict(data=name, model=label, library=library, params=_fmt(best),
-                   validation=search.best_score, ndcg=m10["ndcg"], precision=m10["precision"],
-                   recall20=m20["recall"], fit_s=fit_s, search_cpu=search_cpu,
-                   search_wall=time.perf_counter() - wall0)
+        best = {
+            k: v
+            for k, v in search.best_params.items()
+            if not (k == "iterations" and eval_every is None)
+        }
+        row = dict(
+            data=name,
+            model=label,
+            library=library,
+            params=_fmt(best),
+            validation=search.best_score,
+            ndcg=m10["ndcg"],
+            precision=m10["precision"],
+            recall20=m20["recall"],
+            fit_s=fit_s,
+            search_cpu=search_cpu,
+            search_wall=time.perf_counter() - wall0,
+        )
         rows.append(row)
-        print(f"  {label:14s} {library:15s} val {row['validation']:.4f}  test ndcg@10 "
-              f"{row['ndcg']:.4f} r@20 {row['recall20']:.4f} p@10 {row['precision']:.4f}  "
-              f"fit {fit_s:.1f} s, search {search_cpu:.0f} CPU s  [{row['params']}]", flush=True)
+        print(
+            f"  {label:14s} {library:15s} val {row['validation']:.4f}  test ndcg@10 "
+            f"{row['ndcg']:.4f} r@20 {row['recall20']:.4f} p@10 {row['precision']:.4f}  "
+            f"fit {fit_s:.1f} s, search {search_cpu:.0f} CPU s  [{row['params']}]",
+            flush=True,
+        )
     return rows
 
 
 def markdown(name, rows, trials):
-    lines = [f"**{name}**", "",
-             "| model | library | best parameters | validation ndcg@10 | test ndcg@10 | "
-             "recall@20 | precision@10 | fit seconds | search CPU seconds |",
-             "|---|---|---|---|---|---|---|---|---|"]
+    lines = [
+        f"**{name}**",
+        "",
+        "| model | library | best parameters | validation ndcg@10 | test ndcg@10 | "
+        "recall@20 | precision@10 | fit seconds | search CPU seconds |",
+        "|---|---|---|---|---|---|---|---|---|",
+    ]
     for r in sorted(rows, key=lambda r: -r["validation"]):
-        lines.append(f"| {r['model']} | {r['library']} | {r['params']} | {r['validation']:.4f} | "
-                     f"{r['ndcg']:.4f} | {r['recall20']:.4f} | {r['precision']:.4f} | "
-                     f"{r['fit_s']:.2f} | {r['search_cpu']:.0f} |")
+        lines.append(
+            f"| {r['model']} | {r['library']} | {r['params']} | {r['validation']:.4f} | "
+            f"{r['ndcg']:.4f} | {r['recall20']:.4f} | {r['precision']:.4f} | "
+            f"{r['fit_s']:.2f} | {r['search_cpu']:.0f} |"
+        )
     ours = [r for r in rows if r["library"] == "tacitrec"]
     peers = [r for r in rows if r["library"] != "tacitrec"]
     if ours and peers:
@@ -307,17 +410,21 @@ def markdown(name, rows, trials):
         p = max(peers, key=lambda r: r["validation"])
         ot = max(ours, key=lambda r: r["ndcg"])
         pt = max(peers, key=lambda r: r["ndcg"])
-        lines += ["", f"Best by validation: tacitrec {o['model']} {o['ndcg']:.4f} against "
-                  f"{p['library']} {p['model']} {p['ndcg']:.4f}: **{o['ndcg'] / p['ndcg']:.3f}x** "
-                  f"test ndcg@10 (highest test scores of each side, for reference only: "
-                  f"{ot['model']} {ot['ndcg']:.4f} / {pt['model']} {pt['ndcg']:.4f} = "
-                  f"{ot['ndcg'] / pt['ndcg']:.3f}x)."]
+        lines += [
+            "",
+            f"Best by validation: tacitrec {o['model']} {o['ndcg']:.4f} against "
+            f"{p['library']} {p['model']} {p['ndcg']:.4f}: **{o['ndcg'] / p['ndcg']:.3f}x** "
+            f"test ndcg@10 (highest test scores of each side, for reference only: "
+            f"{ot['model']} {ot['ndcg']:.4f} / {pt['model']} {pt['ndcg']:.4f} = "
+            f"{ot['ndcg'] / pt['ndcg']:.3f}x).",
+        ]
     return "\n".join(lines)
 
 
 def main():
-    ap = argparse.ArgumentParser(description=__doc__,
-                                 formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     ap.add_argument("--datasets", default="ml-100k,lastfm-2k")
     ap.add_argument("--trials", type=int, default=10, help="random-search settings per model")
     ap.add_argument("--seed", type=int, default=0, help="seed of the drawn settings")
@@ -328,6 +435,7 @@ def main():
     args = ap.parse_args()
     try:
         from threadpoolctl import threadpool_limits
+
         threadpool_limits(1, "blas")  # implicit's advice; the models thread themselves
     except ImportError:
         pass

@@ -17,8 +17,13 @@ from .bpr import BayesianPersonalizedRanking
 from .lightfm import LightFM
 from .lmf import LogisticMatrixFactorization
 from .exceptions import ModelFitError, ModelFormatError, NotFittedError
-from .knn import (BM25Recommender, CosineRecommender, ItemItemRecommender, PearsonRecommender,
-                  TFIDFRecommender)
+from .knn import (
+    BM25Recommender,
+    CosineRecommender,
+    ItemItemRecommender,
+    PearsonRecommender,
+    TFIDFRecommender,
+)
 from .knn import RP3BetaRecommender
 from .popularity import PopularityRecommender
 

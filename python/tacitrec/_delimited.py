@@ -91,8 +91,9 @@ def _splitter(sep: Optional[str]):
     return lambda text: text.split(sep)
 
 
-def records(numbered: Iterable[Tuple[int, str]], label, sep: Optional[str],
-            min_fields: int = 0) -> Iterator[Tuple[int, List[str]]]:
+def records(
+    numbered: Iterable[Tuple[int, str]], label, sep: Optional[str], min_fields: int = 0
+) -> Iterator[Tuple[int, List[str]]]:
     """``(line number, fields)`` of ``(line number, text)`` lines split at ``sep`` (None:
     whitespace; ',': CSV, fields may be quoted); raises for a line of fewer than
     ``min_fields`` fields or one the CSV reader refuses."""
@@ -103,8 +104,12 @@ def records(numbered: Iterable[Tuple[int, str]], label, sep: Optional[str],
         except csv.Error as e:  # e.g. a field over the csv module's size limit
             raise line_error(label, number, str(e)) from None
         if len(fields) < min_fields:
-            raise line_error(label, number, f"expected at least {min_fields} fields separated "
-                             f"by {describe(sep)}, found {len(fields)}: {text[:100]!r}")
+            raise line_error(
+                label,
+                number,
+                f"expected at least {min_fields} fields separated "
+                f"by {describe(sep)}, found {len(fields)}: {text[:100]!r}",
+            )
         yield number, fields
 
 
@@ -117,8 +122,9 @@ def rows(f, label, sep: str, min_fields: int, ints=(), skip: int = 0) -> List[li
             try:
                 fields[j] = int(fields[j])  # type: ignore[call-overload]  # the row's ints
             except ValueError:
-                raise line_error(label, number, f"field {j + 1} ({fields[j]!r}) is not an "
-                                 "integer id") from None
+                raise line_error(
+                    label, number, f"field {j + 1} ({fields[j]!r}) is not an integer id"
+                ) from None
         out.append(fields)
     return out
 
@@ -137,7 +143,7 @@ def blocks(f, skip: int = 0) -> Iterator[Tuple[bytes, int]]:
         block = f.read(CHUNK)
         data = rest + block
         if line == 1 and data.startswith(_BOM_BYTES):
-            data = data[len(_BOM_BYTES):]
+            data = data[len(_BOM_BYTES) :]
         cut = data.rfind(b"\n") + 1 if block else len(data)
         data, rest = data[:cut], data[cut:]
         if data:
@@ -153,15 +159,18 @@ def _count(data: bytes, one: bytes, n_fields: int, label, line: int, sep: str) -
     without ``n_fields`` fields."""
     b = np.frombuffer(data, np.uint8)
     ends = np.flatnonzero(b == 10)
-    found = 1 + np.bincount(np.searchsorted(ends, np.flatnonzero(b == one[0])),
-                            minlength=len(ends))
+    found = 1 + np.bincount(np.searchsorted(ends, np.flatnonzero(b == one[0])), minlength=len(ends))
     starts = np.concatenate([[0], ends[:-1] + 1])
     bad = np.flatnonzero(found != n_fields)
     for i in bad:
-        text = data[starts[i]:ends[i]]
+        text = data[starts[i] : ends[i]]
         if text.strip():
-            raise line_error(label, line + i, f"expected {n_fields} fields separated by "
-                             f"{describe(sep)}, found {found[i]}: {decode(text[:100])!r}")
+            raise line_error(
+                label,
+                line + i,
+                f"expected {n_fields} fields separated by "
+                f"{describe(sep)}, found {found[i]}: {decode(text[:100])!r}",
+            )
     return len(ends) - len(bad)
 
 
@@ -175,8 +184,9 @@ def bad_number(data: bytes, one: bytes, label, line: int, columns=None) -> NoRet
                 if columns is None or j in columns:
                     float(field)
             except ValueError:
-                raise line_error(label, line + i, f"field {j + 1} ({decode(field)!r}) is not "
-                                 "a number") from None
+                raise line_error(
+                    label, line + i, f"field {j + 1} ({decode(field)!r}) is not a number"
+                ) from None
     raise ValueError(f"{label}: numbers in the lines from {line} on cannot be parsed")
 
 
@@ -214,5 +224,17 @@ def columns(f, label, sep: str, n_fields: int) -> Iterator[Tuple[List[list], byt
         yield [tokens[j::n_fields] for j in range(n_fields)], data, line
 
 
-__all__ = ["CHUNK", "decode", "describe", "line_error", "sniff", "lines", "records", "rows",
-           "blocks", "numeric", "columns", "bad_number"]
+__all__ = [
+    "CHUNK",
+    "decode",
+    "describe",
+    "line_error",
+    "sniff",
+    "lines",
+    "records",
+    "rows",
+    "blocks",
+    "numeric",
+    "columns",
+    "bad_number",
+]

@@ -152,8 +152,9 @@ def _lookup_arrow(ids, values, what: str, known_as: str) -> np.ndarray:
         try:
             values = values.cast(ids.type)
         except (pa.ArrowInvalid, pa.ArrowNotImplementedError, TypeError):
-            raise ValueError(f"{what} of type {values.type} cannot be compared with {known_as} "
-                             f"({ids.type})") from None
+            raise ValueError(
+                f"{what} of type {values.type} cannot be compared with {known_as} ({ids.type})"
+            ) from None
     return _as_codes(pc.index_in(values, value_set=ids).fill_null(-1))
 
 

@@ -56,11 +56,14 @@ def _column(spec: Optional[str], header: Optional[List[str]], what: str) -> Opti
     if spec.isdigit():
         return int(spec)
     if header is None:
-        raise ValueError(f"--{what}-col {spec!r} names a column but the file has no header: "
-                         "give a 0-based position, or --header yes")
+        raise ValueError(
+            f"--{what}-col {spec!r} names a column but the file has no header: "
+            "give a 0-based position, or --header yes"
+        )
     if spec not in header:
-        raise ValueError(f"--{what}-col {spec!r} is not a column of the header "
-                         f"({', '.join(header)})")
+        raise ValueError(
+            f"--{what}-col {spec!r} is not a column of the header ({', '.join(header)})"
+        )
     return header.index(spec)
 
 
@@ -72,9 +75,16 @@ def _is_number(text: str) -> bool:
         return False
 
 
-def read_interactions(path, sep: Optional[str] = None, header: str = "auto", user_col="0",
-                      item_col="1", weight_col: Optional[str] = "auto",
-                      min_weight: Optional[float] = None, encoding: str = "utf-8") -> Interactions:
+def read_interactions(
+    path,
+    sep: Optional[str] = None,
+    header: str = "auto",
+    user_col="0",
+    item_col="1",
+    weight_col: Optional[str] = "auto",
+    min_weight: Optional[float] = None,
+    encoding: str = "utf-8",
+) -> Interactions:
     """The users x items matrix of an interaction file, with its ids (sorted as strings).
 
     ``user_col`` / ``item_col`` / ``weight_col`` are 0-based positions or header names;
@@ -101,9 +111,11 @@ def read_interactions(path, sep: Optional[str] = None, header: str = "auto", use
         try:
             parsed = _read_text(path, sep, header, user_col, item_col, weight_col, encoding)
         except UnicodeDecodeError as e:
-            raise ValueError(f"{path}: not {encoding} text (it holds the byte "
-                             f"{e.object[e.start]:#04x}): give the file's encoding, e.g. "
-                             "--encoding latin-1") from None
+            raise ValueError(
+                f"{path}: not {encoding} text (it holds the byte "
+                f"{e.object[e.start]:#04x}): give the file's encoding, e.g. "
+                "--encoding latin-1"
+            ) from None
     (user_ids, rows), (item_ids, cols), weights = parsed
     if min_weight is not None:
         keep = weights >= float(min_weight)
@@ -111,10 +123,13 @@ def read_interactions(path, sep: Optional[str] = None, header: str = "auto", use
         user_ids, rows = _compact(user_ids, rows)  # ids left without interactions go
         item_ids, cols = _compact(item_ids, cols)
     if len(weights) == 0:
-        raise ValueError(f"{path}: no interactions" + (
-            f" with weight >= {min_weight}" if min_weight is not None else ""))
-    X = sp.csr_matrix((weights.astype(np.float32), (rows, cols)),
-                      shape=(len(user_ids), len(item_ids)))
+        raise ValueError(
+            f"{path}: no interactions"
+            + (f" with weight >= {min_weight}" if min_weight is not None else "")
+        )
+    X = sp.csr_matrix(
+        (weights.astype(np.float32), (rows, cols)), shape=(len(user_ids), len(item_ids))
+    )
     X.sum_duplicates()
     return Interactions(X, user_ids, item_ids)
 
@@ -137,8 +152,10 @@ def _read_text(path, sep, header, user_col, item_col, weight_col, encoding="utf-
         first = parsed[0]
         has_header = header == "yes"
         if header == "auto":
-            has_header = any(c is not None and not str(c).isdigit() and c != "auto"
-                             for c in (user_col, item_col, weight_col))
+            has_header = any(
+                c is not None and not str(c).isdigit() and c != "auto"
+                for c in (user_col, item_col, weight_col)
+            )
             if not has_header and len(parsed) > 1:
                 second = parsed[1]
                 probe = 2 if weight_col is not None and min(len(first), len(second)) > 2 else 0
@@ -149,8 +166,11 @@ def _read_text(path, sep, header, user_col, item_col, weight_col, encoding="utf-
         names = [c.strip() for c in first] if has_header else None
         if weight_col == "auto":
             weight_col = "2" if len(first) > 2 else None
-        u, i, w = (_column(user_col, names, "user"), _column(item_col, names, "item"),
-                   _column(weight_col, names, "weight"))
+        u, i, w = (
+            _column(user_col, names, "user"),
+            _column(item_col, names, "item"),
+            _column(weight_col, names, "weight"),
+        )
         if u is None or i is None:
             raise ValueError("user_col and item_col must be given (a position or a header name)")
         need = max(c for c in (u, i, w) if c is not None) + 1
@@ -160,23 +180,29 @@ def _read_text(path, sep, header, user_col, item_col, weight_col, encoding="utf-
         for n, fields in _delimited.records(itertools.chain(body, numbered), path, sep, need):
             user, item = fields[u].strip(), fields[i].strip()
             if user.endswith("\0") or item.endswith("\0"):
-                raise ValueError(f"{path}, line {n}: an id ends with a NUL character, which "
-                                 "NumPy strings drop (two ids would become one): remove it")
+                raise ValueError(
+                    f"{path}, line {n}: an id ends with a NUL character, which "
+                    "NumPy strings drop (two ids would become one): remove it"
+                )
             rows.append(users.code(user))
             cols.append(items.code(item))
             if w is not None:
                 try:
                     value = float(fields[w])
                 except ValueError:
-                    raise ValueError(f"{path}, line {n}: weight {fields[w]!r} is not a "
-                                     "number") from None
+                    raise ValueError(
+                        f"{path}, line {n}: weight {fields[w]!r} is not a number"
+                    ) from None
                 if not math.isfinite(value):
                     raise ValueError(f"{path}, line {n}: weight {fields[w]!r} is not finite")
                 weights.append(value)
     if not rows:
         raise ValueError(f"{path}: no rows after the header")
-    values = np.frombuffer(weights, dtype=np.float64) if w is not None else \
-        np.ones(len(rows), dtype=np.float64)
+    values = (
+        np.frombuffer(weights, dtype=np.float64)
+        if w is not None
+        else np.ones(len(rows), dtype=np.float64)
+    )
     user_ids, rows, _ = users.sorted(np.frombuffer(rows, dtype=np.int64))
     item_ids, cols, _ = items.sorted(np.frombuffer(cols, dtype=np.int64))
     return (user_ids, rows), (item_ids, cols), values
@@ -205,10 +231,14 @@ def _read_parquet(path, sep, header, user_col, item_col, weight_col):
         weights = np.ones(table.num_rows)
     weights = np.asarray(weights, dtype=np.float64)
     if not np.isfinite(weights).all():
-        raise ValueError(f"{path}: row {int(np.argmax(~np.isfinite(weights)))} has a weight "
-                         "that is not finite")
-    return (_ids.encode(get(user_col, "user").astype(str)),
-            _ids.encode(get(item_col, "item").astype(str)), weights)
+        raise ValueError(
+            f"{path}: row {int(np.argmax(~np.isfinite(weights)))} has a weight that is not finite"
+        )
+    return (
+        _ids.encode(get(user_col, "user").astype(str)),
+        _ids.encode(get(item_col, "item").astype(str)),
+        weights,
+    )
 
 
 def restrict(other: Interactions, data: Interactions) -> sp.csr_matrix:
@@ -218,8 +248,9 @@ def restrict(other: Interactions, data: Interactions) -> sp.csr_matrix:
     r = _ids.lookup(data.user_ids, other.user_ids)[X.row]
     c = _ids.lookup(data.item_ids, other.item_ids)[X.col]
     keep = (r >= 0) & (c >= 0)
-    return sp.csr_matrix((X.data[keep], (r[keep], c[keep])), shape=data.matrix.shape,
-                         dtype=np.float32)
+    return sp.csr_matrix(
+        (X.data[keep], (r[keep], c[keep])), shape=data.matrix.shape, dtype=np.float32
+    )
 
 
 def aligned(ids: np.ndarray, features: Interactions) -> sp.csr_matrix:
@@ -228,8 +259,9 @@ def aligned(ids: np.ndarray, features: Interactions) -> sp.csr_matrix:
     X = features.matrix.tocoo()
     rows = _ids.lookup(ids, features.user_ids)[X.row]
     keep = rows >= 0
-    return sp.csr_matrix((X.data[keep], (rows[keep], X.col[keep])),
-                         shape=(len(ids), X.shape[1]), dtype=np.float32)
+    return sp.csr_matrix(
+        (X.data[keep], (rows[keep], X.col[keep])), shape=(len(ids), X.shape[1]), dtype=np.float32
+    )
 
 
 def with_identity(meta: sp.csr_matrix) -> sp.csr_matrix:
@@ -239,8 +271,9 @@ def with_identity(meta: sp.csr_matrix) -> sp.csr_matrix:
     M = sp.hstack([sp.identity(n, dtype=np.float32, format="csr"), meta], format="csr")
     sums = np.asarray(M.sum(axis=1)).ravel()
     if (sums <= 0).any():
-        raise ValueError("feature weights must be positive: a row's weights sum to "
-                         f"{sums[sums <= 0][0]:g}")
+        raise ValueError(
+            f"feature weights must be positive: a row's weights sum to {sums[sums <= 0][0]:g}"
+        )
     return (sp.diags(1.0 / sums).astype(np.float32) @ M).tocsr()
 
 
@@ -276,12 +309,23 @@ def save_bundle(path, model, data: Interactions, info: dict, **features) -> None
     arrays = {}
     for name, M in (("train", data.matrix), *features.items()):
         if M is not None:
-            arrays.update({f"{name}_data": M.data, f"{name}_indices": M.indices,
-                           f"{name}_indptr": M.indptr, f"{name}_shape": np.array(M.shape)})
+            arrays.update(
+                {
+                    f"{name}_data": M.data,
+                    f"{name}_indices": M.indices,
+                    f"{name}_indptr": M.indptr,
+                    f"{name}_shape": np.array(M.shape),
+                }
+            )
     with atomic_output(path, "wb") as f:
-        np.savez(f, tacitrec_cli=np.array(json.dumps(info)),
-                 model=np.frombuffer(buf.getvalue(), dtype=np.uint8),
-                 user_ids=data.user_ids, item_ids=data.item_ids, **arrays)
+        np.savez(
+            f,
+            tacitrec_cli=np.array(json.dumps(info)),
+            model=np.frombuffer(buf.getvalue(), dtype=np.uint8),
+            user_ids=data.user_ids,
+            item_ids=data.item_ids,
+            **arrays,
+        )
 
 
 def load_bundle(path):
@@ -295,17 +339,24 @@ def load_bundle(path):
         z = np.load(path, allow_pickle=False)
     except (ValueError, OSError) as e:
         raise ModelFormatError(
-            f"{path!r} is not a model file written by `tacitrec fit` ({e})") from e
+            f"{path!r} is not a model file written by `tacitrec fit` ({e})"
+        ) from e
     with z:
         if "tacitrec_cli" not in z.files:
             raise ModelFormatError(
                 f"{path!r} was not written by `tacitrec fit`: the command line needs the id "
-                "mappings and histories it stores (a file from Model.save() lacks them)")
+                "mappings and histories it stores (a file from Model.save() lacks them)"
+            )
         info = json.loads(str(z["tacitrec_cli"]))
         model = RecommenderBase.load(io.BytesIO(z["model"].tobytes()))
-        matrices = {name: sp.csr_matrix((z[f"{name}_data"], z[f"{name}_indices"],
-                                         z[f"{name}_indptr"]), shape=tuple(z[f"{name}_shape"]))
-                    for name in _MATRICES if f"{name}_data" in z.files}
+        matrices = {
+            name: sp.csr_matrix(
+                (z[f"{name}_data"], z[f"{name}_indices"], z[f"{name}_indptr"]),
+                shape=tuple(z[f"{name}_shape"]),
+            )
+            for name in _MATRICES
+            if f"{name}_data" in z.files
+        }
         data = Interactions(matrices.pop("train"), z["user_ids"], z["item_ids"])
     return model, data, info, matrices
 

@@ -30,8 +30,9 @@ class SGDFactorizationBase(MatrixFactorizationBase):
         """``X`` as canonical CSR without explicit zeros; negative values are rejected."""
         c = as_csr(X, name, n_cols=n_cols)
         if (c.data < 0).any():
-            raise ValueError(f"{name} has negative values: {name} holds interaction weights, "
-                             "which must be >= 0")
+            raise ValueError(
+                f"{name} has negative values: {name} holds interaction weights, which must be >= 0"
+            )
         if (c.data == 0).any():  # explicit zeros are not interactions
             m = c.to_scipy().copy()
             m.eliminate_zeros()
@@ -54,8 +55,9 @@ class SGDFactorizationBase(MatrixFactorizationBase):
     def _set_state(self, state) -> None:
         super()._set_state(state)
         pop = state.get("item_popularity")
-        self._popularity = (None if pop is None
-                            else as_state_array(pop, "item_popularity", np.float32, 1))
+        self._popularity = (
+            None if pop is None else as_state_array(pop, "item_popularity", np.float32, 1)
+        )
 
     def _fold_in_seed(self) -> int:
         """The seed of fold-in draws: fixed per model, so a user folds in the same way alone or
@@ -76,7 +78,10 @@ class SGDFactorizationBase(MatrixFactorizationBase):
         self._check_params()
         _, n_items = self._shape()
         ids, scalar, c = self._rows_per_id(
-            userid, user_items, ("userid", "user_items"),
-            lambda m, name: self._interactions(m, name, n_cols=n_items))
+            userid,
+            user_items,
+            ("userid", "user_items"),
+            lambda m, name: self._interactions(m, name, n_cols=n_items),
+        )
         out = self._fold_in(c, ids.astype(np.uint64))
         return out[0] if scalar else out

@@ -49,8 +49,9 @@ def _bad(name: str, problem: str) -> ValueError:
     return ValueError(f"{name} is not a valid sparse matrix: {problem}")
 
 
-def check_compressed(indptr, indices, data, major: int, minor: int, name: str,
-                     kind: str = "") -> None:
+def check_compressed(
+    indptr, indices, data, major: int, minor: int, name: str, kind: str = ""
+) -> None:
     """Checks compressed sparse arrays (``major`` rows of ``minor`` columns for CSR): ``indptr`` of
     ``major + 1`` integers from 0, never decreasing, to the number of stored entries, as many
     values as indices, and indices in ``0..minor - 1``. Raises ValueError naming ``name``."""
@@ -58,14 +59,16 @@ def check_compressed(indptr, indices, data, major: int, minor: int, name: str,
     if indptr.ndim != 1 or indptr.size != major + 1:
         raise _bad(name, f"indptr has shape {indptr.shape}, expected ({major + 1},)")
     if indices.ndim != 1 or data.ndim < 1 or data.shape[0] != indices.size:
-        raise _bad(name, f"{indices.size} indices but {data.shape[0] if data.ndim else 0} "
-                         "values")
+        raise _bad(name, f"{indices.size} indices but {data.shape[0] if data.ndim else 0} values")
     for label, arr in (("indptr", indptr), ("indices", indices)):
         if arr.size and not np.issubdtype(arr.dtype, np.integer):
             raise _bad(name, f"{label} has dtype {arr.dtype}, expected integers")
     if indptr[0] != 0 or indptr[-1] != indices.size:
-        raise _bad(name, f"indptr runs from {int(indptr[0])} to {int(indptr[-1])}, expected "
-                         f"0 to {indices.size} (the number of stored entries)")
+        raise _bad(
+            name,
+            f"indptr runs from {int(indptr[0])} to {int(indptr[-1])}, expected "
+            f"0 to {indices.size} (the number of stored entries)",
+        )
     if major and (np.diff(indptr) < 0).any():
         raise _bad(name, "indptr decreases")
     if indices.size and (indices.min() < 0 or indices.max() >= minor):
@@ -96,8 +99,7 @@ def check_sparse_arrays(X, name: str) -> None:
         for label, arr, bound in (("row", X.row, n_rows), ("col", X.col, n_cols)):
             arr = np.asarray(arr)
             if arr.ndim != 1 or arr.size != data.size:
-                raise _bad(name, f"{label} has {arr.size} entries but there are {data.size} "
-                                 "values")
+                raise _bad(name, f"{label} has {arr.size} entries but there are {data.size} values")
             if arr.size and (arr.min() < 0 or arr.max() >= bound):
                 raise _bad(name, f"{label} indices outside 0..{bound - 1}")
 
@@ -222,8 +224,10 @@ def check_threads(value, name: str = "num_threads") -> int:
     if value < 0:
         raise ValueError(f"{name} must be >= 0 (0 = all cores), got {value}")
     if not value <= MAX_NUM_THREADS:  # (numbers.Integral declares <= but not >)
-        raise ValueError(f"{name}={value} is not a usable thread count: at most "
-                         f"{MAX_NUM_THREADS} (0 = all cores; pools are capped at 256 threads)")
+        raise ValueError(
+            f"{name}={value} is not a usable thread count: at most "
+            f"{MAX_NUM_THREADS} (0 = all cores; pools are capped at 256 threads)"
+        )
     return int(value)
 
 
@@ -268,8 +272,7 @@ def as_float32_copy(value, name: str, shape: Optional[Tuple[int, ...]] = None) -
     with np.errstate(over="ignore"):  # beyond float32: inf, rejected below
         out = np.array(arr, dtype=np.float32, order="C", copy=True)
     if not all_finite(out):
-        raise ValueError(f"{name} contains NaN or infinite values (or values beyond float32 "
-                         "range)")
+        raise ValueError(f"{name} contains NaN or infinite values (or values beyond float32 range)")
     return out
 
 
@@ -313,8 +316,9 @@ def at_most_columns(c: Csr, n_cols: int, name: str, columns: str = "item") -> Cs
     items (users), the ones beyond holding no interactions (after ``partial_fit_*`` grew the
     model, as implicit allows); more columns raise ValueError naming ``name``."""
     if c.shape[1] > n_cols:
-        raise ValueError(f"{name} has {c.shape[1]} columns, expected at most {n_cols} (one per "
-                         f"{columns})")
+        raise ValueError(
+            f"{name} has {c.shape[1]} columns, expected at most {n_cols} (one per {columns})"
+        )
     return c._replace(shape=(c.shape[0], n_cols))
 
 

@@ -64,8 +64,16 @@ import numpy as np
 import scipy.linalg
 
 from . import _core
-from ._validation import (Csr, all_finite, as_csr, at_most_columns, check_count, check_ids,
-                          check_nonnegative, check_random_state)
+from ._validation import (
+    Csr,
+    all_finite,
+    as_csr,
+    at_most_columns,
+    check_count,
+    check_ids,
+    check_nonnegative,
+    check_random_state,
+)
 from .base import MatrixFactorizationBase, check_use_gpu
 
 
@@ -126,14 +134,26 @@ class AlternatingLeastSquares(MatrixFactorizationBase):
         paper's code. Smaller blocks make an epoch cheaper and each epoch's progress smaller.
     """
 
-    def __init__(self, factors: int = 100, regularization: float = 0.01, alpha: float = 1.0,
-                 dtype=np.float32, use_native: bool = True, use_cg: bool = True,
-                 use_gpu: bool = False, iterations: int = 15,
-                 calculate_training_loss: bool = False, num_threads: int = 0,
-                 random_state=None, cg_steps: int = 3,
-                 unobserved_weight: Optional[float] = None,
-                 regularization_exponent: float = 0.0, init_std: Optional[float] = None,
-                 solver: Optional[str] = None, block_size: int = 128):
+    def __init__(
+        self,
+        factors: int = 100,
+        regularization: float = 0.01,
+        alpha: float = 1.0,
+        dtype=np.float32,
+        use_native: bool = True,
+        use_cg: bool = True,
+        use_gpu: bool = False,
+        iterations: int = 15,
+        calculate_training_loss: bool = False,
+        num_threads: int = 0,
+        random_state=None,
+        cg_steps: int = 3,
+        unobserved_weight: Optional[float] = None,
+        regularization_exponent: float = 0.0,
+        init_std: Optional[float] = None,
+        solver: Optional[str] = None,
+        block_size: int = 128,
+    ):
         super().__init__(num_threads=num_threads)
         self.use_gpu = check_use_gpu(use_gpu)
         self.use_native = bool(use_native)
@@ -152,8 +172,12 @@ class AlternatingLeastSquares(MatrixFactorizationBase):
         self.solver = solver
         self.block_size = block_size
 
-    _count_params = {"factors": (1, None), "iterations": (0, None), "cg_steps": (1, None),
-                     "block_size": (1, None)}
+    _count_params = {
+        "factors": (1, None),
+        "iterations": (0, None),
+        "cg_steps": (1, None),
+        "block_size": (1, None),
+    }
     _nonnegative_params = ("regularization", "alpha", "regularization_exponent")
     _solvers = ("cg", "cholesky", "ials++")
 
@@ -163,8 +187,10 @@ class AlternatingLeastSquares(MatrixFactorizationBase):
             if getattr(self, name) is not None:
                 check_nonnegative(getattr(self, name), name)
         if self.solver is not None and self.solver not in self._solvers:
-            raise ValueError(f"solver must be one of {', '.join(map(repr, self._solvers))} or "
-                             f"None (follow use_cg), got {self.solver!r}")
+            raise ValueError(
+                f"solver must be one of {', '.join(map(repr, self._solvers))} or "
+                f"None (follow use_cg), got {self.solver!r}"
+            )
 
     def _solver(self) -> str:
         if self.solver is not None:
@@ -189,8 +215,16 @@ class AlternatingLeastSquares(MatrixFactorizationBase):
 
     def _solve(self, c: Csr, x: np.ndarray, y: np.ndarray, exact: bool) -> None:
         solver = "cholesky" if (exact or self._solver() != "cg") else "cg"
-        _core.als_solve(c, x, y, float(self.regularization), solver, int(self.cg_steps),
-                        self._threads(), *self._objective())
+        _core.als_solve(
+            c,
+            x,
+            y,
+            float(self.regularization),
+            solver,
+            int(self.cg_steps),
+            self._threads(),
+            *self._objective(),
+        )
 
     def _init_factors(self, n: int, f: int, rng: np.random.Generator) -> np.ndarray:
         if self.init_std is None:
@@ -222,9 +256,15 @@ class AlternatingLeastSquares(MatrixFactorizationBase):
         def step(iteration):
             assert self._user_factors is not None and self._item_factors is not None  # drawn
             if subspace:
-                _core.als_ials_epoch(Cui, self._user_factors, self._item_factors,
-                                     float(self.regularization), int(self.block_size),
-                                     self._threads(), *self._objective())
+                _core.als_ials_epoch(
+                    Cui,
+                    self._user_factors,
+                    self._item_factors,
+                    float(self.regularization),
+                    int(self.block_size),
+                    self._threads(),
+                    *self._objective(),
+                )
                 return
             self._solve(Cui, self._user_factors, self._item_factors, exact=False)
             self._solve(Ciu, self._item_factors, self._user_factors, exact=False)
@@ -233,17 +273,29 @@ class AlternatingLeastSquares(MatrixFactorizationBase):
             assert self._user_factors is not None and self._item_factors is not None  # drawn
             if not self.calculate_training_loss:
                 return None, (None,)
-            loss = _core.als_loss(Cui, self._user_factors, self._item_factors,
-                                  float(self.regularization), self._threads(),
-                                  *self._objective())
+            loss = _core.als_loss(
+                Cui,
+                self._user_factors,
+                self._item_factors,
+                float(self.regularization),
+                self._threads(),
+                *self._objective(),
+            )
             return {"loss": f"{loss:.5f}"}, (loss,)
 
         return self._fit_epochs(
-            step, summary=summary, desc="ALS", show_progress=show_progress, callback=callback,
+            step,
+            summary=summary,
+            desc="ALS",
+            show_progress=show_progress,
+            callback=callback,
             unit="iteration",
-            hint=(f"the confidences (values times alpha={self.alpha}) are probably too large "
-                  f"for float32, or regularization={self.regularization} too small; scale the "
-                  "data down (e.g. log1p or bm25_weight) or raise regularization"))
+            hint=(
+                f"the confidences (values times alpha={self.alpha}) are probably too large "
+                f"for float32, or regularization={self.regularization} too small; scale the "
+                "data down (e.g. log1p or bm25_weight) or raise regularization"
+            ),
+        )
 
     # ---- recalculation ------------------------------------------------------------------------
     def _recalculate(self, ids, rows, name_ids: str, name_rows: str, side: str):
@@ -252,9 +304,11 @@ class AlternatingLeastSquares(MatrixFactorizationBase):
         assert fixed is not None  # _shape() raised otherwise
         other = "item" if side == "user" else "user"
         ids_arr, scalar, c = self._rows_per_id(
-            ids, rows, (name_ids, name_rows),
-            lambda m, name: at_most_columns(self._confidence(m, name), fixed.shape[0], name,
-                                            other))
+            ids,
+            rows,
+            (name_ids, name_rows),
+            lambda m, name: at_most_columns(self._confidence(m, name), fixed.shape[0], name, other),
+        )
         out = np.zeros((len(ids_arr), fixed.shape[1]), dtype=np.float32)
         self._solve(c, out, fixed, exact=True)
         return out[0] if scalar else out
@@ -276,13 +330,18 @@ class AlternatingLeastSquares(MatrixFactorizationBase):
         ids_arr, _ = check_ids(ids, None, "userids" if side == "user" else "itemids")
         ids_arr = np.atleast_1d(ids_arr)
         self._own_state()
-        new = self._recalculate(ids_arr, rows, "userids" if side == "user" else "itemids",
-                                "user_items" if side == "user" else "item_users", side)
+        new = self._recalculate(
+            ids_arr,
+            rows,
+            "userids" if side == "user" else "itemids",
+            "user_items" if side == "user" else "item_users",
+            side,
+        )
         attr = "_user_factors" if side == "user" else "_item_factors"
         current = getattr(self, attr)
         if len(ids_arr) and ids_arr.max() >= current.shape[0]:
             grown = np.zeros((int(ids_arr.max()) + 1, current.shape[1]), dtype=np.float32)
-            grown[:current.shape[0]] = current
+            grown[: current.shape[0]] = current
             current = grown
         current[ids_arr] = new
         setattr(self, attr, current)
@@ -321,8 +380,9 @@ class AlternatingLeastSquares(MatrixFactorizationBase):
         c = self._confidence(user_items, "user_items", n_cols=n_items)
         row = 0 if c.shape[0] == 1 else int(userid)
         if row >= c.shape[0]:
-            raise IndexError(f"userid {userid} is out of range for user_items with "
-                             f"{c.shape[0]} rows")
+            raise IndexError(
+                f"userid {userid} is out of range for user_items with {c.shape[0]} rows"
+            )
         lo, hi = c.indptr[row], c.indptr[row + 1]
         items, conf = c.indices[lo:hi], c.data[lo:hi].astype(np.float64)
         Y = self._item_factors.astype(np.float64)

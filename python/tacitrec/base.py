@@ -40,9 +40,20 @@ import numpy as np
 from tqdm.auto import tqdm
 
 from . import _core
-from ._validation import (MAX_COUNT, Csr, as_csr, as_factors, as_state_array, at_most_columns,
-                          check_count, check_id_list, check_ids, check_nonnegative,
-                          check_threads, check_trained_finite)
+from ._validation import (
+    MAX_COUNT,
+    Csr,
+    as_csr,
+    as_factors,
+    as_state_array,
+    at_most_columns,
+    check_count,
+    check_id_list,
+    check_ids,
+    check_nonnegative,
+    check_threads,
+    check_trained_finite,
+)
 from .exceptions import ModelFormatError, NotFittedError
 
 #: Version of the ``.npz`` layout written by :meth:`RecommenderBase.save`.
@@ -110,8 +121,9 @@ class RecommenderBase:
         valid = self.get_params()
         for name in params:
             if name not in valid:
-                raise ValueError(f"{name} is not a parameter of {type(self).__name__}; "
-                                 f"valid: {sorted(valid)}")
+                raise ValueError(
+                    f"{name} is not a parameter of {type(self).__name__}; valid: {sorted(valid)}"
+                )
         for name, value in params.items():
             setattr(self, name, value)
         try:
@@ -212,12 +224,30 @@ class RecommenderBase:
         its liked items, its row is padded with id ``-1`` and score ``-inf``.
         """
         return self._checked_recommend(
-            self._shape(), self._recommend, userid, user_items, N,
-            filter_already_liked_items=filter_already_liked_items, filter_items=filter_items,
-            recalculate_user=recalculate_user, items=items)
+            self._shape(),
+            self._recommend,
+            userid,
+            user_items,
+            N,
+            filter_already_liked_items=filter_already_liked_items,
+            filter_items=filter_items,
+            recalculate_user=recalculate_user,
+            items=items,
+        )
 
-    def _checked_recommend(self, shape, run, userid, user_items, N, *,
-                           filter_already_liked_items, filter_items, recalculate_user, items):
+    def _checked_recommend(
+        self,
+        shape,
+        run,
+        userid,
+        user_items,
+        N,
+        *,
+        filter_already_liked_items,
+        filter_items,
+        recalculate_user,
+        items,
+    ):
         """:meth:`recommend`'s validation, then ``run`` (a ``_recommend``-like callable, given
         the flags and id lists by keyword) for a model that knows ``shape = (n_users,
         n_items)``."""
@@ -236,8 +266,9 @@ class RecommenderBase:
                     "pass one row per requested user, e.g. user_items[userid]"
                 )
         elif filter_already_liked_items or recalculate_user:
-            need = ("recalculate_user=True" if recalculate_user
-                    else "filter_already_liked_items=True")
+            need = (
+                "recalculate_user=True" if recalculate_user else "filter_already_liked_items=True"
+            )
             raise ValueError(
                 f"user_items is required with {need}: pass the requested users' rows "
                 "(e.g. user_items[userid]) or set filter_already_liked_items=False"
@@ -254,9 +285,18 @@ class RecommenderBase:
         return (ids[0], scores[0]) if scalar else (ids, scores)
 
     # ---- data frames --------------------------------------------------------------------------
-    def recommend_frame(self, users=None, N: int = 10, filter_already_liked_items: bool = True,
-                        filter_items=None, items=None, *, user_items=None,
-                        unknown: str = "raise", frame: Optional[str] = None):
+    def recommend_frame(
+        self,
+        users=None,
+        N: int = 10,
+        filter_already_liked_items: bool = True,
+        filter_items=None,
+        items=None,
+        *,
+        user_items=None,
+        unknown: str = "raise",
+        frame: Optional[str] = None,
+    ):
         """:meth:`recommend` in original ids, as a data frame of ``user_id, item_id, rank,
         score`` (the column names of the :class:`~tacitrec.Dataset` the model was fitted from),
         best first, padding left out.
@@ -270,8 +310,17 @@ class RecommenderBase:
         "pyarrow"`` chooses). Needs pyarrow."""
         from .frames import recommend_frame
 
-        return recommend_frame(self, users, N, filter_already_liked_items, filter_items, items,
-                               user_items=user_items, unknown=unknown, frame=frame)
+        return recommend_frame(
+            self,
+            users,
+            N,
+            filter_already_liked_items,
+            filter_items,
+            items,
+            user_items=user_items,
+            unknown=unknown,
+            frame=frame,
+        )
 
     def similar_items_frame(self, items=None, N: int = 10, frame: Optional[str] = None):
         """:meth:`similar_items` in original ids, as a frame of ``item_id, similar_item_id,
@@ -298,8 +347,11 @@ class RecommenderBase:
 
     # ---- persistence --------------------------------------------------------------------------
     def _meta(self) -> Dict[str, Any]:
-        return {"class": type(self).__name__, "format_version": FORMAT_VERSION,
-                "params": self.get_params()}
+        return {
+            "class": type(self).__name__,
+            "format_version": FORMAT_VERSION,
+            "params": self.get_params(),
+        }
 
     def _state_with_ids(self) -> Dict[str, np.ndarray]:
         try:
@@ -335,8 +387,10 @@ class RecommenderBase:
         path = os.path.abspath(os.fspath(path))
         if os.path.exists(path) and not os.path.isfile(os.path.join(path, _MANIFEST)):
             if not os.path.isdir(path) or os.listdir(path):
-                raise FileExistsError(f"{path!r} exists and is not a tacitrec model directory: "
-                                      "choose another path or remove it")
+                raise FileExistsError(
+                    f"{path!r} exists and is not a tacitrec model directory: "
+                    "choose another path or remove it"
+                )
         state = self._state_with_ids()
         manifest = dict(self._meta(), format=_DIR_FORMAT, arrays={})
         tmp = tempfile.mkdtemp(prefix=".tacitrec-", dir=os.path.dirname(path))
@@ -375,8 +429,9 @@ class RecommenderBase:
         try:
             z = np.load(file, allow_pickle=False)
             if not isinstance(z, np.lib.npyio.NpzFile):
-                raise ModelFormatError(f"{file!r} holds a single array (.npy), not a tacitrec "
-                                       "model (.npz)")
+                raise ModelFormatError(
+                    f"{file!r} holds a single array (.npy), not a tacitrec model (.npz)"
+                )
             with z:
                 if _META_KEY not in z.files:
                     raise ModelFormatError(f"{file!r} is not a tacitrec model file")
@@ -384,10 +439,20 @@ class RecommenderBase:
                 state = {k: z[k] for k in z.files if k != _META_KEY}
         except (FileNotFoundError, IsADirectoryError, PermissionError, ModelFormatError):
             raise
-        except (zipfile.BadZipFile, ValueError, OSError, EOFError, KeyError, TypeError,
-                UnicodeDecodeError, NotImplementedError, zlib_error()) as e:
-            raise ModelFormatError(f"{file!r} is not a readable tacitrec model file "
-                                   f"({type(e).__name__}: {e})") from None
+        except (
+            zipfile.BadZipFile,
+            ValueError,
+            OSError,
+            EOFError,
+            KeyError,
+            TypeError,
+            UnicodeDecodeError,
+            NotImplementedError,
+            zlib_error(),
+        ) as e:
+            raise ModelFormatError(
+                f"{file!r} is not a readable tacitrec model file ({type(e).__name__}: {e})"
+            ) from None
         return cls._from_saved(meta, state)
 
     @classmethod
@@ -407,8 +472,7 @@ class RecommenderBase:
             if meta.get("format") != _DIR_FORMAT or not isinstance(arrays, dict):
                 raise ValueError("not a model manifest")
         except (ValueError, KeyError, TypeError, UnicodeDecodeError) as e:
-            raise ModelFormatError(
-                f"{manifest_path!r} is not a valid model manifest ({e})") from e
+            raise ModelFormatError(f"{manifest_path!r} is not a valid model manifest ({e})") from e
         state = {}
         for name, spec in arrays.items():
             if not isinstance(name, str) or not name.replace("_", "").isalnum():
@@ -417,15 +481,15 @@ class RecommenderBase:
             try:
                 shape = tuple(spec["shape"])
                 size = int(np.prod(shape, dtype=np.int64))
-                arr = np.load(file, mmap_mode="r" if (mmap and size) else None,
-                              allow_pickle=False)
+                arr = np.load(file, mmap_mode="r" if (mmap and size) else None, allow_pickle=False)
             except (OSError, ValueError, KeyError, TypeError) as e:
-                raise ModelFormatError(
-                    f"cannot read the array {name!r} of {path!r} ({e})") from e
+                raise ModelFormatError(f"cannot read the array {name!r} of {path!r} ({e})") from e
             if arr.shape != shape or arr.dtype.str != spec["dtype"]:
-                raise ModelFormatError(f"the array {name!r} of {path!r} has dtype {arr.dtype.str} "
-                                       f"and shape {arr.shape}; the manifest says "
-                                       f"{spec['dtype']} and {shape}")
+                raise ModelFormatError(
+                    f"the array {name!r} of {path!r} has dtype {arr.dtype.str} "
+                    f"and shape {arr.shape}; the manifest says "
+                    f"{spec['dtype']} and {shape}"
+                )
             state[name] = arr
         return cls._from_saved(meta, state)
 
@@ -449,8 +513,9 @@ class RecommenderBase:
         try:
             model = target(**params)
         except TypeError as e:
-            raise ModelFormatError(f"the saved parameters of the {meta.get('class')} do not fit "
-                                   f"this tacitrec ({e})") from e
+            raise ModelFormatError(
+                f"the saved parameters of the {meta.get('class')} do not fit this tacitrec ({e})"
+            ) from e
         ids = {side: state.pop(f"{side}_ids", None) for side in ("user", "item")}
         try:
             if state:
@@ -560,8 +625,10 @@ def _id_array(value, name: str, model, side: str) -> np.ndarray:
         else:
             raise ValueError(f"{name} must hold integers or strings (all of one kind)")
     if arr.ndim != 1 or arr.dtype.kind not in "iuU":
-        raise ValueError(f"{name} must be a 1-D array of integers or strings, got dtype "
-                         f"{arr.dtype} and shape {arr.shape}")
+        raise ValueError(
+            f"{name} must be a 1-D array of integers or strings, got dtype "
+            f"{arr.dtype} and shape {arr.shape}"
+        )
     if len(np.unique(arr)) != len(arr):
         raise ValueError(f"{name} holds repeated ids: each index needs its own id")
     try:
@@ -574,6 +641,7 @@ def _id_array(value, name: str, model, side: str) -> np.ndarray:
 
 
 # ---- concurrency: many readers or one writer per model --------------------------------------
+
 
 class _ReadersWriter:
     """The lock of one model: any number of threads may read it (``recommend`` and the other
@@ -624,7 +692,8 @@ class _ReadersWriter:
                         f"{what} was called while the same thread is in "
                         f"{self._readers[me][-1]} on this model: a model cannot be trained "
                         "from inside one of its own serving calls (many readers or one writer "
-                        "per model)")
+                        "per model)"
+                    )
                 self._waiting_writers += 1
                 try:
                     while self._writer is not None or self._readers:
@@ -676,10 +745,23 @@ _LOCKS: "weakref.WeakKeyDictionary" = weakref.WeakKeyDictionary()
 _LOCKS_GUARD = threading.Lock()
 
 #: Methods that read a model (many threads at once) and that write it (one thread, alone).
-_READERS = ("recommend", "similar_items", "similar_users", "recalculate_user",
-            "recalculate_item", "explain", "predict", "predict_rank",
-            "get_user_representations", "get_item_representations", "as_factor_model", "save",
-            "save_dir", "recommend_frame", "similar_items_frame")
+_READERS = (
+    "recommend",
+    "similar_items",
+    "similar_users",
+    "recalculate_user",
+    "recalculate_item",
+    "explain",
+    "predict",
+    "predict_rank",
+    "get_user_representations",
+    "get_item_representations",
+    "as_factor_model",
+    "save",
+    "save_dir",
+    "recommend_frame",
+    "similar_items_frame",
+)
 _WRITERS = ("fit", "fit_partial", "partial_fit_users", "partial_fit_items")
 
 
@@ -689,6 +771,7 @@ def _guarded(method, mode: str):
 
     name = method.__name__
     if mode == "read":
+
         @functools.wraps(method)
         def guarded(self, *args, **kwargs):
             lock = _model_lock(self)
@@ -698,6 +781,7 @@ def _guarded(method, mode: str):
             finally:
                 lock.end_read(registered)
     else:
+
         @functools.wraps(method)
         def guarded(self, *args, **kwargs):
             lock = _model_lock(self)
@@ -748,8 +832,17 @@ class _Rollback:
         return False
 
 
-def _train_epochs(n_epochs: int, step, *, rollback, check, desc: str, show_progress: bool,
-                  summary=None, callback=None) -> None:
+def _train_epochs(
+    n_epochs: int,
+    step,
+    *,
+    rollback,
+    check,
+    desc: str,
+    show_progress: bool,
+    summary=None,
+    callback=None,
+) -> None:
     """The fit loop every trained model shares. For each epoch:
 
     * ``step(epoch)`` updates the model (in Rust, in place) under ``rollback`` (a
@@ -780,8 +873,10 @@ def _train_epochs(n_epochs: int, step, *, rollback, check, desc: str, show_progr
 def check_use_gpu(use_gpu) -> bool:
     """implicit's ``use_gpu`` keyword: accepted as False (tacitrec has no GPU path yet)."""
     if use_gpu:
-        raise ValueError("use_gpu=True: tacitrec has no GPU path yet; its CPU kernels are "
-                         "parallel (see num_threads): pass use_gpu=False")
+        raise ValueError(
+            "use_gpu=True: tacitrec has no GPU path yet; its CPU kernels are "
+            "parallel (see num_threads): pass use_gpu=False"
+        )
     return False
 
 
@@ -853,8 +948,9 @@ class MatrixFactorizationBase(RecommenderBase):
 
     def _check_params(self) -> None:
         for name, (low, high) in self._count_params.items():
-            check_count(getattr(self, name), name, minimum=low,
-                        maximum=MAX_COUNT if high is None else high)
+            check_count(
+                getattr(self, name), name, minimum=low, maximum=MAX_COUNT if high is None else high
+            )
         check_threads(self.num_threads)
         if hasattr(self, "dtype"):
             self._check_dtype()
@@ -870,8 +966,10 @@ class MatrixFactorizationBase(RecommenderBase):
             ok = False
         if not ok:
             names = " or ".join(np.dtype(t).name for t in self._dtypes)
-            raise ValueError(f"dtype must be {names} (tacitrec's {type(self).__name__} computes "
-                             f"in float32), got {self.dtype!r}")
+            raise ValueError(
+                f"dtype must be {names} (tacitrec's {type(self).__name__} computes "
+                f"in float32), got {self.dtype!r}"
+            )
 
     def _shape(self) -> Tuple[int, int]:
         if self._user_factors is None or self._item_factors is None:
@@ -897,8 +995,9 @@ class MatrixFactorizationBase(RecommenderBase):
             "use the stored factors (recalculate_item=False)"
         )
 
-    def _rows_per_id(self, ids, rows, names: Tuple[str, str], convert) -> Tuple[np.ndarray,
-                                                                                bool, Csr]:
+    def _rows_per_id(
+        self, ids, rows, names: Tuple[str, str], convert
+    ) -> Tuple[np.ndarray, bool, Csr]:
         """What :meth:`recalculate_user` / :meth:`recalculate_item` start from: ``ids`` (any
         non-negative ids, scalar or 1-D) as int32 and whether it was a scalar, and ``rows``
         converted by ``convert(rows, name)`` to one row per id. ``names`` are the arguments'
@@ -906,8 +1005,10 @@ class MatrixFactorizationBase(RecommenderBase):
         ids_arr, scalar = check_ids(ids, None, names[0])
         c = convert(rows, names[1])
         if c.shape[0] != len(ids_arr):
-            raise ValueError(f"{names[1]} has {c.shape[0]} rows but {len(ids_arr)} ids were "
-                             "given: pass one row per id")
+            raise ValueError(
+                f"{names[1]} has {c.shape[0]} rows but {len(ids_arr)} ids were "
+                "given: pass one row per id"
+            )
         return ids_arr, scalar, c
 
     def _user_vectors(self, userids, user_items, recalculate_user) -> np.ndarray:
@@ -916,13 +1017,21 @@ class MatrixFactorizationBase(RecommenderBase):
         assert self._user_factors is not None  # the caller's _shape() raised otherwise
         return self._user_factors[userids]
 
-    def _recommend(self, userids, user_items, N, *, filter_liked, filter_items, items,
-                   recalculate_user):
+    def _recommend(
+        self, userids, user_items, N, *, filter_liked, filter_items, items, recalculate_user
+    ):
         assert self._item_factors is not None  # the caller's _shape() raised otherwise
         queries = self._user_vectors(userids, user_items, recalculate_user)
         liked = user_items if (filter_liked and user_items is not None) else None
-        return _core.topk_dot(queries, self._item_factors, N, liked, items=items,
-                              filter_items=filter_items, num_threads=self._threads())
+        return _core.topk_dot(
+            queries,
+            self._item_factors,
+            N,
+            liked,
+            items=items,
+            filter_items=filter_items,
+            num_threads=self._threads(),
+        )
 
     # ---- training (what every trained subclass's fit shares) ----------------------------------
     def _same_shape(self, n_users: int, n_items: int) -> bool:
@@ -930,12 +1039,16 @@ class MatrixFactorizationBase(RecommenderBase):
         (``factors`` plus the extra columns): then a second ``fit`` continues from them, as
         implicit's does; otherwise it draws new ones."""
         d = int(self.factors) + self._extra_columns
-        return (self._user_factors is not None and self._item_factors is not None
-                and self._user_factors.shape == (n_users, d)
-                and self._item_factors.shape == (n_items, d))
+        return (
+            self._user_factors is not None
+            and self._item_factors is not None
+            and self._user_factors.shape == (n_users, d)
+            and self._item_factors.shape == (n_items, d)
+        )
 
-    def _fit_epochs(self, step, *, desc: str, show_progress: bool, callback, unit: str,
-                    hint: str, summary=None) -> "MatrixFactorizationBase":
+    def _fit_epochs(
+        self, step, *, desc: str, show_progress: bool, callback, unit: str, hint: str, summary=None
+    ) -> "MatrixFactorizationBase":
         """Runs ``iterations`` epochs of ``step(epoch)``, which updates the factors in place, in
         the shared fit loop (:func:`_train_epochs`: rollback on Ctrl-C, progress bar, callback).
         After every epoch the cached normalised factors are dropped and the factors are checked:
@@ -946,18 +1059,27 @@ class MatrixFactorizationBase(RecommenderBase):
         def check(epoch: int) -> None:
             self._normed.clear()
             assert self._user_factors is not None and self._item_factors is not None  # fitted
-            check_trained_finite({"user_factors": self._user_factors,
-                                  "item_factors": self._item_factors}, f"{unit} {epoch}", hint)
+            check_trained_finite(
+                {"user_factors": self._user_factors, "item_factors": self._item_factors},
+                f"{unit} {epoch}",
+                hint,
+            )
 
-        _train_epochs(int(self.iterations), step,
-                      rollback=_Rollback([self._user_factors, self._item_factors]),
-                      check=check, desc=desc, show_progress=show_progress, summary=summary,
-                      callback=callback)
+        _train_epochs(
+            int(self.iterations),
+            step,
+            rollback=_Rollback([self._user_factors, self._item_factors]),
+            check=check,
+            desc=desc,
+            show_progress=show_progress,
+            summary=summary,
+            callback=callback,
+        )
         return self
 
     def _latent(self, factors: np.ndarray) -> np.ndarray:
         """The columns of ``factors`` compared by ``similar_items`` / ``similar_users``."""
-        return factors[:, :factors.shape[1] - self._extra_columns]
+        return factors[:, : factors.shape[1] - self._extra_columns]
 
     def _similarity_factors(self, side: str) -> np.ndarray:
         factors = self._user_factors if side == "user" else self._item_factors
@@ -994,8 +1116,15 @@ class MatrixFactorizationBase(RecommenderBase):
         )
         return (res_ids[0], scores[0]) if scalar else (res_ids, scores)
 
-    def similar_items(self, itemid, N: int = 10, recalculate_item: bool = False,
-                      item_users=None, filter_items=None, items=None):
+    def similar_items(
+        self,
+        itemid,
+        N: int = 10,
+        recalculate_item: bool = False,
+        item_users=None,
+        filter_items=None,
+        items=None,
+    ):
         """The ``N`` items most similar to ``itemid`` (scalar or array) by cosine of the item
         factors, the item itself included (it ranks first unless its factors are zero). Returns
         ``(ids, scores)`` shaped like :meth:`recommend`'s.
@@ -1004,17 +1133,40 @@ class MatrixFactorizationBase(RecommenderBase):
         ``item_users`` (one row per id, users as columns) by :meth:`recalculate_item`, so an
         item not seen in training can be compared (models that cannot fold items in raise
         NotImplementedError, as implicit's). ``item_users`` is ignored otherwise."""
-        return self._similar("item", itemid, N, filter_items, items,
-                             ("itemid", "filter_items", "items"), recalculate_item, item_users)
+        return self._similar(
+            "item",
+            itemid,
+            N,
+            filter_items,
+            items,
+            ("itemid", "filter_items", "items"),
+            recalculate_item,
+            item_users,
+        )
 
-    def similar_users(self, userid, N: int = 10, filter_users=None, users=None,
-                      recalculate_user: bool = False, user_items=None):
+    def similar_users(
+        self,
+        userid,
+        N: int = 10,
+        filter_users=None,
+        users=None,
+        recalculate_user: bool = False,
+        user_items=None,
+    ):
         """The ``N`` users most similar to ``userid`` (scalar or array) by cosine of the user
         factors, the user itself included. Returns ``(ids, scores)`` like :meth:`recommend`.
         With ``recalculate_user=True`` the query users' factors are computed from their rows of
         ``user_items`` by :meth:`recalculate_user` (implicit has no such option)."""
-        return self._similar("user", userid, N, filter_users, users,
-                             ("userid", "filter_users", "users"), recalculate_user, user_items)
+        return self._similar(
+            "user",
+            userid,
+            N,
+            filter_users,
+            users,
+            ("userid", "filter_users", "users"),
+            recalculate_user,
+            user_items,
+        )
 
     def _get_state(self) -> Dict[str, np.ndarray]:
         self._shape()
@@ -1025,8 +1177,10 @@ class MatrixFactorizationBase(RecommenderBase):
         user = as_state_array(state["user_factors"], "user_factors", np.float32, 2)
         item = as_state_array(state["item_factors"], "item_factors", np.float32, 2)
         if user.shape[1] != item.shape[1]:
-            raise ModelFormatError(f"the saved user factors have {user.shape[1]} columns and the "
-                                   f"item factors {item.shape[1]}")
+            raise ModelFormatError(
+                f"the saved user factors have {user.shape[1]} columns and the "
+                f"item factors {item.shape[1]}"
+            )
         self._user_factors, self._item_factors = user, item
         self._normed = {}
 

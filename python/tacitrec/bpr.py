@@ -103,12 +103,22 @@ class BayesianPersonalizedRanking(SGDFactorizationBase):
 
     _extra_columns = 1
 
-    def __init__(self, factors: int = 100, learning_rate: float = 0.01,
-                 regularization: float = 0.01, dtype=np.float32, iterations: int = 100,
-                 use_gpu: bool = False, num_threads: int = 0,
-                 verify_negative_samples: bool = True, random_state=None,
-                 negative_sampling: str = "popularity", use_weights: bool = False,
-                 deterministic: bool = True, max_redraws: int = 0):
+    def __init__(
+        self,
+        factors: int = 100,
+        learning_rate: float = 0.01,
+        regularization: float = 0.01,
+        dtype=np.float32,
+        iterations: int = 100,
+        use_gpu: bool = False,
+        num_threads: int = 0,
+        verify_negative_samples: bool = True,
+        random_state=None,
+        negative_sampling: str = "popularity",
+        use_weights: bool = False,
+        deterministic: bool = True,
+        max_redraws: int = 0,
+    ):
         super().__init__(num_threads=num_threads)
         self.use_gpu = check_use_gpu(use_gpu)
         self.factors = factors
@@ -127,13 +137,18 @@ class BayesianPersonalizedRanking(SGDFactorizationBase):
         super()._check_params()
         check_count(self.max_redraws, "max_redraws", minimum=0, maximum=MAX_REDRAWS)
         if self.negative_sampling not in _SAMPLING:
-            raise ValueError(f"negative_sampling must be one of {_SAMPLING}, "
-                             f"got {self.negative_sampling!r}")
+            raise ValueError(
+                f"negative_sampling must be one of {_SAMPLING}, got {self.negative_sampling!r}"
+            )
 
     def _args(self) -> Tuple[float, float, bool, int, str]:
-        return (float(self.learning_rate), float(self.regularization),
-                bool(self.verify_negative_samples), int(self.max_redraws),
-                self.negative_sampling)
+        return (
+            float(self.learning_rate),
+            float(self.regularization),
+            bool(self.verify_negative_samples),
+            int(self.max_redraws),
+            self.negative_sampling,
+        )
 
     def fit(self, user_items, show_progress: bool = True, callback=None):
         """Trains on ``user_items`` (users x items, any scipy sparse format; stored entries are
@@ -154,10 +169,10 @@ class BayesianPersonalizedRanking(SGDFactorizationBase):
         if not self._same_shape(n_users, n_items):
             # drawn as implicit 0.7 draws them: items, then users
             f = int(self.factors)
-            items = (rng.random((n_items, f + 1), dtype=np.float32) - np.float32(0.5))
+            items = rng.random((n_items, f + 1), dtype=np.float32) - np.float32(0.5)
             items /= np.float32(f)
             items[np.bincount(c.indices, minlength=n_items) == 0] = 0.0
-            users = (rng.random((n_users, f + 1), dtype=np.float32) - np.float32(0.5))
+            users = rng.random((n_users, f + 1), dtype=np.float32) - np.float32(0.5)
             users /= np.float32(f)
             users[np.diff(c.indptr) == 0] = 0.0
             users[:, f] = 1.0
@@ -167,29 +182,52 @@ class BayesianPersonalizedRanking(SGDFactorizationBase):
         def step(epoch):
             assert self._user_factors is not None and self._item_factors is not None  # drawn
             return _core.bpr_epoch(
-                c, self._user_factors, self._item_factors, *self._args(),
-                bool(self.use_weights), bool(self.deterministic), self._seed(rng),
-                self._threads())
+                c,
+                self._user_factors,
+                self._item_factors,
+                *self._args(),
+                bool(self.use_weights),
+                bool(self.deterministic),
+                self._seed(rng),
+                self._threads(),
+            )
 
         def summary(epoch, counts):
             samples, correct, skipped, redrawn = counts
             postfix = None
             if samples:
                 trained = samples - skipped
-                postfix = {"train_auc": f"{100.0 * correct / max(trained, 1):.2f}%",
-                           "redrawn": f"{100.0 * redrawn / samples:.2f}%"}
+                postfix = {
+                    "train_auc": f"{100.0 * correct / max(trained, 1):.2f}%",
+                    "redrawn": f"{100.0 * redrawn / samples:.2f}%",
+                }
             return postfix, (correct, skipped)
 
         return self._fit_epochs(
-            step, summary=summary, desc="BPR", show_progress=show_progress, callback=callback,
-            unit="epoch", hint=(f"learning_rate={self.learning_rate} is probably too large (or "
-                                "the weights, with use_weights=True)"))
+            step,
+            summary=summary,
+            desc="BPR",
+            show_progress=show_progress,
+            callback=callback,
+            unit="epoch",
+            hint=(
+                f"learning_rate={self.learning_rate} is probably too large (or "
+                "the weights, with use_weights=True)"
+            ),
+        )
 
     def _fold_in(self, c, ids: np.ndarray) -> np.ndarray:
         assert self._item_factors is not None  # the caller's _shape() raised otherwise
-        return _core.bpr_fold_in(c, ids, self._item_factors, *self._args(),
-                                 self._popularity, int(self.iterations), self._fold_in_seed(),
-                                 self._threads())
+        return _core.bpr_fold_in(
+            c,
+            ids,
+            self._item_factors,
+            *self._args(),
+            self._popularity,
+            int(self.iterations),
+            self._fold_in_seed(),
+            self._threads(),
+        )
 
 
 __all__ = ["BayesianPersonalizedRanking"]

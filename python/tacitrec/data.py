@@ -26,7 +26,7 @@ def _indices(mapping: Dict[Hashable, int], values, what: str) -> np.ndarray:
     unknown = pos < 0
     if unknown.any():
         k = int(np.argmax(unknown))
-        bad = arr[k:k + 1].tolist()[0]
+        bad = arr[k : k + 1].tolist()[0]
         raise ValueError(f"unknown {what} {bad!r}: add it with Dataset.fit_partial first")
     return pos.astype(np.int32)
 
@@ -38,8 +38,7 @@ class Dataset:
     own feature, registered when the id is (as LightFM).
     """
 
-    def __init__(self, user_identity_features: bool = True,
-                 item_identity_features: bool = True):
+    def __init__(self, user_identity_features: bool = True, item_identity_features: bool = True):
         self._user_identity = bool(user_identity_features)
         self._item_identity = bool(item_identity_features)
         self._user_ids: Dict[Hashable, int] = {}
@@ -53,12 +52,14 @@ class Dataset:
         type(self).__init__(self, self._user_identity, self._item_identity)
         return self.fit_partial(users, items, user_features, item_features)
 
-    def fit_partial(self, users=None, items=None, user_features=None,
-                    item_features=None) -> "Dataset":
+    def fit_partial(
+        self, users=None, items=None, user_features=None, item_features=None
+    ) -> "Dataset":
         """Adds ids and feature names not seen before (in order of first appearance)."""
         for ids, mapping, feats, identity, what in (
-                (users, self._user_ids, self._user_features, self._user_identity, "user"),
-                (items, self._item_ids, self._item_features, self._item_identity, "item")):
+            (users, self._user_ids, self._user_features, self._user_identity, "user"),
+            (items, self._item_ids, self._item_features, self._item_identity, "item"),
+        ):
             if ids is None:
                 continue
             for i in ids:
@@ -66,29 +67,36 @@ class Dataset:
                     mapping[i] = len(mapping)
                     if identity:
                         if i in feats:
-                            raise ValueError(f"{what} id {i!r} is also a {what} feature name: "
-                                             "rename the feature (identity features would "
-                                             "share its column)")
+                            raise ValueError(
+                                f"{what} id {i!r} is also a {what} feature name: "
+                                "rename the feature (identity features would "
+                                "share its column)"
+                            )
                         feats[i] = len(feats)
         for names, feats, ids, identity, what in (
-                (user_features, self._user_features, self._user_ids, self._user_identity,
-                 "user"),
-                (item_features, self._item_features, self._item_ids, self._item_identity,
-                 "item")):
+            (user_features, self._user_features, self._user_ids, self._user_identity, "user"),
+            (item_features, self._item_features, self._item_ids, self._item_identity, "item"),
+        ):
             if names is None:
                 continue
             for name in names:
                 if identity and name in ids:
-                    raise ValueError(f"{what} feature {name!r} is also a {what} id: rename the "
-                                     "feature (identity features would share its column)")
+                    raise ValueError(
+                        f"{what} feature {name!r} is also a {what} id: rename the "
+                        "feature (identity features would share its column)"
+                    )
                 if name not in feats:
                     feats[name] = len(feats)
         return self
 
     def mapping(self) -> Tuple[dict, dict, dict, dict]:
         """``(user_id_map, user_feature_map, item_id_map, item_feature_map)`` (copies)."""
-        return (dict(self._user_ids), dict(self._user_features), dict(self._item_ids),
-                dict(self._item_features))
+        return (
+            dict(self._user_ids),
+            dict(self._user_features),
+            dict(self._item_ids),
+            dict(self._item_features),
+        )
 
     def inverse_mapping(self) -> Tuple[list, list, list, list]:
         """Index -> id / feature name lists, in the order of :meth:`mapping`."""
@@ -119,15 +127,17 @@ class Dataset:
             elif len(row) == 3:
                 u, i, w = row
             else:
-                raise ValueError(f"interactions must be (user, item) or (user, item, weight) "
-                                 f"tuples, got {row!r}")
+                raise ValueError(
+                    f"interactions must be (user, item) or (user, item, weight) tuples, got {row!r}"
+                )
             users.append(u)
             items.append(i)
             weights.append(w)
         return self.build_interactions_from_arrays(users, items, weights)
 
-    def build_interactions_from_arrays(self, users, items, weights=None
-                                       ) -> Tuple[sp.coo_matrix, sp.coo_matrix]:
+    def build_interactions_from_arrays(
+        self, users, items, weights=None
+    ) -> Tuple[sp.coo_matrix, sp.coo_matrix]:
         """:meth:`build_interactions` from parallel arrays (vectorised)."""
         u = _indices(self._user_ids, users, "user id")
         i = _indices(self._item_ids, items, "item id")
@@ -136,16 +146,22 @@ class Dataset:
     def _interaction_matrices(self, u, i, weights):
         if len(u) != len(i):
             raise ValueError(f"users and items have different lengths ({len(u)}, {len(i)})")
-        w = (np.ones(len(u), dtype=np.float32) if weights is None
-             else np.asarray(weights, dtype=np.float32))
+        w = (
+            np.ones(len(u), dtype=np.float32)
+            if weights is None
+            else np.asarray(weights, dtype=np.float32)
+        )
         if w.shape != u.shape:
-            raise ValueError(f"weights has {w.shape[0] if w.ndim else 0} entries for "
-                             f"{len(u)} interactions")
+            raise ValueError(
+                f"weights has {w.shape[0] if w.ndim else 0} entries for {len(u)} interactions"
+            )
         if not np.isfinite(w).all():
             raise ValueError("weights contains NaN or infinite values")
         shape = self.interactions_shape()
-        return (sp.coo_matrix((np.ones(len(u), dtype=np.int32), (u, i)), shape=shape),
-                sp.coo_matrix((w, (u, i)), shape=shape))
+        return (
+            sp.coo_matrix((np.ones(len(u), dtype=np.int32), (u, i)), shape=shape),
+            sp.coo_matrix((w, (u, i)), shape=shape),
+        )
 
     def _build_features(self, data, ids, feats, identity, what, normalize) -> sp.csr_matrix:
         rows: List[int] = []
@@ -159,13 +175,15 @@ class Dataset:
         for entry in data or ():
             key, names = entry
             if key not in ids:
-                raise ValueError(f"unknown {what} id {key!r}: add it with Dataset.fit_partial "
-                                 "first")
+                raise ValueError(
+                    f"unknown {what} id {key!r}: add it with Dataset.fit_partial first"
+                )
             pairs = names.items() if isinstance(names, dict) else ((n, 1.0) for n in names)
             for name, weight in pairs:
                 if name not in feats:
-                    raise ValueError(f"unknown {what} feature {name!r}: add it with "
-                                     "Dataset.fit_partial first")
+                    raise ValueError(
+                        f"unknown {what} feature {name!r}: add it with Dataset.fit_partial first"
+                    )
                 rows.append(ids[key])
                 cols.append(feats[name])
                 vals.append(float(weight))
@@ -180,11 +198,20 @@ class Dataset:
     weight_col: Optional[str] = None
 
     @classmethod
-    def from_frame(cls, interactions, user_col: str = "user_id", item_col: str = "item_id",
-                   weight_col=None, user_features=None, item_features=None,
-                   feature_col: str = "feature", feature_weight_col=None,
-                   user_identity_features: bool = True, item_identity_features: bool = True,
-                   normalize_features: bool = True) -> "Dataset":
+    def from_frame(
+        cls,
+        interactions,
+        user_col: str = "user_id",
+        item_col: str = "item_id",
+        weight_col=None,
+        user_features=None,
+        item_features=None,
+        feature_col: str = "feature",
+        feature_weight_col=None,
+        user_identity_features: bool = True,
+        item_identity_features: bool = True,
+        normalize_features: bool = True,
+    ) -> "Dataset":
         """A Dataset built from a data frame of interaction rows (pandas, polars or a pyarrow
         Table): ids of any type kept as they are, mapped in order of first appearance by
         vectorised kernels (no Python loop over rows).
@@ -208,26 +235,41 @@ class Dataset:
         for side, F, col in (("user", user_features, user_col), ("item", item_features, item_col)):
             if F is not None:
                 F = frames.to_arrow(F, f"{side}_features")
-                side_frames[side] = (frames.column(F, col, f"{side}_features"),
-                                     frames.column(F, feature_col, f"{side}_features"),
-                                     None if feature_weight_col is None else frames.numbers(
-                                         frames.column(F, feature_weight_col, f"{side}_features"),
-                                         feature_weight_col, f"{side}_features"))
+                side_frames[side] = (
+                    frames.column(F, col, f"{side}_features"),
+                    frames.column(F, feature_col, f"{side}_features"),
+                    None
+                    if feature_weight_col is None
+                    else frames.numbers(
+                        frames.column(F, feature_weight_col, f"{side}_features"),
+                        feature_weight_col,
+                        f"{side}_features",
+                    ),
+                )
         ids, codes, names, name_codes = {}, {}, {}, {}
         for side, col in (("user", users), ("item", items)):
             extra = side_frames.get(side)
-            ids[side], codes[side] = _ids.encode(col if extra is None else pa.concat_arrays(
-                [col, extra[0].cast(col.type)]), order="appearance")
+            ids[side], codes[side] = _ids.encode(
+                col if extra is None else pa.concat_arrays([col, extra[0].cast(col.type)]),
+                order="appearance",
+            )
             if extra is not None:
                 names[side], name_codes[side] = _ids.encode(extra[1], order="appearance")
         data = cls(user_identity_features, item_identity_features)
-        data.fit_partial(users=ids["user"].to_pylist(), items=ids["item"].to_pylist(),
-                         user_features=names["user"].to_pylist() if "user" in names else None,
-                         item_features=names["item"].to_pylist() if "item" in names else None)
-        u, i = codes["user"][:len(users)], codes["item"][:len(items)]
-        w = (None if weight_col is None
-             else frames.numbers(frames.column(table, weight_col, "interactions"), weight_col,
-                                 "interactions"))
+        data.fit_partial(
+            users=ids["user"].to_pylist(),
+            items=ids["item"].to_pylist(),
+            user_features=names["user"].to_pylist() if "user" in names else None,
+            item_features=names["item"].to_pylist() if "item" in names else None,
+        )
+        u, i = codes["user"][: len(users)], codes["item"][: len(items)]
+        w = (
+            None
+            if weight_col is None
+            else frames.numbers(
+                frames.column(table, weight_col, "interactions"), weight_col, "interactions"
+            )
+        )
         X, W = data._interaction_matrices(u, i, w)
         data.interactions, data.weights = X.tocsr(), W.tocsr()
         for side, identity in (("user", user_identity_features), ("item", item_identity_features)):
@@ -243,8 +285,11 @@ class Dataset:
                 cols = np.concatenate([np.arange(n), cols])
                 vals = np.concatenate([np.ones(n, np.float32), vals])
             shape = data.user_features_shape() if side == "user" else data.item_features_shape()
-            setattr(data, f"{side}_feature_matrix",
-                    _feature_matrix(shape, rows, cols, vals, side, normalize_features))
+            setattr(
+                data,
+                f"{side}_feature_matrix",
+                _feature_matrix(shape, rows, cols, vals, side, normalize_features),
+            )
         data.frame_kind = frames.kind_of(interactions)
         data.user_col, data.item_col, data.weight_col = user_col, item_col, weight_col
         return data
@@ -256,11 +301,15 @@ class Dataset:
         from .lightfm import LightFM
 
         if self.interactions is None:
-            raise ValueError("this Dataset holds no interactions: build it with "
-                             "Dataset.from_frame, or pass build_interactions' matrix to fit")
+            raise ValueError(
+                "this Dataset holds no interactions: build it with "
+                "Dataset.from_frame, or pass build_interactions' matrix to fit"
+            )
         if isinstance(model, LightFM):
-            extra = {"user_features": self.user_feature_matrix,
-                     "item_features": self.item_feature_matrix}
+            extra = {
+                "user_features": self.user_feature_matrix,
+                "item_features": self.item_feature_matrix,
+            }
             if self.weight_col is not None:
                 extra["sample_weight"] = self.weights.tocoo()
             return self.interactions, {k: v for k, v in extra.items() if v is not None}
@@ -280,18 +329,19 @@ class Dataset:
 
         return ids_array(list(self._item_ids))
 
-
     def build_user_features(self, data=None, normalize: bool = True) -> sp.csr_matrix:
         """Users x user features CSR from ``(user, [feature, ...])`` or ``(user, {feature:
         weight})`` entries, identity features included; ``normalize`` divides every row by the
         sum of its absolute weights (l1), as LightFM."""
-        return self._build_features(data, self._user_ids, self._user_features,
-                                    self._user_identity, "user", normalize)
+        return self._build_features(
+            data, self._user_ids, self._user_features, self._user_identity, "user", normalize
+        )
 
     def build_item_features(self, data=None, normalize: bool = True) -> sp.csr_matrix:
         """Items x item features CSR, as :meth:`build_user_features`."""
-        return self._build_features(data, self._item_ids, self._item_features,
-                                    self._item_identity, "item", normalize)
+        return self._build_features(
+            data, self._item_ids, self._item_features, self._item_identity, "item", normalize
+        )
 
 
 def _feature_matrix(shape, rows, cols, vals, what: str, normalize: bool) -> sp.csr_matrix:
@@ -303,9 +353,11 @@ def _feature_matrix(shape, rows, cols, vals, what: str, normalize: bool) -> sp.c
         row_of = np.repeat(np.arange(F.shape[0]), np.diff(F.indptr))
         norms = np.bincount(row_of, weights=np.abs(F.data), minlength=F.shape[0])
         if np.any(norms == 0):
-            raise ValueError(f"cannot normalize: some {what}s have no features or only zero "
-                             f"weights (enable {what}_identity_features or pass "
-                             "normalize=False)")
+            raise ValueError(
+                f"cannot normalize: some {what}s have no features or only zero "
+                f"weights (enable {what}_identity_features or pass "
+                "normalize=False)"
+            )
         F.data = (F.data / norms[row_of]).astype(np.float32)
     return F
 

@@ -23,13 +23,20 @@ from .popularity import PopularityRecommender
 
 def add_parser(subparsers) -> None:
     """The ``demo`` command and its options."""
-    d = subparsers.add_parser("demo", help="fit and evaluate models on generated data",
-                              description="Generates seeded data with planted structure and "
-                              "user/item features (or reads --data), fits popularity, BM25 kNN, "
-                              "ALS and LightFM WARP with the features, and prints metrics on a "
-                              "held-out 20%% and example recommendations.")
-    d.add_argument("--data", metavar="PATH", help="an interaction file, or a MovieLens / "
-                   "Last.fm folder or archive, instead of generated data")
+    d = subparsers.add_parser(
+        "demo",
+        help="fit and evaluate models on generated data",
+        description="Generates seeded data with planted structure and "
+        "user/item features (or reads --data), fits popularity, BM25 kNN, "
+        "ALS and LightFM WARP with the features, and prints metrics on a "
+        "held-out 20%% and example recommendations.",
+    )
+    d.add_argument(
+        "--data",
+        metavar="PATH",
+        help="an interaction file, or a MovieLens / "
+        "Last.fm folder or archive, instead of generated data",
+    )
     d.add_argument("--users", type=int, default=20000, help="generated users (default 20000)")
     d.add_argument("--items", type=int, default=5000, help="generated items (default 5000)")
     d.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
@@ -45,8 +52,13 @@ def _data(args):
 
     if args.data is None:
         s = synthetic(n_users=args.users, n_items=args.items, random_state=args.seed)
-        return (f"synthetic data (seed {args.seed})", s.user_items,
-                _io.with_identity(s.user_features), _io.with_identity(s.item_features), s)
+        return (
+            f"synthetic data (seed {args.seed})",
+            s.user_items,
+            _io.with_identity(s.user_features),
+            _io.with_identity(s.item_features),
+            s,
+        )
     if os.path.isfile(args.data) and not args.data.lower().endswith(".zip"):
         interactions = read(args.data, args)
         return os.path.basename(args.data), interactions.matrix, None, None, None
@@ -64,8 +76,10 @@ def _data(args):
         uf = None if d.user_features is None else _io.with_identity(d.user_features)
         itf = None if d.item_features is None else _io.with_identity(d.item_features)
         return os.path.basename(os.path.normpath(args.data)), X.astype(np.float32), uf, itf, None
-    raise CliError(f"--data {args.data!r} is neither an interaction file nor a dataset folder "
-                   "the loaders know: " + "; ".join(errors))
+    raise CliError(
+        f"--data {args.data!r} is neither an interaction file nor a dataset folder "
+        "the loaders know: " + "; ".join(errors)
+    )
 
 
 def run(args) -> int:
@@ -79,11 +93,23 @@ def run(args) -> int:
     models: List[Tuple[str, Any, Dict[str, Any]]] = [  # (label, model, fit/score keywords)
         ("popularity", PopularityRecommender(num_threads=threads), {}),
         ("bm25 knn (K=50)", BM25Recommender(K=50, num_threads=threads), {}),
-        ("als (64 factors)", AlternatingLeastSquares(factors=64, regularization=0.05, alpha=2.0,
-                                                     iterations=15, random_state=args.seed,
-                                                     num_threads=threads), {}),
-        (lightfm_name, LightFM(no_components=32, loss="warp", random_state=args.seed,
-                              num_threads=threads), feats),
+        (
+            "als (64 factors)",
+            AlternatingLeastSquares(
+                factors=64,
+                regularization=0.05,
+                alpha=2.0,
+                iterations=15,
+                random_state=args.seed,
+                num_threads=threads,
+            ),
+            {},
+        ),
+        (
+            lightfm_name,
+            LightFM(no_components=32, loss="warp", random_state=args.seed, num_threads=threads),
+            feats,
+        ),
     ]
     rows = []
     for label, model, fkw in models:
@@ -94,15 +120,17 @@ def run(args) -> int:
             model.fit(train, show_progress=True)
         fit_s = time.perf_counter() - t0
         t0 = time.perf_counter()
-        metrics = ranking_metrics_at_k(model, train, test, K=args.k, show_progress=True,
-                                       num_threads=threads, **fkw)
+        metrics = ranking_metrics_at_k(
+            model, train, test, K=args.k, show_progress=True, num_threads=threads, **fkw
+        )
         rows.append((label, fit_s, time.perf_counter() - t0, metrics))
 
     print(f"\nmetrics at K={args.k} on the held-out 20%:")
     print(f"{'model':<26}{'fit s':>8}{'eval s':>8}" + "".join(f"{k:>10}" for k in METRICS))
     for label, fit_s, eval_s, m in rows:
-        print(f"{label:<26}{fit_s:>8.3f}{eval_s:>8.3f}"
-              + "".join(f"{m[k]:>10.4f}" for k in METRICS))
+        print(
+            f"{label:<26}{fit_s:>8.3f}{eval_s:>8.3f}" + "".join(f"{m[k]:>10.4f}" for k in METRICS)
+        )
 
     users = np.arange(min(3, X.shape[0]))
     for label, model, fkw in (models[0], models[2], models[3]):
@@ -122,10 +150,18 @@ def _cold_start(model: LightFM, d, Fi) -> None:
     taste = int(np.bincount(d.user_cluster).argmax())
     row = np.zeros((1, n_users + n_features), dtype=np.float32)
     row[0, n_users + taste] = 1.0  # no identity feature: only the taste feature is known
-    ids, _ = model.recommend(0, None, N=10, filter_already_liked_items=False,
-                             user_features=sp.csr_matrix(row), item_features=Fi)
+    ids, _ = model.recommend(
+        0,
+        None,
+        N=10,
+        filter_already_liked_items=False,
+        user_features=sp.csr_matrix(row),
+        item_features=Fi,
+    )
     hits = int((d.item_cluster[ids] == taste).sum())
-    print(f"\ncold start (lightfm): a new user known only by the feature "
-          f"'{d.user_feature_names[taste]}' gets {', '.join(map(str, ids))}; {hits} of 10 are "
-          f"from cluster {taste} (a random item is with probability "
-          f"{np.mean(d.item_cluster == taste):.2f})")
+    print(
+        f"\ncold start (lightfm): a new user known only by the feature "
+        f"'{d.user_feature_names[taste]}' gets {', '.join(map(str, ids))}; {hits} of 10 are "
+        f"from cluster {taste} (a random item is with probability "
+        f"{np.mean(d.item_cluster == taste):.2f})"
+    )

@@ -122,7 +122,8 @@ class EASERecommender(RecommenderBase):
                 f"matrices of {_gb(n * n * np.dtype(dtype).itemsize)} each), but only "
                 f"{_gb(available or 0)} of memory is available: reduce the item catalogue "
                 "(e.g. drop the rarest items) or use a model whose memory grows with the "
-                "interactions (BM25Recommender, RP3BetaRecommender, SpectralFilterRecommender)")
+                "interactions (BM25Recommender, RP3BetaRecommender, SpectralFilterRecommender)"
+            )
         start = time.perf_counter()
         with tqdm(total=1, disable=not show_progress, desc="EASERecommender") as bar:
             weights = _core.ease_fit_weights(X, float(lam), dtype, threads)
@@ -143,41 +144,75 @@ class EASERecommender(RecommenderBase):
         # Scores come from the user_items rows passed in, so any user id is servable.
         return None, self._weights.shape[0]
 
-    def _recommend(self, userids, user_items, N, *, filter_liked, filter_items, items,
-                   recalculate_user):
+    def _recommend(
+        self, userids, user_items, N, *, filter_liked, filter_items, items, recalculate_user
+    ):
         assert self._weights is not None  # the caller's _shape() raised otherwise
         if user_items is None:
             raise ValueError(
                 "user_items is required: EASERecommender scores items from each user's row "
-                "(pass user_items[userid])")
-        return _core.ease_recommend(user_items, self._weights, N, filter_liked, items=items,
-                                    filter_items=filter_items, num_threads=self._threads())
+                "(pass user_items[userid])"
+            )
+        return _core.ease_recommend(
+            user_items,
+            self._weights,
+            N,
+            filter_liked,
+            items=items,
+            filter_items=filter_items,
+            num_threads=self._threads(),
+        )
 
-    def similar_items(self, itemid, N: int = 10, recalculate_item: bool = False,
-                      item_users=None, filter_items=None, items=None):
+    def similar_items(
+        self,
+        itemid,
+        N: int = 10,
+        recalculate_item: bool = False,
+        item_users=None,
+        filter_items=None,
+        items=None,
+    ):
         """The items with the largest weights ``B[itemid, :]``, best first (``itemid`` scalar
         or array); the item itself is not returned. ``recalculate_item=True`` raises
         NotImplementedError (refit with the new item's interactions)."""
         if recalculate_item:
-            raise NotImplementedError("EASERecommender cannot recalculate items: refit with the "
-                                      "new item's interactions")
+            raise NotImplementedError(
+                "EASERecommender cannot recalculate items: refit with the new item's interactions"
+            )
         _, n = self._shape()
         assert self._weights is not None  # _shape() raised otherwise
         ids, scalar = check_ids(itemid, n, "itemid", "items")
         N = check_count(N, "N")
-        one_hot = (np.arange(len(ids) + 1, dtype=np.int64), ids,
-                   np.ones(len(ids), dtype=np.float32), (len(ids), n))
-        res = _core.ease_recommend(one_hot, self._weights, N, True,
-                                   items=check_id_list(items, n, "items"),
-                                   filter_items=check_id_list(filter_items, n, "filter_items"),
-                                   num_threads=self._threads())
+        one_hot = (
+            np.arange(len(ids) + 1, dtype=np.int64),
+            ids,
+            np.ones(len(ids), dtype=np.float32),
+            (len(ids), n),
+        )
+        res = _core.ease_recommend(
+            one_hot,
+            self._weights,
+            N,
+            True,
+            items=check_id_list(items, n, "items"),
+            filter_items=check_id_list(filter_items, n, "filter_items"),
+            num_threads=self._threads(),
+        )
         return (res[0][0], res[1][0]) if scalar else res
 
-    def similar_users(self, userid, N: int = 10, filter_users=None, users=None,
-                      recalculate_user: bool = False, user_items=None):
+    def similar_users(
+        self,
+        userid,
+        N: int = 10,
+        filter_users=None,
+        users=None,
+        recalculate_user: bool = False,
+        user_items=None,
+    ):
         """Not available: EASE is an item x item model with no user representation."""
-        raise NotImplementedError("EASERecommender is an item-item model and has no user "
-                                  "similarity")
+        raise NotImplementedError(
+            "EASERecommender is an item-item model and has no user similarity"
+        )
 
     def _get_state(self) -> Dict[str, np.ndarray]:
         self._shape()
@@ -188,8 +223,10 @@ class EASERecommender(RecommenderBase):
         n = int(as_state_array(state["n_items"], "n_items", np.int64, 0))
         w = as_state_array(state["weights"], "weights", np.float32, 2)
         if n < 0 or w.shape != (n, n):
-            raise ModelFormatError(f"the saved weights have shape {w.shape}, expected {n} x {n} "
-                                   "(one row and column per item)")
+            raise ModelFormatError(
+                f"the saved weights have shape {w.shape}, expected {n} x {n} "
+                "(one row and column per item)"
+            )
         self._weights = w
 
 

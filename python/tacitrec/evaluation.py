@@ -29,8 +29,14 @@ import scipy.sparse as sp
 from tqdm.auto import tqdm
 
 from . import _core
-from ._validation import (as_csr, check_count, check_ids, check_random_state,
-                          check_sparse_arrays, check_threads)
+from ._validation import (
+    as_csr,
+    check_count,
+    check_ids,
+    check_random_state,
+    check_sparse_arrays,
+    check_threads,
+)
 
 _BATCH_USERS = 4096
 
@@ -53,8 +59,9 @@ def _csr(shape, rows, cols, data) -> sp.csr_matrix:
     return out
 
 
-def train_test_split(ratings, train_percentage: float = 0.8,
-                     random_state=None) -> Tuple[sp.csr_matrix, sp.csr_matrix]:
+def train_test_split(
+    ratings, train_percentage: float = 0.8, random_state=None
+) -> Tuple[sp.csr_matrix, sp.csr_matrix]:
     """Randomly splits the stored interactions of ``ratings`` into train and test CSR matrices of
     the same shape and dtype. Exactly ``round(train_percentage * nnz)`` interactions go to train
     (implicit draws each one independently, so its sizes vary). The same ``random_state`` (int,
@@ -74,8 +81,9 @@ def train_test_split(ratings, train_percentage: float = 0.8,
     )
 
 
-def leave_k_out_split(ratings, K: int = 1, train_only_size: float = 0.0,
-                      random_state=None) -> Tuple[sp.csr_matrix, sp.csr_matrix]:
+def leave_k_out_split(
+    ratings, K: int = 1, train_only_size: float = 0.0, random_state=None
+) -> Tuple[sp.csr_matrix, sp.csr_matrix]:
     """Moves ``K`` random interactions of every user with more than ``K`` interactions to the test
     matrix; the rest stay in train. A random ``train_only_size`` share of the users with
     interactions is kept entirely in train.
@@ -106,9 +114,17 @@ def leave_k_out_split(ratings, K: int = 1, train_only_size: float = 0.0,
     )
 
 
-def ranking_metrics_at_k(model, train_user_items, test_user_items, K: int = 10,
-                         show_progress: bool = True, num_threads: int = 0, *,
-                         user_features=None, item_features=None) -> Dict[str, float]:
+def ranking_metrics_at_k(
+    model,
+    train_user_items,
+    test_user_items,
+    K: int = 10,
+    show_progress: bool = True,
+    num_threads: int = 0,
+    *,
+    user_features=None,
+    item_features=None,
+) -> Dict[str, float]:
     """Ranking metrics at ``K`` of a fitted ``model`` on held-out ``test_user_items``, excluding
     each user's ``train_user_items`` from its ranking. Users without test items are skipped.
 
@@ -126,16 +142,28 @@ def ranking_metrics_at_k(model, train_user_items, test_user_items, K: int = 10,
     users = np.flatnonzero(np.diff(test.indptr))
     if users.size == 0:
         raise ValueError("test_user_items has no interactions: there is nothing to evaluate")
-    features = {name: F for name, F in (("user_features", user_features),
-                                        ("item_features", item_features)) if F is not None}
+    features = {
+        name: F
+        for name, F in (("user_features", user_features), ("item_features", item_features))
+        if F is not None
+    }
     with tqdm(total=len(users), disable=not show_progress, desc="evaluate") as bar:
         sums = metric_sums(model, train, test, users, K, num_threads, features, bar)
     return metrics_from_sums(sums)
 
 
-def beyond_accuracy(model, train, K: int = 10, users=None, item_features=None,
-                    num_threads: int = 0, show_progress: bool = False, *, user_features=None,
-                    model_item_features=None) -> Dict[str, Any]:
+def beyond_accuracy(
+    model,
+    train,
+    K: int = 10,
+    users=None,
+    item_features=None,
+    num_threads: int = 0,
+    show_progress: bool = False,
+    *,
+    user_features=None,
+    model_item_features=None,
+) -> Dict[str, Any]:
     """What the top ``K`` lists of ``model`` look like beyond accuracy, for ``users`` (rows of
     ``train``; default: every user with an interaction), each list excluding the user's
     ``train`` items:
@@ -173,17 +201,21 @@ def beyond_accuracy(model, train, K: int = 10, users=None, item_features=None,
     information = -np.log2(np.maximum(had, 1.0) / max(int((activity > 0).sum()), 1))
     values = np.ascontiguousarray(np.stack([popularity, information], axis=1), dtype=np.float32)
     vectors = _diversity_vectors(model, item_features, n_items)
-    features = {name: F for name, F in (("user_features", user_features),
-                                        ("item_features", model_item_features))
-                if F is not None}
+    features = {
+        name: F
+        for name, F in (("user_features", user_features), ("item_features", model_item_features))
+        if F is not None
+    }
     means, stats, counts = [], [], np.zeros(n_items, np.int64)
     with tqdm(total=len(users), disable=not show_progress, desc="beyond accuracy") as bar:
         for start in range(0, len(users), _BATCH_USERS):
-            batch = users[start:start + _BATCH_USERS]
-            ids, _ = model.recommend(batch, X.take_rows(batch), N=K,
-                                     filter_already_liked_items=True, **features)
+            batch = users[start : start + _BATCH_USERS]
+            ids, _ = model.recommend(
+                batch, X.take_rows(batch), N=K, filter_already_liked_items=True, **features
+            )
             m, s, c = _core.beyond_accuracy_per_user(
-                np.ascontiguousarray(ids, dtype=np.int32), K, values, vectors, num_threads)
+                np.ascontiguousarray(ids, dtype=np.int32), K, values, vectors, num_threads
+            )
             means.append(m)
             stats.append(s)
             counts += c.astype(np.int64)
@@ -194,9 +226,14 @@ def beyond_accuracy(model, train, K: int = 10, users=None, item_features=None,
     deciles = np.argsort(np.argsort(activity[users], kind="stable"), kind="stable")
     group = (deciles * 10) // len(users)
     out["by_activity_decile"] = [
-        dict(decile=d + 1, users=int((group == d).sum()),
-             **_user_means(user_means[group == d], user_stats[group == d]))
-        for d in range(10) if (group == d).any()]
+        dict(
+            decile=d + 1,
+            users=int((group == d).sum()),
+            **_user_means(user_means[group == d], user_stats[group == d]),
+        )
+        for d in range(10)
+        if (group == d).any()
+    ]
     return out
 
 
@@ -205,9 +242,11 @@ def _user_means(means, stats) -> Dict[str, float]:
 
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", RuntimeWarning)  # an all-NaN group: NaN
-        return {"popularity": float(np.nanmean(means[:, 0])) if len(means) else float("nan"),
-                "novelty": float(np.nanmean(means[:, 1])) if len(means) else float("nan"),
-                "diversity": float(np.nanmean(stats[:, 0])) if len(stats) else float("nan")}
+        return {
+            "popularity": float(np.nanmean(means[:, 0])) if len(means) else float("nan"),
+            "novelty": float(np.nanmean(means[:, 1])) if len(means) else float("nan"),
+            "diversity": float(np.nanmean(stats[:, 0])) if len(stats) else float("nan"),
+        }
 
 
 def _gini(counts) -> float:
@@ -225,8 +264,10 @@ def _diversity_vectors(model, item_features, n_items):
         F = as_csr(item_features, "item_features", n_rows=n_items).to_scipy()
         dense_bytes = F.shape[0] * F.shape[1] * 4
         if dense_bytes > 2 * 1024**3:
-            raise MemoryError(f"item_features as dense vectors would take {dense_bytes / 2**30:.1f}"
-                              " GiB: reduce its columns (e.g. the most frequent features)")
+            raise MemoryError(
+                f"item_features as dense vectors would take {dense_bytes / 2**30:.1f}"
+                " GiB: reduce its columns (e.g. the most frequent features)"
+            )
         V = F.toarray().astype(np.float64)
     else:
         V = getattr(model, "item_factors", None)
@@ -245,8 +286,9 @@ def _diversity_vectors(model, item_features, n_items):
     return np.ascontiguousarray(V / norms, dtype=np.float32)
 
 
-def ranking_metrics_frame(model, test, K: int = 10, *, train=None, unknown: str = "raise",
-                          frame=None):
+def ranking_metrics_frame(
+    model, test, K: int = 10, *, train=None, unknown: str = "raise", frame=None
+):
     """Ranking metrics from data frames in original ids: ``test`` is a frame of held-out
     ``user_id, item_id`` rows (the column names of the Dataset the model was fitted from);
     histories (excluded from each ranking) come from ``train`` (a frame of rows) or the Dataset
@@ -258,8 +300,9 @@ def ranking_metrics_frame(model, test, K: int = 10, *, train=None, unknown: str 
     return ranking_metrics_frame(model, test, K, train=train, unknown=unknown, frame=frame)
 
 
-def metric_sums(model, train, test, users, K: int, num_threads: int, features=None,
-                bar=None) -> np.ndarray:
+def metric_sums(
+    model, train, test, users, K: int, num_threads: int, features=None, bar=None
+) -> np.ndarray:
     """The per-user metric table of ``users`` (rows of the canonical ``train`` / ``test``),
     summed: ``[number of users, sum of each of _core.METRIC_NAMES]``, float64. Sums of
     disjoint sets of users add up; :func:`metrics_from_sums` turns them into the metrics (the
@@ -275,12 +318,17 @@ def metric_tables(model, train, test, users, K: int, num_threads: int, features=
     """The per-user metric tables (float64, one row per user of ``users``, one column per
     ``_core.METRIC_NAMES``), batch by batch."""
     for start in range(0, len(users), _BATCH_USERS):
-        batch = users[start:start + _BATCH_USERS]
-        ids, _ = model.recommend(batch, train.take_rows(batch), N=K,
-                                 filter_already_liked_items=True, **(features or {}))
+        batch = users[start : start + _BATCH_USERS]
+        ids, _ = model.recommend(
+            batch, train.take_rows(batch), N=K, filter_already_liked_items=True, **(features or {})
+        )
         table = _core.ranking_metrics_per_user(
-            np.ascontiguousarray(ids, dtype=np.int32), test.take_rows(batch), K,
-            test.shape[1], num_threads)
+            np.ascontiguousarray(ids, dtype=np.int32),
+            test.take_rows(batch),
+            K,
+            test.shape[1],
+            num_threads,
+        )
         if bar is not None:
             bar.update(len(batch))
         yield np.asarray(table, dtype=np.float64)
@@ -292,46 +340,87 @@ def metrics_from_sums(sums) -> Dict[str, float]:
     if sums[0] == 0:
         raise ValueError("the test interactions have no user to evaluate")
     col = dict(zip(_core.METRIC_NAMES, sums[1:]))
-    out = {name: float(col[name] / sums[0])
-           for name in ("precision", "recall", "map", "ndcg", "auc", "mrr", "hit_rate")}
+    out = {
+        name: float(col[name] / sums[0])
+        for name in ("precision", "recall", "map", "ndcg", "auc", "mrr", "hit_rate")
+    }
     out["implicit_precision"] = float(col["hits"] / col["ideal"])
     return out
 
 
-def precision_at_k(model, train_user_items, test_user_items, K: int = 10,
-                   show_progress: bool = True, num_threads: int = 0, **features) -> float:
+def precision_at_k(
+    model,
+    train_user_items,
+    test_user_items,
+    K: int = 10,
+    show_progress: bool = True,
+    num_threads: int = 0,
+    **features,
+) -> float:
     """Precision at K: mean over test users of hits / K (see :func:`ranking_metrics_at_k`)."""
-    return ranking_metrics_at_k(model, train_user_items, test_user_items, K, show_progress,
-                                num_threads, **features)["precision"]
+    return ranking_metrics_at_k(
+        model, train_user_items, test_user_items, K, show_progress, num_threads, **features
+    )["precision"]
 
 
-def recall_at_k(model, train_user_items, test_user_items, K: int = 10,
-                show_progress: bool = True, num_threads: int = 0, **features) -> float:
+def recall_at_k(
+    model,
+    train_user_items,
+    test_user_items,
+    K: int = 10,
+    show_progress: bool = True,
+    num_threads: int = 0,
+    **features,
+) -> float:
     """Recall at K: mean over test users of hits / number of test items."""
-    return ranking_metrics_at_k(model, train_user_items, test_user_items, K, show_progress,
-                                num_threads, **features)["recall"]
+    return ranking_metrics_at_k(
+        model, train_user_items, test_user_items, K, show_progress, num_threads, **features
+    )["recall"]
 
 
-def mean_average_precision_at_k(model, train_user_items, test_user_items, K: int = 10,
-                                show_progress: bool = True, num_threads: int = 0,
-                                **features) -> float:
+def mean_average_precision_at_k(
+    model,
+    train_user_items,
+    test_user_items,
+    K: int = 10,
+    show_progress: bool = True,
+    num_threads: int = 0,
+    **features,
+) -> float:
     """MAP at K (average precision normalised by min(K, number of test items))."""
-    return ranking_metrics_at_k(model, train_user_items, test_user_items, K, show_progress,
-                                num_threads, **features)["map"]
+    return ranking_metrics_at_k(
+        model, train_user_items, test_user_items, K, show_progress, num_threads, **features
+    )["map"]
 
 
-def ndcg_at_k(model, train_user_items, test_user_items, K: int = 10,
-              show_progress: bool = True, num_threads: int = 0, **features) -> float:
+def ndcg_at_k(
+    model,
+    train_user_items,
+    test_user_items,
+    K: int = 10,
+    show_progress: bool = True,
+    num_threads: int = 0,
+    **features,
+) -> float:
     """NDCG at K with binary relevance."""
-    return ranking_metrics_at_k(model, train_user_items, test_user_items, K, show_progress,
-                                num_threads, **features)["ndcg"]
+    return ranking_metrics_at_k(
+        model, train_user_items, test_user_items, K, show_progress, num_threads, **features
+    )["ndcg"]
 
 
-def AUC_at_k(model, train_user_items, test_user_items, K: int = 10,
-             show_progress: bool = True, num_threads: int = 0, **features) -> float:
+def AUC_at_k(
+    model,
+    train_user_items,
+    test_user_items,
+    K: int = 10,
+    show_progress: bool = True,
+    num_threads: int = 0,
+    **features,
+) -> float:
     """implicit's AUC truncated at K."""
-    return ranking_metrics_at_k(model, train_user_items, test_user_items, K, show_progress,
-                                num_threads, **features)["auc"]
+    return ranking_metrics_at_k(
+        model, train_user_items, test_user_items, K, show_progress, num_threads, **features
+    )["auc"]
 
 
 __all__ = [

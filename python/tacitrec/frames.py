@@ -47,8 +47,10 @@ def to_arrow(frame, name: str):
         return frame.to_arrow()
     if kind == "pyarrow":
         return frame if isinstance(frame, pa.Table) else pa.Table.from_batches([frame])
-    raise TypeError(f"{name} must be a pandas or polars DataFrame or a pyarrow Table, got "
-                    f"{type(frame).__name__}")
+    raise TypeError(
+        f"{name} must be a pandas or polars DataFrame or a pyarrow Table, got "
+        f"{type(frame).__name__}"
+    )
 
 
 def from_arrow(table, kind: str):
@@ -67,8 +69,9 @@ def from_arrow(table, kind: str):
 def column(table, name: str, what: str, allow_nulls: bool = False):
     """Column ``name`` of an Arrow table (one chunk), with an error naming ``what``."""
     if name not in table.column_names:
-        raise ValueError(f"{what} has no column {name!r} (columns: "
-                         f"{', '.join(table.column_names)})")
+        raise ValueError(
+            f"{what} has no column {name!r} (columns: {', '.join(table.column_names)})"
+        )
     col = table.column(name).combine_chunks()
     if col.null_count and not allow_nulls:
         raise ValueError(f"column {name!r} of {what} holds {col.null_count} nulls")
@@ -78,8 +81,11 @@ def column(table, name: str, what: str, allow_nulls: bool = False):
 def numbers(col, name: str, what: str) -> np.ndarray:
     """A numeric Arrow column as finite float32."""
     pa = pyarrow()
-    if not (pa.types.is_integer(col.type) or pa.types.is_floating(col.type)
-            or pa.types.is_boolean(col.type)):
+    if not (
+        pa.types.is_integer(col.type)
+        or pa.types.is_floating(col.type)
+        or pa.types.is_boolean(col.type)
+    ):
         raise ValueError(f"column {name!r} of {what} must hold numbers, got {col.type}")
     values = col.to_numpy(zero_copy_only=False).astype(np.float32)
     if not np.isfinite(values).all():
@@ -89,8 +95,9 @@ def numbers(col, name: str, what: str) -> np.ndarray:
 
 def ids_array(values: Any) -> np.ndarray:
     """Original ids as a NumPy array (integers stay integers, strings become str)."""
-    arr = values.to_numpy(zero_copy_only=False) if hasattr(values, "to_numpy") else \
-        np.asarray(values)
+    arr = (
+        values.to_numpy(zero_copy_only=False) if hasattr(values, "to_numpy") else np.asarray(values)
+    )
     if arr.dtype.kind == "O":
         items = arr.tolist()
         if all(isinstance(v, str) for v in items):
@@ -127,8 +134,9 @@ def _id_values(values, name: str):
     if kind_of(values) is not None:
         table = to_arrow(values, name)
         if table.num_columns != 1:
-            raise ValueError(f"{name} must be ids, or a frame of one column, got "
-                             f"{table.num_columns} columns")
+            raise ValueError(
+                f"{name} must be ids, or a frame of one column, got {table.num_columns} columns"
+            )
         return table.column(0).combine_chunks()
     if type(values).__module__.split(".")[0] in ("pandas", "polars"):  # a Series
         return pa.array(values.to_numpy() if hasattr(values, "to_numpy") else list(values))
@@ -150,47 +158,84 @@ def history_rows(model, users, user_items=None):
         table = to_arrow(user_items, "user_items")
         u = column(table, user_col, "user_items")
         i = column(table, item_col, "user_items")
-        keep = pc.is_in(u, value_set=users.cast(u.type) if not u.type.equals(users.type)
-                        else users)
+        keep = pc.is_in(u, value_set=users.cast(u.type) if not u.type.equals(users.type) else users)
         data = getattr(model, "_dataset", None)
         weight = getattr(data, "weight_col", None) or "weight"
-        w = (table.column(weight).combine_chunks().fill_null(1.0)
-             if weight in table.column_names else pa.array(np.ones(len(u), np.float32)))
-        rows = pa.table({"user": u.filter(keep), "item": i.filter(keep),
-                         "weight": w.filter(keep).cast(pa.float32())})
+        w = (
+            table.column(weight).combine_chunks().fill_null(1.0)
+            if weight in table.column_names
+            else pa.array(np.ones(len(u), np.float32))
+        )
+        rows = pa.table(
+            {
+                "user": u.filter(keep),
+                "item": i.filter(keep),
+                "weight": w.filter(keep).cast(pa.float32()),
+            }
+        )
     else:
         data = getattr(model, "_dataset", None)
         if data is None or data.weights is None:
-            raise ValueError("user_items is required: this model was not fitted from a "
-                             "Dataset.from_frame in this process (pass the users' interaction "
-                             "rows as a frame, or filter_already_liked_items=False)")
+            raise ValueError(
+                "user_items is required: this model was not fitted from a "
+                "Dataset.from_frame in this process (pass the users' interaction "
+                "rows as a frame, or filter_already_liked_items=False)"
+            )
         W = data.weights.tocsr()
-        pos = _ids.lookup(pa.array(data.user_id_array), users, what="users",
-                          known_as="the Dataset's user ids")
+        pos = _ids.lookup(
+            pa.array(data.user_id_array), users, what="users", known_as="the Dataset's user ids"
+        )
         found = pos >= 0
         sub = W[pos[found]].tocoo()
         who = users.filter(pa.array(found)).take(pa.array(sub.row.astype(np.int64)))
         item_ids = pa.array(data.item_id_array).take(pa.array(sub.col.astype(np.int64)))
-        rows = pa.table({"user": who, "item": item_ids,
-                         "weight": pa.array(sub.data.astype(np.float32))})
+        rows = pa.table(
+            {"user": who, "item": item_ids, "weight": pa.array(sub.data.astype(np.float32))}
+        )
         if not found.all():  # unknown users: kept, so the scorer reports them as unknown
             missing = users.filter(pa.array(~found))
-            rows = pa.concat_tables([rows, pa.table({
-                "user": missing, "item": pa.nulls(len(missing), rows.schema.field("item").type),
-                "weight": pa.nulls(len(missing), pa.float32())})])
+            rows = pa.concat_tables(
+                [
+                    rows,
+                    pa.table(
+                        {
+                            "user": missing,
+                            "item": pa.nulls(len(missing), rows.schema.field("item").type),
+                            "weight": pa.nulls(len(missing), pa.float32()),
+                        }
+                    ),
+                ]
+            )
     present = pc.is_in(users, value_set=rows.column("user").combine_chunks().cast(users.type))
     lonely = users.filter(pc.invert(present))
     if len(lonely):
-        rows = pa.concat_tables([rows, pa.table({
-            "user": lonely.cast(rows.schema.field("user").type),
-            "item": pa.nulls(len(lonely), rows.schema.field("item").type),
-            "weight": pa.nulls(len(lonely), pa.float32())})])
+        rows = pa.concat_tables(
+            [
+                rows,
+                pa.table(
+                    {
+                        "user": lonely.cast(rows.schema.field("user").type),
+                        "item": pa.nulls(len(lonely), rows.schema.field("item").type),
+                        "weight": pa.nulls(len(lonely), pa.float32()),
+                    }
+                ),
+            ]
+        )
     return rows
 
 
-def recommend_frame(model, users=None, N: int = 10, filter_already_liked_items: bool = True,
-                    filter_items=None, items=None, *, user_items=None, unknown: str = "raise",
-                    frame: Optional[str] = None):
+def recommend_frame(
+    model,
+    users=None,
+    N: int = 10,
+    filter_already_liked_items: bool = True,
+    filter_items=None,
+    items=None,
+    *,
+    user_items=None,
+    unknown: str = "raise",
+    frame: Optional[str] = None,
+):
     """See :meth:`tacitrec.base.RecommenderBase.recommend_frame`."""
     from .distributed._local import Scorer
 
@@ -210,11 +255,20 @@ def recommend_frame(model, users=None, N: int = 10, filter_already_liked_items: 
     if kind not in KINDS:
         raise ValueError(f"frame must be one of {KINDS}, got {kind!r}")
     needs_history = filter_already_liked_items or model._scores_from_user_items
-    rows = (history_rows(model, requested, user_items) if needs_history else
-            pa.table({"user": requested, "item": pa.nulls(len(requested), pa.int64())}))
-    scorer = Scorer(model, N=N, filter_already_liked_items=filter_already_liked_items,
-                    filter_items=filter_items, items=items, unknown=unknown,
-                    num_threads=getattr(model, "num_threads", 0))
+    rows = (
+        history_rows(model, requested, user_items)
+        if needs_history
+        else pa.table({"user": requested, "item": pa.nulls(len(requested), pa.int64())})
+    )
+    scorer = Scorer(
+        model,
+        N=N,
+        filter_already_liked_items=filter_already_liked_items,
+        filter_items=filter_items,
+        items=items,
+        unknown=unknown,
+        num_threads=getattr(model, "num_threads", 0),
+    )
     out = scorer.recommend(rows).rename_columns([user_col, item_col, "rank", "score"])
     return from_arrow(out, kind)
 
@@ -227,8 +281,11 @@ def similar_items_frame(model, items=None, N: int = 10, frame: Optional[str] = N
     _, item_col = _names(model)
     _, n_items = model._shape()
     lookup = _Ids(model.item_ids_, n_items, "item")
-    query = (pa.array(np.arange(n_items) if model.item_ids_ is None else model.item_ids_.tolist())
-             if items is None else _id_values(items, "items"))
+    query = (
+        pa.array(np.arange(n_items) if model.item_ids_ is None else model.item_ids_.tolist())
+        if items is None
+        else _id_values(items, "items")
+    )
     idx, found = lookup.index(query)
     if not found.all():
         bad = query.filter(pa.array(~found)).to_pylist()[:5]
@@ -238,18 +295,24 @@ def similar_items_frame(model, items=None, N: int = 10, frame: Optional[str] = N
     who = np.repeat(np.arange(len(idx)), ok.sum(axis=1))
     similar = ids[ok].astype(np.int64)
     names = pa.array(model.item_ids_.tolist()) if model.item_ids_ is not None else None
-    out = pa.table({
-        item_col: query.take(pa.array(who)),
-        f"similar_{item_col}": names.take(pa.array(similar)) if names is not None
-        else pa.array(similar),
-        "rank": pa.array(np.broadcast_to(np.arange(1, ids.shape[1] + 1, dtype=np.int32),
-                                         ids.shape)[ok]),
-        "score": pa.array(scores[ok])})
+    out = pa.table(
+        {
+            item_col: query.take(pa.array(who)),
+            f"similar_{item_col}": names.take(pa.array(similar))
+            if names is not None
+            else pa.array(similar),
+            "rank": pa.array(
+                np.broadcast_to(np.arange(1, ids.shape[1] + 1, dtype=np.int32), ids.shape)[ok]
+            ),
+            "score": pa.array(scores[ok]),
+        }
+    )
     return from_arrow(out, frame or _default_kind(model, items))
 
 
-def ranking_metrics_frame(model, test, K: int = 10, *, train=None, unknown: str = "raise",
-                          frame: Optional[str] = None):
+def ranking_metrics_frame(
+    model, test, K: int = 10, *, train=None, unknown: str = "raise", frame: Optional[str] = None
+):
     """See :func:`tacitrec.evaluation.ranking_metrics_frame`."""
     from . import _core
     from .distributed._local import TEST_COLUMN, Scorer
@@ -264,20 +327,44 @@ def ranking_metrics_frame(model, test, K: int = 10, *, train=None, unknown: str 
     test_rows = pa.table({"user": test_users, "item": column(table, item_col, "test")})
     users = pc.unique(test_users)
     history = history_rows(model, users, train)
-    test_rows = test_rows.cast(pa.schema([("user", history.schema.field("user").type),
-                                          ("item", history.schema.field("item").type)]))
-    rows = pa.concat_tables([
-        history.select(["user", "item"]).append_column(
-            TEST_COLUMN, pa.array(np.zeros(len(history), bool))),
-        test_rows.append_column(TEST_COLUMN, pa.array(np.ones(len(test_rows), bool)))])
-    rows = rows.append_column("weight", pa.concat_arrays([
-        history.column("weight").combine_chunks().fill_null(1.0).cast(pa.float32()),
-        pa.array(np.ones(len(test_rows), np.float32))]))
+    test_rows = test_rows.cast(
+        pa.schema(
+            [
+                ("user", history.schema.field("user").type),
+                ("item", history.schema.field("item").type),
+            ]
+        )
+    )
+    rows = pa.concat_tables(
+        [
+            history.select(["user", "item"]).append_column(
+                TEST_COLUMN, pa.array(np.zeros(len(history), bool))
+            ),
+            test_rows.append_column(TEST_COLUMN, pa.array(np.ones(len(test_rows), bool))),
+        ]
+    )
+    rows = rows.append_column(
+        "weight",
+        pa.concat_arrays(
+            [
+                history.column("weight").combine_chunks().fill_null(1.0).cast(pa.float32()),
+                pa.array(np.ones(len(test_rows), np.float32)),
+            ]
+        ),
+    )
     scorer = Scorer(model, unknown=unknown, num_threads=getattr(model, "num_threads", 0))
     who, per_user = scorer.metric_table(rows, K)
     sums = np.concatenate([[len(per_user)], per_user.sum(axis=0)])
     means = metrics_from_sums(sums)
     names = list(_core.METRIC_NAMES)
-    out = pa.table({user_col: who, **{n: pa.array(per_user[:, j]) for j, n in enumerate(names)
-                                      if n not in ("hits", "ideal")}})
+    out = pa.table(
+        {
+            user_col: who,
+            **{
+                n: pa.array(per_user[:, j])
+                for j, n in enumerate(names)
+                if n not in ("hits", "ideal")
+            },
+        }
+    )
     return from_arrow(out, frame or _default_kind(model, test)), means

@@ -31,8 +31,16 @@ import scipy.sparse as sp
 from tqdm.auto import tqdm
 
 from . import _core
-from ._validation import (Csr, all_finite, as_csr, as_state_array, check_compressed, check_count,
-                          check_id_list, check_ids)
+from ._validation import (
+    Csr,
+    all_finite,
+    as_csr,
+    as_state_array,
+    check_compressed,
+    check_count,
+    check_id_list,
+    check_ids,
+)
 from .base import RecommenderBase
 from .exceptions import ModelFormatError, NotFittedError
 
@@ -72,8 +80,7 @@ class ItemItemRecommender(RecommenderBase):
     def _weighting_args(self) -> Tuple[float, float]:
         return 1.2, 0.75
 
-    def fit(self, user_items, show_progress: bool = True,
-            callback=None) -> "ItemItemRecommender":
+    def fit(self, user_items, show_progress: bool = True, callback=None) -> "ItemItemRecommender":
         """Computes ``similarity`` from ``user_items`` (users x items, any scipy sparse format).
         Refitting on data of another shape starts afresh. The fit is one parallel call into Rust;
         with ``show_progress`` a bar reports it when done. ``callback(0, elapsed_seconds, None)``
@@ -91,7 +98,8 @@ class ItemItemRecommender(RecommenderBase):
             raise ValueError(
                 f"the {type(self).__name__} similarity overflowed float32 (it sums products of "
                 f"two user_items values, up to {float(np.abs(X.data).max()):.3g} here): scale "
-                "user_items down, e.g. divide it by its largest value")
+                "user_items down, e.g. divide it by its largest value"
+            )
         self._set_similarity(sim)
         self.fit_seconds_ = time.perf_counter() - start
         if callback is not None:
@@ -134,8 +142,9 @@ class ItemItemRecommender(RecommenderBase):
         # Scores come from the user_items rows passed in, so any user id is servable.
         return None, self._sim.shape[0]
 
-    def _recommend(self, userids, user_items, N, *, filter_liked, filter_items, items,
-                   recalculate_user):
+    def _recommend(
+        self, userids, user_items, N, *, filter_liked, filter_items, items, recalculate_user
+    ):
         if user_items is None:
             raise ValueError(
                 f"user_items is required: {type(self).__name__} scores items from each user's "
@@ -143,11 +152,24 @@ class ItemItemRecommender(RecommenderBase):
             )
         assert self._sim is not None  # the caller's _shape() raised otherwise
         return _core.knn_recommend(
-            user_items, self._sim, N, filter_liked, items=items, filter_items=filter_items,
-            num_threads=self._threads())
+            user_items,
+            self._sim,
+            N,
+            filter_liked,
+            items=items,
+            filter_items=filter_items,
+            num_threads=self._threads(),
+        )
 
-    def similar_items(self, itemid, N: int = 10, recalculate_item: bool = False,
-                      item_users=None, filter_items=None, items=None):
+    def similar_items(
+        self,
+        itemid,
+        N: int = 10,
+        recalculate_item: bool = False,
+        item_users=None,
+        filter_items=None,
+        items=None,
+    ):
         """The stored neighbours of ``itemid`` (scalar or array), best first: row ``itemid`` of
         ``similarity`` (the item itself included). Rows with fewer than ``N'`` neighbours among
         the candidates are padded with id -1 and score -inf. ``recalculate_item=True`` raises
@@ -156,20 +178,31 @@ class ItemItemRecommender(RecommenderBase):
         if recalculate_item:
             raise NotImplementedError(
                 f"{type(self).__name__} cannot recalculate items: it keeps only the item-item "
-                "similarity (refit with the new item's interactions)")
+                "similarity (refit with the new item's interactions)"
+            )
         _, n_items = self._shape()
         assert self._sim is not None  # _shape() raised otherwise
         ids, scalar = check_ids(itemid, n_items, "itemid", "items")
         N = check_count(N, "N")
         res_ids, scores = _core.knn_similar_items(
-            ids, self._sim, N,
+            ids,
+            self._sim,
+            N,
             items=check_id_list(items, n_items, "items"),
             filter_items=check_id_list(filter_items, n_items, "filter_items"),
-            num_threads=self._threads())
+            num_threads=self._threads(),
+        )
         return (res_ids[0], scores[0]) if scalar else (res_ids, scores)
 
-    def similar_users(self, userid, N: int = 10, filter_users=None, users=None,
-                      recalculate_user: bool = False, user_items=None):
+    def similar_users(
+        self,
+        userid,
+        N: int = 10,
+        filter_users=None,
+        users=None,
+        recalculate_user: bool = False,
+        user_items=None,
+    ):
         """Not available: an item-item model has no user representation (as in implicit)."""
         raise NotImplementedError(
             f"{type(self).__name__} is an item-item model and has no user similarity"
@@ -180,15 +213,19 @@ class ItemItemRecommender(RecommenderBase):
         self._shape()
         s = self._sim
         assert s is not None  # _shape() raised otherwise
-        return {"sim_indptr": s.indptr, "sim_indices": s.indices, "sim_data": s.data,
-                "n_items": np.array(s.shape[0])}
+        return {
+            "sim_indptr": s.indptr,
+            "sim_indices": s.indices,
+            "sim_data": s.data,
+            "n_items": np.array(s.shape[0]),
+        }
 
     def _set_state(self, state) -> None:
         n_saved = as_state_array(state["n_items"], "n_items", np.int64, 0)
         indptr, indices, data = [
             as_state_array(state[f"sim_{name}"], f"similarity {name}", dtype, 1)
-            for name, dtype in (("indptr", np.int64), ("indices", np.int32),
-                                ("data", np.float32))]
+            for name, dtype in (("indptr", np.int64), ("indices", np.int32), ("data", np.float32))
+        ]
         n = int(n_saved)
         if n < 0:
             raise ModelFormatError(f"the saved model has {n} items")
@@ -285,8 +322,14 @@ class RP3BetaRecommender(ItemItemRecommender):
 
     _kind = "rp3beta"
 
-    def __init__(self, K: int = 100, alpha: float = 1.0, beta: float = 0.6,
-                 normalize_similarity: bool = False, num_threads: int = 0):
+    def __init__(
+        self,
+        K: int = 100,
+        alpha: float = 1.0,
+        beta: float = 0.6,
+        normalize_similarity: bool = False,
+        num_threads: int = 0,
+    ):
         super().__init__(K=K, num_threads=num_threads)
         self.alpha = alpha
         self.beta = beta
@@ -299,11 +342,11 @@ class RP3BetaRecommender(ItemItemRecommender):
             if isinstance(v, (bool, np.bool_)) or not isinstance(v, (int, float, np.number)):
                 raise TypeError(f"{name} must be a number, got {type(v).__name__}")
             if not np.isfinite(v) or (name == "alpha" and v < 0):
-                raise ValueError(f"{name} must be a finite number{' >= 0' * (name == 'alpha')}, "
-                                 f"got {v!r}")
+                raise ValueError(
+                    f"{name} must be a finite number{' >= 0' * (name == 'alpha')}, got {v!r}"
+                )
 
-    def fit(self, user_items, show_progress: bool = True,
-            callback=None) -> "RP3BetaRecommender":
+    def fit(self, user_items, show_progress: bool = True, callback=None) -> "RP3BetaRecommender":
         """Computes ``similarity`` (the RP3beta weights) from ``user_items`` (users x items, any
         scipy sparse format, values >= 0). ``callback(0, elapsed_seconds, None)`` is called once
         when done."""
@@ -311,12 +354,20 @@ class RP3BetaRecommender(ItemItemRecommender):
         K = int(self.K)
         X = as_csr(user_items, "user_items")
         if X.nnz and float(X.data.min()) < 0:
-            raise ValueError("user_items must hold values >= 0 (transition probabilities of "
-                             "RP3beta's random walk)")
+            raise ValueError(
+                "user_items must hold values >= 0 (transition probabilities of "
+                "RP3beta's random walk)"
+            )
         start = time.perf_counter()
         with tqdm(total=X.shape[1], disable=not show_progress, desc=type(self).__name__) as bar:
-            sim = _core.rp3beta_fit(X, K, float(self.alpha), float(self.beta),
-                                    bool(self.normalize_similarity), self._threads())
+            sim = _core.rp3beta_fit(
+                X,
+                K,
+                float(self.alpha),
+                float(self.beta),
+                bool(self.normalize_similarity),
+                self._threads(),
+            )
             bar.update(X.shape[1])
         self._set_similarity(Csr(*sim))
         self.fit_seconds_ = time.perf_counter() - start

@@ -45,8 +45,17 @@ import numpy as np
 import scipy.sparse as sp
 
 from . import _core
-from ._validation import (Csr, as_csr, as_float32_copy, as_state_array, check_count, check_ids,
-                          check_nonnegative, check_threads, check_trained_finite)
+from ._validation import (
+    Csr,
+    as_csr,
+    as_float32_copy,
+    as_state_array,
+    check_count,
+    check_ids,
+    check_nonnegative,
+    check_threads,
+    check_trained_finite,
+)
 from .base import RecommenderBase, _Rollback, _train_epochs
 from .exceptions import ModelFormatError, NotFittedError
 
@@ -61,13 +70,20 @@ _Self = TypeVar("_Self", bound="LightFM")  # fit and fit_partial return the mode
 
 def _parameter_attribute(side: str, bias: bool, doc: str) -> property:
     """One of LightFM's four parameter attributes: a view on get, a validated copy on set."""
-    return property(lambda self: self._part(side, 0, bias),
-                    lambda self, value: self._assign(side, bias, value), doc=doc)
+    return property(
+        lambda self: self._part(side, 0, bias),
+        lambda self, value: self._assign(side, bias, value),
+        doc=doc,
+    )
 
 
 def _identity(n: int) -> Csr:
-    return Csr(np.arange(n + 1, dtype=np.int64), np.arange(n, dtype=np.int32),
-               np.ones(n, dtype=np.float32), (n, n))
+    return Csr(
+        np.arange(n + 1, dtype=np.int64),
+        np.arange(n, dtype=np.int32),
+        np.ones(n, dtype=np.float32),
+        (n, n),
+    )
 
 
 class LightFM(RecommenderBase):
@@ -89,11 +105,22 @@ class LightFM(RecommenderBase):
     load external vectors) stores a validated float32 copy used from then on.
     """
 
-    def __init__(self, no_components: int = 10, k: int = 5, n: int = 10,
-                 learning_schedule: str = "adagrad", loss: str = "logistic",
-                 learning_rate: float = 0.05, rho: float = 0.95, epsilon: float = 1e-6,
-                 item_alpha: float = 0.0, user_alpha: float = 0.0, max_sampled: int = 10,
-                 random_state=None, num_threads: int = 0):
+    def __init__(
+        self,
+        no_components: int = 10,
+        k: int = 5,
+        n: int = 10,
+        learning_schedule: str = "adagrad",
+        loss: str = "logistic",
+        learning_rate: float = 0.05,
+        rho: float = 0.95,
+        epsilon: float = 1e-6,
+        item_alpha: float = 0.0,
+        user_alpha: float = 0.0,
+        max_sampled: int = 10,
+        random_state=None,
+        num_threads: int = 0,
+    ):
         self.no_components = no_components
         self.k = k
         self.n = n
@@ -127,8 +154,9 @@ class LightFM(RecommenderBase):
         if self.loss not in _LOSSES:
             raise ValueError(f"loss must be one of {_LOSSES}, got {self.loss!r}")
         if self.learning_schedule not in _SCHEDULES:
-            raise ValueError(f"learning_schedule must be one of {_SCHEDULES}, "
-                             f"got {self.learning_schedule!r}")
+            raise ValueError(
+                f"learning_schedule must be one of {_SCHEDULES}, got {self.learning_schedule!r}"
+            )
         for name in ("learning_rate", "item_alpha", "user_alpha", "epsilon"):
             check_nonnegative(getattr(self, name), name)
         check_threads(self.num_threads)
@@ -160,23 +188,41 @@ class LightFM(RecommenderBase):
             return
         have = cur[0].shape[0]
         if n_features < have:
-            raise ValueError(f"{side}_features has {n_features} columns but the model has "
-                             f"{have} {side} features: feature matrices can only grow")
+            raise ValueError(
+                f"{side}_features has {n_features} columns but the model has "
+                f"{have} {side} features: feature matrices can only grow"
+            )
         if n_features > have:
             new = self._fresh(n_features - have, rng)
             setattr(self, "_" + side, [np.vstack([a, b]) for a, b in zip(cur, new)])
 
     # ---- training -----------------------------------------------------------------------------
-    def fit(self: _Self, interactions, user_features=None, item_features=None, sample_weight=None,
-            epochs: int = 1, num_threads: int = 1, verbose: bool = False) -> _Self:
+    def fit(
+        self: _Self,
+        interactions,
+        user_features=None,
+        item_features=None,
+        sample_weight=None,
+        epochs: int = 1,
+        num_threads: int = 1,
+        verbose: bool = False,
+    ) -> _Self:
         """Fits from scratch (drops any previous parameters), then as :meth:`fit_partial`."""
         self._reset()
-        return self.fit_partial(interactions, user_features, item_features, sample_weight,
-                                epochs, num_threads, verbose)
+        return self.fit_partial(
+            interactions, user_features, item_features, sample_weight, epochs, num_threads, verbose
+        )
 
-    def fit_partial(self: _Self, interactions, user_features=None, item_features=None,
-                    sample_weight=None, epochs: int = 1, num_threads: int = 1,
-                    verbose: bool = False) -> _Self:
+    def fit_partial(
+        self: _Self,
+        interactions,
+        user_features=None,
+        item_features=None,
+        sample_weight=None,
+        epochs: int = 1,
+        num_threads: int = 1,
+        verbose: bool = False,
+    ) -> _Self:
         """Trains ``epochs`` more epochs on ``interactions`` (users x items; values > 0 are
         positives, others negatives for the logistic loss). Feature matrices (users x user
         features, items x item features) may have more columns than before: new features get
@@ -198,51 +244,76 @@ class LightFM(RecommenderBase):
         weights = self._weights(sample_weight, X)
         if self._rng is None:
             seed = self.random_state
-            self._rng = (seed if isinstance(seed, np.random.RandomState)
-                         else np.random.RandomState(seed))
+            self._rng = (
+                seed if isinstance(seed, np.random.RandomState) else np.random.RandomState(seed)
+            )
         # LightFM's order: item parameters first
         self._grow("item", Fi.shape[1], self._rng)
         self._grow("user", Fu.shape[1], self._rng)
-        self._with_features = {"user": user_features is not None,
-                               "item": item_features is not None}
+        self._with_features = {"user": user_features is not None, "item": item_features is not None}
 
         def step(epoch):
             assert self._user is not None and self._item is not None and self._rng is not None
             _core.lightfm_epoch(
-                X, weights, Fu, Fi, self._user, self._item,
-                int(self._rng.randint(0, 2**31 - 1)), threads,
-                loss=self.loss, k=int(self.k), n=int(self.n),
+                X,
+                weights,
+                Fu,
+                Fi,
+                self._user,
+                self._item,
+                int(self._rng.randint(0, 2**31 - 1)),
+                threads,
+                loss=self.loss,
+                k=int(self.k),
+                n=int(self.n),
                 learning_schedule=self.learning_schedule,
-                learning_rate=float(self.learning_rate), rho=float(self.rho),
-                epsilon=float(self.epsilon), item_alpha=float(self.item_alpha),
-                user_alpha=float(self.user_alpha), max_sampled=int(self.max_sampled))
+                learning_rate=float(self.learning_rate),
+                rho=float(self.rho),
+                epsilon=float(self.epsilon),
+                item_alpha=float(self.item_alpha),
+                user_alpha=float(self.user_alpha),
+                max_sampled=int(self.max_sampled),
+            )
 
         def check(epoch):
             assert self._user is not None and self._item is not None  # grown above
             check_trained_finite(
                 {"the user parameters": self._user[0], "the item parameters": self._item[0]},
-                f"epoch {epoch}", f"lower learning_rate={self.learning_rate} or the feature "
-                "weights (normalise feature rows)")
+                f"epoch {epoch}",
+                f"lower learning_rate={self.learning_rate} or the feature "
+                "weights (normalise feature rows)",
+            )
 
         # the accumulators are rolled back with the parameters
         assert self._user is not None and self._item is not None  # grown above
-        _train_epochs(int(epochs), step, rollback=_Rollback(self._user + self._item),
-                      check=check, desc="LightFM", show_progress=verbose)
+        _train_epochs(
+            int(epochs),
+            step,
+            rollback=_Rollback(self._user + self._item),
+            check=check,
+            desc="LightFM",
+            show_progress=verbose,
+        )
         return self
 
     def _weights(self, sample_weight, X: Csr) -> Optional[np.ndarray]:
         if sample_weight is None:
             return None
         if self.loss == "warp-kos":
-            raise ValueError("sample_weight is not supported with loss='warp-kos' "
-                             "(it samples positives per user, not interactions)")
+            raise ValueError(
+                "sample_weight is not supported with loss='warp-kos' "
+                "(it samples positives per user, not interactions)"
+            )
         W = as_csr(sample_weight, "sample_weight")
         if W.shape != X.shape:
             raise ValueError(f"sample_weight has shape {W.shape} but interactions have {X.shape}")
-        if W.nnz != X.nnz or not (np.array_equal(W.indptr, X.indptr)
-                                   and np.array_equal(W.indices, X.indices)):
-            raise ValueError("sample_weight must have an entry for every interaction and no "
-                             "others (the same sparsity pattern)")
+        if W.nnz != X.nnz or not (
+            np.array_equal(W.indptr, X.indptr) and np.array_equal(W.indices, X.indices)
+        ):
+            raise ValueError(
+                "sample_weight must have an entry for every interaction and no "
+                "others (the same sparsity pattern)"
+            )
         if (W.data < 0).any():
             raise ValueError("sample_weight has negative values")
         return W.data
@@ -262,8 +333,10 @@ class LightFM(RecommenderBase):
             return params if rows is None else params[rows]
         F = as_csr(features, name)
         if F.shape[1] != params.shape[0]:
-            raise ValueError(f"{name} has {F.shape[1]} columns but the model has "
-                             f"{params.shape[0]} {side} features")
+            raise ValueError(
+                f"{name} has {F.shape[1]} columns but the model has "
+                f"{params.shape[0]} {side} features"
+            )
         M = F.to_scipy()
         if rows is not None:
             M = M[rows]
@@ -274,8 +347,10 @@ class LightFM(RecommenderBase):
         fitted with them."""
         if self._with_features[side]:
             name = f"{side}_features"
-            raise ValueError(f"this model was fitted with {name}: pass the same {name} "
-                             f"(without them the {side} representations would be wrong)")
+            raise ValueError(
+                f"this model was fitted with {name}: pass the same {name} "
+                f"(without them the {side} representations would be wrong)"
+            )
 
     def get_user_representations(self, features=None) -> Tuple[np.ndarray, np.ndarray]:
         """``(biases, embeddings)`` of the users given by ``features`` (users x user features;
@@ -288,8 +363,9 @@ class LightFM(RecommenderBase):
         r = self._represent("item", features)
         return r[:, -1].copy(), r[:, :-1].copy()
 
-    def predict(self, user_ids, item_ids, item_features=None, user_features=None,
-                num_threads: int = 1) -> np.ndarray:
+    def predict(
+        self, user_ids, item_ids, item_features=None, user_features=None, num_threads: int = 1
+    ) -> np.ndarray:
         """Scores of the (user, item) pairs (``user_ids`` may be a scalar), float32, as
         LightFM."""
         check_threads(num_threads)
@@ -299,8 +375,10 @@ class LightFM(RecommenderBase):
         if users.ndim == 0:
             users = np.full(items.shape, users)
         if users.shape != items.shape or items.ndim != 1:
-            raise ValueError(f"user_ids and item_ids must be 1-D of the same length, got "
-                             f"{users.shape} and {items.shape}")
+            raise ValueError(
+                f"user_ids and item_ids must be 1-D of the same length, got "
+                f"{users.shape} and {items.shape}"
+            )
         n_users = self._n_rows("user", user_features)
         n_items = self._n_rows("item", item_features)
         users, _ = check_ids(users, n_users, "user_ids", "users")
@@ -308,8 +386,7 @@ class LightFM(RecommenderBase):
         U = self._represent("user", user_features, users)
         V = self._represent("item", item_features, items)
         d = U.shape[1] - 1
-        return (np.einsum("ij,ij->i", U[:, :d], V[:, :d]) + U[:, d] + V[:, d]).astype(
-            np.float32)
+        return (np.einsum("ij,ij->i", U[:, :d], V[:, :d]) + U[:, d] + V[:, d]).astype(np.float32)
 
     def _n_rows(self, side: str, features, strict: bool = True) -> int:
         """The number of users (items) that can be scored: the rows of ``features``, or the
@@ -323,9 +400,15 @@ class LightFM(RecommenderBase):
             return getattr(self, "_" + side)[0].shape[0]
         return int(features.shape[0])
 
-    def predict_rank(self, test_interactions, train_interactions=None, item_features=None,
-                     user_features=None, num_threads: int = 1,
-                     check_intersections: bool = True) -> sp.csr_matrix:
+    def predict_rank(
+        self,
+        test_interactions,
+        train_interactions=None,
+        item_features=None,
+        user_features=None,
+        num_threads: int = 1,
+        check_intersections: bool = True,
+    ) -> sp.csr_matrix:
         """For every test interaction, the number of items that score at least as high
         (pessimistic ties; the item itself not counted), training items excluded: 0 is the top.
         Same sparsity as ``test_interactions``, as LightFM. A test item that is also a training
@@ -338,11 +421,14 @@ class LightFM(RecommenderBase):
         T = as_csr(test_interactions, "test_interactions", n_rows=n_users, n_cols=n_items)
         Tr = None
         if train_interactions is not None:
-            Tr = as_csr(train_interactions, "train_interactions", n_rows=n_users,
-                        n_cols=n_items).to_scipy()
+            Tr = as_csr(
+                train_interactions, "train_interactions", n_rows=n_users, n_cols=n_items
+            ).to_scipy()
             if check_intersections and T.to_scipy().multiply(Tr).nnz:
-                raise ValueError("test_interactions and train_interactions share entries: "
-                                 "pass disjoint matrices (or check_intersections=False)")
+                raise ValueError(
+                    "test_interactions and train_interactions share entries: "
+                    "pass disjoint matrices (or check_intersections=False)"
+                )
         V = self._represent("item", item_features)
         ranks = np.zeros(T.nnz, dtype=np.float32)
         block = max(1, 2**22 // max(n_items, 1))  # rows of scores held at once
@@ -354,7 +440,7 @@ class LightFM(RecommenderBase):
             U = self._represent("user", user_features, np.arange(lo, hi))
             d = U.shape[1] - 1
             S = U[:, :d] @ V[:, :d].T + U[:, d:] + V[:, d][None, :]
-            rows = np.repeat(np.arange(hi - lo), np.diff(T.indptr[lo:hi + 1]))
+            rows = np.repeat(np.arange(hi - lo), np.diff(T.indptr[lo : hi + 1]))
             cols = T.indices[a:b]
             own = S[rows, cols]  # before masking: a training item keeps its score
             if Tr is not None:
@@ -364,47 +450,90 @@ class LightFM(RecommenderBase):
             counted_self = S[rows, cols] >= own
             for c in range(0, b - a, block):
                 e = slice(c, min(b - a, c + block))
-                ranks[a + e.start:a + e.stop] = (
-                    (S[rows[e]] >= own[e, None]).sum(axis=1) - counted_self[e])
+                ranks[a + e.start : a + e.stop] = (S[rows[e]] >= own[e, None]).sum(
+                    axis=1
+                ) - counted_self[e]
         return sp.csr_matrix((ranks, T.indices.copy(), T.indptr.copy()), shape=T.shape)
 
     # ---- the shared recommender API ------------------------------------------------------------
-    def recommend(self, userid, user_items=None, N: int = 10,
-                  filter_already_liked_items: bool = True, filter_items=None,
-                  recalculate_user: bool = False, items=None, user_features=None,
-                  item_features=None):
+    def recommend(
+        self,
+        userid,
+        user_items=None,
+        N: int = 10,
+        filter_already_liked_items: bool = True,
+        filter_items=None,
+        recalculate_user: bool = False,
+        items=None,
+        user_features=None,
+        item_features=None,
+    ):
         """The base API's recommend (see :class:`tacitrec.base.RecommenderBase`), plus the
         feature matrices: with ``user_features`` any row of it can be recommended for,
         including users not seen in training (cold start)."""
         if recalculate_user:
-            raise NotImplementedError("LightFM represents users by their features: pass the "
-                                      "user's feature row in user_features instead")
+            raise NotImplementedError(
+                "LightFM represents users by their features: pass the "
+                "user's feature row in user_features instead"
+            )
         shape = (self._n_rows("user", user_features), self._n_rows("item", item_features))
 
         def run(users, liked, N, *, filter_liked, filter_items, items, recalculate_user):
-            return self._score_top(users, liked, N, filter_liked=filter_liked,
-                                   filter_items=filter_items, items=items,
-                                   user_features=user_features, item_features=item_features)
+            return self._score_top(
+                users,
+                liked,
+                N,
+                filter_liked=filter_liked,
+                filter_items=filter_items,
+                items=items,
+                user_features=user_features,
+                item_features=item_features,
+            )
 
         return self._checked_recommend(
-            shape, run, userid, user_items, N,
-            filter_already_liked_items=filter_already_liked_items, filter_items=filter_items,
-            recalculate_user=False, items=items)
+            shape,
+            run,
+            userid,
+            user_items,
+            N,
+            filter_already_liked_items=filter_already_liked_items,
+            filter_items=filter_items,
+            recalculate_user=False,
+            items=items,
+        )
 
     def _shape(self):
         return self._n_rows("user", None, False), self._n_rows("item", None, False)
 
-    def _recommend(self, userids, user_items, N, *, filter_liked, filter_items, items,
-                   recalculate_user):
-        return self._score_top(userids, user_items, N, filter_liked=filter_liked,
-                               filter_items=filter_items, items=items)
+    def _recommend(
+        self, userids, user_items, N, *, filter_liked, filter_items, items, recalculate_user
+    ):
+        return self._score_top(
+            userids,
+            user_items,
+            N,
+            filter_liked=filter_liked,
+            filter_items=filter_items,
+            items=items,
+        )
 
-    def _score_top(self, userids, user_items, N, *, filter_liked, filter_items, items,
-                   user_features=None, item_features=None):
+    def _score_top(
+        self,
+        userids,
+        user_items,
+        N,
+        *,
+        filter_liked,
+        filter_items,
+        items,
+        user_features=None,
+        item_features=None,
+    ):
         Ua, Va = self._scoring_factors(user_features, item_features, userids)
         liked = user_items if (filter_liked and user_items is not None) else None
-        return _core.topk_dot(Ua, Va, N, liked, items=items, filter_items=filter_items,
-                              num_threads=self._threads())
+        return _core.topk_dot(
+            Ua, Va, N, liked, items=items, filter_items=filter_items, num_threads=self._threads()
+        )
 
     def _scoring_factors(self, user_features, item_features, userids=None):
         """User and item factors whose dot products are LightFM's scores:
@@ -442,9 +571,11 @@ class LightFM(RecommenderBase):
         name = f"{side}_{'biases' if bias else 'embeddings'}"
         arrays = getattr(self, "_" + side)
         if arrays is None:
-            raise NotFittedError(f"cannot assign {name} before the model has parameters: call "
-                                 "fit() first (fit(interactions, epochs=0) only initialises "
-                                 "them)")
+            raise NotFittedError(
+                f"cannot assign {name} before the model has parameters: call "
+                "fit() first (fit(interactions, epochs=0) only initialises "
+                "them)"
+            )
         params = arrays[0]
         n, d = params.shape[0], params.shape[1] - 1
         new = params.copy()  # views handed out before keep the old values, as in LightFM
@@ -455,19 +586,29 @@ class LightFM(RecommenderBase):
         arrays[0] = new
 
     item_embeddings = _parameter_attribute(
-        "item", False, "Item feature embeddings (item features x no_components), float32. "
+        "item",
+        False,
+        "Item feature embeddings (item features x no_components), float32. "
         "Assignable on a fitted model (to warm-start or load external vectors): the value is "
         "copied as float32 and must have this shape and finite values; the optimiser's "
-        "accumulators are kept.")
+        "accumulators are kept.",
+    )
     item_biases = _parameter_attribute(
-        "item", True, "Item feature biases (item features), float32; assignable as "
-        ":attr:`item_embeddings`.")
+        "item",
+        True,
+        "Item feature biases (item features), float32; assignable as :attr:`item_embeddings`.",
+    )
     user_embeddings = _parameter_attribute(
-        "user", False, "User feature embeddings (user features x no_components), float32; "
-        "assignable as :attr:`item_embeddings`.")
+        "user",
+        False,
+        "User feature embeddings (user features x no_components), float32; "
+        "assignable as :attr:`item_embeddings`.",
+    )
     user_biases = _parameter_attribute(
-        "user", True, "User feature biases (user features), float32; assignable as "
-        ":attr:`item_embeddings`.")
+        "user",
+        True,
+        "User feature biases (user features), float32; assignable as :attr:`item_embeddings`.",
+    )
 
     def _get_state(self):
         self._check_fitted()
@@ -480,15 +621,19 @@ class LightFM(RecommenderBase):
 
     def _set_state(self, state) -> None:
         for side in ("user", "item"):
-            arrays = [as_state_array(state[f"{side}_{n}"], f"{side}_{n}", np.float32, 2)
-                      for n in ("params", "grad_acc", "step_acc")]
+            arrays = [
+                as_state_array(state[f"{side}_{n}"], f"{side}_{n}", np.float32, 2)
+                for n in ("params", "grad_acc", "step_acc")
+            ]
             if any(a.shape != arrays[0].shape for a in arrays):
                 raise ModelFormatError(f"the saved {side} parameters have inconsistent shapes")
             setattr(self, "_" + side, arrays)
             flag = np.asarray(state[f"{side}_with_features"])
             if flag.shape != () or flag.dtype != np.bool_:
-                raise ModelFormatError(f"the saved {side}_with_features must be one boolean, got "
-                                       f"dtype {flag.dtype} and shape {flag.shape}")
+                raise ModelFormatError(
+                    f"the saved {side}_with_features must be one boolean, got "
+                    f"dtype {flag.dtype} and shape {flag.shape}"
+                )
             self._with_features[side] = bool(flag)
 
 

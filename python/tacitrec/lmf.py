@@ -72,11 +72,19 @@ class LogisticMatrixFactorization(SGDFactorizationBase):
 
     _extra_columns = 2
 
-    def __init__(self, factors: int = 30, learning_rate: float = 1.0,
-                 regularization: float = 0.6, dtype=np.float32, iterations: int = 30,
-                 neg_prop: int = 30, use_gpu: bool = False, num_threads: int = 0,
-                 random_state=None,
-                 max_negatives: Union[str, int, None] = "auto"):
+    def __init__(
+        self,
+        factors: int = 30,
+        learning_rate: float = 1.0,
+        regularization: float = 0.6,
+        dtype=np.float32,
+        iterations: int = 30,
+        neg_prop: int = 30,
+        use_gpu: bool = False,
+        num_threads: int = 0,
+        random_state=None,
+        max_negatives: Union[str, int, None] = "auto",
+    ):
         super().__init__(num_threads=num_threads)
         self.use_gpu = check_use_gpu(use_gpu)
         self.factors = factors
@@ -95,9 +103,21 @@ class LogisticMatrixFactorization(SGDFactorizationBase):
             check_count(self.max_negatives, "max_negatives", minimum=0)
 
     def _step(self, c, x, g2, y, fixed, seed, popularity=None, ids=None) -> None:
-        _core.lmf_half_step(c, x, g2, y, fixed, float(self.learning_rate),
-                            float(self.regularization), int(self.neg_prop), self.max_negatives,
-                            popularity, ids, seed, self._threads())
+        _core.lmf_half_step(
+            c,
+            x,
+            g2,
+            y,
+            fixed,
+            float(self.learning_rate),
+            float(self.regularization),
+            int(self.neg_prop),
+            self.max_negatives,
+            popularity,
+            ids,
+            seed,
+            self._threads(),
+        )
 
     def fit(self, user_items, show_progress: bool = True, callback=None):
         """Trains on ``user_items`` (users x items, any scipy sparse format; the stored values
@@ -131,21 +151,30 @@ class LogisticMatrixFactorization(SGDFactorizationBase):
 
         def step(iteration):
             self._step(cu, self._user_factors, g2_users, self._item_factors, f, self._seed(rng))
-            self._step(ci, self._item_factors, g2_items, self._user_factors, f + 1,
-                       self._seed(rng))
+            self._step(ci, self._item_factors, g2_items, self._user_factors, f + 1, self._seed(rng))
 
         return self._fit_epochs(
-            step, desc="LMF", show_progress=show_progress, callback=callback, unit="epoch",
-            hint=(f"learning_rate={self.learning_rate} is probably too large or "
-                  f"regularization={self.regularization} too small"))
+            step,
+            desc="LMF",
+            show_progress=show_progress,
+            callback=callback,
+            unit="epoch",
+            hint=(
+                f"learning_rate={self.learning_rate} is probably too large or "
+                f"regularization={self.regularization} too small"
+            ),
+        )
 
     def _fold_in(self, c, ids: np.ndarray) -> np.ndarray:
         f = int(self.factors)
         x = np.zeros((len(ids), f + 2), dtype=np.float32)
         x[:, f] = 1.0
         g2 = np.zeros_like(x)
-        pop = (self._popularity if self._popularity is not None
-               else np.ones(c.shape[1], dtype=np.float32))
+        pop = (
+            self._popularity
+            if self._popularity is not None
+            else np.ones(c.shape[1], dtype=np.float32)
+        )
         seed = self._fold_in_seed()
         for it in range(int(self.iterations)):
             self._step(c, x, g2, self._item_factors, f, seed + it, pop, ids)

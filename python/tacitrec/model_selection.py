@@ -37,8 +37,9 @@ from .evaluation import _canonical_coo, _csr, ranking_metrics_at_k, train_test_s
 METRICS = ("precision", "recall", "map", "ndcg", "auc", "mrr", "hit_rate", "implicit_precision")
 
 
-def validation_split(train, fraction: float = 0.2, by: str = "user", timestamps=None,
-                     random_state=None):
+def validation_split(
+    train, fraction: float = 0.2, by: str = "user", timestamps=None, random_state=None
+):
     """``(fit_part, validation)``: CSR matrices of ``train``'s shape that split its stored
     interactions.
 
@@ -65,10 +66,12 @@ def validation_split(train, fraction: float = 0.2, by: str = "user", timestamps=
         if timestamps is None:
             raise ValueError("by='time' needs timestamps (a sparse matrix of train's shape)")
         t, _ = _canonical_coo(timestamps, "timestamps")
-        if t.shape != m.shape or not (np.array_equal(t.indptr, m.indptr)
-                                      and np.array_equal(t.indices, m.indices)):
-            raise ValueError("timestamps must hold a time at exactly the positions of train's "
-                             "interactions")
+        if t.shape != m.shape or not (
+            np.array_equal(t.indptr, m.indptr) and np.array_equal(t.indices, m.indices)
+        ):
+            raise ValueError(
+                "timestamps must hold a time at exactly the positions of train's interactions"
+            )
         key = np.asarray(t.data, dtype=np.float64)
     else:
         key = rng.random(m.nnz)
@@ -80,8 +83,10 @@ def validation_split(train, fraction: float = 0.2, by: str = "user", timestamps=
     valid = np.zeros(m.nnz, dtype=bool)
     valid[order] = rank_from_end < held[rows[order]]
     keep = ~valid
-    return (_csr(m.shape, rows[keep], m.indices[keep], m.data[keep]),
-            _csr(m.shape, rows[valid], m.indices[valid], m.data[valid]))
+    return (
+        _csr(m.shape, rows[keep], m.indices[keep], m.data[keep]),
+        _csr(m.shape, rows[valid], m.indices[valid], m.data[valid]),
+    )
 
 
 class _Stop(Exception):
@@ -124,8 +129,14 @@ class SearchResult:
 
     def table(self) -> List[Dict[str, Any]]:
         """One dict per trial, best first: its parameters, metrics@K and seconds."""
-        rows = [dict(t.params, **{f"{k}@{self.K}": v for k, v in t.metrics.items()},
-                     seconds=round(t.seconds, 3)) for t in self.trials]
+        rows = [
+            dict(
+                t.params,
+                **{f"{k}@{self.K}": v for k, v in t.metrics.items()},
+                seconds=round(t.seconds, 3),
+            )
+            for t in self.trials
+        ]
         key = f"{self.metric}@{self.K}"
         return sorted(rows, key=lambda r: -r[key])
 
@@ -170,12 +181,12 @@ def _fit(model, train, fit_params, params):
 
 
 def _evaluate(model, fit_part, validation, K, features):
-    return ranking_metrics_at_k(model, fit_part, validation, K=K, show_progress=False,
-                                **features)
+    return ranking_metrics_at_k(model, fit_part, validation, K=K, show_progress=False, **features)
 
 
-def _run_trial(make, params, fit_part, validation, metric, K, fit_params, eval_every, patience,
-               features) -> Trial:
+def _run_trial(
+    make, params, fit_part, validation, metric, K, fit_params, eval_every, patience, features
+) -> Trial:
     from .lightfm import LightFM
 
     start = time.perf_counter()
@@ -232,8 +243,19 @@ def _run_trial(make, params, fit_part, validation, metric, K, fit_params, eval_e
     return Trial(out, best["metrics"], time.perf_counter() - start, history)
 
 
-def _search(make, settings, fit_part, validation, metric, K, fit_params, eval_every, patience,
-            show_progress, features) -> SearchResult:
+def _search(
+    make,
+    settings,
+    fit_part,
+    validation,
+    metric,
+    K,
+    fit_params,
+    eval_every,
+    patience,
+    show_progress,
+    features,
+) -> SearchResult:
     if metric not in METRICS:
         raise ValueError(f"metric must be one of {METRICS}, got {metric!r}")
     K = check_count(K, "K")
@@ -242,25 +264,42 @@ def _search(make, settings, fit_part, validation, metric, K, fit_params, eval_ev
     if patience is not None:
         patience = check_count(patience, "patience")
     if not callable(make):
-        raise TypeError(f"model must be a model class or a function returning a model, got "
-                        f"{type(make).__name__}")
+        raise TypeError(
+            f"model must be a model class or a function returning a model, got "
+            f"{type(make).__name__}"
+        )
     for name, M in (("fit_part", fit_part), ("validation", validation)):
         if not sp.issparse(M):
             raise TypeError(f"{name} must be a scipy.sparse matrix, got {type(M).__name__}")
     if fit_part.shape != validation.shape:
-        raise ValueError(f"fit_part has shape {fit_part.shape} and validation {validation.shape}:"
-                         " split one matrix with validation_split")
+        raise ValueError(
+            f"fit_part has shape {fit_part.shape} and validation {validation.shape}:"
+            " split one matrix with validation_split"
+        )
     fit_params = dict(fit_params or {})
     trials: List[Trial] = []
     result = SearchResult(metric, K, trials, make, fit_params)
     for n, params in enumerate(settings, 1):
-        trial = _run_trial(make, params, fit_part, validation, metric, K, fit_params,
-                           eval_every, patience, features)
+        trial = _run_trial(
+            make,
+            params,
+            fit_part,
+            validation,
+            metric,
+            K,
+            fit_params,
+            eval_every,
+            patience,
+            features,
+        )
         trials.append(trial)
         if show_progress:
             shown = ", ".join(f"{k}={v!r}" for k, v in trial.params.items())
-            print(f"[{n}] {shown}: {metric}@{K} {trial.metrics[metric]:.5f} "
-                  f"(best {result.best_score:.5f}, {trial.seconds:.1f} s)", flush=True)
+            print(
+                f"[{n}] {shown}: {metric}@{K} {trial.metrics[metric]:.5f} "
+                f"(best {result.best_score:.5f}, {trial.seconds:.1f} s)",
+                flush=True,
+            )
     if not trials:
         raise ValueError("the search has no setting to try (an empty grid)")
     return result
@@ -268,20 +307,34 @@ def _search(make, settings, fit_part, validation, metric, K, fit_params, eval_ev
 
 def _grid(param_grid: Dict[str, Sequence]) -> List[Dict[str, Any]]:
     if not isinstance(param_grid, dict):
-        raise TypeError(f"param_grid must be a dict of name -> list of values, got "
-                        f"{type(param_grid).__name__}")
+        raise TypeError(
+            f"param_grid must be a dict of name -> list of values, got {type(param_grid).__name__}"
+        )
     names = list(param_grid)
     for name in names:
         if isinstance(param_grid[name], (str, bytes)) or not hasattr(param_grid[name], "__iter__"):
             raise TypeError(f"param_grid[{name!r}] must be a list of values")
-    return [dict(zip(names, values)) for values in
-            itertools.product(*(list(param_grid[n]) for n in names))]
+    return [
+        dict(zip(names, values))
+        for values in itertools.product(*(list(param_grid[n]) for n in names))
+    ]
 
 
-def grid_search(model, param_grid: Dict[str, Sequence], fit_part, validation, *,
-                metric: str = "ndcg", K: int = 10, fit_params=None, eval_every: Optional[int] = 1,
-                patience: Optional[int] = 3, show_progress: bool = True, user_features=None,
-                item_features=None) -> SearchResult:
+def grid_search(
+    model,
+    param_grid: Dict[str, Sequence],
+    fit_part,
+    validation,
+    *,
+    metric: str = "ndcg",
+    K: int = 10,
+    fit_params=None,
+    eval_every: Optional[int] = 1,
+    patience: Optional[int] = 3,
+    show_progress: bool = True,
+    user_features=None,
+    item_features=None,
+) -> SearchResult:
     """Fits ``model(**setting)`` (a class or a function returning a model) for every combination
     of ``param_grid`` on ``fit_part`` and scores it on ``validation`` (from
     :func:`validation_split`) by ``metric`` at ``K``. Iterative models are checked every
@@ -289,15 +342,39 @@ def grid_search(model, param_grid: Dict[str, Sequence], fit_part, validation, *,
     early stopping; ``eval_every=None``: score only the end). ``fit_params`` go to ``fit``
     (LightFM: ``epochs``, ``num_threads``, feature matrices...)."""
     features = _features(user_features, item_features, fit_params)
-    return _search(model, _grid(param_grid), fit_part, validation, metric, K, fit_params,
-                   eval_every, patience, show_progress, features)
+    return _search(
+        model,
+        _grid(param_grid),
+        fit_part,
+        validation,
+        metric,
+        K,
+        fit_params,
+        eval_every,
+        patience,
+        show_progress,
+        features,
+    )
 
 
-def random_search(model, distributions: Dict[str, Any], fit_part, validation, *,
-                  n_iter: int = 20, metric: str = "ndcg", K: int = 10, fit_params=None,
-                  eval_every: Optional[int] = 1, patience: Optional[int] = 3,
-                  random_state=None, sampler: str = "random", show_progress: bool = True,
-                  user_features=None, item_features=None) -> SearchResult:
+def random_search(
+    model,
+    distributions: Dict[str, Any],
+    fit_part,
+    validation,
+    *,
+    n_iter: int = 20,
+    metric: str = "ndcg",
+    K: int = 10,
+    fit_params=None,
+    eval_every: Optional[int] = 1,
+    patience: Optional[int] = 3,
+    random_state=None,
+    sampler: str = "random",
+    show_progress: bool = True,
+    user_features=None,
+    item_features=None,
+) -> SearchResult:
     """As :func:`grid_search`, for ``n_iter`` settings drawn from ``distributions``: per name a
     list (drawn uniformly), a ``("log", low, high)`` or ``("uniform", low, high)`` float range,
     or an ``("int", low, high)`` integer range (both ends included). ``sampler="optuna"`` lets
@@ -307,15 +384,38 @@ def random_search(model, distributions: Dict[str, Any], fit_part, validation, *,
     specs = {name: _spec(name, d) for name, d in distributions.items()}
     features = _features(user_features, item_features, fit_params)
     if sampler == "optuna":
-        return _optuna_search(model, specs, fit_part, validation, n_iter, metric, K,
-                              fit_params, eval_every, patience, random_state, show_progress,
-                              features)
+        return _optuna_search(
+            model,
+            specs,
+            fit_part,
+            validation,
+            n_iter,
+            metric,
+            K,
+            fit_params,
+            eval_every,
+            patience,
+            random_state,
+            show_progress,
+            features,
+        )
     if sampler != "random":
         raise ValueError(f"sampler must be 'random' or 'optuna', got {sampler!r}")
     rng = check_random_state(random_state)
     settings = [{name: draw(rng) for name, (draw, _) in specs.items()} for _ in range(n_iter)]
-    return _search(model, settings, fit_part, validation, metric, K, fit_params, eval_every,
-                   patience, show_progress, features)
+    return _search(
+        model,
+        settings,
+        fit_part,
+        validation,
+        metric,
+        K,
+        fit_params,
+        eval_every,
+        patience,
+        show_progress,
+        features,
+    )
 
 
 def _features(user_features, item_features, fit_params):
@@ -338,36 +438,69 @@ def _spec(name, d):
         if kind == "log":
             if low <= 0:
                 raise ValueError(f"distributions[{name!r}]: a log range needs low > 0")
-            return (lambda rng: float(np.exp(rng.uniform(np.log(low), np.log(high)))),
-                    lambda t: t.suggest_float(name, low, high, log=True))
+            return (
+                lambda rng: float(np.exp(rng.uniform(np.log(low), np.log(high)))),
+                lambda t: t.suggest_float(name, low, high, log=True),
+            )
         if kind == "uniform":
-            return (lambda rng: float(rng.uniform(low, high)),
-                    lambda t: t.suggest_float(name, low, high))
-        return (lambda rng: int(rng.integers(int(low), int(high) + 1)),
-                lambda t: t.suggest_int(name, int(low), int(high)))
+            return (
+                lambda rng: float(rng.uniform(low, high)),
+                lambda t: t.suggest_float(name, low, high),
+            )
+        return (
+            lambda rng: int(rng.integers(int(low), int(high) + 1)),
+            lambda t: t.suggest_int(name, int(low), int(high)),
+        )
     if isinstance(d, (list, tuple)) and len(d) > 0:
         values = list(d)
-        return (lambda rng: values[int(rng.integers(len(values)))],
-                lambda t: values[t.suggest_categorical(name, list(range(len(values))))])
-    raise ValueError(f"distributions[{name!r}] must be a non-empty list or a ('log' | 'uniform' "
-                     f"| 'int', low, high) tuple, got {d!r}")
+        return (
+            lambda rng: values[int(rng.integers(len(values)))],
+            lambda t: values[t.suggest_categorical(name, list(range(len(values))))],
+        )
+    raise ValueError(
+        f"distributions[{name!r}] must be a non-empty list or a ('log' | 'uniform' "
+        f"| 'int', low, high) tuple, got {d!r}"
+    )
 
 
-def _optuna_search(make, specs, fit_part, validation, n_iter, metric, K, fit_params,
-                   eval_every, patience, random_state, show_progress, features):
+def _optuna_search(
+    make,
+    specs,
+    fit_part,
+    validation,
+    n_iter,
+    metric,
+    K,
+    fit_params,
+    eval_every,
+    patience,
+    random_state,
+    show_progress,
+    features,
+):
     try:
         import optuna
     except ImportError as e:
         raise ImportError("sampler='optuna' needs optuna: pip install optuna") from e
     seed = random_state if isinstance(random_state, (int, np.integer)) else None
-    study = optuna.create_study(direction="maximize",
-                                sampler=optuna.samplers.TPESampler(seed=seed))
+    study = optuna.create_study(direction="maximize", sampler=optuna.samplers.TPESampler(seed=seed))
     trials: List[Trial] = []
 
     def objective(trial):
         params = {name: suggest(trial) for name, (_, suggest) in specs.items()}
-        result = _search(make, [params], fit_part, validation, metric, K, fit_params,
-                         eval_every, patience, show_progress, features)
+        result = _search(
+            make,
+            [params],
+            fit_part,
+            validation,
+            metric,
+            K,
+            fit_params,
+            eval_every,
+            patience,
+            show_progress,
+            features,
+        )
         trials.append(result.trials[0])
         return result.trials[0].metrics[metric]
 
@@ -377,5 +510,4 @@ def _optuna_search(make, specs, fit_part, validation, n_iter, metric, K, fit_par
     return SearchResult(metric, check_count(K, "K"), trials, make, dict(fit_params or {}))
 
 
-__all__ = ["validation_split", "grid_search", "random_search", "SearchResult", "Trial",
-           "METRICS"]
+__all__ = ["validation_split", "grid_search", "random_search", "SearchResult", "Trial", "METRICS"]

@@ -34,8 +34,7 @@ def _pyplot():
 def _has_display() -> bool:
     import os
 
-    return bool(os.environ.get("DISPLAY") or os.environ.get("WAYLAND_DISPLAY")) or \
-        os.name == "nt"
+    return bool(os.environ.get("DISPLAY") or os.environ.get("WAYLAND_DISPLAY")) or os.name == "nt"
 
 
 def _axes(ax):
@@ -45,8 +44,15 @@ def _axes(ax):
     return ax
 
 
-def metric_curves(models: Dict[str, object], train, test, metric: str = "ndcg",
-                  Ks: Sequence[int] = (1, 3, 5, 10, 20, 50), ax=None, **features):
+def metric_curves(
+    models: Dict[str, object],
+    train,
+    test,
+    metric: str = "ndcg",
+    Ks: Sequence[int] = (1, 3, 5, 10, 20, 50),
+    ax=None,
+    **features,
+):
     """``metric`` at each K of ``Ks`` for every fitted model of ``models`` (name -> model),
     from :func:`tacitrec.evaluation.ranking_metrics_at_k` on ``train`` / ``test``."""
     from .evaluation import ranking_metrics_at_k
@@ -56,8 +62,10 @@ def metric_curves(models: Dict[str, object], train, test, metric: str = "ndcg",
         raise ValueError("models is empty: pass {name: fitted model}")
     ax = _axes(ax)
     for name, model in models.items():
-        values = [ranking_metrics_at_k(model, train, test, K=k, show_progress=False,
-                                       **features)[metric] for k in Ks]
+        values = [
+            ranking_metrics_at_k(model, train, test, K=k, show_progress=False, **features)[metric]
+            for k in Ks
+        ]
         ax.plot(Ks, values, marker="o", label=str(name))
     ax.set_xlabel("K")
     ax.set_ylabel(f"{metric}@K")
@@ -81,13 +89,18 @@ def popularity_curves(models: Dict[str, Any], train, K: int = 10, ax=None, **fea
     order = np.argsort(-had, kind="stable")
     share = np.arange(1, n_items + 1) / n_items
     ax = _axes(ax)
-    ax.plot(share, np.cumsum(had[order]) / max(had.sum(), 1), color="black", linestyle="--",
-            label="training interactions")
+    ax.plot(
+        share,
+        np.cumsum(had[order]) / max(had.sum(), 1),
+        color="black",
+        linestyle="--",
+        label="training interactions",
+    )
     users = np.flatnonzero(np.diff(X.indptr))
     for name, model in models.items():
         counts = np.zeros(n_items)
         for start in range(0, len(users), 4096):
-            batch = users[start:start + 4096]
+            batch = users[start : start + 4096]
             ids, _ = model.recommend(batch, X.take_rows(batch), N=K, **features)
             counts += np.bincount(ids[ids >= 0], minlength=n_items)
         ax.plot(share, np.cumsum(counts[order]) / max(counts.sum(), 1), label=str(name))
@@ -117,8 +130,9 @@ class TrainingHistory:
             from .evaluation import ranking_metrics_at_k
 
             train, test = self.validation
-            record[self.metric] = ranking_metrics_at_k(self.model, train, test, K=self.K,
-                                                       show_progress=False)[self.metric]
+            record[self.metric] = ranking_metrics_at_k(
+                self.model, train, test, K=self.K, show_progress=False
+            )[self.metric]
         self.records.append(record)
 
 
@@ -134,10 +148,16 @@ def training_curves(histories: Dict[str, TrainingHistory], key: Optional[str] = 
             raise ValueError(f"history {name!r} recorded nothing: pass it as fit's callback")
         k = key or next((c for c in (h.metric, "loss", "correct") if c in records[0]), None)
         if k is None or k not in records[0]:
-            raise ValueError(f"history {name!r} has no {key or 'metric or loss'} (it has "
-                             f"{', '.join(records[0])})")
-        ax.plot([r["iteration"] for r in records], [r[k] for r in records], marker=".",
-                label=f"{name} ({k})")
+            raise ValueError(
+                f"history {name!r} has no {key or 'metric or loss'} (it has "
+                f"{', '.join(records[0])})"
+            )
+        ax.plot(
+            [r["iteration"] for r in records],
+            [r[k] for r in records],
+            marker=".",
+            label=f"{name} ({k})",
+        )
     ax.set_xlabel("iteration")
     ax.set_ylabel(key or "value")
     ax.legend()

@@ -37,8 +37,7 @@ class PopularityRecommender(RecommenderBase):
         self.item_popularity: Optional[np.ndarray] = None
         self._n_users: Optional[int] = None
 
-    def fit(self, user_items, show_progress: bool = True,
-            callback=None) -> "PopularityRecommender":
+    def fit(self, user_items, show_progress: bool = True, callback=None) -> "PopularityRecommender":
         """Counts item popularity in ``user_items`` (users x items, any scipy sparse format).
         ``show_progress`` is accepted for API uniformity; the fit is one pass and shows no bar.
         ``callback(0, elapsed_seconds, None)`` is called once when it is done (as kNN's)."""
@@ -57,8 +56,9 @@ class PopularityRecommender(RecommenderBase):
             raise NotFittedError("PopularityRecommender is not fitted: call fit(user_items) first")
         return self._n_users, self.item_popularity.shape[0]
 
-    def _recommend(self, userids, user_items, N, filter_liked, filter_items, items,
-                   recalculate_user):
+    def _recommend(
+        self, userids, user_items, N, filter_liked, filter_items, items, recalculate_user
+    ):
         assert self.item_popularity is not None  # the caller's _shape() raised otherwise
         # A rank-1 dot product: every user's vector is [1], every item's is [popularity].
         queries = np.ones((len(userids), 1), dtype=np.float32)
@@ -73,8 +73,9 @@ class PopularityRecommender(RecommenderBase):
         return {"item_popularity": self.item_popularity, "n_users": np.array(self._n_users)}
 
     def _set_state(self, state) -> None:
-        self.item_popularity = as_state_array(state["item_popularity"], "item_popularity",
-                                              np.float32, 1)
+        self.item_popularity = as_state_array(
+            state["item_popularity"], "item_popularity", np.float32, 1
+        )
         n_users = int(as_state_array(state["n_users"], "n_users", np.int64, 0))
         if n_users < 0:
             raise ModelFormatError(f"the saved model has {n_users} users")

@@ -19,8 +19,15 @@ import numpy as np
 from tqdm.auto import tqdm
 
 from . import _core
-from ._validation import (Csr, as_csr, as_state_array, check_compressed, check_count,
-                          check_id_list, check_ids)
+from ._validation import (
+    Csr,
+    as_csr,
+    as_state_array,
+    check_compressed,
+    check_count,
+    check_id_list,
+    check_ids,
+)
 from .base import RecommenderBase
 from .exceptions import ModelFormatError, NotFittedError
 
@@ -46,7 +53,7 @@ def chebycf_coefficients(order: int, flatness: float) -> np.ndarray:
     bases = [target, nodes * target]
     for _ in range(2, K + 1):
         bases.append(2 * nodes * bases[-1] - bases[-2])
-    coeffs = np.array(bases[:K + 1]).sum(axis=1) * (2 / (K + 1))
+    coeffs = np.array(bases[: K + 1]).sum(axis=1) * (2 / (K + 1))
     coeffs[0] /= 2
     return coeffs
 
@@ -151,16 +158,34 @@ class SpectralFilterRecommender(RecommenderBase):
 
     _scores_from_user_items = True
 
-    def __init__(self, method: str = "gf-cf", factors: Optional[int] = None,
-                 ideal_weight: Optional[float] = None, user_exponent: float = 0.5,
-                 item_exponent: float = 0.5, binary: bool = True,
-                 blur_solver: str = "euler", blur_steps: int = 1, blur_time: float = 1.0,
-                 ideal_solver: str = "euler", ideal_steps: int = 1, ideal_time: float = 1.0,
-                 sharpen_solver: str = "rk4", sharpen_steps: int = 1, sharpen_time: float = 2.5,
-                 sharpening: bool = True, final_sharpening: bool = True,
-                 t_point_combination: bool = False, order: int = 8, flatness: float = 1.5,
-                 degree_power: float = 0.4, svd_oversampling: Optional[int] = None,
-                 svd_iterations: int = 4, random_state: int = 0, num_threads: int = 0):
+    def __init__(
+        self,
+        method: str = "gf-cf",
+        factors: Optional[int] = None,
+        ideal_weight: Optional[float] = None,
+        user_exponent: float = 0.5,
+        item_exponent: float = 0.5,
+        binary: bool = True,
+        blur_solver: str = "euler",
+        blur_steps: int = 1,
+        blur_time: float = 1.0,
+        ideal_solver: str = "euler",
+        ideal_steps: int = 1,
+        ideal_time: float = 1.0,
+        sharpen_solver: str = "rk4",
+        sharpen_steps: int = 1,
+        sharpen_time: float = 2.5,
+        sharpening: bool = True,
+        final_sharpening: bool = True,
+        t_point_combination: bool = False,
+        order: int = 8,
+        flatness: float = 1.5,
+        degree_power: float = 0.4,
+        svd_oversampling: Optional[int] = None,
+        svd_iterations: int = 4,
+        random_state: int = 0,
+        num_threads: int = 0,
+    ):
         self.method = method
         self.factors = factors
         self.ideal_weight = ideal_weight
@@ -205,17 +230,29 @@ class SpectralFilterRecommender(RecommenderBase):
         coeffs: List[float] = []
         if method == "chebycf":
             order = check_count(self.order, "order")
-            coeffs = [float(c) for c in chebycf_coefficients(order, _number(
-                self.flatness, "flatness", 0.0, strict=True))]
+            coeffs = [
+                float(c)
+                for c in chebycf_coefficients(
+                    order, _number(self.flatness, "flatness", 0.0, strict=True)
+                )
+            ]
         ode: Dict[str, _Ode] = {}
         for name in ("blur", "ideal", "sharpen"):
-            ode[name] = (_solver(getattr(self, f"{name}_solver"), f"{name}_solver"),
-                         _number(getattr(self, f"{name}_time"), f"{name}_time", 0.0, strict=True),
-                         check_count(getattr(self, f"{name}_steps"), f"{name}_steps"))
-        return dict(method=method, ideal_weight=float(w), coeffs=coeffs, blur=ode["blur"],
-                    ideal=ode["ideal"], sharpen=ode["sharpen"] if self.sharpening else None,
-                    final_sharpening=bool(self.final_sharpening),
-                    t_point_combination=bool(self.t_point_combination))
+            ode[name] = (
+                _solver(getattr(self, f"{name}_solver"), f"{name}_solver"),
+                _number(getattr(self, f"{name}_time"), f"{name}_time", 0.0, strict=True),
+                check_count(getattr(self, f"{name}_steps"), f"{name}_steps"),
+            )
+        return dict(
+            method=method,
+            ideal_weight=float(w),
+            coeffs=coeffs,
+            blur=ode["blur"],
+            ideal=ode["ideal"],
+            sharpen=ode["sharpen"] if self.sharpening else None,
+            final_sharpening=bool(self.final_sharpening),
+            t_point_combination=bool(self.t_point_combination),
+        )
 
     def _fit_args(self):
         """The Rust fit's arguments after validation (the filter's are checked too): the
@@ -225,10 +262,16 @@ class SpectralFilterRecommender(RecommenderBase):
         a = _number(self.user_exponent, "user_exponent")
         b = _number(self.item_exponent, "item_exponent")
         _number(self.degree_power, "degree_power")
-        k = _DEFAULT_FACTORS[method] if self.factors is None else check_count(
-            self.factors, "factors", 0)
-        over = k if self.svd_oversampling is None else check_count(
-            self.svd_oversampling, "svd_oversampling", 0)
+        k = (
+            _DEFAULT_FACTORS[method]
+            if self.factors is None
+            else check_count(self.factors, "factors", 0)
+        )
+        over = (
+            k
+            if self.svd_oversampling is None
+            else check_count(self.svd_oversampling, "svd_oversampling", 0)
+        )
         iters = check_count(self.svd_iterations, "svd_iterations", 0)
         seed = check_count(self.random_state, "random_state", 0)
         return a, b, k, over, iters, seed
@@ -238,8 +281,9 @@ class SpectralFilterRecommender(RecommenderBase):
         super()._check_params()
 
     # ---- fitting ------------------------------------------------------------------------------
-    def fit(self, user_items, show_progress: bool = True,
-            callback=None) -> "SpectralFilterRecommender":
+    def fit(
+        self, user_items, show_progress: bool = True, callback=None
+    ) -> "SpectralFilterRecommender":
         """Builds the normalised graph and its truncated SVD from ``user_items`` (users x items,
         any scipy sparse format, values >= 0). ``callback(0, elapsed_seconds, None)`` is called
         once when done."""
@@ -283,8 +327,8 @@ class SpectralFilterRecommender(RecommenderBase):
             ones = np.ones_like(self._item_degree)
             return ones, ones
         with np.errstate(divide="ignore"):
-            pre = np.where(d > 0, d ** -e, 0.0).astype(np.float32)
-            post = np.where(d > 0, d ** e, 0.0).astype(np.float32)
+            pre = np.where(d > 0, d**-e, 0.0).astype(np.float32)
+            post = np.where(d > 0, d**e, 0.0).astype(np.float32)
         return pre, post
 
     def _run(self, queries: Csr, N, *, filter_liked, filter_items, items):
@@ -295,20 +339,41 @@ class SpectralFilterRecommender(RecommenderBase):
         g, gt = self._graph, self._graph_t
         assert g is not None and gt is not None and self._factors is not None  # by _shape()
         return _core.spectral_recommend(
-            queries, g, gt, self._factors, pre, post, N, filter_liked,
-            items=items, filter_items=filter_items, num_threads=self._threads(), **options)
+            queries,
+            g,
+            gt,
+            self._factors,
+            pre,
+            post,
+            N,
+            filter_liked,
+            items=items,
+            filter_items=filter_items,
+            num_threads=self._threads(),
+            **options,
+        )
 
-    def _recommend(self, userids, user_items, N, *, filter_liked, filter_items, items,
-                   recalculate_user):
+    def _recommend(
+        self, userids, user_items, N, *, filter_liked, filter_items, items, recalculate_user
+    ):
         if user_items is None:
             raise ValueError(
                 f"user_items is required: {type(self).__name__} scores items from each user's "
-                "row (pass user_items[userid])")
-        return self._run(user_items, N, filter_liked=filter_liked,
-                         filter_items=filter_items, items=items)
+                "row (pass user_items[userid])"
+            )
+        return self._run(
+            user_items, N, filter_liked=filter_liked, filter_items=filter_items, items=items
+        )
 
-    def similar_items(self, itemid, N: int = 10, recalculate_item: bool = False,
-                      item_users=None, filter_items=None, items=None):
+    def similar_items(
+        self,
+        itemid,
+        N: int = 10,
+        recalculate_item: bool = False,
+        item_users=None,
+        filter_items=None,
+        items=None,
+    ):
         """The items the filter ranks highest for a user holding only ``itemid`` (scalar or
         array), best first; the item itself is not returned. ``recalculate_item=True`` raises
         NotImplementedError."""
@@ -317,15 +382,30 @@ class SpectralFilterRecommender(RecommenderBase):
         _, n = self._shape()
         ids, scalar = check_ids(itemid, n, "itemid", "items")
         N = check_count(N, "N")
-        one_hot = Csr(np.arange(len(ids) + 1, dtype=np.int64), ids,
-                      np.ones(len(ids), dtype=np.float32), (len(ids), n))
-        res = self._run(one_hot, N, filter_liked=True,
-                        filter_items=check_id_list(filter_items, n, "filter_items"),
-                        items=check_id_list(items, n, "items"))
+        one_hot = Csr(
+            np.arange(len(ids) + 1, dtype=np.int64),
+            ids,
+            np.ones(len(ids), dtype=np.float32),
+            (len(ids), n),
+        )
+        res = self._run(
+            one_hot,
+            N,
+            filter_liked=True,
+            filter_items=check_id_list(filter_items, n, "filter_items"),
+            items=check_id_list(items, n, "items"),
+        )
         return (res[0][0], res[1][0]) if scalar else res
 
-    def similar_users(self, userid, N: int = 10, filter_users=None, users=None,
-                      recalculate_user: bool = False, user_items=None):
+    def similar_users(
+        self,
+        userid,
+        N: int = 10,
+        filter_users=None,
+        users=None,
+        recalculate_user: bool = False,
+        user_items=None,
+    ):
         """Not available: the filters score items from a user's row and keep no user
         representation."""
         raise NotImplementedError(f"{type(self).__name__} has no user similarity")
@@ -336,10 +416,17 @@ class SpectralFilterRecommender(RecommenderBase):
         g, gt = self._graph, self._graph_t
         assert g is not None and gt is not None  # _shape() raised otherwise
         assert self._factors is not None and self._item_degree is not None  # set with the graph
-        return {"graph_indptr": g.indptr, "graph_indices": g.indices, "graph_data": g.data,
-                "graph_t_indptr": gt.indptr, "graph_t_indices": gt.indices,
-                "graph_t_data": gt.data, "singular_vectors": self._factors,
-                "item_degree": self._item_degree, "n_users": np.array(g.shape[0])}
+        return {
+            "graph_indptr": g.indptr,
+            "graph_indices": g.indices,
+            "graph_data": g.data,
+            "graph_t_indptr": gt.indptr,
+            "graph_t_indices": gt.indices,
+            "graph_t_data": gt.data,
+            "singular_vectors": self._factors,
+            "item_degree": self._item_degree,
+            "n_users": np.array(g.shape[0]),
+        }
 
     def _set_state(self, state) -> None:
         n_users = int(as_state_array(state["n_users"], "n_users", np.int64, 0))
@@ -349,17 +436,24 @@ class SpectralFilterRecommender(RecommenderBase):
         if n_users < 0:
             raise ModelFormatError(f"the saved model has {n_users} users")
         if V.shape[0] != n_items or V.shape[1] > min(n_users, n_items):
-            raise ModelFormatError(f"the saved singular_vectors have shape {V.shape}, expected "
-                                   f"{n_items} rows and at most {min(n_users, n_items)} columns")
+            raise ModelFormatError(
+                f"the saved singular_vectors have shape {V.shape}, expected "
+                f"{n_items} rows and at most {min(n_users, n_items)} columns"
+            )
         mats = []
         for prefix, shape in (("graph", (n_users, n_items)), ("graph_t", (n_items, n_users))):
             indptr, indices, data = [
                 as_state_array(state[f"{prefix}_{name}"], f"{prefix} {name}", dtype, 1)
-                for name, dtype in (("indptr", np.int64), ("indices", np.int32),
-                                    ("data", np.float32))]
+                for name, dtype in (
+                    ("indptr", np.int64),
+                    ("indices", np.int32),
+                    ("data", np.float32),
+                )
+            ]
             try:
-                check_compressed(indptr, indices, data, shape[0], shape[1], f"the saved {prefix}",
-                                 "column ")
+                check_compressed(
+                    indptr, indices, data, shape[0], shape[1], f"the saved {prefix}", "column "
+                )
             except ValueError as e:
                 raise ModelFormatError(str(e)) from e
             mats.append(Csr(indptr, indices, data, shape))

@@ -48,10 +48,14 @@ def write_shim(folder: Path, modules: Mapping[str, str]) -> None:
             init.parent.mkdir(parents=True, exist_ok=True)
             if not init.exists():
                 init.write_text("")
-        children = sorted({other[len(name) + 1:].split(".")[0] for other in modules
-                           if other.startswith(name + ".")})
-        path = (folder.joinpath(*parts, "__init__.py") if children
-                else pkg / f"{parts[-1]}.py")
+        children = sorted(
+            {
+                other[len(name) + 1 :].split(".")[0]
+                for other in modules
+                if other.startswith(name + ".")
+            }
+        )
+        path = folder.joinpath(*parts, "__init__.py") if children else pkg / f"{parts[-1]}.py"
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_text(
             f"import importlib as _il\n"
@@ -67,8 +71,13 @@ def write_shim(folder: Path, modules: Mapping[str, str]) -> None:
         )
 
 
-def run_suite(root: Path, test_files: Iterable[str], modules: Mapping[str, str],
-              work: Path, timeout: float = 1200) -> Dict[str, str]:
+def run_suite(
+    root: Path,
+    test_files: Iterable[str],
+    modules: Mapping[str, str],
+    work: Path,
+    timeout: float = 1200,
+) -> Dict[str, str]:
     """Runs ``test_files`` (paths under ``root/tests``) against the shim ``modules``; returns
     ``{"file::Class::test": "passed" | "failed" | "skipped"}`` (errors count as failed)."""
     tests = work / "tests"
@@ -79,13 +88,31 @@ def run_suite(root: Path, test_files: Iterable[str], modules: Mapping[str, str],
     shim.mkdir()
     write_shim(shim, modules)
     report = work / "report.xml"
-    env = dict(os.environ, PYTHONPATH=os.pathsep.join([str(shim), str(tests)]),
-               PYTHONDONTWRITEBYTECODE="1")
+    env = dict(
+        os.environ, PYTHONPATH=os.pathsep.join([str(shim), str(tests)]), PYTHONDONTWRITEBYTECODE="1"
+    )
     proc = subprocess.run(
-        [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "--rootdir", str(work),
-         "-c", os.devnull, f"--junitxml={report}", *sorted(test_files)],
-        cwd=tests, env=env, timeout=timeout, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-        check=False)
+        [
+            sys.executable,
+            "-m",
+            "pytest",
+            "-q",
+            "-p",
+            "no:cacheprovider",
+            "--rootdir",
+            str(work),
+            "-c",
+            os.devnull,
+            f"--junitxml={report}",
+            *sorted(test_files),
+        ],
+        cwd=tests,
+        env=env,
+        timeout=timeout,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        check=False,
+    )
     (work / "output.txt").write_bytes(proc.stdout)
     if not report.exists():
         raise AssertionError("the peer suite produced no report")
@@ -103,8 +130,11 @@ def run_suite(root: Path, test_files: Iterable[str], modules: Mapping[str, str],
 
 
 def summarize(outcomes: Mapping[str, str]) -> str:
-    counts = {k: sum(1 for v in outcomes.values() if v == k)
-              for k in ("passed", "failed", "skipped")}
+    counts = {
+        k: sum(1 for v in outcomes.values() if v == k) for k in ("passed", "failed", "skipped")
+    }
     failed = sorted(k for k, v in outcomes.items() if v == "failed")
-    return (f"{counts['passed']} passed, {counts['failed']} failed, {counts['skipped']} skipped"
-            + "".join(f"\n  failed: {k}" for k in failed))
+    return (
+        f"{counts['passed']} passed, {counts['failed']} failed, {counts['skipped']} skipped"
+        + "".join(f"\n  failed: {k}" for k in failed)
+    )

@@ -13,21 +13,43 @@ from __future__ import annotations
 
 from _peer import peer_root, run_suite, summarize
 
-FILES = ["recommender_base_test.py", "als_test.py", "bpr_test.py", "lmf_test.py",
-         "knn_test.py", "evaluation_test.py"]
-SUBMODULES = ["als", "bpr", "lmf", "nearest_neighbours", "evaluation", "gpu", "utils",
-              "datasets", "datasets.movielens"]
+FILES = [
+    "recommender_base_test.py",
+    "als_test.py",
+    "bpr_test.py",
+    "lmf_test.py",
+    "knn_test.py",
+    "evaluation_test.py",
+]
+SUBMODULES = [
+    "als",
+    "bpr",
+    "lmf",
+    "nearest_neighbours",
+    "evaluation",
+    "gpu",
+    "utils",
+    "datasets",
+    "datasets.movielens",
+]
 
-PLAIN = {"implicit": "tacitrec", "implicit.als": "tacitrec.als", "implicit.bpr": "tacitrec.bpr",
-         "implicit.lmf": "tacitrec.lmf", "implicit.nearest_neighbours": "tacitrec.knn",
-         "implicit.evaluation": "tacitrec.evaluation",
-         # names tacitrec has no module of its own for
-         "implicit.gpu": "tacitrec.compat.implicit.gpu",
-         "implicit.utils": "tacitrec.compat.implicit.utils",
-         "implicit.datasets": "tacitrec.compat.implicit.datasets",
-         "implicit.datasets.movielens": "tacitrec.compat.implicit.datasets.movielens"}
-COMPAT = {"implicit": "tacitrec.compat.implicit",
-          **{f"implicit.{m}": f"tacitrec.compat.implicit.{m}" for m in SUBMODULES}}
+PLAIN = {
+    "implicit": "tacitrec",
+    "implicit.als": "tacitrec.als",
+    "implicit.bpr": "tacitrec.bpr",
+    "implicit.lmf": "tacitrec.lmf",
+    "implicit.nearest_neighbours": "tacitrec.knn",
+    "implicit.evaluation": "tacitrec.evaluation",
+    # names tacitrec has no module of its own for
+    "implicit.gpu": "tacitrec.compat.implicit.gpu",
+    "implicit.utils": "tacitrec.compat.implicit.utils",
+    "implicit.datasets": "tacitrec.compat.implicit.datasets",
+    "implicit.datasets.movielens": "tacitrec.compat.implicit.datasets.movielens",
+}
+COMPAT = {
+    "implicit": "tacitrec.compat.implicit",
+    **{f"implicit.{m}": f"tacitrec.compat.implicit.{m}" for m in SUBMODULES},
+}
 
 # Tests of implicit's internals: the Cython loss function `implicit.cpu.als.calculate_loss`
 # (tacitrec reports the loss through `calculate_training_loss=True`), the kNN helper
@@ -45,7 +67,8 @@ PEER_INTERNALS = {
 PLAIN_DIFFERENCES = {
     # recommend never returns an item the user has: ranking a list with `items=` leaves the
     # user's items out and pads the row with -1 (implicit appends them with score -FLT_MAX)
-    "test_rank_items", "test_rank_items_batch",
+    "test_rank_items",
+    "test_rank_items_batch",
     # kNN similar_items with `items=` returns the stored neighbours among them, padded with -1
     # (implicit appends the others with score -FLT_MAX)
     "test_similar_items_filter",
@@ -72,9 +95,12 @@ def test_plain_classes_differ_only_on_purpose(tmp_path):
     outcomes = _run(PLAIN, tmp_path)
     print(summarize(outcomes))
     unexpected = sorted(
-        k for k, v in outcomes.items()
-        if v == "failed" and _short(k) not in PEER_INTERNALS
-        and k.rpartition("::")[2] not in PLAIN_DIFFERENCES)
+        k
+        for k, v in outcomes.items()
+        if v == "failed"
+        and _short(k) not in PEER_INTERNALS
+        and k.rpartition("::")[2] not in PLAIN_DIFFERENCES
+    )
     assert not unexpected, summarize(outcomes)
     passed = sum(v == "passed" for v in outcomes.values())
     assert passed >= 129, summarize(outcomes)
@@ -83,6 +109,7 @@ def test_plain_classes_differ_only_on_purpose(tmp_path):
 def test_compat_layer_passes_everything_but_internals(tmp_path):
     outcomes = _run(COMPAT, tmp_path)
     print(summarize(outcomes))
-    failed = sorted(k for k, v in outcomes.items()
-                    if v == "failed" and _short(k) not in PEER_INTERNALS)
+    failed = sorted(
+        k for k, v in outcomes.items() if v == "failed" and _short(k) not in PEER_INTERNALS
+    )
     assert not failed, summarize(outcomes)

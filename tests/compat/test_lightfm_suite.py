@@ -30,12 +30,16 @@ NOT_RUN = {
 # these files runs, and must pass through the compatibility layer).
 PEER_INTERNALS: set = set()
 
-PLAIN = {"lightfm": "tacitrec", "lightfm.lightfm": "tacitrec.lightfm",
-         "lightfm.data": "tacitrec.data",
-         "lightfm.evaluation": "tacitrec.compat.lightfm.evaluation"}
-COMPAT = {"lightfm": "tacitrec.compat.lightfm",
-          **{f"lightfm.{m}": f"tacitrec.compat.lightfm.{m}"
-             for m in ("lightfm", "data", "evaluation")}}
+PLAIN = {
+    "lightfm": "tacitrec",
+    "lightfm.lightfm": "tacitrec.lightfm",
+    "lightfm.data": "tacitrec.data",
+    "lightfm.evaluation": "tacitrec.compat.lightfm.evaluation",
+}
+COMPAT = {
+    "lightfm": "tacitrec.compat.lightfm",
+    **{f"lightfm.{m}": f"tacitrec.compat.lightfm.{m}" for m in ("lightfm", "data", "evaluation")},
+}
 
 # Where tacitrec's own LightFM raises another exception class than LightFM, on purpose: the
 # builtin that names the problem (the compatibility layer raises classes deriving from both).
@@ -71,13 +75,17 @@ def _short(key: str) -> str:
 
 def test_plain_classes_differ_only_on_purpose(tmp_path):
     outcomes = _run(PLAIN, tmp_path)
-    unexpected = sorted(k for k, v in outcomes.items()
-                        if v != "passed" and _short(k) not in PLAIN_DIFFERENCES | PEER_INTERNALS)
+    unexpected = sorted(
+        k
+        for k, v in outcomes.items()
+        if v != "passed" and _short(k) not in PLAIN_DIFFERENCES | PEER_INTERNALS
+    )
     assert not unexpected, summarize(outcomes)
 
 
 def test_compat_layer_passes_the_whole_suite(tmp_path):
     outcomes = _run(COMPAT, tmp_path)
-    not_passed = sorted(k for k, v in outcomes.items()
-                        if v != "passed" and _short(k) not in PEER_INTERNALS)
+    not_passed = sorted(
+        k for k, v in outcomes.items() if v != "passed" and _short(k) not in PEER_INTERNALS
+    )
     assert not not_passed, summarize(outcomes)

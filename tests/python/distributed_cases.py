@@ -16,21 +16,39 @@ import pandas as pd
 import pytest
 import scipy.sparse as sp
 
-from tacitrec import (AlternatingLeastSquares, BayesianPersonalizedRanking, BM25Recommender,
-                      LightFM, PopularityRecommender)
+from tacitrec import (
+    AlternatingLeastSquares,
+    BayesianPersonalizedRanking,
+    BM25Recommender,
+    LightFM,
+    PopularityRecommender,
+)
 from tacitrec.evaluation import ranking_metrics_at_k, train_test_split
 
 N_USERS, N_ITEMS, EMPTY_USER = 90, 40, 5
 
-__all__ = ["test_recommend_equals_local", "test_original_ids", "test_filters",
-           "test_more_partitions_than_users", "test_unknown_ids", "test_metrics_equal_local",
-           "test_model_directory", "test_bad_arguments"]
+__all__ = [
+    "test_recommend_equals_local",
+    "test_original_ids",
+    "test_filters",
+    "test_more_partitions_than_users",
+    "test_unknown_ids",
+    "test_metrics_equal_local",
+    "test_model_directory",
+    "test_bad_arguments",
+]
 
 
 def _matrix(seed=0):
     rng = np.random.default_rng(seed)
-    X = sp.random(N_USERS, N_ITEMS, density=0.12, format="lil", random_state=rng,
-                  data_rvs=lambda n: rng.integers(1, 4, n)).astype(np.float32)
+    X = sp.random(
+        N_USERS,
+        N_ITEMS,
+        density=0.12,
+        format="lil",
+        random_state=rng,
+        data_rvs=lambda n: rng.integers(1, 4, n),
+    ).astype(np.float32)
     X[EMPTY_USER, :] = 0
     X = X.tocsr()
     X.eliminate_zeros()
@@ -38,22 +56,26 @@ def _matrix(seed=0):
 
 
 X = _matrix()
-ITEM_FEATURES = sp.hstack([sp.identity(N_ITEMS, format="csr"),
-                           sp.csr_matrix(np.eye(4)[np.arange(N_ITEMS) % 4])]).tocsr()
+ITEM_FEATURES = sp.hstack(
+    [sp.identity(N_ITEMS, format="csr"), sp.csr_matrix(np.eye(4)[np.arange(N_ITEMS) % 4])]
+).tocsr()
 
 
 def _build(name):
     if name == "als":
         return AlternatingLeastSquares(factors=6, iterations=3, random_state=0).fit(
-            X, show_progress=False)
+            X, show_progress=False
+        )
     if name == "bpr":
         return BayesianPersonalizedRanking(factors=6, iterations=5, random_state=0).fit(
-            X, show_progress=False)
+            X, show_progress=False
+        )
     if name == "bm25":
         return BM25Recommender(K=10).fit(X, show_progress=False)
     if name == "lightfm":
         return LightFM(no_components=6, loss="warp", random_state=0).fit(
-            X, item_features=ITEM_FEATURES, epochs=3)
+            X, item_features=ITEM_FEATURES, epochs=3
+        )
     if name == "popularity":
         return PopularityRecommender().fit(X)
     raise KeyError(name)
@@ -76,9 +98,14 @@ def rows(M, users=None, user_ids=None, item_ids=None):
     empty = users[np.diff(M[users].indptr) == 0]
     user = np.concatenate([users[sub.row], empty])
     item = pd.array(np.concatenate([sub.col, np.zeros(len(empty), int)]), dtype="Int64")
-    item[len(sub.col):] = pd.NA
-    out = pd.DataFrame({"user": user.astype(np.int64), "item": item,
-                        "weight": np.concatenate([sub.data, np.ones(len(empty))])})
+    item[len(sub.col) :] = pd.NA
+    out = pd.DataFrame(
+        {
+            "user": user.astype(np.int64),
+            "item": item,
+            "weight": np.concatenate([sub.data, np.ones(len(empty))]),
+        }
+    )
     if user_ids is not None:
         out["user"] = user_ids[out["user"].to_numpy()]
     if item_ids is not None:
@@ -90,12 +117,14 @@ def local_rows(m, M, users, N=5, user_ids=None, item_ids=None, features=None, **
     """What the local call returns, as recommendation rows (padding left out)."""
     ids, scores = m.recommend(users, M[users], N=N, **(features or {}), **kw)
     ok = ids >= 0
-    out = pd.DataFrame({
-        "user": np.repeat(users, ok.sum(axis=1)),
-        "item": ids[ok].astype(np.int64),
-        "rank": np.broadcast_to(np.arange(1, ids.shape[1] + 1), ids.shape)[ok],
-        "score": scores[ok],
-    })
+    out = pd.DataFrame(
+        {
+            "user": np.repeat(users, ok.sum(axis=1)),
+            "item": ids[ok].astype(np.int64),
+            "rank": np.broadcast_to(np.arange(1, ids.shape[1] + 1), ids.shape)[ok],
+            "score": scores[ok],
+        }
+    )
     if user_ids is not None:
         out["user"] = user_ids[out["user"].to_numpy()]
     if item_ids is not None:
@@ -111,8 +140,9 @@ def assert_same(got: pd.DataFrame, want: pd.DataFrame):
     assert got["user"].tolist() == want["user"].tolist()
     assert got["rank"].tolist() == want["rank"].tolist()
     assert got["item"].tolist() == want["item"].tolist()
-    np.testing.assert_allclose(got["score"].to_numpy(np.float64),
-                               want["score"].to_numpy(np.float64), rtol=0, atol=1e-6)
+    np.testing.assert_allclose(
+        got["score"].to_numpy(np.float64), want["score"].to_numpy(np.float64), rtol=0, atol=1e-6
+    )
 
 
 def command_line_matches_local(tmp_path, engine_name):
@@ -122,19 +152,37 @@ def command_line_matches_local(tmp_path, engine_name):
     import sys
 
     rng = np.random.default_rng(0)
-    pd.DataFrame({"user": [f"u{u}" for u in rng.integers(0, 60, 600)],
-                  "item": [f"i{i}" for i in rng.integers(0, 30, 600)]}).to_csv(
-        tmp_path / "rows.csv", index=False)
+    pd.DataFrame(
+        {
+            "user": [f"u{u}" for u in rng.integers(0, 60, 600)],
+            "item": [f"i{i}" for i in rng.integers(0, 30, 600)],
+        }
+    ).to_csv(tmp_path / "rows.csv", index=False)
 
     def cli(*args):
-        done = subprocess.run([sys.executable, "-m", "tacitrec", *map(str, args), "-q"],
-                              cwd=tmp_path, timeout=240, capture_output=True, text=True)
+        done = subprocess.run(
+            [sys.executable, "-m", "tacitrec", *map(str, args), "-q"],
+            cwd=tmp_path,
+            timeout=240,
+            capture_output=True,
+            text=True,
+        )
         assert done.returncode == 0, done.stderr[-3000:]
 
     cli("fit", "--model", "bm25", "--out", "m.npz", "rows.csv")
     cli("recommend", "m.npz", "-n", "4", "--out", "local.csv")
-    cli("recommend", "m.npz", "-n", "4", "--engine", engine_name, "--partitions", "3", "--out",
-        "parquet")
+    cli(
+        "recommend",
+        "m.npz",
+        "-n",
+        "4",
+        "--engine",
+        engine_name,
+        "--partitions",
+        "3",
+        "--out",
+        "parquet",
+    )
     want = pd.read_csv(tmp_path / "local.csv").sort_values(["user", "rank"])
     got = pd.read_parquet(tmp_path / "parquet").sort_values(["user", "rank"])
     assert got["user"].tolist() == want["user"].tolist()
@@ -162,13 +210,19 @@ def test_original_ids(engine):
     item_ids = np.array([f"item-{i}" for i in range(N_ITEMS)])
     m.set_ids(user_ids=user_ids, item_ids=item_ids)
     got = _run(engine, m, rows(X, user_ids=user_ids, item_ids=item_ids), N=4)
-    assert_same(got, local_rows(m, X, np.arange(N_USERS), N=4, user_ids=user_ids,
-                                item_ids=item_ids))
+    assert_same(
+        got, local_rows(m, X, np.arange(N_USERS), N=4, user_ids=user_ids, item_ids=item_ids)
+    )
     # filters take the model's ids too
-    got = _run(engine, m, rows(X, user_ids=user_ids, item_ids=item_ids), N=4,
-               filter_items=item_ids[[1, 2]])
-    assert_same(got, local_rows(m, X, np.arange(N_USERS), N=4, user_ids=user_ids,
-                                item_ids=item_ids, filter_items=[1, 2]))
+    got = _run(
+        engine, m, rows(X, user_ids=user_ids, item_ids=item_ids), N=4, filter_items=item_ids[[1, 2]]
+    )
+    assert_same(
+        got,
+        local_rows(
+            m, X, np.arange(N_USERS), N=4, user_ids=user_ids, item_ids=item_ids, filter_items=[1, 2]
+        ),
+    )
 
 
 def test_filters(engine):
@@ -191,14 +245,24 @@ def test_more_partitions_than_users(engine):
 def test_unknown_ids(engine):
     m = model("als")
     pdf = rows(X, [2, 3])
-    bad_user = pd.concat([pdf, pd.DataFrame({"user": [N_USERS + 4], "item": pd.array([1], "Int64"),
-                                             "weight": [1.0]})], ignore_index=True)
+    bad_user = pd.concat(
+        [
+            pdf,
+            pd.DataFrame({"user": [N_USERS + 4], "item": pd.array([1], "Int64"), "weight": [1.0]}),
+        ],
+        ignore_index=True,
+    )
     with pytest.raises(Exception, match="not users of the model"):
         _run(engine, m, bad_user)
     got = _run(engine, m, bad_user, unknown="skip")
     assert_same(got, local_rows(m, X, np.array([2, 3])))
-    bad_item = pd.concat([pdf, pd.DataFrame({"user": [2], "item": pd.array([N_ITEMS + 1], "Int64"),
-                                             "weight": [1.0]})], ignore_index=True)
+    bad_item = pd.concat(
+        [
+            pdf,
+            pd.DataFrame({"user": [2], "item": pd.array([N_ITEMS + 1], "Int64"), "weight": [1.0]}),
+        ],
+        ignore_index=True,
+    )
     with pytest.raises(Exception, match="not items of the model"):
         _run(engine, m, bad_item)
     assert_same(_run(engine, m, bad_item, unknown="skip"), local_rows(m, X, np.array([2, 3])))
@@ -210,8 +274,9 @@ def test_metrics_equal_local(engine, name):
     m = _build(name)
     m.fit(train, show_progress=False)
     want = ranking_metrics_at_k(m, train, test, K=5, show_progress=False)
-    got = engine.module.ranking_metrics_at_k(m, engine.frame(rows(train), 3),
-                                             engine.frame(rows(test), 2), K=5)
+    got = engine.module.ranking_metrics_at_k(
+        m, engine.frame(rows(train), 3), engine.frame(rows(test), 2), K=5
+    )
     assert set(got) == set(want)
     for key in want:
         assert abs(got[key] - want[key]) <= 1e-9, key

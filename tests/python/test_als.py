@@ -45,8 +45,9 @@ def implicit_loss(C, U, V, reg):
 
 def test_recalculate_user_is_the_exact_solution():
     X = data()
-    m = AlternatingLeastSquares(factors=6, regularization=0.1, alpha=2.0, iterations=3,
-                                random_state=0).fit(X, show_progress=False)
+    m = AlternatingLeastSquares(
+        factors=6, regularization=0.1, alpha=2.0, iterations=3, random_state=0
+    ).fit(X, show_progress=False)
     users = np.arange(X.shape[0])
     got = m.recalculate_user(users, X)
     want = exact_rows(2.0 * X, m.item_factors, 0.1)
@@ -56,14 +57,16 @@ def test_recalculate_user_is_the_exact_solution():
     assert one.shape == (6,)
     np.testing.assert_allclose(one, want[5], rtol=1e-3, atol=1e-4)
     items = m.recalculate_item([0, 4], X.T.tocsr()[[0, 4]])
-    np.testing.assert_allclose(items, exact_rows(2.0 * X.T.tocsr()[[0, 4]], m.user_factors, 0.1),
-                               rtol=1e-3, atol=1e-4)
+    np.testing.assert_allclose(
+        items, exact_rows(2.0 * X.T.tocsr()[[0, 4]], m.user_factors, 0.1), rtol=1e-3, atol=1e-4
+    )
 
 
 def test_cholesky_fit_matches_dense_alternation_and_cg_converges_to_it():
     X = data(1)
-    chol = AlternatingLeastSquares(factors=5, regularization=0.05, use_cg=False, iterations=1,
-                                   random_state=3).fit(X, show_progress=False)
+    chol = AlternatingLeastSquares(
+        factors=5, regularization=0.05, use_cg=False, iterations=1, random_state=3
+    ).fit(X, show_progress=False)
     # the same alternation in NumPy from the same initial factors
     rng = np.random.default_rng(3)
     U = rng.random((40, 5), dtype=np.float32) * np.float32(0.01)
@@ -73,8 +76,9 @@ def test_cholesky_fit_matches_dense_alternation_and_cg_converges_to_it():
     np.testing.assert_allclose(chol.item_factors, V, rtol=1e-3, atol=1e-4)
     errors = []
     for steps in (1, 2, 5, 20):
-        cg = AlternatingLeastSquares(factors=5, regularization=0.05, cg_steps=steps, iterations=1,
-                                     random_state=3).fit(X, show_progress=False)
+        cg = AlternatingLeastSquares(
+            factors=5, regularization=0.05, cg_steps=steps, iterations=1, random_state=3
+        ).fit(X, show_progress=False)
         errors.append(np.abs(cg.item_factors - chol.item_factors).max())
     assert errors[-1] < 1e-3 and errors[0] > 10 * errors[-1], errors
 
@@ -83,28 +87,42 @@ def test_cholesky_fit_matches_dense_alternation_and_cg_converges_to_it():
 def test_training_loss_is_implicits_definition_and_decreases(use_cg):
     X = data(2)
     losses = []
-    m = AlternatingLeastSquares(factors=8, regularization=0.02, alpha=3.0, use_cg=use_cg,
-                                iterations=6, calculate_training_loss=True, random_state=0)
+    m = AlternatingLeastSquares(
+        factors=8,
+        regularization=0.02,
+        alpha=3.0,
+        use_cg=use_cg,
+        iterations=6,
+        calculate_training_loss=True,
+        random_state=0,
+    )
     m.fit(X, show_progress=False, callback=lambda it, secs, loss: losses.append((it, loss)))
     assert [it for it, _ in losses] == list(range(6))
     assert losses[-1][1] == pytest.approx(
-        implicit_loss(3.0 * X, m.user_factors, m.item_factors, 0.02), rel=1e-4)
+        implicit_loss(3.0 * X, m.user_factors, m.item_factors, 0.02), rel=1e-4
+    )
     assert losses[-1][1] < losses[0][1]
     calls = []
     AlternatingLeastSquares(factors=4, iterations=2, random_state=0).fit(
-        X, show_progress=False, callback=lambda *a: calls.append(a))
+        X, show_progress=False, callback=lambda *a: calls.append(a)
+    )
     assert [c[2] for c in calls] == [None, None]
 
 
 def test_deterministic_for_any_thread_count_and_continuing_fit():
     X = random_user_items(n_users=300, n_items=80, density=0.1, seed=5)
-    fits = [AlternatingLeastSquares(factors=16, iterations=4, random_state=7, num_threads=t)
-            .fit(X, show_progress=False) for t in (1, 2)]
+    fits = [
+        AlternatingLeastSquares(factors=16, iterations=4, random_state=7, num_threads=t).fit(
+            X, show_progress=False
+        )
+        for t in (1, 2)
+    ]
     np.testing.assert_array_equal(fits[0].user_factors, fits[1].user_factors)
     np.testing.assert_array_equal(fits[0].item_factors, fits[1].item_factors)
     # a second fit on the same shape continues from the current factors
-    m = AlternatingLeastSquares(factors=16, iterations=2, random_state=7).fit(X,
-                                                                              show_progress=False)
+    m = AlternatingLeastSquares(factors=16, iterations=2, random_state=7).fit(
+        X, show_progress=False
+    )
     m.fit(X, show_progress=False)
     np.testing.assert_array_equal(m.item_factors, fits[0].item_factors)
     # another shape re-initialises instead of failing
@@ -135,8 +153,9 @@ def test_recommend_with_recalculated_users_and_partial_fit():
 
 def test_explain_decomposes_the_recalculated_score():
     X = data(4)
-    m = AlternatingLeastSquares(factors=6, regularization=0.1, iterations=5,
-                                random_state=2).fit(X, show_progress=False)
+    m = AlternatingLeastSquares(factors=6, regularization=0.1, iterations=5, random_state=2).fit(
+        X, show_progress=False
+    )
     u, item = 11, 17
     total, top, weights = m.explain(u, X, item, N=3)
     want = float(m.recalculate_user(u, X[u]) @ m.item_factors[item])
@@ -167,17 +186,20 @@ def test_bad_parameters_and_divergence():
     # finite but huge confidences overflow the CG residuals: a clear error, not NaN factors
     with pytest.raises(ModelFitError, match="user_factors became NaN or infinite in iteration 0"):
         AlternatingLeastSquares(factors=4, iterations=2, random_state=0).fit(
-            X * 1e25, show_progress=False)
+            X * 1e25, show_progress=False
+        )
 
 
 def test_quality_on_planted_data():
     from tacitrec import PopularityRecommender
     from tacitrec.datasets import synthetic
     from tacitrec.evaluation import ranking_metrics_at_k, train_test_split
+
     X = synthetic(n_users=1500, n_items=500, random_state=1).user_items
     train, test = train_test_split(X, 0.8, random_state=0)
-    als = AlternatingLeastSquares(factors=32, regularization=0.05, iterations=10, alpha=2.0,
-                                  random_state=0).fit(train, show_progress=False)
+    als = AlternatingLeastSquares(
+        factors=32, regularization=0.05, iterations=10, alpha=2.0, random_state=0
+    ).fit(train, show_progress=False)
     pop = PopularityRecommender().fit(train)
     a = ranking_metrics_at_k(als, train, test, K=10, show_progress=False)
     p = ranking_metrics_at_k(pop, train, test, K=10, show_progress=False)
@@ -190,15 +212,26 @@ def test_matches_implicit_when_installed():
     pytest.importorskip("implicit")
     import warnings
     from implicit.cpu.als import AlternatingLeastSquares as Peer
+
     X = random_user_items(n_users=200, n_items=60, density=0.1, seed=2)
     for use_cg in (True, False):
         ours, theirs = [], []
-        AlternatingLeastSquares(factors=8, regularization=0.05, use_cg=use_cg, iterations=5,
-                                calculate_training_loss=True, random_state=4).fit(
-            X, show_progress=False, callback=lambda i, s, loss, out=ours: out.append(loss))
+        AlternatingLeastSquares(
+            factors=8,
+            regularization=0.05,
+            use_cg=use_cg,
+            iterations=5,
+            calculate_training_loss=True,
+            random_state=4,
+        ).fit(X, show_progress=False, callback=lambda i, s, loss, out=ours: out.append(loss))
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
-            Peer(factors=8, regularization=0.05, use_cg=use_cg, iterations=5,
-                 calculate_training_loss=True, random_state=4).fit(
-                X, show_progress=False, callback=lambda i, s, loss, out=theirs: out.append(loss))
+            Peer(
+                factors=8,
+                regularization=0.05,
+                use_cg=use_cg,
+                iterations=5,
+                calculate_training_loss=True,
+                random_state=4,
+            ).fit(X, show_progress=False, callback=lambda i, s, loss, out=theirs: out.append(loss))
         np.testing.assert_allclose(ours, theirs, rtol=1e-4)

@@ -26,16 +26,30 @@ def reference(model, X, K, vectors):
             counts[i] += 1
         div = float("nan")
         if vectors is not None and len(items) >= 2:
-            pairs = [(a, b) for n, a in enumerate(items) for b in items[n + 1:]]
+            pairs = [(a, b) for n, a in enumerate(items) for b in items[n + 1 :]]
             div = sum(1 - float(np.dot(vectors[a], vectors[b])) for a, b in pairs) / len(pairs)
-        rows.append((sum(np.float32(pop[i]) for i in items) / len(items),
-                     sum(np.float32(info[i]) for i in items) / len(items), div))
+        rows.append(
+            (
+                sum(np.float32(pop[i]) for i in items) / len(items),
+                sum(np.float32(info[i]) for i in items) / len(items),
+                div,
+            )
+        )
     xs = sorted(counts)
     n = len(xs)
     gini = sum((2 * (k + 1) - n - 1) * x for k, x in enumerate(xs)) / (n * sum(xs))
     mean = lambda j: float(np.nanmean([r[j] for r in rows]))  # noqa: E731
-    return {"coverage": sum(c > 0 for c in counts) / n, "gini": gini, "popularity": mean(0),
-            "novelty": mean(1), "diversity": mean(2)}, users, rows
+    return (
+        {
+            "coverage": sum(c > 0 for c in counts) / n,
+            "gini": gini,
+            "popularity": mean(0),
+            "novelty": mean(1),
+            "diversity": mean(2),
+        },
+        users,
+        rows,
+    )
 
 
 @pytest.fixture(scope="module")
@@ -83,9 +97,19 @@ def test_bounds_and_errors(data):
     X = data.user_items
     model = PopularityRecommender().fit(X)
     got = beyond_accuracy(model, X, K=5)
-    assert got["coverage"] == pytest.approx(len(set(model.recommend(
-        np.flatnonzero(np.diff(X.indptr)), X[np.flatnonzero(np.diff(X.indptr))], N=5)[0]
-        .ravel().tolist()) - {-1}) / X.shape[1])
+    assert got["coverage"] == pytest.approx(
+        len(
+            set(
+                model.recommend(
+                    np.flatnonzero(np.diff(X.indptr)), X[np.flatnonzero(np.diff(X.indptr))], N=5
+                )[0]
+                .ravel()
+                .tolist()
+            )
+            - {-1}
+        )
+        / X.shape[1]
+    )
     assert 0 <= got["gini"] <= 1 and 0 < got["popularity"] <= 1 and got["novelty"] >= 0
     with pytest.raises(ValueError, match="K"):
         beyond_accuracy(model, X, K=0)

@@ -15,8 +15,11 @@ from tacitrec import spectral
 
 def _same(python, rust) -> bool:
     if isinstance(rust, float):  # the core holds float32 hyper-parameters
-        return (isinstance(python, (int, float)) and not isinstance(python, bool)
-                and np.float32(python) == np.float32(rust))
+        return (
+            isinstance(python, (int, float))
+            and not isinstance(python, bool)
+            and np.float32(python) == np.float32(rust)
+        )
     if isinstance(rust, str) and not isinstance(python, str):  # dtype=np.float32
         return np.dtype(python).name == rust
     return type(python) is type(rust) and python == rust
@@ -30,10 +33,17 @@ def _signature_defaults(qualified: str) -> dict:
 
 def test_the_core_lists_every_model_with_rust_defaults():
     assert set(_core.DEFAULTS) == {
-        "als.AlternatingLeastSquares", "bpr.BayesianPersonalizedRanking",
-        "lmf.LogisticMatrixFactorization", "lightfm.LightFM", "knn.ItemItemRecommender",
-        "knn.CosineRecommender", "knn.BM25Recommender", "knn.bm25_weight",
-        "knn.RP3BetaRecommender", "ease.EASERecommender", "spectral.SpectralFilterRecommender",
+        "als.AlternatingLeastSquares",
+        "bpr.BayesianPersonalizedRanking",
+        "lmf.LogisticMatrixFactorization",
+        "lightfm.LightFM",
+        "knn.ItemItemRecommender",
+        "knn.CosineRecommender",
+        "knn.BM25Recommender",
+        "knn.bm25_weight",
+        "knn.RP3BetaRecommender",
+        "ease.EASERecommender",
+        "spectral.SpectralFilterRecommender",
     }
 
 
@@ -48,9 +58,11 @@ def test_python_defaults_equal_the_cores(qualified):
 
 
 def test_spectral_ideal_weights_equal_the_cores():
-    rust = {k[len("ideal_weight["):-1]: v
-            for k, v in _core.DEFAULTS["spectral.SpectralFilterRecommender"].items()
-            if k.startswith("ideal_weight[")}
+    rust = {
+        k[len("ideal_weight[") : -1]: v
+        for k, v in _core.DEFAULTS["spectral.SpectralFilterRecommender"].items()
+        if k.startswith("ideal_weight[")
+    }
     assert set(rust) == set(spectral._DEFAULT_IDEAL_WEIGHT)
     for method, w in spectral._DEFAULT_IDEAL_WEIGHT.items():
         assert np.float32(w) == np.float32(rust[method]), method
@@ -71,30 +83,48 @@ def test_a_drifted_default_is_caught():
     assert _same(np.float32, "float32")
 
 
-@pytest.mark.parametrize("call,argument,allowed", [
-    (lambda: _core.ease_memory(3, "float16"), "dtype", "'float32', 'float64'"),
-    (lambda: _core.weight(_csr(), "okapi", "rows", 1.2, 0.75, 1), "scheme",
-     "'bm25', 'tfidf', 'normalize'"),
-    (lambda: _core.weight(_csr(), "bm25", "diagonal", 1.2, 0.75, 1), "docs",
-     "'rows', 'columns'"),
-    (lambda: _core.knn_fit(_csr(), 2, "jaccard", 1.2, 0.75, 1), "similarity",
-     "'dot', 'cosine', 'tfidf', 'bm25', 'pearson'"),
-])
+@pytest.mark.parametrize(
+    "call,argument,allowed",
+    [
+        (lambda: _core.ease_memory(3, "float16"), "dtype", "'float32', 'float64'"),
+        (
+            lambda: _core.weight(_csr(), "okapi", "rows", 1.2, 0.75, 1),
+            "scheme",
+            "'bm25', 'tfidf', 'normalize'",
+        ),
+        (
+            lambda: _core.weight(_csr(), "bm25", "diagonal", 1.2, 0.75, 1),
+            "docs",
+            "'rows', 'columns'",
+        ),
+        (
+            lambda: _core.knn_fit(_csr(), 2, "jaccard", 1.2, 0.75, 1),
+            "similarity",
+            "'dot', 'cosine', 'tfidf', 'bm25', 'pearson'",
+        ),
+    ],
+)
 def test_a_bad_name_is_a_value_error_naming_the_argument_and_the_choices(call, argument, allowed):
     with pytest.raises(ValueError, match=f"^{argument}: must be one of {allowed}, got"):
         call()
 
 
 def _csr():
-    return (np.array([0, 1, 2], dtype=np.int64), np.array([0, 1], dtype=np.int32),
-            np.ones(2, dtype=np.float32), (2, 2))
+    return (
+        np.array([0, 1, 2], dtype=np.int64),
+        np.array([0, 1], dtype=np.int32),
+        np.ones(2, dtype=np.float32),
+        (2, 2),
+    )
 
 
 def test_a_csr_carries_its_shape():
     """The declared shape, not one inferred from indptr, bounds the column indices."""
     indptr, indices, data, _ = _csr()
-    assert _core.weight((indptr, indices, data, (2, 2)), "normalize", "rows", 0, 0, 1).tolist() \
-        == [1.0, 1.0]
+    assert _core.weight((indptr, indices, data, (2, 2)), "normalize", "rows", 0, 0, 1).tolist() == [
+        1.0,
+        1.0,
+    ]
     with pytest.raises(IndexError, match="X"):
         _core.weight((indptr, indices, data, (2, 1)), "normalize", "rows", 0, 0, 1)
     with pytest.raises(ValueError, match="X.indptr length"):

@@ -9,8 +9,13 @@ import numpy as np
 import pytest
 import scipy.sparse as sp
 
-from tacitrec import (AlternatingLeastSquares, BM25Recommender, Dataset, LightFM,
-                      PopularityRecommender)
+from tacitrec import (
+    AlternatingLeastSquares,
+    BM25Recommender,
+    Dataset,
+    LightFM,
+    PopularityRecommender,
+)
 from tacitrec import _io
 from tacitrec.cli import main
 from tacitrec.datasets import synthetic
@@ -18,17 +23,23 @@ from tacitrec.evaluation import leave_k_out_split, ranking_metrics_at_k, train_t
 
 
 def run(*args, check=True):
-    out = subprocess.run([sys.executable, "-m", "tacitrec", *map(str, args)], capture_output=True,
-                         text=True, timeout=300)
+    out = subprocess.run(
+        [sys.executable, "-m", "tacitrec", *map(str, args)],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     if check and out.returncode != 0:
         raise AssertionError(f"exit {out.returncode}: {out.stderr}")
     return out
 
 
 def metric_rows(stdout):
-    return {line.split()[0]: [float(v) for v in line.split()[-7:]]
-            for line in stdout.splitlines()
-            if line.startswith(("popularity ", "bm25 ", "als ", "lightfm "))}
+    return {
+        line.split()[0]: [float(v) for v in line.split()[-7:]]
+        for line in stdout.splitlines()
+        if line.startswith(("popularity ", "bm25 ", "als ", "lightfm "))
+    }
 
 
 def test_demo_prints_the_metrics_the_library_computes():
@@ -36,8 +47,9 @@ def test_demo_prints_the_metrics_the_library_computes():
     rows = metric_rows(out.stdout)
     d = synthetic(n_users=400, n_items=150, random_state=3)
     train, test = train_test_split(d.user_items, 0.8, random_state=3)
-    m = ranking_metrics_at_k(PopularityRecommender().fit(train), train, test, K=5,
-                             show_progress=False)
+    m = ranking_metrics_at_k(
+        PopularityRecommender().fit(train), train, test, K=5, show_progress=False
+    )
     want = [m[k] for k in ("precision", "recall", "map", "ndcg", "auc", "mrr", "hit_rate")]
     assert rows["popularity"] == pytest.approx(want, abs=5e-5)
     assert "user 0:" in out.stdout and "cold start (lightfm)" in out.stdout
@@ -89,15 +101,34 @@ def read_recs(path):
 def test_fit_then_recommend_matches_the_library_in_original_ids(files, tmp_path):
     d, X = files
     model_file, recs = tmp_path / "bm25.npz", tmp_path / "recs.csv"
-    run("fit", d / "plays.csv", "--model", "bm25", "-p", "K=30", "--user-col", "userId",
-        "--item-col", "title", "--weight-col", "plays", "--out", model_file, "-q")
+    run(
+        "fit",
+        d / "plays.csv",
+        "--model",
+        "bm25",
+        "-p",
+        "K=30",
+        "--user-col",
+        "userId",
+        "--item-col",
+        "title",
+        "--weight-col",
+        "plays",
+        "--out",
+        model_file,
+        "-q",
+    )
     run("recommend", model_file, "--all", "-n", 4, "--out", recs, "--chunk-size", 37, "-q")
     M, users, items = expected_matrix(X)
     ref = BM25Recommender(K=30).fit(M, show_progress=False)
     ids, scores = ref.recommend(np.arange(M.shape[0]), M, N=4)
     rows = read_recs(recs)
-    want = [(users[u], items[i], str(k + 1)) for u in range(M.shape[0])
-            for k, i in enumerate(ids[u]) if i >= 0]
+    want = [
+        (users[u], items[i], str(k + 1))
+        for u in range(M.shape[0])
+        for k, i in enumerate(ids[u])
+        if i >= 0
+    ]
     assert [tuple(r[:3]) for r in rows] == want
     got_scores = np.array([float(r[3]) for r in rows])
     assert got_scores == pytest.approx(scores[ids >= 0], rel=1e-5)
@@ -106,23 +137,48 @@ def test_fit_then_recommend_matches_the_library_in_original_ids(files, tmp_path)
 def test_recommend_users_file_filters_and_chunks(files, tmp_path):
     d, X = files
     model_file = tmp_path / "als.npz"
-    run("fit", d / "plays.tsv", "-m", "als", "-p", "factors=8", "-p", "iterations=3",
-        "-o", model_file, "-q")
+    run(
+        "fit",
+        d / "plays.tsv",
+        "-m",
+        "als",
+        "-p",
+        "factors=8",
+        "-p",
+        "iterations=3",
+        "-o",
+        model_file,
+        "-q",
+    )
     (tmp_path / "users.txt").write_text("7\n\n12\n7\n")
     # newer interactions of user 7 (items it did not have) are removed and used as history
     newer = [i for i in range(X.shape[1]) if X[7, i] == 0][:5]
     (tmp_path / "new.tsv").write_text("".join(f"7\t{i}\t1\n" for i in newer) + "999\t1\t1\n")
-    base = read_recs_text(run("recommend", model_file, "--users", tmp_path / "users.txt",
-                              "-n", 20).stdout)
+    base = read_recs_text(
+        run("recommend", model_file, "--users", tmp_path / "users.txt", "-n", 20).stdout
+    )
     assert [r[0] for r in base] == ["7"] * 20 + ["12"] * 20 + ["7"] * 20
     liked7 = {str(i) for i in X[7].indices}
     assert not liked7 & {r[1] for r in base[:20]}
-    filtered = read_recs_text(run("recommend", model_file, "--users", tmp_path / "users.txt",
-                                  "-n", 20, "--filter-liked", tmp_path / "new.tsv").stdout)
+    filtered = read_recs_text(
+        run(
+            "recommend",
+            model_file,
+            "--users",
+            tmp_path / "users.txt",
+            "-n",
+            20,
+            "--filter-liked",
+            tmp_path / "new.tsv",
+        ).stdout
+    )
     assert not {str(i) for i in newer} & {r[1] for r in filtered[:20]}
     assert filtered[20:40] == base[20:40]  # user 12 has no newer interactions
-    kept = read_recs_text(run("recommend", model_file, "--users", tmp_path / "users.txt",
-                              "-n", 500, "--keep-liked").stdout)  # N' = all 120 items
+    kept = read_recs_text(
+        run(
+            "recommend", model_file, "--users", tmp_path / "users.txt", "-n", 500, "--keep-liked"
+        ).stdout
+    )  # N' = all 120 items
     assert len(kept) == 3 * 120 and liked7 <= {r[1] for r in kept[:120]}
     assert [r[2] for r in kept] == [str(k) for k in range(1, 121)] * 3
 
@@ -135,10 +191,12 @@ def read_recs_text(text):
 
 def test_evaluate_prints_the_library_metrics(files):
     d, X = files
-    out = run("evaluate", d / "plays.tsv", "-m", "als", "-p", "factors=8", "--seed", 4,
-              "-k", 5, "-q")
-    printed = {line.split()[0]: float(line.split()[1]) for line in out.stdout.splitlines()
-               if "@5 " in line}
+    out = run(
+        "evaluate", d / "plays.tsv", "-m", "als", "-p", "factors=8", "--seed", 4, "-k", 5, "-q"
+    )
+    printed = {
+        line.split()[0]: float(line.split()[1]) for line in out.stdout.splitlines() if "@5 " in line
+    }
     # the TSV's ids are 0..n-1, sorted as strings by the CLI
     order_u = np.argsort(np.arange(X.shape[0]).astype(str))
     order_i = np.argsort(np.arange(X.shape[1]).astype(str))
@@ -146,11 +204,21 @@ def test_evaluate_prints_the_library_metrics(files):
     train, test = train_test_split(M, 0.8, random_state=4)
     model = AlternatingLeastSquares(factors=8, random_state=4).fit(train, show_progress=False)
     m = ranking_metrics_at_k(model, train, test, K=5, show_progress=False)
-    assert printed == pytest.approx({f"{k}@5": m[k] for k in
-                                     ("precision", "recall", "map", "ndcg", "auc", "mrr",
-                                      "hit_rate")}, abs=2e-6)
-    out = run("evaluate", d / "plays.tsv", "-m", "popularity", "--split", "leave-k-out",
-              "--leave-k", 2, "-q")
+    assert printed == pytest.approx(
+        {f"{k}@5": m[k] for k in ("precision", "recall", "map", "ndcg", "auc", "mrr", "hit_rate")},
+        abs=2e-6,
+    )
+    out = run(
+        "evaluate",
+        d / "plays.tsv",
+        "-m",
+        "popularity",
+        "--split",
+        "leave-k-out",
+        "--leave-k",
+        2,
+        "-q",
+    )
     train, test = leave_k_out_split(M, 2, random_state=0)
     m = ranking_metrics_at_k(PopularityRecommender().fit(train), train, test, show_progress=False)
     assert f"ndcg@10         {m['ndcg']:.6f}" in out.stdout
@@ -159,8 +227,23 @@ def test_evaluate_prints_the_library_metrics(files):
 def test_lightfm_through_the_cli(files, tmp_path):
     d, X = files
     model_file = tmp_path / "lfm.npz"
-    run("fit", d / "plays.tsv", "-m", "lightfm", "-p", "epochs=3", "-p", "no_components=8",
-        "--seed", 1, "--threads", 1, "-o", model_file, "-q")  # 1 thread: reproducible
+    run(
+        "fit",
+        d / "plays.tsv",
+        "-m",
+        "lightfm",
+        "-p",
+        "epochs=3",
+        "-p",
+        "no_components=8",
+        "--seed",
+        1,
+        "--threads",
+        1,
+        "-o",
+        model_file,
+        "-q",
+    )  # 1 thread: reproducible
     model, data, info, features = _io.load_bundle(model_file)
     assert isinstance(model, LightFM) and model.loss == "warp" and info["fit"] == {"epochs": 3}
     assert features == {}
@@ -177,39 +260,70 @@ def test_lightfm_with_feature_files_matches_the_dataset_builder(files, tmp_path)
     d, X = files
     syn = synthetic(n_users=300, n_items=120, random_state=5)  # the fixture's data
     present = {}
-    for side, F, names in (("user", syn.user_features, syn.user_feature_names),
-                           ("item", syn.item_features, syn.item_feature_names)):
+    for side, F, names in (
+        ("user", syn.user_features, syn.user_feature_names),
+        ("item", syn.item_features, syn.item_feature_names),
+    ):
         C = F.tocoo()
         pairs = [(r, names[c]) for r, c in zip(C.row, C.col) if r != 7]  # 7: identity only
         pairs.append((9999, "x"))  # an id the interactions do not have
         present[side] = np.unique([name for _, name in pairs])
         (tmp_path / f"{side}.tsv").write_text(
-            "id\tfeature\n" + "".join(f"{r}\t{name}\n" for r, name in pairs))
+            "id\tfeature\n" + "".join(f"{r}\t{name}\n" for r, name in pairs)
+        )
     model_file, recs = tmp_path / "lfm.npz", tmp_path / "recs.csv"
-    run("fit", d / "plays.tsv", "-m", "lightfm", "-p", "epochs=3", "-p", "no_components=8",
-        "--user-features", tmp_path / "user.tsv", "--item-features", tmp_path / "item.tsv",
-        "--seed", 2, "--threads", 1, "-o", model_file, "-q")
+    run(
+        "fit",
+        d / "plays.tsv",
+        "-m",
+        "lightfm",
+        "-p",
+        "epochs=3",
+        "-p",
+        "no_components=8",
+        "--user-features",
+        tmp_path / "user.tsv",
+        "--item-features",
+        tmp_path / "item.tsv",
+        "--seed",
+        2,
+        "--threads",
+        1,
+        "-o",
+        model_file,
+        "-q",
+    )
     run("recommend", model_file, "-n", 3, "-o", recs, "-q")
     # reference: LightFM's Dataset builder (identity + features, rows normalised) over the ids
     # and the files' feature names in the CLI's order (sorted as strings)
     users = np.sort(np.arange(X.shape[0]).astype(str)).astype(int)
     items = np.sort(np.arange(X.shape[1]).astype(str)).astype(int)
-    ds = Dataset().fit(users, items, user_features=present["user"],
-                       item_features=present["item"])
+    ds = Dataset().fit(users, items, user_features=present["user"], item_features=present["item"])
+
     def rows_of(F, names, ids):
         return [(i, [] if i == 7 else list(names[F[i].indices])) for i in ids]
+
     Fu = ds.build_user_features(rows_of(syn.user_features, syn.user_feature_names, users))
     Fi = ds.build_item_features(rows_of(syn.item_features, syn.item_feature_names, items))
     M = X[users][:, items].tocsr()
     ref = LightFM(no_components=8, loss="warp", random_state=2).fit(
-        M, user_features=Fu, item_features=Fi, epochs=3, num_threads=1)
-    ids, scores = ref.recommend(np.arange(M.shape[0]), M, N=3, user_features=Fu,
-                                item_features=Fi)
+        M, user_features=Fu, item_features=Fi, epochs=3, num_threads=1
+    )
+    ids, scores = ref.recommend(np.arange(M.shape[0]), M, N=3, user_features=Fu, item_features=Fi)
     got = read_recs(recs)
     assert [r[1] for r in got] == [str(items[i]) for i in ids.ravel()]
     assert np.array([float(r[3]) for r in got]) == pytest.approx(scores.ravel(), rel=1e-4)
-    out = run("fit", d / "plays.tsv", "-m", "als", "--item-features", tmp_path / "item.tsv",
-              "-o", model_file, check=False)
+    out = run(
+        "fit",
+        d / "plays.tsv",
+        "-m",
+        "als",
+        "--item-features",
+        tmp_path / "item.tsv",
+        "-o",
+        model_file,
+        check=False,
+    )
     assert out.returncode == 2 and "only used by --model lightfm" in out.stderr
 
 
@@ -221,8 +335,9 @@ def test_demo_on_a_file(files):
     order_u = np.argsort(np.arange(X.shape[0]).astype(str))
     order_i = np.argsort(np.arange(X.shape[1]).astype(str))
     train, test = train_test_split(X[order_u][:, order_i].tocsr(), 0.8, random_state=2)
-    m = ranking_metrics_at_k(PopularityRecommender().fit(train), train, test, K=5,
-                             show_progress=False)
+    m = ranking_metrics_at_k(
+        PopularityRecommender().fit(train), train, test, K=5, show_progress=False
+    )
     assert rows["popularity"][3] == pytest.approx(m["ndcg"], abs=5e-5)
 
 
@@ -247,13 +362,16 @@ def test_reader_formats(tmp_path):
         _io.read_interactions(p, user_col=None)  # was a TypeError from a list index
 
 
-@pytest.mark.parametrize("content, args, message", [
-    ("a,b,1\nc,d,x\n", [], "line 2: weight 'x' is not a number"),
-    ("a\tb\t1\n\nc\n", [], "line 3: expected at least 3 fields separated by tabs, found 1"),
-    ("a,b,1\nc,d,nan\n", [], "line 2: weight 'nan' is not finite"),
-    ("a,b\n", ["--user-col", "user"], "'user' is not a column of the header (a, b)"),
-    ("a,b,1\n", ["--min-weight", 5], "no interactions with weight >= 5.0"),
-])
+@pytest.mark.parametrize(
+    "content, args, message",
+    [
+        ("a,b,1\nc,d,x\n", [], "line 2: weight 'x' is not a number"),
+        ("a\tb\t1\n\nc\n", [], "line 3: expected at least 3 fields separated by tabs, found 1"),
+        ("a,b,1\nc,d,nan\n", [], "line 2: weight 'nan' is not finite"),
+        ("a,b\n", ["--user-col", "user"], "'user' is not a column of the header (a, b)"),
+        ("a,b,1\n", ["--min-weight", 5], "no interactions with weight >= 5.0"),
+    ],
+)
 def test_malformed_files_name_the_line(tmp_path, capsys, content, args, message):
     p = tmp_path / "x.csv"
     p.write_text(content)
@@ -292,6 +410,7 @@ def test_usage_errors_exit_non_zero(tmp_path, capsys):
 def _parquet_missing():
     try:
         import pyarrow.parquet  # noqa: F401
+
         return False
     except ImportError:
         return True
@@ -304,10 +423,13 @@ def test_parquet_reads_like_csv(files, tmp_path):
 
     d, X = files
     C = X.tocoo()
-    pq.write_table(pa.table({"user": C.row.astype(str), "item": C.col.astype(str),
-                             "w": C.data}), tmp_path / "x.parquet")
-    a = _io.read_interactions(tmp_path / "x.parquet", user_col="user", item_col="item",
-                              weight_col="w")
+    pq.write_table(
+        pa.table({"user": C.row.astype(str), "item": C.col.astype(str), "w": C.data}),
+        tmp_path / "x.parquet",
+    )
+    a = _io.read_interactions(
+        tmp_path / "x.parquet", user_col="user", item_col="item", weight_col="w"
+    )
     b = _io.read_interactions(d / "plays.tsv")
     assert (a.matrix != b.matrix).nnz == 0 and (a.user_ids == b.user_ids).all()
 
@@ -319,8 +441,10 @@ def test_text_encodings_and_ids_numpy_would_alter(tmp_path, capsys):
     assert data.user_ids.tolist() == ["u1", "u2"]  # the mark joined neither the header nor an id
     latin = tmp_path / "latin.csv"
     latin.write_bytes("u\xe9,i1\nu2,i1\n".encode("latin-1"))
-    assert main(["fit", "--model", "popularity", "--out", str(tmp_path / "m.npz"),
-                 str(latin), "-q"]) == 1
+    assert (
+        main(["fit", "--model", "popularity", "--out", str(tmp_path / "m.npz"), str(latin), "-q"])
+        == 1
+    )
     assert "--encoding latin-1" in capsys.readouterr().err
     data = _io.read_interactions(str(latin), encoding="latin-1")
     assert data.user_ids.tolist() == ["u2", "u\xe9"]
@@ -330,8 +454,22 @@ def test_text_encodings_and_ids_numpy_would_alter(tmp_path, capsys):
         _io.read_interactions(str(nul))
     big = tmp_path / "big.csv"
     big.write_text('u1,"' + "x" * 200_000 + '"\n')
-    assert main(["fit", "--model", "popularity", "--out", str(tmp_path / "m.npz"), str(big),
-                 "--sep", ",", "-q"]) == 1
+    assert (
+        main(
+            [
+                "fit",
+                "--model",
+                "popularity",
+                "--out",
+                str(tmp_path / "m.npz"),
+                str(big),
+                "--sep",
+                ",",
+                "-q",
+            ]
+        )
+        == 1
+    )
     assert "line 1" in capsys.readouterr().err
 
 
@@ -349,8 +487,22 @@ def test_outputs_are_written_whole_or_not_at_all(tmp_path, capsys):
     assert main(["fit", "--model", "popularity", "--out", str(model), str(rows), "-q"]) == 0
     assert main(["recommend", str(model), "--out", str(tmp_path), "-q"]) == 1
     assert "is a directory" in capsys.readouterr().err
-    assert main(["fit", "--model", "als", "-p", "regularization=nan", "--out", str(model),
-                 str(rows), "-q"]) == 1
+    assert (
+        main(
+            [
+                "fit",
+                "--model",
+                "als",
+                "-p",
+                "regularization=nan",
+                "--out",
+                str(model),
+                str(rows),
+                "-q",
+            ]
+        )
+        == 1
+    )
     assert "regularization" in capsys.readouterr().err
     bad_zip = tmp_path / "data.zip"
     bad_zip.write_bytes(b"PK\3\4 not really a zip")
@@ -365,9 +517,22 @@ def test_ctrl_c_exits_130_and_leaves_no_output(tmp_path):
     rows.write_text("".join(f"u{u},i{u % 13}\n" for u in range(60_000)))
     run("fit", "--model", "popularity", "--out", str(tmp_path / "m.npz"), str(rows))
     out = tmp_path / "recs.csv"
-    child = subprocess.Popen([sys.executable, "-m", "tacitrec", "recommend",
-                              str(tmp_path / "m.npz"), "--chunk-size", "1", "--out", str(out),
-                              "-q"], stderr=subprocess.PIPE, text=True)
+    child = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "tacitrec",
+            "recommend",
+            str(tmp_path / "m.npz"),
+            "--chunk-size",
+            "1",
+            "--out",
+            str(out),
+            "-q",
+        ],
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     deadline = time.monotonic() + 120
     while not list(tmp_path.glob(".tacitrec-*.part")):  # writing has begun
         assert child.poll() is None and time.monotonic() < deadline

@@ -11,8 +11,13 @@ import scipy.sparse as sp
 
 import tacitrec
 import tacitrec.compat.implicit as implicit
-from tacitrec import (AlternatingLeastSquares, BayesianPersonalizedRanking, BM25Recommender,
-                      LogisticMatrixFactorization, PopularityRecommender)
+from tacitrec import (
+    AlternatingLeastSquares,
+    BayesianPersonalizedRanking,
+    BM25Recommender,
+    LogisticMatrixFactorization,
+    PopularityRecommender,
+)
 from tacitrec.base import RecommenderBase
 from conftest import random_user_items, reference_topk
 
@@ -24,8 +29,9 @@ def X():
 
 @pytest.fixture(scope="module")
 def als(X):
-    return AlternatingLeastSquares(factors=5, regularization=0.1, iterations=4,
-                                   random_state=0).fit(X, show_progress=False)
+    return AlternatingLeastSquares(factors=5, regularization=0.1, iterations=4, random_state=0).fit(
+        X, show_progress=False
+    )
 
 
 def _cosine_rows(Q, F):
@@ -33,11 +39,13 @@ def _cosine_rows(Q, F):
         n = np.linalg.norm(A, axis=1, keepdims=True)
         n[n == 0] = 1
         return A / n
+
     return unit(Q) @ unit(F).T
 
 
-@pytest.mark.parametrize("cls", [AlternatingLeastSquares, BayesianPersonalizedRanking,
-                                 LogisticMatrixFactorization])
+@pytest.mark.parametrize(
+    "cls", [AlternatingLeastSquares, BayesianPersonalizedRanking, LogisticMatrixFactorization]
+)
 def test_use_gpu_false_accepted_true_refused(cls):
     assert cls(use_gpu=False).use_gpu is False
     with pytest.raises(ValueError, match="use_gpu=True: tacitrec has no GPU path"):
@@ -64,8 +72,7 @@ def test_similar_items_recalculate_item_is_cosine_of_the_folded_in_item(als, X):
         A = U.T @ U + 0.1 * np.eye(5) + (U[users].T * (conf - 1)) @ U[users]
         want_vec.append(np.linalg.solve(A, U[users].T @ conf))
     C = _cosine_rows(np.array(want_vec), als.item_factors.astype(np.float64))
-    ids, scores = als.similar_items(items, N=6, recalculate_item=True,
-                                    item_users=item_users[items])
+    ids, scores = als.similar_items(items, N=6, recalculate_item=True, item_users=item_users[items])
     for r in range(len(items)):
         assert list(ids[r]) == reference_topk(C[r], 6)
         np.testing.assert_allclose(scores[r], C[r][ids[r]], atol=1e-4)
@@ -77,15 +84,17 @@ def test_similar_items_recalculate_item_is_cosine_of_the_folded_in_item(als, X):
 def test_similar_users_recalculate_user(als, X):
     u = [4, 9]
     ids, scores = als.similar_users(u, N=5, recalculate_user=True, user_items=X[u])
-    C = _cosine_rows(als.recalculate_user(u, X[u]).astype(np.float64),
-                     als.user_factors.astype(np.float64))
+    C = _cosine_rows(
+        als.recalculate_user(u, X[u]).astype(np.float64), als.user_factors.astype(np.float64)
+    )
     for r in range(2):
         assert list(ids[r]) == reference_topk(C[r], 5)
 
 
 def test_models_without_item_fold_in_raise_not_implemented(X):
     bpr = BayesianPersonalizedRanking(factors=4, iterations=2, random_state=0).fit(
-        X, show_progress=False)
+        X, show_progress=False
+    )
     knn = BM25Recommender(K=10).fit(X, show_progress=False)
     for m in (bpr, knn):
         with pytest.raises(NotImplementedError, match="cannot recalculate item"):
@@ -116,8 +125,9 @@ def test_narrower_rows_mean_no_interactions_beyond(als, X):
     # the factors of a narrower row equal those of the same row padded
     narrow = X.T.tocsr()[[3]][:, :50]
     padded = sp.csr_matrix((narrow.data, narrow.indices, narrow.indptr), shape=(1, 60))
-    np.testing.assert_allclose(m.recalculate_item(1, narrow), m.recalculate_item(1, padded),
-                               rtol=1e-5)
+    np.testing.assert_allclose(
+        m.recalculate_item(1, narrow), m.recalculate_item(1, padded), rtol=1e-5
+    )
 
 
 def test_user_items_ignored_when_neither_filtering_nor_recalculating(als, X):
@@ -133,10 +143,12 @@ def test_ids_beyond_int32_are_refused_not_truncated(als, X):
 
 # ---- tacitrec.compat.implicit ----------------------------------------------------------------
 
+
 @pytest.fixture(scope="module")
 def compat_als(X):
-    return implicit.als.AlternatingLeastSquares(factors=5, regularization=0.1, iterations=4,
-                                                random_state=0).fit(X, show_progress=False)
+    return implicit.als.AlternatingLeastSquares(
+        factors=5, regularization=0.1, iterations=4, random_state=0
+    ).fit(X, show_progress=False)
 
 
 def test_compat_fit_warns_on_non_csr_like_implicit(X):
@@ -177,8 +189,7 @@ def test_compat_single_user_results_are_trimmed_batches_padded(compat_als, als, 
 
 
 def test_compat_bpr_and_lmf_do_not_fold_in_like_implicit(X):
-    for cls in (implicit.bpr.BayesianPersonalizedRanking,
-                implicit.lmf.LogisticMatrixFactorization):
+    for cls in (implicit.bpr.BayesianPersonalizedRanking, implicit.lmf.LogisticMatrixFactorization):
         m = cls(factors=3, iterations=1, random_state=0).fit(X, show_progress=False)
         with pytest.raises(NotImplementedError):
             m.recommend(0, X[0], recalculate_user=True)

@@ -24,8 +24,14 @@ def split(n_users=25, n_items=30, seed=0):
     held = rng.random(X.nnz) < 0.3
     rows = np.repeat(np.arange(n_users), np.diff(X.indptr))
     held[np.isin(rows, [0, 1])] = False  # users 0 and 1: no test items
-    test = sp.csr_matrix((X.data[held], X.indices[held], np.r_[0, np.cumsum(
-        np.bincount(rows[held], minlength=n_users))]), shape=X.shape)
+    test = sp.csr_matrix(
+        (
+            X.data[held],
+            X.indices[held],
+            np.r_[0, np.cumsum(np.bincount(rows[held], minlength=n_users))],
+        ),
+        shape=X.shape,
+    )
     train = (X - test).tocsr()
     train.eliminate_zeros()
     full = np.ones(n_items, bool)
@@ -42,8 +48,7 @@ def reference(model, train, test, k):
     out = {name: np.zeros(n_users) for name in ("precision", "recall", "auc", "rr")}
     for u in range(n_users):
         scores = model.predict(u, np.arange(n_items)).astype(np.float64)
-        candidates = np.setdiff1d(np.arange(n_items), train[u].indices if train is not None
-                                  else [])
+        candidates = np.setdiff1d(np.arange(n_items), train[u].indices if train is not None else [])
         ranked = candidates[np.argsort(-scores[candidates], kind="stable")]
         positives = set(test[u].indices)
         negatives = [j for j in candidates if j not in positives]
@@ -52,8 +57,9 @@ def reference(model, train, test, k):
         out["recall"][u] = sum(hits[:k]) / len(positives) if positives else 0.0
         out["rr"][u] = 1.0 / (1 + hits.index(True)) if positives else 0.0
         if positives and negatives:
-            out["auc"][u] = np.mean([np.mean([scores[p] > scores[q] for q in negatives])
-                                     for p in positives])
+            out["auc"][u] = np.mean(
+                [np.mean([scores[p] > scores[q] for q in negatives]) for p in positives]
+            )
         else:
             out["auc"][u] = 0.5  # one class only
     return out
@@ -68,18 +74,23 @@ def test_metrics_match_the_numpy_reference(with_train, k):
     want = reference(m, tr, test, k)
     has_test = test.getnnz(axis=1) > 0
     for name, got in (
-            ("precision", evaluation.precision_at_k(m, test, tr, k=k, preserve_rows=True)),
-            ("recall", evaluation.recall_at_k(m, test, tr, k=k, preserve_rows=True)),
-            ("auc", evaluation.auc_score(m, test, tr, preserve_rows=True)),
-            ("rr", evaluation.reciprocal_rank(m, test, tr, preserve_rows=True))):
+        ("precision", evaluation.precision_at_k(m, test, tr, k=k, preserve_rows=True)),
+        ("recall", evaluation.recall_at_k(m, test, tr, k=k, preserve_rows=True)),
+        ("auc", evaluation.auc_score(m, test, tr, preserve_rows=True)),
+        ("rr", evaluation.reciprocal_rank(m, test, tr, preserve_rows=True)),
+    ):
         assert got.dtype == np.float32 and got.shape == (25,), name
         np.testing.assert_allclose(got, want[name], rtol=1e-6, atol=1e-6, err_msg=name)
     # LightFM's handling of users without test interactions: dropped by default, and
     # precision 0, recall 0 (as LightFM documents), AUC 0.5, reciprocal rank 0 when kept
     short = evaluation.precision_at_k(m, test, tr, k=k)
     np.testing.assert_allclose(short, want["precision"][has_test], rtol=1e-6, atol=1e-6)
-    for f, value in ((evaluation.precision_at_k, 0), (evaluation.recall_at_k, 0),
-                     (evaluation.auc_score, 0.5), (evaluation.reciprocal_rank, 0)):
+    for f, value in (
+        (evaluation.precision_at_k, 0),
+        (evaluation.recall_at_k, 0),
+        (evaluation.auc_score, 0.5),
+        (evaluation.reciprocal_rank, 0),
+    ):
         assert len(f(m, test, tr)) == has_test.sum()
         assert np.all(f(m, test, tr, preserve_rows=True)[:2] == value), f.__name__
 
@@ -89,14 +100,16 @@ def test_tacitrec_lightfm_is_evaluated_alike():
     plain = tacitrec.LightFM(no_components=4, loss="bpr", random_state=3).fit(train)
     wrapped = LightFM(no_components=4, loss="bpr", random_state=3).fit(train)
     np.testing.assert_array_equal(plain.item_embeddings, wrapped.item_embeddings)
-    np.testing.assert_array_equal(evaluation.auc_score(plain, test, train),
-                                  evaluation.auc_score(wrapped, test, train))
+    np.testing.assert_array_equal(
+        evaluation.auc_score(plain, test, train), evaluation.auc_score(wrapped, test, train)
+    )
 
 
 def test_auc_counts_a_test_item_in_train_once():
     # one user, scores 5 4 3 2 1 0 (item biases); test {0, 2}, train {2, 4} overlap at item 2
-    m = LightFM(no_components=2, random_state=0).fit(sp.csr_matrix((1, 6), dtype=np.float32),
-                                                     epochs=0)
+    m = LightFM(no_components=2, random_state=0).fit(
+        sp.csr_matrix((1, 6), dtype=np.float32), epochs=0
+    )
     m.user_embeddings = np.zeros((1, 2))
     m.item_embeddings = np.zeros((6, 2))
     m.item_biases = np.arange(5, -1, -1)
@@ -112,8 +125,12 @@ def test_auc_counts_a_test_item_in_train_once():
 
 
 def test_exceptions_are_lightfm_s_and_tacitrec_s():
-    for params in ({"no_components": -1}, {"user_alpha": -1.0}, {"loss": "hinge"},
-                   {"max_sampled": -1.0}):
+    for params in (
+        {"no_components": -1},
+        {"user_alpha": -1.0},
+        {"loss": "hinge"},
+        {"max_sampled": -1.0},
+    ):
         with pytest.raises(AssertionError):
             LightFM(**params)
         with pytest.raises(ValueError):
@@ -147,8 +164,9 @@ def test_lightfm_defects_stay_fixed():
     X = random_user_items(n_users=40, n_items=30, density=0.2, seed=5)
     m = LightFM(no_components=4, loss="bpr", random_state=0).fit(X, epochs=3)
     assert np.all(m.user_biases == 0)  # no gradient for the user bias in pairwise losses
-    reg = LightFM(no_components=4, loss="warp", item_alpha=0.05, user_alpha=0.05,
-                  random_state=0).fit(X, epochs=5)
+    reg = LightFM(
+        no_components=4, loss="warp", item_alpha=0.05, user_alpha=0.05, random_state=0
+    ).fit(X, epochs=5)
     assert np.isfinite(reg.item_embeddings).all()
     Fu = sp.csr_matrix(np.ones((40, 3), np.float32))
     f = LightFM(no_components=4, random_state=0).fit(X, user_features=Fu)
@@ -160,8 +178,16 @@ def test_module_paths_and_signatures_follow_lightfm():
     assert compat.LightFM is compat.lightfm.LightFM is LightFM
     assert issubclass(LightFM, tacitrec.LightFM) and issubclass(Dataset, tacitrec.Dataset)
     assert compat.data.Dataset is Dataset and compat.evaluation is evaluation
-    common = ["model", "test_interactions", "train_interactions", "user_features",
-              "item_features", "preserve_rows", "num_threads", "check_intersections"]
+    common = [
+        "model",
+        "test_interactions",
+        "train_interactions",
+        "user_features",
+        "item_features",
+        "preserve_rows",
+        "num_threads",
+        "check_intersections",
+    ]
     for name in ("precision_at_k", "recall_at_k"):
         params = list(inspect.signature(getattr(evaluation, name)).parameters)
         assert params == common[:3] + ["k"] + common[3:], name
@@ -189,6 +215,7 @@ def test_pickle_save_and_load_keep_the_class(tmp_path):
 
 def test_random_train_test_split_shuffles_and_cuts_as_lightfm():
     from tacitrec.compat.lightfm.cross_validation import random_train_test_split
+
     X = random_user_items(n_users=30, n_items=20, density=0.3, seed=7).tocoo()
     before = X.copy()
     train, test = random_train_test_split(X, test_percentage=0.3, random_state=5)

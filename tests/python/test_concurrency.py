@@ -23,12 +23,27 @@ USERS = np.arange(40)
 
 def models():
     return [
-        ("als", tacitrec.AlternatingLeastSquares(factors=8, iterations=2, random_state=0,
-                                                 num_threads=2), {}),
-        ("bpr", tacitrec.BayesianPersonalizedRanking(factors=8, iterations=3, random_state=0,
-                                                     num_threads=2), {}),
-        ("lmf", tacitrec.LogisticMatrixFactorization(factors=8, iterations=3, random_state=0,
-                                                     num_threads=2), {}),
+        (
+            "als",
+            tacitrec.AlternatingLeastSquares(
+                factors=8, iterations=2, random_state=0, num_threads=2
+            ),
+            {},
+        ),
+        (
+            "bpr",
+            tacitrec.BayesianPersonalizedRanking(
+                factors=8, iterations=3, random_state=0, num_threads=2
+            ),
+            {},
+        ),
+        (
+            "lmf",
+            tacitrec.LogisticMatrixFactorization(
+                factors=8, iterations=3, random_state=0, num_threads=2
+            ),
+            {},
+        ),
         ("knn", tacitrec.BM25Recommender(K=10, num_threads=2), {}),
         ("lightfm", tacitrec.LightFM(no_components=8, random_state=0), {"epochs": 2}),
     ]
@@ -50,6 +65,7 @@ def run_threads(targets, timeout=60.0):
                 fn()
             except BaseException as e:  # noqa: B902 - reported below
                 errors.append(e)
+
         return body
 
     threads = [threading.Thread(target=wrap(fn)) for fn in targets]
@@ -106,8 +122,9 @@ def test_a_fit_waits_for_running_reads_and_reads_wait_for_a_fit():
     assert order == ["read ends", "fit"]
     # a fit's callback may read the model it trains (the writer reads)
     seen = []
-    model.fit(X, show_progress=False,
-              callback=lambda *a: seen.append(model.recommend(0, X[0], N=3)[0]))
+    model.fit(
+        X, show_progress=False, callback=lambda *a: seen.append(model.recommend(0, X[0], N=3)[0])
+    )
     assert len(seen) == 1
 
 

@@ -8,12 +8,22 @@ import numpy as np
 import pytest
 import scipy.sparse as sp
 
-from tacitrec import (AlternatingLeastSquares, BayesianPersonalizedRanking, BM25Recommender,
-                      CosineRecommender, EASERecommender, ItemItemRecommender, LightFM,
-                      LogisticMatrixFactorization,
-                      MatrixFactorizationBase, PearsonRecommender, PopularityRecommender,
-                      RP3BetaRecommender, SpectralFilterRecommender,
-                      TFIDFRecommender)
+from tacitrec import (
+    AlternatingLeastSquares,
+    BayesianPersonalizedRanking,
+    BM25Recommender,
+    CosineRecommender,
+    EASERecommender,
+    ItemItemRecommender,
+    LightFM,
+    LogisticMatrixFactorization,
+    MatrixFactorizationBase,
+    PearsonRecommender,
+    PopularityRecommender,
+    RP3BetaRecommender,
+    SpectralFilterRecommender,
+    TFIDFRecommender,
+)
 from tacitrec.base import RecommenderBase
 from tacitrec.exceptions import ModelFormatError, NotFittedError
 from conftest import random_user_items, reference_topk
@@ -51,6 +61,7 @@ def _popularity_weighted_scores(m, X):
 def _knn(cls, **kw):
     def build(X, num_threads=0):
         return cls(K=8, num_threads=num_threads, **kw).fit(X, show_progress=False)
+
     return build
 
 
@@ -60,30 +71,41 @@ def _knn_scores(m, X):
 
 def _als(use_cg):
     def build(X, num_threads=0):
-        return AlternatingLeastSquares(factors=4, iterations=3, use_cg=use_cg, random_state=0,
-                                       num_threads=num_threads).fit(X, show_progress=False)
+        return AlternatingLeastSquares(
+            factors=4, iterations=3, use_cg=use_cg, random_state=0, num_threads=num_threads
+        ).fit(X, show_progress=False)
+
     return build
 
 
 def _ials(solver):
     # Rendle et al.'s objective (unobserved_weight, frequency-scaled regularisation, normal init)
     def build(X, num_threads=0):
-        return AlternatingLeastSquares(factors=4, iterations=3, solver=solver, block_size=2,
-                                       unobserved_weight=0.2, regularization_exponent=1.0,
-                                       init_std=0.1, random_state=0,
-                                       num_threads=num_threads).fit(X, show_progress=False)
+        return AlternatingLeastSquares(
+            factors=4,
+            iterations=3,
+            solver=solver,
+            block_size=2,
+            unobserved_weight=0.2,
+            regularization_exponent=1.0,
+            init_std=0.1,
+            random_state=0,
+            num_threads=num_threads,
+        ).fit(X, show_progress=False)
+
     return build
 
 
 def _bpr(X, num_threads=0):
-    return BayesianPersonalizedRanking(factors=4, iterations=5, deterministic=True,
-                                       random_state=0, num_threads=num_threads).fit(
-        X, show_progress=False)
+    return BayesianPersonalizedRanking(
+        factors=4, iterations=5, deterministic=True, random_state=0, num_threads=num_threads
+    ).fit(X, show_progress=False)
 
 
 def _lmf(X, num_threads=0):
-    return LogisticMatrixFactorization(factors=4, iterations=3, random_state=0,
-                                       num_threads=num_threads).fit(X, show_progress=False)
+    return LogisticMatrixFactorization(
+        factors=4, iterations=3, random_state=0, num_threads=num_threads
+    ).fit(X, show_progress=False)
 
 
 def _lightfm(X, num_threads=0):
@@ -100,8 +122,7 @@ def _lightfm_scores(m, X):
 
 
 def _ease(X, num_threads=0):
-    return EASERecommender(regularization=4.0, num_threads=num_threads).fit(
-        X, show_progress=False)
+    return EASERecommender(regularization=4.0, num_threads=num_threads).fit(X, show_progress=False)
 
 
 def _ease_scores(m, X):
@@ -110,16 +131,17 @@ def _ease_scores(m, X):
 
 def _spectral(method, **kw):
     def build(X, num_threads=0):
-        return SpectralFilterRecommender(method=method, factors=6, num_threads=num_threads,
-                                         **kw).fit(X, show_progress=False)
+        return SpectralFilterRecommender(
+            method=method, factors=6, num_threads=num_threads, **kw
+        ).fit(X, show_progress=False)
+
     return build
 
 
 def _spectral_scores(m, X):
     # the model's own filter on every row (checked against the papers' formulas in
     # test_spectral.py); the suite checks the API contract around it
-    ids, sc = m.recommend(np.arange(X.shape[0]), X, N=X.shape[1],
-                          filter_already_liked_items=False)
+    ids, sc = m.recommend(np.arange(X.shape[0]), X, N=X.shape[1], filter_already_liked_items=False)
     S = np.empty(X.shape)
     np.put_along_axis(S, ids, sc, 1)
     return S
@@ -172,8 +194,13 @@ def _check_rows(ids, sc, S, X, users, N, filter_items=(), items=None, filter_lik
         liked = X[u].indices if filter_liked else []
         excluded = set(liked) | set(filter_items)
         want = reference_topk(S[u], N, excluded=list(excluded), candidates=items)
-        n_cand = len([j for j in range(X.shape[1])
-                      if j not in set(filter_items) and (items is None or j in set(items))])
+        n_cand = len(
+            [
+                j
+                for j in range(X.shape[1])
+                if j not in set(filter_items) and (items is None or j in set(items))
+            ]
+        )
         assert ids.shape[1] == min(N, n_cand)
         got = [i for i in ids[row] if i >= 0]
         assert len(got) == len(want), f"user {u}"
@@ -184,7 +211,7 @@ def _check_rows(ids, sc, S, X, users, N, filter_items=(), items=None, filter_lik
         np.testing.assert_allclose(sc[row][: len(got)], S[u][want], rtol=1e-5, atol=1e-6)
         if np.allclose(S[u][want], np.round(S[u][want])):  # exact scores: exact order
             assert got == want, f"user {u}"
-        assert np.all(ids[row][len(got):] == -1) and np.all(np.isneginf(sc[row][len(got):]))
+        assert np.all(ids[row][len(got) :] == -1) and np.all(np.isneginf(sc[row][len(got) :]))
 
 
 def test_batch_matches_reference_and_single_calls(case):
@@ -288,8 +315,11 @@ def test_save_load_and_pickle_round_trip(case, tmp_path):
     path = tmp_path / "model"
     model.save(str(path))
     assert (tmp_path / "model.npz").exists()
-    for loaded in (type(model).load(str(path)), RecommenderBase.load(tmp_path / "model.npz"),
-                   pickle.loads(pickle.dumps(model))):
+    for loaded in (
+        type(model).load(str(path)),
+        RecommenderBase.load(tmp_path / "model.npz"),
+        pickle.loads(pickle.dumps(model)),
+    ):
         assert type(loaded) is type(model)
         assert loaded.get_params() == model.get_params()
         got = loaded.recommend(users, X[users], N=5)
@@ -298,8 +328,9 @@ def test_save_load_and_pickle_round_trip(case, tmp_path):
     buf = io.BytesIO()
     model.save(buf)
     buf.seek(0)
-    np.testing.assert_array_equal(type(model).load(buf).recommend(users, X[users])[0],
-                                  model.recommend(users, X[users])[0])
+    np.testing.assert_array_equal(
+        type(model).load(buf).recommend(users, X[users])[0], model.recommend(users, X[users])[0]
+    )
 
 
 def test_threads_do_not_change_results(case):
@@ -327,6 +358,7 @@ def test_load_errors(tmp_path):
     with pytest.raises(ModelFormatError, match="not a tacitrec model"):
         RecommenderBase.load(tmp_path / "other.npz")
     import json
+
     meta = {"class": "PopularityRecommender", "format_version": 99, "params": {}}
     np.savez(tmp_path / "new.npz", __tacitrec__=np.array(json.dumps(meta)))
     with pytest.raises(ModelFormatError, match="format version 99"):
@@ -426,9 +458,11 @@ def test_model_directory_errors(tmp_path):
 
 def test_loaded_read_only_model_trains_on_copies(tmp_path):
     X = random_user_items()
-    for model in (AlternatingLeastSquares(factors=3, iterations=1, random_state=0),
-                  BayesianPersonalizedRanking(factors=3, iterations=2, random_state=0),
-                  LogisticMatrixFactorization(factors=3, iterations=2, random_state=0)):
+    for model in (
+        AlternatingLeastSquares(factors=3, iterations=1, random_state=0),
+        BayesianPersonalizedRanking(factors=3, iterations=2, random_state=0),
+        LogisticMatrixFactorization(factors=3, iterations=2, random_state=0),
+    ):
         model.fit(X, show_progress=False)
         model.save_dir(tmp_path / type(model).__name__)
         loaded = RecommenderBase.load_dir(tmp_path / type(model).__name__)
@@ -436,8 +470,9 @@ def test_loaded_read_only_model_trains_on_copies(tmp_path):
         loaded.fit(X, show_progress=False)  # continues from the mapped factors
         assert loaded.item_factors.flags.writeable and not _mapped(loaded.item_factors)
         assert not np.array_equal(loaded.item_factors, before)
-        np.testing.assert_array_equal(np.load(tmp_path / type(model).__name__ /
-                                              "item_factors.npy"), before)
+        np.testing.assert_array_equal(
+            np.load(tmp_path / type(model).__name__ / "item_factors.npy"), before
+        )
     lfm = LightFM(no_components=3, random_state=0).fit(X, epochs=1)
     lfm.save_dir(tmp_path / "lfm")
     loaded = RecommenderBase.load_dir(tmp_path / "lfm")
@@ -477,13 +512,13 @@ def test_corrupt_files_raise_model_format_error(case, tmp_path):
     for trial in range(60):
         damaged = bytearray(raw)
         if trial % 3 == 0:
-            damaged = damaged[:rng.randrange(len(raw))]
+            damaged = damaged[: rng.randrange(len(raw))]
         elif trial % 3 == 1:
             for _ in range(rng.randint(1, 4)):
                 damaged[rng.randrange(len(raw))] ^= 1 << rng.randrange(8)
         else:
             at = rng.randrange(len(raw))
-            damaged[at:at + 8] = bytes(rng.randrange(256) for _ in range(8))
+            damaged[at : at + 8] = bytes(rng.randrange(256) for _ in range(8))
         try:
             loaded = RecommenderBase.load(io.BytesIO(bytes(damaged)))
         except ModelFormatError:
@@ -504,14 +539,15 @@ def test_corrupt_files_raise_model_format_error(case, tmp_path):
     crafted = {
         "single array": tmp_path / "one.npy",
         "missing member": save(tmp_path / "missing.npz", **dict(list(state.items())[1:])),
-        "unknown parameter": save(tmp_path / "param.npz", dict(meta, params={"bogus": 1}),
-                                  **state),
+        "unknown parameter": save(tmp_path / "param.npz", dict(meta, params={"bogus": 1}), **state),
         "malformed metadata": tmp_path / "meta.npz",
-        "wrong dimensions": save(tmp_path / "dims.npz",
-                                 **dict(state, **{name: np.asarray(first)[None, None]})),
-        "negative count": save(tmp_path / "negative.npz",
-                               **{k: (np.array(-3) if v.ndim == 0 else v)
-                                  for k, v in state.items()}),
+        "wrong dimensions": save(
+            tmp_path / "dims.npz", **dict(state, **{name: np.asarray(first)[None, None]})
+        ),
+        "negative count": save(
+            tmp_path / "negative.npz",
+            **{k: (np.array(-3) if v.ndim == 0 else v) for k, v in state.items()},
+        ),
     }
     np.savez(crafted["malformed metadata"], __tacitrec__=np.array("{not json"), **state)
     for what, path in crafted.items():

@@ -8,8 +8,7 @@ from tacitrec import Dataset
 
 def dataset():
     ds = Dataset()
-    ds.fit(["u1", "u2", "u3"], ["a", "b"], user_features=["young", "old"],
-           item_features=["drama"])
+    ds.fit(["u1", "u2", "u3"], ["a", "b"], user_features=["young", "old"], item_features=["drama"])
     return ds
 
 
@@ -34,8 +33,9 @@ def test_build_interactions_tuples_and_arrays_agree():
     assert inter.dtype == np.int32 and weights.dtype == np.float32
     np.testing.assert_array_equal(inter.toarray(), [[2, 0], [0, 0], [0, 1]])
     np.testing.assert_allclose(weights.toarray(), [[2, 0], [0, 0], [0, 2.5]])
-    i2, w2 = ds.build_interactions_from_arrays(np.array(["u1", "u3", "u1"]),
-                                               np.array(["a", "b", "a"]), [1.0, 2.5, 1.0])
+    i2, w2 = ds.build_interactions_from_arrays(
+        np.array(["u1", "u3", "u1"]), np.array(["a", "b", "a"]), [1.0, 2.5, 1.0]
+    )
     np.testing.assert_array_equal(i2.toarray(), inter.toarray())
     np.testing.assert_allclose(w2.toarray(), weights.toarray())
     with pytest.raises(ValueError, match="unknown user id 'u9'"):

@@ -6,8 +6,8 @@ import pytest
 dd = pytest.importorskip("dask.dataframe")
 distributed = pytest.importorskip("distributed")
 
-import distributed_cases  # noqa: E402
-import tacitrec.distributed.dask as tdask  # noqa: E402
+import distributed_cases
+import tacitrec.distributed.dask as tdask
 from distributed_cases import *  # noqa: E402,F401,F403
 
 
@@ -23,8 +23,9 @@ class _Dask:
 
 @pytest.fixture(scope="session")
 def engine():
-    cluster = distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=True,
-                                       host="127.0.0.1", dashboard_address=None)
+    cluster = distributed.LocalCluster(
+        n_workers=2, threads_per_worker=1, processes=True, host="127.0.0.1", dashboard_address=None
+    )
     client = distributed.Client(cluster)
     try:
         yield _Dask()
@@ -37,8 +38,9 @@ def test_workers_use_their_threads(engine):
     """A task on a worker of nthreads=1 runs the kernels with 1 thread, not every core."""
     client = distributed.get_client()
     workers = list(client.scheduler_info()["workers"])
-    threads = [client.submit(tdask._worker_threads, workers=[w], pure=False).result()
-               for w in workers]
+    threads = [
+        client.submit(tdask._worker_threads, workers=[w], pure=False).result() for w in workers
+    ]
     assert threads == [1] * len(workers) and len(workers) == 2
 
 

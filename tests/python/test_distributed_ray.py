@@ -10,26 +10,33 @@ import os
 # inherited by the processes ray.init starts, so they all listen on 127.0.0.1 only.
 os.environ.setdefault("RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER", "0")
 
-import numpy as np  # noqa: E402
-import pandas as pd  # noqa: E402
-import pytest  # noqa: E402
+import numpy as np
+import pandas as pd
+import pytest
 
 ray = pytest.importorskip("ray")
 pytest.importorskip("ray.data")
 
-import sys  # noqa: E402
+import sys
 
-import distributed_cases  # noqa: E402
-import tacitrec.distributed.ray as tray  # noqa: E402
+import distributed_cases
+import tacitrec.distributed.ray as tray
 from distributed_cases import *  # noqa: E402,F401,F403
-from distributed_cases import (N_USERS, X, assert_same, local_rows, model,  # noqa: E402
-                               rows)
+from distributed_cases import (
+    N_USERS,
+    X,
+    assert_same,
+    local_rows,
+    model,
+    rows,
+)
 
 # Every Ray call pays a shuffle in tasks and a fresh actor pool (5-12 s on 2 cores), so by
 # default the shared checks that exercise engine-neutral code (_local) run on two model
 # families and one metric case here, and the filter checks not at all (Dask and Spark run them
 # all); TACITREC_ENGINE_TESTS=full runs every shared check on Ray too.
 if os.environ.get("TACITREC_ENGINE_TESTS") != "full":
+
     @pytest.mark.parametrize("name", ["als", "lightfm"])
     def test_recommend_equals_local(engine, name):  # noqa: F811
         distributed_cases.test_recommend_equals_local(engine, name)
@@ -56,8 +63,14 @@ class _Ray:
 def engine():
     if ray.is_initialized():  # pragma: no cover - another module started one
         ray.shutdown()
-    ray.init(num_cpus=2, include_dashboard=False, object_store_memory=100 * 2**20,
-             _node_ip_address="127.0.0.1", log_to_driver=False, configure_logging=False)
+    ray.init(
+        num_cpus=2,
+        include_dashboard=False,
+        object_store_memory=100 * 2**20,
+        _node_ip_address="127.0.0.1",
+        log_to_driver=False,
+        configure_logging=False,
+    )
     try:
         # every Ray process listens on the loopback address only
         assert ray.util.get_node_ip_address() == "127.0.0.1"
@@ -69,8 +82,9 @@ def engine():
 def _scattered(pdf, blocks):
     """``pdf`` in ``blocks`` one-or-two-row blocks, each user's rows spread over many blocks."""
     pdf = pdf.sample(frac=1.0, random_state=1).reset_index(drop=True)
-    return ray.data.from_pandas([pdf.iloc[c].reset_index(drop=True)
-                                 for c in np.array_split(np.arange(len(pdf)), blocks)])
+    return ray.data.from_pandas(
+        [pdf.iloc[c].reset_index(drop=True) for c in np.array_split(np.arange(len(pdf)), blocks)]
+    )
 
 
 def test_users_never_split(engine):
@@ -108,8 +122,14 @@ class _Probe:
 
     def __call__(self, batch):
         f = self.model.item_factors
-        return pd.DataFrame({"writeable": [f.flags.writeable], "owndata": [f.flags.owndata],
-                             "threads": [self.threads], "pid": [os.getpid()]})
+        return pd.DataFrame(
+            {
+                "writeable": [f.flags.writeable],
+                "owndata": [f.flags.owndata],
+                "threads": [self.threads],
+                "pid": [os.getpid()],
+            }
+        )
 
 
 def test_actors_share_the_model_arrays(engine):
@@ -117,9 +137,18 @@ def test_actors_share_the_model_arrays(engine):
     kernels use the CPUs Ray gave it (1 here)."""
     m = model("als")
     shipped = tray._shipped(m)
-    out = ray.data.range(2, override_num_blocks=2).map_batches(
-        _Probe, batch_size=None, fn_constructor_args=(shipped,), compute=tray._actors(1),
-        num_cpus=1, batch_format="pandas").to_pandas()
+    out = (
+        ray.data.range(2, override_num_blocks=2)
+        .map_batches(
+            _Probe,
+            batch_size=None,
+            fn_constructor_args=(shipped,),
+            compute=tray._actors(1),
+            num_cpus=1,
+            batch_format="pandas",
+        )
+        .to_pandas()
+    )
     assert not out["writeable"].any() and not out["owndata"].any()
     assert set(out["threads"]) == {1}
     # the Scorer of an actor keeps those same arrays (a shallow copy of the model)

@@ -50,14 +50,17 @@ def engine():
         pytest.skip("no Java runtime (Spark 4 needs Java 17 or later): install a headless JRE")
     local_ip = os.environ.get("SPARK_LOCAL_IP")
     os.environ["SPARK_LOCAL_IP"] = "127.0.0.1"  # read when the JVM starts
-    session = (SparkSession.builder.master("local[2]").appName("tacitrec-tests")
-               .config("spark.driver.bindAddress", "127.0.0.1")
-               .config("spark.driver.host", "127.0.0.1")
-               .config("spark.ui.enabled", "false")
-               .config("spark.sql.shuffle.partitions", "4")
-               .config("spark.sql.execution.arrow.maxRecordsPerBatch", str(BATCH_ROWS))
-               .config("spark.python.worker.reuse", "true")
-               .getOrCreate())
+    session = (
+        SparkSession.builder.master("local[2]")
+        .appName("tacitrec-tests")
+        .config("spark.driver.bindAddress", "127.0.0.1")
+        .config("spark.driver.host", "127.0.0.1")
+        .config("spark.ui.enabled", "false")
+        .config("spark.sql.shuffle.partitions", "4")
+        .config("spark.sql.execution.arrow.maxRecordsPerBatch", str(BATCH_ROWS))
+        .config("spark.python.worker.reuse", "true")
+        .getOrCreate()
+    )
     session.sparkContext.setLogLevel("ERROR")
     rows_per_call, tspark.ROWS_PER_CALL = tspark.ROWS_PER_CALL, 1  # a kernel call per batch
     try:
@@ -101,8 +104,7 @@ def test_user_rows_straddle_batches(engine, monkeypatch, rows_per_call):
 def test_explicit_partitions_without_users(engine):
     m = model("popularity")
     users = np.array([3, 11])
-    got = engine.collect(tspark.recommend(m, engine.frame(rows(X, users), 1), N=5,
-                                          partitions=9))
+    got = engine.collect(tspark.recommend(m, engine.frame(rows(X, users), 1), N=5, partitions=9))
     assert_same(got, local_rows(m, X, users))
     with pytest.raises(ValueError, match="partitions"):
         tspark.recommend(m, engine.frame(rows(X, users), 1), partitions=0)
@@ -114,8 +116,11 @@ def test_output_schema(engine):
     m = model("als")
     out = tspark.recommend(m, engine.frame(rows(X, [1, 2]), 1), N=3)
     assert [(f.name, f.dataType) for f in out.schema.fields] == [
-        ("user", T.LongType()), ("item", T.LongType()), ("rank", T.IntegerType()),
-        ("score", T.FloatType())]
+        ("user", T.LongType()),
+        ("item", T.LongType()),
+        ("rank", T.IntegerType()),
+        ("score", T.FloatType()),
+    ]
     frame = engine.frame(rows(X, [1, 2]), 1)
     out = tspark.recommend(m, frame.withColumn("user", frame["user"].cast("int")), N=3)
     assert out.schema["user"].dataType == T.IntegerType()
@@ -129,8 +134,9 @@ def test_metrics_with_long_histories(engine):
     train, test = train_test_split(M, 0.7, random_state=1)
     m = model("als")
     want = ranking_metrics_at_k(m, train, test, K=5, show_progress=False)
-    got = tspark.ranking_metrics_at_k(m, engine.frame(rows(train), 2),
-                                      engine.frame(rows(test), 1), K=5, partitions=3)
+    got = tspark.ranking_metrics_at_k(
+        m, engine.frame(rows(train), 2), engine.frame(rows(test), 1), K=5, partitions=3
+    )
     assert set(got) == set(want)
     for key in want:
         assert abs(got[key] - want[key]) <= 1e-9, key
@@ -145,7 +151,8 @@ def test_task_threads(engine):
 
         for batch in batches:
             yield pa.RecordBatch.from_pydict(
-                {"threads": pa.array([tspark._task_cpus()] * batch.num_rows, pa.int64())})
+                {"threads": pa.array([tspark._task_cpus()] * batch.num_rows, pa.int64())}
+            )
 
     assert set(frame.mapInArrow(threads, "threads long").toPandas()["threads"]) == {1}
     assert tspark._task_cpus() == 1  # on the driver, outside a task
@@ -164,16 +171,20 @@ def test_whole_users_carry_over():
     pa = pytest.importorskip("pyarrow")
     user = np.repeat(np.arange(6), [1, 9, 2, 15, 1, 3])
     for size, min_rows in ((1, 1), (2, 1), (4, 1), (7, 1), (40, 1), (1, 5), (3, 8), (7, 100)):
-        batches = [pa.RecordBatch.from_pydict({"user": user[s:s + size],
-                                               "item": np.arange(len(user))[s:s + size]})
-                   for s in range(0, len(user), size)]
+        batches = [
+            pa.RecordBatch.from_pydict(
+                {"user": user[s : s + size], "item": np.arange(len(user))[s : s + size]}
+            )
+            for s in range(0, len(user), size)
+        ]
         tables = list(tspark._whole_users(iter(batches), min_rows))
         if min_rows > len(user):
             assert len(tables) == 1
         seen = [t.column("user").to_numpy() for t in tables]
         assert np.array_equal(np.concatenate(seen), user)
-        assert np.array_equal(np.concatenate([t.column("item").to_numpy() for t in tables]),
-                              np.arange(len(user)))
+        assert np.array_equal(
+            np.concatenate([t.column("item").to_numpy() for t in tables]), np.arange(len(user))
+        )
         for a, b in zip(seen, seen[1:]):
             assert not set(a) & set(b)  # no user split between two tables
     unsorted = [pa.RecordBatch.from_pydict({"user": np.array([1, 2, 1, 3])})]
@@ -188,14 +199,17 @@ def test_metrics_unknown_users(engine):
     train, test = train_test_split(X, 0.75, random_state=5)
     m = model("als")
     want = ranking_metrics_at_k(m, train, test, K=5, show_progress=False)
-    stranger = pd.DataFrame({"user": [N_USERS + 3], "item": pd.array([2], "Int64"),
-                             "weight": [1.0]})
+    stranger = pd.DataFrame(
+        {"user": [N_USERS + 3], "item": pd.array([2], "Int64"), "weight": [1.0]}
+    )
     test_rows = pd.concat([rows(test), stranger], ignore_index=True)
     with pytest.raises(Exception, match="not users of the model"):
-        tspark.ranking_metrics_at_k(m, engine.frame(rows(train), 2), engine.frame(test_rows, 2),
-                                    K=5)
-    got = tspark.ranking_metrics_at_k(m, engine.frame(rows(train), 2),
-                                      engine.frame(test_rows, 2), K=5, unknown="skip")
+        tspark.ranking_metrics_at_k(
+            m, engine.frame(rows(train), 2), engine.frame(test_rows, 2), K=5
+        )
+    got = tspark.ranking_metrics_at_k(
+        m, engine.frame(rows(train), 2), engine.frame(test_rows, 2), K=5, unknown="skip"
+    )
     for key in want:
         assert abs(got[key] - want[key]) <= 1e-9, key
     with pytest.raises(TypeError, match="test must be a Spark DataFrame"):

@@ -45,8 +45,23 @@ def test_the_site_builds_strictly(tmp_path):
     import sys
 
     build = subprocess.run(
-        [sys.executable, "-m", "sphinx", "-q", "-W", "--keep-going", "-b", "html", "-d",
-         str(tmp_path / "doctrees"), DOCS, str(tmp_path / "html")],
-        capture_output=True, text=True, timeout=600)
+        [
+            sys.executable,
+            "-m",
+            "sphinx",
+            "-q",
+            "-W",
+            "--keep-going",
+            "-b",
+            "html",
+            "-d",
+            str(tmp_path / "doctrees"),
+            DOCS,
+            str(tmp_path / "html"),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
     assert build.returncode == 0, build.stderr[-4000:]
     assert (tmp_path / "html" / "api.html").stat().st_size > 100_000

@@ -5,9 +5,16 @@ import pytest
 import scipy.sparse as sp
 
 from tacitrec import MatrixFactorizationBase, PopularityRecommender
-from tacitrec.evaluation import (AUC_at_k, leave_k_out_split, mean_average_precision_at_k,
-                                 ndcg_at_k, precision_at_k, ranking_metrics_at_k, recall_at_k,
-                                 train_test_split)
+from tacitrec.evaluation import (
+    AUC_at_k,
+    leave_k_out_split,
+    mean_average_precision_at_k,
+    ndcg_at_k,
+    precision_at_k,
+    ranking_metrics_at_k,
+    recall_at_k,
+    train_test_split,
+)
 from conftest import random_user_items, reference_topk
 
 
@@ -93,7 +100,8 @@ def test_hand_computed_case():
     assert m["hit_rate"] == 1.0
     assert m["map"] == pytest.approx((0.5 / 2 + 0.5 / 1) / 2)
     assert m["ndcg"] == pytest.approx(
-        ((1 / np.log2(3)) / (1 + 1 / np.log2(3)) + 1 / np.log2(3)) / 2)
+        ((1 / np.log2(3)) / (1 + 1 / np.log2(3)) + 1 / np.log2(3)) / 2
+    )
     assert m["implicit_precision"] == pytest.approx(2 / 3)
 
 
@@ -136,10 +144,12 @@ def test_metric_input_errors(setup):
 
 def test_popularity_beats_random_on_planted_data():
     from tacitrec.datasets import synthetic
+
     X = synthetic(n_users=800, n_items=300, random_state=3).user_items
     train, test = train_test_split(X, 0.8, random_state=0)
-    pop = ranking_metrics_at_k(PopularityRecommender().fit(train), train, test, K=10,
-                               show_progress=False)
+    pop = ranking_metrics_at_k(
+        PopularityRecommender().fit(train), train, test, K=10, show_progress=False
+    )
     rnd = MatrixFactorizationBase()
     rng = np.random.default_rng(0)
     rnd.user_factors, rnd.item_factors = rng.random((800, 4)), rng.random((300, 4))
@@ -148,6 +158,7 @@ def test_popularity_beats_random_on_planted_data():
 
 
 # ---- splits -----------------------------------------------------------------------------------
+
 
 def test_train_test_split_partitions_exactly_and_reproducibly():
     X = random_user_items(n_users=200, n_items=80, density=0.1, seed=9, dtype=np.float64)
@@ -170,8 +181,9 @@ def test_train_test_split_partitions_exactly_and_reproducibly():
 
 
 def test_train_test_split_sums_duplicates_of_coo_input():
-    X = sp.coo_matrix((np.array([1.0, 2.0, 5.0]), (np.array([0, 0, 1]), np.array([1, 1, 0]))),
-                      shape=(2, 2))
+    X = sp.coo_matrix(
+        (np.array([1.0, 2.0, 5.0]), (np.array([0, 0, 1]), np.array([1, 1, 0]))), shape=(2, 2)
+    )
     train, test = train_test_split(X, 0.5, random_state=0)
     np.testing.assert_array_equal((train + test).toarray(), [[0, 3], [5, 0]])
 

@@ -67,6 +67,7 @@ def test_assignment_copies_validates_and_refreshes_cache(model):
 
 def test_recalculate_user_is_refused_without_support(model):
     import scipy.sparse as sp
+
     with pytest.raises(NotImplementedError, match="recalculate"):
         model.recommend(0, sp.csr_matrix((1, 25)), recalculate_user=True)
 

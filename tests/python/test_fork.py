@@ -46,8 +46,9 @@ def in_child(fn, timeout=20.0):
 
 def run(script: str, timeout: float = 120.0) -> None:
     code = PRELUDE + textwrap.dedent(script) + "\nprint('ok')\n"
-    res = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
-                         timeout=timeout)
+    res = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, timeout=timeout
+    )
     assert res.returncode == 0 and res.stdout.strip().endswith("ok"), res.stdout + res.stderr
 
 

@@ -11,17 +11,30 @@ import scipy.sparse as sp
 pa = pytest.importorskip("pyarrow")
 pd = pytest.importorskip("pandas")
 
-from tacitrec import (AlternatingLeastSquares, BM25Recommender, Dataset, LightFM,  # noqa: E402
-                      PopularityRecommender)
-from tacitrec.datasets import synthetic  # noqa: E402
-from tacitrec.evaluation import (ranking_metrics_at_k, ranking_metrics_frame,  # noqa: E402
-                                 train_test_split)
+from tacitrec import (
+    AlternatingLeastSquares,
+    BM25Recommender,
+    Dataset,
+    LightFM,
+    PopularityRecommender,
+)
+from tacitrec.datasets import synthetic
+from tacitrec.evaluation import (
+    ranking_metrics_at_k,
+    ranking_metrics_frame,
+    train_test_split,
+)
 
 
 def _rows(M, users=None):
     c = M.tocoo()
-    return pd.DataFrame({"user_id": [f"u{u}" for u in c.row], "item_id": c.col * 10 + 7,
-                         "plays": c.data.astype(np.float64)})
+    return pd.DataFrame(
+        {
+            "user_id": [f"u{u}" for u in c.row],
+            "item_id": c.col * 10 + 7,
+            "plays": c.data.astype(np.float64),
+        }
+    )
 
 
 @pytest.fixture(scope="module")
@@ -43,24 +56,33 @@ def _kinds(df):
 
 
 def test_from_frame_equals_the_lightfm_style_builders():
-    df = pd.DataFrame({"user_id": ["b", "a", "b", "c", "a", "b"],
-                       "item_id": [3, 1, 1, 9, 1, 4], "w": [1.0, 2, 3, 4, 5, 6]})
+    df = pd.DataFrame(
+        {
+            "user_id": ["b", "a", "b", "c", "a", "b"],
+            "item_id": [3, 1, 1, 9, 1, 4],
+            "w": [1.0, 2, 3, 4, 5, 6],
+        }
+    )
     feats = pd.DataFrame({"item_id": [1, 3, 12, 3], "feature": ["red", "blue", "red", "red"]})
     ref = Dataset()
     ref.fit(df.user_id, df.item_id.tolist() + [12], item_features=["red", "blue"])
     X_ref, W_ref = ref.build_interactions(zip(df.user_id, df.item_id, df.w))
     F_ref = ref.build_item_features([(1, ["red"]), (3, ["blue", "red"]), (12, ["red"])])
     for kind, frame in _kinds(df).items():
-        got = Dataset.from_frame(frame, weight_col="w",
-                                 item_features=_kinds(feats)[kind])
+        got = Dataset.from_frame(frame, weight_col="w", item_features=_kinds(feats)[kind])
         assert got.mapping() == ref.mapping(), kind
         assert (got.interactions != X_ref.tocsr()).nnz == 0
         assert np.allclose(got.weights.toarray(), W_ref.toarray())
         assert np.allclose(got.item_feature_matrix.toarray(), F_ref.toarray())
         assert got.user_feature_matrix is None and got.frame_kind == kind
         assert got.user_id_array.tolist() == ["b", "a", "c"]
-        assert got.item_id_array.dtype.kind == "i" and got.item_id_array.tolist() == [3, 1, 9, 4,
-                                                                                       12]
+        assert got.item_id_array.dtype.kind == "i" and got.item_id_array.tolist() == [
+            3,
+            1,
+            9,
+            4,
+            12,
+        ]
 
 
 def test_from_frame_errors():
@@ -75,10 +97,16 @@ def test_from_frame_errors():
         Dataset.from_frame([("a", 1)])
 
 
-@pytest.mark.parametrize("make", [lambda: AlternatingLeastSquares(factors=8, random_state=0),
-                                  lambda: BM25Recommender(K=30), PopularityRecommender,
-                                  lambda: LightFM(no_components=8, random_state=0)],
-                         ids=["als", "bm25", "popularity", "lightfm"])
+@pytest.mark.parametrize(
+    "make",
+    [
+        lambda: AlternatingLeastSquares(factors=8, random_state=0),
+        lambda: BM25Recommender(K=30),
+        PopularityRecommender,
+        lambda: LightFM(no_components=8, random_state=0),
+    ],
+    ids=["als", "bm25", "popularity", "lightfm"],
+)
 def test_recommend_frame_equals_recommend_in_original_ids(data, make):
     train, _ = data
     ds = Dataset.from_frame(_rows(train), weight_col="plays")
@@ -143,9 +171,10 @@ def test_ranking_metrics_frame_equals_the_matrix_metrics(data):
     uid = {u: i for i, u in enumerate(ds.user_id_array)}
     iid = {v: j for j, v in enumerate(ds.item_id_array.tolist())}
     known = test_rows[test_rows.user_id.isin(uid) & test_rows.item_id.isin(iid)]
-    T = sp.csr_matrix((np.ones(len(known)), ([uid[u] for u in known.user_id],
-                                             [iid[i] for i in known.item_id])),
-                      shape=ds.weights.shape)
+    T = sp.csr_matrix(
+        (np.ones(len(known)), ([uid[u] for u in known.user_id], [iid[i] for i in known.item_id])),
+        shape=ds.weights.shape,
+    )
     want = ranking_metrics_at_k(model, ds.weights, T, K=5, show_progress=False)
     for key in want:
         assert means[key] == pytest.approx(want[key], abs=1e-12)

@@ -44,11 +44,15 @@ def test_encode_arrow_equals_numpy(values):
     col = pa.array(values, pa.int64() if not values or isinstance(values[0], int) else None)
     for order in ("sorted", "appearance"):
         ids, codes = _ids.encode(col, order=order)
-        np_ids, np_codes = _ids.encode(np.array(values, dtype=object if not values else None),
-                                       order=order)
+        np_ids, np_codes = _ids.encode(
+            np.array(values, dtype=object if not values else None), order=order
+        )
         assert ids.to_pylist() == np_ids.tolist() and codes.tolist() == np_codes.tolist()
-    known = pa.array([7, 3], pa.int32()) if not values or isinstance(values[0], int) else \
-        pa.array(["z"])
+    known = (
+        pa.array([7, 3], pa.int32())
+        if not values or isinstance(values[0], int)
+        else pa.array(["z"])
+    )
     ids, codes = _ids.encode(col, order="appearance", known=known)  # cast to the values' type
     assert ids.to_pylist() == appearance(known.to_pylist() + values)
     assert [ids.to_pylist()[c] for c in codes] == values
@@ -62,8 +66,11 @@ def reference_lookup(ids, values):
 
 
 @settings(max_examples=60, deadline=None)
-@given(st.lists(st.integers(-10**12, 10**12), unique=True, max_size=40),
-       st.lists(st.integers(-10**12, 10**12), max_size=40), st.booleans())
+@given(
+    st.lists(st.integers(-(10**12), 10**12), unique=True, max_size=40),
+    st.lists(st.integers(-(10**12), 10**12), max_size=40),
+    st.booleans(),
+)
 def test_lookup_integers_sparse_and_compact(ids, extra, compact):
     if compact:  # a dense range: the lookup-table path
         ids = [i % 97 for i in ids]
@@ -95,12 +102,16 @@ def test_lookup_arrow_casts_the_values_or_says_why_not():
     pa = pytest.importorskip("pyarrow")
     ids = pa.array(["u3", "u1", "u2"])
     assert _ids.lookup(ids, pa.array(["u2", "u9", "u3"])).tolist() == [2, -1, 0]
-    assert _ids.lookup(ids, np.array(["u1"])).tolist() == [1]          # NumPy values
+    assert _ids.lookup(ids, np.array(["u1"])).tolist() == [1]  # NumPy values
     assert _ids.lookup(pa.array([10, 20], pa.int32()), pa.array([20, 30])).tolist() == [1, -1]
-    with pytest.raises(ValueError, match="user ids of type string cannot be compared with the "
-                                         r"model's user ids \(int64\)"):
-        _ids.lookup(pa.array([1, 2]), pa.array(["x"]), what="user ids",
-                    known_as="the model's user ids")
+    with pytest.raises(
+        ValueError,
+        match="user ids of type string cannot be compared with the "
+        r"model's user ids \(int64\)",
+    ):
+        _ids.lookup(
+            pa.array([1, 2]), pa.array(["x"]), what="user ids", known_as="the model's user ids"
+        )
 
 
 def test_streaming_encoder_sorts_and_decodes():
@@ -112,7 +123,7 @@ def test_streaming_encoder_sorts_and_decodes():
     assert ids.dtype.kind == "U" and ids.tolist() == ["a", "b", "c"]
     assert renumbered.tolist() == [1, 0, 1, 2, 0] and order.tolist() == [1, 0, 2]
     raw = _ids.Encoder()
-    codes = raw.codes([b"\xe9t\xe9", "été".encode(), b"\0x"])       # latin-1, UTF-8, a NUL
+    codes = raw.codes([b"\xe9t\xe9", "été".encode(), b"\0x"])  # latin-1, UTF-8, a NUL
     ids, renumbered, _ = raw.sorted(codes, object, lambda b: b.decode("latin-1"))
     assert ids.dtype == object and ids.tolist() == ["\0x", "Ã©tÃ©", "été"]
     assert ids[renumbered].tolist() == ["été", "Ã©tÃ©", "\0x"]

@@ -52,8 +52,9 @@ def same(a, b):
 
 def run(script: str, timeout: float = 120.0) -> None:
     code = PRELUDE + textwrap.dedent(script) + "\nprint('ok')\n"
-    res = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
-                         timeout=timeout)
+    res = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, timeout=timeout
+    )
     print(res.stdout)  # the latencies (pytest -s shows them)
     assert res.returncode == 0 and res.stdout.strip().endswith("ok"), res.stdout + res.stderr
 

@@ -5,21 +5,33 @@ import numpy as np
 import pytest
 import scipy.sparse as sp
 
-from tacitrec import (BM25Recommender, CosineRecommender, ItemItemRecommender,
-                      PearsonRecommender, TFIDFRecommender)
+from tacitrec import (
+    BM25Recommender,
+    CosineRecommender,
+    ItemItemRecommender,
+    PearsonRecommender,
+    TFIDFRecommender,
+)
 from tacitrec.knn import bm25_weight, normalize, tfidf_weight
 
 
 def continuous_user_items(n_users=80, n_items=25, density=0.25, seed=0):
     """Positive non-integer values: no exact ties in the similarities."""
     rng = np.random.default_rng(seed)
-    X = sp.random(n_users, n_items, density=density, format="csr", random_state=rng,
-                  data_rvs=lambda n: rng.uniform(0.5, 5.0, n))
+    X = sp.random(
+        n_users,
+        n_items,
+        density=density,
+        format="csr",
+        random_state=rng,
+        data_rvs=lambda n: rng.uniform(0.5, 5.0, n),
+    )
     X.sort_indices()
     return X
 
 
 # ---- reference formulas (items are documents, users terms), dense NumPy in float64 ----------
+
 
 def ref_idf(X):
     n_items = X.shape[1]
@@ -33,12 +45,12 @@ def ref_weighted(X, kind, K1=1.2, B=0.75):
     if kind == "dot" or kind == "pearson":
         return D
     if kind == "cosine":
-        n = np.sqrt((D ** 2).sum(axis=0))
+        n = np.sqrt((D**2).sum(axis=0))
         return np.divide(D, n, out=np.zeros_like(D), where=n > 0)
     idf = ref_idf(X)[:, None]
     if kind == "tfidf":
         W = np.sqrt(D) * idf * mask
-        n = np.sqrt((W ** 2).sum(axis=0))
+        n = np.sqrt((W**2).sum(axis=0))
         return np.divide(W, n, out=np.zeros_like(W), where=n > 0)
     if kind == "bm25":
         length = D.sum(axis=0)
@@ -58,8 +70,12 @@ def ref_topk_rows(S, K, allowed):
     return out
 
 
-MODELS = [(ItemItemRecommender, "dot", {}), (CosineRecommender, "cosine", {}),
-          (TFIDFRecommender, "tfidf", {}), (BM25Recommender, "bm25", {"K1": 1.5, "B": 0.6})]
+MODELS = [
+    (ItemItemRecommender, "dot", {}),
+    (CosineRecommender, "cosine", {}),
+    (TFIDFRecommender, "tfidf", {}),
+    (BM25Recommender, "bm25", {"K1": 1.5, "B": 0.6}),
+]
 
 
 @pytest.mark.parametrize("cls,kind,kw", MODELS)
@@ -201,15 +217,18 @@ def test_neighbours_match_implicit_when_installed():
     """Optional cross-check against implicit 0.7.3 (skipped where it is absent)."""
     nn = pytest.importorskip("implicit.nearest_neighbours")
     X = continuous_user_items(n_users=120, n_items=40, seed=11)
-    pairs = [(nn.CosineRecommender(K=7), CosineRecommender(K=7)),
-             (nn.TFIDFRecommender(K=7), TFIDFRecommender(K=7)),
-             (nn.BM25Recommender(K=7, K1=1.2, B=0.75), BM25Recommender(K=7, K1=1.2, B=0.75)),
-             (nn.ItemItemRecommender(K=7), ItemItemRecommender(K=7))]
+    pairs = [
+        (nn.CosineRecommender(K=7), CosineRecommender(K=7)),
+        (nn.TFIDFRecommender(K=7), TFIDFRecommender(K=7)),
+        (nn.BM25Recommender(K=7, K1=1.2, B=0.75), BM25Recommender(K=7, K1=1.2, B=0.75)),
+        (nn.ItemItemRecommender(K=7), ItemItemRecommender(K=7)),
+    ]
     for peer, ours in pairs:
         peer.fit(X, show_progress=False)
         ours.fit(X, show_progress=False)
-        np.testing.assert_allclose(ours.similarity.toarray(), peer.similarity.toarray(),
-                                   rtol=2e-5, atol=1e-6)
+        np.testing.assert_allclose(
+            ours.similarity.toarray(), peer.similarity.toarray(), rtol=2e-5, atol=1e-6
+        )
 
 
 def test_similarity_overflow_is_an_error_not_inf():

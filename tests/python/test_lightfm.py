@@ -18,8 +18,17 @@ def sigmoid(x):
 def test_one_logistic_step_matches_numpy(schedule, alpha):
     X = sp.csr_matrix(np.array([[2.0]], dtype=np.float32))  # one positive, sample weight 1.5
     W = sp.csr_matrix(np.array([[1.5]], dtype=np.float32))
-    m = LightFM(no_components=3, loss="logistic", learning_schedule=schedule, learning_rate=0.1,
-                rho=0.9, epsilon=1e-3, item_alpha=alpha, user_alpha=alpha, random_state=0)
+    m = LightFM(
+        no_components=3,
+        loss="logistic",
+        learning_schedule=schedule,
+        learning_rate=0.1,
+        rho=0.9,
+        epsilon=1e-3,
+        item_alpha=alpha,
+        user_alpha=alpha,
+        random_state=0,
+    )
     m.fit(X, epochs=0)
     m._user[0][0, -1] = 0.2  # a user bias, so that every term is visible
     u0, i0 = m._user[0][0].astype(np.float64), m._item[0][0].astype(np.float64)
@@ -30,9 +39,11 @@ def test_one_logistic_step_matches_numpy(schedule, alpha):
     if schedule == "adagrad":
         want_i, want_u = i0 - 0.1 * gi, u0 - 0.1 * gu  # accumulators start at 1
     else:
+
         def step(gr):
             acc = 0.1 * gr * gr
             return np.sqrt((0 + 1e-3) / (acc + 1e-3)) * gr
+
         want_i, want_u = i0 - step(gi), u0 - step(gu)
     np.testing.assert_allclose(m._item[0][0], want_i, rtol=1e-5, atol=1e-7)
     np.testing.assert_allclose(m._user[0][0], want_u, rtol=1e-5, atol=1e-7)
@@ -49,8 +60,9 @@ def test_pairwise_losses_leave_user_biases_alone(loss):
 def test_l2_shrinks_instead_of_diverging():
     X = random_user_items(n_users=80, n_items=50, density=0.15, seed=2)
     free = LightFM(no_components=8, loss="warp", random_state=0).fit(X, epochs=10)
-    reg = LightFM(no_components=8, loss="warp", item_alpha=0.05, user_alpha=0.05,
-                  random_state=0).fit(X, epochs=10)
+    reg = LightFM(
+        no_components=8, loss="warp", item_alpha=0.05, user_alpha=0.05, random_state=0
+    ).fit(X, epochs=10)
     assert np.isfinite(reg.item_embeddings).all()
     assert np.linalg.norm(reg.item_embeddings) < np.linalg.norm(free.item_embeddings)
 
@@ -79,8 +91,12 @@ def test_predict_and_representations_match_numpy_with_features():
     cold = sp.hstack([sp.csr_matrix((1, 30), dtype=np.float32), F[0, 30:]]).tocsr()
     F2 = sp.vstack([F, cold]).tocsr()
     s = m.predict(2, np.array([30]), item_features=F2)
-    np.testing.assert_allclose(s, ue[2] @ (cold.toarray() @ P[:, :5])[0] + ub[2]
-                               + (cold.toarray() @ P[:, 5])[0], rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(
+        s,
+        ue[2] @ (cold.toarray() @ P[:, :5])[0] + ub[2] + (cold.toarray() @ P[:, 5])[0],
+        rtol=1e-5,
+        atol=1e-6,
+    )
     ids, scores = m.recommend(2, None, N=5, filter_already_liked_items=False, item_features=F2)
     all_scores = m.predict(2, np.arange(31), item_features=F2)
     np.testing.assert_array_equal(ids, np.lexsort((np.arange(31), -all_scores))[:5])
@@ -137,8 +153,9 @@ def test_growing_features_and_errors():
 
 def test_one_thread_is_reproducible_and_set_params():
     X = random_user_items(n_users=60, n_items=40, density=0.15, seed=5)
-    a, b = (LightFM(no_components=4, loss="warp", random_state=3).fit(X, epochs=3)
-            for _ in range(2))
+    a, b = (
+        LightFM(no_components=4, loss="warp", random_state=3).fit(X, epochs=3) for _ in range(2)
+    )
     assert np.array_equal(a.item_embeddings, b.item_embeddings)
     assert a.set_params(loss="bpr", k=3) is a and a.loss == "bpr" and a.k == 3
     with pytest.raises(ValueError, match="not a parameter"):
@@ -149,13 +166,14 @@ def test_one_thread_is_reproducible_and_set_params():
 def test_quality_on_planted_data():
     from tacitrec.datasets import synthetic
     from tacitrec.evaluation import ranking_metrics_at_k, train_test_split
+
     X = synthetic(n_users=1500, n_items=500, random_state=1).user_items
     train, test = train_test_split(X, 0.8, random_state=0)
-    m = LightFM(no_components=32, loss="warp", random_state=0).fit(train, epochs=15,
-                                                                    num_threads=2)
+    m = LightFM(no_components=32, loss="warp", random_state=0).fit(train, epochs=15, num_threads=2)
     r = ranking_metrics_at_k(m, train, test, K=10, show_progress=False)
-    p = ranking_metrics_at_k(PopularityRecommender().fit(train), train, test, K=10,
-                             show_progress=False)
+    p = ranking_metrics_at_k(
+        PopularityRecommender().fit(train), train, test, K=10, show_progress=False
+    )
     assert r["ndcg"] > 1.5 * p["ndcg"], (r, p)
 
 
@@ -165,18 +183,22 @@ def test_threads_with_shared_features_train_as_well_as_one():
     # exact one-thread run on planted data
     from tacitrec.datasets import synthetic
     from tacitrec.evaluation import ranking_metrics_at_k, train_test_split
+
     d = synthetic(n_users=1500, n_items=500, random_state=2)
     train, test = train_test_split(d.user_items, 0.8, random_state=0)
     F = sp.hstack([sp.identity(500, dtype=np.float32, format="csr"), d.item_features]).tocsr()
     ndcg = {}
     for threads in (1, 2):
         m = LightFM(no_components=32, loss="warp", random_state=0).fit(
-            train, item_features=F, epochs=10, num_threads=threads)
+            train, item_features=F, epochs=10, num_threads=threads
+        )
         assert np.isfinite(m.item_embeddings).all() and np.isfinite(m.item_biases).all()
-        ndcg[threads] = ranking_metrics_at_k(m, train, test, K=10, show_progress=False,
-                                             item_features=F)["ndcg"]
-    p = ranking_metrics_at_k(PopularityRecommender().fit(train), train, test, K=10,
-                             show_progress=False)["ndcg"]
+        ndcg[threads] = ranking_metrics_at_k(
+            m, train, test, K=10, show_progress=False, item_features=F
+        )["ndcg"]
+    p = ranking_metrics_at_k(
+        PopularityRecommender().fit(train), train, test, K=10, show_progress=False
+    )["ndcg"]
     assert ndcg[1] > 1.5 * p, (ndcg, p)
     assert ndcg[2] > 0.9 * ndcg[1], (ndcg, p)
 
@@ -185,8 +207,12 @@ def test_new_users_and_items_grow_the_identity_parameters():
     X = random_user_items(n_users=40, n_items=30, density=0.2, seed=6)
     m = LightFM(no_components=4, loss="warp", random_state=0).fit(X, epochs=2)
     before = m._item[0].copy()
-    bigger = sp.vstack([sp.hstack([X, sp.csr_matrix((40, 3), dtype=np.float32)]),
-                        random_user_items(n_users=5, n_items=33, density=0.3, seed=7)]).tocsr()
+    bigger = sp.vstack(
+        [
+            sp.hstack([X, sp.csr_matrix((40, 3), dtype=np.float32)]),
+            random_user_items(n_users=5, n_items=33, density=0.3, seed=7),
+        ]
+    ).tocsr()
     m.fit_partial(bigger, epochs=0)
     assert m._user[0].shape == (45, 5) and m._item[0].shape == (33, 5)
     np.testing.assert_array_equal(m._item[0][:30], before)
@@ -205,8 +231,9 @@ def lightfm_ranks(S, test, train):
     for u in range(S.shape[0]):
         excluded = set(train[u].indices)
         for i in test[u].indices:
-            out[u, i] = sum(1 for j in range(S.shape[1])
-                            if j != i and j not in excluded and S[u, j] >= S[u, i])
+            out[u, i] = sum(
+                1 for j in range(S.shape[1]) if j != i and j not in excluded and S[u, j] >= S[u, i]
+            )
     return out
 
 
@@ -219,15 +246,22 @@ def test_parameter_attributes_can_be_assigned_and_are_used():
     old = m.item_embeddings
     old_values = old.copy()
     m.user_embeddings, m.item_embeddings, m.user_biases, m.item_biases = ue, ie, ub, ib
-    for got, want in ((m.user_embeddings, ue), (m.item_embeddings, ie), (m.user_biases, ub),
-                      (m.item_biases, ib)):
+    for got, want in (
+        (m.user_embeddings, ue),
+        (m.item_embeddings, ie),
+        (m.user_biases, ub),
+        (m.item_biases, ib),
+    ):
         assert got.dtype == np.float32
         np.testing.assert_allclose(got, want, rtol=1e-6)
     ie[0, 0] = 100.0  # the model holds a copy
     assert m.item_embeddings[0, 0] != 100.0
     np.testing.assert_array_equal(old, old_values)  # a view taken before keeps its values
-    S = (m.user_embeddings.astype(np.float64) @ m.item_embeddings.T + m.user_biases[:, None]
-         + m.item_biases[None, :])
+    S = (
+        m.user_embeddings.astype(np.float64) @ m.item_embeddings.T
+        + m.user_biases[:, None]
+        + m.item_biases[None, :]
+    )
     np.testing.assert_allclose(m.predict(4, np.arange(20)), S[4], rtol=1e-5, atol=1e-5)
     ids, _ = m.recommend(4, X[4], N=3)
     liked = set(X[4].indices)
@@ -242,14 +276,17 @@ def test_parameter_attributes_can_be_assigned_and_are_used():
     assert np.all(ranks.toarray() == 19)
 
 
-@pytest.mark.parametrize("name, value, message", [
-    ("user_embeddings", np.zeros((30, 4)), r"user_embeddings must have shape \(30, 3\)"),
-    ("item_embeddings", np.zeros(20), r"item_embeddings must have shape \(20, 3\)"),
-    ("item_biases", np.full(20, np.nan), "item_biases contains NaN"),
-    ("user_biases", np.full(30, 1e39), "user_biases contains NaN or infinite"),
-    ("user_biases", np.array(["a"] * 30), "user_biases must hold real numbers"),
-    ("item_embeddings", None, "item_embeddings must hold real numbers"),
-])
+@pytest.mark.parametrize(
+    "name, value, message",
+    [
+        ("user_embeddings", np.zeros((30, 4)), r"user_embeddings must have shape \(30, 3\)"),
+        ("item_embeddings", np.zeros(20), r"item_embeddings must have shape \(20, 3\)"),
+        ("item_biases", np.full(20, np.nan), "item_biases contains NaN"),
+        ("user_biases", np.full(30, 1e39), "user_biases contains NaN or infinite"),
+        ("user_biases", np.array(["a"] * 30), "user_biases must hold real numbers"),
+        ("item_embeddings", None, "item_embeddings must hold real numbers"),
+    ],
+)
 def test_assigned_parameters_are_validated(name, value, message):
     X = random_user_items(n_users=30, n_items=20, density=0.2, seed=8)
     m = LightFM(no_components=3, random_state=0).fit(X, epochs=1)
@@ -280,19 +317,28 @@ def test_predict_rank_ranks_training_items_in_test_among_the_others():
         assert sorted(got[u, np.setdiff1d(np.arange(15), X[u].indices)]) == list(range(n))
         assert got[u, X[u].indices].max(initial=0) <= n
     # and with every item in train every rank is 0 (as LightFM's test_predict_ranks checks)
-    all_train = m.predict_rank(everything, train_interactions=everything,
-                               check_intersections=False)
+    all_train = m.predict_rank(everything, train_interactions=everything, check_intersections=False)
     assert np.all(all_train.toarray() == 0)
 
 
-@pytest.mark.parametrize("params, name", [
-    ({"no_components": -1}, "no_components"), ({"no_components": 0}, "no_components"),
-    ({"k": 0}, "k"), ({"n": -2}, "n"), ({"max_sampled": -1.0}, "max_sampled"),
-    ({"max_sampled": 0}, "max_sampled"), ({"user_alpha": -1.0}, "user_alpha"),
-    ({"item_alpha": -1e-3}, "item_alpha"), ({"learning_rate": -0.1}, "learning_rate"),
-    ({"rho": 1.0}, "rho"), ({"epsilon": -1.0}, "epsilon"), ({"loss": "hinge"}, "loss"),
-    ({"learning_schedule": "sgd"}, "learning_schedule"),
-])
+@pytest.mark.parametrize(
+    "params, name",
+    [
+        ({"no_components": -1}, "no_components"),
+        ({"no_components": 0}, "no_components"),
+        ({"k": 0}, "k"),
+        ({"n": -2}, "n"),
+        ({"max_sampled": -1.0}, "max_sampled"),
+        ({"max_sampled": 0}, "max_sampled"),
+        ({"user_alpha": -1.0}, "user_alpha"),
+        ({"item_alpha": -1e-3}, "item_alpha"),
+        ({"learning_rate": -0.1}, "learning_rate"),
+        ({"rho": 1.0}, "rho"),
+        ({"epsilon": -1.0}, "epsilon"),
+        ({"loss": "hinge"}, "loss"),
+        ({"learning_schedule": "sgd"}, "learning_schedule"),
+    ],
+)
 def test_invalid_hyper_parameters_are_rejected_by_the_constructor(params, name):
     with pytest.raises(ValueError, match=name):
         LightFM(**params)

@@ -24,19 +24,22 @@ def run(script: str, timeout: float = 120.0, memory_limit: int = 0) -> str:
     bytes set before anything is imported); fails on a crash, a hang or a non-zero exit."""
     prelude = "import resource\n"
     if memory_limit:
-        prelude += (f"resource.setrlimit(resource.RLIMIT_AS, ({memory_limit}, {memory_limit}))\n")
+        prelude += f"resource.setrlimit(resource.RLIMIT_AS, ({memory_limit}, {memory_limit}))\n"
     code = prelude + textwrap.dedent(script) + "\nprint('ok')\n"
-    res = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
-                         timeout=timeout)
+    res = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, timeout=timeout
+    )
     assert res.returncode == 0 and res.stdout.strip().endswith("ok"), (
-        f"exit {res.returncode}\n{res.stdout}\n{res.stderr}")
+        f"exit {res.returncode}\n{res.stdout}\n{res.stderr}"
+    )
     return res.stdout
 
 
 # ---- thread counts ----------------------------------------------------------------------------
 
+
 @settings(max_examples=40, deadline=None)
-@given(st.integers(min_value=-2**70, max_value=2**70))
+@given(st.integers(min_value=-(2**70), max_value=2**70))
 def test_check_threads_accepts_exactly_the_usable_range(n):
     if 0 <= n <= MAX_NUM_THREADS:
         assert check_threads(n) == n
@@ -50,7 +53,8 @@ def test_absurd_thread_counts_are_value_errors(n):
     X = random_user_items()
     with pytest.raises(ValueError, match="num_threads"):
         tacitrec.AlternatingLeastSquares(factors=4, iterations=1, num_threads=n).fit(
-            X, show_progress=False)
+            X, show_progress=False
+        )
     with pytest.raises(ValueError, match="num_threads"):
         tacitrec.LightFM().fit(X, num_threads=n)
     model = tacitrec.CosineRecommender(K=5).fit(X, show_progress=False)
@@ -61,7 +65,8 @@ def test_absurd_thread_counts_are_value_errors(n):
 
 def test_large_thread_counts_run_on_capped_pools():
     # 1..120 threads in turn, then the largest accepted count: bounded pools, no thread pile-up
-    run(f"""
+    run(
+        f"""
     import numpy as np, tacitrec
     from tacitrec.datasets import synthetic
     X = synthetic(n_users=200, n_items=100, random_state=0).user_items
@@ -72,13 +77,16 @@ def test_large_thread_counts_run_on_capped_pools():
         model.num_threads = n
         assert (model.recommend(np.arange(20), X[:20], N=5)[0] == expected).all(), n
     assert tacitrec._core.MAX_THREADS == 256
-    """, timeout=240)
+    """,
+        timeout=240,
+    )
 
 
 # ---- counts past 64 bits and sampling bounds ----------------------------------------------------
 
+
 @settings(max_examples=40, deadline=None)
-@given(st.integers(min_value=-2**80, max_value=2**80))
+@given(st.integers(min_value=-(2**80), max_value=2**80))
 def test_check_count_names_out_of_range_integers(v):
     if 1 <= v <= MAX_COUNT:
         assert check_count(v, "N") == v
@@ -115,13 +123,15 @@ def test_sampling_parameters_are_bounded():
         tacitrec.LightFM(loss="warp", max_sampled=10**9)
     with pytest.raises(ValueError, match="neg_prop"):
         tacitrec.LogisticMatrixFactorization(neg_prop=10**9, max_negatives=None).fit(
-            X, show_progress=False)
+            X, show_progress=False
+        )
 
 
 def test_users_with_every_item_are_skipped_not_searched():
     # one user holds every item: no negative exists for it. At the largest accepted bounds the
     # epochs must stay quick (they ran for minutes when every sample searched its budget).
-    run("""
+    run(
+        """
     import numpy as np, scipy.sparse as sp, tacitrec
     from tacitrec.datasets import synthetic
     X = synthetic(n_users=500, n_items=300, random_state=0).user_items.tolil()
@@ -140,13 +150,17 @@ def test_users_with_every_item_are_skipped_not_searched():
     lmf = tacitrec.LogisticMatrixFactorization(factors=8, iterations=2, neg_prop=1000,
                                                max_negatives=None, random_state=0)
     lmf.fit(X[:60], show_progress=False)
-    """, timeout=60)
+    """,
+        timeout=60,
+    )
 
 
 def test_n_beyond_the_catalogue_means_all_items():
     X = random_user_items()
-    for model in (tacitrec.AlternatingLeastSquares(factors=4, iterations=1),
-                  tacitrec.CosineRecommender(K=5)):
+    for model in (
+        tacitrec.AlternatingLeastSquares(factors=4, iterations=1),
+        tacitrec.CosineRecommender(K=5),
+    ):
         model.fit(X, show_progress=False)
         ids, _ = model.recommend(np.arange(3), X[:3], N=2**62, filter_already_liked_items=False)
         assert ids.shape == (3, X.shape[1])
@@ -173,7 +187,9 @@ def refused(fn, *words):
 def test_memory_exhaustion_raises_memory_error_naming_the_parameter():
     # under a 3 GiB address-space limit every one of these asked for more and aborted the
     # interpreter ("memory allocation of N bytes failed")
-    run(MEMORY_PRELUDE + """
+    run(
+        MEMORY_PRELUDE
+        + """
     small = synthetic(n_users=100, n_items=50, random_state=0).user_items
     ALS = tacitrec.AlternatingLeastSquares
     refused(lambda: ALS(factors=100000, iterations=1, num_threads=2).fit(
@@ -190,16 +206,24 @@ def test_memory_exhaustion_raises_memory_error_naming_the_parameter():
         refused(lambda: cls(K=10, num_threads=2).fit(wide, show_progress=False), "200000000")
     # the model is still usable after a refused call
     ALS(factors=8, iterations=1, num_threads=2).fit(small, show_progress=False)
-    """, memory_limit=3 * 2**30, timeout=120)
+    """,
+        memory_limit=3 * 2**30,
+        timeout=120,
+    )
 
 
 def test_k_beyond_the_catalogue_keeps_every_neighbour():
     # K of 10**7 / 10**9 / 2*10**6 on 5k items held 2K entries per item up front
-    run(MEMORY_PRELUDE + """
+    run(
+        MEMORY_PRELUDE
+        + """
     X = synthetic(n_users=2000, n_items=5000, random_state=0).user_items
     full = tacitrec.CosineRecommender(K=5000, num_threads=2).fit(X, show_progress=False)
     for K in (10**7, 10**9):
         m = tacitrec.CosineRecommender(K=K, num_threads=2).fit(X, show_progress=False)
         assert (m.similarity != full.similarity).nnz == 0
     tacitrec.BM25Recommender(K=2 * 10**6, num_threads=2).fit(X, show_progress=False)
-    """, memory_limit=3 * 2**30, timeout=120)
+    """,
+        memory_limit=3 * 2**30,
+        timeout=120,
+    )

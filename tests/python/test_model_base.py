@@ -4,10 +4,19 @@ callback), ``set_params``, LightFM's serving threads and the id lists passed by 
 import numpy as np
 import pytest
 
-from tacitrec import (AlternatingLeastSquares, BayesianPersonalizedRanking, EASERecommender,
-                      ItemItemRecommender, LightFM, LogisticMatrixFactorization,
-                      MatrixFactorizationBase, ModelFitError, PopularityRecommender,
-                      RP3BetaRecommender, SpectralFilterRecommender)
+from tacitrec import (
+    AlternatingLeastSquares,
+    BayesianPersonalizedRanking,
+    EASERecommender,
+    ItemItemRecommender,
+    LightFM,
+    LogisticMatrixFactorization,
+    MatrixFactorizationBase,
+    ModelFitError,
+    PopularityRecommender,
+    RP3BetaRecommender,
+    SpectralFilterRecommender,
+)
 from tacitrec.base import _Rollback, _train_epochs
 from tacitrec.compat.lightfm import LightFM as CompatLightFM
 from conftest import random_user_items, reference_topk
@@ -17,9 +26,16 @@ from conftest import random_user_items, reference_topk
 def _loop(n, step, check=lambda epoch: None, summary=None):
     state = np.zeros(3, np.float32)
     calls = []
-    _train_epochs(n, lambda epoch: step(epoch, state), rollback=_Rollback([state]), check=check,
-                  desc="t", show_progress=False, summary=summary,
-                  callback=lambda *args: calls.append(args))
+    _train_epochs(
+        n,
+        lambda epoch: step(epoch, state),
+        rollback=_Rollback([state]),
+        check=check,
+        desc="t",
+        show_progress=False,
+        summary=summary,
+        callback=lambda *args: calls.append(args),
+    )
     return state, calls
 
 
@@ -45,8 +61,15 @@ def test_an_interrupted_epoch_is_rolled_back_and_ends_the_loop():
             raise KeyboardInterrupt
 
     with pytest.raises(KeyboardInterrupt):
-        _train_epochs(5, step, rollback=_Rollback([state]), check=lambda epoch: None, desc="t",
-                      show_progress=False, callback=lambda *args: calls.append(args))
+        _train_epochs(
+            5,
+            step,
+            rollback=_Rollback([state]),
+            check=lambda epoch: None,
+            desc="t",
+            show_progress=False,
+            callback=lambda *args: calls.append(args),
+        )
     assert np.array_equal(state, [2, 2, 2])  # as after epoch 1, the last completed
     assert [c[0] for c in calls] == [0, 1] and all(len(c) == 2 for c in calls)
 
@@ -62,20 +85,38 @@ def test_a_failed_check_stops_the_loop_before_the_callback():
     calls = []
     state = np.zeros(3, np.float32)
     with pytest.raises(ModelFitError, match="diverged"):
-        _train_epochs(4, lambda e: step(e, state), rollback=_Rollback([state]), check=check,
-                      desc="t", show_progress=False, callback=lambda *a: calls.append(a))
+        _train_epochs(
+            4,
+            lambda e: step(e, state),
+            rollback=_Rollback([state]),
+            check=check,
+            desc="t",
+            show_progress=False,
+            callback=lambda *a: calls.append(a),
+        )
     assert [c[0] for c in calls] == [0]
     assert np.array_equal(state, [2, 2, 2])  # a diverged epoch is not rolled back
 
 
-@pytest.mark.parametrize("build, shown", [
-    (lambda: AlternatingLeastSquares(factors=3, iterations=2, calculate_training_loss=True,
-                                     random_state=0), ["ALS", "2/2", "loss="]),
-    (lambda: BayesianPersonalizedRanking(factors=3, iterations=2, random_state=0),
-     ["BPR", "2/2", "train_auc=", "redrawn="]),
-    (lambda: LogisticMatrixFactorization(factors=3, iterations=2, random_state=0),
-     ["LMF", "2/2"]),
-])
+@pytest.mark.parametrize(
+    "build, shown",
+    [
+        (
+            lambda: AlternatingLeastSquares(
+                factors=3, iterations=2, calculate_training_loss=True, random_state=0
+            ),
+            ["ALS", "2/2", "loss="],
+        ),
+        (
+            lambda: BayesianPersonalizedRanking(factors=3, iterations=2, random_state=0),
+            ["BPR", "2/2", "train_auc=", "redrawn="],
+        ),
+        (
+            lambda: LogisticMatrixFactorization(factors=3, iterations=2, random_state=0),
+            ["LMF", "2/2"],
+        ),
+    ],
+)
 def test_progress_bar(build, shown, capsys):
     X = random_user_items()
     build().fit(X, show_progress=False)
@@ -95,37 +136,61 @@ def test_lightfm_progress_bar_follows_verbose(capsys):
     assert "LightFM" in err and "2/2" in err
 
 
-@pytest.mark.parametrize("model, hint", [
-    (BayesianPersonalizedRanking(factors=4, iterations=20, learning_rate=1e30, random_state=0),
-     r"learning_rate=1e\+30 is probably too large"),
-    (LogisticMatrixFactorization(factors=4, iterations=5, learning_rate=1e38, random_state=0),
-     r"learning_rate=1e\+38 is probably too large or regularization=0.6 too small"),
-])
+@pytest.mark.parametrize(
+    "model, hint",
+    [
+        (
+            BayesianPersonalizedRanking(
+                factors=4, iterations=20, learning_rate=1e30, random_state=0
+            ),
+            r"learning_rate=1e\+30 is probably too large",
+        ),
+        (
+            LogisticMatrixFactorization(
+                factors=4, iterations=5, learning_rate=1e38, random_state=0
+            ),
+            r"learning_rate=1e\+38 is probably too large or regularization=0.6 too small",
+        ),
+    ],
+)
 def test_divergence_names_the_factors_and_the_epoch(model, hint):
     X = random_user_items(n_users=40, n_items=30, density=0.2, seed=3)
-    with pytest.raises(ModelFitError, match=r"(user|item)_factors became NaN or infinite in "
-                                            r"epoch \d+: " + hint):
+    with pytest.raises(
+        ModelFitError,
+        match=r"(user|item)_factors became NaN or infinite in "
+        r"epoch \d+: " + hint,
+    ):
         model.fit(X, show_progress=False)
 
 
 def test_lightfm_divergence_names_the_parameters_and_the_epoch():
     X = random_user_items() * 1e30
-    with pytest.raises(ModelFitError, match=r"the (user|item) parameters became NaN or infinite "
-                                            r"in epoch \d+: lower learning_rate=1e\+30"):
+    with pytest.raises(
+        ModelFitError,
+        match=r"the (user|item) parameters became NaN or infinite "
+        r"in epoch \d+: lower learning_rate=1e\+30",
+    ):
         LightFM(loss="logistic", learning_rate=1e30, random_state=0).fit(X, epochs=3)
 
 
 # ---- set_params -------------------------------------------------------------------------------
 CASES = [  # (model, a valid change, an invalid change and the name its error gives)
     (AlternatingLeastSquares(factors=3), {"iterations": 3}, {"factors": 0}, "factors"),
-    (AlternatingLeastSquares(factors=3), {"alpha": 2.0}, {"regularization": -1.0},
-     "regularization"),
+    (
+        AlternatingLeastSquares(factors=3),
+        {"alpha": 2.0},
+        {"regularization": -1.0},
+        "regularization",
+    ),
     (AlternatingLeastSquares(factors=3), {"iterations": 0}, {"use_gpu": True}, "use_gpu"),
     (AlternatingLeastSquares(factors=3), {"cg_steps": 2}, {"dtype": np.int8}, "dtype"),
-    (BayesianPersonalizedRanking(), {"learning_rate": 0.1}, {"max_redraws": 1001},
-     "max_redraws"),
-    (BayesianPersonalizedRanking(), {"max_redraws": 5}, {"negative_sampling": "x"},
-     "negative_sampling"),
+    (BayesianPersonalizedRanking(), {"learning_rate": 0.1}, {"max_redraws": 1001}, "max_redraws"),
+    (
+        BayesianPersonalizedRanking(),
+        {"max_redraws": 5},
+        {"negative_sampling": "x"},
+        "negative_sampling",
+    ),
     (LogisticMatrixFactorization(), {"iterations": 4}, {"neg_prop": -1}, "neg_prop"),
     (LogisticMatrixFactorization(), {"neg_prop": 3}, {"max_negatives": -2}, "max_negatives"),
     (MatrixFactorizationBase(), {}, {"num_threads": -1}, "num_threads"),
@@ -139,15 +204,17 @@ CASES = [  # (model, a valid change, an invalid change and the name its error gi
 ]
 
 
-@pytest.mark.parametrize("model, valid, invalid, name", CASES,
-                         ids=[f"{type(c[0]).__name__}-{c[3]}" for c in CASES])
+@pytest.mark.parametrize(
+    "model, valid, invalid, name", CASES, ids=[f"{type(c[0]).__name__}-{c[3]}" for c in CASES]
+)
 def test_set_params(model, valid, invalid, name):
     before = model.get_params()
     with pytest.raises(ValueError, match=name):
         model.set_params(**valid, **invalid)
     assert model.get_params() == before  # nothing is set when one value is invalid
-    with pytest.raises(ValueError, match=f"not_a_param is not a parameter of "
-                                         f"{type(model).__name__}"):
+    with pytest.raises(
+        ValueError, match=f"not_a_param is not a parameter of {type(model).__name__}"
+    ):
         model.set_params(not_a_param=1)
     assert model.set_params(**valid) is model
     assert model.get_params() == dict(before, **valid)
@@ -158,8 +225,9 @@ def test_set_params_then_fit_equals_the_constructor():
     X = random_user_items(seed=3)
     a = AlternatingLeastSquares(factors=3, iterations=2, random_state=0)
     a.set_params(factors=5, regularization=0.1).fit(X, show_progress=False)
-    b = AlternatingLeastSquares(factors=5, iterations=2, regularization=0.1,
-                                random_state=0).fit(X, show_progress=False)
+    b = AlternatingLeastSquares(factors=5, iterations=2, regularization=0.1, random_state=0).fit(
+        X, show_progress=False
+    )
     assert np.array_equal(a.user_factors, b.user_factors)
     assert np.array_equal(a.item_factors, b.item_factors)
 
@@ -186,7 +254,7 @@ def test_lightfm_serves_on_its_threads(tmp_path):
     assert np.array_equal(one[0], two[0]) and np.array_equal(one[1], two[1])
     for u in users:
         want = reference_topk(scores[u], 5, excluded=X[u].indices)
-        assert list(two[0][u][:len(want)]) == want
+        assert list(two[0][u][: len(want)]) == want
     assert m.as_factor_model().num_threads == 2
     m.save(tmp_path / "m.npz")
     assert LightFM.load(tmp_path / "m.npz").num_threads == 2
@@ -237,8 +305,9 @@ def test_items_and_filter_items_reach_the_kernel_in_their_places(build):
     users = np.arange(20)
     ids, got = model.recommend(users, X, N=40, items=items, filter_items=filter_items)
     for u in users:
-        want = reference_topk(scores[u], 40, excluded=set(X[u].indices) | set(filter_items),
-                              candidates=items)
-        assert list(ids[u][:len(want)]) == want
-        assert np.all(ids[u][len(want):] == -1)
-        np.testing.assert_allclose(got[u][:len(want)], scores[u][want], rtol=1e-4, atol=1e-5)
+        want = reference_topk(
+            scores[u], 40, excluded=set(X[u].indices) | set(filter_items), candidates=items
+        )
+        assert list(ids[u][: len(want)]) == want
+        assert np.all(ids[u][len(want) :] == -1)
+        np.testing.assert_allclose(got[u][: len(want)], scores[u][want], rtol=1e-4, atol=1e-5)

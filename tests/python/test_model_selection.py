@@ -25,8 +25,9 @@ def test_split_by_user_keeps_history_on_both_sides(data):
     many = counts >= 2
     assert (held[many] >= 1).all() and (held[many] < counts[many]).all()
     assert (held[~many] == 0).all()
-    np.testing.assert_array_equal(held[many], np.clip(np.rint(counts[many] * 0.25), 1,
-                                                      counts[many] - 1))
+    np.testing.assert_array_equal(
+        held[many], np.clip(np.rint(counts[many] * 0.25), 1, counts[many] - 1)
+    )
     again = validation_split(data, 0.25, random_state=1)[1]
     assert (again != valid).nnz == 0
 
@@ -52,8 +53,15 @@ def test_split_by_interaction_is_train_test_split(data):
 def test_grid_search_scores_equal_direct_evaluation_and_best_wins(data):
     fit_part, valid = validation_split(data, 0.2, random_state=0)
     models = {"popularity": PopularityRecommender, "bm25": lambda: BM25Recommender(K=50)}
-    search = grid_search(lambda kind: models[kind](), {"kind": ["popularity", "bm25"]},
-                         fit_part, valid, metric="ndcg", K=5, show_progress=False)
+    search = grid_search(
+        lambda kind: models[kind](),
+        {"kind": ["popularity", "bm25"]},
+        fit_part,
+        valid,
+        metric="ndcg",
+        K=5,
+        show_progress=False,
+    )
     direct = {}
     for kind, make in models.items():
         m = make()
@@ -70,10 +78,21 @@ def test_grid_search_scores_equal_direct_evaluation_and_best_wins(data):
 
 def test_early_stopping_keeps_the_best_iteration_and_refits_it(data):
     fit_part, valid = validation_split(data, 0.2, random_state=0)
-    search = grid_search(AlternatingLeastSquares,
-                         {"factors": [48], "regularization": [0.001], "iterations": [12],
-                          "random_state": [0], "num_threads": [1]},
-                         fit_part, valid, K=10, patience=2, show_progress=False)
+    search = grid_search(
+        AlternatingLeastSquares,
+        {
+            "factors": [48],
+            "regularization": [0.001],
+            "iterations": [12],
+            "random_state": [0],
+            "num_threads": [1],
+        },
+        fit_part,
+        valid,
+        K=10,
+        patience=2,
+        show_progress=False,
+    )
     trial = search.trials[0]
     done, scores = zip(*trial.history)
     assert list(done) == list(range(1, len(done) + 1))
@@ -86,23 +105,34 @@ def test_early_stopping_keeps_the_best_iteration_and_refits_it(data):
 
 def test_lightfm_epochs_are_checked_one_at_a_time(data):
     fit_part, valid = validation_split(data, 0.2, random_state=0)
-    search = grid_search(LightFM, {"no_components": [8], "epochs": [6], "random_state": [0]},
-                         fit_part, valid, K=10, eval_every=2, patience=None,
-                         show_progress=False)
+    search = grid_search(
+        LightFM,
+        {"no_components": [8], "epochs": [6], "random_state": [0]},
+        fit_part,
+        valid,
+        K=10,
+        eval_every=2,
+        patience=None,
+        show_progress=False,
+    )
     assert [d for d, _ in search.trials[0].history] == [2, 4, 6]
     best = search.best_params["epochs"]
     model = LightFM(no_components=8, random_state=0).fit(fit_part, epochs=best)
-    assert ranking_metrics_at_k(model, fit_part, valid, K=10, show_progress=False)["ndcg"] == \
-        pytest.approx(search.best_score, abs=1e-12)
+    assert ranking_metrics_at_k(model, fit_part, valid, K=10, show_progress=False)[
+        "ndcg"
+    ] == pytest.approx(search.best_score, abs=1e-12)
 
 
 def test_zero_iterations_are_scored_as_fitted(data):
     # a setting with no iteration was a TypeError (no check ran, so no best metrics)
     fit_part, valid = validation_split(data, 0.2, random_state=0)
-    for make, grid in ((AlternatingLeastSquares, {"iterations": [0], "random_state": [0]}),
-                       (LightFM, {"epochs": [0], "random_state": [0]})):
-        trial = grid_search(make, grid, fit_part, valid, K=10, eval_every=1,
-                            show_progress=False).trials[0]
+    for make, grid in (
+        (AlternatingLeastSquares, {"iterations": [0], "random_state": [0]}),
+        (LightFM, {"epochs": [0], "random_state": [0]}),
+    ):
+        trial = grid_search(
+            make, grid, fit_part, valid, K=10, eval_every=1, show_progress=False
+        ).trials[0]
         assert trial.history == [(0, trial.metrics["ndcg"])]
         assert trial.params[next(iter(grid))] == 0
         model = make(random_state=0)
@@ -118,10 +148,12 @@ def test_zero_iterations_are_scored_as_fitted(data):
 def test_random_search_draws_in_range_and_reproducibly(data):
     fit_part, valid = validation_split(data, 0.2, random_state=0)
     spec = {"K": ("int", 5, 40), "K1": ("log", 0.5, 50.0), "B": ("uniform", 0.2, 0.9)}
-    a = random_search(BM25Recommender, spec, fit_part, valid, n_iter=4, random_state=5,
-                      show_progress=False)
-    b = random_search(BM25Recommender, spec, fit_part, valid, n_iter=4, random_state=5,
-                      show_progress=False)
+    a = random_search(
+        BM25Recommender, spec, fit_part, valid, n_iter=4, random_state=5, show_progress=False
+    )
+    b = random_search(
+        BM25Recommender, spec, fit_part, valid, n_iter=4, random_state=5, show_progress=False
+    )
     assert [t.params for t in a.trials] == [t.params for t in b.trials]
     for t in a.trials:
         assert 5 <= t.params["K"] <= 40 and isinstance(t.params["K"], int)

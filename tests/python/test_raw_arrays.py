@@ -27,20 +27,23 @@ EXAMPLES = int(os.environ.get("TACITREC_FUZZ_EXAMPLES", "25"))
 def raw_csr(draw):
     n_rows, n_cols = draw(st.integers(0, 4)), draw(st.integers(1, 6))
     nnz = draw(st.integers(0, 8))
-    indptr = draw(st.lists(st.integers(-2, 10), min_size=n_rows + 1, max_size=n_rows + 1)
-                  | st.lists(st.integers(-2, 10), min_size=0, max_size=6))
+    indptr = draw(
+        st.lists(st.integers(-2, 10), min_size=n_rows + 1, max_size=n_rows + 1)
+        | st.lists(st.integers(-2, 10), min_size=0, max_size=6)
+    )
     indices = draw(st.lists(st.integers(-2, 8), min_size=nnz, max_size=nnz))
     data = np.float32(draw(st.lists(st.floats(0.5, 3), min_size=nnz, max_size=nnz)))
     fmt = draw(st.sampled_from(["csr", "csc"]))
     major = n_rows if fmt == "csr" else n_cols
     if len(indptr) != major + 1:
-        indptr = indptr[:major + 1] + [nnz] * max(0, major + 1 - len(indptr))
+        indptr = indptr[: major + 1] + [nnz] * max(0, major + 1 - len(indptr))
     cls = sp.csr_matrix if fmt == "csr" else sp.csc_matrix
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
-            return cls((data, np.array(indices, dtype=np.int32), np.array(indptr)),
-                       shape=(n_rows, n_cols))
+            return cls(
+                (data, np.array(indices, dtype=np.int32), np.array(indptr)), shape=(n_rows, n_cols)
+            )
     except (ValueError, TypeError):  # SciPy's own constructor refused: nothing to test
         return cls((n_rows, n_cols), dtype=np.float32)
 
@@ -50,7 +53,8 @@ def _calls(X):
     model = tacitrec.PopularityRecommender().fit(sp.csr_matrix(np.ones((3, n_items))))
     yield lambda: tacitrec.PopularityRecommender().fit(X)
     yield lambda: tacitrec.AlternatingLeastSquares(factors=2, iterations=1).fit(
-        X, show_progress=False)
+        X, show_progress=False
+    )
     yield lambda: tacitrec.BM25Recommender(K=3).fit(X, show_progress=False)
     yield lambda: tacitrec.LightFM(no_components=2).fit(X)
     yield lambda: train_test_split(X, 0.5, random_state=0)
@@ -79,14 +83,20 @@ def _survives(X) -> int:
     inherit thread pools without their threads); returns its exit code, negative for a
     signal."""
     here = os.path.dirname(os.path.abspath(__file__))
-    script = f"import sys; sys.path.insert(0, {here!r}); import test_raw_arrays; " \
-             "test_raw_arrays._child()"
-    return subprocess.run([sys.executable, "-c", script], input=pickle.dumps(X),
-                          capture_output=True, timeout=120).returncode
+    script = (
+        f"import sys; sys.path.insert(0, {here!r}); import test_raw_arrays; "
+        "test_raw_arrays._child()"
+    )
+    return subprocess.run(
+        [sys.executable, "-c", script], input=pickle.dumps(X), capture_output=True, timeout=120
+    ).returncode
 
 
-@settings(max_examples=EXAMPLES, deadline=None,
-          suppress_health_check=[HealthCheck.too_slow, HealthCheck.filter_too_much])
+@settings(
+    max_examples=EXAMPLES,
+    deadline=None,
+    suppress_health_check=[HealthCheck.too_slow, HealthCheck.filter_too_much],
+)
 @given(raw_csr())
 def test_inconsistent_arrays_raise_and_never_crash(X):
     code = _survives(X)
@@ -97,9 +107,14 @@ def _consistent(X) -> bool:
     """Plain-Python reference: do the arrays describe a matrix of X's shape?"""
     major, minor = X.shape if X.format == "csr" else X.shape[::-1]
     indptr, indices = [int(v) for v in X.indptr], [int(v) for v in X.indices]
-    return (len(indptr) == major + 1 and indptr[0] == 0 and indptr[-1] == len(indices)
-            and all(a <= b for a, b in zip(indptr, indptr[1:]))
-            and all(0 <= i < minor for i in indices) and len(X.data) == len(indices))
+    return (
+        len(indptr) == major + 1
+        and indptr[0] == 0
+        and indptr[-1] == len(indices)
+        and all(a <= b for a, b in zip(indptr, indptr[1:]))
+        and all(0 <= i < minor for i in indices)
+        and len(X.data) == len(indices)
+    )
 
 
 @settings(max_examples=EXAMPLES * 5, deadline=None)
@@ -116,20 +131,25 @@ def test_the_check_accepts_exactly_the_consistent_arrays(X):
 
 
 def test_the_reported_reproduction():
-    X = sp.csr_matrix((np.float32([.5, 2, 1, .5, .5]), np.array([-1, 3, 3, 1, 5]),
-                       np.array([0, 10000000, 5])), shape=(2, 5))
+    X = sp.csr_matrix(
+        (np.float32([0.5, 2, 1, 0.5, 0.5]), np.array([-1, 3, 3, 1, 5]), np.array([0, 10000000, 5])),
+        shape=(2, 5),
+    )
     assert _survives(X) == 0
     with pytest.raises(ValueError, match="user_items is not a valid sparse matrix: indptr"):
         tacitrec.AlternatingLeastSquares().fit(X)
 
 
-@pytest.mark.parametrize("indptr, indices, problem", [
-    ([0, 1, 3], [0, 1], "indptr runs from 0 to 3, expected 0 to 2"),
-    ([0, 1, 2], [0, 7], "column indices outside 0..4"),
-    ([0, 2, 1, 2], [0, 1], r"indptr has shape \(4,\), expected \(3,\)"),
-    ([0, 2, 1], [0, 1], "indptr runs from 0 to 1"),
-    ([0, -1, 2], [0, 1], "indptr decreases"),
-])
+@pytest.mark.parametrize(
+    "indptr, indices, problem",
+    [
+        ([0, 1, 3], [0, 1], "indptr runs from 0 to 3, expected 0 to 2"),
+        ([0, 1, 2], [0, 7], "column indices outside 0..4"),
+        ([0, 2, 1, 2], [0, 1], r"indptr has shape \(4,\), expected \(3,\)"),
+        ([0, 2, 1], [0, 1], "indptr runs from 0 to 1"),
+        ([0, -1, 2], [0, 1], "indptr decreases"),
+    ],
+)
 def test_each_problem_is_named(indptr, indices, problem):
     X = sp.csr_matrix(np.eye(2, 5, dtype=np.float32))
     X.indptr, X.indices = np.array(indptr), np.array(indices, dtype=np.int32)  # after checks

@@ -41,8 +41,11 @@ def engine_blocks():
 
 
 def test_readme_has_an_example_per_engine():
-    found = {m for block in engine_blocks()
-             for m in re.findall(r"tacitrec\.distributed import (\w+)", block)}
+    found = {
+        m
+        for block in engine_blocks()
+        for m in re.findall(r"tacitrec\.distributed import (\w+)", block)
+    }
     assert found == {"dask", "ray", "spark"}
 
 
@@ -62,8 +65,9 @@ def test_readme_engine_example_runs(index, tmp_path):
         pytest.skip(f"{engine} is not installed")
     if engine == "spark" and subprocess.run(["java", "-version"], capture_output=True).returncode:
         pytest.skip("Spark needs a Java runtime")
-    done = subprocess.run([sys.executable, "-c", block], cwd=tmp_path, capture_output=True,
-                          text=True, timeout=300)
+    done = subprocess.run(
+        [sys.executable, "-c", block], cwd=tmp_path, capture_output=True, text=True, timeout=300
+    )
     assert done.returncode == 0, done.stderr[-3000:]
 
 
@@ -98,8 +102,10 @@ def test_get_started_is_two_commands_and_ci_runs_the_second():
     if not os.path.exists(ci):
         pytest.skip("no .ci/run beside this copy of the tests")
     with open(ci, encoding="utf-8") as f:  # verbatim, with at most an exit-code capture after it
-        assert any(line == install_test or line.startswith(install_test + " || ")
-                   for line in f.read().splitlines())
+        assert any(
+            line == install_test or line.startswith(install_test + " || ")
+            for line in f.read().splitlines()
+        )
 
 
 def test_the_version_is_the_package_metadata_version():

@@ -20,8 +20,8 @@ def _reference(X, alpha, beta, K, normalize):
     degree[pop != 0] = np.power(pop[pop != 0], -beta)
     Piu = np.divide(Xb, pop[:, None], out=np.zeros_like(Xb), where=pop[:, None] > 0)
     # scipy's sparse .power touches stored entries only (0 ** 0 stays 0)
-    Pui = np.where(R != 0, Pui ** alpha, 0.0)
-    Piu = np.where(Xb != 0, Piu ** alpha, 0.0)
+    Pui = np.where(R != 0, Pui**alpha, 0.0)
+    Piu = np.where(Xb != 0, Piu**alpha, 0.0)
     W = (Piu @ Pui) * degree[None, :]
     np.fill_diagonal(W, 0.0)
     out = np.zeros_like(W)
@@ -35,8 +35,10 @@ def _reference(X, alpha, beta, K, normalize):
     return out
 
 
-@pytest.mark.parametrize("alpha,beta,K,normalize", [
-    (1.0, 0.6, 100, False), (0.7, 0.3, 5, False), (1.3, 0.0, 8, True), (0.0, 1.0, 3, False)])
+@pytest.mark.parametrize(
+    "alpha,beta,K,normalize",
+    [(1.0, 0.6, 100, False), (0.7, 0.3, 5, False), (1.3, 0.0, 8, True), (0.0, 1.0, 3, False)],
+)
 def test_weights_match_the_reference(alpha, beta, K, normalize):
     X = random_user_items(n_users=70, n_items=35, density=0.15, seed=11)
     m = RP3BetaRecommender(K=K, alpha=alpha, beta=beta, normalize_similarity=normalize)

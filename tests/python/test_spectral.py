@@ -14,8 +14,8 @@ def _graph(X, a=0.5, b=0.5):
     R = (X.toarray() != 0).astype(np.float64)
     du, di = R.sum(1), R.sum(0)
     with np.errstate(divide="ignore"):
-        su, si = np.where(du > 0, du ** -a, 0), np.where(di > 0, di ** -b, 0)
-        sinv = np.where(di > 0, di ** b, 0)
+        su, si = np.where(du > 0, du**-a, 0), np.where(di > 0, di**-b, 0)
+        sinv = np.where(di > 0, di**b, 0)
     return R, su[:, None] * R * si[None, :], si, sinv, di
 
 
@@ -35,8 +35,9 @@ def _odeint(f, y0, T, K, method):
     return ys
 
 
-def _bspm_reference(R, Rt, V, si, sinv, w, blur, idl, sharp, final_sharpening, t_point,
-                    sharpening=True):
+def _bspm_reference(
+    R, Rt, V, si, sinv, w, blur, idl, sharp, final_sharpening, t_point, sharpening=True
+):
     P = Rt.T @ Rt
     M = np.diag(si) @ V @ V.T @ np.diag(sinv)
     idl_out = _odeint(lambda r: r @ M - r, R, *idl)
@@ -69,39 +70,62 @@ def X():
 
 def test_gfcf_matches_the_authors_formula(X):
     m = SpectralFilterRecommender(method="gf-cf", factors=12, svd_iterations=20).fit(
-        X, show_progress=False)
+        X, show_progress=False
+    )
     R, Rt, si, sinv, _ = _graph(X)
     V = m.singular_vectors.astype(np.float64)
     want = R @ Rt.T @ Rt + 0.3 * R @ np.diag(si) @ V @ V.T @ np.diag(sinv)
     np.testing.assert_allclose(_scores(m, X), want, atol=2e-6)
     lin = SpectralFilterRecommender(method="gf-cf", ideal_weight=0.0, factors=0).fit(
-        X, show_progress=False)
+        X, show_progress=False
+    )
     np.testing.assert_allclose(_scores(lin, X), R @ Rt.T @ Rt, atol=2e-6)
 
 
-@pytest.mark.parametrize("setting", [
-    dict(),  # Gowalla: rk4, one step to 2.5, early merge
-    dict(sharpen_solver="euler", sharpen_time=1.2, t_point_combination=True, ideal_weight=0.3),
-    dict(sharpen_steps=2, sharpen_time=2.2, final_sharpening=False, ideal_weight=0.0),
-    dict(blur_solver="rk4", blur_steps=2, blur_time=1.5, ideal_solver="rk4", ideal_steps=3,
-         ideal_time=0.7, sharpen_steps=2, final_sharpening=False, t_point_combination=True),
-    dict(sharpening=False, t_point_combination=True, blur_steps=2),
-])
+@pytest.mark.parametrize(
+    "setting",
+    [
+        dict(),  # Gowalla: rk4, one step to 2.5, early merge
+        dict(sharpen_solver="euler", sharpen_time=1.2, t_point_combination=True, ideal_weight=0.3),
+        dict(sharpen_steps=2, sharpen_time=2.2, final_sharpening=False, ideal_weight=0.0),
+        dict(
+            blur_solver="rk4",
+            blur_steps=2,
+            blur_time=1.5,
+            ideal_solver="rk4",
+            ideal_steps=3,
+            ideal_time=0.7,
+            sharpen_steps=2,
+            final_sharpening=False,
+            t_point_combination=True,
+        ),
+        dict(sharpening=False, t_point_combination=True, blur_steps=2),
+    ],
+)
 def test_bspm_matches_the_authors_process(X, setting):
-    m = SpectralFilterRecommender(method="bspm", factors=10, **setting).fit(
-        X, show_progress=False)
+    m = SpectralFilterRecommender(method="bspm", factors=10, **setting).fit(X, show_progress=False)
     R, Rt, si, sinv, _ = _graph(X)
     V = m.singular_vectors.astype(np.float64)
     w = setting.get("ideal_weight", 0.2)
-    ode = lambda name, s, T: (T, setting.get(f"{name}_steps", 1),  # noqa: E731
-                              setting.get(f"{name}_solver", s))
-    want = _bspm_reference(R, Rt, V, si, sinv, w,
-                           ode("blur", "euler", setting.get("blur_time", 1.0)),
-                           ode("ideal", "euler", setting.get("ideal_time", 1.0)),
-                           ode("sharpen", "rk4", setting.get("sharpen_time", 2.5)),
-                           setting.get("final_sharpening", True),
-                           setting.get("t_point_combination", False),
-                           setting.get("sharpening", True))
+    ode = lambda name, s, T: (  # noqa: E731
+        T,
+        setting.get(f"{name}_steps", 1),
+        setting.get(f"{name}_solver", s),
+    )
+    want = _bspm_reference(
+        R,
+        Rt,
+        V,
+        si,
+        sinv,
+        w,
+        ode("blur", "euler", setting.get("blur_time", 1.0)),
+        ode("ideal", "euler", setting.get("ideal_time", 1.0)),
+        ode("sharpen", "rk4", setting.get("sharpen_time", 2.5)),
+        setting.get("final_sharpening", True),
+        setting.get("t_point_combination", False),
+        setting.get("sharpening", True),
+    )
     np.testing.assert_allclose(_scores(m, X), want, atol=5e-6)
 
 
@@ -110,15 +134,18 @@ def test_chebycf_coefficients_and_filter(X):
     c = chebycf_coefficients(8, 1.5)
     T = np.polynomial.chebyshev.chebval
     assert abs(T(-1.0, c) - 1) < 0.05 and abs(T(1.0, c)) < 0.05
-    for setting in (dict(), dict(flatness=10, degree_power=0.0), dict(order=3, flatness=15,
-                                                                        ideal_weight=0.1,
-                                                                        degree_power=0.2)):
+    for setting in (
+        dict(),
+        dict(flatness=10, degree_power=0.0),
+        dict(order=3, flatness=15, ideal_weight=0.1, degree_power=0.2),
+    ):
         m = SpectralFilterRecommender(method="chebycf", factors=10, **setting).fit(
-            X, show_progress=False)
+            X, show_progress=False
+        )
         R, Rt, _, _, di = _graph(X)
         g = setting.get("degree_power", 0.4)
-        pre = np.where(di > 0, di ** -g, 0) if g > 0 else np.ones_like(di)
-        post = np.where(di > 0, di ** g, 0) if g > 0 else np.ones_like(di)
+        pre = np.where(di > 0, di**-g, 0) if g > 0 else np.ones_like(di)
+        post = np.where(di > 0, di**g, 0) if g > 0 else np.ones_like(di)
         L = np.eye(X.shape[1]) - 2 * Rt.T @ Rt
         coeffs = chebycf_coefficients(setting.get("order", 8), setting.get("flatness", 1.5))
         s = R * pre

@@ -6,8 +6,14 @@ import scipy.sparse as sp
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from tacitrec._validation import (all_finite, as_csr, as_factors, check_count, check_ids,
-                                  check_random_state)
+from tacitrec._validation import (
+    all_finite,
+    as_csr,
+    as_factors,
+    check_count,
+    check_ids,
+    check_random_state,
+)
 from conftest import random_user_items
 
 
@@ -33,8 +39,9 @@ def test_duplicates_are_summed_and_input_is_not_modified():
     vals = np.array([1.0, 2.0, 3.0, 4.0])
     X = sp.csr_matrix((vals, (rows, cols)), shape=(2, 3))
     # build an unsorted CSR with a duplicate by hand
-    Y = sp.csr_matrix((np.array([5.0, 1.0, 2.0, 2.0]), np.array([2, 0, 2, 1]), np.array([0, 0, 4])),
-                      shape=(2, 3))
+    Y = sp.csr_matrix(
+        (np.array([5.0, 1.0, 2.0, 2.0]), np.array([2, 0, 2, 1]), np.array([0, 0, 4])), shape=(2, 3)
+    )
     before = (Y.data.copy(), Y.indices.copy(), Y.indptr.copy())
     c = as_csr(Y, "user_items")
     np.testing.assert_array_equal(c.indices, [0, 1, 2])
@@ -61,8 +68,9 @@ def test_non_finite_values_are_rejected(bad):
         as_csr(X, "user_items")
 
 
-@given(st.lists(st.sampled_from([0.0, -1.5, 2.0, 3e38, -3e38, np.inf, -np.inf, np.nan]),
-                max_size=12))
+@given(
+    st.lists(st.sampled_from([0.0, -1.5, 2.0, 3e38, -3e38, np.inf, -np.inf, np.nan]), max_size=12)
+)
 @settings(max_examples=200, deadline=None)
 def test_all_finite_matches_numpy(values):
     # no temporary the size of the array, same answer as np.isfinite(a).all(), also where float32
@@ -127,8 +135,11 @@ def test_counts_factors_and_random_state():
 
 
 @settings(max_examples=60, deadline=None)
-@given(st.integers(1, 12), st.integers(1, 12),
-       st.lists(st.tuples(st.integers(0, 11), st.integers(0, 11), st.integers(-3, 3)), max_size=60))
+@given(
+    st.integers(1, 12),
+    st.integers(1, 12),
+    st.lists(st.tuples(st.integers(0, 11), st.integers(0, 11), st.integers(-3, 3)), max_size=60),
+)
 def test_canonical_csr_matches_dense_property(n_rows, n_cols, triplets):
     t = [(r, c, v) for r, c, v in triplets if r < n_rows and c < n_cols]
     rows = np.array([r for r, _, _ in t], dtype=np.int64)
@@ -138,7 +149,7 @@ def test_canonical_csr_matches_dense_property(n_rows, n_cols, triplets):
     c = as_csr(X, "x")
     np.testing.assert_array_equal(c.to_scipy().toarray(), X.toarray().astype(np.float32))
     for r in range(n_rows):
-        row = c.indices[c.indptr[r]:c.indptr[r + 1]]
+        row = c.indices[c.indptr[r] : c.indptr[r + 1]]
         assert np.all(np.diff(row) > 0)
     pick = np.array([r % n_rows for r in range(0, 3 * n_rows, 2)])
     np.testing.assert_array_equal(c.take_rows(pick).to_scipy().toarray(), X.toarray()[pick])

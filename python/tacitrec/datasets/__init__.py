@@ -12,13 +12,31 @@ archive), ``loaded`` (what the loaders return), ``movielens`` and ``lastfm`` (th
 encoded by :mod:`tacitrec._ids`, as everywhere in tacitrec.
 """
 
-from .download import (DATA_HOME_ENV, LASTFM_DOWNLOADS, MOVIELENS_DOWNLOADS, ChecksumError,
-                       Download, fetch_lastfm, fetch_movielens)
+from .download import (
+    DATA_HOME_ENV,
+    LASTFM_DOWNLOADS,
+    MOVIELENS_DOWNLOADS,
+    ChecksumError,
+    Download,
+    fetch_lastfm,
+    fetch_movielens,
+)
 from .generator import SyntheticData, synthetic
 from .lastfm import load_lastfm
 from .loaded import LoadedData
 from .movielens import load_movielens
 
-__all__ = ["SyntheticData", "synthetic", "LoadedData", "load_movielens", "load_lastfm",
-           "fetch_movielens", "fetch_lastfm", "Download", "ChecksumError", "MOVIELENS_DOWNLOADS",
-           "LASTFM_DOWNLOADS", "DATA_HOME_ENV"]
+__all__ = [
+    "SyntheticData",
+    "synthetic",
+    "LoadedData",
+    "load_movielens",
+    "load_lastfm",
+    "fetch_movielens",
+    "fetch_lastfm",
+    "Download",
+    "ChecksumError",
+    "MOVIELENS_DOWNLOADS",
+    "LASTFM_DOWNLOADS",
+    "DATA_HOME_ENV",
+]

@@ -32,23 +32,35 @@ class Download(NamedTuple):
 #: tensorflow/datasets (url_checksums/movielens.txt), agreeing with ISG-Siegen/OmniRec, which is
 #: also the source of 10m's. Tests, mirrors and proxies may replace entries.
 MOVIELENS_DOWNLOADS = {
-    "100k": Download("https://files.grouplens.org/datasets/movielens/ml-100k.zip",
-                     "sha256:50d2a982c66986937beb9ffb3aa76efe955bf3d5c6b761f4e3a7cd717c6a3229",
-                     4924029),
-    "1m": Download("https://files.grouplens.org/datasets/movielens/ml-1m.zip",
-                   "sha256:a6898adb50b9ca05aa231689da44c217cb524e7ebd39d264c56e2832f2c54e20",
-                   5917549),
-    "10m": Download("https://files.grouplens.org/datasets/movielens/ml-10m.zip",
-                    "sha256:813c411ccb6122564edfe752e7f80c4dcc5aa25fa94c93622f6877a7ba252862"),
-    "20m": Download("https://files.grouplens.org/datasets/movielens/ml-20m.zip",
-                    "sha256:96f243c338a8665f6bcc89c53edf6ee39162a846940de6b7c8c48aeada765ff3",
-                    198702078),
-    "25m": Download("https://files.grouplens.org/datasets/movielens/ml-25m.zip",
-                    "sha256:8b21cfb7eb1706b4ec0aac894368d90acf26ebdfb6aced3ebd4ad5bd1eb9c6aa",
-                    261978986),
+    "100k": Download(
+        "https://files.grouplens.org/datasets/movielens/ml-100k.zip",
+        "sha256:50d2a982c66986937beb9ffb3aa76efe955bf3d5c6b761f4e3a7cd717c6a3229",
+        4924029,
+    ),
+    "1m": Download(
+        "https://files.grouplens.org/datasets/movielens/ml-1m.zip",
+        "sha256:a6898adb50b9ca05aa231689da44c217cb524e7ebd39d264c56e2832f2c54e20",
+        5917549,
+    ),
+    "10m": Download(
+        "https://files.grouplens.org/datasets/movielens/ml-10m.zip",
+        "sha256:813c411ccb6122564edfe752e7f80c4dcc5aa25fa94c93622f6877a7ba252862",
+    ),
+    "20m": Download(
+        "https://files.grouplens.org/datasets/movielens/ml-20m.zip",
+        "sha256:96f243c338a8665f6bcc89c53edf6ee39162a846940de6b7c8c48aeada765ff3",
+        198702078,
+    ),
+    "25m": Download(
+        "https://files.grouplens.org/datasets/movielens/ml-25m.zip",
+        "sha256:8b21cfb7eb1706b4ec0aac894368d90acf26ebdfb6aced3ebd4ad5bd1eb9c6aa",
+        261978986,
+    ),
     "latest-small": Download(
         "https://files.grouplens.org/datasets/movielens/ml-latest-small.zip",
-        "sha256:696d65a3dfceac7c45750ad32df2c259311949efec81f0f144fdfb91ebc9e436", 978202),
+        "sha256:696d65a3dfceac7c45750ad32df2c259311949efec81f0f144fdfb91ebc9e436",
+        978202,
+    ),
 }
 
 #: variant -> Download of a Last.fm archive. SHA-256 as published in ISG-Siegen/OmniRec. The
@@ -57,7 +69,8 @@ MOVIELENS_DOWNLOADS = {
 LASTFM_DOWNLOADS = {
     "hetrec-2k": Download(
         "https://files.grouplens.org/datasets/hetrec2011/hetrec2011-lastfm-2k.zip",
-        "sha256:6738f48195667ff03caaab4d32ca9a3133d8cc026b7c3cdaf6ce1010e913c59c"),
+        "sha256:6738f48195667ff03caaab4d32ca9a3133d8cc026b7c3cdaf6ce1010e913c59c",
+    ),
 }
 
 DATA_HOME_ENV = "TACITREC_DATA_HOME"
@@ -66,13 +79,20 @@ DATA_HOME_ENV = "TACITREC_DATA_HOME"
 def _download(registry, variant, data_home, what):
     """The path of the variant's archive in the cache, downloaded (and checked) if not there."""
     if variant not in registry:
-        hint = (" (the Last.fm 360K archive has no published checksum: download it and use "
-                "load_lastfm)" if what == "Last.fm" and variant == "360k" else "")
-        raise ValueError(f"unknown {what} variant {variant!r}; choose from "
-                         f"{sorted(registry)}{hint}")
+        hint = (
+            " (the Last.fm 360K archive has no published checksum: download it and use load_lastfm)"
+            if what == "Last.fm" and variant == "360k"
+            else ""
+        )
+        raise ValueError(
+            f"unknown {what} variant {variant!r}; choose from {sorted(registry)}{hint}"
+        )
     entry = registry[variant]
-    home = os.path.expanduser(os.fspath(
-        data_home or os.environ.get(DATA_HOME_ENV) or os.path.join("~", ".cache", "tacitrec")))
+    home = os.path.expanduser(
+        os.fspath(
+            data_home or os.environ.get(DATA_HOME_ENV) or os.path.join("~", ".cache", "tacitrec")
+        )
+    )
     os.makedirs(home, exist_ok=True)
     target = os.path.join(home, os.path.basename(urllib.parse.urlparse(entry.url).path))
     if os.path.isfile(target) and entry.size in (None, os.path.getsize(target)):
@@ -89,8 +109,9 @@ def _download(registry, variant, data_home, what):
         if entry.size is not None and size != entry.size:
             raise ChecksumError(f"{entry.url}: expected {entry.size} bytes, got {size}")
         if digest.hexdigest() != expected.lower():
-            raise ChecksumError(f"{entry.url}: expected {algorithm} {expected}, got "
-                                f"{digest.hexdigest()}")
+            raise ChecksumError(
+                f"{entry.url}: expected {algorithm} {expected}, got {digest.hexdigest()}"
+            )
         os.replace(part, target)
     finally:
         if os.path.exists(part):
@@ -110,8 +131,9 @@ def fetch_movielens(variant="100k", data_home=None, min_rating=None) -> LoadedDa
     names the URL and both digests). Later calls read the cached archive without the network.
     Raises ValueError for an unknown variant.
     """
-    return load_movielens(_download(MOVIELENS_DOWNLOADS, variant, data_home, "MovieLens"),
-                          min_rating=min_rating)
+    return load_movielens(
+        _download(MOVIELENS_DOWNLOADS, variant, data_home, "MovieLens"), min_rating=min_rating
+    )
 
 
 def fetch_lastfm(variant="hetrec-2k", data_home=None) -> LoadedData:
@@ -128,5 +150,12 @@ def fetch_lastfm(variant="hetrec-2k", data_home=None) -> LoadedData:
     return load_lastfm(_download(LASTFM_DOWNLOADS, variant, data_home, "Last.fm"))
 
 
-__all__ = ["fetch_movielens", "fetch_lastfm", "Download", "ChecksumError", "MOVIELENS_DOWNLOADS",
-           "LASTFM_DOWNLOADS", "DATA_HOME_ENV"]
+__all__ = [
+    "fetch_movielens",
+    "fetch_lastfm",
+    "Download",
+    "ChecksumError",
+    "MOVIELENS_DOWNLOADS",
+    "LASTFM_DOWNLOADS",
+    "DATA_HOME_ENV",
+]

@@ -29,13 +29,17 @@ class DataFiles:
         low = self.path.lower()
         if low.endswith(".zip"):
             self._archive = zipfile.ZipFile(self.path)
-            members: Dict[str, Any] = {n: n for n in self._archive.namelist()
-                                       if not n.endswith("/")}  # name -> what _open takes
+            members: Dict[str, Any] = {
+                n: n for n in self._archive.namelist() if not n.endswith("/")
+            }  # name -> what _open takes
             self._open = self._archive.open
         elif low.endswith(_TARS):
             self._archive = tar = tarfile.open(self.path)
-            members = {m.name[2:] if m.name.startswith("./") else m.name: m
-                       for m in tar.getmembers() if m.isfile()}
+            members = {
+                m.name[2:] if m.name.startswith("./") else m.name: m
+                for m in tar.getmembers()
+                if m.isfile()
+            }
             self._open = tar.extractfile
         else:
             root = self.path
@@ -64,20 +68,26 @@ class DataFiles:
         returns (layout, file name) and makes that file's folder the one the other files are
         looked up in."""
         for layout, pattern in layouts:
-            hits = sorted((k.count("/"), k) for k in self._members
-                          if fnmatch.fnmatchcase(k.rsplit("/", 1)[-1], pattern)
-                          and self.prefer in (None, k))
+            hits = sorted(
+                (k.count("/"), k)
+                for k in self._members
+                if fnmatch.fnmatchcase(k.rsplit("/", 1)[-1], pattern) and self.prefer in (None, k)
+            )
             if hits:
                 self.folder, _, name = hits[0][1].rpartition("/")
                 self.folder += "/" if self.folder else ""
                 return layout, name
-        raise ValueError(f"{self.path!r} holds no {what} data set: looked for "
-                         + ", ".join(p for _, p in layouts) + " (at its top or in one folder)")
+        raise ValueError(
+            f"{self.path!r} holds no {what} data set: looked for "
+            + ", ".join(p for _, p in layouts)
+            + " (at its top or in one folder)"
+        )
 
     def label(self, name):
         """The path of the file ``name`` as error messages show it."""
-        return os.path.join(self.path if self.prefer is None else os.path.dirname(self.path),
-                            self.folder + name)
+        return os.path.join(
+            self.path if self.prefer is None else os.path.dirname(self.path), self.folder + name
+        )
 
     def open(self, name):
         """The file ``name`` of the data set's folder opened for binary reading, or None."""

@@ -34,10 +34,16 @@ class SyntheticData:
     item_feature_names: np.ndarray
 
 
-def synthetic(n_users: int = 5000, n_items: int = 2000, n_clusters: int = 20,
-              interactions_per_user: int = 40, in_cluster: float = 0.8,
-              popularity_skew: float = 1.0, feature_noise: float = 0.2,
-              random_state=0) -> SyntheticData:
+def synthetic(
+    n_users: int = 5000,
+    n_items: int = 2000,
+    n_clusters: int = 20,
+    interactions_per_user: int = 40,
+    in_cluster: float = 0.8,
+    popularity_skew: float = 1.0,
+    feature_noise: float = 0.2,
+    random_state=0,
+) -> SyntheticData:
     """Implicit-feedback data with planted structure.
 
     Items belong to ``n_clusters`` equal clusters, and so does every user's taste. Each user draws
@@ -82,16 +88,20 @@ def synthetic(n_users: int = 5000, n_items: int = 2000, n_clusters: int = 20,
         sel = own & (row_cluster == c)
         pick = np.minimum(np.searchsorted(cluster_cdf[c], u[sel]), len(members[c]) - 1)
         cols[sel] = members[c][pick]
-    X = sp.csr_matrix((np.ones(rows.size, dtype=np.float32), (rows, cols)),
-                      shape=(n_users, n_items))
+    X = sp.csr_matrix(
+        (np.ones(rows.size, dtype=np.float32), (rows, cols)), shape=(n_users, n_items)
+    )
     X.sum_duplicates()
     # Features are drawn after the interactions, so adding them left user_items unchanged.
-    user_features, user_names = _features(rng, user_cluster, n_clusters, feature_noise, "taste",
-                                          "group", 5)
-    item_features, item_names = _features(rng, item_cluster, n_clusters, feature_noise, "genre",
-                                          "tag", 50)
-    return SyntheticData(X, user_cluster, item_cluster, user_features, item_features, user_names,
-                         item_names)
+    user_features, user_names = _features(
+        rng, user_cluster, n_clusters, feature_noise, "taste", "group", 5
+    )
+    item_features, item_names = _features(
+        rng, item_cluster, n_clusters, feature_noise, "genre", "tag", 50
+    )
+    return SyntheticData(
+        X, user_cluster, item_cluster, user_features, item_features, user_names, item_names
+    )
 
 
 def _features(rng, cluster, n_clusters, noise, informative, other, n_other):
@@ -100,10 +110,13 @@ def _features(rng, cluster, n_clusters, noise, informative, other, n_other):
     shown = np.where(rng.random(n) < noise, rng.integers(0, n_clusters, size=n), cluster)
     group = rng.integers(0, n_other, size=n)
     cols = np.stack([shown, n_clusters + group], axis=1).ravel()
-    F = sp.csr_matrix((np.ones(2 * n, dtype=np.float32), cols, np.arange(0, 2 * n + 1, 2)),
-                      shape=(n, n_clusters + n_other))
-    names = np.array([f"{informative}={c}" for c in range(n_clusters)]
-                     + [f"{other}={g}" for g in range(n_other)])
+    F = sp.csr_matrix(
+        (np.ones(2 * n, dtype=np.float32), cols, np.arange(0, 2 * n + 1, 2)),
+        shape=(n, n_clusters + n_other),
+    )
+    names = np.array(
+        [f"{informative}={c}" for c in range(n_clusters)] + [f"{other}={g}" for g in range(n_other)]
+    )
     return F, names
 
 

@@ -40,12 +40,24 @@ def load_lastfm(path) -> LoadedData:
             tagged, item_pairs = files.numeric("user_taggedartists.dat", "\t", 6, skip=1), None
             if tagged is not None:
                 tags = {row[0]: row[1] for row in files.rows("tags.dat", "\t", 2, skip=1) or []}
-                item_pairs = [(int(a), "tag=" + tags.get(int(t), str(int(t))))
-                              for a, t in tagged[:, 1:3]]
-            return assemble(numeric_ids(table[:, 0]), numeric_ids(table[:, 1]), table[:, 2],
-                            names=names, item_pairs=item_pairs)
-        users, items, first_names, rows, cols, plays = (_ids.Encoder(), _ids.Encoder(), [], [],
-                                                        [], [])
+                item_pairs = [
+                    (int(a), "tag=" + tags.get(int(t), str(int(t)))) for a, t in tagged[:, 1:3]
+                ]
+            return assemble(
+                numeric_ids(table[:, 0]),
+                numeric_ids(table[:, 1]),
+                table[:, 2],
+                names=names,
+                item_pairs=item_pairs,
+            )
+        users, items, first_names, rows, cols, plays = (
+            _ids.Encoder(),
+            _ids.Encoder(),
+            [],
+            [],
+            [],
+            [],
+        )
         label = files.label(main)
         with files.open(main) as f:
             for (sha, mbid, name, count), data, line in _delimited.columns(f, label, "\t", 4):
@@ -67,8 +79,13 @@ def load_lastfm(path) -> LoadedData:
     user_ids, rows, _ = users.sorted(cat(rows), object, _delimited.decode)
     item_ids, cols, order = items.sorted(cat(cols), object, _delimited.decode)
     names = {item_ids[k]: _delimited.decode(first_names[j]) for k, j in enumerate(order)}
-    return assemble((user_ids, rows), (item_ids, cols), cat(plays), names=names,
-                    user_pairs=field_pairs(profile, 0, {"gender": 1, "age": 2, "country": 3}))
+    return assemble(
+        (user_ids, rows),
+        (item_ids, cols),
+        cat(plays),
+        names=names,
+        user_pairs=field_pairs(profile, 0, {"gender": 1, "age": 2, "country": 3}),
+    )
 
 
 __all__ = ["load_lastfm"]

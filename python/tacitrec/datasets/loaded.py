@@ -57,8 +57,9 @@ def _onehot(n_rows, rows, names):
     rows = np.asarray(rows, dtype=np.int64)
     keep = rows >= 0
     columns, cols = _ids.encode(np.asarray(names, dtype=str)[keep])
-    X = sp.csr_matrix((np.ones(keep.sum(), np.float32), (rows[keep], cols)),
-                      shape=(n_rows, len(columns)))
+    X = sp.csr_matrix(
+        (np.ones(keep.sum(), np.float32), (rows[keep], cols)), shape=(n_rows, len(columns))
+    )
     X.sum_duplicates()
     X.data[:] = 1
     return X, columns
@@ -76,8 +77,9 @@ def assemble(users, items, values, keep=None, names=None, user_pairs=None, item_
     (user_ids, rows), (item_ids, cols) = users, items
     if keep is not None:
         rows, cols, values = rows[keep], cols[keep], values[keep]
-    X = sp.csr_matrix((values.astype(np.float32), (rows, cols)),
-                      shape=(len(user_ids), len(item_ids)))
+    X = sp.csr_matrix(
+        (values.astype(np.float32), (rows, cols)), shape=(len(user_ids), len(item_ids))
+    )
     X.sum_duplicates()
     out = LoadedData(X, user_ids, item_ids)
     if names is not None:
@@ -97,16 +99,24 @@ def field_pairs(rows, key, fields):
     """(id, "name=value") pairs of the named fields of every row, skipping empty values."""
     if rows is None:
         return None
-    return [(r[key], f"{name}={r[j].strip()}") for r in rows for name, j in fields.items()
-            if r[j].strip()]
+    return [
+        (r[key], f"{name}={r[j].strip()}")
+        for r in rows
+        for name, j in fields.items()
+        if r[j].strip()
+    ]
 
 
 def titles(rows, key, title, genres, sep):
     """{id: title} and (id, "genre=g") pairs from rows listing an item's genres in one field."""
     if rows is None:
         return None, None
-    pairs = [(r[key], f"genre={g.strip()}") for r in rows for g in r[genres].split(sep)
-             if g.strip() and g.strip() != "(no genres listed)"]
+    pairs = [
+        (r[key], f"genre={g.strip()}")
+        for r in rows
+        for g in r[genres].split(sep)
+        if g.strip() and g.strip() != "(no genres listed)"
+    ]
     return {r[key]: r[title] for r in rows}, pairs
 
 

@@ -7,8 +7,12 @@ import numpy as np
 from .files import DataFiles
 from .loaded import LoadedData, assemble, field_pairs, numeric_ids, titles
 
-_MOVIELENS = (("100k", "u.data"), ("1m", "ratings.dat"), ("csv", "ratings.csv"),
-              ("recbole", "*.inter"))
+_MOVIELENS = (
+    ("100k", "u.data"),
+    ("1m", "ratings.dat"),
+    ("csv", "ratings.csv"),
+    ("recbole", "*.inter"),
+)
 
 
 def load_movielens(path, min_rating=None) -> LoadedData:
@@ -43,7 +47,7 @@ def load_movielens(path, min_rating=None) -> LoadedData:
         layout, main = files.locate(_MOVIELENS, "MovieLens")
         names = user_pairs = item_pairs = None
         if layout == "recbole":
-            stem = main[:-len(".inter")]
+            stem = main[: -len(".inter")]
             header = files.header(main, ("user_id", "item_id", "rating"))
             u, i, r = (header.index(c) for c in ("user_id", "item_id", "rating"))
             table = files.numeric(main, "\t", len(header), skip=1)
@@ -59,17 +63,27 @@ def load_movielens(path, min_rating=None) -> LoadedData:
             if head is not None:
                 key = head.index("user_id")
                 rows = files.rows(stem + ".user", "\t", len(head), skip=1, ints=(key,))
-                user_pairs = field_pairs(rows, key, {h: j for j, h in enumerate(head)
-                                                   if h not in ("user_id", "zip_code")})
+                user_pairs = field_pairs(
+                    rows,
+                    key,
+                    {h: j for j, h in enumerate(head) if h not in ("user_id", "zip_code")},
+                )
         else:
             sep, skip = {"100k": ("\t", 0), "1m": ("::", 0), "csv": (",", 1)}[layout]
             table, (u, i, r) = files.numeric(main, sep, 4, skip), (0, 1, 2)
             if layout == "100k":
                 genres = {j: g for g, j in files.rows("u.genre", "|", 2, ints=(1,)) or []}
                 rows = files.rows("u.item", "|", 24)
-                rows = rows and [[row[0], row[1], "|".join(genres.get(j, str(j)) for j, flag
-                                                           in enumerate(row[5:24]) if flag == "1")]
-                                 for row in rows]
+                rows = rows and [
+                    [
+                        row[0],
+                        row[1],
+                        "|".join(
+                            genres.get(j, str(j)) for j, flag in enumerate(row[5:24]) if flag == "1"
+                        ),
+                    ]
+                    for row in rows
+                ]
                 fields = {"age": 1, "gender": 2, "occupation": 3}
                 user_pairs = field_pairs(files.rows("u.user", "|", 5), 0, fields)
             elif layout == "1m":
@@ -82,11 +96,20 @@ def load_movielens(path, min_rating=None) -> LoadedData:
     for column, what in ((u, "user id"), (i, "item id"), (r, "rating")):
         bad = np.flatnonzero(~np.isfinite(table[:, column]))
         if len(bad):
-            raise ValueError(f"{main}, data row {bad[0] + 1}: the {what} is "
-                             f"{table[bad[0], column]}, not a finite number")
+            raise ValueError(
+                f"{main}, data row {bad[0] + 1}: the {what} is "
+                f"{table[bad[0], column]}, not a finite number"
+            )
     keep = None if min_rating is None else table[:, r] >= min_rating
-    return assemble(numeric_ids(table[:, u]), numeric_ids(table[:, i]), table[:, r], keep, names,
-                     user_pairs, item_pairs)
+    return assemble(
+        numeric_ids(table[:, u]),
+        numeric_ids(table[:, i]),
+        table[:, r],
+        keep,
+        names,
+        user_pairs,
+        item_pairs,
+    )
 
 
 __all__ = ["load_movielens"]

@@ -33,5 +33,7 @@ def require(module: str, extra: str):
     try:
         return importlib.import_module(module)
     except ImportError as e:
-        raise ImportError(f"this needs {module.split('.')[0]}, which is not installed: "
-                          f'pip install "tacitrec[{extra}]"') from e
+        raise ImportError(
+            f"this needs {module.split('.')[0]}, which is not installed: "
+            f'pip install "tacitrec[{extra}]"'
+        ) from e

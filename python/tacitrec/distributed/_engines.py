@@ -14,8 +14,10 @@ ENGINES = ("ray", "dask", "spark")
 
 
 def _cores() -> int:
-    return max(1, len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity")
-               else (os.cpu_count() or 1))
+    return max(
+        1,
+        len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1),
+    )
 
 
 @contextlib.contextmanager
@@ -25,13 +27,19 @@ def _dask(address):
     if address:
         client, cluster = distributed.Client(address), None
     else:
-        cluster = distributed.LocalCluster(n_workers=_cores(), threads_per_worker=1,
-                                           processes=True, host="127.0.0.1",
-                                           dashboard_address=None)
+        cluster = distributed.LocalCluster(
+            n_workers=_cores(),
+            threads_per_worker=1,
+            processes=True,
+            host="127.0.0.1",
+            dashboard_address=None,
+        )
         client = distributed.Client(cluster)
     try:
-        yield (lambda pdf, parts: dd.from_pandas(pdf, npartitions=parts, sort=False),
-               lambda frame, out: frame.to_parquet(out, write_index=False))
+        yield (
+            lambda pdf, parts: dd.from_pandas(pdf, npartitions=parts, sort=False),
+            lambda frame, out: frame.to_parquet(out, write_index=False),
+        )
     finally:
         client.close()
         if cluster is not None:
@@ -48,11 +56,17 @@ def _ray(address):
         if address:
             ray.init(address=address, log_to_driver=False)
         else:
-            ray.init(num_cpus=_cores(), include_dashboard=False, log_to_driver=False,
-                     _node_ip_address="127.0.0.1")
+            ray.init(
+                num_cpus=_cores(),
+                include_dashboard=False,
+                log_to_driver=False,
+                _node_ip_address="127.0.0.1",
+            )
     try:
-        yield (lambda pdf, parts: ray.data.from_pandas(pdf).repartition(parts),
-               lambda frame, out: frame.write_parquet(out))
+        yield (
+            lambda pdf, parts: ray.data.from_pandas(pdf).repartition(parts),
+            lambda frame, out: frame.write_parquet(out),
+        )
     finally:
         if started:
             ray.shutdown()
@@ -66,21 +80,26 @@ def _spark(address):
     builder = SparkSession.builder.appName("tacitrec").master(address or "local[*]")
     if not address:
         os.environ.setdefault("SPARK_LOCAL_IP", "127.0.0.1")
-        builder = (builder.config("spark.driver.bindAddress", "127.0.0.1")
-                   .config("spark.driver.host", "127.0.0.1")
-                   .config("spark.ui.enabled", "false"))
+        builder = (
+            builder.config("spark.driver.bindAddress", "127.0.0.1")
+            .config("spark.driver.host", "127.0.0.1")
+            .config("spark.ui.enabled", "false")
+        )
     started = SparkSession.getActiveSession() is None
     spark = builder.config("spark.sql.execution.arrow.pyspark.enabled", "true").getOrCreate()
     try:
-        yield (lambda pdf, parts: spark.createDataFrame(pdf).repartition(parts),
-               lambda frame, out: frame.write.parquet(out))
+        yield (
+            lambda pdf, parts: spark.createDataFrame(pdf).repartition(parts),
+            lambda frame, out: frame.write.parquet(out),
+        )
     finally:
         if started:
             spark.stop()
 
 
-def recommend_to_parquet(engine: str, model, rows, out: str, *, address=None,
-                         partitions=None, **options) -> None:
+def recommend_to_parquet(
+    engine: str, model, rows, out: str, *, address=None, partitions=None, **options
+) -> None:
     """Recommends for the users of the pandas DataFrame ``rows`` (``user, item[, weight]``) on
     ``engine`` and writes the ``user, item, rank, score`` rows to the Parquet folder ``out``."""
     if engine not in ENGINES:

@@ -47,20 +47,25 @@ def serving_model(model, user_features=None, item_features=None):
 
     if isinstance(model, (str, os.PathLike)):
         if user_features is not None or item_features is not None:
-            raise ValueError("user_features / item_features need the LightFM model itself, not "
-                             "a path: pass the model, or save model.as_factor_model(...)")
+            raise ValueError(
+                "user_features / item_features need the LightFM model itself, not "
+                "a path: pass the model, or save model.as_factor_model(...)"
+            )
         return os.path.abspath(os.fspath(model))
     if not isinstance(model, RecommenderBase):
-        raise TypeError(f"model must be a tacitrec model or the path of a model directory "
-                        f"(model.save_dir), got {type(model).__name__}")
+        raise TypeError(
+            f"model must be a tacitrec model or the path of a model directory "
+            f"(model.save_dir), got {type(model).__name__}"
+        )
     model._shape()  # NotFittedError before any engine work
     if isinstance(model, LightFM):
         served = model.as_factor_model(user_features, item_features)
         served.user_ids_, served.item_ids_ = model.user_ids_, model.item_ids_
         return served
     if user_features is not None or item_features is not None:
-        raise ValueError(f"user_features / item_features are for LightFM, not "
-                         f"{type(model).__name__}")
+        raise ValueError(
+            f"user_features / item_features are for LightFM, not {type(model).__name__}"
+        )
     return model
 
 
@@ -77,9 +82,11 @@ def open_model(ref) -> RecommenderBase:
     try:
         key = (ref, os.stat(manifest).st_mtime_ns)
     except OSError:
-        raise FileNotFoundError(f"no tacitrec model directory at {ref!r} on this worker: the "
-                                "path must be readable from every worker (a shared file "
-                                "system), or pass the model object") from None
+        raise FileNotFoundError(
+            f"no tacitrec model directory at {ref!r} on this worker: the "
+            "path must be readable from every worker (a shared file "
+            "system), or pass the model object"
+        ) from None
     with _OPENED_LOCK:
         model = _OPENED.get(key)
         if model is None:
@@ -110,12 +117,18 @@ class _Ids:
         """``(indices, found)`` of a pyarrow array without nulls (indices -1 where not found)."""
         pa = pyarrow()
         if self.ids is not None:
-            idx = _ids.lookup(self.arrow(), values, what=f"{self.side} ids",
-                              known_as=f"the model's {self.side} ids")
+            idx = _ids.lookup(
+                self.arrow(),
+                values,
+                what=f"{self.side} ids",
+                known_as=f"the model's {self.side} ids",
+            )
             return idx, idx >= 0
         if not (pa.types.is_integer(values.type) or pa.types.is_floating(values.type)):
-            raise ValueError(f"the model has no original {self.side} ids (set_ids), so {self.side} "
-                             f"values must be integer indices, got {values.type}")
+            raise ValueError(
+                f"the model has no original {self.side} ids (set_ids), so {self.side} "
+                f"values must be integer indices, got {values.type}"
+            )
         arr = _as_numpy(values)
         idx = arr.astype(np.int64)
         if arr.dtype.kind == "f" and not np.array_equal(idx, arr):
@@ -128,9 +141,16 @@ class Scorer:
     """The local work of one engine task, built once per worker (or task) from the shipped
     model and the call's options; ``num_threads`` is the cores the engine gave this worker."""
 
-    def __init__(self, model, N: int = 10, filter_already_liked_items: bool = True,
-                 filter_items=None, items=None, unknown: str = "raise",
-                 num_threads: int = 1):
+    def __init__(
+        self,
+        model,
+        N: int = 10,
+        filter_already_liked_items: bool = True,
+        filter_items=None,
+        items=None,
+        unknown: str = "raise",
+        num_threads: int = 1,
+    ):
         model = copy.copy(open_model(model))  # shares the arrays; own num_threads
         model.num_threads = max(1, int(num_threads))
         self.model = model
@@ -160,8 +180,10 @@ class Scorer:
     def _check_found(self, found: np.ndarray, values, side: str) -> None:
         if not found.all() and self.unknown == "raise":
             bad = _as_numpy(values)[~found][:5].tolist()
-            raise ValueError(f"{int((~found).sum())} {side} ids are not {side}s of the model "
-                             f"(e.g. {bad}): pass unknown='skip' to leave them out")
+            raise ValueError(
+                f"{int((~found).sum())} {side} ids are not {side}s of the model "
+                f"(e.g. {bad}): pass unknown='skip' to leave them out"
+            )
 
     def check_ids(self, table) -> None:
         """Raises ValueError (as :meth:`recommend` would) when the rows hold user or item ids the
@@ -215,12 +237,15 @@ class Scorer:
             return empty_output(users.type, self._item_type())
         position = np.full(len(users), -1, np.int64)
         position[kept] = np.arange(len(kept))
-        liked = self._matrix(position[row_user[valid]], item_idx[valid], weight[valid],
-                             len(kept))
-        ids, scores = self.model.recommend(query[kept], liked, N=self.N,
-                                           filter_already_liked_items=self.filter_liked,
-                                           filter_items=self.filter_items,
-                                           items=self.only_items)
+        liked = self._matrix(position[row_user[valid]], item_idx[valid], weight[valid], len(kept))
+        ids, scores = self.model.recommend(
+            query[kept],
+            liked,
+            N=self.N,
+            filter_already_liked_items=self.filter_liked,
+            filter_items=self.filter_items,
+            items=self.only_items,
+        )
         ok = ids >= 0  # padding of users with fewer candidates
         who = np.repeat(kept, ok.sum(axis=1))
         rank = np.broadcast_to(np.arange(1, ids.shape[1] + 1, dtype=np.int32), ids.shape)[ok]
@@ -229,8 +254,14 @@ class Scorer:
             item_col = self.items.arrow().take(pa.array(item_ids))
         else:
             item_col = pa.array(item_ids)
-        return pa.table({"user": users.take(pa.array(who)), "item": item_col,
-                         "rank": pa.array(rank), "score": pa.array(scores[ok])})
+        return pa.table(
+            {
+                "user": users.take(pa.array(who)),
+                "item": item_col,
+                "rank": pa.array(rank),
+                "score": pa.array(scores[ok]),
+            }
+        )
 
     def _item_type(self):
         pa = pyarrow()
@@ -240,8 +271,11 @@ class Scorer:
         """:func:`tacitrec.evaluation.metric_sums` of a partition holding its users' training
         rows and test rows (``TEST_COLUMN`` true)."""
         users, rows = self.metric_table(table, K)
-        return np.concatenate([[len(rows)], rows.sum(axis=0)]) if len(rows) else \
-            np.zeros(1 + len(_core.METRIC_NAMES))
+        return (
+            np.concatenate([[len(rows)], rows.sum(axis=0)])
+            if len(rows)
+            else np.zeros(1 + len(_core.METRIC_NAMES))
+        )
 
     def metric_table(self, table, K: int):
         """``(users, per-user metric table)`` of a partition (as :meth:`metric_sums`): the
@@ -253,18 +287,28 @@ class Scorer:
         position = np.full(len(users), -1, np.int64)
         position[kept] = np.arange(len(kept))
         train_rows, test_rows = valid & ~is_test, valid & is_test
-        train = self._matrix(position[row_user[train_rows]], item_idx[train_rows],
-                             weight[train_rows], len(kept))
-        test = self._matrix(position[row_user[test_rows]], item_idx[test_rows],
-                            np.ones(int(test_rows.sum()), np.float32), len(kept))
+        train = self._matrix(
+            position[row_user[train_rows]], item_idx[train_rows], weight[train_rows], len(kept)
+        )
+        test = self._matrix(
+            position[row_user[test_rows]],
+            item_idx[test_rows],
+            np.ones(int(test_rows.sum()), np.float32),
+            len(kept),
+        )
         with_test = np.flatnonzero(np.diff(test.indptr))
         who = users.take(pyarrow().array(kept[with_test]))
         if len(with_test) == 0:
             return who, np.zeros((0, len(_core.METRIC_NAMES)))
         # the model is asked for rows of its own users: query ids, rows re-ordered to match
         model = _Reindexed(self.model, query[kept])
-        return who, np.vstack(list(metric_tables(model, train, test, with_test,
-                                                 check_count(K, "K"), self.model.num_threads)))
+        return who, np.vstack(
+            list(
+                metric_tables(
+                    model, train, test, with_test, check_count(K, "K"), self.model.num_threads
+                )
+            )
+        )
 
 
 class _Reindexed:
@@ -280,8 +324,14 @@ class _Reindexed:
 
 def empty_output(user_type, item_type):
     pa = pyarrow()
-    return pa.table({"user": pa.array([], user_type), "item": pa.array([], item_type),
-                     "rank": pa.array([], pa.int32()), "score": pa.array([], pa.float32())})
+    return pa.table(
+        {
+            "user": pa.array([], user_type),
+            "item": pa.array([], item_type),
+            "rank": pa.array([], pa.int32()),
+            "score": pa.array([], pa.float32()),
+        }
+    )
 
 
 def output_schema(model, user_type):

@@ -66,32 +66,57 @@ def _shipped(model):
 def _columns(frame, name: str, test: bool = False):
     missing = {"user", "item"} - set(frame.columns)
     if missing:
-        raise ValueError(f"{name} needs the columns user and item (and optionally weight); "
-                         f"missing {sorted(missing)}")
+        raise ValueError(
+            f"{name} needs the columns user and item (and optionally weight); "
+            f"missing {sorted(missing)}"
+        )
     keep = ["user", "item"] + (["weight"] if "weight" in frame.columns and not test else [])
     return frame[keep]
 
 
-def recommend(model, interactions, N: int = 10, filter_already_liked_items: bool = True,
-              filter_items=None, items=None, *, unknown: str = "raise", user_features=None,
-              item_features=None):
+def recommend(
+    model,
+    interactions,
+    N: int = 10,
+    filter_already_liked_items: bool = True,
+    filter_items=None,
+    items=None,
+    *,
+    unknown: str = "raise",
+    user_features=None,
+    item_features=None,
+):
     """The top ``N`` of every user in the Dask DataFrame ``interactions``, as a Dask DataFrame of
     ``user, item, rank, score`` (lazy: compute it or write it with ``to_parquet``)."""
     dd = _dd()
     if not isinstance(interactions, dd.DataFrame):
         raise TypeError(f"interactions must be a dask DataFrame, got {type(interactions).__name__}")
     model = _local.serving_model(model, user_features, item_features)
-    options = dict(N=N, filter_already_liked_items=filter_already_liked_items,
-                   filter_items=filter_items, items=items, unknown=unknown)
+    options = dict(
+        N=N,
+        filter_already_liked_items=filter_already_liked_items,
+        filter_items=filter_items,
+        items=items,
+        unknown=unknown,
+    )
     frame = _columns(interactions, "interactions")
     meta_rows = frame._meta
     meta = _local.Scorer(model, **options).recommend(_to_arrow(meta_rows)).to_pandas()
     return frame.shuffle(on="user").map_partitions(
-        _recommend_partition, _shipped(model), options, meta=meta, align_dataframes=False)
+        _recommend_partition, _shipped(model), options, meta=meta, align_dataframes=False
+    )
 
 
-def ranking_metrics_at_k(model, train, test, K: int = 10, *, unknown: str = "raise",
-                         user_features=None, item_features=None):
+def ranking_metrics_at_k(
+    model,
+    train,
+    test,
+    K: int = 10,
+    *,
+    unknown: str = "raise",
+    user_features=None,
+    item_features=None,
+):
     """:func:`tacitrec.evaluation.ranking_metrics_at_k` of ``model`` on the Dask DataFrames
     ``train`` and ``test`` (rows of users and items), merged from per-partition sums."""
     from ..evaluation import metrics_from_sums
@@ -102,12 +127,21 @@ def ranking_metrics_at_k(model, train, test, K: int = 10, *, unknown: str = "rai
             raise TypeError(f"{name} must be a dask DataFrame, got {type(frame).__name__}")
     model = _local.serving_model(model, user_features, item_features)
     _local.Scorer(model, unknown=unknown)  # options checked before any work
-    rows = dd.concat([_columns(train, "train").assign(**{_local.TEST_COLUMN: False}),
-                      _columns(test, "test", True).assign(**{_local.TEST_COLUMN: True})])
+    rows = dd.concat(
+        [
+            _columns(train, "train").assign(**{_local.TEST_COLUMN: False}),
+            _columns(test, "test", True).assign(**{_local.TEST_COLUMN: True}),
+        ]
+    )
     import pandas as pd
 
     meta = pd.DataFrame({c: pd.Series(dtype="float64") for c in _sum_columns()})
-    sums = rows.shuffle(on="user").map_partitions(
-        _metrics_partition, _shipped(model), K, unknown, meta=meta,
-        align_dataframes=False).sum().compute()
+    sums = (
+        rows.shuffle(on="user")
+        .map_partitions(
+            _metrics_partition, _shipped(model), K, unknown, meta=meta, align_dataframes=False
+        )
+        .sum()
+        .compute()
+    )
     return metrics_from_sums(np.asarray(sums[_sum_columns()], dtype=np.float64))

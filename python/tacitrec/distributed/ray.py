@@ -80,8 +80,7 @@ class _Recommend:
     """One actor of the pool: a Scorer built once, called on each block of users."""
 
     def __init__(self, shipped, options):
-        self.scorer = _local.Scorer(_model_of(shipped), num_threads=_assigned_threads(),
-                                    **options)
+        self.scorer = _local.Scorer(_model_of(shipped), num_threads=_assigned_threads(), **options)
 
     def __call__(self, batch):
         return self.scorer.recommend(batch)
@@ -91,15 +90,17 @@ class _MetricSums:
     """One actor of the pool: per-block metric sums, one row of ``users`` and each metric."""
 
     def __init__(self, shipped, K, unknown):
-        self.scorer = _local.Scorer(_model_of(shipped), unknown=unknown,
-                                    num_threads=_assigned_threads())
+        self.scorer = _local.Scorer(
+            _model_of(shipped), unknown=unknown, num_threads=_assigned_threads()
+        )
         self.K = K
 
     def __call__(self, batch):
         pa = _local.pyarrow()
         sums = self.scorer.metric_sums(batch, self.K)
-        return pa.table({name: pa.array([float(v)], pa.float64())
-                         for name, v in zip(_sum_columns(), sums)})
+        return pa.table(
+            {name: pa.array([float(v)], pa.float64()) for name, v in zip(_sum_columns(), sums)}
+        )
 
 
 def _sum_columns():
@@ -117,8 +118,10 @@ def _check_dataset(ds, name: str):
         names = ds.schema().names
     missing = {"user", "item"} - set(names)
     if missing:
-        raise ValueError(f"{name} needs the columns user and item (and optionally weight); "
-                         f"missing {sorted(missing)}")
+        raise ValueError(
+            f"{name} needs the columns user and item (and optionally weight); "
+            f"missing {sorted(missing)}"
+        )
     return names
 
 
@@ -141,8 +144,13 @@ def _by_user(ds, num_blocks, pool_size: int, shipped, unknown: str):
         num_blocks = _BLOCKS_PER_ACTOR * pool_size
     num_blocks = check_count(num_blocks, "num_blocks")
     if unknown == "raise":
-        ds = ds.map_batches(_check_ids, batch_size=None, batch_format="pyarrow",
-                            zero_copy_batch=True, fn_args=(shipped,))
+        ds = ds.map_batches(
+            _check_ids,
+            batch_size=None,
+            batch_format="pyarrow",
+            zero_copy_batch=True,
+            fn_args=(shipped,),
+        )
     strategy = getattr(ds.context.shuffle_strategy, "value", ds.context.shuffle_strategy)
     if strategy in _KEYED_SHUFFLES:
         return ds.repartition(num_blocks, keys=["user"]).materialize()
@@ -157,8 +165,9 @@ def _pool(concurrency, num_cpus_per_worker):
     try:
         cpus = float(num_cpus_per_worker)
     except (TypeError, ValueError):
-        raise TypeError(f"num_cpus_per_worker must be a number, got "
-                        f"{type(num_cpus_per_worker).__name__}") from None
+        raise TypeError(
+            f"num_cpus_per_worker must be a number, got {type(num_cpus_per_worker).__name__}"
+        ) from None
     if not cpus > 0:
         raise ValueError(f"num_cpus_per_worker must be positive, got {num_cpus_per_worker}")
     if concurrency is None:
@@ -187,10 +196,21 @@ def _columns(ds, names, name: str, test: bool = False):
     return ds.select_columns(keep) if list(names) != keep else ds
 
 
-def recommend(model, interactions, N: int = 10, filter_already_liked_items: bool = True,
-              filter_items=None, items=None, *, unknown: str = "raise", user_features=None,
-              item_features=None, num_cpus_per_worker: float = 1, concurrency=None,
-              num_blocks=None):
+def recommend(
+    model,
+    interactions,
+    N: int = 10,
+    filter_already_liked_items: bool = True,
+    filter_items=None,
+    items=None,
+    *,
+    unknown: str = "raise",
+    user_features=None,
+    item_features=None,
+    num_cpus_per_worker: float = 1,
+    concurrency=None,
+    num_blocks=None,
+):
     """The top ``N`` of every user in the Ray Dataset ``interactions``, as a Ray Dataset of
     ``user, item, rank, score`` (lazy: iterate it, ``materialize`` it or ``write_parquet``).
 
@@ -199,21 +219,43 @@ def recommend(model, interactions, N: int = 10, filter_already_liked_items: bool
     ``num_cpus_per_worker``; ``num_blocks``: user partitions of the shuffle."""
     names = _check_dataset(interactions, "interactions")
     model = _local.serving_model(model, user_features, item_features)
-    options = dict(N=N, filter_already_liked_items=filter_already_liked_items,
-                   filter_items=filter_items, items=items, unknown=unknown)
+    options = dict(
+        N=N,
+        filter_already_liked_items=filter_already_liked_items,
+        filter_items=filter_items,
+        items=items,
+        unknown=unknown,
+    )
     _local.Scorer(model, **options)  # options checked here, before any engine work
     size, cpus = _pool(concurrency, num_cpus_per_worker)
     shipped = _shipped(model)
-    rows = _by_user(_columns(interactions, names, "interactions"), num_blocks, size, shipped,
-                    unknown)
-    return rows.map_batches(_Recommend, batch_size=None, batch_format="pyarrow",
-                            zero_copy_batch=True, fn_constructor_args=(shipped, options),
-                            compute=_actors(size), num_cpus=cpus)
+    rows = _by_user(
+        _columns(interactions, names, "interactions"), num_blocks, size, shipped, unknown
+    )
+    return rows.map_batches(
+        _Recommend,
+        batch_size=None,
+        batch_format="pyarrow",
+        zero_copy_batch=True,
+        fn_constructor_args=(shipped, options),
+        compute=_actors(size),
+        num_cpus=cpus,
+    )
 
 
-def ranking_metrics_at_k(model, train, test, K: int = 10, *, unknown: str = "raise",
-                         user_features=None, item_features=None, num_cpus_per_worker: float = 1,
-                         concurrency=None, num_blocks=None):
+def ranking_metrics_at_k(
+    model,
+    train,
+    test,
+    K: int = 10,
+    *,
+    unknown: str = "raise",
+    user_features=None,
+    item_features=None,
+    num_cpus_per_worker: float = 1,
+    concurrency=None,
+    num_blocks=None,
+):
     """:func:`tacitrec.evaluation.ranking_metrics_at_k` of ``model`` on the Ray Datasets
     ``train`` and ``test`` (rows of users and items), merged from per-block sums. The sizing
     keywords are those of :func:`recommend`."""
@@ -235,20 +277,25 @@ def ranking_metrics_at_k(model, train, test, K: int = 10, *, unknown: str = "rai
 
         def mark(t):
             if weighted:
-                weight = (pa.array(np.ones(len(t))) if is_test
-                          else t.column("weight").cast(pa.float64()))
+                weight = (
+                    pa.array(np.ones(len(t))) if is_test else t.column("weight").cast(pa.float64())
+                )
                 t = t.select(["user", "item"]).append_column("weight", weight)
             return t.append_column(_local.TEST_COLUMN, pa.array(np.full(len(t), is_test)))
 
-        return ds.map_batches(mark, batch_format="pyarrow", batch_size=None,
-                              zero_copy_batch=True)
+        return ds.map_batches(mark, batch_format="pyarrow", batch_size=None, zero_copy_batch=True)
 
-    rows = marked(train, train_names, "train", False).union(
-        marked(test, test_names, "test", True))
+    rows = marked(train, train_names, "train", False).union(marked(test, test_names, "test", True))
     shipped = _shipped(model)
     sums = _by_user(rows, num_blocks, size, shipped, unknown).map_batches(
-        _MetricSums, batch_size=None, batch_format="pyarrow", zero_copy_batch=True,
-        fn_constructor_args=(shipped, K, unknown), compute=_actors(size), num_cpus=cpus)
+        _MetricSums,
+        batch_size=None,
+        batch_format="pyarrow",
+        zero_copy_batch=True,
+        fn_constructor_args=(shipped, K, unknown),
+        compute=_actors(size),
+        num_cpus=cpus,
+    )
     total = np.zeros(len(_sum_columns()))
     for block in sums.iter_batches(batch_size=None, batch_format="pyarrow"):
         total += np.array([np.sum(block.column(c).to_numpy()) for c in _sum_columns()])

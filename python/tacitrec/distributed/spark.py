@@ -140,8 +140,10 @@ def _check_grouped(user) -> None:
         return
     runs = 1 + int(pc.sum(pc.not_equal(user.slice(1), user.slice(0, len(user) - 1))).as_py())
     if runs != pc.count_distinct(user).as_py():
-        raise RuntimeError("the rows of a user are not together in the partition: the frame "
-                           "must reach mapInArrow sorted by user")
+        raise RuntimeError(
+            "the rows of a user are not together in the partition: the frame "
+            "must reach mapInArrow sorted by user"
+        )
 
 
 def _recommend_batches(batches, token, model, options, schema, min_rows):
@@ -158,8 +160,9 @@ def _metric_batches(batches, token, model, K, unknown, min_rows):
     sums = np.zeros(len(_sum_columns()))
     for table in _whole_users(batches, min_rows):
         sums += scorer.metric_sums(table, K)
-    yield pa.RecordBatch.from_arrays([pa.array([s], pa.float64()) for s in sums],
-                                     names=_sum_columns())
+    yield pa.RecordBatch.from_arrays(
+        [pa.array([s], pa.float64()) for s in sums], names=_sum_columns()
+    )
 
 
 def _sum_columns():
@@ -184,8 +187,10 @@ def _columns(frame, name: str, test: bool = False):
         raise TypeError(f"{name} must be a Spark DataFrame, got {type(frame).__name__}")
     missing = {"user", "item"} - set(frame.columns)
     if missing:
-        raise ValueError(f"{name} needs the columns user and item (and optionally weight); "
-                         f"missing {sorted(missing)}")
+        raise ValueError(
+            f"{name} needs the columns user and item (and optionally weight); "
+            f"missing {sorted(missing)}"
+        )
     keep = ["user", "item"] + (["weight"] if "weight" in frame.columns and not test else [])
     return frame.select(*keep)
 
@@ -207,9 +212,19 @@ def _arrow_schema(frame):
     return to_arrow_schema(frame.schema)
 
 
-def recommend(model, interactions, N: int = 10, filter_already_liked_items: bool = True,
-              filter_items=None, items=None, *, unknown: str = "raise", user_features=None,
-              item_features=None, partitions=None):
+def recommend(
+    model,
+    interactions,
+    N: int = 10,
+    filter_already_liked_items: bool = True,
+    filter_items=None,
+    items=None,
+    *,
+    unknown: str = "raise",
+    user_features=None,
+    item_features=None,
+    partitions=None,
+):
     """The top ``N`` of every user in the Spark DataFrame ``interactions``, as a Spark DataFrame
     of ``user`` (the input's type), ``item`` (string for string ids, long for indices),
     ``rank`` (int) and ``score`` (float); lazy, like every DataFrame: collect it or write it
@@ -220,19 +235,38 @@ def recommend(model, interactions, N: int = 10, filter_already_liked_items: bool
 
     frame = _columns(interactions, "interactions")
     model = _local.serving_model(model, user_features, item_features)
-    options = dict(N=N, filter_already_liked_items=filter_already_liked_items,
-                   filter_items=filter_items, items=items, unknown=unknown)
+    options = dict(
+        N=N,
+        filter_already_liked_items=filter_already_liked_items,
+        filter_items=filter_items,
+        items=items,
+        unknown=unknown,
+    )
     # options and id types checked here, before any Spark work; the output schema with them
     empty = _arrow_schema(frame).empty_table()
     out_schema = from_arrow_schema(_local.Scorer(model, **options).recommend(empty).schema)
-    work = functools.partial(_recommend_batches, token=uuid.uuid4().hex, model=model,
-                             options=options, schema=to_arrow_schema(out_schema),
-                             min_rows=ROWS_PER_CALL)
+    work = functools.partial(
+        _recommend_batches,
+        token=uuid.uuid4().hex,
+        model=model,
+        options=options,
+        schema=to_arrow_schema(out_schema),
+        min_rows=ROWS_PER_CALL,
+    )
     return _by_user(frame, partitions).mapInArrow(work, out_schema)
 
 
-def ranking_metrics_at_k(model, train, test, K: int = 10, *, unknown: str = "raise",
-                         user_features=None, item_features=None, partitions=None):
+def ranking_metrics_at_k(
+    model,
+    train,
+    test,
+    K: int = 10,
+    *,
+    unknown: str = "raise",
+    user_features=None,
+    item_features=None,
+    partitions=None,
+):
     """:func:`tacitrec.evaluation.ranking_metrics_at_k` of ``model`` on the Spark DataFrames
     ``train`` and ``test`` (rows of users and items), merged from per-partition sums;
     ``partitions`` as for :func:`recommend`."""
@@ -250,10 +284,17 @@ def ranking_metrics_at_k(model, train, test, K: int = 10, *, unknown: str = "rai
     rows = train_rows.unionByName(test_rows, allowMissingColumns=True)
     empty = _arrow_schema(rows).empty_table()
     scorer.metric_sums(empty, K)
-    schema = sql.types.StructType([sql.types.StructField(c, sql.types.DoubleType(), False)
-                                   for c in _sum_columns()])
-    work = functools.partial(_metric_batches, token=uuid.uuid4().hex, model=model, K=K,
-                             unknown=unknown, min_rows=ROWS_PER_CALL)
+    schema = sql.types.StructType(
+        [sql.types.StructField(c, sql.types.DoubleType(), False) for c in _sum_columns()]
+    )
+    work = functools.partial(
+        _metric_batches,
+        token=uuid.uuid4().hex,
+        model=model,
+        K=K,
+        unknown=unknown,
+        min_rows=ROWS_PER_CALL,
+    )
     parts = _by_user(rows, partitions).mapInArrow(work, schema).collect()
     sums = np.zeros(len(_sum_columns()))
     for row in parts:

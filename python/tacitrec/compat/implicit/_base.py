@@ -49,9 +49,9 @@ def _fill_requested(ids, scores, items, filter_items):
     for r in range(rows_ids.shape[0]):
         free = np.flatnonzero(rows_ids[r] < 0)
         if free.size:
-            missing = np.setdiff1d(requested, rows_ids[r])[:free.size]
-            rows_ids[r, free[:missing.size]] = missing
-            rows_scores[r, free[:missing.size]] = -np.inf
+            missing = np.setdiff1d(requested, rows_ids[r])[: free.size]
+            rows_ids[r, free[: missing.size]] = missing
+            rows_scores[r, free[: missing.size]] = -np.inf
     return ids, scores
 
 
@@ -63,34 +63,66 @@ class ImplicitModel:
 
     def fit(self, user_items, show_progress: bool = True, callback=None):
         if not _is_csr(user_items):
-            warnings.warn(f"Method expects CSR input, and was passed {type(user_items).__name__} "
-                          "instead: converting it to CSR", ParameterWarning, stacklevel=2)
+            warnings.warn(
+                f"Method expects CSR input, and was passed {type(user_items).__name__} "
+                "instead: converting it to CSR",
+                ParameterWarning,
+                stacklevel=2,
+            )
         return super().fit(  # type: ignore[misc]
-            user_items, show_progress=show_progress, callback=callback)
+            user_items, show_progress=show_progress, callback=callback
+        )
 
-    def recommend(self, userid, user_items, N: int = 10, filter_already_liked_items: bool = True,
-                  filter_items=None, recalculate_user: bool = False, items=None):
+    def recommend(
+        self,
+        userid,
+        user_items,
+        N: int = 10,
+        filter_already_liked_items: bool = True,
+        filter_items=None,
+        recalculate_user: bool = False,
+        items=None,
+    ):
         if (filter_already_liked_items or recalculate_user) and not _is_csr(user_items):
             raise ValueError("user_items needs to be a CSR sparse matrix")
         ids, scores = super().recommend(  # type: ignore[misc]
-            userid, user_items, N=N, filter_already_liked_items=filter_already_liked_items,
-            filter_items=filter_items, recalculate_user=recalculate_user, items=items)
+            userid,
+            user_items,
+            N=N,
+            filter_already_liked_items=filter_already_liked_items,
+            filter_items=filter_items,
+            recalculate_user=recalculate_user,
+            items=items,
+        )
         if items is not None:
             ids, scores = _fill_requested(ids, scores, items, filter_items)
         return _trim(ids, scores) if np.ndim(userid) == 0 else (ids, scores)
 
-    def similar_items(self, itemid, N: int = 10, recalculate_item: bool = False,
-                      item_users=None, filter_items=None, items=None):
+    def similar_items(
+        self,
+        itemid,
+        N: int = 10,
+        recalculate_item: bool = False,
+        item_users=None,
+        filter_items=None,
+        items=None,
+    ):
         ids, scores = super().similar_items(  # type: ignore[misc]
-            itemid, N, recalculate_item=recalculate_item, item_users=item_users,
-            filter_items=filter_items, items=items)
+            itemid,
+            N,
+            recalculate_item=recalculate_item,
+            item_users=item_users,
+            filter_items=filter_items,
+            items=items,
+        )
         if items is not None:
             ids, scores = _fill_requested(ids, scores, items, filter_items)
         return _trim(ids, scores) if np.ndim(itemid) == 0 else (ids, scores)
 
     def similar_users(self, userid, N: int = 10, filter_users=None, users=None):
         ids, scores = super().similar_users(  # type: ignore[misc]
-            userid, N, filter_users=filter_users, users=users)
+            userid, N, filter_users=filter_users, users=users
+        )
         return _trim(ids, scores) if np.ndim(userid) == 0 else (ids, scores)
 
 
@@ -101,4 +133,5 @@ class NoUserFoldIn:
     def recalculate_user(self, userid, user_items):
         raise NotImplementedError(
             "recalculate_user is not supported with this model (as in implicit); "
-            f"tacitrec.{type(self).__name__} folds users in")
+            f"tacitrec.{type(self).__name__} folds users in"
+        )

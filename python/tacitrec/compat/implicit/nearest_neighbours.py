@@ -44,5 +44,13 @@ def all_pairs_knn(users, K: int = 100, num_threads: int = 0, show_progress: bool
     return similarity.copy()
 
 
-__all__ = ["ItemItemRecommender", "CosineRecommender", "TFIDFRecommender", "BM25Recommender",
-           "all_pairs_knn", "bm25_weight", "tfidf_weight", "normalize"]
+__all__ = [
+    "ItemItemRecommender",
+    "CosineRecommender",
+    "TFIDFRecommender",
+    "BM25Recommender",
+    "all_pairs_knn",
+    "bm25_weight",
+    "tfidf_weight",
+    "normalize",
+]

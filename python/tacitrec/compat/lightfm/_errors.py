@@ -52,5 +52,10 @@ def lightfm_errors():
         raise LightFMInputTypeError(str(e)) from e
 
 
-__all__ = ["LightFMParameterError", "LightFMInputTypeError", "LightFMIdError",
-           "LightFMDivergenceError", "LightFMNotImplementedError"]
+__all__ = [
+    "LightFMParameterError",
+    "LightFMInputTypeError",
+    "LightFMIdError",
+    "LightFMDivergenceError",
+    "LightFMNotImplementedError",
+]

@@ -22,10 +22,14 @@ def random_train_test_split(interactions, test_percentage=0.2, random_state=None
     The input is not modified. For a split with an exact test share, see
     :func:`tacitrec.evaluation.train_test_split`."""
     if not sp.issparse(interactions) or interactions.ndim != 2:
-        raise ValueError(f"interactions must be a 2-D scipy.sparse matrix, got "
-                         f"{type(interactions).__name__}")
-    if (isinstance(test_percentage, bool) or not isinstance(test_percentage, numbers.Real)
-            or not 0.0 <= float(test_percentage) <= 1.0):
+        raise ValueError(
+            f"interactions must be a 2-D scipy.sparse matrix, got {type(interactions).__name__}"
+        )
+    if (
+        isinstance(test_percentage, bool)
+        or not isinstance(test_percentage, numbers.Real)
+        or not 0.0 <= float(test_percentage) <= 1.0
+    ):
         raise ValueError(f"test_percentage must be a number in [0, 1], got {test_percentage!r}")
     if not isinstance(random_state, np.random.RandomState):
         random_state = np.random.RandomState(random_state)
@@ -39,7 +43,8 @@ def random_train_test_split(interactions, test_percentage=0.2, random_state=None
     cutoff = int((1.0 - test_percentage) * coo.nnz)
 
     def part(idx):
-        return sp.coo_matrix((coo.data[idx], (coo.row[idx], coo.col[idx])), shape=coo.shape,
-                             dtype=coo.dtype)
+        return sp.coo_matrix(
+            (coo.data[idx], (coo.row[idx], coo.col[idx])), shape=coo.shape, dtype=coo.dtype
+        )
 
     return part(order[:cutoff]), part(order[cutoff:])

@@ -29,16 +29,27 @@ from ._errors import lightfm_errors
 __all__ = ["precision_at_k", "recall_at_k", "auc_score", "reciprocal_rank"]
 
 
-def _ranks(model, test_interactions, train_interactions, user_features, item_features,
-           num_threads, check_intersections):
+def _ranks(
+    model,
+    test_interactions,
+    train_interactions,
+    user_features,
+    item_features,
+    num_threads,
+    check_intersections,
+):
     """The model's ranks as a CSR matrix with sorted indices, and its number of entries per
     user."""
     with lightfm_errors():
         check_threads(num_threads)
-        ranks = model.predict_rank(test_interactions, train_interactions=train_interactions,
-                                   user_features=user_features, item_features=item_features,
-                                   num_threads=num_threads,
-                                   check_intersections=check_intersections)
+        ranks = model.predict_rank(
+            test_interactions,
+            train_interactions=train_interactions,
+            user_features=user_features,
+            item_features=item_features,
+            num_threads=num_threads,
+            check_intersections=check_intersections,
+        )
     ranks = ranks.tocsr()
     return ranks, np.diff(ranks.indptr)
 
@@ -53,22 +64,45 @@ def _hits_at_k(ranks, counts, k) -> np.ndarray:
     return np.bincount(rows, weights=ranks.data < k, minlength=ranks.shape[0])
 
 
-def precision_at_k(model, test_interactions, train_interactions=None, k=10, user_features=None,
-                   item_features=None, preserve_rows=False, num_threads=1,
-                   check_intersections=True) -> np.ndarray:
+def precision_at_k(
+    model,
+    test_interactions,
+    train_interactions=None,
+    k=10,
+    user_features=None,
+    item_features=None,
+    preserve_rows=False,
+    num_threads=1,
+    check_intersections=True,
+) -> np.ndarray:
     """Per user, the share of the top ``k`` positions held by test interactions: (test items
     ranked below ``k``) / ``k``, as LightFM. A user without test interactions scores 0 (with
     ``preserve_rows=True``). Differs from LightFM only in rejecting ``k < 1`` (ValueError;
     LightFM divides by zero)."""
     k = check_count(k, "k")
-    ranks, counts = _ranks(model, test_interactions, train_interactions, user_features,
-                           item_features, num_threads, check_intersections)
+    ranks, counts = _ranks(
+        model,
+        test_interactions,
+        train_interactions,
+        user_features,
+        item_features,
+        num_threads,
+        check_intersections,
+    )
     return _per_user(_hits_at_k(ranks, counts, k) / k, counts, preserve_rows)
 
 
-def recall_at_k(model, test_interactions, train_interactions=None, k=10, user_features=None,
-                item_features=None, preserve_rows=False, num_threads=1,
-                check_intersections=True) -> np.ndarray:
+def recall_at_k(
+    model,
+    test_interactions,
+    train_interactions=None,
+    k=10,
+    user_features=None,
+    item_features=None,
+    preserve_rows=False,
+    num_threads=1,
+    check_intersections=True,
+) -> np.ndarray:
     """Per user, the share of the test interactions ranked in the top ``k``, as LightFM.
 
     Differs from LightFM: a user without test interactions (kept by ``preserve_rows=True``)
@@ -76,16 +110,30 @@ def recall_at_k(model, test_interactions, train_interactions=None, k=10, user_fe
     warning); the result is float32 like the other metrics (LightFM's is float64); ``k < 1``
     raises ValueError."""
     k = check_count(k, "k")
-    ranks, counts = _ranks(model, test_interactions, train_interactions, user_features,
-                           item_features, num_threads, check_intersections)
+    ranks, counts = _ranks(
+        model,
+        test_interactions,
+        train_interactions,
+        user_features,
+        item_features,
+        num_threads,
+        check_intersections,
+    )
     hits = _hits_at_k(ranks, counts, k)
     recall = np.divide(hits, counts, out=np.zeros(len(counts)), where=counts > 0)
     return _per_user(recall, counts, preserve_rows)
 
 
-def auc_score(model, test_interactions, train_interactions=None, user_features=None,
-              item_features=None, preserve_rows=False, num_threads=1,
-              check_intersections=True) -> np.ndarray:
+def auc_score(
+    model,
+    test_interactions,
+    train_interactions=None,
+    user_features=None,
+    item_features=None,
+    preserve_rows=False,
+    num_threads=1,
+    check_intersections=True,
+) -> np.ndarray:
     """Per user, the ROC AUC of the test items against the negatives (the items that are neither
     test nor training items of the user), computed from the ranks as LightFM does: with the
     user's test items sorted by rank, the i-th (from 0) contributes ``1 - max(rank - i, 0) /
@@ -96,8 +144,15 @@ def auc_score(model, test_interactions, train_interactions=None, user_features=N
     0.5 (one class only; LightFM divides by zero and returns NaN), and the negatives are counted
     once when test and training interactions overlap (``check_intersections=False``; LightFM
     subtracts the overlap twice, which can make the count zero or negative)."""
-    ranks, counts = _ranks(model, test_interactions, train_interactions, user_features,
-                           item_features, num_threads, check_intersections)
+    ranks, counts = _ranks(
+        model,
+        test_interactions,
+        train_interactions,
+        user_features,
+        item_features,
+        num_threads,
+        check_intersections,
+    )
     n_users, n_items = ranks.shape
     excluded = counts.astype(np.int64)
     if train_interactions is not None:
@@ -128,13 +183,27 @@ def _overlap(ranks, train) -> np.ndarray:
     return np.asarray(pattern.multiply(other).getnnz(axis=1)).ravel()
 
 
-def reciprocal_rank(model, test_interactions, train_interactions=None, user_features=None,
-                    item_features=None, preserve_rows=False, num_threads=1,
-                    check_intersections=True) -> np.ndarray:
+def reciprocal_rank(
+    model,
+    test_interactions,
+    train_interactions=None,
+    user_features=None,
+    item_features=None,
+    preserve_rows=False,
+    num_threads=1,
+    check_intersections=True,
+) -> np.ndarray:
     """Per user, ``1 / (1 + rank)`` of the best-ranked test interaction, as LightFM; 0 for a user
     without test interactions. Identical to LightFM's."""
-    ranks, counts = _ranks(model, test_interactions, train_interactions, user_features,
-                           item_features, num_threads, check_intersections)
+    ranks, counts = _ranks(
+        model,
+        test_interactions,
+        train_interactions,
+        user_features,
+        item_features,
+        num_threads,
+        check_intersections,
+    )
     best = np.full(ranks.shape[0], np.inf)
     rows = np.repeat(np.arange(ranks.shape[0]), counts)
     np.minimum.at(best, rows, ranks.data)

@@ -50,17 +50,36 @@ class LightFM(_LightFM):
       users and items), ``save`` / ``load``; pickling works as in LightFM.
     """
 
-    def __init__(self, no_components: int = 10, k: int = 5, n: int = 10,
-                 learning_schedule: str = "adagrad", loss: str = "logistic",
-                 learning_rate: float = 0.05, rho: float = 0.95, epsilon: float = 1e-6,
-                 item_alpha: float = 0.0, user_alpha: float = 0.0, max_sampled: int = 10,
-                 random_state=None):
+    def __init__(
+        self,
+        no_components: int = 10,
+        k: int = 5,
+        n: int = 10,
+        learning_schedule: str = "adagrad",
+        loss: str = "logistic",
+        learning_rate: float = 0.05,
+        rho: float = 0.95,
+        epsilon: float = 1e-6,
+        item_alpha: float = 0.0,
+        user_alpha: float = 0.0,
+        max_sampled: int = 10,
+        random_state=None,
+    ):
         try:
-            super().__init__(no_components=no_components, k=k, n=n,
-                             learning_schedule=learning_schedule, loss=loss,
-                             learning_rate=learning_rate, rho=rho, epsilon=epsilon,
-                             item_alpha=item_alpha, user_alpha=user_alpha,
-                             max_sampled=max_sampled, random_state=random_state)
+            super().__init__(
+                no_components=no_components,
+                k=k,
+                n=n,
+                learning_schedule=learning_schedule,
+                loss=loss,
+                learning_rate=learning_rate,
+                rho=rho,
+                epsilon=epsilon,
+                item_alpha=item_alpha,
+                user_alpha=user_alpha,
+                max_sampled=max_sampled,
+                random_state=random_state,
+            )
         except ValueError as e:
             raise LightFMParameterError(str(e)) from None
 
@@ -72,36 +91,64 @@ class LightFM(_LightFM):
         except ValueError as e:
             raise LightFMParameterError(str(e)) from None
 
-    def fit_partial(self, interactions, user_features=None, item_features=None,
-                    sample_weight=None, epochs: int = 1, num_threads: int = 1,
-                    verbose: bool = False) -> "LightFM":
+    def fit_partial(
+        self,
+        interactions,
+        user_features=None,
+        item_features=None,
+        sample_weight=None,
+        epochs: int = 1,
+        num_threads: int = 1,
+        verbose: bool = False,
+    ) -> "LightFM":
         """LightFM's ``fit_partial`` (``fit`` resets the parameters, then calls it); see the
         class docstring for ``sample_weight`` and the exceptions."""
         if sample_weight is not None and self.loss == "warp-kos":
             raise LightFMNotImplementedError(
                 "sample_weight is not supported with loss='warp-kos' (it samples positives per "
-                "user, not interactions)")
+                "user, not interactions)"
+            )
         with lightfm_errors():
-            return super().fit_partial(interactions, user_features, item_features,
-                                       sample_weight, epochs, num_threads, verbose)
+            return super().fit_partial(
+                interactions,
+                user_features,
+                item_features,
+                sample_weight,
+                epochs,
+                num_threads,
+                verbose,
+            )
 
-    def predict(self, user_ids, item_ids, item_features=None, user_features=None,
-                num_threads: int = 1):
+    def predict(
+        self, user_ids, item_ids, item_features=None, user_features=None, num_threads: int = 1
+    ):
         """LightFM's ``predict``: float32 scores of the (user, item) pairs; ``user_ids`` may be
         one int. Bad ids raise ValueError (:class:`LightFMIdError`,
         :class:`LightFMInputTypeError`)."""
         with lightfm_errors():
-            return super().predict(user_ids, item_ids, item_features, user_features,
-                                   num_threads)
+            return super().predict(user_ids, item_ids, item_features, user_features, num_threads)
 
-    def predict_rank(self, test_interactions, train_interactions=None, item_features=None,
-                     user_features=None, num_threads: int = 1, check_intersections: bool = True):
+    def predict_rank(
+        self,
+        test_interactions,
+        train_interactions=None,
+        item_features=None,
+        user_features=None,
+        num_threads: int = 1,
+        check_intersections: bool = True,
+    ):
         """LightFM's ``predict_rank``: for every test entry, how many items (not training items,
         not the item itself) score at least as high; a CSR matrix of float32 ranks shaped like
         ``test_interactions`` (0 is the top; ties are pessimistic)."""
         with lightfm_errors():
-            return super().predict_rank(test_interactions, train_interactions, item_features,
-                                        user_features, num_threads, check_intersections)
+            return super().predict_rank(
+                test_interactions,
+                train_interactions,
+                item_features,
+                user_features,
+                num_threads,
+                check_intersections,
+            )
 
     def get_user_representations(self, features=None):
         """LightFM's: ``(biases, embeddings)`` of the users given by ``features``."""
