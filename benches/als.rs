@@ -2,13 +2,13 @@
 
 mod common;
 
-use common::power_law;
+use common::{power_law, Clock};
 use criterion::{criterion_group, criterion_main, Criterion};
 use rand::rngs::SmallRng;
 use rand::{Rng, SeedableRng};
 use tacitrec::models::als::{solve, AlsParams, Solver};
 
-fn bench_als(c: &mut Criterion) {
+fn bench_als(c: &mut Criterion<Clock>) {
     let (users, items) = (20_000usize, 5_000usize);
     let x = power_law(users, items, 40, 9);
     let mut g = c.benchmark_group("als_user_half_sweep");
@@ -36,5 +36,9 @@ fn bench_als(c: &mut Criterion) {
     g.finish();
 }
 
-criterion_group!(benches, bench_als);
+criterion_group! {
+    name = benches;
+    config = common::criterion();
+    targets = bench_als
+}
 criterion_main!(benches);

@@ -3,13 +3,13 @@
 
 mod common;
 
-use common::power_law;
+use common::{power_law, Clock};
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};
 use rand::rngs::SmallRng;
 use rand::{Rng, SeedableRng};
 use tacitrec::models::bpr::{epoch, BprParams};
 
-fn bench_bpr(c: &mut Criterion) {
+fn bench_bpr(c: &mut Criterion<Clock>) {
     let (users, items) = (20_000usize, 5_000usize);
     let x = power_law(users, items, 40, 11);
     let mut g = c.benchmark_group("bpr_epoch");
@@ -39,5 +39,9 @@ fn bench_bpr(c: &mut Criterion) {
     g.finish();
 }
 
-criterion_group!(benches, bench_bpr);
+criterion_group! {
+    name = benches;
+    config = common::criterion();
+    targets = bench_bpr
+}
 criterion_main!(benches);

@@ -2,13 +2,13 @@
 
 mod common;
 
-use common::power_law;
+use common::{power_law, Clock};
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};
 use tacitrec::models::knn::{item_knn, KnnParams, KnnScorer, Similarity};
 use tacitrec::sparse::CsrView;
 use tacitrec::topk::{recommend_batch, Candidates};
 
-fn bench_knn(c: &mut Criterion) {
+fn bench_knn(c: &mut Criterion<Clock>) {
     let x = power_law(20_000, 5_000, 40, 5);
     let mut g = c.benchmark_group("knn");
     g.sample_size(10);
@@ -50,5 +50,9 @@ fn bench_knn(c: &mut Criterion) {
     g.finish();
 }
 
-criterion_group!(benches, bench_knn);
+criterion_group! {
+    name = benches;
+    config = common::criterion();
+    targets = bench_knn
+}
 criterion_main!(benches);

@@ -3,14 +3,14 @@
 
 mod common;
 
-use common::power_law;
+use common::{power_law, Clock};
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};
 use rand::rngs::SmallRng;
 use rand::{Rng, SeedableRng};
 use tacitrec::models::lightfm::{epoch, Data, LightFmParams, Loss, Side};
 use tacitrec::sparse::Csr;
 
-fn bench_lightfm(c: &mut Criterion) {
+fn bench_lightfm(c: &mut Criterion<Clock>) {
     let (users, items) = (20_000usize, 5_000usize);
     let x = power_law(users, items, 40, 13);
     let (uf, itf) = (Csr::identity(users), Csr::identity(items));
@@ -62,5 +62,9 @@ fn bench_lightfm(c: &mut Criterion) {
     g.finish();
 }
 
-criterion_group!(benches, bench_lightfm);
+criterion_group! {
+    name = benches;
+    config = common::criterion();
+    targets = bench_lightfm
+}
 criterion_main!(benches);

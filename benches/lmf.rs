@@ -3,14 +3,14 @@
 
 mod common;
 
-use common::power_law;
+use common::{power_law, Clock};
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};
 use rand::rngs::SmallRng;
 use rand::{Rng, SeedableRng};
 use tacitrec::models::lmf::{half_step, LmfParams, MaxNegatives};
 use tacitrec::models::sgd::{column_counts, Alias, Negatives};
 
-fn bench_lmf(c: &mut Criterion) {
+fn bench_lmf(c: &mut Criterion<Clock>) {
     let (users, items) = (20_000usize, 5_000usize);
     let x = power_law(users, items, 40, 12);
     let counts: Vec<f64> = column_counts(&x.indices, items)
@@ -59,5 +59,9 @@ fn bench_lmf(c: &mut Criterion) {
     g.finish();
 }
 
-criterion_group!(benches, bench_lmf);
+criterion_group! {
+    name = benches;
+    config = common::criterion();
+    targets = bench_lmf
+}
 criterion_main!(benches);
