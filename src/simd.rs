@@ -1,66 +1,153 @@
-//! Runtime CPU-feature dispatch for the loops over factor vectors (ALS rows, SGD steps): kernels
-//! are written once, generic over `FMA`, with independent partial sums so that they vectorise, and
-//! [`dispatch!`] instantiates them for AVX2+FMA where the CPU has it (wheels target baseline
-//! x86-64).
+//! Runtime CPU-feature dispatch and the vector helpers every kernel shares, on pulp (faer's SIMD
+//! layer, so no new dependency).
+//!
+//! One way to write a kernel: a struct holding its arguments implements [`WithSimd`], whose
+//! `with_simd<S: Lanes>(self, simd: S)` calls a generic body written with `simd`'s vector
+//! operations; `Arch::new().dispatch(op)` (or a stored [`Arch`]) compiles and runs that body as
+//! AVX-512 (x86-64-v4), AVX2+FMA (x86-64-v3), NEON or scalar code, whichever the CPU has (wheels
+//! target baseline x86-64, so the choice is made at run time). Dispatch once per unit of work
+//! that is long next to a function call (a thread's share, a block, a row), never per element.
+//!
+//! Rules for the bodies:
+//! - everything the body calls down to its loops is `#[inline(always)]`: a function that is not
+//!   inlined into the dispatched one is compiled for baseline x86-64 (no AVX, no FMA);
+//! - loops over vectors get independent accumulators held in named variables (an array of them
+//!   can be kept in memory), so that multiply-adds do not wait on each other;
+//! - a tail shorter than a vector is one more vector, loaded and stored masked
+//!   (`partial_load_f32s`, `partial_store_f32s`): factor rows are short (LightFM's default is 11
+//!   values), and with AVX-512's 16 lanes a scalar tail would be most of the work;
+//! - multiply-adds use the `_e` forms (`mul_add_e_f32s`): fused where the CPU fuses (v3, v4,
+//!   NEON), a multiply and an add in scalar code, where a fused one is a slow library call.
+//!
+//! The auto-vectoriser is not relied on for the loops over factor vectors: inside an AVX-512
+//! function it still prefers 256-bit vectors.
 
-/// `a . b` with sixteen independent partial sums, so that it vectorises (and, with `FMA`, fuses
-/// the multiply-adds; only instantiate `FMA = true` where the CPU has FMA, or it becomes a libm
-/// call).
-#[inline(always)]
-pub(crate) fn dot<const FMA: bool>(a: &[f32], b: &[f32]) -> f32 {
-    let mut acc = [0f32; 16];
-    let (ca, cb) = (a.chunks_exact(16), b.chunks_exact(16));
-    let (ra, rb) = (ca.remainder(), cb.remainder());
-    for (x, y) in ca.zip(cb) {
-        for l in 0..16 {
-            acc[l] = madd::<FMA>(x[l], y[l], acc[l]);
+use std::any::Any;
+
+pub(crate) use pulp::{Arch, Simd as Lanes, WithSimd};
+
+/// The number of `f32` lanes of the vectors `arch` runs kernels with.
+pub(crate) fn f32_lanes(arch: Arch) -> usize {
+    struct LaneCount;
+    impl WithSimd for LaneCount {
+        type Output = usize;
+        #[inline(always)]
+        fn with_simd<S: Lanes>(self, _: S) -> usize {
+            S::F32_LANES
         }
     }
-    let mut s = 0f32;
-    for (x, y) in ra.iter().zip(rb) {
-        s = madd::<FMA>(*x, *y, s);
-    }
-    let mut half = [0f32; 8];
-    for l in 0..8 {
-        half[l] = acc[l] + acc[l + 8];
-    }
-    s + ((half[0] + half[4]) + (half[1] + half[5])) + ((half[2] + half[6]) + (half[3] + half[7]))
+    arch.dispatch(LaneCount)
 }
 
+/// `a . b` in vector lanes, with two accumulators; a tail shorter than a vector is one more
+/// (masked) vector.
 #[inline(always)]
-pub(crate) fn madd<const FMA: bool>(a: f32, b: f32, c: f32) -> f32 {
-    if FMA {
-        a.mul_add(b, c)
-    } else {
-        a * b + c
+pub(crate) fn vdot<S: Lanes>(simd: S, a: &[f32], b: &[f32]) -> f32 {
+    let n = a.len().min(b.len());
+    let (ah, at) = S::as_simd_f32s(&a[..n]);
+    let (bh, bt) = S::as_simd_f32s(&b[..n]);
+    let z = simd.splat_f32s(0.0);
+    let (mut acc0, mut acc1) = (z, z);
+    let (pa, pb) = (ah.chunks_exact(2), bh.chunks_exact(2));
+    let (ra, rb) = (pa.remainder(), pb.remainder());
+    for (x, y) in pa.zip(pb) {
+        acc0 = simd.mul_add_e_f32s(x[0], y[0], acc0);
+        acc1 = simd.mul_add_e_f32s(x[1], y[1], acc1);
     }
+    if let (Some(&x), Some(&y)) = (ra.first(), rb.first()) {
+        acc0 = simd.mul_add_e_f32s(x, y, acc0);
+    }
+    if !at.is_empty() {
+        let (x, y) = (simd.partial_load_f32s(at), simd.partial_load_f32s(bt));
+        acc1 = simd.mul_add_e_f32s(x, y, acc1);
+    }
+    simd.reduce_sum_f32s(simd.add_f32s(acc0, acc1))
 }
 
-/// `y += alpha * x`.
+/// `(x . a, x . b)` in one pass over `x` (two accumulators each; the tail as in [`vdot`]).
 #[inline(always)]
-pub(crate) fn axpy<const FMA: bool>(alpha: f32, x: &[f32], y: &mut [f32]) {
-    for (yi, xi) in y.iter_mut().zip(x) {
-        *yi = madd::<FMA>(alpha, *xi, *yi);
+pub(crate) fn vdot2<S: Lanes>(simd: S, x: &[f32], a: &[f32], b: &[f32]) -> (f32, f32) {
+    let n = x.len().min(a.len()).min(b.len());
+    let (xh, xt) = S::as_simd_f32s(&x[..n]);
+    let (ah, at) = S::as_simd_f32s(&a[..n]);
+    let (bh, bt) = S::as_simd_f32s(&b[..n]);
+    let z = simd.splat_f32s(0.0);
+    let (mut a0, mut a1, mut b0, mut b1) = (z, z, z, z);
+    let mut k = 0;
+    while k + 2 <= xh.len() {
+        a0 = simd.mul_add_e_f32s(xh[k], ah[k], a0);
+        b0 = simd.mul_add_e_f32s(xh[k], bh[k], b0);
+        a1 = simd.mul_add_e_f32s(xh[k + 1], ah[k + 1], a1);
+        b1 = simd.mul_add_e_f32s(xh[k + 1], bh[k + 1], b1);
+        k += 2;
+    }
+    if k < xh.len() {
+        a0 = simd.mul_add_e_f32s(xh[k], ah[k], a0);
+        b0 = simd.mul_add_e_f32s(xh[k], bh[k], b0);
+    }
+    if !xt.is_empty() {
+        let xv = simd.partial_load_f32s(xt);
+        a1 = simd.mul_add_e_f32s(xv, simd.partial_load_f32s(at), a1);
+        b1 = simd.mul_add_e_f32s(xv, simd.partial_load_f32s(bt), b1);
+    }
+    (
+        simd.reduce_sum_f32s(simd.add_f32s(a0, a1)),
+        simd.reduce_sum_f32s(simd.add_f32s(b0, b1)),
+    )
+}
+
+/// `y += alpha * x` in vector lanes (the tail as one masked vector).
+#[inline(always)]
+pub(crate) fn vaxpy<S: Lanes>(simd: S, alpha: f32, x: &[f32], y: &mut [f32]) {
+    let n = x.len().min(y.len());
+    let (yh, yt) = S::as_mut_simd_f32s(&mut y[..n]);
+    let (xh, xt) = S::as_simd_f32s(&x[..n]);
+    let a = simd.splat_f32s(alpha);
+    for (yv, &xv) in yh.iter_mut().zip(xh) {
+        *yv = simd.mul_add_e_f32s(a, xv, *yv);
+    }
+    if !yt.is_empty() {
+        let v = simd.mul_add_e_f32s(a, simd.partial_load_f32s(xt), simd.partial_load_f32s(yt));
+        simd.partial_store_f32s(yt, v);
     }
 }
 
-/// The vector instructions the row kernels are compiled for, chosen once per call at run time
-/// (wheels target baseline x86-64; the per-row loops over factor vectors need AVX2/FMA).
-#[derive(Clone, Copy, PartialEq, Eq)]
-pub(crate) enum Simd {
-    Baseline,
+/// `1 / sqrt(a)` to about single precision (relative error ~1e-7): the CPU's reciprocal square
+/// root estimate (AVX-512: 14 bits, AVX: 12 bits) refined by one Newton step, several times
+/// faster than a square root and a division, which it replaces in adagrad's update. Where no
+/// estimate is available here (scalar code, NEON), the exact `1 / sqrt(a)`.
+#[inline(always)]
+pub(crate) fn rsqrt<S: Lanes>(simd: S, a: S::f32s) -> S::f32s {
+    let Some(y) = rsqrt_estimate(simd, a) else {
+        return simd.div_f32s(simd.splat_f32s(1.0), simd.sqrt_f32s(a));
+    };
+    // y (1.5 - 0.5 a y^2)
+    let half_a = simd.mul_f32s(simd.splat_f32s(0.5), a);
+    let t = simd.negate_mul_add_e_f32s(half_a, simd.mul_f32s(y, y), simd.splat_f32s(1.5));
+    simd.mul_f32s(y, t)
+}
+
+/// The CPU's reciprocal square root estimate of `a`, when `S` is an instruction set that has one.
+/// `S` is matched by type (the checks fold away once `S` is known), so the estimate comes from
+/// pulp's safe intrinsic wrappers of that instruction set.
+#[inline(always)]
+fn rsqrt_estimate<S: Lanes>(simd: S, a: S::f32s) -> Option<S::f32s> {
     #[cfg(target_arch = "x86_64")]
-    Avx2Fma,
-}
-
-impl Simd {
-    pub(crate) fn detect() -> Self {
-        #[cfg(target_arch = "x86_64")]
-        if is_x86_feature_detected!("avx2") && is_x86_feature_detected!("fma") {
-            return Simd::Avx2Fma;
+    {
+        use pulp::x86::{V3, V4};
+        use pulp::{cast, f32x16, f32x8};
+        let (simd, a): (&dyn Any, &dyn Any) = (&simd, &a);
+        if let (Some(v4), Some(&x)) = (simd.downcast_ref::<V4>(), a.downcast_ref::<f32x16>()) {
+            let y: f32x16 = cast(v4.avx512f._mm512_rsqrt14_ps(cast(x)));
+            return (&y as &dyn Any).downcast_ref::<S::f32s>().copied();
         }
-        Simd::Baseline
+        if let (Some(v3), Some(&x)) = (simd.downcast_ref::<V3>(), a.downcast_ref::<f32x8>()) {
+            let y: f32x8 = cast(v3.avx._mm256_rsqrt_ps(cast(x)));
+            return (&y as &dyn Any).downcast_ref::<S::f32s>().copied();
+        }
     }
+    let _ = (simd, a);
+    None
 }
 
 /// A hint to load the cache line holding `p` (no-op where unsupported).
@@ -75,74 +162,93 @@ pub(crate) fn prefetch<T>(p: *const T) {
     let _ = p;
 }
 
-/// Instantiates a row kernel (a generic `fn name<const FMA: bool>(args)`) for each [`Simd`] level
-/// and dispatches to it. The kernel must be `#[inline(always)]`: a kernel that is not inlined
-/// into the `target_feature` wrapper is compiled for baseline x86-64, where `FMA = true` turns
-/// every multiply-add into a libm call.
-macro_rules! dispatch {
-    ($simd:expr, $kernel:ident, $avx2:ident, ($($arg:ident: $ty:ty),*) -> $ret:ty) => {{
+#[cfg(test)]
+pub(crate) mod tests {
+    use super::*;
+
+    /// Every instruction set this CPU has.
+    pub(crate) fn archs() -> Vec<Arch> {
+        let mut archs = vec![Arch::Scalar];
         #[cfg(target_arch = "x86_64")]
-        #[target_feature(enable = "avx2,fma")]
-        #[allow(clippy::too_many_arguments)] // as many as the kernel it forwards to
-        unsafe fn $avx2($($arg: $ty),*) -> $ret {
-            $kernel::<true>($($arg),*)
-        }
-        move |$($arg: $ty),*| -> $ret {
-            match $simd {
-                // SAFETY: the Avx2Fma level is only chosen when the CPU reports AVX2 and FMA.
-                #[cfg(target_arch = "x86_64")]
-                $crate::simd::Simd::Avx2Fma => unsafe { $avx2($($arg),*) },
-                // aarch64 always has fused multiply-add
-                $crate::simd::Simd::Baseline => $kernel::<{ cfg!(target_arch = "aarch64") }>($($arg),*),
+        {
+            if let Some(v3) = pulp::x86::V3::try_new() {
+                archs.push(Arch::V3(v3));
+            }
+            if let Some(v4) = pulp::x86::V4::try_new() {
+                archs.push(Arch::V4(v4));
             }
         }
-    }};
-}
-pub(crate) use dispatch;
-
-// ---- explicit vector kernels -------------------------------------------------------------------
-// Kernels that the compiler does not vectorise well on its own (ALS: dot products feeding rank-1
-// updates, several rows at a time; small Cholesky factorisations side by side, `linalg`) are
-// written against pulp's `Simd` trait (faer's SIMD layer, so no new dependency): one generic body,
-// run by `pulp::Arch::new().dispatch` as AVX-512 (x86-64-v4), AVX2+FMA (v3), NEON or scalar code,
-// whichever the CPU has.
-
-pub(crate) use pulp::{Arch, Simd as Lanes, WithSimd};
-
-/// `a . b` in vector lanes, with two accumulators (the scalar tail is added last).
-#[inline(always)]
-pub(crate) fn vdot<S: Lanes>(simd: S, a: &[f32], b: &[f32]) -> f32 {
-    let n = a.len().min(b.len());
-    let (ah, at) = S::as_simd_f32s(&a[..n]);
-    let (bh, bt) = S::as_simd_f32s(&b[..n]);
-    let mut acc = [simd.splat_f32s(0.0); 2];
-    let (pa, pb) = (ah.chunks_exact(2), bh.chunks_exact(2));
-    let (ra, rb) = (pa.remainder(), pb.remainder());
-    for (x, y) in pa.zip(pb) {
-        acc[0] = simd.mul_add_f32s(x[0], y[0], acc[0]);
-        acc[1] = simd.mul_add_f32s(x[1], y[1], acc[1]);
+        archs
     }
-    if let (Some(&x), Some(&y)) = (ra.first(), rb.first()) {
-        acc[0] = simd.mul_add_f32s(x, y, acc[0]);
-    }
-    let mut s = simd.reduce_sum_f32s(simd.add_f32s(acc[0], acc[1]));
-    for (x, y) in at.iter().zip(bt) {
-        s += x * y;
-    }
-    s
-}
 
-/// `y += alpha * x` in vector lanes.
-#[inline(always)]
-pub(crate) fn vaxpy<S: Lanes>(simd: S, alpha: f32, x: &[f32], y: &mut [f32]) {
-    let n = x.len().min(y.len());
-    let (yh, yt) = S::as_mut_simd_f32s(&mut y[..n]);
-    let (xh, xt) = S::as_simd_f32s(&x[..n]);
-    let a = simd.splat_f32s(alpha);
-    for (yv, &xv) in yh.iter_mut().zip(xh) {
-        *yv = simd.mul_add_f32s(a, xv, *yv);
+    struct Rsqrt<'a>(&'a mut [f32]);
+
+    impl WithSimd for Rsqrt<'_> {
+        type Output = bool;
+        #[inline(always)]
+        fn with_simd<S: Lanes>(self, simd: S) -> bool {
+            let (head, tail) = S::as_mut_simd_f32s(self.0);
+            for v in head.iter_mut() {
+                *v = rsqrt(simd, *v);
+            }
+            let v = rsqrt(simd, simd.partial_load_f32s(tail));
+            simd.partial_store_f32s(tail, v);
+            rsqrt_estimate(simd, simd.splat_f32s(1.0)).is_some()
+        }
     }
-    for (yv, xv) in yt.iter_mut().zip(xt) {
-        *yv += alpha * xv;
+
+    #[test]
+    fn rsqrt_is_accurate_to_single_precision_on_every_instruction_set() {
+        let xs: Vec<f32> = (0..4096)
+            .map(|k| 1.0 + k as f32 * 0.37 + (k % 7) as f32 * 1e3)
+            .chain([1e-6, 1.0, 4.0, 1e6, 3.3e9])
+            .collect();
+        for arch in archs() {
+            let mut got = xs.clone();
+            let estimated = arch.dispatch(Rsqrt(&mut got));
+            #[cfg(target_arch = "x86_64")]
+            assert_eq!(estimated, !matches!(arch, Arch::Scalar));
+            for (&x, &y) in xs.iter().zip(&got) {
+                let want = 1.0 / (x as f64).sqrt();
+                let err = ((y as f64 - want) / want).abs();
+                assert!(err < 3e-7, "{arch:?} 1/sqrt({x}) = {y}, want {want}: {err}");
+            }
+        }
+    }
+
+    #[test]
+    fn dots_and_axpy_match_plain_loops() {
+        for arch in archs() {
+            for n in [0usize, 1, 7, 16, 33, 65, 130] {
+                let a: Vec<f32> = (0..n).map(|k| (k as f32 * 0.7).sin()).collect();
+                let b: Vec<f32> = (0..n).map(|k| (k as f32 * 1.3).cos()).collect();
+                let c: Vec<f32> = (0..n).map(|k| 0.5 - (k % 5) as f32 * 0.25).collect();
+                let plain = |p: &[f32], q: &[f32]| -> f64 {
+                    p.iter().zip(q).map(|(x, y)| *x as f64 * *y as f64).sum()
+                };
+                struct Run<'a>(&'a [f32], &'a [f32], &'a [f32], &'a mut Vec<f32>);
+                impl WithSimd for Run<'_> {
+                    type Output = (f32, (f32, f32));
+                    #[inline(always)]
+                    fn with_simd<S: Lanes>(self, simd: S) -> Self::Output {
+                        vaxpy(simd, 2.0, self.0, self.3);
+                        (
+                            vdot(simd, self.0, self.1),
+                            vdot2(simd, self.0, self.1, self.2),
+                        )
+                    }
+                }
+                let mut y = c.clone();
+                let (d, (d1, d2)) = arch.dispatch(Run(&a, &b, &c, &mut y));
+                let close =
+                    |got: f32, want: f64| (got as f64 - want).abs() < 1e-5 * (1.0 + n as f64);
+                assert!(close(d, plain(&a, &b)), "{arch:?} n={n}");
+                assert!(close(d1, plain(&a, &b)), "{arch:?} n={n}");
+                assert!(close(d2, plain(&a, &c)), "{arch:?} n={n}");
+                for k in 0..n {
+                    assert!((y[k] - (c[k] + 2.0 * a[k])).abs() < 1e-6, "{arch:?} n={n}");
+                }
+            }
+        }
     }
 }

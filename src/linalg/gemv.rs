@@ -30,22 +30,22 @@ pub(crate) fn dots<S: Lanes>(simd: S, g: &[f32], v: &[f32], d: &mut Vec<f32>) {
         let mut j = 0;
         while j + 2 <= nv {
             let (x, y) = (vh[j], vh[j + 1]);
-            a0 = simd.mul_add_f32s(h0[j], x, a0);
-            a1 = simd.mul_add_f32s(h1[j], x, a1);
-            a2 = simd.mul_add_f32s(h2[j], x, a2);
-            a3 = simd.mul_add_f32s(h3[j], x, a3);
-            b0 = simd.mul_add_f32s(h0[j + 1], y, b0);
-            b1 = simd.mul_add_f32s(h1[j + 1], y, b1);
-            b2 = simd.mul_add_f32s(h2[j + 1], y, b2);
-            b3 = simd.mul_add_f32s(h3[j + 1], y, b3);
+            a0 = simd.mul_add_e_f32s(h0[j], x, a0);
+            a1 = simd.mul_add_e_f32s(h1[j], x, a1);
+            a2 = simd.mul_add_e_f32s(h2[j], x, a2);
+            a3 = simd.mul_add_e_f32s(h3[j], x, a3);
+            b0 = simd.mul_add_e_f32s(h0[j + 1], y, b0);
+            b1 = simd.mul_add_e_f32s(h1[j + 1], y, b1);
+            b2 = simd.mul_add_e_f32s(h2[j + 1], y, b2);
+            b3 = simd.mul_add_e_f32s(h3[j + 1], y, b3);
             j += 2;
         }
         if j < nv {
             let x = vh[j];
-            a0 = simd.mul_add_f32s(h0[j], x, a0);
-            a1 = simd.mul_add_f32s(h1[j], x, a1);
-            a2 = simd.mul_add_f32s(h2[j], x, a2);
-            a3 = simd.mul_add_f32s(h3[j], x, a3);
+            a0 = simd.mul_add_e_f32s(h0[j], x, a0);
+            a1 = simd.mul_add_e_f32s(h1[j], x, a1);
+            a2 = simd.mul_add_e_f32s(h2[j], x, a2);
+            a3 = simd.mul_add_e_f32s(h3[j], x, a3);
         }
         let tail = nv * S::F32_LANES;
         let sum = |r: &[f32], a, b| {
@@ -113,8 +113,8 @@ fn weighted_tile<S: Lanes, const T: usize>(
         let r1 = &S::as_simd_f32s(&pair[f..]).0[j..j + T];
         let (w0, w1) = (simd.splat_f32s(wk[0]), simd.splat_f32s(wk[1]));
         for t in 0..T {
-            acc[0][t] = simd.mul_add_f32s(w0, r0[t], acc[0][t]);
-            acc[1][t] = simd.mul_add_f32s(w1, r1[t], acc[1][t]);
+            acc[0][t] = simd.mul_add_e_f32s(w0, r0[t], acc[0][t]);
+            acc[1][t] = simd.mul_add_e_f32s(w1, r1[t], acc[1][t]);
         }
     }
     let n = w.len().min(g.len() / f);
@@ -122,7 +122,7 @@ fn weighted_tile<S: Lanes, const T: usize>(
         let rh = &S::as_simd_f32s(&g[(n - 1) * f..n * f]).0[j..j + T];
         let wv = simd.splat_f32s(w[n - 1]);
         for t in 0..T {
-            acc[0][t] = simd.mul_add_f32s(wv, rh[t], acc[0][t]);
+            acc[0][t] = simd.mul_add_e_f32s(wv, rh[t], acc[0][t]);
         }
     }
     for t in 0..T {

@@ -51,7 +51,7 @@ pub(crate) fn cholesky_solve_lanes<S: Lanes>(
         for (k, col_k) in (j + 1..f).zip(rest.chunks_exact_mut(f)) {
             let lkj = col_j[k];
             for (x, &lij) in col_k[k..].iter_mut().zip(&col_j[k..]) {
-                *x = simd.negate_mul_add_f32s(lij, lkj, *x);
+                *x = simd.negate_mul_add_e_f32s(lij, lkj, *x);
             }
         }
     }
@@ -63,14 +63,14 @@ pub(crate) fn cholesky_solve_lanes<S: Lanes>(
         let zj = simd.div_f32s(rv[j], col_j[j]);
         rv[j] = zj;
         for (r, &lij) in rv[j + 1..].iter_mut().zip(&col_j[j + 1..]) {
-            *r = simd.negate_mul_add_f32s(lij, zj, *r);
+            *r = simd.negate_mul_add_e_f32s(lij, zj, *r);
         }
     }
     for i in (0..f).rev() {
         let col_i = &av[i * f..(i + 1) * f];
         let mut acc = rv[i];
         for (&lji, &xj) in col_i[i + 1..].iter().zip(&rv[i + 1..]) {
-            acc = simd.negate_mul_add_f32s(lji, xj, acc);
+            acc = simd.negate_mul_add_e_f32s(lji, xj, acc);
         }
         rv[i] = simd.div_f32s(acc, col_i[i]);
     }
@@ -98,14 +98,7 @@ mod tests {
     }
 
     fn lanes() -> usize {
-        struct L;
-        impl WithSimd for L {
-            type Output = usize;
-            fn with_simd<S: Lanes>(self, _: S) -> usize {
-                S::F32_LANES
-            }
-        }
-        Arch::new().dispatch(L)
+        crate::simd::f32_lanes(Arch::new())
     }
 
     /// `M M^T + f I` for a pseudo-random `M`, row-major, in f64.

@@ -21,7 +21,7 @@
 use super::sgd::{column_counts, popularity, stream, Alias, Negatives, SharedRows};
 use crate::error::{Error, Result};
 use crate::parallel::{self, Stop};
-use crate::simd::{dispatch, dot, madd, prefetch, Simd};
+use crate::simd::{prefetch, vdot2, Arch, Lanes, WithSimd};
 use crate::sparse::CsrView;
 use rand::rngs::SmallRng;
 use rand::seq::SliceRandom;
@@ -103,7 +103,8 @@ impl EpochStats {
 
 /// One SGD step on a triple; returns whether the positive already ranked above the negative.
 #[inline(always)]
-fn step<const FMA: bool>(
+fn step<S: Lanes>(
+    simd: S,
     x: &mut [f32],
     yi: &mut [f32],
     yj: &mut [f32],
@@ -113,20 +114,41 @@ fn step<const FMA: bool>(
 ) -> bool {
     let d = x.len();
     let (yi, yj) = (&mut yi[..d], &mut yj[..d]);
-    let score = dot::<FMA>(x, yi) - dot::<FMA>(x, yj);
-    let z = 1.0 / (1.0 + score.exp());
+    let (si, sj) = vdot2(simd, x, yi, yj);
+    let z = 1.0 / (1.0 + (si - sj).exp());
     let g = w * z;
     let f = d - 1;
-    for ((xk, a), b) in x[..f]
-        .iter_mut()
-        .zip(yi[..f].iter_mut())
-        .zip(yj[..f].iter_mut())
-    {
-        let t = *xk;
-        let (ak, bk) = (*a, *b);
-        *xk = madd::<FMA>(lr, g * (ak - bk) - reg * t, t);
-        *a = madd::<FMA>(lr, g * t - reg * ak, ak);
-        *b = madd::<FMA>(lr, -g * t - reg * bk, bk);
+    let (xh, xt) = S::as_mut_simd_f32s(&mut x[..f]);
+    let (ah, at) = S::as_mut_simd_f32s(&mut yi[..f]);
+    let (bh, bt) = S::as_mut_simd_f32s(&mut yj[..f]);
+    let (vlr, vreg) = (simd.splat_f32s(lr), simd.splat_f32s(reg));
+    let (vg, vng) = (simd.splat_f32s(g), simd.splat_f32s(-g));
+    // x += lr (g (a - b) - reg x), a += lr (g x - reg a), b += lr (-g x - reg b)
+    let update = |t, a, b| {
+        let dx = simd.sub_f32s(
+            simd.mul_f32s(vg, simd.sub_f32s(a, b)),
+            simd.mul_f32s(vreg, t),
+        );
+        let da = simd.sub_f32s(simd.mul_f32s(vg, t), simd.mul_f32s(vreg, a));
+        let db = simd.sub_f32s(simd.mul_f32s(vng, t), simd.mul_f32s(vreg, b));
+        (
+            simd.mul_add_e_f32s(vlr, dx, t),
+            simd.mul_add_e_f32s(vlr, da, a),
+            simd.mul_add_e_f32s(vlr, db, b),
+        )
+    };
+    for ((xk, a), b) in xh.iter_mut().zip(ah.iter_mut()).zip(bh.iter_mut()) {
+        (*xk, *a, *b) = update(*xk, *a, *b);
+    }
+    if !xt.is_empty() {
+        let (x, a, b) = update(
+            simd.partial_load_f32s(xt),
+            simd.partial_load_f32s(at),
+            simd.partial_load_f32s(bt),
+        );
+        simd.partial_store_f32s(xt, x);
+        simd.partial_store_f32s(at, a);
+        simd.partial_store_f32s(bt, b);
     }
     yi[f] += lr * (g - reg * yi[f]);
     yj[f] += lr * (-g - reg * yj[f]);
@@ -180,7 +202,8 @@ const CHECK_EVERY: usize = 4096;
 /// those `neg` can draw, sorted.
 #[inline(always)]
 #[allow(clippy::too_many_arguments)]
-fn sample<const FMA: bool>(
+fn sample<S: Lanes>(
+    simd: S,
     e: &Epoch<'_>,
     rng: &mut SmallRng,
     neg: &Negatives<'_>,
@@ -198,16 +221,23 @@ fn sample<const FMA: bool>(
     };
     // SAFETY: three distinct rows (j != i, and x is another matrix); concurrent updates by other
     // threads are the hogwild algorithm, or excluded by the reproducible schedule.
-    let (xu, yi, yj) = unsafe { (e.x.row(u), e.y.row(i as usize), e.y.row(j as usize)) };
+    let (xu, yi, yj) = unsafe {
+        (
+            e.x.row_mut(u),
+            e.y.row_mut(i as usize),
+            e.y.row_mut(j as usize),
+        )
+    };
     let w = if e.p.use_weights { w } else { 1.0 };
-    if step::<FMA>(xu, yi, yj, e.p.learning_rate, e.p.regularization, w) {
+    if step(simd, xu, yi, yj, e.p.learning_rate, e.p.regularization, w) {
         stats.correct += 1;
     }
 }
 
 /// A hogwild thread's share: `n` samples of uniformly drawn stored interactions.
-#[inline(always)] // so that dispatch! compiles it with the CPU features
-fn hogwild_share<const FMA: bool>(
+#[inline(always)]
+fn hogwild_share<S: Lanes>(
+    simd: S,
     e: &Epoch<'_>,
     row_of: &[u32],
     table: &Alias,
@@ -265,7 +295,8 @@ fn hogwild_share<const FMA: bool>(
         let k = ks[t % RING];
         let u = row_of[k] as usize;
         let w = if e.p.use_weights { data[k] } else { 1.0 };
-        sample::<FMA>(
+        sample(
+            simd,
             e,
             rng,
             &neg,
@@ -278,6 +309,23 @@ fn hogwild_share<const FMA: bool>(
         );
     }
     stats
+}
+
+/// [`hogwild_share`], run by [`Arch::dispatch`] with the CPU's vector instructions.
+struct HogwildShare<'a, 'e> {
+    e: &'a Epoch<'e>,
+    row_of: &'a [u32],
+    table: &'a Alias,
+    rng: &'a mut SmallRng,
+    n: u64,
+}
+
+impl WithSimd for HogwildShare<'_, '_> {
+    type Output = EpochStats;
+    #[inline(always)]
+    fn with_simd<S: Lanes>(self, simd: S) -> EpochStats {
+        hogwild_share(simd, self.e, self.row_of, self.table, self.rng, self.n)
+    }
 }
 
 /// The interactions of the reproducible schedule grouped by block (block = p * s + q), and the
@@ -348,8 +396,9 @@ fn blocks(m: &CsrView<'_>, seed: u64) -> Blocks {
 }
 
 /// One block of the reproducible schedule: as many samples as it holds interactions.
-#[inline(always)] // so that dispatch! compiles it with the CPU features
-fn block<const FMA: bool>(
+#[inline(always)]
+fn block<S: Lanes>(
+    simd: S,
     e: &Epoch<'_>,
     bl: &Blocks,
     p: usize,
@@ -394,7 +443,8 @@ fn block<const FMA: bool>(
         while hi < users.len() && users[hi] == u {
             hi += 1;
         }
-        sample::<FMA>(
+        sample(
+            simd,
             e,
             rng,
             &neg,
@@ -407,6 +457,23 @@ fn block<const FMA: bool>(
         );
     }
     stats
+}
+
+/// [`block`], run by [`Arch::dispatch`] with the CPU's vector instructions.
+struct Block<'a, 'e> {
+    e: &'a Epoch<'e>,
+    bl: &'a Blocks,
+    p: usize,
+    q: usize,
+    rng: &'a mut SmallRng,
+}
+
+impl WithSimd for Block<'_, '_> {
+    type Output = EpochStats;
+    #[inline(always)]
+    fn with_simd<S: Lanes>(self, simd: S) -> EpochStats {
+        block(simd, self.e, self.bl, self.p, self.q, self.rng)
+    }
 }
 
 fn check_shapes(m: &CsrView<'_>, x: &[f32], y: &[f32], d: usize) -> Result<()> {
@@ -459,18 +526,22 @@ pub fn epoch(
         p: *params,
         stop: parallel::stop_flag(),
     };
-    let simd = Simd::detect();
+    let arch = Arch::new();
     if params.deterministic {
         let bl = blocks(user_items, seed);
-        let run = dispatch!(simd, block, block_avx2,
-            (e: &Epoch<'_>, bl: &Blocks, p: usize, q: usize, rng: &mut SmallRng) -> EpochStats);
         let stats = parallel::install(num_threads, || {
             (0..bl.s).fold(EpochStats::default(), |acc, round| {
                 let r = (0..bl.s)
                     .into_par_iter()
                     .map(|p| {
                         let q = (p + round) % bl.s;
-                        run(&e, &bl, p, q, &mut stream(seed, p as u64, q as u64))
+                        arch.dispatch(Block {
+                            e: &e,
+                            bl: &bl,
+                            p,
+                            q,
+                            rng: &mut stream(seed, p as u64, q as u64),
+                        })
                     })
                     .reduce(EpochStats::default, EpochStats::add);
                 acc.add(r)
@@ -490,9 +561,6 @@ pub fn epoch(
     ) else {
         return Ok(EpochStats::default());
     };
-    let run = dispatch!(simd, hogwild_share, hogwild_share_avx2,
-        (e: &Epoch<'_>, row_of: &[u32], table: &Alias, rng: &mut SmallRng, n: u64)
-        -> EpochStats);
     let stats = parallel::install(num_threads, || {
         let t = rayon::current_num_threads() as u64;
         let total = user_items.nnz() as u64;
@@ -500,7 +568,13 @@ pub fn epoch(
             .into_par_iter()
             .map(|k| {
                 let n = total / t + u64::from(k < total % t);
-                run(&e, &row_of, &table, &mut stream(seed, k, u64::MAX), n)
+                arch.dispatch(HogwildShare {
+                    e: &e,
+                    row_of: &row_of,
+                    table: &table,
+                    rng: &mut stream(seed, k, u64::MAX),
+                    n,
+                })
             })
             .reduce(EpochStats::default, EpochStats::add)
     })?;
@@ -510,20 +584,44 @@ pub fn epoch(
 
 /// A user's update with the item factors fixed (the fold-in of [`fold_in`]).
 #[inline(always)]
-fn user_step<const FMA: bool>(x: &mut [f32], yi: &[f32], yj: &[f32], lr: f32, reg: f32) {
+fn user_step<S: Lanes>(simd: S, x: &mut [f32], yi: &[f32], yj: &[f32], lr: f32, reg: f32) {
     let d = x.len();
     let (yi, yj) = (&yi[..d], &yj[..d]);
-    let score = dot::<FMA>(x, yi) - dot::<FMA>(x, yj);
-    let z = 1.0 / (1.0 + score.exp());
+    let (si, sj) = vdot2(simd, x, yi, yj);
+    let z = 1.0 / (1.0 + (si - sj).exp());
     let f = d - 1;
-    for ((xk, a), b) in x[..f].iter_mut().zip(&yi[..f]).zip(&yj[..f]) {
-        let t = *xk;
-        *xk = madd::<FMA>(lr, z * (a - b) - reg * t, t);
+    let (xh, xt) = S::as_mut_simd_f32s(&mut x[..f]);
+    let (ah, at) = S::as_simd_f32s(&yi[..f]);
+    let (bh, bt) = S::as_simd_f32s(&yj[..f]);
+    let (vlr, vreg, vz) = (
+        simd.splat_f32s(lr),
+        simd.splat_f32s(reg),
+        simd.splat_f32s(z),
+    );
+    let update = |t, a, b| {
+        let dx = simd.sub_f32s(
+            simd.mul_f32s(vz, simd.sub_f32s(a, b)),
+            simd.mul_f32s(vreg, t),
+        );
+        simd.mul_add_e_f32s(vlr, dx, t)
+    };
+    for ((xk, &a), &b) in xh.iter_mut().zip(ah).zip(bh) {
+        *xk = update(*xk, a, b);
+    }
+    if !xt.is_empty() {
+        let x = update(
+            simd.partial_load_f32s(xt),
+            simd.partial_load_f32s(at),
+            simd.partial_load_f32s(bt),
+        );
+        simd.partial_store_f32s(xt, x);
     }
 }
 
-#[inline(always)] // so that dispatch! compiles it with the CPU features
-fn fold_in_row<const FMA: bool>(
+#[inline(always)]
+#[allow(clippy::too_many_arguments)]
+fn fold_in_row<S: Lanes>(
+    simd: S,
     items: &[i32],
     y: &[f32],
     x: &mut [f32],
@@ -543,7 +641,8 @@ fn fold_in_row<const FMA: bool>(
         let i = items[rng.random_range(0..items.len())] as u32;
         if let Some(j) = negative(rng, neg, items, i, p, &mut stats, None) {
             let (i, j) = (i as usize, j as usize);
-            user_step::<FMA>(
+            user_step(
+                simd,
                 x,
                 &y[i * d..(i + 1) * d],
                 &y[j * d..(j + 1) * d],
@@ -551,6 +650,34 @@ fn fold_in_row<const FMA: bool>(
                 p.regularization,
             );
         }
+    }
+}
+
+/// [`fold_in_row`], run by [`Arch::dispatch`] with the CPU's vector instructions.
+struct FoldInRow<'a> {
+    items: &'a [i32],
+    y: &'a [f32],
+    x: &'a mut [f32],
+    neg: &'a Negatives<'a>,
+    p: &'a BprParams,
+    epochs: usize,
+    rng: &'a mut SmallRng,
+}
+
+impl WithSimd for FoldInRow<'_> {
+    type Output = ();
+    #[inline(always)]
+    fn with_simd<S: Lanes>(self, simd: S) {
+        fold_in_row(
+            simd,
+            self.items,
+            self.y,
+            self.x,
+            self.neg,
+            self.p,
+            self.epochs,
+            self.rng,
+        )
     }
 }
 
@@ -579,9 +706,7 @@ pub fn fold_in(
             ids.len().to_string(),
         ));
     }
-    let run = dispatch!(Simd::detect(), fold_in_row, fold_in_row_avx2,
-        (items: &[i32], y: &[f32], x: &mut [f32], neg: &Negatives<'_>, p: &BprParams,
-         epochs: usize, rng: &mut SmallRng) -> ());
+    let arch = Arch::new();
     let stop = parallel::stop_flag();
     parallel::install(num_threads, || {
         x.par_chunks_mut(d).enumerate().for_each(|(r, xr)| {
@@ -589,15 +714,15 @@ pub fn fold_in(
                 return;
             }
             let (items, _) = user_items.row(r);
-            run(
+            arch.dispatch(FoldInRow {
                 items,
                 y,
-                xr,
+                x: xr,
                 neg,
-                params,
+                p: params,
                 epochs,
-                &mut stream(seed, ids[r], 1),
-            );
+                rng: &mut stream(seed, ids[r], 1),
+            });
         })
     })?;
     stop.check()?;

@@ -16,7 +16,7 @@
 use super::sgd::{sigmoid, stream, Negatives};
 use crate::error::{Error, Result};
 use crate::parallel;
-use crate::simd::{axpy, dispatch, dot, Simd};
+use crate::simd::{vaxpy, vdot, Arch, Lanes, WithSimd};
 use crate::sparse::CsrView;
 use rand::rngs::SmallRng;
 use rayon::prelude::*;
@@ -80,9 +80,11 @@ impl Default for LmfParams {
     }
 }
 
-#[inline(always)] // so that dispatch! compiles it with the CPU features
+/// One row's gradient (positives, then `n_neg` sampled negatives) and adagrad step.
+#[inline(always)]
 #[allow(clippy::too_many_arguments)]
-fn row_step<const FMA: bool>(
+fn row_step<S: Lanes>(
+    simd: S,
     items: &[i32],
     vals: &[f32],
     x: &mut [f32],
@@ -98,8 +100,8 @@ fn row_step<const FMA: bool>(
     grad.fill(0.0);
     for (&i, &c) in items.iter().zip(vals) {
         let yi = &y[i as usize * d..(i as usize + 1) * d];
-        let z = c * (1.0 - sigmoid(dot::<FMA>(x, yi)));
-        axpy::<FMA>(z, yi, grad);
+        let z = c * (1.0 - sigmoid(vdot(simd, x, yi)));
+        vaxpy(simd, z, yi, grad);
     }
     let mut n_neg = p.neg_prop.saturating_mul(items.len());
     if let Some(cap) = p.max_negatives.cap(d) {
@@ -108,15 +110,78 @@ fn row_step<const FMA: bool>(
     for _ in 0..n_neg {
         let j = neg.draw(rng) as usize;
         let yj = &y[j * d..(j + 1) * d];
-        let z = sigmoid(dot::<FMA>(x, yj));
-        axpy::<FMA>(-z, yj, grad);
+        let z = sigmoid(vdot(simd, x, yj));
+        vaxpy(simd, -z, yj, grad);
     }
-    for (k, ((xk, gk), sk)) in x.iter_mut().zip(grad.iter()).zip(g2.iter_mut()).enumerate() {
-        if k != fixed {
-            let g = gk - p.regularization * *xk;
-            *sk += g * g;
-            *xk += p.learning_rate / (1e-6 + *sk).sqrt() * g;
-        }
+    // every column, then the constant one put back as it was
+    let kept = (x[fixed], g2[fixed]);
+    adagrad(simd, x, g2, grad, p.learning_rate, p.regularization);
+    (x[fixed], g2[fixed]) = kept;
+}
+
+/// `g = grad - reg x`, `G += g^2`, `x += lr g / sqrt(1e-6 + G)` elementwise.
+#[inline(always)]
+fn adagrad<S: Lanes>(simd: S, x: &mut [f32], g2: &mut [f32], grad: &[f32], lr: f32, reg: f32) {
+    let n = x.len().min(g2.len()).min(grad.len());
+    let (xh, xt) = S::as_mut_simd_f32s(&mut x[..n]);
+    let (sh, st) = S::as_mut_simd_f32s(&mut g2[..n]);
+    let (gh, gt) = S::as_simd_f32s(&grad[..n]);
+    let (vlr, vreg, veps) = (
+        simd.splat_f32s(lr),
+        simd.splat_f32s(reg),
+        simd.splat_f32s(1e-6),
+    );
+    let step = |x, s, grad| {
+        let g = simd.sub_f32s(grad, simd.mul_f32s(vreg, x));
+        let s = simd.mul_add_e_f32s(g, g, s);
+        let rate = simd.div_f32s(vlr, simd.sqrt_f32s(simd.add_f32s(veps, s)));
+        (simd.mul_add_e_f32s(rate, g, x), s)
+    };
+    for ((xk, sk), &gk) in xh.iter_mut().zip(sh.iter_mut()).zip(gh) {
+        (*xk, *sk) = step(*xk, *sk, gk);
+    }
+    if !xt.is_empty() {
+        let (x, s) = step(
+            simd.partial_load_f32s(xt),
+            simd.partial_load_f32s(st),
+            simd.partial_load_f32s(gt),
+        );
+        simd.partial_store_f32s(xt, x);
+        simd.partial_store_f32s(st, s);
+    }
+}
+
+/// [`row_step`], run by [`Arch::dispatch`] with the CPU's vector instructions.
+struct RowStep<'a> {
+    items: &'a [i32],
+    vals: &'a [f32],
+    x: &'a mut [f32],
+    g2: &'a mut [f32],
+    y: &'a [f32],
+    fixed: usize,
+    neg: &'a Negatives<'a>,
+    p: &'a LmfParams,
+    rng: &'a mut SmallRng,
+    grad: &'a mut [f32],
+}
+
+impl WithSimd for RowStep<'_> {
+    type Output = ();
+    #[inline(always)]
+    fn with_simd<S: Lanes>(self, simd: S) {
+        let RowStep {
+            items,
+            vals,
+            x,
+            g2,
+            y,
+            fixed,
+            neg,
+            p,
+            rng,
+            grad,
+        } = self;
+        row_step(simd, items, vals, x, g2, y, fixed, neg, p, rng, grad)
     }
 }
 
@@ -161,9 +226,7 @@ pub fn half_step(
     if ids.is_some_and(|ids| ids.len() != m.n_rows()) {
         return Err(Error::invalid("ids", "need one id per row"));
     }
-    let run = dispatch!(Simd::detect(), row_step, row_step_avx2,
-        (items: &[i32], vals: &[f32], x: &mut [f32], g2: &mut [f32], y: &[f32], fixed: usize,
-         neg: &Negatives<'_>, p: &LmfParams, rng: &mut SmallRng, grad: &mut [f32]) -> ());
+    let arch = Arch::new();
     let stop = parallel::stop_flag();
     parallel::install(num_threads, || {
         x.par_chunks_mut(d)
@@ -178,7 +241,18 @@ pub fn half_step(
                     }
                     let id = ids.map_or(r as u64, |ids| ids[r]);
                     let mut rng = stream(seed, id, 2);
-                    run(items, vals, xr, gr, y, fixed, neg, params, &mut rng, grad);
+                    arch.dispatch(RowStep {
+                        items,
+                        vals,
+                        x: xr,
+                        g2: gr,
+                        y,
+                        fixed,
+                        neg,
+                        p: params,
+                        rng: &mut rng,
+                        grad,
+                    });
                 },
             )
     })?;

@@ -1,4 +1,4 @@
-//! What the SGD models (BPR, LMF) share: seeded generators, negative sampling, and rows of a
+//! What the SGD models (BPR, LMF, LightFM) share: seeded generators, negative sampling, and rows of a
 //! factor matrix that several threads update at once.
 
 use crate::error::{Error, Result};
@@ -224,14 +224,26 @@ impl SharedRows {
         }
     }
 
-    /// Row `i`.
+    /// Row `i`, to read.
+    ///
+    /// # Safety
+    /// The caller must not hold a mutable reference to row `i` in this thread, and accepts that
+    /// other threads may update it while it is read (see the type's documentation).
+    #[inline(always)]
+    pub(crate) unsafe fn row_ref(&self, i: usize) -> &[f32] {
+        assert!(i < self.n, "row {i} out of {} rows", self.n);
+        // SAFETY: in bounds by the assertion; aliasing as the caller promises.
+        unsafe { std::slice::from_raw_parts(self.ptr.add(i * self.d), self.d) }
+    }
+
+    /// Row `i`, to update.
     ///
     /// # Safety
     /// The caller must not hold another reference to row `i` in this thread, and accepts that
-    /// other threads may update it concurrently (see the type's documentation).
+    /// other threads may read or update it concurrently (see the type's documentation).
     #[inline(always)]
     #[allow(clippy::mut_from_ref)]
-    pub(crate) unsafe fn row(&self, i: usize) -> &mut [f32] {
+    pub(crate) unsafe fn row_mut(&self, i: usize) -> &mut [f32] {
         assert!(i < self.n, "row {i} out of {} rows", self.n);
         // SAFETY: in bounds by the assertion; aliasing as the caller promises.
         unsafe { std::slice::from_raw_parts_mut(self.ptr.add(i * self.d), self.d) }

@@ -5,7 +5,7 @@ use super::{gather, System, GATHER_ROWS};
 use crate::error::{checked_len, try_with_capacity, try_zeroed, Error, Result};
 use crate::linalg::cholesky_solve_lanes;
 use crate::parallel;
-use crate::simd::{vaxpy, Arch, Lanes, WithSimd};
+use crate::simd::{f32_lanes, vaxpy, Arch, Lanes, WithSimd};
 use crate::sparse::CsrView;
 use faer::reborrow::ReborrowMut;
 use faer::{Accum, MatMut, MatRef, Par};
@@ -64,7 +64,7 @@ pub(super) fn solve_rows(
     let stop = parallel::stop_flag();
     let longest = (0..c.n_rows()).map(|u| c.row_range(u).len()).max();
     let gather = longest.unwrap_or(0).min(GATHER_ROWS) * f;
-    let lanes = arch.dispatch(LaneCount);
+    let lanes = f32_lanes(arch);
     parallel::install(num_threads, || {
         x.par_chunks_mut(lanes * f).enumerate().try_for_each_init(
             || Scratch::new(f, gather, lanes),
@@ -121,17 +121,6 @@ fn normal_equations<S: Lanes>(
         faer::linalg::matmul::matmul(am.rb_mut(), Accum::Add, g.transpose(), h, 1.0f32, Par::Seq);
     }
 }
-/// The number of `f32` lanes of the vectors [`Arch::dispatch`] runs kernels with.
-struct LaneCount;
-
-impl WithSimd for LaneCount {
-    type Output = usize;
-    #[inline(always)]
-    fn with_simd<S: Lanes>(self, _: S) -> usize {
-        S::F32_LANES
-    }
-}
-
 /// A batch of consecutive rows, one per vector lane (`x` holds them, the first is row `first` of
 /// `c`), run by [`Arch::dispatch`] with the CPU's vector instructions.
 struct Batch<'a, 'c> {

@@ -4,18 +4,18 @@
 use super::{check_shapes, weighted_gram, AlsParams};
 use crate::error::Result;
 use crate::parallel;
-use crate::simd::{axpy, dispatch, dot, Simd};
+use crate::simd::{vaxpy, vdot, Arch, Lanes, WithSimd};
 use crate::sparse::CsrView;
 use rayon::prelude::*;
 
 /// `out = A x` for a symmetric row-major `f x f` matrix, as `sum_j x_j A[j, :]` (row j of a
 /// symmetric matrix is its column j): vector multiply-adds without horizontal sums.
 #[inline(always)]
-fn symv<const FMA: bool>(a: &[f32], x: &[f32], out: &mut [f32]) {
+fn symv<S: Lanes>(simd: S, a: &[f32], x: &[f32], out: &mut [f32]) {
     let f = x.len();
     out.fill(0.0);
     for (&xj, row) in x.iter().zip(a.chunks_exact(f)) {
-        axpy::<FMA>(xj, row, out);
+        vaxpy(simd, xj, row, out);
     }
 }
 
@@ -24,7 +24,8 @@ fn symv<const FMA: bool>(a: &[f32], x: &[f32], out: &mut [f32]) {
 /// observed offset.
 #[allow(clippy::too_many_arguments)]
 #[inline(always)]
-fn loss_row<const FMA: bool>(
+fn loss_row<S: Lanes>(
+    simd: S,
     items: &[i32],
     conf: &[f32],
     xu: &[f32],
@@ -35,7 +36,7 @@ fn loss_row<const FMA: bool>(
     r: &mut [f32],
 ) -> (f64, f64, f64) {
     let f = xu.len();
-    symv::<FMA>(yty, xu, r);
+    symv(simd, yty, xu, r);
     let (mut loss, mut total) = (0f64, 0f64);
     for (&i, &cv) in items.iter().zip(conf) {
         let yi = &y[i as usize * f..(i as usize + 1) * f];
@@ -44,14 +45,14 @@ fn loss_row<const FMA: bool>(
         } else {
             (0.0, -cv)
         };
-        axpy::<FMA>(pref + (cv - o) * dot::<FMA>(yi, xu), yi, r);
+        vaxpy(simd, pref + (cv - o) * vdot(simd, yi, xu), yi, r);
         total += cv as f64;
         if implicit || pref != 0.0 {
             loss += cv as f64;
         }
     }
-    loss += dot::<FMA>(r, xu) as f64;
-    (loss, total, dot::<FMA>(xu, xu) as f64)
+    loss += vdot(simd, r, xu) as f64;
+    (loss, total, vdot(simd, xu, xu) as f64)
 }
 
 /// implicit 0.7's training loss: `(sum_ui c_ui (p_ui - x_u.y_i)^2 + reg (|X|^2 + |Y|^2)) /
@@ -93,10 +94,7 @@ pub fn objective_loss(
     params.check()?;
     let yty = weighted_gram(y, f, params.gram_weight(), 0.0)?;
     let (o, implicit) = (params.observed_offset(), params.unobserved_weight.is_none());
-    let row_loss = dispatch!(Simd::detect(), loss_row, loss_row_avx2,
-        (items: &[i32], conf: &[f32], xu: &[f32], y: &[f32], yty: &[f32], o: f32,
-         implicit: bool, r: &mut [f32])
-        -> (f64, f64, f64));
+    let arch = Arch::new();
     let per_row: Vec<(f64, f64, f64)> = parallel::install(num_threads, || {
         x.par_chunks(f)
             .enumerate()
@@ -104,12 +102,21 @@ pub fn objective_loss(
                 || vec![0f32; f],
                 |r, (u, xu)| {
                     let (items, conf) = c.row(u);
-                    row_loss(items, conf, xu, y, &yty, o, implicit, r)
+                    arch.dispatch(LossRow {
+                        items,
+                        conf,
+                        xu,
+                        y,
+                        yty: &yty,
+                        o,
+                        implicit,
+                        r,
+                    })
                 },
             )
             .collect()
     })?;
-    let norms = y.chunks(f).map(|v| dot::<false>(v, v) as f64);
+    let norms = arch.dispatch(SquaredNorms { y, f }).into_iter();
     let (mut loss, mut total, mut user_norm) = (0f64, 0f64, 0f64);
     if params.scaled_regularization() {
         let mut counts = vec![0usize; c.n_cols()];
@@ -138,4 +145,52 @@ pub fn objective_loss(
         Some(a0) => a0 as f64 * c.n_rows() as f64 * c.n_cols() as f64,
     };
     Ok(loss / (total + unobserved))
+}
+
+/// [`loss_row`], run by [`Arch::dispatch`] with the CPU's vector instructions.
+struct LossRow<'a> {
+    items: &'a [i32],
+    conf: &'a [f32],
+    xu: &'a [f32],
+    y: &'a [f32],
+    yty: &'a [f32],
+    o: f32,
+    implicit: bool,
+    r: &'a mut [f32],
+}
+
+impl WithSimd for LossRow<'_> {
+    type Output = (f64, f64, f64);
+    #[inline(always)]
+    fn with_simd<S: Lanes>(self, simd: S) -> Self::Output {
+        let LossRow {
+            items,
+            conf,
+            xu,
+            y,
+            yty,
+            o,
+            implicit,
+            r,
+        } = self;
+        loss_row(simd, items, conf, xu, y, yty, o, implicit, r)
+    }
+}
+
+/// The squared norm of every row of a row-major matrix with rows of `f` values.
+struct SquaredNorms<'a> {
+    y: &'a [f32],
+    f: usize,
+}
+
+impl WithSimd for SquaredNorms<'_> {
+    type Output = Vec<f64>;
+    #[inline(always)]
+    fn with_simd<S: Lanes>(self, simd: S) -> Vec<f64> {
+        let mut out = Vec::with_capacity(self.y.len() / self.f.max(1));
+        for v in self.y.chunks(self.f) {
+            out.push(vdot(simd, v, v) as f64);
+        }
+        out
+    }
 }

@@ -194,16 +194,7 @@ mod tests {
     /// rounding: the integration tests check the widest against f64 references.
     #[test]
     fn every_instruction_set_gives_the_same_solution() {
-        let mut archs = vec![Arch::Scalar];
-        #[cfg(target_arch = "x86_64")]
-        {
-            if let Some(v3) = pulp::x86::V3::try_new() {
-                archs.push(Arch::V3(v3));
-            }
-            if let Some(v4) = pulp::x86::V4::try_new() {
-                archs.push(Arch::V4(v4));
-            }
-        }
+        let archs = crate::simd::tests::archs();
         let mut seed = 7u64;
         let mut next = || {
             seed = seed

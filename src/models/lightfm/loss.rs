@@ -3,13 +3,15 @@
 use super::optim::{update, Which};
 use super::{represent, score, Epoch, Loss, Scratch, MAX_LOSS};
 use crate::models::sgd::sigmoid;
+use crate::simd::Lanes;
 use rand::rngs::SmallRng;
 use rand::Rng;
 
 /// A pairwise step (BPR, WARP): `g` is the loss's derivative with respect to
 /// `score(pos) - score(neg)`, already weighted.
 #[inline(always)]
-fn pairwise_update<const FMA: bool>(
+fn pairwise_update<S: Lanes>(
+    simd: S,
     e: &Epoch<'_>,
     s: &mut Scratch,
     u: usize,
@@ -21,21 +23,22 @@ fn pairwise_update<const FMA: bool>(
     // items: d score / d e_i = q_u, d score / d b_i = 1
     s.coeff[..d].copy_from_slice(&s.user[..d]);
     s.coeff[d] = 1.0;
-    update::<FMA>(e, &mut s.locals, Which::Item, i, g, &s.coeff, true);
-    update::<FMA>(e, &mut s.locals, Which::Item, j, -g, &s.coeff, true);
+    update(simd, e, &mut s.locals, Which::Item, i, g, &s.coeff, true);
+    update(simd, e, &mut s.locals, Which::Item, j, -g, &s.coeff, true);
     // the user: d / d e_u = q_i - q_j; its bias cancels
     for c in 0..d {
         s.coeff[c] = s.pos[c] - s.neg[c];
     }
     s.coeff[d] = 0.0;
-    update::<FMA>(e, &mut s.locals, Which::User, u, g, &s.coeff, false);
+    update(simd, e, &mut s.locals, Which::User, u, g, &s.coeff, false);
 }
 
 /// WARP negative search for user u with positive score `pos_score`: trains on the first
 /// uniformly drawn item that violates the margin and is not a positive.
 #[inline(always)]
 #[allow(clippy::too_many_arguments)]
-fn warp_step<const FMA: bool>(
+fn warp_step<S: Lanes>(
+    simd: S,
     e: &Epoch<'_>,
     s: &mut Scratch,
     rng: &mut SmallRng,
@@ -68,11 +71,18 @@ fn warp_step<const FMA: bool>(
             cand[(sampled + LOOK - 1) % (LOOK + 1)] = next;
             e.items.prefetch(e.item_features, next, false);
         }
-        represent(e.item_features, j, &e.items, &s.locals.items, &mut s.neg);
-        if score::<FMA>(&s.user, &s.neg, e.d) > pos_score - 1.0 && !s.has(j) {
+        represent(
+            simd,
+            e.item_features,
+            j,
+            &e.items,
+            &s.locals.items,
+            &mut s.neg,
+        );
+        if score(simd, &s.user, &s.neg, e.d) > pos_score - 1.0 && !s.has(j) {
             let rank = ((n_items - 1) / sampled).max(1) as f32;
             let g = -(weight * rank.ln()).min(MAX_LOSS);
-            pairwise_update::<FMA>(e, s, u, i, j, g);
+            pairwise_update(simd, e, s, u, i, j, g);
             return;
         }
     }
@@ -81,7 +91,8 @@ fn warp_step<const FMA: bool>(
 /// One example (interaction `k` of user u, item i); `first` is the first negative candidate
 /// (drawn ahead, so that its rows could be requested early).
 #[inline(always)]
-pub(super) fn example<const FMA: bool>(
+pub(super) fn example<S: Lanes>(
+    simd: S,
     e: &Epoch<'_>,
     s: &mut Scratch,
     rng: &mut SmallRng,
@@ -93,17 +104,31 @@ pub(super) fn example<const FMA: bool>(
     let (i, y) = (m.indices()[k] as usize, m.data()[k]);
     let weight = e.weights.map_or(1.0, |w| w[k]);
     let d = e.d;
-    represent(e.user_features, u, &e.users, &s.locals.users, &mut s.user);
-    represent(e.item_features, i, &e.items, &s.locals.items, &mut s.pos);
+    represent(
+        simd,
+        e.user_features,
+        u,
+        &e.users,
+        &s.locals.users,
+        &mut s.user,
+    );
+    represent(
+        simd,
+        e.item_features,
+        i,
+        &e.items,
+        &s.locals.items,
+        &mut s.pos,
+    );
     match e.p.loss {
         Loss::Logistic => {
             let target = if y > 0.0 { 1.0 } else { 0.0 };
-            let g = weight * (sigmoid(score::<FMA>(&s.user, &s.pos, d)) - target);
+            let g = weight * (sigmoid(score(simd, &s.user, &s.pos, d)) - target);
             s.coeff[..d].copy_from_slice(&s.user[..d]);
             s.coeff[d] = 1.0;
-            update::<FMA>(e, &mut s.locals, Which::Item, i, g, &s.coeff, true);
+            update(simd, e, &mut s.locals, Which::Item, i, g, &s.coeff, true);
             s.coeff[..d].copy_from_slice(&s.pos[..d]);
-            update::<FMA>(e, &mut s.locals, Which::User, u, g, &s.coeff, true);
+            update(simd, e, &mut s.locals, Which::User, u, g, &s.coeff, true);
         }
         Loss::Bpr => {
             if y <= 0.0 {
@@ -122,17 +147,24 @@ pub(super) fn example<const FMA: bool>(
                 }
             }
             let Some(j) = j else { return };
-            represent(e.item_features, j, &e.items, &s.locals.items, &mut s.neg);
-            let diff = score::<FMA>(&s.user, &s.pos, d) - score::<FMA>(&s.user, &s.neg, d);
+            represent(
+                simd,
+                e.item_features,
+                j,
+                &e.items,
+                &s.locals.items,
+                &mut s.neg,
+            );
+            let diff = score(simd, &s.user, &s.pos, d) - score(simd, &s.user, &s.neg, d);
             let g = -weight * (1.0 - sigmoid(diff));
-            pairwise_update::<FMA>(e, s, u, i, j, g);
+            pairwise_update(simd, e, s, u, i, j, g);
         }
         Loss::Warp => {
             if y <= 0.0 {
                 return;
             }
-            let pos_score = score::<FMA>(&s.user, &s.pos, d);
-            warp_step::<FMA>(e, s, rng, u, i, pos_score, weight, first);
+            let pos_score = score(simd, &s.user, &s.pos, d);
+            warp_step(simd, e, s, rng, u, i, pos_score, weight, first);
         }
         Loss::WarpKos { .. } => {}
     }
@@ -140,7 +172,8 @@ pub(super) fn example<const FMA: bool>(
 
 /// k-OS WARP for user u.
 #[inline(always)]
-pub(super) fn kos_user<const FMA: bool>(
+pub(super) fn kos_user<S: Lanes>(
+    simd: S,
     e: &Epoch<'_>,
     s: &mut Scratch,
     rng: &mut SmallRng,
@@ -153,7 +186,14 @@ pub(super) fn kos_user<const FMA: bool>(
     if items.is_empty() {
         return;
     }
-    represent(e.user_features, u, &e.users, &s.locals.users, &mut s.user);
+    represent(
+        simd,
+        e.user_features,
+        u,
+        &e.users,
+        &s.locals.users,
+        &mut s.user,
+    );
     s.heap.clear();
     for _ in 0..n.min(items.len()) {
         let t = rng.random_range(0..items.len());
@@ -161,8 +201,15 @@ pub(super) fn kos_user<const FMA: bool>(
             continue;
         }
         let i = items[t] as usize;
-        represent(e.item_features, i, &e.items, &s.locals.items, &mut s.pos);
-        s.heap.push((score::<FMA>(&s.user, &s.pos, e.d), i as u32));
+        represent(
+            simd,
+            e.item_features,
+            i,
+            &e.items,
+            &s.locals.items,
+            &mut s.pos,
+        );
+        s.heap.push((score(simd, &s.user, &s.pos, e.d), i as u32));
     }
     if s.heap.is_empty() {
         return;
@@ -172,6 +219,7 @@ pub(super) fn kos_user<const FMA: bool>(
         .sort_unstable_by(|a, b| b.0.total_cmp(&a.0).then(a.1.cmp(&b.1)));
     let (pos_score, i) = s.heap[k.min(s.heap.len()) - 1];
     represent(
+        simd,
         e.item_features,
         i as usize,
         &e.items,
@@ -179,5 +227,5 @@ pub(super) fn kos_user<const FMA: bool>(
         &mut s.pos,
     );
     let first = rng.random_range(0..e.item_features.n_rows());
-    warp_step::<FMA>(e, s, rng, u, i as usize, pos_score, 1.0, first);
+    warp_step(simd, e, s, rng, u, i as usize, pos_score, 1.0, first);
 }

@@ -26,7 +26,7 @@ mod optim;
 use super::sgd::{column_counts, popularity, stream, Alias};
 use crate::error::{Error, Result};
 use crate::parallel::{self, Stop};
-use crate::simd::{dispatch, dot, prefetch, Simd};
+use crate::simd::{prefetch, vaxpy, vdot, Arch, Lanes, WithSimd};
 use crate::sparse::CsrView;
 use hot_rows::{hot_features, Local, Locals, Shared, MERGE_EVERY};
 use loss::{example, kos_user};
@@ -125,24 +125,29 @@ struct Epoch<'a> {
 
 /// `out = sum_p F[r, p] params[p]` (d + 1 values).
 #[inline(always)]
-fn represent(f: &CsrView<'_>, r: usize, side: &Shared, local: &Local, out: &mut [f32]) {
+fn represent<S: Lanes>(
+    simd: S,
+    f: &CsrView<'_>,
+    r: usize,
+    side: &Shared,
+    local: &Local,
+    out: &mut [f32],
+) {
     out.fill(0.0);
     let (feats, ws) = f.row(r);
     for (&p, &w) in feats.iter().zip(ws) {
         let row: &[f32] = match side.slot_of(p as usize) {
             Some(slot) => local.params(slot),
-            // SAFETY: read only; concurrent hogwild writes are part of the algorithm.
-            None => unsafe { side.params.row(p as usize) },
+            // SAFETY: a read; concurrent hogwild writes are part of the algorithm.
+            None => unsafe { side.params.row_ref(p as usize) },
         };
-        for (o, v) in out.iter_mut().zip(row.iter()) {
-            *o += w * v;
-        }
+        vaxpy(simd, w, row, out);
     }
 }
 
 #[inline(always)]
-fn score<const FMA: bool>(u: &[f32], i: &[f32], d: usize) -> f32 {
-    dot::<FMA>(&u[..d], &i[..d]) + u[d] + i[d]
+fn score<S: Lanes>(simd: S, u: &[f32], i: &[f32], d: usize) -> f32 {
+    vdot(simd, &u[..d], &i[..d]) + u[d] + i[d]
 }
 
 struct Scratch {
@@ -183,8 +188,8 @@ impl Scratch {
 
 /// A thread's share of the epoch: the interactions `order` (for k-OS WARP, their users: as in
 /// LightFM, a user is visited once per interaction).
-#[inline(always)] // so that dispatch! compiles it with the CPU features
-fn share<const FMA: bool>(e: &Epoch<'_>, order: &[u32], row_of: &[u32], rng: &mut SmallRng) {
+#[inline(always)]
+fn share<S: Lanes>(simd: S, e: &Epoch<'_>, order: &[u32], row_of: &[u32], rng: &mut SmallRng) {
     let w = e.d + 1;
     let mut s = Scratch {
         user: vec![0.0; w],
@@ -234,9 +239,9 @@ fn share<const FMA: bool>(e: &Epoch<'_>, order: &[u32], row_of: &[u32], rng: &mu
         let u = row_of[k as usize] as usize;
         s.load_user(m, u);
         if matches!(e.p.loss, Loss::WarpKos { .. }) {
-            kos_user::<FMA>(e, &mut s, rng, u);
+            kos_user(simd, e, &mut s, rng, u);
         } else {
-            example::<FMA>(e, &mut s, rng, k as usize, u, pending[t % RING]);
+            example(simd, e, &mut s, rng, k as usize, u, pending[t % RING]);
         }
         if t % MERGE_EVERY == MERGE_EVERY - 1 {
             s.locals.users.merge(&e.users);
@@ -248,6 +253,22 @@ fn share<const FMA: bool>(e: &Epoch<'_>, order: &[u32], row_of: &[u32], rng: &mu
     }
     s.locals.users.merge(&e.users);
     s.locals.items.merge(&e.items);
+}
+
+/// [`share`], run by [`Arch::dispatch`] with the CPU's vector instructions.
+struct Share<'a, 'e> {
+    e: &'a Epoch<'e>,
+    order: &'a [u32],
+    row_of: &'a [u32],
+    rng: &'a mut SmallRng,
+}
+
+impl WithSimd for Share<'_, '_> {
+    type Output = ();
+    #[inline(always)]
+    fn with_simd<S: Lanes>(self, simd: S) {
+        share(simd, self.e, self.order, self.row_of, self.rng)
+    }
 }
 
 /// Inputs of an epoch.
@@ -359,15 +380,18 @@ pub fn epoch(
         },
         stop: parallel::stop_flag(),
     };
-    let run = dispatch!(Simd::detect(), share, share_avx2,
-        (e: &Epoch<'_>, order: &[u32], row_of: &[u32], rng: &mut SmallRng) -> ());
+    let arch = Arch::new();
     parallel::install(num_threads, || {
         let t = rayon::current_num_threads();
         let chunk = order.len().div_ceil(t).max(1);
-        order
-            .par_chunks(chunk)
-            .enumerate()
-            .for_each(|(k, part)| run(&e, part, &row_of, &mut stream(seed, k as u64, 5)));
+        order.par_chunks(chunk).enumerate().for_each(|(k, part)| {
+            arch.dispatch(Share {
+                e: &e,
+                order: part,
+                row_of: &row_of,
+                rng: &mut stream(seed, k as u64, 5),
+            })
+        });
     })?;
     e.stop.check()
 }

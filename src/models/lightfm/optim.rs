@@ -2,54 +2,101 @@
 //! a user or item.
 
 use super::{Epoch, Locals, Schedule};
+use crate::simd::{rsqrt, Lanes};
 
-/// Adagrad on the leading multiple of 8 elements with AVX2 (`FMA` is only true where the CPU
-/// has AVX2 and FMA): `1 / sqrt(G)` from the approximate reciprocal square root refined by one
-/// Newton step (relative error ~1e-7, against the exact division's ~1e-7; the division and
-/// square root were the slowest part of the update). Returns how many elements it did.
+/// Adagrad: `grad = gw coeff + alpha theta`, `theta -= lr grad / sqrt(G)`, `G += grad^2`
+/// elementwise (G starts at 1). `1 / sqrt(G)` comes from [`rsqrt`] on the vector part: the exact
+/// square root and division were the slowest part of the update. The tail shorter than a vector
+/// is one more (masked) vector, so every element is updated alike.
 #[inline(always)]
-fn adagrad_avx2<const FMA: bool>(
+fn adagrad<S: Lanes>(
+    simd: S,
     theta: &mut [f32],
     acc: &mut [f32],
     coeff: &[f32],
     gw: f32,
     alpha: f32,
     lr: f32,
-) -> usize {
-    #[cfg(target_arch = "x86_64")]
-    if FMA {
-        use std::arch::x86_64::*;
-        let n = theta.len().min(acc.len()).min(coeff.len()) / 8 * 8;
-        // SAFETY: FMA = true is only instantiated behind the AVX2+FMA runtime check
-        // (simd::dispatch!); every access is below n, within all three slices.
-        unsafe {
-            let (vgw, valpha, vlr) = (
-                _mm256_set1_ps(gw),
-                _mm256_set1_ps(alpha),
-                _mm256_set1_ps(lr),
-            );
-            let (half, three_halves) = (_mm256_set1_ps(0.5), _mm256_set1_ps(1.5));
-            for k in (0..n).step_by(8) {
-                let t = _mm256_loadu_ps(theta.as_ptr().add(k));
-                let a = _mm256_loadu_ps(acc.as_ptr().add(k));
-                let c = _mm256_loadu_ps(coeff.as_ptr().add(k));
-                let grad = _mm256_fmadd_ps(vgw, c, _mm256_mul_ps(valpha, t));
-                let y = _mm256_rsqrt_ps(a);
-                let y = _mm256_mul_ps(
-                    y,
-                    _mm256_fnmadd_ps(_mm256_mul_ps(half, a), _mm256_mul_ps(y, y), three_halves),
-                );
-                _mm256_storeu_ps(
-                    theta.as_mut_ptr().add(k),
-                    _mm256_fnmadd_ps(_mm256_mul_ps(vlr, y), grad, t),
-                );
-                _mm256_storeu_ps(acc.as_mut_ptr().add(k), _mm256_fmadd_ps(grad, grad, a));
-            }
-        }
-        return n;
+) {
+    let n = theta.len().min(acc.len()).min(coeff.len());
+    let (th, tt) = S::as_mut_simd_f32s(&mut theta[..n]);
+    let (ah, at) = S::as_mut_simd_f32s(&mut acc[..n]);
+    let (ch, ct) = S::as_simd_f32s(&coeff[..n]);
+    let (vgw, valpha, vlr) = (
+        simd.splat_f32s(gw),
+        simd.splat_f32s(alpha),
+        simd.splat_f32s(lr),
+    );
+    let step = |t, a, c| {
+        let grad = simd.mul_add_e_f32s(vgw, c, simd.mul_f32s(valpha, t));
+        let rate = simd.mul_f32s(vlr, rsqrt(simd, a));
+        (
+            simd.negate_mul_add_e_f32s(rate, grad, t),
+            simd.mul_add_e_f32s(grad, grad, a),
+        )
+    };
+    for ((t, a), &c) in th.iter_mut().zip(ah.iter_mut()).zip(ch) {
+        (*t, *a) = step(*t, *a, c);
     }
-    let _ = (theta, acc, coeff, gw, alpha, lr);
-    0
+    if !tt.is_empty() {
+        let (t, a) = step(
+            simd.partial_load_f32s(tt),
+            simd.partial_load_f32s(at),
+            simd.partial_load_f32s(ct),
+        );
+        simd.partial_store_f32s(tt, t);
+        simd.partial_store_f32s(at, a);
+    }
+}
+
+/// Zeiler's adadelta elementwise: `G = rho G + (1 - rho) grad^2`, `step = sqrt((M + eps) /
+/// (G + eps)) grad`, `M = rho M + (1 - rho) step^2`, `theta -= step`.
+#[allow(clippy::too_many_arguments)]
+#[inline(always)]
+fn adadelta<S: Lanes>(
+    simd: S,
+    theta: &mut [f32],
+    acc: &mut [f32],
+    mom: &mut [f32],
+    coeff: &[f32],
+    gw: f32,
+    alpha: f32,
+    rho: f32,
+    epsilon: f32,
+) {
+    let n = theta.len().min(acc.len()).min(mom.len()).min(coeff.len());
+    let (th, tt) = S::as_mut_simd_f32s(&mut theta[..n]);
+    let (ah, at) = S::as_mut_simd_f32s(&mut acc[..n]);
+    let (mh, mt) = S::as_mut_simd_f32s(&mut mom[..n]);
+    let (ch, ct) = S::as_simd_f32s(&coeff[..n]);
+    let (vgw, valpha) = (simd.splat_f32s(gw), simd.splat_f32s(alpha));
+    let (vrho, vkeep, veps) = (
+        simd.splat_f32s(rho),
+        simd.splat_f32s(1.0 - rho),
+        simd.splat_f32s(epsilon),
+    );
+    let step = |t, a, m, c| {
+        let grad = simd.mul_add_e_f32s(vgw, c, simd.mul_f32s(valpha, t));
+        let a = simd.mul_add_e_f32s(simd.mul_f32s(vkeep, grad), grad, simd.mul_f32s(vrho, a));
+        let ratio = simd.div_f32s(simd.add_f32s(m, veps), simd.add_f32s(a, veps));
+        let step = simd.mul_f32s(simd.sqrt_f32s(ratio), grad);
+        let m = simd.mul_add_e_f32s(simd.mul_f32s(vkeep, step), step, simd.mul_f32s(vrho, m));
+        (simd.sub_f32s(t, step), a, m)
+    };
+    for (((t, a), m), &c) in th.iter_mut().zip(ah.iter_mut()).zip(mh.iter_mut()).zip(ch) {
+        (*t, *a, *m) = step(*t, *a, *m, c);
+    }
+    if !tt.is_empty() {
+        let (t, a, m) = step(
+            simd.partial_load_f32s(tt),
+            simd.partial_load_f32s(at),
+            simd.partial_load_f32s(mt),
+            simd.partial_load_f32s(ct),
+        );
+        simd.partial_store_f32s(tt, t);
+        simd.partial_store_f32s(at, a);
+        simd.partial_store_f32s(mt, m);
+    }
 }
 
 /// Which side an update goes to.
@@ -59,10 +106,12 @@ pub(super) enum Which {
     Item,
 }
 
-/// Applies `g * F[r, p] * coeff + alpha * theta` to every feature row p of row r of `which` side (the bias
-/// column only when `bias`), through the schedule.
+/// Applies `g * F[r, p] * coeff + alpha * theta` to every feature row p of row r of `which` side
+/// (the bias column only when `bias`), through the schedule.
+#[allow(clippy::too_many_arguments)]
 #[inline(always)]
-pub(super) fn update<const FMA: bool>(
+pub(super) fn update<S: Lanes>(
+    simd: S,
     e: &Epoch<'_>,
     locals: &mut Locals,
     which: Which,
@@ -84,9 +133,9 @@ pub(super) fn update<const FMA: bool>(
             // SAFETY: hogwild updates (see SharedRows); distinct matrices per reference.
             None => unsafe {
                 (
-                    side.params.row(p as usize),
-                    side.grad_acc.row(p as usize),
-                    side.step_acc.row(p as usize),
+                    side.params.row_mut(p as usize),
+                    side.grad_acc.row_mut(p as usize),
+                    side.step_acc.row_mut(p as usize),
                 )
             },
         };
@@ -99,21 +148,10 @@ pub(super) fn update<const FMA: bool>(
         );
         match schedule {
             Schedule::Adagrad { learning_rate } => {
-                let done = adagrad_avx2::<FMA>(theta, acc, coeff, gw, alpha, learning_rate);
-                for ((t, a), &c) in theta.iter_mut().zip(acc.iter_mut()).zip(coeff).skip(done) {
-                    let grad = gw * c + alpha * *t;
-                    *t -= learning_rate / a.sqrt() * grad;
-                    *a += grad * grad;
-                }
+                adagrad(simd, theta, acc, coeff, gw, alpha, learning_rate)
             }
             Schedule::Adadelta { rho, epsilon } => {
-                for (((t, a), m), &c) in theta.iter_mut().zip(acc).zip(mom).zip(coeff) {
-                    let grad = gw * c + alpha * *t;
-                    *a = rho * *a + (1.0 - rho) * grad * grad;
-                    let step = ((*m + epsilon) / (*a + epsilon)).sqrt() * grad;
-                    *m = rho * *m + (1.0 - rho) * step * step;
-                    *t -= step;
-                }
+                adadelta(simd, theta, acc, mom, coeff, gw, alpha, rho, epsilon)
             }
         }
     }
