@@ -2,10 +2,11 @@
 //! positive definite systems, one per vector lane, factorised (Cholesky) and solved together.
 //!
 //! faer's LLT factorises one matrix at a time; at ALS sizes (32..256) its loops are short and
-//! dependent (64 x 64 float32: 9.5 us with a tuned recursion threshold). Interleaving as many
-//! systems as a vector has lanes runs the same scalar algorithm on all of them at full vector
-//! width (the ALS user half-sweep with the Cholesky solver at 64 factors: 1.35 -> 0.77 s on one
-//! thread, `benches/compare/als.py`).
+//! dependent, even with a tuned recursion threshold. Interleaving as many systems as a vector has
+//! lanes runs the same scalar algorithm on all of them at full vector width
+//! (`benches/compare/als.py` measures the Cholesky solver against implicit's).
+//!
+//! [`gemv`]'s kernels multiply a vector with a block of rows that stays in L1.
 
 mod gemv;
 pub(crate) mod svd;

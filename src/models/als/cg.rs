@@ -12,10 +12,9 @@ use rayon::prelude::*;
 
 /// The conjugate-gradient solver runs blocks of consecutive rows in lockstep, so that the `YtY p`
 /// products of a block are one matrix product instead of one matrix-vector product per row
-/// (`cargo bench --bench als`, 2 threads: user half-sweep 142 -> 67-77 ms at 128 factors,
-/// 39 -> 33 ms at 64). A block ends after `BLOCK_ROWS`
-/// rows, or before its gathered item factors would pass `BLOCK_FLOATS` (256 KiB, so that they
-/// stay in cache from one step to the next). Blocks depend on the data only, not on the threads.
+/// (`cargo bench --bench als` measures it). A block ends after `BLOCK_ROWS` rows, or before its
+/// gathered item factors would pass `BLOCK_FLOATS` (256 KiB, so that they stay in cache from one
+/// step to the next). Blocks depend on the data only, not on the threads.
 const BLOCK_ROWS: usize = 32;
 const BLOCK_FLOATS: usize = 64 * 1024;
 
@@ -146,9 +145,8 @@ struct TermsScratch {
 /// `conf`; `f = v.len()`): the interaction terms of the row's CG residual and of `A p`.
 /// In two passes over slices of items that stay in L1: all dot products first, four items at a
 /// time as independent chains, then the weighted sum with `out` held in registers. (One pass, each
-/// item's update waiting for its dot product and horizontal sum, kept the vector units idle:
-/// 10-11 ns per item against 9 at 128 factors on data in L1.) Items read in place are copied
-/// slice by slice (into L1) first.
+/// item's update waiting for its dot product and horizontal sum, kept the vector units idle.)
+/// Items read in place are copied slice by slice (into L1) first.
 #[inline(always)]
 fn rank_terms<S: Lanes>(
     simd: S,
