@@ -10,7 +10,10 @@
 //!
 //! Rules for the bodies:
 //! - everything the body calls down to its loops is `#[inline(always)]`: a function that is not
-//!   inlined into the dispatched one is compiled for baseline x86-64 (no AVX, no FMA);
+//!   inlined into the dispatched one is compiled for baseline x86-64 (no AVX, no FMA), and pulp's
+//!   operations are then calls, not instructions. Closures are such functions: a step applied to
+//!   the full vectors and to the tail is an `#[inline(always)]` function or method, never a
+//!   closure;
 //! - loops over vectors get independent accumulators held in named variables (an array of them
 //!   can be kept in memory), so that multiply-adds do not wait on each other;
 //! - a tail shorter than a vector is one more vector, loaded and stored masked

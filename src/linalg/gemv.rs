@@ -48,23 +48,26 @@ pub(crate) fn dots<S: Lanes>(simd: S, g: &[f32], v: &[f32], d: &mut Vec<f32>) {
             a3 = simd.mul_add_e_f32s(h3[j], x, a3);
         }
         let tail = nv * S::F32_LANES;
-        let sum = |r: &[f32], a, b| {
-            let mut s = simd.reduce_sum_f32s(simd.add_f32s(a, b));
-            for (x, y) in r[tail..].iter().zip(vt) {
-                s += x * y;
-            }
-            s
-        };
         d.extend([
-            sum(r0, a0, b0),
-            sum(r1, a1, b1),
-            sum(r2, a2, b2),
-            sum(r3, a3, b3),
+            finish(simd, a0, b0, &r0[tail..], vt),
+            finish(simd, a1, b1, &r1[tail..], vt),
+            finish(simd, a2, b2, &r2[tail..], vt),
+            finish(simd, a3, b3, &r3[tail..], vt),
         ]);
     }
     for row in quads.remainder().chunks_exact(f) {
         d.push(vdot(simd, row, v));
     }
+}
+
+/// The sum of the lanes of `a + b`, plus `r . v` (the scalar tails).
+#[inline(always)]
+fn finish<S: Lanes>(simd: S, a: S::f32s, b: S::f32s, r: &[f32], v: &[f32]) -> f32 {
+    let mut s = simd.reduce_sum_f32s(simd.add_f32s(a, b));
+    for (x, y) in r.iter().zip(v) {
+        s += x * y;
+    }
+    s
 }
 
 /// `out += sum_k w_k g_k` over the rows `g_k` (of length `out.len()`) of `g`: `out` is held in

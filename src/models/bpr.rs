@@ -124,24 +124,16 @@ fn step<S: Lanes>(
     let (vlr, vreg) = (simd.splat_f32s(lr), simd.splat_f32s(reg));
     let (vg, vng) = (simd.splat_f32s(g), simd.splat_f32s(-g));
     // x += lr (g (a - b) - reg x), a += lr (g x - reg a), b += lr (-g x - reg b)
-    let update = |t, a, b| {
-        let dx = simd.sub_f32s(
-            simd.mul_f32s(vg, simd.sub_f32s(a, b)),
-            simd.mul_f32s(vreg, t),
-        );
-        let da = simd.sub_f32s(simd.mul_f32s(vg, t), simd.mul_f32s(vreg, a));
-        let db = simd.sub_f32s(simd.mul_f32s(vng, t), simd.mul_f32s(vreg, b));
-        (
-            simd.mul_add_e_f32s(vlr, dx, t),
-            simd.mul_add_e_f32s(vlr, da, a),
-            simd.mul_add_e_f32s(vlr, db, b),
-        )
-    };
     for ((xk, a), b) in xh.iter_mut().zip(ah.iter_mut()).zip(bh.iter_mut()) {
-        (*xk, *a, *b) = update(*xk, *a, *b);
+        (*xk, *a, *b) = triple_update(simd, vlr, vreg, vg, vng, *xk, *a, *b);
     }
     if !xt.is_empty() {
-        let (x, a, b) = update(
+        let (x, a, b) = triple_update(
+            simd,
+            vlr,
+            vreg,
+            vg,
+            vng,
             simd.partial_load_f32s(xt),
             simd.partial_load_f32s(at),
             simd.partial_load_f32s(bt),
@@ -153,6 +145,30 @@ fn step<S: Lanes>(
     yi[f] += lr * (g - reg * yi[f]);
     yj[f] += lr * (-g - reg * yj[f]);
     z < 0.5
+}
+
+/// [`step`] on one vector of the triple's rows: `x += lr (g (a - b) - reg x)`,
+/// `a += lr (g x - reg a)`, `b += lr (neg_g x - reg b)` (the old `x` on the right).
+#[inline(always)]
+#[allow(clippy::too_many_arguments)]
+fn triple_update<S: Lanes>(
+    simd: S,
+    lr: S::f32s,
+    reg: S::f32s,
+    g: S::f32s,
+    neg_g: S::f32s,
+    x: S::f32s,
+    a: S::f32s,
+    b: S::f32s,
+) -> (S::f32s, S::f32s, S::f32s) {
+    let dx = simd.sub_f32s(simd.mul_f32s(g, simd.sub_f32s(a, b)), simd.mul_f32s(reg, x));
+    let da = simd.sub_f32s(simd.mul_f32s(g, x), simd.mul_f32s(reg, a));
+    let db = simd.sub_f32s(simd.mul_f32s(neg_g, x), simd.mul_f32s(reg, b));
+    (
+        simd.mul_add_e_f32s(lr, dx, x),
+        simd.mul_add_e_f32s(lr, da, a),
+        simd.mul_add_e_f32s(lr, db, b),
+    )
 }
 
 /// A negative for user row `liked` (sorted item ids) and positive `i`: a draw that is not `i`
@@ -598,24 +614,37 @@ fn user_step<S: Lanes>(simd: S, x: &mut [f32], yi: &[f32], yj: &[f32], lr: f32, 
         simd.splat_f32s(reg),
         simd.splat_f32s(z),
     );
-    let update = |t, a, b| {
-        let dx = simd.sub_f32s(
-            simd.mul_f32s(vz, simd.sub_f32s(a, b)),
-            simd.mul_f32s(vreg, t),
-        );
-        simd.mul_add_e_f32s(vlr, dx, t)
-    };
     for ((xk, &a), &b) in xh.iter_mut().zip(ah).zip(bh) {
-        *xk = update(*xk, a, b);
+        *xk = user_update(simd, vlr, vreg, vz, *xk, a, b);
     }
     if !xt.is_empty() {
-        let x = update(
+        let x = user_update(
+            simd,
+            vlr,
+            vreg,
+            vz,
             simd.partial_load_f32s(xt),
             simd.partial_load_f32s(at),
             simd.partial_load_f32s(bt),
         );
         simd.partial_store_f32s(xt, x);
     }
+}
+
+/// [`user_step`] on one vector of the row: `x += lr (z (a - b) - reg x)`.
+#[inline(always)]
+#[allow(clippy::too_many_arguments)]
+fn user_update<S: Lanes>(
+    simd: S,
+    lr: S::f32s,
+    reg: S::f32s,
+    z: S::f32s,
+    x: S::f32s,
+    a: S::f32s,
+    b: S::f32s,
+) -> S::f32s {
+    let dx = simd.sub_f32s(simd.mul_f32s(z, simd.sub_f32s(a, b)), simd.mul_f32s(reg, x));
+    simd.mul_add_e_f32s(lr, dx, x)
 }
 
 #[inline(always)]

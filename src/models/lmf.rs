@@ -131,17 +131,15 @@ fn adagrad<S: Lanes>(simd: S, x: &mut [f32], g2: &mut [f32], grad: &[f32], lr: f
         simd.splat_f32s(reg),
         simd.splat_f32s(1e-6),
     );
-    let step = |x, s, grad| {
-        let g = simd.sub_f32s(grad, simd.mul_f32s(vreg, x));
-        let s = simd.mul_add_e_f32s(g, g, s);
-        let rate = simd.div_f32s(vlr, simd.sqrt_f32s(simd.add_f32s(veps, s)));
-        (simd.mul_add_e_f32s(rate, g, x), s)
-    };
     for ((xk, sk), &gk) in xh.iter_mut().zip(sh.iter_mut()).zip(gh) {
-        (*xk, *sk) = step(*xk, *sk, gk);
+        (*xk, *sk) = adagrad_vector(simd, vlr, vreg, veps, *xk, *sk, gk);
     }
     if !xt.is_empty() {
-        let (x, s) = step(
+        let (x, s) = adagrad_vector(
+            simd,
+            vlr,
+            vreg,
+            veps,
             simd.partial_load_f32s(xt),
             simd.partial_load_f32s(st),
             simd.partial_load_f32s(gt),
@@ -149,6 +147,24 @@ fn adagrad<S: Lanes>(simd: S, x: &mut [f32], g2: &mut [f32], grad: &[f32], lr: f
         simd.partial_store_f32s(xt, x);
         simd.partial_store_f32s(st, s);
     }
+}
+
+/// [`adagrad`] on one vector: `g = grad - reg x`, `s += g^2`, `x += lr g / sqrt(eps + s)`.
+#[inline(always)]
+#[allow(clippy::too_many_arguments)]
+fn adagrad_vector<S: Lanes>(
+    simd: S,
+    lr: S::f32s,
+    reg: S::f32s,
+    eps: S::f32s,
+    x: S::f32s,
+    s: S::f32s,
+    grad: S::f32s,
+) -> (S::f32s, S::f32s) {
+    let g = simd.sub_f32s(grad, simd.mul_f32s(reg, x));
+    let s = simd.mul_add_e_f32s(g, g, s);
+    let rate = simd.div_f32s(lr, simd.sqrt_f32s(simd.add_f32s(eps, s)));
+    (simd.mul_add_e_f32s(rate, g, x), s)
 }
 
 /// [`row_step`], run by [`Arch::dispatch`] with the CPU's vector instructions.

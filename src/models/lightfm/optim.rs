@@ -22,24 +22,17 @@ fn adagrad<S: Lanes>(
     let (th, tt) = S::as_mut_simd_f32s(&mut theta[..n]);
     let (ah, at) = S::as_mut_simd_f32s(&mut acc[..n]);
     let (ch, ct) = S::as_simd_f32s(&coeff[..n]);
-    let (vgw, valpha, vlr) = (
-        simd.splat_f32s(gw),
-        simd.splat_f32s(alpha),
-        simd.splat_f32s(lr),
-    );
-    let step = |t, a, c| {
-        let grad = simd.mul_add_e_f32s(vgw, c, simd.mul_f32s(valpha, t));
-        let rate = simd.mul_f32s(vlr, rsqrt(simd, a));
-        (
-            simd.negate_mul_add_e_f32s(rate, grad, t),
-            simd.mul_add_e_f32s(grad, grad, a),
-        )
+    let k = AdagradVector::<S> {
+        gw: simd.splat_f32s(gw),
+        alpha: simd.splat_f32s(alpha),
+        lr: simd.splat_f32s(lr),
     };
     for ((t, a), &c) in th.iter_mut().zip(ah.iter_mut()).zip(ch) {
-        (*t, *a) = step(*t, *a, c);
+        (*t, *a) = k.apply(simd, *t, *a, c);
     }
     if !tt.is_empty() {
-        let (t, a) = step(
+        let (t, a) = k.apply(
+            simd,
             simd.partial_load_f32s(tt),
             simd.partial_load_f32s(at),
             simd.partial_load_f32s(ct),
@@ -69,25 +62,19 @@ fn adadelta<S: Lanes>(
     let (ah, at) = S::as_mut_simd_f32s(&mut acc[..n]);
     let (mh, mt) = S::as_mut_simd_f32s(&mut mom[..n]);
     let (ch, ct) = S::as_simd_f32s(&coeff[..n]);
-    let (vgw, valpha) = (simd.splat_f32s(gw), simd.splat_f32s(alpha));
-    let (vrho, vkeep, veps) = (
-        simd.splat_f32s(rho),
-        simd.splat_f32s(1.0 - rho),
-        simd.splat_f32s(epsilon),
-    );
-    let step = |t, a, m, c| {
-        let grad = simd.mul_add_e_f32s(vgw, c, simd.mul_f32s(valpha, t));
-        let a = simd.mul_add_e_f32s(simd.mul_f32s(vkeep, grad), grad, simd.mul_f32s(vrho, a));
-        let ratio = simd.div_f32s(simd.add_f32s(m, veps), simd.add_f32s(a, veps));
-        let step = simd.mul_f32s(simd.sqrt_f32s(ratio), grad);
-        let m = simd.mul_add_e_f32s(simd.mul_f32s(vkeep, step), step, simd.mul_f32s(vrho, m));
-        (simd.sub_f32s(t, step), a, m)
+    let k = AdadeltaVector::<S> {
+        gw: simd.splat_f32s(gw),
+        alpha: simd.splat_f32s(alpha),
+        rho: simd.splat_f32s(rho),
+        keep: simd.splat_f32s(1.0 - rho),
+        eps: simd.splat_f32s(epsilon),
     };
     for (((t, a), m), &c) in th.iter_mut().zip(ah.iter_mut()).zip(mh.iter_mut()).zip(ch) {
-        (*t, *a, *m) = step(*t, *a, *m, c);
+        (*t, *a, *m) = k.apply(simd, *t, *a, *m, c);
     }
     if !tt.is_empty() {
-        let (t, a, m) = step(
+        let (t, a, m) = k.apply(
+            simd,
             simd.partial_load_f32s(tt),
             simd.partial_load_f32s(at),
             simd.partial_load_f32s(mt),
@@ -96,6 +83,63 @@ fn adadelta<S: Lanes>(
         simd.partial_store_f32s(tt, t);
         simd.partial_store_f32s(at, a);
         simd.partial_store_f32s(mt, m);
+    }
+}
+
+/// [`adagrad`] on one vector (coefficients splatted once per row).
+struct AdagradVector<S: Lanes> {
+    gw: S::f32s,
+    alpha: S::f32s,
+    lr: S::f32s,
+}
+
+impl<S: Lanes> AdagradVector<S> {
+    /// `(theta, G)` after the step.
+    #[inline(always)]
+    fn apply(&self, simd: S, t: S::f32s, a: S::f32s, c: S::f32s) -> (S::f32s, S::f32s) {
+        let grad = simd.mul_add_e_f32s(self.gw, c, simd.mul_f32s(self.alpha, t));
+        let rate = simd.mul_f32s(self.lr, rsqrt(simd, a));
+        (
+            simd.negate_mul_add_e_f32s(rate, grad, t),
+            simd.mul_add_e_f32s(grad, grad, a),
+        )
+    }
+}
+
+/// [`adadelta`] on one vector (coefficients splatted once per row; `keep` is `1 - rho`).
+struct AdadeltaVector<S: Lanes> {
+    gw: S::f32s,
+    alpha: S::f32s,
+    rho: S::f32s,
+    keep: S::f32s,
+    eps: S::f32s,
+}
+
+impl<S: Lanes> AdadeltaVector<S> {
+    /// `(theta, G, M)` after the step.
+    #[inline(always)]
+    fn apply(
+        &self,
+        simd: S,
+        t: S::f32s,
+        a: S::f32s,
+        m: S::f32s,
+        c: S::f32s,
+    ) -> (S::f32s, S::f32s, S::f32s) {
+        let grad = simd.mul_add_e_f32s(self.gw, c, simd.mul_f32s(self.alpha, t));
+        let a = simd.mul_add_e_f32s(
+            simd.mul_f32s(self.keep, grad),
+            grad,
+            simd.mul_f32s(self.rho, a),
+        );
+        let ratio = simd.div_f32s(simd.add_f32s(m, self.eps), simd.add_f32s(a, self.eps));
+        let step = simd.mul_f32s(simd.sqrt_f32s(ratio), grad);
+        let m = simd.mul_add_e_f32s(
+            simd.mul_f32s(self.keep, step),
+            step,
+            simd.mul_f32s(self.rho, m),
+        );
+        (simd.sub_f32s(t, step), a, m)
     }
 }
 
