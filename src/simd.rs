@@ -17,7 +17,7 @@
 //! - loops over vectors get independent accumulators held in named variables (an array of them
 //!   can be kept in memory), so that multiply-adds do not wait on each other;
 //! - a tail shorter than a vector is one more vector, loaded and stored masked
-//!   (`partial_load_f32s`, `partial_store_f32s`): factor rows are short (LightFM's default is 11
+//!   ([`load_tail`], [`store_tail`]): factor rows are short (LightFM's default is 11
 //!   values), and with AVX-512's 16 lanes a scalar tail would be most of the work;
 //! - multiply-adds use the `_e` forms (`mul_add_e_f32s`): fused where the CPU fuses (v3, v4,
 //!   NEON), a multiply and an add in scalar code, where a fused one is a slow library call.
@@ -27,6 +27,7 @@
 
 use std::any::Any;
 
+use pulp::MemMask;
 pub(crate) use pulp::{Arch, Simd as Lanes, WithSimd};
 
 /// The number of `f32` lanes of the vectors `arch` runs kernels with.
@@ -40,6 +41,30 @@ pub(crate) fn f32_lanes(arch: Arch) -> usize {
         }
     }
     arch.dispatch(LaneCount)
+}
+
+/// The elements of `t` (fewer than a vector has lanes) as a vector, the other lanes zero.
+///
+/// A masked load (one instruction on AVX-512 and AVX2). pulp's own `partial_load_f32s` jumps to
+/// a small assembly routine per load, which costs more than the arithmetic on a short tail.
+#[inline(always)]
+pub(crate) fn load_tail<S: Lanes>(simd: S, t: &[f32]) -> S::f32s {
+    debug_assert!(t.len() < S::F32_LANES.max(2));
+    let mask = MemMask::new(simd.mask_between_m32s(0, t.len() as u32).mask());
+    // SAFETY: the mask selects the first `t.len()` lanes, which lie within `t`; the masked-off
+    // lanes are neither read nor able to fault (masked loads suppress faults on them).
+    unsafe { simd.mask_load_ptr_f32s(mask, t.as_ptr()) }
+}
+
+/// Writes the first `t.len()` lanes of `v` (fewer than a vector has lanes) to `t` by a masked
+/// store (see [`load_tail`]).
+#[inline(always)]
+pub(crate) fn store_tail<S: Lanes>(simd: S, t: &mut [f32], v: S::f32s) {
+    debug_assert!(t.len() < S::F32_LANES.max(2));
+    let mask = MemMask::new(simd.mask_between_m32s(0, t.len() as u32).mask());
+    // SAFETY: the mask selects the first `t.len()` lanes, which lie within `t`; the masked-off
+    // lanes are not written.
+    unsafe { simd.mask_store_ptr_f32s(mask, t.as_mut_ptr(), v) }
 }
 
 /// `a . b` in vector lanes, with two accumulators; a tail shorter than a vector is one more
@@ -61,7 +86,7 @@ pub(crate) fn vdot<S: Lanes>(simd: S, a: &[f32], b: &[f32]) -> f32 {
         acc0 = simd.mul_add_e_f32s(x, y, acc0);
     }
     if !at.is_empty() {
-        let (x, y) = (simd.partial_load_f32s(at), simd.partial_load_f32s(bt));
+        let (x, y) = (load_tail(simd, at), load_tail(simd, bt));
         acc1 = simd.mul_add_e_f32s(x, y, acc1);
     }
     simd.reduce_sum_f32s(simd.add_f32s(acc0, acc1))
@@ -89,9 +114,9 @@ pub(crate) fn vdot2<S: Lanes>(simd: S, x: &[f32], a: &[f32], b: &[f32]) -> (f32,
         b0 = simd.mul_add_e_f32s(xh[k], bh[k], b0);
     }
     if !xt.is_empty() {
-        let xv = simd.partial_load_f32s(xt);
-        a1 = simd.mul_add_e_f32s(xv, simd.partial_load_f32s(at), a1);
-        b1 = simd.mul_add_e_f32s(xv, simd.partial_load_f32s(bt), b1);
+        let xv = load_tail(simd, xt);
+        a1 = simd.mul_add_e_f32s(xv, load_tail(simd, at), a1);
+        b1 = simd.mul_add_e_f32s(xv, load_tail(simd, bt), b1);
     }
     (
         simd.reduce_sum_f32s(simd.add_f32s(a0, a1)),
@@ -110,8 +135,8 @@ pub(crate) fn vaxpy<S: Lanes>(simd: S, alpha: f32, x: &[f32], y: &mut [f32]) {
         *yv = simd.mul_add_e_f32s(a, xv, *yv);
     }
     if !yt.is_empty() {
-        let v = simd.mul_add_e_f32s(a, simd.partial_load_f32s(xt), simd.partial_load_f32s(yt));
-        simd.partial_store_f32s(yt, v);
+        let v = simd.mul_add_e_f32s(a, load_tail(simd, xt), load_tail(simd, yt));
+        store_tail(simd, yt, v);
     }
 }
 
@@ -194,8 +219,8 @@ pub(crate) mod tests {
             for v in head.iter_mut() {
                 *v = rsqrt(simd, *v);
             }
-            let v = rsqrt(simd, simd.partial_load_f32s(tail));
-            simd.partial_store_f32s(tail, v);
+            let v = rsqrt(simd, load_tail(simd, tail));
+            store_tail(simd, tail, v);
             rsqrt_estimate(simd, simd.splat_f32s(1.0)).is_some()
         }
     }

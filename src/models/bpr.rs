@@ -21,7 +21,7 @@
 use super::sgd::{column_counts, popularity, stream, Alias, Negatives, SharedRows};
 use crate::error::{Error, Result};
 use crate::parallel::{self, Stop};
-use crate::simd::{prefetch, vdot2, Arch, Lanes, WithSimd};
+use crate::simd::{load_tail, prefetch, store_tail, vdot2, Arch, Lanes, WithSimd};
 use crate::sparse::CsrView;
 use rand::rngs::SmallRng;
 use rand::seq::SliceRandom;
@@ -134,13 +134,13 @@ fn step<S: Lanes>(
             vreg,
             vg,
             vng,
-            simd.partial_load_f32s(xt),
-            simd.partial_load_f32s(at),
-            simd.partial_load_f32s(bt),
+            load_tail(simd, xt),
+            load_tail(simd, at),
+            load_tail(simd, bt),
         );
-        simd.partial_store_f32s(xt, x);
-        simd.partial_store_f32s(at, a);
-        simd.partial_store_f32s(bt, b);
+        store_tail(simd, xt, x);
+        store_tail(simd, at, a);
+        store_tail(simd, bt, b);
     }
     yi[f] += lr * (g - reg * yi[f]);
     yj[f] += lr * (-g - reg * yj[f]);
@@ -623,11 +623,11 @@ fn user_step<S: Lanes>(simd: S, x: &mut [f32], yi: &[f32], yj: &[f32], lr: f32, 
             vlr,
             vreg,
             vz,
-            simd.partial_load_f32s(xt),
-            simd.partial_load_f32s(at),
-            simd.partial_load_f32s(bt),
+            load_tail(simd, xt),
+            load_tail(simd, at),
+            load_tail(simd, bt),
         );
-        simd.partial_store_f32s(xt, x);
+        store_tail(simd, xt, x);
     }
 }
 

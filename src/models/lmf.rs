@@ -16,7 +16,7 @@
 use super::sgd::{sigmoid, stream, Negatives};
 use crate::error::{Error, Result};
 use crate::parallel;
-use crate::simd::{vaxpy, vdot, Arch, Lanes, WithSimd};
+use crate::simd::{load_tail, store_tail, vaxpy, vdot, Arch, Lanes, WithSimd};
 use crate::sparse::CsrView;
 use rand::rngs::SmallRng;
 use rayon::prelude::*;
@@ -140,12 +140,12 @@ fn adagrad<S: Lanes>(simd: S, x: &mut [f32], g2: &mut [f32], grad: &[f32], lr: f
             vlr,
             vreg,
             veps,
-            simd.partial_load_f32s(xt),
-            simd.partial_load_f32s(st),
-            simd.partial_load_f32s(gt),
+            load_tail(simd, xt),
+            load_tail(simd, st),
+            load_tail(simd, gt),
         );
-        simd.partial_store_f32s(xt, x);
-        simd.partial_store_f32s(st, s);
+        store_tail(simd, xt, x);
+        store_tail(simd, st, s);
     }
 }
 

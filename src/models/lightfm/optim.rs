@@ -2,7 +2,7 @@
 //! a user or item.
 
 use super::{Epoch, Locals, Schedule};
-use crate::simd::{rsqrt, Lanes};
+use crate::simd::{load_tail, rsqrt, store_tail, Lanes};
 
 /// Adagrad: `grad = gw coeff + alpha theta`, `theta -= lr grad / sqrt(G)`, `G += grad^2`
 /// elementwise (G starts at 1). `1 / sqrt(G)` comes from [`rsqrt`] on the vector part: the exact
@@ -33,12 +33,12 @@ fn adagrad<S: Lanes>(
     if !tt.is_empty() {
         let (t, a) = k.apply(
             simd,
-            simd.partial_load_f32s(tt),
-            simd.partial_load_f32s(at),
-            simd.partial_load_f32s(ct),
+            load_tail(simd, tt),
+            load_tail(simd, at),
+            load_tail(simd, ct),
         );
-        simd.partial_store_f32s(tt, t);
-        simd.partial_store_f32s(at, a);
+        store_tail(simd, tt, t);
+        store_tail(simd, at, a);
     }
 }
 
@@ -75,14 +75,14 @@ fn adadelta<S: Lanes>(
     if !tt.is_empty() {
         let (t, a, m) = k.apply(
             simd,
-            simd.partial_load_f32s(tt),
-            simd.partial_load_f32s(at),
-            simd.partial_load_f32s(mt),
-            simd.partial_load_f32s(ct),
+            load_tail(simd, tt),
+            load_tail(simd, at),
+            load_tail(simd, mt),
+            load_tail(simd, ct),
         );
-        simd.partial_store_f32s(tt, t);
-        simd.partial_store_f32s(at, a);
-        simd.partial_store_f32s(mt, m);
+        store_tail(simd, tt, t);
+        store_tail(simd, at, a);
+        store_tail(simd, mt, m);
     }
 }
 
