@@ -140,6 +140,21 @@ pub(crate) fn vaxpy<S: Lanes>(simd: S, alpha: f32, x: &[f32], y: &mut [f32]) {
     }
 }
 
+/// `y = alpha * x` in vector lanes (the tail as one masked vector).
+#[inline(always)]
+pub(crate) fn vscale<S: Lanes>(simd: S, alpha: f32, x: &[f32], y: &mut [f32]) {
+    let n = x.len().min(y.len());
+    let (yh, yt) = S::as_mut_simd_f32s(&mut y[..n]);
+    let (xh, xt) = S::as_simd_f32s(&x[..n]);
+    let a = simd.splat_f32s(alpha);
+    for (yv, &xv) in yh.iter_mut().zip(xh) {
+        *yv = simd.mul_f32s(a, xv);
+    }
+    if !yt.is_empty() {
+        store_tail(simd, yt, simd.mul_f32s(a, load_tail(simd, xt)));
+    }
+}
+
 /// `1 / sqrt(a)` to about single precision (relative error ~1e-7): the CPU's reciprocal square
 /// root estimate (AVX-512: 14 bits, AVX: 12 bits) refined by one Newton step, several times
 /// faster than a square root and a division, which it replaces in adagrad's update. Where no
@@ -260,6 +275,11 @@ pub(crate) mod tests {
                     #[inline(always)]
                     fn with_simd<S: Lanes>(self, simd: S) -> Self::Output {
                         vaxpy(simd, 2.0, self.0, self.3);
+                        let mut scaled = vec![0f32; self.0.len()];
+                        vscale(simd, 3.0, self.0, &mut scaled);
+                        for (s, x) in scaled.iter().zip(self.0) {
+                            assert_eq!(*s, 3.0 * x);
+                        }
                         (
                             vdot(simd, self.0, self.1),
                             vdot2(simd, self.0, self.1, self.2),

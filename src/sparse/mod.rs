@@ -138,8 +138,10 @@ impl<'a> CsrView<'a> {
         self.indptr[r] as usize..self.indptr[r + 1] as usize
     }
 
-    /// Column indices and values of row `r`.
-    #[inline]
+    /// Column indices and values of row `r`. Always inlined: the SGD kernels call it several
+    /// times per example inside large vector functions, where the inliner's size limit kept it a
+    /// call.
+    #[inline(always)]
     pub fn row(&self, r: usize) -> (&'a [i32], &'a [f32]) {
         let range = self.row_range(r);
         (&self.indices[range.clone()], &self.data[range])

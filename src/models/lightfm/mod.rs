@@ -26,7 +26,7 @@ mod optim;
 use super::sgd::{column_counts, popularity, stream, Alias};
 use crate::error::{Error, Result};
 use crate::parallel::{self, Stop};
-use crate::simd::{prefetch, vaxpy, vdot, Arch, Lanes, WithSimd};
+use crate::simd::{prefetch, vaxpy, vdot, vscale, Arch, Lanes, WithSimd};
 use crate::sparse::CsrView;
 use hot_rows::{hot_features, Local, Locals, Shared, MERGE_EVERY};
 use loss::{example, kos_user};
@@ -133,15 +133,22 @@ fn represent<S: Lanes>(
     local: &Local,
     out: &mut [f32],
 ) {
-    out.fill(0.0);
     let (feats, ws) = f.row(r);
-    for (&p, &w) in feats.iter().zip(ws) {
+    for (k, (&p, &w)) in feats.iter().zip(ws).enumerate() {
         let row: &[f32] = match side.slot_of(p as usize) {
             Some(slot) => local.params(slot),
             // SAFETY: a read; concurrent hogwild writes are part of the algorithm.
             None => unsafe { side.params.row_ref(p as usize) },
         };
-        vaxpy(simd, w, row, out);
+        // the first feature's term is written, the others added (no pass zeroing `out`)
+        if k == 0 {
+            vscale(simd, w, row, out);
+        } else {
+            vaxpy(simd, w, row, out);
+        }
+    }
+    if feats.is_empty() {
+        out.fill(0.0);
     }
 }
 
