@@ -64,7 +64,13 @@ class PopularityRecommender(RecommenderBase):
         queries = np.ones((len(userids), 1), dtype=np.float32)
         liked = user_items if (filter_liked and user_items is not None) else None
         return _core.topk_dot(
-            queries, self.item_popularity[:, None], N, liked, items, filter_items, self._threads()
+            queries,
+            self.item_popularity[:, None],
+            N,
+            liked,
+            items=items,
+            filter_items=filter_items,
+            num_threads=self._threads(),
         )
 
     def _get_state(self) -> Dict[str, np.ndarray]:
