@@ -757,6 +757,7 @@ _READERS = (
     "get_user_representations",
     "get_item_representations",
     "as_factor_model",
+    "approximate",
     "save",
     "save_dir",
     "recommend_frame",
@@ -1167,6 +1168,20 @@ class MatrixFactorizationBase(RecommenderBase):
             recalculate_user,
             user_items,
         )
+
+    def approximate(self, **index_params):
+        """An :class:`~tacitrec.approximate.ApproximateRecommender` over these factors: the same
+        ``recommend`` / ``similar_items``, answered from an HNSW graph index (usearch, the
+        optional extra ``ann``: ``pip install "tacitrec[ann]"``) for catalogues too large to
+        scan per user. **Approximate**: which items come back may miss some of the exact top-N
+        (recall is measured, not promised; ``ef_search`` trades speed for recall); their scores
+        are exact, and every row still holds ``N'`` results after liked and filtered items are
+        removed. This model's own methods stay exact. ``index_params``: ``M``,
+        ``ef_construction``, ``ef_search``, ``dtype``, ``similar_items``, ``exact_above``,
+        ``num_threads`` (see the class). Retraining the model afterwards needs a new index."""
+        from .approximate import ApproximateRecommender
+
+        return ApproximateRecommender(self, **index_params)
 
     def _get_state(self) -> Dict[str, np.ndarray]:
         self._shape()
