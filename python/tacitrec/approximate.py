@@ -64,6 +64,16 @@ _FORMAT_VERSION = 1
 _MANIFEST = "approximate.json"
 _INDEX_FILES = {"recommend": "recommend.usearch", "similar_items": "similar_items.usearch"}
 _DTYPES = ("f32", "f16")
+#: the keyword arguments of ``model.approximate()``
+INDEX_PARAMS = (
+    "M",
+    "ef_construction",
+    "ef_search",
+    "dtype",
+    "similar_items",
+    "exact_above",
+    "num_threads",
+)
 #: rows of queries searched and rescored together (bounds the temporaries)
 _CHUNK = 2048
 
@@ -219,9 +229,7 @@ class ApproximateRecommender:
     def _build(self, kind: str):
         vectors = self._vectors(kind)
         index = self._new_index(kind, vectors.shape[1])
-        index.add(
-            np.arange(len(vectors), dtype=np.uint64), vectors, threads=self.num_threads
-        )
+        index.add(np.arange(len(vectors), dtype=np.uint64), vectors, threads=self.num_threads)
         return index
 
     def _index(self, kind: str):
@@ -299,7 +307,9 @@ class ApproximateRecommender:
         path = os.fspath(path)
         manifest_path = os.path.join(path, _MANIFEST)
         if not os.path.isfile(manifest_path):
-            raise ModelFormatError(f"{path!r} is not a saved ApproximateRecommender (no {_MANIFEST})")
+            raise ModelFormatError(
+                f"{path!r} is not a saved ApproximateRecommender (no {_MANIFEST})"
+            )
         try:
             with open(manifest_path, encoding="utf-8") as f:
                 meta = json.load(f)
@@ -319,7 +329,7 @@ class ApproximateRecommender:
         model = RecommenderBase.load_dir(os.path.join(path, "model"), mmap=mmap)
         if not isinstance(model, MatrixFactorizationBase):
             raise ModelFormatError(f"{path!r} holds a {type(model).__name__}, not a factor model")
-        if _fingerprint(model.item_factors) != fingerprint:
+        if model.item_factors is None or _fingerprint(model.item_factors) != fingerprint:
             raise ModelFormatError(
                 f"the model saved in {path!r} does not have the item factors its index was "
                 "built from"
@@ -440,10 +450,15 @@ class ApproximateRecommender:
             return (res[0][0], res[1][0]) if scalar else res
 
     # ---- the search -------------------------------------------------------------------------
+    def _items(self) -> np.ndarray:
+        factors = self.model.item_factors
+        assert factors is not None  # checked by _check_fresh at every call
+        return factors
+
     def _exact_dot(self, queries, N, liked, filter_items, items):
         return _core.topk_dot(
             queries,
-            self.model.item_factors,
+            self._items(),
             N,
             liked,
             items=items,
@@ -467,7 +482,7 @@ class ApproximateRecommender:
     def _rescore(self, kind, queries, cand):
         """Exact float32 scores of the candidates ``cand`` (rows x k item ids) for each query."""
         if kind == "recommend":
-            vectors = self.model.item_factors[cand]
+            vectors = self._items()[cand]
         else:
             latent = self.model._similarity_factors("item")
             vectors = _normalize_rows(latent[cand.reshape(-1)]).reshape(*cand.shape, -1)

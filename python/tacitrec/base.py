@@ -1179,8 +1179,14 @@ class MatrixFactorizationBase(RecommenderBase):
         removed. This model's own methods stay exact. ``index_params``: ``M``,
         ``ef_construction``, ``ef_search``, ``dtype``, ``similar_items``, ``exact_above``,
         ``num_threads`` (see the class). Retraining the model afterwards needs a new index."""
-        from .approximate import ApproximateRecommender
+        from .approximate import INDEX_PARAMS, ApproximateRecommender
 
+        unknown = sorted(set(index_params) - set(INDEX_PARAMS))
+        if unknown:
+            raise ValueError(
+                f"{', '.join(unknown)}: not an index parameter of approximate(); "
+                f"valid: {', '.join(INDEX_PARAMS)}"
+            )
         return ApproximateRecommender(self, **index_params)
 
     def _get_state(self) -> Dict[str, np.ndarray]:

@@ -559,6 +559,15 @@ class LightFM(RecommenderBase):
         served._user_factors, served._item_factors = Ua, Va
         return served
 
+    def approximate(self, user_features=None, item_features=None, **index_params):
+        """An approximate recommender (HNSW index, the optional extra ``ann``) over this model's
+        representations with these feature matrices: ``as_factor_model(user_features,
+        item_features).approximate(**index_params)`` (see
+        :meth:`tacitrec.MatrixFactorizationBase.approximate`). Which items it returns is
+        approximate (recall measured, not promised), their scores exact; this model's own
+        ``recommend`` stays exact."""
+        return self.as_factor_model(user_features, item_features).approximate(**index_params)
+
     # LightFM's attributes
     def _part(self, side: str, k: int, bias: bool) -> Optional[np.ndarray]:
         arrays = getattr(self, "_" + side)
