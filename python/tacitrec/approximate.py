@@ -4,13 +4,15 @@
 LMF, iALS, factors served from elsewhere, and LightFM through
 :meth:`~tacitrec.LightFM.approximate` or ``as_factor_model()``) returns an
 :class:`ApproximateRecommender`: the same ``recommend`` and ``similar_items`` as the model, answered
-from a hierarchical navigable small-world graph (HNSW, Malkov & Yashunin 2018) built by the
-`usearch <https://github.com/unum-cloud/usearch>`_ library, the optional extra ``ann``::
+from a hierarchical navigable small-world graph (HNSW, Malkov & Yashunin 2018) built by
+`faiss <https://github.com/facebookresearch/faiss>`_ (``faiss-cpu``), the optional extra
+``ann``::
 
     pip install "tacitrec[ann]"
 
-``import tacitrec`` never imports usearch; building or loading an index does, and raises
-ImportError naming the extra when it is missing.
+``import tacitrec`` never imports faiss; building or loading an index does, and raises
+ImportError naming the extra when it is missing. (faiss was chosen by measurement over usearch,
+hnswlib and voyager: benches/compare/ann_libraries.py, RESULTS.md.)
 
 What is approximate and what is not
 -----------------------------------
@@ -32,9 +34,11 @@ What is approximate and what is not
 * ``items`` (rank only these items) is answered exactly (the subset is scored in full), as are
   ``recalculate_user`` requests' rankings over a subset.
 
-Recommend searches by maximum inner product, which HNSW supports directly (usearch's ``ip``
-metric); ``similar_items`` searches a second index, of the unit-normalised latent item factors
-(cosine), built with the first when ``similar_items=True`` or on the first ``similar_items`` call.
+Recommend searches by maximum inner product, which faiss's HNSW supports directly (the
+norm-completing transform to Euclidean distance measured far worse on factors whose norms
+spread as trained ones do); ``similar_items`` searches a second index, of the unit-normalised
+latent item factors (cosine), built with the first when ``similar_items=True`` or on the first
+``similar_items`` call.
 
 The index is built from the model's item factors at the time of the call. Retraining the model
 afterwards (``fit``, ``partial_fit_items``, assigning ``item_factors``) makes the index stale: the
@@ -62,7 +66,7 @@ _EXTRA = 'pip install "tacitrec[ann]"'
 _FORMAT = "tacitrec-approximate"
 _FORMAT_VERSION = 1
 _MANIFEST = "approximate.json"
-_INDEX_FILES = {"recommend": "recommend.usearch", "similar_items": "similar_items.usearch"}
+_INDEX_FILES = {"recommend": "recommend.faiss", "similar_items": "similar_items.faiss"}
 _DTYPES = ("f32", "f16")
 #: the keyword arguments of ``model.approximate()``
 INDEX_PARAMS = (
@@ -78,23 +82,39 @@ INDEX_PARAMS = (
 _CHUNK = 2048
 
 
-def _usearch_index():
-    """usearch's Index class, or ImportError naming the extra to install."""
+def _faiss():
+    """The faiss module, or ImportError naming the extra to install."""
     try:
-        from usearch.index import Index
+        import faiss
     except ImportError as e:
         raise ImportError(
-            "approximate search needs the usearch package, an optional dependency of "
-            f"tacitrec: {_EXTRA} (or pip install usearch)"
+            "approximate search needs faiss, an optional dependency of tacitrec: "
+            f"{_EXTRA} (or pip install faiss-cpu)"
         ) from e
-    return Index
+    return faiss
+
+
+class _Threads:
+    """Runs faiss's OpenMP loops on ``n`` threads (0: all cores) for one call, restoring the
+    calling thread's setting afterwards (OpenMP keeps it per thread, so other threads and
+    libraries are not affected)."""
+
+    def __init__(self, faiss, n: int):
+        self.faiss, self.n = faiss, n or (os.cpu_count() or 1)
+
+    def __enter__(self):
+        self.before = self.faiss.omp_get_max_threads()
+        self.faiss.omp_set_num_threads(self.n)
+
+    def __exit__(self, *exc):
+        self.faiss.omp_set_num_threads(self.before)
 
 
 def _fingerprint(factors: np.ndarray) -> str:
-    """A cheap digest of ``factors`` (shape, and about 8,000 values spread over the array) that
+    """A cheap digest of ``factors`` (shape, and about 2,000 values spread over the array) that
     changes when a model is retrained; not a full checksum."""
     flat = factors.reshape(-1)
-    step = max(1, flat.size // 8192)
+    step = max(1, flat.size // 2048)
     h = hashlib.blake2b(digest_size=16)
     h.update(repr(factors.shape).encode())
     h.update(np.ascontiguousarray(flat[::step]).tobytes())
@@ -118,12 +138,12 @@ class ApproximateRecommender:
     Parameters (``model.approximate(**index_params)``)
     --------------------------------------------------
     M : int, default 16
-        Links per node of the graph (usearch's ``connectivity``): more links, higher recall,
+        Links per node of the graph: more links, higher recall,
         more memory and a slower build.
     ef_construction : int, default 128
-        Candidates kept while inserting (``expansion_add``): higher, better graph, slower build.
+        Candidates kept while inserting: higher, a better graph and a slower build.
     ef_search : int, default 64
-        Candidates kept while searching (``expansion_search``); at least the number asked for
+        Candidates kept while searching (faiss's ``efSearch``); at least the number asked for
         is kept. The speed / recall knob; can be changed later (attribute ``ef_search``) or per
         call (``recommend(..., ef_search=...)``).
     dtype : "f32" or "f16", default "f32"
@@ -174,7 +194,7 @@ class ApproximateRecommender:
             raise TypeError(f"similar_items must be True or False, got {similar_items!r}")
         assert model.item_factors is not None  # _shape() raised otherwise
         self._fingerprint = _fingerprint(model.item_factors)
-        self._lock = threading.Lock()  # usearch's search contexts are per thread slot
+        self._lock = threading.Lock()  # builds the cosine index once
         self._indexes: Dict[str, Any] = {} if _indexes is None else dict(_indexes)
         if _indexes is None:
             self._indexes["recommend"] = self._build("recommend")
@@ -207,7 +227,7 @@ class ApproximateRecommender:
     @property
     def memory_usage(self) -> int:
         """Bytes held by the built indexes (the model's factors not included)."""
-        return int(sum(ix.memory_usage for ix in self._indexes.values()))
+        return int(sum(_index_bytes(ix) for ix in self._indexes.values()))
 
     # ---- building ---------------------------------------------------------------------------
     def _vectors(self, kind: str) -> np.ndarray:
@@ -215,21 +235,19 @@ class ApproximateRecommender:
             return np.ascontiguousarray(self.model.item_factors, dtype=np.float32)
         return _normalize_rows(self.model._similarity_factors("item"))
 
-    def _new_index(self, kind: str, ndim: int):
-        Index = _usearch_index()
-        return Index(
-            ndim=ndim,
-            metric="ip",  # cosine on unit vectors is the inner product
-            dtype=self.dtype,
-            connectivity=self.M,
-            expansion_add=self.ef_construction,
-            expansion_search=self.ef_search,
-        )
-
     def _build(self, kind: str):
+        faiss = _faiss()
         vectors = self._vectors(kind)
-        index = self._new_index(kind, vectors.shape[1])
-        index.add(np.arange(len(vectors), dtype=np.uint64), vectors, threads=self.num_threads)
+        d = vectors.shape[1]
+        metric = faiss.METRIC_INNER_PRODUCT  # cosine on unit vectors is the inner product
+        if self.dtype == "f16":
+            index = faiss.IndexHNSWSQ(d, faiss.ScalarQuantizer.QT_fp16, self.M, metric)
+        else:
+            index = faiss.IndexHNSWFlat(d, self.M, metric)
+        index.hnsw.efConstruction = self.ef_construction
+        with _Threads(faiss, self.num_threads):
+            index.train(vectors)  # nothing to learn for these storages; faiss requires the call
+            index.add(vectors)
         return index
 
     def _index(self, kind: str):
@@ -253,7 +271,7 @@ class ApproximateRecommender:
     # ---- persistence ------------------------------------------------------------------------
     def save(self, path) -> None:
         """Saves the recommender to the directory ``path``: the model (``path/model``, as
-        :meth:`~tacitrec.RecommenderBase.save_dir` writes it), each built index as a usearch
+        :meth:`~tacitrec.RecommenderBase.save_dir` writes it), each built index as a faiss
         file and ``approximate.json`` (the index parameters and the factors' fingerprint). The
         directory is written beside ``path`` and renamed into place; an existing recommender
         directory at ``path`` is replaced, anything else there is refused."""
@@ -267,20 +285,19 @@ class ApproximateRecommender:
                     f"{path!r} exists and is not a saved ApproximateRecommender: choose another "
                     "path or remove it"
                 )
-        from usearch import __version__ as usearch_version
-
+        faiss = _faiss()
         tmp = tempfile.mkdtemp(prefix=".tacitrec-ann-", dir=os.path.dirname(path))
         try:
             self.model.save_dir(os.path.join(tmp, "model"))
             for kind, index in self._indexes.items():
-                index.save(os.path.join(tmp, _INDEX_FILES[kind]))
+                faiss.write_index(index, os.path.join(tmp, _INDEX_FILES[kind]))
             manifest = {
                 "format": _FORMAT,
                 "format_version": _FORMAT_VERSION,
                 "params": {k: v for k, v in self.get_params().items() if k != "num_threads"},
                 "indexes": sorted(self._indexes),
                 "fingerprint": self._fingerprint,
-                "usearch": usearch_version,
+                "faiss": faiss.__version__,
             }
             with open(os.path.join(tmp, _MANIFEST), "w", encoding="utf-8") as f:
                 json.dump(manifest, f, indent=1)
@@ -339,9 +356,9 @@ class ApproximateRecommender:
             if kind not in _INDEX_FILES:
                 raise ModelFormatError(f"{manifest_path!r} names an unknown index {kind!r}")
             indexes[kind] = _saved_index(os.path.join(path, _INDEX_FILES[kind]), mmap)
-            if len(indexes[kind]) != model._shape()[1]:
+            if indexes[kind].ntotal != model._shape()[1]:
                 raise ModelFormatError(
-                    f"the {kind} index of {path!r} holds {len(indexes[kind])} items; the model "
+                    f"the {kind} index of {path!r} holds {indexes[kind].ntotal} items; the model "
                     f"has {model._shape()[1]}"
                 )
         try:
@@ -350,17 +367,18 @@ class ApproximateRecommender:
             raise ModelFormatError(f"the saved index parameters are invalid ({e})") from e
 
     def __getstate__(self):
-        """Pickling keeps the model and the indexes (as usearch's serialised bytes)."""
+        """Pickling keeps the model and the indexes (faiss's serialised form, a uint8 array)."""
+        faiss = _faiss()
         state = {k: v for k, v in self.__dict__.items() if k not in ("_lock", "_indexes")}
-        state["_indexes"] = {kind: bytes(ix.save()) for kind, ix in self._indexes.items()}
+        state["_indexes"] = {kind: faiss.serialize_index(ix) for kind, ix in self._indexes.items()}
         return state
 
     def __setstate__(self, state) -> None:
-        Index = _usearch_index()
+        faiss = _faiss()
         indexes = state.pop("_indexes")
         self.__dict__.update(state)
         self._lock = threading.Lock()
-        self._indexes = {kind: Index.restore(data) for kind, data in indexes.items()}
+        self._indexes = {kind: faiss.deserialize_index(data) for kind, data in indexes.items()}
 
     # ---- serving ----------------------------------------------------------------------------
     def recommend(
@@ -509,11 +527,15 @@ class ApproximateRecommender:
         index = self._index(kind)
         queries = np.ascontiguousarray(queries, dtype=np.float32)
         n_liked = np.zeros(n, dtype=np.int64) if liked is None else np.diff(liked.indptr)
-        # The first search asks for N' plus the user's liked items plus up to N' filtered ones.
-        # A row short of N' asks again for twice as many, capped at ``enough``, the count that
-        # must leave N' even when every liked and filtered item is among the candidates.
+        # The first search asks for 2 N' candidates (N' when nothing is filtered). A row short
+        # of N' asks again for N' plus all its liked items plus twice as many filtered items as
+        # the last search asked for candidates (at least twice as many candidates), capped at
+        # ``enough``, the count that must leave N' even when every liked and filtered item is
+        # among the candidates. Liked items are few and often near the top (they are what the
+        # model learned), so the second search makes room for all of them; filter_items may
+        # be long and mostly far from the top, so room for them grows by doubling.
         enough = np.minimum(width + n_liked + n_banned, n_items)
-        want = np.minimum(width + n_liked + min(n_banned, width), enough)
+        want = np.minimum(width + np.minimum(n_liked + n_banned, width), enough)
         pending = np.arange(n)
         while pending.size:
             wide = want[pending] > self.exact_above
@@ -533,7 +555,11 @@ class ApproximateRecommender:
                             kind, index, queries, rows, int(k), ef, liked, banned, width, out
                         )
                     )
-                    want[short[-1]] = np.minimum(2 * k, enough[short[-1]])
+                    again = short[-1]
+                    want[again] = np.minimum(
+                        enough[again],
+                        np.maximum(2 * k, width + n_liked[again] + min(n_banned, 2 * k)),
+                    )
             pending = np.concatenate(short)
         return out
 
@@ -548,16 +574,13 @@ class ApproximateRecommender:
         full (it returned fewer than ``k``, or ``k`` is the whole catalogue) are scored
         exactly. Returns the rows still short, to search wider."""
         _, n_items = self.model._shape()
-        with self._lock:
-            index.expansion_search = max(ef, k)
-            found = index.search(queries[rows], k, threads=self.num_threads)
-        keys = np.asarray(found.keys).reshape(len(rows), -1)[:, :k]
-        if hasattr(found, "counts"):
-            counts = np.asarray(found.counts, dtype=np.int64).reshape(len(rows))
-        else:  # one query: usearch answers with a single Matches
-            counts = np.array([len(found.keys)], dtype=np.int64)
-        valid = np.arange(keys.shape[1])[None, :] < counts[:, None]
-        cand = np.where(valid, keys, 0).astype(np.int64)
+        faiss = _faiss()
+        params = faiss.SearchParametersHNSW(efSearch=max(ef, k))
+        with _Threads(faiss, self.num_threads):
+            _, keys = index.search(queries[rows], k, params=params)
+        valid = keys >= 0  # faiss pads with -1 what it did not find
+        counts = valid.sum(axis=1)
+        cand = np.where(valid, keys, 0)
         if banned is not None:
             valid &= ~banned[cand]
         if liked is not None:
@@ -593,11 +616,25 @@ def _liked_mask(liked, rows: np.ndarray, cand: np.ndarray, n_items: int) -> np.n
 
 
 def _saved_index(file: str, mmap: bool):
-    Index = _usearch_index()
+    faiss = _faiss()
+    if not os.path.isfile(file):
+        raise ModelFormatError(f"the index file {file!r} is missing")
+    flags = faiss.IO_FLAG_MMAP | faiss.IO_FLAG_READ_ONLY if mmap else 0
     try:
-        index = Index.restore(file, view=mmap)
-    except Exception as e:  # usearch raises RuntimeError / ValueError on a bad file
-        raise ModelFormatError(f"cannot read the index {file!r} ({type(e).__name__}: {e})") from e
-    if index is None:
-        raise ModelFormatError(f"{file!r} is not a usearch index")
-    return index
+        return faiss.read_index(file, flags)
+    except RuntimeError as e:  # faiss raises RuntimeError on a file it cannot read
+        raise ModelFormatError(f"cannot read the index {file!r} ({e})") from e
+
+
+def _index_bytes(index) -> int:
+    """Bytes of an HNSW index: the stored vectors and the graph's links."""
+    import faiss
+
+    hnsw = index.hnsw
+    storage = faiss.downcast_index(index.storage)
+    return int(
+        index.ntotal * storage.sa_code_size()
+        + hnsw.neighbors.size() * 4
+        + hnsw.offsets.size() * 8
+        + hnsw.levels.size() * 4
+    )

@@ -1,4 +1,4 @@
-"""model.approximate(): the HNSW index (usearch, the optional extra ``ann``) against the exact path.
+"""model.approximate(): the HNSW index (faiss, the optional extra ``ann``) against the exact path.
 
 With a search as wide as the catalogue the graph search is exact, so the results must equal the
 model's own recommend / similar_items; with a narrow search they are approximate, but every row
@@ -22,7 +22,7 @@ from tacitrec import (
 )
 from tacitrec.exceptions import ModelFormatError, NotFittedError
 
-usearch = pytest.importorskip("usearch", reason="the optional extra ann (usearch) is not installed")
+faiss = pytest.importorskip("faiss", reason="the optional extra ann (faiss-cpu) is not installed")
 
 from tacitrec.approximate import ApproximateRecommender
 
@@ -104,8 +104,9 @@ def check_rows_of(model, users, got, N, liked=None, filt=()):
         assert (np.diff(scores[u, :want]) <= 0).all()
 
 
-def test_a_narrow_search_still_returns_n_results(model):
-    narrow = model.approximate(M=4, ef_construction=8, ef_search=1)
+@pytest.mark.parametrize("dtype", ["f32", "f16"])
+def test_a_narrow_search_still_returns_n_results(model, dtype):
+    narrow = model.approximate(M=4, ef_construction=8, ef_search=1, dtype=dtype)
     users = np.arange(N_USERS)
     rng = np.random.default_rng(5)
     X = liked_matrix(density=0.3)  # ~450 liked items per user
@@ -298,13 +299,12 @@ def test_bad_input(model, exact_index):
         exact_index.similar_items(N_ITEMS)
 
 
-def test_import_tacitrec_does_not_import_usearch():
-    code = "import sys, tacitrec; sys.exit('usearch' in sys.modules)"
+def test_import_tacitrec_does_not_import_faiss():
+    code = "import sys, tacitrec; sys.exit('faiss' in sys.modules)"
     assert subprocess.run([sys.executable, "-c", code], env=dict(os.environ)).returncode == 0
 
 
 def test_missing_extra_names_it(model, monkeypatch):
-    monkeypatch.setitem(sys.modules, "usearch", None)
-    monkeypatch.setitem(sys.modules, "usearch.index", None)
+    monkeypatch.setitem(sys.modules, "faiss", None)
     with pytest.raises(ImportError, match=r"tacitrec\[ann\]"):
         model.approximate()
