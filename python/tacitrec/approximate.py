@@ -14,8 +14,8 @@ from a hierarchical navigable small-world graph (HNSW, Malkov & Yashunin 2018) b
 ImportError naming the extra when it is missing. (faiss was chosen by measurement over usearch,
 hnswlib and voyager: benches/compare/ann_libraries.py, RESULTS.md.)
 
-What is approximate and what is not
------------------------------------
+**What is approximate and what is not.**
+
 * **Which** items come back is approximate: the graph search may miss some of the exact top-N
   (recall below 1). Recall depends on the factors, ``M``, ``ef_construction`` and ``ef_search``;
   it is measured (``benches/compare/ann.py``, RESULTS.md), never promised. Raise ``ef_search``
@@ -135,8 +135,11 @@ class ApproximateRecommender:
     documentation for what is approximate and what is exact). Made by ``model.approximate()``;
     loaded by :meth:`load`.
 
-    Parameters (``model.approximate(**index_params)``)
-    --------------------------------------------------
+    Parameters
+    ----------
+    model : MatrixFactorizationBase
+        The fitted model (``model.approximate(**index_params)`` passes itself); the other
+        parameters are the ``index_params``.
     M : int, default 16
         Links per node of the graph: more links, higher recall,
         more memory and a slower build.
