@@ -70,6 +70,12 @@ def main() -> None:
     ap.add_argument("--json", help="write the measurements to this file")
     ap.add_argument("--implicit", action="store_true")
     ap.add_argument(
+        "--implicit-filter",
+        type=float,
+        default=0.01,
+        help="the share of the items in filter_items for the filtered call of implicit's wrappers",
+    )
+    ap.add_argument(
         "--implicit-backends",
         default="faiss,annoy,nmslib",
         help="which of implicit's wrappers to run (nmslib's pip wheel builds slowly at 1M items)",
@@ -236,7 +242,8 @@ def run_implicit(U, V, X, users, exact, args, index) -> None:
         return
     n = min(len(users), 1000)  # implicit loops over users in Python when filtering
     users = users[:n]
-    filt = np.random.default_rng(4).choice(V.shape[0], V.shape[0] // 100, replace=False)
+    n_filter = int(V.shape[0] * args.implicit_filter)
+    filt = np.random.default_rng(4).choice(V.shape[0], n_filter, replace=False)
     for backend, name, cls_name in (
         ("faiss", "faiss (IVF)", "FaissAlternatingLeastSquares"),
         ("annoy", "annoy", "AnnoyAlternatingLeastSquares"),
@@ -268,7 +275,7 @@ def run_implicit(U, V, X, users, exact, args, index) -> None:
         print(
             f"implicit {name}: build {bw:.1f} s ({bc:.1f} s CPU); liked removed: recall "
             f"{recall(ids, exact['liked']['ids'][:n]):.3f}, {n / w:,.0f} users/s, rows "
-            f"short of 10: {short} of {n}; with 1% of the items in filter_items too: "
+            f"short of 10: {short} of {n}; with {n_filter:,} items in filter_items too: "
             f"{short_f} of {n} short",
             flush=True,
         )

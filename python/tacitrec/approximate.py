@@ -25,14 +25,14 @@ hnswlib and voyager: benches/compare/ann_libraries.py, RESULTS.md.)
   factors, and the results are ordered as the exact path orders them (best first, ties to the
   lower item id).
 * **Counts** are exact: liked items (``filter_already_liked_items``) and ``filter_items`` are
-  removed, and every row still holds ``N' = min(N, number of candidate items)`` results. The
-  search asks the graph for more candidates (doubling, up to the count that must leave ``N'``
-  after removing every liked and filtered item) until ``N'`` survive; a row that would need a
-  search wider than ``exact_above`` candidates, or that the graph cannot serve in full, is
-  scored exactly instead. A row is padded with id ``-1`` and score ``-inf`` only where the exact
-  path pads it: when the user has fewer than ``N'`` candidates left.
-* ``items`` (rank only these items) is answered exactly (the subset is scored in full), as are
-  ``recalculate_user`` requests' rankings over a subset.
+  removed, and every row still holds ``N' = min(N, number of candidate items)`` results. A row
+  first asks the graph for ``2 N'`` candidates; a row left short asks again with room for all
+  its liked items and twice as many filtered ones, and so on, up to the count that must leave
+  ``N'`` after removing every liked and filtered item. A row that would need a search wider
+  than ``exact_above`` candidates, or that the graph cannot serve in full, is scored exactly
+  instead. A row is padded with id ``-1`` and score ``-inf`` only where the exact path pads it:
+  when the user has fewer than ``N'`` candidates left.
+* ``items`` (rank only these items) is answered exactly: the subset is scored in full.
 
 Recommend searches by maximum inner product, which faiss's HNSW supports directly (the
 norm-completing transform to Euclidean distance measured far worse on factors whose norms
@@ -42,9 +42,10 @@ latent item factors (cosine), built with the first when ``similar_items=True`` o
 
 The index is built from the model's item factors at the time of the call. Retraining the model
 afterwards (``fit``, ``partial_fit_items``, assigning ``item_factors``) makes the index stale: the
-recommender notices (it keeps a fingerprint of the factors) and raises RuntimeError; call
-``approximate()`` again. User factors are read from the model at every call, so refitting
-users alone (``partial_fit_users``) is served at once.
+recommender notices (it keeps a fingerprint of the factors' shape and of about 2,000 of their
+values, which retraining changes; an edit of a few values in place may go unnoticed) and raises
+RuntimeError; call ``approximate()`` again. User factors are read from the model at every
+call, so refitting users alone (``partial_fit_users``) is served at once.
 """
 
 from __future__ import annotations
