@@ -308,3 +308,18 @@ def test_missing_extra_names_it(model, monkeypatch):
     monkeypatch.setitem(sys.modules, "faiss", None)
     with pytest.raises(ImportError, match=r"tacitrec\[ann\]"):
         model.approximate()
+
+
+def test_exact_fallback_and_small_chunks_give_the_exact_results(model, monkeypatch):
+    import tacitrec.approximate as approximate
+
+    users = np.arange(N_USERS)
+    X = liked_matrix(density=0.1)
+    filt = np.arange(0, N_ITEMS, 5)
+    want = model.recommend(users, X, N=10, filter_items=filt)
+    # every row wider than one candidate is scored exactly
+    assert_same(model.approximate(exact_above=1).recommend(users, X, N=10, filter_items=filt), want)
+    # searches split into many small batches of rows
+    monkeypatch.setattr(approximate, "_CHUNK", 64)
+    index = model.approximate(**EXACT)
+    assert_same(index.recommend(users, X, N=10, filter_items=filt), want)
