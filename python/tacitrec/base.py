@@ -1171,7 +1171,7 @@ class MatrixFactorizationBase(RecommenderBase):
 
     def approximate(self, **index_params):
         """An :class:`~tacitrec.approximate.ApproximateRecommender` over these factors: the same
-        ``recommend`` / ``similar_items``, answered from an HNSW graph index (usearch, the
+        ``recommend`` / ``similar_items``, answered from an HNSW graph index (faiss-cpu, the
         optional extra ``ann``: ``pip install "tacitrec[ann]"``) for catalogues too large to
         scan per user. **Approximate**: which items come back may miss some of the exact top-N
         (recall is measured, not promised; ``ef_search`` trades speed for recall); their scores
