@@ -49,7 +49,7 @@ Differences from implicit:
 
 from __future__ import annotations
 
-from typing import Tuple
+from typing import Any, Dict
 
 import numpy as np
 
@@ -141,13 +141,14 @@ class BayesianPersonalizedRanking(SGDFactorizationBase):
                 f"negative_sampling must be one of {_SAMPLING}, got {self.negative_sampling!r}"
             )
 
-    def _args(self) -> Tuple[float, float, bool, int, str]:
-        return (
-            float(self.learning_rate),
-            float(self.regularization),
-            bool(self.verify_negative_samples),
-            int(self.max_redraws),
-            self.negative_sampling,
+    def _hyper_parameters(self) -> Dict[str, Any]:
+        """The keyword arguments that the training and folding-in kernels share."""
+        return dict(
+            learning_rate=float(self.learning_rate),
+            regularization=float(self.regularization),
+            verify_negative_samples=bool(self.verify_negative_samples),
+            max_redraws=int(self.max_redraws),
+            negative_sampling=self.negative_sampling,
         )
 
     def fit(self, user_items, show_progress: bool = True, callback=None):
@@ -185,11 +186,11 @@ class BayesianPersonalizedRanking(SGDFactorizationBase):
                 c,
                 self._user_factors,
                 self._item_factors,
-                *self._args(),
-                bool(self.use_weights),
-                bool(self.deterministic),
                 self._seed(rng),
                 self._threads(),
+                use_weights=bool(self.use_weights),
+                deterministic=bool(self.deterministic),
+                **self._hyper_parameters(),
             )
 
         def summary(epoch, counts):
@@ -222,11 +223,11 @@ class BayesianPersonalizedRanking(SGDFactorizationBase):
             c,
             ids,
             self._item_factors,
-            *self._args(),
             self._popularity,
             int(self.iterations),
             self._fold_in_seed(),
             self._threads(),
+            **self._hyper_parameters(),
         )
 
 

@@ -109,14 +109,14 @@ class LogisticMatrixFactorization(SGDFactorizationBase):
             g2,
             y,
             fixed,
-            float(self.learning_rate),
-            float(self.regularization),
-            int(self.neg_prop),
-            self.max_negatives,
             popularity,
             ids,
             seed,
             self._threads(),
+            learning_rate=float(self.learning_rate),
+            regularization=float(self.regularization),
+            neg_prop=int(self.neg_prop),
+            max_negatives=self.max_negatives,
         )
 
     def fit(self, user_items, show_progress: bool = True, callback=None):

@@ -1,12 +1,13 @@
 //! Bindings of the LMF kernel.
 
-use super::convert::{mat, mat_mut, slice, PyCsr};
+use super::convert::{mat, mat_mut, slice, Kwargs, PyCsr};
 use super::interrupt;
 use crate::models::lmf::{half_step, LmfParams, MaxNegatives};
 use crate::models::sgd::{column_counts, popularity as by_counts, FoldInNegatives};
 use numpy::{PyReadonlyArray1, PyReadonlyArray2, PyReadwriteArray2};
 use pyo3::prelude::*;
 use pyo3::pybacked::PyBackedStr;
+use pyo3::types::PyDict;
 
 /// `max_negatives` as Python gives it: `"auto"`, `None` (no cap) or a count.
 struct PyMaxNegatives(MaxNegatives);
@@ -26,11 +27,12 @@ impl<'a, 'py> FromPyObject<'a, 'py> for PyMaxNegatives {
 }
 
 /// One half-step: the rows of `x` (with adagrad accumulators `g2`) from `c` (rows x columns)
-/// against the fixed `y`. Negatives come from `c`'s own interactions (training), or, when
-/// `popularity` is given, from those weights (rows folded in later); `ids` seed the rows.
+/// against the fixed `y`; column `fixed` of `x` (the constant one) is left as it is. Negatives come from
+/// `c`'s own interactions (training), or, when `popularity` is given, from those weights (rows
+/// folded in later); `ids` seed the rows. The hyper-parameters come as keyword arguments named
+/// as the estimator's: `learning_rate`, `regularization`, `neg_prop`, `max_negatives`.
 #[pyfunction]
-#[pyo3(signature = (c, x, g2, y, fixed, learning_rate, regularization, neg_prop, max_negatives,
-                    popularity, ids, seed, num_threads))]
+#[pyo3(signature = (c, x, g2, y, fixed, popularity, ids, seed, num_threads, **hyper_parameters))]
 #[allow(clippy::too_many_arguments)]
 fn lmf_half_step<'py>(
     py: Python<'py>,
@@ -39,15 +41,20 @@ fn lmf_half_step<'py>(
     mut g2: PyReadwriteArray2<'py, f32>,
     y: PyReadonlyArray2<'py, f32>,
     fixed: usize,
-    learning_rate: f32,
-    regularization: f32,
-    neg_prop: usize,
-    max_negatives: PyMaxNegatives,
     popularity: Option<PyReadonlyArray1<'py, f32>>,
     ids: Option<PyReadonlyArray1<'py, u64>>,
     seed: u64,
     num_threads: usize,
+    hyper_parameters: Option<&Bound<'py, PyDict>>,
 ) -> PyResult<()> {
+    let kw = Kwargs::new(py, hyper_parameters);
+    let p = LmfParams {
+        learning_rate: kw.take("learning_rate")?,
+        regularization: kw.take("regularization")?,
+        neg_prop: kw.take("neg_prop")?,
+        max_negatives: kw.take::<PyMaxNegatives>("max_negatives")?.0,
+    };
+    kw.finish()?;
     let m = c.view("interactions")?;
     let x = mat_mut("factors", &mut x)?;
     let g2 = mat_mut("adagrad accumulators", &mut g2)?;
@@ -59,16 +66,10 @@ fn lmf_half_step<'py>(
         .map(|a| slice("popularity", a))
         .transpose()?;
     let ids = ids.as_ref().map(|a| slice("ids", a)).transpose()?;
-    let p = LmfParams {
-        learning_rate,
-        regularization,
-        neg_prop,
-        max_negatives: max_negatives.0,
-    };
     let d = x.cols;
     let work = m
         .nnz()
-        .saturating_mul(neg_prop.saturating_add(1))
+        .saturating_mul(p.neg_prop.saturating_add(1))
         .saturating_mul(d);
     interrupt::run(py, num_threads, work, || {
         // training draws by the interaction counts of `c` itself (implicit's sampling); with
