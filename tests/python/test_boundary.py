@@ -129,3 +129,42 @@ def test_a_csr_carries_its_shape():
         _core.weight((indptr, indices, data, (2, 1)), "normalize", "rows", 0, 0, 1)
     with pytest.raises(ValueError, match="X.indptr length"):
         _core.weight((indptr, indices, data, (3, 2)), "normalize", "rows", 0, 0, 1)
+
+
+def _factors(n: int, d: int = 3) -> np.ndarray:
+    return np.full((n, d), 0.1, dtype=np.float32)
+
+
+_BPR = dict(
+    learning_rate=0.01,
+    regularization=0.01,
+    verify_negative_samples=True,
+    max_redraws=0,
+    negative_sampling="uniform",
+)
+_KEYWORD_KERNELS = {
+    "bpr.BayesianPersonalizedRanking": (
+        lambda **kw: _core.bpr_epoch(_csr(), _factors(2), _factors(2), 0, 1, **kw),
+        dict(_BPR, use_weights=False, deterministic=True),
+    ),
+    "lmf.LogisticMatrixFactorization": (
+        lambda **kw: _core.lmf_half_step(
+            _csr(), _factors(2), _factors(2), _factors(2), 2, None, None, 0, 1, **kw
+        ),
+        dict(learning_rate=1.0, regularization=0.6, neg_prop=30, max_negatives="auto"),
+    ),
+}
+
+
+@pytest.mark.parametrize("qualified", sorted(_KEYWORD_KERNELS))
+def test_hyper_parameters_cross_by_the_estimators_names(qualified):
+    """Every keyword a kernel takes is a parameter of its estimator; a missing or unknown one
+    is a TypeError naming it."""
+    call, kwargs = _KEYWORD_KERNELS[qualified]
+    assert set(kwargs) <= set(_signature_defaults(qualified))
+    call(**kwargs)
+    first = next(iter(kwargs))
+    with pytest.raises(TypeError, match=f"missing keyword argument '{first}'"):
+        call(**{k: v for k, v in kwargs.items() if k != first})
+    with pytest.raises(TypeError, match="unexpected keyword argument 'learningrate'"):
+        call(**kwargs, learningrate=0.1)
