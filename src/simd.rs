@@ -5,8 +5,9 @@
 //! `with_simd<S: Lanes>(self, simd: S)` calls a generic body written with `simd`'s vector
 //! operations; `Arch::new().dispatch(op)` (or a stored [`Arch`]) compiles and runs that body as
 //! AVX-512 (x86-64-v4), AVX2+FMA (x86-64-v3), NEON or scalar code, whichever the CPU has (wheels
-//! target baseline x86-64, so the choice is made at run time). Dispatch once per unit of work
-//! that is long next to a function call (a thread's share, a block, a row), never per element.
+//! target baseline x86-64, so the choice is made at run time); the SGD kernels take
+//! [`sgd_arch`], which stops at AVX2. Dispatch once per unit of work that is long next to a
+//! function call (a thread's share, a block, a row), never per element.
 //!
 //! Rules for the bodies:
 //! - everything the body calls down to its loops is `#[inline(always)]`: a function that is not
@@ -27,6 +28,19 @@
 
 use pulp::MemMask;
 pub(crate) use pulp::{Arch, Simd as Lanes, WithSimd};
+
+/// The instruction set of the SGD kernels (BPR, LMF, LightFM): the best the CPU has, but at most
+/// AVX2+FMA on x86-64. Their work is one short factor row at a time, a few vectors between random
+/// memory accesses, where AVX-512 adds no throughput and makes the horizontal sums and the masked
+/// tails wider: measured against AVX2 here, all three were as fast or slower with it at every
+/// width benchmarked (32 to 128 factors). Kernels over blocks (ALS, scoring) take `Arch::new()`.
+pub(crate) fn sgd_arch() -> Arch {
+    #[cfg(target_arch = "x86_64")]
+    if let Some(v3) = pulp::x86::V3::try_new() {
+        return Arch::V3(v3);
+    }
+    Arch::new()
+}
 
 /// The number of `f32` lanes of the vectors `arch` runs kernels with.
 pub(crate) fn f32_lanes(arch: Arch) -> usize {

@@ -21,7 +21,7 @@
 use super::sgd::{column_counts, popularity, stream, Alias, Negatives, SharedRows};
 use crate::error::{Error, Result};
 use crate::parallel::{self, Stop};
-use crate::simd::{load_tail, prefetch, store_tail, vdot2, Arch, Lanes, WithSimd};
+use crate::simd::{load_tail, prefetch, sgd_arch, store_tail, vdot2, Lanes, WithSimd};
 use crate::sparse::CsrView;
 use rand::rngs::SmallRng;
 use rand::seq::SliceRandom;
@@ -327,7 +327,7 @@ fn hogwild_share<S: Lanes>(
     stats
 }
 
-/// [`hogwild_share`], run by [`Arch::dispatch`] with the CPU's vector instructions.
+/// [`hogwild_share`], dispatched on [`sgd_arch`]'s instruction set.
 struct HogwildShare<'a, 'e> {
     e: &'a Epoch<'e>,
     row_of: &'a [u32],
@@ -475,7 +475,7 @@ fn block<S: Lanes>(
     stats
 }
 
-/// [`block`], run by [`Arch::dispatch`] with the CPU's vector instructions.
+/// [`block`], dispatched on [`sgd_arch`]'s instruction set.
 struct Block<'a, 'e> {
     e: &'a Epoch<'e>,
     bl: &'a Blocks,
@@ -542,7 +542,7 @@ pub fn epoch(
         p: *params,
         stop: parallel::stop_flag(),
     };
-    let arch = Arch::new();
+    let arch = sgd_arch();
     if params.deterministic {
         let bl = blocks(user_items, seed);
         let stats = parallel::install(num_threads, || {
@@ -682,7 +682,7 @@ fn fold_in_row<S: Lanes>(
     }
 }
 
-/// [`fold_in_row`], run by [`Arch::dispatch`] with the CPU's vector instructions.
+/// [`fold_in_row`], dispatched on [`sgd_arch`]'s instruction set.
 struct FoldInRow<'a> {
     items: &'a [i32],
     y: &'a [f32],
@@ -735,7 +735,7 @@ pub fn fold_in(
             ids.len().to_string(),
         ));
     }
-    let arch = Arch::new();
+    let arch = sgd_arch();
     let stop = parallel::stop_flag();
     parallel::install(num_threads, || {
         x.par_chunks_mut(d).enumerate().for_each(|(r, xr)| {

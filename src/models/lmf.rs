@@ -16,7 +16,7 @@
 use super::sgd::{sigmoid, stream, Negatives};
 use crate::error::{Error, Result};
 use crate::parallel;
-use crate::simd::{load_tail, store_tail, vaxpy, vdot, Arch, Lanes, WithSimd};
+use crate::simd::{load_tail, sgd_arch, store_tail, vaxpy, vdot, Lanes, WithSimd};
 use crate::sparse::CsrView;
 use rand::rngs::SmallRng;
 use rayon::prelude::*;
@@ -167,7 +167,7 @@ fn adagrad_vector<S: Lanes>(
     (simd.mul_add_e_f32s(rate, g, x), s)
 }
 
-/// [`row_step`], run by [`Arch::dispatch`] with the CPU's vector instructions.
+/// [`row_step`], dispatched on [`sgd_arch`]'s instruction set.
 struct RowStep<'a> {
     items: &'a [i32],
     vals: &'a [f32],
@@ -242,7 +242,7 @@ pub fn half_step(
     if ids.is_some_and(|ids| ids.len() != m.n_rows()) {
         return Err(Error::invalid("ids", "need one id per row"));
     }
-    let arch = Arch::new();
+    let arch = sgd_arch();
     let stop = parallel::stop_flag();
     parallel::install(num_threads, || {
         x.par_chunks_mut(d)

@@ -26,7 +26,7 @@ mod optim;
 use super::sgd::{column_counts, popularity, stream, Alias};
 use crate::error::{Error, Result};
 use crate::parallel::{self, Stop};
-use crate::simd::{prefetch, vaxpy, vdot, vscale, Arch, Lanes, WithSimd};
+use crate::simd::{prefetch, sgd_arch, vaxpy, vdot, vscale, Lanes, WithSimd};
 use crate::sparse::CsrView;
 use hot_rows::{hot_features, Local, Locals, Shared, MERGE_EVERY};
 use loss::{example, kos_user};
@@ -262,7 +262,7 @@ fn share<S: Lanes>(simd: S, e: &Epoch<'_>, order: &[u32], row_of: &[u32], rng: &
     s.locals.items.merge(&e.items);
 }
 
-/// [`share`], run by [`Arch::dispatch`] with the CPU's vector instructions.
+/// [`share`], dispatched on [`sgd_arch`]'s instruction set.
 struct Share<'a, 'e> {
     e: &'a Epoch<'e>,
     order: &'a [u32],
@@ -387,7 +387,7 @@ pub fn epoch(
         },
         stop: parallel::stop_flag(),
     };
-    let arch = Arch::new();
+    let arch = sgd_arch();
     parallel::install(num_threads, || {
         let t = rayon::current_num_threads();
         let chunk = order.len().div_ceil(t).max(1);
