@@ -3,7 +3,7 @@
 use super::convert::{candidates, ids_scores, IdsScores, PyCsr};
 use super::interrupt;
 use crate::sparse::CsrView;
-use crate::topk::{recommend_batch, BlockScorer, Candidates, DotScorer};
+use crate::topk::{recommend_batch, recommend_dot, BlockScorer, Candidates, DotParams, FirstPass};
 use numpy::{PyReadonlyArray1, PyReadonlyArray2};
 use pyo3::prelude::*;
 
@@ -44,12 +44,22 @@ fn topk_dot<'py>(
     let (q, it) = (queries.as_array(), item_factors.as_array());
     let cands = candidates(it.nrows(), &items, &filter_items)?;
     let liked = liked.as_ref().map(|m| m.view("user_items")).transpose()?;
-    let scorer = DotScorer::new(q, it, &cands)?;
     let work = q
         .nrows()
         .saturating_mul(it.nrows())
         .saturating_mul(it.ncols());
-    top_k(py, &scorer, &cands, liked.as_ref(), k, work, num_threads)
+    // TACITREC_EXACT_TOPK=full turns the int8 first pass off (identical results; for tests and
+    // benchmarks of the full f32 path)
+    let params = DotParams {
+        first_pass: match std::env::var("TACITREC_EXACT_TOPK").as_deref() {
+            Ok("full") => FirstPass::Off,
+            _ => FirstPass::Auto,
+        },
+    };
+    let res = interrupt::run(py, num_threads, work, || {
+        recommend_dot(q, it, &cands, liked.as_ref(), k, num_threads, params)
+    })?;
+    Ok(ids_scores(py, res)?)
 }
 
 pub fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {

@@ -165,7 +165,7 @@ pub struct TopKResult {
 
 /// An `n x k` output buffer, or a MemoryError naming N (instead of an abort) when it cannot be
 /// allocated.
-fn filled<T: Copy>(n: usize, k: usize, value: T) -> Result<Vec<T>> {
+pub(super) fn filled<T: Copy>(n: usize, k: usize, value: T) -> Result<Vec<T>> {
     let cause = || format!("N={k} results for each of {n} queries; ask for fewer at a time");
     let len = checked_len::<T>(n, k, "the recommendations", cause)?;
     try_vec(len, value, "the recommendations", cause)
@@ -200,22 +200,7 @@ pub fn recommend_batch<S: BlockScorer>(
     if scorer.n_positions() != np {
         return Err(Error::shape("scorer positions", np, scorer.n_positions()));
     }
-    if let Some(l) = liked {
-        if l.n_rows() != nq {
-            return Err(Error::shape(
-                "user_items rows (one per query)",
-                nq,
-                l.n_rows(),
-            ));
-        }
-        if l.n_cols() != candidates.n_items() {
-            return Err(Error::shape(
-                "user_items columns (items)",
-                candidates.n_items(),
-                l.n_cols(),
-            ));
-        }
-    }
+    check_liked(liked, nq, candidates)?;
     let k = k.min(candidates.available());
     let mut ids = filled(nq, k, -1i32)?;
     let mut scores = filled(nq, k, f32::NEG_INFINITY)?;
@@ -313,6 +298,31 @@ pub fn recommend_batch<S: BlockScorer>(
         ids,
         scores,
     })
+}
+
+/// `liked` must have one row per query and one column per item.
+pub(super) fn check_liked(
+    liked: Option<&CsrView<'_>>,
+    nq: usize,
+    candidates: &Candidates,
+) -> Result<()> {
+    if let Some(l) = liked {
+        if l.n_rows() != nq {
+            return Err(Error::shape(
+                "user_items rows (one per query)",
+                nq,
+                l.n_rows(),
+            ));
+        }
+        if l.n_cols() != candidates.n_items() {
+            return Err(Error::shape(
+                "user_items columns (items)",
+                candidates.n_items(),
+                l.n_cols(),
+            ));
+        }
+    }
+    Ok(())
 }
 
 /// The per-query selections a scan feeds.

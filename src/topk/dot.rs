@@ -70,6 +70,22 @@ impl<'a> DotScorer<'a> {
     }
 }
 
+impl DotScorer<'_> {
+    /// `(queries per block, positions per tile)` of every GEMM this scorer runs.
+    pub const TILE: (usize, usize) = (BLOCK_QUERIES, TILE_POSITIONS);
+
+    /// `(queries, candidate item rows, n_queries, n_positions, factors)`, both row-major.
+    pub(super) fn parts(&self) -> (&[f32], &[f32], usize, usize, usize) {
+        (
+            self.queries,
+            &self.items,
+            self.n_queries,
+            self.n_positions,
+            self.factors,
+        )
+    }
+}
+
 impl BlockScorer for DotScorer<'_> {
     type Scratch = ();
 

@@ -1,0 +1,625 @@
+//! Exact top-k of dot products with an int8 first pass (AVX-512 VNNI), and [`recommend_dot`], the
+//! entry point every factor model's recommend and similar_items / similar_users call.
+//!
+//! # What is computed
+//!
+//! The result is the full f32 path's ([`recommend_batch`] over a [`DotScorer`]) bit for bit: same
+//! ids, order, tie rule (lower item id first) and scores. The first pass only decides which items
+//! need an exact score:
+//!
+//! 1. queries and items are quantised to int8 per row (symmetric, scale = max|x| / 127), and every
+//!    (query, item) pair gets an approximate score `a = s_u s_v (q_u . q_v)` from `vpdpbusd`
+//!    (64 int8 multiply-adds per instruction, four times what an f32 FMA does);
+//! 2. every pair gets a rigorous bound `b` with `|a - e| <= b`, where `e` is the f32 value the full
+//!    path's GEMM computes for that pair (not the real dot product: it is `e` that must be
+//!    reproduced);
+//! 3. per query, the k-th largest lower bound `a - b` seen so far, `T`, is kept in a heap; an item
+//!    stays a candidate while `a + b >= T` (`>=`, so that every item tied at the k-th score stays);
+//! 4. the candidates left at the end are rescored exactly, with the same sequence of f32 fused
+//!    multiply-adds the GEMM performs for one output element, and selected with the same rule.
+//!
+//! Why it is exact: at the end, `T` is the k-th largest of lower bounds of distinct items, so at
+//! least k items have `e >= T`, so the k-th best exact score `e_k` is `>= T`. An item in the exact
+//! top k (or tied with `e_k`) has `a + b >= e >= e_k >= T` and survives every filter step
+//! (thresholds only rise to `T`). Excluded and liked items are skipped in both passes, as the full
+//! path skips them.
+//!
+//! # The bound
+//!
+//! Notation: `u = 2^-24` (f32 unit roundoff), `d` the number of factors, `x~ = s q` the
+//! dequantised row (exact as a real number), `dx = x - x~`, `gamma_d = d u / (1 - d u)`. Per row
+//! we store upper bounds `N >= max(|x|, |x~|)` and `D >= |dx|` (Euclidean norms, computed in f64
+//! and rounded up). Then
+//!
+//! - quantisation: `|u.v - u~.v~| = |du.v + u~.dv| <= |du||v| + |u~||dv| <= Du Nv + Nu Dv`;
+//! - first-pass arithmetic: the integer dot product is exact (`|q_u . q_v| <= 127^2 d < 2^24` for
+//!   `d <= 1040`, so its conversion to f32 is exact too), and `a = fl(I * fl(s_u s_v))` has
+//!   relative error at most `2u + u^2`: `|a - u~.v~| <= (2u + u^2) Nu Nv` (the scales are normal
+//!   numbers by the range rule below, so no underflow);
+//! - the exact path's own rounding: the GEMM computes each element as a chain of `d` fused
+//!   multiply-adds, `|e - u.v| <= gamma_d sum|u_i v_i| + d 2^-149 <= gamma_d Nu Nv + d 2^-149`
+//!   (the second term covers gradual underflow of tiny products, half a subnormal spacing per
+//!   operation);
+//! - our own rounding of `b`, `a + b` and `a - b`: at most `u(|a| + b)` each, covered by adding
+//!   `4u Nu Nv` and inflating `b` by `1 + 2^-18`.
+//!
+//! So `b = Du Nv + Nu (Dv + c Nv + d 2^-109)` with `c = 2u + u^2 + gamma_d + 4u`, stored per item
+//! as `X = Nv` and `Y = (Dv + c Nv + d 2^-109)(1 + 2^-18)` and evaluated per pair as one multiply
+//! and one fused multiply-add, `b = Du X + Nu Y`. The term `Nu d 2^-109 >= d 2^-149` because a
+//! non-zero row has `Nu >= max|u_i| >= 2^-40`; a zero query row has `a = e = 0` exactly.
+//!
+//! # When the full path runs instead
+//!
+//! - the CPU lacks AVX-512 VNNI (or is not x86-64), or the caller turned the pass off;
+//! - a query or item row has a non-finite value, or a non-zero row whose largest magnitude is
+//!   outside `[2^-40, 2^40]` (huge values could overflow the exact scores, tiny ones the scales);
+//! - one factor, fewer than [`MIN_QUERIES`] queries (quantising the items costs about as much as scoring a few
+//!   dozen queries exactly), k above an eighth of the candidates, or more than
+//!   [`MAX_FACTORS`] factors (the GEMM splits longer dot products into blocks, see
+//!   [`chain_matches_gemm`]);
+//! - item tile or query block shapes for which the GEMM library takes another kernel (one query,
+//!   one item, or a tiny product); see [`chain_matches_gemm`].
+//!
+//! A query whose candidates keep growing past a bound (all scores tied, e.g. a zero query) is
+//! rescored against every item with the same exact arithmetic, so memory stays bounded.
+//!
+//! The item table is quantised once per call (never cached between calls): measured in
+//! benches/compare/RESULTS.md, it amortises over the queries of a batch.
+
+use super::batch::{check_liked, filled, recommend_batch, Candidates, TopKResult};
+use super::dot::DotScorer;
+use crate::error::Result;
+use crate::sparse::CsrView;
+use ndarray::ArrayView2;
+
+/// Whether [`recommend_dot`] may use the reduced-precision first pass.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum FirstPass {
+    /// Where the CPU has it and the call qualifies (see the module docs).
+    #[default]
+    Auto,
+    /// Always the full f32 path (for tests and comparisons; results are identical).
+    Off,
+}
+
+/// Parameters of [`recommend_dot`].
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct DotParams {
+    pub first_pass: FirstPass,
+}
+
+/// Queries below which the first pass is not worth quantising the items for.
+pub const MIN_QUERIES: usize = 64;
+/// Factors above which the first pass is not used (the GEMM splits the dot product into blocks
+/// of 512, which a single chain would not reproduce).
+pub const MAX_FACTORS: usize = 512;
+
+/// Top-`k` items by dot product of each row of `queries` with `item_factors` among `candidates`,
+/// skipping `liked` (one row per query): exactly [`recommend_batch`] over a [`DotScorer`], with
+/// the int8 first pass where it applies (see the module docs).
+pub fn recommend_dot(
+    queries: ArrayView2<'_, f32>,
+    item_factors: ArrayView2<'_, f32>,
+    candidates: &Candidates,
+    liked: Option<&CsrView<'_>>,
+    k: usize,
+    num_threads: usize,
+    params: DotParams,
+) -> Result<TopKResult> {
+    let scorer = DotScorer::new(queries, item_factors, candidates)?;
+    #[cfg(target_arch = "x86_64")]
+    if params.first_pass == FirstPass::Auto {
+        if let Some(res) = x86::first_pass(&scorer, candidates, liked, k, num_threads)? {
+            return Ok(res);
+        }
+    }
+    recommend_batch(&scorer, candidates, liked, k, num_threads)
+}
+
+/// Whether the first pass would run for these sizes on this CPU (the row checks aside); for
+/// tests and benchmarks.
+pub fn first_pass_applies(n_queries: usize, n_positions: usize, factors: usize, k: usize) -> bool {
+    #[cfg(target_arch = "x86_64")]
+    {
+        x86::cpu_has_vnni() && sizes_qualify(n_queries, n_positions, factors, k)
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    {
+        let _ = (n_queries, n_positions, factors, k);
+        false
+    }
+}
+
+fn sizes_qualify(nq: usize, np: usize, f: usize, k: usize) -> bool {
+    let (bq, tp) = DotScorer::TILE;
+    nq >= MIN_QUERIES
+        && (2..=MAX_FACTORS).contains(&f)
+        && k >= 1
+        && k.saturating_mul(8) <= np
+        // every block of queries and every tile of items the full path multiplies must be one
+        // whose elements the GEMM computes as a single chain of fused multiply-adds
+        && chain_matches_gemm(bq.min(nq), tp.min(np), f)
+        && chain_matches_gemm(nq % bq, tp.min(np), f)
+        && chain_matches_gemm(bq.min(nq), np % tp, f)
+        && chain_matches_gemm(nq % bq, np % tp, f)
+}
+
+/// Whether faer's GEMM computes every element of an `m x n` product with `f`-long rows as one
+/// chain of fused multiply-adds in index order, which [`exact_dot`] reproduces (a zero
+/// dimension has no elements, so it qualifies). Checked on many shapes by the tests (against
+/// faer itself): faer sends one-row and one-column products to its matrix-vector kernels (which
+/// split the sum across vector lanes), products of at most 16^3 multiply-adds to its small-matrix
+/// kernels, one factor to a rank-one update (a plain product, whose exact zero can be `-0.0`
+/// where the chain gives `+0.0`), and splits dot products longer than 512 into blocks.
+pub fn chain_matches_gemm(m: usize, n: usize, f: usize) -> bool {
+    m == 0
+        || n == 0
+        || (m >= 2 && n >= 2 && m * n * f > 16 * 16 * 16 && (2..=MAX_FACTORS).contains(&f))
+}
+
+/// `sum_i a[i] b[i]` as one chain of fused multiply-adds in index order: the value the GEMM
+/// computes for one element (see [`chain_matches_gemm`]). The chain starts from `+0.0`, as the
+/// GEMM's accumulators do, which fixes the sign of an exact zero.
+pub fn exact_dot(a: &[f32], b: &[f32]) -> f32 {
+    a.iter().zip(b).fold(0.0f32, |acc, (x, y)| x.mul_add(*y, acc))
+}
+
+#[cfg(target_arch = "x86_64")]
+mod x86 {
+    use super::super::batch::{Candidates, TopKResult};
+    use super::super::dot::DotScorer;
+    use super::super::select::TopK;
+    use super::*;
+    use crate::error::{try_vec, Result};
+    use crate::parallel;
+    use rayon::prelude::*;
+    use std::arch::x86_64::*;
+
+    pub(super) fn cpu_has_vnni() -> bool {
+        is_x86_feature_detected!("avx512f")
+            && is_x86_feature_detected!("avx512bw")
+            && is_x86_feature_detected!("avx512vnni")
+            && is_x86_feature_detected!("fma")
+    }
+
+    /// Items per panel (one 512-bit vector of 4 int8 values each) and panels per kernel step.
+    const PANEL: usize = 16;
+    const STEP: usize = 2 * PANEL;
+    /// Queries per kernel group and per block.
+    const GROUP: usize = 8;
+    const BLOCK: usize = 64;
+
+    /// Per-row quantisation: scale, and the bounds `N >= max(|x|, |x~|)`, `D >= |x - x~|`.
+    #[derive(Clone, Copy, Default)]
+    struct RowQ {
+        scale: f32,
+        norm: f32,
+        resid: f32,
+        sum: i32,
+    }
+
+    const TINY: f32 = 9.094947e-13; // 2^-40
+    const HUGE: f32 = 1.0995116e12; // 2^40
+
+    /// Quantises `x` into `out` (its first `x.len()` values; the rest stay zero), or `None` when
+    /// the row is outside the first pass's range (see the module docs).
+    fn quantize_row(x: &[f32], out: &mut [i8]) -> Option<RowQ> {
+        let mut m = 0.0f32;
+        for &v in x {
+            if !v.is_finite() {
+                return None;
+            }
+            m = m.max(v.abs());
+        }
+        if m == 0.0 {
+            out.fill(0);
+            return Some(RowQ::default());
+        }
+        if !(TINY..=HUGE).contains(&m) {
+            return None;
+        }
+        let scale = m / 127.0;
+        let inv = 127.0 / m;
+        let (mut nx, mut nq, mut r2) = (0.0f64, 0.0f64, 0.0f64);
+        let mut sum = 0i32;
+        for (o, &v) in out.iter_mut().zip(x) {
+            let q = (v * inv).round().clamp(-127.0, 127.0);
+            *o = q as i8;
+            sum += q as i32;
+            // the dequantised value scale * q is exact in f64 (24 + 7 bits)
+            let xq = scale as f64 * q as f64;
+            let dv = v as f64 - xq;
+            nx += v as f64 * v as f64;
+            nq += xq * xq;
+            r2 += dv * dv;
+        }
+        let up = |s: f64| (s.sqrt() * (1.0 + 1.0 / (1u64 << 20) as f64)) as f32;
+        Some(RowQ {
+            scale,
+            norm: up(nx.max(nq)),
+            resid: up(r2),
+            sum,
+        })
+    }
+
+    /// `c` of the module docs for `d` factors.
+    fn bound_coefficient(d: usize) -> f64 {
+        let u = f32::EPSILON as f64 / 2.0;
+        let gamma = d as f64 * u / (1.0 - d as f64 * u);
+        2.0 * u + u * u + gamma + 4.0 * u
+    }
+
+    /// The items in the kernel's layout: panels of 16 items, each `kq` vectors of 16 x 4 bytes
+    /// (item j's factors 4c..4c+4 in bytes 4j..4j+4 of vector c), offset by 128 to unsigned, and
+    /// per item the scale and the bound terms `X`, `Y`.
+    struct QItems {
+        kq: usize,
+        n: usize,
+        bytes: Vec<u8>,
+        scale: Vec<f32>,
+        x: Vec<f32>,
+        y: Vec<f32>,
+    }
+
+    fn quantize_items(items: &[f32], n: usize, f: usize) -> Result<Option<QItems>> {
+        let kq = f.div_ceil(4);
+        let padded = n.div_ceil(STEP) * STEP;
+        let cause = || format!("{n} items x {f} factors");
+        let mut bytes = try_vec(padded * kq * 4, 128u8, "the quantised item factors", cause)?;
+        let mut scale = try_vec(padded, 0f32, "the quantised item factors", cause)?;
+        let mut x = scale.clone();
+        let mut y = scale.clone();
+        let c = bound_coefficient(f);
+        let abs = f as f64 * 2f64.powi(-109);
+        let mut row = vec![0i8; f];
+        for p in 0..n {
+            let Some(r) = quantize_row(&items[p * f..(p + 1) * f], &mut row) else {
+                return Ok(None);
+            };
+            let (panel, j) = (p / PANEL, p % PANEL);
+            let base = panel * kq * 64;
+            for (i, &q) in row.iter().enumerate() {
+                bytes[base + (i / 4) * 64 + j * 4 + i % 4] = (q as i32 + 128) as u8;
+            }
+            scale[p] = r.scale;
+            x[p] = r.norm;
+            let yv = (r.resid as f64 + c * r.norm as f64 + abs) * (1.0 + 2f64.powi(-18));
+            y[p] = yv as f32 * (1.0 + f32::EPSILON);
+        }
+        Ok(Some(QItems {
+            kq,
+            n,
+            bytes,
+            scale,
+            x,
+            y,
+        }))
+    }
+
+    /// One block of (up to 64) queries: int8 rows packed 4 to an i32, and per query the scale,
+    /// the unsigned-offset correction `128 sum(q)`, `Du` (inflated) and `Nu`.
+    struct QBlock {
+        packed: Vec<i32>,
+        scale: [f32; BLOCK],
+        corr: [i32; BLOCK],
+        du: [f32; BLOCK],
+        nu: [f32; BLOCK],
+    }
+
+    impl QBlock {
+        fn new(kq: usize) -> Self {
+            QBlock {
+                packed: vec![0; BLOCK * kq],
+                scale: [0.0; BLOCK],
+                corr: [0; BLOCK],
+                du: [0.0; BLOCK],
+                nu: [0.0; BLOCK],
+            }
+        }
+
+        /// Fills the block from `rows` (at most 64 rows of `f`); padding queries are zero.
+        fn fill(&mut self, rows: &[f32], f: usize, kq: usize, row: &mut [i8]) {
+            let mb = rows.len() / f;
+            self.packed.fill(0);
+            self.scale = [0.0; BLOCK];
+            self.corr = [0; BLOCK];
+            self.du = [0.0; BLOCK];
+            self.nu = [0.0; BLOCK];
+            for q in 0..mb {
+                // the caller checked every row's range, so quantize_row succeeds
+                let r = quantize_row(&rows[q * f..(q + 1) * f], &mut row[..f]).unwrap_or_default();
+                for c in 0..kq {
+                    let mut b = [0u8; 4];
+                    for (i, b) in b.iter_mut().enumerate() {
+                        *b = row.get(4 * c + i).filter(|_| 4 * c + i < f).map_or(0, |&v| v as u8);
+                    }
+                    self.packed[q * kq + c] = i32::from_le_bytes(b);
+                }
+                self.scale[q] = r.scale;
+                self.corr[q] = 128 * r.sum;
+                self.du[q] = r.resid * (1.0 + 1.0 / (1 << 18) as f32);
+                self.nu[q] = r.norm;
+            }
+        }
+    }
+
+    /// Per-query state of a block's first pass.
+    struct QState {
+        /// lower bounds `a - b` of the best items so far; its threshold is `T`
+        lower: TopK,
+        /// candidate positions with their `a + b`
+        cands: Vec<(u32, f32)>,
+        /// too many candidates: rescore every position
+        full: bool,
+    }
+
+    /// What the kernel calls on the (rare) lanes whose `a + b` reaches the query's threshold.
+    struct Hits<'a> {
+        excluded: &'a [u32],
+        liked: &'a [Vec<u32>],
+        states: &'a mut [QState],
+        thresholds: &'a mut [f32; BLOCK],
+        np: usize,
+        cap: usize,
+    }
+
+    impl Hits<'_> {
+        #[cold]
+        #[inline(never)]
+        fn hit(&mut self, q: usize, p0: usize, mut mask: u16, hi: &[f32; 16], lo: &[f32; 16]) {
+            let st = &mut self.states[q];
+            while mask != 0 {
+                let l = mask.trailing_zeros() as usize;
+                mask &= mask - 1;
+                let p = p0 + l;
+                if p >= self.np || hi[l] < self.thresholds[q] {
+                    continue;
+                }
+                let pu = p as u32;
+                if self.excluded.binary_search(&pu).is_ok() || self.liked[q].binary_search(&pu).is_ok()
+                {
+                    continue;
+                }
+                st.lower.push(lo[l], pu);
+                st.cands.push((pu, hi[l]));
+                self.thresholds[q] = st.lower.threshold();
+                if st.cands.len() > self.cap {
+                    let t = st.lower.threshold();
+                    st.cands.retain(|&(_, h)| h >= t);
+                    if st.cands.len() > self.cap / 2 {
+                        st.full = true;
+                        st.cands = Vec::new();
+                        self.thresholds[q] = f32::INFINITY;
+                        return;
+                    }
+                }
+            }
+        }
+    }
+
+    /// The first pass over one block of queries against all item positions.
+    ///
+    /// # Safety
+    /// The CPU must have AVX-512 F, BW and VNNI; `qb.packed` holds `ng * 8` queries of `items.kq`
+    /// values, `ng * 8 <= 64`.
+    #[target_feature(enable = "avx512f,avx512bw,avx512vnni")]
+    unsafe fn scan_block(items: &QItems, qb: &QBlock, ng: usize, hits: &mut Hits<'_>) {
+        let kq = items.kq;
+        let steps = items.n.div_ceil(STEP);
+        let bytes = items.bytes.as_ptr();
+        let qp = qb.packed.as_ptr();
+        for s in 0..steps {
+            let p0 = s * STEP;
+            let b0 = bytes.add(p0 * kq * 4);
+            let b1 = b0.add(PANEL * kq * 4);
+            let sc = [
+                _mm512_loadu_ps(items.scale.as_ptr().add(p0)),
+                _mm512_loadu_ps(items.scale.as_ptr().add(p0 + PANEL)),
+            ];
+            let xs = [
+                _mm512_loadu_ps(items.x.as_ptr().add(p0)),
+                _mm512_loadu_ps(items.x.as_ptr().add(p0 + PANEL)),
+            ];
+            let ys = [
+                _mm512_loadu_ps(items.y.as_ptr().add(p0)),
+                _mm512_loadu_ps(items.y.as_ptr().add(p0 + PANEL)),
+            ];
+            for g in 0..ng {
+                let q0 = g * GROUP;
+                let z = _mm512_setzero_si512();
+                let mut acc = [[z; 2]; GROUP];
+                for c in 0..kq {
+                    let v0 = _mm512_loadu_si512(b0.add(c * 64) as *const _);
+                    let v1 = _mm512_loadu_si512(b1.add(c * 64) as *const _);
+                    for i in 0..GROUP {
+                        let a = _mm512_set1_epi32(*qp.add((q0 + i) * kq + c));
+                        acc[i][0] = _mm512_dpbusd_epi32(acc[i][0], v0, a);
+                        acc[i][1] = _mm512_dpbusd_epi32(acc[i][1], v1, a);
+                    }
+                }
+                for (i, acc) in acc.iter().enumerate() {
+                    let q = q0 + i;
+                    let t = _mm512_set1_ps(hits.thresholds[q]);
+                    let corr = _mm512_set1_epi32(qb.corr[q]);
+                    let s_q = _mm512_set1_ps(qb.scale[q]);
+                    let du = _mm512_set1_ps(qb.du[q]);
+                    let nu = _mm512_set1_ps(qb.nu[q]);
+                    for h in 0..2 {
+                        let dot = _mm512_cvtepi32_ps(_mm512_sub_epi32(acc[h], corr));
+                        let a = _mm512_mul_ps(dot, _mm512_mul_ps(s_q, sc[h]));
+                        let b = _mm512_fmadd_ps(du, xs[h], _mm512_mul_ps(nu, ys[h]));
+                        let hi = _mm512_add_ps(a, b);
+                        let mask = _mm512_cmp_ps_mask::<_CMP_GE_OQ>(hi, t);
+                        if mask != 0 {
+                            let lo = _mm512_sub_ps(a, b);
+                            let (mut his, mut los) = ([0f32; 16], [0f32; 16]);
+                            _mm512_storeu_ps(his.as_mut_ptr(), hi);
+                            _mm512_storeu_ps(los.as_mut_ptr(), lo);
+                            hits.hit(q, p0 + h * PANEL, mask, &his, &los);
+                        }
+                    }
+                }
+            }
+        }
+    }
+
+    /// Exact scores of `u` against 8 item rows at once: [`exact_dot`]'s chains, interleaved.
+    ///
+    /// # Safety
+    /// The CPU must have FMA.
+    #[target_feature(enable = "fma")]
+    unsafe fn exact_dot8(u: &[f32], rows: [&[f32]; 8]) -> [f32; 8] {
+        let mut acc = [0.0f32; 8];
+        for (i, &x) in u.iter().enumerate() {
+            for j in 0..8 {
+                acc[j] = x.mul_add(rows[j][i], acc[j]);
+            }
+        }
+        acc
+    }
+
+    /// Offers the exact scores of `u` at `positions` to `heap`.
+    fn rescore(
+        u: &[f32],
+        items: &[f32],
+        f: usize,
+        candidates: &Candidates,
+        positions: &[u32],
+        heap: &mut TopK,
+    ) {
+        let row = |p: u32| &items[p as usize * f..(p as usize + 1) * f];
+        let mut chunks = positions.chunks_exact(8);
+        for c in &mut chunks {
+            let rows = std::array::from_fn(|j| row(c[j]));
+            // SAFETY: only called after cpu_has_vnni(), which includes FMA.
+            let s = unsafe { exact_dot8(u, rows) };
+            for j in 0..8 {
+                heap.push(s[j], candidates.item(c[j] as usize));
+            }
+        }
+        for &p in chunks.remainder() {
+            heap.push(exact_dot(u, row(p)), candidates.item(p as usize));
+        }
+    }
+
+    struct Worker {
+        qb: QBlock,
+        row: Vec<i8>,
+        states: Vec<QState>,
+        liked: Vec<Vec<u32>>,
+        heap: TopK,
+        positions: Vec<u32>,
+    }
+
+    /// The first pass, or `None` where the full path must run (see the module docs).
+    pub(super) fn first_pass(
+        scorer: &DotScorer<'_>,
+        candidates: &Candidates,
+        liked: Option<&CsrView<'_>>,
+        k: usize,
+        num_threads: usize,
+    ) -> Result<Option<TopKResult>> {
+        let (queries, items, nq, np, f) = scorer.parts();
+        check_liked(liked, nq, candidates)?;
+        let k = k.min(candidates.available());
+        if !cpu_has_vnni() || !sizes_qualify(nq, np, f, k) {
+            return Ok(None);
+        }
+        let mut scratch = vec![0i8; f];
+        if (0..nq).any(|q| quantize_row(&queries[q * f..(q + 1) * f], &mut scratch).is_none()) {
+            return Ok(None);
+        }
+        let Some(qitems) = quantize_items(items, np, f)? else {
+            return Ok(None);
+        };
+        let mut ids = filled(nq, k, -1i32)?;
+        let mut scores = filled(nq, k, f32::NEG_INFINITY)?;
+        let excluded = candidates.excluded();
+        let stop = parallel::stop_flag();
+        let kq = qitems.kq;
+        let cap = (4 * k).max(1024);
+
+        parallel::install(num_threads, || {
+            ids.par_chunks_mut(BLOCK * k)
+                .zip(scores.par_chunks_mut(BLOCK * k))
+                .enumerate()
+                .for_each_init(
+                    || Worker {
+                        qb: QBlock::new(kq),
+                        row: vec![0i8; kq * 4],
+                        states: (0..BLOCK)
+                            .map(|_| QState {
+                                lower: TopK::new(k),
+                                cands: Vec::new(),
+                                full: false,
+                            })
+                            .collect(),
+                        liked: vec![Vec::new(); BLOCK],
+                        heap: TopK::new(k),
+                        positions: Vec::new(),
+                    },
+                    |w, (block, (ids_b, scores_b))| {
+                        if stop.is_set() {
+                            return;
+                        }
+                        let q0 = block * BLOCK;
+                        let mb = (nq - q0).min(BLOCK);
+                        w.qb.fill(&queries[q0 * f..(q0 + mb) * f], f, kq, &mut w.row);
+                        let mut thresholds = [f32::INFINITY; BLOCK];
+                        for q in 0..mb {
+                            thresholds[q] = f32::NEG_INFINITY;
+                            let st = &mut w.states[q];
+                            st.lower.clear();
+                            st.cands.clear();
+                            st.full = false;
+                            w.liked[q].clear();
+                            if let Some(l) = liked {
+                                let (cols, _) = l.row(q0 + q);
+                                w.liked[q].extend(
+                                    cols.iter().filter_map(|&c| candidates.position(c as u32)),
+                                );
+                                w.liked[q].sort_unstable();
+                            }
+                        }
+                        let mut hits = Hits {
+                            excluded,
+                            liked: &w.liked,
+                            states: &mut w.states,
+                            thresholds: &mut thresholds,
+                            np,
+                            cap,
+                        };
+                        // SAFETY: cpu_has_vnni() checked the features; the block holds
+                        // mb.div_ceil(8) * 8 <= 64 packed queries.
+                        unsafe { scan_block(&qitems, &w.qb, mb.div_ceil(GROUP), &mut hits) };
+                        for q in 0..mb {
+                            let u = &queries[(q0 + q) * f..(q0 + q + 1) * f];
+                            let st = &w.states[q];
+                            w.positions.clear();
+                            if st.full {
+                                w.positions.extend((0..np as u32).filter(|p| {
+                                    excluded.binary_search(p).is_err()
+                                        && w.liked[q].binary_search(p).is_err()
+                                }));
+                            } else {
+                                let t = st.lower.threshold();
+                                w.positions
+                                    .extend(st.cands.iter().filter(|c| c.1 >= t).map(|c| c.0));
+                            }
+                            w.heap.clear();
+                            rescore(u, items, f, candidates, &w.positions, &mut w.heap);
+                            let r = q * k..(q + 1) * k;
+                            w.heap.write_sorted(&mut ids_b[r.clone()], &mut scores_b[r]);
+                        }
+                    },
+                );
+        })?;
+        stop.check()?;
+        Ok(Some(TopKResult {
+            n_queries: nq,
+            k,
+            ids,
+            scores,
+        }))
+    }
+}
