@@ -13,8 +13,9 @@
 //! 2. every pair gets a rigorous bound `b` with `|a - e| <= b`, where `e` is the f32 value the full
 //!    path's GEMM computes for that pair (not the real dot product: it is `e` that must be
 //!    reproduced);
-//! 3. per query, the k-th largest lower bound `a - b` seen so far, `T`, is kept in a heap; an item
-//!    stays a candidate while `a + b >= T` (`>=`, so that every item tied at the k-th score stays);
+//! 3. per query, the items whose `a + b` reaches the threshold `T` are appended to a buffer; when
+//!    it fills, `T` rises to the k-th largest lower bound `a - b` in it and the items with
+//!    `a + b < T` are dropped (`>=` keeps every item tied at the k-th score);
 //! 4. the candidates left at the end are rescored exactly, with the same sequence of f32 fused
 //!    multiply-adds the GEMM performs for one output element, and selected with the same rule.
 //!
@@ -223,9 +224,12 @@ mod x86 {
         let (mut nx, mut nq, mut r2) = (0.0f64, 0.0f64, 0.0f64);
         let mut sum = 0i32;
         for (o, &v) in out.iter_mut().zip(x) {
-            let q = (v * inv).round().clamp(-127.0, 127.0);
+            // nearest integer without a libm call (ties away from zero; any rounding works, the
+            // bound uses the actual residuals)
+            let mag = ((v * inv).abs() + 0.5).min(127.0) as i32;
+            let q = if v < 0.0 { -mag } else { mag };
             *o = q as i8;
-            sum += q as i32;
+            sum += q;
             // the dequantised value scale * q is exact in f64 (24 + 7 bits)
             let xq = scale as f64 * q as f64;
             let dv = v as f64 - xq;
@@ -343,13 +347,21 @@ mod x86 {
         }
     }
 
-    /// Per-query state of a block's first pass.
+    /// A candidate: position, `a + b` and `a - b`.
+    #[derive(Clone, Copy)]
+    struct Cand {
+        p: u32,
+        hi: f32,
+        lo: f32,
+    }
+
+    /// Per-query state of a block's first pass: the candidates that reached the threshold when
+    /// they were scanned, compacted now and then.
     struct QState {
-        /// lower bounds `a - b` of the best items so far; its threshold is `T`
-        lower: TopK,
-        /// candidate positions with their `a + b`
-        cands: Vec<(u32, f32)>,
-        /// too many candidates: rescore every position
+        cands: Vec<Cand>,
+        /// compaction happens when `cands` reaches this length
+        cap: usize,
+        /// too many candidates (scores tied in masses): rescore every position
         full: bool,
     }
 
@@ -359,8 +371,21 @@ mod x86 {
         liked: &'a [Vec<u32>],
         states: &'a mut [QState],
         thresholds: &'a mut [f32; BLOCK],
+        scratch: &'a mut Vec<f32>,
         np: usize,
-        cap: usize,
+        k: usize,
+        max_cap: usize,
+    }
+
+    /// The k-th largest lower bound among `cands` (distinct items), `-inf` if fewer than `k`.
+    fn kth_lower(cands: &[Cand], k: usize, scratch: &mut Vec<f32>) -> f32 {
+        if cands.len() < k {
+            return f32::NEG_INFINITY;
+        }
+        scratch.clear();
+        scratch.extend(cands.iter().map(|c| c.lo));
+        let (_, t, _) = scratch.select_nth_unstable_by(k - 1, |a, b| b.total_cmp(a));
+        *t
     }
 
     impl Hits<'_> {
@@ -372,25 +397,34 @@ mod x86 {
                 let l = mask.trailing_zeros() as usize;
                 mask &= mask - 1;
                 let p = p0 + l;
-                if p >= self.np || hi[l] < self.thresholds[q] {
-                    continue;
+                if p >= self.np {
+                    break;
                 }
                 let pu = p as u32;
                 if self.excluded.binary_search(&pu).is_ok() || self.liked[q].binary_search(&pu).is_ok()
                 {
                     continue;
                 }
-                st.lower.push(lo[l], pu);
-                st.cands.push((pu, hi[l]));
-                self.thresholds[q] = st.lower.threshold();
-                if st.cands.len() > self.cap {
-                    let t = st.lower.threshold();
-                    st.cands.retain(|&(_, h)| h >= t);
-                    if st.cands.len() > self.cap / 2 {
-                        st.full = true;
-                        st.cands = Vec::new();
-                        self.thresholds[q] = f32::INFINITY;
-                        return;
+                st.cands.push(Cand {
+                    p: pu,
+                    hi: hi[l],
+                    lo: lo[l],
+                });
+                if st.cands.len() >= st.cap {
+                    // The threshold only rises, to the k-th largest lower bound so far; every
+                    // item whose lower bound reaches it has `hi >= lo >= t` and stays, so the
+                    // k-th largest of the kept ones is still that of all candidates seen.
+                    let t = kth_lower(&st.cands, self.k, self.scratch);
+                    st.cands.retain(|c| c.hi >= t);
+                    self.thresholds[q] = t;
+                    if st.cands.len() > st.cap / 2 {
+                        if st.cap >= self.max_cap {
+                            st.full = true;
+                            st.cands = Vec::new();
+                            self.thresholds[q] = f32::INFINITY;
+                            return;
+                        }
+                        st.cap *= 2;
                     }
                 }
             }
@@ -469,8 +503,11 @@ mod x86 {
     /// The CPU must have FMA.
     #[target_feature(enable = "fma")]
     unsafe fn exact_dot8(u: &[f32], rows: [&[f32]; 8]) -> [f32; 8] {
+        let n = u.len();
+        let rows: [&[f32]; 8] = std::array::from_fn(|j| &rows[j][..n]);
         let mut acc = [0.0f32; 8];
-        for (i, &x) in u.iter().enumerate() {
+        for i in 0..n {
+            let x = u[i];
             for j in 0..8 {
                 acc[j] = x.mul_add(rows[j][i], acc[j]);
             }
@@ -488,17 +525,16 @@ mod x86 {
         heap: &mut TopK,
     ) {
         let row = |p: u32| &items[p as usize * f..(p as usize + 1) * f];
-        let mut chunks = positions.chunks_exact(8);
-        for c in &mut chunks {
-            let rows = std::array::from_fn(|j| row(c[j]));
+        for c in positions.chunks(8) {
+            // a short last chunk repeats its last position
+            let rows = std::array::from_fn(|j| row(c[j.min(c.len() - 1)]));
             // SAFETY: only called after cpu_has_vnni(), which includes FMA.
             let s = unsafe { exact_dot8(u, rows) };
-            for j in 0..8 {
-                heap.push(s[j], candidates.item(c[j] as usize));
+            for (j, &p) in c.iter().enumerate() {
+                if s[j] >= heap.threshold() {
+                    heap.push(s[j], candidates.item(p as usize));
+                }
             }
-        }
-        for &p in chunks.remainder() {
-            heap.push(exact_dot(u, row(p)), candidates.item(p as usize));
         }
     }
 
@@ -509,6 +545,7 @@ mod x86 {
         liked: Vec<Vec<u32>>,
         heap: TopK,
         positions: Vec<u32>,
+        scratch: Vec<f32>,
     }
 
     /// The first pass, or `None` where the full path must run (see the module docs).
@@ -537,7 +574,9 @@ mod x86 {
         let excluded = candidates.excluded();
         let stop = parallel::stop_flag();
         let kq = qitems.kq;
-        let cap = (4 * k).max(1024);
+        // candidates a query keeps before a compaction, and before it is rescored in full
+        let cap = (4 * k).max(128);
+        let max_cap = (64 * k).max(4096).min(np / 2).max(cap);
 
         parallel::install(num_threads, || {
             ids.par_chunks_mut(BLOCK * k)
@@ -549,11 +588,12 @@ mod x86 {
                         row: vec![0i8; kq * 4],
                         states: (0..BLOCK)
                             .map(|_| QState {
-                                lower: TopK::new(k),
                                 cands: Vec::new(),
+                                cap,
                                 full: false,
                             })
                             .collect(),
+                        scratch: Vec::new(),
                         liked: vec![Vec::new(); BLOCK],
                         heap: TopK::new(k),
                         positions: Vec::new(),
@@ -569,8 +609,8 @@ mod x86 {
                         for q in 0..mb {
                             thresholds[q] = f32::NEG_INFINITY;
                             let st = &mut w.states[q];
-                            st.lower.clear();
                             st.cands.clear();
+                            st.cap = cap;
                             st.full = false;
                             w.liked[q].clear();
                             if let Some(l) = liked {
@@ -586,8 +626,10 @@ mod x86 {
                             liked: &w.liked,
                             states: &mut w.states,
                             thresholds: &mut thresholds,
+                            scratch: &mut w.scratch,
                             np,
-                            cap,
+                            k,
+                            max_cap,
                         };
                         // SAFETY: cpu_has_vnni() checked the features; the block holds
                         // mb.div_ceil(8) * 8 <= 64 packed queries.
@@ -602,9 +644,9 @@ mod x86 {
                                         && w.liked[q].binary_search(p).is_err()
                                 }));
                             } else {
-                                let t = st.lower.threshold();
+                                let t = kth_lower(&st.cands, k, &mut w.scratch);
                                 w.positions
-                                    .extend(st.cands.iter().filter(|c| c.1 >= t).map(|c| c.0));
+                                    .extend(st.cands.iter().filter(|c| c.hi >= t).map(|c| c.p));
                             }
                             w.heap.clear();
                             rescore(u, items, f, candidates, &w.positions, &mut w.heap);
