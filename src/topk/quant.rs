@@ -13,9 +13,10 @@
 //! 2. every pair gets a rigorous bound `b` with `|a - e| <= b`, where `e` is the f32 value the full
 //!    path's GEMM computes for that pair (not the real dot product: it is `e` that must be
 //!    reproduced);
-//! 3. per query, the items whose `a + b` reaches the threshold `T` are appended to a buffer; when
-//!    it fills, `T` rises to the k-th largest lower bound `a - b` in it and the items with
-//!    `a + b < T` are dropped (`>=` keeps every item tied at the k-th score);
+//! 3. per query, a heap keeps the k largest lower bounds `a - b` seen; its smallest is the
+//!    threshold `T`, and the items whose `a + b` reaches `T` are appended to a buffer, from which
+//!    the items with `a + b < T` are dropped when it fills (`>=` keeps every item tied at the k-th
+//!    score);
 //! 4. the candidates left at the end are rescored exactly, with the same sequence of f32 fused
 //!    multiply-adds the GEMM performs for one output element, and selected with the same rule.
 //!
@@ -347,17 +348,18 @@ mod x86 {
         }
     }
 
-    /// A candidate: position, `a + b` and `a - b`.
+    /// A candidate: position and `a + b`.
     #[derive(Clone, Copy)]
     struct Cand {
         p: u32,
         hi: f32,
-        lo: f32,
     }
 
     /// Per-query state of a block's first pass: the candidates that reached the threshold when
     /// they were scanned, compacted now and then.
     struct QState {
+        /// the best k lower bounds so far; its threshold is `T`
+        lower: TopK,
         cands: Vec<Cand>,
         /// compaction happens when `cands` reaches this length
         cap: usize,
@@ -371,21 +373,8 @@ mod x86 {
         liked: &'a [Vec<u32>],
         states: &'a mut [QState],
         thresholds: &'a mut [f32; BLOCK],
-        scratch: &'a mut Vec<f32>,
         np: usize,
-        k: usize,
         max_cap: usize,
-    }
-
-    /// The k-th largest lower bound among `cands` (distinct items), `-inf` if fewer than `k`.
-    fn kth_lower(cands: &[Cand], k: usize, scratch: &mut Vec<f32>) -> f32 {
-        if cands.len() < k {
-            return f32::NEG_INFINITY;
-        }
-        scratch.clear();
-        scratch.extend(cands.iter().map(|c| c.lo));
-        let (_, t, _) = scratch.select_nth_unstable_by(k - 1, |a, b| b.total_cmp(a));
-        *t
     }
 
     impl Hits<'_> {
@@ -405,18 +394,12 @@ mod x86 {
                 {
                     continue;
                 }
-                st.cands.push(Cand {
-                    p: pu,
-                    hi: hi[l],
-                    lo: lo[l],
-                });
+                st.cands.push(Cand { p: pu, hi: hi[l] });
+                st.lower.push(lo[l], pu);
+                self.thresholds[q] = st.lower.threshold();
                 if st.cands.len() >= st.cap {
-                    // The threshold only rises, to the k-th largest lower bound so far; every
-                    // item whose lower bound reaches it has `hi >= lo >= t` and stays, so the
-                    // k-th largest of the kept ones is still that of all candidates seen.
-                    let t = kth_lower(&st.cands, self.k, self.scratch);
+                    let t = self.thresholds[q];
                     st.cands.retain(|c| c.hi >= t);
-                    self.thresholds[q] = t;
                     if st.cands.len() > st.cap / 2 {
                         if st.cap >= self.max_cap {
                             st.full = true;
@@ -545,7 +528,6 @@ mod x86 {
         liked: Vec<Vec<u32>>,
         heap: TopK,
         positions: Vec<u32>,
-        scratch: Vec<f32>,
     }
 
     /// The first pass, or `None` where the full path must run (see the module docs).
@@ -588,12 +570,12 @@ mod x86 {
                         row: vec![0i8; kq * 4],
                         states: (0..BLOCK)
                             .map(|_| QState {
+                                lower: TopK::new(k),
                                 cands: Vec::new(),
                                 cap,
                                 full: false,
                             })
                             .collect(),
-                        scratch: Vec::new(),
                         liked: vec![Vec::new(); BLOCK],
                         heap: TopK::new(k),
                         positions: Vec::new(),
@@ -610,6 +592,7 @@ mod x86 {
                             thresholds[q] = f32::NEG_INFINITY;
                             let st = &mut w.states[q];
                             st.cands.clear();
+                            st.lower.clear();
                             st.cap = cap;
                             st.full = false;
                             w.liked[q].clear();
@@ -626,9 +609,7 @@ mod x86 {
                             liked: &w.liked,
                             states: &mut w.states,
                             thresholds: &mut thresholds,
-                            scratch: &mut w.scratch,
                             np,
-                            k,
                             max_cap,
                         };
                         // SAFETY: cpu_has_vnni() checked the features; the block holds
@@ -644,7 +625,7 @@ mod x86 {
                                         && w.liked[q].binary_search(p).is_err()
                                 }));
                             } else {
-                                let t = kth_lower(&st.cands, k, &mut w.scratch);
+                                let t = st.lower.threshold();
                                 w.positions
                                     .extend(st.cands.iter().filter(|c| c.hi >= t).map(|c| c.p));
                             }
