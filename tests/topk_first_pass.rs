@@ -7,8 +7,8 @@ use ndarray::Array2;
 use proptest::prelude::*;
 use tacitrec::sparse::Csr;
 use tacitrec::topk::{
-    chain_matches_gemm, exact_dot, first_pass_applies, recommend_batch, recommend_dot,
-    BlockScorer, Candidates, DotParams, DotScorer, FirstPass, TopKResult,
+    chain_matches_gemm, exact_dot, first_pass_applies, recommend_batch, recommend_dot, BlockScorer,
+    Candidates, DotParams, DotScorer, FirstPass, TopKResult,
 };
 
 struct Rng(u64);
@@ -144,7 +144,9 @@ proptest! {
 fn exact_dot_is_the_gemm_element_where_claimed() {
     let mut rng = Rng(0x5eed);
     let ms = [2usize, 3, 5, 7, 8, 9, 15, 16, 17, 31, 33, 48, 63, 64];
-    let ns = [2usize, 3, 5, 8, 15, 16, 17, 31, 32, 33, 47, 48, 49, 100, 255, 777, 2048];
+    let ns = [
+        2usize, 3, 5, 8, 15, 16, 17, 31, 32, 33, 47, 48, 49, 100, 255, 777, 2048,
+    ];
     let fs = [
         2usize, 3, 4, 5, 7, 8, 11, 15, 16, 17, 31, 32, 33, 63, 64, 65, 100, 128, 129, 200, 256,
         257, 300, 511, 512,
@@ -172,8 +174,13 @@ fn exact_dot_is_the_gemm_element_where_claimed() {
                 for p in 0..n {
                     for u in 0..m {
                         let want = out[p * m + u];
-                        let got = exact_dot(q.row(u).as_slice().unwrap(), it.row(p).as_slice().unwrap());
-                        assert_eq!(got.to_bits(), want.to_bits(), "m={m} n={n} f={f} ({u}, {p})");
+                        let got =
+                            exact_dot(q.row(u).as_slice().unwrap(), it.row(p).as_slice().unwrap());
+                        assert_eq!(
+                            got.to_bits(),
+                            want.to_bits(),
+                            "m={m} n={n} f={f} ({u}, {p})"
+                        );
                     }
                 }
                 checked += 1;
@@ -228,7 +235,16 @@ fn all_scores_tied_and_zero_queries() {
     let cands = Candidates::new(ni, None, Some(&[0, 5, 2999])).unwrap();
     let scorer = DotScorer::new(q.view(), it.view(), &cands).unwrap();
     let full = recommend_batch(&scorer, &cands, None, 20, 2).unwrap();
-    let auto = recommend_dot(q.view(), it.view(), &cands, None, 20, 2, DotParams::default()).unwrap();
+    let auto = recommend_dot(
+        q.view(),
+        it.view(),
+        &cands,
+        None,
+        20,
+        2,
+        DotParams::default(),
+    )
+    .unwrap();
     assert_eq!(auto, full);
     assert_eq!(&auto.ids[..4], &[1, 2, 3, 4]);
 }

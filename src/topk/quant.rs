@@ -163,7 +163,9 @@ pub fn chain_matches_gemm(m: usize, n: usize, f: usize) -> bool {
 /// computes for one element (see [`chain_matches_gemm`]). The chain starts from `+0.0`, as the
 /// GEMM's accumulators do, which fixes the sign of an exact zero.
 pub fn exact_dot(a: &[f32], b: &[f32]) -> f32 {
-    a.iter().zip(b).fold(0.0f32, |acc, (x, y)| x.mul_add(*y, acc))
+    a.iter()
+        .zip(b)
+        .fold(0.0f32, |acc, (x, y)| x.mul_add(*y, acc))
 }
 
 #[cfg(target_arch = "x86_64")]
@@ -336,7 +338,10 @@ mod x86 {
                 for c in 0..kq {
                     let mut b = [0u8; 4];
                     for (i, b) in b.iter_mut().enumerate() {
-                        *b = row.get(4 * c + i).filter(|_| 4 * c + i < f).map_or(0, |&v| v as u8);
+                        *b = row
+                            .get(4 * c + i)
+                            .filter(|_| 4 * c + i < f)
+                            .map_or(0, |&v| v as u8);
                     }
                     self.packed[q * kq + c] = i32::from_le_bytes(b);
                 }
@@ -390,7 +395,8 @@ mod x86 {
                     break;
                 }
                 let pu = p as u32;
-                if self.excluded.binary_search(&pu).is_ok() || self.liked[q].binary_search(&pu).is_ok()
+                if self.excluded.binary_search(&pu).is_ok()
+                    || self.liked[q].binary_search(&pu).is_ok()
                 {
                     continue;
                 }
@@ -420,6 +426,7 @@ mod x86 {
     /// The CPU must have AVX-512 F, BW and VNNI; `qb.packed` holds `ng * 8` queries of `items.kq`
     /// values, `ng * 8 <= 64`.
     #[target_feature(enable = "avx512f,avx512bw,avx512vnni")]
+    #[allow(clippy::needless_range_loop)] // the accumulators are indexed by query and panel
     unsafe fn scan_block(items: &QItems, qb: &QBlock, ng: usize, hits: &mut Hits<'_>) {
         let kq = items.kq;
         let steps = items.n.div_ceil(STEP);
@@ -531,6 +538,7 @@ mod x86 {
     }
 
     /// The first pass, or `None` where the full path must run (see the module docs).
+    #[allow(clippy::needless_range_loop)] // per-query arrays of the block, indexed alike
     pub(super) fn first_pass(
         scorer: &DotScorer<'_>,
         candidates: &Candidates,
