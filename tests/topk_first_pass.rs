@@ -56,7 +56,7 @@ fn table(rng: &mut Rng, rows: usize, f: usize, kind: Kind) -> Array2<f32> {
         let s = match kind {
             Kind::Tiny => 2f32.powi(-35),
             Kind::Huge => 2f32.powi(35),
-            Kind::PowerLawZeros if rng.next() % 4 == 0 => 0.0,
+            Kind::PowerLawZeros if rng.next().is_multiple_of(4) => 0.0,
             Kind::PowerLawZeros => (1.0 / (1.0 - 0.999 * rng.uniform())).powf(0.7),
             Kind::OutOfRange if r % 17 == 3 => 2f32.powi(45),
             _ => 1.0,
@@ -112,12 +112,12 @@ proptest! {
         let mut rng = Rng(seed | 1);
         let q = table(&mut rng, n_users, factors, qkind);
         let it = table(&mut rng, n_items, factors, ikind);
-        let items: Vec<i32> = (0..n_items as i32).filter(|_| rng.next() % 5 != 0).collect();
-        let filter: Vec<i32> = (0..n_items as i32).filter(|_| rng.next() % 7 == 0).collect();
+        let items: Vec<i32> = (0..n_items as i32).filter(|_| !rng.next().is_multiple_of(5)).collect();
+        let filter: Vec<i32> = (0..n_items as i32).filter(|_| rng.next().is_multiple_of(7)).collect();
         let mut trip = Vec::new();
         for u in 0..n_users {
             for j in 0..n_items {
-                if rng.next() % 29 == 0 { trip.push((u, j, 1.0)); }
+                if rng.next().is_multiple_of(29) { trip.push((u, j, 1.0)); }
             }
         }
         let liked = Csr::from_triplets(n_users, n_items, &trip).unwrap();
