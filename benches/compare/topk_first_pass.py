@@ -104,8 +104,10 @@ def candidates(factors):
         U = rng.standard_normal((2000, factors)).astype(np.float32)
         V = rng.standard_normal((items, factors)).astype(np.float32)
         mean, p99, mx = survivors(U, V)
-        print(f"Gaussian {items:,} items x {factors}: rescored per user mean {mean:.1f}, "
-              f"p99 {p99:.0f}, max {mx} (k=10)")
+        print(
+            f"Gaussian {items:,} items x {factors}: rescored per user mean {mean:.1f}, "
+            f"p99 {p99:.0f}, max {mx} (k=10)"
+        )
     if not os.path.isdir(DATA):
         print("no ../shared/data: trained-factor candidate counts skipped")
         return
@@ -113,19 +115,25 @@ def candidates(factors):
     from tacitrec.datasets import load_lastfm, load_movielens
 
     for name, load in (
-        ("MovieLens-100K (rating >= 4)", lambda: load_movielens(os.path.join(DATA, "ml-100k"), min_rating=4)),
+        (
+            "MovieLens-100K (rating >= 4)",
+            lambda: load_movielens(os.path.join(DATA, "ml-100k"), min_rating=4),
+        ),
         ("Last.fm-2K (play counts)", lambda: load_lastfm(os.path.join(DATA, "lastfm-2k"))),
     ):
         X = load().user_items
-        model = AlternatingLeastSquares(factors=factors, iterations=15, random_state=0,
-                                        num_threads=2)
+        model = AlternatingLeastSquares(
+            factors=factors, iterations=15, random_state=0, num_threads=2
+        )
         model.fit(X, show_progress=False)
         U, V = model.user_factors, model.item_factors
         mean, p99, mx = survivors(U, V, users=U.shape[0])
         norms = np.linalg.norm(V, axis=1)
-        print(f"ALS on {name}: {V.shape[0]:,} items, item norm max/median "
-              f"{norms.max() / np.median(norms):.1f}; rescored per user mean {mean:.1f}, "
-              f"p99 {p99:.0f}, max {mx} (k=10)")
+        print(
+            f"ALS on {name}: {V.shape[0]:,} items, item norm max/median "
+            f"{norms.max() / np.median(norms):.1f}; rescored per user mean {mean:.1f}, "
+            f"p99 {p99:.0f}, max {mx} (k=10)"
+        )
 
 
 def main():
