@@ -65,8 +65,9 @@
 //! A query whose candidates keep growing past a bound (all scores tied, e.g. a zero query) is
 //! rescored against every item with the same exact arithmetic, so memory stays bounded.
 //!
-//! The item table is quantised once per call (never cached between calls): measured in
-//! benches/compare/RESULTS.md, it amortises over the queries of a batch.
+//! The item table is quantised once per call (never cached between calls, so nothing goes stale
+//! when factors change): a pass over the items that amortises over the queries of a batch, which
+//! is why calls with fewer than [`MIN_QUERIES`] queries take the full path.
 
 use super::batch::{check_liked, filled, recommend_batch, Candidates, TopKResult};
 use super::dot::DotScorer;
