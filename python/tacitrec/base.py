@@ -194,6 +194,10 @@ class RecommenderBase:
     ) -> Tuple[np.ndarray, np.ndarray]:
         """Recommends items for one user or a batch of users.
 
+        Exact: every candidate item is ranked by its full-precision score. (Factor models may
+        rule items out with a cheaper int8 pass first, under a proven error bound, so ids, order
+        and scores equal a full float32 scan; ``approximate()`` is the approximate path.)
+
         Parameters
         ----------
         userid : int or array of int
