@@ -2,6 +2,7 @@
 //! parallel with rayon. Pure Rust; the Python bindings live in `python/` behind the `python` feature.
 
 pub mod error;
+pub mod ids;
 mod linalg;
 pub mod metrics;
 pub mod models;

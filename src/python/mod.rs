@@ -4,10 +4,12 @@
 
 mod als;
 mod bpr;
+mod build;
 mod convert;
 mod defaults;
 mod ease;
 mod errors;
+mod ids;
 mod interrupt;
 mod knn;
 mod lightfm;
@@ -40,5 +42,7 @@ fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
     lightfm::register(m)?;
     ease::register(m)?;
     spectral::register(m)?;
+    ids::register(m)?;
+    build::register(m)?;
     Ok(())
 }

@@ -5,6 +5,7 @@
 //! function every binding goes through; once a view exists its invariants hold, so kernels index
 //! it without further checks.
 
+pub mod build;
 mod ops;
 pub mod weighting;
 

@@ -1,0 +1,442 @@
+//! Original ids to dense codes, a block of values at a time: the hash encoder behind the
+//! streaming interaction reader (`tacitrec.io.read_interactions`).
+//!
+//! An [`IdTable`] holds the distinct ids seen so far, of one kind: 64-bit integers, or byte
+//! strings given as Arrow's string layout (`offsets` into one `data` buffer, read in place).
+//! Each new id gets the next code (order of first appearance); every encoded value adds one to
+//! its id's count, so ids that only appear in a dictionary but in no row can be told apart.
+//! [`IdTable::sorted_codes`] then numbers the counted ids in sorted order (integers by value,
+//! strings by bytes, which for UTF-8 is code-point order) for the reader's final mapping.
+//!
+//! The table is open addressing with linear probing over `u32` slots (at most half full), with
+//! a multiplicative hash; string keys are copied once into one arena. Memory: about 24 bytes
+//! per distinct integer id (key, count, two to four slots), 28 plus the id's bytes per string.
+
+use crate::error::{try_with_capacity, Error, Result};
+
+/// The most distinct ids one table holds (codes are `int32` at the boundary).
+pub const MAX_IDS: usize = i32::MAX as usize;
+
+const EMPTY: u32 = u32::MAX;
+const K: u64 = 0x9E37_79B9_7F4A_7C15;
+
+#[inline(always)]
+fn mix(h: u64) -> u64 {
+    let h = (h ^ (h >> 32)).wrapping_mul(K);
+    h ^ (h >> 29)
+}
+
+#[inline]
+fn hash_bytes(b: &[u8]) -> u64 {
+    let mut h = (b.len() as u64).wrapping_mul(K);
+    let mut chunks = b.chunks_exact(8);
+    for c in &mut chunks {
+        let mut w = [0u8; 8];
+        w.copy_from_slice(c);
+        h = (h.rotate_left(5) ^ u64::from_le_bytes(w)).wrapping_mul(K);
+    }
+    let rest = chunks.remainder();
+    if !rest.is_empty() {
+        let mut w = [0u8; 8];
+        w[..rest.len()].copy_from_slice(rest);
+        h = (h.rotate_left(5) ^ u64::from_le_bytes(w)).wrapping_mul(K);
+    }
+    mix(h)
+}
+
+/// The keys of a table.
+#[derive(Debug, Clone)]
+enum Keys {
+    Ints(Vec<i64>),
+    /// The bytes of every id back to back; id `c` is `arena[starts[c]..starts[c + 1]]`, and
+    /// `hashes[c]` its hash (kept to grow the table without rehashing the bytes).
+    Bytes {
+        arena: Vec<u8>,
+        starts: Vec<u64>,
+        hashes: Vec<u64>,
+    },
+}
+
+/// The distinct ids seen so far, their codes (order of first appearance) and counts.
+#[derive(Debug, Clone)]
+pub struct IdTable {
+    keys: Keys,
+    counts: Vec<i64>,
+    slots: Vec<u32>,
+    mask: usize,
+}
+
+/// The kind of ids a table holds.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum IdKind {
+    Ints,
+    Bytes,
+}
+
+impl IdTable {
+    pub fn new(kind: IdKind) -> Self {
+        let keys = match kind {
+            IdKind::Ints => Keys::Ints(Vec::new()),
+            IdKind::Bytes => Keys::Bytes {
+                arena: Vec::new(),
+                starts: vec![0],
+                hashes: Vec::new(),
+            },
+        };
+        IdTable {
+            keys,
+            counts: Vec::new(),
+            slots: vec![EMPTY; 1024],
+            mask: 1023,
+        }
+    }
+
+    pub fn kind(&self) -> IdKind {
+        match self.keys {
+            Keys::Ints(_) => IdKind::Ints,
+            Keys::Bytes { .. } => IdKind::Bytes,
+        }
+    }
+
+    /// The number of distinct ids.
+    pub fn len(&self) -> usize {
+        self.counts.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.counts.is_empty()
+    }
+
+    /// How many encoded values each id had (by code).
+    pub fn counts(&self) -> &[i64] {
+        &self.counts
+    }
+
+    /// The integer ids by code (empty for a table of strings).
+    pub fn int_keys(&self) -> &[i64] {
+        match &self.keys {
+            Keys::Ints(k) => k,
+            Keys::Bytes { .. } => &[],
+        }
+    }
+
+    /// The string ids by code as Arrow's layout: `(offsets, bytes)`, id `c` is
+    /// `bytes[offsets[c]..offsets[c + 1]]` (empty for a table of integers).
+    pub fn byte_keys(&self) -> (&[u64], &[u8]) {
+        match &self.keys {
+            Keys::Ints(_) => (&[], &[]),
+            Keys::Bytes { arena, starts, .. } => (starts, arena),
+        }
+    }
+
+    fn wrong_kind(&self, what: &str) -> Error {
+        let (has, given) = match self.kind() {
+            IdKind::Ints => ("integer", "strings"),
+            IdKind::Bytes => ("string", "integers"),
+        };
+        Error::invalid(
+            what,
+            format!("holds {given}, but the ids seen before are {has}s (every part of a data set must give ids one type)"),
+        )
+    }
+
+    /// Doubles the slots when a new id would make them more than half full.
+    fn reserve_one(&mut self, what: &str) -> Result<()> {
+        let n = self.counts.len();
+        if n >= MAX_IDS {
+            return Err(Error::invalid(
+                what,
+                format!("holds more than {MAX_IDS} distinct ids"),
+            ));
+        }
+        if 2 * (n + 1) <= self.slots.len() {
+            return Ok(());
+        }
+        let size = self.slots.len() * 2;
+        let mut slots = try_with_capacity::<u32>(size, "the id hash table", || {
+            format!("{n} distinct ids in {what}")
+        })?;
+        slots.resize(size, EMPTY);
+        let mask = size - 1;
+        for code in 0..n {
+            let h = self.hash_of(code);
+            let mut s = (h as usize) & mask;
+            while slots[s] != EMPTY {
+                s = (s + 1) & mask;
+            }
+            slots[s] = code as u32;
+        }
+        self.slots = slots;
+        self.mask = mask;
+        Ok(())
+    }
+
+    fn hash_of(&self, code: usize) -> u64 {
+        match &self.keys {
+            Keys::Ints(k) => mix(k[code] as u64),
+            Keys::Bytes { hashes, .. } => hashes[code],
+        }
+    }
+
+    #[inline]
+    fn code_of_int(&mut self, key: i64, what: &str) -> Result<u32> {
+        let h = mix(key as u64);
+        let mut s = (h as usize) & self.mask;
+        loop {
+            let c = self.slots[s];
+            if c == EMPTY {
+                break;
+            }
+            if let Keys::Ints(k) = &self.keys {
+                if k[c as usize] == key {
+                    return Ok(c);
+                }
+            }
+            s = (s + 1) & self.mask;
+        }
+        if 2 * (self.counts.len() + 1) > self.slots.len() || self.counts.len() >= MAX_IDS {
+            self.reserve_one(what)?;
+            return self.code_of_int(key, what);
+        }
+        let code = self.counts.len() as u32;
+        if let Keys::Ints(k) = &mut self.keys {
+            k.push(key);
+        }
+        self.counts.push(0);
+        self.slots[s] = code;
+        Ok(code)
+    }
+
+    #[inline]
+    fn code_of_bytes(&mut self, key: &[u8], what: &str) -> Result<u32> {
+        let h = hash_bytes(key);
+        let mut s = (h as usize) & self.mask;
+        loop {
+            let c = self.slots[s] as usize;
+            if c == EMPTY as usize {
+                break;
+            }
+            if let Keys::Bytes {
+                arena,
+                starts,
+                hashes,
+            } = &self.keys
+            {
+                if hashes[c] == h && &arena[starts[c] as usize..starts[c + 1] as usize] == key {
+                    return Ok(c as u32);
+                }
+            }
+            s = (s + 1) & self.mask;
+        }
+        if 2 * (self.counts.len() + 1) > self.slots.len() || self.counts.len() >= MAX_IDS {
+            self.reserve_one(what)?;
+            return self.code_of_bytes(key, what);
+        }
+        let code = self.counts.len() as u32;
+        if let Keys::Bytes {
+            arena,
+            starts,
+            hashes,
+        } = &mut self.keys
+        {
+            arena
+                .try_reserve(key.len())
+                .map_err(|_| Error::out_of_memory::<u8>(key.len() as u128, "string ids", what))?;
+            arena.extend_from_slice(key);
+            starts.push(arena.len() as u64);
+            hashes.push(h);
+        }
+        self.counts.push(0);
+        self.slots[s] = code;
+        Ok(code)
+    }
+
+    /// Writes the code of every value of `values` into `out` (as long), counting each.
+    pub fn encode_ints(&mut self, what: &str, values: &[i64], out: &mut [i32]) -> Result<()> {
+        if self.kind() != IdKind::Ints {
+            return Err(self.wrong_kind(what));
+        }
+        check_out(what, values.len(), out.len())?;
+        for (o, &v) in out.iter_mut().zip(values) {
+            let c = self.code_of_int(v, what)?;
+            self.counts[c as usize] += 1;
+            *o = c as i32;
+        }
+        Ok(())
+    }
+
+    /// Writes the code of each of the `offsets.len() - 1` strings of Arrow's layout (`offsets`
+    /// into `data`) into `out`, counting each when `count`.
+    pub fn encode_bytes<O: Offset>(
+        &mut self,
+        what: &str,
+        offsets: &[O],
+        data: &[u8],
+        out: &mut [i32],
+        count: bool,
+    ) -> Result<()> {
+        if self.kind() != IdKind::Bytes {
+            return Err(self.wrong_kind(what));
+        }
+        let n = offsets.len().saturating_sub(1);
+        check_out(what, n, out.len())?;
+        for (j, o) in out.iter_mut().enumerate() {
+            let (a, b) = (offsets[j].to_usize(), offsets[j + 1].to_usize());
+            let key = match (a, b) {
+                (Some(a), Some(b)) if a <= b && b <= data.len() => &data[a..b],
+                _ => {
+                    return Err(Error::invalid(
+                        what,
+                        format!("string offsets {j} and {} are not within the data", j + 1),
+                    ))
+                }
+            };
+            let c = self.code_of_bytes(key, what)?;
+            if count {
+                self.counts[c as usize] += 1;
+            }
+            *o = c as i32;
+        }
+        Ok(())
+    }
+
+    /// Writes `dict_codes[indices[j]]` into `out[j]` and counts it: the rows of a
+    /// dictionary-encoded column whose dictionary was encoded (uncounted) into `dict_codes`.
+    pub fn take_counted(
+        &mut self,
+        what: &str,
+        dict_codes: &[i32],
+        indices: &[i32],
+        out: &mut [i32],
+    ) -> Result<()> {
+        check_out(what, indices.len(), out.len())?;
+        for (o, &i) in out.iter_mut().zip(indices) {
+            let c = usize::try_from(i)
+                .ok()
+                .and_then(|i| dict_codes.get(i))
+                .copied()
+                .ok_or_else(|| Error::out_of_range(what, i as i64, dict_codes.len()))?;
+            let n = self.counts.len();
+            let count = self
+                .counts
+                .get_mut(c as usize)
+                .ok_or_else(|| Error::out_of_range(what, c as i64, n))?;
+            *count += 1;
+            *o = c;
+        }
+        Ok(())
+    }
+
+    /// The counted ids (count > 0) in sorted order: `(order, rank)`, `order[r]` the code of the
+    /// `r`-th smallest id and `rank[code]` its position (-1 for ids never counted).
+    pub fn sorted_codes(&self) -> (Vec<i64>, Vec<i32>) {
+        let mut order: Vec<i64> = (0..self.len() as i64)
+            .filter(|&c| self.counts[c as usize] > 0)
+            .collect();
+        match &self.keys {
+            Keys::Ints(k) => order.sort_unstable_by_key(|&c| k[c as usize]),
+            Keys::Bytes { arena, starts, .. } => {
+                let key =
+                    |c: i64| &arena[starts[c as usize] as usize..starts[c as usize + 1] as usize];
+                order.sort_unstable_by(|&a, &b| key(a).cmp(key(b)));
+            }
+        }
+        let mut rank = vec![-1i32; self.len()];
+        for (r, &c) in order.iter().enumerate() {
+            rank[c as usize] = r as i32;
+        }
+        (order, rank)
+    }
+}
+
+fn check_out(what: &str, n: usize, out: usize) -> Result<()> {
+    if n == out {
+        Ok(())
+    } else {
+        Err(Error::shape(&format!("{what} codes length"), n, out))
+    }
+}
+
+/// Arrow's string offsets: `int32` (string) or `int64` (large_string).
+pub trait Offset: Copy {
+    fn to_usize(self) -> Option<usize>;
+}
+
+impl Offset for i32 {
+    fn to_usize(self) -> Option<usize> {
+        usize::try_from(self).ok()
+    }
+}
+
+impl Offset for i64 {
+    fn to_usize(self) -> Option<usize> {
+        usize::try_from(self).ok()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn integer_codes_follow_first_appearance_and_count() {
+        let mut t = IdTable::new(IdKind::Ints);
+        let mut out = vec![0; 6];
+        t.encode_ints("u", &[7, -3, 7, 1 << 40, -3, 7], &mut out)
+            .unwrap();
+        assert_eq!(out, [0, 1, 0, 2, 1, 0]);
+        assert_eq!(t.counts(), &[3, 2, 1]);
+        let (order, rank) = t.sorted_codes();
+        assert_eq!(order, [1, 0, 2]);
+        assert_eq!(rank, [1, 0, 2]);
+    }
+
+    #[test]
+    fn many_ids_grow_the_table_and_keep_their_codes() {
+        let mut t = IdTable::new(IdKind::Ints);
+        let values: Vec<i64> = (0..100_000).map(|i| (i * 7919) % 50_000 - 25_000).collect();
+        let mut out = vec![0; values.len()];
+        t.encode_ints("u", &values, &mut out).unwrap();
+        assert_eq!(t.len(), 50_000);
+        for (&v, &c) in values.iter().zip(&out) {
+            assert_eq!(t.int_keys()[c as usize], v);
+        }
+        assert!(t.counts().iter().all(|&c| c == 2));
+    }
+
+    #[test]
+    fn strings_from_arrow_offsets_and_dictionaries() {
+        let mut t = IdTable::new(IdKind::Bytes);
+        let data = "bananaapplebananaé".as_bytes();
+        let offsets: [i32; 5] = [0, 6, 11, 17, 19];
+        let mut out = vec![0; 4];
+        t.encode_bytes("i", &offsets, data, &mut out, true).unwrap();
+        assert_eq!(out, [0, 1, 0, 2]);
+        // a dictionary holding one new id no row uses: encoded, never counted
+        let mut dict = vec![0; 2];
+        t.encode_bytes("i", &[0i64, 5, 11], b"applecherry", &mut dict, false)
+            .unwrap();
+        assert_eq!(dict, [1, 3]);
+        let mut rows = vec![0; 3];
+        t.take_counted("i", &dict, &[0, 0, 0], &mut rows).unwrap();
+        assert_eq!(rows, [1, 1, 1]);
+        assert_eq!(t.counts(), &[2, 4, 1, 0]);
+        let (order, rank) = t.sorted_codes();
+        assert_eq!(order, [1, 0, 2]); // apple, banana, é; cherry uncounted
+        assert_eq!(rank, [1, 0, 2, -1]);
+    }
+
+    #[test]
+    fn bad_input_is_an_error() {
+        let mut t = IdTable::new(IdKind::Bytes);
+        let mut out = vec![0; 1];
+        assert!(t.encode_ints("u", &[1], &mut out).is_err());
+        assert!(t
+            .encode_bytes("u", &[0i32, 9], b"abc", &mut out, true)
+            .is_err());
+        assert!(t.take_counted("u", &[0], &[3], &mut out).is_err());
+        assert!(t
+            .encode_bytes("u", &[0i32, 1, 2], b"ab", &mut out, true)
+            .is_err());
+    }
+}
