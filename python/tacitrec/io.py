@@ -377,6 +377,8 @@ def _first_pass(dataset, columns, users, items, weight_col, min_weight, scratch)
 
 
 def _second_pass(users, items, weighted, scratch, out_dir, num_threads, columns) -> Interactions:
+    users.release_index()
+    items.release_index()
     user_order, user_rank = users.sorted_codes()
     item_order, item_rank = items.sorted_codes()
     counts = users.counts()[user_order]

@@ -97,6 +97,11 @@ impl PyIdTable {
         Ok(PyArray1::from_vec(py, out))
     }
 
+    /// Frees the hash index: ids, codes and counts stay; nothing more can be encoded.
+    fn release_index(&mut self) {
+        self.0.release_index();
+    }
+
     /// Rows per id, by code (int64).
     fn counts<'py>(&self, py: Python<'py>) -> Bound<'py, PyArray1<i64>> {
         PyArray1::from_slice(py, self.0.counts())

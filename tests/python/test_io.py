@@ -1,4 +1,4 @@
-"""tacitrec.io.read_interactions: the streaming reader against SciPy's COO -> CSR on the same rows."""
+"""tacitrec.io.read_interactions: the streaming reader against SciPy on the same rows."""
 
 import os
 import subprocess
