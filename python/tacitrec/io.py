@@ -44,6 +44,8 @@ from ._validation import check_threads
 CHUNK_ROWS = 1 << 22
 #: rows per record batch asked of the scanner
 BATCH_ROWS = 1 << 20
+#: decoded batches waiting for the encoder, at most
+READAHEAD = 2
 #: the npy header of the matrix files: fixed size, so that it can be rewritten with the final
 #: length after repeated pairs are summed
 _HEADER = 128
@@ -94,8 +96,10 @@ def _format(name: str, fmt: Optional[str], id_columns=()):
     if fmt == "parquet":
         # string ids as Parquet stores them: a dictionary per row group, hashed once
         # (integer columns are read as they are)
+        # pre_buffer off: with it, pyarrow keeps the whole file's column chunks in memory
         return ds.ParquetFileFormat(
-            read_options=ds.ParquetReadOptions(dictionary_columns=list(id_columns))
+            read_options=ds.ParquetReadOptions(dictionary_columns=list(id_columns)),
+            default_fragment_scan_options=ds.ParquetFragmentScanOptions(pre_buffer=False),
         )
     if fmt in ("ipc", "csv"):
         return fmt
@@ -348,6 +352,55 @@ def read_interactions(
         shutil.rmtree(scratch, ignore_errors=True)
 
 
+def _batches(dataset, columns):
+    """The record batches of ``dataset``, decoded by one thread of their own while the caller
+    encodes the previous ones (the Rust encoder releases the GIL): at most :data:`READAHEAD`
+    batches wait. (pyarrow's threaded scanner reads ahead without bound when its consumer is
+    slower, holding hundreds of batches.)"""
+    import queue
+    import threading
+
+    q: "queue.Queue" = queue.Queue(READAHEAD)
+    stop = threading.Event()
+    done = object()
+
+    def produce():
+        try:
+            scanner = dataset.scanner(
+                columns=columns,
+                batch_size=BATCH_ROWS,
+                use_threads=False,
+                batch_readahead=1,
+                fragment_readahead=1,
+            )
+            for batch in scanner.to_batches():
+                while not stop.is_set():
+                    try:
+                        q.put(batch, timeout=0.1)
+                        break
+                    except queue.Full:
+                        continue
+                if stop.is_set():
+                    return
+            q.put(done)
+        except BaseException as e:  # handed to the consumer
+            q.put(e)
+
+    thread = threading.Thread(target=produce, name="tacitrec-io-scan", daemon=True)
+    thread.start()
+    try:
+        while True:
+            item = q.get()
+            if item is done:
+                return
+            if isinstance(item, BaseException):
+                raise item
+            yield item
+    finally:
+        stop.set()
+        thread.join()
+
+
 def _first_pass(dataset, columns, users, items, weight_col, min_weight, scratch) -> int:
     user_col, item_col = columns[:2]
     n = 0
@@ -356,10 +409,7 @@ def _first_pass(dataset, columns, users, items, weight_col, min_weight, scratch)
         open(os.path.join(scratch, "cols"), "wb") as fc,
         open(os.path.join(scratch, "weights"), "wb") as fw,
     ):
-        scanner = dataset.scanner(
-            columns=columns, batch_size=BATCH_ROWS, batch_readahead=4, fragment_readahead=2
-        )
-        for batch in scanner.to_batches():
+        for batch in _batches(dataset, columns):
             if batch.num_rows == 0:
                 continue
             if weight_col is not None:

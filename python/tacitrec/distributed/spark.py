@@ -44,6 +44,7 @@ import functools
 import threading
 import uuid
 from collections import OrderedDict
+from typing import Optional
 
 import numpy as np
 
@@ -300,3 +301,236 @@ def ranking_metrics_at_k(
     for row in parts:
         sums += np.array([row[c] for c in _sum_columns()], dtype=np.float64)
     return metrics_from_sums(sums)
+
+
+# ---- Spark MLlib's ALSModel -----------------------------------------------------------------
+#: the class name in an ALSModel's metadata
+ALS_MODEL_CLASS = "org.apache.spark.ml.recommendation.ALSModel"
+
+
+def _metadata_file(path: str) -> str:
+    import glob
+    import os
+
+    files = sorted(glob.glob(os.path.join(path, "metadata", "part-*")))
+    if not files:
+        raise FileNotFoundError(f"{path!r} is not a saved Spark ALSModel (no metadata/part-* file)")
+    return files[0]
+
+
+def _factors(path: str, side: str, rank: int):
+    """``(ids int64 sorted, factors float32 (n, rank))`` of ``path/<side>Factors``."""
+    import os
+
+    pa = _local.pyarrow()
+    import pyarrow.compute as pc
+    import pyarrow.dataset as ds
+
+    folder = os.path.join(path, f"{side}Factors")
+    if not os.path.isdir(folder):
+        raise FileNotFoundError(f"{path!r} is not a saved Spark ALSModel (no {side}Factors/)")
+    table = ds.dataset(folder, format="parquet").to_table(columns=["id", "features"])
+    ids = table.column("id").combine_chunks()
+    features = table.column("features").combine_chunks()
+    if ids.null_count or features.null_count:
+        raise ValueError(f"{folder!r} holds null ids or factors")
+    if len(table) and not pc.all(pc.equal(pc.list_value_length(features), rank)).as_py():
+        raise ValueError(f"{folder!r} holds factors whose length is not the rank {rank}")
+    values = pc.list_flatten(features).cast(pa.float32()).to_numpy(zero_copy_only=False)
+    ids = ids.to_numpy(zero_copy_only=False).astype(np.int64)
+    order = np.argsort(ids, kind="stable")
+    if len(ids) > 1 and (np.diff(ids[order]) == 0).any():
+        raise ValueError(f"{folder!r} holds an id twice")
+    return ids[order], np.ascontiguousarray(values.reshape(len(ids), rank)[order])
+
+
+def load_als_model(path):
+    """A Spark MLlib ``ALSModel`` saved with ``model.save(path)`` / ``model.write().save(path)``
+    (on a local or mounted file system) as a fitted :class:`~tacitrec.AlternatingLeastSquares`.
+
+    The model's ``factors`` is the MLlib rank; its user and item factors are MLlib's
+    ``userFactors`` and ``itemFactors`` with rows sorted by id, and the MLlib ids (int) are its
+    original ids, ``model.user_ids_`` and ``model.item_ids_`` (sorted), as :meth:`set_ids`
+    records them: ``model.recommend`` takes row indices (``np.searchsorted(model.user_ids_,
+    id)``), ``recommend_frame`` and :mod:`tacitrec.distributed` take and return the MLlib ids.
+    Scores equal MLlib's (``x_u . y_i``). MLlib's estimator parameters (``regParam``,
+    ``alpha``, ...) are not part of a saved ``ALSModel``; the model's ``userCol`` and
+    ``itemCol`` are kept as ``model.spark_columns_``. Needs pyarrow, not pyspark.
+    """
+    import json
+    import os
+
+    from ..als import AlternatingLeastSquares
+
+    path = os.fspath(path)
+    with open(_metadata_file(path), encoding="utf-8") as f:
+        meta = json.loads(f.readline())
+    if meta.get("class") != ALS_MODEL_CLASS:
+        raise ValueError(f"{path!r} holds a {meta.get('class')}, not an {ALS_MODEL_CLASS}")
+    rank = meta.get("rank")
+    if not isinstance(rank, int) or rank < 1:
+        raise ValueError(f"{path!r}: the metadata gives no valid rank ({rank!r})")
+    user_ids, user_factors = _factors(path, "user", rank)
+    item_ids, item_factors = _factors(path, "item", rank)
+    model = AlternatingLeastSquares(factors=rank)
+    model.user_factors, model.item_factors = user_factors, item_factors
+    model.set_ids(user_ids, item_ids)
+    params = dict(meta.get("defaultParamMap", {}), **meta.get("paramMap", {}))
+    model.spark_columns_ = {
+        "userCol": params.get("userCol", "user"),
+        "itemCol": params.get("itemCol", "item"),
+    }
+    return model
+
+
+def _mllib_ids(model, side: str, n: int) -> np.ndarray:
+    ids = getattr(model, f"{side}_ids_", None)
+    if ids is None:
+        return np.arange(n, dtype=np.int32)
+    ids = np.asarray(ids)
+    if ids.dtype.kind not in "iu":
+        raise ValueError(
+            f"MLlib's ALSModel takes integer {side} ids (int32); the model's are "
+            f"{ids.dtype}: map them to integers first (model.set_ids)"
+        )
+    if len(ids) and (ids.min() < -(2**31) or ids.max() > 2**31 - 1):
+        raise ValueError(f"MLlib's ALSModel takes int32 {side} ids; the model's exceed that range")
+    return ids.astype(np.int32)
+
+
+def save_als_model(
+    model,
+    path,
+    user_col: Optional[str] = None,
+    item_col: Optional[str] = None,
+    overwrite: bool = False,
+) -> None:
+    """Writes a fitted factor model (``AlternatingLeastSquares``, or any model with
+    ``user_factors`` / ``item_factors`` scored by their dot product) as a Spark MLlib
+    ``ALSModel`` directory that ``pyspark.ml.recommendation.ALSModel.load(path)`` opens:
+    ``metadata/`` (one JSON line: class, uid, rank and the ``userCol`` / ``itemCol`` params),
+    ``userFactors/`` and ``itemFactors/`` (Parquet, ``id int, features array<float>``).
+
+    Ids are the model's original ids (``model.user_ids_``, ``item_ids_``), which must be
+    integers in the int32 range as MLlib's are; row indices when the model has none.
+    ``user_col`` / ``item_col``: the ALSModel's column params (default: those of a model read
+    by :func:`load_als_model`, else "user" and "item"). ``path`` is on a local or mounted file
+    system; an existing directory is replaced only with ``overwrite=True``. Needs pyarrow, not
+    pyspark.
+    """
+    import json
+    import os
+    import shutil
+    import tempfile
+    import time
+
+    pa = _local.pyarrow()
+    import pyarrow.parquet as pq
+
+    try:
+        user_factors = np.asarray(model.user_factors, dtype=np.float32)
+        item_factors = np.asarray(model.item_factors, dtype=np.float32)
+    except AttributeError:
+        raise TypeError(
+            f"model must be a fitted factor model, got {type(model).__name__}"
+        ) from None
+    if user_factors.ndim != 2 or user_factors.shape[1] != item_factors.shape[1]:
+        raise ValueError("the model's user and item factors must be matrices of equal width")
+    from ..base import MatrixFactorizationBase
+
+    if not isinstance(model, MatrixFactorizationBase):
+        raise TypeError(
+            "model must be a factor model scored by x_u . y_i (AlternatingLeastSquares, ...), "
+            f"got {type(model).__name__}"
+        )
+    rank = int(user_factors.shape[1])
+    columns = getattr(model, "spark_columns_", None) or {}
+    user_col = user_col or columns.get("userCol", "user")
+    item_col = item_col or columns.get("itemCol", "item")
+    path = os.path.abspath(os.fspath(path))
+    if os.path.exists(path):
+        if not overwrite:
+            raise FileExistsError(f"{path!r} exists: pass overwrite=True to replace it")
+    tmp = tempfile.mkdtemp(prefix=".als-", dir=os.path.dirname(path))
+    try:
+        meta = {
+            "class": ALS_MODEL_CLASS,
+            "timestamp": int(time.time() * 1000),
+            "sparkVersion": "3.0.0",
+            "uid": f"ALS_{uuid.uuid4().hex[:12]}",
+            "paramMap": {"userCol": user_col, "itemCol": item_col},
+            "defaultParamMap": {
+                "blockSize": 4096,
+                "coldStartStrategy": "nan",
+                "itemCol": "item",
+                "predictionCol": "prediction",
+                "userCol": "user",
+            },
+            "rank": rank,
+        }
+        os.makedirs(os.path.join(tmp, "metadata"))
+        with open(os.path.join(tmp, "metadata", "part-00000"), "w", encoding="utf-8") as f:
+            f.write(json.dumps(meta, separators=(",", ":")) + "\n")
+        schema = pa.schema(
+            [
+                pa.field("id", pa.int32(), nullable=False),
+                pa.field("features", pa.list_(pa.field("element", pa.float32(), nullable=False))),
+            ]
+        )
+        for side, factors in (("user", user_factors), ("item", item_factors)):
+            ids = _mllib_ids(model, side, len(factors))
+            if len(ids) != len(factors):
+                raise ValueError(
+                    f"the model has {len(ids)} {side} ids for {len(factors)} {side} factors"
+                )
+            offsets = pa.array(np.arange(len(factors) + 1, dtype=np.int32) * rank)
+            features = pa.ListArray.from_arrays(
+                offsets, pa.array(factors.reshape(-1)), type=schema.field("features").type
+            )
+            folder = os.path.join(tmp, f"{side}Factors")
+            os.makedirs(folder)
+            pq.write_table(
+                pa.table([pa.array(ids), features], schema=schema),
+                os.path.join(folder, f"part-00000-{uuid.uuid4()}-c000.snappy.parquet"),
+                compression="snappy",
+            )
+        for folder in ("metadata", "userFactors", "itemFactors"):
+            open(os.path.join(tmp, folder, "_SUCCESS"), "wb").close()
+        if os.path.exists(path):
+            shutil.rmtree(path)
+        os.rename(tmp, path)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+
+
+def mllib_confidence(user_items, alpha: float = 1.0):
+    """``user_items`` with MLlib's implicit-feedback confidence, for
+    :class:`~tacitrec.AlternatingLeastSquares` to minimise MLlib's objective.
+
+    MLlib's ``ALS(implicitPrefs=True, alpha=a, regParam=lam)`` minimises
+    ``sum_ui c_ui (p_ui - x_u . y_i)^2 + lam (sum_u n_u |x_u|^2 + sum_i n_i |y_i|^2)`` with
+    ``c_ui = 1 + a |r_ui|`` for a stored rating (1 when missing), ``p_ui = 1`` when
+    ``r_ui > 0`` (else 0) and ``n_u``, ``n_i`` the ratings of the user / item. tacitrec's ALS
+    follows implicit (a stored value ``v`` *is* the confidence times ``alpha``, its sign the
+    preference), so the same objective is::
+
+        X = mllib_confidence(user_items, alpha=a)     # values sign(r) (1 + a |r|)
+        AlternatingLeastSquares(factors=rank, regularization=lam, alpha=1.0,
+                                regularization_exponent=1.0).fit(X)
+
+    (``regularization_exponent=1`` without ``unobserved_weight`` scales the regularisation
+    by each row's stored entries, MLlib's ``n_u``.) Stored zeros carry no confidence in MLlib
+    and are dropped here. One difference remains: MLlib treats repeated (user, item) rows as
+    separate ratings, tacitrec sums them into one. Returns a new float32 CSR matrix.
+    """
+    import scipy.sparse as sp
+
+    from .._validation import as_csr, check_nonnegative
+
+    alpha = check_nonnegative(alpha, "alpha")
+    c = as_csr(user_items, "user_items").to_scipy()
+    X = sp.csr_matrix(c, dtype=np.float32, copy=True)
+    X.eliminate_zeros()
+    X.data = (np.sign(X.data) * (1.0 + alpha * np.abs(X.data))).astype(np.float32)
+    return X
