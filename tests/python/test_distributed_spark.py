@@ -238,3 +238,180 @@ def test_scorer_built_once_per_call():
 def test_command_line_writes_parquet_in_original_ids(engine, tmp_path):
     """`tacitrec recommend --engine spark` starts its own local[*] Spark in a child process."""
     distributed_cases.command_line_matches_local(tmp_path, "spark")
+
+
+# ---- Spark MLlib's ALSModel in and out (a real MLlib ALS in the session above) ----------------
+MLLIB = dict(rank=4, maxIter=15, regParam=0.1, alpha=2.0)
+
+
+def _mllib_rows():
+    """Distinct (user, item, rating) rows: ids that are not row indices, ratings 1..5."""
+    rng = np.random.default_rng(11)
+    mask = rng.random((40, 25)) < 0.3
+    mask[np.arange(40), rng.integers(0, 25, 40)] = True  # every user rates something
+    mask[rng.integers(0, 40, 25), np.arange(25)] = True  # every item is rated
+    u, i = np.nonzero(mask)
+    ratings = rng.integers(1, 6, len(u)).astype(np.float32)
+    return 3 * u + 100, 7 * i + 5, ratings
+
+
+@pytest.fixture(scope="module")
+def mllib_fit(engine):
+    from pyspark.ml.recommendation import ALS
+
+    users, items, ratings = _mllib_rows()
+    frame = engine.session.createDataFrame(
+        [(int(a), int(b), float(c)) for a, b, c in zip(users, items, ratings)],
+        ["user", "item", "rating"],
+    )
+    als = ALS(
+        implicitPrefs=True, userCol="user", itemCol="item", ratingCol="rating", seed=3, **MLLIB
+    )
+    return als.fit(frame), (users, items, ratings)
+
+
+def _spark_top(spark_model, N):
+    """{user id: [(item id, score)]} of MLlib's recommendForAllUsers."""
+    return {
+        row["user"]: [(r["item"], r["rating"]) for r in row["recommendations"]]
+        for row in spark_model.recommendForAllUsers(N).collect()
+    }
+
+
+def _assert_top_equal(model, spark_top, N):
+    ids, scores = model.recommend(
+        np.arange(len(model.user_ids_)), None, N=N, filter_already_liked_items=False
+    )
+    assert sorted(spark_top) == sorted(model.user_ids_.tolist())
+    for u, user in enumerate(model.user_ids_.tolist()):
+        theirs = spark_top[user]
+        assert model.item_ids_[ids[u]].tolist() == [item for item, _ in theirs], user
+        np.testing.assert_allclose(scores[u], [s for _, s in theirs], rtol=0, atol=1e-5)
+
+
+def _matrix(users, items, ratings):
+    import scipy.sparse as sp
+
+    uids, rows = np.unique(users, return_inverse=True)
+    iids, cols = np.unique(items, return_inverse=True)
+    X = sp.csr_matrix((ratings, (rows, cols)), shape=(len(uids), len(iids)), dtype=np.float32)
+    return X, uids, iids
+
+
+def _mllib_objective(R, U, V, alpha, lam):
+    """MLlib's implicit ALS objective in NumPy, dense: sum_ui c_ui (p_ui - u.v)^2 +
+    lam (sum_u n_u |u|^2 + sum_i n_i |v|^2), c = 1 + alpha |r|, p = [r > 0]."""
+    R = np.asarray(R.todense(), dtype=np.float64)
+    U, V = U.astype(np.float64), V.astype(np.float64)
+    C = 1.0 + alpha * np.abs(R)
+    fit = (C * ((R > 0) - U @ V.T) ** 2).sum()
+    n_u, n_i = (R != 0).sum(axis=1), (R != 0).sum(axis=0)
+    return fit + lam * (n_u @ (U**2).sum(axis=1) + n_i @ (V**2).sum(axis=1))
+
+
+def test_mllib_als_model_loads_and_recommends_as_spark(mllib_fit, tmp_path):
+    spark_model, (users, items, _) = mllib_fit
+    spark_model.write().overwrite().save(str(tmp_path / "mllib"))
+    model = tspark.load_als_model(tmp_path / "mllib")
+    assert model.factors == MLLIB["rank"]
+    assert model.user_ids_.tolist() == sorted(set(users.tolist()))
+    assert model.item_ids_.tolist() == sorted(set(items.tolist()))
+    theirs = {r["id"]: r["features"] for r in spark_model.userFactors.collect()}
+    np.testing.assert_array_equal(model.user_factors[3], theirs[int(model.user_ids_[3])])
+    _assert_top_equal(model, _spark_top(spark_model, 6), 6)
+    assert model.spark_columns_ == {"userCol": "user", "itemCol": "item"}
+
+
+def test_our_als_saved_for_mllib_recommends_the_same(engine, tmp_path):
+    from pyspark.ml.recommendation import ALSModel
+
+    import tacitrec
+
+    X, uids, iids = _matrix(*_mllib_rows())
+    model = tacitrec.AlternatingLeastSquares(factors=5, iterations=4, random_state=0)
+    model.fit(X, show_progress=False)
+    model.set_ids(uids, iids)
+    tspark.save_als_model(model, tmp_path / "ours")
+    loaded = ALSModel.load(str(tmp_path / "ours"))
+    assert loaded.rank == 5
+    _assert_top_equal(model, _spark_top(loaded, 7), 7)
+    with pytest.raises(FileExistsError, match="overwrite=True"):
+        tspark.save_als_model(model, tmp_path / "ours")
+    tspark.save_als_model(model, tmp_path / "ours", overwrite=True)
+    again = tspark.load_als_model(tmp_path / "ours")  # and back: the same arrays and ids
+    np.testing.assert_array_equal(again.item_factors, model.item_factors)
+    np.testing.assert_array_equal(again.user_ids_, uids)
+
+
+def _mllib_sweep(R, U, V, alpha, lam):
+    """One ALS iteration of MLlib's implicit normal equations, in NumPy: each user, then each
+    item, solves (V^T C_u V + lam n_u I) x_u = V^T C_u p_u."""
+    C, P = 1.0 + alpha * np.abs(R), (R > 0).astype(np.float64)
+    U, V = U.astype(np.float64).copy(), V.astype(np.float64).copy()
+    for A, B, W, T in ((U, V, C, P), (V, U, C.T, P.T)):
+        n = (W > 1).sum(axis=1)
+        for r in range(len(A)):
+            G = (B.T * W[r]) @ B + lam * n[r] * np.eye(B.shape[1])
+            A[r] = np.linalg.solve(G, (B.T * W[r]) @ T[r])
+    return U, V
+
+
+def test_mllib_objective_reached_by_our_als(mllib_fit):
+    """Our ALS on mllib_confidence's values with count-scaled regularisation minimises MLlib's
+    objective: from the same number of iterations its loss is no worse than MLlib's, and MLlib's
+    own updates (NumPy), continued from MLlib's factors until they settle, reach our loss to
+    1%; the first of them changes MLlib's loss by little (MLlib was minimising it)."""
+    import tacitrec
+
+    spark_model, rows_ = mllib_fit
+    X, uids, iids = _matrix(*rows_)
+    alpha, lam = MLLIB["alpha"], MLLIB["regParam"]
+    ours = tacitrec.AlternatingLeastSquares(
+        factors=MLLIB["rank"],
+        regularization=lam,
+        alpha=1.0,
+        regularization_exponent=1.0,
+        iterations=MLLIB["maxIter"],
+        solver="cholesky",
+        random_state=0,
+    )
+    ours.fit(tspark.mllib_confidence(X, alpha=alpha), show_progress=False)
+
+    def factors(frame, ids):
+        by_id = {r["id"]: r["features"] for r in frame.collect()}
+        return np.array([by_id[int(i)] for i in ids], dtype=np.float32)
+
+    U, V = factors(spark_model.userFactors, uids), factors(spark_model.itemFactors, iids)
+    theirs = _mllib_objective(X, U, V, alpha, lam)
+    mine = _mllib_objective(X, ours.user_factors, ours.item_factors, alpha, lam)
+    assert mine <= 1.01 * theirs, (mine, theirs)
+    R = np.asarray(X.todense(), dtype=np.float64)
+    U1, V1 = _mllib_sweep(R, U, V, alpha, lam)
+    assert _mllib_objective(X, U1, V1, alpha, lam) <= theirs
+    assert theirs - _mllib_objective(X, U1, V1, alpha, lam) <= 0.002 * theirs
+    for _ in range(40):
+        U1, V1 = _mllib_sweep(R, U1, V1, alpha, lam)
+    settled = _mllib_objective(X, U1, V1, alpha, lam)
+    assert abs(mine - settled) <= 0.01 * settled, (mine, settled)
+
+
+def test_mllib_confidence_and_bad_models(tmp_path):
+    import scipy.sparse as sp
+
+    import tacitrec
+
+    X = sp.csr_matrix(np.array([[2.0, 0.0, -1.0], [0.0, 0.5, 0.0]]))
+    X.data = np.append(X.data[:-1], 0.5)  # stays as given
+    C = tspark.mllib_confidence(X, alpha=3.0)
+    np.testing.assert_allclose(C.toarray(), [[7.0, 0.0, -4.0], [0.0, 2.5, 0.0]])
+    model = tacitrec.AlternatingLeastSquares(factors=2, iterations=1).fit(
+        sp.csr_matrix(np.eye(3, dtype=np.float32)), show_progress=False
+    )
+    model.set_ids(np.array(["a", "b", "c"]), None)
+    with pytest.raises(ValueError, match="integer user ids"):
+        tspark.save_als_model(model, tmp_path / "m")
+    assert not (tmp_path / "m").exists()
+    with pytest.raises(TypeError, match="factor model"):
+        tspark.save_als_model(tacitrec.CosineRecommender(), tmp_path / "m")
+    with pytest.raises(FileNotFoundError, match="not a saved Spark ALSModel"):
+        tspark.load_als_model(tmp_path)
