@@ -2,7 +2,8 @@
 
 An interaction file is a table of user, item and optionally weight columns: CSV/TSV or any
 single-character separated text (quoted fields in comma-separated files), ``::``-separated text
-(MovieLens 1M), whitespace-separated text, or Parquet (needs pyarrow). Ids are kept as strings.
+(MovieLens 1M), whitespace-separated text, or Parquet (needs pyarrow; read by the streaming
+reader :func:`tacitrec.io.read_interactions`). Ids are kept as strings.
 Text goes through the package's one delimited-file reader (:mod:`tacitrec._delimited`), ids
 through its one id encoder (:mod:`tacitrec._ids`).
 """
@@ -102,7 +103,7 @@ def read_interactions(
     if header not in ("auto", "yes", "no"):
         raise ValueError(f"header must be 'auto', 'yes' or 'no', got {header!r}")
     if path.lower().endswith(_PARQUET):
-        parsed = _read_parquet(path, sep, header, user_col, item_col, weight_col)
+        return _read_parquet(path, sep, header, user_col, item_col, weight_col, min_weight)
     else:
         try:
             codecs.lookup(encoding)
@@ -208,37 +209,55 @@ def _read_text(path, sep, header, user_col, item_col, weight_col, encoding="utf-
     return (user_ids, rows), (item_ids, cols), values
 
 
-def _read_parquet(path, sep, header, user_col, item_col, weight_col):
+def _read_parquet(path, sep, header, user_col, item_col, weight_col, min_weight=None):
+    """A Parquet file through the streaming reader (:func:`tacitrec.io.read_interactions`),
+    with the command line's conventions: columns by name or position, ids as strings sorted
+    as strings. Returns an :class:`Interactions`."""
     try:
         import pyarrow.parquet as pq
     except ImportError:
         raise ImportError("reading Parquet files needs pyarrow: pip install pyarrow") from None
-    table = pq.read_table(path)
-    names = list(table.column_names)
+    from . import io
+
+    names = list(pq.read_schema(path).names)
     if weight_col == "auto":
         weight_col = "2" if len(names) > 2 else None
 
-    def get(spec, what):
+    def name(spec, what):
         c = _column(spec, names, what)
         if c is None:
             return None
         if c >= len(names):
             raise ValueError(f"--{what}-col {spec}: {path} has only {len(names)} columns")
-        return table.column(c).to_numpy(zero_copy_only=False)
+        return names[c]
 
-    weights = get(weight_col, "weight")
-    if weights is None:
-        weights = np.ones(table.num_rows)
-    weights = np.asarray(weights, dtype=np.float64)
-    if not np.isfinite(weights).all():
-        raise ValueError(
-            f"{path}: row {int(np.argmax(~np.isfinite(weights)))} has a weight that is not finite"
+    try:
+        X, user_ids, item_ids = io.read_interactions(
+            path,
+            name(user_col, "user"),
+            name(item_col, "item"),
+            name(weight_col, "weight"),
+            format="parquet",
+            min_weight=None if min_weight is None else float(min_weight),
         )
-    return (
-        _ids.encode(get(user_col, "user").astype(str)),
-        _ids.encode(get(item_col, "item").astype(str)),
-        weights,
-    )
+    except ValueError as e:
+        raise ValueError(f"{path}: {e}") from None
+    # the command line keeps ids as strings, sorted as strings
+    rows = cols = None
+    if user_ids.dtype.kind != "U":
+        user_ids = user_ids.astype(str)
+        rows = np.argsort(user_ids, kind="stable")
+        user_ids = user_ids[rows]
+    if item_ids.dtype.kind != "U":
+        item_ids = item_ids.astype(str)
+        cols = np.argsort(item_ids, kind="stable")
+        item_ids = item_ids[cols]
+    if rows is not None:
+        X = X[rows]
+    if cols is not None:
+        X = X[:, cols]
+        X.sort_indices()
+    return Interactions(sp.csr_matrix(X, dtype=np.float32), user_ids, item_ids)
 
 
 def restrict(other: Interactions, data: Interactions) -> sp.csr_matrix:

@@ -202,3 +202,19 @@ def test_import_tacitrec_does_not_import_pyarrow():
     code = "import sys, tacitrec; print('pyarrow' in sys.modules)"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "False"
+
+
+def test_command_line_parquet_reader_keeps_string_ids(rows, tmp_path):
+    """The command line reads Parquet through read_interactions, ids as strings sorted as
+    strings (as its CSV reader): integer ids 10 and 9 sort as '10' < '9'."""
+    from tacitrec import _io
+
+    users, items, weights = rows
+    t = pa.table({"u": users, "i": items.astype(np.int64), "w": weights})
+    pq.write_table(t, tmp_path / "x.parquet", row_group_size=1000)
+    pcsv.write_csv(t, tmp_path / "x.csv")
+    a = _io.read_interactions(tmp_path / "x.parquet", user_col="u", item_col="1", min_weight=2)
+    b = _io.read_interactions(tmp_path / "x.csv", user_col="u", item_col="i", min_weight=2)
+    assert a.user_ids.tolist() == b.user_ids.tolist() and a.item_ids.tolist() == b.item_ids.tolist()
+    assert a.user_ids.dtype.kind == "U" and a.matrix.has_sorted_indices
+    assert (a.matrix != b.matrix).nnz == 0
