@@ -41,7 +41,7 @@ from . import _core
 from ._validation import check_threads
 
 #: rows of scratch codes read back per call of the scatter kernel
-CHUNK_ROWS = 1 << 22
+CHUNK_ROWS = 1 << 20
 #: rows per record batch asked of the scanner
 BATCH_ROWS = 1 << 20
 #: decoded batches waiting for the encoder, at most
@@ -340,6 +340,7 @@ def read_interactions(
         scratch = tempfile.mkdtemp(prefix="tacitrec-io-")
     try:
         n_rows = _first_pass(dataset, columns, users, items, weight_col, min_weight, scratch)
+        pa.default_memory_pool().release_unused()  # the batches' memory, kept by the pool
         if n_rows == 0:
             raise ValueError(
                 "the source holds no interactions"
