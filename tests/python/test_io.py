@@ -218,3 +218,22 @@ def test_command_line_parquet_reader_keeps_string_ids(rows, tmp_path):
     assert a.user_ids.tolist() == b.user_ids.tolist() and a.item_ids.tolist() == b.item_ids.tolist()
     assert a.user_ids.dtype.kind == "U" and a.matrix.has_sorted_indices
     assert (a.matrix != b.matrix).nnz == 0
+
+
+def test_readme_section_runs(tmp_path, monkeypatch):
+    """The README's blocks on large inputs and MLlib models run as they are, in order."""
+    import re
+
+    readme = os.path.join(os.path.dirname(__file__), "..", "..", "README.md")
+    with open(readme, encoding="utf-8") as f:
+        text = f.read()
+    section = text.split("\n## Interaction data larger than memory")[1].split("\n## ")[0]
+    code = re.findall(r"```python\n(.*?)```", section, flags=re.S)
+    assert len(code) == 2
+    monkeypatch.chdir(tmp_path)
+    namespace = {}
+    for block in code:
+        exec(compile(block, "README.md", "exec"), namespace)
+    again, model = namespace["again"], namespace["model"]
+    assert (again.user_items != namespace["X"]).nnz == 0
+    assert model.user_factors.shape == (len(namespace["user_ids"]), 64)
