@@ -20,6 +20,8 @@ use crate::error::{try_with_capacity, Error, Result};
 pub const MAX_IDS: usize = i32::MAX as usize;
 
 const EMPTY: u32 = u32::MAX;
+/// Values whose slots are loaded together before they are probed (overlapping cache misses).
+const GROUP: usize = 16;
 /// String ids at least this long keep their length in the arena's offsets only.
 const LONG_KEY: usize = 0xFFFF;
 const START_MASK: u64 = (1 << 48) - 1;
@@ -197,8 +199,7 @@ impl IdTable {
     }
 
     #[inline]
-    fn code_of_int(&mut self, key: i64, what: &str) -> Result<u32> {
-        let h = mix(key as u64);
+    fn code_of_int(&mut self, key: i64, h: u64, what: &str) -> Result<u32> {
         let mut s = (h as usize) & self.mask;
         loop {
             let slot = self.slots[s];
@@ -212,7 +213,7 @@ impl IdTable {
         }
         if 2 * (self.counts.len() + 1) > self.slots.len() || self.counts.len() >= MAX_IDS {
             self.reserve_one(what)?;
-            return self.code_of_int(key, what);
+            return self.code_of_int(key, h, what);
         }
         let code = self.counts.len() as u32;
         if let Keys::Ints(k) = &mut self.keys {
@@ -228,8 +229,7 @@ impl IdTable {
     }
 
     #[inline]
-    fn code_of_bytes(&mut self, key: &[u8], what: &str) -> Result<u32> {
-        let h = hash_bytes(key);
+    fn code_of_bytes(&mut self, key: &[u8], h: u64, what: &str) -> Result<u32> {
         let tag = (h >> 32) as u32;
         let short = key.len().min(LONG_KEY) as u64;
         let mut s = (h as usize) & self.mask;
@@ -257,7 +257,7 @@ impl IdTable {
         }
         if 2 * (self.counts.len() + 1) > self.slots.len() || self.counts.len() >= MAX_IDS {
             self.reserve_one(what)?;
-            return self.code_of_bytes(key, what);
+            return self.code_of_bytes(key, h, what);
         }
         let code = self.counts.len() as u32;
         let mut at = 0u64;
@@ -315,10 +315,21 @@ impl IdTable {
         }
         self.check_open(what)?;
         check_out(what, values.len(), out.len())?;
-        for (o, &v) in out.iter_mut().zip(values) {
-            let c = self.code_of_int(v, what)?;
-            self.counts[c as usize] += 1;
-            *o = c as i32;
+        for (vals, outs) in values.chunks(GROUP).zip(out.chunks_mut(GROUP)) {
+            // the group's slots loaded first, independently, so that their cache misses
+            // overlap; the probes below then find them in cache
+            let mut hashes = [0u64; GROUP];
+            let mut touch = 0u64;
+            for (h, &v) in hashes.iter_mut().zip(vals) {
+                *h = mix(v as u64);
+                touch ^= self.slots[(*h as usize) & self.mask].key;
+            }
+            std::hint::black_box(touch);
+            for ((o, &v), &h) in outs.iter_mut().zip(vals).zip(&hashes) {
+                let c = self.code_of_int(v, h, what)?;
+                self.counts[c as usize] += 1;
+                *o = c as i32;
+            }
         }
         Ok(())
     }
@@ -339,22 +350,39 @@ impl IdTable {
         self.check_open(what)?;
         let n = offsets.len().saturating_sub(1);
         check_out(what, n, out.len())?;
-        for (j, o) in out.iter_mut().enumerate() {
-            let (a, b) = (offsets[j].to_usize(), offsets[j + 1].to_usize());
-            let key = match (a, b) {
-                (Some(a), Some(b)) if a <= b && b <= data.len() => &data[a..b],
-                _ => {
-                    return Err(Error::invalid(
-                        what,
-                        format!("string offsets {j} and {} are not within the data", j + 1),
-                    ))
-                }
-            };
-            let c = self.code_of_bytes(key, what)?;
-            if count {
-                self.counts[c as usize] += 1;
+        let key_of = |j: usize| -> Result<&[u8]> {
+            match (offsets[j].to_usize(), offsets[j + 1].to_usize()) {
+                (Some(a), Some(b)) if a <= b && b <= data.len() => Ok(&data[a..b]),
+                _ => Err(Error::invalid(
+                    what,
+                    format!("string offsets {j} and {} are not within the data", j + 1),
+                )),
             }
-            *o = c as i32;
+        };
+        for (g, outs) in out.chunks_mut(GROUP).enumerate() {
+            // as in encode_ints: the group's slots, and the bytes they point to, loaded first
+            let first = g * GROUP;
+            let mut hashes = [0u64; GROUP];
+            let mut touch = 0u64;
+            for (k, h) in hashes.iter_mut().enumerate().take(outs.len()) {
+                *h = hash_bytes(key_of(first + k)?);
+                let slot = self.slots[(*h as usize) & self.mask];
+                touch ^= slot.key;
+                if slot.code != EMPTY {
+                    if let Keys::Bytes { arena, .. } = &self.keys {
+                        touch ^=
+                            u64::from(*arena.get((slot.key & START_MASK) as usize).unwrap_or(&0));
+                    }
+                }
+            }
+            std::hint::black_box(touch);
+            for (k, o) in outs.iter_mut().enumerate() {
+                let c = self.code_of_bytes(key_of(first + k)?, hashes[k], what)?;
+                if count {
+                    self.counts[c as usize] += 1;
+                }
+                *o = c as i32;
+            }
         }
         Ok(())
     }
