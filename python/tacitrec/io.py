@@ -19,7 +19,7 @@ per distinct integer id, 28 plus its bytes per string id) and a few batches; the
 
 Ids keep their type: integer columns (any width, signed or not up to 2^63 - 1) give an int64
 id array, string columns a str array. Ids are numbered in sorted order (numbers by value,
-strings by code point), as :func:`tacitrec._ids.encode` and the command line number them; only
+strings by code point), as ``tacitrec._ids.encode`` and the command line number them; only
 ids that have at least one interaction are kept. Repeated pairs are summed (float32), as every
 reader of the package does. ``import tacitrec`` does not import this module or pyarrow.
 """
@@ -420,9 +420,9 @@ def _first_pass(dataset, columns, users, items, weight_col, min_weight, scratch)
                     w = w[keep]
                     if batch.num_rows == 0:
                         continue
-                fw.write(memoryview(np.ascontiguousarray(w)))
-            fr.write(memoryview(_encode(users, batch.column(user_col), user_col)))
-            fc.write(memoryview(_encode(items, batch.column(item_col), item_col)))
+                np.ascontiguousarray(w).tofile(fw)
+            _encode(users, batch.column(user_col), user_col).tofile(fr)
+            _encode(items, batch.column(item_col), item_col).tofile(fc)
             n += batch.num_rows
     return n
 
@@ -438,6 +438,8 @@ def _second_pass(users, items, weighted, scratch, out_dir, num_threads, columns)
     np.cumsum(counts, out=indptr[1:])
     del counts
     total = int(indptr[-1])
+    indices: np.ndarray
+    data: np.ndarray
     if out_dir is not None:
         paths = {k: os.path.join(out_dir, f"{k}.npy") for k in ("indices", "data")}
         indices = _create_npy(paths["indices"], np.int32, total)
@@ -465,6 +467,7 @@ def _second_pass(users, items, weighted, scratch, out_dir, num_threads, columns)
         if nnz < total:
             indices, data = indices[:nnz], data[:nnz]
         return Interactions(_csr(indptr, indices, data, shape), user_ids, item_ids)
+    assert isinstance(indices, np.memmap) and isinstance(data, np.memmap)
     indices.flush()
     data.flush()
     del indices, data
@@ -519,9 +522,8 @@ def open_interactions(out_dir, scipy: bool = True, mmap: bool = True) -> Interac
         )
     with open(path) as f:
         manifest = json.load(f)
-    mode = "r" if mmap else None
     arrays = {
-        k: np.load(os.path.join(out_dir, f"{k}.npy"), mmap_mode=mode, allow_pickle=False)
+        k: np.load(os.path.join(out_dir, f"{k}.npy"), mmap_mode="r" if mmap else None)
         for k in ("indptr", "indices", "data", "user_ids", "item_ids")
     }
     shape = tuple(manifest["shape"])

@@ -350,7 +350,7 @@ def load_als_model(path):
 
     The model's ``factors`` is the MLlib rank; its user and item factors are MLlib's
     ``userFactors`` and ``itemFactors`` with rows sorted by id, and the MLlib ids (int) are its
-    original ids, ``model.user_ids_`` and ``model.item_ids_`` (sorted), as :meth:`set_ids`
+    original ids, ``model.user_ids_`` and ``model.item_ids_`` (sorted), as ``model.set_ids``
     records them: ``model.recommend`` takes row indices (``np.searchsorted(model.user_ids_,
     id)``), ``recommend_frame`` and :mod:`tacitrec.distributed` take and return the MLlib ids.
     Scores equal MLlib's (``x_u . y_i``). MLlib's estimator parameters (``regParam``,
@@ -376,7 +376,7 @@ def load_als_model(path):
     model.user_factors, model.item_factors = user_factors, item_factors
     model.set_ids(user_ids, item_ids)
     params = dict(meta.get("defaultParamMap", {}), **meta.get("paramMap", {}))
-    model.spark_columns_ = {
+    model.spark_columns_ = {  # type: ignore[attr-defined]
         "userCol": params.get("userCol", "user"),
         "itemCol": params.get("itemCol", "item"),
     }
