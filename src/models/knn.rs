@@ -2,14 +2,14 @@
 //! matrix with its transpose, keeping the top K per item) and the scorers that recommend from it
 //! through the shared top-k driver.
 
-use crate::error::{try_with_capacity, try_zeroed, Error, Result};
+use crate::error::{try_vec, try_with_capacity, try_zeroed, Error, Result};
 use crate::parallel;
 use crate::simd::prefetch;
 use crate::sparse::weighting::{self, Documents};
 use crate::sparse::{transpose, transpose_with_positions, Csr, CsrView};
-use crate::topk::{BlockScorer, Candidates, TileLayout, TopK, TopKBuffer};
+use crate::topk::{BlockScorer, Candidates, TileLayout, TopK, TopKResult};
 use rayon::prelude::*;
-use std::sync::atomic::{AtomicU32, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::Mutex;
 
 /// How item vectors are weighted (users are terms, items documents) and compared.
@@ -58,13 +58,27 @@ const ITEMS_PER_TASK: usize = 64;
 struct FitScratch {
     /// Running sums per item, all zero between rows.
     acc: Vec<f64>,
-    /// The row (plus one) that last touched each item, for light rows.
-    owner: Vec<u32>,
+    /// The items the current row touched, for light rows.
+    seen: Seen,
     touched: Vec<u32>,
     /// The best of the current row's upper part, merged into the shared selection at once.
     own: TopK,
     ids: Vec<i32>,
     vals: Vec<f32>,
+}
+
+impl FitScratch {
+    fn new(n_items: usize, k: usize, what: &str) -> Result<Self> {
+        let per_item = || format!("user_items has {n_items} columns (items)");
+        Ok(FitScratch {
+            acc: try_zeroed(n_items, what, per_item)?,
+            seen: Seen::new(n_items, what)?,
+            touched: Vec::new(),
+            own: TopK::new(k),
+            ids: try_zeroed(k, what, || format!("K={k}"))?,
+            vals: try_zeroed(k, what, || format!("K={k}"))?,
+        })
+    }
 }
 
 /// Rows requested from memory ahead of their use: by the fit (users' rows) and the scorer
@@ -100,7 +114,6 @@ pub fn item_knn(user_items: &CsrView<'_>, params: &KnnParams, num_threads: usize
     }
     // a K beyond the catalogue keeps every neighbour
     let k = params.k.min(n_items.max(1));
-    let per_item = || format!("user_items has {n_items} columns (items)");
     let weights = match params.similarity {
         Similarity::Dot | Similarity::Pearson => None,
         Similarity::Cosine => Some(weighting::normalize(
@@ -128,13 +141,25 @@ pub fn item_knn(user_items: &CsrView<'_>, params: &KnnParams, num_threads: usize
             num_threads,
         )?),
     };
+    // Items are relabelled by increasing popularity (number of users; ties by id), and rows are
+    // processed from the most popular down: a row's upper part then holds the items more popular
+    // than it, where its best neighbours are, so its threshold is nearly final before the offers
+    // from the rows below arrive, and most offers are rejected with one read. Entries and
+    // selections keep the original ids (so ties break as before), and each value is the same sum
+    // in the same user order whichever of its two items accumulates it.
+    let (order, labelled) = by_popularity(
+        user_items,
+        weights.as_deref().unwrap_or(user_items.data()),
+        num_threads,
+    )?;
+    drop(weights);
     let users = CsrView::new(
         "user_items",
         user_items.n_rows(),
         n_items,
         user_items.indptr(),
-        user_items.indices(),
-        weights.as_deref().unwrap_or(user_items.data()),
+        &labelled.0,
+        &labelled.1,
     )?;
     // items x users, and for each entry the position of the item within the user's row.
     let (items, row_pos) = transpose_with_positions(&users, num_threads)?;
@@ -174,23 +199,12 @@ pub fn item_knn(user_items: &CsrView<'_>, params: &KnnParams, num_threads: usize
     };
 
     // S is symmetric, so each row i accumulates only its upper part (j >= i) and offers every
-    // value S[i, j] to row j's selection as well as its own. The selections are shared (one lock
-    // per row, taken only when a value reaches the row's threshold, which is mirrored in an atomic
-    // for lock-free rejection). A bounded selection keeps the top k of everything offered whatever
-    // the order, so the result does not depend on the threads' interleaving.
-    let mut rows: Vec<Mutex<TopKBuffer>> =
-        try_with_capacity(n_items, "the neighbour selections", per_item)?;
-    rows.extend((0..n_items).map(|_| Mutex::new(TopKBuffer::new(k))));
-    let mut thresholds: Vec<AtomicU32> =
-        try_with_capacity(n_items, "the neighbour selections", per_item)?;
-    thresholds.extend((0..n_items).map(|_| AtomicU32::new(f32::NEG_INFINITY.to_bits())));
-    let offer = |row: usize, v: f32, id: u32| {
-        if v >= f32::from_bits(thresholds[row].load(Ordering::Relaxed)) {
-            let mut sel = rows[row].lock().unwrap_or_else(|e| e.into_inner());
-            sel.push(v, id);
-            thresholds[row].store(sel.threshold().to_bits(), Ordering::Relaxed);
-        }
-    };
+    // value S[i, j] to row j's selection as well as its own. The selections are shared
+    // ([`Selections`]: one word per row holding its threshold, length and lock, so a value below
+    // the threshold costs one read and one that reaches it takes the lock in the same word). A
+    // bounded selection keeps the top k of everything offered whatever the order, so the result
+    // does not depend on the threads' interleaving.
+    let rows = Selections::new(n_items, k)?;
 
     // Rows are processed in (roughly) decreasing order, handed out by a shared counter: a row's
     // own upper part then reaches its selection before most of the offers from the rows below
@@ -206,17 +220,7 @@ pub fn item_knn(user_items: &CsrView<'_>, params: &KnnParams, num_threads: usize
             .into_par_iter()
             .for_each(|_| {
                 let what = "the similarity's per-thread accumulators";
-                let scratch = || -> Result<FitScratch> {
-                    Ok(FitScratch {
-                        acc: try_zeroed(n_items, what, per_item)?,
-                        owner: try_zeroed(n_items, what, per_item)?,
-                        touched: Vec::new(),
-                        own: TopK::new(k),
-                        ids: try_zeroed(k, what, || format!("K={k}"))?,
-                        vals: try_zeroed(k, what, || format!("K={k}"))?,
-                    })
-                };
-                let mut scratch = match scratch() {
+                let mut scratch = match FitScratch::new(n_items, k, what) {
                     Ok(s) => s,
                     Err(e) => {
                         failed
@@ -255,7 +259,6 @@ pub fn item_knn(user_items: &CsrView<'_>, params: &KnnParams, num_threads: usize
                         // Heavy rows touch most items: accumulate densely and scan them all. Light
                         // rows track the items they touch.
                         let dense = work * 4 >= n_items - i;
-                        let tag = i as u32 + 1;
                         for (k, ((&u, &w1), &st)) in us.iter().zip(ws).zip(starts).enumerate() {
                             if let (Some(&ua), Some(&sa)) =
                                 (us.get(k + AHEAD), starts.get(k + AHEAD))
@@ -270,39 +273,46 @@ pub fn item_knn(user_items: &CsrView<'_>, params: &KnnParams, num_threads: usize
                                     s.acc[j as usize] += w1 * w2 as f64;
                                 }
                             } else {
+                                // branch-free: the id is written at the end of the list and
+                                // kept only on its first visit (a branch on that mispredicts)
+                                s.touched.reserve(js.len());
+                                let list = s.touched.as_mut_ptr();
+                                let mut n = s.touched.len();
                                 for (&j, &w2) in js.iter().zip(ws2) {
                                     let j = j as usize;
-                                    if s.owner[j] != tag {
-                                        s.owner[j] = tag;
-                                        s.touched.push(j as u32);
-                                    }
+                                    // SAFETY: n <= len + (entries so far) < len + js.len(),
+                                    // within the capacity just reserved.
+                                    unsafe { list.add(n).write(j as u32) };
                                     s.acc[j] += w1 * w2 as f64;
+                                    n += s.seen.first_visit(j) as usize;
                                 }
+                                // SAFETY: the first `n` entries are written.
+                                unsafe { s.touched.set_len(n) };
                             }
                         }
                         if dense {
                             s.touched.extend(i as u32..n_items as u32);
+                        } else {
+                            s.seen.clear(&s.touched);
                         }
                         s.own.clear();
+                        let orig_i = order[i];
                         for &j in &s.touched {
                             let j = j as usize;
                             let dot = std::mem::take(&mut s.acc[j]);
                             if let Some(v) = value(i, j, dot) {
+                                let orig_j = order[j];
                                 if v >= s.own.threshold() {
-                                    s.own.push(v, j as u32);
+                                    s.own.push(v, orig_j);
                                 }
                                 if j != i {
-                                    offer(j, v, i as u32);
+                                    rows.offer(orig_j as usize, v, orig_i);
                                 }
                             }
                         }
                         let kept = s.own.len();
                         s.own.write_sorted(&mut s.ids[..kept], &mut s.vals[..kept]);
-                        let mut sel = rows[i].lock().unwrap_or_else(|e| e.into_inner());
-                        for (&id, &v) in s.ids[..kept].iter().zip(&s.vals[..kept]) {
-                            sel.push(v, id as u32);
-                        }
-                        thresholds[i].store(sel.threshold().to_bits(), Ordering::Relaxed);
+                        rows.offer_all(orig_i as usize, &s.vals[..kept], &s.ids[..kept]);
                     }
                 }
             });
@@ -315,47 +325,351 @@ pub fn item_knn(user_items: &CsrView<'_>, params: &KnnParams, num_threads: usize
         // interrupted)
         return Err(failed.unwrap_or(Error::Interrupted));
     }
-
-    let what = "the similarity matrix";
-    let kept: usize = rows
-        .iter_mut()
-        .map(|r| {
-            r.get_mut()
-                .map_or_else(|e| e.into_inner().len(), |r| r.len())
-        })
-        .sum();
-    let mut indptr = try_with_capacity(n_items + 1, what, per_item)?;
-    indptr.push(0i64);
-    let stored = || format!("K={k} neighbours for each of {n_items} items ({kept} kept)");
-    let mut indices = try_with_capacity(kept, what, stored)?;
-    let mut data = try_with_capacity(kept, what, stored)?;
-    let (mut ids, mut vals) = (vec![0i32; k], vec![0f32; k]);
-    let mut order: Vec<(i32, f32)> = Vec::with_capacity(k);
-    for sel in rows {
-        let mut sel = sel.into_inner().unwrap_or_else(|e| e.into_inner());
-        let kept = sel.len();
-        sel.write_sorted(&mut ids[..kept], &mut vals[..kept]);
-        order.clear();
-        order.extend(
-            ids[..kept]
-                .iter()
-                .copied()
-                .zip(vals[..kept].iter().copied()),
-        );
-        order.sort_unstable_by_key(|e| e.0);
-        indices.extend(order.iter().map(|e| e.0));
-        data.extend(order.iter().map(|e| e.1));
-        indptr.push(indices.len() as i64);
-    }
-    Ok(Csr {
-        n_rows: n_items,
-        n_cols: n_items,
-        indptr,
-        indices,
-        data,
-    })
+    rows.into_csr(num_threads)
 }
 
+/// The order of the items by increasing number of users (ties by id), `order[new] = old`, and
+/// `user_items`' indices and `values` relabelled to it (`new` ids), each row sorted again.
+#[allow(clippy::type_complexity)]
+fn by_popularity(
+    user_items: &CsrView<'_>,
+    values: &[f32],
+    num_threads: usize,
+) -> Result<(Vec<u32>, (Vec<i32>, Vec<f32>))> {
+    let n_items = user_items.n_cols();
+    let what = "the items relabelled by popularity";
+    let per_item = || format!("user_items has {n_items} columns (items)");
+    let mut count: Vec<u32> = try_zeroed(n_items, what, per_item)?;
+    for &j in user_items.indices() {
+        count[j as usize] += 1;
+    }
+    let mut order: Vec<u32> = try_with_capacity(n_items, what, per_item)?;
+    order.extend(0..n_items as u32);
+    order.sort_unstable_by_key(|&j| (count[j as usize], j));
+    let mut rank = count; // reused: new label of every old id
+    for (new, &old) in order.iter().enumerate() {
+        rank[old as usize] = new as u32;
+    }
+    let nnz = user_items.nnz();
+    let entries = || format!("{nnz} interactions");
+    let mut indices: Vec<i32> = try_zeroed(nnz, what, entries)?;
+    let mut data: Vec<f32> = try_zeroed(nnz, what, entries)?;
+    // blocks of users, each with its part of the output
+    const USERS: usize = 4096;
+    let n_users = user_items.n_rows();
+    let indptr = user_items.indptr();
+    let mut parts = Vec::with_capacity(n_users.div_ceil(USERS));
+    let (mut i_rest, mut d_rest) = (&mut indices[..], &mut data[..]);
+    for u0 in (0..n_users).step_by(USERS) {
+        let u1 = (u0 + USERS).min(n_users);
+        let n = (indptr[u1] - indptr[u0]) as usize;
+        let (i, ir) = std::mem::take(&mut i_rest).split_at_mut(n);
+        let (d, dr) = std::mem::take(&mut d_rest).split_at_mut(n);
+        (i_rest, d_rest) = (ir, dr);
+        parts.push((u0..u1, i, d));
+    }
+    let rank = &rank;
+    parallel::install(num_threads, || {
+        parts.into_par_iter().for_each(|(users, ind, dat)| {
+            let mut row: Vec<(u32, f32)> = Vec::new();
+            let mut at = 0;
+            for u in users {
+                let range = user_items.row_range(u);
+                row.clear();
+                row.extend(
+                    user_items.indices()[range.clone()]
+                        .iter()
+                        .zip(&values[range])
+                        .map(|(&j, &v)| (rank[j as usize], v)),
+                );
+                row.sort_unstable_by_key(|e| e.0);
+                for &(j, v) in &row {
+                    ind[at] = j as i32;
+                    dat[at] = v;
+                    at += 1;
+                }
+            }
+        });
+    })?;
+    Ok((order, (indices, data)))
+}
+
+/// Which items the current row has touched: one bit per item (an eighth of a byte, so it stays
+/// in the first-level cache where a per-item tag would not at 10^5 items and more).
+struct Seen(Vec<u64>);
+
+impl Seen {
+    fn new(n_items: usize, what: &str) -> Result<Self> {
+        let words = n_items.div_ceil(64);
+        Ok(Seen(try_zeroed(words, what, || {
+            format!("{n_items} items")
+        })?))
+    }
+
+    /// Marks item `j`; true when it was not marked.
+    #[inline(always)]
+    fn first_visit(&mut self, j: usize) -> bool {
+        let (w, b) = (j >> 6, 1u64 << (j & 63));
+        let word = &mut self.0[w];
+        let first = *word & b == 0;
+        *word |= b;
+        first
+    }
+
+    /// Unmarks `touched` (every marked item).
+    #[inline]
+    fn clear(&mut self, touched: &[u32]) {
+        for &j in touched {
+            self.0[j as usize >> 6] = 0;
+        }
+    }
+}
+
+const LEN_SHIFT: u32 = 32;
+const LEN_MASK: u64 = (1 << 31) - 1;
+const LOCK: u64 = 1 << 63;
+const NEG_INF_BITS: u32 = 0xff80_0000;
+
+const _: () = assert!(
+    std::mem::size_of::<AtomicU64>() == std::mem::size_of::<u64>()
+        && std::mem::align_of::<AtomicU64>() == std::mem::align_of::<u64>()
+);
+
+/// A zeroed vector of atomics (allocated as plain zeros, so untouched pages cost no memory).
+fn zeroed_atomics(
+    len: usize,
+    what: &str,
+    cause: impl FnOnce() -> String,
+) -> Result<Vec<AtomicU64>> {
+    let v = std::mem::ManuallyDrop::new(try_zeroed::<u64>(len, what, cause)?);
+    let (ptr, len, cap) = (v.as_ptr() as *mut u64, v.len(), v.capacity());
+    // SAFETY: AtomicU64 has the size and alignment of u64 (asserted above), any bits are a valid
+    // value, and the allocation came from the global allocator with u64's (= AtomicU64's) layout.
+    Ok(unsafe { Vec::from_raw_parts(ptr.cast::<AtomicU64>(), len, cap) })
+}
+
+#[inline(always)]
+fn pack(score: f32, id: u32) -> u64 {
+    ((score.to_bits() as u64) << 32) | id as u64
+}
+
+#[inline(always)]
+fn unpack(e: u64) -> (f32, u32) {
+    (f32::from_bits((e >> 32) as u32), e as u32)
+}
+
+/// Best first: the higher score, then the lower id (scores are never NaN here).
+fn best_first(a: &u64, b: &u64) -> std::cmp::Ordering {
+    let ((sa, ia), (sb, ib)) = (unpack(*a), unpack(*b));
+    sb.partial_cmp(&sa)
+        .unwrap_or(std::cmp::Ordering::Equal)
+        .then(ia.cmp(&ib))
+}
+
+/// The fit's `n_rows` shared selections of the best `k` `(score, id)` pairs, with the results of
+/// [`crate::topk::TopKBuffer`] (each row appends to a buffer of `2k` (at least `k + 32`) entries and keeps the
+/// best `k` when it is full) but laid out flat: per row one header word (the threshold's bits
+/// XOR those of `-inf`, so a zeroed header reads `-inf`; the entries buffered; a lock bit) and
+/// `cap` packed entries. A rejected offer reads the header; an accepted one takes the lock with a
+/// compare-and-swap on the same word, stores one entry and releases it with a plain store. (The
+/// per-row `Mutex<TopKBuffer>` this replaces touched the mutex and the buffer's line per accepted
+/// offer, and its unlock, a locked exchange, waited for the buffer's store to leave the store
+/// buffer: a third of the BM25 fit's time at 100k items.)
+struct Selections {
+    k: usize,
+    cap: usize,
+    headers: Vec<AtomicU64>,
+    entries: Vec<AtomicU64>,
+}
+
+impl Selections {
+    fn new(n_rows: usize, k: usize) -> Result<Self> {
+        let cap = (2 * k).max(k + 32);
+        let what = "the neighbour selections";
+        let cause = || format!("K={k} neighbours (buffers of {cap}) for each of {n_rows} items");
+        let len = n_rows
+            .checked_mul(cap)
+            .ok_or_else(|| Error::out_of_memory::<u64>(u128::MAX, what, cause()))?;
+        Ok(Selections {
+            k,
+            cap,
+            headers: zeroed_atomics(n_rows, what, cause)?,
+            entries: zeroed_atomics(len, what, cause)?,
+        })
+    }
+
+    #[inline(always)]
+    fn threshold(h: u64) -> f32 {
+        f32::from_bits(h as u32 ^ NEG_INF_BITS)
+    }
+
+    #[inline(always)]
+    fn header(threshold: f32, len: usize) -> u64 {
+        (threshold.to_bits() ^ NEG_INF_BITS) as u64 | (len as u64) << LEN_SHIFT
+    }
+
+    /// Takes row `row`'s lock; returns its header (unlocked bits).
+    #[inline]
+    fn lock(&self, row: usize) -> u64 {
+        let header = &self.headers[row];
+        let mut h = header.load(Ordering::Relaxed);
+        loop {
+            if h & LOCK != 0 {
+                std::hint::spin_loop();
+                h = header.load(Ordering::Relaxed);
+                continue;
+            }
+            match header.compare_exchange_weak(h, h | LOCK, Ordering::Acquire, Ordering::Relaxed) {
+                Ok(_) => return h,
+                Err(now) => h = now,
+            }
+        }
+    }
+
+    /// Offers `(v, id)` to row `row`.
+    #[inline]
+    fn offer(&self, row: usize, v: f32, id: u32) {
+        let header = &self.headers[row];
+        let mut h = header.load(Ordering::Relaxed);
+        loop {
+            // NaN never enters
+            if !(v >= Self::threshold(h)) {
+                return;
+            }
+            if h & LOCK != 0 {
+                std::hint::spin_loop();
+                h = header.load(Ordering::Relaxed);
+                continue;
+            }
+            match header.compare_exchange_weak(h, h | LOCK, Ordering::Acquire, Ordering::Relaxed) {
+                Ok(_) => break,
+                Err(now) => h = now,
+            }
+        }
+        let h = self.push_locked(row, h, v, id);
+        header.store(h, Ordering::Release);
+    }
+
+    /// Offers every `(vals[n], ids[n])` to row `row` under one lock.
+    fn offer_all(&self, row: usize, vals: &[f32], ids: &[i32]) {
+        let mut h = self.lock(row);
+        for (&v, &id) in vals.iter().zip(ids) {
+            if v >= Self::threshold(h) {
+                h = self.push_locked(row, h, v, id as u32);
+            }
+        }
+        self.headers[row].store(h, Ordering::Release);
+    }
+
+    /// Appends `(v, id)` to row `row`, whose lock is held and whose header read `h`; returns the
+    /// new header (unlocked).
+    #[inline]
+    fn push_locked(&self, row: usize, h: u64, v: f32, id: u32) -> u64 {
+        let mut len = ((h >> LEN_SHIFT) & LEN_MASK) as usize;
+        let mut threshold = Self::threshold(h);
+        let base = row * self.cap;
+        self.entries[base + len].store(pack(v, id), Ordering::Relaxed);
+        len += 1;
+        if len == self.cap {
+            // SAFETY: the row's lock is held, so no other thread reads or writes its entries
+            // while this slice lives; the atomics' cells allow writes through a shared reference.
+            let buf = unsafe { self.row_mut(row, len) };
+            buf.select_nth_unstable_by(self.k - 1, best_first);
+            len = self.k;
+            threshold = unpack(buf[self.k - 1]).0;
+        }
+        Self::header(threshold, len)
+    }
+
+    /// The first `len` entries of row `row` as plain integers.
+    ///
+    /// # Safety
+    /// The caller holds the row's lock (or owns every row exclusively).
+    #[allow(clippy::mut_from_ref)]
+    unsafe fn row_mut(&self, row: usize, len: usize) -> &mut [u64] {
+        let cells = &self.entries[row * self.cap..row * self.cap + len];
+        std::slice::from_raw_parts_mut(cells.as_ptr() as *mut u64, len)
+    }
+
+    /// The best `k` of every row as a CSR matrix (columns sorted), rows in parallel.
+    fn into_csr(self, num_threads: usize) -> Result<Csr> {
+        let Selections {
+            k,
+            cap,
+            headers,
+            entries,
+        } = self;
+        let n_rows = headers.len();
+        let lens: Vec<usize> = headers
+            .into_iter()
+            .map(|h| ((h.into_inner() >> LEN_SHIFT) & LEN_MASK) as usize)
+            .collect();
+        let total: usize = lens.iter().map(|&l| l.min(k)).sum();
+        let what = "the similarity matrix";
+        let per_item = || format!("user_items has {n_rows} columns (items)");
+        let stored = || format!("K={k} neighbours for each of {n_rows} items ({total} kept)");
+        let mut indptr = try_with_capacity(n_rows + 1, what, per_item)?;
+        indptr.push(0i64);
+        let mut sum = 0i64;
+        for &l in &lens {
+            sum += l.min(k) as i64;
+            indptr.push(sum);
+        }
+        let mut indices: Vec<i32> = try_zeroed(total, what, stored)?;
+        let mut data: Vec<f32> = try_zeroed(total, what, stored)?;
+        let mut entries = plain(entries);
+        // blocks of rows, each with its part of the buffers and of the output
+        const ROWS: usize = 1024;
+        let mut parts = Vec::with_capacity(n_rows.div_ceil(ROWS));
+        let (mut e_rest, mut i_rest, mut d_rest) =
+            (&mut entries[..], &mut indices[..], &mut data[..]);
+        for r0 in (0..n_rows).step_by(ROWS) {
+            let r1 = (r0 + ROWS).min(n_rows);
+            let n = (indptr[r1] - indptr[r0]) as usize;
+            let (e, er) = std::mem::take(&mut e_rest).split_at_mut((r1 - r0) * cap);
+            let (i, ir) = std::mem::take(&mut i_rest).split_at_mut(n);
+            let (d, dr) = std::mem::take(&mut d_rest).split_at_mut(n);
+            (e_rest, i_rest, d_rest) = (er, ir, dr);
+            parts.push((r0, e, i, d));
+        }
+        let lens = &lens;
+        parallel::install(num_threads, || {
+            parts.into_par_iter().for_each(|(r0, e, ind, dat)| {
+                let mut at = 0;
+                for (r, row) in e.chunks_mut(cap).enumerate() {
+                    let len = lens[r0 + r];
+                    let buf = &mut row[..len];
+                    if len > k {
+                        buf.select_nth_unstable_by(k - 1, best_first);
+                    }
+                    let best = &mut buf[..len.min(k)];
+                    best.sort_unstable_by_key(|&e| e as u32);
+                    for &e in best.iter() {
+                        let (v, id) = unpack(e);
+                        ind[at] = id as i32;
+                        dat[at] = v;
+                        at += 1;
+                    }
+                }
+            });
+        })?;
+        Ok(Csr {
+            n_rows,
+            n_cols: n_rows,
+            indptr,
+            indices,
+            data,
+        })
+    }
+}
+
+/// The plain integers of a vector of atomics.
+fn plain(v: Vec<AtomicU64>) -> Vec<u64> {
+    let mut v = std::mem::ManuallyDrop::new(v);
+    let (ptr, len, cap) = (v.as_mut_ptr(), v.len(), v.capacity());
+    // SAFETY: as in `zeroed_atomics`, the other way round.
+    unsafe { Vec::from_raw_parts(ptr.cast::<u64>(), len, cap) }
+}
 /// Parameters of [`rp3beta_knn`] (Paudel et al. 2017; defaults of Dacrema et al. 2019's
 /// reference implementation).
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -472,23 +786,17 @@ pub fn rp3beta_knn(
         (0..n_items.div_ceil(ITEMS_PER_TASK))
             .into_par_iter()
             .map_init(
-                || FitScratch {
-                    acc: vec![0.0; n_items],
-                    owner: vec![0; n_items],
-                    touched: Vec::new(),
-                    own: TopK::new(k),
-                    ids: vec![0; k],
-                    vals: vec![0.0; k],
-                },
+                || FitScratch::new(n_items, k, "RP3beta's per-thread accumulators"),
                 |s, task| {
                     let (mut lens, mut cols, mut vals) = (Vec::new(), Vec::new(), Vec::new());
-                    if stop.is_set() {
-                        return (lens, cols, vals);
-                    }
+                    let s = match s {
+                        Ok(s) if !stop.is_set() => s,
+                        Ok(_) => return Ok((lens, cols, vals)),
+                        Err(e) => return Err(e.clone()),
+                    };
                     let mut order: Vec<(i32, f32)> = Vec::with_capacity(k);
                     for i in task * ITEMS_PER_TASK..((task + 1) * ITEMS_PER_TASK).min(n_items) {
                         let (us, _) = items.row(i);
-                        let tag = i as u32 + 1;
                         s.touched.clear();
                         for (n, &u) in us.iter().enumerate() {
                             if let Some(&ahead) = us.get(n + AHEAD) {
@@ -498,13 +806,13 @@ pub fn rp3beta_knn(
                             let (js, ws) = users.row(u as usize);
                             for (&j, &w) in js.iter().zip(ws) {
                                 let j = j as usize;
-                                if s.owner[j] != tag {
-                                    s.owner[j] = tag;
+                                if s.seen.first_visit(j) {
                                     s.touched.push(j as u32);
                                 }
                                 s.acc[j] += w as f64;
                             }
                         }
+                        s.seen.clear(&s.touched);
                         // P_iu^alpha = pop_i^-alpha for each of i's users
                         let scale = if us.is_empty() {
                             0.0
@@ -539,11 +847,11 @@ pub fn rp3beta_knn(
                         vals.extend(order.iter().map(|e| (e.1 as f64 / norm) as f32));
                         lens.push(kept as i64);
                     }
-                    (lens, cols, vals)
+                    Ok((lens, cols, vals))
                 },
             )
-            .collect()
-    })?;
+            .collect::<Result<Vec<_>>>()
+    })??;
     stop.check()?;
     let mut indptr = Vec::with_capacity(n_items + 1);
     indptr.push(0i64);
@@ -723,6 +1031,228 @@ impl BlockScorer for KnnScorer<'_> {
                     scores.fill(f32::NAN);
                     self.scatter(scores, items[q0 + q] as usize, 1.0, true);
                 }
+            }
+        }
+    }
+}
+
+/// Queries per parallel task of [`recommend`].
+const QUERIES_PER_TASK: usize = 64;
+
+/// [`recommend`] scans a query's whole score row when its neighbours hold at least
+/// `n_items / DENSE_REACH` entries (then most items are touched, and a scan in id order costs
+/// less per item than tracking them).
+const DENSE_REACH: usize = 2;
+
+/// Per-thread state of [`recommend`].
+struct RecommendScratch {
+    /// One query's scores, all zero between queries.
+    scores: Vec<f32>,
+    seen: Seen,
+    touched: Vec<u32>,
+    heap: TopK,
+}
+
+/// Recommendations from `similarity` (items x items) for the rows of `queries` (users x items):
+/// for every query the best `min(k, candidates.available())` items by `score_j = sum over the
+/// row's items i of r_i * S[i, j]` (items no neighbour reaches score 0), skipping the
+/// candidates' excluded items and, when `liked` is given (one row per query), the items of the
+/// query's row; ties go to the lower item id, rows with fewer candidates left are padded. The
+/// same results as [`KnnScorer::recommend`] through [`crate::topk::recommend_batch`], but only
+/// the items a query's neighbours reach are scored and selected: that driver scores whole rows
+/// of `n_items` and scans them, which at 10^5 items and more costs far more than the few
+/// thousand items a user's neighbours touch. A query whose touched items cannot fill `k` places
+/// with positive scores (a zero-scored untouched item could then rank) falls back to the whole
+/// row. With an `items` subset use [`KnnScorer`] (this returns an error).
+pub fn recommend(
+    queries: &CsrView<'_>,
+    similarity: &CsrView<'_>,
+    candidates: &Candidates,
+    liked: Option<&CsrView<'_>>,
+    k: usize,
+    num_threads: usize,
+) -> Result<TopKResult> {
+    let n_items = similarity.n_cols();
+    if queries.n_cols() != similarity.n_rows() {
+        return Err(Error::shape(
+            "user_items columns (items)",
+            similarity.n_rows(),
+            queries.n_cols(),
+        ));
+    }
+    if similarity.n_rows() != n_items || n_items != candidates.n_items() {
+        return Err(Error::shape(
+            "similarity (items x items)",
+            format!("{0} x {0}", candidates.n_items()),
+            format!("{} x {}", similarity.n_rows(), n_items),
+        ));
+    }
+    if candidates.subset().is_some() {
+        return Err(Error::invalid(
+            "items",
+            "the sparse kNN scorer takes every item as a candidate",
+        ));
+    }
+    let nq = queries.n_rows();
+    if let Some(l) = liked {
+        if l.n_rows() != nq {
+            return Err(Error::shape(
+                "user_items rows (one per query)",
+                nq,
+                l.n_rows(),
+            ));
+        }
+        if l.n_cols() != n_items {
+            return Err(Error::shape(
+                "user_items columns (items)",
+                n_items,
+                l.n_cols(),
+            ));
+        }
+    }
+    let k = k.min(candidates.available());
+    let cause = || format!("N={k} results for each of {nq} queries; ask for fewer at a time");
+    let mut ids = try_vec(
+        crate::error::checked_len::<i32>(nq, k, "the recommendations", cause)?,
+        -1i32,
+        "the recommendations",
+        cause,
+    )?;
+    let mut scores = try_vec(ids.len(), f32::NEG_INFINITY, "the recommendations", cause)?;
+    if k == 0 || nq == 0 {
+        return Ok(TopKResult {
+            n_queries: nq,
+            k,
+            ids,
+            scores,
+        });
+    }
+    let excluded = candidates.excluded();
+    let stop = parallel::stop_flag();
+    let failed: Mutex<Option<Error>> = Mutex::new(None);
+    let what = "the per-thread score rows";
+    parallel::install(num_threads, || {
+        ids.par_chunks_mut(QUERIES_PER_TASK * k)
+            .zip(scores.par_chunks_mut(QUERIES_PER_TASK * k))
+            .enumerate()
+            .for_each_init(
+                || -> Option<RecommendScratch> {
+                    let made = (|| {
+                        Ok(RecommendScratch {
+                            scores: try_zeroed(n_items, what, || format!("{n_items} items"))?,
+                            seen: Seen::new(n_items, what)?,
+                            touched: Vec::new(),
+                            heap: TopK::new(k),
+                        })
+                    })();
+                    made.map_err(|e: Error| {
+                        failed
+                            .lock()
+                            .unwrap_or_else(|e| e.into_inner())
+                            .get_or_insert(e);
+                    })
+                    .ok()
+                },
+                |s, (task, (ids_b, scores_b))| {
+                    let Some(s) = s else { return };
+                    if stop.is_set() {
+                        return;
+                    }
+                    let q0 = task * QUERIES_PER_TASK;
+                    for (q, (ids_q, scores_q)) in
+                        ids_b.chunks_mut(k).zip(scores_b.chunks_mut(k)).enumerate()
+                    {
+                        let q = q0 + q;
+                        let liked_q = liked.map_or(&[][..], |l| l.row(q).0);
+                        let allowed = |j: u32| {
+                            excluded.binary_search(&j).is_err()
+                                && liked_q.binary_search(&(j as i32)).is_err()
+                        };
+                        let (row_items, row_values) = queries.row(q);
+                        // entries the query's neighbours hold: against the catalogue, whether
+                        // to track the touched items or scan the whole row
+                        let reach: usize = row_items
+                            .iter()
+                            .map(|&i| similarity.row_range(i as usize).len())
+                            .sum();
+                        let mut whole = reach.saturating_mul(DENSE_REACH) >= n_items;
+                        if !whole {
+                            scatter_row(similarity, row_items, row_values, s, true);
+                            s.heap.clear();
+                            for &j in &s.touched {
+                                let v = std::mem::take(&mut s.scores[j as usize]);
+                                if v >= s.heap.threshold() && allowed(j) {
+                                    s.heap.push(v, j);
+                                }
+                            }
+                            s.seen.clear(&s.touched);
+                            whole = s.heap.len() < k || s.heap.threshold() <= 0.0;
+                        }
+                        if whole {
+                            // a heavy query, or zero-scored items may rank: score the whole
+                            // row as the dense scorer does (the same sums in the same order)
+                            scatter_row(similarity, row_items, row_values, s, false);
+                            s.heap.clear();
+                            for (j, v) in s.scores.iter_mut().enumerate() {
+                                let v = std::mem::take(v);
+                                if v >= s.heap.threshold() && allowed(j as u32) {
+                                    s.heap.push(v, j as u32);
+                                }
+                            }
+                        }
+                        s.heap.write_sorted(ids_q, scores_q);
+                    }
+                },
+            );
+    })?;
+    stop.check()?;
+    if let Some(e) = failed.into_inner().unwrap_or_else(|e| e.into_inner()) {
+        return Err(e);
+    }
+    Ok(TopKResult {
+        n_queries: nq,
+        k,
+        ids,
+        scores,
+    })
+}
+
+/// Adds `r_i * S[i, :]` for every `(i, r_i)` of a query's row into `s.scores`, in the row's
+/// order; with `track`, lists the items reached in `s.touched` (marked in `s.seen`).
+#[inline]
+fn scatter_row(
+    similarity: &CsrView<'_>,
+    row_items: &[i32],
+    row_values: &[f32],
+    s: &mut RecommendScratch,
+    track: bool,
+) {
+    s.touched.clear();
+    let scores = &mut s.scores[..similarity.n_cols()];
+    for (n, (&i, &r)) in row_items.iter().zip(row_values).enumerate() {
+        if let Some(&ahead) = row_items.get(n + AHEAD) {
+            let (js, ws) = similarity.row(ahead as usize);
+            prefetch_row(js, ws);
+        }
+        let (cols, vals) = similarity.row(i as usize);
+        if track {
+            // branch-free, as in the fit
+            s.touched.reserve(cols.len());
+            let list = s.touched.as_mut_ptr();
+            let mut n = s.touched.len();
+            for (&j, &v) in cols.iter().zip(vals) {
+                // SAFETY: n < len + cols.len(), within the capacity just reserved.
+                unsafe { list.add(n).write(j as u32) };
+                // SAFETY: the similarity is a validated `CsrView`, so j < n_cols == scores.len().
+                unsafe { *scores.get_unchecked_mut(j as usize) += r * v };
+                n += s.seen.first_visit(j as usize) as usize;
+            }
+            // SAFETY: the first `n` entries are written.
+            unsafe { s.touched.set_len(n) };
+        } else {
+            for (&j, &v) in cols.iter().zip(vals) {
+                // SAFETY: as above.
+                unsafe { *scores.get_unchecked_mut(j as usize) += r * v };
             }
         }
     }

@@ -1,10 +1,14 @@
 //! Bindings of the item-item kNN and RP3beta kernels and the weighting functions.
 
-use super::convert::{candidates, csr_arrays, slice, CsrArrays, IdsScores, Named, PyCsr};
+use super::convert::{
+    candidates, csr_arrays, ids_scores, slice, CsrArrays, IdsScores, Named, PyCsr,
+};
 use super::interrupt;
 use super::topk::top_k;
 use crate::error::Result;
-use crate::models::knn::{item_knn, rp3beta_knn, KnnParams, KnnScorer, Rp3BetaParams, Similarity};
+use crate::models::knn::{
+    self, item_knn, rp3beta_knn, KnnParams, KnnScorer, Rp3BetaParams, Similarity,
+};
 use crate::sparse::weighting::{self, Documents, Weighting};
 use crate::sparse::{Csr, CsrView};
 use numpy::{PyArray1, PyReadonlyArray1};
@@ -91,8 +95,14 @@ fn knn_recommend<'py>(
     let queries = user_items.view("user_items")?;
     let cands = candidates(sim.n_cols(), &items, &filter_items)?;
     let work = queries.n_rows().saturating_mul(sim.n_cols());
-    let scorer = KnnScorer::recommend(queries, sim, &cands)?;
     let liked = filter_liked.then_some(&queries);
+    if cands.subset().is_none() {
+        let res = interrupt::run(py, num_threads, work, || {
+            knn::recommend(&queries, &sim, &cands, liked, k, num_threads)
+        })?;
+        return Ok(ids_scores(py, res)?);
+    }
+    let scorer = KnnScorer::recommend(queries, sim, &cands)?;
     top_k(py, &scorer, &cands, liked, k, work, num_threads)
 }
 

@@ -1,0 +1,148 @@
+"""BM25 item-item kNN at catalogue sizes: one library, one size, one process.
+
+    python benches/compare/knn_scale.py --lib tacitrec|implicit --size 300k,100k,10M
+        [--generator powerlaw|clustered] [--threads 2] [--K 100] [--rec-users 50000]
+        [--skip-recommend]
+
+Prints one JSON line: fit wall and CPU seconds (both threads), the fit's peak resident memory
+above the data, and recommend (N=10, liked filtered) wall and CPU seconds for the first
+``--rec-users`` users. One library per process, so a shell loop can interleave the libraries
+(and two builds of tacitrec, through PYTHONPATH) under the same machine load; the data is drawn
+once per size and generator and cached in ``--cache`` (default /tmp/tacitrec-knn-scale).
+
+Generators: ``powerlaw`` is the other benchmarks' (common.power_law_user_items: Zipf item
+popularity exponent 0.8, Zipf user activity exponent 1.8 capped at 200, binary);
+``clustered`` is tacitrec.datasets.synthetic (20 taste clusters, popularity exponent 1.0,
+geometric user activity, repeated draws summed into counts).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import time
+import warnings
+
+sys.path.insert(0, os.path.dirname(__file__))
+
+import numpy as np
+import scipy.sparse as sp
+
+
+def parse_count(s: str) -> int:
+    s = s.strip().lower()
+    mult = {"k": 1_000, "m": 1_000_000}.get(s[-1], 1)
+    return int(float(s.rstrip("km")) * mult)
+
+
+def data(size: str, generator: str, cache: str) -> sp.csr_matrix:
+    users, items, nnz = (parse_count(p) for p in size.split(","))
+    os.makedirs(cache, exist_ok=True)
+    path = os.path.join(cache, f"{generator}-{users}-{items}-{nnz}.npz")
+    if os.path.exists(path):
+        return sp.load_npz(path).tocsr()
+    per_user = nnz / users
+    if generator == "powerlaw":
+        from common import power_law_user_items
+
+        X = power_law_user_items(users, items, per_user, seed=3)
+    elif generator == "clustered":
+        from tacitrec.datasets import synthetic
+
+        X = synthetic(
+            n_users=users,
+            n_items=items,
+            interactions_per_user=max(1, round(per_user)),
+            popularity_skew=1.0,
+            random_state=3,
+        ).user_items.tocsr()
+    else:
+        raise SystemExit(f"unknown generator {generator!r}")
+    X = X.astype(np.float32)
+    X.sort_indices()
+    sp.save_npz(path + ".tmp.npz", X, compressed=False)
+    os.replace(path + ".tmp.npz", path)
+    return X
+
+
+def status_mb(key: str) -> float:
+    with open("/proc/self/status") as fh:
+        for line in fh:
+            if line.startswith(key + ":"):
+                return int(line.split()[1]) / 1024.0
+    raise KeyError(key)
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
+    ap.add_argument("--lib", required=True, choices=["tacitrec", "implicit"])
+    ap.add_argument("--size", default="300k,100k,10M")
+    ap.add_argument("--generator", default="powerlaw", choices=["powerlaw", "clustered"])
+    ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--K", type=int, default=100)
+    ap.add_argument("--rec-users", type=int, default=50_000)
+    ap.add_argument("--skip-recommend", action="store_true")
+    ap.add_argument("--tag", default="", help="label for the output (e.g. before/after)")
+    ap.add_argument("--cache", default="/tmp/tacitrec-knn-scale")
+    args = ap.parse_args()
+
+    X = data(args.size, args.generator, args.cache)
+    if args.lib == "tacitrec":
+        import tacitrec
+
+        model = tacitrec.BM25Recommender(K=args.K, num_threads=args.threads)
+        x = X
+    else:
+        os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
+        from implicit.nearest_neighbours import BM25Recommender
+
+        model = BM25Recommender(K=args.K, num_threads=args.threads)
+        x = X.astype(np.float64)  # implicit's kNN wants float64
+    users = np.arange(min(args.rec_users, X.shape[0]))
+    rows = x[users]
+    try:
+        import ctypes
+
+        ctypes.CDLL(None).malloc_trim(0)
+    except (OSError, AttributeError):
+        pass
+    with open("/proc/self/clear_refs", "w") as fh:
+        fh.write("5")
+    base = status_mb("VmRSS")
+    c0, t0 = time.process_time(), time.perf_counter()
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        model.fit(x, show_progress=False)
+    fit_wall, fit_cpu = time.perf_counter() - t0, time.process_time() - c0
+    peak = status_mb("VmHWM") - base
+    sim = model.similarity
+    out = dict(
+        lib=args.lib,
+        tag=args.tag,
+        size=args.size,
+        generator=args.generator,
+        shape=list(X.shape),
+        nnz=int(X.nnz),
+        threads=args.threads,
+        fit_wall=fit_wall,
+        fit_cpu=fit_cpu,
+        fit_peak_mb=peak,
+        sim_nnz=int(sim.nnz),
+        sim_checksum=float(np.asarray(sim.data, dtype=np.float64).sum()),
+    )
+    if not args.skip_recommend:
+        c0, t0 = time.process_time(), time.perf_counter()
+        ids, _ = model.recommend(users, rows, N=10)
+        out.update(
+            rec_users=len(users),
+            rec_wall=time.perf_counter() - t0,
+            rec_cpu=time.process_time() - c0,
+            rec_checksum=int(np.asarray(ids, dtype=np.int64).sum()),
+        )
+    print(json.dumps(out), flush=True)
+
+
+if __name__ == "__main__":
+    main()
