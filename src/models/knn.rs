@@ -162,8 +162,8 @@ pub fn item_knn(user_items: &CsrView<'_>, params: &KnnParams, num_threads: usize
         &labelled.1,
     )?;
     // items x users, and for each entry the position of the item within the user's row.
-    let (items, row_pos) = transpose_with_positions(&users, num_threads)?;
-    let items = items.view();
+    let (items_csr, row_pos) = transpose_with_positions(&users, num_threads)?;
+    let items = items_csr.view();
 
     // Pearson: per-item sums and centred sums of squares over all users; items whose centred sum
     // of squares is zero (up to rounding) have no variance and get no neighbours.
@@ -325,6 +325,8 @@ pub fn item_knn(user_items: &CsrView<'_>, params: &KnnParams, num_threads: usize
         // interrupted)
         return Err(failed.unwrap_or(Error::Interrupted));
     }
+    // the inputs' copies go before the output is built
+    drop((items_csr, row_pos, labelled));
     rows.into_csr(num_threads)
 }
 
@@ -657,44 +659,39 @@ impl Selections {
             sum += l.min(k) as i64;
             indptr.push(sum);
         }
-        let mut indices: Vec<i32> = try_zeroed(total, what, stored)?;
-        let mut data: Vec<f32> = try_zeroed(total, what, stored)?;
         let mut entries = plain(entries);
-        // blocks of rows, each with its part of the buffers and of the output
+        // each row's best `k` first in its buffer, sorted by id (blocks of rows in parallel)
         const ROWS: usize = 1024;
-        let mut parts = Vec::with_capacity(n_rows.div_ceil(ROWS));
-        let (mut e_rest, mut i_rest, mut d_rest) =
-            (&mut entries[..], &mut indices[..], &mut data[..]);
-        for r0 in (0..n_rows).step_by(ROWS) {
-            let r1 = (r0 + ROWS).min(n_rows);
-            let n = (indptr[r1] - indptr[r0]) as usize;
-            let (e, er) = std::mem::take(&mut e_rest).split_at_mut((r1 - r0) * cap);
-            let (i, ir) = std::mem::take(&mut i_rest).split_at_mut(n);
-            let (d, dr) = std::mem::take(&mut d_rest).split_at_mut(n);
-            (e_rest, i_rest, d_rest) = (er, ir, dr);
-            parts.push((r0, e, i, d));
-        }
         let lens = &lens;
         parallel::install(num_threads, || {
-            parts.into_par_iter().for_each(|(r0, e, ind, dat)| {
-                let mut at = 0;
-                for (r, row) in e.chunks_mut(cap).enumerate() {
-                    let len = lens[r0 + r];
-                    let buf = &mut row[..len];
-                    if len > k {
-                        buf.select_nth_unstable_by(k - 1, best_first);
+            entries
+                .par_chunks_mut(ROWS * cap)
+                .enumerate()
+                .for_each(|(b, block)| {
+                    for (r, row) in block.chunks_mut(cap).enumerate() {
+                        let len = lens[b * ROWS + r];
+                        let buf = &mut row[..len];
+                        if len > k {
+                            buf.select_nth_unstable_by(k - 1, best_first);
+                        }
+                        buf[..len.min(k)].sort_unstable_by_key(|&e| e as u32);
                     }
-                    let best = &mut buf[..len.min(k)];
-                    best.sort_unstable_by_key(|&e| e as u32);
-                    for &e in best.iter() {
-                        let (v, id) = unpack(e);
-                        ind[at] = id as i32;
-                        dat[at] = v;
-                        at += 1;
-                    }
-                }
-            });
+                });
         })?;
+        // then moved down to their CSR offsets in place (an offset never exceeds the buffer's
+        // start), and the rest handed back before the output is allocated: the peak holds the
+        // kept entries twice, not the buffers and the output
+        for (r, &len) in lens.iter().enumerate() {
+            let at = indptr[r] as usize;
+            entries.copy_within(r * cap..r * cap + len.min(k), at);
+        }
+        entries.truncate(total);
+        entries.shrink_to_fit();
+        let mut indices: Vec<i32> = try_with_capacity(total, what, stored)?;
+        indices.extend(entries.iter().map(|&e| unpack(e).1 as i32));
+        let mut data: Vec<f32> = try_with_capacity(total, what, stored)?;
+        data.extend(entries.iter().map(|&e| unpack(e).0));
+        drop(entries);
         Ok(Csr {
             n_rows,
             n_cols: n_rows,
