@@ -558,14 +558,14 @@ impl Selections {
     #[inline]
     fn offer(&self, row: usize, v: f32, id: u32) {
         // NaN never enters
-        if !(v >= filter_value(self.filter[row].load(Ordering::Relaxed))) {
+        if v.is_nan() || v < filter_value(self.filter[row].load(Ordering::Relaxed)) {
             return;
         }
         let header = &self.headers[row];
         let mut h = header.load(Ordering::Relaxed);
         loop {
             // NaN never enters
-            if !(v >= Self::threshold(h)) {
+            if v.is_nan() || v < Self::threshold(h) {
                 return;
             }
             if h & LOCK != 0 {
