@@ -235,14 +235,15 @@ def models(threads):
     }
     params = inspect.signature(tacitrec.AlternatingLeastSquares.__init__).parameters
     if "unobserved_weight" in params:  # iALS (Rendle et al. 2022), when ALS has the options
-        # the paper's parameters: observed pairs weigh 1 (binary data, alpha=1), the unobserved
-        # weight alpha_0 and lambda searched on log scales, frequency-scaled regularisation
-        # (nu = 1, the paper's choice) or none (nu = 0)
+        # the paper's setup: observed pairs weigh 1 (binary data, alpha=1), frequency-scaled
+        # regularisation (nu = 1) and initial factors N(0, 0.1 / sqrt(d)) fixed as the paper
+        # fixes them; the unobserved weight alpha_0 and lambda searched on log scales
         space = {
             "factors": ("int", 32, 256),
             "regularization": ("log", 1e-3, 0.1),
             "unobserved_weight": ("log", 0.01, 1.0),
-            "regularization_exponent": [0.0, 1.0],
+            "regularization_exponent": [1.0],
+            "init_std": [0.1],
             "alpha": [1.0],
             "weighting": ["none"],
             "iterations": [30],

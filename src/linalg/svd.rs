@@ -1,6 +1,6 @@
 //! The top right singular vectors of a sparse matrix by randomized subspace iteration (Halko,
 //! Martinsson and Tropp 2011, algorithms 4.4 and 5.1), with faer's Householder QR and a small dense
-//! SVD, and the sparse x dense product (`spmm`) it and the spectral filters run on.
+//! SVD, and the sparse x dense product it runs on.
 
 use crate::error::{Error, Result};
 use crate::parallel;
@@ -36,21 +36,7 @@ impl WithSimd for RowsTimes<'_> {
 }
 
 /// `out = A X` for a sparse `A` (`n_rows x n_cols`) and a dense row-major `X` (`n_cols x m`),
-/// `out` row-major `n_rows x m`, on the calling thread.
-pub(crate) fn spmm(a: &CsrView<'_>, x: &[f32], m: usize, out: &mut [f32]) {
-    if m == 0 {
-        return;
-    }
-    Arch::new().dispatch(RowsTimes {
-        a,
-        rows: 0..a.n_rows(),
-        x,
-        m,
-        out: &mut out[..a.n_rows() * m],
-    });
-}
-
-/// [`spmm`] in parallel over blocks of rows (inside the caller's pool).
+/// `out` row-major `n_rows x m`, in parallel over blocks of rows (inside the caller's pool).
 pub(crate) fn spmm_par(a: &CsrView<'_>, x: &[f32], m: usize, out: &mut [f32]) {
     const ROWS: usize = 256;
     if m == 0 {

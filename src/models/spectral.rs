@@ -5,9 +5,14 @@
 //! materialised), plus an ideal low-pass term `x D^-b V V^T D^b` from the `k` leading right
 //! singular vectors `V` of `R~` (`crate::linalg::svd`). Memory: O(nnz + items x k), plus a few
 //! `items x 64` blocks per thread when scoring.
+//!
+//! Scoring is bound by memory traffic: each product gathers a 64-float row of the block's state
+//! per stored entry. The products therefore run on the graph cut into column ranges whose rows of
+//! the state fit in a core's L2 cache ([`Tiles`], two more copies of the graph's entries while
+//! scoring), summing each output row in registers.
 
 use crate::error::{Error, Result};
-use crate::linalg::svd::spmm;
+use crate::simd::{Arch, Lanes, WithSimd};
 use crate::sparse::CsrView;
 use crate::topk::{BlockScorer, Candidates};
 use faer::{Accum, MatMut, MatRef, Par};
@@ -130,8 +135,163 @@ impl Filter {
     }
 }
 
-/// Queries per block: the state is `items x BLOCK` per buffer.
+/// Queries per block: the state is `items x BLOCK` per buffer (a partial last block is padded
+/// with zero columns, so that every product runs on whole vectors).
 const BLOCK: usize = 64;
+
+/// Bytes of the dense operand one tile of a sparse product gathers from (its rows are `BLOCK`
+/// floats): small enough to stay in a core's L2 cache while the tile's entries are streamed.
+const TILE_BYTES: usize = 1 << 20;
+
+/// A sparse matrix cut into ranges of its columns (tiles), each stored as the rows that have
+/// entries in that range: `out = A X` then gathers, per tile, only from the rows of `X` in that
+/// range, which stay cached, instead of from all of `X`.
+struct Tiles {
+    n_rows: usize,
+    /// the rows with entries, tile after tile
+    rows: Vec<u32>,
+    /// `rows.len() + 1` offsets: row `rows[j]`'s entries are `indptr[j]..indptr[j + 1]`
+    indptr: Vec<usize>,
+    indices: Vec<u32>,
+    data: Vec<f32>,
+}
+
+impl Tiles {
+    /// `a` cut into column ranges of `width`, entries in their order within each row.
+    fn new(a: &CsrView<'_>, width: usize) -> Tiles {
+        let width = width.max(1);
+        let n_tiles = a.n_cols().div_ceil(width).max(1);
+        let (mut counts, mut row_counts) = (vec![0usize; n_tiles], vec![0usize; n_tiles]);
+        let mut seen = vec![usize::MAX; n_tiles];
+        for r in 0..a.n_rows() {
+            for &c in a.row(r).0 {
+                let t = c as usize / width;
+                counts[t] += 1;
+                if seen[t] != r {
+                    seen[t] = r;
+                    row_counts[t] += 1;
+                }
+            }
+        }
+        // where each tile's rows and entries start
+        let mut tile_rows = vec![0usize; n_tiles + 1];
+        let mut start = vec![0usize; n_tiles];
+        let mut at = 0;
+        for t in 0..n_tiles {
+            tile_rows[t + 1] = tile_rows[t] + row_counts[t];
+            start[t] = at;
+            at += counts[t];
+        }
+        let n_entries = at;
+        let mut rows = vec![0u32; tile_rows[n_tiles]];
+        let mut indptr = vec![0usize; tile_rows[n_tiles] + 1];
+        let mut indices = vec![0u32; n_entries];
+        let mut data = vec![0f32; n_entries];
+        let mut next_row: Vec<usize> = tile_rows[..n_tiles].to_vec();
+        let mut next = start;
+        seen.fill(usize::MAX);
+        for r in 0..a.n_rows() {
+            let (cols, vals) = a.row(r);
+            for (&c, &v) in cols.iter().zip(vals) {
+                let t = c as usize / width;
+                if seen[t] != r {
+                    seen[t] = r;
+                    rows[next_row[t]] = r as u32;
+                    indptr[next_row[t]] = next[t];
+                    next_row[t] += 1;
+                }
+                indices[next[t]] = c as u32;
+                data[next[t]] = v;
+                next[t] += 1;
+            }
+        }
+        // tiles follow each other in `rows` and in the entries, so a row's entries end where the
+        // next row's (in its tile or the next) begin
+        indptr[tile_rows[n_tiles]] = n_entries;
+        Tiles {
+            n_rows: a.n_rows(),
+            rows,
+            indptr,
+            indices,
+            data,
+        }
+    }
+}
+
+/// One `BLOCK`-wide vector group (four vectors) of `x`'s row that starts at `at`.
+#[inline(always)]
+fn load<S: Lanes>(x: &[f32], at: usize) -> S::f32s {
+    S::as_simd_f32s(&x[at..at + S::F32_LANES]).0[0]
+}
+
+/// `out[..4 vectors] += sum_e vals[e] * x[cols[e] * BLOCK + c0..][..4 vectors]`, summed in
+/// registers with two sets of accumulators (consecutive entries do not wait on each other).
+#[inline(always)]
+fn gather_add<S: Lanes>(
+    simd: S,
+    cols: &[u32],
+    vals: &[f32],
+    x: &[f32],
+    c0: usize,
+    out: &mut [f32],
+) {
+    let l = S::F32_LANES;
+    let zero = simd.splat_f32s(0.0);
+    let (mut a0, mut a1, mut a2, mut a3) = (zero, zero, zero, zero);
+    let (mut b0, mut b1, mut b2, mut b3) = (zero, zero, zero, zero);
+    let (mut cs, mut vs) = (cols.chunks_exact(2), vals.chunks_exact(2));
+    for (c, v) in (&mut cs).zip(&mut vs) {
+        let (i, j) = (c[0] as usize * BLOCK + c0, c[1] as usize * BLOCK + c0);
+        let (vi, vj) = (simd.splat_f32s(v[0]), simd.splat_f32s(v[1]));
+        a0 = simd.mul_add_e_f32s(vi, load::<S>(x, i), a0);
+        a1 = simd.mul_add_e_f32s(vi, load::<S>(x, i + l), a1);
+        a2 = simd.mul_add_e_f32s(vi, load::<S>(x, i + 2 * l), a2);
+        a3 = simd.mul_add_e_f32s(vi, load::<S>(x, i + 3 * l), a3);
+        b0 = simd.mul_add_e_f32s(vj, load::<S>(x, j), b0);
+        b1 = simd.mul_add_e_f32s(vj, load::<S>(x, j + l), b1);
+        b2 = simd.mul_add_e_f32s(vj, load::<S>(x, j + 2 * l), b2);
+        b3 = simd.mul_add_e_f32s(vj, load::<S>(x, j + 3 * l), b3);
+    }
+    if let (Some(&c), Some(&v)) = (cs.remainder().first(), vs.remainder().first()) {
+        let (i, vi) = (c as usize * BLOCK + c0, simd.splat_f32s(v));
+        a0 = simd.mul_add_e_f32s(vi, load::<S>(x, i), a0);
+        a1 = simd.mul_add_e_f32s(vi, load::<S>(x, i + l), a1);
+        a2 = simd.mul_add_e_f32s(vi, load::<S>(x, i + 2 * l), a2);
+        a3 = simd.mul_add_e_f32s(vi, load::<S>(x, i + 3 * l), a3);
+    }
+    let (o, _) = S::as_mut_simd_f32s(&mut out[..4 * l]);
+    o[0] = simd.add_f32s(o[0], simd.add_f32s(a0, b0));
+    o[1] = simd.add_f32s(o[1], simd.add_f32s(a1, b1));
+    o[2] = simd.add_f32s(o[2], simd.add_f32s(a2, b2));
+    o[3] = simd.add_f32s(o[3], simd.add_f32s(a3, b3));
+}
+
+/// `out = A X` for `A` cut into [`Tiles`], `X` and `out` row-major with `BLOCK` columns.
+struct TiledProduct<'a> {
+    a: &'a Tiles,
+    x: &'a [f32],
+    out: &'a mut [f32],
+}
+
+impl WithSimd for TiledProduct<'_> {
+    type Output = ();
+    #[inline(always)]
+    fn with_simd<S: Lanes>(self, simd: S) {
+        let w = 4 * S::F32_LANES;
+        debug_assert_eq!(BLOCK % w, 0, "a block is whole groups of four vectors");
+        let a = self.a;
+        let out = &mut self.out[..a.n_rows * BLOCK];
+        out.fill(0.0);
+        for (j, &r) in a.rows.iter().enumerate() {
+            let (lo, hi) = (a.indptr[j], a.indptr[j + 1]);
+            let (cols, vals) = (&a.indices[lo..hi], &a.data[lo..hi]);
+            let row = &mut out[r as usize * BLOCK..(r as usize + 1) * BLOCK];
+            for c0 in (0..BLOCK).step_by(w) {
+                gather_add(simd, cols, vals, self.x, c0, &mut row[c0..c0 + w]);
+            }
+        }
+    }
+}
 
 /// Scores of a spectral filter for users' rows, a block of users at a time, for the shared top-k
 /// driver (position-major tiles: the item-major state is what the scan reads).
@@ -148,6 +308,10 @@ pub struct SpectralScorer<'a> {
     filter: Filter,
     subset: Option<Vec<u32>>,
     n_positions: usize,
+    /// `R~` cut by items and `R~^T` cut by users, for `P x = R~^T (R~ x)`.
+    by_items: Tiles,
+    by_users: Tiles,
+    arch: Arch,
 }
 
 impl<'a> SpectralScorer<'a> {
@@ -211,7 +375,11 @@ impl<'a> SpectralScorer<'a> {
         } else {
             (scaled(pre), scaled(post))
         };
+        let rows_per_tile = TILE_BYTES / (BLOCK * std::mem::size_of::<f32>());
         Ok(SpectralScorer {
+            by_items: Tiles::new(&graph, rows_per_tile),
+            by_users: Tiles::new(&graph_t, rows_per_tile),
+            arch: Arch::new(),
             queries,
             graph,
             graph_t,
@@ -229,36 +397,46 @@ impl<'a> SpectralScorer<'a> {
         self.graph.n_cols()
     }
 
-    /// `y = P x` (`x`, `y`: items x m), through `z` (users x m).
-    fn linear(&self, x: &[f32], y: &mut [f32], z: &mut [f32], m: usize) {
-        spmm(&self.graph, x, m, z);
-        spmm(&self.graph_t, z, m, y);
+    /// `y = P x` (`x`, `y`: items x BLOCK), through `z` (users x BLOCK): two tiled products.
+    fn linear(&self, x: &[f32], y: &mut [f32], z: &mut [f32]) {
+        let (nu, n) = (self.graph.n_rows(), self.n_items());
+        self.arch.dispatch(TiledProduct {
+            a: &self.by_items,
+            x: &x[..n * BLOCK],
+            out: &mut z[..nu * BLOCK],
+        });
+        self.arch.dispatch(TiledProduct {
+            a: &self.by_users,
+            x: &z[..nu * BLOCK],
+            out: &mut y[..n * BLOCK],
+        });
     }
 
-    /// `y (+)= w * right (left^T x)` for the queries' rows `x` (sparse: `left^T x` gathers the
-    /// rows of `left` of each query's items), through `t` (k x m).
+    /// `y (+)= w * right (left^T x)` for the rows `x` of the `m` queries from `q0` (sparse:
+    /// `left^T x` gathers the rows of `left` of each query's items), through `t` (k x BLOCK).
     fn ideal(&self, q0: usize, m: usize, y: &mut [f32], t: &mut [f32], w: f32, accumulate: bool) {
         let (n, k) = (self.n_items(), self.k);
-        let mut ym = MatMut::from_row_major_slice_mut(&mut y[..n * m], n, m);
+        let mut ym = MatMut::from_row_major_slice_mut(&mut y[..n * BLOCK], n, BLOCK);
         if k == 0 || w == 0.0 {
             if !accumulate {
                 ym.fill(0.0);
             }
             return;
         }
-        let t = &mut t[..k * m];
+        // t^T (BLOCK x k, row-major): query q's row is the sum of its items' rows of `left`
+        let t = &mut t[..BLOCK * k];
         t.fill(0.0);
-        for q in 0..m {
+        for (q, tq) in t.chunks_exact_mut(k).take(m).enumerate() {
             let (items, values) = self.queries.row(q0 + q);
             for (&i, &v) in items.iter().zip(values) {
                 let row = &self.left[i as usize * k..(i as usize + 1) * k];
-                for (c, &l) in row.iter().enumerate() {
-                    t[c * m + q] += v * l;
+                for (o, &l) in tq.iter_mut().zip(row) {
+                    *o += v * l;
                 }
             }
         }
         let r = MatRef::from_row_major_slice(&self.right, n, k);
-        let tm = MatRef::from_row_major_slice(t, k, m);
+        let tm = MatRef::from_row_major_slice(t, BLOCK, k).transpose();
         let acc = if accumulate {
             Accum::Add
         } else {
@@ -278,7 +456,8 @@ impl<'a> SpectralScorer<'a> {
         y: &mut [f32],
         z: &mut [f32],
     ) {
-        let z = &mut z[..self.graph.n_rows() * m];
+        let (nu, n) = (self.graph.n_rows(), self.n_items());
+        let z = &mut z[..nu * BLOCK];
         z.fill(0.0);
         for q in 0..m {
             let (items, values) = self.queries.row(q0 + q);
@@ -286,11 +465,15 @@ impl<'a> SpectralScorer<'a> {
                 let v = scale.map_or(v, |s| v * s[i as usize]);
                 let (us, rs) = self.graph_t.row(i as usize);
                 for (&u, &r) in us.iter().zip(rs) {
-                    z[u as usize * m + q] += r * v;
+                    z[u as usize * BLOCK + q] += r * v;
                 }
             }
         }
-        spmm(&self.graph_t, z, m, y);
+        self.arch.dispatch(TiledProduct {
+            a: &self.by_users,
+            x: z,
+            out: &mut y[..n * BLOCK],
+        });
     }
 
     /// One solver step of `dx/dt = a P x + b x` on `x` in place.
@@ -306,11 +489,11 @@ impl<'a> SpectralScorer<'a> {
         m: usize,
         rows: Option<usize>,
     ) {
-        let len = self.n_items() * m;
+        let len = self.n_items() * BLOCK;
         let h = ode.h();
         let [k, stage, acc, ..] = bufs else { return };
         let f = |s: &Self, input: &[f32], out: &mut [f32], z: &mut [f32]| {
-            s.linear(input, out, z, m);
+            s.linear(input, out, z);
             for (o, &i) in out[..len].iter_mut().zip(&input[..len]) {
                 *o = a * *o + b * i;
             }
@@ -414,7 +597,8 @@ impl BlockScorer for SpectralScorer<'_> {
     ) {
         debug_assert!(p0 == 0 && nt == self.n_positions, "rows are scored whole");
         let n = self.n_items();
-        let len = n * m;
+        // the state is items x BLOCK whatever m (columns m.. stay zero)
+        let len = n * BLOCK;
         let Scratch { bufs, z, t } = sc;
         // the signal: the users' rows, item-major
         let (sig, rest) = bufs.split_at_mut(1);
@@ -423,7 +607,7 @@ impl BlockScorer for SpectralScorer<'_> {
         for q in 0..m {
             let (items, values) = self.queries.row(q0 + q);
             for (&i, &v) in items.iter().zip(values) {
-                sig[i as usize * m + q] = v;
+                sig[i as usize * BLOCK + q] = v;
             }
         }
         let result: &[f32] = match &self.filter {
@@ -438,19 +622,12 @@ impl BlockScorer for SpectralScorer<'_> {
                 ideal_weight,
             } => {
                 if let Some((pre, _)) = &self.signal_scale {
-                    for (row, &d) in sig.chunks_exact_mut(m).zip(pre) {
+                    for (row, &d) in sig.chunks_exact_mut(BLOCK).zip(pre) {
                         row.iter_mut().for_each(|v| *v *= d);
                     }
                 }
                 let [outb, prev, cur, next, ..] = rest else {
                     return;
-                };
-                // L x = x - 2 P x
-                let lap = |s: &Self, x: &[f32], y: &mut [f32], z: &mut [f32]| {
-                    s.linear(x, y, z, m);
-                    for (yv, &xv) in y[..len].iter_mut().zip(&x[..len]) {
-                        *yv = xv - 2.0 * *yv;
-                    }
                 };
                 outb[..len].fill(0.0);
                 add_scaled(&mut outb[..len], sig, coeffs[0]);
@@ -464,17 +641,24 @@ impl BlockScorer for SpectralScorer<'_> {
                     }
                     add_scaled(&mut outb[..len], &cur[..len], coeffs[1]);
                     for &c in &coeffs[2..] {
-                        lap(self, cur, next, z);
-                        for (nv, &pv) in next[..len].iter_mut().zip(&prev[..len]) {
-                            *nv = 2.0 * *nv - pv;
+                        // T_{n+1} x = 2 L T_n x - T_{n-1} x with L y = y - 2 P y, added to the
+                        // output in the same pass
+                        self.linear(cur, next, z);
+                        for (((nv, &cv), &pv), ov) in next[..len]
+                            .iter_mut()
+                            .zip(&cur[..len])
+                            .zip(&prev[..len])
+                            .zip(&mut outb[..len])
+                        {
+                            *nv = 2.0 * (cv - 2.0 * *nv) - pv;
+                            *ov += c * *nv;
                         }
-                        add_scaled(&mut outb[..len], &next[..len], c);
                         std::mem::swap(prev, cur);
                         std::mem::swap(cur, next);
                     }
                 }
                 if let Some((_, post)) = &self.signal_scale {
-                    for (row, &d) in outb.chunks_exact_mut(m).zip(post) {
+                    for (row, &d) in outb.chunks_exact_mut(BLOCK).zip(post) {
                         row.iter_mut().for_each(|v| *v *= d);
                     }
                 }
@@ -508,7 +692,9 @@ impl BlockScorer for SpectralScorer<'_> {
                 for step in 0..blur.steps {
                     let rows = (step == 0).then_some(q0);
                     self.ode_step(blur, 1.0, -1.0, x, work, z, m, rows);
-                    add_scaled(&mut sum[..len], &x[..len], 1.0);
+                    if *t_point_combination {
+                        add_scaled(&mut sum[..len], &x[..len], 1.0);
+                    }
                     points += 1;
                 }
                 let late_ideal = match sharpen {
@@ -518,7 +704,9 @@ impl BlockScorer for SpectralScorer<'_> {
                         }
                         for _ in 0..sh.steps {
                             self.ode_step(sh, -1.0, 0.0, x, work, z, m, None);
-                            add_scaled(&mut sum[..len], &x[..len], 1.0);
+                            if *t_point_combination {
+                                add_scaled(&mut sum[..len], &x[..len], 1.0);
+                            }
                             points += 1;
                         }
                         !*final_sharpening
@@ -538,11 +726,16 @@ impl BlockScorer for SpectralScorer<'_> {
             }
         };
         match &self.subset {
-            None => out[..len].copy_from_slice(result),
+            None if m == BLOCK => out[..len].copy_from_slice(result),
+            None => {
+                for (o, r) in out.chunks_exact_mut(m).zip(result.chunks_exact(BLOCK)) {
+                    o.copy_from_slice(&r[..m]);
+                }
+            }
             Some(ids) => {
                 for (p, &i) in ids.iter().enumerate() {
-                    let i = i as usize;
-                    out[p * m..(p + 1) * m].copy_from_slice(&result[i * m..(i + 1) * m]);
+                    let i = i as usize * BLOCK;
+                    out[p * m..(p + 1) * m].copy_from_slice(&result[i..i + m]);
                 }
             }
         }
