@@ -2,7 +2,7 @@
 MovieLens-100K (ratings >= 4 as 1) and Last.fm-2K (artist play counts).
 
     python benches/compare/tuned_quality.py [--datasets ml-100k,lastfm-2k] [--trials 10]
-        [--seed 0] [--threads 2] [--models NAME,...] [--markdown PATH]
+        [--seed 0] [--threads 2] [--models NAME,...] [--library NAME] [--markdown PATH]
 
 Protocol, the same for every model of the three libraries:
 
@@ -342,6 +342,8 @@ def run_dataset(name, X, args, table):
         label = key.strip()
         if chosen and label not in chosen and key not in chosen:
             continue
+        if args.library and not library.startswith(args.library):
+            continue
         cpu0, wall0 = time.process_time(), time.perf_counter()
         search = random_search(
             make,
@@ -431,6 +433,9 @@ def main():
     ap.add_argument("--seed", type=int, default=0, help="seed of the drawn settings")
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--models", default="", help="comma-separated model names (default: all)")
+    ap.add_argument(
+        "--library", default="", help="only the models of this library (tacitrec, implicit, LightFM)"
+    )
     ap.add_argument("--markdown", metavar="PATH", help="also write the tables to PATH")
     ap.add_argument("--verbose", action="store_true", help="print every trial")
     args = ap.parse_args()

@@ -200,3 +200,40 @@ def test_bad_arguments_name_themselves(X):
     neg.data[0] = -1
     with pytest.raises(ValueError, match="user_items"):
         SpectralFilterRecommender().fit(neg, show_progress=False)
+
+
+def test_graphs_wider_than_a_tile_and_a_partial_block():
+    # more than 4,096 users and items: the products run on several column tiles of R~ and R~^T;
+    # 70 queries: one whole block of 64 and a partial one
+    import scipy.sparse as sp
+
+    X = sp.random(4500, 4600, density=0.002, format="csr", random_state=5, dtype=np.float32)
+    X.data[:] = 1.0
+    R = X.astype(np.float64)
+    du, di = np.asarray(R.sum(1)).ravel(), np.asarray(R.sum(0)).ravel()
+    with np.errstate(divide="ignore"):
+        su, si = np.where(du > 0, du**-0.5, 0), np.where(di > 0, di**-0.5, 0)
+    Rt = sp.diags(su) @ R @ sp.diags(si)
+    Q = X[:70]
+    q = Q.toarray().astype(np.float64)
+
+    def P(b):  # b P for dense rows b
+        return (Rt.T @ (Rt @ b.T)).T
+
+    m = SpectralFilterRecommender(method="gf-cf", factors=16).fit(X, show_progress=False)
+    V = m.singular_vectors.astype(np.float64)
+    want = P(q) + 0.3 * (q * si) @ V @ V.T * np.where(di > 0, di**0.5, 0)
+    np.testing.assert_allclose(_scores(m, Q), want, atol=2e-6)
+
+    m = SpectralFilterRecommender(method="chebycf", factors=16, order=6).fit(X, show_progress=False)
+    V = m.singular_vectors.astype(np.float64)
+    with np.errstate(divide="ignore"):
+        pre, post = np.where(di > 0, di**-0.4, 0), np.where(di > 0, di**0.4, 0)
+    s = q * pre
+    bases = [s, s - 2 * P(s)]
+    for _ in range(2, 7):
+        bases.append(2 * (bases[-1] - 2 * P(bases[-1])) - bases[-2])
+    coeffs = chebycf_coefficients(6, 1.5)
+    out = sum(c * b for c, b in zip(coeffs, bases))
+    want = (out + 0.2 * s @ V @ V.T) * post
+    np.testing.assert_allclose(_scores(m, Q), want, atol=1e-5)
