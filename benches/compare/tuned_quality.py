@@ -434,7 +434,9 @@ def main():
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--models", default="", help="comma-separated model names (default: all)")
     ap.add_argument(
-        "--library", default="", help="only the models of this library (tacitrec, implicit, LightFM)"
+        "--library",
+        default="",
+        help="only the models of this library (tacitrec, implicit, LightFM)",
     )
     ap.add_argument("--markdown", metavar="PATH", help="also write the tables to PATH")
     ap.add_argument("--verbose", action="store_true", help="print every trial")
