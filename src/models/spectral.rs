@@ -177,10 +177,10 @@ impl Tiles {
         let mut tile_rows = vec![0usize; n_tiles + 1];
         let mut start = vec![0usize; n_tiles];
         let mut at = 0;
-        for t in 0..n_tiles {
-            tile_rows[t + 1] = tile_rows[t] + row_counts[t];
+        for (t, (&n_rows, &n)) in row_counts.iter().zip(&counts).enumerate() {
+            tile_rows[t + 1] = tile_rows[t] + n_rows;
             start[t] = at;
-            at += counts[t];
+            at += n;
         }
         let n_entries = at;
         let mut rows = vec![0u32; tile_rows[n_tiles]];
