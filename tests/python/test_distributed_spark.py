@@ -256,16 +256,26 @@ def _mllib_rows():
 
 
 @pytest.fixture(scope="module")
-def mllib_fit(engine):
+def mllib_fit(engine, tmp_path_factory):
     from pyspark.ml.recommendation import ALS
 
+    # MLlib checkpoints the factors every checkpointInterval iterations only when the context
+    # has a checkpoint directory; without one, 15 iterations of lineage overflowed the JVM's
+    # stack now and then, which killed the session for every later Spark test
+    engine.session.sparkContext.setCheckpointDir(str(tmp_path_factory.mktemp("checkpoints")))
     users, items, ratings = _mllib_rows()
     frame = engine.session.createDataFrame(
         [(int(a), int(b), float(c)) for a, b, c in zip(users, items, ratings)],
         ["user", "item", "rating"],
     )
     als = ALS(
-        implicitPrefs=True, userCol="user", itemCol="item", ratingCol="rating", seed=3, **MLLIB
+        implicitPrefs=True,
+        userCol="user",
+        itemCol="item",
+        ratingCol="rating",
+        seed=3,
+        checkpointInterval=5,
+        **MLLIB,
     )
     return als.fit(frame), (users, items, ratings)
 
