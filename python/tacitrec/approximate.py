@@ -60,7 +60,7 @@ import numpy as np
 
 from . import _core
 from ._validation import check_count, check_id_list, check_ids, check_threads
-from .base import MatrixFactorizationBase, _model_lock, _normalize_rows
+from .base import MatrixFactorizationBase, _model_lock, _normalize_rows, _write_dir
 from .exceptions import ModelFormatError
 
 _EXTRA = 'pip install "tacitrec[ann]"'
@@ -280,19 +280,9 @@ class ApproximateRecommender:
         file and ``approximate.json`` (the index parameters and the factors' fingerprint). The
         directory is written beside ``path`` and renamed into place; an existing recommender
         directory at ``path`` is replaced, anything else there is refused."""
-        import shutil
-        import tempfile
-
-        path = os.path.abspath(os.fspath(path))
-        if os.path.exists(path) and not os.path.isfile(os.path.join(path, _MANIFEST)):
-            if not os.path.isdir(path) or os.listdir(path):
-                raise FileExistsError(
-                    f"{path!r} exists and is not a saved ApproximateRecommender: choose another "
-                    "path or remove it"
-                )
         faiss = _faiss()
-        tmp = tempfile.mkdtemp(prefix=".tacitrec-ann-", dir=os.path.dirname(path))
-        try:
+
+        def write(tmp: str) -> None:
             self.model.save_dir(os.path.join(tmp, "model"))
             for kind, index in self._indexes.items():
                 faiss.write_index(index, os.path.join(tmp, _INDEX_FILES[kind]))
@@ -306,16 +296,8 @@ class ApproximateRecommender:
             }
             with open(os.path.join(tmp, _MANIFEST), "w", encoding="utf-8") as f:
                 json.dump(manifest, f, indent=1)
-            old = None
-            if os.path.exists(path):
-                old = tempfile.mkdtemp(prefix=".tacitrec-ann-old-", dir=os.path.dirname(path))
-                os.rename(path, os.path.join(old, "recommender"))
-            os.rename(tmp, path)
-            if old is not None:
-                shutil.rmtree(old, ignore_errors=True)
-        except BaseException:
-            shutil.rmtree(tmp, ignore_errors=True)
-            raise
+
+        _write_dir(path, _MANIFEST, "a saved ApproximateRecommender", write)
 
     @classmethod
     def load(cls, path, mmap: bool = True, num_threads: Optional[int] = None):

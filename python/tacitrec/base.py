@@ -34,7 +34,7 @@ import os
 import threading
 import time
 import weakref
-from typing import Any, Dict, Optional, Tuple, TypeVar
+from typing import Any, Callable, Dict, Optional, Tuple, TypeVar
 
 import numpy as np
 from tqdm.auto import tqdm
@@ -77,6 +77,35 @@ def _decode_param(obj):
     if isinstance(obj, dict) and set(obj) == {"__dtype__"}:
         return np.dtype(obj["__dtype__"]).type
     return obj
+
+
+def _write_dir(path, manifest: str, what: str, write: Callable[[str], None]) -> None:
+    """Writes the directory ``path`` by ``write(tmp)`` into a temporary folder beside it, then
+    renamed into place, so readers never see it half-written. An existing directory holding the
+    file ``manifest`` (or an empty one) is replaced; anything else at ``path`` is refused with
+    FileExistsError (``what`` names what ``path`` should be)."""
+    import shutil
+    import tempfile
+
+    path = os.path.abspath(os.fspath(path))
+    if os.path.exists(path) and not os.path.isfile(os.path.join(path, manifest)):
+        if not os.path.isdir(path) or os.listdir(path):
+            raise FileExistsError(
+                f"{path!r} exists and is not {what}: choose another path or remove it"
+            )
+    tmp = tempfile.mkdtemp(prefix=".tacitrec-", dir=os.path.dirname(path))
+    try:
+        write(tmp)
+        old = None
+        if os.path.exists(path):
+            old = tempfile.mkdtemp(prefix=".tacitrec-old-", dir=os.path.dirname(path))
+            os.rename(path, os.path.join(old, "replaced"))
+        os.rename(tmp, path)
+        if old is not None:
+            shutil.rmtree(old, ignore_errors=True)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
 
 
 class RecommenderBase:
@@ -385,36 +414,18 @@ class RecommenderBase:
         that serves the model shares one copy of it in the page cache. The directory is written
         beside ``path`` and renamed into place, so readers never see a half-written model; an
         existing model directory at ``path`` is replaced, anything else there is refused."""
-        import shutil
-        import tempfile
-
-        path = os.path.abspath(os.fspath(path))
-        if os.path.exists(path) and not os.path.isfile(os.path.join(path, _MANIFEST)):
-            if not os.path.isdir(path) or os.listdir(path):
-                raise FileExistsError(
-                    f"{path!r} exists and is not a tacitrec model directory: "
-                    "choose another path or remove it"
-                )
         state = self._state_with_ids()
         manifest = dict(self._meta(), format=_DIR_FORMAT, arrays={})
-        tmp = tempfile.mkdtemp(prefix=".tacitrec-", dir=os.path.dirname(path))
-        try:
+
+        def write(tmp: str) -> None:
             for name, arr in state.items():
                 arr = _savable(arr, name)
                 np.save(os.path.join(tmp, name + ".npy"), arr, allow_pickle=False)
                 manifest["arrays"][name] = {"dtype": arr.dtype.str, "shape": list(arr.shape)}
             with open(os.path.join(tmp, _MANIFEST), "w", encoding="utf-8") as f:
                 json.dump(manifest, f, default=_encode_param, indent=1)
-            old = None
-            if os.path.exists(path):
-                old = tempfile.mkdtemp(prefix=".tacitrec-old-", dir=os.path.dirname(path))
-                os.rename(path, os.path.join(old, "model"))
-            os.rename(tmp, path)
-            if old is not None:
-                shutil.rmtree(old, ignore_errors=True)
-        except BaseException:
-            shutil.rmtree(tmp, ignore_errors=True)
-            raise
+
+        _write_dir(path, _MANIFEST, "a tacitrec model directory", write)
 
     @classmethod
     def load(cls, file):
