@@ -75,6 +75,7 @@ impl DotScorer<'_> {
     pub const TILE: (usize, usize) = (BLOCK_QUERIES, TILE_POSITIONS);
 
     /// `(queries, candidate item rows, n_queries, n_positions, factors)`, both row-major.
+    #[cfg(target_arch = "x86_64")]
     pub(super) fn parts(&self) -> (&[f32], &[f32], usize, usize, usize) {
         (
             self.queries,

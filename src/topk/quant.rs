@@ -69,7 +69,9 @@
 //! when factors change): a pass over the items that amortises over the queries of a batch, which
 //! is why calls with fewer than [`MIN_QUERIES`] queries take the full path.
 
-use super::batch::{check_liked, filled, recommend_batch, Candidates, TopKResult};
+#[cfg(target_arch = "x86_64")]
+use super::batch::{check_liked, filled};
+use super::batch::{recommend_batch, Candidates, TopKResult};
 use super::dot::DotScorer;
 use crate::error::Result;
 use crate::sparse::CsrView;
@@ -110,6 +112,8 @@ pub fn recommend_dot(
     params: DotParams,
 ) -> Result<TopKResult> {
     let scorer = DotScorer::new(queries, item_factors, candidates)?;
+    #[cfg(not(target_arch = "x86_64"))]
+    let _ = params;
     #[cfg(target_arch = "x86_64")]
     if params.first_pass == FirstPass::Auto {
         if let Some(res) = x86::first_pass(&scorer, candidates, liked, k, num_threads)? {
@@ -133,6 +137,7 @@ pub fn first_pass_applies(n_queries: usize, n_positions: usize, factors: usize, 
     }
 }
 
+#[cfg(target_arch = "x86_64")]
 fn sizes_qualify(nq: usize, np: usize, f: usize, k: usize) -> bool {
     let (bq, tp) = DotScorer::TILE;
     nq >= MIN_QUERIES
