@@ -470,7 +470,7 @@ mod tests {
         let mut t = IdTable::new(IdKind::Ints);
         let mut out = vec![0; 6];
         t.encode_ints("u", &[7, -3, 7, 1 << 40, -3, 7], &mut out)
-            .unwrap();
+            .unwrap(); // ok: a test, on valid data it builds
         assert_eq!(out, [0, 1, 0, 2, 1, 0]);
         assert_eq!(t.counts(), &[3, 2, 1]);
         let (order, rank) = t.sorted_codes();
@@ -483,7 +483,7 @@ mod tests {
         let mut t = IdTable::new(IdKind::Ints);
         let values: Vec<i64> = (0..100_000).map(|i| (i * 7919) % 50_000 - 25_000).collect();
         let mut out = vec![0; values.len()];
-        t.encode_ints("u", &values, &mut out).unwrap();
+        t.encode_ints("u", &values, &mut out).unwrap(); // ok: a test, on valid data it builds
         assert_eq!(t.len(), 50_000);
         for (&v, &c) in values.iter().zip(&out) {
             assert_eq!(t.int_keys()[c as usize], v);
@@ -497,15 +497,15 @@ mod tests {
         let data = "bananaapplebananaé".as_bytes();
         let offsets: [i32; 5] = [0, 6, 11, 17, 19];
         let mut out = vec![0; 4];
-        t.encode_bytes("i", &offsets, data, &mut out, true).unwrap();
+        t.encode_bytes("i", &offsets, data, &mut out, true).unwrap(); // ok: a test, on valid data it builds
         assert_eq!(out, [0, 1, 0, 2]);
         // a dictionary holding one new id no row uses: encoded, never counted
         let mut dict = vec![0; 2];
         t.encode_bytes("i", &[0i64, 5, 11], b"applecherry", &mut dict, false)
-            .unwrap();
+            .unwrap(); // ok: a test, on valid data it builds
         assert_eq!(dict, [1, 3]);
         let mut rows = vec![0; 3];
-        t.take_counted("i", &dict, &[0, 0, 0], &mut rows).unwrap();
+        t.take_counted("i", &dict, &[0, 0, 0], &mut rows).unwrap(); // ok: a test, on valid data it builds
         assert_eq!(rows, [1, 1, 1]);
         assert_eq!(t.counts(), &[2, 4, 1, 0]);
         let (order, rank) = t.sorted_codes();

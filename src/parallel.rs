@@ -158,6 +158,27 @@ pub fn with_stop<R>(stop: &Stop, f: impl FnOnce() -> R) -> R {
     f()
 }
 
+/// The first error met by any thread of a parallel call (say, a thread whose scratch could not
+/// be allocated; the other threads go on). Poisoning is ignored: the value is an `Option`
+/// that a panicking thread cannot leave half-written.
+#[derive(Default)]
+pub struct FirstError(Mutex<Option<Error>>);
+
+impl FirstError {
+    /// Keeps `e` unless an earlier error was kept.
+    pub fn record(&self, e: Error) {
+        self.0
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .get_or_insert(e);
+    }
+
+    /// The error kept, if any.
+    pub fn into_inner(self) -> Option<Error> {
+        self.0.into_inner().unwrap_or_else(|e| e.into_inner())
+    }
+}
+
 /// Runs `f` inside the cached pool of `num_threads` threads; rayon iterators inside use that pool.
 pub fn install<R: Send>(num_threads: usize, f: impl FnOnce() -> R + Send) -> Result<R> {
     Ok(pool(num_threads)?.install(f))

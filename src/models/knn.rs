@@ -2,15 +2,14 @@
 //! matrix with its transpose, keeping the top K per item) and the scorers that recommend from it
 //! through the shared top-k driver.
 
-use crate::error::{try_vec, try_with_capacity, try_zeroed, Error, Result};
+use crate::error::{try_with_capacity, try_zeroed, Error, Result};
 use crate::parallel;
 use crate::simd::prefetch;
 use crate::sparse::weighting::{self, Documents};
 use crate::sparse::{transpose, transpose_with_positions, Csr, CsrView};
-use crate::topk::{BlockScorer, Candidates, TileLayout, TopK, TopKResult};
+use crate::topk::{filled, BlockScorer, Candidates, TileLayout, TopK, TopKResult};
 use rayon::prelude::*;
 use std::sync::atomic::{AtomicU16, AtomicU64, AtomicUsize, Ordering};
-use std::sync::Mutex;
 
 /// How item vectors are weighted (users are terms, items documents) and compared.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -213,7 +212,7 @@ pub fn item_knn(user_items: &CsrView<'_>, params: &KnnParams, num_threads: usize
     let n_tasks = n_items.div_ceil(ITEMS_PER_TASK);
     let next_task = AtomicUsize::new(n_tasks);
     // the first allocation failure of a thread's scratch (the other threads finish the work)
-    let failed: Mutex<Option<Error>> = Mutex::new(None);
+    let failed = parallel::FirstError::default();
     let stop = parallel::stop_flag();
     parallel::install(num_threads, || {
         (0..rayon::current_num_threads())
@@ -222,13 +221,7 @@ pub fn item_knn(user_items: &CsrView<'_>, params: &KnnParams, num_threads: usize
                 let what = "the similarity's per-thread accumulators";
                 let mut scratch = match FitScratch::new(n_items, k, what) {
                     Ok(s) => s,
-                    Err(e) => {
-                        failed
-                            .lock()
-                            .unwrap_or_else(|e| e.into_inner())
-                            .get_or_insert(e);
-                        return;
-                    }
+                    Err(e) => return failed.record(e),
                 };
                 let s = &mut scratch;
                 while let Ok(next) =
@@ -319,7 +312,7 @@ pub fn item_knn(user_items: &CsrView<'_>, params: &KnnParams, num_threads: usize
     })?;
 
     stop.check()?;
-    let failed = failed.into_inner().unwrap_or_else(|e| e.into_inner());
+    let failed = failed.into_inner();
     if next_task.load(Ordering::Relaxed) > 0 {
         // tasks left undone: every thread stopped (its scratch did not fit, or the call was
         // interrupted)
@@ -1150,14 +1143,8 @@ pub fn recommend(
         }
     }
     let k = k.min(candidates.available());
-    let cause = || format!("N={k} results for each of {nq} queries; ask for fewer at a time");
-    let mut ids = try_vec(
-        crate::error::checked_len::<i32>(nq, k, "the recommendations", cause)?,
-        -1i32,
-        "the recommendations",
-        cause,
-    )?;
-    let mut scores = try_vec(ids.len(), f32::NEG_INFINITY, "the recommendations", cause)?;
+    let mut ids = filled(nq, k, -1i32)?;
+    let mut scores = filled(nq, k, f32::NEG_INFINITY)?;
     if k == 0 || nq == 0 {
         return Ok(TopKResult {
             n_queries: nq,
@@ -1168,7 +1155,7 @@ pub fn recommend(
     }
     let excluded = candidates.excluded();
     let stop = parallel::stop_flag();
-    let failed: Mutex<Option<Error>> = Mutex::new(None);
+    let failed = parallel::FirstError::default();
     let what = "the per-thread score rows";
     parallel::install(num_threads, || {
         ids.par_chunks_mut(QUERIES_PER_TASK * k)
@@ -1184,13 +1171,7 @@ pub fn recommend(
                             heap: TopK::new(k),
                         })
                     })();
-                    made.map_err(|e: Error| {
-                        failed
-                            .lock()
-                            .unwrap_or_else(|e| e.into_inner())
-                            .get_or_insert(e);
-                    })
-                    .ok()
+                    made.map_err(|e: Error| failed.record(e)).ok()
                 },
                 |s, (task, (ids_b, scores_b))| {
                     let Some(s) = s else { return };
@@ -1245,7 +1226,7 @@ pub fn recommend(
             );
     })?;
     stop.check()?;
-    if let Some(e) = failed.into_inner().unwrap_or_else(|e| e.into_inner()) {
+    if let Some(e) = failed.into_inner() {
         return Err(e);
     }
     Ok(TopKResult {

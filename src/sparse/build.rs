@@ -204,8 +204,8 @@ mod tests {
             &mut idx,
             &mut val,
         )
-        .unwrap();
-        let nnz = sort_rows_sum_duplicates(&mut indptr, &mut idx, &mut val, 2).unwrap();
+        .unwrap(); // ok: a test, on valid data it builds
+        let nnz = sort_rows_sum_duplicates(&mut indptr, &mut idx, &mut val, 2).unwrap(); // ok: a test, on valid data it builds
         assert_eq!(nnz, 5);
         assert_eq!(indptr, [0, 2, 3, 5]);
         assert_eq!(&idx[..nnz], &[0, 1, 2, 0, 3]);
@@ -227,7 +227,7 @@ mod tests {
             &mut idx,
             &mut val,
         )
-        .unwrap();
+        .unwrap(); // ok: a test, on valid data it builds
         assert_eq!(idx, [1, 0]);
         assert_eq!(val, [1.0, 1.0]);
         assert!(scatter(&[5], &[0], None, &[0], &[0], &mut next, &mut idx, &mut val).is_err());
@@ -240,13 +240,13 @@ mod tests {
     fn empty_rows_and_empty_matrix() {
         let mut indptr = vec![0i64, 0, 0];
         assert_eq!(
-            sort_rows_sum_duplicates(&mut indptr, &mut [], &mut [], 1).unwrap(),
+            sort_rows_sum_duplicates(&mut indptr, &mut [], &mut [], 1).unwrap(), // ok: a test, on valid data it builds
             0
         );
         let mut indptr = vec![0i64, 0, 3, 3];
         let (mut idx, mut val) = (vec![4, 4, 1], vec![1.0, 2.0, 0.5]);
         assert_eq!(
-            sort_rows_sum_duplicates(&mut indptr, &mut idx, &mut val, 1).unwrap(),
+            sort_rows_sum_duplicates(&mut indptr, &mut idx, &mut val, 1).unwrap(), // ok: a test, on valid data it builds
             2
         );
         assert_eq!(indptr, [0, 0, 2, 2]);

@@ -6,7 +6,6 @@ use crate::error::{checked_len, try_vec, try_zeroed, Error, Result};
 use crate::parallel;
 use crate::sparse::CsrView;
 use rayon::prelude::*;
-use std::sync::Mutex;
 
 /// The items a query may return, as a list of *positions* scanned in increasing item id order.
 ///
@@ -165,7 +164,7 @@ pub struct TopKResult {
 
 /// An `n x k` output buffer, or a MemoryError naming N (instead of an abort) when it cannot be
 /// allocated.
-pub(super) fn filled<T: Copy>(n: usize, k: usize, value: T) -> Result<Vec<T>> {
+pub(crate) fn filled<T: Copy>(n: usize, k: usize, value: T) -> Result<Vec<T>> {
     let cause = || format!("N={k} results for each of {n} queries; ask for fewer at a time");
     let len = checked_len::<T>(n, k, "the recommendations", cause)?;
     try_vec(len, value, "the recommendations", cause)
@@ -218,7 +217,7 @@ pub fn recommend_batch<S: BlockScorer>(
     let layout = scorer.layout();
     let stop = parallel::stop_flag();
     // the first failure to allocate a thread's tile (a kNN tile holds whole catalogue rows)
-    let failed: Mutex<Option<Error>> = Mutex::new(None);
+    let failed = parallel::FirstError::default();
     let tile_len = checked_len::<f32>(m, nt, "the scoring tiles", || {
         format!("{m} queries x {nt} items per thread")
     })?;
@@ -239,12 +238,7 @@ pub fn recommend_batch<S: BlockScorer>(
                         thresholds: vec![f32::NEG_INFINITY; m],
                         liked: vec![Vec::new(); m],
                     })
-                    .map_err(|e| {
-                        failed
-                            .lock()
-                            .unwrap_or_else(|e| e.into_inner())
-                            .get_or_insert(e);
-                    })
+                    .map_err(|e| failed.record(e))
                 },
                 |w, (block, (ids_b, scores_b))| {
                     // interrupted, or this thread has no tile: the block is skipped (and the
@@ -289,7 +283,7 @@ pub fn recommend_batch<S: BlockScorer>(
             );
     })?;
     stop.check()?;
-    if let Some(e) = failed.into_inner().unwrap_or_else(|e| e.into_inner()) {
+    if let Some(e) = failed.into_inner() {
         return Err(e);
     }
     Ok(TopKResult {

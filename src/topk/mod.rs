@@ -8,6 +8,7 @@ mod dot;
 mod quant;
 mod select;
 
+pub(crate) use batch::filled;
 pub use batch::{recommend_batch, BlockScorer, Candidates, TileLayout, TopKResult};
 pub use dot::DotScorer;
 pub use quant::{
