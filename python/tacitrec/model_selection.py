@@ -16,7 +16,10 @@ Iterative models (ALS, BPR, LMF: ``iterations``; LightFM: ``epochs``) are scored
 validation split every ``eval_every`` iterations through their fit callbacks (LightFM one
 ``fit_partial`` epoch at a time) and stop after ``patience`` scores without improvement; the
 iteration count that scored best is part of the best setting, and the refit trains exactly
-that many. Optuna drives :func:`random_search` instead of independent draws when
+that many. A setting whose training diverges (:class:`~tacitrec.exceptions.ModelFitError`:
+factors became NaN or infinite) does not end the search: its trial keeps the best check before
+the divergence, or NaN metrics and the error's message in ``Trial.error`` when none ran, and
+ranks last. Optuna drives :func:`random_search` instead of independent draws when
 ``sampler="optuna"`` and it is installed; nothing else needs it.
 """
 
@@ -32,6 +35,7 @@ import numpy as np
 import scipy.sparse as sp
 
 from ._validation import check_count, check_random_state
+from .exceptions import ModelFitError
 from .evaluation import _canonical_coo, _csr, ranking_metrics_at_k, train_test_split
 
 METRICS = ("precision", "recall", "map", "ndcg", "auc", "mrr", "hit_rate", "implicit_precision")
@@ -102,12 +106,18 @@ class Trial:
     metrics: Dict[str, float]
     seconds: float
     history: List[tuple] = field(default_factory=list)  # (iterations, score) of each check
+    error: Optional[str] = None  # why training stopped, when it diverged (ModelFitError)
+
+
+def _rank(score: float) -> float:
+    """A score to order trials by: NaN (a diverged setting) below every number."""
+    return -math.inf if math.isnan(score) else score
 
 
 @dataclass
 class SearchResult:
     """What a search found. ``trials`` in the order they ran; ``best`` the one with the highest
-    ``metric``."""
+    ``metric`` (settings whose training diverged before any check rank last)."""
 
     metric: str
     K: int
@@ -117,7 +127,13 @@ class SearchResult:
 
     @property
     def best(self) -> Trial:
-        return max(self.trials, key=lambda t: (t.metrics[self.metric], -self.trials.index(t)))
+        scored = [t for t in self.trials if not math.isnan(t.metrics[self.metric])]
+        if not scored:
+            raise ModelFitError(
+                f"no setting could be scored: every trial's training diverged (first: "
+                f"{self.trials[0].error})"
+            )
+        return max(scored, key=lambda t: (t.metrics[self.metric], -self.trials.index(t)))
 
     @property
     def best_params(self) -> Dict[str, Any]:
@@ -134,11 +150,12 @@ class SearchResult:
                 t.params,
                 **{f"{k}@{self.K}": v for k, v in t.metrics.items()},
                 seconds=round(t.seconds, 3),
+                **({"error": t.error} if t.error else {}),
             )
             for t in self.trials
         ]
         key = f"{self.metric}@{self.K}"
-        return sorted(rows, key=lambda r: -r[key])
+        return sorted(rows, key=lambda r: -_rank(r[key]))
 
     def to_frame(self):
         """:meth:`table` as a pandas DataFrame (needs pandas)."""
@@ -199,8 +216,8 @@ def _run_trial(
     def check(done: int) -> None:
         metrics = _evaluate(model, fit_part, validation, K, features)
         history.append((done, metrics[metric]))
-        if metrics[metric] > best["score"]:
-            best.update(score=metrics[metric], metrics=metrics, at=done)
+        if _rank(metrics[metric]) > best["score"] or best["metrics"] is None:
+            best.update(score=_rank(metrics[metric]), metrics=metrics, at=done)
             misses[0] = 0
         else:
             misses[0] += 1
@@ -208,9 +225,13 @@ def _run_trial(
                 raise _Stop
 
     if iters is None or eval_every is None:
-        _fit(model, fit_part, fit_params, params)
+        try:
+            _fit(model, fit_part, fit_params, params)
+        except ModelFitError as e:
+            return _diverged(params, start, history, e)
         metrics = _evaluate(model, fit_part, validation, K, features)
         return Trial(dict(params), metrics, time.perf_counter() - start)
+    error = None
     if isinstance(model, LightFM):
         total = int(params.get("epochs", fit_params.get("epochs", 1)))
         kw = {k: v for k, v in fit_params.items() if k != "epochs"}
@@ -222,6 +243,8 @@ def _run_trial(
                     check(epoch)
         except _Stop:
             pass
+        except ModelFitError as e:
+            error = e
     else:
         total = int(model.iterations)
 
@@ -236,11 +259,27 @@ def _run_trial(
             model.fit(fit_part, callback=callback, **kw)
         except _Stop:
             pass
+        except ModelFitError as e:
+            error = e
+    if error is not None and best["metrics"] is None:
+        return _diverged(params, start, history, error)
     if best["metrics"] is None:  # no iteration ran (iterations=0, epochs=0): score the model
         check(0)
     out = dict(params)
     out[iters] = best["at"]
-    return Trial(out, best["metrics"], time.perf_counter() - start, history)
+    return Trial(
+        out,
+        best["metrics"],
+        time.perf_counter() - start,
+        history,
+        None if error is None else str(error),
+    )
+
+
+def _diverged(params, start, history, error: ModelFitError) -> Trial:
+    """The trial of a setting whose training diverged before any check: NaN metrics."""
+    metrics = {m: math.nan for m in METRICS}
+    return Trial(dict(params), metrics, time.perf_counter() - start, history, str(error))
 
 
 def _search(
@@ -295,9 +334,12 @@ def _search(
         trials.append(trial)
         if show_progress:
             shown = ", ".join(f"{k}={v!r}" for k, v in trial.params.items())
+            best = max(_rank(t.metrics[metric]) for t in trials)
+            best_shown = f"{best:.5f}" if best > -math.inf else "none yet"
+            diverged = f" (diverged: {trial.error})" if trial.error else ""
             print(
-                f"[{n}] {shown}: {metric}@{K} {trial.metrics[metric]:.5f} "
-                f"(best {result.best_score:.5f}, {trial.seconds:.1f} s)",
+                f"[{n}] {shown}: {metric}@{K} {trial.metrics[metric]:.5f}{diverged} "
+                f"(best {best_shown}, {trial.seconds:.1f} s)",
                 flush=True,
             )
     if not trials:

@@ -174,3 +174,36 @@ def test_bad_arguments(data):
         random_search(BM25Recommender, {"K": ("log", -1, 5)}, fit_part, valid)
     with pytest.raises(TypeError, match="param_grid"):
         grid_search(BM25Recommender, {"K": 5}, fit_part, valid)
+
+
+def test_a_diverging_setting_ranks_last_and_the_search_goes_on(data, capsys):
+    from tacitrec import BayesianPersonalizedRanking, ModelFitError
+
+    fit_part, valid = validation_split(data, 0.2, random_state=0)
+    search = grid_search(
+        BayesianPersonalizedRanking,
+        {"learning_rate": [1e30, 0.05], "iterations": [3], "random_state": [0]},
+        fit_part,
+        valid,
+        metric="ndcg",
+        K=5,
+        eval_every=None,
+    )
+    diverged, trained = search.trials
+    assert "learning_rate" in diverged.error and "NaN or infinite" in diverged.error
+    assert all(np.isnan(v) for v in diverged.metrics.values())
+    model = BayesianPersonalizedRanking(learning_rate=0.05, iterations=3, random_state=0)
+    model.fit(fit_part, show_progress=False)
+    direct = ranking_metrics_at_k(model, fit_part, valid, K=5, show_progress=False)
+    assert trained.error is None and trained.metrics == pytest.approx(direct, abs=1e-12)
+    assert search.best is trained
+    assert [row["learning_rate"] for row in search.table()] == [0.05, 1e30]
+    assert "diverged" in capsys.readouterr().out
+    with pytest.raises(ModelFitError, match="every trial's training diverged"):
+        grid_search(
+            BayesianPersonalizedRanking,
+            {"learning_rate": [1e30]},
+            fit_part,
+            valid,
+            show_progress=False,
+        ).best
