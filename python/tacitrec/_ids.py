@@ -93,7 +93,7 @@ def lookup(ids, values, what: str = "ids", known_as: str = "the known ids") -> n
     """
     if is_arrow(ids) or is_arrow(values):
         return _lookup_arrow(ids, values, what, known_as)
-    arr = np.asarray(values)
+    arr = values if isinstance(values, np.ndarray) else _sequence_array(values)
     if arr.ndim != 1:
         raise ValueError(f"{what} must be 1-D, got shape {arr.shape}")
     if len(arr) == 0:
@@ -128,13 +128,28 @@ def lookup(ids, values, what: str = "ids", known_as: str = "the known ids") -> n
     return _lookup_dict(ids, arr)
 
 
-def _array_or_none(ids) -> Optional[np.ndarray]:
-    """A list of ids as a 1-D NumPy array, or None where NumPy cannot make one (tuples, ...)."""
+def _sequence_array(seq) -> np.ndarray:
+    """A sequence of ids as a 1-D NumPy array that keeps every id as it is: an object array
+    where NumPy would make a 2-D array of tuples, fail, or turn numbers mixed with strings
+    into strings (``[1, "1"]`` would become two equal ids)."""
+    seq = seq if isinstance(seq, list) else list(seq)
     try:
-        keys = np.asarray(ids)
+        arr = np.asarray(seq)
     except ValueError:
-        return None
-    return keys if keys.ndim == 1 else None
+        arr = None
+    if arr is not None and arr.ndim == 1:
+        kind = {"U": str, "S": bytes}.get(arr.dtype.kind)
+        if kind is None or all(isinstance(x, kind) for x in seq):
+            return arr
+    out = np.empty(len(seq), dtype=object)
+    out[:] = seq
+    return out
+
+
+def _array_or_none(ids) -> Optional[np.ndarray]:
+    """A list of ids as a 1-D NumPy array NumPy can order, or None (tuples, mixed types...)."""
+    keys = _sequence_array(ids)
+    return None if keys.dtype == object else keys
 
 
 def _lookup_dict(ids, arr: np.ndarray) -> np.ndarray:

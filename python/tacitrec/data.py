@@ -21,7 +21,7 @@ def _indices(mapping: Dict[Hashable, int], values, what: str) -> np.ndarray:
     """Indices of ``values`` (an array or iterable of ids) in ``mapping``, whose indices are its
     insertion order (vectorised by :func:`tacitrec._ids.lookup`); raises ValueError naming the
     first unknown id."""
-    arr = np.asarray(values)
+    arr = values if isinstance(values, np.ndarray) else _ids._sequence_array(values)
     pos = _ids.lookup(list(mapping), arr, what=what)
     unknown = pos < 0
     if unknown.any():

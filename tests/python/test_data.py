@@ -83,3 +83,16 @@ def test_normalize_divides_by_the_absolute_sum_as_lightfm():
     assert F.dtype == np.float32
     with pytest.raises(ValueError, match="cannot normalize"):
         ds.build_item_features([("a", {"x": 0.0})])
+
+
+def test_tuple_and_mixed_type_ids_map_as_lightfm():
+    # expected: LightFM 1.17 on the same calls (hand-checked); tuples and 1 / "1" are distinct ids
+    ds = Dataset().fit([1, "1", 2.5, ("u", 1)], [("x", 1), "b", ("y", 2)])
+    data = [(1, ("x", 1)), ("1", "b"), (("u", 1), ("y", 2)), (2.5, "b", 3.0)]
+    interactions, weights = ds.build_interactions(data)
+    assert interactions.toarray().tolist() == [[1, 0, 0], [0, 1, 0], [0, 1, 0], [0, 0, 1]]
+    assert weights.toarray().tolist() == [[1, 0, 0], [0, 1, 0], [0, 3, 0], [0, 0, 1]]
+    by_arrays, _ = ds.build_interactions_from_arrays(["1", ("u", 1)], [("y", 2), ("x", 1)])
+    assert by_arrays.toarray().tolist() == [[0, 0, 0], [0, 0, 1], [0, 0, 0], [1, 0, 0]]
+    with pytest.raises(ValueError, match="unknown user id '2'"):
+        ds.build_interactions([("2", "b")])

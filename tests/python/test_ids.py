@@ -98,6 +98,14 @@ def test_lookup_of_objects_numpy_cannot_order_uses_python_equality():
         _ids.lookup([1], np.ones((2, 2)), what="user id")
 
 
+def test_lookup_of_python_lists_keeps_every_id_as_it_is():
+    # NumPy would make ["1", "1"] of [1, "1"] (two equal ids) and a 2-D array of tuples
+    assert _ids.lookup([1, "1", 2.5], [1, "1", 2.5, "2.5", 2]).tolist() == [0, 1, 2, -1, -1]
+    ids = [("x", 1), ("y", 2)]
+    assert _ids.lookup(ids, [("y", 2), ("x", 1), ("x", 2)]).tolist() == [1, 0, -1]
+    assert _ids.lookup(["b", "a"], ["a", "c"]).tolist() == [1, -1]
+
+
 def test_lookup_arrow_casts_the_values_or_says_why_not():
     pa = pytest.importorskip("pyarrow")
     ids = pa.array(["u3", "u1", "u2"])
