@@ -454,6 +454,62 @@ class ApproximateRecommender:
                 res = self._search("similar_items", queries, N, None, filter_ids, ef)
             return (res[0][0], res[1][0]) if scalar else res
 
+    # ---- original ids and data frames --------------------------------------------------------
+    # the model's ids and shape, so that the frame methods and tacitrec.distributed's engines
+    # serve this recommender as they serve the model
+    _scores_from_user_items = False
+
+    def _shape(self):
+        return self.model._shape()
+
+    @property
+    def user_ids_(self) -> Optional[np.ndarray]:
+        return self.model.user_ids_
+
+    @property
+    def item_ids_(self) -> Optional[np.ndarray]:
+        return self.model.item_ids_
+
+    @property
+    def _dataset(self):
+        return getattr(self.model, "_dataset", None)
+
+    def recommend_frame(
+        self,
+        users=None,
+        N: int = 10,
+        filter_already_liked_items: bool = True,
+        filter_items=None,
+        items=None,
+        *,
+        user_items=None,
+        unknown: str = "raise",
+        frame: Optional[str] = None,
+    ):
+        """The model's :meth:`~tacitrec.RecommenderBase.recommend_frame` (a frame of ``user_id,
+        item_id, rank, score`` in original ids), answered by :meth:`recommend`: which items come
+        back is approximate, their scores exact."""
+        from .frames import recommend_frame
+
+        return recommend_frame(
+            self,
+            users,
+            N,
+            filter_already_liked_items,
+            filter_items,
+            items,
+            user_items=user_items,
+            unknown=unknown,
+            frame=frame,
+        )
+
+    def similar_items_frame(self, items=None, N: int = 10, frame: Optional[str] = None):
+        """The model's :meth:`~tacitrec.RecommenderBase.similar_items_frame`, answered by
+        :meth:`similar_items` (approximate membership, exact scores)."""
+        from .frames import similar_items_frame
+
+        return similar_items_frame(self, items, N, frame)
+
     # ---- the search -------------------------------------------------------------------------
     def _items(self) -> np.ndarray:
         factors = self.model.item_factors

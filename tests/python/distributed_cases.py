@@ -78,6 +78,9 @@ def _build(name):
         )
     if name == "popularity":
         return PopularityRecommender().fit(X)
+    if name == "approx":  # an HNSW index over ALS's items: engines serve it as the model
+        pytest.importorskip("faiss")
+        return model("als").approximate(M=8, ef_search=16)
     raise KeyError(name)
 
 
@@ -194,7 +197,7 @@ def _run(engine, m, pdf, partitions=3, N=5, **kw):
     return engine.collect(engine.module.recommend(m, engine.frame(pdf, partitions), N=N, **kw))
 
 
-@pytest.mark.parametrize("name", ["als", "bpr", "bm25", "lightfm", "popularity"])
+@pytest.mark.parametrize("name", ["als", "bpr", "bm25", "lightfm", "popularity", "approx"])
 def test_recommend_equals_local(engine, name):
     m = model(name)
     users = np.arange(N_USERS)

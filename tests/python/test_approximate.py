@@ -323,3 +323,34 @@ def test_exact_fallback_and_small_chunks_give_the_exact_results(model, monkeypat
     monkeypatch.setattr(approximate, "_CHUNK", 64)
     index = model.approximate(**EXACT)
     assert_same(index.recommend(users, X, N=10, filter_items=filt), want)
+
+
+def test_frames_in_original_ids_equal_the_models(model, exact_index):
+    pytest.importorskip("pyarrow")
+    pd = pytest.importorskip("pandas")
+    # a copy with original ids (the fixture's model is shared); a search over the whole
+    # catalogue, so the approximate frames must equal the exact model's frames
+    named = MatrixFactorizationBase(num_threads=2)
+    named.user_factors, named.item_factors = model.user_factors, model.item_factors
+    named.set_ids([f"u{u}" for u in range(N_USERS)], np.arange(N_ITEMS) * 7 + 3)
+    approx = named.approximate(**EXACT)
+    X = liked_matrix()
+    users = [5, 17, 99]
+    history = pd.DataFrame(
+        {
+            "user_id": [f"u{u}" for u in users for _ in X[u].indices],
+            "item_id": [int(i) * 7 + 3 for u in users for i in X[u].indices],
+        }
+    )
+    kw = dict(N=6, user_items=history, filter_items=[3, 10], frame="pandas")
+    got = approx.recommend_frame([f"u{u}" for u in users], **kw)
+    want = named.recommend_frame([f"u{u}" for u in users], **kw)
+    assert got["user_id"].tolist() == want["user_id"].tolist()
+    assert got["item_id"].tolist() == want["item_id"].tolist()
+    np.testing.assert_allclose(got["score"], want["score"], rtol=2e-6, atol=1e-6)
+    # and to the index-based call, by hand: the ids come back mapped
+    ids, _ = approx.recommend(users, X[users], N=6, filter_items=[0, 1])
+    assert got["item_id"].to_numpy().reshape(3, 6).tolist() == (ids * 7 + 3).tolist()
+    sim = approx.similar_items_frame([3, 10], N=4, frame="pandas")
+    ref = named.similar_items_frame([3, 10], N=4, frame="pandas")
+    assert sim["similar_item_id"].tolist() == ref["similar_item_id"].tolist()

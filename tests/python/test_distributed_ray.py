@@ -37,7 +37,7 @@ from distributed_cases import (
 # all); TACITREC_ENGINE_TESTS=full runs every shared check on Ray too.
 if os.environ.get("TACITREC_ENGINE_TESTS") != "full":
 
-    @pytest.mark.parametrize("name", ["als", "lightfm"])
+    @pytest.mark.parametrize("name", ["als", "lightfm", "approx"])
     def test_recommend_equals_local(engine, name):  # noqa: F811
         distributed_cases.test_recommend_equals_local(engine, name)
 

@@ -1,9 +1,10 @@
 """Ctrl-C during long Rust calls: one test per model family. Each runs in a child interpreter that
 starts a call taking several seconds, sends itself SIGINT 0.4 s in, and checks that the call
 raises KeyboardInterrupt within 0.5 s of the signal (wall time, or on a machine so loaded that
-the process was starved of CPU, 0.5 s of its CPU time per thread), and that the model is left as before the
-call or as after its last completed iteration, and still works. The data are sized so that every
-call runs 2-10 s uninterrupted on a 2-core machine (measured when the tests were written)."""
+the process was starved of CPU, 0.5 s of its CPU time per thread), and that the model is left
+as before the call or as after its last completed iteration, and still works. The data are sized
+so that every call runs 2-10 s uninterrupted on a 2-core machine (measured when the tests were
+written)."""
 
 import subprocess
 import sys

@@ -199,11 +199,8 @@ def test_a_diverging_setting_ranks_last_and_the_search_goes_on(data, capsys):
     assert search.best is trained
     assert [row["learning_rate"] for row in search.table()] == [0.05, 1e30]
     assert "diverged" in capsys.readouterr().out
+    failed = grid_search(
+        BayesianPersonalizedRanking, {"learning_rate": [1e30]}, fit_part, valid, show_progress=False
+    )
     with pytest.raises(ModelFitError, match="every trial's training diverged"):
-        grid_search(
-            BayesianPersonalizedRanking,
-            {"learning_rate": [1e30]},
-            fit_part,
-            valid,
-            show_progress=False,
-        ).best
+        print(failed.best_params)

@@ -13,11 +13,13 @@ kernels (:mod:`tacitrec.distributed._local`), each with the same two entry point
   ``test`` are such frames; returns the dict of :func:`tacitrec.evaluation.ranking_metrics_at_k`,
   computed as per-partition sums.
 
-``model`` is a fitted model, or the path of a directory written by ``model.save_dir`` that
-every worker can read: each worker process then opens it memory-mapped once, so the machines
-hold one copy each in their page cache. Ids are the model's original ids when it has them
-(``model.set_ids``, the command line), integer indices otherwise. Ids the model does not know
-raise ValueError, or are left out with ``unknown="skip"``. Each worker's kernels use the cores
+``model`` is a fitted model, an :class:`~tacitrec.approximate.ApproximateRecommender`
+(``model.approximate()``: its HNSW index travels pickled with it), or the path of a directory
+written by ``model.save_dir`` that every worker can read: each worker process then opens it
+memory-mapped once, so the machines hold one copy each in their page cache. Ids are the
+model's original ids when it has them (``model.set_ids``, the command line), integer indices
+otherwise. Ids the model does not know raise ValueError, or are left out with
+``unknown="skip"``. Each worker's kernels use the cores
 the engine gave it (Ray ``num_cpus``, the Dask worker's ``nthreads``, Spark's
 ``spark.task.cpus``), never every core of the machine.
 

@@ -12,7 +12,7 @@ from __future__ import annotations
 import copy
 import os
 import threading
-from typing import Dict, Optional, Tuple
+from typing import Any, Dict, Optional, Tuple
 
 import numpy as np
 import scipy.sparse as sp
@@ -52,10 +52,12 @@ def serving_model(model, user_features=None, item_features=None):
                 "a path: pass the model, or save model.as_factor_model(...)"
             )
         return os.path.abspath(os.fspath(model))
-    if not isinstance(model, RecommenderBase):
+    from ..approximate import ApproximateRecommender
+
+    if not isinstance(model, (RecommenderBase, ApproximateRecommender)):
         raise TypeError(
-            f"model must be a tacitrec model or the path of a model directory "
-            f"(model.save_dir), got {type(model).__name__}"
+            f"model must be a tacitrec model, an ApproximateRecommender or the path of a "
+            f"model directory (model.save_dir), got {type(model).__name__}"
         )
     model._shape()  # NotFittedError before any engine work
     if isinstance(model, LightFM):
@@ -73,10 +75,12 @@ _OPENED: Dict[Tuple[str, int], RecommenderBase] = {}
 _OPENED_LOCK = threading.Lock()
 
 
-def open_model(ref) -> RecommenderBase:
-    """``ref`` itself, or the model directory at path ``ref`` opened memory-mapped once per
-    process (reopened when the directory is replaced)."""
-    if isinstance(ref, RecommenderBase):
+def open_model(ref) -> Any:
+    """``ref`` itself (a model or an ApproximateRecommender), or the model directory at path
+    ``ref`` opened memory-mapped once per process (reopened when the directory is replaced)."""
+    from ..approximate import ApproximateRecommender
+
+    if isinstance(ref, (RecommenderBase, ApproximateRecommender)):
         return ref
     manifest = os.path.join(ref, "manifest.json")
     try:
