@@ -211,9 +211,9 @@ mod x86 {
     const TINY: f32 = 9.094947e-13; // 2^-40
     const HUGE: f32 = 1.0995116e12; // 2^40
 
-    /// Quantises `x` into `out` (its first `x.len()` values; the rest stay zero), or `None` when
-    /// the row is outside the first pass's range (see the module docs).
-    fn quantize_row(x: &[f32], out: &mut [i8]) -> Option<RowQ> {
+    /// The largest magnitude of `x`, or `None` when the row is outside the first pass's range
+    /// (a non-finite value, or a non-zero maximum outside `[2^-40, 2^40]`).
+    fn row_max(x: &[f32]) -> Option<f32> {
         let mut m = 0.0f32;
         for &v in x {
             if !v.is_finite() {
@@ -221,15 +221,24 @@ mod x86 {
             }
             m = m.max(v.abs());
         }
+        (m == 0.0 || (TINY..=HUGE).contains(&m)).then_some(m)
+    }
+
+    /// Quantises `x` with its own scale into `out` (its first `x.len()` values; the rest stay
+    /// zero), or `None` when the row is outside the first pass's range.
+    fn quantize_row(x: &[f32], out: &mut [i8]) -> Option<RowQ> {
+        let m = row_max(x)?;
         if m == 0.0 {
             out.fill(0);
             return Some(RowQ::default());
         }
-        if !(TINY..=HUGE).contains(&m) {
-            return None;
-        }
-        let scale = m / 127.0;
-        let inv = 127.0 / m;
+        Some(quantize_with(x, m / 127.0, out))
+    }
+
+    /// Quantises `x` with `scale` (at least `max|x| / 127`, positive; values are clamped to
+    /// +-127), and bounds the result.
+    fn quantize_with(x: &[f32], scale: f32, out: &mut [i8]) -> RowQ {
+        let inv = 1.0 / scale;
         let (mut nx, mut nq, mut r2) = (0.0f64, 0.0f64, 0.0f64);
         let mut sum = 0i32;
         for (o, &v) in out.iter_mut().zip(x) {
@@ -247,12 +256,12 @@ mod x86 {
             r2 += dv * dv;
         }
         let up = |s: f64| (s.sqrt() * (1.0 + 1.0 / (1u64 << 20) as f64)) as f32;
-        Some(RowQ {
+        RowQ {
             scale,
             norm: up(nx.max(nq)),
             resid: up(r2),
             sum,
-        })
+        }
     }
 
     /// `c` of the module docs for `d` factors.
@@ -262,50 +271,93 @@ mod x86 {
         2.0 * u + u * u + gamma + 4.0 * u
     }
 
-    /// The items in the kernel's layout: panels of 16 items, each `kq` vectors of 16 x 4 bytes
-    /// (item j's factors 4c..4c+4 in bytes 4j..4j+4 of vector c), offset by 128 to unsigned, and
-    /// per item the scale and the bound terms `X`, `Y`.
+    /// The items in the kernel's layout, in scan order: slots sorted by decreasing largest
+    /// magnitude (`perm[slot]` is the item position; ties in position order), in steps of 32
+    /// slots that share one quantisation scale (so a step's integer scores compare with one
+    /// integer threshold per query). Each step is two panels of 16 items, each `kq` vectors of
+    /// 16 x 4 bytes (item j's factors 4c..4c+4 in bytes 4j..4j+4 of vector c), offset by 128 to
+    /// unsigned. Per slot the bound terms `X`, `Y`; per step the scale, its inverse and the
+    /// largest `X` and `Y` (in f64).
     struct QItems {
         kq: usize,
-        n: usize,
+        perm: Vec<u32>,
         bytes: Vec<u8>,
-        scale: Vec<f32>,
         x: Vec<f32>,
         y: Vec<f32>,
+        steps: Vec<StepQ>,
+    }
+
+    /// The inverse scale stored for a zero row or step: large enough that any non-zero
+    /// numerator saturates the integer threshold, small enough that two multiply to a finite
+    /// number (non-zero rows' inverses are below 2^48).
+    const ZERO_INV: f64 = 3.273390607896142e150; // 2^500
+
+    #[derive(Clone, Copy, Default)]
+    struct StepQ {
+        scale: f32,
+        inv: f64,
+        xm: f64,
+        ym: f64,
     }
 
     fn quantize_items(items: &[f32], n: usize, f: usize) -> Result<Option<QItems>> {
         let kq = f.div_ceil(4);
         let padded = n.div_ceil(STEP) * STEP;
         let cause = || format!("{n} items x {f} factors");
-        let mut bytes = try_vec(padded * kq * 4, 128u8, "the quantised item factors", cause)?;
-        let mut scale = try_vec(padded, 0f32, "the quantised item factors", cause)?;
-        let mut x = scale.clone();
-        let mut y = scale.clone();
+        let what = "the quantised item factors";
+        let mut maxes = try_vec(n, 0u64, what, cause)?;
+        for (p, key) in maxes.iter_mut().enumerate() {
+            let Some(m) = row_max(&items[p * f..(p + 1) * f]) else {
+                return Ok(None);
+            };
+            // decreasing magnitude (non-negative floats order as their bits), then position
+            *key = ((!m.to_bits() as u64) << 32) | p as u64;
+        }
+        maxes.sort_unstable();
+        let perm: Vec<u32> = maxes.iter().map(|&key| key as u32).collect();
+        let mut bytes = try_vec(padded * kq * 4, 128u8, what, cause)?;
+        let mut x = try_vec(padded, 0f32, what, cause)?;
+        let mut y = x.clone();
+        let zero = StepQ {
+            inv: ZERO_INV,
+            ..StepQ::default()
+        };
+        let mut steps = try_vec(padded / STEP, zero, what, cause)?;
         let c = bound_coefficient(f);
         let abs = f as f64 * 2f64.powi(-109);
         let mut row = vec![0i8; f];
-        for p in 0..n {
-            let Some(r) = quantize_row(&items[p * f..(p + 1) * f], &mut row) else {
-                return Ok(None);
-            };
-            let (panel, j) = (p / PANEL, p % PANEL);
-            let base = panel * kq * 64;
-            for (i, &q) in row.iter().enumerate() {
-                bytes[base + (i / 4) * 64 + j * 4 + i % 4] = (q as i32 + 128) as u8;
+        for (s, st) in steps.iter_mut().enumerate() {
+            let slots = s * STEP..((s + 1) * STEP).min(n);
+            // the step's largest magnitude is its first slot's
+            let m = f32::from_bits(!((maxes[slots.start] >> 32) as u32));
+            if m == 0.0 {
+                continue;
             }
-            scale[p] = r.scale;
-            x[p] = r.norm;
-            let yv = (r.resid as f64 + c * r.norm as f64 + abs) * (1.0 + 2f64.powi(-18));
-            y[p] = yv as f32 * (1.0 + f32::EPSILON);
+            let scale = m / 127.0;
+            st.scale = scale;
+            st.inv = 1.0 / scale as f64;
+            for slot in slots {
+                let p = perm[slot] as usize;
+                let r = quantize_with(&items[p * f..(p + 1) * f], scale, &mut row);
+                let (panel, j) = (slot / PANEL, slot % PANEL);
+                let base = panel * kq * 64;
+                for (i, &q) in row.iter().enumerate() {
+                    bytes[base + (i / 4) * 64 + j * 4 + i % 4] = (q as i32 + 128) as u8;
+                }
+                x[slot] = r.norm;
+                let yv = (r.resid as f64 + c * r.norm as f64 + abs) * (1.0 + 2f64.powi(-18));
+                y[slot] = yv as f32 * (1.0 + f32::EPSILON);
+                st.xm = st.xm.max(x[slot] as f64);
+                st.ym = st.ym.max(y[slot] as f64);
+            }
         }
         Ok(Some(QItems {
             kq,
-            n,
+            perm,
             bytes,
-            scale,
             x,
             y,
+            steps,
         }))
     }
 
@@ -317,6 +369,10 @@ mod x86 {
         corr: [i32; BLOCK],
         du: [f32; BLOCK],
         nu: [f32; BLOCK],
+        /// `du`, `nu` in f64, and `1 / scale` ([`ZERO_INV`] for a zero or padding query)
+        du64: [f64; BLOCK],
+        nu64: [f64; BLOCK],
+        inv: [f64; BLOCK],
     }
 
     impl QBlock {
@@ -327,6 +383,9 @@ mod x86 {
                 corr: [0; BLOCK],
                 du: [0.0; BLOCK],
                 nu: [0.0; BLOCK],
+                du64: [0.0; BLOCK],
+                nu64: [0.0; BLOCK],
+                inv: [ZERO_INV; BLOCK],
             }
         }
 
@@ -338,6 +397,9 @@ mod x86 {
             self.corr = [0; BLOCK];
             self.du = [0.0; BLOCK];
             self.nu = [0.0; BLOCK];
+            self.du64 = [0.0; BLOCK];
+            self.nu64 = [0.0; BLOCK];
+            self.inv = [ZERO_INV; BLOCK];
             for q in 0..mb {
                 // the caller checked every row's range, so quantize_row succeeds
                 let r = quantize_row(&rows[q * f..(q + 1) * f], &mut row[..f]).unwrap_or_default();
@@ -355,6 +417,11 @@ mod x86 {
                 self.corr[q] = 128 * r.sum;
                 self.du[q] = r.resid * (1.0 + 1.0 / (1 << 18) as f32);
                 self.nu[q] = r.norm;
+                self.du64[q] = self.du[q] as f64;
+                self.nu64[q] = self.nu[q] as f64;
+                if r.scale > 0.0 {
+                    self.inv[q] = 1.0 / r.scale as f64;
+                }
             }
         }
     }
@@ -384,23 +451,22 @@ mod x86 {
         liked: &'a [Vec<u32>],
         states: &'a mut [QState],
         thresholds: &'a mut [f32; BLOCK],
-        np: usize,
+        /// item position of each scan slot
+        perm: &'a [u32],
         max_cap: usize,
     }
 
     impl Hits<'_> {
         #[cold]
         #[inline(never)]
-        fn hit(&mut self, q: usize, p0: usize, mut mask: u16, hi: &[f32; 16], lo: &[f32; 16]) {
+        fn hit(&mut self, q: usize, s0: usize, mut mask: u16, hi: &[f32; 16], lo: &[f32; 16]) {
             let st = &mut self.states[q];
             while mask != 0 {
                 let l = mask.trailing_zeros() as usize;
                 mask &= mask - 1;
-                let p = p0 + l;
-                if p >= self.np {
+                let Some(&pu) = self.perm.get(s0 + l) else {
                     break;
-                }
-                let pu = p as u32;
+                };
                 if self.excluded.binary_search(&pu).is_ok()
                     || self.liked[q].binary_search(&pu).is_ok()
                 {
@@ -426,7 +492,56 @@ mod x86 {
         }
     }
 
-    /// The first pass over one block of queries against all item positions.
+    /// The integer thresholds of 8 queries (`q0..q0 + 8`) for one step: every slot whose
+    /// `a + b` (as [`check_lanes`] computes it in f32) reaches the query's `t` has an integer
+    /// score `>=` it. With `s = s_q s_step`, `a` is `I s` rounded (relative error <= 2u + u^2),
+    /// `b <= bm = du Xm + nu Ym` up to its rounding (relative 2u), and their sum is rounded once
+    /// more, so `a + b >= t` implies `I s >= t - bm (1 + 1e-6) - 1e-6 nu Xm` (as
+    /// `|I s| <= Nu Nv <= nu Xm`). The quotient by `s` is computed in f64 (relative error
+    /// ~1e-15) and lowered by a margin before the floor; infinite thresholds and zero scales
+    /// ([`ZERO_INV`]) saturate to `i32::MIN` (every lane is checked) or `i32::MAX` (none is; no
+    /// integer score comes near it).
+    ///
+    /// # Safety
+    /// The CPU must have AVX-512 F; `q0 + 8 <= 64`.
+    #[target_feature(enable = "avx512f")]
+    #[inline]
+    unsafe fn int_thresholds(qb: &QBlock, t: &[f32; BLOCK], q0: usize, st: &StepQ) -> [i32; 8] {
+        let t = _mm512_cvtps_pd(_mm256_loadu_ps(t.as_ptr().add(q0)));
+        let du = _mm512_loadu_pd(qb.du64.as_ptr().add(q0));
+        let nu = _mm512_loadu_pd(qb.nu64.as_ptr().add(q0));
+        let inv = _mm512_mul_pd(
+            _mm512_loadu_pd(qb.inv.as_ptr().add(q0)),
+            _mm512_set1_pd(st.inv),
+        );
+        let bm = _mm512_fmadd_pd(
+            du,
+            _mm512_set1_pd(st.xm),
+            _mm512_mul_pd(nu, _mm512_set1_pd(st.ym)),
+        );
+        let big = _mm512_fmadd_pd(
+            bm,
+            _mm512_set1_pd(1.0 + 1e-6),
+            _mm512_mul_pd(nu, _mm512_set1_pd(1e-6 * st.xm)),
+        );
+        let r = _mm512_mul_pd(_mm512_sub_pd(t, big), inv);
+        let lim = 4294967296.0; // 2^32
+        let r = _mm512_min_pd(_mm512_max_pd(r, _mm512_set1_pd(-lim)), _mm512_set1_pd(lim));
+        let r = _mm512_sub_pd(
+            _mm512_fnmadd_pd(_mm512_abs_pd(r), _mm512_set1_pd(1e-9), r),
+            _mm512_set1_pd(2.0),
+        );
+        let r = _mm512_roundscale_pd::<{ _MM_FROUND_TO_NEG_INF | _MM_FROUND_NO_EXC }>(r);
+        let r = _mm512_min_pd(
+            _mm512_max_pd(r, _mm512_set1_pd(i32::MIN as f64)),
+            _mm512_set1_pd(i32::MAX as f64),
+        );
+        let mut out = [0i32; 8];
+        _mm256_storeu_si256(out.as_mut_ptr() as *mut _, _mm512_cvtpd_epi32(r));
+        out
+    }
+
+    /// The first pass over one block of queries against all item slots.
     ///
     /// # Safety
     /// The CPU must have AVX-512 F, BW and VNNI; `qb.packed` holds `ng * 8` queries of `items.kq`
@@ -435,29 +550,20 @@ mod x86 {
     #[allow(clippy::needless_range_loop)] // the accumulators are indexed by query and panel
     unsafe fn scan_block(items: &QItems, qb: &QBlock, ng: usize, hits: &mut Hits<'_>) {
         let kq = items.kq;
-        let steps = items.n.div_ceil(STEP);
         let bytes = items.bytes.as_ptr();
         let qp = qb.packed.as_ptr();
-        for s in 0..steps {
-            let p0 = s * STEP;
-            let b0 = bytes.add(p0 * kq * 4);
+        for (s, st) in items.steps.iter().enumerate() {
+            let s0 = s * STEP;
+            let b0 = bytes.add(s0 * kq * 4);
             let b1 = b0.add(PANEL * kq * 4);
-            let sc = [
-                _mm512_loadu_ps(items.scale.as_ptr().add(p0)),
-                _mm512_loadu_ps(items.scale.as_ptr().add(p0 + PANEL)),
-            ];
-            let xs = [
-                _mm512_loadu_ps(items.x.as_ptr().add(p0)),
-                _mm512_loadu_ps(items.x.as_ptr().add(p0 + PANEL)),
-            ];
-            let ys = [
-                _mm512_loadu_ps(items.y.as_ptr().add(p0)),
-                _mm512_loadu_ps(items.y.as_ptr().add(p0 + PANEL)),
-            ];
             for g in 0..ng {
                 let q0 = g * GROUP;
-                let z = _mm512_setzero_si512();
-                let mut acc = [[z; 2]; GROUP];
+                let mut acc = [[_mm512_setzero_si512(); 2]; GROUP];
+                for i in 0..GROUP {
+                    // the accumulators start at -128 sum(q_u), undoing the unsigned offset
+                    let c = _mm512_set1_epi32(-qb.corr[q0 + i]);
+                    acc[i] = [c, c];
+                }
                 for c in 0..kq {
                     let v0 = _mm512_loadu_si512(b0.add(c * 64) as *const _);
                     let v1 = _mm512_loadu_si512(b1.add(c * 64) as *const _);
@@ -467,28 +573,56 @@ mod x86 {
                         acc[i][1] = _mm512_dpbusd_epi32(acc[i][1], v1, a);
                     }
                 }
-                for (i, acc) in acc.iter().enumerate() {
-                    let q = q0 + i;
-                    let t = _mm512_set1_ps(hits.thresholds[q]);
-                    let corr = _mm512_set1_epi32(qb.corr[q]);
-                    let s_q = _mm512_set1_ps(qb.scale[q]);
-                    let du = _mm512_set1_ps(qb.du[q]);
-                    let nu = _mm512_set1_ps(qb.nu[q]);
-                    for h in 0..2 {
-                        let dot = _mm512_cvtepi32_ps(_mm512_sub_epi32(acc[h], corr));
-                        let a = _mm512_mul_ps(dot, _mm512_mul_ps(s_q, sc[h]));
-                        let b = _mm512_fmadd_ps(du, xs[h], _mm512_mul_ps(nu, ys[h]));
-                        let hi = _mm512_add_ps(a, b);
-                        let mask = _mm512_cmp_ps_mask::<_CMP_GE_OQ>(hi, t);
-                        if mask != 0 {
-                            let lo = _mm512_sub_ps(a, b);
-                            let (mut his, mut los) = ([0f32; 16], [0f32; 16]);
-                            _mm512_storeu_ps(his.as_mut_ptr(), hi);
-                            _mm512_storeu_ps(los.as_mut_ptr(), lo);
-                            hits.hit(q, p0 + h * PANEL, mask, &his, &los);
-                        }
+                let thr = int_thresholds(qb, hits.thresholds, q0, st);
+                for i in 0..GROUP {
+                    let t = _mm512_set1_epi32(thr[i]);
+                    let m0 = _mm512_cmpge_epi32_mask(acc[i][0], t);
+                    let m1 = _mm512_cmpge_epi32_mask(acc[i][1], t);
+                    if (m0 | m1) != 0 {
+                        check_lanes(items, qb, q0 + i, s, [m0, m1], acc[i], hits);
                     }
                 }
+            }
+        }
+    }
+
+    /// The exact `a + b >= t` test on the lanes of one query and step that passed the integer
+    /// threshold, and the hits.
+    ///
+    /// # Safety
+    /// The CPU must have AVX-512 F.
+    #[target_feature(enable = "avx512f")]
+    #[inline(never)]
+    unsafe fn check_lanes(
+        items: &QItems,
+        qb: &QBlock,
+        q: usize,
+        s: usize,
+        masks: [u16; 2],
+        acc: [__m512i; 2],
+        hits: &mut Hits<'_>,
+    ) {
+        let sq = _mm512_set1_ps(qb.scale[q] * items.steps[s].scale);
+        let du = _mm512_set1_ps(qb.du[q]);
+        let nu = _mm512_set1_ps(qb.nu[q]);
+        for h in 0..2 {
+            if masks[h] == 0 {
+                continue;
+            }
+            let s0 = s * STEP + h * PANEL;
+            let xs = _mm512_loadu_ps(items.x.as_ptr().add(s0));
+            let ys = _mm512_loadu_ps(items.y.as_ptr().add(s0));
+            let a = _mm512_mul_ps(_mm512_cvtepi32_ps(acc[h]), sq);
+            let b = _mm512_fmadd_ps(du, xs, _mm512_mul_ps(nu, ys));
+            let hi = _mm512_add_ps(a, b);
+            let t = _mm512_set1_ps(hits.thresholds[q]);
+            let mask = _mm512_mask_cmp_ps_mask::<_CMP_GE_OQ>(masks[h], hi, t);
+            if mask != 0 {
+                let lo = _mm512_sub_ps(a, b);
+                let (mut his, mut los) = ([0f32; 16], [0f32; 16]);
+                _mm512_storeu_ps(his.as_mut_ptr(), hi);
+                _mm512_storeu_ps(los.as_mut_ptr(), lo);
+                hits.hit(q, s0, mask, &his, &los);
             }
         }
     }
@@ -623,7 +757,7 @@ mod x86 {
                             liked: &w.liked,
                             states: &mut w.states,
                             thresholds: &mut thresholds,
-                            np,
+                            perm: &qitems.perm,
                             max_cap,
                         };
                         // SAFETY: cpu_has_vnni() checked the features; the block holds
