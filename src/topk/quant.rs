@@ -198,6 +198,8 @@ mod x86 {
     /// Queries per kernel group and per block.
     const GROUP: usize = 8;
     const BLOCK: usize = 64;
+    /// Steps of the seed pass (see [`seed_block`]).
+    const SEED_STEPS: usize = 32;
 
     /// Per-row quantisation: scale, and the bounds `N >= max(|x|, |x~|)`, `D >= |x - x~|`.
     #[derive(Clone, Copy, Default)]
@@ -443,6 +445,15 @@ mod x86 {
         cap: usize,
         /// too many candidates (scores tied in masses): rescore every position
         full: bool,
+        /// a threshold from before the scan (see [`seed_block`]); `T` is the larger of this and
+        /// the heap's
+        seed: f32,
+    }
+
+    impl QState {
+        fn threshold(&self) -> f32 {
+            self.seed.max(self.lower.threshold())
+        }
     }
 
     /// What the kernel calls on the (rare) lanes whose `a + b` reaches the query's threshold.
@@ -467,14 +478,17 @@ mod x86 {
                 let Some(&pu) = self.perm.get(s0 + l) else {
                     break;
                 };
-                if self.excluded.binary_search(&pu).is_ok()
-                    || self.liked[q].binary_search(&pu).is_ok()
-                {
-                    continue;
-                }
+                // excluded and liked items are dropped when the candidates are rescored; only
+                // a lower bound that would raise the threshold needs the check now (the heap
+                // must hold eligible items only; one below the threshold cannot raise it)
                 st.cands.push(Cand { p: pu, hi: hi[l] });
-                st.lower.push(lo[l], pu);
-                self.thresholds[q] = st.lower.threshold();
+                if lo[l] >= self.thresholds[q]
+                    && self.excluded.binary_search(&pu).is_err()
+                    && self.liked[q].binary_search(&pu).is_err()
+                {
+                    st.lower.push(lo[l], pu);
+                    self.thresholds[q] = st.threshold();
+                }
                 if st.cands.len() >= st.cap {
                     let t = self.thresholds[q];
                     st.cands.retain(|c| c.hi >= t);
@@ -541,6 +555,88 @@ mod x86 {
         out
     }
 
+    /// The integer scores of 8 queries (`q0..`) against the two panels of a step: accumulators
+    /// start at `-128 sum(q_u)`, undoing the unsigned offset of the item bytes.
+    macro_rules! accumulate {
+        ($qb:expr, $qp:expr, $b0:expr, $b1:expr, $kq:expr, $q0:expr) => {{
+            let mut acc = [[_mm512_setzero_si512(); 2]; GROUP];
+            for i in 0..GROUP {
+                let c = _mm512_set1_epi32(-$qb.corr[$q0 + i]);
+                acc[i] = [c, c];
+            }
+            for c in 0..$kq {
+                let v0 = _mm512_loadu_si512($b0.add(c * 64) as *const _);
+                let v1 = _mm512_loadu_si512($b1.add(c * 64) as *const _);
+                for i in 0..GROUP {
+                    let a = _mm512_set1_epi32(*$qp.add(($q0 + i) * $kq + c));
+                    acc[i][0] = _mm512_dpbusd_epi32(acc[i][0], v0, a);
+                    acc[i][1] = _mm512_dpbusd_epi32(acc[i][1], v1, a);
+                }
+            }
+            acc
+        }};
+    }
+
+    /// The seed pass over the first `eligible.len() / 64` steps of one block: per query, the
+    /// largest lower bound `a - b` in each of the 32 lanes of a step (over the slots whose bit is
+    /// set in `eligible[q * steps + s]`: real items, not excluded, not liked), into `lanes`
+    /// (`-inf` where none). Lanes hold distinct items, so the k-th largest of a query's 32 is
+    /// the k-th largest lower bound of k distinct eligible items: a valid threshold to start the
+    /// scan from, near the one the running heap would reach after these steps, without the heap
+    /// work for every item that beats a still-low threshold.
+    ///
+    /// # Safety
+    /// As [`scan_block`]; `eligible` holds `64 * steps` masks, `steps <= items.steps.len()`.
+    #[target_feature(enable = "avx512f,avx512bw,avx512vnni")]
+    #[allow(clippy::needless_range_loop)]
+    unsafe fn seed_block(
+        items: &QItems,
+        qb: &QBlock,
+        ng: usize,
+        eligible: &[u32],
+        lanes: &mut [[f32; STEP]; BLOCK],
+    ) {
+        let kq = items.kq;
+        let steps = eligible.len() / BLOCK;
+        let bytes = items.bytes.as_ptr();
+        let qp = qb.packed.as_ptr();
+        let mut lm = [[_mm512_set1_ps(f32::NEG_INFINITY); 2]; BLOCK];
+        for (s, st) in items.steps[..steps].iter().enumerate() {
+            let s0 = s * STEP;
+            let b0 = bytes.add(s0 * kq * 4);
+            let b1 = b0.add(PANEL * kq * 4);
+            let xs = [
+                _mm512_loadu_ps(items.x.as_ptr().add(s0)),
+                _mm512_loadu_ps(items.x.as_ptr().add(s0 + PANEL)),
+            ];
+            let ys = [
+                _mm512_loadu_ps(items.y.as_ptr().add(s0)),
+                _mm512_loadu_ps(items.y.as_ptr().add(s0 + PANEL)),
+            ];
+            for g in 0..ng {
+                let q0 = g * GROUP;
+                let acc = accumulate!(qb, qp, b0, b1, kq, q0);
+                for i in 0..GROUP {
+                    let q = q0 + i;
+                    let e = eligible[q * steps + s];
+                    let sq = _mm512_set1_ps(qb.scale[q] * st.scale);
+                    let du = _mm512_set1_ps(qb.du[q]);
+                    let nu = _mm512_set1_ps(qb.nu[q]);
+                    for h in 0..2 {
+                        let a = _mm512_mul_ps(_mm512_cvtepi32_ps(acc[i][h]), sq);
+                        let b = _mm512_fmadd_ps(du, xs[h], _mm512_mul_ps(nu, ys[h]));
+                        let m = (e >> (16 * h)) as u16;
+                        lm[q][h] = _mm512_mask_max_ps(lm[q][h], m, lm[q][h], _mm512_sub_ps(a, b));
+                    }
+                }
+            }
+        }
+        for q in 0..ng * GROUP {
+            _mm512_storeu_ps(lanes[q].as_mut_ptr(), lm[q][0]);
+            _mm512_storeu_ps(lanes[q].as_mut_ptr().add(PANEL), lm[q][1]);
+        }
+    }
+
     /// The first pass over one block of queries against all item slots.
     ///
     /// # Safety
@@ -558,21 +654,7 @@ mod x86 {
             let b1 = b0.add(PANEL * kq * 4);
             for g in 0..ng {
                 let q0 = g * GROUP;
-                let mut acc = [[_mm512_setzero_si512(); 2]; GROUP];
-                for i in 0..GROUP {
-                    // the accumulators start at -128 sum(q_u), undoing the unsigned offset
-                    let c = _mm512_set1_epi32(-qb.corr[q0 + i]);
-                    acc[i] = [c, c];
-                }
-                for c in 0..kq {
-                    let v0 = _mm512_loadu_si512(b0.add(c * 64) as *const _);
-                    let v1 = _mm512_loadu_si512(b1.add(c * 64) as *const _);
-                    for i in 0..GROUP {
-                        let a = _mm512_set1_epi32(*qp.add((q0 + i) * kq + c));
-                        acc[i][0] = _mm512_dpbusd_epi32(acc[i][0], v0, a);
-                        acc[i][1] = _mm512_dpbusd_epi32(acc[i][1], v1, a);
-                    }
-                }
+                let acc = accumulate!(qb, qp, b0, b1, kq, q0);
                 let thr = int_thresholds(qb, hits.thresholds, q0, st);
                 for i in 0..GROUP {
                     let t = _mm512_set1_epi32(thr[i]);
@@ -675,6 +757,8 @@ mod x86 {
         liked: Vec<Vec<u32>>,
         heap: TopK,
         positions: Vec<u32>,
+        eligible: Vec<u32>,
+        lanes: Box<[[f32; STEP]; BLOCK]>,
     }
 
     /// The first pass, or `None` where the full path must run (see the module docs).
@@ -692,8 +776,7 @@ mod x86 {
         if !cpu_has_vnni() || !sizes_qualify(nq, np, f, k) {
             return Ok(None);
         }
-        let mut scratch = vec![0i8; f];
-        if (0..nq).any(|q| quantize_row(&queries[q * f..(q + 1) * f], &mut scratch).is_none()) {
+        if (0..nq).any(|q| row_max(&queries[q * f..(q + 1) * f]).is_none()) {
             return Ok(None);
         }
         let Some(qitems) = quantize_items(items, np, f)? else {
@@ -707,6 +790,32 @@ mod x86 {
         // candidates a query keeps before a compaction, and before it is rescored in full
         let cap = (4 * k).max(128);
         let max_cap = (64 * k).max(4096).min(np / 2).max(cap);
+        // the seed pass (see seed_block): over the first SEED_STEPS steps, where k fits in the
+        // 32 lanes and the scan is long enough to repay it
+        let n_steps = qitems.steps.len();
+        let seed_steps = if k <= STEP / 2 && n_steps >= 2 * SEED_STEPS {
+            SEED_STEPS
+        } else {
+            0
+        };
+        let seed_slots = seed_steps * STEP;
+        let mut slot_of = Vec::new();
+        let mut base = vec![0u32; seed_steps];
+        if seed_steps > 0 {
+            slot_of = try_vec(np, 0u32, "the item slots", || format!("{np} items"))?;
+            for (slot, &p) in qitems.perm.iter().enumerate() {
+                slot_of[p as usize] = slot as u32;
+            }
+            for slot in 0..seed_slots.min(np) {
+                base[slot / STEP] |= 1 << (slot % STEP);
+            }
+            for &p in excluded {
+                let slot = slot_of[p as usize] as usize;
+                if slot < seed_slots {
+                    base[slot / STEP] &= !(1 << (slot % STEP));
+                }
+            }
+        }
 
         parallel::install(num_threads, || {
             ids.par_chunks_mut(BLOCK * k)
@@ -722,11 +831,14 @@ mod x86 {
                                 cands: Vec::new(),
                                 cap,
                                 full: false,
+                                seed: f32::NEG_INFINITY,
                             })
                             .collect(),
                         liked: vec![Vec::new(); BLOCK],
                         heap: TopK::new(k),
                         positions: Vec::new(),
+                        eligible: vec![0u32; BLOCK * seed_steps],
+                        lanes: Box::new([[f32::NEG_INFINITY; STEP]; BLOCK]),
                     },
                     |w, (block, (ids_b, scores_b))| {
                         if stop.is_set() {
@@ -743,6 +855,7 @@ mod x86 {
                             st.lower.clear();
                             st.cap = cap;
                             st.full = false;
+                            st.seed = f32::NEG_INFINITY;
                             w.liked[q].clear();
                             if let Some(l) = liked {
                                 let (cols, _) = l.row(q0 + q);
@@ -750,6 +863,41 @@ mod x86 {
                                     cols.iter().filter_map(|&c| candidates.position(c as u32)),
                                 );
                                 w.liked[q].sort_unstable();
+                            }
+                        }
+                        if seed_steps > 0 {
+                            for q in 0..BLOCK {
+                                let e = &mut w.eligible[q * seed_steps..(q + 1) * seed_steps];
+                                if q >= mb {
+                                    e.fill(0);
+                                    continue;
+                                }
+                                e.copy_from_slice(&base);
+                                for &p in &w.liked[q] {
+                                    let slot = slot_of[p as usize] as usize;
+                                    if slot < seed_slots {
+                                        e[slot / STEP] &= !(1 << (slot % STEP));
+                                    }
+                                }
+                            }
+                            // SAFETY: as for scan_block below; eligible holds 64 * seed_steps
+                            // masks and seed_steps <= the item steps.
+                            unsafe {
+                                seed_block(
+                                    &qitems,
+                                    &w.qb,
+                                    mb.div_ceil(GROUP),
+                                    &w.eligible,
+                                    &mut w.lanes,
+                                )
+                            };
+                            for q in 0..mb {
+                                let lanes = &mut w.lanes[q];
+                                // the k-th largest; -inf lanes (no eligible item) rank last
+                                let (_, &mut seed, _) =
+                                    lanes.select_nth_unstable_by(k - 1, |a, b| b.total_cmp(a));
+                                w.states[q].seed = seed;
+                                thresholds[q] = seed;
                             }
                         }
                         let mut hits = Hits {
@@ -773,9 +921,13 @@ mod x86 {
                                         && w.liked[q].binary_search(p).is_err()
                                 }));
                             } else {
-                                let t = st.lower.threshold();
-                                w.positions
-                                    .extend(st.cands.iter().filter(|c| c.hi >= t).map(|c| c.p));
+                                let t = st.threshold();
+                                w.positions.extend(st.cands.iter().filter_map(|c| {
+                                    (c.hi >= t
+                                        && excluded.binary_search(&c.p).is_err()
+                                        && w.liked[q].binary_search(&c.p).is_err())
+                                    .then_some(c.p)
+                                }));
                             }
                             w.heap.clear();
                             rescore(u, items, f, candidates, &w.positions, &mut w.heap);
