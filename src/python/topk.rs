@@ -48,11 +48,12 @@ fn topk_dot<'py>(
         .nrows()
         .saturating_mul(it.nrows())
         .saturating_mul(it.ncols());
-    // TACITREC_EXACT_TOPK=full turns the int8 first pass off (identical results; for tests and
-    // benchmarks of the full f32 path)
+    // TACITREC_EXACT_TOPK=full turns the int8 first pass off, =no-tiles keeps it off AMX tiles
+    // (identical results; for tests and benchmarks of the full f32 path and of the VNNI kernel)
     let params = DotParams {
         first_pass: match std::env::var("TACITREC_EXACT_TOPK").as_deref() {
             Ok("full") => FirstPass::Off,
+            Ok("no-tiles") => FirstPass::NoTiles,
             _ => FirstPass::Auto,
         },
     };

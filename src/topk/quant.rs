@@ -85,6 +85,9 @@ pub enum FirstPass {
     Auto,
     /// Always the full f32 path (for tests and comparisons; results are identical).
     Off,
+    /// The first pass with AVX-512 VNNI only, even where the CPU has AMX tiles (for tests and
+    /// comparisons; results are identical).
+    NoTiles,
 }
 
 /// Parameters of [`recommend_dot`].
@@ -115,8 +118,9 @@ pub fn recommend_dot(
     #[cfg(not(target_arch = "x86_64"))]
     let _ = params;
     #[cfg(target_arch = "x86_64")]
-    if params.first_pass == FirstPass::Auto {
-        if let Some(res) = x86::first_pass(&scorer, candidates, liked, k, num_threads)? {
+    if params.first_pass != FirstPass::Off {
+        let tiles = params.first_pass == FirstPass::Auto && x86::cpu_has_amx();
+        if let Some(res) = x86::first_pass(&scorer, candidates, liked, k, num_threads, tiles)? {
             return Ok(res);
         }
     }
@@ -191,6 +195,154 @@ mod x86 {
             && is_x86_feature_detected!("avx512vnni")
             && is_x86_feature_detected!("fma")
     }
+
+    /// Whether AMX int8 tiles can be used: the CPU has them, the OS enables their state, and
+    /// Linux granted this process the tile data (asked once; a process may use them from then
+    /// on, as oneDNN and PyTorch do).
+    pub(super) fn cpu_has_amx() -> bool {
+        use std::sync::atomic::{AtomicU8, Ordering};
+        static STATE: AtomicU8 = AtomicU8::new(0);
+        match STATE.load(Ordering::Relaxed) {
+            1 => true,
+            2 => false,
+            _ => {
+                let ok = cpu_has_vnni() && amx_available();
+                STATE.store(if ok { 1 } else { 2 }, Ordering::Relaxed);
+                ok
+            }
+        }
+    }
+
+    #[cfg(target_os = "linux")]
+    fn amx_available() -> bool {
+        // SAFETY: cpuid is on every x86-64 CPU; xgetbv runs only where cpuid says OSXSAVE.
+        unsafe {
+            if __cpuid(0).eax < 7 {
+                return false;
+            }
+            // AMX-TILE (bit 24) and AMX-INT8 (bit 25)
+            if (__cpuid_count(7, 0).edx >> 24) & 3 != 3 || (__cpuid(1).ecx >> 27) & 1 == 0 {
+                return false;
+            }
+            // the OS saves tile configuration and data (XCR0 bits 17, 18)
+            if (xcr0() >> 17) & 3 != 3 {
+                return false;
+            }
+            // arch_prctl(ARCH_REQ_XCOMP_PERM, XFEATURE_XTILEDATA)
+            let r: i64;
+            std::arch::asm!(
+                "syscall",
+                inlateout("rax") 158i64 => r,
+                in("rdi") 0x1023i64,
+                in("rsi") 18i64,
+                lateout("rcx") _,
+                lateout("r11") _,
+                options(nostack)
+            );
+            r == 0
+        }
+    }
+
+    #[cfg(not(target_os = "linux"))]
+    fn amx_available() -> bool {
+        false
+    }
+
+    #[cfg(target_os = "linux")]
+    #[target_feature(enable = "xsave")]
+    unsafe fn xcr0() -> u64 {
+        _xgetbv(0)
+    }
+
+    /// The tile shapes: every tile 16 rows of 64 bytes; tmm0-3 the scores of 2 x 16 queries x
+    /// 2 panels of 16 items, tmm4-5 the queries, tmm6-7 the panels.
+    #[repr(C, align(64))]
+    struct TileConfig([u8; 64]);
+
+    const TILE_CONFIG: TileConfig = {
+        let mut c = [0u8; 64];
+        c[0] = 1; // palette 1
+        let mut t = 0;
+        while t < 8 {
+            c[16 + 2 * t] = 64; // bytes per row
+            c[48 + t] = 16; // rows
+            t += 1;
+        }
+        TileConfig(c)
+    };
+
+    /// Configures the tiles for [`tile_scores`] (until [`tile_release`]).
+    ///
+    /// # Safety
+    /// [`cpu_has_amx`] must hold.
+    unsafe fn tile_configure() {
+        std::arch::asm!("ldtilecfg [{}]", in(reg) TILE_CONFIG.0.as_ptr(), options(nostack, readonly));
+    }
+
+    /// # Safety
+    /// [`cpu_has_amx`] must hold.
+    unsafe fn tile_release() {
+        std::arch::asm!("tilerelease", options(nostack, nomem));
+    }
+
+    /// The integer scores (with the unsigned offset: `q_u . q_v + 128 sum(q_u)`) of queries
+    /// `qa..qa + 32` against both panels of step `s`, into `buf[q][panel]`.
+    ///
+    /// # Safety
+    /// The tiles are configured ([`tile_configure`]); `items.kq` is a multiple of 16; `qb`
+    /// holds `qa + 32 <= 64` packed queries.
+    #[inline]
+    unsafe fn tile_scores(items: &QItems, qb: &QBlock, s: usize, qa: usize, buf: &mut ScoreBuf) {
+        let kq = items.kq;
+        let b0 = items.bytes.as_ptr().add(s * STEP * kq * 4);
+        let b1 = b0.add(PANEL * kq * 4);
+        let a0 = (qb.packed.as_ptr() as *const u8).add(qa * kq * 4);
+        let a1 = a0.add(16 * kq * 4);
+        let stride_a = kq * 4;
+        std::arch::asm!(
+            "tilezero tmm0",
+            "tilezero tmm1",
+            "tilezero tmm2",
+            "tilezero tmm3",
+            options(nostack, nomem)
+        );
+        for j in 0..kq / 16 {
+            std::arch::asm!(
+                "tileloadd tmm4, [{a0} + {sa}*1]",
+                "tileloadd tmm5, [{a1} + {sa}*1]",
+                "tileloadd tmm6, [{b0} + {sb}*1]",
+                "tileloadd tmm7, [{b1} + {sb}*1]",
+                "tdpbsud tmm0, tmm4, tmm6",
+                "tdpbsud tmm1, tmm4, tmm7",
+                "tdpbsud tmm2, tmm5, tmm6",
+                "tdpbsud tmm3, tmm5, tmm7",
+                a0 = in(reg) a0.add(j * 64),
+                a1 = in(reg) a1.add(j * 64),
+                b0 = in(reg) b0.add(j * 1024),
+                b1 = in(reg) b1.add(j * 1024),
+                sa = in(reg) stride_a,
+                sb = in(reg) 64usize,
+                options(nostack, readonly)
+            );
+        }
+        let c = buf.0.as_mut_ptr().add(qa) as *mut u8;
+        std::arch::asm!(
+            "tilestored [{c0} + {sc}*1], tmm0",
+            "tilestored [{c1} + {sc}*1], tmm1",
+            "tilestored [{c2} + {sc}*1], tmm2",
+            "tilestored [{c3} + {sc}*1], tmm3",
+            c0 = in(reg) c,
+            c1 = in(reg) c.add(64),
+            c2 = in(reg) c.add(16 * 128),
+            c3 = in(reg) c.add(16 * 128 + 64),
+            sc = in(reg) 128usize,
+            options(nostack)
+        );
+    }
+
+    /// One step's integer scores for a block: `[query][panel][lane]`.
+    #[repr(C, align(64))]
+    struct ScoreBuf([[[i32; PANEL]; 2]; BLOCK]);
 
     /// Items per panel (one 512-bit vector of 4 int8 values each) and panels per kernel step.
     const PANEL: usize = 16;
@@ -302,8 +454,7 @@ mod x86 {
         ym: f64,
     }
 
-    fn quantize_items(items: &[f32], n: usize, f: usize) -> Result<Option<QItems>> {
-        let kq = f.div_ceil(4);
+    fn quantize_items(items: &[f32], n: usize, f: usize, kq: usize) -> Result<Option<QItems>> {
         let padded = n.div_ceil(STEP) * STEP;
         let cause = || format!("{n} items x {f} factors");
         let what = "the quantised item factors";
@@ -589,7 +740,7 @@ mod x86 {
     /// As [`scan_block`]; `eligible` holds `64 * steps` masks, `steps <= items.steps.len()`.
     #[target_feature(enable = "avx512f,avx512bw,avx512vnni")]
     #[allow(clippy::needless_range_loop)]
-    unsafe fn seed_block(
+    unsafe fn seed_block<const TILES: bool>(
         items: &QItems,
         qb: &QBlock,
         ng: usize,
@@ -601,7 +752,13 @@ mod x86 {
         let bytes = items.bytes.as_ptr();
         let qp = qb.packed.as_ptr();
         let mut lm = [[_mm512_set1_ps(f32::NEG_INFINITY); 2]; BLOCK];
+        let mut buf = ScoreBuf([[[0; PANEL]; 2]; BLOCK]);
         for (s, st) in items.steps[..steps].iter().enumerate() {
+            if TILES {
+                for qa in (0..ng * GROUP).step_by(32) {
+                    tile_scores(items, qb, s, qa, &mut buf);
+                }
+            }
             let s0 = s * STEP;
             let b0 = bytes.add(s0 * kq * 4);
             let b1 = b0.add(PANEL * kq * 4);
@@ -615,7 +772,11 @@ mod x86 {
             ];
             for g in 0..ng {
                 let q0 = g * GROUP;
-                let acc = accumulate!(qb, qp, b0, b1, kq, q0);
+                let acc = if TILES {
+                    from_buf(&buf, qb, q0)
+                } else {
+                    accumulate!(qb, qp, b0, b1, kq, q0)
+                };
                 for i in 0..GROUP {
                     let q = q0 + i;
                     let e = eligible[q * steps + s];
@@ -637,6 +798,23 @@ mod x86 {
         }
     }
 
+    /// 8 queries' (`q0..`) integer scores from a [`ScoreBuf`], less the unsigned offset.
+    ///
+    /// # Safety
+    /// The CPU must have AVX-512 F; `q0 + 8 <= 64`.
+    #[target_feature(enable = "avx512f")]
+    #[inline]
+    unsafe fn from_buf(buf: &ScoreBuf, qb: &QBlock, q0: usize) -> [[__m512i; 2]; GROUP] {
+        std::array::from_fn(|i| {
+            let c = _mm512_set1_epi32(qb.corr[q0 + i]);
+            let row = &buf.0[q0 + i];
+            [
+                _mm512_sub_epi32(_mm512_loadu_si512(row[0].as_ptr() as *const _), c),
+                _mm512_sub_epi32(_mm512_loadu_si512(row[1].as_ptr() as *const _), c),
+            ]
+        })
+    }
+
     /// The first pass over one block of queries against all item slots.
     ///
     /// # Safety
@@ -644,17 +822,32 @@ mod x86 {
     /// values, `ng * 8 <= 64`.
     #[target_feature(enable = "avx512f,avx512bw,avx512vnni")]
     #[allow(clippy::needless_range_loop)] // the accumulators are indexed by query and panel
-    unsafe fn scan_block(items: &QItems, qb: &QBlock, ng: usize, hits: &mut Hits<'_>) {
+    unsafe fn scan_block<const TILES: bool>(
+        items: &QItems,
+        qb: &QBlock,
+        ng: usize,
+        hits: &mut Hits<'_>,
+    ) {
         let kq = items.kq;
         let bytes = items.bytes.as_ptr();
         let qp = qb.packed.as_ptr();
+        let mut buf = ScoreBuf([[[0; PANEL]; 2]; BLOCK]);
         for (s, st) in items.steps.iter().enumerate() {
             let s0 = s * STEP;
             let b0 = bytes.add(s0 * kq * 4);
             let b1 = b0.add(PANEL * kq * 4);
+            if TILES {
+                for qa in (0..ng * GROUP).step_by(32) {
+                    tile_scores(items, qb, s, qa, &mut buf);
+                }
+            }
             for g in 0..ng {
                 let q0 = g * GROUP;
-                let acc = accumulate!(qb, qp, b0, b1, kq, q0);
+                let acc = if TILES {
+                    from_buf(&buf, qb, q0)
+                } else {
+                    accumulate!(qb, qp, b0, b1, kq, q0)
+                };
                 let thr = int_thresholds(qb, hits.thresholds, q0, st);
                 for i in 0..GROUP {
                     let t = _mm512_set1_epi32(thr[i]);
@@ -769,6 +962,7 @@ mod x86 {
         liked: Option<&CsrView<'_>>,
         k: usize,
         num_threads: usize,
+        tiles: bool,
     ) -> Result<Option<TopKResult>> {
         let (queries, items, nq, np, f) = scorer.parts();
         check_liked(liked, nq, candidates)?;
@@ -779,7 +973,13 @@ mod x86 {
         if (0..nq).any(|q| row_max(&queries[q * f..(q + 1) * f]).is_none()) {
             return Ok(None);
         }
-        let Some(qitems) = quantize_items(items, np, f)? else {
+        // the tiles take 64 factors at a time (zero padding)
+        let kq = if tiles {
+            f.div_ceil(64) * 16
+        } else {
+            f.div_ceil(4)
+        };
+        let Some(qitems) = quantize_items(items, np, f, kq)? else {
             return Ok(None);
         };
         let mut ids = filled(nq, k, -1i32)?;
@@ -882,15 +1082,28 @@ mod x86 {
                             }
                             // SAFETY: as for scan_block below; eligible holds 64 * seed_steps
                             // masks and seed_steps <= the item steps.
+                            let ng = mb.div_ceil(GROUP);
                             unsafe {
-                                seed_block(
-                                    &qitems,
-                                    &w.qb,
-                                    mb.div_ceil(GROUP),
-                                    &w.eligible,
-                                    &mut w.lanes,
-                                )
-                            };
+                                if tiles {
+                                    tile_configure();
+                                    seed_block::<true>(
+                                        &qitems,
+                                        &w.qb,
+                                        ng,
+                                        &w.eligible,
+                                        &mut w.lanes,
+                                    );
+                                    tile_release();
+                                } else {
+                                    seed_block::<false>(
+                                        &qitems,
+                                        &w.qb,
+                                        ng,
+                                        &w.eligible,
+                                        &mut w.lanes,
+                                    );
+                                }
+                            }
                             for q in 0..mb {
                                 let lanes = &mut w.lanes[q];
                                 // the k-th largest; -inf lanes (no eligible item) rank last
@@ -910,7 +1123,17 @@ mod x86 {
                         };
                         // SAFETY: cpu_has_vnni() checked the features; the block holds
                         // mb.div_ceil(8) * 8 <= 64 packed queries.
-                        unsafe { scan_block(&qitems, &w.qb, mb.div_ceil(GROUP), &mut hits) };
+                        // With tiles, cpu_has_amx() held and kq is a multiple of 16.
+                        unsafe {
+                            let ng = mb.div_ceil(GROUP);
+                            if tiles {
+                                tile_configure();
+                                scan_block::<true>(&qitems, &w.qb, ng, &mut hits);
+                                tile_release();
+                            } else {
+                                scan_block::<false>(&qitems, &w.qb, ng, &mut hits);
+                            }
+                        }
                         for q in 0..mb {
                             let u = &queries[(q0 + q) * f..(q0 + q + 1) * f];
                             let st = &w.states[q];
