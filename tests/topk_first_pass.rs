@@ -135,6 +135,62 @@ proptest! {
         let off = DotParams { first_pass: FirstPass::Off };
         let forced = recommend_dot(q.view(), it.view(), &cands, liked, k, threads, off).unwrap();
         assert_identical(&forced, &full)?;
+        let vnni = DotParams { first_pass: FirstPass::NoTiles };
+        let vnni = recommend_dot(q.view(), it.view(), &cands, liked, k, threads, vnni).unwrap();
+        assert_identical(&vnni, &full)?;
+    }
+
+    /// Catalogues long enough for the seed pass (64+ steps of 32 items), with heavy ties across
+    /// the scan order (rows repeated, equal magnitudes in every order), liked items that are
+    /// the queries' best (so the seed must leave them out), excluded items, and k around the
+    /// seed's limit of 16.
+    #[test]
+    fn seeded_scans_equal_full_path(
+        n_items in 2048usize..6000,
+        factors in prop_oneof![Just(8usize), Just(64), Just(65), Just(100)],
+        k in prop_oneof![Just(1usize), 2usize..18, Just(32)],
+        ikind in prop_oneof![Just(Kind::Gauss), Just(Kind::Ties), Just(Kind::PowerLawZeros)],
+        distinct in prop_oneof![Just(3usize), Just(50), Just(100_000)],
+        seed in 0u64..u64::MAX,
+        use_filter in any::<bool>(),
+        threads in 1usize..3,
+    ) {
+        let mut rng = Rng(seed | 1);
+        let n_users = 130;
+        let base = table(&mut rng, distinct.min(n_items), factors, ikind);
+        // items repeat `distinct` rows in a shuffled order: ties everywhere in the scan
+        let it = Array2::from_shape_fn((n_items, factors), |(p, c)| {
+            base[[(p * 7919 + (p >> 3)) % base.nrows(), c]]
+        });
+        // queries: item rows, with noise or not, so each query's best items are known
+        let q = Array2::from_shape_fn((n_users, factors), |(u, c)| {
+            it[[(u * 37) % n_items, c]] + if u % 2 == 0 { 0.0 } else { 0.25 * rng.gauss() }
+        });
+        // each user likes the items equal to the row it was drawn from (its best), and a few more
+        let mut trip = Vec::new();
+        for u in 0..n_users {
+            let p0 = (u * 37) % n_items;
+            for p in 0..n_items {
+                if (p % base.nrows() == p0 % base.nrows() && rng.next().is_multiple_of(2))
+                    || rng.next().is_multiple_of(97)
+                {
+                    trip.push((u, p, 1.0));
+                }
+            }
+        }
+        let liked = Csr::from_triplets(n_users, n_items, &trip).unwrap();
+        let lv = liked.view();
+        let filter: Vec<i32> = (0..n_items as i32).filter(|_| rng.next().is_multiple_of(11)).collect();
+        let cands = Candidates::new(n_items, None, use_filter.then_some(&filter[..])).unwrap();
+        let scorer = DotScorer::new(q.view(), it.view(), &cands).unwrap();
+        for liked in [None, Some(&lv)] {
+            let full = recommend_batch(&scorer, &cands, liked, k, threads).unwrap();
+            for fp in [FirstPass::Auto, FirstPass::NoTiles] {
+                let params = DotParams { first_pass: fp };
+                let got = recommend_dot(q.view(), it.view(), &cands, liked, k, threads, params).unwrap();
+                assert_identical(&got, &full)?;
+            }
+        }
     }
 }
 

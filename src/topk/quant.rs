@@ -596,15 +596,6 @@ mod x86 {
         cap: usize,
         /// too many candidates (scores tied in masses): rescore every position
         full: bool,
-        /// a threshold from before the scan (see [`seed_block`]); `T` is the larger of this and
-        /// the heap's
-        seed: f32,
-    }
-
-    impl QState {
-        fn threshold(&self) -> f32 {
-            self.seed.max(self.lower.threshold())
-        }
     }
 
     /// What the kernel calls on the (rare) lanes whose `a + b` reaches the query's threshold.
@@ -616,6 +607,8 @@ mod x86 {
         /// item position of each scan slot
         perm: &'a [u32],
         max_cap: usize,
+        /// slots below this were offered to the heap by the seed pass (as lane maxima)
+        seed_slots: usize,
     }
 
     impl Hits<'_> {
@@ -631,14 +624,16 @@ mod x86 {
                 };
                 // excluded and liked items are dropped when the candidates are rescored; only
                 // a lower bound that would raise the threshold needs the check now (the heap
-                // must hold eligible items only; one below the threshold cannot raise it)
+                // must hold distinct eligible items only; one below the threshold cannot raise
+                // it; the seed pass offered the seed slots' best already)
                 st.cands.push(Cand { p: pu, hi: hi[l] });
                 if lo[l] >= self.thresholds[q]
+                    && s0 + l >= self.seed_slots
                     && self.excluded.binary_search(&pu).is_err()
                     && self.liked[q].binary_search(&pu).is_err()
                 {
                     st.lower.push(lo[l], pu);
-                    self.thresholds[q] = st.threshold();
+                    self.thresholds[q] = st.lower.threshold();
                 }
                 if st.cands.len() >= st.cap {
                     let t = self.thresholds[q];
@@ -990,11 +985,12 @@ mod x86 {
         // candidates a query keeps before a compaction, and before it is rescored in full
         let cap = (4 * k).max(128);
         let max_cap = (64 * k).max(4096).min(np / 2).max(cap);
-        // the seed pass (see seed_block): over the first SEED_STEPS steps, where k fits in the
-        // 32 lanes and the scan is long enough to repay it
+        // the seed pass (see seed_block): over the first eighth of the steps (at least
+        // SEED_STEPS, at most 8 times that), where k fits in the 32 lanes and the scan is long
+        // enough to repay it
         let n_steps = qitems.steps.len();
         let seed_steps = if k <= STEP / 2 && n_steps >= 2 * SEED_STEPS {
-            SEED_STEPS
+            (n_steps / 8).clamp(SEED_STEPS, 8 * SEED_STEPS)
         } else {
             0
         };
@@ -1031,7 +1027,6 @@ mod x86 {
                                 cands: Vec::new(),
                                 cap,
                                 full: false,
-                                seed: f32::NEG_INFINITY,
                             })
                             .collect(),
                         liked: vec![Vec::new(); BLOCK],
@@ -1055,7 +1050,6 @@ mod x86 {
                             st.lower.clear();
                             st.cap = cap;
                             st.full = false;
-                            st.seed = f32::NEG_INFINITY;
                             w.liked[q].clear();
                             if let Some(l) = liked {
                                 let (cols, _) = l.row(q0 + q);
@@ -1105,12 +1099,15 @@ mod x86 {
                                 }
                             }
                             for q in 0..mb {
-                                let lanes = &mut w.lanes[q];
-                                // the k-th largest; -inf lanes (no eligible item) rank last
-                                let (_, &mut seed, _) =
-                                    lanes.select_nth_unstable_by(k - 1, |a, b| b.total_cmp(a));
-                                w.states[q].seed = seed;
-                                thresholds[q] = seed;
+                                // each lane's maximum is a distinct eligible item's lower
+                                // bound (ids stand in: the heap's ids only order ties)
+                                let st = &mut w.states[q];
+                                for (lane, &v) in w.lanes[q].iter().enumerate() {
+                                    if v > f32::NEG_INFINITY {
+                                        st.lower.push(v, u32::MAX - lane as u32);
+                                    }
+                                }
+                                thresholds[q] = st.lower.threshold();
                             }
                         }
                         let mut hits = Hits {
@@ -1120,6 +1117,7 @@ mod x86 {
                             thresholds: &mut thresholds,
                             perm: &qitems.perm,
                             max_cap,
+                            seed_slots,
                         };
                         // SAFETY: cpu_has_vnni() checked the features; the block holds
                         // mb.div_ceil(8) * 8 <= 64 packed queries.
@@ -1144,7 +1142,7 @@ mod x86 {
                                         && w.liked[q].binary_search(p).is_err()
                                 }));
                             } else {
-                                let t = st.threshold();
+                                let t = st.lower.threshold();
                                 w.positions.extend(st.cands.iter().filter_map(|c| {
                                     (c.hi >= t
                                         && excluded.binary_search(&c.p).is_err()
