@@ -71,11 +71,19 @@ def speed(users, items, factors, threads, repeat):
         sys.exit("the first pass changed the results")
 
 
-def quantize(X):
-    """The kernel's per-row int8 quantisation and its bound terms (N, D)."""
+def quantize(X, steps=False):
+    """The kernel's int8 quantisation and its bound terms (N, D): per row (queries), or, with
+    ``steps``, items sorted by decreasing largest magnitude in steps of 32 sharing the step's
+    largest scale (the rows come back in the original order)."""
     X = X.astype(np.float64)
     m = np.abs(X).max(1, keepdims=True)
-    s = np.where(m > 0, (m / 127).astype(np.float32), 0).astype(np.float64)
+    if steps:
+        order = np.argsort(-m[:, 0], kind="stable")
+        sm = m[order, 0]
+        step_max = np.maximum.reduceat(sm, np.arange(0, len(sm), 32))
+        m = np.empty_like(m)
+        m[order, 0] = np.repeat(step_max, 32)[: len(sm)]
+    s = np.where(m > 0, (m.astype(np.float32) / np.float32(127)), 0).astype(np.float64)
     with np.errstate(divide="ignore", invalid="ignore"):
         Q = np.where(m > 0, np.minimum(np.floor(np.abs(X) * (127 / m) + 0.5), 127), 0)
     Q = Q * np.sign(X)
@@ -89,7 +97,7 @@ def survivors(U, V, k=10, users=2000):
     """Items per user whose a + b reaches the k-th largest a - b (what is rescored exactly)."""
     U = U[:users]
     Qu, su, Nu, Du = quantize(U)
-    Qv, sv, Nv, Dv = quantize(V)
+    Qv, sv, Nv, Dv = quantize(V, steps=True)
     A = (Qu @ Qv.T) * su[:, None] * sv[None, :]
     B = Du[:, None] * Nv[None, :] + Nu[:, None] * Dv[None, :]
     L, H = A - B, A + B

@@ -1,5 +1,6 @@
-//! Exact top-k of dot products with an int8 first pass (AVX-512 VNNI), and [`recommend_dot`], the
-//! entry point every factor model's recommend and similar_items / similar_users call.
+//! Exact top-k of dot products with an int8 first pass (AMX tiles or AVX-512 VNNI), and
+//! [`recommend_dot`], the entry point every factor model's recommend and similar_items /
+//! similar_users call.
 //!
 //! # What is computed
 //!
@@ -7,29 +8,43 @@
 //! ids, order, tie rule (lower item id first) and scores. The first pass only decides which items
 //! need an exact score:
 //!
-//! 1. queries and items are quantised to int8 per row (symmetric, scale = max|x| / 127), and every
-//!    (query, item) pair gets an approximate score `a = s_u s_v (q_u . q_v)` from `vpdpbusd`
-//!    (64 int8 multiply-adds per instruction, four times what an f32 FMA does);
-//! 2. every pair gets a rigorous bound `b` with `|a - e| <= b`, where `e` is the f32 value the full
-//!    path's GEMM computes for that pair (not the real dot product: it is `e` that must be
-//!    reproduced);
-//! 3. per query, a heap keeps the k largest lower bounds `a - b` seen; its smallest is the
-//!    threshold `T`, and the items whose `a + b` reaches `T` are appended to a buffer, from which
-//!    the items with `a + b < T` are dropped when it fills (`>=` keeps every item tied at the k-th
-//!    score);
-//! 4. the candidates left at the end are rescored exactly, with the same sequence of f32 fused
-//!    multiply-adds the GEMM performs for one output element, and selected with the same rule.
+//! 1. queries are quantised to int8 per row (symmetric, scale = max|x| / 127); items are sorted
+//!    by decreasing largest magnitude (the scan order; large factors first, so thresholds rise
+//!    early on trained factors) and quantised in steps of 32 that share one scale (the step's
+//!    largest magnitude / 127, which by the order is its first item's, so little precision is
+//!    lost); every (query, item) pair gets the integer dot product `I = q_u . q_v` from AMX
+//!    `tdpbsud` tiles (32 queries x 32 items per step) where the CPU and OS offer them, else from
+//!    `vpdpbusd` (64 int8 multiply-adds per instruction, four times what an f32 FMA does);
+//! 2. every pair has an approximate score `a = s_u s_v I` and a rigorous bound `b` with
+//!    `|a - e| <= b`, where `e` is the f32 value the full path's GEMM computes for that pair (not
+//!    the real dot product: it is `e` that must be reproduced);
+//! 3. per query, a heap keeps the k largest lower bounds `a - b` of distinct eligible items; its
+//!    smallest is the threshold `T`. Per query and step, `T` becomes one integer threshold that
+//!    every item whose `a + b` reaches `T` passes (`int_thresholds`, from the step's largest
+//!    bound terms); only lanes that pass get `a` and `b` in f32, and the items whose `a + b >= T`
+//!    are appended to a buffer, from which the items with `a + b < T` are dropped when it fills
+//!    (`>=` keeps every item tied at the k-th score);
+//! 4. before the scan, a seed pass over the first eighth of the scan (1,024 to 8,192 items)
+//!    keeps, per query, the largest lower bound of the eligible items in each of the 32 lanes of
+//!    a step (`seed_block`); those 32 values, of distinct eligible items, fill the heap, so the
+//!    threshold starts near its final value instead of at `-inf` (the scan's later hits in those
+//!    slots add candidates but not heap entries, so no item is counted twice);
+//! 5. the candidates left at the end (less excluded and liked items) are rescored exactly, with
+//!    the same sequence of f32 fused multiply-adds the GEMM performs for one output element, and
+//!    selected with the same rule.
 //!
-//! Why it is exact: at the end, `T` is the k-th largest of lower bounds of distinct items, so at
-//! least k items have `e >= T`, so the k-th best exact score `e_k` is `>= T`. An item in the exact
-//! top k (or tied with `e_k`) has `a + b >= e >= e_k >= T` and survives every filter step
-//! (thresholds only rise to `T`). Excluded and liked items are skipped in both passes, as the full
-//! path skips them.
+//! Why it is exact: at the end, `T` is the k-th largest of lower bounds of distinct eligible
+//! items, so at least k of them have `e >= T`, so the k-th best exact score `e_k` is `>= T`. An
+//! item in the exact top k (or tied with `e_k`) has `a + b >= e >= e_k >= T`, passes every
+//! integer threshold, and survives every filter step (thresholds only rise to `T`). The scan
+//! order changes which items are seen first, never the selection: rescoring orders by exact
+//! score and id. Excluded and liked items never enter the heap or the seed, and are dropped
+//! before rescoring, as the full path skips them.
 //!
 //! # The bound
 //!
 //! Notation: `u = 2^-24` (f32 unit roundoff), `d` the number of factors, `x~ = s q` the
-//! dequantised row (exact as a real number), `dx = x - x~`, `gamma_d = d u / (1 - d u)`. Per row
+//! dequantised row (exact as a real number; for an item `s` is its step's scale), `dx = x - x~`, `gamma_d = d u / (1 - d u)`. Per row
 //! we store upper bounds `N >= max(|x|, |x~|)` and `D >= |dx|` (Euclidean norms, computed in f64
 //! and rounded up). Then
 //!
@@ -52,7 +67,8 @@
 //!
 //! # When the full path runs instead
 //!
-//! - the CPU lacks AVX-512 VNNI (or is not x86-64), or the caller turned the pass off;
+//! - the CPU lacks AVX-512 VNNI (or is not x86-64), or the caller turned the pass off
+//!   ([`FirstPass::NoTiles`] keeps the pass but not the AMX tiles);
 //! - a query or item row has a non-finite value, or a non-zero row whose largest magnitude is
 //!   outside `[2^-40, 2^40]` (huge values could overflow the exact scores, tiny ones the scales);
 //! - one factor, fewer than [`MIN_QUERIES`] queries (quantising the items costs about as much as scoring a few

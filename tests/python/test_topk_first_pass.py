@@ -121,9 +121,7 @@ def test_liked_items_are_the_best_scored(n):
         liked = rng.choice(n_items, size=30, replace=False)
         rows += [u] * 30
         cols += list(liked)
-    X = sparse.csr_matrix(
-        (np.ones(len(rows), np.float32), (rows, cols)), shape=(n_users, n_items)
-    )
+    X = sparse.csr_matrix((np.ones(len(rows), np.float32), (rows, cols)), shape=(n_users, n_items))
     U = (X @ V).astype(np.float32)
     model = MatrixFactorizationBase(num_threads=2)
     model.user_factors, model.item_factors = U, V
