@@ -351,4 +351,36 @@ mod tests {
             }
         }
     }
+
+    /// The Gram matrices of a partition of the rows add up to the whole's (f64 sums), which a
+    /// plain f64 loop gives; chunks of [`GRAM_CHUNK_ROWS`] and a ragged last one included.
+    #[test]
+    fn gram_of_blocks_adds_up_to_the_whole() {
+        let (n, f) = (GRAM_CHUNK_ROWS * 2 + 37, 5);
+        let y: Vec<f32> = (0..n * f)
+            .map(|k| ((k * 37 % 101) as f32 - 50.0) / 7.0)
+            .collect();
+        let whole = gram_f64(&y, f).unwrap(); // ok: test
+        let mut naive = vec![0f64; f * f];
+        for r in y.chunks(f) {
+            for a in 0..f {
+                for b in 0..f {
+                    naive[a * f + b] += r[a] as f64 * r[b] as f64;
+                }
+            }
+        }
+        let cut = 300 * f;
+        let parts: Vec<f64> = gram_f64(&y[..cut], f)
+            .unwrap() // ok: test
+            .iter()
+            .zip(gram_f64(&y[cut..], f).unwrap()) // ok: test
+            .map(|(a, b)| a + b)
+            .collect();
+        for k in 0..f * f {
+            assert!((whole[k] - naive[k]).abs() <= 1e-9 * naive[k].abs().max(1.0));
+            assert!((parts[k] - naive[k]).abs() <= 1e-9 * naive[k].abs().max(1.0));
+        }
+        assert!(gram_f64(&y[..7], f).is_err());
+        assert!(gram_f64(&y, 0).is_err());
+    }
 }
