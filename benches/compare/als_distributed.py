@@ -1,6 +1,6 @@
 """ALS across Ray workers against the local fit (issue 15 section 2's benchmark).
 
-    python3 benches/compare/als_distributed.py [--users 480000] [--items 30000] [--per-user 32.5]
+    python3 benches/compare/als_distributed.py [--users 480000] [--items 30000] [--per-user 40]
         [--factors 64] [--iterations 3] [--workers 2] [--solver cg] [--json F]
 
 Power-law histories (geometric counts with mean ``--per-user``, Zipf item popularity, binary
@@ -76,7 +76,7 @@ def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--users", type=int, default=480_000)
     ap.add_argument("--items", type=int, default=30_000)
-    ap.add_argument("--per-user", type=float, default=32.5)
+    ap.add_argument("--per-user", type=float, default=40.0)
     ap.add_argument("--factors", type=int, default=64)
     ap.add_argument("--iterations", type=int, default=3)
     ap.add_argument("--workers", type=int, default=2)

@@ -238,7 +238,9 @@ def test_matches_implicit_when_installed():
 
 
 @pytest.mark.parametrize("solver", ["cg", "cholesky"])
-@pytest.mark.parametrize("objective", [{}, {"unobserved_weight": 0.3, "regularization_exponent": 1.0}])
+@pytest.mark.parametrize(
+    "objective", [{}, {"unobserved_weight": 0.3, "regularization_exponent": 1.0}]
+)
 def test_a_block_solved_against_its_touched_rows_equals_the_whole_solve(solver, objective):
     """The distributed fit's kernel call: rows solved against only the fixed rows they touch
     (columns remapped), the whole side's Gram matrix (the sum of its blocks' float64 Grams) and
@@ -265,7 +267,9 @@ def test_a_block_solved_against_its_touched_rows_equals_the_whole_solve(solver, 
     local = np.searchsorted(touched, X.indices).astype(np.int32)
     block = x0.copy()
     sub = (csr[0], local, X.data, (40, len(touched)))
-    _core.als_solve(sub, block, np.ascontiguousarray(Y[touched]), 1, gram=gram, fixed_rows=300, **params)
+    _core.als_solve(
+        sub, block, np.ascontiguousarray(Y[touched]), 1, gram=gram, fixed_rows=300, **params
+    )
     np.testing.assert_allclose(block, whole, rtol=1e-6, atol=1e-7)
     if objective:  # the row count matters for the scaled regularisation: a wrong one differs
         wrong = x0.copy()

@@ -41,9 +41,7 @@ def _local(df, **params):
     """The local fit of the same rows, ids numbered in sorted order."""
     uids, u = np.unique(df["uid"].to_numpy(), return_inverse=True)
     iids, i = np.unique(df["sku"].to_numpy(), return_inverse=True)
-    X = sp.coo_matrix(
-        (df["clicks"].to_numpy(), (u, i)), shape=(len(uids), len(iids))
-    ).tocsr()
+    X = sp.coo_matrix((df["clicks"].to_numpy(), (u, i)), shape=(len(uids), len(iids))).tocsr()
     model = AlternatingLeastSquares(**params).fit(X, show_progress=False)
     return model, X, uids, iids
 
@@ -54,8 +52,10 @@ def _dataset(df, blocks=3):
 
 
 def _assert_equal_fit(fitted, local, X, uids, iids):
-    for got, want in ((fitted.user_factors, local.user_factors),
-                      (fitted.item_factors, local.item_factors)):
+    for got, want in (
+        (fitted.user_factors, local.user_factors),
+        (fitted.item_factors, local.item_factors),
+    ):
         assert got.shape == want.shape
         assert np.abs(got - want).max() <= 1e-4 * np.abs(want).max()
     np.testing.assert_array_equal(fitted.user_ids_, uids)
@@ -103,15 +103,21 @@ def test_fit_equals_the_local_fit(ray_session, num_blocks, options, ship):
     assert (info["user"]["blocks"], info["item"]["blocks"]) == blocks
     assert sum(info["user"]["rows"]) == len(uids) and sum(info["user"]["nnz"]) == X.nnz
     if ship != "auto":
-        assert all(t == (ship == "touched") for t in info["user"]["touched"] + info["item"]["touched"])
+        assert all(
+            t == (ship == "touched") for t in info["user"]["touched"] + info["item"]["touched"]
+        )
 
 
 def test_unweighted_rows_weigh_one(ray_session):
     df = _rows(seed=1)
     local, X, uids, iids = _local(df.assign(clicks=np.float32(1)), num_threads=1, **_BASE)
     fitted = tray.fit(
-        AlternatingLeastSquares(**_BASE), _dataset(df), user_col="uid", item_col="sku",
-        num_blocks=2, show_progress=False,
+        AlternatingLeastSquares(**_BASE),
+        _dataset(df),
+        user_col="uid",
+        item_col="sku",
+        num_blocks=2,
+        show_progress=False,
     )
     _assert_equal_fit(fitted, local, X, uids, iids)
 
@@ -155,16 +161,22 @@ def test_a_worker_killed_mid_fit_costs_a_retry_not_the_result(ray_session):
     thread.start()
     try:
         fitted = tray.fit(
-            AlternatingLeastSquares(**params), _dataset(df), user_col="uid", item_col="sku",
-            weight_col="clicks", num_blocks=2, show_progress=False,
+            AlternatingLeastSquares(**params),
+            _dataset(df),
+            user_col="uid",
+            item_col="sku",
+            weight_col="clicks",
+            num_blocks=2,
+            show_progress=False,
         )
     finally:
         stop.set()
         thread.join()
     assert killed, "no block solve was seen running: nothing was killed"
-    assert not os.path.exists(f"/proc/{killed[0]}/cmdline") or b"ray::solve" not in open(
-        f"/proc/{killed[0]}/cmdline", "rb"
-    ).read()
+    assert (
+        not os.path.exists(f"/proc/{killed[0]}/cmdline")
+        or b"ray::solve" not in open(f"/proc/{killed[0]}/cmdline", "rb").read()
+    )
     _assert_equal_fit(fitted, local, X, uids, iids)
 
 
@@ -172,7 +184,9 @@ def test_bad_arguments_name_themselves(ray_session):
     df = _rows(n=200)
     ds = _dataset(df, 1)
     cols = dict(user_col="uid", item_col="sku", show_progress=False)
-    with pytest.raises(TypeError, match="model must be an unfitted tacitrec AlternatingLeastSquares"):
+    with pytest.raises(
+        TypeError, match="model must be an unfitted tacitrec AlternatingLeastSquares"
+    ):
         tray.fit(BayesianPersonalizedRanking(), ds, **cols)
     fitted, *_ = _local(df, **_BASE)
     with pytest.raises(ValueError, match="model is already fitted"):

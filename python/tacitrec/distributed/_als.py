@@ -107,9 +107,7 @@ def split(
     return out
 
 
-def build(
-    n_rows: int, n_cols: int, fixed_bounds: np.ndarray, alpha: float, *pieces
-) -> list:
+def build(n_rows: int, n_cols: int, fixed_bounds: np.ndarray, alpha: float, *pieces) -> list:
     """One block from its pieces (``split``'s triples of every partition): ``[stats, block,
     take_0, ..., take_k]``. ``block`` is a dict of the CSR (``indptr``, ``indices`` global,
     ``local`` over ``touched``, ``data``: the summed weights times ``alpha`` in float32, as the

@@ -41,6 +41,8 @@ See :mod:`tacitrec.distributed` for the arguments. Needs ``pip install "tacitrec
 
 from __future__ import annotations
 
+from typing import Any, Dict
+
 import numpy as np
 
 from .._validation import check_count
@@ -353,7 +355,8 @@ def _check_fit_model(model):
 
     if not isinstance(model, AlternatingLeastSquares):
         raise TypeError(
-            f"model must be an unfitted tacitrec AlternatingLeastSquares, got {type(model).__name__}"
+            "model must be an unfitted tacitrec AlternatingLeastSquares, got "
+            f"{type(model).__name__}"
         )
     model._check_params()
     if model.user_factors is not None or model.item_factors is not None:
@@ -505,9 +508,7 @@ def fit(
         modes = info[side.name]["touched"]
         for b, (block, x) in enumerate(zip(side.blocks, side.factors)):
             if modes[b]:
-                shipped = [
-                    tasks["take"].remote(v, t) for v, t in zip(fixed.factors, side.takes[b])
-                ]
+                shipped = [tasks["take"].remote(v, t) for v, t in zip(fixed.factors, side.takes[b])]
             else:
                 shipped = list(fixed.factors)
             x_ref, ok_ref = tasks["solve"].remote(
@@ -584,7 +585,8 @@ def _fit_info(users: _Side, items: _Side, ship: str, nodes: int, f: int) -> dict
     """Per side: which blocks get only their touched fixed rows, the bytes a half-iteration
     ships (an upper bound: every task's inputs taken as coming from another node), and the
     blocks' sizes."""
-    info = {}
+    info: Dict[str, Any] = {}
+    total = 0
     for side, fixed in ((users, items), (items, users)):
         nb = len(side.stats)
         per_node = max(1, -(-nb // nodes))
@@ -593,9 +595,9 @@ def _fit_info(users: _Side, items: _Side, ship: str, nodes: int, f: int) -> dict
         else:
             touched = [ship == "touched"] * nb
         row = 4 * f
-        factors = sum(
-            s["touched"] * row if t else 0 for s, t in zip(side.stats, touched)
-        ) + (fixed.n * row * min(nodes, sum(1 for t in touched if not t)))
+        factors = sum(s["touched"] * row if t else 0 for s, t in zip(side.stats, touched)) + (
+            fixed.n * row * min(nodes, sum(1 for t in touched if not t))
+        )
         grams = (2 * len(fixed.stats) - 1 + nb) * f * f * 8
         own = 2 * side.n * row  # each block's factors in, and out
         n_touched = sum(touched)
@@ -616,8 +618,7 @@ def _fit_info(users: _Side, items: _Side, ship: str, nodes: int, f: int) -> dict
             "bytes_factors": int(factors + own),
             "bytes_gram": int(grams),
         }
-    info["bytes_per_iteration"] = sum(
-        info[s]["bytes_factors"] + info[s]["bytes_gram"] for s in ("user", "item")
-    )
+        total += int(factors + own + grams)
+    info["bytes_per_iteration"] = total
     info["nodes"] = nodes
     return info
