@@ -215,3 +215,17 @@ def test_bad_arguments_name_themselves(ray_session):
     nulls = ray.data.from_pandas(df.assign(uid=df["uid"].astype(float).where(df.index > 0)))
     with pytest.raises(ValueError, match="user_col='uid' holds 1 null"):
         tray.fit(AlternatingLeastSquares(), nulls, **cols)
+
+
+def test_blocks_hold_about_equal_work():
+    from tacitrec.distributed import _als
+
+    np.testing.assert_array_equal(_als.bounds(np.ones(10), 3), [0, 4, 7, 10])
+    # one heavy row: a block of its own, the others still get a row each
+    np.testing.assert_array_equal(_als.bounds(np.array([100.0, 1, 1, 1, 1]), 3), [0, 1, 2, 5])
+    np.testing.assert_array_equal(_als.bounds(np.array([1.0, 1, 1, 1, 100]), 3), [0, 3, 4, 5])
+    np.testing.assert_array_equal(_als.bounds(np.ones(2), 5), [0, 1, 2])
+    costs = _als.row_costs(np.random.default_rng(0).zipf(1.5, 1000) % 500, 64)
+    edges = _als.bounds(costs, 4)
+    sums = [costs[a:b].sum() for a, b in zip(edges[:-1], edges[1:])]
+    assert max(sums) - min(sums) <= 2 * costs.max()

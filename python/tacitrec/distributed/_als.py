@@ -4,7 +4,7 @@ these functions as tasks over object-store values.
 
 The layout. Users (items) are numbered in sorted order of their ids, as
 :func:`tacitrec.io.read_interactions` numbers them, and split into contiguous row blocks
-(:func:`bounds`). A *block* of one side holds the confidences of its rows as a CSR over the
+of about equal work (:func:`bounds`, :func:`row_costs`). A *block* of one side holds the confidences of its rows as a CSR over the
 other side's columns (global indices, and the same entries over the sorted list of the columns
 it touches), so that a half-sweep of the block needs, besides its own factors, either the whole
 fixed side or only the fixed rows it touches, plus the fixed side's Gram matrix ``Y^T Y``
@@ -23,11 +23,26 @@ from .._validation import Csr, all_finite
 from . import _local
 
 
-def bounds(n: int, blocks: int) -> np.ndarray:
-    """The ``blocks + 1`` boundaries of ``n`` rows split into contiguous blocks of sizes that
-    differ by at most one (``blocks`` is capped at ``n``, and is at least 1)."""
-    blocks = max(1, min(int(blocks), int(n)))
-    return np.array([(n * b) // blocks for b in range(blocks + 1)], dtype=np.int64)
+def bounds(costs: np.ndarray, blocks: int) -> np.ndarray:
+    """The ``blocks + 1`` boundaries of contiguous row blocks of about equal total ``costs``
+    (one per row; ``blocks`` is capped at the number of rows and is at least 1; every block
+    holds at least one row)."""
+    n = len(costs)
+    blocks = max(1, min(int(blocks), n))
+    cum = np.cumsum(np.asarray(costs, dtype=np.float64))
+    total = cum[-1] if n else 0.0
+    edges = np.searchsorted(cum, total * np.arange(1, blocks) / blocks, side="left") + 1
+    out = np.concatenate([[0], edges, [n]]).astype(np.int64)
+    for b in range(1, blocks):  # at least one row per block, from either end
+        out[b] = min(max(out[b], out[b - 1] + 1), n - (blocks - b))
+    return out
+
+
+def row_costs(counts: np.ndarray, factors: int) -> np.ndarray:
+    """The work of solving rows with ``counts`` interactions: a term per interaction and, per
+    row, the ``factors x factors`` part of its system (about ``factors / 4`` interactions' worth
+    for both solvers)."""
+    return np.asarray(counts, dtype=np.float64) + factors / 4.0
 
 
 def _column(table, name: str, role: str):
@@ -39,28 +54,31 @@ def _column(table, name: str, role: str):
     return col.combine_chunks() if hasattr(col, "combine_chunks") else col
 
 
-def distinct(table, user_col: str, item_col: str):
-    """The distinct user and item ids of a pyarrow table (two pyarrow arrays)."""
+def counts(table, user_col: str, item_col: str):
+    """The distinct user and item ids of a pyarrow table with their numbers of rows (two pyarrow
+    struct arrays of ``values`` and ``counts``)."""
     import pyarrow.compute as pc
 
     return (
-        pc.unique(_column(table, user_col, "user_col")),
-        pc.unique(_column(table, item_col, "item_col")),
+        pc.value_counts(_column(table, user_col, "user_col")),
+        pc.value_counts(_column(table, item_col, "item_col")),
     )
 
 
 def merge_ids(parts: Sequence, side: str):
-    """The sorted distinct ids of the per-partition distinct ids ``parts`` (pyarrow arrays of
-    one type), as a pyarrow array: the numbering of ``tacitrec.io.read_interactions``."""
+    """``(ids, counts)``: the sorted distinct ids of the per-partition ``counts`` ``parts`` (a
+    pyarrow array: the numbering of ``tacitrec.io.read_interactions``) and each one's rows."""
     pa = _local.pyarrow()
     parts = [p for p in parts if len(p)]
     if not parts:
         raise ValueError("interactions has no rows")
-    types = {p.type for p in parts}
+    types = {p.field("values").type for p in parts}
     if len(types) > 1:
         raise ValueError(f"the {side} ids have different types in different blocks: {types}")
-    ids, _ = _ids.encode(pa.concat_arrays(parts), order="sorted")
-    return ids
+    values = pa.concat_arrays([p.field("values") for p in parts])
+    numbers = np.concatenate([p.field("counts").to_numpy() for p in parts])
+    ids, codes = _ids.encode(values, order="sorted")
+    return ids, np.bincount(codes, weights=numbers, minlength=len(ids)).astype(np.int64)
 
 
 def split(

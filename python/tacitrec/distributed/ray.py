@@ -1,4 +1,5 @@
-"""tacitrec on Ray: recommend and evaluate from Ray Datasets of interaction rows.
+"""tacitrec on Ray: recommend and evaluate from Ray Datasets of interaction rows, and train ALS
+across Ray workers (:func:`fit`).
 
 The rows are hash-partitioned by user (``Dataset.repartition(num_blocks, keys=["user"])``, or a
 sort by user where the dataset's ``DataContext.shuffle_strategy`` cannot partition by key), so
@@ -317,7 +318,7 @@ def _als_tasks(max_retries: int, cpus: float):
     opts = dict(max_retries=max_retries, num_cpus=cpus)
     small = dict(max_retries=max_retries, num_cpus=0)
     return {
-        "distinct": ray.remote(_als.distinct).options(num_returns=2, **small),
+        "counts": ray.remote(_als.counts).options(num_returns=2, **small),
         "gram": ray.remote(_als.gram).options(**small),
         "add": ray.remote(_als.add).options(**small),
         "take": ray.remote(_als.take).options(**small),
@@ -404,7 +405,8 @@ def fit(
     any number of blocks and workers: every row is solved by the same Rust kernel on the same
     system. Users and items are split into ``num_blocks`` contiguous row blocks each (an int,
     or ``(user_blocks, item_blocks)``; default: one per worker, the cluster's CPUs over
-    ``num_cpus_per_worker``), held in Ray's object store with their interactions. Each
+    ``num_cpus_per_worker``) of about equal work (interactions, plus ``factors / 4`` per row),
+    held in Ray's object store with their interactions. Each
     half-iteration sums the fixed side's per-block Gram matrices by a tree of tasks, then solves
     each block in a task (``num_cpus_per_worker`` CPUs, as many kernel threads) that receives
     either only the fixed rows its interactions touch (gathered from their blocks by small
@@ -453,12 +455,14 @@ def fit(
     parts = interactions.select_columns(keep).to_arrow_refs() if list(names) != keep else None
     if parts is None:
         parts = interactions.to_arrow_refs()
-    # ids: distinct per partition, merged (sorted) on the driver
-    found = [tasks["distinct"].remote(p, user_col, item_col) for p in parts]
-    user_ids = _als.merge_ids(ray.get([u for u, _ in found]), "user")
-    item_ids = _als.merge_ids(ray.get([i for _, i in found]), "item")
-    users = _Side("user", _als.bounds(len(user_ids), user_blocks))
-    items = _Side("item", _als.bounds(len(item_ids), item_blocks))
+    # ids and their rows, counted per partition, merged (sorted) on the driver
+    found = [tasks["counts"].remote(p, user_col, item_col) for p in parts]
+    user_ids, user_counts = _als.merge_ids(ray.get([u for u, _ in found]), "user")
+    item_ids, item_counts = _als.merge_ids(ray.get([i for _, i in found]), "item")
+    f = int(model.factors)
+    users = _Side("user", _als.bounds(_als.row_costs(user_counts, f), user_blocks))
+    items = _Side("item", _als.bounds(_als.row_costs(item_counts, f), item_blocks))
+    del user_counts, item_counts
     bu, bi = len(users.bounds) - 1, len(items.bounds) - 1
     uid_ref, iid_ref = ray.put(user_ids), ray.put(item_ids)
     pieces = [
@@ -493,7 +497,6 @@ def fit(
             side.factors.append(ray.put(_als.init_block(model, n_rows, rng)))
 
     nodes = max(1, len([n for n in ray.nodes() if n.get("Alive")]))
-    f = int(model.factors)
     params = model._solver_params(exact=False)
     info = _fit_info(users, items, ship, nodes, f)
     desc = (
