@@ -3,13 +3,14 @@ rows or factors. Nothing here knows an engine; :func:`tacitrec.distributed.ray.f
 these functions as tasks over object-store values.
 
 The layout. Users (items) are numbered in sorted order of their ids, as
-:func:`tacitrec.io.read_interactions` numbers them, and split into contiguous row blocks
-of about equal work (:func:`bounds`, :func:`row_costs`). A *block* of one side holds the confidences of its rows as a CSR over the
-other side's columns (global indices, and the same entries over the sorted list of the columns
-it touches), so that a half-sweep of the block needs, besides its own factors, either the whole
-fixed side or only the fixed rows it touches, plus the fixed side's Gram matrix ``Y^T Y``
-(the sum of its blocks' :func:`gram`). :func:`solve` runs the local Rust kernel
-(``_core.als_solve``) on it, so every row gets exactly the system a local fit gives it.
+:func:`tacitrec.io.read_interactions` numbers them, and split into contiguous row blocks of
+about equal work (:func:`bounds`, :func:`row_costs`). A *block* of one side holds the
+confidences of its rows as a CSR over the other side's columns (global indices, and the same
+entries over the sorted list of the columns it touches), so that a half-sweep of the block
+needs, besides its own factors, either the whole fixed side or only the fixed rows it touches,
+plus the fixed side's Gram matrix ``Y^T Y`` (the sum of its blocks' :func:`gram`).
+:func:`solve` runs the local Rust kernel (``_core.als_solve``) on it, so every row gets exactly
+the system a local fit gives it.
 """
 
 from __future__ import annotations
