@@ -82,6 +82,10 @@ def main():
     ap.add_argument("--workers", type=int, default=2)
     ap.add_argument("--solver", default="cg")
     ap.add_argument("--json")
+    ap.add_argument("--project-users", type=float, default=30e6)
+    ap.add_argument("--project-items", type=float, default=2e6)
+    ap.add_argument("--cores", type=int, default=16, help="cores per machine (projection)")
+    ap.add_argument("--gbit", type=float, default=10.0, help="network per machine (projection)")
     args = ap.parse_args()
 
     import pandas as pd
@@ -138,6 +142,12 @@ def main():
         chunks = np.array_split(np.arange(len(frame)), 4 * args.workers)
         ds = ray.data.from_pandas([frame.iloc[c].reset_index(drop=True) for c in chunks])
         del frame, coo
+        # what the idle cluster's own processes (raylet, GCS, idle workers) burn per second
+        procs = tree()
+        c0, t0 = cpu_seconds(procs), time.perf_counter()
+        time.sleep(5.0)
+        idle = (cpu_seconds(procs) - c0) / (time.perf_counter() - t0)
+        result["ray_idle_cpu_per_s"] = idle
         setup = {}
 
         def ray_run(cb, last):
@@ -188,9 +198,40 @@ def main():
         f"| Ray, {args.workers} workers x 1 thread | {rw_:.2f} ({rw_ / lw_:.2f}x) | "
         f"{rc_:.2f} ({rc_ / lc_:.2f}x) | {mib:.1f} |"
     )
+    idle = result["ray_idle_cpu_per_s"]
+    work = rc_ - idle * rw_
+    print(
+        f"\nthe idle cluster burns {idle:.3f} CPU s/s: {work:.2f} CPU s/iteration of work "
+        f"({work / lc_:.2f}x the local fit's)"
+    )
+    project(args, result, work / X.nnz)
     if args.json:
         with open(args.json, "w") as fh:
             json.dump(result, fh, indent=1, default=float)
+
+
+def project(args, result, cpu_per_interaction):
+    """A projection, not a measurement: 1B interactions on N machines of ``--cores`` cores (one
+    single-threaded worker and block per core per side), with the measured CPU seconds per
+    interaction spread evenly over the cores, plus each machine receiving the whole other side
+    in both half-iterations (the "whole side" mode, an upper bound of what is shipped) over a
+    ``--gbit`` network, computation and transfers not overlapped."""
+    nnz, users, items, f = 1e9, args.project_users, args.project_items, args.factors
+    rows = []
+    print(
+        f"\nprojection (not measured): 1B interactions, {users / 1e6:.0f}M users, "
+        f"{items / 1e6:.0f}M items, {f} factors, {args.cores} cores and {args.gbit:.0f} Gbit/s "
+        f"per machine, {cpu_per_interaction * 1e9:.0f} CPU ns per interaction (measured)"
+    )
+    print("| machines | compute s / iteration | network s / iteration | s / iteration |")
+    print("|---|---|---|---|")
+    for n in (4, 8, 16, 32, 64):
+        compute = cpu_per_interaction * nnz / (n * args.cores)
+        shipped = (users + items) * f * 4 * (n - 1) / n
+        network = shipped / (args.gbit * 1e9 / 8)
+        rows.append(dict(machines=n, compute=compute, network=network))
+        print(f"| {n} | {compute:.1f} | {network:.1f} | {compute + network:.1f} |")
+    result["projection"] = dict(rows=rows, cpu_per_interaction=cpu_per_interaction)
 
 
 if __name__ == "__main__":
