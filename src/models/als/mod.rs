@@ -132,7 +132,7 @@ pub fn gram_f64(y: &[f32], f: usize) -> Result<Vec<f64>> {
     if f == 0 {
         return Err(Error::invalid("factors", "must be at least 1"));
     }
-    if y.len() % f != 0 {
+    if !y.len().is_multiple_of(f) {
         return Err(Error::shape(
             "factors (rows x factors)",
             format!("a multiple of {f} values"),
