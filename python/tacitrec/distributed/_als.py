@@ -190,14 +190,16 @@ def solve(
     yty: np.ndarray,
     fixed_rows: int,
     params: Dict,
-    threads: int,
+    threads,
     touched: bool,
     *fixed: np.ndarray,
 ) -> Tuple[np.ndarray, bool]:
     """A block's half-sweep: its rows of factors ``x`` (copied: object-store values are
     read-only) solved against ``fixed``, the whole fixed side's blocks in order (``touched``
     False) or the rows it touches in order (True), with the whole side's Gram matrix ``yty``
-    and row count ``fixed_rows``. Returns the new rows and whether they are all finite."""
+    and row count ``fixed_rows``, on ``threads`` kernel threads (or ``threads()``, a function
+    of the worker it runs in). Returns the new rows and whether they are all finite."""
+    threads = threads() if callable(threads) else threads
     x = np.array(x, dtype=np.float32, order="C", copy=True)
     f = x.shape[1]
     y = fixed[0] if len(fixed) == 1 else np.concatenate(fixed) if fixed else np.zeros((0, f))

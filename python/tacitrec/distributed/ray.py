@@ -42,12 +42,11 @@ See :mod:`tacitrec.distributed` for the arguments. Needs ``pip install "tacitrec
 
 from __future__ import annotations
 
-from typing import Any, Dict
 
 import numpy as np
 
 from .._validation import check_count
-from . import _local, require
+from . import _als_fit, _local, require
 
 #: ``DataContext.shuffle_strategy`` values that can partition a dataset by key
 _KEYED_SHUFFLES = ("hash_shuffle", "shuffle_v2")
@@ -306,77 +305,33 @@ def ranking_metrics_at_k(
 
 
 # ---- ALS across workers --------------------------------------------------------------------------
-#: ``ship`` values of :func:`fit`
-_SHIP = ("auto", "touched", "whole")
+class _RayEngine(_als_fit.Engine):
+    """Ray tasks for :func:`._als_fit.fit_blocks`: small tasks take no CPU, block solves
+    ``cpus``; every task retried ``max_retries`` times when its worker dies."""
 
+    name = "Ray"
 
-def _als_tasks(max_retries: int, cpus: float):
-    """The Ray tasks of :func:`fit` (the functions of :mod:`._als`), retried on a lost worker."""
-    ray = _ray()
-    from . import _als
+    def __init__(self, max_retries: int, cpus: float):
+        ray = _ray()
+        self.ray, self.retries, self.cpus = ray, max_retries, cpus
+        self.threads = max(1, int(cpus))
+        self.nodes = max(1, len([n for n in ray.nodes() if n.get("Alive")]))
+        self._remote: dict = {}
 
-    opts = dict(max_retries=max_retries, num_cpus=cpus)
-    small = dict(max_retries=max_retries, num_cpus=0)
-    return {
-        "counts": ray.remote(_als.counts).options(num_returns=2, **small),
-        "gram": ray.remote(_als.gram).options(**small),
-        "add": ray.remote(_als.add).options(**small),
-        "take": ray.remote(_als.take).options(**small),
-        "solve": ray.remote(_als.solve).options(num_returns=2, **opts),
-        "split": ray.remote(_als.split),
-        "build": ray.remote(_als.build),
-        "small": small,
-    }
+    def submit(self, fn, *args, returns: int = 1, heavy: bool = False):
+        remote = self._remote.get(fn)
+        if remote is None:
+            remote = self._remote[fn] = self.ray.remote(fn)
+        refs = remote.options(
+            num_returns=returns, num_cpus=self.cpus if heavy else 0, max_retries=self.retries
+        ).remote(*args)
+        return refs if returns > 1 else [refs]
 
+    def get(self, handles):
+        return self.ray.get(list(handles))
 
-def _tree_sum(tasks, refs):
-    """The sum of the object-store values ``refs`` by a binary tree of ``add`` tasks."""
-    refs = list(refs)
-    while len(refs) > 1:
-        pairs = [tasks["add"].remote(refs[k], refs[k + 1]) for k in range(0, len(refs) - 1, 2)]
-        refs = pairs + ([refs[-1]] if len(refs) % 2 else [])
-    return refs[0]
-
-
-class _Side:
-    """One side's blocks: ``bounds`` of its rows, per block the CSR ref, its stats, the take
-    indices into each block of the other side, and the current factors' refs."""
-
-    def __init__(self, name, bounds):
-        self.name, self.bounds = name, bounds
-        self.blocks, self.stats, self.takes, self.factors = [], [], [], []
-
-    @property
-    def n(self) -> int:
-        return int(self.bounds[-1])
-
-
-def _check_fit_model(model):
-    from ..als import AlternatingLeastSquares
-
-    if not isinstance(model, AlternatingLeastSquares):
-        raise TypeError(
-            "model must be an unfitted tacitrec AlternatingLeastSquares, got "
-            f"{type(model).__name__}"
-        )
-    model._check_params()
-    if model.user_factors is not None or model.item_factors is not None:
-        raise ValueError(
-            "model is already fitted: pass an unfitted AlternatingLeastSquares (the distributed "
-            "fit starts from the initial factors of its random_state; sklearn.base.clone or a "
-            "new model with the same parameters)"
-        )
-    if model._solver() == "ials++":
-        raise ValueError(
-            "solver='ials++' is not supported by the distributed fit (its epochs update both "
-            "sides together); use solver='cg' or 'cholesky', or fit locally"
-        )
-    if model.calculate_training_loss:
-        raise ValueError(
-            "calculate_training_loss=True is not supported by the distributed fit (the loss "
-            "needs every row's factors in one place); set it to False and compute the loss "
-            "of the fitted model locally if needed"
-        )
+    def put(self, value):
+        return self.ray.put(value)
 
 
 def fit(
@@ -432,196 +387,30 @@ def fit(
     ``factors x factors`` systems per thread. Factor counts up to a few hundred are the
     intended range (1024 works; cost per interaction grows with ``factors^2``).
     """
-    ray = _ray()
-    import time
-
-    from tqdm.auto import tqdm
-
-    from . import _als
-    from .._validation import check_random_state
-    from ..exceptions import ModelFitError
-
-    _check_fit_model(model)
-    names = _check_dataset_columns(interactions, "interactions", user_col, item_col, weight_col)
-    if ship not in _SHIP:
-        raise ValueError(f"ship must be one of {_SHIP}, got {ship!r}")
-    max_retries = check_count(max_retries, "max_retries", minimum=0)
-    slots, cpus = _pool(None, num_cpus_per_worker)
-    user_blocks, item_blocks = _num_blocks(num_blocks, slots)
-    tasks = _als_tasks(max_retries, cpus)
-    threads = max(1, int(cpus))
-
-    keep = [user_col, item_col] + ([weight_col] if weight_col is not None else [])
-    parts = interactions.select_columns(keep).to_arrow_refs() if list(names) != keep else None
-    if parts is None:
-        parts = interactions.to_arrow_refs()
-    # ids and their rows, counted per partition, merged (sorted) on the driver
-    found = [tasks["counts"].remote(p, user_col, item_col) for p in parts]
-    user_ids, user_counts = _als.merge_ids(ray.get([u for u, _ in found]), "user")
-    item_ids, item_counts = _als.merge_ids(ray.get([i for _, i in found]), "item")
-    f = int(model.factors)
-    users = _Side("user", _als.bounds(_als.row_costs(user_counts, f), user_blocks))
-    items = _Side("item", _als.bounds(_als.row_costs(item_counts, f), item_blocks))
-    del user_counts, item_counts
-    bu, bi = len(users.bounds) - 1, len(items.bounds) - 1
-    uid_ref, iid_ref = ray.put(user_ids), ray.put(item_ids)
-    pieces = [
-        tasks["split"]
-        .options(num_returns=bu + bi, **tasks["small"])
-        .remote(p, user_col, item_col, weight_col, uid_ref, iid_ref, users.bounds, items.bounds)
-        for p in parts
-    ]
-    pieces = [p if isinstance(p, list) else [p] for p in pieces]  # num_returns=1: one ref
-    alpha = float(model.alpha)
-    for side, fixed, offset in ((users, items, 0), (items, users, bu)):
-        nb = len(side.bounds) - 1
-        for b in range(nb):
-            n_rows = int(side.bounds[b + 1] - side.bounds[b])
-            out = (
-                tasks["build"]
-                .options(num_returns=2 + len(fixed.bounds) - 1, **tasks["small"])
-                .remote(n_rows, fixed.n, fixed.bounds, alpha, *[p[offset + b] for p in pieces])
-            )
-            side.stats.append(out[0])
-            side.blocks.append(out[1])
-            side.takes.append(out[2:])
-    del pieces
-    for side in (users, items):
-        side.stats = ray.get(side.stats)
-
-    # the initial factors, drawn on the driver as the local fit draws them (users, then items)
-    rng = check_random_state(model.random_state)
-    for side in (users, items):
-        for b in range(len(side.bounds) - 1):
-            n_rows = int(side.bounds[b + 1] - side.bounds[b])
-            side.factors.append(ray.put(_als.init_block(model, n_rows, rng)))
-
-    nodes = max(1, len([n for n in ray.nodes() if n.get("Alive")]))
-    params = model._solver_params(exact=False)
-    info = _fit_info(users, items, ship, nodes, f)
-    desc = (
-        f"ALS on Ray ({bu} x {bi} blocks; users get {info['user']['mode']}, "
-        f"items get {info['item']['mode']})"
-    )
-    model.fit_info_ = info
-
-    def half(side, fixed):
-        yty = _tree_sum(tasks, [tasks["gram"].remote(v) for v in fixed.factors])
-        new, ok = [], []
-        modes = info[side.name]["touched"]
-        for b, (block, x) in enumerate(zip(side.blocks, side.factors)):
-            if modes[b]:
-                shipped = [tasks["take"].remote(v, t) for v, t in zip(fixed.factors, side.takes[b])]
-            else:
-                shipped = list(fixed.factors)
-            x_ref, ok_ref = tasks["solve"].remote(
-                block, x, yty, fixed.n, params, threads, modes[b], *shipped
-            )
-            new.append(x_ref)
-            ok.append(ok_ref)
-        side.factors = new
-        return ok
-
-    hint = (
-        f"the confidences (values times alpha={model.alpha}) are probably too large for "
-        f"float32, or regularization={model.regularization} too small; scale the data down "
-        "(e.g. log1p or bm25_weight) or raise regularization"
-    )
-    with tqdm(total=int(model.iterations), disable=not show_progress, desc=desc) as bar:
-        for it in range(int(model.iterations)):
-            start = time.perf_counter()
-            for side, fixed in ((users, items), (items, users)):
-                if not all(ray.get(half(side, fixed))):
-                    raise ModelFitError(
-                        f"{side.name}_factors became NaN or infinite in iteration {it}: {hint}"
-                    )
-            bar.update(1)
-            if callback is not None:
-                callback(it, time.perf_counter() - start, None)
-
-    model._user_factors = np.concatenate(ray.get(users.factors)).astype(np.float32, copy=False)
-    model._item_factors = np.concatenate(ray.get(items.factors)).astype(np.float32, copy=False)
-    model._normed.clear()
-    model.set_ids(_ids_numpy(user_ids), _ids_numpy(item_ids))
-    return model
-
-
-def _ids_numpy(ids) -> np.ndarray:
-    arr = ids.to_numpy(zero_copy_only=False)
-    return arr.astype(str) if arr.dtype == object else arr
-
-
-def _check_dataset_columns(ds, name, user_col, item_col, weight_col):
-    ray = _ray()
-    if not isinstance(ds, ray.data.Dataset):
-        raise TypeError(f"{name} must be a ray.data.Dataset, got {type(ds).__name__}")
-    names = ds.columns()
+    _ray()
+    _als_fit.check_model(model)
+    if not isinstance(interactions, _ray().data.Dataset):
+        raise TypeError(
+            f"interactions must be a ray.data.Dataset, got {type(interactions).__name__}"
+        )
+    names = interactions.columns()
     if names is None:  # pragma: no cover - a dataset whose schema Ray cannot tell cheaply
-        names = ds.schema().names
-    for arg, col in (("user_col", user_col), ("item_col", item_col), ("weight_col", weight_col)):
-        if col is None and arg == "weight_col":
-            continue
-        if not isinstance(col, str):
-            raise TypeError(f"{arg} must be a column name, got {type(col).__name__}")
-        if col not in names:
-            raise ValueError(f"{arg}={col!r} is not a column of {name} (columns: {names})")
-    if len({user_col, item_col, weight_col} - {None}) < 2 + (weight_col is not None):
-        raise ValueError("user_col, item_col and weight_col must be different columns")
-    return names
-
-
-def _num_blocks(num_blocks, slots: int):
-    """``(user_blocks, item_blocks)`` from ``num_blocks`` (None: one per worker slot)."""
-    if num_blocks is None:
-        return slots, slots
-    if isinstance(num_blocks, (tuple, list)):
-        if len(num_blocks) != 2:
-            raise ValueError(
-                f"num_blocks must be an int or (user_blocks, item_blocks), got {num_blocks!r}"
-            )
-        return check_count(num_blocks[0], "num_blocks"), check_count(num_blocks[1], "num_blocks")
-    n = check_count(num_blocks, "num_blocks")
-    return n, n
-
-
-def _fit_info(users: _Side, items: _Side, ship: str, nodes: int, f: int) -> dict:
-    """Per side: which blocks get only their touched fixed rows, the bytes a half-iteration
-    ships (an upper bound: every task's inputs taken as coming from another node), and the
-    blocks' sizes."""
-    info: Dict[str, Any] = {}
-    total = 0
-    for side, fixed in ((users, items), (items, users)):
-        nb = len(side.stats)
-        per_node = max(1, -(-nb // nodes))
-        if ship == "auto":
-            touched = [s["touched"] * per_node < fixed.n for s in side.stats]
-        else:
-            touched = [ship == "touched"] * nb
-        row = 4 * f
-        factors = sum(s["touched"] * row if t else 0 for s, t in zip(side.stats, touched)) + (
-            fixed.n * row * min(nodes, sum(1 for t in touched if not t))
-        )
-        grams = (2 * len(fixed.stats) - 1 + nb) * f * f * 8
-        own = 2 * side.n * row  # each block's factors in, and out
-        n_touched = sum(touched)
-        mode = (
-            "touched rows"
-            if n_touched == nb
-            else "the whole side"
-            if n_touched == 0
-            else f"touched rows in {n_touched} of {nb} blocks"
-        )
-        info[side.name] = {
-            "blocks": nb,
-            "rows": [s["rows"] for s in side.stats],
-            "nnz": [s["nnz"] for s in side.stats],
-            "touched_rows": [s["touched"] for s in side.stats],
-            "touched": touched,
-            "mode": mode,
-            "bytes_factors": int(factors + own),
-            "bytes_gram": int(grams),
-        }
-        total += int(factors + own + grams)
-    info["bytes_per_iteration"] = total
-    info["nodes"] = nodes
-    return info
+        names = interactions.schema().names
+    _als_fit.check_columns(names, "interactions", user_col, item_col, weight_col)
+    max_retries = _als_fit.check_options(ship, max_retries)
+    slots, cpus = _pool(None, num_cpus_per_worker)
+    blocks = _als_fit.num_blocks(num_blocks, slots)
+    keep = [user_col, item_col] + ([weight_col] if weight_col is not None else [])
+    rows = interactions.select_columns(keep) if list(names) != keep else interactions
+    return _als_fit.fit_blocks(
+        model,
+        _RayEngine(max_retries, cpus),
+        rows.to_arrow_refs(),
+        user_col,
+        item_col,
+        weight_col,
+        blocks,
+        ship,
+        show_progress,
+        callback,
+    )
