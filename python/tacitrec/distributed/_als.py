@@ -170,9 +170,15 @@ def init_block(model, n: int, rng) -> np.ndarray:
     return model._init_factors(n, int(model.factors), rng)
 
 
+def _aligned(a: np.ndarray, dtype) -> np.ndarray:
+    """``a`` as a C-contiguous, aligned array of ``dtype`` (copied only if it is not one: an
+    engine may deserialise arrays into unaligned buffers, which the kernels refuse)."""
+    return np.require(a, dtype, ["C", "A"])
+
+
 def gram(factors: np.ndarray) -> np.ndarray:
     """``Y^T Y`` of a block of factors, float64 (``_core.als_gram``)."""
-    return _core.als_gram(np.ascontiguousarray(factors, dtype=np.float32))
+    return _core.als_gram(_aligned(factors, np.float32))
 
 
 def add(a: np.ndarray, b: np.ndarray) -> np.ndarray:
@@ -203,11 +209,13 @@ def solve(
     x = np.array(x, dtype=np.float32, order="C", copy=True)
     f = x.shape[1]
     y = fixed[0] if len(fixed) == 1 else np.concatenate(fixed) if fixed else np.zeros((0, f))
-    y = np.ascontiguousarray(y, dtype=np.float32)
+    y = _aligned(y, np.float32)
     n_rows, n_cols = block["shape"]
+    indptr, data = _aligned(block["indptr"], np.int64), _aligned(block["data"], np.float32)
     if touched:
-        c = Csr(block["indptr"], block["local"], block["data"], (n_rows, block["touched"]))
+        c = Csr(indptr, _aligned(block["local"], np.int32), data, (n_rows, block["touched"]))
     else:
-        c = Csr(block["indptr"], block["indices"], block["data"], (n_rows, n_cols))
+        c = Csr(indptr, _aligned(block["indices"], np.int32), data, (n_rows, n_cols))
+    yty = _aligned(yty, np.float64)
     _core.als_solve(c, x, y, threads, gram=yty, fixed_rows=int(fixed_rows), **params)
     return x, bool(all_finite(x))
