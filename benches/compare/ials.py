@@ -78,10 +78,10 @@ def speed(args):
                 m._confidence(X, "X"),
                 m.user_factors,
                 m.item_factors,
-                PAPER["regularization"],
                 args.threads,
-                PAPER["unobserved_weight"],
-                PAPER["regularization_exponent"],
+                regularization=PAPER["regularization"],
+                unobserved_weight=PAPER["unobserved_weight"],
+                regularization_exponent=PAPER["regularization_exponent"],
             )
             cells.append(f"{min(cpu):.2f} s ({loss:.5f})")
             print(f"  d={d} {solver} block={block}: {cells[-1]}", file=sys.stderr, flush=True)

@@ -67,19 +67,24 @@ def als_solve(
     c: _Csr,
     x: np.ndarray,
     y: np.ndarray,
+    num_threads: int,
+    gram: Optional[np.ndarray] = None,
+    fixed_rows: Optional[int] = None,
+    *,
     regularization: float,
     solver: str,
     cg_steps: int,
-    num_threads: int,
     unobserved_weight: Optional[float],
     regularization_exponent: float,
 ) -> None: ...
+def als_gram(y: np.ndarray) -> np.ndarray: ...
 def als_loss(
     c: _Csr,
     x: np.ndarray,
     y: np.ndarray,
-    regularization: float,
     num_threads: int,
+    *,
+    regularization: float,
     unobserved_weight: Optional[float],
     regularization_exponent: float,
 ) -> float: ...
@@ -87,9 +92,10 @@ def als_ials_epoch(
     c: _Csr,
     x: np.ndarray,
     y: np.ndarray,
+    num_threads: int,
+    *,
     regularization: float,
     block_size: int,
-    num_threads: int,
     unobserved_weight: Optional[float],
     regularization_exponent: float,
 ) -> None: ...

@@ -197,10 +197,20 @@ class AlternatingLeastSquares(MatrixFactorizationBase):
             return self.solver
         return "cg" if self.use_cg else "cholesky"
 
-    def _objective(self) -> tuple:
-        """``(unobserved_weight, regularization_exponent)`` for the Rust kernels."""
+    def _objective(self) -> dict:
+        """The objective's hyper-parameters as the Rust kernels take them (keywords)."""
         w = self.unobserved_weight
-        return None if w is None else float(w), float(self.regularization_exponent)
+        return dict(
+            regularization=float(self.regularization),
+            unobserved_weight=None if w is None else float(w),
+            regularization_exponent=float(self.regularization_exponent),
+        )
+
+    def _solver_params(self, exact: bool) -> dict:
+        """The keywords of ``_core.als_solve``: the objective's, the solver (Cholesky when
+        ``exact``) and ``cg_steps``."""
+        solver = "cholesky" if (exact or self._solver() != "cg") else "cg"
+        return dict(self._objective(), solver=solver, cg_steps=int(self.cg_steps))
 
     # ---- helpers ------------------------------------------------------------------------------
     def _confidence(self, X, name: str, n_cols: Optional[int] = None) -> Csr:
@@ -214,17 +224,7 @@ class AlternatingLeastSquares(MatrixFactorizationBase):
         return c
 
     def _solve(self, c: Csr, x: np.ndarray, y: np.ndarray, exact: bool) -> None:
-        solver = "cholesky" if (exact or self._solver() != "cg") else "cg"
-        _core.als_solve(
-            c,
-            x,
-            y,
-            float(self.regularization),
-            solver,
-            int(self.cg_steps),
-            self._threads(),
-            *self._objective(),
-        )
+        _core.als_solve(c, x, y, self._threads(), **self._solver_params(exact))
 
     def _init_factors(self, n: int, f: int, rng: np.random.Generator) -> np.ndarray:
         if self.init_std is None:
@@ -260,10 +260,9 @@ class AlternatingLeastSquares(MatrixFactorizationBase):
                     Cui,
                     self._user_factors,
                     self._item_factors,
-                    float(self.regularization),
-                    int(self.block_size),
                     self._threads(),
-                    *self._objective(),
+                    block_size=int(self.block_size),
+                    **self._objective(),
                 )
                 return
             self._solve(Cui, self._user_factors, self._item_factors, exact=False)
@@ -277,9 +276,8 @@ class AlternatingLeastSquares(MatrixFactorizationBase):
                 Cui,
                 self._user_factors,
                 self._item_factors,
-                float(self.regularization),
                 self._threads(),
-                *self._objective(),
+                **self._objective(),
             )
             return {"loss": f"{loss:.5f}"}, (loss,)
 

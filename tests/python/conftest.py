@@ -32,3 +32,27 @@ def reference_topk(scores, N, excluded=(), candidates=None):
 @pytest.fixture
 def user_items():
     return random_user_items()
+
+
+@pytest.fixture(scope="session")
+def ray_session():
+    """The one local Ray of the test session (tests/python/test_distributed_ray*.py): 2 CPUs, a
+    100 MB object store, no dashboard, every process bound to the loopback address (the test
+    modules set RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER=0 before importing ray)."""
+    ray = pytest.importorskip("ray")
+    if ray.is_initialized():  # pragma: no cover - something else started one
+        ray.shutdown()
+    ray.init(
+        num_cpus=2,
+        include_dashboard=False,
+        object_store_memory=100 * 2**20,
+        _node_ip_address="127.0.0.1",
+        log_to_driver=False,
+        configure_logging=False,
+    )
+    try:
+        # every Ray process listens on the loopback address only
+        assert ray.util.get_node_ip_address() == "127.0.0.1"
+        yield ray
+    finally:
+        ray.shutdown()

@@ -235,3 +235,47 @@ def test_matches_implicit_when_installed():
                 random_state=4,
             ).fit(X, show_progress=False, callback=lambda i, s, loss, out=theirs: out.append(loss))
         np.testing.assert_allclose(ours, theirs, rtol=1e-4)
+
+
+@pytest.mark.parametrize("solver", ["cg", "cholesky"])
+@pytest.mark.parametrize(
+    "objective", [{}, {"unobserved_weight": 0.3, "regularization_exponent": 1.0}]
+)
+def test_a_block_solved_against_its_touched_rows_equals_the_whole_solve(solver, objective):
+    """The distributed fit's kernel call: rows solved against only the fixed rows they touch
+    (columns remapped), the whole side's Gram matrix (the sum of its blocks' float64 Grams) and
+    its row count give the same rows as a solve against the whole fixed side."""
+    from tacitrec import _core
+
+    rng = np.random.default_rng(4)
+    X = random_user_items(40, 300, density=0.02, seed=4)
+    Y = rng.normal(size=(300, 7)).astype(np.float32)
+    x0 = rng.random((40, 7), dtype=np.float32)
+    params = dict(
+        regularization=0.1,
+        solver=solver,
+        cg_steps=3,
+        unobserved_weight=objective.get("unobserved_weight"),
+        regularization_exponent=objective.get("regularization_exponent", 0.0),
+    )
+    gram = sum(_core.als_gram(Y[a:b]) for a, b in [(0, 100), (100, 101), (101, 300)])
+    np.testing.assert_allclose(gram, Y.astype(np.float64).T @ Y.astype(np.float64), rtol=1e-12)
+    csr = (X.indptr.astype(np.int64), X.indices.astype(np.int32), X.data, X.shape)
+    whole = x0.copy()
+    _core.als_solve(csr, whole, Y, 1, **params)
+    touched = np.unique(X.indices)
+    local = np.searchsorted(touched, X.indices).astype(np.int32)
+    block = x0.copy()
+    sub = (csr[0], local, X.data, (40, len(touched)))
+    _core.als_solve(
+        sub, block, np.ascontiguousarray(Y[touched]), 1, gram=gram, fixed_rows=300, **params
+    )
+    np.testing.assert_allclose(block, whole, rtol=1e-6, atol=1e-7)
+    if objective:  # the row count matters for the scaled regularisation: a wrong one differs
+        wrong = x0.copy()
+        _core.als_solve(sub, wrong, np.ascontiguousarray(Y[touched]), 1, gram=gram, **params)
+        assert np.abs(wrong - whole).max() > 1e-3
+    with pytest.raises(ValueError, match="gram"):
+        _core.als_solve(csr, x0.copy(), Y, 1, gram=np.zeros((6, 6)), **params)
+    with pytest.raises(ValueError, match="fixed_rows"):
+        _core.als_solve(csr, x0.copy(), Y, 1, gram=gram, fixed_rows=299, **params)

@@ -142,7 +142,20 @@ _BPR = dict(
     max_redraws=0,
     negative_sampling="uniform",
 )
+_ALS = dict(regularization=0.01, unobserved_weight=None, regularization_exponent=0.0)
 _KEYWORD_KERNELS = {
+    "als.AlternatingLeastSquares": (
+        lambda **kw: _core.als_solve(_csr(), _factors(2), _factors(2), 1, **kw),
+        dict(_ALS, solver="cg", cg_steps=3),
+    ),
+    "als.AlternatingLeastSquares (loss)": (
+        lambda **kw: _core.als_loss(_csr(), _factors(2), _factors(2), 1, **kw),
+        _ALS,
+    ),
+    "als.AlternatingLeastSquares (ials++)": (
+        lambda **kw: _core.als_ials_epoch(_csr(), _factors(2), _factors(2), 1, **kw),
+        dict(_ALS, block_size=2),
+    ),
     "bpr.BayesianPersonalizedRanking": (
         lambda **kw: _core.bpr_epoch(_csr(), _factors(2), _factors(2), 0, 1, **kw),
         dict(_BPR, use_weights=False, deterministic=True),
@@ -161,7 +174,7 @@ def test_hyper_parameters_cross_by_the_estimators_names(qualified):
     """Every keyword a kernel takes is a parameter of its estimator; a missing or unknown one
     is a TypeError naming it."""
     call, kwargs = _KEYWORD_KERNELS[qualified]
-    assert set(kwargs) <= set(_signature_defaults(qualified))
+    assert set(kwargs) <= set(_signature_defaults(qualified.split(" ")[0]))
     call(**kwargs)
     first = next(iter(kwargs))
     with pytest.raises(TypeError, match=f"missing keyword argument '{first}'"):

@@ -47,3 +47,52 @@ def test_workers_use_their_threads(engine):
 def test_command_line_writes_parquet_in_original_ids(tmp_path):
     """`tacitrec recommend --engine dask` starts its own local cluster in a child process."""
     distributed_cases.command_line_matches_local(tmp_path, "dask")
+
+
+@pytest.mark.parametrize(
+    "num_blocks, options, ship",
+    [
+        (2, dict(), "auto"),
+        ((3, 2), dict(use_cg=False, alpha=3.0, regularization_exponent=1.0), "touched"),
+    ],
+)
+def test_als_fit_equals_the_local_fit(engine, num_blocks, options, ship):
+    """``tdask.fit``: the schedule of ``tray.fit`` on Dask futures gives the local factors."""
+    import numpy as np
+    import pandas as pd
+    import scipy.sparse as sp
+
+    from tacitrec import AlternatingLeastSquares
+
+    rng = np.random.default_rng(3)
+    df = pd.DataFrame(
+        {
+            "uid": rng.integers(0, 150, 1500) * 3,
+            "sku": np.char.add("s", rng.integers(0, 60, 1500).astype(str)),
+            "n": rng.integers(1, 4, 1500).astype(np.float32),
+        }
+    )
+    uids, u = np.unique(df["uid"], return_inverse=True)
+    iids, i = np.unique(df["sku"], return_inverse=True)
+    X = sp.coo_matrix((df["n"].to_numpy(), (u, i)), shape=(len(uids), len(iids))).tocsr()
+    params = dict(factors=5, iterations=3, random_state=2, **options)
+    local = AlternatingLeastSquares(**params).fit(X, show_progress=False)
+    fitted = tdask.fit(
+        AlternatingLeastSquares(**params),
+        dd.from_pandas(df, npartitions=3, sort=False),
+        user_col="uid",
+        item_col="sku",
+        weight_col="n",
+        num_blocks=num_blocks,
+        ship=ship,
+        show_progress=False,
+    )
+    for got, want in (
+        (fitted.user_factors, local.user_factors),
+        (fitted.item_factors, local.item_factors),
+    ):
+        assert np.abs(got - want).max() <= 1e-4 * np.abs(want).max()
+    assert fitted.user_ids_.tolist() == uids.tolist()
+    assert fitted.item_ids_.tolist() == iids.tolist()
+    with pytest.raises(ValueError, match="item_col='item' is not a column of interactions"):
+        tdask.fit(AlternatingLeastSquares(), dd.from_pandas(df, npartitions=1), user_col="uid")

@@ -60,23 +60,8 @@ class _Ray:
 
 
 @pytest.fixture(scope="session")
-def engine():
-    if ray.is_initialized():  # pragma: no cover - another module started one
-        ray.shutdown()
-    ray.init(
-        num_cpus=2,
-        include_dashboard=False,
-        object_store_memory=100 * 2**20,
-        _node_ip_address="127.0.0.1",
-        log_to_driver=False,
-        configure_logging=False,
-    )
-    try:
-        # every Ray process listens on the loopback address only
-        assert ray.util.get_node_ip_address() == "127.0.0.1"
-        yield _Ray()
-    finally:
-        ray.shutdown()
+def engine(ray_session):
+    return _Ray()
 
 
 def _scattered(pdf, blocks):

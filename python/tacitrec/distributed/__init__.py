@@ -13,6 +13,10 @@ kernels (:mod:`tacitrec.distributed._local`), each with the same two entry point
   ``test`` are such frames; returns the dict of :func:`tacitrec.evaluation.ranking_metrics_at_k`,
   computed as per-partition sums.
 
+Ray and Dask also train :class:`~tacitrec.AlternatingLeastSquares` across their workers:
+``fit(model, interactions, user_col="user", item_col="item", weight_col=None, num_blocks=None,
+...)`` (see :func:`tacitrec.distributed.ray.fit`), with the factors of a local fit.
+
 ``model`` is a fitted model, an :class:`~tacitrec.approximate.ApproximateRecommender`
 (``model.approximate()``: its HNSW index travels pickled with it), or the path of a directory
 written by ``model.save_dir`` that every worker can read: each worker process then opens it

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from . import _local, require
+from . import _als_fit, _local, require
 
 
 def _dd():
@@ -145,3 +145,102 @@ def ranking_metrics_at_k(
         .compute()
     )
     return metrics_from_sums(np.asarray(sums[_sum_columns()], dtype=np.float64))
+
+
+# ---- ALS across workers --------------------------------------------------------------------------
+def _identity(value):
+    return value
+
+
+class _DaskEngine(_als_fit.Engine):
+    """Dask futures for :func:`._als_fit.fit_blocks`. Values from the driver (the ids, the
+    initial factors) go in as tasks that return them, so the scheduler can recompute them when a
+    worker holding them dies (scattered data could not be); every task is retried
+    ``max_retries`` times on an exception, and the scheduler reruns tasks lost with a worker."""
+
+    name = "Dask"
+
+    def __init__(self, client, max_retries: int):
+        from urllib.parse import urlparse
+
+        self.client, self.retries = client, max_retries
+        self.threads = _worker_threads  # called in the task: the worker's nthreads
+        workers = client.scheduler_info().get("workers", {})
+        self.nodes = max(1, len({urlparse(w).hostname for w in workers}))
+
+    def submit(self, fn, *args, returns: int = 1, heavy: bool = False):
+        import operator
+
+        fut = self.client.submit(fn, *args, pure=False, retries=self.retries)
+        if returns == 1:
+            return [fut]
+        return [
+            self.client.submit(operator.getitem, fut, k, pure=False, retries=self.retries)
+            for k in range(returns)
+        ]
+
+    def get(self, handles):
+        return self.client.gather(list(handles))
+
+    def put(self, value):
+        return self.client.submit(_identity, value, pure=False)
+
+
+def _partition_table(frame):
+    return _to_arrow(frame)
+
+
+def fit(
+    model,
+    interactions,
+    user_col: str = "user",
+    item_col: str = "item",
+    weight_col=None,
+    num_blocks=None,
+    *,
+    ship: str = "auto",
+    max_retries: int = 3,
+    show_progress: bool = True,
+    callback=None,
+):
+    """Fits the unfitted :class:`~tacitrec.AlternatingLeastSquares` ``model`` on the Dask
+    DataFrame ``interactions`` across the workers of the current Dask client, as
+    :func:`tacitrec.distributed.ray.fit` does on Ray (the same schedule, the same result: the
+    factors of a local ``model.fit`` of the same rows from the same ``random_state``). Each
+    block solve runs with its worker's ``nthreads`` kernel threads; ``num_blocks`` defaults to
+    the workers' threads in all.
+
+    Dask differences: the ids and the initial factors are held by the scheduler (as the tasks
+    that return them) until the fit ends, so a lost worker's blocks can be recomputed; the
+    recovery from a killed worker is tested on Ray only."""
+    dd = _dd()
+    from distributed import get_client
+
+    _als_fit.check_model(model)
+    if not isinstance(interactions, dd.DataFrame):
+        raise TypeError(f"interactions must be a dask DataFrame, got {type(interactions).__name__}")
+    _als_fit.check_columns(interactions.columns, "interactions", user_col, item_col, weight_col)
+    max_retries = _als_fit.check_options(ship, max_retries)
+    try:
+        client = get_client()
+    except ValueError:
+        raise ValueError(
+            "no Dask client: start one first (distributed.Client(...)), fit runs on its workers"
+        ) from None
+    slots = max(1, sum(client.nthreads().values()))
+    blocks = _als_fit.num_blocks(num_blocks, slots)
+    keep = [user_col, item_col] + ([weight_col] if weight_col is not None else [])
+    frames = client.compute(interactions[keep].to_delayed())
+    parts = [client.submit(_partition_table, f, pure=False) for f in frames]
+    return _als_fit.fit_blocks(
+        model,
+        _DaskEngine(client, max_retries),
+        parts,
+        user_col,
+        item_col,
+        weight_col,
+        blocks,
+        ship,
+        show_progress,
+        callback,
+    )

@@ -1,4 +1,5 @@
-"""tacitrec on Ray: recommend and evaluate from Ray Datasets of interaction rows.
+"""tacitrec on Ray: recommend and evaluate from Ray Datasets of interaction rows, and train ALS
+across Ray workers (:func:`fit`).
 
 The rows are hash-partitioned by user (``Dataset.repartition(num_blocks, keys=["user"])``, or a
 sort by user where the dataset's ``DataContext.shuffle_strategy`` cannot partition by key), so
@@ -41,10 +42,11 @@ See :mod:`tacitrec.distributed` for the arguments. Needs ``pip install "tacitrec
 
 from __future__ import annotations
 
+
 import numpy as np
 
 from .._validation import check_count
-from . import _local, require
+from . import _als_fit, _local, require
 
 #: ``DataContext.shuffle_strategy`` values that can partition a dataset by key
 _KEYED_SHUFFLES = ("hash_shuffle", "shuffle_v2")
@@ -300,3 +302,115 @@ def ranking_metrics_at_k(
     for block in sums.iter_batches(batch_size=None, batch_format="pyarrow"):
         total += np.array([np.sum(block.column(c).to_numpy()) for c in _sum_columns()])
     return metrics_from_sums(total)
+
+
+# ---- ALS across workers --------------------------------------------------------------------------
+class _RayEngine(_als_fit.Engine):
+    """Ray tasks for :func:`._als_fit.fit_blocks`: small tasks take no CPU, block solves
+    ``cpus``; every task retried ``max_retries`` times when its worker dies."""
+
+    name = "Ray"
+
+    def __init__(self, max_retries: int, cpus: float):
+        ray = _ray()
+        self.ray, self.retries, self.cpus = ray, max_retries, cpus
+        self.threads = max(1, int(cpus))
+        self.nodes = max(1, len([n for n in ray.nodes() if n.get("Alive")]))
+        self._remote: dict = {}
+
+    def submit(self, fn, *args, returns: int = 1, heavy: bool = False):
+        remote = self._remote.get(fn)
+        if remote is None:
+            remote = self._remote[fn] = self.ray.remote(fn)
+        refs = remote.options(
+            num_returns=returns, num_cpus=self.cpus if heavy else 0, max_retries=self.retries
+        ).remote(*args)
+        return refs if returns > 1 else [refs]
+
+    def get(self, handles):
+        return self.ray.get(list(handles))
+
+    def put(self, value):
+        return self.ray.put(value)
+
+
+def fit(
+    model,
+    interactions,
+    user_col: str = "user",
+    item_col: str = "item",
+    weight_col=None,
+    num_blocks=None,
+    *,
+    num_cpus_per_worker: float = 1,
+    ship: str = "auto",
+    max_retries: int = 3,
+    show_progress: bool = True,
+    callback=None,
+):
+    """Fits the unfitted :class:`~tacitrec.AlternatingLeastSquares` ``model`` on the Ray Dataset
+    ``interactions`` (one row per interaction: ``user_col``, ``item_col`` and, when
+    ``weight_col`` is given, its weight; 1 otherwise; repeated pairs are summed) across Ray
+    workers, and returns it fitted, with the original ids set (``model.user_ids_``,
+    ``model.item_ids_``, numbered in sorted order as :func:`tacitrec.io.read_interactions`
+    numbers them).
+
+    The factors equal those of a local ``model.fit`` of the same rows from the same
+    ``random_state`` (to float rounding: the Gram matrices are summed in float64 in both), for
+    any number of blocks and workers: every row is solved by the same Rust kernel on the same
+    system. Users and items are split into ``num_blocks`` contiguous row blocks each (an int,
+    or ``(user_blocks, item_blocks)``; default: one per worker, the cluster's CPUs over
+    ``num_cpus_per_worker``) of about equal work (interactions, plus ``factors / 4`` per row),
+    held in Ray's object store with their interactions. Each
+    half-iteration sums the fixed side's per-block Gram matrices by a tree of tasks, then solves
+    each block in a task (``num_cpus_per_worker`` CPUs, as many kernel threads) that receives
+    either only the fixed rows its interactions touch (gathered from their blocks by small
+    tasks) or the whole fixed side (fetched once per node): ``ship="auto"`` takes the touched
+    rows when a block's touched rows times the blocks per node are fewer than the fixed side's
+    rows; ``"touched"`` / ``"whole"`` force one. The progress bar says which each side uses;
+    ``model.fit_info_`` holds the blocks, their sizes and the bytes shipped per iteration.
+
+    Faults: every task reads only object-store values of the last completed half-iteration, and
+    Ray retries a task whose worker died (``max_retries`` times; objects lost with a node are
+    rebuilt from their lineage), so a lost worker costs its block's task, not the fit.
+
+    Supported: solvers "cg" and "cholesky", ``alpha``, ``unobserved_weight``,
+    ``regularization_exponent`` (the count-scaled regularisation), ``init_std``. Not supported
+    (ValueError): ``solver="ials++"`` and ``calculate_training_loss=True``. ``callback(iteration,
+    elapsed_seconds, None)`` is called after every iteration, as the local fit's.
+
+    Limits: the initial factors are drawn on the driver block by block (the stream a local fit
+    draws) and the fitted factors are gathered there (``(users + items) x factors`` float32);
+    a solving task holds its block's interactions (~12 bytes each) and factors, the fixed rows
+    it receives (all of them, ``rows x factors x 4`` bytes, in "whole" mode) and an
+    ``factors x factors`` float64 Gram matrix; the Cholesky solver holds a few
+    ``factors x factors`` systems per thread. Factor counts up to a few hundred are the
+    intended range (1024 works; cost per interaction grows with ``factors^2``).
+    """
+    _ray()
+    _als_fit.check_model(model)
+    if not isinstance(interactions, _ray().data.Dataset):
+        raise TypeError(
+            f"interactions must be a ray.data.Dataset, got {type(interactions).__name__}"
+        )
+    names = interactions.columns()
+    if names is None:  # pragma: no cover - a dataset whose schema Ray cannot tell cheaply
+        names = interactions.schema().names
+    _als_fit.check_columns(names, "interactions", user_col, item_col, weight_col)
+    max_retries = _als_fit.check_options(ship, max_retries)
+    slots, cpus = _pool(None, num_cpus_per_worker)
+    blocks = _als_fit.num_blocks(num_blocks, slots)
+    keep = [user_col, item_col] + ([weight_col] if weight_col is not None else [])
+    rows = interactions.select_columns(keep) if list(names) != keep else interactions
+    return _als_fit.fit_blocks(
+        model,
+        _RayEngine(max_retries, cpus),
+        rows.to_arrow_refs(),
+        user_col,
+        item_col,
+        weight_col,
+        blocks,
+        ship,
+        show_progress,
+        callback,
+    )

@@ -15,7 +15,7 @@ pub mod subspace;
 
 pub use loss::{loss, objective_loss};
 
-use crate::error::{checked_len, try_zeroed, Error, Result};
+use crate::error::{checked_len, try_with_capacity, try_zeroed, Error, Result};
 use crate::simd::{prefetch, Arch};
 use crate::sparse::CsrView;
 use faer::{Accum, MatMut, MatRef, Par};
@@ -122,6 +122,57 @@ fn gather(items: &[i32], n: usize, y: &[f32], f: usize, out: &mut Vec<f32>) {
 /// The most item rows gathered at once (a row of 2048 x 128 factors is 1 MiB).
 const GATHER_ROWS: usize = 2048;
 
+/// Rows of the fixed factors converted to f64 at a time by [`gram_f64`].
+const GRAM_CHUNK_ROWS: usize = 256;
+
+/// `Y^T Y` (row-major `f x f`, f64) of a row-major `n x f` matrix, summed in f64 over chunks of
+/// rows in order, so that the Gram matrices of a partition of the rows add up to the whole's to
+/// f64 rounding (what a worker that holds a block of the fixed factors contributes).
+pub fn gram_f64(y: &[f32], f: usize) -> Result<Vec<f64>> {
+    if f == 0 {
+        return Err(Error::invalid("factors", "must be at least 1"));
+    }
+    if !y.len().is_multiple_of(f) {
+        return Err(Error::shape(
+            "factors (rows x factors)",
+            format!("a multiple of {f} values"),
+            format!("{} values", y.len()),
+        ));
+    }
+    let cause = || format!("factors={f} (f x f floats)");
+    let len = checked_len::<f64>(f, f, "the factors' Gram matrix", cause)?;
+    let mut out = try_zeroed::<f64>(len, "the factors' Gram matrix", cause)?;
+    let chunk = checked_len::<f64>(GRAM_CHUNK_ROWS, f, "the Gram matrix's buffer", cause)?;
+    let mut buf = try_with_capacity::<f64>(chunk, "the Gram matrix's buffer", cause)?;
+    for rows in y.chunks(chunk) {
+        buf.clear();
+        buf.extend(rows.iter().map(|&v| v as f64));
+        let yv = MatRef::from_row_major_slice(&buf, rows.len() / f, f);
+        let o = MatMut::from_row_major_slice_mut(&mut out, f, f);
+        faer::linalg::matmul::matmul(o, Accum::Add, yv.transpose(), yv, 1.0, Par::Seq);
+    }
+    Ok(out)
+}
+
+/// `g G + reg I` in f32 for a Gram matrix `G` (`f x f`, f64), rounded once.
+fn system_gram(gram: &[f64], f: usize, g: f32, reg: f32) -> Result<Vec<f32>> {
+    if gram.len() != f * f {
+        return Err(Error::shape(
+            "gram (factors x factors)",
+            format!("{f} x {f}"),
+            format!("{} values", gram.len()),
+        ));
+    }
+    let (g, reg) = (g as f64, reg as f64);
+    let cause = || format!("factors={f} (f x f floats)");
+    let mut out = try_with_capacity::<f32>(gram.len(), "the factors' Gram matrix", cause)?;
+    out.extend(gram.iter().enumerate().map(|(k, &v)| {
+        let diag = if k / f == k % f { reg } else { 0.0 };
+        (g * v + diag) as f32
+    }));
+    Ok(out)
+}
+
 /// Solves every row of `x` (`c.n_rows() x f`, row-major, updated in place) against the fixed
 /// factors `y` (`c.n_cols() x f`). Rows are independent, so the result does not depend on the
 /// thread count. The systems are positive semi-definite (confidences are `|r|`), positive definite
@@ -135,10 +186,62 @@ pub fn solve(
     params: &AlsParams,
     num_threads: usize,
 ) -> Result<()> {
-    solve_on(Arch::new(), c, x, y, f, params, num_threads)
+    check_shapes(c, x, y, f)?;
+    let gram = gram_f64(y, f)?;
+    solve_on(
+        Arch::new(),
+        c,
+        x,
+        y,
+        f,
+        params,
+        &gram,
+        c.n_cols(),
+        num_threads,
+    )
 }
 
-/// [`solve`] with the kernels run on `arch`'s vector instructions.
+/// [`solve`] for a block of rows that sees only part of the fixed side: `y` holds the fixed rows
+/// its entries touch (`c`'s columns index them), `gram` is `Y^T Y` of the *whole* fixed side
+/// (`f x f`, the sum of [`gram_f64`] over its blocks) and `fixed_rows` its number of rows (which
+/// the frequency-scaled regularisation counts). With the whole `y`, its [`gram_f64`] and
+/// `c.n_cols()` this is [`solve`].
+#[allow(clippy::too_many_arguments)]
+pub fn solve_block(
+    c: &CsrView<'_>,
+    x: &mut [f32],
+    y: &[f32],
+    f: usize,
+    params: &AlsParams,
+    gram: &[f64],
+    fixed_rows: usize,
+    num_threads: usize,
+) -> Result<()> {
+    check_shapes(c, x, y, f)?;
+    if fixed_rows < c.n_cols() {
+        return Err(Error::invalid(
+            "fixed_rows",
+            format!(
+                "must be at least the {} fixed rows the block's entries index, got {fixed_rows}",
+                c.n_cols()
+            ),
+        ));
+    }
+    solve_on(
+        Arch::new(),
+        c,
+        x,
+        y,
+        f,
+        params,
+        gram,
+        fixed_rows,
+        num_threads,
+    )
+}
+
+/// [`solve_block`] with the kernels run on `arch`'s vector instructions.
+#[allow(clippy::too_many_arguments)]
 fn solve_on(
     arch: Arch,
     c: &CsrView<'_>,
@@ -146,6 +249,8 @@ fn solve_on(
     y: &[f32],
     f: usize,
     params: &AlsParams,
+    gram: &[f64],
+    fixed_rows: usize,
     num_threads: usize,
 ) -> Result<()> {
     check_shapes(c, x, y, f)?;
@@ -153,8 +258,8 @@ fn solve_on(
     // a constant regularisation is added to the Gram matrix once, a row's own in its solve
     let scaled = params.scaled_regularization();
     let reg = if scaled { 0.0 } else { params.regularization };
-    let yty = weighted_gram(y, f, params.gram_weight(), reg)?;
-    let regs = scaled.then(|| params.row_regularizations(c));
+    let yty = system_gram(gram, f, params.gram_weight(), reg)?;
+    let regs = scaled.then(|| params.row_regularizations(c, fixed_rows));
     let system = System {
         yty: &yty,
         offset: params.observed_offset(),
@@ -230,7 +335,8 @@ mod tests {
                     .iter()
                     .map(|&arch| {
                         let mut x = x0.clone();
-                        solve_on(arch, &c.view(), &mut x, &y, f, &params, 2).unwrap(); // ok: test
+                        let gram = gram_f64(&y, f).unwrap(); // ok: test
+                        solve_on(arch, &c.view(), &mut x, &y, f, &params, &gram, cols, 2).unwrap(); // ok: test
                         x
                     })
                     .collect();
@@ -244,5 +350,37 @@ mod tests {
                 }
             }
         }
+    }
+
+    /// The Gram matrices of a partition of the rows add up to the whole's (f64 sums), which a
+    /// plain f64 loop gives; chunks of [`GRAM_CHUNK_ROWS`] and a ragged last one included.
+    #[test]
+    fn gram_of_blocks_adds_up_to_the_whole() {
+        let (n, f) = (GRAM_CHUNK_ROWS * 2 + 37, 5);
+        let y: Vec<f32> = (0..n * f)
+            .map(|k| ((k * 37 % 101) as f32 - 50.0) / 7.0)
+            .collect();
+        let whole = gram_f64(&y, f).unwrap(); // ok: test
+        let mut naive = vec![0f64; f * f];
+        for r in y.chunks(f) {
+            for a in 0..f {
+                for b in 0..f {
+                    naive[a * f + b] += r[a] as f64 * r[b] as f64;
+                }
+            }
+        }
+        let cut = 300 * f;
+        let parts: Vec<f64> = gram_f64(&y[..cut], f)
+            .unwrap() // ok: test
+            .iter()
+            .zip(gram_f64(&y[cut..], f).unwrap()) // ok: test
+            .map(|(a, b)| a + b)
+            .collect();
+        for k in 0..f * f {
+            assert!((whole[k] - naive[k]).abs() <= 1e-9 * naive[k].abs().max(1.0));
+            assert!((parts[k] - naive[k]).abs() <= 1e-9 * naive[k].abs().max(1.0));
+        }
+        assert!(gram_f64(&y[..7], f).is_err());
+        assert!(gram_f64(&y, 0).is_err());
     }
 }

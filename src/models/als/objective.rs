@@ -73,10 +73,10 @@ impl AlsParams {
         (self.regularization as f64 * n.powf(self.regularization_exponent as f64)) as f32
     }
 
-    /// The regularisation of every row of `c` (against its `n_cols` fixed rows).
-    pub(super) fn row_regularizations(&self, c: &CsrView<'_>) -> Vec<f32> {
+    /// The regularisation of every row of `c` against `fixed` rows of fixed factors.
+    pub(super) fn row_regularizations(&self, c: &CsrView<'_>, fixed: usize) -> Vec<f32> {
         (0..c.n_rows())
-            .map(|r| self.row_regularization(c.row_range(r).len(), c.n_cols()))
+            .map(|r| self.row_regularization(c.row_range(r).len(), fixed))
             .collect()
     }
 }

@@ -66,8 +66,8 @@ pub fn epoch(
     for (k, &j) in to_c.iter().enumerate() {
         from_c[j as usize] = k as u64;
     }
-    let reg_x = params.row_regularizations(c);
-    let reg_y = params.row_regularizations(&ct);
+    let reg_x = params.row_regularizations(c, c.n_cols());
+    let reg_y = params.row_regularizations(&ct, ct.n_cols());
     // the scores of the stored entries, in the order of `c`, then of `ct`
     let mut s = try_zeroed::<f32>(nnz, what, cause)?;
     let mut st = try_zeroed::<f32>(nnz, what, cause)?;
