@@ -235,6 +235,20 @@ fn sample<S: Lanes>(
         stats.skipped += 1;
         return;
     };
+    train(simd, e, u, i, j, w, stats);
+}
+
+/// The SGD step of sample (u, i, j) with weight `w`.
+#[inline(always)]
+fn train<S: Lanes>(
+    simd: S,
+    e: &Epoch<'_>,
+    u: usize,
+    i: u32,
+    j: u32,
+    w: f32,
+    stats: &mut EpochStats,
+) {
     // SAFETY: three distinct rows (j != i, and x is another matrix); concurrent updates by other
     // threads are the hogwild algorithm, or excluded by the reproducible schedule.
     let (xu, yi, yj) = unsafe {
@@ -444,11 +458,16 @@ fn block<S: Lanes>(
             ids: Some(&bl.members[q]),
         },
     };
-    for t in 0..users.len() {
-        if t % CHECK_EVERY == 0 && e.stop.is_set() {
-            break;
-        }
-        let k = rng.random_range(0..users.len());
+    // What a sample trains depends only on the block's entries and the generator, never on
+    // the factors: so the draws run AHEAD samples early, in the same order as one after the
+    // other (the results are the same), and the three factor rows they pick are requested then.
+    // Drawing is cheap and the rows are random: at large catalogues they come from memory.
+    const AHEAD: usize = 6;
+    const RING: usize = 8;
+    let n = users.len();
+    let mut ring = [Drawn::default(); RING];
+    let draw = |rng: &mut SmallRng, stats: &mut EpochStats| -> Drawn {
+        let k = rng.random_range(0..n);
         let u = users[k];
         // the user's run of entries around k: its items in this stratum
         let mut lo = k;
@@ -456,24 +475,61 @@ fn block<S: Lanes>(
             lo -= 1;
         }
         let mut hi = k + 1;
-        while hi < users.len() && users[hi] == u {
+        while hi < n && users[hi] == u {
             hi += 1;
         }
-        sample(
-            simd,
-            e,
-            rng,
-            &neg,
-            &items[lo..hi],
-            u as usize,
-            items[k] as u32,
-            values[k],
-            &mut stats,
-            None,
-        );
+        let i = items[k] as u32;
+        stats.samples += 1;
+        let j = negative(rng, &neg, &items[lo..hi], i, &e.p, stats, None);
+        if j.is_none() {
+            stats.skipped += 1;
+        }
+        Drawn {
+            u,
+            i,
+            j: j.unwrap_or(NO_NEGATIVE),
+            w: values[k],
+        }
+    };
+    let request = |s: &Drawn| {
+        if s.j != NO_NEGATIVE {
+            e.x.prefetch_row(s.u as usize);
+            e.y.prefetch_row(s.i as usize);
+            e.y.prefetch_row(s.j as usize);
+        }
+    };
+    for slot in ring.iter_mut().take(n.min(AHEAD)) {
+        *slot = draw(rng, &mut stats);
+        request(slot);
+    }
+    for t in 0..n {
+        if t % CHECK_EVERY == 0 && e.stop.is_set() {
+            break;
+        }
+        if t + AHEAD < n {
+            let slot = &mut ring[(t + AHEAD) % RING];
+            *slot = draw(rng, &mut stats);
+            request(slot);
+        }
+        let s = ring[t % RING];
+        if s.j != NO_NEGATIVE {
+            train(simd, e, s.u as usize, s.i, s.j, s.w, &mut stats);
+        }
     }
     stats
 }
+
+/// A sample of the reproducible schedule, drawn ahead of its training.
+#[derive(Clone, Copy, Default)]
+struct Drawn {
+    u: u32,
+    i: u32,
+    /// The negative, or [`NO_NEGATIVE`]: the sample is skipped.
+    j: u32,
+    w: f32,
+}
+
+const NO_NEGATIVE: u32 = u32::MAX;
 
 /// [`block`], dispatched on [`sgd_arch`]'s instruction set.
 struct Block<'a, 'e> {
