@@ -18,6 +18,12 @@ the same), ``--factors`` factors / components, random_state 0. tacitrec's BPR ru
 (reproducible, stratified) schedule unless ``--variant hogwild``.
 
 The data comes from knn_scale.py's generators and cache (``powerlaw``, ``clustered``).
+
+    python benches/compare/sgd_scale.py --report LOG.jsonl [LOG.jsonl ...] [--png PATH]
+
+reads the JSON lines of such runs and prints the markdown table (median CPU seconds per epoch of
+each library and tag at each size and generator, the peer's over tacitrec's, peak memory), and
+with ``--png`` draws the ratio against the number of items (one line per model and generator).
 """
 
 from __future__ import annotations
@@ -58,7 +64,88 @@ def sampled_auc(U, V, pairs, ub=None, vb=None):
     return float(np.mean(si > sj) + 0.5 * np.mean(si == sj))
 
 
+PEER = {"bpr": "implicit", "lmf": "implicit", "warp": "lightfm"}
+
+
+def report(paths, png, ours="after"):
+    """The table of runs in ``paths`` (JSON lines) and, with ``png``, the ratio chart."""
+    from collections import defaultdict
+    from statistics import median
+
+    runs = defaultdict(list)
+    for path in paths:
+        with open(path) as fh:
+            for line in fh:
+                if line.startswith("{"):
+                    r = json.loads(line)
+                    who = r["lib"] if r["lib"] != "tacitrec" else r["tag"] or "tacitrec"
+                    runs[(r["model"], r["generator"], tuple(r["shape"]), r["nnz"], who)].append(r)
+    cases = sorted({k[:4] for k in runs}, key=lambda k: (k[0], k[1], k[2][1], k[2][0]))
+    print(
+        "| model | generator | users x items x nnz | epochs | CPU s/epoch before / after / peer "
+        "| peer / after | peer / before | peak MB before / after / peer | AUC after / peer |"
+    )
+    print("|---|---|---|---|---|---|---|---|---|")
+    points = defaultdict(list)
+    for case in cases:
+        model, gen, shape, nnz = case
+        got = {w: runs.get(case + (w,), []) for w in ("before", ours, PEER[model])}
+        cpu = {w: median(r["cpu_per_epoch"] for r in rs) if rs else None for w, rs in got.items()}
+        mb = {w: median(r["peak_mb"] for r in rs) if rs else None for w, rs in got.items()}
+        fmt = lambda v, f="{:.2f}": "-" if v is None else f.format(v)  # noqa: E731
+        ratio = lambda a, b: "-" if a is None or b is None else f"{a / b:.1f}x"  # noqa: E731
+        peer, after, before = cpu[PEER[model]], cpu[ours], cpu["before"]
+        epochs = {r["epochs"] for rs in got.values() for r in rs}
+        auc = [got[w][0]["auc"] if got[w] else None for w in (ours, PEER[model])]
+        print(
+            f"| {model.upper() if model != 'warp' else 'LightFM warp'} | {gen} | "
+            f"{shape[0] // 1000}k x {shape[1] // 1000}k x {nnz / 1e6:.1f}M | "
+            f"{'/'.join(map(str, sorted(epochs)))} | {fmt(before)} / {fmt(after)} / {fmt(peer)} | "
+            f"{ratio(peer, after)} | {ratio(peer, before)} | "
+            f"{fmt(mb['before'], '{:.0f}')} / {fmt(mb[ours], '{:.0f}')} / "
+            f"{fmt(mb[PEER[model]], '{:.0f}')} | {fmt(auc[0], '{:.3f}')} / {fmt(auc[1], '{:.3f}')} |"
+        )
+        for tag, val in (("after", after), ("before", before)):
+            if peer is not None and val is not None:
+                points[(model, gen, tag)].append((shape[1], peer / val))
+    if png:
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+
+        fig, ax = plt.subplots(figsize=(7, 4.5))
+        colors = {"bpr": "C0", "lmf": "C1", "warp": "C2"}
+        for (model, gen, tag), pts in sorted(points.items()):
+            pts.sort()
+            ax.plot(
+                [p[0] for p in pts],
+                [p[1] for p in pts],
+                color=colors[model],
+                linestyle="-" if tag == "after" else ":",
+                marker="o" if gen == "powerlaw" else "s",
+                label=f"{'LightFM warp' if model == 'warp' else model.upper()} {gen} {tag}",
+            )
+        for model, target in (("bpr", 3), ("warp", 5)):
+            ax.axhline(target, color=colors[model], linewidth=0.6, alpha=0.5)
+        ax.set_xscale("log")
+        ax.set_xlabel("items (catalogue size)")
+        ax.set_ylabel("speed-up over the peer (CPU s/epoch)")
+        ax.set_title("tacitrec SGD models against implicit 0.7.3 / LightFM 1.17, 2 threads")
+        ax.legend(fontsize=6, ncol=2)
+        fig.tight_layout()
+        fig.savefig(png, dpi=120)
+
+
 def main():
+    if "--report" in sys.argv:
+        ap = argparse.ArgumentParser()
+        ap.add_argument("--report", nargs="+", required=True)
+        ap.add_argument("--png")
+        ap.add_argument("--ours", default="after")
+        a = ap.parse_args()
+        report(a.report, a.png, a.ours)
+        return
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
     ap.add_argument("--lib", required=True, choices=["tacitrec", "implicit", "lightfm"])
     ap.add_argument("--model", required=True, choices=["bpr", "lmf", "warp"])
