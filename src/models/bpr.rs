@@ -18,7 +18,7 @@
 //!   count (distributed SGD, Gemulla et al. 2011); and a block's rows stay in cache, which makes
 //!   this schedule the faster one.
 
-use super::sgd::{column_counts, popularity, stream, Alias, Negatives, SharedRows};
+use super::sgd::{column_counts, popularity, stream, Alias, AliasEntry, Negatives, SharedRows};
 use crate::error::{Error, Result};
 use crate::parallel::{self, Stop};
 use crate::simd::{load_tail, prefetch, sgd_arch, store_tail, vdot2, Lanes, WithSimd};
@@ -375,17 +375,18 @@ struct Blocks {
     /// The items of each stratum.
     members: Vec<Vec<u32>>,
     /// Each stratum's items by interaction count (popularity negatives; `None`: no
-    /// interactions, so no block of that stratum draws).
-    popularity: Vec<Option<Alias>>,
+    /// interactions, so no block of that stratum draws), resolved to item ids.
+    popularity: Vec<Option<Vec<AliasEntry>>>,
 }
 
 fn blocks(m: &CsrView<'_>, seed: u64) -> Blocks {
     let (n_items, s) = (m.n_cols(), strata(m.n_cols()));
     let mut order: Vec<u32> = (0..n_items as u32).collect();
     order.shuffle(&mut stream(seed, u64::MAX, 3));
-    let mut stratum = vec![0usize; n_items];
+    // one byte per item (s <= 32), so that the map stays in cache while the entries are dealt
+    let mut stratum = vec![0u8; n_items];
     for (k, &i) in order.iter().enumerate() {
-        stratum[i as usize] = k % s;
+        stratum[i as usize] = (k % s) as u8;
     }
     let members: Vec<Vec<u32>> = (0..s)
         .map(|q| order.iter().skip(q).step_by(s).copied().collect())
@@ -393,7 +394,7 @@ fn blocks(m: &CsrView<'_>, seed: u64) -> Blocks {
     let mut counts = vec![0usize; s * s + 1];
     for u in 0..m.n_rows() {
         for &i in m.row(u).0 {
-            counts[(u % s) * s + stratum[i as usize] + 1] += 1;
+            counts[(u % s) * s + stratum[i as usize] as usize + 1] += 1;
         }
     }
     for b in 0..s * s {
@@ -405,7 +406,7 @@ fn blocks(m: &CsrView<'_>, seed: u64) -> Blocks {
     for u in 0..m.n_rows() {
         let (row_items, vals) = m.row(u);
         for (&i, &v) in row_items.iter().zip(vals) {
-            let k = &mut counts[(u % s) * s + stratum[i as usize]];
+            let k = &mut counts[(u % s) * s + stratum[i as usize] as usize];
             (users[*k], items[*k], values[*k]) = (u as u32, i, v);
             *k += 1;
         }
@@ -419,7 +420,7 @@ fn blocks(m: &CsrView<'_>, seed: u64) -> Blocks {
         starts,
         popularity: members
             .iter()
-            .map(|ids| popularity(&item_counts, Some(ids)))
+            .map(|ids| popularity(&item_counts, Some(ids)).map(|t| t.resolved(ids)))
             .collect(),
         members,
     }
@@ -447,10 +448,7 @@ fn block<S: Lanes>(
         return stats;
     }
     let neg = match (e.p.sampling, &bl.popularity[q]) {
-        (Sampling::Popularity, Some(table)) => Negatives::Weighted {
-            table,
-            ids: Some(&bl.members[q]),
-        },
+        (Sampling::Popularity, Some(table)) => Negatives::Resolved(table),
         // a block holds interactions, so its stratum's table exists
         (Sampling::Popularity, None) => return stats,
         (Sampling::Uniform, _) => Negatives::Uniform {

@@ -30,6 +30,8 @@ pub enum Negatives<'a> {
     },
     /// `k` uniform below `count` (at least 1).
     Uniform { count: u32, ids: Option<&'a [u32]> },
+    /// As `Weighted` with `ids`, from the table resolved through them ([`Alias::resolved`]).
+    Resolved(&'a [AliasEntry]),
 }
 
 impl Negatives<'_> {
@@ -39,6 +41,7 @@ impl Negatives<'_> {
         match *self {
             Negatives::Weighted { table, ids } => ids.map_or(table.len(), <[u32]>::len),
             Negatives::Uniform { count, ids } => ids.map_or(count as usize, <[u32]>::len),
+            Negatives::Resolved(table) => table.len(),
         }
     }
 
@@ -47,6 +50,7 @@ impl Negatives<'_> {
         let (k, ids) = match *self {
             Negatives::Weighted { table, ids } => (table.draw(rng), ids),
             Negatives::Uniform { count, ids } => (rng.random_range(0..count) as usize, ids),
+            Negatives::Resolved(table) => return draw_resolved(table, rng),
         };
         ids.map_or(k as u32, |ids| ids[k])
     }
@@ -106,14 +110,60 @@ impl Alias {
     #[inline(always)]
     pub fn draw(&self, rng: &mut SmallRng) -> usize {
         let r: u64 = rng.random();
-        // high half picks the slot (multiply-shift), low half is the coin
-        let slot = (((r >> 32) * self.keep.len() as u64) >> 32) as usize;
-        let coin = (r as u32 >> 8) as f32 * (1.0 / (1u32 << 24) as f32);
+        let (slot, coin) = Self::split(r, self.keep.len());
         if coin < self.keep[slot] {
             slot
         } else {
             self.alias[slot] as usize
         }
+    }
+
+    /// The slot and the coin of a draw `r`: the high half picks the slot (multiply-shift), the
+    /// low half is the coin.
+    #[inline(always)]
+    fn split(r: u64, len: usize) -> (usize, f32) {
+        let slot = (((r >> 32) * len as u64) >> 32) as usize;
+        let coin = (r as u32 >> 8) as f32 * (1.0 / (1u32 << 24) as f32);
+        (slot, coin)
+    }
+
+    /// The table with its outcomes mapped through `ids` (one id per outcome) and stored beside
+    /// each slot's probability: a draw reads one 16-byte entry where [`Alias::draw`] followed by
+    /// `ids[..]` reads up to three arrays in a dependent chain, each a cache miss when the table
+    /// is large or the cache is busy with factor rows. Draws the same ids from the same
+    /// generator state as `ids[self.draw(rng)]`.
+    pub(crate) fn resolved(&self, ids: &[u32]) -> Vec<AliasEntry> {
+        (0..self.len())
+            .map(|slot| AliasEntry {
+                keep: self.keep[slot],
+                kept: ids[slot],
+                other: ids[self.alias[slot] as usize],
+                _pad: 0,
+            })
+            .collect()
+    }
+}
+
+/// A slot of a [`Alias::resolved`] table.
+#[derive(Debug, Clone, Copy)]
+#[repr(C, align(16))]
+pub struct AliasEntry {
+    keep: f32,
+    kept: u32,
+    other: u32,
+    _pad: u32,
+}
+
+/// A draw from a [`Alias::resolved`] table (not empty).
+#[inline(always)]
+pub(crate) fn draw_resolved(table: &[AliasEntry], rng: &mut SmallRng) -> u32 {
+    let r: u64 = rng.random();
+    let (slot, coin) = Alias::split(r, table.len());
+    let e = &table[slot];
+    if coin < e.keep {
+        e.kept
+    } else {
+        e.other
     }
 }
 
