@@ -370,6 +370,7 @@ struct Blocks {
     s: usize,
     users: Vec<u32>,
     items: Vec<i32>,
+    /// The stored values, kept only when they weight the samples (empty otherwise).
     values: Vec<f32>,
     starts: Vec<usize>,
     /// The items of each stratum.
@@ -379,7 +380,7 @@ struct Blocks {
     popularity: Vec<Option<Vec<AliasEntry>>>,
 }
 
-fn blocks(m: &CsrView<'_>, seed: u64) -> Blocks {
+fn blocks(m: &CsrView<'_>, seed: u64, use_weights: bool) -> Blocks {
     let (n_items, s) = (m.n_cols(), strata(m.n_cols()));
     let mut order: Vec<u32> = (0..n_items as u32).collect();
     order.shuffle(&mut stream(seed, u64::MAX, 3));
@@ -402,12 +403,16 @@ fn blocks(m: &CsrView<'_>, seed: u64) -> Blocks {
     }
     let starts = counts.clone();
     let nnz = m.nnz();
-    let (mut users, mut items, mut values) = (vec![0u32; nnz], vec![0i32; nnz], vec![0f32; nnz]);
+    let (mut users, mut items) = (vec![0u32; nnz], vec![0i32; nnz]);
+    let mut values = vec![0f32; if use_weights { nnz } else { 0 }];
     for u in 0..m.n_rows() {
         let (row_items, vals) = m.row(u);
         for (&i, &v) in row_items.iter().zip(vals) {
             let k = &mut counts[(u % s) * s + stratum[i as usize] as usize];
-            (users[*k], items[*k], values[*k]) = (u as u32, i, v);
+            (users[*k], items[*k]) = (u as u32, i);
+            if use_weights {
+                values[*k] = v;
+            }
             *k += 1;
         }
     }
@@ -441,7 +446,7 @@ fn block<S: Lanes>(
     let (users, items, values) = (
         &bl.users[range.clone()],
         &bl.items[range.clone()],
-        &bl.values[range],
+        bl.values.get(range).unwrap_or(&[]),
     );
     let mut stats = EpochStats::default();
     if users.is_empty() {
@@ -464,7 +469,32 @@ fn block<S: Lanes>(
     const RING: usize = 8;
     let n = users.len();
     let mut ring = [Drawn::default(); RING];
+    // The draws themselves read the block's entries and the negatives' table at random (each
+    // a miss once the factor rows have pushed them out of L2). A copy of the generator runs
+    // PEEK samples further on, predicting the next draws as a sample without redraws (the
+    // sample position, then one 64-bit draw for the negative) and requesting what they will
+    // read; a sample that consumed the generator otherwise (a redraw, or a user with the whole
+    // stratum) restarts the copy. The copy only requests: the draws are made as before.
+    const PEEK: usize = 8;
+    let table = match neg {
+        Negatives::Resolved(table) => Some(table),
+        _ => None,
+    };
+    let mut ahead = table.map(|_| rng.clone());
+    let peek = |la: &mut SmallRng| {
+        let k = la.random_range(0..n);
+        let r: u64 = la.random();
+        prefetch(users.as_ptr().wrapping_add(k));
+        prefetch(items.as_ptr().wrapping_add(k));
+        if let Some(table) = table {
+            prefetch(table.as_ptr().wrapping_add(Alias::slot(r, table.len())));
+        }
+    };
+    if let Some(la) = ahead.as_mut() {
+        (0..PEEK).for_each(|_| peek(la));
+    }
     let draw = |rng: &mut SmallRng, stats: &mut EpochStats| -> Drawn {
+        let redrawn = stats.redrawn;
         let k = rng.random_range(0..n);
         let u = users[k];
         // the user's run of entries around k: its items in this stratum
@@ -486,7 +516,20 @@ fn block<S: Lanes>(
             u,
             i,
             j: j.unwrap_or(NO_NEGATIVE),
-            w: values[k],
+            w: values.get(k).copied().unwrap_or(1.0),
+            // one draw for the negative, as the copy predicts
+            typical: stats.redrawn == redrawn
+                && !(e.p.verify_negative_samples && hi - lo >= neg.len()),
+        }
+    };
+    let mut follow = |rng: &SmallRng, s: &Drawn| {
+        if let Some(la) = ahead.as_mut() {
+            if s.typical {
+                peek(la);
+            } else {
+                *la = rng.clone();
+                (0..PEEK).for_each(|_| peek(la));
+            }
         }
     };
     let request = |s: &Drawn| {
@@ -498,6 +541,7 @@ fn block<S: Lanes>(
     };
     for slot in ring.iter_mut().take(n.min(AHEAD)) {
         *slot = draw(rng, &mut stats);
+        follow(rng, slot);
         request(slot);
     }
     for t in 0..n {
@@ -507,6 +551,7 @@ fn block<S: Lanes>(
         if t + AHEAD < n {
             let slot = &mut ring[(t + AHEAD) % RING];
             *slot = draw(rng, &mut stats);
+            follow(rng, slot);
             request(slot);
         }
         let s = ring[t % RING];
@@ -525,6 +570,8 @@ struct Drawn {
     /// The negative, or [`NO_NEGATIVE`]: the sample is skipped.
     j: u32,
     w: f32,
+    /// Drawn as [`block`]'s copy of the generator predicts.
+    typical: bool,
 }
 
 const NO_NEGATIVE: u32 = u32::MAX;
@@ -598,7 +645,7 @@ pub fn epoch(
     };
     let arch = sgd_arch();
     if params.deterministic {
-        let bl = blocks(user_items, seed);
+        let bl = blocks(user_items, seed, params.use_weights);
         let stats = parallel::install(num_threads, || {
             (0..bl.s).fold(EpochStats::default(), |acc, round| {
                 let r = (0..bl.s)

@@ -118,6 +118,12 @@ impl Alias {
         }
     }
 
+    /// The slot a draw `r` reads in a table of `len` slots.
+    #[inline(always)]
+    pub(crate) fn slot(r: u64, len: usize) -> usize {
+        Self::split(r, len).0
+    }
+
     /// The slot and the coin of a draw `r`: the high half picks the slot (multiply-shift), the
     /// low half is the coin.
     #[inline(always)]
