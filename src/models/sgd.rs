@@ -305,3 +305,34 @@ impl SharedRows {
         unsafe { std::slice::from_raw_parts_mut(self.ptr.add(i * self.d), self.d) }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn resolved_table_draws_what_the_table_and_ids_draw() {
+        let weights = [5.0, 0.0, 1.0, 3.0, 0.5, 2.0, 0.0, 7.0];
+        let ids = [40u32, 41, 42, 43, 44, 45, 46, 47];
+        let table = Alias::new(&weights).unwrap(); // ok: test data, positive weights
+        let resolved = table.resolved(&ids);
+        let (mut a, mut b) = (stream(9, 1, 2), stream(9, 1, 2));
+        let mut seen = [0usize; 8];
+        for _ in 0..20_000 {
+            let want = ids[table.draw(&mut a)];
+            let got = draw_resolved(&resolved, &mut b);
+            assert_eq!(got, want);
+            seen[(got - 40) as usize] += 1;
+        }
+        // zero weights never drawn, the others in proportion (loose bounds)
+        assert_eq!((seen[1], seen[6]), (0, 0));
+        let total: f64 = weights.iter().sum();
+        for (k, &w) in weights.iter().enumerate() {
+            let share = seen[k] as f64 / 20_000.0;
+            assert!((share - w / total).abs() < 0.02, "item {k}: {share}");
+        }
+        // the slot a draw reads is the one `slot` names
+        let r = 0x1234_5678_9abc_def0u64;
+        assert_eq!(Alias::slot(r, 8), Alias::split(r, 8).0);
+    }
+}

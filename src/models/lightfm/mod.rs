@@ -458,3 +458,41 @@ pub fn epoch(
     })?;
     e.stop.check()
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::sparse::Csr;
+
+    fn rows(f: Features<'_>) -> Vec<Vec<(usize, f32)>> {
+        (0..f.n_rows()).map(|r| f.row(r).collect()).collect()
+    }
+
+    #[test]
+    fn features_know_the_identity_and_give_every_matrix_its_rows() {
+        let id = Csr::identity(5);
+        let view = id.view();
+        let f = Features::new(&view);
+        assert!(f.identity);
+        assert_eq!(rows(f), (0..5).map(|r| vec![(r, 1.0)]).collect::<Vec<_>>());
+        // not the identity: a permutation, a weight other than 1, a wider matrix
+        let cases = [
+            Csr::from_triplets(3, 3, &[(0, 1, 1.0), (1, 0, 1.0), (2, 2, 1.0)]),
+            Csr::from_triplets(3, 3, &[(0, 0, 1.0), (1, 1, 0.5), (2, 2, 1.0)]),
+            Csr::from_triplets(3, 4, &[(0, 0, 1.0), (1, 1, 1.0), (2, 2, 1.0), (2, 3, 0.25)]),
+        ];
+        for m in cases {
+            let m = m.unwrap(); // ok: test data, valid triplets
+            let v = m.view();
+            let f = Features::new(&v);
+            assert!(!f.identity);
+            let want: Vec<Vec<(usize, f32)>> = (0..v.n_rows())
+                .map(|r| {
+                    let (p, w) = v.row(r);
+                    p.iter().zip(w).map(|(&p, &w)| (p as usize, w)).collect()
+                })
+                .collect();
+            assert_eq!(rows(f), want);
+        }
+    }
+}
