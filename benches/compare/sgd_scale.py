@@ -44,7 +44,9 @@ import numpy as np
 from knn_scale import data, status_mb  # noqa: E402
 
 # the folder's lightfm.py would shadow the peer
-sys.path[:] = [p for p in sys.path if os.path.abspath(p) != os.path.dirname(os.path.abspath(__file__))]
+sys.path[:] = [
+    p for p in sys.path if os.path.abspath(p) != os.path.dirname(os.path.abspath(__file__))
+]
 
 
 def auc_pairs(X, n=50_000, seed=11):
@@ -103,7 +105,8 @@ def report(paths, png, ours="after"):
             f"{'/'.join(map(str, sorted(epochs)))} | {fmt(before)} / {fmt(after)} / {fmt(peer)} | "
             f"{ratio(peer, after)} | {ratio(peer, before)} | "
             f"{fmt(mb['before'], '{:.0f}')} / {fmt(mb[ours], '{:.0f}')} / "
-            f"{fmt(mb[PEER[model]], '{:.0f}')} | {fmt(auc[0], '{:.3f}')} / {fmt(auc[1], '{:.3f}')} |"
+            f"{fmt(mb[PEER[model]], '{:.0f}')} | "
+            f"{fmt(auc[0], '{:.3f}')} / {fmt(auc[1], '{:.3f}')} |"
         )
         for tag, val in (("after", after), ("before", before)):
             if peer is not None and val is not None:
