@@ -1,6 +1,6 @@
-"""BPR, LMF and LightFM warp at catalogue sizes: one library, one model, one size, one process.
+"""BPR, LMF, LightFM warp (and ALS) at catalogue sizes: one library, model and size per process.
 
-    python benches/compare/sgd_scale.py --lib tacitrec|implicit|lightfm --model bpr|lmf|warp
+    python benches/compare/sgd_scale.py --lib tacitrec|implicit|lightfm --model bpr|lmf|warp|als
         --size 300k,100k,10M [--generator powerlaw|clustered] [--threads 2] [--epochs N]
         [--factors 64] [--tag before]
 
@@ -66,7 +66,7 @@ def sampled_auc(U, V, pairs, ub=None, vb=None):
     return float(np.mean(si > sj) + 0.5 * np.mean(si == sj))
 
 
-PEER = {"bpr": "implicit", "lmf": "implicit", "warp": "lightfm"}
+PEER = {"bpr": "implicit", "lmf": "implicit", "warp": "lightfm", "als": "implicit"}
 
 
 def report(paths, png, ours="after"):
@@ -151,7 +151,7 @@ def main():
         return
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
     ap.add_argument("--lib", required=True, choices=["tacitrec", "implicit", "lightfm"])
-    ap.add_argument("--model", required=True, choices=["bpr", "lmf", "warp"])
+    ap.add_argument("--model", required=True, choices=["bpr", "lmf", "warp", "als"])
     ap.add_argument("--size", default="300k,100k,10M")
     ap.add_argument("--generator", default="powerlaw", choices=["powerlaw", "clustered"])
     ap.add_argument("--threads", type=int, default=2)
@@ -188,16 +188,20 @@ def main():
             cls = {
                 "bpr": tacitrec.BayesianPersonalizedRanking,
                 "lmf": tacitrec.LogisticMatrixFactorization,
+                "als": tacitrec.AlternatingLeastSquares,
             }[args.model]
         else:
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore")
+                from implicit.cpu.als import AlternatingLeastSquares
                 from implicit.cpu.bpr import BayesianPersonalizedRanking
                 from implicit.cpu.lmf import LogisticMatrixFactorization
 
-            cls = {"bpr": BayesianPersonalizedRanking, "lmf": LogisticMatrixFactorization}[
-                args.model
-            ]
+            cls = {
+                "bpr": BayesianPersonalizedRanking,
+                "lmf": LogisticMatrixFactorization,
+                "als": AlternatingLeastSquares,
+            }[args.model]
         model = cls(**kw)
         x = X
 
