@@ -88,14 +88,16 @@ pub(crate) fn vdot<S: Lanes>(simd: S, a: &[f32], b: &[f32]) -> f32 {
     let (bh, bt) = S::as_simd_f32s(&b[..n]);
     let z = simd.splat_f32s(0.0);
     let (mut acc0, mut acc1) = (z, z);
-    let (pa, pb) = (ah.chunks_exact(2), bh.chunks_exact(2));
-    let (ra, rb) = (pa.remainder(), pb.remainder());
-    for (x, y) in pa.zip(pb) {
-        acc0 = simd.mul_add_e_f32s(x[0], y[0], acc0);
-        acc1 = simd.mul_add_e_f32s(x[1], y[1], acc1);
+    // an index loop: a zip of `chunks_exact` iterators was left as a call (with a division)
+    // where the crate is built in several codegen units
+    let mut k = 0;
+    while k + 2 <= ah.len() {
+        acc0 = simd.mul_add_e_f32s(ah[k], bh[k], acc0);
+        acc1 = simd.mul_add_e_f32s(ah[k + 1], bh[k + 1], acc1);
+        k += 2;
     }
-    if let (Some(&x), Some(&y)) = (ra.first(), rb.first()) {
-        acc0 = simd.mul_add_e_f32s(x, y, acc0);
+    if k < ah.len() {
+        acc0 = simd.mul_add_e_f32s(ah[k], bh[k], acc0);
     }
     if !at.is_empty() {
         let (x, y) = (load_tail(simd, at), load_tail(simd, bt));

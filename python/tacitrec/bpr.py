@@ -170,10 +170,13 @@ class BayesianPersonalizedRanking(SGDFactorizationBase):
         if not self._same_shape(n_users, n_items):
             # drawn as implicit 0.7 draws them: items, then users
             f = int(self.factors)
-            items = rng.random((n_items, f + 1), dtype=np.float32) - np.float32(0.5)
+            # in place: the same values without a temporary the size of the factors
+            items = rng.random((n_items, f + 1), dtype=np.float32)
+            items -= np.float32(0.5)
             items /= np.float32(f)
             items[np.bincount(c.indices, minlength=n_items) == 0] = 0.0
-            users = rng.random((n_users, f + 1), dtype=np.float32) - np.float32(0.5)
+            users = rng.random((n_users, f + 1), dtype=np.float32)
+            users -= np.float32(0.5)
             users /= np.float32(f)
             users[np.diff(c.indptr) == 0] = 0.0
             users[:, f] = 1.0

@@ -177,7 +177,10 @@ class LightFM(RecommenderBase):
     def _fresh(self, n_features: int, rng: np.random.RandomState):
         d = int(self.no_components)
         params = np.zeros((n_features, d + 1), dtype=np.float32)
-        params[:, :d] = ((rng.rand(n_features, d) - 0.5) / d).astype(np.float32)
+        draws = rng.rand(n_features, d)  # LightFM's initialisation, without temporaries
+        draws -= 0.5
+        draws /= d
+        params[:, :d] = draws
         start = 1.0 if self.learning_schedule == "adagrad" else 0.0
         return [params, np.full_like(params, start), np.zeros_like(params)]
 
@@ -284,12 +287,14 @@ class LightFM(RecommenderBase):
                 "weights (normalise feature rows)",
             )
 
-        # the accumulators are rolled back with the parameters
+        # the accumulators are rolled back with the parameters (adagrad never writes the third
+        # array, adadelta's update accumulators: no copy of it)
         assert self._user is not None and self._item is not None  # grown above
+        written = 2 if self.learning_schedule == "adagrad" else 3
         _train_epochs(
             int(epochs),
             step,
-            rollback=_Rollback(self._user + self._item),
+            rollback=_Rollback(self._user[:written] + self._item[:written]),
             check=check,
             desc="LightFM",
             show_progress=verbose,

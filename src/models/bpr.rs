@@ -18,7 +18,7 @@
 //!   count (distributed SGD, Gemulla et al. 2011); and a block's rows stay in cache, which makes
 //!   this schedule the faster one.
 
-use super::sgd::{column_counts, popularity, stream, Alias, Negatives, SharedRows};
+use super::sgd::{column_counts, popularity, stream, Alias, AliasEntry, Negatives, SharedRows};
 use crate::error::{Error, Result};
 use crate::parallel::{self, Stop};
 use crate::simd::{load_tail, prefetch, sgd_arch, store_tail, vdot2, Lanes, WithSimd};
@@ -235,6 +235,20 @@ fn sample<S: Lanes>(
         stats.skipped += 1;
         return;
     };
+    train(simd, e, u, i, j, w, stats);
+}
+
+/// The SGD step of sample (u, i, j) with weight `w`.
+#[inline(always)]
+fn train<S: Lanes>(
+    simd: S,
+    e: &Epoch<'_>,
+    u: usize,
+    i: u32,
+    j: u32,
+    w: f32,
+    stats: &mut EpochStats,
+) {
     // SAFETY: three distinct rows (j != i, and x is another matrix); concurrent updates by other
     // threads are the hogwild algorithm, or excluded by the reproducible schedule.
     let (xu, yi, yj) = unsafe {
@@ -356,22 +370,24 @@ struct Blocks {
     s: usize,
     users: Vec<u32>,
     items: Vec<i32>,
+    /// The stored values, kept only when they weight the samples (empty otherwise).
     values: Vec<f32>,
     starts: Vec<usize>,
     /// The items of each stratum.
     members: Vec<Vec<u32>>,
     /// Each stratum's items by interaction count (popularity negatives; `None`: no
-    /// interactions, so no block of that stratum draws).
-    popularity: Vec<Option<Alias>>,
+    /// interactions, so no block of that stratum draws), resolved to item ids.
+    popularity: Vec<Option<Vec<AliasEntry>>>,
 }
 
-fn blocks(m: &CsrView<'_>, seed: u64) -> Blocks {
+fn blocks(m: &CsrView<'_>, seed: u64, use_weights: bool) -> Blocks {
     let (n_items, s) = (m.n_cols(), strata(m.n_cols()));
     let mut order: Vec<u32> = (0..n_items as u32).collect();
     order.shuffle(&mut stream(seed, u64::MAX, 3));
-    let mut stratum = vec![0usize; n_items];
+    // one byte per item (s <= 32), so that the map stays in cache while the entries are dealt
+    let mut stratum = vec![0u8; n_items];
     for (k, &i) in order.iter().enumerate() {
-        stratum[i as usize] = k % s;
+        stratum[i as usize] = (k % s) as u8;
     }
     let members: Vec<Vec<u32>> = (0..s)
         .map(|q| order.iter().skip(q).step_by(s).copied().collect())
@@ -379,7 +395,7 @@ fn blocks(m: &CsrView<'_>, seed: u64) -> Blocks {
     let mut counts = vec![0usize; s * s + 1];
     for u in 0..m.n_rows() {
         for &i in m.row(u).0 {
-            counts[(u % s) * s + stratum[i as usize] + 1] += 1;
+            counts[(u % s) * s + stratum[i as usize] as usize + 1] += 1;
         }
     }
     for b in 0..s * s {
@@ -387,12 +403,16 @@ fn blocks(m: &CsrView<'_>, seed: u64) -> Blocks {
     }
     let starts = counts.clone();
     let nnz = m.nnz();
-    let (mut users, mut items, mut values) = (vec![0u32; nnz], vec![0i32; nnz], vec![0f32; nnz]);
+    let (mut users, mut items) = (vec![0u32; nnz], vec![0i32; nnz]);
+    let mut values = vec![0f32; if use_weights { nnz } else { 0 }];
     for u in 0..m.n_rows() {
         let (row_items, vals) = m.row(u);
         for (&i, &v) in row_items.iter().zip(vals) {
-            let k = &mut counts[(u % s) * s + stratum[i as usize]];
-            (users[*k], items[*k], values[*k]) = (u as u32, i, v);
+            let k = &mut counts[(u % s) * s + stratum[i as usize] as usize];
+            (users[*k], items[*k]) = (u as u32, i);
+            if use_weights {
+                values[*k] = v;
+            }
             *k += 1;
         }
     }
@@ -405,7 +425,7 @@ fn blocks(m: &CsrView<'_>, seed: u64) -> Blocks {
         starts,
         popularity: members
             .iter()
-            .map(|ids| popularity(&item_counts, Some(ids)))
+            .map(|ids| popularity(&item_counts, Some(ids)).map(|t| t.resolved(ids)))
             .collect(),
         members,
     }
@@ -426,17 +446,14 @@ fn block<S: Lanes>(
     let (users, items, values) = (
         &bl.users[range.clone()],
         &bl.items[range.clone()],
-        &bl.values[range],
+        bl.values.get(range).unwrap_or(&[]),
     );
     let mut stats = EpochStats::default();
     if users.is_empty() {
         return stats;
     }
     let neg = match (e.p.sampling, &bl.popularity[q]) {
-        (Sampling::Popularity, Some(table)) => Negatives::Weighted {
-            table,
-            ids: Some(&bl.members[q]),
-        },
+        (Sampling::Popularity, Some(table)) => Negatives::Resolved(table),
         // a block holds interactions, so its stratum's table exists
         (Sampling::Popularity, None) => return stats,
         (Sampling::Uniform, _) => Negatives::Uniform {
@@ -444,11 +461,41 @@ fn block<S: Lanes>(
             ids: Some(&bl.members[q]),
         },
     };
-    for t in 0..users.len() {
-        if t % CHECK_EVERY == 0 && e.stop.is_set() {
-            break;
+    // What a sample trains depends only on the block's entries and the generator, never on
+    // the factors: so the draws run AHEAD samples early, in the same order as one after the
+    // other (the results are the same), and the three factor rows they pick are requested then.
+    // Drawing is cheap and the rows are random: at large catalogues they come from memory.
+    const AHEAD: usize = 6;
+    const RING: usize = 8;
+    let n = users.len();
+    let mut ring = [Drawn::default(); RING];
+    // The draws themselves read the block's entries and the negatives' table at random (each
+    // a miss once the factor rows have pushed them out of L2). A copy of the generator runs
+    // PEEK samples further on, predicting the next draws as a sample without redraws (the
+    // sample position, then one 64-bit draw for the negative) and requesting what they will
+    // read; a sample that consumed the generator otherwise (a redraw, or a user with the whole
+    // stratum) restarts the copy. The copy only requests: the draws are made as before.
+    const PEEK: usize = 8;
+    let table = match neg {
+        Negatives::Resolved(table) => Some(table),
+        _ => None,
+    };
+    let mut ahead = table.map(|_| rng.clone());
+    let peek = |la: &mut SmallRng| {
+        let k = la.random_range(0..n);
+        let r: u64 = la.random();
+        prefetch(users.as_ptr().wrapping_add(k));
+        prefetch(items.as_ptr().wrapping_add(k));
+        if let Some(table) = table {
+            prefetch(table.as_ptr().wrapping_add(Alias::slot(r, table.len())));
         }
-        let k = rng.random_range(0..users.len());
+    };
+    if let Some(la) = ahead.as_mut() {
+        (0..PEEK).for_each(|_| peek(la));
+    }
+    let draw = |rng: &mut SmallRng, stats: &mut EpochStats| -> Drawn {
+        let redrawn = stats.redrawn;
+        let k = rng.random_range(0..n);
         let u = users[k];
         // the user's run of entries around k: its items in this stratum
         let mut lo = k;
@@ -456,24 +503,78 @@ fn block<S: Lanes>(
             lo -= 1;
         }
         let mut hi = k + 1;
-        while hi < users.len() && users[hi] == u {
+        while hi < n && users[hi] == u {
             hi += 1;
         }
-        sample(
-            simd,
-            e,
-            rng,
-            &neg,
-            &items[lo..hi],
-            u as usize,
-            items[k] as u32,
-            values[k],
-            &mut stats,
-            None,
-        );
+        let i = items[k] as u32;
+        stats.samples += 1;
+        let j = negative(rng, &neg, &items[lo..hi], i, &e.p, stats, None);
+        if j.is_none() {
+            stats.skipped += 1;
+        }
+        Drawn {
+            u,
+            i,
+            j: j.unwrap_or(NO_NEGATIVE),
+            w: values.get(k).copied().unwrap_or(1.0),
+            // one draw for the negative, as the copy predicts
+            typical: stats.redrawn == redrawn
+                && !(e.p.verify_negative_samples && hi - lo >= neg.len()),
+        }
+    };
+    let mut follow = |rng: &SmallRng, s: &Drawn| {
+        if let Some(la) = ahead.as_mut() {
+            if s.typical {
+                peek(la);
+            } else {
+                *la = rng.clone();
+                (0..PEEK).for_each(|_| peek(la));
+            }
+        }
+    };
+    let request = |s: &Drawn| {
+        if s.j != NO_NEGATIVE {
+            e.x.prefetch_row(s.u as usize);
+            e.y.prefetch_row(s.i as usize);
+            e.y.prefetch_row(s.j as usize);
+        }
+    };
+    for slot in ring.iter_mut().take(n.min(AHEAD)) {
+        *slot = draw(rng, &mut stats);
+        follow(rng, slot);
+        request(slot);
+    }
+    for t in 0..n {
+        if t % CHECK_EVERY == 0 && e.stop.is_set() {
+            break;
+        }
+        if t + AHEAD < n {
+            let slot = &mut ring[(t + AHEAD) % RING];
+            *slot = draw(rng, &mut stats);
+            follow(rng, slot);
+            request(slot);
+        }
+        let s = ring[t % RING];
+        if s.j != NO_NEGATIVE {
+            train(simd, e, s.u as usize, s.i, s.j, s.w, &mut stats);
+        }
     }
     stats
 }
+
+/// A sample of the reproducible schedule, drawn ahead of its training.
+#[derive(Clone, Copy, Default)]
+struct Drawn {
+    u: u32,
+    i: u32,
+    /// The negative, or [`NO_NEGATIVE`]: the sample is skipped.
+    j: u32,
+    w: f32,
+    /// Drawn as [`block`]'s copy of the generator predicts.
+    typical: bool,
+}
+
+const NO_NEGATIVE: u32 = u32::MAX;
 
 /// [`block`], dispatched on [`sgd_arch`]'s instruction set.
 struct Block<'a, 'e> {
@@ -544,7 +645,7 @@ pub fn epoch(
     };
     let arch = sgd_arch();
     if params.deterministic {
-        let bl = blocks(user_items, seed);
+        let bl = blocks(user_items, seed, params.use_weights);
         let stats = parallel::install(num_threads, || {
             (0..bl.s).fold(EpochStats::default(), |acc, round| {
                 let r = (0..bl.s)

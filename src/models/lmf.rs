@@ -16,7 +16,7 @@
 use super::sgd::{sigmoid, stream, Negatives};
 use crate::error::{Error, Result};
 use crate::parallel;
-use crate::simd::{load_tail, sgd_arch, store_tail, vaxpy, vdot, Lanes, WithSimd};
+use crate::simd::{load_tail, prefetch, sgd_arch, store_tail, vaxpy, vdot, Lanes, WithSimd};
 use crate::sparse::CsrView;
 use rand::rngs::SmallRng;
 use rayon::prelude::*;
@@ -95,20 +95,44 @@ fn row_step<S: Lanes>(
     p: &LmfParams,
     rng: &mut SmallRng,
     grad: &mut [f32],
+    negs: &mut Vec<u32>,
 ) {
     let d = x.len();
     grad.fill(0.0);
-    for (&i, &c) in items.iter().zip(vals) {
-        let yi = &y[i as usize * d..(i as usize + 1) * d];
-        let z = c * (1.0 - sigmoid(vdot(simd, x, yi)));
-        vaxpy(simd, z, yi, grad);
-    }
     let mut n_neg = p.neg_prop.saturating_mul(items.len());
     if let Some(cap) = p.max_negatives.cap(d) {
         n_neg = n_neg.min(cap);
     }
-    for _ in 0..n_neg {
-        let j = neg.draw(rng) as usize;
+    // The fixed rows a row reads are random: at large catalogues each is a miss to memory.
+    // The negatives are drawn first (the same draws in the same order as one at a time: they
+    // never depend on the factors) so that every row can be requested AHEAD rows before it is
+    // read, and the misses overlap.
+    negs.clear();
+    negs.extend((0..n_neg).map(|_| neg.draw(rng)));
+    let ahead = |k: usize| -> Option<usize> {
+        match items.get(k) {
+            Some(&i) => Some(i as usize),
+            None => negs.get(k - items.len()).map(|&j| j as usize),
+        }
+    };
+    for k in 0..AHEAD {
+        if let Some(r) = ahead(k) {
+            prefetch_row(y, r, d);
+        }
+    }
+    for (k, (&i, &c)) in items.iter().zip(vals).enumerate() {
+        if let Some(r) = ahead(k + AHEAD) {
+            prefetch_row(y, r, d);
+        }
+        let yi = &y[i as usize * d..(i as usize + 1) * d];
+        let z = c * (1.0 - sigmoid(vdot(simd, x, yi)));
+        vaxpy(simd, z, yi, grad);
+    }
+    for (k, &j) in negs.iter().enumerate() {
+        if let Some(&r) = negs.get(k + AHEAD) {
+            prefetch_row(y, r as usize, d);
+        }
+        let j = j as usize;
         let yj = &y[j * d..(j + 1) * d];
         let z = sigmoid(vdot(simd, x, yj));
         vaxpy(simd, -z, yj, grad);
@@ -117,6 +141,19 @@ fn row_step<S: Lanes>(
     let kept = (x[fixed], g2[fixed]);
     adagrad(simd, x, g2, grad, p.learning_rate, p.regularization);
     (x[fixed], g2[fixed]) = kept;
+}
+
+/// Rows requested ahead of their reads in [`row_step`].
+const AHEAD: usize = 4;
+
+/// Requests the cache lines of row `r` of the row-major `y` (`d` columns); a hint.
+#[inline(always)]
+fn prefetch_row(y: &[f32], r: usize, d: usize) {
+    let start = y.as_ptr().wrapping_add(r * d);
+    for k in (0..d).step_by(16) {
+        prefetch(start.wrapping_add(k));
+    }
+    prefetch(start.wrapping_add(d - 1));
 }
 
 /// `g = grad - reg x`, `G += g^2`, `x += lr g / sqrt(1e-6 + G)` elementwise.
@@ -179,6 +216,7 @@ struct RowStep<'a> {
     p: &'a LmfParams,
     rng: &'a mut SmallRng,
     grad: &'a mut [f32],
+    negs: &'a mut Vec<u32>,
 }
 
 impl WithSimd for RowStep<'_> {
@@ -196,8 +234,9 @@ impl WithSimd for RowStep<'_> {
             p,
             rng,
             grad,
+            negs,
         } = self;
-        row_step(simd, items, vals, x, g2, y, fixed, neg, p, rng, grad)
+        row_step(simd, items, vals, x, g2, y, fixed, neg, p, rng, grad, negs)
     }
 }
 
@@ -249,8 +288,8 @@ pub fn half_step(
             .zip(g2.par_chunks_mut(d))
             .enumerate()
             .for_each_init(
-                || vec![0f32; d],
-                |grad, (r, (xr, gr))| {
+                || (vec![0f32; d], Vec::new()),
+                |(grad, negs), (r, (xr, gr))| {
                     let (items, vals) = m.row(r);
                     if items.is_empty() || stop.is_set() {
                         return;
@@ -268,6 +307,7 @@ pub fn half_step(
                         p: params,
                         rng: &mut rng,
                         grad,
+                        negs,
                     });
                 },
             )

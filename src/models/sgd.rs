@@ -30,6 +30,8 @@ pub enum Negatives<'a> {
     },
     /// `k` uniform below `count` (at least 1).
     Uniform { count: u32, ids: Option<&'a [u32]> },
+    /// As `Weighted` with `ids`, from the table resolved through them ([`Alias::resolved`]).
+    Resolved(&'a [AliasEntry]),
 }
 
 impl Negatives<'_> {
@@ -39,6 +41,7 @@ impl Negatives<'_> {
         match *self {
             Negatives::Weighted { table, ids } => ids.map_or(table.len(), <[u32]>::len),
             Negatives::Uniform { count, ids } => ids.map_or(count as usize, <[u32]>::len),
+            Negatives::Resolved(table) => table.len(),
         }
     }
 
@@ -47,6 +50,7 @@ impl Negatives<'_> {
         let (k, ids) = match *self {
             Negatives::Weighted { table, ids } => (table.draw(rng), ids),
             Negatives::Uniform { count, ids } => (rng.random_range(0..count) as usize, ids),
+            Negatives::Resolved(table) => return draw_resolved(table, rng),
         };
         ids.map_or(k as u32, |ids| ids[k])
     }
@@ -106,14 +110,66 @@ impl Alias {
     #[inline(always)]
     pub fn draw(&self, rng: &mut SmallRng) -> usize {
         let r: u64 = rng.random();
-        // high half picks the slot (multiply-shift), low half is the coin
-        let slot = (((r >> 32) * self.keep.len() as u64) >> 32) as usize;
-        let coin = (r as u32 >> 8) as f32 * (1.0 / (1u32 << 24) as f32);
+        let (slot, coin) = Self::split(r, self.keep.len());
         if coin < self.keep[slot] {
             slot
         } else {
             self.alias[slot] as usize
         }
+    }
+
+    /// The slot a draw `r` reads in a table of `len` slots.
+    #[inline(always)]
+    pub(crate) fn slot(r: u64, len: usize) -> usize {
+        Self::split(r, len).0
+    }
+
+    /// The slot and the coin of a draw `r`: the high half picks the slot (multiply-shift), the
+    /// low half is the coin.
+    #[inline(always)]
+    fn split(r: u64, len: usize) -> (usize, f32) {
+        let slot = (((r >> 32) * len as u64) >> 32) as usize;
+        let coin = (r as u32 >> 8) as f32 * (1.0 / (1u32 << 24) as f32);
+        (slot, coin)
+    }
+
+    /// The table with its outcomes mapped through `ids` (one id per outcome) and stored beside
+    /// each slot's probability: a draw reads one 16-byte entry where [`Alias::draw`] followed by
+    /// `ids[..]` reads up to three arrays in a dependent chain, each a cache miss when the table
+    /// is large or the cache is busy with factor rows. Draws the same ids from the same
+    /// generator state as `ids[self.draw(rng)]`.
+    pub(crate) fn resolved(&self, ids: &[u32]) -> Vec<AliasEntry> {
+        (0..self.len())
+            .map(|slot| AliasEntry {
+                keep: self.keep[slot],
+                kept: ids[slot],
+                other: ids[self.alias[slot] as usize],
+                _pad: 0,
+            })
+            .collect()
+    }
+}
+
+/// A slot of a [`Alias::resolved`] table.
+#[derive(Debug, Clone, Copy)]
+#[repr(C, align(16))]
+pub struct AliasEntry {
+    keep: f32,
+    kept: u32,
+    other: u32,
+    _pad: u32,
+}
+
+/// A draw from a [`Alias::resolved`] table (not empty).
+#[inline(always)]
+pub(crate) fn draw_resolved(table: &[AliasEntry], rng: &mut SmallRng) -> u32 {
+    let r: u64 = rng.random();
+    let (slot, coin) = Alias::split(r, table.len());
+    let e = &table[slot];
+    if coin < e.keep {
+        e.kept
+    } else {
+        e.other
     }
 }
 
@@ -247,5 +303,36 @@ impl SharedRows {
         assert!(i < self.n, "row {i} out of {} rows", self.n);
         // SAFETY: in bounds by the assertion; aliasing as the caller promises.
         unsafe { std::slice::from_raw_parts_mut(self.ptr.add(i * self.d), self.d) }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn resolved_table_draws_what_the_table_and_ids_draw() {
+        let weights = [5.0, 0.0, 1.0, 3.0, 0.5, 2.0, 0.0, 7.0];
+        let ids = [40u32, 41, 42, 43, 44, 45, 46, 47];
+        let table = Alias::new(&weights).unwrap(); // ok: test data, positive weights
+        let resolved = table.resolved(&ids);
+        let (mut a, mut b) = (stream(9, 1, 2), stream(9, 1, 2));
+        let mut seen = [0usize; 8];
+        for _ in 0..20_000 {
+            let want = ids[table.draw(&mut a)];
+            let got = draw_resolved(&resolved, &mut b);
+            assert_eq!(got, want);
+            seen[(got - 40) as usize] += 1;
+        }
+        // zero weights never drawn, the others in proportion (loose bounds)
+        assert_eq!((seen[1], seen[6]), (0, 0));
+        let total: f64 = weights.iter().sum();
+        for (k, &w) in weights.iter().enumerate() {
+            let share = seen[k] as f64 / 20_000.0;
+            assert!((share - w / total).abs() < 0.02, "item {k}: {share}");
+        }
+        // the slot a draw reads is the one `slot` names
+        let r = 0x1234_5678_9abc_def0u64;
+        assert_eq!(Alias::slot(r, 8), Alias::split(r, 8).0);
     }
 }

@@ -1,7 +1,7 @@
 //! Per-thread private copies of the most updated feature rows of one side (hogwild with adagrad
 //! and several threads), merged into the shared rows every [`MERGE_EVERY`] examples.
 
-use super::Side;
+use super::{Features, Side};
 use crate::models::sgd::SharedRows;
 use crate::sparse::CsrView;
 
@@ -13,6 +13,9 @@ pub(super) struct Shared {
     /// slot among them (`NOT_HOT` for the others).
     hot: Vec<u32>,
     slot: Vec<u32>,
+    /// One bit per feature, set for the hot ones: the test every row access makes, small
+    /// enough to stay in cache where `slot` (4 bytes per feature) would miss at large catalogues.
+    is_hot: Vec<u64>,
 }
 
 const NOT_HOT: u32 = u32::MAX;
@@ -21,8 +24,10 @@ impl Shared {
     pub(super) fn new(s: Side<'_>, w: usize, hot: Vec<u32>) -> Self {
         let n = s.params.len() / w.max(1);
         let mut slot = vec![NOT_HOT; if hot.is_empty() { 0 } else { n }];
+        let mut is_hot = vec![0u64; if hot.is_empty() { 0 } else { n.div_ceil(64) }];
         for (k, &p) in hot.iter().enumerate() {
             slot[p as usize] = k as u32;
+            is_hot[p as usize >> 6] |= 1 << (p & 63);
         }
         Shared {
             params: SharedRows::new(s.params, w),
@@ -30,14 +35,15 @@ impl Shared {
             step_acc: SharedRows::new(s.step_acc, w),
             hot,
             slot,
+            is_hot,
         }
     }
 
     /// The slot of feature p when it is hot.
     #[inline(always)]
     pub(super) fn slot_of(&self, p: usize) -> Option<usize> {
-        match self.slot.get(p) {
-            Some(&s) if s != NOT_HOT => Some(s as usize),
+        match self.is_hot.get(p >> 6) {
+            Some(&bits) if bits >> (p & 63) & 1 == 1 => Some(self.slot[p] as usize),
             _ => None,
         }
     }
@@ -45,12 +51,12 @@ impl Shared {
     /// Requests the shared parameter rows (and with `acc` the accumulator rows) of the first
     /// features of row r of `f`, skipping hot features (trained in the thread's own copies).
     #[inline(always)]
-    pub(super) fn prefetch(&self, f: &CsrView<'_>, r: usize, acc: bool) {
-        for &p in f.row(r).0.iter().take(4) {
-            if self.slot_of(p as usize).is_none() {
-                self.params.prefetch_row(p as usize);
+    pub(super) fn prefetch(&self, f: Features<'_>, r: usize, acc: bool) {
+        for (p, _) in f.row(r).take(4) {
+            if self.slot_of(p).is_none() {
+                self.params.prefetch_row(p);
                 if acc {
-                    self.grad_acc.prefetch_row(p as usize);
+                    self.grad_acc.prefetch_row(p);
                 }
             }
         }

@@ -111,8 +111,8 @@ pub struct Side<'a> {
 struct Epoch<'a> {
     interactions: &'a CsrView<'a>,
     weights: Option<&'a [f32]>,
-    user_features: &'a CsrView<'a>,
-    item_features: &'a CsrView<'a>,
+    user_features: Features<'a>,
+    item_features: Features<'a>,
     users: Shared,
     items: Shared,
     p: LightFmParams,
@@ -123,22 +123,77 @@ struct Epoch<'a> {
     stop: Stop,
 }
 
+/// A feature matrix (rows x features) as the epoch reads it: the identity (LightFM's default,
+/// one feature per user or item, weight 1) is known as such, so that a row's features cost no
+/// reads of the matrix. At large catalogues each of those reads (row start, feature id,
+/// weight) is a cache miss that must finish before the parameter row's address is known.
+#[derive(Clone, Copy)]
+pub(super) struct Features<'a> {
+    m: &'a CsrView<'a>,
+    identity: bool,
+}
+
+impl<'a> Features<'a> {
+    fn new(m: &'a CsrView<'a>) -> Self {
+        let n = m.n_rows();
+        let identity = m.n_cols() == n
+            && m.indptr().iter().enumerate().all(|(k, &p)| p == k as i64)
+            && m.indices().iter().enumerate().all(|(k, &p)| p == k as i32)
+            && m.data().iter().all(|&w| w == 1.0);
+        Features { m, identity }
+    }
+
+    #[inline(always)]
+    pub(super) fn n_rows(&self) -> usize {
+        self.m.n_rows()
+    }
+
+    /// The (feature, weight) pairs of row r.
+    #[inline(always)]
+    pub(super) fn row(&self, r: usize) -> FeatureRow<'a> {
+        if self.identity {
+            FeatureRow::One(Some(r))
+        } else {
+            let (p, w) = self.m.row(r);
+            FeatureRow::Many(p.iter().zip(w))
+        }
+    }
+}
+
+/// The (feature, weight) pairs of a row of [`Features`].
+pub(super) enum FeatureRow<'a> {
+    One(Option<usize>),
+    Many(std::iter::Zip<std::slice::Iter<'a, i32>, std::slice::Iter<'a, f32>>),
+}
+
+impl Iterator for FeatureRow<'_> {
+    type Item = (usize, f32);
+
+    #[inline(always)]
+    fn next(&mut self) -> Option<(usize, f32)> {
+        match self {
+            FeatureRow::One(r) => r.take().map(|r| (r, 1.0)),
+            FeatureRow::Many(it) => it.next().map(|(&p, &w)| (p as usize, w)),
+        }
+    }
+}
+
 /// `out = sum_p F[r, p] params[p]` (d + 1 values).
 #[inline(always)]
 fn represent<S: Lanes>(
     simd: S,
-    f: &CsrView<'_>,
+    f: Features<'_>,
     r: usize,
     side: &Shared,
     local: &Local,
     out: &mut [f32],
 ) {
-    let (feats, ws) = f.row(r);
-    for (k, (&p, &w)) in feats.iter().zip(ws).enumerate() {
-        let row: &[f32] = match side.slot_of(p as usize) {
+    let mut empty = true;
+    for (k, (p, w)) in f.row(r).enumerate() {
+        let row: &[f32] = match side.slot_of(p) {
             Some(slot) => local.params(slot),
             // SAFETY: a read; concurrent hogwild writes are part of the algorithm.
-            None => unsafe { side.params.row_ref(p as usize) },
+            None => unsafe { side.params.row_ref(p) },
         };
         // the first feature's term is written, the others added (no pass zeroing `out`)
         if k == 0 {
@@ -146,8 +201,9 @@ fn represent<S: Lanes>(
         } else {
             vaxpy(simd, w, row, out);
         }
+        empty = false;
     }
-    if feats.is_empty() {
+    if empty {
         out.fill(0.0);
     }
 }
@@ -375,8 +431,8 @@ pub fn epoch(
     let e = Epoch {
         interactions: m,
         weights: data.weights,
-        user_features: data.user_features,
-        item_features: data.item_features,
+        user_features: Features::new(data.user_features),
+        item_features: Features::new(data.item_features),
         users: Shared::new(users, w, hot_users),
         items: Shared::new(items, w, hot_items),
         p: *params,
@@ -401,4 +457,42 @@ pub fn epoch(
         });
     })?;
     e.stop.check()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::sparse::Csr;
+
+    fn rows(f: Features<'_>) -> Vec<Vec<(usize, f32)>> {
+        (0..f.n_rows()).map(|r| f.row(r).collect()).collect()
+    }
+
+    #[test]
+    fn features_know_the_identity_and_give_every_matrix_its_rows() {
+        let id = Csr::identity(5);
+        let view = id.view();
+        let f = Features::new(&view);
+        assert!(f.identity);
+        assert_eq!(rows(f), (0..5).map(|r| vec![(r, 1.0)]).collect::<Vec<_>>());
+        // not the identity: a permutation, a weight other than 1, a wider matrix
+        let cases = [
+            Csr::from_triplets(3, 3, &[(0, 1, 1.0), (1, 0, 1.0), (2, 2, 1.0)]),
+            Csr::from_triplets(3, 3, &[(0, 0, 1.0), (1, 1, 0.5), (2, 2, 1.0)]),
+            Csr::from_triplets(3, 4, &[(0, 0, 1.0), (1, 1, 1.0), (2, 2, 1.0), (2, 3, 0.25)]),
+        ];
+        for m in cases {
+            let m = m.unwrap(); // ok: test data, valid triplets
+            let v = m.view();
+            let f = Features::new(&v);
+            assert!(!f.identity);
+            let want: Vec<Vec<(usize, f32)>> = (0..v.n_rows())
+                .map(|r| {
+                    let (p, w) = v.row(r);
+                    p.iter().zip(w).map(|(&p, &w)| (p as usize, w)).collect()
+                })
+                .collect();
+            assert_eq!(rows(f), want);
+        }
+    }
 }

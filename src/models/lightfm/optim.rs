@@ -170,16 +170,15 @@ pub(super) fn update<S: Lanes>(
     };
     let schedule = e.p.schedule;
     let cols = if bias { coeff.len() } else { coeff.len() - 1 };
-    let (feats, ws) = f.row(r);
-    for (&p, &w) in feats.iter().zip(ws) {
-        let (theta, acc, mom) = match side.slot_of(p as usize) {
+    for (p, w) in f.row(r) {
+        let (theta, acc, mom) = match side.slot_of(p) {
             Some(slot) => local.rows_mut(slot),
             // SAFETY: hogwild updates (see SharedRows); distinct matrices per reference.
             None => unsafe {
                 (
-                    side.params.row_mut(p as usize),
-                    side.grad_acc.row_mut(p as usize),
-                    side.step_acc.row_mut(p as usize),
+                    side.params.row_mut(p),
+                    side.grad_acc.row_mut(p),
+                    side.step_acc.row_mut(p),
                 )
             },
         };

@@ -1,0 +1,262 @@
+"""BPR, LMF, LightFM warp (and ALS) at catalogue sizes: one library, model and size per process.
+
+    python benches/compare/sgd_scale.py --lib tacitrec|implicit|lightfm --model bpr|lmf|warp|als
+        --size 300k,100k,10M [--generator powerlaw|clustered] [--threads 2] [--epochs N]
+        [--factors 64] [--tag before]
+
+Prints one JSON line: the fit's CPU seconds (process time, all threads) and wall seconds, both
+per epoch (the whole fit divided by the epochs, setup included), the fit's peak resident memory
+above the data, a sampled AUC on the training interactions (50,000 stored (user, item) pairs
+against a uniformly drawn item, the same pairs for every library) and a checksum of the factors
+(sum of their absolute values, float64), so that two builds of tacitrec can be compared for
+identical results. One library per process, so a shell loop can interleave the libraries (and
+two builds of tacitrec, through PYTHONPATH) under the same machine load.
+
+The peers: implicit 0.7.3 (BPR, LMF; 1 BLAS thread, ``num_threads`` threads) and LightFM 1.17
+(warp; ``num_threads``). Hyper-parameters: each library's defaults (implicit's and tacitrec's are
+the same), ``--factors`` factors / components, random_state 0. tacitrec's BPR runs its default
+(reproducible, stratified) schedule unless ``--variant hogwild``.
+
+The data comes from knn_scale.py's generators and cache (``powerlaw``, ``clustered``).
+
+    python benches/compare/sgd_scale.py --report LOG.jsonl [LOG.jsonl ...] [--png PATH]
+
+reads the JSON lines of such runs and prints the markdown table (median CPU seconds per epoch of
+each library and tag at each size and generator, the peer's over tacitrec's, peak memory), and
+with ``--png`` draws the ratio against the number of items (one line per model and generator).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import time
+import warnings
+
+sys.path.insert(0, os.path.dirname(__file__))
+os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
+os.environ.setdefault("MKL_NUM_THREADS", "1")
+
+import numpy as np
+
+from knn_scale import data, status_mb  # noqa: E402
+
+# the folder's lightfm.py would shadow the peer
+sys.path[:] = [
+    p for p in sys.path if os.path.abspath(p) != os.path.dirname(os.path.abspath(__file__))
+]
+
+
+def auc_pairs(X, n=50_000, seed=11):
+    """(users, positives, negatives): n stored entries and a uniform item each."""
+    rng = np.random.default_rng(seed)
+    k = rng.integers(0, X.nnz, n)
+    users = np.searchsorted(X.indptr, k, side="right") - 1
+    return users, X.indices[k], rng.integers(0, X.shape[1], n)
+
+
+def sampled_auc(U, V, pairs, ub=None, vb=None):
+    u, i, j = pairs
+    si = np.einsum("ij,ij->i", U[u], V[i])
+    sj = np.einsum("ij,ij->i", U[u], V[j])
+    if vb is not None:
+        si, sj = si + vb[i], sj + vb[j]
+    return float(np.mean(si > sj) + 0.5 * np.mean(si == sj))
+
+
+PEER = {"bpr": "implicit", "lmf": "implicit", "warp": "lightfm", "als": "implicit"}
+
+
+def report(paths, png, ours="after"):
+    """The table of runs in ``paths`` (JSON lines) and, with ``png``, the ratio chart."""
+    from collections import defaultdict
+    from statistics import median
+
+    runs = defaultdict(list)
+    for path in paths:
+        with open(path) as fh:
+            for line in fh:
+                if line.startswith("{"):
+                    r = json.loads(line)
+                    who = r["lib"] if r["lib"] != "tacitrec" else r["tag"] or "tacitrec"
+                    runs[(r["model"], r["generator"], tuple(r["shape"]), r["nnz"], who)].append(r)
+    cases = sorted({k[:4] for k in runs}, key=lambda k: (k[0], k[1], k[2][1], k[2][0]))
+    print(
+        "| model | generator | users x items x nnz | epochs | CPU s/epoch before / after / peer "
+        "| peer / after | peer / before | peak MB before / after / peer | AUC after / peer |"
+    )
+    print("|---|---|---|---|---|---|---|---|---|")
+    points = defaultdict(list)
+    for case in cases:
+        model, gen, shape, nnz = case
+        got = {w: runs.get(case + (w,), []) for w in ("before", ours, PEER[model])}
+        cpu = {w: median(r["cpu_per_epoch"] for r in rs) if rs else None for w, rs in got.items()}
+        mb = {w: median(r["peak_mb"] for r in rs) if rs else None for w, rs in got.items()}
+        fmt = lambda v, f="{:.2f}": "-" if v is None else f.format(v)  # noqa: E731
+        ratio = lambda a, b: "-" if a is None or b is None else f"{a / b:.1f}x"  # noqa: E731
+        peer, after, before = cpu[PEER[model]], cpu[ours], cpu["before"]
+        epochs = {r["epochs"] for rs in got.values() for r in rs}
+        auc = [got[w][0]["auc"] if got[w] else None for w in (ours, PEER[model])]
+        print(
+            f"| {model.upper() if model != 'warp' else 'LightFM warp'} | {gen} | "
+            f"{shape[0] // 1000}k x {shape[1] // 1000}k x {nnz / 1e6:.1f}M | "
+            f"{'/'.join(map(str, sorted(epochs)))} | {fmt(before)} / {fmt(after)} / {fmt(peer)} | "
+            f"{ratio(peer, after)} | {ratio(peer, before)} | "
+            f"{fmt(mb['before'], '{:.0f}')} / {fmt(mb[ours], '{:.0f}')} / "
+            f"{fmt(mb[PEER[model]], '{:.0f}')} | "
+            f"{fmt(auc[0], '{:.3f}')} / {fmt(auc[1], '{:.3f}')} |"
+        )
+        for tag, val in (("after", after), ("before", before)):
+            if peer is not None and val is not None:
+                points[(model, gen, tag)].append((shape[1], peer / val))
+    if png:
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+
+        fig, ax = plt.subplots(figsize=(7, 4.5))
+        colors = {"bpr": "C0", "lmf": "C1", "warp": "C2"}
+        for (model, gen, tag), pts in sorted(points.items()):
+            pts.sort()
+            ax.plot(
+                [p[0] for p in pts],
+                [p[1] for p in pts],
+                color=colors[model],
+                linestyle="-" if tag == "after" else ":",
+                marker="o" if gen == "powerlaw" else "s",
+                label=f"{'LightFM warp' if model == 'warp' else model.upper()} {gen} {tag}",
+            )
+        for model, target in (("bpr", 3), ("warp", 5)):
+            ax.axhline(target, color=colors[model], linewidth=0.6, alpha=0.5)
+        ax.set_xscale("log")
+        ax.set_xlabel("items (catalogue size)")
+        ax.set_ylabel("speed-up over the peer (CPU s/epoch)")
+        ax.set_title("tacitrec SGD models against implicit 0.7.3 / LightFM 1.17, 2 threads")
+        ax.legend(fontsize=6, ncol=2)
+        fig.tight_layout()
+        fig.savefig(png, dpi=120)
+
+
+def main():
+    if "--report" in sys.argv:
+        ap = argparse.ArgumentParser()
+        ap.add_argument("--report", nargs="+", required=True)
+        ap.add_argument("--png")
+        ap.add_argument("--ours", default="after")
+        a = ap.parse_args()
+        report(a.report, a.png, a.ours)
+        return
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
+    ap.add_argument("--lib", required=True, choices=["tacitrec", "implicit", "lightfm"])
+    ap.add_argument("--model", required=True, choices=["bpr", "lmf", "warp", "als"])
+    ap.add_argument("--size", default="300k,100k,10M")
+    ap.add_argument("--generator", default="powerlaw", choices=["powerlaw", "clustered"])
+    ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--epochs", type=int, default=3)
+    ap.add_argument("--factors", type=int, default=64)
+    ap.add_argument("--variant", default="", choices=["", "hogwild"])
+    ap.add_argument("--tag", default="", help="label for the output (e.g. before/after)")
+    ap.add_argument("--cache", default="/tmp/tacitrec-knn-scale")
+    args = ap.parse_args()
+    if args.lib != "tacitrec" and (args.model == "warp") != (args.lib == "lightfm"):
+        raise SystemExit(f"{args.lib} has no {args.model}")
+
+    X = data(args.size, args.generator, args.cache)
+    pairs = auc_pairs(X)
+    kw = dict(random_state=0)
+    if args.model == "warp":
+        if args.lib == "tacitrec":
+            import tacitrec as lib
+        else:
+            import lightfm as lib
+        x = X.tocoo()
+        model = lib.LightFM(no_components=args.factors, loss="warp", **kw)
+
+        def fit():
+            model.fit(x, epochs=args.epochs, num_threads=args.threads)
+
+    else:
+        kw.update(factors=args.factors, iterations=args.epochs, num_threads=args.threads)
+        if args.variant == "hogwild":
+            kw["deterministic"] = False
+        if args.lib == "tacitrec":
+            import tacitrec
+
+            cls = {
+                "bpr": tacitrec.BayesianPersonalizedRanking,
+                "lmf": tacitrec.LogisticMatrixFactorization,
+                "als": tacitrec.AlternatingLeastSquares,
+            }[args.model]
+        else:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")
+                from implicit.cpu.als import AlternatingLeastSquares
+                from implicit.cpu.bpr import BayesianPersonalizedRanking
+                from implicit.cpu.lmf import LogisticMatrixFactorization
+
+            cls = {
+                "bpr": BayesianPersonalizedRanking,
+                "lmf": LogisticMatrixFactorization,
+                "als": AlternatingLeastSquares,
+            }[args.model]
+        model = cls(**kw)
+        x = X
+
+        def fit():
+            model.fit(x, show_progress=False)
+
+    try:
+        import ctypes
+
+        ctypes.CDLL(None).malloc_trim(0)
+    except (OSError, AttributeError):
+        pass
+    with open("/proc/self/clear_refs", "w") as fh:
+        fh.write("5")
+    base = status_mb("VmRSS")
+    c0, t0 = time.process_time(), time.perf_counter()
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        fit()
+    wall, cpu = time.perf_counter() - t0, time.process_time() - c0
+    peak = status_mb("VmHWM") - base
+    if args.model == "warp":
+        U, V = model.user_embeddings, model.item_embeddings
+        ub, vb = model.user_biases, model.item_biases
+        auc = sampled_auc(U, V, pairs, ub, vb)
+        checksum = float(np.abs(U).sum(dtype=np.float64) + np.abs(V).sum(dtype=np.float64))
+    else:
+        U, V = np.asarray(model.user_factors), np.asarray(model.item_factors)
+        auc = sampled_auc(U, V, pairs)
+        checksum = float(np.abs(U).sum(dtype=np.float64) + np.abs(V).sum(dtype=np.float64))
+    print(
+        json.dumps(
+            dict(
+                lib=args.lib,
+                model=args.model,
+                variant=args.variant,
+                tag=args.tag,
+                size=args.size,
+                generator=args.generator,
+                shape=list(X.shape),
+                nnz=int(X.nnz),
+                threads=args.threads,
+                factors=args.factors,
+                epochs=args.epochs,
+                cpu_per_epoch=cpu / args.epochs,
+                wall_per_epoch=wall / args.epochs,
+                peak_mb=peak,
+                auc=auc,
+                checksum=checksum,
+                load=os.getloadavg()[0],
+            )
+        ),
+        flush=True,
+    )
+
+
+if __name__ == "__main__":
+    main()
