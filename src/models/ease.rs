@@ -298,7 +298,10 @@ pub fn sparsify_columns(weights: &[f32], n: usize, k: usize, num_threads: usize)
         ));
     }
     if i32::try_from(n).is_err() {
-        return Err(Error::invalid("weights", format!("{n} items exceed i32 indices")));
+        return Err(Error::invalid(
+            "weights",
+            format!("{n} items exceed i32 indices"),
+        ));
     }
     let k = k.min(n);
     // per column: its kept (row, value) pairs, rows ascending
