@@ -184,6 +184,7 @@ def ease_recommend(
     filter_items: Optional[np.ndarray],
     num_threads: int,
 ) -> Tuple[np.ndarray, np.ndarray]: ...
+def ease_sparsify(weights: np.ndarray, k: int, num_threads: int) -> _Csr: ...
 def spectral_fit(
     user_items: _Csr,
     user_exponent: float,

@@ -4,7 +4,8 @@ Autoencoders for Sparse Data", WWW 2019).
 ``fit(X)`` solves ``min_B ||X - X B||_F^2 + lambda ||B||_F^2`` subject to ``diag(B) = 0``, whose
 solution is ``B = I - P diag(1 / diag(P))`` with ``P = (X^T X + lambda I)^-1``; ``recommend``
 scores a user's row ``x_u`` as ``x_u B``. The fit is dense in the number of items (an
-``n_items x n_items`` matrix; see :class:`EASERecommender` for the memory it needs).
+``n_items x n_items`` matrix; see :class:`EASERecommender` for the memory it needs); with
+``sparse_k`` the model keeps only the largest entries of every column of ``B``, a sparse matrix.
 """
 
 from __future__ import annotations
@@ -16,8 +17,18 @@ from typing import Dict, Optional, Tuple
 import numpy as np
 from tqdm.auto import tqdm
 
+import scipy.sparse as sp
+
 from . import _core
-from ._validation import as_csr, as_state_array, check_count, check_id_list, check_ids
+from ._validation import (
+    Csr,
+    as_csr,
+    as_state_array,
+    check_compressed,
+    check_count,
+    check_id_list,
+    check_ids,
+)
 from .base import RecommenderBase
 from .exceptions import ModelFormatError, NotFittedError
 
@@ -68,6 +79,16 @@ class EASERecommender(RecommenderBase):
         Precision of the factorisation (the weights are stored as float32 either way). float32
         is twice as fast and needs half the memory; float64 is for very small ``regularization``,
         where float32 can fail to factorise (a ValueError says so).
+    sparse_k : int or None
+        Keep only the ``sparse_k`` entries of largest magnitude of every column of ``B`` (ties
+        to the lower item id; zeros are never kept) and store ``B`` as a sparse matrix:
+        ``n_items x sparse_k`` entries instead of ``n_items^2``, and scoring reads only the rows
+        of a user's items (the kNN models' sparse scorer). Column ``j`` holds the weights that
+        predict item ``j``, so each item keeps the ``sparse_k`` items that predict it most
+        strongly. Magnitude, not value: EASE's negative weights carry much of its accuracy
+        (Steck 2019 reports a clear loss when ``B`` is constrained to be non-negative), so
+        they are kept like positive ones. The fit itself is unchanged (still dense, with the
+        memory below); only the fitted model is sparse. None (default): the dense model.
     num_threads : int
         Threads for fit and recommend (0 = all cores).
 
@@ -78,7 +99,7 @@ class EASERecommender(RecommenderBase):
 
     Attributes
     ----------
-    weights : numpy.ndarray, float32, items x items
+    weights : numpy.ndarray, float32, items x items (scipy.sparse.csr_matrix with ``sparse_k``)
         ``B`` (``B[i, j]``: what item ``i`` in a user's row adds to item ``j``'s score;
         ``B[j, j] = 0``). Items nobody has in the training data get zero rows and columns.
 
@@ -89,11 +110,20 @@ class EASERecommender(RecommenderBase):
 
     _scores_from_user_items = True
 
-    def __init__(self, regularization: float = 500.0, dtype=np.float32, num_threads: int = 0):
+    def __init__(
+        self,
+        regularization: float = 500.0,
+        dtype=np.float32,
+        num_threads: int = 0,
+        sparse_k: Optional[int] = None,
+    ):
         self.regularization = regularization
         self.dtype = dtype
         self.num_threads = num_threads
+        self.sparse_k = sparse_k
         self._weights: Optional[np.ndarray] = None
+        self._sparse: Optional[Csr] = None
+        self._sparse_scipy: Optional[sp.csr_matrix] = None
 
     def _check_params(self) -> None:
         lam = self.regularization
@@ -102,6 +132,8 @@ class EASERecommender(RecommenderBase):
         if not (np.isfinite(lam) and lam > 0):
             raise ValueError(f"regularization must be a positive number, got {lam!r}")
         _dtype_name(self.dtype)
+        if self.sparse_k is not None:
+            check_count(self.sparse_k, "sparse_k")
         super()._check_params()
 
     def fit(self, user_items, show_progress: bool = True, callback=None) -> "EASERecommender":
@@ -128,40 +160,67 @@ class EASERecommender(RecommenderBase):
         with tqdm(total=1, disable=not show_progress, desc="EASERecommender") as bar:
             weights = _core.ease_fit_weights(X, float(lam), dtype, threads)
             bar.update(1)
-        self._weights = weights
+        if self.sparse_k is None:
+            self._set_weights(weights, None)
+        else:
+            sparse = Csr(*_core.ease_sparsify(weights, int(self.sparse_k), threads))
+            del weights
+            self._set_weights(None, sparse)
         self.fit_seconds_ = time.perf_counter() - start
         if callback is not None:
             callback(0, self.fit_seconds_, None)
         return self
 
+    def _set_weights(self, dense: Optional[np.ndarray], sparse: Optional[Csr]) -> None:
+        self._weights, self._sparse, self._sparse_scipy = dense, sparse, None
+
     @property
-    def weights(self) -> Optional[np.ndarray]:
-        return self._weights
+    def weights(self):
+        """``B``: a float32 array, or with ``sparse_k`` a read-only scipy.sparse.csr_matrix."""
+        if self._sparse is None:
+            return self._weights
+        if self._sparse_scipy is None:
+            s = self._sparse
+            m = sp.csr_matrix((s.data, s.indices, s.indptr), shape=s.shape, copy=False)
+            for a in (m.data, m.indices, m.indptr):
+                a.flags.writeable = False
+            self._sparse_scipy = m
+        return self._sparse_scipy
 
     def _shape(self) -> Tuple[None, int]:
+        if self._sparse is not None:
+            return None, self._sparse.shape[0]
         if self._weights is None:
             raise NotFittedError("EASERecommender is not fitted: call fit(user_items)")
         # Scores come from the user_items rows passed in, so any user id is servable.
         return None, self._weights.shape[0]
 
-    def _recommend(
-        self, userids, user_items, N, *, filter_liked, filter_items, items, recalculate_user
-    ):
-        assert self._weights is not None  # the caller's _shape() raised otherwise
-        if user_items is None:
-            raise ValueError(
-                "user_items is required: EASERecommender scores items from each user's row "
-                "(pass user_items[userid])"
-            )
-        return _core.ease_recommend(
-            user_items,
-            self._weights,
+    def _score(self, queries, N, filter_liked, *, items, filter_items):
+        """Top ``N`` of ``x B`` for the rows ``queries``, dense or sparse."""
+        fn, w = (
+            (_core.ease_recommend, self._weights)
+            if self._sparse is None
+            else (_core.knn_recommend, self._sparse)
+        )
+        return fn(
+            queries,
+            w,
             N,
             filter_liked,
             items=items,
             filter_items=filter_items,
             num_threads=self._threads(),
         )
+
+    def _recommend(
+        self, userids, user_items, N, *, filter_liked, filter_items, items, recalculate_user
+    ):
+        if user_items is None:
+            raise ValueError(
+                "user_items is required: EASERecommender scores items from each user's row "
+                "(pass user_items[userid])"
+            )
+        return self._score(user_items, N, filter_liked, items=items, filter_items=filter_items)
 
     def similar_items(
         self,
@@ -173,14 +232,14 @@ class EASERecommender(RecommenderBase):
         items=None,
     ):
         """The items with the largest weights ``B[itemid, :]``, best first (``itemid`` scalar
-        or array); the item itself is not returned. ``recalculate_item=True`` raises
-        NotImplementedError (refit with the new item's interactions)."""
+        or array); the item itself is not returned (with ``sparse_k``, weights not kept count
+        as 0). ``recalculate_item=True`` raises NotImplementedError (refit with the new item's
+        interactions)."""
         if recalculate_item:
             raise NotImplementedError(
                 "EASERecommender cannot recalculate items: refit with the new item's interactions"
             )
         _, n = self._shape()
-        assert self._weights is not None  # _shape() raised otherwise
         ids, scalar = check_ids(itemid, n, "itemid", "items")
         N = check_count(N, "N")
         one_hot = (
@@ -189,14 +248,12 @@ class EASERecommender(RecommenderBase):
             np.ones(len(ids), dtype=np.float32),
             (len(ids), n),
         )
-        res = _core.ease_recommend(
+        res = self._score(
             one_hot,
-            self._weights,
             N,
             True,
             items=check_id_list(items, n, "items"),
             filter_items=check_id_list(filter_items, n, "filter_items"),
-            num_threads=self._threads(),
         )
         return (res[0][0], res[1][0]) if scalar else res
 
@@ -215,19 +272,44 @@ class EASERecommender(RecommenderBase):
         )
 
     def _get_state(self) -> Dict[str, np.ndarray]:
-        self._shape()
+        _, n = self._shape()
+        if self._sparse is not None:
+            s = self._sparse
+            return {
+                "weights_indptr": s.indptr,
+                "weights_indices": s.indices,
+                "weights_data": s.data,
+                "n_items": np.array(n),
+            }
         assert self._weights is not None  # _shape() raised otherwise
-        return {"weights": self._weights, "n_items": np.array(self._weights.shape[0])}
+        return {"weights": self._weights, "n_items": np.array(n)}
 
     def _set_state(self, state) -> None:
         n = int(as_state_array(state["n_items"], "n_items", np.int64, 0))
+        if n < 0:
+            raise ModelFormatError(f"the saved model has {n} items")
+        if "weights" not in state:  # the sparse model
+            indptr, indices, data = [
+                as_state_array(state[f"weights_{name}"], f"weights {name}", dtype, 1)
+                for name, dtype in (
+                    ("indptr", np.int64),
+                    ("indices", np.int32),
+                    ("data", np.float32),
+                )
+            ]
+            try:
+                check_compressed(indptr, indices, data, n, n, "the saved weights", "column ")
+            except ValueError as e:
+                raise ModelFormatError(str(e)) from e
+            self._set_weights(None, Csr(indptr, indices, data, (n, n)))
+            return
         w = as_state_array(state["weights"], "weights", np.float32, 2)
-        if n < 0 or w.shape != (n, n):
+        if w.shape != (n, n):
             raise ModelFormatError(
                 f"the saved weights have shape {w.shape}, expected {n} x {n} "
                 "(one row and column per item)"
             )
-        self._weights = w
+        self._set_weights(w, None)
 
 
 __all__ = ["EASERecommender"]

@@ -10,7 +10,7 @@
 use crate::error::{Error, Result};
 use crate::parallel;
 use crate::simd::{vaxpy, Arch, Lanes, WithSimd};
-use crate::sparse::{transpose, CsrView};
+use crate::sparse::{transpose, Csr, CsrView};
 use crate::topk::{BlockScorer, Candidates, TileLayout};
 use faer::dyn_stack::{MemBuffer, MemStack};
 use faer::linalg::cholesky::llt::factor::{
@@ -277,6 +277,88 @@ pub fn ease_fit(
             Ok(out)
         }
     }
+}
+
+/// Columns per parallel task of [`sparsify_columns`] (copied out of the row-major weights
+/// together, so that each row of the weights is read a few cache lines at a time).
+const SPARSIFY_COLUMNS: usize = 32;
+
+/// The sparse EASE model: of every column `j` of `weights` (`n x n`, row-major: `B[i, j]` is what
+/// item `i` in a user's row adds to item `j`'s score), the `k` entries of largest magnitude
+/// (ties to the lower row; zeros are never kept), as a CSR matrix by rows (row `i`: the items `j`
+/// whose column kept `B[i, j]`, ascending), the form the kNN scorer reads. A column keeps what
+/// predicts its item best, negative weights included (Steck 2019 shows EASE's negative weights
+/// carry much of its accuracy). The result does not depend on the thread count.
+pub fn sparsify_columns(weights: &[f32], n: usize, k: usize, num_threads: usize) -> Result<Csr> {
+    if n.checked_mul(n) != Some(weights.len()) {
+        return Err(Error::shape(
+            "EASE weights (items x items)",
+            format!("{n} x {n}"),
+            format!("{} values", weights.len()),
+        ));
+    }
+    if i32::try_from(n).is_err() {
+        return Err(Error::invalid(
+            "weights",
+            format!("{n} items exceed i32 indices"),
+        ));
+    }
+    let k = k.min(n);
+    // per column: its kept (row, value) pairs, rows ascending
+    let columns: Vec<(Vec<i32>, Vec<f32>)> = parallel::install(num_threads, || {
+        (0..n.div_ceil(SPARSIFY_COLUMNS))
+            .into_par_iter()
+            .map_init(
+                || (vec![0f32; SPARSIFY_COLUMNS * n], Vec::<(f32, u32)>::new()),
+                |(buf, cand), b| {
+                    let (j0, j1) = (b * SPARSIFY_COLUMNS, ((b + 1) * SPARSIFY_COLUMNS).min(n));
+                    let w = j1 - j0;
+                    for (i, row) in weights.chunks_exact(n).enumerate() {
+                        for (c, &v) in row[j0..j1].iter().enumerate() {
+                            buf[c * n + i] = v;
+                        }
+                    }
+                    (0..w)
+                        .map(|c| {
+                            cand.clear();
+                            cand.extend(
+                                buf[c * n..(c + 1) * n]
+                                    .iter()
+                                    .enumerate()
+                                    .filter(|&(_, &v)| v != 0.0)
+                                    .map(|(i, &v)| (v, i as u32)),
+                            );
+                            // larger magnitude first, then the lower row
+                            let order = |a: &(f32, u32), b: &(f32, u32)| {
+                                b.0.abs().total_cmp(&a.0.abs()).then(a.1.cmp(&b.1))
+                            };
+                            if cand.len() > k {
+                                if k > 0 {
+                                    cand.select_nth_unstable_by(k - 1, order);
+                                }
+                                cand.truncate(k);
+                            }
+                            cand.sort_unstable_by_key(|&(_, i)| i);
+                            cand.iter().map(|&(v, i)| (i as i32, v)).unzip()
+                        })
+                        .collect::<Vec<(Vec<i32>, Vec<f32>)>>()
+                },
+            )
+            .flatten_iter()
+            .collect()
+    })?;
+    // the columns are the rows of B^T; its transpose is B by rows
+    let mut indptr = Vec::with_capacity(n + 1);
+    indptr.push(0i64);
+    let nnz: usize = columns.iter().map(|c| c.0.len()).sum();
+    let (mut indices, mut data) = (Vec::with_capacity(nnz), Vec::with_capacity(nnz));
+    for (rows, vals) in columns {
+        indices.extend(rows);
+        data.extend(vals);
+        indptr.push(indices.len() as i64);
+    }
+    let bt = CsrView::new("sparse EASE weights", n, n, &indptr, &indices, &data)?;
+    transpose(&bt, num_threads)
 }
 
 /// Queries per block: about 256 KiB of scores (one whole row of positions per query), 1 to 16.

@@ -140,8 +140,11 @@ impl Filter {
 const BLOCK: usize = 64;
 
 /// Bytes of the dense operand one tile of a sparse product gathers from (its rows are `BLOCK`
-/// floats): small enough to stay in a core's L2 cache while the tile's entries are streamed.
-const TILE_BYTES: usize = 1 << 20;
+/// floats): about a core's L2 cache, so that the tile's rows mostly stay cached while its entries
+/// are streamed. Wider tiles mean fewer (row, tile) pairs, each a read-modify-write of an output
+/// row from beyond L2; with popular items and users taking most entries, their rows stay cached
+/// even when the tile is a little larger than L2 (benches/compare/RESULTS.md).
+const TILE_BYTES: usize = 2 << 20;
 
 /// A sparse matrix cut into ranges of its columns (tiles), each stored as the rows that have
 /// entries in that range: `out = A X` then gathers, per tile, only from the rows of `X` in that

@@ -1,9 +1,11 @@
 //! Bindings of the EASE kernels.
 
-use super::convert::{candidates, mat, to_numpy2, IdsScores, Named, PyCsr};
+use super::convert::{candidates, csr_arrays, mat, to_numpy2, CsrArrays, IdsScores, Named, PyCsr};
 use super::interrupt;
 use super::topk::top_k;
-use crate::models::ease::{ease_fit, ease_peak_bytes, EaseParams, EaseScorer, Precision};
+use crate::models::ease::{
+    ease_fit, ease_peak_bytes, sparsify_columns, EaseParams, EaseScorer, Precision,
+};
 use numpy::{PyArray2, PyReadonlyArray1, PyReadonlyArray2};
 use pyo3::prelude::*;
 
@@ -57,8 +59,26 @@ fn ease_recommend<'py>(
     top_k(py, &scorer, &cands, liked, k, work, num_threads)
 }
 
+/// The `k` entries of largest magnitude of every column of `weights`, by rows (CSR).
+#[pyfunction]
+#[pyo3(signature = (weights, k, num_threads))]
+fn ease_sparsify<'py>(
+    py: Python<'py>,
+    weights: PyReadonlyArray2<'py, f32>,
+    k: usize,
+    num_threads: usize,
+) -> PyResult<CsrArrays<'py>> {
+    let w = mat("weights", &weights)?;
+    let work = w.rows.saturating_mul(w.cols);
+    let s = interrupt::run(py, num_threads, work, || {
+        sparsify_columns(w.data, w.cols, k, num_threads)
+    })?;
+    Ok(csr_arrays(py, s))
+}
+
 pub fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(ease_memory, m)?)?;
     m.add_function(wrap_pyfunction!(ease_fit_weights, m)?)?;
-    m.add_function(wrap_pyfunction!(ease_recommend, m)?)
+    m.add_function(wrap_pyfunction!(ease_recommend, m)?)?;
+    m.add_function(wrap_pyfunction!(ease_sparsify, m)?)
 }

@@ -129,6 +129,16 @@ def _ease_scores(m, X):
     return X.toarray().astype(np.float64) @ m.weights.astype(np.float64)
 
 
+def _ease_sparse(X, num_threads=0):
+    return EASERecommender(regularization=4.0, sparse_k=6, num_threads=num_threads).fit(
+        X, show_progress=False
+    )
+
+
+def _ease_sparse_scores(m, X):
+    return X.toarray().astype(np.float64) @ m.weights.toarray().astype(np.float64)
+
+
 def _spectral(method, **kw):
     def build(X, num_threads=0):
         return SpectralFilterRecommender(
@@ -164,6 +174,7 @@ MODELS = {
     "rp3beta": (_knn(RP3BetaRecommender, alpha=0.8, beta=0.5), _knn_scores),
     "factors": (_factor_model, _factor_scores),
     "ease": (_ease, _ease_scores),
+    "ease_sparse": (_ease_sparse, _ease_sparse_scores),
     "gf-cf": (_spectral("gf-cf"), _spectral_scores),
     "bspm": (_spectral("bspm", t_point_combination=True), _spectral_scores),
     "chebycf": (_spectral("chebycf"), _spectral_scores),

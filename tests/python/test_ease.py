@@ -90,3 +90,75 @@ def test_not_positive_definite_in_float32_is_a_clear_error():
     X = sp.csr_matrix(np.hstack([base, base]))
     with pytest.raises(ValueError, match="regularization.*float64"):
         EASERecommender(regularization=1e-9).fit(X, show_progress=False)
+
+
+def _sparsified(B, k):
+    """Of every column of B, the k entries of largest magnitude (ties to the lower row, zeros
+    never kept); the rest set to 0."""
+    out = np.zeros_like(B)
+    for j in range(B.shape[1]):
+        col = B[:, j]
+        nz = np.flatnonzero(col != 0)
+        keep = nz[np.lexsort((nz, -np.abs(col[nz])))][:k]
+        out[keep, j] = col[keep]
+    return out
+
+
+@pytest.mark.parametrize("k", [1, 5, 17, 60])
+def test_sparse_k_keeps_the_largest_magnitudes_of_each_column(k):
+    X = random_user_items(n_users=120, n_items=50, density=0.15, seed=7)
+    dense = EASERecommender(regularization=3.0).fit(X, show_progress=False)
+    m = EASERecommender(regularization=3.0, sparse_k=k).fit(X, show_progress=False)
+    want = _sparsified(dense.weights, k)
+    W = m.weights
+    assert sp.issparse(W) and W.dtype == np.float32 and W.shape == (50, 50)
+    assert W.has_canonical_format and W.nnz == np.count_nonzero(want) <= 50 * k
+    # the selection runs on the same float32 weights: exactly the reference's entries
+    np.testing.assert_array_equal(W.toarray(), want)
+    assert (W.toarray() < 0).any()  # negative weights are kept by magnitude
+    S = X.toarray().astype(np.float64) @ want.astype(np.float64)
+    ids, scores = m.recommend(np.arange(120), X, N=10)
+    liked = X.toarray() != 0
+    for u in range(120):
+        cand = np.flatnonzero(~liked[u])
+        top = cand[np.lexsort((cand, -S[u, cand]))][:10]
+        np.testing.assert_allclose(scores[u], S[u, top], rtol=1e-5, atol=1e-6)
+        assert not liked[u, ids[u]].any()
+    # every entry kept: the dense model's recommendations
+    if k == 60:
+        d_ids, d_scores = dense.recommend(np.arange(120), X, N=10)
+        np.testing.assert_allclose(scores, d_scores, rtol=1e-5, atol=1e-6)
+
+
+def test_sparse_k_similar_items_threads_and_ties():
+    # integer-valued columns: many ties in magnitude, broken by the lower row
+    B = np.zeros((6, 6), np.float32)
+    B[:, 2] = [1.0, -2.0, 0.0, 2.0, -1.0, 2.0]
+    B[:, 4] = [0.0, 0.0, 0.0, 0.0, 0.0, 0.0]
+    import tacitrec._core as core
+
+    indptr, indices, data, shape = core.ease_sparsify(B, 2, 1)
+    got = sp.csr_matrix((data, indices, indptr), shape=shape).toarray()
+    want = np.zeros_like(B)
+    want[1, 2], want[3, 2] = -2.0, 2.0  # |2| three times: rows 1 and 3 before 5
+    np.testing.assert_array_equal(got, want)
+
+    X = random_user_items(n_users=300, n_items=200, density=0.05, seed=9)
+    one = EASERecommender(regularization=5.0, sparse_k=9, num_threads=1).fit(X, show_progress=False)
+    two = EASERecommender(regularization=5.0, sparse_k=9, num_threads=2).fit(X, show_progress=False)
+    assert (one.weights != two.weights).nnz == 0
+    W = one.weights.toarray()
+    ids, scores = one.similar_items(11, N=6)
+    row = W[11].astype(np.float64)
+    cand = np.array([j for j in range(200) if j != 11])
+    top = cand[np.lexsort((cand, -row[cand]))][:6]
+    np.testing.assert_allclose(scores, row[top], rtol=1e-6)
+
+
+def test_sparse_k_bad_values_name_themselves():
+    X = random_user_items()
+    for bad in (0, -3):
+        with pytest.raises(ValueError, match="sparse_k"):
+            EASERecommender(sparse_k=bad).fit(X, show_progress=False)
+    with pytest.raises(TypeError, match="sparse_k"):
+        EASERecommender(sparse_k=2.5).fit(X, show_progress=False)

@@ -203,11 +203,11 @@ def test_bad_arguments_name_themselves(X):
 
 
 def test_graphs_wider_than_a_tile_and_a_partial_block():
-    # more than 4,096 users and items: the products run on several column tiles of R~ and R~^T;
+    # more than 8,192 users and items: the products run on several column tiles of R~ and R~^T;
     # 70 queries: one whole block of 64 and a partial one
     import scipy.sparse as sp
 
-    X = sp.random(4500, 4600, density=0.002, format="csr", random_state=5, dtype=np.float32)
+    X = sp.random(8500, 8600, density=0.001, format="csr", random_state=5, dtype=np.float32)
     X.data[:] = 1.0
     R = X.astype(np.float64)
     du, di = np.asarray(R.sum(1)).ravel(), np.asarray(R.sum(0)).ravel()
