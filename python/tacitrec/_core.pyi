@@ -234,6 +234,7 @@ def csr_scatter(
     weights: Optional[np.ndarray],
     row_rank: np.ndarray,
     col_rank: np.ndarray,
+    first_row: int,
     next: np.ndarray,
     indices: np.ndarray,
     data: np.ndarray,
