@@ -14,7 +14,7 @@
 //! compares. Memory: 37 to 59 bytes per distinct integer id (key, count, 4/3 to 8/3 slots),
 //! about 24 more plus the id's bytes per string.
 
-use crate::error::{try_with_capacity, Error, Result};
+use crate::error::{try_with_capacity, try_zeroed, Error, Result};
 use crate::simd::prefetch;
 
 /// The most distinct ids one table holds (codes are `int32` at the boundary).
@@ -505,6 +505,47 @@ impl IdTable {
         Ok(())
     }
 
+    /// The string ids of the codes `order` as NumPy's fixed-width strings (`<U{width}`): the
+    /// code points of each, padded with zeros to `width` (the most code points of one id, at
+    /// least 1). Built without a string object per id. An id that is not UTF-8, or ends with
+    /// a NUL character (NumPy drops trailing NULs, so two ids would become one), is an error.
+    pub fn utf32_keys(&self, what: &str, order: &[i64]) -> Result<(Vec<u32>, usize)> {
+        let Keys::Bytes { arena, starts, .. } = &self.keys else {
+            return Err(self.wrong_kind(what));
+        };
+        let key = |c: i64| -> Result<&str> {
+            let c = usize::try_from(c)
+                .ok()
+                .filter(|&c| c < self.len())
+                .ok_or_else(|| Error::out_of_range(what, c, self.len()))?;
+            std::str::from_utf8(&arena[starts[c] as usize..starts[c + 1] as usize])
+                .map_err(|_| Error::invalid(what, format!("id {c} is not UTF-8")))
+        };
+        let mut width = 1;
+        for &c in order {
+            let k = key(c)?;
+            if k.ends_with('\0') {
+                return Err(Error::invalid(
+                    what,
+                    "an id ends with a NUL character, which NumPy strings drop (two ids would \
+                     become one): remove it",
+                ));
+            }
+            width = width.max(k.chars().count());
+        }
+        let n = order.len().checked_mul(width).ok_or_else(|| {
+            Error::out_of_memory::<u32>(order.len() as u128 * width as u128, "string ids", what)
+        })?;
+        let mut out =
+            try_zeroed::<u32>(n, "string ids", || format!("{} ids of {what}", order.len()))?;
+        for (row, &c) in out.chunks_mut(width).zip(order) {
+            for (o, ch) in row.iter_mut().zip(key(c)?.chars()) {
+                *o = ch as u32;
+            }
+        }
+        Ok((out, width))
+    }
+
     /// The counted ids (count > 0) in sorted order: `(order, rank)`, `order[r]` the code of the
     /// `r`-th smallest id and `rank[code]` its position (-1 for ids never counted).
     pub fn sorted_codes(&self) -> (Vec<i64>, Vec<i32>) {
@@ -602,6 +643,19 @@ mod tests {
         let (order, rank) = t.sorted_codes();
         assert_eq!(order, [1, 0, 2]); // apple, banana, é; cherry uncounted
         assert_eq!(rank, [1, 0, 2, -1]);
+        let (utf32, width) = t.utf32_keys("i", &order).unwrap(); // ok: a test, on valid data it builds
+        assert_eq!(width, 6);
+        let text: Vec<u32> = "apple\0banana\u{e9}\0\0\0\0\0"
+            .chars()
+            .map(|c| c as u32)
+            .collect();
+        assert_eq!(utf32, text);
+        assert!(t.utf32_keys("i", &[4]).is_err());
+        let mut nul = IdTable::new(IdKind::Bytes);
+        let mut out = vec![0; 1];
+        nul.encode_bytes("i", &[0i32, 2], b"a\0", &mut out, true)
+            .unwrap(); // ok: a test, on valid data it builds
+        assert!(nul.utf32_keys("i", &[0]).is_err());
     }
 
     #[test]

@@ -50,7 +50,7 @@ BLOCKS = 4
 #: ... unless blocks would hold fewer entries than this
 MIN_BLOCK_ROWS = 1 << 22
 #: rows per record batch asked of the scanner
-BATCH_ROWS = 1 << 20
+BATCH_ROWS = 1 << 18
 #: the most bytes a row of a dictionary-encoded Parquet column chunk's data pages take (indices
 #: of up to 20 bits, as a 1 MB dictionary page of ids holds, and the pages' headers)
 _DICT_BYTES_PER_ROW = 3
@@ -288,26 +288,16 @@ def _set_npy_length(path: str, dtype, n: int) -> None:
         f.truncate(_HEADER + n * np.dtype(dtype).itemsize)
 
 
-def _id_array(table, order: np.ndarray) -> np.ndarray:
-    """The ids of ``table`` in ``order`` (codes) as int64 or str."""
+def _id_array(table, order: np.ndarray, name: str) -> np.ndarray:
+    """The ids of ``table`` in ``order`` (codes) as int64 or str (NumPy's fixed-width
+    strings, written by Rust without a Python string per id)."""
     if len(order) == 0:
         return np.zeros(0, np.int64)
     keys = table.int_keys()
     if len(keys) or len(table) == 0:
         return keys[order]
-    pa, _ = _pyarrow()
-    import pyarrow.compute as pc
-
-    offsets, data = table.byte_keys()
-    strings = pa.LargeStringArray.from_buffers(
-        len(offsets) - 1, pa.py_buffer(offsets), pa.py_buffer(data)
-    ).take(pa.array(order))
-    if pc.any(pc.ends_with(strings, "\0")).as_py():
-        raise ValueError(
-            "an id ends with a NUL character, which NumPy strings drop (two ids would "
-            "become one): remove it"
-        )
-    return np.array(strings.to_numpy(zero_copy_only=False), dtype=str)
+    codes, width = table.utf32_keys(name, order)
+    return codes.view(f"<U{width}")
 
 
 def read_interactions(
@@ -548,7 +538,8 @@ def _second_pass(users, items, weighted, scratch, out_dir, num_threads, columns)
             indptr[lo + 1 : hi + 1] = nnz + bptr[1:]
             nnz += kept
     del buf_i, buf_v, chunk_r, chunk_c, chunk_w, user_rank, item_rank
-    user_ids, item_ids = _id_array(users, user_order), _id_array(items, item_order)
+    user_ids = _id_array(users, user_order, columns[0])
+    item_ids = _id_array(items, item_order, columns[1])
     shape = (n_users, n_items)
     if out_dir is None:
         indices = np.fromfile(paths["indices"], np.int32)
