@@ -265,7 +265,7 @@ mod tests {
             &[0],
             None,
             &[0],
-            &[7],
+            &[-1],
             0,
             &mut next,
             &mut idx,
