@@ -96,6 +96,16 @@ def test_built_in_blocks_of_users_equals_one_block(rows, tmp_path, monkeypatch, 
         same(io.open_interactions(tmp_path / "m"), users, items, weights)
 
 
+def test_string_ids_of_any_code_points_and_lengths():
+    users = np.array(["", "a", "😀", "a😀b", "ÿ" * 40, "z", "", "😀"])
+    items = np.array(["x", "y", "x", "€uro", "", "y", "x", "€uro"])
+    got = io.read_interactions(pa.table({"u": users, "i": items}), "u", "i")
+    same(got, users, items)
+    assert got.user_ids.dtype == np.dtype("<U40") and got.item_ids.dtype == np.dtype("<U4")
+    with pytest.raises(ValueError, match="NUL"):
+        io.read_interactions(pa.table({"u": ["a\0", "b"], "i": ["x", "y"]}), "u", "i")
+
+
 def test_blocks_hold_whole_rows():
     indptr = np.array([0, 5, 5, 6, 20, 21, 22], np.int64)
     assert list(io._blocks(indptr, 6)) == [(0, 3), (3, 4), (4, 6)]
