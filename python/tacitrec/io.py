@@ -509,6 +509,7 @@ def _second_pass(users, items, weighted, scratch, out_dir, num_threads, columns)
     ):
         oi.write(header)
         ov.write(header)
+        w = None
         base = 0  # the block's first entry before summing (indptr is rewritten as we go)
         for lo, hi in blocks:
             m = int(indptr[hi]) - base
@@ -537,9 +538,11 @@ def _second_pass(users, items, weighted, scratch, out_dir, num_threads, columns)
             base += m
             indptr[lo + 1 : hi + 1] = nnz + bptr[1:]
             nnz += kept
-    del buf_i, buf_v, chunk_r, chunk_c, chunk_w, user_rank, item_rank
+    # the block's buffers go before the ids and the matrix are built (views of them too)
+    del buf_i, buf_v, idx, val, nxt, bptr, w, chunk_r, chunk_c, chunk_w, user_rank, item_rank
     user_ids = _id_array(users, user_order, columns[0])
     item_ids = _id_array(items, item_order, columns[1])
+    del user_order, item_order
     shape = (n_users, n_items)
     if out_dir is None:
         indices = np.fromfile(paths["indices"], np.int32)
