@@ -380,9 +380,9 @@ def read_interactions(
                 "the source holds no interactions"
                 + (f" with weight >= {min_weight}" if min_weight is not None else "")
             )
-        return _second_pass(
-            users, items, weight_col is not None, scratch, out_dir, num_threads, columns
-        )
+        tables = [users, items]  # handed over, so that the second pass can free them
+        del users, items
+        return _second_pass(tables, weight_col is not None, scratch, out_dir, num_threads, columns)
     finally:
         shutil.rmtree(scratch, ignore_errors=True)
 
@@ -473,7 +473,9 @@ def _blocks(indptr: np.ndarray, block_rows: int):
         lo = hi
 
 
-def _second_pass(users, items, weighted, scratch, out_dir, num_threads, columns) -> Interactions:
+def _second_pass(tables, weighted, scratch, out_dir, num_threads, columns) -> Interactions:
+    users, items = tables
+    tables.clear()
     users.release_index()
     items.release_index()
     user_order, user_rank = users.sorted_codes()
@@ -542,7 +544,7 @@ def _second_pass(users, items, weighted, scratch, out_dir, num_threads, columns)
     del buf_i, buf_v, idx, val, nxt, bptr, w, chunk_r, chunk_c, chunk_w, user_rank, item_rank
     user_ids = _id_array(users, user_order, columns[0])
     item_ids = _id_array(items, item_order, columns[1])
-    del user_order, item_order
+    del user_order, item_order, users, items  # the id tables, before the matrix is read in
     shape = (n_users, n_items)
     if out_dir is None:
         indices = np.fromfile(paths["indices"], np.int32)
