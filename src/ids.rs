@@ -8,20 +8,36 @@
 //! [`IdTable::sorted_codes`] then numbers the counted ids in sorted order (integers by value,
 //! strings by bytes, which for UTF-8 is code-point order) for the reader's final mapping.
 //!
-//! The table is open addressing with linear probing over 16-byte slots (at most half full) that
+//! The table is open addressing with linear probing over 16-byte slots (at most 3/4 full) that
 //! hold an integer id itself, or a string id's place in the arena (its bytes copied there once)
 //! with more bits of its hash, so that a lookup touches one slot and, for strings, the bytes it
-//! compares. Memory: 48 to 80 bytes per distinct integer id (key, count, two to four slots),
+//! compares. Memory: 37 to 59 bytes per distinct integer id (key, count, 4/3 to 8/3 slots),
 //! about 24 more plus the id's bytes per string.
 
-use crate::error::{try_with_capacity, Error, Result};
+use crate::error::{try_with_capacity, try_zeroed, Error, Result};
+use crate::simd::prefetch;
 
 /// The most distinct ids one table holds (codes are `int32` at the boundary).
 pub const MAX_IDS: usize = i32::MAX as usize;
 
 const EMPTY: u32 = u32::MAX;
-/// Values whose slots are loaded together before they are probed (overlapping cache misses).
-const GROUP: usize = 16;
+/// Whether `n` ids fit `slots` slots: at most 3/4 full (linear probing then looks at 2.5 slots
+/// on average for an id it finds, most often in the same cache line).
+#[inline(always)]
+fn fits(n: usize, slots: usize) -> bool {
+    4 * n <= 3 * slots
+}
+
+/// Values hashed together, before their lookups.
+const BLOCK: usize = 256;
+/// How many lookups ahead a value's slot is prefetched: the cache misses of that many lookups
+/// overlap instead of following one another.
+const AHEAD_SLOT: usize = 16;
+/// How many lookups ahead the bytes a string's slot points to are prefetched (its slot was
+/// prefetched `AHEAD_SLOT - AHEAD_KEY` lookups before, so it is read from cache).
+const AHEAD_KEY: usize = 8;
+/// How many values ahead an id's count is prefetched.
+const AHEAD_COUNT: usize = 16;
 /// String ids at least this long keep their length in the arena's offsets only.
 const LONG_KEY: usize = 0xFFFF;
 const START_MASK: u64 = (1 << 48) - 1;
@@ -50,22 +66,65 @@ fn mix(h: u64) -> u64 {
     h ^ (h >> 29)
 }
 
-#[inline]
+#[inline(always)]
+fn step(h: u64, w: u64) -> u64 {
+    (h.rotate_left(5) ^ w).wrapping_mul(K)
+}
+
+/// The 8 bytes of `b` from `i` (little-endian): one unaligned load.
+#[inline(always)]
+fn word(b: &[u8], i: usize) -> u64 {
+    let mut w = [0u8; 8];
+    w.copy_from_slice(&b[i..i + 8]);
+    u64::from_le_bytes(w)
+}
+
+/// The 4 bytes of `b` from `i` (little-endian).
+#[inline(always)]
+fn half_word(b: &[u8], i: usize) -> u64 {
+    let mut w = [0u8; 4];
+    w.copy_from_slice(&b[i..i + 4]);
+    u64::from(u32::from_le_bytes(w))
+}
+
+/// A hash of a byte string: its length, then its 8-byte words, the last one read so that it
+/// ends with the string (overlapping the one before); strings under 8 bytes in one word made of
+/// two overlapping halves (or of their first, middle and last byte under 4). The length makes
+/// the overlaps unambiguous. No copies and no calls: a string of 9 to 16 bytes takes two loads.
+#[inline(always)]
 fn hash_bytes(b: &[u8]) -> u64 {
-    let mut h = (b.len() as u64).wrapping_mul(K);
-    let mut chunks = b.chunks_exact(8);
-    for c in &mut chunks {
-        let mut w = [0u8; 8];
-        w.copy_from_slice(c);
-        h = (h.rotate_left(5) ^ u64::from_le_bytes(w)).wrapping_mul(K);
-    }
-    let rest = chunks.remainder();
-    if !rest.is_empty() {
-        let mut w = [0u8; 8];
-        w[..rest.len()].copy_from_slice(rest);
-        h = (h.rotate_left(5) ^ u64::from_le_bytes(w)).wrapping_mul(K);
+    let n = b.len();
+    let mut h = (n as u64).wrapping_mul(K);
+    if n >= 8 {
+        let mut i = 0;
+        while i + 8 < n {
+            h = step(h, word(b, i));
+            i += 8;
+        }
+        h = step(h, word(b, n - 8));
+    } else if n >= 4 {
+        h = step(h, half_word(b, 0) | (half_word(b, n - 4) << 32));
+    } else if n > 0 {
+        h = step(
+            h,
+            u64::from(b[0]) | (u64::from(b[n / 2]) << 8) | (u64::from(b[n - 1]) << 16),
+        );
     }
     mix(h)
+}
+
+/// `a == b`, without a call for the common id lengths (8 to 16 bytes: two loads each).
+#[inline(always)]
+fn same_bytes(a: &[u8], b: &[u8]) -> bool {
+    let n = a.len();
+    if n != b.len() {
+        return false;
+    }
+    if (8..=16).contains(&n) {
+        word(a, 0) == word(b, 0) && word(a, n - 8) == word(b, n - 8)
+    } else {
+        a == b
+    }
 }
 
 /// The keys of a table.
@@ -173,7 +232,7 @@ impl IdTable {
                 format!("holds more than {MAX_IDS} distinct ids"),
             ));
         }
-        if 2 * (n + 1) <= self.slots.len() {
+        if fits(n + 1, self.slots.len()) {
             return Ok(());
         }
         let size = self.slots.len() * 2;
@@ -211,7 +270,7 @@ impl IdTable {
             }
             s = (s + 1) & self.mask;
         }
-        if 2 * (self.counts.len() + 1) > self.slots.len() || self.counts.len() >= MAX_IDS {
+        if !fits(self.counts.len() + 1, self.slots.len()) || self.counts.len() >= MAX_IDS {
             self.reserve_one(what)?;
             return self.code_of_int(key, h, what);
         }
@@ -248,14 +307,14 @@ impl IdTable {
                     } else {
                         starts[slot.code as usize + 1] as usize
                     };
-                    if &arena[start..end] == key {
+                    if same_bytes(&arena[start..end], key) {
                         return Ok(slot.code);
                     }
                 }
             }
             s = (s + 1) & self.mask;
         }
-        if 2 * (self.counts.len() + 1) > self.slots.len() || self.counts.len() >= MAX_IDS {
+        if !fits(self.counts.len() + 1, self.slots.len()) || self.counts.len() >= MAX_IDS {
             self.reserve_one(what)?;
             return self.code_of_bytes(key, h, what);
         }
@@ -290,6 +349,39 @@ impl IdTable {
         Ok(code)
     }
 
+    /// A hint to load the slot where a lookup of hash `h` starts.
+    #[inline(always)]
+    fn prefetch_slot(&self, h: u64) {
+        prefetch(self.slots.as_ptr().wrapping_add((h as usize) & self.mask));
+    }
+
+    /// A hint to load the first bytes of the string id in the slot where a lookup of hash `h`
+    /// starts (that slot itself prefetched before). No branch on the slot: an empty one points
+    /// to the arena's start.
+    #[inline(always)]
+    fn prefetch_key(&self, h: u64) {
+        if let Keys::Bytes { arena, .. } = &self.keys {
+            let slot = self.slots[(h as usize) & self.mask];
+            prefetch(
+                arena
+                    .as_ptr()
+                    .wrapping_add((slot.key & START_MASK) as usize),
+            );
+        }
+    }
+
+    /// Adds one to the count of each code of `codes` (all below `len()`), the counts prefetched
+    /// ahead.
+    #[inline]
+    fn count_codes(&mut self, codes: &[i32]) {
+        for j in 0..codes.len() {
+            if let Some(&c) = codes.get(j + AHEAD_COUNT) {
+                prefetch(self.counts.as_ptr().wrapping_add(c as u32 as usize));
+            }
+            self.counts[codes[j] as u32 as usize] += 1;
+        }
+    }
+
     /// Frees the hash index (the slots): the ids, codes and counts stay, no more values can be
     /// encoded. For the reader's second pass, which needs only those.
     pub fn release_index(&mut self) {
@@ -315,21 +407,22 @@ impl IdTable {
         }
         self.check_open(what)?;
         check_out(what, values.len(), out.len())?;
-        for (vals, outs) in values.chunks(GROUP).zip(out.chunks_mut(GROUP)) {
-            // the group's slots loaded first, independently, so that their cache misses
-            // overlap; the probes below then find them in cache
-            let mut hashes = [0u64; GROUP];
-            let mut touch = 0u64;
+        let mut hashes = [0u64; BLOCK];
+        for (vals, outs) in values.chunks(BLOCK).zip(out.chunks_mut(BLOCK)) {
             for (h, &v) in hashes.iter_mut().zip(vals) {
                 *h = mix(v as u64);
-                touch ^= self.slots[(*h as usize) & self.mask].key;
             }
-            std::hint::black_box(touch);
-            for ((o, &v), &h) in outs.iter_mut().zip(vals).zip(&hashes) {
-                let c = self.code_of_int(v, h, what)?;
-                self.counts[c as usize] += 1;
-                *o = c as i32;
+            let hashes = &hashes[..vals.len()];
+            for &h in hashes.iter().take(AHEAD_SLOT) {
+                self.prefetch_slot(h);
             }
+            for (j, (o, &v)) in outs.iter_mut().zip(vals).enumerate() {
+                if let Some(&h) = hashes.get(j + AHEAD_SLOT) {
+                    self.prefetch_slot(h);
+                }
+                *o = self.code_of_int(v, hashes[j], what)? as i32;
+            }
+            self.count_codes(outs);
         }
         Ok(())
     }
@@ -359,29 +452,27 @@ impl IdTable {
                 )),
             }
         };
-        for (g, outs) in out.chunks_mut(GROUP).enumerate() {
-            // as in encode_ints: the group's slots, and the bytes they point to, loaded first
-            let first = g * GROUP;
-            let mut hashes = [0u64; GROUP];
-            let mut touch = 0u64;
+        let mut hashes = [0u64; BLOCK];
+        for (g, outs) in out.chunks_mut(BLOCK).enumerate() {
+            let first = g * BLOCK;
             for (k, h) in hashes.iter_mut().enumerate().take(outs.len()) {
                 *h = hash_bytes(key_of(first + k)?);
-                let slot = self.slots[(*h as usize) & self.mask];
-                touch ^= slot.key;
-                if slot.code != EMPTY {
-                    if let Keys::Bytes { arena, .. } = &self.keys {
-                        touch ^=
-                            u64::from(*arena.get((slot.key & START_MASK) as usize).unwrap_or(&0));
-                    }
-                }
             }
-            std::hint::black_box(touch);
-            for (k, o) in outs.iter_mut().enumerate() {
-                let c = self.code_of_bytes(key_of(first + k)?, hashes[k], what)?;
-                if count {
-                    self.counts[c as usize] += 1;
+            let hashes = &hashes[..outs.len()];
+            for &h in hashes.iter().take(AHEAD_SLOT) {
+                self.prefetch_slot(h);
+            }
+            for (j, o) in outs.iter_mut().enumerate() {
+                if let Some(&h) = hashes.get(j + AHEAD_SLOT) {
+                    self.prefetch_slot(h);
                 }
-                *o = c as i32;
+                if let Some(&h) = hashes.get(j + AHEAD_KEY) {
+                    self.prefetch_key(h);
+                }
+                *o = self.code_of_bytes(key_of(first + j)?, hashes[j], what)? as i32;
+            }
+            if count {
+                self.count_codes(outs);
             }
         }
         Ok(())
@@ -412,6 +503,47 @@ impl IdTable {
             *o = c;
         }
         Ok(())
+    }
+
+    /// The string ids of the codes `order` as NumPy's fixed-width strings (`<U{width}`): the
+    /// code points of each, padded with zeros to `width` (the most code points of one id, at
+    /// least 1). Built without a string object per id. An id that is not UTF-8, or ends with
+    /// a NUL character (NumPy drops trailing NULs, so two ids would become one), is an error.
+    pub fn utf32_keys(&self, what: &str, order: &[i64]) -> Result<(Vec<u32>, usize)> {
+        let Keys::Bytes { arena, starts, .. } = &self.keys else {
+            return Err(self.wrong_kind(what));
+        };
+        let key = |c: i64| -> Result<&str> {
+            let c = usize::try_from(c)
+                .ok()
+                .filter(|&c| c < self.len())
+                .ok_or_else(|| Error::out_of_range(what, c, self.len()))?;
+            std::str::from_utf8(&arena[starts[c] as usize..starts[c + 1] as usize])
+                .map_err(|_| Error::invalid(what, format!("id {c} is not UTF-8")))
+        };
+        let mut width = 1;
+        for &c in order {
+            let k = key(c)?;
+            if k.ends_with('\0') {
+                return Err(Error::invalid(
+                    what,
+                    "an id ends with a NUL character, which NumPy strings drop (two ids would \
+                     become one): remove it",
+                ));
+            }
+            width = width.max(k.chars().count());
+        }
+        let n = order.len().checked_mul(width).ok_or_else(|| {
+            Error::out_of_memory::<u32>(order.len() as u128 * width as u128, "string ids", what)
+        })?;
+        let mut out =
+            try_zeroed::<u32>(n, "string ids", || format!("{} ids of {what}", order.len()))?;
+        for (row, &c) in out.chunks_mut(width).zip(order) {
+            for (o, ch) in row.iter_mut().zip(key(c)?.chars()) {
+                *o = ch as u32;
+            }
+        }
+        Ok((out, width))
     }
 
     /// The counted ids (count > 0) in sorted order: `(order, rank)`, `order[r]` the code of the
@@ -511,6 +643,54 @@ mod tests {
         let (order, rank) = t.sorted_codes();
         assert_eq!(order, [1, 0, 2]); // apple, banana, é; cherry uncounted
         assert_eq!(rank, [1, 0, 2, -1]);
+        let (utf32, width) = t.utf32_keys("i", &order).unwrap(); // ok: a test, on valid data it builds
+        assert_eq!(width, 6);
+        let text: Vec<u32> = "apple\0banana\u{e9}\0\0\0\0\0"
+            .chars()
+            .map(|c| c as u32)
+            .collect();
+        assert_eq!(utf32, text);
+        assert!(t.utf32_keys("i", &[4]).is_err());
+        let mut nul = IdTable::new(IdKind::Bytes);
+        let mut out = vec![0; 1];
+        nul.encode_bytes("i", &[0i32, 2], b"a\0", &mut out, true)
+            .unwrap(); // ok: a test, on valid data it builds
+        assert!(nul.utf32_keys("i", &[0]).is_err());
+    }
+
+    #[test]
+    fn strings_of_every_length_keep_their_own_codes() {
+        // lengths 0..40 (every branch of the hash and the compare), and for each length
+        // strings that differ in one byte only, at every position
+        let mut keys: Vec<Vec<u8>> = Vec::new();
+        for n in 0..40usize {
+            let base: Vec<u8> = (0..n).map(|i| b'a' + (i % 26) as u8).collect();
+            keys.push(base.clone());
+            for p in 0..n {
+                let mut k = base.clone();
+                k[p] = b'#';
+                keys.push(k);
+            }
+        }
+        let mut offsets = vec![0i64];
+        let mut data = Vec::new();
+        for k in keys.iter().chain(keys.iter().rev()) {
+            data.extend_from_slice(k);
+            offsets.push(data.len() as i64);
+        }
+        let mut t = IdTable::new(IdKind::Bytes);
+        let mut out = vec![0; 2 * keys.len()];
+        t.encode_bytes("i", &offsets, &data, &mut out, true)
+            .unwrap(); // ok: a test, on valid data it builds
+        assert_eq!(t.len(), keys.len());
+        let (starts, arena) = t.byte_keys();
+        for (j, k) in keys.iter().enumerate() {
+            let c = out[j] as usize;
+            assert_eq!(c, j);
+            assert_eq!(out[2 * keys.len() - 1 - j] as usize, c);
+            assert_eq!(&arena[starts[c] as usize..starts[c + 1] as usize], &k[..]);
+        }
+        assert!(t.counts().iter().all(|&c| c == 2));
     }
 
     #[test]

@@ -234,6 +234,7 @@ class IdTable:
     def sorted_codes(self) -> Tuple[np.ndarray, np.ndarray]: ...
     def int_keys(self) -> np.ndarray: ...
     def byte_keys(self) -> Tuple[np.ndarray, np.ndarray]: ...
+    def utf32_keys(self, what: str, order: np.ndarray) -> Tuple[np.ndarray, int]: ...
 
 def csr_scatter(
     rows: np.ndarray,
@@ -241,6 +242,7 @@ def csr_scatter(
     weights: Optional[np.ndarray],
     row_rank: np.ndarray,
     col_rank: np.ndarray,
+    first_row: int,
     next: np.ndarray,
     indices: np.ndarray,
     data: np.ndarray,

@@ -5,17 +5,20 @@ data set (one file, a folder of part files, a glob, or a pyarrow Dataset / Table
 pyarrow's dataset scanner and builds the users x items CSR matrix in two passes:
 
 1. every batch's user and item ids are mapped to codes in Rust (a hash table over the integer
-   values, or over the bytes of Arrow's string buffers, read in place; a dictionary-encoded
-   column, as Parquet stores most string columns, has only its dictionary hashed), each row is
-   counted for its user, and the codes and weights are appended to scratch files;
-2. the row counts give ``indptr``; the scratch files are read back a block at a time and each
-   row is written into its user's next free slot (a counting sort), then every row is sorted by
-   item and repeated (user, item) pairs are summed in place.
+   values, or over the bytes of Arrow's string buffers, read in place; a column that Parquet
+   stores dictionary-encoded is read with its dictionary, and only the dictionary is hashed),
+   each row is counted for its user, and the codes and weights are appended to scratch files;
+2. the row counts give ``indptr``; the matrix is then built a block of users at a time (at
+   most :data:`BLOCKS` blocks): the scratch files are read back and each row of the block's
+   users is written into its user's next free slot (a counting sort), every row is sorted by
+   item and repeated (user, item) pairs are summed, and the block is appended to the output.
 
-Memory: the final matrix (``indices`` and ``data``, 8 bytes per stored pair; memory-mapped
-files in ``out_dir`` when given), ``indptr`` (8 bytes per user), the id tables (about 24 bytes
-per distinct integer id, 28 plus its bytes per string id) and a few batches; the scratch files
-(12 bytes per row, 8 without weights) are read and written sequentially, never held.
+Memory: the id tables (about 40 to 60 bytes per distinct integer id, a few more plus its bytes
+per string id), a few record batches, then one block's entries before summing (8 bytes per
+row) and ``indptr`` (8 bytes per user). With ``out_dir`` the matrix is written to files and
+returned memory-mapped, so it is not held at all; without, it is read into memory at the end
+(8 bytes per stored pair). The scratch files (12 bytes per row, 8 without weights) are read
+and written sequentially, never held.
 
 Ids keep their type: integer columns (any width, signed or not up to 2^63 - 1) give an int64
 id array, string columns a str array. Ids are numbered in sorted order (numbers by value,
@@ -42,8 +45,15 @@ from ._validation import check_threads
 
 #: rows of scratch codes read back per call of the scatter kernel
 CHUNK_ROWS = 1 << 20
+#: the matrix is built in this many blocks of users (each reading the scratch files once) ...
+BLOCKS = 4
+#: ... unless blocks would hold fewer entries than this
+MIN_BLOCK_ROWS = 1 << 22
 #: rows per record batch asked of the scanner
-BATCH_ROWS = 1 << 20
+BATCH_ROWS = 1 << 18
+#: the most bytes a row of a dictionary-encoded Parquet column chunk's data pages take (indices
+#: of up to 20 bits, as a 1 MB dictionary page of ids holds, and the pages' headers)
+_DICT_BYTES_PER_ROW = 3
 #: decoded batches waiting for the encoder, at most
 READAHEAD = 2
 #: the npy header of the matrix files: fixed size, so that it can be rewritten with the final
@@ -79,7 +89,43 @@ def _pyarrow():
     return pa, ds
 
 
-def _format(name: str, fmt: Optional[str], id_columns=()):
+def _dictionary_columns(path: str, columns) -> list:
+    """The string columns of ``columns`` that the Parquet file ``path`` stores
+    dictionary-encoded, judged from its first row group's metadata: read with their
+    dictionary, only the dictionary needs hashing. A column whose values overflowed Parquet's
+    dictionary page (as a column of many distinct ids does: the writer falls back to plain
+    pages) is read as plain strings, since Arrow would rebuild a dictionary from those pages
+    row by row, at a higher cost than hashing the ids. The data pages of a dictionary-encoded
+    chunk hold bit-packed indices (at most :data:`_DICT_BYTES_PER_ROW` bytes a row for any
+    dictionary a page holds); plain pages hold the strings themselves."""
+    pa, _ = _pyarrow()
+    import pyarrow.parquet as pq
+
+    try:
+        f = pq.ParquetFile(path)
+        meta, schema = f.metadata, f.schema_arrow
+        if meta.num_row_groups == 0:
+            return []
+        rg = meta.row_group(0)
+        chunks = {rg.column(k).path_in_schema: rg.column(k) for k in range(rg.num_columns)}
+        keep = []
+        for c in columns:
+            cc = chunks.get(c)
+            if cc is None or not cc.has_dictionary_page or not rg.num_rows:
+                continue
+            typ = schema.field(c).type
+            if not (pa.types.is_string(typ) or pa.types.is_large_string(typ)):
+                continue  # integer ids are read as they are
+            dict_bytes = cc.data_page_offset - (cc.dictionary_page_offset or 0)
+            data_bytes = cc.total_compressed_size - max(dict_bytes, 0)
+            if 0 < dict_bytes and data_bytes <= _DICT_BYTES_PER_ROW * rg.num_rows:
+                keep.append(c)
+        return keep
+    except (OSError, pa.ArrowException):
+        return []  # the scan reports what is wrong with the file
+
+
+def _format(name: str, fmt: Optional[str], id_columns=(), probe: Optional[str] = None):
     _, ds = _pyarrow()
     if fmt is None:
         ext = os.path.splitext(name.lower())[1]
@@ -94,11 +140,12 @@ def _format(name: str, fmt: Optional[str], id_columns=()):
 
         return ds.CsvFileFormat(parse_options=pcsv.ParseOptions(delimiter="\t"))
     if fmt == "parquet":
-        # string ids as Parquet stores them: a dictionary per row group, hashed once
-        # (integer columns are read as they are)
+        # string ids stored dictionary-encoded are read so: a dictionary per row group, hashed
+        # once (integer columns are read as they are)
         # pre_buffer off: with it, pyarrow keeps the whole file's column chunks in memory
+        dictionary = _dictionary_columns(probe or name, id_columns) if id_columns else []
         return ds.ParquetFileFormat(
-            read_options=ds.ParquetReadOptions(dictionary_columns=list(id_columns)),
+            read_options=ds.ParquetReadOptions(dictionary_columns=dictionary),
             default_fragment_scan_options=ds.ParquetFragmentScanOptions(pre_buffer=False),
         )
     if fmt in ("ipc", "csv"):
@@ -138,9 +185,13 @@ def _dataset(source, fmt: Optional[str], id_columns):
                     f"source {path!r}: a folder without Parquet, Arrow or CSV files (or give "
                     "format=)"
                 )
-            fmt_obj = _format(names[0], None, id_columns)
+            fmt_obj = _format(os.path.join(path, names[0]), None, id_columns)
         else:
-            fmt_obj = _format(path, fmt, id_columns)
+            first = sorted(
+                n for n in os.listdir(path) if not n.startswith((".", "_"))
+            )
+            probe = os.path.join(path, first[0]) if first else None
+            fmt_obj = _format(path, fmt, id_columns, probe)
         return ds.dataset(path, format=fmt_obj, exclude_invalid_files=False)
     if not os.path.exists(path):
         raise FileNotFoundError(f"source {path!r} does not exist")
@@ -229,41 +280,24 @@ def _npy_header(dtype, n: int) -> bytes:
     return b"\x93NUMPY\x01\x00" + struct.pack("<H", len(body)) + body.encode("latin1")
 
 
-def _create_npy(path: str, dtype, n: int) -> np.memmap:
-    """A new ``.npy`` file of ``n`` values, memory-mapped for writing."""
-    with open(path, "wb") as f:
-        f.write(_npy_header(dtype, n))
-        f.truncate(_HEADER + n * np.dtype(dtype).itemsize)
-    return np.memmap(path, dtype=dtype, mode="r+", offset=_HEADER, shape=(n,))
-
-
-def _shrink_npy(path: str, dtype, n: int) -> None:
-    """Cuts a file of :func:`_create_npy` to its first ``n`` values."""
+def _set_npy_length(path: str, dtype, n: int) -> None:
+    """Writes the header of a ``.npy`` file of ``n`` values (whose first bytes were a header
+    of :data:`_HEADER` bytes written before the length was known)."""
     with open(path, "r+b") as f:
         f.write(_npy_header(dtype, n))
         f.truncate(_HEADER + n * np.dtype(dtype).itemsize)
 
 
-def _id_array(table, order: np.ndarray) -> np.ndarray:
-    """The ids of ``table`` in ``order`` (codes) as int64 or str."""
+def _id_array(table, order: np.ndarray, name: str) -> np.ndarray:
+    """The ids of ``table`` in ``order`` (codes) as int64 or str (NumPy's fixed-width
+    strings, written by Rust without a Python string per id)."""
     if len(order) == 0:
         return np.zeros(0, np.int64)
     keys = table.int_keys()
     if len(keys) or len(table) == 0:
         return keys[order]
-    pa, _ = _pyarrow()
-    import pyarrow.compute as pc
-
-    offsets, data = table.byte_keys()
-    strings = pa.LargeStringArray.from_buffers(
-        len(offsets) - 1, pa.py_buffer(offsets), pa.py_buffer(data)
-    ).take(pa.array(order))
-    if pc.any(pc.ends_with(strings, "\0")).as_py():
-        raise ValueError(
-            "an id ends with a NUL character, which NumPy strings drop (two ids would "
-            "become one): remove it"
-        )
-    return np.array(strings.to_numpy(zero_copy_only=False), dtype=str)
+    codes, width = table.utf32_keys(name, order)
+    return codes.view(f"<U{width}")
 
 
 def read_interactions(
@@ -346,9 +380,9 @@ def read_interactions(
                 "the source holds no interactions"
                 + (f" with weight >= {min_weight}" if min_weight is not None else "")
             )
-        return _second_pass(
-            users, items, weight_col is not None, scratch, out_dir, num_threads, columns
-        )
+        tables = [users, items]  # handed over, so that the second pass can free them
+        del users, items
+        return _second_pass(tables, weight_col is not None, scratch, out_dir, num_threads, columns)
     finally:
         shutil.rmtree(scratch, ignore_errors=True)
 
@@ -427,7 +461,21 @@ def _first_pass(dataset, columns, users, items, weight_col, min_weight, scratch)
     return n
 
 
-def _second_pass(users, items, weighted, scratch, out_dir, num_threads, columns) -> Interactions:
+def _blocks(indptr: np.ndarray, block_rows: int):
+    """``(lo, hi)`` ranges of whole rows of at most ``block_rows`` entries each (or one row
+    when a row alone holds more)."""
+    n = len(indptr) - 1
+    lo = 0
+    while lo < n:
+        hi = int(np.searchsorted(indptr, indptr[lo] + block_rows, side="right")) - 1
+        hi = min(max(hi, lo + 1), n)
+        yield lo, hi
+        lo = hi
+
+
+def _second_pass(tables, weighted, scratch, out_dir, num_threads, columns) -> Interactions:
+    users, items = tables
+    tables.clear()
     users.release_index()
     items.release_index()
     user_order, user_rank = users.sorted_codes()
@@ -438,42 +486,72 @@ def _second_pass(users, items, weighted, scratch, out_dir, num_threads, columns)
     np.cumsum(counts, out=indptr[1:])
     del counts
     total = int(indptr[-1])
-    indices: np.ndarray
-    data: np.ndarray
+    # the matrix is built a block of users at a time: each block's rows are gathered from the
+    # scratch files (read once per block), sorted and summed, and appended to the output, so
+    # that only one block's entries before summing are ever held
+    block_rows = max(MIN_BLOCK_ROWS, -(-total // BLOCKS))
+    blocks = list(_blocks(indptr, block_rows))
+    longest = max(int(indptr[hi] - indptr[lo]) for lo, hi in blocks)
+    buf_i, buf_v = np.empty(longest, np.int32), np.empty(longest, np.float32)
     if out_dir is not None:
         paths = {k: os.path.join(out_dir, f"{k}.npy") for k in ("indices", "data")}
-        indices = _create_npy(paths["indices"], np.int32, total)
-        data = _create_npy(paths["data"], np.float32, total)
     else:
-        indices, data = np.empty(total, np.int32), np.empty(total, np.float32)
-    nxt = indptr[:-1].copy()
+        paths = {k: os.path.join(scratch, k) for k in ("indices", "data")}
+    header = b"" if out_dir is None else _npy_header(np.int32, 0)
+    chunk_r = np.empty(min(CHUNK_ROWS, total), np.int32)
+    chunk_c = np.empty_like(chunk_r)
+    chunk_w = np.empty(len(chunk_r), np.float32) if weighted else None
+    nnz = 0
     with (
         open(os.path.join(scratch, "rows"), "rb") as fr,
         open(os.path.join(scratch, "cols"), "rb") as fc,
         open(os.path.join(scratch, "weights"), "rb") as fw,
+        open(paths["indices"], "wb") as oi,
+        open(paths["data"], "wb") as ov,
     ):
-        while True:
-            rows = np.fromfile(fr, np.int32, CHUNK_ROWS)
-            if len(rows) == 0:
-                break
-            cols = np.fromfile(fc, np.int32, len(rows))
-            w = np.fromfile(fw, np.float32, len(rows)) if weighted else None
-            _core.csr_scatter(rows, cols, w, user_rank, item_rank, nxt, indices, data)
-    del nxt, user_rank, item_rank
-    nnz = _core.csr_sort_rows_sum_duplicates(indptr, indices, data, num_threads)
-    user_ids, item_ids = _id_array(users, user_order), _id_array(items, item_order)
+        oi.write(header)
+        ov.write(header)
+        w = None
+        base = 0  # the block's first entry before summing (indptr is rewritten as we go)
+        for lo, hi in blocks:
+            m = int(indptr[hi]) - base
+            bptr = np.empty(hi - lo + 1, np.int64)
+            bptr[0] = 0
+            bptr[1:] = indptr[lo + 1 : hi + 1] - base
+            nxt = bptr[:-1].copy()
+            idx, val = buf_i[:m], buf_v[:m]
+            for f in (fr, fc, fw):
+                f.seek(0)
+            while True:
+                k = fr.readinto(chunk_r) // 4
+                if k == 0:
+                    break
+                fc.readinto(chunk_c[:k])
+                w = None
+                if chunk_w is not None:
+                    fw.readinto(chunk_w[:k])
+                    w = chunk_w[:k]
+                _core.csr_scatter(
+                    chunk_r[:k], chunk_c[:k], w, user_rank, item_rank, lo, nxt, idx, val
+                )
+            kept = _core.csr_sort_rows_sum_duplicates(bptr, idx, val, num_threads)
+            idx[:kept].tofile(oi)
+            val[:kept].tofile(ov)
+            base += m
+            indptr[lo + 1 : hi + 1] = nnz + bptr[1:]
+            nnz += kept
+    # the block's buffers go before the ids and the matrix are built (views of them too)
+    del buf_i, buf_v, idx, val, nxt, bptr, w, chunk_r, chunk_c, chunk_w, user_rank, item_rank
+    user_ids = _id_array(users, user_order, columns[0])
+    item_ids = _id_array(items, item_order, columns[1])
+    del user_order, item_order, users, items  # the id tables, before the matrix is read in
     shape = (n_users, n_items)
     if out_dir is None:
-        if nnz < total:
-            indices, data = indices[:nnz], data[:nnz]
+        indices = np.fromfile(paths["indices"], np.int32)
+        data = np.fromfile(paths["data"], np.float32)
         return Interactions(_csr(indptr, indices, data, shape), user_ids, item_ids)
-    assert isinstance(indices, np.memmap) and isinstance(data, np.memmap)
-    indices.flush()
-    data.flush()
-    del indices, data
-    if nnz < total:
-        _shrink_npy(paths["indices"], np.int32, nnz)
-        _shrink_npy(paths["data"], np.float32, nnz)
+    _set_npy_length(paths["indices"], np.int32, nnz)
+    _set_npy_length(paths["data"], np.float32, nnz)
     np.save(os.path.join(out_dir, "indptr.npy"), indptr)
     np.save(os.path.join(out_dir, "user_ids.npy"), user_ids)
     np.save(os.path.join(out_dir, "item_ids.npy"), item_ids)

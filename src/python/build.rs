@@ -17,7 +17,7 @@ fn slice_mut<'a, T: numpy::Element>(
 
 /// Writes rows of codes into their CSR rows' next free slots (see `sparse::build::scatter`).
 #[pyfunction]
-#[pyo3(signature = (rows, cols, weights, row_rank, col_rank, next, indices, data))]
+#[pyo3(signature = (rows, cols, weights, row_rank, col_rank, first_row, next, indices, data))]
 #[allow(clippy::too_many_arguments)]
 fn csr_scatter<'py>(
     py: Python<'py>,
@@ -26,6 +26,7 @@ fn csr_scatter<'py>(
     weights: Option<PyReadonlyArray1<'py, f32>>,
     row_rank: PyReadonlyArray1<'py, i32>,
     col_rank: PyReadonlyArray1<'py, i32>,
+    first_row: usize,
     mut next: PyReadwriteArray1<'py, i64>,
     mut indices: PyReadwriteArray1<'py, i32>,
     mut data: PyReadwriteArray1<'py, f32>,
@@ -36,7 +37,7 @@ fn csr_scatter<'py>(
     let next = slice_mut("next", &mut next)?;
     let indices = slice_mut("indices", &mut indices)?;
     let data = slice_mut("data", &mut data)?;
-    py.detach(|| build::scatter(r, c, w, rr, cr, next, indices, data))?;
+    py.detach(|| build::scatter(r, c, w, rr, cr, first_row, next, indices, data))?;
     Ok(())
 }
 

@@ -123,6 +123,20 @@ impl PyIdTable {
         PyArray1::from_slice(py, self.0.int_keys())
     }
 
+    /// The string ids of the codes `order` as `(code points uint32 of len(order) x width,
+    /// width)`: NumPy's `<U{width}` array once viewed so.
+    fn utf32_keys<'py>(
+        &self,
+        py: Python<'py>,
+        what: &str,
+        order: PyReadonlyArray1<'py, i64>,
+    ) -> PyResult<(Bound<'py, PyArray1<u32>>, usize)> {
+        let o = slice("order", &order)?;
+        let t = &self.0;
+        let (codes, width) = py.detach(|| t.utf32_keys(what, o))?;
+        Ok((PyArray1::from_vec(py, codes), width))
+    }
+
     /// The string ids by code as `(offsets int64, bytes uint8)` (Arrow's large_string layout).
     fn byte_keys<'py>(
         &self,

@@ -20,8 +20,11 @@ fn mapped(what: &str, code: i32, rank: &[i32]) -> Result<usize> {
 }
 
 /// Writes each row `(rows[j], cols[j], weights[j])` (codes, renumbered through `row_rank` and
-/// `col_rank`; weight 1 without `weights`) into the next free slot of its row: `next[r]` is
-/// that slot, advanced by one per row written (start it at the row's `indptr[r]`).
+/// `col_rank`; weight 1 without `weights`) whose row `r` is one of the window
+/// `first_row..first_row + next.len()` into the next free slot of its row: `next[r - first_row]`
+/// is that slot, advanced by one per row written (start it at the row's `indptr[r]`, less the
+/// window's first `indptr` when `indices` and `data` hold only the window). Rows outside the
+/// window are skipped, so that a matrix can be built a block of rows at a time.
 #[allow(clippy::too_many_arguments)]
 pub fn scatter(
     rows: &[i32],
@@ -29,6 +32,7 @@ pub fn scatter(
     weights: Option<&[f32]>,
     row_rank: &[i32],
     col_rank: &[i32],
+    first_row: usize,
     next: &mut [i64],
     indices: &mut [i32],
     data: &mut [f32],
@@ -46,10 +50,10 @@ pub fn scatter(
     }
     for j in 0..rows.len() {
         let r = mapped("rows", rows[j], row_rank)?;
+        let Some(slot) = r.checked_sub(first_row).and_then(|w| next.get_mut(w)) else {
+            continue;
+        };
         let c = mapped("cols", cols[j], col_rank)?;
-        let slot = next
-            .get_mut(r)
-            .ok_or_else(|| Error::out_of_range("rows (after renumbering)", r as i64, 0))?;
         let p = usize::try_from(*slot)
             .ok()
             .filter(|&p| p < indices.len())
@@ -200,6 +204,7 @@ mod tests {
             Some(&w),
             &ident[..3],
             &ident,
+            0,
             &mut next,
             &mut idx,
             &mut val,
@@ -223,6 +228,7 @@ mod tests {
             None,
             &[1, 0],
             &[1, 0],
+            0,
             &mut next,
             &mut idx,
             &mut val,
@@ -230,10 +236,104 @@ mod tests {
         .unwrap(); // ok: a test, on valid data it builds
         assert_eq!(idx, [1, 0]);
         assert_eq!(val, [1.0, 1.0]);
-        assert!(scatter(&[5], &[0], None, &[0], &[0], &mut next, &mut idx, &mut val).is_err());
-        assert!(scatter(&[0], &[0], None, &[-1], &[0], &mut next, &mut idx, &mut val).is_err());
+        assert!(scatter(
+            &[5],
+            &[0],
+            None,
+            &[0],
+            &[0],
+            0,
+            &mut next,
+            &mut idx,
+            &mut val
+        )
+        .is_err());
+        assert!(scatter(
+            &[0],
+            &[0],
+            None,
+            &[-1],
+            &[0],
+            0,
+            &mut next,
+            &mut idx,
+            &mut val
+        )
+        .is_err());
+        assert!(scatter(
+            &[0],
+            &[0],
+            None,
+            &[0],
+            &[-1],
+            0,
+            &mut next,
+            &mut idx,
+            &mut val
+        )
+        .is_err());
         let mut full = vec![2i64];
-        assert!(scatter(&[0], &[0], None, &[0], &[0], &mut full, &mut idx, &mut val).is_err());
+        assert!(scatter(
+            &[0],
+            &[0],
+            None,
+            &[0],
+            &[0],
+            0,
+            &mut full,
+            &mut idx,
+            &mut val
+        )
+        .is_err());
+    }
+
+    #[test]
+    fn a_window_of_rows_at_a_time_equals_the_whole() {
+        // 4 rows; codes are their own ranks; built as rows 0..2 then 2..4
+        let rows = [3, 0, 1, 3, 2, 0, 1];
+        let cols = [0, 1, 2, 3, 0, 1, 2];
+        let w = [1.0, 2.0, 3.0, 4.0, 5.0, 6.0, 7.0];
+        let ident = [0, 1, 2, 3];
+        let indptr = [0i64, 2, 4, 5, 7];
+        let (mut all_i, mut all_v) = (vec![0; 7], vec![0.0; 7]);
+        let mut next = indptr[..4].to_vec();
+        scatter(
+            &rows,
+            &cols,
+            Some(&w),
+            &ident,
+            &ident,
+            0,
+            &mut next,
+            &mut all_i,
+            &mut all_v,
+        )
+        .unwrap(); // ok: a test, on valid data it builds
+        let (mut got_i, mut got_v) = (Vec::new(), Vec::new());
+        for (lo, hi) in [(0usize, 2usize), (2, 4)] {
+            let base = indptr[lo];
+            let len = (indptr[hi] - base) as usize;
+            let (mut bi, mut bv) = (vec![0; len], vec![0.0; len]);
+            let mut next: Vec<i64> = indptr[lo..hi].iter().map(|&p| p - base).collect();
+            scatter(
+                &rows,
+                &cols,
+                Some(&w),
+                &ident,
+                &ident,
+                lo,
+                &mut next,
+                &mut bi,
+                &mut bv,
+            )
+            .unwrap(); // ok: a test, on valid data it builds
+            got_i.extend(bi);
+            got_v.extend(bv);
+        }
+        assert_eq!(got_i, all_i);
+        assert_eq!(got_v, all_v);
+        assert_eq!(got_i, [1, 1, 2, 2, 0, 0, 3]);
+        assert_eq!(got_v, [2.0, 6.0, 3.0, 7.0, 5.0, 1.0, 4.0]);
     }
 
     #[test]

@@ -79,6 +79,54 @@ def test_string_ids_dictionary_plain_and_large(rows, tmp_path):
     same(io.read_interactions(mixed, "u", "i"), users, si)
 
 
+@pytest.mark.parametrize("out", [False, True])
+def test_built_in_blocks_of_users_equals_one_block(rows, tmp_path, monkeypatch, out):
+    users, items, weights = rows
+    t = pa.table({"u": users, "i": items, "w": weights})
+    one = io.read_interactions(t, "u", "i", "w")
+    # blocks of at most 300 entries (about 12 of them), scratch read back 77 rows at a time
+    monkeypatch.setattr(io, "MIN_BLOCK_ROWS", 300)
+    monkeypatch.setattr(io, "BLOCKS", 1000)
+    monkeypatch.setattr(io, "CHUNK_ROWS", 77)
+    assert len(list(io._blocks(np.asarray(one.user_items.indptr, np.int64), 300))) > 10
+    got = io.read_interactions(t, "u", "i", "w", out_dir=tmp_path / "m" if out else None)
+    same(got, users, items, weights)
+    assert (got.user_items != one.user_items).nnz == 0
+    if out:
+        same(io.open_interactions(tmp_path / "m"), users, items, weights)
+
+
+def test_string_ids_of_any_code_points_and_lengths():
+    users = np.array(["", "a", "😀", "a😀b", "ÿ" * 40, "z", "", "😀"])
+    items = np.array(["x", "y", "x", "€uro", "", "y", "x", "€uro"])
+    got = io.read_interactions(pa.table({"u": users, "i": items}), "u", "i")
+    same(got, users, items)
+    assert got.user_ids.dtype == np.dtype("<U40") and got.item_ids.dtype == np.dtype("<U4")
+    with pytest.raises(ValueError, match="NUL"):
+        io.read_interactions(pa.table({"u": ["a\0", "b"], "i": ["x", "y"]}), "u", "i")
+
+
+def test_blocks_hold_whole_rows():
+    indptr = np.array([0, 5, 5, 6, 20, 21, 22], np.int64)
+    assert list(io._blocks(indptr, 6)) == [(0, 3), (3, 4), (4, 6)]
+    assert list(io._blocks(indptr, 100)) == [(0, 6)]
+    assert list(io._blocks(np.zeros(1, np.int64), 4)) == []
+
+
+def test_parquet_dictionary_probe(tmp_path):
+    # items from a small set (dictionary-encoded by Parquet), users all distinct (the
+    # dictionary page overflows and Parquet falls back to plain pages)
+    n = 200_000
+    users = np.array([f"user-{k:09d}" for k in np.random.default_rng(0).permutation(n)])
+    items = np.array([f"item-{k % 50}" for k in range(n)])
+    t = pa.table({"u": users, "i": items})
+    pq.write_table(t, tmp_path / "d.parquet", row_group_size=n)
+    assert io._dictionary_columns(str(tmp_path / "d.parquet"), ["u", "i"]) == ["i"]
+    assert io._dictionary_columns(str(tmp_path / "nothing.parquet"), ["u", "i"]) == []
+    got = io.read_interactions(tmp_path / "d.parquet", "u", "i")
+    same(got, users, items)
+
+
 def test_csv_tsv_and_arrow_files(rows, tmp_path):
     users, items, weights = rows
     t = pa.table({"user": users, "item": items.astype(np.int64), "weight": weights})
