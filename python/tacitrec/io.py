@@ -187,9 +187,7 @@ def _dataset(source, fmt: Optional[str], id_columns):
                 )
             fmt_obj = _format(os.path.join(path, names[0]), None, id_columns)
         else:
-            first = sorted(
-                n for n in os.listdir(path) if not n.startswith((".", "_"))
-            )
+            first = sorted(n for n in os.listdir(path) if not n.startswith((".", "_")))
             probe = os.path.join(path, first[0]) if first else None
             fmt_obj = _format(path, fmt, id_columns, probe)
         return ds.dataset(path, format=fmt_obj, exclude_invalid_files=False)
