@@ -197,20 +197,11 @@ class EASERecommender(RecommenderBase):
 
     def _score(self, queries, N, filter_liked, *, items, filter_items):
         """Top ``N`` of ``x B`` for the rows ``queries``, dense or sparse."""
-        fn, w = (
-            (_core.ease_recommend, self._weights)
-            if self._sparse is None
-            else (_core.knn_recommend, self._sparse)
-        )
-        return fn(
-            queries,
-            w,
-            N,
-            filter_liked,
-            items=items,
-            filter_items=filter_items,
-            num_threads=self._threads(),
-        )
+        kw = dict(items=items, filter_items=filter_items, num_threads=self._threads())
+        if self._sparse is None:
+            assert self._weights is not None  # _shape() raised otherwise
+            return _core.ease_recommend(queries, self._weights, N, filter_liked, **kw)
+        return _core.knn_recommend(queries, self._sparse, N, filter_liked, **kw)
 
     def _recommend(
         self, userids, user_items, N, *, filter_liked, filter_items, items, recalculate_user

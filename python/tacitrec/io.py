@@ -521,13 +521,13 @@ def _second_pass(tables, weighted, scratch, out_dir, num_threads, columns) -> In
             for f in (fr, fc, fw):
                 f.seek(0)
             while True:
-                k = fr.readinto(chunk_r) // 4
+                k = fr.readinto(chunk_r.data) // 4
                 if k == 0:
                     break
-                fc.readinto(chunk_c[:k])
+                fc.readinto(chunk_c[:k].data)
                 w = None
                 if chunk_w is not None:
-                    fw.readinto(chunk_w[:k])
+                    fw.readinto(chunk_w[:k].data)
                     w = chunk_w[:k]
                 _core.csr_scatter(
                     chunk_r[:k], chunk_c[:k], w, user_rank, item_rank, lo, nxt, idx, val
@@ -562,8 +562,8 @@ def _second_pass(tables, weighted, scratch, out_dir, num_threads, columns) -> In
         "item_col": columns[1],
         "weight_col": columns[2] if len(columns) > 2 else None,
     }
-    with open(os.path.join(out_dir, MANIFEST), "w") as f:
-        json.dump(manifest, f, indent=1)
+    with open(os.path.join(out_dir, MANIFEST), "w") as out:
+        json.dump(manifest, out, indent=1)
     return open_interactions(out_dir)
 
 
