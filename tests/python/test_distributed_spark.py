@@ -293,10 +293,22 @@ def _assert_top_equal(model, spark_top, N):
         np.arange(len(model.user_ids_)), None, N=N, filter_already_liked_items=False
     )
     assert sorted(spark_top) == sorted(model.user_ids_.tolist())
+    position = {item: i for i, item in enumerate(model.item_ids_.tolist())}
     for u, user in enumerate(model.user_ids_.tolist()):
         theirs = spark_top[user]
-        assert model.item_ids_[ids[u]].tolist() == [item for item, _ in theirs], user
         np.testing.assert_allclose(scores[u], [s for _, s in theirs], rtol=0, atol=1e-5)
+        # the same items in the same order, except that items of equal score (ties in float32)
+        # may come in either order: each of their items scores, by our factors, what our item
+        # at that rank scores
+        ours_of_theirs = (
+            model.user_factors[u] @ model.item_factors[[position[item] for item, _ in theirs]].T
+        )
+        np.testing.assert_allclose(ours_of_theirs, scores[u], rtol=0, atol=1e-5, err_msg=user)
+        exact = np.abs(np.diff(scores[u])) > 1e-5  # ranks r, r+1 not tied
+        untied = np.concatenate([[True], exact]) & np.concatenate([exact, [True]])
+        assert model.item_ids_[ids[u]][untied].tolist() == [
+            item for (item, _), keep in zip(theirs, untied) if keep
+        ], user
 
 
 def _matrix(users, items, ratings):
