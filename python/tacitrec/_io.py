@@ -5,7 +5,9 @@ single-character separated text (quoted fields in comma-separated files), ``::``
 (MovieLens 1M), whitespace-separated text, or Parquet (needs pyarrow; read by the streaming
 reader :func:`tacitrec.io.read_interactions`). Ids are kept as strings.
 Text goes through the package's one delimited-file reader (:mod:`tacitrec._delimited`), ids
-through its one id encoder (:mod:`tacitrec._ids`).
+through its one id encoder (:mod:`tacitrec._ids`); where pyarrow is installed and can read a
+text file exactly as that reader would (:func:`_read_text_arrow`), pyarrow parses it into the
+streaming reader instead.
 """
 
 from __future__ import annotations
@@ -109,6 +111,11 @@ def read_interactions(
             codecs.lookup(encoding)
         except LookupError:
             raise ValueError(f"unknown encoding {encoding!r}") from None
+        fast = _read_text_arrow(
+            path, sep, header, user_col, item_col, weight_col, min_weight, encoding
+        )
+        if fast is not None:
+            return fast
         try:
             parsed = _read_text(path, sep, header, user_col, item_col, weight_col, encoding)
         except UnicodeDecodeError as e:
@@ -140,40 +147,106 @@ def _compact(ids: np.ndarray, codes: np.ndarray):
     return ids[used], codes
 
 
-def _read_text(path, sep, header, user_col, item_col, weight_col, encoding="utf-8"):
+def _layout(path, head, sep, header, user_col, item_col, weight_col):
+    """The separator, whether there is a header, and the positions of the user, item and weight
+    columns (weight None: none), from the file's first two non-blank ``(number, text)`` lines
+    and the options; also the fields of the first line."""
     sep = _SEPARATORS.get(sep, sep) if sep is not None else None
+    if sep is None:
+        sep = _delimited.sniff(head[0][1])
+    parsed = [fields for _, fields in _delimited.records(head, path, sep)]
+    first = parsed[0]
+    has_header = header == "yes"
+    if header == "auto":
+        has_header = any(
+            c is not None and not str(c).isdigit() and c != "auto"
+            for c in (user_col, item_col, weight_col)
+        )
+        if not has_header and len(parsed) > 1:
+            second = parsed[1]
+            probe = 2 if weight_col is not None and min(len(first), len(second)) > 2 else 0
+            if str(weight_col).isdigit():
+                probe = int(weight_col)
+            if probe < min(len(first), len(second)):
+                has_header = not _is_number(first[probe]) and _is_number(second[probe])
+    names = [c.strip() for c in first] if has_header else None
+    if weight_col == "auto":
+        weight_col = "2" if len(first) > 2 else None
+    u, i, w = (
+        _column(user_col, names, "user"),
+        _column(item_col, names, "item"),
+        _column(weight_col, names, "weight"),
+    )
+    if u is None or i is None:
+        raise ValueError("user_col and item_col must be given (a position or a header name)")
+    return sep, has_header, (u, i, w), first
+
+
+def _read_text_arrow(path, sep, header, user_col, item_col, weight_col, min_weight, encoding):
+    """The file read by pyarrow's CSV parser into the streaming reader
+    (:func:`tacitrec.io.read_interactions`), ten times and more the speed of the line reader; or
+    None where this cannot give the line reader's result: pyarrow missing, a text encoding
+    other than UTF-8, whitespace or a multi-character separator, blank lines before the first
+    record, or a file the parser refuses or whose ids the line reader would change or refuse
+    (ids with surrounding spaces, a quote in a comma-separated id, a NUL at the end; a line of
+    another field count; a weight that is not a finite number). The caller then reads it line
+    by line, which also gives the error message of a malformed file."""
+    try:
+        import pyarrow as pa
+        import pyarrow.csv as pcsv
+        import pyarrow.dataset as ds
+    except ImportError:
+        return None
+    if codecs.lookup(encoding).name != "utf-8":
+        return None
+    try:
+        with open(path, "rb") as f:
+            head = list(itertools.islice(_delimited.lines(f, encoding), 2))
+        if not head or head[0][0] != 1:
+            return None
+        sep, has_header, (u, i, w), first = _layout(
+            path, head, sep, header, user_col, item_col, weight_col
+        )
+        if sep is None or len(sep) != 1 or sep in '"\r\n' or max(u, i, w or 0) >= len(first):
+            return None
+        names = [f"c{j}" for j in range(len(first))]
+        types = {name: pa.string() for name in names}  # other columns are read, not parsed
+        if w is not None:
+            types[names[w]] = pa.float64()
+        fmt = ds.CsvFileFormat(
+            parse_options=pcsv.ParseOptions(delimiter=sep, quote_char='"' if sep == "," else False),
+            read_options=pcsv.ReadOptions(column_names=names, skip_rows=int(has_header)),
+            convert_options=pcsv.ConvertOptions(column_types=types),
+        )
+        from . import io
+
+        X, user_ids, item_ids = io.read_interactions(
+            ds.dataset(path, format=fmt),
+            names[u],
+            names[i],
+            None if w is None else names[w],
+            min_weight=None if min_weight is None else float(min_weight),
+        )
+    except (ValueError, OSError, UnicodeDecodeError, pa.ArrowException):
+        return None
+    for ids in (user_ids, item_ids):
+        if ids.dtype.kind != "U" or len(ids) == 0:
+            return None
+        changed = np.char.str_len(np.char.strip(ids)) != np.char.str_len(ids)
+        if changed.any() or (sep == "," and np.char.find(ids, '"').max() >= 0):
+            return None
+    return Interactions(sp.csr_matrix(X, dtype=np.float32), user_ids, item_ids)
+
+
+def _read_text(path, sep, header, user_col, item_col, weight_col, encoding="utf-8"):
     with open(path, "rb") as f:
         numbered = _delimited.lines(f, encoding)
         head = list(itertools.islice(numbered, 2))
         if not head:
             raise ValueError(f"{path}: the file is empty")
-        if sep is None:
-            sep = _delimited.sniff(head[0][1])
-        parsed = [fields for _, fields in _delimited.records(head, path, sep)]
-        first = parsed[0]
-        has_header = header == "yes"
-        if header == "auto":
-            has_header = any(
-                c is not None and not str(c).isdigit() and c != "auto"
-                for c in (user_col, item_col, weight_col)
-            )
-            if not has_header and len(parsed) > 1:
-                second = parsed[1]
-                probe = 2 if weight_col is not None and min(len(first), len(second)) > 2 else 0
-                if str(weight_col).isdigit():
-                    probe = int(weight_col)
-                if probe < min(len(first), len(second)):
-                    has_header = not _is_number(first[probe]) and _is_number(second[probe])
-        names = [c.strip() for c in first] if has_header else None
-        if weight_col == "auto":
-            weight_col = "2" if len(first) > 2 else None
-        u, i, w = (
-            _column(user_col, names, "user"),
-            _column(item_col, names, "item"),
-            _column(weight_col, names, "weight"),
+        sep, has_header, (u, i, w), first = _layout(
+            path, head, sep, header, user_col, item_col, weight_col
         )
-        if u is None or i is None:
-            raise ValueError("user_col and item_col must be given (a position or a header name)")
         need = max(c for c in (u, i, w) if c is not None) + 1
         users, items = _ids.Encoder(), _ids.Encoder()
         rows, cols, weights = array("q"), array("q"), array("d")

@@ -1,6 +1,7 @@
 """The command line, run as a user would (a subprocess), checked against the library."""
 
 import csv
+import re
 import io
 import subprocess
 import sys
@@ -542,3 +543,90 @@ def test_ctrl_c_exits_130_and_leaves_no_output(tmp_path):
     assert child.returncode == 130, err
     assert "interrupted" in err
     assert sorted(p.name for p in tmp_path.iterdir()) == ["m.npz", "rows.csv"]  # no recs.csv
+
+
+def _line_by_line(monkeypatch, *args, **kw):
+    """What the line reader makes of a file (the pyarrow path turned off)."""
+    with monkeypatch.context() as m:
+        m.setattr(_io, "_read_text_arrow", lambda *a, **k: None)
+        return _io.read_interactions(*args, **kw)
+
+
+def _same(a, b):
+    assert a.user_ids.dtype.kind == b.user_ids.dtype.kind == "U"
+    assert a.user_ids.tolist() == b.user_ids.tolist()
+    assert a.item_ids.tolist() == b.item_ids.tolist()
+    assert a.matrix.dtype == b.matrix.dtype == np.float32
+    assert a.matrix.shape == b.matrix.shape and (a.matrix != b.matrix).nnz == 0
+
+
+@pytest.mark.parametrize(
+    "text, kw",
+    [
+        # a header chosen by name, quoted ids (a comma, a doubled quote is left to the line
+        # reader: see below), repeated pairs summed, a blank line, CRLF, a byte-order mark
+        (
+            '\ufeffwho,what,n\r\nu1,"i,1",2.5\r\nu2,i2,1\r\n\r\nu1,"i,1",1\r\nü,i2,4e0\r\n',
+            dict(user_col="who", item_col="what", weight_col="n"),
+        ),
+        # tabs, no header, ids that differ only as text ("007" and "7")
+        ("007\ta\t1\n7\ta\t2\n007\tb\t3\n", {}),
+        # two columns, every weight 1
+        ("u;x\nv;x\nu;y\nu;x\n", dict(sep=";")),
+        # rows under min_weight dropped, and the ids left without rows
+        ("a|x|1\nb|y|5\nc|x|4\na|z|6\n", dict(sep="|", min_weight=4)),
+        # the weight column before the ids
+        ("3,u1,i1\n1,u2,i1\n", dict(user_col="1", item_col="2", weight_col="0")),
+    ],
+)
+def test_text_files_read_by_pyarrow_as_line_by_line(tmp_path, monkeypatch, text, kw):
+    """Files pyarrow can parse go through it (not None) and give the line reader's result."""
+    p = tmp_path / "x.txt"
+    p.write_bytes(text.encode("utf-8"))
+    kw = dict(dict(sep=None, header="auto", user_col="0", item_col="1", weight_col="auto"), **kw)
+    kw.setdefault("min_weight", None)
+    fast = _io._read_text_arrow(
+        str(p),
+        kw["sep"],
+        kw["header"],
+        kw["user_col"],
+        kw["item_col"],
+        kw["weight_col"],
+        kw["min_weight"],
+        "utf-8",
+    )
+    assert fast is not None
+    _same(fast, _line_by_line(monkeypatch, str(p), **kw))
+    _same(_io.read_interactions(str(p), **kw), fast)
+
+
+@pytest.mark.parametrize(
+    "text, kw",
+    [
+        ("u1, i1,1\nu2,i1 ,2\n", {}),  # ids the line reader strips
+        ('u1,"i""1",1\nu2,i1,2\n', {}),  # a quote inside a comma-separated id
+        ("u1,i1,1\nu2,i1,2,extra\n", {}),  # lines of other field counts
+        ("u1::i1::1\nu2::i1::2\n", {}),  # a two-character separator
+        ("u1 i1 1\nu2  i1 2\n", {}),  # whitespace
+        ("\nu1,i1,1\nu2,i1,2\n", {}),  # a blank line before the first record
+        ("u1,i1,1\nu2,i1,NA\n", {}),  # a weight that is not a number: the line reader's error
+        ("u1,i1,1\nu2,i1,inf\n", {}),  # nor finite
+        ("u1,i1,1\n", dict(min_weight=5)),  # nothing left
+        ("u\xe9,i1,1\n", dict(encoding="latin-1")),
+    ],
+)
+def test_text_files_pyarrow_cannot_read_as_the_line_reader_go_line_by_line(
+    tmp_path, monkeypatch, text, kw
+):
+    p = tmp_path / "x.txt"
+    p.write_bytes(text.encode(kw.get("encoding", "utf-8")))
+    enc = kw.pop("encoding", "utf-8")
+    fast = _io._read_text_arrow(str(p), None, "auto", "0", "1", "auto", kw.get("min_weight"), enc)
+    assert fast is None
+    try:
+        want = _line_by_line(monkeypatch, str(p), encoding=enc, **kw)
+    except ValueError as e:
+        with pytest.raises(ValueError, match=f"^{re.escape(str(e))}$"):
+            _io.read_interactions(str(p), encoding=enc, **kw)
+    else:
+        _same(_io.read_interactions(str(p), encoding=enc, **kw), want)
