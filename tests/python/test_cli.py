@@ -581,6 +581,7 @@ def _same(a, b):
 )
 def test_text_files_read_by_pyarrow_as_line_by_line(tmp_path, monkeypatch, text, kw):
     """Files pyarrow can parse go through it (not None) and give the line reader's result."""
+    pytest.importorskip("pyarrow")
     p = tmp_path / "x.txt"
     p.write_bytes(text.encode("utf-8"))
     kw = dict(dict(sep=None, header="auto", user_col="0", item_col="1", weight_col="auto"), **kw)
