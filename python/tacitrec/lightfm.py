@@ -18,9 +18,16 @@ Differences from LightFM, fixing its known defects:
 
 * in the pairwise losses (bpr, warp, warp-kos) the user bias cancels from the score difference,
   so it gets no gradient (LightFM updates it, and the biases drift to large negative values);
-* ``item_alpha`` / ``user_alpha`` are a true L2 penalty: each example's gradient includes
-  ``alpha * theta`` for every parameter it touches (LightFM's lazy regularisation multiplies the
-  parameters where it should divide them and diverges for alpha around 0.05);
+* ``item_alpha`` / ``user_alpha`` are LightFM's global weight decay (``regularization="decay"``,
+  the default), applied as LightFM means it: after each example, every parameter of the side
+  shrinks by the same factor, ``theta <- theta / (1 + alpha * eta)``, ``eta`` the mean
+  learning rate of the example's updates. LightFM 1.17's lazy scaling gets it wrong: its
+  representations multiply the parameters by the lazy scale where its own fold divides them by
+  it, its steps are not multiplied by the scale, and touched rows are exempted from the decay;
+  with alpha around 0.05 it diverges. Ours is lazy too (one scale per side, folded into the
+  parameters every epoch) and stays finite for any alpha. ``regularization="l2"`` instead adds
+  ``alpha * theta`` to the gradient of the rows an example touches (tacitrec 0.1's only
+  behaviour; at the same alpha a much weaker penalty: rows no example touches never shrink);
 * ``recommend`` (not in LightFM) ranks the whole catalogue for many users with the shared
   batched top-k kernel, including users and items known only by their feature rows;
 * ``predict`` / ``recommend`` without the feature matrices on a model fitted with features raise
@@ -60,6 +67,7 @@ from .base import RecommenderBase, _Rollback, _train_epochs
 from .exceptions import ModelFormatError, NotFittedError
 
 _LOSSES = ("logistic", "bpr", "warp", "warp-kos")
+_REGULARIZATIONS = ("decay", "l2")
 _SCHEDULES = ("adagrad", "adadelta")
 #: The most WARP tries per positive (the kernel never makes more than ``n_items - 1``: later
 #: tries would carry weight ln(1) = 0).
@@ -92,11 +100,31 @@ class LightFM(RecommenderBase):
     Parameters are LightFM 1.17's: ``no_components`` (embedding size), ``k`` and ``n``
     (k-OS WARP), ``learning_schedule`` ("adagrad" or "adadelta"), ``loss`` ("logistic", "bpr",
     "warp", "warp-kos"), ``learning_rate`` (adagrad), ``rho`` and ``epsilon`` (adadelta),
-    ``item_alpha`` and ``user_alpha`` (L2), ``max_sampled`` (WARP's tries, at most 10**6; never
+    ``item_alpha`` and ``user_alpha`` (the regularisation strengths of the item and user
+    parameters, see ``regularization``), ``max_sampled`` (WARP's tries, at most 10**6; never
     more than ``n_items - 1`` are made, and a user who has every item is skipped),
     ``random_state``; and ``num_threads``, the threads that serve :meth:`recommend` and the
     model of :meth:`as_factor_model` (0 = all cores; LightFM has no such parameter: training
     takes ``fit``'s own ``num_threads``, LightFM's, default 1).
+    ``regularization`` (not in LightFM) chooses what the alphas do:
+
+    * ``"decay"`` (default): LightFM's global weight decay, applied correctly. After each
+      example that updates parameters, *every* parameter of a side (all its feature rows, not
+      only those the example touched) is divided by the same factor:
+      ``theta <- theta / (1 + alpha * eta)``, with ``eta`` the mean learning rate of the
+      elements the example updated (adagrad: ``learning_rate / sqrt(G)``; adadelta:
+      ``sqrt((M + epsilon) / (G + epsilon))``). Over ``n`` examples a row nobody trains shrinks
+      by about ``exp(-alpha * eta * n)``: rare items and users are pulled to 0, which is the
+      strong shrinkage LightFM's ``item_alpha`` / ``user_alpha`` give. It is computed lazily (a
+      scale per side, folded into the parameters at the end of each epoch), so it costs about
+      nothing per example, and it stays finite for any alpha (LightFM 1.17 diverges around
+      0.05). With several threads each thread publishes its decay every 256 examples.
+    * ``"l2"``: the per-example L2 penalty ``alpha / 2 |theta|^2`` of the rows an example
+      touches: ``alpha * theta`` is added to their gradient, and rows no example touches do
+      not shrink. At LightFM's usual alphas (1e-8..1e-4) it has almost no effect; it needs
+      alphas of about 1e-3..1e-1.
+
+    With both alphas 0 the two are the same (no regularisation).
     The constructor and :meth:`set_params` raise ValueError naming a parameter out of range
     (LightFM asserts in the constructor only).
 
@@ -120,6 +148,7 @@ class LightFM(RecommenderBase):
         max_sampled: int = 10,
         random_state=None,
         num_threads: int = 0,
+        regularization: str = "decay",
     ):
         self.no_components = no_components
         self.k = k
@@ -134,6 +163,7 @@ class LightFM(RecommenderBase):
         self.max_sampled = max_sampled
         self.random_state = random_state
         self.num_threads = num_threads
+        self.regularization = regularization
         self._check_params()
         self._reset()
 
@@ -153,6 +183,10 @@ class LightFM(RecommenderBase):
         check_count(self.max_sampled, "max_sampled", maximum=MAX_SAMPLED)
         if self.loss not in _LOSSES:
             raise ValueError(f"loss must be one of {_LOSSES}, got {self.loss!r}")
+        if self.regularization not in _REGULARIZATIONS:
+            raise ValueError(
+                f"regularization must be one of {_REGULARIZATIONS}, got {self.regularization!r}"
+            )
         if self.learning_schedule not in _SCHEDULES:
             raise ValueError(
                 f"learning_schedule must be one of {_SCHEDULES}, got {self.learning_schedule!r}"
@@ -275,6 +309,7 @@ class LightFM(RecommenderBase):
                 epsilon=float(self.epsilon),
                 item_alpha=float(self.item_alpha),
                 user_alpha=float(self.user_alpha),
+                regularization=self.regularization,
                 max_sampled=int(self.max_sampled),
             )
 
@@ -623,6 +658,18 @@ class LightFM(RecommenderBase):
         True,
         "User feature biases (user features), float32; assignable as :attr:`item_embeddings`.",
     )
+
+    @classmethod
+    def _from_saved(cls, meta, state):
+        # files saved before ``regularization`` existed were trained with the L2 penalty
+        params = meta.get("params") if isinstance(meta, dict) else None
+        if isinstance(params, dict) and "regularization" not in params:
+            meta = dict(meta, params=dict(params, regularization="l2"))
+        return super()._from_saved(meta, state)
+
+    def __setstate__(self, d) -> None:
+        d.setdefault("regularization", "l2")  # pickled before the option: the L2 penalty
+        super().__setstate__(d)
 
     def _get_state(self):
         self._check_fitted()

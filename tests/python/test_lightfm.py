@@ -16,6 +16,7 @@ def sigmoid(x):
 @pytest.mark.parametrize("schedule", ["adagrad", "adadelta"])
 @pytest.mark.parametrize("alpha", [0.0, 0.3])
 def test_one_logistic_step_matches_numpy(schedule, alpha):
+    """The L2 penalty of the touched rows (``regularization="l2"``)."""
     X = sp.csr_matrix(np.array([[2.0]], dtype=np.float32))  # one positive, sample weight 1.5
     W = sp.csr_matrix(np.array([[1.5]], dtype=np.float32))
     m = LightFM(
@@ -28,6 +29,7 @@ def test_one_logistic_step_matches_numpy(schedule, alpha):
         item_alpha=alpha,
         user_alpha=alpha,
         random_state=0,
+        regularization="l2",
     )
     m.fit(X, epochs=0)
     m._user[0][0, -1] = 0.2  # a user bias, so that every term is visible
@@ -57,14 +59,177 @@ def test_pairwise_losses_leave_user_biases_alone(loss):
     assert np.any(m.item_biases != 0)
 
 
-def test_l2_shrinks_instead_of_diverging():
+@pytest.mark.parametrize("regularization", ["decay", "l2"])
+def test_regularisation_shrinks_instead_of_diverging(regularization):
+    # LightFM 1.17 diverges (inf / NaN parameters) on warp with alpha around 0.05
     X = random_user_items(n_users=80, n_items=50, density=0.15, seed=2)
     free = LightFM(no_components=8, loss="warp", random_state=0).fit(X, epochs=10)
     reg = LightFM(
-        no_components=8, loss="warp", item_alpha=0.05, user_alpha=0.05, random_state=0
+        no_components=8,
+        loss="warp",
+        item_alpha=0.05,
+        user_alpha=0.05,
+        random_state=0,
+        regularization=regularization,
     ).fit(X, epochs=10)
-    assert np.isfinite(reg.item_embeddings).all()
+    assert np.isfinite(reg.item_embeddings).all() and np.isfinite(reg.user_embeddings).all()
     assert np.linalg.norm(reg.item_embeddings) < np.linalg.norm(free.item_embeddings)
+
+
+def _decay_reference(P, G, M, Fu, Fi, examples, lr, alpha, schedule, rho=0.9, eps=1e-3):
+    """LightFM's weight decay as a plain loop, in float64: for each (user, item, target)
+    logistic example, the adagrad / adadelta steps of the item's and the user's feature rows
+    (from the representations before the example), then every row of each side divided by
+    ``1 + alpha * eta`` (eta: the mean learning rate of the updated elements). ``P``, ``G``,
+    ``M``: {"user": ..., "item": ...} arrays, updated in place."""
+    d = P["user"].shape[1] - 1
+    for u, i, y in examples:
+        qu, qi = Fu[u] @ P["user"], Fi[i] @ P["item"]
+        g = 1 / (1 + np.exp(-(qu[:d] @ qi[:d] + qu[d] + qi[d]))) - y
+        rates = []
+        for side, F, r, other in (("item", Fi, i, qu), ("user", Fu, u, qi)):
+            for p in np.flatnonzero(F[r]):
+                grad = g * F[r, p] * np.append(other[:d], 1.0)
+                if schedule == "adagrad":
+                    rate = lr / np.sqrt(G[side][p])
+                    P[side][p] -= rate * grad
+                    G[side][p] += grad * grad
+                else:
+                    G[side][p] = rho * G[side][p] + (1 - rho) * grad * grad
+                    rate = np.sqrt((M[side][p] + eps) / (G[side][p] + eps))
+                    step = rate * grad
+                    M[side][p] = rho * M[side][p] + (1 - rho) * step * step
+                    P[side][p] -= step
+                rates.append(rate)
+        eta = np.concatenate(rates).mean()
+        for side in ("user", "item"):
+            P[side] /= 1 + alpha[side] * eta
+
+
+@pytest.mark.parametrize("schedule", ["adagrad", "adadelta"])
+def test_weight_decay_matches_numpy_over_several_steps(schedule):
+    # 3 logistic examples per epoch (two users, a shared user feature, an item feature shared by
+    # two items, an item and a feature no example touches): each epoch must be the reference's
+    # for one of the 6 orders the kernel may visit the examples in
+    import itertools
+
+    X = sp.csr_matrix(np.array([[1.0, 0, -1.0, 0], [0, 1.0, 0, 0]], dtype=np.float32))
+    examples = [(0, 0, 1.0), (0, 2, 0.0), (1, 1, 1.0)]
+    Fu = np.array([[1.0, 0, 0.5], [0, 1.0, 1.0]], dtype=np.float32)
+    Fi = np.hstack([np.eye(4), [[0.5], [0.5], [0], [0]], np.zeros((4, 1))]).astype(np.float32)
+    alpha = {"user": 0.2, "item": 0.7}
+    m = LightFM(
+        no_components=3,
+        loss="logistic",
+        learning_schedule=schedule,
+        learning_rate=0.3,
+        rho=0.9,
+        epsilon=1e-3,
+        item_alpha=alpha["item"],
+        user_alpha=alpha["user"],
+        regularization="decay",
+        random_state=0,
+    )
+    kw = dict(user_features=sp.csr_matrix(Fu), item_features=sp.csr_matrix(Fi))
+    m.fit(X, epochs=0, **kw)
+    m._item[0][:, -1] = [0.1, -0.2, 0.3, 0.4, -0.1, 0.2]  # biases, so that every term shows
+    m._item[0][5, :3] = [0.2, -0.1, 0.05]  # the feature no item has: it only decays
+    for _ in range(4):
+        before = {s: [a.astype(np.float64) for a in getattr(m, "_" + s)] for s in ("user", "item")}
+        m.fit_partial(X, epochs=1, num_threads=1, **kw)
+        errors = []
+        for order in itertools.permutations(examples):
+            P, G, M = ({s: before[s][k].copy() for s in before} for k in range(3))
+            _decay_reference(P, G, M, Fu, Fi, order, 0.3, alpha, schedule)
+            errors.append(
+                max(np.abs(m._user[0] - P["user"]).max(), np.abs(m._item[0] - P["item"]).max())
+            )
+        assert min(errors) < 2e-6, errors
+        assert sorted(errors)[1] > 1e-4  # the orders are told apart
+    # the untouched feature row decayed (and nothing else changed it): 4 epochs of 3 examples
+    assert 0 < np.abs(m._item[0][5, :3]).max() < 0.2
+
+
+def test_without_alpha_both_regularisations_are_today_s_training():
+    X = random_user_items(n_users=60, n_items=40, density=0.15, seed=7)
+    for loss in ("logistic", "bpr", "warp", "warp-kos"):
+        for schedule in ("adagrad", "adadelta"):
+            a, b = (
+                LightFM(
+                    no_components=5,
+                    loss=loss,
+                    learning_schedule=schedule,
+                    regularization=r,
+                    random_state=1,
+                ).fit(X, epochs=3)
+                for r in ("decay", "l2")
+            )
+            assert np.array_equal(a._item[0], b._item[0]) and np.array_equal(a._user[0], b._user[0])
+
+
+@pytest.mark.parametrize("threads", [1, 2])
+def test_huge_decay_folds_the_scale_and_stays_finite(threads):
+    # alpha = 50: the lazy scale falls below 1e-20 every few examples, so an epoch folds it
+    # into the rows many times; the parameters shrink towards 0 but stay finite
+    X = random_user_items(n_users=80, n_items=50, density=0.15, seed=2)
+    for loss in ("warp", "bpr", "logistic"):
+        m = LightFM(
+            no_components=8, loss=loss, item_alpha=50.0, user_alpha=50.0, random_state=0
+        ).fit(X, epochs=3, num_threads=threads)
+        for a in (m._user[0], m._item[0]):
+            assert np.isfinite(a).all() and np.abs(a).max() < 1.0
+
+
+def test_decay_shrinks_rarely_trained_rows_more_than_l2():
+    # the same alpha: the global decay pulls the rows of items no example trains to 0, the L2
+    # penalty of touched rows leaves them where they started
+    X = random_user_items(n_users=80, n_items=50, density=0.15, seed=4).tolil()
+    X[:, :10] = 0  # items 0..9 have no interactions
+    X = X.tocsr()
+    X.eliminate_zeros()
+    models = {
+        r: LightFM(
+            no_components=8, loss="bpr", item_alpha=1e-3, user_alpha=1e-3, random_state=0,
+            regularization=r,
+        )
+        for r in ("decay", "l2")
+    }
+    start = LightFM(no_components=8, loss="bpr", random_state=0).fit(X, epochs=0)._item[0][:10]
+    for m in models.values():
+        m.fit(X, epochs=5)
+    assert np.array_equal(models["l2"]._item[0][:10], start)
+    ratio = np.linalg.norm(models["decay"]._item[0][:10]) / np.linalg.norm(start)
+    assert 0 < ratio < 0.999
+
+
+def test_models_saved_before_the_option_load_with_the_l2_penalty(tmp_path):
+    import json
+    import pickle
+
+    X = random_user_items(n_users=30, n_items=20, density=0.2, seed=8)
+    m = LightFM(no_components=3, item_alpha=1e-3, random_state=0, regularization="l2").fit(X)
+    m.save(tmp_path / "new.npz")
+    assert LightFM.load(tmp_path / "new.npz").regularization == "l2"
+    # an old file: the same arrays, its parameters without "regularization"
+    with np.load(tmp_path / "new.npz") as z:
+        arrays = {k: z[k] for k in z.files}
+    meta_key = next(k for k in arrays if arrays[k].dtype.kind == "U")
+    meta = json.loads(str(arrays[meta_key]))
+    del meta["params"]["regularization"]
+    arrays[meta_key] = np.array(json.dumps(meta))
+    np.savez(tmp_path / "old.npz", **arrays)
+    old = LightFM.load(tmp_path / "old.npz")
+    assert old.regularization == "l2" and np.array_equal(old.item_embeddings, m.item_embeddings)
+    assert LightFM().regularization == "decay"  # new models take the default
+    # an old pickle: no attribute
+    state = m.__dict__.copy()
+    del state["regularization"]
+    back = pickle.loads(pickle.dumps(m))
+    back.__dict__.pop("regularization")
+    back.__setstate__(state)
+    assert back.regularization == "l2" and back.get_params()["regularization"] == "l2"
+    with pytest.raises(ValueError, match="regularization"):
+        LightFM(regularization="L1")
 
 
 def features_data():

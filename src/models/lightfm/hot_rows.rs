@@ -4,6 +4,7 @@
 use super::{Features, Side};
 use crate::models::sgd::SharedRows;
 use crate::sparse::CsrView;
+use std::sync::atomic::{AtomicU64, Ordering};
 
 pub(super) struct Shared {
     pub(super) params: SharedRows,
@@ -16,6 +17,11 @@ pub(super) struct Shared {
     /// One bit per feature, set for the hot ones: the test every row access makes, small
     /// enough to stay in cache where `slot` (4 bytes per feature) would miss at large catalogues.
     is_hot: Vec<u64>,
+    /// The number of feature rows.
+    n: usize,
+    /// `ln(1 / scale)` of the side (the bits of an f64): the decay the threads have published
+    /// since the rows last held the parameters themselves (see [`Local::decay`]).
+    log_decay: AtomicU64,
 }
 
 const NOT_HOT: u32 = u32::MAX;
@@ -36,6 +42,42 @@ impl Shared {
             hot,
             slot,
             is_hot,
+            n,
+            log_decay: AtomicU64::new(0f64.to_bits()),
+        }
+    }
+
+    /// Adds a thread's decay factor to the side's and returns the side's `ln(1 / scale)`.
+    pub(super) fn publish(&self, factor: f64) -> f64 {
+        let add = factor.ln();
+        let mut cur = self.log_decay.load(Ordering::Relaxed);
+        loop {
+            let new = f64::from_bits(cur) + add;
+            match self.log_decay.compare_exchange_weak(
+                cur,
+                new.to_bits(),
+                Ordering::Relaxed,
+                Ordering::Relaxed,
+            ) {
+                Ok(_) => return new,
+                Err(seen) => cur = seen,
+            }
+        }
+    }
+
+    /// Multiplies every parameter row by the side's scale, which becomes 1: the rows hold the
+    /// parameters themselves again. Run with no thread training.
+    pub(super) fn fold(&self) {
+        let log = f64::from_bits(self.log_decay.swap(0f64.to_bits(), Ordering::Relaxed));
+        if log == 0.0 {
+            return;
+        }
+        let scale = (-log).exp() as f32;
+        for p in 0..self.n {
+            // SAFETY: no thread trains while the rows are folded.
+            for v in unsafe { self.params.row_mut(p) } {
+                *v *= scale;
+            }
         }
     }
 
@@ -102,6 +144,12 @@ pub(super) struct Local {
     w: usize,
     rows: Vec<f32>,
     base: Vec<f32>,
+    /// The side's scale as this thread knows it (see [`Local::decay`]), its f32 copy and
+    /// reciprocal, and the decay this thread has applied since it last published.
+    scale: f64,
+    scale32: f32,
+    shrink32: f32,
+    unpublished: f64,
 }
 
 impl Local {
@@ -121,7 +169,56 @@ impl Local {
             w,
             base: rows.clone(),
             rows,
+            scale: 1.0,
+            scale32: 1.0,
+            shrink32: 1.0,
+            unpublished: 1.0,
         }
+    }
+
+    /// The side's scale: its parameters are the rows times the scale (1 but in
+    /// [`Regularization::Decay`](super::Regularization::Decay), where a decay of every parameter
+    /// of the side is a division of the scale).
+    #[inline(always)]
+    pub(super) fn scale(&self) -> f32 {
+        self.scale32
+    }
+
+    /// `1 / scale`, what a step of the parameters is multiplied by to be a step of the rows.
+    #[inline(always)]
+    pub(super) fn shrink(&self) -> f32 {
+        self.shrink32
+    }
+
+    /// The scale in f64 (to decide when the rows must be folded).
+    #[inline(always)]
+    pub(super) fn scale_f64(&self) -> f64 {
+        self.scale
+    }
+
+    /// Divides every parameter of the side by `factor` (>= 1), lazily: the scale is divided.
+    #[inline(always)]
+    pub(super) fn decay(&mut self, factor: f64) {
+        self.scale /= factor;
+        self.unpublished *= factor;
+        self.set_scale(self.scale);
+    }
+
+    /// Publishes this thread's decay to the side and takes the side's scale, which includes the
+    /// other threads' published decay.
+    pub(super) fn publish(&mut self, side: &Shared) {
+        if self.unpublished != 1.0 {
+            let log = side.publish(self.unpublished);
+            self.unpublished = 1.0;
+            self.set_scale((-log).exp());
+        }
+    }
+
+    #[inline(always)]
+    fn set_scale(&mut self, scale: f64) {
+        self.scale = scale;
+        self.scale32 = scale as f32;
+        self.shrink32 = (1.0 / scale) as f32;
     }
 
     #[inline(always)]
@@ -161,10 +258,34 @@ impl Local {
     }
 }
 
-/// Each side's [`Local`] of one thread.
+/// Each side's [`Local`] of one thread, and the learning rates of the current example's updates.
 pub(super) struct Locals {
     pub(super) users: Local,
     pub(super) items: Local,
+    pub(super) rates: Rates,
+}
+
+/// The sum and number of the learning rates of the elements an example updated.
+#[derive(Default)]
+pub(super) struct Rates {
+    sum: f64,
+    n: u64,
+}
+
+impl Rates {
+    #[inline(always)]
+    pub(super) fn add(&mut self, sum: f32, n: u32) {
+        self.sum += sum as f64;
+        self.n += n as u64;
+    }
+
+    /// Their mean (None without updates), and a new sum.
+    #[inline(always)]
+    pub(super) fn take_mean(&mut self) -> Option<f64> {
+        let mean = (self.n > 0).then(|| self.sum / self.n as f64);
+        *self = Rates::default();
+        mean
+    }
 }
 
 #[cfg(test)]

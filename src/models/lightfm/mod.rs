@@ -6,11 +6,32 @@
 //! q_i[d]`. Each side's parameters, optimiser accumulators and (adadelta) update accumulators are
 //! row-major `features x (d + 1)` matrices, the bias last.
 //!
-//! Losses as LightFM 1.17 defines them (logistic, BPR, WARP, k-OS WARP), with two corrections:
-//! in the pairwise losses the user bias cancels, so it gets no gradient (LightFM's drifts); and the
-//! L2 penalty `alpha / 2 |theta|^2` of every parameter an example touches is part of that
-//! example's gradient (LightFM's lazy scaling multiplies where it should divide and diverges for
-//! alpha near 0.05).
+//! Losses as LightFM 1.17 defines them (logistic, BPR, WARP, k-OS WARP), with one correction: in
+//! the pairwise losses the user bias cancels, so it gets no gradient (LightFM's drifts).
+//!
+//! `item_alpha` / `user_alpha` regularise in one of two ways ([`Regularization`]):
+//! - `Decay`, LightFM's weight decay done as LightFM means it: after every example that updates
+//!   parameters, every parameter of a side (not only the rows the example touched) is divided by
+//!   `1 + alpha * eta`, `eta` being the mean learning rate of the elements the example updated
+//!   (both sides; adagrad's `lr / sqrt(G)` before the step, adadelta's `sqrt((M + eps) / (G +
+//!   eps))`). It is lazy: a side's rows hold its parameters over a scale `c` (representations are
+//!   `c sum_p F[r, p] row_p`, a step `delta` of a parameter is a step `delta / c` of its row, a
+//!   decay divides `c`), and the rows are multiplied by `c` at the end of the epoch, or when `c`
+//!   falls below [`FOLD_BELOW`] (the threads stop, the rows are folded, the threads go on), so
+//!   the rows stay finite for any alpha. Threads publish their decay to the side every
+//!   [`PUBLISH_EVERY`] examples (one thread never needs to: it is exact).
+//!
+//!   LightFM 1.17 keeps the same scale and folds it (`regularize` divides every row by it, at
+//!   the end of each epoch and when it exceeds 10^6), but (a) its representations multiply the
+//!   rows by the scale where its own fold says the parameters are the rows divided by it, so
+//!   within an epoch every representation is `scale^2` times the parameters the fold then
+//!   stores; (b) its steps are not multiplied by the scale, so an update lands `scale` times too
+//!   small in the parameters; (c) each updated element is also multiplied by `1 + alpha *
+//!   its learning rate`, undoing that example's decay for the touched rows only. With alpha near
+//!   0.05 the scale reaches 10^6 within a few thousand examples: representations inflated up to
+//!   10^12 make the losses' gradients saturate and the parameters blow up to inf / NaN.
+//! - `L2`: the penalty `alpha / 2 |theta|^2` of every parameter an example touches is part of
+//!   that example's gradient (rows no example touches are not regularised).
 //!
 //! An epoch visits the users in a random order and each user's interactions in a random order
 //! (LightFM shuffles all interactions): the user's rows and a bitset of its items stay in cache,
@@ -34,6 +55,7 @@ use rand::rngs::SmallRng;
 use rand::seq::SliceRandom;
 use rand::Rng;
 use rayon::prelude::*;
+use std::sync::atomic::{AtomicBool, Ordering};
 
 /// The ranking loss.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -71,6 +93,21 @@ crate::names::by_name! { Schedule, "learning_schedule",
     "adadelta" => Adadelta { rho: 0.95, epsilon: 1e-6 },
 }
 
+/// What `item_alpha` / `user_alpha` do (see the module documentation).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Regularization {
+    /// After each example, every parameter of a side divided by `1 + alpha * eta` (LightFM's
+    /// weight decay, applied correctly); `eta` the mean learning rate of the updated elements.
+    Decay,
+    /// `alpha * theta` added to the gradient of every parameter an example updates.
+    L2,
+}
+
+crate::names::by_name! { Regularization, "regularization",
+    "decay" => Decay,
+    "l2" => L2,
+}
+
 /// Training parameters of an epoch.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct LightFmParams {
@@ -78,12 +115,13 @@ pub struct LightFmParams {
     pub schedule: Schedule,
     pub item_alpha: f32,
     pub user_alpha: f32,
+    pub regularization: Regularization,
     pub max_sampled: usize,
 }
 
 impl Default for LightFmParams {
-    /// LightFM 1.17's defaults: logistic loss, adagrad with learning rate 0.05, no L2,
-    /// `max_sampled` 10.
+    /// LightFM 1.17's defaults: logistic loss, adagrad with learning rate 0.05, no
+    /// regularisation (weight decay when alpha is set), `max_sampled` 10.
     fn default() -> Self {
         LightFmParams {
             loss: Loss::Logistic,
@@ -92,6 +130,7 @@ impl Default for LightFmParams {
             },
             item_alpha: 0.0,
             user_alpha: 0.0,
+            regularization: Regularization::Decay,
             max_sampled: 10,
         }
     }
@@ -99,6 +138,16 @@ impl Default for LightFmParams {
 
 /// WARP's cap on the rank weight (LightFM's).
 pub const MAX_LOSS: f32 = 10.0;
+
+/// With [`Regularization::Decay`], the rows are folded (multiplied by their side's scale) when a
+/// thread's scale falls below this: rows then hold at most 10^20 times the parameters, far from
+/// f32's range.
+pub const FOLD_BELOW: f64 = 1e-20;
+
+/// With [`Regularization::Decay`] and several threads, examples a thread trains between
+/// publications of its decay (a thread's scale misses the decay of the other threads' last
+/// examples, fewer than this many each).
+pub const PUBLISH_EVERY: usize = 256;
 
 /// One side's trainable state: parameters, optimiser accumulators, adadelta's update
 /// accumulators (all `features x (d + 1)`).
@@ -121,6 +170,14 @@ struct Epoch<'a> {
     popularity: Option<Alias>,
     /// Checked every `MERGE_EVERY` examples.
     stop: Stop,
+    /// Weight decay with some alpha > 0: the sides have scales.
+    decaying: bool,
+    /// Set by a thread whose scale fell below `fold_below` ([`FOLD_BELOW`]): the threads stop
+    /// for a fold.
+    fold: AtomicBool,
+    fold_below: f64,
+    /// More than one thread trains (they publish their decay every [`PUBLISH_EVERY`] examples).
+    shared: bool,
 }
 
 /// A feature matrix (rows x features) as the epoch reads it: the identity (LightFM's default,
@@ -178,7 +235,7 @@ impl Iterator for FeatureRow<'_> {
     }
 }
 
-/// `out = sum_p F[r, p] params[p]` (d + 1 values).
+/// `out = scale sum_p F[r, p] rows[p]` (d + 1 values).
 #[inline(always)]
 fn represent<S: Lanes>(
     simd: S,
@@ -189,7 +246,9 @@ fn represent<S: Lanes>(
     out: &mut [f32],
 ) {
     let mut empty = true;
+    let scale = local.scale();
     for (k, (p, w)) in f.row(r).enumerate() {
+        let w = w * scale;
         let row: &[f32] = match side.slot_of(p) {
             Some(slot) => local.params(slot),
             // SAFETY: a read; concurrent hogwild writes are part of the algorithm.
@@ -249,10 +308,52 @@ impl Scratch {
     }
 }
 
+/// The examples of one thread share ahead of which the negatives are drawn (see [`share`]).
+const AHEAD: usize = 4;
+const RING: usize = 8;
+
 /// A thread's share of the epoch: the interactions `order` (for k-OS WARP, their users: as in
-/// LightFM, a user is visited once per interaction).
+/// LightFM, a user is visited once per interaction), how far it got, its random stream and its
+/// first negatives drawn ahead.
+struct Part<'a> {
+    order: &'a [u32],
+    next: usize,
+    rng: SmallRng,
+    pending: [usize; RING],
+}
+
+impl<'a> Part<'a> {
+    fn new(e: &Epoch<'_>, order: &'a [u32], mut rng: SmallRng) -> Self {
+        let mut pending = [0usize; RING];
+        for slot in pending.iter_mut().take(AHEAD) {
+            *slot = draw(e, &mut rng);
+        }
+        Part {
+            order,
+            next: 0,
+            rng,
+            pending,
+        }
+    }
+
+    fn done(&self) -> bool {
+        self.next >= self.order.len()
+    }
+}
+
+/// A first negative candidate: by popularity for BPR, uniform otherwise.
 #[inline(always)]
-fn share<S: Lanes>(simd: S, e: &Epoch<'_>, order: &[u32], row_of: &[u32], rng: &mut SmallRng) {
+fn draw(e: &Epoch<'_>, rng: &mut SmallRng) -> usize {
+    match (&e.p.loss, &e.popularity) {
+        (Loss::Bpr, Some(table)) => table.draw(rng),
+        _ => rng.random_range(0..e.item_features.n_rows()),
+    }
+}
+
+/// Trains `part` from where it stopped to its end, or until the epoch is interrupted or a fold
+/// is requested (see [`FOLD_BELOW`]).
+#[inline(always)]
+fn share<S: Lanes>(simd: S, e: &Epoch<'_>, part: &mut Part<'_>, row_of: &[u32]) {
     let w = e.d + 1;
     let mut s = Scratch {
         user: vec![0.0; w],
@@ -265,25 +366,24 @@ fn share<S: Lanes>(simd: S, e: &Epoch<'_>, order: &[u32], row_of: &[u32], rng: &
         locals: Locals {
             users: Local::new(&e.users, w),
             items: Local::new(&e.items, w),
+            rates: Default::default(),
         },
     };
     // The order is random, so every example starts with cache misses: on its interaction's
     // entries, its user's and item's parameter and accumulator rows, its first negative's rows.
     // Request the entries 2 * AHEAD examples on, the rows AHEAD on, with the first negative
     // drawn that early (a ring of pending draws).
-    const AHEAD: usize = 4;
-    const RING: usize = 8;
     let m = e.interactions;
-    let n_items = e.item_features.n_rows();
-    let draw = |rng: &mut SmallRng| match (&e.p.loss, &e.popularity) {
-        (Loss::Bpr, Some(table)) => table.draw(rng),
-        _ => rng.random_range(0..n_items),
-    };
-    let mut pending = [0usize; RING];
-    for slot in pending.iter_mut().take(AHEAD) {
-        *slot = draw(rng);
-    }
-    for (t, &k) in order.iter().enumerate() {
+    let order = part.order;
+    let rng = &mut part.rng;
+    let pending = &mut part.pending;
+    let (user_alpha, item_alpha) = (e.p.user_alpha as f64, e.p.item_alpha as f64);
+    let mut t = part.next;
+    while t < order.len() {
+        if e.decaying && e.fold.load(Ordering::Relaxed) {
+            break; // the rows are folded, then this thread goes on from example t
+        }
+        let k = order[t];
         if let Some(&far) = order.get(t + 2 * AHEAD) {
             prefetch(row_of.as_ptr().wrapping_add(far as usize));
             prefetch(m.indices().as_ptr().wrapping_add(far as usize));
@@ -295,7 +395,7 @@ fn share<S: Lanes>(simd: S, e: &Epoch<'_>, order: &[u32], row_of: &[u32], rng: &
             e.items
                 .prefetch(e.item_features, m.indices()[next] as usize, true);
             prefetch(m.indices().as_ptr().wrapping_add(m.row_range(u).start));
-            let j = draw(rng);
+            let j = draw(e, rng);
             pending[(t + AHEAD) % RING] = j;
             e.items.prefetch(e.item_features, j, true);
         }
@@ -306,7 +406,21 @@ fn share<S: Lanes>(simd: S, e: &Epoch<'_>, order: &[u32], row_of: &[u32], rng: &
         } else {
             example(simd, e, &mut s, rng, k as usize, u, pending[t % RING]);
         }
-        if t % MERGE_EVERY == MERGE_EVERY - 1 {
+        if e.decaying {
+            if let Some(eta) = s.locals.rates.take_mean() {
+                s.locals.users.decay(1.0 + user_alpha * eta);
+                s.locals.items.decay(1.0 + item_alpha * eta);
+            }
+            if e.shared && t % PUBLISH_EVERY == PUBLISH_EVERY - 1 {
+                s.locals.users.publish(&e.users);
+                s.locals.items.publish(&e.items);
+            }
+            if s.locals.users.scale_f64().min(s.locals.items.scale_f64()) < e.fold_below {
+                e.fold.store(true, Ordering::Relaxed);
+            }
+        }
+        t += 1;
+        if t.is_multiple_of(MERGE_EVERY) {
             s.locals.users.merge(&e.users);
             s.locals.items.merge(&e.items);
             if e.stop.is_set() {
@@ -314,23 +428,25 @@ fn share<S: Lanes>(simd: S, e: &Epoch<'_>, order: &[u32], row_of: &[u32], rng: &
             }
         }
     }
+    part.next = if e.stop.is_set() { order.len() } else { t };
     s.locals.users.merge(&e.users);
     s.locals.items.merge(&e.items);
+    s.locals.users.publish(&e.users);
+    s.locals.items.publish(&e.items);
 }
 
 /// [`share`], dispatched on [`sgd_arch`]'s instruction set.
-struct Share<'a, 'e> {
+struct Share<'a, 'e, 'o> {
     e: &'a Epoch<'e>,
-    order: &'a [u32],
+    part: &'a mut Part<'o>,
     row_of: &'a [u32],
-    rng: &'a mut SmallRng,
 }
 
-impl WithSimd for Share<'_, '_> {
+impl WithSimd for Share<'_, '_, '_> {
     type Output = ();
     #[inline(always)]
     fn with_simd<S: Lanes>(self, simd: S) {
-        share(simd, self.e, self.order, self.row_of, self.rng)
+        share(simd, self.e, self.part, self.row_of)
     }
 }
 
@@ -354,6 +470,21 @@ pub fn epoch(
     params: &LightFmParams,
     seed: u64,
     num_threads: usize,
+) -> Result<()> {
+    epoch_folding_below(data, users, items, d, params, seed, num_threads, FOLD_BELOW)
+}
+
+/// [`epoch`], with the rows folded when a scale falls below `fold_below`.
+#[allow(clippy::too_many_arguments)]
+fn epoch_folding_below(
+    data: &Data<'_>,
+    users: Side<'_>,
+    items: Side<'_>,
+    d: usize,
+    params: &LightFmParams,
+    seed: u64,
+    num_threads: usize,
+    fold_below: f64,
 ) -> Result<()> {
     let m = data.interactions;
     if m.n_rows() != data.user_features.n_rows() || m.n_cols() != data.item_features.n_rows() {
@@ -442,19 +573,40 @@ pub fn epoch(
             _ => None,
         },
         stop: parallel::stop_flag(),
+        decaying: params.regularization == Regularization::Decay
+            && (params.item_alpha > 0.0 || params.user_alpha > 0.0),
+        fold: AtomicBool::new(false),
+        fold_below,
+        shared: threads > 1,
     };
     let arch = sgd_arch();
     parallel::install(num_threads, || {
         let t = rayon::current_num_threads();
         let chunk = order.len().div_ceil(t).max(1);
-        order.par_chunks(chunk).enumerate().for_each(|(k, part)| {
-            arch.dispatch(Share {
-                e: &e,
-                order: part,
-                row_of: &row_of,
-                rng: &mut stream(seed, k as u64, 5),
-            })
-        });
+        let mut parts: Vec<Part<'_>> = order
+            .chunks(chunk)
+            .enumerate()
+            .map(|(k, part)| Part::new(&e, part, stream(seed, k as u64, 5)))
+            .collect();
+        // runs until every part is done; a part stops early only for a fold of the rows (weight
+        // decay) or when the epoch is interrupted (then every part is done)
+        loop {
+            parts.par_iter_mut().filter(|p| !p.done()).for_each(|part| {
+                arch.dispatch(Share {
+                    e: &e,
+                    part,
+                    row_of: &row_of,
+                })
+            });
+            if e.decaying {
+                e.users.fold();
+                e.items.fold();
+                e.fold.store(false, Ordering::Relaxed);
+            }
+            if parts.iter().all(Part::done) {
+                break;
+            }
+        }
     })?;
     e.stop.check()
 }
@@ -463,6 +615,93 @@ pub fn epoch(
 mod tests {
     use super::*;
     use crate::sparse::Csr;
+
+    /// Item and user parameters after `epochs` epochs of weight decay on a small problem.
+    fn train(
+        loss: Loss,
+        schedule: Schedule,
+        alpha: f32,
+        threads: usize,
+        fold_below: f64,
+    ) -> Vec<f32> {
+        let t: Vec<_> = (0..300usize)
+            .map(|k| (k % 30, (k * 7 + k / 30) % 40, 1.0))
+            .collect();
+        let x = Csr::from_triplets(30, 40, &t).unwrap(); // ok: test data, valid triplets
+        let (fu, fi) = (Csr::identity(30), Csr::identity(40));
+        let (xv, fuv, fiv) = (x.view(), fu.view(), fi.view());
+        let data = Data {
+            interactions: &xv,
+            weights: None,
+            user_features: &fuv,
+            item_features: &fiv,
+        };
+        let d = 6;
+        let w = d + 1;
+        let start = matches!(schedule, Schedule::Adagrad { .. }) as u8 as f32;
+        let init = |n: usize, k: usize| -> Vec<f32> {
+            (0..n * w)
+                .map(|v| ((v * 37 + k) % 101) as f32 / 101.0 - 0.5)
+                .collect()
+        };
+        let (mut up, mut ip) = (init(30, 1), init(40, 2));
+        let (mut ug, mut ig) = (vec![start; 30 * w], vec![start; 40 * w]);
+        let (mut us, mut is) = (vec![0f32; 30 * w], vec![0f32; 40 * w]);
+        let params = LightFmParams {
+            loss,
+            schedule,
+            item_alpha: alpha,
+            user_alpha: alpha / 2.0,
+            regularization: Regularization::Decay,
+            ..Default::default()
+        };
+        for e in 0..3 {
+            let users = Side {
+                params: &mut up,
+                grad_acc: &mut ug,
+                step_acc: &mut us,
+            };
+            let items = Side {
+                params: &mut ip,
+                grad_acc: &mut ig,
+                step_acc: &mut is,
+            };
+            epoch_folding_below(&data, users, items, d, &params, e, threads, fold_below).unwrap();
+        }
+        ip.extend(up);
+        ip
+    }
+
+    #[test]
+    fn folding_the_scale_mid_epoch_changes_nothing_but_rounding() {
+        let adagrad = Schedule::Adagrad { learning_rate: 0.1 };
+        let adadelta = Schedule::Adadelta {
+            rho: 0.9,
+            epsilon: 1e-4,
+        };
+        for loss in [Loss::Logistic, Loss::Bpr, Loss::Warp] {
+            for schedule in [adagrad, adadelta] {
+                let rare = train(loss, schedule, 0.5, 1, FOLD_BELOW);
+                // folds when the scale must be folded, and after almost every example
+                let often = train(loss, schedule, 0.5, 1, 0.999);
+                let none = train(loss, schedule, 0.0, 1, 0.0);
+                let norm = |v: &[f32]| v.iter().map(|x| x * x).sum::<f32>().sqrt();
+                assert!(
+                    norm(&rare) < 0.95 * norm(&none),
+                    "{loss:?} {schedule:?} {} {}",
+                    norm(&rare),
+                    norm(&none)
+                );
+                for (a, b) in rare.iter().zip(&often) {
+                    assert!((a - b).abs() <= 1e-5 + 1e-4 * a.abs(), "{loss:?} {a} {b}");
+                }
+                // several threads: stopping for folds leaves finite, shrunk parameters
+                let threads = train(loss, schedule, 0.5, 2, 0.999);
+                assert!(threads.iter().all(|v| v.is_finite()));
+                assert!(norm(&threads) < 0.95 * norm(&none));
+            }
+        }
+    }
 
     fn rows(f: Features<'_>) -> Vec<Vec<(usize, f32)>> {
         (0..f.n_rows()).map(|r| f.row(r).collect()).collect()

@@ -19,11 +19,21 @@ class LightFM(_LightFM):
 
     What differs from LightFM, and why:
 
-    * Training fixes two LightFM defects: in the pairwise losses (bpr, warp, warp-kos) the user
-      bias, which cancels from a score difference, gets no gradient (LightFM's drifts to large
-      negative values); ``user_alpha`` / ``item_alpha`` are a true L2 penalty (LightFM's lazy
-      regularisation multiplies where it should divide and diverges for alpha around 0.05).
-      Models therefore differ from LightFM's for the same seed; quality is equal or better.
+    * ``item_alpha`` / ``user_alpha`` mean what they mean in LightFM: a global weight decay of
+      every parameter of the side at every example (``regularization="decay"``, the default
+      here; see :class:`tacitrec.LightFM` for the formula), so a tuned alpha carries over.
+      LightFM 1.17 implements it wrongly (its representations multiply the parameters by the
+      lazy scale where its fold divides them by it, its steps are not multiplied by the scale,
+      and the rows an example touches are exempted from that example's decay), and it diverges
+      for alpha around 0.05; tacitrec applies the decay exactly (one lazy scale per side, folded
+      into the parameters every epoch) and stays finite. The result is close to LightFM's at
+      LightFM's usual alphas, not the same. ``regularization="l2"`` (not in LightFM) is
+      tacitrec's per-example L2 penalty on the touched rows instead, much weaker at the same
+      alpha.
+    * Training fixes one more LightFM defect: in the pairwise losses (bpr, warp, warp-kos) the
+      user bias, which cancels from a score difference, gets no gradient (LightFM's drifts to
+      large negative values). Models therefore differ from LightFM's for the same seed;
+      quality is equal or better.
     * An epoch visits users in a random order and each user's interactions in a random order
       (LightFM shuffles all interactions), which is faster per epoch. Training is hogwild for any
       ``num_threads`` (LightFM's too); ``num_threads=1`` is reproducible. ``num_threads=0``
@@ -64,6 +74,7 @@ class LightFM(_LightFM):
         user_alpha: float = 0.0,
         max_sampled: int = 10,
         random_state=None,
+        regularization: str = "decay",
     ):
         try:
             super().__init__(
@@ -79,6 +90,7 @@ class LightFM(_LightFM):
                 user_alpha=user_alpha,
                 max_sampled=max_sampled,
                 random_state=random_state,
+                regularization=regularization,
             )
         except ValueError as e:
             raise LightFMParameterError(str(e)) from None
