@@ -20,14 +20,15 @@ Differences from LightFM, fixing its known defects:
   so it gets no gradient (LightFM updates it, and the biases drift to large negative values);
 * ``item_alpha`` / ``user_alpha`` are LightFM's global weight decay (``regularization="decay"``,
   the default), applied as LightFM means it: after each example, every parameter of the side
-  shrinks by the same factor, ``theta <- theta / (1 + alpha * eta)``, ``eta`` the mean
-  learning rate of the example's updates. LightFM 1.17's lazy scaling gets it wrong: its
-  representations multiply the parameters by the lazy scale where its own fold divides them by
-  it, its steps are not multiplied by the scale, and touched rows are exempted from the decay;
-  with alpha around 0.05 it diverges. Ours is lazy too (one scale per side, folded into the
-  parameters every epoch) and stays finite for any alpha. ``regularization="l2"`` instead adds
-  ``alpha * theta`` to the gradient of the rows an example touches (tacitrec 0.1's only
-  behaviour; at the same alpha a much weaker penalty: rows no example touches never shrink);
+  shrinks by the same factor, ``theta <- theta / (1 + alpha * eta)``, ``eta`` the mean learning
+  rate of the example's updates. LightFM 1.17's lazy scaling gets it wrong: its representations
+  multiply the parameters by the lazy scale where its own fold divides them by it, its steps are
+  not multiplied by the scale, and touched rows are exempted from the decay; around alpha 0.05
+  its parameters blow up (warp) or collapse to 0. Ours is lazy too (one scale per side, folded
+  into the parameters every epoch) and stays finite for any alpha. ``regularization="l2"``
+  instead adds ``alpha * theta`` to the gradient of the rows an example touches (tacitrec 0.1's
+  only behaviour; at the same alpha a much weaker penalty: rows no example touches never
+  shrink);
 * ``recommend`` (not in LightFM) ranks the whole catalogue for many users with the shared
   batched top-k kernel, including users and items known only by their feature rows;
 * ``predict`` / ``recommend`` without the feature matrices on a model fitted with features raise
@@ -116,13 +117,13 @@ class LightFM(RecommenderBase):
       ``sqrt((M + epsilon) / (G + epsilon))``). Over ``n`` examples a row nobody trains shrinks
       by about ``exp(-alpha * eta * n)``: rare items and users are pulled to 0, which is the
       strong shrinkage LightFM's ``item_alpha`` / ``user_alpha`` give. It is computed lazily (a
-      scale per side, folded into the parameters at the end of each epoch), so it costs about
-      nothing per example, and it stays finite for any alpha (LightFM 1.17 diverges around
-      0.05). With several threads each thread publishes its decay every 256 examples.
+      scale per side, folded into the parameters at the end of each epoch), so an example costs
+      little more than without it, and it stays finite for any alpha (LightFM 1.17's blows up or
+      collapses around 0.05). With several threads each thread publishes its decay every 256
+      examples.
     * ``"l2"``: the per-example L2 penalty ``alpha / 2 |theta|^2`` of the rows an example
       touches: ``alpha * theta`` is added to their gradient, and rows no example touches do
-      not shrink. At LightFM's usual alphas (1e-8..1e-4) it has almost no effect; it needs
-      alphas of about 1e-3..1e-1.
+      not shrink. At LightFM's usual alphas (1e-8..1e-4) it is far weaker than the decay.
 
     With both alphas 0 the two are the same (no regularisation).
     The constructor and :meth:`set_params` raise ValueError naming a parameter out of range

@@ -189,7 +189,11 @@ def test_decay_shrinks_rarely_trained_rows_more_than_l2():
     X.eliminate_zeros()
     models = {
         r: LightFM(
-            no_components=8, loss="bpr", item_alpha=1e-3, user_alpha=1e-3, random_state=0,
+            no_components=8,
+            loss="bpr",
+            item_alpha=1e-3,
+            user_alpha=1e-3,
+            random_state=0,
             regularization=r,
         )
         for r in ("decay", "l2")

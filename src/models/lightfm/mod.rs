@@ -27,9 +27,11 @@
 //!   within an epoch every representation is `scale^2` times the parameters the fold then
 //!   stores; (b) its steps are not multiplied by the scale, so an update lands `scale` times too
 //!   small in the parameters; (c) each updated element is also multiplied by `1 + alpha *
-//!   its learning rate`, undoing that example's decay for the touched rows only. With alpha near
-//!   0.05 the scale reaches 10^6 within a few thousand examples: representations inflated up to
-//!   10^12 make the losses' gradients saturate and the parameters blow up to inf / NaN.
+//!   its learning rate`, undoing that example's decay for the touched rows only. Between folds
+//!   its scale grows by `1 + alpha * eta` per example, so with alpha near 0.05 it reaches 10^6
+//!   within a few thousand examples, and representations are then up to 10^12 times the
+//!   parameters: its parameters blow up (warp) or collapse to 0 (bpr, logistic) within a few
+//!   epochs (benches/compare/RESULTS.md).
 //! - `L2`: the penalty `alpha / 2 |theta|^2` of every parameter an example touches is part of
 //!   that example's gradient (rows no example touches are not regularised).
 //!

@@ -19,17 +19,17 @@ class LightFM(_LightFM):
 
     What differs from LightFM, and why:
 
-    * ``item_alpha`` / ``user_alpha`` mean what they mean in LightFM: a global weight decay of
-      every parameter of the side at every example (``regularization="decay"``, the default
-      here; see :class:`tacitrec.LightFM` for the formula), so a tuned alpha carries over.
-      LightFM 1.17 implements it wrongly (its representations multiply the parameters by the
-      lazy scale where its fold divides them by it, its steps are not multiplied by the scale,
-      and the rows an example touches are exempted from that example's decay), and it diverges
-      for alpha around 0.05; tacitrec applies the decay exactly (one lazy scale per side, folded
-      into the parameters every epoch) and stays finite. The result is close to LightFM's at
-      LightFM's usual alphas, not the same. ``regularization="l2"`` (not in LightFM) is
-      tacitrec's per-example L2 penalty on the touched rows instead, much weaker at the same
-      alpha.
+    * ``item_alpha`` / ``user_alpha`` mean what they mean in LightFM: a global weight decay of every
+      parameter of the side at every example (``regularization="decay"``, the default here; see
+      :class:`tacitrec.LightFM` for the formula), so a tuned alpha carries over. LightFM 1.17
+      implements it wrongly (its representations multiply the parameters by the lazy scale where
+      its fold divides them by it, its steps are not multiplied by the scale, and the rows an
+      example touches are exempted from that example's decay), and around alpha 0.05 its
+      parameters blow up (warp) or collapse to 0; tacitrec applies the decay exactly (one lazy
+      scale per side, folded into the parameters every epoch) and stays finite. The result is
+      close to LightFM's at LightFM's usual alphas, not the same. ``regularization="l2"`` (not
+      in LightFM) is tacitrec's per-example L2 penalty on the touched rows instead, much weaker
+      at the same alpha.
     * Training fixes one more LightFM defect: in the pairwise losses (bpr, warp, warp-kos) the
       user bias, which cancels from a score difference, gets no gradient (LightFM's drifts to
       large negative values). Models therefore differ from LightFM's for the same seed;
