@@ -172,9 +172,9 @@ def test_huge_decay_folds_the_scale_and_stays_finite(threads):
     # alpha = 50: the lazy scale falls below 1e-20 every few examples, so an epoch folds it
     # into the rows many times; the parameters shrink towards 0 but stay finite
     X = random_user_items(n_users=80, n_items=50, density=0.15, seed=2)
-    for loss in ("warp", "bpr", "logistic"):
+    for loss, alpha in (("warp", 50.0), ("bpr", 50.0), ("logistic", 50.0), ("warp", 1e30)):
         m = LightFM(
-            no_components=8, loss=loss, item_alpha=50.0, user_alpha=50.0, random_state=0
+            no_components=8, loss=loss, item_alpha=alpha, user_alpha=alpha, random_state=0
         ).fit(X, epochs=3, num_threads=threads)
         for a in (m._user[0], m._item[0]):
             assert np.isfinite(a).all() and np.abs(a).max() < 1.0

@@ -147,6 +147,7 @@ pub(super) struct Local {
     /// The side's scale as this thread knows it (see [`Local::decay`]), its f32 copy and
     /// reciprocal, and the decay this thread has applied since it last published.
     scale: f64,
+    shrink: f64,
     scale32: f32,
     shrink32: f32,
     unpublished: f64,
@@ -170,6 +171,7 @@ impl Local {
             base: rows.clone(),
             rows,
             scale: 1.0,
+            shrink: 1.0,
             scale32: 1.0,
             shrink32: 1.0,
             unpublished: 1.0,
@@ -200,8 +202,10 @@ impl Local {
     #[inline(always)]
     pub(super) fn decay(&mut self, factor: f64) {
         self.scale /= factor;
+        self.shrink *= factor;
         self.unpublished *= factor;
-        self.set_scale(self.scale);
+        self.scale32 = self.scale as f32;
+        self.shrink32 = self.shrink as f32;
     }
 
     /// Publishes this thread's decay to the side and takes the side's scale, which includes the
@@ -217,8 +221,9 @@ impl Local {
     #[inline(always)]
     fn set_scale(&mut self, scale: f64) {
         self.scale = scale;
+        self.shrink = 1.0 / scale;
         self.scale32 = scale as f32;
-        self.shrink32 = (1.0 / scale) as f32;
+        self.shrink32 = self.shrink as f32;
     }
 
     #[inline(always)]

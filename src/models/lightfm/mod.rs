@@ -146,6 +146,11 @@ pub const MAX_LOSS: f32 = 10.0;
 /// f32's range.
 pub const FOLD_BELOW: f64 = 1e-20;
 
+/// With [`Regularization::Decay`], the largest factor one example divides the parameters by (the
+/// parameters are 0 to f32 precision after a few such examples anyway): the scale then never
+/// falls below `FOLD_BELOW / MAX_DECAY`, well inside f32's range, for any alpha.
+pub const MAX_DECAY: f64 = 1e10;
+
 /// With [`Regularization::Decay`] and several threads, examples a thread trains between
 /// publications of its decay (a thread's scale misses the decay of the other threads' last
 /// examples, fewer than this many each).
@@ -410,8 +415,16 @@ fn share<S: Lanes>(simd: S, e: &Epoch<'_>, part: &mut Part<'_>, row_of: &[u32]) 
         }
         if e.decaying {
             if let Some(eta) = s.locals.rates.take_mean() {
-                s.locals.users.decay(1.0 + user_alpha * eta);
-                s.locals.items.decay(1.0 + item_alpha * eta);
+                if user_alpha > 0.0 {
+                    s.locals
+                        .users
+                        .decay((1.0 + user_alpha * eta).min(MAX_DECAY));
+                }
+                if item_alpha > 0.0 {
+                    s.locals
+                        .items
+                        .decay((1.0 + item_alpha * eta).min(MAX_DECAY));
+                }
             }
             if e.shared && t % PUBLISH_EVERY == PUBLISH_EVERY - 1 {
                 s.locals.users.publish(&e.users);
