@@ -164,6 +164,7 @@ def lightfm_epoch(
     epsilon: float,
     item_alpha: float,
     user_alpha: float,
+    regularization: str,
     max_sampled: int,
 ) -> None: ...
 
