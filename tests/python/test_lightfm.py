@@ -372,6 +372,25 @@ def test_threads_with_shared_features_train_as_well_as_one():
     assert ndcg[2] > 0.9 * ndcg[1], (ndcg, p)
 
 
+def test_weight_decay_with_threads_trains_as_well_as_one():
+    # several threads publish their decay to a shared scale every 256 examples; the model must
+    # be as good as the exact one-thread run, and as shrunk
+    from tacitrec.datasets import synthetic
+    from tacitrec.evaluation import ranking_metrics_at_k, train_test_split
+
+    X = synthetic(n_users=1500, n_items=500, random_state=3).user_items
+    train, test = train_test_split(X, 0.8, random_state=0)
+    ndcg, norms = {}, {}
+    for threads in (1, 2):
+        m = LightFM(
+            no_components=32, loss="bpr", item_alpha=1e-4, user_alpha=1e-4, random_state=0
+        ).fit(train, epochs=10, num_threads=threads)
+        ndcg[threads] = ranking_metrics_at_k(m, train, test, K=10, show_progress=False)["ndcg"]
+        norms[threads] = np.linalg.norm(m.item_embeddings)
+    assert ndcg[2] > 0.9 * ndcg[1], ndcg
+    assert abs(norms[2] / norms[1] - 1) < 0.15, norms
+
+
 def test_new_users_and_items_grow_the_identity_parameters():
     X = random_user_items(n_users=40, n_items=30, density=0.2, seed=6)
     m = LightFM(no_components=4, loss="warp", random_state=0).fit(X, epochs=2)
