@@ -15,7 +15,8 @@ the validation part with their training items excluded. Each line printed is one
 ``--speed``: CPU seconds per epoch (process time, all threads; the median of ``--rounds``
 3-epoch fits from the same start) on power-law synthetic data (``--size`` users, items, mean
 interactions per user), 32 components, alpha 1e-4 on both sides, for each regularisation this
-tacitrec has (a build without the option runs as ``l2``, tagged ``--tag``). Run it once per
+tacitrec has (a build without the option runs as ``l2``, tagged ``--tag``), or LightFM 1.17's
+(``--library LightFM``). Run it once per
 build with PYTHONPATH pointing at each build's package, alternating, to compare builds.
 """
 
@@ -45,20 +46,29 @@ def speed(args):
     X = power_law_user_items(n_users, n_items, per_user, seed=0)
     has_option = "regularization" in inspect.signature(tacitrec.LightFM.__init__).parameters
     modes = args.modes.split(",") if has_option else ["l2"]
+    peer = args.library == "LightFM"
+    if peer:
+        import lightfm
+
+        modes = ["LightFM 1.17"]
     for threads in (int(t) for t in args.threads.split(",")):
         for loss in args.losses.split(","):
             times = {m: [] for m in modes}
             for _ in range(args.rounds):
                 for mode in modes:  # interleaved
-                    kw = {"regularization": mode} if has_option else {}
-                    m = tacitrec.LightFM(
+                    common = dict(
                         no_components=32,
                         loss=loss,
                         item_alpha=args.alpha,
                         user_alpha=args.alpha,
                         random_state=0,
-                        **kw,
-                    ).fit(X, epochs=0)
+                    )
+                    if peer:
+                        m = lightfm.LightFM(**common)
+                        m.fit_partial(X, epochs=0)
+                    else:
+                        kw = {"regularization": mode} if has_option else {}
+                        m = tacitrec.LightFM(**common, **kw).fit(X, epochs=0)
                     t = time.process_time()
                     m.fit_partial(X, epochs=3, num_threads=threads)
                     times[mode].append((time.process_time() - t) / 3)
