@@ -21,9 +21,9 @@
 //!   the rows stay finite for any alpha. Threads publish their decay to the side every
 //!   [`PUBLISH_EVERY`] examples (one thread never needs to: it is exact).
 //!
-//!   LightFM 1.17 keeps a scale per side too, the reciprocal of ours (multiplied by `1 + alpha
-//!   * eta` per example; `regularize` divides every row by it and resets it to 1, at the end of
-//!   each epoch and when it exceeds 10^6), but (a) its representations multiply the
+//!   LightFM 1.17 keeps a scale per side too, the reciprocal of ours (it is multiplied by
+//!   `1 + alpha * eta` per example; `regularize` divides every row by it and resets it to 1, at
+//!   the end of each epoch and when it exceeds 10^6), but (a) its representations multiply the
 //!   rows by the scale where its own fold says the parameters are the rows divided by it, so
 //!   within an epoch every representation is `scale^2` times the parameters the fold then
 //!   stores; (b) its steps are not multiplied by the scale, so an update lands `scale` times too
