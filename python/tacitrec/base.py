@@ -509,6 +509,12 @@ class RecommenderBase:
         return cls._from_saved(meta, state)
 
     @classmethod
+    def _saved_params(cls, params):
+        """The constructor arguments for ``params`` as a file saved them: a model whose
+        parameters changed meaning since an older tacitrec fills in what those files lack."""
+        return params
+
+    @classmethod
     def _from_saved(cls, meta, state):
         """The model that ``meta`` (class, format version, params) and ``state`` describe."""
         version = meta.get("format_version") if isinstance(meta, dict) else None
@@ -524,7 +530,7 @@ class RecommenderBase:
             raise ModelFormatError(
                 f"model file holds a {meta.get('class')}, which is not a {cls.__name__}"
             )
-        params = meta.get("params")
+        params = target._saved_params(meta.get("params"))
         try:
             model = target(**params)
         except TypeError as e:

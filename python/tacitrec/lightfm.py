@@ -661,12 +661,11 @@ class LightFM(RecommenderBase):
     )
 
     @classmethod
-    def _from_saved(cls, meta, state):
+    def _saved_params(cls, params):
         # files saved before ``regularization`` existed were trained with the L2 penalty
-        params = meta.get("params") if isinstance(meta, dict) else None
         if isinstance(params, dict) and "regularization" not in params:
-            meta = dict(meta, params=dict(params, regularization="l2"))
-        return super()._from_saved(meta, state)
+            return dict(params, regularization="l2")
+        return params
 
     def __setstate__(self, d) -> None:
         d.setdefault("regularization", "l2")  # pickled before the option: the L2 penalty

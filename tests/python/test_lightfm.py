@@ -210,6 +210,9 @@ def test_models_saved_before_the_option_load_with_the_l2_penalty(tmp_path):
     import json
     import pickle
 
+    import tacitrec
+    from tacitrec.base import RecommenderBase
+
     X = random_user_items(n_users=30, n_items=20, density=0.2, seed=8)
     m = LightFM(no_components=3, item_alpha=1e-3, random_state=0, regularization="l2").fit(X)
     m.save(tmp_path / "new.npz")
@@ -224,6 +227,14 @@ def test_models_saved_before_the_option_load_with_the_l2_penalty(tmp_path):
     np.savez(tmp_path / "old.npz", **arrays)
     old = LightFM.load(tmp_path / "old.npz")
     assert old.regularization == "l2" and np.array_equal(old.item_embeddings, m.item_embeddings)
+    assert RecommenderBase.load(tmp_path / "old.npz").regularization == "l2"
+    # an old model directory, opened through the generic loader
+    m.save_dir(tmp_path / "dir")
+    manifest = tmp_path / "dir" / "manifest.json"
+    meta = json.loads(manifest.read_text())
+    del meta["params"]["regularization"]
+    manifest.write_text(json.dumps(meta))
+    assert tacitrec.load_dir(tmp_path / "dir").regularization == "l2"
     assert LightFM().regularization == "decay"  # new models take the default
     # an old pickle: no attribute
     state = m.__dict__.copy()
