@@ -228,7 +228,10 @@ class AlternatingLeastSquares(MatrixFactorizationBase):
 
     def _init_factors(self, n: int, f: int, rng: np.random.Generator) -> np.ndarray:
         if self.init_std is None:
-            return rng.random((n, f), dtype=np.float32) * np.float32(0.01)
+            # scaled in place: no temporary the size of the factors to fault in (the same values)
+            out = rng.random((n, f), dtype=np.float32)
+            out *= np.float32(0.01)
+            return out
         scale = float(self.init_std) / np.sqrt(f)
         return rng.normal(0.0, scale, size=(n, f)).astype(np.float32)
 
