@@ -92,29 +92,34 @@ pub(super) fn solve_rows(
         blocks.push((w[0], block));
         rest = tail;
     }
-    // runs of consecutive blocks share one thread's buffers: a fresh buffer's pages are faulted
-    // in on first use, which cost about 5% of a half-sweep when every split of the work had its own
-    let runs = parallel::resolve_threads(num_threads).saturating_mul(8).max(1);
+    // runs of consecutive blocks share one thread's buffers (a fresh buffer's pages are faulted
+    // in on first use: a buffer per split of the work showed in the profile at 100k items)
+    let runs = parallel::resolve_threads(num_threads)
+        .saturating_mul(8)
+        .max(1);
     let min_len = n_blocks.div_ceil(runs).max(1);
     parallel::install(num_threads, || {
-        blocks.into_par_iter().with_min_len(min_len).try_for_each_init(
-            || Scratch::new(gather),
-            |s, (first, x)| {
-                stop.check()?;
-                let s = s.as_mut().map_err(|e| e.clone())?;
-                arch.dispatch(Block {
-                    c,
-                    first,
-                    x,
-                    y,
-                    system,
-                    f,
-                    steps,
-                    s,
-                });
-                Ok(())
-            },
-        )
+        blocks
+            .into_par_iter()
+            .with_min_len(min_len)
+            .try_for_each_init(
+                || Scratch::new(gather),
+                |s, (first, x)| {
+                    stop.check()?;
+                    let s = s.as_mut().map_err(|e| e.clone())?;
+                    arch.dispatch(Block {
+                        c,
+                        first,
+                        x,
+                        y,
+                        system,
+                        f,
+                        steps,
+                        s,
+                    });
+                    Ok(())
+                },
+            )
     })?
 }
 
