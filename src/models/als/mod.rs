@@ -119,8 +119,9 @@ fn gather(items: &[i32], n: usize, y: &[f32], f: usize, out: &mut Vec<f32>) {
     }
 }
 
-/// The most item rows gathered at once (a row of 2048 x 128 factors is 1 MiB).
-const GATHER_ROWS: usize = 2048;
+/// The most item rows gathered at once (8192 rows of 64 factors are 2 MiB, about an L2; longer
+/// rows are read in place, from the fixed factors, in every CG step).
+const GATHER_ROWS: usize = 8192;
 
 /// Rows of the fixed factors converted to f64 at a time by [`gram_f64`].
 const GRAM_CHUNK_ROWS: usize = 256;
@@ -307,7 +308,7 @@ mod tests {
                 .wrapping_add(1442695040888963407);
             ((seed >> 33) as f32) / (1u64 << 31) as f32
         };
-        let (rows, cols) = (37, 2100);
+        let (rows, cols) = (37, GATHER_ROWS + 100);
         let mut t = Vec::new();
         for u in 0..rows {
             // row 3 is longer than GATHER_ROWS (read in place), row 5 empty, one disliked item
