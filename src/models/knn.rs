@@ -64,6 +64,8 @@ struct FitScratch {
     own: TopK,
     ids: Vec<i32>,
     vals: Vec<f32>,
+    /// The current row's kept neighbours, to sort by id.
+    pairs: Vec<(i32, f32)>,
 }
 
 impl FitScratch {
@@ -76,6 +78,7 @@ impl FitScratch {
             own: TopK::new(k),
             ids: try_zeroed(k, what, || format!("K={k}"))?,
             vals: try_zeroed(k, what, || format!("K={k}"))?,
+            pairs: Vec::new(),
         })
     }
 }
@@ -160,8 +163,8 @@ pub fn item_knn(user_items: &CsrView<'_>, params: &KnnParams, num_threads: usize
         &labelled.0,
         &labelled.1,
     )?;
-    // items x users, and for each entry the position of the item within the user's row.
-    let (items_csr, row_pos) = transpose_with_positions(&users, num_threads)?;
+    // items x users
+    let items_csr = transpose(&users, num_threads)?;
     let items = items_csr.view();
 
     // Pearson: per-item sums and centred sums of squares over all users; items whose centred sum
@@ -197,31 +200,29 @@ pub fn item_knn(user_items: &CsrView<'_>, params: &KnnParams, num_threads: usize
         Some(((dot - sums[i] * sums[j] / n) / (centred_sq[i] * centred_sq[j]).sqrt()) as f32)
     };
 
-    // S is symmetric, so each row i accumulates only its upper part (j >= i) and offers every
-    // value S[i, j] to row j's selection as well as its own. The selections are shared
-    // ([`Selections`]: one word per row holding its threshold, length and lock, so a value below
-    // the threshold costs one read and one that reaches it takes the lock in the same word). A
-    // bounded selection keeps the top k of everything offered whatever the order, so the result
-    // does not depend on the threads' interleaving.
-    let rows = Selections::new(n_items, k)?;
-
-    // Rows are processed in (roughly) decreasing order, handed out by a shared counter: a row's
-    // own upper part then reaches its selection before most of the offers from the rows below
-    // it, so its threshold starts high and fewer offers get through (measured 6.0M -> 2.2M
-    // on the 80k x 10k benchmark).
+    // Every row accumulates all of its entries itself (each product is computed twice, once
+    // per row): no row ever writes another's selection, so the rows need no shared state and
+    // no locks. A value is the same sum in the same user order in either row (the products of
+    // two floats widened to f64 are exact), so the similarity stays symmetric to the bit.
+    // Rows are handed out by a shared counter from the most popular down (the heaviest first,
+    // so the threads finish together).
     let n_tasks = n_items.div_ceil(ITEMS_PER_TASK);
     let next_task = AtomicUsize::new(n_tasks);
     // the first allocation failure of a thread's scratch (the other threads finish the work)
     let failed = parallel::FirstError::default();
     let stop = parallel::stop_flag();
-    parallel::install(num_threads, || {
+    let done: Vec<Vec<(usize, RowsOut)>> = parallel::install(num_threads, || {
         (0..rayon::current_num_threads())
             .into_par_iter()
-            .for_each(|_| {
+            .map(|_| {
+                let mut done = Vec::new();
                 let what = "the similarity's per-thread accumulators";
                 let mut scratch = match FitScratch::new(n_items, k, what) {
                     Ok(s) => s,
-                    Err(e) => return failed.record(e),
+                    Err(e) => {
+                        failed.record(e);
+                        return done;
+                    }
                 };
                 let s = &mut scratch;
                 while let Ok(next) =
@@ -234,32 +235,20 @@ pub fn item_knn(user_items: &CsrView<'_>, params: &KnnParams, num_threads: usize
                     let task = next - 1;
                     let rows_of_task =
                         task * ITEMS_PER_TASK..((task + 1) * ITEMS_PER_TASK).min(n_items);
-                    for i in rows_of_task.rev() {
-                        let range = items.row_range(i);
+                    let mut out = RowsOut::default();
+                    for i in rows_of_task {
                         let (us, ws) = items.row(i);
-                        let starts = &row_pos[range];
-                        // The part of user u's row from item i on (i sits at `start` in that row).
-                        let upper = |u: i32, start: u32| {
-                            let (js, vs) = users.row(u as usize);
-                            (&js[start as usize..], &vs[start as usize..])
-                        };
-                        let work: usize = us
-                            .iter()
-                            .zip(starts)
-                            .map(|(&u, &st)| users.row_range(u as usize).len() - st as usize)
-                            .sum();
+                        let work: usize = us.iter().map(|&u| users.row_range(u as usize).len()).sum();
                         s.touched.clear();
                         // Heavy rows touch most items: accumulate densely and scan them all. Light
                         // rows track the items they touch.
-                        let dense = work * 4 >= n_items - i;
-                        for (k, ((&u, &w1), &st)) in us.iter().zip(ws).zip(starts).enumerate() {
-                            if let (Some(&ua), Some(&sa)) =
-                                (us.get(k + AHEAD), starts.get(k + AHEAD))
-                            {
-                                let (ja, wa) = upper(ua, sa);
+                        let dense = work * 4 >= n_items;
+                        for (n, (&u, &w1)) in us.iter().zip(ws).enumerate() {
+                            if let Some(&ua) = us.get(n + AHEAD) {
+                                let (ja, wa) = users.row(ua as usize);
                                 prefetch_row(ja, wa);
                             }
-                            let (js, ws2) = upper(u, st);
+                            let (js, ws2) = users.row(u as usize);
                             let w1 = w1 as f64;
                             if dense {
                                 for (&j, &w2) in js.iter().zip(ws2) {
@@ -283,32 +272,38 @@ pub fn item_knn(user_items: &CsrView<'_>, params: &KnnParams, num_threads: usize
                                 unsafe { s.touched.set_len(n) };
                             }
                         }
+                        s.own.clear();
                         if dense {
-                            s.touched.extend(i as u32..n_items as u32);
+                            s.touched.clear();
                         } else {
                             s.seen.clear(&s.touched);
                         }
-                        s.own.clear();
-                        let orig_i = order[i];
-                        for &j in &s.touched {
-                            let j = j as usize;
-                            let dot = std::mem::take(&mut s.acc[j]);
-                            if let Some(v) = value(i, j, dot) {
-                                let orig_j = order[j];
-                                if v >= s.own.threshold() {
-                                    s.own.push(v, orig_j);
+                        if pearson {
+                            let mut take = |j: usize, own: &mut TopK| {
+                                let dot = std::mem::take(&mut s.acc[j]);
+                                if let Some(v) = value(i, j, dot) {
+                                    if v >= own.threshold() {
+                                        own.push(v, order[j]);
+                                    }
                                 }
-                                if j != i {
-                                    rows.offer(orig_j as usize, v, orig_i);
-                                }
+                            };
+                            if dense {
+                                (0..n_items).for_each(|j| take(j, &mut s.own));
+                            } else {
+                                s.touched.iter().for_each(|&j| take(j as usize, &mut s.own));
                             }
+                        } else if dense {
+                            select_dense(&mut s.acc, &order, &mut s.own);
+                        } else {
+                            select_touched(&mut s.acc, &s.touched, &order, &mut s.own);
                         }
-                        let kept = s.own.len();
-                        s.own.write_sorted(&mut s.ids[..kept], &mut s.vals[..kept]);
-                        rows.offer_all(orig_i as usize, &s.vals[..kept], &s.ids[..kept]);
+                        out.push_row(s);
                     }
+                    done.push((task, out));
                 }
-            });
+                done
+            })
+            .collect()
     })?;
 
     stop.check()?;
@@ -319,8 +314,137 @@ pub fn item_knn(user_items: &CsrView<'_>, params: &KnnParams, num_threads: usize
         return Err(failed.unwrap_or(Error::Interrupted));
     }
     // the inputs' copies go before the output is built
-    drop((items_csr, row_pos, labelled));
-    rows.into_csr(num_threads)
+    drop((items_csr, labelled));
+    let mut tasks: Vec<Option<RowsOut>> = (0..n_tasks).map(|_| None).collect();
+    for (task, out) in done.into_iter().flatten() {
+        tasks[task] = Some(out);
+    }
+    assemble(&order, tasks, k)
+}
+
+/// Offers every non-zero sum `acc[j]` (as f32) of the `touched` items to `own` as item
+/// `order[j]`, and zeroes them.
+#[inline]
+fn select_touched(acc: &mut [f64], touched: &[u32], order: &[u32], own: &mut TopK) {
+    let mut threshold = own.threshold();
+    for &j in touched {
+        let j = j as usize;
+        let dot = std::mem::take(&mut acc[j]);
+        let v = dot as f32;
+        if v >= threshold && dot != 0.0 {
+            own.push(v, order[j]);
+            threshold = own.threshold();
+        }
+    }
+}
+
+/// [`select_touched`] over every item: a scan of the whole accumulator in blocks, each block
+/// checked at once against a bound below the threshold (most hold no candidate) and zeroed.
+fn select_dense(acc: &mut [f64], order: &[u32], own: &mut TopK) {
+    const BLOCK: usize = 16;
+    // Every f64 that rounds to an f32 >= t exceeds the f32 just below t.
+    let below = |t: f32| -> f64 {
+        if t == f32::NEG_INFINITY {
+            f64::NEG_INFINITY
+        } else {
+            f32::from_bits(if t > 0.0 {
+                t.to_bits() - 1
+            } else if t == 0.0 {
+                0x8000_0001 // the smallest negative subnormal
+            } else {
+                t.to_bits() + 1
+            }) as f64
+        }
+    };
+    let mut threshold = own.threshold();
+    let mut bound = below(threshold);
+    for (b, block) in acc.chunks_mut(BLOCK).enumerate() {
+        let mut hit = false;
+        for &x in block.iter() {
+            hit |= (x > bound) & (x != 0.0);
+        }
+        if hit {
+            for (n, &dot) in block.iter().enumerate() {
+                let v = dot as f32;
+                if v >= threshold && dot != 0.0 {
+                    own.push(v, order[b * BLOCK + n]);
+                    threshold = own.threshold();
+                }
+            }
+            bound = below(threshold);
+        }
+        block.fill(0.0);
+    }
+}
+
+/// The kept neighbours of a task's rows (by label), each row's sorted by id.
+#[derive(Default)]
+struct RowsOut {
+    lens: Vec<u32>,
+    ids: Vec<i32>,
+    vals: Vec<f32>,
+}
+
+impl RowsOut {
+    /// Appends `own`'s selection sorted by id (and empties it), through the scratch `ids`/`vals`.
+    fn push_row(&mut self, s: &mut FitScratch) {
+        let kept = s.own.len();
+        s.own.write_sorted(&mut s.ids[..kept], &mut s.vals[..kept]);
+        s.pairs.clear();
+        s.pairs
+            .extend(s.ids[..kept].iter().copied().zip(s.vals[..kept].iter().copied()));
+        s.pairs.sort_unstable_by_key(|e| e.0);
+        self.ids.extend(s.pairs.iter().map(|e| e.0));
+        self.vals.extend(s.pairs.iter().map(|e| e.1));
+        self.lens.push(kept as u32);
+    }
+}
+
+/// The similarity matrix from the tasks' rows (labels; `order[label] = item`), rows by item.
+fn assemble(order: &[u32], tasks: Vec<Option<RowsOut>>, k: usize) -> Result<Csr> {
+    let n_rows = order.len();
+    let what = "the similarity matrix";
+    let per_item = || format!("user_items has {n_rows} columns (items)");
+    // where each label's row starts within its task's output
+    let mut len: Vec<u32> = try_zeroed(n_rows, what, per_item)?;
+    let mut start: Vec<u64> = try_zeroed(n_rows, what, per_item)?;
+    for (t, out) in tasks.iter().enumerate() {
+        let out = out.as_ref().ok_or(Error::Interrupted)?;
+        let mut at = 0u64;
+        for (r, &l) in out.lens.iter().enumerate() {
+            let label = t * ITEMS_PER_TASK + r;
+            len[order[label] as usize] = l;
+            start[label] = at;
+            at += l as u64;
+        }
+    }
+    let mut indptr: Vec<i64> = try_with_capacity(n_rows + 1, what, per_item)?;
+    indptr.push(0);
+    let mut sum = 0i64;
+    for &l in &len {
+        sum += l as i64;
+        indptr.push(sum);
+    }
+    let total = sum as usize;
+    let stored = || format!("K={k} neighbours for each of {n_rows} items ({total} kept)");
+    let mut indices: Vec<i32> = try_zeroed(total, what, stored)?;
+    let mut data: Vec<f32> = try_zeroed(total, what, stored)?;
+    for (label, &item) in order.iter().enumerate() {
+        let out = tasks[label / ITEMS_PER_TASK]
+            .as_ref()
+            .ok_or(Error::Interrupted)?;
+        let (a, b) = (indptr[item as usize] as usize, indptr[item as usize + 1] as usize);
+        let from = start[label] as usize;
+        indices[a..b].copy_from_slice(&out.ids[from..from + b - a]);
+        data[a..b].copy_from_slice(&out.vals[from..from + b - a]);
+    }
+    Ok(Csr {
+        n_rows,
+        n_cols: n_rows,
+        indptr,
+        indices,
+        data,
+    })
 }
 
 /// The order of the items by increasing number of users (ties by id), `order[new] = old`, and
