@@ -4,7 +4,7 @@
 
 use crate::error::{try_with_capacity, try_zeroed, Error, Result};
 use crate::parallel;
-use crate::simd::prefetch;
+use crate::simd::{advise_huge_pages, prefetch, Arch, Lanes, WithSimd};
 use crate::sparse::weighting::{self, Documents};
 use crate::sparse::{transpose, transpose_with_positions, Csr, CsrView};
 use crate::topk::{filled, BlockScorer, Candidates, TileLayout, TopK, TopKResult};
@@ -211,6 +211,7 @@ pub fn item_knn(user_items: &CsrView<'_>, params: &KnnParams, num_threads: usize
     // the first allocation failure of a thread's scratch (the other threads finish the work)
     let failed = parallel::FirstError::default();
     let stop = parallel::stop_flag();
+    let arch = Arch::new();
     let done: Vec<Vec<(usize, RowsOut)>> = parallel::install(num_threads, || {
         (0..rayon::current_num_threads())
             .into_par_iter()
@@ -251,25 +252,9 @@ pub fn item_knn(user_items: &CsrView<'_>, params: &KnnParams, num_threads: usize
                             let (js, ws2) = users.row(u as usize);
                             let w1 = w1 as f64;
                             if dense {
-                                for (&j, &w2) in js.iter().zip(ws2) {
-                                    s.acc[j as usize] += w1 * w2 as f64;
-                                }
+                                accumulate(&mut s.acc, js, ws2, w1);
                             } else {
-                                // branch-free: the id is written at the end of the list and
-                                // kept only on its first visit (a branch on that mispredicts)
-                                s.touched.reserve(js.len());
-                                let list = s.touched.as_mut_ptr();
-                                let mut n = s.touched.len();
-                                for (&j, &w2) in js.iter().zip(ws2) {
-                                    let j = j as usize;
-                                    // SAFETY: n <= len + (entries so far) < len + js.len(),
-                                    // within the capacity just reserved.
-                                    unsafe { list.add(n).write(j as u32) };
-                                    s.acc[j] += w1 * w2 as f64;
-                                    n += s.seen.first_visit(j) as usize;
-                                }
-                                // SAFETY: the first `n` entries are written.
-                                unsafe { s.touched.set_len(n) };
+                                accumulate_tracked(&mut s.acc, &mut s.seen, &mut s.touched, js, ws2, w1);
                             }
                         }
                         s.own.clear();
@@ -293,7 +278,11 @@ pub fn item_knn(user_items: &CsrView<'_>, params: &KnnParams, num_threads: usize
                                 s.touched.iter().for_each(|&j| take(j as usize, &mut s.own));
                             }
                         } else if dense {
-                            select_dense(&mut s.acc, &order, &mut s.own);
+                            arch.dispatch(SelectDense {
+                                acc: &mut s.acc,
+                                order: &order,
+                                own: &mut s.own,
+                            });
                         } else {
                             select_touched(&mut s.acc, &s.touched, &order, &mut s.own);
                         }
@@ -322,6 +311,57 @@ pub fn item_knn(user_items: &CsrView<'_>, params: &KnnParams, num_threads: usize
     assemble(&order, tasks, k)
 }
 
+/// `acc[j] += w1 * w2` for the entries `(j, w2)` of a user's row (`j < acc.len()`: the row comes
+/// from a validated [`CsrView`] with `acc.len()` columns).
+#[inline(always)]
+fn accumulate(acc: &mut [f64], js: &[i32], ws: &[f32], w1: f64) {
+    let n = js.len().min(ws.len());
+    for e in 0..n {
+        // SAFETY: e < n <= both lengths; j < acc.len() as above.
+        unsafe {
+            let j = *js.get_unchecked(e) as usize;
+            debug_assert!(j < acc.len());
+            *acc.get_unchecked_mut(j) += w1 * *ws.get_unchecked(e) as f64;
+        }
+    }
+}
+
+/// [`accumulate`], also listing in `touched` the items not yet marked in `seen` (and marking
+/// them).
+#[inline(always)]
+fn accumulate_tracked(
+    acc: &mut [f64],
+    seen: &mut Seen,
+    touched: &mut Vec<u32>,
+    js: &[i32],
+    ws: &[f32],
+    w1: f64,
+) {
+    let n = js.len().min(ws.len());
+    // branch-free: the id is written at the end of the list and kept only on its first visit
+    // (a branch on that mispredicts)
+    touched.reserve(n);
+    let list = touched.as_mut_ptr();
+    let mut len = touched.len();
+    let bits = &mut seen.0[..];
+    for e in 0..n {
+        // SAFETY: e < n <= both lengths; j < acc.len() (see `accumulate`) and the bits cover
+        // acc.len() items; len <= touched.len() + e < the capacity reserved.
+        unsafe {
+            let j = *js.get_unchecked(e) as usize;
+            debug_assert!(j < acc.len() && j >> 6 < bits.len());
+            list.add(len).write(j as u32);
+            *acc.get_unchecked_mut(j) += w1 * *ws.get_unchecked(e) as f64;
+            let word = bits.get_unchecked_mut(j >> 6);
+            let b = 1u64 << (j & 63);
+            len += (*word & b == 0) as usize;
+            *word |= b;
+        }
+    }
+    // SAFETY: the first `len` entries are written.
+    unsafe { touched.set_len(len) };
+}
+
 /// Offers every non-zero sum `acc[j]` (as f32) of the `touched` items to `own` as item
 /// `order[j]`, and zeroes them.
 #[inline]
@@ -338,43 +378,76 @@ fn select_touched(acc: &mut [f64], touched: &[u32], order: &[u32], own: &mut Top
     }
 }
 
-/// [`select_touched`] over every item: a scan of the whole accumulator in blocks, each block
-/// checked at once against a bound below the threshold (most hold no candidate) and zeroed.
-fn select_dense(acc: &mut [f64], order: &[u32], own: &mut TopK) {
-    const BLOCK: usize = 16;
-    // Every f64 that rounds to an f32 >= t exceeds the f32 just below t.
-    let below = |t: f32| -> f64 {
-        if t == f32::NEG_INFINITY {
-            f64::NEG_INFINITY
-        } else {
-            f32::from_bits(if t > 0.0 {
-                t.to_bits() - 1
-            } else if t == 0.0 {
-                0x8000_0001 // the smallest negative subnormal
-            } else {
-                t.to_bits() + 1
-            }) as f64
-        }
-    };
-    let mut threshold = own.threshold();
-    let mut bound = below(threshold);
-    for (b, block) in acc.chunks_mut(BLOCK).enumerate() {
-        let mut hit = false;
-        for &x in block.iter() {
-            hit |= (x > bound) & (x != 0.0);
-        }
-        if hit {
-            for (n, &dot) in block.iter().enumerate() {
-                let v = dot as f32;
-                if v >= threshold && dot != 0.0 {
-                    own.push(v, order[b * BLOCK + n]);
-                    threshold = own.threshold();
-                }
+/// [`select_touched`] over every item: a scan of the whole accumulator in blocks of 64, each
+/// zeroed and checked at once (its maximum against a bound just below the threshold: most blocks
+/// hold no candidate once the selection is full).
+struct SelectDense<'a> {
+    acc: &'a mut [f64],
+    order: &'a [u32],
+    own: &'a mut TopK,
+}
+
+impl WithSimd for SelectDense<'_> {
+    type Output = ();
+
+    #[inline(always)]
+    fn with_simd<S: Lanes>(self, simd: S) {
+        const BLOCK: usize = 64;
+        let SelectDense { acc, order, own } = self;
+        let mut threshold = own.threshold();
+        let mut bound = below(threshold);
+        let zero = simd.splat_f64s(0.0);
+        for (b, block) in acc.chunks_mut(BLOCK).enumerate() {
+            let (vecs, tail) = S::as_mut_simd_f64s(block);
+            let mut m = simd.splat_f64s(f64::NEG_INFINITY);
+            for &v in vecs.iter() {
+                m = simd.max_f64s(m, v);
             }
-            bound = below(threshold);
+            let mut top = simd.reduce_max_f64s(m);
+            for &x in tail.iter() {
+                top = top.max(x);
+            }
+            // while the bound is negative (the selection not yet full) every block is looked at
+            if top > bound || bound < 0.0 {
+                let base = b * BLOCK;
+                let n = vecs.len() * S::F64_LANES;
+                for e in 0..n + tail.len() {
+                    let dot = if e < n {
+                        // SAFETY: the vectors hold n contiguous f64 values.
+                        unsafe { *(vecs.as_ptr() as *const f64).add(e) }
+                    } else {
+                        tail[e - n]
+                    };
+                    let v = dot as f32;
+                    if v >= threshold && dot != 0.0 {
+                        own.push(v, order[base + e]);
+                        threshold = own.threshold();
+                    }
+                }
+                bound = below(threshold);
+            }
+            for v in vecs.iter_mut() {
+                *v = zero;
+            }
+            tail.fill(0.0);
         }
-        block.fill(0.0);
     }
+}
+
+/// An f64 below every f64 that rounds to an f32 at least `t` (the f32 just below `t`).
+#[inline(always)]
+fn below(t: f32) -> f64 {
+    if t == f32::NEG_INFINITY {
+        return f64::NEG_INFINITY;
+    }
+    let bits = if t > 0.0 {
+        t.to_bits() - 1
+    } else if t == 0.0 {
+        0x8000_0001 // the negative subnormal nearest zero
+    } else {
+        t.to_bits() + 1
+    };
+    f32::from_bits(bits) as f64
 }
 
 /// The kept neighbours of a task's rows (by label), each row's sorted by id.
@@ -473,6 +546,9 @@ fn by_popularity(
     let entries = || format!("{nnz} interactions");
     let mut indices: Vec<i32> = try_zeroed(nnz, what, entries)?;
     let mut data: Vec<f32> = try_zeroed(nnz, what, entries)?;
+    // the fit reads these rows at random: huge pages spare it most translation misses
+    advise_huge_pages(&indices);
+    advise_huge_pages(&data);
     // blocks of users, each with its part of the output
     const USERS: usize = 4096;
     let n_users = user_items.n_rows();
