@@ -64,8 +64,8 @@ struct FitScratch {
     own: TopK,
     ids: Vec<i32>,
     vals: Vec<f32>,
-    /// The current row's kept neighbours, to sort by id.
-    pairs: Vec<(i32, f32)>,
+    /// The current row's candidates `(score, item)`, then its kept neighbours.
+    cands: Vec<(f32, u32)>,
     /// The touched items' sums, in the order of `touched`.
     gathered: Vec<f64>,
     /// [`select_values`]' block maxima and their copy to select from.
@@ -83,7 +83,7 @@ impl FitScratch {
             own: TopK::new(k),
             ids: try_zeroed(k, what, || format!("K={k}"))?,
             vals: try_zeroed(k, what, || format!("K={k}"))?,
-            pairs: Vec::new(),
+            cands: Vec::new(),
             gathered: Vec::new(),
             maxima: Vec::new(),
             picked: Vec::new(),
@@ -294,33 +294,47 @@ pub fn item_knn(user_items: &CsrView<'_>, params: &KnnParams, num_threads: usize
                             } else {
                                 s.touched.iter().for_each(|&j| take(j as usize, &mut s.own));
                             }
+                            let kept = s.own.len();
+                            s.own.write_sorted(&mut s.ids[..kept], &mut s.vals[..kept]);
+                            s.cands.clear();
+                            s.cands.extend(
+                                s.vals[..kept]
+                                    .iter()
+                                    .copied()
+                                    .zip(s.ids[..kept].iter().map(|&j| j as u32)),
+                            );
                         } else if dense {
                             let FitScratch {
                                 acc,
-                                own,
                                 maxima,
                                 picked,
+                                cands,
                                 ..
                             } = &mut *s;
-                            select_values(arch, acc, |j| order[j], own, maxima, picked);
+                            select_values(arch, acc, |j| order[j], k, maxima, picked, cands);
                             acc.fill(0.0);
                         } else {
                             // the touched sums gathered (and zeroed) in the order of the list
                             let FitScratch {
                                 acc,
-                                own,
                                 maxima,
                                 picked,
                                 touched,
                                 gathered,
+                                cands,
                                 ..
                             } = &mut *s;
                             gathered.clear();
-                            gathered.extend(touched.iter().map(|&j| std::mem::take(&mut acc[j as usize])));
+                            gathered.extend(
+                                touched
+                                    .iter()
+                                    .map(|&j| std::mem::take(&mut acc[j as usize])),
+                            );
                             let touched = &touched[..];
-                            select_values(arch, gathered, |e| order[touched[e] as usize], own, maxima, picked);
+                            let id = |e: usize| order[touched[e] as usize];
+                            select_values(arch, gathered, id, k, maxima, picked, cands);
                         }
-                        out.push_row(s);
+                        out.push_row(&mut s.cands);
                     }
                     done.push((task, out));
                 }
@@ -438,30 +452,34 @@ impl WithSimd for BlockMaxima<'_> {
     }
 }
 
-/// Offers every non-zero `values[e]` (as f32) to `own` as item `id(e)`, looking only at the
-/// values that can enter it: a first pass takes the maximum of every block of [`SELECT_BLOCK`];
-/// the k-th largest of those, when positive, is a lower bound of the final threshold (k blocks
-/// each hold a candidate at least that large), and only the blocks and values above it are
-/// offered. (Offering every value in turn made the selection's threshold rise slowly: a
-/// thousand pushes per row of 10^5 items.) The selection is the same as offering them all.
+/// The best `k` of the non-zero `values[e]` (as f32, item `id(e)`; ties to the lower item) into
+/// `cands`, in no particular order, looking only at the values that can be among them: a first
+/// pass takes the maximum of every block of values; the k-th largest of those, when positive, is
+/// a lower bound of the k-th best value (k blocks each hold a value at least that large), and
+/// only the values above it become candidates, of which the best k are selected. (A heap offered
+/// every value in turn raised its threshold slowly: a thousand pushes per row of 10^5 items.)
 fn select_values(
     arch: Arch,
     values: &[f64],
     id: impl Fn(usize) -> u32,
-    own: &mut TopK,
+    k: usize,
     maxima: &mut Vec<f64>,
     picked: &mut Vec<f64>,
+    cands: &mut Vec<(f32, u32)>,
 ) {
-    let k = own.k();
+    cands.clear();
+    if k == 0 {
+        return;
+    }
     // blocks narrow enough that there are several times k of them (down to 4 values)
-    let width = (values.len() / (4 * k.max(1))).clamp(4, SELECT_BLOCK);
+    let width = (values.len() / (4 * k)).clamp(4, SELECT_BLOCK);
     let reliable = arch.dispatch(BlockMaxima {
         values,
         width,
         maxima,
     });
     let mut bound = f64::NEG_INFINITY;
-    if reliable && maxima.len() > k && k > 0 {
+    if reliable && maxima.len() > k {
         picked.clear();
         picked.extend_from_slice(maxima);
         let (_, &mut m, _) = picked.select_nth_unstable_by(k - 1, |a, b| b.total_cmp(a));
@@ -469,7 +487,6 @@ fn select_values(
             bound = below(m as f32);
         }
     }
-    let mut threshold = own.threshold();
     for (b, &top) in maxima.iter().enumerate() {
         if bound != f64::NEG_INFINITY && top <= bound {
             continue;
@@ -477,15 +494,23 @@ fn select_values(
         let base = b * width;
         let end = (base + width).min(values.len());
         for (e, &dot) in values[base..end].iter().enumerate() {
+            // (NaN never enters)
             if dot > bound && dot != 0.0 {
-                let v = dot as f32;
-                if v >= threshold {
-                    own.push(v, id(base + e));
-                    threshold = own.threshold();
-                }
+                cands.push((dot as f32, id(base + e)));
             }
         }
     }
+    if cands.len() > k {
+        cands.select_nth_unstable_by(k - 1, best_first_pair);
+        cands.truncate(k);
+    }
+}
+
+/// Best first: the higher score, then the lower id (never NaN).
+fn best_first_pair(a: &(f32, u32), b: &(f32, u32)) -> std::cmp::Ordering {
+    b.0.partial_cmp(&a.0)
+        .unwrap_or(std::cmp::Ordering::Equal)
+        .then(a.1.cmp(&b.1))
 }
 
 /// An f64 below every f64 that rounds to an f32 at least `t` (the f32 just below `t`).
@@ -513,17 +538,12 @@ struct RowsOut {
 }
 
 impl RowsOut {
-    /// Appends `own`'s selection sorted by id (and empties it), through the scratch `ids`/`vals`.
-    fn push_row(&mut self, s: &mut FitScratch) {
-        let kept = s.own.len();
-        s.own.write_sorted(&mut s.ids[..kept], &mut s.vals[..kept]);
-        s.pairs.clear();
-        s.pairs
-            .extend(s.ids[..kept].iter().copied().zip(s.vals[..kept].iter().copied()));
-        s.pairs.sort_unstable_by_key(|e| e.0);
-        self.ids.extend(s.pairs.iter().map(|e| e.0));
-        self.vals.extend(s.pairs.iter().map(|e| e.1));
-        self.lens.push(kept as u32);
+    /// Appends the row's neighbours `(score, item)` sorted by item.
+    fn push_row(&mut self, cands: &mut [(f32, u32)]) {
+        cands.sort_unstable_by_key(|c| c.1);
+        self.ids.extend(cands.iter().map(|c| c.1 as i32));
+        self.vals.extend(cands.iter().map(|c| c.0));
+        self.lens.push(cands.len() as u32);
     }
 }
 
