@@ -256,12 +256,17 @@ pub fn item_knn(user_items: &CsrView<'_>, params: &KnnParams, num_threads: usize
                     let mut out = RowsOut::default();
                     for i in rows_of_task {
                         let (us, ws) = items.row(i);
-                        let work: usize = us.iter().map(|&u| users.row_range(u as usize).len()).sum();
                         s.touched.clear();
-                        // Heavy rows touch most items: accumulate densely and scan them all. Light
-                        // rows track the items they touch.
-                        let dense = work * 4 >= n_items;
+                        // Rows start by tracking the items they touch; a row that has touched a
+                        // quarter of the items, or done as many multiply-adds as there are
+                        // items, goes on without (its sums are then scanned whole).
+                        let mut dense = false;
+                        let mut work = 0;
+                        let indptr = users.indptr();
                         for (n, (&u, &w1)) in us.iter().zip(ws).enumerate() {
+                            if let Some(&ua) = us.get(n + 4 * AHEAD) {
+                                prefetch(&indptr[ua as usize]);
+                            }
                             if let Some(&ua) = us.get(n + AHEAD) {
                                 let (ja, wa) = users.row(ua as usize);
                                 prefetch_lines::<FIT_PREFETCH_LINES>(ja, wa);
@@ -271,7 +276,19 @@ pub fn item_knn(user_items: &CsrView<'_>, params: &KnnParams, num_threads: usize
                             if dense {
                                 accumulate(&mut s.acc, js, ws2, w1);
                             } else {
-                                accumulate_tracked(&mut s.acc, &mut s.seen, &mut s.touched, js, ws2, w1);
+                                accumulate_tracked(
+                                    &mut s.acc,
+                                    &mut s.seen,
+                                    &mut s.touched,
+                                    js,
+                                    ws2,
+                                    w1,
+                                );
+                                work += js.len();
+                                if s.touched.len() * 4 >= n_items || work >= n_items {
+                                    dense = true;
+                                    s.seen.clear(&s.touched);
+                                }
                             }
                         }
                         s.own.clear();
@@ -311,7 +328,7 @@ pub fn item_knn(user_items: &CsrView<'_>, params: &KnnParams, num_threads: usize
                                 cands,
                                 ..
                             } = &mut *s;
-                            select_values(arch, acc, |j| order[j], k, maxima, picked, cands);
+                            select_values(arch, acc, |j| j as u32, &order, k, maxima, picked, cands);
                             acc.fill(0.0);
                         } else {
                             // the touched sums gathered (and zeroed) in the order of the list
@@ -331,8 +348,8 @@ pub fn item_knn(user_items: &CsrView<'_>, params: &KnnParams, num_threads: usize
                                     .map(|&j| std::mem::take(&mut acc[j as usize])),
                             );
                             let touched = &touched[..];
-                            let id = |e: usize| order[touched[e] as usize];
-                            select_values(arch, gathered, id, k, maxima, picked, cands);
+                            let label = |e: usize| touched[e];
+                            select_values(arch, gathered, label, &order, k, maxima, picked, cands);
                         }
                         out.push_row(&mut s.cands);
                     }
@@ -452,16 +469,18 @@ impl WithSimd for BlockMaxima<'_> {
     }
 }
 
-/// The best `k` of the non-zero `values[e]` (as f32, item `id(e)`; ties to the lower item) into
-/// `cands`, in no particular order, looking only at the values that can be among them: a first
-/// pass takes the maximum of every block of values; the k-th largest of those, when positive, is
-/// a lower bound of the k-th best value (k blocks each hold a value at least that large), and
-/// only the values above it become candidates, of which the best k are selected. (A heap offered
-/// every value in turn raised its threshold slowly: a thousand pushes per row of 10^5 items.)
+/// The best `k` of the non-zero `values[e]` (as f32, of the item labelled `label(e)`, which is
+/// item `order[label(e)]`; ties to the lower item) into `cands` as `(value, item)`, in no
+/// particular order, looking only at the values that can be among them: a first pass takes the
+/// maximum of every block of values; the k-th largest of those, when positive, is a lower bound
+/// of the k-th best value (k blocks each hold a value at least that large), and only the values
+/// above it become candidates, of which the best k are selected. (A heap offered every value in
+/// turn raised its threshold slowly: a thousand pushes per row of 10^5 items.)
 fn select_values(
     arch: Arch,
     values: &[f64],
-    id: impl Fn(usize) -> u32,
+    label: impl Fn(usize) -> u32,
+    order: &[u32],
     k: usize,
     maxima: &mut Vec<f64>,
     picked: &mut Vec<f64>,
@@ -496,21 +515,22 @@ fn select_values(
         for (e, &dot) in values[base..end].iter().enumerate() {
             // (NaN never enters)
             if dot > bound && dot != 0.0 {
-                cands.push((dot as f32, id(base + e)));
+                cands.push((dot as f32, label(base + e)));
             }
         }
     }
     if cands.len() > k {
-        cands.select_nth_unstable_by(k - 1, best_first_pair);
+        // best first: the higher score, then the lower item (never NaN)
+        cands.select_nth_unstable_by(k - 1, |a, b| {
+            b.0.partial_cmp(&a.0)
+                .unwrap_or(std::cmp::Ordering::Equal)
+                .then_with(|| order[a.1 as usize].cmp(&order[b.1 as usize]))
+        });
         cands.truncate(k);
     }
-}
-
-/// Best first: the higher score, then the lower id (never NaN).
-fn best_first_pair(a: &(f32, u32), b: &(f32, u32)) -> std::cmp::Ordering {
-    b.0.partial_cmp(&a.0)
-        .unwrap_or(std::cmp::Ordering::Equal)
-        .then(a.1.cmp(&b.1))
+    for c in cands.iter_mut() {
+        c.1 = order[c.1 as usize];
+    }
 }
 
 /// An f64 below every f64 that rounds to an f32 at least `t` (the f32 just below `t`).
