@@ -60,17 +60,23 @@ struct FitScratch {
     /// The items the current row touched, for light rows.
     seen: Seen,
     touched: Vec<u32>,
-    /// The best of the current row's upper part, merged into the shared selection at once.
+    /// The selection of rows whose values are not the sums themselves (Pearson, RP3beta).
     own: TopK,
     ids: Vec<i32>,
     vals: Vec<f32>,
-    /// The current row's candidates `(score, item)`, then its kept neighbours.
-    cands: Vec<(f32, u32)>,
     /// The touched items' sums, in the order of `touched`.
     gathered: Vec<f64>,
-    /// [`select_values`]' block maxima and their copy to select from.
+    sel: SelectScratch,
+}
+
+/// [`select_values`]' buffers.
+#[derive(Default)]
+struct SelectScratch {
+    /// The block maxima, and their copy to select from.
     maxima: Vec<f64>,
     picked: Vec<f64>,
+    /// The current row's candidates `(score, item)`, then its kept neighbours.
+    cands: Vec<(f32, u32)>,
 }
 
 impl FitScratch {
@@ -83,10 +89,8 @@ impl FitScratch {
             own: TopK::new(k),
             ids: try_zeroed(k, what, || format!("K={k}"))?,
             vals: try_zeroed(k, what, || format!("K={k}"))?,
-            cands: Vec::new(),
             gathered: Vec::new(),
-            maxima: Vec::new(),
-            picked: Vec::new(),
+            sel: SelectScratch::default(),
         })
     }
 }
@@ -120,9 +124,8 @@ fn prefetch_lines<const LINES: usize>(js: &[i32], ws: &[f32]) {
 /// The item x item similarity of `user_items` (users x items), keeping the `k` largest entries
 /// of every row (ties to the lower item id), rows in canonical CSR order. Only pairs of items with
 /// a non-zero product (co-occurring) are candidates. Never materialises the full product: each
-/// item accumulates the upper part of its row (the similarity is symmetric) in a per-thread
-/// scratch and offers every value to both rows' selections. The result does not depend on the
-/// thread count.
+/// item accumulates its whole row in a per-thread scratch and selects from it (no shared state
+/// between rows). The result does not depend on the thread count.
 pub fn item_knn(user_items: &CsrView<'_>, params: &KnnParams, num_threads: usize) -> Result<Csr> {
     if params.k == 0 {
         return Err(Error::invalid("K", "must be at least 1"));
@@ -161,11 +164,9 @@ pub fn item_knn(user_items: &CsrView<'_>, params: &KnnParams, num_threads: usize
         )?),
     };
     // Items are relabelled by increasing popularity (number of users; ties by id), and rows are
-    // processed from the most popular down: a row's upper part then holds the items more popular
-    // than it, where its best neighbours are, so its threshold is nearly final before the offers
-    // from the rows below arrive, and most offers are rejected with one read. Entries and
-    // selections keep the original ids (so ties break as before), and each value is the same sum
-    // in the same user order whichever of its two items accumulates it.
+    // processed from the most popular (the heaviest) down, so the threads finish together; the
+    // relabelled copy of the users' rows is also the one the kernel reads at random, which gets
+    // huge pages. Selections keep the original ids (so ties break by them).
     let (order, labelled) = by_popularity(
         user_items,
         weights.as_deref().unwrap_or(user_items.data()),
@@ -313,32 +314,24 @@ pub fn item_knn(user_items: &CsrView<'_>, params: &KnnParams, num_threads: usize
                             }
                             let kept = s.own.len();
                             s.own.write_sorted(&mut s.ids[..kept], &mut s.vals[..kept]);
-                            s.cands.clear();
-                            s.cands.extend(
+                            s.sel.cands.clear();
+                            s.sel.cands.extend(
                                 s.vals[..kept]
                                     .iter()
                                     .copied()
                                     .zip(s.ids[..kept].iter().map(|&j| j as u32)),
                             );
                         } else if dense {
-                            let FitScratch {
-                                acc,
-                                maxima,
-                                picked,
-                                cands,
-                                ..
-                            } = &mut *s;
-                            select_values(arch, acc, |j| j as u32, &order, k, maxima, picked, cands);
+                            let FitScratch { acc, sel, .. } = &mut *s;
+                            select_values(arch, acc, |j| j as u32, &order, k, sel);
                             acc.fill(0.0);
                         } else {
                             // the touched sums gathered (and zeroed) in the order of the list
                             let FitScratch {
                                 acc,
-                                maxima,
-                                picked,
                                 touched,
                                 gathered,
-                                cands,
+                                sel,
                                 ..
                             } = &mut *s;
                             gathered.clear();
@@ -349,9 +342,9 @@ pub fn item_knn(user_items: &CsrView<'_>, params: &KnnParams, num_threads: usize
                             );
                             let touched = &touched[..];
                             let label = |e: usize| touched[e];
-                            select_values(arch, gathered, label, &order, k, maxima, picked, cands);
+                            select_values(arch, gathered, label, &order, k, sel);
                         }
-                        out.push_row(&mut s.cands);
+                        out.push_row(&mut s.sel.cands);
                     }
                     done.push((task, out));
                 }
@@ -482,10 +475,13 @@ fn select_values(
     label: impl Fn(usize) -> u32,
     order: &[u32],
     k: usize,
-    maxima: &mut Vec<f64>,
-    picked: &mut Vec<f64>,
-    cands: &mut Vec<(f32, u32)>,
+    sel: &mut SelectScratch,
 ) {
+    let SelectScratch {
+        maxima,
+        picked,
+        cands,
+    } = sel;
     cands.clear();
     if k == 0 {
         return;
@@ -600,7 +596,10 @@ fn assemble(order: &[u32], tasks: Vec<Option<RowsOut>>, k: usize) -> Result<Csr>
         let out = tasks[label / ITEMS_PER_TASK]
             .as_ref()
             .ok_or(Error::Interrupted)?;
-        let (a, b) = (indptr[item as usize] as usize, indptr[item as usize + 1] as usize);
+        let (a, b) = (
+            indptr[item as usize] as usize,
+            indptr[item as usize + 1] as usize,
+        );
         let from = start[label] as usize;
         indices[a..b].copy_from_slice(&out.ids[from..from + b - a]);
         data[a..b].copy_from_slice(&out.vals[from..from + b - a]);
