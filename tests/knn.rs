@@ -402,3 +402,64 @@ fn larger_fit_matches_reference_and_thread_counts() {
         }
     }
 }
+
+/// A binary matrix whose items have skewed popularity (item `c` drawn with weight about
+/// `1 / (c + 1)`), so the fit meets light rows, rows that turn dense, and many tied sums.
+fn skewed_binary(nr: usize, nc: usize, per_row: usize, seed: u64) -> Csr {
+    let mut s = seed | 1;
+    let mut next = move || {
+        s ^= s << 13;
+        s ^= s >> 7;
+        s ^= s << 17;
+        s
+    };
+    let mut t = Vec::new();
+    for r in 0..nr {
+        let n = 1 + (next() % (2 * per_row as u64)) as usize;
+        let mut cols: Vec<usize> = (0..n)
+            .map(|_| {
+                // inverse of a log-uniform draw: small ids far more often
+                let u = (next() % 1_000_000) as f64 / 1_000_000.0;
+                (((nc as f64 + 1.0).powf(u) - 1.0) as usize).min(nc - 1)
+            })
+            .collect();
+        cols.sort_unstable();
+        cols.dedup();
+        // a permutation of the ids, so that popularity is not id order
+        t.extend(cols.into_iter().map(|c| (r, (c * 37 + 11) % nc, 1.0)));
+    }
+    Csr::from_triplets(nr, nc, &t).unwrap()
+}
+
+/// Dot products of binary columns are exact integers: the fit must keep exactly the `k` largest
+/// co-occurrence counts of each row, ties to the lower item id, with every thread count.
+#[test]
+fn dot_fit_keeps_exact_top_k_with_ties_to_lower_ids() {
+    for (nr, nc, per_row, seed) in [(400, 97, 12, 5), (800, 300, 30, 9)] {
+        let x = skewed_binary(nr, nc, per_row, seed);
+        let counts = reference_values(&x, Similarity::Dot);
+        for k in [1, 4, 25, 1000] {
+            let params = KnnParams {
+                k,
+                similarity: Similarity::Dot,
+            };
+            let got = item_knn(&x.view(), &params, 2).unwrap();
+            assert_eq!(got, item_knn(&x.view(), &params, 1).unwrap());
+            for i in 0..nc {
+                let mut want: Vec<(usize, f64)> = (0..nc)
+                    .filter_map(|j| counts[i][j].map(|v| (j, v)))
+                    .collect();
+                want.sort_by(|a, b| b.1.partial_cmp(&a.1).unwrap().then(a.0.cmp(&b.0)));
+                want.truncate(k);
+                want.sort_by_key(|e| e.0);
+                let (cols, vals) = got.view().row(i);
+                let have: Vec<(usize, f64)> = cols
+                    .iter()
+                    .zip(vals)
+                    .map(|(&j, &v)| (j as usize, v as f64))
+                    .collect();
+                assert_eq!(have, want, "{nr}x{nc} K={k} row {i}");
+            }
+        }
+    }
+}
