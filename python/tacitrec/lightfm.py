@@ -33,9 +33,11 @@ Differences from LightFM, fixing its known defects:
   batched top-k kernel, including users and items known only by their feature rows;
 * ``predict`` / ``recommend`` without the feature matrices on a model fitted with features raise
   an error (LightFM silently scores with the wrong representations);
-* an epoch visits the users in a random order and each user's interactions in a random order
-  (LightFM shuffles all interactions), so the user's parameters and its set of items stay in
-  cache (faster per epoch, at equal or better precision: see benches/compare/RESULTS.md);
+* ``order="users"`` (not in LightFM) visits the users in a random order and each user's
+  interactions consecutively, so the user's parameters and its set of items stay in cache
+  (faster per epoch), but a user's updates then come in bursts and the model learns less per
+  epoch (LightFM 1.17 given that order learns as slowly: benches/compare/RESULTS.md); the
+  default ``order="interactions"`` visits all interactions in a random order, as LightFM;
 * training is parallel (hogwild) for any ``num_threads``; results with more than one thread are
   not reproducible (LightFM's neither). With adagrad and several threads, the most updated
   feature rows (features shared by many items or users, such as tags, and the rows of very
@@ -69,6 +71,7 @@ from .exceptions import ModelFormatError, NotFittedError
 
 _LOSSES = ("logistic", "bpr", "warp", "warp-kos")
 _REGULARIZATIONS = ("decay", "l2")
+_ORDERS = ("interactions", "users")
 _SCHEDULES = ("adagrad", "adadelta")
 #: The most WARP tries per positive (the kernel never makes more than ``n_items - 1``: later
 #: tries would carry weight ln(1) = 0).
@@ -126,6 +129,11 @@ class LightFM(RecommenderBase):
       not shrink. At LightFM's usual alphas (1e-8..1e-4) it is far weaker than the decay.
 
     With both alphas 0 the two are the same (no regularisation).
+
+    ``order`` (not in LightFM) is the order of an epoch's examples: ``"interactions"``
+    (default, LightFM's) a random permutation of all interactions; ``"users"`` the users in a
+    random order, each user's interactions consecutively in a random order, faster per epoch
+    but learning less per epoch (more epochs reach the same quality).
     The constructor and :meth:`set_params` raise ValueError naming a parameter out of range
     (LightFM asserts in the constructor only).
 
@@ -150,6 +158,7 @@ class LightFM(RecommenderBase):
         random_state=None,
         num_threads: int = 0,
         regularization: str = "decay",
+        order: str = "interactions",
     ):
         self.no_components = no_components
         self.k = k
@@ -165,6 +174,7 @@ class LightFM(RecommenderBase):
         self.random_state = random_state
         self.num_threads = num_threads
         self.regularization = regularization
+        self.order = order
         self._check_params()
         self._reset()
 
@@ -188,6 +198,8 @@ class LightFM(RecommenderBase):
             raise ValueError(
                 f"regularization must be one of {_REGULARIZATIONS}, got {self.regularization!r}"
             )
+        if self.order not in _ORDERS:
+            raise ValueError(f"order must be one of {_ORDERS}, got {self.order!r}")
         if self.learning_schedule not in _SCHEDULES:
             raise ValueError(
                 f"learning_schedule must be one of {_SCHEDULES}, got {self.learning_schedule!r}"
@@ -312,6 +324,7 @@ class LightFM(RecommenderBase):
                 user_alpha=float(self.user_alpha),
                 regularization=self.regularization,
                 max_sampled=int(self.max_sampled),
+                order=self.order,
             )
 
         def check(epoch):
@@ -662,13 +675,15 @@ class LightFM(RecommenderBase):
 
     @classmethod
     def _saved_params(cls, params):
-        # files saved before ``regularization`` existed were trained with the L2 penalty
-        if isinstance(params, dict) and "regularization" not in params:
-            return dict(params, regularization="l2")
+        # files saved before ``regularization`` and ``order`` existed were trained with the L2
+        # penalty and users' interactions grouped: fit_partial goes on as they were trained
+        if isinstance(params, dict):
+            return dict(dict(regularization="l2", order="users"), **params)
         return params
 
     def __setstate__(self, d) -> None:
-        d.setdefault("regularization", "l2")  # pickled before the option: the L2 penalty
+        d.setdefault("regularization", "l2")  # pickled before the options: as it was trained
+        d.setdefault("order", "users")
         super().__setstate__(d)
 
     def _get_state(self):

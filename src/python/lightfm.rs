@@ -3,7 +3,9 @@
 use super::convert::{mat_mut, slice, Kwargs, Mat, Named, PyCsr};
 use super::interrupt;
 use crate::error::Error;
-use crate::models::lightfm::{epoch, Data, LightFmParams, Loss, Regularization, Schedule, Side};
+use crate::models::lightfm::{
+    epoch, Data, LightFmParams, Loss, Order, Regularization, Schedule, Side,
+};
 use numpy::{PyReadonlyArray1, PyReadwriteArray2};
 use pyo3::prelude::*;
 use pyo3::types::PyDict;
@@ -52,6 +54,7 @@ fn params(kw: Kwargs<'_>) -> PyResult<LightFmParams> {
         user_alpha: kw.take("user_alpha")?,
         regularization: kw.take::<Named<Regularization>>("regularization")?.0,
         max_sampled: kw.take("max_sampled")?,
+        order: kw.take::<Named<Order>>("order")?.0,
     };
     kw.finish()?;
     Ok(params)
@@ -61,7 +64,7 @@ fn params(kw: Kwargs<'_>) -> PyResult<LightFmParams> {
 /// each side's `[parameters, gradient accumulators, step accumulators]` in place. The
 /// hyper-parameters come as keyword arguments named as `LightFM`'s: `loss`, `k`, `n`,
 /// `learning_schedule`, `learning_rate`, `rho`, `epsilon`, `item_alpha`, `user_alpha`,
-/// `regularization`, `max_sampled`.
+/// `regularization`, `max_sampled`, `order`.
 #[pyfunction]
 #[pyo3(signature = (interactions, weights, user_features, item_features, user, item, seed,
                     num_threads, **hyper_parameters))]

@@ -206,7 +206,9 @@ def test_decay_shrinks_rarely_trained_rows_more_than_l2():
     assert 0 < ratio < 0.999
 
 
-def test_models_saved_before_the_option_load_with_the_l2_penalty(tmp_path):
+def test_models_saved_before_the_options_load_as_they_were_trained(tmp_path):
+    """Files and pickles from before ``regularization`` and ``order`` train on (fit_partial) with
+    the L2 penalty and users' interactions grouped, as they were trained."""
     import json
     import pickle
 
@@ -214,7 +216,9 @@ def test_models_saved_before_the_option_load_with_the_l2_penalty(tmp_path):
     from tacitrec.base import RecommenderBase
 
     X = random_user_items(n_users=30, n_items=20, density=0.2, seed=8)
-    m = LightFM(no_components=3, item_alpha=1e-3, random_state=0, regularization="l2").fit(X)
+    m = LightFM(
+        no_components=3, item_alpha=1e-3, random_state=0, regularization="l2", order="users"
+    ).fit(X)
     m.save(tmp_path / "new.npz")
     assert LightFM.load(tmp_path / "new.npz").regularization == "l2"
     # an old file: the same arrays, its parameters without "regularization"
@@ -222,29 +226,40 @@ def test_models_saved_before_the_option_load_with_the_l2_penalty(tmp_path):
         arrays = {k: z[k] for k in z.files}
     meta_key = next(k for k in arrays if arrays[k].dtype.kind == "U")
     meta = json.loads(str(arrays[meta_key]))
-    del meta["params"]["regularization"]
+    del meta["params"]["regularization"], meta["params"]["order"]
     arrays[meta_key] = np.array(json.dumps(meta))
     np.savez(tmp_path / "old.npz", **arrays)
     old = LightFM.load(tmp_path / "old.npz")
     assert old.regularization == "l2" and np.array_equal(old.item_embeddings, m.item_embeddings)
+    assert old.order == "users"
+    # trained on, it goes on as the model it was saved from
+    m.fit_partial(X, epochs=2)
+    old.fit_partial(X, epochs=2)
+    assert np.array_equal(old.item_embeddings, m.item_embeddings)
     assert RecommenderBase.load(tmp_path / "old.npz").regularization == "l2"
     # an old model directory, opened through the generic loader
     m.save_dir(tmp_path / "dir")
     manifest = tmp_path / "dir" / "manifest.json"
     meta = json.loads(manifest.read_text())
-    del meta["params"]["regularization"]
+    del meta["params"]["regularization"], meta["params"]["order"]
     manifest.write_text(json.dumps(meta))
     assert tacitrec.load_dir(tmp_path / "dir").regularization == "l2"
-    assert LightFM().regularization == "decay"  # new models take the default
+    assert tacitrec.load_dir(tmp_path / "dir").order == "users"
+    assert LightFM().regularization == "decay"  # new models take the defaults
+    assert LightFM().order == "interactions"
     # an old pickle: no attribute
     state = m.__dict__.copy()
-    del state["regularization"]
+    del state["regularization"], state["order"]
     back = pickle.loads(pickle.dumps(m))
     back.__dict__.pop("regularization")
+    back.__dict__.pop("order")
     back.__setstate__(state)
     assert back.regularization == "l2" and back.get_params()["regularization"] == "l2"
+    assert back.order == "users"
     with pytest.raises(ValueError, match="regularization"):
         LightFM(regularization="L1")
+    with pytest.raises(ValueError, match="order must be one of"):
+        LightFM(order="items")
 
 
 def features_data():
@@ -331,25 +346,32 @@ def test_growing_features_and_errors():
         LightFM(loss="logistic", learning_rate=1e30, random_state=0).fit(X * 1e30, epochs=3)
 
 
-def test_one_thread_is_reproducible_and_set_params():
+@pytest.mark.parametrize("order", ["interactions", "users"])
+def test_one_thread_is_reproducible_and_set_params(order):
     X = random_user_items(n_users=60, n_items=40, density=0.15, seed=5)
     a, b = (
-        LightFM(no_components=4, loss="warp", random_state=3).fit(X, epochs=3) for _ in range(2)
+        LightFM(no_components=4, loss="warp", random_state=3, order=order).fit(X, epochs=3)
+        for _ in range(2)
     )
     assert np.array_equal(a.item_embeddings, b.item_embeddings)
+    other = "users" if order == "interactions" else "interactions"
+    c = LightFM(no_components=4, loss="warp", random_state=3, order=other).fit(X, epochs=3)
+    assert not np.array_equal(a.item_embeddings, c.item_embeddings)  # the order is used
     assert a.set_params(loss="bpr", k=3) is a and a.loss == "bpr" and a.k == 3
     with pytest.raises(ValueError, match="not a parameter"):
         a.set_params(factors=3)
     assert a.get_params(deep=False) == a.get_params() and a.get_params()["k"] == 3
 
 
-def test_quality_on_planted_data():
+@pytest.mark.parametrize("order", ["interactions", "users"])
+def test_quality_on_planted_data(order):
     from tacitrec.datasets import synthetic
     from tacitrec.evaluation import ranking_metrics_at_k, train_test_split
 
     X = synthetic(n_users=1500, n_items=500, random_state=1).user_items
     train, test = train_test_split(X, 0.8, random_state=0)
-    m = LightFM(no_components=32, loss="warp", random_state=0).fit(train, epochs=15, num_threads=2)
+    m = LightFM(no_components=32, loss="warp", random_state=0, order=order)
+    m.fit(train, epochs=15, num_threads=2)
     r = ranking_metrics_at_k(m, train, test, K=10, show_progress=False)
     p = ranking_metrics_at_k(
         PopularityRecommender().fit(train), train, test, K=10, show_progress=False

@@ -13,7 +13,7 @@ use rand::Rng;
 fn pairwise_update<S: Lanes>(
     simd: S,
     e: &Epoch<'_>,
-    s: &mut Scratch,
+    s: &mut Scratch<'_>,
     u: usize,
     i: usize,
     j: usize,
@@ -40,7 +40,7 @@ fn pairwise_update<S: Lanes>(
 fn warp_step<S: Lanes>(
     simd: S,
     e: &Epoch<'_>,
-    s: &mut Scratch,
+    s: &mut Scratch<'_>,
     rng: &mut SmallRng,
     u: usize,
     i: usize,
@@ -79,7 +79,7 @@ fn warp_step<S: Lanes>(
             &s.locals.items,
             &mut s.neg,
         );
-        if score(simd, &s.user, &s.neg, e.d) > pos_score - 1.0 && !s.has(j) {
+        if score(simd, &s.user, &s.neg, e.d) > pos_score - 1.0 && !s.liked.has(j) {
             let rank = ((n_items - 1) / sampled).max(1) as f32;
             let g = -(weight * rank.ln()).min(MAX_LOSS);
             pairwise_update(simd, e, s, u, i, j, g);
@@ -94,7 +94,7 @@ fn warp_step<S: Lanes>(
 pub(super) fn example<S: Lanes>(
     simd: S,
     e: &Epoch<'_>,
-    s: &mut Scratch,
+    s: &mut Scratch<'_>,
     rng: &mut SmallRng,
     k: usize,
     u: usize,
@@ -140,7 +140,7 @@ pub(super) fn example<S: Lanes>(
             if let Some(table) = &e.popularity {
                 for t in 0..1000 {
                     let c = if t == 0 { first } else { table.draw(rng) };
-                    if !s.has(c) {
+                    if !s.liked.has(c) {
                         j = Some(c);
                         break;
                     }
@@ -175,7 +175,7 @@ pub(super) fn example<S: Lanes>(
 pub(super) fn kos_user<S: Lanes>(
     simd: S,
     e: &Epoch<'_>,
-    s: &mut Scratch,
+    s: &mut Scratch<'_>,
     rng: &mut SmallRng,
     u: usize,
 ) {

@@ -36,9 +36,11 @@
 //! - `L2`: the penalty `alpha / 2 |theta|^2` of every parameter an example touches is part of
 //!   that example's gradient (rows no example touches are not regularised).
 //!
-//! An epoch visits the users in a random order and each user's interactions in a random order
-//! (LightFM shuffles all interactions): the user's rows and a bitset of its items stay in cache,
-//! and negatives are checked against the bitset instead of a binary search in the user's row.
+//! An epoch visits the interactions in a random order, as LightFM ([`Order::Interactions`];
+//! negatives are checked by a binary search in the user's row), or the users in a random order
+//! and each user's interactions consecutively in a random order ([`Order::Users`]: the user's
+//! rows and a bitset of its items stay in cache, faster per epoch, but LightFM with that order
+//! learns less per epoch, as this one does).
 //!
 //! The epoch driver is here; [`hot_rows`] holds the per-thread copies of the most updated feature
 //! rows, [`optim`] the learning-rate schedules, [`loss`] the steps of each loss.
@@ -111,6 +113,22 @@ crate::names::by_name! { Regularization, "regularization",
     "l2" => L2,
 }
 
+/// The order in which an epoch visits the interactions.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Order {
+    /// A random permutation of all interactions (LightFM's).
+    Interactions,
+    /// Users in a random order, each user's interactions consecutively in a random order: the
+    /// user's rows and a bitset of its items stay in cache (faster per epoch), but a user's
+    /// updates come in bursts and the model learns less per epoch.
+    Users,
+}
+
+crate::names::by_name! { Order, "order",
+    "interactions" => Interactions,
+    "users" => Users,
+}
+
 /// Training parameters of an epoch.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct LightFmParams {
@@ -120,11 +138,13 @@ pub struct LightFmParams {
     pub user_alpha: f32,
     pub regularization: Regularization,
     pub max_sampled: usize,
+    pub order: Order,
 }
 
 impl Default for LightFmParams {
     /// LightFM 1.17's defaults: logistic loss, adagrad with learning rate 0.05, no
-    /// regularisation (weight decay when alpha is set), `max_sampled` 10.
+    /// regularisation (weight decay when alpha is set), `max_sampled` 10, every epoch a random
+    /// permutation of the interactions.
     fn default() -> Self {
         LightFmParams {
             loss: Loss::Logistic,
@@ -135,6 +155,7 @@ impl Default for LightFmParams {
             user_alpha: 0.0,
             regularization: Regularization::Decay,
             max_sampled: 10,
+            order: Order::Interactions,
         }
     }
 }
@@ -280,39 +301,65 @@ fn score<S: Lanes>(simd: S, u: &[f32], i: &[f32], d: usize) -> f32 {
     vdot(simd, &u[..d], &i[..d]) + u[d] + i[d]
 }
 
-struct Scratch {
+struct Scratch<'a> {
     user: Vec<f32>,
     pos: Vec<f32>,
     neg: Vec<f32>,
     coeff: Vec<f32>,
     heap: Vec<(f32, u32)>,
-    /// The items of user `liked_user` as a bitset (examples come grouped by user).
-    liked: Vec<u64>,
-    liked_user: usize,
+    liked: Liked<'a>,
     locals: Locals,
 }
 
-impl Scratch {
-    /// Makes `liked` hold user u's items.
+/// The items of the user whose examples train (negatives must not be among them).
+struct Liked<'a> {
+    /// With [`Order::Users`] (examples grouped by user), the user's items as a bitset over all
+    /// items; otherwise empty, and `row` holds them (sorted: a binary search).
+    bits: Vec<u64>,
+    row: &'a [i32],
+    user: usize,
+}
+
+impl<'a> Liked<'a> {
+    fn new(order: Order, n_items: usize) -> Self {
+        let bits = match order {
+            Order::Users => vec![0; n_items.div_ceil(64)],
+            Order::Interactions => Vec::new(),
+        };
+        Liked {
+            bits,
+            row: &[],
+            user: usize::MAX,
+        }
+    }
+
+    /// Makes [`Liked::has`] answer for user u's items.
     #[inline(always)]
-    fn load_user(&mut self, m: &CsrView<'_>, u: usize) {
-        if self.liked_user == u {
+    fn load(&mut self, m: &'a CsrView<'a>, u: usize) {
+        if self.user == u {
             return;
         }
-        if self.liked_user < m.n_rows() {
-            for &j in m.row(self.liked_user).0 {
-                self.liked[j as usize >> 6] = 0;
+        if !self.bits.is_empty() {
+            if self.user < m.n_rows() {
+                for &j in self.row {
+                    self.bits[j as usize >> 6] = 0;
+                }
+            }
+            for &j in m.row(u).0 {
+                self.bits[j as usize >> 6] |= 1 << (j & 63);
             }
         }
-        for &j in m.row(u).0 {
-            self.liked[j as usize >> 6] |= 1 << (j & 63);
-        }
-        self.liked_user = u;
+        self.row = m.row(u).0;
+        self.user = u;
     }
 
     #[inline(always)]
     fn has(&self, j: usize) -> bool {
-        self.liked[j >> 6] >> (j & 63) & 1 == 1
+        if self.bits.is_empty() {
+            self.row.binary_search(&(j as i32)).is_ok()
+        } else {
+            self.bits[j >> 6] >> (j & 63) & 1 == 1
+        }
     }
 }
 
@@ -369,8 +416,7 @@ fn share<S: Lanes>(simd: S, e: &Epoch<'_>, part: &mut Part<'_>, row_of: &[u32]) 
         neg: vec![0.0; w],
         coeff: vec![0.0; w],
         heap: Vec::new(),
-        liked: vec![0; e.item_features.n_rows().div_ceil(64)],
-        liked_user: usize::MAX,
+        liked: Liked::new(e.p.order, e.item_features.n_rows()),
         locals: Locals {
             users: Local::new(&e.users, w),
             items: Local::new(&e.items, w),
@@ -408,7 +454,7 @@ fn share<S: Lanes>(simd: S, e: &Epoch<'_>, part: &mut Part<'_>, row_of: &[u32]) 
             e.items.prefetch(e.item_features, j, true);
         }
         let u = row_of[k as usize] as usize;
-        s.load_user(m, u);
+        s.liked.load(m, u);
         if matches!(e.p.loss, Loss::WarpKos { .. }) {
             kos_user(simd, e, &mut s, rng, u);
         } else {
@@ -537,17 +583,25 @@ fn epoch_folding_below(
     if m.nnz() > u32::MAX as usize || m.n_rows() > u32::MAX as usize {
         return Err(Error::invalid("interactions", "more than 2^32 entries"));
     }
-    // Users in a random order, each user's interactions in a random order: the user's
-    // parameters and its set of items stay in cache while its examples train.
     let mut rng = stream(seed, u64::MAX, 4);
-    let mut user_order: Vec<u32> = (0..m.n_rows() as u32).collect();
-    user_order.shuffle(&mut rng);
-    let mut order: Vec<u32> = Vec::with_capacity(m.nnz());
-    for &u in &user_order {
-        let start = order.len();
-        order.extend(m.row_range(u as usize).map(|k| k as u32));
-        order[start..].shuffle(&mut rng);
-    }
+    let order: Vec<u32> = match params.order {
+        Order::Interactions => {
+            let mut order: Vec<u32> = (0..m.nnz() as u32).collect();
+            order.shuffle(&mut rng);
+            order
+        }
+        Order::Users => {
+            let mut user_order: Vec<u32> = (0..m.n_rows() as u32).collect();
+            user_order.shuffle(&mut rng);
+            let mut order = Vec::with_capacity(m.nnz());
+            for &u in &user_order {
+                let start = order.len();
+                order.extend(m.row_range(u as usize).map(|k| k as u32));
+                order[start..].shuffle(&mut rng);
+            }
+            order
+        }
+    };
     // Private copies of the most updated feature rows, with more than one thread (one thread
     // trains the shared rows directly, so its results stay exact and reproducible) and adagrad
     // (adadelta's accumulators are moving averages: changes made by two threads do not add up).
@@ -721,6 +775,28 @@ mod tests {
 
     fn rows(f: Features<'_>) -> Vec<Vec<(usize, f32)>> {
         (0..f.n_rows()).map(|r| f.row(r).collect()).collect()
+    }
+
+    #[test]
+    fn liked_items_are_known_in_either_order() {
+        let t = [(0, 1), (0, 64), (0, 69), (1, 2), (2, 0), (2, 63), (2, 65)];
+        let t: Vec<_> = t.iter().map(|&(u, i)| (u, i, 1.0)).collect();
+        let m = Csr::from_triplets(4, 70, &t).unwrap(); // ok: test data, valid triplets
+        let v = m.view();
+        for order in [Order::Users, Order::Interactions] {
+            let mut liked = Liked::new(order, 70);
+            // users in any order, repeated, one without items: the set is the user's only
+            for u in [0, 2, 2, 1, 3, 0, 1] {
+                liked.load(&v, u);
+                for j in 0..70 {
+                    assert_eq!(
+                        liked.has(j),
+                        v.contains(u, j as i32),
+                        "{order:?} user {u} item {j}"
+                    );
+                }
+            }
+        }
     }
 
     #[test]

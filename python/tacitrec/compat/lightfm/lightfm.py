@@ -34,10 +34,12 @@ class LightFM(_LightFM):
       user bias, which cancels from a score difference, gets no gradient (LightFM's drifts to
       large negative values). Models therefore differ from LightFM's for the same seed;
       quality is equal or better.
-    * An epoch visits users in a random order and each user's interactions in a random order
-      (LightFM shuffles all interactions), which is faster per epoch. Training is hogwild for any
-      ``num_threads`` (LightFM's too); ``num_threads=1`` is reproducible. ``num_threads=0``
-      means all cores (LightFM raises ValueError for it).
+    * An epoch visits the interactions in a random order, as LightFM's (``order="interactions"``,
+      the default here), so a tuned epoch count carries over; ``order="users"`` (not in LightFM)
+      visits users in a random order and each user's interactions consecutively: faster per
+      epoch, but it learns less per epoch (LightFM given that order does too). Training is
+      hogwild for any ``num_threads`` (LightFM's too); ``num_threads=1`` is reproducible.
+      ``num_threads=0`` means all cores (LightFM raises ValueError for it).
     * Invalid hyper-parameters raise :class:`LightFMParameterError`, which is both the
       AssertionError LightFM's asserts raise and the ValueError tacitrec raises; ``set_params``
       validates too (LightFM does not).
@@ -75,6 +77,7 @@ class LightFM(_LightFM):
         max_sampled: int = 10,
         random_state=None,
         regularization: str = "decay",
+        order: str = "interactions",
     ):
         try:
             super().__init__(
@@ -91,6 +94,7 @@ class LightFM(_LightFM):
                 max_sampled=max_sampled,
                 random_state=random_state,
                 regularization=regularization,
+                order=order,
             )
         except ValueError as e:
             raise LightFMParameterError(str(e)) from None
