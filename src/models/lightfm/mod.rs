@@ -583,31 +583,47 @@ fn epoch_folding_below(
     if m.nnz() > u32::MAX as usize || m.n_rows() > u32::MAX as usize {
         return Err(Error::invalid("interactions", "more than 2^32 entries"));
     }
+    // The examples in a random order, cut into one part per thread: users in a random order,
+    // each user's interactions consecutively (Order::Users; parts of equal length); or the users
+    // in a random order dealt out to the parts by their interactions (about equal work), each
+    // part's interactions in a random order (Order::Interactions: a random permutation of all
+    // interactions for one thread; with several, no two threads ever train the same user).
+    let threads = parallel::resolve_threads(num_threads);
     let mut rng = stream(seed, u64::MAX, 4);
-    let order: Vec<u32> = match params.order {
+    let mut user_order: Vec<u32> = (0..m.n_rows() as u32).collect();
+    user_order.shuffle(&mut rng);
+    let mut order: Vec<u32> = Vec::with_capacity(m.nnz());
+    let mut ends: Vec<usize> = Vec::with_capacity(threads);
+    match params.order {
         Order::Interactions => {
-            let mut order: Vec<u32> = (0..m.nnz() as u32).collect();
-            order.shuffle(&mut rng);
-            order
+            let share = m.nnz().div_ceil(threads.max(1)).max(1);
+            let mut start = 0;
+            for &u in &user_order {
+                order.extend(m.row_range(u as usize).map(|k| k as u32));
+                if order.len() - start >= share {
+                    order[start..].shuffle(&mut rng);
+                    start = order.len();
+                    ends.push(start);
+                }
+            }
+            order[start..].shuffle(&mut rng);
         }
         Order::Users => {
-            let mut user_order: Vec<u32> = (0..m.n_rows() as u32).collect();
-            user_order.shuffle(&mut rng);
-            let mut order = Vec::with_capacity(m.nnz());
             for &u in &user_order {
                 let start = order.len();
                 order.extend(m.row_range(u as usize).map(|k| k as u32));
                 order[start..].shuffle(&mut rng);
             }
-            order
+            let share = m.nnz().div_ceil(threads.max(1)).max(1);
+            ends.extend((1..threads).map(|k| (k * share).min(m.nnz())));
         }
-    };
+    }
+    ends.push(m.nnz());
     // Private copies of the most updated feature rows, with more than one thread (one thread
     // trains the shared rows directly, so its results stay exact and reproducible) and adagrad
     // (adadelta's accumulators are moving averages: changes made by two threads do not add up).
     // A user row trains once per interaction; an item row once per interaction as the positive
     // and about as often as the average item as a negative.
-    let threads = parallel::resolve_threads(num_threads);
     let adagrad = matches!(params.schedule, Schedule::Adagrad { .. });
     let (hot_users, hot_items) = if threads > 1 && adagrad {
         let user_updates: Vec<f64> = (0..m.n_rows())
@@ -651,13 +667,12 @@ fn epoch_folding_below(
     };
     let arch = sgd_arch();
     parallel::install(num_threads, || {
-        let t = rayon::current_num_threads();
-        let chunk = order.len().div_ceil(t).max(1);
-        let mut parts: Vec<Part<'_>> = order
-            .chunks(chunk)
-            .enumerate()
-            .map(|(k, part)| Part::new(&e, part, stream(seed, k as u64, 5)))
-            .collect();
+        let mut start = 0;
+        let mut parts: Vec<Part<'_>> = Vec::with_capacity(ends.len());
+        for (k, &end) in ends.iter().enumerate() {
+            parts.push(Part::new(&e, &order[start..end], stream(seed, k as u64, 5)));
+            start = end;
+        }
         // runs until every part is done; a part stops early only for a fold of the rows (weight
         // decay) or when the epoch is interrupted (then every part is done)
         loop {
