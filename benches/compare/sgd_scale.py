@@ -16,7 +16,8 @@ The peers: implicit 0.7.3 (BPR, LMF; 1 BLAS thread, ``num_threads`` threads) and
 (warp; ``num_threads``). Hyper-parameters: each library's defaults (implicit's and tacitrec's are
 the same), ``--factors`` factors / components, random_state 0. tacitrec's BPR runs its default
 (reproducible, stratified) schedule unless ``--variant hogwild``; tacitrec's LightFM its default
-epoch order (all interactions shuffled, as LightFM) unless ``--variant users`` (users grouped).
+default epoch order (users grouped) unless ``--variant interactions`` (LightFM's: all interactions
+shuffled).
 
 The data comes from knn_scale.py's generators and cache (``powerlaw``, ``clustered``).
 
@@ -158,7 +159,7 @@ def main():
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--epochs", type=int, default=3)
     ap.add_argument("--factors", type=int, default=64)
-    ap.add_argument("--variant", default="", choices=["", "hogwild", "users"])
+    ap.add_argument("--variant", default="", choices=["", "hogwild", "interactions"])
     ap.add_argument("--tag", default="", help="label for the output (e.g. before/after)")
     ap.add_argument("--cache", default="/tmp/tacitrec-knn-scale")
     args = ap.parse_args()
@@ -174,8 +175,8 @@ def main():
         else:
             import lightfm as lib
         x = X.tocoo()
-        if args.variant == "users":
-            kw["order"] = "users"
+        if args.variant == "interactions":
+            kw["order"] = "interactions"
         model = lib.LightFM(no_components=args.factors, loss="warp", **kw)
 
         def fit():

@@ -33,11 +33,14 @@ Differences from LightFM, fixing its known defects:
   batched top-k kernel, including users and items known only by their feature rows;
 * ``predict`` / ``recommend`` without the feature matrices on a model fitted with features raise
   an error (LightFM silently scores with the wrong representations);
-* ``order="users"`` (not in LightFM) visits the users in a random order and each user's
-  interactions consecutively, so the user's parameters and its set of items stay in cache
-  (faster per epoch), but a user's updates then come in bursts and the model learns less per
-  epoch (LightFM 1.17 given that order learns as slowly: benches/compare/RESULTS.md); the
-  default ``order="interactions"`` visits all interactions in a random order, as LightFM;
+* an epoch visits the users in a random order and each user's interactions consecutively
+  (``order="users"``, the default; LightFM shuffles all interactions, ``order="interactions"``
+  here), so the user's parameters and its set of items stay in cache (faster per epoch). The
+  order changes what an epoch learns, in both libraries (LightFM given the grouped order
+  learns as tacitrec does): at some settings the grouped order is ahead of LightFM's, at others
+  behind; tuned, the two reach the same quality (benches/compare/RESULTS.md). To follow a
+  LightFM learning curve at a fixed setting, use ``order="interactions"`` (the default of
+  :mod:`tacitrec.compat.lightfm`);
 * training is parallel (hogwild) for any ``num_threads``; results with more than one thread are
   not reproducible (LightFM's neither). With adagrad and several threads, the most updated
   feature rows (features shared by many items or users, such as tags, and the rows of very
@@ -130,10 +133,13 @@ class LightFM(RecommenderBase):
 
     With both alphas 0 the two are the same (no regularisation).
 
-    ``order`` (not in LightFM) is the order of an epoch's examples: ``"interactions"``
-    (default, LightFM's) a random permutation of all interactions; ``"users"`` the users in a
-    random order, each user's interactions consecutively in a random order, faster per epoch
-    but learning less per epoch (more epochs reach the same quality).
+    ``order`` (not in LightFM) is the order of an epoch's examples: ``"users"`` (default) the
+    users in a random order, each user's interactions consecutively in a random order (faster
+    per epoch); ``"interactions"`` a random permutation of all interactions, as
+    LightFM (with several threads, each thread takes a disjoint set of users). At a fixed
+    setting the two learn differently per epoch (either may be ahead); ``"interactions"``
+    follows LightFM's learning curve.
+
     The constructor and :meth:`set_params` raise ValueError naming a parameter out of range
     (LightFM asserts in the constructor only).
 
@@ -158,7 +164,7 @@ class LightFM(RecommenderBase):
         random_state=None,
         num_threads: int = 0,
         regularization: str = "decay",
-        order: str = "interactions",
+        order: str = "users",
     ):
         self.no_components = no_components
         self.k = k

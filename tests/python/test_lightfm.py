@@ -246,7 +246,10 @@ def test_models_saved_before_the_options_load_as_they_were_trained(tmp_path):
     assert tacitrec.load_dir(tmp_path / "dir").regularization == "l2"
     assert tacitrec.load_dir(tmp_path / "dir").order == "users"
     assert LightFM().regularization == "decay"  # new models take the defaults
-    assert LightFM().order == "interactions"
+    assert LightFM().order == "users"
+    from tacitrec.compat.lightfm import LightFM as CompatLightFM
+
+    assert CompatLightFM().order == "interactions"  # LightFM's order
     # an old pickle: no attribute
     state = m.__dict__.copy()
     del state["regularization"], state["order"]

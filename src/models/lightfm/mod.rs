@@ -39,8 +39,10 @@
 //! An epoch visits the interactions in a random order, as LightFM ([`Order::Interactions`];
 //! negatives are checked by a binary search in the user's row), or the users in a random order
 //! and each user's interactions consecutively in a random order ([`Order::Users`]: the user's
-//! rows and a bitset of its items stay in cache, faster per epoch, but LightFM with that order
-//! learns less per epoch, as this one does).
+//! rows and a bitset of its items stay in cache, faster per epoch; LightFM given that order
+//! learns as this one does, per epoch ahead of its own order at some settings, behind at
+//! others). With [`Order::Interactions`] and several threads, each thread's part of an epoch
+//! holds whole users (no two threads train the same user).
 //!
 //! The epoch driver is here; [`hot_rows`] holds the per-thread copies of the most updated feature
 //! rows, [`optim`] the learning-rate schedules, [`loss`] the steps of each loss.
@@ -119,8 +121,9 @@ pub enum Order {
     /// A random permutation of all interactions (LightFM's).
     Interactions,
     /// Users in a random order, each user's interactions consecutively in a random order: the
-    /// user's rows and a bitset of its items stay in cache (faster per epoch), but a user's
-    /// updates come in bursts and the model learns less per epoch.
+    /// user's rows and a bitset of its items stay in cache (faster per epoch); a user's updates
+    /// come in bursts, so an epoch learns differently (ahead of LightFM's order at some
+    /// settings, behind at others).
     Users,
 }
 

@@ -35,9 +35,10 @@ class LightFM(_LightFM):
       large negative values). Models therefore differ from LightFM's for the same seed;
       quality is equal or better.
     * An epoch visits the interactions in a random order, as LightFM's (``order="interactions"``,
-      the default here), so a tuned epoch count carries over; ``order="users"`` (not in LightFM)
-      visits users in a random order and each user's interactions consecutively: faster per
-      epoch, but it learns less per epoch (LightFM given that order does too). Training is
+      the default here), so a tuned setting learns as it did in LightFM, epoch for epoch;
+      ``order="users"`` (not in LightFM, the default of :class:`tacitrec.LightFM`) visits users
+      in a random order and each user's interactions consecutively: faster per epoch, and it
+      learns differently per epoch (LightFM given that order does too). Training is
       hogwild for any ``num_threads`` (LightFM's too); ``num_threads=1`` is reproducible.
       ``num_threads=0`` means all cores (LightFM raises ValueError for it).
     * Invalid hyper-parameters raise :class:`LightFMParameterError`, which is both the
