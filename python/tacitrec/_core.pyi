@@ -166,6 +166,7 @@ def lightfm_epoch(
     user_alpha: float,
     regularization: str,
     max_sampled: int,
+    order: str,
 ) -> None: ...
 
 #: The most threads a Rust thread pool gets (larger ``num_threads`` are served by this many).
