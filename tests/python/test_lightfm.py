@@ -412,9 +412,9 @@ def test_weight_decay_with_threads_trains_as_well_as_one():
     # several threads publish their decay to a shared scale every 256 examples; the model must
     # be about as good as the exact one-thread run, and about as shrunk. Means of 3 seeds (one
     # hogwild run varies by several percent). Known: at this strongly regularised setting two
-    # threads shrink more (norms 0.83-0.88 of one thread's, ndcg 0.90-0.93), probably because
-    # the per-thread copies of hot rows see stale adagrad sums, so their learning rates, and the
-    # decay computed from them, run high until the next merge.
+    # threads shrink more (norms 0.83-0.88 of one thread's, ndcg 0.90-0.93); without decay they
+    # do not, and adadelta (no per-thread hot rows) does too, so the cause is in how threads
+    # share the decay (not yet found).
     from tacitrec.datasets import synthetic
     from tacitrec.evaluation import ranking_metrics_at_k, train_test_split
 
