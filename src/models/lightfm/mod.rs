@@ -525,8 +525,8 @@ pub struct Data<'a> {
     pub item_features: &'a CsrView<'a>,
 }
 
-/// One epoch of hogwild SGD over the interactions (users in random order, each user's
-/// interactions shuffled), updating both sides in place. `d` is the number of embedding components.
+/// One epoch of hogwild SGD over the interactions in `params.order` (see [`Order`]), updating both
+/// sides in place. `d` is the number of embedding components.
 pub fn epoch(
     data: &Data<'_>,
     users: Side<'_>,
@@ -755,6 +755,7 @@ mod tests {
                 step_acc: &mut is,
             };
             epoch_folding_below(&data, users, items, d, &params, e, threads, fold_below).unwrap();
+            // ok: a test, valid shapes
         }
         ip.extend(up);
         ip
