@@ -754,8 +754,8 @@ mod tests {
                 grad_acc: &mut ig,
                 step_acc: &mut is,
             };
-            epoch_folding_below(&data, users, items, d, &params, e, threads, fold_below).unwrap();
-            // ok: a test, valid shapes
+            let run = epoch_folding_below(&data, users, items, d, &params, e, threads, fold_below);
+            run.unwrap(); // ok: a test, valid shapes
         }
         ip.extend(up);
         ip
