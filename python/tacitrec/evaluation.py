@@ -59,6 +59,37 @@ def _csr(shape, rows, cols, data) -> sp.csr_matrix:
     return out
 
 
+def _split(m, rows, test) -> Tuple[sp.csr_matrix, sp.csr_matrix]:
+    """``(rest, held)``: the stored interactions of the canonical ``m`` (and their ``rows``, from
+    :func:`_canonical_coo`) outside and inside the boolean mask ``test``, as CSR matrices of its
+    shape and dtype."""
+    keep = ~test
+    return (
+        _csr(m.shape, rows[keep], m.indices[keep], m.data[keep]),
+        _csr(m.shape, rows[test], m.indices[test], m.data[test]),
+    )
+
+
+def _features(user_features, item_features) -> Dict[str, Any]:
+    """The feature matrices that are given, as keyword arguments of a model's ``recommend``."""
+    return {
+        name: F
+        for name, F in (("user_features", user_features), ("item_features", item_features))
+        if F is not None
+    }
+
+
+def _top_k(model, train, users, K: int, features):
+    """``(batch, ids)`` for each batch of ``users``: the model's top ``K`` items of each user of
+    the batch (int32, C-contiguous), the user's ``train`` items excluded."""
+    for start in range(0, len(users), _BATCH_USERS):
+        batch = users[start : start + _BATCH_USERS]
+        ids, _ = model.recommend(
+            batch, train.take_rows(batch), N=K, filter_already_liked_items=True, **features
+        )
+        yield batch, np.ascontiguousarray(ids, dtype=np.int32)
+
+
 def train_test_split(
     ratings, train_percentage: float = 0.8, random_state=None
 ) -> Tuple[sp.csr_matrix, sp.csr_matrix]:
@@ -72,13 +103,9 @@ def train_test_split(
     m, rows = _canonical_coo(ratings, "ratings")
     nnz = m.nnz
     n_train = int(round(float(train_percentage) * nnz))
-    train = np.zeros(nnz, dtype=bool)
-    train[rng.permutation(nnz)[:n_train]] = True
-    test = ~train
-    return (
-        _csr(m.shape, rows[train], m.indices[train], m.data[train]),
-        _csr(m.shape, rows[test], m.indices[test], m.data[test]),
-    )
+    test = np.ones(nnz, dtype=bool)
+    test[rng.permutation(nnz)[:n_train]] = False
+    return _split(m, rows, test)
 
 
 def leave_k_out_split(
@@ -107,11 +134,7 @@ def leave_k_out_split(
     rank = np.arange(m.nnz) - m.indptr[rows[order]]
     test = np.zeros(m.nnz, dtype=bool)
     test[order] = (rank < K) & eligible[rows[order]]
-    train = ~test
-    return (
-        _csr(m.shape, rows[train], m.indices[train], m.data[train]),
-        _csr(m.shape, rows[test], m.indices[test], m.data[test]),
-    )
+    return _split(m, rows, test)
 
 
 def ranking_metrics_at_k(
@@ -142,11 +165,7 @@ def ranking_metrics_at_k(
     users = np.flatnonzero(np.diff(test.indptr))
     if users.size == 0:
         raise ValueError("test_user_items has no interactions: there is nothing to evaluate")
-    features = {
-        name: F
-        for name, F in (("user_features", user_features), ("item_features", item_features))
-        if F is not None
-    }
+    features = _features(user_features, item_features)
     with tqdm(total=len(users), disable=not show_progress, desc="evaluate") as bar:
         sums = metric_sums(model, train, test, users, K, num_threads, features, bar)
     return metrics_from_sums(sums)
@@ -201,21 +220,11 @@ def beyond_accuracy(
     information = -np.log2(np.maximum(had, 1.0) / max(int((activity > 0).sum()), 1))
     values = np.ascontiguousarray(np.stack([popularity, information], axis=1), dtype=np.float32)
     vectors = _diversity_vectors(model, item_features, n_items)
-    features = {
-        name: F
-        for name, F in (("user_features", user_features), ("item_features", model_item_features))
-        if F is not None
-    }
+    features = _features(user_features, model_item_features)
     means, stats, counts = [], [], np.zeros(n_items, np.int64)
     with tqdm(total=len(users), disable=not show_progress, desc="beyond accuracy") as bar:
-        for start in range(0, len(users), _BATCH_USERS):
-            batch = users[start : start + _BATCH_USERS]
-            ids, _ = model.recommend(
-                batch, X.take_rows(batch), N=K, filter_already_liked_items=True, **features
-            )
-            m, s, c = _core.beyond_accuracy_per_user(
-                np.ascontiguousarray(ids, dtype=np.int32), K, values, vectors, num_threads
-            )
+        for batch, ids in _top_k(model, X, users, K, features):
+            m, s, c = _core.beyond_accuracy_per_user(ids, K, values, vectors, num_threads)
             means.append(m)
             stats.append(s)
             counts += c.astype(np.int64)
@@ -317,17 +326,9 @@ def metric_sums(
 def metric_tables(model, train, test, users, K: int, num_threads: int, features=None, bar=None):
     """The per-user metric tables (float64, one row per user of ``users``, one column per
     ``_core.METRIC_NAMES``), batch by batch."""
-    for start in range(0, len(users), _BATCH_USERS):
-        batch = users[start : start + _BATCH_USERS]
-        ids, _ = model.recommend(
-            batch, train.take_rows(batch), N=K, filter_already_liked_items=True, **(features or {})
-        )
+    for batch, ids in _top_k(model, train, users, K, features or {}):
         table = _core.ranking_metrics_per_user(
-            np.ascontiguousarray(ids, dtype=np.int32),
-            test.take_rows(batch),
-            K,
-            test.shape[1],
-            num_threads,
+            ids, test.take_rows(batch), K, test.shape[1], num_threads
         )
         if bar is not None:
             bar.update(len(batch))

@@ -36,7 +36,7 @@ import scipy.sparse as sp
 
 from ._validation import check_count, check_random_state
 from .exceptions import ModelFitError
-from .evaluation import _canonical_coo, _csr, ranking_metrics_at_k, train_test_split
+from .evaluation import _canonical_coo, _split, ranking_metrics_at_k, train_test_split
 
 METRICS = ("precision", "recall", "map", "ndcg", "auc", "mrr", "hit_rate", "implicit_precision")
 
@@ -86,11 +86,7 @@ def validation_split(
     rank_from_end = m.indptr[rows[order] + 1] - 1 - np.arange(m.nnz)
     valid = np.zeros(m.nnz, dtype=bool)
     valid[order] = rank_from_end < held[rows[order]]
-    keep = ~valid
-    return (
-        _csr(m.shape, rows[keep], m.indices[keep], m.data[keep]),
-        _csr(m.shape, rows[valid], m.indices[valid], m.data[valid]),
-    )
+    return _split(m, rows, valid)
 
 
 class _Stop(Exception):
