@@ -28,7 +28,7 @@ from __future__ import annotations
 import itertools
 import math
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any, Callable, Dict, List, Optional, Sequence
 
 import numpy as np
@@ -193,15 +193,35 @@ def _fit(model, train, fit_params, params):
     return model.fit(train, **kw)
 
 
-def _evaluate(model, fit_part, validation, K, features):
-    return ranking_metrics_at_k(model, fit_part, validation, K=K, show_progress=False, **features)
+@dataclass(frozen=True)
+class _Plan:
+    """What every trial of one search shares: the model factory, the split, the metric and the
+    fitting and early-stopping settings, as the search function was given them (:func:`_search`
+    checks them)."""
+
+    make: Callable[..., Any]
+    fit_part: Any
+    validation: Any
+    metric: str
+    K: int
+    fit_params: Any
+    eval_every: Optional[int]
+    patience: Optional[int]
+    show_progress: bool
+    features: Dict[str, Any]
 
 
-def _run_trial(
-    make, params, fit_part, validation, metric, K, fit_params, eval_every, patience, features
-) -> Trial:
+def _evaluate(model, plan: _Plan):
+    return ranking_metrics_at_k(
+        model, plan.fit_part, plan.validation, K=plan.K, show_progress=False, **plan.features
+    )
+
+
+def _run_trial(plan: _Plan, params) -> Trial:
     from .lightfm import LightFM
 
+    make, fit_part, fit_params = plan.make, plan.fit_part, plan.fit_params
+    metric, eval_every, patience = plan.metric, plan.eval_every, plan.patience
     start = time.perf_counter()
     model = _construct(make, params)
     iters = _iterations_name(model)
@@ -210,7 +230,7 @@ def _run_trial(
     misses = [0]
 
     def check(done: int) -> None:
-        metrics = _evaluate(model, fit_part, validation, K, features)
+        metrics = _evaluate(model, plan)
         history.append((done, metrics[metric]))
         if _rank(metrics[metric]) > best["score"] or best["metrics"] is None:
             best.update(score=_rank(metrics[metric]), metrics=metrics, at=done)
@@ -225,7 +245,7 @@ def _run_trial(
             _fit(model, fit_part, fit_params, params)
         except ModelFitError as e:
             return _diverged(params, start, history, e)
-        metrics = _evaluate(model, fit_part, validation, K, features)
+        metrics = _evaluate(model, plan)
         return Trial(dict(params), metrics, time.perf_counter() - start)
     error = None
     if isinstance(model, LightFM):
@@ -278,19 +298,9 @@ def _diverged(params, start, history, error: ModelFitError) -> Trial:
     return Trial(dict(params), metrics, time.perf_counter() - start, history, str(error))
 
 
-def _search(
-    make,
-    settings,
-    fit_part,
-    validation,
-    metric,
-    K,
-    fit_params,
-    eval_every,
-    patience,
-    show_progress,
-    features,
-) -> SearchResult:
+def _search(plan: _Plan, settings) -> SearchResult:
+    make, fit_part, validation = plan.make, plan.fit_part, plan.validation
+    metric, K, eval_every, patience = plan.metric, plan.K, plan.eval_every, plan.patience
     if metric not in METRICS:
         raise ValueError(f"metric must be one of {METRICS}, got {metric!r}")
     K = check_count(K, "K")
@@ -311,24 +321,14 @@ def _search(
             f"fit_part has shape {fit_part.shape} and validation {validation.shape}:"
             " split one matrix with validation_split"
         )
-    fit_params = dict(fit_params or {})
+    fit_params = dict(plan.fit_params or {})
+    plan = replace(plan, K=K, fit_params=fit_params, eval_every=eval_every, patience=patience)
     trials: List[Trial] = []
     result = SearchResult(metric, K, trials, make, fit_params)
     for n, params in enumerate(settings, 1):
-        trial = _run_trial(
-            make,
-            params,
-            fit_part,
-            validation,
-            metric,
-            K,
-            fit_params,
-            eval_every,
-            patience,
-            features,
-        )
+        trial = _run_trial(plan, params)
         trials.append(trial)
-        if show_progress:
+        if plan.show_progress:
             shown = ", ".join(f"{k}={v!r}" for k, v in trial.params.items())
             best = max(_rank(t.metrics[metric]) for t in trials)
             best_shown = f"{best:.5f}" if best > -math.inf else "none yet"
@@ -380,9 +380,8 @@ def grid_search(
     early stopping; ``eval_every=None``: score only the end). ``fit_params`` go to ``fit``
     (LightFM: ``epochs``, ``num_threads``, feature matrices...)."""
     features = _features(user_features, item_features, fit_params)
-    return _search(
+    plan = _Plan(
         model,
-        _grid(param_grid),
         fit_part,
         validation,
         metric,
@@ -393,6 +392,7 @@ def grid_search(
         show_progress,
         features,
     )
+    return _search(plan, _grid(param_grid))
 
 
 def random_search(
@@ -421,29 +421,8 @@ def random_search(
     n_iter = check_count(n_iter, "n_iter")
     specs = {name: _spec(name, d) for name, d in distributions.items()}
     features = _features(user_features, item_features, fit_params)
-    if sampler == "optuna":
-        return _optuna_search(
-            model,
-            specs,
-            fit_part,
-            validation,
-            n_iter,
-            metric,
-            K,
-            fit_params,
-            eval_every,
-            patience,
-            random_state,
-            show_progress,
-            features,
-        )
-    if sampler != "random":
-        raise ValueError(f"sampler must be 'random' or 'optuna', got {sampler!r}")
-    rng = check_random_state(random_state)
-    settings = [{name: draw(rng) for name, (draw, _) in specs.items()} for _ in range(n_iter)]
-    return _search(
+    plan = _Plan(
         model,
-        settings,
         fit_part,
         validation,
         metric,
@@ -454,6 +433,13 @@ def random_search(
         show_progress,
         features,
     )
+    if sampler == "optuna":
+        return _optuna_search(plan, specs, n_iter, random_state)
+    if sampler != "random":
+        raise ValueError(f"sampler must be 'random' or 'optuna', got {sampler!r}")
+    rng = check_random_state(random_state)
+    settings = [{name: draw(rng) for name, (draw, _) in specs.items()} for _ in range(n_iter)]
+    return _search(plan, settings)
 
 
 def _features(user_features, item_features, fit_params):
@@ -501,21 +487,7 @@ def _spec(name, d):
     )
 
 
-def _optuna_search(
-    make,
-    specs,
-    fit_part,
-    validation,
-    n_iter,
-    metric,
-    K,
-    fit_params,
-    eval_every,
-    patience,
-    random_state,
-    show_progress,
-    features,
-):
+def _optuna_search(plan: _Plan, specs, n_iter, random_state):
     try:
         import optuna
     except ImportError as e:
@@ -526,26 +498,16 @@ def _optuna_search(
 
     def objective(trial):
         params = {name: suggest(trial) for name, (_, suggest) in specs.items()}
-        result = _search(
-            make,
-            [params],
-            fit_part,
-            validation,
-            metric,
-            K,
-            fit_params,
-            eval_every,
-            patience,
-            show_progress,
-            features,
-        )
+        result = _search(plan, [params])
         trials.append(result.trials[0])
-        return result.trials[0].metrics[metric]
+        return result.trials[0].metrics[plan.metric]
 
-    if not show_progress:
+    if not plan.show_progress:
         optuna.logging.set_verbosity(optuna.logging.WARNING)
     study.optimize(objective, n_trials=n_iter)
-    return SearchResult(metric, check_count(K, "K"), trials, make, dict(fit_params or {}))
+    return SearchResult(
+        plan.metric, check_count(plan.K, "K"), trials, plan.make, dict(plan.fit_params or {})
+    )
 
 
 __all__ = ["validation_split", "grid_search", "random_search", "SearchResult", "Trial", "METRICS"]
