@@ -317,6 +317,38 @@ class RecommenderBase:
         )
         return (ids[0], scores[0]) if scalar else (ids, scores)
 
+    def _rows_to_score(self, user_items: Optional[Csr]) -> Csr:
+        """``user_items``, for ``_recommend`` of a model that scores from the users' rows
+        (``_scores_from_user_items``): it cannot do without them."""
+        if user_items is None:
+            raise ValueError(
+                f"user_items is required: {type(self).__name__} scores items from each user's "
+                "row (pass user_items[userid])"
+            )
+        return user_items
+
+    def _similar_from_rows(self, score, itemid, N, filter_items, items):
+        """``similar_items`` of a model that scores items from a user's row: the top ``N`` for
+        a user who has only ``itemid`` (scalar or array), that item filtered out. ``score(rows,
+        N, filter_liked=, items=, filter_items=)`` is the model's scoring of checked rows."""
+        _, n = self._shape()
+        ids, scalar = check_ids(itemid, n, "itemid", "items")
+        N = check_count(N, "N")
+        one_hot = Csr(
+            np.arange(len(ids) + 1, dtype=np.int64),
+            ids,
+            np.ones(len(ids), dtype=np.float32),
+            (len(ids), n),
+        )
+        res = score(
+            one_hot,
+            N,
+            filter_liked=True,
+            filter_items=check_id_list(filter_items, n, "filter_items"),
+            items=check_id_list(items, n, "items"),
+        )
+        return (res[0][0], res[1][0]) if scalar else res
+
     # ---- data frames --------------------------------------------------------------------------
     def recommend_frame(
         self,

@@ -26,8 +26,6 @@ from ._validation import (
     as_state_array,
     check_compressed,
     check_count,
-    check_id_list,
-    check_ids,
 )
 from .base import RecommenderBase
 from .exceptions import ModelFormatError, NotFittedError
@@ -206,12 +204,9 @@ class EASERecommender(RecommenderBase):
     def _recommend(
         self, userids, user_items, N, *, filter_liked, filter_items, items, recalculate_user
     ):
-        if user_items is None:
-            raise ValueError(
-                "user_items is required: EASERecommender scores items from each user's row "
-                "(pass user_items[userid])"
-            )
-        return self._score(user_items, N, filter_liked, items=items, filter_items=filter_items)
+        return self._score(
+            self._rows_to_score(user_items), N, filter_liked, items=items, filter_items=filter_items
+        )
 
     def similar_items(
         self,
@@ -230,23 +225,7 @@ class EASERecommender(RecommenderBase):
             raise NotImplementedError(
                 "EASERecommender cannot recalculate items: refit with the new item's interactions"
             )
-        _, n = self._shape()
-        ids, scalar = check_ids(itemid, n, "itemid", "items")
-        N = check_count(N, "N")
-        one_hot = (
-            np.arange(len(ids) + 1, dtype=np.int64),
-            ids,
-            np.ones(len(ids), dtype=np.float32),
-            (len(ids), n),
-        )
-        res = self._score(
-            one_hot,
-            N,
-            True,
-            items=check_id_list(items, n, "items"),
-            filter_items=check_id_list(filter_items, n, "filter_items"),
-        )
-        return (res[0][0], res[1][0]) if scalar else res
+        return self._similar_from_rows(self._score, itemid, N, filter_items, items)
 
     def similar_users(
         self,

@@ -145,14 +145,9 @@ class ItemItemRecommender(RecommenderBase):
     def _recommend(
         self, userids, user_items, N, *, filter_liked, filter_items, items, recalculate_user
     ):
-        if user_items is None:
-            raise ValueError(
-                f"user_items is required: {type(self).__name__} scores items from each user's "
-                "row (pass user_items[userid])"
-            )
         assert self._sim is not None  # the caller's _shape() raised otherwise
         return _core.knn_recommend(
-            user_items,
+            self._rows_to_score(user_items),
             self._sim,
             N,
             filter_liked,

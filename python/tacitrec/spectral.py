@@ -25,8 +25,6 @@ from ._validation import (
     as_state_array,
     check_compressed,
     check_count,
-    check_id_list,
-    check_ids,
 )
 from .base import RecommenderBase
 from .exceptions import ModelFormatError, NotFittedError
@@ -356,13 +354,12 @@ class SpectralFilterRecommender(RecommenderBase):
     def _recommend(
         self, userids, user_items, N, *, filter_liked, filter_items, items, recalculate_user
     ):
-        if user_items is None:
-            raise ValueError(
-                f"user_items is required: {type(self).__name__} scores items from each user's "
-                "row (pass user_items[userid])"
-            )
         return self._run(
-            user_items, N, filter_liked=filter_liked, filter_items=filter_items, items=items
+            self._rows_to_score(user_items),
+            N,
+            filter_liked=filter_liked,
+            filter_items=filter_items,
+            items=items,
         )
 
     def similar_items(
@@ -379,23 +376,7 @@ class SpectralFilterRecommender(RecommenderBase):
         NotImplementedError."""
         if recalculate_item:
             raise NotImplementedError(f"{type(self).__name__} cannot recalculate items: refit")
-        _, n = self._shape()
-        ids, scalar = check_ids(itemid, n, "itemid", "items")
-        N = check_count(N, "N")
-        one_hot = Csr(
-            np.arange(len(ids) + 1, dtype=np.int64),
-            ids,
-            np.ones(len(ids), dtype=np.float32),
-            (len(ids), n),
-        )
-        res = self._run(
-            one_hot,
-            N,
-            filter_liked=True,
-            filter_items=check_id_list(filter_items, n, "filter_items"),
-            items=check_id_list(items, n, "items"),
-        )
-        return (res[0][0], res[1][0]) if scalar else res
+        return self._similar_from_rows(self._run, itemid, N, filter_items, items)
 
     def similar_users(
         self,
