@@ -52,6 +52,19 @@ def interrupted(call):
 
 def same(a, b):
     assert a.shape == b.shape and np.array_equal(a, b)
+
+def interrupted_iterations(model, X):
+    # a factor model built with iterations=0: fitted (the initial factors), then 100 iterations
+    # interrupted; its factors must be those after the last completed iteration, and it must
+    # still recommend
+    model.fit(X, show_progress=False)
+    done = [(model.user_factors.copy(), model.item_factors.copy())]
+    model.iterations = 100
+    cb = lambda *a: done.append((model.user_factors.copy(), model.item_factors.copy()))
+    interrupted(lambda: model.fit(X, show_progress=False, callback=cb))
+    same(model.user_factors, done[-1][0])
+    same(model.item_factors, done[-1][1])
+    model.recommend(np.arange(5), X[:5], N=5)
 """
 
 
@@ -81,14 +94,7 @@ def test_als_iteration():
     X = interactions(4000, 5000, 200)
     model = tacitrec.AlternatingLeastSquares(factors=256, iterations=0, use_cg=False,
                                              num_threads=2, random_state=0)
-    model.fit(X, show_progress=False)  # the initial factors
-    done = [(model.user_factors.copy(), model.item_factors.copy())]
-    model.iterations = 100
-    cb = lambda *a: done.append((model.user_factors.copy(), model.item_factors.copy()))
-    interrupted(lambda: model.fit(X, show_progress=False, callback=cb))
-    same(model.user_factors, done[-1][0])  # as after the last completed iteration
-    same(model.item_factors, done[-1][1])
-    model.recommend(np.arange(5), X[:5], N=5)
+    interrupted_iterations(model, X)
     """)
 
 
@@ -98,14 +104,7 @@ def test_bpr_epoch(deterministic):
     X = interactions(20000, 5000, 200)
     model = tacitrec.BayesianPersonalizedRanking(factors=1024, iterations=0, num_threads=2,
                                                  random_state=0, deterministic={deterministic})
-    model.fit(X, show_progress=False)
-    done = [(model.user_factors.copy(), model.item_factors.copy())]
-    model.iterations = 100
-    cb = lambda *a: done.append((model.user_factors.copy(), model.item_factors.copy()))
-    interrupted(lambda: model.fit(X, show_progress=False, callback=cb))
-    same(model.user_factors, done[-1][0])
-    same(model.item_factors, done[-1][1])
-    model.recommend(np.arange(5), X[:5], N=5)
+    interrupted_iterations(model, X)
     """)
 
 
@@ -115,14 +114,7 @@ def test_lmf_iteration():
     model = tacitrec.LogisticMatrixFactorization(factors=64, iterations=0, neg_prop=1000,
                                                  max_negatives=None, num_threads=2,
                                                  random_state=0)
-    model.fit(X, show_progress=False)
-    done = [(model.user_factors.copy(), model.item_factors.copy())]
-    model.iterations = 100
-    cb = lambda *a: done.append((model.user_factors.copy(), model.item_factors.copy()))
-    interrupted(lambda: model.fit(X, show_progress=False, callback=cb))
-    same(model.user_factors, done[-1][0])
-    same(model.item_factors, done[-1][1])
-    model.recommend(np.arange(5), X[:5], N=5)
+    interrupted_iterations(model, X)
     """)
 
 
