@@ -216,24 +216,22 @@ def test_matches_implicit_when_installed():
     X = random_user_items(n_users=200, n_items=60, density=0.1, seed=2)
     for use_cg in (True, False):
         ours, theirs = [], []
-        AlternatingLeastSquares(
+        params = dict(
             factors=8,
             regularization=0.05,
             use_cg=use_cg,
             iterations=5,
             calculate_training_loss=True,
             random_state=4,
-        ).fit(X, show_progress=False, callback=lambda i, s, loss, out=ours: out.append(loss))
+        )
+        AlternatingLeastSquares(**params).fit(
+            X, show_progress=False, callback=lambda i, s, loss, out=ours: out.append(loss)
+        )
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
-            Peer(
-                factors=8,
-                regularization=0.05,
-                use_cg=use_cg,
-                iterations=5,
-                calculate_training_loss=True,
-                random_state=4,
-            ).fit(X, show_progress=False, callback=lambda i, s, loss, out=theirs: out.append(loss))
+            Peer(**params).fit(
+                X, show_progress=False, callback=lambda i, s, loss, out=theirs: out.append(loss)
+            )
         np.testing.assert_allclose(ours, theirs, rtol=1e-4)
 
 
