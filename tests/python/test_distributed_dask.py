@@ -104,78 +104,39 @@ def test_als_fit_survives_a_worker_killed_mid_fit(engine):
     (the driver's values went in as tasks, not scattered data) and the fit still equals the
     local one. Runs last in this module: it waits for the cluster to have 2 workers again."""
     import os
-    import signal
-    import threading
-    import time
 
-    import numpy as np
-    import pandas as pd
-    import scipy.sparse as sp
-
+    from als_fit_cases import als_rows, assert_equal_fit, fit_while_killing, local_fit
     from tacitrec import AlternatingLeastSquares
 
     client = distributed.get_client()
-    rng = np.random.default_rng(2)
-    n = 60000
-    df = pd.DataFrame(
-        {
-            "uid": rng.integers(0, 4000, n) * 7 + 3,
-            "sku": np.char.add("sku", rng.integers(0, 1500, n).astype(str)),
-            "clicks": rng.integers(1, 5, n).astype(np.float32),
-        }
-    )
-    uids, u = np.unique(df["uid"], return_inverse=True)
-    iids, i = np.unique(df["sku"], return_inverse=True)
-    X = sp.coo_matrix((df["clicks"].to_numpy(), (u, i)), shape=(len(uids), len(iids))).tocsr()
+    df = als_rows(n=60000, users=4000, items=1500, seed=2)
     params = dict(factors=48, iterations=3, random_state=5, use_cg=False)
-    local = AlternatingLeastSquares(num_threads=1, **params).fit(X, show_progress=False)
-    killed, stop = [], threading.Event()
-    pids = client.run(os.getpid)  # {worker address: its process}
+    local, X, uids, iids = local_fit(df, num_threads=1, **params)
+    pids = {}  # {worker address: its process}, looked up before each try
 
-    def killer():
-        while not stop.is_set() and not killed:
-            for address, keys in client.processing().items():
-                if any(str(k).startswith("solve-") for k in keys) and address in pids:
-                    try:
-                        os.kill(pids[address], signal.SIGKILL)
-                    except ProcessLookupError:
-                        continue
-                    killed.append(address)
-                    break
-            time.sleep(0.005)
+    def fit():
+        pids.clear()
+        pids.update(client.run(os.getpid))
+        return tdask.fit(
+            AlternatingLeastSquares(**params),
+            dd.from_pandas(df, npartitions=3, sort=False),
+            user_col="uid",
+            item_col="sku",
+            weight_col="clicks",
+            num_blocks=2,
+            show_progress=False,
+        )
+
+    def solving():
+        return [
+            (address, pids[address])
+            for address, keys in client.processing().items()
+            if any(str(k).startswith("solve-") for k in keys) and address in pids
+        ]
 
     try:
-        for _attempt in range(3):  # a fit whose solves all ended between two looks runs again
-            stop.clear()
-            thread = threading.Thread(target=killer, daemon=True)
-            thread.start()
-            try:
-                fitted = tdask.fit(
-                    AlternatingLeastSquares(**params),
-                    dd.from_pandas(df, npartitions=3, sort=False),
-                    user_col="uid",
-                    item_col="sku",
-                    weight_col="clicks",
-                    num_blocks=2,
-                    show_progress=False,
-                )
-            finally:
-                stop.set()
-                thread.join()
-            if killed:
-                break
-            pids = client.run(os.getpid)
+        fitted, killed = fit_while_killing(fit, solving, pause=0.005)
     finally:
         client.wait_for_workers(2, timeout=120)
-    assert killed, "no block solve was seen running: nothing was killed"
-    assert killed[0] not in client.scheduler_info()["workers"]  # its replacement has another port
-    for got, want in (
-        (fitted.user_factors, local.user_factors),
-        (fitted.item_factors, local.item_factors),
-    ):
-        assert np.abs(got - want).max() <= 1e-4 * np.abs(want).max()
-    assert fitted.user_ids_.tolist() == uids.tolist()
-    users = np.arange(0, X.shape[0], 7)
-    np.testing.assert_array_equal(
-        fitted.recommend(users, X[users], N=5)[0], local.recommend(users, X[users], N=5)[0]
-    )
+    assert killed not in client.scheduler_info()["workers"]  # its replacement has another port
+    assert_equal_fit(fitted, local, X, uids, iids)

@@ -8,62 +8,20 @@ import os
 
 os.environ.setdefault("RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER", "0")  # before ray is imported
 
-import signal
-import threading
-import time
-
 import numpy as np
-import pandas as pd
 import pytest
-import scipy.sparse as sp
 
 ray = pytest.importorskip("ray")
 pytest.importorskip("ray.data")
 
 import tacitrec.distributed.ray as tray
+from als_fit_cases import als_rows, assert_equal_fit, fit_while_killing, local_fit
 from tacitrec import AlternatingLeastSquares, BayesianPersonalizedRanking
-
-
-def _rows(n=2500, users=200, items=90, seed=0):
-    """Interaction rows with integer user ids (scattered) and string item ids, some pairs
-    repeated (summed by both fits)."""
-    rng = np.random.default_rng(seed)
-    return pd.DataFrame(
-        {
-            "uid": rng.integers(0, users, n) * 7 + 3,
-            "sku": np.char.add("sku", rng.integers(0, items, n).astype(str)),
-            "clicks": rng.integers(1, 5, n).astype(np.float32),
-        }
-    )
-
-
-def _local(df, **params):
-    """The local fit of the same rows, ids numbered in sorted order."""
-    uids, u = np.unique(df["uid"].to_numpy(), return_inverse=True)
-    iids, i = np.unique(df["sku"].to_numpy(), return_inverse=True)
-    X = sp.coo_matrix((df["clicks"].to_numpy(), (u, i)), shape=(len(uids), len(iids))).tocsr()
-    model = AlternatingLeastSquares(**params).fit(X, show_progress=False)
-    return model, X, uids, iids
 
 
 def _dataset(df, blocks=3):
     chunks = np.array_split(np.arange(len(df)), blocks)
     return ray.data.from_pandas([df.iloc[c].reset_index(drop=True) for c in chunks])
-
-
-def _assert_equal_fit(fitted, local, X, uids, iids):
-    for got, want in (
-        (fitted.user_factors, local.user_factors),
-        (fitted.item_factors, local.item_factors),
-    ):
-        assert got.shape == want.shape
-        assert np.abs(got - want).max() <= 1e-4 * np.abs(want).max()
-    np.testing.assert_array_equal(fitted.user_ids_, uids)
-    np.testing.assert_array_equal(fitted.item_ids_, iids)
-    users = np.arange(0, X.shape[0], 7)
-    ids, _ = fitted.recommend(users, X[users], N=5)
-    want, _ = local.recommend(users, X[users], N=5)
-    np.testing.assert_array_equal(ids, want)
 
 
 _BASE = dict(factors=6, iterations=4, random_state=11, regularization=0.05)
@@ -82,8 +40,8 @@ _BASE = dict(factors=6, iterations=4, random_state=11, regularization=0.05)
     ],
 )
 def test_fit_equals_the_local_fit(ray_session, num_blocks, options, ship):
-    df = _rows()
-    local, X, uids, iids = _local(df, num_threads=1, **_BASE, **options)
+    df = als_rows()
+    local, X, uids, iids = local_fit(df, num_threads=1, **_BASE, **options)
     seen = []
     fitted = tray.fit(
         AlternatingLeastSquares(**_BASE, **options),
@@ -96,7 +54,7 @@ def test_fit_equals_the_local_fit(ray_session, num_blocks, options, ship):
         show_progress=False,
         callback=lambda it, elapsed, loss: seen.append((it, loss)),
     )
-    _assert_equal_fit(fitted, local, X, uids, iids)
+    assert_equal_fit(fitted, local, X, uids, iids)
     assert seen == [(it, None) for it in range(_BASE["iterations"])]
     info = fitted.fit_info_
     blocks = (num_blocks, num_blocks) if isinstance(num_blocks, int) else num_blocks
@@ -109,8 +67,8 @@ def test_fit_equals_the_local_fit(ray_session, num_blocks, options, ship):
 
 
 def test_unweighted_rows_weigh_one(ray_session):
-    df = _rows(seed=1)
-    local, X, uids, iids = _local(df.assign(clicks=np.float32(1)), num_threads=1, **_BASE)
+    df = als_rows(seed=1)
+    local, X, uids, iids = local_fit(df.assign(clicks=np.float32(1)), num_threads=1, **_BASE)
     fitted = tray.fit(
         AlternatingLeastSquares(**_BASE),
         _dataset(df),
@@ -119,7 +77,7 @@ def test_unweighted_rows_weigh_one(ray_session):
         num_blocks=2,
         show_progress=False,
     )
-    _assert_equal_fit(fitted, local, X, uids, iids)
+    assert_equal_fit(fitted, local, X, uids, iids)
 
 
 def _solve_workers():
@@ -141,58 +99,38 @@ def _solve_workers():
 def test_a_worker_killed_mid_fit_costs_a_retry_not_the_result(ray_session):
     """A killer thread SIGKILLs the first worker process it finds solving a block; Ray runs
     that task again from the same object-store inputs and the fit still equals the local one."""
-    df = _rows(n=60000, users=4000, items=1500, seed=2)
+    df = als_rows(n=60000, users=4000, items=1500, seed=2)
     params = dict(factors=48, iterations=3, random_state=5, use_cg=False)
-    local, X, uids, iids = _local(df, num_threads=1, **params)
-    killed, stop = [], threading.Event()
-
-    def killer():
-        while not stop.is_set() and not killed:
-            for pid in _solve_workers():
-                try:
-                    os.kill(pid, signal.SIGKILL)
-                    killed.append(pid)
-                except ProcessLookupError:
-                    continue
-                break
-            time.sleep(0.002)
-
-    for _attempt in range(3):  # a fit whose solves all ended between two looks runs again
-        stop.clear()
-        thread = threading.Thread(target=killer, daemon=True)
-        thread.start()
-        try:
-            fitted = tray.fit(
-                AlternatingLeastSquares(**params),
-                _dataset(df),
-                user_col="uid",
-                item_col="sku",
-                weight_col="clicks",
-                num_blocks=2,
-                show_progress=False,
-            )
-        finally:
-            stop.set()
-            thread.join()
-        if killed:
-            break
-    assert killed, "no block solve was seen running: nothing was killed"
-    assert (
-        not os.path.exists(f"/proc/{killed[0]}/cmdline")
-        or b"ray::solve" not in open(f"/proc/{killed[0]}/cmdline", "rb").read()
+    local, X, uids, iids = local_fit(df, num_threads=1, **params)
+    fitted, killed = fit_while_killing(
+        lambda: tray.fit(
+            AlternatingLeastSquares(**params),
+            _dataset(df),
+            user_col="uid",
+            item_col="sku",
+            weight_col="clicks",
+            num_blocks=2,
+            show_progress=False,
+        ),
+        lambda: [(pid, pid) for pid in _solve_workers()],
+        pause=0.002,
     )
-    _assert_equal_fit(fitted, local, X, uids, iids)
+    assert (
+        not os.path.exists(f"/proc/{killed}/cmdline")
+        or b"ray::solve" not in open(f"/proc/{killed}/cmdline", "rb").read()
+    )
+    assert_equal_fit(fitted, local, X, uids, iids)
 
 
 def test_bad_arguments_name_themselves(ray_session):
-    df = _rows(n=200)
+    df = als_rows(n=200)
     ds = _dataset(df, 1)
     cols = dict(user_col="uid", item_col="sku", show_progress=False)
     with pytest.raises(
         TypeError, match="model must be an unfitted tacitrec AlternatingLeastSquares"
     ):
         tray.fit(BayesianPersonalizedRanking(), ds, **cols)
-    fitted, *_ = _local(df, **_BASE)
+    fitted, *_ = local_fit(df, **_BASE)
     with pytest.raises(ValueError, match="model is already fitted"):
         tray.fit(fitted, ds, **cols)
     with pytest.raises(ValueError, match="ials\\+\\+"):
