@@ -301,6 +301,23 @@ def as_state_array(value, name: str, dtype, ndim: int) -> np.ndarray:
     return arr
 
 
+def as_state_csr(state, prefix: str, name: str, shape: Tuple[int, int]) -> Csr:
+    """The CSR matrix of ``shape`` saved as the arrays ``{prefix}_indptr``, ``{prefix}_indices``
+    and ``{prefix}_data`` of ``state``, each read by :func:`as_state_array` and the whole checked
+    by :func:`check_compressed`. Raises ModelFormatError naming ``name``."""
+    from .exceptions import ModelFormatError
+
+    indptr, indices, data = [
+        as_state_array(state[f"{prefix}_{part}"], f"{name} {part}", dtype, 1)
+        for part, dtype in (("indptr", np.int64), ("indices", np.int32), ("data", np.float32))
+    ]
+    try:
+        check_compressed(indptr, indices, data, shape[0], shape[1], f"the saved {name}", "column ")
+    except ValueError as e:
+        raise ModelFormatError(str(e)) from e
+    return Csr(indptr, indices, data, shape)
+
+
 def as_factors(value, name: str, n_factors: Optional[int] = None) -> np.ndarray:
     """A finite 2-D float32 C-contiguous copy of ``value``."""
     arr = as_float32_copy(value, name)

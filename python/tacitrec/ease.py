@@ -24,7 +24,7 @@ from ._validation import (
     Csr,
     as_csr,
     as_state_array,
-    check_compressed,
+    as_state_csr,
     check_count,
 )
 from .base import RecommenderBase
@@ -259,19 +259,7 @@ class EASERecommender(RecommenderBase):
         if n < 0:
             raise ModelFormatError(f"the saved model has {n} items")
         if "weights" not in state:  # the sparse model
-            indptr, indices, data = [
-                as_state_array(state[f"weights_{name}"], f"weights {name}", dtype, 1)
-                for name, dtype in (
-                    ("indptr", np.int64),
-                    ("indices", np.int32),
-                    ("data", np.float32),
-                )
-            ]
-            try:
-                check_compressed(indptr, indices, data, n, n, "the saved weights", "column ")
-            except ValueError as e:
-                raise ModelFormatError(str(e)) from e
-            self._set_weights(None, Csr(indptr, indices, data, (n, n)))
+            self._set_weights(None, as_state_csr(state, "weights", "weights", (n, n)))
             return
         w = as_state_array(state["weights"], "weights", np.float32, 2)
         if w.shape != (n, n):

@@ -36,7 +36,7 @@ from ._validation import (
     all_finite,
     as_csr,
     as_state_array,
-    check_compressed,
+    as_state_csr,
     check_count,
     check_id_list,
     check_ids,
@@ -216,19 +216,10 @@ class ItemItemRecommender(RecommenderBase):
         }
 
     def _set_state(self, state) -> None:
-        n_saved = as_state_array(state["n_items"], "n_items", np.int64, 0)
-        indptr, indices, data = [
-            as_state_array(state[f"sim_{name}"], f"similarity {name}", dtype, 1)
-            for name, dtype in (("indptr", np.int64), ("indices", np.int32), ("data", np.float32))
-        ]
-        n = int(n_saved)
+        n = int(as_state_array(state["n_items"], "n_items", np.int64, 0))
         if n < 0:
             raise ModelFormatError(f"the saved model has {n} items")
-        try:
-            check_compressed(indptr, indices, data, n, n, "the saved similarity", "column ")
-        except ValueError as e:
-            raise ModelFormatError(str(e)) from e
-        self._set_similarity(Csr(indptr, indices, data, (n, n)))
+        self._set_similarity(as_state_csr(state, "sim", "similarity", (n, n)))
 
     def __getstate__(self):
         d = super().__getstate__()

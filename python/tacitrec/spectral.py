@@ -23,7 +23,7 @@ from ._validation import (
     Csr,
     as_csr,
     as_state_array,
-    check_compressed,
+    as_state_csr,
     check_count,
 )
 from .base import RecommenderBase
@@ -421,23 +421,10 @@ class SpectralFilterRecommender(RecommenderBase):
                 f"the saved singular_vectors have shape {V.shape}, expected "
                 f"{n_items} rows and at most {min(n_users, n_items)} columns"
             )
-        mats = []
-        for prefix, shape in (("graph", (n_users, n_items)), ("graph_t", (n_items, n_users))):
-            indptr, indices, data = [
-                as_state_array(state[f"{prefix}_{name}"], f"{prefix} {name}", dtype, 1)
-                for name, dtype in (
-                    ("indptr", np.int64),
-                    ("indices", np.int32),
-                    ("data", np.float32),
-                )
-            ]
-            try:
-                check_compressed(
-                    indptr, indices, data, shape[0], shape[1], f"the saved {prefix}", "column "
-                )
-            except ValueError as e:
-                raise ModelFormatError(str(e)) from e
-            mats.append(Csr(indptr, indices, data, shape))
+        mats = [
+            as_state_csr(state, prefix, prefix, shape)
+            for prefix, shape in (("graph", (n_users, n_items)), ("graph_t", (n_items, n_users)))
+        ]
         if mats[0].nnz != mats[1].nnz:
             raise ModelFormatError("the saved graph and its transpose differ in size")
         self._graph, self._graph_t = mats
