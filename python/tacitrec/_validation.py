@@ -301,6 +301,12 @@ def as_state_array(value, name: str, dtype, ndim: int) -> np.ndarray:
     return arr
 
 
+def csr_state(prefix: str, c: Csr) -> Dict[str, np.ndarray]:
+    """The arrays of ``c`` named as a model's state holds them (:func:`as_state_csr` reads them
+    back)."""
+    return {f"{prefix}_indptr": c.indptr, f"{prefix}_indices": c.indices, f"{prefix}_data": c.data}
+
+
 def as_state_csr(state, prefix: str, name: str, shape: Tuple[int, int]) -> Csr:
     """The CSR matrix of ``shape`` saved as the arrays ``{prefix}_indptr``, ``{prefix}_indices``
     and ``{prefix}_data`` of ``state``, each read by :func:`as_state_array` and the whole checked

@@ -25,6 +25,7 @@ from ._validation import (
     as_csr,
     as_state_array,
     as_state_csr,
+    csr_state,
     check_count,
 )
 from .base import RecommenderBase
@@ -244,13 +245,7 @@ class EASERecommender(RecommenderBase):
     def _get_state(self) -> Dict[str, np.ndarray]:
         _, n = self._shape()
         if self._sparse is not None:
-            s = self._sparse
-            return {
-                "weights_indptr": s.indptr,
-                "weights_indices": s.indices,
-                "weights_data": s.data,
-                "n_items": np.array(n),
-            }
+            return {**csr_state("weights", self._sparse), "n_items": np.array(n)}
         assert self._weights is not None  # _shape() raised otherwise
         return {"weights": self._weights, "n_items": np.array(n)}
 

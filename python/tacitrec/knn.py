@@ -40,6 +40,7 @@ from ._validation import (
     check_count,
     check_id_list,
     check_ids,
+    csr_state,
 )
 from .base import RecommenderBase
 from .exceptions import ModelFormatError, NotFittedError
@@ -208,12 +209,7 @@ class ItemItemRecommender(RecommenderBase):
         self._shape()
         s = self._sim
         assert s is not None  # _shape() raised otherwise
-        return {
-            "sim_indptr": s.indptr,
-            "sim_indices": s.indices,
-            "sim_data": s.data,
-            "n_items": np.array(s.shape[0]),
-        }
+        return {**csr_state("sim", s), "n_items": np.array(s.shape[0])}
 
     def _set_state(self, state) -> None:
         n = int(as_state_array(state["n_items"], "n_items", np.int64, 0))

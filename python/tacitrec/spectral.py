@@ -24,6 +24,7 @@ from ._validation import (
     as_csr,
     as_state_array,
     as_state_csr,
+    csr_state,
     check_count,
 )
 from .base import RecommenderBase
@@ -398,12 +399,8 @@ class SpectralFilterRecommender(RecommenderBase):
         assert g is not None and gt is not None  # _shape() raised otherwise
         assert self._factors is not None and self._item_degree is not None  # set with the graph
         return {
-            "graph_indptr": g.indptr,
-            "graph_indices": g.indices,
-            "graph_data": g.data,
-            "graph_t_indptr": gt.indptr,
-            "graph_t_indices": gt.indices,
-            "graph_t_data": gt.data,
+            **csr_state("graph", g),
+            **csr_state("graph_t", gt),
             "singular_vectors": self._factors,
             "item_degree": self._item_degree,
             "n_users": np.array(g.shape[0]),
