@@ -8,12 +8,17 @@ import pytest
 README = os.path.join(os.path.dirname(__file__), "..", "..", "README.md")
 
 
-def blocks():
-    """The Python blocks of the "Python quickstarts" section (others may need files)."""
+def python_blocks(title):
+    """The Python blocks of the README's section ``## title``."""
     with open(README, encoding="utf-8") as f:
         text = f.read()
-    section = text.split("\n## Python quickstarts\n")[1].split("\n## ")[0]
+    section = text.split(f"\n## {title}\n")[1].split("\n## ")[0]
     return re.findall(r"```python\n(.*?)```", section, flags=re.S)
+
+
+def blocks():
+    """The Python blocks of the "Python quickstarts" section (others may need files)."""
+    return python_blocks("Python quickstarts")
 
 
 def test_readme_has_the_quickstarts():
@@ -34,10 +39,7 @@ def test_readme_block_runs(index, tmp_path, monkeypatch):
 
 def engine_blocks():
     """The Python blocks of "More than one machine": one example per engine."""
-    with open(README, encoding="utf-8") as f:
-        text = f.read()
-    section = text.split("\n## More than one machine\n")[1].split("\n## ")[0]
-    return re.findall(r"```python\n(.*?)```", section, flags=re.S)
+    return python_blocks("More than one machine")
 
 
 def test_readme_has_an_example_per_engine():
@@ -72,10 +74,7 @@ def test_readme_engine_example_runs(index, tmp_path):
 
 
 def frame_blocks():
-    with open(README, encoding="utf-8") as f:
-        text = f.read()
-    section = text.split("\n## Data frames in and out\n")[1].split("\n## ")[0]
-    return re.findall(r"```python\n(.*?)```", section, flags=re.S)
+    return python_blocks("Data frames in and out")
 
 
 @pytest.mark.parametrize("index", range(len(frame_blocks())))
