@@ -208,6 +208,12 @@ impl Local {
         self.shrink32 = self.shrink as f32;
     }
 
+    /// The decay this thread has applied since it last published (a factor >= 1).
+    #[inline(always)]
+    pub(super) fn unpublished(&self) -> f64 {
+        self.unpublished
+    }
+
     /// Publishes this thread's decay to the side and takes the side's scale, which includes the
     /// other threads' published decay.
     pub(super) fn publish(&mut self, side: &Shared) {

@@ -19,7 +19,8 @@
 //!   decay divides `c`), and the rows are multiplied by `c` at the end of the epoch, or when `c`
 //!   falls below [`FOLD_BELOW`] (the threads stop, the rows are folded, the threads go on), so
 //!   the rows stay finite for any alpha. Threads publish their decay to the side every
-//!   [`PUBLISH_EVERY`] examples (one thread never needs to: it is exact).
+//!   [`PUBLISH_EVERY`] examples, or sooner when it exceeds [`PUBLISH_ABOVE`] (one thread never
+//!   needs to: it is exact).
 //!
 //!   LightFM 1.17 keeps a scale per side too, the reciprocal of ours (it is multiplied by
 //!   `1 + alpha * eta` per example; `regularize` divides every row by it and resets it to 1, at
@@ -176,10 +177,16 @@ pub const FOLD_BELOW: f64 = 1e-20;
 /// falls below `FOLD_BELOW / MAX_DECAY`, well inside f32's range, for any alpha.
 pub const MAX_DECAY: f64 = 1e10;
 
-/// With [`Regularization::Decay`] and several threads, examples a thread trains between
+/// With [`Regularization::Decay`] and several threads, the most examples a thread trains between
 /// publications of its decay (a thread's scale misses the decay of the other threads' last
 /// examples, fewer than this many each).
 pub const PUBLISH_EVERY: usize = 256;
+
+/// With [`Regularization::Decay`] and several threads, a thread also publishes as soon as its
+/// unpublished decay divides the parameters by more than this: a thread's scale is then never
+/// off by more than this factor per other thread, however strong the decay (at a strong decay,
+/// 256 examples can divide the parameters by 1.3 and more).
+pub const PUBLISH_ABOVE: f64 = 1.001;
 
 /// One side's trainable state: parameters, optimiser accumulators, adadelta's update
 /// accumulators (all `features x (d + 1)`).
@@ -208,7 +215,7 @@ struct Epoch<'a> {
     /// for a fold.
     fold: AtomicBool,
     fold_below: f64,
-    /// More than one thread trains (they publish their decay every [`PUBLISH_EVERY`] examples).
+    /// More than one thread trains (they publish their decay, see [`PUBLISH_EVERY`]).
     shared: bool,
 }
 
@@ -476,7 +483,14 @@ fn share<S: Lanes>(simd: S, e: &Epoch<'_>, part: &mut Part<'_>, row_of: &[u32]) 
                         .decay((1.0 + item_alpha * eta).min(MAX_DECAY));
                 }
             }
-            if e.shared && t % PUBLISH_EVERY == PUBLISH_EVERY - 1 {
+            if e.shared
+                && (t % PUBLISH_EVERY == PUBLISH_EVERY - 1
+                    || s.locals
+                        .users
+                        .unpublished()
+                        .max(s.locals.items.unpublished())
+                        > PUBLISH_ABOVE)
+            {
                 s.locals.users.publish(&e.users);
                 s.locals.items.publish(&e.items);
             }
