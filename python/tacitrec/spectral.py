@@ -355,13 +355,8 @@ class SpectralFilterRecommender(RecommenderBase):
     def _recommend(
         self, userids, user_items, N, *, filter_liked, filter_items, items, recalculate_user
     ):
-        return self._run(
-            self._rows_to_score(user_items),
-            N,
-            filter_liked=filter_liked,
-            filter_items=filter_items,
-            items=items,
-        )
+        rows = self._rows_to_score(user_items)
+        return self._run(rows, N, filter_liked=filter_liked, filter_items=filter_items, items=items)
 
     def similar_items(
         self,
