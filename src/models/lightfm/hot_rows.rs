@@ -145,12 +145,14 @@ pub(super) struct Local {
     rows: Vec<f32>,
     base: Vec<f32>,
     /// The side's scale as this thread knows it (see [`Local::decay`]), its f32 copy and
-    /// reciprocal, and the decay this thread has applied since it last published.
+    /// reciprocal, the decay this thread has applied since it last published, and the side's
+    /// published decay it last took (the bits of `Shared::log_decay`).
     scale: f64,
     shrink: f64,
     scale32: f32,
     shrink32: f32,
     unpublished: f64,
+    seen: u64,
 }
 
 impl Local {
@@ -175,6 +177,7 @@ impl Local {
             scale32: 1.0,
             shrink32: 1.0,
             unpublished: 1.0,
+            seen: side.log_decay.load(Ordering::Relaxed),
         }
     }
 
@@ -220,7 +223,20 @@ impl Local {
         if self.unpublished != 1.0 {
             let log = side.publish(self.unpublished);
             self.unpublished = 1.0;
+            self.seen = log.to_bits();
             self.set_scale((-log).exp());
+        }
+    }
+
+    /// Takes the decay the other threads have published since this thread last looked (one
+    /// load when there is none): a thread that was descheduled while the others trained does
+    /// not go on with the scale it had.
+    #[inline(always)]
+    pub(super) fn catch_up(&mut self, side: &Shared) {
+        let now = side.log_decay.load(Ordering::Relaxed);
+        if now != self.seen {
+            self.seen = now;
+            self.set_scale((-f64::from_bits(now)).exp() / self.unpublished);
         }
     }
 

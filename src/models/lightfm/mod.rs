@@ -366,12 +366,49 @@ impl<'a> Liked<'a> {
     #[inline(always)]
     fn has(&self, j: usize) -> bool {
         if self.bits.is_empty() {
-            self.row.binary_search(&(j as i32)).is_ok()
+            let j = j as i32;
+            if self.row.len() <= LINEAR_BELOW {
+                // every entry compared, no early exit: vector compares whose loads are all in
+                // flight at once, where a binary search waits for each probe's load in turn
+                self.row.iter().fold(false, |found, &x| found | (x == j))
+            } else {
+                self.row.binary_search(&j).is_ok()
+            }
         } else {
             self.bits[j >> 6] >> (j & 63) & 1 == 1
         }
     }
 }
+
+/// Requests the lines of user u's row of `m` (its item ids): all of them, up to
+/// [`ROW_LINES`], in [`Order::Interactions`], where the liked check searches the row (every
+/// line of a short one; a binary search's probes would otherwise miss the cache one after the
+/// other); the first one otherwise (the bitset of [`Order::Users`] is filled by a sequential
+/// read).
+#[inline(always)]
+fn prefetch_row(m: &CsrView<'_>, u: usize, order: Order) {
+    let r = m.row_range(u);
+    let first = m.indices().as_ptr().wrapping_add(r.start);
+    if order == Order::Users || r.is_empty() {
+        prefetch(first);
+        return;
+    }
+    let last = m.indices().as_ptr().wrapping_add(r.end - 1) as usize;
+    let mut line = first as usize & !63;
+    for _ in 0..ROW_LINES {
+        prefetch(line as *const u8);
+        line += 64;
+        if line > last {
+            break;
+        }
+    }
+}
+
+/// The most lines of a user's row [`prefetch_row`] requests (256 item ids).
+const ROW_LINES: usize = 16;
+
+/// Rows of up to this many items are searched by comparing every entry (see [`Liked::has`]).
+const LINEAR_BELOW: usize = 64;
 
 /// The examples of one thread share ahead of which the negatives are drawn (see [`share`]).
 const AHEAD: usize = 4;
@@ -435,8 +472,8 @@ fn share<S: Lanes>(simd: S, e: &Epoch<'_>, part: &mut Part<'_>, row_of: &[u32]) 
     };
     // The order is random, so every example starts with cache misses: on its interaction's
     // entries, its user's and item's parameter and accumulator rows, its first negative's rows.
-    // Request the entries 2 * AHEAD examples on, the rows AHEAD on, with the first negative
-    // drawn that early (a ring of pending draws).
+    // Request the entries 3 * AHEAD examples on, the user's row bounds 2 * AHEAD on, the rows
+    // AHEAD on, with the first negative drawn that early (a ring of pending draws).
     let m = e.interactions;
     let order = part.order;
     let rng = &mut part.rng;
@@ -448,9 +485,17 @@ fn share<S: Lanes>(simd: S, e: &Epoch<'_>, part: &mut Part<'_>, row_of: &[u32]) 
             break; // the rows are folded, then this thread goes on from example t
         }
         let k = order[t];
-        if let Some(&far) = order.get(t + 2 * AHEAD) {
+        if let Some(&far) = order.get(t + 3 * AHEAD) {
             prefetch(row_of.as_ptr().wrapping_add(far as usize));
             prefetch(m.indices().as_ptr().wrapping_add(far as usize));
+        }
+        if let Some(&mid) = order.get(t + 2 * AHEAD) {
+            // the user's row start and end, so that its lines can be requested AHEAD on
+            prefetch(
+                m.indptr()
+                    .as_ptr()
+                    .wrapping_add(row_of[mid as usize] as usize),
+            );
         }
         if let Some(&next) = order.get(t + AHEAD) {
             let next = next as usize;
@@ -458,10 +503,14 @@ fn share<S: Lanes>(simd: S, e: &Epoch<'_>, part: &mut Part<'_>, row_of: &[u32]) 
             e.users.prefetch(e.user_features, u, true);
             e.items
                 .prefetch(e.item_features, m.indices()[next] as usize, true);
-            prefetch(m.indices().as_ptr().wrapping_add(m.row_range(u).start));
+            prefetch_row(m, u, e.p.order);
             let j = draw(e, rng);
             pending[(t + AHEAD) % RING] = j;
             e.items.prefetch(e.item_features, j, true);
+        }
+        if e.shared && e.decaying {
+            s.locals.users.catch_up(&e.users);
+            s.locals.items.catch_up(&e.items);
         }
         let u = row_of[k as usize] as usize;
         s.liked.load(m, u);
@@ -813,15 +862,18 @@ mod tests {
     #[test]
     fn liked_items_are_known_in_either_order() {
         let t = [(0, 1), (0, 64), (0, 69), (1, 2), (2, 0), (2, 63), (2, 65)];
-        let t: Vec<_> = t.iter().map(|&(u, i)| (u, i, 1.0)).collect();
-        let m = Csr::from_triplets(4, 70, &t).unwrap(); // ok: test data, valid triplets
+        let mut t: Vec<_> = t.iter().map(|&(u, i)| (u, i, 1.0)).collect();
+        // user 4's row is longer than LINEAR_BELOW (searched by bisection): every third item
+        t.extend((0..300).step_by(3).map(|i| (4, i, 1.0)));
+        assert!(t.iter().filter(|e| e.0 == 4).count() > LINEAR_BELOW);
+        let m = Csr::from_triplets(5, 300, &t).unwrap(); // ok: test data, valid triplets
         let v = m.view();
         for order in [Order::Users, Order::Interactions] {
-            let mut liked = Liked::new(order, 70);
+            let mut liked = Liked::new(order, 300);
             // users in any order, repeated, one without items: the set is the user's only
-            for u in [0, 2, 2, 1, 3, 0, 1] {
+            for u in [0, 2, 4, 2, 1, 3, 0, 4, 1] {
                 liked.load(&v, u);
-                for j in 0..70 {
+                for j in 0..300 {
                     assert_eq!(
                         liked.has(j),
                         v.contains(u, j as i32),
