@@ -49,6 +49,10 @@ def _bad(name: str, problem: str) -> ValueError:
     return ValueError(f"{name} is not a valid sparse matrix: {problem}")
 
 
+#: The largest column index of a canonical CSR matrix (its indices are int32).
+MAX_INDEX = int(np.iinfo(np.int32).max)
+
+
 def check_compressed(
     indptr, indices, data, major: int, minor: int, name: str, kind: str = ""
 ) -> None:
@@ -130,6 +134,11 @@ def as_csr(
             hint = f"; convert it with scipy.sparse.csr_matrix({name})"
         raise TypeError(f"{name} must be a scipy.sparse matrix or array, got {kind}{hint}")
 
+    if csr_shape[1] > MAX_INDEX + 1:
+        raise ValueError(
+            f"{name} has {csr_shape[1]} columns: at most 2**31 are supported "
+            "(column indices are 32-bit)"
+        )
     if n_rows is not None and csr_shape[0] != n_rows:
         raise ValueError(f"{name} has {csr_shape[0]} rows, expected {n_rows}")
     if n_cols is not None and csr_shape[1] != n_cols:

@@ -95,6 +95,22 @@ def test_invalid_indices_are_rejected():
         as_csr(X, "user_items")
 
 
+def test_columns_beyond_32_bit_indices_are_refused_not_wrapped():
+    # one entry in column 2**31 + 1: as int32 it would wrap to a negative index
+    n_cols = 2**31 + 5
+    X = sp.csr_matrix(
+        (np.ones(1, np.float32), np.array([2**31 + 1], np.int64), np.array([0, 1, 1], np.int64)),
+        shape=(2, n_cols),
+    )
+    with pytest.raises(ValueError, match=f"user_items has {n_cols} columns: at most 2\\*\\*31"):
+        as_csr(X, "user_items")
+    ok = sp.csr_matrix(
+        (np.ones(1, np.float32), np.array([2**31 - 1], np.int64), np.array([0, 1], np.int64)),
+        shape=(1, 2**31),
+    )
+    assert as_csr(ok, "user_items").indices.tolist() == [2**31 - 1]
+
+
 def test_ids():
     ids, scalar = check_ids(np.int64(3), 5, "userid")
     assert scalar and ids.tolist() == [3] and ids.dtype == np.int32
