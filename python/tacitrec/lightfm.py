@@ -347,7 +347,7 @@ class LightFM(RecommenderBase):
         assert self._user is not None and self._item is not None  # grown above
         written = 2 if self.learning_schedule == "adagrad" else 3
         _train_epochs(
-            int(epochs),
+            int(epochs) if n_items else 0,  # no items: no interaction and no negative to train on
             step,
             rollback=_Rollback(self._user[:written] + self._item[:written]),
             check=check,

@@ -623,3 +623,17 @@ def test_features_are_required_before_ids_are_checked():
         m.predict(np.array([0]), np.array([25]), user_features=Fu)
     with pytest.raises(ValueError, match="fitted with user_features"):
         m.predict_rank(X, item_features=Fi)
+
+
+@pytest.mark.parametrize("loss", ["logistic", "bpr", "warp"])
+@pytest.mark.parametrize("order", ["users", "interactions"])
+def test_a_catalogue_without_items_trains_nothing_instead_of_panicking(loss, order):
+    # no item: no interaction and no negative to draw (the kernel's draw panicked on 0..0)
+    empty = sp.csr_matrix((3, 0), dtype=np.float32)
+    m = LightFM(no_components=4, loss=loss, order=order, random_state=0).fit(empty, epochs=3)
+    untrained = LightFM(no_components=4, loss=loss, order=order, random_state=0)
+    untrained.fit(empty, epochs=0)
+    biases, embeddings = m.get_user_representations()
+    np.testing.assert_array_equal(embeddings, untrained.get_user_representations()[1])
+    np.testing.assert_array_equal(biases, np.zeros(3, np.float32))
+    assert m.get_item_representations()[1].shape == (0, 4)
