@@ -41,14 +41,17 @@ from ._validation import (
 _BATCH_USERS = 4096
 
 
-def _canonical_coo(ratings, name: str):
+def _canonical_coo(ratings, name: str, finite: bool = False):
     """Row, column and value arrays of ``ratings`` with duplicates summed, in row-major order,
-    without modifying the input; values keep their dtype."""
+    without modifying the input; values keep their dtype. ``finite``: NaN or infinite values
+    raise ValueError naming ``name``."""
     if not sp.issparse(ratings) or ratings.ndim != 2:
         raise TypeError(f"{name} must be a 2-D scipy.sparse matrix, got {type(ratings).__name__}")
     check_sparse_arrays(ratings, name)
     m = sp.csr_matrix(ratings, copy=True)
     m.sum_duplicates()
+    if finite and m.dtype.kind in "fc" and not np.isfinite(m.data).all():
+        raise ValueError(f"{name} contains NaN or infinite values")
     rows = np.repeat(np.arange(m.shape[0]), np.diff(m.indptr))
     return m, rows
 

@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import itertools
 import math
+import numbers
 import time
 from dataclasses import dataclass, field, replace
 from typing import Any, Callable, Dict, List, Optional, Sequence
@@ -58,18 +59,20 @@ def validation_split(
       by ``timestamps``: a sparse matrix of ``train``'s shape holding each interaction's time
       at the same positions.
     """
+    if isinstance(fraction, (bool, np.bool_)) or not isinstance(fraction, numbers.Real):
+        raise TypeError(f"fraction must be a number in (0, 1), got {type(fraction).__name__}")
     if not 0.0 < float(fraction) < 1.0:
         raise ValueError(f"fraction must be in (0, 1), got {fraction}")
     if by not in ("user", "interaction", "time"):
         raise ValueError(f"by must be 'user', 'interaction' or 'time', got {by!r}")
+    m, rows = _canonical_coo(train, "train", finite=True)
     if by == "interaction":
-        return train_test_split(train, 1.0 - float(fraction), random_state=random_state)
+        return train_test_split(m, 1.0 - float(fraction), random_state=random_state)
     rng = check_random_state(random_state)
-    m, rows = _canonical_coo(train, "train")
     if by == "time":
         if timestamps is None:
             raise ValueError("by='time' needs timestamps (a sparse matrix of train's shape)")
-        t, _ = _canonical_coo(timestamps, "timestamps")
+        t, _ = _canonical_coo(timestamps, "timestamps", finite=True)
         if t.shape != m.shape or not (
             np.array_equal(t.indptr, m.indptr) and np.array_equal(t.indices, m.indices)
         ):

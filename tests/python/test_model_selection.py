@@ -44,6 +44,22 @@ def test_split_by_time_holds_out_each_users_latest():
         validation_split(X, 0.5, by="time", timestamps=sp.csr_matrix(np.ones((3, 5))))
 
 
+def test_split_refuses_non_finite_times_and_values_and_a_non_numeric_fraction():
+    X = sp.csr_matrix(np.array([[1, 1, 1, 1], [1, 1, 0, 0]], np.float32))
+    # NaN sorted after every time: the NaN interaction was held out as the "latest"
+    T = sp.csr_matrix(np.array([[5, np.nan, 1, 7], [2, 3, 0, 0]], np.float32))
+    with pytest.raises(ValueError, match="timestamps contains NaN or infinite values"):
+        validation_split(X, 0.5, by="time", timestamps=T)
+    bad = X.copy()
+    bad.data[2] = np.inf
+    for by in ("user", "interaction"):
+        with pytest.raises(ValueError, match="train contains NaN or infinite values"):
+            validation_split(bad, 0.5, by=by, random_state=0)
+    assert np.isinf(bad.data[2]) and bad.nnz == 6  # the input is left as it was
+    with pytest.raises(TypeError, match="fraction must be a number in \\(0, 1\\), got str"):
+        validation_split(X, "0.5")
+
+
 def test_split_by_interaction_is_train_test_split(data):
     a = validation_split(data, 0.2, by="interaction", random_state=3)
     b = train_test_split(data, 0.8, random_state=3)
