@@ -456,12 +456,32 @@ def _features(user_features, item_features, fit_params):
     return out
 
 
+def _is_number(v) -> bool:
+    return isinstance(v, numbers.Real) and not isinstance(v, (bool, np.bool_))
+
+
 def _spec(name, d):
     """(draw(rng), suggest(trial)) of one entry of ``distributions``."""
-    if isinstance(d, tuple) and len(d) == 3 and d[0] in ("log", "uniform", "int"):
+    kinds = ("log", "uniform", "int")
+    if (
+        isinstance(d, tuple)
+        and d
+        and isinstance(d[0], str)
+        and (d[0] in kinds or (len(d) == 3 and all(_is_number(v) for v in d[1:])))
+    ):
+        # a range: a misspelt kind or a missing end would otherwise be drawn as a list of choices
+        if len(d) != 3 or d[0] not in kinds or not all(_is_number(v) for v in d[1:]):
+            raise ValueError(
+                f"distributions[{name!r}]: a range is ('log' | 'uniform' | 'int', low, high) "
+                f"with numbers low and high, got {d!r} (pass a list for a set of choices)"
+            )
         kind, low, high = d
         if not (np.isfinite(low) and np.isfinite(high) and low <= high):
             raise ValueError(f"distributions[{name!r}]: need low <= high, got {low}, {high}")
+        if kind == "int" and not (float(low).is_integer() and float(high).is_integer()):
+            raise ValueError(
+                f"distributions[{name!r}]: an int range needs whole-number ends, got {low}, {high}"
+            )
         if kind == "log":
             if low <= 0:
                 raise ValueError(f"distributions[{name!r}]: a log range needs low > 0")

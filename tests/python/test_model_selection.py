@@ -192,6 +192,26 @@ def test_bad_arguments(data):
         grid_search(BM25Recommender, {"K": 5}, fit_part, valid)
 
 
+@pytest.mark.parametrize(
+    "spec, message",
+    [
+        (("normal", 0.0, 1.0), "a range is"),  # was drawn as one of the choices "normal", 0, 1
+        (("log", 0.1), "a range is"),  # was drawn as one of "log", 0.1
+        (("uniform", 0.1, "1"), "a range is"),
+        (("int", 1.5, 3), "whole-number ends"),  # was drawn as 1, below the range
+    ],
+)
+def test_a_malformed_range_is_refused_not_drawn_as_choices(data, spec, message):
+    fit_part, valid = validation_split(data, 0.2, random_state=0)
+    with pytest.raises(ValueError, match=f"distributions\\['K'\\]: .*{message}"):
+        random_search(BM25Recommender, {"K": spec}, fit_part, valid, n_iter=2)
+    # a tuple of choices that is not a range still draws from the choices
+    r = random_search(
+        BM25Recommender, {"K": (2, 3)}, fit_part, valid, n_iter=3, show_progress=False
+    )
+    assert {t.params["K"] for t in r.trials} <= {2, 3}
+
+
 def test_a_diverging_setting_ranks_last_and_the_search_goes_on(data, capsys):
     from tacitrec import BayesianPersonalizedRanking, ModelFitError
 
