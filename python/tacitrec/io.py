@@ -31,6 +31,7 @@ from __future__ import annotations
 
 import glob as _glob
 import json
+import numbers
 import os
 import shutil
 import struct
@@ -355,6 +356,17 @@ def read_interactions(
         )
     if min_weight is not None and weight_col is None:
         raise ValueError("min_weight needs weight_col")
+    if min_weight is not None and (
+        isinstance(min_weight, (bool, np.bool_))
+        or not isinstance(min_weight, numbers.Real)
+        or np.isnan(min_weight)
+    ):
+        raise ValueError(f"min_weight must be a number (not NaN) or None, got {min_weight!r}")
+    given = [c for c in (user_col, item_col, weight_col) if c is not None]
+    if len(set(given)) != len(given):
+        raise ValueError(
+            f"user_col, item_col and weight_col must name different columns, got {given}"
+        )
     dataset = _dataset(source, format, (user_col, item_col))
     names = dataset.schema.names
     columns = [user_col, item_col] + ([weight_col] if weight_col is not None else [])

@@ -198,7 +198,12 @@ def test_bad_input_names_the_problem(tmp_path):
     with pytest.raises(ValueError, match="'w' holds a weight that is not finite"):
         io.read_interactions(t, "u", "i", "w")
     with pytest.raises(ValueError, match="column 'i' must hold numbers"):
-        io.read_interactions(t, "u", "u", "i")
+        io.read_interactions(pa.table({"u": [1], "v": [2], "i": ["a"]}), "u", "v", "i")
+    with pytest.raises(ValueError, match="must name different columns, got \\['u', 'u'\\]"):
+        io.read_interactions(t, "u", "u")  # was pyarrow's KeyError on reading a file
+    for bad in (np.nan, "1", True):  # NaN kept no row and blamed the source
+        with pytest.raises(ValueError, match="min_weight must be a number \\(not NaN\\)"):
+            io.read_interactions(t, "u", "i", "f", min_weight=bad)
     with pytest.raises(ValueError, match="min_weight needs weight_col"):
         io.read_interactions(t, "u", "i", min_weight=1)
     with pytest.raises(ValueError, match="'u' holds nulls"):
