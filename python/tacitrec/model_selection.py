@@ -35,7 +35,7 @@ from typing import Any, Callable, Dict, List, Optional, Sequence
 import numpy as np
 import scipy.sparse as sp
 
-from ._validation import check_count, check_random_state
+from ._validation import as_csr, check_count, check_random_state
 from .exceptions import ModelFitError
 from .evaluation import _canonical_coo, _split, ranking_metrics_at_k, train_test_split
 
@@ -181,7 +181,13 @@ def _iterations_name(model) -> Optional[str]:
 
 def _construct(make, params):
     """``make(**params)`` without ``epochs``, which is LightFM's fit argument."""
-    return make(**{k: v for k, v in params.items() if k != "epochs"})
+    model = make(**{k: v for k, v in params.items() if k != "epochs"})
+    if not (callable(getattr(model, "fit", None)) and callable(getattr(model, "recommend", None))):
+        raise TypeError(
+            f"model must be a model class or a function returning a model (with fit and "
+            f"recommend), but it returned {type(model).__name__}"
+        )
+    return model
 
 
 def _fit(model, train, fit_params, params):
@@ -319,6 +325,7 @@ def _search(plan: _Plan, settings) -> SearchResult:
     for name, M in (("fit_part", fit_part), ("validation", validation)):
         if not sp.issparse(M):
             raise TypeError(f"{name} must be a scipy.sparse matrix, got {type(M).__name__}")
+        as_csr(M, name)  # checked here, so that a bad value is reported under this name
     if fit_part.shape != validation.shape:
         raise ValueError(
             f"fit_part has shape {fit_part.shape} and validation {validation.shape}:"

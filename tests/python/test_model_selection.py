@@ -212,6 +212,21 @@ def test_a_malformed_range_is_refused_not_drawn_as_choices(data, spec, message):
     assert {t.params["K"] for t in r.trials} <= {2, 3}
 
 
+def test_search_names_its_own_arguments(data):
+    fit_part, valid = validation_split(data, 0.2, random_state=0)
+    nan_valid = valid.copy()
+    nan_valid.data[0] = np.nan
+    # these were reported as the model's user_items / the metrics' test_user_items
+    with pytest.raises(ValueError, match="validation contains NaN or infinite values"):
+        grid_search(BM25Recommender, {"K": [5]}, fit_part, nan_valid, show_progress=False)
+    with pytest.raises(ValueError, match="fit_part contains NaN or infinite values"):
+        grid_search(BM25Recommender, {"K": [5]}, nan_valid, valid, show_progress=False)
+    assert np.isnan(nan_valid.data[0])
+    # was AttributeError: 'int' object has no attribute 'fit'
+    with pytest.raises(TypeError, match="model must be .* but it returned int"):
+        grid_search(lambda K: K, {"K": [5]}, fit_part, valid, show_progress=False)
+
+
 def test_a_diverging_setting_ranks_last_and_the_search_goes_on(data, capsys):
     from tacitrec import BayesianPersonalizedRanking, ModelFitError
 
