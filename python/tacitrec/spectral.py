@@ -38,6 +38,11 @@ _DEFAULT_IDEAL_WEIGHT = {"gf-cf": 0.3, "bspm": 0.2, "chebycf": 0.2}
 _Ode = Tuple[str, float, int]  # an ODE's solver, time and steps
 
 
+#: The largest ChebyCF ``order`` accepted: the filter costs ``order`` sparse products per
+#: batch and its coefficients ``order**2`` operations (the published settings use 8).
+MAX_CHEBYCF_ORDER = 10_000
+
+
 def chebycf_coefficients(order: int, flatness: float) -> np.ndarray:
     """ChebyCF's Chebyshev interpolation coefficients of its plateau transfer function, as in the
     authors' ``ChebyFilter.fit``: the plateau ``0.5 +- 0.5 |x|^flatness`` evaluated at
@@ -49,10 +54,16 @@ def chebycf_coefficients(order: int, flatness: float) -> np.ndarray:
     target = np.where(x < 0, np.abs(x) ** flatness * 0.5 + 0.5, np.abs(x) ** flatness * -0.5 + 0.5)
     target = np.round(target, 3)
     nodes = np.cos(((K + 1) + 0.5 - np.arange(1, K + 2)) / (K + 1) * np.pi)
-    bases = [target, nodes * target]
-    for _ in range(2, K + 1):
-        bases.append(2 * nodes * bases[-1] - bases[-2])
-    coeffs = np.array(bases[: K + 1]).sum(axis=1) * (2 / (K + 1))
+    # T_n(node) * target by the recurrence, two rows at a time (memory O(K), not O(K^2))
+    sums = np.empty(K + 1)
+    previous, current = target, nodes * target
+    sums[0] = previous.sum()
+    if K >= 1:
+        sums[1] = current.sum()
+    for n in range(2, K + 1):
+        previous, current = current, 2 * nodes * current - previous
+        sums[n] = current.sum()
+    coeffs = sums * (2 / (K + 1))
     coeffs[0] /= 2
     return coeffs
 
@@ -228,7 +239,7 @@ class SpectralFilterRecommender(RecommenderBase):
         w = _DEFAULT_IDEAL_WEIGHT[method] if w is None else _number(w, "ideal_weight")
         coeffs: List[float] = []
         if method == "chebycf":
-            order = check_count(self.order, "order")
+            order = check_count(self.order, "order", maximum=MAX_CHEBYCF_ORDER)
             coeffs = [
                 float(c)
                 for c in chebycf_coefficients(

@@ -202,6 +202,25 @@ def test_bad_arguments_name_themselves(X):
         SpectralFilterRecommender().fit(neg, show_progress=False)
 
 
+def test_chebycf_order_is_bounded_and_its_coefficients_take_linear_memory(X):
+    from tacitrec.spectral import MAX_CHEBYCF_ORDER
+
+    # the coefficients against NumPy's Chebyshev basis: c_n = 2/(K+1) sum_j f_j T_n(node_j)
+    for K, flatness in ((1, 1.5), (8, 1.5), (60, 10.0)):
+        x = np.round(np.cos((K - np.arange(K + 1)) / K * np.pi), 3)
+        f = np.round(
+            np.where(x < 0, 0.5 + 0.5 * np.abs(x) ** flatness, 0.5 - 0.5 * np.abs(x) ** flatness), 3
+        )
+        nodes = np.cos(((K + 1) + 0.5 - np.arange(1, K + 2)) / (K + 1) * np.pi)
+        want = np.polynomial.chebyshev.chebvander(nodes, K).T @ f * (2 / (K + 1))
+        want[0] /= 2
+        np.testing.assert_allclose(chebycf_coefficients(K, flatness), want, rtol=1e-9, atol=1e-12)
+    # an order past the bound is refused up front (order=10**6 kept order**2 floats: 8 TB)
+    m = SpectralFilterRecommender(method="chebycf", order=MAX_CHEBYCF_ORDER + 1)
+    with pytest.raises(ValueError, match=f"order={MAX_CHEBYCF_ORDER + 1} is too large"):
+        m.fit(X, show_progress=False)
+
+
 def test_graphs_wider_than_a_tile_and_a_partial_block():
     # more than 8,192 users and items: the products run on several column tiles of R~ and R~^T;
     # 70 queries: one whole block of 64 and a partial one
