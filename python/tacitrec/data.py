@@ -346,7 +346,12 @@ class Dataset:
 
 def _feature_matrix(shape, rows, cols, vals, what: str, normalize: bool) -> sp.csr_matrix:
     """Rows x features CSR (duplicates summed), l1-normalised as LightFM when ``normalize``."""
-    F = sp.coo_matrix((np.asarray(vals, dtype=np.float32), (rows, cols)), shape=shape).tocsr()
+    with np.errstate(over="ignore"):  # beyond float32: inf, refused below
+        values = np.asarray(vals, dtype=np.float32)
+    if not np.isfinite(values).all():
+        # NaN would pass through normalisation into every feature weight of its row
+        raise ValueError(f"{what} feature weights contain NaN or infinite values")
+    F = sp.coo_matrix((values, (rows, cols)), shape=shape).tocsr()
     F.sum_duplicates()
     if normalize:
         # l1, as LightFM: every row divided by the sum of its absolute weights (in float64)

@@ -85,6 +85,17 @@ def test_normalize_divides_by_the_absolute_sum_as_lightfm():
         ds.build_item_features([("a", {"x": 0.0})])
 
 
+def test_non_finite_feature_weights_are_refused():
+    ds = Dataset(item_identity_features=False)
+    ds.fit(["u"], ["a", "b"], item_features=["x", "y"])
+    for bad in (np.nan, np.inf, 1e39):  # NaN spread over its row by normalisation
+        for normalize in (True, False):
+            with pytest.raises(ValueError, match="item feature weights contain NaN or infinite"):
+                ds.build_item_features([("a", {"x": bad, "y": 1.0})], normalize=normalize)
+    ok = ds.build_item_features([("a", {"x": 3.0, "y": 1.0}), ("b", ["y"])]).toarray()
+    np.testing.assert_allclose(ok, [[0.75, 0.25], [0, 1]], rtol=1e-6)
+
+
 def test_tuple_and_mixed_type_ids_map_as_lightfm():
     # expected: LightFM 1.17 on the same calls (hand-checked); tuples and 1 / "1" are distinct ids
     ds = Dataset().fit([1, "1", 2.5, ("u", 1)], [("x", 1), "b", ("y", 2)])
