@@ -179,6 +179,16 @@ def test_compat_items_ranks_every_requested_item_owned_last(compat_als, X):
     assert list(ids[n_free:]) == sorted(owned) and np.all(np.isneginf(scores[n_free:]))
 
 
+def test_compat_items_empty_returns_nothing(compat_als, X):
+    # was "cannot reshape array of size 0" from the padding fill (implicit fails in np.max)
+    ids, scores = compat_als.recommend(7, X[7], N=5, items=np.array([], np.int32))
+    assert ids.shape == scores.shape == (0,)
+    ids, scores = compat_als.recommend([7, 8], X[[7, 8]], N=5, items=[])
+    assert ids.shape == scores.shape == (2, 0)
+    ids, scores = compat_als.similar_items(3, N=5, items=[])
+    assert ids.shape == scores.shape == (0,)
+
+
 def test_compat_single_user_results_are_trimmed_batches_padded(compat_als, als, X):
     user = 7
     n_free = 40 - X[user].nnz

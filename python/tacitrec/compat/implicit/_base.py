@@ -40,6 +40,8 @@ def _trim(ids: np.ndarray, scores: np.ndarray):
 def _fill_requested(ids, scores, items, filter_items):
     """Fills each row's padding with the requested ``items`` (less ``filter_items``) missing
     from it, in ascending id order, with score -inf: implicit returns every item of ``items``."""
+    if ids.shape[-1] == 0:  # items=[]: nothing requested, no column to fill
+        return ids, scores
     requested = np.unique(np.asarray(items))
     if filter_items is not None:
         requested = np.setdiff1d(requested, np.asarray(filter_items))
