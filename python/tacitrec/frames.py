@@ -277,6 +277,10 @@ def similar_items_frame(model, items=None, N: int = 10, frame: Optional[str] = N
     """See :meth:`tacitrec.base.RecommenderBase.similar_items_frame`."""
     from .distributed._local import _Ids
 
+    if not callable(getattr(model, "similar_items", None)):
+        raise NotImplementedError(
+            f"{type(model).__name__} has no similar_items, so no similar_items_frame"
+        )
     pa = pyarrow()
     _, item_col = _names(model)
     _, n_items = model._shape()

@@ -162,6 +162,17 @@ def test_similar_items_frame(data):
         assert mine.similar_item_id.tolist() == ds.item_id_array[ids[row][ids[row] >= 0]].tolist()
 
 
+@pytest.mark.parametrize("make", [PopularityRecommender, lambda: LightFM(no_components=2)])
+def test_similar_items_frame_of_a_model_without_similar_items(data, make):
+    train, _ = data
+    ds = Dataset.from_frame(_rows(train))
+    model = make()
+    model.fit(ds) if isinstance(model, LightFM) else model.fit(ds, show_progress=False)
+    # was AttributeError: the model has no attribute 'similar_items'
+    with pytest.raises(NotImplementedError, match="has no similar_items"):
+        model.similar_items_frame(ds.item_id_array[:2], N=3)
+
+
 def test_ranking_metrics_frame_equals_the_matrix_metrics(data):
     train, test = data
     ds = Dataset.from_frame(_rows(train), weight_col="plays")
