@@ -240,6 +240,16 @@ def check_threads(value, name: str = "num_threads") -> int:
     return int(value)
 
 
+def check_flag(value, name: str) -> bool:
+    """A switch: True or False (NumPy's booleans and the integers 0 and 1 too); any other value
+    is a TypeError naming ``name`` (a string such as ``"no"`` would otherwise count as True)."""
+    if isinstance(value, (bool, np.bool_)) or (
+        isinstance(value, numbers.Integral) and int(value) in (0, 1)
+    ):
+        return bool(value)
+    raise TypeError(f"{name} must be True or False, got {type(value).__name__} {value!r}")
+
+
 def check_nonnegative(value, name: str) -> float:
     """A finite real number >= 0 (a learning rate, a regularisation weight) as a float; any other
     value is a ValueError naming ``name``."""

@@ -179,6 +179,7 @@ class AlternatingLeastSquares(MatrixFactorizationBase):
         "block_size": (1, None),
     }
     _nonnegative_params = ("regularization", "alpha", "regularization_exponent")
+    _flag_params = ("use_cg", "calculate_training_loss")
     _solvers = ("cg", "cholesky", "ials++")
 
     def _check_params(self) -> None:

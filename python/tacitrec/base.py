@@ -48,6 +48,7 @@ from ._validation import (
     as_state_array,
     at_most_columns,
     check_count,
+    check_flag,
     check_id_list,
     check_ids,
     check_nonnegative,
@@ -168,6 +169,14 @@ class RecommenderBase:
         hyper-parameter out of range; run by ``fit`` and :meth:`set_params`. Models extend it
         with their own parameters."""
         self._threads()
+        self._check_flags()
+
+    #: the hyper-parameters that are switches (True / False), checked by :meth:`_check_params`
+    _flag_params: Tuple[str, ...] = ()
+
+    def _check_flags(self) -> None:
+        for name in self._flag_params:
+            check_flag(getattr(self, name), name)
 
     def __repr__(self) -> str:
         args = ", ".join(f"{k}={v!r}" for k, v in self.get_params().items())
@@ -285,6 +294,10 @@ class RecommenderBase:
         the flags and id lists by keyword) for a model that knows ``shape = (n_users,
         n_items)``."""
         n_users, n_items = shape
+        filter_already_liked_items = check_flag(
+            filter_already_liked_items, "filter_already_liked_items"
+        )
+        recalculate_user = check_flag(recalculate_user, "recalculate_user")
         bound = None if recalculate_user else n_users
         users, scalar = check_ids(userid, bound, "userid", "users")
         N = check_count(N, "N")
@@ -1012,6 +1025,7 @@ class MatrixFactorizationBase(RecommenderBase):
             check_use_gpu(self.use_gpu)
         for name in self._nonnegative_params:
             check_nonnegative(getattr(self, name), name)
+        self._check_flags()
 
     def _check_dtype(self) -> None:
         try:

@@ -103,6 +103,8 @@ class BayesianPersonalizedRanking(SGDFactorizationBase):
 
     _extra_columns = 1
 
+    _flag_params = ("verify_negative_samples", "use_weights", "deterministic")
+
     def __init__(
         self,
         factors: int = 100,

@@ -304,6 +304,8 @@ class RP3BetaRecommender(ItemItemRecommender):
 
     _kind = "rp3beta"
 
+    _flag_params = ("normalize_similarity",)
+
     def __init__(
         self,
         K: int = 100,

@@ -31,6 +31,8 @@ class PopularityRecommender(RecommenderBase):
     defines no similarity.
     """
 
+    _flag_params = ("weighted",)
+
     def __init__(self, weighted: bool = False, num_threads: int = 0):
         self.weighted = weighted
         self.num_threads = num_threads
@@ -41,6 +43,7 @@ class PopularityRecommender(RecommenderBase):
         """Counts item popularity in ``user_items`` (users x items, any scipy sparse format).
         ``show_progress`` is accepted for API uniformity; the fit is one pass and shows no bar.
         ``callback(0, elapsed_seconds, None)`` is called once when it is done (as kNN's)."""
+        self._check_params()
         start = time.perf_counter()
         X = as_csr(user_items, "user_items")
         weights = X.data.astype(np.float64) if self.weighted else None

@@ -168,6 +168,8 @@ class SpectralFilterRecommender(RecommenderBase):
 
     _scores_from_user_items = True
 
+    _flag_params = ("binary", "sharpening", "final_sharpening", "t_point_combination")
+
     def __init__(
         self,
         method: str = "gf-cf",
@@ -297,6 +299,7 @@ class SpectralFilterRecommender(RecommenderBase):
         """Builds the normalised graph and its truncated SVD from ``user_items`` (users x items,
         any scipy sparse format, values >= 0). ``callback(0, elapsed_seconds, None)`` is called
         once when done."""
+        self._check_params()
         a, b, k, over, iters, seed = self._fit_args()
         threads = self._threads()
         X = as_csr(user_items, "user_items")

@@ -311,3 +311,44 @@ def test_items_and_filter_items_reach_the_kernel_in_their_places(build):
         assert list(ids[u][: len(want)]) == want
         assert np.all(ids[u][len(want) :] == -1)
         np.testing.assert_allclose(got[u][: len(want)], scores[u][want], rtol=1e-4, atol=1e-5)
+
+
+# ---- switches ---------------------------------------------------------------------------------
+@pytest.mark.parametrize(
+    "model, flag",
+    [
+        (lambda **kw: AlternatingLeastSquares(factors=2, iterations=1, **kw), "use_cg"),
+        (
+            lambda **kw: AlternatingLeastSquares(factors=2, iterations=1, **kw),
+            "calculate_training_loss",
+        ),
+        (lambda **kw: BayesianPersonalizedRanking(factors=2, iterations=1, **kw), "use_weights"),
+        (
+            lambda **kw: BayesianPersonalizedRanking(factors=2, iterations=1, **kw),
+            "verify_negative_samples",
+        ),
+        (lambda **kw: BayesianPersonalizedRanking(factors=2, iterations=1, **kw), "deterministic"),
+        (lambda **kw: RP3BetaRecommender(K=5, **kw), "normalize_similarity"),
+        (lambda **kw: PopularityRecommender(**kw), "weighted"),
+        (lambda **kw: SpectralFilterRecommender(factors=2, **kw), "binary"),
+        (lambda **kw: SpectralFilterRecommender(method="bspm", factors=2, **kw), "sharpening"),
+    ],
+)
+def test_a_switch_that_is_not_a_boolean_is_refused_not_taken_as_true(model, flag):
+    X = random_user_items(n_users=30, n_items=20, density=0.2, seed=4)
+    # "no" was truthy: PopularityRecommender(weighted="no") counted weights
+    with pytest.raises(TypeError, match=f"{flag} must be True or False, got str 'no'"):
+        model(**{flag: "no"}).fit(X, show_progress=False)
+    model(**{flag: np.False_}).fit(X, show_progress=False)  # NumPy's booleans are switches
+    model(**{flag: 0}).fit(X, show_progress=False)
+
+
+def test_recommend_switches_are_checked_and_zero_is_false():
+    X = random_user_items(n_users=30, n_items=20, density=0.2, seed=5)
+    m = PopularityRecommender(weighted=True).fit(X, show_progress=False)
+    for name in ("filter_already_liked_items", "recalculate_user"):
+        with pytest.raises(TypeError, match=f"{name} must be True or False, got str 'False'"):
+            m.recommend(0, X[0], **{name: "False"})
+    ids, scores = m.recommend(0, X[0], N=20, filter_already_liked_items=0)
+    want = np.asarray(X.sum(axis=0)).ravel()  # weighted popularity, liked items kept
+    np.testing.assert_allclose(scores, np.sort(want)[::-1], rtol=1e-6)
