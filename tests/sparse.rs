@@ -139,3 +139,35 @@ fn from_triplets_sums_duplicates_and_rejects_out_of_range() {
     assert_eq!(m.data, vec![2.0, 1.5]);
     assert!(Csr::from_triplets(2, 3, &[(2, 0, 1.0)]).is_err());
 }
+
+#[test]
+fn sorted_contains_agrees_with_bisection_at_every_length_and_path() {
+    // lengths at and around each path's bounds (all entries, blocks of 16, blocks of 64,
+    // bisection), strictly increasing rows with gaps of 1-3, every value from below the first
+    // to past the last entry, as i32 and u32
+    use tacitrec::sparse::sorted_contains;
+    let mut state = 12345u64;
+    for n in [
+        0usize, 1, 2, 15, 16, 17, 63, 64, 65, 100, 1023, 1024, 1025, 2000, 4095, 4096, 4097, 6000,
+    ] {
+        let mut row = Vec::with_capacity(n);
+        let mut v = 5i32;
+        for _ in 0..n {
+            state = state
+                .wrapping_mul(6364136223846793005)
+                .wrapping_add(1442695040888963407);
+            v += 1 + (state >> 62) as i32 % 3;
+            row.push(v);
+        }
+        let unsigned: Vec<u32> = row.iter().map(|&x| x as u32).collect();
+        for x in 0..v + 3 {
+            let want = row.binary_search(&x).is_ok();
+            assert_eq!(sorted_contains(&row, x), want, "n {n} x {x}");
+            assert_eq!(
+                sorted_contains(&unsigned, x as u32),
+                want,
+                "n {n} x {x} (u32)"
+            );
+        }
+    }
+}

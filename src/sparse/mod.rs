@@ -153,10 +153,31 @@ impl<'a> CsrView<'a> {
         (0..self.n_rows).map(move |r| self.row(r))
     }
 
-    /// Whether row `r` stores column `c` (binary search in the sorted row).
+    /// Whether row `r` stores column `c` ([`sorted_contains`] on the sorted row).
     #[inline]
     pub fn contains(&self, r: usize, c: i32) -> bool {
-        self.row(r).0.binary_search(&c).is_ok()
+        sorted_contains(self.row(r).0, c)
+    }
+}
+
+/// Whether the sorted slice `row` holds `x`: the membership test of the kernels that skip a
+/// user's items (a CSR row, a list of excluded positions). Entries are compared without early
+/// exits, so that the loads are independent and all in flight at once (vector compares), where
+/// a binary search waits for each probe's load in turn, a cache miss when the row is not in L1:
+/// every entry of a row of up to 64; up to 4,096, the first entry of every block of 16 (of 64
+/// past 1,024) and then the one block that can hold `x`; longer rows by bisection.
+#[inline(always)]
+pub fn sorted_contains<T: Copy + Ord>(row: &[T], x: T) -> bool {
+    let any = |part: &[T]| part.iter().fold(false, |found, &y| found | (y == x));
+    let n = row.len();
+    if n <= 64 {
+        any(row)
+    } else if n <= 4096 {
+        let w = if n <= 1024 { 16 } else { 64 };
+        let b = row.iter().step_by(w).fold(0, |b, &y| b + (y <= x) as usize);
+        b > 0 && any(&row[(b - 1) * w..(b * w).min(n)])
+    } else {
+        row.binary_search(&x).is_ok()
     }
 }
 

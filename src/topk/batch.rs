@@ -4,7 +4,7 @@
 use super::select::TopK;
 use crate::error::{checked_len, try_vec, try_zeroed, Error, Result};
 use crate::parallel;
-use crate::sparse::CsrView;
+use crate::sparse::{sorted_contains, CsrView};
 use rayon::prelude::*;
 
 /// The items a query may return, as a list of *positions* scanned in increasing item id order.
@@ -59,7 +59,7 @@ impl Candidates {
             }),
             Some(items) => {
                 let mut subset = sorted_ids("items", items, n_items)?;
-                subset.retain(|i| filter.binary_search(i).is_err());
+                subset.retain(|i| !sorted_contains(&filter, *i));
                 Ok(Candidates {
                     n_items,
                     subset: Some(subset),
@@ -336,7 +336,7 @@ impl Selections<'_> {
     /// above the worst score, and ties (common with integer scores) are rejected without a push.
     #[inline(always)]
     fn offer(&mut self, q: usize, p: u32, s: f32) {
-        if self.excluded.binary_search(&p).is_err() && self.liked[q].binary_search(&p).is_err() {
+        if !sorted_contains(self.excluded, p) && !sorted_contains(&self.liked[q], p) {
             let heap = &mut self.heaps[q];
             heap.push(s, self.candidates.item(p as usize));
             self.thresholds[q] = if heap.len() == heap.k() {

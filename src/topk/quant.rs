@@ -90,7 +90,7 @@ use super::batch::{check_liked, filled};
 use super::batch::{recommend_batch, Candidates, TopKResult};
 use super::dot::DotScorer;
 use crate::error::Result;
-use crate::sparse::CsrView;
+use crate::sparse::{sorted_contains, CsrView};
 use ndarray::ArrayView2;
 
 /// Whether [`recommend_dot`] may use the reduced-precision first pass.
@@ -645,8 +645,8 @@ mod x86 {
                 st.cands.push(Cand { p: pu, hi: hi[l] });
                 if lo[l] >= self.thresholds[q]
                     && s0 + l >= self.seed_slots
-                    && self.excluded.binary_search(&pu).is_err()
-                    && self.liked[q].binary_search(&pu).is_err()
+                    && !sorted_contains(self.excluded, pu)
+                    && !sorted_contains(&self.liked[q], pu)
                 {
                     st.lower.push(lo[l], pu);
                     self.thresholds[q] = st.lower.threshold();
@@ -1154,15 +1154,15 @@ mod x86 {
                             w.positions.clear();
                             if st.full {
                                 w.positions.extend((0..np as u32).filter(|p| {
-                                    excluded.binary_search(p).is_err()
-                                        && w.liked[q].binary_search(p).is_err()
+                                    !sorted_contains(excluded, *p)
+                                        && !sorted_contains(&w.liked[q], *p)
                                 }));
                             } else {
                                 let t = st.lower.threshold();
                                 w.positions.extend(st.cands.iter().filter_map(|c| {
                                     (c.hi >= t
-                                        && excluded.binary_search(&c.p).is_err()
-                                        && w.liked[q].binary_search(&c.p).is_err())
+                                        && !sorted_contains(excluded, c.p)
+                                        && !sorted_contains(&w.liked[q], c.p))
                                     .then_some(c.p)
                                 }));
                             }

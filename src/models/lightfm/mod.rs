@@ -56,7 +56,7 @@ use super::sgd::{column_counts, popularity, stream, Alias};
 use crate::error::{Error, Result};
 use crate::parallel::{self, Stop};
 use crate::simd::{prefetch, sgd_arch, vaxpy, vdot, vscale, Lanes, WithSimd};
-use crate::sparse::CsrView;
+use crate::sparse::{sorted_contains, CsrView};
 use hot_rows::{hot_features, Local, Locals, Shared, MERGE_EVERY};
 use loss::{example, kos_user};
 use rand::rngs::SmallRng;
@@ -366,24 +366,7 @@ impl<'a> Liked<'a> {
     #[inline(always)]
     fn has(&self, j: usize) -> bool {
         if self.bits.is_empty() {
-            let (j, row) = (j as i32, self.row);
-            // Entries compared without early exits: independent loads, all in flight at once,
-            // where a binary search waits for each probe's load in turn.
-            let any = |part: &[i32]| part.iter().fold(false, |found, &x| found | (x == j));
-            if row.len() <= LINEAR_BELOW {
-                any(row)
-            } else if row.len() <= BLOCKS_BELOW {
-                // the block that can hold j, by the first entry of every block (at most 64)
-                let w = if row.len() <= BLOCKS_BELOW / 4 {
-                    16
-                } else {
-                    64
-                };
-                let b = row.iter().step_by(w).fold(0, |b, &x| b + (x <= j) as usize);
-                b > 0 && any(&row[(b - 1) * w..(b * w).min(row.len())])
-            } else {
-                row.binary_search(&j).is_ok()
-            }
+            sorted_contains(self.row, j as i32)
         } else {
             self.bits[j >> 6] >> (j & 63) & 1 == 1
         }
@@ -416,12 +399,6 @@ fn prefetch_row(m: &CsrView<'_>, u: usize, order: Order) {
 
 /// The most lines of a user's row [`prefetch_row`] requests (256 item ids).
 const ROW_LINES: usize = 16;
-
-/// Rows of up to this many items are searched by comparing every entry, rows of up to
-/// [`BLOCKS_BELOW`] by comparing the first entry of every block of 16 (of 64 past a quarter of
-/// it), then the block (see [`Liked::has`]); longer rows by bisection.
-const LINEAR_BELOW: usize = 64;
-const BLOCKS_BELOW: usize = 4096;
 
 /// The examples of one thread share ahead of which the negatives are drawn (see [`share`]).
 const AHEAD: usize = 4;
@@ -876,17 +853,13 @@ mod tests {
     fn liked_items_are_known_in_either_order() {
         let t = [(0, 1), (0, 64), (0, 69), (1, 2), (2, 0), (2, 63), (2, 65)];
         let mut t: Vec<_> = t.iter().map(|&(u, i)| (u, i, 1.0)).collect();
-        // rows searched by blocks of 16 (user 4: 100 items, the last block short), of 64 (user
-        // 5: 1,500 items) and by bisection (user 6: 5,000 items)
+        // rows that sorted_contains searches by blocks of 16 (user 4: 100 items, the last block
+        // short), of 64 (user 5: 1,500 items) and by bisection (user 6: 5,000 items)
         t.extend((0..300).step_by(3).map(|i| (4, i, 1.0)));
         t.extend((1..3000).step_by(2).map(|i| (5, i, 1.0)));
         t.extend((0..10000).step_by(2).map(|i| (6, i, 1.0)));
         let m = Csr::from_triplets(7, 10000, &t).unwrap(); // ok: test data, valid triplets
         let v = m.view();
-        let len = |u| v.row(u).0.len();
-        assert!(LINEAR_BELOW < len(4) && len(4) <= BLOCKS_BELOW / 4);
-        assert!(BLOCKS_BELOW / 4 < len(5) && len(5) <= BLOCKS_BELOW);
-        assert!(len(6) > BLOCKS_BELOW);
         for order in [Order::Users, Order::Interactions] {
             let mut liked = Liked::new(order, 10000);
             // users in any order, repeated, one without items: the set is the user's only
