@@ -227,6 +227,11 @@ def beyond_accuracy(
     means, stats, counts = [], [], np.zeros(n_items, np.int64)
     with tqdm(total=len(users), disable=not show_progress, desc="beyond accuracy") as bar:
         for batch, ids in _top_k(model, X, users, K, features):
+            if ids.size and int(ids.max()) >= n_items:
+                raise ValueError(
+                    f"train has {n_items} columns but the model recommends item "
+                    f"{int(ids.max())}: pass train with one column per item of the model"
+                )
             m, s, c = _core.beyond_accuracy_per_user(ids, K, values, vectors, num_threads)
             means.append(m)
             stats.append(s)

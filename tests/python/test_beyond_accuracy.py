@@ -115,5 +115,9 @@ def test_bounds_and_errors(data):
         beyond_accuracy(model, X, K=0)
     with pytest.raises(ValueError, match="no users"):
         beyond_accuracy(model, sp.csr_matrix(X.shape, dtype=np.float32))
+    # narrower than the model: was the kernel's "recommendations: item .. is outside 0..n"
+    narrow = X[:, : X.shape[1] // 2].tocsr()
+    with pytest.raises(ValueError, match=f"train has {narrow.shape[1]} columns but the model"):
+        beyond_accuracy(model, narrow, K=X.shape[1])
     with pytest.raises(ValueError, match="item_features"):
         beyond_accuracy(model, X, item_features=sp.identity(X.shape[1] + 1, format="csr"))
