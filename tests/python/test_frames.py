@@ -14,9 +14,12 @@ pd = pytest.importorskip("pandas")
 from tacitrec import (
     AlternatingLeastSquares,
     BM25Recommender,
+    CosineRecommender,
     Dataset,
+    EASERecommender,
     LightFM,
     PopularityRecommender,
+    SpectralFilterRecommender,
 )
 from tacitrec.datasets import synthetic
 from tacitrec.evaluation import (
@@ -148,6 +151,62 @@ def test_recommend_frame_options_and_errors(data):
         clone.recommend_frame(["u1"], N=3)
     model.fit(sp.random(7, 9, density=0.5, format="csr", random_state=0), show_progress=False)
     assert model.user_ids_ is None and model.item_ids_ is None  # stale ids dropped
+
+
+@pytest.mark.parametrize(
+    "make",
+    [
+        lambda: AlternatingLeastSquares(factors=8, random_state=0),
+        lambda: BM25Recommender(K=30),
+        lambda: CosineRecommender(K=30),
+        lambda: EASERecommender(regularization=50.0),
+        SpectralFilterRecommender,
+    ],
+    ids=["als", "bm25", "cosine", "ease", "spectral"],
+)
+def test_recommend_frame_unknown_users_of_a_model_that_scores_from_rows(data, make):
+    # models without user factors (kNN, EASE, spectral) know their users from their user ids;
+    # an unknown user was scored from an empty row: N arbitrary items, score 0.0, no error
+    train, _ = data
+    ds = Dataset.from_frame(_rows(train), weight_col="plays")
+    model = make().fit(ds, show_progress=False)
+    with pytest.raises(
+        ValueError, match=r"1 user ids are not users of the model \(e.g. \['zz'\]\)"
+    ):
+        model.recommend_frame(["u3", "zz"], N=5)
+    with pytest.raises(ValueError, match=r"e.g. \[0\]"):  # an index, not one of the string ids
+        model.recommend_frame([0], N=5)
+    users = ["u3", "u0", "u17"]
+    got = model.recommend_frame(["zz", *users[:2], "yy", users[2]], N=5, unknown="skip")
+    assert set(got.user_id) == set(users)
+    pos = [int(np.flatnonzero(ds.user_id_array == u)[0]) for u in users]
+    ids, scores = model.recommend(pos, ds.weights[pos], N=5)
+    for row, u in enumerate(users):
+        mine = got[got.user_id == u].sort_values("rank")
+        ok = ids[row] >= 0
+        assert mine.item_id.tolist() == ds.item_id_array[ids[row][ok]].tolist()
+        np.testing.assert_allclose(mine.score, scores[row][ok], atol=1e-6)
+    assert len(model.recommend_frame(["zz"], N=5, unknown="skip")) == 0
+    # ids set on a model fitted from a matrix, histories from a frame: the same checks
+    plain = make().fit(train, show_progress=False)
+    plain.set_ids(np.array([f"u{i}" for i in range(train.shape[0])]), None)
+    history = pd.DataFrame({"user_id": ["u3", "u3"], "item_id": [1, 2]})
+    with pytest.raises(ValueError, match=r"e.g. \['zz'\]"):
+        plain.recommend_frame(["zz"], N=3, user_items=history)
+    assert set(
+        plain.recommend_frame(["zz", "u3"], N=3, user_items=history, unknown="skip").user_id
+    ) == {"u3"}
+    # without user ids, users are non-negative integer indices
+    bare = make().fit(train, show_progress=False)
+    history = pd.DataFrame({"user_id": [3, 3], "item_id": [1, 2]})
+    with pytest.raises(ValueError, match=r"e.g. \[-1\]"):
+        bare.recommend_frame([3, -1], N=3, user_items=history)
+    got = bare.recommend_frame([3, -1], N=3, user_items=history, unknown="skip")
+    assert set(got.user_id) == {3}
+    row = sp.csr_matrix((np.ones(2, np.float32), ([0, 0], [1, 2])), shape=(1, train.shape[1]))
+    ids, scores = bare.recommend(3, row, N=3)
+    assert got.sort_values("rank").item_id.tolist() == ids.tolist()
+    np.testing.assert_allclose(got.sort_values("rank").score, scores, atol=1e-6)
 
 
 def test_similar_items_frame(data):

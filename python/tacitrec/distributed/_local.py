@@ -164,7 +164,12 @@ class Scorer:
             raise ValueError(f"unknown must be one of {_UNKNOWN}, got {unknown!r}")
         self.unknown = unknown
         n_users, self.n_items = model._shape()
-        self.users = None if n_users is None else _Ids(model.user_ids_, n_users, "user")
+        # A model that scores from each user's rows (kNN, EASE, ...) has no user count: its
+        # users are those of its user ids (set_ids, or the Dataset it was fitted from), or any
+        # non-negative integer index without them; both raise or skip like a factor model's.
+        if n_users is None and model.user_ids_ is not None:
+            n_users = len(model.user_ids_)
+        self.users = _Ids(model.user_ids_, n_users, "user")
         self.items = _Ids(model.item_ids_, self.n_items, "item")
         self.filter_items = self._item_list(filter_items, "filter_items")
         self.only_items = self._item_list(items, "items")
@@ -203,11 +208,8 @@ class Scorer:
         if user.null_count:
             raise ValueError("the user column holds nulls: every row needs a user")
         users, row_user = _ids.encode(user, order="appearance")
-        if self.users is None:  # kNN: any user, scored from its rows
-            query, keep_user = np.arange(len(users)), np.ones(len(users), bool)
-        else:
-            query, keep_user = self.users.index(users)
-            self._check_found(keep_user, users, "user")
+        query, keep_user = self.users.index(users)
+        self._check_found(keep_user, users, "user")
         item = table.column("item").combine_chunks()
         valid = _as_numpy(item.is_valid())
         if pyarrow().types.is_floating(item.type):  # NaN: pandas' null of a float column
