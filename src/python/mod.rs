@@ -29,6 +29,13 @@ fn _after_fork_in_child() {
 
 #[pymodule]
 fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
+    // rust-numpy loads NumPy's C API on the first array it touches, and its borrow checker's
+    // shared state on the first borrow, and panics if either fails (an import interrupted by
+    // Ctrl-C, say): load both now, while the module is imported, so that no later call can
+    // panic there.
+    drop(numpy::PyArrayMethods::readonly(
+        &numpy::PyArray1::<f32>::zeros(m.py(), 0, false),
+    ));
     m.add("__version__", env!("CARGO_PKG_VERSION"))?;
     m.add("MAX_THREADS", crate::parallel::MAX_THREADS)?;
     m.add("DEFAULTS", defaults::defaults(m.py())?)?;

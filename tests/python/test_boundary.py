@@ -181,3 +181,23 @@ def test_hyper_parameters_cross_by_the_estimators_names(qualified):
         call(**{k: v for k, v in kwargs.items() if k != first})
     with pytest.raises(TypeError, match="unexpected keyword argument 'learningrate'"):
         call(**kwargs, learningrate=0.1)
+
+
+def test_numpy_api_is_loaded_at_import_so_no_later_call_can_panic_there():
+    # rust-numpy loads NumPy's C API on the first array it touches and panics if that import
+    # fails (Ctrl-C during it made a recommend raise PanicException once); the module loads it
+    # when imported. Here the import would fail after `import tacitrec`: the call must still work.
+    import subprocess
+    import sys
+
+    script = (
+        "import sys, numpy as np, scipy.sparse as sp, tacitrec as tr\n"
+        "X = sp.csr_matrix(np.eye(4, dtype=np.float32))\n"
+        "m = tr.PopularityRecommender().fit(X)\n"
+        "sys.modules['numpy._core.multiarray'] = None\n"
+        "sys.modules['numpy.core.multiarray'] = None\n"
+        "ids, scores = m.recommend(0, X[0], N=2)\n"
+        "print(len(ids))\n"
+    )
+    out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True)
+    assert out.returncode == 0 and out.stdout.strip() == "2", out.stderr[-2000:]

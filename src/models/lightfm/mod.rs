@@ -639,6 +639,11 @@ fn epoch_folding_below(
     if m.nnz() > u32::MAX as usize || m.n_rows() > u32::MAX as usize {
         return Err(Error::invalid("interactions", "more than 2^32 entries"));
     }
+    if m.nnz() == 0 {
+        // nothing to train, and with no items no negative to draw (the threads draw their
+        // first negatives before their first example)
+        return Ok(());
+    }
     // The examples in a random order, cut into one part per thread: users in a random order,
     // each user's interactions consecutively (Order::Users; parts of equal length); or the users
     // in a random order dealt out to the parts by their interactions (about equal work), each
@@ -847,6 +852,79 @@ mod tests {
 
     fn rows(f: Features<'_>) -> Vec<Vec<(usize, f32)>> {
         (0..f.n_rows()).map(|r| f.row(r).collect()).collect()
+    }
+
+    #[test]
+    fn epochs_without_interactions_change_nothing() {
+        // no items (the first negatives would be drawn from an empty range), no users, no
+        // stored entries; every loss, both orders, one and two threads
+        for (n_users, n_items) in [(3, 0), (0, 4), (3, 4)] {
+            let x = Csr::from_triplets(n_users, n_items, &[]).unwrap(); // ok: empty, valid
+            let (fu, fi) = (Csr::identity(n_users), Csr::identity(n_items));
+            let (xv, fuv, fiv) = (x.view(), fu.view(), fi.view());
+            let data = Data {
+                interactions: &xv,
+                weights: None,
+                user_features: &fuv,
+                item_features: &fiv,
+            };
+            let w = 3;
+            let losses = [
+                Loss::Logistic,
+                Loss::Bpr,
+                Loss::Warp,
+                Loss::WarpKos { k: 1, n: 2 },
+            ];
+            for (loss, order, threads) in cases(&losses) {
+                let mut u = [
+                    vec![0.5f32; n_users * w],
+                    vec![1.0; n_users * w],
+                    vec![0.0; n_users * w],
+                ];
+                let mut i = [
+                    vec![0.25f32; n_items * w],
+                    vec![1.0; n_items * w],
+                    vec![0.0; n_items * w],
+                ];
+                let before = (u.clone(), i.clone());
+                let [up, ug, us] = &mut u;
+                let [ip, ig, is] = &mut i;
+                let params = LightFmParams {
+                    loss,
+                    order,
+                    item_alpha: 0.1,
+                    ..Default::default()
+                };
+                let users = Side {
+                    params: up,
+                    grad_acc: ug,
+                    step_acc: us,
+                };
+                let items = Side {
+                    params: ip,
+                    grad_acc: ig,
+                    step_acc: is,
+                };
+                let run = epoch(&data, users, items, w - 1, &params, 0, threads);
+                assert!(
+                    run.is_ok(),
+                    "{n_users} x {n_items} {loss:?} {order:?} {threads}"
+                );
+                assert_eq!((u, i), before, "{n_users} x {n_items} {loss:?} {order:?}");
+            }
+        }
+
+        fn cases(losses: &[Loss]) -> Vec<(Loss, Order, usize)> {
+            let mut out = Vec::new();
+            for &loss in losses {
+                for order in [Order::Users, Order::Interactions] {
+                    for threads in [1, 2] {
+                        out.push((loss, order, threads));
+                    }
+                }
+            }
+            out
+        }
     }
 
     #[test]
