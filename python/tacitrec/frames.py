@@ -158,7 +158,15 @@ def history_rows(model, users, user_items=None):
         table = to_arrow(user_items, "user_items")
         u = column(table, user_col, "user_items")
         i = column(table, item_col, "user_items")
-        keep = pc.is_in(u, value_set=users.cast(u.type) if not u.type.equals(users.type) else users)
+        if not u.type.equals(users.type):
+            try:
+                users = users.cast(u.type)
+            except (pa.ArrowInvalid, pa.ArrowTypeError, pa.ArrowNotImplementedError):
+                raise ValueError(
+                    f"users are {users.type} ids but the user_items frame's {user_col!r} "
+                    f"column holds {u.type} ids: pass users of the frame's id type"
+                ) from None
+        keep = pc.is_in(u, value_set=users)
         data = getattr(model, "_dataset", None)
         weight = getattr(data, "weight_col", None) or "weight"
         w = (

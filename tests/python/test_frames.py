@@ -207,6 +207,10 @@ def test_recommend_frame_unknown_users_of_a_model_that_scores_from_rows(data, ma
     ids, scores = bare.recommend(3, row, N=3)
     assert got.sort_values("rank").item_id.tolist() == ids.tolist()
     np.testing.assert_allclose(got.sort_values("rank").score, scores, atol=1e-6)
+    # string users against a frame of integer user ids: the message says so (was pyarrow's
+    # "Failed to parse string")
+    with pytest.raises(ValueError, match=r"users are string ids but the user_items frame's"):
+        bare.recommend_frame(["a"], N=3, user_items=history)
 
 
 def test_similar_items_frame(data):
