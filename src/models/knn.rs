@@ -4,9 +4,9 @@
 
 use crate::error::{try_with_capacity, try_zeroed, Error, Result};
 use crate::parallel;
-use crate::simd::{advise_huge_pages, prefetch, Arch, Lanes, WithSimd};
+use crate::simd::{prefetch, Arch, Lanes, WithSimd};
 use crate::sparse::weighting::{self, Documents};
-use crate::sparse::{transpose, Csr, CsrView};
+use crate::sparse::{transpose, transpose_permuted, Csr, CsrView};
 use crate::topk::{filled, BlockScorer, Candidates, TileLayout, TopK, TopKResult};
 use rayon::prelude::*;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -136,54 +136,60 @@ pub fn item_knn(user_items: &CsrView<'_>, params: &KnnParams, num_threads: usize
     }
     // a K beyond the catalogue keeps every neighbour
     let k = params.k.min(n_items.max(1));
-    let weights = match params.similarity {
-        Similarity::Dot | Similarity::Pearson => None,
-        Similarity::Cosine => Some(weighting::normalize(
-            user_items,
-            Documents::Columns,
-            num_threads,
-        )?),
-        Similarity::TfIdf => {
-            let w = weighting::tfidf(user_items, Documents::Columns, num_threads)?;
-            let v = CsrView::new(
-                "tfidf weights",
-                user_items.n_rows(),
-                n_items,
-                user_items.indptr(),
-                user_items.indices(),
-                &w,
-            )?;
-            Some(weighting::normalize(&v, Documents::Columns, num_threads)?)
+    // The checks of the weighting's parameters and values, on the input as given (so errors name
+    // its entries).
+    match params.similarity {
+        Similarity::Bm25 { k1, b } => {
+            weighting::check_bm25(k1, b)?;
+            weighting::check_non_negative("bm25 weighting", user_items)?;
         }
-        Similarity::Bm25 { k1, b } => Some(weighting::bm25(
-            user_items,
-            Documents::Columns,
-            k1,
-            b,
-            num_threads,
-        )?),
+        Similarity::TfIdf => weighting::check_non_negative("tfidf weighting", user_items)?,
+        _ => {}
+    }
+    // items x users, rows by item id, each row in user order: the weighting's statistics per item
+    // sum its row in that order, as they would summing the columns of `user_items` row by row
+    // (the same values, bit for bit), and the weighted values are computed entry by entry.
+    let mut items_csr = transpose(user_items, num_threads)?;
+    let weights = {
+        let t = items_csr.view();
+        match params.similarity {
+            Similarity::Dot | Similarity::Pearson => None,
+            Similarity::Cosine => Some(weighting::normalize(&t, Documents::Rows, num_threads)?),
+            Similarity::TfIdf => {
+                let w = weighting::tfidf_unchecked(&t, Documents::Rows, num_threads)?;
+                let v = CsrView::new(
+                    "tfidf weights",
+                    t.n_rows(),
+                    t.n_cols(),
+                    t.indptr(),
+                    t.indices(),
+                    &w,
+                )?;
+                Some(weighting::normalize(&v, Documents::Rows, num_threads)?)
+            }
+            Similarity::Bm25 { k1, b } => Some(weighting::bm25_unchecked(
+                &t,
+                Documents::Rows,
+                k1,
+                b,
+                num_threads,
+            )?),
+        }
     };
+    if let Some(w) = weights {
+        items_csr.data = w;
+    }
     // Items are relabelled by increasing popularity (number of users; ties by id), and rows are
-    // processed from the most popular (the heaviest) down, so the threads finish together; the
-    // relabelled copy of the users' rows is also the one the kernel reads at random, which gets
-    // huge pages. Selections keep the original ids (so ties break by them).
-    let (order, labelled) = by_popularity(
-        user_items,
-        weights.as_deref().unwrap_or(user_items.data()),
-        num_threads,
-    )?;
-    drop(weights);
-    let users = CsrView::new(
-        "user_items",
-        user_items.n_rows(),
-        n_items,
-        user_items.indptr(),
-        &labelled.0,
-        &labelled.1,
-    )?;
-    // items x users
-    let items_csr = transpose(&users, num_threads)?;
+    // processed from the most popular (the heaviest) down, so the threads finish together. The
+    // users' rows over the labels (each in label order) are the transpose of the item rows taken
+    // in label order; the kernel reads them at random, so they get huge pages. The kernel reads
+    // the row of label `i` as item row `order[i]`. Selections keep the original ids (so ties
+    // break by them).
+    let order = by_popularity(&items_csr.indptr);
+    let users_csr = transpose_permuted(&items_csr.view(), &order, num_threads, true)?;
+    let users = users_csr.view();
     let items = items_csr.view();
+    let item_row = |label: usize| items.row(order[label] as usize);
 
     // Pearson: per-item sums and centred sums of squares over all users; items whose centred sum
     // of squares is zero (up to rounding) have no variance and get no neighbours.
@@ -193,7 +199,7 @@ pub fn item_knn(user_items: &CsrView<'_>, params: &KnnParams, num_threads: usize
     let mut varies = Vec::new();
     if params.similarity == Similarity::Pearson {
         for i in 0..n_items {
-            let (_, vals) = items.row(i);
+            let (_, vals) = item_row(i);
             let s: f64 = vals.iter().map(|&v| v as f64).sum();
             let q: f64 = vals.iter().map(|&v| (v as f64) * (v as f64)).sum();
             let c = if n > 0.0 { q - s * s / n } else { 0.0 };
@@ -256,7 +262,7 @@ pub fn item_knn(user_items: &CsrView<'_>, params: &KnnParams, num_threads: usize
                         task * ITEMS_PER_TASK..((task + 1) * ITEMS_PER_TASK).min(n_items);
                     let mut out = RowsOut::default();
                     for i in rows_of_task {
-                        let (us, ws) = items.row(i);
+                        let (us, ws) = item_row(i);
                         s.touched.clear();
                         // Rows start by tracking the items they touch; a row that has touched a
                         // quarter of the items, or done as many multiply-adds as there are
@@ -361,7 +367,7 @@ pub fn item_knn(user_items: &CsrView<'_>, params: &KnnParams, num_threads: usize
         return Err(failed.unwrap_or(Error::Interrupted));
     }
     // the inputs' copies go before the output is built
-    drop((items_csr, labelled));
+    drop((items_csr, users_csr));
     let mut tasks: Vec<Option<RowsOut>> = (0..n_tasks).map(|_| None).collect();
     for (task, out) in done.into_iter().flatten() {
         tasks[task] = Some(out);
@@ -613,73 +619,13 @@ fn assemble(order: &[u32], tasks: Vec<Option<RowsOut>>, k: usize) -> Result<Csr>
     })
 }
 
-/// The order of the items by increasing number of users (ties by id), `order[new] = old`, and
-/// `user_items`' indices and `values` relabelled to it (`new` ids), each row sorted again.
-#[allow(clippy::type_complexity)]
-fn by_popularity(
-    user_items: &CsrView<'_>,
-    values: &[f32],
-    num_threads: usize,
-) -> Result<(Vec<u32>, (Vec<i32>, Vec<f32>))> {
-    let n_items = user_items.n_cols();
-    let what = "the items relabelled by popularity";
-    let per_item = || format!("user_items has {n_items} columns (items)");
-    let mut count: Vec<u32> = try_zeroed(n_items, what, per_item)?;
-    for &j in user_items.indices() {
-        count[j as usize] += 1;
-    }
-    let mut order: Vec<u32> = try_with_capacity(n_items, what, per_item)?;
-    order.extend(0..n_items as u32);
-    order.sort_unstable_by_key(|&j| (count[j as usize], j));
-    let mut rank = count; // reused: new label of every old id
-    for (new, &old) in order.iter().enumerate() {
-        rank[old as usize] = new as u32;
-    }
-    let nnz = user_items.nnz();
-    let entries = || format!("{nnz} interactions");
-    let mut indices: Vec<i32> = try_zeroed(nnz, what, entries)?;
-    let mut data: Vec<f32> = try_zeroed(nnz, what, entries)?;
-    // the fit reads these rows at random: huge pages spare it most translation misses
-    advise_huge_pages(&indices);
-    advise_huge_pages(&data);
-    // blocks of users, each with its part of the output
-    const USERS: usize = 4096;
-    let n_users = user_items.n_rows();
-    let indptr = user_items.indptr();
-    let mut parts = Vec::with_capacity(n_users.div_ceil(USERS));
-    let (mut i_rest, mut d_rest) = (&mut indices[..], &mut data[..]);
-    for u0 in (0..n_users).step_by(USERS) {
-        let u1 = (u0 + USERS).min(n_users);
-        let n = (indptr[u1] - indptr[u0]) as usize;
-        let (i, ir) = std::mem::take(&mut i_rest).split_at_mut(n);
-        let (d, dr) = std::mem::take(&mut d_rest).split_at_mut(n);
-        (i_rest, d_rest) = (ir, dr);
-        parts.push((u0..u1, i, d));
-    }
-    let rank = &rank;
-    parallel::install(num_threads, || {
-        parts.into_par_iter().for_each(|(users, ind, dat)| {
-            let mut row: Vec<(u32, f32)> = Vec::new();
-            let mut at = 0;
-            for u in users {
-                let range = user_items.row_range(u);
-                row.clear();
-                row.extend(
-                    user_items.indices()[range.clone()]
-                        .iter()
-                        .zip(&values[range])
-                        .map(|(&j, &v)| (rank[j as usize], v)),
-                );
-                row.sort_unstable_by_key(|e| e.0);
-                for &(j, v) in &row {
-                    ind[at] = j as i32;
-                    dat[at] = v;
-                    at += 1;
-                }
-            }
-        });
-    })?;
-    Ok((order, (indices, data)))
+/// The order of the items by increasing number of users (ties by id), `order[new] = old`, from
+/// the `indptr` of the items' rows.
+fn by_popularity(indptr: &[i64]) -> Vec<u32> {
+    let n_items = indptr.len() - 1;
+    let mut order: Vec<u32> = (0..n_items as u32).collect();
+    order.sort_unstable_by_key(|&j| (indptr[j as usize + 1] - indptr[j as usize], j));
+    order
 }
 
 /// Which items the current row has touched: one bit per item (an eighth of a byte, so it stays

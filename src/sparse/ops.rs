@@ -3,6 +3,7 @@
 use super::{Csr, CsrView};
 use crate::error::{try_zeroed, Result};
 use crate::parallel;
+use crate::simd::advise_huge_pages;
 use rayon::prelude::*;
 
 /// A pointer that parallel tasks write through at positions no other task writes.
@@ -17,24 +18,69 @@ unsafe impl<T: Send> Sync for DisjointWrites<T> {}
 /// write offsets, and the bands scatter their entries. Rows of the result come out sorted because
 /// the bands are in row order. The result does not depend on the thread count.
 pub fn transpose(m: &CsrView<'_>, num_threads: usize) -> Result<Csr> {
-    Ok(transpose_impl(m, num_threads, false)?.0)
+    Ok(transpose_impl(m, num_threads, false, None, false)?.0)
 }
 
 /// [`transpose`], plus, for every entry of the transpose, its position within its row of `m`
 /// (entry `(c, r)` of the result is entry number `pos` of row `r` of `m`). Kernels that walk a
 /// row of `m` from a given column on use it instead of a binary search.
 pub fn transpose_with_positions(m: &CsrView<'_>, num_threads: usize) -> Result<(Csr, Vec<u32>)> {
-    let (t, pos) = transpose_impl(m, num_threads, true)?;
+    let (t, pos) = transpose_impl(m, num_threads, true, None, false)?;
     Ok((t, pos))
 }
 
-fn transpose_impl(m: &CsrView<'_>, num_threads: usize, positions: bool) -> Result<(Csr, Vec<u32>)> {
+/// The transpose of the matrix whose row `l` is row `order[l]` of `m` (`order` a permutation of
+/// `m`'s rows): entry `(c, l)` of the result is entry `(order[l], c)` of `m`, and each row of the
+/// result lists its `l` in increasing order. Relabels and transposes in one pass (no per-row
+/// sort). With `huge`, the result's entry arrays are advised onto huge pages (for kernels that
+/// read its rows at random). The result does not depend on the thread count.
+pub fn transpose_permuted(
+    m: &CsrView<'_>,
+    order: &[u32],
+    num_threads: usize,
+    huge: bool,
+) -> Result<Csr> {
+    if order.len() != m.n_rows() {
+        return Err(crate::error::Error::shape(
+            "row order",
+            m.n_rows(),
+            order.len(),
+        ));
+    }
+    // a permutation: the scatter's offsets then add up to the entries (its writes stay in bounds)
+    let mut seen = vec![false; order.len()];
+    for &r in order {
+        match seen.get_mut(r as usize) {
+            Some(s) if !*s => *s = true,
+            _ => {
+                return Err(crate::error::Error::invalid(
+                    "row order",
+                    format!("must be a permutation of 0..{}, repeats or exceeds at {r}", order.len()),
+                ))
+            }
+        }
+    }
+    Ok(transpose_impl(m, num_threads, false, Some(order), huge)?.0)
+}
+
+fn transpose_impl(
+    m: &CsrView<'_>,
+    num_threads: usize,
+    positions: bool,
+    order: Option<&[u32]>,
+    huge: bool,
+) -> Result<(Csr, Vec<u32>)> {
     let (n_rows, n_cols, nnz) = (m.n_rows(), m.n_cols(), m.nnz());
     let bands = parallel::resolve_threads(num_threads)
         .min(n_rows.max(1))
         .max(1);
     let band_rows = n_rows.div_ceil(bands).max(1);
     let band_range = |b: usize| (b * band_rows).min(n_rows)..((b + 1) * band_rows).min(n_rows);
+    // the row of `m` read as row `l` of the (permuted) input
+    let source = |l: usize| match order {
+        None => l,
+        Some(o) => o[l] as usize,
+    };
 
     let stop = parallel::stop_flag();
     let what = "the transposed matrix";
@@ -43,6 +89,10 @@ fn transpose_impl(m: &CsrView<'_>, num_threads: usize, positions: bool) -> Resul
     let mut indptr = try_zeroed::<i64>(n_cols + 1, what, per_col)?;
     let mut indices = try_zeroed::<i32>(nnz, what, per_entry)?;
     let mut data = try_zeroed::<f32>(nnz, what, per_entry)?;
+    if huge {
+        advise_huge_pages(&indices);
+        advise_huge_pages(&data);
+    }
     let mut row_pos = try_zeroed::<u32>(if positions { nnz } else { 0 }, what, per_entry)?;
     let out = parallel::install(num_threads, || {
         // counts[b][c]: entries of column c in band b.
@@ -51,12 +101,17 @@ fn transpose_impl(m: &CsrView<'_>, num_threads: usize, positions: bool) -> Resul
             .map(|b| {
                 let mut cnt = try_zeroed::<i64>(n_cols, what, per_col)?;
                 let rows = band_range(b);
-                let (lo, hi) = (
-                    m.indptr()[rows.start] as usize,
-                    m.indptr()[rows.end] as usize,
-                );
-                for &c in &m.indices()[lo..hi] {
-                    cnt[c as usize] += 1;
+                let mut count = |cols: &[i32]| {
+                    for &c in cols {
+                        cnt[c as usize] += 1;
+                    }
+                };
+                match order {
+                    None => count(
+                        &m.indices()
+                            [m.indptr()[rows.start] as usize..m.indptr()[rows.end] as usize],
+                    ),
+                    Some(_) => rows.for_each(|l| count(m.row(source(l)).0)),
                 }
                 Ok(cnt)
             })
@@ -83,7 +138,7 @@ fn transpose_impl(m: &CsrView<'_>, num_threads: usize, positions: bool) -> Resul
                 if r % 4096 == 0 && stop.is_set() {
                     return; // interrupted: checked below
                 }
-                let (cols, vals) = m.row(r);
+                let (cols, vals) = m.row(source(r));
                 for (k, (&c, &v)) in cols.iter().zip(vals).enumerate() {
                     let p = next[c as usize] as usize;
                     next[c as usize] += 1;

@@ -136,7 +136,8 @@ fn map_entries(
     Ok(out)
 }
 
-fn check_non_negative(what: &str, m: &CsrView<'_>) -> Result<()> {
+/// An error naming `what` when `m` stores a negative value (the first, by entry).
+pub(crate) fn check_non_negative(what: &str, m: &CsrView<'_>) -> Result<()> {
     match m.data().iter().position(|v| *v < 0.0) {
         None => Ok(()),
         Some(p) => Err(Error::invalid(
@@ -165,6 +166,13 @@ pub fn bm25(
     b: f64,
     num_threads: usize,
 ) -> Result<Vec<f32>> {
+    check_bm25(k1, b)?;
+    check_non_negative("bm25 weighting", m)?;
+    bm25_unchecked(m, docs, k1, b, num_threads)
+}
+
+/// The errors of [`bm25`]'s parameters.
+pub(crate) fn check_bm25(k1: f64, b: f64) -> Result<()> {
     if !(k1.is_finite() && k1 >= 0.0) {
         return Err(Error::invalid(
             "K1",
@@ -174,7 +182,18 @@ pub fn bm25(
     if !(b.is_finite() && (0.0..=1.0).contains(&b)) {
         return Err(Error::invalid("B", format!("must be in [0, 1], got {b}")));
     }
-    check_non_negative("bm25 weighting", m)?;
+    Ok(())
+}
+
+/// [`bm25`] of a matrix whose parameters and values the caller has checked ([`check_bm25`],
+/// [`check_non_negative`]).
+pub(crate) fn bm25_unchecked(
+    m: &CsrView<'_>,
+    docs: Documents,
+    k1: f64,
+    b: f64,
+    num_threads: usize,
+) -> Result<Vec<f32>> {
     let (idf, mut length_norm, n_docs) = idf(stats(m, docs)?);
     let mean_len = if n_docs == 0 {
         0.0
@@ -197,6 +216,15 @@ pub fn bm25(
 /// TF-IDF: `sqrt(r) * idf_t` (not normalised; see [`normalize`]).
 pub fn tfidf(m: &CsrView<'_>, docs: Documents, num_threads: usize) -> Result<Vec<f32>> {
     check_non_negative("tfidf weighting", m)?;
+    tfidf_unchecked(m, docs, num_threads)
+}
+
+/// [`tfidf`] of a matrix whose values the caller has checked ([`check_non_negative`]).
+pub(crate) fn tfidf_unchecked(
+    m: &CsrView<'_>,
+    docs: Documents,
+    num_threads: usize,
+) -> Result<Vec<f32>> {
     let (idf, _, _) = idf(stats(m, docs)?);
     map_entries(m, docs, num_threads, |r, _, t| r.sqrt() * idf[t])
 }
