@@ -95,6 +95,22 @@ impl FitScratch {
     }
 }
 
+/// Catalogues up to this many items have an accumulator (8 bytes an item) of at most 256 KiB,
+/// within the second-level cache of any current core, where scanning it whole costs about an
+/// eighth of tracking as many items as it holds (80k users x 10k items: tracking every row
+/// until it had done 10^4 multiply-adds, 2970 rows went dense; at 10^4 / 8, 9771, and the
+/// kernel's CPU time fell 15%). Larger ones switch after as many multiply-adds as items.
+const SMALL_CATALOGUE: usize = 1 << 15;
+
+/// The multiply-adds after which a fit row over `n_items` stops tracking the items it touches.
+fn dense_after(n_items: usize) -> usize {
+    if n_items <= SMALL_CATALOGUE {
+        n_items.div_ceil(8)
+    } else {
+        n_items
+    }
+}
+
 /// Rows requested from memory ahead of their use: by the fit (users' rows) and the scorer
 /// (similarity rows).
 const AHEAD: usize = 4;
@@ -230,6 +246,7 @@ pub fn item_knn(user_items: &CsrView<'_>, params: &KnnParams, num_threads: usize
     // two floats widened to f64 are exact), so the similarity stays symmetric to the bit.
     // Rows are handed out by a shared counter from the most popular down (the heaviest first,
     // so the threads finish together).
+    let track_until = dense_after(n_items);
     let n_tasks = n_items.div_ceil(ITEMS_PER_TASK);
     let next_task = AtomicUsize::new(n_tasks);
     // the first allocation failure of a thread's scratch (the other threads finish the work)
@@ -263,45 +280,9 @@ pub fn item_knn(user_items: &CsrView<'_>, params: &KnnParams, num_threads: usize
                     let mut out = RowsOut::default();
                     for i in rows_of_task {
                         let (us, ws) = item_row(i);
-                        s.touched.clear();
-                        // Rows start by tracking the items they touch; a row that has touched a
-                        // quarter of the items, or done as many multiply-adds as there are
-                        // items, goes on without (its sums are then scanned whole).
-                        let mut dense = false;
-                        let mut work = 0;
-                        let indptr = users.indptr();
-                        for (n, (&u, &w1)) in us.iter().zip(ws).enumerate() {
-                            if let Some(&ua) = us.get(n + 4 * AHEAD) {
-                                prefetch(&indptr[ua as usize]);
-                            }
-                            if let Some(&ua) = us.get(n + AHEAD) {
-                                let (ja, wa) = users.row(ua as usize);
-                                prefetch_lines::<FIT_PREFETCH_LINES>(ja, wa);
-                            }
-                            let (js, ws2) = users.row(u as usize);
-                            let w1 = w1 as f64;
-                            if dense {
-                                accumulate(&mut s.acc, js, ws2, w1);
-                            } else {
-                                accumulate_tracked(
-                                    &mut s.acc,
-                                    &mut s.seen,
-                                    &mut s.touched,
-                                    js,
-                                    ws2,
-                                    w1,
-                                );
-                                work += js.len();
-                                if s.touched.len() * 4 >= n_items || work >= n_items {
-                                    dense = true;
-                                    s.seen.clear(&s.touched);
-                                }
-                            }
-                        }
+                        let dense = row_sums(&users, us, ws, s, (n_items, track_until));
                         s.own.clear();
-                        if dense {
-                            s.touched.clear();
-                        } else {
+                        if !dense {
                             s.seen.clear(&s.touched);
                         }
                         if pearson {
@@ -373,6 +354,47 @@ pub fn item_knn(user_items: &CsrView<'_>, params: &KnnParams, num_threads: usize
         tasks[task] = Some(out);
     }
     assemble(&order, tasks, k)
+}
+
+/// Adds `w1 * row(u)` into `s.acc` for every `(u, w1)` of an item's row `(us, ws)`, in that order,
+/// tracking the items touched (in `s.touched`, marked in `s.seen`) until the row has touched a
+/// quarter of the `n_items` items or done `track_until` multiply-adds; true when it went on
+/// without (its sums are then to be scanned whole, and `s.touched` is empty).
+#[inline(always)]
+fn row_sums(
+    users: &CsrView<'_>,
+    us: &[i32],
+    ws: &[f32],
+    s: &mut FitScratch,
+    (n_items, track_until): (usize, usize),
+) -> bool {
+    s.touched.clear();
+    let mut dense = false;
+    let mut work = 0;
+    let indptr = users.indptr();
+    for (n, (&u, &w1)) in us.iter().zip(ws).enumerate() {
+        if let Some(&ua) = us.get(n + 4 * AHEAD) {
+            prefetch(&indptr[ua as usize]);
+        }
+        if let Some(&ua) = us.get(n + AHEAD) {
+            let (ja, wa) = users.row(ua as usize);
+            prefetch_lines::<FIT_PREFETCH_LINES>(ja, wa);
+        }
+        let (js, ws2) = users.row(u as usize);
+        let w1 = w1 as f64;
+        if dense {
+            accumulate(&mut s.acc, js, ws2, w1);
+        } else {
+            accumulate_tracked(&mut s.acc, &mut s.seen, &mut s.touched, js, ws2, w1);
+            work += js.len();
+            if s.touched.len() * 4 >= n_items || work >= track_until {
+                dense = true;
+                s.seen.clear(&s.touched);
+                s.touched.clear();
+            }
+        }
+    }
+    dense
 }
 
 /// `acc[j] += w1 * w2` for the entries `(j, w2)` of a user's row (`j < acc.len()`: the row comes

@@ -55,7 +55,10 @@ pub fn transpose_permuted(
             _ => {
                 return Err(crate::error::Error::invalid(
                     "row order",
-                    format!("must be a permutation of 0..{}, repeats or exceeds at {r}", order.len()),
+                    format!(
+                        "must be a permutation of 0..{}, repeats or exceeds at {r}",
+                        order.len()
+                    ),
                 ))
             }
         }
@@ -74,13 +77,35 @@ fn transpose_impl(
     let bands = parallel::resolve_threads(num_threads)
         .min(n_rows.max(1))
         .max(1);
-    let band_rows = n_rows.div_ceil(bands).max(1);
-    let band_range = |b: usize| (b * band_rows).min(n_rows)..((b + 1) * band_rows).min(n_rows);
     // the row of `m` read as row `l` of the (permuted) input
     let source = |l: usize| match order {
         None => l,
         Some(o) => o[l] as usize,
     };
+    // Bands of consecutive input rows holding about as many entries each (a band's work is its
+    // entries, and rows taken by popularity hold most of them at one end).
+    let mut band_start = vec![0usize; bands + 1];
+    match order {
+        None => {
+            for (b, start) in band_start.iter_mut().enumerate().skip(1) {
+                let target = (nnz as u128 * b as u128 / bands as u128) as i64;
+                *start = m.indptr().partition_point(|&p| p < target).min(n_rows);
+            }
+        }
+        Some(_) => {
+            let (mut b, mut seen) = (1, 0usize);
+            for l in 0..n_rows {
+                while b < bands && seen as u128 * bands as u128 >= nnz as u128 * b as u128 {
+                    band_start[b] = l;
+                    b += 1;
+                }
+                seen += m.row_range(source(l)).len();
+            }
+            band_start[b..].iter_mut().for_each(|s| *s = n_rows);
+        }
+    }
+    band_start[bands] = n_rows;
+    let band_range = |b: usize| band_start[b]..band_start[b + 1];
 
     let stop = parallel::stop_flag();
     let what = "the transposed matrix";
