@@ -535,13 +535,19 @@ fn select_values(
             continue;
         }
         let base = b * width;
-        let end = (base + width).min(values.len());
-        for (e, &dot) in values[base..end].iter().enumerate() {
-            // (NaN never enters)
-            if dot > bound && dot != 0.0 {
-                cands.push((dot as f32, label(base + e)));
-            }
+        let block = &values[base..(base + width).min(values.len())];
+        // branch-free (which values pass is unpredictable): every value is written at the end of
+        // the list and kept when it passes (NaN never does)
+        cands.reserve(block.len());
+        let list = cands.as_mut_ptr();
+        let mut len = cands.len();
+        for (e, &dot) in block.iter().enumerate() {
+            // SAFETY: len <= cands.len() + e < the capacity reserved.
+            unsafe { list.add(len).write((dot as f32, label(base + e))) };
+            len += (dot > bound && dot != 0.0) as usize;
         }
+        // SAFETY: the first `len` entries are written.
+        unsafe { cands.set_len(len) };
     }
     if cands.len() > k {
         // best first: the higher score, then the lower item (never NaN)
