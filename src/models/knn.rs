@@ -5,7 +5,7 @@
 use crate::error::{try_with_capacity, try_zeroed, Error, Result};
 use crate::parallel;
 use crate::simd::{prefetch, Arch, Lanes, WithSimd};
-use crate::sparse::weighting::{self, Documents};
+use crate::sparse::weighting::{self, Weighting};
 use crate::sparse::{transpose, transpose_permuted, Csr, CsrView};
 use crate::topk::{filled, BlockScorer, Candidates, TileLayout, TopK, TopKResult};
 use rayon::prelude::*;
@@ -166,34 +166,18 @@ pub fn item_knn(user_items: &CsrView<'_>, params: &KnnParams, num_threads: usize
     // sum its row in that order, as they would summing the columns of `user_items` row by row
     // (the same values, bit for bit), and the weighted values are computed entry by entry.
     let mut items_csr = transpose(user_items, num_threads)?;
-    let weights = {
-        let t = items_csr.view();
-        match params.similarity {
-            Similarity::Dot | Similarity::Pearson => None,
-            Similarity::Cosine => Some(weighting::normalize(&t, Documents::Rows, num_threads)?),
-            Similarity::TfIdf => {
-                let w = weighting::tfidf_unchecked(&t, Documents::Rows, num_threads)?;
-                let v = CsrView::new(
-                    "tfidf weights",
-                    t.n_rows(),
-                    t.n_cols(),
-                    t.indptr(),
-                    t.indices(),
-                    &w,
-                )?;
-                Some(weighting::normalize(&v, Documents::Rows, num_threads)?)
-            }
-            Similarity::Bm25 { k1, b } => Some(weighting::bm25_unchecked(
-                &t,
-                Documents::Rows,
-                k1,
-                b,
-                num_threads,
-            )?),
+    match params.similarity {
+        Similarity::Dot | Similarity::Pearson => {}
+        Similarity::Cosine => {
+            weighting::weight_rows_in_place(&mut items_csr, Weighting::Normalize, num_threads)?
         }
-    };
-    if let Some(w) = weights {
-        items_csr.data = w;
+        Similarity::TfIdf => {
+            weighting::weight_rows_in_place(&mut items_csr, Weighting::TfIdf, num_threads)?;
+            weighting::weight_rows_in_place(&mut items_csr, Weighting::Normalize, num_threads)?;
+        }
+        Similarity::Bm25 { k1, b } => {
+            weighting::weight_rows_in_place(&mut items_csr, Weighting::Bm25 { k1, b }, num_threads)?
+        }
     }
     // Items are relabelled by increasing popularity (number of users; ties by id), and rows are
     // processed from the most popular (the heaviest) down, so the threads finish together. The
