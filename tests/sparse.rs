@@ -2,7 +2,7 @@
 #![allow(clippy::needless_range_loop)] // index loops keep the references plain
 
 use proptest::prelude::*;
-use tacitrec::sparse::{col_norms, row_norms, transpose, Csr, CsrView};
+use tacitrec::sparse::{col_norms, row_norms, transpose, transpose_permuted, Csr, CsrView};
 use tacitrec::Error;
 
 fn dense(m: &Csr) -> Vec<Vec<f32>> {
@@ -44,6 +44,34 @@ proptest! {
     }
 
     #[test]
+    fn transpose_permuted_matches_naive(
+        (m, order) in arb_csr().prop_flat_map(|m| {
+            let order: Vec<u32> = (0..m.n_rows as u32).collect();
+            (Just(m), Just(order).prop_shuffle())
+        }),
+        threads in 1usize..5,
+        huge in any::<bool>(),
+    ) {
+        // entry (c, l) for every entry (order[l], c) of m, built from triplets
+        let mut triplets = Vec::new();
+        for (l, &r) in order.iter().enumerate() {
+            let r = r as usize;
+            for p in m.indptr[r] as usize..m.indptr[r + 1] as usize {
+                triplets.push((m.indices[p] as usize, l, m.data[p]));
+            }
+        }
+        let expected = Csr::from_triplets(m.n_cols, m.n_rows, &triplets).unwrap();
+        let got = transpose_permuted(&m.view(), &order, threads, huge).unwrap();
+        prop_assert_eq!(&got, &expected);
+        // the identity order is the plain transpose
+        let identity: Vec<u32> = (0..m.n_rows as u32).collect();
+        prop_assert_eq!(
+            transpose_permuted(&m.view(), &identity, threads, false).unwrap(),
+            transpose(&m.view(), threads).unwrap()
+        );
+    }
+
+    #[test]
     fn norms_match_dense(m in arb_csr()) {
         let d = dense(&m);
         let rn = row_norms(&m.view(), 2).unwrap();
@@ -56,6 +84,48 @@ proptest! {
             let e: f32 = d.iter().map(|row| row[c] * row[c]).sum::<f32>().sqrt();
             prop_assert!((cn[c] - e).abs() <= 1e-4 * (1.0 + e));
         }
+    }
+}
+
+#[test]
+fn transpose_balances_skewed_rows_and_rejects_bad_orders() {
+    // one row holds most entries (the bands split by entries, not rows), with empty rows and
+    // columns around it
+    let mut t = Vec::new();
+    for c in 0..40 {
+        if c % 7 != 3 {
+            t.push((2, c, c as f32 + 0.5));
+        }
+    }
+    t.extend([(0, 5, 1.0), (5, 0, 2.0), (5, 39, -3.0), (7, 20, 4.0)]);
+    let m = Csr::from_triplets(9, 41, &t).unwrap();
+    let order: Vec<u32> = vec![8, 2, 0, 5, 1, 7, 3, 6, 4];
+    let mut expected = Vec::new();
+    for (l, &r) in order.iter().enumerate() {
+        for &(rr, c, v) in &t {
+            if rr == r as usize {
+                expected.push((c, l, v));
+            }
+        }
+    }
+    let expected = Csr::from_triplets(41, 9, &expected).unwrap();
+    for threads in 1..6 {
+        assert_eq!(
+            transpose_permuted(&m.view(), &order, threads, true).unwrap(),
+            expected
+        );
+        let tt = transpose(&m.view(), threads).unwrap();
+        assert_eq!(transpose(&tt.view(), threads).unwrap(), m);
+    }
+    for bad in [
+        vec![0u32; 9],
+        vec![0, 1, 2, 3, 4, 5, 6, 7, 9],
+        vec![0, 1, 2],
+    ] {
+        assert!(matches!(
+            transpose_permuted(&m.view(), &bad, 2, false),
+            Err(Error::InvalidArgument { .. } | Error::Shape { .. })
+        ));
     }
 }
 
