@@ -463,3 +463,59 @@ fn dot_fit_keeps_exact_top_k_with_ties_to_lower_ids() {
         }
     }
 }
+
+/// A catalogue above the fit's small-catalogue size (2^15 items), where rows track the items
+/// they touch until they have done as many multiply-adds as there are items: light rows and
+/// popular rows that turn dense both keep exactly the `k` largest co-occurrence counts (ties to
+/// the lower id), the same with 1 and 2 threads, against a sparse reference.
+#[test]
+fn dot_fit_over_a_large_catalogue_keeps_exact_top_k() {
+    let (nr, nc, k) = (3000, 40_000, 20);
+    let x = skewed_binary(nr, nc, 30, 21);
+    let params = KnnParams {
+        k,
+        similarity: Similarity::Dot,
+    };
+    let got = item_knn(&x.view(), &params, 2).unwrap();
+    assert_eq!(got, item_knn(&x.view(), &params, 1).unwrap());
+    // items -> users
+    let mut users_of: Vec<Vec<usize>> = vec![Vec::new(); nc];
+    for r in 0..nr {
+        for p in x.indptr[r] as usize..x.indptr[r + 1] as usize {
+            users_of[x.indices[p] as usize].push(r);
+        }
+    }
+    let popular = (0..nc).max_by_key(|&i| users_of[i].len()).unwrap();
+    // the most popular item's row does far more multiply-adds than there are items
+    let work: usize = users_of[popular]
+        .iter()
+        .map(|&u| (x.indptr[u + 1] - x.indptr[u]) as usize)
+        .sum();
+    assert!(work > nc, "{work}");
+    let mut count = vec![0u32; nc];
+    let mut touched = Vec::new();
+    for i in (0..nc).step_by(37).chain([popular]) {
+        touched.clear();
+        for &u in &users_of[i] {
+            for p in x.indptr[u] as usize..x.indptr[u + 1] as usize {
+                let j = x.indices[p] as usize;
+                if count[j] == 0 {
+                    touched.push(j);
+                }
+                count[j] += 1;
+            }
+        }
+        let mut want: Vec<(usize, f64)> = touched.iter().map(|&j| (j, count[j] as f64)).collect();
+        want.sort_by(|a, b| b.1.partial_cmp(&a.1).unwrap().then(a.0.cmp(&b.0)));
+        want.truncate(k);
+        want.sort_by_key(|e| e.0);
+        touched.iter().for_each(|&j| count[j] = 0);
+        let (cols, vals) = got.view().row(i);
+        let have: Vec<(usize, f64)> = cols
+            .iter()
+            .zip(vals)
+            .map(|(&j, &v)| (j as usize, v as f64))
+            .collect();
+        assert_eq!(have, want, "row {i}");
+    }
+}
