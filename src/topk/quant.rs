@@ -90,7 +90,9 @@ use super::batch::{check_liked, filled};
 use super::batch::{recommend_batch, Candidates, TopKResult};
 use super::dot::DotScorer;
 use crate::error::Result;
-use crate::sparse::{sorted_contains, CsrView};
+#[cfg(target_arch = "x86_64")]
+use crate::sparse::sorted_contains;
+use crate::sparse::CsrView;
 use ndarray::ArrayView2;
 
 /// Whether [`recommend_dot`] may use the reduced-precision first pass.
