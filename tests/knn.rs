@@ -431,6 +431,21 @@ fn skewed_binary(nr: usize, nc: usize, per_row: usize, seed: u64) -> Csr {
     Csr::from_triplets(nr, nc, &t).unwrap()
 }
 
+/// Row `i` of the fit `got` holds exactly the `k` largest of the `(item, value)` pairs `want`
+/// (ties to the lower item), in item order.
+fn assert_row_is_top_k(got: &Csr, i: usize, mut want: Vec<(usize, f64)>, k: usize, what: &str) {
+    want.sort_by(|a, b| b.1.partial_cmp(&a.1).unwrap().then(a.0.cmp(&b.0)));
+    want.truncate(k);
+    want.sort_by_key(|e| e.0);
+    let (cols, vals) = got.view().row(i);
+    let have: Vec<(usize, f64)> = cols
+        .iter()
+        .zip(vals)
+        .map(|(&j, &v)| (j as usize, v as f64))
+        .collect();
+    assert_eq!(have, want, "{what} row {i}");
+}
+
 /// Dot products of binary columns are exact integers: the fit must keep exactly the `k` largest
 /// co-occurrence counts of each row, ties to the lower item id, with every thread count.
 #[test]
@@ -446,19 +461,8 @@ fn dot_fit_keeps_exact_top_k_with_ties_to_lower_ids() {
             let got = item_knn(&x.view(), &params, 2).unwrap();
             assert_eq!(got, item_knn(&x.view(), &params, 1).unwrap());
             for i in 0..nc {
-                let mut want: Vec<(usize, f64)> = (0..nc)
-                    .filter_map(|j| counts[i][j].map(|v| (j, v)))
-                    .collect();
-                want.sort_by(|a, b| b.1.partial_cmp(&a.1).unwrap().then(a.0.cmp(&b.0)));
-                want.truncate(k);
-                want.sort_by_key(|e| e.0);
-                let (cols, vals) = got.view().row(i);
-                let have: Vec<(usize, f64)> = cols
-                    .iter()
-                    .zip(vals)
-                    .map(|(&j, &v)| (j as usize, v as f64))
-                    .collect();
-                assert_eq!(have, want, "{nr}x{nc} K={k} row {i}");
+                let want = (0..nc).filter_map(|j| counts[i][j].map(|v| (j, v)));
+                assert_row_is_top_k(&got, i, want.collect(), k, &format!("{nr}x{nc} K={k}"));
             }
         }
     }
@@ -505,17 +509,8 @@ fn dot_fit_over_a_large_catalogue_keeps_exact_top_k() {
                 count[j] += 1;
             }
         }
-        let mut want: Vec<(usize, f64)> = touched.iter().map(|&j| (j, count[j] as f64)).collect();
-        want.sort_by(|a, b| b.1.partial_cmp(&a.1).unwrap().then(a.0.cmp(&b.0)));
-        want.truncate(k);
-        want.sort_by_key(|e| e.0);
+        let want = touched.iter().map(|&j| (j, count[j] as f64)).collect();
         touched.iter().for_each(|&j| count[j] = 0);
-        let (cols, vals) = got.view().row(i);
-        let have: Vec<(usize, f64)> = cols
-            .iter()
-            .zip(vals)
-            .map(|(&j, &v)| (j as usize, v as f64))
-            .collect();
-        assert_eq!(have, want, "row {i}");
+        assert_row_is_top_k(&got, i, want, k, "large catalogue");
     }
 }

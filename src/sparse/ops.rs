@@ -74,35 +74,25 @@ trait Counter: crate::error::Zeroable + Send + Sync {
     fn set(&mut self, v: usize);
 }
 
-impl Counter for u32 {
-    #[inline(always)]
-    fn add(&mut self, n: usize) {
-        *self += n as u32;
-    }
-    #[inline(always)]
-    fn get(self) -> usize {
-        self as usize
-    }
-    #[inline(always)]
-    fn set(&mut self, v: usize) {
-        *self = v as u32;
-    }
+macro_rules! counter {
+    ($($t:ty),*) => {$(
+        impl Counter for $t {
+            #[inline(always)]
+            fn add(&mut self, n: usize) {
+                *self += n as $t;
+            }
+            #[inline(always)]
+            fn get(self) -> usize {
+                self as usize
+            }
+            #[inline(always)]
+            fn set(&mut self, v: usize) {
+                *self = v as $t;
+            }
+        }
+    )*};
 }
-
-impl Counter for u64 {
-    #[inline(always)]
-    fn add(&mut self, n: usize) {
-        *self += n as u64;
-    }
-    #[inline(always)]
-    fn get(self) -> usize {
-        self as usize
-    }
-    #[inline(always)]
-    fn set(&mut self, v: usize) {
-        *self = v as u64;
-    }
-}
+counter!(u32, u64);
 
 fn transpose_impl(
     m: &CsrView<'_>,

@@ -100,6 +100,18 @@ def test_from_frame_errors():
         Dataset.from_frame([("a", 1)])
 
 
+def _assert_frame_is_recommend(got, model, ds, users, N):
+    """``got`` (a recommend_frame of ``users``, original ids of the Dataset ``ds``) holds the
+    items and scores of ``recommend`` on their indices."""
+    pos = [int(np.flatnonzero(ds.user_id_array == u)[0]) for u in users]
+    ids, scores = model.recommend(pos, ds.weights[pos], N=N)
+    for row, u in enumerate(users):
+        mine = got[got.user_id == u].sort_values("rank")
+        ok = ids[row] >= 0
+        assert mine.item_id.tolist() == ds.item_id_array[ids[row][ok]].tolist()
+        np.testing.assert_allclose(mine.score, scores[row][ok], atol=1e-6)
+
+
 @pytest.mark.parametrize(
     "make",
     [
@@ -118,13 +130,7 @@ def test_recommend_frame_equals_recommend_in_original_ids(data, make):
     users = ["u3", "u0", "u17"]
     got = model.recommend_frame(users, N=5)
     assert list(got.columns) == ["user_id", "item_id", "rank", "score"]
-    pos = [int(np.flatnonzero(ds.user_id_array == u)[0]) for u in users]
-    ids, scores = model.recommend(pos, ds.weights[pos], N=5)
-    for row, u in enumerate(users):
-        mine = got[got.user_id == u].sort_values("rank")
-        ok = ids[row] >= 0
-        assert mine.item_id.tolist() == ds.item_id_array[ids[row][ok]].tolist()
-        np.testing.assert_allclose(mine.score, scores[row][ok], atol=1e-6)
+    _assert_frame_is_recommend(got, model, ds, users, N=5)
     every = model.recommend_frame(N=2)
     assert set(every.user_id) <= set(ds.user_id_array) and len(every) <= 2 * len(ds.user_id_array)
 
@@ -179,13 +185,7 @@ def test_recommend_frame_unknown_users_of_a_model_that_scores_from_rows(data, ma
     users = ["u3", "u0", "u17"]
     got = model.recommend_frame(["zz", *users[:2], "yy", users[2]], N=5, unknown="skip")
     assert set(got.user_id) == set(users)
-    pos = [int(np.flatnonzero(ds.user_id_array == u)[0]) for u in users]
-    ids, scores = model.recommend(pos, ds.weights[pos], N=5)
-    for row, u in enumerate(users):
-        mine = got[got.user_id == u].sort_values("rank")
-        ok = ids[row] >= 0
-        assert mine.item_id.tolist() == ds.item_id_array[ids[row][ok]].tolist()
-        np.testing.assert_allclose(mine.score, scores[row][ok], atol=1e-6)
+    _assert_frame_is_recommend(got, model, ds, users, N=5)
     assert len(model.recommend_frame(["zz"], N=5, unknown="skip")) == 0
     # ids set on a model fitted from a matrix, histories from a frame: the same checks
     plain = make().fit(train, show_progress=False)

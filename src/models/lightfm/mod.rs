@@ -762,6 +762,18 @@ mod tests {
     use super::*;
     use crate::sparse::Csr;
 
+    /// `f` of the epoch data of interactions `x` with LightFM's default (identity) features.
+    fn with_identity_features<R>(x: &Csr, f: impl FnOnce(&Data<'_>) -> R) -> R {
+        let (fu, fi) = (Csr::identity(x.n_rows), Csr::identity(x.n_cols));
+        let (xv, fuv, fiv) = (x.view(), fu.view(), fi.view());
+        f(&Data {
+            interactions: &xv,
+            weights: None,
+            user_features: &fuv,
+            item_features: &fiv,
+        })
+    }
+
     /// Item and user parameters after `epochs` epochs of weight decay on a small problem.
     fn train(
         loss: Loss,
@@ -774,14 +786,6 @@ mod tests {
             .map(|k| (k % 30, (k * 7 + k / 30) % 40, 1.0))
             .collect();
         let x = Csr::from_triplets(30, 40, &t).unwrap(); // ok: test data, valid triplets
-        let (fu, fi) = (Csr::identity(30), Csr::identity(40));
-        let (xv, fuv, fiv) = (x.view(), fu.view(), fi.view());
-        let data = Data {
-            interactions: &xv,
-            weights: None,
-            user_features: &fuv,
-            item_features: &fiv,
-        };
         let d = 6;
         let w = d + 1;
         let start = matches!(schedule, Schedule::Adagrad { .. }) as u8 as f32;
@@ -812,8 +816,10 @@ mod tests {
                 grad_acc: &mut ig,
                 step_acc: &mut is,
             };
-            let run = epoch_folding_below(&data, users, items, d, &params, e, threads, fold_below);
-            run.unwrap(); // ok: a test, valid shapes
+            with_identity_features(&x, |data| {
+                epoch_folding_below(data, users, items, d, &params, e, threads, fold_below)
+            })
+            .unwrap(); // ok: a test, valid shapes
         }
         ip.extend(up);
         ip
@@ -860,14 +866,6 @@ mod tests {
         // stored entries; every loss, both orders, one and two threads
         for (n_users, n_items) in [(3, 0), (0, 4), (3, 4)] {
             let x = Csr::from_triplets(n_users, n_items, &[]).unwrap(); // ok: empty, valid
-            let (fu, fi) = (Csr::identity(n_users), Csr::identity(n_items));
-            let (xv, fuv, fiv) = (x.view(), fu.view(), fi.view());
-            let data = Data {
-                interactions: &xv,
-                weights: None,
-                user_features: &fuv,
-                item_features: &fiv,
-            };
             let w = 3;
             let losses = [
                 Loss::Logistic,
@@ -905,7 +903,9 @@ mod tests {
                     grad_acc: ig,
                     step_acc: is,
                 };
-                let run = epoch(&data, users, items, w - 1, &params, 0, threads);
+                let run = with_identity_features(&x, |data| {
+                    epoch(data, users, items, w - 1, &params, 0, threads)
+                });
                 assert!(
                     run.is_ok(),
                     "{n_users} x {n_items} {loss:?} {order:?} {threads}"
