@@ -21,8 +21,13 @@ retrains, train a copy (``copy.deepcopy(model)``) and swap it in. The lock is pe
 created on first use, and never pickled, copied or saved.
 
 Interruption: Ctrl-C during a long Rust call (a fit iteration, a batch ``recommend``, metrics)
-stops it within a fraction of a second and raises KeyboardInterrupt; the model is left as after
-its last completed iteration (or as before the call).
+stops it within a fraction of a second and raises KeyboardInterrupt. A serving call leaves the
+model as it was. An interrupted fit keeps the updates made so far: the completed iterations and
+the part of the interrupted one that ran, each row's update whole (a state the same algorithm
+reaches with a shorter last iteration, as in Keras or PyTorch training loops); the model
+recommends and can be trained further. No copy of the model is kept to undo the partial
+iteration: such a copy doubled the memory of the factors (and of LightFM's and LMF's
+accumulators) for the whole fit.
 """
 
 from __future__ import annotations
@@ -871,39 +876,10 @@ def _guard_methods(cls) -> None:
                 setattr(cls, name, _guarded(method, mode))
 
 
-class _Rollback:
-    """Restores arrays that one training iteration updates in place when the iteration is
-    interrupted (Ctrl-C stops the Rust kernels between chunks of work, leaving them partly
-    updated), so that an interrupted fit leaves the model as after its last completed iteration::
-
-        rollback = _Rollback([user_factors, item_factors])  # one copy, made once per fit
-        for it in range(iterations):
-            with rollback:  # saves the arrays' values; restores them on KeyboardInterrupt
-                ...
-
-    Costs one copy of the arrays per iteration (a memcpy, small beside an iteration)."""
-
-    def __init__(self, arrays):
-        self._arrays = list(arrays)
-        self._saved = [np.empty_like(a) for a in self._arrays]
-
-    def __enter__(self):
-        for saved, a in zip(self._saved, self._arrays):
-            np.copyto(saved, a)
-        return self
-
-    def __exit__(self, kind, value, tb):
-        if kind is not None and issubclass(kind, KeyboardInterrupt):
-            for saved, a in zip(self._saved, self._arrays):
-                np.copyto(a, saved)
-        return False
-
-
 def _train_epochs(
     n_epochs: int,
     step,
     *,
-    rollback,
     check,
     desc: str,
     show_progress: bool,
@@ -912,9 +888,9 @@ def _train_epochs(
 ) -> None:
     """The fit loop every trained model shares. For each epoch:
 
-    * ``step(epoch)`` updates the model (in Rust, in place) under ``rollback`` (a
-      :class:`_Rollback` over the arrays it updates), so that Ctrl-C midway leaves the model as
-      after the last completed epoch;
+    * ``step(epoch)`` updates the model (in Rust, in place); Ctrl-C midway stops it between
+      chunks of work and the KeyboardInterrupt propagates, the model keeping the updates made
+      so far (no copy of the arrays is kept to restore: see the module docstring);
     * ``check(epoch)`` raises if the epoch diverged (ModelFitError naming the epoch);
     * ``summary(epoch, result)`` (``result`` is what ``step`` returned) gives the progress bar's
       postfix (a dict, or None) and the values the callback gets after the epoch and the
@@ -926,8 +902,7 @@ def _train_epochs(
     with tqdm(total=n_epochs, disable=not show_progress, desc=desc) as bar:
         for epoch in range(n_epochs):
             start = time.perf_counter()
-            with rollback:
-                result = step(epoch)
+            result = step(epoch)
             check(epoch)
             postfix, values = summary(epoch, result) if summary is not None else (None, ())
             if postfix:
@@ -1118,7 +1093,7 @@ class MatrixFactorizationBase(RecommenderBase):
         self, step, *, desc: str, show_progress: bool, callback, unit: str, hint: str, summary=None
     ) -> "MatrixFactorizationBase":
         """Runs ``iterations`` epochs of ``step(epoch)``, which updates the factors in place, in
-        the shared fit loop (:func:`_train_epochs`: rollback on Ctrl-C, progress bar, callback).
+        the shared fit loop (:func:`_train_epochs`: progress bar, callback, Ctrl-C).
         After every epoch the cached normalised factors are dropped and the factors are checked:
         NaN or infinite values raise ModelFitError "<factors> became NaN or infinite in <unit>
         <epoch>: <hint>". Returns the model."""
@@ -1136,7 +1111,6 @@ class MatrixFactorizationBase(RecommenderBase):
         _train_epochs(
             int(self.iterations),
             step,
-            rollback=_Rollback([self._user_factors, self._item_factors]),
             check=check,
             desc=desc,
             show_progress=show_progress,

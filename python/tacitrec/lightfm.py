@@ -69,7 +69,7 @@ from ._validation import (
     check_threads,
     check_trained_finite,
 )
-from .base import RecommenderBase, _Rollback, _train_epochs
+from .base import RecommenderBase, _train_epochs
 from .exceptions import ModelFormatError, NotFittedError
 
 _LOSSES = ("logistic", "bpr", "warp", "warp-kos")
@@ -342,14 +342,9 @@ class LightFM(RecommenderBase):
                 "weights (normalise feature rows)",
             )
 
-        # the accumulators are rolled back with the parameters (adagrad never writes the third
-        # array, adadelta's update accumulators: no copy of it)
-        assert self._user is not None and self._item is not None  # grown above
-        written = 2 if self.learning_schedule == "adagrad" else 3
         _train_epochs(
             int(epochs) if n_items else 0,  # no items: no interaction and no negative to train on
             step,
-            rollback=_Rollback(self._user[:written] + self._item[:written]),
             check=check,
             desc="LightFM",
             show_progress=verbose,

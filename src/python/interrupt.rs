@@ -6,7 +6,8 @@
 //! When a handler raises (`KeyboardInterrupt` for Ctrl-C), the call's [`Stop`] flag is set; every
 //! kernel checks it between chunks of work and returns [`Error::Interrupted`] within a few
 //! milliseconds, and the binding raises the handler's exception. The kernel's outputs are then
-//! partly written: the Python layer restores what it must (see `RecommenderBase`).
+//! partly written, each row whole: an interrupted fit keeps the updates made so far (see the
+//! docstring of `tacitrec.base`).
 
 use crate::error::{Error, Result};
 use crate::parallel::{self, Stop};
