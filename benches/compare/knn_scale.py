@@ -30,6 +30,9 @@ sys.path.insert(0, os.path.dirname(__file__))
 import numpy as np
 import scipy.sparse as sp
 
+# at import: sgd_scale.py imports this module, then takes this folder off sys.path
+from common import power_law_user_items  # noqa: E402
+
 
 def parse_count(s: str) -> int:
     s = s.strip().lower()
@@ -45,8 +48,6 @@ def data(size: str, generator: str, cache: str) -> sp.csr_matrix:
         return sp.load_npz(path).tocsr()
     per_user = nnz / users
     if generator == "powerlaw":
-        from common import power_law_user_items
-
         X = power_law_user_items(users, items, per_user, seed=3)
     elif generator == "clustered":
         from tacitrec.datasets import synthetic
