@@ -36,6 +36,7 @@ import contextlib
 import functools
 import json
 import os
+import sys
 import threading
 import time
 import weakref
@@ -876,6 +877,23 @@ def _guard_methods(cls) -> None:
                 setattr(cls, name, _guarded(method, mode))
 
 
+@functools.lru_cache(maxsize=1)
+def _malloc_trim():
+    """glibc's ``malloc_trim`` (None elsewhere). An epoch's arrays of a few bytes per interaction
+    (BPR's blocks, LightFM's order), once freed, stay in the freeing thread's heap when they are
+    under glibc's mmap threshold (up to 32 MiB), and the next epoch, run by another thread, takes
+    new ones: resident memory grows by one epoch's arrays. Trimming after each epoch gives them
+    back (80k x 10k x 2.5M: BPR 83 -> 64 MB)."""
+    if not sys.platform.startswith("linux"):
+        return None
+    try:
+        import ctypes
+
+        return ctypes.CDLL(None).malloc_trim
+    except (OSError, AttributeError):  # not glibc (musl has no malloc_trim)
+        return None
+
+
 def _train_epochs(
     n_epochs: int,
     step,
@@ -903,6 +921,9 @@ def _train_epochs(
         for epoch in range(n_epochs):
             start = time.perf_counter()
             result = step(epoch)
+            trim = _malloc_trim()
+            if trim is not None:
+                trim(0)
             check(epoch)
             postfix, values = summary(epoch, result) if summary is not None else (None, ())
             if postfix:

@@ -230,12 +230,21 @@ class LightFM(RecommenderBase):
     def _fresh(self, n_features: int, rng: np.random.RandomState):
         d = int(self.no_components)
         params = np.zeros((n_features, d + 1), dtype=np.float32)
-        draws = rng.rand(n_features, d)  # LightFM's initialisation, without temporaries
-        draws -= 0.5
-        draws /= d
-        params[:, :d] = draws
-        start = 1.0 if self.learning_schedule == "adagrad" else 0.0
-        return [params, np.full_like(params, start), np.zeros_like(params)]
+        # LightFM's initialisation (uniform float64 draws, shifted and scaled), drawn in chunks
+        # of rows: the same values, without a float64 temporary twice the size of the parameters
+        rows = max(1, (1 << 16) // max(d, 1))
+        for lo in range(0, n_features, rows):
+            draws = rng.rand(min(rows, n_features - lo), d)
+            draws -= 0.5
+            draws /= d
+            params[lo : lo + len(draws), :d] = draws
+        # the accumulators: adagrad's squared gradients start at 1; adadelta's two at 0, and
+        # adagrad never writes the third array (np.zeros leaves its pages unallocated until
+        # written, where zeros_like would write every one)
+        zeros = np.zeros(params.shape, dtype=np.float32)
+        if self.learning_schedule == "adagrad":
+            return [params, np.ones_like(params), zeros]
+        return [params, np.zeros(params.shape, dtype=np.float32), zeros]
 
     def _grow(self, side: str, n_features: int, rng) -> None:
         cur = getattr(self, "_" + side)

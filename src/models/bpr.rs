@@ -18,7 +18,9 @@
 //!   count (distributed SGD, Gemulla et al. 2011); and a block's rows stay in cache, which makes
 //!   this schedule the faster one.
 
-use super::sgd::{column_counts, popularity, stream, Alias, AliasEntry, Negatives, SharedRows};
+use super::sgd::{
+    column_counts, column_popularity, popularity, stream, Alias, AliasEntry, Negatives, SharedRows,
+};
 use crate::error::{Error, Result};
 use crate::parallel::{self, Stop};
 use crate::simd::{load_tail, prefetch, sgd_arch, store_tail, vdot2, Lanes, WithSimd};
@@ -672,10 +674,7 @@ pub fn epoch(
         row_of[user_items.row_range(u)].fill(u as u32);
     }
     // nnz > 0, so some column has interactions
-    let Some(table) = popularity(
-        &column_counts(user_items.indices(), user_items.n_cols()),
-        None,
-    ) else {
+    let Some(table) = column_popularity(user_items.indices(), user_items.n_cols()) else {
         return Ok(EpochStats::default());
     };
     let stats = parallel::install(num_threads, || {

@@ -68,33 +68,38 @@ pub struct Alias {
 impl Alias {
     /// `None` when the weights are empty or sum to zero.
     pub fn new(weights: &[f64]) -> Option<Self> {
-        let n = weights.len();
-        let total: f64 = weights.iter().sum();
+        Self::from_weights(weights.to_vec())
+    }
+
+    /// [`Alias::new`] taking the weights by value: they become the construction's scaled
+    /// probabilities in place (per outcome 8 bytes of weights, 4 of work lists and the table's
+    /// 8, where a copy and `usize` lists took 20 more: 40 MB less at 10^6 items).
+    pub fn from_weights(mut scaled: Vec<f64>) -> Option<Self> {
+        let n = scaled.len();
+        let total: f64 = scaled.iter().sum();
         if n == 0 || total <= 0.0 || n > u32::MAX as usize {
             return None;
         }
-        let mut scaled: Vec<f64> = weights.iter().map(|w| w * n as f64 / total).collect();
-        let (mut small, mut large): (Vec<usize>, Vec<usize>) =
-            (0..n).partition(|&k| scaled[k] < 1.0);
+        for w in &mut scaled {
+            *w = *w * n as f64 / total;
+        }
+        let (mut small, mut large): (Vec<u32>, Vec<u32>) =
+            (0..n as u32).partition(|&k| scaled[k as usize] < 1.0);
         let mut keep = vec![1f32; n];
         let mut alias: Vec<u32> = (0..n as u32).collect();
         while let (Some(&s), Some(&l)) = (small.last(), large.last()) {
             small.pop();
+            let (s, l) = (s as usize, l as usize);
             keep[s] = scaled[s] as f32;
             alias[s] = l as u32;
             scaled[l] -= 1.0 - scaled[s];
             if scaled[l] < 1.0 {
                 large.pop();
-                small.push(l);
+                small.push(l as u32);
             }
         }
-        // what is left is 1 up to rounding: kept with certainty (zero weights never are, they
-        // always sit in `small` with keep 0 unless rounding exhausted `large`)
-        for k in small.into_iter().chain(large) {
-            if weights[k] > 0.0 {
-                keep[k] = 1.0;
-            }
-        }
+        // what is left is 1 up to rounding, and keeps its initial 1: kept with certainty (a zero
+        // weight is never left: it sits in `small` at 0, a whole unit below the rest)
         Some(Alias { keep, alias })
     }
 
@@ -180,7 +185,19 @@ pub(crate) fn popularity(counts: &[u64], ids: Option<&[u32]>) -> Option<Alias> {
         Some(ids) => ids.iter().map(|&i| counts[i as usize] as f64).collect(),
         None => counts.iter().map(|&c| c as f64).collect(),
     };
-    Alias::new(&w)
+    Alias::from_weights(w)
+}
+
+/// The alias table of the interaction counts of every column of `indices` (`n_cols` columns),
+/// built in the counts' own memory; `None` when there are none.
+pub(crate) fn column_popularity(indices: &[i32], n_cols: usize) -> Option<Alias> {
+    // same size and alignment: the conversion reuses the counts' allocation
+    Alias::from_weights(
+        column_counts(indices, n_cols)
+            .into_iter()
+            .map(|c| c as f64)
+            .collect(),
+    )
 }
 
 /// Interactions per column of `indices` (valid column ids below `n_cols`).
@@ -221,7 +238,7 @@ impl FoldInNegatives {
             ));
         }
         let w: Vec<f64> = weights.iter().map(|&w| w as f64).collect();
-        Alias::new(&w).map_or(fallback, |t| Ok(FoldInNegatives::Weighted(t)))
+        Alias::from_weights(w).map_or(fallback, |t| Ok(FoldInNegatives::Weighted(t)))
     }
 
     pub fn view(&self) -> Negatives<'_> {

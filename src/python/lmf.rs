@@ -3,7 +3,7 @@
 use super::convert::{mat, mat_mut, slice, Kwargs, PyCsr};
 use super::interrupt;
 use crate::models::lmf::{half_step, LmfParams, MaxNegatives};
-use crate::models::sgd::{column_counts, popularity as by_counts, FoldInNegatives};
+use crate::models::sgd::{column_popularity, FoldInNegatives};
 use numpy::{PyReadonlyArray1, PyReadonlyArray2, PyReadwriteArray2};
 use pyo3::prelude::*;
 use pyo3::pybacked::PyBackedStr;
@@ -76,7 +76,7 @@ fn lmf_half_step<'py>(
         // no interactions no row draws
         let neg = match pop {
             Some(w) => FoldInNegatives::new(Some(w), m.n_cols(), false)?,
-            None => match by_counts(&column_counts(m.indices(), m.n_cols()), None) {
+            None => match column_popularity(m.indices(), m.n_cols()) {
                 Some(table) => FoldInNegatives::Weighted(table),
                 None => return Ok(()),
             },

@@ -1,4 +1,4 @@
-"""What the model base classes share: the fit loop (rollback on Ctrl-C, divergence, progress bar,
+"""What the model base classes share: the fit loop (Ctrl-C, divergence, progress bar,
 callback), ``set_params``, LightFM's serving threads and the id lists passed by keyword."""
 
 import numpy as np
@@ -17,7 +17,7 @@ from tacitrec import (
     RP3BetaRecommender,
     SpectralFilterRecommender,
 )
-from tacitrec.base import _Rollback, _train_epochs
+from tacitrec.base import _train_epochs
 from tacitrec.compat.lightfm import LightFM as CompatLightFM
 from conftest import random_user_items, reference_topk
 
@@ -29,7 +29,6 @@ def _loop(n, step, check=lambda epoch: None, summary=None):
     _train_epochs(
         n,
         lambda epoch: step(epoch, state),
-        rollback=_Rollback([state]),
         check=check,
         desc="t",
         show_progress=False,
@@ -51,26 +50,26 @@ def test_the_loop_passes_the_summary_to_the_callback_after_each_epoch():
     assert all(isinstance(c[1], float) and c[1] >= 0 for c in calls)
 
 
-def test_an_interrupted_epoch_is_rolled_back_and_ends_the_loop():
+def test_an_interrupted_epoch_keeps_its_updates_and_ends_the_loop():
     calls = []
     state = np.zeros(3, np.float32)
 
     def step(epoch):
         state[:] += 1  # in place, as the Rust kernels update
         if epoch == 2:
+            state[0] += 5  # part of the epoch: kept, not rolled back
             raise KeyboardInterrupt
 
     with pytest.raises(KeyboardInterrupt):
         _train_epochs(
             5,
             step,
-            rollback=_Rollback([state]),
             check=lambda epoch: None,
             desc="t",
             show_progress=False,
             callback=lambda *args: calls.append(args),
         )
-    assert np.array_equal(state, [2, 2, 2])  # as after epoch 1, the last completed
+    assert np.array_equal(state, [8, 3, 3])  # the updates of the interrupted epoch too
     assert [c[0] for c in calls] == [0, 1] and all(len(c) == 2 for c in calls)
 
 
@@ -88,14 +87,13 @@ def test_a_failed_check_stops_the_loop_before_the_callback():
         _train_epochs(
             4,
             lambda e: step(e, state),
-            rollback=_Rollback([state]),
             check=check,
             desc="t",
             show_progress=False,
             callback=lambda *a: calls.append(a),
         )
     assert [c[0] for c in calls] == [0]
-    assert np.array_equal(state, [2, 2, 2])  # a diverged epoch is not rolled back
+    assert np.array_equal(state, [2, 2, 2])  # a diverged epoch stays as it ended
 
 
 @pytest.mark.parametrize(

@@ -52,7 +52,7 @@ mod hot_rows;
 mod loss;
 mod optim;
 
-use super::sgd::{column_counts, popularity, stream, Alias};
+use super::sgd::{column_counts, column_popularity, stream, Alias};
 use crate::error::{Error, Result};
 use crate::parallel::{self, Stop};
 use crate::simd::{prefetch, sgd_arch, vaxpy, vdot, vscale, Lanes, WithSimd};
@@ -716,7 +716,7 @@ fn epoch_folding_below(
         p: *params,
         d,
         popularity: match params.loss {
-            Loss::Bpr => popularity(&column_counts(m.indices(), m.n_cols()), None),
+            Loss::Bpr => column_popularity(m.indices(), m.n_cols()),
             _ => None,
         },
         stop: parallel::stop_flag(),
