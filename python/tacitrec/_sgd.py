@@ -7,7 +7,7 @@ from typing import Any, Dict, Optional
 
 import numpy as np
 
-from ._validation import Csr, as_csr, as_state_array
+from ._validation import Csr, as_csr, as_state_array, column_counts
 from .base import MatrixFactorizationBase
 
 
@@ -44,7 +44,7 @@ class SGDFactorizationBase(MatrixFactorizationBase):
         return int(rng.integers(0, 2**63))
 
     def _set_popularity(self, c: Csr) -> None:
-        self._popularity = np.bincount(c.indices, minlength=c.shape[1]).astype(np.float32)
+        self._popularity = column_counts(c.indices, c.shape[1]).astype(np.float32)
 
     def _get_state(self) -> Dict[str, np.ndarray]:
         state = super()._get_state()

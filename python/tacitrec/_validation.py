@@ -258,6 +258,17 @@ def check_nonnegative(value, name: str) -> float:
     return float(value)
 
 
+def column_counts(indices: np.ndarray, n_cols: int) -> np.ndarray:
+    """Entries per column (int64) of a sparse matrix's ``indices``, counted in chunks:
+    ``np.bincount`` first casts its whole input to intp, a temporary of 8 bytes per entry (31 MB
+    at 3.9M interactions, more than the factors of an 80,000-user BPR)."""
+    counts = np.zeros(n_cols, dtype=np.int64)
+    step = 1 << 20
+    for lo in range(0, len(indices), step):
+        counts += np.bincount(indices[lo : lo + step], minlength=n_cols)
+    return counts
+
+
 def all_finite(a: np.ndarray) -> bool:
     """Whether every value of the float32 array ``a`` is finite, without a temporary the size of
     ``a`` (``np.isfinite(a).all()`` makes one): the float64 sum of float32 values cannot overflow,

@@ -169,6 +169,7 @@ class BayesianPersonalizedRanking(SGDFactorizationBase):
         c = self._interactions(user_items, "user_items")
         n_users, n_items = c.shape
         rng = check_random_state(self.random_state)
+        self._set_popularity(c)
         if not self._same_shape(n_users, n_items):
             # drawn as implicit 0.7 draws them: items, then users
             f = int(self.factors)
@@ -176,14 +177,13 @@ class BayesianPersonalizedRanking(SGDFactorizationBase):
             items = rng.random((n_items, f + 1), dtype=np.float32)
             items -= np.float32(0.5)
             items /= np.float32(f)
-            items[np.bincount(c.indices, minlength=n_items) == 0] = 0.0
+            items[self._popularity == 0] = 0.0
             users = rng.random((n_users, f + 1), dtype=np.float32)
             users -= np.float32(0.5)
             users /= np.float32(f)
             users[np.diff(c.indptr) == 0] = 0.0
             users[:, f] = 1.0
             self._user_factors, self._item_factors = users, items
-        self._set_popularity(c)
 
         def step(epoch):
             assert self._user_factors is not None and self._item_factors is not None  # drawn
