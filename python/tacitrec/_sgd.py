@@ -29,11 +29,12 @@ class SGDFactorizationBase(MatrixFactorizationBase):
     def _interactions(X, name: str, n_cols=None) -> Csr:
         """``X`` as canonical CSR without explicit zeros; negative values are rejected."""
         c = as_csr(X, name, n_cols=n_cols)
-        if (c.data < 0).any():
+        # reductions, not masks: a mask is a byte per interaction, and the heap keeps it
+        if c.data.size and c.data.min() < 0:
             raise ValueError(
                 f"{name} has negative values: {name} holds interaction weights, which must be >= 0"
             )
-        if (c.data == 0).any():  # explicit zeros are not interactions
+        if np.count_nonzero(c.data) < c.data.size:  # explicit zeros are not interactions
             m = c.to_scipy().copy()
             m.eliminate_zeros()
             c = as_csr(m, name)

@@ -261,9 +261,11 @@ def check_nonnegative(value, name: str) -> float:
 def column_counts(indices: np.ndarray, n_cols: int) -> np.ndarray:
     """Entries per column (int64) of a sparse matrix's ``indices``, counted in chunks:
     ``np.bincount`` first casts its whole input to intp, a temporary of 8 bytes per entry (31 MB
-    at 3.9M interactions, more than the factors of an 80,000-user BPR)."""
+    at 3.9M interactions, more than the factors of an 80,000-user BPR). Chunks of at least
+    ``n_cols`` entries, no larger than each call's result, and small: freed blocks of a few MB
+    stay in the heap."""
     counts = np.zeros(n_cols, dtype=np.int64)
-    step = 1 << 20
+    step = max(1 << 16, n_cols)
     for lo in range(0, len(indices), step):
         counts += np.bincount(indices[lo : lo + step], minlength=n_cols)
     return counts
