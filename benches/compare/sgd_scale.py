@@ -120,7 +120,7 @@ def report(paths, png, ours="after"):
         import matplotlib.pyplot as plt
 
         fig, ax = plt.subplots(figsize=(7, 4.5))
-        colors = {"bpr": "C0", "lmf": "C1", "warp": "C2"}
+        colors = {"bpr": "C0", "lmf": "C1", "warp": "C2", "als": "C3"}
         for (model, gen, tag), pts in sorted(points.items()):
             pts.sort()
             ax.plot(
@@ -136,7 +136,9 @@ def report(paths, png, ours="after"):
         ax.set_xscale("log")
         ax.set_xlabel("items (catalogue size)")
         ax.set_ylabel("speed-up over the peer (CPU s/epoch)")
-        ax.set_title("tacitrec SGD models against implicit 0.7.3 / LightFM 1.17, 2 threads")
+        ax.set_title(
+            "tacitrec BPR, LMF, LightFM warp, ALS against implicit 0.7.3 / LightFM 1.17, 2 threads"
+        )
         ax.legend(fontsize=6, ncol=2)
         fig.tight_layout()
         fig.savefig(png, dpi=120)
