@@ -33,6 +33,7 @@ __all__ = [
     "test_filters",
     "test_more_partitions_than_users",
     "test_unknown_ids",
+    "test_unknown_users_of_a_knn_model",
     "test_metrics_equal_local",
     "test_model_directory",
     "test_bad_arguments",
@@ -269,6 +270,21 @@ def test_unknown_ids(engine):
     with pytest.raises(Exception, match="not items of the model"):
         _run(engine, m, bad_item)
     assert_same(_run(engine, m, bad_item, unknown="skip"), local_rows(m, X, np.array([2, 3])))
+
+
+def test_unknown_users_of_a_knn_model(engine):
+    # a kNN model scores any user from their rows, but with user ids its users are those ids:
+    # another id raises or is skipped as for a factor model (never N arbitrary items)
+    m = _build("bm25")
+    user_ids = np.array([f"u{u}" for u in range(N_USERS)])
+    m.set_ids(user_ids=user_ids)
+    pdf = rows(X, [2, 3], user_ids=user_ids)
+    stranger = pd.DataFrame({"user": ["zz"], "item": pd.array([1], "Int64"), "weight": [1.0]})
+    with_stranger = pd.concat([pdf, stranger], ignore_index=True)
+    with pytest.raises(Exception, match="not users of the model"):
+        _run(engine, m, with_stranger)
+    got = _run(engine, m, with_stranger, unknown="skip")
+    assert_same(got, local_rows(m, X, np.array([2, 3]), user_ids=user_ids))
 
 
 @pytest.mark.parametrize("name", ["als", "bm25"])
