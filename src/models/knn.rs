@@ -1045,6 +1045,10 @@ const QUERIES_PER_TASK: usize = 64;
 /// less per item than tracking them).
 const DENSE_REACH: usize = 2;
 
+/// Scores per block of [`recommend`]'s scan of a whole row, tested against the threshold by
+/// their maximum first.
+const SCAN_BLOCK: usize = 64;
+
 /// Per-thread state of [`recommend`].
 struct RecommendScratch {
     /// One query's scores, all zero between queries.
@@ -1153,10 +1157,15 @@ pub fn recommend(
                     {
                         let q = q0 + q;
                         let liked_q = liked.map_or(&[][..], |l| l.row(q).0);
-                        let allowed = |j: u32| {
-                            excluded.binary_search(&j).is_err()
-                                && liked_q.binary_search(&(j as i32)).is_err()
+                        // the liked items are marked NaN in the scores (never selected: NaN
+                        // compares false) instead of searched for in every candidate's turn;
+                        // the row is all zero again after each selection
+                        let mark = |scores: &mut [f32], value: f32| {
+                            for &j in liked_q {
+                                scores[j as usize] = value;
+                            }
                         };
+                        let allowed = |j: u32| excluded.binary_search(&j).is_err();
                         let (row_items, row_values) = queries.row(q);
                         // entries the query's neighbours hold: against the catalogue, whether
                         // to track the touched items or scan the whole row
@@ -1167,6 +1176,7 @@ pub fn recommend(
                         let mut whole = reach.saturating_mul(DENSE_REACH) >= n_items;
                         if !whole {
                             scatter_row(similarity, row_items, row_values, s, true);
+                            mark(&mut s.scores, f32::NAN);
                             s.heap.clear();
                             for &j in &s.touched {
                                 let v = std::mem::take(&mut s.scores[j as usize]);
@@ -1174,6 +1184,7 @@ pub fn recommend(
                                     s.heap.push(v, j);
                                 }
                             }
+                            mark(&mut s.scores, 0.0); // the liked items nobody touched
                             s.seen.clear(&s.touched);
                             whole = s.heap.len() < k || s.heap.threshold() <= 0.0;
                         }
@@ -1181,13 +1192,26 @@ pub fn recommend(
                             // a heavy query, or zero-scored items may rank: score the whole
                             // row as the dense scorer does (the same sums in the same order)
                             scatter_row(similarity, row_items, row_values, s, false);
+                            mark(&mut s.scores, f32::NAN);
                             s.heap.clear();
-                            for (j, v) in s.scores.iter_mut().enumerate() {
-                                let v = std::mem::take(v);
-                                if v >= s.heap.threshold() && allowed(j as u32) {
-                                    s.heap.push(v, j as u32);
+                            // blocks whose largest score is below the threshold are skipped
+                            // whole (their items would each fail the test, and it only rises)
+                            for (b, block) in s.scores.chunks(SCAN_BLOCK).enumerate() {
+                                let top =
+                                    block
+                                        .iter()
+                                        .fold(f32::NEG_INFINITY, |a, &v| if v > a { v } else { a });
+                                if top < s.heap.threshold() {
+                                    continue;
+                                }
+                                for (o, &v) in block.iter().enumerate() {
+                                    let j = (b * SCAN_BLOCK + o) as u32;
+                                    if v >= s.heap.threshold() && allowed(j) {
+                                        s.heap.push(v, j);
+                                    }
                                 }
                             }
+                            s.scores.fill(0.0);
                         }
                         s.heap.write_sorted(ids_q, scores_q);
                     }
