@@ -883,7 +883,7 @@ def _malloc_trim():
     (BPR's blocks, LightFM's order), once freed, stay in the freeing thread's heap when they are
     under glibc's mmap threshold (up to 32 MiB), and the next epoch, run by another thread, takes
     new ones: resident memory grows by one epoch's arrays. Trimming after each epoch gives them
-    back (80k x 10k x 2.5M: BPR 83 -> 64 MB)."""
+    back (measured in benches/compare/RESULTS.md)."""
     if not sys.platform.startswith("linux"):
         return None
     try:
