@@ -241,10 +241,11 @@ class LightFM(RecommenderBase):
         # the accumulators: adagrad's squared gradients start at 1; adadelta's two at 0, and
         # adagrad never writes the third array (np.zeros leaves its pages unallocated until
         # written, where zeros_like would write every one)
-        zeros = np.zeros(params.shape, dtype=np.float32)
         if self.learning_schedule == "adagrad":
-            return [params, np.ones_like(params), zeros]
-        return [params, np.zeros(params.shape, dtype=np.float32), zeros]
+            first = np.ones_like(params)
+        else:
+            first = np.zeros(params.shape, dtype=np.float32)
+        return [params, first, np.zeros(params.shape, dtype=np.float32)]
 
     def _grow(self, side: str, n_features: int, rng) -> None:
         cur = getattr(self, "_" + side)
