@@ -13,13 +13,11 @@ streaming reader instead.
 from __future__ import annotations
 
 import codecs
-import contextlib
 import io
 import itertools
 import json
 import math
 import os
-import tempfile
 from array import array
 from dataclasses import dataclass
 from typing import List, Optional
@@ -27,7 +25,7 @@ from typing import List, Optional
 import numpy as np
 import scipy.sparse as sp
 
-from . import _delimited, _ids
+from . import _delimited, _files, _ids
 
 _PARQUET = (".parquet", ".pq")
 _SEPARATORS = {"tab": "\t", "\\t": "\t", "comma": ",", "space": None, "whitespace": None}
@@ -369,25 +367,6 @@ def with_identity(meta: sp.csr_matrix) -> sp.csr_matrix:
     return (sp.diags(1.0 / sums).astype(np.float32) @ M).tocsr()
 
 
-@contextlib.contextmanager
-def atomic_output(path, mode: str = "w", **open_kw):
-    """A file object writing to a temporary file beside ``path`` that replaces ``path`` only when
-    the block ends normally: an error or Ctrl-C leaves no truncated output behind."""
-    path = os.fspath(path)
-    if os.path.isdir(path):
-        raise ValueError(f"output {path!r} is a directory: give a file name")
-    folder = os.path.dirname(os.path.abspath(path))
-    fd, tmp = tempfile.mkstemp(prefix=".tacitrec-", suffix=".part", dir=folder)
-    try:
-        with os.fdopen(fd, mode, **open_kw) as f:
-            yield f
-        os.replace(tmp, path)
-    except BaseException:
-        with contextlib.suppress(OSError):
-            os.unlink(tmp)
-        raise
-
-
 # ---- the command line's model bundle -----------------------------------------------------------
 _MATRICES = ("train", "user_features", "item_features")
 
@@ -409,7 +388,7 @@ def save_bundle(path, model, data: Interactions, info: dict, **features) -> None
                     f"{name}_shape": np.array(M.shape),
                 }
             )
-    with atomic_output(path, "wb") as f:
+    with _files.atomic_output(path, "wb") as f:
         np.savez(
             f,
             tacitrec_cli=np.array(json.dumps(info)),

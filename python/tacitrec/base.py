@@ -45,7 +45,7 @@ from typing import Any, Callable, Dict, Optional, Tuple, TypeVar
 import numpy as np
 from tqdm.auto import tqdm
 
-from . import _core
+from . import _core, _files
 from ._validation import (
     MAX_COUNT,
     Csr,
@@ -87,32 +87,17 @@ def _decode_param(obj):
 
 
 def _write_dir(path, manifest: str, what: str, write: Callable[[str], None]) -> None:
-    """Writes the directory ``path`` by ``write(tmp)`` into a temporary folder beside it, then
-    renamed into place, so readers never see it half-written. An existing directory holding the
-    file ``manifest`` (or an empty one) is replaced; anything else at ``path`` is refused with
-    FileExistsError (``what`` names what ``path`` should be)."""
-    import shutil
-    import tempfile
-
+    """Writes the directory ``path`` by ``write(tmp)`` (:func:`tacitrec._files.replace_dir`: a
+    scratch folder renamed into place). An existing directory holding the file ``manifest`` (or
+    an empty one) is replaced; anything else at ``path`` is refused with FileExistsError
+    (``what`` names what ``path`` should be)."""
     path = os.path.abspath(os.fspath(path))
     if os.path.exists(path) and not os.path.isfile(os.path.join(path, manifest)):
         if not os.path.isdir(path) or os.listdir(path):
             raise FileExistsError(
                 f"{path!r} exists and is not {what}: choose another path or remove it"
             )
-    tmp = tempfile.mkdtemp(prefix=".tacitrec-", dir=os.path.dirname(path))
-    try:
-        write(tmp)
-        old = None
-        if os.path.exists(path):
-            old = tempfile.mkdtemp(prefix=".tacitrec-old-", dir=os.path.dirname(path))
-            os.rename(path, os.path.join(old, "replaced"))
-        os.rename(tmp, path)
-        if old is not None:
-            shutil.rmtree(old, ignore_errors=True)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
+    _files.replace_dir(path, write)
 
 
 class RecommenderBase:
@@ -453,10 +438,16 @@ class RecommenderBase:
         or a binary file object). Holds arrays, hyper-parameters, the class name and the format
         version; loads with ``allow_pickle=False``. A ``random_state`` given as a numpy
         Generator or RandomState is saved as None (int seeds are kept). To serve from several
-        processes, :meth:`save_dir` writes a form that loads memory-mapped."""
+        processes, :meth:`save_dir` writes a form that loads memory-mapped. A path is written
+        whole or not at all: an error or Ctrl-C while saving leaves the file that was there."""
         meta = json.dumps(self._meta(), default=_encode_param)
         arrays: Dict[str, Any] = {_META_KEY: np.array(meta), **self._state_with_ids()}
-        np.savez(file, **arrays)
+        if not isinstance(file, (str, os.PathLike)):
+            np.savez(file, **arrays)
+            return
+        path = os.fsdecode(file)
+        with _files.atomic_output(path if path.endswith(".npz") else path + ".npz", "wb") as f:
+            np.savez(f, **arrays)
 
     def save_dir(self, path) -> None:
         """Saves the model to the directory ``path``: one ``.npy`` file per array and a

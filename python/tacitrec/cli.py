@@ -26,7 +26,7 @@ from typing import Dict, List, Optional
 import numpy as np
 import scipy.sparse as sp
 
-from . import _delimited, _ids, _io
+from . import _delimited, _files, _ids, _io
 from .als import AlternatingLeastSquares
 from .bpr import BayesianPersonalizedRanking
 from .evaluation import leave_k_out_split, ranking_metrics_at_k, train_test_split
@@ -214,7 +214,7 @@ def cmd_recommend(args) -> int:
     with (
         contextlib.nullcontext(sys.stdout)
         if args.out == "-"
-        else _io.atomic_output(args.out, "w", newline="", encoding="utf-8")
+        else _files.atomic_output(args.out, "w", newline="", encoding="utf-8")
     ) as out:
         writer = csv.writer(out, lineterminator="\n")
         writer.writerow(["user", "item", "rank", "score"])
@@ -312,7 +312,7 @@ def _plot(args, model, train, test, features) -> None:
     plot.metric_curves({args.model: model}, train, test, metric="ndcg", Ks=Ks, ax=left, **features)
     plot.popularity_curves({args.model: model}, train, K=args.k, ax=right, **features)
     fig.tight_layout()
-    with _io.atomic_output(args.plot, "wb") as f:
+    with _files.atomic_output(args.plot, "wb") as f:
         fig.savefig(f, format=os.path.splitext(args.plot)[1].lstrip(".") or "png")
     plt.close(fig)
     _say(args, f"plots written to {args.plot}")

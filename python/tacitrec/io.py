@@ -33,15 +33,14 @@ import glob as _glob
 import json
 import numbers
 import os
-import shutil
 import struct
-import tempfile
 from typing import NamedTuple, Optional
 
 import numpy as np
 import scipy.sparse as sp
 
 from . import _core
+from ._files import scratch_dir
 from ._validation import check_threads
 
 #: rows of scratch codes read back per call of the scatter kernel
@@ -379,10 +378,7 @@ def read_interactions(
     if out_dir is not None:
         out_dir = os.fspath(out_dir)
         os.makedirs(out_dir, exist_ok=True)
-        scratch = tempfile.mkdtemp(prefix=".scratch-", dir=out_dir)
-    else:
-        scratch = tempfile.mkdtemp(prefix="tacitrec-io-")
-    try:
+    with scratch_dir(out_dir) as scratch:
         n_rows = _first_pass(dataset, columns, users, items, weight_col, min_weight, scratch)
         pa.default_memory_pool().release_unused()  # the batches' memory, kept by the pool
         if n_rows == 0:
@@ -393,8 +389,6 @@ def read_interactions(
         tables = [users, items]  # handed over, so that the second pass can free them
         del users, items
         return _second_pass(tables, weight_col is not None, scratch, out_dir, num_threads, columns)
-    finally:
-        shutil.rmtree(scratch, ignore_errors=True)
 
 
 def _batches(dataset, columns):

@@ -17,7 +17,7 @@ from tacitrec import (
     LightFM,
     PopularityRecommender,
 )
-from tacitrec import _io
+from tacitrec import _files, _io
 from tacitrec.cli import main
 from tacitrec.datasets import synthetic
 from tacitrec.evaluation import leave_k_out_split, ranking_metrics_at_k, train_test_split
@@ -478,7 +478,7 @@ def test_outputs_are_written_whole_or_not_at_all(tmp_path, capsys):
     target = tmp_path / "out.csv"
     target.write_text("previous")
     with pytest.raises(RuntimeError):
-        with _io.atomic_output(target) as f:
+        with _files.atomic_output(target) as f:
             f.write("half")
             raise RuntimeError("interrupted")
     assert target.read_text() == "previous" and len(list(tmp_path.iterdir())) == 1

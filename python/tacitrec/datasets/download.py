@@ -5,11 +5,11 @@ from __future__ import annotations
 
 import hashlib
 import os
-import tempfile
 import urllib.parse
 import urllib.request
 from typing import NamedTuple, Optional
 
+from .._files import atomic_output
 from .lastfm import load_lastfm
 from .loaded import LoadedData
 from .movielens import load_movielens
@@ -98,24 +98,18 @@ def _download(registry, variant, data_home, what):
     if os.path.isfile(target) and entry.size in (None, os.path.getsize(target)):
         return target
     algorithm, expected = entry.checksum.split(":", 1)
-    fd, part = tempfile.mkstemp(dir=home, prefix=".download-", suffix=".part")
-    try:
-        digest, size = hashlib.new(algorithm), 0
-        with os.fdopen(fd, "wb") as out, urllib.request.urlopen(entry.url, timeout=60) as src:
-            for block in iter(lambda: src.read(1 << 20), b""):
-                digest.update(block)
-                out.write(block)
-                size += len(block)
+    digest, size = hashlib.new(algorithm), 0
+    with atomic_output(target, "wb") as out, urllib.request.urlopen(entry.url, timeout=60) as src:
+        for block in iter(lambda: src.read(1 << 20), b""):
+            digest.update(block)
+            out.write(block)
+            size += len(block)
         if entry.size is not None and size != entry.size:
             raise ChecksumError(f"{entry.url}: expected {entry.size} bytes, got {size}")
         if digest.hexdigest() != expected.lower():
             raise ChecksumError(
                 f"{entry.url}: expected {algorithm} {expected}, got {digest.hexdigest()}"
             )
-        os.replace(part, target)
-    finally:
-        if os.path.exists(part):
-            os.remove(part)
     return target
 
 

@@ -420,9 +420,9 @@ def save_als_model(
     """
     import json
     import os
-    import shutil
-    import tempfile
     import time
+
+    from .._files import replace_dir
 
     pa = _local.pyarrow()
     import pyarrow.parquet as pq
@@ -451,8 +451,8 @@ def save_als_model(
     if os.path.exists(path):
         if not overwrite:
             raise FileExistsError(f"{path!r} exists: pass overwrite=True to replace it")
-    tmp = tempfile.mkdtemp(prefix=".als-", dir=os.path.dirname(path))
-    try:
+
+    def write(tmp: str) -> None:
         meta = {
             "class": ALS_MODEL_CLASS,
             "timestamp": int(time.time() * 1000),
@@ -496,12 +496,8 @@ def save_als_model(
             )
         for folder in ("metadata", "userFactors", "itemFactors"):
             open(os.path.join(tmp, folder, "_SUCCESS"), "wb").close()
-        if os.path.exists(path):
-            shutil.rmtree(path)
-        os.rename(tmp, path)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
+
+    replace_dir(path, write)
 
 
 def mllib_confidence(user_items, alpha: float = 1.0):
