@@ -325,11 +325,12 @@ fn random_csr(nr: usize, nc: usize, per_row: usize, signed: bool, seed: u64) -> 
 proptest! {
     /// The sparse recommender (touched items only, whole-row fallback) returns exactly what the
     /// dense scorer through the shared driver returns, bit for bit, with filters, liked items,
-    /// negative values and zero sums, on catalogues where either path runs, for any thread count.
+    /// negative values and zero sums, on catalogues where either path runs and where the block
+    /// bound skips blocks (many blocks of 64, hundreds touched), for any thread count.
     #[test]
     fn sparse_recommend_equals_dense_scorer(
-        n_items in 1usize..400,
-        per_row in 1usize..6,
+        n_items in 1usize..3000,
+        per_row in 1usize..40,
         k in 0usize..12,
         signed in any::<bool>(),
         liked in any::<bool>(),
