@@ -1089,13 +1089,16 @@ fn select_blocks(
     }
     let bound = heap.threshold();
     heap.clear();
+    // the bar a value must reach: the bound, or the selection's threshold once higher
+    let mut bar = bound;
     for (b, block) in values.chunks(SCAN_BLOCK).enumerate() {
-        if maxima[b] < bound.max(heap.threshold()) {
+        if maxima[b] < bar {
             continue;
         }
         for (o, &v) in block.iter().enumerate() {
-            if v >= bound.max(heap.threshold()) {
+            if v >= bar {
                 heap.push(v, item(b * SCAN_BLOCK + o));
+                bar = bar.max(heap.threshold());
             }
         }
     }
