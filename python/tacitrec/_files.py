@@ -30,7 +30,10 @@ def atomic_output(path, mode: str = "w", **open_kw) -> Iterator:
     path = os.fspath(path)
     if os.path.isdir(path):
         raise ValueError(f"output {path!r} is a directory: give a file name")
-    tmp = scratch_name(os.path.dirname(os.path.abspath(path)), ".part")
+    folder = os.path.dirname(os.path.abspath(path))
+    if not os.path.isdir(folder):
+        raise FileNotFoundError(f"cannot write {path!r}: the folder {folder!r} does not exist")
+    tmp = scratch_name(folder, ".part")
     try:
         with open(tmp, mode.replace("w", "x"), **open_kw) as f:
             yield f

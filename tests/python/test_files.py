@@ -42,6 +42,9 @@ def test_ctrl_c_the_moment_the_scratch_file_exists_leaves_nothing(tmp_path, monk
     with _files.atomic_output(target) as f:
         f.write("new")
     assert listing(tmp_path) == ["out.csv"] and target.read_text() == "new"
+    with pytest.raises(FileNotFoundError, match="the folder .*none.* does not exist"):
+        with _files.atomic_output(tmp_path / "none" / "out.csv"):
+            pass
 
 
 @pytest.mark.skipif(sys.platform == "win32", reason="POSIX permissions")
