@@ -4,13 +4,14 @@
         --size 300k,100k,10M [--generator powerlaw|clustered] [--threads 2] [--epochs N]
         [--factors 64] [--tag before]
 
-Prints one JSON line: the fit's CPU seconds (process time, all threads) and wall seconds, both
-per epoch (the whole fit divided by the epochs, setup included), the fit's peak resident memory
-above the data, a sampled AUC on the training interactions (50,000 stored (user, item) pairs
-against a uniformly drawn item, the same pairs for every library) and a checksum of the factors
-(sum of their absolute values, float64), so that two builds of tacitrec can be compared for
-identical results. One library per process, so a shell loop can interleave the libraries (and
-two builds of tacitrec, through PYTHONPATH) under the same machine load.
+Prints one JSON line: the fit's CPU seconds (process time, all threads; its system part, mostly
+page faults, separately) and wall seconds, all per epoch (the whole fit divided by the epochs,
+setup included), the fit's peak resident memory above the data, a sampled AUC on the training
+interactions (50,000 stored (user, item) pairs against a uniformly drawn item, the same pairs
+for every library) and a checksum of the factors (sum of their absolute values, float64), so
+that two builds of tacitrec can be compared for identical results. One library per process, so a
+shell loop can interleave the libraries (and two builds of tacitrec, through PYTHONPATH) under
+the same machine load.
 
 The peers: implicit 0.7.3 (BPR, LMF; 1 BLAS thread, ``num_threads`` threads) and LightFM 1.17
 (warp; ``num_threads``). Hyper-parameters: each library's defaults (implicit's and tacitrec's are
@@ -224,11 +225,12 @@ def main():
         fh.write("5")
     base = status_mb("VmRSS")
     marks = []  # process time after each epoch (ALS, BPR, LMF: both libraries' callback)
-    c0, t0 = time.process_time(), time.perf_counter()
+    c0, t0, s0 = time.process_time(), time.perf_counter(), os.times().system
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         fit()
     wall, cpu = time.perf_counter() - t0, time.process_time() - c0
+    system = os.times().system - s0
     peak = status_mb("VmHWM") - base
     if args.model == "warp":
         U, V = model.user_embeddings, model.item_embeddings
@@ -254,6 +256,7 @@ def main():
                 factors=args.factors,
                 epochs=args.epochs,
                 cpu_per_epoch=cpu / args.epochs,
+                sys_per_epoch=system / args.epochs,
                 epoch_marks=[round(m - c0, 4) for m in marks],
                 wall_per_epoch=wall / args.epochs,
                 peak_mb=peak,
