@@ -76,7 +76,5 @@ def replace_dir(path: str, write: Callable[[str], None]) -> None:
             os.rename(old, path)  # interrupted between the two renames
         raise
     finally:
-        if old is not None and os.path.isdir(old):
-            shutil.rmtree(old, ignore_errors=True)
-        elif old is not None and os.path.exists(old):
-            os.unlink(old)  # a file that the caller allowed to be replaced
+        if old is not None and os.path.lexists(old):  # replaced (or a file the caller allows)
+            shutil.rmtree(old) if os.path.isdir(old) else os.unlink(old)

@@ -640,8 +640,9 @@ fn by_popularity(indptr: &[i64]) -> Vec<u32> {
     order
 }
 
-/// Which items the current row has touched: one bit per item (an eighth of a byte, so it stays
-/// in the first-level cache where a per-item tag would not at 10^5 items and more).
+/// A set of items, one bit per item (an eighth of a byte, so it stays in the first-level cache
+/// where a per-item tag would not at 10^5 items and more): the items a row has touched, or the
+/// items a recommend call excludes.
 struct Seen(Vec<u64>);
 
 impl Seen {
@@ -660,6 +661,12 @@ impl Seen {
         let first = *word & b == 0;
         *word |= b;
         first
+    }
+
+    /// Whether item `j` is marked.
+    #[inline(always)]
+    fn has(&self, j: usize) -> bool {
+        self.0[j >> 6] & (1u64 << (j & 63)) != 0
     }
 
     /// Unmarks `touched` (every marked item): word by word, or all words at once when there
@@ -1217,6 +1224,15 @@ pub fn recommend(
         });
     }
     let excluded = candidates.excluded();
+    let excluded_bits = if excluded.is_empty() {
+        None
+    } else {
+        let mut bits = Seen::new(n_items, "the excluded items' bitmap")?;
+        for &j in excluded {
+            bits.first_visit(j as usize);
+        }
+        Some(bits)
+    };
     let arch = Arch::new();
     let stop = parallel::stop_flag();
     let failed = parallel::FirstError::default();
@@ -1250,11 +1266,11 @@ pub fn recommend(
                     {
                         let q = q0 + q;
                         let liked_q = liked.map_or(&[][..], |l| l.row(q).0);
-                        // the liked and excluded items are marked NaN in the scores (never
-                        // selected: NaN compares false, and block maxima ignore it) instead of
-                        // searched for in every candidate's turn; the row is all zero again
-                        // after each selection
-                        let mark = |scores: &mut [f32], value: f32| {
+                        // the liked items (and, on a whole row, the excluded ones) are marked
+                        // NaN in the scores (never selected: NaN compares false, and block
+                        // maxima ignore it) instead of searched for in every candidate's turn;
+                        // the row is all zero again after each selection
+                        let mark = |scores: &mut [f32], value: f32, excluded: &[u32]| {
                             for &j in liked_q {
                                 scores[j as usize] = value;
                             }
@@ -1272,15 +1288,19 @@ pub fn recommend(
                         let mut whole = reach.saturating_mul(DENSE_REACH) >= n_items;
                         if !whole {
                             scatter_row(similarity, row_items, row_values, s, true);
-                            mark(&mut s.scores, f32::NAN);
-                            // the touched scores gathered in touched order (the row zeroed)
+                            mark(&mut s.scores, f32::NAN, &[]);
+                            // the touched scores gathered in touched order (the row zeroed),
+                            // excluded ones as NaN (tested in a bitmap: marking a long filter
+                            // list in every row would cost more than the touched items)
                             s.values.clear();
-                            s.values.extend(
-                                s.touched
-                                    .iter()
-                                    .map(|&j| std::mem::take(&mut s.scores[j as usize])),
-                            );
-                            mark(&mut s.scores, 0.0); // the marked items nobody touched
+                            s.values.extend(s.touched.iter().map(|&j| {
+                                let v = std::mem::take(&mut s.scores[j as usize]);
+                                match &excluded_bits {
+                                    Some(bits) if bits.has(j as usize) => f32::NAN,
+                                    _ => v,
+                                }
+                            }));
+                            mark(&mut s.scores, 0.0, &[]); // the liked items nobody touched
                             s.seen.clear(&s.touched);
                             let touched = &s.touched;
                             select_blocks(
@@ -1296,7 +1316,7 @@ pub fn recommend(
                             // a heavy query, or zero-scored items may rank: score the whole
                             // row as the dense scorer does (the same sums in the same order)
                             scatter_row(similarity, row_items, row_values, s, false);
-                            mark(&mut s.scores, f32::NAN);
+                            mark(&mut s.scores, f32::NAN, excluded);
                             select_blocks(
                                 arch,
                                 &s.scores,
