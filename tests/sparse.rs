@@ -166,6 +166,11 @@ fn validation_rejects_each_defect_with_its_kind() {
         check(2, 4, &[0, 3, 2], &[0, 1, 2], &d),
         Error::InvalidCsr { .. }
     ));
+    // an indptr entry past the end, then decreasing (was a slice panic before the decrease)
+    assert!(matches!(
+        check(2, 4, &[0, 100, 3], &[0, 1, 2], &d),
+        Error::InvalidCsr { .. }
+    ));
     // out-of-range and negative column
     let e = check(1, 2, &[0, 3], &[0, 1, 2], &d);
     assert!(
@@ -239,5 +244,89 @@ fn sorted_contains_agrees_with_bisection_at_every_length_and_path() {
                 "n {n} x {x} (u32)"
             );
         }
+    }
+}
+
+/// Whether the arrays form a canonical CSR matrix, checked naively row by row.
+fn canonical(n_cols: usize, indptr: &[i64], indices: &[i32]) -> bool {
+    let nnz = indices.len() as i64;
+    if indptr[0] != 0 || *indptr.last().unwrap() != nnz {
+        return false;
+    }
+    if indptr.windows(2).any(|w| w[1] < w[0]) {
+        return false;
+    }
+    indptr.windows(2).all(|w| {
+        let row = &indices[w[0] as usize..w[1] as usize];
+        row.iter().all(|&c| c >= 0 && (c as usize) < n_cols) && row.windows(2).all(|p| p[0] < p[1])
+    })
+}
+
+/// Row lengths (some empty, some past the validation's 1024-entry chunks) and a canonical
+/// matrix of them, then one defect or none: an index moved up or down (out of range, negative,
+/// a duplicate or a disorder, or harmless), or an indptr entry moved.
+fn arb_structure() -> impl Strategy<Value = (usize, Vec<i64>, Vec<i32>)> {
+    (
+        prop::collection::vec(prop_oneof![3 => 0usize..4, 1 => 0usize..2500], 1..8),
+        1usize..3000,
+        any::<u64>(),
+        0u8..8,
+    )
+        .prop_map(|(lens, extra, seed, defect)| {
+            let n_cols = lens.iter().copied().max().unwrap_or(0) + extra;
+            let mut state = seed | 1;
+            let mut next = move |n: usize| {
+                state ^= state << 13;
+                state ^= state >> 7;
+                state ^= state << 17;
+                (state % n.max(1) as u64) as usize
+            };
+            let mut indptr = vec![0i64];
+            let mut indices = Vec::new();
+            for &len in &lens {
+                // `len` increasing columns from a random start, with random gaps while the
+                // room lasts
+                let start = next(n_cols - len + 1);
+                let mut room = n_cols - len - start;
+                let mut c = start;
+                for _ in 0..len {
+                    indices.push(c as i32);
+                    let gap = room > 0 && next(4) == 0;
+                    room -= gap as usize;
+                    c += 1 + gap as usize;
+                }
+                indptr.push(indices.len() as i64);
+            }
+            let nnz = indices.len();
+            if nnz > 0 {
+                let e = next(nnz);
+                match defect {
+                    0 => indices[e] = n_cols as i32,
+                    1 => indices[e] = -1 - next(3) as i32,
+                    2 if e > 0 => indices[e] = indices[e - 1],
+                    3 if e > 0 => indices.swap(e - 1, e),
+                    4 => indices[e] = next(n_cols) as i32,
+                    _ => {}
+                }
+            }
+            if defect == 5 && indptr.len() > 2 {
+                let r = 1 + next(indptr.len() - 2);
+                indptr[r] = next(2 * nnz + 1) as i64;
+            }
+            (n_cols, indptr, indices)
+        })
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(400))]
+
+    #[test]
+    fn validation_accepts_exactly_the_canonical_structures(
+        (n_cols, indptr, indices) in arb_structure()
+    ) {
+        let data = vec![1.0f32; indices.len()];
+        let n_rows = indptr.len() - 1;
+        let got = CsrView::new("m", n_rows, n_cols, &indptr, &indices, &data);
+        prop_assert_eq!(got.is_ok(), canonical(n_cols, &indptr, &indices), "{:?}", got.err());
     }
 }

@@ -12,6 +12,7 @@ pub mod weighting;
 pub use ops::{col_norms, row_norms, transpose, transpose_permuted, transpose_with_positions};
 
 use crate::error::{Error, Result};
+use crate::simd::{Arch, Lanes, WithSimd};
 use std::ops::Range;
 
 /// A validated CSR matrix borrowing its three arrays.
@@ -73,32 +74,8 @@ impl<'a> CsrView<'a> {
                 ),
             ));
         }
-        for r in 0..n_rows {
-            let (start, end) = (indptr[r], indptr[r + 1]);
-            if end < start {
-                return Err(Error::invalid_csr(
-                    what,
-                    format!("indptr decreases at row {r} ({start} -> {end})"),
-                ));
-            }
-            let row = &indices[start as usize..end as usize];
-            let mut prev: i64 = -1;
-            for &c in row {
-                if c < 0 || c as usize >= n_cols {
-                    return Err(Error::out_of_range(
-                        &format!("{what} column index in row {r}"),
-                        c as i64,
-                        n_cols,
-                    ));
-                }
-                if (c as i64) <= prev {
-                    return Err(Error::invalid_csr(
-                        what,
-                        format!("row {r} has unsorted or duplicate column indices"),
-                    ));
-                }
-                prev = c as i64;
-            }
+        if !structure_holds(n_cols, indptr, indices) {
+            structure_error(what, n_rows, n_cols, indptr, indices)?;
         }
         Ok(CsrView {
             n_rows,
@@ -162,6 +139,129 @@ impl<'a> CsrView<'a> {
 
 /// Whether the sorted slice `row` holds `x`: the membership test of the kernels that skip a
 /// user's items (a CSR row, a list of excluded positions). Entries are compared without early
+/// Whether the CSR structure holds (given `indptr[0] == 0` and `indptr[-1] == indices.len()`):
+/// `indptr` never decreases, every index is below `n_cols`, and indices increase within every row.
+/// Vector passes without early exits (validation runs on every call, over similarity matrices of
+/// 10^8 entries); [`structure_error`] names the first fault when it fails. A row's indices increase
+/// exactly when every adjacent pair of `indices` that decreases (or repeats) straddles a row
+/// boundary: the number of such pairs must equal the number found at the rows' first entries.
+fn structure_holds(n_cols: usize, indptr: &[i64], indices: &[i32]) -> bool {
+    if indptr.windows(2).any(|w| w[1] < w[0]) {
+        return false;
+    }
+    // as u32 (n_cols <= 2^31), a negative index is at least 2^31, so out of range too
+    let as_u32: &[u32] = pulp::bytemuck::cast_slice(indices);
+    let (out_of_range, drops) = Arch::new().dispatch(Faults {
+        indices: as_u32,
+        limit: n_cols as u32,
+    });
+    if out_of_range > 0 {
+        return false;
+    }
+    // the decreasing pairs at row starts: each distinct start position inside the array once
+    let nnz = indices.len() as i64;
+    let mut at_starts = 0u64;
+    let mut last = 0i64;
+    for &p in indptr {
+        if p != last && p < nnz {
+            at_starts += (indices[p as usize] <= indices[p as usize - 1]) as u64;
+        }
+        last = p;
+    }
+    drops == at_starts
+}
+
+/// Over `indices`: how many are at least `limit`, and how many are at most their predecessor.
+struct Faults<'a> {
+    indices: &'a [u32],
+    limit: u32,
+}
+
+impl WithSimd for Faults<'_> {
+    type Output = (u64, u64);
+
+    #[inline(always)]
+    fn with_simd<S: Lanes>(self, simd: S) -> (u64, u64) {
+        let Faults { indices, limit } = self;
+        let Some((&first, rest)) = indices.split_first() else {
+            return (0, 0);
+        };
+        let (mut out, mut drops) = ((first >= limit) as u64, 0u64);
+        let (one, zero, lim) = (
+            simd.splat_u32s(1),
+            simd.splat_u32s(0),
+            simd.splat_u32s(limit),
+        );
+        // blocks short enough that a lane's count stays below 2^32
+        const BLOCK: usize = 1 << 20;
+        for (cur, prev) in rest.chunks(BLOCK).zip(indices.chunks(BLOCK)) {
+            let (cv, ct) = S::as_simd_u32s(cur);
+            let (pv, pt) = S::as_simd_u32s(&prev[..cur.len()]);
+            let (mut o, mut d) = (zero, zero);
+            for (&c, &p) in cv.iter().zip(pv) {
+                let high = simd.greater_than_or_equal_u32s(c, lim);
+                o = simd.add_u32s(o, simd.select_u32s(high, one, zero));
+                let low = simd.less_than_or_equal_u32s(c, p);
+                d = simd.add_u32s(d, simd.select_u32s(low, one, zero));
+            }
+            out += lane_sum::<S>(o);
+            drops += lane_sum::<S>(d);
+            for (&c, &p) in ct.iter().zip(pt) {
+                out += (c >= limit) as u64;
+                drops += (c <= p) as u64;
+            }
+        }
+        (out, drops)
+    }
+}
+
+#[inline(always)]
+fn lane_sum<S: Lanes>(v: S::u32s) -> u64 {
+    let lanes: &[u32] = pulp::bytemuck::cast_slice(std::slice::from_ref(&v));
+    lanes.iter().map(|&x| x as u64).sum()
+}
+
+/// The error [`structure_holds`] found, named as the first faulty row in order.
+fn structure_error(
+    what: &str,
+    n_rows: usize,
+    n_cols: usize,
+    indptr: &[i64],
+    indices: &[i32],
+) -> Result<()> {
+    if let Some(r) = (0..n_rows).find(|&r| indptr[r + 1] < indptr[r]) {
+        return Err(Error::invalid_csr(
+            what,
+            format!(
+                "indptr decreases at row {r} ({} -> {})",
+                indptr[r],
+                indptr[r + 1]
+            ),
+        ));
+    }
+    for r in 0..n_rows {
+        let row = &indices[indptr[r] as usize..indptr[r + 1] as usize];
+        let mut prev: i64 = -1;
+        for &c in row {
+            if c < 0 || c as usize >= n_cols {
+                return Err(Error::out_of_range(
+                    &format!("{what} column index in row {r}"),
+                    c as i64,
+                    n_cols,
+                ));
+            }
+            if (c as i64) <= prev {
+                return Err(Error::invalid_csr(
+                    what,
+                    format!("row {r} has unsorted or duplicate column indices"),
+                ));
+            }
+            prev = c as i64;
+        }
+    }
+    Ok(())
+}
+
 /// exits, so that the loads are independent and all in flight at once (vector compares), where
 /// a binary search waits for each probe's load in turn, a cache miss when the row is not in L1:
 /// every entry of a row of up to 64; up to 4,096, the first entry of every block of 16 (of 64
