@@ -275,8 +275,7 @@ fn scorers_match_dense_products() {
     }
     // neighbours: only stored entries, padded
     let items = [1i32, 4];
-    let ns = KnnScorer::neighbours(&items, s.view(), &cands).unwrap();
-    let r = recommend_batch(&ns, &cands, None, 5, 1).unwrap();
+    let r = knn::neighbours(&items, &s.view(), &cands, 5, 1).unwrap();
     for (qi, &i) in items.iter().enumerate() {
         let stored = (s.indptr[i as usize + 1] - s.indptr[i as usize]) as usize;
         assert!(r.ids[qi * 5..qi * 5 + stored]
@@ -292,7 +291,7 @@ fn scorers_match_dense_products() {
     let r = recommend_batch(&scorer, &sub, None, 5, 1).unwrap();
     assert_eq!(r.k, 2);
     assert!(r.ids.iter().all(|&i| i == 2 || i == 4));
-    assert!(KnnScorer::neighbours(&[5], s.view(), &cands).is_err());
+    assert!(knn::neighbours(&[5], &s.view(), &cands, 5, 1).is_err());
 }
 
 /// A random `nr x nc` matrix with about `per_row` entries a row, values from small integers
@@ -351,6 +350,58 @@ proptest! {
         prop_assert_eq!(&got.ids, &want.ids);
         let bits = |v: &[f32]| v.iter().map(|x| x.to_bits()).collect::<Vec<_>>();
         prop_assert_eq!(bits(&got.scores), bits(&want.scores));
+    }
+}
+
+proptest! {
+    /// `neighbours` (reading each item's stored row) returns what ranking the row's stored
+    /// entries among the candidates returns: best first, ties (many: values are multiples of
+    /// 0.5) to the lower id, padded; with an items subset, filter_items, negative values and
+    /// any thread count.
+    #[test]
+    fn neighbours_equal_ranked_stored_entries(
+        n_items in 1usize..400,
+        per_row in 1usize..30,
+        k in 0usize..12,
+        signed in any::<bool>(),
+        subset in any::<bool>(),
+        filter in any::<bool>(),
+        threads in 1usize..4,
+        seed in any::<u64>(),
+    ) {
+        let sim = random_csr(n_items, n_items, per_row, signed, seed);
+        let filter_items: Vec<i32> = (0..n_items as i32).filter(|i| filter && i % 5 == 2).collect();
+        let items_sub: Vec<i32> = (0..n_items as i32).filter(|i| i % 3 != 1).collect();
+        let cands = Candidates::new(
+            n_items,
+            subset.then_some(&items_sub[..]),
+            Some(&filter_items),
+        )
+        .unwrap();
+        let queries: Vec<i32> = (0..n_items as i32).step_by(3).collect();
+        let got = knn::neighbours(&queries, &sim.view(), &cands, k, threads).unwrap();
+        let k = k.min(cands.available());
+        prop_assert_eq!(got.k, k);
+        let allowed = |j: i32| {
+            !filter_items.contains(&j) && (!subset || items_sub.contains(&j))
+        };
+        for (q, &i) in queries.iter().enumerate() {
+            let (cols, vals) = sim.view().row(i as usize);
+            let mut want: Vec<(f32, i32)> = cols
+                .iter()
+                .zip(vals)
+                .filter(|(&j, _)| allowed(j))
+                .map(|(&j, &v)| (v, j))
+                .collect();
+            want.sort_by(|a, b| b.0.partial_cmp(&a.0).unwrap().then(a.1.cmp(&b.1)));
+            for p in 0..k {
+                let (id, score) = (got.ids[q * k + p], got.scores[q * k + p]);
+                match want.get(p) {
+                    Some(&(v, j)) => prop_assert_eq!((id, score.to_bits()), (j, v.to_bits())),
+                    None => prop_assert_eq!((id, score), (-1, f32::NEG_INFINITY)),
+                }
+            }
+        }
     }
 }
 

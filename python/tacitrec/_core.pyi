@@ -51,6 +51,7 @@ def knn_recommend(
     items: Optional[np.ndarray],
     filter_items: Optional[np.ndarray],
     num_threads: int,
+    similarity_validated: bool = ...,
 ) -> Tuple[np.ndarray, np.ndarray]: ...
 def knn_similar_items(
     itemids: np.ndarray,
@@ -59,6 +60,7 @@ def knn_similar_items(
     items: Optional[np.ndarray],
     filter_items: Optional[np.ndarray],
     num_threads: int,
+    similarity_validated: bool = ...,
 ) -> Tuple[np.ndarray, np.ndarray]: ...
 def weight(
     m: _Csr, scheme: str, docs: str, k1: float, b: float, num_threads: int

@@ -45,6 +45,50 @@ class Csr(NamedTuple):
         return sp.csr_matrix((self.data, self.indices, self.indptr), shape=self.shape)
 
 
+class ValidatedOnce:
+    """Whether the kernels may skip their pass over the structure of a model's own CSR matrix
+    (a serving call would otherwise read a whole similarity matrix, 10^8 entries at a million
+    items, to score one user). Made with the matrix, whose arrays it sets read-only; true once
+    a kernel call has validated them (:meth:`passed`) and for as long as none of them is
+    writeable again (setting a flag back is the only way to write them). Never true for
+    memory-mapped arrays, whose file can change under the mapping."""
+
+    __slots__ = ("csr", "_arrays", "_mapped", "_passed")
+
+    def __init__(self, c: Optional["Csr"]):
+        arrays = () if c is None else (c.indptr, c.indices, c.data)
+        for a in arrays:
+            a.flags.writeable = False
+        #: the matrix: a call takes it from here, so that it and the flag are read together
+        self.csr = c
+        self._arrays = arrays
+        self._mapped = any(_memory_mapped(a) for a in arrays)
+        self._passed = False
+
+    def __bool__(self) -> bool:
+        return (
+            self._passed and not self._mapped and not any(a.flags.writeable for a in self._arrays)
+        )
+
+    def passed(self) -> None:
+        """Records that a kernel call validated the arrays (call it after the call returned)."""
+        self._passed = True
+
+    def __reduce__(self):
+        # a copy or an unpickled model makes its own from its arrays (``_set_state``)
+        return (ValidatedOnce, (None,))
+
+
+def _memory_mapped(a) -> bool:
+    import mmap
+
+    while a is not None:
+        if isinstance(a, (np.memmap, mmap.mmap)):
+            return True
+        a = getattr(a, "base", None)
+    return False
+
+
 def _bad(name: str, problem: str) -> ValueError:
     return ValueError(f"{name} is not a valid sparse matrix: {problem}")
 

@@ -22,6 +22,7 @@ import scipy.sparse as sp
 from . import _core
 from ._validation import (
     Csr,
+    ValidatedOnce,
     as_csr,
     as_state_array,
     as_state_csr,
@@ -122,6 +123,7 @@ class EASERecommender(RecommenderBase):
         self.sparse_k = sparse_k
         self._weights: Optional[np.ndarray] = None
         self._sparse: Optional[Csr] = None
+        self._sparse_checked = ValidatedOnce(None)
         self._sparse_scipy: Optional[sp.csr_matrix] = None
 
     def _check_params(self) -> None:
@@ -172,6 +174,7 @@ class EASERecommender(RecommenderBase):
 
     def _set_weights(self, dense: Optional[np.ndarray], sparse: Optional[Csr]) -> None:
         self._weights, self._sparse, self._sparse_scipy = dense, sparse, None
+        self._sparse_checked = ValidatedOnce(sparse)  # its arrays become read-only
 
     @property
     def weights(self):
@@ -200,7 +203,13 @@ class EASERecommender(RecommenderBase):
         if self._sparse is None:
             assert self._weights is not None  # _shape() raised otherwise
             return _core.ease_recommend(queries, self._weights, N, filter_liked, **kw)
-        return _core.knn_recommend(queries, self._sparse, N, filter_liked, **kw)
+        checked = self._sparse_checked
+        assert checked.csr is not None
+        out = _core.knn_recommend(
+            queries, checked.csr, N, filter_liked, similarity_validated=bool(checked), **kw
+        )
+        checked.passed()
+        return out
 
     def _recommend(
         self, userids, user_items, N, *, filter_liked, filter_items, items, recalculate_user

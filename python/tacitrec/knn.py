@@ -33,6 +33,7 @@ from tqdm.auto import tqdm
 from . import _core
 from ._validation import (
     Csr,
+    ValidatedOnce,
     all_finite,
     as_csr,
     as_state_array,
@@ -71,6 +72,7 @@ class ItemItemRecommender(RecommenderBase):
         self.K = K
         self.num_threads = num_threads
         self._sim: Optional[Csr] = None
+        self._sim_checked = ValidatedOnce(None)
         self._scipy: Optional[sp.csr_matrix] = None
 
     # ---- fitting ------------------------------------------------------------------------------
@@ -109,13 +111,16 @@ class ItemItemRecommender(RecommenderBase):
 
     def _set_similarity(self, sim: Optional[Csr]) -> None:
         self._sim = sim
+        self._sim_checked = ValidatedOnce(sim)  # the arrays become read-only
         self._scipy = None
 
     @property
     def similarity(self) -> Optional[sp.csr_matrix]:
         """The items x items similarity (float32 CSR), read-only: its arrays are the model's,
         which a kernel may be reading from another thread, so writing them would race with it
-        (assign a new matrix instead, which is copied)."""
+        (assign a new matrix instead, which is copied). Being read-only, they are validated by
+        the first call only, not by every call (serving one user does not read the whole
+        matrix); an array made writeable again is validated by every call."""
         if self._sim is None:
             return None
         if self._scipy is None:
@@ -146,16 +151,20 @@ class ItemItemRecommender(RecommenderBase):
     def _recommend(
         self, userids, user_items, N, *, filter_liked, filter_items, items, recalculate_user
     ):
-        assert self._sim is not None  # the caller's _shape() raised otherwise
-        return _core.knn_recommend(
+        checked = self._sim_checked
+        assert checked.csr is not None  # the caller's _shape() raised otherwise
+        out = _core.knn_recommend(
             self._rows_to_score(user_items),
-            self._sim,
+            checked.csr,
             N,
             filter_liked,
             items=items,
             filter_items=filter_items,
             num_threads=self._threads(),
+            similarity_validated=bool(checked),
         )
+        checked.passed()
+        return out
 
     def similar_items(
         self,
@@ -177,17 +186,20 @@ class ItemItemRecommender(RecommenderBase):
                 "similarity (refit with the new item's interactions)"
             )
         _, n_items = self._shape()
-        assert self._sim is not None  # _shape() raised otherwise
         ids, scalar = check_ids(itemid, n_items, "itemid", "items")
         N = check_count(N, "N")
+        checked = self._sim_checked
+        assert checked.csr is not None  # _shape() raised otherwise
         res_ids, scores = _core.knn_similar_items(
             ids,
-            self._sim,
+            checked.csr,
             N,
             items=check_id_list(items, n_items, "items"),
             filter_items=check_id_list(filter_items, n_items, "filter_items"),
             num_threads=self._threads(),
+            similarity_validated=bool(checked),
         )
+        checked.passed()
         return (res_ids[0], scores[0]) if scalar else (res_ids, scores)
 
     def similar_users(

@@ -6,7 +6,7 @@ use crate::error::{try_with_capacity, try_zeroed, Error, Result};
 use crate::parallel;
 use crate::simd::{prefetch, Arch, Lanes, WithSimd};
 use crate::sparse::weighting::{self, Weighting};
-use crate::sparse::{transpose, transpose_permuted, Csr, CsrView};
+use crate::sparse::{sorted_contains, transpose, transpose_permuted, Csr, CsrView};
 use crate::topk::{filled, BlockScorer, Candidates, TileLayout, TopK, TopKResult};
 use rayon::prelude::*;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -904,21 +904,12 @@ fn rows_per_block(n_positions: usize) -> usize {
     ((1usize << 16) / n_positions.max(1)).clamp(1, 16)
 }
 
-/// What a [`KnnScorer`]'s queries are.
-enum Queries<'a> {
-    /// Users' rows over the items: `score_j = sum over the row's items i of r_i * S[i, j]`, with
-    /// the row's values as given. Items no neighbour reaches score 0.
-    UserRows(CsrView<'a>),
-    /// Items: the stored row `S[i, :]` as scores, NaN (never selected) for items that are not
-    /// among its neighbours, so results hold only real neighbours.
-    Items(&'a [i32]),
-}
-
 /// Scores from a similarity matrix for the shared top-k driver: recommendations for users' rows
-/// ([`KnnScorer::recommend`]) or the neighbours of items ([`KnnScorer::neighbours`]). Each query's
-/// scores are scattered into a contiguous row (query-major tiles).
+/// over the items, `score_j = sum over the row's items i of r_i * S[i, j]` with the row's values
+/// as given (items no neighbour reaches score 0). Each query's scores are scattered into a
+/// contiguous row (query-major tiles).
 pub struct KnnScorer<'a> {
-    queries: Queries<'a>,
+    queries: CsrView<'a>,
     similarity: CsrView<'a>,
     positions: Option<Vec<u32>>,
     n_positions: usize,
@@ -939,31 +930,7 @@ impl<'a> KnnScorer<'a> {
                 queries.n_cols(),
             ));
         }
-        Self::new(Queries::UserRows(queries), similarity, candidates)
-    }
-
-    /// The stored neighbours of `items`.
-    pub fn neighbours(
-        items: &'a [i32],
-        similarity: CsrView<'a>,
-        candidates: &Candidates,
-    ) -> Result<Self> {
-        let n = similarity.n_rows();
-        if let Some(&bad) = items.iter().find(|&&i| i < 0 || i as usize >= n) {
-            return Err(Error::out_of_range("itemid", bad as i64, n));
-        }
-        Self::new(Queries::Items(items), similarity, candidates)
-    }
-
-    fn new(queries: Queries<'a>, similarity: CsrView<'a>, candidates: &Candidates) -> Result<Self> {
-        if similarity.n_rows() != similarity.n_cols() || similarity.n_cols() != candidates.n_items()
-        {
-            return Err(Error::shape(
-                "similarity (items x items)",
-                format!("{0} x {0}", candidates.n_items()),
-                format!("{} x {}", similarity.n_rows(), similarity.n_cols()),
-            ));
-        }
+        check_square(&similarity, candidates)?;
         Ok(KnnScorer {
             queries,
             similarity,
@@ -972,43 +939,48 @@ impl<'a> KnnScorer<'a> {
         })
     }
 
-    /// Adds `weight * S[i, :]` into one query's row of scores (or, with `assign`, writes `S[i, :]`).
+    /// Adds `weight * S[i, :]` into one query's row of scores.
     #[inline]
-    fn scatter(&self, scores: &mut [f32], i: usize, weight: f32, assign: bool) {
+    fn scatter(&self, scores: &mut [f32], i: usize, weight: f32) {
         let (cols, vals) = self.similarity.row(i);
-        if self.positions.is_none() && !assign {
-            assert!(scores.len() == self.similarity.n_cols());
-            for (&j, &s) in cols.iter().zip(vals) {
-                // SAFETY: the similarity is a validated `CsrView`, so j < n_cols == scores.len().
-                unsafe { *scores.get_unchecked_mut(j as usize) += weight * s };
+        match &self.positions {
+            None => {
+                assert!(scores.len() == self.similarity.n_cols());
+                for (&j, &s) in cols.iter().zip(vals) {
+                    // SAFETY: the similarity is a validated `CsrView`, so j < n_cols == scores.len().
+                    unsafe { *scores.get_unchecked_mut(j as usize) += weight * s };
+                }
             }
-            return;
-        }
-        for (&j, &s) in cols.iter().zip(vals) {
-            let p = match &self.positions {
-                None => j as usize,
-                Some(pos) => match pos[j as usize] {
-                    u32::MAX => continue,
-                    p => p as usize,
-                },
-            };
-            if assign {
-                scores[p] = s;
-            } else {
-                scores[p] += weight * s;
+            Some(pos) => {
+                for (&j, &s) in cols.iter().zip(vals) {
+                    let p = pos[j as usize];
+                    if p != u32::MAX {
+                        scores[p as usize] += weight * s;
+                    }
+                }
             }
         }
     }
+}
+
+/// Errors unless `similarity` is items x items for the candidates' catalogue.
+fn check_square(similarity: &CsrView<'_>, candidates: &Candidates) -> Result<()> {
+    let n = candidates.n_items();
+    if similarity.n_rows() != n || similarity.n_cols() != n {
+        return Err(Error::shape(
+            "similarity (items x items)",
+            format!("{n} x {n}"),
+            format!("{} x {}", similarity.n_rows(), similarity.n_cols()),
+        ));
+    }
+    Ok(())
 }
 
 impl BlockScorer for KnnScorer<'_> {
     type Scratch = ();
 
     fn n_queries(&self) -> usize {
-        match &self.queries {
-            Queries::UserRows(rows) => rows.n_rows(),
-            Queries::Items(items) => items.len(),
-        }
+        self.queries.n_rows()
     }
 
     fn n_positions(&self) -> usize {
@@ -1028,22 +1000,14 @@ impl BlockScorer for KnnScorer<'_> {
     fn score_tile(&self, q0: usize, m: usize, p0: usize, nt: usize, out: &mut [f32], _: &mut ()) {
         debug_assert!(p0 == 0 && nt == self.n_positions, "rows are scored whole");
         for (q, scores) in out[..m * nt].chunks_exact_mut(nt).enumerate() {
-            match &self.queries {
-                Queries::UserRows(rows) => {
-                    scores.fill(0.0);
-                    let (items, values) = rows.row(q0 + q);
-                    for (k, (&i, &r)) in items.iter().zip(values).enumerate() {
-                        if let Some(&ahead) = items.get(k + AHEAD) {
-                            let (js, ws) = self.similarity.row(ahead as usize);
-                            prefetch_row(js, ws);
-                        }
-                        self.scatter(scores, i as usize, r, false);
-                    }
+            scores.fill(0.0);
+            let (items, values) = self.queries.row(q0 + q);
+            for (k, (&i, &r)) in items.iter().zip(values).enumerate() {
+                if let Some(&ahead) = items.get(k + AHEAD) {
+                    let (js, ws) = self.similarity.row(ahead as usize);
+                    prefetch_row(js, ws);
                 }
-                Queries::Items(items) => {
-                    scores.fill(f32::NAN);
-                    self.scatter(scores, items[q0 + q] as usize, 1.0, true);
-                }
+                self.scatter(scores, i as usize, r);
             }
         }
     }
@@ -1182,13 +1146,7 @@ pub fn recommend(
             queries.n_cols(),
         ));
     }
-    if similarity.n_rows() != n_items || n_items != candidates.n_items() {
-        return Err(Error::shape(
-            "similarity (items x items)",
-            format!("{0} x {0}", candidates.n_items()),
-            format!("{} x {}", similarity.n_rows(), n_items),
-        ));
-    }
+    check_square(similarity, candidates)?;
     if candidates.subset().is_some() {
         return Err(Error::invalid(
             "items",
@@ -1335,6 +1293,76 @@ pub fn recommend(
     if let Some(e) = failed.into_inner() {
         return Err(e);
     }
+    Ok(TopKResult {
+        n_queries: nq,
+        k,
+        ids,
+        scores,
+    })
+}
+
+/// The best `min(k, candidates.available())` stored neighbours of each item of `items` among
+/// the candidates: row `i` of `similarity` read as scores, best first, ties to the lower item id,
+/// padded with id -1 and score `-inf` where a row holds fewer. Reads the rows only (what scoring
+/// whole rows of `n_items`, as the dense driver does, would give: only stored entries can rank).
+pub fn neighbours(
+    items: &[i32],
+    similarity: &CsrView<'_>,
+    candidates: &Candidates,
+    k: usize,
+    num_threads: usize,
+) -> Result<TopKResult> {
+    check_square(similarity, candidates)?;
+    let n = similarity.n_rows();
+    if let Some(&bad) = items.iter().find(|&&i| i < 0 || i as usize >= n) {
+        return Err(Error::out_of_range("itemid", bad as i64, n));
+    }
+    let k = k.min(candidates.available());
+    let nq = items.len();
+    let mut ids = filled(nq, k, -1i32)?;
+    let mut scores = filled(nq, k, f32::NEG_INFINITY)?;
+    if k == 0 {
+        return Ok(TopKResult {
+            n_queries: nq,
+            k,
+            ids,
+            scores,
+        });
+    }
+    let excluded = candidates.excluded();
+    let stop = parallel::stop_flag();
+    parallel::install(num_threads, || {
+        ids.par_chunks_mut(QUERIES_PER_TASK * k)
+            .zip(scores.par_chunks_mut(QUERIES_PER_TASK * k))
+            .zip(items.par_chunks(QUERIES_PER_TASK))
+            .for_each_init(
+                || TopK::new(k),
+                |heap, ((ids_b, scores_b), items_b)| {
+                    if stop.is_set() {
+                        return;
+                    }
+                    for ((ids_q, scores_q), &i) in
+                        ids_b.chunks_mut(k).zip(scores_b.chunks_mut(k)).zip(items_b)
+                    {
+                        heap.clear();
+                        let (cols, vals) = similarity.row(i as usize);
+                        for (&j, &v) in cols.iter().zip(vals) {
+                            if v < heap.threshold() {
+                                continue;
+                            }
+                            let Some(p) = candidates.position(j as u32) else {
+                                continue;
+                            };
+                            if !sorted_contains(excluded, p) {
+                                heap.push(v, j as u32);
+                            }
+                        }
+                        heap.write_sorted(ids_q, scores_q);
+                    }
+                },
+            )
+    })?;
+    stop.check()?;
     Ok(TopKResult {
         n_queries: nq,
         k,

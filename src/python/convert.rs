@@ -37,6 +37,26 @@ impl PyCsr<'_> {
             slice(&format!("{what}.data"), &self.2)?,
         )
     }
+
+    /// [`PyCsr::view`] of arrays validated before ([`CsrView::new_validated`]) when `validated`.
+    ///
+    /// # Safety
+    /// With `validated`, as [`CsrView::new_validated`]: the Python caller passes it only for a
+    /// model's own arrays, read-only since a call validated them.
+    pub unsafe fn view_trusting(&self, what: &str, validated: bool) -> Result<CsrView<'_>> {
+        if !validated {
+            return self.view(what);
+        }
+        let (n_rows, n_cols) = self.3;
+        CsrView::new_validated(
+            what,
+            n_rows,
+            n_cols,
+            slice(&format!("{what}.indptr"), &self.0)?,
+            slice(&format!("{what}.indices"), &self.1)?,
+            slice(&format!("{what}.data"), &self.2)?,
+        )
+    }
 }
 
 /// The contiguous data of a 1-D array, or an error naming it.

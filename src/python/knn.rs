@@ -79,7 +79,7 @@ fn rp3beta_fit<'py>(
 /// Recommendations from `similarity` (items x items) for the rows of `user_items` (one per
 /// query).
 #[pyfunction]
-#[pyo3(signature = (user_items, similarity, k, filter_liked, items, filter_items, num_threads))]
+#[pyo3(signature = (user_items, similarity, k, filter_liked, items, filter_items, num_threads, similarity_validated = false))]
 #[allow(clippy::too_many_arguments)]
 fn knn_recommend<'py>(
     py: Python<'py>,
@@ -90,8 +90,11 @@ fn knn_recommend<'py>(
     items: Option<PyReadonlyArray1<'py, i32>>,
     filter_items: Option<PyReadonlyArray1<'py, i32>>,
     num_threads: usize,
+    similarity_validated: bool,
 ) -> PyResult<IdsScores<'py>> {
-    let sim = similarity.view("similarity")?;
+    // SAFETY: the Python layer passes `similarity_validated` only for a model's own read-only
+    // similarity that a call has validated (tacitrec.knn).
+    let sim = unsafe { similarity.view_trusting("similarity", similarity_validated)? };
     let queries = user_items.view("user_items")?;
     let cands = candidates(sim.n_cols(), &items, &filter_items)?;
     let work = queries.n_rows().saturating_mul(sim.n_cols());
@@ -108,7 +111,8 @@ fn knn_recommend<'py>(
 
 /// The best `k` stored neighbours of each item in `itemids` (padded where a row holds fewer).
 #[pyfunction]
-#[pyo3(signature = (itemids, similarity, k, items, filter_items, num_threads))]
+#[pyo3(signature = (itemids, similarity, k, items, filter_items, num_threads, similarity_validated = false))]
+#[allow(clippy::too_many_arguments)]
 fn knn_similar_items<'py>(
     py: Python<'py>,
     itemids: PyReadonlyArray1<'py, i32>,
@@ -117,13 +121,19 @@ fn knn_similar_items<'py>(
     items: Option<PyReadonlyArray1<'py, i32>>,
     filter_items: Option<PyReadonlyArray1<'py, i32>>,
     num_threads: usize,
+    similarity_validated: bool,
 ) -> PyResult<IdsScores<'py>> {
-    let sim = similarity.view("similarity")?;
+    // SAFETY: as in knn_recommend.
+    let sim = unsafe { similarity.view_trusting("similarity", similarity_validated)? };
     let ids = slice("itemid", &itemids)?;
     let cands = candidates(sim.n_cols(), &items, &filter_items)?;
-    let work = ids.len().saturating_mul(sim.n_cols());
-    let scorer = KnnScorer::neighbours(ids, sim, &cands)?;
-    top_k(py, &scorer, &cands, None, k, work, num_threads)
+    let work = ids
+        .len()
+        .saturating_mul(sim.nnz() / sim.n_rows().max(1) + 1);
+    let res = interrupt::run(py, num_threads, work, || {
+        knn::neighbours(ids, &sim, &cands, k, num_threads)
+    })?;
+    Ok(ids_scores(py, res)?)
 }
 
 /// New values for the entries of `m` under `scheme` ("bm25" with `k1` and `b`, "tfidf",

@@ -38,6 +38,30 @@ impl<'a> CsrView<'a> {
         indices: &'a [i32],
         data: &'a [f32],
     ) -> Result<Self> {
+        // SAFETY: the structure is checked right here.
+        let view = unsafe { Self::new_validated(what, n_rows, n_cols, indptr, indices, data)? };
+        if !structure_holds(n_cols, indptr, indices) {
+            structure_error(what, n_rows, n_cols, indptr, indices)?;
+        }
+        Ok(view)
+    }
+
+    /// [`CsrView::new`] without its pass over the structure (`indptr` never decreasing, indices
+    /// in range and increasing within rows): only the lengths and `indptr`'s ends are checked, in
+    /// constant time. For a model's own arrays, validated once and read-only since (a serving
+    /// call must not cost a pass over a similarity matrix of 10^8 entries to score one user).
+    ///
+    /// # Safety
+    /// The same arrays, with this shape, passed [`CsrView::new`] and have not changed since:
+    /// kernels index a view without bounds checks.
+    pub unsafe fn new_validated(
+        what: &str,
+        n_rows: usize,
+        n_cols: usize,
+        indptr: &'a [i64],
+        indices: &'a [i32],
+        data: &'a [f32],
+    ) -> Result<Self> {
         if n_cols > i32::MAX as usize + 1 {
             return Err(Error::invalid(
                 what,
@@ -73,9 +97,6 @@ impl<'a> CsrView<'a> {
                     indptr[n_rows]
                 ),
             ));
-        }
-        if !structure_holds(n_cols, indptr, indices) {
-            structure_error(what, n_rows, n_cols, indptr, indices)?;
         }
         Ok(CsrView {
             n_rows,

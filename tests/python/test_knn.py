@@ -262,6 +262,62 @@ def test_similarity_is_handed_out_read_only():
     assert model.similarity.data.max() == 1.0 and edited.data.flags.writeable
 
 
+def test_similarity_is_validated_once_while_it_stays_read_only():
+    """Serving calls skip the pass over the similarity's structure once a call has validated it
+    (its arrays are the model's and read-only), and validate again as soon as one of them is
+    writeable: a matrix corrupted after flipping the flag gets the clear error, not a crash."""
+    import pickle
+
+    from conftest import random_user_items
+
+    X = random_user_items()
+    model = BM25Recommender(K=5).fit(X, show_progress=False)
+    assert not model._sim_checked  # not yet validated by a call
+    expected = model.recommend(np.arange(6), X[:6], N=3)
+    assert model._sim_checked
+    np.testing.assert_array_equal(model.recommend(np.arange(6), X[:6], N=3)[0], expected[0])
+    np.testing.assert_array_equal(model.similar_items(2, N=3)[0], model.similar_items(2, N=3)[0])
+    # a copy and an unpickled model validate their own arrays first
+    clone = pickle.loads(pickle.dumps(model))
+    assert not clone._sim_checked and not clone.similarity.indices.flags.writeable
+    np.testing.assert_array_equal(clone.recommend(np.arange(6), X[:6], N=3)[0], expected[0])
+    # corrupt the arrays the only way there is: set them writeable first
+    for name, value in (("indices", 10**6), ("indices", -1), ("indptr", 10**6)):
+        broken = pickle.loads(pickle.dumps(model))
+        broken.recommend(np.arange(2), X[:2], N=3)
+        assert broken._sim_checked
+        arr = getattr(broken._sim, name)
+        arr.flags.writeable = True
+        arr[1] = value
+        assert not broken._sim_checked
+        # (an index outside the matrix is an IndexError, a decreasing indptr a ValueError)
+        with pytest.raises((ValueError, IndexError), match="similarity"):
+            broken.recommend(np.arange(6), X[:6], N=3)
+        with pytest.raises((ValueError, IndexError), match="similarity"):
+            broken.similar_items(1, N=3)
+
+
+def test_memory_mapped_similarity_is_never_trusted(tmp_path):
+    """A memory-mapped model (``load_dir``) is validated on every call: its file can change under
+    the mapping."""
+    from conftest import random_user_items
+
+    from tacitrec._validation import Csr, ValidatedOnce
+
+    X = random_user_items()
+    model = BM25Recommender(K=5).fit(X, show_progress=False)
+    s = model._sim
+    path = tmp_path / "indices.npy"
+    np.save(path, s.indices)
+    mapped = Csr(s.indptr.copy(), np.load(path, mmap_mode="r"), s.data.copy(), s.shape)
+    checked = ValidatedOnce(mapped)
+    checked.passed()
+    assert not checked
+    own = ValidatedOnce(Csr(s.indptr.copy(), s.indices.copy(), s.data.copy(), s.shape))
+    own.passed()
+    assert own
+
+
 def _power_law(n_users, n_items, per_user, seed):
     """Binary users x items with Zipf popularity and skewed activity (the benchmarks' shape)."""
     rng = np.random.default_rng(seed)
