@@ -10,6 +10,7 @@
 //! creates fresh pools on its next call.
 
 use crate::error::{Error, Result};
+use rayon::prelude::*;
 use rayon::{ThreadPool, ThreadPoolBuilder};
 use std::cell::RefCell;
 use std::ptr;
@@ -184,6 +185,36 @@ pub fn install<R: Send>(num_threads: usize, f: impl FnOnce() -> R + Send) -> Res
     Ok(pool(num_threads)?.install(f))
 }
 
+/// The driver of every top-k kernel: calls `op(state, block, ids, scores)` for each block of
+/// `rows` consecutive queries of a result that holds `k` ids and scores per query (the slices
+/// are the block's own), in the pool of `num_threads` threads, `state` made by `init` for each
+/// run of blocks a thread takes. A result of one block runs on the calling thread: handing it
+/// to a pool and waiting for it costs two thread wake-ups, tens of microseconds, which a
+/// single-user call would notice (`op` must not start parallel work of its own).
+pub fn for_each_block<T>(
+    num_threads: usize,
+    ids: &mut [i32],
+    scores: &mut [f32],
+    k: usize,
+    rows: usize,
+    init: impl Fn() -> T + Send + Sync,
+    op: impl Fn(&mut T, usize, &mut [i32], &mut [f32]) + Send + Sync,
+) -> Result<()> {
+    let len = rows.max(1) * k.max(1);
+    if ids.len() <= len {
+        op(&mut init(), 0, ids, scores);
+        return Ok(());
+    }
+    install(num_threads, || {
+        ids.par_chunks_mut(len)
+            .zip(scores.par_chunks_mut(len))
+            .enumerate()
+            .for_each_init(init, |state, (block, (ids, scores))| {
+                op(state, block, ids, scores)
+            })
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -199,6 +230,39 @@ mod tests {
             install(0, rayon::current_num_threads).unwrap(), // ok: test
             resolve_threads(0)
         );
+    }
+
+    #[test]
+    fn blocks_cover_the_result_once_and_one_block_stays_on_this_thread() {
+        for (n_rows, rows, k) in [(10, 4, 3), (8, 4, 2), (4, 4, 5), (1, 64, 10), (0, 4, 2)] {
+            let (mut ids, mut scores) = (vec![-1i32; n_rows * k], vec![0f32; n_rows * k]);
+            let caller = std::thread::current().id();
+            let on_caller = AtomicBool::new(true);
+            for_each_block(
+                2,
+                &mut ids,
+                &mut scores,
+                k,
+                rows,
+                || 0usize,
+                |calls, block, ids, scores| {
+                    *calls += 1;
+                    assert_eq!(ids.len(), scores.len());
+                    assert_eq!(ids.len(), (rows * k).min(n_rows * k - block * rows * k));
+                    ids.fill(block as i32);
+                    scores.fill(block as f32);
+                    if std::thread::current().id() != caller {
+                        on_caller.store(false, Ordering::Relaxed);
+                    }
+                },
+            )
+            .unwrap(); // ok: test
+            let want: Vec<i32> = (0..n_rows * k).map(|e| (e / (rows * k)) as i32).collect();
+            assert_eq!(ids, want);
+            if n_rows <= rows {
+                assert!(on_caller.load(Ordering::Relaxed), "one block runs on the caller");
+            }
+        }
     }
 
     #[test]

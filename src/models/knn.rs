@@ -1195,100 +1195,88 @@ pub fn recommend(
     let stop = parallel::stop_flag();
     let failed = parallel::FirstError::default();
     let what = "the per-thread score rows";
-    parallel::install(num_threads, || {
-        ids.par_chunks_mut(QUERIES_PER_TASK * k)
-            .zip(scores.par_chunks_mut(QUERIES_PER_TASK * k))
-            .enumerate()
-            .for_each_init(
-                || -> Option<RecommendScratch> {
-                    let made = (|| {
-                        Ok(RecommendScratch {
-                            scores: try_zeroed(n_items, what, || format!("{n_items} items"))?,
-                            seen: Seen::new(n_items, what)?,
-                            touched: Vec::new(),
-                            heap: TopK::new(k),
-                            values: Vec::new(),
-                            maxima: Vec::new(),
-                        })
-                    })();
-                    made.map_err(|e: Error| failed.record(e)).ok()
-                },
-                |s, (task, (ids_b, scores_b))| {
-                    let Some(s) = s else { return };
-                    if stop.is_set() {
-                        return;
+    parallel::for_each_block(
+        num_threads,
+        &mut ids,
+        &mut scores,
+        k,
+        QUERIES_PER_TASK,
+        || -> Option<RecommendScratch> {
+            let made = (|| {
+                Ok(RecommendScratch {
+                    scores: try_zeroed(n_items, what, || format!("{n_items} items"))?,
+                    seen: Seen::new(n_items, what)?,
+                    touched: Vec::new(),
+                    heap: TopK::new(k),
+                    values: Vec::new(),
+                    maxima: Vec::new(),
+                })
+            })();
+            made.map_err(|e: Error| failed.record(e)).ok()
+        },
+        |s, task, ids_b, scores_b| {
+            let Some(s) = s else { return };
+            if stop.is_set() {
+                return;
+            }
+            let q0 = task * QUERIES_PER_TASK;
+            for (q, (ids_q, scores_q)) in
+                ids_b.chunks_mut(k).zip(scores_b.chunks_mut(k)).enumerate()
+            {
+                let q = q0 + q;
+                let liked_q = liked.map_or(&[][..], |l| l.row(q).0);
+                // the liked items (and, on a whole row, the excluded ones) are marked
+                // NaN in the scores (never selected: NaN compares false, and block
+                // maxima ignore it) instead of searched for in every candidate's turn;
+                // the row is all zero again after each selection
+                let mark = |scores: &mut [f32], value: f32, excluded: &[u32]| {
+                    for &j in liked_q {
+                        scores[j as usize] = value;
                     }
-                    let q0 = task * QUERIES_PER_TASK;
-                    for (q, (ids_q, scores_q)) in
-                        ids_b.chunks_mut(k).zip(scores_b.chunks_mut(k)).enumerate()
-                    {
-                        let q = q0 + q;
-                        let liked_q = liked.map_or(&[][..], |l| l.row(q).0);
-                        // the liked items (and, on a whole row, the excluded ones) are marked
-                        // NaN in the scores (never selected: NaN compares false, and block
-                        // maxima ignore it) instead of searched for in every candidate's turn;
-                        // the row is all zero again after each selection
-                        let mark = |scores: &mut [f32], value: f32, excluded: &[u32]| {
-                            for &j in liked_q {
-                                scores[j as usize] = value;
-                            }
-                            for &j in excluded {
-                                scores[j as usize] = value;
-                            }
-                        };
-                        let (row_items, row_values) = queries.row(q);
-                        // entries the query's neighbours hold: against the catalogue, whether
-                        // to track the touched items or scan the whole row
-                        let reach: usize = row_items
-                            .iter()
-                            .map(|&i| similarity.row_range(i as usize).len())
-                            .sum();
-                        let mut whole = reach.saturating_mul(DENSE_REACH) >= n_items;
-                        if !whole {
-                            scatter_row(similarity, row_items, row_values, s, true);
-                            mark(&mut s.scores, f32::NAN, &[]);
-                            // the touched scores gathered in touched order (the row zeroed),
-                            // excluded ones as NaN (tested in a bitmap: marking a long filter
-                            // list in every row would cost more than the touched items)
-                            s.values.clear();
-                            s.values.extend(s.touched.iter().map(|&j| {
-                                let v = std::mem::take(&mut s.scores[j as usize]);
-                                match &excluded_bits {
-                                    Some(bits) if bits.has(j as usize) => f32::NAN,
-                                    _ => v,
-                                }
-                            }));
-                            mark(&mut s.scores, 0.0, &[]); // the liked items nobody touched
-                            s.seen.clear(&s.touched);
-                            let touched = &s.touched;
-                            select_blocks(
-                                arch,
-                                &s.values,
-                                |e| touched[e],
-                                &mut s.maxima,
-                                &mut s.heap,
-                            );
-                            whole = s.heap.len() < k || s.heap.threshold() <= 0.0;
-                        }
-                        if whole {
-                            // a heavy query, or zero-scored items may rank: score the whole
-                            // row as the dense scorer does (the same sums in the same order)
-                            scatter_row(similarity, row_items, row_values, s, false);
-                            mark(&mut s.scores, f32::NAN, excluded);
-                            select_blocks(
-                                arch,
-                                &s.scores,
-                                |e| e as u32,
-                                &mut s.maxima,
-                                &mut s.heap,
-                            );
-                            s.scores.fill(0.0);
-                        }
-                        s.heap.write_sorted(ids_q, scores_q);
+                    for &j in excluded {
+                        scores[j as usize] = value;
                     }
-                },
-            );
-    })?;
+                };
+                let (row_items, row_values) = queries.row(q);
+                // entries the query's neighbours hold: against the catalogue, whether
+                // to track the touched items or scan the whole row
+                let reach: usize = row_items
+                    .iter()
+                    .map(|&i| similarity.row_range(i as usize).len())
+                    .sum();
+                let mut whole = reach.saturating_mul(DENSE_REACH) >= n_items;
+                if !whole {
+                    scatter_row(similarity, row_items, row_values, s, true);
+                    mark(&mut s.scores, f32::NAN, &[]);
+                    // the touched scores gathered in touched order (the row zeroed),
+                    // excluded ones as NaN (tested in a bitmap: marking a long filter
+                    // list in every row would cost more than the touched items)
+                    s.values.clear();
+                    s.values.extend(s.touched.iter().map(|&j| {
+                        let v = std::mem::take(&mut s.scores[j as usize]);
+                        match &excluded_bits {
+                            Some(bits) if bits.has(j as usize) => f32::NAN,
+                            _ => v,
+                        }
+                    }));
+                    mark(&mut s.scores, 0.0, &[]); // the liked items nobody touched
+                    s.seen.clear(&s.touched);
+                    let touched = &s.touched;
+                    select_blocks(arch, &s.values, |e| touched[e], &mut s.maxima, &mut s.heap);
+                    whole = s.heap.len() < k || s.heap.threshold() <= 0.0;
+                }
+                if whole {
+                    // a heavy query, or zero-scored items may rank: score the whole
+                    // row as the dense scorer does (the same sums in the same order)
+                    scatter_row(similarity, row_items, row_values, s, false);
+                    mark(&mut s.scores, f32::NAN, excluded);
+                    select_blocks(arch, &s.scores, |e| e as u32, &mut s.maxima, &mut s.heap);
+                    s.scores.fill(0.0);
+                }
+                s.heap.write_sorted(ids_q, scores_q);
+            }
+        },
+    )?;
     stop.check()?;
     if let Some(e) = failed.into_inner() {
         return Err(e);
@@ -1331,37 +1319,38 @@ pub fn neighbours(
     }
     let excluded = candidates.excluded();
     let stop = parallel::stop_flag();
-    parallel::install(num_threads, || {
-        ids.par_chunks_mut(QUERIES_PER_TASK * k)
-            .zip(scores.par_chunks_mut(QUERIES_PER_TASK * k))
-            .zip(items.par_chunks(QUERIES_PER_TASK))
-            .for_each_init(
-                || TopK::new(k),
-                |heap, ((ids_b, scores_b), items_b)| {
-                    if stop.is_set() {
-                        return;
+    parallel::for_each_block(
+        num_threads,
+        &mut ids,
+        &mut scores,
+        k,
+        QUERIES_PER_TASK,
+        || TopK::new(k),
+        |heap, block, ids_b, scores_b| {
+            if stop.is_set() {
+                return;
+            }
+            let items_b = &items[block * QUERIES_PER_TASK..];
+            for ((ids_q, scores_q), &i) in
+                ids_b.chunks_mut(k).zip(scores_b.chunks_mut(k)).zip(items_b)
+            {
+                heap.clear();
+                let (cols, vals) = similarity.row(i as usize);
+                for (&j, &v) in cols.iter().zip(vals) {
+                    if v < heap.threshold() {
+                        continue;
                     }
-                    for ((ids_q, scores_q), &i) in
-                        ids_b.chunks_mut(k).zip(scores_b.chunks_mut(k)).zip(items_b)
-                    {
-                        heap.clear();
-                        let (cols, vals) = similarity.row(i as usize);
-                        for (&j, &v) in cols.iter().zip(vals) {
-                            if v < heap.threshold() {
-                                continue;
-                            }
-                            let Some(p) = candidates.position(j as u32) else {
-                                continue;
-                            };
-                            if !sorted_contains(excluded, p) {
-                                heap.push(v, j as u32);
-                            }
-                        }
-                        heap.write_sorted(ids_q, scores_q);
+                    let Some(p) = candidates.position(j as u32) else {
+                        continue;
+                    };
+                    if !sorted_contains(excluded, p) {
+                        heap.push(v, j as u32);
                     }
-                },
-            )
-    })?;
+                }
+                heap.write_sorted(ids_q, scores_q);
+            }
+        },
+    )?;
     stop.check()?;
     Ok(TopKResult {
         n_queries: nq,

@@ -5,7 +5,6 @@ use super::select::TopK;
 use crate::error::{checked_len, try_vec, try_zeroed, Error, Result};
 use crate::parallel;
 use crate::sparse::{sorted_contains, CsrView};
-use rayon::prelude::*;
 
 /// The items a query may return, as a list of *positions* scanned in increasing item id order.
 ///
@@ -222,66 +221,65 @@ pub fn recommend_batch<S: BlockScorer>(
         format!("{m} queries x {nt} items per thread")
     })?;
 
-    parallel::install(num_threads, || {
-        ids.par_chunks_mut(m * k)
-            .zip(scores.par_chunks_mut(m * k))
-            .enumerate()
-            .for_each_init(
-                || {
-                    let tile = try_zeroed::<f32>(tile_len, "the scoring tiles", || {
-                        format!("{m} queries x {nt} items per thread")
-                    });
-                    tile.map(|tile| Worker {
-                        scorer: scorer.make_scratch(),
-                        tile,
-                        heaps: vec![TopK::new(k); m],
-                        thresholds: vec![f32::NEG_INFINITY; m],
-                        liked: vec![Vec::new(); m],
-                    })
-                    .map_err(|e| failed.record(e))
-                },
-                |w, (block, (ids_b, scores_b))| {
-                    // interrupted, or this thread has no tile: the block is skipped (and the
-                    // call fails below)
-                    let Ok(w) = w else { return };
-                    if stop.is_set() {
-                        return;
-                    }
-                    let q0 = block * m;
-                    let mb = (nq - q0).min(m);
-                    for q in 0..mb {
-                        w.heaps[q].clear();
-                        w.thresholds[q] = f32::NEG_INFINITY;
-                        w.liked[q].clear();
-                        if let Some(l) = liked {
-                            let (cols, _) = l.row(q0 + q);
-                            w.liked[q]
-                                .extend(cols.iter().filter_map(|&c| candidates.position(c as u32)));
-                        }
-                    }
-                    for p0 in (0..np).step_by(nt) {
-                        let t = nt.min(np - p0);
-                        let tile = &mut w.tile[..mb * t];
-                        scorer.score_tile(q0, mb, p0, t, tile, &mut w.scorer);
-                        let sel = Selections {
-                            candidates,
-                            excluded,
-                            heaps: &mut w.heaps[..mb],
-                            thresholds: &mut w.thresholds[..mb],
-                            liked: &w.liked[..mb],
-                        };
-                        match layout {
-                            TileLayout::PositionMajor => scan_position_major(tile, mb, p0, sel),
-                            TileLayout::QueryMajor => scan_query_major(tile, t, p0, sel),
-                        }
-                    }
-                    for q in 0..mb {
-                        let r = q * k..(q + 1) * k;
-                        w.heaps[q].write_sorted(&mut ids_b[r.clone()], &mut scores_b[r]);
-                    }
-                },
-            );
-    })?;
+    parallel::for_each_block(
+        num_threads,
+        &mut ids,
+        &mut scores,
+        k,
+        m,
+        || {
+            let tile = try_zeroed::<f32>(tile_len, "the scoring tiles", || {
+                format!("{m} queries x {nt} items per thread")
+            });
+            tile.map(|tile| Worker {
+                scorer: scorer.make_scratch(),
+                tile,
+                heaps: vec![TopK::new(k); m],
+                thresholds: vec![f32::NEG_INFINITY; m],
+                liked: vec![Vec::new(); m],
+            })
+            .map_err(|e| failed.record(e))
+        },
+        |w, block, ids_b, scores_b| {
+            // interrupted, or this thread has no tile: the block is skipped (and the
+            // call fails below)
+            let Ok(w) = w else { return };
+            if stop.is_set() {
+                return;
+            }
+            let q0 = block * m;
+            let mb = (nq - q0).min(m);
+            for q in 0..mb {
+                w.heaps[q].clear();
+                w.thresholds[q] = f32::NEG_INFINITY;
+                w.liked[q].clear();
+                if let Some(l) = liked {
+                    let (cols, _) = l.row(q0 + q);
+                    w.liked[q].extend(cols.iter().filter_map(|&c| candidates.position(c as u32)));
+                }
+            }
+            for p0 in (0..np).step_by(nt) {
+                let t = nt.min(np - p0);
+                let tile = &mut w.tile[..mb * t];
+                scorer.score_tile(q0, mb, p0, t, tile, &mut w.scorer);
+                let sel = Selections {
+                    candidates,
+                    excluded,
+                    heaps: &mut w.heaps[..mb],
+                    thresholds: &mut w.thresholds[..mb],
+                    liked: &w.liked[..mb],
+                };
+                match layout {
+                    TileLayout::PositionMajor => scan_position_major(tile, mb, p0, sel),
+                    TileLayout::QueryMajor => scan_query_major(tile, t, p0, sel),
+                }
+            }
+            for q in 0..mb {
+                let r = q * k..(q + 1) * k;
+                w.heaps[q].write_sorted(&mut ids_b[r.clone()], &mut scores_b[r]);
+            }
+        },
+    )?;
     stop.check()?;
     if let Some(e) = failed.into_inner() {
         return Err(e);

@@ -204,7 +204,6 @@ mod x86 {
     use super::*;
     use crate::error::{try_vec, Result};
     use crate::parallel;
-    use rayon::prelude::*;
     use std::arch::x86_64::*;
 
     pub(super) fn cpu_has_vnni() -> bool {
@@ -1031,151 +1030,137 @@ mod x86 {
             }
         }
 
-        parallel::install(num_threads, || {
-            ids.par_chunks_mut(BLOCK * k)
-                .zip(scores.par_chunks_mut(BLOCK * k))
-                .enumerate()
-                .for_each_init(
-                    || Worker {
-                        qb: QBlock::new(kq),
-                        row: vec![0i8; kq * 4],
-                        states: (0..BLOCK)
-                            .map(|_| QState {
-                                lower: TopK::new(k),
-                                cands: Vec::new(),
-                                cap,
-                                full: false,
-                            })
-                            .collect(),
-                        liked: vec![Vec::new(); BLOCK],
-                        heap: TopK::new(k),
-                        positions: Vec::new(),
-                        eligible: vec![0u32; BLOCK * seed_steps],
-                        lanes: Box::new([[f32::NEG_INFINITY; STEP]; BLOCK]),
-                    },
-                    |w, (block, (ids_b, scores_b))| {
-                        if stop.is_set() {
-                            return;
+        parallel::for_each_block(
+            num_threads,
+            &mut ids,
+            &mut scores,
+            k,
+            BLOCK,
+            || Worker {
+                qb: QBlock::new(kq),
+                row: vec![0i8; kq * 4],
+                states: (0..BLOCK)
+                    .map(|_| QState {
+                        lower: TopK::new(k),
+                        cands: Vec::new(),
+                        cap,
+                        full: false,
+                    })
+                    .collect(),
+                liked: vec![Vec::new(); BLOCK],
+                heap: TopK::new(k),
+                positions: Vec::new(),
+                eligible: vec![0u32; BLOCK * seed_steps],
+                lanes: Box::new([[f32::NEG_INFINITY; STEP]; BLOCK]),
+            },
+            |w, block, ids_b, scores_b| {
+                if stop.is_set() {
+                    return;
+                }
+                let q0 = block * BLOCK;
+                let mb = (nq - q0).min(BLOCK);
+                w.qb.fill(&queries[q0 * f..(q0 + mb) * f], f, kq, &mut w.row);
+                let mut thresholds = [f32::INFINITY; BLOCK];
+                for q in 0..mb {
+                    thresholds[q] = f32::NEG_INFINITY;
+                    let st = &mut w.states[q];
+                    st.cands.clear();
+                    st.lower.clear();
+                    st.cap = cap;
+                    st.full = false;
+                    w.liked[q].clear();
+                    if let Some(l) = liked {
+                        let (cols, _) = l.row(q0 + q);
+                        w.liked[q]
+                            .extend(cols.iter().filter_map(|&c| candidates.position(c as u32)));
+                        w.liked[q].sort_unstable();
+                    }
+                }
+                if seed_steps > 0 {
+                    for q in 0..BLOCK {
+                        let e = &mut w.eligible[q * seed_steps..(q + 1) * seed_steps];
+                        if q >= mb {
+                            e.fill(0);
+                            continue;
                         }
-                        let q0 = block * BLOCK;
-                        let mb = (nq - q0).min(BLOCK);
-                        w.qb.fill(&queries[q0 * f..(q0 + mb) * f], f, kq, &mut w.row);
-                        let mut thresholds = [f32::INFINITY; BLOCK];
-                        for q in 0..mb {
-                            thresholds[q] = f32::NEG_INFINITY;
-                            let st = &mut w.states[q];
-                            st.cands.clear();
-                            st.lower.clear();
-                            st.cap = cap;
-                            st.full = false;
-                            w.liked[q].clear();
-                            if let Some(l) = liked {
-                                let (cols, _) = l.row(q0 + q);
-                                w.liked[q].extend(
-                                    cols.iter().filter_map(|&c| candidates.position(c as u32)),
-                                );
-                                w.liked[q].sort_unstable();
-                            }
-                        }
-                        if seed_steps > 0 {
-                            for q in 0..BLOCK {
-                                let e = &mut w.eligible[q * seed_steps..(q + 1) * seed_steps];
-                                if q >= mb {
-                                    e.fill(0);
-                                    continue;
-                                }
-                                e.copy_from_slice(&base);
-                                for &p in &w.liked[q] {
-                                    let slot = slot_of[p as usize] as usize;
-                                    if slot < seed_slots {
-                                        e[slot / STEP] &= !(1 << (slot % STEP));
-                                    }
-                                }
-                            }
-                            // SAFETY: as for scan_block below; eligible holds 64 * seed_steps
-                            // masks and seed_steps <= the item steps.
-                            let ng = mb.div_ceil(GROUP);
-                            unsafe {
-                                if tiles {
-                                    tile_configure();
-                                    seed_block::<true>(
-                                        &qitems,
-                                        &w.qb,
-                                        ng,
-                                        &w.eligible,
-                                        &mut w.lanes,
-                                    );
-                                    tile_release();
-                                } else {
-                                    seed_block::<false>(
-                                        &qitems,
-                                        &w.qb,
-                                        ng,
-                                        &w.eligible,
-                                        &mut w.lanes,
-                                    );
-                                }
-                            }
-                            for q in 0..mb {
-                                // each lane's maximum is a distinct eligible item's lower
-                                // bound (ids stand in: the heap's ids only order ties)
-                                let st = &mut w.states[q];
-                                for (lane, &v) in w.lanes[q].iter().enumerate() {
-                                    if v > f32::NEG_INFINITY {
-                                        st.lower.push(v, u32::MAX - lane as u32);
-                                    }
-                                }
-                                thresholds[q] = st.lower.threshold();
+                        e.copy_from_slice(&base);
+                        for &p in &w.liked[q] {
+                            let slot = slot_of[p as usize] as usize;
+                            if slot < seed_slots {
+                                e[slot / STEP] &= !(1 << (slot % STEP));
                             }
                         }
-                        let mut hits = Hits {
-                            excluded,
-                            liked: &w.liked,
-                            states: &mut w.states,
-                            thresholds: &mut thresholds,
-                            perm: &qitems.perm,
-                            max_cap,
-                            seed_slots,
-                        };
-                        // SAFETY: cpu_has_vnni() checked the features; the block holds
-                        // mb.div_ceil(8) * 8 <= 64 packed queries.
-                        // With tiles, cpu_has_amx() held and kq is a multiple of 16.
-                        unsafe {
-                            let ng = mb.div_ceil(GROUP);
-                            if tiles {
-                                tile_configure();
-                                scan_block::<true>(&qitems, &w.qb, ng, &mut hits);
-                                tile_release();
-                            } else {
-                                scan_block::<false>(&qitems, &w.qb, ng, &mut hits);
+                    }
+                    // SAFETY: as for scan_block below; eligible holds 64 * seed_steps
+                    // masks and seed_steps <= the item steps.
+                    let ng = mb.div_ceil(GROUP);
+                    unsafe {
+                        if tiles {
+                            tile_configure();
+                            seed_block::<true>(&qitems, &w.qb, ng, &w.eligible, &mut w.lanes);
+                            tile_release();
+                        } else {
+                            seed_block::<false>(&qitems, &w.qb, ng, &w.eligible, &mut w.lanes);
+                        }
+                    }
+                    for q in 0..mb {
+                        // each lane's maximum is a distinct eligible item's lower
+                        // bound (ids stand in: the heap's ids only order ties)
+                        let st = &mut w.states[q];
+                        for (lane, &v) in w.lanes[q].iter().enumerate() {
+                            if v > f32::NEG_INFINITY {
+                                st.lower.push(v, u32::MAX - lane as u32);
                             }
                         }
-                        for q in 0..mb {
-                            let u = &queries[(q0 + q) * f..(q0 + q + 1) * f];
-                            let st = &w.states[q];
-                            w.positions.clear();
-                            if st.full {
-                                w.positions.extend((0..np as u32).filter(|p| {
-                                    !sorted_contains(excluded, *p)
-                                        && !sorted_contains(&w.liked[q], *p)
-                                }));
-                            } else {
-                                let t = st.lower.threshold();
-                                w.positions.extend(st.cands.iter().filter_map(|c| {
-                                    (c.hi >= t
-                                        && !sorted_contains(excluded, c.p)
-                                        && !sorted_contains(&w.liked[q], c.p))
-                                    .then_some(c.p)
-                                }));
-                            }
-                            w.heap.clear();
-                            rescore(u, items, f, candidates, &w.positions, &mut w.heap);
-                            let r = q * k..(q + 1) * k;
-                            w.heap.write_sorted(&mut ids_b[r.clone()], &mut scores_b[r]);
-                        }
-                    },
-                );
-        })?;
+                        thresholds[q] = st.lower.threshold();
+                    }
+                }
+                let mut hits = Hits {
+                    excluded,
+                    liked: &w.liked,
+                    states: &mut w.states,
+                    thresholds: &mut thresholds,
+                    perm: &qitems.perm,
+                    max_cap,
+                    seed_slots,
+                };
+                // SAFETY: cpu_has_vnni() checked the features; the block holds
+                // mb.div_ceil(8) * 8 <= 64 packed queries.
+                // With tiles, cpu_has_amx() held and kq is a multiple of 16.
+                unsafe {
+                    let ng = mb.div_ceil(GROUP);
+                    if tiles {
+                        tile_configure();
+                        scan_block::<true>(&qitems, &w.qb, ng, &mut hits);
+                        tile_release();
+                    } else {
+                        scan_block::<false>(&qitems, &w.qb, ng, &mut hits);
+                    }
+                }
+                for q in 0..mb {
+                    let u = &queries[(q0 + q) * f..(q0 + q + 1) * f];
+                    let st = &w.states[q];
+                    w.positions.clear();
+                    if st.full {
+                        w.positions.extend((0..np as u32).filter(|p| {
+                            !sorted_contains(excluded, *p) && !sorted_contains(&w.liked[q], *p)
+                        }));
+                    } else {
+                        let t = st.lower.threshold();
+                        w.positions.extend(st.cands.iter().filter_map(|c| {
+                            (c.hi >= t
+                                && !sorted_contains(excluded, c.p)
+                                && !sorted_contains(&w.liked[q], c.p))
+                            .then_some(c.p)
+                        }));
+                    }
+                    w.heap.clear();
+                    rescore(u, items, f, candidates, &w.positions, &mut w.heap);
+                    let r = q * k..(q + 1) * k;
+                    w.heap.write_sorted(&mut ids_b[r.clone()], &mut scores_b[r]);
+                }
+            },
+        )?;
         stop.check()?;
         Ok(Some(TopKResult {
             n_queries: nq,
