@@ -158,12 +158,10 @@ impl<'a> CsrView<'a> {
     }
 }
 
-/// Whether the sorted slice `row` holds `x`: the membership test of the kernels that skip a
-/// user's items (a CSR row, a list of excluded positions). Entries are compared without early
 /// Whether the CSR structure holds (given `indptr[0] == 0` and `indptr[-1] == indices.len()`):
 /// `indptr` never decreases, every index is below `n_cols`, and indices increase within every row.
-/// Vector passes without early exits (validation runs on every call, over similarity matrices of
-/// 10^8 entries); [`structure_error`] names the first fault when it fails. A row's indices increase
+/// Vector passes without early exits (inputs are validated on every call, similarity matrices of
+/// 10^8 entries among them); [`structure_error`] names the first fault when it fails. A row's indices increase
 /// exactly when every adjacent pair of `indices` that decreases (or repeats) straddles a row
 /// boundary: the number of such pairs must equal the number found at the rows' first entries.
 fn structure_holds(n_cols: usize, indptr: &[i64], indices: &[i32]) -> bool {
@@ -283,6 +281,8 @@ fn structure_error(
     Ok(())
 }
 
+/// Whether the sorted slice `row` holds `x`: the membership test of the kernels that skip a
+/// user's items (a CSR row, a list of excluded positions). Entries are compared without early
 /// exits, so that the loads are independent and all in flight at once (vector compares), where
 /// a binary search waits for each probe's load in turn, a cache miss when the row is not in L1:
 /// every entry of a row of up to 64; up to 4,096, the first entry of every block of 16 (of 64
