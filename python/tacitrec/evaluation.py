@@ -32,6 +32,7 @@ from . import _core
 from ._validation import (
     as_csr,
     check_count,
+    check_fraction,
     check_ids,
     check_random_state,
     check_sparse_arrays,
@@ -100,12 +101,11 @@ def train_test_split(
     the same shape and dtype. Exactly ``round(train_percentage * nnz)`` interactions go to train
     (implicit draws each one independently, so its sizes vary). The same ``random_state`` (int,
     Generator or RandomState) gives the same split."""
-    if not 0.0 <= float(train_percentage) <= 1.0:
-        raise ValueError(f"train_percentage must be in [0, 1], got {train_percentage}")
+    train_percentage = check_fraction(train_percentage, "train_percentage")
     rng = check_random_state(random_state)
     m, rows = _canonical_coo(ratings, "ratings")
     nnz = m.nnz
-    n_train = int(round(float(train_percentage) * nnz))
+    n_train = int(round(train_percentage * nnz))
     test = np.ones(nnz, dtype=bool)
     test[rng.permutation(nnz)[:n_train]] = False
     return _split(m, rows, test)
@@ -122,15 +122,14 @@ def leave_k_out_split(
     ``K + 1`` interactions (implicit requires ``K + 2``).
     """
     K = check_count(K, "K")
-    if not 0.0 <= float(train_only_size) < 1.0:
-        raise ValueError(f"train_only_size must be in [0, 1), got {train_only_size}")
+    train_only_size = check_fraction(train_only_size, "train_only_size", below_one=True)
     rng = check_random_state(random_state)
     m, rows = _canonical_coo(ratings, "ratings")
     counts = np.diff(m.indptr)
     eligible = counts > K
     if train_only_size > 0:
         active = np.flatnonzero(counts > 0)
-        n_only = int(round(float(train_only_size) * len(active)))
+        n_only = int(round(train_only_size * len(active)))
         eligible[rng.choice(active, size=n_only, replace=False)] = False
     # Rank the interactions of each row by a random key; the first K of eligible rows are tested.
     order = np.lexsort((rng.random(m.nnz), rows))

@@ -211,6 +211,19 @@ def test_leave_k_out_split():
         leave_k_out_split(X, K=0)
 
 
+def test_split_shares_must_be_real_numbers():
+    X = random_user_items(n_users=30, n_items=20, density=0.2, seed=0)
+    for bad in ("0.5", None, [0.5], True, np.bool_(False)):
+        with pytest.raises(TypeError, match="train_percentage must be a number in"):
+            train_test_split(X, bad)
+        with pytest.raises(TypeError, match="train_only_size must be a number in"):
+            leave_k_out_split(X, K=1, train_only_size=bad)
+    for good in (0.5, np.float32(0.5), 1, np.int64(0)):
+        train, test = train_test_split(X, good, random_state=0)
+        assert train.nnz == round(float(good) * X.nnz)
+    assert leave_k_out_split(X, train_only_size=np.float64(0.5), random_state=0)[0].nnz > 0
+
+
 def test_cross_check_with_implicit_when_installed(setup):
     """Optional: implicit 0.7's metrics on the same factors (skipped where implicit is absent)."""
     implicit_eval = pytest.importorskip("implicit.evaluation")
