@@ -280,10 +280,12 @@ class RecommenderBase:
         filter_items,
         recalculate_user,
         items,
+        items_from: Optional[str] = None,
     ):
         """:meth:`recommend`'s validation, then ``run`` (a ``_recommend``-like callable, given
         the flags and id lists by keyword) for a model that knows ``shape = (n_users,
-        n_items)``."""
+        n_items)``. ``items_from`` names the argument whose rows set ``n_items`` (LightFM's
+        ``item_features``): it is the one blamed when ``user_items`` has more columns."""
         n_users, n_items = shape
         filter_already_liked_items = check_flag(
             filter_already_liked_items, "filter_already_liked_items"
@@ -296,7 +298,13 @@ class RecommenderBase:
         if not (filter_already_liked_items or recalculate_user or self._scores_from_user_items):
             user_items = None
         if user_items is not None:
-            liked = at_most_columns(as_csr(user_items, "user_items"), n_items, "user_items")
+            liked = as_csr(user_items, "user_items")
+            if items_from is not None and liked.shape[1] > n_items:
+                raise ValueError(
+                    f"{items_from} has {n_items} rows but user_items has {liked.shape[1]} "
+                    f"columns: {items_from} needs a row for every item (column) of user_items"
+                )
+            liked = at_most_columns(liked, n_items, "user_items")
             if liked.shape[0] != len(users):
                 raise ValueError(
                     f"user_items has {liked.shape[0]} rows but {len(users)} users were requested: "
