@@ -83,6 +83,23 @@ def _features(user_features, item_features) -> Dict[str, Any]:
     }
 
 
+def _fits_model(model, shape, features) -> bool:
+    """Whether ``shape`` is ``model``'s ``(n_users, n_items)`` with these feature matrices (any
+    number of rows for a model that serves any user from its row); False when the model does
+    not say (not fitted, or not a tacitrec model)."""
+    try:
+        if hasattr(model, "_n_rows"):  # LightFM: the rows of the feature matrices
+            known = tuple(
+                model._n_rows(side, features.get(f"{side}_features"), False)
+                for side in ("user", "item")
+            )
+        else:
+            known = model._shape()
+    except (AttributeError, NotImplementedError):  # NotFittedError is an AttributeError
+        return False
+    return known[0] in (None, shape[0]) and known[1] == shape[1]
+
+
 def _top_k(model, train, users, K: int, features):
     """``(batch, ids)`` for each batch of ``users``: the model's top ``K`` items of each user of
     the batch (int32, C-contiguous), the user's ``train`` items excluded."""
@@ -158,16 +175,22 @@ def ranking_metrics_at_k(
     ``num_threads`` sets the threads of the metric computation (0 = all cores); recommendation
     uses the model's own ``num_threads``. ``user_features`` / ``item_features`` are passed on to
     the model's ``recommend`` when given (a :class:`~tacitrec.LightFM` fitted with features needs
-    them, as in LightFM's evaluation functions).
+    them, as in LightFM's evaluation functions). The two matrices must have the same shape
+    (ValueError naming the one that differs from the model's users x items, else
+    ``train_user_items``).
     """
     K = check_count(K, "K")
     num_threads = check_threads(num_threads)
     test = as_csr(test_user_items, "test_user_items")
-    train = as_csr(train_user_items, "train_user_items", n_rows=test.shape[0], n_cols=test.shape[1])
+    train = as_csr(train_user_items, "train_user_items")
+    features = _features(user_features, item_features)
+    if train.shape != test.shape and _fits_model(model, train.shape, features):
+        # train has the model's shape: test is the one that is wrong
+        as_csr(test, "test_user_items", n_rows=train.shape[0], n_cols=train.shape[1])
+    as_csr(train, "train_user_items", n_rows=test.shape[0], n_cols=test.shape[1])
     users = np.flatnonzero(np.diff(test.indptr))
     if users.size == 0:
         raise ValueError("test_user_items has no interactions: there is nothing to evaluate")
-    features = _features(user_features, item_features)
     with tqdm(total=len(users), disable=not show_progress, desc="evaluate") as bar:
         sums = metric_sums(model, train, test, users, K, num_threads, features, bar)
     return metrics_from_sums(sums)

@@ -134,6 +134,14 @@ def test_metric_input_errors(setup):
         ranking_metrics_at_k(model, train[:, :49], test, show_progress=False)
     with pytest.raises(ValueError, match="no interactions"):
         ranking_metrics_at_k(model, train, sp.csr_matrix(test.shape), show_progress=False)
+    # a test matrix that differs from train, which has the model's shape, is the one named
+    n_users, n_items = train.shape
+    with pytest.raises(ValueError, match=f"test_user_items has 10 rows, expected {n_users}"):
+        ranking_metrics_at_k(model, train, test[:10], show_progress=False)
+    with pytest.raises(ValueError, match=f"test_user_items has 10 columns, expected {n_items}"):
+        ranking_metrics_at_k(model, train, test[:, :10], show_progress=False)
+    with pytest.raises(ValueError, match=f"train_user_items has 10 rows, expected {n_users}"):
+        ranking_metrics_at_k(model, train[:10], test, show_progress=False)
     with pytest.raises(ValueError, match="K must be at least 1"):
         ranking_metrics_at_k(model, train, test, K=0, show_progress=False)
     with pytest.raises(ValueError, match="num_threads must be >= 0"):
