@@ -235,11 +235,13 @@ def beyond_accuracy(
     activity = np.diff(X.indptr)
     if users is None:
         users = np.flatnonzero(activity)
+        if len(users) == 0:
+            raise ValueError("there are no users to evaluate (train has no interactions)")
     else:
         users, _ = check_ids(users, n_users, "users", "users")
         users = np.atleast_1d(users)
-    if len(users) == 0:
-        raise ValueError("there are no users to evaluate (train has no interactions)")
+        if len(users) == 0:
+            raise ValueError("users is empty: there is nothing to evaluate")
     had = np.bincount(X.indices, minlength=n_items).astype(np.float64)
     popularity = had / max(int((activity > 0).sum()), 1)
     information = -np.log2(np.maximum(had, 1.0) / max(int((activity > 0).sum()), 1))
