@@ -86,12 +86,23 @@ def _decode_param(obj):
     return obj
 
 
+def _dir_path(path, what: str) -> str:
+    """``path`` as a str; a file object, or anything else that is not a str or os.PathLike, is a
+    TypeError naming ``path`` (``what`` names the directory it should be)."""
+    if not isinstance(path, (str, os.PathLike)):
+        raise TypeError(
+            f"path must be a directory name (a str or os.PathLike), got {type(path).__name__}: "
+            f"{what} is a directory of files, not a file object"
+        )
+    return os.fspath(path)
+
+
 def _write_dir(path, manifest: str, what: str, write: Callable[[str], None]) -> None:
     """Writes the directory ``path`` by ``write(tmp)`` (:func:`tacitrec._files.replace_dir`: a
     scratch folder renamed into place). An existing directory holding the file ``manifest`` (or
     an empty one) is replaced; anything else at ``path`` is refused with FileExistsError
     (``what`` names what ``path`` should be)."""
-    path = os.path.abspath(os.fspath(path))
+    path = os.path.abspath(_dir_path(path, what))
     if os.path.exists(path) and not os.path.isfile(os.path.join(path, manifest)):
         if not os.path.isdir(path) or os.listdir(path):
             raise FileExistsError(
@@ -463,7 +474,9 @@ class RecommenderBase:
         shapes). :func:`tacitrec.load_dir` opens it memory-mapped, so every process of a machine
         that serves the model shares one copy of it in the page cache. The directory is written
         beside ``path`` and renamed into place, so readers never see a half-written model; an
-        existing model directory at ``path`` is replaced, anything else there is refused."""
+        existing model directory at ``path`` is replaced, anything else there is refused.
+        ``path`` is a directory name: a file object raises TypeError (:meth:`save` writes to
+        one)."""
         state = self._state_with_ids()
         manifest = dict(self._meta(), format=_DIR_FORMAT, arrays={})
 
@@ -526,7 +539,7 @@ class RecommenderBase:
         arrays are memory-mapped read-only (``np.load(mmap_mode="r")``): nothing is read until
         used, and processes on one machine share the pages. Training such a model again copies
         its arrays first. Class rules as :meth:`load`."""
-        path = os.fspath(path)
+        path = _dir_path(path, "a tacitrec model directory")
         manifest_path = os.path.join(path, _MANIFEST)
         if not os.path.isfile(manifest_path):
             raise ModelFormatError(f"{path!r} is not a tacitrec model directory (no {_MANIFEST})")

@@ -374,6 +374,11 @@ def test_load_errors(tmp_path):
     np.savez(tmp_path / "new.npz", __tacitrec__=np.array(json.dumps(meta)))
     with pytest.raises(ModelFormatError, match="format version 99"):
         RecommenderBase.load(tmp_path / "new.npz")
+    # save_dir / load_dir take a directory name, not a file object
+    with pytest.raises(TypeError, match="path must be a directory name .* got BytesIO"):
+        pop.save_dir(io.BytesIO())
+    with pytest.raises(TypeError, match="path must be a directory name .* got BytesIO"):
+        RecommenderBase.load_dir(io.BytesIO())
 
 
 def test_not_fitted_errors():
