@@ -62,6 +62,7 @@ from . import _core
 from ._validation import check_count, check_id_list, check_ids, check_threads
 from .base import (
     MatrixFactorizationBase,
+    _check_format_version,
     _dir_path,
     _model_lock,
     _normalize_rows,
@@ -332,11 +333,7 @@ class ApproximateRecommender:
             fingerprint = meta["fingerprint"]
         except (ValueError, KeyError, TypeError, AttributeError) as e:
             raise ModelFormatError(f"{manifest_path!r} is not a valid manifest ({e})") from e
-        if not isinstance(version, int) or version > _FORMAT_VERSION:
-            raise ModelFormatError(
-                f"{path!r} has format version {version}; this tacitrec reads up to "
-                f"{_FORMAT_VERSION}: upgrade tacitrec to load it"
-            )
+        _check_format_version(version, _FORMAT_VERSION, repr(path))
         model = RecommenderBase.load_dir(os.path.join(path, "model"), mmap=mmap)
         if not isinstance(model, MatrixFactorizationBase):
             raise ModelFormatError(f"{path!r} holds a {type(model).__name__}, not a factor model")

@@ -86,6 +86,22 @@ def _decode_param(obj):
     return obj
 
 
+def _check_format_version(version, latest: int, what: str) -> None:
+    """Raises ModelFormatError unless the ``format_version`` read from ``what`` is an int in
+    ``1..latest``: a newer one asks for an upgrade, anything else (a string, a bool, a number
+    below 1, none at all) is malformed."""
+    if isinstance(version, bool) or not isinstance(version, int) or version < 1:
+        raise ModelFormatError(
+            f"{what} has a malformed format version {version!r}: expected an integer "
+            f"from 1 to {latest}"
+        )
+    if version > latest:
+        raise ModelFormatError(
+            f"{what} has format version {version}; this tacitrec reads up to "
+            f"{latest}: upgrade tacitrec to load it"
+        )
+
+
 def _dir_path(path, what: str) -> str:
     """``path`` as a str; a file object, or anything else that is not a str or os.PathLike, is a
     TypeError naming ``path`` (``what`` names the directory it should be)."""
@@ -581,11 +597,7 @@ class RecommenderBase:
     def _from_saved(cls, meta, state):
         """The model that ``meta`` (class, format version, params) and ``state`` describe."""
         version = meta.get("format_version") if isinstance(meta, dict) else None
-        if not isinstance(version, int) or version > FORMAT_VERSION:
-            raise ModelFormatError(
-                f"model file has format version {version}; this tacitrec reads up to "
-                f"{FORMAT_VERSION}: upgrade tacitrec to load it"
-            )
+        _check_format_version(version, FORMAT_VERSION, "model file")
         target = _REGISTRY.get(meta.get("class"))
         if target is not None and issubclass(cls, target):
             target = cls  # e.g. a compatibility subclass loading its base class's file

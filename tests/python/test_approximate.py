@@ -244,6 +244,14 @@ def test_save_load_and_pickle(model, tmp_path):
         index.save(other)
     with pytest.raises(ModelFormatError, match="not a saved ApproximateRecommender"):
         ApproximateRecommender.load(other)
+    # a version that is not an integer is malformed, not a newer format
+    import json
+
+    manifest = json.loads((path / "approximate.json").read_text())
+    (path / "approximate.json").write_text(json.dumps(dict(manifest, format_version="1")))
+    with pytest.raises(ModelFormatError, match="malformed format version '1'"):
+        ApproximateRecommender.load(path)
+    (path / "approximate.json").write_text(json.dumps(manifest))
     # a file object is not a directory name
     for call in (index.save, ApproximateRecommender.load):
         with pytest.raises(TypeError, match="path must be a directory name .* got BytesIO"):
