@@ -263,6 +263,20 @@ def check_count(value, name: str, minimum: int = 1, maximum: int = MAX_COUNT) ->
     return int(value)
 
 
+def check_fraction(value, name: str, below_one: bool = False) -> float:
+    """A share in ``[0, 1]`` (``[0, 1)`` with ``below_one``) as a float: a real number (NumPy's
+    too), not a bool or a string, is a TypeError naming ``name``; one out of range (NaN
+    included) a ValueError."""
+    interval = "[0, 1)" if below_one else "[0, 1]"
+    if isinstance(value, (bool, np.bool_)) or not isinstance(value, numbers.Real):
+        raise TypeError(
+            f"{name} must be a number in {interval}, got {type(value).__name__} {value!r}"
+        )
+    if not (0.0 <= float(value) < 1.0 if below_one else 0.0 <= float(value) <= 1.0):
+        raise ValueError(f"{name} must be in {interval}, got {value}")
+    return float(value)
+
+
 #: The largest ``num_threads`` accepted; the Rust pools are capped lower (``_core.MAX_THREADS``,
 #: 256), so requests between the two run on that many threads.
 MAX_NUM_THREADS = 2**16

@@ -70,6 +70,7 @@ from ._validation import (
     as_csr,
     at_most_columns,
     check_count,
+    check_flag,
     check_ids,
     check_nonnegative,
     check_random_state,
@@ -371,13 +372,20 @@ class AlternatingLeastSquares(MatrixFactorizationBase):
         user_weights)``: the score, the ``N`` largest ``(itemid, contribution)`` pairs of the
         user's items, and the Cholesky factor of the user's weighted matrix, which can be passed
         back in to explain more items for the same user quickly.
+
+        ``userid`` and ``itemid`` are single ids (a list raises ValueError); ``user_weights``
+        must be the ``(c, lower)`` tuple of ``scipy.linalg.cho_factor`` with ``c`` finite and
+        factors x factors, as returned here (anything else raises TypeError or ValueError).
         """
         _, n_items = self._shape()
         N = check_count(N, "N")
-        (userid,), scalar = check_ids(userid, None, "userid", "users")
+        userids, scalar = check_ids(userid, None, "userid", "users")
         if not scalar:
             raise ValueError("userid must be one user id: explain explains one user's score")
-        (itemid,), _ = check_ids(itemid, n_items, "itemid", "items")
+        itemids, scalar = check_ids(itemid, n_items, "itemid", "items")
+        if not scalar:
+            raise ValueError("itemid must be one item id: explain explains one item's score")
+        userid, itemid = int(userids[0]), int(itemids[0])
         assert self._item_factors is not None  # _shape() raised otherwise
         c = self._confidence(user_items, "user_items", n_cols=n_items)
         row = 0 if c.shape[0] == 1 else int(userid)
@@ -400,12 +408,35 @@ class AlternatingLeastSquares(MatrixFactorizationBase):
             Yu = Y[items]
             A += Yu.T @ ((np.abs(conf) - offset)[:, None] * Yu)
             user_weights = scipy.linalg.cho_factor(A)
+        else:
+            user_weights = _check_cholesky(user_weights, Y.shape[1])
         weighted_item = scipy.linalg.cho_solve(user_weights, Y[itemid])
         keep = conf > 0
         scores = (Y[items[keep]] @ weighted_item) * conf[keep]
         order = np.lexsort((items[keep], -scores))[:N]
         top = [(int(items[keep][k]), float(scores[k])) for k in order]
         return float(scores.sum()), top, user_weights
+
+
+def _check_cholesky(user_weights, n_factors: int):
+    """``user_weights`` as :meth:`AlternatingLeastSquares.explain` returns it: the ``(c, lower)``
+    Cholesky factorisation (``scipy.linalg.cho_factor``) of a factors x factors matrix, with
+    finite real values. Raises TypeError or ValueError naming ``user_weights``."""
+    what = (
+        "the (c, lower) Cholesky factorisation explain returned, c of shape "
+        f"({n_factors}, {n_factors}) (factors x factors)"
+    )
+    if not isinstance(user_weights, (tuple, list)) or len(user_weights) != 2:
+        raise TypeError(f"user_weights must be {what}, got {type(user_weights).__name__}")
+    c, lower = user_weights
+    c = np.asarray(c)
+    if c.dtype.kind not in "biuf":
+        raise TypeError(f"user_weights must be {what}; its c has dtype {c.dtype}")
+    if c.shape != (n_factors, n_factors):
+        raise ValueError(f"user_weights must be {what}; its c has shape {c.shape}")
+    if not np.isfinite(c).all():
+        raise ValueError("user_weights contains NaN or infinite values")
+    return c, check_flag(lower, "user_weights' lower")
 
 
 __all__ = ["AlternatingLeastSquares"]

@@ -60,7 +60,14 @@ import numpy as np
 
 from . import _core
 from ._validation import check_count, check_id_list, check_ids, check_threads
-from .base import MatrixFactorizationBase, _model_lock, _normalize_rows, _write_dir
+from .base import (
+    MatrixFactorizationBase,
+    _check_format_version,
+    _dir_path,
+    _model_lock,
+    _normalize_rows,
+    _write_dir,
+)
 from .exceptions import ModelFormatError
 
 _EXTRA = 'pip install "tacitrec[ann]"'
@@ -279,7 +286,8 @@ class ApproximateRecommender:
         :meth:`~tacitrec.RecommenderBase.save_dir` writes it), each built index as a faiss
         file and ``approximate.json`` (the index parameters and the factors' fingerprint). The
         directory is written beside ``path`` and renamed into place; an existing recommender
-        directory at ``path`` is replaced, anything else there is refused."""
+        directory at ``path`` is replaced, anything else there is refused. ``path`` is a
+        directory name: a file object raises TypeError."""
         faiss = _faiss()
 
         def write(tmp: str) -> None:
@@ -308,7 +316,7 @@ class ApproximateRecommender:
         item factors are not the ones its index was built from."""
         from .base import RecommenderBase
 
-        path = os.fspath(path)
+        path = _dir_path(path, "a saved ApproximateRecommender")
         manifest_path = os.path.join(path, _MANIFEST)
         if not os.path.isfile(manifest_path):
             raise ModelFormatError(
@@ -325,11 +333,7 @@ class ApproximateRecommender:
             fingerprint = meta["fingerprint"]
         except (ValueError, KeyError, TypeError, AttributeError) as e:
             raise ModelFormatError(f"{manifest_path!r} is not a valid manifest ({e})") from e
-        if not isinstance(version, int) or version > _FORMAT_VERSION:
-            raise ModelFormatError(
-                f"{path!r} has format version {version}; this tacitrec reads up to "
-                f"{_FORMAT_VERSION}: upgrade tacitrec to load it"
-            )
+        _check_format_version(version, _FORMAT_VERSION, repr(path))
         model = RecommenderBase.load_dir(os.path.join(path, "model"), mmap=mmap)
         if not isinstance(model, MatrixFactorizationBase):
             raise ModelFormatError(f"{path!r} holds a {type(model).__name__}, not a factor model")

@@ -86,12 +86,39 @@ def _decode_param(obj):
     return obj
 
 
+def _check_format_version(version, latest: int, what: str) -> None:
+    """Raises ModelFormatError unless the ``format_version`` read from ``what`` is an int in
+    ``1..latest``: a newer one asks for an upgrade, anything else (a string, a bool, a number
+    below 1, none at all) is malformed."""
+    if isinstance(version, bool) or not isinstance(version, int) or version < 1:
+        raise ModelFormatError(
+            f"{what} has a malformed format version {version!r}: expected an integer "
+            f"from 1 to {latest}"
+        )
+    if version > latest:
+        raise ModelFormatError(
+            f"{what} has format version {version}; this tacitrec reads up to "
+            f"{latest}: upgrade tacitrec to load it"
+        )
+
+
+def _dir_path(path, what: str) -> str:
+    """``path`` as a str; a file object, or anything else that is not a str or os.PathLike, is a
+    TypeError naming ``path`` (``what`` names the directory it should be)."""
+    if not isinstance(path, (str, os.PathLike)):
+        raise TypeError(
+            f"path must be a directory name (a str or os.PathLike), got {type(path).__name__}: "
+            f"{what} is a directory of files, not a file object"
+        )
+    return os.fspath(path)
+
+
 def _write_dir(path, manifest: str, what: str, write: Callable[[str], None]) -> None:
     """Writes the directory ``path`` by ``write(tmp)`` (:func:`tacitrec._files.replace_dir`: a
     scratch folder renamed into place). An existing directory holding the file ``manifest`` (or
     an empty one) is replaced; anything else at ``path`` is refused with FileExistsError
     (``what`` names what ``path`` should be)."""
-    path = os.path.abspath(os.fspath(path))
+    path = os.path.abspath(_dir_path(path, what))
     if os.path.exists(path) and not os.path.isfile(os.path.join(path, manifest)):
         if not os.path.isdir(path) or os.listdir(path):
             raise FileExistsError(
@@ -280,10 +307,12 @@ class RecommenderBase:
         filter_items,
         recalculate_user,
         items,
+        items_from: Optional[str] = None,
     ):
         """:meth:`recommend`'s validation, then ``run`` (a ``_recommend``-like callable, given
         the flags and id lists by keyword) for a model that knows ``shape = (n_users,
-        n_items)``."""
+        n_items)``. ``items_from`` names the argument whose rows set ``n_items`` (LightFM's
+        ``item_features``): it is the one blamed when ``user_items`` has more columns."""
         n_users, n_items = shape
         filter_already_liked_items = check_flag(
             filter_already_liked_items, "filter_already_liked_items"
@@ -296,7 +325,13 @@ class RecommenderBase:
         if not (filter_already_liked_items or recalculate_user or self._scores_from_user_items):
             user_items = None
         if user_items is not None:
-            liked = at_most_columns(as_csr(user_items, "user_items"), n_items, "user_items")
+            liked = as_csr(user_items, "user_items")
+            if items_from is not None and liked.shape[1] > n_items:
+                raise ValueError(
+                    f"{items_from} has {n_items} rows but user_items has {liked.shape[1]} "
+                    f"columns: {items_from} needs a row for every item (column) of user_items"
+                )
+            liked = at_most_columns(liked, n_items, "user_items")
             if liked.shape[0] != len(users):
                 raise ValueError(
                     f"user_items has {liked.shape[0]} rows but {len(users)} users were requested: "
@@ -455,7 +490,9 @@ class RecommenderBase:
         shapes). :func:`tacitrec.load_dir` opens it memory-mapped, so every process of a machine
         that serves the model shares one copy of it in the page cache. The directory is written
         beside ``path`` and renamed into place, so readers never see a half-written model; an
-        existing model directory at ``path`` is replaced, anything else there is refused."""
+        existing model directory at ``path`` is replaced, anything else there is refused.
+        ``path`` is a directory name: a file object raises TypeError (:meth:`save` writes to
+        one)."""
         state = self._state_with_ids()
         manifest = dict(self._meta(), format=_DIR_FORMAT, arrays={})
 
@@ -518,7 +555,7 @@ class RecommenderBase:
         arrays are memory-mapped read-only (``np.load(mmap_mode="r")``): nothing is read until
         used, and processes on one machine share the pages. Training such a model again copies
         its arrays first. Class rules as :meth:`load`."""
-        path = os.fspath(path)
+        path = _dir_path(path, "a tacitrec model directory")
         manifest_path = os.path.join(path, _MANIFEST)
         if not os.path.isfile(manifest_path):
             raise ModelFormatError(f"{path!r} is not a tacitrec model directory (no {_MANIFEST})")
@@ -560,11 +597,7 @@ class RecommenderBase:
     def _from_saved(cls, meta, state):
         """The model that ``meta`` (class, format version, params) and ``state`` describe."""
         version = meta.get("format_version") if isinstance(meta, dict) else None
-        if not isinstance(version, int) or version > FORMAT_VERSION:
-            raise ModelFormatError(
-                f"model file has format version {version}; this tacitrec reads up to "
-                f"{FORMAT_VERSION}: upgrade tacitrec to load it"
-            )
+        _check_format_version(version, FORMAT_VERSION, "model file")
         target = _REGISTRY.get(meta.get("class"))
         if target is not None and issubclass(cls, target):
             target = cls  # e.g. a compatibility subclass loading its base class's file

@@ -9,6 +9,8 @@ feature of the same name (with identity features LightFM maps both to one column
 
 from __future__ import annotations
 
+import numbers
+from collections.abc import Iterable as IterableType
 from typing import Dict, Hashable, Iterable, List, Optional, Tuple, cast
 
 import numpy as np
@@ -119,17 +121,18 @@ class Dataset:
     def build_interactions(self, data: Iterable) -> Tuple[sp.coo_matrix, sp.coo_matrix]:
         """``(interactions, weights)`` COO matrices (users x items) from ``(user, item)`` or
         ``(user, item, weight)`` tuples: interactions hold 1 per pair, weights the given weight
-        (1 when absent), as LightFM. Repeated pairs add up when converted to CSR."""
+        (1 when absent), as LightFM. Repeated pairs add up when converted to CSR. An entry of
+        another length raises ValueError, one that is not a tuple or a weight that is not a real
+        number TypeError, each showing the entry."""
         users, items, weights = [], [], []
+        form = "data must hold (user, item) or (user, item, weight) tuples"
         for row in data:
-            if len(row) == 2:
+            if _entry_length(row, (2, 3), form) == 2:
                 (u, i), w = row, 1.0
-            elif len(row) == 3:
-                u, i, w = row
             else:
-                raise ValueError(
-                    f"interactions must be (user, item) or (user, item, weight) tuples, got {row!r}"
-                )
+                u, i, w = row
+                if not isinstance(w, numbers.Real):
+                    raise TypeError(f"{form} with a real number as weight, got {row!r}")
             users.append(u)
             items.append(i)
             weights.append(w)
@@ -172,17 +175,26 @@ class Dataset:
                 rows.append(r)
                 cols.append(feats[key])
                 vals.append(1.0)
+        form = f"data must hold ({what}, [feature, ...]) or ({what}, {{feature: weight}}) tuples"
         for entry in data or ():
+            _entry_length(entry, (2,), form)
             key, names = entry
             if key not in ids:
                 raise ValueError(
                     f"unknown {what} id {key!r}: add it with Dataset.fit_partial first"
                 )
+            if not isinstance(names, IterableType):
+                raise TypeError(f"{form}, got {entry!r}")
             pairs = names.items() if isinstance(names, dict) else ((n, 1.0) for n in names)
             for name, weight in pairs:
                 if name not in feats:
                     raise ValueError(
                         f"unknown {what} feature {name!r}: add it with Dataset.fit_partial first"
+                    )
+                if not isinstance(weight, numbers.Real):
+                    raise TypeError(
+                        f"{form} with real numbers as weights, got {weight!r} for {name!r} "
+                        f"in {entry!r}"
                     )
                 rows.append(ids[key])
                 cols.append(feats[name])
@@ -332,7 +344,9 @@ class Dataset:
     def build_user_features(self, data=None, normalize: bool = True) -> sp.csr_matrix:
         """Users x user features CSR from ``(user, [feature, ...])`` or ``(user, {feature:
         weight})`` entries, identity features included; ``normalize`` divides every row by the
-        sum of its absolute weights (l1), as LightFM."""
+        sum of its absolute weights (l1), as LightFM. A malformed entry raises ValueError
+        (TypeError for features that are neither a list nor a dict, or a weight that is not a
+        real number), showing the entry."""
         return self._build_features(
             data, self._user_ids, self._user_features, self._user_identity, "user", normalize
         )
@@ -342,6 +356,18 @@ class Dataset:
         return self._build_features(
             data, self._item_ids, self._item_features, self._item_identity, "item", normalize
         )
+
+
+def _entry_length(row, lengths: Tuple[int, ...], form: str) -> int:
+    """The length of ``row``, an entry of a builder's ``data``: one of ``lengths``, or ValueError
+    (TypeError for an entry with no length) saying ``form`` and showing the entry."""
+    try:
+        n = len(row)
+    except TypeError:
+        raise TypeError(f"{form}, got {row!r}") from None
+    if n not in lengths:
+        raise ValueError(f"{form}, got {row!r}")
+    return n
 
 
 def _feature_matrix(shape, rows, cols, vals, what: str, normalize: bool) -> sp.csr_matrix:

@@ -32,6 +32,7 @@ from . import _core
 from ._validation import (
     as_csr,
     check_count,
+    check_fraction,
     check_ids,
     check_random_state,
     check_sparse_arrays,
@@ -82,6 +83,23 @@ def _features(user_features, item_features) -> Dict[str, Any]:
     }
 
 
+def _fits_model(model, shape, features) -> bool:
+    """Whether ``shape`` is ``model``'s ``(n_users, n_items)`` with these feature matrices (any
+    number of rows for a model that serves any user from its row); False when the model does
+    not say (not fitted, or not a tacitrec model)."""
+    try:
+        if hasattr(model, "_n_rows"):  # LightFM: the rows of the feature matrices
+            known = tuple(
+                model._n_rows(side, features.get(f"{side}_features"), False)
+                for side in ("user", "item")
+            )
+        else:
+            known = model._shape()
+    except (AttributeError, NotImplementedError):  # NotFittedError is an AttributeError
+        return False
+    return known[0] in (None, shape[0]) and known[1] == shape[1]
+
+
 def _top_k(model, train, users, K: int, features):
     """``(batch, ids)`` for each batch of ``users``: the model's top ``K`` items of each user of
     the batch (int32, C-contiguous), the user's ``train`` items excluded."""
@@ -100,12 +118,11 @@ def train_test_split(
     the same shape and dtype. Exactly ``round(train_percentage * nnz)`` interactions go to train
     (implicit draws each one independently, so its sizes vary). The same ``random_state`` (int,
     Generator or RandomState) gives the same split."""
-    if not 0.0 <= float(train_percentage) <= 1.0:
-        raise ValueError(f"train_percentage must be in [0, 1], got {train_percentage}")
+    train_percentage = check_fraction(train_percentage, "train_percentage")
     rng = check_random_state(random_state)
     m, rows = _canonical_coo(ratings, "ratings")
     nnz = m.nnz
-    n_train = int(round(float(train_percentage) * nnz))
+    n_train = int(round(train_percentage * nnz))
     test = np.ones(nnz, dtype=bool)
     test[rng.permutation(nnz)[:n_train]] = False
     return _split(m, rows, test)
@@ -122,15 +139,14 @@ def leave_k_out_split(
     ``K + 1`` interactions (implicit requires ``K + 2``).
     """
     K = check_count(K, "K")
-    if not 0.0 <= float(train_only_size) < 1.0:
-        raise ValueError(f"train_only_size must be in [0, 1), got {train_only_size}")
+    train_only_size = check_fraction(train_only_size, "train_only_size", below_one=True)
     rng = check_random_state(random_state)
     m, rows = _canonical_coo(ratings, "ratings")
     counts = np.diff(m.indptr)
     eligible = counts > K
     if train_only_size > 0:
         active = np.flatnonzero(counts > 0)
-        n_only = int(round(float(train_only_size) * len(active)))
+        n_only = int(round(train_only_size * len(active)))
         eligible[rng.choice(active, size=n_only, replace=False)] = False
     # Rank the interactions of each row by a random key; the first K of eligible rows are tested.
     order = np.lexsort((rng.random(m.nnz), rows))
@@ -159,16 +175,22 @@ def ranking_metrics_at_k(
     ``num_threads`` sets the threads of the metric computation (0 = all cores); recommendation
     uses the model's own ``num_threads``. ``user_features`` / ``item_features`` are passed on to
     the model's ``recommend`` when given (a :class:`~tacitrec.LightFM` fitted with features needs
-    them, as in LightFM's evaluation functions).
+    them, as in LightFM's evaluation functions). The two matrices must have the same shape
+    (ValueError naming the one that differs from the model's users x items, else
+    ``train_user_items``).
     """
     K = check_count(K, "K")
     num_threads = check_threads(num_threads)
     test = as_csr(test_user_items, "test_user_items")
-    train = as_csr(train_user_items, "train_user_items", n_rows=test.shape[0], n_cols=test.shape[1])
+    train = as_csr(train_user_items, "train_user_items")
+    features = _features(user_features, item_features)
+    if train.shape != test.shape and _fits_model(model, train.shape, features):
+        # train has the model's shape: test is the one that is wrong
+        as_csr(test, "test_user_items", n_rows=train.shape[0], n_cols=train.shape[1])
+    as_csr(train, "train_user_items", n_rows=test.shape[0], n_cols=test.shape[1])
     users = np.flatnonzero(np.diff(test.indptr))
     if users.size == 0:
         raise ValueError("test_user_items has no interactions: there is nothing to evaluate")
-    features = _features(user_features, item_features)
     with tqdm(total=len(users), disable=not show_progress, desc="evaluate") as bar:
         sums = metric_sums(model, train, test, users, K, num_threads, features, bar)
     return metrics_from_sums(sums)
@@ -213,11 +235,13 @@ def beyond_accuracy(
     activity = np.diff(X.indptr)
     if users is None:
         users = np.flatnonzero(activity)
+        if len(users) == 0:
+            raise ValueError("there are no users to evaluate (train has no interactions)")
     else:
         users, _ = check_ids(users, n_users, "users", "users")
         users = np.atleast_1d(users)
-    if len(users) == 0:
-        raise ValueError("there are no users to evaluate (train has no interactions)")
+        if len(users) == 0:
+            raise ValueError("users is empty: there is nothing to evaluate")
     had = np.bincount(X.indices, minlength=n_items).astype(np.float64)
     popularity = had / max(int((activity > 0).sum()), 1)
     information = -np.log2(np.maximum(had, 1.0) / max(int((activity > 0).sum()), 1))

@@ -247,12 +247,21 @@ class LightFM(RecommenderBase):
             first = np.zeros(params.shape, dtype=np.float32)
         return [params, first, np.zeros(params.shape, dtype=np.float32)]
 
-    def _grow(self, side: str, n_features: int, rng) -> None:
+    def _grow(self, side: str, n_features: int, rng, identity: bool = False) -> None:
+        """Makes or extends the parameters of a side to ``n_features`` rows; ``identity`` when
+        they came from ``interactions`` (no feature matrix: one feature per user or item)."""
         cur = getattr(self, "_" + side)
         if cur is None:
             setattr(self, "_" + side, self._fresh(n_features, rng))
             return
         have = cur[0].shape[0]
+        if n_features < have and identity:
+            axis = "rows" if side == "user" else "columns"
+            raise ValueError(
+                f"interactions has {n_features} {axis} but the model has {have} {side}s: "
+                f"without {side}_features, pass interactions with all {have} {side}s "
+                "(the model can only grow)"
+            )
         if n_features < have:
             raise ValueError(
                 f"{side}_features has {n_features} columns but the model has "
@@ -292,9 +301,10 @@ class LightFM(RecommenderBase):
         """Trains ``epochs`` more epochs on ``interactions`` (users x items; values > 0 are
         positives, others negatives for the logistic loss). Feature matrices (users x user
         features, items x item features) may have more columns than before: new features get
-        fresh parameters. ``sample_weight`` is a sparse matrix of the interactions' shape
-        holding a weight for every interaction (any order of entries). Raises ModelFitError if
-        the parameters become NaN or infinite."""
+        fresh parameters, but never fewer (without a feature matrix, ``interactions`` may not
+        have fewer users or items than the model: ValueError). ``sample_weight`` is a sparse
+        matrix of the interactions' shape holding a weight for every interaction (any order of
+        entries). Raises ModelFitError if the parameters become NaN or infinite."""
         self._check_params()
         self._own_state()
         check_count(epochs, "epochs", minimum=0)
@@ -314,8 +324,8 @@ class LightFM(RecommenderBase):
                 seed if isinstance(seed, np.random.RandomState) else np.random.RandomState(seed)
             )
         # LightFM's order: item parameters first
-        self._grow("item", Fi.shape[1], self._rng)
-        self._grow("user", Fu.shape[1], self._rng)
+        self._grow("item", Fi.shape[1], self._rng, identity=item_features is None)
+        self._grow("user", Fu.shape[1], self._rng, identity=user_features is None)
         self._with_features = {"user": user_features is not None, "item": item_features is not None}
 
         def step(epoch):
@@ -565,6 +575,7 @@ class LightFM(RecommenderBase):
             filter_items=filter_items,
             recalculate_user=False,
             items=items,
+            items_from=None if item_features is None else "item_features",
         )
 
     def _shape(self):

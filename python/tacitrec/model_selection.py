@@ -58,6 +58,9 @@ def validation_split(
     * ``"time"``: each user's latest ``fraction`` of interactions (at least one, never all),
       by ``timestamps``: a sparse matrix of ``train``'s shape holding each interaction's time
       at the same positions.
+
+    ``timestamps`` is only for ``by="time"``: given with another ``by``, it raises ValueError
+    (it would be ignored).
     """
     if isinstance(fraction, (bool, np.bool_)) or not isinstance(fraction, numbers.Real):
         raise TypeError(f"fraction must be a number in (0, 1), got {type(fraction).__name__}")
@@ -65,6 +68,11 @@ def validation_split(
         raise ValueError(f"fraction must be in (0, 1), got {fraction}")
     if by not in ("user", "interaction", "time"):
         raise ValueError(f"by must be 'user', 'interaction' or 'time', got {by!r}")
+    if timestamps is not None and by != "time":
+        raise ValueError(
+            f"timestamps are only used with by='time', not by={by!r}: pass by='time' "
+            "or leave timestamps out"
+        )
     m, rows = _canonical_coo(train, "train", finite=True)
     if by == "interaction":
         return train_test_split(m, 1.0 - float(fraction), random_state=random_state)

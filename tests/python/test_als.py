@@ -171,6 +171,28 @@ def test_explain_decomposes_the_recalculated_score():
             m.explain(bad, X, item)
 
 
+def test_explain_takes_one_user_one_item_and_its_own_weights():
+    X = data()
+    m = AlternatingLeastSquares(factors=4, iterations=2, random_state=0).fit(X, show_progress=False)
+    for bad in ([0, 1], []):
+        with pytest.raises(ValueError, match="userid must be one user id"):
+            m.explain(bad, X, 3)
+    for bad in ([3, 4], [3], []):
+        with pytest.raises(ValueError, match="itemid must be one item id"):
+            m.explain(0, X, bad)
+    _, _, weights = m.explain(0, X[0], 3)
+    for bad in (np.zeros((2, 2)), np.ones(4), np.full((4, 4), np.nan), (weights[0],)):
+        with pytest.raises(TypeError, match=r"user_weights must be the \(c, lower\) Cholesky"):
+            m.explain(0, X[0], 3, user_weights=bad)
+    with pytest.raises(ValueError, match=r"user_weights .* its c has shape \(2, 2\)"):
+        m.explain(0, X[0], 3, user_weights=(np.eye(2), False))
+    with pytest.raises(ValueError, match="user_weights contains NaN"):
+        m.explain(0, X[0], 3, user_weights=(np.full((4, 4), np.nan), False))
+    with pytest.raises(TypeError, match="user_weights' lower must be True or False"):
+        m.explain(0, X[0], 3, user_weights=(weights[0], "no"))
+    assert m.explain(0, X[0], 3, user_weights=list(weights))[0] == m.explain(0, X[0], 3)[0]
+
+
 def test_bad_parameters_and_divergence():
     X = data()
     with pytest.raises(ValueError, match="dtype must be float32 or float64"):

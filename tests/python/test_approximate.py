@@ -4,6 +4,7 @@ With a search as wide as the catalogue the graph search is exact, so the results
 model's own recommend / similar_items; with a narrow search they are approximate, but every row
 must still hold N' results, none of them liked or filtered, scored exactly and ordered."""
 
+import io
 import os
 import pickle
 import subprocess
@@ -243,6 +244,18 @@ def test_save_load_and_pickle(model, tmp_path):
         index.save(other)
     with pytest.raises(ModelFormatError, match="not a saved ApproximateRecommender"):
         ApproximateRecommender.load(other)
+    # a version that is not an integer is malformed, not a newer format
+    import json
+
+    manifest = json.loads((path / "approximate.json").read_text())
+    (path / "approximate.json").write_text(json.dumps(dict(manifest, format_version="1")))
+    with pytest.raises(ModelFormatError, match="malformed format version '1'"):
+        ApproximateRecommender.load(path)
+    (path / "approximate.json").write_text(json.dumps(manifest))
+    # a file object is not a directory name
+    for call in (index.save, ApproximateRecommender.load):
+        with pytest.raises(TypeError, match="path must be a directory name .* got BytesIO"):
+            call(io.BytesIO())
     # the saved model's factors must be the ones the index was built from
     factor_model(seed=9).save_dir(path / "model")
     with pytest.raises(ModelFormatError, match="does not have the item factors"):

@@ -115,6 +115,8 @@ def test_bounds_and_errors(data):
         beyond_accuracy(model, X, K=0)
     with pytest.raises(ValueError, match="no users"):
         beyond_accuracy(model, sp.csr_matrix(X.shape, dtype=np.float32))
+    with pytest.raises(ValueError, match="users is empty: there is nothing to evaluate"):
+        beyond_accuracy(model, X, users=[])
     # narrower than the model: was the kernel's "recommendations: item .. is outside 0..n"
     narrow = X[:, : X.shape[1] // 2].tocsr()
     with pytest.raises(ValueError, match=f"train has {narrow.shape[1]} columns but the model"):

@@ -242,3 +242,18 @@ def test_compat_and_plain_files_load_into_each_other(compat_als, als):
     compat_als.save(buf)
     buf.seek(0)
     assert type(RecommenderBase.load(buf)) is AlternatingLeastSquares  # the registry is kept
+
+
+def test_nonzeros_refuses_rows_out_of_range(X):
+    from tacitrec.compat.implicit.utils import nonzeros
+
+    row = list(nonzeros(X, 3))
+    assert [int(c) for c, _ in row] == X[3].indices.tolist()
+    for bad in (X.shape[0], 100, -1):
+        with pytest.raises(
+            IndexError, match=rf"row {bad} is out of range: m has 60 rows \(0..59\)"
+        ):
+            list(nonzeros(X, bad))
+    for bad in (1.0, True, "1"):
+        with pytest.raises(TypeError, match="row must be an integer"):
+            list(nonzeros(X, bad))

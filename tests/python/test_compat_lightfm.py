@@ -238,5 +238,8 @@ def test_random_train_test_split_shuffles_and_cuts_as_lightfm():
     assert tr.sum() + te.sum() == 4
     with pytest.raises(ValueError, match="test_percentage"):
         random_train_test_split(X, test_percentage=1.5)
+    for bad in ("0.5", None, [0.5], True):
+        with pytest.raises(TypeError, match="test_percentage must be a number in"):
+            random_train_test_split(X, test_percentage=bad)
     with pytest.raises(ValueError, match="scipy.sparse"):
         random_train_test_split(X.toarray())

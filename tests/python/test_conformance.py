@@ -374,6 +374,16 @@ def test_load_errors(tmp_path):
     np.savez(tmp_path / "new.npz", __tacitrec__=np.array(json.dumps(meta)))
     with pytest.raises(ModelFormatError, match="format version 99"):
         RecommenderBase.load(tmp_path / "new.npz")
+    for bad in ("1", True, 0, None, 1.0):
+        meta = {"class": "PopularityRecommender", "format_version": bad, "params": {}}
+        np.savez(tmp_path / "bad.npz", __tacitrec__=np.array(json.dumps(meta)))
+        with pytest.raises(ModelFormatError, match=f"malformed format version {bad!r}"):
+            RecommenderBase.load(tmp_path / "bad.npz")
+    # save_dir / load_dir take a directory name, not a file object
+    with pytest.raises(TypeError, match="path must be a directory name .* got BytesIO"):
+        pop.save_dir(io.BytesIO())
+    with pytest.raises(TypeError, match="path must be a directory name .* got BytesIO"):
+        RecommenderBase.load_dir(io.BytesIO())
 
 
 def test_not_fitted_errors():

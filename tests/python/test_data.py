@@ -1,5 +1,7 @@
 """Dataset against LightFM's documented behaviour and hand-built matrices."""
 
+import re
+
 import numpy as np
 import pytest
 
@@ -94,6 +96,33 @@ def test_non_finite_feature_weights_are_refused():
                 ds.build_item_features([("a", {"x": bad, "y": 1.0})], normalize=normalize)
     ok = ds.build_item_features([("a", {"x": 3.0, "y": 1.0}), ("b", ["y"])]).toarray()
     np.testing.assert_allclose(ok, [[0.75, 0.25], [0, 1]], rtol=1e-6)
+
+
+def test_malformed_entries_are_refused_with_the_entry():
+    ds = Dataset().fit(["a", "b"], [1, 2], user_features=["f"], item_features=["g"])
+    for build, who in ((ds.build_user_features, "user"), (ds.build_item_features, "item")):
+        key = "a" if who == "user" else 1
+        form = rf"data must hold \({who}, \[feature, ...\]\) or \({who}, {{feature: weight}}\)"
+        for bad in ((key,), (key, ["f"], 3), "a"):
+            with pytest.raises(ValueError, match=form + rf".* got {re.escape(repr(bad))}"):
+                build([bad])
+        for bad in ((key, 5), 5):
+            with pytest.raises(TypeError, match=form + rf".* got {re.escape(repr(bad))}"):
+                build([bad])
+        name = "f" if who == "user" else "g"
+        for weight in ("x", None, [1]):
+            with pytest.raises(
+                TypeError, match=form + r" tuples with real numbers as weights, got "
+            ):
+                build([(key, {name: weight})])
+    form = r"data must hold \(user, item\) or \(user, item, weight\) tuples"
+    with pytest.raises(ValueError, match=form + r", got \('a', 1, 2, 3\)"):
+        ds.build_interactions([("a", 1, 2, 3)])
+    with pytest.raises(TypeError, match=form + ", got 5"):
+        ds.build_interactions([5])
+    for weight in ("x", "2", None):
+        with pytest.raises(TypeError, match=form + " with a real number as weight, got"):
+            ds.build_interactions([("a", 1, weight)])
 
 
 def test_tuple_and_mixed_type_ids_map_as_lightfm():

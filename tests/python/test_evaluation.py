@@ -134,6 +134,14 @@ def test_metric_input_errors(setup):
         ranking_metrics_at_k(model, train[:, :49], test, show_progress=False)
     with pytest.raises(ValueError, match="no interactions"):
         ranking_metrics_at_k(model, train, sp.csr_matrix(test.shape), show_progress=False)
+    # a test matrix that differs from train, which has the model's shape, is the one named
+    n_users, n_items = train.shape
+    with pytest.raises(ValueError, match=f"test_user_items has 10 rows, expected {n_users}"):
+        ranking_metrics_at_k(model, train, test[:10], show_progress=False)
+    with pytest.raises(ValueError, match=f"test_user_items has 10 columns, expected {n_items}"):
+        ranking_metrics_at_k(model, train, test[:, :10], show_progress=False)
+    with pytest.raises(ValueError, match=f"train_user_items has 10 rows, expected {n_users}"):
+        ranking_metrics_at_k(model, train[:10], test, show_progress=False)
     with pytest.raises(ValueError, match="K must be at least 1"):
         ranking_metrics_at_k(model, train, test, K=0, show_progress=False)
     with pytest.raises(ValueError, match="num_threads must be >= 0"):
@@ -209,6 +217,19 @@ def test_leave_k_out_split():
         leave_k_out_split(X, train_only_size=1.0)
     with pytest.raises(ValueError, match="K must be at least 1"):
         leave_k_out_split(X, K=0)
+
+
+def test_split_shares_must_be_real_numbers():
+    X = random_user_items(n_users=30, n_items=20, density=0.2, seed=0)
+    for bad in ("0.5", None, [0.5], True, np.bool_(False)):
+        with pytest.raises(TypeError, match="train_percentage must be a number in"):
+            train_test_split(X, bad)
+        with pytest.raises(TypeError, match="train_only_size must be a number in"):
+            leave_k_out_split(X, K=1, train_only_size=bad)
+    for good in (0.5, np.float32(0.5), 1, np.int64(0)):
+        train, test = train_test_split(X, good, random_state=0)
+        assert train.nnz == round(float(good) * X.nnz)
+    assert leave_k_out_split(X, train_only_size=np.float64(0.5), random_state=0)[0].nnz > 0
 
 
 def test_cross_check_with_implicit_when_installed(setup):

@@ -305,6 +305,25 @@ def test_predict_and_representations_match_numpy_with_features():
         m.predict(0, np.array([1]), item_features=wider)
 
 
+def test_size_errors_name_the_argument_that_is_short():
+    X, F = features_data()
+    m = LightFM(no_components=4, random_state=0).fit(X, item_features=F, epochs=1)
+    with pytest.raises(ValueError, match="item_features has 10 rows but user_items has 30 columns"):
+        m.recommend(0, X[0], N=3, item_features=F[:10])
+    with pytest.raises(ValueError, match="item_features has 10 rows but user_items has 30 columns"):
+        m.recommend([0, 1], X[:2], N=3, item_features=F[:10])
+    plain = LightFM(no_components=4, random_state=0).fit(X, epochs=1)
+    n_users, n_items = X.shape
+    with pytest.raises(
+        ValueError, match=f"interactions has 5 columns but the model has {n_items} items"
+    ):
+        plain.fit_partial(X[:10, :5])
+    with pytest.raises(
+        ValueError, match=f"interactions has 10 rows but the model has {n_users} users"
+    ):
+        plain.fit_partial(X[:10])
+
+
 def test_predict_rank_matches_dense_reference():
     X = random_user_items(n_users=40, n_items=25, density=0.3, seed=4)
     train = X.copy()

@@ -42,6 +42,13 @@ def test_split_by_time_holds_out_each_users_latest():
         validation_split(X, 0.5, by="time")
     with pytest.raises(ValueError, match="positions"):
         validation_split(X, 0.5, by="time", timestamps=sp.csr_matrix(np.ones((3, 5))))
+    for by in ("user", "interaction"):  # timestamps would be ignored
+        with pytest.raises(
+            ValueError, match=f"timestamps are only used with by='time', not by='{by}'"
+        ):
+            validation_split(X, 0.5, by=by, timestamps=T)
+    with pytest.raises(ValueError, match="timestamps are only used with by='time'"):
+        validation_split(X, 0.5, timestamps=np.arange(3))
 
 
 def test_split_refuses_non_finite_times_and_values_and_a_non_numeric_fraction():

@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-import numbers
-
 import numpy as np
 import scipy.sparse as sp
+
+from ..._validation import check_fraction
 
 __all__ = ["random_train_test_split"]
 
@@ -18,19 +18,15 @@ def random_train_test_split(interactions, test_percentage=0.2, random_state=None
 
     Differs from LightFM: repeated (user, item) entries of a COO matrix are summed first, so
     that a pair cannot land in both sets (LightFM splits the duplicates independently; without
-    duplicates the split is LightFM's); ``test_percentage`` outside [0, 1] raises ValueError.
+    duplicates the split is LightFM's); ``test_percentage`` outside [0, 1] raises ValueError, and
+    one that is not a real number (a bool or a string included) TypeError.
     The input is not modified. For a split with an exact test share, see
     :func:`tacitrec.evaluation.train_test_split`."""
     if not sp.issparse(interactions) or interactions.ndim != 2:
         raise ValueError(
             f"interactions must be a 2-D scipy.sparse matrix, got {type(interactions).__name__}"
         )
-    if (
-        isinstance(test_percentage, bool)
-        or not isinstance(test_percentage, numbers.Real)
-        or not 0.0 <= float(test_percentage) <= 1.0
-    ):
-        raise ValueError(f"test_percentage must be a number in [0, 1], got {test_percentage!r}")
+    check_fraction(test_percentage, "test_percentage")  # kept as given: LightFM's arithmetic
     if not isinstance(random_state, np.random.RandomState):
         random_state = np.random.RandomState(random_state)
     coo = sp.coo_matrix(interactions, copy=True)
