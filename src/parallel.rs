@@ -260,7 +260,10 @@ mod tests {
             let want: Vec<i32> = (0..n_rows * k).map(|e| (e / (rows * k)) as i32).collect();
             assert_eq!(ids, want);
             if n_rows <= rows {
-                assert!(on_caller.load(Ordering::Relaxed), "one block runs on the caller");
+                assert!(
+                    on_caller.load(Ordering::Relaxed),
+                    "one block runs on the caller"
+                );
             }
         }
     }

@@ -985,8 +985,8 @@ class MatrixFactorizationBase(RecommenderBase):
         ids, scores = model.recommend(userids, user_items[userids], N=10)
 
     ``similar_items`` / ``similar_users`` rank by cosine similarity of the factors. The
-    normalised factors are cached: assign new factors (rather than editing them in place) to
-    refresh the cache.
+    normalised factors are cached while the factors' values stay the same (a fingerprint of the
+    factors is checked on every call, so editing them in place is seen).
     """
 
     #: what the ``dtype`` hyper-parameter of a trained subclass may be (implicit's CPU choices);
@@ -1011,7 +1011,8 @@ class MatrixFactorizationBase(RecommenderBase):
         self.num_threads = num_threads
         self._user_factors: Optional[np.ndarray] = None
         self._item_factors: Optional[np.ndarray] = None
-        self._normed: Dict[str, np.ndarray] = {}
+        # values derived from one side's factors: (side, kind) -> (the factors' key, value)
+        self._derived: Dict[Tuple[str, str], Tuple[Tuple, Any]] = {}
 
     @property
     def user_factors(self) -> Optional[np.ndarray]:
@@ -1021,7 +1022,7 @@ class MatrixFactorizationBase(RecommenderBase):
     def user_factors(self, value) -> None:
         n = None if self._item_factors is None else self._item_factors.shape[1]
         self._user_factors = None if value is None else as_factors(value, "user_factors", n)
-        self._normed.pop("user", None)
+        self._forget("user")
 
     @property
     def item_factors(self) -> Optional[np.ndarray]:
@@ -1031,7 +1032,7 @@ class MatrixFactorizationBase(RecommenderBase):
     def item_factors(self, value) -> None:
         n = None if self._user_factors is None else self._user_factors.shape[1]
         self._item_factors = None if value is None else as_factors(value, "item_factors", n)
-        self._normed.pop("item", None)
+        self._forget("item")
 
     def _check_params(self) -> None:
         for name, (low, high) in self._count_params.items():
@@ -1142,10 +1143,10 @@ class MatrixFactorizationBase(RecommenderBase):
         After every epoch the cached normalised factors are dropped and the factors are checked:
         NaN or infinite values raise ModelFitError "<factors> became NaN or infinite in <unit>
         <epoch>: <hint>". Returns the model."""
-        self._normed.clear()
+        self._forget()
 
         def check(epoch: int) -> None:
-            self._normed.clear()
+            self._forget()
             assert self._user_factors is not None and self._item_factors is not None  # fitted
             check_trained_finite(
                 {"user_factors": self._user_factors, "item_factors": self._item_factors},
@@ -1173,10 +1174,28 @@ class MatrixFactorizationBase(RecommenderBase):
         assert factors is not None  # the caller's _shape() raised otherwise
         return self._latent(factors)
 
+    def _derived_from(self, side: str, kind: str, compute) -> Any:
+        """``compute(factors)`` of one side's factors, kept while their values stay the same: a
+        fingerprint of the array (one read of it, at memory speed) is compared on every use, so
+        factors edited in place are noticed. (implicit's caches of such values, its factor norms
+        and ``YtY``, go stale when the factors are edited in place.)"""
+        factors = self._user_factors if side == "user" else self._item_factors
+        assert factors is not None  # the caller's _shape() raised otherwise
+        key = (factors.shape, _core.factors_fingerprint(factors))
+        hit = self._derived.get((side, kind))
+        if hit is not None and hit[0] == key:
+            return hit[1]
+        value = compute(factors)
+        self._derived[(side, kind)] = (key, value)
+        return value
+
+    def _forget(self, side: Optional[str] = None) -> None:
+        """Drops the values derived from ``side``'s factors (both sides' by default)."""
+        for key in [k for k in self._derived if side is None or k[0] == side]:
+            self._derived.pop(key, None)
+
     def _normalized(self, side: str) -> np.ndarray:
-        if side not in self._normed:
-            self._normed[side] = _normalize_rows(self._similarity_factors(side))
-        return self._normed[side]
+        return self._derived_from(side, "normalized", lambda f: _normalize_rows(self._latent(f)))
 
     def _similar(self, side, ids, N, filter_ids, subset, names, recalculate, rows):
         n_users, n_items = self._shape()
@@ -1289,11 +1308,11 @@ class MatrixFactorizationBase(RecommenderBase):
                 f"item factors {item.shape[1]}"
             )
         self._user_factors, self._item_factors = user, item
-        self._normed = {}
+        self._derived = {}
 
     def __getstate__(self):
         d = super().__getstate__()
-        d["_normed"] = {}
+        d["_derived"] = {}
         return d
 
 

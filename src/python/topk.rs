@@ -63,6 +63,17 @@ fn topk_dot<'py>(
     Ok(ids_scores(py, res)?)
 }
 
+/// [`crate::linalg::fingerprint`] of a factor matrix's values (C-contiguous float32), computed
+/// with the GIL released: what the caches of values derived from the factors compare.
+#[pyfunction]
+fn factors_fingerprint(py: Python<'_>, factors: PyReadonlyArray2<'_, f32>) -> PyResult<u64> {
+    let values = factors
+        .as_slice()
+        .map_err(|_| crate::Error::invalid("factors", "must be C-contiguous"))?;
+    Ok(py.detach(|| crate::linalg::fingerprint(values)))
+}
+
 pub fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
-    m.add_function(wrap_pyfunction!(topk_dot, m)?)
+    m.add_function(wrap_pyfunction!(topk_dot, m)?)?;
+    m.add_function(wrap_pyfunction!(factors_fingerprint, m)?)
 }

@@ -62,6 +62,28 @@ def test_recalculate_user_is_the_exact_solution():
     )
 
 
+def test_recalculate_and_explain_follow_factors_edited_in_place():
+    """recalculate_user / recalculate_item / explain keep the fixed side's Gram matrix between
+    calls, checked against a fingerprint of those factors on every call: editing them in place
+    (implicit's cached YtY goes stale then) gives the exact solution for the new factors."""
+    X = data()
+    m = AlternatingLeastSquares(
+        factors=6, regularization=0.1, alpha=2.0, iterations=3, random_state=0
+    ).fit(X, show_progress=False)
+    users = np.arange(X.shape[0])
+    m.recalculate_user(users, X)
+    m.recalculate_item([0, 4], X.T.tocsr()[[0, 4]])
+    m.item_factors[3] *= 5.0
+    m.user_factors[2] = 1.0
+    got = m.recalculate_user(users, X)
+    np.testing.assert_allclose(got, exact_rows(2.0 * X, m.item_factors, 0.1), rtol=1e-3, atol=1e-4)
+    items = m.recalculate_item([0, 4], X.T.tocsr()[[0, 4]])
+    want = exact_rows(2.0 * X.T.tocsr()[[0, 4]], m.user_factors, 0.1)
+    np.testing.assert_allclose(items, want, rtol=1e-3, atol=1e-4)
+    total, _, _ = m.explain(11, X, 3, N=3)
+    assert total == pytest.approx(float(got[11] @ m.item_factors[3]), rel=1e-3, abs=1e-5)
+
+
 def test_cholesky_fit_matches_dense_alternation_and_cg_converges_to_it():
     X = data(1)
     chol = AlternatingLeastSquares(

@@ -65,6 +65,32 @@ def test_assignment_copies_validates_and_refreshes_cache(model):
         model.item_factors = np.full((3, 6), np.nan)
 
 
+def test_factors_edited_in_place_are_seen_by_similar_items_and_users(model):
+    """The cached normalised factors are checked against a fingerprint of the factors on every
+    call: editing them in place (implicit's cached norms go stale then) changes the results."""
+    model.similar_items(0, N=3)
+    model.similar_users(0, N=3)  # both caches filled
+    model.item_factors[1] = 2 * model.item_factors[0]  # item 1 now points where item 0 does
+    model.user_factors[7] = -model.user_factors[0]
+    for factors, call in (
+        (model.item_factors, model.similar_items),
+        (model.user_factors, model.similar_users),
+    ):
+        C = _cosine(factors.astype(np.float64))
+        ids, sc = call(0, N=len(factors))
+        np.testing.assert_allclose(sc, C[0][ids], atol=1e-5)
+        assert list(ids) == reference_topk(C[0], len(factors))
+    ids, sc = model.similar_items(0, N=2)
+    assert set(ids) == {0, 1} and np.allclose(sc, 1.0, atol=1e-6)
+    # a single bit anywhere changes the fingerprint
+    from tacitrec import _core
+
+    f = model.item_factors.copy()
+    before = _core.factors_fingerprint(f)
+    f.view(np.uint32)[24, 5] ^= 1
+    assert _core.factors_fingerprint(f) != before
+
+
 def test_recalculate_user_is_refused_without_support(model):
     import scipy.sparse as sp
 

@@ -305,6 +305,6 @@ def fit_blocks(
 
     model._user_factors = np.concatenate(engine.get(users.factors)).astype(np.float32, copy=False)
     model._item_factors = np.concatenate(engine.get(items.factors)).astype(np.float32, copy=False)
-    model._normed.clear()
+    model._forget()
     model.set_ids(_ids_numpy(user_ids), _ids_numpy(item_ids))
     return model
