@@ -57,7 +57,7 @@ proptest! {
     fn batch_equals_dense_reference(
         n_users in 1usize..90,
         n_items in 1usize..70,
-        factors in 0usize..5,
+        factors in prop_oneof![0usize..5, 14usize..70],
         k in 1usize..20,
         seed in 0u64..1000,
         use_items in any::<bool>(),

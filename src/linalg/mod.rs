@@ -19,6 +19,7 @@ use crate::simd::Lanes;
 /// from a factor matrix (its Gram matrix, its normalised rows) compares to notice that the
 /// matrix changed, in place included. xxHash64's round (multiply, rotate, multiply) on eight
 /// independent lanes of 8-byte words, so that it runs near memory speed; not cryptographic.
+#[cfg_attr(not(feature = "python"), allow(dead_code))] // used by the Python bindings
 pub fn fingerprint(values: &[f32]) -> u64 {
     const P1: u64 = 0x9E37_79B1_85EB_CA87;
     const P2: u64 = 0xC2B2_AE3D_27D4_EB4F;

@@ -211,7 +211,8 @@ pub fn recommend_batch<S: BlockScorer>(
         });
     }
     let (m, nt) = scorer.tile_shape();
-    let (m, nt) = (m.max(1), nt.max(1).min(np.max(1)));
+    // a call of fewer queries than a block gets a tile of its size (one user: one row of scores)
+    let (m, nt) = (m.min(nq).max(1), nt.max(1).min(np.max(1)));
     let excluded = candidates.excluded();
     let layout = scorer.layout();
     let stop = parallel::stop_flag();
