@@ -27,35 +27,26 @@ pub struct PyCsr<'py>(
 impl PyCsr<'_> {
     /// The matrix as a validated view of its own shape, named `what` in errors.
     pub fn view(&self, what: &str) -> Result<CsrView<'_>> {
-        let (n_rows, n_cols) = self.3;
-        CsrView::new(
-            what,
-            n_rows,
-            n_cols,
-            slice(&format!("{what}.indptr"), &self.0)?,
-            slice(&format!("{what}.indices"), &self.1)?,
-            slice(&format!("{what}.data"), &self.2)?,
-        )
+        // SAFETY: not trusting: the structure is validated.
+        unsafe { self.view_trusting(what, false) }
     }
 
-    /// [`PyCsr::view`] of arrays validated before ([`CsrView::new_validated`]) when `validated`.
+    /// [`PyCsr::view`], without the pass over the structure when `validated`
+    /// ([`CsrView::new_validated`]).
     ///
     /// # Safety
     /// With `validated`, as [`CsrView::new_validated`]: the Python caller passes it only for a
     /// model's own arrays, read-only since a call validated them.
     pub unsafe fn view_trusting(&self, what: &str, validated: bool) -> Result<CsrView<'_>> {
-        if !validated {
-            return self.view(what);
-        }
         let (n_rows, n_cols) = self.3;
-        CsrView::new_validated(
-            what,
-            n_rows,
-            n_cols,
-            slice(&format!("{what}.indptr"), &self.0)?,
-            slice(&format!("{what}.indices"), &self.1)?,
-            slice(&format!("{what}.data"), &self.2)?,
-        )
+        let indptr = slice(&format!("{what}.indptr"), &self.0)?;
+        let indices = slice(&format!("{what}.indices"), &self.1)?;
+        let data = slice(&format!("{what}.data"), &self.2)?;
+        if validated {
+            CsrView::new_validated(what, n_rows, n_cols, indptr, indices, data)
+        } else {
+            CsrView::new(what, n_rows, n_cols, indptr, indices, data)
+        }
     }
 }
 
