@@ -1181,6 +1181,8 @@ class MatrixFactorizationBase(RecommenderBase):
         and ``YtY``, go stale when the factors are edited in place.)"""
         factors = self._user_factors if side == "user" else self._item_factors
         assert factors is not None  # the caller's _shape() raised otherwise
+        if not (factors.flags.c_contiguous and factors.dtype == np.float32):
+            return compute(factors)  # not a layout the model makes itself: nothing is kept
         key = (factors.shape, _core.factors_fingerprint(factors))
         hit = self._derived.get((side, kind))
         if hit is not None and hit[0] == key:
