@@ -13,44 +13,82 @@ pub(crate) mod svd;
 
 pub(crate) use gemv::{dots, weighted_sum};
 
-use crate::simd::Lanes;
+use crate::simd::{Arch, Lanes, WithSimd};
 
 /// A 64-bit fingerprint of the values' bits (and their count): what a cache of something derived
 /// from a factor matrix (its Gram matrix, its normalised rows) compares to notice that the
-/// matrix changed, in place included. xxHash64's round (multiply, rotate, multiply) on eight
-/// independent lanes of 8-byte words, so that it runs near memory speed; not cryptographic.
+/// matrix changed, in place included. Four accumulators of vector lanes each take every fourth
+/// vector of the bits through a multiply, xor-shift, multiply round (a bijection of the lane for
+/// a given word, so changing one word always changes its lane), then the lanes, the tail and
+/// the count are folded by xxHash64's round and finalisation: near memory speed, not
+/// cryptographic. The value depends on the vector width, so it is compared within one process
+/// only.
 #[cfg_attr(not(feature = "python"), allow(dead_code))] // used by the Python bindings
 pub fn fingerprint(values: &[f32]) -> u64 {
-    const P1: u64 = 0x9E37_79B1_85EB_CA87;
-    const P2: u64 = 0xC2B2_AE3D_27D4_EB4F;
-    const P3: u64 = 0x1656_67B1_9E37_79F9;
+    let words: &[u32] = pulp::bytemuck::cast_slice(values);
+    Arch::new().dispatch(Fingerprint { words })
+}
+
+struct Fingerprint<'a> {
+    words: &'a [u32],
+}
+
+/// [`fingerprint`]'s lane round: `((acc + w m2) ^ (.. >> 15)) m1` with `k = [m1, m2, 15]`.
+#[inline(always)]
+fn lane_round<S: Lanes>(simd: S, k: [S::u32s; 3], acc: S::u32s, w: S::u32s) -> S::u32s {
+    let x = simd.add_u32s(acc, simd.mul_u32s(w, k[1]));
+    let x = simd.xor_u32s(x, simd.wrapping_dyn_shr_u32s(x, k[2]));
+    simd.mul_u32s(x, k[0])
+}
+
+impl WithSimd for Fingerprint<'_> {
+    type Output = u64;
+
     #[inline(always)]
-    fn round(acc: u64, word: u64) -> u64 {
-        acc.wrapping_add(word.wrapping_mul(P2))
-            .rotate_left(31)
-            .wrapping_mul(P1)
-    }
-    let word = |pair: &[f32]| (pair[0].to_bits() as u64) | ((pair[1].to_bits() as u64) << 32);
-    let mut lanes: [u64; 8] = std::array::from_fn(|l| P3.wrapping_mul(l as u64 + 1));
-    let mut blocks = values.chunks_exact(16);
-    for block in blocks.by_ref() {
-        for (l, acc) in lanes.iter_mut().enumerate() {
-            *acc = round(*acc, word(&block[2 * l..2 * l + 2]));
+    fn with_simd<S: Lanes>(self, simd: S) -> u64 {
+        const P1: u64 = 0x9E37_79B1_85EB_CA87;
+        const P2: u64 = 0xC2B2_AE3D_27D4_EB4F;
+        const P3: u64 = 0x1656_67B1_9E37_79F9;
+        #[inline(always)]
+        fn fold(acc: u64, word: u64) -> u64 {
+            acc.wrapping_add(word.wrapping_mul(P2))
+                .rotate_left(31)
+                .wrapping_mul(P1)
         }
+        let (vecs, tail) = S::as_simd_u32s(self.words);
+        let k = [
+            simd.splat_u32s(0x9E37_79B1),
+            simd.splat_u32s(0x85EB_CA77),
+            simd.splat_u32s(15),
+        ];
+        let mut acc: [S::u32s; 4] =
+            std::array::from_fn(|l| simd.splat_u32s(0x1656_67B1u32.wrapping_mul(l as u32 + 1)));
+        let mut quads = vecs.chunks_exact(4);
+        for quad in quads.by_ref() {
+            acc[0] = lane_round(simd, k, acc[0], quad[0]);
+            acc[1] = lane_round(simd, k, acc[1], quad[1]);
+            acc[2] = lane_round(simd, k, acc[2], quad[2]);
+            acc[3] = lane_round(simd, k, acc[3], quad[3]);
+        }
+        for (l, &v) in quads.remainder().iter().enumerate() {
+            acc[l] = lane_round(simd, k, acc[l], v);
+        }
+        let mut h = (self.words.len() as u64).wrapping_mul(P3);
+        for acc in acc {
+            let lanes: &[u32] = pulp::bytemuck::cast_slice(std::slice::from_ref(&acc));
+            for &l in lanes {
+                h = fold(h, l as u64);
+            }
+        }
+        for &w in tail {
+            h = fold(h, w as u64 | 1 << 32);
+        }
+        h ^= h >> 33;
+        h = h.wrapping_mul(P2);
+        h ^= h >> 29;
+        h = h.wrapping_mul(P3);
+        h ^ (h >> 32)
     }
-    let mut h = values.len() as u64;
-    for (l, &acc) in lanes.iter().enumerate() {
-        h = round(h ^ acc.rotate_left(l as u32 * 7 + 1), acc);
-    }
-    for &v in blocks.remainder() {
-        h = round(h, v.to_bits() as u64);
-    }
-    // avalanche
-    h ^= h >> 33;
-    h = h.wrapping_mul(P2);
-    h ^= h >> 29;
-    h = h.wrapping_mul(P3);
-    h ^ (h >> 32)
 }
 
 /// Solves `A_l x_l = b_l` for every lane `l` of the interleaved systems in place: `a` holds
