@@ -17,6 +17,8 @@ from typing import Dict, NamedTuple, Optional, Tuple
 import numpy as np
 import scipy.sparse as sp
 
+from . import _core
+
 
 class Csr(NamedTuple):
     """A canonical CSR matrix (see the module docstring); the Rust core takes it as it is,
@@ -48,12 +50,15 @@ class Csr(NamedTuple):
 class ValidatedOnce:
     """Whether the kernels may skip their pass over the structure of a model's own CSR matrix
     (a serving call would otherwise read a whole similarity matrix, 10^8 entries at a million
-    items, to score one user). Made with the matrix, whose arrays it sets read-only; true once
-    a kernel call has validated them (:meth:`passed`) and for as long as none of them is
-    writeable again (setting a flag back is the only way to write them). Never true for
-    memory-mapped arrays, whose file can change under the mapping."""
+    items, to score one user). Made with the matrix (see :func:`model_owned`), whose arrays it
+    sets read-only; true once a kernel call has validated them (:meth:`passed`), and only for
+    arrays in memory that Rust owns: NumPy refuses to make those writeable again, so nothing
+    can change them. Arrays in memory NumPy owns could be made writeable, written and made
+    read-only again, and memory-mapped files or buffers shared by another library (pickle
+    protocol 5, an object store) can change under the array: those are validated by every
+    call."""
 
-    __slots__ = ("csr", "_arrays", "_mapped", "_passed")
+    __slots__ = ("csr", "_arrays", "_trusted", "_passed")
 
     def __init__(self, c: Optional["Csr"]):
         arrays = () if c is None else (c.indptr, c.indices, c.data)
@@ -62,13 +67,11 @@ class ValidatedOnce:
         #: the matrix: a call takes it from here, so that it and the flag are read together
         self.csr = c
         self._arrays = arrays
-        self._mapped = any(_memory_mapped(a) for a in arrays)
+        self._trusted = bool(arrays) and all(_root(a) is _RUST_OWNED for a in arrays)
         self._passed = False
 
     def __bool__(self) -> bool:
-        return (
-            self._passed and not self._mapped and not any(a.flags.writeable for a in self._arrays)
-        )
+        return self._passed and self._trusted
 
     def passed(self) -> None:
         """Records that a kernel call validated the arrays (call it after the call returned)."""
@@ -86,14 +89,27 @@ class ValidatedOnce:
     __hash__ = None  # type: ignore[assignment]
 
 
-def _memory_mapped(a) -> bool:
-    import mmap
+def _root(a):
+    """What owns the memory of array ``a``: the type of the first base that is not an array
+    (``np.ndarray`` when an array owns it)."""
+    while isinstance(a, np.ndarray) and a.base is not None:
+        a = a.base
+    return type(a)
 
-    while a is not None:
-        if isinstance(a, (np.memmap, mmap.mmap)):
-            return True
-        a = getattr(a, "base", None)
-    return False
+
+#: what owns the memory of an array made by Rust (rust-numpy's container)
+_RUST_OWNED = _root(_core.owned_copy(np.zeros(1, dtype=np.float32)))
+
+
+def model_owned(c: "Csr") -> "Csr":
+    """``c`` with the arrays NumPy owns replaced by copies in memory Rust owns (which
+    :class:`ValidatedOnce` can trust); memory-mapped arrays and buffers shared with another
+    library are kept as they are (shared, and validated by every call)."""
+
+    def own(a):
+        return _core.owned_copy(a) if _root(a) is np.ndarray else a
+
+    return Csr(own(c.indptr), own(c.indices), own(c.data), c.shape)
 
 
 def _bad(name: str, problem: str) -> ValueError:

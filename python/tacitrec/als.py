@@ -315,7 +315,7 @@ class AlternatingLeastSquares(MatrixFactorizationBase):
         out = np.zeros((len(ids_arr), fixed.shape[1]), dtype=np.float32)
         # the fixed side's Gram matrix, kept between calls while those factors do not change
         # (computing it reads the whole side: 25 ms at 200,000 items x 64 factors)
-        gram = self._derived_from(other, "gram", _core.als_gram)
+        gram = self._derived_from(fixed, other, "gram", _core.als_gram)
         _core.als_solve(
             c, out, fixed, self._threads(), gram=gram, **self._solver_params(exact=True)
         )
@@ -410,7 +410,7 @@ class AlternatingLeastSquares(MatrixFactorizationBase):
                 n = len(items) + (0.0 if w is None else float(w) * n_items)
                 reg *= n ** float(self.regularization_exponent)
             # Y^T Y as the solvers use it, kept between calls (see _recalculate)
-            gram = self._derived_from("item", "gram", _core.als_gram)
+            gram = self._derived_from(Y, "item", "gram", _core.als_gram)
             A = g * gram + reg * np.eye(Y.shape[1])
             Yu = Y[items].astype(np.float64)
             A += Yu.T @ ((np.abs(conf) - offset)[:, None] * Yu)

@@ -1174,30 +1174,35 @@ class MatrixFactorizationBase(RecommenderBase):
         assert factors is not None  # the caller's _shape() raised otherwise
         return self._latent(factors)
 
-    def _derived_from(self, side: str, kind: str, compute) -> Any:
-        """``compute(factors)`` of one side's factors, kept while their values stay the same: a
-        fingerprint of the array (one read of it, at memory speed) is compared on every use, so
-        factors edited in place are noticed. (implicit's caches of such values, its factor norms
-        and ``YtY``, go stale when the factors are edited in place.)"""
-        factors = self._user_factors if side == "user" else self._item_factors
-        assert factors is not None  # the caller's _shape() raised otherwise
+    def _derived_from(self, factors: np.ndarray, side: str, kind: str, compute) -> Any:
+        """``compute(factors)`` of ``side``'s ``factors`` (the array the caller works with),
+        kept while their values stay the same: a fingerprint of the array (one read of it, at
+        memory speed) is compared on every use, so factors edited in place are noticed.
+        (implicit's caches of such values, its factor norms and ``YtY``, go stale when the
+        factors are edited in place.)"""
         if not (factors.flags.c_contiguous and factors.dtype == np.float32):
             return compute(factors)  # not a layout the model makes itself: nothing is kept
         key = (factors.shape, _core.factors_fingerprint(factors))
-        hit = self._derived.get((side, kind))
+        derived = self.__dict__.setdefault("_derived", {})
+        hit = derived.get((side, kind))
         if hit is not None and hit[0] == key:
             return hit[1]
         value = compute(factors)
-        self._derived[(side, kind)] = (key, value)
+        derived[(side, kind)] = (key, value)
         return value
 
     def _forget(self, side: Optional[str] = None) -> None:
         """Drops the values derived from ``side``'s factors (both sides' by default)."""
-        for key in [k for k in self._derived if side is None or k[0] == side]:
-            self._derived.pop(key, None)
+        derived = self.__dict__.setdefault("_derived", {})  # absent in older pickles
+        for key in [k for k in derived if side is None or k[0] == side]:
+            derived.pop(key, None)
 
     def _normalized(self, side: str) -> np.ndarray:
-        return self._derived_from(side, "normalized", lambda f: _normalize_rows(self._latent(f)))
+        factors = self._user_factors if side == "user" else self._item_factors
+        assert factors is not None  # the caller's _shape() raised otherwise
+        return self._derived_from(
+            factors, side, "normalized", lambda f: _normalize_rows(self._latent(f))
+        )
 
     def _similar(self, side, ids, N, filter_ids, subset, names, recalculate, rows):
         n_users, n_items = self._shape()

@@ -28,6 +28,7 @@ from ._validation import (
     as_state_csr,
     csr_state,
     check_count,
+    model_owned,
 )
 from .base import RecommenderBase
 from .exceptions import ModelFormatError, NotFittedError
@@ -173,6 +174,7 @@ class EASERecommender(RecommenderBase):
         return self
 
     def _set_weights(self, dense: Optional[np.ndarray], sparse: Optional[Csr]) -> None:
+        sparse = None if sparse is None else model_owned(sparse)
         self._weights, self._sparse, self._sparse_scipy = dense, sparse, None
         self._sparse_checked = ValidatedOnce(sparse)  # its arrays become read-only
 

@@ -42,6 +42,7 @@ from ._validation import (
     check_id_list,
     check_ids,
     csr_state,
+    model_owned,
 )
 from .base import RecommenderBase
 from .exceptions import ModelFormatError, NotFittedError
@@ -110,6 +111,7 @@ class ItemItemRecommender(RecommenderBase):
         return self
 
     def _set_similarity(self, sim: Optional[Csr]) -> None:
+        sim = None if sim is None else model_owned(sim)
         self._sim = sim
         self._sim_checked = ValidatedOnce(sim)  # the arrays become read-only
         self._scipy = None

@@ -4,7 +4,7 @@ use super::convert::{candidates, ids_scores, IdsScores, PyCsr};
 use super::interrupt;
 use crate::sparse::CsrView;
 use crate::topk::{recommend_batch, recommend_dot, BlockScorer, Candidates, DotParams, FirstPass};
-use numpy::{PyReadonlyArray1, PyReadonlyArray2};
+use numpy::{IntoPyArray, PyReadonlyArray1, PyReadonlyArray2};
 use pyo3::prelude::*;
 
 /// The top `k` candidates of every query of `scorer`, skipping `liked` (one row per query), run
@@ -73,7 +73,31 @@ fn factors_fingerprint(py: Python<'_>, factors: PyReadonlyArray2<'_, f32>) -> Py
     Ok(py.detach(|| crate::linalg::fingerprint(values)))
 }
 
+/// A copy of a 1-D float32, int32 or int64 array in memory Rust owns: NumPy refuses to make such
+/// an array writeable once it is read-only, which is what lets a model trust arrays validated
+/// once (`tacitrec._validation.ValidatedOnce`).
+#[pyfunction]
+fn owned_copy<'py>(py: Python<'py>, a: &Bound<'py, PyAny>) -> PyResult<Bound<'py, PyAny>> {
+    fn copy<'py, T: numpy::Element + Copy>(
+        py: Python<'py>,
+        a: &PyReadonlyArray1<'py, T>,
+    ) -> PyResult<Bound<'py, PyAny>> {
+        Ok(a.as_array().to_vec().into_pyarray(py).into_any())
+    }
+    if let Ok(x) = a.extract::<PyReadonlyArray1<'py, f32>>() {
+        return copy(py, &x);
+    }
+    if let Ok(x) = a.extract::<PyReadonlyArray1<'py, i32>>() {
+        return copy(py, &x);
+    }
+    if let Ok(x) = a.extract::<PyReadonlyArray1<'py, i64>>() {
+        return copy(py, &x);
+    }
+    Err(crate::Error::invalid("array", "must be a 1-D float32, int32 or int64 array").into())
+}
+
 pub fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(topk_dot, m)?)?;
-    m.add_function(wrap_pyfunction!(factors_fingerprint, m)?)
+    m.add_function(wrap_pyfunction!(factors_fingerprint, m)?)?;
+    m.add_function(wrap_pyfunction!(owned_copy, m)?)
 }

@@ -42,6 +42,8 @@ impl<'a> CsrView<'a> {
         let view = unsafe { Self::new_validated(what, n_rows, n_cols, indptr, indices, data)? };
         if !structure_holds(n_cols, indptr, indices) {
             structure_error(what, n_rows, n_cols, indptr, indices)?;
+            // the two checks agree; were they ever not to, the matrix is still refused
+            return Err(Error::invalid_csr(what, "invalid structure".to_string()));
         }
         Ok(view)
     }

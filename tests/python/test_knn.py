@@ -262,10 +262,12 @@ def test_similarity_is_handed_out_read_only():
     assert model.similarity.data.max() == 1.0 and edited.data.flags.writeable
 
 
-def test_similarity_is_validated_once_while_it_stays_read_only():
-    """Serving calls skip the pass over the similarity's structure once a call has validated it
-    (its arrays are the model's and read-only), and validate again as soon as one of them is
-    writeable: a matrix corrupted after flipping the flag gets the clear error, not a crash."""
+def test_similarity_is_validated_once_and_only_when_nothing_can_change_it():
+    """Serving calls skip the pass over the similarity's structure once a call has validated it,
+    but only for arrays in memory Rust owns (NumPy refuses to make them writeable again): a
+    fitted, assigned, loaded or unpickled model's own arrays. Arrays that could change under the
+    model (memory-mapped, or buffers shared with another library) are validated by every call,
+    so a corrupted one gets the clear error, not a crash."""
     import pickle
 
     from conftest import random_user_items
@@ -277,24 +279,38 @@ def test_similarity_is_validated_once_while_it_stays_read_only():
     assert model._sim_checked
     np.testing.assert_array_equal(model.recommend(np.arange(6), X[:6], N=3)[0], expected[0])
     np.testing.assert_array_equal(model.similar_items(2, N=3)[0], model.similar_items(2, N=3)[0])
-    # a copy and an unpickled model validate their own arrays first
+    # the model's arrays (which the matrix handed out shares, or copies where SciPy converts
+    # the index type) cannot be made writeable again, nor their bases
+    for name in ("data", "indices", "indptr"):
+        root = getattr(model._sim, name)
+        while isinstance(root, np.ndarray):
+            with pytest.raises(ValueError, match="WRITEABLE"):
+                root.flags.writeable = True
+            root = root.base
+    # assigned and unpickled models get their own such arrays, validated by their first call
+    other = BM25Recommender(K=5)
+    other.similarity = model.similarity.copy()
     clone = pickle.loads(pickle.dumps(model))
-    assert not clone._sim_checked and not clone.similarity.indices.flags.writeable
-    np.testing.assert_array_equal(clone.recommend(np.arange(6), X[:6], N=3)[0], expected[0])
-    # corrupt the arrays the only way there is: set them writeable first
-    for name, value in (("indices", 10**6), ("indices", -1), ("indptr", 10**6)):
-        broken = pickle.loads(pickle.dumps(model))
-        broken.recommend(np.arange(2), X[:2], N=3)
-        assert broken._sim_checked
-        arr = getattr(broken._sim, name)
-        arr.flags.writeable = True
-        arr[1] = value
-        assert not broken._sim_checked
-        # (an index outside the matrix is an IndexError, a decreasing indptr a ValueError)
-        with pytest.raises((ValueError, IndexError), match="similarity"):
-            broken.recommend(np.arange(6), X[:6], N=3)
-        with pytest.raises((ValueError, IndexError), match="similarity"):
-            broken.similar_items(1, N=3)
+    for m in (other, clone):
+        assert not m._sim_checked
+        np.testing.assert_array_equal(m.recommend(np.arange(6), X[:6], N=3)[0], expected[0])
+        assert m._sim_checked
+    # pickle protocol 5 with out-of-band buffers: the model's arrays are the caller's buffers,
+    # which the caller can still write: validated by every call
+    buffers = []
+    data = pickle.dumps(model, protocol=5, buffer_callback=buffers.append)
+    raw = [bytearray(b.raw()) for b in buffers]
+    shared = pickle.loads(data, buffers=raw)
+    np.testing.assert_array_equal(shared.recommend(np.arange(6), X[:6], N=3)[0], expected[0])
+    assert not shared._sim_checked
+    indices = shared._sim.indices
+    view = np.frombuffer(next(r for r in raw if len(r) == indices.nbytes), dtype=np.int32)
+    view[:] = 10**6  # every index out of range, through the caller's buffer
+    # (an index outside the matrix is an IndexError naming the similarity)
+    with pytest.raises(IndexError, match="similarity"):
+        shared.recommend(np.arange(6), X[:6], N=3)
+    with pytest.raises(IndexError, match="similarity"):
+        shared.similar_items(1, N=3)
 
 
 def test_memory_mapped_similarity_is_never_trusted(tmp_path):
@@ -302,20 +318,24 @@ def test_memory_mapped_similarity_is_never_trusted(tmp_path):
     the mapping."""
     from conftest import random_user_items
 
-    from tacitrec._validation import Csr, ValidatedOnce
+    from tacitrec._validation import Csr, ValidatedOnce, model_owned
 
     X = random_user_items()
     model = BM25Recommender(K=5).fit(X, show_progress=False)
     s = model._sim
     path = tmp_path / "indices.npy"
     np.save(path, s.indices)
-    mapped = Csr(s.indptr.copy(), np.load(path, mmap_mode="r"), s.data.copy(), s.shape)
+    mapped = model_owned(Csr(s.indptr, np.load(path, mmap_mode="r"), s.data, s.shape))
+    assert isinstance(mapped.indices, np.memmap)  # kept shared, not copied
     checked = ValidatedOnce(mapped)
     checked.passed()
     assert not checked
-    own = ValidatedOnce(Csr(s.indptr.copy(), s.indices.copy(), s.data.copy(), s.shape))
+    own = ValidatedOnce(model_owned(Csr(s.indptr.copy(), s.indices.copy(), s.data.copy(), s.shape)))
     own.passed()
     assert own
+    numpy_owned = ValidatedOnce(Csr(s.indptr.copy(), s.indices.copy(), s.data.copy(), s.shape))
+    numpy_owned.passed()
+    assert not numpy_owned  # could be made writeable, written and made read-only again
 
 
 def _power_law(n_users, n_items, per_user, seed):
