@@ -120,9 +120,10 @@ class ItemItemRecommender(RecommenderBase):
     def similarity(self) -> Optional[sp.csr_matrix]:
         """The items x items similarity (float32 CSR), read-only: its arrays are the model's,
         which a kernel may be reading from another thread, so writing them would race with it
-        (assign a new matrix instead, which is copied). Being read-only, they are validated by
-        the first call only, not by every call (serving one user does not read the whole
-        matrix); an array made writeable again is validated by every call."""
+        (assign a new matrix instead, which is copied). They are validated by the first call
+        only, not by every call (serving one user does not read the whole matrix): being the
+        model's own copies, in memory NumPy cannot make writeable again, nothing can change
+        them (memory-mapped arrays, which can, are validated by every call)."""
         if self._sim is None:
             return None
         if self._scipy is None:
