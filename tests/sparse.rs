@@ -262,7 +262,7 @@ fn canonical(n_cols: usize, indptr: &[i64], indices: &[i32]) -> bool {
     })
 }
 
-/// Row lengths (some empty, some past the validation's 1024-entry chunks) and a canonical
+/// Row lengths (some empty, some of thousands of entries: vector lanes and tails) and a canonical
 /// matrix of them, then one defect or none: an index moved up or down (out of range, negative,
 /// a duplicate or a disorder, or harmless), or an indptr entry moved.
 fn arb_structure() -> impl Strategy<Value = (usize, Vec<i64>, Vec<i32>)> {
