@@ -330,3 +330,39 @@ proptest! {
         prop_assert_eq!(got.is_ok(), canonical(n_cols, &indptr, &indices), "{:?}", got.err());
     }
 }
+
+/// The validation's vector pass sums its counts per block of 2^20 indices: a valid matrix of more
+/// than two such blocks (rows start lower than the previous row ends in every block), then
+/// faults just before, at and after the first block boundary, and in the third block.
+#[test]
+fn validation_across_the_count_blocks() {
+    const BLOCK: usize = 1 << 20;
+    let (n_rows, per_row) = (2 * BLOCK / 1000 + 7, 1000);
+    let n_cols = 5000;
+    let mut indptr = vec![0i64];
+    let mut indices = Vec::with_capacity(n_rows * per_row);
+    for r in 0..n_rows {
+        indices.extend((0..per_row).map(|c| ((c * 3 + r % 7) % n_cols) as i32));
+        let row = &mut indices[r * per_row..];
+        row.sort_unstable();
+        indptr.push(indices.len() as i64);
+    }
+    let data = vec![1.0f32; indices.len()];
+    let check = |indptr: &[i64], indices: &[i32]| {
+        CsrView::new("m", n_rows, n_cols, indptr, indices, &data).is_ok()
+    };
+    assert!(check(&indptr, &indices));
+    // the first pair of the second block is (BLOCK, BLOCK + 1): faults just before, at and after
+    for e in [BLOCK - 1, BLOCK, BLOCK + 1, 2 * BLOCK + 3] {
+        assert!(
+            indptr.binary_search(&(e as i64)).is_err(),
+            "{e} is inside a row"
+        );
+        let mut bad = indices.clone();
+        bad[e] = bad[e - 1]; // a duplicate inside the row
+        assert!(!check(&indptr, &bad), "duplicate at {e}");
+        let mut bad = indices.clone();
+        bad[e] = n_cols as i32;
+        assert!(!check(&indptr, &bad), "out of range at {e}");
+    }
+}
