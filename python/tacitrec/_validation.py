@@ -50,17 +50,17 @@ class Csr(NamedTuple):
 class ValidatedOnce:
     """Whether the kernels may skip their pass over the structure of a model's own CSR matrix
     (a serving call would otherwise read a whole similarity matrix, 10^8 entries at a million
-    items, to score one user). Made with the matrix (see :func:`model_owned`), whose arrays it
-    sets read-only; true once a kernel call has validated them (:meth:`passed`), and only for
-    arrays in memory that Rust owns: NumPy refuses to make those writeable again, so nothing
-    can change them. Arrays in memory NumPy owns could be made writeable, written and made
-    read-only again, and memory-mapped files or buffers shared by another library (pickle
-    protocol 5, an object store) can change under the array: those are validated by every
-    call."""
+    items, to score one user). Made with the matrix, which it keeps as :func:`model_owned`
+    makes it (``csr``, arrays read-only); true once a kernel call has validated them
+    (:meth:`run`), and only for arrays in memory Rust owns: NumPy refuses to make those
+    writeable again, so nothing can change them. Memory-mapped files and buffers shared with
+    another library (pickle protocol 5, an object store) can change under the arrays: those
+    are validated by every call."""
 
     __slots__ = ("csr", "_arrays", "_trusted", "_passed")
 
     def __init__(self, c: Optional["Csr"]):
+        c = None if c is None else model_owned(c)
         arrays = () if c is None else (c.indptr, c.indices, c.data)
         for a in arrays:
             a.flags.writeable = False
@@ -76,6 +76,14 @@ class ValidatedOnce:
     def passed(self) -> None:
         """Records that a kernel call validated the arrays (call it after the call returned)."""
         self._passed = True
+
+    def run(self, kernel):
+        """``kernel(csr, validated)``, the matrix and whether the kernel may skip validating it
+        read together; a call that returns has validated it."""
+        assert self.csr is not None  # the model's _shape() raised otherwise
+        out = kernel(self.csr, bool(self))
+        self._passed = True
+        return out
 
     def __reduce__(self):
         # a copy or an unpickled model makes its own from its arrays (``_set_state``)

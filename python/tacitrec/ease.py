@@ -28,7 +28,6 @@ from ._validation import (
     as_state_csr,
     csr_state,
     check_count,
-    model_owned,
 )
 from .base import RecommenderBase
 from .exceptions import ModelFormatError, NotFittedError
@@ -174,9 +173,8 @@ class EASERecommender(RecommenderBase):
         return self
 
     def _set_weights(self, dense: Optional[np.ndarray], sparse: Optional[Csr]) -> None:
-        sparse = None if sparse is None else model_owned(sparse)
-        self._weights, self._sparse, self._sparse_scipy = dense, sparse, None
-        self._sparse_checked = ValidatedOnce(sparse)  # its arrays become read-only
+        self._sparse_checked = ValidatedOnce(sparse)  # the model's own read-only copy
+        self._weights, self._sparse, self._sparse_scipy = dense, self._sparse_checked.csr, None
 
     @property
     def weights(self):
@@ -205,13 +203,11 @@ class EASERecommender(RecommenderBase):
         if self._sparse is None:
             assert self._weights is not None  # _shape() raised otherwise
             return _core.ease_recommend(queries, self._weights, N, filter_liked, **kw)
-        checked = self._sparse_checked
-        assert checked.csr is not None
-        out = _core.knn_recommend(
-            queries, checked.csr, N, filter_liked, similarity_validated=bool(checked), **kw
+        return self._sparse_checked.run(
+            lambda sparse, validated: _core.knn_recommend(
+                queries, sparse, N, filter_liked, similarity_validated=validated, **kw
+            )
         )
-        checked.passed()
-        return out
 
     def _recommend(
         self, userids, user_items, N, *, filter_liked, filter_items, items, recalculate_user

@@ -42,7 +42,6 @@ from ._validation import (
     check_id_list,
     check_ids,
     csr_state,
-    model_owned,
 )
 from .base import RecommenderBase
 from .exceptions import ModelFormatError, NotFittedError
@@ -111,9 +110,8 @@ class ItemItemRecommender(RecommenderBase):
         return self
 
     def _set_similarity(self, sim: Optional[Csr]) -> None:
-        sim = None if sim is None else model_owned(sim)
-        self._sim = sim
-        self._sim_checked = ValidatedOnce(sim)  # the arrays become read-only
+        self._sim_checked = ValidatedOnce(sim)  # the model's own read-only copy
+        self._sim = self._sim_checked.csr
         self._scipy = None
 
     @property
@@ -154,20 +152,19 @@ class ItemItemRecommender(RecommenderBase):
     def _recommend(
         self, userids, user_items, N, *, filter_liked, filter_items, items, recalculate_user
     ):
-        checked = self._sim_checked
-        assert checked.csr is not None  # the caller's _shape() raised otherwise
-        out = _core.knn_recommend(
-            self._rows_to_score(user_items),
-            checked.csr,
-            N,
-            filter_liked,
-            items=items,
-            filter_items=filter_items,
-            num_threads=self._threads(),
-            similarity_validated=bool(checked),
+        rows = self._rows_to_score(user_items)
+        return self._sim_checked.run(
+            lambda sim, validated: _core.knn_recommend(
+                rows,
+                sim,
+                N,
+                filter_liked,
+                items=items,
+                filter_items=filter_items,
+                num_threads=self._threads(),
+                similarity_validated=validated,
+            )
         )
-        checked.passed()
-        return out
 
     def similar_items(
         self,
@@ -191,18 +188,19 @@ class ItemItemRecommender(RecommenderBase):
         _, n_items = self._shape()
         ids, scalar = check_ids(itemid, n_items, "itemid", "items")
         N = check_count(N, "N")
-        checked = self._sim_checked
-        assert checked.csr is not None  # _shape() raised otherwise
-        res_ids, scores = _core.knn_similar_items(
-            ids,
-            checked.csr,
-            N,
-            items=check_id_list(items, n_items, "items"),
-            filter_items=check_id_list(filter_items, n_items, "filter_items"),
-            num_threads=self._threads(),
-            similarity_validated=bool(checked),
+        subset = check_id_list(items, n_items, "items")
+        filtered = check_id_list(filter_items, n_items, "filter_items")
+        res_ids, scores = self._sim_checked.run(
+            lambda sim, validated: _core.knn_similar_items(
+                ids,
+                sim,
+                N,
+                items=subset,
+                filter_items=filtered,
+                num_threads=self._threads(),
+                similarity_validated=validated,
+            )
         )
-        checked.passed()
         return (res_ids[0], scores[0]) if scalar else (res_ids, scores)
 
     def similar_users(
