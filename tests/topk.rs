@@ -169,6 +169,65 @@ fn large_batch_spans_many_blocks_and_tiles() {
 }
 
 #[test]
+fn few_queries_over_many_positions_equal_a_dense_sort_for_any_thread_count() {
+    // Fewer query blocks than threads over 70,000 positions: the driver cuts the positions into
+    // parts, selects per part and merges. Small integer factors make ties common (ties must still
+    // go to the lower id across parts); a subset, filters and liked items fall in every part.
+    let (n_items, f) = (70_000usize, 3usize);
+    let mut s = 0x2545_f491_u64;
+    let mut next = move || {
+        s ^= s << 13;
+        s ^= s >> 7;
+        s ^= s << 17;
+        s
+    };
+    let it = Array2::from_shape_fn((n_items, f), |_| (next() % 7) as f32 - 3.0);
+    let items: Vec<i32> = (0..n_items as i32).filter(|_| next() % 8 != 0).collect();
+    let filter: Vec<i32> = (0..n_items as i32).filter(|_| next() % 50 == 0).collect();
+    for (nq, k, use_items) in [(1, 1, false), (1, 10, true), (3, 300, false), (65, 7, true)] {
+        let q = Array2::from_shape_fn((nq, f), |_| (next() % 5) as f32 - 2.0);
+        let mut trip = Vec::new();
+        for u in 0..nq {
+            for _ in 0..40 {
+                trip.push((u, (next() % n_items as u64) as usize, 1.0));
+            }
+        }
+        let liked = Csr::from_triplets(nq, n_items, &trip).unwrap();
+        let lv = liked.view();
+        let cands =
+            Candidates::new(n_items, use_items.then_some(&items[..]), Some(&filter)).unwrap();
+        let scorer = DotScorer::new(q.view(), it.view(), &cands).unwrap();
+        let mut first = None;
+        for threads in [1, 2, 5, 16] {
+            let r = recommend_batch(&scorer, &cands, Some(&lv), k, threads).unwrap();
+            for u in 0..nq {
+                let scores: Vec<f32> = (0..n_items).map(|j| q.row(u).dot(&it.row(j))).collect();
+                let want = reference(
+                    &scores,
+                    |j| {
+                        (!use_items || items.binary_search(&(j as i32)).is_ok())
+                            && filter.binary_search(&(j as i32)).is_err()
+                            && !lv.contains(u, j as i32)
+                    },
+                    k,
+                );
+                let got: Vec<(i32, f32)> = (0..k)
+                    .map(|i| (r.ids[u * k + i], r.scores[u * k + i]))
+                    .collect();
+                assert_eq!(
+                    got, want,
+                    "{nq} queries, k={k}, {threads} threads, query {u}"
+                );
+            }
+            match &first {
+                None => first = Some(r),
+                Some(a) => assert_eq!(a, &r),
+            }
+        }
+    }
+}
+
+#[test]
 fn candidates_validate_ids_and_shapes() {
     assert!(matches!(
         Candidates::new(5, Some(&[1, 5]), None).unwrap_err(),

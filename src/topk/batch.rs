@@ -185,7 +185,9 @@ struct Worker<S> {
 /// query's row. Ties go to the lower item id. Rows with fewer candidates left are padded.
 ///
 /// Memory stays bounded by one tile per thread; the work is parallel over query blocks in a pool
-/// of `num_threads` threads (0 = all cores), and the result does not depend on the thread count.
+/// of `num_threads` threads (0 = all cores), and over parts of the positions when there are fewer
+/// blocks than threads (a single-user call over a large catalogue: each part selects its own best
+/// `k` and the parts are merged). The result does not depend on the thread count.
 pub fn recommend_batch<S: BlockScorer>(
     scorer: &S,
     candidates: &Candidates,
@@ -213,7 +215,6 @@ pub fn recommend_batch<S: BlockScorer>(
     let (m, nt) = scorer.tile_shape();
     // a call of fewer queries than a block gets a tile of its size (one user: one row of scores)
     let (m, nt) = (m.min(nq).max(1), nt.max(1).min(np.max(1)));
-    let excluded = candidates.excluded();
     let layout = scorer.layout();
     let stop = parallel::stop_flag();
     // the first failure to allocate a thread's tile (a kNN tile holds whole catalogue rows)
@@ -222,65 +223,85 @@ pub fn recommend_batch<S: BlockScorer>(
         format!("{m} queries x {nt} items per thread")
     })?;
 
-    parallel::for_each_block(
-        num_threads,
-        &mut ids,
-        &mut scores,
+    let init = || {
+        let tile = try_zeroed::<f32>(tile_len, "the scoring tiles", || {
+            format!("{m} queries x {nt} items per thread")
+        });
+        tile.map(|tile| Worker {
+            scorer: scorer.make_scratch(),
+            tile,
+            heaps: vec![TopK::new(k); m],
+            thresholds: vec![f32::NEG_INFINITY; m],
+            liked: vec![Vec::new(); m],
+        })
+        .map_err(|e| failed.record(e))
+    };
+    let job = Job {
+        scorer,
+        candidates,
+        liked,
+        layout,
         k,
         m,
-        || {
-            let tile = try_zeroed::<f32>(tile_len, "the scoring tiles", || {
-                format!("{m} queries x {nt} items per thread")
-            });
-            tile.map(|tile| Worker {
-                scorer: scorer.make_scratch(),
-                tile,
-                heaps: vec![TopK::new(k); m],
-                thresholds: vec![f32::NEG_INFINITY; m],
-                liked: vec![Vec::new(); m],
-            })
-            .map_err(|e| failed.record(e))
-        },
-        |w, block, ids_b, scores_b| {
-            // interrupted, or this thread has no tile: the block is skipped (and the
-            // call fails below)
-            let Ok(w) = w else { return };
-            if stop.is_set() {
-                return;
-            }
-            let q0 = block * m;
-            let mb = (nq - q0).min(m);
-            for q in 0..mb {
-                w.heaps[q].clear();
-                w.thresholds[q] = f32::NEG_INFINITY;
-                w.liked[q].clear();
-                if let Some(l) = liked {
-                    let (cols, _) = l.row(q0 + q);
-                    w.liked[q].extend(cols.iter().filter_map(|&c| candidates.position(c as u32)));
+        nt,
+    };
+    let span = part_span(nq, m, np, nt, k, parallel::resolve_threads(num_threads));
+    if span >= np {
+        parallel::for_each_block(
+            num_threads,
+            &mut ids,
+            &mut scores,
+            k,
+            m,
+            init,
+            |w, b, i, s| {
+                // interrupted, or this thread has no tile: the block is skipped (and the call
+                // fails below)
+                if let (Ok(w), false) = (w, stop.is_set()) {
+                    job.run(w, b * m, 0..np, i, s);
+                }
+            },
+        )?;
+    } else {
+        // fewer query blocks than threads over a large catalogue: each block's positions are
+        // cut into parts of whole tiles (the tiles, hence the scores, are the unsplit ones),
+        // each part selects its own best k, and the parts' selections are merged
+        let parts = np.div_ceil(span);
+        let jobs = nq.div_ceil(m) * parts;
+        let mut part_ids = filled(jobs * m, k, -1i32)?;
+        let mut part_scores = filled(jobs * m, k, f32::NEG_INFINITY)?;
+        parallel::for_each_block(
+            num_threads,
+            &mut part_ids,
+            &mut part_scores,
+            k,
+            m,
+            init,
+            |w, j, i, s| {
+                if let (Ok(w), false) = (w, stop.is_set()) {
+                    let (b, part) = (j / parts, j % parts);
+                    let positions = part * span..((part + 1) * span).min(np);
+                    job.run(w, b * m, positions, i, s);
+                }
+            },
+        )?;
+        let mut merged = TopK::new(k);
+        for q in 0..nq {
+            let (b, row) = (q / m, q % m);
+            for part in 0..parts {
+                let at = ((b * parts + part) * m + row) * k;
+                for (&id, &sc) in part_ids[at..at + k].iter().zip(&part_scores[at..at + k]) {
+                    if id >= 0 {
+                        merged.push(sc, id as u32);
+                    }
                 }
             }
-            for p0 in (0..np).step_by(nt) {
-                let t = nt.min(np - p0);
-                let tile = &mut w.tile[..mb * t];
-                scorer.score_tile(q0, mb, p0, t, tile, &mut w.scorer);
-                let sel = Selections {
-                    candidates,
-                    excluded,
-                    heaps: &mut w.heaps[..mb],
-                    thresholds: &mut w.thresholds[..mb],
-                    liked: &w.liked[..mb],
-                };
-                match layout {
-                    TileLayout::PositionMajor => scan_position_major(tile, mb, p0, sel),
-                    TileLayout::QueryMajor => scan_query_major(tile, t, p0, sel),
-                }
-            }
-            for q in 0..mb {
-                let r = q * k..(q + 1) * k;
-                w.heaps[q].write_sorted(&mut ids_b[r.clone()], &mut scores_b[r]);
-            }
-        },
-    )?;
+            merged.write_sorted(
+                &mut ids[q * k..(q + 1) * k],
+                &mut scores[q * k..(q + 1) * k],
+            );
+        }
+    }
     stop.check()?;
     if let Some(e) = failed.into_inner() {
         return Err(e);
@@ -291,6 +312,93 @@ pub fn recommend_batch<S: BlockScorer>(
         ids,
         scores,
     })
+}
+
+/// Query-position pairs below which a part of a block's positions is not worth a thread of its
+/// own (at 64 factors a few hundred microseconds of scoring, against tens for handing work to a
+/// thread and back).
+const MIN_PART_PAIRS: usize = 1 << 15;
+
+/// The positions each part of a query block covers: `np` (no split) when there are at least as
+/// many blocks as threads, or when parts would be too small or `k` too large a share of one;
+/// otherwise whole tiles of `nt`, enough parts to give every thread work.
+fn part_span(nq: usize, m: usize, np: usize, nt: usize, k: usize, threads: usize) -> usize {
+    let blocks = nq.div_ceil(m);
+    if blocks >= threads {
+        return np;
+    }
+    let min_span = MIN_PART_PAIRS.div_ceil(nq.min(m)).max(8 * k);
+    let parts = (threads / blocks).min(np / min_span.max(1));
+    if parts < 2 {
+        return np;
+    }
+    np.div_ceil(parts).div_ceil(nt) * nt
+}
+
+/// What every block's work shares: score the tiles of positions `positions` (whole tiles, or the
+/// catalogue's last) for queries `q0..q0 + m`, select each query's best `k`.
+struct Job<'a, 'c, S> {
+    scorer: &'a S,
+    candidates: &'a Candidates,
+    liked: Option<&'a CsrView<'c>>,
+    layout: TileLayout,
+    k: usize,
+    m: usize,
+    nt: usize,
+}
+
+impl<S: BlockScorer> Job<'_, '_, S> {
+    fn run(
+        &self,
+        w: &mut Worker<S::Scratch>,
+        q0: usize,
+        positions: std::ops::Range<usize>,
+        ids: &mut [i32],
+        scores: &mut [f32],
+    ) {
+        let Job {
+            scorer,
+            candidates,
+            liked,
+            layout,
+            k,
+            m,
+            nt,
+        } = *self;
+        let mb = (scorer.n_queries() - q0).min(m);
+        for q in 0..mb {
+            w.heaps[q].clear();
+            w.thresholds[q] = f32::NEG_INFINITY;
+            w.liked[q].clear();
+            if let Some(l) = liked {
+                let (cols, _) = l.row(q0 + q);
+                w.liked[q].extend(cols.iter().filter_map(|&c| candidates.position(c as u32)));
+            }
+        }
+        for p0 in positions.clone().step_by(nt) {
+            let t = nt.min(positions.end - p0);
+            let tile = &mut w.tile[..mb * t];
+            scorer.score_tile(q0, mb, p0, t, tile, &mut w.scorer);
+            let sel = Selections {
+                candidates,
+                excluded: candidates.excluded(),
+                heaps: &mut w.heaps[..mb],
+                thresholds: &mut w.thresholds[..mb],
+                liked: &w.liked[..mb],
+            };
+            // one query's position-major tile is its row: compared 16 positions at a time
+            match (layout, mb) {
+                (TileLayout::QueryMajor, _) | (TileLayout::PositionMajor, 1) => {
+                    scan_query_major(tile, t, p0, sel)
+                }
+                (TileLayout::PositionMajor, _) => scan_position_major(tile, mb, p0, sel),
+            }
+        }
+        for q in 0..mb {
+            let r = q * k..(q + 1) * k;
+            w.heaps[q].write_sorted(&mut ids[r.clone()], &mut scores[r]);
+        }
+    }
 }
 
 /// `liked` must have one row per query and one column per item.
@@ -464,6 +572,20 @@ fn reaching_full(s: &[f32; LANES], t: &[f32; LANES]) -> u32 {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn parts_are_whole_tiles_and_only_where_threads_would_idle() {
+        // one query, 2 threads, 200,000 positions: two parts of whole 2048-position tiles
+        assert_eq!(part_span(1, 1, 200_000, 2048, 10, 2), 100_352);
+        // 16 threads: parts of at least MIN_PART_PAIRS, six of 17 tiles (the last shorter)
+        assert_eq!(part_span(1, 1, 200_000, 2048, 10, 16), 34_816);
+        // as many blocks as threads, or parts under MIN_PART_PAIRS, or k a large share: no split
+        assert_eq!(part_span(128, 64, 200_000, 2048, 10, 2), 200_000);
+        assert_eq!(part_span(1, 1, 40_000, 2048, 10, 2), 40_000);
+        assert_eq!(part_span(1, 1, 200_000, 2048, 20_000, 2), 200_000);
+        // a block of 64 queries reaches MIN_PART_PAIRS with 512 positions: parts per thread
+        assert_eq!(part_span(64, 64, 10_000, 2048, 10, 4), 4096);
+    }
 
     #[test]
     fn oversized_outputs_are_errors_not_aborts() {

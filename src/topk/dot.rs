@@ -3,6 +3,8 @@
 
 use super::batch::{BlockScorer, Candidates};
 use crate::error::{Error, Result};
+use crate::linalg::streamed_dots;
+use crate::simd::Arch;
 use faer::{Accum, MatMut, MatRef, Par};
 use ndarray::ArrayView2;
 use std::borrow::Cow;
@@ -19,6 +21,7 @@ pub struct DotScorer<'a> {
     items: Cow<'a, [f32]>,
     n_positions: usize,
     factors: usize,
+    arch: Arch,
 }
 
 fn contiguous<'a>(what: &str, a: &ArrayView2<'a, f32>) -> Result<&'a [f32]> {
@@ -66,6 +69,7 @@ impl<'a> DotScorer<'a> {
             items,
             n_positions: candidates.n_positions(),
             factors,
+            arch: Arch::new(),
         })
     }
 }
@@ -109,6 +113,13 @@ impl BlockScorer for DotScorer<'_> {
         let out = &mut out[..m * nt];
         if f == 0 {
             out.fill(0.0);
+            return;
+        }
+        if m == 1 {
+            // one query (a single-user call): the scores stream the item rows from memory once,
+            // where a GEMM (or faer's matrix-vector kernel) reads at half the bandwidth
+            let q = &self.queries[q0 * f..(q0 + 1) * f];
+            streamed_dots(self.arch, &self.items[p0 * f..], q, out);
             return;
         }
         let a = MatRef::from_row_major_slice(&self.queries[q0 * f..(q0 + m) * f], m, f);

@@ -533,6 +533,9 @@ def test_ctrl_c_exits_130_and_leaves_no_output(tmp_path):
         ],
         stderr=subprocess.PIPE,
         text=True,
+        # a shell without job control starts background jobs with SIGINT ignored, which a child
+        # inherits (and Python then installs no KeyboardInterrupt handler): restore the default
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
     )
     deadline = time.monotonic() + 120
     while not list(tmp_path.glob(".tacitrec-*.part")):  # writing has begun

@@ -179,7 +179,7 @@ fn rank_terms<S: Lanes>(
                 &s.slice[..]
             }
         };
-        s.w.clear();
+        s.w.resize(end - start, 0.0);
         dots(simd, g, v, &mut s.w);
         for (wk, &c) in s.w.iter_mut().zip(&conf[start..end]) {
             *wk = coef(c, *wk);
