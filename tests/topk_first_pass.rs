@@ -130,7 +130,7 @@ proptest! {
         let liked = use_liked.then_some(&lv);
         let scorer = DotScorer::new(q.view(), it.view(), &cands).unwrap();
         let full = recommend_batch(&scorer, &cands, liked, k, threads).unwrap();
-        let auto = recommend_dot(q.view(), it.view(), &cands, liked, k, threads, DotParams::default()).unwrap();
+        let auto = recommend_dot(q.view(), it.view(), &cands, liked, k, threads, DotParams { first_pass: FirstPass::Always }).unwrap();
         assert_identical(&auto, &full)?;
         let off = DotParams { first_pass: FirstPass::Off };
         let forced = recommend_dot(q.view(), it.view(), &cands, liked, k, threads, off).unwrap();
@@ -185,7 +185,7 @@ proptest! {
         let scorer = DotScorer::new(q.view(), it.view(), &cands).unwrap();
         for liked in [None, Some(&lv)] {
             let full = recommend_batch(&scorer, &cands, liked, k, threads).unwrap();
-            for fp in [FirstPass::Auto, FirstPass::NoTiles] {
+            for fp in [FirstPass::Always, FirstPass::NoTiles] {
                 let params = DotParams { first_pass: fp };
                 let got = recommend_dot(q.view(), it.view(), &cands, liked, k, threads, params).unwrap();
                 assert_identical(&got, &full)?;
@@ -298,7 +298,9 @@ fn all_scores_tied_and_zero_queries() {
         None,
         20,
         2,
-        DotParams::default(),
+        DotParams {
+            first_pass: FirstPass::Always,
+        },
     )
     .unwrap();
     assert_eq!(auto, full);

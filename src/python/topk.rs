@@ -48,11 +48,13 @@ fn topk_dot<'py>(
         .nrows()
         .saturating_mul(it.nrows())
         .saturating_mul(it.ncols());
-    // TACITREC_EXACT_TOPK=full turns the int8 first pass off, =no-tiles keeps it off AMX tiles
-    // (identical results; for tests and benchmarks of the full f32 path and of the VNNI kernel)
+    // TACITREC_EXACT_TOPK=full turns the int8 first pass off, =always runs it from the smallest
+    // batch it applies to, =no-tiles as well but off AMX tiles (identical results; for tests and
+    // benchmarks of the full f32 path and of the kernels)
     let params = DotParams {
         first_pass: match std::env::var("TACITREC_EXACT_TOPK").as_deref() {
             Ok("full") => FirstPass::Off,
+            Ok("always") => FirstPass::Always,
             Ok("no-tiles") => FirstPass::NoTiles,
             _ => FirstPass::Auto,
         },

@@ -13,6 +13,6 @@ pub use batch::{recommend_batch, BlockScorer, Candidates, TileLayout, TopKResult
 pub use dot::DotScorer;
 pub use quant::{
     chain_matches_gemm, exact_dot, first_pass_applies, recommend_dot, DotParams, FirstPass,
-    MAX_FACTORS, MIN_QUERIES,
+    MAX_FACTORS, MIN_QUERIES, WORTH_QUERIES,
 };
 pub use select::{top_k, TopK, TopKBuffer};

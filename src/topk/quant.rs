@@ -71,8 +71,9 @@
 //!   ([`FirstPass::NoTiles`] keeps the pass but not the AMX tiles);
 //! - a query or item row has a non-finite value, or a non-zero row whose largest magnitude is
 //!   outside `[2^-40, 2^40]` (huge values could overflow the exact scores, tiny ones the scales);
-//! - one factor, fewer than [`MIN_QUERIES`] queries (quantising the items costs about as much as scoring a few
-//!   dozen queries exactly), k above an eighth of the candidates, or more than
+//! - fewer than [`WORTH_QUERIES`] queries ([`FirstPass::Auto`]; quantising the items costs about
+//!   what scoring a few hundred queries exactly does) or [`MIN_QUERIES`] ([`FirstPass::Always`]);
+//! - one factor, k above an eighth of the candidates, or more than
 //!   [`MAX_FACTORS`] factors (the GEMM splits longer dot products into blocks, see
 //!   [`chain_matches_gemm`]);
 //! - item tile or query block shapes for which the GEMM library takes another kernel (one query,
@@ -83,7 +84,7 @@
 //!
 //! The item table is quantised once per call (never cached between calls, so nothing goes stale
 //! when factors change): a pass over the items that amortises over the queries of a batch, which
-//! is why calls with fewer than [`MIN_QUERIES`] queries take the full path.
+//! is why calls with fewer than [`WORTH_QUERIES`] queries take the full path.
 
 #[cfg(target_arch = "x86_64")]
 use super::batch::{check_liked, filled};
@@ -98,12 +99,16 @@ use ndarray::ArrayView2;
 /// Whether [`recommend_dot`] may use the reduced-precision first pass.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub enum FirstPass {
-    /// Where the CPU has it and the call qualifies (see the module docs).
+    /// Where the CPU has it, the call qualifies (see the module docs) and it has at least
+    /// [`WORTH_QUERIES`] queries.
     #[default]
     Auto,
+    /// Wherever the CPU has it and the call qualifies, from [`MIN_QUERIES`] queries (for tests
+    /// and comparisons; results are identical).
+    Always,
     /// Always the full f32 path (for tests and comparisons; results are identical).
     Off,
-    /// The first pass with AVX-512 VNNI only, even where the CPU has AMX tiles (for tests and
+    /// As `Always`, with AVX-512 VNNI only even where the CPU has AMX tiles (for tests and
     /// comparisons; results are identical).
     NoTiles,
 }
@@ -114,8 +119,12 @@ pub struct DotParams {
     pub first_pass: FirstPass,
 }
 
-/// Queries below which the first pass is not worth quantising the items for.
+/// Queries below which the first pass does not run (one block of the full path's GEMM).
 pub const MIN_QUERIES: usize = 64;
+/// Queries below which [`FirstPass::Auto`] takes the full path: quantising the items (a pass
+/// over them in scan order, in parallel) costs about what scoring 300-400 queries exactly does,
+/// measured at 20,000 and 200,000 items x 64 factors (benches/compare/RESULTS.md).
+pub const WORTH_QUERIES: usize = 512;
 /// Factors above which the first pass is not used (the GEMM splits the dot product into blocks
 /// of 512, which a single chain would not reproduce).
 pub const MAX_FACTORS: usize = 512;
@@ -136,17 +145,24 @@ pub fn recommend_dot(
     #[cfg(not(target_arch = "x86_64"))]
     let _ = params;
     #[cfg(target_arch = "x86_64")]
-    if params.first_pass != FirstPass::Off {
-        let tiles = params.first_pass == FirstPass::Auto && x86::cpu_has_amx();
-        if let Some(res) = x86::first_pass(&scorer, candidates, liked, k, num_threads, tiles)? {
-            return Ok(res);
+    {
+        let wanted = match params.first_pass {
+            FirstPass::Off => false,
+            FirstPass::Auto => queries.nrows() >= WORTH_QUERIES,
+            FirstPass::Always | FirstPass::NoTiles => true,
+        };
+        let tiles = params.first_pass != FirstPass::NoTiles && x86::cpu_has_amx();
+        if wanted {
+            if let Some(res) = x86::first_pass(&scorer, candidates, liked, k, num_threads, tiles)? {
+                return Ok(res);
+            }
         }
     }
     recommend_batch(&scorer, candidates, liked, k, num_threads)
 }
 
-/// Whether the first pass would run for these sizes on this CPU (the row checks aside); for
-/// tests and benchmarks.
+/// Whether the first pass would run for these sizes on this CPU with [`FirstPass::Always`] (the
+/// row checks aside); for tests and benchmarks.
 pub fn first_pass_applies(n_queries: usize, n_positions: usize, factors: usize, k: usize) -> bool {
     #[cfg(target_arch = "x86_64")]
     {
@@ -204,6 +220,7 @@ mod x86 {
     use super::*;
     use crate::error::{try_vec, Result};
     use crate::parallel;
+    use rayon::prelude::*;
     use std::arch::x86_64::*;
 
     pub(super) fn cpu_has_vnni() -> bool {
@@ -385,13 +402,15 @@ mod x86 {
     /// The largest magnitude of `x`, or `None` when the row is outside the first pass's range
     /// (a non-finite value, or a non-zero maximum outside `[2^-40, 2^40]`).
     fn row_max(x: &[f32]) -> Option<f32> {
-        let mut m = 0.0f32;
-        for &v in x {
-            if !v.is_finite() {
-                return None;
-            }
-            m = m.max(v.abs());
+        // by the bits of the magnitudes: they order as the values do, and infinities and NaNs
+        // come above every finite value (a loop without an exit, which the compiler vectorises)
+        let bits = x
+            .iter()
+            .fold(0i32, |m, v| m.max((v.to_bits() & 0x7fff_ffff) as i32));
+        if bits >= f32::INFINITY.to_bits() as i32 {
+            return None;
         }
+        let m = f32::from_bits(bits as u32);
         (m == 0.0 || (TINY..=HUGE).contains(&m)).then_some(m)
     }
 
@@ -471,19 +490,42 @@ mod x86 {
         ym: f64,
     }
 
-    fn quantize_items(items: &[f32], n: usize, f: usize, kq: usize) -> Result<Option<QItems>> {
+    /// Rows ahead of the one being quantised whose factors are requested from memory: the rows
+    /// are read in scan order, scattered over the item matrix.
+    const QUANTIZE_AHEAD: usize = 16;
+
+    /// [`QItems`] of `items` (`n` rows of `f`), built in parallel in the pool of `num_threads`;
+    /// `None` when a row is outside the first pass's range.
+    fn quantize_items(
+        items: &[f32],
+        n: usize,
+        f: usize,
+        kq: usize,
+        num_threads: usize,
+    ) -> Result<Option<QItems>> {
         let padded = n.div_ceil(STEP) * STEP;
         let cause = || format!("{n} items x {f} factors");
         let what = "the quantised item factors";
         let mut maxes = try_vec(n, 0u64, what, cause)?;
-        for (p, key) in maxes.iter_mut().enumerate() {
-            let Some(m) = row_max(&items[p * f..(p + 1) * f]) else {
-                return Ok(None);
-            };
-            // decreasing magnitude (non-negative floats order as their bits), then position
-            *key = ((!m.to_bits() as u64) << 32) | p as u64;
+        let in_range = parallel::install(num_threads, || {
+            maxes
+                .par_iter_mut()
+                .enumerate()
+                .with_min_len(4096)
+                .all(|(p, key)| {
+                    let Some(m) = row_max(&items[p * f..(p + 1) * f]) else {
+                        return false;
+                    };
+                    // decreasing magnitude (non-negative floats order as their bits), then position
+                    *key = ((!m.to_bits() as u64) << 32) | p as u64;
+                    true
+                })
+        })?;
+        if !in_range {
+            return Ok(None);
         }
-        maxes.sort_unstable();
+        // the keys are distinct (they hold the position): the order is the sequential sort's
+        parallel::install(num_threads, || maxes.par_sort_unstable())?;
         let perm: Vec<u32> = maxes.iter().map(|&key| key as u32).collect();
         let mut bytes = try_vec(padded * kq * 4, 128u8, what, cause)?;
         let mut x = try_vec(padded, 0f32, what, cause)?;
@@ -495,32 +537,49 @@ mod x86 {
         let mut steps = try_vec(padded / STEP, zero, what, cause)?;
         let c = bound_coefficient(f);
         let abs = f as f64 * 2f64.powi(-109);
-        let mut row = vec![0i8; f];
-        for (s, st) in steps.iter_mut().enumerate() {
-            let slots = s * STEP..((s + 1) * STEP).min(n);
-            // the step's largest magnitude is its first slot's
-            let m = f32::from_bits(!((maxes[slots.start] >> 32) as u32));
-            if m == 0.0 {
-                continue;
-            }
-            let scale = m / 127.0;
-            st.scale = scale;
-            st.inv = 1.0 / scale as f64;
-            for slot in slots {
-                let p = perm[slot] as usize;
-                let r = quantize_with(&items[p * f..(p + 1) * f], scale, &mut row);
-                let (panel, j) = (slot / PANEL, slot % PANEL);
-                let base = panel * kq * 64;
-                for (i, &q) in row.iter().enumerate() {
-                    bytes[base + (i / 4) * 64 + j * 4 + i % 4] = (q as i32 + 128) as u8;
-                }
-                x[slot] = r.norm;
-                let yv = (r.resid as f64 + c * r.norm as f64 + abs) * (1.0 + 2f64.powi(-18));
-                y[slot] = yv as f32 * (1.0 + f32::EPSILON);
-                st.xm = st.xm.max(x[slot] as f64);
-                st.ym = st.ym.max(y[slot] as f64);
-            }
-        }
+        let row_of = |p: u32| &items[p as usize * f..(p as usize + 1) * f];
+        // each step (its scale, its two panels of bytes, its slots' bound terms) on its own
+        parallel::install(num_threads, || {
+            steps
+                .par_iter_mut()
+                .zip(bytes.par_chunks_mut(STEP * kq * 4))
+                .zip(x.par_chunks_mut(STEP).zip(y.par_chunks_mut(STEP)))
+                .enumerate()
+                .with_min_len(64)
+                .for_each_init(
+                    || vec![0i8; f],
+                    |row, (s, ((st, bytes), (x, y)))| {
+                        let slots = s * STEP..((s + 1) * STEP).min(n);
+                        // the step's largest magnitude is its first slot's
+                        let m = f32::from_bits(!((maxes[slots.start] >> 32) as u32));
+                        if m == 0.0 {
+                            return;
+                        }
+                        let scale = m / 127.0;
+                        st.scale = scale;
+                        st.inv = 1.0 / scale as f64;
+                        for slot in slots {
+                            if let Some(&ahead) = perm.get(slot + QUANTIZE_AHEAD) {
+                                for line in row_of(ahead).iter().step_by(16) {
+                                    crate::simd::prefetch(line);
+                                }
+                            }
+                            let r = quantize_with(row_of(perm[slot]), scale, row);
+                            let (l, j) = (slot % STEP, slot % PANEL);
+                            let base = (l / PANEL) * kq * 64;
+                            for (i, &q) in row.iter().enumerate() {
+                                bytes[base + (i / 4) * 64 + j * 4 + i % 4] = (q as i32 + 128) as u8;
+                            }
+                            x[l] = r.norm;
+                            let yv =
+                                (r.resid as f64 + c * r.norm as f64 + abs) * (1.0 + 2f64.powi(-18));
+                            y[l] = yv as f32 * (1.0 + f32::EPSILON);
+                            st.xm = st.xm.max(x[l] as f64);
+                            st.ym = st.ym.max(y[l] as f64);
+                        }
+                    },
+                )
+        })?;
         Ok(Some(QItems {
             kq,
             perm,
@@ -991,7 +1050,7 @@ mod x86 {
         } else {
             f.div_ceil(4)
         };
-        let Some(qitems) = quantize_items(items, np, f, kq)? else {
+        let Some(qitems) = quantize_items(items, np, f, kq, num_threads)? else {
             return Ok(None);
         };
         let mut ids = filled(nq, k, -1i32)?;
