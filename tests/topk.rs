@@ -4,7 +4,9 @@
 use ndarray::Array2;
 use proptest::prelude::*;
 use tacitrec::sparse::Csr;
-use tacitrec::topk::{recommend_batch, top_k, Candidates, DotScorer, TopK, TopKBuffer};
+use tacitrec::topk::{
+    recommend_batch, recommend_dot, top_k, Candidates, DotParams, DotScorer, TopK, TopKBuffer,
+};
 use tacitrec::Error;
 
 /// Reference: every allowed (score, id) sorted by score desc, id asc, cut at k.
@@ -225,6 +227,83 @@ fn few_queries_over_many_positions_equal_a_dense_sort_for_any_thread_count() {
             }
         }
     }
+}
+
+#[test]
+fn cosine_scores_divide_by_the_item_norms() {
+    // Gaussian factors (no near ties), a zero item row, a subset and filters, one query (the
+    // streamed kernel, its positions split into parts on 2 threads) and a block of five (GEMM):
+    // ids as a float64 reference ranks them, scores within float32 rounding.
+    let (n_items, f) = (70_000usize, 24usize);
+    let mut s = 0x9e37_79b9_7f4a_7c15_u64;
+    let mut gauss = move || {
+        let mut u = [0f64; 2];
+        for v in &mut u {
+            s ^= s << 13;
+            s ^= s >> 7;
+            s ^= s << 17;
+            *v = ((s >> 11) as f64 + 0.5) / (1u64 << 53) as f64;
+        }
+        ((-2.0 * u[0].ln()).sqrt() * (std::f64::consts::TAU * u[1]).cos()) as f32
+    };
+    let mut it = Array2::from_shape_fn((n_items, f), |_| gauss());
+    it.row_mut(3).fill(0.0);
+    let items: Vec<i32> = (0..n_items as i32).filter(|i| i % 5 != 1).collect();
+    let filter = [0, 7, 69_999];
+    for (nq, use_items) in [(1usize, false), (1, true), (5, true)] {
+        let q = Array2::from_shape_fn((nq, f), |_| gauss());
+        let cands =
+            Candidates::new(n_items, use_items.then_some(&items[..]), Some(&filter)).unwrap();
+        let params = DotParams {
+            cosine: true,
+            ..DotParams::default()
+        };
+        let k = 30;
+        let r = recommend_dot(q.view(), it.view(), &cands, None, k, 2, params).unwrap();
+        for u in 0..nq {
+            let cos = |j: usize| {
+                let (a, b) = (q.row(u), it.row(j));
+                let d: f64 = a.iter().zip(b).map(|(x, y)| *x as f64 * *y as f64).sum();
+                let n: f64 = b.iter().map(|y| *y as f64 * *y as f64).sum::<f64>().sqrt();
+                if n > 0.0 {
+                    d / n
+                } else {
+                    0.0
+                }
+            };
+            let allowed = |j: usize| (!use_items || j % 5 != 1) && !filter.contains(&(j as i32));
+            let mut want: Vec<(usize, f64)> = (0..n_items)
+                .filter(|&j| allowed(j))
+                .map(|j| (j, cos(j)))
+                .collect();
+            want.sort_by(|a, b| b.1.partial_cmp(&a.1).unwrap().then(a.0.cmp(&b.0)));
+            for (i, &(j, c)) in want[..k].iter().enumerate() {
+                assert_eq!(
+                    r.ids[u * k + i],
+                    j as i32,
+                    "{nq} queries, query {u}, rank {i}"
+                );
+                let got = r.scores[u * k + i] as f64;
+                assert!(
+                    (got - c).abs() <= 1e-5 * c.abs().max(1.0),
+                    "{got} against {c}"
+                );
+            }
+        }
+    }
+    // the zero row scores 0 (not NaN): a query orthogonal to nothing ranks it among the zeros
+    let q = Array2::from_elem((1, f), 0.0f32);
+    let cands = Candidates::new(n_items, Some(&[3, 4, 5]), None).unwrap();
+    let params = DotParams {
+        cosine: true,
+        ..DotParams::default()
+    };
+    let r = recommend_dot(q.view(), it.view(), &cands, None, 3, 1, params).unwrap();
+    assert_eq!(r.ids, vec![3, 4, 5]);
+    assert_eq!(r.scores, vec![0.0; 3]);
+    let _ = DotScorer::new(q.view(), it.view(), &cands)
+        .unwrap()
+        .cosine();
 }
 
 #[test]

@@ -130,12 +130,12 @@ proptest! {
         let liked = use_liked.then_some(&lv);
         let scorer = DotScorer::new(q.view(), it.view(), &cands).unwrap();
         let full = recommend_batch(&scorer, &cands, liked, k, threads).unwrap();
-        let auto = recommend_dot(q.view(), it.view(), &cands, liked, k, threads, DotParams { first_pass: FirstPass::Always }).unwrap();
+        let auto = recommend_dot(q.view(), it.view(), &cands, liked, k, threads, DotParams { first_pass: FirstPass::Always, ..DotParams::default() }).unwrap();
         assert_identical(&auto, &full)?;
-        let off = DotParams { first_pass: FirstPass::Off };
+        let off = DotParams { first_pass: FirstPass::Off, ..DotParams::default() };
         let forced = recommend_dot(q.view(), it.view(), &cands, liked, k, threads, off).unwrap();
         assert_identical(&forced, &full)?;
-        let vnni = DotParams { first_pass: FirstPass::NoTiles };
+        let vnni = DotParams { first_pass: FirstPass::NoTiles, ..DotParams::default() };
         let vnni = recommend_dot(q.view(), it.view(), &cands, liked, k, threads, vnni).unwrap();
         assert_identical(&vnni, &full)?;
     }
@@ -186,7 +186,7 @@ proptest! {
         for liked in [None, Some(&lv)] {
             let full = recommend_batch(&scorer, &cands, liked, k, threads).unwrap();
             for fp in [FirstPass::Always, FirstPass::NoTiles] {
-                let params = DotParams { first_pass: fp };
+                let params = DotParams { first_pass: fp, ..DotParams::default() };
                 let got = recommend_dot(q.view(), it.view(), &cands, liked, k, threads, params).unwrap();
                 assert_identical(&got, &full)?;
             }
@@ -226,7 +226,7 @@ fn exact_dot_is_the_gemm_element_where_claimed() {
                 let cands = Candidates::all(n);
                 let s = DotScorer::new(q.view(), it.view(), &cands).unwrap();
                 let mut out = vec![0f32; m * n];
-                s.score_tile(0, m, 0, n, &mut out, &mut ());
+                s.score_tile(0, m, 0, n, &mut out, &mut Vec::new());
                 for p in 0..n {
                     for u in 0..m {
                         let want = out[p * m + u];
@@ -300,6 +300,7 @@ fn all_scores_tied_and_zero_queries() {
         2,
         DotParams {
             first_pass: FirstPass::Always,
+            ..DotParams::default()
         },
     )
     .unwrap();

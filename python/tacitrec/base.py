@@ -1209,7 +1209,6 @@ class MatrixFactorizationBase(RecommenderBase):
         bound = n_users if side == "user" else n_items
         plural = side + "s"
         N = check_count(N, "N")
-        normed = self._normalized(side)
         if recalculate:
             fold_in = self.recalculate_user if side == "user" else self.recalculate_item
             vectors = fold_in(ids, rows)
@@ -1217,15 +1216,21 @@ class MatrixFactorizationBase(RecommenderBase):
             queries = _normalize_rows(self._latent(np.atleast_2d(vectors)))
         else:
             ids, scalar = check_ids(ids, bound, names[0], plural)
-            queries = normed[ids]
+            queries = _normalize_rows(self._similarity_factors(side)[ids])
+        latent = self._similarity_factors(side)
+        # One query reads every row once anyway: it divides by the rows' norms as it goes, which
+        # needs no normalised copy (nor the fingerprint that keeps one fresh, a read of all the
+        # factors). Batches score the kept normalised rows, so that the first pass applies.
+        one = len(queries) == 1 and latent.flags.c_contiguous and latent.dtype == np.float32
         res_ids, scores = _core.topk_dot(
             queries,
-            normed,
+            latent if one else self._normalized(side),
             N,
             None,
             items=check_id_list(subset, bound, names[2], plural),
             filter_items=check_id_list(filter_ids, bound, names[1], plural),
             num_threads=self._threads(),
+            cosine=one,
         )
         return (res_ids[0], scores[0]) if scalar else (res_ids, scores)
 

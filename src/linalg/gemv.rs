@@ -98,6 +98,27 @@ pub(crate) fn streamed_dots(arch: Arch, g: &[f32], v: &[f32], d: &mut [f32]) {
     arch.dispatch(Streamed { g, v, d })
 }
 
+/// `d[k] = |g_k|` (the Euclidean norm, in f32) for the first `d.len()` rows of length `f` of
+/// `g`, with the CPU's vector instructions (`arch`).
+pub(crate) fn row_norms(arch: Arch, g: &[f32], f: usize, d: &mut [f32]) {
+    struct Norms<'a> {
+        g: &'a [f32],
+        f: usize,
+        d: &'a mut [f32],
+    }
+    impl WithSimd for Norms<'_> {
+        type Output = ();
+        #[inline(always)]
+        fn with_simd<S: Lanes>(self, simd: S) {
+            let Norms { g, f, d } = self;
+            for (row, n) in g.chunks_exact(f).zip(d.iter_mut()) {
+                *n = vdot(simd, row, row).sqrt();
+            }
+        }
+    }
+    arch.dispatch(Norms { g, f, d })
+}
+
 /// The sum of the lanes of `a + b`, plus `r . v` (the scalar tails).
 #[inline(always)]
 fn finish<S: Lanes>(simd: S, a: S::f32s, b: S::f32s, r: &[f32], v: &[f32]) -> f32 {

@@ -26,10 +26,11 @@ pub(super) fn top_k<'py>(
 }
 
 /// Top-`k` items by dot product of each row of `queries` with `item_factors`, skipping `liked`
-/// (CSR, one row per query), `filter_items`, and anything outside `items`. Returns `(ids, scores)`
-/// of shape `(n_queries, min(k, candidates))`, padded with -1 / -inf.
+/// (CSR, one row per query), `filter_items`, and anything outside `items`; with `cosine`, each
+/// item's scores divided by its row's norm. Returns `(ids, scores)` of shape
+/// `(n_queries, min(k, candidates))`, padded with -1 / -inf.
 #[pyfunction]
-#[pyo3(signature = (queries, item_factors, k, liked, items, filter_items, num_threads))]
+#[pyo3(signature = (queries, item_factors, k, liked, items, filter_items, num_threads, cosine=false))]
 #[allow(clippy::too_many_arguments)]
 fn topk_dot<'py>(
     py: Python<'py>,
@@ -40,6 +41,7 @@ fn topk_dot<'py>(
     items: Option<PyReadonlyArray1<'py, i32>>,
     filter_items: Option<PyReadonlyArray1<'py, i32>>,
     num_threads: usize,
+    cosine: bool,
 ) -> PyResult<IdsScores<'py>> {
     let (q, it) = (queries.as_array(), item_factors.as_array());
     let cands = candidates(it.nrows(), &items, &filter_items)?;
@@ -58,6 +60,7 @@ fn topk_dot<'py>(
             Ok("no-tiles") => FirstPass::NoTiles,
             _ => FirstPass::Auto,
         },
+        cosine,
     };
     let res = interrupt::run(py, num_threads, work, || {
         recommend_dot(q, it, &cands, liked.as_ref(), k, num_threads, params)

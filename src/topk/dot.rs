@@ -3,7 +3,7 @@
 
 use super::batch::{BlockScorer, Candidates};
 use crate::error::{Error, Result};
-use crate::linalg::streamed_dots;
+use crate::linalg::{row_norms, streamed_dots};
 use crate::simd::Arch;
 use faer::{Accum, MatMut, MatRef, Par};
 use ndarray::ArrayView2;
@@ -14,7 +14,8 @@ use std::borrow::Cow;
 const BLOCK_QUERIES: usize = 64;
 const TILE_POSITIONS: usize = 2048;
 
-/// Dot-product scorer over row-major query (`n_queries x f`) and item (`n_items x f`) factors.
+/// Dot-product scorer over row-major query (`n_queries x f`) and item (`n_items x f`) factors;
+/// with [`DotScorer::cosine`], each item's scores are divided by its row's norm.
 pub struct DotScorer<'a> {
     queries: &'a [f32],
     n_queries: usize,
@@ -22,6 +23,7 @@ pub struct DotScorer<'a> {
     n_positions: usize,
     factors: usize,
     arch: Arch,
+    cosine: bool,
 }
 
 fn contiguous<'a>(what: &str, a: &ArrayView2<'a, f32>) -> Result<&'a [f32]> {
@@ -70,7 +72,22 @@ impl<'a> DotScorer<'a> {
             n_positions: candidates.n_positions(),
             factors,
             arch: Arch::new(),
+            cosine: false,
         })
+    }
+
+    /// Scores `q . v / |v|` for item rows `v` (0 for a zero row): with normalised queries, the
+    /// cosine, computed from the factors as they are (nothing derived from them is kept).
+    pub fn cosine(self) -> Self {
+        DotScorer {
+            cosine: true,
+            ..self
+        }
+    }
+
+    /// Whether scores are divided by the item rows' norms.
+    pub fn is_cosine(&self) -> bool {
+        self.cosine
     }
 }
 
@@ -92,7 +109,8 @@ impl DotScorer<'_> {
 }
 
 impl BlockScorer for DotScorer<'_> {
-    type Scratch = ();
+    /// the norms of a tile's item rows (cosine scores)
+    type Scratch = Vec<f32>;
 
     fn n_queries(&self) -> usize {
         self.n_queries
@@ -106,9 +124,19 @@ impl BlockScorer for DotScorer<'_> {
         (BLOCK_QUERIES, TILE_POSITIONS)
     }
 
-    fn make_scratch(&self) {}
+    fn make_scratch(&self) -> Vec<f32> {
+        Vec::new()
+    }
 
-    fn score_tile(&self, q0: usize, m: usize, p0: usize, nt: usize, out: &mut [f32], _: &mut ()) {
+    fn score_tile(
+        &self,
+        q0: usize,
+        m: usize,
+        p0: usize,
+        nt: usize,
+        out: &mut [f32],
+        norms: &mut Vec<f32>,
+    ) {
         let f = self.factors;
         let out = &mut out[..m * nt];
         if f == 0 {
@@ -120,12 +148,22 @@ impl BlockScorer for DotScorer<'_> {
             // where a GEMM (or faer's matrix-vector kernel) reads at half the bandwidth
             let q = &self.queries[q0 * f..(q0 + 1) * f];
             streamed_dots(self.arch, &self.items[p0 * f..], q, out);
-            return;
+        } else {
+            let a = MatRef::from_row_major_slice(&self.queries[q0 * f..(q0 + m) * f], m, f);
+            let b = MatRef::from_row_major_slice(&self.items[p0 * f..(p0 + nt) * f], nt, f);
+            // Column-major m x nt is the position-major layout the driver scans.
+            let c = MatMut::from_column_major_slice_mut(out, m, nt);
+            faer::linalg::matmul::matmul(c, Accum::Replace, a, b.transpose(), 1.0f32, Par::Seq);
         }
-        let a = MatRef::from_row_major_slice(&self.queries[q0 * f..(q0 + m) * f], m, f);
-        let b = MatRef::from_row_major_slice(&self.items[p0 * f..(p0 + nt) * f], nt, f);
-        // Column-major m x nt is the position-major layout the driver scans.
-        let c = MatMut::from_column_major_slice_mut(out, m, nt);
-        faer::linalg::matmul::matmul(c, Accum::Replace, a, b.transpose(), 1.0f32, Par::Seq);
+        if self.cosine {
+            // the tile's rows were just read: their norms come from cache
+            norms.resize(nt, 0.0);
+            row_norms(self.arch, &self.items[p0 * f..(p0 + nt) * f], f, norms);
+            for (scores, &n) in out.chunks_exact_mut(m).zip(norms.iter()) {
+                for s in scores {
+                    *s = if n > 0.0 { *s / n } else { 0.0 };
+                }
+            }
+        }
     }
 }

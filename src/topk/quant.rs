@@ -117,6 +117,8 @@ pub enum FirstPass {
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct DotParams {
     pub first_pass: FirstPass,
+    /// Divide each item's scores by its row's norm ([`DotScorer::cosine`]); the full path runs.
+    pub cosine: bool,
 }
 
 /// Queries below which the first pass does not run (one block of the full path's GEMM).
@@ -142,11 +144,17 @@ pub fn recommend_dot(
     params: DotParams,
 ) -> Result<TopKResult> {
     let scorer = DotScorer::new(queries, item_factors, candidates)?;
+    let scorer = if params.cosine {
+        scorer.cosine()
+    } else {
+        scorer
+    };
     #[cfg(not(target_arch = "x86_64"))]
     let _ = params;
     #[cfg(target_arch = "x86_64")]
     {
         let wanted = match params.first_pass {
+            _ if params.cosine => false,
             FirstPass::Off => false,
             FirstPass::Auto => queries.nrows() >= WORTH_QUERIES,
             FirstPass::Always | FirstPass::NoTiles => true,
@@ -1035,6 +1043,9 @@ mod x86 {
         num_threads: usize,
         tiles: bool,
     ) -> Result<Option<TopKResult>> {
+        if scorer.is_cosine() {
+            return Ok(None); // the bounds are for dot products
+        }
         let (queries, items, nq, np, f) = scorer.parts();
         check_liked(liked, nq, candidates)?;
         let k = k.min(candidates.available());

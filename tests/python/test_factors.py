@@ -37,6 +37,29 @@ def test_similar_items_is_cosine_and_includes_the_item(model):
     assert i1.ndim == 1 and 10 not in i1 and max(i1) < 20
 
 
+def test_one_query_equals_its_row_of_a_batch_at_catalogue_scale():
+    """One query divides by the item norms as it streams the rows (the positions split across
+    threads); a batch scores the kept normalised rows: the same ids, scores within rounding."""
+    rng = np.random.default_rng(11)
+    m = MatrixFactorizationBase(num_threads=2)
+    m.user_factors = rng.standard_normal((3, 16))
+    f = rng.standard_normal((80_000, 16)) * rng.pareto(2.0, 80_000)[:, None]
+    f[5] = 0
+    m.item_factors = f
+    batch_ids, batch_sc = m.similar_items([9, 4, 5], N=20, filter_items=[1, 2])
+    for row, item in enumerate([9, 4, 5]):
+        ids, sc = m.similar_items(item, N=20, filter_items=[1, 2])
+        np.testing.assert_array_equal(ids, batch_ids[row])
+        np.testing.assert_allclose(sc, batch_sc[row], rtol=1e-6, atol=1e-7)
+    F = m.item_factors.astype(np.float64)
+    n = np.linalg.norm(F, axis=1)
+    want = F @ (F[9] / n[9]) / np.where(n == 0, 1, n)
+    want[[1, 2]] = -np.inf
+    assert list(batch_ids[0]) == list(np.argsort(-want, kind="stable")[:20])
+    # a zero query ties every item at 0: the lowest ids, less the filtered ones
+    assert list(batch_ids[2]) == [0] + list(range(3, 22)) and not batch_sc[2].any()
+
+
 def test_similar_users(model):
     C = _cosine(model.user_factors.astype(np.float64))
     ids, sc = model.similar_users(7, N=4, filter_users=[7])
@@ -66,10 +89,11 @@ def test_assignment_copies_validates_and_refreshes_cache(model):
 
 
 def test_factors_edited_in_place_are_seen_by_similar_items_and_users(model):
-    """The cached normalised factors are checked against a fingerprint of the factors on every
-    call: editing them in place (implicit's cached norms go stale then) changes the results."""
-    model.similar_items(0, N=3)
-    model.similar_users(0, N=3)  # both caches filled
+    """The normalised factors kept for batch calls are checked against a fingerprint of the
+    factors on every call, and a single query divides by the norms as it reads the rows: editing
+    the factors in place (implicit's cached norms go stale then) changes the results of both."""
+    model.similar_items([0, 1], N=3)
+    model.similar_users([0, 1], N=3)  # both caches filled
     model.item_factors[1] = 2 * model.item_factors[0]  # item 1 now points where item 0 does
     model.user_factors[7] = -model.user_factors[0]
     for factors, call in (
@@ -77,9 +101,9 @@ def test_factors_edited_in_place_are_seen_by_similar_items_and_users(model):
         (model.user_factors, model.similar_users),
     ):
         C = _cosine(factors.astype(np.float64))
-        ids, sc = call(0, N=len(factors))
-        np.testing.assert_allclose(sc, C[0][ids], atol=1e-5)
-        assert list(ids) == reference_topk(C[0], len(factors))
+        for ids, sc in (call(0, N=len(factors)), [r[0] for r in call([0, 2], N=len(factors))]):
+            np.testing.assert_allclose(sc, C[0][ids], atol=1e-5)
+            assert list(ids) == reference_topk(C[0], len(factors))
     ids, sc = model.similar_items(0, N=2)
     assert set(ids) == {0, 1} and np.allclose(sc, 1.0, atol=1e-6)
     # a single bit anywhere changes the fingerprint
