@@ -984,9 +984,10 @@ class MatrixFactorizationBase(RecommenderBase):
         model.user_factors, model.item_factors = U, V
         ids, scores = model.recommend(userids, user_items[userids], N=10)
 
-    ``similar_items`` / ``similar_users`` rank by cosine similarity of the factors. The
-    normalised factors are cached while the factors' values stay the same (a fingerprint of the
-    factors is checked on every call, so editing them in place is seen).
+    ``similar_items`` / ``similar_users`` rank by cosine similarity of the factors. One query
+    divides by each row's norm as it reads the factors; batches use normalised factors cached
+    while the factors' values stay the same (a fingerprint of the factors is checked on every
+    such call), so editing the factors in place is seen either way.
     """
 
     #: what the ``dtype`` hyper-parameter of a trained subclass may be (implicit's CPU choices);
