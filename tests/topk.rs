@@ -172,10 +172,11 @@ fn large_batch_spans_many_blocks_and_tiles() {
 
 #[test]
 fn few_queries_over_many_positions_equal_a_dense_sort_for_any_thread_count() {
-    // Fewer query blocks than threads over 70,000 positions: the driver cuts the positions into
+    // Fewer query blocks than threads over 90,000 positions: the driver cuts the positions into
     // parts, selects per part and merges. Small integer factors make ties common (ties must still
-    // go to the lower id across parts); a subset, filters and liked items fall in every part.
-    let (n_items, f) = (70_000usize, 3usize);
+    // go to the lower id across parts); a subset, filters and liked items fall in every part, and
+    // with `sparse_tail` the filters leave the later parts fewer candidates than k.
+    let (n_items, f) = (90_000usize, 3usize);
     let mut s = 0x2545_f491_u64;
     let mut next = move || {
         s ^= s << 13;
@@ -185,8 +186,18 @@ fn few_queries_over_many_positions_equal_a_dense_sort_for_any_thread_count() {
     };
     let it = Array2::from_shape_fn((n_items, f), |_| (next() % 7) as f32 - 3.0);
     let items: Vec<i32> = (0..n_items as i32).filter(|_| next() % 8 != 0).collect();
-    let filter: Vec<i32> = (0..n_items as i32).filter(|_| next() % 50 == 0).collect();
-    for (nq, k, use_items) in [(1, 1, false), (1, 10, true), (3, 300, false), (65, 7, true)] {
+    let some: Vec<i32> = (0..n_items as i32).filter(|_| next() % 50 == 0).collect();
+    let tail: Vec<i32> = (30_000..n_items as i32)
+        .filter(|i| i % 10_000 != 7)
+        .collect();
+    for (nq, k, use_items, sparse_tail) in [
+        (1, 1, false, false),
+        (1, 10, true, false),
+        (1, 10, false, true),
+        (3, 300, false, false),
+        (65, 7, true, false),
+    ] {
+        let filter = if sparse_tail { &tail } else { &some };
         let q = Array2::from_shape_fn((nq, f), |_| (next() % 5) as f32 - 2.0);
         let mut trip = Vec::new();
         for u in 0..nq {
@@ -197,7 +208,7 @@ fn few_queries_over_many_positions_equal_a_dense_sort_for_any_thread_count() {
         let liked = Csr::from_triplets(nq, n_items, &trip).unwrap();
         let lv = liked.view();
         let cands =
-            Candidates::new(n_items, use_items.then_some(&items[..]), Some(&filter)).unwrap();
+            Candidates::new(n_items, use_items.then_some(&items[..]), Some(filter)).unwrap();
         let scorer = DotScorer::new(q.view(), it.view(), &cands).unwrap();
         let mut first = None;
         for threads in [1, 2, 5, 16] {

@@ -184,10 +184,11 @@ struct Worker<S> {
 /// candidates' excluded items and, when `liked` is given (one row per query), the items of the
 /// query's row. Ties go to the lower item id. Rows with fewer candidates left are padded.
 ///
-/// Memory stays bounded by one tile per thread; the work is parallel over query blocks in a pool
-/// of `num_threads` threads (0 = all cores), and over parts of the positions when there are fewer
-/// blocks than threads (a single-user call over a large catalogue: each part selects its own best
-/// `k` and the parts are merged). The result does not depend on the thread count.
+/// Memory stays bounded by one tile per thread (and, when positions are split, [`MAX_PARTIAL`]
+/// partial results); the work is parallel over query blocks in a pool of `num_threads` threads
+/// (0 = all cores), and over parts of the positions when there are fewer blocks than threads (a
+/// single-user call over a large catalogue: each part selects its own best `k` and the parts are
+/// merged). The result does not depend on the thread count.
 pub fn recommend_batch<S: BlockScorer>(
     scorer: &S,
     candidates: &Candidates,
@@ -318,17 +319,23 @@ pub fn recommend_batch<S: BlockScorer>(
 /// own (at 64 factors a few hundred microseconds of scoring, against tens for handing work to a
 /// thread and back).
 const MIN_PART_PAIRS: usize = 1 << 15;
+/// The most results the parts of a split call select before the merge (8 MiB of ids and
+/// scores): a large `k` gets fewer parts rather than a buffer many times the result.
+const MAX_PARTIAL: usize = 1 << 20;
 
 /// The positions each part of a query block covers: `np` (no split) when there are at least as
-/// many blocks as threads, or when parts would be too small or `k` too large a share of one;
-/// otherwise whole tiles of `nt`, enough parts to give every thread work.
+/// many blocks as threads, or when parts would be too small, `k` too large a share of one, or
+/// their selections together more than [`MAX_PARTIAL`]; otherwise whole tiles of `nt`, enough
+/// parts to give every thread work.
 fn part_span(nq: usize, m: usize, np: usize, nt: usize, k: usize, threads: usize) -> usize {
     let blocks = nq.div_ceil(m);
     if blocks >= threads {
         return np;
     }
     let min_span = MIN_PART_PAIRS.div_ceil(nq.min(m)).max(8 * k);
-    let parts = (threads / blocks).min(np / min_span.max(1));
+    let parts = (threads / blocks)
+        .min(np / min_span.max(1))
+        .min(MAX_PARTIAL / (blocks * m * k).max(1));
     if parts < 2 {
         return np;
     }
@@ -583,6 +590,9 @@ mod tests {
         assert_eq!(part_span(128, 64, 200_000, 2048, 10, 2), 200_000);
         assert_eq!(part_span(1, 1, 40_000, 2048, 10, 2), 40_000);
         assert_eq!(part_span(1, 1, 200_000, 2048, 20_000, 2), 200_000);
+        // selections of 64 queries x k = 4000 in parts: at most MAX_PARTIAL results, four parts
+        // of 5M positions on 64 threads (not 63)
+        assert_eq!(part_span(64, 64, 5_000_000, 2048, 4000, 64), 1_251_328);
         // a block of 64 queries reaches MIN_PART_PAIRS with 512 positions: parts per thread
         assert_eq!(part_span(64, 64, 10_000, 2048, 10, 4), 4096);
     }

@@ -159,8 +159,9 @@ pub fn recommend_dot(
             FirstPass::Auto => queries.nrows() >= WORTH_QUERIES,
             FirstPass::Always | FirstPass::NoTiles => true,
         };
-        let tiles = params.first_pass != FirstPass::NoTiles && x86::cpu_has_amx();
         if wanted {
+            // asked only here: the first call asks Linux for the tile state
+            let tiles = params.first_pass != FirstPass::NoTiles && x86::cpu_has_amx();
             if let Some(res) = x86::first_pass(&scorer, candidates, liked, k, num_threads, tiles)? {
                 return Ok(res);
             }
