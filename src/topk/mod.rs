@@ -10,7 +10,7 @@ mod select;
 
 pub(crate) use batch::filled;
 pub use batch::{recommend_batch, BlockScorer, Candidates, TileLayout, TopKResult};
-pub use dot::DotScorer;
+pub use dot::{DotScorer, TileScratch};
 pub use quant::{
     chain_matches_gemm, exact_dot, first_pass_applies, recommend_dot, DotParams, FirstPass,
     MAX_FACTORS, MIN_QUERIES, WORTH_QUERIES,
