@@ -1,5 +1,6 @@
 //! Scores as dot products of query vectors with item vectors (the factor models), computed tile by
-//! tile with faer's GEMM.
+//! tile with faer's GEMM, or, for calls of one to [`STREAMED_QUERIES`] queries, query by query
+//! with the item rows streamed from memory ([`streamed_dots`]).
 
 use super::batch::{BlockScorer, Candidates};
 use crate::error::{Error, Result};

@@ -1,7 +1,8 @@
 //! Top-k retrieval: exact selection ([`TopK`], and the amortised [`TopKBuffer`] for many interleaved
 //! selections), candidate sets with filters ([`Candidates`]), and the
 //! one batched driver ([`recommend_batch`]) that every model uses, fed by a [`BlockScorer`] (the
-//! factor models' [`DotScorer`] computes scores with a GEMM per tile).
+//! factor models' [`DotScorer`] computes scores with a GEMM per tile, or streams the items for
+//! calls of a few queries).
 
 mod batch;
 mod dot;
