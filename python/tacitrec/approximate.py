@@ -441,19 +441,11 @@ class ApproximateRecommender:
                 queries = _normalize_rows(model._latent(np.atleast_2d(vectors)))
             else:
                 ids, scalar = check_ids(itemid, n_items, "itemid", "items")
-                queries = model._normalized("item")[ids]
+                queries = _normalize_rows(model._similarity_factors("item")[ids])
             filter_ids = check_id_list(filter_items, n_items, "filter_items", "items")
             subset = check_id_list(items, n_items, "items", "items")
             if subset is not None:
-                res = _core.topk_dot(
-                    queries,
-                    model._normalized("item"),
-                    N,
-                    None,
-                    items=subset,
-                    filter_items=filter_ids,
-                    num_threads=self.num_threads,
-                )
+                res = model._cosine_top("item", queries, N, subset, filter_ids, self.num_threads)
             else:
                 res = self._search("similar_items", queries, N, None, filter_ids, ef)
             return (res[0][0], res[1][0]) if scalar else res
@@ -534,15 +526,7 @@ class ApproximateRecommender:
     def _exact(self, kind, queries, N, liked, filter_items):
         if kind == "recommend":
             return self._exact_dot(queries, N, liked, filter_items, None)
-        return _core.topk_dot(
-            queries,
-            self.model._normalized("item"),
-            N,
-            None,
-            items=None,
-            filter_items=filter_items,
-            num_threads=self.num_threads,
-        )
+        return self.model._cosine_top("item", queries, N, None, filter_items, self.num_threads)
 
     def _rescore(self, kind, queries, cand):
         """Exact float32 scores of the candidates ``cand`` (rows x k item ids) for each query."""

@@ -985,9 +985,10 @@ class MatrixFactorizationBase(RecommenderBase):
         ids, scores = model.recommend(userids, user_items[userids], N=10)
 
     ``similar_items`` / ``similar_users`` rank by cosine similarity of the factors. One query
-    divides by each row's norm as it reads the factors; batches use normalised factors cached
-    while the factors' values stay the same (a fingerprint of the factors is checked on every
-    such call), so editing the factors in place is seen either way.
+    divides by each row's norm as it reads the factors; batches (and factors with bias columns,
+    BPR's and LMF's) use normalised factors cached while the factors' values stay the same (a
+    fingerprint of the factors is checked on every such call), so editing the factors in place
+    is seen either way.
     """
 
     #: what the ``dtype`` hyper-parameter of a trained subclass may be (implicit's CPU choices);
@@ -1205,6 +1206,25 @@ class MatrixFactorizationBase(RecommenderBase):
             factors, side, "normalized", lambda f: _normalize_rows(self._latent(f))
         )
 
+    def _cosine_top(self, side, queries, N, subset, filter_ids, num_threads):
+        """The ``N`` best rows of ``side``'s factors by cosine with the normalised ``queries``.
+        One query reads every row once anyway: it divides by the rows' norms as it goes, which
+        needs no normalised copy (nor the fingerprint that keeps one fresh, a read of all the
+        factors). Batches, and factors with bias columns, score the kept normalised rows (so
+        that the first pass applies)."""
+        latent = self._similarity_factors(side)
+        one = len(queries) == 1 and latent.flags.c_contiguous and latent.dtype == np.float32
+        return _core.topk_dot(
+            queries,
+            latent if one else self._normalized(side),
+            N,
+            None,
+            items=subset,
+            filter_items=filter_ids,
+            num_threads=num_threads,
+            cosine=one,
+        )
+
     def _similar(self, side, ids, N, filter_ids, subset, names, recalculate, rows):
         n_users, n_items = self._shape()
         bound = n_users if side == "user" else n_items
@@ -1218,20 +1238,13 @@ class MatrixFactorizationBase(RecommenderBase):
         else:
             ids, scalar = check_ids(ids, bound, names[0], plural)
             queries = _normalize_rows(self._similarity_factors(side)[ids])
-        latent = self._similarity_factors(side)
-        # One query reads every row once anyway: it divides by the rows' norms as it goes, which
-        # needs no normalised copy (nor the fingerprint that keeps one fresh, a read of all the
-        # factors). Batches score the kept normalised rows, so that the first pass applies.
-        one = len(queries) == 1 and latent.flags.c_contiguous and latent.dtype == np.float32
-        res_ids, scores = _core.topk_dot(
+        res_ids, scores = self._cosine_top(
+            side,
             queries,
-            latent if one else self._normalized(side),
             N,
-            None,
-            items=check_id_list(subset, bound, names[2], plural),
-            filter_items=check_id_list(filter_ids, bound, names[1], plural),
-            num_threads=self._threads(),
-            cosine=one,
+            check_id_list(subset, bound, names[2], plural),
+            check_id_list(filter_ids, bound, names[1], plural),
+            self._threads(),
         )
         return (res_ids[0], scores[0]) if scalar else (res_ids, scores)
 

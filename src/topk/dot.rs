@@ -187,7 +187,12 @@ impl BlockScorer for DotScorer<'_> {
             row_norms(self.arch, &self.items[p0 * f..(p0 + nt) * f], f, norms);
             for (scores, &n) in out.chunks_exact_mut(m).zip(norms.iter()) {
                 for s in scores {
-                    *s = if n > 0.0 { *s / n } else { 0.0 };
+                    // a zero row, or one whose norm overflows (the normalised row is zero then)
+                    *s = if n > 0.0 && n.is_finite() {
+                        *s / n
+                    } else {
+                        0.0
+                    };
                 }
             }
         }
