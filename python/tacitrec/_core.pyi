@@ -202,10 +202,15 @@ def spectral_fit(
     seed: int,
     num_threads: int,
 ) -> Tuple[np.ndarray, _Csr, np.ndarray, np.ndarray]: ...
+
+class SpectralTiles:
+    def __init__(self, graph: _Csr, graph_t: _Csr) -> None: ...
+
 def spectral_recommend(
     user_items: _Csr,
     graph: _Csr,
     graph_t: _Csr,
+    tiles: SpectralTiles,
     factors: np.ndarray,
     pre: np.ndarray,
     post: np.ndarray,

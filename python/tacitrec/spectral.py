@@ -164,6 +164,8 @@ class SpectralFilterRecommender(RecommenderBase):
 
     ``recommend`` scores each user from its ``user_items`` row (any user, no refit);
     ``similar_items(i)`` filters the one-hot row of item ``i`` (the item itself is not returned).
+    The first call after ``fit`` or ``load`` cuts the graph into the tiles its products run on
+    (two more copies of its entries, kept with the model, not saved).
     """
 
     _scores_from_user_items = True
@@ -225,6 +227,7 @@ class SpectralFilterRecommender(RecommenderBase):
         self.num_threads = num_threads
         self._graph: Optional[Csr] = None
         self._graph_t: Optional[Csr] = None
+        self._tiles: Optional[_core.SpectralTiles] = None
         self._factors: Optional[np.ndarray] = None
         self._item_degree: Optional[np.ndarray] = None
 
@@ -314,6 +317,7 @@ class SpectralFilterRecommender(RecommenderBase):
             bar.update(1)
         self._graph = Csr(X.indptr, X.indices, data, X.shape)
         self._graph_t = Csr(*graph_t)
+        self._tiles = None
         self._factors = V
         self._item_degree = degree
         self.fit_seconds_ = time.perf_counter() - start
@@ -351,10 +355,14 @@ class SpectralFilterRecommender(RecommenderBase):
         pre, post = self._scalings(options["method"])
         g, gt = self._graph, self._graph_t
         assert g is not None and gt is not None and self._factors is not None  # by _shape()
+        tiles = self.__dict__.get("_tiles")  # absent in older pickles
+        if tiles is None:  # built on the first call after fit or load, then kept
+            tiles = self._tiles = _core.SpectralTiles(g, gt)
         return _core.spectral_recommend(
             queries,
             g,
             gt,
+            tiles,
             self._factors,
             pre,
             post,
@@ -435,6 +443,12 @@ class SpectralFilterRecommender(RecommenderBase):
             raise ModelFormatError("the saved graph and its transpose differ in size")
         self._graph, self._graph_t = mats
         self._factors, self._item_degree = V, degree
+        self._tiles = None
+
+    def __getstate__(self):
+        d = super().__getstate__()
+        d["_tiles"] = None  # rebuilt from the graph on the first call
+        return d
 
 
 __all__ = ["SpectralFilterRecommender", "chebycf_coefficients"]

@@ -4,12 +4,13 @@
 //! `P = R~^T R~`, applied per user batch as two sparse products (`(X R~^T) R~`, never
 //! materialised), plus an ideal low-pass term `x D^-b V V^T D^b` from the `k` leading right
 //! singular vectors `V` of `R~` (`crate::linalg::svd`). Memory: O(nnz + items x k), plus a few
-//! `items x 64` blocks per thread when scoring.
+//! `items x 64` blocks per thread when scoring (`items x 16` for calls of up to 16 users).
 //!
-//! Scoring is bound by memory traffic: each product gathers a 64-float row of the block's state
-//! per stored entry. The products therefore run on the graph cut into column ranges whose rows of
-//! the state fit in a core's L2 cache ([`Tiles`], two more copies of the graph's entries while
-//! scoring), summing each output row in registers.
+//! Scoring is bound by memory traffic: each product gathers a row of the block's state (64
+//! floats, or 16) per stored entry. The products therefore run on the graph cut into column
+//! ranges whose rows of the state fit in a core's L2 cache ([`GraphTiles`], two more copies of
+//! the graph's entries, built on the first call and kept with the model), summing each output row
+//! in registers.
 
 use crate::error::{Error, Result};
 use crate::simd::{Arch, Lanes, WithSimd};
@@ -139,6 +140,14 @@ impl Filter {
 /// with zero columns, so that every product runs on whole vectors).
 const BLOCK: usize = 64;
 
+/// The state's width for calls of at most this many queries (one AVX-512 vector): a call of one
+/// user then moves a quarter of the bytes of a 64-wide state through every product.
+const NARROW: usize = 16;
+
+/// Rows of `V` per product in the ideal term: their scores stay in L1 until they are scaled
+/// into the state.
+const IDEAL_ROWS: usize = 256;
+
 /// Bytes of the dense operand one tile of a sparse product gathers from (its rows are `BLOCK`
 /// floats): about a core's L2 cache, so that the tile's rows mostly stay cached while its entries
 /// are streamed. Wider tiles mean fewer (row, tile) pairs, each a read-modify-write of an output
@@ -221,21 +230,21 @@ impl Tiles {
     }
 }
 
-/// One `BLOCK`-wide vector group (four vectors) of `x`'s row that starts at `at`.
+/// One vector of `x` that starts at `at`.
 #[inline(always)]
 fn load<S: Lanes>(x: &[f32], at: usize) -> S::f32s {
     S::as_simd_f32s(&x[at..at + S::F32_LANES]).0[0]
 }
 
-/// `out[..4 vectors] += sum_e vals[e] * x[cols[e] * BLOCK + c0..][..4 vectors]`, summed in
-/// registers with two sets of accumulators (consecutive entries do not wait on each other).
+/// `out[..4 vectors] += sum_e vals[e] * x[cols[e] * width + c0..][..4 vectors]`, summed in
+/// registers with two sets of accumulators (even and odd entries: consecutive entries do not
+/// wait on each other).
 #[inline(always)]
-fn gather_add<S: Lanes>(
+fn gather_add4<S: Lanes>(
     simd: S,
-    cols: &[u32],
-    vals: &[f32],
+    (cols, vals): (&[u32], &[f32]),
     x: &[f32],
-    c0: usize,
+    (width, c0): (usize, usize),
     out: &mut [f32],
 ) {
     let l = S::F32_LANES;
@@ -244,7 +253,7 @@ fn gather_add<S: Lanes>(
     let (mut b0, mut b1, mut b2, mut b3) = (zero, zero, zero, zero);
     let (mut cs, mut vs) = (cols.chunks_exact(2), vals.chunks_exact(2));
     for (c, v) in (&mut cs).zip(&mut vs) {
-        let (i, j) = (c[0] as usize * BLOCK + c0, c[1] as usize * BLOCK + c0);
+        let (i, j) = (c[0] as usize * width + c0, c[1] as usize * width + c0);
         let (vi, vj) = (simd.splat_f32s(v[0]), simd.splat_f32s(v[1]));
         a0 = simd.mul_add_e_f32s(vi, load::<S>(x, i), a0);
         a1 = simd.mul_add_e_f32s(vi, load::<S>(x, i + l), a1);
@@ -256,7 +265,7 @@ fn gather_add<S: Lanes>(
         b3 = simd.mul_add_e_f32s(vj, load::<S>(x, j + 3 * l), b3);
     }
     if let (Some(&c), Some(&v)) = (cs.remainder().first(), vs.remainder().first()) {
-        let (i, vi) = (c as usize * BLOCK + c0, simd.splat_f32s(v));
+        let (i, vi) = (c as usize * width + c0, simd.splat_f32s(v));
         a0 = simd.mul_add_e_f32s(vi, load::<S>(x, i), a0);
         a1 = simd.mul_add_e_f32s(vi, load::<S>(x, i + l), a1);
         a2 = simd.mul_add_e_f32s(vi, load::<S>(x, i + 2 * l), a2);
@@ -269,31 +278,109 @@ fn gather_add<S: Lanes>(
     o[3] = simd.add_f32s(o[3], simd.add_f32s(a3, b3));
 }
 
-/// `out = A X` for `A` cut into [`Tiles`], `X` and `out` row-major with `BLOCK` columns.
+/// [`gather_add4`] for one vector, for states narrower than four vectors. Every lane sums its
+/// entries in the same order as there, so a query's scores do not depend on the state's width.
+#[inline(always)]
+fn gather_add1<S: Lanes>(
+    simd: S,
+    (cols, vals): (&[u32], &[f32]),
+    x: &[f32],
+    (width, c0): (usize, usize),
+    out: &mut [f32],
+) {
+    let zero = simd.splat_f32s(0.0);
+    let (mut a, mut b) = (zero, zero);
+    let (mut cs, mut vs) = (cols.chunks_exact(2), vals.chunks_exact(2));
+    for (c, v) in (&mut cs).zip(&mut vs) {
+        let (i, j) = (c[0] as usize * width + c0, c[1] as usize * width + c0);
+        a = simd.mul_add_e_f32s(simd.splat_f32s(v[0]), load::<S>(x, i), a);
+        b = simd.mul_add_e_f32s(simd.splat_f32s(v[1]), load::<S>(x, j), b);
+    }
+    if let (Some(&c), Some(&v)) = (cs.remainder().first(), vs.remainder().first()) {
+        let i = c as usize * width + c0;
+        a = simd.mul_add_e_f32s(simd.splat_f32s(v), load::<S>(x, i), a);
+    }
+    let (o, _) = S::as_mut_simd_f32s(&mut out[..S::F32_LANES]);
+    o[0] = simd.add_f32s(o[0], simd.add_f32s(a, b));
+}
+
+/// `out = A X` for `A` cut into [`Tiles`], `X` and `out` row-major with `width` columns (a
+/// multiple of [`NARROW`]).
 struct TiledProduct<'a> {
     a: &'a Tiles,
     x: &'a [f32],
     out: &'a mut [f32],
+    width: usize,
 }
 
 impl WithSimd for TiledProduct<'_> {
     type Output = ();
     #[inline(always)]
     fn with_simd<S: Lanes>(self, simd: S) {
-        let w = 4 * S::F32_LANES;
-        debug_assert_eq!(BLOCK % w, 0, "a block is whole groups of four vectors");
-        let a = self.a;
-        let out = &mut self.out[..a.n_rows * BLOCK];
+        let (a, width) = (self.a, self.width);
+        let (l, l4) = (S::F32_LANES, 4 * S::F32_LANES);
+        debug_assert_eq!(width % l4.min(width), 0, "a row is whole groups of vectors");
+        let out = &mut self.out[..a.n_rows * width];
         out.fill(0.0);
         for (j, &r) in a.rows.iter().enumerate() {
-            let (lo, hi) = (a.indptr[j], a.indptr[j + 1]);
-            let (cols, vals) = (&a.indices[lo..hi], &a.data[lo..hi]);
-            let row = &mut out[r as usize * BLOCK..(r as usize + 1) * BLOCK];
-            for c0 in (0..BLOCK).step_by(w) {
-                gather_add(simd, cols, vals, self.x, c0, &mut row[c0..c0 + w]);
+            let entries = (
+                &a.indices[a.indptr[j]..a.indptr[j + 1]],
+                &a.data[a.indptr[j]..a.indptr[j + 1]],
+            );
+            let row = &mut out[r as usize * width..(r as usize + 1) * width];
+            if width >= l4 {
+                for c0 in (0..width).step_by(l4) {
+                    gather_add4(simd, entries, self.x, (width, c0), &mut row[c0..c0 + l4]);
+                }
+            } else {
+                for c0 in (0..width).step_by(l) {
+                    gather_add1(simd, entries, self.x, (width, c0), &mut row[c0..c0 + l]);
+                }
             }
         }
     }
+}
+
+/// `R~` cut by items and `R~^T` cut by users, for `P x = R~^T (R~ x)`: built once per graph
+/// (two more copies of its entries) and kept with the model between calls.
+pub struct GraphTiles {
+    by_items: Tiles,
+    by_users: Tiles,
+    /// the graph's users, items and entries, to check that a call passes the same graph
+    shape: (usize, usize, usize),
+}
+
+impl GraphTiles {
+    /// The tiles of `graph` (users x items) and its transpose `graph_t`.
+    pub fn new(graph: &CsrView<'_>, graph_t: &CsrView<'_>) -> Result<GraphTiles> {
+        check_transposed(graph, graph_t)?;
+        let rows_per_tile = TILE_BYTES / (BLOCK * std::mem::size_of::<f32>());
+        Ok(GraphTiles {
+            by_items: Tiles::new(graph, rows_per_tile),
+            by_users: Tiles::new(graph_t, rows_per_tile),
+            shape: (graph.n_rows(), graph.n_cols(), graph.nnz()),
+        })
+    }
+}
+
+fn check_transposed(graph: &CsrView<'_>, graph_t: &CsrView<'_>) -> Result<()> {
+    let (nu, n) = (graph.n_rows(), graph.n_cols());
+    if graph_t.n_rows() != n || graph_t.n_cols() != nu || graph_t.nnz() != graph.nnz() {
+        return Err(Error::shape(
+            "graph (users x items) and its transpose",
+            format!("{nu} x {n} and {n} x {nu}, {} entries each", graph.nnz()),
+            format!(
+                "{} x {} ({} entries) and {} x {} ({} entries)",
+                nu,
+                n,
+                graph.nnz(),
+                graph_t.n_rows(),
+                graph_t.n_cols(),
+                graph_t.nnz()
+            ),
+        ));
+    }
+    Ok(())
 }
 
 /// Scores of a spectral filter for users' rows, a block of users at a time, for the shared top-k
@@ -302,50 +389,49 @@ pub struct SpectralScorer<'a> {
     queries: CsrView<'a>,
     graph: CsrView<'a>,
     graph_t: CsrView<'a>,
-    /// `pre * V` and `post * V` (items x k row-major) for the ideal term, or nothing.
-    left: Vec<f32>,
-    right: Vec<f32>,
+    tiles: &'a GraphTiles,
+    /// `V` (items x k, row-major) and the item scalings `D^-b` (`pre`) and `D^b` (`post`) of the
+    /// ideal term `x D^-b V V^T D^b`; ChebyCF also scales its signal and output by them.
+    factors: &'a [f32],
+    pre: &'a [f32],
+    post: &'a [f32],
     k: usize,
-    /// ChebyCF's degree normalisation of the signal and of the output.
-    signal_scale: Option<(Vec<f32>, Vec<f32>)>,
     filter: Filter,
     subset: Option<Vec<u32>>,
     n_positions: usize,
-    /// `R~` cut by items and `R~^T` cut by users, for `P x = R~^T (R~ x)`.
-    by_items: Tiles,
-    by_users: Tiles,
+    /// queries per block and columns of the state: [`NARROW`] for calls of a few queries,
+    /// [`BLOCK`] otherwise
+    width: usize,
     arch: Arch,
 }
 
 impl<'a> SpectralScorer<'a> {
-    /// `graph` is `R~` (users x items) and `graph_t` its transpose; `factors` the row-major
-    /// `items x k` right singular vectors; `pre`/`post` the item scalings (`D^-b`, `D^b`).
+    /// `graph` is `R~` (users x items), `graph_t` its transpose and `tiles` theirs; `factors`
+    /// the row-major `items x k` right singular vectors; `pre`/`post` the item scalings (`D^-b`,
+    /// `D^b`).
     #[allow(clippy::too_many_arguments)]
     pub fn new(
         queries: CsrView<'a>,
         graph: CsrView<'a>,
         graph_t: CsrView<'a>,
-        factors: &[f32],
+        tiles: &'a GraphTiles,
+        factors: &'a [f32],
         k: usize,
-        pre: &[f32],
-        post: &[f32],
+        pre: &'a [f32],
+        post: &'a [f32],
         filter: Filter,
         candidates: &Candidates,
     ) -> Result<Self> {
         filter.check()?;
         let n = candidates.n_items();
-        let nu = graph.n_rows();
-        if graph.n_cols() != n || graph_t.n_rows() != n || graph_t.n_cols() != nu {
-            return Err(Error::shape(
-                "graph (users x items) and its transpose",
-                format!("{nu} x {n} and {n} x {nu}"),
-                format!(
-                    "{} x {} and {} x {}",
-                    graph.n_rows(),
-                    graph.n_cols(),
-                    graph_t.n_rows(),
-                    graph_t.n_cols()
-                ),
+        check_transposed(&graph, &graph_t)?;
+        if graph.n_cols() != n {
+            return Err(Error::shape("graph columns (items)", n, graph.n_cols()));
+        }
+        if tiles.shape != (graph.n_rows(), n, graph.nnz()) {
+            return Err(Error::invalid(
+                "tiles",
+                "must be built from this graph (these were built from another one)",
             ));
         }
         if queries.n_cols() != n {
@@ -365,31 +451,21 @@ impl<'a> SpectralScorer<'a> {
         if pre.len() != n || post.len() != n {
             return Err(Error::shape("item scalings", n, pre.len().min(post.len())));
         }
-        let chebycf = matches!(filter, Filter::ChebyCf { .. });
-        let scaled = |s: &[f32]| -> Vec<f32> {
-            factors
-                .chunks_exact(k.max(1))
-                .zip(s)
-                .flat_map(|(row, &d)| row.iter().map(move |&v| v * d))
-                .collect()
-        };
-        let (left, right) = if k == 0 {
-            (Vec::new(), Vec::new())
-        } else {
-            (scaled(pre), scaled(post))
-        };
-        let rows_per_tile = TILE_BYTES / (BLOCK * std::mem::size_of::<f32>());
         Ok(SpectralScorer {
-            by_items: Tiles::new(&graph, rows_per_tile),
-            by_users: Tiles::new(&graph_t, rows_per_tile),
+            width: if queries.n_rows() <= NARROW {
+                NARROW
+            } else {
+                BLOCK
+            },
             arch: Arch::new(),
             queries,
             graph,
             graph_t,
-            left,
-            right,
+            tiles,
+            factors,
+            pre,
+            post,
             k,
-            signal_scale: chebycf.then(|| (pre.to_vec(), post.to_vec())),
             filter,
             subset: candidates.subset().map(<[u32]>::to_vec),
             n_positions: candidates.n_positions(),
@@ -400,52 +476,73 @@ impl<'a> SpectralScorer<'a> {
         self.graph.n_cols()
     }
 
-    /// `y = P x` (`x`, `y`: items x BLOCK), through `z` (users x BLOCK): two tiled products.
+    /// `y = P x` (`x`, `y`: items x width), through `z` (users x width): two tiled products.
     fn linear(&self, x: &[f32], y: &mut [f32], z: &mut [f32]) {
-        let (nu, n) = (self.graph.n_rows(), self.n_items());
+        let (nu, n, width) = (self.graph.n_rows(), self.n_items(), self.width);
         self.arch.dispatch(TiledProduct {
-            a: &self.by_items,
-            x: &x[..n * BLOCK],
-            out: &mut z[..nu * BLOCK],
+            a: &self.tiles.by_items,
+            x: &x[..n * width],
+            out: &mut z[..nu * width],
+            width,
         });
         self.arch.dispatch(TiledProduct {
-            a: &self.by_users,
-            x: &z[..nu * BLOCK],
-            out: &mut y[..n * BLOCK],
+            a: &self.tiles.by_users,
+            x: &z[..nu * width],
+            out: &mut y[..n * width],
+            width,
         });
     }
 
-    /// `y (+)= w * right (left^T x)` for the rows `x` of the `m` queries from `q0` (sparse:
-    /// `left^T x` gathers the rows of `left` of each query's items), through `t` (k x BLOCK).
-    fn ideal(&self, q0: usize, m: usize, y: &mut [f32], t: &mut [f32], w: f32, accumulate: bool) {
-        let (n, k) = (self.n_items(), self.k);
-        let mut ym = MatMut::from_row_major_slice_mut(&mut y[..n * BLOCK], n, BLOCK);
-        if k == 0 || w == 0.0 {
-            if !accumulate {
-                ym.fill(0.0);
-            }
+    /// `y (+)= w * post * V (V^T (pre * x))` for the rows `x` of the `m` queries from `q0`:
+    /// `t = V^T (pre * x)` (k x m) gathers the rows of `V` of each query's items, then `V t` is
+    /// a product over [`IDEAL_ROWS`] rows of `V` at a time (through `u`), scaled into `y`.
+    #[allow(clippy::too_many_arguments)] // the state and its scratch, borrowed separately
+    fn ideal(
+        &self,
+        q0: usize,
+        m: usize,
+        y: &mut [f32],
+        (t, u): (&mut [f32], &mut [f32]),
+        w: f32,
+        accumulate: bool,
+    ) {
+        let (n, k, width) = (self.n_items(), self.k, self.width);
+        let y = &mut y[..n * width];
+        if !accumulate {
+            y.fill(0.0);
+        }
+        if k == 0 || w == 0.0 || m == 0 {
             return;
         }
-        // t^T (BLOCK x k, row-major): query q's row is the sum of its items' rows of `left`
-        let t = &mut t[..BLOCK * k];
+        // t^T (m x k, row-major): query q's row is the sum of its items' scaled rows of V
+        let t = &mut t[..m * k];
         t.fill(0.0);
-        for (q, tq) in t.chunks_exact_mut(k).take(m).enumerate() {
+        for (q, tq) in t.chunks_exact_mut(k).enumerate() {
             let (items, values) = self.queries.row(q0 + q);
             for (&i, &v) in items.iter().zip(values) {
-                let row = &self.left[i as usize * k..(i as usize + 1) * k];
+                let v = v * self.pre[i as usize];
+                let row = &self.factors[i as usize * k..(i as usize + 1) * k];
                 for (o, &l) in tq.iter_mut().zip(row) {
                     *o += v * l;
                 }
             }
         }
-        let r = MatRef::from_row_major_slice(&self.right, n, k);
-        let tm = MatRef::from_row_major_slice(t, BLOCK, k).transpose();
-        let acc = if accumulate {
-            Accum::Add
-        } else {
-            Accum::Replace
-        };
-        faer::linalg::matmul::matmul(ym, acc, r, tm, w, Par::Seq);
+        let tm = MatRef::from_row_major_slice(t, m, k).transpose();
+        for r0 in (0..n).step_by(IDEAL_ROWS) {
+            let rows = IDEAL_ROWS.min(n - r0);
+            let v = MatRef::from_row_major_slice(&self.factors[r0 * k..(r0 + rows) * k], rows, k);
+            let um = MatMut::from_row_major_slice_mut(&mut u[..rows * m], rows, m);
+            faer::linalg::matmul::matmul(um, Accum::Replace, v, tm, w, Par::Seq);
+            for ((yr, ur), &d) in y[r0 * width..(r0 + rows) * width]
+                .chunks_exact_mut(width)
+                .zip(u.chunks_exact(m))
+                .zip(&self.post[r0..r0 + rows])
+            {
+                for (yv, &uv) in yr.iter_mut().zip(ur) {
+                    *yv += d * uv;
+                }
+            }
+        }
     }
 
     /// `y = P x` for the queries' rows `x` (times `scale` per item when given): `R~ x` is
@@ -459,8 +556,8 @@ impl<'a> SpectralScorer<'a> {
         y: &mut [f32],
         z: &mut [f32],
     ) {
-        let (nu, n) = (self.graph.n_rows(), self.n_items());
-        let z = &mut z[..nu * BLOCK];
+        let (nu, n, width) = (self.graph.n_rows(), self.n_items(), self.width);
+        let z = &mut z[..nu * width];
         z.fill(0.0);
         for q in 0..m {
             let (items, values) = self.queries.row(q0 + q);
@@ -468,14 +565,15 @@ impl<'a> SpectralScorer<'a> {
                 let v = scale.map_or(v, |s| v * s[i as usize]);
                 let (us, rs) = self.graph_t.row(i as usize);
                 for (&u, &r) in us.iter().zip(rs) {
-                    z[u as usize * BLOCK + q] += r * v;
+                    z[u as usize * width + q] += r * v;
                 }
             }
         }
         self.arch.dispatch(TiledProduct {
-            a: &self.by_users,
+            a: &self.tiles.by_users,
             x: z,
-            out: &mut y[..n * BLOCK],
+            out: &mut y[..n * width],
+            width,
         });
     }
 
@@ -492,7 +590,7 @@ impl<'a> SpectralScorer<'a> {
         m: usize,
         rows: Option<usize>,
     ) {
-        let len = self.n_items() * BLOCK;
+        let len = self.n_items() * self.width;
         let h = ode.h();
         let [k, stage, acc, ..] = bufs else { return };
         let f = |s: &Self, input: &[f32], out: &mut [f32], z: &mut [f32]| {
@@ -546,6 +644,7 @@ pub struct Scratch {
     bufs: Vec<Vec<f32>>,
     z: Vec<f32>,
     t: Vec<f32>,
+    u: Vec<f32>,
 }
 
 fn add_scaled(y: &mut [f32], x: &[f32], w: f32) {
@@ -575,17 +674,18 @@ impl BlockScorer for SpectralScorer<'_> {
     }
 
     fn tile_shape(&self) -> (usize, usize) {
-        (BLOCK, self.n_positions)
+        (self.width, self.n_positions)
     }
 
     fn make_scratch(&self) -> Scratch {
-        let n = self.n_items();
+        let (n, width) = (self.n_items(), self.width);
         Scratch {
             bufs: (0..self.filter.buffers())
-                .map(|_| vec![0f32; n * BLOCK])
+                .map(|_| vec![0f32; n * width])
                 .collect(),
-            z: vec![0f32; self.graph.n_rows() * BLOCK],
-            t: vec![0f32; self.k * BLOCK],
+            z: vec![0f32; self.graph.n_rows() * width],
+            t: vec![0f32; self.k * width],
+            u: vec![0f32; IDEAL_ROWS * width],
         }
     }
 
@@ -599,10 +699,10 @@ impl BlockScorer for SpectralScorer<'_> {
         sc: &mut Scratch,
     ) {
         debug_assert!(p0 == 0 && nt == self.n_positions, "rows are scored whole");
-        let n = self.n_items();
-        // the state is items x BLOCK whatever m (columns m.. stay zero)
-        let len = n * BLOCK;
-        let Scratch { bufs, z, t } = sc;
+        let (n, width) = (self.n_items(), self.width);
+        // the state is items x width whatever m (columns m.. stay zero)
+        let len = n * width;
+        let Scratch { bufs, z, t, u } = sc;
         // the signal: the users' rows, item-major
         let (sig, rest) = bufs.split_at_mut(1);
         let sig = &mut sig[0][..len];
@@ -610,24 +710,22 @@ impl BlockScorer for SpectralScorer<'_> {
         for q in 0..m {
             let (items, values) = self.queries.row(q0 + q);
             for (&i, &v) in items.iter().zip(values) {
-                sig[i as usize * BLOCK + q] = v;
+                sig[i as usize * width + q] = v;
             }
         }
         let result: &[f32] = match &self.filter {
             Filter::GfCf { ideal_weight } => {
                 let y = &mut rest[0];
                 self.linear_rows(q0, m, None, y, z);
-                self.ideal(q0, m, y, t, *ideal_weight, true);
+                self.ideal(q0, m, y, (t, u), *ideal_weight, true);
                 &y[..len]
             }
             Filter::ChebyCf {
                 coeffs,
                 ideal_weight,
             } => {
-                if let Some((pre, _)) = &self.signal_scale {
-                    for (row, &d) in sig.chunks_exact_mut(BLOCK).zip(pre) {
-                        row.iter_mut().for_each(|v| *v *= d);
-                    }
+                for (row, &d) in sig.chunks_exact_mut(width).zip(self.pre) {
+                    row.iter_mut().for_each(|v| *v *= d);
                 }
                 let [outb, prev, cur, next, ..] = rest else {
                     return;
@@ -637,8 +735,7 @@ impl BlockScorer for SpectralScorer<'_> {
                 if coeffs.len() > 1 {
                     prev[..len].copy_from_slice(sig);
                     // L x = x - 2 P x, the first from the (scaled) rows
-                    let pre = self.signal_scale.as_ref().map(|s| &s.0[..]);
-                    self.linear_rows(q0, m, pre, cur, z);
+                    self.linear_rows(q0, m, Some(self.pre), cur, z);
                     for (cv, &xv) in cur[..len].iter_mut().zip(&sig[..len]) {
                         *cv = xv - 2.0 * *cv;
                     }
@@ -660,12 +757,10 @@ impl BlockScorer for SpectralScorer<'_> {
                         std::mem::swap(cur, next);
                     }
                 }
-                if let Some((_, post)) = &self.signal_scale {
-                    for (row, &d) in outb.chunks_exact_mut(BLOCK).zip(post) {
-                        row.iter_mut().for_each(|v| *v *= d);
-                    }
+                for (row, &d) in outb.chunks_exact_mut(width).zip(self.post) {
+                    row.iter_mut().for_each(|v| *v *= d);
                 }
-                self.ideal(q0, m, outb, t, *ideal_weight, true);
+                self.ideal(q0, m, outb, (t, u), *ideal_weight, true);
                 &outb[..len]
             }
             Filter::Bspm {
@@ -685,7 +780,7 @@ impl BlockScorer for SpectralScorer<'_> {
                 // of the solver give c x + (1 - c) x M with c = p(-h)^K exactly
                 let c = step_factor(ideal, -(ideal.h() as f64));
                 if w != 0.0 {
-                    self.ideal(q0, m, idl, t, 1.0 - c, false);
+                    self.ideal(q0, m, idl, (t, u), 1.0 - c, false);
                     add_scaled(&mut idl[..len], sig, c);
                 }
                 // blurring
@@ -729,15 +824,15 @@ impl BlockScorer for SpectralScorer<'_> {
             }
         };
         match &self.subset {
-            None if m == BLOCK => out[..len].copy_from_slice(result),
+            None if m == width => out[..len].copy_from_slice(result),
             None => {
-                for (o, r) in out.chunks_exact_mut(m).zip(result.chunks_exact(BLOCK)) {
+                for (o, r) in out.chunks_exact_mut(m).zip(result.chunks_exact(width)) {
                     o.copy_from_slice(&r[..m]);
                 }
             }
             Some(ids) => {
                 for (p, &i) in ids.iter().enumerate() {
-                    let i = i as usize * BLOCK;
+                    let i = i as usize * width;
                     out[p * m..(p + 1) * m].copy_from_slice(&result[i..i + m]);
                 }
             }
@@ -820,4 +915,65 @@ pub fn spectral_fit(
         factors,
         item_degree,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::simd::tests::archs;
+    use crate::sparse::Csr;
+
+    /// The tiled product against float64 sums, for every instruction set, both state widths
+    /// and tiles narrower than the matrix; a query's column is bit-identical in both widths
+    /// (the narrow kernel sums each lane's entries in the wide kernel's order).
+    #[test]
+    fn tiled_products_sum_the_entries_in_either_width() {
+        let (n_rows, n_cols) = (37usize, 300usize);
+        let triplets: Vec<(usize, usize, f32)> = (0..n_rows)
+            .flat_map(|r| {
+                (0..(r * 7) % 23).map(move |e| {
+                    let c = (r * 131 + e * 17) % n_cols;
+                    (r, c, ((r * 3 + e) % 11) as f32 * 0.173 - 0.9)
+                })
+            })
+            .collect();
+        let a = Csr::from_triplets(n_rows, n_cols, &triplets).unwrap();
+        let tiles = Tiles::new(&a.view(), 41);
+        let value = |i: usize, q: usize| ((i * 29 + q * 7) % 53) as f32 * 0.0371 - 0.8;
+        for arch in archs() {
+            let mut narrow = Vec::new();
+            for width in [NARROW, BLOCK] {
+                let x: Vec<f32> = (0..n_cols * width)
+                    .map(|j| value(j / width, j % width))
+                    .collect();
+                let mut out = vec![f32::NAN; n_rows * width];
+                arch.dispatch(TiledProduct {
+                    a: &tiles,
+                    x: &x,
+                    out: &mut out,
+                    width,
+                });
+                for r in 0..n_rows {
+                    let (cols, vals) = a.view().row(r);
+                    for q in 0..width {
+                        let want: f64 = cols
+                            .iter()
+                            .zip(vals)
+                            .map(|(&c, &v)| v as f64 * value(c as usize, q) as f64)
+                            .sum();
+                        let got = out[r * width + q] as f64;
+                        assert!((got - want).abs() < 1e-5, "{arch:?} {width} {r} {q}");
+                    }
+                }
+                let columns: Vec<u32> = (0..n_rows * NARROW)
+                    .map(|j| out[j / NARROW * width + j % NARROW].to_bits())
+                    .collect();
+                if width == NARROW {
+                    narrow = columns;
+                } else {
+                    assert_eq!(columns, narrow, "{arch:?}: the widths differ");
+                }
+            }
+        }
+    }
 }

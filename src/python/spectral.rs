@@ -6,7 +6,9 @@ use super::convert::{
 use super::interrupt;
 use super::topk::top_k;
 use crate::linalg::svd::RandomizedSvdParams;
-use crate::models::spectral::{spectral_fit as fit_graph, Filter, Ode, Solver, SpectralScorer};
+use crate::models::spectral::{
+    spectral_fit as fit_graph, Filter, GraphTiles, Ode, Solver, SpectralScorer,
+};
 use numpy::{PyArray1, PyArray2, PyReadonlyArray1, PyReadonlyArray2};
 use pyo3::prelude::*;
 use pyo3::types::PyDict;
@@ -101,10 +103,24 @@ fn filter(kw: Kwargs<'_>) -> PyResult<Filter> {
     Ok(filter)
 }
 
+/// The normalised graph cut into the column ranges its products run on, built once per graph
+/// and passed to every `spectral_recommend` with that graph.
+#[pyclass(module = "tacitrec._core", name = "SpectralTiles", frozen)]
+pub struct PySpectralTiles(GraphTiles);
+
+#[pymethods]
+impl PySpectralTiles {
+    #[new]
+    fn new(py: Python<'_>, graph: PyCsr<'_>, graph_t: PyCsr<'_>) -> PyResult<Self> {
+        let (g, gt) = (graph.view("graph")?, graph_t.view("graph_t")?);
+        Ok(PySpectralTiles(py.detach(|| GraphTiles::new(&g, &gt))?))
+    }
+}
+
 /// Recommendations of a spectral filter for the rows of `user_items` (one per query); the
 /// filter comes as keyword arguments (see `filter`).
 #[pyfunction]
-#[pyo3(signature = (user_items, graph, graph_t, factors, pre, post, k, filter_liked, items,
+#[pyo3(signature = (user_items, graph, graph_t, tiles, factors, pre, post, k, filter_liked, items,
                     filter_items, num_threads, **filter_options))]
 #[allow(clippy::too_many_arguments)]
 fn spectral_recommend<'py>(
@@ -112,6 +128,7 @@ fn spectral_recommend<'py>(
     user_items: PyCsr<'py>,
     graph: PyCsr<'py>,
     graph_t: PyCsr<'py>,
+    tiles: PyRef<'py, PySpectralTiles>,
     factors: PyReadonlyArray2<'py, f32>,
     pre: PyReadonlyArray1<'py, f32>,
     post: PyReadonlyArray1<'py, f32>,
@@ -132,6 +149,7 @@ fn spectral_recommend<'py>(
         queries,
         g,
         gt,
+        &tiles.0,
         v.data,
         v.cols,
         slice("pre", &pre)?,
@@ -145,6 +163,7 @@ fn spectral_recommend<'py>(
 }
 
 pub fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
+    m.add_class::<PySpectralTiles>()?;
     m.add_function(wrap_pyfunction!(spectral_fit, m)?)?;
     m.add_function(wrap_pyfunction!(spectral_recommend, m)?)
 }

@@ -243,6 +243,8 @@ def test_graphs_wider_than_a_tile_and_a_partial_block():
     V = m.singular_vectors.astype(np.float64)
     want = P(q) + 0.3 * (q * si) @ V @ V.T * np.where(di > 0, di**0.5, 0)
     np.testing.assert_allclose(_scores(m, Q), want, atol=2e-6)
+    # a call of a few users runs on a narrower state
+    np.testing.assert_allclose(_scores(m, Q[:3]), want[:3], atol=2e-6)
 
     m = SpectralFilterRecommender(method="chebycf", factors=16, order=6).fit(X, show_progress=False)
     V = m.singular_vectors.astype(np.float64)
@@ -256,3 +258,42 @@ def test_graphs_wider_than_a_tile_and_a_partial_block():
     out = sum(c * b for c, b in zip(coeffs, bases))
     want = (out + 0.2 * s @ V @ V.T) * post
     np.testing.assert_allclose(_scores(m, Q), want, atol=1e-5)
+    np.testing.assert_allclose(_scores(m, Q[:3]), want[:3], atol=1e-5)
+
+
+@pytest.mark.parametrize("method", ["gf-cf", "bspm", "chebycf"])
+def test_calls_of_a_few_users_equal_their_rows_of_a_batch(X, method):
+    """Calls of up to 16 users run on a narrower state than batches (and keep the graph's tiles
+    between calls): the same recommendations, scores to the last bits of the ideal term."""
+    m = SpectralFilterRecommender(method=method, factors=10).fit(X, show_progress=False)
+    users = np.arange(X.shape[0])
+    ids, sc = m.recommend(users, X, N=8)
+    for few in ([7], [0, 3, 50], list(range(16)), list(range(17))):
+        got_ids, got_sc = m.recommend(np.array(few), X[few], N=8)
+        np.testing.assert_array_equal(got_ids, ids[few])
+        np.testing.assert_allclose(got_sc, sc[few], rtol=1e-6, atol=1e-7)
+
+
+def test_tiles_of_another_graph_are_refused(X):
+    from tacitrec import _core
+    from tacitrec._validation import as_csr
+
+    a = SpectralFilterRecommender(factors=4).fit(X, show_progress=False)
+    b = SpectralFilterRecommender(factors=4).fit(X[:60], show_progress=False)
+    a.recommend(0, X[0])  # builds a's tiles
+    assert a._tiles is not None
+    with pytest.raises(ValueError, match="tiles: must be built from this graph"):
+        _core.spectral_recommend(
+            as_csr(X[:1], "user_items"),
+            b._graph,
+            b._graph_t,
+            a._tiles,
+            b._factors,
+            *b._scalings("gf-cf"),
+            5,
+            True,
+            None,
+            None,
+            1,
+            **b._filter_args(),
+        )
