@@ -29,6 +29,7 @@ import scipy.sparse as sp
 from tqdm.auto import tqdm
 
 from . import _core
+from .base import RecommenderBase
 from ._validation import (
     as_csr,
     check_count,
@@ -103,10 +104,17 @@ def _fits_model(model, shape, features) -> bool:
 def _top_k(model, train, users, K: int, features):
     """``(batch, ids)`` for each batch of ``users``: the model's top ``K`` items of each user of
     the batch (int32, C-contiguous), the user's ``train`` items excluded."""
+    ours = isinstance(model, RecommenderBase)
     for start in range(0, len(users), _BATCH_USERS):
         batch = users[start : start + _BATCH_USERS]
+        rows = train.take_rows(batch)
+        # any other model (implicit's, a user's own baseline) gets the scipy matrix it expects
         ids, _ = model.recommend(
-            batch, train.take_rows(batch), N=K, filter_already_liked_items=True, **features
+            batch,
+            rows if ours else rows.to_scipy(),
+            N=K,
+            filter_already_liked_items=True,
+            **features,
         )
         yield batch, np.ascontiguousarray(ids, dtype=np.int32)
 

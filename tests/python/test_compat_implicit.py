@@ -221,6 +221,34 @@ def test_compat_precision_is_implicits_definition(compat_als, X):
     assert true < got  # hits / K is smaller when users have fewer than K test items
 
 
+def test_metrics_hand_other_models_a_scipy_matrix(X):
+    """A model of the user's own with implicit's ``recommend`` (here: popularity, using scipy's
+    methods on ``user_items``) is evaluated as implicit evaluates it."""
+
+    class Popularity:
+        def __init__(self, train):
+            self.counts = np.asarray(train.sum(0)).ravel().astype(np.float32)
+
+        def recommend(self, userid, user_items, N=10, filter_already_liked_items=True, **kw):
+            assert sp.issparse(user_items) and user_items.format == "csr"
+            scores = np.tile(self.counts, (len(userid), 1))
+            scores[user_items.nonzero()] = -np.inf
+            ids = np.argsort(-scores, axis=1, kind="stable")[:, :N]
+            return ids, np.take_along_axis(scores, ids, 1)
+
+    train, test = tacitrec.evaluation.train_test_split(X, 0.7, random_state=2)
+    model, K = Popularity(train), 5
+    ids, _ = model.recommend(np.arange(X.shape[0]), train, N=K)
+    hits = ideal = 0
+    for u in range(X.shape[0]):
+        t = set(test[u].indices)
+        if t:
+            hits += len(t & set(ids[u]))
+            ideal += min(K, len(t))
+    got = implicit.evaluation.precision_at_k(model, train, test, K=K, show_progress=False)
+    assert got == pytest.approx(hits / ideal)
+
+
 def test_all_pairs_knn_is_the_top_k_of_the_gram_matrix(X):
     K = 4
     knn = implicit.nearest_neighbours.all_pairs_knn(X, K, show_progress=False)
