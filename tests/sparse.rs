@@ -247,8 +247,9 @@ fn sorted_contains_agrees_with_bisection_at_every_length_and_path() {
     }
 }
 
-/// Whether the arrays form a canonical CSR matrix, checked naively row by row.
-fn canonical(n_cols: usize, indptr: &[i64], indices: &[i32]) -> bool {
+/// Whether the arrays form a canonical CSR matrix (with `repeats`: but for repeated columns),
+/// checked naively row by row.
+fn canonical(n_cols: usize, indptr: &[i64], indices: &[i32], repeats: bool) -> bool {
     let nnz = indices.len() as i64;
     if indptr[0] != 0 || *indptr.last().unwrap() != nnz {
         return false;
@@ -258,7 +259,10 @@ fn canonical(n_cols: usize, indptr: &[i64], indices: &[i32]) -> bool {
     }
     indptr.windows(2).all(|w| {
         let row = &indices[w[0] as usize..w[1] as usize];
-        row.iter().all(|&c| c >= 0 && (c as usize) < n_cols) && row.windows(2).all(|p| p[0] < p[1])
+        row.iter().all(|&c| c >= 0 && (c as usize) < n_cols)
+            && row
+                .windows(2)
+                .all(|p| p[0] < p[1] || (repeats && p[0] == p[1]))
     })
 }
 
@@ -327,7 +331,9 @@ proptest! {
         let data = vec![1.0f32; indices.len()];
         let n_rows = indptr.len() - 1;
         let got = CsrView::new("m", n_rows, n_cols, &indptr, &indices, &data);
-        prop_assert_eq!(got.is_ok(), canonical(n_cols, &indptr, &indices), "{:?}", got.err());
+        prop_assert_eq!(got.is_ok(), canonical(n_cols, &indptr, &indices, false), "{:?}", got.err());
+        let got = CsrView::with_repeats("m", n_rows, n_cols, &indptr, &indices, &data);
+        prop_assert_eq!(got.is_ok(), canonical(n_cols, &indptr, &indices, true), "{:?}", got.err());
     }
 }
 
@@ -358,11 +364,22 @@ fn validation_across_the_count_blocks() {
             indptr.binary_search(&(e as i64)).is_err(),
             "{e} is inside a row"
         );
+        let repeats_allowed = |indices: &[i32]| {
+            CsrView::with_repeats("m", n_rows, n_cols, &indptr, indices, &data).is_ok()
+        };
         let mut bad = indices.clone();
         bad[e] = bad[e - 1]; // a duplicate inside the row
         assert!(!check(&indptr, &bad), "duplicate at {e}");
+        assert!(repeats_allowed(&bad), "a repeat at {e} is allowed");
+        let mut bad = indices.clone();
+        bad.swap(e - 1, e);
+        assert!(
+            !check(&indptr, &bad) && !repeats_allowed(&bad),
+            "disorder at {e}"
+        );
         let mut bad = indices.clone();
         bad[e] = n_cols as i32;
         assert!(!check(&indptr, &bad), "out of range at {e}");
+        assert!(!repeats_allowed(&bad), "out of range at {e}");
     }
 }

@@ -189,10 +189,13 @@ def as_csr(
     *,
     n_rows: Optional[int] = None,
     n_cols: Optional[int] = None,
+    repeats: bool = False,
 ) -> Csr:
     """Converts any 2-D scipy sparse matrix or array to a canonical ``Csr`` (copying only what
     must change). Dense input raises ``TypeError``; a wrong shape, NaN/inf values or invalid
-    indices raise ``ValueError`` naming ``name``."""
+    indices raise ``ValueError`` naming ``name``. With ``repeats``, an entry stored more than
+    once stays as many entries (each row's entries sorted by column, repeats in their stored
+    order) instead of being summed."""
     if isinstance(X, Csr):
         csr_shape = X.shape
     elif sp.issparse(X):
@@ -225,6 +228,14 @@ def as_csr(
     if not m.has_canonical_format:
         m = m.copy() if m is X else m
         m.sum_duplicates()
+    if repeats and m.nnz != X.nnz:  # repeated entries were summed: sort them apart instead
+        coo = X.tocoo()
+        order = np.lexsort((coo.col, coo.row))
+        counts = np.bincount(coo.row, minlength=csr_shape[0])
+        m = sp.csr_matrix(
+            (coo.data[order], coo.col[order], np.concatenate([[0], np.cumsum(counts)])),
+            shape=csr_shape,
+        )
     indices = m.indices
     real = np.issubdtype(m.dtype, np.number) and not np.issubdtype(m.dtype, np.complexfloating)
     if not (real or m.dtype == np.bool_):

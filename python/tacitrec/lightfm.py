@@ -302,14 +302,19 @@ class LightFM(RecommenderBase):
         positives, others negatives for the logistic loss). Feature matrices (users x user
         features, items x item features) may have more columns than before: new features get
         fresh parameters, but never fewer (without a feature matrix, ``interactions`` may not
-        have fewer users or items than the model: ValueError). ``sample_weight`` is a sparse
-        matrix of the interactions' shape holding a weight for every interaction (any order of
-        entries). Raises ModelFitError if the parameters become NaN or infinite."""
+        have fewer users or items than the model: ValueError). An interaction stored more than
+        once (a COO matrix of raw events, as ``Dataset.build_interactions`` makes) is trained
+        once per stored entry, as LightFM does; k-OS WARP sums them, as LightFM's does.
+        ``sample_weight`` is a sparse matrix of the interactions' shape holding a weight for every
+        stored interaction (any order of entries; repeated entries pair with the interactions'
+        in their stored order). Raises ModelFitError if the parameters become NaN or infinite."""
         self._check_params()
         self._own_state()
         check_count(epochs, "epochs", minimum=0)
         threads = check_threads(num_threads)
-        X = as_csr(interactions, "interactions")
+        # every stored entry is one example, as in LightFM (a pair logged five times trains five
+        # times), except for k-OS WARP, which samples each user's positives from the summed row
+        X = as_csr(interactions, "interactions", repeats=self.loss != "warp-kos")
         n_users, n_items = X.shape
         if self._user is not None and (user_features is not None) != self._with_features["user"]:
             raise ValueError("user_features must be given in every fit_partial call or in none")
@@ -379,7 +384,7 @@ class LightFM(RecommenderBase):
                 "sample_weight is not supported with loss='warp-kos' "
                 "(it samples positives per user, not interactions)"
             )
-        W = as_csr(sample_weight, "sample_weight")
+        W = as_csr(sample_weight, "sample_weight", repeats=True)
         if W.shape != X.shape:
             raise ValueError(f"sample_weight has shape {W.shape} but interactions have {X.shape}")
         if W.nnz != X.nnz or not (

@@ -31,6 +31,15 @@ impl PyCsr<'_> {
         unsafe { self.view_trusting(what, false) }
     }
 
+    /// [`PyCsr::view`] allowing a column more than once in a row ([`CsrView::with_repeats`]).
+    pub fn view_with_repeats(&self, what: &str) -> Result<CsrView<'_>> {
+        let (n_rows, n_cols) = self.3;
+        let indptr = slice(&format!("{what}.indptr"), &self.0)?;
+        let indices = slice(&format!("{what}.indices"), &self.1)?;
+        let data = slice(&format!("{what}.data"), &self.2)?;
+        CsrView::with_repeats(what, n_rows, n_cols, indptr, indices, data)
+    }
+
     /// [`PyCsr::view`], without the pass over the structure when `validated`
     /// ([`CsrView::new_validated`]).
     ///

@@ -83,7 +83,7 @@ fn lightfm_epoch<'py>(
 ) -> PyResult<()> {
     let params = params(Kwargs::new(py, hyper_parameters))?;
     let data = Data {
-        interactions: &interactions.view("interactions")?,
+        interactions: &interactions.view_with_repeats("interactions")?,
         weights: weights
             .as_ref()
             .map(|a| slice("sample_weight", a))

@@ -38,10 +38,33 @@ impl<'a> CsrView<'a> {
         indices: &'a [i32],
         data: &'a [f32],
     ) -> Result<Self> {
+        Self::checked(what, (n_rows, n_cols), (indptr, indices, data), false)
+    }
+
+    /// [`CsrView::new`], but a row may store a column more than once (indices never decrease
+    /// within a row): interactions where each stored entry is one example, as LightFM trains
+    /// repeated COO entries.
+    pub fn with_repeats(
+        what: &str,
+        n_rows: usize,
+        n_cols: usize,
+        indptr: &'a [i64],
+        indices: &'a [i32],
+        data: &'a [f32],
+    ) -> Result<Self> {
+        Self::checked(what, (n_rows, n_cols), (indptr, indices, data), true)
+    }
+
+    fn checked(
+        what: &str,
+        (n_rows, n_cols): (usize, usize),
+        (indptr, indices, data): (&'a [i64], &'a [i32], &'a [f32]),
+        repeats: bool,
+    ) -> Result<Self> {
         // SAFETY: the structure is checked right here.
         let view = unsafe { Self::new_validated(what, n_rows, n_cols, indptr, indices, data)? };
-        if !structure_holds(n_cols, indptr, indices) {
-            structure_error(what, n_rows, n_cols, indptr, indices)?;
+        if !structure_holds(n_cols, indptr, indices, repeats) {
+            structure_error(what, n_rows, n_cols, indptr, indices, repeats)?;
             // the two checks agree; were they ever not to, the matrix is still refused
             return Err(Error::invalid_csr(what, "invalid structure".to_string()));
         }
@@ -166,7 +189,8 @@ impl<'a> CsrView<'a> {
 /// 10^8 entries among them); [`structure_error`] names the first fault when it fails. A row's indices increase
 /// exactly when every adjacent pair of `indices` that decreases (or repeats) straddles a row
 /// boundary: the number of such pairs must equal the number found at the rows' first entries.
-fn structure_holds(n_cols: usize, indptr: &[i64], indices: &[i32]) -> bool {
+/// With `repeats`, only decreasing pairs count (a row may store a column more than once).
+fn structure_holds(n_cols: usize, indptr: &[i64], indices: &[i32], repeats: bool) -> bool {
     if indptr.windows(2).any(|w| w[1] < w[0]) {
         return false;
     }
@@ -175,6 +199,7 @@ fn structure_holds(n_cols: usize, indptr: &[i64], indices: &[i32]) -> bool {
     let (out_of_range, drops) = Arch::new().dispatch(Faults {
         indices: as_u32,
         limit: n_cols as u32,
+        repeats,
     });
     if out_of_range > 0 {
         return false;
@@ -185,17 +210,20 @@ fn structure_holds(n_cols: usize, indptr: &[i64], indices: &[i32]) -> bool {
     let mut last = 0i64;
     for &p in indptr {
         if p != last && p < nnz {
-            at_starts += (indices[p as usize] <= indices[p as usize - 1]) as u64;
+            let (c, prev) = (indices[p as usize], indices[p as usize - 1]);
+            at_starts += (c < prev || (c == prev && !repeats)) as u64;
         }
         last = p;
     }
     drops == at_starts
 }
 
-/// Over `indices`: how many are at least `limit`, and how many are at most their predecessor.
+/// Over `indices`: how many are at least `limit`, and how many are at most their predecessor
+/// (below it, with `repeats`).
 struct Faults<'a> {
     indices: &'a [u32],
     limit: u32,
+    repeats: bool,
 }
 
 impl WithSimd for Faults<'_> {
@@ -203,7 +231,11 @@ impl WithSimd for Faults<'_> {
 
     #[inline(always)]
     fn with_simd<S: Lanes>(self, simd: S) -> (u64, u64) {
-        let Faults { indices, limit } = self;
+        let Faults {
+            indices,
+            limit,
+            repeats,
+        } = self;
         let Some((&first, rest)) = indices.split_first() else {
             return (0, 0);
         };
@@ -222,14 +254,18 @@ impl WithSimd for Faults<'_> {
             for (&c, &p) in cv.iter().zip(pv) {
                 let high = simd.greater_than_or_equal_u32s(c, lim);
                 o = simd.add_u32s(o, simd.select_u32s(high, one, zero));
-                let low = simd.less_than_or_equal_u32s(c, p);
+                let low = if repeats {
+                    simd.less_than_u32s(c, p)
+                } else {
+                    simd.less_than_or_equal_u32s(c, p)
+                };
                 d = simd.add_u32s(d, simd.select_u32s(low, one, zero));
             }
             out += lane_sum::<S>(o);
             drops += lane_sum::<S>(d);
             for (&c, &p) in ct.iter().zip(pt) {
                 out += (c >= limit) as u64;
-                drops += (c <= p) as u64;
+                drops += (c < p || (c == p && !repeats)) as u64;
             }
         }
         (out, drops)
@@ -249,6 +285,7 @@ fn structure_error(
     n_cols: usize,
     indptr: &[i64],
     indices: &[i32],
+    repeats: bool,
 ) -> Result<()> {
     if let Some(r) = (0..n_rows).find(|&r| indptr[r + 1] < indptr[r]) {
         return Err(Error::invalid_csr(
@@ -271,10 +308,15 @@ fn structure_error(
                     n_cols,
                 ));
             }
-            if (c as i64) <= prev {
+            if (c as i64) < prev || (c as i64 == prev && !repeats) {
+                let fault = if repeats {
+                    "unsorted"
+                } else {
+                    "unsorted or duplicate"
+                };
                 return Err(Error::invalid_csr(
                     what,
-                    format!("row {r} has unsorted or duplicate column indices"),
+                    format!("row {r} has {fault} column indices"),
                 ));
             }
             prev = c as i64;

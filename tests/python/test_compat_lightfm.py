@@ -231,11 +231,14 @@ def test_random_train_test_split_shuffles_and_cuts_as_lightfm():
         want = sp.coo_matrix((X.data[idx], (X.row[idx], X.col[idx])), shape=X.shape)
         assert (part.tocsr() != want.tocsr()).nnz == 0
     assert (X != before).nnz == 0
-    # a repeated pair is one interaction: it cannot be in both parts
-    dup = sp.coo_matrix((np.ones(4), ([0, 0, 1, 1], [2, 2, 3, 3])), shape=(2, 5))
-    tr, te = random_train_test_split(dup, test_percentage=0.5, random_state=0)
-    assert tr.nnz == te.nnz == 1 and tr.multiply(te).nnz == 0
-    assert tr.sum() + te.sum() == 4
+    # a repeated pair goes to one part with all its copies (which still train as copies)
+    dup = sp.coo_matrix((np.ones(5), ([0, 0, 1, 1, 1], [2, 2, 3, 3, 3])), shape=(2, 5))
+    for seed in range(6):
+        tr, te = random_train_test_split(dup, test_percentage=0.5, random_state=seed)
+        assert tr.tocsr().multiply(te.tocsr()).nnz == 0
+        assert sorted([tr.nnz, te.nnz]) == [2, 3] and tr.sum() + te.sum() == 5
+        for part in (tr, te):
+            assert len(set(zip(part.row, part.col))) == 1
     with pytest.raises(ValueError, match="test_percentage"):
         random_train_test_split(X, test_percentage=1.5)
     for bad in ("0.5", None, [0.5], True):

@@ -657,3 +657,37 @@ def test_a_catalogue_without_items_trains_nothing_instead_of_panicking(loss, ord
     np.testing.assert_array_equal(embeddings, untrained.get_user_representations()[1])
     np.testing.assert_array_equal(biases, np.zeros(3, np.float32))
     assert m.get_item_representations()[1].shape == (0, 4)
+
+
+def test_a_repeated_interaction_trains_once_per_stored_entry():
+    """LightFM trains every stored COO entry (a play log with a pair three times trains it three
+    times). The logistic loss draws nothing, so one epoch over an interaction stored three
+    times is exactly three epochs over it stored once."""
+    once = sp.coo_matrix(([1.0], ([0], [1])), shape=(2, 3))
+    thrice = sp.coo_matrix(([1.0, 1.0, 1.0], ([0, 0, 0], [1, 1, 1])), shape=(2, 3))
+    a = LightFM(no_components=4, loss="logistic", random_state=3).fit(thrice, epochs=1)
+    b = LightFM(no_components=4, loss="logistic", random_state=3).fit(once, epochs=3)
+    np.testing.assert_array_equal(a.item_embeddings, b.item_embeddings)
+    np.testing.assert_array_equal(a.item_biases, b.item_biases)
+    assert not np.array_equal(
+        a.item_biases,
+        LightFM(no_components=4, loss="logistic", random_state=3).fit(once).item_biases,
+    )
+    # sample weights pair with the repeated entries
+    w = sp.coo_matrix(([1.0, 1.0, 1.0], ([0, 0, 0], [1, 1, 1])), shape=(2, 3))
+    c = LightFM(no_components=4, loss="logistic", random_state=3).fit(thrice, sample_weight=w)
+    np.testing.assert_array_equal(c.item_biases, a.item_biases)
+    with pytest.raises(ValueError, match="same sparsity pattern"):
+        LightFM(loss="logistic").fit(thrice, sample_weight=once)
+
+
+def test_warp_finds_negatives_of_a_user_whose_repeats_fill_a_row():
+    """A row as long as the catalogue is complete only if its items are distinct: here the user
+    has items 0 and 1 (item 0 twice) of three, so item 2 is WARP's negative and trains."""
+    X = sp.coo_matrix(([1.0, 1.0, 1.0], ([0, 0, 0], [0, 0, 1])), shape=(1, 3))
+    start = LightFM(no_components=4, loss="warp", random_state=0).fit(X, epochs=0)
+    m = LightFM(no_components=4, loss="warp", random_state=0).fit(X, epochs=1)
+    assert not np.array_equal(m.item_embeddings[2], start.item_embeddings[2])
+    full = sp.coo_matrix(([1.0, 1.0, 1.0], ([0, 0, 0], [0, 1, 2])), shape=(1, 3))
+    m = LightFM(no_components=4, loss="warp", random_state=0).fit(full, epochs=1)
+    np.testing.assert_array_equal(m.item_embeddings, start.item_embeddings)  # nothing to find

@@ -52,6 +52,36 @@ def test_duplicates_are_summed_and_input_is_not_modified():
     assert as_csr(X, "x").nnz == 3
 
 
+@pytest.mark.parametrize("fmt", ["coo", "csr"])
+def test_repeats_stay_apart_sorted_in_their_stored_order(fmt):
+    rows, cols = np.array([1, 0, 1, 1, 1]), np.array([2, 1, 0, 2, 2])
+    vals = np.array([1.0, 2.0, 3.0, 4.0, 5.0])
+    Y = sp.coo_matrix((vals, (rows, cols)), shape=(2, 3))
+    Y = (
+        Y
+        if fmt == "coo"
+        else sp.csr_matrix(  # unsorted, repeats, built by hand
+            (np.array([1.0, 3.0, 4.0, 5.0, 2.0]), np.array([2, 0, 2, 2, 1]), np.array([0, 0, 5])),
+            shape=(2, 3),
+        )
+    )
+    c = as_csr(Y, "interactions", repeats=True)
+    if fmt == "coo":
+        np.testing.assert_array_equal(c.indptr, [0, 1, 5])
+        np.testing.assert_array_equal(c.indices, [1, 0, 2, 2, 2])
+        np.testing.assert_array_equal(c.data, [2.0, 3.0, 1.0, 4.0, 5.0])
+    else:
+        np.testing.assert_array_equal(c.indptr, [0, 0, 5])
+        np.testing.assert_array_equal(c.indices, [0, 1, 2, 2, 2])
+        np.testing.assert_array_equal(c.data, [3.0, 2.0, 1.0, 4.0, 5.0])
+    # without repeats (and for input without them) the canonical matrix as before
+    assert as_csr(Y, "interactions").nnz == 3
+    X = sp.random(5, 6, density=0.4, format="coo", random_state=1)
+    a, b = as_csr(X, "x", repeats=True), as_csr(X, "x")
+    for u, v in zip(a[:3], b[:3]):
+        np.testing.assert_array_equal(u, v)
+
+
 def test_dense_input_is_a_type_error_naming_the_argument():
     with pytest.raises(TypeError, match="user_items.*scipy.sparse"):
         as_csr(np.ones((3, 3)), "user_items")

@@ -52,7 +52,7 @@ fn warp_step<S: Lanes>(
     // A user who has every item has no negative to find. Tries beyond `n_items - 1` would be
     // weighted ln(max(1, (n_items - 1) / tries)) = 0, so they are never made: a huge
     // `max_sampled` costs no more than the catalogue.
-    if e.interactions.row_range(u).len() >= n_items {
+    if e.has_every_item(u) {
         return;
     }
     let max_sampled = e.p.max_sampled.min(n_items - 1);

@@ -217,6 +217,32 @@ struct Epoch<'a> {
     fold_below: f64,
     /// More than one thread trains (they publish their decay, see [`PUBLISH_EVERY`]).
     shared: bool,
+    /// Per user, whether the row holds every item; only when some row is as long as the
+    /// catalogue (a row may repeat items, so its length alone does not tell).
+    complete: Vec<bool>,
+}
+
+impl Epoch<'_> {
+    /// Whether user `u` has interacted with every item (WARP then has no negative to find).
+    #[inline(always)]
+    fn has_every_item(&self, u: usize) -> bool {
+        self.interactions.row_range(u).len() >= self.interactions.n_cols() && self.complete[u]
+    }
+}
+
+/// [`Epoch::complete`] of `m`: empty when no row is as long as the catalogue.
+fn complete_rows(m: &CsrView<'_>) -> Vec<bool> {
+    let n = m.n_cols();
+    if (0..m.n_rows()).all(|u| m.row_range(u).len() < n) {
+        return Vec::new();
+    }
+    (0..m.n_rows())
+        .map(|u| {
+            let row = m.row(u).0;
+            let distinct = row.len() - row.windows(2).filter(|w| w[0] == w[1]).count();
+            distinct >= n
+        })
+        .collect()
 }
 
 /// A feature matrix (rows x features) as the epoch reads it: the identity (LightFM's default,
@@ -571,6 +597,8 @@ impl WithSimd for Share<'_, '_, '_> {
 /// Inputs of an epoch.
 pub struct Data<'a> {
     /// users x items interactions (stored values: > 0 positive; logistic also uses the rest).
+    /// A row may store an item more than once: every stored entry is one example, as LightFM
+    /// trains repeated COO entries.
     pub interactions: &'a CsrView<'a>,
     /// One weight per stored interaction, in CSR order.
     pub weights: Option<&'a [f32]>,
@@ -725,6 +753,7 @@ fn epoch_folding_below(
         fold: AtomicBool::new(false),
         fold_below,
         shared: threads > 1,
+        complete: complete_rows(m),
     };
     let arch = sgd_arch();
     parallel::install(num_threads, || {
