@@ -173,6 +173,13 @@ def lightfm_epoch(
     max_sampled: int,
     order: str,
 ) -> None: ...
+def lightfm_pair_scores(
+    users: np.ndarray,
+    items: np.ndarray,
+    user_ids: np.ndarray,
+    item_ids: np.ndarray,
+    num_threads: int,
+) -> np.ndarray: ...
 
 #: The most threads a Rust thread pool gets (larger ``num_threads`` are served by this many).
 MAX_THREADS: int

@@ -222,7 +222,7 @@ class LightFM(RecommenderBase):
         if X is None:
             return _identity(n_rows)
         F = as_csr(X, name)
-        if F.shape[0] != n_rows:
+        if F.shape[0] < n_rows:
             raise ValueError(f"{name} has {F.shape[0]} rows but there are {n_rows} {side}s")
         return F
 
@@ -300,9 +300,10 @@ class LightFM(RecommenderBase):
     ) -> _Self:
         """Trains ``epochs`` more epochs on ``interactions`` (users x items; values > 0 are
         positives, others negatives for the logistic loss). Feature matrices (users x user
-        features, items x item features) may have more columns than before: new features get
-        fresh parameters, but never fewer (without a feature matrix, ``interactions`` may not
-        have fewer users or items than the model: ValueError). An interaction stored more than
+        features, items x item features) may have more rows than ``interactions`` (users and
+        items without interactions, as LightFM: those items are negatives) and more columns than
+        before: new features get fresh parameters, but never fewer (without a feature matrix,
+        ``interactions`` may not have fewer users or items than the model: ValueError). An interaction stored more than
         once (a COO matrix of raw events, as ``Dataset.build_interactions`` makes) is trained
         once per stored entry, as LightFM does; k-OS WARP sums them, as LightFM's does.
         ``sample_weight`` is a sparse matrix of the interactions' shape holding a weight for every
@@ -323,6 +324,12 @@ class LightFM(RecommenderBase):
         Fu = self._features(user_features, "user_features", n_users, "user")
         Fi = self._features(item_features, "item_features", n_items, "item")
         weights = self._weights(sample_weight, X)
+        if (Fu.shape[0], Fi.shape[0]) != X.shape:
+            # feature rows beyond the interactions (users and items without any, as LightFM
+            # accepts): empty rows and columns, so those items are negatives as in LightFM
+            n_users, n_items = Fu.shape[0], Fi.shape[0]
+            indptr = np.concatenate([X.indptr, np.full(n_users - X.shape[0], X.indptr[-1])])
+            X = X._replace(indptr=indptr, shape=(n_users, n_items))
         if self._rng is None:
             seed = self.random_state
             self._rng = (
@@ -433,14 +440,24 @@ class LightFM(RecommenderBase):
             )
 
     def get_user_representations(self, features=None) -> Tuple[np.ndarray, np.ndarray]:
-        """``(biases, embeddings)`` of the users given by ``features`` (users x user features;
-        identity when None), as LightFM."""
-        r = self._represent("user", features)
-        return r[:, -1].copy(), r[:, :-1].copy()
+        """``(biases, embeddings)`` of the users given by ``features`` (users x user features),
+        as LightFM. Without ``features``, the identity: one row per user feature (the users
+        themselves on a model fitted without features; the features' own parameters, e.g. tag
+        embeddings, on a model fitted with them)."""
+        return self._representations("user", features)
 
     def get_item_representations(self, features=None) -> Tuple[np.ndarray, np.ndarray]:
-        """``(biases, embeddings)`` of the items given by ``features``, as LightFM."""
-        r = self._represent("item", features)
+        """``(biases, embeddings)`` of the items given by ``features`` (items x item features),
+        as LightFM; without ``features``, one row per item feature (see
+        :meth:`get_user_representations`)."""
+        return self._representations("item", features)
+
+    def _representations(self, side: str, features) -> Tuple[np.ndarray, np.ndarray]:
+        if features is None:
+            self._check_fitted()
+            r = getattr(self, "_" + side)[0]
+        else:
+            r = self._represent(side, features)
         return r[:, -1].copy(), r[:, :-1].copy()
 
     def predict(
@@ -463,10 +480,21 @@ class LightFM(RecommenderBase):
         n_items = self._n_rows("item", item_features)
         users, _ = check_ids(users, n_users, "user_ids", "users")
         items, _ = check_ids(items, n_items, "item_ids", "items")
-        U = self._represent("user", user_features, users)
-        V = self._represent("item", item_features, items)
-        d = U.shape[1] - 1
-        return (np.einsum("ij,ij->i", U[:, :d], V[:, :d]) + U[:, d] + V[:, d]).astype(np.float32)
+        U, users = self._pair_rows("user", user_features, users, n_users)
+        V, items = self._pair_rows("item", item_features, items, n_items)
+        return _core.lightfm_pair_scores(U, V, users, items, check_threads(num_threads))
+
+    def _pair_rows(self, side: str, features, ids: np.ndarray, n: int):
+        """The representations ``predict`` reads for ``ids`` and the ids' rows in them: the
+        parameters themselves without features; with features, every row's representation when
+        the pairs are at least as many as the rows, else only the distinct ids' (memory of the
+        order of the rows or the pairs, never one row per pair)."""
+        if features is None:
+            return self._represent(side, None), ids
+        if len(ids) >= n:
+            return self._represent(side, features), ids
+        distinct, rows = np.unique(ids, return_inverse=True)
+        return self._represent(side, features, distinct), rows.astype(np.int32).ravel()
 
     def _n_rows(self, side: str, features, strict: bool = True) -> int:
         """The number of users (items) that can be scored: the rows of ``features``, or the
@@ -491,14 +519,23 @@ class LightFM(RecommenderBase):
     ) -> sp.csr_matrix:
         """For every test interaction, the number of items that score at least as high
         (pessimistic ties; the item itself not counted), training items excluded: 0 is the top.
-        Same sparsity as ``test_interactions``, as LightFM. A test item that is also a training
+        Same sparsity as ``test_interactions``, as LightFM: its users, ranked among its items
+        (the feature matrices may have more rows). A test item that is also a training
         item (possible with ``check_intersections=False``) keeps its score and is ranked among
         the non-training items, as LightFM ranks it."""
         check_threads(num_threads)
         self._check_fitted()
-        n_users = self._n_rows("user", user_features)
-        n_items = self._n_rows("item", item_features)
-        T = as_csr(test_interactions, "test_interactions", n_rows=n_users, n_cols=n_items)
+        T = as_csr(test_interactions, "test_interactions")
+        # as LightFM: the test matrix's users, ranked among its items (the feature matrices may
+        # have rows beyond them)
+        for side, n in zip(("user", "item"), T.shape):
+            known = self._n_rows(side, user_features if side == "user" else item_features)
+            if n > known:
+                raise ValueError(
+                    f"test_interactions has {n} {side}s but the model knows {known} "
+                    f"(the rows of {side}_features, or the {side}s it was fitted on)"
+                )
+        n_users, n_items = T.shape
         Tr = None
         if train_interactions is not None:
             Tr = as_csr(
@@ -509,7 +546,7 @@ class LightFM(RecommenderBase):
                     "test_interactions and train_interactions share entries: "
                     "pass disjoint matrices (or check_intersections=False)"
                 )
-        V = self._represent("item", item_features)
+        V = self._represent("item", item_features)[:n_items]
         ranks = np.zeros(T.nnz, dtype=np.float32)
         block = max(1, 2**22 // max(n_items, 1))  # rows of scores held at once
         for lo in range(0, n_users, block):

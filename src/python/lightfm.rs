@@ -1,12 +1,12 @@
 //! Binding of the LightFM epoch kernel.
 
-use super::convert::{mat_mut, slice, Kwargs, Mat, Named, PyCsr};
+use super::convert::{mat, mat_mut, slice, Kwargs, Mat, Named, PyCsr};
 use super::interrupt;
 use crate::error::Error;
 use crate::models::lightfm::{
-    epoch, Data, LightFmParams, Loss, Order, Regularization, Schedule, Side,
+    epoch, pair_scores, Data, LightFmParams, Loss, Order, Regularization, Schedule, Side,
 };
-use numpy::{PyReadonlyArray1, PyReadwriteArray2};
+use numpy::{PyArray1, PyReadonlyArray1, PyReadonlyArray2, PyReadwriteArray2};
 use pyo3::prelude::*;
 use pyo3::types::PyDict;
 
@@ -100,6 +100,31 @@ fn lightfm_epoch<'py>(
     })
 }
 
+/// LightFM's scores of the `(user_ids[k], item_ids[k])` pairs from the users' and items'
+/// representations (rows `[embedding | bias]`).
+#[pyfunction]
+#[pyo3(signature = (users, items, user_ids, item_ids, num_threads))]
+fn lightfm_pair_scores<'py>(
+    py: Python<'py>,
+    users: PyReadonlyArray2<'py, f32>,
+    items: PyReadonlyArray2<'py, f32>,
+    user_ids: PyReadonlyArray1<'py, i32>,
+    item_ids: PyReadonlyArray1<'py, i32>,
+    num_threads: usize,
+) -> PyResult<Bound<'py, PyArray1<f32>>> {
+    let (u, i) = (mat("users", &users)?, mat("items", &items)?);
+    if u.cols != i.cols || u.cols == 0 {
+        return Err(Error::shape("item representations (columns)", u.cols, i.cols).into());
+    }
+    let (uid, iid) = (slice("user_ids", &user_ids)?, slice("item_ids", &item_ids)?);
+    let work = uid.len().saturating_mul(u.cols);
+    let out = interrupt::run(py, num_threads, work, || {
+        pair_scores(u.data, i.data, u.cols - 1, uid, iid, num_threads)
+    })?;
+    Ok(PyArray1::from_vec(py, out))
+}
+
 pub fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
-    m.add_function(wrap_pyfunction!(lightfm_epoch, m)?)
+    m.add_function(wrap_pyfunction!(lightfm_epoch, m)?)?;
+    m.add_function(wrap_pyfunction!(lightfm_pair_scores, m)?)
 }

@@ -281,8 +281,19 @@ def test_predict_and_representations_match_numpy_with_features():
     P = m._item[0].astype(np.float64)
     np.testing.assert_allclose(ie, F.toarray() @ P[:, :5], rtol=1e-5, atol=1e-6)
     np.testing.assert_allclose(ib, F.toarray() @ P[:, 5], rtol=1e-5, atol=1e-6)
+    # without features, LightFM's identity: the features' own parameters (e.g. tag embeddings)
+    fb, fe = m.get_item_representations()
+    assert fe.shape == (36, 5)
+    np.testing.assert_array_equal(fe, P[:, :5].astype(np.float32))
+    np.testing.assert_array_equal(fb, P[:, 5].astype(np.float32))
     users, items = np.array([0, 3, 3, 49]), np.array([1, 0, 29, 7])
     got = m.predict(users, items, item_features=F)
+    want = (ue[users] * ie[items]).sum(1) + ub[users] + ib[items]
+    np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-6)
+    # more pairs than items (every item's representation, read per pair), on two threads
+    rng = np.random.default_rng(0)
+    users, items = rng.integers(0, 50, 10_000), rng.integers(0, 30, 10_000)
+    got = m.predict(users, items, item_features=F, num_threads=2)
     want = (ue[users] * ie[items]).sum(1) + ub[users] + ib[items]
     np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-6)
     # a cold item described by tags only
@@ -691,3 +702,33 @@ def test_warp_finds_negatives_of_a_user_whose_repeats_fill_a_row():
     full = sp.coo_matrix(([1.0, 1.0, 1.0], ([0, 0, 0], [0, 1, 2])), shape=(1, 3))
     m = LightFM(no_components=4, loss="warp", random_state=0).fit(full, epochs=1)
     np.testing.assert_array_equal(m.item_embeddings, start.item_embeddings)  # nothing to find
+
+
+def test_feature_rows_beyond_the_interactions_are_users_and_items_without_any():
+    """As LightFM: feature matrices may have more rows than the interactions (users and items
+    added to a Dataset after the matrix was built). Those users never train; those items are
+    negatives; predict_rank ranks the test matrix's users among its items."""
+    X = random_user_items(n_users=30, n_items=20, density=0.2, seed=4)
+    Fu = sp.identity(35, format="csr", dtype=np.float32)
+    Fi = sp.identity(24, format="csr", dtype=np.float32)
+    kw = dict(user_features=Fu, item_features=Fi)
+    start = LightFM(no_components=4, loss="warp", random_state=0).fit(X, epochs=0, **kw)
+    m = LightFM(no_components=4, loss="warp", random_state=0).fit(X, epochs=3, **kw)
+    assert m.user_embeddings.shape == (35, 4) and m.item_embeddings.shape == (24, 4)
+    np.testing.assert_array_equal(m.user_embeddings[30:], start.user_embeddings[30:])
+    assert not np.array_equal(m.item_embeddings[20:], start.item_embeddings[20:])
+    ranks = m.predict_rank(X, **kw)
+    ub, ue = m.get_user_representations(Fu)
+    ib, ie = m.get_item_representations(Fi)
+    S = ue[:30].astype(np.float64) @ ie[:20].T + ub[:30, None] + ib[None, :20]
+    T = X.tocoo()
+    want = np.array([(S[u] >= S[u, i]).sum() - 1 for u, i in zip(T.row, T.col)])
+    # pairs of scores closer than float32 rounding may order either way
+    clear = [np.sort(np.abs(S[u] - S[u, i]))[1] > 1e-5 for u, i in zip(T.row, T.col)]
+    assert np.mean(clear) > 0.9
+    np.testing.assert_array_equal(ranks.tocoo().data[clear], want[clear])
+    wide = sp.random(30, 25, density=0.1, format="csr", random_state=0)
+    with pytest.raises(ValueError, match="test_interactions has 25 items but the model knows 24"):
+        m.predict_rank(wide, **kw)
+    with pytest.raises(ValueError, match="user_features has 29 rows but there are 30 users"):
+        LightFM().fit(X, user_features=sp.identity(29, format="csr"))

@@ -786,6 +786,75 @@ fn epoch_folding_below(
     e.stop.check()
 }
 
+/// LightFM's score of each `(user, item)` pair: `dot(user[..d], item[..d]) + user[d] +
+/// item[d]`, from representations stored as rows `[embedding | bias]` of `d + 1` floats.
+pub fn pair_scores(
+    users: &[f32],
+    items: &[f32],
+    d: usize,
+    user_ids: &[i32],
+    item_ids: &[i32],
+    num_threads: usize,
+) -> Result<Vec<f32>> {
+    let w = d + 1;
+    if !users.len().is_multiple_of(w) || !items.len().is_multiple_of(w) {
+        return Err(Error::invalid(
+            "representations",
+            format!("need rows of {w} values (embedding and bias)"),
+        ));
+    }
+    if user_ids.len() != item_ids.len() {
+        return Err(Error::shape("item_ids", user_ids.len(), item_ids.len()));
+    }
+    for (what, ids, n) in [
+        ("user_ids", user_ids, users.len() / w),
+        ("item_ids", item_ids, items.len() / w),
+    ] {
+        if let Some(&bad) = ids.iter().find(|&&x| x < 0 || x as usize >= n) {
+            return Err(Error::out_of_range(what, bad as i64, n));
+        }
+    }
+    const CHUNK: usize = 1 << 12;
+    let mut out = vec![0f32; user_ids.len()];
+    let arch = sgd_arch();
+    parallel::install(num_threads, || {
+        out.par_chunks_mut(CHUNK).enumerate().for_each(|(c, out)| {
+            let at = c * CHUNK..c * CHUNK + out.len();
+            arch.dispatch(Pairs {
+                users,
+                items,
+                w,
+                pairs: (&user_ids[at.clone()], &item_ids[at]),
+                out,
+            })
+        })
+    })?;
+    Ok(out)
+}
+
+/// [`pair_scores`] of a chunk of pairs.
+struct Pairs<'a> {
+    users: &'a [f32],
+    items: &'a [f32],
+    w: usize,
+    pairs: (&'a [i32], &'a [i32]),
+    out: &'a mut [f32],
+}
+
+impl WithSimd for Pairs<'_> {
+    type Output = ();
+    #[inline(always)]
+    fn with_simd<S: Lanes>(self, simd: S) {
+        let (w, d) = (self.w, self.w - 1);
+        let pairs = self.pairs.0.iter().zip(self.pairs.1);
+        for ((&u, &i), o) in pairs.zip(self.out.iter_mut()) {
+            let a = &self.users[u as usize * w..(u as usize + 1) * w];
+            let b = &self.items[i as usize * w..(i as usize + 1) * w];
+            *o = vdot(simd, &a[..d], &b[..d]) + a[d] + b[d];
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
