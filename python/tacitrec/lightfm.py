@@ -303,12 +303,13 @@ class LightFM(RecommenderBase):
         features, items x item features) may have more rows than ``interactions`` (users and
         items without interactions, as LightFM: those items are negatives) and more columns than
         before: new features get fresh parameters, but never fewer (without a feature matrix,
-        ``interactions`` may not have fewer users or items than the model: ValueError). An interaction stored more than
-        once (a COO matrix of raw events, as ``Dataset.build_interactions`` makes) is trained
-        once per stored entry, as LightFM does; k-OS WARP sums them, as LightFM's does.
-        ``sample_weight`` is a sparse matrix of the interactions' shape holding a weight for every
-        stored interaction (any order of entries; repeated entries pair with the interactions'
-        in their stored order). Raises ModelFitError if the parameters become NaN or infinite."""
+        ``interactions`` may not have fewer users or items than the model: ValueError). An
+        interaction stored more than once (a COO matrix of raw events, as
+        ``Dataset.build_interactions`` makes) is trained once per stored entry, as LightFM does;
+        k-OS WARP sums them, as LightFM's does. ``sample_weight`` is a sparse matrix of the
+        interactions' shape holding a weight for every stored interaction (any order of entries;
+        repeated entries pair with the interactions' in their stored order). Raises
+        ModelFitError if the parameters become NaN or infinite."""
         self._check_params()
         self._own_state()
         check_count(epochs, "epochs", minimum=0)
