@@ -222,6 +222,15 @@ def as_csr(
     if n_cols is not None and csr_shape[1] != n_cols:
         raise ValueError(f"{name} has {csr_shape[1]} columns, expected {n_cols} (one per item)")
     if isinstance(X, Csr):
+        # arrays from outside (io.open_interactions(scipy=False), a file on disk) reach scipy's
+        # unchecked C++ in some fits: the same checks as a scipy matrix gets
+        for part, dtype in (("indptr", np.int64), ("indices", np.int32), ("data", np.float32)):
+            a = getattr(X, part)
+            if not (isinstance(a, np.ndarray) and a.dtype == dtype and a.ndim == 1):
+                raise TypeError(f"{name}.{part} must be a 1-D {np.dtype(dtype)} array")
+        _core.csr_check(X, name)
+        if not all_finite(X.data):
+            raise ValueError(f"{name} contains NaN or infinite values")
         return X
 
     m = X.tocsr()

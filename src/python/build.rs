@@ -1,6 +1,6 @@
 //! Bindings of the CSR builder (`src/sparse/build.rs`).
 
-use super::convert::slice;
+use super::convert::{slice, PyCsr};
 use super::interrupt;
 use crate::error::Error;
 use crate::sparse::build;
@@ -58,7 +58,16 @@ fn csr_sort_rows_sum_duplicates<'py>(
     })
 }
 
+/// Checks the structure of a CSR matrix given as arrays (`indptr` from 0 to the entries, never
+/// decreasing; every index in range and increasing within its row): an error naming `what`.
+#[pyfunction]
+fn csr_check(m: PyCsr<'_>, what: &str) -> PyResult<()> {
+    m.view(what)?;
+    Ok(())
+}
+
 pub fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
+    m.add_function(wrap_pyfunction!(csr_check, m)?)?;
     m.add_function(wrap_pyfunction!(csr_scatter, m)?)?;
     m.add_function(wrap_pyfunction!(csr_sort_rows_sum_duplicates, m)?)
 }

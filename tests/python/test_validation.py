@@ -82,6 +82,36 @@ def test_repeats_stay_apart_sorted_in_their_stored_order(fmt):
         np.testing.assert_array_equal(u, v)
 
 
+def test_arrays_given_as_a_csr_tuple_get_the_same_checks():
+    """io.open_interactions(scipy=False) hands fits a Csr of arrays from disk: a corrupt file
+    must raise naming the argument (an index out of range reached scipy's C++ and crashed)."""
+    from tacitrec import AlternatingLeastSquares
+    from tacitrec._validation import Csr
+
+    good = as_csr(sp.random(6, 5, density=0.5, format="csr", random_state=0), "x")
+    assert as_csr(good, "user_items") is good
+    bad_index = good._replace(indices=good.indices.copy())
+    bad_index.indices[3] = 1000
+    unsorted = good._replace(indices=good.indices.copy())
+    row = int(np.argmax(np.diff(good.indptr) >= 2))
+    a = good.indptr[row]
+    unsorted.indices[[a, a + 1]] = unsorted.indices[[a + 1, a]]
+    nan = good._replace(data=good.data.copy())
+    nan.data[0] = np.nan
+    wrong = good._replace(indices=good.indices.astype(np.int64))
+    for X, kind, message in (
+        (bad_index, IndexError, "user_items column index in row"),
+        (unsorted, ValueError, "user_items.*unsorted or duplicate"),
+        (nan, ValueError, "user_items contains NaN"),
+        (wrong, TypeError, "user_items.indices must be a 1-D int32 array"),
+        (Csr(good.indptr[:-1], good.indices, good.data, good.shape), ValueError, "indptr"),
+    ):
+        with pytest.raises(kind, match=message):
+            as_csr(X, "user_items")
+        with pytest.raises(kind, match=message):
+            AlternatingLeastSquares(factors=2, iterations=1).fit(X)
+
+
 def test_dense_input_is_a_type_error_naming_the_argument():
     with pytest.raises(TypeError, match="user_items.*scipy.sparse"):
         as_csr(np.ones((3, 3)), "user_items")
