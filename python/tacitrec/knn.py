@@ -366,7 +366,14 @@ class RP3BetaRecommender(ItemItemRecommender):
                 self._threads(),
             )
             bar.update(X.shape[1])
-        self._set_similarity(Csr(*sim))
+        sim = Csr(*sim)
+        if not all_finite(sim.data):
+            raise ValueError(
+                f"the RP3beta weights overflowed float32 at alpha={self.alpha}, "
+                f"beta={self.beta} (pop_j^-beta or P^alpha beyond 3.4e38): use exponents nearer "
+                "the paper's (alpha around 1, beta in [0, 1])"
+            )
+        self._set_similarity(sim)
         self.fit_seconds_ = time.perf_counter() - start
         if callback is not None:
             callback(0, self.fit_seconds_, None)

@@ -21,6 +21,7 @@ from tqdm.auto import tqdm
 from . import _core
 from ._validation import (
     Csr,
+    all_finite,
     as_csr,
     as_state_array,
     as_state_csr,
@@ -315,6 +316,7 @@ class SpectralFilterRecommender(RecommenderBase):
         with tqdm(total=1, disable=not show_progress, desc=type(self).__name__) as bar:
             data, graph_t, V, degree = _core.spectral_fit(X, a, b, k, over, iters, seed, threads)
             bar.update(1)
+        self._scalings(self._method(), degree)  # the serving scalings must not overflow either
         self._graph = Csr(X.indptr, X.indices, data, X.shape)
         self._graph_t = Csr(*graph_t)
         self._tiles = None
@@ -336,16 +338,23 @@ class SpectralFilterRecommender(RecommenderBase):
             raise NotFittedError(f"{type(self).__name__} is not fitted: call fit(user_items)")
         return None, self._graph.shape[1]
 
-    def _scalings(self, method: str) -> Tuple[np.ndarray, np.ndarray]:
+    def _scalings(self, method: str, degree=None) -> Tuple[np.ndarray, np.ndarray]:
         e = float(self.degree_power if method == "chebycf" else self.item_exponent)
-        assert self._item_degree is not None  # the caller's _shape() raised otherwise
-        d = self._item_degree.astype(np.float64)
+        degree = self._item_degree if degree is None else degree
+        assert degree is not None  # the caller's _shape() raised otherwise
+        d = degree.astype(np.float64)
         if method == "chebycf" and e == 0:  # ChebyCF without its DegreeNorm
-            ones = np.ones_like(self._item_degree)
+            ones = np.ones_like(degree)
             return ones, ones
-        with np.errstate(divide="ignore"):
+        with np.errstate(divide="ignore", over="ignore"):
             pre = np.where(d > 0, d**-e, 0.0).astype(np.float32)
             post = np.where(d > 0, d**e, 0.0).astype(np.float32)
+        if not (all_finite(pre) and all_finite(post)):
+            name = "degree_power" if method == "chebycf" else "item_exponent"
+            raise ValueError(
+                f"{name}={e} overflows float32 (item degree^{e} beyond 3.4e38): use an exponent "
+                "nearer the paper's"
+            )
         return pre, post
 
     def _run(self, queries: Csr, N, *, filter_liked, filter_items, items):

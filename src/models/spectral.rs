@@ -876,6 +876,15 @@ pub fn normalized_graph(user_items: &CsrView<'_>, a: f64, b: f64) -> Result<(Vec
                 .map(|(&j, &v)| (v as f64 * su * item_scale[j as usize]) as f32),
         );
     }
+    if !data.iter().all(|v| v.is_finite()) {
+        return Err(Error::invalid(
+            "user_exponent / item_exponent",
+            format!(
+                "{a} / {b} overflow float32 (degree^-exponent beyond 3.4e38): use exponents \
+                 nearer the papers' 0.5"
+            ),
+        ));
+    }
     Ok((data, item_deg.iter().map(|&d| d as f32).collect()))
 }
 

@@ -77,3 +77,6 @@ def test_bad_arguments_name_themselves():
     neg.data[0] = -1
     with pytest.raises(ValueError, match="user_items.*>= 0"):
         RP3BetaRecommender().fit(neg, show_progress=False)
+    # exponents that overflow float32 would serve inf scores
+    with pytest.raises(ValueError, match="RP3beta weights overflowed float32 at alpha=1.0"):
+        RP3BetaRecommender(beta=-1e6).fit(X, show_progress=False)

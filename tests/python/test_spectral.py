@@ -297,3 +297,17 @@ def test_tiles_of_another_graph_are_refused(X):
             1,
             **b._filter_args(),
         )
+
+
+@pytest.mark.parametrize(
+    "params, message",
+    [
+        (dict(method="bspm", item_exponent=50), "item_exponent=50.0 overflows float32"),
+        (dict(method="chebycf", degree_power=50), "degree_power=50.0 overflows float32"),
+        (dict(method="gf-cf", user_exponent=-60), "user_exponent / item_exponent: -60"),
+    ],
+)
+def test_exponents_that_overflow_are_refused_at_fit(X, params, message):
+    """Scores would be inf or NaN (and NaN scores dropped): an error instead, before serving."""
+    with pytest.raises(ValueError, match=message):
+        SpectralFilterRecommender(factors=4, **params).fit(X, show_progress=False)
