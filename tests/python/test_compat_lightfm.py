@@ -246,3 +246,28 @@ def test_random_train_test_split_shuffles_and_cuts_as_lightfm():
             random_train_test_split(X, test_percentage=bad)
     with pytest.raises(ValueError, match="scipy.sparse"):
         random_train_test_split(X.toarray())
+
+
+def test_whole_number_floats_and_bools_are_accepted_as_lightfm_casts_them():
+    """Hyper-parameter searches (hyperopt's quniform) give floats; LightFM casts ids to int32."""
+    from tacitrec.compat.lightfm import LightFM
+    from tacitrec.compat.lightfm.evaluation import precision_at_k
+
+    X = random_user_items(n_users=30, n_items=20, density=0.2, seed=2).tocoo()
+    a = LightFM(no_components=4.0, k=5.0, n=10.0, max_sampled=10.0, loss="warp", random_state=0)
+    a.fit(X, epochs=2.0, num_threads=1.0)
+    b = LightFM(no_components=4, loss="warp", random_state=0).fit(X, epochs=2, num_threads=1)
+    assert isinstance(a.max_sampled, int) and a.no_components == 4
+    np.testing.assert_array_equal(a.item_embeddings, b.item_embeddings)
+    want = b.predict(np.array([0, 1, 1]), np.array([1, 0, 2]))
+    for users, items in (
+        (np.array([0.0, 1.0, 1.0]), np.array([1.0, 0.0, 2.0])),
+        (np.array([0, 1, 1], dtype=object), [1, 0, 2]),
+        (np.array([False, True, True]), np.array([1, 0, 2])),
+    ):
+        np.testing.assert_array_equal(a.predict(users, items, num_threads=1.0), want)
+    np.testing.assert_array_equal(precision_at_k(a, X, k=5.0), precision_at_k(b, X, k=5))
+    dense = np.eye(30, dtype=np.float32)
+    np.testing.assert_array_equal(a.get_user_representations(dense)[1], b.user_embeddings)
+    with pytest.raises(TypeError, match="user_ids"):
+        a.predict(np.array([0.5]), np.array([1]))

@@ -17,4 +17,7 @@ stay fixed here. Not provided: ``lightfm.datasets`` (its downloaders; see
 from . import cross_validation, data, evaluation
 from .lightfm import LightFM
 
+#: The LightFM version whose API this layer implements (tacitrec's own: ``tacitrec.__version__``).
+__version__ = "1.17"
+
 __all__ = ["LightFM", "cross_validation", "data", "evaluation"]

@@ -24,6 +24,7 @@ from __future__ import annotations
 import numpy as np
 
 from ..._validation import check_count, check_threads
+from ._convert import integral
 from ._errors import lightfm_errors
 
 __all__ = ["precision_at_k", "recall_at_k", "auc_score", "reciprocal_rank"]
@@ -40,6 +41,7 @@ def _ranks(
 ):
     """The model's ranks as a CSR matrix with sorted indices, and its number of entries per
     user."""
+    num_threads = integral(num_threads)
     with lightfm_errors():
         check_threads(num_threads)
         ranks = model.predict_rank(
@@ -79,7 +81,7 @@ def precision_at_k(
     ranked below ``k``) / ``k``, as LightFM. A user without test interactions scores 0 (with
     ``preserve_rows=True``). Differs from LightFM only in rejecting ``k < 1`` (ValueError;
     LightFM divides by zero)."""
-    k = check_count(k, "k")
+    k = check_count(integral(k), "k")
     ranks, counts = _ranks(
         model,
         test_interactions,
@@ -109,7 +111,7 @@ def recall_at_k(
     scores 0, as LightFM's documentation says (its code divides 0 by 0 and returns NaN, with a
     warning); the result is float32 like the other metrics (LightFM's is float64); ``k < 1``
     raises ValueError."""
-    k = check_count(k, "k")
+    k = check_count(integral(k), "k")
     ranks, counts = _ranks(
         model,
         test_interactions,

@@ -7,8 +7,14 @@ catch them (see :mod:`tacitrec.compat.lightfm._errors`).
 
 from __future__ import annotations
 
+import scipy.sparse as sp
+
 from ...lightfm import LightFM as _LightFM
+from ._convert import id_array, integral
 from ._errors import LightFMNotImplementedError, LightFMParameterError, lightfm_errors
+
+#: LightFM's integer hyper-parameters, which it accepts as integral floats
+_INTEGERS = ("no_components", "k", "n", "max_sampled")
 
 
 class LightFM(_LightFM):
@@ -59,6 +65,9 @@ class LightFM(_LightFM):
       arrays (``*_gradients``, ``*_momentum``) are not exposed.
     * ``random_state`` is kept as passed (LightFM turns it into a RandomState in the
       constructor, and ``get_params`` returns that).
+    * Integer arguments given as whole-number floats or bools (``max_sampled=10.0``,
+      ``num_threads=2.0``, float id arrays) are accepted as LightFM accepts them; a fractional
+      one raises an error naming it (LightFM truncates it).
     * Beyond LightFM: ``recommend`` (tacitrec's batched top-k, with feature matrices for cold
       users and items), ``save`` / ``load``; pickling works as in LightFM.
     """
@@ -80,6 +89,7 @@ class LightFM(_LightFM):
         regularization: str = "decay",
         order: str = "interactions",
     ):
+        no_components, k, n, max_sampled = map(integral, (no_components, k, n, max_sampled))
         try:
             super().__init__(
                 no_components=no_components,
@@ -103,6 +113,7 @@ class LightFM(_LightFM):
     def set_params(self, **params) -> "LightFM":
         """LightFM's ``set_params``; invalid values raise :class:`LightFMParameterError` and none
         of the values is set (LightFM sets them unchecked)."""
+        params = {k: integral(v) if k in _INTEGERS else v for k, v in params.items()}
         try:
             return super().set_params(**params)
         except ValueError as e:
@@ -131,8 +142,8 @@ class LightFM(_LightFM):
                 user_features,
                 item_features,
                 sample_weight,
-                epochs,
-                num_threads,
+                integral(epochs),
+                integral(num_threads),
                 verbose,
             )
 
@@ -143,7 +154,13 @@ class LightFM(_LightFM):
         one int. Bad ids raise ValueError (:class:`LightFMIdError`,
         :class:`LightFMInputTypeError`)."""
         with lightfm_errors():
-            return super().predict(user_ids, item_ids, item_features, user_features, num_threads)
+            return super().predict(
+                id_array(user_ids),
+                id_array(item_ids),
+                item_features,
+                user_features,
+                integral(num_threads),
+            )
 
     def predict_rank(
         self,
@@ -163,19 +180,27 @@ class LightFM(_LightFM):
                 train_interactions,
                 item_features,
                 user_features,
-                num_threads,
+                integral(num_threads),
                 check_intersections,
             )
 
     def get_user_representations(self, features=None):
-        """LightFM's: ``(biases, embeddings)`` of the users given by ``features``."""
+        """LightFM's: ``(biases, embeddings)`` of the users given by ``features`` (a dense array
+        too, as LightFM converts it)."""
         with lightfm_errors():
-            return super().get_user_representations(features)
+            return super().get_user_representations(_sparse(features))
 
     def get_item_representations(self, features=None):
         """LightFM's: ``(biases, embeddings)`` of the items given by ``features``."""
         with lightfm_errors():
-            return super().get_item_representations(features)
+            return super().get_item_representations(_sparse(features))
+
+
+def _sparse(features):
+    """A dense feature matrix as CSR, as LightFM's representations convert it."""
+    if features is None or sp.issparse(features):
+        return features
+    return sp.csr_matrix(features)
 
 
 __all__ = ["LightFM"]
