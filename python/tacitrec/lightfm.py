@@ -311,6 +311,12 @@ class LightFM(RecommenderBase):
         repeated entries pair with the interactions' in their stored order). Raises
         ModelFitError if the parameters become NaN or infinite."""
         self._check_params()
+        if self._item is not None and self._item[0].shape[1] != int(self.no_components) + 1:
+            raise ValueError(
+                f"no_components={self.no_components} but the model's embeddings have "
+                f"{self._item[0].shape[1] - 1} components: call fit() to start over with the new "
+                "width"
+            )
         self._own_state()
         check_count(epochs, "epochs", minimum=0)
         threads = check_threads(num_threads)
@@ -507,6 +513,10 @@ class LightFM(RecommenderBase):
             if strict:
                 self._check_without_features(side)
             return getattr(self, "_" + side)[0].shape[0]
+        if not (sp.issparse(features) or isinstance(features, Csr)):
+            raise TypeError(
+                f"{side}_features must be a scipy.sparse matrix, got {type(features).__name__}"
+            )
         return int(features.shape[0])
 
     def predict_rank(
@@ -768,6 +778,11 @@ class LightFM(RecommenderBase):
             ]
             if any(a.shape != arrays[0].shape for a in arrays):
                 raise ModelFormatError(f"the saved {side} parameters have inconsistent shapes")
+            if arrays[0].shape[1] != int(self.no_components) + 1:
+                raise ModelFormatError(
+                    f"the saved {side} parameters have {arrays[0].shape[1] - 1} components but "
+                    f"no_components is {self.no_components}"
+                )
             setattr(self, "_" + side, arrays)
             flag = np.asarray(state[f"{side}_with_features"])
             if flag.shape != () or flag.dtype != np.bool_:

@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 import scipy.sparse as sp
 
-from tacitrec import LightFM, ModelFitError, NotFittedError, PopularityRecommender
+from tacitrec import LightFM, ModelFitError, ModelFormatError, NotFittedError, PopularityRecommender
 from conftest import random_user_items
 
 
@@ -732,3 +732,17 @@ def test_feature_rows_beyond_the_interactions_are_users_and_items_without_any():
         m.predict_rank(wide, **kw)
     with pytest.raises(ValueError, match="user_features has 29 rows but there are 30 users"):
         LightFM().fit(X, user_features=sp.identity(29, format="csr"))
+
+
+def test_a_new_width_needs_a_new_fit_and_features_must_be_sparse(tmp_path):
+    X = random_user_items(n_users=20, n_items=10, density=0.3, seed=1)
+    m = LightFM(no_components=4, random_state=0).fit(X)
+    m.set_params(no_components=8)
+    with pytest.raises(ValueError, match="no_components=8 but the model's embeddings have 4"):
+        m.fit_partial(X)
+    with pytest.raises(ModelFormatError, match="4 components but no_components is 8"):
+        m.save(tmp_path / "m")
+        LightFM.load(tmp_path / "m")
+    assert m.fit(X).item_embeddings.shape == (10, 8)  # fit starts over
+    with pytest.raises(TypeError, match="user_features must be a scipy.sparse matrix, got list"):
+        m.predict(0, np.array([1]), user_features=[[1.0] * 20])

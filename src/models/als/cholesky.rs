@@ -207,8 +207,10 @@ fn cholesky_batch<S: Lanes>(simd: S, batch: Batch<'_, '_>) -> Result<()> {
         Error::invalid(
             "user_items",
             format!(
-                "the normal equations of row {} are singular (the fixed factors are rank \
-                 deficient): use a regularization above 0",
+                "the normal equations of row {} are singular in float32 (rank-deficient \
+                 fixed factors with regularization 0, or confidences so large that the \
+                 regularization is lost next to them): raise regularization or scale the \
+                 data down (e.g. log1p or bm25_weight)",
                 first + l
             ),
         )

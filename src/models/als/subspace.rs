@@ -437,8 +437,10 @@ impl WithSimd for Step<'_, '_> {
             Error::invalid(
                 "user_items",
                 format!(
-                    "the block system of row {} is singular (the fixed factors are rank \
-                     deficient): use a regularization above 0",
+                    "the block system of row {} is singular in float32 (rank-deficient \
+                     fixed factors with regularization 0, or confidences so large that the \
+                     regularization is lost next to them): raise regularization or scale the \
+                     data down (e.g. log1p or bm25_weight)",
                     first + l
                 ),
             )
