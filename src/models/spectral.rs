@@ -144,9 +144,9 @@ const BLOCK: usize = 64;
 /// user then moves a quarter of the bytes of a 64-wide state through every product.
 const NARROW: usize = 16;
 
-/// Rows of `V` per product in the ideal term: their scores stay in L1 until they are scaled
-/// into the state.
-const IDEAL_ROWS: usize = 256;
+/// Rows of `V` per product in the ideal term: their scores (at most 256 KiB) stay in L2 until
+/// they are scaled into the state.
+const IDEAL_ROWS: usize = 1024;
 
 /// Bytes of the dense operand one tile of a sparse product gathers from (its rows are `BLOCK`
 /// floats): about a core's L2 cache, so that the tile's rows mostly stay cached while its entries
@@ -240,11 +240,11 @@ fn load<S: Lanes>(x: &[f32], at: usize) -> S::f32s {
 /// registers with two sets of accumulators (even and odd entries: consecutive entries do not
 /// wait on each other).
 #[inline(always)]
-fn gather_add4<S: Lanes>(
+fn gather_add4<S: Lanes, const W: usize>(
     simd: S,
     (cols, vals): (&[u32], &[f32]),
     x: &[f32],
-    (width, c0): (usize, usize),
+    c0: usize,
     out: &mut [f32],
 ) {
     let l = S::F32_LANES;
@@ -253,7 +253,7 @@ fn gather_add4<S: Lanes>(
     let (mut b0, mut b1, mut b2, mut b3) = (zero, zero, zero, zero);
     let (mut cs, mut vs) = (cols.chunks_exact(2), vals.chunks_exact(2));
     for (c, v) in (&mut cs).zip(&mut vs) {
-        let (i, j) = (c[0] as usize * width + c0, c[1] as usize * width + c0);
+        let (i, j) = (c[0] as usize * W + c0, c[1] as usize * W + c0);
         let (vi, vj) = (simd.splat_f32s(v[0]), simd.splat_f32s(v[1]));
         a0 = simd.mul_add_e_f32s(vi, load::<S>(x, i), a0);
         a1 = simd.mul_add_e_f32s(vi, load::<S>(x, i + l), a1);
@@ -265,7 +265,7 @@ fn gather_add4<S: Lanes>(
         b3 = simd.mul_add_e_f32s(vj, load::<S>(x, j + 3 * l), b3);
     }
     if let (Some(&c), Some(&v)) = (cs.remainder().first(), vs.remainder().first()) {
-        let (i, vi) = (c as usize * width + c0, simd.splat_f32s(v));
+        let (i, vi) = (c as usize * W + c0, simd.splat_f32s(v));
         a0 = simd.mul_add_e_f32s(vi, load::<S>(x, i), a0);
         a1 = simd.mul_add_e_f32s(vi, load::<S>(x, i + l), a1);
         a2 = simd.mul_add_e_f32s(vi, load::<S>(x, i + 2 * l), a2);
@@ -281,63 +281,72 @@ fn gather_add4<S: Lanes>(
 /// [`gather_add4`] for one vector, for states narrower than four vectors. Every lane sums its
 /// entries in the same order as there, so a query's scores do not depend on the state's width.
 #[inline(always)]
-fn gather_add1<S: Lanes>(
+fn gather_add1<S: Lanes, const W: usize>(
     simd: S,
     (cols, vals): (&[u32], &[f32]),
     x: &[f32],
-    (width, c0): (usize, usize),
+    c0: usize,
     out: &mut [f32],
 ) {
     let zero = simd.splat_f32s(0.0);
     let (mut a, mut b) = (zero, zero);
     let (mut cs, mut vs) = (cols.chunks_exact(2), vals.chunks_exact(2));
     for (c, v) in (&mut cs).zip(&mut vs) {
-        let (i, j) = (c[0] as usize * width + c0, c[1] as usize * width + c0);
+        let (i, j) = (c[0] as usize * W + c0, c[1] as usize * W + c0);
         a = simd.mul_add_e_f32s(simd.splat_f32s(v[0]), load::<S>(x, i), a);
         b = simd.mul_add_e_f32s(simd.splat_f32s(v[1]), load::<S>(x, j), b);
     }
     if let (Some(&c), Some(&v)) = (cs.remainder().first(), vs.remainder().first()) {
-        let i = c as usize * width + c0;
+        let i = c as usize * W + c0;
         a = simd.mul_add_e_f32s(simd.splat_f32s(v), load::<S>(x, i), a);
     }
     let (o, _) = S::as_mut_simd_f32s(&mut out[..S::F32_LANES]);
     o[0] = simd.add_f32s(o[0], simd.add_f32s(a, b));
 }
 
-/// `out = A X` for `A` cut into [`Tiles`], `X` and `out` row-major with `width` columns (a
-/// multiple of [`NARROW`]).
-struct TiledProduct<'a> {
+/// `out = A X` for `A` cut into [`Tiles`], `X` and `out` row-major with `W` columns (a
+/// multiple of [`NARROW`]; a constant, so that the gathers' addresses are shifts).
+struct TiledProduct<'a, const W: usize> {
     a: &'a Tiles,
     x: &'a [f32],
     out: &'a mut [f32],
-    width: usize,
 }
 
-impl WithSimd for TiledProduct<'_> {
+impl<const W: usize> WithSimd for TiledProduct<'_, W> {
     type Output = ();
     #[inline(always)]
     fn with_simd<S: Lanes>(self, simd: S) {
-        let (a, width) = (self.a, self.width);
+        let a = self.a;
         let (l, l4) = (S::F32_LANES, 4 * S::F32_LANES);
-        debug_assert_eq!(width % l4.min(width), 0, "a row is whole groups of vectors");
-        let out = &mut self.out[..a.n_rows * width];
+        debug_assert_eq!(W % l4.min(W), 0, "a row is whole groups of vectors");
+        let out = &mut self.out[..a.n_rows * W];
         out.fill(0.0);
         for (j, &r) in a.rows.iter().enumerate() {
             let entries = (
                 &a.indices[a.indptr[j]..a.indptr[j + 1]],
                 &a.data[a.indptr[j]..a.indptr[j + 1]],
             );
-            let row = &mut out[r as usize * width..(r as usize + 1) * width];
-            if width >= l4 {
-                for c0 in (0..width).step_by(l4) {
-                    gather_add4(simd, entries, self.x, (width, c0), &mut row[c0..c0 + l4]);
+            let row = &mut out[r as usize * W..(r as usize + 1) * W];
+            if W >= l4 {
+                for c0 in (0..W).step_by(l4) {
+                    gather_add4::<S, W>(simd, entries, self.x, c0, &mut row[c0..c0 + l4]);
                 }
             } else {
-                for c0 in (0..width).step_by(l) {
-                    gather_add1(simd, entries, self.x, (width, c0), &mut row[c0..c0 + l]);
+                for c0 in (0..W).step_by(l) {
+                    gather_add1::<S, W>(simd, entries, self.x, c0, &mut row[c0..c0 + l]);
                 }
             }
         }
+    }
+}
+
+/// `out = A X` with `width` ([`NARROW`] or [`BLOCK`]) columns: [`TiledProduct`] of that width.
+fn tiled_product(arch: Arch, a: &Tiles, x: &[f32], out: &mut [f32], width: usize) {
+    if width == NARROW {
+        arch.dispatch(TiledProduct::<NARROW> { a, x, out })
+    } else {
+        debug_assert_eq!(width, BLOCK);
+        arch.dispatch(TiledProduct::<BLOCK> { a, x, out })
     }
 }
 
@@ -479,18 +488,21 @@ impl<'a> SpectralScorer<'a> {
     /// `y = P x` (`x`, `y`: items x width), through `z` (users x width): two tiled products.
     fn linear(&self, x: &[f32], y: &mut [f32], z: &mut [f32]) {
         let (nu, n, width) = (self.graph.n_rows(), self.n_items(), self.width);
-        self.arch.dispatch(TiledProduct {
-            a: &self.tiles.by_items,
-            x: &x[..n * width],
-            out: &mut z[..nu * width],
+        let t = &self.tiles;
+        tiled_product(
+            self.arch,
+            &t.by_items,
+            &x[..n * width],
+            &mut z[..nu * width],
             width,
-        });
-        self.arch.dispatch(TiledProduct {
-            a: &self.tiles.by_users,
-            x: &z[..nu * width],
-            out: &mut y[..n * width],
+        );
+        tiled_product(
+            self.arch,
+            &t.by_users,
+            &z[..nu * width],
+            &mut y[..n * width],
             width,
-        });
+        );
     }
 
     /// `y (+)= w * post * V (V^T (pre * x))` for the rows `x` of the `m` queries from `q0`:
@@ -569,12 +581,13 @@ impl<'a> SpectralScorer<'a> {
                 }
             }
         }
-        self.arch.dispatch(TiledProduct {
-            a: &self.tiles.by_users,
-            x: z,
-            out: &mut y[..n * width],
+        tiled_product(
+            self.arch,
+            &self.tiles.by_users,
+            z,
+            &mut y[..n * width],
             width,
-        });
+        );
     }
 
     /// One solver step of `dx/dt = a P x + b x` on `x` in place.
@@ -956,12 +969,7 @@ mod tests {
                     .map(|j| value(j / width, j % width))
                     .collect();
                 let mut out = vec![f32::NAN; n_rows * width];
-                arch.dispatch(TiledProduct {
-                    a: &tiles,
-                    x: &x,
-                    out: &mut out,
-                    width,
-                });
+                tiled_product(arch, &tiles, &x, &mut out, width);
                 for r in 0..n_rows {
                     let (cols, vals) = a.view().row(r);
                     for q in 0..width {

@@ -212,23 +212,7 @@ class ImplicitModel:
             ids, scores = _fill_requested(ids, scores, items, filter_items)
         return _trim(ids, scores) if np.ndim(userid) == 0 else (ids, scores)
 
-    def rank_items(self, userid, user_items, selected_items, recalculate_user: bool = False):
-        """Deprecated in implicit, which warns DeprecationWarning (so does this):
-        ``recommend(userid, user_items, items=selected_items,
-        filter_already_liked_items=False, recalculate_user=recalculate_user)``, with
-        ``recommend``'s default ``N=10``."""
-        warnings.warn(
-            "rank_items is deprecated. Use recommend with the 'items' parameter instead",
-            DeprecationWarning,
-            stacklevel=2,
-        )
-        return self.recommend(
-            userid,
-            user_items,
-            recalculate_user=recalculate_user,
-            items=selected_items,
-            filter_already_liked_items=False,
-        )
+    rank_items = RecommenderBase.rank_items  # implicit's deprecated method, on the ABC
 
     def similar_items(
         self,
