@@ -10,8 +10,13 @@ whose ids keep their Arrow type), always vectorised:
 
 NumPy arrays go through NumPy's sort and search (a lookup table for compact integer ids),
 pyarrow arrays through Arrow's hash kernels; a Python dictionary only serves ids NumPy cannot
-order (mixed or arbitrary objects). :class:`Encoder` is the streaming form of :func:`encode` for
-readers that see the ids a line or a block at a time: it keeps one entry per distinct id.
+order (mixed or arbitrary objects). A dictionary-encoded pyarrow array (a pandas categorical, a
+Parquet dictionary column) is read as :func:`tacitrec.io.read_interactions` reads one: only its
+dictionary is hashed (or cast), and the rows follow their indices into it; its ids are the
+values the rows use, never the dictionary's unused entries, in the order of the rows (not of
+the dictionary), and come back as plain arrays of the dictionary's value type.
+:class:`Encoder` is the streaming form of :func:`encode` for readers that see the ids a line or
+a block at a time: it keeps one entry per distinct id.
 """
 
 from __future__ import annotations
@@ -40,14 +45,53 @@ def _as_codes(indices) -> np.ndarray:
     return np.asarray(indices.to_numpy(zero_copy_only=False), dtype=np.int64)
 
 
+def _is_dictionary(values) -> bool:
+    return is_arrow(values) and _pyarrow().types.is_dictionary(values.type)
+
+
+def _indices(values) -> np.ndarray:
+    """The indices of a dictionary-encoded pyarrow array into its dictionary (int64; -1 where
+    the value is null)."""
+    indices = values.indices
+    if indices.null_count:
+        indices = indices.fill_null(-1)
+    return _as_codes(indices)
+
+
+def value_type(values):
+    """The Arrow type of the values of a pyarrow array: a dictionary-encoded array's value
+    type, any other array's type."""
+    typ = values.type
+    return typ.value_type if _pyarrow().types.is_dictionary(typ) else typ
+
+
+def cast(values, to, what: str = "ids", known_as: str = "the known ids"):
+    """The pyarrow array ``values`` as Arrow type ``to`` (a plain array; a dictionary-encoded
+    one through its dictionary: only the dictionary is cast, then taken by the indices; nulls
+    stay null), or a ValueError naming ``what`` and ``known_as`` when it cannot be cast (a
+    string that is not a number to a number type, a fraction to an integer type)."""
+    pa = _pyarrow()
+    if _is_dictionary(values):
+        return cast(values.dictionary, to, what, known_as).take(values.indices)
+    if values.type.equals(to):
+        return values
+    try:
+        return values.cast(to)
+    except (pa.ArrowInvalid, pa.ArrowNotImplementedError, pa.ArrowTypeError, TypeError):
+        raise ValueError(
+            f"{what} of type {values.type} cannot be compared with {known_as} ({to})"
+        ) from None
+
+
 def encode(values, order: str = "sorted", known=None):
     """``(ids, codes)``: the distinct values and the index of every value in them (int64).
 
     ``values`` is a 1-D NumPy array or a pyarrow array without nulls; ``ids`` is of the same
-    kind. ``order="sorted"``: the ids sorted (numbers by value, strings by code point);
-    ``order="appearance"``: in order of first appearance. ``known`` (distinct ids, an array of
-    the same kind) are ids whether the values hold them or not; in order of appearance they come
-    first, so that ``ids[:len(known)]`` equals them.
+    kind (a plain pyarrow array of the value type for a dictionary-encoded one, holding only
+    the values its rows use). ``order="sorted"``: the ids sorted (numbers by value, strings
+    by code point); ``order="appearance"``: in order of first appearance. ``known`` (distinct
+    ids, an array of the same kind) are ids whether the values hold them or not; in order of
+    appearance they come first, so that ``ids[:len(known)]`` equals them.
     """
     if order not in ORDERS:
         raise ValueError(f"order must be one of {ORDERS}, got {order!r}")
@@ -56,6 +100,10 @@ def encode(values, order: str = "sorted", known=None):
         pa = _pyarrow()
         import pyarrow.compute as pc
 
+        if values.null_count:
+            raise ValueError(f"ids must not be null, got {values.null_count} nulls")
+        if pa.types.is_dictionary(values.type):
+            return _encode_dictionary(values, order, known)
         if known is not None:
             known = known if known.type.equals(values.type) else known.cast(values.type)
             values = pa.concat_arrays([known, values])
@@ -80,6 +128,25 @@ def encode(values, order: str = "sorted", known=None):
     rank = np.empty(len(ids), np.int64)
     rank[by_first] = np.arange(len(ids))
     return ids[by_first], rank[codes.reshape(-1)][n_known:]
+
+
+def _encode_dictionary(values, order: str, known):
+    """:func:`encode` of a dictionary-encoded pyarrow array: the dictionary (after ``known``)
+    is encoded, each row takes its entry's code, and only the codes the rows (and ``known``)
+    use are kept, renumbered in ``order`` (their order among the dictionary's sorted ids, or
+    of first appearance among ``known`` then the rows)."""
+    pa = _pyarrow()
+    dictionary = values.dictionary
+    n_known = 0
+    if known is not None:
+        n_known = len(known)
+        known = known if known.type.equals(dictionary.type) else known.cast(dictionary.type)
+        dictionary = pa.concat_arrays([known, dictionary])
+    # a dictionary may repeat a value: its entries' codes say which are one id
+    dict_ids, dict_codes = encode(dictionary, order=order)
+    row_codes = np.concatenate([dict_codes[:n_known], dict_codes[n_known:][_indices(values)]])
+    used, codes = encode(row_codes, order=order)
+    return dict_ids.take(pa.array(used)), codes[n_known:]
 
 
 def lookup(ids, values, what: str = "ids", known_as: str = "the known ids") -> np.ndarray:
@@ -162,14 +229,13 @@ def _lookup_arrow(ids, values, what: str, known_as: str) -> np.ndarray:
     import pyarrow.compute as pc
 
     ids = ids if is_arrow(ids) else pa.array(ids)
+    if pa.types.is_dictionary(ids.type):
+        ids = cast(ids, ids.type.value_type)
     values = values if is_arrow(values) else pa.array(values)
-    if not values.type.equals(ids.type):
-        try:
-            values = values.cast(ids.type)
-        except (pa.ArrowInvalid, pa.ArrowNotImplementedError, TypeError):
-            raise ValueError(
-                f"{what} of type {values.type} cannot be compared with {known_as} ({ids.type})"
-            ) from None
+    if pa.types.is_dictionary(values.type):  # the dictionary looked up, the rows follow it
+        found = np.append(_lookup_arrow(ids, values.dictionary, what, known_as), -1)
+        return found[_indices(values)]  # a null row (index -1) takes the appended -1
+    values = cast(values, ids.type, what, known_as)
     return _as_codes(pc.index_in(values, value_set=ids).fill_null(-1))
 
 
@@ -206,4 +272,4 @@ class Encoder:
         return ids[order], rank[np.asarray(codes, np.int64)], order
 
 
-__all__ = ["encode", "lookup", "Encoder", "is_arrow"]
+__all__ = ["encode", "lookup", "cast", "value_type", "Encoder", "is_arrow"]

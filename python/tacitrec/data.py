@@ -226,7 +226,9 @@ class Dataset:
     ) -> "Dataset":
         """A Dataset built from a data frame of interaction rows (pandas, polars or a pyarrow
         Table): ids of any type kept as they are, mapped in order of first appearance by
-        vectorised kernels (no Python loop over rows).
+        vectorised kernels (no Python loop over rows). A categorical (dictionary-encoded)
+        column gives the values its rows use, in the rows' order, as a plain column of them
+        would: its unused categories are no ids, and the categories' own order does not count.
 
         ``user_features`` / ``item_features`` are optional frames of ``(id, feature[,
         weight])`` rows (columns ``user_col`` / ``item_col``, ``feature_col`` and
@@ -239,7 +241,6 @@ class Dataset:
         (``recommend_frame``)."""
         from . import frames
 
-        pa = frames.pyarrow()
         table = frames.to_arrow(interactions, "interactions")
         users = frames.column(table, user_col, "interactions")
         items = frames.column(table, item_col, "interactions")
@@ -259,13 +260,20 @@ class Dataset:
                     ),
                 )
         ids, codes, names, name_codes = {}, {}, {}, {}
-        for side, col in (("user", users), ("item", items)):
+        for side, col, name in (("user", users, user_col), ("item", items, item_col)):
+            # the ids the rows use (a categorical column's used categories, not all of them),
+            # in order of first appearance; then those only the features frame has
+            ids[side], codes[side] = _ids.encode(col, order="appearance")
             extra = side_frames.get(side)
-            ids[side], codes[side] = _ids.encode(
-                col if extra is None else pa.concat_arrays([col, extra[0].cast(col.type)]),
-                order="appearance",
-            )
             if extra is not None:
+                extra_ids = _ids.cast(
+                    extra[0],
+                    ids[side].type,
+                    what=f"column {name!r} of {side}_features",
+                    known_as=f"the {side} ids of interactions",
+                )
+                ids[side], extra_codes = _ids.encode(extra_ids, order="appearance", known=ids[side])
+                codes[side] = np.concatenate([codes[side], extra_codes])
                 names[side], name_codes[side] = _ids.encode(extra[1], order="appearance")
         data = cls(user_identity_features, item_identity_features)
         data.fit_partial(

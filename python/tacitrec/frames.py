@@ -137,7 +137,8 @@ def _id_values(values, name: str):
             raise ValueError(
                 f"{name} must be ids, or a frame of one column, got {table.num_columns} columns"
             )
-        return table.column(0).combine_chunks()
+        col = table.column(0).combine_chunks()
+        return _ids.cast(col, _ids.value_type(col))  # a categorical column: its values
     if type(values).__module__.split(".")[0] in ("pandas", "polars"):  # a Series
         return pa.array(values.to_numpy() if hasattr(values, "to_numpy") else list(values))
     arr = np.atleast_1d(np.asarray(values))
@@ -158,27 +159,28 @@ def history_rows(model, users, user_items=None):
         table = to_arrow(user_items, "user_items")
         u = column(table, user_col, "user_items")
         i = column(table, item_col, "user_items")
-        if not u.type.equals(users.type):
-            try:
-                users = users.cast(u.type)
-            except (pa.ArrowInvalid, pa.ArrowTypeError, pa.ArrowNotImplementedError):
-                raise ValueError(
-                    f"users are {users.type} ids but the user_items frame's {user_col!r} "
-                    f"column holds {u.type} ids: pass users of the frame's id type"
-                ) from None
-        keep = pc.is_in(u, value_set=users)
+        try:  # the frame's type (a categorical column's values): ids compare in one type
+            users = _ids.cast(users, _ids.value_type(u))
+        except ValueError:
+            raise ValueError(
+                f"users are {users.type} ids but the user_items frame's {user_col!r} "
+                f"column holds {u.type} ids: pass users of the frame's id type"
+            ) from None
+        keep = pa.array(_ids.lookup(users, u) >= 0)
         data = getattr(model, "_dataset", None)
         weight = getattr(data, "weight_col", None) or "weight"
+        # every row of user_items has an item, so every row needs its weight (as from_frame)
         w = (
-            table.column(weight).combine_chunks().fill_null(1.0)
+            numbers(column(table, weight, "user_items"), weight, "user_items")
             if weight in table.column_names
-            else pa.array(np.ones(len(u), np.float32))
+            else np.ones(len(u), np.float32)
         )
+        u, i = u.filter(keep), i.filter(keep)
         rows = pa.table(
             {
-                "user": u.filter(keep),
-                "item": i.filter(keep),
-                "weight": w.filter(keep).cast(pa.float32()),
+                "user": _ids.cast(u, _ids.value_type(u)),
+                "item": _ids.cast(i, _ids.value_type(i)),
+                "weight": pa.array(w).filter(keep),
             }
         )
     else:
@@ -331,21 +333,23 @@ def ranking_metrics_frame(
     from .evaluation import metrics_from_sums
 
     pa = pyarrow()
-    import pyarrow.compute as pc
-
     user_col, item_col = _names(model)
     table = to_arrow(test, "test")
     test_users = column(table, user_col, "test")
-    test_rows = pa.table({"user": test_users, "item": column(table, item_col, "test")})
-    users = pc.unique(test_users)
+    users, _ = _ids.encode(test_users, order="appearance")  # distinct, in their value type
     history = history_rows(model, users, train)
-    test_rows = test_rows.cast(
-        pa.schema(
-            [
-                ("user", history.schema.field("user").type),
-                ("item", history.schema.field("item").type),
-            ]
-        )
+    # the test rows in the types of the history's ids (as the engines give train and test
+    # rows one type before their shuffle): a ValueError naming the column when they cannot be
+    test_rows = pa.table(
+        {
+            name: _ids.cast(
+                column(table, col, "test"),
+                history.schema.field(name).type,
+                what=f"column {col!r} of test",
+                known_as=f"the training rows' {name} ids",
+            )
+            for name, col in (("user", user_col), ("item", item_col))
+        }
     )
     rows = pa.concat_tables(
         [

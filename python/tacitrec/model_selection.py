@@ -57,7 +57,9 @@ def validation_split(
       :func:`~tacitrec.evaluation.train_test_split`);
     * ``"time"``: each user's latest ``fraction`` of interactions (at least one, never all),
       by ``timestamps``: a sparse matrix of ``train``'s shape holding each interaction's time
-      at the same positions.
+      at the same positions. A (user, item) pair stored more than once (repeated events, as
+      ``train``'s repeated entries, which add up) has the latest of its times: the largest,
+      never their sum.
 
     ``timestamps`` is only for ``by="time"``: given with another ``by``, it raises ValueError
     (it would be ignored).
@@ -80,7 +82,7 @@ def validation_split(
     if by == "time":
         if timestamps is None:
             raise ValueError("by='time' needs timestamps (a sparse matrix of train's shape)")
-        t, _ = _canonical_coo(timestamps, "timestamps", finite=True)
+        t = _latest_times(timestamps)
         if t.shape != m.shape or not (
             np.array_equal(t.indptr, m.indptr) and np.array_equal(t.indices, m.indices)
         ):
@@ -98,6 +100,21 @@ def validation_split(
     valid = np.zeros(m.nnz, dtype=bool)
     valid[order] = rank_from_end < held[rows[order]]
     return _split(m, rows, valid)
+
+
+def _latest_times(timestamps) -> sp.csr_matrix:
+    """``timestamps`` in canonical CSR form (checked as ``train`` is), each position holding the
+    largest of the times stored there: repeated events of a pair are as recent as the latest
+    (the canonical form sums duplicates, which would date them later than any of them)."""
+    t, _ = _canonical_coo(timestamps, "timestamps", finite=True)
+    raw = timestamps.tocoo()
+    if raw.nnz != t.nnz:  # some positions are stored more than once
+        row, col = np.asarray(raw.row, np.int64), np.asarray(raw.col, np.int64)
+        order = np.lexsort((col, row))  # row-major, as the canonical CSR's entries
+        row, col, data = row[order], col[order], np.asarray(raw.data)[order]
+        first = np.flatnonzero(np.r_[True, (row[1:] != row[:-1]) | (col[1:] != col[:-1])])
+        t.data = np.maximum.reduceat(data, first).astype(t.dtype, copy=False)
+    return t
 
 
 class _Stop(Exception):
@@ -281,12 +298,16 @@ def _run_trial(plan: _Plan, params) -> Trial:
     else:
         total = int(model.iterations)
 
-        def callback(iteration, *_):
+        own = fit_params.get("callback")  # the caller's, called first, as fit would call it
+
+        def callback(iteration, *rest):
+            if own is not None:
+                own(iteration, *rest)  # its return value ignored, as every fit ignores it
             done = iteration + 1
             if done % eval_every == 0 or done == total:
                 check(done)
 
-        kw = dict(fit_params)
+        kw = {k: v for k, v in fit_params.items() if k != "callback"}
         kw.setdefault("show_progress", False)
         try:
             model.fit(fit_part, callback=callback, **kw)
@@ -437,6 +458,11 @@ def random_search(
     Optuna's TPE choose the settings (needs optuna); ``"random"`` draws them independently with
     ``random_state``."""
     n_iter = check_count(n_iter, "n_iter")
+    if not isinstance(distributions, dict):
+        raise TypeError(
+            "distributions must be a dict of name -> list of values or (kind, low, high) "
+            f"range, got {type(distributions).__name__}"
+        )
     specs = {name: _spec(name, d) for name, d in distributions.items()}
     features = _features(user_features, item_features, fit_params)
     plan = _Plan(

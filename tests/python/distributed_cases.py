@@ -194,6 +194,59 @@ def command_line_matches_local(tmp_path, engine_name):
     np.testing.assert_allclose(got["score"], want["score"], rtol=1e-5)
 
 
+def categorical_ids_match_local(engine):
+    """Categorical user and item columns (filtered: unused categories, in their own order)
+    give the local call's rows; so do users without history given with a null item and a
+    null weight (columns of Arrow type null), while a row with an item and a null weight is an
+    error naming the column. For engines whose frames carry categoricals (Dask, Ray)."""
+    m = _build("als")
+    user_ids = np.array([f"user-{u}" for u in range(N_USERS)])
+    item_ids = np.array([f"item-{i}" for i in range(N_ITEMS)])
+    m.set_ids(user_ids=user_ids, item_ids=item_ids)
+    users = np.arange(0, N_USERS, 4)
+    pdf = rows(X, users, user_ids=user_ids, item_ids=item_ids)
+    pdf = pdf[pdf["item"].notna()]
+    cat = rows(X, user_ids=user_ids, item_ids=item_ids).astype(
+        {"user": "category", "item": "category"}
+    )
+    cat = cat[cat["user"].isin(set(pdf["user"]))]
+    served = users[np.diff(X.indptr)[users] > 0]
+    want = local_rows(m, X, served, N=4, user_ids=user_ids, item_ids=item_ids)
+    assert_same(_run(engine, m, cat, N=4), want)
+    cold = pd.DataFrame({"user": user_ids[[1, 6]], "item": [None, None], "weight": [None, None]})
+    empty = sp.csr_matrix(X.shape, dtype=np.float32)
+    want = local_rows(m, empty, np.array([1, 6]), N=4, user_ids=user_ids, item_ids=item_ids)
+    assert_same(_run(engine, m, cold, partitions=1, N=4), want)
+    no_weight = pdf.copy()
+    no_weight.loc[no_weight.index[0], "weight"] = np.nan
+    with pytest.raises(Exception, match="column 'weight' holds 1 null or NaN weights"):
+        _run(engine, m, no_weight, N=4)
+
+
+def id_types_between_train_and_test(engine):
+    """Test ids in another type than the training ids are read in the model's id type, as the
+    local call reads them: numbers as strings are the same users; other strings an error
+    naming the column (not the engine's own conversion error)."""
+    train, test = train_test_split(X, 0.75, random_state=3)
+    m = _build("bm25")
+    m.fit(train, show_progress=False)
+    m.set_ids(user_ids=np.arange(N_USERS) * 10, item_ids=np.arange(N_ITEMS))
+    train_rows = rows(train, user_ids=np.arange(N_USERS) * 10)
+    test_rows = rows(test, user_ids=np.arange(N_USERS) * 10)
+    want = ranking_metrics_at_k(m, train, test, K=5, show_progress=False)
+    as_text = test_rows.astype({"user": str})
+    got = engine.module.ranking_metrics_at_k(
+        m, engine.frame(train_rows, 3), engine.frame(as_text, 2), K=5
+    )
+    for key in want:
+        assert abs(got[key] - want[key]) <= 1e-9, key
+    as_names = test_rows.assign(user=[f"u{u}" for u in test_rows["user"]])
+    with pytest.raises(Exception, match="column 'user' of type .* cannot be compared"):
+        engine.module.ranking_metrics_at_k(
+            m, engine.frame(train_rows, 3), engine.frame(as_names, 2), K=5
+        )
+
+
 def _run(engine, m, pdf, partitions=3, N=5, **kw):
     return engine.collect(engine.module.recommend(m, engine.frame(pdf, partitions), N=N, **kw))
 
@@ -293,8 +346,11 @@ def test_metrics_equal_local(engine, name):
     m = _build(name)
     m.fit(train, show_progress=False)
     want = ranking_metrics_at_k(m, train, test, K=5, show_progress=False)
+    # the test users as float64 (a pandas column that held a NaN once), the training users
+    # int64: the same users (3 and 3.0 hashed apart split a user between partitions)
+    test_rows = rows(test).astype({"user": np.float64})
     got = engine.module.ranking_metrics_at_k(
-        m, engine.frame(rows(train), 3), engine.frame(rows(test), 2), K=5
+        m, engine.frame(rows(train), 3), engine.frame(test_rows, 2), K=5
     )
     assert set(got) == set(want)
     for key in want:

@@ -44,6 +44,22 @@ def test_workers_use_their_threads(engine):
     assert threads == [1] * len(workers) and len(workers) == 2
 
 
+def test_categorical_ids_and_users_without_history(engine):
+    distributed_cases.categorical_ids_match_local(engine)
+
+
+def test_id_types_between_train_and_test(engine):
+    # a string test column against integer training ids was a P2P RuntimeError of the shuffle
+    distributed_cases.id_types_between_train_and_test(engine)
+
+
+def test_local_scheduler_scores_with_all_cores():
+    """Outside a worker (the local scheduler) a task's kernels get all cores: 0, not 1."""
+    assert tdask._worker_threads() == 0
+    scorer = tdask._local.Scorer(distributed_cases.model("als"), num_threads=0)
+    assert scorer.model.num_threads == 0
+
+
 def test_command_line_writes_parquet_in_original_ids(tmp_path):
     """`tacitrec recommend --engine dask` starts its own local cluster in a child process."""
     distributed_cases.command_line_matches_local(tmp_path, "dask")
@@ -94,6 +110,21 @@ def test_als_fit_equals_the_local_fit(engine, num_blocks, options, ship):
         assert np.abs(got - want).max() <= 1e-4 * np.abs(want).max()
     assert fitted.user_ids_.tolist() == uids.tolist()
     assert fitted.item_ids_.tolist() == iids.tolist()
+    if ship == "auto":
+        # a categorical column with unused categories, in reverse order: the items its rows
+        # use, sorted (its unused category was an item, and the factors differed)
+        skus = pd.Categorical(df["sku"], categories=["unused", *iids[::-1]])
+        again = tdask.fit(
+            AlternatingLeastSquares(**params),
+            dd.from_pandas(df.assign(sku=skus), npartitions=3, sort=False),
+            user_col="uid",
+            item_col="sku",
+            weight_col="n",
+            num_blocks=num_blocks,
+            show_progress=False,
+        )
+        assert again.item_ids_.tolist() == iids.tolist()
+        assert np.array_equal(again.item_factors, fitted.item_factors)
     with pytest.raises(ValueError, match="item_col='item' is not a column of interactions"):
         tdask.fit(AlternatingLeastSquares(), dd.from_pandas(df, npartitions=1), user_col="uid")
 

@@ -23,6 +23,7 @@ import distributed_cases
 import tacitrec.distributed.ray as tray
 from distributed_cases import *  # noqa: E402,F401,F403
 from distributed_cases import (
+    EMPTY_USER,
     N_USERS,
     X,
     assert_same,
@@ -64,21 +65,31 @@ def engine(ray_session):
     return _Ray()
 
 
-def _scattered(pdf, blocks):
-    """``pdf`` in ``blocks`` one-or-two-row blocks, each user's rows spread over many blocks."""
+def _scattered(pdf, blocks, types=None):
+    """``pdf`` in ``blocks`` one-or-two-row blocks, each user's rows spread over many blocks;
+    with ``types``, block ``k`` has the column types ``types[k % len(types)]``."""
     pdf = pdf.sample(frac=1.0, random_state=1).reset_index(drop=True)
-    return ray.data.from_pandas(
-        [pdf.iloc[c].reset_index(drop=True) for c in np.array_split(np.arange(len(pdf)), blocks)]
-    )
+    parts = [
+        pdf.iloc[c].reset_index(drop=True) for c in np.array_split(np.arange(len(pdf)), blocks)
+    ]
+    if types is not None:
+        parts = [p.astype(types[k % len(types)]) for k, p in enumerate(parts)]
+    return parts
 
 
 def test_users_never_split(engine):
     """Rows of each user spread over hundreds of tiny blocks come together in one batch: a user
-    split across two batches would get two top lists and lose part of its liked-item filter."""
+    split across two batches would get two top lists and lose part of its liked-item filter.
+    The blocks give the id columns different types (int64, float64, categorical: 3, 3.0 and a
+    category 3 hash apart unless made one type before the shuffle), and the user without
+    interactions comes in a block of its own whose item and weight columns are all null
+    (Arrow type null)."""
     m = model("als")
     pdf = rows(X)
-    ds = _scattered(pdf, len(pdf) // 2)
-    got = tray.recommend(m, ds, N=5, num_blocks=7).to_pandas()
+    types = [{"user": np.int64}, {"user": np.float64, "item": np.float64}, "category"]
+    parts = _scattered(pdf[pdf.user != EMPTY_USER], len(pdf) // 2, types)
+    cold = pd.DataFrame({"user": [EMPTY_USER], "item": [None], "weight": [None]})
+    got = tray.recommend(m, ray.data.from_pandas(parts + [cold]), N=5, num_blocks=7).to_pandas()
     assert_same(got, local_rows(m, X, np.arange(N_USERS)))
 
 
@@ -88,7 +99,7 @@ def test_sort_shuffle_fallback(engine):
     from ray.data.context import ShuffleStrategy
 
     m = model("bm25")
-    ds = _scattered(rows(X), 150)
+    ds = ray.data.from_pandas(_scattered(rows(X), 150))
     ds.context.shuffle_strategy = ShuffleStrategy.SORT_SHUFFLE_PULL_BASED
     got = tray.recommend(m, ds, N=5).to_pandas()
     assert_same(got, local_rows(m, X, np.arange(N_USERS)))
@@ -158,6 +169,25 @@ def test_pool_sizing(engine):
         tray._pool(0, 1)
     with pytest.raises(ValueError, match="num_blocks"):
         tray.recommend(model("als"), engine.frame(rows(X, [1]), 1), num_blocks=0)
+    # more CPUs per worker than a node has: no worker could start, and Ray waited forever
+    too_many = r"num_cpus_per_worker=4 is more CPUs than any node .* has \(the cluster has 2 CPUs"
+    with pytest.raises(ValueError, match=too_many):
+        tray._pool(None, 4)
+    with pytest.raises(ValueError, match=too_many):
+        tray._pool(1, 4)
+    with pytest.raises(ValueError, match=too_many):
+        tray.recommend(model("als"), engine.frame(rows(X, [1]), 1), num_cpus_per_worker=4)
+    with pytest.raises(ValueError, match=too_many):
+        tray.ranking_metrics_at_k(
+            model("als"),
+            engine.frame(rows(X, [1]), 1),
+            engine.frame(rows(X, [1]), 1),
+            num_cpus_per_worker=4,
+        )
+    from tacitrec import AlternatingLeastSquares
+
+    with pytest.raises(ValueError, match=too_many):
+        tray.fit(AlternatingLeastSquares(), engine.frame(rows(X, [1]), 1), num_cpus_per_worker=4)
 
 
 def test_not_a_dataset(engine):

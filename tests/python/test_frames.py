@@ -100,6 +100,90 @@ def test_from_frame_errors():
         Dataset.from_frame([("a", 1)])
 
 
+def test_from_frame_of_a_categorical_frame_equals_the_plain_frame():
+    # a filtered categorical frame keeps its unused categories, and orders them its own way:
+    # the Dataset has the ids its rows use, in order of first appearance (was: every
+    # category, in the categories' order)
+    df = pd.DataFrame(
+        {
+            "user_id": ["b", "a", "b", "c", "a", "d"],
+            "item_id": ["x", "y", "x", "z", "w", "v"],
+            "w": [1.0, 2, 3, 4, 5, 6],
+        }
+    )
+    feats = pd.DataFrame({"item_id": ["w", "q", "x"], "feature": ["red", "blue", "red"]})
+    keep = df.user_id.isin(["a", "b"])
+    plain = Dataset.from_frame(df[keep], weight_col="w", item_features=feats)
+    cat = Dataset.from_frame(
+        df.astype({"user_id": "category", "item_id": "category"})[keep],
+        weight_col="w",
+        item_features=feats.astype({"item_id": "category"}),
+    )
+    assert cat.user_id_array.tolist() == ["b", "a"]
+    assert cat.item_id_array.tolist() == ["x", "y", "w", "q"]  # q: only in the features
+    assert cat.mapping() == plain.mapping()
+    for name in ("interactions", "weights", "item_feature_matrix"):
+        assert (getattr(cat, name) != getattr(plain, name)).nnz == 0, name
+
+
+def test_categorical_frames_serve_and_evaluate_as_plain_frames(data):
+    # a categorical user_items / test frame (was pyarrow's ArrowTypeError), or users given as a
+    # categorical column, give what the same frames of plain ids give
+    train, test = data
+    ds = Dataset.from_frame(_rows(train), weight_col="plays")
+    model = AlternatingLeastSquares(factors=8, random_state=0).fit(ds, show_progress=False)
+    rows = _rows(train)
+    cat = rows.astype({"user_id": "category", "item_id": "category"})
+    users = ["u3", "u0", "u17"]
+    want = model.recommend_frame(users, N=5, user_items=rows[rows.user_id.isin(users)])
+    got = model.recommend_frame(users, N=5, user_items=cat[cat.user_id.isin(users)])
+    pd.testing.assert_frame_equal(got, want)
+    asked = cat[cat.user_id.isin(users)][["user_id"]].drop_duplicates()
+    pd.testing.assert_frame_equal(
+        model.recommend_frame(asked, N=5),
+        model.recommend_frame(asked.astype({"user_id": str}), N=5),
+    )
+    test_rows = _rows(test)
+    test_cat = test_rows.astype({"user_id": "category", "item_id": "category"})
+    want_users, want = ranking_metrics_frame(model, test_rows, K=5, train=rows, unknown="skip")
+    got_users, got = ranking_metrics_frame(model, test_cat, K=5, train=cat, unknown="skip")
+    assert got == want
+    pd.testing.assert_frame_equal(got_users, want_users)
+
+
+def test_a_null_weight_of_user_items_is_refused(data):
+    # was read as weight 1.0; Dataset.from_frame and model.recommend refuse it too
+    train, _ = data
+    ds = Dataset.from_frame(_rows(train), weight_col="plays")
+    model = AlternatingLeastSquares(factors=8, random_state=0).fit(ds, show_progress=False)
+    rows = _rows(train)
+    mine = rows[rows.user_id == "u1"].copy()
+    assert len(model.recommend_frame(["u1"], N=3, user_items=mine)) == 3
+    mine.iloc[0, 2] = np.nan
+    with pytest.raises(ValueError, match="column 'plays' of user_items holds 1 nulls"):
+        model.recommend_frame(["u1"], N=3, user_items=mine)
+
+
+@pytest.mark.parametrize("threads", [0, 3])
+def test_frame_functions_score_with_the_models_threads(data, monkeypatch, threads):
+    # num_threads=0 (all cores, the default) reached the kernels as 1 thread
+    train, test = data
+    ds = Dataset.from_frame(_rows(train), weight_col="plays")
+    model = AlternatingLeastSquares(factors=8, random_state=0, num_threads=threads)
+    model.fit(ds, show_progress=False)
+    seen = []
+    recommend = AlternatingLeastSquares.recommend
+
+    def spy(self, *args, **kwargs):
+        seen.append(self.num_threads)
+        return recommend(self, *args, **kwargs)
+
+    monkeypatch.setattr(AlternatingLeastSquares, "recommend", spy)
+    model.recommend_frame(["u1", "u2"], N=3)
+    ranking_metrics_frame(model, _rows(test), K=5, unknown="skip")
+    assert len(seen) >= 2 and set(seen) == {threads}
+
+
 def _assert_frame_is_recommend(got, model, ds, users, N):
     """``got`` (a recommend_frame of ``users``, original ids of the Dataset ``ds``) holds the
     items and scores of ``recommend`` on their indices."""

@@ -122,6 +122,63 @@ def test_lookup_arrow_casts_the_values_or_says_why_not():
         )
 
 
+def _categorical(values, dictionary):
+    """``values`` dictionary-encoded over ``dictionary`` (which may hold unused entries)."""
+    pa = pytest.importorskip("pyarrow")
+    where = {v: k for k, v in enumerate(dictionary)}
+    indices = pa.array([None if v is None else where[v] for v in values], pa.int8())
+    return pa.DictionaryArray.from_arrays(indices, pa.array(dictionary))
+
+
+@pytest.mark.parametrize(
+    "values, dictionary",
+    [
+        (["b", "d", "b", "a"], ["z", "a", "b", "c", "d"]),  # unused entries, not row order
+        ([30, 10, 30], [10, 20, 30]),
+        (["x", "x"], ["x", "y", "x"]),  # a dictionary may repeat a value
+        ([], ["q"]),
+    ],
+)
+def test_dictionary_arrays_are_the_values_their_rows_use(values, dictionary):
+    # a pandas categorical or a Parquet dictionary column: its ids are the values the rows
+    # use, as for the plain array of those values (was: the whole dictionary, in its order)
+    pa = pytest.importorskip("pyarrow")
+    col = _categorical(values, dictionary)
+    plain = pa.array(values, col.type.value_type)
+    for order in ("sorted", "appearance"):
+        ids, codes = _ids.encode(col, order=order)
+        want_ids, want_codes = _ids.encode(plain, order=order)
+        assert ids.type == col.type.value_type  # a plain array of the values' type
+        assert ids.to_pylist() == want_ids.to_pylist() and codes.tolist() == want_codes.tolist()
+        known = pa.array(dictionary[-1:], col.type.value_type)
+        ids, codes = _ids.encode(col, order=order, known=known)
+        want_ids, want_codes = _ids.encode(plain, order=order, known=known)
+        assert ids.to_pylist() == want_ids.to_pylist() and codes.tolist() == want_codes.tolist()
+    # lookup through the dictionary; a null row is not found
+    known_ids = pa.array(dictionary[::-1], col.type.value_type)
+    with_null = _categorical(values + [None], dictionary)
+    assert _ids.lookup(known_ids, with_null).tolist() == (
+        _ids.lookup(known_ids, plain).tolist() + [-1]
+    )
+    assert _ids.cast(col, col.type.value_type).to_pylist() == values
+    # tacitrec.io reads a dictionary column so too: the same (sorted) ids
+    if values:
+        from tacitrec import io
+
+        got = io.read_interactions(pa.table({"u": col, "i": plain}), "u", "i")
+        assert got.user_ids.tolist() == _ids.encode(col)[0].to_pylist()
+
+
+def test_cast_of_ids_names_what_cannot_be_cast():
+    pa = pytest.importorskip("pyarrow")
+    assert _ids.cast(pa.array(["3", "4"]), pa.int64()).to_pylist() == [3, 4]
+    assert _ids.cast(pa.array([3.0, None]), pa.int64()).to_pylist() == [3, None]
+    with pytest.raises(ValueError, match=r"column 'user' of type double cannot be compared"):
+        _ids.cast(pa.array([3.5]), pa.int64(), what="column 'user'")
+    with pytest.raises(ValueError, match=r"of type string cannot be compared with the ids \(int"):
+        _ids.cast(_categorical(["x"], ["x"]).dictionary, pa.int64(), known_as="the ids")
+
+
 def test_streaming_encoder_sorts_and_decodes():
     enc = _ids.Encoder()
     codes = [enc.code(k) for k in ["b", "a", "b"]]

@@ -51,6 +51,23 @@ def test_split_by_time_holds_out_each_users_latest():
         validation_split(X, 0.5, timestamps=np.arange(3))
 
 
+def test_split_by_time_dates_a_repeated_pair_by_its_latest_event():
+    # user 0 played item 0 at t=10 and t=11, item 1 at t=20: item 1 is the latest (the summed
+    # times, 21, made item 0 look later); user 1's pair (1, 2) stored twice, latest t=3
+    X = sp.coo_matrix((np.ones(6), ([0, 0, 0, 1, 1, 1], [0, 0, 1, 2, 2, 0])), shape=(2, 3))
+    T = sp.coo_matrix(
+        (np.array([10.0, 11, 20, 3, 1, 2]), ([0, 0, 0, 1, 1, 1], [0, 0, 1, 2, 2, 0])),
+        shape=(2, 3),
+    )
+    fit_part, valid = validation_split(X, 0.5, by="time", timestamps=T)
+    assert valid.toarray().tolist() == [[0, 1, 0], [0, 0, 2]]
+    assert fit_part.toarray().tolist() == [[2, 0, 0], [1, 0, 0]]
+    # the same as a matrix of the latest times without repeats
+    latest = sp.csr_matrix(np.array([[11.0, 20, 0], [2, 0, 3]]))
+    again = validation_split(X.tocsr(), 0.5, by="time", timestamps=latest)[1]
+    assert (again != valid).nnz == 0
+
+
 def test_split_refuses_non_finite_times_and_values_and_a_non_numeric_fraction():
     X = sp.csr_matrix(np.array([[1, 1, 1, 1], [1, 1, 0, 0]], np.float32))
     # NaN sorted after every time: the NaN interaction was held out as the "latest"
@@ -126,6 +143,34 @@ def test_early_stopping_keeps_the_best_iteration_and_refits_it(data):
     assert again == pytest.approx(search.best_score, abs=1e-12)
 
 
+def test_a_fit_callback_is_called_beside_early_stopping(data):
+    # was TypeError: fit() got multiple values for keyword argument 'callback'
+    fit_part, valid = validation_split(data, 0.2, random_state=0)
+    calls = []
+
+    def callback(iteration, elapsed, *rest):
+        calls.append(iteration)
+        return False  # ignored, as every fit ignores it
+
+    grid = {"factors": [8], "iterations": [6], "random_state": [0]}
+    search = grid_search(
+        AlternatingLeastSquares,
+        grid,
+        fit_part,
+        valid,
+        K=10,
+        patience=None,
+        fit_params={"callback": callback},
+        show_progress=False,
+    )
+    assert calls == list(range(6))  # every iteration, none stopped by the return value
+    assert [d for d, _ in search.trials[0].history] == [1, 2, 3, 4, 5, 6]
+    plain = grid_search(
+        AlternatingLeastSquares, grid, fit_part, valid, K=10, patience=None, show_progress=False
+    )
+    assert search.trials[0].history == plain.trials[0].history
+
+
 def test_lightfm_epochs_are_checked_one_at_a_time(data):
     fit_part, valid = validation_split(data, 0.2, random_state=0)
     search = grid_search(
@@ -197,6 +242,9 @@ def test_bad_arguments(data):
         random_search(BM25Recommender, {"K": ("log", -1, 5)}, fit_part, valid)
     with pytest.raises(TypeError, match="param_grid"):
         grid_search(BM25Recommender, {"K": 5}, fit_part, valid)
+    # was AttributeError: 'list' object has no attribute 'items'
+    with pytest.raises(TypeError, match="distributions must be a dict .* got list"):
+        random_search(BM25Recommender, [("K", [5])], fit_part, valid)
 
 
 @pytest.mark.parametrize(

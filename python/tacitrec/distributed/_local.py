@@ -3,8 +3,9 @@ table), recommendation rows or summed metrics out, through the local batched ``r
 metric kernels. Nothing here knows an engine.
 
 Rows are ``user``, ``item`` and an optional ``weight`` column; a row whose item is null stands
-for a user without interactions. A partition must hold all the rows of each of its users (the
-adapters partition by user).
+for a user without interactions (its weight, null or not, is ignored; a row with an item needs
+a weight when the column is there). A partition must hold all the rows of each of its users (the
+adapters partition by user, after :meth:`Scorer.canonical` gave the id columns one type).
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ import numpy as np
 import scipy.sparse as sp
 
 from .. import _core, _ids
-from .._validation import Csr, as_csr, check_count
+from .._validation import Csr, as_csr, check_count, check_threads
 from ..base import RecommenderBase
 from ..evaluation import metric_tables
 
@@ -117,9 +118,22 @@ class _Ids:
             self._value_set = pyarrow().array(self.ids)
         return self._value_set
 
+    def arrow_type(self):
+        """The Arrow type of the original ids (int64 without them), without converting them
+        all when their NumPy dtype says it."""
+        pa = pyarrow()
+        if self.ids is None:
+            return pa.int64()
+        if self._value_set is None and isinstance(self.ids, np.ndarray):
+            kind = self.ids.dtype.kind
+            if kind in "biuf":
+                return pa.from_numpy_dtype(self.ids.dtype)
+            if kind in "US":
+                return pa.string() if kind == "U" else pa.binary()
+        return self.arrow().type
+
     def index(self, values) -> Tuple[np.ndarray, np.ndarray]:
         """``(indices, found)`` of a pyarrow array without nulls (indices -1 where not found)."""
-        pa = pyarrow()
         if self.ids is not None:
             idx = _ids.lookup(
                 self.arrow(),
@@ -128,17 +142,43 @@ class _Ids:
                 known_as=f"the model's {self.side} ids",
             )
             return idx, idx >= 0
-        if not (pa.types.is_integer(values.type) or pa.types.is_floating(values.type)):
-            raise ValueError(
-                f"the model has no original {self.side} ids (set_ids), so {self.side} "
-                f"values must be integer indices, got {values.type}"
-            )
-        arr = _as_numpy(values)
-        idx = arr.astype(np.int64)
-        if arr.dtype.kind == "f" and not np.array_equal(idx, arr):
-            raise ValueError(f"{self.side} values must be integer indices, got fractions")
+        idx = _as_numpy(self.canonical(values, self.side))
         found = (idx >= 0) & (idx < self.n) if self.n is not None else idx >= 0
         return np.where(found, idx, -1), found
+
+    def canonical(self, values, column: str):
+        """``values`` (a pyarrow array) as the Arrow type of this side's ids: the type of the
+        model's original ids, int64 indices without them (a dictionary-encoded array decoded,
+        NaN of a float column null, nulls kept). A ValueError naming ``column`` when the values
+        cannot be such ids, as :meth:`index` (and the local ``recommend_frame``) would raise."""
+        pa = pyarrow()
+        if values.null_count == len(values):  # no ids at all (as Dask types them): any type
+            return pa.nulls(len(values), self.arrow_type())
+        if pa.types.is_floating(_ids.value_type(values)):
+            import pyarrow.compute as pc
+
+            values = _ids.cast(values, _ids.value_type(values))
+            values = pc.if_else(pc.is_nan(values), pa.scalar(None, values.type), values)
+        if self.ids is not None:
+            return _ids.cast(
+                values,
+                self.arrow_type(),
+                what=f"column {column!r}",
+                known_as=f"the model's {self.side} ids",
+            )
+        typ = _ids.value_type(values)
+        if not (pa.types.is_integer(typ) or pa.types.is_floating(typ) or pa.types.is_null(typ)):
+            raise ValueError(
+                f"the model has no original {self.side} ids (set_ids), so {self.side} "
+                f"values must be integer indices, got {values.type} (column {column!r})"
+            )
+        try:
+            return _ids.cast(values, pa.int64(), what=f"column {column!r}")
+        except ValueError:
+            raise ValueError(
+                f"{self.side} values must be integer indices, got fractions or numbers "
+                f"beyond int64 (column {column!r})"
+            ) from None
 
 
 class Scorer:
@@ -156,7 +196,7 @@ class Scorer:
         num_threads: int = 1,
     ):
         model = copy.copy(open_model(model))  # shares the arrays; own num_threads
-        model.num_threads = max(1, int(num_threads))
+        model.num_threads = check_threads(int(num_threads))  # 0: all cores
         self.model = model
         self.N = check_count(N, "N")
         self.filter_liked = bool(filter_already_liked_items)
@@ -196,14 +236,38 @@ class Scorer:
 
     def check_ids(self, table) -> None:
         """Raises ValueError (as :meth:`recommend` would) when the rows hold user or item ids the
-        model does not know and ``unknown`` is ``"raise"``; an adapter can check rows before
-        they reach its workers."""
-        self._user_rows(table)
+        model does not know and ``unknown`` is ``"raise"``, or a row with an item has no
+        weight; an adapter can check rows before they reach its workers."""
+        if self.unknown == "raise":
+            self._user_rows(table)
+        else:  # the ids are not checked, the weights are (cheap: no id is looked up)
+            _row_weights(table, _has_item(table.column("item").combine_chunks()))
+
+    def canonical(self, table):
+        """The rows with one type per column whatever the block, frame or side (train, test)
+        they came from: ``user`` and ``item`` in the type of the model's ids (int64 indices
+        without them; see :meth:`_Ids.canonical`), ``weight`` float64, other columns as they
+        are. An adapter applies it before its shuffle by user, so that equal ids hash alike
+        (the user 3 of an int64 block and 3.0 of a float64 block are one user, in one
+        partition) and blocks concatenate; ids that cannot be the model's (a string that is
+        not a number for integer ids) raise ValueError naming the column, as the local call."""
+        pa = pyarrow()
+        columns = {}
+        for name in table.column_names:
+            col = table.column(name).combine_chunks()
+            if name in ("user", "item"):
+                side = self.users if name == "user" else self.items
+                col = side.canonical(col, name)
+            elif name == "weight":
+                col = _weights(col).cast(pa.float64())
+            columns[name] = col
+        return pa.table(columns)
 
     def _user_rows(self, table):
         """A partition's rows, decoded: ``(users`` (distinct, a pyarrow array), ``query`` (their
         model indices), ``keep_user`` (known users), ``row_user`` (each row's user position),
         ``valid`` (rows with a known item of a kept user), ``item_idx``, ``weight)``."""
+        pa = pyarrow()
         user = table.column("user").combine_chunks()
         if user.null_count:
             raise ValueError("the user column holds nulls: every row needs a user")
@@ -211,22 +275,16 @@ class Scorer:
         query, keep_user = self.users.index(users)
         self._check_found(keep_user, users, "user")
         item = table.column("item").combine_chunks()
-        valid = _as_numpy(item.is_valid())
-        if pyarrow().types.is_floating(item.type):  # NaN: pandas' null of a float column
-            valid &= ~np.isnan(_as_numpy(item.fill_null(0)))
+        valid = _has_item(item)
+        weight = _row_weights(table, valid)
         item_idx = np.zeros(len(item), np.int64)
         if valid.any():
-            present = item.filter(pyarrow().array(valid))
+            present = item.filter(pa.array(valid))
             idx, found = self.items.index(present)
             self._check_found(found, present, "item")
             valid[valid] = found
             item_idx[valid] = idx[found]
         valid &= keep_user[row_user]
-        if "weight" in table.column_names:
-            weight = _as_numpy(table.column("weight").combine_chunks().fill_null(1.0))
-            weight = weight.astype(np.float32)
-        else:
-            weight = np.ones(len(item), np.float32)
         return users, query, keep_user, row_user, valid, item_idx, weight
 
     def _matrix(self, rows, cols, weight, n_rows) -> Csr:
@@ -326,6 +384,57 @@ class _Reindexed:
 
     def recommend(self, rows, user_items, **kw):
         return self.model.recommend(self.query[rows], user_items, **kw)
+
+
+def _has_item(item) -> np.ndarray:
+    """The rows whose item is not null (nor NaN, pandas' null of a float column)."""
+    pa = pyarrow()
+    valid = np.asarray(_as_numpy(item.is_valid()), dtype=bool)
+    if pa.types.is_floating(item.type):
+        valid &= ~np.isnan(_as_numpy(item.fill_null(0)))
+    return valid
+
+
+def _row_weights(table, has_item: np.ndarray) -> np.ndarray:
+    """Each row's weight (float32; 1 without a ``weight`` column). A row with an item needs its
+    weight: a null or NaN one raises ValueError naming the column; a row without an item (a
+    user without interactions) has none to give, and a test row of a metrics partition counts
+    1 whatever it holds, so theirs are not read."""
+    pa = pyarrow()
+    if "weight" not in table.column_names:
+        return np.ones(table.num_rows, np.float32)
+    w = _weights(table.column("weight").combine_chunks()).cast(pa.float64())
+    w = np.asarray(_as_numpy(w), dtype=np.float64)  # nulls read as NaN
+    needed = has_item
+    if TEST_COLUMN in table.column_names:
+        test = _as_numpy(table.column(TEST_COLUMN).combine_chunks().fill_null(False))
+        needed = has_item & ~np.asarray(test, dtype=bool)
+    missing = needed & np.isnan(w)
+    if missing.any():
+        raise ValueError(
+            f"column 'weight' holds {int(missing.sum())} null or NaN weights on rows with "
+            "an item: every interaction needs a weight (only a row without an item, a user "
+            "without interactions, may leave it null)"
+        )
+    with np.errstate(over="ignore", invalid="ignore"):  # beyond float32: inf, refused later
+        return np.where(needed, w, 1.0).astype(np.float32)
+
+
+def _weights(col):
+    """A weight column as numbers: a column of nulls only (no weights at all, as a frame of
+    users without interactions has) as float64 nulls; ValueError for any other non-number."""
+    pa = pyarrow()
+    if col.null_count == len(col):  # no weights at all, whatever the type (Arrow's null, or
+        return pa.nulls(len(col), pa.float64())  # the strings Dask makes of None objects)
+    if pa.types.is_dictionary(col.type):
+        col = _ids.cast(col, col.type.value_type)
+    if not (
+        pa.types.is_integer(col.type)
+        or pa.types.is_floating(col.type)
+        or pa.types.is_boolean(col.type)
+    ):
+        raise ValueError(f"column 'weight' must hold numbers, got {col.type}")
+    return col
 
 
 def empty_output(user_type, item_type):

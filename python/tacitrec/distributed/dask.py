@@ -1,9 +1,13 @@
 """tacitrec on Dask: recommend and evaluate from Dask DataFrames of interaction rows.
 
 The rows are shuffled by user (``DataFrame.shuffle(on="user")``) so every partition holds all
-the rows of its users, and each partition is scored by the local kernels in its worker, with as
-many threads as the worker has (``nthreads``; tasks running at once share one pool of that
-size). A model object reaches each worker once, as one task result of the graph; a model
+the rows of its users, after their ``user`` and ``item`` columns were cast to the model's id
+types partition by partition (int64 indices for a model without ids; a categorical column
+decoded), so that a user hashes alike in every partition and in both frames of the metrics (ids
+that cannot be the model's raise ValueError naming the column, as the local call does), and
+each partition is scored by the local kernels in its worker, with as many threads as the worker
+has (``nthreads``; tasks running at once share one pool of that size; all cores on the local
+scheduler). A model object reaches each worker once, as one task result of the graph; a model
 directory path is opened memory-mapped once per worker process (one copy per machine). See
 :mod:`tacitrec.distributed` for the arguments. Needs ``pip install "tacitrec[dask]"``.
 """
@@ -35,6 +39,17 @@ def _worker_threads() -> int:
 def _to_arrow(frame):
     pa = _local.pyarrow()
     return pa.Table.from_pandas(frame, preserve_index=False)
+
+
+def _canonical(frame, model):
+    """A partition's rows in the types of :meth:`_local.Scorer.canonical` (the model's id
+    types; ValueError naming a column that cannot hold them), as a pandas frame of Arrow-backed
+    columns (ids keep their exact type, nulls included). Applied before the shuffle by user,
+    so that every partition and both sides of the metrics hash a user alike."""
+    import pandas as pd
+
+    table = _local.Scorer(model).canonical(_to_arrow(frame))
+    return table.to_pandas(types_mapper=pd.ArrowDtype)
 
 
 def _recommend_partition(frame, model, options):
@@ -100,10 +115,12 @@ def recommend(
         unknown=unknown,
     )
     frame = _columns(interactions, "interactions")
-    meta_rows = frame._meta
+    shipped = _shipped(model)
+    meta_rows = _canonical(frame._meta, model)  # the id types checked here, with the options
     meta = _local.Scorer(model, **options).recommend(_to_arrow(meta_rows)).to_pandas()
-    return frame.shuffle(on="user").map_partitions(
-        _recommend_partition, _shipped(model), options, meta=meta, align_dataframes=False
+    rows = frame.map_partitions(_canonical, shipped, meta=meta_rows, align_dataframes=False)
+    return rows.shuffle(on="user").map_partitions(
+        _recommend_partition, shipped, options, meta=meta, align_dataframes=False
     )
 
 
@@ -127,20 +144,20 @@ def ranking_metrics_at_k(
             raise TypeError(f"{name} must be a dask DataFrame, got {type(frame).__name__}")
     model = _local.serving_model(model, user_features, item_features)
     _local.Scorer(model, unknown=unknown)  # options checked before any work
-    rows = dd.concat(
-        [
-            _columns(train, "train").assign(**{_local.TEST_COLUMN: False}),
-            _columns(test, "test", True).assign(**{_local.TEST_COLUMN: True}),
-        ]
-    )
+    shipped = _shipped(model)
+    sides = []
+    for frame, is_test in ((_columns(train, "train"), False), (_columns(test, "test", True), True)):
+        # both sides in the model's id types before the shuffle: a user hashes alike in both
+        meta = _canonical(frame._meta, model)
+        frame = frame.map_partitions(_canonical, shipped, meta=meta, align_dataframes=False)
+        sides.append(frame.assign(**{_local.TEST_COLUMN: is_test}))
+    rows = dd.concat(sides)
     import pandas as pd
 
     meta = pd.DataFrame({c: pd.Series(dtype="float64") for c in _sum_columns()})
     sums = (
         rows.shuffle(on="user")
-        .map_partitions(
-            _metrics_partition, _shipped(model), K, unknown, meta=meta, align_dataframes=False
-        )
+        .map_partitions(_metrics_partition, shipped, K, unknown, meta=meta, align_dataframes=False)
         .sum()
         .compute()
     )

@@ -11,13 +11,19 @@ opened memory-mapped once per actor process instead (one copy per machine in the
 
 The shuffle runs when ``recommend`` is called (it is materialized in the object store, which
 spills to disk when it is full): a fixed actor pool holds its CPUs from the start, and on a
-cluster it fills it would starve a shuffle streaming into it. With ``unknown="raise"`` the ids
-are checked on the way into the shuffle, so an unknown id raises from ``recommend`` itself. The
-scoring is lazy: the returned Dataset runs when it is consumed (``write_parquet``, iteration).
+cluster it fills it would starve a shuffle streaming into it. On the way into the shuffle each
+block's ``user`` and ``item`` columns are cast to the model's id types (int64 indices for a
+model without ids; a categorical column decoded), so that a user's rows hash alike whatever
+block or type they come in (the user 3 of an int64 block and 3.0 of a float64 one are one
+user); ids that cannot be the model's raise ValueError naming the column, as the local call
+does; weights are checked, and with ``unknown="raise"`` the ids too, so these raise from
+``recommend`` itself. The scoring is lazy: the returned Dataset runs when it is consumed
+(``write_parquet``, iteration).
 
-Sizing: each actor asks for ``num_cpus_per_worker`` CPUs (1 by default) and its kernels run
-with as many threads as the CPUs Ray assigned to it; the pool has ``concurrency`` actors (by
-default as many as the cluster's CPUs allow, ``CPU // num_cpus_per_worker``). Fewer, wider
+Sizing: each actor asks for ``num_cpus_per_worker`` CPUs (1 by default; more than the
+largest node has is a ValueError, as no actor could ever start) and its kernels run with as
+many threads as the CPUs Ray assigned to it; the pool has ``concurrency`` actors (by default as
+many as the cluster's CPUs allow, ``CPU // num_cpus_per_worker``). Fewer, wider
 actors (``num_cpus_per_worker=4``) score larger batches with more threads each. ``num_blocks``
 (default 4 per actor) is the number of user partitions of the shuffle: each batch holds the
 rows of about ``users / num_blocks`` users, so raise it for large inputs (a few hundred thousand
@@ -127,32 +133,42 @@ def _check_dataset(ds, name: str):
     return names
 
 
-def _check_ids(batch, shipped):
-    """The rows as they are, once their user and item ids are known to the model (ValueError
-    otherwise, naming them)."""
-    _local.Scorer(_model_of(shipped), unknown="raise").check_ids(batch)
-    return batch
+def _prepare(batch, shipped, unknown: str, mark=None):
+    """A block of rows ready for the shuffle by user: its columns in the types of
+    :meth:`_local.Scorer.canonical` (so that a user's rows hash alike whatever the block, side
+    or id type they came in: 3 and 3.0 are one user), marked by ``mark`` (metrics), and
+    checked (ValueError naming them: ids of another type, null weights on rows with an item,
+    and with ``unknown="raise"`` ids the model does not know)."""
+    scorer = _local.Scorer(_model_of(shipped), unknown=unknown)
+    table = scorer.canonical(batch)
+    if mark is not None:
+        table = mark(table)
+    scorer.check_ids(table)
+    return table
 
 
-def _by_user(ds, num_blocks, pool_size: int, shipped, unknown: str):
-    """``ds`` in blocks that each hold all the rows of their users, materialized: the shuffle
-    runs to its end before the actor pool starts (a fixed pool holding the cluster's CPUs from
-    the start would starve the shuffle's tasks, and Ray Data would wait forever).
+def _prepared(ds, shipped, unknown: str, mark=None):
+    """``ds`` prepared for the shuffle by user (:func:`_prepare`) by tasks on the way into
+    it, so a bad id or weight raises from ``recommend`` itself, never inside an actor (Ray Data
+    keeps a failed pool's actors, and their CPUs, for as long as the exception is
+    referenced)."""
+    return ds.map_batches(
+        _prepare,
+        batch_size=None,
+        batch_format="pyarrow",
+        zero_copy_batch=True,
+        fn_args=(shipped, unknown, mark),
+    )
 
-    With ``unknown="raise"`` the ids are checked by tasks on the way into the shuffle, so an
-    unknown id raises here, from ``recommend`` itself, and never inside an actor (Ray Data keeps
-    a failed pool's actors, and their CPUs, for as long as the exception is referenced)."""
+
+def _by_user(ds, num_blocks, pool_size: int):
+    """``ds`` (prepared) in blocks that each hold all the rows of their users, materialized:
+    the shuffle runs to its end before the actor pool starts (a fixed pool holding the
+    cluster's CPUs from the start would starve the shuffle's tasks, and Ray Data would wait
+    forever)."""
     if num_blocks is None:
         num_blocks = _BLOCKS_PER_ACTOR * pool_size
     num_blocks = check_count(num_blocks, "num_blocks")
-    if unknown == "raise":
-        ds = ds.map_batches(
-            _check_ids,
-            batch_size=None,
-            batch_format="pyarrow",
-            zero_copy_batch=True,
-            fn_args=(shipped,),
-        )
     strategy = getattr(ds.context.shuffle_strategy, "value", ds.context.shuffle_strategy)
     if strategy in _KEYED_SHUFFLES:
         return ds.repartition(num_blocks, keys=["user"]).materialize()
@@ -172,8 +188,18 @@ def _pool(concurrency, num_cpus_per_worker):
         ) from None
     if not cpus > 0:
         raise ValueError(f"num_cpus_per_worker must be positive, got {num_cpus_per_worker}")
+    total = float(ray.cluster_resources().get("CPU", 0.0))
+    largest = max(
+        (float(n.get("Resources", {}).get("CPU", 0.0)) for n in ray.nodes() if n.get("Alive")),
+        default=0.0,
+    )
+    if cpus > largest:  # no node could ever start such a worker: Ray would wait forever
+        raise ValueError(
+            f"num_cpus_per_worker={num_cpus_per_worker} is more CPUs than any node of the Ray "
+            f"cluster has (the cluster has {total:g} CPUs, its largest node {largest:g}): "
+            "pass at most that many"
+        )
     if concurrency is None:
-        total = ray.cluster_resources().get("CPU", 1.0)
         concurrency = max(1, int(total // cpus))
     else:
         concurrency = check_count(concurrency, "concurrency")
@@ -193,7 +219,7 @@ def _shipped(model):
     return [_ray().put(model)]
 
 
-def _columns(ds, names, name: str, test: bool = False):
+def _columns(ds, names, test: bool = False):
     keep = ["user", "item"] + (["weight"] if "weight" in names and not test else [])
     return ds.select_columns(keep) if list(names) != keep else ds
 
@@ -231,9 +257,7 @@ def recommend(
     _local.Scorer(model, **options)  # options checked here, before any engine work
     size, cpus = _pool(concurrency, num_cpus_per_worker)
     shipped = _shipped(model)
-    rows = _by_user(
-        _columns(interactions, names, "interactions"), num_blocks, size, shipped, unknown
-    )
+    rows = _by_user(_prepared(_columns(interactions, names), shipped, unknown), num_blocks, size)
     return rows.map_batches(
         _Recommend,
         batch_size=None,
@@ -273,23 +297,23 @@ def ranking_metrics_at_k(
 
     weighted = "weight" in train_names
 
-    def marked(ds, names, name, is_test):
-        """user, item, (weight,) test marker: the same columns and types on both sides."""
-        ds = _columns(ds, names, name, is_test)
+    def marker(is_test: bool):
+        """user, item, (weight,) test marker: the same columns on both sides (the types are
+        made the same by :func:`_prepare`, before the union)."""
 
         def mark(t):
             if weighted:
-                weight = (
-                    pa.array(np.ones(len(t))) if is_test else t.column("weight").cast(pa.float64())
-                )
+                weight = pa.array(np.ones(len(t))) if is_test else t.column("weight")
                 t = t.select(["user", "item"]).append_column("weight", weight)
             return t.append_column(_local.TEST_COLUMN, pa.array(np.full(len(t), is_test)))
 
-        return ds.map_batches(mark, batch_format="pyarrow", batch_size=None, zero_copy_batch=True)
+        return mark
 
-    rows = marked(train, train_names, "train", False).union(marked(test, test_names, "test", True))
     shipped = _shipped(model)
-    sums = _by_user(rows, num_blocks, size, shipped, unknown).map_batches(
+    rows = _prepared(_columns(train, train_names), shipped, unknown, marker(False)).union(
+        _prepared(_columns(test, test_names, test=True), shipped, unknown, marker(True))
+    )
+    sums = _by_user(rows, num_blocks, size).map_batches(
         _MetricSums,
         batch_size=None,
         batch_format="pyarrow",
