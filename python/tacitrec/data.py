@@ -23,8 +23,25 @@ def _indices(mapping: Dict[Hashable, int], values, what: str) -> np.ndarray:
     """Indices of ``values`` (an array or iterable of ids) in ``mapping``, whose indices are its
     insertion order (vectorised by :func:`tacitrec._ids.lookup`); raises ValueError naming the
     first unknown id."""
-    arr = values if isinstance(values, np.ndarray) else _ids._sequence_array(values)
-    pos = _ids.lookup(list(mapping), arr, what=what)
+    if isinstance(values, np.ndarray):
+        arr = values
+        keys = _ids._sequence_array(list(mapping))
+        # the vectorised lookup compares NumPy values: exact unless the ids lost their
+        # distinctness on the way (trailing NULs of strings, ints beyond 2^63 mixed with
+        # smaller ones); then the dict decides, as it did when the ids were registered
+        try:
+            exact = len(np.unique(keys)) == len(mapping)
+        except TypeError:  # ids of mixed types: no order to sort them by
+            exact = False
+    else:
+        values = list(values)
+        exact = False
+    if exact:
+        pos = _ids.lookup(keys, arr, what=what)
+    else:
+        arr = np.empty(len(values), dtype=object)
+        arr[:] = values
+        pos = np.fromiter((mapping.get(v, -1) for v in arr), dtype=np.int64, count=len(arr))
     unknown = pos < 0
     if unknown.any():
         k = int(np.argmax(unknown))
@@ -92,13 +109,10 @@ class Dataset:
         return self
 
     def mapping(self) -> Tuple[dict, dict, dict, dict]:
-        """``(user_id_map, user_feature_map, item_id_map, item_feature_map)`` (copies)."""
-        return (
-            dict(self._user_ids),
-            dict(self._user_features),
-            dict(self._item_ids),
-            dict(self._item_features),
-        )
+        """``(user_id_map, user_feature_map, item_id_map, item_feature_map)``: the dataset's
+        own dicts, as LightFM returns them, so they include what later ``fit_partial`` calls
+        add (do not modify them: copy one to edit it)."""
+        return self._user_ids, self._user_features, self._item_ids, self._item_features
 
     def inverse_mapping(self) -> Tuple[list, list, list, list]:
         """Index -> id / feature name lists, in the order of :meth:`mapping`."""

@@ -537,14 +537,15 @@ class LightFM(RecommenderBase):
         check_threads(num_threads)
         self._check_fitted()
         T = as_csr(test_interactions, "test_interactions")
-        # as LightFM: the test matrix's users, ranked among its items (the feature matrices may
-        # have rows beyond them)
+        # as LightFM: the test matrix's users, ranked among its items; a feature matrix may have
+        # rows beyond them, the identity (no feature matrix) must cover the model exactly
         for side, n in zip(("user", "item"), T.shape):
-            known = self._n_rows(side, user_features if side == "user" else item_features)
-            if n > known:
+            features = user_features if side == "user" else item_features
+            known = self._n_rows(side, features)
+            if n > known or (features is None and n != known):
                 raise ValueError(
-                    f"test_interactions has {n} {side}s but the model knows {known} "
-                    f"(the rows of {side}_features, or the {side}s it was fitted on)"
+                    f"test_interactions has {n} {side}s but the model has {known} "
+                    + (f"(the rows of {side}_features)" if features is not None else "")
                 )
         n_users, n_items = T.shape
         Tr = None

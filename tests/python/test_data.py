@@ -136,3 +136,27 @@ def test_tuple_and_mixed_type_ids_map_as_lightfm():
     assert by_arrays.toarray().tolist() == [[0, 0, 0], [0, 0, 1], [0, 0, 0], [1, 0, 0]]
     with pytest.raises(ValueError, match="unknown user id '2'"):
         ds.build_interactions([("2", "b")])
+
+
+def test_ids_numpy_cannot_tell_apart_map_by_equality_as_lightfm():
+    """LightFM's dicts compare ids as Python does; NumPy arrays of them would not (trailing NULs
+    of strings are dropped, ints beyond 2^63 mixed with small ones become floats)."""
+    cases = [
+        ([2**63 + 1, 2**63 + 2, 5], [2**63 + 2, 5], [1, 2]),
+        ([10**17, 10**17 + 1], [10**17 + 1, 10**17], [1, 0]),
+        (["a\x00", "a"], ["a", "a\x00"], [1, 0]),
+        (np.array([2**63 + 5, 3], dtype=np.uint64), [np.uint64(2**63 + 5), 3], [0, 1]),
+    ]
+    for users, asked, rows in cases:
+        d = Dataset().fit(users, ["x"])
+        got = d.build_interactions([(u, "x") for u in asked])[0].row
+        np.testing.assert_array_equal(got, rows)
+    with pytest.raises(ValueError, match="unknown user id 7"):
+        Dataset().fit([1, 2], ["x"]).build_interactions([(7, "x")])
+
+
+def test_mappings_are_the_datasets_own_dicts_as_lightfm():
+    d = Dataset().fit(["u"], ["i"])
+    users = d.mapping()[0]
+    d.fit_partial(users=["v"])
+    assert users == {"u": 0, "v": 1}

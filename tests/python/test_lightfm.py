@@ -728,10 +728,14 @@ def test_feature_rows_beyond_the_interactions_are_users_and_items_without_any():
     assert np.mean(clear) > 0.9
     np.testing.assert_array_equal(ranks.tocoo().data[clear], want[clear])
     wide = sp.random(30, 25, density=0.1, format="csr", random_state=0)
-    with pytest.raises(ValueError, match="test_interactions has 25 items but the model knows 24"):
+    with pytest.raises(ValueError, match="test_interactions has 25 items but the model has 24"):
         m.predict_rank(wide, **kw)
     with pytest.raises(ValueError, match="user_features has 29 rows but there are 30 users"):
         LightFM().fit(X, user_features=sp.identity(29, format="csr"))
+    # without feature matrices (the identity) the test matrix covers the model exactly
+    plain = LightFM(no_components=4).fit(X)
+    with pytest.raises(ValueError, match="test_interactions has 5 users but the model has 30"):
+        plain.predict_rank(sp.csr_matrix((5, 20)))
 
 
 def test_a_new_width_needs_a_new_fit_and_features_must_be_sparse(tmp_path):
