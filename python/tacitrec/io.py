@@ -603,7 +603,10 @@ def open_interactions(out_dir, scipy: bool = True, mmap: bool = True) -> Interac
             f"{out_dir!r} holds no {MANIFEST} (not written by read_interactions)"
         )
     with open(path) as f:
-        manifest = json.load(f)
+        try:
+            manifest = json.load(f)
+        except ValueError as e:  # JSONDecodeError, UnicodeDecodeError
+            raise ValueError(f"{path!r} is not the JSON read_interactions writes ({e})") from None
     arrays = {
         k: np.load(os.path.join(out_dir, f"{k}.npy"), mmap_mode="r" if mmap else None)
         for k in ("indptr", "indices", "data", "user_ids", "item_ids")

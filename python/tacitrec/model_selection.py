@@ -283,7 +283,7 @@ def _run_trial(plan: _Plan, params) -> Trial:
         return Trial(dict(params), metrics, time.perf_counter() - start)
     error = None
     if isinstance(model, LightFM):
-        total = int(params.get("epochs", fit_params.get("epochs", 1)))
+        total = check_count(params.get("epochs", fit_params.get("epochs", 1)), "epochs", minimum=0)
         kw = {k: v for k, v in fit_params.items() if k != "epochs"}
         model.fit(fit_part, epochs=0, **kw)
         try:
@@ -296,7 +296,7 @@ def _run_trial(plan: _Plan, params) -> Trial:
         except ModelFitError as e:
             error = e
     else:
-        total = int(model.iterations)
+        total = check_count(model.iterations, "iterations", minimum=0)
 
         own = fit_params.get("callback")  # the caller's, called first, as fit would call it
 

@@ -231,6 +231,9 @@ def test_bad_input_names_the_problem(tmp_path):
         io.read_interactions(d, "u", "i")
     with pytest.raises(FileNotFoundError, match="holds no interactions.json"):
         io.open_interactions(tmp_path)
+    (tmp_path / "interactions.json").write_text("{not json")
+    with pytest.raises(ValueError, match="interactions.json' is not the JSON read_interactions"):
+        io.open_interactions(tmp_path)
 
 
 @settings(max_examples=40, deadline=None)

@@ -245,6 +245,17 @@ def test_bad_arguments(data):
     # was AttributeError: 'list' object has no attribute 'items'
     with pytest.raises(TypeError, match="distributions must be a dict .* got list"):
         random_search(BM25Recommender, [("K", [5])], fit_part, valid)
+    # counts of iterations are checked, not coerced (-2 ran as 0, 2.7 as 2)
+    from tacitrec import AlternatingLeastSquares, LightFM
+
+    for grid, kind, message in (
+        ({"epochs": [-2]}, ValueError, "epochs must be at least 0"),
+        ({"epochs": [2.7]}, TypeError, "epochs must be an integer"),
+    ):
+        with pytest.raises(kind, match=message):
+            grid_search(LightFM, grid, fit_part, valid, show_progress=False)
+    with pytest.raises(TypeError, match="iterations must be an integer"):
+        grid_search(AlternatingLeastSquares, {"iterations": ["x"]}, fit_part, valid)
 
 
 @pytest.mark.parametrize(
