@@ -27,16 +27,13 @@ pub struct PyCsr<'py>(
 impl PyCsr<'_> {
     /// The matrix as a validated view of its own shape, named `what` in errors.
     pub fn view(&self, what: &str) -> Result<CsrView<'_>> {
-        // SAFETY: not trusting: the structure is validated.
-        unsafe { self.view_trusting(what, false) }
+        let (n_rows, n_cols, indptr, indices, data) = self.arrays(what)?;
+        CsrView::new(what, n_rows, n_cols, indptr, indices, data)
     }
 
     /// [`PyCsr::view`] allowing a column more than once in a row ([`CsrView::with_repeats`]).
     pub fn view_with_repeats(&self, what: &str) -> Result<CsrView<'_>> {
-        let (n_rows, n_cols) = self.3;
-        let indptr = slice(&format!("{what}.indptr"), &self.0)?;
-        let indices = slice(&format!("{what}.indices"), &self.1)?;
-        let data = slice(&format!("{what}.data"), &self.2)?;
+        let (n_rows, n_cols, indptr, indices, data) = self.arrays(what)?;
         CsrView::with_repeats(what, n_rows, n_cols, indptr, indices, data)
     }
 
@@ -47,15 +44,24 @@ impl PyCsr<'_> {
     /// With `validated`, as [`CsrView::new_validated`]: the Python caller passes it only for a
     /// model's own arrays, read-only since a call validated them.
     pub unsafe fn view_trusting(&self, what: &str, validated: bool) -> Result<CsrView<'_>> {
-        let (n_rows, n_cols) = self.3;
-        let indptr = slice(&format!("{what}.indptr"), &self.0)?;
-        let indices = slice(&format!("{what}.indices"), &self.1)?;
-        let data = slice(&format!("{what}.data"), &self.2)?;
-        if validated {
-            CsrView::new_validated(what, n_rows, n_cols, indptr, indices, data)
-        } else {
-            CsrView::new(what, n_rows, n_cols, indptr, indices, data)
+        if !validated {
+            return self.view(what);
         }
+        let (n_rows, n_cols, indptr, indices, data) = self.arrays(what)?;
+        CsrView::new_validated(what, n_rows, n_cols, indptr, indices, data)
+    }
+
+    /// The shape and the contiguous arrays, named after `what` in errors.
+    #[allow(clippy::type_complexity)]
+    fn arrays(&self, what: &str) -> Result<(usize, usize, &[i64], &[i32], &[f32])> {
+        let (n_rows, n_cols) = self.3;
+        Ok((
+            n_rows,
+            n_cols,
+            slice(&format!("{what}.indptr"), &self.0)?,
+            slice(&format!("{what}.indices"), &self.1)?,
+            slice(&format!("{what}.data"), &self.2)?,
+        ))
     }
 }
 
