@@ -198,6 +198,13 @@ def as_csr(
     order) instead of being summed."""
     if isinstance(X, Csr):
         csr_shape = X.shape
+        if not (
+            isinstance(csr_shape, tuple)
+            and len(csr_shape) == 2
+            and all(isinstance(n, (int, np.integer)) and n >= 0 for n in csr_shape)
+        ):
+            raise TypeError(f"{name}.shape must be two counts, got {csr_shape!r}")
+        csr_shape = (int(csr_shape[0]), int(csr_shape[1]))
     elif sp.issparse(X):
         if X.ndim != 2:
             raise ValueError(f"{name} must be 2-D, got a {X.ndim}-D sparse array")
@@ -228,7 +235,7 @@ def as_csr(
             a = getattr(X, part)
             if not (isinstance(a, np.ndarray) and a.dtype == dtype and a.ndim == 1):
                 raise TypeError(f"{name}.{part} must be a 1-D {np.dtype(dtype)} array")
-        _core.csr_check(X, name)
+        _core.csr_check(X, name, repeats)
         if not all_finite(X.data):
             raise ValueError(f"{name} contains NaN or infinite values")
         return X
@@ -238,13 +245,7 @@ def as_csr(
         m = m.copy() if m is X else m
         m.sum_duplicates()
     if repeats and m.nnz != X.nnz:  # repeated entries were summed: sort them apart instead
-        coo = X.tocoo()
-        order = np.lexsort((coo.col, coo.row))
-        counts = np.bincount(coo.row, minlength=csr_shape[0])
-        m = sp.csr_matrix(
-            (coo.data[order], coo.col[order], np.concatenate([[0], np.cumsum(counts)])),
-            shape=csr_shape,
-        )
+        m = csr_with_repeats(X)
     indices = m.indices
     real = np.issubdtype(m.dtype, np.number) and not np.issubdtype(m.dtype, np.complexfloating)
     if not (real or m.dtype == np.bool_):
@@ -258,6 +259,19 @@ def as_csr(
         np.ascontiguousarray(indices, dtype=np.int32),
         data,
         csr_shape,
+    )
+
+
+def csr_with_repeats(X) -> sp.csr_matrix:
+    """``X`` (any scipy sparse matrix) as CSR with each row's entries sorted by column and an
+    entry stored more than once kept as many entries, in their stored order (scipy's ``tocsr``
+    sums them), its dtype kept."""
+    coo = X.tocoo()
+    order = np.lexsort((coo.col, coo.row))
+    counts = np.bincount(coo.row, minlength=coo.shape[0])
+    return sp.csr_matrix(
+        (coo.data[order], coo.col[order], np.concatenate([[0], np.cumsum(counts)])),
+        shape=coo.shape,
     )
 
 

@@ -17,31 +17,32 @@ import numpy as np
 import scipy.sparse as sp
 
 from . import _ids
+from ._validation import csr_with_repeats
 
 
 def _indices(mapping: Dict[Hashable, int], values, what: str) -> np.ndarray:
     """Indices of ``values`` (an array or iterable of ids) in ``mapping``, whose indices are its
-    insertion order (vectorised by :func:`tacitrec._ids.lookup`); raises ValueError naming the
-    first unknown id."""
-    if isinstance(values, np.ndarray):
-        arr = values
-        keys = _ids._sequence_array(list(mapping))
-        # the vectorised lookup compares NumPy values: exact unless the ids lost their
-        # distinctness on the way (trailing NULs of strings, ints beyond 2^63 mixed with
-        # smaller ones); then the dict decides, as it did when the ids were registered
-        try:
-            exact = len(np.unique(keys)) == len(mapping)
-        except TypeError:  # ids of mixed types: no order to sort them by
-            exact = False
-    else:
-        values = list(values)
-        exact = False
-    if exact:
+    insertion order; raises ValueError naming the first unknown id. Integer and string ids are
+    looked up vectorised (:func:`tacitrec._ids.lookup`) when NumPy keeps the registered ids
+    apart; otherwise (ids NumPy cannot tell apart, such as strings differing by a trailing NUL or
+    ints on both sides of 2^63, or ids of mixed types) the dict decides, by equality, as it did
+    when the ids were registered and as LightFM's dicts do."""
+    originals = values if isinstance(values, np.ndarray) else list(values)
+    arr = originals if isinstance(originals, np.ndarray) else _ids._sequence_array(originals)
+    keys = _ids._sequence_array(list(mapping))
+    family = {"i": "int", "u": "int", "U": "str", "S": "bytes"}
+    vectorised = (
+        arr.dtype.kind in family
+        and (not len(mapping) or family.get(keys.dtype.kind) == family[arr.dtype.kind])
+        and len(np.unique(keys)) == len(mapping)
+    )
+    if vectorised:
         pos = _ids.lookup(keys, arr, what=what)
     else:
-        arr = np.empty(len(values), dtype=object)
-        arr[:] = values
-        pos = np.fromiter((mapping.get(v, -1) for v in arr), dtype=np.int64, count=len(arr))
+        objects = np.empty(len(originals), dtype=object)
+        objects[:] = list(originals)
+        pos = np.fromiter((mapping.get(v, -1) for v in objects), np.int64, count=len(objects))
+        arr = objects
     unknown = pos < 0
     if unknown.any():
         k = int(np.argmax(unknown))
@@ -305,7 +306,9 @@ class Dataset:
             )
         )
         X, W = data._interaction_matrices(u, i, w)
-        data.interactions, data.weights = X.tocsr(), W.tocsr()
+        # a (user, item) pair of several rows stays several entries, as in LightFM's Dataset:
+        # LightFM trains each, the other models' fits sum them
+        data.interactions, data.weights = csr_with_repeats(X), csr_with_repeats(W)
         for side, identity in (("user", user_identity_features), ("item", item_identity_features)):
             extra = side_frames.get(side)
             if extra is None:

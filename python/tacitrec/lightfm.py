@@ -544,8 +544,8 @@ class LightFM(RecommenderBase):
             known = self._n_rows(side, features)
             if n > known or (features is None and n != known):
                 raise ValueError(
-                    f"test_interactions has {n} {side}s but the model has {known} "
-                    + (f"(the rows of {side}_features)" if features is not None else "")
+                    f"test_interactions has {n} {side}s but the model has {known}"
+                    + (f" (the rows of {side}_features)" if features is not None else "")
                 )
         n_users, n_items = T.shape
         Tr = None

@@ -459,5 +459,13 @@ class SpectralFilterRecommender(RecommenderBase):
         d["_tiles"] = None  # rebuilt from the graph on the first call
         return d
 
+    def __copy__(self):
+        """A shallow copy sharing the arrays and the graph's tiles (``copy.copy`` would go
+        through ``__getstate__``, which drops them; the frame and distributed serving paths
+        copy the model for every call or partition)."""
+        new = type(self).__new__(type(self))
+        new.__dict__.update(super().__getstate__())
+        return new
+
 
 __all__ = ["SpectralFilterRecommender", "chebycf_coefficients"]

@@ -783,6 +783,17 @@ pub fn rp3beta_knn(
             }
         });
     })?;
+    // inf (or 0 x inf = NaN, which the selection below would drop silently) from exponents far
+    // from the paper's
+    if !walk.iter().all(|v| v.is_finite()) {
+        return Err(Error::invalid(
+            "alpha / beta",
+            format!(
+                "{alpha} / {beta}: the RP3beta weights overflow float32 (P^alpha / pop^beta \
+                 beyond 3.4e38): use exponents nearer the paper's (alpha around 1, beta in [0, 1])"
+            ),
+        ));
+    }
     let users = CsrView::new(
         "user_items",
         user_items.n_rows(),

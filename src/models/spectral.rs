@@ -526,10 +526,13 @@ impl<'a> SpectralScorer<'a> {
         if k == 0 || w == 0.0 || m == 0 {
             return;
         }
-        // t^T (m x k, row-major): query q's row is the sum of its items' scaled rows of V
+        // t^T (m x k, row-major): query q's row is the sum of its items' scaled rows of V; at
+        // least two rows, so that one query gets the batches' arithmetic (faer's product of one
+        // column takes another path, which rounds differently)
+        let (queries, m) = (m, m.max(2));
         let t = &mut t[..m * k];
         t.fill(0.0);
-        for (q, tq) in t.chunks_exact_mut(k).enumerate() {
+        for (q, tq) in t.chunks_exact_mut(k).enumerate().take(queries) {
             let (items, values) = self.queries.row(q0 + q);
             for (&i, &v) in items.iter().zip(values) {
                 let v = v * self.pre[i as usize];

@@ -59,10 +59,16 @@ fn csr_sort_rows_sum_duplicates<'py>(
 }
 
 /// Checks the structure of a CSR matrix given as arrays (`indptr` from 0 to the entries, never
-/// decreasing; every index in range and increasing within its row): an error naming `what`.
+/// decreasing; every index in range and increasing within its row, or never decreasing with
+/// `repeats`): an error naming `what`.
 #[pyfunction]
-fn csr_check(m: PyCsr<'_>, what: &str) -> PyResult<()> {
-    m.view(what)?;
+#[pyo3(signature = (m, what, repeats=false))]
+fn csr_check(m: PyCsr<'_>, what: &str, repeats: bool) -> PyResult<()> {
+    if repeats {
+        m.view_with_repeats(what)?;
+    } else {
+        m.view(what)?;
+    }
     Ok(())
 }
 

@@ -338,3 +338,25 @@ def test_ranking_metrics_frame_equals_the_matrix_metrics(data):
         assert means[key] == pytest.approx(want[key], abs=1e-12)
     assert len(per_user) == len(set(known.user_id))
     assert per_user.ndcg.mean() == pytest.approx(want["ndcg"], abs=1e-12)
+
+
+def test_repeated_rows_train_lightfm_as_build_interactions_does():
+    """A pair of several rows (a log of plays) stays several entries, as LightFM's Dataset
+    keeps them: LightFM trains each; the other models sum them, as before."""
+    from tacitrec import AlternatingLeastSquares, Dataset, LightFM
+
+    rng = np.random.default_rng(0)
+    users, items = rng.integers(0, 30, 400), rng.integers(0, 20, 400)
+    df = pd.DataFrame({"user": users, "item": items})
+    ds = Dataset.from_frame(df, user_col="user", item_col="item")
+    assert ds.interactions.nnz == 400
+    built = Dataset().fit(ds.user_id_array, ds.item_id_array)
+    interactions, _ = built.build_interactions(zip(users.tolist(), items.tolist()))
+    a = LightFM(no_components=4, random_state=0).fit(ds, epochs=2)
+    b = LightFM(no_components=4, random_state=0).fit(interactions, epochs=2)
+    np.testing.assert_array_equal(a.item_embeddings, b.item_embeddings)
+    summed = ds.weights.copy()
+    summed.sum_duplicates()
+    c = AlternatingLeastSquares(factors=4, iterations=2, random_state=0).fit(ds)
+    d = AlternatingLeastSquares(factors=4, iterations=2, random_state=0).fit(summed)
+    np.testing.assert_array_equal(c.item_factors, d.item_factors)

@@ -78,5 +78,8 @@ def test_bad_arguments_name_themselves():
     with pytest.raises(ValueError, match="user_items.*>= 0"):
         RP3BetaRecommender().fit(neg, show_progress=False)
     # exponents that overflow float32 would serve inf scores
-    with pytest.raises(ValueError, match="RP3beta weights overflowed float32 at alpha=1.0"):
+    with pytest.raises(ValueError, match="alpha / beta: 1 / -1000000: the RP3beta weights"):
         RP3BetaRecommender(beta=-1e6).fit(X, show_progress=False)
+    # 0 x inf weights were NaN and dropped: an empty similarity, fitted without an error
+    with pytest.raises(ValueError, match="alpha / beta: 2000 / -400"):
+        RP3BetaRecommender(alpha=2000, beta=-400).fit(X, show_progress=False)

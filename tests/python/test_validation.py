@@ -76,6 +76,10 @@ def test_repeats_stay_apart_sorted_in_their_stored_order(fmt):
         np.testing.assert_array_equal(c.data, [3.0, 2.0, 1.0, 4.0, 5.0])
     # without repeats (and for input without them) the canonical matrix as before
     assert as_csr(Y, "interactions").nnz == 3
+    # the result passes again where repeats are allowed (LightFM's fit), not elsewhere
+    assert as_csr(c, "interactions", repeats=True) is c
+    with pytest.raises(ValueError, match="unsorted or duplicate column indices"):
+        as_csr(c, "interactions")
     X = sp.random(5, 6, density=0.4, format="coo", random_state=1)
     a, b = as_csr(X, "x", repeats=True), as_csr(X, "x")
     for u, v in zip(a[:3], b[:3]):
@@ -105,6 +109,8 @@ def test_arrays_given_as_a_csr_tuple_get_the_same_checks():
         (nan, ValueError, "user_items contains NaN"),
         (wrong, TypeError, "user_items.indices must be a 1-D int32 array"),
         (Csr(good.indptr[:-1], good.indices, good.data, good.shape), ValueError, "indptr"),
+        (good._replace(shape=(6, -5)), TypeError, r"user_items.shape must be two counts"),
+        (good._replace(shape=(6.0, 5)), TypeError, r"user_items.shape must be two counts"),
     ):
         with pytest.raises(kind, match=message):
             as_csr(X, "user_items")

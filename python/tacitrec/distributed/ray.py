@@ -193,7 +193,9 @@ def _pool(concurrency, num_cpus_per_worker):
         (float(n.get("Resources", {}).get("CPU", 0.0)) for n in ray.nodes() if n.get("Alive")),
         default=0.0,
     )
-    if cpus > largest:  # no node could ever start such a worker: Ray would wait forever
+    # no node could ever start such a worker: Ray would wait forever. A cluster with no CPUs
+    # yet (an autoscaling one whose workers are still to start) is left to Ray to scale.
+    if 0 < largest < cpus:
         raise ValueError(
             f"num_cpus_per_worker={num_cpus_per_worker} is more CPUs than any node of the Ray "
             f"cluster has (the cluster has {total:g} CPUs, its largest node {largest:g}): "
