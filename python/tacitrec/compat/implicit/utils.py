@@ -39,8 +39,8 @@ def _nonzeros(m, row: int):
 def check_csr(user_items):
     """``user_items`` itself when it is a ``scipy.sparse.csr_matrix``; anything else is converted
     with its ``tocsr()`` and a :class:`ParameterWarning` says so (and how long it took), as
-    implicit's ``check_csr``. (A ``csr_array`` is not a ``csr_matrix``: it warns too, and its
-    ``tocsr()`` returns it unchanged, as in implicit.)"""
+    implicit's ``check_csr``. (A ``csr_array`` is not a ``csr_matrix`` from SciPy 1.11 on: it
+    warns too, and its ``tocsr()`` returns it unchanged, as in implicit.)"""
     if isinstance(user_items, sp.csr_matrix):
         return user_items
     start = time.time()
