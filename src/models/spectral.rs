@@ -962,7 +962,7 @@ mod tests {
                 })
             })
             .collect();
-        let a = Csr::from_triplets(n_rows, n_cols, &triplets).unwrap();
+        let a = Csr::from_triplets(n_rows, n_cols, &triplets).unwrap(); // ok: test data in range
         let tiles = Tiles::new(&a.view(), 41);
         let value = |i: usize, q: usize| ((i * 29 + q * 7) % 53) as f32 * 0.0371 - 0.8;
         for arch in archs() {
