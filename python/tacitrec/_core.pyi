@@ -226,6 +226,7 @@ def spectral_recommend(
     items: Optional[np.ndarray],
     filter_items: Optional[np.ndarray],
     num_threads: int,
+    graph_validated: bool = ...,
     *,
     method: str,
     ideal_weight: float,

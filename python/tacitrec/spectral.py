@@ -21,6 +21,7 @@ from tqdm.auto import tqdm
 from . import _core
 from ._validation import (
     Csr,
+    ValidatedOnce,
     all_finite,
     as_csr,
     as_state_array,
@@ -228,9 +229,21 @@ class SpectralFilterRecommender(RecommenderBase):
         self.num_threads = num_threads
         self._graph: Optional[Csr] = None
         self._graph_t: Optional[Csr] = None
+        self._graph_checked = self._graph_t_checked = ValidatedOnce(None)
         self._tiles: Optional[_core.SpectralTiles] = None
+        self._scaled: Optional[tuple] = None  # the last scalings and what they were made from
         self._factors: Optional[np.ndarray] = None
         self._item_degree: Optional[np.ndarray] = None
+
+    def _set_graph(self, graph: Csr, graph_t: Csr) -> None:
+        """Keeps the graph and its transpose as the model's own read-only arrays, validated by
+        the first serving call only (as the kNN models' similarity); drops what was derived from
+        the previous graph."""
+        self._graph_checked = ValidatedOnce(graph)
+        self._graph_t_checked = ValidatedOnce(graph_t)
+        self._graph, self._graph_t = self._graph_checked.csr, self._graph_t_checked.csr
+        self._tiles = None
+        self._scaled = None
 
     # ---- hyper-parameters ---------------------------------------------------------------------
     def _method(self) -> str:
@@ -317,9 +330,8 @@ class SpectralFilterRecommender(RecommenderBase):
             data, graph_t, V, degree = _core.spectral_fit(X, a, b, k, over, iters, seed, threads)
             bar.update(1)
         self._scalings(self._method(), degree)  # the serving scalings must not overflow either
-        self._graph = Csr(X.indptr, X.indices, data, X.shape)
-        self._graph_t = Csr(*graph_t)
-        self._tiles = None
+        # the structure is the caller's matrix's: copied, as the model keeps it read-only
+        self._set_graph(Csr(X.indptr.copy(), X.indices.copy(), data, X.shape), Csr(*graph_t))
         self._factors = V
         self._item_degree = degree
         self.fit_seconds_ = time.perf_counter() - start
@@ -339,9 +351,18 @@ class SpectralFilterRecommender(RecommenderBase):
         return None, self._graph.shape[1]
 
     def _scalings(self, method: str, degree=None) -> Tuple[np.ndarray, np.ndarray]:
+        """``(D^-e, D^e)`` of the item degrees for ``method``'s exponent; those of the model's
+        own degrees are kept for the next call with the same method and exponent."""
         e = float(self.degree_power if method == "chebycf" else self.item_exponent)
-        degree = self._item_degree if degree is None else degree
-        assert degree is not None  # the caller's _shape() raised otherwise
+        if degree is None:
+            degree = self._item_degree
+            assert degree is not None  # the caller's _shape() raised otherwise
+            scaled = self.__dict__.get("_scaled")  # absent in older pickles
+            if scaled is not None and scaled[0] == (method, e) and scaled[1] is degree:
+                return scaled[2], scaled[3]
+            pre, post = self._scalings(method, degree)
+            self._scaled = ((method, e), degree, pre, post)
+            return pre, post
         d = degree.astype(np.float64)
         if method == "chebycf" and e == 0:  # ChebyCF without its DegreeNorm
             ones = np.ones_like(degree)
@@ -362,26 +383,34 @@ class SpectralFilterRecommender(RecommenderBase):
         if self.binary:
             queries = queries._replace(data=np.ones_like(queries.data))
         pre, post = self._scalings(options["method"])
-        g, gt = self._graph, self._graph_t
-        assert g is not None and gt is not None and self._factors is not None  # by _shape()
-        tiles = self.__dict__.get("_tiles")  # absent in older pickles
-        if tiles is None:  # built on the first call after fit or load, then kept
-            tiles = self._tiles = _core.SpectralTiles(g, gt)
-        return _core.spectral_recommend(
-            queries,
-            g,
-            gt,
-            tiles,
-            self._factors,
-            pre,
-            post,
-            N,
-            filter_liked,
-            items=items,
-            filter_items=filter_items,
-            num_threads=self._threads(),
-            **options,
-        )
+        factors = self._factors
+        assert factors is not None  # by _shape()
+
+        def call(g, g_validated):
+            def with_transpose(gt, gt_validated):
+                tiles = self.__dict__.get("_tiles")  # absent in older pickles
+                if tiles is None:  # built on the first call after fit or load, then kept
+                    tiles = self._tiles = _core.SpectralTiles(g, gt)
+                return _core.spectral_recommend(
+                    queries,
+                    g,
+                    gt,
+                    tiles,
+                    factors,
+                    pre,
+                    post,
+                    N,
+                    filter_liked,
+                    items=items,
+                    filter_items=filter_items,
+                    num_threads=self._threads(),
+                    graph_validated=g_validated and gt_validated,
+                    **options,
+                )
+
+            return self._graph_t_checked.run(with_transpose)
+
+        return self._graph_checked.run(call)
 
     def _recommend(
         self, userids, user_items, N, *, filter_liked, filter_items, items, recalculate_user
@@ -450,13 +479,12 @@ class SpectralFilterRecommender(RecommenderBase):
         ]
         if mats[0].nnz != mats[1].nnz:
             raise ModelFormatError("the saved graph and its transpose differ in size")
-        self._graph, self._graph_t = mats
+        self._set_graph(*mats)
         self._factors, self._item_degree = V, degree
-        self._tiles = None
 
     def __getstate__(self):
         d = super().__getstate__()
-        d["_tiles"] = None  # rebuilt from the graph on the first call
+        d["_tiles"] = d["_scaled"] = None  # rebuilt from the graph on the first call
         return d
 
     def __copy__(self):

@@ -121,7 +121,7 @@ impl PySpectralTiles {
 /// filter comes as keyword arguments (see `filter`).
 #[pyfunction]
 #[pyo3(signature = (user_items, graph, graph_t, tiles, factors, pre, post, k, filter_liked, items,
-                    filter_items, num_threads, **filter_options))]
+                    filter_items, num_threads, graph_validated = false, **filter_options))]
 #[allow(clippy::too_many_arguments)]
 fn spectral_recommend<'py>(
     py: Python<'py>,
@@ -137,12 +137,15 @@ fn spectral_recommend<'py>(
     items: Option<PyReadonlyArray1<'py, i32>>,
     filter_items: Option<PyReadonlyArray1<'py, i32>>,
     num_threads: usize,
+    graph_validated: bool,
     filter_options: Option<&Bound<'py, PyDict>>,
 ) -> PyResult<IdsScores<'py>> {
     let filter = filter(Kwargs::new(py, filter_options))?;
     let queries = user_items.view("user_items")?;
-    let g = graph.view("graph")?;
-    let gt = graph_t.view("graph_t")?;
+    // SAFETY: the Python layer passes `graph_validated` only for a model's own read-only graph
+    // and transpose that a call has validated (tacitrec.spectral).
+    let g = unsafe { graph.view_trusting("graph", graph_validated)? };
+    let gt = unsafe { graph_t.view_trusting("graph_t", graph_validated)? };
     let v = mat("factors", &factors)?;
     let cands = candidates(g.n_cols(), &items, &filter_items)?;
     let scorer = SpectralScorer::new(

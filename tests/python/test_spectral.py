@@ -328,3 +328,48 @@ def test_copies_share_the_tiles_and_pickles_rebuild_them(X):
     assert p._tiles is None
     for other in (c, p):
         np.testing.assert_array_equal(other.recommend(0, X[0])[0], want[0])
+
+
+def test_graph_is_validated_once_and_scalings_follow_the_exponent(X):
+    """As the kNN models' similarity: serving calls skip the pass over the graph's structure
+    once a call has validated the model's own read-only arrays; buffers shared with the caller
+    are validated by every call. The item scalings are kept between calls, and a changed
+    exponent makes new ones."""
+    import pickle
+
+    X = sp.csr_matrix(X)
+    flags = [a.flags.writeable for a in (X.indptr, X.indices, X.data)]
+    m = SpectralFilterRecommender(method="bspm", factors=4).fit(X, show_progress=False)
+    assert [a.flags.writeable for a in (X.indptr, X.indices, X.data)] == flags  # caller's kept
+    assert not m._graph_checked and not m._graph_t_checked
+    want = m.recommend(np.arange(3), X[:3], N=5)
+    assert m._graph_checked and m._graph_t_checked
+    again = m.recommend(np.arange(3), X[:3], N=5)
+    np.testing.assert_array_equal(again[0], want[0])
+    np.testing.assert_array_equal(again[1], want[1])
+    for a in (m._graph.indptr, m._graph.indices, m._graph_t.indices):
+        with pytest.raises(ValueError, match="WRITEABLE"):
+            a.flags.writeable = True
+    # the kept scalings follow item_exponent (set after fit, they scale the ideal term only)
+    kept = m._scalings("bspm")
+    assert m._scalings("bspm")[0] is kept[0]
+    m.item_exponent = 0.3
+    d = m._item_degree.astype(np.float64)
+    np.testing.assert_array_equal(
+        m._scalings("bspm")[0], np.where(d > 0, d**-0.3, 0).astype(np.float32)
+    )
+    assert not np.array_equal(m.recommend(np.arange(3), X[:3], N=5)[1], want[1])
+    m.item_exponent = 0.5
+    np.testing.assert_array_equal(m.recommend(np.arange(3), X[:3], N=5)[1], want[1])
+    # pickle protocol 5 with out-of-band buffers: the caller's buffers, validated every call
+    buffers = []
+    data = pickle.dumps(m, protocol=5, buffer_callback=buffers.append)
+    raw = [bytearray(b.raw()) for b in buffers]
+    shared = pickle.loads(data, buffers=raw)
+    np.testing.assert_array_equal(shared.recommend(np.arange(3), X[:3], N=5)[0], want[0])
+    assert not shared._graph_t_checked
+    indices = shared._graph_t.indices
+    view = next(r for r in raw if len(r) == indices.nbytes and bytes(r) == indices.tobytes())
+    np.frombuffer(view, dtype=np.int32)[:] = 10**6  # every index out of range
+    with pytest.raises(IndexError, match="graph_t"):
+        shared.recommend(np.arange(3), X[:3], N=5)
