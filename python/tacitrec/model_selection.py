@@ -148,6 +148,7 @@ class SearchResult:
     trials: List[Trial]
     make: Callable[..., Any]
     fit_params: Dict[str, Any]
+    seed: Optional[int] = None  # given to every model that takes random_state and has none
 
     @property
     def best(self) -> Trial:
@@ -190,7 +191,7 @@ class SearchResult:
     def refit(self, train, **fit_params):
         """The model of the best setting fitted on ``train`` (e.g. the full training data)."""
         params = self.best_params
-        model = _construct(self.make, params)
+        model = _construct(self.make, params, self.seed)
         _fit(model, train, dict(self.fit_params, **fit_params), params)
         return model
 
@@ -204,15 +205,34 @@ def _iterations_name(model) -> Optional[str]:
     return "iterations" if hasattr(model, "iterations") else None
 
 
-def _construct(make, params):
-    """``make(**params)`` without ``epochs``, which is LightFM's fit argument."""
+def _construct(make, params, seed: Optional[int] = None):
+    """``make(**params)`` without ``epochs``, which is LightFM's fit argument; a model that takes
+    ``random_state`` and was made without one gets ``seed`` (when not None), so that every trial
+    and the refit start from the same draw."""
     model = make(**{k: v for k, v in params.items() if k != "epochs"})
     if not (callable(getattr(model, "fit", None)) and callable(getattr(model, "recommend", None))):
         raise TypeError(
             f"model must be a model class or a function returning a model (with fit and "
             f"recommend), but it returned {type(model).__name__}"
         )
+    if seed is not None and getattr(model, "random_state", 0) is None:
+        model.random_state = seed
     return model
+
+
+def _is_seed(random_state) -> bool:
+    return isinstance(random_state, numbers.Integral) and not isinstance(
+        random_state, (bool, np.bool_)
+    )
+
+
+def _model_seed(random_state) -> Optional[int]:
+    """The seed a search gives its models: an int as given, one drawn from a generator, None
+    for None (the models then draw their own, as fit does)."""
+    if random_state is None:
+        return None
+    rng = check_random_state(random_state)  # the same checks (and errors) as the draws
+    return int(random_state) if _is_seed(random_state) else int(rng.integers(2**31 - 1))
 
 
 def _fit(model, train, fit_params, params):
@@ -243,6 +263,7 @@ class _Plan:
     patience: Optional[int]
     show_progress: bool
     features: Dict[str, Any]
+    seed: Optional[int] = None
 
 
 def _evaluate(model, plan: _Plan):
@@ -257,7 +278,7 @@ def _run_trial(plan: _Plan, params) -> Trial:
     make, fit_part, fit_params = plan.make, plan.fit_part, plan.fit_params
     metric, eval_every, patience = plan.metric, plan.eval_every, plan.patience
     start = time.perf_counter()
-    model = _construct(make, params)
+    model = _construct(make, params, plan.seed)
     iters = _iterations_name(model)
     history: List[tuple] = []
     best: Dict[str, Any] = {"score": -math.inf, "metrics": None, "at": None}
@@ -363,7 +384,7 @@ def _search(plan: _Plan, settings) -> SearchResult:
     fit_params = dict(plan.fit_params or {})
     plan = replace(plan, K=K, fit_params=fit_params, eval_every=eval_every, patience=patience)
     trials: List[Trial] = []
-    result = SearchResult(metric, K, trials, make, fit_params)
+    result = SearchResult(metric, K, trials, make, fit_params, plan.seed)
     for n, params in enumerate(settings, 1):
         trial = _run_trial(plan, params)
         trials.append(trial)
@@ -411,13 +432,17 @@ def grid_search(
     show_progress: bool = True,
     user_features=None,
     item_features=None,
+    random_state=None,
 ) -> SearchResult:
     """Fits ``model(**setting)`` (a class or a function returning a model) for every combination
     of ``param_grid`` on ``fit_part`` and scores it on ``validation`` (from
     :func:`validation_split`) by ``metric`` at ``K``. Iterative models are checked every
     ``eval_every`` iterations and stop after ``patience`` checks without improvement (None: no
     early stopping; ``eval_every=None``: score only the end). ``fit_params`` go to ``fit``
-    (LightFM: ``epochs``, ``num_threads``, feature matrices...)."""
+    (LightFM: ``epochs``, ``num_threads``, feature matrices...). With ``random_state``, every
+    model that takes a ``random_state`` and gets none from the setting is seeded with it (the
+    same seed in every trial and in :meth:`SearchResult.refit`, so that settings are compared
+    from the same draw and the refit is reproducible); None leaves the models unseeded."""
     features = _features(user_features, item_features, fit_params)
     plan = _Plan(
         model,
@@ -430,6 +455,7 @@ def grid_search(
         patience,
         show_progress,
         features,
+        _model_seed(random_state),
     )
     return _search(plan, _grid(param_grid))
 
@@ -456,7 +482,7 @@ def random_search(
     list (drawn uniformly), a ``("log", low, high)`` or ``("uniform", low, high)`` float range,
     or an ``("int", low, high)`` integer range (both ends included). ``sampler="optuna"`` lets
     Optuna's TPE choose the settings (needs optuna); ``"random"`` draws them independently with
-    ``random_state``."""
+    ``random_state``, which also seeds the models as in :func:`grid_search`."""
     n_iter = check_count(n_iter, "n_iter")
     if not isinstance(distributions, dict):
         raise TypeError(
@@ -478,12 +504,20 @@ def random_search(
         features,
     )
     if sampler == "optuna":
-        return _optuna_search(plan, specs, n_iter, random_state)
+        return _optuna_search(
+            replace(plan, seed=_model_seed(random_state)), specs, n_iter, random_state
+        )
     if sampler != "random":
         raise ValueError(f"sampler must be 'random' or 'optuna', got {sampler!r}")
     rng = check_random_state(random_state)
     settings = [{name: draw(rng) for name, (draw, _) in specs.items()} for _ in range(n_iter)]
-    return _search(plan, settings)
+    # an int seeds the models as given; a generator gives them one draw after the settings'
+    seed = (
+        None
+        if random_state is None
+        else _model_seed(random_state if _is_seed(random_state) else rng)
+    )
+    return _search(replace(plan, seed=seed), settings)
 
 
 def _features(user_features, item_features, fit_params):

@@ -321,3 +321,63 @@ def test_a_diverging_setting_ranks_last_and_the_search_goes_on(data, capsys):
     )
     with pytest.raises(ModelFitError, match="every trial's training diverged"):
         print(failed.best_params)
+
+
+def test_a_searchs_random_state_seeds_every_trial_and_the_refit(data):
+    fit_part, valid = validation_split(data, 0.2, random_state=0)
+    grid = {"factors": [8, 16], "iterations": [3], "num_threads": [1]}
+
+    def search(**kw):
+        return grid_search(
+            AlternatingLeastSquares, grid, fit_part, valid, K=10, show_progress=False, **kw
+        )
+
+    a, b = search(random_state=7), search(random_state=7)
+    assert [t.metrics for t in a.trials] == [t.metrics for t in b.trials]
+    # each trial is the model seeded with 7, fitted directly
+    for trial in a.trials:
+        params = {k: v for k, v in trial.params.items()}
+        m = AlternatingLeastSquares(random_state=7, **params)
+        m.fit(fit_part, show_progress=False)
+        direct = ranking_metrics_at_k(m, fit_part, valid, K=10, show_progress=False)
+        assert trial.metrics == pytest.approx(direct, abs=1e-12)
+    refit = a.refit(fit_part)
+    assert refit.random_state == 7
+    again = ranking_metrics_at_k(refit, fit_part, valid, K=10, show_progress=False)["ndcg"]
+    assert again == pytest.approx(a.best_score, abs=1e-12)
+    # a seed in the setting wins; None leaves the model unseeded
+    given = grid_search(
+        AlternatingLeastSquares,
+        dict(grid, random_state=[1]),
+        fit_part,
+        valid,
+        K=10,
+        show_progress=False,
+        random_state=7,
+    )
+    assert given.refit(fit_part).random_state == 1
+    assert search().refit(fit_part).random_state is None
+    # random_search: an int seeds the models as given, a generator with one draw of its own
+    spec = {"factors": [8, 16], "iterations": [2]}
+    r = random_search(
+        AlternatingLeastSquares,
+        spec,
+        fit_part,
+        valid,
+        n_iter=2,
+        random_state=5,
+        show_progress=False,
+    )
+    assert r.refit(fit_part).random_state == 5
+    g = random_search(
+        AlternatingLeastSquares,
+        spec,
+        fit_part,
+        valid,
+        n_iter=2,
+        random_state=np.random.default_rng(5),
+        show_progress=False,
+    )
+    assert isinstance(g.refit(fit_part).random_state, int)
+    with pytest.raises(ValueError, match="random_state"):
+        search(random_state=-1)
