@@ -8,6 +8,7 @@ Python loop over rows.
 
 from __future__ import annotations
 
+from numbers import Integral
 from typing import Any, Optional
 
 import numpy as np
@@ -95,9 +96,19 @@ def numbers(col, name: str, what: str) -> np.ndarray:
 
 def ids_array(values: Any) -> np.ndarray:
     """Original ids as a NumPy array (integers stay integers, strings become str)."""
-    arr = (
-        values.to_numpy(zero_copy_only=False) if hasattr(values, "to_numpy") else np.asarray(values)
-    )
+    if hasattr(values, "to_numpy"):
+        arr = values.to_numpy(zero_copy_only=False)
+    else:
+        values = list(values)
+        arr = np.asarray(values)
+        if arr.dtype.kind == "f" and any(
+            isinstance(v, Integral) and not isinstance(v, (bool, np.bool_)) for v in values
+        ):
+            # NumPy reads ints beyond int64 (uint64 ids) or mixed with floats as float64, which
+            # rounds them: uint64 when every id is a whole number that fits, else the objects
+            whole = all(isinstance(v, Integral) for v in values)
+            fits = whole and 0 <= min(values) and max(values) < 2**64
+            arr = np.array(values, dtype=np.uint64 if fits else object)
     if arr.dtype.kind == "O":
         items = arr.tolist()
         if all(isinstance(v, str) for v in items):

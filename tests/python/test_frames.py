@@ -360,3 +360,31 @@ def test_repeated_rows_train_lightfm_as_build_interactions_does():
     c = AlternatingLeastSquares(factors=4, iterations=2, random_state=0).fit(ds)
     d = AlternatingLeastSquares(factors=4, iterations=2, random_state=0).fit(summed)
     np.testing.assert_array_equal(c.item_factors, d.item_factors)
+
+
+def test_uint64_ids_beyond_int64_are_kept_exactly(data):
+    """NumPy reads a list of ints beyond 2^63 mixed with small ones as float64 (rounded): the
+    Dataset's id arrays keep them as uint64, and serving returns the ids the frame had."""
+    train, _ = data
+    c = train.tocoo()
+    base = np.uint64(2**63 + 11)
+    df = pd.DataFrame({"user_id": c.row.astype(np.uint64) + base, "item_id": c.col})
+    ds = Dataset.from_frame(df)
+    assert ds.user_id_array.dtype == np.uint64
+    assert ds.user_id_array.tolist() == (np.unique(c.row).astype(np.uint64) + base).tolist()
+    model = BM25Recommender(K=10).fit(ds, show_progress=False)
+    users = [int(base) + 5, int(base)]
+    got = model.recommend_frame(users, N=3)
+    assert got.user_id.dtype == np.uint64 and set(got.user_id.tolist()) == set(users)
+    # the same as the frame with small int64 user ids
+    plain = BM25Recommender(K=10).fit(
+        Dataset.from_frame(df.assign(user_id=c.row.astype(np.int64))), show_progress=False
+    )
+    want = plain.recommend_frame([5, 0], N=3)
+    np.testing.assert_array_equal(got.user_id.to_numpy() - base, want.user_id.to_numpy())
+    np.testing.assert_array_equal(got.item_id.to_numpy(), want.item_id.to_numpy())
+    np.testing.assert_array_equal(got.score.to_numpy(), want.score.to_numpy())
+    # ids NumPy would round when mixed with floats stay objects
+    mixed = Dataset().fit([10**17 + 1, 1.5], ["x"])
+    assert mixed.user_id_array.dtype == object
+    assert mixed.user_id_array.tolist() == [10**17 + 1, 1.5]
