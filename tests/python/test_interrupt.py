@@ -1,12 +1,11 @@
 """Ctrl-C during long Rust calls: one test per model family. Each runs in a child interpreter that
 starts a call taking several seconds, sends itself SIGINT 0.4 s in (1 s for the kNN fit, past its
-setup), and checks that the call
-raises KeyboardInterrupt within 0.5 s of the signal (wall time, or on a machine so loaded that
-the process was starved of CPU, 0.5 s of its CPU time per thread), and that the model is left
-usable: as before a serving call; after an interrupted fit, with the updates made so far (the
-completed iterations and part of the interrupted one), finite, and able to recommend. The data
-are sized so that every call runs 2-10 s uninterrupted on a 2-core machine (measured when the
-tests were written)."""
+setup), and checks that the call raises KeyboardInterrupt within 0.5 s of the signal (wall time,
+or on a machine so loaded that the process was starved of CPU, 0.5 s of its CPU time per thread),
+and that the model is left usable: as before a serving call; after an interrupted fit, with the
+updates made so far (the completed iterations and part of the interrupted one), finite, and able
+to recommend. The data are sized so that every call runs 2-10 s uninterrupted on a 2-core machine
+(measured when the tests were written)."""
 
 import subprocess
 import sys
