@@ -64,15 +64,30 @@ def _csr(shape, rows, cols, data) -> sp.csr_matrix:
     return out
 
 
-def _split(m, rows, test) -> Tuple[sp.csr_matrix, sp.csr_matrix]:
+def _split(m, rows, test, original=None) -> Tuple[sp.csr_matrix, sp.csr_matrix]:
     """``(rest, held)``: the stored interactions of the canonical ``m`` (and their ``rows``, from
     :func:`_canonical_coo`) outside and inside the boolean mask ``test``, as CSR matrices of its
-    shape and dtype."""
+    shape and dtype. When ``original`` (the matrix ``m`` was made from) stores some pair more
+    than once (raw events), ``rest`` keeps its entries as stored, in their order, for the pairs
+    not held (LightFM trains every stored entry; the other models add them up as before); a
+    pair is held or kept with all its copies, and ``held`` has them summed."""
     keep = ~test
-    return (
-        _csr(m.shape, rows[keep], m.indices[keep], m.data[keep]),
-        _csr(m.shape, rows[test], m.indices[test], m.data[test]),
+    held = _csr(m.shape, rows[test], m.indices[test], m.data[test])
+    if original is None or original.nnz == m.nnz:
+        return _csr(m.shape, rows[keep], m.indices[keep], m.data[keep]), held
+    raw = original.tocoo()
+    r, c = np.asarray(raw.row, np.int64), np.asarray(raw.col, np.int64)
+    n_cols = np.int64(m.shape[1])
+    kept = ~np.isin(r * n_cols + c, rows[test].astype(np.int64) * n_cols + m.indices[test])
+    order = np.lexsort((c[kept], r[kept]))  # row-major; a pair's copies in their stored order
+    r, c, v = r[kept][order], c[kept][order], np.asarray(raw.data)[kept][order]
+    indptr = np.zeros(m.shape[0] + 1, dtype=np.int64)
+    np.cumsum(np.bincount(r, minlength=m.shape[0]), out=indptr[1:])
+    rest = sp.csr_matrix(
+        (v.astype(m.dtype, copy=False), c.astype(m.indices.dtype), indptr.astype(m.indptr.dtype)),
+        shape=m.shape,
     )
+    return rest, held
 
 
 def _features(user_features, item_features) -> Dict[str, Any]:
@@ -125,7 +140,10 @@ def train_test_split(
     """Randomly splits the stored interactions of ``ratings`` into train and test CSR matrices of
     the same shape and dtype. Exactly ``round(train_percentage * nnz)`` interactions go to train
     (implicit draws each one independently, so its sizes vary). The same ``random_state`` (int,
-    Generator or RandomState) gives the same split."""
+    Generator or RandomState) gives the same split. A pair stored more than once (raw events, as
+    ``Dataset.build_interactions`` makes) is one interaction that moves with all its copies:
+    train keeps them as stored (LightFM trains each; the other models add them up), test has
+    them summed."""
     train_percentage = check_fraction(train_percentage, "train_percentage")
     rng = check_random_state(random_state)
     m, rows = _canonical_coo(ratings, "ratings")
@@ -133,7 +151,7 @@ def train_test_split(
     n_train = int(round(train_percentage * nnz))
     test = np.ones(nnz, dtype=bool)
     test[rng.permutation(nnz)[:n_train]] = False
-    return _split(m, rows, test)
+    return _split(m, rows, test, ratings)
 
 
 def leave_k_out_split(
@@ -144,7 +162,8 @@ def leave_k_out_split(
     interactions is kept entirely in train.
 
     Differences from implicit 0.7: reproducible for a given ``random_state``; users need at least
-    ``K + 1`` interactions (implicit requires ``K + 2``).
+    ``K + 1`` interactions (implicit requires ``K + 2``). Repeated entries of a pair move
+    together, as in :func:`train_test_split`.
     """
     K = check_count(K, "K")
     train_only_size = check_fraction(train_only_size, "train_only_size", below_one=True)
@@ -161,7 +180,7 @@ def leave_k_out_split(
     rank = np.arange(m.nnz) - m.indptr[rows[order]]
     test = np.zeros(m.nnz, dtype=bool)
     test[order] = (rank < K) & eligible[rows[order]]
-    return _split(m, rows, test)
+    return _split(m, rows, test, ratings)
 
 
 def ranking_metrics_at_k(

@@ -62,7 +62,9 @@ def validation_split(
       never their sum.
 
     ``timestamps`` is only for ``by="time"``: given with another ``by``, it raises ValueError
-    (it would be ignored).
+    (it would be ignored). A pair stored more than once counts as one interaction and moves with
+    all its copies: ``fit_part`` keeps them as stored (LightFM trains each, as on ``train``),
+    ``validation`` has them summed.
     """
     if isinstance(fraction, (bool, np.bool_)) or not isinstance(fraction, numbers.Real):
         raise TypeError(f"fraction must be a number in (0, 1), got {type(fraction).__name__}")
@@ -77,7 +79,7 @@ def validation_split(
         )
     m, rows = _canonical_coo(train, "train", finite=True)
     if by == "interaction":
-        return train_test_split(m, 1.0 - float(fraction), random_state=random_state)
+        return train_test_split(train, 1.0 - float(fraction), random_state=random_state)
     rng = check_random_state(random_state)
     if by == "time":
         if timestamps is None:
@@ -99,7 +101,7 @@ def validation_split(
     rank_from_end = m.indptr[rows[order] + 1] - 1 - np.arange(m.nnz)
     valid = np.zeros(m.nnz, dtype=bool)
     valid[order] = rank_from_end < held[rows[order]]
-    return _split(m, rows, valid)
+    return _split(m, rows, valid, train)
 
 
 def _latest_times(timestamps) -> sp.csr_matrix:

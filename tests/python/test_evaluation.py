@@ -196,6 +196,46 @@ def test_train_test_split_sums_duplicates_of_coo_input():
     np.testing.assert_array_equal((train + test).toarray(), [[0, 3], [5, 0]])
 
 
+@pytest.mark.parametrize("how", ["train_test", "leave_k_out", "user", "interaction", "time"])
+def test_splits_move_a_repeated_pair_with_all_its_copies_and_keep_them(how):
+    """Raw events (a pair stored several times, as Dataset.build_interactions makes): a pair is
+    held or kept whole; the training side keeps its copies as stored (LightFM trains each), the
+    held side sums them; without repeats the result stays canonical."""
+    from tacitrec.model_selection import validation_split
+
+    rng = np.random.default_rng(3)
+    n = 4000
+    r, c = rng.integers(0, 60, n), rng.integers(0, 40, n)
+    v = rng.integers(1, 5, n).astype(np.float32)
+    X = sp.coo_matrix((v, (r, c)), shape=(60, 40))
+    T = sp.coo_matrix((rng.random(n), (r, c)), shape=(60, 40))
+
+    def split(M):
+        if how == "train_test":
+            return train_test_split(M, 0.8, random_state=0)
+        if how == "leave_k_out":
+            return leave_k_out_split(M, K=2, random_state=0)
+        extra = {"timestamps": T} if how == "time" else {}
+        return validation_split(M, 0.25, by=how, random_state=0, **extra)
+
+    rest, held = split(X)
+    summed = X.tocsr()
+    np.testing.assert_array_equal((rest + held).toarray(), summed.toarray())
+    assert held.has_canonical_format and held.nnz > 0
+    # no pair on both sides, and every kept pair with all its stored copies, in stored order
+    assert (rest.multiply(held)).nnz == 0
+    kept = held.toarray()[r, c] == 0
+    order = np.lexsort((c[kept], r[kept]))
+    assert rest.nnz == kept.sum()
+    np.testing.assert_array_equal(rest.indices, c[kept][order])
+    np.testing.assert_array_equal(rest.data, v[kept][order])
+    # the same split of the summed matrix: held equal, rest the summed copies
+    if how != "time":
+        rest2, held2 = split(summed)
+        assert rest2.has_canonical_format and (held2 != held).nnz == 0
+        assert abs(rest2 - rest).max() == 0
+
+
 def test_leave_k_out_split():
     X = random_user_items(n_users=300, n_items=60, density=0.05, seed=3)
     counts = np.diff(X.indptr)
