@@ -147,11 +147,16 @@ def train_test_split(
     train_percentage = check_fraction(train_percentage, "train_percentage")
     rng = check_random_state(random_state)
     m, rows = _canonical_coo(ratings, "ratings")
-    nnz = m.nnz
-    n_train = int(round(train_percentage * nnz))
-    test = np.ones(nnz, dtype=bool)
-    test[rng.permutation(nnz)[:n_train]] = False
-    return _split(m, rows, test, ratings)
+    return _random_split(m, rows, train_percentage, rng, ratings)
+
+
+def _random_split(m, rows, train_percentage: float, rng, original):
+    """:func:`train_test_split` of the canonical ``m`` (from :func:`_canonical_coo` of
+    ``original``)."""
+    n_train = int(round(train_percentage * m.nnz))
+    test = np.ones(m.nnz, dtype=bool)
+    test[rng.permutation(m.nnz)[:n_train]] = False
+    return _split(m, rows, test, original)
 
 
 def leave_k_out_split(

@@ -37,7 +37,7 @@ import scipy.sparse as sp
 
 from ._validation import as_csr, check_count, check_random_state
 from .exceptions import ModelFitError
-from .evaluation import _canonical_coo, _split, ranking_metrics_at_k, train_test_split
+from .evaluation import _canonical_coo, _random_split, _split, ranking_metrics_at_k
 
 METRICS = ("precision", "recall", "map", "ndcg", "auc", "mrr", "hit_rate", "implicit_precision")
 
@@ -78,9 +78,9 @@ def validation_split(
             "or leave timestamps out"
         )
     m, rows = _canonical_coo(train, "train", finite=True)
-    if by == "interaction":
-        return train_test_split(train, 1.0 - float(fraction), random_state=random_state)
     rng = check_random_state(random_state)
+    if by == "interaction":  # as train_test_split
+        return _random_split(m, rows, 1.0 - float(fraction), rng, train)
     if by == "time":
         if timestamps is None:
             raise ValueError("by='time' needs timestamps (a sparse matrix of train's shape)")

@@ -330,8 +330,10 @@ class SpectralFilterRecommender(RecommenderBase):
             data, graph_t, V, degree = _core.spectral_fit(X, a, b, k, over, iters, seed, threads)
             bar.update(1)
         self._scalings(self._method(), degree)  # the serving scalings must not overflow either
-        # the structure is the caller's matrix's: copied, as the model keeps it read-only
-        self._set_graph(Csr(X.indptr.copy(), X.indices.copy(), data, X.shape), Csr(*graph_t))
+        # the structure is the caller's matrix's: copied once, into memory the model owns (kept
+        # read-only; the caller's arrays are left as they were)
+        indptr, indices = _core.owned_copy(X.indptr), _core.owned_copy(X.indices)
+        self._set_graph(Csr(indptr, indices, data, X.shape), Csr(*graph_t))
         self._factors = V
         self._item_degree = degree
         self.fit_seconds_ = time.perf_counter() - start
@@ -385,32 +387,32 @@ class SpectralFilterRecommender(RecommenderBase):
         pre, post = self._scalings(options["method"])
         factors = self._factors
         assert factors is not None  # by _shape()
-
-        def call(g, g_validated):
-            def with_transpose(gt, gt_validated):
-                tiles = self.__dict__.get("_tiles")  # absent in older pickles
-                if tiles is None:  # built on the first call after fit or load, then kept
-                    tiles = self._tiles = _core.SpectralTiles(g, gt)
-                return _core.spectral_recommend(
-                    queries,
-                    g,
-                    gt,
-                    tiles,
-                    factors,
-                    pre,
-                    post,
-                    N,
-                    filter_liked,
-                    items=items,
-                    filter_items=filter_items,
-                    num_threads=self._threads(),
-                    graph_validated=g_validated and gt_validated,
-                    **options,
-                )
-
-            return self._graph_t_checked.run(with_transpose)
-
-        return self._graph_checked.run(call)
+        # each tracker's matrix and flag read together (a concurrent fit replaces the trackers)
+        checked, checked_t = self._graph_checked, self._graph_t_checked
+        g, gt, validated = checked.csr, checked_t.csr, bool(checked) and bool(checked_t)
+        assert g is not None and gt is not None  # by _shape()
+        tiles = self.__dict__.get("_tiles")  # absent in older pickles
+        if tiles is None:  # built on the first call after fit or load, then kept
+            tiles = self._tiles = _core.SpectralTiles(g, gt)
+        out = _core.spectral_recommend(
+            queries,
+            g,
+            gt,
+            tiles,
+            factors,
+            pre,
+            post,
+            N,
+            filter_liked,
+            items=items,
+            filter_items=filter_items,
+            num_threads=self._threads(),
+            graph_validated=validated,
+            **options,
+        )
+        checked.passed()
+        checked_t.passed()
+        return out
 
     def _recommend(
         self, userids, user_items, N, *, filter_liked, filter_items, items, recalculate_user
