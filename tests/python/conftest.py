@@ -17,6 +17,24 @@ def random_user_items(n_users=60, n_items=40, density=0.15, seed=0, dtype=np.flo
     return X
 
 
+def unpickled_over_shared_buffers(model):
+    """``(copy, corrupt)``: ``model`` unpickled from pickle protocol 5 out-of-band buffers, whose
+    arrays are the caller's buffers (as Ray's object store hands them over), and
+    ``corrupt(array)``, which sets every int32 of the buffer holding ``array`` to 10^6 (indices
+    out of range) through the caller's side."""
+    import pickle
+
+    buffers = []
+    data = pickle.dumps(model, protocol=5, buffer_callback=buffers.append)
+    raw = [bytearray(b.raw()) for b in buffers]
+
+    def corrupt(array):
+        view = next(r for r in raw if len(r) == array.nbytes and bytes(r) == array.tobytes())
+        np.frombuffer(view, dtype=np.int32)[:] = 10**6
+
+    return pickle.loads(data, buffers=raw), corrupt
+
+
 def reference_topk(scores, N, excluded=(), candidates=None):
     """Best N (id, score) of a dense score row: score desc, id asc, skipping excluded ids and
     anything outside candidates."""

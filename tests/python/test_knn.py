@@ -270,7 +270,7 @@ def test_similarity_is_validated_once_and_only_when_nothing_can_change_it():
     so a corrupted one gets the clear error, not a crash."""
     import pickle
 
-    from conftest import random_user_items
+    from conftest import random_user_items, unpickled_over_shared_buffers
 
     X = random_user_items()
     model = BM25Recommender(K=5).fit(X, show_progress=False)
@@ -297,15 +297,10 @@ def test_similarity_is_validated_once_and_only_when_nothing_can_change_it():
         assert m._sim_checked
     # pickle protocol 5 with out-of-band buffers: the model's arrays are the caller's buffers,
     # which the caller can still write: validated by every call
-    buffers = []
-    data = pickle.dumps(model, protocol=5, buffer_callback=buffers.append)
-    raw = [bytearray(b.raw()) for b in buffers]
-    shared = pickle.loads(data, buffers=raw)
+    shared, corrupt = unpickled_over_shared_buffers(model)
     np.testing.assert_array_equal(shared.recommend(np.arange(6), X[:6], N=3)[0], expected[0])
     assert not shared._sim_checked
-    indices = shared._sim.indices
-    view = np.frombuffer(next(r for r in raw if len(r) == indices.nbytes), dtype=np.int32)
-    view[:] = 10**6  # every index out of range, through the caller's buffer
+    corrupt(shared._sim.indices)  # every index out of range, through the caller's buffer
     # (an index outside the matrix is an IndexError naming the similarity)
     with pytest.raises(IndexError, match="similarity"):
         shared.recommend(np.arange(6), X[:6], N=3)

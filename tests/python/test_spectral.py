@@ -8,7 +8,7 @@ import scipy.sparse as sp
 
 from tacitrec import SpectralFilterRecommender
 from tacitrec.spectral import chebycf_coefficients
-from conftest import random_user_items
+from conftest import random_user_items, unpickled_over_shared_buffers
 
 
 def _graph(X, a=0.5, b=0.5):
@@ -335,7 +335,6 @@ def test_graph_is_validated_once_and_scalings_follow_the_exponent(X):
     once a call has validated the model's own read-only arrays; buffers shared with the caller
     are validated by every call. The item scalings are kept between calls, and a changed
     exponent makes new ones."""
-    import pickle
 
     X = sp.csr_matrix(X)
     flags = [a.flags.writeable for a in (X.indptr, X.indices, X.data)]
@@ -362,14 +361,9 @@ def test_graph_is_validated_once_and_scalings_follow_the_exponent(X):
     m.item_exponent = 0.5
     np.testing.assert_array_equal(m.recommend(np.arange(3), X[:3], N=5)[1], want[1])
     # pickle protocol 5 with out-of-band buffers: the caller's buffers, validated every call
-    buffers = []
-    data = pickle.dumps(m, protocol=5, buffer_callback=buffers.append)
-    raw = [bytearray(b.raw()) for b in buffers]
-    shared = pickle.loads(data, buffers=raw)
+    shared, corrupt = unpickled_over_shared_buffers(m)
     np.testing.assert_array_equal(shared.recommend(np.arange(3), X[:3], N=5)[0], want[0])
     assert not shared._graph_t_checked
-    indices = shared._graph_t.indices
-    view = next(r for r in raw if len(r) == indices.nbytes and bytes(r) == indices.tobytes())
-    np.frombuffer(view, dtype=np.int32)[:] = 10**6  # every index out of range
+    corrupt(shared._graph_t.indices)
     with pytest.raises(IndexError, match="graph_t"):
         shared.recommend(np.arange(3), X[:3], N=5)
