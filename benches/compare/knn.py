@@ -50,7 +50,7 @@ class ImplicitAdapter:
     def recommend(self, userid, user_items, N=10, filter_already_liked_items=True, **_):
         ids, scores = self.model.recommend(
             userid,
-            user_items.to_scipy().astype(np.float64),
+            user_items.astype(np.float64),  # the evaluator hands peers a scipy matrix
             N=N,
             filter_already_liked_items=filter_already_liked_items,
         )

@@ -116,7 +116,7 @@ class PeerAdapter:
             num_threads=self.t,
         ).reshape(len(users), self.n)
         if filter_already_liked_items:
-            S[user_items.to_scipy().nonzero()] = -np.inf
+            S[user_items.nonzero()] = -np.inf  # the evaluator hands peers a scipy matrix
         ids = np.argsort(-S, axis=1, kind="stable")[:, :N]
         return ids.astype(np.int32), np.take_along_axis(S, ids, 1)
 

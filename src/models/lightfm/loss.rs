@@ -1,7 +1,7 @@
 //! The step of each loss: logistic, BPR and WARP per interaction, k-OS WARP per user.
 
 use super::optim::{update, Which};
-use super::{represent, score, Epoch, Loss, Scratch, MAX_LOSS};
+use super::{represent, score, Candidates, Epoch, Loss, Scratch, MAX_LOSS};
 use crate::models::sgd::sigmoid;
 use crate::simd::Lanes;
 use rand::rngs::SmallRng;
@@ -34,7 +34,8 @@ fn pairwise_update<S: Lanes>(
 }
 
 /// WARP negative search for user u with positive score `pos_score`: trains on the first
-/// uniformly drawn item that violates the margin and is not a positive.
+/// uniformly drawn item that violates the margin and is not a positive (example t's
+/// `candidates`).
 #[inline(always)]
 #[allow(clippy::too_many_arguments)]
 fn warp_step<S: Lanes>(
@@ -42,11 +43,12 @@ fn warp_step<S: Lanes>(
     e: &Epoch<'_>,
     s: &mut Scratch<'_>,
     rng: &mut SmallRng,
+    candidates: &mut Candidates,
+    t: usize,
     u: usize,
     i: usize,
     pos_score: f32,
     weight: f32,
-    first: usize,
 ) {
     let n_items = e.item_features.n_rows();
     // A user who has every item has no negative to find. Tries beyond `n_items - 1` would be
@@ -56,21 +58,8 @@ fn warp_step<S: Lanes>(
         return;
     }
     let max_sampled = e.p.max_sampled.min(n_items - 1);
-    // Candidates are drawn LOOK tries ahead and their parameter rows requested, so that the
-    // cache misses of successive tries overlap.
-    const LOOK: usize = 3;
-    let mut cand = [first; LOOK + 1];
-    for c in cand.iter_mut().skip(1).take(LOOK - 1) {
-        *c = rng.random_range(0..n_items);
-        e.items.prefetch(e.item_features, *c, false);
-    }
     for sampled in 1..=max_sampled {
-        let j = cand[(sampled - 1) % (LOOK + 1)];
-        if sampled + LOOK <= max_sampled {
-            let next = rng.random_range(0..n_items);
-            cand[(sampled + LOOK - 1) % (LOOK + 1)] = next;
-            e.items.prefetch(e.item_features, next, false);
-        }
+        let j = candidates.take(e, rng, t, sampled - 1);
         represent(
             simd,
             e.item_features,
@@ -88,17 +77,19 @@ fn warp_step<S: Lanes>(
     }
 }
 
-/// One example (interaction `k` of user u, item i); `first` is the first negative candidate
-/// (drawn ahead, so that its rows could be requested early).
+/// Example t of the thread's share: interaction `k` of user u, item i (its negatives from
+/// `candidates`).
 #[inline(always)]
+#[allow(clippy::too_many_arguments)]
 pub(super) fn example<S: Lanes>(
     simd: S,
     e: &Epoch<'_>,
     s: &mut Scratch<'_>,
     rng: &mut SmallRng,
+    candidates: &mut Candidates,
+    t: usize,
     k: usize,
     u: usize,
-    first: usize,
 ) {
     let m = e.interactions;
     let (i, y) = (m.indices()[k] as usize, m.data()[k]);
@@ -135,11 +126,11 @@ pub(super) fn example<S: Lanes>(
                 return;
             }
             // the item of a random interaction (by popularity, from an alias table that stays
-            // in cache) that the user does not have; a bounded search
+            // in cache: the candidates) that the user does not have; a bounded search
             let mut j = None;
-            if let Some(table) = &e.popularity {
-                for t in 0..1000 {
-                    let c = if t == 0 { first } else { table.draw(rng) };
+            if e.popularity.is_some() {
+                for tries in 0..1000 {
+                    let c = candidates.take(e, rng, t, tries);
                     if !s.liked.has(c) {
                         j = Some(c);
                         break;
@@ -164,7 +155,7 @@ pub(super) fn example<S: Lanes>(
                 return;
             }
             let pos_score = score(simd, &s.user, &s.pos, d);
-            warp_step(simd, e, s, rng, u, i, pos_score, weight, first);
+            warp_step(simd, e, s, rng, candidates, t, u, i, pos_score, weight);
         }
         Loss::WarpKos { .. } => {}
     }
@@ -177,6 +168,8 @@ pub(super) fn kos_user<S: Lanes>(
     e: &Epoch<'_>,
     s: &mut Scratch<'_>,
     rng: &mut SmallRng,
+    candidates: &mut Candidates,
+    t: usize,
     u: usize,
 ) {
     let Loss::WarpKos { k, n } = e.p.loss else {
@@ -226,6 +219,7 @@ pub(super) fn kos_user<S: Lanes>(
         &s.locals.items,
         &mut s.pos,
     );
-    let first = rng.random_range(0..e.item_features.n_rows());
-    warp_step(simd, e, s, rng, u, i as usize, pos_score, 1.0, first);
+    warp_step(
+        simd, e, s, rng, candidates, t, u, i as usize, pos_score, 1.0,
+    );
 }

@@ -426,45 +426,109 @@ fn prefetch_row(m: &CsrView<'_>, u: usize, order: Order) {
 /// The most lines of a user's row [`prefetch_row`] requests (256 item ids).
 const ROW_LINES: usize = 16;
 
-/// The examples of one thread share ahead of which the negatives are drawn (see [`share`]).
+/// The examples of one thread share ahead of which their rows are requested and their first
+/// negative candidate drawn (see [`share`]).
 const AHEAD: usize = 4;
 const RING: usize = 8;
 
+/// A thread's negative candidates: uniform items for WARP and k-OS WARP, items by popularity
+/// for BPR, none for the logistic loss. Each example's first candidate is drawn [`AHEAD`]
+/// examples before it, its parameter and accumulator rows requested then (an example often
+/// trains on its first). Further candidates (WARP tried 4-8 per example in the first epochs of
+/// benches/compare/sgd_scale.py) come from a queue drawn [`QUEUE`] candidates ahead, their rows
+/// requested when drawn: drawn only when needed, their rows would be requested a few
+/// candidates before they are read, and the misses left exposed. The draws are independent of
+/// the examples, so a candidate drawn earlier is distributed as one drawn when it is used, and
+/// none is wasted when an example stops at its first.
+struct Candidates {
+    first: [u32; RING],
+    queue: [u32; QUEUE],
+    next: usize,
+    active: bool,
+}
+
+/// Further candidates in flight per thread (see [`Candidates`]).
+const QUEUE: usize = 16;
+
+impl Candidates {
+    fn new(e: &Epoch<'_>, rng: &mut SmallRng) -> Self {
+        let mut c = Candidates {
+            first: [0; RING],
+            queue: [0; QUEUE],
+            next: 0,
+            active: e.p.loss != Loss::Logistic,
+        };
+        if c.active {
+            for t in 0..AHEAD {
+                c.first[t] = c.fresh(e, rng, true);
+            }
+            for k in 0..QUEUE {
+                c.queue[k] = c.fresh(e, rng, false);
+            }
+        }
+        c
+    }
+
+    /// A draw, its parameter rows (with `acc` its accumulator rows) requested.
+    #[inline(always)]
+    fn fresh(&self, e: &Epoch<'_>, rng: &mut SmallRng, acc: bool) -> u32 {
+        let j = match (&e.p.loss, &e.popularity) {
+            (Loss::Bpr, Some(table)) => table.draw(rng),
+            _ => rng.random_range(0..e.item_features.n_rows()),
+        };
+        e.items.prefetch(e.item_features, j, acc);
+        j as u32
+    }
+
+    /// Draws the first candidate of example `t + AHEAD`, at example t.
+    #[inline(always)]
+    fn ahead(&mut self, e: &Epoch<'_>, rng: &mut SmallRng, t: usize) {
+        if self.active {
+            self.first[(t + AHEAD) % RING] = self.fresh(e, rng, true);
+        }
+    }
+
+    /// Candidate `tries` (from 0) of example t: its first, then the oldest of the queue (a new
+    /// one takes its place).
+    #[inline(always)]
+    fn take(&mut self, e: &Epoch<'_>, rng: &mut SmallRng, t: usize, tries: usize) -> usize {
+        if tries == 0 {
+            return self.first[t % RING] as usize;
+        }
+        let j = self.queue[self.next];
+        self.queue[self.next] = self.fresh(e, rng, false);
+        self.next = (self.next + 1) % QUEUE;
+        j as usize
+    }
+}
+
 /// A thread's share of the epoch: the interactions `order` (for k-OS WARP, their users: as in
 /// LightFM, a user is visited once per interaction), how far it got, its random stream and its
-/// first negatives drawn ahead.
+/// negative candidates. Aligned to 128 bytes (two cache lines, which the L2 prefetcher fetches
+/// as a pair): the parts of the threads sit side by side in one vector, and each updates its
+/// own several times per example (its random stream, its candidates); sharing a line would
+/// send it back and forth between the cores.
+#[repr(align(128))]
 struct Part<'a> {
     order: &'a [u32],
     next: usize,
     rng: SmallRng,
-    pending: [usize; RING],
+    candidates: Candidates,
 }
 
 impl<'a> Part<'a> {
     fn new(e: &Epoch<'_>, order: &'a [u32], mut rng: SmallRng) -> Self {
-        let mut pending = [0usize; RING];
-        for slot in pending.iter_mut().take(AHEAD) {
-            *slot = draw(e, &mut rng);
-        }
+        let candidates = Candidates::new(e, &mut rng);
         Part {
             order,
             next: 0,
             rng,
-            pending,
+            candidates,
         }
     }
 
     fn done(&self) -> bool {
         self.next >= self.order.len()
-    }
-}
-
-/// A first negative candidate: by popularity for BPR, uniform otherwise.
-#[inline(always)]
-fn draw(e: &Epoch<'_>, rng: &mut SmallRng) -> usize {
-    match (&e.p.loss, &e.popularity) {
-        (Loss::Bpr, Some(table)) => table.draw(rng),
-        _ => rng.random_range(0..e.item_features.n_rows()),
     }
 }
 
@@ -487,13 +551,13 @@ fn share<S: Lanes>(simd: S, e: &Epoch<'_>, part: &mut Part<'_>, row_of: &[u32]) 
         },
     };
     // The order is random, so every example starts with cache misses: on its interaction's
-    // entries, its user's and item's parameter and accumulator rows, its first negative's rows.
+    // entries, its user's and item's parameter and accumulator rows, its negatives' rows.
     // Request the entries 3 * AHEAD examples on, the user's row bounds 2 * AHEAD on, the rows
-    // AHEAD on, with the first negative drawn that early (a ring of pending draws).
+    // AHEAD on, with the first negative drawn that early (see Candidates).
     let m = e.interactions;
     let order = part.order;
     let rng = &mut part.rng;
-    let pending = &mut part.pending;
+    let candidates = &mut part.candidates;
     let (user_alpha, item_alpha) = (e.p.user_alpha as f64, e.p.item_alpha as f64);
     let mut t = part.next;
     while t < order.len() {
@@ -520,9 +584,7 @@ fn share<S: Lanes>(simd: S, e: &Epoch<'_>, part: &mut Part<'_>, row_of: &[u32]) 
             e.items
                 .prefetch(e.item_features, m.indices()[next] as usize, true);
             prefetch_row(m, u, e.p.order);
-            let j = draw(e, rng);
-            pending[(t + AHEAD) % RING] = j;
-            e.items.prefetch(e.item_features, j, true);
+            candidates.ahead(e, rng, t);
         }
         if e.shared && e.decaying {
             s.locals.users.catch_up(&e.users);
@@ -531,9 +593,9 @@ fn share<S: Lanes>(simd: S, e: &Epoch<'_>, part: &mut Part<'_>, row_of: &[u32]) 
         let u = row_of[k as usize] as usize;
         s.liked.load(m, u);
         if matches!(e.p.loss, Loss::WarpKos { .. }) {
-            kos_user(simd, e, &mut s, rng, u);
+            kos_user(simd, e, &mut s, rng, candidates, t, u);
         } else {
-            example(simd, e, &mut s, rng, k as usize, u, pending[t % RING]);
+            example(simd, e, &mut s, rng, candidates, t, k as usize, u);
         }
         if e.decaying {
             if let Some(eta) = s.locals.rates.take_mean() {
