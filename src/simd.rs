@@ -58,10 +58,17 @@ pub(crate) fn f32_lanes(arch: Arch) -> usize {
 /// The elements of `t` (fewer than a vector has lanes) as a vector, the other lanes zero.
 ///
 /// A masked load (one instruction on AVX-512 and AVX2). pulp's own `partial_load_f32s` jumps to
-/// a small assembly routine per load, which costs more than the arithmetic on a short tail.
+/// a small assembly routine per load, which costs more than the arithmetic on a short tail. A
+/// tail of one element (a row of 64 factors and a bias) is a broadcast instead: AVX2's masked
+/// load stalled the SGD kernels' random rows on AMD's Zen 5, where the broadcast did not
+/// (benches/compare/RESULTS.md).
 #[inline(always)]
 pub(crate) fn load_tail<S: Lanes>(simd: S, t: &[f32]) -> S::f32s {
     debug_assert!(t.len() < S::F32_LANES.max(2));
+    if t.len() == 1 {
+        let one = simd.mask_between_m32s(0, 1).mask();
+        return simd.select_f32s(one, simd.splat_f32s(t[0]), simd.splat_f32s(0.0));
+    }
     let mask = MemMask::new(simd.mask_between_m32s(0, t.len() as u32).mask());
     // SAFETY: the mask selects the first `t.len()` lanes, which lie within `t`; the masked-off
     // lanes are neither read nor able to fault (masked loads suppress faults on them).
@@ -69,10 +76,17 @@ pub(crate) fn load_tail<S: Lanes>(simd: S, t: &[f32]) -> S::f32s {
 }
 
 /// Writes the first `t.len()` lanes of `v` (fewer than a vector has lanes) to `t` by a masked
-/// store (see [`load_tail`]).
+/// store, one lane by a plain store of it (see [`load_tail`]).
 #[inline(always)]
 pub(crate) fn store_tail<S: Lanes>(simd: S, t: &mut [f32], v: S::f32s) {
     debug_assert!(t.len() < S::F32_LANES.max(2));
+    if t.len() == 1 {
+        let mut buf = [0f32; 16];
+        let (head, _) = S::as_mut_simd_f32s(&mut buf[..S::F32_LANES]);
+        head[0] = v;
+        t[0] = buf[0];
+        return;
+    }
     let mask = MemMask::new(simd.mask_between_m32s(0, t.len() as u32).mask());
     // SAFETY: the mask selects the first `t.len()` lanes, which lie within `t`; the masked-off
     // lanes are not written.
