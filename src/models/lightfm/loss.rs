@@ -1,7 +1,7 @@
 //! The step of each loss: logistic, BPR and WARP per interaction, k-OS WARP per user.
 
 use super::optim::{update, Which};
-use super::{represent, score, Candidates, Epoch, Loss, Scratch, MAX_LOSS};
+use super::{feature_row, represent, score, Candidates, Epoch, Loss, Scratch, MAX_LOSS};
 use crate::models::sgd::sigmoid;
 use crate::simd::Lanes;
 use rand::rngs::SmallRng;
@@ -58,17 +58,41 @@ fn warp_step<S: Lanes>(
         return;
     }
     let max_sampled = e.p.max_sampled.min(n_items - 1);
+    // With one feature per item and no decay (LightFM's default), a candidate's representation
+    // is its parameter row: it is scored where it lies and copied only when it is trained (the
+    // same values: `represent` copies the row times a scale of 1).
+    let direct = e.item_features.identity && !e.decaying;
     for sampled in 1..=max_sampled {
         let j = candidates.take(e, rng, t, sampled - 1);
-        represent(
-            simd,
-            e.item_features,
-            j,
-            &e.items,
-            &s.locals.items,
-            &mut s.neg,
-        );
-        if score(simd, &s.user, &s.neg, e.d) > pos_score - 1.0 && !s.liked.has(j) {
+        let neg_score = if direct {
+            score(
+                simd,
+                &s.user,
+                feature_row(&e.items, &s.locals.items, j),
+                e.d,
+            )
+        } else {
+            represent(
+                simd,
+                e.item_features,
+                j,
+                &e.items,
+                &s.locals.items,
+                &mut s.neg,
+            );
+            score(simd, &s.user, &s.neg, e.d)
+        };
+        if neg_score > pos_score - 1.0 && !s.liked.has(j) {
+            if direct {
+                represent(
+                    simd,
+                    e.item_features,
+                    j,
+                    &e.items,
+                    &s.locals.items,
+                    &mut s.neg,
+                );
+            }
             let rank = ((n_items - 1) / sampled).max(1) as f32;
             let g = -(weight * rank.ln()).min(MAX_LOSS);
             pairwise_update(simd, e, s, u, i, j, g);

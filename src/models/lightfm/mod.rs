@@ -314,11 +314,7 @@ fn represent<S: Lanes>(
     let scale = local.scale();
     for (k, (p, w)) in f.row(r).enumerate() {
         let w = w * scale;
-        let row: &[f32] = match side.slot_of(p) {
-            Some(slot) => local.params(slot),
-            // SAFETY: a read; concurrent hogwild writes are part of the algorithm.
-            None => unsafe { side.params.row_ref(p) },
-        };
+        let row = feature_row(side, local, p);
         // the first feature's term is written, the others added (no pass zeroing `out`)
         if k == 0 {
             vscale(simd, w, row, out);
@@ -329,6 +325,17 @@ fn represent<S: Lanes>(
     }
     if empty {
         out.fill(0.0);
+    }
+}
+
+/// The parameter row of feature p of a side: the thread's copy when p is hot, else the shared
+/// row.
+#[inline(always)]
+fn feature_row<'s>(side: &'s Shared, local: &'s Local, p: usize) -> &'s [f32] {
+    match side.slot_of(p) {
+        Some(slot) => local.params(slot),
+        // SAFETY: a read; concurrent hogwild writes are part of the algorithm.
+        None => unsafe { side.params.row_ref(p) },
     }
 }
 
