@@ -1,11 +1,17 @@
 //! The step of each loss: logistic, BPR and WARP per interaction, k-OS WARP per user.
 
 use super::optim::{update, Which};
-use super::{feature_row, represent, score, Candidates, Epoch, Loss, Scratch, MAX_LOSS};
+use super::{feature_row, represent, score, Candidates, Epoch, Local, Loss, Scratch, MAX_LOSS};
 use crate::models::sgd::sigmoid;
 use crate::simd::Lanes;
 use rand::rngs::SmallRng;
 use rand::Rng;
+
+/// Item j's representation into `out` (see [`represent`]).
+#[inline(always)]
+fn item<S: Lanes>(simd: S, e: &Epoch<'_>, local: &Local, j: usize, out: &mut [f32]) {
+    represent(simd, e.item_features, j, &e.items, local, out);
+}
 
 /// A pairwise step (BPR, WARP): `g` is the loss's derivative with respect to
 /// `score(pos) - score(neg)`, already weighted.
@@ -72,26 +78,12 @@ fn warp_step<S: Lanes>(
                 e.d,
             )
         } else {
-            represent(
-                simd,
-                e.item_features,
-                j,
-                &e.items,
-                &s.locals.items,
-                &mut s.neg,
-            );
+            item(simd, e, &s.locals.items, j, &mut s.neg);
             score(simd, &s.user, &s.neg, e.d)
         };
         if neg_score > pos_score - 1.0 && !s.liked.has(j) {
             if direct {
-                represent(
-                    simd,
-                    e.item_features,
-                    j,
-                    &e.items,
-                    &s.locals.items,
-                    &mut s.neg,
-                );
+                item(simd, e, &s.locals.items, j, &mut s.neg);
             }
             let rank = ((n_items - 1) / sampled).max(1) as f32;
             let g = -(weight * rank.ln()).min(MAX_LOSS);
@@ -127,14 +119,7 @@ pub(super) fn example<S: Lanes>(
         &s.locals.users,
         &mut s.user,
     );
-    represent(
-        simd,
-        e.item_features,
-        i,
-        &e.items,
-        &s.locals.items,
-        &mut s.pos,
-    );
+    item(simd, e, &s.locals.items, i, &mut s.pos);
     match e.p.loss {
         Loss::Logistic => {
             let target = if y > 0.0 { 1.0 } else { 0.0 };
@@ -162,14 +147,7 @@ pub(super) fn example<S: Lanes>(
                 }
             }
             let Some(j) = j else { return };
-            represent(
-                simd,
-                e.item_features,
-                j,
-                &e.items,
-                &s.locals.items,
-                &mut s.neg,
-            );
+            item(simd, e, &s.locals.items, j, &mut s.neg);
             let diff = score(simd, &s.user, &s.pos, d) - score(simd, &s.user, &s.neg, d);
             let g = -weight * (1.0 - sigmoid(diff));
             pairwise_update(simd, e, s, u, i, j, g);
@@ -218,14 +196,7 @@ pub(super) fn kos_user<S: Lanes>(
             continue;
         }
         let i = items[t] as usize;
-        represent(
-            simd,
-            e.item_features,
-            i,
-            &e.items,
-            &s.locals.items,
-            &mut s.pos,
-        );
+        item(simd, e, &s.locals.items, i, &mut s.pos);
         s.heap.push((score(simd, &s.user, &s.pos, e.d), i as u32));
     }
     if s.heap.is_empty() {
@@ -235,14 +206,7 @@ pub(super) fn kos_user<S: Lanes>(
     s.heap
         .sort_unstable_by(|a, b| b.0.total_cmp(&a.0).then(a.1.cmp(&b.1)));
     let (pos_score, i) = s.heap[k.min(s.heap.len()) - 1];
-    represent(
-        simd,
-        e.item_features,
-        i as usize,
-        &e.items,
-        &s.locals.items,
-        &mut s.pos,
-    );
+    item(simd, e, &s.locals.items, i as usize, &mut s.pos);
     warp_step(
         simd, e, s, rng, candidates, t, u, i as usize, pos_score, 1.0,
     );
