@@ -441,10 +441,10 @@ const RING: usize = 8;
 /// A thread's negative candidates: uniform items for WARP and k-OS WARP, items by popularity
 /// for BPR, none for the logistic loss. Each example's first candidate is drawn [`AHEAD`]
 /// examples before it, its parameter and accumulator rows requested then (an example often
-/// trains on its first). Further candidates (WARP tried 4-8 per example in the first epochs of
-/// benches/compare/sgd_scale.py) come from a queue drawn [`QUEUE`] candidates ahead, their rows
-/// requested when drawn: drawn only when needed, their rows would be requested a few
-/// candidates before they are read, and the misses left exposed. The draws are independent of
+/// trains on its first). Further candidates (WARP tries several per example, more as the model
+/// learns) come from a queue drawn [`QUEUE`] candidates ahead, their rows requested when drawn:
+/// drawn only when needed, their rows would be requested a few candidates before they are read,
+/// and the misses left exposed. The draws are independent of
 /// the examples, so a candidate drawn earlier is distributed as one drawn when it is used, and
 /// none is wasted when an example stops at its first.
 struct Candidates {
