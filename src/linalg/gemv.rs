@@ -3,7 +3,7 @@
 //! the short rows of factor models (32..256), where a matrix-vector product of a library spends
 //! its time on setup and horizontal sums.
 
-use crate::simd::{prefetch, vdot, Arch, Lanes, WithSimd};
+use crate::simd::{load_tail, prefetch, vdot, Arch, Lanes, WithSimd};
 
 /// `d[k] = g_k . v` for every row `g_k` (of length `v.len()`) of `g` (`d.len()` rows).
 #[inline(always)]
@@ -60,6 +60,139 @@ pub(crate) fn dots<S: Lanes>(simd: S, g: &[f32], v: &[f32], d: &mut [f32]) {
     for (row, out) in quads.remainder().chunks_exact(f).zip(dr) {
         *out = vdot(simd, row, v);
     }
+}
+
+/// `out += sum_k coef(k, g_k . v) g_k` over the first `n` rows `g_k` of `g` (of length
+/// `v.len()`): [`dots`] followed by [`weighted_sum`] (the dot products through `w`), or the same
+/// in one pass ([`one_pass`]) where a row, `v` and the accumulators fit the vector registers
+/// (32 of them with AVX-512's 16 lanes, 16 otherwise; beyond that the one pass measured slower).
+/// The results are the same to the bit either way.
+#[inline(always)]
+pub(crate) fn dots_weighted_sum<S: Lanes>(
+    simd: S,
+    g: &[f32],
+    v: &[f32],
+    n: usize,
+    out: &mut [f32],
+    w: &mut Vec<f32>,
+    coef: impl Fn(usize, f32) -> f32,
+) {
+    let registers = if S::F32_LANES >= 16 { 32 } else { 16 };
+    let nv = v.len() / S::F32_LANES;
+    match nv {
+        _ if 3 * nv + 4 > registers => {}
+        1 => return one_pass::<S, 1>(simd, g, v, n, out, coef),
+        2 => return one_pass::<S, 2>(simd, g, v, n, out, coef),
+        3 => return one_pass::<S, 3>(simd, g, v, n, out, coef),
+        4 => return one_pass::<S, 4>(simd, g, v, n, out, coef),
+        5 => return one_pass::<S, 5>(simd, g, v, n, out, coef),
+        6 => return one_pass::<S, 6>(simd, g, v, n, out, coef),
+        _ => {}
+    }
+    w.clear();
+    w.resize(n, 0.0);
+    dots(simd, g, v, w);
+    for (k, wk) in w.iter_mut().enumerate() {
+        *wk = coef(k, *wk);
+    }
+    weighted_sum(simd, g, w, out);
+}
+
+/// [`dots_weighted_sum`] in one pass over rows of `T` whole vectors (and a scalar tail). Two
+/// rows at a time are loaded, their dot products reduced and their coefficients taken, and the
+/// rows added into accumulators (even rows' and odd rows', as in [`weighted_sum`]) while they are
+/// still in registers or L1: one read of each row instead of two, and the chains of dependent
+/// reductions of successive pairs overlap (one row at a time, each update waiting for its
+/// reduction, kept the vector units idle). Each dot product gets [`dots`]' arithmetic (a row in
+/// the last `n % 4` [`vdot`]'s, as there), each lane of `out` [`weighted_sum`]'s.
+#[inline(always)]
+fn one_pass<S: Lanes, const T: usize>(
+    simd: S,
+    g: &[f32],
+    v: &[f32],
+    n: usize,
+    out: &mut [f32],
+    coef: impl Fn(usize, f32) -> f32,
+) {
+    let f = v.len();
+    let quads = n / 4 * 4;
+    let z = simd.splat_f32s(0.0);
+    let (oh, ot) = S::as_mut_simd_f32s(out);
+    let (vh, vt) = S::as_simd_f32s(v);
+    let vv: [S::f32s; T] = core::array::from_fn(|j| vh[j]);
+    let (mut even, mut odd) = ([z; T], [z; T]);
+    let mut k = 0;
+    while k + 2 <= n {
+        let (r0, r1) = (&g[k * f..(k + 1) * f], &g[(k + 1) * f..(k + 2) * f]);
+        let d0 = row_dot::<S, T>(simd, r0, &vv, vt, k >= quads);
+        let d1 = row_dot::<S, T>(simd, r1, &vv, vt, k + 1 >= quads);
+        let w0 = coef(k, d0);
+        let w1 = coef(k + 1, d1);
+        add_row::<S, T>(simd, w0, r0, &mut even, ot);
+        add_row::<S, T>(simd, w1, r1, &mut odd, ot);
+        k += 2;
+    }
+    if k < n {
+        let r0 = &g[k * f..(k + 1) * f];
+        let w0 = coef(k, row_dot::<S, T>(simd, r0, &vv, vt, k >= quads));
+        add_row::<S, T>(simd, w0, r0, &mut even, ot);
+    }
+    for t in 0..T {
+        oh[t] = simd.add_f32s(oh[t], simd.add_f32s(even[t], odd[t]));
+    }
+}
+
+/// `acc += w row` over the row's `T` whole vectors, and its scalar tail added into `out_tail`.
+#[inline(always)]
+fn add_row<S: Lanes, const T: usize>(
+    simd: S,
+    w: f32,
+    row: &[f32],
+    acc: &mut [S::f32s; T],
+    out_tail: &mut [f32],
+) {
+    let rh = &S::as_simd_f32s(row).0[..T];
+    let wv = simd.splat_f32s(w);
+    for t in 0..T {
+        acc[t] = simd.mul_add_e_f32s(wv, rh[t], acc[t]);
+    }
+    for (o, &y) in out_tail.iter_mut().zip(&row[T * S::F32_LANES..]) {
+        *o += w * y;
+    }
+}
+
+/// `row . v` (`v`: `T` whole vectors `vh`, then the scalar tail `vt`) as [`dots`] computes it
+/// for a row in a group of four (the tail added term by term after the lanes' sum), or, for a
+/// row after the groups (`last`), as [`vdot`] does (the tail as one more vector).
+#[inline(always)]
+fn row_dot<S: Lanes, const T: usize>(
+    simd: S,
+    row: &[f32],
+    vh: &[S::f32s; T],
+    vt: &[f32],
+    last: bool,
+) -> f32 {
+    let (rh, rt) = S::as_simd_f32s(row);
+    let rh = &rh[..T];
+    let z = simd.splat_f32s(0.0);
+    let (mut a, mut b) = (z, z);
+    let mut j = 0;
+    while j + 2 <= T {
+        a = simd.mul_add_e_f32s(rh[j], vh[j], a);
+        b = simd.mul_add_e_f32s(rh[j + 1], vh[j + 1], b);
+        j += 2;
+    }
+    if j < T {
+        a = simd.mul_add_e_f32s(rh[j], vh[j], a);
+    }
+    if rt.is_empty() {
+        return simd.reduce_sum_f32s(simd.add_f32s(a, b));
+    }
+    if last {
+        b = simd.mul_add_e_f32s(load_tail(simd, rt), load_tail(simd, vt), b);
+        return simd.reduce_sum_f32s(simd.add_f32s(a, b));
+    }
+    add_tail(simd.reduce_sum_f32s(simd.add_f32s(a, b)), rt, vt)
 }
 
 /// Bytes ahead of the rows being read that [`streamed_dots`] requests from memory (16 rows of 64
@@ -135,7 +268,12 @@ pub(crate) fn row_norms(arch: Arch, g: &[f32], f: usize, d: &mut [f32]) {
 /// The sum of the lanes of `a + b`, plus `r . v` (the scalar tails).
 #[inline(always)]
 fn finish<S: Lanes>(simd: S, a: S::f32s, b: S::f32s, r: &[f32], v: &[f32]) -> f32 {
-    let mut s = simd.reduce_sum_f32s(simd.add_f32s(a, b));
+    add_tail(simd.reduce_sum_f32s(simd.add_f32s(a, b)), r, v)
+}
+
+/// `s` plus `r . v`, term by term (the scalar tails of a dot product).
+#[inline(always)]
+fn add_tail(mut s: f32, r: &[f32], v: &[f32]) -> f32 {
     for (x, y) in r.iter().zip(v) {
         s += x * y;
     }
@@ -214,6 +352,52 @@ fn weighted_tile<S: Lanes, const T: usize>(
 mod tests {
     use super::*;
     use crate::simd::tests::archs;
+
+    /// One pass and two passes give the same bits, on every instruction set, for factor
+    /// counts with and without a tail, rows in and after the groups of four, and every count
+    /// of whole vectors the one pass takes.
+    #[test]
+    fn one_pass_equals_two_passes_to_the_bit() {
+        struct Run<'a> {
+            g: &'a [f32],
+            v: &'a [f32],
+            n: usize,
+        }
+        impl WithSimd for Run<'_> {
+            type Output = (Vec<f32>, Vec<f32>);
+            #[inline(always)]
+            fn with_simd<S: Lanes>(self, simd: S) -> Self::Output {
+                let Run { g, v, n } = self;
+                let coef = |k: usize, d: f32| d * (1.0 + (k % 3) as f32) - 0.25;
+                let start: Vec<f32> = (0..v.len()).map(|i| (i as f32 * 0.37).sin()).collect();
+                let mut one = start.clone();
+                dots_weighted_sum(simd, g, v, n, &mut one, &mut Vec::new(), coef);
+                let mut two = start;
+                let mut w = vec![0f32; n];
+                dots(simd, &g[..n * v.len()], v, &mut w);
+                for (k, wk) in w.iter_mut().enumerate() {
+                    *wk = coef(k, *wk);
+                }
+                weighted_sum(simd, &g[..n * v.len()], &w, &mut two);
+                (one, two)
+            }
+        }
+        for arch in archs() {
+            for f in [
+                1usize, 3, 8, 9, 16, 17, 24, 32, 40, 48, 64, 65, 80, 96, 100, 128,
+            ] {
+                let v: Vec<f32> = (0..f).map(|i| ((i as f32) * 1.37).cos() + 1e-3).collect();
+                for n in [0usize, 1, 2, 3, 4, 5, 6, 7, 8, 9, 33] {
+                    let g: Vec<f32> = (0..(n + 1) * f)
+                        .map(|i| ((i as f32) * 0.731).sin() * 3.0)
+                        .collect();
+                    let (one, two) = arch.dispatch(Run { g: &g, v: &v, n });
+                    let bits = |x: &[f32]| x.iter().map(|y| y.to_bits()).collect::<Vec<_>>();
+                    assert_eq!(bits(&one), bits(&two), "{arch:?} f={f} n={n}");
+                }
+            }
+        }
+    }
 
     /// A row's value does not depend on where it is: identical rows, values that round, factor
     /// counts that leave a tail after the whole vectors, and row counts that leave 1-3 rows

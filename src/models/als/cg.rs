@@ -3,7 +3,7 @@
 
 use super::{gather, System, GATHER_ROWS};
 use crate::error::{try_with_capacity, Result};
-use crate::linalg::{dots, weighted_sum};
+use crate::linalg::dots_weighted_sum;
 use crate::parallel;
 use crate::simd::{vaxpy, vdot, Arch, Lanes, WithSimd};
 use crate::sparse::CsrView;
@@ -145,6 +145,8 @@ enum Rows<'a> {
 /// Per-thread buffers of [`rank_terms`].
 #[derive(Default)]
 struct TermsScratch {
+    /// items per slice: `8192 / f` (at least 8), set per block (a division per row showed)
+    per_slice: usize,
     /// the weights of a slice of items
     w: Vec<f32>,
     /// the factors of a slice of items read in place
@@ -152,11 +154,9 @@ struct TermsScratch {
 }
 
 /// `out += sum_k coef(c_k, y_k . v) y_k` over a row's items `k` (factors `rows`, confidences
-/// `conf`; `f = v.len()`): the interaction terms of the row's CG residual and of `A p`.
-/// In two passes over slices of items that stay in L1: all dot products first, four items at a
-/// time as independent chains, then the weighted sum with `out` held in registers. (One pass, each
-/// item's update waiting for its dot product and horizontal sum, kept the vector units idle.)
-/// Items read in place are copied slice by slice (into L1) first.
+/// `conf`; `f = v.len()`): the interaction terms of the row's CG residual and of `A p`, by
+/// [`dots_weighted_sum`] over slices of items that stay in L1. Items read in place are copied
+/// slice by slice (into L1) first.
 #[inline(always)]
 fn rank_terms<S: Lanes>(
     simd: S,
@@ -168,9 +168,9 @@ fn rank_terms<S: Lanes>(
     coef: impl Fn(f32, f32) -> f32,
 ) {
     let f = v.len();
-    let per_slice = (8192 / f.max(1)).max(8);
-    for start in (0..conf.len()).step_by(per_slice) {
-        let end = (start + per_slice).min(conf.len());
+    let mut start = 0;
+    while start < conf.len() {
+        let end = (start + s.per_slice).min(conf.len());
         let g = match rows {
             Rows::Gathered(g) => &g[start * f..end * f],
             Rows::InPlace { ids, y } => {
@@ -179,12 +179,10 @@ fn rank_terms<S: Lanes>(
                 &s.slice[..]
             }
         };
-        s.w.resize(end - start, 0.0);
-        dots(simd, g, v, &mut s.w);
-        for (wk, &c) in s.w.iter_mut().zip(&conf[start..end]) {
-            *wk = coef(c, *wk);
-        }
-        weighted_sum(simd, g, &s.w, out);
+        let conf = &conf[start..end];
+        let coef = |k: usize, d: f32| coef(conf[k], d);
+        dots_weighted_sum(simd, g, v, end - start, out, &mut s.w, coef);
+        start = end;
     }
 }
 
@@ -250,6 +248,7 @@ fn cg_block<S: Lanes>(simd: S, block: Block<'_, '_>) {
         ids,
         gathered,
     } = s;
+    terms.per_slice = (8192 / f.max(1)).max(8);
     r.resize(rows * f, 0.0);
     p.resize(rows * f, 0.0);
     ap.resize(rows * f, 0.0);
