@@ -64,9 +64,9 @@ pub(crate) fn dots<S: Lanes>(simd: S, g: &[f32], v: &[f32], d: &mut [f32]) {
 
 /// `out += sum_k coef(k, g_k . v) g_k` over the first `n` rows `g_k` of `g` (of length
 /// `v.len()`): [`dots`] followed by [`weighted_sum`] (the dot products through `w`), or the same
-/// in one pass ([`one_pass`]) where a row, `v` and the accumulators fit the vector registers
-/// (32 of them with AVX-512's 16 lanes, 16 otherwise; beyond that the one pass measured slower).
-/// The results are the same to the bit either way.
+/// in one pass ([`one_pass`]) where two rows, `v` and the accumulators fit the vector registers:
+/// rows of up to 6 whole vectors with AVX-512's 32 registers, 4 with 16 (AVX2); with 8 (AVX-512)
+/// and 6 (AVX2) the one pass measured slower. The results are the same to the bit either way.
 #[inline(always)]
 pub(crate) fn dots_weighted_sum<S: Lanes>(
     simd: S,
@@ -77,10 +77,10 @@ pub(crate) fn dots_weighted_sum<S: Lanes>(
     w: &mut Vec<f32>,
     coef: impl Fn(usize, f32) -> f32,
 ) {
-    let registers = if S::F32_LANES >= 16 { 32 } else { 16 };
+    let most = if S::F32_LANES >= 16 { 6 } else { 4 };
     let nv = v.len() / S::F32_LANES;
     match nv {
-        _ if 3 * nv + 4 > registers => {}
+        _ if nv > most => {}
         1 => return one_pass::<S, 1>(simd, g, v, n, out, coef),
         2 => return one_pass::<S, 2>(simd, g, v, n, out, coef),
         3 => return one_pass::<S, 3>(simd, g, v, n, out, coef),
