@@ -5,6 +5,7 @@ use super::{Features, Side};
 use crate::models::sgd::SharedRows;
 use crate::sparse::CsrView;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Mutex;
 
 pub(super) struct Shared {
     pub(super) params: SharedRows,
@@ -22,6 +23,9 @@ pub(super) struct Shared {
     /// `ln(1 / scale)` of the side (the bits of an f64): the decay the threads have published
     /// since the rows last held the parameters themselves (see [`Local::decay`]).
     log_decay: AtomicU64,
+    /// Held while a thread merges its copies of the hot rows: two merges of the same rows at
+    /// once would lose one thread's changes of thousands of examples (see [`Local::merge`]).
+    merging: Mutex<()>,
 }
 
 const NOT_HOT: u32 = u32::MAX;
@@ -44,6 +48,7 @@ impl Shared {
             is_hot,
             n,
             log_decay: AtomicU64::new(0f64.to_bits()),
+            merging: Mutex::new(()),
         }
     }
 
@@ -266,11 +271,21 @@ impl Local {
     /// adagrad's sums of squares; changes add up because both are sums of updates) and takes the
     /// merged values.
     pub(super) fn merge(&mut self, side: &Shared) {
+        if side.hot.is_empty() {
+            return;
+        }
         let w = self.w;
+        // One merge at a time: the threads reach their merges together (every MERGE_EVERY
+        // examples of parts trained at the same speed), and two merges of a row at once kept
+        // only one thread's changes since the last merge, parameters and adagrad sums alike
+        // (the lost sums raised the learning rates, hence the decay: two threads shrank the
+        // factors up to 3x more than one, in runs whose threads stayed in step).
+        let _one = side.merging.lock().unwrap_or_else(|e| e.into_inner());
         for (k, &p) in side.hot.iter().enumerate() {
             for (m, sh) in [&side.params, &side.grad_acc].iter().enumerate() {
-                // SAFETY: hogwild; a concurrent merge of the same row can lose a change, as a
-                // concurrent update can.
+                // SAFETY: the shared hot rows change only here (under `merging`) and in folds
+                // (no thread trains then); a thread copying them at the start of its part may
+                // read one mid-merge, as a hogwild read can.
                 let g = unsafe { sh.row_mut(p as usize) };
                 let range = (3 * k + m) * w..(3 * k + m + 1) * w;
                 let (l, b) = (&mut self.rows[range.clone()], &mut self.base[range]);
