@@ -145,7 +145,7 @@ enum Rows<'a> {
 /// Per-thread buffers of [`rank_terms`].
 #[derive(Default)]
 struct TermsScratch {
-    /// items per slice: `8192 / f` (at least 8), set per block (a division per row showed)
+    /// items per slice: `8192 / f`, set per block (a division per row showed); at least 8 used
     per_slice: usize,
     /// the weights of a slice of items
     w: Vec<f32>,
@@ -168,9 +168,10 @@ fn rank_terms<S: Lanes>(
     coef: impl Fn(f32, f32) -> f32,
 ) {
     let f = v.len();
+    let per_slice = s.per_slice.max(8);
     let mut start = 0;
     while start < conf.len() {
-        let end = (start + s.per_slice).min(conf.len());
+        let end = (start + per_slice).min(conf.len());
         let g = match rows {
             Rows::Gathered(g) => &g[start * f..end * f],
             Rows::InPlace { ids, y } => {
