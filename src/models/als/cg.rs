@@ -145,7 +145,8 @@ enum Rows<'a> {
 /// Per-thread buffers of [`rank_terms`].
 #[derive(Default)]
 struct TermsScratch {
-    /// items per slice: `8192 / f`, set per block (a division per row showed); at least 8 used
+    /// items per slice: `8192 / f` (`rank_terms` takes at least 8), set per block (a division
+    /// per row showed in the profile)
     per_slice: usize,
     /// the weights of a slice of items
     w: Vec<f32>,
@@ -249,7 +250,7 @@ fn cg_block<S: Lanes>(simd: S, block: Block<'_, '_>) {
         ids,
         gathered,
     } = s;
-    terms.per_slice = (8192 / f.max(1)).max(8);
+    terms.per_slice = 8192 / f.max(1);
     r.resize(rows * f, 0.0);
     p.resize(rows * f, 0.0);
     ap.resize(rows * f, 0.0);
