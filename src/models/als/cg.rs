@@ -137,14 +137,14 @@ fn matmul_rows(a: &[f32], b: &[f32], k: usize, out: &mut [f32], sign: f32) {
 /// or from the fixed factor matrix itself by id (rows too long to keep a copy of: it would not
 /// stay in cache from one CG step to the next anyway).
 #[derive(Clone, Copy)]
-enum Rows<'a> {
+pub(super) enum Rows<'a> {
     Gathered(&'a [f32]),
     InPlace { ids: &'a [i32], y: &'a [f32] },
 }
 
 /// Per-thread buffers of [`rank_terms`].
 #[derive(Default)]
-struct TermsScratch {
+pub(super) struct TermsScratch {
     /// items per slice: `8192 / f` (`rank_terms` takes at least 8), set per block (a division
     /// per row showed in the profile)
     per_slice: usize,
@@ -154,12 +154,19 @@ struct TermsScratch {
     slice: Vec<f32>,
 }
 
+impl TermsScratch {
+    /// Slices of 32 KiB of factors for rows of `f` factors.
+    pub(super) fn set_factors(&mut self, f: usize) {
+        self.per_slice = 8192 / f.max(1);
+    }
+}
+
 /// `out += sum_k coef(c_k, y_k . v) y_k` over a row's items `k` (factors `rows`, confidences
 /// `conf`; `f = v.len()`): the interaction terms of the row's CG residual and of `A p`, by
 /// [`dots_weighted_sum`] over slices of items that stay in L1. Items read in place are copied
 /// slice by slice (into L1) first.
 #[inline(always)]
-fn rank_terms<S: Lanes>(
+pub(super) fn rank_terms<S: Lanes>(
     simd: S,
     rows: Rows<'_>,
     conf: &[f32],
@@ -250,7 +257,7 @@ fn cg_block<S: Lanes>(simd: S, block: Block<'_, '_>) {
         ids,
         gathered,
     } = s;
-    terms.per_slice = 8192 / f.max(1);
+    terms.set_factors(f);
     r.resize(rows * f, 0.0);
     p.resize(rows * f, 0.0);
     ap.resize(rows * f, 0.0);

@@ -1,6 +1,7 @@
 //! The training loss of a factorisation: implicit 0.7's, or Rendle et al.'s objective (see
 //! [`super::objective`]).
 
+use super::cg::{rank_terms, Rows, TermsScratch};
 use super::{check_shapes, weighted_gram, AlsParams};
 use crate::error::Result;
 use crate::parallel;
@@ -21,7 +22,8 @@ fn symv<S: Lanes>(simd: S, a: &[f32], x: &[f32], out: &mut [f32]) {
 
 /// One row's `(loss terms, confidence, |x_u|^2)`: `(A x - 2 b) . x` without forming A, plus the
 /// constant `sum c+` (`sum |c|` with `implicit`, see [`loss`]). `yty` is `g YtY` and `o` the
-/// observed offset.
+/// observed offset. The interaction terms go through the CG's [`rank_terms`] (each item's
+/// factors read once, for its dot product and its update).
 #[allow(clippy::too_many_arguments)]
 #[inline(always)]
 fn loss_row<S: Lanes>(
@@ -34,23 +36,21 @@ fn loss_row<S: Lanes>(
     o: f32,
     implicit: bool,
     r: &mut [f32],
+    terms: &mut TermsScratch,
 ) -> (f64, f64, f64) {
-    let f = xu.len();
     symv(simd, yty, xu, r);
     let (mut loss, mut total) = (0f64, 0f64);
-    for (&i, &cv) in items.iter().zip(conf) {
-        let yi = &y[i as usize * f..(i as usize + 1) * f];
-        let (pref, cv) = if cv > 0.0 {
-            (-2.0 * cv, cv)
-        } else {
-            (0.0, -cv)
-        };
-        vaxpy(simd, pref + (cv - o) * vdot(simd, yi, xu), yi, r);
-        total += cv as f64;
-        if implicit || pref != 0.0 {
-            loss += cv as f64;
+    for &c in conf {
+        total += c.abs() as f64;
+        if implicit || c > 0.0 {
+            loss += c.abs() as f64;
         }
     }
+    let rows = Rows::InPlace { ids: items, y };
+    rank_terms(simd, rows, conf, xu, r, terms, |c, d| {
+        let pref = if c > 0.0 { -2.0 * c } else { 0.0 };
+        pref + (c.abs() - o) * d
+    });
     loss += vdot(simd, r, xu) as f64;
     (loss, total, vdot(simd, xu, xu) as f64)
 }
@@ -99,8 +99,12 @@ pub fn objective_loss(
         x.par_chunks(f)
             .enumerate()
             .map_init(
-                || vec![0f32; f],
-                |r, (u, xu)| {
+                || {
+                    let mut terms = TermsScratch::default();
+                    terms.set_factors(f);
+                    (vec![0f32; f], terms)
+                },
+                |(r, terms), (u, xu)| {
                     let (items, conf) = c.row(u);
                     arch.dispatch(LossRow {
                         items,
@@ -111,6 +115,7 @@ pub fn objective_loss(
                         o,
                         implicit,
                         r,
+                        terms,
                     })
                 },
             )
@@ -157,6 +162,7 @@ struct LossRow<'a> {
     o: f32,
     implicit: bool,
     r: &'a mut [f32],
+    terms: &'a mut TermsScratch,
 }
 
 impl WithSimd for LossRow<'_> {
@@ -172,8 +178,9 @@ impl WithSimd for LossRow<'_> {
             o,
             implicit,
             r,
+            terms,
         } = self;
-        loss_row(simd, items, conf, xu, y, yty, o, implicit, r)
+        loss_row(simd, items, conf, xu, y, yty, o, implicit, r, terms)
     }
 }
 
