@@ -12,7 +12,8 @@ liked items removed:
   100,000 users (the reference);
 * each engine, on a local cluster of ``--workers`` single-threaded workers bound to 127.0.0.1:
   read the Parquet rows, ``tacitrec.distributed.<engine>.recommend(model_dir, rows)``, write
-  the result as Parquet (the nightly job end to end), timed as a whole;
+  the result as Parquet (the nightly job end to end), timed as a whole; ``ray-sort`` is Ray
+  with the rows' dataset asking for a sort shuffle instead of Ray's default hash shuffle;
 * memory: the proportional set size (PSS, which splits shared pages between the processes that
   map them) of every process the driver started, sampled every 0.2 s; the peak above the
   cluster's idle baseline, against the model's size;
@@ -28,6 +29,7 @@ skipped. Needs psutil (installed with Dask and Ray).
 from __future__ import annotations
 
 import argparse
+import functools
 import json
 import os
 import shutil
@@ -154,10 +156,17 @@ def run_dask(model_dir, rows_dir, out_dir, workers, sampler, warm, oversubscribe
         return seconds, base, sampler.peak
 
 
-def run_ray(model_dir, rows_dir, out_dir, workers, sampler, warm):
+def run_ray(model_dir, rows_dir, out_dir, workers, sampler, warm, sort=False):
     import ray
+    from ray.data.context import ShuffleStrategy
 
     import tacitrec.distributed.ray as tray
+
+    def read(path):
+        ds = ray.data.read_parquet(path)
+        if sort:  # the shuffle by user as a sort instead of Ray's default (hash) shuffle
+            ds.context.shuffle_strategy = ShuffleStrategy.SORT_SHUFFLE_PULL_BASED
+        return ds
 
     ray.init(
         num_cpus=workers,
@@ -167,11 +176,11 @@ def run_ray(model_dir, rows_dir, out_dir, workers, sampler, warm):
         object_store_memory=2 * 1024**3,
     )
     try:
-        tray.recommend(warm[0], ray.data.read_parquet(warm[1]), N=10).materialize()
+        tray.recommend(warm[0], read(warm[1]), N=10).materialize()
         base = sampler.total()
         with sampler:
             t = time.perf_counter()
-            rows = ray.data.read_parquet(rows_dir)
+            rows = read(rows_dir)
             tray.recommend(model_dir, rows, N=10).write_parquet(out_dir)
             seconds = time.perf_counter() - t
         return seconds, base, sampler.peak
@@ -209,6 +218,7 @@ def run_spark(model_dir, rows_dir, out_dir, workers, sampler, warm):
 RUNNERS = {
     "dask": (run_dask, ["dask", "distributed"]),
     "ray": (run_ray, ["ray"]),
+    "ray-sort": (functools.partial(run_ray, sort=True), ["ray"]),
     "spark": (run_spark, ["pyspark"]),
 }
 

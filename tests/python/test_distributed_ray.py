@@ -116,6 +116,14 @@ def test_sort_shuffle_fallback(engine):
     ds.context.shuffle_strategy = ShuffleStrategy.SORT_SHUFFLE_PULL_BASED
     got = tray.recommend(m, ds, N=5).to_pandas()
     assert_same(got, local_rows(m, X, np.arange(N_USERS)))
+    # num_blocks partitions even from a single block (a sort alone makes as many blocks as it
+    # is given: the whole input went to one actor), each user in one of them
+    one = ray.data.from_pandas([rows(X)])
+    one.context.shuffle_strategy = ShuffleStrategy.SORT_SHUFFLE_PULL_BASED
+    parts = tray._by_user(tray._prepared(one, tray._shipped(m), "raise"), 5, 2)
+    users = [set(b["user"]) for b in parts.iter_batches(batch_size=None, batch_format="pandas")]
+    assert len(users) == 5 and all(users)
+    assert sum(len(u) for u in users) == len(set.union(*users)) == N_USERS
 
 
 # the workers cannot import this test module: what it sends them (_Probe) goes by value

@@ -172,8 +172,10 @@ def _by_user(ds, num_blocks, pool_size: int):
     strategy = getattr(ds.context.shuffle_strategy, "value", ds.context.shuffle_strategy)
     if strategy in _KEYED_SHUFFLES:
         return ds.repartition(num_blocks, keys=["user"]).materialize()
-    # a sort shuffle range-partitions by user: equal users land in one output block
-    return ds.sort("user").materialize()
+    # a sort shuffle range-partitions by user: equal users land in one output block. It makes
+    # as many blocks as it is given (one block in, one batch for one actor), hence the
+    # repartition first (blocks split or merged, no shuffle)
+    return ds.repartition(num_blocks).sort("user").materialize()
 
 
 def _pool(concurrency, num_cpus_per_worker):
