@@ -85,10 +85,35 @@ _Self = TypeVar("_Self", bound="LightFM")  # fit and fit_partial return the mode
 
 def _parameter_attribute(side: str, bias: bool, doc: str) -> property:
     """One of LightFM's four parameter attributes: a view on get, a validated copy on set."""
+    name = f"{side}_{'biases' if bias else 'embeddings'}"
     return property(
         lambda self: self._part(side, 0, bias),
-        lambda self, value: self._assign(side, bias, value),
+        lambda self, value: self._assign(side, 0, bias, value, name),
         doc=doc,
+    )
+
+
+def _accumulator_attribute(side: str, k: int, bias: bool, doc: Optional[str] = None) -> property:
+    """One of LightFM's eight optimiser attributes: a read-only view of accumulator ``k`` (1:
+    LightFM's ``*_gradients``, 2: its ``*_momentum``) on get, a validated copy on set."""
+    part = "bias" if bias else "embedding"
+    kind = "gradients" if k == 1 else "momentum"
+
+    name = f"{side}_{part}_{kind}"
+
+    def get(self):
+        a = self._part(side, k, bias)
+        if a is not None:
+            a = a.view()
+            a.flags.writeable = False
+        return a
+
+    return property(
+        get,
+        lambda self, value: self._assign(side, k, bias, value, name),
+        doc=doc
+        or f"LightFM's ``{side}_{part}_{kind}``: the optimiser's accumulator for the {side} "
+        f"{part}s (a read-only float32 view; see :attr:`item_embedding_gradients`).",
     )
 
 
@@ -706,8 +731,9 @@ class LightFM(RecommenderBase):
         a = arrays[k]
         return a[:, -1] if bias else a[:, :-1]
 
-    def _assign(self, side: str, bias: bool, value) -> None:
-        name = f"{side}_{'biases' if bias else 'embeddings'}"
+    def _assign(self, side: str, k: int, bias: bool, value, name: str) -> None:
+        """Sets the embedding or bias part of array ``k`` (0: the parameters, 1 and 2: the
+        optimiser's accumulators) to a validated float32 copy of ``value``."""
         arrays = getattr(self, "_" + side)
         if arrays is None:
             raise NotFittedError(
@@ -715,14 +741,20 @@ class LightFM(RecommenderBase):
                 "fit() first (fit(interactions, epochs=0) only initialises "
                 "them)"
             )
-        params = arrays[0]
-        n, d = params.shape[0], params.shape[1] - 1
-        new = params.copy()  # views handed out before keep the old values, as in LightFM
+        n, d = arrays[k].shape[0], arrays[k].shape[1] - 1
+        part = as_float32_copy(value, name, (n,) if bias else (n, d))
+        if k == 1 and self.learning_schedule == "adagrad" and not (part > 0).all():
+            raise ValueError(
+                f"{name} must be positive under adagrad (sums of squared gradients, starting at 1)"
+            )
+        if k > 0 and not (part >= 0).all():
+            raise ValueError(f"{name} must be non-negative (running averages of squares)")
+        new = arrays[k].copy()  # views handed out before keep the old values, as in LightFM
         if bias:
-            new[:, d] = as_float32_copy(value, name, (n,))
+            new[:, d] = part
         else:
-            new[:, :d] = as_float32_copy(value, name, (n, d))
-        arrays[0] = new
+            new[:, :d] = part
+        arrays[k] = new
 
     item_embeddings = _parameter_attribute(
         "item",
@@ -748,6 +780,28 @@ class LightFM(RecommenderBase):
         True,
         "User feature biases (user features), float32; assignable as :attr:`item_embeddings`.",
     )
+
+    item_embedding_gradients = _accumulator_attribute(
+        "item",
+        1,
+        False,
+        "The optimiser's accumulators, as LightFM names them (read-only float32 views, ``None`` "
+        "before fitting): under adagrad, ``*_gradients`` are the sums of squared gradients "
+        "(starting at 1) and ``*_momentum`` stay 0; under adadelta, ``*_gradients`` are the "
+        "running averages of squared gradients and ``*_momentum`` of squared steps (both "
+        "starting at 0). ``item_embedding_*`` and ``user_embedding_*`` are features x "
+        "no_components, ``item_bias_*`` and ``user_bias_*`` one per feature. Assignable on a "
+        "fitted model (to carry a LightFM model's optimiser state over): the value is copied "
+        "as float32 and must have this shape and finite, non-negative values (positive for "
+        "adagrad's ``*_gradients``).",
+    )
+    item_embedding_momentum = _accumulator_attribute("item", 2, False)
+    item_bias_gradients = _accumulator_attribute("item", 1, True)
+    item_bias_momentum = _accumulator_attribute("item", 2, True)
+    user_embedding_gradients = _accumulator_attribute("user", 1, False)
+    user_embedding_momentum = _accumulator_attribute("user", 2, False)
+    user_bias_gradients = _accumulator_attribute("user", 1, True)
+    user_bias_momentum = _accumulator_attribute("user", 2, True)
 
     @classmethod
     def _saved_params(cls, params):

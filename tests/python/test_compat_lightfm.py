@@ -271,3 +271,87 @@ def test_whole_number_floats_and_bools_are_accepted_as_lightfm_casts_them():
     np.testing.assert_array_equal(a.get_user_representations(dense)[1], b.user_embeddings)
     with pytest.raises(TypeError, match="user_ids"):
         a.predict(np.array([0.5]), np.array([1]))
+
+
+_ACCUMULATORS = [
+    f"{side}_{part}_{kind}"
+    for side in ("user", "item")
+    for part in ("embedding", "bias")
+    for kind in ("gradients", "momentum")
+]
+
+
+def _one_interaction_fit(cls, schedule):
+    """One epoch of one interaction (user 0, item 1) under the logistic loss: the only update
+    is that interaction's."""
+    X = sp.coo_matrix(np.float32([[0, 1, 0], [0, 0, 0]]))
+    m = cls(no_components=4, loss="logistic", learning_schedule=schedule, random_state=3)
+    return m, X
+
+
+@pytest.mark.parametrize("schedule", ["adagrad", "adadelta"])
+def test_optimiser_accumulators_are_lightfm_s(schedule):
+    """LightFM's eight optimiser attributes: adagrad's squared-gradient sums start at 1,
+    adadelta's running averages at 0, momentum at 0; after one update they hold the update's
+    gradients, computed here by hand from the parameters before it."""
+    m, X = _one_interaction_fit(LightFM, schedule)
+    assert all(getattr(m, n) is None for n in _ACCUMULATORS)  # not fitted
+    m.fit(X, epochs=0)
+    start = 1.0 if schedule == "adagrad" else 0.0
+    for n in _ACCUMULATORS:
+        assert (getattr(m, n) == (start if n.endswith("gradients") else 0.0)).all(), n
+    u, v = m.user_embeddings[0].astype(np.float64), m.item_embeddings[1].astype(np.float64)
+    score = u @ v + float(m.user_biases[0]) + float(m.item_biases[1])
+    g = 1.0 / (1.0 + np.exp(-score)) - 1.0  # d/ds of -log(sigmoid(s)): a positive
+    grads = {"user_embedding": g * v, "user_bias": g, "item_embedding": g * u, "item_bias": g}
+    m.fit_partial(X, epochs=1)
+    for name, grad in grads.items():
+        row = 0 if name.startswith("user") else 1
+        G, M = getattr(m, name + "_gradients"), getattr(m, name + "_momentum")
+        if schedule == "adagrad":
+            want_G, want_M = 1.0 + np.square(grad), 0.0 * grad
+        else:  # rho 0.95, epsilon 1e-6 (the defaults)
+            want_G = 0.05 * np.square(grad)
+            step = np.sqrt(1e-6 / (want_G + 1e-6)) * grad
+            want_M = 0.05 * np.square(step)
+        np.testing.assert_allclose(G[row], want_G, rtol=1e-5, err_msg=name)
+        np.testing.assert_allclose(M[row], want_M, rtol=1e-4, atol=1e-12, err_msg=name)
+        others = np.delete(G, row, axis=0)
+        assert (others == start).all(), f"{name}: a row the update did not touch changed"
+    # read-only views (a zero written into adagrad's sums would divide by zero); assigning
+    # validates and copies
+    with pytest.raises(ValueError, match="read-only"):
+        m.item_bias_gradients[0] = 0.0
+    with pytest.raises(ValueError, match="item_bias_gradients must be (positive|non-negative)"):
+        m.item_bias_gradients = -np.ones(3)
+    with pytest.raises(ValueError, match=r"item_embedding_momentum must have shape \(3, 4\)"):
+        m.item_embedding_momentum = np.zeros(3)
+    value = np.array([0.5, 0.25, 2.0])
+    m.item_bias_momentum = value
+    value[0] = 7.0  # the model keeps its copy
+    np.testing.assert_array_equal(m.item_bias_momentum, [0.5, 0.25, 2.0])
+
+
+@pytest.mark.parametrize("schedule", ["adagrad", "adadelta"])
+def test_optimiser_accumulators_match_lightfm_when_installed(schedule):
+    """The same accumulators as LightFM 1.17 after the same update, and a LightFM model's
+    whole state (parameters and accumulators) carried over by assignment trains on as in
+    LightFM."""
+    lightfm = pytest.importorskip("lightfm")
+    ours, X = _one_interaction_fit(LightFM, schedule)
+    theirs, _ = _one_interaction_fit(lightfm.LightFM, schedule)
+    ours.fit(X, epochs=1)
+    theirs.fit(X, epochs=1)
+    for n in _ACCUMULATORS:
+        np.testing.assert_allclose(getattr(ours, n), getattr(theirs, n), rtol=1e-5, err_msg=n)
+    carried, _ = _one_interaction_fit(LightFM, schedule)
+    carried.fit(X, epochs=0)
+    state = _ACCUMULATORS + [f"{s}_{p}" for s in ("user", "item") for p in ("embeddings", "biases")]
+    for n in state:
+        setattr(carried, n, getattr(theirs, n))
+    carried.fit_partial(X, epochs=1)
+    theirs.fit_partial(X, epochs=1)
+    for n in state:
+        np.testing.assert_allclose(
+            getattr(carried, n), getattr(theirs, n), rtol=1e-5, atol=1e-9, err_msg=n
+        )

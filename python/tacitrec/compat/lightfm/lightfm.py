@@ -61,8 +61,11 @@ class LightFM(_LightFM):
     * ``predict`` / ``predict_rank`` without the feature matrices on a model fitted with them
       raise ValueError (LightFM silently scores with the wrong representations).
     * The parameter attributes are views of tacitrec's arrays: assigning one copies and
-      validates it (shape, finite values, float32) on a fitted model; the optimiser's internal
-      arrays (``*_gradients``, ``*_momentum``) are not exposed.
+      validates it (shape, finite values, float32) on a fitted model. The optimiser's
+      accumulators (``*_gradients``, ``*_momentum``, LightFM's eight) are read-only views
+      (LightFM's are writable arrays: a zero written into adagrad's sums divides by zero);
+      assigning one copies and validates it likewise (also non-negative, and positive for
+      adagrad's ``*_gradients``), so a LightFM model's whole state can be carried over.
     * ``random_state`` is kept as passed (LightFM turns it into a RandomState in the
       constructor, and ``get_params`` returns that).
     * Integer arguments given as whole-number floats or bools (``max_sampled=10.0``,
