@@ -98,7 +98,6 @@ def _accumulator_attribute(side: str, k: int, bias: bool, doc: Optional[str] = N
     LightFM's ``*_gradients``, 2: its ``*_momentum``) on get, a validated copy on set."""
     part = "bias" if bias else "embedding"
     kind = "gradients" if k == 1 else "momentum"
-
     name = f"{side}_{part}_{kind}"
 
     def get(self):
@@ -112,8 +111,8 @@ def _accumulator_attribute(side: str, k: int, bias: bool, doc: Optional[str] = N
         get,
         lambda self, value: self._assign(side, k, bias, value, name),
         doc=doc
-        or f"LightFM's ``{side}_{part}_{kind}``: the optimiser's accumulator for the {side} "
-        f"{part}s (a read-only float32 view; see :attr:`item_embedding_gradients`).",
+        or f"LightFM's ``{name}``: the optimiser's accumulator for the {side} {part}s (a "
+        "read-only float32 view; see :attr:`item_embedding_gradients`).",
     )
 
 
