@@ -152,6 +152,59 @@ fn padding_when_user_has_fewer_candidates_than_k() {
 }
 
 #[test]
+fn scores_that_overflow_float32_fail_the_call() {
+    // Finite factors whose products pass float32's largest value (1e20 * 1e20 = 1e40): item 0
+    // scores +inf (it would rank first, its ties broken by id), items 1 and 5 -inf (in a
+    // selection not yet full, an item that looks like padding), item 2 `inf - inf` = NaN (it would
+    // be dropped as if filtered), item 3 2e20 and item 4 0 (finite).
+    let big = 1e20f32;
+    let q = Array2::from_shape_vec((1, 2), vec![big, big]).unwrap();
+    let rows = [
+        [big, big],
+        [-big, -big],
+        [big, -big],
+        [1.0, 1.0],
+        [0.0, 0.0],
+        [-big, -big],
+    ];
+    let it = Array2::from_shape_fn((6, 2), |(i, j)| rows[i][j]);
+    let overflowed = |excluded: &[i32], liked: &[usize], k: usize| {
+        let cands = Candidates::new(6, None, Some(excluded)).unwrap();
+        let s = DotScorer::new(q.view(), it.view(), &cands).unwrap();
+        let trip: Vec<_> = liked.iter().map(|&j| (0, j, 1.0)).collect();
+        let liked = Csr::from_triplets(1, 6, &trip).unwrap();
+        let mut out = None;
+        for threads in [1, 3] {
+            let r = recommend_batch(&s, &cands, Some(&liked.view()), k, threads);
+            let r = match r {
+                Err(Error::InvalidArgument { what, reason }) => {
+                    assert_eq!(what, "scores");
+                    assert!(reason.contains("overflowed float32"), "{reason}");
+                    None
+                }
+                Err(e) => panic!("unexpected error {e}"),
+                Ok(r) => Some(r.ids),
+            };
+            assert!(out.is_none() || out == Some(r.clone()));
+            out = Some(r);
+        }
+        out.unwrap()
+    };
+    // +inf; -inf before the selection is full; NaN
+    assert_eq!(overflowed(&[], &[], 5), None);
+    assert_eq!(overflowed(&[0, 2], &[], 3), None);
+    assert_eq!(overflowed(&[0, 1, 5], &[], 1), None);
+    // -inf below a full selection ranks where it belongs (last): not an error
+    assert_eq!(overflowed(&[0, 1, 2], &[], 2), Some(vec![3, 4]));
+    // nor are overflowed scores of items that are filtered, by the candidates or as liked (the
+    // rows padded as any row with fewer candidates than k)
+    assert_eq!(
+        overflowed(&[5], &[0, 1, 2], 6),
+        Some(vec![3, 4, -1, -1, -1])
+    );
+}
+
+#[test]
 fn large_batch_spans_many_blocks_and_tiles() {
     // More than one 64-query block and one 2048-position tile, checked against a dense sort.
     let (n_users, n_items, f) = (130usize, 5000usize, 8usize);

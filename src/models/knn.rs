@@ -7,7 +7,7 @@ use crate::parallel;
 use crate::simd::{prefetch, Arch, Lanes, WithSimd};
 use crate::sparse::weighting::{self, Weighting};
 use crate::sparse::{sorted_contains, transpose, transpose_permuted, Csr, CsrView};
-use crate::topk::{filled, BlockScorer, Candidates, TileLayout, TopK, TopKResult};
+use crate::topk::{filled, score_overflow, BlockScorer, Candidates, TileLayout, TopK, TopKResult};
 use rayon::prelude::*;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
@@ -1285,6 +1285,16 @@ pub fn recommend(
                     s.scores.fill(0.0);
                 }
                 s.heap.write_sorted(ids_q, scores_q);
+                // a selected score that is not finite overflowed float32 (the similarity and
+                // the row's weights are finite); a NaN one, which only an overflow in both
+                // directions makes, is taken for a mark and dropped
+                if scores_q
+                    .iter()
+                    .zip(&*ids_q)
+                    .any(|(v, &j)| j >= 0 && !v.is_finite())
+                {
+                    failed.record(score_overflow());
+                }
             }
         },
     )?;

@@ -178,11 +178,28 @@ struct Worker<S> {
     heaps: Vec<TopK>,
     thresholds: Vec<f32>,
     liked: Vec<Vec<u32>>,
+    /// Whether a candidate's score reaching a selection was not finite ([`score_overflow`]).
+    overflow: bool,
+}
+
+/// The error of a call in which a candidate's score was infinite or NaN. Every input a scorer
+/// reads is finite (the Python layer refuses non-finite parameters and weights), so such a score
+/// is a float32 overflow: ranking it would be a silent wrong result (infinities tie, and a NaN
+/// was dropped as if the item were filtered), so the call fails instead.
+pub(crate) fn score_overflow() -> Error {
+    Error::invalid(
+        "scores",
+        "a score overflowed float32 (its magnitude passed 3.4e38, so it became inf or NaN \
+         although every input is finite): the model's parameters or the query's weights are \
+         too large; rescale them (factors of a diverged fit: refit with a lower learning rate \
+         or more regularisation)",
+    )
 }
 
 /// For every query, the best `min(k, candidates.available())` candidates by score, skipping the
 /// candidates' excluded items and, when `liked` is given (one row per query), the items of the
-/// query's row. Ties go to the lower item id. Rows with fewer candidates left are padded.
+/// query's row. Ties go to the lower item id. Rows with fewer candidates left are padded. A
+/// candidate's score that is not finite where it could rank fails the call ([`score_overflow`]).
 ///
 /// Memory stays bounded by one tile per thread (and, when positions are split, [`MAX_PARTIAL`]
 /// partial results); the work is parallel over query blocks in a pool of `num_threads` threads
@@ -234,6 +251,7 @@ pub fn recommend_batch<S: BlockScorer>(
             heaps: vec![TopK::new(k); m],
             thresholds: vec![f32::NEG_INFINITY; m],
             liked: vec![Vec::new(); m],
+            overflow: false,
         })
         .map_err(|e| failed.record(e))
     };
@@ -245,6 +263,7 @@ pub fn recommend_batch<S: BlockScorer>(
         k,
         m,
         nt,
+        failed: &failed,
     };
     let span = part_span(nq, m, np, nt, k, parallel::resolve_threads(num_threads));
     if span >= np {
@@ -352,6 +371,8 @@ struct Job<'a, 'c, S> {
     k: usize,
     m: usize,
     nt: usize,
+    /// Where a block records [`score_overflow`].
+    failed: &'a parallel::FirstError,
 }
 
 impl<S: BlockScorer> Job<'_, '_, S> {
@@ -371,6 +392,7 @@ impl<S: BlockScorer> Job<'_, '_, S> {
             k,
             m,
             nt,
+            failed,
         } = *self;
         let mb = (scorer.n_queries() - q0).min(m);
         for q in 0..mb {
@@ -392,6 +414,7 @@ impl<S: BlockScorer> Job<'_, '_, S> {
                 heaps: &mut w.heaps[..mb],
                 thresholds: &mut w.thresholds[..mb],
                 liked: &w.liked[..mb],
+                overflow: &mut w.overflow,
             };
             // one query's position-major tile is its row: compared 16 positions at a time
             match (layout, mb) {
@@ -404,6 +427,9 @@ impl<S: BlockScorer> Job<'_, '_, S> {
         for q in 0..mb {
             let r = q * k..(q + 1) * k;
             w.heaps[q].write_sorted(&mut ids[r.clone()], &mut scores[r]);
+        }
+        if std::mem::take(&mut w.overflow) {
+            failed.record(score_overflow());
         }
     }
 }
@@ -440,10 +466,14 @@ struct Selections<'a> {
     heaps: &'a mut [TopK],
     thresholds: &'a mut [f32],
     liked: &'a [Vec<u32>],
+    overflow: &'a mut bool,
 }
 
 impl Selections<'_> {
-    /// Offers position `p`'s score `s` to query `q` unless the position is excluded for it.
+    /// Offers position `p`'s score `s` to query `q` unless the position is excluded for it. A
+    /// score that is not finite is not offered: it marks the call as overflowed (a NaN reaches
+    /// every threshold; an infinity reaches one unless it is -inf below a full selection's, where
+    /// its place, below every selected score, is right).
     ///
     /// A scan visits each query's positions in increasing item id, so once a selection is full a
     /// later score equal to its worst one loses the tie: the scan threshold becomes the next float
@@ -451,6 +481,10 @@ impl Selections<'_> {
     #[inline(always)]
     fn offer(&mut self, q: usize, p: u32, s: f32) {
         if !sorted_contains(self.excluded, p) && !sorted_contains(&self.liked[q], p) {
+            if !s.is_finite() {
+                *self.overflow = true;
+                return;
+            }
             let heap = &mut self.heaps[q];
             heap.push(s, self.candidates.item(p as usize));
             self.thresholds[q] = if heap.len() == heap.k() {
@@ -497,7 +531,7 @@ fn scan_query_major(tile: &[f32], nt: usize, p0: usize, mut sel: Selections<'_>)
                 let l = g + hits.trailing_zeros() as usize;
                 hits &= hits - 1;
                 // an earlier push in this group may have raised the threshold
-                if row[l] >= sel.thresholds[q] {
+                if reaches(row[l], sel.thresholds[q]) {
                     sel.offer(q, (p0 + l) as u32, row[l]);
                 }
             }
@@ -506,7 +540,14 @@ fn scan_query_major(tile: &[f32], nt: usize, p0: usize, mut sel: Selections<'_>)
     }
 }
 
-/// Bit l of the result is set when `scores[l] >= thresholds[l]` (at most `LANES` lanes).
+/// Whether score `s` is offered against threshold `t`: unless it is below it, so also when it is
+/// NaN (which [`Selections::offer`] reports as an overflow).
+#[inline(always)]
+fn reaches(s: f32, t: f32) -> bool {
+    s.partial_cmp(&t) != Some(std::cmp::Ordering::Less)
+}
+
+/// Bit l of the result is [`reaches`]`(scores[l], thresholds[l])` (at most `LANES` lanes).
 #[inline(always)]
 fn reaching(scores: &[f32], thresholds: &[f32]) -> u32 {
     if let (Ok(s), Ok(t)) = (
@@ -517,7 +558,7 @@ fn reaching(scores: &[f32], thresholds: &[f32]) -> u32 {
     }
     let mut mask = 0u32;
     for (l, (s, t)) in scores.iter().zip(thresholds).enumerate() {
-        mask |= ((s >= t) as u32) << l;
+        mask |= (reaches(*s, *t) as u32) << l;
     }
     mask
 }
@@ -528,14 +569,14 @@ fn reaching(scores: &[f32], thresholds: &[f32]) -> u32 {
 #[cfg(all(target_arch = "x86_64", target_feature = "sse2"))]
 #[inline(always)]
 fn reaching_full(s: &[f32; LANES], t: &[f32; LANES]) -> u32 {
-    use std::arch::x86_64::{_mm_cmpge_ps, _mm_loadu_ps, _mm_movemask_ps};
+    use std::arch::x86_64::{_mm_cmpnlt_ps, _mm_loadu_ps, _mm_movemask_ps};
     let mut mask = 0u32;
     for c in 0..LANES / 4 {
         // SAFETY: SSE2 is enabled (cfg above); both loads read 4 floats inside the 16-float arrays.
         let bits = unsafe {
             let a = _mm_loadu_ps(s.as_ptr().add(4 * c));
             let b = _mm_loadu_ps(t.as_ptr().add(4 * c));
-            _mm_movemask_ps(_mm_cmpge_ps(a, b))
+            _mm_movemask_ps(_mm_cmpnlt_ps(a, b))
         };
         mask |= (bits as u32) << (4 * c);
     }
@@ -547,7 +588,7 @@ fn reaching_full(s: &[f32; LANES], t: &[f32; LANES]) -> u32 {
 #[cfg(target_arch = "aarch64")]
 #[inline(always)]
 fn reaching_full(s: &[f32; LANES], t: &[f32; LANES]) -> u32 {
-    use std::arch::aarch64::{vaddvq_u32, vandq_u32, vcgeq_f32, vld1q_f32, vld1q_u32};
+    use std::arch::aarch64::{vaddvq_u32, vandq_u32, vcltq_f32, vld1q_f32, vld1q_u32, vmvnq_u32};
     const LANE_BITS: [u32; 4] = [1, 2, 4, 8];
     let mut mask = 0u32;
     // SAFETY: NEON is enabled on every aarch64 target; each load reads 4 values inside the
@@ -557,7 +598,7 @@ fn reaching_full(s: &[f32; LANES], t: &[f32; LANES]) -> u32 {
         for c in 0..LANES / 4 {
             let a = vld1q_f32(s.as_ptr().add(4 * c));
             let b = vld1q_f32(t.as_ptr().add(4 * c));
-            mask |= vaddvq_u32(vandq_u32(vcgeq_f32(a, b), bits)) << (4 * c);
+            mask |= vaddvq_u32(vandq_u32(vmvnq_u32(vcltq_f32(a, b)), bits)) << (4 * c);
         }
     }
     mask
@@ -571,7 +612,7 @@ fn reaching_full(s: &[f32; LANES], t: &[f32; LANES]) -> u32 {
 fn reaching_full(s: &[f32; LANES], t: &[f32; LANES]) -> u32 {
     let mut mask = 0u32;
     for l in 0..LANES {
-        mask |= ((s[l] >= t[l]) as u32) << l;
+        mask |= (reaches(s[l], t[l]) as u32) << l;
     }
     mask
 }
@@ -610,8 +651,8 @@ mod tests {
         assert_eq!(filled(2, 3, 7i32).unwrap(), vec![7; 6]); // ok: test
     }
 
-    /// The vector mask (SSE2 on x86-64, NEON on aarch64) equals `s >= t` lane by lane, ties,
-    /// signed zeros, infinities and NaNs (never reaching) included.
+    /// The vector mask (SSE2 on x86-64, NEON on aarch64) equals [`reaches`] lane by lane, ties,
+    /// signed zeros, infinities and NaNs (always reaching) included.
     #[test]
     fn the_vector_mask_is_the_scalar_comparison() {
         let specials = [
@@ -636,8 +677,8 @@ mod tests {
         for _ in 0..2000 {
             let s: [f32; LANES] = std::array::from_fn(|_| next());
             let t: [f32; LANES] = std::array::from_fn(|_| next());
-            let want = (0..LANES).fold(0u32, |m, l| m | (((s[l] >= t[l]) as u32) << l));
-            assert_eq!(reaching_full(&s, &t), want, "{s:?} >= {t:?}");
+            let want = (0..LANES).fold(0u32, |m, l| m | ((reaches(s[l], t[l]) as u32) << l));
+            assert_eq!(reaching_full(&s, &t), want, "{s:?} !< {t:?}");
         }
     }
 }

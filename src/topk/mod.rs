@@ -9,7 +9,7 @@ mod dot;
 mod quant;
 mod select;
 
-pub(crate) use batch::filled;
+pub(crate) use batch::{filled, score_overflow};
 pub use batch::{recommend_batch, BlockScorer, Candidates, TileLayout, TopKResult};
 pub use dot::{DotScorer, TileScratch};
 pub use quant::{

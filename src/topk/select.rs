@@ -1,7 +1,9 @@
 //! Exact top-k selection with a bounded heap.
 //!
 //! Order: higher score first; equal scores are broken by the lower id. NaN scores never enter a
-//! selection (they only arise from non-finite model parameters, which the Python layer rejects).
+//! selection (the kNN scorer marks filtered items with NaN; elsewhere, with the finite inputs the
+//! Python layer admits, a NaN score is a float32 overflow, which the drivers report as an error
+//! before it reaches a selection).
 
 use std::cmp::Ordering;
 

@@ -138,3 +138,30 @@ def test_rows_whose_norm_overflows_score_zero_not_nan():
     for ids, sc in (m.similar_items(0, N=3), [r[0] for r in m.similar_items([0, 2], N=3)]):
         assert list(ids) == [0, 1, 2]
         np.testing.assert_allclose(sc, [1.0, 0.0, 0.0], atol=1e-6)
+
+
+def test_scores_that_overflow_float32_are_an_error_not_a_ranking():
+    """Finite factors near 1e20 give dot products past float32's range: +inf scores (tied, so
+    ranked by id), -inf ones (that look like padding) and NaN ones (inf - inf, that were dropped
+    as if filtered). Each call that would rank them raises, one user or a batch, whether the
+    exact driver or the int8 first pass is asked for (its range stops short of overflow, so
+    it hands such factors back to the exact driver)."""
+    rng = np.random.default_rng(0)
+    m = MatrixFactorizationBase()
+    m.user_factors = rng.standard_normal((70, 4)) * 1e20
+    m.item_factors = rng.standard_normal((6, 4)) * 1e20
+    one, every = {"filter_already_liked_items": False}, np.arange(70)
+    calls = (lambda: m.recommend(0, N=6, **one), lambda: m.recommend(every, N=3, **one))
+    for first_pass in ("full", "always"):
+        with pytest.MonkeyPatch.context() as mp:
+            mp.setenv("TACITREC_EXACT_TOPK", first_pass)
+            for call in calls:
+                with pytest.raises(ValueError, match="scores: a score overflowed float32"):
+                    call()
+    # the largest factors that cannot overflow rank as float64 does
+    m.user_factors = m.user_factors / 1e20 * 1e18
+    m.item_factors = m.item_factors / 1e20 * 1e18
+    S = m.user_factors.astype(np.float64) @ m.item_factors.T.astype(np.float64)
+    ids, _ = m.recommend(every, N=6, **one)
+    for u in range(70):
+        assert list(ids[u]) == reference_topk(S[u], 6)

@@ -13,6 +13,7 @@ from tacitrec import (
     TFIDFRecommender,
 )
 from tacitrec.knn import bm25_weight, normalize, tfidf_weight
+from conftest import reference_topk
 
 
 def continuous_user_items(n_users=80, n_items=25, density=0.25, seed=0):
@@ -392,3 +393,21 @@ def test_large_catalogue_paths_match_scipy_reference():
         # ids agree except where scores tie (float32 sums may order near-ties differently)
         same = np.isclose(R[u, ids[u]], R[u, order], rtol=1e-5, atol=1e-6)
         assert same.all() and not liked & set(ids[u])
+
+
+def test_scores_that_overflow_float32_are_an_error():
+    """Weights near float32's largest value make the liked items' own scores +inf: the sparse
+    scorer (every item a candidate) and the dense one (an ``items`` subset) both raise rather
+    than rank the tied infinities by id; weights a little smaller rank as float64 does."""
+    X = sp.csr_matrix(np.array([[1, 1, 0, 0], [1, 0, 1, 0], [0, 1, 1, 1]], dtype=np.float32))
+    model = CosineRecommender(K=4).fit(X, show_progress=False)
+    S = model.similarity.toarray().astype(np.float64)
+    keep = {"filter_already_liked_items": False}
+    for subset in (None, [0, 2, 3]):
+        heavy = sp.csr_matrix(np.array([[3e38, 3e38, 0, 0]], dtype=np.float32))
+        with pytest.raises(ValueError, match="scores: a score overflowed float32"):
+            model.recommend(0, heavy, N=2, items=subset, **keep)
+        light = heavy / 4
+        ids, _ = model.recommend(0, light, N=2, items=subset, **keep)
+        want = light.toarray()[0].astype(np.float64) @ S
+        assert list(ids) == reference_topk(want, 2, candidates=subset)
