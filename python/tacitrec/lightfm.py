@@ -60,6 +60,7 @@ import scipy.sparse as sp
 from . import _core
 from ._validation import (
     Csr,
+    all_finite,
     as_csr,
     as_float32_copy,
     as_state_array,
@@ -592,7 +593,14 @@ class LightFM(RecommenderBase):
                 continue
             U = self._represent("user", user_features, np.arange(lo, hi))
             d = U.shape[1] - 1
-            S = U[:, :d] @ V[:, :d].T + U[:, d:] + V[:, d][None, :]
+            with np.errstate(over="ignore", invalid="ignore"):  # checked just below
+                S = U[:, :d] @ V[:, :d].T + U[:, d:] + V[:, d][None, :]
+            if not all_finite(S):
+                # as the top-k drivers: ranks of inf and NaN scores would be wrong silently
+                raise ValueError(
+                    "scores: a score overflowed float32 (inf or NaN from finite parameters): "
+                    "the embeddings or biases are too large; rescale them or refit"
+                )
             rows = np.repeat(np.arange(hi - lo), np.diff(T.indptr[lo : hi + 1]))
             cols = T.indices[a:b]
             own = S[rows, cols]  # before masking: a training item keeps its score

@@ -753,3 +753,26 @@ def test_a_new_width_needs_a_new_fit_and_features_must_be_sparse(tmp_path):
     assert m.fit(X).item_embeddings.shape == (10, 8)  # fit starts over
     with pytest.raises(TypeError, match="user_features must be a scipy.sparse matrix, got list"):
         m.predict(0, np.array([1]), user_features=[[1.0] * 20])
+
+
+def test_scores_that_overflow_float32_are_an_error():
+    """Embeddings near 1e20 (finite, so assignable) give scores past float32's range:
+    ``predict_rank`` and ``recommend`` raise instead of counting or ranking inf and NaN."""
+    X = random_user_items(n_users=30, n_items=20, density=0.2, seed=8)
+    m = LightFM(no_components=3, loss="warp", random_state=0).fit(X, epochs=1)
+    rng = np.random.default_rng(0)
+    m.user_embeddings = rng.normal(size=(30, 3)) * 1e20
+    m.item_embeddings = rng.normal(size=(20, 3)) * 1e20
+    with pytest.raises(ValueError, match="scores: a score overflowed float32"):
+        m.predict_rank(X)
+    for users in (4, np.arange(30)):
+        with pytest.raises(ValueError, match="scores: a score overflowed float32"):
+            m.recommend(users, X[users], N=3)
+    # a hundredth of that stays in range: ranks as float64 counts them
+    m.user_embeddings = m.user_embeddings / 1e2
+    m.item_embeddings = m.item_embeddings / 1e2
+    ue, ie = m.user_embeddings.astype(np.float64), m.item_embeddings.astype(np.float64)
+    S = ue @ ie.T + m.user_biases[:, None] + m.item_biases[None, :]
+    t = X.tocoo()
+    want = np.array([(S[u] >= S[u, i]).sum() - 1 for u, i in zip(t.row, t.col)])
+    np.testing.assert_array_equal(m.predict_rank(X).tocsr()[t.row, t.col].A1, want)
