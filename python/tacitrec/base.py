@@ -968,9 +968,17 @@ def check_use_gpu(use_gpu) -> bool:
 
 
 def _normalize_rows(factors: np.ndarray) -> np.ndarray:
-    norms = np.linalg.norm(factors, axis=1, keepdims=True)
-    norms[norms == 0] = 1.0
-    return np.ascontiguousarray(factors / norms, dtype=np.float32)
+    """The rows of ``factors`` (2-D) divided by their Euclidean norms, as float32 (zero rows stay
+    zero). Computed in float64, a block of rows at a time: float32 squares overflow from values
+    of about 1.8e19, which would make such a row's norm infinite and the row zero."""
+    out = np.empty(factors.shape, dtype=np.float32)
+    step = max(1, 2**18 // max(factors.shape[1], 1))
+    for lo in range(0, len(factors), step):
+        block = np.asarray(factors[lo : lo + step], dtype=np.float64)
+        norms = np.sqrt(np.einsum("ij,ij->i", block, block))[:, None]
+        norms[norms == 0] = 1.0
+        out[lo : lo + step] = block / norms
+    return out
 
 
 class MatrixFactorizationBase(RecommenderBase):

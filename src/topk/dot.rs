@@ -185,14 +185,20 @@ impl BlockScorer for DotScorer<'_> {
             // the tile's rows were just read: their norms come from cache
             norms.resize(nt, 0.0);
             row_norms(self.arch, &self.items[p0 * f..(p0 + nt) * f], f, norms);
-            for (scores, &n) in out.chunks_exact_mut(m).zip(norms.iter()) {
-                for s in scores {
-                    // a zero row, or one whose norm overflows (the normalised row is zero then)
-                    *s = if n > 0.0 && n.is_finite() {
-                        *s / n
-                    } else {
-                        0.0
-                    };
+            for (r, (scores, &n)) in out.chunks_exact_mut(m).zip(norms.iter()).enumerate() {
+                if n.is_finite() {
+                    for s in scores {
+                        // a zero row scores 0
+                        *s = if n > 0.0 { *s / n } else { 0.0 };
+                    }
+                } else {
+                    // the row's squares overflowed float32 (values past about 1.8e19): its norm
+                    // in f64, as the normalised factors of a batch are computed
+                    let row = &self.items[(p0 + r) * f..(p0 + r + 1) * f];
+                    let n = row.iter().map(|&v| v as f64 * v as f64).sum::<f64>().sqrt();
+                    for s in scores {
+                        *s = (*s as f64 / n) as f32;
+                    }
                 }
             }
         }
