@@ -404,6 +404,17 @@ def all_finite(a: np.ndarray) -> bool:
         return bool(np.isfinite(np.add.reduce(a, axis=None, dtype=np.float64)))
 
 
+def check_scores_finite(scores: np.ndarray) -> None:
+    """Raises the error of the Rust top-k drivers when float32 ``scores``, computed from finite
+    parameters, hold inf or NaN (an overflow): ranking them would be silently wrong."""
+    if not all_finite(scores):
+        raise ValueError(
+            "scores: a score overflowed float32 (inf or NaN from finite parameters): the "
+            "model's parameters are too large; rescale them (factors of a diverged fit: refit "
+            "with a lower learning rate or more regularisation)"
+        )
+
+
 def check_trained_finite(arrays: Dict[str, np.ndarray], when: str, hint: str) -> None:
     """Raises ModelFitError when one of the float32 ``arrays`` (name -> array) a fit has just
     updated holds NaN or infinite values: "<name> became NaN or infinite in <when>: <hint>",

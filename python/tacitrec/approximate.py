@@ -59,7 +59,13 @@ from typing import Any, Dict, Optional, Tuple
 import numpy as np
 
 from . import _core
-from ._validation import check_count, check_id_list, check_ids, check_threads
+from ._validation import (
+    check_count,
+    check_id_list,
+    check_ids,
+    check_scores_finite,
+    check_threads,
+)
 from .base import (
     MatrixFactorizationBase,
     _check_format_version,
@@ -76,6 +82,7 @@ _FORMAT_VERSION = 1
 _MANIFEST = "approximate.json"
 _INDEX_FILES = {"recommend": "recommend.faiss", "similar_items": "similar_items.faiss"}
 _DTYPES = ("f32", "f16")
+_F16_MAX = float(np.finfo(np.float16).max)  # 65504
 #: the keyword arguments of ``model.approximate()``
 INDEX_PARAMS = (
     "M",
@@ -159,7 +166,9 @@ class ApproximateRecommender:
         call (``recommend(..., ef_search=...)``).
     dtype : "f32" or "f16", default "f32"
         How the index stores the vectors: "f16" halves the index's memory (the candidates are
-        rescored from the float32 factors either way).
+        rescored from the float32 factors either way). Factors beyond float16's range (65504
+        in magnitude) raise ValueError when the index is built: stored as inf, they would make
+        the graph useless.
     similar_items : bool, default False
         Also build the cosine index for :meth:`similar_items` now (else on its first call).
     exact_above : int, optional
@@ -253,6 +262,12 @@ class ApproximateRecommender:
         d = vectors.shape[1]
         metric = faiss.METRIC_INNER_PRODUCT  # cosine on unit vectors is the inner product
         if self.dtype == "f16":
+            big = float(np.abs(vectors).max(initial=0.0))
+            if big > _F16_MAX:
+                raise ValueError(
+                    f"dtype='f16' cannot store these factors: the largest magnitude is {big:.3g}, "
+                    f"float16's is {_F16_MAX:g} (they would be stored as inf); use dtype='f32'"
+                )
             index = faiss.IndexHNSWSQ(d, faiss.ScalarQuantizer.QT_fp16, self.M, metric)
         else:
             index = faiss.IndexHNSWFlat(d, self.M, metric)
@@ -535,7 +550,10 @@ class ApproximateRecommender:
         else:
             latent = self.model._similarity_factors("item")
             vectors = _normalize_rows(latent[cand.reshape(-1)]).reshape(*cand.shape, -1)
-        return np.einsum("rkf,rf->rk", vectors, queries, dtype=np.float32)
+        with np.errstate(over="ignore", invalid="ignore"):  # checked just below
+            scores = np.einsum("rkf,rf->rk", vectors, queries, dtype=np.float32)
+        check_scores_finite(scores)  # as the exact path: never rank inf or NaN
+        return scores
 
     def _search(self, kind, queries, N, liked, filter_items, ef):
         """Top ``N'`` rows of ids and scores for ``queries``, with ``liked`` (a Csr, one row per

@@ -60,13 +60,13 @@ import scipy.sparse as sp
 from . import _core
 from ._validation import (
     Csr,
-    all_finite,
     as_csr,
     as_float32_copy,
     as_state_array,
     check_count,
     check_ids,
     check_nonnegative,
+    check_scores_finite,
     check_threads,
     check_trained_finite,
 )
@@ -595,12 +595,7 @@ class LightFM(RecommenderBase):
             d = U.shape[1] - 1
             with np.errstate(over="ignore", invalid="ignore"):  # checked just below
                 S = U[:, :d] @ V[:, :d].T + U[:, d:] + V[:, d][None, :]
-            if not all_finite(S):
-                # as the top-k drivers: ranks of inf and NaN scores would be wrong silently
-                raise ValueError(
-                    "scores: a score overflowed float32 (inf or NaN from finite parameters): "
-                    "the embeddings or biases are too large; rescale them or refit"
-                )
+            check_scores_finite(S)  # ranks counted against inf and NaN would be wrong
             rows = np.repeat(np.arange(hi - lo), np.diff(T.indptr[lo : hi + 1]))
             cols = T.indices[a:b]
             own = S[rows, cols]  # before masking: a training item keeps its score

@@ -23,6 +23,16 @@ const TILE_POSITIONS: usize = 2048;
 /// arithmetic the first pass reproduces.
 const STREAMED_QUERIES: usize = 4;
 
+/// Item-row norms (f32) for which a cosine is the f32 dot product divided by the f32 norm: no
+/// square of the row under- or overflows enough to matter, and a dot product with a unit query
+/// (at most the norm) cannot overflow. Rows outside are scored in f64.
+const COSINE_F32_NORMS: std::ops::RangeInclusive<f32> = 9.094947e-13..=1.0995116e12; // 2^-40..=2^40
+
+/// `a . b` summed in f64.
+fn dot_f64(a: &[f32], b: &[f32]) -> f64 {
+    a.iter().zip(b).map(|(&x, &y)| x as f64 * y as f64).sum()
+}
+
 /// Dot-product scorer over row-major query (`n_queries x f`) and item (`n_items x f`) factors;
 /// with [`DotScorer::cosine`], each item's scores are divided by its row's norm.
 pub struct DotScorer<'a> {
@@ -186,18 +196,23 @@ impl BlockScorer for DotScorer<'_> {
             norms.resize(nt, 0.0);
             row_norms(self.arch, &self.items[p0 * f..(p0 + nt) * f], f, norms);
             for (r, (scores, &n)) in out.chunks_exact_mut(m).zip(norms.iter()).enumerate() {
-                if n.is_finite() {
+                if (COSINE_F32_NORMS).contains(&n) {
                     for s in scores {
-                        // a zero row scores 0
-                        *s = if n > 0.0 { *s / n } else { 0.0 };
+                        *s /= n;
                     }
                 } else {
-                    // the row's squares overflowed float32 (values past about 1.8e19): its norm
-                    // in f64, as the normalised factors of a batch are computed
+                    // a zero row (scores 0), or one whose f32 squares or dot products may have
+                    // under- or overflowed: its cosines in f64, as the normalised factors of a
+                    // batch are computed
                     let row = &self.items[(p0 + r) * f..(p0 + r + 1) * f];
-                    let n = row.iter().map(|&v| v as f64 * v as f64).sum::<f64>().sqrt();
-                    for s in scores {
-                        *s = (*s as f64 / n) as f32;
+                    let n = dot_f64(row, row).sqrt();
+                    for (qi, s) in scores.iter_mut().enumerate() {
+                        let q = &self.queries[(q0 + qi) * f..(q0 + qi + 1) * f];
+                        *s = if n > 0.0 {
+                            (dot_f64(q, row) / n) as f32
+                        } else {
+                            0.0
+                        };
                     }
                 }
             }

@@ -312,6 +312,29 @@ def test_bad_input(model, exact_index):
         exact_index.similar_items(N_ITEMS)
 
 
+def test_scores_past_float32_and_factors_past_float16_are_errors():
+    """Factors whose scores overflow float32 raise as the exact path raises (the candidates'
+    rescoring gave inf scores in an arbitrary order); factors float16 cannot hold raise when the
+    f16 index is built (it stored inf, and recall fell to a fifth)."""
+    big = factor_model(n_users=4, n_items=50, f=4)
+    big.user_factors = big.user_factors * 1e20
+    big.item_factors = big.item_factors * 1e19
+    one = dict(N=3, filter_already_liked_items=False)
+    for m in (big, big.approximate(**EXACT)):
+        for users in (0, np.arange(4)):
+            with pytest.raises(ValueError, match="scores: a score overflowed float32"):
+                m.recommend(users, **one)
+    wide = factor_model(n_users=4, n_items=50, f=4)
+    wide.item_factors = wide.item_factors * 1e5
+    with pytest.raises(ValueError, match="dtype='f16' cannot store these factors"):
+        wide.approximate(dtype="f16").recommend(0, **one)
+    # within float16's range (largest magnitude 60,000) the same factors serve
+    wide.item_factors = wide.item_factors / np.abs(wide.item_factors).max() * 6e4
+    ids, _ = wide.approximate(dtype="f16", **EXACT).recommend(0, **one)
+    S = wide.user_factors[0].astype(np.float64) @ wide.item_factors.T.astype(np.float64)
+    assert list(ids) == list(np.argsort(-S)[:3])
+
+
 def test_import_tacitrec_does_not_import_faiss():
     code = "import sys, tacitrec; sys.exit('faiss' in sys.modules)"
     assert subprocess.run([sys.executable, "-c", code], env=dict(os.environ)).returncode == 0

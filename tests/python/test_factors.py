@@ -129,16 +129,19 @@ def test_user_items_may_be_omitted_when_nothing_needs_it(model):
         assert list(ids[row]) == reference_topk(S[u], 3)
 
 
-def test_rows_whose_squares_overflow_float32_have_their_true_cosine():
-    """A row of values near 1e20 has squares past float32's range: its norm is taken in float64,
-    so it scores its true cosine (here 1, the direction of item 0) for one query and for a batch
-    (an infinite float32 norm made it a zero row, scoring 0)."""
+@pytest.mark.parametrize("scale", [1e-25, 1e-22, 1e20, 3e38])
+def test_cosines_of_rows_past_float32_squares_are_true_for_one_query_and_a_batch(scale):
+    """Rows whose float32 squares under- or overflow (values below about 1e-19 or above 1.8e19;
+    at 3e38 the dot product with a unit query overflows too) have their true cosines, the same
+    for one query (which divides by the norms as it scores) and for a batch (normalised rows):
+    a zero f32 norm made such rows score 0, an infinite one raised or scored 0."""
     m = MatrixFactorizationBase()
     m.user_factors = np.ones((2, 2))
-    m.item_factors = np.array([[1.0, 1.0], [1e20, 1e20], [1.0, -1.0]])
-    for ids, sc in (m.similar_items(0, N=3), [r[0] for r in m.similar_items([0, 2], N=3)]):
-        assert set(ids[:2]) == {0, 1} and ids[2] == 2
-        np.testing.assert_allclose(sc, [1.0, 1.0, 0.0], atol=1e-6)
+    m.item_factors = np.array([[1.0, 1.0], [1.0, 1.0], [1.0, -1.0], [1.0, 0.0]]) * scale
+    want = np.array([1.0, 1.0, 0.0, np.sqrt(0.5)])
+    for ids, sc in (m.similar_items(0, N=4), [r[0] for r in m.similar_items([0, 2], N=4)]):
+        assert list(ids) == [0, 1, 3, 2]
+        np.testing.assert_allclose(sc, want[ids], atol=1e-6)
 
 
 def test_scores_that_overflow_float32_are_an_error_not_a_ranking():
