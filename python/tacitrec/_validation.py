@@ -12,6 +12,7 @@ as int32.
 from __future__ import annotations
 
 import numbers
+import os
 from typing import Dict, NamedTuple, Optional, Tuple
 
 import numpy as np
@@ -402,6 +403,22 @@ def all_finite(a: np.ndarray) -> bool:
         raise TypeError(f"all_finite takes float32 arrays, got {a.dtype}")
     with np.errstate(invalid="ignore"):  # inf + -inf: NaN, which is the answer wanted
         return bool(np.isfinite(np.add.reduce(a, axis=None, dtype=np.float64)))
+
+
+def available_memory() -> Optional[int]:
+    """Bytes of memory available to a new allocation (Linux's MemAvailable, else the free physical
+    pages), or None where the platform does not say."""
+    try:
+        with open("/proc/meminfo") as f:
+            for line in f:
+                if line.startswith("MemAvailable:"):
+                    return int(line.split()[1]) * 1024
+    except (OSError, ValueError, IndexError):
+        pass
+    try:
+        return os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
+    except (ValueError, OSError, AttributeError):
+        return None
 
 
 def check_scores_finite(scores: np.ndarray) -> None:

@@ -249,6 +249,7 @@ class AlternatingLeastSquares(MatrixFactorizationBase):
         self._check_params()
         self._own_state()
         Cui = self._confidence(user_items, "user_items")
+        self._check_fit_memory(*Cui.shape)
         Ciu = as_csr(Cui.to_scipy().T.tocsr(), "user_items (transposed)")
         n_users, n_items = Cui.shape
         if not self._same_shape(n_users, n_items):

@@ -168,6 +168,7 @@ class BayesianPersonalizedRanking(SGDFactorizationBase):
         self._own_state()
         c = self._interactions(user_items, "user_items")
         n_users, n_items = c.shape
+        self._check_fit_memory(n_users, n_items)
         rng = check_random_state(self.random_state)
         self._set_popularity(c)
         if not self._same_shape(n_users, n_items):

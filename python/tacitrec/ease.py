@@ -10,7 +10,6 @@ scores a user's row ``x_u`` as ``x_u B``. The fit is dense in the number of item
 
 from __future__ import annotations
 
-import os
 import time
 from typing import Dict, Optional, Tuple
 
@@ -21,6 +20,7 @@ import scipy.sparse as sp
 
 from . import _core
 from ._validation import (
+    available_memory,
     Csr,
     ValidatedOnce,
     as_csr,
@@ -31,22 +31,6 @@ from ._validation import (
 )
 from .base import RecommenderBase
 from .exceptions import ModelFormatError, NotFittedError
-
-
-def _available_memory() -> Optional[int]:
-    """Bytes of memory available to a new allocation (Linux's MemAvailable, else the free physical
-    pages), or None where the platform does not say."""
-    try:
-        with open("/proc/meminfo") as f:
-            for line in f:
-                if line.startswith("MemAvailable:"):
-                    return int(line.split()[1]) * 1024
-    except (OSError, ValueError, IndexError):
-        pass
-    try:
-        return os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
-    except (ValueError, OSError, AttributeError):
-        return None
 
 
 def _gb(n: int) -> str:
@@ -147,7 +131,7 @@ class EASERecommender(RecommenderBase):
         X = as_csr(user_items, "user_items")
         n = X.shape[1]
         need = _core.ease_memory(n, dtype)
-        available = _available_memory()
+        available = available_memory()
         if need is None or (available is not None and need > available):
             have = "more than this platform can address" if need is None else _gb(need)
             raise MemoryError(

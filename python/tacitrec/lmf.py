@@ -132,6 +132,7 @@ class LogisticMatrixFactorization(SGDFactorizationBase):
         self._check_params()
         self._own_state()
         cu = self._interactions(user_items, "user_items")
+        self._check_fit_memory(*cu.shape)
         ci = self._interactions(cu.to_scipy().T.tocsr(), "user_items (transposed)")
         n_users, n_items = cu.shape
         f = int(self.factors)

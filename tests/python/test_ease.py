@@ -76,7 +76,7 @@ def test_bad_arguments_name_themselves():
 
 
 def test_memory_error_names_the_bytes_before_allocating(monkeypatch):
-    monkeypatch.setattr(ease_module, "_available_memory", lambda: 10**9)
+    monkeypatch.setattr(ease_module, "available_memory", lambda: 10**9)
     X = sp.csr_matrix((3, 40_000), dtype=np.float32)
     with pytest.raises(MemoryError, match=r"12\.80 GB to fit 40,000 items .* 6\.40 GB each"):
         EASERecommender().fit(X, show_progress=False)

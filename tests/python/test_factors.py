@@ -169,3 +169,36 @@ def test_scores_that_overflow_float32_are_an_error_not_a_ranking():
     ids, _ = m.recommend(every, N=6, **one)
     for u in range(70):
         assert list(ids[u]) == reference_topk(S[u], 6)
+
+
+@pytest.mark.parametrize("name", ["AlternatingLeastSquares", "BPR", "LMF"])
+def test_a_fit_whose_factors_exceed_the_memory_available_raises_before_allocating(
+    name, monkeypatch
+):
+    """Factors larger than the memory available (a shape inflated by raw ids, say) raise
+    MemoryError naming the bytes, before the fit allocates them or transposes the matrix (Linux
+    would grant the allocation and kill the process when its pages are touched). The bytes are
+    (users + items) x (4 x columns + 8); a continued fit allocates no new factors."""
+    import scipy.sparse as sp
+    import tacitrec
+    from tacitrec import base
+
+    cls = {
+        "AlternatingLeastSquares": tacitrec.AlternatingLeastSquares,
+        "BPR": tacitrec.BayesianPersonalizedRanking,
+        "LMF": tacitrec.LogisticMatrixFactorization,
+    }[name]
+    X = sp.random(30, 200_000, density=1e-4, format="csr", random_state=0, dtype=np.float32)
+    X.data[:] = 1.0
+    model = cls(factors=8, iterations=1, random_state=0)
+    columns = 8 + model._extra_columns
+    need = (30 + 200_000) * (4 * columns + 8)
+    monkeypatch.setattr(base, "available_memory", lambda: need - 1)
+    with pytest.raises(MemoryError, match=rf"needs at least {need / 1e9:.2f} GB to fit 30 users"):
+        model.fit(X, show_progress=False)
+    assert model.item_factors is None  # nothing was drawn
+    monkeypatch.setattr(base, "available_memory", lambda: need)
+    model.fit(X, show_progress=False)
+    assert model.item_factors.shape == (200_000, columns)
+    monkeypatch.setattr(base, "available_memory", lambda: 0)
+    model.fit(X, show_progress=False)  # continues from its factors: nothing new to allocate
