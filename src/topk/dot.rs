@@ -196,7 +196,7 @@ impl BlockScorer for DotScorer<'_> {
             norms.resize(nt, 0.0);
             row_norms(self.arch, &self.items[p0 * f..(p0 + nt) * f], f, norms);
             for (r, (scores, &n)) in out.chunks_exact_mut(m).zip(norms.iter()).enumerate() {
-                if (COSINE_F32_NORMS).contains(&n) {
+                if COSINE_F32_NORMS.contains(&n) {
                     for s in scores {
                         *s /= n;
                     }
