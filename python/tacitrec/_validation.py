@@ -421,6 +421,19 @@ def available_memory() -> Optional[int]:
         return None
 
 
+def check_fits_in_memory(need: int, what: str, hint: str) -> None:
+    """MemoryError "<what> needs at least N GB, but only M GB of memory is available: <hint>"
+    when ``need`` bytes exceed :func:`available_memory` (for allocations whose size is known
+    before they are made: Linux would grant one that does not fit and kill the process when its
+    pages are touched)."""
+    available = available_memory()
+    if available is not None and need > available:
+        raise MemoryError(
+            f"{what} needs at least {need / 1e9:.2f} GB, but only {available / 1e9:.2f} GB of "
+            f"memory is available: {hint}"
+        )
+
+
 def check_scores_finite(scores: np.ndarray) -> None:
     """Raises the error of the Rust top-k drivers when float32 ``scores``, computed from finite
     parameters, hold inf or NaN (an overflow): ranking them would be silently wrong."""

@@ -49,12 +49,12 @@ from . import _core, _files
 from ._validation import (
     MAX_COUNT,
     Csr,
-    available_memory,
     as_csr,
     as_factors,
     as_state_array,
     at_most_columns,
     check_count,
+    check_fits_in_memory,
     check_flag,
     check_id_list,
     check_ids,
@@ -64,6 +64,11 @@ from ._validation import (
 )
 from .exceptions import ModelFormatError, NotFittedError
 
+#: What a fit that would not fit in memory suggests first (a matrix shaped by raw ids).
+_SHAPE_HINT = (
+    "check the matrix's shape (ids used directly as row or column indices make it as large as "
+    "the largest id; map them to 0..n-1 first)"
+)
 #: Version of the ``.npz`` layout written by :meth:`RecommenderBase.save`.
 FORMAT_VERSION = 1
 _META_KEY = "__tacitrec__"
@@ -1150,21 +1155,16 @@ class MatrixFactorizationBase(RecommenderBase):
         """Before a ``fit`` on ``n_users`` x ``n_items`` draws new factors (not when it continues
         from factors of that shape): MemoryError naming the bytes when the factors and the fit's
         per-row arrays (float32 factors of ``factors`` plus the extra columns, 8 bytes per row)
-        exceed the memory available. Linux would grant the allocation and kill the process when
-        its pages are touched; a shape inflated by raw ids used as indices is the usual cause."""
+        exceed the memory available (:func:`check_fits_in_memory`)."""
         if self._same_shape(n_users, n_items):
             return
         width = int(self.factors) + self._extra_columns
-        need = (n_users + n_items) * (4 * width + 8)
-        available = available_memory()
-        if available is not None and need > available:
-            raise MemoryError(
-                f"{type(self).__name__} needs at least {need / 1e9:.2f} GB to fit {n_users:,} "
-                f"users x {n_items:,} items ({width} float32 columns of factors per row), but "
-                f"only {available / 1e9:.2f} GB of memory is available: check the matrix's "
-                "shape (ids used directly as row or column indices make it as large as the "
-                "largest id; map them to 0..n-1 first) or lower factors"
-            )
+        check_fits_in_memory(
+            (n_users + n_items) * (4 * width + 8),
+            f"{type(self).__name__} on {n_users:,} users x {n_items:,} items ({width} float32 "
+            "columns of factors per row)",
+            _SHAPE_HINT + " or lower factors",
+        )
 
     def _fit_epochs(
         self, step, *, desc: str, show_progress: bool, callback, unit: str, hint: str, summary=None

@@ -64,13 +64,14 @@ from ._validation import (
     as_float32_copy,
     as_state_array,
     check_count,
+    check_fits_in_memory,
     check_ids,
     check_nonnegative,
     check_scores_finite,
     check_threads,
     check_trained_finite,
 )
-from .base import RecommenderBase, _train_epochs
+from .base import _SHAPE_HINT, RecommenderBase, _train_epochs
 from .exceptions import ModelFormatError, NotFittedError
 
 _LOSSES = ("logistic", "bpr", "warp", "warp-kos")
@@ -272,6 +273,23 @@ class LightFM(RecommenderBase):
             first = np.zeros(params.shape, dtype=np.float32)
         return [params, first, np.zeros(params.shape, dtype=np.float32)]
 
+    def _check_fit_memory(self, n_user_features: int, n_item_features: int) -> None:
+        """Before :meth:`_grow` makes parameters for new features: MemoryError naming the bytes
+        when they exceed the memory available (:func:`check_fits_in_memory`). Each new feature
+        takes ``no_components + 1`` float32 parameters and as many per accumulator written
+        (adagrad one, adadelta two)."""
+        rows = 0
+        for n, cur in ((n_user_features, self._user), (n_item_features, self._item)):
+            rows += max(0, n - (0 if cur is None else cur[0].shape[0]))
+        arrays = 2 if self.learning_schedule == "adagrad" else 3
+        width = int(self.no_components) + 1
+        check_fits_in_memory(
+            rows * width * 4 * arrays,
+            f"LightFM's {rows:,} new user and item features ({width} float32 parameters "
+            f"each, {arrays} arrays with the {self.learning_schedule} accumulators)",
+            _SHAPE_HINT + " or lower no_components",
+        )
+
     def _grow(self, side: str, n_features: int, rng, identity: bool = False) -> None:
         """Makes or extends the parameters of a side to ``n_features`` rows; ``identity`` when
         they came from ``interactions`` (no feature matrix: one feature per user or item)."""
@@ -367,6 +385,7 @@ class LightFM(RecommenderBase):
             self._rng = (
                 seed if isinstance(seed, np.random.RandomState) else np.random.RandomState(seed)
             )
+        self._check_fit_memory(Fu.shape[1], Fi.shape[1])
         # LightFM's order: item parameters first
         self._grow("item", Fi.shape[1], self._rng, identity=item_features is None)
         self._grow("user", Fu.shape[1], self._rng, identity=user_features is None)

@@ -181,7 +181,7 @@ def test_a_fit_whose_factors_exceed_the_memory_available_raises_before_allocatin
     (users + items) x (4 x columns + 8); a continued fit allocates no new factors."""
     import scipy.sparse as sp
     import tacitrec
-    from tacitrec import base
+    from tacitrec import _validation
 
     cls = {
         "AlternatingLeastSquares": tacitrec.AlternatingLeastSquares,
@@ -193,12 +193,13 @@ def test_a_fit_whose_factors_exceed_the_memory_available_raises_before_allocatin
     model = cls(factors=8, iterations=1, random_state=0)
     columns = 8 + model._extra_columns
     need = (30 + 200_000) * (4 * columns + 8)
-    monkeypatch.setattr(base, "available_memory", lambda: need - 1)
-    with pytest.raises(MemoryError, match=rf"needs at least {need / 1e9:.2f} GB to fit 30 users"):
+    monkeypatch.setattr(_validation, "available_memory", lambda: need - 1)
+    message = rf"on 30 users x 200,000 items .* needs at least {need / 1e9:.2f} GB"
+    with pytest.raises(MemoryError, match=message):
         model.fit(X, show_progress=False)
     assert model.item_factors is None  # nothing was drawn
-    monkeypatch.setattr(base, "available_memory", lambda: need)
+    monkeypatch.setattr(_validation, "available_memory", lambda: need)
     model.fit(X, show_progress=False)
     assert model.item_factors.shape == (200_000, columns)
-    monkeypatch.setattr(base, "available_memory", lambda: 0)
+    monkeypatch.setattr(_validation, "available_memory", lambda: 0)
     model.fit(X, show_progress=False)  # continues from its factors: nothing new to allocate

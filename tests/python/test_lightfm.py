@@ -776,3 +776,29 @@ def test_scores_that_overflow_float32_are_an_error():
     t = X.tocoo()
     want = np.array([(S[u] >= S[u, i]).sum() - 1 for u, i in zip(t.row, t.col)])
     np.testing.assert_array_equal(m.predict_rank(X).tocsr()[t.row, t.col].A1, want)
+
+
+@pytest.mark.parametrize("schedule, arrays", [("adagrad", 2), ("adadelta", 3)])
+def test_a_fit_whose_parameters_exceed_the_memory_available_raises_before_allocating(
+    schedule, arrays, monkeypatch
+):
+    """New features' parameters larger than the memory available raise MemoryError naming the
+    bytes before they are drawn: (no_components + 1) float32 values per feature for the
+    parameters and each accumulator written (adagrad one, adadelta two), for users and item
+    features alike. A fit_partial that adds no feature allocates nothing and is not checked."""
+    from tacitrec import _validation
+
+    X = random_user_items(n_users=30, n_items=20, density=0.2, seed=8)
+    need = (30 + 20) * 5 * 4 * arrays
+    m = LightFM(no_components=4, learning_schedule=schedule, random_state=0)
+    monkeypatch.setattr(_validation, "available_memory", lambda: need - 1)
+    with pytest.raises(MemoryError, match=rf"50 new user and item features .* {need / 1e9:.2f} GB"):
+        m.fit(X, epochs=1)
+    assert m.item_embeddings is None  # nothing was drawn
+    monkeypatch.setattr(_validation, "available_memory", lambda: need)
+    m.fit(X, epochs=1)
+    monkeypatch.setattr(_validation, "available_memory", lambda: 0)
+    m.fit_partial(X, epochs=1)  # the same features: nothing new
+    F = sp.hstack([sp.identity(20, format="csr"), sp.csr_matrix(np.ones((20, 3)))]).tocsr()
+    with pytest.raises(MemoryError, match="53 new user and item features"):  # 30 + 23
+        LightFM(no_components=4, random_state=0).fit(X, item_features=F, epochs=1)
