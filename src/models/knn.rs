@@ -1054,6 +1054,7 @@ struct RecommendScratch {
 /// each hold a value that large), so the blocks and values below it are skipped, and so are the
 /// blocks below the selection's threshold once it holds k (it only rises). Same selection as
 /// offering every value to the heap, ties included (values equal to the bound are offered).
+/// Returns how many of `values` are NaN.
 #[inline]
 fn select_blocks(
     arch: Arch,
@@ -1061,8 +1062,8 @@ fn select_blocks(
     item: impl Fn(usize) -> u32,
     maxima: &mut Vec<f32>,
     heap: &mut TopK,
-) {
-    arch.dispatch(RowBlockMaxima { values, maxima });
+) -> usize {
+    let nan = arch.dispatch(RowBlockMaxima { values, maxima });
     heap.clear();
     for (b, &m) in maxima.iter().enumerate() {
         if m >= heap.threshold() {
@@ -1084,6 +1085,7 @@ fn select_blocks(
             }
         }
     }
+    nan
 }
 
 /// The largest score of every [`SCAN_BLOCK`] scores of `values` into `maxima`, ignoring NaN
@@ -1091,19 +1093,23 @@ fn select_blocks(
 /// `max(value, running)`: x86's `max` returns its second operand when either is NaN, so a NaN
 /// value leaves the running maximum as it was; where `max` propagates NaN instead (NEON) the
 /// block's maximum is NaN, which never falls below a threshold, so that block is scanned in full.
-/// Either way no block is reported lower than its largest non-NaN score.
+/// Either way no block is reported lower than its largest non-NaN score. Counts the NaN on the
+/// way (the output): a lane compared unequal to itself.
 struct RowBlockMaxima<'a> {
     values: &'a [f32],
     maxima: &'a mut Vec<f32>,
 }
 
 impl WithSimd for RowBlockMaxima<'_> {
-    type Output = ();
+    type Output = usize;
 
     #[inline(always)]
-    fn with_simd<S: Lanes>(self, simd: S) {
+    fn with_simd<S: Lanes>(self, simd: S) -> usize {
         let RowBlockMaxima { values, maxima } = self;
         maxima.clear();
+        // the NaN per lane, and those of the tails
+        let mut nan = simd.splat_u32s(0);
+        let mut nan_tails = 0;
         for block in values.chunks(SCAN_BLOCK) {
             let (vecs, tail) = S::as_simd_f32s(block);
             let (mut m0, mut m1) = (
@@ -1114,20 +1120,35 @@ impl WithSimd for RowBlockMaxima<'_> {
             while k + 2 <= vecs.len() {
                 m0 = simd.max_f32s(vecs[k], m0);
                 m1 = simd.max_f32s(vecs[k + 1], m1);
+                nan = count_nan(simd, vecs[k], nan);
+                nan = count_nan(simd, vecs[k + 1], nan);
                 k += 2;
             }
             if k < vecs.len() {
                 m0 = simd.max_f32s(vecs[k], m0);
+                nan = count_nan(simd, vecs[k], nan);
             }
             let mut top = simd.reduce_max_f32s(simd.max_f32s(m1, m0));
             for &v in tail {
                 if v > top {
                     top = v;
                 }
+                nan_tails += v.is_nan() as usize;
             }
             maxima.push(top);
         }
+        let mut lanes = [0u32; 16];
+        let (head, _) = S::as_mut_simd_u32s(&mut lanes[..S::F32_LANES]);
+        head[0] = nan;
+        lanes.iter().map(|&c| c as usize).sum::<usize>() + nan_tails
     }
+}
+
+/// `count` plus one in the lanes where `v` is NaN (unequal to itself).
+#[inline(always)]
+fn count_nan<S: Lanes>(simd: S, v: S::f32s, count: S::u32s) -> S::u32s {
+    let (zero, one) = (simd.splat_u32s(0), simd.splat_u32s(1));
+    simd.add_u32s(count, simd.select_u32s(simd.equal_f32s(v, v), zero, one))
 }
 
 /// Recommendations from `similarity` (items x items) for the rows of `queries` (users x items):
@@ -1193,14 +1214,15 @@ pub fn recommend(
         });
     }
     let excluded = candidates.excluded();
-    let excluded_bits = if excluded.is_empty() {
-        None
+    let (excluded_bits, n_excluded) = if excluded.is_empty() {
+        (None, 0)
     } else {
         let mut bits = Seen::new(n_items, "the excluded items' bitmap")?;
-        for &j in excluded {
-            bits.first_visit(j as usize);
-        }
-        Some(bits)
+        let distinct = excluded
+            .iter()
+            .filter(|&&j| bits.first_visit(j as usize))
+            .count();
+        (Some(bits), distinct)
     };
     let arch = Arch::new();
     let stop = parallel::stop_flag();
@@ -1263,14 +1285,24 @@ pub fn recommend(
                     // excluded ones as NaN (tested in a bitmap: marking a long filter
                     // list in every row would cost more than the touched items)
                     s.values.clear();
+                    let mut nan = 0usize; // NaN read back: the touched liked items, or overflows
                     s.values.extend(s.touched.iter().map(|&j| {
                         let v = std::mem::take(&mut s.scores[j as usize]);
                         match &excluded_bits {
                             Some(bits) if bits.has(j as usize) => f32::NAN,
-                            _ => v,
+                            _ => {
+                                nan += v.is_nan() as usize;
+                                v
+                            }
                         }
                     }));
                     mark(&mut s.scores, 0.0, &[]); // the liked items nobody touched
+                                                   // more NaN than touched liked items: a sum overflowed in both directions
+                    if nan > 0
+                        && nan > count_marked(liked_q, excluded_bits.as_ref(), |j| s.seen.has(j))
+                    {
+                        failed.record(score_overflow());
+                    }
                     s.seen.clear(&s.touched);
                     let touched = &s.touched;
                     select_blocks(arch, &s.values, |e| touched[e], &mut s.maxima, &mut s.heap);
@@ -1281,13 +1313,18 @@ pub fn recommend(
                     // row as the dense scorer does (the same sums in the same order)
                     scatter_row(similarity, row_items, row_values, s, false);
                     mark(&mut s.scores, f32::NAN, excluded);
-                    select_blocks(arch, &s.scores, |e| e as u32, &mut s.maxima, &mut s.heap);
+                    let nan =
+                        select_blocks(arch, &s.scores, |e| e as u32, &mut s.maxima, &mut s.heap);
                     s.scores.fill(0.0);
+                    // more NaN than marked items: a sum overflowed in both directions
+                    if nan > n_excluded + count_marked(liked_q, excluded_bits.as_ref(), |_| true) {
+                        failed.record(score_overflow());
+                    }
                 }
                 s.heap.write_sorted(ids_q, scores_q);
                 // a selected score that is not finite overflowed float32 (the similarity and
-                // the row's weights are finite); a NaN one, which only an overflow in both
-                // directions makes, is taken for a mark and dropped
+                // the row's weights are finite); a NaN one (an overflow in both directions) is
+                // never selected: counted above, beside the NaN marks
                 if scores_q
                     .iter()
                     .zip(&*ids_q)
@@ -1381,6 +1418,15 @@ pub fn neighbours(
     })
 }
 
+/// How many of the `liked` items (a canonical row: no duplicates) that are not `excluded` (those
+/// are counted apart) `pass`.
+fn count_marked(liked: &[i32], excluded: Option<&Seen>, pass: impl Fn(usize) -> bool) -> usize {
+    liked
+        .iter()
+        .filter(|&&j| !excluded.is_some_and(|b| b.has(j as usize)) && pass(j as usize))
+        .count()
+}
+
 /// Adds `r_i * S[i, :]` for every `(i, r_i)` of a query's row into `s.scores`, in the row's
 /// order; with `track`, lists the items reached in `s.touched` (marked in `s.seen`).
 #[inline]
@@ -1417,6 +1463,53 @@ fn scatter_row(
             for (&j, &v) in cols.iter().zip(vals) {
                 // SAFETY: as above.
                 unsafe { *scores.get_unchecked_mut(j as usize) += r * v };
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::simd::tests::archs;
+
+    /// The block maxima's NaN count (vector lanes, and the tails of blocks and of the row) on
+    /// every instruction set, against counting one by one; no block's maximum below its largest
+    /// non-NaN value.
+    #[test]
+    fn block_maxima_count_the_nan() {
+        let mut state = 7u64;
+        let mut next = move || {
+            state = state
+                .wrapping_mul(6364136223846793005)
+                .wrapping_add(1442695040888963407);
+            (state >> 33) as u32
+        };
+        for arch in archs() {
+            for n in [0, 1, 15, 16, 17, 63, 64, 65, 130, 1000] {
+                for nan_every in [1, 2, 7, 1000] {
+                    let values: Vec<f32> = (0..n)
+                        .map(|_| match next() % nan_every {
+                            0 => f32::NAN,
+                            r => r as f32 - (nan_every / 2) as f32,
+                        })
+                        .collect();
+                    let mut maxima = Vec::new();
+                    let nan = arch.dispatch(RowBlockMaxima {
+                        values: &values,
+                        maxima: &mut maxima,
+                    });
+                    let want = values.iter().filter(|v| v.is_nan()).count();
+                    assert_eq!(nan, want, "{arch:?} n={n}");
+                    for (block, &m) in values.chunks(SCAN_BLOCK).zip(&maxima) {
+                        let top = block
+                            .iter()
+                            .copied()
+                            .filter(|v| !v.is_nan())
+                            .reduce(f32::max);
+                        assert!(m.is_nan() || top.is_none_or(|t| m >= t), "{arch:?} n={n}");
+                    }
+                }
             }
         }
     }

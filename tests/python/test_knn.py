@@ -411,3 +411,30 @@ def test_scores_that_overflow_float32_are_an_error():
         ids, _ = model.recommend(0, light, N=2, items=subset, **keep)
         want = light.toarray()[0].astype(np.float64) @ S
         assert list(ids) == reference_topk(want, 2, candidates=subset)
+
+
+def test_scores_that_overflow_both_ways_are_an_error():
+    """+inf + -inf is NaN, the sparse scorer's mark for liked and filtered items: an item whose
+    sum overflowed both ways must fail the call, not vanish from the ranking as if filtered. Both
+    of the scorer's paths: the touched items only (N=1: item 3 fills it with a positive score)
+    and the whole row (N=2: no second positive score); marked items, duplicated or filtered too,
+    filtered too, must not be taken for overflows."""
+    S = np.zeros((5, 5), dtype=np.float32)
+    S[0, 2] = S[1, 2] = 2.0  # 3e38 * 2 = inf, -3e38 * 2 = -inf: item 2 is NaN
+    S[0, 3], S[1, 3] = 1.0, 0.5  # item 3: 1.5e38
+    S[0, 1] = S[1, 0] = 1.0  # the liked items' own scores (marked)
+    model = CosineRecommender(K=5)
+    model.similarity = sp.csr_matrix(S)
+    bad = sp.csr_matrix(np.array([[3e38, -3e38, 0, 0, 0]], dtype=np.float32))
+    for n in (1, 2):
+        for filter_items in (None, [4], [0, 4, 4]):
+            with pytest.raises(ValueError, match="scores: a score overflowed float32"):
+                model.recommend(0, bad, N=n, filter_items=filter_items)
+    # the same magnitudes with item 2 filtered, or one-sided: no overflow left to report
+    ids, scores = model.recommend(0, bad, N=2, filter_items=[2])
+    assert list(ids) == [3, 4] and scores[0] == np.float32(1.5e38) and scores[1] == 0
+    ok = sp.csr_matrix(np.array([[1e38, -1e38, 0, 0, 0]], dtype=np.float32))
+    ids, scores = model.recommend(0, ok, N=2)
+    want = ok.toarray()[0].astype(np.float64) @ S.astype(np.float64)
+    want[[0, 1]] = -np.inf
+    assert list(ids) == reference_topk(want, 2)
