@@ -24,9 +24,11 @@ The data comes from knn_scale.py's generators and cache (``powerlaw``, ``cluster
 
     python benches/compare/sgd_scale.py --report LOG.jsonl [LOG.jsonl ...] [--png PATH]
 
-reads the JSON lines of such runs and prints the markdown table (median CPU seconds per epoch of
-each library and tag at each size and generator, the peer's over tacitrec's, peak memory), and
-with ``--png`` draws the ratio against the number of items (one line per model and generator).
+reads the JSON lines of such runs, and of knn_scale.py's, and prints the markdown tables (median
+CPU seconds per epoch of each library and tag at each size and generator, the peer's over
+tacitrec's, peak memory; the kNN's fit and recommend by CPU and by wall clock), and with
+``--png`` draws every ratio against the number of items (one line per model and generator), the
+issue-22 targets dashed.
 """
 
 from __future__ import annotations
@@ -72,8 +74,12 @@ def sampled_auc(U, V, pairs, ub=None, vb=None):
 PEER = {"bpr": "implicit", "lmf": "implicit", "warp": "lightfm", "als": "implicit"}
 
 
+TARGETS = {"als": 3, "bpr": 3, "lmf": 3, "warp": 5, "knn fit": 3, "knn recommend": 10}
+
+
 def report(paths, png, ours="after"):
-    """The table of runs in ``paths`` (JSON lines) and, with ``png``, the ratio chart."""
+    """The tables of runs in ``paths`` (JSON lines of this script and of knn_scale.py) and, with
+    ``png``, the chart of every ratio against the catalogue size, each model's target drawn."""
     from collections import defaultdict
     from statistics import median
 
@@ -83,28 +89,32 @@ def report(paths, png, ours="after"):
             for line in fh:
                 if line.startswith("{"):
                     r = json.loads(line)
+                    r.setdefault("model", "knn")  # knn_scale.py's lines
                     who = r["lib"] if r["lib"] != "tacitrec" else r["tag"] or "tacitrec"
                     runs[(r["model"], r["generator"], tuple(r["shape"]), r["nnz"], who)].append(r)
     cases = sorted({k[:4] for k in runs}, key=lambda k: (k[0], k[1], k[2][1], k[2][0]))
+    fmt = lambda v, f="{:.2f}": "-" if v is None else f.format(v)  # noqa: E731
+    ratio = lambda a, b: "-" if a is None or b is None else f"{a / b:.1f}x"  # noqa: E731
+    size = lambda shape, nnz: f"{shape[0] // 1000}k x {shape[1] // 1000}k x {nnz / 1e6:.1f}M"  # noqa: E731
+    points = defaultdict(list)
     print(
         "| model | generator | users x items x nnz | epochs | CPU s/epoch before / after / peer "
         "| peer / after | peer / before | peak MB before / after / peer | AUC after / peer |"
     )
     print("|---|---|---|---|---|---|---|---|---|")
-    points = defaultdict(list)
     for case in cases:
         model, gen, shape, nnz = case
+        if model == "knn":
+            continue
         got = {w: runs.get(case + (w,), []) for w in ("before", ours, PEER[model])}
         cpu = {w: median(r["cpu_per_epoch"] for r in rs) if rs else None for w, rs in got.items()}
         mb = {w: median(r["peak_mb"] for r in rs) if rs else None for w, rs in got.items()}
-        fmt = lambda v, f="{:.2f}": "-" if v is None else f.format(v)  # noqa: E731
-        ratio = lambda a, b: "-" if a is None or b is None else f"{a / b:.1f}x"  # noqa: E731
         peer, after, before = cpu[PEER[model]], cpu[ours], cpu["before"]
         epochs = {r["epochs"] for rs in got.values() for r in rs}
         auc = [got[w][0]["auc"] if got[w] else None for w in (ours, PEER[model])]
         print(
             f"| {model.upper() if model != 'warp' else 'LightFM warp'} | {gen} | "
-            f"{shape[0] // 1000}k x {shape[1] // 1000}k x {nnz / 1e6:.1f}M | "
+            f"{size(shape, nnz)} | "
             f"{'/'.join(map(str, sorted(epochs)))} | {fmt(before)} / {fmt(after)} / {fmt(peer)} | "
             f"{ratio(peer, after)} | {ratio(peer, before)} | "
             f"{fmt(mb['before'], '{:.0f}')} / {fmt(mb[ours], '{:.0f}')} / "
@@ -114,33 +124,82 @@ def report(paths, png, ours="after"):
         for tag, val in (("after", after), ("before", before)):
             if peer is not None and val is not None:
                 points[(model, gen, tag)].append((shape[1], peer / val))
+    knn = [c for c in cases if c[0] == "knn"]
+    if knn:
+        print()
+        print(
+            "| BM25 kNN, K=100 | users x items x nnz | fit CPU s, tacitrec / implicit | fit "
+            "| recommend CPU s (wall) | by CPU | by wall | fit peak MB | similarity checksums |"
+        )
+        print("|---|---|---|---|---|---|---|---|---|")
+    for case in knn:
+        _, gen, shape, nnz = case
+        a, p = runs.get(case + (ours,), []), runs.get(case + ("implicit",), [])
+        if not a or not p:
+            continue
+        m = {k: (median(r[k] for r in a), median(r[k] for r in p)) for k in a[0] if "_" in k}
+        same = all(
+            abs(x["sim_checksum"] - p[0]["sim_checksum"]) <= 1e-6 * abs(p[0]["sim_checksum"])
+            for x in a
+        )
+        print(
+            f"| {gen} | {size(shape, nnz)} | {m['fit_cpu'][0]:.2f} / {m['fit_cpu'][1]:.2f} | "
+            f"{ratio(m['fit_cpu'][1], m['fit_cpu'][0])} | "
+            f"{m['rec_cpu'][0]:.3f} ({m['rec_wall'][0]:.3f}) / "
+            f"{m['rec_cpu'][1]:.3f} ({m['rec_wall'][1]:.3f}) | "
+            f"{ratio(m['rec_cpu'][1], m['rec_cpu'][0])} | "
+            f"{ratio(m['rec_wall'][1], m['rec_wall'][0])} | "
+            f"{m['fit_peak_mb'][0]:.0f} / {m['fit_peak_mb'][1]:.0f} | "
+            f"{'equal' if same else 'DIFFER'} |"
+        )
+        for what, key in (
+            ("fit", "fit_cpu"),
+            ("recommend CPU", "rec_cpu"),
+            ("recommend wall", "rec_wall"),
+        ):
+            points[(f"knn {what}", gen, "after")].append((shape[1], m[key][1] / m[key][0]))
     if png:
         import matplotlib
 
         matplotlib.use("Agg")
         import matplotlib.pyplot as plt
 
-        fig, ax = plt.subplots(figsize=(7, 4.5))
-        colors = {"bpr": "C0", "lmf": "C1", "warp": "C2", "als": "C3"}
+        fig, axes = plt.subplots(1, 2, figsize=(11, 4.5), sharex=True)
+        colors = {
+            "bpr": "C0", "lmf": "C1", "warp": "C2", "als": "C3",
+            "knn fit": "C4", "knn recommend CPU": "C5", "knn recommend wall": "C6",
+        }  # fmt: skip
         for (model, gen, tag), pts in sorted(points.items()):
             pts.sort()
-            ax.plot(
+            name = {
+                "warp": "LightFM warp",
+                "knn fit": "fit",
+                "knn recommend CPU": "recommend, CPU",
+                "knn recommend wall": "recommend, wall",
+            }.get(model, model.upper())
+            axes[int(model.startswith("knn"))].plot(
                 [p[0] for p in pts],
                 [p[1] for p in pts],
                 color=colors[model],
                 linestyle="-" if tag == "after" else ":",
                 marker="o" if gen == "powerlaw" else "s",
-                label=f"{'LightFM warp' if model == 'warp' else model.upper()} {gen} {tag}",
+                label=f"{name} {gen}" + (" before" if tag == "before" else ""),
             )
-        for model, target in (("bpr", 3), ("warp", 5)):
-            ax.axhline(target, color=colors[model], linewidth=0.6, alpha=0.5)
-        ax.set_xscale("log")
-        ax.set_xlabel("items (catalogue size)")
-        ax.set_ylabel("speed-up over the peer (CPU s/epoch)")
-        ax.set_title(
-            "tacitrec BPR, LMF, LightFM warp, ALS against implicit 0.7.3 / LightFM 1.17, 2 threads"
+        for model, target in TARGETS.items():
+            ax = axes[int(model.startswith("knn"))]
+            color = colors.get(model, colors.get(model + " wall"))
+            ax.axhline(target, color=color, linewidth=0.8, linestyle="--", alpha=0.6)
+        for ax, title in zip(axes, ("ALS, BPR, LMF, LightFM warp", "BM25 kNN (K=100)")):
+            ax.set_xscale("log")
+            ax.set_ylim(bottom=0)
+            ax.set_xlabel("items (catalogue size)")
+            ax.set_title(title + ": dashed lines are the targets", fontsize=9)
+            ax.legend(fontsize=6, ncol=2)
+        axes[0].set_ylabel("speed-up over the peer in the same run")
+        fig.suptitle(
+            "tacitrec against implicit 0.7.3 / LightFM 1.17, 2 threads (CPU s unless 'wall')",
+            fontsize=10,
         )
-        ax.legend(fontsize=6, ncol=2)
         fig.tight_layout()
         fig.savefig(png, dpi=120)
 
