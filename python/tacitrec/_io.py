@@ -137,6 +137,11 @@ def read_interactions(
         (weights.astype(np.float32), (rows, cols)), shape=(len(user_ids), len(item_ids))
     )
     X.sum_duplicates()
+    if not np.isfinite(X.data).all():
+        raise ValueError(
+            f"{path}: the weights of a (user, item) pair stored more than once sum past "
+            "float32's range (about 3.4e38): rescale the weights"
+        )
     return Interactions(X, user_ids, item_ids)
 
 

@@ -377,7 +377,12 @@ def check_flag(value, name: str) -> bool:
 def check_nonnegative(value, name: str) -> float:
     """A finite real number >= 0 (a learning rate, a regularisation weight) as a float; any other
     value is a ValueError naming ``name``."""
-    if not isinstance(value, (int, float, np.number)) or not np.isfinite(value) or value < 0:
+    if (
+        isinstance(value, (bool, np.bool_))
+        or not isinstance(value, (int, float, np.number))
+        or not np.isfinite(value)
+        or value < 0
+    ):
         raise ValueError(f"{name} must be a finite number >= 0, got {value!r}")
     return float(value)
 

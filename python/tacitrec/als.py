@@ -70,12 +70,13 @@ from ._validation import (
     as_csr,
     at_most_columns,
     check_count,
+    check_fits_in_memory,
     check_flag,
     check_ids,
     check_nonnegative,
     check_random_state,
 )
-from .base import MatrixFactorizationBase, check_use_gpu
+from .base import _SHAPE_HINT, MatrixFactorizationBase, check_use_gpu
 
 
 class AlternatingLeastSquares(MatrixFactorizationBase):
@@ -124,8 +125,8 @@ class AlternatingLeastSquares(MatrixFactorizationBase):
         al. use 1.
     init_std : float or None
         Draw the initial factors from ``N(0, init_std / sqrt(factors))`` (the paper's ``stddev``,
-        0.1 in its experiments) with ``random_state``. None (default): implicit's uniform
-        ``[0, 0.01)``.
+        0.1 in its experiments) with ``random_state``; must be > 0 (all-zero factors never
+        move). None (default): implicit's uniform ``[0, 0.01)``.
     solver : {"cg", "cholesky", "ials++"} or None
         The solver; None (default) follows ``use_cg`` ("cg" or "cholesky"); when given it
         overrides ``use_cg``. "ials++" is the subspace solver of Rendle et al. (2021), for large
@@ -185,9 +186,11 @@ class AlternatingLeastSquares(MatrixFactorizationBase):
 
     def _check_params(self) -> None:
         super()._check_params()
-        for name in ("unobserved_weight", "init_std"):
-            if getattr(self, name) is not None:
-                check_nonnegative(getattr(self, name), name)
+        if self.unobserved_weight is not None:
+            check_nonnegative(self.unobserved_weight, "unobserved_weight")
+        # all-zero factors are a fixed point of ALS: every factor and score would stay 0
+        if self.init_std is not None and check_nonnegative(self.init_std, "init_std") == 0:
+            raise ValueError("init_std must be > 0 (zero factors never move under ALS), got 0")
         if self.solver is not None and self.solver not in self._solvers:
             raise ValueError(
                 f"solver must be one of {', '.join(map(repr, self._solvers))} or "
@@ -338,6 +341,15 @@ class AlternatingLeastSquares(MatrixFactorizationBase):
     def _partial_fit(self, ids, rows, side: str) -> None:
         ids_arr, _ = check_ids(ids, None, "userids" if side == "user" else "itemids")
         ids_arr = np.atleast_1d(ids_arr)
+        attr = "_user_factors" if side == "user" else "_item_factors"
+        rows_now, width = getattr(self, attr).shape
+        if len(ids_arr) and ids_arr.max() >= rows_now:
+            n = int(ids_arr.max()) + 1
+            check_fits_in_memory(
+                n * width * 4,
+                f"growing {type(self).__name__}'s {side} factors to {n:,} rows of {width} floats",
+                _SHAPE_HINT,
+            )
         self._own_state()
         new = self._recalculate(
             ids_arr,
@@ -346,7 +358,6 @@ class AlternatingLeastSquares(MatrixFactorizationBase):
             "user_items" if side == "user" else "item_users",
             side,
         )
-        attr = "_user_factors" if side == "user" else "_item_factors"
         current = getattr(self, attr)
         if len(ids_arr) and ids_arr.max() >= current.shape[0]:
             grown = np.zeros((int(ids_arr.max()) + 1, current.shape[1]), dtype=np.float32)

@@ -62,7 +62,7 @@ from ._validation import (
     check_threads,
     check_trained_finite,
 )
-from .exceptions import ModelFormatError, NotFittedError
+from .exceptions import ModelFitError, ModelFormatError, NotFittedError
 
 #: What a fit that would not fit in memory suggests first (a matrix shaped by raw ids).
 _SHAPE_HINT = (
@@ -1173,17 +1173,23 @@ class MatrixFactorizationBase(RecommenderBase):
         the shared fit loop (:func:`_train_epochs`: progress bar, callback, Ctrl-C).
         After every epoch the cached normalised factors are dropped and the factors are checked:
         NaN or infinite values raise ModelFitError "<factors> became NaN or infinite in <unit>
-        <epoch>: <hint>". Returns the model."""
+        <epoch>: <hint>" and leave the model unfitted (implicit keeps the NaN factors). Returns
+        the model."""
         self._forget()
 
         def check(epoch: int) -> None:
             self._forget()
             assert self._user_factors is not None and self._item_factors is not None  # fitted
-            check_trained_finite(
-                {"user_factors": self._user_factors, "item_factors": self._item_factors},
-                f"{unit} {epoch}",
-                hint,
-            )
+            try:
+                check_trained_finite(
+                    {"user_factors": self._user_factors, "item_factors": self._item_factors},
+                    f"{unit} {epoch}",
+                    hint,
+                )
+            except ModelFitError:
+                # NaN factors serve nothing, and no file or pickle could keep them
+                self._user_factors = self._item_factors = None
+                raise
 
         _train_epochs(
             int(self.iterations),

@@ -75,38 +75,38 @@ class Dataset:
     def fit_partial(
         self, users=None, items=None, user_features=None, item_features=None
     ) -> "Dataset":
-        """Adds ids and feature names not seen before (in order of first appearance)."""
-        for ids, mapping, feats, identity, what in (
-            (users, self._user_ids, self._user_features, self._user_identity, "user"),
-            (items, self._item_ids, self._item_features, self._item_identity, "item"),
-        ):
-            if ids is None:
-                continue
-            for i in ids:
-                if i not in mapping:
-                    mapping[i] = len(mapping)
-                    if identity:
-                        if i in feats:
-                            raise ValueError(
-                                f"{what} id {i!r} is also a {what} feature name: "
-                                "rename the feature (identity features would "
-                                "share its column)"
-                            )
-                        feats[i] = len(feats)
-        for names, feats, ids, identity, what in (
-            (user_features, self._user_features, self._user_ids, self._user_identity, "user"),
-            (item_features, self._item_features, self._item_ids, self._item_identity, "item"),
-        ):
-            if names is None:
-                continue
-            for name in names:
-                if identity and name in ids:
+        """Adds ids and feature names not seen before (in order of first appearance). A
+        ValueError (an id that is also a feature name) leaves the mappings as they were."""
+        staged = []  # (mapping, new entries) of each of the four, applied once all are checked
+        sides = (
+            (users, self._user_ids, self._user_features, user_features, self._user_identity),
+            (items, self._item_ids, self._item_features, item_features, self._item_identity),
+        )
+        for (ids, mapping, feats, names, identity), what in zip(sides, ("user", "item")):
+            new_ids: Dict[Hashable, int] = {}
+            new_feats: Dict[Hashable, int] = {}
+            for i in () if ids is None else ids:
+                if i in mapping or i in new_ids:
+                    continue
+                new_ids[i] = len(mapping) + len(new_ids)
+                if identity:
+                    if i in feats or i in new_feats:
+                        raise ValueError(
+                            f"{what} id {i!r} is also a {what} feature name: rename the feature "
+                            "(identity features would share its column)"
+                        )
+                    new_feats[i] = len(feats) + len(new_feats)
+            for name in () if names is None else names:
+                if identity and (name in mapping or name in new_ids):
                     raise ValueError(
-                        f"{what} feature {name!r} is also a {what} id: rename the "
-                        "feature (identity features would share its column)"
+                        f"{what} feature {name!r} is also a {what} id: rename the feature "
+                        "(identity features would share its column)"
                     )
-                if name not in feats:
-                    feats[name] = len(feats)
+                if name not in feats and name not in new_feats:
+                    new_feats[name] = len(feats) + len(new_feats)
+            staged += [(mapping, new_ids), (feats, new_feats)]
+        for mapping, new in staged:
+            mapping.update(new)
         return self
 
     def mapping(self) -> Tuple[dict, dict, dict, dict]:
@@ -404,6 +404,11 @@ def _feature_matrix(shape, rows, cols, vals, what: str, normalize: bool) -> sp.c
         raise ValueError(f"{what} feature weights contain NaN or infinite values")
     F = sp.coo_matrix((values, (rows, cols)), shape=shape).tocsr()
     F.sum_duplicates()
+    if not np.isfinite(F.data).all():
+        raise ValueError(
+            f"{what} feature weights: the weights of a ({what}, feature) pair given more than "
+            "once sum past float32's range (about 3.4e38)"
+        )
     if normalize:
         # l1, as LightFM: every row divided by the sum of its absolute weights (in float64)
         row_of = np.repeat(np.arange(F.shape[0]), np.diff(F.indptr))

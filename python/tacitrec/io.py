@@ -477,6 +477,12 @@ def _blocks(indptr: np.ndarray, block_rows: int):
         lo = hi
 
 
+_SUM_OVERFLOW = (
+    "column {column}: the weights of a (user, item) pair stored more than once sum past "
+    "float32's range (about 3.4e38): rescale the weights"
+)
+
+
 def _second_pass(tables, weighted, scratch, out_dir, num_threads, columns) -> Interactions:
     users, items = tables
     tables.clear()
@@ -539,6 +545,8 @@ def _second_pass(tables, weighted, scratch, out_dir, num_threads, columns) -> In
                     chunk_r[:k], chunk_c[:k], w, user_rank, item_rank, lo, nxt, idx, val
                 )
             kept = _core.csr_sort_rows_sum_duplicates(bptr, idx, val, num_threads)
+            if weighted and not np.isfinite(val[:kept]).all():
+                raise ValueError(_SUM_OVERFLOW.format(column=repr(columns[2])))
             idx[:kept].tofile(oi)
             val[:kept].tofile(ov)
             base += m

@@ -52,6 +52,7 @@ Differences from LightFM, fixing its known defects:
 
 from __future__ import annotations
 
+import numbers
 from typing import List, Optional, Tuple, TypeVar
 
 import numpy as np
@@ -72,7 +73,7 @@ from ._validation import (
     check_trained_finite,
 )
 from .base import _SHAPE_HINT, RecommenderBase, _train_epochs
-from .exceptions import ModelFormatError, NotFittedError
+from .exceptions import ModelFitError, ModelFormatError, NotFittedError
 
 _LOSSES = ("logistic", "bpr", "warp", "warp-kos")
 _REGULARIZATIONS = ("decay", "l2")
@@ -241,6 +242,16 @@ class LightFM(RecommenderBase):
         check_threads(self.num_threads)
         if not (isinstance(self.rho, (int, float, np.number)) and 0 < self.rho < 1):
             raise ValueError(f"rho must be in (0, 1), got {self.rho!r}")
+        seed = self.random_state
+        if isinstance(seed, numbers.Integral) and not 0 <= seed < 2**32:
+            raise ValueError(f"random_state must be an int in [0, 2**32), got {seed}")
+        if not isinstance(
+            seed, (type(None), numbers.Integral, np.random.RandomState, np.random.Generator)
+        ):
+            raise TypeError(
+                "random_state must be None, an int, a numpy RandomState or Generator, got "
+                f"{type(seed).__name__}"
+            )
 
     @staticmethod
     def _features(X, name: str, n_rows: int, side: str) -> Csr:
@@ -325,11 +336,24 @@ class LightFM(RecommenderBase):
         num_threads: int = 1,
         verbose: bool = False,
     ) -> _Self:
-        """Fits from scratch (drops any previous parameters), then as :meth:`fit_partial`."""
+        """Fits from scratch (drops any previous parameters), then as :meth:`fit_partial`. Input
+        that :meth:`fit_partial` refuses leaves a fitted model as it was."""
+        kept = (self._user, self._item, self._with_features, self._rng)
         self._reset()
-        return self.fit_partial(
-            interactions, user_features, item_features, sample_weight, epochs, num_threads, verbose
-        )
+        try:
+            return self.fit_partial(
+                interactions,
+                user_features,
+                item_features,
+                sample_weight,
+                epochs,
+                num_threads,
+                verbose,
+            )
+        except (ValueError, TypeError, MemoryError):
+            if self._user is None:  # refused before any parameter was made
+                self._user, self._item, self._with_features, self._rng = kept
+            raise
 
     def fit_partial(
         self: _Self,
@@ -352,7 +376,8 @@ class LightFM(RecommenderBase):
         k-OS WARP sums them, as LightFM's does. ``sample_weight`` is a sparse matrix of the
         interactions' shape holding a weight for every stored interaction (any order of entries;
         repeated entries pair with the interactions' in their stored order). Raises
-        ModelFitError if the parameters become NaN or infinite."""
+        ModelFitError if the parameters become NaN or infinite, and leaves the model unfitted
+        (LightFM keeps the NaN parameters)."""
         self._check_params()
         if self._item is not None and self._item[0].shape[1] != int(self.no_components) + 1:
             raise ValueError(
@@ -382,6 +407,8 @@ class LightFM(RecommenderBase):
             X = X._replace(indptr=indptr, shape=(n_users, n_items))
         if self._rng is None:
             seed = self.random_state
+            if isinstance(seed, np.random.Generator):  # LightFM's stream is a RandomState's
+                seed = int(seed.integers(0, 2**32))
             self._rng = (
                 seed if isinstance(seed, np.random.RandomState) else np.random.RandomState(seed)
             )
@@ -418,12 +445,16 @@ class LightFM(RecommenderBase):
 
         def check(epoch):
             assert self._user is not None and self._item is not None  # grown above
-            check_trained_finite(
-                {"the user parameters": self._user[0], "the item parameters": self._item[0]},
-                f"epoch {epoch}",
-                f"lower learning_rate={self.learning_rate} or the feature "
-                "weights (normalise feature rows)",
-            )
+            try:
+                check_trained_finite(
+                    {"the user parameters": self._user[0], "the item parameters": self._item[0]},
+                    f"epoch {epoch}",
+                    f"lower learning_rate={self.learning_rate} or the feature "
+                    "weights (normalise feature rows)",
+                )
+            except ModelFitError:
+                self._reset()  # NaN parameters serve nothing, and no file or pickle keeps them
+                raise
 
         _train_epochs(
             int(epochs) if n_items else 0,  # no items: no interaction and no negative to train on

@@ -91,7 +91,8 @@ def validation_split(
             raise ValueError(
                 "timestamps must hold a time at exactly the positions of train's interactions"
             )
-        key = np.asarray(t.data, dtype=np.float64)
+        # integer times compared as integers: float64 would tie nanoseconds since 1970
+        key = t.data if t.dtype.kind in "iuf" else t.data.astype(np.float64)
     else:
         key = rng.random(m.nnz)
     counts = np.diff(m.indptr)

@@ -173,6 +173,24 @@ def test_recommend_with_recalculated_users_and_partial_fit():
     assert m.item_factors.shape == (32, 6) and np.all(m.item_factors[31] == 0)
 
 
+def test_partial_fit_growth_is_checked_against_the_memory_available(monkeypatch):
+    """An id far beyond the users (a raw id) grows the factors to that many rows: checked like a
+    fit's new factors, MemoryError naming the bytes, the model unchanged."""
+    from tacitrec import _validation
+
+    X = data(3)
+    m = AlternatingLeastSquares(factors=6, iterations=2, random_state=1).fit(X, show_progress=False)
+    before = m.user_factors.copy()
+    need = 1_000_001 * 6 * 4
+    monkeypatch.setattr(_validation, "available_memory", lambda: need - 1)
+    with pytest.raises(MemoryError, match="user factors to 1,000,001 rows .* needs at least"):
+        m.partial_fit_users([1_000_000], X[[5]])
+    np.testing.assert_array_equal(m.user_factors, before)
+    monkeypatch.setattr(_validation, "available_memory", lambda: need)
+    m.partial_fit_users([1_000_000], X[[5]])
+    assert m.user_factors.shape == (1_000_001, 6)
+
+
 def test_explain_decomposes_the_recalculated_score():
     X = data(4)
     m = AlternatingLeastSquares(factors=6, regularization=0.1, iterations=5, random_state=2).fit(
@@ -225,6 +243,12 @@ def test_bad_parameters_and_divergence():
         AlternatingLeastSquares(factors=0).fit(X, show_progress=False)
     with pytest.raises(ValueError, match="regularization"):
         AlternatingLeastSquares(regularization=-1).fit(X, show_progress=False)
+    for name in ("regularization", "alpha"):  # True was taken for 1.0 (factors=True is refused)
+        with pytest.raises(ValueError, match=f"{name} must be a finite number >= 0, got True"):
+            AlternatingLeastSquares(**{name: True}).fit(X, show_progress=False)
+    # all-zero factors are a fixed point of every solver: the fit would return zeros
+    with pytest.raises(ValueError, match="init_std must be > 0"):
+        AlternatingLeastSquares(init_std=0).fit(X, show_progress=False)
     with pytest.raises(ValueError, match="alpha=1e\\+38 overflows float32"):
         AlternatingLeastSquares(alpha=1e38).fit(X * 1e5, show_progress=False)
     # finite but huge confidences overflow the CG residuals: a clear error, not NaN factors

@@ -1,11 +1,18 @@
 """BPR: one SGD step against NumPy and finite differences, reproducibility, skips and redraws,
 fold-in, quality on planted data."""
 
+import pickle
+
 import numpy as np
 import pytest
 import scipy.sparse as sp
 
-from tacitrec import BayesianPersonalizedRanking, ModelFitError, PopularityRecommender
+from tacitrec import (
+    BayesianPersonalizedRanking,
+    ModelFitError,
+    NotFittedError,
+    PopularityRecommender,
+)
 from conftest import random_user_items
 
 
@@ -201,10 +208,17 @@ def test_quality_on_planted_data():
 
 def test_divergence_raises_and_refit_reinitialises():
     X = random_user_items(n_users=40, n_items=30, density=0.2, seed=3)
+    diverged = BayesianPersonalizedRanking(
+        factors=4, iterations=20, learning_rate=1e30, random_state=0
+    )
     with pytest.raises(ModelFitError, match="learning_rate"):
-        BayesianPersonalizedRanking(
-            factors=4, iterations=20, learning_rate=1e30, random_state=0
-        ).fit(X, show_progress=False)
+        diverged.fit(X, show_progress=False)
+    # left unfitted (implicit keeps NaN factors, which a saved file or a pickle could not be
+    # read back with): serving says so, and a pickle round trip works
+    assert diverged.user_factors is None and diverged.item_factors is None
+    with pytest.raises(NotFittedError):
+        diverged.recommend(0, X[0])
+    assert pickle.loads(pickle.dumps(diverged)).item_factors is None
     m = BayesianPersonalizedRanking(factors=4, iterations=2, random_state=0).fit(
         X, show_progress=False
     )

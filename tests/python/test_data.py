@@ -74,6 +74,15 @@ def test_an_id_and_a_feature_may_not_share_a_name():
     ds = Dataset()
     with pytest.raises(ValueError, match="is also a user id"):
         ds.fit(["u1", "young"], ["a"], user_features=["young"])
+    # a refused fit_partial adds nothing (it used to keep the ids before the clash, the
+    # clashing one included, which then shared the feature's column)
+    ds = dataset()
+    before = [dict(m) for m in ds.mapping()]
+    with pytest.raises(ValueError, match="user id 'young' is also a user feature name"):
+        ds.fit_partial(users=["u4", "young", "u5"], items=["c"])
+    with pytest.raises(ValueError, match="item feature 'b' is also a item id"):
+        ds.fit_partial(users=["u4"], item_features=["comedy", "b"])
+    assert [dict(m) for m in ds.mapping()] == before
 
 
 def test_normalize_divides_by_the_absolute_sum_as_lightfm():
@@ -96,6 +105,13 @@ def test_non_finite_feature_weights_are_refused():
                 ds.build_item_features([("a", {"x": bad, "y": 1.0})], normalize=normalize)
     ok = ds.build_item_features([("a", {"x": 3.0, "y": 1.0}), ("b", ["y"])]).toarray()
     np.testing.assert_allclose(ok, [[0.75, 0.25], [0, 1]], rtol=1e-6)
+    # each weight finite, their sum not: inf (normalize=False) or NaN (normalize=True) before
+    twice = [("a", {"x": 3e38, "y": 1.0}), ("a", {"x": 3e38})]
+    for normalize in (True, False):
+        with pytest.raises(ValueError, match="given more than once sum past float32's range"):
+            ds.build_item_features(twice, normalize=normalize)
+    F = ds.build_item_features([("a", {"x": 1e38}), ("a", {"x": 1e38})], normalize=False)
+    assert F.toarray()[0, 0] == np.float32(2e38)
 
 
 def test_malformed_entries_are_refused_with_the_entry():

@@ -189,6 +189,27 @@ def test_training_from_the_memory_mapped_matrix_copies_nothing(tmp_path):
         np.testing.assert_array_equal(ids_a, ids_b)
 
 
+def test_repeated_pairs_whose_weights_sum_past_float32_are_refused(tmp_path):
+    """Each weight is finite, the pair's sum is not: it used to come back (and be written) as
+    inf. Both readers: the streaming one, and the command line's line reader (latin-1 text
+    takes it off pyarrow's parser)."""
+    from tacitrec import _io
+
+    p = tmp_path / "x.csv"
+    p.write_text("u,i,w\n1,10,3e38\n1,10,3e38\n2,20,1\n")
+    for out in (None, tmp_path / "out"):
+        with pytest.raises(ValueError, match="column 'w': the weights of a .* sum past float32"):
+            io.read_interactions(str(p), "u", "i", "w", out_dir=out)
+    for encoding in ("utf-8", "latin-1"):
+        with pytest.raises(ValueError, match="stored more than once sum past float32"):
+            _io.read_interactions(str(p), user_col="u", item_col="i", weight_col="w",
+                                  encoding=encoding)  # fmt: skip
+    p.write_text("u,i,w\n1,10,1e38\n1,10,1e38\n2,20,1\n")
+    assert io.read_interactions(str(p), "u", "i", "w").user_items.data[0] == np.float32(2e38)
+    got = _io.read_interactions(str(p), user_col="u", item_col="i", encoding="latin-1")
+    assert got.matrix.data[0] == np.float32(2e38)
+
+
 def test_bad_input_names_the_problem(tmp_path):
     t = pa.table({"u": [1, 2], "i": ["a", "b"], "f": [0.5, 1.5], "w": [1.0, np.nan]})
     with pytest.raises(ValueError, match="item_col 'x' is not a column"):

@@ -379,6 +379,37 @@ def test_growing_features_and_errors():
         LightFM(loss="logistic", learning_rate=1e30, random_state=0).fit(X * 1e30, epochs=3)
 
 
+def test_refused_fit_keeps_the_model_and_divergence_unfits_it():
+    """fit() refusing its input leaves a fitted model serving as before (it used to drop the
+    parameters first); a fit that diverges leaves the model unfitted, not holding NaN."""
+    X = random_user_items(n_users=30, n_items=20, density=0.2, seed=3)
+    m = LightFM(no_components=4, random_state=0).fit(X, epochs=2)
+    before = m.predict(np.zeros(5, np.int32), np.arange(5, dtype=np.int32))
+    bad = X.copy()
+    bad.data[0] = np.nan
+    for args, kw in (((bad,), {}), ((X,), {"epochs": -1}), ((X,), {"num_threads": -1})):
+        with pytest.raises(ValueError):
+            m.fit(*args, **kw)
+        after = m.predict(np.zeros(5, np.int32), np.arange(5, dtype=np.int32))
+        np.testing.assert_array_equal(after, before)
+    with pytest.raises(ModelFitError):
+        m.set_params(loss="logistic", learning_rate=1e30).fit(X * 1e30, epochs=3)
+    with pytest.raises(NotFittedError):
+        m.predict(0, np.array([1]))
+
+
+def test_random_state_is_checked_and_a_generator_is_accepted():
+    X = random_user_items(n_users=30, n_items=20, density=0.2, seed=3)
+    for bad, error in (("abc", TypeError), (1.5, TypeError), (-1, ValueError), (2**70, ValueError)):
+        with pytest.raises(error, match="random_state"):
+            LightFM(random_state=bad)
+    a, b = (
+        LightFM(no_components=4, random_state=np.random.default_rng(7)).fit(X, epochs=1)
+        for _ in range(2)
+    )
+    np.testing.assert_array_equal(a.item_embeddings, b.item_embeddings)
+
+
 @pytest.mark.parametrize("order", ["interactions", "users"])
 def test_one_thread_is_reproducible_and_set_params(order):
     X = random_user_items(n_users=60, n_items=40, density=0.15, seed=5)

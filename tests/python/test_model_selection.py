@@ -38,6 +38,13 @@ def test_split_by_time_holds_out_each_users_latest():
     fit_part, valid = validation_split(X, 0.5, by="time", timestamps=T)
     assert valid.toarray().tolist() == [[0, 1, 0, 1, 0], [0, 0, 1, 0, 0], [0, 0, 0, 0, 0]]
     assert (fit_part + valid - X).nnz == 0
+    # int64 nanoseconds since 1970 (pandas' datetime64[ns]) 100 ns apart: equal as float64,
+    # where the tie went to the lower column; compared as integers, the later one is held
+    base = 1_700_000_000_000_000_000
+    ns = sp.csr_matrix((np.array([base + 100, base], np.int64), [0, 1], [0, 2]), shape=(1, 2))
+    assert float(base + 100) == float(base)
+    one = sp.csr_matrix(np.ones((1, 2), np.float32))
+    assert validation_split(one, 0.5, by="time", timestamps=ns)[1].indices.tolist() == [0]
     with pytest.raises(ValueError, match="timestamps"):
         validation_split(X, 0.5, by="time")
     with pytest.raises(ValueError, match="positions"):
