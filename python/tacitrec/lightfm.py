@@ -243,7 +243,7 @@ class LightFM(RecommenderBase):
         if not (isinstance(self.rho, (int, float, np.number)) and 0 < self.rho < 1):
             raise ValueError(f"rho must be in (0, 1), got {self.rho!r}")
         seed = self.random_state
-        if isinstance(seed, numbers.Integral) and not 0 <= seed < 2**32:
+        if isinstance(seed, numbers.Integral) and not 0 <= int(seed) < 2**32:
             raise ValueError(f"random_state must be an int in [0, 2**32), got {seed}")
         if not isinstance(
             seed, (type(None), numbers.Integral, np.random.RandomState, np.random.Generator)
