@@ -146,7 +146,7 @@ def train_test_split(
     them summed."""
     train_percentage = check_fraction(train_percentage, "train_percentage")
     rng = check_random_state(random_state)
-    m, rows = _canonical_coo(ratings, "ratings")
+    m, rows = _canonical_coo(ratings, "ratings", finite=True)
     return _random_split(m, rows, train_percentage, rng, ratings)
 
 
@@ -173,7 +173,7 @@ def leave_k_out_split(
     K = check_count(K, "K")
     train_only_size = check_fraction(train_only_size, "train_only_size", below_one=True)
     rng = check_random_state(random_state)
-    m, rows = _canonical_coo(ratings, "ratings")
+    m, rows = _canonical_coo(ratings, "ratings", finite=True)
     counts = np.diff(m.indptr)
     eligible = counts > K
     if train_only_size > 0:

@@ -270,6 +270,12 @@ def test_split_shares_must_be_real_numbers():
         train, test = train_test_split(X, good, random_state=0)
         assert train.nnz == round(float(good) * X.nnz)
     assert leave_k_out_split(X, train_only_size=np.float64(0.5), random_state=0)[0].nnz > 0
+    bad = X.copy()
+    bad.data[3] = np.nan  # was passed into the splits (validation_split refused it)
+    with pytest.raises(ValueError, match="ratings contains NaN or infinite values"):
+        train_test_split(bad)
+    with pytest.raises(ValueError, match="ratings contains NaN or infinite values"):
+        leave_k_out_split(bad)
 
 
 def test_cross_check_with_implicit_when_installed(setup):
