@@ -1296,8 +1296,9 @@ pub fn recommend(
                             }
                         }
                     }));
-                    mark(&mut s.scores, 0.0, &[]); // the liked items nobody touched
-                                                   // more NaN than touched liked items: a sum overflowed in both directions
+                    // the liked items nobody touched
+                    mark(&mut s.scores, 0.0, &[]);
+                    // more NaN than touched liked items: a sum overflowed in both directions
                     if nan > 0
                         && nan > count_marked(liked_q, excluded_bits.as_ref(), |j| s.seen.has(j))
                     {
