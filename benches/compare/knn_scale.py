@@ -2,7 +2,7 @@
 
     python benches/compare/knn_scale.py --lib tacitrec|implicit --size 300k,100k,10M
         [--generator powerlaw|clustered] [--threads 2] [--K 100] [--rec-users 50000]
-        [--skip-recommend]
+        [--skip-recommend] [--warm-mb MB]
 
 Prints one JSON line: fit wall and CPU seconds (both threads; the system part of them separately,
 mostly page faults: see RESULTS.md on this VM's fresh memory), the fit's peak resident memory
@@ -69,6 +69,16 @@ def data(size: str, generator: str, cache: str) -> sp.csr_matrix:
     return X
 
 
+def warm_pages(mb: int) -> None:
+    """Touches ``mb`` MB of fresh memory and frees it, so that the measured fit's allocations
+    get pages the guest kernel has just had back instead of pages its host reclaimed (on the VMs
+    of RESULTS.md the first touch of those costs ~5 ms per MB, and which library pays it depended
+    on the order of the queue: "Every issue-22 target in one queue")."""
+    if mb > 0:
+        block = np.ones(mb * 2**20 // 8)
+        del block
+
+
 def status_mb(key: str) -> float:
     with open("/proc/self/status") as fh:
         for line in fh:
@@ -88,6 +98,7 @@ def main():
     ap.add_argument("--skip-recommend", action="store_true")
     ap.add_argument("--tag", default="", help="label for the output (e.g. before/after)")
     ap.add_argument("--cache", default="/tmp/tacitrec-knn-scale")
+    ap.add_argument("--warm-mb", type=int, default=0, help="pre-touch this much memory (MB)")
     args = ap.parse_args()
 
     X = data(args.size, args.generator, args.cache)
@@ -104,6 +115,7 @@ def main():
         x = X.astype(np.float64)  # implicit's kNN wants float64
     users = np.arange(min(args.rec_users, X.shape[0]))
     rows = x[users]
+    warm_pages(args.warm_mb)
     try:
         import ctypes
 

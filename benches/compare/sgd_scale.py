@@ -2,7 +2,7 @@
 
     python benches/compare/sgd_scale.py --lib tacitrec|implicit|lightfm --model bpr|lmf|warp|als
         --size 300k,100k,10M [--generator powerlaw|clustered] [--threads 2] [--epochs N]
-        [--factors 64] [--tag before]
+        [--factors 64] [--tag before] [--warm-mb MB]
 
 Prints one JSON line: the fit's CPU seconds (process time, all threads; its system part, mostly
 page faults, separately) and wall seconds, all per epoch (the whole fit divided by the epochs,
@@ -46,7 +46,7 @@ os.environ.setdefault("MKL_NUM_THREADS", "1")
 
 import numpy as np
 
-from knn_scale import data, status_mb  # noqa: E402
+from knn_scale import data, status_mb, warm_pages  # noqa: E402
 
 # the folder's lightfm.py would shadow the peer
 sys.path[:] = [
@@ -224,6 +224,7 @@ def main():
     ap.add_argument("--variant", default="", choices=["", "hogwild", "interactions"])
     ap.add_argument("--tag", default="", help="label for the output (e.g. before/after)")
     ap.add_argument("--cache", default="/tmp/tacitrec-knn-scale")
+    ap.add_argument("--warm-mb", type=int, default=0, help="pre-touch this much memory (MB)")
     args = ap.parse_args()
     if args.lib != "tacitrec" and (args.model == "warp") != (args.lib == "lightfm"):
         raise SystemExit(f"{args.lib} has no {args.model}")
@@ -274,6 +275,7 @@ def main():
         def fit():
             model.fit(x, show_progress=False, callback=lambda *a: marks.append(time.process_time()))
 
+    warm_pages(args.warm_mb)
     try:
         import ctypes
 
