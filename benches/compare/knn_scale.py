@@ -7,9 +7,11 @@
 Prints one JSON line: fit wall and CPU seconds (both threads; the system part of them separately,
 mostly page faults: see RESULTS.md on this VM's fresh memory), the fit's peak resident memory
 above the data, and recommend (N=10, liked filtered) wall and CPU seconds for the first
-``--rec-users`` users. One library per process, so a shell loop can interleave the libraries
-(and two builds of tacitrec, through PYTHONPATH) under the same machine load; the data is drawn
-once per size and generator and cached in ``--cache`` (default /tmp/tacitrec-knn-scale).
+``--rec-users`` users; with each, the seconds the hypervisor took from the machine's CPUs
+meanwhile (``steal``: other tenants' load, which moves single runs on the VMs of RESULTS.md).
+One library per process, so a shell loop can interleave the libraries (and two builds of
+tacitrec, through PYTHONPATH) under the same machine load; the data is drawn once per size and
+generator and cached in ``--cache`` (default /tmp/tacitrec-knn-scale).
 
 Generators: ``powerlaw`` is the other benchmarks' (common.power_law_user_items: Zipf item
 popularity exponent 0.8, Zipf user activity exponent 1.8 capped at 200, binary);
@@ -79,6 +81,18 @@ def warm_pages(mb: int) -> None:
         del block
 
 
+def steal_seconds() -> float:
+    """CPU seconds the hypervisor has taken from this machine's CPUs so far, all of them together
+    (``/proc/stat``'s steal column; 0 where there is none). Recorded over each timed call, so that
+    a run slowed by other tenants of the host can be told from one slowed by the code."""
+    try:
+        with open("/proc/stat") as fh:
+            fields = fh.readline().split()
+        return int(fields[8]) / os.sysconf("SC_CLK_TCK")
+    except (OSError, IndexError, ValueError):
+        return 0.0
+
+
 def status_mb(key: str) -> float:
     with open("/proc/self/status") as fh:
         for line in fh:
@@ -125,12 +139,12 @@ def main():
     with open("/proc/self/clear_refs", "w") as fh:
         fh.write("5")
     base = status_mb("VmRSS")
-    c0, t0, s0 = time.process_time(), time.perf_counter(), os.times().system
+    c0, t0, s0, st0 = time.process_time(), time.perf_counter(), os.times().system, steal_seconds()
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         model.fit(x, show_progress=False)
     fit_wall, fit_cpu = time.perf_counter() - t0, time.process_time() - c0
-    fit_sys = os.times().system - s0
+    fit_sys, fit_steal = os.times().system - s0, steal_seconds() - st0
     peak = status_mb("VmHWM") - base
     sim = model.similarity
     out = dict(
@@ -144,18 +158,25 @@ def main():
         fit_wall=fit_wall,
         fit_cpu=fit_cpu,
         fit_sys=fit_sys,
+        fit_steal=fit_steal,
         fit_peak_mb=peak,
         sim_nnz=int(sim.nnz),
         sim_checksum=float(np.asarray(sim.data, dtype=np.float64).sum()),
     )
     if not args.skip_recommend:
-        c0, t0, s0 = time.process_time(), time.perf_counter(), os.times().system
+        c0, t0, s0, st0 = (
+            time.process_time(),
+            time.perf_counter(),
+            os.times().system,
+            steal_seconds(),
+        )
         ids, _ = model.recommend(users, rows, N=10)
         out.update(
             rec_users=len(users),
             rec_wall=time.perf_counter() - t0,
             rec_cpu=time.process_time() - c0,
             rec_sys=os.times().system - s0,
+            rec_steal=steal_seconds() - st0,
             rec_checksum=int(np.asarray(ids, dtype=np.int64).sum()),
         )
     print(json.dumps(out), flush=True)

@@ -5,7 +5,8 @@
         [--factors 64] [--tag before] [--warm-mb MB]
 
 Prints one JSON line: the fit's CPU seconds (process time, all threads; its system part, mostly
-page faults, separately) and wall seconds, all per epoch (the whole fit divided by the epochs,
+page faults, separately), wall seconds and the seconds the hypervisor took from the machine's
+CPUs meanwhile (steal; see knn_scale.py), all per epoch (the whole fit divided by the epochs,
 setup included), the fit's peak resident memory above the data, a sampled AUC on the training
 interactions (50,000 stored (user, item) pairs against a uniformly drawn item, the same pairs
 for every library) and a checksum of the factors (sum of their absolute values, float64), so
@@ -17,7 +18,7 @@ The peers: implicit 0.7.3 (BPR, LMF; 1 BLAS thread, ``num_threads`` threads) and
 (warp; ``num_threads``). Hyper-parameters: each library's defaults (implicit's and tacitrec's are
 the same), ``--factors`` factors / components, random_state 0. tacitrec's BPR runs its default
 (reproducible, stratified) schedule unless ``--variant hogwild``; tacitrec's LightFM its default
-default epoch order (users grouped) unless ``--variant interactions`` (LightFM's: all interactions
+epoch order (users grouped) unless ``--variant interactions`` (LightFM's: all interactions
 shuffled).
 
 The data comes from knn_scale.py's generators and cache (``powerlaw``, ``clustered``).
@@ -46,7 +47,7 @@ os.environ.setdefault("MKL_NUM_THREADS", "1")
 
 import numpy as np
 
-from knn_scale import data, status_mb, warm_pages  # noqa: E402
+from knn_scale import data, status_mb, steal_seconds, warm_pages  # noqa: E402
 
 # the folder's lightfm.py would shadow the peer
 sys.path[:] = [
@@ -286,12 +287,12 @@ def main():
         fh.write("5")
     base = status_mb("VmRSS")
     marks = []  # process time after each epoch (ALS, BPR, LMF: both libraries' callback)
-    c0, t0, s0 = time.process_time(), time.perf_counter(), os.times().system
+    c0, t0, s0, st0 = time.process_time(), time.perf_counter(), os.times().system, steal_seconds()
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         fit()
     wall, cpu = time.perf_counter() - t0, time.process_time() - c0
-    system = os.times().system - s0
+    system, steal = os.times().system - s0, steal_seconds() - st0
     peak = status_mb("VmHWM") - base
     if args.model == "warp":
         U, V = model.user_embeddings, model.item_embeddings
@@ -320,6 +321,7 @@ def main():
                 sys_per_epoch=system / args.epochs,
                 epoch_marks=[round(m - c0, 4) for m in marks],
                 wall_per_epoch=wall / args.epochs,
+                steal_per_epoch=steal / args.epochs,
                 peak_mb=peak,
                 auc=auc,
                 checksum=checksum,
