@@ -234,6 +234,13 @@ pub(crate) fn prefetch<T>(p: *const T) {
     let _ = p;
 }
 
+/// The bytes of the last-level cache that a core shares with the others of its complex, as the
+/// machine reports it (Linux sysfs, else cpuid; read once, by faer's GEMM layer), 1 MiB where it
+/// reports none.
+pub(crate) fn last_level_cache_bytes() -> usize {
+    gemm_common::cache::CACHE_INFO[2].cache_bytes
+}
+
 /// Asks the kernel to back `v`'s memory with transparent huge pages (honoured where the system
 /// leaves them to `madvise`, the common default), for arrays read at random positions: one
 /// 2 MiB page in the translation cache instead of 512 small ones. Effective only on memory not

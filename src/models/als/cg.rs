@@ -5,7 +5,7 @@ use super::{gather, System, GATHER_ROWS};
 use crate::error::{try_with_capacity, Result};
 use crate::linalg::dots_weighted_sum;
 use crate::parallel;
-use crate::simd::{vaxpy, vdot, Arch, Lanes, WithSimd};
+use crate::simd::{last_level_cache_bytes, vaxpy, vdot, Arch, Lanes, WithSimd};
 use crate::sparse::CsrView;
 use faer::{Accum, MatMut, MatRef, Par};
 use rayon::prelude::*;
@@ -17,6 +17,21 @@ use rayon::prelude::*;
 /// step to the next). Blocks depend on the data only, not on the threads.
 const BLOCK_ROWS: usize = 32;
 const BLOCK_FLOATS: usize = 64 * 1024;
+
+/// The most rows of the fixed factors the solver gathers for one row, whatever the cache.
+pub(super) const MAX_GATHER_ROWS: usize = 8 * GATHER_ROWS;
+
+/// The most fixed-side rows a row's CG gathers; longer rows are read from the factors in place in
+/// each of the CG's passes (residual and steps). A gathered copy of a long row does not stay in
+/// L2, but it stays in the last-level cache between the passes, where reading it in sequence beats
+/// reading its rows at random from the factors: so the limit fills half of one thread's share of
+/// that cache, and is at least [`GATHER_ROWS`] and at most [`MAX_GATHER_ROWS`]
+/// (benches/compare/RESULTS.md, "Block sizes against the machine's caches"). Which rows are
+/// gathered never changes the results: both are read by the same arithmetic.
+fn gather_limit(f: usize, threads: usize) -> usize {
+    let share = last_level_cache_bytes() / (2 * threads.max(1));
+    (share / (4 * f.max(1))).clamp(GATHER_ROWS, MAX_GATHER_ROWS)
+}
 
 /// Per-thread buffers of the solver (a block's rows, row-major).
 struct Scratch {
@@ -50,13 +65,15 @@ impl Scratch {
     }
 }
 
-/// The first row of every CG block, then `c.n_rows()`; and the most floats a block gathers.
-fn cg_blocks(c: &CsrView<'_>, f: usize) -> (Vec<usize>, usize) {
+/// The first row of every CG block, then `c.n_rows()`; and the most floats a block gathers (rows
+/// of at most `limit` items are gathered).
+fn cg_blocks(c: &CsrView<'_>, f: usize, limit: usize) -> (Vec<usize>, usize) {
     let mut starts = vec![0];
     let (mut rows, mut floats, mut most) = (0, 0, 0);
     for u in 0..c.n_rows() {
         let len = c.row_range(u).len();
-        let len = if len <= GATHER_ROWS { len * f } else { 0 }; // longer rows: read in place
+        // longer rows: read in place
+        let len = if len <= limit { len * f } else { 0 };
         if rows == BLOCK_ROWS || (rows > 0 && floats + len > BLOCK_FLOATS) {
             starts.push(u);
             (rows, floats) = (0, 0);
@@ -83,7 +100,8 @@ pub(super) fn solve_rows(
     num_threads: usize,
 ) -> Result<()> {
     let stop = parallel::stop_flag();
-    let (starts, gather) = cg_blocks(c, f);
+    let limit = gather_limit(f, parallel::resolve_threads(num_threads));
+    let (starts, gather) = cg_blocks(c, f, limit);
     let n_blocks = starts.len() - 1;
     let mut blocks = Vec::with_capacity(n_blocks);
     let mut rest = x;
@@ -115,6 +133,7 @@ pub(super) fn solve_rows(
                         system,
                         f,
                         steps,
+                        limit,
                         s,
                     });
                     Ok(())
@@ -219,6 +238,8 @@ struct Block<'a, 'c> {
     system: &'a System<'a>,
     f: usize,
     steps: usize,
+    /// rows of at most this many items are gathered ([`gather_limit`])
+    limit: usize,
     s: &'a mut Scratch,
 }
 
@@ -243,6 +264,7 @@ fn cg_block<S: Lanes>(simd: S, block: Block<'_, '_>) {
         system,
         f,
         steps,
+        limit,
         s,
     } = block;
     let (yty, o) = (system.yty, system.offset);
@@ -267,12 +289,12 @@ fn cg_block<S: Lanes>(simd: S, block: Block<'_, '_>) {
     // R = B - A X: the YtY part for the whole block, then each row's interaction terms. The item
     // factors of the block's rows are gathered once, in one pass over the block (so that the
     // requests for rows ahead run across row boundaries: most rows are short), and kept for the
-    // steps; rows longer than GATHER_ROWS are read from `y` in place.
+    // steps; rows longer than `limit` are read from `y` in place.
     ids.clear();
     for b in 0..rows {
         let items = c.row(first + b).0;
         offsets.push(ids.len() * f);
-        if items.len() <= GATHER_ROWS {
+        if items.len() <= limit {
             ids.extend_from_slice(items);
         }
     }
@@ -338,5 +360,33 @@ fn cg_block<S: Lanes>(simd: S, block: Block<'_, '_>) {
             }
             rs[b] = rs_new;
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The gather limit stays within its bounds, falls as threads share the cache and as rows
+    /// widen, and is the least at many threads.
+    #[test]
+    fn gather_limit_follows_the_cache_share() {
+        for f in [1usize, 16, 64, 256, 1024] {
+            let mut last = usize::MAX;
+            for threads in [1usize, 2, 8, 64, 1 << 20] {
+                let limit = gather_limit(f, threads);
+                assert!(
+                    (GATHER_ROWS..=MAX_GATHER_ROWS).contains(&limit),
+                    "{f} {threads}"
+                );
+                assert!(limit <= last, "{f} {threads}");
+                last = limit;
+            }
+            assert_eq!(gather_limit(f, 1 << 20), GATHER_ROWS);
+            assert!(gather_limit(f, 2) >= gather_limit(2 * f, 2));
+        }
+        let share = last_level_cache_bytes() / 4;
+        let want = (share / 256).clamp(GATHER_ROWS, MAX_GATHER_ROWS);
+        assert_eq!(gather_limit(64, 2), want);
     }
 }

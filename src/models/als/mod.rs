@@ -119,8 +119,9 @@ fn gather(items: &[i32], n: usize, y: &[f32], f: usize, out: &mut Vec<f32>) {
     }
 }
 
-/// The most item rows gathered at once (8192 rows of 64 factors are 2 MiB, about an L2; longer
-/// rows are read in place, from the fixed factors, in every CG step).
+/// The most item rows the Cholesky and subspace solvers gather at once (8192 rows of 64 factors are
+/// 2 MiB, about an L2), and the least the CG gathers for one row (its limit follows the
+/// last-level cache: `cg::gather_limit`); longer rows are read in place, from the fixed factors.
 const GATHER_ROWS: usize = 8192;
 
 /// Rows of the fixed factors converted to f64 at a time by [`gram_f64`].
@@ -308,10 +309,11 @@ mod tests {
                 .wrapping_add(1442695040888963407);
             ((seed >> 33) as f32) / (1u64 << 31) as f32
         };
-        let (rows, cols) = (37, GATHER_ROWS + 100);
+        let (rows, cols) = (37, cg::MAX_GATHER_ROWS + 100);
         let mut t = Vec::new();
         for u in 0..rows {
-            // row 3 is longer than GATHER_ROWS (read in place), row 5 empty, one disliked item
+            // row 3 is longer than any solver gathers (read in place), row 5 empty, one disliked
+            // item
             let n = match u {
                 3 => cols,
                 5 => 0,
