@@ -235,10 +235,10 @@ pub(crate) fn prefetch<T>(p: *const T) {
 }
 
 /// The bytes of the last-level cache that a core shares with the others of its complex, as the
-/// machine reports it (Linux sysfs, else cpuid; read once, by faer's GEMM layer), 1 MiB where it
-/// reports none.
+/// machine reports it (Linux sysfs, else cpuid or `lscpu`; read once, by faer's GEMM layer), 1 MiB
+/// where it reports none or its report cannot be read (the reader unwraps what `lscpu` prints).
 pub(crate) fn last_level_cache_bytes() -> usize {
-    gemm_common::cache::CACHE_INFO[2].cache_bytes
+    std::panic::catch_unwind(|| gemm_common::cache::CACHE_INFO[2].cache_bytes).unwrap_or(1 << 20)
 }
 
 /// Asks the kernel to back `v`'s memory with transparent huge pages (honoured where the system
