@@ -25,7 +25,6 @@ import argparse
 import json
 import os
 import sys
-import time
 import warnings
 
 sys.path.insert(0, os.path.dirname(__file__))
@@ -34,7 +33,7 @@ import numpy as np
 import scipy.sparse as sp
 
 # at import: sgd_scale.py imports this module, then takes this folder off sys.path
-from common import power_law_user_items  # noqa: E402
+from common import measured, power_law_user_items  # noqa: E402
 
 
 def parse_count(s: str) -> int:
@@ -71,36 +70,6 @@ def data(size: str, generator: str, cache: str) -> sp.csr_matrix:
     return X
 
 
-def warm_pages(mb: int) -> None:
-    """Touches ``mb`` MB of fresh memory and frees it, so that the measured fit's allocations
-    get pages the guest kernel has just had back instead of pages its host reclaimed (on the VMs
-    of RESULTS.md the first touch of those costs ~5 ms per MB, and which library pays it depended
-    on the order of the queue: "Every issue-22 target in one queue")."""
-    if mb > 0:
-        block = np.ones(mb * 2**20 // 8)
-        del block
-
-
-def steal_seconds() -> float:
-    """CPU seconds the hypervisor has taken from this machine's CPUs so far, all of them together
-    (``/proc/stat``'s steal column; 0 where there is none). Recorded over each timed call, so that
-    a run slowed by other tenants of the host can be told from one slowed by the code."""
-    try:
-        with open("/proc/stat") as fh:
-            fields = fh.readline().split()
-        return int(fields[8]) / os.sysconf("SC_CLK_TCK")
-    except (OSError, IndexError, ValueError):
-        return 0.0
-
-
-def status_mb(key: str) -> float:
-    with open("/proc/self/status") as fh:
-        for line in fh:
-            if line.startswith(key + ":"):
-                return int(line.split()[1]) / 1024.0
-    raise KeyError(key)
-
-
 def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
     ap.add_argument("--lib", required=True, choices=["tacitrec", "implicit"])
@@ -129,23 +98,13 @@ def main():
         x = X.astype(np.float64)  # implicit's kNN wants float64
     users = np.arange(min(args.rec_users, X.shape[0]))
     rows = x[users]
-    warm_pages(args.warm_mb)
-    try:
-        import ctypes
 
-        ctypes.CDLL(None).malloc_trim(0)
-    except (OSError, AttributeError):
-        pass
-    with open("/proc/self/clear_refs", "w") as fh:
-        fh.write("5")
-    base = status_mb("VmRSS")
-    c0, t0, s0, st0 = time.process_time(), time.perf_counter(), os.times().system, steal_seconds()
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        model.fit(x, show_progress=False)
-    fit_wall, fit_cpu = time.perf_counter() - t0, time.process_time() - c0
-    fit_sys, fit_steal = os.times().system - s0, steal_seconds() - st0
-    peak = status_mb("VmHWM") - base
+    def fit():
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            model.fit(x, show_progress=False)
+
+    _, fm = measured(fit, warm_mb=args.warm_mb)
     sim = model.similarity
     out = dict(
         lib=args.lib,
@@ -155,28 +114,22 @@ def main():
         shape=list(X.shape),
         nnz=int(X.nnz),
         threads=args.threads,
-        fit_wall=fit_wall,
-        fit_cpu=fit_cpu,
-        fit_sys=fit_sys,
-        fit_steal=fit_steal,
-        fit_peak_mb=peak,
+        fit_wall=fm["wall"],
+        fit_cpu=fm["cpu"],
+        fit_sys=fm["sys"],
+        fit_steal=fm["steal"],
+        fit_peak_mb=fm["peak_mb"],
         sim_nnz=int(sim.nnz),
         sim_checksum=float(np.asarray(sim.data, dtype=np.float64).sum()),
     )
     if not args.skip_recommend:
-        c0, t0, s0, st0 = (
-            time.process_time(),
-            time.perf_counter(),
-            os.times().system,
-            steal_seconds(),
-        )
-        ids, _ = model.recommend(users, rows, N=10)
+        (ids, _), rm = measured(lambda: model.recommend(users, rows, N=10), peak=False)
         out.update(
             rec_users=len(users),
-            rec_wall=time.perf_counter() - t0,
-            rec_cpu=time.process_time() - c0,
-            rec_sys=os.times().system - s0,
-            rec_steal=steal_seconds() - st0,
+            rec_wall=rm["wall"],
+            rec_cpu=rm["cpu"],
+            rec_sys=rm["sys"],
+            rec_steal=rm["steal"],
             rec_checksum=int(np.asarray(ids, dtype=np.int64).sum()),
         )
     print(json.dumps(out), flush=True)

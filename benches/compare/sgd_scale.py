@@ -6,7 +6,7 @@
 
 Prints one JSON line: the fit's CPU seconds (process time, all threads; its system part, mostly
 page faults, separately), wall seconds and the seconds the hypervisor took from the machine's
-CPUs meanwhile (steal; see knn_scale.py), all per epoch (the whole fit divided by the epochs,
+CPUs meanwhile (steal; see common.measured), all per epoch (the whole fit divided by the epochs,
 setup included), the fit's peak resident memory above the data, a sampled AUC on the training
 interactions (50,000 stored (user, item) pairs against a uniformly drawn item, the same pairs
 for every library) and a checksum of the factors (sum of their absolute values, float64), so
@@ -47,7 +47,8 @@ os.environ.setdefault("MKL_NUM_THREADS", "1")
 
 import numpy as np
 
-from knn_scale import data, status_mb, steal_seconds, warm_pages  # noqa: E402
+from common import measured  # noqa: E402
+from knn_scale import data  # noqa: E402
 
 # the folder's lightfm.py would shadow the peer
 sys.path[:] = [
@@ -276,24 +277,14 @@ def main():
         def fit():
             model.fit(x, show_progress=False, callback=lambda *a: marks.append(time.process_time()))
 
-    warm_pages(args.warm_mb)
-    try:
-        import ctypes
-
-        ctypes.CDLL(None).malloc_trim(0)
-    except (OSError, AttributeError):
-        pass
-    with open("/proc/self/clear_refs", "w") as fh:
-        fh.write("5")
-    base = status_mb("VmRSS")
     marks = []  # process time after each epoch (ALS, BPR, LMF: both libraries' callback)
-    c0, t0, s0, st0 = time.process_time(), time.perf_counter(), os.times().system, steal_seconds()
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        fit()
-    wall, cpu = time.perf_counter() - t0, time.process_time() - c0
-    system, steal = os.times().system - s0, steal_seconds() - st0
-    peak = status_mb("VmHWM") - base
+
+    def quiet_fit():
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            fit()
+
+    _, m = measured(quiet_fit, warm_mb=args.warm_mb)
     if args.model == "warp":
         U, V = model.user_embeddings, model.item_embeddings
         ub, vb = model.user_biases, model.item_biases
@@ -317,12 +308,12 @@ def main():
                 threads=args.threads,
                 factors=args.factors,
                 epochs=args.epochs,
-                cpu_per_epoch=cpu / args.epochs,
-                sys_per_epoch=system / args.epochs,
-                epoch_marks=[round(m - c0, 4) for m in marks],
-                wall_per_epoch=wall / args.epochs,
-                steal_per_epoch=steal / args.epochs,
-                peak_mb=peak,
+                cpu_per_epoch=m["cpu"] / args.epochs,
+                sys_per_epoch=m["sys"] / args.epochs,
+                epoch_marks=[round(t - m["cpu_start"], 4) for t in marks],
+                wall_per_epoch=m["wall"] / args.epochs,
+                steal_per_epoch=m["steal"] / args.epochs,
+                peak_mb=m["peak_mb"],
                 auc=auc,
                 checksum=checksum,
                 load=os.getloadavg()[0],

@@ -385,8 +385,5 @@ mod tests {
             assert_eq!(gather_limit(f, 1 << 20), GATHER_ROWS);
             assert!(gather_limit(f, 2) >= gather_limit(2 * f, 2));
         }
-        let share = last_level_cache_bytes() / 4;
-        let want = (share / 256).clamp(GATHER_ROWS, MAX_GATHER_ROWS);
-        assert_eq!(gather_limit(64, 2), want);
     }
 }
