@@ -26,17 +26,23 @@ fn pairwise_update<S: Lanes>(
     g: f32,
 ) {
     let d = e.d;
+    // A WARP negative's accumulator rows were not requested when it was drawn (most candidates
+    // never train): request them now and update the positive and the user while they arrive.
+    // The three rows are distinct, so the order does not change the values.
+    e.items.prefetch(e.item_features, j, true);
     // items: d score / d e_i = q_u, d score / d b_i = 1
     s.coeff[..d].copy_from_slice(&s.user[..d]);
     s.coeff[d] = 1.0;
     update(simd, e, &mut s.locals, Which::Item, i, g, &s.coeff, true);
-    update(simd, e, &mut s.locals, Which::Item, j, -g, &s.coeff, true);
     // the user: d / d e_u = q_i - q_j; its bias cancels
     for c in 0..d {
         s.coeff[c] = s.pos[c] - s.neg[c];
     }
     s.coeff[d] = 0.0;
     update(simd, e, &mut s.locals, Which::User, u, g, &s.coeff, false);
+    s.coeff[..d].copy_from_slice(&s.user[..d]);
+    s.coeff[d] = 1.0;
+    update(simd, e, &mut s.locals, Which::Item, j, -g, &s.coeff, true);
 }
 
 /// WARP negative search for user u with positive score `pos_score`: trains on the first

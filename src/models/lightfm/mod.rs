@@ -575,6 +575,7 @@ fn share<S: Lanes>(simd: S, e: &Epoch<'_>, part: &mut Part<'_>, row_of: &[u32]) 
         if let Some(&far) = order.get(t + 3 * AHEAD) {
             prefetch(row_of.as_ptr().wrapping_add(far as usize));
             prefetch(m.indices().as_ptr().wrapping_add(far as usize));
+            prefetch(m.data().as_ptr().wrapping_add(far as usize));
         }
         if let Some(&mid) = order.get(t + 2 * AHEAD) {
             // the user's row start and end, so that its lines can be requested AHEAD on
