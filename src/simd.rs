@@ -222,13 +222,28 @@ fn rsqrt_estimate<S: Lanes>(simd: S, a: S::f32s) -> Option<S::f32s> {
     None
 }
 
-/// A hint to load the cache line holding `p` (no-op where unsupported).
+/// A hint to load the cache line holding `p` into the first-level cache (no-op where
+/// unsupported).
 #[inline(always)]
 pub(crate) fn prefetch<T>(p: *const T) {
+    prefetch_to::<L1, T>(p)
+}
+
+/// [`prefetch_to`]'s levels: the first-level cache (and the levels below it), the second-level
+/// cache only. Their values are x86's hints (`_MM_HINT_T0`, `_MM_HINT_T1`).
+pub(crate) const L1: i32 = 3;
+pub(crate) const L2: i32 = 2;
+
+/// A hint to load the cache line holding `p` into cache level `LEVEL` ([`L1`] or [`L2`]).
+/// A line requested into the second level does not hold one of the first level's few miss
+/// buffers while it arrives, so a kernel can request many lines well ahead of use without
+/// delaying its own loads.
+#[inline(always)]
+pub(crate) fn prefetch_to<const LEVEL: i32, T>(p: *const T) {
     #[cfg(all(target_arch = "x86_64", target_feature = "sse"))]
     // SAFETY: prefetching is a hint and never faults, whatever the address.
     unsafe {
-        std::arch::x86_64::_mm_prefetch::<{ std::arch::x86_64::_MM_HINT_T0 }>(p as *const i8);
+        std::arch::x86_64::_mm_prefetch::<LEVEL>(p as *const i8);
     }
     #[cfg(not(all(target_arch = "x86_64", target_feature = "sse")))]
     let _ = p;

@@ -289,10 +289,16 @@ impl SharedRows {
     /// Requests the cache lines of row `i` (a hint; never reads the row).
     #[inline(always)]
     pub(crate) fn prefetch_row(&self, i: usize) {
+        self.prefetch_row_to::<{ crate::simd::L1 }>(i)
+    }
+
+    /// [`SharedRows::prefetch_row`] into cache level `LEVEL` (see [`crate::simd::prefetch_to`]).
+    #[inline(always)]
+    pub(crate) fn prefetch_row_to<const LEVEL: i32>(&self, i: usize) {
         if i < self.n {
             let start = self.ptr.wrapping_add(i * self.d);
             for k in (0..self.d).step_by(16) {
-                crate::simd::prefetch(start.wrapping_add(k));
+                crate::simd::prefetch_to::<LEVEL, f32>(start.wrapping_add(k));
             }
         }
     }

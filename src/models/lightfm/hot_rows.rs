@@ -3,6 +3,7 @@
 
 use super::{Features, Side};
 use crate::models::sgd::SharedRows;
+use crate::simd;
 use crate::sparse::CsrView;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Mutex;
@@ -95,19 +96,29 @@ impl Shared {
         }
     }
 
-    /// Requests the shared parameter rows (and with `acc` the accumulator rows) of the first
-    /// features of row r of `f`, skipping hot features (trained in the thread's own copies).
+    /// Requests the shared rows that `need` names of the first features of row r of `f` into
+    /// the second-level cache (see [`super::share`]), skipping hot features (trained in the
+    /// thread's own copies).
     #[inline(always)]
-    pub(super) fn prefetch(&self, f: Features<'_>, r: usize, acc: bool) {
+    pub(super) fn prefetch(&self, f: Features<'_>, r: usize, need: Need) {
         for (p, _) in f.row(r).take(4) {
             if self.slot_of(p).is_none() {
-                self.params.prefetch_row(p);
-                if acc {
-                    self.grad_acc.prefetch_row(p);
+                self.params.prefetch_row_to::<{ simd::L2 }>(p);
+                if need == Need::Train {
+                    self.grad_acc.prefetch_row_to::<{ simd::L2 }>(p);
                 }
             }
         }
     }
+}
+
+/// What [`Shared::prefetch`] requests a feature's rows for.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub(super) enum Need {
+    /// Training: its parameter and accumulator rows.
+    Train,
+    /// Scoring, perhaps (a negative candidate drawn ahead): its parameter rows.
+    Score,
 }
 
 /// Examples a thread trains between merges of its private rows.

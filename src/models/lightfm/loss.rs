@@ -1,5 +1,6 @@
 //! The step of each loss: logistic, BPR and WARP per interaction, k-OS WARP per user.
 
+use super::hot_rows::Need;
 use super::optim::{update, Which};
 use super::{feature_row, represent, score, Candidates, Epoch, Local, Loss, Scratch, MAX_LOSS};
 use crate::models::sgd::sigmoid;
@@ -29,7 +30,7 @@ fn pairwise_update<S: Lanes>(
     // A WARP negative's accumulator rows were not requested when it was drawn (most candidates
     // never train): request them now and update the positive and the user while they arrive.
     // The three rows are distinct, so the order does not change the values.
-    e.items.prefetch(e.item_features, j, true);
+    e.items.prefetch(e.item_features, j, Need::Train);
     // items: d score / d e_i = q_u, d score / d b_i = 1
     s.coeff[..d].copy_from_slice(&s.user[..d]);
     s.coeff[d] = 1.0;
