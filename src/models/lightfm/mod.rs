@@ -563,9 +563,8 @@ fn share<S: Lanes>(simd: S, e: &Epoch<'_>, part: &mut Part<'_>, row_of: &[u32]) 
     // AHEAD on, with the first negative drawn that early (see Candidates). Every request goes
     // into the second-level cache only: with 16 candidates' rows in flight (80 lines at 64
     // components), requests into the first level held its few miss buffers, and the loads of
-    // the example being trained waited behind them (clustered 300k x 100k, one thread, CPU s per
-    // epoch: 3.40 with every request into the first level, 3.09 with the candidates' into the
-    // second, 2.75 with every request into the second; two threads 3.49 -> 2.84).
+    // the example being trained waited behind them (clustered 300k x 100k, one thread, CPU s
+    // per epoch, medians of six runs: 3.71 -> 2.93; RESULTS.md).
     let m = e.interactions;
     let order = part.order;
     let rng = &mut part.rng;
