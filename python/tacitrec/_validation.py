@@ -411,18 +411,104 @@ def all_finite(a: np.ndarray) -> bool:
 
 
 def available_memory() -> Optional[int]:
-    """Bytes of memory available to a new allocation (Linux's MemAvailable, else the free physical
-    pages), or None where the platform does not say."""
+    """Bytes of memory available to a new allocation, or None where the platform does not say:
+    the machine's (Linux's MemAvailable, else the free physical pages), and no more than the
+    process's memory cgroup can still grant (:func:`cgroup_available`: a container's or a
+    cluster worker's limit, past which Linux kills the process however much the machine has)."""
+    machine = None
     try:
         with open("/proc/meminfo") as f:
             for line in f:
                 if line.startswith("MemAvailable:"):
-                    return int(line.split()[1]) * 1024
+                    machine = int(line.split()[1]) * 1024
+                    break
     except (OSError, ValueError, IndexError):
         pass
+    if machine is None:
+        try:
+            machine = os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
+        except (ValueError, OSError, AttributeError):
+            pass
+    group = cgroup_available()
+    if machine is None or group is None:
+        return group if machine is None else machine
+    return min(machine, group)
+
+
+# cgroup v1 writes "no limit" as a page-rounded 2**63 - 1; any limit above 2**62 is none
+_NO_LIMIT = 1 << 62
+
+
+def cgroup_available(
+    root: str = "/sys/fs/cgroup", proc: str = "/proc/self/cgroup"
+) -> Optional[int]:
+    """Bytes the memory cgroups of this process can still grant, or None when none of them has a
+    limit (or there are none: not Linux). Each limited cgroup, the process's own and each one
+    above it, can grant its limit less what it holds that it cannot reclaim (its usage less its
+    inactive file cache, as ``docker stats`` counts it); the least of them. Reads cgroup v2
+    (``memory.max``, ``memory.current``) and v1 (``memory.limit_in_bytes``,
+    ``memory.usage_in_bytes``), under ``root`` as mounted, the paths from ``proc``."""
     try:
-        return os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
-    except (ValueError, OSError, AttributeError):
+        with open(proc) as f:
+            lines = f.read().splitlines()
+    except OSError:
+        return None
+    groups = []  # (mount, path in it, limit file, usage file, memory.stat key)
+    for line in lines:
+        parts = line.split(":", 2)
+        if len(parts) != 3:
+            continue
+        hierarchy, controllers, path = parts
+        if hierarchy == "0" and controllers == "":
+            groups.append((root, path, "memory.max", "memory.current", "inactive_file"))
+        elif "memory" in controllers.split(","):
+            groups.append(
+                (
+                    os.path.join(root, "memory"),
+                    path,
+                    "memory.limit_in_bytes",
+                    "memory.usage_in_bytes",
+                    "total_inactive_file",
+                )
+            )
+    least = None
+    for mount, path, limit_file, usage_file, inactive_key in groups:
+        mount = os.path.realpath(mount)
+        here = os.path.realpath(os.path.join(mount, path.lstrip("/")))
+        if not here.startswith(mount) or not os.path.isdir(here):
+            here = mount  # a cgroup namespace: the process's cgroup is the mount's root
+        while True:
+            can = _cgroup_grants(here, limit_file, usage_file, inactive_key)
+            if can is not None:
+                least = can if least is None else min(least, can)
+            if here == mount:
+                break
+            here = os.path.dirname(here)
+    return least
+
+
+def _cgroup_grants(folder: str, limit_file: str, usage_file: str, inactive_key: str):
+    """What the cgroup at ``folder`` can still grant (see :func:`cgroup_available`), None without
+    a limit or where its files cannot be read."""
+    try:
+        with open(os.path.join(folder, limit_file)) as f:
+            limit = f.read().strip()
+        if limit == "max" or int(limit) >= _NO_LIMIT:
+            return None
+        with open(os.path.join(folder, usage_file)) as f:
+            usage = int(f.read().strip())
+        inactive = 0
+        try:
+            with open(os.path.join(folder, "memory.stat")) as f:
+                for line in f:
+                    key, _, value = line.partition(" ")
+                    if key == inactive_key:
+                        inactive = int(value)
+                        break
+        except OSError:
+            pass
+        return max(0, int(limit) - max(0, usage - inactive))
+    except (OSError, ValueError):
         return None
 
 

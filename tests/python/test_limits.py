@@ -227,3 +227,140 @@ def test_k_beyond_the_catalogue_keeps_every_neighbour():
         memory_limit=3 * 2**30,
         timeout=120,
     )
+
+
+def _cgroup_tree(tmp_path, proc_lines, files):
+    """A cgroup mount under tmp_path/cg: ``files`` maps paths in it to their text; the process's
+    /proc/self/cgroup reads ``proc_lines``."""
+    root = tmp_path / "cg"
+    for rel, text in files.items():
+        p = root / rel
+        p.parent.mkdir(parents=True, exist_ok=True)
+        p.write_text(text)
+    root.mkdir(exist_ok=True)
+    proc = tmp_path / "proc_cgroup"
+    proc.write_text("".join(line + "\n" for line in proc_lines))
+    return str(root), str(proc)
+
+
+def test_cgroup_v2_limit_less_unreclaimable_usage_least_over_ancestors(tmp_path):
+    from tacitrec._validation import cgroup_available
+
+    stat = "anon 5\nfile 300\ninactive_file 100000000\nactive_file 7\n"
+    root, proc = _cgroup_tree(
+        tmp_path,
+        ["0::/job/step"],
+        {
+            # the job: 1 GB, 600 MB used of which 100 MB inactive file cache -> 500 MB
+            "job/memory.max": "1000000000\n",
+            "job/memory.current": "600000000\n",
+            "job/memory.stat": stat,
+            # the process's own cgroup: no limit
+            "job/step/memory.max": "max\n",
+            "job/step/memory.current": "123\n",
+        },
+    )
+    assert cgroup_available(root, proc) == 1_000_000_000 - (600_000_000 - 100_000_000)
+    # a tighter limit on the process's own cgroup wins (no memory.stat: usage counts whole)
+    (tmp_path / "cg/job/step/memory.max").write_text("300000000\n")
+    (tmp_path / "cg/job/step/memory.current").write_text("250000000\n")
+    assert cgroup_available(root, proc) == 50_000_000
+    # usage above the limit grants nothing
+    (tmp_path / "cg/job/step/memory.current").write_text("400000000\n")
+    assert cgroup_available(root, proc) == 0
+
+
+def test_cgroup_v1_and_unlimited_and_namespaced(tmp_path):
+    from tacitrec._validation import cgroup_available
+
+    unlimited = str((1 << 63) - 4096)
+    root, proc = _cgroup_tree(
+        tmp_path,
+        ["9:name=systemd:/", "4:memory:/pods/p1", "1:cpu:/", "0::/"],
+        {
+            "memory/memory.limit_in_bytes": unlimited + "\n",
+            "memory/memory.usage_in_bytes": "9\n",
+            "memory/pods/p1/memory.limit_in_bytes": "2000000000\n",
+            "memory/pods/p1/memory.usage_in_bytes": "700000000\n",
+            # v1's hierarchical count is total_inactive_file, not inactive_file
+            "memory/pods/p1/memory.stat": "inactive_file 1\ntotal_inactive_file 200000000\n",
+        },
+    )
+    assert cgroup_available(root, proc) == 2_000_000_000 - 500_000_000
+    # no limit anywhere
+    (tmp_path / "cg/memory/pods/p1/memory.limit_in_bytes").write_text(unlimited)
+    assert cgroup_available(root, proc) is None
+    # a cgroup namespace: the path names a folder the mount does not show; its root is ours
+    root, proc = _cgroup_tree(
+        tmp_path / "ns",
+        ["0::/../../outside"],
+        {"memory.max": "4096\n", "memory.current": "1024\n"},
+    )
+    assert cgroup_available(root, proc) == 3072
+    # not Linux, or no cgroups: nothing to say
+    assert cgroup_available(str(tmp_path / "none"), str(tmp_path / "no_such_file")) is None
+
+
+def test_fits_check_the_memory_cgroup_limit(tmp_path):
+    """A real memory cgroup with a 3 GB limit, on a machine with more: the fit that needs more
+    than the limit raises MemoryError (before, the check read only the machine's memory and
+    Linux killed the process). Needs a writable cgroup v1 or v2 memory controller (root)."""
+    import os
+
+    from tacitrec._validation import available_memory
+
+    limit = 3 * 10**9
+    if available_memory() is None or available_memory() < limit + 10**9:
+        pytest.skip("the machine has too little memory to tell a cgroup limit from its own")
+    here = None
+    for line in open("/proc/self/cgroup").read().splitlines():
+        hierarchy, controllers, path = line.split(":", 2)
+        for mount, limit_file in (
+            ("/sys/fs/cgroup/memory", "memory.limit_in_bytes")
+            if "memory" in controllers.split(",")
+            else (None, None),
+            ("/sys/fs/cgroup", "memory.max") if hierarchy == "0" else (None, None),
+        ):
+            if mount is None:
+                continue
+            folder = os.path.join(mount, path.lstrip("/"), f"tacitrec-test-{os.getpid()}")
+            try:
+                os.mkdir(folder)
+            except OSError:
+                continue
+            try:
+                with open(os.path.join(folder, limit_file), "w") as f:
+                    f.write(str(limit))
+                here = folder
+                break
+            except OSError:
+                os.rmdir(folder)
+        if here:
+            break
+    if here is None:
+        pytest.skip("no writable memory cgroup")
+    try:
+        code = textwrap.dedent(
+            f"""
+            import os
+            with open({os.path.join(here, "cgroup.procs")!r}, "w") as f:
+                f.write(str(os.getpid()))
+            import scipy.sparse as sp
+            import tacitrec
+            from tacitrec._validation import available_memory
+            assert available_memory() <= {limit}, available_memory()
+            X = sp.random(200_000, 1_000, density=0.001, format="csr", dtype="float32")
+            try:
+                tacitrec.AlternatingLeastSquares(factors=4000).fit(X, show_progress=False)
+            except MemoryError as e:
+                assert "factors" in str(e), str(e)
+                print("MemoryError")
+            """
+        )
+        res = subprocess.run(
+            [sys.executable, "-c", code], capture_output=True, text=True, timeout=120
+        )
+        assert res.returncode == 0, res.stderr[-2000:]
+        assert res.stdout.strip() == "MemoryError"
+    finally:
+        os.rmdir(here)
