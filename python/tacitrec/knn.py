@@ -39,6 +39,7 @@ from ._validation import (
     as_state_array,
     as_state_csr,
     check_count,
+    check_fits_in_memory,
     check_id_list,
     check_ids,
     csr_state,
@@ -93,6 +94,17 @@ class ItemItemRecommender(RecommenderBase):
         K = int(self.K)
         X = as_csr(user_items, "user_items")
         k1, b = self._weighting_args()
+        # what the fit holds at least, whatever the data's co-occurrences: the interactions
+        # twice more (items x users, and users x items over the items relabelled), 8 bytes an
+        # entry, and one thread's float64 row of sums
+        check_fits_in_memory(
+            16 * X.nnz + 8 * X.shape[1],
+            f"{type(self).__name__}.fit on {X.shape[0]:,} users x {X.shape[1]:,} items "
+            f"({X.nnz:,} stored interactions, held twice more while the similarity is computed)",
+            "fit on fewer interactions, or where more memory is available (a larger worker or "
+            "container); check the matrix's shape too (ids used directly as column indices make "
+            "it as wide as the largest id)",
+        )
         start = time.perf_counter()
         with tqdm(total=X.shape[1], disable=not show_progress, desc=type(self).__name__) as bar:
             sim = Csr(*_core.knn_fit(X, K, self._kind, k1, b, self._threads()))

@@ -438,3 +438,19 @@ def test_scores_that_overflow_both_ways_are_an_error():
     want = ok.toarray()[0].astype(np.float64) @ S.astype(np.float64)
     want[[0, 1]] = -np.inf
     assert list(ids) == reference_topk(want, 2)
+
+
+def test_fit_is_checked_against_the_memory_available(monkeypatch):
+    """The fit holds the interactions twice more (8 bytes an entry each) and a float64 row of
+    sums: with less memory available than that it raises MemoryError naming the sizes, before
+    computing anything; with exactly that it fits."""
+    from tacitrec import _validation
+
+    X = sp.random(50, 30, density=0.2, format="csr", dtype=np.float32, random_state=0)
+    need = 16 * X.nnz + 8 * 30
+    monkeypatch.setattr(_validation, "available_memory", lambda: need - 1)
+    with pytest.raises(MemoryError, match=f"50 users x 30 items .{X.nnz:,} stored interactions"):
+        BM25Recommender(K=5).fit(X, show_progress=False)
+    monkeypatch.setattr(_validation, "available_memory", lambda: need)
+    m = BM25Recommender(K=5).fit(X, show_progress=False)
+    assert m.similarity.shape == (30, 30)
