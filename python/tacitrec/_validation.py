@@ -475,7 +475,7 @@ def cgroup_available(
     for mount, path, limit_file, usage_file, inactive_key in groups:
         mount = os.path.realpath(mount)
         here = os.path.realpath(os.path.join(mount, path.lstrip("/")))
-        if not here.startswith(mount) or not os.path.isdir(here):
+        if os.path.commonpath([here, mount]) != mount or not os.path.isdir(here):
             here = mount  # a cgroup namespace: the process's cgroup is the mount's root
         while True:
             can = _cgroup_grants(here, limit_file, usage_file, inactive_key)
@@ -487,7 +487,9 @@ def cgroup_available(
     return least
 
 
-def _cgroup_grants(folder: str, limit_file: str, usage_file: str, inactive_key: str):
+def _cgroup_grants(
+    folder: str, limit_file: str, usage_file: str, inactive_key: str
+) -> Optional[int]:
     """What the cgroup at ``folder`` can still grant (see :func:`cgroup_available`), None without
     a limit or where its files cannot be read."""
     try:
