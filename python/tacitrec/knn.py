@@ -94,17 +94,9 @@ class ItemItemRecommender(RecommenderBase):
         K = int(self.K)
         X = as_csr(user_items, "user_items")
         k1, b = self._weighting_args()
-        # what the fit holds at least, whatever the data's co-occurrences: the interactions
-        # twice more (items x users, and users x items over the items relabelled), 8 bytes an
-        # entry, and one thread's float64 row of sums
-        check_fits_in_memory(
-            16 * X.nnz + 8 * X.shape[1],
-            f"{type(self).__name__}.fit on {X.shape[0]:,} users x {X.shape[1]:,} items "
-            f"({X.nnz:,} stored interactions, held twice more while the similarity is computed)",
-            "fit on fewer interactions, or where more memory is available (a larger worker or "
-            "container); check the matrix's shape too (ids used directly as column indices make "
-            "it as wide as the largest id)",
-        )
+        # the interactions twice more (items x users, and users x items over the items
+        # relabelled), 8 bytes an entry, and one thread's float64 row of sums
+        self._check_fit_memory(X, 16, 8, "held twice more while the similarity is computed")
         start = time.perf_counter()
         with tqdm(total=X.shape[1], disable=not show_progress, desc=type(self).__name__) as bar:
             sim = Csr(*_core.knn_fit(X, K, self._kind, k1, b, self._threads()))
@@ -120,6 +112,19 @@ class ItemItemRecommender(RecommenderBase):
         if callback is not None:
             callback(0, self.fit_seconds_, None)
         return self
+
+    def _check_fit_memory(self, X: sp.csr_matrix, per_entry: int, per_item: int, held: str) -> None:
+        """MemoryError before the fit when what it holds at least, whatever the data's
+        co-occurrences (``per_entry`` bytes per stored interaction and ``per_item`` per item;
+        ``held`` says what), exceeds the memory available: the similarity comes on top."""
+        check_fits_in_memory(
+            per_entry * X.nnz + per_item * X.shape[1],
+            f"{type(self).__name__}.fit on {X.shape[0]:,} users x {X.shape[1]:,} items "
+            f"({X.nnz:,} stored interactions, {held})",
+            "fit on fewer interactions, or where more memory is available (a larger worker or "
+            "container); check the matrix's shape too (ids used directly as column indices make "
+            "it as wide as the largest id)",
+        )
 
     def _set_similarity(self, sim: Optional[Csr]) -> None:
         self._sim_checked = ValidatedOnce(sim)  # the model's own read-only copy
@@ -367,6 +372,11 @@ class RP3BetaRecommender(ItemItemRecommender):
                 "user_items must hold values >= 0 (transition probabilities of "
                 "RP3beta's random walk)"
             )
+        # the walk's weights (4 bytes an entry) and their transpose (8), per item the
+        # popularities and degrees and one thread's float64 row of sums
+        self._check_fit_memory(
+            X, 12, 24, "their walk weights held twice while the similarity is computed"
+        )
         start = time.perf_counter()
         with tqdm(total=X.shape[1], disable=not show_progress, desc=type(self).__name__) as bar:
             sim = _core.rp3beta_fit(

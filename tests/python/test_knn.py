@@ -10,6 +10,7 @@ from tacitrec import (
     CosineRecommender,
     ItemItemRecommender,
     PearsonRecommender,
+    RP3BetaRecommender,
     TFIDFRecommender,
 )
 from tacitrec.knn import bm25_weight, normalize, tfidf_weight
@@ -440,17 +441,22 @@ def test_scores_that_overflow_both_ways_are_an_error():
     assert list(ids) == reference_topk(want, 2)
 
 
-def test_fit_is_checked_against_the_memory_available(monkeypatch):
-    """The fit holds the interactions twice more (8 bytes an entry each) and a float64 row of
-    sums: with less memory available than that it raises MemoryError naming the sizes, before
-    computing anything; with exactly that it fits."""
+@pytest.mark.parametrize(
+    "cls, per_entry, per_item",
+    # the interactions twice more (8 bytes an entry each) and a float64 row of sums; RP3beta:
+    # its walk weights and their transpose (12 bytes an entry), popularities, degrees and sums
+    [(BM25Recommender, 16, 8), (CosineRecommender, 16, 8), (RP3BetaRecommender, 12, 24)],
+)
+def test_fit_is_checked_against_the_memory_available(monkeypatch, cls, per_entry, per_item):
+    """With less memory available than the fit holds at least, MemoryError naming the sizes,
+    before computing anything; with exactly that it fits."""
     from tacitrec import _validation
 
     X = sp.random(50, 30, density=0.2, format="csr", dtype=np.float32, random_state=0)
-    need = 16 * X.nnz + 8 * 30
+    need = per_entry * X.nnz + per_item * 30
     monkeypatch.setattr(_validation, "available_memory", lambda: need - 1)
     with pytest.raises(MemoryError, match=f"50 users x 30 items .{X.nnz:,} stored interactions"):
-        BM25Recommender(K=5).fit(X, show_progress=False)
+        cls(K=5).fit(X, show_progress=False)
     monkeypatch.setattr(_validation, "available_memory", lambda: need)
-    m = BM25Recommender(K=5).fit(X, show_progress=False)
+    m = cls(K=5).fit(X, show_progress=False)
     assert m.similarity.shape == (30, 30)
