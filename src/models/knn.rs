@@ -6,7 +6,7 @@ use crate::error::{try_with_capacity, try_zeroed, Error, Result};
 use crate::parallel;
 use crate::simd::{prefetch, prefetch_to, Arch, Lanes, WithSimd, L1, L2};
 use crate::sparse::weighting::{self, Weighting};
-use crate::sparse::{sorted_contains, transpose, transpose_permuted, Csr, CsrView};
+use crate::sparse::{rows_in_order, sorted_contains, transpose, transpose_huge, Csr, CsrView};
 use crate::topk::{filled, score_overflow, BlockScorer, Candidates, TileLayout, TopK, TopKResult};
 use rayon::prelude::*;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -190,17 +190,20 @@ pub fn item_knn(user_items: &CsrView<'_>, params: &KnnParams, num_threads: usize
             weighting::weight_rows_in_place(&mut items_csr, Weighting::Bm25 { k1, b }, num_threads)?
         }
     }
-    // Items are relabelled by increasing popularity (number of users; ties by id), and rows are
-    // processed from the most popular (the heaviest) down, so the threads finish together. The
-    // users' rows over the labels (each in label order) are the transpose of the item rows taken
-    // in label order; the kernel reads them at random, so they get huge pages. The kernel reads
-    // the row of label `i` as item row `order[i]`. Selections keep the original ids (so ties
-    // break by them).
-    let order = by_popularity(&items_csr.indptr);
-    let users_csr = transpose_permuted(&items_csr.view(), &order, num_threads, true)?;
+    // Items are relabelled ([`locality_order`]: by popularity, and above the small-catalogue size
+    // grouped by the users they share) and rows are processed from the top label down. The item
+    // rows are copied in label order and the users' rows over the labels (each in label order)
+    // are their transpose, so setting up reads memory in order; the kernel reads the users' rows
+    // at random, so they get huge pages. Selections keep the original ids (so ties break by
+    // them).
+    let order = locality_order(&items_csr.view(), num_threads)?;
+    let by_label = rows_in_order(&items_csr.view(), &order, num_threads)?;
+    drop(items_csr);
+    let items_csr = by_label;
+    let users_csr = transpose_huge(&items_csr.view(), num_threads)?;
     let users = users_csr.view();
     let items = items_csr.view();
-    let item_row = |label: usize| items.row(order[label] as usize);
+    let item_row = |label: usize| items.row(label);
 
     // Pearson: per-item sums and centred sums of squares over all users; items whose centred sum
     // of squares is zero (up to rounding) have no variance and get no neighbours.
@@ -326,7 +329,7 @@ pub fn item_knn(user_items: &CsrView<'_>, params: &KnnParams, num_threads: usize
                             let label = |e: usize| touched[e];
                             select_values(arch, gathered, label, &order, k, sel);
                         }
-                        out.push_row(&mut s.sel.cands);
+                        out.push_row(&s.sel.cands);
                     }
                     done.push((task, out));
                 }
@@ -580,14 +583,25 @@ struct RowsOut {
     lens: Vec<u32>,
     ids: Vec<i32>,
     vals: Vec<f32>,
+    /// [`RowsOut::push_row`]'s scratch.
+    keys: Vec<u64>,
 }
 
 impl RowsOut {
     /// Appends the row's neighbours `(score, item)` sorted by item.
-    fn push_row(&mut self, cands: &mut [(f32, u32)]) {
-        cands.sort_unstable_by_key(|c| c.1);
-        self.ids.extend(cands.iter().map(|c| c.1 as i32));
-        self.vals.extend(cands.iter().map(|c| c.0));
+    fn push_row(&mut self, cands: &[(f32, u32)]) {
+        // sorted as one u64 each (item, then the value's bits): a plain integer sort
+        self.keys.clear();
+        self.keys.extend(
+            cands
+                .iter()
+                .map(|c| (c.1 as u64) << 32 | c.0.to_bits() as u64),
+        );
+        self.keys.sort_unstable();
+        self.ids
+            .extend(self.keys.iter().map(|&key| (key >> 32) as i32));
+        self.vals
+            .extend(self.keys.iter().map(|&key| f32::from_bits(key as u32)));
         self.lens.push(cands.len() as u32);
     }
 }
@@ -642,13 +656,95 @@ fn assemble(order: &[u32], tasks: Vec<Option<RowsOut>>, k: usize) -> Result<Csr>
     })
 }
 
-/// The order of the items by increasing number of users (ties by id), `order[new] = old`, from
-/// the `indptr` of the items' rows.
-fn by_popularity(indptr: &[i64]) -> Vec<u32> {
-    let n_items = indptr.len() - 1;
+/// Anchors of [`locality_order`]: the most popular items, one bit each of a user's mask.
+const ANCHORS: usize = 64;
+
+/// The items' labels, `order[label] = item`: by increasing popularity (number of users, ties by
+/// id) up to [`SMALL_CATALOGUE`] items, whose accumulator stays in the second-level cache and
+/// whose popular items then share its first level. Above it, items that share users get nearby
+/// labels: each item joins the group of the anchor (one of the [`ANCHORS`] most popular items)
+/// with the most of `|users(i) & users(a)| / |users(a)|` over up to 8 of its users, evenly spaced
+/// (ties to the more popular anchor; items sharing none form one more group). Groups take labels
+/// by increasing number of entries, items within a group by increasing popularity (ties by id).
+/// Rows processed from the top label down then go from the largest group to the smallest and
+/// from the heaviest row within each (the threads finish together), and consecutive rows read
+/// many of the same users' rows (cached) and add into a part of the accumulator that is mostly
+/// their group's (clustered 300k x 100k, one thread, CPU s: 2.66 -> 2.27 with the rows copied
+/// in this order; power-law unchanged). The order only moves work: the similarity does not
+/// depend on it. `items` is items x users.
+fn locality_order(items: &CsrView<'_>, num_threads: usize) -> Result<Vec<u32>> {
+    let n_items = items.n_rows();
+    let popularity = |j: usize| items.row_range(j).len();
     let mut order: Vec<u32> = (0..n_items as u32).collect();
-    order.sort_unstable_by_key(|&j| (indptr[j as usize + 1] - indptr[j as usize], j));
-    order
+    order.sort_unstable_by_key(|&j| (popularity(j as usize), j));
+    if n_items <= SMALL_CATALOGUE {
+        return Ok(order);
+    }
+    let anchors: Vec<u32> = order.iter().rev().take(ANCHORS).copied().collect();
+    let what = "the similarity's item order";
+    let per_user = || format!("user_items has {} rows (users)", items.n_cols());
+    let mut mask: Vec<u64> = try_zeroed(items.n_cols(), what, per_user)?;
+    for (a, &j) in anchors.iter().enumerate() {
+        for &u in items.row(j as usize).0 {
+            mask[u as usize] |= 1 << a;
+        }
+    }
+    let per_anchor_user: Vec<f64> = anchors
+        .iter()
+        .map(|&j| 1.0 / popularity(j as usize) as f64)
+        .collect();
+    // every item's group, from at most SAMPLE of its users
+    const SAMPLE: usize = 8;
+    let mut group: Vec<u32> = try_zeroed(n_items, what, || format!("{n_items} items"))?;
+    parallel::install(num_threads, || {
+        group.par_chunks_mut(4096).enumerate().for_each(|(c, out)| {
+            // the sampled users' anchors counted, then cleared where set
+            let mut shared = [0u32; ANCHORS];
+            for (n, g) in out.iter_mut().enumerate() {
+                let users = items.row(c * 4096 + n).0;
+                let step = users.len().div_ceil(SAMPLE).max(1);
+                // the masks loaded first (independent loads), then counted
+                let mut masks = [0u64; SAMPLE];
+                for (m, &u) in masks.iter_mut().zip(users.iter().step_by(step)) {
+                    *m = mask[u as usize];
+                }
+                let mut any = 0u64;
+                for mut m in masks {
+                    any |= m;
+                    while m != 0 {
+                        shared[m.trailing_zeros() as usize] += 1;
+                        m &= m - 1;
+                    }
+                }
+                let (mut best_a, mut best) = (anchors.len(), 0.0);
+                while any != 0 {
+                    let a = any.trailing_zeros() as usize;
+                    any &= any - 1;
+                    let lift = std::mem::take(&mut shared[a]) as f64 * per_anchor_user[a];
+                    if lift > best {
+                        (best_a, best) = (a, lift);
+                    }
+                }
+                *g = best_a as u32;
+            }
+        })
+    })?;
+    // groups ranked by their entries
+    let mut group_work = vec![0usize; anchors.len() + 1];
+    for (j, &g) in group.iter().enumerate() {
+        group_work[g as usize] += popularity(j);
+    }
+    let mut rank: Vec<usize> = (0..group_work.len()).collect();
+    rank.sort_unstable_by_key(|&g| (group_work[g], g));
+    let mut group_rank = vec![0u32; rank.len()];
+    for (r, &g) in rank.iter().enumerate() {
+        group_rank[g] = r as u32;
+    }
+    order.sort_unstable_by_key(|&j| {
+        let j = j as usize;
+        (group_rank[group[j] as usize], popularity(j), j)
+    });
+    Ok(order)
 }
 
 /// A set of items, one bit per item (an eighth of a byte, so it stays in the first-level cache
@@ -1522,6 +1618,52 @@ mod tests {
                         assert!(m.is_nan() || top.is_none_or(|t| m >= t), "{arch:?} n={n}");
                     }
                 }
+            }
+        }
+    }
+
+    /// Two communities of users, each using only its own items (item and user parity), one
+    /// anchor per 31 users: above the small-catalogue size every group holds one community's
+    /// items (the community changes at most once per group boundary along the labels, where the
+    /// popularity order changes it at every other label); at or below it, the popularity order.
+    #[test]
+    fn locality_order_groups_items_that_share_users() {
+        let (n_users, n_items) = (2000usize, SMALL_CATALOGUE + 7000);
+        let mut t = Vec::new();
+        let mut s = 7u64;
+        for u in 0..n_users {
+            // the user's anchor, one of the items 0..64 of its parity
+            t.push((2 * ((u / 2) % 32) + u % 2, u, 1.0));
+        }
+        for i in ANCHORS..n_items {
+            for _ in 0..5 {
+                s = s
+                    .wrapping_mul(6364136223846793005)
+                    .wrapping_add(1442695040888963407);
+                let u = 2 * ((s >> 33) as usize % (n_users / 2)) + i % 2;
+                t.push((i, u, 1.0));
+            }
+        }
+        let community = |i: u32| i % 2;
+        for n in [n_items, SMALL_CATALOGUE] {
+            let part: Vec<_> = t.iter().copied().filter(|e| e.0 < n).collect();
+            let items = Csr::from_triplets(n, n_users, &part).unwrap();
+            let order = locality_order(&items.view(), 2).unwrap();
+            let mut sorted = order.clone();
+            sorted.sort_unstable();
+            assert!(sorted.iter().copied().eq(0..n as u32));
+            let switches = order
+                .windows(2)
+                .filter(|w| community(w[0]) != community(w[1]))
+                .count();
+            if n > SMALL_CATALOGUE {
+                assert!(switches < ANCHORS, "{switches}");
+            } else {
+                let pop = |j: u32| items.view().row_range(j as usize).len();
+                assert!(order
+                    .windows(2)
+                    .all(|w| (pop(w[0]), w[0]) < (pop(w[1]), w[1])));
+                assert!(switches > n / 4, "{switches}");
             }
         }
     }
