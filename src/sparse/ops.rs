@@ -91,7 +91,8 @@ pub fn rows_in_order(m: &CsrView<'_>, order: &[u32], num_threads: usize) -> Resu
     })
 }
 
-/// Errors unless `order` is a permutation of `0..n`.
+/// Errors unless `order` is a permutation of `0..n` (the offsets of the copies and scatters that
+/// follow then add up to the entries: their writes stay in bounds).
 fn check_permutation(order: &[u32], n: usize) -> Result<()> {
     if order.len() != n {
         return Err(crate::error::Error::shape("row order", n, order.len()));
