@@ -9,10 +9,7 @@ pub mod build;
 mod ops;
 pub mod weighting;
 
-pub use ops::{
-    col_norms, row_norms, rows_in_order, transpose, transpose_huge, transpose_permuted,
-    transpose_with_positions,
-};
+pub use ops::{col_norms, row_norms, transpose, transpose_permuted, transpose_with_positions};
 
 use crate::error::{Error, Result};
 use crate::simd::{Arch, Lanes, WithSimd};

@@ -29,12 +29,6 @@ pub fn transpose_with_positions(m: &CsrView<'_>, num_threads: usize) -> Result<(
     Ok((t, pos))
 }
 
-/// [`transpose`] with the result's entry arrays advised onto huge pages, for kernels that read its
-/// rows at random.
-pub fn transpose_huge(m: &CsrView<'_>, num_threads: usize) -> Result<Csr> {
-    Ok(transpose_impl(m, num_threads, false, None, true)?.0)
-}
-
 /// The transpose of the matrix whose row `l` is row `order[l]` of `m` (`order` a permutation of
 /// `m`'s rows): entry `(c, l)` of the result is entry `(order[l], c)` of `m`, and each row of the
 /// result lists its `l` in increasing order. Relabels and transposes in one pass (no per-row
@@ -46,70 +40,30 @@ pub fn transpose_permuted(
     num_threads: usize,
     huge: bool,
 ) -> Result<Csr> {
-    check_permutation(order, m.n_rows())?;
-    Ok(transpose_impl(m, num_threads, false, Some(order), huge)?.0)
-}
-
-/// The matrix whose row `l` is row `order[l]` of `m` (`order` a permutation of `m`'s rows), copied
-/// in parallel: kernels that then walk its rows in order read memory in order instead of jumping
-/// to every row of `m`.
-pub fn rows_in_order(m: &CsrView<'_>, order: &[u32], num_threads: usize) -> Result<Csr> {
-    check_permutation(order, m.n_rows())?;
-    let what = "the matrix's rows in order";
-    let per_row = || format!("the matrix has {} rows", m.n_rows());
-    let per_entry = || format!("the matrix has {} stored entries", m.nnz());
-    let mut indptr = try_zeroed::<i64>(order.len() + 1, what, per_row)?;
-    for (l, &r) in order.iter().enumerate() {
-        indptr[l + 1] = indptr[l] + m.row_range(r as usize).len() as i64;
+    if order.len() != m.n_rows() {
+        return Err(crate::error::Error::shape(
+            "row order",
+            m.n_rows(),
+            order.len(),
+        ));
     }
-    let mut indices = try_zeroed::<i32>(m.nnz(), what, per_entry)?;
-    let mut data = try_zeroed::<f32>(m.nnz(), what, per_entry)?;
-    const ROWS: usize = 1024;
-    parallel::install(num_threads, || {
-        let out_idx = DisjointWrites(indices.as_mut_ptr());
-        let out_val = DisjointWrites(data.as_mut_ptr());
-        order.par_chunks(ROWS).enumerate().for_each(|(c, rows)| {
-            let (out_idx, out_val) = (out_idx, out_val);
-            for (n, &r) in rows.iter().enumerate() {
-                let (cols, vals) = m.row(r as usize);
-                let at = indptr[c * ROWS + n] as usize;
-                // SAFETY: output rows are disjoint ranges of the nnz entries (`indptr` sums a
-                // permutation's row lengths), each written by the one task holding its row.
-                unsafe {
-                    std::ptr::copy_nonoverlapping(cols.as_ptr(), out_idx.0.add(at), cols.len());
-                    std::ptr::copy_nonoverlapping(vals.as_ptr(), out_val.0.add(at), vals.len());
-                }
-            }
-        })
-    })?;
-    Ok(Csr {
-        n_rows: order.len(),
-        n_cols: m.n_cols(),
-        indptr,
-        indices,
-        data,
-    })
-}
-
-/// Errors unless `order` is a permutation of `0..n` (the offsets of the copies and scatters that
-/// follow then add up to the entries: their writes stay in bounds).
-fn check_permutation(order: &[u32], n: usize) -> Result<()> {
-    if order.len() != n {
-        return Err(crate::error::Error::shape("row order", n, order.len()));
-    }
-    let mut seen = vec![false; n];
+    // a permutation: the scatter's offsets then add up to the entries (its writes stay in bounds)
+    let mut seen = vec![false; order.len()];
     for &r in order {
         match seen.get_mut(r as usize) {
             Some(s) if !*s => *s = true,
             _ => {
                 return Err(crate::error::Error::invalid(
                     "row order",
-                    format!("must be a permutation of 0..{n}, repeats or exceeds at {r}"),
+                    format!(
+                        "must be a permutation of 0..{}, repeats or exceeds at {r}",
+                        order.len()
+                    ),
                 ))
             }
         }
     }
-    Ok(())
+    Ok(transpose_impl(m, num_threads, false, Some(order), huge)?.0)
 }
 
 /// A per-(band, column) counter of the transpose, then the band's next write position: 4 bytes
