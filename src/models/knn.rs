@@ -1648,8 +1648,8 @@ mod tests {
         let community = |i: u32| i % 2;
         for n in [n_items, SMALL_CATALOGUE] {
             let part: Vec<_> = t.iter().copied().filter(|e| e.0 < n).collect();
-            let items = Csr::from_triplets(n, n_users, &part).unwrap();
-            let order = locality_order(&items.view(), 2).unwrap();
+            let items = Csr::from_triplets(n, n_users, &part).unwrap(); // ok: test data, valid
+            let order = locality_order(&items.view(), 2).unwrap(); // ok: test, small inputs
             let mut sorted = order.clone();
             sorted.sort_unstable();
             assert!(sorted.iter().copied().eq(0..n as u32));
