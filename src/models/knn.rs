@@ -64,8 +64,12 @@ struct FitScratch {
     own: TopK,
     ids: Vec<i32>,
     vals: Vec<f32>,
-    /// The touched items' sums, in the order of `touched`.
+    /// The touched items' sums, in the order of `touched`: as they are for rows of many, and as
+    /// [`ordered_bits`] of their f32 values (0: none) for rows of few ([`select_touched`]).
     gathered: Vec<f64>,
+    gathered_bits: Vec<u32>,
+    /// Per bin of [`bin_of`], how many of `gathered` fall in it (zero between rows).
+    bins: Vec<u32>,
     sel: SelectScratch,
 }
 
@@ -75,8 +79,8 @@ struct SelectScratch {
     /// The block maxima, and their copy to select from.
     maxima: Vec<f64>,
     picked: Vec<f64>,
-    /// The current row's candidates `(score, item)`, then its kept neighbours.
-    cands: Vec<(f32, u32)>,
+    /// The current row's candidates, then its kept neighbours ([`rank_key`]s).
+    keys: Vec<u64>,
 }
 
 impl FitScratch {
@@ -90,6 +94,8 @@ impl FitScratch {
             ids: try_zeroed(k, what, || format!("K={k}"))?,
             vals: try_zeroed(k, what, || format!("K={k}"))?,
             gathered: Vec::new(),
+            gathered_bits: Vec::new(),
+            bins: vec![0; BINS],
             sel: SelectScratch::default(),
         })
     }
@@ -296,37 +302,43 @@ pub fn item_knn(user_items: &CsrView<'_>, params: &KnnParams, num_threads: usize
                             }
                             let kept = s.own.len();
                             s.own.write_sorted(&mut s.ids[..kept], &mut s.vals[..kept]);
-                            s.sel.cands.clear();
-                            s.sel.cands.extend(
+                            s.sel.keys.clear();
+                            s.sel.keys.extend(
                                 s.vals[..kept]
                                     .iter()
-                                    .copied()
-                                    .zip(s.ids[..kept].iter().map(|&j| j as u32)),
+                                    .zip(&s.ids[..kept])
+                                    .map(|(&v, &j)| rank_key(v, j as u32)),
                             );
                         } else if dense {
                             let FitScratch { acc, sel, .. } = &mut *s;
                             select_values(arch, acc, |j| j as u32, &order, k, sel);
                             acc.fill(0.0);
                         } else {
-                            // the touched sums gathered (and zeroed) in the order of the list
                             let FitScratch {
                                 acc,
                                 touched,
                                 gathered,
+                                gathered_bits,
+                                bins,
                                 sel,
                                 ..
                             } = &mut *s;
-                            gathered.clear();
-                            gathered.extend(
-                                touched
-                                    .iter()
-                                    .map(|&j| std::mem::take(&mut acc[j as usize])),
-                            );
-                            let touched = &touched[..];
-                            let label = |e: usize| touched[e];
-                            select_values(arch, gathered, label, &order, k, sel);
+                            if touched.len() < BOUND_AFTER * k {
+                                let keys = &mut sel.keys;
+                                select_touched(acc, touched, gathered_bits, bins, &order, k, keys);
+                            } else {
+                                // the touched sums gathered (and zeroed) in the order of the list
+                                gathered.clear();
+                                gathered.extend(
+                                    touched
+                                        .iter()
+                                        .map(|&j| std::mem::take(&mut acc[j as usize])),
+                                );
+                                let label = |e: usize| touched[e];
+                                select_values(arch, gathered, label, &order, k, sel);
+                            }
                         }
-                        out.push_row(&s.sel.cands);
+                        out.push_row(&s.sel.keys);
                     }
                     done.push((task, out));
                 }
@@ -486,12 +498,12 @@ impl WithSimd for BlockMaxima<'_> {
 }
 
 /// The best `k` of the non-zero `values[e]` (as f32, of the item labelled `label(e)`, which is
-/// item `order[label(e)]`; ties to the lower item) into `cands` as `(value, item)`, in no
-/// particular order, looking only at the values that can be among them: a first pass takes the
-/// maximum of every block of values; the k-th largest of those, when positive, is a lower bound
-/// of the k-th best value (k blocks each hold a value at least that large), and only the values
-/// above it become candidates, of which the best k are selected. (A heap offered every value in
-/// turn raised its threshold slowly: a thousand pushes per row of 10^5 items.)
+/// item `order[label(e)]`; ties to the lower item) into `keys` as [`rank_key`]s, in no particular
+/// order. Rows of many values first look for a bound: the maximum of every block of values; the
+/// k-th largest of those, when positive, is a lower bound of the k-th best value (k blocks each
+/// hold a value at least that large), and only the values above it become candidates. The best k
+/// candidates are then one integer selection on their keys. (A heap offered every value in turn
+/// raised its threshold slowly: a thousand pushes per row of 10^5 items.)
 fn select_values(
     arch: Arch,
     values: &[f64],
@@ -503,59 +515,166 @@ fn select_values(
     let SelectScratch {
         maxima,
         picked,
-        cands,
+        keys,
     } = sel;
-    cands.clear();
+    keys.clear();
     if k == 0 {
         return;
     }
-    // blocks narrow enough that there are several times k of them (down to 4 values)
-    let width = (values.len() / (4 * k)).clamp(4, SELECT_BLOCK);
-    let reliable = arch.dispatch(BlockMaxima {
-        values,
-        width,
-        maxima,
-    });
     let mut bound = f64::NEG_INFINITY;
-    if reliable && maxima.len() > k {
-        picked.clear();
-        picked.extend_from_slice(maxima);
-        let (_, &mut m, _) = picked.select_nth_unstable_by(k - 1, |a, b| b.total_cmp(a));
-        if m > 0.0 {
-            bound = below(m as f32);
+    let mut width = values.len().max(1);
+    if values.len() >= BOUND_AFTER * k {
+        // blocks narrow enough that there are several times k of them
+        width = (values.len() / (4 * k)).clamp(4, SELECT_BLOCK);
+        let reliable = arch.dispatch(BlockMaxima {
+            values,
+            width,
+            maxima,
+        });
+        if reliable && maxima.len() > k {
+            picked.clear();
+            picked.extend_from_slice(maxima);
+            let (_, &mut m, _) = picked.select_nth_unstable_by(k - 1, |a, b| b.total_cmp(a));
+            if m > 0.0 {
+                bound = below(m as f32);
+            }
         }
     }
-    for (b, &top) in maxima.iter().enumerate() {
-        if bound != f64::NEG_INFINITY && top <= bound {
+    for (b, block) in values.chunks(width).enumerate() {
+        if bound != f64::NEG_INFINITY && maxima[b] <= bound {
             continue;
         }
         let base = b * width;
-        let block = &values[base..(base + width).min(values.len())];
         // branch-free (which values pass is unpredictable): every value is written at the end of
         // the list and kept when it passes (NaN never does)
-        cands.reserve(block.len());
-        let list = cands.as_mut_ptr();
-        let mut len = cands.len();
+        keys.reserve(block.len());
+        let list = keys.as_mut_ptr();
+        let mut len = keys.len();
         for (e, &dot) in block.iter().enumerate() {
-            // SAFETY: len <= cands.len() + e < the capacity reserved.
-            unsafe { list.add(len).write((dot as f32, label(base + e))) };
+            // SAFETY: len <= keys.len() + e < the capacity reserved.
+            unsafe { list.add(len).write(rank_key(dot as f32, label(base + e))) };
             len += (dot > bound && dot != 0.0) as usize;
         }
         // SAFETY: the first `len` entries are written.
-        unsafe { cands.set_len(len) };
+        unsafe { keys.set_len(len) };
     }
-    if cands.len() > k {
-        // best first: the higher score, then the lower item (never NaN)
-        cands.select_nth_unstable_by(k - 1, |a, b| {
-            b.0.partial_cmp(&a.0)
-                .unwrap_or(std::cmp::Ordering::Equal)
-                .then_with(|| order[a.1 as usize].cmp(&order[b.1 as usize]))
-        });
-        cands.truncate(k);
+    select_best(keys, order, k);
+}
+
+/// The best `k` of `keys` ([`rank_key`]s of labels) kept, as [`rank_key`]s of the labels'
+/// items (`order[label]`: ties then go to the lower item).
+#[inline]
+fn select_best(keys: &mut Vec<u64>, order: &[u32], k: usize) {
+    for key in keys.iter_mut() {
+        *key = (*key & !(u32::MAX as u64)) | order[*key as u32 as usize] as u64;
     }
-    for c in cands.iter_mut() {
-        c.1 = order[c.1 as usize];
+    if keys.len() > k {
+        keys.select_nth_unstable(k - 1);
+        keys.truncate(k);
     }
+}
+
+/// The bins of [`select_touched`]'s histogram: the top 12 of a value's [`ordered_bits`] (sign,
+/// exponent and 3 bits of mantissa: 8 bins per power of two).
+const BINS: usize = 1 << 12;
+
+/// The bin of `ordered_bits(value)`.
+#[inline(always)]
+fn bin_of(ordered: u32) -> usize {
+    (ordered >> 20) as usize
+}
+
+/// [`select_values`] for a row that tracked its items: the best `k` of the non-zero sums of the
+/// `touched` labels (taken from `acc`, which is left zero) into `keys`. The sums are read in
+/// the order of the list and counted per [`bin_of`] their f32 value as they are (`bins`: zero
+/// before and after); from the top bin down, the first bin where the count reaches `k` bounds
+/// the k-th best value, and only the values in it or above become candidates (a row of ~10^3
+/// touched items keeps ~10^2: one pass over the values instead of the block maxima's two and
+/// their selection).
+fn select_touched(
+    acc: &mut [f64],
+    touched: &[u32],
+    gathered: &mut Vec<u32>,
+    bins: &mut [u32],
+    order: &[u32],
+    k: usize,
+    keys: &mut Vec<u64>,
+) {
+    keys.clear();
+    gathered.clear();
+    if touched.is_empty() {
+        return;
+    }
+    let (mut lo, mut hi) = (BINS - 1, 0);
+    gathered.extend(touched.iter().map(|&j| {
+        let dot = std::mem::take(&mut acc[j as usize]);
+        // zero and NaN are never kept: they get bits 0 (no value's) and are not counted
+        let kept = dot != 0.0 && !dot.is_nan();
+        let bits = if kept { ordered_bits(dot as f32) } else { 0 };
+        let b = bin_of(bits);
+        bins[b] += kept as u32;
+        (lo, hi) = (lo.min(b), hi.max(b));
+        bits
+    }));
+    let mut b = hi;
+    let mut count = 0;
+    loop {
+        count += bins[b] as usize;
+        if count >= k || b == lo {
+            break;
+        }
+        b -= 1;
+    }
+    let floor = if count >= k { (b as u32) << 20 } else { 0 };
+    bins[lo..=hi].fill(0);
+    // branch-free, as in `select_values`
+    keys.reserve(gathered.len());
+    let list = keys.as_mut_ptr();
+    let mut len = 0;
+    for (&bits, &label) in gathered.iter().zip(touched) {
+        // SAFETY: len <= the values written so far < the capacity reserved.
+        unsafe { list.add(len).write(((!bits) as u64) << 32 | label as u64) };
+        len += (bits >= floor && bits != 0) as usize;
+    }
+    // SAFETY: the first `len` entries are written.
+    unsafe { keys.set_len(len) };
+    select_best(keys, order, k);
+}
+
+/// Rows of [`select_values`] with fewer values than this many times k take no bound: the block
+/// maxima would have to be narrower than a vector to leave k blocks out.
+const BOUND_AFTER: usize = 32;
+
+/// A neighbour `(value, item)` as one integer that sorts best first: the higher value (not NaN),
+/// then the lower item. The value's bits are mapped to an unsigned order (negative values
+/// flipped whole, positive ones with the sign bit set) and inverted.
+#[inline(always)]
+fn rank_key(value: f32, item: u32) -> u64 {
+    ((!ordered_bits(value)) as u64) << 32 | item as u64
+}
+
+/// The bits of `value` mapped so that integer order is the order of values (NaN aside): negative
+/// values flipped whole, positive ones with the sign bit set.
+#[inline(always)]
+fn ordered_bits(value: f32) -> u32 {
+    let bits = value.to_bits();
+    if bits >> 31 == 1 {
+        !bits
+    } else {
+        bits | 1 << 31
+    }
+}
+
+/// The `(value, item)` of a [`rank_key`].
+#[inline(always)]
+fn from_rank_key(key: u64) -> (f32, u32) {
+    let ordered = !((key >> 32) as u32);
+    let bits = if ordered >> 31 == 1 {
+        ordered & !(1 << 31)
+    } else {
+        !ordered
+    };
+    (f32::from_bits(bits), key as u32)
 }
 
 /// An f64 below every f64 that rounds to an f32 at least `t` (the f32 just below `t`).
@@ -585,21 +704,20 @@ struct RowsOut {
 }
 
 impl RowsOut {
-    /// Appends the row's neighbours `(score, item)` sorted by item.
-    fn push_row(&mut self, cands: &[(f32, u32)]) {
+    /// Appends the row's neighbours (as [`rank_key`]s) sorted by item.
+    fn push_row(&mut self, kept: &[u64]) {
         // sorted as one u64 each (item, then the value's bits): a plain integer sort
         self.keys.clear();
-        self.keys.extend(
-            cands
-                .iter()
-                .map(|c| (c.1 as u64) << 32 | c.0.to_bits() as u64),
-        );
+        self.keys.extend(kept.iter().map(|&key| {
+            let (v, item) = from_rank_key(key);
+            (item as u64) << 32 | v.to_bits() as u64
+        }));
         self.keys.sort_unstable();
         self.ids
             .extend(self.keys.iter().map(|&key| (key >> 32) as i32));
         self.vals
             .extend(self.keys.iter().map(|&key| f32::from_bits(key as u32)));
-        self.lens.push(cands.len() as u32);
+        self.lens.push(kept.len() as u32);
     }
 }
 
@@ -661,14 +779,16 @@ const ANCHORS: usize = 64;
 /// whose popular items then share its first level. Above it, items that share users get nearby
 /// labels: each item joins the group of the anchor (one of the [`ANCHORS`] most popular items)
 /// with the most of `|users(i) & users(a)| / |users(a)|` over up to 8 of its users, evenly spaced
-/// (ties to the more popular anchor; items sharing none form one more group). Groups take labels
-/// by increasing number of entries, items within a group by increasing popularity (ties by id).
-/// Rows processed from the top label down then go from the largest group to the smallest and
-/// from the heaviest row within each (the threads finish together), and consecutive rows read
-/// many of the same users' rows (cached) and add into a part of the accumulator that is mostly
-/// their group's (CPU s: clustered 300k x 100k one thread 2.62 -> 2.22, 1M x 1M two threads
-/// 16.1 -> 13.8; power-law 300k x 100k unchanged, 1M x 1M 93.1 -> 83.4). The order only moves work: the similarity does not
-/// depend on it. `items` is items x users.
+/// (ties to the more popular anchor; items sharing none form one more group). The groups are
+/// chained, each followed by the one whose anchor's users overlap its anchor's most, from the
+/// largest group, which takes the top labels, down to the group without an anchor; items within
+/// a group by increasing popularity (ties by id). Rows processed from the top label down then go
+/// from the heaviest row of each group down (the threads finish together), and consecutive rows
+/// read many of the same users' rows (cached) and add into a part of the accumulator that is
+/// mostly their group's (CPU s: clustered 300k x 100k one thread 2.62 -> 2.22, 1M x 1M two
+/// threads 16.1 -> 13.8; power-law 300k x 100k unchanged, 1M x 1M 93.1 -> 83.4; the chain, in
+/// place of groups by increasing entries, 2-3% less at clustered 300k x 100k). The order only
+/// moves work: the similarity does not depend on it. `items` is items x users.
 fn locality_order(items: &CsrView<'_>, num_threads: usize) -> Result<Vec<u32>> {
     let n_items = items.n_rows();
     let popularity = |j: usize| items.row_range(j).len();
@@ -730,16 +850,59 @@ fn locality_order(items: &CsrView<'_>, num_threads: usize) -> Result<Vec<u32>> {
                 }
             })
     })?;
-    // groups ranked by their entries
     let mut group_work = vec![0usize; anchors.len() + 1];
     for (j, &g) in group.iter().enumerate() {
         group_work[g as usize] += popularity(j);
     }
-    let mut rank: Vec<usize> = (0..group_work.len()).collect();
-    rank.sort_unstable_by_key(|&g| (group_work[g], g));
-    let mut group_rank = vec![0u32; rank.len()];
-    for (r, &g) in rank.iter().enumerate() {
-        group_rank[g] = r as u32;
+    // how much the anchors' users overlap: for each anchor, the share of (up to PER_ANCHOR of)
+    // its users that also have each other anchor
+    const PER_ANCHOR: usize = 1024;
+    let na = anchors.len();
+    let mut overlap = vec![0.0f64; na * na];
+    for (a, &j) in anchors.iter().enumerate() {
+        let users = items.row(j as usize).0;
+        let step = users.len().div_ceil(PER_ANCHOR).max(1);
+        let mut counts = [0u32; ANCHORS];
+        let mut n = 0u32;
+        for &u in users.iter().step_by(step) {
+            n += 1;
+            let mut m = mask[u as usize];
+            while m != 0 {
+                counts[m.trailing_zeros() as usize] += 1;
+                m &= m - 1;
+            }
+        }
+        for b in 0..na {
+            overlap[a * na + b] = counts[b] as f64 / n.max(1) as f64;
+        }
+    }
+    // a chain of the groups, each followed by the unvisited one that overlaps it most: starting
+    // from the largest group, which is processed first (takes the top labels); the group without
+    // an anchor last
+    let mut chain: Vec<usize> = Vec::with_capacity(na + 1);
+    let mut left: Vec<usize> = (0..na).collect();
+    let first = (0..na).max_by_key(|&g| (group_work[g], g)).unwrap_or(0);
+    left.retain(|&g| g != first);
+    chain.push(first);
+    while !left.is_empty() {
+        let last = *chain.last().unwrap_or(&first);
+        let (p, _) = left
+            .iter()
+            .enumerate()
+            .fold((0, f64::NEG_INFINITY), |best, (p, &g)| {
+                let s = overlap[last * na + g] + overlap[g * na + last];
+                if s > best.1 {
+                    (p, s)
+                } else {
+                    best
+                }
+            });
+        chain.push(left.remove(p));
+    }
+    chain.push(na);
+    let mut group_rank = vec![0u32; na + 1];
+    for (p, &g) in chain.iter().enumerate() {
+        group_rank[g] = (na - p) as u32;
     }
     order.sort_unstable_by_key(|&j| {
         let j = j as usize;
@@ -1627,6 +1790,74 @@ mod tests {
     /// anchor per 31 users: above the small-catalogue size every group holds one community's
     /// items (the community changes at most once per group boundary along the labels, where the
     /// popularity order changes it at every other label); at or below it, the popularity order.
+    /// A tracked row's selection (the histogram of `select_touched`) against sorting its values
+    /// by f32 comparisons: ties (equal values of different items, and sums that round to the same
+    /// f32), zeros and NaN (never kept), negative values, -inf, rows with fewer values than k,
+    /// labels mapped to items by a permutation; the sums and the bins are left zero.
+    #[test]
+    fn select_touched_keeps_the_best_k() {
+        let n = 5000;
+        let mut state = 11u64;
+        let mut next = move || {
+            state ^= state << 13;
+            state ^= state >> 7;
+            state ^= state << 17;
+            state
+        };
+        let mut order: Vec<u32> = (0..n as u32).collect();
+        for i in (1..n).rev() {
+            order.swap(i, (next() % (i as u64 + 1)) as usize);
+        }
+        let mut bins = vec![0u32; BINS];
+        let (mut gathered, mut keys) = (Vec::new(), Vec::new());
+        for (len, k) in [
+            (0, 5),
+            (3, 10),
+            (50, 10),
+            (1000, 100),
+            (4000, 7),
+            (4000, 3000),
+        ] {
+            let mut labels: Vec<u32> = (0..n as u32).collect();
+            for i in (1..n).rev() {
+                labels.swap(i, (next() % (i as u64 + 1)) as usize);
+            }
+            let touched = &labels[..len];
+            let mut acc = vec![0.0f64; n];
+            for &j in touched {
+                acc[j as usize] = match next() % 8 {
+                    0 => 0.0,
+                    1 => f64::NAN,
+                    2 => -((next() % 50) as f64),
+                    3 => 1.0 + 1e-12 * (next() % 3) as f64,
+                    4 => f64::MIN,
+                    _ => (next() % 100) as f64 / 7.0,
+                };
+            }
+            let mut expected: Vec<(f32, u32)> = touched
+                .iter()
+                .map(|&j| (acc[j as usize], order[j as usize]))
+                .filter(|&(v, _)| v != 0.0 && !v.is_nan())
+                .map(|(v, item)| (v as f32, item))
+                .collect();
+            expected.sort_by(|a, b| b.0.total_cmp(&a.0).then(a.1.cmp(&b.1)));
+            expected.truncate(k);
+            select_touched(
+                &mut acc,
+                touched,
+                &mut gathered,
+                &mut bins,
+                &order,
+                k,
+                &mut keys,
+            );
+            keys.sort_unstable();
+            let got: Vec<(f32, u32)> = keys.iter().map(|&key| from_rank_key(key)).collect();
+            assert_eq!(got, expected, "{len} values, k={k}");
+            assert!(acc.iter().all(|&v| v == 0.0) && bins.iter().all(|&c| c == 0));
+        }
+    }
+
     #[test]
     fn locality_order_groups_items_that_share_users() {
         let (n_users, n_items) = (2000usize, SMALL_CATALOGUE + 7000);
