@@ -2,7 +2,7 @@
 #![allow(clippy::needless_range_loop)] // index loops keep the references plain
 
 use proptest::prelude::*;
-use tacitrec::sparse::{col_norms, row_norms, transpose, transpose_permuted, Csr, CsrView};
+use tacitrec::sparse::{col_norms, relabel_columns, row_norms, transpose, Csr, CsrView};
 use tacitrec::Error;
 
 fn dense(m: &Csr) -> Vec<Vec<f32>> {
@@ -44,30 +44,27 @@ proptest! {
     }
 
     #[test]
-    fn transpose_permuted_matches_naive(
-        (m, order) in arb_csr().prop_flat_map(|m| {
-            let order: Vec<u32> = (0..m.n_rows as u32).collect();
-            (Just(m), Just(order).prop_shuffle())
+    fn relabel_columns_matches_naive(
+        (m, label) in arb_csr().prop_flat_map(|m| {
+            let label: Vec<u32> = (0..m.n_cols as u32).collect();
+            (Just(m), Just(label).prop_shuffle())
         }),
         threads in 1usize..5,
         huge in any::<bool>(),
     ) {
-        // entry (c, l) for every entry (order[l], c) of m, built from triplets
+        // entry (r, label[c]) for every entry (r, c) of m, built from triplets
         let mut triplets = Vec::new();
-        for (l, &r) in order.iter().enumerate() {
-            let r = r as usize;
+        for r in 0..m.n_rows {
             for p in m.indptr[r] as usize..m.indptr[r + 1] as usize {
-                triplets.push((m.indices[p] as usize, l, m.data[p]));
+                triplets.push((r, label[m.indices[p] as usize] as usize, m.data[p]));
             }
         }
-        let expected = Csr::from_triplets(m.n_cols, m.n_rows, &triplets).unwrap();
-        let got = transpose_permuted(&m.view(), &order, threads, huge).unwrap();
+        let expected = Csr::from_triplets(m.n_rows, m.n_cols, &triplets).unwrap();
+        let got = relabel_columns(&m.view(), &label, threads, huge).unwrap();
         prop_assert_eq!(&got, &expected);
-        // the identity order is the plain transpose
-        let identity: Vec<u32> = (0..m.n_rows as u32).collect();
-        prop_assert_eq!(
-            transpose_permuted(&m.view(), &identity, threads, false).unwrap(),
-            transpose(&m.view(), threads).unwrap()
+        // canonical: re-validates
+        prop_assert!(
+            CsrView::new("r", got.n_rows, got.n_cols, &got.indptr, &got.indices, &got.data).is_ok()
         );
     }
 
@@ -88,7 +85,7 @@ proptest! {
 }
 
 #[test]
-fn transpose_balances_skewed_rows_and_rejects_bad_orders() {
+fn transpose_and_relabel_balance_skewed_rows_and_reject_bad_labels() {
     // one row holds most entries (the bands split by entries, not rows), with empty rows and
     // columns around it
     let mut t = Vec::new();
@@ -99,31 +96,25 @@ fn transpose_balances_skewed_rows_and_rejects_bad_orders() {
     }
     t.extend([(0, 5, 1.0), (5, 0, 2.0), (5, 39, -3.0), (7, 20, 4.0)]);
     let m = Csr::from_triplets(9, 41, &t).unwrap();
-    let order: Vec<u32> = vec![8, 2, 0, 5, 1, 7, 3, 6, 4];
-    let mut expected = Vec::new();
-    for (l, &r) in order.iter().enumerate() {
-        for &(rr, c, v) in &t {
-            if rr == r as usize {
-                expected.push((c, l, v));
-            }
-        }
-    }
-    let expected = Csr::from_triplets(41, 9, &expected).unwrap();
+    // columns reversed: every row's order reversed
+    let label: Vec<u32> = (0..41u32).rev().collect();
+    let reversed: Vec<_> = t.iter().map(|&(r, c, v)| (r, 40 - c, v)).collect();
+    let expected = Csr::from_triplets(9, 41, &reversed).unwrap();
     for threads in 1..6 {
         assert_eq!(
-            transpose_permuted(&m.view(), &order, threads, true).unwrap(),
+            relabel_columns(&m.view(), &label, threads, true).unwrap(),
             expected
         );
         let tt = transpose(&m.view(), threads).unwrap();
         assert_eq!(transpose(&tt.view(), threads).unwrap(), m);
     }
-    for bad in [
-        vec![0u32; 9],
-        vec![0, 1, 2, 3, 4, 5, 6, 7, 9],
-        vec![0, 1, 2],
-    ] {
+    let mut repeated: Vec<u32> = (0..41).collect();
+    repeated[40] = 0;
+    let mut beyond: Vec<u32> = (0..41).collect();
+    beyond[40] = 41;
+    for bad in [repeated, beyond, vec![0, 1, 2]] {
         assert!(matches!(
-            transpose_permuted(&m.view(), &bad, 2, false),
+            relabel_columns(&m.view(), &bad, 2, false),
             Err(Error::InvalidArgument { .. } | Error::Shape { .. })
         ));
     }
@@ -138,6 +129,12 @@ fn validation_accepts_canonical_and_exposes_rows() {
     assert_eq!(v.row(1).0.len(), 0);
     assert!(v.contains(0, 3) && !v.contains(0, 1) && v.contains(2, 1));
     assert_eq!(v.rows().count(), 3);
+    // the same structure with other values, one per stored entry
+    let other = [4.0f32, 5.0, 6.0];
+    let w = v.with_data(&other).unwrap();
+    assert_eq!(w.row(0), (&[0i32, 3][..], &[4.0f32, 5.0][..]));
+    assert_eq!((w.n_rows(), w.n_cols(), w.indptr()), (3, 4, &indptr[..]));
+    assert!(matches!(v.with_data(&other[..2]), Err(Error::Shape { .. })));
 }
 
 #[test]

@@ -95,7 +95,8 @@ class ItemItemRecommender(RecommenderBase):
         X = as_csr(user_items, "user_items")
         k1, b = self._weighting_args()
         # the interactions twice more (items x users, and users x items over the items
-        # relabelled), 8 bytes an entry, and one thread's float64 row of sums
+        # relabelled), 8 bytes an entry, and one thread's float64 row of sums (a weighted
+        # similarity also holds its weights, 4 bytes an entry, while the two are built)
         self._check_fit_memory(X, 16, 8, "held twice more while the similarity is computed")
         start = time.perf_counter()
         with tqdm(total=X.shape[1], disable=not show_progress, desc=type(self).__name__) as bar:

@@ -5,8 +5,8 @@
 use crate::error::{try_with_capacity, try_zeroed, Error, Result};
 use crate::parallel;
 use crate::simd::{prefetch, prefetch_to, Arch, Lanes, WithSimd, L1, L2};
-use crate::sparse::weighting::{self, Weighting};
-use crate::sparse::{sorted_contains, transpose, transpose_permuted, Csr, CsrView};
+use crate::sparse::weighting::{self, Documents};
+use crate::sparse::{relabel_columns, sorted_contains, transpose, Csr, CsrView};
 use crate::topk::{filled, score_overflow, BlockScorer, Candidates, TileLayout, TopK, TopKResult};
 use rayon::prelude::*;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -179,31 +179,45 @@ pub fn item_knn(user_items: &CsrView<'_>, params: &KnnParams, num_threads: usize
         Similarity::TfIdf => weighting::check_non_negative("tfidf weighting", user_items)?,
         _ => {}
     }
-    // items x users, rows by item id, each row in user order: the weighting's statistics per item
-    // sum its row in that order, as they would summing the columns of `user_items` row by row
-    // (the same values, bit for bit), and the weighted values are computed entry by entry.
-    let mut items_csr = transpose(user_items, num_threads)?;
-    match params.similarity {
-        Similarity::Dot | Similarity::Pearson => {}
-        Similarity::Cosine => {
-            weighting::weight_rows_in_place(&mut items_csr, Weighting::Normalize, num_threads)?
-        }
+    // The weighted values in `user_items`' entry order, its columns (items) the documents: the
+    // statistics per item sum its column in user order, as they would sum the items' rows of
+    // the transpose (the same values, bit for bit), and the values are computed entry by entry.
+    let docs = Documents::Columns;
+    let weights: Option<Vec<f32>> = match params.similarity {
+        Similarity::Dot | Similarity::Pearson => None,
+        Similarity::Cosine => Some(weighting::normalize(user_items, docs, num_threads)?),
         Similarity::TfIdf => {
-            weighting::weight_rows_in_place(&mut items_csr, Weighting::TfIdf, num_threads)?;
-            weighting::weight_rows_in_place(&mut items_csr, Weighting::Normalize, num_threads)?;
+            let tfidf = weighting::tfidf_unchecked(user_items, docs, num_threads)?;
+            let v = user_items.with_data(&tfidf)?;
+            Some(weighting::normalize(&v, docs, num_threads)?)
         }
-        Similarity::Bm25 { k1, b } => {
-            weighting::weight_rows_in_place(&mut items_csr, Weighting::Bm25 { k1, b }, num_threads)?
-        }
-    }
+        Similarity::Bm25 { k1, b } => Some(weighting::bm25_unchecked(
+            user_items,
+            docs,
+            k1,
+            b,
+            num_threads,
+        )?),
+    };
+    let weighted = match &weights {
+        Some(w) => user_items.with_data(w)?,
+        None => *user_items,
+    };
+    // items x users, rows by item id, each row in user order
+    let items_csr = transpose(&weighted, num_threads)?;
     // Items are relabelled ([`locality_order`]: by popularity, and above the small-catalogue size
     // grouped by the users they share) and rows are processed from the top label down. The
-    // users' rows over the labels (each in label order) are the transpose of the item rows taken
-    // in label order; the kernel reads them at random, so they get huge pages. The kernel reads
-    // the row of label `i` as item row `order[i]`. Selections keep the original ids (so ties
-    // break by them).
+    // users' rows are `user_items`' over the labels (each in label order); the kernel reads them
+    // at random, so they get huge pages. The kernel reads the row of label `i` as item row
+    // `order[i]`. Selections keep the original ids (so ties break by them).
     let order = locality_order(&items_csr.view(), num_threads)?;
-    let users_csr = transpose_permuted(&items_csr.view(), &order, num_threads, true)?;
+    let mut label = vec![0u32; n_items];
+    for (l, &item) in order.iter().enumerate() {
+        label[item as usize] = l as u32;
+    }
+    let users_csr = relabel_columns(&weighted, &label, num_threads, true)?;
+    // the weights are in the two copies now
+    drop((label, weights));
     let users = users_csr.view();
     let items = items_csr.view();
     let item_row = |label: usize| items.row(order[label] as usize);

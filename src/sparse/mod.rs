@@ -9,7 +9,7 @@ pub mod build;
 mod ops;
 pub mod weighting;
 
-pub use ops::{col_norms, row_norms, transpose, transpose_permuted, transpose_with_positions};
+pub use ops::{col_norms, relabel_columns, row_norms, transpose, transpose_with_positions};
 
 use crate::error::{Error, Result};
 use crate::simd::{Arch, Lanes, WithSimd};
@@ -69,6 +69,19 @@ impl<'a> CsrView<'a> {
             return Err(Error::invalid_csr(what, "invalid structure".to_string()));
         }
         Ok(view)
+    }
+
+    /// The same structure with other values, one per stored entry (the structure needs no new
+    /// check).
+    pub fn with_data(&self, data: &'a [f32]) -> Result<Self> {
+        if data.len() != self.indices.len() {
+            return Err(Error::shape(
+                "values (one per stored entry)",
+                self.indices.len(),
+                data.len(),
+            ));
+        }
+        Ok(CsrView { data, ..*self })
     }
 
     /// [`CsrView::new`] without its pass over the structure (`indptr` never decreasing, indices

@@ -7,7 +7,7 @@
 //! sum of its values. Statistics are computed in f64; the weighted values are returned as a new
 //! `data` array in the order of the input's entries (the structure is unchanged).
 
-use super::{Csr, CsrView};
+use super::CsrView;
 use crate::error::{try_with_capacity, try_zeroed, Error, Result};
 use crate::parallel;
 use rayon::prelude::*;
@@ -98,68 +98,6 @@ fn stats(m: &CsrView<'_>, docs: Documents) -> Result<Stats> {
             term_df: row_cnt,
         },
     })
-}
-
-/// [`weight`] of the rows of `m` as documents, written over `m`'s values (the same values
-/// [`weight`] returns, without a second array of them). The caller has checked the values (see
-/// [`check_non_negative`]) and, for BM25, the parameters ([`check_bm25`]).
-pub(crate) fn weight_rows_in_place(
-    m: &mut Csr,
-    scheme: Weighting,
-    num_threads: usize,
-) -> Result<()> {
-    match scheme {
-        Weighting::Bm25 { k1, b } => {
-            let (idf, length_norm) = bm25_stats(&m.view(), Documents::Rows, b)?;
-            map_rows_in_place(m, num_threads, |r, d, t| {
-                r * (k1 + 1.0) / (k1 * length_norm[d] + r) * idf[t]
-            })
-        }
-        Weighting::TfIdf => {
-            let (idf, _, _) = idf(stats(&m.view(), Documents::Rows)?);
-            map_rows_in_place(m, num_threads, |r, _, t| r.sqrt() * idf[t])
-        }
-        Weighting::Normalize => {
-            let inv = inverse_norms(&m.view(), Documents::Rows)?;
-            map_rows_in_place(m, num_threads, |r, d, _| r * inv[d])
-        }
-    }
-}
-
-/// [`map_entries`] over the rows of `m` as documents, in place.
-fn map_rows_in_place(
-    m: &mut Csr,
-    num_threads: usize,
-    f: impl Fn(f64, usize, usize) -> f64 + Sync,
-) -> Result<()> {
-    let stop = parallel::stop_flag();
-    let what = "the weighted values";
-    let n_rows = m.n_rows;
-    let mut chunks = try_with_capacity(n_rows, what, || format!("{n_rows} rows"))?;
-    let Csr {
-        indptr,
-        indices,
-        data,
-        ..
-    } = m;
-    parallel::install(num_threads, || {
-        let mut rest: &mut [f32] = data;
-        for r in 0..n_rows {
-            let (head, tail) = rest.split_at_mut((indptr[r + 1] - indptr[r]) as usize);
-            chunks.push((r, head));
-            rest = tail;
-        }
-        chunks.into_par_iter().for_each(|(r, vals)| {
-            if stop.is_set() {
-                return;
-            }
-            let cols = &indices[indptr[r] as usize..indptr[r + 1] as usize];
-            for (v, &c) in vals.iter_mut().zip(cols) {
-                *v = f(*v as f64, r, c as usize) as f32;
-            }
-        });
-    })?;
-    stop.check()
 }
 
 /// Applies `f(value, doc, term)` to every entry, in parallel over rows.
