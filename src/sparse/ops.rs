@@ -1,4 +1,4 @@
-//! Whole-matrix operations on CSR views: transpose, row and column norms.
+//! Whole-matrix operations on CSR views: transpose, column relabelling, row and column norms.
 
 use super::{Csr, CsrView};
 use crate::error::{try_with_capacity, try_zeroed, Result};
@@ -165,9 +165,10 @@ fn transpose_with<C: Counter>(
 /// `m` with its columns relabelled: entry `(r, c)` becomes `(r, label[c])` (`label` a permutation
 /// of `m`'s columns), each row's entries sorted by their new labels. The rows keep their places
 /// (the same `indptr`): one pass of short sorts, where building the same matrix from the
-/// transpose (its rows taken in label order) scatters every entry (the kNN fit's setup, clustered
-/// 300k x 100k x 7.4M, one thread: 0.19-0.34 s -> 0.06-0.08 s). With `huge`, the result's entry arrays are advised onto
-/// huge pages (for kernels that read its rows at random). In parallel over bands of rows.
+/// transpose (its rows taken in label order) scatters every entry a second time (the kNN fit,
+/// clustered 300k x 100k, one thread: 6% less CPU in all). With `huge`, the result's entry
+/// arrays are advised onto huge pages (for kernels that read its rows at random). In parallel
+/// over bands of rows.
 pub fn relabel_columns(
     m: &CsrView<'_>,
     label: &[u32],
