@@ -7,7 +7,10 @@ use crate::parallel;
 use crate::simd::{prefetch, prefetch_to, Arch, Lanes, WithSimd, L1, L2};
 use crate::sparse::weighting::{self, Documents};
 use crate::sparse::{relabel_columns, sorted_contains, transpose, Csr, CsrView};
-use crate::topk::{filled, score_overflow, BlockScorer, Candidates, TileLayout, TopK, TopKResult};
+use crate::topk::{
+    filled, from_rank_key, ordered_bits, rank_key, score_overflow, BlockScorer, Candidates,
+    TileLayout, TopK, TopKResult,
+};
 use rayon::prelude::*;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
@@ -64,9 +67,10 @@ struct FitScratch {
     own: TopK,
     ids: Vec<i32>,
     vals: Vec<f32>,
-    /// The touched items' sums, in the order of `touched`: as they are for rows of many, and as
-    /// [`ordered_bits`] of their f32 values (0: none) for rows of few ([`select_touched`]).
+    /// The touched items' sums, in the order of `touched` (rows of many touched items).
     gathered: Vec<f64>,
+    /// The same as [`ordered_bits`] of their f32 values (0: none), for rows of few
+    /// ([`select_touched`]).
     gathered_bits: Vec<u32>,
     /// Per bin of [`bin_of`], how many of `gathered_bits` fall in it (zero between rows).
     bins: Vec<u32>,
@@ -661,37 +665,6 @@ fn select_touched(
 /// [`select_touched`]'s histogram instead (whose bins' counts, in rows of 10^4 sums and more,
 /// wait on each other: power-law 300k x 100k 18% slower with it for every row).
 const BOUND_AFTER: usize = 32;
-
-/// A neighbour `(value, item)` as one integer that sorts best first: the higher value (not NaN),
-/// then the lower item (the value's [`ordered_bits`] inverted, then the item).
-#[inline(always)]
-fn rank_key(value: f32, item: u32) -> u64 {
-    ((!ordered_bits(value)) as u64) << 32 | item as u64
-}
-
-/// The bits of `value` mapped so that integer order is the order of values (NaN aside): negative
-/// values flipped whole, positive ones with the sign bit set.
-#[inline(always)]
-fn ordered_bits(value: f32) -> u32 {
-    let bits = value.to_bits();
-    if bits >> 31 == 1 {
-        !bits
-    } else {
-        bits | 1 << 31
-    }
-}
-
-/// The `(value, item)` of a [`rank_key`].
-#[inline(always)]
-fn from_rank_key(key: u64) -> (f32, u32) {
-    let ordered = !((key >> 32) as u32);
-    let bits = if ordered >> 31 == 1 {
-        ordered & !(1 << 31)
-    } else {
-        !ordered
-    };
-    (f32::from_bits(bits), key as u32)
-}
 
 /// An f64 below every f64 that rounds to an f32 at least `t` (the f32 just below `t`).
 #[inline(always)]

@@ -16,4 +16,5 @@ pub use quant::{
     chain_matches_gemm, exact_dot, first_pass_applies, recommend_dot, DotParams, FirstPass,
     MAX_FACTORS, MIN_QUERIES, WORTH_QUERIES,
 };
+pub(crate) use select::{from_rank_key, ordered_bits, rank_key};
 pub use select::{top_k, TopK, TopKBuffer};

@@ -86,10 +86,11 @@
 //! when factors change): a pass over the items that amortises over the queries of a batch, which
 //! is why calls with fewer than [`WORTH_QUERIES`] queries take the full path.
 
-#[cfg(target_arch = "x86_64")]
 use super::batch::{check_liked, filled};
 use super::batch::{recommend_batch, Candidates, TopKResult};
 use super::dot::DotScorer;
+#[cfg(target_arch = "x86_64")]
+use super::select::{from_rank_key, rank_key};
 use crate::error::Result;
 #[cfg(target_arch = "x86_64")]
 use crate::sparse::sorted_contains;
@@ -525,8 +526,8 @@ mod x86 {
                     let Some(m) = row_max(&items[p * f..(p + 1) * f]) else {
                         return false;
                     };
-                    // decreasing magnitude (non-negative floats order as their bits), then position
-                    *key = ((!m.to_bits() as u64) << 32) | p as u64;
+                    // decreasing magnitude, then position
+                    *key = rank_key(m, p as u32);
                     true
                 })
         })?;
@@ -560,7 +561,7 @@ mod x86 {
                     |row, (s, ((st, bytes), (x, y)))| {
                         let slots = s * STEP..((s + 1) * STEP).min(n);
                         // the step's largest magnitude is its first slot's
-                        let m = f32::from_bits(!((maxes[slots.start] >> 32) as u32));
+                        let m = from_rank_key(maxes[slots.start]).0;
                         if m == 0.0 {
                             return;
                         }

@@ -30,6 +30,38 @@ fn order(a: &Entry, b: &Entry) -> Ordering {
     }
 }
 
+/// `(score, id)` as one integer that sorts best first (the order above: the higher score, not
+/// NaN, then the lower id): the score's [`ordered_bits`] inverted, then the id. A selection of
+/// such keys is a plain integer selection, ties included.
+#[inline(always)]
+pub(crate) fn rank_key(score: f32, id: u32) -> u64 {
+    ((!ordered_bits(score)) as u64) << 32 | id as u64
+}
+
+/// The `(score, id)` of a [`rank_key`].
+#[inline(always)]
+pub(crate) fn from_rank_key(key: u64) -> (f32, u32) {
+    let ordered = !((key >> 32) as u32);
+    let bits = if ordered >> 31 == 1 {
+        ordered & !(1 << 31)
+    } else {
+        !ordered
+    };
+    (f32::from_bits(bits), key as u32)
+}
+
+/// The bits of `score` mapped so that integer order is the order of scores (NaN aside):
+/// negative scores flipped whole, the others with the sign bit set.
+#[inline(always)]
+pub(crate) fn ordered_bits(score: f32) -> u32 {
+    let bits = score.to_bits();
+    if bits >> 31 == 1 {
+        !bits
+    } else {
+        bits | 1 << 31
+    }
+}
+
 /// Writes sorted `entries` into `ids` / `scores`, padding with id -1 and score `-inf`.
 fn write_entries(entries: &[Entry], ids: &mut [i32], scores: &mut [f32]) {
     for (i, (id, sc)) in ids.iter_mut().zip(scores.iter_mut()).enumerate() {
@@ -262,4 +294,46 @@ pub fn top_k(scores: &[f32], k: usize, excluded: &[u32]) -> (Vec<i32>, Vec<f32>)
     let mut out = vec![0f32; n];
     sel.write_sorted(&mut ids, &mut out);
     (ids, out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Rank keys sort as the best-first order of their scores and ids (negative, zero, infinite
+    /// scores, ties), and give back the pair.
+    #[test]
+    fn rank_keys_sort_best_first() {
+        let scores = [
+            3.5f32,
+            -0.0,
+            0.0,
+            -2.0,
+            f32::INFINITY,
+            f32::NEG_INFINITY,
+            1e-40,
+            -1e-40,
+            3.5,
+            f32::MAX,
+            -f32::MAX,
+        ];
+        let mut entries: Vec<Entry> = scores
+            .iter()
+            .enumerate()
+            .map(|(i, &score)| Entry {
+                score,
+                id: (7 * i % 11) as u32,
+            })
+            .collect();
+        let mut keys: Vec<u64> = entries.iter().map(|e| rank_key(e.score, e.id)).collect();
+        keys.sort_unstable();
+        entries.sort_by(|a, b| b.score.total_cmp(&a.score).then(a.id.cmp(&b.id)));
+        let back: Vec<(u32, u32)> = keys
+            .iter()
+            .map(|&key| from_rank_key(key))
+            .map(|(s, id)| (s.to_bits(), id))
+            .collect();
+        let expected: Vec<(u32, u32)> = entries.iter().map(|e| (e.score.to_bits(), e.id)).collect();
+        assert_eq!(back, expected);
+    }
 }
