@@ -86,6 +86,7 @@
 //! when factors change): a pass over the items that amortises over the queries of a batch, which
 //! is why calls with fewer than [`WORTH_QUERIES`] queries take the full path.
 
+#[cfg(target_arch = "x86_64")]
 use super::batch::{check_liked, filled};
 use super::batch::{recommend_batch, Candidates, TopKResult};
 use super::dot::DotScorer;
