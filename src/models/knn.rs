@@ -297,6 +297,9 @@ fn fit(
             let (us, ws) = item_row(i);
             if let Some(offers) = offers {
                 symmetric_row(arch, &users, (us, ws), i, s, &order, offers);
+                if s.outbox.len() >= FLUSH_AT {
+                    offers.flush(s, first);
+                }
                 continue;
             }
             let dense = row_sums::<false>(&users, (us, ws), s, (n_items, track_until), usize::MAX);
@@ -333,13 +336,7 @@ fn fit(
             out.push_row(&s.sel.keys);
         }
         if let Some(offers) = offers {
-            let FitScratch {
-                outbox,
-                grouped,
-                starts,
-                ..
-            } = s;
-            offers.flush(outbox, grouped, starts, first);
+            offers.flush(s, first);
         }
         out
     };
@@ -583,6 +580,11 @@ fn symmetric_pays(users: &CsrView<'_>, k: usize) -> bool {
         && products >= 8.0 * (n as f64).powi(2)
 }
 
+/// Offers a thread of the symmetric fit holds before it hands them to their rows (besides at
+/// the end of every task): 512 KiB, where a task's first rows, before any row has kept K, offer
+/// nearly every sum.
+const FLUSH_AT: usize = 1 << 16;
+
 /// Candidates a row of the symmetric fit holds, in multiples of K, before it keeps its best K.
 const OFFERED: usize = 2;
 
@@ -710,16 +712,17 @@ impl Offers {
         floors.extend((0..self.rows.len()).map(|j| self.floor(j)));
     }
 
-    /// Hands a thread's offers ([`offer_key`]s, left empty) to their rows: grouped by row
-    /// (a counting sort into `grouped`, `starts` its scratch), then each row's under its lock
-    /// once, from row `first` on (threads flushing at once start apart).
-    fn flush(
-        &self,
-        outbox: &mut Vec<u64>,
-        grouped: &mut Vec<u64>,
-        starts: &mut Vec<u32>,
-        first: usize,
-    ) {
+    /// Hands a thread's offers (`s.outbox`, left empty) to their rows: grouped by row (a
+    /// counting sort into `s.grouped`), then each row's under its lock once, from row `first`
+    /// on (threads flushing at once start apart); then `s.floors` are brought up to date.
+    fn flush(&self, s: &mut FitScratch, first: usize) {
+        let FitScratch {
+            outbox,
+            grouped,
+            starts,
+            floors,
+            ..
+        } = s;
         let n = self.rows.len();
         starts.clear();
         starts.resize(n + 1, 0);
@@ -745,6 +748,7 @@ impl Offers {
                 self.offer(j, &grouped[begin..end]);
             }
         }
+        self.floors(floors);
     }
 
     /// Offers `keys` ([`short_key`]s) to row `j`.
