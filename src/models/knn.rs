@@ -77,9 +77,10 @@ struct FitScratch {
     /// Per bin of [`bin_of`], how many of `gathered_bits` fall in it (zero between rows).
     bins: Vec<u32>,
     sel: SelectScratch,
-    /// The symmetric fit's offers of the current task, and their grouping ([`Offers::flush`]).
-    outbox: Vec<u64>,
-    /// The rows' [`Offers::floor`]s as of the task's start.
+    /// The symmetric fit's offers not yet handed to their rows, and their grouping
+    /// ([`Offers::flush`]).
+    outbox: Vec<u128>,
+    /// The rows' [`Offers::floor`]s as of the thread's last [`Offers::flush`].
     floors: Vec<f64>,
     grouped: Vec<u64>,
     starts: Vec<u32>,
@@ -284,21 +285,20 @@ fn fit(
 
     let track_until = dense_after(n_items);
     let arch = Arch::new();
-    let symmetric = !pearson
-        && n_items <= SMALL_CATALOGUE
-        && symmetric.unwrap_or_else(|| symmetric_pays(&users, k));
+    let symmetric = !pearson && symmetric.unwrap_or_else(|| symmetric_pays(&users, k));
     let rows = |s: &mut FitScratch, offers: Option<&Offers>, rows_of_task: Range<usize>| {
         let mut out = RowsOut::default();
-        let first = rows_of_task.start;
         if let Some(offers) = offers {
-            offers.floors(&mut s.floors);
+            if s.floors.is_empty() {
+                offers.floors(&mut s.floors);
+            }
         }
         for i in rows_of_task {
             let (us, ws) = item_row(i);
             if let Some(offers) = offers {
                 symmetric_row(arch, &users, (us, ws), i, s, &order, offers);
                 if s.outbox.len() >= FLUSH_AT {
-                    offers.flush(s, first);
+                    offers.flush(s, i);
                 }
                 continue;
             }
@@ -335,9 +335,6 @@ fn fit(
             }
             out.push_row(&s.sel.keys);
         }
-        if let Some(offers) = offers {
-            offers.flush(s, first);
-        }
         out
     };
     let n_tasks = n_items.div_ceil(ITEMS_PER_TASK);
@@ -345,15 +342,15 @@ fn fit(
         // Each product once: row i sums only its entries j <= i and offers those below its
         // diagonal to row j, whose neighbours are selected once every row has run.
         let offers = Offers::new(n_items, k)?;
-        for_each_task(num_threads, n_items, k, |s, task| {
-            rows(s, Some(&offers), task)
-        })?;
+        let rows = |s: &mut FitScratch, task| rows(s, Some(&offers), task);
+        for_each_task(num_threads, n_items, k, rows, |s| offers.flush(s, 0))?;
         offers.rows_out(num_threads)?
     } else {
         // Every row accumulates all of its entries itself (each product is computed twice, once
         // per row): no row ever writes another's selection, so the rows need no shared state.
         let mut tasks: Vec<Option<RowsOut>> = (0..n_tasks).map(|_| None).collect();
-        for (task, out) in for_each_task(num_threads, n_items, k, |s, task| rows(s, None, task))? {
+        let rows = |s: &mut FitScratch, task| rows(s, None, task);
+        for (task, out) in for_each_task(num_threads, n_items, k, rows, |_| {})? {
             tasks[task] = Some(out);
         }
         tasks
@@ -477,6 +474,7 @@ fn for_each_task<T: Send>(
     n_items: usize,
     k: usize,
     task: impl Fn(&mut FitScratch, Range<usize>) -> T + Sync,
+    finish: impl Fn(&mut FitScratch) + Sync,
 ) -> Result<Vec<(usize, T)>> {
     let n_tasks = n_items.div_ceil(ITEMS_PER_TASK);
     let next_task = AtomicUsize::new(n_tasks);
@@ -507,6 +505,7 @@ fn for_each_task<T: Send>(
                     let labels = t * ITEMS_PER_TASK..((t + 1) * ITEMS_PER_TASK).min(n_items);
                     done.push((t, task(&mut scratch, labels)));
                 }
+                finish(&mut scratch);
                 done
             })
             .collect()
@@ -563,13 +562,14 @@ fn own_selection(
 const SYMMETRIC_MEMORY: usize = 1 << 28;
 
 /// Whether the similarity of `users` (users x items) for `k` neighbours is fitted by
-/// [`symmetric_row`]s: on catalogues of up to [`SMALL_CATALOGUE`] items (an offer holds labels
-/// and ids in 15 bits), whose candidates take at most [`SYMMETRIC_MEMORY`], and where the
-/// multiply-adds saved, half of `sum(deg(u)^2)` over the users, outweigh the scans of every
-/// dense row's sums and the offers (about `n_items^2` of each). Measured (80k users x 10k items,
-/// BM25, K=100, CPU s, 2 threads): where `sum(deg(u)^2)` was 1.4 `n_items^2` (clustered), 0.36
-/// -> 0.46; at 18 times (power-law), 1.59 -> 1.15: 0.66 ns a multiply-add saved against 1.45 ns
-/// per `n_items^2`, even at 4.4 times; it is chosen from 8 times.
+/// [`symmetric_row`]s: on catalogues of up to [`SMALL_CATALOGUE`] items, whose candidates take
+/// at most [`SYMMETRIC_MEMORY`], and where the multiply-adds saved, half of `sum(deg(u)^2)` over
+/// the users, outweigh the scans of every dense row's sums and the offers (about `n_items^2` of
+/// each). Measured (BM25, K=100, CPU s, 2 threads), 80k users x 10k items: where
+/// `sum(deg(u)^2)` was 1.4 `n_items^2` (clustered), 0.36 -> 0.46; at 18 times (power-law), 1.59
+/// -> 1.15: 0.66 ns a multiply-add saved against 1.45 ns per `n_items^2`, even at 4.4 times; it
+/// is chosen from 8 times. On 300k users x 100k items (power-law, 0.36 times) it was slower,
+/// 10.0 -> 15.6 (not profiled).
 fn symmetric_pays(users: &CsrView<'_>, k: usize) -> bool {
     let n = users.n_cols();
     let products: f64 = (0..users.n_rows())
@@ -580,9 +580,11 @@ fn symmetric_pays(users: &CsrView<'_>, k: usize) -> bool {
         && products >= 8.0 * (n as f64).powi(2)
 }
 
-/// Offers a thread of the symmetric fit holds before it hands them to their rows (besides at
-/// the end of every task): 512 KiB, where a task's first rows, before any row has kept K, offer
-/// nearly every sum.
+/// Offers a thread of the symmetric fit holds before it hands them to their rows (and takes
+/// their floors), besides when it runs out of tasks: 1 MiB. Its first rows, before any row has
+/// kept K, offer nearly every sum (power-law 80k x 10k: peak 102 MB when a task of 64 rows held
+/// its offers, 83 with this limit); handing them over after every task instead of at this limit
+/// took 5% more CPU.
 const FLUSH_AT: usize = 1 << 16;
 
 /// Candidates a row of the symmetric fit holds, in multiples of K, before it keeps its best K.
@@ -644,27 +646,15 @@ fn symmetric_row(
     outbox.extend(sel.keys.iter().map(|&key| offer_key(i, key)));
 }
 
-/// An offer to row `j` of the symmetric fit (up to [`SMALL_CATALOGUE`] rows, so labels and ids
-/// take 15 bits): `j`, then a [`short_key`].
+/// An offer to row `j` of the symmetric fit: `j` in the top 64 bits, then the neighbour's
+/// [`rank_key`].
 #[inline(always)]
-fn offer_key(j: usize, key: u64) -> u64 {
-    (j as u64) << 47 | short_key(key)
-}
-
-/// A [`rank_key`] of an id under 2^15 in 47 bits (the same order).
-#[inline(always)]
-fn short_key(key: u64) -> u64 {
-    (key >> 32) << 15 | (key & 0x7fff)
-}
-
-/// The [`rank_key`] of a [`short_key`].
-#[inline(always)]
-fn long_key(short: u64) -> u64 {
-    (short >> 15) << 32 | (short & 0x7fff)
+fn offer_key(j: usize, key: u64) -> u128 {
+    (j as u128) << 64 | key as u128
 }
 
 /// The candidate neighbours of every row of the symmetric fit ([`symmetric_row`]), as
-/// [`short_key`]s: each row holds up to [`OFFERED`] times K of them, then keeps its best K,
+/// [`rank_key`]s: each row holds up to [`OFFERED`] times K of them, then keeps its best K,
 /// whose worst bounds what may enter after. The result is each row's best K of every value
 /// offered to it, whatever the order of the offers (the rows are handed to threads at run time).
 struct Offers {
@@ -727,7 +717,7 @@ impl Offers {
         starts.clear();
         starts.resize(n + 1, 0);
         for &o in outbox.iter() {
-            starts[(o >> 47) as usize + 1] += 1;
+            starts[(o >> 64) as usize + 1] += 1;
         }
         for j in 0..n {
             starts[j + 1] += starts[j];
@@ -735,8 +725,8 @@ impl Offers {
         grouped.clear();
         grouped.resize(outbox.len(), 0);
         for &o in outbox.iter() {
-            let at = &mut starts[(o >> 47) as usize];
-            grouped[*at as usize] = o & ((1 << 47) - 1);
+            let at = &mut starts[(o >> 64) as usize];
+            grouped[*at as usize] = o as u64;
             *at += 1;
         }
         outbox.clear();
@@ -751,7 +741,7 @@ impl Offers {
         self.floors(floors);
     }
 
-    /// Offers `keys` ([`short_key`]s) to row `j`.
+    /// Offers `keys` ([`rank_key`]s) to row `j`.
     fn offer(&self, j: usize, keys: &[u64]) {
         let k = self.k;
         // poisoning is ignored: a panicking thread leaves the keys a valid list
@@ -766,7 +756,7 @@ impl Offers {
                 kept.select_nth_unstable(k - 1);
                 kept.truncate(k);
                 *kth = kept[k - 1];
-                let bound = below(from_rank_key(long_key(*kth)).0);
+                let bound = below(from_rank_key(*kth).0);
                 self.floor[j].store(bound.to_bits(), Ordering::Relaxed);
             }
         }
@@ -790,7 +780,6 @@ impl Offers {
                             keys.select_nth_unstable(k - 1);
                             keys.truncate(k);
                         }
-                        keys.iter_mut().for_each(|key| *key = long_key(*key));
                         out.push_row(&keys);
                     }
                     Some(out)
