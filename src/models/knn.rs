@@ -175,7 +175,9 @@ fn prefetch_lines<const LINES: usize, const LEVEL: i32>(js: &[i32], ws: &[f32]) 
 /// of every row (ties to the lower item id), rows in canonical CSR order. Only pairs of items with
 /// a non-zero product (co-occurring) are candidates. Never materialises the full product: each
 /// item accumulates its whole row in a per-thread scratch and selects from it (no shared state
-/// between rows). The result does not depend on the thread count.
+/// between rows), or, on small catalogues with heavy users ([`symmetric_pays`]), accumulates
+/// half of it and offers the other half's sums to the rows they belong to ([`symmetric_row`]).
+/// Either way the result is the same to the bit, and does not depend on the thread count.
 pub fn item_knn(user_items: &CsrView<'_>, params: &KnnParams, num_threads: usize) -> Result<Csr> {
     fit(user_items, params, num_threads, None)
 }
@@ -347,7 +349,9 @@ fn fit(
         offers.rows_out(num_threads)?
     } else {
         // Every row accumulates all of its entries itself (each product is computed twice, once
-        // per row): no row ever writes another's selection, so the rows need no shared state.
+        // per row): no row ever writes another's selection, so the rows need no shared state. A
+        // value is the same sum in the same user order in either row (the products of two floats
+        // widened to f64 are exact), so the similarity stays symmetric to the bit.
         let mut tasks: Vec<Option<RowsOut>> = (0..n_tasks).map(|_| None).collect();
         let rows = |s: &mut FitScratch, task| rows(s, None, task);
         for (task, out) in for_each_task(num_threads, n_items, k, rows, |_| {})? {
