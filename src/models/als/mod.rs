@@ -108,15 +108,28 @@ fn check_shapes(c: &CsrView<'_>, x: &[f32], y: &[f32], f: usize) -> Result<()> {
 #[inline(always)]
 fn gather(items: &[i32], n: usize, y: &[f32], f: usize, out: &mut Vec<f32>) {
     const AHEAD: usize = 16;
-    for (k, &i) in items[..n].iter().enumerate() {
+    out.reserve(n * f);
+    let start = out.len();
+    let spare = &mut out.spare_capacity_mut()[..n * f];
+    for ((k, &i), dst) in items[..n]
+        .iter()
+        .enumerate()
+        .zip(spare.chunks_exact_mut(f.max(1)))
+    {
         if let Some(&next) = items.get(k + AHEAD) {
             let row = &y[next as usize * f..(next as usize + 1) * f];
             for line in row.chunks(16) {
                 prefetch(line.as_ptr());
             }
         }
-        out.extend_from_slice(&y[i as usize * f..(i as usize + 1) * f]);
+        // an inline copy: a call to `memmove` for every row was 18-23% of the profile of ALS at
+        // power-law 80k x 10k (CPU s per iteration 0.366 -> 0.339, clustered 0.259 -> 0.236)
+        for (d, &v) in dst.iter_mut().zip(&y[i as usize * f..(i as usize + 1) * f]) {
+            d.write(v);
+        }
     }
+    // SAFETY: the n rows of f floats after `start` are written (capacity reserved above).
+    unsafe { out.set_len(start + n * f) };
 }
 
 /// The most item rows the Cholesky and subspace solvers gather at once (8192 rows of 64 factors are
