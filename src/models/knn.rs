@@ -757,8 +757,7 @@ impl Offers {
             }
             kept.push(key);
             if kept.len() == OFFERED * k {
-                kept.select_nth_unstable(k - 1);
-                kept.truncate(k);
+                keep_best(kept, k);
                 *kth = kept[k - 1];
                 let bound = below(from_rank_key(*kth).0);
                 self.floor[j].store(bound.to_bits(), Ordering::Relaxed);
@@ -780,10 +779,7 @@ impl Offers {
                     let mut out = RowsOut::default();
                     for row in task {
                         let mut keys = std::mem::take(&mut row.keys);
-                        if keys.len() > k {
-                            keys.select_nth_unstable(k - 1);
-                            keys.truncate(k);
-                        }
+                        keep_best(&mut keys, k);
                         out.push_row(&keys);
                     }
                     Some(out)
@@ -906,6 +902,13 @@ fn select_best(keys: &mut Vec<u64>, order: &[u32], k: usize) {
     for key in keys.iter_mut() {
         *key = (*key & !(u32::MAX as u64)) | order[*key as u32 as usize] as u64;
     }
+    keep_best(keys, k);
+}
+
+/// Keeps the best `k` (at least 1) of `keys` ([`rank_key`]s: the smallest), in no particular
+/// order; the worst kept is then the last.
+#[inline]
+fn keep_best(keys: &mut Vec<u64>, k: usize) {
     if keys.len() > k {
         keys.select_nth_unstable(k - 1);
         keys.truncate(k);
@@ -2053,6 +2056,16 @@ mod tests {
     use super::*;
     use crate::simd::tests::archs;
 
+    /// A xorshift generator from `seed` (non-zero).
+    fn xorshift(mut state: u64) -> impl FnMut() -> u64 {
+        move || {
+            state ^= state << 13;
+            state ^= state >> 7;
+            state ^= state << 17;
+            state
+        }
+    }
+
     /// The block maxima's NaN count (vector lanes, and the tails of blocks and of the row) on
     /// every instruction set, against counting one by one; no block's maximum below its largest
     /// non-NaN value.
@@ -2105,13 +2118,7 @@ mod tests {
     #[test]
     fn select_touched_keeps_the_best_k() {
         let n = 5000;
-        let mut state = 11u64;
-        let mut next = move || {
-            state ^= state << 13;
-            state ^= state >> 7;
-            state ^= state << 17;
-            state
-        };
+        let mut next = xorshift(11);
         let mut order: Vec<u32> = (0..n as u32).collect();
         for i in (1..n).rev() {
             order.swap(i, (next() % (i as u64 + 1)) as usize);
@@ -2214,13 +2221,7 @@ mod tests {
     /// other offer) to the whole catalogue, any thread count.
     #[test]
     fn symmetric_fit_equals_the_rows_fit() {
-        let mut state = 5u64;
-        let mut next = move || {
-            state ^= state << 13;
-            state ^= state >> 7;
-            state ^= state << 17;
-            state
-        };
+        let mut next = xorshift(5);
         for (nu, ni, per_user) in [(40, 9, 4), (700, 301, 30), (300, 130, 90), (3000, 1500, 40)] {
             let mut t = Vec::new();
             for u in 0..nu {
@@ -2239,7 +2240,7 @@ mod tests {
                         u,
                         (c * 7 + 3) % ni,
                         1.0 + (next() % 4) as f32,
-                        next() % 5 == 0,
+                        next().is_multiple_of(5),
                     ));
                 }
             }
@@ -2258,12 +2259,12 @@ mod tests {
                     Similarity::Dot | Similarity::Cosine => &signed,
                     _ => &unsigned,
                 };
-                let x = Csr::from_triplets(nu, ni, entries).unwrap();
+                let x = Csr::from_triplets(nu, ni, entries).unwrap(); // ok: test data, valid
                 for k in [1, 7, ni / 4, ni] {
                     let params = KnnParams { k, similarity: sim };
-                    let rows = fit(&x.view(), &params, 1, Some(false)).unwrap();
+                    let rows = fit(&x.view(), &params, 1, Some(false)).unwrap(); // ok: test
                     for threads in [1, 3] {
-                        let sym = fit(&x.view(), &params, threads, Some(true)).unwrap();
+                        let sym = fit(&x.view(), &params, threads, Some(true)).unwrap(); // ok: test
                         assert!(sym == rows, "{sim:?} {nu}x{ni} K={k} threads={threads}");
                     }
                 }
