@@ -138,6 +138,9 @@ fn dense_after(n_items: usize) -> usize {
 /// (similarity rows).
 const AHEAD: usize = 4;
 
+/// 4-byte entries per 64-byte line.
+const LINE: usize = 16;
+
 /// Lines of a user's row the fit requests ahead (per array).
 const FIT_PREFETCH_LINES: usize = 4;
 
@@ -150,21 +153,10 @@ fn prefetch_row(js: &[i32], ws: &[f32]) {
     prefetch_lines::<32, L1>(js, ws);
 }
 
-/// [`prefetch_row`] into the second-level cache only, for `recommend`'s similarity rows: a
-/// query's rows requested [`AHEAD`] rows on are up to 64 lines, which requested into the first
-/// level held its miss buffers while the scatter's own misses (the score row) waited (50,000
-/// queries, 2 threads, CPU s: power-law 1M x 1M 1.37 -> 1.08, clustered 1M x 1M 0.93 -> 0.88,
-/// clustered 300k x 100k 0.52 -> 0.48).
-#[inline(always)]
-fn prefetch_row_l2(js: &[i32], ws: &[f32]) {
-    prefetch_lines::<32, L2>(js, ws);
-}
-
 /// [`prefetch_row`] of the first `LINES` lines of each array, into cache level `LEVEL` (see
 /// [`prefetch_to`]).
 #[inline(always)]
 fn prefetch_lines<const LINES: usize, const LEVEL: i32>(js: &[i32], ws: &[f32]) {
-    const LINE: usize = 16; // 4-byte entries per 64-byte line
     for l in (0..js.len().min(LINES * LINE)).step_by(LINE) {
         prefetch_to::<LEVEL, i32>(js[l..].as_ptr());
         prefetch_to::<LEVEL, f32>(ws[l..].as_ptr());
@@ -1532,23 +1524,31 @@ impl<'a> KnnScorer<'a> {
         })
     }
 
-    /// Adds `weight * S[i, :]` into one query's row of scores.
+    /// Adds `weight * S[i, :]` into one query's row of scores, requesting a line of `ahead`
+    /// per line of the row (see [`scatter_row`]).
     #[inline]
-    fn scatter(&self, scores: &mut [f32], i: usize, weight: f32) {
+    fn scatter(&self, scores: &mut [f32], i: usize, weight: f32, ahead: &mut Ahead<'_>) {
         let (cols, vals) = self.similarity.row(i);
+        let lines = cols.chunks(LINE).zip(vals.chunks(LINE));
         match &self.positions {
             None => {
                 assert!(scores.len() == self.similarity.n_cols());
-                for (&j, &s) in cols.iter().zip(vals) {
-                    // SAFETY: the similarity is a validated `CsrView`, so j < n_cols == scores.len().
-                    unsafe { *scores.get_unchecked_mut(j as usize) += weight * s };
+                for (cj, cv) in lines {
+                    ahead.request();
+                    for (&j, &s) in cj.iter().zip(cv) {
+                        // SAFETY: the similarity is a validated `CsrView`: j < n_cols == scores.len().
+                        unsafe { *scores.get_unchecked_mut(j as usize) += weight * s };
+                    }
                 }
             }
             Some(pos) => {
-                for (&j, &s) in cols.iter().zip(vals) {
-                    let p = pos[j as usize];
-                    if p != u32::MAX {
-                        scores[p as usize] += weight * s;
+                for (cj, cv) in lines {
+                    ahead.request();
+                    for (&j, &s) in cj.iter().zip(cv) {
+                        let p = pos[j as usize];
+                        if p != u32::MAX {
+                            scores[p as usize] += weight * s;
+                        }
                     }
                 }
             }
@@ -1596,11 +1596,9 @@ impl BlockScorer for KnnScorer<'_> {
             scores.fill(0.0);
             let (items, values) = self.queries.row(q0 + q);
             for (k, (&i, &r)) in items.iter().zip(values).enumerate() {
-                if let Some(&ahead) = items.get(k + AHEAD) {
-                    let (js, ws) = self.similarity.row(ahead as usize);
-                    prefetch_row_l2(js, ws);
-                }
-                self.scatter(scores, i as usize, r);
+                let mut ahead = Ahead::of(&self.similarity, items, k);
+                self.scatter(scores, i as usize, r, &mut ahead);
+                while ahead.request() {}
             }
         }
     }
@@ -1810,6 +1808,7 @@ pub fn recommend(
     let stop = parallel::stop_flag();
     let failed = parallel::FirstError::default();
     let what = "the per-thread score rows";
+    let last = queries.row_range(nq - 1).end;
     parallel::for_each_block(
         num_threads,
         &mut ids,
@@ -1853,6 +1852,9 @@ pub fn recommend(
                     }
                 };
                 let (row_items, row_values) = queries.row(q);
+                // the query's items, then the next queries' (whose similarity rows are
+                // requested ahead across the query's end)
+                let upcoming = &queries.indices()[queries.row_range(q).start..last];
                 // entries the query's neighbours hold: against the catalogue, whether
                 // to track the touched items or scan the whole row
                 let reach: usize = row_items
@@ -1861,7 +1863,7 @@ pub fn recommend(
                     .sum();
                 let mut whole = reach.saturating_mul(DENSE_REACH) >= n_items;
                 if !whole {
-                    scatter_row(similarity, row_items, row_values, s, true);
+                    scatter_row(similarity, row_items, row_values, upcoming, s, true);
                     mark(&mut s.scores, f32::NAN, &[]);
                     // the touched scores gathered in touched order (the row zeroed),
                     // excluded ones as NaN (tested in a bitmap: marking a long filter
@@ -1894,7 +1896,7 @@ pub fn recommend(
                 if whole {
                     // a heavy query, or zero-scored items may rank: score the whole
                     // row as the dense scorer does (the same sums in the same order)
-                    scatter_row(similarity, row_items, row_values, s, false);
+                    scatter_row(similarity, row_items, row_values, upcoming, s, false);
                     mark(&mut s.scores, f32::NAN, excluded);
                     let nan =
                         select_blocks(arch, &s.scores, |e| e as u32, &mut s.maxima, &mut s.heap);
@@ -2012,42 +2014,97 @@ fn count_marked(liked: &[i32], excluded: Option<&Seen>, pass: impl Fn(usize) -> 
 
 /// Adds `r_i * S[i, :]` for every `(i, r_i)` of a query's row into `s.scores`, in the row's
 /// order; with `track`, lists the items reached in `s.touched` (marked in `s.seen`).
+///
+/// `upcoming` starts with `row_items` and goes on with the next queries' items: the similarity
+/// row [`AHEAD`] items on, across the query's end, is requested into the second-level cache
+/// while a row is added, a line of each of its arrays for every line of the row added. All of
+/// its lines requested at once waited for the first level's miss buffers, which the scatter's
+/// own misses hold (the fifteenth session had moved them from the first level to the second:
+/// power-law 1M x 1M 1.37 -> 1.08 s); and a query's first rows were never requested (50,000
+/// queries, 2 threads, CPU s: clustered 300k x 100k 0.549 -> 0.467, clustered 1M x 1M 1.074 ->
+/// 0.961, power-law 1M x 1M 1.620 -> 1.382; RESULTS.md, "recommend requests rows ahead line by
+/// line").
 #[inline]
 fn scatter_row(
     similarity: &CsrView<'_>,
     row_items: &[i32],
     row_values: &[f32],
+    upcoming: &[i32],
     s: &mut RecommendScratch,
     track: bool,
 ) {
     s.touched.clear();
     let scores = &mut s.scores[..similarity.n_cols()];
     for (n, (&i, &r)) in row_items.iter().zip(row_values).enumerate() {
-        if let Some(&ahead) = row_items.get(n + AHEAD) {
-            let (js, ws) = similarity.row(ahead as usize);
-            prefetch_row_l2(js, ws);
-        }
         let (cols, vals) = similarity.row(i as usize);
+        let mut ahead = Ahead::of(similarity, upcoming, n);
         if track {
             // branch-free, as in the fit
             s.touched.reserve(cols.len());
             let list = s.touched.as_mut_ptr();
             let mut n = s.touched.len();
-            for (&j, &v) in cols.iter().zip(vals) {
-                // SAFETY: n < len + cols.len(), within the capacity just reserved.
-                unsafe { list.add(n).write(j as u32) };
-                // SAFETY: the similarity is a validated `CsrView`, so j < n_cols == scores.len().
-                unsafe { *scores.get_unchecked_mut(j as usize) += r * v };
-                n += s.seen.first_visit(j as usize) as usize;
+            for (cj, cv) in cols.chunks(LINE).zip(vals.chunks(LINE)) {
+                ahead.request();
+                for (&j, &v) in cj.iter().zip(cv) {
+                    // SAFETY: n < len + cols.len(), within the capacity just reserved.
+                    unsafe { list.add(n).write(j as u32) };
+                    // SAFETY: the similarity is a validated `CsrView`: j < n_cols == scores.len().
+                    unsafe { *scores.get_unchecked_mut(j as usize) += r * v };
+                    n += s.seen.first_visit(j as usize) as usize;
+                }
             }
             // SAFETY: the first `n` entries are written.
             unsafe { s.touched.set_len(n) };
         } else {
-            for (&j, &v) in cols.iter().zip(vals) {
-                // SAFETY: as above.
-                unsafe { *scores.get_unchecked_mut(j as usize) += r * v };
+            for (cj, cv) in cols.chunks(LINE).zip(vals.chunks(LINE)) {
+                ahead.request();
+                for (&j, &v) in cj.iter().zip(cv) {
+                    // SAFETY: as above.
+                    unsafe { *scores.get_unchecked_mut(j as usize) += r * v };
+                }
             }
         }
+        // the lines a shorter row left
+        while ahead.request() {}
+    }
+}
+
+/// A similarity row requested into the second-level cache a line (of each array) at a time.
+#[derive(Default)]
+struct Ahead<'a> {
+    js: &'a [i32],
+    ws: &'a [f32],
+    line: usize,
+}
+
+impl<'a> Ahead<'a> {
+    /// The first 32 lines of each array (as [`prefetch_row`]) of the row of `items[n + AHEAD]`
+    /// (none past the end of `items`).
+    #[inline(always)]
+    fn of(similarity: &CsrView<'a>, items: &[i32], n: usize) -> Self {
+        let Some(&a) = items.get(n + AHEAD) else {
+            return Ahead::default();
+        };
+        let (js, ws) = similarity.row(a as usize);
+        let n = js.len().min(32 * LINE);
+        Ahead {
+            js: &js[..n],
+            ws: &ws[..n],
+            line: 0,
+        }
+    }
+
+    /// Requests the next line of each array; false when none was left.
+    #[inline(always)]
+    fn request(&mut self) -> bool {
+        let at = self.line * LINE;
+        if at >= self.js.len() {
+            return false;
+        }
+        prefetch_to::<L2, i32>(self.js[at..].as_ptr());
+        prefetch_to::<L2, f32>(self.ws[at..].as_ptr());
+        self.line += 1;
+        true
     }
 }
 
