@@ -2079,9 +2079,14 @@ struct Ahead<'a> {
 
 impl<'a> Ahead<'a> {
     /// The first 32 lines of each array (as [`prefetch_row`]) of the row of `items[n + AHEAD]`
-    /// (none past the end of `items`).
+    /// (none past the end of `items`). Requests the row pointer of `items[n + 4 AHEAD]` too:
+    /// at 1M items the row pointers (8 MB) miss the cache, and finding a row to request waited
+    /// for them (CPU s: clustered 1M x 1M 1.064 -> 0.995, power-law 1.445 -> 1.296).
     #[inline(always)]
     fn of(similarity: &CsrView<'a>, items: &[i32], n: usize) -> Self {
+        if let Some(&far) = items.get(n + 4 * AHEAD) {
+            prefetch_to::<L2, i64>(&similarity.indptr()[far as usize]);
+        }
         let Some(&a) = items.get(n + AHEAD) else {
             return Ahead::default();
         };
