@@ -4,7 +4,7 @@
 
 use crate::error::{try_with_capacity, try_zeroed, Error, Result};
 use crate::parallel;
-use crate::simd::{prefetch, prefetch_to, Arch, Lanes, WithSimd, L1, L2};
+use crate::simd::{advise_huge_pages, prefetch, prefetch_to, Arch, Lanes, WithSimd, L1, L2};
 use crate::sparse::weighting::{self, Documents};
 use crate::sparse::{relabel_columns, sorted_contains, transpose, Csr, CsrView};
 use crate::topk::{
@@ -1054,6 +1054,12 @@ fn assemble(order: &[u32], tasks: Vec<Option<RowsOut>>, k: usize) -> Result<Csr>
     let stored = || format!("K={k} neighbours for each of {n_rows} items ({total} kept)");
     let mut indices: Vec<i32> = try_zeroed(total, what, stored)?;
     let mut data: Vec<f32> = try_zeroed(total, what, stored)?;
+    // `recommend` reads the rows at random: on huge pages, as NumPy places its large arrays
+    // (50,000 queries, 2 threads, CPU s: clustered 1M x 1M 0.916 -> 0.813, power-law 1.378 ->
+    // 1.170, clustered 300k x 100k 0.540 -> 0.513). A process that has freed much memory
+    // pays for it in system time (fits of 1M x 1M one after another: 0.45 -> 1.6 s of 14 s).
+    advise_huge_pages(&indices);
+    advise_huge_pages(&data);
     for (label, &item) in order.iter().enumerate() {
         let out = tasks[label / ITEMS_PER_TASK]
             .as_ref()
@@ -1454,7 +1460,12 @@ pub fn rp3beta_knn(
     let mut indptr = Vec::with_capacity(n_items + 1);
     indptr.push(0i64);
     let nnz: usize = chunks.iter().map(|c| c.1.len()).sum();
-    let (mut indices, mut data) = (Vec::with_capacity(nnz), Vec::with_capacity(nnz));
+    let (what, kept) = ("the similarity", || format!("{nnz} neighbours kept"));
+    let mut indices: Vec<i32> = try_with_capacity(nnz, what, kept)?;
+    let mut data: Vec<f32> = try_with_capacity(nnz, what, kept)?;
+    // as the other kNN fits' (see `assemble`)
+    advise_huge_pages(indices.spare_capacity_mut());
+    advise_huge_pages(data.spare_capacity_mut());
     for (lens, cols, vals) in chunks {
         for l in lens {
             indptr.push(indptr[indptr.len() - 1] + l);
