@@ -227,20 +227,37 @@ fn fit(
     };
     // items x users, rows by item id, each row in user order
     let items_csr = transpose(&weighted, num_threads)?;
+    let pearson = params.similarity == Similarity::Pearson;
+    let symmetric = !pearson && symmetric.unwrap_or_else(|| symmetric_pays(&weighted, k));
     // Items are relabelled ([`locality_order`]: by popularity, and above the small-catalogue size
     // grouped by the users they share) and rows are processed from the top label down. The
     // users' rows are `user_items`' over the labels (each in label order); the kernel reads them
     // at random, so they get huge pages. The kernel reads the row of label `i` as item row
-    // `order[i]`. Selections keep the original ids (so ties break by them).
-    let order = locality_order(&items_csr.view(), num_threads)?;
-    let mut label = vec![0u32; n_items];
-    for (l, &item) in order.iter().enumerate() {
-        label[item as usize] = l as u32;
-    }
-    let users_csr = relabel_columns(&weighted, &label, num_threads, true)?;
-    // the weights are in the two copies now
-    drop((label, weights));
-    let users = users_csr.view();
+    // `order[i]`. Selections keep the original ids (so ties break by them). The rows' fit on a
+    // small catalogue keeps the items' ids as labels: its accumulator stays in cache whatever
+    // the order, and `user_items` serves as the users' rows as it is.
+    let relabel = symmetric || n_items > SMALL_CATALOGUE;
+    let order = if relabel {
+        locality_order(&items_csr.view(), num_threads)?
+    } else {
+        (0..n_items as u32).collect()
+    };
+    let users_csr = if relabel {
+        let mut label = vec![0u32; n_items];
+        for (l, &item) in order.iter().enumerate() {
+            label[item as usize] = l as u32;
+        }
+        Some(relabel_columns(&weighted, &label, num_threads, true)?)
+    } else {
+        None
+    };
+    // a relabelled copy holds the weights now
+    let weights = if relabel { None } else { weights };
+    let users = match (&users_csr, &weights) {
+        (Some(c), _) => c.view(),
+        (None, Some(w)) => user_items.with_data(w)?,
+        (None, None) => *user_items,
+    };
     let items = items_csr.view();
     let item_row = |label: usize| items.row(order[label] as usize);
 
@@ -262,7 +279,6 @@ fn fit(
         }
     }
 
-    let pearson = params.similarity == Similarity::Pearson;
     let value = |i: usize, j: usize, dot: f64| -> Option<f32> {
         // An exactly zero product counts as no co-occurrence.
         if dot == 0.0 {
@@ -279,7 +295,6 @@ fn fit(
 
     let track_until = dense_after(n_items);
     let arch = Arch::new();
-    let symmetric = !pearson && symmetric.unwrap_or_else(|| symmetric_pays(&users, k));
     let rows = |s: &mut FitScratch, offers: Option<&Offers>, rows_of_task: Range<usize>| {
         let mut out = RowsOut::default();
         if let Some(offers) = offers {
