@@ -251,8 +251,14 @@ fn fit(
     } else {
         None
     };
-    // a relabelled copy holds the weights now
-    let weights = if relabel { None } else { weights };
+    // a relabelled copy holds the weights now: freed here (a binding shadowed without being
+    // moved would live to the end of the fit)
+    let weights = if relabel {
+        drop(weights);
+        None
+    } else {
+        weights
+    };
     let users = match (&users_csr, &weights) {
         (Some(c), _) => c.view(),
         (None, Some(w)) => user_items.with_data(w)?,
