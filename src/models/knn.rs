@@ -1077,8 +1077,8 @@ fn assemble(order: &[u32], tasks: Vec<Option<RowsOut>>, k: usize) -> Result<Csr>
     let mut data: Vec<f32> = try_zeroed(total, what, stored)?;
     // `recommend` reads the rows at random: on huge pages, as NumPy places its large arrays
     // (50,000 queries, 2 threads, CPU s: clustered 1M x 1M 0.916 -> 0.813, power-law 1.378 ->
-    // 1.170, clustered 300k x 100k 0.540 -> 0.513). A process that has freed much memory
-    // pays for it in system time (fits of 1M x 1M one after another: 0.45 -> 1.6 s of 14 s).
+    // 1.170, clustered 300k x 100k 0.540 -> 0.513). Fits of 1M x 1M one after another in one
+    // process pay for it in system time (0.45 -> 1.6 s of 14 s); a fresh process's fit does not.
     advise_huge_pages(&indices);
     advise_huge_pages(&data);
     for (label, &item) in order.iter().enumerate() {
@@ -2054,8 +2054,8 @@ fn count_marked(liked: &[i32], excluded: Option<&Seen>, pass: impl Fn(usize) -> 
 /// own misses hold (the fifteenth session had moved them from the first level to the second:
 /// power-law 1M x 1M 1.37 -> 1.08 s); and a query's first rows were never requested (50,000
 /// queries, 2 threads, CPU s: clustered 300k x 100k 0.549 -> 0.467, clustered 1M x 1M 1.074 ->
-/// 0.961, power-law 1M x 1M 1.620 -> 1.382; RESULTS.md, "recommend requests rows ahead line by
-/// line").
+/// 0.961, power-law 1M x 1M 1.620 -> 1.382; RESULTS.md, "kNN recommend: rows ahead requested
+/// line by line").
 #[inline]
 fn scatter_row(
     similarity: &CsrView<'_>,
