@@ -369,6 +369,50 @@ fn cg_blocks_match_a_row_by_row_reference() {
     }
 }
 
+/// Entries whose confidence is exactly 1 (implicit's offset) have no interaction term and are
+/// left out of the CG's passes: binary rows, rows of both kinds, rows of disliked (-1) items
+/// only, and rows longer than any gather (read in place), in the same blocks, against the
+/// row-by-row reference.
+#[test]
+fn cg_entries_at_the_offset_match_the_reference() {
+    for f in [16usize, 20] {
+        let (nu, ni) = (90usize, 70_000usize);
+        let mut s = 3u64;
+        let mut t = Vec::new();
+        for u in 0..nu {
+            let n = match u {
+                7 | 40 => ni, // read in place
+                _ => 5 + u % 60,
+            };
+            for k in 0..n {
+                let i = (k * 7919 + u * 13) % ni;
+                let c = match u % 4 {
+                    0 => 1.0,                          // binary
+                    1 => [1.0, 2.5, -1.0, 4.0][k % 4], // both kinds, and a disliked one
+                    2 => -1.0,                         // disliked only: no term, no preference
+                    _ => 1.0 + (k % 3) as f32,         // counts
+                };
+                t.push((u, i, c));
+            }
+        }
+        let c = Csr::from_triplets(nu, ni, &t).unwrap();
+        let y: Vec<f32> = (0..ni * f).map(|_| (lcg(&mut s) - 0.5) * 0.2).collect();
+        let x0: Vec<f32> = (0..nu * f).map(|_| lcg(&mut s) * 0.1).collect();
+        for steps in [1usize, 3] {
+            let want = cg_reference(&c, &x0, &y, f, 0.1, steps);
+            let mut x = x0.clone();
+            let params = AlsParams {
+                regularization: 0.1,
+                solver: Solver::ConjugateGradient { steps },
+                ..Default::default()
+            };
+            solve(&c.view(), &mut x, &y, f, &params, 2).unwrap();
+            let err = max_rel_err(&x, &want);
+            assert!(err < 1e-4, "f={f} steps={steps}: {err}");
+        }
+    }
+}
+
 #[test]
 fn cg_matches_the_reference_for_any_factor_count() {
     // factor counts with and without a scalar tail, with odd and even numbers of SIMD vectors

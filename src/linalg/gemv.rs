@@ -285,60 +285,79 @@ fn add_tail(mut s: f32, r: &[f32], v: &[f32]) -> f32 {
 #[inline(always)]
 pub(crate) fn weighted_sum<S: Lanes>(simd: S, g: &[f32], w: &[f32], out: &mut [f32]) {
     let f = out.len();
+    let n = w.len().min(g.len() / f.max(1));
+    weighted_sum_by(simd, |k| &g[k * f..(k + 1) * f], &w[..n], out)
+}
+
+/// [`weighted_sum`] over the rows `row(k)`, `k < w.len()`, wherever they are (rows of a factor
+/// matrix read in place, by id): the same arithmetic, so the same bits as over a gathered copy.
+/// The rows are visited once per group of up to eight vectors of `out` (once for up to 128
+/// factors with AVX-512).
+#[inline(always)]
+pub(crate) fn weighted_sum_by<'g, S: Lanes>(
+    simd: S,
+    row: impl Fn(usize) -> &'g [f32] + Copy,
+    w: &[f32],
+    out: &mut [f32],
+) {
     let (oh, ot) = S::as_mut_simd_f32s(out);
     let nv = oh.len();
     let mut j = 0;
     while j + 8 <= nv {
-        weighted_tile::<S, 8>(simd, g, w, f, j, &mut oh[j..j + 8]);
+        weighted_tile::<S, 8>(simd, row, w, j, &mut oh[j..j + 8]);
         j += 8;
     }
     if j + 4 <= nv {
         // 64 factors in 16 lanes: one pass over the rows instead of two
-        weighted_tile::<S, 4>(simd, g, w, f, j, &mut oh[j..j + 4]);
+        weighted_tile::<S, 4>(simd, row, w, j, &mut oh[j..j + 4]);
         j += 4;
     }
     while j + 2 <= nv {
-        weighted_tile::<S, 2>(simd, g, w, f, j, &mut oh[j..j + 2]);
+        weighted_tile::<S, 2>(simd, row, w, j, &mut oh[j..j + 2]);
         j += 2;
     }
     if j < nv {
-        weighted_tile::<S, 1>(simd, g, w, f, j, &mut oh[j..j + 1]);
+        weighted_tile::<S, 1>(simd, row, w, j, &mut oh[j..j + 1]);
     }
     let tail = nv * S::F32_LANES;
-    for (row, &wk) in g.chunks_exact(f).zip(w) {
-        for (o, &y) in ot.iter_mut().zip(&row[tail..]) {
+    if ot.is_empty() {
+        return;
+    }
+    for (k, &wk) in w.iter().enumerate() {
+        for (o, &y) in ot.iter_mut().zip(&row(k)[tail..]) {
             *o += wk * y;
         }
     }
 }
 
-/// Vectors `j..j + T` of [`weighted_sum`]; even and odd rows go to separate accumulators (twice
-/// the independent chains: a tile of one or two vectors would otherwise wait on its own sums).
+/// Vectors `j..j + T` of [`weighted_sum_by`]; even and odd rows go to separate accumulators
+/// (twice the independent chains: a tile of one or two vectors would otherwise wait on its own
+/// sums).
 #[inline(always)]
-fn weighted_tile<S: Lanes, const T: usize>(
+fn weighted_tile<'g, S: Lanes, const T: usize>(
     simd: S,
-    g: &[f32],
+    row: impl Fn(usize) -> &'g [f32],
     w: &[f32],
-    f: usize,
     j: usize,
     out: &mut [S::f32s],
 ) {
     let zero = simd.splat_f32s(0.0);
     let mut acc = [[zero; T]; 2];
-    let mut pairs = g.chunks_exact(2 * f).zip(w.chunks_exact(2));
-    for (pair, wk) in pairs.by_ref() {
-        let r0 = &S::as_simd_f32s(&pair[..f]).0[j..j + T];
-        let r1 = &S::as_simd_f32s(&pair[f..]).0[j..j + T];
-        let (w0, w1) = (simd.splat_f32s(wk[0]), simd.splat_f32s(wk[1]));
+    let n = w.len();
+    let mut k = 0;
+    while k + 2 <= n {
+        let r0 = &S::as_simd_f32s(row(k)).0[j..j + T];
+        let r1 = &S::as_simd_f32s(row(k + 1)).0[j..j + T];
+        let (w0, w1) = (simd.splat_f32s(w[k]), simd.splat_f32s(w[k + 1]));
         for t in 0..T {
             acc[0][t] = simd.mul_add_e_f32s(w0, r0[t], acc[0][t]);
             acc[1][t] = simd.mul_add_e_f32s(w1, r1[t], acc[1][t]);
         }
+        k += 2;
     }
-    let n = w.len().min(g.len() / f);
-    if n % 2 == 1 {
-        let rh = &S::as_simd_f32s(&g[(n - 1) * f..n * f]).0[j..j + T];
-        let wv = simd.splat_f32s(w[n - 1]);
+    if k < n {
+        let rh = &S::as_simd_f32s(row(k)).0[j..j + T];
+        let wv = simd.splat_f32s(w[k]);
         for t in 0..T {
             acc[0][t] = simd.mul_add_e_f32s(wv, rh[t], acc[0][t]);
         }

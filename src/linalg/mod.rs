@@ -11,7 +11,7 @@
 mod gemv;
 pub(crate) mod svd;
 
-pub(crate) use gemv::{dots_weighted_sum, row_norms, streamed_dots};
+pub(crate) use gemv::{dots_weighted_sum, row_norms, streamed_dots, weighted_sum_by};
 
 use crate::simd::{Arch, Lanes, WithSimd};
 

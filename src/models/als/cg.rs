@@ -1,9 +1,9 @@
 //! The conjugate-gradient solver: implicit 0.7's algorithm per row, warm-started from the current
 //! factors and without forming the `f x f` matrix, run on blocks of consecutive rows in lockstep.
 
-use super::{gather, System, GATHER_ROWS};
+use super::{gather, prefetch_row, System, AHEAD, GATHER_ROWS};
 use crate::error::{try_with_capacity, Result};
-use crate::linalg::dots_weighted_sum;
+use crate::linalg::{dots_weighted_sum, weighted_sum_by};
 use crate::parallel;
 use crate::simd::{last_level_cache_bytes, vaxpy, vdot, Arch, Lanes, WithSimd};
 use crate::sparse::CsrView;
@@ -50,6 +50,7 @@ struct Scratch {
     offsets: Vec<usize>,
     ids: Vec<i32>,
     gathered: Vec<f32>,
+    split: Split,
 }
 
 impl Scratch {
@@ -65,10 +66,106 @@ impl Scratch {
             rs: Vec::new(),
             offsets: Vec::new(),
             ids: Vec::new(),
+            split: Split::default(),
             gathered: try_with_capacity(gather, "the solver's per-thread buffers", || {
                 "the factors times the longest row of user_items".to_string()
             })?,
         })
+    }
+}
+
+/// A block's rows split by whether their entries have an interaction term. An entry whose
+/// confidence `|c|` equals the observed offset `o` adds nothing to its row's matrix
+/// (`(|c| - o) y y^T = 0`): its factors enter the right-hand side only (`c+ y`), so the CG's
+/// passes need no dot product with them. With implicit's convention (`o = 1`) that is every
+/// entry of binary data at `alpha = 1`, and the counts of 1 of count data; implicit computes
+/// them (a dot product and an update scaled by zero, in each of the CG's passes).
+#[derive(Default)]
+struct Split {
+    /// the entries with an interaction term of the rows that have both kinds, row after row
+    ids: Vec<i32>,
+    conf: Vec<f32>,
+    /// the positive entries without one, of the same rows, and their confidences
+    pref_ids: Vec<i32>,
+    pref: Vec<f32>,
+    /// per row: where its entries with an interaction term are, and its positive entries
+    /// without one
+    rows: Vec<(Part, Part)>,
+}
+
+/// Where [`Split`] keeps one kind of a row's entries.
+#[derive(Clone, Copy)]
+enum Part {
+    None,
+    /// the whole row, read from `c` as it is
+    Row,
+    /// a range of [`Split`]'s arrays
+    Kept(usize, usize),
+}
+
+impl Split {
+    /// Splits the `rows` rows of `c` from `first`, for the observed offset `o`. Rows of one kind
+    /// (all entries with an interaction term, or, as in binary data, none and all positive) are
+    /// not copied.
+    fn build(&mut self, c: &CsrView<'_>, first: usize, rows: usize, o: f32) {
+        self.ids.clear();
+        self.conf.clear();
+        self.pref_ids.clear();
+        self.pref.clear();
+        self.rows.clear();
+        for b in 0..rows {
+            let (items, conf) = c.row(first + b);
+            let terms = conf.iter().filter(|v| v.abs() != o).count();
+            if terms == conf.len() {
+                self.rows.push((Part::Row, Part::None));
+                continue;
+            }
+            if terms == 0 && conf.iter().all(|&v| v > 0.0) {
+                self.rows.push((Part::None, Part::Row));
+                continue;
+            }
+            // both kinds (or negative entries without a term): kept, without a branch per entry
+            let (start, pref_start) = (self.ids.len(), self.pref_ids.len());
+            let (mut k, mut q) = (start, pref_start);
+            self.ids.resize(start + items.len(), 0);
+            self.conf.resize(start + items.len(), 0.0);
+            self.pref_ids.resize(pref_start + items.len(), 0);
+            self.pref.resize(pref_start + items.len(), 0.0);
+            for (&i, &v) in items.iter().zip(conf) {
+                let term = v.abs() != o;
+                (self.ids[k], self.conf[k]) = (i, v);
+                k += usize::from(term);
+                (self.pref_ids[q], self.pref[q]) = (i, v);
+                q += usize::from(!term && v > 0.0);
+            }
+            self.ids.truncate(k);
+            self.conf.truncate(k);
+            self.pref_ids.truncate(q);
+            self.pref.truncate(q);
+            self.rows
+                .push((Part::Kept(start, k), Part::Kept(pref_start, q)));
+        }
+    }
+
+    /// Row `b`'s entries with an interaction term (ids, confidences), and its positive entries
+    /// without one (ids, confidences).
+    #[allow(clippy::type_complexity)]
+    fn row<'s>(
+        &'s self,
+        c: &CsrView<'s>,
+        first: usize,
+        b: usize,
+    ) -> ((&'s [i32], &'s [f32]), (&'s [i32], &'s [f32])) {
+        let part = |part, ids: &'s [i32], conf: &'s [f32]| match part {
+            Part::None => (&[][..], &[][..]),
+            Part::Row => c.row(first + b),
+            Part::Kept(s, e) => (&ids[s..e], &conf[s..e]),
+        };
+        let (terms, pref) = self.rows[b];
+        (
+            part(terms, &self.ids, &self.conf),
+            part(pref, &self.pref_ids, &self.pref),
+        )
     }
 }
 
@@ -225,6 +322,34 @@ pub(super) fn rank_terms<S: Lanes>(
     }
 }
 
+/// `out += sum_k w_k y_k` over the rows `ids` of `y` (weights `w`): the right-hand side's terms
+/// of a row's entries without an interaction term ([`Split`]), read once, in place (the rows a
+/// few places ahead requested early, as [`gather`] does). Summed slice by slice as
+/// [`rank_terms`] sums, so that binary data get the same bits as when every entry went through
+/// it.
+#[inline(always)]
+fn pref_terms<S: Lanes>(
+    simd: S,
+    ids: &[i32],
+    w: &[f32],
+    y: &[f32],
+    out: &mut [f32],
+    s: &TermsScratch,
+) {
+    let f = out.len();
+    let per_slice = s.per_slice.max(8);
+    for (start, w) in (0..).step_by(per_slice).zip(w.chunks(per_slice)) {
+        let row = |k: usize| {
+            if let Some(&next) = ids.get(start + k + AHEAD) {
+                prefetch_row(y, f, next);
+            }
+            let i = ids[start + k] as usize;
+            &y[i * f..(i + 1) * f]
+        };
+        weighted_sum_by(simd, row, w, out);
+    }
+}
+
 /// The interaction terms of the residual `b - A x` (without its `g YtY x` part):
 /// `p_i c_i - (|c_i| - o) y_i . x` per item (`o`: the observed offset, [`System`]).
 #[inline(always)]
@@ -289,6 +414,7 @@ fn cg_block<S: Lanes>(simd: S, block: Block<'_, '_>) {
         offsets,
         ids,
         gathered,
+        split,
     } = s;
     terms.set_factors(f);
     r.resize(rows * f, 0.0);
@@ -297,15 +423,17 @@ fn cg_block<S: Lanes>(simd: S, block: Block<'_, '_>) {
     rs.clear();
     offsets.clear();
     gathered.clear();
-    // R = B - A X: the YtY part for the whole block, then each row's interaction terms. The item
-    // factors of the block's rows are gathered once, in one pass over the block (so that the
-    // requests for rows ahead run across row boundaries: most rows are short), and kept for the
-    // steps; rows longer than `limit` are read from `y` in place.
+    split.build(c, first, rows, o);
+    // R = B - A X: the YtY part for the whole block, then each row's terms. The item factors of
+    // the block's entries with an interaction term ([`Split`]) are gathered once, in one pass
+    // over the block (so that the requests for rows ahead run across row boundaries: most rows
+    // are short), and kept for the steps; rows longer than `limit` are read from `y` in place.
     ids.clear();
     for b in 0..rows {
-        let items = c.row(first + b).0;
+        let (all, _) = c.row(first + b);
+        let (items, _) = split.row(c, first, b).0;
         offsets.push(ids.len() * f);
-        if items.len() <= limit {
+        if all.len() <= limit {
             ids.extend_from_slice(items);
         }
     }
@@ -321,15 +449,16 @@ fn cg_block<S: Lanes>(simd: S, block: Block<'_, '_>) {
     };
     matmul_rows(x, yty, f, r, -1.0);
     for b in 0..rows {
-        let (items, conf) = c.row(first + b);
+        let ((items, conf), (pref_ids, pref)) = split.row(c, first, b);
         let (xb, rb) = (&mut x[b * f..(b + 1) * f], &mut r[b * f..(b + 1) * f]);
-        if items.is_empty() {
+        if c.row(first + b).0.is_empty() {
             xb.fill(0.0);
             rs.push(0.0); // done
             continue;
         }
         let coef = |c, d| residual_coef(c, d, o);
         rank_terms(simd, source(b, items), conf, xb, rb, terms, coef);
+        pref_terms(simd, pref_ids, pref, y, rb, terms);
         if let Some(reg) = system.extra_reg(first + b) {
             vaxpy(simd, -reg, xb, rb);
         }
@@ -347,7 +476,7 @@ fn cg_block<S: Lanes>(simd: S, block: Block<'_, '_>) {
             if rs[b] == 0.0 {
                 continue;
             }
-            let (items, conf) = c.row(first + b);
+            let (items, conf) = split.row(c, first, b).0;
             let pb = &mut p[b * f..(b + 1) * f];
             let apb = &mut ap[b * f..(b + 1) * f];
             rank_terms(simd, source(b, items), conf, pb, apb, terms, |c, d| {
