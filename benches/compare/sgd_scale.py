@@ -2,7 +2,7 @@
 
     python benches/compare/sgd_scale.py --lib tacitrec|implicit|lightfm --model bpr|lmf|warp|als
         --size 300k,100k,10M [--generator powerlaw|clustered] [--threads 2] [--epochs N]
-        [--factors 64] [--tag before] [--warm-mb MB]
+        [--factors 64] [--tag before] [--warm-mb MB] [--alpha A]
 
 Prints one JSON line: the fit's CPU seconds (process time, all threads; its system part, mostly
 page faults, separately), wall seconds and the seconds the hypervisor took from the machine's
@@ -16,10 +16,13 @@ the same machine load.
 
 The peers: implicit 0.7.3 (BPR, LMF; 1 BLAS thread, ``num_threads`` threads) and LightFM 1.17
 (warp; ``num_threads``). Hyper-parameters: each library's defaults (implicit's and tacitrec's are
-the same), ``--factors`` factors / components, random_state 0. tacitrec's BPR runs its default
-(reproducible, stratified) schedule unless ``--variant hogwild``; tacitrec's LightFM its default
-epoch order (users grouped) unless ``--variant interactions`` (LightFM's: all interactions
-shuffled).
+the same), ``--factors`` factors / components, random_state 0. ``--alpha`` (ALS only, both
+libraries) multiplies the confidences: the generators' data are counts (clustered) or binary
+(power-law), and at alpha = 1 an entry of 1 has no interaction term in ALS's normal equations
+(``(c - 1) y y^T``), which tacitrec's CG leaves out and implicit computes; alpha = 40 gives every
+entry one. tacitrec's BPR runs its default (reproducible, stratified) schedule unless ``--variant
+hogwild``; tacitrec's LightFM its default epoch order (users grouped) unless ``--variant
+interactions`` (LightFM's: all interactions shuffled).
 
 The data comes from knn_scale.py's generators and cache (``powerlaw``, ``clustered``).
 
@@ -92,6 +95,8 @@ def report(paths, png, ours="after"):
                 if line.startswith("{"):
                     r = json.loads(line)
                     r.setdefault("model", "knn")  # knn_scale.py's lines
+                    if r.get("alpha", 1.0) != 1.0:
+                        r["model"] += f" alpha={r['alpha']:g}"
                     who = r["lib"] if r["lib"] != "tacitrec" else r["tag"] or "tacitrec"
                     runs[(r["model"], r["generator"], tuple(r["shape"]), r["nnz"], who)].append(r)
     cases = sorted({k[:4] for k in runs}, key=lambda k: (k[0], k[1], k[2][1], k[2][0]))
@@ -108,19 +113,21 @@ def report(paths, png, ours="after"):
         model, gen, shape, nnz = case
         if model == "knn":
             continue
-        got = {w: runs.get(case + (w,), []) for w in ("before", ours, PEER[model])}
+        base = model.split()[0]
+        got = {w: runs.get(case + (w,), []) for w in ("before", ours, PEER[base])}
         cpu = {w: median(r["cpu_per_epoch"] for r in rs) if rs else None for w, rs in got.items()}
         mb = {w: median(r["peak_mb"] for r in rs) if rs else None for w, rs in got.items()}
-        peer, after, before = cpu[PEER[model]], cpu[ours], cpu["before"]
+        peer, after, before = cpu[PEER[base]], cpu[ours], cpu["before"]
         epochs = {r["epochs"] for rs in got.values() for r in rs}
-        auc = [got[w][0]["auc"] if got[w] else None for w in (ours, PEER[model])]
+        auc = [got[w][0]["auc"] if got[w] else None for w in (ours, PEER[base])]
+        name = "LightFM warp" if model == "warp" else model.replace(base, base.upper())
         print(
-            f"| {model.upper() if model != 'warp' else 'LightFM warp'} | {gen} | "
+            f"| {name} | {gen} | "
             f"{size(shape, nnz)} | "
             f"{'/'.join(map(str, sorted(epochs)))} | {fmt(before)} / {fmt(after)} / {fmt(peer)} | "
             f"{ratio(peer, after)} | {ratio(peer, before)} | "
             f"{fmt(mb['before'], '{:.0f}')} / {fmt(mb[ours], '{:.0f}')} / "
-            f"{fmt(mb[PEER[model]], '{:.0f}')} | "
+            f"{fmt(mb[PEER[base]], '{:.0f}')} | "
             f"{fmt(auc[0], '{:.3f}')} / {fmt(auc[1], '{:.3f}')} |"
         )
         for tag, val in (("after", after), ("before", before)):
@@ -178,12 +185,12 @@ def report(paths, png, ours="after"):
                 "knn fit": "fit",
                 "knn recommend CPU": "recommend, CPU",
                 "knn recommend wall": "recommend, wall",
-            }.get(model, model.upper())
+            }.get(model, model.replace(model.split()[0], model.split()[0].upper()))
             axes[int(model.startswith("knn"))].plot(
                 [p[0] for p in pts],
                 [p[1] for p in pts],
-                color=colors[model],
-                linestyle="-" if tag == "after" else ":",
+                color=colors[model.split()[0] if not model.startswith("knn") else model],
+                linestyle=":" if tag == "before" else "-." if "alpha" in model else "-",
                 marker="o" if gen == "powerlaw" else "s",
                 label=f"{name} {gen}" + (" before" if tag == "before" else ""),
             )
@@ -224,12 +231,15 @@ def main():
     ap.add_argument("--epochs", type=int, default=3)
     ap.add_argument("--factors", type=int, default=64)
     ap.add_argument("--variant", default="", choices=["", "hogwild", "interactions"])
+    ap.add_argument("--alpha", type=float, default=1.0, help="ALS: the confidences' multiplier")
     ap.add_argument("--tag", default="", help="label for the output (e.g. before/after)")
     ap.add_argument("--cache", default="/tmp/tacitrec-knn-scale")
     ap.add_argument("--warm-mb", type=int, default=0, help="pre-touch this much memory (MB)")
     args = ap.parse_args()
     if args.lib != "tacitrec" and (args.model == "warp") != (args.lib == "lightfm"):
         raise SystemExit(f"{args.lib} has no {args.model}")
+    if args.alpha != 1.0 and args.model != "als":
+        raise SystemExit("--alpha is ALS's")
 
     X = data(args.size, args.generator, args.cache)
     pairs = auc_pairs(X)
@@ -249,6 +259,8 @@ def main():
 
     else:
         kw.update(factors=args.factors, iterations=args.epochs, num_threads=args.threads)
+        if args.model == "als":
+            kw["alpha"] = args.alpha
         if args.variant == "hogwild":
             kw["deterministic"] = False
         if args.lib == "tacitrec":
@@ -300,6 +312,7 @@ def main():
                 lib=args.lib,
                 model=args.model,
                 variant=args.variant,
+                alpha=args.alpha,
                 tag=args.tag,
                 size=args.size,
                 generator=args.generator,
