@@ -42,6 +42,14 @@ fn reference(c: &Csr, y: &[f32], f: usize, reg: f64) -> Vec<f64> {
 /// sum_obs c+ y` (implicit's convention: g = offset = 1; Rendle et al.'s: g = alpha_0, offset 0).
 fn reference_with(c: &Csr, y: &[f32], f: usize, g: f64, offset: f64, regs: &[f64]) -> Vec<f64> {
     let ni = c.n_cols;
+    let mut yty = vec![0f64; f * f];
+    for p in 0..f {
+        for q in 0..f {
+            yty[p * f + q] = (0..ni)
+                .map(|i| y[i * f + p] as f64 * y[i * f + q] as f64)
+                .sum::<f64>();
+        }
+    }
     let mut out = vec![0f64; c.n_rows * f];
     for u in 0..c.n_rows {
         let (lo, hi) = (c.indptr[u] as usize, c.indptr[u + 1] as usize);
@@ -51,10 +59,7 @@ fn reference_with(c: &Csr, y: &[f32], f: usize, g: f64, offset: f64, regs: &[f64
         let mut a = vec![vec![0f64; f + 1]; f];
         for p in 0..f {
             for q in 0..f {
-                a[p][q] = g
-                    * (0..ni)
-                        .map(|i| y[i * f + p] as f64 * y[i * f + q] as f64)
-                        .sum::<f64>();
+                a[p][q] = g * yty[p * f + q];
             }
             a[p][p] += regs[u];
         }
@@ -370,9 +375,9 @@ fn cg_blocks_match_a_row_by_row_reference() {
 }
 
 /// Entries whose confidence is exactly 1 (implicit's offset) have no interaction term and are
-/// left out of the CG's passes: binary rows, rows of both kinds, rows of disliked (-1) items
-/// only, and rows longer than any gather (read in place), in the same blocks, against the
-/// row-by-row reference.
+/// left out of the CG's passes and of the Cholesky solver's GEMM: binary rows, rows of both
+/// kinds, rows of disliked (-1) items only, and rows longer than any gather (read in place), in
+/// the same blocks, against the row-by-row CG reference and the exact solution.
 #[test]
 fn cg_entries_at_the_offset_match_the_reference() {
     for f in [16usize, 20] {
@@ -410,6 +415,15 @@ fn cg_entries_at_the_offset_match_the_reference() {
             let err = max_rel_err(&x, &want);
             assert!(err < 1e-4, "f={f} steps={steps}: {err}");
         }
+        let mut x = x0.clone();
+        let params = AlsParams {
+            regularization: 0.1,
+            solver: Solver::Cholesky,
+            ..Default::default()
+        };
+        solve(&c.view(), &mut x, &y, f, &params, 2).unwrap();
+        let err = max_rel_err(&x, &reference(&c, &y, f, 0.1));
+        assert!(err < 1e-4, "f={f} Cholesky: {err}");
     }
 }
 

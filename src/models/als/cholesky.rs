@@ -86,8 +86,9 @@ pub(super) fn solve_rows(
 }
 
 /// Row `u`'s normal equations: `a = yty + Y_u^T diag(|c| - o) Y_u` (`f x f`, row-major, by one
-/// GEMM per chunk of gathered item factors; `yty` is `g YtY`, plus the regularisation when it is
-/// constant, and `o` the observed offset, see [`System`]) and `b = sum_i c_ui p_ui y_i`.
+/// GEMM per chunk of gathered item factors, over the entries whose `|c|` is not `o`; `yty` is
+/// `g YtY`, plus the regularisation when it is constant, and `o` the observed offset, see
+/// [`System`]) and `b = sum_i c_ui p_ui y_i`.
 #[allow(clippy::too_many_arguments)]
 #[inline(always)] // into the callers' vector instructions
 fn normal_equations<S: Lanes>(
@@ -110,14 +111,26 @@ fn normal_equations<S: Lanes>(
         gathered.clear();
         gather(ids, ids.len(), y, f, gathered);
         scaled.clear();
-        for (yi, &c) in gathered.chunks_exact(f).zip(cs) {
+        // the entries with an interaction term, moved to the front of `gathered` (an entry whose
+        // |c| is the offset adds a zero matrix: binary data at alpha = 1 have none)
+        let mut kept = 0;
+        for (k, &c) in cs.iter().enumerate() {
             let (pref, c) = if c > 0.0 { (c, c) } else { (0.0, -c) };
+            let yi = &gathered[k * f..(k + 1) * f];
             vaxpy(simd, pref, yi, b);
-            scaled.extend(yi.iter().map(|v| v * (c - offset)));
+            if c != offset {
+                scaled.extend(yi.iter().map(|v| v * (c - offset)));
+                if kept != k {
+                    gathered.copy_within(k * f..(k + 1) * f, kept * f);
+                }
+                kept += 1;
+            }
         }
-        let n = ids.len();
-        let g = MatRef::from_row_major_slice(gathered, n, f);
-        let h = MatRef::from_row_major_slice(scaled, n, f);
+        if kept == 0 {
+            continue;
+        }
+        let g = MatRef::from_row_major_slice(&gathered[..kept * f], kept, f);
+        let h = MatRef::from_row_major_slice(scaled, kept, f);
         faer::linalg::matmul::matmul(am.rb_mut(), Accum::Add, g.transpose(), h, 1.0f32, Par::Seq);
     }
 }
