@@ -481,6 +481,45 @@ fn the_papers_objective_and_scaled_regularization() {
 
 /// With one block, an iALS++ epoch is a Cholesky epoch (users, then items); smaller blocks never
 /// raise the objective.
+/// iALS++ leaves the entries at implicit's offset out of its block systems too: with one block
+/// its epoch is still the Cholesky epoch, on data with binary rows, entries of 1 and -1 among
+/// others, and rows of -1 only.
+#[test]
+fn subspace_epoch_with_entries_at_the_offset_is_an_exact_epoch() {
+    let f = 9;
+    let (mut c, x0, y0) = problem(40, 25, f, 13);
+    for u in 0..c.n_rows {
+        for k in c.indptr[u] as usize..c.indptr[u + 1] as usize {
+            let v = c.data[k];
+            c.data[k] = match u % 4 {
+                0 => 1.0,
+                1 if k % 3 == 0 => v.signum(),
+                2 => -1.0,
+                _ => v,
+            };
+        }
+    }
+    let ct = tacitrec::sparse::transpose(&c.view(), 1).unwrap();
+    let params = AlsParams {
+        regularization: 0.05,
+        solver: Solver::Cholesky,
+        ..AlsParams::default()
+    };
+    let (mut x, mut y) = (x0.clone(), y0.clone());
+    solve(&c.view(), &mut x, &y, f, &params, 2).unwrap();
+    let want = reference(&c, &y0, f, 0.05);
+    assert!(max_rel_err(&x, &want) < 1e-4);
+    solve(&ct.view(), &mut y, &x, f, &params, 2).unwrap();
+    let (mut xs, mut ys) = (x0.clone(), y0.clone());
+    subspace::epoch(&c.view(), &mut xs, &mut ys, f, &params, f, 2).unwrap();
+    let want: Vec<f64> = y.iter().map(|&v| v as f64).collect();
+    assert!(
+        max_rel_err(&ys, &want) < 1e-3,
+        "{}",
+        max_rel_err(&ys, &want)
+    );
+}
+
 #[test]
 fn subspace_epoch_with_one_block_is_an_exact_epoch() {
     let f = 9;

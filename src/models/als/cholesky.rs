@@ -1,14 +1,14 @@
 //! The Cholesky solver: exact solves of each row's normal equations, formed by GEMM and
 //! factorised as many rows at a time as the CPU's vectors have lanes (`linalg`).
 
-use super::{gather, System, GATHER_ROWS};
+use super::{add_terms, gather, System, GATHER_ROWS};
 use crate::error::{checked_len, try_with_capacity, try_zeroed, Error, Result};
 use crate::linalg::cholesky_solve_lanes;
 use crate::parallel;
-use crate::simd::{f32_lanes, vaxpy, Arch, Lanes, WithSimd};
+use crate::simd::{f32_lanes, Arch, Lanes, WithSimd};
 use crate::sparse::CsrView;
 use faer::reborrow::ReborrowMut;
-use faer::{Accum, MatMut, MatRef, Par};
+use faer::MatMut;
 use rayon::prelude::*;
 
 /// Per-thread buffers of the solver: one row's normal equations, its gathered item factors and
@@ -110,28 +110,11 @@ fn normal_equations<S: Lanes>(
     for (ids, cs) in items.chunks(GATHER_ROWS).zip(conf.chunks(GATHER_ROWS)) {
         gathered.clear();
         gather(ids, ids.len(), y, f, gathered);
-        scaled.clear();
-        // the entries with an interaction term, moved to the front of `gathered` (an entry whose
-        // |c| is the offset adds a zero matrix: binary data at alpha = 1 have none)
-        let mut kept = 0;
-        for (k, &c) in cs.iter().enumerate() {
+        let coefs = cs.iter().map(|&c| {
             let (pref, c) = if c > 0.0 { (c, c) } else { (0.0, -c) };
-            let yi = &gathered[k * f..(k + 1) * f];
-            vaxpy(simd, pref, yi, b);
-            if c != offset {
-                scaled.extend(yi.iter().map(|v| v * (c - offset)));
-                if kept != k {
-                    gathered.copy_within(k * f..(k + 1) * f, kept * f);
-                }
-                kept += 1;
-            }
-        }
-        if kept == 0 {
-            continue;
-        }
-        let g = MatRef::from_row_major_slice(&gathered[..kept * f], kept, f);
-        let h = MatRef::from_row_major_slice(scaled, kept, f);
-        faer::linalg::matmul::matmul(am.rb_mut(), Accum::Add, g.transpose(), h, 1.0f32, Par::Seq);
+            (pref, c - offset)
+        });
+        add_terms(simd, am.rb_mut(), b, gathered, coefs, scaled);
     }
 }
 /// A batch of consecutive rows, one per vector lane (`x` holds them, the first is row `first` of

@@ -16,8 +16,9 @@ pub mod subspace;
 pub use loss::{loss, objective_loss};
 
 use crate::error::{checked_len, try_with_capacity, try_zeroed, Error, Result};
-use crate::simd::{prefetch, Arch};
+use crate::simd::{prefetch, vaxpy, Arch, Lanes};
 use crate::sparse::CsrView;
+use faer::reborrow::ReborrowMut;
 use faer::{Accum, MatMut, MatRef, Par};
 
 /// How each row's normal equations are solved.
@@ -126,6 +127,42 @@ fn gather(items: &[i32], n: usize, y: &[f32], f: usize, out: &mut Vec<f32>) {
     }
     // SAFETY: the n rows of f floats after `start` are written (capacity reserved above).
     unsafe { out.set_len(start + n * f) };
+}
+
+/// For gathered rows `y_e` (`gathered`, `f` floats each) and their `(coef_e, w_e)`: `b += coef_e
+/// y_e` for every row, and `a += sum_e w_e y_e y_e^T` (`a`: `f x f`, by one GEMM) over the rows
+/// with `w_e != 0` only. An entry whose confidence is the observed offset has `w = 0`: binary
+/// data at alpha = 1 have no other, and their GEMM is skipped (implicit adds the zeros). The kept
+/// rows are moved to the front of `gathered`, so rows that all have a term are multiplied as
+/// they were (the same bits); `scaled` is scratch.
+#[inline(always)]
+fn add_terms<S: Lanes>(
+    simd: S,
+    mut a: MatMut<'_, f32>,
+    b: &mut [f32],
+    gathered: &mut [f32],
+    coefs: impl Iterator<Item = (f32, f32)>,
+    scaled: &mut Vec<f32>,
+) {
+    let f = b.len();
+    scaled.clear();
+    let mut kept = 0;
+    for (e, (coef, w)) in coefs.enumerate() {
+        let ye = &gathered[e * f..(e + 1) * f];
+        vaxpy(simd, coef, ye, b);
+        if w != 0.0 {
+            scaled.extend(ye.iter().map(|v| v * w));
+            if kept != e {
+                gathered.copy_within(e * f..(e + 1) * f, kept * f);
+            }
+            kept += 1;
+        }
+    }
+    if kept > 0 {
+        let g = MatRef::from_row_major_slice(&gathered[..kept * f], kept, f);
+        let h = MatRef::from_row_major_slice(scaled, kept, f);
+        faer::linalg::matmul::matmul(a.rb_mut(), Accum::Add, g.transpose(), h, 1.0f32, Par::Seq);
+    }
 }
 
 /// How many rows ahead of the one being read a kernel that reads rows of the fixed factors by id

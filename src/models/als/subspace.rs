@@ -15,7 +15,7 @@
 //! zeros, as with the other solvers. Rows are independent within a half-step and the Gram matrices
 //! are summed in a fixed order, so results do not depend on the thread count.
 
-use super::{check_shapes, gather, AlsParams, GATHER_ROWS};
+use super::{add_terms, check_shapes, gather, AlsParams, GATHER_ROWS};
 use crate::error::{checked_len, try_with_capacity, try_zeroed, Error, Result};
 use crate::linalg::cholesky_solve_lanes;
 use crate::parallel::{self, Stop};
@@ -407,23 +407,18 @@ impl WithSimd for Step<'_, '_> {
             for ((ids, cs), ss) in chunks.zip(su.chunks(GATHER_ROWS)) {
                 sc.gathered.clear();
                 gather(ids, ids.len(), yb, k, &mut sc.gathered);
-                sc.scaled.clear();
-                for ((yi, &cv), &sv) in sc.gathered.chunks_exact(k).zip(cs).zip(ss) {
+                let coefs = cs.iter().zip(ss).map(|(&cv, &sv)| {
                     let (pref, w) = if cv > 0.0 { (cv, cv) } else { (0.0, -cv) };
                     let w = w - offset;
-                    vaxpy(simd, w * sv - pref, yi, b);
-                    sc.scaled.extend(yi.iter().map(|v| v * w));
-                }
-                let n = ids.len();
-                let gm = MatRef::from_row_major_slice(&sc.gathered, n, k);
-                let hm = MatRef::from_row_major_slice(&sc.scaled, n, k);
-                faer::linalg::matmul::matmul(
+                    (w * sv - pref, w)
+                });
+                add_terms(
+                    simd,
                     am.rb_mut(),
-                    Accum::Add,
-                    gm.transpose(),
-                    hm,
-                    1.0f32,
-                    Par::Seq,
+                    b,
+                    &mut sc.gathered,
+                    coefs,
+                    &mut sc.scaled,
                 );
             }
             for (d, &bd) in b.iter().enumerate() {
