@@ -6,8 +6,9 @@ Runs recommend.py, knn.py, als.py, bpr_lmf.py and lightfm.py, each in its own pr
 interpreter, ``--json`` into a temporary folder, ``--threads N``), on the synthetic data and, when
 ../shared/data (or $TACITREC_DATA) exists, on MovieLens-100K and Last.fm-2K. It writes
 DIR/RESULTS.md (machine, CPU, versions, threads, date, the command; one table per section:
-speed, memory, quality) and DIR/speedups.png (a bar per model pair and speed measurement; a
-ratio > 1 means tacitrec is better), DIR defaulting to this folder. A script whose peer library
+speed, memory, quality; the file's other sections, from the scripts run separately, are kept)
+and DIR/speedups.png (a bar per model pair and speed measurement; a ratio > 1 means tacitrec is
+better), DIR defaulting to this folder. A script whose peer library
 is missing or which fails is listed with the reason; what it measured before failing is kept.
 
 ``--quick`` is a smoke test of the whole report in a few minutes (a tenth of the synthetic data,
@@ -50,6 +51,22 @@ SECTIONS = {
     "memory": "Memory (peak resident memory of the fit above the data, forked process)",
     "quality": "Quality (80/20 split, seed 42, tacitrec's evaluator for both libraries)",
 }
+
+
+def kept_sections(path: str) -> str:
+    """The sections of an existing RESULTS.md that this script does not write: everything from
+    the first ``## `` heading that is not one of its own (the sections of the scripts run
+    separately, and hand-maintained ones), kept as they are when the tables are regenerated."""
+    try:
+        with open(path) as fh:
+            lines = fh.read().split("\n")
+    except FileNotFoundError:
+        return ""
+    own = {f"## {title}" for title in SECTIONS.values()} | {"## Skipped"}
+    for n, line in enumerate(lines):
+        if line.startswith("## ") and line not in own:
+            return "\n".join(lines[n:])
+    return ""
 
 
 def version(dist: str) -> str:
@@ -270,8 +287,10 @@ def main() -> None:
     meta["run time"] = f"{(time.time() - start) / 60:.1f} min"
 
     os.makedirs(args.out_dir, exist_ok=True)
-    with open(os.path.join(args.out_dir, "RESULTS.md"), "w") as fh:
-        fh.write(markdown(records, failures, meta, args.quick))
+    out = os.path.join(args.out_dir, "RESULTS.md")
+    kept = kept_sections(out)
+    with open(out, "w") as fh:
+        fh.write(markdown(records, failures, meta, args.quick) + ("\n" + kept if kept else ""))
     with open(os.path.join(args.out_dir, "results.json"), "w") as fh:
         json.dump(dict(meta=meta, records=records, skipped=failures), fh, indent=1)
     peers = ", ".join(f"{lib} {meta[lib]}" for lib in ("implicit", "lightfm"))
