@@ -251,14 +251,9 @@ fn fit(
     } else {
         None
     };
-    // a relabelled copy holds the weights now: freed here (a binding shadowed without being
-    // moved would live to the end of the fit)
-    let weights = if relabel {
-        drop(weights);
-        None
-    } else {
-        weights
-    };
+    // a relabelled copy holds the weights now: freed here (`filter` takes them by value; a
+    // binding shadowed without being moved would live to the end of the fit)
+    let weights = weights.filter(|_| !relabel);
     let users = match (&users_csr, &weights) {
         (Some(c), _) => c.view(),
         (None, Some(w)) => user_items.with_data(w)?,
