@@ -229,18 +229,27 @@ fn fit(
     let items_csr = transpose(&weighted, num_threads)?;
     let pearson = params.similarity == Similarity::Pearson;
     let symmetric = !pearson && symmetric.unwrap_or_else(|| symmetric_pays(&weighted, k));
-    // Items are relabelled ([`locality_order`]: by popularity, and above the small-catalogue size
-    // grouped by the users they share) and rows are processed from the top label down. The
-    // users' rows are `user_items`' over the labels (each in label order); the kernel reads them
-    // at random, so they get huge pages. The kernel reads the row of label `i` as item row
-    // `order[i]`. Selections keep the original ids (so ties break by them). The rows' fit on a
-    // small catalogue keeps the items' ids as labels: its accumulator stays in cache whatever
-    // the order, and `user_items` serves as the users' rows as it is.
-    let relabel = symmetric || n_items > SMALL_CATALOGUE;
+    // Above the small-catalogue size items are relabelled ([`locality_order`]: by popularity,
+    // grouped by the users they share), rows are processed from the top label down, and the
+    // users' rows are `user_items`' over the labels (a copy, each row in label order; the kernel
+    // reads them at random, so they get huge pages). The kernel reads the row of label `i` as
+    // item row `order[i]`. Selections keep the original ids (so ties break by them). Up to that
+    // size the labels are the items' ids (the accumulator stays in cache whatever the order) and
+    // `user_items` serves as the users' rows as it is; the symmetric fit then processes its rows
+    // in `sequence`, from the most popular item down: their sums, the largest, give the rows their
+    // floors early, so fewer of the later sums are offered (power-law 80k x 10k: 2.3M against
+    // 6.5M in id order). Popularity labels, with a relabelled copy, took 5% more CPU and 30 MB
+    // more memory there.
+    let relabel = n_items > SMALL_CATALOGUE;
     let order = if relabel {
         locality_order(&items_csr.view(), num_threads)?
     } else {
         (0..n_items as u32).collect()
+    };
+    let sequence = if symmetric && !relabel {
+        Some(locality_order(&items_csr.view(), num_threads)?)
+    } else {
+        None
     };
     let users_csr = if relabel {
         let mut label = vec![0u32; n_items];
@@ -303,7 +312,9 @@ fn fit(
                 offers.floors(&mut s.floors);
             }
         }
-        for i in rows_of_task {
+        for p in rows_of_task {
+            // the rows' fit writes its rows in label order: it has no sequence
+            let i = sequence.as_ref().map_or(p, |s| s[p] as usize);
             let (us, ws) = item_row(i);
             if let Some(offers) = offers {
                 symmetric_row(arch, &users, (us, ws), i, s, &order, offers);
