@@ -1111,9 +1111,9 @@ fn assemble(order: &[u32], tasks: Vec<Option<RowsOut>>, k: usize) -> Result<Csr>
 /// Anchors of [`locality_order`]: the most popular items, one bit each of a user's mask.
 const ANCHORS: usize = 64;
 
-/// The items' labels, `order[label] = item`: by increasing popularity (number of users, ties by
-/// id) up to [`SMALL_CATALOGUE`] items, whose accumulator stays in the second-level cache and
-/// whose popular items then share its first level. Above it, items that share users get nearby
+/// The items in the order the fit processes them, from the last down: by increasing popularity
+/// (number of users, ties by id) up to [`SMALL_CATALOGUE`] items (the symmetric fit's `sequence`).
+/// Above it, the items' labels (`order[label] = item`): items that share users get nearby
 /// labels: each item joins the group of the anchor (one of the [`ANCHORS`] most popular items)
 /// with the most of `|users(i) & users(a)| / |users(a)|` over up to 8 of its users, evenly spaced
 /// (ties to the more popular anchor; items sharing none form one more group). The groups are
