@@ -94,10 +94,11 @@ class ItemItemRecommender(RecommenderBase):
         K = int(self.K)
         X = as_csr(user_items, "user_items")
         k1, b = self._weighting_args()
-        # the interactions twice more (items x users, and users x items over the items
-        # relabelled), 8 bytes an entry, and one thread's float64 row of sums (a weighted
-        # similarity also holds its weights, 4 bytes an entry, while the two are built)
-        self._check_fit_memory(X, 16, 8, "held twice more while the similarity is computed")
+        self._check_fit_memory(
+            X,
+            _core.knn_fit_memory(X.nnz, X.shape[1], self._kind),
+            "held again while the similarity is computed",
+        )
         start = time.perf_counter()
         with tqdm(total=X.shape[1], disable=not show_progress, desc=type(self).__name__) as bar:
             sim = Csr(*_core.knn_fit(X, K, self._kind, k1, b, self._threads()))
@@ -114,12 +115,12 @@ class ItemItemRecommender(RecommenderBase):
             callback(0, self.fit_seconds_, None)
         return self
 
-    def _check_fit_memory(self, X: sp.csr_matrix, per_entry: int, per_item: int, held: str) -> None:
+    def _check_fit_memory(self, X: sp.csr_matrix, need: int, held: str) -> None:
         """MemoryError before the fit when what it holds at least, whatever the data's
-        co-occurrences (``per_entry`` bytes per stored interaction and ``per_item`` per item;
-        ``held`` says what), exceeds the memory available: the similarity comes on top."""
+        co-occurrences (``need`` bytes; ``held`` says what), exceeds the memory available: the
+        similarity comes on top."""
         check_fits_in_memory(
-            per_entry * X.nnz + per_item * X.shape[1],
+            need,
             f"{type(self).__name__}.fit on {X.shape[0]:,} users x {X.shape[1]:,} items "
             f"({X.nnz:,} stored interactions, {held})",
             "fit on fewer interactions, or where more memory is available (a larger worker or "
@@ -376,7 +377,9 @@ class RP3BetaRecommender(ItemItemRecommender):
         # the walk's weights (4 bytes an entry) and their transpose (8), per item the
         # popularities and degrees and one thread's float64 row of sums
         self._check_fit_memory(
-            X, 12, 24, "their walk weights held twice while the similarity is computed"
+            X,
+            12 * X.nnz + 24 * X.shape[1],
+            "their walk weights held twice while the similarity is computed",
         )
         start = time.perf_counter()
         with tqdm(total=X.shape[1], disable=not show_progress, desc=type(self).__name__) as bar:

@@ -163,6 +163,20 @@ fn prefetch_lines<const LINES: usize, const LEVEL: i32>(js: &[i32], ws: &[f32]) 
     }
 }
 
+/// The bytes [`item_knn`] holds at least over `nnz` interactions and `n_items` items besides its
+/// input and its result, whatever the co-occurrences: the interactions over the items (items x
+/// users, 8 bytes an entry), one thread's row of sums (8 bytes an item), a weighted similarity's
+/// weights (4 bytes an entry), and above [`SMALL_CATALOGUE`] items the users' rows over the
+/// relabelled items (8 bytes an entry; the weights are freed once it is made).
+pub fn fit_memory_at_least(nnz: usize, n_items: usize, similarity: Similarity) -> u128 {
+    let weights = match similarity {
+        Similarity::Dot | Similarity::Pearson => 0,
+        _ => 4,
+    };
+    let relabelled = if n_items > SMALL_CATALOGUE { 8 } else { 0 };
+    (8 + weights + relabelled) * nnz as u128 + 8 * n_items as u128
+}
+
 /// The item x item similarity of `user_items` (users x items), keeping the `k` largest entries
 /// of every row (ties to the lower item id), rows in canonical CSR order. Only pairs of items with
 /// a non-zero product (co-occurring) are candidates. Never materialises the full product: each

@@ -53,6 +53,13 @@ fn knn_fit<'py>(
     })
 }
 
+/// The bytes [`knn_fit`] holds at least besides its input and result
+/// ([`knn::fit_memory_at_least`]).
+#[pyfunction]
+fn knn_fit_memory(nnz: usize, n_items: usize, similarity: Named<Similarity>) -> u128 {
+    knn::fit_memory_at_least(nnz, n_items, similarity.0)
+}
+
 /// RP3beta's top-`k` item x item weights of `user_items`.
 #[pyfunction]
 #[pyo3(signature = (user_items, k, alpha, beta, normalize, num_threads))]
@@ -166,6 +173,7 @@ fn weight<'py>(
 
 pub fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(knn_fit, m)?)?;
+    m.add_function(wrap_pyfunction!(knn_fit_memory, m)?)?;
     m.add_function(wrap_pyfunction!(rp3beta_fit, m)?)?;
     m.add_function(wrap_pyfunction!(knn_recommend, m)?)?;
     m.add_function(wrap_pyfunction!(knn_similar_items, m)?)?;

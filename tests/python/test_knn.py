@@ -442,21 +442,33 @@ def test_scores_that_overflow_both_ways_are_an_error():
 
 
 @pytest.mark.parametrize(
-    "cls, per_entry, per_item",
-    # the interactions twice more (8 bytes an entry each) and a float64 row of sums; RP3beta:
+    "cls, n_items, per_entry, per_item",
+    # the interactions over the items (8 bytes an entry), a weighting's weights (4), above 2^15
+    # items the interactions over the relabelled items (8), and a float64 row of sums; RP3beta:
     # its walk weights and their transpose (12 bytes an entry), popularities, degrees and sums
-    [(BM25Recommender, 16, 8), (CosineRecommender, 16, 8), (RP3BetaRecommender, 12, 24)],
+    [
+        (ItemItemRecommender, 30, 8, 8),
+        (BM25Recommender, 30, 12, 8),
+        (CosineRecommender, 30, 12, 8),
+        (ItemItemRecommender, 2**15 + 1, 16, 8),
+        (BM25Recommender, 2**15 + 1, 20, 8),
+        (RP3BetaRecommender, 30, 12, 24),
+    ],
 )
-def test_fit_is_checked_against_the_memory_available(monkeypatch, cls, per_entry, per_item):
+def test_fit_is_checked_against_the_memory_available(
+    monkeypatch, cls, n_items, per_entry, per_item
+):
     """With less memory available than the fit holds at least, MemoryError naming the sizes,
     before computing anything; with exactly that it fits."""
     from tacitrec import _validation
 
-    X = sp.random(50, 30, density=0.2, format="csr", dtype=np.float32, random_state=0)
-    need = per_entry * X.nnz + per_item * 30
+    X = sp.random(50, n_items, density=6 / n_items, format="csr", dtype=np.float32, random_state=0)
+    need = per_entry * X.nnz + per_item * n_items
     monkeypatch.setattr(_validation, "available_memory", lambda: need - 1)
-    with pytest.raises(MemoryError, match=f"50 users x 30 items .{X.nnz:,} stored interactions"):
+    with pytest.raises(
+        MemoryError, match=f"50 users x {n_items:,} items .{X.nnz:,} stored interactions"
+    ):
         cls(K=5).fit(X, show_progress=False)
     monkeypatch.setattr(_validation, "available_memory", lambda: need)
     m = cls(K=5).fit(X, show_progress=False)
-    assert m.similarity.shape == (30, 30)
+    assert m.similarity.shape == (n_items, n_items)
