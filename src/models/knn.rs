@@ -2,7 +2,7 @@
 //! matrix with its transpose, keeping the top K per item) and the scorers that recommend from it
 //! through the shared top-k driver.
 
-use crate::error::{try_with_capacity, try_zeroed, Error, Result};
+use crate::error::{try_vec, try_with_capacity, try_zeroed, Error, Result};
 use crate::parallel;
 use crate::simd::{advise_huge_pages, prefetch, prefetch_to, Arch, Lanes, WithSimd, L1, L2};
 use crate::sparse::weighting::{self, Documents};
@@ -1376,33 +1376,26 @@ pub fn rp3beta_knn(
         return Err(Error::invalid("user_items", "too many items"));
     }
     let (alpha, beta) = (params.alpha, params.beta);
-    let mut pop = vec![0u64; n_items];
+    let what = "RP3beta's walk weights";
+    let per_item = || format!("user_items has {n_items} columns (items)");
+    let mut pop: Vec<u64> = try_zeroed(n_items, what, per_item)?;
     for &j in user_items.indices() {
         pop[j as usize] += 1;
     }
-    let degree: Vec<f64> = pop
-        .iter()
-        .map(|&p| if p == 0 { 0.0 } else { (p as f64).powf(-beta) })
-        .collect();
-    // P_uj^alpha / pop_j^beta for every stored entry
-    let mut walk = vec![0f32; user_items.nnz()];
-    parallel::install(num_threads, || {
-        let rows: Vec<_> = (0..user_items.n_rows()).collect();
-        let mut parts: Vec<&mut [f32]> = Vec::with_capacity(rows.len());
-        let mut rest: &mut [f32] = &mut walk;
-        for u in &rows {
-            let (head, tail) = rest.split_at_mut(user_items.row_range(*u).len());
-            parts.push(head);
-            rest = tail;
-        }
-        parts.into_par_iter().enumerate().for_each(|(u, out)| {
-            let (js, rs) = user_items.row(u);
-            let total: f64 = rs.iter().map(|&r| r as f64).sum();
-            for ((o, &j), &r) in out.iter_mut().zip(js).zip(rs) {
-                let p = if total > 0.0 { r as f64 / total } else { 0.0 };
-                *o = (p.powf(alpha) * degree[j as usize]) as f32;
-            }
-        });
+    let mut degree: Vec<f64> = try_with_capacity(n_items, what, per_item)?;
+    degree.extend(
+        pop.iter()
+            .map(|&p| if p == 0 { 0.0 } else { (p as f64).powf(-beta) }),
+    );
+    let n_users = user_items.n_rows();
+    let mut totals: Vec<f64> = try_with_capacity(n_users, what, || format!("{n_users} users"))?;
+    for u in 0..n_users {
+        totals.push(user_items.row(u).1.iter().map(|&r| r as f64).sum());
+    }
+    // P_uj^alpha / pop_j^beta for every stored entry, P_uj being r_uj over the user's total
+    let walk = weighting::map_entries(user_items, Documents::Rows, num_threads, |r, u, j| {
+        let p = if totals[u] > 0.0 { r / totals[u] } else { 0.0 };
+        p.powf(alpha) * degree[j]
     })?;
     // inf (or 0 x inf = NaN, which the selection below would drop silently) from exponents far
     // from the paper's
@@ -1498,10 +1491,11 @@ pub fn rp3beta_knn(
             .collect::<Result<Vec<_>>>()
     })??;
     stop.check()?;
-    let mut indptr = Vec::with_capacity(n_items + 1);
-    indptr.push(0i64);
     let nnz: usize = chunks.iter().map(|c| c.1.len()).sum();
     let (what, kept) = ("the similarity", || format!("{nnz} neighbours kept"));
+    let per_item = || format!("user_items has {n_items} columns (items)");
+    let mut indptr: Vec<i64> = try_with_capacity(n_items + 1, what, per_item)?;
+    indptr.push(0);
     let mut indices: Vec<i32> = try_with_capacity(nnz, what, kept)?;
     let mut data: Vec<f32> = try_with_capacity(nnz, what, kept)?;
     // as the other kNN fits' (see `assemble`)
@@ -1525,14 +1519,17 @@ pub fn rp3beta_knn(
 
 /// Candidate position of every item (`u32::MAX` when the item is not a candidate), or `None`
 /// when positions are item ids.
-fn positions(candidates: &Candidates) -> Option<Vec<u32>> {
-    candidates.subset().map(|ids| {
-        let mut pos = vec![u32::MAX; candidates.n_items()];
-        for (p, &i) in ids.iter().enumerate() {
-            pos[i as usize] = p as u32;
-        }
-        pos
-    })
+fn positions(candidates: &Candidates) -> Result<Option<Vec<u32>>> {
+    let Some(ids) = candidates.subset() else {
+        return Ok(None);
+    };
+    let n_items = candidates.n_items();
+    let what = "the candidates' positions";
+    let mut pos = try_vec(n_items, u32::MAX, what, || format!("{n_items} items"))?;
+    for (p, &i) in ids.iter().enumerate() {
+        pos[i as usize] = p as u32;
+    }
+    Ok(Some(pos))
 }
 
 /// Queries per block for scorers writing whole query rows of `n_positions` scores: about
@@ -1571,7 +1568,7 @@ impl<'a> KnnScorer<'a> {
         Ok(KnnScorer {
             queries,
             similarity,
-            positions: positions(candidates),
+            positions: positions(candidates)?,
             n_positions: candidates.n_positions(),
         })
     }

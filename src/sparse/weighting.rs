@@ -101,7 +101,7 @@ fn stats(m: &CsrView<'_>, docs: Documents) -> Result<Stats> {
 }
 
 /// Applies `f(value, doc, term)` to every entry, in parallel over rows.
-fn map_entries(
+pub(crate) fn map_entries(
     m: &CsrView<'_>,
     docs: Documents,
     num_threads: usize,
