@@ -79,6 +79,7 @@ fn lmf_half_step_ignores_the_thread_count() {
     let d = 6;
     let table = Alias::new(
         &column_counts(&m.indices, 90)
+            .unwrap() // ok: test
             .iter()
             .map(|&c| c as f64)
             .collect::<Vec<_>>(),

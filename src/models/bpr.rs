@@ -21,7 +21,7 @@
 use super::sgd::{
     column_counts, column_popularity, popularity, stream, Alias, AliasEntry, Negatives, SharedRows,
 };
-use crate::error::{Error, Result};
+use crate::error::{try_vec, try_with_capacity, try_zeroed, Error, Result};
 use crate::parallel::{self, Stop};
 use crate::simd::{load_tail, prefetch, sgd_arch, store_tail, vdot2, Lanes, WithSimd};
 use crate::sparse::CsrView;
@@ -382,12 +382,15 @@ struct Blocks {
     popularity: Vec<Option<Vec<AliasEntry>>>,
 }
 
-fn blocks(m: &CsrView<'_>, seed: u64, use_weights: bool) -> Blocks {
+fn blocks(m: &CsrView<'_>, seed: u64, use_weights: bool) -> Result<Blocks> {
     let (n_items, s) = (m.n_cols(), strata(m.n_cols()));
-    let mut order: Vec<u32> = (0..n_items as u32).collect();
+    let what = "the interactions grouped by block (deterministic=True)";
+    let per_item = || format!("user_items has {n_items} columns (items)");
+    let mut order: Vec<u32> = try_with_capacity(n_items, what, per_item)?;
+    order.extend(0..n_items as u32);
     order.shuffle(&mut stream(seed, u64::MAX, 3));
     // one byte per item (s <= 32), so that the map stays in cache while the entries are dealt
-    let mut stratum = vec![0u8; n_items];
+    let mut stratum: Vec<u8> = try_vec(n_items, 0, what, per_item)?;
     for (k, &i) in order.iter().enumerate() {
         stratum[i as usize] = (k % s) as u8;
     }
@@ -405,8 +408,10 @@ fn blocks(m: &CsrView<'_>, seed: u64, use_weights: bool) -> Blocks {
     }
     let starts = counts.clone();
     let nnz = m.nnz();
-    let (mut users, mut items) = (vec![0u32; nnz], vec![0i32; nnz]);
-    let mut values = vec![0f32; if use_weights { nnz } else { 0 }];
+    let per_entry = || format!("user_items has {nnz} stored entries");
+    let mut users: Vec<u32> = try_zeroed(nnz, what, per_entry)?;
+    let mut items: Vec<i32> = try_zeroed(nnz, what, per_entry)?;
+    let mut values: Vec<f32> = try_zeroed(if use_weights { nnz } else { 0 }, what, per_entry)?;
     for u in 0..m.n_rows() {
         let (row_items, vals) = m.row(u);
         for (&i, &v) in row_items.iter().zip(vals) {
@@ -418,8 +423,8 @@ fn blocks(m: &CsrView<'_>, seed: u64, use_weights: bool) -> Blocks {
             *k += 1;
         }
     }
-    let item_counts = column_counts(m.indices(), n_items);
-    Blocks {
+    let item_counts = column_counts(m.indices(), n_items)?;
+    Ok(Blocks {
         s,
         users,
         items,
@@ -430,7 +435,7 @@ fn blocks(m: &CsrView<'_>, seed: u64, use_weights: bool) -> Blocks {
             .map(|ids| popularity(&item_counts, Some(ids)).map(|t| t.resolved(ids)))
             .collect(),
         members,
-    }
+    })
 }
 
 /// One block of the reproducible schedule: as many samples as it holds interactions.
@@ -647,7 +652,7 @@ pub fn epoch(
     };
     let arch = sgd_arch();
     if params.deterministic {
-        let bl = blocks(user_items, seed, params.use_weights);
+        let bl = blocks(user_items, seed, params.use_weights)?;
         let stats = parallel::install(num_threads, || {
             (0..bl.s).fold(EpochStats::default(), |acc, round| {
                 let r = (0..bl.s)
@@ -669,12 +674,14 @@ pub fn epoch(
         e.stop.check()?;
         return Ok(stats);
     }
-    let mut row_of = vec![0u32; user_items.nnz()];
+    let nnz = user_items.nnz();
+    let per_entry = || format!("user_items has {nnz} stored entries");
+    let mut row_of: Vec<u32> = try_zeroed(nnz, "the interactions' users", per_entry)?;
     for u in 0..user_items.n_rows() {
         row_of[user_items.row_range(u)].fill(u as u32);
     }
     // nnz > 0, so some column has interactions
-    let Some(table) = column_popularity(user_items.indices(), user_items.n_cols()) else {
+    let Some(table) = column_popularity(user_items.indices(), user_items.n_cols())? else {
         return Ok(EpochStats::default());
     };
     let stats = parallel::install(num_threads, || {

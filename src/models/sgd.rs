@@ -1,7 +1,7 @@
 //! What the SGD models (BPR, LMF, LightFM) share: seeded generators, negative sampling, and rows of a
 //! factor matrix that several threads update at once.
 
-use crate::error::{Error, Result};
+use crate::error::{try_zeroed, Error, Result};
 use rand::rngs::SmallRng;
 use rand::{Rng, SeedableRng};
 
@@ -189,24 +189,26 @@ pub(crate) fn popularity(counts: &[u64], ids: Option<&[u32]>) -> Option<Alias> {
 }
 
 /// The alias table of the interaction counts of every column of `indices` (`n_cols` columns),
-/// built in the counts' own memory; `None` when there are none.
-pub(crate) fn column_popularity(indices: &[i32], n_cols: usize) -> Option<Alias> {
+/// built in the counts' own memory; `None` when there are none; an error when the counts do not
+/// fit in memory.
+pub(crate) fn column_popularity(indices: &[i32], n_cols: usize) -> Result<Option<Alias>> {
     // same size and alignment: the conversion reuses the counts' allocation
-    Alias::from_weights(
-        column_counts(indices, n_cols)
+    Ok(Alias::from_weights(
+        column_counts(indices, n_cols)?
             .into_iter()
             .map(|c| c as f64)
             .collect(),
-    )
+    ))
 }
 
 /// Interactions per column of `indices` (valid column ids below `n_cols`).
-pub fn column_counts(indices: &[i32], n_cols: usize) -> Vec<u64> {
-    let mut counts = vec![0u64; n_cols];
+pub fn column_counts(indices: &[i32], n_cols: usize) -> Result<Vec<u64>> {
+    let per_col = || format!("the matrix has {n_cols} columns");
+    let mut counts: Vec<u64> = try_zeroed(n_cols, "the interactions per item", per_col)?;
     for &i in indices {
         counts[i as usize] += 1;
     }
-    counts
+    Ok(counts)
 }
 
 /// Negatives for rows folded in after training, when the training interactions are gone: by

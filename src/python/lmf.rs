@@ -76,7 +76,7 @@ fn lmf_half_step<'py>(
         // no interactions no row draws
         let neg = match pop {
             Some(w) => FoldInNegatives::new(Some(w), m.n_cols(), false)?,
-            None => match column_popularity(m.indices(), m.n_cols()) {
+            None => match column_popularity(m.indices(), m.n_cols())? {
                 Some(table) => FoldInNegatives::Weighted(table),
                 None => return Ok(()),
             },

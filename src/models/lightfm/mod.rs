@@ -793,7 +793,7 @@ fn epoch_folding_below(
             .map(|u| m.row_range(u).len() as f64)
             .collect();
         let mean = m.nnz() as f64 / m.n_cols().max(1) as f64;
-        let item_updates: Vec<f64> = column_counts(m.indices(), m.n_cols())
+        let item_updates: Vec<f64> = column_counts(m.indices(), m.n_cols())?
             .iter()
             .map(|&c| c as f64 + mean)
             .collect();
@@ -818,7 +818,7 @@ fn epoch_folding_below(
         p: *params,
         d,
         popularity: match params.loss {
-            Loss::Bpr => column_popularity(m.indices(), m.n_cols()),
+            Loss::Bpr => column_popularity(m.indices(), m.n_cols())?,
             _ => None,
         },
         stop: parallel::stop_flag(),
