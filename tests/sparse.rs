@@ -50,7 +50,6 @@ proptest! {
             (Just(m), Just(label).prop_shuffle())
         }),
         threads in 1usize..5,
-        huge in any::<bool>(),
     ) {
         // entry (r, label[c]) for every entry (r, c) of m, built from triplets
         let mut triplets = Vec::new();
@@ -60,7 +59,7 @@ proptest! {
             }
         }
         let expected = Csr::from_triplets(m.n_rows, m.n_cols, &triplets).unwrap();
-        let got = relabel_columns(&m.view(), &label, threads, huge).unwrap();
+        let got = relabel_columns(&m.view(), &label, threads).unwrap();
         prop_assert_eq!(&got, &expected);
         // canonical: re-validates
         prop_assert!(
@@ -102,7 +101,7 @@ fn transpose_and_relabel_balance_skewed_rows_and_reject_bad_labels() {
     let expected = Csr::from_triplets(9, 41, &reversed).unwrap();
     for threads in 1..6 {
         assert_eq!(
-            relabel_columns(&m.view(), &label, threads, true).unwrap(),
+            relabel_columns(&m.view(), &label, threads).unwrap(),
             expected
         );
         let tt = transpose(&m.view(), threads).unwrap();
@@ -114,7 +113,7 @@ fn transpose_and_relabel_balance_skewed_rows_and_reject_bad_labels() {
     beyond[40] = 41;
     for bad in [repeated, beyond, vec![0, 1, 2]] {
         assert!(matches!(
-            relabel_columns(&m.view(), &bad, 2, false),
+            relabel_columns(&m.view(), &bad, 2),
             Err(Error::InvalidArgument { .. } | Error::Shape { .. })
         ));
     }

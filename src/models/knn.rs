@@ -270,7 +270,7 @@ fn fit(
         for (l, &item) in order.iter().enumerate() {
             label[item as usize] = l as u32;
         }
-        Some(relabel_columns(&weighted, &label, num_threads, true)?)
+        Some(relabel_columns(&weighted, &label, num_threads)?)
     } else {
         None
     };
@@ -1099,6 +1099,8 @@ fn assemble(order: &[u32], tasks: Vec<Option<RowsOut>>, k: usize) -> Result<Csr>
     // (50,000 queries, 2 threads, CPU s: clustered 1M x 1M 0.916 -> 0.813, power-law 1.378 ->
     // 1.170, clustered 300k x 100k 0.540 -> 0.513). Fits of 1M x 1M one after another in one
     // process pay for it in system time (0.45 -> 1.6 s of 14 s); a fresh process's fit does not.
+    // Advised here from 2 MiB, below `try_zeroed`'s threshold: at 10^4 items and K=100 each array
+    // is 3.8 MB.
     advise_huge_pages(&indices);
     advise_huge_pages(&data);
     for (label, &item) in order.iter().enumerate() {

@@ -3,7 +3,6 @@
 use super::{Csr, CsrView};
 use crate::error::{try_with_capacity, try_zeroed, Result};
 use crate::parallel;
-use crate::simd::advise_huge_pages;
 use rayon::prelude::*;
 
 /// A pointer that parallel tasks write through at positions no other task writes.
@@ -166,25 +165,16 @@ fn transpose_with<C: Counter>(
 /// of `m`'s columns), each row's entries sorted by their new labels. The rows keep their places
 /// (the same `indptr`): one pass of short sorts, where building the same matrix from the
 /// transpose (its rows taken in label order) scatters every entry a second time (the kNN fit,
-/// clustered 300k x 100k, one thread: 6% less CPU in all). With `huge`, the result's entry
-/// arrays are advised onto huge pages (for kernels that read its rows at random). In parallel
-/// over bands of rows.
-pub fn relabel_columns(
-    m: &CsrView<'_>,
-    label: &[u32],
-    num_threads: usize,
-    huge: bool,
-) -> Result<Csr> {
+/// clustered 300k x 100k, one thread: 6% less CPU in all). Its entry arrays come from
+/// [`try_zeroed`], so large ones sit on huge pages (for kernels that read its rows at random). In
+/// parallel over bands of rows.
+pub fn relabel_columns(m: &CsrView<'_>, label: &[u32], num_threads: usize) -> Result<Csr> {
     check_permutation("column labels", label, m.n_cols())?;
     let (n_rows, nnz) = (m.n_rows(), m.nnz());
     let what = "the relabelled matrix";
     let per_entry = || format!("the matrix has {nnz} stored entries");
     let mut indices = try_zeroed::<i32>(nnz, what, per_entry)?;
     let mut data = try_zeroed::<f32>(nnz, what, per_entry)?;
-    if huge {
-        advise_huge_pages(&indices);
-        advise_huge_pages(&data);
-    }
     let mut indptr = try_with_capacity::<i64>(n_rows + 1, what, || format!("{n_rows} rows"))?;
     indptr.extend_from_slice(m.indptr());
     // bands of rows holding about as many entries each, several per thread
