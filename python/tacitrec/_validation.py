@@ -414,7 +414,9 @@ def available_memory() -> Optional[int]:
     """Bytes of memory available to a new allocation, or None where the platform does not say:
     the machine's (Linux's MemAvailable, else the free physical pages), and no more than the
     process's memory cgroup can still grant (:func:`cgroup_available`: a container's or a
-    cluster worker's limit, past which Linux kills the process however much the machine has)."""
+    cluster worker's limit, past which Linux kills the process however much the machine has)
+    nor than its address-space limit leaves (:func:`address_space_left`: ``ulimit -v``, which
+    batch schedulers set, and past which allocations fail)."""
     machine = None
     try:
         with open("/proc/meminfo") as f:
@@ -429,10 +431,27 @@ def available_memory() -> Optional[int]:
             machine = os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
         except (ValueError, OSError, AttributeError):
             pass
-    group = cgroup_available()
-    if machine is None or group is None:
-        return group if machine is None else machine
-    return min(machine, group)
+    limits = [v for v in (machine, cgroup_available(), address_space_left()) if v is not None]
+    return min(limits) if limits else None
+
+
+def address_space_left() -> Optional[int]:
+    """Bytes of address space this process can still map under its ``RLIMIT_AS`` limit (the
+    limit less its ``VmSize``), or None without a limit or where either cannot be read (not
+    Linux)."""
+    try:
+        import resource
+
+        limit = resource.getrlimit(resource.RLIMIT_AS)[0]
+        if limit == resource.RLIM_INFINITY or limit >= _NO_LIMIT:
+            return None
+        with open("/proc/self/status") as f:
+            for line in f:
+                if line.startswith("VmSize:"):
+                    return max(0, limit - int(line.split()[1]) * 1024)
+    except (ImportError, OSError, ValueError, IndexError):
+        pass
+    return None
 
 
 # cgroup v1 writes "no limit" as a page-rounded 2**63 - 1; any limit above 2**62 is none

@@ -96,7 +96,7 @@ class ItemItemRecommender(RecommenderBase):
         k1, b = self._weighting_args()
         self._check_fit_memory(
             X,
-            _core.knn_fit_memory(X.nnz, X.shape[1], self._kind),
+            _core.knn_fit_memory(X.nnz, X.shape[1], self._kind, self._threads()),
             "held again while the similarity is computed",
         )
         start = time.perf_counter()
@@ -374,11 +374,9 @@ class RP3BetaRecommender(ItemItemRecommender):
                 "user_items must hold values >= 0 (transition probabilities of "
                 "RP3beta's random walk)"
             )
-        # the walk's weights (4 bytes an entry) and their transpose (8), per item the
-        # popularities and degrees and one thread's float64 row of sums
         self._check_fit_memory(
             X,
-            12 * X.nnz + 24 * X.shape[1],
+            _core.rp3beta_fit_memory(X.nnz, X.shape[0], X.shape[1], self._threads()),
             "their walk weights held twice while the similarity is computed",
         )
         start = time.perf_counter()

@@ -28,8 +28,9 @@ from ._validation import (
     as_state_csr,
     csr_state,
     check_count,
+    check_fits_in_memory,
 )
-from .base import RecommenderBase
+from .base import _SHAPE_HINT, RecommenderBase
 from .exceptions import ModelFormatError, NotFittedError
 
 METHODS = ("gf-cf", "bspm", "chebycf")
@@ -325,6 +326,14 @@ class SpectralFilterRecommender(RecommenderBase):
         if self.binary:
             X = X._replace(data=np.ones_like(X.data))
         k = min(k, *X.shape)
+        check_fits_in_memory(
+            _core.spectral_fit_memory(X.shape[0], X.shape[1], X.nnz, k, over),
+            f"{type(self).__name__}.fit on {X.shape[0]:,} users x {X.shape[1]:,} items "
+            f"({X.nnz:,} stored interactions; the graph, its transpose, {k} singular vectors "
+            "and the randomized SVD's blocks)",
+            "fit on fewer interactions or a smaller k, or where more memory is available; "
+            + _SHAPE_HINT,
+        )
         start = time.perf_counter()
         with tqdm(total=1, disable=not show_progress, desc=type(self).__name__) as bar:
             data, graph_t, V, degree = _core.spectral_fit(X, a, b, k, over, iters, seed, threads)

@@ -2,7 +2,7 @@
 //! Martinsson and Tropp 2011, algorithms 4.4 and 5.1), with faer's Householder QR and a small dense
 //! SVD, and the sparse x dense product it runs on.
 
-use crate::error::{Error, Result};
+use crate::error::{checked_len, try_with_capacity, try_zeroed, Error, Result};
 use crate::parallel;
 use crate::simd::{vaxpy, Arch, Lanes, WithSimd};
 use crate::sparse::CsrView;
@@ -111,10 +111,13 @@ pub fn top_right_singular_vectors(
     }
     let l = (k + params.oversampling).min(small);
     let mut rng = SmallRng::seed_from_u64(params.seed);
-    let mut z: Vec<f32> = (0..n_cols * l)
-        .map(|_| rng.random::<f32>() * 2.0 - 1.0)
-        .collect();
-    let mut y = vec![0f32; n_rows * l];
+    let what = "the randomized SVD's blocks";
+    let cause = |n: usize| move || format!("{n} rows x {l} columns (factors + oversampling)");
+    let nz = checked_len::<f32>(n_cols, l, what, cause(n_cols))?;
+    let mut z: Vec<f32> = try_with_capacity(nz, what, cause(n_cols))?;
+    z.extend((0..nz).map(|_| rng.random::<f32>() * 2.0 - 1.0));
+    let ny = checked_len::<f32>(n_rows, l, what, cause(n_rows))?;
+    let mut y: Vec<f32> = try_zeroed(ny, what, cause(n_rows))?;
     let stop = parallel::stop_flag(); // Ctrl-C: noticed between the passes over the matrix
     parallel::install(num_threads, || {
         spmm_par(a, &z, l, &mut y);
@@ -144,7 +147,9 @@ pub fn top_right_singular_vectors(
     order.sort_by(|&x, &w| s[w].total_cmp(&s[x]));
     let u = svd.U();
     let qu = &q2 * u;
-    let mut v = vec![0f32; n_cols * k];
+    let what = "the singular vectors";
+    let cause = || format!("{n_cols} items x {k} factors");
+    let mut v: Vec<f32> = try_zeroed(checked_len::<f32>(n_cols, k, what, cause)?, what, cause)?;
     for (i, row) in v.chunks_exact_mut(k).enumerate() {
         for (c, o) in row.iter_mut().zip(&order) {
             *c = qu[(i, *o)];

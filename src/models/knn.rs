@@ -163,18 +163,51 @@ fn prefetch_lines<const LINES: usize, const LEVEL: i32>(js: &[i32], ws: &[f32]) 
     }
 }
 
-/// The bytes [`item_knn`] holds at least over `nnz` interactions and `n_items` items besides its
-/// input and its result, whatever the co-occurrences: the interactions over the items (items x
-/// users, 8 bytes an entry), one thread's row of sums (8 bytes an item), a weighted similarity's
-/// weights (4 bytes an entry), and above [`SMALL_CATALOGUE`] items the users' rows over the
-/// relabelled items (8 bytes an entry; the weights are freed once it is made).
-pub fn fit_memory_at_least(nnz: usize, n_items: usize, similarity: Similarity) -> u128 {
+/// The bytes [`item_knn`] holds at least over `nnz` interactions and `n_items` items on
+/// `num_threads` threads besides its input and its result, whatever the co-occurrences: the
+/// interactions over the items (items x users: 8 bytes an entry, 8 an item for the row
+/// pointers), the item order (4 bytes an item), each thread's row of sums and its bitmap of the
+/// items touched (8 bytes and a bit an item), a weighted similarity's weights (4 bytes an entry),
+/// and above [`SMALL_CATALOGUE`] items the users' rows over the relabelled items (8 bytes an
+/// entry; the weights are freed once it is made) and the labels that make them (4 bytes an
+/// item). The per-item arrays decide on wide matrices (ids used as column indices).
+pub fn fit_memory_at_least(
+    nnz: usize,
+    n_items: usize,
+    similarity: Similarity,
+    num_threads: usize,
+) -> u128 {
     let weights = match similarity {
         Similarity::Dot | Similarity::Pearson => 0,
         _ => 4,
     };
-    let relabelled = if n_items > SMALL_CATALOGUE { 8 } else { 0 };
-    (8 + weights + relabelled) * nnz as u128 + 8 * n_items as u128
+    let (relabelled, labels) = if n_items > SMALL_CATALOGUE { (8, 4) } else { (0, 0) };
+    (8 + weights + relabelled) * nnz as u128
+        + (8 + 4 + labels) * n_items as u128
+        + thread_scratch(n_items, num_threads)
+}
+
+/// [`rp3beta_knn`]'s [`fit_memory_at_least`]: over `n_users` x `n_items`, while the rows are
+/// summed, the walk's weights and their transpose (12 bytes an entry, 8 an item), the users'
+/// totals (8 bytes a user), the rows' lengths (8 bytes an item) and each thread's row of sums
+/// and bitmap.
+pub fn rp3beta_memory_at_least(
+    nnz: usize,
+    n_users: usize,
+    n_items: usize,
+    num_threads: usize,
+) -> u128 {
+    12 * nnz as u128
+        + 8 * n_users as u128
+        + 16 * n_items as u128
+        + thread_scratch(n_items, num_threads)
+}
+
+/// The bytes of the per-thread rows of sums (`f64`) and bitmaps of the fits' `num_threads`
+/// threads (resolved as the pool resolves them).
+fn thread_scratch(n_items: usize, num_threads: usize) -> u128 {
+    let per_thread = 8 * n_items as u128 + 8 * n_items.div_ceil(64) as u128;
+    parallel::resolve_threads(num_threads) as u128 * per_thread
 }
 
 /// The item x item similarity of `user_items` (users x items), keeping the `k` largest entries
@@ -258,7 +291,7 @@ fn fit(
     let order = if relabel {
         locality_order(&items_csr.view(), num_threads)?
     } else {
-        (0..n_items as u32).collect()
+        identity(n_items)?
     };
     let sequence = if symmetric && !relabel {
         Some(locality_order(&items_csr.view(), num_threads)?)
@@ -266,7 +299,9 @@ fn fit(
         None
     };
     let users_csr = if relabel {
-        let mut label = vec![0u32; n_items];
+        let mut label: Vec<u32> = try_zeroed(n_items, "the items' labels", || {
+            format!("user_items has {n_items} columns (items)")
+        })?;
         for (l, &item) in order.iter().enumerate() {
             label[item as usize] = l as u32;
         }
@@ -1071,25 +1106,18 @@ fn assemble(order: &[u32], tasks: Vec<Option<RowsOut>>, k: usize) -> Result<Csr>
     let n_rows = order.len();
     let what = "the similarity matrix";
     let per_item = || format!("user_items has {n_rows} columns (items)");
-    // where each label's row starts within its task's output
-    let mut len: Vec<u32> = try_zeroed(n_rows, what, per_item)?;
-    let mut start: Vec<u64> = try_zeroed(n_rows, what, per_item)?;
+    // each item's row length (its task's output, by label), then their running sums
+    let mut indptr: Vec<i64> = try_zeroed(n_rows + 1, what, per_item)?;
     for (t, out) in tasks.iter().enumerate() {
         let out = out.as_ref().ok_or(Error::Interrupted)?;
-        let mut at = 0u64;
         for (r, &l) in out.lens.iter().enumerate() {
-            let label = t * ITEMS_PER_TASK + r;
-            len[order[label] as usize] = l;
-            start[label] = at;
-            at += l as u64;
+            indptr[order[t * ITEMS_PER_TASK + r] as usize + 1] = l as i64;
         }
     }
-    let mut indptr: Vec<i64> = try_with_capacity(n_rows + 1, what, per_item)?;
-    indptr.push(0);
     let mut sum = 0i64;
-    for &l in &len {
-        sum += l as i64;
-        indptr.push(sum);
+    for p in &mut indptr {
+        sum += *p;
+        *p = sum;
     }
     let total = sum as usize;
     let stored = || format!("K={k} neighbours for each of {n_rows} items ({total} kept)");
@@ -1103,17 +1131,17 @@ fn assemble(order: &[u32], tasks: Vec<Option<RowsOut>>, k: usize) -> Result<Csr>
     // is 3.8 MB.
     advise_huge_pages(&indices);
     advise_huge_pages(&data);
-    for (label, &item) in order.iter().enumerate() {
-        let out = tasks[label / ITEMS_PER_TASK]
-            .as_ref()
-            .ok_or(Error::Interrupted)?;
-        let (a, b) = (
-            indptr[item as usize] as usize,
-            indptr[item as usize + 1] as usize,
-        );
-        let from = start[label] as usize;
-        indices[a..b].copy_from_slice(&out.ids[from..from + b - a]);
-        data[a..b].copy_from_slice(&out.vals[from..from + b - a]);
+    // the tasks' rows, by label, each task's one after another
+    for (t, out) in tasks.iter().enumerate() {
+        let out = out.as_ref().ok_or(Error::Interrupted)?;
+        let mut from = 0;
+        for (r, &l) in out.lens.iter().enumerate() {
+            let a = indptr[order[t * ITEMS_PER_TASK + r] as usize] as usize;
+            let l = l as usize;
+            indices[a..a + l].copy_from_slice(&out.ids[from..from + l]);
+            data[a..a + l].copy_from_slice(&out.vals[from..from + l]);
+            from += l;
+        }
     }
     Ok(Csr {
         n_rows,
@@ -1122,6 +1150,16 @@ fn assemble(order: &[u32], tasks: Vec<Option<RowsOut>>, k: usize) -> Result<Csr>
         indices,
         data,
     })
+}
+
+/// `0..n_items` as labels, allocated fallibly (a matrix as wide as the largest id asks for
+/// billions).
+fn identity(n_items: usize) -> Result<Vec<u32>> {
+    let mut v = try_with_capacity(n_items, "the similarity's item order", || {
+        format!("user_items has {n_items} columns (items)")
+    })?;
+    v.extend(0..n_items as u32);
+    Ok(v)
 }
 
 /// Anchors of [`locality_order`]: the most popular items, one bit each of a user's mask.
@@ -1145,7 +1183,7 @@ const ANCHORS: usize = 64;
 fn locality_order(items: &CsrView<'_>, num_threads: usize) -> Result<Vec<u32>> {
     let n_items = items.n_rows();
     let popularity = |j: usize| items.row_range(j).len();
-    let mut order: Vec<u32> = (0..n_items as u32).collect();
+    let mut order = identity(n_items)?;
     order.sort_unstable_by_key(|&j| (popularity(j as usize), j));
     if n_items <= SMALL_CATALOGUE {
         return Ok(order);
@@ -1399,6 +1437,7 @@ pub fn rp3beta_knn(
         let p = if totals[u] > 0.0 { r / totals[u] } else { 0.0 };
         p.powf(alpha) * degree[j]
     })?;
+    drop((pop, degree));
     // inf (or 0 x inf = NaN, which the selection below would drop silently) from exponents far
     // from the paper's
     if !walk.iter().all(|v| v.is_finite()) {

@@ -12,7 +12,7 @@
 //! the graph's entries, built on the first call and kept with the model), summing each output row
 //! in registers.
 
-use crate::error::{Error, Result};
+use crate::error::{try_with_capacity, try_zeroed, Error, Result};
 use crate::simd::{Arch, Lanes, WithSimd};
 use crate::sparse::CsrView;
 use crate::topk::{BlockScorer, Candidates};
@@ -875,13 +875,17 @@ pub fn normalized_graph(user_items: &CsrView<'_>, a: f64, b: f64) -> Result<(Vec
         ));
     }
     let n = user_items.n_cols();
-    let mut item_deg = vec![0f64; n];
+    let what = "the normalised graph";
+    let per_item = || format!("user_items has {n} columns (items)");
+    let mut item_deg: Vec<f64> = try_zeroed(n, what, per_item)?;
     for (&j, &v) in user_items.indices().iter().zip(user_items.data()) {
         item_deg[j as usize] += v as f64;
     }
     let scale = |d: f64, e: f64| if d > 0.0 { d.powf(-e) } else { 0.0 };
-    let item_scale: Vec<f64> = item_deg.iter().map(|&d| scale(d, b)).collect();
-    let mut data = Vec::with_capacity(user_items.nnz());
+    let mut item_scale: Vec<f64> = try_with_capacity(n, what, per_item)?;
+    item_scale.extend(item_deg.iter().map(|&d| scale(d, b)));
+    let nnz = user_items.nnz();
+    let mut data = try_with_capacity(nnz, what, || format!("{nnz} stored interactions"))?;
     for u in 0..user_items.n_rows() {
         let (js, vs) = user_items.row(u);
         let du: f64 = vs.iter().map(|&v| v as f64).sum();
@@ -901,7 +905,10 @@ pub fn normalized_graph(user_items: &CsrView<'_>, a: f64, b: f64) -> Result<(Vec
             ),
         ));
     }
-    Ok((data, item_deg.iter().map(|&d| d as f32).collect()))
+    drop(item_scale);
+    let mut degrees = try_with_capacity(n, what, per_item)?;
+    degrees.extend(item_deg.iter().map(|&d| d as f32));
+    Ok((data, degrees))
 }
 
 /// What [`spectral_fit`] returns: `R~`'s values (the structure of `user_items`), its transpose,
@@ -911,6 +918,30 @@ pub struct SpectralFit {
     pub graph_t: crate::sparse::Csr,
     pub factors: Vec<f32>,
     pub item_degree: Vec<f32>,
+}
+
+/// The bytes [`spectral_fit`] holds at least on `n_users` x `n_items` with `nnz` interactions,
+/// besides its input: the graph's values (4 bytes an entry), its transpose (8 an entry, 8 an
+/// item), the item degrees (4 an item; 20 while they are computed), the randomized SVD's blocks
+/// (`l = min(k + oversampling, n_users, n_items)` floats per user, and per item: the random block,
+/// its QR factor, the thin Q and its product with the small SVD's U) and the `k` singular vectors
+/// (floats per item). Per item these decide on wide matrices (ids used as column indices).
+pub fn fit_memory_at_least(
+    n_users: usize,
+    n_items: usize,
+    nnz: usize,
+    k: usize,
+    oversampling: usize,
+) -> u128 {
+    let (n_users, n_items, nnz) = (n_users as u128, n_items as u128, nnz as u128);
+    let k = (k as u128).min(n_users).min(n_items);
+    let l = if k == 0 {
+        0
+    } else {
+        (k + oversampling as u128).min(n_users).min(n_items)
+    };
+    let graph = 12 * nnz + 12 * n_items;
+    graph + 4 * l * n_users + 4 * n_items * (4 * l + k)
 }
 
 /// Builds `R~ = D_U^-a R D_I^-b`, its transpose and its `params.k` leading right singular vectors

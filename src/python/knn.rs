@@ -56,8 +56,20 @@ fn knn_fit<'py>(
 /// The bytes [`knn_fit`] holds at least besides its input and result
 /// ([`knn::fit_memory_at_least`]).
 #[pyfunction]
-fn knn_fit_memory(nnz: usize, n_items: usize, similarity: Named<Similarity>) -> u128 {
-    knn::fit_memory_at_least(nnz, n_items, similarity.0)
+fn knn_fit_memory(
+    nnz: usize,
+    n_items: usize,
+    similarity: Named<Similarity>,
+    num_threads: usize,
+) -> u128 {
+    knn::fit_memory_at_least(nnz, n_items, similarity.0, num_threads)
+}
+
+/// The bytes [`rp3beta_fit`] holds at least besides its input and result
+/// ([`knn::rp3beta_memory_at_least`]).
+#[pyfunction]
+fn rp3beta_fit_memory(nnz: usize, n_users: usize, n_items: usize, num_threads: usize) -> u128 {
+    knn::rp3beta_memory_at_least(nnz, n_users, n_items, num_threads)
 }
 
 /// RP3beta's top-`k` item x item weights of `user_items`.
@@ -174,6 +186,7 @@ fn weight<'py>(
 pub fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(knn_fit, m)?)?;
     m.add_function(wrap_pyfunction!(knn_fit_memory, m)?)?;
+    m.add_function(wrap_pyfunction!(rp3beta_fit_memory, m)?)?;
     m.add_function(wrap_pyfunction!(rp3beta_fit, m)?)?;
     m.add_function(wrap_pyfunction!(knn_recommend, m)?)?;
     m.add_function(wrap_pyfunction!(knn_similar_items, m)?)?;

@@ -7,7 +7,7 @@ use super::interrupt;
 use super::topk::top_k;
 use crate::linalg::svd::RandomizedSvdParams;
 use crate::models::spectral::{
-    spectral_fit as fit_graph, Filter, GraphTiles, Ode, Solver, SpectralScorer,
+    fit_memory_at_least, spectral_fit as fit_graph, Filter, GraphTiles, Ode, Solver, SpectralScorer,
 };
 use numpy::{PyArray1, PyArray2, PyReadonlyArray1, PyReadonlyArray2};
 use pyo3::prelude::*;
@@ -53,6 +53,19 @@ fn spectral_fit<'py>(
         to_numpy2(py, fit.factors, m.n_cols(), k)?,
         PyArray1::from_vec(py, fit.item_degree),
     ))
+}
+
+/// The bytes [`spectral_fit`] holds at least besides its input
+/// ([`crate::models::spectral::fit_memory_at_least`]).
+#[pyfunction]
+fn spectral_fit_memory(
+    n_users: usize,
+    n_items: usize,
+    nnz: usize,
+    k: usize,
+    oversampling: usize,
+) -> u128 {
+    fit_memory_at_least(n_users, n_items, nnz, k, oversampling)
 }
 
 /// An ODE given as `key=(solver, time, steps)`.
@@ -168,5 +181,6 @@ fn spectral_recommend<'py>(
 pub fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<PySpectralTiles>()?;
     m.add_function(wrap_pyfunction!(spectral_fit, m)?)?;
+    m.add_function(wrap_pyfunction!(spectral_fit_memory, m)?)?;
     m.add_function(wrap_pyfunction!(spectral_recommend, m)?)
 }

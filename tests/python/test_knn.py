@@ -442,33 +442,37 @@ def test_scores_that_overflow_both_ways_are_an_error():
 
 
 @pytest.mark.parametrize(
-    "cls, n_items, per_entry, per_item",
-    # the interactions over the items (8 bytes an entry), a weighting's weights (4), above 2^15
-    # items the interactions over the relabelled items (8), and a float64 row of sums; RP3beta:
-    # its walk weights and their transpose (12 bytes an entry), popularities, degrees and sums
+    "cls, n_items, per_entry, per_item, per_user",
+    # the interactions over the items (8 bytes an entry and 8 an item), a weighting's weights
+    # (4), the item order (4 an item), above 2^15 items the interactions over the relabelled
+    # items (8) and the labels (4 an item); RP3beta: its walk weights and their transpose (12
+    # bytes an entry, 8 an item), the rows' lengths (8 an item), the users' totals (8 a user);
+    # and each thread's float64 row of sums and bitmap
     [
-        (ItemItemRecommender, 30, 8, 8),
-        (BM25Recommender, 30, 12, 8),
-        (CosineRecommender, 30, 12, 8),
-        (ItemItemRecommender, 2**15 + 1, 16, 8),
-        (BM25Recommender, 2**15 + 1, 20, 8),
-        (RP3BetaRecommender, 30, 12, 24),
+        (ItemItemRecommender, 30, 8, 12, 0),
+        (BM25Recommender, 30, 12, 12, 0),
+        (CosineRecommender, 30, 12, 12, 0),
+        (ItemItemRecommender, 2**15 + 1, 16, 16, 0),
+        (BM25Recommender, 2**15 + 1, 20, 16, 0),
+        (RP3BetaRecommender, 30, 12, 16, 8),
     ],
 )
 def test_fit_is_checked_against_the_memory_available(
-    monkeypatch, cls, n_items, per_entry, per_item
+    monkeypatch, cls, n_items, per_entry, per_item, per_user
 ):
     """With less memory available than the fit holds at least, MemoryError naming the sizes,
     before computing anything; with exactly that it fits."""
     from tacitrec import _validation
 
     X = sp.random(50, n_items, density=6 / n_items, format="csr", dtype=np.float32, random_state=0)
-    need = per_entry * X.nnz + per_item * n_items
+    threads = 3
+    sums = threads * (8 * n_items + 8 * -(-n_items // 64))
+    need = per_entry * X.nnz + per_item * n_items + per_user * 50 + sums
     monkeypatch.setattr(_validation, "available_memory", lambda: need - 1)
     with pytest.raises(
         MemoryError, match=f"50 users x {n_items:,} items .{X.nnz:,} stored interactions"
     ):
-        cls(K=5).fit(X, show_progress=False)
+        cls(K=5, num_threads=threads).fit(X, show_progress=False)
     monkeypatch.setattr(_validation, "available_memory", lambda: need)
-    m = cls(K=5).fit(X, show_progress=False)
+    m = cls(K=5, num_threads=threads).fit(X, show_progress=False)
     assert m.similarity.shape == (n_items, n_items)
