@@ -58,13 +58,29 @@ pub(crate) fn spmm_par(a: &CsrView<'_>, x: &[f32], m: usize, out: &mut [f32]) {
 }
 
 /// Orthonormal columns spanning the `n x l` row-major `y` (replaced).
-fn orthonormalize(y: &mut [f32], n: usize, l: usize) {
-    let q = MatRef::from_row_major_slice(y, n, l).qr().compute_thin_Q();
+fn orthonormalize(y: &mut [f32], n: usize, l: usize) -> Result<()> {
+    let q = dense(n, l, || {
+        MatRef::from_row_major_slice(y, n, l).qr().compute_thin_Q()
+    })?;
     for (i, row) in y.chunks_exact_mut(l).enumerate() {
         for (c, v) in row.iter_mut().enumerate() {
             *v = q[(i, c)];
         }
     }
+    Ok(())
+}
+
+/// `f()`, a step of faer's dense algebra on an `n x l` matrix, which allocates its copies and
+/// panics where an allocation fails: that panic as [`Error::OutOfMemory`] (the fit's memory check
+/// counts these copies; this is for memory taken by others meanwhile).
+fn dense<T>(n: usize, l: usize, f: impl FnOnce() -> T) -> Result<T> {
+    std::panic::catch_unwind(std::panic::AssertUnwindSafe(f)).map_err(|_| {
+        Error::out_of_memory::<f32>(
+            n as u128 * l as u128,
+            "the randomized SVD's dense factorisations",
+            format!("{n} rows x {l} columns (factors + oversampling)"),
+        )
+    })
 }
 
 /// Parameters of [`top_right_singular_vectors`].
@@ -121,7 +137,7 @@ pub fn top_right_singular_vectors(
     let stop = parallel::stop_flag(); // Ctrl-C: noticed between the passes over the matrix
     parallel::install(num_threads, || {
         spmm_par(a, &z, l, &mut y);
-        orthonormalize(&mut y, n_rows, l);
+        orthonormalize(&mut y, n_rows, l)?;
         for _ in 0..params.iterations {
             stop.check()?;
             // z = A^T Q is not re-orthonormalised: its condition number is at most
@@ -129,24 +145,28 @@ pub fn top_right_singular_vectors(
             // single precision, and the subspace is the same; one QR per pass pair, not two
             spmm_par(at, &y, l, &mut z);
             spmm_par(a, &z, l, &mut y);
-            orthonormalize(&mut y, n_rows, l);
+            orthonormalize(&mut y, n_rows, l)?;
         }
         // B^T = A^T Q (n_cols x l) = Q2 R2, R2 = U S W^T: the right singular vectors are Q2 U
         spmm_par(at, &y, l, &mut z);
         stop.check()
     })??;
-    let bt = MatRef::from_row_major_slice(&z, n_cols, l);
-    let qr = bt.qr();
-    let q2 = qr.compute_thin_Q();
-    let r2: Mat<f32> = qr.thin_R().to_owned();
-    let svd = r2
-        .svd()
-        .map_err(|_| Error::invalid("factors", "the small dense SVD did not converge"))?;
-    let s = svd.S().column_vector();
-    let mut order: Vec<usize> = (0..l).collect();
-    order.sort_by(|&x, &w| s[w].total_cmp(&s[x]));
-    let u = svd.U();
-    let qu = &q2 * u;
+    drop(y);
+    // each copy freed once the next is made: at most two n_cols x l matrices at a time
+    let (qu, order) = dense(n_cols, l, move || -> Result<(Mat<f32>, Vec<usize>)> {
+        let qr = MatRef::from_row_major_slice(&z, n_cols, l).qr();
+        drop(z);
+        let q2 = qr.compute_thin_Q();
+        let r2: Mat<f32> = qr.thin_R().to_owned();
+        drop(qr);
+        let svd = r2
+            .svd()
+            .map_err(|_| Error::invalid("factors", "the small dense SVD did not converge"))?;
+        let s = svd.S().column_vector();
+        let mut order: Vec<usize> = (0..l).collect();
+        order.sort_by(|&x, &w| s[w].total_cmp(&s[x]));
+        Ok((&q2 * svd.U(), order))
+    })??;
     let what = "the singular vectors";
     let cause = || format!("{n_cols} items x {k} factors");
     let mut v: Vec<f32> = try_zeroed(checked_len::<f32>(n_cols, k, what, cause)?, what, cause)?;

@@ -181,7 +181,11 @@ pub fn fit_memory_at_least(
         Similarity::Dot | Similarity::Pearson => 0,
         _ => 4,
     };
-    let (relabelled, labels) = if n_items > SMALL_CATALOGUE { (8, 4) } else { (0, 0) };
+    let (relabelled, labels) = if n_items > SMALL_CATALOGUE {
+        (8, 4)
+    } else {
+        (0, 0)
+    };
     (8 + weights + relabelled) * nnz as u128
         + (8 + 4 + labels) * n_items as u128
         + thread_scratch(n_items, num_threads)

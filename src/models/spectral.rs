@@ -922,10 +922,12 @@ pub struct SpectralFit {
 
 /// The bytes [`spectral_fit`] holds at least on `n_users` x `n_items` with `nnz` interactions,
 /// besides its input: the graph's values (4 bytes an entry), its transpose (8 an entry, 8 an
-/// item), the item degrees (4 an item; 20 while they are computed), the randomized SVD's blocks
-/// (`l = min(k + oversampling, n_users, n_items)` floats per user, and per item: the random block,
-/// its QR factor, the thin Q and its product with the small SVD's U) and the `k` singular vectors
-/// (floats per item). Per item these decide on wide matrices (ids used as column indices).
+/// item) and the item degrees (4 an item) throughout, and the randomized SVD's blocks of `l =
+/// min(k + oversampling, n_users, n_items)` floats a row, at the larger of its two peaks: while
+/// the users' block is orthonormalised, one block per item and three per user (the block, its
+/// QR factor and its Q); at the end, two per item (a QR factor, its Q, their product with the
+/// small SVD's U and the `k <= l` singular vectors, two at a time). Per item these decide on wide
+/// matrices (ids used as column indices).
 pub fn fit_memory_at_least(
     n_users: usize,
     n_items: usize,
@@ -941,7 +943,7 @@ pub fn fit_memory_at_least(
         (k + oversampling as u128).min(n_users).min(n_items)
     };
     let graph = 12 * nnz + 12 * n_items;
-    graph + 4 * l * n_users + 4 * n_items * (4 * l + k)
+    graph + (4 * l * (n_items + 3 * n_users)).max(8 * l * n_items)
 }
 
 /// Builds `R~ = D_U^-a R D_I^-b`, its transpose and its `params.k` leading right singular vectors

@@ -183,19 +183,21 @@ def test_factors_are_cut_to_the_matrix_and_threads_agree(X):
     np.testing.assert_array_equal(a.singular_vectors, b.singular_vectors)
 
 
-@pytest.mark.parametrize("factors, oversampling, n_users", [(8, 5, 60), (30, None, 20)])
+@pytest.mark.parametrize("factors, oversampling, n_users", [(8, 5, 60), (30, None, 20), (8, 5, 5)])
 def test_fit_is_checked_against_the_memory_available(monkeypatch, factors, oversampling, n_users):
     """With less memory available than the fit holds at least, MemoryError naming the sizes,
     before computing anything; with exactly that it fits. The bound: the graph's values and
     transpose (12 bytes an entry and an item with the degrees), l = min(k + oversampling, users,
-    items) floats per user and, per item, four blocks of l floats and the k singular vectors."""
+    items): while the users' block is orthonormalised one block per item and three per user, at
+    the end two per item, whichever is more."""
     from tacitrec import _validation
 
     n_items = 40
     X = sp.random(n_users, n_items, density=0.2, format="csr", dtype=np.float32, random_state=1)
     k = min(factors, n_users, n_items)
     lcols = min(k + (factors if oversampling is None else oversampling), n_users, n_items)
-    need = 12 * X.nnz + 12 * n_items + 4 * lcols * n_users + 4 * n_items * (4 * lcols + k)
+    blocks = max(4 * lcols * (n_items + 3 * n_users), 8 * lcols * n_items)
+    need = 12 * X.nnz + 12 * n_items + blocks
     model = dict(factors=factors, svd_oversampling=oversampling)
     monkeypatch.setattr(_validation, "available_memory", lambda: need - 1)
     with pytest.raises(
