@@ -71,10 +71,18 @@ fn orthonormalize(y: &mut [f32], n: usize, l: usize) -> Result<()> {
 }
 
 /// `f()`, a step of faer's dense algebra on an `n x l` matrix, which allocates its copies and
-/// panics where an allocation fails: that panic as [`Error::OutOfMemory`] (the fit's memory check
-/// counts these copies; this is for memory taken by others meanwhile).
+/// panics where an allocation fails (an `AllocError` unwrapped): that panic as
+/// [`Error::OutOfMemory`] (the fit's memory check counts these copies; this is for memory taken
+/// by others meanwhile). Any other panic goes on unwinding.
 fn dense<T>(n: usize, l: usize, f: impl FnOnce() -> T) -> Result<T> {
-    std::panic::catch_unwind(std::panic::AssertUnwindSafe(f)).map_err(|_| {
+    std::panic::catch_unwind(std::panic::AssertUnwindSafe(f)).map_err(|payload| {
+        let message = payload
+            .downcast_ref::<String>()
+            .map(String::as_str)
+            .or_else(|| payload.downcast_ref::<&str>().copied());
+        if !message.is_some_and(|m| m.contains("AllocError")) {
+            std::panic::resume_unwind(payload);
+        }
         Error::out_of_memory::<f32>(
             n as u128 * l as u128,
             "the randomized SVD's dense factorisations",
@@ -176,4 +184,31 @@ pub fn top_right_singular_vectors(
         }
     }
     Ok(v)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A failed allocation's panic (faer unwraps an `AllocError`) becomes `OutOfMemory` naming
+    /// the block; any other panic goes on unwinding; a value passes through.
+    #[test]
+    fn dense_maps_only_allocation_panics() {
+        assert_eq!(dense(3, 2, || 7).ok(), Some(7));
+        // as faer's `Mat` panics: `Result::unwrap` on its `AllocError` (a formatted message)
+        let oom = dense(1000, 20, || {
+            let layout = "Layout { size: 80000, align: 64 }";
+            panic!("called `Result::unwrap()` on an `Err` value: AllocError {{ layout: {layout} }}")
+        });
+        let message = oom.err().map(|e| e.to_string()).unwrap_or_default();
+        assert!(
+            message.contains("dense factorisations") && message.contains("1000 rows"),
+            "{message}"
+        );
+        let other = std::panic::catch_unwind(|| dense(1, 1, || panic!("index out of bounds")));
+        assert!(
+            other.is_err(),
+            "a panic that is not an allocation's must keep unwinding"
+        );
+    }
 }
