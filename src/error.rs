@@ -130,6 +130,14 @@ pub fn try_zeroed<T: Zeroable>(
     Ok(v)
 }
 
+/// `0..len` as `u32` ids (an identity order or labelling, to be permuted), or
+/// [`Error::OutOfMemory`] as [`try_vec`]. `len` must fit in `u32`.
+pub fn try_ids(len: usize, what: &str, cause: impl FnOnce() -> String) -> Result<Vec<u32>> {
+    let mut v = try_with_capacity(len, what, cause)?;
+    v.extend(0..len as u32);
+    Ok(v)
+}
+
 /// An empty vector with room for exactly `len` elements, or [`Error::OutOfMemory`].
 pub fn try_with_capacity<T>(
     len: usize,

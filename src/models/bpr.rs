@@ -21,7 +21,7 @@
 use super::sgd::{
     column_counts, column_popularity, popularity, stream, Alias, AliasEntry, Negatives, SharedRows,
 };
-use crate::error::{try_vec, try_with_capacity, try_zeroed, Error, Result};
+use crate::error::{try_ids, try_vec, try_zeroed, Error, Result};
 use crate::parallel::{self, Stop};
 use crate::simd::{load_tail, prefetch, sgd_arch, store_tail, vdot2, Lanes, WithSimd};
 use crate::sparse::CsrView;
@@ -386,8 +386,7 @@ fn blocks(m: &CsrView<'_>, seed: u64, use_weights: bool) -> Result<Blocks> {
     let (n_items, s) = (m.n_cols(), strata(m.n_cols()));
     let what = "the interactions grouped by block (deterministic=True)";
     let per_item = || format!("user_items has {n_items} columns (items)");
-    let mut order: Vec<u32> = try_with_capacity(n_items, what, per_item)?;
-    order.extend(0..n_items as u32);
+    let mut order = try_ids(n_items, what, per_item)?;
     order.shuffle(&mut stream(seed, u64::MAX, 3));
     // one byte per item (s <= 32), so that the map stays in cache while the entries are dealt
     let mut stratum: Vec<u8> = try_vec(n_items, 0, what, per_item)?;

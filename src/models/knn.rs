@@ -2,7 +2,7 @@
 //! matrix with its transpose, keeping the top K per item) and the scorers that recommend from it
 //! through the shared top-k driver.
 
-use crate::error::{try_vec, try_with_capacity, try_zeroed, Error, Result};
+use crate::error::{try_ids, try_vec, try_with_capacity, try_zeroed, Error, Result};
 use crate::parallel;
 use crate::simd::{advise_huge_pages, prefetch, prefetch_to, Arch, Lanes, WithSimd, L1, L2};
 use crate::sparse::weighting::{self, Documents};
@@ -1159,11 +1159,9 @@ fn assemble(order: &[u32], tasks: Vec<Option<RowsOut>>, k: usize) -> Result<Csr>
 /// `0..n_items` as labels, allocated fallibly (a matrix as wide as the largest id asks for
 /// billions).
 fn identity(n_items: usize) -> Result<Vec<u32>> {
-    let mut v = try_with_capacity(n_items, "the similarity's item order", || {
+    try_ids(n_items, "the similarity's item order", || {
         format!("user_items has {n_items} columns (items)")
-    })?;
-    v.extend(0..n_items as u32);
-    Ok(v)
+    })
 }
 
 /// Anchors of [`locality_order`]: the most popular items, one bit each of a user's mask.
